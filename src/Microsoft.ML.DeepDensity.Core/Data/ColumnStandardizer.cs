@@ -1,0 +1,86 @@
+using Microsoft.ML.DeepDensity.Persistence;
+
+namespace Microsoft.ML.DeepDensity.Data;
+
+/// <summary>
+/// Per-column affine map y = (x − mean) / scale, fitted on training data and stored with a model. Densities of y
+/// convert to densities of x by adding <see cref="LogJacobian"/> = −Σ log scale.
+/// </summary>
+public sealed class ColumnStandardizer
+{
+    /// <summary>Scale used for (near-)constant columns, so they do not blow up.</summary>
+    public const float MinimumScale = 1e-6f;
+
+    public ColumnStandardizer(float[] mean, float[] scale)
+    {
+        if (mean.Length != scale.Length) throw new ArgumentException("Mean and scale lengths differ.");
+        foreach (var s in scale) if (!(s > 0) || !float.IsFinite(s)) throw new ArgumentException("Scales must be positive and finite.");
+        Mean = mean; Scale = scale;
+        double lj = 0;
+        foreach (var s in scale) lj -= Math.Log(s);
+        LogJacobian = lj;
+    }
+
+    /// <summary>The identity map of the given width.</summary>
+    public static ColumnStandardizer Identity(int width)
+        => new(new float[width], Enumerable.Repeat(1f, width).ToArray());
+
+    /// <summary>Column means and standard deviations (float64 accumulation; constant columns get scale 1).</summary>
+    public static ColumnStandardizer Fit(RowMatrix data)
+    {
+        int n = data.Rows, d = data.Columns;
+        var mean = new double[d];
+        var m2 = new double[d];
+        for (int r = 0; r < n; r++)
+        {
+            var row = data.Row(r);
+            for (int c = 0; c < d; c++)
+            {
+                double delta = row[c] - mean[c];
+                mean[c] += delta / (r + 1);
+                m2[c] += delta * (row[c] - mean[c]);
+            }
+        }
+        var fm = new float[d];
+        var fs = new float[d];
+        for (int c = 0; c < d; c++)
+        {
+            fm[c] = (float)mean[c];
+            double sd = n > 1 ? Math.Sqrt(m2[c] / n) : 0;
+            fs[c] = sd > MinimumScale ? (float)sd : 1f;
+        }
+        return new ColumnStandardizer(fm, fs);
+    }
+
+    public float[] Mean { get; }
+    public float[] Scale { get; }
+    public int Width => Mean.Length;
+    /// <summary>log |det ∂y/∂x| = −Σ log scale.</summary>
+    public double LogJacobian { get; }
+
+    /// <summary>y = (x − mean)/scale for <paramref name="rows"/> rows.</summary>
+    public void Forward(ReadOnlySpan<float> x, Span<float> y, int rows)
+    {
+        int d = Width;
+        for (int r = 0; r < rows; r++)
+            for (int c = 0; c < d; c++) y[r * d + c] = (x[r * d + c] - Mean[c]) / Scale[c];
+    }
+
+    /// <summary>x = y·scale + mean, in place.</summary>
+    public void Inverse(Span<float> y, int rows)
+    {
+        int d = Width;
+        for (int r = 0; r < rows; r++)
+            for (int c = 0; c < d; c++) y[r * d + c] = y[r * d + c] * Scale[c] + Mean[c];
+    }
+
+    public void Write(ModelWriter w) { w.WriteSingles(Mean); w.WriteSingles(Scale); }
+
+    public static ColumnStandardizer Read(ModelReader r, int width)
+    {
+        var mean = r.ReadSingles("standardizer mean", width);
+        var scale = r.ReadSingles("standardizer scale", width);
+        foreach (var s in scale) if (!(s > 0)) throw r.Corrupt("standardizer scale is not positive");
+        return new ColumnStandardizer(mean, scale);
+    }
+}

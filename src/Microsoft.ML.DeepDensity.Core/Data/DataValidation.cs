@@ -1,0 +1,88 @@
+namespace Microsoft.ML.DeepDensity.Data;
+
+/// <summary>Bad input data: names the row, the column and the problem.</summary>
+public sealed class DataValidationException : ArgumentException
+{
+    public DataValidationException(long row, int column, string problem, string? source)
+        : base(Format(row, column, problem, source))
+    {
+        Row = row; Column = column; Problem = problem; DataSource = source;
+    }
+
+    /// <summary>Zero-based row index, or −1 when the problem is not about one row.</summary>
+    public long Row { get; }
+    /// <summary>Zero-based column (slot) index, or −1 when the problem is not about one column.</summary>
+    public int Column { get; }
+    /// <summary>The problem, in words.</summary>
+    public string Problem { get; }
+    /// <summary>The data source / column name the caller gave, if any.</summary>
+    public string? DataSource { get; }
+
+    private static string Format(long row, int column, string problem, string? source)
+    {
+        var where = new List<string>();
+        if (source is not null) where.Add($"'{source}'");
+        if (row >= 0) where.Add($"row {row}");
+        if (column >= 0) where.Add($"column {column}");
+        return where.Count == 0 ? $"Invalid data: {problem}." : $"Invalid data at {string.Join(", ", where)}: {problem}.";
+    }
+}
+
+/// <summary>The one place input rows are checked (finite values, width, domain, emptiness).</summary>
+public static class DataValidation
+{
+    /// <summary>
+    /// Checks a row-major span of rows of width <paramref name="dimension"/>; returns the row count.
+    /// <paramref name="firstRow"/> offsets reported row numbers (for data read in blocks).
+    /// </summary>
+    public static int CheckRows(ReadOnlySpan<float> rows, int dimension, InputDomain domain, string? source, long firstRow = 0)
+    {
+        if (dimension <= 0) throw new ArgumentOutOfRangeException(nameof(dimension), "Dimension must be positive.");
+        if (rows.Length % dimension != 0)
+            throw new DataValidationException(-1, -1,
+                $"{rows.Length} values is not a whole number of rows of width {dimension} (wrong vector size?)", source);
+        int count = rows.Length / dimension;
+        for (int r = 0; r < count; r++)
+        {
+            var row = rows.Slice(r * dimension, dimension);
+            // Fast path: one vectorised pass decides whether the row needs a closer look.
+            if (domain == InputDomain.Real ? AllFinite(row) : AllBinary(row)) continue;
+            for (int c = 0; c < dimension; c++)
+            {
+                float v = row[c];
+                if (float.IsNaN(v)) throw new DataValidationException(firstRow + r, c, "value is NaN", source);
+                if (float.IsInfinity(v)) throw new DataValidationException(firstRow + r, c, $"value is {(v > 0 ? "+" : "-")}infinity", source);
+                if (domain == InputDomain.Binary && v != 0f && v != 1f)
+                    throw new DataValidationException(firstRow + r, c, $"value {v} is not binary (a binary model needs 0 or 1)", source);
+            }
+        }
+        return count;
+    }
+
+    /// <summary>Checks a training matrix: at least one row, the expected width (if given), valid values.</summary>
+    public static void CheckTrainingData(RowMatrix data, InputDomain domain, string source, int? expectedWidth = null, int minRows = 1)
+    {
+        ArgumentNullException.ThrowIfNull(data);
+        if (data.Rows == 0) throw new DataValidationException(-1, -1, "the data has no rows", source);
+        if (data.Columns == 0) throw new DataValidationException(-1, -1, "rows have no columns", source);
+        if (expectedWidth is int w && data.Columns != w)
+            throw new DataValidationException(-1, -1, $"rows have {data.Columns} columns but {w} are expected", source);
+        if (data.Rows < minRows)
+            throw new DataValidationException(-1, -1, $"the data has {data.Rows} rows; at least {minRows} are needed", source);
+        CheckRows(data.AsSpan(), data.Columns, domain, source);
+    }
+
+    private static bool AllFinite(ReadOnlySpan<float> row)
+    {
+        // x - x is 0 for finite x and NaN for NaN/±inf; the sum is NaN iff any value is non-finite.
+        float acc = 0;
+        foreach (var v in row) acc += v - v;
+        return acc == 0f;
+    }
+
+    private static bool AllBinary(ReadOnlySpan<float> row)
+    {
+        foreach (var v in row) if (v != 0f && v != 1f) return false;
+        return true;
+    }
+}

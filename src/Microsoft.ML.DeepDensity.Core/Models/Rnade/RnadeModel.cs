@@ -1,0 +1,255 @@
+using Microsoft.ML.DeepDensity.Data;
+using Microsoft.ML.DeepDensity.Numerics;
+using Microsoft.ML.DeepDensity.Persistence;
+using Microsoft.ML.DeepDensity.Randomness;
+using Microsoft.ML.DeepDensity.Training;
+
+namespace Microsoft.ML.DeepDensity.Models.Rnade;
+
+/// <summary>
+/// Real-valued neural autoregressive density estimator with mixture-of-Gaussians conditionals
+/// (Uria, Murray &amp; Larochelle, NIPS 2013). Exact log-density; ancestral sampling.
+/// </summary>
+public sealed class RnadeModel : DensityModel
+{
+    /// <summary>Model-kind name in saved files.</summary>
+    public const string Kind = "Rnade";
+    private const int RowsPerScoringBlock = 256;
+
+    internal readonly RnadeNetwork Network;
+    private readonly int[] _order;          // model position p reads input column _order[p]
+    private readonly ColumnStandardizer _standardizer; // in model order
+
+    internal RnadeModel(RnadeNetwork network, int[] order, ColumnStandardizer standardizer)
+    {
+        Network = network; _order = order; _standardizer = standardizer;
+    }
+
+    public override string ModelKind => Kind;
+    public override int Dimension => Network.D;
+    public override DensityKind DensityKind => DensityKind.Exact;
+
+    /// <summary>Hidden units H.</summary>
+    public int HiddenUnits => Network.H;
+    /// <summary>Mixture components K per conditional.</summary>
+    public int Components => Network.K;
+    /// <summary>Hidden non-linearity.</summary>
+    public Activation Activation => Network.Activation;
+    /// <summary>The order in which input columns are modelled.</summary>
+    public IReadOnlyList<int> VariableOrder => _order;
+    /// <summary>Input standardisation, indexed by model position (see <see cref="VariableOrder"/>).</summary>
+    public ColumnStandardizer Standardizer => _standardizer;
+    /// <summary>What training did (null for a loaded model).</summary>
+    public TrainingSummary? TrainingSummary { get; internal set; }
+
+    /// <summary>Trains an RNADE on <paramref name="data"/> (rows × D) with the shared training loop.</summary>
+    public static RnadeModel Fit(RowMatrix data, RnadeOptions? options = null, RowMatrix? validation = null,
+        IProgress<TrainingProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        options ??= new RnadeOptions();
+        options.Validate();
+        DataValidation.CheckTrainingData(data, InputDomain.Real, "training data");
+        if (validation is not null) DataValidation.CheckTrainingData(validation, InputDomain.Real, "validation data", data.Columns);
+        int d = data.Columns;
+        var order = options.ResolveOrder(d);
+        var (train, valid) = TrainingLoop.Split(data, validation, options.ValidationFraction, options.Seed);
+
+        var permutedTrain = Permute(train, order);
+        var standardizer = options.Standardize ? ColumnStandardizer.Fit(permutedTrain) : ColumnStandardizer.Identity(d);
+        var modelTrain = ToModelSpace(permutedTrain, standardizer);
+        var modelValid = valid is null ? null : ToModelSpace(Permute(valid, order), standardizer);
+
+        var network = new RnadeNetwork(d, options.HiddenUnits, options.Components, options.Activation);
+        network.Initialize(new RandomStream(options.Seed).Fork(0x1A17), ColumnQuantiles(modelTrain, options.Components));
+        var objective = new RnadeObjective(network, options.RowsPerBlock, options.ScaleMeanGradientBySigma, standardizer.LogJacobian);
+        var summary = TrainingLoop.Run(objective, modelTrain, modelValid, options, progress, cancellationToken);
+        return new RnadeModel(network, order, standardizer) { TrainingSummary = summary };
+    }
+
+    protected override void LogDensityCore(ReadOnlySpan<float> rows, int count, Span<float> logDensity, Span<float> standardError)
+    {
+        int blocks = (count + RowsPerScoringBlock - 1) / RowsPerScoringBlock;
+        float logJacobian = (float)_standardizer.LogJacobian;
+        if (blocks == 1)
+        {
+            ScoreBlock(rows, count, logDensity, logJacobian);
+            return;
+        }
+        // Spans cannot cross into lambdas: copy input and output through arrays per block.
+        var input = rows.ToArray();
+        var output = new float[count];
+        Parallel.For(0, blocks, b =>
+        {
+            int start = b * RowsPerScoringBlock, n = Math.Min(RowsPerScoringBlock, count - start);
+            ScoreBlock(input.AsSpan(start * Dimension, n * Dimension), n, output.AsSpan(start, n), logJacobian);
+        });
+        output.CopyTo(logDensity);
+    }
+
+    private void ScoreBlock(ReadOnlySpan<float> raw, int n, Span<float> logDensity, float logJacobian)
+    {
+        int d = Dimension;
+        var x = new float[n * d];
+        ToModelSpace(raw, x, n);
+        var ws = new RnadeNetwork.Workspace(Network, n, forTraining: false);
+        Network.Forward(x, n, ws, logDensity, 0f, false);
+        for (int i = 0; i < n; i++) logDensity[i] += logJacobian;
+    }
+
+    protected override void SampleCore(int count, ulong seed, Span<float> destination)
+    {
+        var root = new RandomStream(seed);
+        int d = Dimension;
+        int blocks = (count + RowsPerScoringBlock - 1) / RowsPerScoringBlock;
+        var output = new float[count * d];
+        Parallel.For(0, blocks, b =>
+        {
+            int start = b * RowsPerScoringBlock, n = Math.Min(RowsPerScoringBlock, count - start);
+            var modelSpace = new float[n * d];
+            Network.Sample(n, root.Fork((ulong)b), modelSpace);
+            _standardizer.Inverse(modelSpace, n);
+            var dst = output.AsSpan(start * d, n * d);
+            for (int r = 0; r < n; r++)
+                for (int p = 0; p < d; p++) dst[r * d + _order[p]] = modelSpace[r * d + p];
+        });
+        output.CopyTo(destination);
+    }
+
+    private void ToModelSpace(ReadOnlySpan<float> raw, Span<float> x, int n)
+    {
+        int d = Dimension;
+        for (int r = 0; r < n; r++)
+            for (int p = 0; p < d; p++)
+                x[r * d + p] = (raw[r * d + _order[p]] - _standardizer.Mean[p]) / _standardizer.Scale[p];
+    }
+
+    private static RowMatrix Permute(RowMatrix m, int[] order)
+    {
+        var result = new RowMatrix(m.Rows, m.Columns);
+        for (int r = 0; r < m.Rows; r++)
+        {
+            var src = m.Row(r); var dst = result.Row(r);
+            for (int p = 0; p < order.Length; p++) dst[p] = src[order[p]];
+        }
+        return result;
+    }
+
+    private static RowMatrix ToModelSpace(RowMatrix permuted, ColumnStandardizer s)
+    {
+        var result = new RowMatrix(permuted.Rows, permuted.Columns);
+        s.Forward(permuted.AsSpan(), result.AsSpan(), permuted.Rows);
+        return result;
+    }
+
+    /// <summary>Quantiles (k+½)/K of each column: initial component means that cover the data.</summary>
+    private static float[] ColumnQuantiles(RowMatrix data, int k)
+    {
+        int n = data.Rows, d = data.Columns;
+        var q = new float[d * k];
+        var col = new float[n];
+        for (int c = 0; c < d; c++)
+        {
+            for (int r = 0; r < n; r++) col[r] = data[r, c];
+            Array.Sort(col);
+            for (int i = 0; i < k; i++) q[c * k + i] = col[Math.Min(n - 1, (int)((i + 0.5) / k * n))];
+        }
+        return q;
+    }
+
+    protected internal override void WritePayload(ModelWriter w)
+    {
+        w.WriteInt32(Network.D); w.WriteInt32(Network.H); w.WriteInt32(Network.K);
+        w.WriteEnum(Network.Activation);
+        w.WriteInt32s(_order);
+        _standardizer.Write(w);
+        w.WriteSingles(Network.W); w.WriteSingles(Network.C); w.WriteSingles(Network.Rho);
+        w.WriteSingles(Network.V); w.WriteSingles(Network.B);
+    }
+
+    internal static DensityModel ReadPayload(ModelReader r, int version)
+    {
+        if (version != 1) throw r.Corrupt($"payload version {version} is not supported (expected 1)");
+        int d = r.ReadInt32("dimension", 1, 1 << 20);
+        int h = r.ReadInt32("hidden units", 1, 1 << 20);
+        int k = r.ReadInt32("components", 1, 1 << 16);
+        var act = r.ReadEnum<Activation>("activation");
+        if ((long)d * h * 3 * k * 4 > r.Remaining) throw r.Corrupt("declared sizes exceed the payload");
+        var order = r.ReadInt32s("variable order", d);
+        var seen = new bool[d];
+        foreach (var o in order) { if (o < 0 || o >= d || seen[o]) throw r.Corrupt("variable order is not a permutation"); seen[o] = true; }
+        var std = ColumnStandardizer.Read(r, d);
+        var net = new RnadeNetwork(d, h, k, act,
+            r.ReadSingles("W", (d - 1) * h), r.ReadSingles("c", h), r.ReadSingles("rho", d),
+            r.ReadSingles("V", d * h * 3 * k), r.ReadSingles("b", d * 3 * k));
+        return new RnadeModel(net, order, std);
+    }
+}
+
+/// <summary>The RNADE log-likelihood as a training objective: blocks of rows in parallel, reduced in block order.</summary>
+internal sealed class RnadeObjective : IGradientObjective
+{
+    private readonly RnadeNetwork _net;
+    private readonly int _rowsPerBlock;
+    private readonly bool _scaleMeanBySigma;
+    private readonly double _logJacobian;
+    private readonly List<RnadeNetwork.Workspace> _workspaces = new();
+
+    /// <param name="logJacobian">Added per row so reported objectives are log-densities of the raw (unstandardised) data.</param>
+    public RnadeObjective(RnadeNetwork net, int rowsPerBlock, bool scaleMeanBySigma, double logJacobian = 0)
+    {
+        _net = net; _rowsPerBlock = rowsPerBlock; _scaleMeanBySigma = scaleMeanBySigma; _logJacobian = logJacobian;
+        Parameters = new ParameterSet(new Parameter("W", net.W), new Parameter("c", net.C), new Parameter("rho", net.Rho),
+            new Parameter("V", net.V), new Parameter("b", net.B));
+    }
+
+    public ParameterSet Parameters { get; }
+
+    public double ComputeGradient(ReadOnlySpan<float> rows, int count, RandomStream random)
+        => Run(rows, count, withGradient: true);
+
+    public double Evaluate(ReadOnlySpan<float> rows, int count, RandomStream random)
+        => Run(rows, count, withGradient: false);
+
+    private double Run(ReadOnlySpan<float> rows, int count, bool withGradient)
+    {
+        int d = _net.D;
+        int blocks = (count + _rowsPerBlock - 1) / _rowsPerBlock;
+        while (_workspaces.Count < blocks) _workspaces.Add(new RnadeNetwork.Workspace(_net, _rowsPerBlock, forTraining: true));
+        var input = rows.ToArray();
+        var sums = new double[blocks];
+        float scale = -1f / count;
+        void Block(int b)
+        {
+            int start = b * _rowsPerBlock, n = Math.Min(_rowsPerBlock, count - start);
+            var ws = _workspaces[b];
+            var x = input.AsSpan(start * d, n * d);
+            Span<float> logp = n <= 1024 ? stackalloc float[n] : new float[n];
+            _net.Forward(x, n, ws, logp, scale, _scaleMeanBySigma);
+            double s = 0;
+            foreach (var v in logp) s += v;
+            sums[b] = s;
+            if (withGradient)
+            {
+                Array.Clear(ws.GW!); Array.Clear(ws.GC!); Array.Clear(ws.GRho!); Array.Clear(ws.GV!); Array.Clear(ws.GB!);
+                _net.Backward(x, n, ws);
+            }
+        }
+        if (blocks == 1) Block(0); else Parallel.For(0, blocks, Block);
+        if (withGradient)
+        {
+            Parameters.ZeroGradients();
+            for (int b = 0; b < blocks; b++)
+            {
+                var ws = _workspaces[b];
+                Add(Parameters.Items[0].Gradient, ws.GW!); Add(Parameters.Items[1].Gradient, ws.GC!);
+                Add(Parameters.Items[2].Gradient, ws.GRho!); Add(Parameters.Items[3].Gradient, ws.GV!);
+                Add(Parameters.Items[4].Gradient, ws.GB!);
+            }
+        }
+        double total = count * _logJacobian;
+        foreach (var s in sums) total += s;
+        return total;
+    }
+
+    private static void Add(float[] dst, float[] src) => System.Numerics.Tensors.TensorPrimitives.Add(dst, src, dst);
+}

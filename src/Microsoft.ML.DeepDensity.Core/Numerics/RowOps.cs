@@ -1,0 +1,102 @@
+using System.Numerics.Tensors;
+
+namespace Microsoft.ML.DeepDensity.Numerics;
+
+/// <summary>Row-wise reductions and normalisations over row-major float matrices.</summary>
+public static class RowOps
+{
+    /// <summary>Numerically stable log Σ exp(x) of one vector (max-shifted; sum in float64).</summary>
+    public static float LogSumExp(ReadOnlySpan<float> x)
+    {
+        if (x.IsEmpty) return float.NegativeInfinity;
+        float max = TensorPrimitives.Max(x);
+        if (float.IsNegativeInfinity(max)) return float.NegativeInfinity;
+        if (!float.IsFinite(max)) return max;
+        double sum = 0;
+        for (int i = 0; i < x.Length; i++) sum += Math.Exp(x[i] - max);
+        return (float)(max + Math.Log(sum));
+    }
+
+    /// <summary>log Σ exp of each row of a rows×cols matrix into <paramref name="destination"/>[row].</summary>
+    public static void LogSumExpRows(ReadOnlySpan<float> x, int rows, int cols, Span<float> destination, Span<float> scratch = default)
+    {
+        CheckShape(x.Length, rows, cols);
+        if (destination.Length < rows) throw new ArgumentException("Destination is shorter than the number of rows.", nameof(destination));
+        float[]? rented = null;
+        if (scratch.Length < cols) scratch = rented = new float[cols];
+        for (int r = 0; r < rows; r++)
+        {
+            var row = x.Slice(r * cols, cols);
+            float max = TensorPrimitives.Max(row);
+            if (!float.IsFinite(max)) { destination[r] = float.IsNegativeInfinity(max) ? max : max; continue; }
+            var s = scratch[..cols];
+            TensorPrimitives.Subtract(row, max, s);
+            TensorPrimitives.Exp(s, s);
+            destination[r] = max + (float)Math.Log(SumAsDouble(s));
+        }
+        _ = rented;
+    }
+
+    /// <summary>In-place softmax of each row of a rows×cols matrix.</summary>
+    public static void SoftmaxRows(Span<float> x, int rows, int cols)
+    {
+        CheckShape(x.Length, rows, cols);
+        for (int r = 0; r < rows; r++)
+        {
+            var row = x.Slice(r * cols, cols);
+            float max = TensorPrimitives.Max(row);
+            TensorPrimitives.Subtract(row, max, row);
+            TensorPrimitives.Exp(row, row);
+            float inv = 1f / TensorPrimitives.Sum(row);
+            TensorPrimitives.Multiply(row, inv, row);
+        }
+    }
+
+    /// <summary>In-place log-softmax of each row; returns nothing, rows sum to 1 in probability space.</summary>
+    public static void LogSoftmaxRows(Span<float> x, int rows, int cols)
+    {
+        CheckShape(x.Length, rows, cols);
+        for (int r = 0; r < rows; r++)
+        {
+            var row = x.Slice(r * cols, cols);
+            float lse = LogSumExp(row);
+            TensorPrimitives.Subtract(row, lse, row);
+        }
+    }
+
+    /// <summary>Sum of a float span accumulated in float64 (long sums lose no precision).</summary>
+    public static double SumAsDouble(ReadOnlySpan<float> x)
+    {
+        // Blocks of 256 summed in float (SIMD) then accumulated in double: error bounded by block length, not n.
+        double total = 0;
+        int i = 0;
+        for (; i + 256 <= x.Length; i += 256) total += TensorPrimitives.Sum(x.Slice(i, 256));
+        if (i < x.Length) total += TensorPrimitives.Sum(x[i..]);
+        return total;
+    }
+
+    /// <summary>Adds <paramref name="bias"/> to every row of a rows×cols matrix.</summary>
+    public static void AddRowVector(Span<float> x, int rows, int cols, ReadOnlySpan<float> bias)
+    {
+        CheckShape(x.Length, rows, cols);
+        for (int r = 0; r < rows; r++)
+        {
+            var row = x.Slice(r * cols, cols);
+            TensorPrimitives.Add(row, bias[..cols], row);
+        }
+    }
+
+    /// <summary>destination[c] += Σ_r x[r, c] (column sums accumulated into an existing vector).</summary>
+    public static void AccumulateColumnSums(ReadOnlySpan<float> x, int rows, int cols, Span<float> destination)
+    {
+        CheckShape(x.Length, rows, cols);
+        for (int r = 0; r < rows; r++)
+            TensorPrimitives.Add(destination[..cols], x.Slice(r * cols, cols), destination[..cols]);
+    }
+
+    private static void CheckShape(int length, int rows, int cols)
+    {
+        if (rows < 0 || cols < 0 || (long)rows * cols > length)
+            throw new ArgumentException($"A {rows}×{cols} matrix needs {(long)rows * cols} elements; the span has {length}.");
+    }
+}

@@ -1,0 +1,10 @@
+namespace Microsoft.ML.DeepDensity.Persistence;
+
+/// <summary>The model kinds this assembly can load. Adding a model is one line here.</summary>
+internal static class BuiltInModels
+{
+    internal static void RegisterAll()
+    {
+        ModelRegistry.Register(Models.Rnade.RnadeModel.Kind, Models.Rnade.RnadeModel.ReadPayload);
+    }
+}

@@ -1,0 +1,180 @@
+using System.Buffers.Binary;
+using System.Runtime.InteropServices;
+using System.Text;
+
+namespace Microsoft.ML.DeepDensity.Persistence;
+
+/// <summary>Little-endian writer for a model payload. Arrays are length-prefixed.</summary>
+public sealed class ModelWriter
+{
+    private readonly MemoryStream _stream = new();
+
+    public void WriteInt32(int value) { Span<byte> b = stackalloc byte[4]; BinaryPrimitives.WriteInt32LittleEndian(b, value); _stream.Write(b); }
+    public void WriteInt64(long value) { Span<byte> b = stackalloc byte[8]; BinaryPrimitives.WriteInt64LittleEndian(b, value); _stream.Write(b); }
+    public void WriteUInt64(ulong value) { Span<byte> b = stackalloc byte[8]; BinaryPrimitives.WriteUInt64LittleEndian(b, value); _stream.Write(b); }
+    public void WriteSingle(float value) { Span<byte> b = stackalloc byte[4]; BinaryPrimitives.WriteSingleLittleEndian(b, value); _stream.Write(b); }
+    public void WriteDouble(double value) { Span<byte> b = stackalloc byte[8]; BinaryPrimitives.WriteDoubleLittleEndian(b, value); _stream.Write(b); }
+    public void WriteBoolean(bool value) => _stream.WriteByte(value ? (byte)1 : (byte)0);
+
+    /// <summary>Writes an enum (or small int) as Int32.</summary>
+    public void WriteEnum<T>(T value) where T : struct, Enum => WriteInt32(Convert.ToInt32(value));
+
+    public void WriteString(string value)
+    {
+        var bytes = Encoding.UTF8.GetBytes(value);
+        WriteInt32(bytes.Length);
+        _stream.Write(bytes);
+    }
+
+    public void WriteSingles(ReadOnlySpan<float> values)
+    {
+        WriteInt32(values.Length);
+        if (BitConverter.IsLittleEndian) _stream.Write(MemoryMarshal.AsBytes(values));
+        else foreach (var v in values) WriteSingle(v);
+    }
+
+    public void WriteDoubles(ReadOnlySpan<double> values)
+    {
+        WriteInt32(values.Length);
+        if (BitConverter.IsLittleEndian) _stream.Write(MemoryMarshal.AsBytes(values));
+        else foreach (var v in values) WriteDouble(v);
+    }
+
+    public void WriteInt32s(ReadOnlySpan<int> values)
+    {
+        WriteInt32(values.Length);
+        if (BitConverter.IsLittleEndian) _stream.Write(MemoryMarshal.AsBytes(values));
+        else foreach (var v in values) WriteInt32(v);
+    }
+
+    internal byte[] ToArray() => _stream.ToArray();
+}
+
+/// <summary>
+/// Bounds-checked reader for a model payload: every length is checked against the bytes that remain before
+/// anything is allocated, so a corrupt length cannot cause a huge allocation.
+/// </summary>
+public sealed class ModelReader
+{
+    private readonly byte[] _data;
+    private int _pos;
+    private readonly string _kind;
+
+    internal ModelReader(byte[] data, string kind) { _data = data; _kind = kind; }
+
+    /// <summary>Bytes not yet read.</summary>
+    public int Remaining => _data.Length - _pos;
+
+    private ReadOnlySpan<byte> Take(int n, string what)
+    {
+        if (n < 0 || n > Remaining) throw Corrupt($"{what} runs past the end of the payload");
+        var s = _data.AsSpan(_pos, n);
+        _pos += n;
+        return s;
+    }
+
+    public int ReadInt32() => BinaryPrimitives.ReadInt32LittleEndian(Take(4, "an integer"));
+    public long ReadInt64() => BinaryPrimitives.ReadInt64LittleEndian(Take(8, "an integer"));
+    public ulong ReadUInt64() => BinaryPrimitives.ReadUInt64LittleEndian(Take(8, "an integer"));
+    public float ReadSingle() => BinaryPrimitives.ReadSingleLittleEndian(Take(4, "a number"));
+    public double ReadDouble() => BinaryPrimitives.ReadDoubleLittleEndian(Take(8, "a number"));
+
+    public bool ReadBoolean()
+    {
+        byte b = Take(1, "a flag")[0];
+        return b switch { 0 => false, 1 => true, _ => throw Corrupt($"flag byte {b} is neither 0 nor 1") };
+    }
+
+    /// <summary>Reads an Int32 and checks it lies in [min, max].</summary>
+    public int ReadInt32(string name, int min, int max)
+    {
+        int v = ReadInt32();
+        if (v < min || v > max) throw Corrupt($"{name} = {v} is outside [{min}, {max}]");
+        return v;
+    }
+
+    /// <summary>Reads an enum written with <see cref="ModelWriter.WriteEnum{T}"/> and checks it is defined.</summary>
+    public T ReadEnum<T>(string name) where T : struct, Enum
+    {
+        int v = ReadInt32();
+        var e = (T)Enum.ToObject(typeof(T), v);
+        if (!Enum.IsDefined(e)) throw Corrupt($"{name} = {v} is not a valid {typeof(T).Name}");
+        return e;
+    }
+
+    public string ReadString(int maxLength = 1 << 16)
+    {
+        int n = ReadInt32();
+        if (n < 0 || n > maxLength) throw Corrupt($"string length {n} is invalid");
+        return Encoding.UTF8.GetString(Take(n, "a string"));
+    }
+
+    /// <summary>Reads a float array; when <paramref name="expectedLength"/> is given the stored length must equal it.</summary>
+    public float[] ReadSingles(string name, int? expectedLength = null, bool requireFinite = true)
+    {
+        int n = ReadInt32();
+        if (n < 0 || (expectedLength is int e && n != e)) throw Corrupt($"{name} has length {n}{(expectedLength is int x ? $", expected {x}" : "")}");
+        if ((long)n * 4 > Remaining) throw Corrupt($"{name} runs past the end of the payload");
+        var result = new float[n];
+        var bytes = Take(n * 4, name);
+        if (BitConverter.IsLittleEndian) MemoryMarshal.Cast<byte, float>(bytes).CopyTo(result);
+        else for (int i = 0; i < n; i++) result[i] = BinaryPrimitives.ReadSingleLittleEndian(bytes.Slice(4 * i));
+        if (requireFinite)
+            for (int i = 0; i < n; i++) if (!float.IsFinite(result[i])) throw Corrupt($"{name}[{i}] is not finite");
+        return result;
+    }
+
+    public double[] ReadDoubles(string name, int? expectedLength = null)
+    {
+        int n = ReadInt32();
+        if (n < 0 || (expectedLength is int e && n != e)) throw Corrupt($"{name} has length {n}");
+        if ((long)n * 8 > Remaining) throw Corrupt($"{name} runs past the end of the payload");
+        var result = new double[n];
+        MemoryMarshal.Cast<byte, double>(Take(n * 8, name)).CopyTo(result);
+        return result;
+    }
+
+    public int[] ReadInt32s(string name, int? expectedLength = null)
+    {
+        int n = ReadInt32();
+        if (n < 0 || (expectedLength is int e && n != e)) throw Corrupt($"{name} has length {n}");
+        if ((long)n * 4 > Remaining) throw Corrupt($"{name} runs past the end of the payload");
+        var result = new int[n];
+        MemoryMarshal.Cast<byte, int>(Take(n * 4, name)).CopyTo(result);
+        return result;
+    }
+
+    /// <summary>An exception for a payload that is internally inconsistent.</summary>
+    public InvalidModelFileException Corrupt(string problem) => new($"Corrupt {_kind} model: {problem}.");
+
+    internal void EnsureConsumed()
+    {
+        if (Remaining != 0) throw Corrupt($"{Remaining} unread bytes after the model");
+    }
+}
+
+/// <summary>Maps model-kind names in files to their readers. Each model registers itself in <see cref="BuiltInModels"/>.</summary>
+public static class ModelRegistry
+{
+    /// <summary>Reads a payload of the given payload version into a model.</summary>
+    public delegate DensityModel PayloadReader(ModelReader reader, int payloadVersion);
+
+    private static readonly Dictionary<string, PayloadReader> Readers = new(StringComparer.Ordinal);
+    private static readonly object Gate = new();
+
+    static ModelRegistry() => BuiltInModels.RegisterAll();
+
+    /// <summary>Registers a model kind (idempotent for the same reader).</summary>
+    public static void Register(string kind, PayloadReader reader)
+    {
+        lock (Gate) Readers[kind] = reader;
+    }
+
+    internal static bool TryGetReader(string kind, out PayloadReader reader)
+    {
+        lock (Gate) return Readers.TryGetValue(kind, out reader!);
+    }
+
+    /// <summary>Registered kinds.</summary>
+    public static IReadOnlyList<string> Kinds { get { lock (Gate) return Readers.Keys.OrderBy(k => k, StringComparer.Ordinal).ToArray(); } }
+}

@@ -1,0 +1,143 @@
+using System.Runtime.CompilerServices;
+
+namespace Microsoft.ML.DeepDensity.Randomness;
+
+/// <summary>
+/// Seeded, splittable pseudo-random stream (xoshiro256** seeded through SplitMix64).
+/// </summary>
+/// <remarks>
+/// <see cref="Fork(ulong)"/> derives a child stream from this stream's <em>seed key</em> and a caller-chosen key,
+/// not from its current state, so the children a computation forks (per epoch, per row block, per thread) are the
+/// same whatever order or thread they are drawn in. That is what makes seeded training and sampling reproducible
+/// independently of parallel scheduling.
+/// </remarks>
+public sealed class RandomStream
+{
+    private ulong _s0, _s1, _s2, _s3;
+    private readonly ulong _key;
+    private bool _hasSpareGaussian;
+    private double _spareGaussian;
+
+    /// <summary>A stream determined entirely by <paramref name="seed"/>.</summary>
+    public RandomStream(ulong seed)
+    {
+        _key = Mix(seed ^ 0x9E3779B97F4A7C15UL);
+        ulong sm = _key;
+        _s0 = SplitMix(ref sm); _s1 = SplitMix(ref sm); _s2 = SplitMix(ref sm); _s3 = SplitMix(ref sm);
+        if ((_s0 | _s1 | _s2 | _s3) == 0) _s0 = 1;
+    }
+
+    /// <summary>The key that identifies this stream (its children are derived from it).</summary>
+    public ulong Key => _key;
+
+    /// <summary>An independent child stream identified by <paramref name="key"/>; does not advance this stream.</summary>
+    public RandomStream Fork(ulong key) => new(Mix(_key + Mix(key + 0xD1B54A32D192ED03UL)));
+
+    /// <summary>Child for a two-part key (e.g. epoch and block).</summary>
+    public RandomStream Fork(ulong key1, ulong key2) => Fork(key1).Fork(key2);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public ulong NextUInt64()
+    {
+        ulong result = RotateLeft(_s1 * 5, 7) * 9;
+        ulong t = _s1 << 17;
+        _s2 ^= _s0; _s3 ^= _s1; _s1 ^= _s2; _s0 ^= _s3; _s2 ^= t; _s3 = RotateLeft(_s3, 45);
+        return result;
+    }
+
+    /// <summary>Uniform double in [0, 1) with 53 random bits.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public double NextDouble() => (NextUInt64() >> 11) * (1.0 / (1UL << 53));
+
+    /// <summary>Uniform float in [0, 1) with 24 random bits.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public float NextSingle() => (NextUInt64() >> 40) * (1f / (1 << 24));
+
+    /// <summary>Uniform integer in [0, <paramref name="exclusiveMax"/>) without modulo bias (Lemire's method).</summary>
+    public int NextInt(int exclusiveMax)
+    {
+        if (exclusiveMax <= 0) throw new ArgumentOutOfRangeException(nameof(exclusiveMax));
+        ulong range = (ulong)exclusiveMax;
+        UInt128 m = (UInt128)NextUInt64() * range;
+        ulong low = (ulong)m;
+        if (low < range)
+        {
+            ulong threshold = (0UL - range) % range;
+            while (low < threshold) { m = (UInt128)NextUInt64() * range; low = (ulong)m; }
+        }
+        return (int)(m >> 64);
+    }
+
+    /// <summary>Standard normal draw (Marsaglia polar method, pairs cached).</summary>
+    public double NextGaussian()
+    {
+        if (_hasSpareGaussian) { _hasSpareGaussian = false; return _spareGaussian; }
+        double u, v, s;
+        do
+        {
+            u = 2 * NextDouble() - 1;
+            v = 2 * NextDouble() - 1;
+            s = u * u + v * v;
+        } while (s >= 1 || s == 0);
+        double f = Math.Sqrt(-2 * Math.Log(s) / s);
+        _spareGaussian = v * f;
+        _hasSpareGaussian = true;
+        return u * f;
+    }
+
+    /// <summary>Fills <paramref name="destination"/> with N(mean, std²) draws.</summary>
+    public void FillGaussian(Span<float> destination, float mean = 0f, float std = 1f)
+    {
+        for (int i = 0; i < destination.Length; i++) destination[i] = mean + std * (float)NextGaussian();
+    }
+
+    /// <summary>Fills <paramref name="destination"/> with U[low, high) draws.</summary>
+    public void FillUniform(Span<float> destination, float low = 0f, float high = 1f)
+    {
+        float w = high - low;
+        for (int i = 0; i < destination.Length; i++) destination[i] = low + w * NextSingle();
+    }
+
+    /// <summary>Fisher–Yates shuffle.</summary>
+    public void Shuffle<T>(Span<T> items)
+    {
+        for (int i = items.Length - 1; i > 0; i--)
+        {
+            int j = NextInt(i + 1);
+            (items[i], items[j]) = (items[j], items[i]);
+        }
+    }
+
+    /// <summary>Index drawn from the categorical distribution <paramref name="probabilities"/> (need not be normalised).</summary>
+    public int NextCategorical(ReadOnlySpan<float> probabilities)
+    {
+        double total = 0;
+        foreach (var p in probabilities) total += p;
+        double u = NextDouble() * total, acc = 0;
+        for (int i = 0; i < probabilities.Length; i++)
+        {
+            acc += probabilities[i];
+            if (u < acc) return i;
+        }
+        // Rounding: return the last index with positive mass.
+        for (int i = probabilities.Length - 1; i >= 0; i--) if (probabilities[i] > 0) return i;
+        return probabilities.Length - 1;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static ulong RotateLeft(ulong x, int k) => (x << k) | (x >> (64 - k));
+
+    private static ulong SplitMix(ref ulong state)
+    {
+        state += 0x9E3779B97F4A7C15UL;
+        return Mix(state);
+    }
+
+    /// <summary>SplitMix64 finaliser: a bijective 64-bit mixer.</summary>
+    internal static ulong Mix(ulong z)
+    {
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
+        return z ^ (z >> 31);
+    }
+}

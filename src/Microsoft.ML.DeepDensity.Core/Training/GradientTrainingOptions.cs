@@ -1,0 +1,109 @@
+namespace Microsoft.ML.DeepDensity.Training;
+
+/// <summary>
+/// Hyper-parameters of the shared minibatch training loop. Each gradient-trained model's options class derives
+/// from this, so one options object holds everything (scikit-learn style). Defaults are stated per property.
+/// </summary>
+public class GradientTrainingOptions
+{
+    /// <summary>Maximum passes over the training data. Default 100.</summary>
+    public int MaxEpochs { get; set; } = 100;
+
+    /// <summary>Rows per minibatch. Default 100.</summary>
+    public int BatchSize { get; set; } = 100;
+
+    /// <summary>Optimiser. Default <see cref="OptimizerKind.Adam"/>.</summary>
+    public OptimizerKind Optimizer { get; set; } = OptimizerKind.Adam;
+
+    /// <summary>Initial learning rate. Default 1e-3.</summary>
+    public float LearningRate { get; set; } = 1e-3f;
+
+    /// <summary>Multiplicative learning-rate decay applied after every epoch (1 = constant). Default 1.</summary>
+    public float LearningRateDecay { get; set; } = 1f;
+
+    /// <summary>Momentum of <see cref="OptimizerKind.SgdMomentum"/>. Default 0.9.</summary>
+    public float Momentum { get; set; } = 0.9f;
+
+    /// <summary>Adam β₁. Default 0.9.</summary>
+    public float AdamBeta1 { get; set; } = 0.9f;
+    /// <summary>Adam β₂. Default 0.999.</summary>
+    public float AdamBeta2 { get; set; } = 0.999f;
+    /// <summary>Adam ε. Default 1e-8.</summary>
+    public float AdamEpsilon { get; set; } = 1e-8f;
+
+    /// <summary>L2 weight decay added to the gradient. Default 0.</summary>
+    public float WeightDecay { get; set; }
+
+    /// <summary>Clip the global gradient norm to this value (0 = no clipping). Default 10.</summary>
+    public float GradientClipNorm { get; set; } = 10f;
+
+    /// <summary>Fraction of the training rows held out for early stopping when no validation set is given (0 = none). Default 0.1.</summary>
+    public double ValidationFraction { get; set; } = 0.1;
+
+    /// <summary>Stop after this many epochs without a better validation log-likelihood (0 = never stop early). Default 10.</summary>
+    public int EarlyStoppingPatience { get; set; } = 10;
+
+    /// <summary>Seed of every random choice (initialisation, shuffling, splits, noise). Default 1.</summary>
+    public ulong Seed { get; set; } = 1;
+
+    /// <summary>How many times a non-finite loss may be recovered from (restore last good state, halve the learning rate) before training stops with <see cref="TrainingDivergedException"/>. Default 3.</summary>
+    public int MaxDivergenceRecoveries { get; set; } = 3;
+
+    /// <summary>Throws <see cref="ArgumentOutOfRangeException"/> naming the first invalid setting.</summary>
+    public virtual void Validate()
+    {
+        Check(MaxEpochs >= 1, nameof(MaxEpochs), MaxEpochs, "must be at least 1");
+        Check(BatchSize >= 1, nameof(BatchSize), BatchSize, "must be at least 1");
+        Check(LearningRate > 0 && float.IsFinite(LearningRate), nameof(LearningRate), LearningRate, "must be positive and finite");
+        Check(LearningRateDecay > 0 && LearningRateDecay <= 1, nameof(LearningRateDecay), LearningRateDecay, "must be in (0, 1]");
+        Check(Momentum >= 0 && Momentum < 1, nameof(Momentum), Momentum, "must be in [0, 1)");
+        Check(AdamBeta1 >= 0 && AdamBeta1 < 1, nameof(AdamBeta1), AdamBeta1, "must be in [0, 1)");
+        Check(AdamBeta2 >= 0 && AdamBeta2 < 1, nameof(AdamBeta2), AdamBeta2, "must be in [0, 1)");
+        Check(AdamEpsilon > 0, nameof(AdamEpsilon), AdamEpsilon, "must be positive");
+        Check(WeightDecay >= 0, nameof(WeightDecay), WeightDecay, "must be non-negative");
+        Check(GradientClipNorm >= 0, nameof(GradientClipNorm), GradientClipNorm, "must be non-negative");
+        Check(ValidationFraction >= 0 && ValidationFraction < 1, nameof(ValidationFraction), ValidationFraction, "must be in [0, 1)");
+        Check(EarlyStoppingPatience >= 0, nameof(EarlyStoppingPatience), EarlyStoppingPatience, "must be non-negative");
+        Check(MaxDivergenceRecoveries >= 0, nameof(MaxDivergenceRecoveries), MaxDivergenceRecoveries, "must be non-negative");
+    }
+
+    /// <summary>Helper for <see cref="Validate"/> overrides.</summary>
+    protected static void Check(bool ok, string name, object value, string rule)
+    {
+        if (!ok) throw new ArgumentOutOfRangeException(name, value, $"{name} {rule} (got {value}).");
+    }
+}
+
+/// <summary>One progress report of a training run (per epoch or per EM iteration).</summary>
+public sealed record TrainingProgress(
+    int Epoch,
+    double TrainLogLikelihood,
+    double? ValidationLogLikelihood,
+    double ExamplesPerSecond,
+    TimeSpan Elapsed,
+    float LearningRate,
+    string? Note = null,
+    IReadOnlyDictionary<string, double>? Metrics = null)
+{
+    public override string ToString()
+        => $"epoch {Epoch,4}  train {TrainLogLikelihood,10:F4}  valid {(ValidationLogLikelihood is double v ? v.ToString("F4") : "-"),10}  " +
+           $"{ExamplesPerSecond,10:F0} ex/s  {Elapsed.TotalSeconds,7:F1} s  lr {LearningRate:G3}" +
+           (Metrics is null ? "" : "  " + string.Join("  ", Metrics.Select(kv => $"{kv.Key} {kv.Value:G4}"))) +
+           (Note is null ? "" : "  " + Note);
+}
+
+/// <summary>What a training run did.</summary>
+public sealed record TrainingSummary(
+    int EpochsRun,
+    int BestEpoch,
+    double BestValidationLogLikelihood,
+    double FinalTrainLogLikelihood,
+    bool StoppedEarly,
+    int DivergenceRecoveries,
+    IReadOnlyList<TrainingProgress> History);
+
+/// <summary>Training produced non-finite values and could not recover.</summary>
+public sealed class TrainingDivergedException : InvalidOperationException
+{
+    public TrainingDivergedException(string message) : base(message) { }
+}

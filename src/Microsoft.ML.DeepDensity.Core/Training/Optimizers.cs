@@ -1,0 +1,92 @@
+using System.Numerics.Tensors;
+
+namespace Microsoft.ML.DeepDensity.Training;
+
+/// <summary>Which first-order optimiser the training loop uses.</summary>
+public enum OptimizerKind
+{
+    /// <summary>Adam (Kingma &amp; Ba 2015) with bias correction.</summary>
+    Adam = 0,
+    /// <summary>Stochastic gradient descent with (heavy-ball) momentum.</summary>
+    SgdMomentum = 1,
+}
+
+/// <summary>Updates parameters from their gradients (of a loss to minimise).</summary>
+public abstract class Optimizer
+{
+    /// <summary>One update with the given learning rate.</summary>
+    public abstract void Step(ParameterSet parameters, float learningRate);
+
+    /// <summary>Forgets moment estimates (after a divergence restore).</summary>
+    public abstract void Reset();
+
+    /// <summary>Creates the optimiser described by <paramref name="options"/>.</summary>
+    public static Optimizer Create(GradientTrainingOptions options) => options.Optimizer switch
+    {
+        OptimizerKind.Adam => new AdamOptimizer(options.AdamBeta1, options.AdamBeta2, options.AdamEpsilon, options.WeightDecay),
+        OptimizerKind.SgdMomentum => new SgdMomentumOptimizer(options.Momentum, options.WeightDecay),
+        _ => throw new ArgumentOutOfRangeException(nameof(options), options.Optimizer, "Unknown optimizer."),
+    };
+}
+
+/// <summary>Adam with bias correction and optional L2 weight decay added to the gradient.</summary>
+public sealed class AdamOptimizer : Optimizer
+{
+    private readonly float _beta1, _beta2, _epsilon, _weightDecay;
+    private float[][]? _m, _v;
+    private long _t;
+
+    public AdamOptimizer(float beta1 = 0.9f, float beta2 = 0.999f, float epsilon = 1e-8f, float weightDecay = 0f)
+    {
+        _beta1 = beta1; _beta2 = beta2; _epsilon = epsilon; _weightDecay = weightDecay;
+    }
+
+    public override void Reset() { _m = null; _v = null; _t = 0; }
+
+    public override void Step(ParameterSet parameters, float learningRate)
+    {
+        var items = parameters.Items;
+        _m ??= items.Select(p => new float[p.Value.Length]).ToArray();
+        _v ??= items.Select(p => new float[p.Value.Length]).ToArray();
+        _t++;
+        float c1 = 1f / (1f - MathF.Pow(_beta1, _t));
+        float c2 = 1f / (1f - MathF.Pow(_beta2, _t));
+        float b1 = _beta1, b2 = _beta2, eps = _epsilon, wd = _weightDecay;
+        for (int i = 0; i < items.Count; i++)
+        {
+            var w = items[i].Value; var g = items[i].Gradient; var m = _m[i]; var v = _v[i];
+            for (int j = 0; j < w.Length; j++)
+            {
+                float gj = g[j] + wd * w[j];
+                m[j] = b1 * m[j] + (1 - b1) * gj;
+                v[j] = b2 * v[j] + (1 - b2) * gj * gj;
+                w[j] -= learningRate * (m[j] * c1) / (MathF.Sqrt(v[j] * c2) + eps);
+            }
+        }
+    }
+}
+
+/// <summary>SGD with heavy-ball momentum: v ← μ v − lr g; w ← w + v.</summary>
+public sealed class SgdMomentumOptimizer : Optimizer
+{
+    private readonly float _momentum, _weightDecay;
+    private float[][]? _velocity;
+
+    public SgdMomentumOptimizer(float momentum = 0.9f, float weightDecay = 0f) { _momentum = momentum; _weightDecay = weightDecay; }
+
+    public override void Reset() => _velocity = null;
+
+    public override void Step(ParameterSet parameters, float learningRate)
+    {
+        var items = parameters.Items;
+        _velocity ??= items.Select(p => new float[p.Value.Length]).ToArray();
+        for (int i = 0; i < items.Count; i++)
+        {
+            var w = items[i].Value; var g = items[i].Gradient; var vel = _velocity[i];
+            if (_weightDecay != 0) TensorPrimitives.MultiplyAdd(w, _weightDecay, g, g);
+            TensorPrimitives.Multiply(vel, _momentum, vel);
+            TensorPrimitives.MultiplyAdd(g, -learningRate, vel, vel);
+            TensorPrimitives.Add(w, vel, w);
+        }
+    }
+}

@@ -1,0 +1,78 @@
+namespace Microsoft.ML.DeepDensity.Training;
+
+/// <summary>One learnable tensor: its values and a gradient buffer of the same length.</summary>
+public sealed class Parameter
+{
+    public Parameter(string name, float[] value)
+    {
+        Name = name;
+        Value = value;
+        Gradient = new float[value.Length];
+    }
+
+    /// <summary>Name used in messages and gradient checks (e.g. "W").</summary>
+    public string Name { get; }
+    /// <summary>The values (updated in place by optimisers).</summary>
+    public float[] Value { get; }
+    /// <summary>Gradient of the loss (the negative objective) w.r.t. <see cref="Value"/>.</summary>
+    public float[] Gradient { get; }
+}
+
+/// <summary>The learnable tensors of a model, in a fixed order.</summary>
+public sealed class ParameterSet
+{
+    private readonly List<Parameter> _items = new();
+
+    public ParameterSet(params Parameter[] parameters) => _items.AddRange(parameters);
+
+    public IReadOnlyList<Parameter> Items => _items;
+
+    public Parameter this[string name] => _items.First(p => p.Name == name);
+
+    public void Add(Parameter p) => _items.Add(p);
+
+    /// <summary>Total number of scalars.</summary>
+    public long Count => _items.Sum(p => (long)p.Value.Length);
+
+    public void ZeroGradients()
+    {
+        foreach (var p in _items) Array.Clear(p.Gradient);
+    }
+
+    /// <summary>Copies all values (for restoring the best or last good state).</summary>
+    public float[][] Snapshot() => _items.Select(p => (float[])p.Value.Clone()).ToArray();
+
+    public void Restore(float[][] snapshot)
+    {
+        for (int i = 0; i < _items.Count; i++) snapshot[i].CopyTo(_items[i].Value, 0);
+    }
+
+    /// <summary>‖gradient‖₂ over all tensors, accumulated in float64; NaN/∞ if any entry is.</summary>
+    public double GradientNorm()
+    {
+        double s = 0;
+        foreach (var p in _items)
+            foreach (var g in p.Gradient) s += (double)g * g;
+        return Math.Sqrt(s);
+    }
+
+    /// <summary>True when every value is finite.</summary>
+    public bool AllFinite()
+    {
+        foreach (var p in _items)
+            foreach (var v in p.Value) if (!float.IsFinite(v)) return false;
+        return true;
+    }
+
+    /// <summary>Scales gradients so their global norm is at most <paramref name="maxNorm"/>; returns the norm before clipping.</summary>
+    public double ClipGradientNorm(double maxNorm)
+    {
+        double norm = GradientNorm();
+        if (maxNorm > 0 && norm > maxNorm && double.IsFinite(norm))
+        {
+            float scale = (float)(maxNorm / norm);
+            foreach (var p in _items) System.Numerics.Tensors.TensorPrimitives.Multiply(p.Gradient, scale, p.Gradient);
+        }
+        return norm;
+    }
+}
