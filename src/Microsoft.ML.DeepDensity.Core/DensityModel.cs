@@ -64,6 +64,26 @@ public abstract class DensityModel
         if (count == 0) return;
         if (!standardError.IsEmpty) standardError[..count].Clear();
         LogDensityCore(rows, count, logDensity[..count], standardError.IsEmpty ? default : standardError[..count]);
+        CheckOutputs(logDensity[..count], standardError.IsEmpty ? default : standardError[..count]);
+    }
+
+    /// <summary>
+    /// The engine-wide output contract, enforced here so that every model obeys it: a log-density is never NaN (it
+    /// may be −∞ when the density underflows float32, i.e. for rows astronomically far from the training data), and
+    /// a standard error is finite and non-negative (zero unless the model is a <see cref="DensityKind.Estimate"/>).
+    /// A violation is a model bug and fails loudly instead of passing NaN downstream.
+    /// </summary>
+    private void CheckOutputs(ReadOnlySpan<float> logDensity, ReadOnlySpan<float> standardError)
+    {
+        for (int r = 0; r < logDensity.Length; r++)
+            if (float.IsNaN(logDensity[r]))
+                throw new InvalidOperationException($"{ModelKind} produced a NaN log-density for row {r}. This is a bug in the model; please report it with the model file and the row.");
+        for (int r = 0; r < standardError.Length; r++)
+        {
+            float se = standardError[r];
+            if (!(se >= 0) || !float.IsFinite(se) || (se != 0 && DensityKind != DensityKind.Estimate))
+                throw new InvalidOperationException($"{ModelKind} produced an invalid standard error {se} for row {r} ({DensityKind} models report 0; estimates a finite non-negative value). This is a bug in the model.");
+        }
     }
 
     /// <summary>Log-densities of <paramref name="rows"/> as a new array.</summary>
@@ -79,10 +99,12 @@ public abstract class DensityModel
     /// <summary>Mean log-density over the rows (float64 accumulation).</summary>
     public double AverageLogDensity(RowMatrix rows)
     {
+        ArgumentNullException.ThrowIfNull(rows);
+        if (rows.Rows == 0) throw new DataValidationException(-1, -1, "the data has no rows (the average of no log-densities is undefined)", null);
         var ld = LogDensity(rows);
         double s = 0;
         foreach (var v in ld) s += v;
-        return ld.Length == 0 ? double.NaN : s / ld.Length;
+        return s / ld.Length;
     }
 
     /// <summary>Draws <paramref name="count"/> rows into <paramref name="destination"/> (count × Dimension); the same seed gives the same rows.</summary>
@@ -92,7 +114,15 @@ public abstract class DensityModel
         if (destination.Length < (long)count * Dimension)
             throw new ArgumentException($"Destination has {destination.Length} floats; {count} samples need {(long)count * Dimension}.", nameof(destination));
         if (count == 0) return;
-        SampleCore(count, seed, destination[..(count * Dimension)]);
+        var samples = destination[..(count * Dimension)];
+        SampleCore(count, seed, samples);
+        // Same contract as scoring: no NaN, and a binary model draws only 0 or 1 (checked here once for all models).
+        for (int i = 0; i < samples.Length; i++)
+        {
+            float v = samples[i];
+            if (float.IsNaN(v) || (InputDomain == InputDomain.Binary && v != 0f && v != 1f))
+                throw new InvalidOperationException($"{ModelKind} drew an invalid value {v} at sample {i / Dimension}, column {i % Dimension}. This is a bug in the model.");
+        }
     }
 
     /// <summary>Draws <paramref name="count"/> rows as a new matrix.</summary>
@@ -143,6 +173,6 @@ public abstract class DensityModel
     private void CheckWidth(RowMatrix rows)
     {
         if (rows.Columns != Dimension)
-            throw new DataValidationException(-1, -1, $"the data has {rows.Columns} columns but the model expects {Dimension}", null);
+            throw new DataValidationException(-1, -1, $"the data has {rows.Columns} columns but the model expects {Dimension} (wrong vector size?)", null);
     }
 }

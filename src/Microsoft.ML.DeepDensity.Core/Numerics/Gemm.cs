@@ -106,7 +106,7 @@ public static class Gemm
                     if (threads > 1 && rowBlocks > 1)
                     {
                         var bArr = bPack;
-                        Parallel.For(0, rowBlocks, new ParallelOptions { MaxDegreeOfParallelism = threads },
+                        Parallel.For(0, rowBlocks, DeepDensityEnvironment.ParallelOptions(threads),
                             rb => RowBlock(job, bArr, rb * mc, Math.Min(mc, m - rb * mc), pc, kc, jc, nc));
                     }
                     else

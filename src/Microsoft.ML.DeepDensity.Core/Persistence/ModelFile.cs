@@ -65,7 +65,7 @@ public static class ModelFile
         ulong payloadLength = BinaryPrimitives.ReadUInt64LittleEndian(rest.AsSpan(kindLength + 2));
         if (payloadLength > MaxPayloadLength) throw new InvalidModelFileException($"Corrupt model file: declared payload length {payloadLength} is impossible.");
         long remaining = (long)payloadLength + 4;
-        var chunk = new byte[(int)Math.Min(remaining, 1 << 20)];
+        var chunk = new byte[(int)Math.Min(remaining, 1 << 16)];
         while (remaining > 0)
         {
             int want = (int)Math.Min(remaining, chunk.Length);
@@ -103,11 +103,15 @@ public static class ModelFile
         DensityModel model;
         try { model = reader(payload, payloadVersion); }
         catch (InvalidModelFileException) { throw; }
-        catch (Exception e) when (e is ArgumentException or InvalidOperationException or OverflowException or IndexOutOfRangeException or InvalidDataException)
+        // Catch-all: whatever a payload reader trips over on a damaged payload (a missed bounds check, an invalid
+        // argument to a constructor, ...) surfaces as one clear exception type, never as a crash of the caller.
+        catch (Exception e) when (e is not OutOfMemoryException)
         {
             throw new InvalidModelFileException($"Corrupt {kind} model: {e.Message}", e);
         }
         payload.EnsureConsumed();
+        if (model is null || model.ModelKind != kind)
+            throw new InvalidModelFileException($"The reader registered for '{kind}' returned a {model?.ModelKind ?? "null"} model.");
         return model;
     }
 

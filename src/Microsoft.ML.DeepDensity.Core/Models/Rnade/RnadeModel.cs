@@ -78,7 +78,7 @@ public sealed class RnadeModel : DensityModel
         // Spans cannot cross into lambdas: copy input and output through arrays per block.
         var input = rows.ToArray();
         var output = new float[count];
-        Parallel.For(0, blocks, b =>
+        DeepDensityEnvironment.For(0, blocks, b =>
         {
             int start = b * RowsPerScoringBlock, n = Math.Min(RowsPerScoringBlock, count - start);
             ScoreBlock(input.AsSpan(start * Dimension, n * Dimension), n, output.AsSpan(start, n), logJacobian);
@@ -93,7 +93,12 @@ public sealed class RnadeModel : DensityModel
         ToModelSpace(raw, x, n);
         var ws = new RnadeNetwork.Workspace(Network, n, forTraining: false);
         Network.Forward(x, n, ws, logDensity, 0f, false);
-        for (int i = 0; i < n; i++) logDensity[i] += logJacobian;
+        for (int i = 0; i < n; i++)
+        {
+            // Inputs and parameters are finite, so a NaN can only come from float overflow (∞ − ∞) for a row so far
+            // from the training data (≳1e18 standard deviations) that its density underflows: report −∞.
+            logDensity[i] = float.IsNaN(logDensity[i]) ? float.NegativeInfinity : logDensity[i] + logJacobian;
+        }
     }
 
     protected override void SampleCore(int count, ulong seed, Span<float> destination)
@@ -102,7 +107,7 @@ public sealed class RnadeModel : DensityModel
         int d = Dimension;
         int blocks = (count + RowsPerScoringBlock - 1) / RowsPerScoringBlock;
         var output = new float[count * d];
-        Parallel.For(0, blocks, b =>
+        DeepDensityEnvironment.For(0, blocks, b =>
         {
             int start = b * RowsPerScoringBlock, n = Math.Min(RowsPerScoringBlock, count - start);
             var modelSpace = new float[n * d];
@@ -173,6 +178,7 @@ public sealed class RnadeModel : DensityModel
         int h = r.ReadInt32("hidden units", 1, 1 << 20);
         int k = r.ReadInt32("components", 1, 1 << 16);
         var act = r.ReadEnum<Activation>("activation");
+        if (act is not (Activation.Relu or Activation.Sigmoid or Activation.Tanh)) throw r.Corrupt($"activation {act} is not one RNADE supports");
         if ((long)d * h * 3 * k * 4 > r.Remaining) throw r.Corrupt("declared sizes exceed the payload");
         var order = r.ReadInt32s("variable order", d);
         var seen = new bool[d];
@@ -234,7 +240,7 @@ internal sealed class RnadeObjective : IGradientObjective
                 _net.Backward(x, n, ws);
             }
         }
-        if (blocks == 1) Block(0); else Parallel.For(0, blocks, Block);
+        DeepDensityEnvironment.For(0, blocks, Block);
         if (withGradient)
         {
             Parameters.ZeroGradients();

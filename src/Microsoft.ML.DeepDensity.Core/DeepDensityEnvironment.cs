@@ -1,0 +1,51 @@
+namespace Microsoft.ML.DeepDensity;
+
+/// <summary>Process-wide engine settings.</summary>
+public static class DeepDensityEnvironment
+{
+    private static int _maxDegreeOfParallelism = -1;
+
+    /// <summary>
+    /// Most threads any engine parallel loop (GEMM, blocked scoring, sampling, training) may use; −1 = no limit
+    /// (all cores). Default −1. Results never depend on this setting: work is split into fixed-size blocks whose
+    /// results are combined in block order, so it only trades speed for CPU share (e.g. 1 inside an already
+    /// parallel host).
+    /// </summary>
+    public static int MaxDegreeOfParallelism
+    {
+        get => Volatile.Read(ref _maxDegreeOfParallelism);
+        set
+        {
+            if (value == 0 || value < -1)
+                throw new ArgumentOutOfRangeException(nameof(value), value, $"MaxDegreeOfParallelism must be -1 (no limit) or at least 1 (got {value}).");
+            Volatile.Write(ref _maxDegreeOfParallelism, value);
+        }
+    }
+
+    /// <summary>
+    /// Options for an engine <see cref="Parallel.For(int, int, ParallelOptions, Action{int})"/>: at most
+    /// <paramref name="threads"/> (−1 = no own limit) and at most <see cref="MaxDegreeOfParallelism"/>.
+    /// Every engine parallel loop must take its options from here.
+    /// </summary>
+    public static ParallelOptions ParallelOptions(int threads = -1)
+    {
+        int limit = MaxDegreeOfParallelism;
+        int effective = threads <= 0 ? limit : limit <= 0 ? threads : Math.Min(threads, limit);
+        return new ParallelOptions { MaxDegreeOfParallelism = effective <= 0 ? -1 : effective };
+    }
+
+    /// <summary>
+    /// Runs <paramref name="body"/> for every index in [<paramref name="fromInclusive"/>, <paramref name="toExclusive"/>)
+    /// under <see cref="MaxDegreeOfParallelism"/>; inline on the calling thread when there is one index or the limit is 1.
+    /// </summary>
+    public static void For(int fromInclusive, int toExclusive, Action<int> body)
+    {
+        ArgumentNullException.ThrowIfNull(body);
+        if (toExclusive - fromInclusive <= 1 || MaxDegreeOfParallelism == 1)
+        {
+            for (int i = fromInclusive; i < toExclusive; i++) body(i);
+            return;
+        }
+        Parallel.For(fromInclusive, toExclusive, ParallelOptions(), body);
+    }
+}

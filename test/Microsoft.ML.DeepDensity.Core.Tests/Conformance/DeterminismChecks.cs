@@ -1,0 +1,142 @@
+using Microsoft.ML.DeepDensity.Persistence;
+using Microsoft.ML.DeepDensity.Training;
+using static Microsoft.ML.DeepDensity.Tests.Conformance.ConformanceAssert;
+
+namespace Microsoft.ML.DeepDensity.Tests.Conformance;
+
+/// <summary>Seeds determine everything; thread counts determine nothing; the model describes itself correctly.</summary>
+[Collection(EngineSettingsCollection.Name)]
+public class DeterminismChecks
+{
+    [Theory, MemberData(nameof(ModelCases.Names), MemberType = typeof(ModelCases))]
+    public void SameSeedAndDataGiveIdenticalModelsAndOutputs(string name)
+    {
+        var f = ModelCases.Fitted(name);
+        var again = f.Case.Fit(new FitRequest(f.Case.MakeData(f.Case.TrainingRows, 12345), 1));
+        Assert.Equal(f.Model.ToBytes(), again.ToBytes());
+        BitIdentical(f.Model.LogDensity(f.Data), again.LogDensity(f.Data), "log-densities of two fits with the same seed");
+        BitIdentical(f.Model.Sample(50, 9).AsSpan(), again.Sample(50, 9).AsSpan(), "samples of two fits with the same seed");
+        // Repeated calls on one model are identical too (no hidden state advances between calls).
+        BitIdentical(f.Model.LogDensity(f.Data), f.Model.LogDensity(f.Data), "log-densities of repeated calls");
+        BitIdentical(f.Model.Sample(50, 9).AsSpan(), f.Model.Sample(50, 9).AsSpan(), "samples of repeated calls");
+    }
+
+    [Theory, MemberData(nameof(ModelCases.Names), MemberType = typeof(ModelCases))]
+    public void DifferentSeedsGiveDifferentModelsAndSamples(string name)
+    {
+        var f = ModelCases.Fitted(name);
+        var other = f.Case.Fit(new FitRequest(f.Data, 2));
+        Assert.NotEqual(f.Model.ToBytes(), other.ToBytes());
+        Assert.NotEqual(f.Model.Sample(50, 9).Values, f.Model.Sample(50, 10).Values);
+    }
+
+    /// <summary>Training, scoring (several scoring blocks) and sampling give the same bits on 1 thread and on all.</summary>
+    [Theory, MemberData(nameof(ModelCases.Names), MemberType = typeof(ModelCases))]
+    public void ResultsDoNotDependOnTheNumberOfThreads(string name)
+    {
+        var c = ModelCases.Get(name);
+        var data = c.MakeData(c.TrainingRows, 12345);
+        var many = c.MakeData(1500, 77);
+        (byte[] Bytes, float[] Scores, float[] Samples) Run()
+        {
+            var m = c.Fit(new FitRequest(data, 1));
+            return (m.ToBytes(), m.LogDensity(many), m.Sample(1100, 5).Values);
+        }
+        var all = Run();
+        DeepDensityEnvironment.MaxDegreeOfParallelism = 1;
+        try
+        {
+            var one = Run();
+            Assert.Equal(all.Bytes, one.Bytes);
+            BitIdentical(all.Scores, one.Scores, "log-densities, 1 thread vs all");
+            BitIdentical(all.Samples, one.Samples, "samples, 1 thread vs all");
+        }
+        finally { DeepDensityEnvironment.MaxDegreeOfParallelism = -1; }
+    }
+
+    /// <summary>A row's score does not depend on which other rows are scored with it.</summary>
+    [Theory, MemberData(nameof(ModelCases.Names), MemberType = typeof(ModelCases))]
+    public void ScoringARowAloneOrInABatchAgrees(string name)
+    {
+        var f = ModelCases.Fitted(name);
+        if (f.Case.BatchInvarianceTolerance is not double tol) return;
+        var batch = f.Model.LogDensity(f.Data);
+        int d = f.Model.Dimension;
+        var one = new float[1];
+        for (int r = 0; r < f.Data.Rows; r += 7)
+        {
+            f.Model.LogDensity(f.Data.Row(r), one);
+            Assert.True(Math.Abs(one[0] - batch[r]) <= tol * (1 + Math.Abs(batch[r])), $"row {r}: alone {one[0]}, in a batch {batch[r]}");
+        }
+        // Reversed order: each row's score moves with it.
+        var reversed = new Data.RowMatrix(f.Data.Rows, d);
+        for (int r = 0; r < f.Data.Rows; r++) f.Data.Row(r).CopyTo(reversed.Row(f.Data.Rows - 1 - r));
+        var rev = f.Model.LogDensity(reversed);
+        for (int r = 0; r < f.Data.Rows; r++)
+            Assert.True(Math.Abs(rev[f.Data.Rows - 1 - r] - batch[r]) <= tol * (1 + Math.Abs(batch[r])), $"row {r} reversed");
+    }
+
+    [Theory, MemberData(nameof(ModelCases.Names), MemberType = typeof(ModelCases))]
+    public void ModelDescribesItselfAndOutputsHonourItsKind(string name)
+    {
+        var f = ModelCases.Fitted(name);
+        Assert.Equal(f.Case.InputDomain, f.Model.InputDomain);
+        Assert.Equal(f.Case.DensityKind, f.Model.DensityKind);
+        Assert.Equal(f.Data.Columns, f.Model.Dimension);
+        Assert.Contains(f.Model.ModelKind, ModelRegistry.Kinds);
+        var ld = new float[f.Data.Rows];
+        var se = new float[f.Data.Rows];
+        Array.Fill(se, 123f); // must be overwritten
+        f.Model.LogDensity(f.Data.AsSpan(), ld, se);
+        AllFinite(ld, "log-densities of the training rows");
+        BitIdentical(f.Model.LogDensity(f.Data), ld, "log-densities with and without standard errors");
+        if (f.Model.DensityKind == DensityKind.Estimate)
+        {
+            AllFinite(se, "standard errors");
+            Assert.All(se, s => Assert.True(s >= 0));
+            Assert.Contains(se, s => s > 0);
+        }
+        else Assert.All(se, s => Assert.Equal(0f, s));
+    }
+
+    [Theory, MemberData(nameof(ModelCases.Names), MemberType = typeof(ModelCases))]
+    public void SamplesAreInTheInputDomainAndScoreFinite(string name)
+    {
+        var f = ModelCases.Fitted(name);
+        var s = f.Model.Sample(300, 3);
+        Assert.Equal(f.Model.Dimension, s.Columns);
+        Assert.Equal(300, s.Rows);
+        AllFinite(s.AsSpan(), "samples");
+        if (f.Model.InputDomain == InputDomain.Binary) Assert.All(s.Values, v => Assert.True(v is 0f or 1f));
+        AllFinite(f.Model.LogDensity(s), "log-densities of the model's own samples");
+    }
+
+    /// <summary>Every trainer reports progress (finite training objective, increasing epochs).</summary>
+    [Theory, MemberData(nameof(ModelCases.Names), MemberType = typeof(ModelCases))]
+    public void FitReportsProgress(string name)
+    {
+        var c = ModelCases.Get(name);
+        var reports = new List<TrainingProgress>();
+        c.Fit(new FitRequest(c.MakeData(c.TrainingRows, 12345), 1) { Epochs = 3, Progress = new SynchronousProgress(reports.Add) });
+        var epochs = reports.Where(p => p.Note is null).ToList();
+        Assert.True(epochs.Count >= 3, $"{epochs.Count} progress reports for 3 epochs");
+        for (int i = 0; i < epochs.Count; i++)
+        {
+            Assert.True(double.IsFinite(epochs[i].TrainLogLikelihood), $"report {i}: train objective {epochs[i].TrainLogLikelihood}");
+            if (i > 0) Assert.True(epochs[i].Epoch > epochs[i - 1].Epoch, "epochs increase");
+        }
+    }
+}
+
+/// <summary>Reports on the calling thread (<see cref="Progress{T}"/> would post to a thread pool).</summary>
+internal sealed class SynchronousProgress(Action<TrainingProgress> report) : IProgress<TrainingProgress>
+{
+    public void Report(TrainingProgress value) => report(value);
+}
+
+/// <summary>Tests that change process-wide engine settings run one at a time.</summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class EngineSettingsCollection
+{
+    public const string Name = "Engine settings";
+}

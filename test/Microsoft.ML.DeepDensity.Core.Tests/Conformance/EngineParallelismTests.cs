@@ -1,0 +1,43 @@
+namespace Microsoft.ML.DeepDensity.Tests.Conformance;
+
+/// <summary>The engine-wide thread limit really limits (so the 1-thread determinism check is meaningful).</summary>
+[Collection(EngineSettingsCollection.Name)]
+public class EngineParallelismTests
+{
+    [Fact]
+    public void MaxDegreeOfParallelismLimitsEngineLoops()
+    {
+        Assert.Equal(-1, DeepDensityEnvironment.MaxDegreeOfParallelism);
+        Assert.Throws<ArgumentOutOfRangeException>(() => DeepDensityEnvironment.MaxDegreeOfParallelism = 0);
+        Assert.Throws<ArgumentOutOfRangeException>(() => DeepDensityEnvironment.MaxDegreeOfParallelism = -2);
+        try
+        {
+            DeepDensityEnvironment.MaxDegreeOfParallelism = 1;
+            Assert.Equal(1, MaxConcurrency());
+            Assert.Equal(1, DeepDensityEnvironment.ParallelOptions(8).MaxDegreeOfParallelism);
+            DeepDensityEnvironment.MaxDegreeOfParallelism = 3;
+            Assert.Equal(2, DeepDensityEnvironment.ParallelOptions(2).MaxDegreeOfParallelism);
+            Assert.Equal(3, DeepDensityEnvironment.ParallelOptions(8).MaxDegreeOfParallelism);
+            Assert.Equal(3, DeepDensityEnvironment.ParallelOptions().MaxDegreeOfParallelism);
+            Assert.True(MaxConcurrency() <= 3);
+        }
+        finally { DeepDensityEnvironment.MaxDegreeOfParallelism = -1; }
+        Assert.Equal(-1, DeepDensityEnvironment.ParallelOptions().MaxDegreeOfParallelism);
+        Assert.Equal(4, DeepDensityEnvironment.ParallelOptions(4).MaxDegreeOfParallelism);
+        if (Environment.ProcessorCount > 1) Assert.True(MaxConcurrency() > 1, "without a limit, engine loops run on several threads");
+    }
+
+    private static int MaxConcurrency()
+    {
+        int running = 0, max = 0;
+        DeepDensityEnvironment.For(0, 64, _ =>
+        {
+            int now = Interlocked.Increment(ref running);
+            int seen;
+            while (now > (seen = Volatile.Read(ref max)) && Interlocked.CompareExchange(ref max, now, seen) != seen) { }
+            Thread.Sleep(5);
+            Interlocked.Decrement(ref running);
+        });
+        return max;
+    }
+}

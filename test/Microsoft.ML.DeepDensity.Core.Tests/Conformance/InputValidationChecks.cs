@@ -1,0 +1,150 @@
+using Microsoft.ML.DeepDensity.Data;
+using static Microsoft.ML.DeepDensity.Tests.Conformance.ConformanceAssert;
+
+namespace Microsoft.ML.DeepDensity.Tests.Conformance;
+
+/// <summary>Bad input to Fit and to scoring: an exception naming row, column and problem, or a documented behaviour.</summary>
+public class InputValidationChecks
+{
+    private static readonly (float Value, string Word)[] NonFinite =
+        { (float.NaN, "NaN"), (float.PositiveInfinity, "+infinity"), (float.NegativeInfinity, "-infinity") };
+
+    [Theory, MemberData(nameof(ModelCases.Names), MemberType = typeof(ModelCases))]
+    public void FitRejectsNonFiniteValuesNamingRowAndColumn(string name)
+    {
+        var c = ModelCases.Get(name);
+        var clean = c.MakeData(60, 7);
+        int d = clean.Columns;
+        var places = new (int Row, int Column)[] { (0, 0), (37, d - 1), (59, d / 2) };
+        for (int i = 0; i < NonFinite.Length; i++)
+            foreach (var (row, col) in places)
+            {
+                var bad = Copy(clean);
+                bad[row, col] = NonFinite[i].Value;
+                RejectsData(() => c.Fit(new FitRequest(bad, 1)), row, col, NonFinite[i].Word, $"Fit with {NonFinite[i].Value} at ({row},{col})");
+            }
+    }
+
+    [Theory, MemberData(nameof(ModelCases.Names), MemberType = typeof(ModelCases))]
+    public void ScoringRejectsNonFiniteValuesNamingRowAndColumn(string name)
+    {
+        var f = ModelCases.Fitted(name);
+        var rows = f.Data.Slice(0, 40);
+        int d = rows.Columns;
+        foreach (var (value, word) in NonFinite)
+        {
+            var bad = Copy(rows);
+            bad[23, d - 1] = value;
+            RejectsData(() => f.Model.LogDensity(bad), 23, d - 1, word, $"LogDensity(RowMatrix) with {value}");
+            var dest = new float[40];
+            var se = new float[40];
+            RejectsData(() => f.Model.LogDensity(bad.AsSpan(), dest, se), 23, d - 1, word, $"LogDensity(span) with {value}");
+            RejectsData(() => f.Model.AverageLogDensity(bad), 23, d - 1, word, $"AverageLogDensity with {value}");
+        }
+    }
+
+    [Theory, MemberData(nameof(ModelCases.Names), MemberType = typeof(ModelCases))]
+    public void BinaryModelsRejectNonBinaryValuesInFitAndScoring(string name)
+    {
+        var c = ModelCases.Get(name);
+        if (c.InputDomain != InputDomain.Binary) return; // not applicable: real models accept any finite value
+        var clean = c.MakeData(60, 7);
+        foreach (var v in new[] { 0.5f, 2f, -1f, 1e-7f })
+        {
+            var bad = Copy(clean);
+            bad[11, 3] = v;
+            RejectsData(() => c.Fit(new FitRequest(bad, 1)), 11, 3, "not binary", $"Fit with {v}");
+        }
+        var f = ModelCases.Fitted(name);
+        var rows = Copy(f.Data.Slice(0, 20));
+        rows[19, 0] = 0.5f;
+        RejectsData(() => f.Model.LogDensity(rows), 19, 0, "not binary", "LogDensity with 0.5");
+    }
+
+    [Theory, MemberData(nameof(ModelCases.Names), MemberType = typeof(ModelCases))]
+    public void FitRejectsEmptyData(string name)
+    {
+        var c = ModelCases.Get(name);
+        RejectsData(() => c.Fit(new FitRequest(new RowMatrix(0, 4), 1)), -1, -1, "no rows", "Fit with no rows");
+        RejectsData(() => c.Fit(new FitRequest(new RowMatrix(10, 0), 1)), -1, -1, "no columns", "Fit with no columns");
+        Assert.Throws<ArgumentNullException>(() => c.Fit(new FitRequest(null!, 1)));
+    }
+
+    [Theory, MemberData(nameof(ModelCases.Names), MemberType = typeof(ModelCases))]
+    public void ScoringRejectsWrongWidthAndShortDestinations(string name)
+    {
+        var f = ModelCases.Fitted(name);
+        int d = f.Model.Dimension;
+        RejectsData(() => f.Model.LogDensity(new RowMatrix(3, d + 1)), -1, -1, "columns", "a matrix one column too wide");
+        RejectsData(() => f.Model.LogDensity(new RowMatrix(3, d - 1)), -1, -1, "columns", "a matrix one column too narrow");
+        RejectsData(() => f.Model.LogDensity(new float[2 * d + 1], new float[3]), -1, -1, "whole number of rows", "a span that is not whole rows");
+        Assert.Throws<ArgumentException>(() => f.Model.LogDensity(new float[3 * d], new float[2]));
+        Assert.Throws<ArgumentException>(() => f.Model.LogDensity(new float[3 * d], new float[3], new float[2]));
+        Assert.Throws<ArgumentException>(() => f.Model.Sample(3, 1, new float[3 * d - 1]));
+        Assert.Throws<ArgumentOutOfRangeException>(() => f.Model.Sample(-1, 1));
+        Assert.Throws<ArgumentNullException>(() => f.Model.LogDensity((RowMatrix)null!));
+    }
+
+    /// <summary>Documented: scoring zero rows returns zero results; the average of zero rows is an error (not NaN).</summary>
+    [Theory, MemberData(nameof(ModelCases.Names), MemberType = typeof(ModelCases))]
+    public void ScoringNoRowsGivesNoResultsAndAveragingNoRowsThrows(string name)
+    {
+        var f = ModelCases.Fitted(name);
+        Assert.Empty(f.Model.LogDensity(new RowMatrix(0, f.Model.Dimension)));
+        f.Model.LogDensity(ReadOnlySpan<float>.Empty, Span<float>.Empty);
+        Assert.Equal(0, f.Model.Sample(0, 1).Rows);
+        RejectsData(() => f.Model.AverageLogDensity(new RowMatrix(0, f.Model.Dimension)), -1, -1, "no rows", "AverageLogDensity of no rows");
+    }
+
+    /// <summary>
+    /// Documented: a single training row fits (no validation split, the row's columns count as constant) and scores
+    /// finite values, unless the case declares a larger minimum, which must then be enforced with a clear exception.
+    /// </summary>
+    [Theory, MemberData(nameof(ModelCases.Names), MemberType = typeof(ModelCases))]
+    public void SingleRowFitsAndScoresFiniteOrIsRejected(string name)
+    {
+        var c = ModelCases.Get(name);
+        var data = c.MakeData(40, 3);
+        var one = data.Slice(5, 1);
+        if (c.MinimumTrainingRows > 1)
+        {
+            RejectsData(() => c.Fit(new FitRequest(one, 1)), -1, -1, "rows", "Fit with a single row");
+            RejectsData(() => c.Fit(new FitRequest(data.Slice(0, c.MinimumTrainingRows - 1), 1)), -1, -1, "rows", "Fit below the minimum");
+            return;
+        }
+        var model = c.Fit(new FitRequest(one, 1));
+        Assert.Equal(data.Columns, model.Dimension);
+        AllFinite(model.LogDensity(one), "log-density of the single training row");
+        FiniteOrNegativeInfinity(model.LogDensity(data), "log-density of other rows");
+        AllFinite(model.Sample(20, 2).AsSpan(), "samples of a one-row model");
+    }
+
+    /// <summary>
+    /// Documented: constant columns (including all-identical rows) fit; the model puts a narrow conditional on the
+    /// constant value, so training rows score finite values and a row that breaks the constant scores lower.
+    /// </summary>
+    [Theory, MemberData(nameof(ModelCases.Names), MemberType = typeof(ModelCases))]
+    public void ConstantColumnsFitAndScoreFinite(string name)
+    {
+        var c = ModelCases.Get(name);
+        var data = c.MakeData(c.TrainingRows, 4);
+        float constant = c.InputDomain == InputDomain.Binary ? 0f : 3.25f;
+        float other = c.InputDomain == InputDomain.Binary ? 1f : 13.25f;
+        for (int r = 0; r < data.Rows; r++) data[r, 1] = constant;
+        var model = c.Fit(new FitRequest(data, 1));
+        var ld = model.LogDensity(data);
+        AllFinite(ld, "log-density of training rows with a constant column");
+        var broken = data.Slice(0, 20);
+        for (int r = 0; r < broken.Rows; r++) broken[r, 1] = other;
+        var ldBroken = model.LogDensity(broken);
+        FiniteOrNegativeInfinity(ldBroken, "log-density of rows breaking the constant");
+        for (int r = 0; r < broken.Rows; r++)
+            Assert.True(ldBroken[r] < ld[r], $"row {r}: breaking the constant column scores {ldBroken[r]}, not lower than {ld[r]}");
+
+        // Every row identical: every column constant.
+        var same = new RowMatrix(50, data.Columns);
+        for (int r = 0; r < same.Rows; r++) data.Row(7).CopyTo(same.Row(r));
+        var degenerate = c.Fit(new FitRequest(same, 1));
+        AllFinite(degenerate.LogDensity(same), "log-density of all-identical training rows");
+    }
+}

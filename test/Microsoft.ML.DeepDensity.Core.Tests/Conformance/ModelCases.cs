@@ -1,0 +1,148 @@
+using System.Collections.Concurrent;
+using Microsoft.ML.DeepDensity.Data;
+using Microsoft.ML.DeepDensity.Models.Rnade;
+using Microsoft.ML.DeepDensity.Randomness;
+using Microsoft.ML.DeepDensity.Training;
+
+namespace Microsoft.ML.DeepDensity.Tests.Conformance;
+
+/// <summary>
+/// Every model the conformance suite checks. Adding a model is ONE line in <see cref="All"/>: how to fit a tiny
+/// model of that kind on small data with a seed, its input domain and density kind, and which data to use.
+/// </summary>
+public static class ModelCases
+{
+    public static readonly ModelCase[] All =
+    {
+        ModelCase.Gradient("Rnade", InputDomain.Real, DensityKind.Exact, ConformanceData.Real,
+            () => new RnadeOptions { HiddenUnits = 8, Components = 3 }, (data, o, progress, ct) => RnadeModel.Fit(data, o, null, progress, ct)),
+        // After merging the other models, one line each, e.g. (names as on their branches):
+        // new ModelCase("DeepGmm", InputDomain.Real, DensityKind.Exact, r => DeepGmmModel.Fit(r.Data, new DeepGmmOptions { /* tiny */ Seed = r.Seed, MaxIterations = r.Epochs }, progress: r.Progress, cancellationToken: r.CancellationToken), ConformanceData.Real),
+        // new ModelCase("Rbm", InputDomain.Binary, DensityKind.Exact, r => RbmModel.Fit(r.Data, new RbmOptions { HiddenUnits = 6, Seed = r.Seed, MaxEpochs = r.Epochs, LearningRate = r.LearningRate ?? 0.05f }, progress: r.Progress, cancellationToken: r.CancellationToken), ConformanceData.Binary),
+        // ModelCase.Gradient("Iwae", InputDomain.Binary, DensityKind.Estimate, ConformanceData.Binary, () => new IwaeOptions { /* tiny */ }, (d, o, p, ct) => IwaeModel.Fit(d, o, null, p, ct)),
+    };
+
+    /// <summary>Case names for <c>[MemberData]</c> (names serialise, so every case is its own test in the runner).</summary>
+    public static TheoryData<string> Names
+    {
+        get
+        {
+            var data = new TheoryData<string>();
+            foreach (var c in All) data.Add(c.Name);
+            return data;
+        }
+    }
+
+    public static ModelCase Get(string name)
+        => Array.Find(All, c => c.Name == name) ?? throw new ArgumentException($"No model case '{name}'.", nameof(name));
+
+    private static readonly ConcurrentDictionary<string, Lazy<FittedCase>> Cache = new();
+
+    /// <summary>The case's standard tiny model (seed 1 on <see cref="ModelCase.TrainingRows"/> rows of data seed 12345), fitted once per run and shared (models are immutable).</summary>
+    public static FittedCase Fitted(string name)
+        => Cache.GetOrAdd(name, n => new Lazy<FittedCase>(() =>
+        {
+            var c = Get(n);
+            var data = c.MakeData(c.TrainingRows, 12345);
+            return new FittedCase(c, data, c.Fit(new FitRequest(data, 1)));
+        })).Value;
+}
+
+/// <summary>What the suite asks a model case to fit.</summary>
+/// <param name="Data">Training rows (already made by <see cref="ModelCase.MakeData"/> or deliberately bad).</param>
+/// <param name="Seed">The model's seed (initialisation, shuffling, noise).</param>
+public sealed record FitRequest(RowMatrix Data, ulong Seed)
+{
+    /// <summary>Passes over the data (epochs, EM iterations, CD epochs). 2 by default (tiny and fast); the cancellation
+    /// check passes <see cref="Unbounded"/> so that the fit only ends by cancellation.</summary>
+    public int Epochs { get; init; } = 2;
+
+    /// <summary>Learning rate to use instead of the case's own (null = the case's own). The divergence check passes an
+    /// absurd value; models without a learning rate ignore it.</summary>
+    public float? LearningRate { get; init; }
+
+    public IProgress<TrainingProgress>? Progress { get; init; }
+    public CancellationToken CancellationToken { get; init; }
+
+    /// <summary>Epoch count that does not end within any test's lifetime.</summary>
+    public const int Unbounded = 100_000_000;
+}
+
+/// <summary>
+/// How to fit one kind of model for the conformance suite. <see cref="Fit"/> must pass through every field of the
+/// <see cref="FitRequest"/> (seed, epochs, learning rate if the model has one, progress, cancellation).
+/// </summary>
+public sealed record ModelCase(
+    string Name,
+    InputDomain InputDomain,
+    DensityKind DensityKind,
+    Func<FitRequest, DensityModel> Fit,
+    Func<int, ulong, RowMatrix> MakeData)
+{
+    /// <summary>Rows of the standard training set. Default 200.</summary>
+    public int TrainingRows { get; init; } = 200;
+
+    /// <summary>Fewest rows the model trains on; fewer must give <see cref="DataValidationException"/>. Default 1
+    /// (a single row trains and scores finite values).</summary>
+    public int MinimumTrainingRows { get; init; } = 1;
+
+    /// <summary>Scoring a row alone and in a batch agree to |a − b| ≤ tol·(1 + |a|). Default 1e-5; null skips the check
+    /// (only for a model whose estimate legitimately depends on the batch — document why).</summary>
+    public double? BatchInvarianceTolerance { get; init; } = 1e-5;
+
+    /// <summary>A gradient-trained model: the suite's request is mapped onto its <see cref="GradientTrainingOptions"/>.</summary>
+    public static ModelCase Gradient<TOptions>(string name, InputDomain domain, DensityKind kind, Func<int, ulong, RowMatrix> makeData,
+        Func<TOptions> options, Func<RowMatrix, TOptions, IProgress<TrainingProgress>?, CancellationToken, DensityModel> fit)
+        where TOptions : GradientTrainingOptions
+        => new(name, domain, kind, r =>
+        {
+            var o = options();
+            o.Seed = r.Seed;
+            o.MaxEpochs = r.Epochs;
+            o.EarlyStoppingPatience = 0;
+            if (r.LearningRate is float lr) o.LearningRate = lr;
+            return fit(r.Data, o, r.Progress, r.CancellationToken);
+        }, makeData);
+
+    public override string ToString() => Name;
+}
+
+/// <summary>A case with its standard data and model.</summary>
+public sealed record FittedCase(ModelCase Case, RowMatrix Data, DensityModel Model);
+
+/// <summary>Small seeded data sets with structure (clusters, correlations, offsets, scales) for the cases.</summary>
+public static class ConformanceData
+{
+    /// <summary>4 real columns: a two-cluster column, a correlated one, one with offset 100 and scale 10, a non-linear one.</summary>
+    public static RowMatrix Real(int rows, ulong seed)
+    {
+        var rng = new RandomStream(seed).Fork(0xDA7A);
+        var m = new RowMatrix(rows, 4);
+        for (int r = 0; r < rows; r++)
+        {
+            bool second = rng.NextInt(2) == 1;
+            float x0 = second ? 2f + 0.7f * (float)rng.NextGaussian() : -2f + 0.5f * (float)rng.NextGaussian();
+            m[r, 0] = x0;
+            m[r, 1] = 0.8f * x0 + 0.3f * (float)rng.NextGaussian();
+            m[r, 2] = 100f + 10f * (float)rng.NextGaussian();
+            m[r, 3] = MathF.Sin(x0) + 0.2f * (float)rng.NextGaussian();
+        }
+        return m;
+    }
+
+    /// <summary>8 binary columns: noisy copies (10% flips) of two prototypes.</summary>
+    public static RowMatrix Binary(int rows, ulong seed)
+    {
+        var rng = new RandomStream(seed).Fork(0xB17);
+        ReadOnlySpan<float> a = [1, 1, 1, 1, 0, 0, 0, 0];
+        ReadOnlySpan<float> b = [0, 0, 1, 1, 1, 1, 0, 1];
+        var m = new RowMatrix(rows, 8);
+        for (int r = 0; r < rows; r++)
+        {
+            var proto = rng.NextInt(2) == 0 ? a : b;
+            for (int c = 0; c < 8; c++)
+                m[r, c] = rng.NextDouble() < 0.1 ? 1f - proto[c] : proto[c];
+        }
+        return m;
+    }
+}

@@ -1,0 +1,130 @@
+using System.Diagnostics;
+using Microsoft.ML.DeepDensity.Data;
+using Microsoft.ML.DeepDensity.Training;
+using static Microsoft.ML.DeepDensity.Tests.Conformance.ConformanceAssert;
+
+namespace Microsoft.ML.DeepDensity.Tests.Conformance;
+
+/// <summary>Extreme values, diverging training and cancellation.</summary>
+public class RobustnessChecks
+{
+    /// <summary>
+    /// Documented: any finite row scores a finite log-density or −∞ (only when the density underflows float32, i.e.
+    /// the row is astronomically far from the training data) — never NaN or an exception. Tiny values score finite.
+    /// </summary>
+    [Theory, MemberData(nameof(ModelCases.Names), MemberType = typeof(ModelCases))]
+    public void ExtremeButFiniteRowsScoreFiniteOrMinusInfinityNeverNaN(string name)
+    {
+        var f = ModelCases.Fitted(name);
+        int d = f.Model.Dimension;
+        if (f.Model.InputDomain == InputDomain.Binary)
+        {
+            var corners = new RowMatrix(2, d);
+            corners.Row(1).Fill(1f);
+            AllFinite(f.Model.LogDensity(corners), "all-zeros and all-ones rows");
+            return;
+        }
+        float[] huge = { 1e30f, -1e30f, float.MaxValue, float.MinValue, 1e15f, -1e15f, 1e6f };
+        float[] tiny = { 1e-30f, -1e-30f, float.Epsilon, -float.Epsilon, 0f, -0f };
+        var hugeRows = new List<float[]>();
+        foreach (var v in huge)
+        {
+            for (int c = 0; c < d; c++) { var row = f.Data.Row(0).ToArray(); row[c] = v; hugeRows.Add(row); }
+            hugeRows.Add(Enumerable.Repeat(v, d).ToArray());
+        }
+        // Alternating signs of the largest magnitude in one row.
+        hugeRows.Add(Enumerable.Range(0, d).Select(i => i % 2 == 0 ? float.MaxValue : float.MinValue).ToArray());
+        var ldHuge = f.Model.LogDensity(RowMatrix.FromRows(hugeRows));
+        FiniteOrNegativeInfinity(ldHuge, "rows with huge values");
+        // Far-out rows are less likely than the typical training row.
+        float typical = f.Model.LogDensity(f.Data.Slice(0, 1))[0];
+        Assert.All(ldHuge, v => Assert.True(v < typical, $"a huge row scores {v}, not below the training row's {typical}"));
+
+        var tinyRows = new List<float[]>();
+        foreach (var v in tiny)
+        {
+            for (int c = 0; c < d; c++) { var row = f.Data.Row(1).ToArray(); row[c] = v; tinyRows.Add(row); }
+            tinyRows.Add(Enumerable.Repeat(v, d).ToArray());
+        }
+        AllFinite(f.Model.LogDensity(RowMatrix.FromRows(tinyRows)), "rows with tiny values");
+    }
+
+    /// <summary>Documented: training data of huge or tiny (finite) scale fits and scores finite, or fails with a clear exception.</summary>
+    [Theory, MemberData(nameof(ModelCases.Names), MemberType = typeof(ModelCases))]
+    public void TrainingOnHugeOrTinyScaleDataFitsOrFailsClearly(string name)
+    {
+        var c = ModelCases.Get(name);
+        if (c.InputDomain == InputDomain.Binary) return; // not applicable: binary data has no scale
+        foreach (float scale in new[] { 1e30f, 1e-30f, 1e12f })
+        {
+            var data = c.MakeData(c.TrainingRows, 12345);
+            foreach (ref float v in data.AsSpan()) v *= scale;
+            DensityModel model;
+            try { model = c.Fit(new FitRequest(data, 1)); }
+            catch (Exception e) when (e is DataValidationException or TrainingDivergedException)
+            {
+                Assert.False(string.IsNullOrWhiteSpace(e.Message));
+                continue;
+            }
+            AllFinite(model.LogDensity(data), $"log-densities of data scaled by {scale}");
+            AllFinite(model.Sample(50, 1).AsSpan(), $"samples of a model of data scaled by {scale}");
+        }
+    }
+
+    /// <summary>An absurd learning rate either throws <see cref="TrainingDivergedException"/> or returns a usable model (finite parameters, no NaN scores).</summary>
+    [Theory, MemberData(nameof(ModelCases.Names), MemberType = typeof(ModelCases))]
+    public void DivergingTrainingStopsCleanlyOrRecovers(string name)
+    {
+        var c = ModelCases.Get(name);
+        var data = c.MakeData(c.TrainingRows, 12345);
+        foreach (float lr in new[] { 1e6f, 1e30f })
+        {
+            DensityModel model;
+            try { model = c.Fit(new FitRequest(data, 1) { LearningRate = lr, Epochs = 5 }); }
+            catch (TrainingDivergedException e)
+            {
+                Assert.Contains("diverged", e.Message, StringComparison.OrdinalIgnoreCase);
+                continue;
+            }
+            // Loading rejects non-finite parameters, so a round trip proves they are all finite.
+            var loaded = DensityModel.FromBytes(model.ToBytes());
+            var ld = loaded.LogDensity(data);
+            Assert.DoesNotContain(ld, float.IsNaN);
+            Assert.DoesNotContain(model.Sample(50, 1).Values, float.IsNaN);
+        }
+    }
+
+    /// <summary>A long fit cancelled from another thread after ~200 ms throws <see cref="OperationCanceledException"/> within a second.</summary>
+    [Theory, MemberData(nameof(ModelCases.Names), MemberType = typeof(ModelCases))]
+    public void CancellationStopsAFitWithinOneSecond(string name)
+    {
+        var c = ModelCases.Get(name);
+        var data = c.MakeData(c.TrainingRows, 12345);
+        using var cts = new CancellationTokenSource();
+        var started = new ManualResetEventSlim();
+        long canceledAt = 0;
+        var fit = Task.Factory.StartNew(() =>
+        {
+            started.Set();
+            return c.Fit(new FitRequest(data, 1) { Epochs = FitRequest.Unbounded, CancellationToken = cts.Token });
+        }, TaskCreationOptions.LongRunning);
+        Assert.True(started.Wait(TimeSpan.FromSeconds(10)));
+        Thread.Sleep(200);
+        Assert.False(fit.IsCompleted, $"the unbounded fit ended by itself: {fit.Status} {fit.Exception}");
+        canceledAt = Stopwatch.GetTimestamp();
+        cts.Cancel();
+        bool done = ((IAsyncResult)fit).AsyncWaitHandle.WaitOne(TimeSpan.FromSeconds(5));
+        var elapsed = Stopwatch.GetElapsedTime(canceledAt);
+        Assert.True(done, "the fit did not stop within 5 s of cancellation");
+        Assert.True(fit.IsFaulted || fit.IsCanceled, $"the fit returned a model after cancellation ({fit.Status})");
+        var error = fit.Exception?.InnerException;
+        Assert.True(fit.IsCanceled || error is OperationCanceledException, $"expected OperationCanceledException, got {error}");
+        Assert.True(elapsed < TimeSpan.FromSeconds(1), $"the fit stopped {elapsed.TotalMilliseconds:F0} ms after cancellation");
+
+        // An already-cancelled token stops before any work.
+        var clock = Stopwatch.StartNew();
+        Assert.ThrowsAny<OperationCanceledException>(() =>
+            c.Fit(new FitRequest(data, 1) { Epochs = FitRequest.Unbounded, CancellationToken = new CancellationToken(true) }));
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(1));
+    }
+}
