@@ -27,6 +27,25 @@ public class EngineParallelismTests
         if (Environment.ProcessorCount > 1) Assert.True(MaxConcurrency() > 1, "without a limit, engine loops run on several threads");
     }
 
+    [Fact]
+    public void GemmGivesTheSameBitsOnOneThreadAndOnAll()
+    {
+        const int m = 190, n = 170, k = 150; // above the parallel threshold, several row blocks
+        var rng = new Randomness.RandomStream(3);
+        var a = new float[m * k]; var b = new float[k * n];
+        rng.FillGaussian(a); rng.FillGaussian(b);
+        var all = new float[m * n];
+        Numerics.Gemm.Multiply(false, false, m, n, k, a, b, all);
+        var one = new float[m * n];
+        try
+        {
+            DeepDensityEnvironment.MaxDegreeOfParallelism = 1;
+            Numerics.Gemm.Multiply(false, false, m, n, k, a, b, one);
+        }
+        finally { DeepDensityEnvironment.MaxDegreeOfParallelism = -1; }
+        ConformanceAssert.BitIdentical(all, one, "GEMM, 1 thread vs all");
+    }
+
     private static int MaxConcurrency()
     {
         int running = 0, max = 0;

@@ -16,6 +16,9 @@ public static class ModelCases
     {
         ModelCase.Gradient("Rnade", InputDomain.Real, DensityKind.Exact, ConformanceData.Real,
             () => new RnadeOptions { HiddenUnits = 8, Components = 3 }, (data, o, progress, ct) => RnadeModel.Fit(data, o, null, progress, ct)),
+        // Test-only reference model (Conformance/ReferenceBernoulliModel.cs): runs the binary-input paths of the suite.
+        ModelCase.Gradient("ReferenceBernoulli", InputDomain.Binary, DensityKind.Exact, ConformanceData.Binary,
+            () => new GradientTrainingOptions { LearningRate = 0.1f }, (data, o, progress, ct) => ReferenceBernoulliModel.Fit(data, o, progress, ct)),
         // After merging the other models, one line each, e.g. (names as on their branches):
         // new ModelCase("DeepGmm", InputDomain.Real, DensityKind.Exact, r => DeepGmmModel.Fit(r.Data, new DeepGmmOptions { /* tiny */ Seed = r.Seed, MaxIterations = r.Epochs }, progress: r.Progress, cancellationToken: r.CancellationToken), ConformanceData.Real),
         // new ModelCase("Rbm", InputDomain.Binary, DensityKind.Exact, r => RbmModel.Fit(r.Data, new RbmOptions { HiddenUnits = 6, Seed = r.Seed, MaxEpochs = r.Epochs, LearningRate = r.LearningRate ?? 0.05f }, progress: r.Progress, cancellationToken: r.CancellationToken), ConformanceData.Binary),
