@@ -8,8 +8,16 @@ namespace Microsoft.ML.DeepDensity.Data;
 /// </summary>
 public sealed class ColumnStandardizer
 {
-    /// <summary>Scale used for (near-)constant columns, so they do not blow up.</summary>
-    public const float MinimumScale = 1e-6f;
+    /// <summary>
+    /// A column whose standard deviation is at most this fraction of its mean's magnitude (float32 round-off level) is
+    /// treated as constant and gets scale 1, so it does not blow up. Relative, so that data measured on a tiny scale
+    /// (e.g. 1e-12) is standardised like any other.
+    /// </summary>
+    public const double ConstantRelativeTolerance = 1e-6;
+
+    /// <summary>Smallest scale used: a column whose standard deviation is at most this is treated as constant (scale 1),
+    /// which keeps 1/scale and standardised values far from float32 overflow.</summary>
+    public const float MinimumScale = 1e-35f;
 
     public ColumnStandardizer(float[] mean, float[] scale)
     {
@@ -25,7 +33,8 @@ public sealed class ColumnStandardizer
     public static ColumnStandardizer Identity(int width)
         => new(new float[width], Enumerable.Repeat(1f, width).ToArray());
 
-    /// <summary>Column means and standard deviations (float64 accumulation; constant columns get scale 1).</summary>
+    /// <summary>Column means and standard deviations (float64 accumulation; constant columns, see
+    /// <see cref="ConstantRelativeTolerance"/>, get scale 1).</summary>
     public static ColumnStandardizer Fit(RowMatrix data)
     {
         int n = data.Rows, d = data.Columns;
@@ -47,7 +56,8 @@ public sealed class ColumnStandardizer
         {
             fm[c] = (float)mean[c];
             double sd = n > 1 ? Math.Sqrt(m2[c] / n) : 0;
-            fs[c] = sd > MinimumScale ? (float)sd : 1f;
+            bool constant = sd <= MinimumScale || sd <= ConstantRelativeTolerance * Math.Abs(mean[c]);
+            fs[c] = constant ? 1f : (float)sd;
         }
         return new ColumnStandardizer(fm, fs);
     }

@@ -26,6 +26,73 @@ public class InputValidationChecks
     }
 
     [Theory, MemberData(nameof(ModelCases.Names), MemberType = typeof(ModelCases))]
+    public void FitRejectsBadValidationDataNamingRowAndColumn(string name)
+    {
+        var c = ModelCases.Get(name);
+        if (!c.AcceptsValidation) return; // not applicable: Fit takes no validation set
+        var data = c.MakeData(60, 7);
+        var valid = c.MakeData(20, 8);
+        Assert.NotNull(c.Fit(new FitRequest(data, 1) { Validation = valid }));
+        foreach (var (value, word) in NonFinite)
+        {
+            var bad = Copy(valid);
+            bad[13, 2] = value;
+            var e = RejectsData(() => c.Fit(new FitRequest(data, 1) { Validation = bad }), 13, 2, word, $"validation data with {value}");
+            Assert.Contains("validation", e.Message, StringComparison.OrdinalIgnoreCase);
+        }
+        if (c.InputDomain == InputDomain.Binary)
+        {
+            var bad = Copy(valid);
+            bad[4, 0] = 0.5f;
+            RejectsData(() => c.Fit(new FitRequest(data, 1) { Validation = bad }), 4, 0, "not binary", "validation data with 0.5");
+        }
+        RejectsData(() => c.Fit(new FitRequest(data, 1) { Validation = new RowMatrix(20, data.Columns + 1) }), -1, -1, "columns", "validation data one column too wide");
+        RejectsData(() => c.Fit(new FitRequest(data, 1) { Validation = new RowMatrix(0, data.Columns) }), -1, -1, "no rows", "empty validation data");
+    }
+
+    /// <summary>Settings are checked before any work: zero passes is an <see cref="ArgumentOutOfRangeException"/> naming the setting.</summary>
+    [Theory, MemberData(nameof(ModelCases.Names), MemberType = typeof(ModelCases))]
+    public void FitRejectsInvalidSettingsNamingThem(string name)
+    {
+        var c = ModelCases.Get(name);
+        var data = c.MakeData(60, 7);
+        foreach (int epochs in new[] { 0, -3 })
+        {
+            var e = Assert.Throws<ArgumentOutOfRangeException>(() => c.Fit(new FitRequest(data, 1) { Epochs = epochs }));
+            Assert.False(string.IsNullOrEmpty(e.ParamName), "the exception names the setting");
+        }
+        if (c.AcceptsValidation) // gradient-trained: the learning rate is a setting too
+            foreach (float lr in new[] { 0f, -1f, float.NaN, float.PositiveInfinity })
+                Assert.Throws<ArgumentOutOfRangeException>(() => c.Fit(new FitRequest(data, 1) { LearningRate = lr }));
+    }
+
+    /// <summary>Fit and scoring never write to the caller's arrays, and a model does not keep a reference to its training data.</summary>
+    [Theory, MemberData(nameof(ModelCases.Names), MemberType = typeof(ModelCases))]
+    public void FitAndScoringLeaveTheirInputsAlone(string name)
+    {
+        var c = ModelCases.Get(name);
+        var data = c.MakeData(c.TrainingRows, 12345);
+        var pristine = Copy(data);
+        var model = c.Fit(new FitRequest(data, 1));
+        Assert.Equal(pristine.Values, data.Values);
+        var scores = model.LogDensity(data);
+        Assert.Equal(pristine.Values, data.Values);
+        var bytes = model.ToBytes();
+        // Overwrite the training data: the model must be unaffected.
+        Array.Fill(data.Values, c.InputDomain == InputDomain.Binary ? 1f : 1e20f);
+        Assert.Equal(bytes, model.ToBytes());
+        BitIdentical(scores, model.LogDensity(pristine), "scores after the training data was overwritten");
+        // Scoring a slice of a larger buffer reads only that slice.
+        int d = model.Dimension;
+        var padded = new float[(pristine.Rows + 2) * d];
+        Array.Fill(padded, float.NaN);
+        pristine.AsSpan().CopyTo(padded.AsSpan(d));
+        var fromSlice = new float[pristine.Rows];
+        model.LogDensity(padded.AsSpan(d, pristine.Rows * d), fromSlice);
+        BitIdentical(scores, fromSlice, "scores of a slice");
+    }
+
+    [Theory, MemberData(nameof(ModelCases.Names), MemberType = typeof(ModelCases))]
     public void ScoringRejectsNonFiniteValuesNamingRowAndColumn(string name)
     {
         var f = ModelCases.Fitted(name);

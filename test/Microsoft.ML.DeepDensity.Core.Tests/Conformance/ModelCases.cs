@@ -15,14 +15,14 @@ public static class ModelCases
     public static readonly ModelCase[] All =
     {
         ModelCase.Gradient("Rnade", InputDomain.Real, DensityKind.Exact, ConformanceData.Real,
-            () => new RnadeOptions { HiddenUnits = 8, Components = 3 }, (data, o, progress, ct) => RnadeModel.Fit(data, o, null, progress, ct)),
+            () => new RnadeOptions { HiddenUnits = 8, Components = 3 }, (data, valid, o, progress, ct) => RnadeModel.Fit(data, o, valid, progress, ct)) with { ScaleEquivarianceTolerance = 1e-4 },
         // Test-only reference model (Conformance/ReferenceBernoulliModel.cs): runs the binary-input paths of the suite.
         ModelCase.Gradient("ReferenceBernoulli", InputDomain.Binary, DensityKind.Exact, ConformanceData.Binary,
-            () => new GradientTrainingOptions { LearningRate = 0.1f }, (data, o, progress, ct) => ReferenceBernoulliModel.Fit(data, o, progress, ct)),
+            () => new GradientTrainingOptions { LearningRate = 0.1f }, (data, valid, o, progress, ct) => ReferenceBernoulliModel.Fit(data, valid, o, progress, ct)),
         // After merging the other models, one line each, e.g. (names as on their branches):
         // new ModelCase("DeepGmm", InputDomain.Real, DensityKind.Exact, r => DeepGmmModel.Fit(r.Data, new DeepGmmOptions { /* tiny */ Seed = r.Seed, MaxIterations = r.Epochs }, progress: r.Progress, cancellationToken: r.CancellationToken), ConformanceData.Real),
         // new ModelCase("Rbm", InputDomain.Binary, DensityKind.Exact, r => RbmModel.Fit(r.Data, new RbmOptions { HiddenUnits = 6, Seed = r.Seed, MaxEpochs = r.Epochs, LearningRate = r.LearningRate ?? 0.05f }, progress: r.Progress, cancellationToken: r.CancellationToken), ConformanceData.Binary),
-        // ModelCase.Gradient("Iwae", InputDomain.Binary, DensityKind.Estimate, ConformanceData.Binary, () => new IwaeOptions { /* tiny */ }, (d, o, p, ct) => IwaeModel.Fit(d, o, null, p, ct)),
+        // ModelCase.Gradient("Iwae", InputDomain.Binary, DensityKind.Estimate, ConformanceData.Binary, () => new IwaeOptions { /* tiny */ }, (d, v, o, p, ct) => IwaeModel.Fit(d, o, v, p, ct)),
     };
 
     /// <summary>Case names for <c>[MemberData]</c> (names serialise, so every case is its own test in the runner).</summary>
@@ -64,6 +64,9 @@ public sealed record FitRequest(RowMatrix Data, ulong Seed)
     /// absurd value; models without a learning rate ignore it.</summary>
     public float? LearningRate { get; init; }
 
+    /// <summary>Validation rows for early stopping (only for cases with <see cref="ModelCase.AcceptsValidation"/>).</summary>
+    public RowMatrix? Validation { get; init; }
+
     public IProgress<TrainingProgress>? Progress { get; init; }
     public CancellationToken CancellationToken { get; init; }
 
@@ -93,9 +96,17 @@ public sealed record ModelCase(
     /// (only for a model whose estimate legitimately depends on the batch — document why).</summary>
     public double? BatchInvarianceTolerance { get; init; } = 1e-5;
 
-    /// <summary>A gradient-trained model: the suite's request is mapped onto its <see cref="GradientTrainingOptions"/>.</summary>
+    /// <summary>The model standardises its inputs, so fitting data scaled by s gives log p(s·x) = log p(x) − D·log s to
+    /// this relative tolerance (for s from 1e-30 to 1e30). Default null (not scale-equivariant; only finiteness is checked).</summary>
+    public double? ScaleEquivarianceTolerance { get; init; }
+
+    /// <summary>Fit takes a validation set (<see cref="FitRequest.Validation"/>), whose bad values must be rejected like the training data's. Default false.</summary>
+    public bool AcceptsValidation { get; init; }
+
+    /// <summary>A gradient-trained model: the suite's request is mapped onto its <see cref="GradientTrainingOptions"/>;
+    /// <paramref name="fit"/> gets (data, validation or null, options, progress, cancellation).</summary>
     public static ModelCase Gradient<TOptions>(string name, InputDomain domain, DensityKind kind, Func<int, ulong, RowMatrix> makeData,
-        Func<TOptions> options, Func<RowMatrix, TOptions, IProgress<TrainingProgress>?, CancellationToken, DensityModel> fit)
+        Func<TOptions> options, Func<RowMatrix, RowMatrix?, TOptions, IProgress<TrainingProgress>?, CancellationToken, DensityModel> fit)
         where TOptions : GradientTrainingOptions
         => new(name, domain, kind, r =>
         {
@@ -104,8 +115,8 @@ public sealed record ModelCase(
             o.MaxEpochs = r.Epochs;
             o.EarlyStoppingPatience = 0;
             if (r.LearningRate is float lr) o.LearningRate = lr;
-            return fit(r.Data, o, r.Progress, r.CancellationToken);
-        }, makeData);
+            return fit(r.Data, r.Validation, o, r.Progress, r.CancellationToken);
+        }, makeData) { AcceptsValidation = true };
 
     public override string ToString() => Name;
 }

@@ -26,6 +26,17 @@ public class PersistenceChecks
             BitIdentical(f.Model.LogDensity(f.Data), loaded.LogDensity(f.Data), "log-densities after save/load");
             BitIdentical(f.Model.Sample(700, 4).AsSpan(), loaded.Sample(700, 4).AsSpan(), "samples after save/load");
         }
+        // Two models back to back in one stream (e.g. embedded in a larger file) load one after the other.
+        var other = f.Case.Fit(new FitRequest(f.Data, 2));
+        var stream = new MemoryStream();
+        stream.Write([7, 7, 7]);
+        f.Model.Save(stream);
+        other.Save(stream);
+        stream.Position = 3;
+        Assert.Equal(bytes, DensityModel.Load(stream).ToBytes());
+        Assert.Equal(other.ToBytes(), DensityModel.Load(stream).ToBytes());
+        Assert.Equal(stream.Length, stream.Position);
+        Assert.Throws<InvalidModelFileException>(() => DensityModel.Load(stream)); // nothing left
         // Loading as the wrong type is a clear error too.
         Assert.Throws<InvalidModelFileException>(() => DensityModel.Load<WrongType>(new MemoryStream(bytes)));
     }

@@ -25,11 +25,12 @@ internal sealed class ReferenceBernoulliModel : DensityModel
     public override InputDomain InputDomain => InputDomain.Binary;
     public override DensityKind DensityKind => DensityKind.Exact;
 
-    public static ReferenceBernoulliModel Fit(RowMatrix data, GradientTrainingOptions options, IProgress<TrainingProgress>? progress, CancellationToken ct)
+    public static ReferenceBernoulliModel Fit(RowMatrix data, RowMatrix? validation, GradientTrainingOptions options, IProgress<TrainingProgress>? progress, CancellationToken ct)
     {
         options.Validate();
         DataValidation.CheckTrainingData(data, InputDomain.Binary, "training data");
-        var (train, valid) = TrainingLoop.Split(data, null, options.ValidationFraction, options.Seed);
+        if (validation is not null) DataValidation.CheckTrainingData(validation, InputDomain.Binary, "validation data", data.Columns);
+        var (train, valid) = TrainingLoop.Split(data, validation, options.ValidationFraction, options.Seed);
         var logits = new float[data.Columns];
         new RandomStream(options.Seed).Fork(1).FillGaussian(logits, 0f, 0.1f);
         TrainingLoop.Run(new Objective(logits), train, valid, options, progress, ct);
