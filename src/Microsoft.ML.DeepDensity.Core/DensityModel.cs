@@ -107,7 +107,11 @@ public abstract class DensityModel
         return s / ld.Length;
     }
 
-    /// <summary>Draws <paramref name="count"/> rows into <paramref name="destination"/> (count × Dimension); the same seed gives the same rows.</summary>
+    /// <summary>
+    /// Draws <paramref name="count"/> rows into <paramref name="destination"/> (count × Dimension); the same seed gives the
+    /// same rows, whatever the number of threads. Models should make row i depend only on (seed, i) — RNADE does — so
+    /// that a prefix of a larger draw equals a smaller draw.
+    /// </summary>
     public void Sample(int count, ulong seed, Span<float> destination)
     {
         if (count < 0) throw new ArgumentOutOfRangeException(nameof(count), "Sample count must be non-negative.");

@@ -111,7 +111,9 @@ public sealed class RnadeModel : DensityModel
         {
             int start = b * RowsPerScoringBlock, n = Math.Min(RowsPerScoringBlock, count - start);
             var modelSpace = new float[n * d];
-            Network.Sample(n, root.Fork((ulong)b), modelSpace);
+            var streams = new RandomStream[n];
+            for (int r = 0; r < n; r++) streams[r] = root.Fork((ulong)(start + r));
+            Network.Sample(n, streams, modelSpace);
             _standardizer.Inverse(modelSpace, n);
             var dst = output.AsSpan(start * d, n * d);
             for (int r = 0; r < n; r++)

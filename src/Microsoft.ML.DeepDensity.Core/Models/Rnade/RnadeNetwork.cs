@@ -241,8 +241,9 @@ internal sealed class RnadeNetwork
         return lse;
     }
 
-    /// <summary>Ancestral sampling of <paramref name="rows"/> rows (model space) into <paramref name="x"/>.</summary>
-    public void Sample(int rows, RandomStream random, Span<float> x)
+    /// <summary>Ancestral sampling of <paramref name="rows"/> rows (model space) into <paramref name="x"/>; row r draws from
+    /// <paramref name="rowStreams"/>[r] only, so a row depends on its own stream and not on how many rows are drawn.</summary>
+    public void Sample(int rows, RandomStream[] rowStreams, Span<float> x)
     {
         int h = H, k3 = K3, k = K;
         var a = new float[rows * h];
@@ -262,6 +263,7 @@ internal sealed class RnadeNetwork
                 var zr = z.AsSpan(r * k3, k3);
                 zr[..k].CopyTo(alpha);
                 RowOps.SoftmaxRows(alpha, 1, k);
+                var random = rowStreams[r];
                 int comp = random.NextCategorical(alpha);
                 float v = zr[k + comp] + MathF.Exp(zr[2 * k + comp]) * (float)random.NextGaussian();
                 x[r * D + d] = v;

@@ -1,0 +1,161 @@
+using Microsoft.ML.DeepDensity.Data;
+using Microsoft.ML.DeepDensity.Numerics;
+using Microsoft.ML.DeepDensity.Randomness;
+using Microsoft.ML.DeepDensity.Training;
+
+namespace Microsoft.ML.DeepDensity.Tests.Engine;
+
+public class RandomStreamTests
+{
+    [Fact]
+    public void SameSeedSameStreamDifferentSeedDifferentStream()
+    {
+        var a = new RandomStream(5); var b = new RandomStream(5); var c = new RandomStream(6);
+        var xa = Enumerable.Range(0, 100).Select(_ => a.NextUInt64()).ToArray();
+        Assert.Equal(xa, Enumerable.Range(0, 100).Select(_ => b.NextUInt64()).ToArray());
+        Assert.NotEqual(xa, Enumerable.Range(0, 100).Select(_ => c.NextUInt64()).ToArray());
+    }
+
+    [Fact]
+    public void ForksDependOnKeyNotOnConsumption()
+    {
+        var a = new RandomStream(9);
+        var f1 = a.Fork(3).NextUInt64();
+        for (int i = 0; i < 10; i++) a.NextUInt64();
+        Assert.Equal(f1, a.Fork(3).NextUInt64());
+        Assert.NotEqual(f1, a.Fork(4).NextUInt64());
+        Assert.NotEqual(a.Fork(1, 2).NextUInt64(), a.Fork(2, 1).NextUInt64());
+    }
+
+    [Fact]
+    public void GaussianAndUniformMomentsAreRight()
+    {
+        var r = new RandomStream(1);
+        var g = new float[200_000];
+        r.FillGaussian(g);
+        double m = g.Average(v => (double)v), v2 = g.Average(v => (double)v * v);
+        Assert.InRange(m, -0.01, 0.01);
+        Assert.InRange(v2, 0.98, 1.02);
+        var counts = new int[7];
+        for (int i = 0; i < 70_000; i++) counts[r.NextInt(7)]++;
+        Assert.All(counts, c => Assert.InRange(c, 9_500, 10_500));
+    }
+
+    [Fact]
+    public void CategoricalFollowsProbabilities()
+    {
+        var r = new RandomStream(2);
+        var p = new[] { 0.1f, 0.0f, 0.6f, 0.3f };
+        var counts = new int[4];
+        for (int i = 0; i < 100_000; i++) counts[r.NextCategorical(p)]++;
+        Assert.Equal(0, counts[1]);
+        Assert.InRange(counts[2] / 100_000.0, 0.59, 0.61);
+    }
+}
+
+public class RowOpsTests
+{
+    [Fact]
+    public void LogSumExpIsStableAndExact()
+    {
+        Assert.Equal(1000 + Math.Log(2), RowOps.LogSumExp(new[] { 1000f, 1000f }), 3);
+        Assert.Equal(-1000 + Math.Log(3), RowOps.LogSumExp(new[] { -1000f, -1000f, -1000f }), 3);
+        Assert.Equal(float.NegativeInfinity, RowOps.LogSumExp(new[] { float.NegativeInfinity, float.NegativeInfinity }));
+        var x = new float[] { 1, 2, 3, -1, 0, 5 };
+        var dst = new float[2];
+        RowOps.LogSumExpRows(x, 2, 3, dst);
+        Assert.Equal(Math.Log(Math.Exp(1) + Math.Exp(2) + Math.Exp(3)), dst[0], 5);
+        Assert.Equal(Math.Log(Math.Exp(-1) + 1 + Math.Exp(5)), dst[1], 5);
+    }
+
+    [Fact]
+    public void SoftmaxRowsSumToOne()
+    {
+        var x = new float[] { 1, 2, 3, 500, 501, 499 };
+        RowOps.SoftmaxRows(x, 2, 3);
+        Assert.Equal(1.0, x[0] + x[1] + x[2], 5);
+        Assert.Equal(1.0, x[3] + x[4] + x[5], 5);
+        Assert.Equal(Math.Exp(1) / (1 + Math.E + Math.Exp(-1)), x[4], 5);
+    }
+
+    [Fact]
+    public void LongSumsAccumulateInDouble()
+    {
+        var ones = Enumerable.Repeat(0.1f, 10_000_000).ToArray();
+        Assert.Equal(1_000_000.0, RowOps.SumAsDouble(ones), 0);
+    }
+
+    [Theory]
+    [InlineData(Activation.Sigmoid)]
+    [InlineData(Activation.Tanh)]
+    [InlineData(Activation.Softplus)]
+    [InlineData(Activation.Relu)]
+    public void ActivationDerivativesMatchFiniteDifferences(Activation act)
+    {
+        var pre = new[] { -2.5f, -0.3f, 0.2f, 1.7f };
+        var post = new float[4];
+        Activations.Forward(act, pre, post);
+        var g = new float[] { 1, 1, 1, 1 };
+        Activations.Backward(act, pre, post, g);
+        for (int i = 0; i < 4; i++)
+        {
+            var lo = new float[1]; var hi = new float[1];
+            Activations.Forward(act, new[] { pre[i] - 1e-3f }, lo);
+            Activations.Forward(act, new[] { pre[i] + 1e-3f }, hi);
+            Assert.Equal((hi[0] - lo[0]) / 2e-3, g[i], 2);
+        }
+    }
+}
+
+public class OptimizerTests
+{
+    private static double MinimiseQuadratic(Optimizer opt, float lr, int steps)
+    {
+        // f(w) = ½ Σ c_i (w_i − t_i)²
+        var w = new float[] { 5, -3, 0.5f };
+        var p = new ParameterSet(new Parameter("w", w));
+        float[] c = { 1, 10, 0.1f }, t = { 1, 2, -1 };
+        for (int s = 0; s < steps; s++)
+        {
+            for (int i = 0; i < 3; i++) p.Items[0].Gradient[i] = c[i] * (w[i] - t[i]);
+            opt.Step(p, lr);
+        }
+        return Enumerable.Range(0, 3).Sum(i => Math.Abs(w[i] - t[i]));
+    }
+
+    [Fact]
+    public void AdamAndMomentumConverge()
+    {
+        Assert.True(MinimiseQuadratic(new AdamOptimizer(), 0.05f, 3000) < 1e-2);
+        Assert.True(MinimiseQuadratic(new SgdMomentumOptimizer(0.9f), 0.01f, 3000) < 1e-2);
+    }
+
+    [Fact]
+    public void ClippingBoundsTheGlobalNorm()
+    {
+        var p = new ParameterSet(new Parameter("a", new float[2]), new Parameter("b", new float[1]));
+        p.Items[0].Gradient[0] = 3; p.Items[0].Gradient[1] = 4; p.Items[1].Gradient[0] = 12;
+        double before = p.ClipGradientNorm(1.3);
+        Assert.Equal(13, before, 5);
+        Assert.Equal(1.3, p.GradientNorm(), 5);
+        Assert.Equal(0.3f, p.Items[0].Gradient[0], 5);
+    }
+}
+
+public class TrainingSplitTests
+{
+    [Fact]
+    public void ValidationSplitIsSeededAndDisjoint()
+    {
+        var m = new RowMatrix(100, 1);
+        for (int i = 0; i < 100; i++) m[i, 0] = i;
+        var (t1, v1) = TrainingLoop.Split(m, null, 0.2, 4);
+        var (t2, v2) = TrainingLoop.Split(m, null, 0.2, 4);
+        Assert.Equal(80, t1.Rows);
+        Assert.Equal(20, v1!.Rows);
+        Assert.Equal(v1.Values, v2!.Values);
+        Assert.Empty(t1.Values.Intersect(v1.Values));
+        var (_, v3) = TrainingLoop.Split(m, null, 0.2, 5);
+        Assert.NotEqual(v1.Values, v3!.Values);
+    }
+}
