@@ -111,6 +111,17 @@ public class DeterminismChecks
         AllFinite(f.Model.LogDensity(s), "log-densities of the model's own samples");
     }
 
+    /// <summary>Row i of a draw depends only on (seed, i): a smaller draw is a prefix of a larger one (across scoring blocks).</summary>
+    [Theory, MemberData(nameof(ModelCases.Names), MemberType = typeof(ModelCases))]
+    public void SmallerDrawsArePrefixesOfLargerOnes(string name)
+    {
+        var f = ModelCases.Fitted(name);
+        if (!f.Case.PrefixConsistentSampling) return;
+        var large = f.Model.Sample(700, 21);
+        foreach (int n in new[] { 1, 10, 300 })
+            BitIdentical(large.AsSpan()[..(n * f.Model.Dimension)], f.Model.Sample(n, 21).AsSpan(), $"a draw of {n} vs the first {n} rows of 700");
+    }
+
     /// <summary>Every trainer reports progress (finite training objective, increasing epochs).</summary>
     [Theory, MemberData(nameof(ModelCases.Names), MemberType = typeof(ModelCases))]
     public void FitReportsProgress(string name)

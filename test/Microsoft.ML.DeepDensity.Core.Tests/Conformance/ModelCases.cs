@@ -100,6 +100,10 @@ public sealed record ModelCase(
     /// this relative tolerance (for s from 1e-30 to 1e30). Default null (not scale-equivariant; only finiteness is checked).</summary>
     public double? ScaleEquivarianceTolerance { get; init; }
 
+    /// <summary>Sample row i depends only on (seed, i), so a smaller draw is a prefix of a larger one (the engine's
+    /// documented "should"). Default true; false only with a reason.</summary>
+    public bool PrefixConsistentSampling { get; init; } = true;
+
     /// <summary>Fit takes a validation set (<see cref="FitRequest.Validation"/>), whose bad values must be rejected like the training data's. Default false.</summary>
     public bool AcceptsValidation { get; init; }
 

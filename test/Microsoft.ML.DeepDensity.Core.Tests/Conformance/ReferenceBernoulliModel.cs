@@ -61,10 +61,13 @@ internal sealed class ReferenceBernoulliModel : DensityModel
         int blocks = (count + RowsPerSampleBlock - 1) / RowsPerSampleBlock;
         DeepDensityEnvironment.For(0, blocks, b =>
         {
-            var rng = root.Fork((ulong)b);
             int start = b * RowsPerSampleBlock, n = Math.Min(RowsPerSampleBlock, count - start);
-            for (int i = start * d; i < (start + n) * d; i++)
-                output[i] = rng.NextDouble() < 1 / (1 + Math.Exp(-_logits[i % d])) ? 1f : 0f;
+            for (int r = start; r < start + n; r++)
+            {
+                var rng = root.Fork((ulong)r); // row r depends only on (seed, r)
+                for (int c = 0; c < d; c++)
+                    output[r * d + c] = rng.NextDouble() < 1 / (1 + Math.Exp(-_logits[c])) ? 1f : 0f;
+            }
         });
         output.CopyTo(destination);
     }
