@@ -38,6 +38,28 @@ public class ConcurrencyChecks
         for (int t = 0; t < Threads; t++) BitIdentical(expected[t], actual[t], $"thread {t} samples");
     }
 
+    /// <summary>Trainers share no mutable static state: four fits at once (different seeds) equal the same fits one by one.</summary>
+    [Theory, MemberData(nameof(ModelCases.Names), MemberType = typeof(ModelCases))]
+    public void FittingOnSeveralThreadsAtOnceEqualsSequentialFitting(string name)
+    {
+        var c = ModelCases.Get(name);
+        var data = c.MakeData(c.TrainingRows, 12345);
+        var expected = new byte[4][];
+        for (int t = 0; t < 4; t++) expected[t] = c.Fit(new FitRequest(data, (ulong)(1 + t))).ToBytes();
+        var results = new byte[4][];
+        var errors = new Exception?[4];
+        using var barrier = new Barrier(4);
+        var threads = Enumerable.Range(0, 4).Select(t => new Thread(() =>
+        {
+            try { barrier.SignalAndWait(); results[t] = c.Fit(new FitRequest(data, (ulong)(1 + t))).ToBytes(); }
+            catch (Exception e) { errors[t] = e; }
+        })).ToArray();
+        foreach (var th in threads) th.Start();
+        foreach (var th in threads) Assert.True(th.Join(TimeSpan.FromSeconds(60)), "a fitting thread hung");
+        foreach (var e in errors) if (e is not null) throw new Xunit.Sdk.XunitException($"a concurrent fit failed: {e}");
+        for (int t = 0; t < 4; t++) Assert.True(expected[t].AsSpan().SequenceEqual(results[t]), $"fit with seed {1 + t} differs when run concurrently");
+    }
+
     /// <summary>Starts <see cref="Threads"/> dedicated threads released together by a barrier.</summary>
     private static float[][] RunTogether(Func<int, float[]> work)
     {

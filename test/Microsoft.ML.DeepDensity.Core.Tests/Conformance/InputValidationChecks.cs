@@ -108,6 +108,10 @@ public class InputValidationChecks
             RejectsData(() => f.Model.LogDensity(bad.AsSpan(), dest, se), 23, d - 1, word, $"LogDensity(span) with {value}");
             RejectsData(() => f.Model.AverageLogDensity(bad), 23, d - 1, word, $"AverageLogDensity with {value}");
         }
+        // Row numbers are global, not per scoring block.
+        var many = f.Case.MakeData(1500, 3);
+        many[1299, 0] = float.NaN;
+        RejectsData(() => f.Model.LogDensity(many), 1299, 0, "NaN", "NaN in row 1299 of 1500");
     }
 
     [Theory, MemberData(nameof(ModelCases.Names), MemberType = typeof(ModelCases))]

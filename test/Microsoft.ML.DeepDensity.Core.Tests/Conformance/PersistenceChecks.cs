@@ -26,6 +26,9 @@ public class PersistenceChecks
             BitIdentical(f.Model.LogDensity(f.Data), loaded.LogDensity(f.Data), "log-densities after save/load");
             BitIdentical(f.Model.Sample(700, 4).AsSpan(), loaded.Sample(700, 4).AsSpan(), "samples after save/load");
         }
+        // A stream that hands out a few bytes per read (network, pipes) and cannot seek.
+        Assert.Equal(bytes, DensityModel.Load(new TrickleStream(bytes)).ToBytes());
+        Assert.Throws<InvalidModelFileException>(() => DensityModel.Load(new TrickleStream(bytes[..^1])));
         // Two models back to back in one stream (e.g. embedded in a larger file) load one after the other.
         var other = f.Case.Fit(new FitRequest(f.Data, 2));
         var stream = new MemoryStream();
@@ -235,6 +238,28 @@ public class PersistenceChecks
             if (used.Add(at)) copy[at] ^= (byte)(1 + rng.NextInt(255));
         }
         return copy;
+    }
+
+    /// <summary>Read-only, non-seekable, at most 7 bytes per read.</summary>
+    private sealed class TrickleStream(byte[] data) : Stream
+    {
+        private int _pos;
+        public override bool CanRead => true;
+        public override bool CanSeek => false;
+        public override bool CanWrite => false;
+        public override long Length => throw new NotSupportedException();
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+        public override int Read(byte[] buffer, int offset, int count)
+        {
+            int n = Math.Min(Math.Min(count, 7), data.Length - _pos);
+            Array.Copy(data, _pos, buffer, offset, n);
+            _pos += n;
+            return n;
+        }
+        public override void Flush() { }
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 
     private sealed class WrongType : DensityModel

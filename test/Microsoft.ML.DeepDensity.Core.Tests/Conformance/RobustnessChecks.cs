@@ -17,6 +17,11 @@ public class RobustnessChecks
     {
         var f = ModelCases.Fitted(name);
         int d = f.Model.Dimension;
+        // −0 is 0: same score, bit for bit (binary models accept −0 as 0).
+        var zeros = new RowMatrix(1, d);
+        var negativeZeros = new RowMatrix(1, d);
+        negativeZeros.AsSpan().Fill(-0f);
+        BitIdentical(f.Model.LogDensity(zeros), f.Model.LogDensity(negativeZeros), "score of −0 vs +0");
         if (f.Model.InputDomain == InputDomain.Binary)
         {
             var corners = new RowMatrix(2, d);
