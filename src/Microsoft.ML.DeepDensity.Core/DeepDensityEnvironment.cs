@@ -37,6 +37,8 @@ public static class DeepDensityEnvironment
     /// <summary>
     /// Runs <paramref name="body"/> for every index in [<paramref name="fromInclusive"/>, <paramref name="toExclusive"/>)
     /// under <see cref="MaxDegreeOfParallelism"/>; inline on the calling thread when there is one index or the limit is 1.
+    /// An exception from <paramref name="body"/> propagates as itself (not wrapped in <see cref="AggregateException"/>),
+    /// so callers see the same exception whatever the number of threads.
     /// </summary>
     public static void For(int fromInclusive, int toExclusive, Action<int> body)
     {
@@ -46,6 +48,10 @@ public static class DeepDensityEnvironment
             for (int i = fromInclusive; i < toExclusive; i++) body(i);
             return;
         }
-        Parallel.For(fromInclusive, toExclusive, ParallelOptions(), body);
+        try { Parallel.For(fromInclusive, toExclusive, ParallelOptions(), body); }
+        catch (AggregateException e) when (e.InnerExceptions.Count > 0)
+        {
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(e.InnerExceptions[0]).Throw();
+        }
     }
 }

@@ -46,6 +46,19 @@ public class EngineParallelismTests
         ConformanceAssert.BitIdentical(all, one, "GEMM, 1 thread vs all");
     }
 
+    [Fact]
+    public void ExceptionsFromParallelBodiesAreNotWrapped()
+    {
+        var e = Assert.Throws<InvalidDataException>(() => DeepDensityEnvironment.For(0, 16, i => { if (i == 9) throw new InvalidDataException("block 9"); }));
+        Assert.Equal("block 9", e.Message);
+        try
+        {
+            DeepDensityEnvironment.MaxDegreeOfParallelism = 1;
+            Assert.Throws<InvalidDataException>(() => DeepDensityEnvironment.For(0, 16, i => { if (i == 9) throw new InvalidDataException("block 9"); }));
+        }
+        finally { DeepDensityEnvironment.MaxDegreeOfParallelism = -1; }
+    }
+
     private static int MaxConcurrency()
     {
         int running = 0, max = 0;
