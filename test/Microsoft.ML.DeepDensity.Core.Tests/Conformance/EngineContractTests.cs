@@ -9,17 +9,16 @@ namespace Microsoft.ML.DeepDensity.Tests.Conformance;
 public class EngineContractTests
 {
     [Fact]
-    public void ANaNLogDensityFromAModelCoreIsAnErrorNamingTheRow()
+    public void ANaNLogDensityFromAModelCoreIsReportedAsMinusInfinityNeverPassedOn()
     {
-        var model = new BrokenModel { NaNAtRow = 2 };
-        var e = Assert.Throws<InvalidOperationException>(() => model.LogDensity(new float[4 * 3], new float[4]));
-        Assert.Contains("row 2", e.Message);
-        Assert.Contains("NaN", e.Message);
-        // −∞ is allowed (a density that underflows).
-        var ok = new BrokenModel { MinusInfinityAtRow = 1 };
+        var model = new BrokenModel { Kind = DensityKind.Estimate, NaNAtRow = 2, StandardError = 0.5f };
         var ld = new float[4];
-        ok.LogDensity(new float[4 * 3], ld);
-        Assert.Equal(float.NegativeInfinity, ld[1]);
+        var se = new float[4];
+        model.LogDensity(new float[4 * 3], ld, se);
+        Assert.Equal(new[] { -1f, -1f, float.NegativeInfinity, -1f }, ld);
+        Assert.Equal(new[] { 0.5f, 0.5f, 0f, 0.5f }, se);
+        Assert.Equal(float.NegativeInfinity, new BrokenModel { MinusInfinityAtRow = 1 }.LogDensity(new Data.RowMatrix(3, 3))[1]);
+        Assert.Equal(double.NegativeInfinity, new BrokenModel { NaNAtRow = 0 }.AverageLogDensity(new Data.RowMatrix(3, 3)));
     }
 
     [Fact]

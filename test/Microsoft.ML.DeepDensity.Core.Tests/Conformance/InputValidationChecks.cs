@@ -61,7 +61,7 @@ public class InputValidationChecks
             var e = Assert.Throws<ArgumentOutOfRangeException>(() => c.Fit(new FitRequest(data, 1) { Epochs = epochs }));
             Assert.False(string.IsNullOrEmpty(e.ParamName), "the exception names the setting");
         }
-        if (c.AcceptsValidation) // gradient-trained: the learning rate is a setting too
+        if (c.HasLearningRate)
             foreach (float lr in new[] { 0f, -1f, float.NaN, float.PositiveInfinity })
                 Assert.Throws<ArgumentOutOfRangeException>(() => c.Fit(new FitRequest(data, 1) { LearningRate = lr }));
     }

@@ -107,6 +107,9 @@ public sealed record ModelCase(
     /// <summary>Fit takes a validation set (<see cref="FitRequest.Validation"/>), whose bad values must be rejected like the training data's. Default false.</summary>
     public bool AcceptsValidation { get; init; }
 
+    /// <summary>Fit honours <see cref="FitRequest.LearningRate"/> (invalid values must be rejected). Default false; true for <see cref="Gradient{TOptions}"/> cases.</summary>
+    public bool HasLearningRate { get; init; }
+
     /// <summary>A gradient-trained model: the suite's request is mapped onto its <see cref="GradientTrainingOptions"/>;
     /// <paramref name="fit"/> gets (data, validation or null, options, progress, cancellation).</summary>
     public static ModelCase Gradient<TOptions>(string name, InputDomain domain, DensityKind kind, Func<int, ulong, RowMatrix> makeData,
@@ -120,7 +123,7 @@ public sealed record ModelCase(
             o.EarlyStoppingPatience = 0;
             if (r.LearningRate is float lr) o.LearningRate = lr;
             return fit(r.Data, r.Validation, o, r.Progress, r.CancellationToken);
-        }, makeData) { AcceptsValidation = true };
+        }, makeData) { AcceptsValidation = true, HasLearningRate = true };
 
     public override string ToString() => Name;
 }
