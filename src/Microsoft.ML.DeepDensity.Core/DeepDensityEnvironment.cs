@@ -25,13 +25,13 @@ public static class DeepDensityEnvironment
     /// <summary>
     /// Options for an engine <see cref="Parallel.For(int, int, ParallelOptions, Action{int})"/>: at most
     /// <paramref name="threads"/> (−1 = no own limit) and at most <see cref="MaxDegreeOfParallelism"/>.
-    /// Every engine parallel loop must take its options from here.
+    /// Every engine parallel loop must take its options from here (or use <see cref="For"/>).
     /// </summary>
-    public static ParallelOptions ParallelOptions(int threads = -1)
+    public static ParallelOptions ParallelOptions(int threads = -1, CancellationToken cancellationToken = default)
     {
         int limit = MaxDegreeOfParallelism;
         int effective = threads <= 0 ? limit : limit <= 0 ? threads : Math.Min(threads, limit);
-        return new ParallelOptions { MaxDegreeOfParallelism = effective <= 0 ? -1 : effective };
+        return new ParallelOptions { MaxDegreeOfParallelism = effective <= 0 ? -1 : effective, CancellationToken = cancellationToken };
     }
 
     /// <summary>

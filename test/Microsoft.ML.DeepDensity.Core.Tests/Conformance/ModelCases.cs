@@ -19,10 +19,14 @@ public static class ModelCases
         // Test-only reference model (Conformance/ReferenceBernoulliModel.cs): runs the binary-input paths of the suite.
         ModelCase.Gradient("ReferenceBernoulli", InputDomain.Binary, DensityKind.Exact, ConformanceData.Binary,
             () => new GradientTrainingOptions { LearningRate = 0.1f }, (data, valid, o, progress, ct) => ReferenceBernoulliModel.Fit(data, valid, o, progress, ct)),
-        // After merging the other models, one line each, e.g. (names as on their branches):
-        // new ModelCase("DeepGmm", InputDomain.Real, DensityKind.Exact, r => DeepGmmModel.Fit(r.Data, new DeepGmmOptions { /* tiny */ Seed = r.Seed, MaxIterations = r.Epochs }, progress: r.Progress, cancellationToken: r.CancellationToken), ConformanceData.Real),
-        // new ModelCase("Rbm", InputDomain.Binary, DensityKind.Exact, r => RbmModel.Fit(r.Data, new RbmOptions { HiddenUnits = 6, Seed = r.Seed, MaxEpochs = r.Epochs, LearningRate = r.LearningRate ?? 0.05f }, progress: r.Progress, cancellationToken: r.CancellationToken), ConformanceData.Binary),
-        // ModelCase.Gradient("Iwae", InputDomain.Binary, DensityKind.Estimate, ConformanceData.Binary, () => new IwaeOptions { /* tiny */ }, (d, v, o, p, ct) => IwaeModel.Fit(d, o, v, p, ct)),
+        // After merging deepgmm, rbm and iwae: UNCOMMENT these lines (tried on a trial merge of all four branches at
+        // 05:40 UTC; 235 of 239 checks passed, the 4 failures are IWAE's, see README "Conformance suite").
+        // new ModelCase("DeepGmm", InputDomain.Real, DensityKind.Exact, r => Models.DeepGmm.DeepGmmModel.Fit(r.Data, new Models.DeepGmm.DeepGmmOptions { Layers = new[] { 2, 2 }, Seed = r.Seed, MaxIterations = r.Epochs, Tolerance = 0, EarlyStoppingPatience = 0 }, r.Validation, r.Progress, r.CancellationToken), ConformanceData.Real) { AcceptsValidation = true, MinimumTrainingRows = 2 },
+        // ModelCase.Gradient("Rbm", InputDomain.Binary, DensityKind.Exact, ConformanceData.Binary, () => new Models.Rbm.RbmOptions { HiddenUnits = 6, SamplingBurnIn = 20, SamplingChains = 4 }, (d, v, o, p, ct) => Models.Rbm.RbmModel.Fit(d, o, v, p, ct)),
+        // ModelCase.Gradient("RbmGaussian", InputDomain.Real, DensityKind.Exact, ConformanceData.Real, () => new Models.Rbm.RbmOptions { HiddenUnits = 6, VisibleType = Models.Rbm.RbmVisibleType.Gaussian, SamplingBurnIn = 20, SamplingChains = 4 }, (d, v, o, p, ct) => Models.Rbm.RbmModel.Fit(d, o, v, p, ct)),
+        // ModelCase.Gradient("RbmAis", InputDomain.Binary, DensityKind.Estimate, ConformanceData.Binary, () => new Models.Rbm.RbmOptions { HiddenUnits = 22, ExactLogPartitionMaxUnits = 0, AisRuns = 8, AisTemperatures = 50, SamplingBurnIn = 20, SamplingChains = 4 }, (d, v, o, p, ct) => Models.Rbm.RbmModel.Fit(d, o, v, p, ct)),
+        // ModelCase.Gradient("Iwae", InputDomain.Binary, DensityKind.Estimate, ConformanceData.Binary, () => new Models.Iwae.IwaeOptions { LatentDimensions = new[] { 2 }, HiddenUnits = new[] { 8 }, DeepHiddenUnits = new[] { 4 }, Samples = 3, EvaluationSamples = 20, EvaluationSamplesPerChunk = 10 }, (d, v, o, p, ct) => Models.Iwae.IwaeModel.Fit(d, o, v, p, ct)),
+        // ModelCase.Gradient("IwaeGaussian", InputDomain.Real, DensityKind.Estimate, ConformanceData.Real, () => new Models.Iwae.IwaeOptions { Likelihood = Models.Iwae.IwaeLikelihood.Gaussian, LatentDimensions = new[] { 2 }, HiddenUnits = new[] { 8 }, DeepHiddenUnits = new[] { 4 }, Samples = 3, EvaluationSamples = 20, EvaluationSamplesPerChunk = 10 }, (d, v, o, p, ct) => Models.Iwae.IwaeModel.Fit(d, o, v, p, ct)),
     };
 
     /// <summary>Case names for <c>[MemberData]</c> (names serialise, so every case is its own test in the runner).</summary>
