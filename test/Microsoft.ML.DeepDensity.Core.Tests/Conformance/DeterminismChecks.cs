@@ -146,9 +146,9 @@ internal sealed class SynchronousProgress(Action<TrainingProgress> report) : IPr
     public void Report(TrainingProgress value) => report(value);
 }
 
-/// <summary>Tests that change process-wide engine settings run one at a time.</summary>
+/// <summary>Tests that change process-wide engine settings or measure latency run one at a time, after the parallel ones.</summary>
 [CollectionDefinition(Name, DisableParallelization = true)]
 public sealed class EngineSettingsCollection
 {
-    public const string Name = "Engine settings";
+    public const string Name = "Serial: engine settings and latency";
 }

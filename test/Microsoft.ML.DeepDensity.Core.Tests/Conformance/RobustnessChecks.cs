@@ -115,7 +115,15 @@ public class RobustnessChecks
             Assert.DoesNotContain(model.Sample(50, 1).Values, float.IsNaN);
         }
     }
+}
 
+/// <summary>
+/// Latency checks run in the serial collection (after the parallel tests, alone), so that "within one second" measures
+/// the model and not the other tests competing for the 2 cores.
+/// </summary>
+[Collection(EngineSettingsCollection.Name)]
+public class CancellationChecks
+{
     /// <summary>A long fit cancelled from another thread after ~200 ms throws <see cref="OperationCanceledException"/> within a second.</summary>
     [Theory, MemberData(nameof(ModelCases.Names), MemberType = typeof(ModelCases))]
     public void CancellationStopsAFitWithinOneSecond(string name)
