@@ -39,8 +39,8 @@ public abstract class DensityEstimatorOptions
     public double Contamination { get; set; } = 0.01;
 
     /// <summary>Rows the live transformer reads ahead and scores with one batched engine call (the engine parallelises
-    /// inside a block). Default 1024.</summary>
-    public int ScoringBlockRows { get; set; } = 1024;
+    /// inside a block). Default 2048.</summary>
+    public int ScoringBlockRows { get; set; } = 2048;
 
     /// <summary>Optional extra receiver of training progress (progress is always also written to the MLContext log). Default null.</summary>
     public IProgress<TrainingProgress>? Progress { get; set; }
