@@ -70,5 +70,9 @@ internal static class ModelEnvelope
         {
             throw new InvalidModelFileException("Truncated DeepDensity model in the ML.NET model.", e);
         }
+        catch (Exception e) when (e is FormatException or ArgumentException or OverflowException)
+        {
+            throw new InvalidModelFileException("Corrupt DeepDensity model in the ML.NET model: " + e.Message, e);
+        }
     }
 }

@@ -14,17 +14,30 @@ public static class Program
     {
         if (args.Length == 3 && args[0] == "score")
         {
-            var ml = new MLContext(seed: 5);
-            var model = ml.Model.Load(args[1], out _);
-            var rows = ReadRaw(args[2]);
-            var scores = model.Transform(ml.Data.LoadFromEnumerable(rows)).GetColumn<float>("Score").ToArray();
-            foreach (var s in scores) Console.WriteLine(BitConverter.SingleToInt32Bits(s).ToString(CultureInfo.InvariantCulture));
-            Console.WriteLine("KIND " + model.GetDensityModel().ModelKind);
+            // Nothing of Microsoft.ML.DeepDensity is touched before Load: ML.NET must find the CustomMapping factories itself.
+            bool preloaded = AppDomain.CurrentDomain.GetAssemblies().Any(a => a.GetName().Name == "Microsoft.ML.DeepDensity");
+            var model = LoadAndScore(args[1], args[2]);
+            Console.WriteLine("PRELOADED " + preloaded);
+            Console.WriteLine("KIND " + Kind(model));
             return 0;
         }
         Console.Error.WriteLine("usage: score <model.zip> <rows.bin>");
         return 2;
     }
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private static ITransformer LoadAndScore(string zip, string rowsFile)
+    {
+        var ml = new MLContext(seed: 5);
+        var model = ml.Model.Load(zip, out _);
+        var rows = ReadRaw(rowsFile);
+        var scores = model.Transform(ml.Data.LoadFromEnumerable(rows)).GetColumn<float>("Score").ToArray();
+        foreach (var s in scores) Console.WriteLine(BitConverter.SingleToInt32Bits(s).ToString(CultureInfo.InvariantCulture));
+        return model;
+    }
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private static string Kind(ITransformer model) => model.GetDensityModel().ModelKind;
 
     public static void WriteRaw(string path, IReadOnlyList<RawRow> rows)
     {

@@ -182,7 +182,8 @@ public class RnadeTransformerTests
             Assert.True(exit == 0, $"child process failed ({exit}): {stderr}");
             var lines = stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
             Assert.Equal("KIND Rnade", lines[^1]);
-            var childScores = lines[..^1].Select(l => BitConverter.Int32BitsToSingle(int.Parse(l))).ToArray();
+            Assert.Equal("PRELOADED False", lines[^2]);
+            var childScores = lines[..^2].Select(l => BitConverter.Int32BitsToSingle(int.Parse(l))).ToArray();
             Assert.Equal(loadedScores, childScores); // bit-identical across processes
         }
         finally

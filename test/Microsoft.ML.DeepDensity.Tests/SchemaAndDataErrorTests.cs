@@ -104,3 +104,25 @@ public class SchemaAndDataErrorTests
         Assert.Equal(1, e.Column);
     }
 }
+
+public class EnvelopeTests
+{
+    [Fact]
+    public void Envelope_RoundTrips_AndRejectsCorruption()
+    {
+        var ml = new MLContext(seed: 1);
+        var t = ml.DensityEstimation.Rnade(TestData.SmallRnade(o => { o.ModelOptions.MaxEpochs = 1; o.SampleColumnName = "S"; o.SampleSeed = 42; }))
+            .Fit(ml.Data.LoadFromEnumerable(TestData.Blob(60)));
+        string text = ModelEnvelope.Encode(t.Model, t.Settings);
+        var (model, settings) = ModelEnvelope.Decode(text);
+        Assert.Equal(t.Settings, settings);
+        Assert.Equal(t.Model.ToBytes(), model.ToBytes());
+
+        Assert.Throws<Persistence.InvalidModelFileException>(() => ModelEnvelope.Decode(text.AsSpan(0, text.Length / 2)));
+        Assert.Throws<Persistence.InvalidModelFileException>(() => ModelEnvelope.Decode("not base64!"));
+        // Flip one byte inside the engine file: its CRC catches it.
+        var bytes = Convert.FromBase64String(text);
+        bytes[^10] ^= 0x40;
+        Assert.Throws<Persistence.InvalidModelFileException>(() => ModelEnvelope.Decode(Convert.ToBase64String(bytes)));
+    }
+}
