@@ -8,7 +8,8 @@ using Microsoft.ML.DeepDensity.Data;
 using Microsoft.ML.DeepDensity.Models.Rnade;
 
 // Scoring throughput of a trained RNADE through (a) the engine's batched API, (b) the live ML.NET transformer (cursor over
-// an IDataView, reading LogDensity) and (c) the model loaded back from an ML.NET zip, in the same run.
+// an IDataView, reading LogDensity) and (c) the model loaded back from an ML.NET zip (as loaded, and with its DeepDensity
+// stage swapped back to the live transformer), in the same run.
 //   dotnet run -c Release --project build/Benchmarks.MLNet -p:MLNetDir=/opt/mlnet -- [--rows 40000] [--epochs 10] [--repeat 3]
 int rows = Arg("--rows", 40000), epochs = Arg("--epochs", 10), repeat = Arg("--repeat", 3);
 int hidden = Arg("--hidden", 50), components = Arg("--components", 10), block = Arg("--block", 2048);
@@ -38,12 +39,14 @@ ml.Model.Save(transformer, scoringView.Schema, zip);
 var ml2 = new MLContext(seed: 2);
 var loaded = ml2.Model.Load(zip, out _);
 File.Delete(zip);
+var relived = loaded.WithLiveDensityTransformers(ml2);
 
 var engineOut = new float[rows];
 double Engine() { transformer.Model.LogDensity(scoring.AsSpan(), engineOut); return engineOut[0]; }
 double Source() => ReadColumn<VBuffer<float>>(scoringView, "Features");
 double Live() => ReadColumn<float>(transformer.Transform(scoringView), "LogDensity");
 double Loaded() => ReadColumn<float>(loaded.Transform(scoringView), "LogDensity");
+double Relived() => ReadColumn<float>(relived.Transform(scoringView), "LogDensity");
 
 // Sanity: all three agree.
 var liveValues = transformer.Transform(scoringView).GetColumn<float>("LogDensity").ToArray();
@@ -60,6 +63,7 @@ var cases = new (string Name, Func<double> Run)[]
     ("source view only (read Features)", Source),
     ("live transformer (cursor, LogDensity)", Live),
     ("loaded from zip (cursor, LogDensity)", Loaded),
+    ("loaded + WithLiveDensityTransformers", Relived),
 };
 foreach (var c in cases) c.Run(); // warm-up
 for (int r = 0; r < repeat; r++)

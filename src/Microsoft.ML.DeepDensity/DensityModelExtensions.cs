@@ -74,6 +74,30 @@ public static class DensityModelExtensions
     public static IDataView GenerateSamples(this ITransformer transformer, MLContext mlContext, int count, ulong seed)
         => GetDensityTransformer(transformer, mlContext).GenerateSamples(mlContext, count, seed);
 
+    /// <summary>
+    /// Returns a pipeline equivalent to <paramref name="transformer"/> in which every saved-and-loaded DeepDensity stage
+    /// (a chain of built-ins scoring one row per engine call) is replaced by the live, block-scoring
+    /// <see cref="DensityTransformer"/> decoded from it — same columns and values, batched speed. Live stages and other
+    /// transformers are kept as they are; the result saves like the original.
+    /// </summary>
+    public static ITransformer WithLiveDensityTransformers(this ITransformer transformer, MLContext? mlContext = null)
+    {
+        ArgumentNullException.ThrowIfNull(transformer);
+        return Replace(transformer);
+
+        ITransformer Replace(ITransformer t)
+        {
+            if (t is DensityTransformer || t is not IEnumerable<ITransformer> chain) return t;
+            var stages = chain.ToList();
+            // A loaded surrogate is a nested chain one of whose stages yields the model blob.
+            bool isSurrogate = stages.Count > 0 && stages.All(s => s is not IEnumerable<ITransformer>)
+                && stages.Exists(s => GetDensityTransformers(s, mlContext).Count == 1);
+            if (isSurrogate) return GetDensityTransformer(t, mlContext);
+            var replaced = stages.Select(Replace).ToArray();
+            return new TransformerChain<ITransformer>(replaced);
+        }
+    }
+
     private sealed class KeyRow
     {
         [ColumnName(Surrogate.KeyCol)] public string Key { get; set; } = Surrogate.KeyValue;

@@ -38,27 +38,30 @@ internal static class Surrogate
     {
         var s = t.Settings;
         string envelope = ModelEnvelope.Encode(t.Model, s);
-        IEstimator<ITransformer> pipeline = ml.Transforms.CopyColumns(FeatureCol, s.FeatureColumnName)
-            .Append(ml.Transforms.CustomMapping(new ConstKeyFactory().GetMapping(), ConstKeyFactory.ContractName))
-            .Append(ml.Transforms.Conversion.MapValue(ModelCol,
+        // One flat EstimatorChain (IEstimator.Append would nest a chain per stage), so that a loaded surrogate is one
+        // chain of leaves that GetDensityTransformers / WithLiveDensityTransformers can recognise and replace.
+        var pipeline = new EstimatorChain<ITransformer>()
+            .Append<ITransformer>(ml.Transforms.CopyColumns(FeatureCol, s.FeatureColumnName))
+            .Append<ITransformer>(ml.Transforms.CustomMapping(new ConstKeyFactory().GetMapping(), ConstKeyFactory.ContractName))
+            .Append<ITransformer>(ml.Transforms.Conversion.MapValue(ModelCol,
                 new[] { new KeyValuePair<string, string>(KeyValue, envelope) }, KeyCol))
-            .Append(ml.Transforms.CustomMapping(new ScoreFactory().GetMapping(), ScoreFactory.ContractName));
-        var copies = new List<InputOutputColumnPair>
+            .Append<ITransformer>(ml.Transforms.CustomMapping(new ScoreFactory().GetMapping(), ScoreFactory.ContractName));
+        var copies = new List<(string Output, string Input)>
         {
-            new(s.LogDensityColumnName, LogDensityCol),
-            new(s.ScoreColumnName, ScoreCol),
-            new(s.PredictedLabelColumnName, PredictedCol),
+            (s.LogDensityColumnName, LogDensityCol),
+            (s.ScoreColumnName, ScoreCol),
+            (s.PredictedLabelColumnName, PredictedCol),
         };
-        if (s.StandardErrorColumnName is not null) copies.Add(new(s.StandardErrorColumnName, StdErrCol));
+        if (s.StandardErrorColumnName is not null) copies.Add((s.StandardErrorColumnName, StdErrCol));
         if (s.SampleColumnName is not null)
         {
-            pipeline = pipeline.Append(ml.Transforms.CustomMapping(new SampleFactory().GetMapping(), SampleFactory.ContractName));
-            copies.Add(new(s.SampleColumnName, SampleCol));
+            pipeline = pipeline.Append<ITransformer>(ml.Transforms.CustomMapping(new SampleFactory().GetMapping(), SampleFactory.ContractName));
+            copies.Add((s.SampleColumnName, SampleCol));
         }
         var drop = new List<string> { FeatureCol, KeyCol, ModelCol, LogDensityCol, ScoreCol, PredictedCol, StdErrCol };
         if (s.SampleColumnName is not null) drop.Add(SampleCol);
-        foreach (var pair in copies) pipeline = pipeline.Append(ml.Transforms.CopyColumns(pair.OutputColumnName, pair.InputColumnName));
-        pipeline = pipeline.Append(ml.Transforms.DropColumns(drop.ToArray()));
+        foreach (var (output, input) in copies) pipeline = pipeline.Append<ITransformer>(ml.Transforms.CopyColumns(output, input));
+        pipeline = pipeline.Append<ITransformer>(ml.Transforms.DropColumns(drop.ToArray()));
 
         // Every stage is trivial: fit on an empty view that has only the feature column.
         var def = SchemaDefinition.Create(typeof(FeatureRow));

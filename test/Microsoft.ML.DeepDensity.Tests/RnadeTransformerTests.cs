@@ -175,6 +175,19 @@ public class RnadeTransformerTests
             Assert.Equal("StdErr", recoveredTransformer.StandardErrorColumnName);
             Assert.Equal(original.Sample(5, 3).Values, recovered.Sample(5, 3).Values);
 
+            // The loaded pipeline with its DeepDensity stage swapped for the live, block-scoring transformer.
+            var relived = loaded.WithLiveDensityTransformers(ml2);
+            Assert.Contains(((IEnumerable<ITransformer>)relived).SelectMany(Flatten), x => x is DensityTransformer);
+            var relivedScores = relived.Transform(dv2).GetColumn<float>("Score").ToArray();
+            for (int i = 0; i < raw.Count; i++) AssertClose(loadedScores[i], relivedScores[i]);
+            using (var again = new MemoryStream())
+            {
+                ml2.Model.Save(relived, inputSchema, again);
+                again.Position = 0;
+                var reloaded = new MLContext().Model.Load(again, out _);
+                Assert.Equal(loadedScores, reloaded.Transform(dv2).GetColumn<float>("Score").ToArray());
+            }
+
             // Another process: dotnet exec this test assembly's own Main on the zip.
             var rowsFile = Path.Combine(dir.FullName, "rows.bin");
             Program.WriteRaw(rowsFile, raw);
@@ -191,6 +204,9 @@ public class RnadeTransformerTests
             dir.Delete(recursive: true);
         }
     }
+
+    private static IEnumerable<ITransformer> Flatten(ITransformer t)
+        => t is IEnumerable<ITransformer> chain ? chain.SelectMany(Flatten) : new[] { t };
 
     private static (int Exit, string Stdout, string Stderr) RunSelf(params string[] args)
     {
