@@ -39,7 +39,8 @@ public abstract class DensityEstimator<TModel, TModelOptions> : IEstimator<Densi
     public string Name { get; }
 
     /// <summary>Trains the engine model on validated-shape data (values are validated by the engine).</summary>
-    protected abstract TModel Train(RowMatrix data, RowMatrix? validation, TModelOptions options, IProgress<TrainingProgress> progress);
+    protected abstract TModel Train(RowMatrix data, RowMatrix? validation, TModelOptions options,
+        IProgress<TrainingProgress> progress, CancellationToken cancellationToken);
 
     /// <summary>Trains on <paramref name="input"/>.</summary>
     public DensityTransformer<TModel> Fit(IDataView input) => Fit(input, null);
@@ -61,7 +62,7 @@ public abstract class DensityEstimator<TModel, TModelOptions> : IEstimator<Densi
         channel.Info(MessageSensitivity.None,
             $"{Name}: training on {data.Rows} rows × {dim} columns" + (validation is null ? "" : $", {validation.Rows} validation rows") + ".");
         var progress = new ChannelProgress(channel, Name, _options.Progress);
-        var model = Train(data, validation, _options.ModelOptions, progress);
+        var model = Train(data, validation, _options.ModelOptions, progress, _options.CancellationToken);
 
         // The threshold: (1 − Contamination) quantile of the training rows' scores.
         var logDensity = model.LogDensity(data);

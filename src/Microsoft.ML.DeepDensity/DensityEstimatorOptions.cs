@@ -45,6 +45,9 @@ public abstract class DensityEstimatorOptions
     /// <summary>Optional extra receiver of training progress (progress is always also written to the MLContext log). Default null.</summary>
     public IProgress<TrainingProgress>? Progress { get; set; }
 
+    /// <summary>Cancels training (the engine checks it between minibatches). Default none.</summary>
+    public CancellationToken CancellationToken { get; set; }
+
     /// <summary>Throws <see cref="ArgumentException"/> naming the first invalid setting.</summary>
     public virtual void Validate()
     {

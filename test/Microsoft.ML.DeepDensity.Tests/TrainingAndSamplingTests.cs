@@ -121,3 +121,16 @@ public class TrainingAndSamplingTests
         return Math.Sqrt(v.Sum(x => (x - m) * (x - m)) / v.Length);
     }
 }
+
+public class CancellationTests
+{
+    [Fact]
+    public void Fit_HonoursTheCancellationToken()
+    {
+        var ml = new MLContext(seed: 1);
+        using var cts = new CancellationTokenSource();
+        cts.Cancel();
+        var est = ml.DensityEstimation.Rnade(TestData.SmallRnade(o => o.CancellationToken = cts.Token));
+        Assert.ThrowsAny<OperationCanceledException>(() => est.Fit(ml.Data.LoadFromEnumerable(TestData.Blob(100))));
+    }
+}

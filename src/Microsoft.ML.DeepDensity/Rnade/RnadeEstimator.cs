@@ -14,6 +14,7 @@ public sealed class RnadeEstimator : DensityEstimator<RnadeModel, RnadeOptions>
     internal RnadeEstimator(MLContext mlContext, Options options) : base(mlContext, options, "Rnade") { }
 
     /// <inheritdoc/>
-    protected override RnadeModel Train(RowMatrix data, RowMatrix? validation, RnadeOptions options, IProgress<TrainingProgress> progress)
-        => RnadeModel.Fit(data, options, validation, progress);
+    protected override RnadeModel Train(RowMatrix data, RowMatrix? validation, RnadeOptions options,
+        IProgress<TrainingProgress> progress, CancellationToken cancellationToken)
+        => RnadeModel.Fit(data, options, validation, progress, cancellationToken);
 }
