@@ -1,0 +1,60 @@
+using Microsoft.ML.DeepDensity.Models.Rnade;
+using Microsoft.ML.DeepDensity.Transforms;
+
+namespace Microsoft.ML;
+
+/// <summary>
+/// Entry point of the DeepDensity estimators: <c>mlContext.DensityEstimation.Rnade(...)</c> (C# 14 extension property;
+/// with older compilers use <c>new DensityEstimationCatalog(mlContext)</c>). Each model family adds one extension
+/// method with simple arguments and one taking its options class.
+/// </summary>
+public sealed class DensityEstimationCatalog
+{
+    /// <summary>Creates the catalog for <paramref name="mlContext"/> (its log receives training progress).</summary>
+    public DensityEstimationCatalog(MLContext mlContext) => Context = mlContext ?? throw new ArgumentNullException(nameof(mlContext));
+
+    /// <summary>The context estimators are created in.</summary>
+    public MLContext Context { get; }
+}
+
+/// <summary>Catalog extension members of the DeepDensity ML.NET layer.</summary>
+public static partial class DensityEstimationCatalogExtensions
+{
+    extension(MLContext mlContext)
+    {
+        /// <summary>DeepDensity density estimators (RNADE, ...): append LogDensity, Score and PredictedLabel columns.</summary>
+        public DensityEstimationCatalog DensityEstimation => new(mlContext);
+    }
+
+    /// <summary>
+    /// RNADE density estimator on a known-size Single vector column. Appends LogDensity, Score (= −LogDensity) and
+    /// PredictedLabel (Score above the (1 − contamination) quantile of training scores).
+    /// </summary>
+    /// <param name="catalog">The catalog.</param>
+    /// <param name="featureColumnName">Input column. Default "Features".</param>
+    /// <param name="hiddenUnits">Hidden units. Default 50.</param>
+    /// <param name="components">Gaussian components per conditional. Default 10.</param>
+    /// <param name="maxEpochs">Maximum training epochs (early stopping on a held-out 10 %). Default 100.</param>
+    /// <param name="contamination">Expected anomaly fraction of the training data, for PredictedLabel. Default 0.01.</param>
+    /// <param name="seed">Seed of initialisation, shuffling and the validation split. Default 1.</param>
+    public static RnadeEstimator Rnade(this DensityEstimationCatalog catalog, string featureColumnName = "Features",
+        int hiddenUnits = 50, int components = 10, int maxEpochs = 100, double contamination = 0.01, ulong seed = 1)
+    {
+        ArgumentNullException.ThrowIfNull(catalog);
+        var options = new RnadeEstimator.Options
+        {
+            FeatureColumnName = featureColumnName,
+            Contamination = contamination,
+            ModelOptions = new RnadeOptions { HiddenUnits = hiddenUnits, Components = components, MaxEpochs = maxEpochs, Seed = seed },
+        };
+        return new RnadeEstimator(catalog.Context, options);
+    }
+
+    /// <summary>RNADE density estimator with full options (columns, contamination, sample column, engine options).</summary>
+    public static RnadeEstimator Rnade(this DensityEstimationCatalog catalog, RnadeEstimator.Options options)
+    {
+        ArgumentNullException.ThrowIfNull(catalog);
+        ArgumentNullException.ThrowIfNull(options);
+        return new RnadeEstimator(catalog.Context, options);
+    }
+}

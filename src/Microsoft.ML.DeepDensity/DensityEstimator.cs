@@ -1,0 +1,147 @@
+using Microsoft.ML.Data;
+using Microsoft.ML.DeepDensity.Data;
+using Microsoft.ML.DeepDensity.Training;
+using Microsoft.ML.Runtime;
+
+namespace Microsoft.ML.DeepDensity.Transforms;
+
+/// <summary>
+/// The generic ML.NET estimator over any DeepDensity model: reads the feature column through a cursor, trains the
+/// engine model (optionally with a validation view for early stopping), learns the PredictedLabel threshold on the
+/// training rows, and returns a <see cref="DensityTransformer{TModel}"/>. A model family plugs in by deriving and
+/// implementing <see cref="Train"/> (one line calling its static <c>Fit</c>) — no other plumbing.
+/// </summary>
+/// <remarks>
+/// Extension point for sequence models (RNN-RNADE): they take a variable-size vector holding frames back to back plus
+/// a frame size. Such an estimator would override <see cref="CheckInputShape"/> / <see cref="ReadRows"/> and supply its
+/// own transformer binding; the persistence route (<see cref="Surrogate"/>) and output columns stay the same.
+/// </remarks>
+public abstract class DensityEstimator<TModel, TModelOptions> : IEstimator<DensityTransformer<TModel>>
+    where TModel : DensityModel
+    where TModelOptions : class, new()
+{
+    private readonly MLContext _mlContext;
+    private readonly DensityEstimatorOptions<TModelOptions> _options;
+
+    /// <param name="mlContext">The context whose log receives training progress.</param>
+    /// <param name="options">ML.NET-side settings and engine options (validated here and again at Fit).</param>
+    /// <param name="name">Component name used in log messages (e.g. "Rnade").</param>
+    protected DensityEstimator(MLContext mlContext, DensityEstimatorOptions<TModelOptions> options, string name)
+    {
+        _mlContext = mlContext ?? throw new ArgumentNullException(nameof(mlContext));
+        _options = options ?? throw new ArgumentNullException(nameof(options));
+        _options.Validate();
+        if (_options.ModelOptions is null) throw new ArgumentNullException(nameof(options), "ModelOptions must not be null.");
+        Name = name;
+    }
+
+    /// <summary>Component name used in log messages.</summary>
+    public string Name { get; }
+
+    /// <summary>Trains the engine model on validated-shape data (values are validated by the engine).</summary>
+    protected abstract TModel Train(RowMatrix data, RowMatrix? validation, TModelOptions options,
+        IProgress<TrainingProgress> progress, CancellationToken cancellationToken);
+
+    /// <summary>Trains on <paramref name="input"/>.</summary>
+    public DensityTransformer<TModel> Fit(IDataView input) => Fit(input, null);
+
+    /// <summary>Trains on <paramref name="trainData"/>, using <paramref name="validationData"/> (same feature column) for
+    /// early stopping instead of a held-out fraction of the training rows.</summary>
+    public DensityTransformer<TModel> Fit(IDataView trainData, IDataView? validationData)
+    {
+        ArgumentNullException.ThrowIfNull(trainData);
+        _options.Validate();
+        var column = CheckInputShape(trainData.Schema, null);
+        int dim = ((VectorDataViewType)column.Type).Size;
+        var data = ReadRows(trainData, column, dim);
+        RowMatrix? validation = null;
+        if (validationData is not null)
+            validation = ReadRows(validationData, CheckInputShape(validationData.Schema, dim), dim);
+
+        using var channel = ((IHostEnvironment)_mlContext).Start(Name);
+        channel.Info(MessageSensitivity.None,
+            $"{Name}: training on {data.Rows} rows × {dim} columns" + (validation is null ? "" : $", {validation.Rows} validation rows") + ".");
+        var progress = new ChannelProgress(channel, Name, _options.Progress);
+        var model = Train(data, validation, _options.ModelOptions, progress, _options.CancellationToken);
+
+        // The threshold: (1 − Contamination) quantile of the training rows' scores.
+        var logDensity = model.LogDensity(data);
+        var scores = new float[logDensity.Length];
+        for (int i = 0; i < scores.Length; i++) scores[i] = Scoring.ScoreFromLogDensity(logDensity[i]);
+        float threshold = Scoring.Threshold(scores, _options.Contamination);
+        channel.Info(MessageSensitivity.None,
+            $"{Name}: trained; mean training log-density {Mean(logDensity):G6}, score threshold {threshold:G6} (contamination {_options.Contamination}).");
+        return new DensityTransformer<TModel>(_mlContext, model, _options.ToSettings(threshold));
+    }
+
+    /// <summary>Checks the feature column of a runtime schema; returns it.</summary>
+    protected virtual DataViewSchema.Column CheckInputShape(DataViewSchema schema, int? expectedSize)
+        => FeatureColumnCheck.Check(schema, _options.FeatureColumnName, expectedSize);
+
+    /// <summary>Copies the feature column into a row matrix through one cursor (sparse vectors are densified).</summary>
+    protected virtual RowMatrix ReadRows(IDataView data, DataViewSchema.Column column, int dimension)
+    {
+        long? known = data.GetRowCount();
+        int capacity = known is long k && k > 0 && k < int.MaxValue / Math.Max(1, dimension) ? (int)k : 1024;
+        var values = new float[(long)capacity * dimension];
+        int rows = 0;
+        using (var cursor = data.GetRowCursor(new[] { column }))
+        {
+            var getter = cursor.GetGetter<VBuffer<float>>(column);
+            VBuffer<float> buffer = default;
+            while (cursor.MoveNext())
+            {
+                if (rows == capacity)
+                {
+                    capacity = checked(capacity * 2);
+                    Array.Resize(ref values, checked(capacity * dimension));
+                }
+                getter(ref buffer);
+                if (buffer.Length != dimension)
+                    throw new DataValidationException(rows, -1, $"the vector has {buffer.Length} values but {dimension} are expected", column.Name);
+                Scoring.Densify(in buffer, values.AsSpan(rows * dimension, dimension));
+                rows++;
+            }
+        }
+        return new RowMatrix(values, rows, dimension);
+    }
+
+    /// <inheritdoc/>
+    public SchemaShape GetOutputSchema(SchemaShape inputSchema)
+    {
+        FeatureColumnCheck.Check(inputSchema, _options.FeatureColumnName);
+        var o = _options;
+        var names = new HashSet<string>(StringComparer.Ordinal) { o.LogDensityColumnName, o.ScoreColumnName, o.PredictedLabelColumnName };
+        if (o.StandardErrorColumnName is not null) names.Add(o.StandardErrorColumnName);
+        if (o.SampleColumnName is not null) names.Add(o.SampleColumnName);
+        var result = new List<SchemaShape.Column>();
+        foreach (var c in inputSchema) if (!names.Contains(c.Name)) result.Add(c);
+        result.Add(ShapeColumns.Single(_mlContext, o.LogDensityColumnName));
+        result.Add(ShapeColumns.Single(_mlContext, o.ScoreColumnName));
+        result.Add(ShapeColumns.Boolean(_mlContext, o.PredictedLabelColumnName));
+        if (o.StandardErrorColumnName is not null) result.Add(ShapeColumns.Single(_mlContext, o.StandardErrorColumnName));
+        if (o.SampleColumnName is not null) result.Add(ShapeColumns.SingleVector(_mlContext, o.SampleColumnName));
+        return new SchemaShape(result);
+    }
+
+    private static double Mean(float[] v)
+    {
+        double s = 0;
+        foreach (var x in v) s += x;
+        return v.Length == 0 ? double.NaN : s / v.Length;
+    }
+
+    /// <summary>Forwards training progress to the ML.NET log (and the user's receiver), synchronously.</summary>
+    private sealed class ChannelProgress : IProgress<TrainingProgress>
+    {
+        private readonly IChannel _channel;
+        private readonly string _name;
+        private readonly IProgress<TrainingProgress>? _user;
+        public ChannelProgress(IChannel channel, string name, IProgress<TrainingProgress>? user) { _channel = channel; _name = name; _user = user; }
+        public void Report(TrainingProgress value)
+        {
+            _channel.Info(MessageSensitivity.None, $"{_name}: {value}");
+            _user?.Report(value);
+        }
+    }
+}

@@ -1,0 +1,100 @@
+using Microsoft.ML.DeepDensity.Training;
+
+namespace Microsoft.ML.DeepDensity.Transforms;
+
+/// <summary>
+/// ML.NET-side settings shared by every density estimator: which column to read, which columns to append, how the
+/// anomaly threshold is learned, and optional sample / standard-error columns. Each model's options class
+/// (e.g. <see cref="RnadeEstimator.Options"/>) derives from <see cref="DensityEstimatorOptions{TModelOptions}"/> and
+/// adds the engine's own options object.
+/// </summary>
+public abstract class DensityEstimatorOptions
+{
+    /// <summary>Input column: a known-size vector of <see cref="float"/>. Default "Features".</summary>
+    public string FeatureColumnName { get; set; } = "Features";
+
+    /// <summary>Output column (Single): the model's log-density of the row (see the model's <see cref="DensityKind"/>). Default "LogDensity".</summary>
+    public string LogDensityColumnName { get; set; } = "LogDensity";
+
+    /// <summary>Output column (Single): anomaly score = −LogDensity, higher = more anomalous, always finite (±∞ and NaN are
+    /// clamped to ±<see cref="float.MaxValue"/>, NaN counting as most anomalous) so that ML.NET's anomaly evaluator keeps every row. Default "Score".</summary>
+    public string ScoreColumnName { get; set; } = "Score";
+
+    /// <summary>Output column (Boolean): Score &gt; the threshold learned on the training data from <see cref="Contamination"/>. Default "PredictedLabel".</summary>
+    public string PredictedLabelColumnName { get; set; } = "PredictedLabel";
+
+    /// <summary>Optional output column (Single) with the standard error of the log-density (non-zero only for
+    /// <see cref="DensityKind.Estimate"/> models); null = not produced. Default null.</summary>
+    public string? StandardErrorColumnName { get; set; }
+
+    /// <summary>Optional output column: one draw from the model per row (a vector like the features), reproducible from
+    /// <see cref="SampleSeed"/> and the row's feature values; null = not produced. Default null.</summary>
+    public string? SampleColumnName { get; set; }
+
+    /// <summary>Seed of the <see cref="SampleColumnName"/> draws. Default 0.</summary>
+    public ulong SampleSeed { get; set; }
+
+    /// <summary>Expected fraction of anomalies in the training data: the PredictedLabel threshold is the (1 − Contamination)
+    /// quantile of the training rows' scores. In [0, 0.5]; 0 = the largest training score. Default 0.01.</summary>
+    public double Contamination { get; set; } = 0.01;
+
+    /// <summary>Rows the live transformer reads ahead and scores with one batched engine call (the engine parallelises
+    /// inside a block). Default 2048.</summary>
+    public int ScoringBlockRows { get; set; } = 2048;
+
+    /// <summary>Optional extra receiver of training progress (progress is always also written to the MLContext log). Default null.</summary>
+    public IProgress<TrainingProgress>? Progress { get; set; }
+
+    /// <summary>Cancels training (the engine checks it between minibatches). Default none.</summary>
+    public CancellationToken CancellationToken { get; set; }
+
+    /// <summary>Throws <see cref="ArgumentException"/> naming the first invalid setting.</summary>
+    public virtual void Validate()
+    {
+        NonEmpty(FeatureColumnName, nameof(FeatureColumnName));
+        NonEmpty(LogDensityColumnName, nameof(LogDensityColumnName));
+        NonEmpty(ScoreColumnName, nameof(ScoreColumnName));
+        NonEmpty(PredictedLabelColumnName, nameof(PredictedLabelColumnName));
+        if (StandardErrorColumnName is not null) NonEmpty(StandardErrorColumnName, nameof(StandardErrorColumnName));
+        if (SampleColumnName is not null) NonEmpty(SampleColumnName, nameof(SampleColumnName));
+        var outputs = new List<string> { LogDensityColumnName, ScoreColumnName, PredictedLabelColumnName };
+        if (StandardErrorColumnName is not null) outputs.Add(StandardErrorColumnName);
+        if (SampleColumnName is not null) outputs.Add(SampleColumnName);
+        if (outputs.Distinct(StringComparer.Ordinal).Count() != outputs.Count)
+            throw new ArgumentException($"Output column names must be distinct (got {string.Join(", ", outputs)}).");
+        if (!(Contamination >= 0 && Contamination <= 0.5))
+            throw new ArgumentOutOfRangeException(nameof(Contamination), Contamination, $"Contamination must be in [0, 0.5] (got {Contamination}).");
+        if (ScoringBlockRows < 1)
+            throw new ArgumentOutOfRangeException(nameof(ScoringBlockRows), ScoringBlockRows, $"ScoringBlockRows must be at least 1 (got {ScoringBlockRows}).");
+    }
+
+    private static void NonEmpty(string? value, string name)
+    {
+        if (string.IsNullOrWhiteSpace(value)) throw new ArgumentException($"{name} must be a non-empty column name.", name);
+    }
+
+    internal TransformerSettings ToSettings(float threshold) => new(
+        FeatureColumnName, LogDensityColumnName, ScoreColumnName, PredictedLabelColumnName,
+        StandardErrorColumnName, SampleColumnName, SampleSeed, Contamination, threshold, ScoringBlockRows);
+}
+
+/// <summary>ML.NET-side settings plus the engine's options object of one model family.</summary>
+/// <typeparam name="TModelOptions">The engine options class, e.g. <see cref="Models.Rnade.RnadeOptions"/>.</typeparam>
+public abstract class DensityEstimatorOptions<TModelOptions> : DensityEstimatorOptions where TModelOptions : class, new()
+{
+    /// <summary>The engine's hyper-parameters (network size, training loop, seed...). Default: the engine's defaults.</summary>
+    public TModelOptions ModelOptions { get; set; } = new();
+}
+
+/// <summary>Everything a fitted density transformer needs besides the model (also what is saved next to the model).</summary>
+internal sealed record TransformerSettings(
+    string FeatureColumnName,
+    string LogDensityColumnName,
+    string ScoreColumnName,
+    string PredictedLabelColumnName,
+    string? StandardErrorColumnName,
+    string? SampleColumnName,
+    ulong SampleSeed,
+    double Contamination,
+    float Threshold,
+    int ScoringBlockRows);

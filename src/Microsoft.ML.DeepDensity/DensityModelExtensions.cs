@@ -1,0 +1,105 @@
+using Microsoft.ML.Data;
+using Microsoft.ML.DeepDensity.Transforms;
+
+namespace Microsoft.ML.DeepDensity;
+
+/// <summary>Recovering the DeepDensity models inside a fitted or loaded ML.NET pipeline.</summary>
+public static class DensityModelExtensions
+{
+    /// <summary>
+    /// Every density transformer in <paramref name="transformer"/> (a single transformer or a chain, nested chains
+    /// included), in pipeline order. Works on live pipelines and on pipelines loaded with <c>mlContext.Model.Load</c>
+    /// (where each model is rebuilt as a live, block-scoring <see cref="DensityTransformer"/> from the saved blob).
+    /// </summary>
+    public static IReadOnlyList<DensityTransformer> GetDensityTransformers(this ITransformer transformer, MLContext? mlContext = null)
+    {
+        ArgumentNullException.ThrowIfNull(transformer);
+        var found = new List<DensityTransformer>();
+        IDataView? keyView = null;
+        Visit(transformer);
+        return found;
+
+        void Visit(ITransformer t)
+        {
+            switch (t)
+            {
+                case DensityTransformer d:
+                    found.Add(d);
+                    return;
+                case IEnumerable<ITransformer> chain:
+                    foreach (var inner in chain) Visit(inner);
+                    return;
+            }
+            // A loaded surrogate: the MapValue stage turns the constant key into the model blob.
+            mlContext ??= new MLContext();
+            keyView ??= mlContext.Data.LoadFromEnumerable(new[] { new KeyRow() });
+            DataViewSchema output;
+            try { output = t.GetOutputSchema(keyView.Schema); }
+            catch (Exception e) when (e is ArgumentException or InvalidOperationException) { return; }
+            var blobColumn = output.GetColumnOrNull(Surrogate.ModelCol);
+            if (blobColumn is not DataViewSchema.Column col || col.Type != TextDataViewType.Instance) return;
+            var view = t.Transform(keyView);
+            using var cursor = view.GetRowCursor(new[] { view.Schema[Surrogate.ModelCol] });
+            var getter = cursor.GetGetter<ReadOnlyMemory<char>>(view.Schema[Surrogate.ModelCol]);
+            if (!cursor.MoveNext()) return;
+            ReadOnlyMemory<char> blob = default;
+            getter(ref blob);
+            var (model, settings) = ModelEnvelope.Decode(blob.Span);
+            found.Add(new DensityTransformer(mlContext, model, settings));
+        }
+    }
+
+    /// <summary>The one density transformer in <paramref name="transformer"/>; throws if there is none or several.</summary>
+    public static DensityTransformer GetDensityTransformer(this ITransformer transformer, MLContext? mlContext = null)
+    {
+        var all = GetDensityTransformers(transformer, mlContext);
+        return all.Count switch
+        {
+            1 => all[0],
+            0 => throw new InvalidOperationException("The transformer contains no DeepDensity model."),
+            _ => throw new InvalidOperationException($"The transformer contains {all.Count} DeepDensity models; use GetDensityTransformers."),
+        };
+    }
+
+    /// <summary>The engine model of the one density transformer in <paramref name="transformer"/> (live or loaded).</summary>
+    public static DensityModel GetDensityModel(this ITransformer transformer) => GetDensityTransformer(transformer).Model;
+
+    /// <summary>The engine model, checked to be a <typeparamref name="TModel"/> (e.g. <c>RnadeModel</c>).</summary>
+    public static TModel GetDensityModel<TModel>(this ITransformer transformer) where TModel : DensityModel
+        => GetDensityModel(transformer) as TModel
+           ?? throw new InvalidOperationException($"The DeepDensity model is a {GetDensityModel(transformer).ModelKind}, not a {typeof(TModel).Name}.");
+
+    /// <summary>Draws <paramref name="count"/> rows from the one density model in <paramref name="transformer"/> as a data view
+    /// (one known-size vector column named like the model's feature column).</summary>
+    public static IDataView GenerateSamples(this ITransformer transformer, MLContext mlContext, int count, ulong seed)
+        => GetDensityTransformer(transformer, mlContext).GenerateSamples(mlContext, count, seed);
+
+    /// <summary>
+    /// Returns a pipeline equivalent to <paramref name="transformer"/> in which every saved-and-loaded DeepDensity stage
+    /// (a chain of built-ins scoring one row per engine call) is replaced by the live, block-scoring
+    /// <see cref="DensityTransformer"/> decoded from it — same columns and values, batched speed. Live stages and other
+    /// transformers are kept as they are; the result saves like the original.
+    /// </summary>
+    public static ITransformer WithLiveDensityTransformers(this ITransformer transformer, MLContext? mlContext = null)
+    {
+        ArgumentNullException.ThrowIfNull(transformer);
+        return Replace(transformer);
+
+        ITransformer Replace(ITransformer t)
+        {
+            if (t is DensityTransformer || t is not IEnumerable<ITransformer> chain) return t;
+            var stages = chain.ToList();
+            // A loaded surrogate is a nested chain one of whose stages yields the model blob.
+            bool isSurrogate = stages.Count > 0 && stages.All(s => s is not IEnumerable<ITransformer>)
+                && stages.Exists(s => GetDensityTransformers(s, mlContext).Count == 1);
+            if (isSurrogate) return GetDensityTransformer(t, mlContext);
+            var replaced = stages.Select(Replace).ToArray();
+            return new TransformerChain<ITransformer>(replaced);
+        }
+    }
+
+    private sealed class KeyRow
+    {
+        [ColumnName(Surrogate.KeyCol)] public string Key { get; set; } = Surrogate.KeyValue;
+    }
+}

@@ -1,0 +1,518 @@
+using Microsoft.ML.Data;
+using Microsoft.ML.DeepDensity.Data;
+
+namespace Microsoft.ML.DeepDensity.Transforms;
+
+/// <summary>
+/// A fitted density model as an ML.NET transformer: appends LogDensity, Score (= −LogDensity, finite) and PredictedLabel
+/// (Score &gt; <see cref="Threshold"/>), optionally a standard-error and a sample column. Transform is lazy; its cursor reads
+/// <see cref="ScoringBlockRows"/> rows ahead and scores them with one batched engine call. Saved with
+/// <c>mlContext.Model.Save</c> as a chain of loadable built-ins (see <see cref="DensityModelExtensions.GetDensityModel"/> to
+/// recover the model after loading).
+/// </summary>
+public class DensityTransformer : ITransformer
+{
+    private readonly MLContext? _mlContext;
+
+    internal DensityTransformer(MLContext? mlContext, DensityModel model, TransformerSettings settings)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        _mlContext = mlContext;
+        Model = model;
+        Settings = settings;
+    }
+
+    /// <summary>The engine model (cast to its family, e.g. <c>RnadeModel</c>, for parameters).</summary>
+    public DensityModel Model { get; }
+
+    internal TransformerSettings Settings { get; }
+
+    /// <summary>Input column name.</summary>
+    public string FeatureColumnName => Settings.FeatureColumnName;
+    /// <summary>Output column names: log-density, score, predicted label.</summary>
+    public string LogDensityColumnName => Settings.LogDensityColumnName;
+    /// <inheritdoc cref="LogDensityColumnName"/>
+    public string ScoreColumnName => Settings.ScoreColumnName;
+    /// <inheritdoc cref="LogDensityColumnName"/>
+    public string PredictedLabelColumnName => Settings.PredictedLabelColumnName;
+    /// <summary>Optional standard-error column name (null if not produced).</summary>
+    public string? StandardErrorColumnName => Settings.StandardErrorColumnName;
+    /// <summary>Optional sample column name (null if not produced).</summary>
+    public string? SampleColumnName => Settings.SampleColumnName;
+    /// <summary>Seed of the sample column.</summary>
+    public ulong SampleSeed => Settings.SampleSeed;
+    /// <summary>Score threshold for PredictedLabel, learned on the training data.</summary>
+    public float Threshold => Settings.Threshold;
+    /// <summary>The contamination the threshold was learned with.</summary>
+    public double Contamination => Settings.Contamination;
+    /// <summary>Rows read ahead and scored per engine call.</summary>
+    public int ScoringBlockRows => Settings.ScoringBlockRows;
+
+    /// <summary>Always true.</summary>
+    public bool IsRowToRowMapper => true;
+
+    /// <inheritdoc/>
+    public DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => new Binding(this, inputSchema).OutputSchema;
+
+    /// <summary>Lazily appends the output columns (nothing is read or scored until a cursor moves).</summary>
+    public IDataView Transform(IDataView input)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        return new DensityDataView(new Binding(this, input.Schema), input);
+    }
+
+    /// <inheritdoc/>
+    public IRowToRowMapper GetRowToRowMapper(DataViewSchema inputSchema) => new Mapper(new Binding(this, inputSchema));
+
+    void ICanSaveModel.Save(ModelSaveContext ctx)
+    {
+        // ModelSaveContext's members are internal: hand the context to a loadable surrogate chain instead.
+        ((ICanSaveModel)Surrogate.Build(_mlContext ?? new MLContext(), this)).Save(ctx);
+    }
+
+    /// <summary>Draws <paramref name="count"/> rows from the model as a data view with one column named like the feature
+    /// column (a known-size Single vector); the same seed gives the same rows.</summary>
+    public IDataView GenerateSamples(MLContext mlContext, int count, ulong seed)
+    {
+        ArgumentNullException.ThrowIfNull(mlContext);
+        var m = Model.Sample(count, seed);
+        var rows = new SampleRow[count];
+        for (int i = 0; i < count; i++) rows[i] = new SampleRow { Features = m.Row(i).ToArray() };
+        var def = SchemaDefinition.Create(typeof(SampleRow));
+        def[0].ColumnName = FeatureColumnName;
+        def[0].ColumnType = new VectorDataViewType(NumberDataViewType.Single, Model.Dimension);
+        return mlContext.Data.LoadFromEnumerable(rows, def);
+    }
+
+    private sealed class SampleRow { public float[] Features = Array.Empty<float>(); }
+
+    // ------------------------------------------------------------------------------------------
+    /// <summary>Input schema → output schema, and which input columns each output needs.</summary>
+    internal sealed class Binding
+    {
+        public Binding(DensityTransformer parent, DataViewSchema inputSchema)
+        {
+            ArgumentNullException.ThrowIfNull(inputSchema);
+            Parent = parent;
+            InputSchema = inputSchema;
+            var s = parent.Settings;
+            FeatureColumn = FeatureColumnCheck.Check(inputSchema, s.FeatureColumnName, parent.Model.Dimension);
+            var b = new DataViewSchema.Builder();
+            b.AddColumns(inputSchema); // keeps the input's indices (and hidden columns)
+            int next = inputSchema.Count;
+            LogIndex = next++; b.AddColumn(s.LogDensityColumnName, NumberDataViewType.Single);
+            ScoreIndex = next++; b.AddColumn(s.ScoreColumnName, NumberDataViewType.Single);
+            PredictedIndex = next++; b.AddColumn(s.PredictedLabelColumnName, BooleanDataViewType.Instance);
+            StdErrIndex = SampleIndex = -1;
+            if (s.StandardErrorColumnName is not null) { StdErrIndex = next++; b.AddColumn(s.StandardErrorColumnName, NumberDataViewType.Single); }
+            if (s.SampleColumnName is not null)
+            {
+                SampleIndex = next++;
+                b.AddColumn(s.SampleColumnName, new VectorDataViewType(NumberDataViewType.Single, parent.Model.Dimension));
+            }
+            OutputSchema = b.ToSchema();
+        }
+
+        public DensityTransformer Parent { get; }
+        public DataViewSchema InputSchema { get; }
+        public DataViewSchema OutputSchema { get; }
+        public DataViewSchema.Column FeatureColumn { get; }
+        public int LogIndex { get; }
+        public int ScoreIndex { get; }
+        public int PredictedIndex { get; }
+        public int StdErrIndex { get; }
+        public int SampleIndex { get; }
+
+        public bool NeedsScores(bool[] active)
+            => active[LogIndex] || active[ScoreIndex] || active[PredictedIndex] || (StdErrIndex >= 0 && active[StdErrIndex]);
+
+        public bool NeedsSample(bool[] active) => SampleIndex >= 0 && active[SampleIndex];
+
+        public IEnumerable<DataViewSchema.Column> GetDependencies(IEnumerable<DataViewSchema.Column> outputColumns)
+        {
+            var set = new SortedSet<int>();
+            foreach (var c in outputColumns)
+                set.Add(c.Index < InputSchema.Count ? c.Index : FeatureColumn.Index);
+            var result = new List<DataViewSchema.Column>(set.Count);
+            foreach (var i in set) result.Add(InputSchema[i]);
+            return result;
+        }
+
+        public bool[] Active(IEnumerable<DataViewSchema.Column> outputColumns)
+        {
+            var active = new bool[OutputSchema.Count];
+            foreach (var c in outputColumns)
+            {
+                if (c.Index < 0 || c.Index >= active.Length || OutputSchema[c.Index].Name != c.Name)
+                    throw new ArgumentOutOfRangeException(nameof(outputColumns), $"Column '{c.Name}' does not belong to this transformer's output schema.");
+                active[c.Index] = true;
+            }
+            return active;
+        }
+
+        public void CheckGetter<TValue>(DataViewSchema.Column column, bool[] active)
+        {
+            if (column.Index < 0 || column.Index >= OutputSchema.Count || OutputSchema[column.Index].Name != column.Name)
+                throw new ArgumentOutOfRangeException(nameof(column), $"Column '{column.Name}' does not belong to this row's schema.");
+            if (!active[column.Index])
+                throw new InvalidOperationException($"Column '{column.Name}' is not active.");
+            var raw = OutputSchema[column.Index].Type.RawType;
+            if (typeof(TValue) != raw)
+                throw new InvalidOperationException($"Invalid TValue '{typeof(TValue).Name}' for column '{column.Name}', expected '{raw.Name}'.");
+        }
+    }
+
+    // ---------------------------------- live data view and block cursor ----------------------------------
+    private sealed class DensityDataView : IDataView
+    {
+        private readonly Binding _b;
+        private readonly IDataView _input;
+        public DensityDataView(Binding b, IDataView input) { _b = b; _input = input; }
+
+        public bool CanShuffle => _input.CanShuffle;
+        public DataViewSchema Schema => _b.OutputSchema;
+        public long? GetRowCount() => _input.GetRowCount();
+
+        public DataViewRowCursor GetRowCursor(IEnumerable<DataViewSchema.Column> columnsNeeded, Random? rand = null)
+        {
+            var cols = columnsNeeded.ToArray();
+            var active = _b.Active(cols);
+            return new BlockCursor(_b, _input.GetRowCursor(_b.GetDependencies(cols), rand), active);
+        }
+
+        public DataViewRowCursor[] GetRowCursorSet(IEnumerable<DataViewSchema.Column> columnsNeeded, int n, Random? rand = null)
+        {
+            var cols = columnsNeeded.ToArray();
+            var active = _b.Active(cols);
+            var inputs = _input.GetRowCursorSet(_b.GetDependencies(cols), n, rand);
+            var result = new DataViewRowCursor[inputs.Length];
+            for (int i = 0; i < inputs.Length; i++) result[i] = new BlockCursor(_b, inputs[i], active);
+            return result;
+        }
+    }
+
+    /// <summary>
+    /// Reads up to <see cref="ScoringBlockRows"/> input rows ahead (copying the features and every active pass-through
+    /// column), scores them with one batched engine call, then serves them one by one.
+    /// </summary>
+    private sealed class BlockCursor : DataViewRowCursor, ColumnCache.ISlot
+    {
+        private readonly Binding _b;
+        private readonly DataViewRowCursor _input;
+        private readonly bool[] _active;
+        private readonly DensityModel _model;
+        private readonly int _dim, _capacity;
+        private readonly bool _needScores, _needStdErr, _needSample;
+        private readonly ValueGetter<VBuffer<float>>? _features;
+        private readonly ValueGetter<DataViewRowId> _inputId;
+        private readonly ColumnCache?[] _caches;
+        private readonly float[] _block, _logDensity, _stdErr;
+        private readonly float[]? _samples;
+        private readonly long[] _positions, _batches;
+        private readonly DataViewRowId[] _ids;
+        private VBuffer<float> _featureBuffer;
+        private int _filled, _index = -1;
+        private long _rowsRead, _position = -1, _batch;
+        private bool _done;
+
+        public BlockCursor(Binding b, DataViewRowCursor input, bool[] active)
+        {
+            _b = b; _input = input; _active = active;
+            _model = b.Parent.Model;
+            _dim = _model.Dimension;
+            _needScores = b.NeedsScores(active);
+            _needStdErr = b.StdErrIndex >= 0 && active[b.StdErrIndex];
+            _needSample = b.NeedsSample(active);
+            _capacity = b.Parent.ScoringBlockRows;
+            bool needFeatures = _needScores || _needSample;
+            _features = needFeatures ? input.GetGetter<VBuffer<float>>(b.FeatureColumn) : null;
+            _block = needFeatures ? new float[_capacity * _dim] : Array.Empty<float>();
+            _logDensity = _needScores ? new float[_capacity] : Array.Empty<float>();
+            _stdErr = _needStdErr ? new float[_capacity] : Array.Empty<float>();
+            _samples = _needSample ? new float[_capacity * _dim] : null;
+            _positions = new long[_capacity];
+            _batches = new long[_capacity];
+            _ids = new DataViewRowId[_capacity];
+            _inputId = input.GetIdGetter();
+            _caches = new ColumnCache?[b.InputSchema.Count];
+            for (int i = 0; i < _caches.Length; i++)
+                if (active[i]) _caches[i] = ColumnCache.Create(input, b.InputSchema[i], _capacity);
+        }
+
+        public int Slot => _index;
+        public override DataViewSchema Schema => _b.OutputSchema;
+        public override long Position => _position;
+        public override long Batch => _batch;
+        public override bool IsColumnActive(DataViewSchema.Column column) => _active[column.Index];
+
+        public override ValueGetter<DataViewRowId> GetIdGetter()
+            => (ref DataViewRowId id) =>
+            {
+                if (_index < 0) throw new InvalidOperationException("The cursor has no current row.");
+                id = _ids[_index];
+            };
+
+        public override bool MoveNext()
+        {
+            if (_done) return false;
+            if (_index + 1 < _filled) { _index++; SetCurrent(); return true; }
+            Fill();
+            if (_filled == 0) { _done = true; _index = -1; _position = -1; return false; }
+            _index = 0;
+            SetCurrent();
+            return true;
+        }
+
+        private void SetCurrent() { _position = _positions[_index]; _batch = _batches[_index]; }
+
+        private void Fill()
+        {
+            int n = 0;
+            long firstRow = _rowsRead;
+            while (n < _capacity && _input.MoveNext())
+            {
+                _positions[n] = _input.Position;
+                _batches[n] = _input.Batch;
+                _inputId(ref _ids[n]);
+                if (_features is not null)
+                {
+                    _features(ref _featureBuffer);
+                    if (_featureBuffer.Length != _dim)
+                        throw new DataValidationException(firstRow + n, -1,
+                            $"the vector has {_featureBuffer.Length} values but the model expects {_dim}", _b.FeatureColumn.Name);
+                    Scoring.Densify(in _featureBuffer, _block.AsSpan(n * _dim, _dim));
+                }
+                foreach (var c in _caches) c?.Capture(n);
+                n++;
+            }
+            _filled = n;
+            _rowsRead += n;
+            if (n == 0) return;
+            var rows = _block.AsSpan(0, n * _dim);
+            try
+            {
+                if (_needScores)
+                    _model.LogDensity(rows, _logDensity.AsSpan(0, n), _needStdErr ? _stdErr.AsSpan(0, n) : default);
+                else if (_needSample)
+                    DataValidation.CheckRows(rows, _dim, _model.InputDomain, _b.FeatureColumn.Name);
+            }
+            catch (DataValidationException e)
+            {
+                // Row numbers relative to where this cursor started, not to the block.
+                throw new DataValidationException(e.Row >= 0 ? firstRow + e.Row : -1, e.Column, e.Problem, _b.FeatureColumn.Name);
+            }
+            if (_needSample)
+            {
+                var seed = _b.Parent.SampleSeed;
+                for (int r = 0; r < n; r++)
+                {
+                    var row = rows.Slice(r * _dim, _dim);
+                    _model.Sample(1, Scoring.RowSampleSeed(seed, row), _samples.AsSpan(r * _dim, _dim));
+                }
+            }
+        }
+
+        public override ValueGetter<TValue> GetGetter<TValue>(DataViewSchema.Column column)
+        {
+            _b.CheckGetter<TValue>(column, _active);
+            if (column.Index < _b.InputSchema.Count)
+                return (ValueGetter<TValue>)_caches[column.Index]!.MakeGetter(this);
+            Delegate g;
+            float threshold = _b.Parent.Threshold;
+            if (column.Index == _b.LogIndex) g = (ValueGetter<float>)((ref float v) => v = _logDensity[Current()]);
+            else if (column.Index == _b.ScoreIndex) g = (ValueGetter<float>)((ref float v) => v = Scoring.ScoreFromLogDensity(_logDensity[Current()]));
+            else if (column.Index == _b.PredictedIndex) g = (ValueGetter<bool>)((ref bool v) => v = Scoring.ScoreFromLogDensity(_logDensity[Current()]) > threshold);
+            else if (column.Index == _b.StdErrIndex) g = (ValueGetter<float>)((ref float v) => v = _stdErr[Current()]);
+            else
+            {
+                g = (ValueGetter<VBuffer<float>>)((ref VBuffer<float> v) =>
+                {
+                    int i = Current();
+                    var editor = VBufferEditor.Create(ref v, _dim);
+                    _samples.AsSpan(i * _dim, _dim).CopyTo(editor.Values);
+                    v = editor.Commit();
+                });
+            }
+            return (ValueGetter<TValue>)g;
+        }
+
+        private int Current() => _index >= 0 ? _index : throw new InvalidOperationException("The cursor has no current row.");
+
+        protected override void Dispose(bool disposing)
+        {
+            if (disposing) _input.Dispose();
+            base.Dispose(disposing);
+        }
+    }
+
+    // ---------------------------------- row-to-row mapper (PredictionEngine) ----------------------------------
+    private sealed class Mapper : IRowToRowMapper
+    {
+        private readonly Binding _b;
+        public Mapper(Binding b) => _b = b;
+        public DataViewSchema InputSchema => _b.InputSchema;
+        public DataViewSchema OutputSchema => _b.OutputSchema;
+        public IEnumerable<DataViewSchema.Column> GetDependencies(IEnumerable<DataViewSchema.Column> dependingColumns)
+            => _b.GetDependencies(dependingColumns);
+
+        public DataViewRow GetRow(DataViewRow input, IEnumerable<DataViewSchema.Column> activeColumns)
+        {
+            ArgumentNullException.ThrowIfNull(input);
+            return new MappedRow(_b, input, _b.Active(activeColumns));
+        }
+    }
+
+    /// <summary>One row at a time (used by PredictionEngine); results are cached per input position.</summary>
+    private sealed class MappedRow : DataViewRow
+    {
+        private readonly Binding _b;
+        private readonly DataViewRow _input;
+        private readonly bool[] _active;
+        private readonly ValueGetter<VBuffer<float>>? _features;
+        private readonly float[] _row, _sample;
+        private readonly float[] _ldse = new float[2];
+        private VBuffer<float> _buffer;
+        private long _scoredPosition = long.MinValue, _sampledPosition = long.MinValue;
+
+        public MappedRow(Binding b, DataViewRow input, bool[] active)
+        {
+            _b = b; _input = input; _active = active;
+            int d = b.Parent.Model.Dimension;
+            _row = new float[d];
+            _sample = new float[d];
+            if (b.NeedsScores(active) || b.NeedsSample(active)) _features = input.GetGetter<VBuffer<float>>(b.FeatureColumn);
+        }
+
+        public override DataViewSchema Schema => _b.OutputSchema;
+        public override long Position => _input.Position;
+        public override long Batch => _input.Batch;
+        public override ValueGetter<DataViewRowId> GetIdGetter() => _input.GetIdGetter();
+        public override bool IsColumnActive(DataViewSchema.Column column) => _active[column.Index];
+
+        private void ReadFeatures()
+        {
+            _features!(ref _buffer);
+            if (_buffer.Length != _row.Length)
+                throw new DataValidationException(-1, -1, $"the vector has {_buffer.Length} values but the model expects {_row.Length}", _b.FeatureColumn.Name);
+            Scoring.Densify(in _buffer, _row);
+        }
+
+        private float[] Scores()
+        {
+            long pos = _input.Position;
+            if (pos != _scoredPosition)
+            {
+                ReadFeatures();
+                try { _b.Parent.Model.LogDensity(_row, _ldse.AsSpan(0, 1), _ldse.AsSpan(1, 1)); }
+                catch (DataValidationException e) { throw new DataValidationException(pos >= 0 ? pos : -1, e.Column, e.Problem, _b.FeatureColumn.Name); }
+                _scoredPosition = pos;
+            }
+            return _ldse;
+        }
+
+        private float[] Sample()
+        {
+            long pos = _input.Position;
+            if (pos != _sampledPosition)
+            {
+                ReadFeatures();
+                try { DataValidation.CheckRows(_row, _row.Length, _b.Parent.Model.InputDomain, _b.FeatureColumn.Name, pos >= 0 ? pos : 0); }
+                catch (DataValidationException e) { throw new DataValidationException(pos >= 0 ? e.Row : -1, e.Column, e.Problem, _b.FeatureColumn.Name); }
+                _b.Parent.Model.Sample(1, Scoring.RowSampleSeed(_b.Parent.SampleSeed, _row), _sample);
+                _sampledPosition = pos;
+            }
+            return _sample;
+        }
+
+        public override ValueGetter<TValue> GetGetter<TValue>(DataViewSchema.Column column)
+        {
+            _b.CheckGetter<TValue>(column, _active);
+            if (column.Index < _b.InputSchema.Count) return _input.GetGetter<TValue>(_b.InputSchema[column.Index]);
+            float threshold = _b.Parent.Threshold;
+            Delegate g;
+            if (column.Index == _b.LogIndex) g = (ValueGetter<float>)((ref float v) => v = Scores()[0]);
+            else if (column.Index == _b.ScoreIndex) g = (ValueGetter<float>)((ref float v) => v = Scoring.ScoreFromLogDensity(Scores()[0]));
+            else if (column.Index == _b.PredictedIndex) g = (ValueGetter<bool>)((ref bool v) => v = Scoring.ScoreFromLogDensity(Scores()[0]) > threshold);
+            else if (column.Index == _b.StdErrIndex) g = (ValueGetter<float>)((ref float v) => v = Scores()[1]);
+            else
+            {
+                g = (ValueGetter<VBuffer<float>>)((ref VBuffer<float> v) =>
+                {
+                    var s = Sample();
+                    var editor = VBufferEditor.Create(ref v, s.Length);
+                    s.CopyTo(editor.Values);
+                    v = editor.Commit();
+                });
+            }
+            return (ValueGetter<TValue>)g;
+        }
+
+        protected override void Dispose(bool disposing)
+        {
+            if (disposing) _input.Dispose();
+            base.Dispose(disposing);
+        }
+    }
+}
+
+/// <summary>A fitted density transformer whose model has the static type <typeparamref name="TModel"/>.</summary>
+public sealed class DensityTransformer<TModel> : DensityTransformer where TModel : DensityModel
+{
+    internal DensityTransformer(MLContext? mlContext, TModel model, TransformerSettings settings) : base(mlContext, model, settings) { }
+
+    /// <summary>The engine model.</summary>
+    public new TModel Model => (TModel)base.Model;
+}
+
+/// <summary>Copies of one pass-through column's values for the rows of a block (the cursor reads ahead of the consumer).</summary>
+internal abstract class ColumnCache
+{
+    public interface ISlot { int Slot { get; } }
+
+    public static ColumnCache Create(DataViewRowCursor input, DataViewSchema.Column column, int capacity)
+    {
+        Type raw = column.Type.RawType;
+        Type type = raw.IsGenericType && raw.GetGenericTypeDefinition() == typeof(VBuffer<>)
+            ? typeof(VectorCache<>).MakeGenericType(raw.GetGenericArguments()[0])
+            : raw == typeof(ReadOnlyMemory<char>) ? typeof(TextCache) : typeof(ValueCache<>).MakeGenericType(raw);
+        return (ColumnCache)Activator.CreateInstance(type, input, column, capacity)!;
+    }
+
+    public abstract void Capture(int slot);
+    public abstract Delegate MakeGetter(ISlot cursor);
+
+    private static int Slot(ISlot c) => c.Slot >= 0 ? c.Slot : throw new InvalidOperationException("The cursor has no current row.");
+
+    private sealed class ValueCache<T> : ColumnCache
+    {
+        private readonly ValueGetter<T> _getter;
+        private readonly T[] _values;
+        public ValueCache(DataViewRowCursor input, DataViewSchema.Column column, int capacity)
+        { _getter = input.GetGetter<T>(column); _values = new T[capacity]; }
+        public override void Capture(int slot) => _getter(ref _values[slot]);
+        public override Delegate MakeGetter(ISlot cursor) => (ValueGetter<T>)((ref T v) => v = _values[Slot(cursor)]);
+    }
+
+    private sealed class VectorCache<T> : ColumnCache
+    {
+        private readonly ValueGetter<VBuffer<T>> _getter;
+        private readonly VBuffer<T>[] _values;
+        private VBuffer<T> _scratch;
+        public VectorCache(DataViewRowCursor input, DataViewSchema.Column column, int capacity)
+        { _getter = input.GetGetter<VBuffer<T>>(column); _values = new VBuffer<T>[capacity]; }
+        public override void Capture(int slot) { _getter(ref _scratch); _scratch.CopyTo(ref _values[slot]); }
+        public override Delegate MakeGetter(ISlot cursor) => (ValueGetter<VBuffer<T>>)((ref VBuffer<T> v) => _values[Slot(cursor)].CopyTo(ref v));
+    }
+
+    private sealed class TextCache : ColumnCache
+    {
+        private readonly ValueGetter<ReadOnlyMemory<char>> _getter;
+        private readonly ReadOnlyMemory<char>[] _values;
+        private ReadOnlyMemory<char> _scratch;
+        public TextCache(DataViewRowCursor input, DataViewSchema.Column column, int capacity)
+        { _getter = input.GetGetter<ReadOnlyMemory<char>>(column); _values = new ReadOnlyMemory<char>[capacity]; }
+        // The source may reuse the characters' buffer for the next row: keep a private copy.
+        public override void Capture(int slot) { _getter(ref _scratch); _values[slot] = _scratch.Length == 0 ? default : _scratch.ToArray(); }
+        public override Delegate MakeGetter(ISlot cursor) => (ValueGetter<ReadOnlyMemory<char>>)((ref ReadOnlyMemory<char> v) => v = _values[Slot(cursor)]);
+    }
+}

@@ -1,0 +1,78 @@
+using System.Text;
+using Microsoft.ML.DeepDensity.Persistence;
+
+namespace Microsoft.ML.DeepDensity.Transforms;
+
+/// <summary>
+/// The text value stored in the model zip (inside a MapValue table): base64 of
+/// <code>"DDMN" | u16 envelope version | transformer settings | i32 length | engine model file (DensityModel.ToBytes)</code>.
+/// The engine file says its own kind, so one scorer serves every model family; it carries its own CRC.
+/// </summary>
+internal static class ModelEnvelope
+{
+    public const ushort Version = 1;
+    private static ReadOnlySpan<byte> Magic => "DDMN"u8;
+
+    public static string Encode(DensityModel model, TransformerSettings s)
+    {
+        using var ms = new MemoryStream();
+        using (var w = new BinaryWriter(ms, Encoding.UTF8, leaveOpen: true))
+        {
+            w.Write(Magic);
+            w.Write(Version);
+            w.Write(s.FeatureColumnName);
+            w.Write(s.LogDensityColumnName);
+            w.Write(s.ScoreColumnName);
+            w.Write(s.PredictedLabelColumnName);
+            w.Write(s.StandardErrorColumnName ?? "");
+            w.Write(s.SampleColumnName ?? "");
+            w.Write(s.SampleSeed);
+            w.Write(s.Contamination);
+            w.Write(s.Threshold);
+            w.Write(s.ScoringBlockRows);
+            var engine = model.ToBytes();
+            w.Write(engine.Length);
+            w.Write(engine);
+        }
+        return Convert.ToBase64String(ms.GetBuffer(), 0, (int)ms.Length);
+    }
+
+    public static (DensityModel Model, TransformerSettings Settings) Decode(ReadOnlySpan<char> text)
+    {
+        byte[] bytes = new byte[text.Length * 3 / 4 + 3];
+        if (!Convert.TryFromBase64Chars(text, bytes, out int length))
+            throw new InvalidModelFileException("Corrupt DeepDensity model in the ML.NET model: the stored text is not base64.");
+        try
+        {
+            using var r = new BinaryReader(new MemoryStream(bytes, 0, length, writable: false), Encoding.UTF8);
+            if (!r.ReadBytes(4).AsSpan().SequenceEqual(Magic))
+                throw new InvalidModelFileException("Corrupt DeepDensity model in the ML.NET model: bad magic.");
+            ushort version = r.ReadUInt16();
+            if (version != Version)
+                throw new InvalidModelFileException($"DeepDensity ML.NET envelope version {version} is not supported (this library reads {Version}); upgrade the library.");
+            string feature = r.ReadString(), logDensity = r.ReadString(), score = r.ReadString(), predicted = r.ReadString();
+            string stdErr = r.ReadString(), sample = r.ReadString();
+            ulong sampleSeed = r.ReadUInt64();
+            double contamination = r.ReadDouble();
+            float threshold = r.ReadSingle();
+            int blockRows = r.ReadInt32();
+            int engineLength = r.ReadInt32();
+            if (engineLength < 0 || engineLength > length) throw new InvalidModelFileException("Corrupt DeepDensity model in the ML.NET model: bad engine length.");
+            var engine = r.ReadBytes(engineLength);
+            if (engine.Length != engineLength) throw new InvalidModelFileException("Truncated DeepDensity model in the ML.NET model.");
+            var model = DensityModel.FromBytes(engine);
+            var settings = new TransformerSettings(feature, logDensity, score, predicted,
+                stdErr.Length == 0 ? null : stdErr, sample.Length == 0 ? null : sample,
+                sampleSeed, contamination, threshold, Math.Max(1, blockRows));
+            return (model, settings);
+        }
+        catch (EndOfStreamException e)
+        {
+            throw new InvalidModelFileException("Truncated DeepDensity model in the ML.NET model.", e);
+        }
+        catch (Exception e) when (e is FormatException or ArgumentException or OverflowException)
+        {
+            throw new InvalidModelFileException("Corrupt DeepDensity model in the ML.NET model: " + e.Message, e);
+        }
+    }
+}

@@ -1,0 +1,82 @@
+using Microsoft.ML.Data;
+
+namespace Microsoft.ML.DeepDensity.Transforms;
+
+/// <summary>Feature-column checks with messages that name the column.</summary>
+internal static class FeatureColumnCheck
+{
+    /// <summary>Checks a runtime schema: the column exists and is a known-size Single vector (of <paramref name="expectedSize"/> slots if given).</summary>
+    public static DataViewSchema.Column Check(DataViewSchema schema, string name, int? expectedSize)
+    {
+        ArgumentNullException.ThrowIfNull(schema);
+        var col = schema.GetColumnOrNull(name)
+            ?? throw new ArgumentOutOfRangeException(nameof(schema), $"Feature column '{name}' not found in the input schema.");
+        if (col.Type is not VectorDataViewType vt || vt.ItemType != NumberDataViewType.Single)
+            throw new ArgumentOutOfRangeException(nameof(schema),
+                $"Feature column '{name}' must be a known-size vector of Single, but is {col.Type}.");
+        if (!vt.IsKnownSize)
+            throw new ArgumentOutOfRangeException(nameof(schema),
+                $"Feature column '{name}' is a variable-size vector; a known-size vector of Single is required " +
+                "(e.g. [VectorType(n)] on the input class, or Concatenate of scalar columns).");
+        if (expectedSize is int n && vt.Size != n)
+            throw new ArgumentOutOfRangeException(nameof(schema),
+                $"Feature column '{name}' has {vt.Size} slots but the model was trained on {n}.");
+        return col;
+    }
+
+    /// <summary>Checks an estimator's input shape (sizes are not part of a <see cref="SchemaShape"/>).</summary>
+    public static void Check(SchemaShape shape, string name)
+    {
+        ArgumentNullException.ThrowIfNull(shape);
+        SchemaShape.Column? found = null;
+        foreach (var c in shape)
+            if (c.Name == name) found = c; // the last column of a name wins, as in DataViewSchema
+        if (found is not SchemaShape.Column col)
+            throw new ArgumentOutOfRangeException(nameof(shape), $"Feature column '{name}' not found in the input schema.");
+        if (col.IsKey || col.ItemType != NumberDataViewType.Single || col.Kind == SchemaShape.Column.VectorKind.Scalar)
+            throw new ArgumentOutOfRangeException(nameof(shape),
+                $"Feature column '{name}' must be a known-size vector of Single, but is {(col.IsKey ? "a key of " : "")}{col.ItemType} ({col.Kind}).");
+        if (col.Kind == SchemaShape.Column.VectorKind.VariableVector)
+            throw new ArgumentOutOfRangeException(nameof(shape),
+                $"Feature column '{name}' is a variable-size vector; a known-size vector of Single is required " +
+                "(e.g. [VectorType(n)] on the input class, or Concatenate of scalar columns).");
+    }
+}
+
+/// <summary>
+/// <see cref="SchemaShape.Column"/>'s constructor is internal: the public way to obtain one is another estimator's
+/// GetOutputSchema. A CustomMappingEstimator with no inputs and one output of the wanted type does it cheaply.
+/// </summary>
+internal static class ShapeColumns
+{
+    public sealed class NoColumns { }
+    public sealed class OneSingle { public float Value { get; set; } }
+    public sealed class OneBoolean { public bool Value { get; set; } }
+    public sealed class OneVector { [VectorType(1)] public float[] Value { get; set; } = new float[1]; }
+
+    public static SchemaShape.Column Single(MLContext ml, string name) => Make<OneSingle>(ml, name);
+    public static SchemaShape.Column Boolean(MLContext ml, string name) => Make<OneBoolean>(ml, name);
+    public static SchemaShape.Column SingleVector(MLContext ml, string name) => Make<OneVector>(ml, name);
+
+    private static SchemaShape.Column Make<T>(MLContext ml, string name) where T : class, new()
+    {
+        var def = SchemaDefinition.Create(typeof(T), SchemaDefinition.Direction.Write);
+        def[0].ColumnName = name;
+        var est = ml.Transforms.CustomMapping<NoColumns, T>((_, _) => { }, contractName: null, outputSchemaDefinition: def);
+        foreach (var c in est.GetOutputSchema(new SchemaShape(Array.Empty<SchemaShape.Column>())))
+            if (c.Name == name) return c;
+        throw new InvalidOperationException("unreachable: CustomMapping did not produce its output column");
+    }
+}
+
+/// <summary>
+/// Builds a <see cref="SchemaShape"/> for a row class (SchemaShape.Create(DataViewSchema) is internal), e.g. to check a
+/// pipeline's output shape before fitting.
+/// </summary>
+public static class SchemaShapeFactory
+{
+    /// <summary>The shape of the columns of <typeparamref name="T"/> (optionally with a schema definition giving names and vector sizes).</summary>
+    public static SchemaShape FromType<T>(MLContext mlContext, SchemaDefinition? definition = null) where T : class, new()
+        => mlContext.Transforms.CustomMapping<ShapeColumns.NoColumns, T>((_, _) => { }, contractName: null, outputSchemaDefinition: definition)
+             .GetOutputSchema(new SchemaShape(Array.Empty<SchemaShape.Column>()));
+}

@@ -1,0 +1,56 @@
+using Microsoft.ML.Data;
+
+namespace Microsoft.ML.DeepDensity.Transforms;
+
+/// <summary>Per-row rules shared by the live transformer and the saved (surrogate) scorer, so both give identical values.</summary>
+internal static class Scoring
+{
+    /// <summary>Anomaly score = −log-density, kept finite: ML.NET's anomaly evaluator silently drops non-finite scores.</summary>
+    public static float ScoreFromLogDensity(float logDensity)
+    {
+        if (float.IsNaN(logDensity)) return float.MaxValue;
+        float s = -logDensity;
+        if (float.IsPositiveInfinity(s)) return float.MaxValue;
+        if (float.IsNegativeInfinity(s)) return -float.MaxValue;
+        return s;
+    }
+
+    /// <summary>Seed of the one sample drawn for a row: a hash of the row's feature bits mixed with the user's seed,
+    /// so the draw depends only on (seed, row values) — identical in the live and the loaded transformer, whatever the
+    /// cursor order or thread count.</summary>
+    public static ulong RowSampleSeed(ulong seed, ReadOnlySpan<float> row)
+    {
+        ulong h = Mix(seed ^ 0x9E3779B97F4A7C15UL);
+        foreach (var v in row) h = Mix(h ^ (uint)BitConverter.SingleToInt32Bits(v));
+        return h;
+    }
+
+    private static ulong Mix(ulong z)
+    {
+        z += 0x9E3779B97F4A7C15UL;
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
+        return z ^ (z >> 31);
+    }
+
+    /// <summary>The (1 − contamination) quantile of the training scores: the smallest training score such that at most
+    /// a fraction <paramref name="contamination"/> of training rows score strictly above it.</summary>
+    public static float Threshold(float[] scores, double contamination)
+    {
+        if (scores.Length == 0) return float.MaxValue;
+        var sorted = (float[])scores.Clone();
+        Array.Sort(sorted);
+        int above = (int)Math.Floor(contamination * sorted.Length); // rows allowed above the threshold
+        return sorted[sorted.Length - 1 - Math.Min(above, sorted.Length - 1)];
+    }
+
+    /// <summary>Copies a (possibly sparse) vector into a dense destination of its length.</summary>
+    public static void Densify(in VBuffer<float> source, Span<float> destination)
+    {
+        if (source.IsDense) { source.GetValues().CopyTo(destination); return; }
+        destination.Clear();
+        var idx = source.GetIndices();
+        var val = source.GetValues();
+        for (int k = 0; k < idx.Length; k++) destination[idx[k]] = val[k];
+    }
+}

@@ -1,0 +1,199 @@
+using System.ComponentModel;
+using System.Runtime.InteropServices;
+using Microsoft.ML.Data;
+using Microsoft.ML.DeepDensity.Data;
+using Microsoft.ML.Transforms;
+
+namespace Microsoft.ML.DeepDensity.Transforms;
+
+/// <summary>
+/// What a density transformer writes into an ML.NET model zip. ML.NET keeps <c>ModelSaveContext</c> internal, so an
+/// outside transformer cannot save its own state; instead it saves this chain of loadable transformers, which carries
+/// the model as data (dotnet/machinelearning#4911):
+/// <code>
+///   CopyColumns   __dd_features &lt;- Features
+///   CustomMapping "DeepDensity.ConstKey.v1"  -> __dd_key  (constant text "m")
+///   MapValue      __dd_key -> __dd_model     (table {"m": envelope}; ML.NET stores the table in the zip)
+///   CustomMapping "DeepDensity.Score.v1"     -> __dd_logdensity, __dd_score, __dd_predicted, __dd_stderr
+///   CustomMapping "DeepDensity.Sample.v1"    -> __dd_sample                (only with a sample column)
+///   CopyColumns   LogDensity &lt;- __dd_logdensity, Score &lt;- __dd_score, ...
+///   DropColumns   __dd_*
+/// </code>
+/// The envelope (<see cref="ModelEnvelope"/>) holds the engine's own model file, which names its kind, so the same two
+/// scorers serve every model family. Contract names are versioned: a change of their columns gets a new name.
+/// </summary>
+internal static class Surrogate
+{
+    public const string FeatureCol = "__dd_features";
+    public const string KeyCol = "__dd_key";
+    public const string ModelCol = "__dd_model";
+    public const string LogDensityCol = "__dd_logdensity";
+    public const string ScoreCol = "__dd_score";
+    public const string PredictedCol = "__dd_predicted";
+    public const string StdErrCol = "__dd_stderr";
+    public const string SampleCol = "__dd_sample";
+    public const string KeyValue = "m";
+
+    public static ITransformer Build(MLContext ml, DensityTransformer t)
+    {
+        var s = t.Settings;
+        string envelope = ModelEnvelope.Encode(t.Model, s);
+        // One flat EstimatorChain (IEstimator.Append would nest a chain per stage), so that a loaded surrogate is one
+        // chain of leaves that GetDensityTransformers / WithLiveDensityTransformers can recognise and replace.
+        var pipeline = new EstimatorChain<ITransformer>()
+            .Append<ITransformer>(ml.Transforms.CopyColumns(FeatureCol, s.FeatureColumnName))
+            .Append<ITransformer>(ml.Transforms.CustomMapping(new ConstKeyFactory().GetMapping(), ConstKeyFactory.ContractName))
+            .Append<ITransformer>(ml.Transforms.Conversion.MapValue(ModelCol,
+                new[] { new KeyValuePair<string, string>(KeyValue, envelope) }, KeyCol))
+            .Append<ITransformer>(ml.Transforms.CustomMapping(new ScoreFactory().GetMapping(), ScoreFactory.ContractName));
+        var copies = new List<(string Output, string Input)>
+        {
+            (s.LogDensityColumnName, LogDensityCol),
+            (s.ScoreColumnName, ScoreCol),
+            (s.PredictedLabelColumnName, PredictedCol),
+        };
+        if (s.StandardErrorColumnName is not null) copies.Add((s.StandardErrorColumnName, StdErrCol));
+        if (s.SampleColumnName is not null)
+        {
+            pipeline = pipeline.Append<ITransformer>(ml.Transforms.CustomMapping(new SampleFactory().GetMapping(), SampleFactory.ContractName));
+            copies.Add((s.SampleColumnName, SampleCol));
+        }
+        var drop = new List<string> { FeatureCol, KeyCol, ModelCol, LogDensityCol, ScoreCol, PredictedCol, StdErrCol };
+        if (s.SampleColumnName is not null) drop.Add(SampleCol);
+        foreach (var (output, input) in copies) pipeline = pipeline.Append<ITransformer>(ml.Transforms.CopyColumns(output, input));
+        pipeline = pipeline.Append<ITransformer>(ml.Transforms.DropColumns(drop.ToArray()));
+
+        // Every stage is trivial: fit on an empty view that has only the feature column.
+        var def = SchemaDefinition.Create(typeof(FeatureRow));
+        def[0].ColumnName = s.FeatureColumnName;
+        def[0].ColumnType = new VectorDataViewType(NumberDataViewType.Single, t.Model.Dimension);
+        var empty = ml.Data.LoadFromEnumerable(new List<FeatureRow>(), def);
+        return pipeline.Fit(empty);
+    }
+
+    /// <summary>Row class of the empty view the surrogate is fitted on.</summary>
+    [EditorBrowsable(EditorBrowsableState.Never)]
+    public sealed class FeatureRow { public float[] Features = Array.Empty<float>(); }
+
+    // ---------------- constant key ----------------
+    /// <summary>No input columns.</summary>
+    [EditorBrowsable(EditorBrowsableState.Never)]
+    public sealed class NoInput { }
+
+    /// <summary>The constant key the MapValue table is looked up with.</summary>
+    [EditorBrowsable(EditorBrowsableState.Never)]
+    public sealed class KeyRow
+    {
+        [ColumnName(KeyCol)] public string Key = "";
+    }
+
+    /// <summary>Loaded by ML.NET by contract name; emits the constant key.</summary>
+    [CustomMappingFactoryAttribute(ContractName)]
+    [EditorBrowsable(EditorBrowsableState.Never)]
+    public sealed class ConstKeyFactory : CustomMappingFactory<NoInput, KeyRow>
+    {
+        public const string ContractName = "DeepDensity.ConstKey.v1";
+        public override Action<NoInput, KeyRow> GetMapping() => static (_, dst) => dst.Key = KeyValue;
+    }
+
+    // ---------------- scoring ----------------
+    /// <summary>Scorer input: the features and the model envelope.</summary>
+    [EditorBrowsable(EditorBrowsableState.Never)]
+    public sealed class ScoreInput
+    {
+        [ColumnName(FeatureCol)] public float[] Features = Array.Empty<float>();
+        // ReadOnlyMemory<char>, not string: passed by reference, not copied per row.
+        [ColumnName(ModelCol)] public ReadOnlyMemory<char> Model;
+    }
+
+    /// <summary>Scorer output.</summary>
+    [EditorBrowsable(EditorBrowsableState.Never)]
+    public sealed class ScoreOutput
+    {
+        [ColumnName(LogDensityCol)] public float LogDensity;
+        [ColumnName(ScoreCol)] public float Score;
+        [ColumnName(PredictedCol)] public bool PredictedLabel;
+        [ColumnName(StdErrCol)] public float StandardError;
+    }
+
+    /// <summary>Instantiated by ML.NET on load; decodes the envelope once (cached by the identity of its backing text) and scores rows.</summary>
+    [CustomMappingFactoryAttribute(ContractName)]
+    [EditorBrowsable(EditorBrowsableState.Never)]
+    public sealed class ScoreFactory : CustomMappingFactory<ScoreInput, ScoreOutput>
+    {
+        public const string ContractName = "DeepDensity.Score.v1";
+        private readonly EnvelopeCache _cache = new();
+
+        public override Action<ScoreInput, ScoreOutput> GetMapping() => Map;
+
+        private void Map(ScoreInput src, ScoreOutput dst)
+        {
+            var (model, s) = _cache.Resolve(src.Model);
+            Span<float> ld = stackalloc float[1];
+            Span<float> se = stackalloc float[1];
+            CheckWidth(src.Features, model, s);
+            model.LogDensity(src.Features, ld, se);
+            dst.LogDensity = ld[0];
+            dst.Score = Scoring.ScoreFromLogDensity(ld[0]);
+            dst.PredictedLabel = dst.Score > s.Threshold;
+            dst.StandardError = se[0];
+        }
+    }
+
+    /// <summary>Sampler input: the features (they seed the draw) and the model envelope.</summary>
+    [EditorBrowsable(EditorBrowsableState.Never)]
+    public sealed class SampleOutput
+    {
+        [ColumnName(SampleCol)] public float[] Sample = Array.Empty<float>();
+    }
+
+    /// <summary>Draws one sample per row, seeded by (SampleSeed, row features), like the live transformer.</summary>
+    [CustomMappingFactoryAttribute(ContractName)]
+    [EditorBrowsable(EditorBrowsableState.Never)]
+    public sealed class SampleFactory : CustomMappingFactory<ScoreInput, SampleOutput>
+    {
+        public const string ContractName = "DeepDensity.Sample.v1";
+        private readonly EnvelopeCache _cache = new();
+
+        public override Action<ScoreInput, SampleOutput> GetMapping() => Map;
+
+        private void Map(ScoreInput src, SampleOutput dst)
+        {
+            var (model, s) = _cache.Resolve(src.Model);
+            CheckWidth(src.Features, model, s);
+            if (dst.Sample.Length != model.Dimension) dst.Sample = new float[model.Dimension];
+            model.Sample(1, Scoring.RowSampleSeed(s.SampleSeed, src.Features), dst.Sample);
+        }
+    }
+
+    private static void CheckWidth(float[] features, DensityModel model, TransformerSettings s)
+    {
+        if (features.Length != model.Dimension)
+            throw new DataValidationException(-1, -1, $"the row has {features.Length} values but the model expects {model.Dimension}", s.FeatureColumnName);
+    }
+
+    /// <summary>One decoded envelope per factory, keyed by the identity of the text backing it (string or char[]),
+    /// so that the per-row cost is O(1) whatever the model size.</summary>
+    internal sealed class EnvelopeCache
+    {
+        private sealed record Entry(object Owner, int Start, int Length, DensityModel Model, TransformerSettings Settings);
+        private volatile Entry? _entry;
+
+        /// <summary>Decodes so far (diagnostics: must stay tiny, not one per row).</summary>
+        public static int TotalDecodes;
+
+        public (DensityModel, TransformerSettings) Resolve(ReadOnlyMemory<char> text)
+        {
+            object? owner = null; int start = 0, length = text.Length;
+            if (MemoryMarshal.TryGetString(text, out var str, out int ss, out int sl)) { owner = str; start = ss; length = sl; }
+            else if (MemoryMarshal.TryGetArray(text, out ArraySegment<char> seg)) { owner = seg.Array; start = seg.Offset; length = seg.Count; }
+            var e = _entry;
+            if (e is not null && owner is not null && ReferenceEquals(e.Owner, owner) && e.Start == start && e.Length == length)
+                return (e.Model, e.Settings);
+            var (model, settings) = ModelEnvelope.Decode(text.Span);
+            Interlocked.Increment(ref TotalDecodes);
+            _entry = new Entry(owner ?? new object(), start, length, model, settings);
+            return (model, settings);
+        }
+    }
+}

@@ -1,0 +1,128 @@
+using Microsoft.ML.Data;
+using Microsoft.ML.DeepDensity.Data;
+using Microsoft.ML.DeepDensity.Transforms;
+
+namespace Microsoft.ML.DeepDensity.Tests;
+
+public class SchemaAndDataErrorTests
+{
+    public sealed class OtherName { [VectorType(Row.D)] public float[] X { get; set; } = new float[Row.D]; }
+    public sealed class Scalar { public float Features { get; set; } }
+    public sealed class DoubleVector { [VectorType(Row.D)] public double[] Features { get; set; } = new double[Row.D]; }
+    public sealed class VariableVector { public float[] Features { get; set; } = new float[Row.D]; }
+    public sealed class WrongSize { [VectorType(Row.D + 1)] public float[] Features { get; set; } = new float[Row.D + 1]; }
+
+    private static DensityTransformer Trained(MLContext ml, Action<RnadeEstimator.Options>? configure = null)
+        => ml.DensityEstimation.Rnade(TestData.SmallRnade(o => { o.ModelOptions.MaxEpochs = 2; configure?.Invoke(o); }))
+             .Fit(ml.Data.LoadFromEnumerable(TestData.Blob(100)));
+
+    [Fact]
+    public void Estimator_And_Transformer_RejectBadFeatureColumns_NamingTheColumn()
+    {
+        var ml = new MLContext(seed: 1);
+        var estimator = ml.DensityEstimation.Rnade(TestData.SmallRnade());
+        var transformer = Trained(ml);
+
+        string Errors<T>() where T : class, new()
+        {
+            var dv = ml.Data.LoadFromEnumerable(new[] { new T() });
+            var e1 = Assert.ThrowsAny<ArgumentException>(() => estimator.GetOutputSchema(SchemaShapeFactory.FromType<T>(ml)));
+            var e2 = Assert.ThrowsAny<ArgumentException>(() => estimator.Fit(dv));
+            var e3 = Assert.ThrowsAny<ArgumentException>(() => transformer.GetOutputSchema(dv.Schema));
+            var e4 = Assert.ThrowsAny<ArgumentException>(() => transformer.Transform(dv));
+            foreach (var e in new[] { e1, e2, e3, e4 }) Assert.Contains("'Features'", e.Message);
+            return e1.Message + " | " + e2.Message + " | " + e3.Message;
+        }
+
+        Assert.Contains("not found", Errors<OtherName>());
+        Assert.Contains("known-size vector of Single", Errors<Scalar>());
+        Assert.Contains("known-size vector of Single", Errors<DoubleVector>());
+        Assert.Contains("variable-size", Errors<VariableVector>());
+
+        var wrong = ml.Data.LoadFromEnumerable(new[] { new WrongSize() });
+        var e = Assert.ThrowsAny<ArgumentException>(() => transformer.Transform(wrong));
+        Assert.Contains("'Features' has 5 slots but the model was trained on 4", e.Message);
+    }
+
+    [Fact]
+    public void EstimatorOutputSchema_HasTheOutputColumns()
+    {
+        var ml = new MLContext(seed: 1);
+        var estimator = ml.DensityEstimation.Rnade(TestData.SmallRnade(o => { o.SampleColumnName = "Draw"; o.LogDensityColumnName = "LogP"; }));
+        var shape = estimator.GetOutputSchema(SchemaShapeFactory.FromType<Row>(ml));
+        var logp = shape.Single(c => c.Name == "LogP");
+        Assert.Equal(NumberDataViewType.Single, logp.ItemType);
+        Assert.Equal(SchemaShape.Column.VectorKind.Scalar, logp.Kind);
+        Assert.Equal(BooleanDataViewType.Instance, shape.Single(c => c.Name == "PredictedLabel").ItemType);
+        Assert.Equal(SchemaShape.Column.VectorKind.Vector, shape.Single(c => c.Name == "Draw").Kind);
+        Assert.Contains(shape, c => c.Name == "Label");
+    }
+
+    [Fact]
+    public void Options_AreValidated_WithTheSettingNamed()
+    {
+        var ml = new MLContext(seed: 1);
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => ml.DensityEstimation.Rnade(TestData.SmallRnade(o => o.Contamination = 0.7)));
+        Assert.Contains("Contamination", e.Message);
+        var e2 = Assert.ThrowsAny<ArgumentException>(() => ml.DensityEstimation.Rnade(TestData.SmallRnade(o => o.ScoreColumnName = "LogDensity")));
+        Assert.Contains("distinct", e2.Message);
+        var e3 = Assert.Throws<ArgumentOutOfRangeException>(() => ml.DensityEstimation.Rnade(TestData.SmallRnade(o => o.ModelOptions.HiddenUnits = 0)).Fit(ml.Data.LoadFromEnumerable(TestData.Blob(20))));
+        Assert.Contains("HiddenUnits", e3.Message);
+    }
+
+    [Theory]
+    [InlineData(1024)]
+    [InlineData(100)]
+    [InlineData(1)]
+    public void Transform_OnNaN_ThrowsDataValidationException_WithRowRelativeToTheCursor(int blockRows)
+    {
+        var ml = new MLContext(seed: 1);
+        var transformer = Trained(ml, o => o.ScoringBlockRows = blockRows);
+        var data = TestData.Blob(500, seed: 9);
+        data[321].Features[2] = float.NaN;
+        var output = transformer.Transform(ml.Data.LoadFromEnumerable(data));
+        var e = Assert.Throws<DataValidationException>(() => output.GetColumn<float>("Score").ToArray());
+        Assert.Equal(321, e.Row);
+        Assert.Equal(2, e.Column);
+        Assert.Contains("'Features'", e.Message);
+        Assert.Contains("NaN", e.Message);
+
+        // PredictionEngine path: the row is the one being predicted.
+        var engine = ml.Model.CreatePredictionEngine<Row, Scored>(transformer);
+        var e2 = Assert.Throws<DataValidationException>(() => engine.Predict(data[321]));
+        Assert.Equal(2, e2.Column);
+    }
+
+    [Fact]
+    public void Fit_OnNaN_ThrowsDataValidationException_NamingTheRow()
+    {
+        var ml = new MLContext(seed: 1);
+        var data = TestData.Blob(80);
+        data[42].Features[1] = float.PositiveInfinity;
+        var e = Assert.Throws<DataValidationException>(() => ml.DensityEstimation.Rnade(TestData.SmallRnade()).Fit(ml.Data.LoadFromEnumerable(data)));
+        Assert.Equal(42, e.Row);
+        Assert.Equal(1, e.Column);
+    }
+}
+
+public class EnvelopeTests
+{
+    [Fact]
+    public void Envelope_RoundTrips_AndRejectsCorruption()
+    {
+        var ml = new MLContext(seed: 1);
+        var t = ml.DensityEstimation.Rnade(TestData.SmallRnade(o => { o.ModelOptions.MaxEpochs = 1; o.SampleColumnName = "S"; o.SampleSeed = 42; }))
+            .Fit(ml.Data.LoadFromEnumerable(TestData.Blob(60)));
+        string text = ModelEnvelope.Encode(t.Model, t.Settings);
+        var (model, settings) = ModelEnvelope.Decode(text);
+        Assert.Equal(t.Settings, settings);
+        Assert.Equal(t.Model.ToBytes(), model.ToBytes());
+
+        Assert.Throws<Persistence.InvalidModelFileException>(() => ModelEnvelope.Decode(text.AsSpan(0, text.Length / 2)));
+        Assert.Throws<Persistence.InvalidModelFileException>(() => ModelEnvelope.Decode("not base64!"));
+        // Flip one byte inside the engine file: its CRC catches it.
+        var bytes = Convert.FromBase64String(text);
+        bytes[^10] ^= 0x40;
+        Assert.Throws<Persistence.InvalidModelFileException>(() => ModelEnvelope.Decode(Convert.ToBase64String(bytes)));
+    }
+}

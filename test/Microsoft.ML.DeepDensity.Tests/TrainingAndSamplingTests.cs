@@ -1,0 +1,136 @@
+using Microsoft.ML.Data;
+using Microsoft.ML.DeepDensity.Models.Rnade;
+using Microsoft.ML.DeepDensity.Training;
+using Microsoft.ML.DeepDensity.Transforms;
+
+namespace Microsoft.ML.DeepDensity.Tests;
+
+public class TrainingAndSamplingTests
+{
+    [Fact]
+    public void Fit_LogsProgressToTheMLContextLog_AndUsesTheValidationView()
+    {
+        var ml = new MLContext(seed: 1);
+        var messages = new List<string>();
+        ml.Log += (_, e) => { lock (messages) messages.Add(e.Message); };
+        var reports = new List<TrainingProgress>();
+        var options = TestData.SmallRnade(o =>
+        {
+            o.ModelOptions.MaxEpochs = 4;
+            o.ModelOptions.ValidationFraction = 0; // only the validation view can give validation figures
+            o.Progress = new SyncProgress(reports.Add);
+        });
+        var transformer = ml.DensityEstimation.Rnade(options)
+            .Fit(ml.Data.LoadFromEnumerable(TestData.Blob(300, seed: 1)), ml.Data.LoadFromEnumerable(TestData.Blob(100, seed: 2)));
+
+        Assert.Contains(messages, m => m.Contains("Rnade: training on 300 rows × 4 columns, 100 validation rows"));
+        Assert.Contains(messages, m => m.Contains("Rnade: epoch"));
+        Assert.Equal(4, reports.Count);
+        Assert.All(reports, r => Assert.NotNull(r.ValidationLogLikelihood));
+        Assert.NotNull(transformer.Model.TrainingSummary);
+
+        // Validation view of the wrong width is rejected by name.
+        var e = Assert.ThrowsAny<ArgumentException>(() => ml.DensityEstimation.Rnade(options)
+            .Fit(ml.Data.LoadFromEnumerable(TestData.Blob(50)), ml.Data.LoadFromEnumerable(new[] { new SchemaAndDataErrorTests.WrongSize() })));
+        Assert.Contains("'Features'", e.Message);
+    }
+
+    private sealed class SyncProgress(Action<TrainingProgress> report) : IProgress<TrainingProgress>
+    {
+        public void Report(TrainingProgress value) => report(value);
+    }
+
+    public sealed class SampleOut
+    {
+        [VectorType(Row.D)] public float[] Sample { get; set; } = new float[Row.D];
+    }
+
+    [Fact]
+    public void SampleColumn_MatchesTheModelsDistribution_IsReproducible_AndSurvivesSaveLoad()
+    {
+        var ml = new MLContext(seed: 1);
+        var train = TestData.Blob(1500, seed: 4);
+        var transformer = ml.DensityEstimation.Rnade(TestData.SmallRnade(o => { o.SampleColumnName = "Sample"; o.SampleSeed = 11; o.ModelOptions.MaxEpochs = 20; }))
+            .Fit(ml.Data.LoadFromEnumerable(train));
+        var rows = TestData.Blob(3000, seed: 5);
+        var dv = ml.Data.LoadFromEnumerable(rows);
+        var output = transformer.Transform(dv);
+        Assert.Equal(new VectorDataViewType(NumberDataViewType.Single, Row.D), output.Schema["Sample"].Type);
+        var samples = ml.Data.CreateEnumerable<SampleOut>(output, false).Select(s => s.Sample).ToList();
+
+        // Per-dimension mean and standard deviation vs the model's own sampler and vs the training data.
+        var reference = transformer.Model.Sample(3000, 123);
+        for (int j = 0; j < Row.D; j++)
+        {
+            var col = samples.Select(s => (double)s[j]).ToArray();
+            var refCol = Enumerable.Range(0, reference.Rows).Select(i => (double)reference[i, j]).ToArray();
+            var dataCol = train.Select(r => (double)r.Features[j]).ToArray();
+            double sd = Std(dataCol);
+            Assert.True(Math.Abs(col.Average() - refCol.Average()) < 0.12 * sd, $"dim {j}: mean {col.Average()} vs model {refCol.Average()}");
+            Assert.True(Math.Abs(col.Average() - dataCol.Average()) < 0.2 * sd, $"dim {j}: mean {col.Average()} vs data {dataCol.Average()}");
+            Assert.InRange(Std(col) / sd, 0.8, 1.25);
+        }
+        // Distinct rows get distinct draws; the same seed and rows give the same draws.
+        Assert.NotEqual(samples[0], samples[1]);
+        var again = ml.Data.CreateEnumerable<SampleOut>(transformer.Transform(dv), false).Select(s => s.Sample).ToList();
+        Assert.Equal(samples, again);
+
+        // Saved and loaded: the same draws (variable-size vector column after loading, see README).
+        using var ms = new MemoryStream();
+        ml.Model.Save(transformer, dv.Schema, ms);
+        ms.Position = 0;
+        var ml2 = new MLContext();
+        var loaded = ml2.Model.Load(ms, out _);
+        var loadedOut = loaded.Transform(ml2.Data.LoadFromEnumerable(rows.Take(50)));
+        var loadedSamples = loadedOut.GetColumn<float[]>("Sample").ToList();
+        for (int i = 0; i < 50; i++) Assert.Equal(samples[i], loadedSamples[i]);
+    }
+
+    [Fact]
+    public void GenerateSamples_ReturnsNRowsAsADataView()
+    {
+        var ml = new MLContext(seed: 1);
+        var transformer = ml.DensityEstimation.Rnade(TestData.SmallRnade(o => o.ModelOptions.MaxEpochs = 3)).Fit(ml.Data.LoadFromEnumerable(TestData.Blob(200)));
+        var view = transformer.GenerateSamples(ml, 64, seed: 5);
+        Assert.Equal(new VectorDataViewType(NumberDataViewType.Single, Row.D), view.Schema["Features"].Type);
+        var rows = view.GetColumn<float[]>("Features").ToList();
+        Assert.Equal(64, rows.Count);
+        Assert.Equal(transformer.Model.Sample(64, 5).Values, rows.SelectMany(r => r).ToArray());
+        // The samples can be scored by the same transformer (schema-compatible).
+        Assert.All(transformer.Transform(view).GetColumn<float>("Score"), s => Assert.True(float.IsFinite(s)));
+    }
+
+    [Fact]
+    public void SimpleOverload_UsesDocumentedDefaults()
+    {
+        var ml = new MLContext(seed: 1);
+        var est = ml.DensityEstimation.Rnade("Features", hiddenUnits: 6, components: 2, maxEpochs: 2, contamination: 0.1);
+        var t = est.Fit(ml.Data.LoadFromEnumerable(TestData.Blob(100)));
+        Assert.Equal(6, t.Model.HiddenUnits);
+        Assert.Equal(2, t.Model.Components);
+        Assert.Equal(0.1, t.Contamination);
+        Assert.Equal("LogDensity", t.LogDensityColumnName);
+        Assert.Equal("Score", t.ScoreColumnName);
+        Assert.Equal("PredictedLabel", t.PredictedLabelColumnName);
+        Assert.Null(t.SampleColumnName);
+    }
+
+    private static double Std(double[] v)
+    {
+        double m = v.Average();
+        return Math.Sqrt(v.Sum(x => (x - m) * (x - m)) / v.Length);
+    }
+}
+
+public class CancellationTests
+{
+    [Fact]
+    public void Fit_HonoursTheCancellationToken()
+    {
+        var ml = new MLContext(seed: 1);
+        using var cts = new CancellationTokenSource();
+        cts.Cancel();
+        var est = ml.DensityEstimation.Rnade(TestData.SmallRnade(o => o.CancellationToken = cts.Token));
+        Assert.ThrowsAny<OperationCanceledException>(() => est.Fit(ml.Data.LoadFromEnumerable(TestData.Blob(100))));
+    }
+}
