@@ -1,4 +1,6 @@
 using System.Numerics.Tensors;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using Microsoft.ML.DeepDensity.Numerics;
 using Microsoft.ML.DeepDensity.Randomness;
 
@@ -59,22 +61,30 @@ internal sealed class RnadeNetwork
     }
 
     /// <summary>Scratch for one block of up to <see cref="Rows"/> rows. Not shared between threads.</summary>
+    /// <remarks>Mixture outputs are stored transposed, <c>Z[i, r]</c> at <c>i·Stride + r</c>, so the mixture code runs
+    /// over eight rows per vector; <see cref="Stride"/> is <see cref="Rows"/> rounded up to 8 (the padding lanes compute
+    /// finite garbage that is never read back).</remarks>
     public sealed class Workspace
     {
-        public readonly int Rows;
-        public readonly float[] A, Hidden, Z, DZ, DH, DAcc;
+        public readonly RnadeNetwork Network;
+        public readonly int Rows, Stride;
+        public readonly float[] A, Hidden, Z, DZ, DH, DAcc, XColumn, LogP, Mixture;
         public readonly bool ForTraining;
         public readonly float[]? GW, GC, GRho, GV, GB;
 
         public Workspace(RnadeNetwork net, int rows, bool forTraining)
         {
-            Rows = rows; ForTraining = forTraining;
+            Network = net; Rows = rows; ForTraining = forTraining;
+            Stride = (rows + 7) / 8 * 8;
             A = new float[rows * net.H];
             Hidden = new float[(forTraining ? net.D : 1) * rows * net.H];
-            Z = new float[rows * net.K3];
+            Z = new float[net.K3 * Stride];
+            XColumn = new float[Stride];
+            LogP = new float[Stride];
+            Mixture = new float[3 * net.K * 8];
             if (forTraining)
             {
-                DZ = new float[net.D * rows * net.K3];
+                DZ = new float[net.D * net.K3 * Stride];
                 DH = new float[rows * net.H];
                 DAcc = new float[rows * net.H];
                 GW = new float[net.W.Length]; GC = new float[net.C.Length]; GRho = new float[net.Rho.Length];
@@ -90,73 +100,70 @@ internal sealed class RnadeNetwork
     /// </summary>
     public void Forward(ReadOnlySpan<float> x, int rows, Workspace ws, Span<float> logp, float gradScale, bool scaleMeanBySigma)
     {
-        int h = H, k3 = K3;
+        int h = H, k3 = K3, s = ws.Stride;
         var a = ws.A.AsSpan(0, rows * h);
         for (int r = 0; r < rows; r++) C.CopyTo(a.Slice(r * h, h));
-        logp[..rows].Clear();
-        Span<float> tmp = stackalloc float[2 * K];
+        var lp = ws.LogP.AsSpan();
+        lp.Clear();
+        var xcol = ws.XColumn.AsSpan();
+        xcol.Clear();
+        var z = ws.Z.AsSpan(0, k3 * s);
         for (int d = 0; d < D; d++)
         {
             var hid = ws.ForTraining ? ws.Hidden.AsSpan(d * rows * h, rows * h) : ws.Hidden.AsSpan(0, rows * h);
             TensorPrimitives.Multiply(a, Rho[d], hid);
             ApplyActivation(hid);
-            var z = ws.Z.AsSpan(0, rows * k3);
-            var bd = B.AsSpan(d * k3, k3);
-            for (int r = 0; r < rows; r++) bd.CopyTo(z.Slice(r * k3, k3));
-            Gemm.Multiply(false, false, rows, k3, h, 1f, hid, h, V.AsSpan(d * h * k3, h * k3), k3, 1f, z, k3, allowParallel: false);
-            var dz = ws.ForTraining ? ws.DZ.AsSpan(d * rows * k3, rows * k3) : default;
-            for (int r = 0; r < rows; r++)
-            {
-                float xd = x[r * D + d];
-                var zr = z.Slice(r * k3, k3);
-                logp[r] += ws.ForTraining
-                    ? MixtureWithGradient(xd, zr, dz.Slice(r * k3, k3), gradScale, scaleMeanBySigma, tmp)
-                    : MixtureLogDensity(xd, zr, tmp);
-            }
-            if (d < D - 1)
-            {
-                var wd = W.AsSpan(d * h, h);
-                for (int r = 0; r < rows; r++)
-                {
-                    var ar = a.Slice(r * h, h);
-                    TensorPrimitives.MultiplyAdd(wd, x[r * D + d], ar, ar);
-                }
-            }
+            // Zᵀ = b_d + V_dᵀ hᵀ: row i of Z holds output i for every row of the block.
+            for (int i = 0; i < k3; i++) z.Slice(i * s, s).Fill(B[d * k3 + i]);
+            Gemm.Multiply(true, true, k3, rows, h, 1f, V.AsSpan(d * h * k3, h * k3), k3, hid, h, 1f, z, s, allowParallel: false);
+            for (int r = 0; r < rows; r++) xcol[r] = x[r * D + d];
+            var dz = ws.ForTraining ? ws.DZ.AsSpan(d * k3 * s, k3 * s) : default;
+            Mixture(xcol, z, s, ws.ForTraining, dz, gradScale, scaleMeanBySigma, lp, ws.Mixture);
+            if (d < D - 1) AddScaledRow(a, rows, h, xcol, W.AsSpan(d * h, h), 1f);
         }
+        lp[..rows].CopyTo(logp);
     }
 
     /// <summary>Backward pass after <see cref="Forward"/> on the same workspace; accumulates into the workspace gradients.</summary>
     public void Backward(ReadOnlySpan<float> x, int rows, Workspace ws)
     {
-        int h = H, k3 = K3;
+        int h = H, k3 = K3, s = ws.Stride;
         var a = ws.A.AsSpan(0, rows * h);       // holds a_{D-1} after Forward
         var dAcc = ws.DAcc.AsSpan(0, rows * h);
         var dh = ws.DH.AsSpan(0, rows * h);
+        var xcol = ws.XColumn.AsSpan();
         dAcc.Clear();
         for (int d = D - 1; d >= 0; d--)
         {
             var hid = ws.Hidden.AsSpan(d * rows * h, rows * h);
-            var dz = ws.DZ.AsSpan(d * rows * k3, rows * k3);
+            var dz = ws.DZ.AsSpan(d * k3 * s, k3 * s);
             var vd = V.AsSpan(d * h * k3, h * k3);
-            Gemm.Multiply(true, false, h, k3, rows, 1f, hid, h, dz, k3, 1f, ws.GV.AsSpan(d * h * k3, h * k3), k3, allowParallel: false);
-            RowOps.AccumulateColumnSums(dz, rows, k3, ws.GB.AsSpan(d * k3, k3));
-            Gemm.Multiply(false, true, rows, h, k3, 1f, dz, k3, vd, k3, 0f, dh, h, allowParallel: false);
+            // dV_d += hᵀ dZ, db_d += column sums of dZ, dh = dZ V_dᵀ (dZ stored transposed, stride s).
+            Gemm.Multiply(true, true, h, k3, rows, 1f, hid, h, dz, s, 1f, ws.GV.AsSpan(d * h * k3, h * k3), k3, allowParallel: false);
+            var gb = ws.GB.AsSpan(d * k3, k3);
+            for (int i = 0; i < k3; i++) gb[i] += TensorPrimitives.Sum(dz.Slice(i * s, rows));
+            Gemm.Multiply(true, true, rows, h, k3, 1f, dz, s, vd, k3, 0f, dh, h, allowParallel: false);
             ApplyActivationDerivative(hid, dh);
             ws.GRho![d] += (float)DotAsDouble(dh, a);
             TensorPrimitives.MultiplyAdd(dh, Rho[d], dAcc, dAcc);
             if (d > 0)
             {
-                var wPrev = W.AsSpan((d - 1) * h, h);
-                var gwPrev = ws.GW.AsSpan((d - 1) * h, h);
-                for (int r = 0; r < rows; r++)
-                {
-                    float xv = x[r * D + d - 1];
-                    TensorPrimitives.MultiplyAdd(dAcc.Slice(r * h, h), xv, gwPrev, gwPrev);
-                    var ar = a.Slice(r * h, h);
-                    TensorPrimitives.MultiplyAdd(wPrev, -xv, ar, ar);
-                }
+                for (int r = 0; r < rows; r++) xcol[r] = x[r * D + d - 1];
+                // dW_{d-1} += Σ_r x_{r,d-1} dAcc_r; a_{d-1} = a_d − x_{d-1} W_{d-1}.
+                Gemm.Multiply(false, false, 1, h, rows, 1f, xcol, rows, dAcc, h, 1f, ws.GW.AsSpan((d - 1) * h, h), h, allowParallel: false);
+                AddScaledRow(a, rows, h, xcol, W.AsSpan((d - 1) * h, h), -1f);
             }
             else RowOps.AccumulateColumnSums(dAcc, rows, h, ws.GC);
+        }
+    }
+
+    /// <summary>m_r += sign · coefficient_r · w for every row r of the rows×h matrix m.</summary>
+    private static void AddScaledRow(Span<float> m, int rows, int h, ReadOnlySpan<float> coefficient, ReadOnlySpan<float> w, float sign)
+    {
+        for (int r = 0; r < rows; r++)
+        {
+            var mr = m.Slice(r * h, h);
+            TensorPrimitives.MultiplyAdd(w, sign * coefficient[r], mr, mr);
         }
     }
 
@@ -199,7 +206,115 @@ internal sealed class RnadeNetwork
         }
     }
 
-    /// <summary>log Σ_k α_k N(x; μ_k, σ_k²) for one conditional; <paramref name="tmp"/> has ≥ 2K floats.</summary>
+    /// <summary>
+    /// One conditional for a block: lp[r] += log Σ_k α_k N(x_r; μ_k, σ_k²) with z stored transposed (stride s), and
+    /// with <paramref name="withGradient"/> dz = scale · ∂log p/∂z (eqs. 3–5 of the supplement; the mean's gradient times
+    /// σ when <paramref name="scaleMeanBySigma"/>). Eight rows per vector when AVX2/FMA are available.
+    /// </summary>
+    private void Mixture(ReadOnlySpan<float> x, ReadOnlySpan<float> z, int s, bool withGradient, Span<float> dz,
+        float scale, bool scaleMeanBySigma, Span<float> lp, float[] scratch)
+    {
+        if (VectorMath.IsSupported) MixtureVector(x, z, s, withGradient, dz, scale, scaleMeanBySigma, lp, scratch);
+        else
+        {
+            int k = K;
+            for (int r = 0; r < s; r++)
+            {
+                float xr = x[r];
+                float maxA = float.NegativeInfinity;
+                for (int i = 0; i < k; i++) maxA = MathF.Max(maxA, z[i * s + r]);
+                float sumA = 0;
+                for (int i = 0; i < k; i++) sumA += MathF.Exp(z[i * s + r] - maxA);
+                float lseA = maxA + MathF.Log(sumA);
+                float maxL = float.NegativeInfinity;
+                for (int i = 0; i < k; i++)
+                {
+                    float u = (xr - z[(k + i) * s + r]) * MathF.Exp(-z[(2 * k + i) * s + r]);
+                    float l = z[i * s + r] - lseA - 0.5f * u * u - z[(2 * k + i) * s + r] - HalfLog2Pi;
+                    scratch[i] = l; scratch[k + i] = u;
+                    maxL = MathF.Max(maxL, l);
+                }
+                float sumL = 0;
+                for (int i = 0; i < k; i++) sumL += MathF.Exp(scratch[i] - maxL);
+                float lse = maxL + MathF.Log(sumL);
+                lp[r] += lse;
+                if (!withGradient) continue;
+                for (int i = 0; i < k; i++)
+                {
+                    float pi = MathF.Exp(scratch[i] - lse), u = scratch[k + i];
+                    float alpha = MathF.Exp(z[i * s + r] - lseA);
+                    dz[i * s + r] = scale * (pi - alpha);
+                    float dmu = pi * u;                       // ∂/∂μ = π u / σ; times σ when preconditioned
+                    dz[(k + i) * s + r] = scale * (scaleMeanBySigma ? dmu : dmu * MathF.Exp(-z[(2 * k + i) * s + r]));
+                    dz[(2 * k + i) * s + r] = scale * pi * (u * u - 1f);
+                }
+            }
+        }
+    }
+
+    private unsafe void MixtureVector(ReadOnlySpan<float> x, ReadOnlySpan<float> z, int s, bool withGradient, Span<float> dz,
+        float scale, bool scaleMeanBySigma, Span<float> lp, float[] scratch)
+    {
+        int k = K;
+        fixed (float* px = x) fixed (float* pz = z) fixed (float* pdz = dz) fixed (float* plp = lp) fixed (float* tmp = scratch)
+        {
+            // tmp: per component, e^(α-logit − max) | u | e^(l − max) for the current eight rows.
+            float* ea = tmp, uu = tmp + 8 * k, el = tmp + 16 * k;
+            var half = Vector256.Create(0.5f);
+            var c0 = Vector256.Create(HalfLog2Pi);
+            var one = Vector256.Create(1f);
+            var vs = Vector256.Create(scale);
+            for (int r = 0; r < s; r += 8)
+            {
+                var xv = Avx.LoadVector256(px + r);
+                var maxA = Avx.LoadVector256(pz + r);
+                for (int i = 1; i < k; i++) maxA = Avx.Max(maxA, Avx.LoadVector256(pz + i * s + r));
+                var sumA = Vector256<float>.Zero;
+                for (int i = 0; i < k; i++)
+                {
+                    var e = VectorMath.Exp(Avx.Subtract(Avx.LoadVector256(pz + i * s + r), maxA));
+                    Avx.Store(ea + 8 * i, e);
+                    sumA = Avx.Add(sumA, e);
+                }
+                var lseA = Avx.Add(maxA, VectorMath.Log(sumA));
+                var maxL = Vector256.Create(float.NegativeInfinity);
+                for (int i = 0; i < k; i++)
+                {
+                    var zs = Avx.LoadVector256(pz + (2 * k + i) * s + r);
+                    var u = Avx.Multiply(Avx.Subtract(xv, Avx.LoadVector256(pz + (k + i) * s + r)), VectorMath.Exp(Avx.Subtract(Vector256<float>.Zero, zs)));
+                    // l = z^α − lseA − u²/2 − z^σ − ½log 2π
+                    var l = Avx.Subtract(Avx.Subtract(Avx.LoadVector256(pz + i * s + r), lseA), Fma.MultiplyAdd(Avx.Multiply(u, u), half, Avx.Add(zs, c0)));
+                    Avx.Store(uu + 8 * i, u);
+                    Avx.Store(el + 8 * i, l);
+                    maxL = Avx.Max(maxL, l);
+                }
+                var sumL = Vector256<float>.Zero;
+                for (int i = 0; i < k; i++)
+                {
+                    var e = VectorMath.Exp(Avx.Subtract(Avx.LoadVector256(el + 8 * i), maxL));
+                    Avx.Store(el + 8 * i, e);
+                    sumL = Avx.Add(sumL, e);
+                }
+                Avx.Store(plp + r, Avx.Add(Avx.LoadVector256(plp + r), Avx.Add(maxL, VectorMath.Log(sumL))));
+                if (!withGradient) continue;
+                var invL = Avx.Divide(vs, sumL);   // scale / Σ e^(l−max): π·scale = e^(l−max) · invL
+                var invA = Avx.Divide(vs, sumA);
+                for (int i = 0; i < k; i++)
+                {
+                    var piS = Avx.Multiply(Avx.LoadVector256(el + 8 * i), invL);
+                    var alphaS = Avx.Multiply(Avx.LoadVector256(ea + 8 * i), invA);
+                    var u = Avx.LoadVector256(uu + 8 * i);
+                    Avx.Store(pdz + i * s + r, Avx.Subtract(piS, alphaS));
+                    var dmu = Avx.Multiply(piS, u);   // ∂/∂μ = π u / σ; times σ when preconditioned
+                    if (!scaleMeanBySigma) dmu = Avx.Multiply(dmu, VectorMath.Exp(Avx.Subtract(Vector256<float>.Zero, Avx.LoadVector256(pz + (2 * k + i) * s + r))));
+                    Avx.Store(pdz + (k + i) * s + r, dmu);
+                    Avx.Store(pdz + (2 * k + i) * s + r, Fma.MultiplySubtract(piS, Avx.Multiply(u, u), piS));
+                }
+            }
+        }
+    }
+
+    /// <summary>log Σ_k α_k N(x; μ_k, σ_k²) for one conditional with z = [z^α | z^μ | z^σ]; <paramref name="tmp"/> has ≥ K floats.</summary>
     public float MixtureLogDensity(float x, ReadOnlySpan<float> z, Span<float> tmp)
     {
         int k = K;
@@ -212,33 +327,6 @@ internal sealed class RnadeNetwork
             l[i] = za[i] - lseAlpha - 0.5f * u * u - zs[i] - HalfLog2Pi;
         }
         return RowOps.LogSumExp(l);
-    }
-
-    /// <summary>As <see cref="MixtureLogDensity"/>, and writes dZ = scale · ∂log p/∂z (eqs. 3–5 of the supplement).</summary>
-    private float MixtureWithGradient(float x, ReadOnlySpan<float> z, Span<float> dz, float scale, bool scaleMeanBySigma, Span<float> tmp)
-    {
-        int k = K;
-        var za = z[..k]; var zm = z.Slice(k, k); var zs = z.Slice(2 * k, k);
-        float lseAlpha = RowOps.LogSumExp(za);
-        var l = tmp[..k]; var u = tmp.Slice(k, k);
-        for (int i = 0; i < k; i++)
-        {
-            float ui = (x - zm[i]) * MathF.Exp(-zs[i]);
-            u[i] = ui;
-            l[i] = za[i] - lseAlpha - 0.5f * ui * ui - zs[i] - HalfLog2Pi;
-        }
-        float lse = RowOps.LogSumExp(l);
-        for (int i = 0; i < k; i++)
-        {
-            float pi = MathF.Exp(l[i] - lse);
-            float alpha = MathF.Exp(za[i] - lseAlpha);
-            float ui = u[i];
-            dz[i] = scale * (pi - alpha);
-            float dmu = pi * ui;                       // ∂/∂μ = π u / σ; times σ when preconditioned
-            dz[k + i] = scale * (scaleMeanBySigma ? dmu : dmu * MathF.Exp(-zs[i]));
-            dz[2 * k + i] = scale * pi * (ui * ui - 1f);
-        }
-        return lse;
     }
 
     /// <summary>Ancestral sampling of <paramref name="rows"/> rows (model space) into <paramref name="x"/>.</summary>
