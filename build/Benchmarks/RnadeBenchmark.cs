@@ -17,6 +17,7 @@ public sealed class RnadeBenchmark : IBenchmark
 
     public int Run(BenchmarkArgs args)
     {
+        if (args.Flag("profile")) return Profile(args);
         string dataset = args.String("dataset", SampleData.FashionMnistAvailable() ? "fashion" : "digits");
         int? maxTrain = args.Int("train", 0) is > 0 and var t ? t : null;
         var split = dataset switch
@@ -81,6 +82,40 @@ public sealed class RnadeBenchmark : IBenchmark
         Row("validation log-likelihood", validLl, peer?.GetValueOrDefault("VALID_LL", double.NaN), difference: true);
         Row("training examples/s", trainRate, peer?.GetValueOrDefault("TRAIN_EXAMPLES_PER_SECOND", double.NaN), difference: false);
         Row("scoring rows/s", scoreRate, peer?.GetValueOrDefault("SCORE_ROWS_PER_SECOND", double.NaN), difference: false);
+        return 0;
+    }
+
+    /// <summary>Time per minibatch of the objective's parts on random data (CPU time, so a busy machine does not distort it).</summary>
+    private static int Profile(BenchmarkArgs args)
+    {
+        int d = 63, h = args.Int("hidden", 50), k = args.Int("components", 10), batch = args.Int("batch", 100), iters = args.Int("iterations", 300);
+        var net = new RnadeNetwork(d, h, k, Microsoft.ML.DeepDensity.Numerics.Activation.Relu);
+        var rng = new Microsoft.ML.DeepDensity.Randomness.RandomStream(3);
+        net.Initialize(rng.Fork(1), new float[d * k]);
+        var x = new float[batch * d];
+        rng.Fork(2).FillGaussian(x);
+        var objective = new RnadeObjective(net, args.Int("block", 50), true);
+        var process = Process.GetCurrentProcess();
+        void Time(string label, Action action)
+        {
+            for (int i = 0; i < 20; i++) action();
+            process.Refresh();
+            var cpu = process.TotalProcessorTime;
+            var sw = Stopwatch.StartNew();
+            for (int i = 0; i < iters; i++) action();
+            process.Refresh();
+            Console.WriteLine($"{label,-34} wall {sw.Elapsed.TotalMilliseconds * 1000 / iters,9:F1} µs  cpu {(process.TotalProcessorTime - cpu).TotalMilliseconds * 1000 / iters,9:F1} µs");
+        }
+        var r = new Microsoft.ML.DeepDensity.Randomness.RandomStream(1);
+        Time($"ComputeGradient ({batch} rows)", () => objective.ComputeGradient(x, batch, r));
+        Time($"Evaluate ({batch} rows)", () => objective.Evaluate(x, batch, r));
+        var ws = new RnadeNetwork.Workspace(net, 50, forTraining: true);
+        var lp = new float[50];
+        Time("Forward training (50 rows, 1 thread)", () => net.Forward(x.AsSpan(0, 50 * d), 50, ws, lp, -0.01f, true));
+        Time("Backward (50 rows, 1 thread)", () => net.Backward(x.AsSpan(0, 50 * d), 50, ws));
+        var opt = Microsoft.ML.DeepDensity.Training.Optimizer.Create(new RnadeOptions());
+        Time("Adam step", () => opt.Step(objective.Parameters, 1e-5f));
+        Time("Clip gradient norm", () => objective.Parameters.ClipGradientNorm(10f));
         return 0;
     }
 

@@ -61,9 +61,11 @@ internal sealed class RnadeNetwork
     }
 
     /// <summary>Scratch for one block of up to <see cref="Rows"/> rows. Not shared between threads.</summary>
-    /// <remarks>Mixture outputs are stored transposed, <c>Z[i, r]</c> at <c>i·Stride + r</c>, so the mixture code runs
-    /// over eight rows per vector; <see cref="Stride"/> is <see cref="Rows"/> rounded up to 8 (the padding lanes compute
-    /// finite garbage that is never read back).</remarks>
+    /// <remarks>Everything per row is stored transposed — activations <c>a[j, r]</c>, hidden units, mixture outputs
+    /// <c>Z[i, r]</c> and their gradients at <c>index·Stride + r</c> — so the elementwise and mixture code runs over
+    /// eight rows per vector and every per-dimension product is a GEMM that reads its operands in place.
+    /// <see cref="Stride"/> is <see cref="Rows"/> rounded up to 8; padding lanes hold finite values that are never
+    /// read back (inputs there are 0, gradients stay 0).</remarks>
     public sealed class Workspace
     {
         public readonly RnadeNetwork Network;
@@ -76,8 +78,8 @@ internal sealed class RnadeNetwork
         {
             Network = net; Rows = rows; ForTraining = forTraining;
             Stride = (rows + 7) / 8 * 8;
-            A = new float[rows * net.H];
-            Hidden = new float[(forTraining ? net.D : 1) * rows * net.H];
+            A = new float[net.H * Stride];
+            Hidden = new float[(forTraining ? net.D : 1) * net.H * Stride];
             Z = new float[net.K3 * Stride];
             XColumn = new float[Stride];
             LogP = new float[Stride];
@@ -85,8 +87,8 @@ internal sealed class RnadeNetwork
             if (forTraining)
             {
                 DZ = new float[net.D * net.K3 * Stride];
-                DH = new float[rows * net.H];
-                DAcc = new float[rows * net.H];
+                DH = new float[net.H * Stride];
+                DAcc = new float[net.H * Stride];
                 GW = new float[net.W.Length]; GC = new float[net.C.Length]; GRho = new float[net.Rho.Length];
                 GV = new float[net.V.Length]; GB = new float[net.B.Length];
             }
@@ -101,8 +103,8 @@ internal sealed class RnadeNetwork
     public void Forward(ReadOnlySpan<float> x, int rows, Workspace ws, Span<float> logp, float gradScale, bool scaleMeanBySigma)
     {
         int h = H, k3 = K3, s = ws.Stride;
-        var a = ws.A.AsSpan(0, rows * h);
-        for (int r = 0; r < rows; r++) C.CopyTo(a.Slice(r * h, h));
+        var a = ws.A.AsSpan(0, h * s);
+        for (int j = 0; j < h; j++) a.Slice(j * s, s).Fill(C[j]);
         var lp = ws.LogP.AsSpan();
         lp.Clear();
         var xcol = ws.XColumn.AsSpan();
@@ -110,16 +112,22 @@ internal sealed class RnadeNetwork
         var z = ws.Z.AsSpan(0, k3 * s);
         for (int d = 0; d < D; d++)
         {
-            var hid = ws.ForTraining ? ws.Hidden.AsSpan(d * rows * h, rows * h) : ws.Hidden.AsSpan(0, rows * h);
+            var hid = ws.ForTraining ? ws.Hidden.AsSpan(d * h * s, h * s) : ws.Hidden.AsSpan(0, h * s);
             TensorPrimitives.Multiply(a, Rho[d], hid);
             ApplyActivation(hid);
-            // Zᵀ = b_d + V_dᵀ hᵀ: row i of Z holds output i for every row of the block.
+            // Zᵀ (3K × rows) = b_d + V_dᵀ hᵀ.
             for (int i = 0; i < k3; i++) z.Slice(i * s, s).Fill(B[d * k3 + i]);
-            Gemm.Multiply(true, true, k3, rows, h, 1f, V.AsSpan(d * h * k3, h * k3), k3, hid, h, 1f, z, s, allowParallel: false);
+            Gemm.Multiply(true, false, k3, rows, h, 1f, V.AsSpan(d * h * k3, h * k3), k3, hid, s, 1f, z, s, allowParallel: false);
             for (int r = 0; r < rows; r++) xcol[r] = x[r * D + d];
             var dz = ws.ForTraining ? ws.DZ.AsSpan(d * k3 * s, k3 * s) : default;
             Mixture(xcol, z, s, ws.ForTraining, dz, gradScale, scaleMeanBySigma, lp, ws.Mixture);
-            if (d < D - 1) AddScaledRow(a, rows, h, xcol, W.AsSpan(d * h, h), 1f);
+            if (ws.ForTraining && rows < s)
+                for (int i = 0; i < k3; i++) dz.Slice(i * s + rows, s - rows).Clear(); // padding rows carry no gradient
+            if (d < D - 1)
+            {
+                // a_{d+1} = a_d + x_d W_d (one row of aᵀ per hidden unit, vectorised over the rows).
+                AddOuter(a, h, s, W.AsSpan(d * h, h), 1f, xcol, default);
+            }
         }
         lp[..rows].CopyTo(logp);
     }
@@ -128,42 +136,81 @@ internal sealed class RnadeNetwork
     public void Backward(ReadOnlySpan<float> x, int rows, Workspace ws)
     {
         int h = H, k3 = K3, s = ws.Stride;
-        var a = ws.A.AsSpan(0, rows * h);       // holds a_{D-1} after Forward
-        var dAcc = ws.DAcc.AsSpan(0, rows * h);
-        var dh = ws.DH.AsSpan(0, rows * h);
+        var a = ws.A.AsSpan(0, h * s);       // holds a_{D-1} after Forward
+        var dAcc = ws.DAcc.AsSpan(0, h * s);
+        var dh = ws.DH.AsSpan(0, h * s);
         var xcol = ws.XColumn.AsSpan();
         dAcc.Clear();
+        dh.Clear();
         for (int d = D - 1; d >= 0; d--)
         {
-            var hid = ws.Hidden.AsSpan(d * rows * h, rows * h);
+            var hid = ws.Hidden.AsSpan(d * h * s, h * s);
             var dz = ws.DZ.AsSpan(d * k3 * s, k3 * s);
             var vd = V.AsSpan(d * h * k3, h * k3);
-            // dV_d += hᵀ dZ, db_d += column sums of dZ, dh = dZ V_dᵀ (dZ stored transposed, stride s).
-            Gemm.Multiply(true, true, h, k3, rows, 1f, hid, h, dz, s, 1f, ws.GV.AsSpan(d * h * k3, h * k3), k3, allowParallel: false);
+            // dV_d += h dZ (as hᵀ · dZᵀᵀ), db_d += row sums of dZᵀ, dhᵀ = V_d dZᵀ.
+            Gemm.Multiply(false, true, h, k3, rows, 1f, hid, s, dz, s, 1f, ws.GV.AsSpan(d * h * k3, h * k3), k3, allowParallel: false);
             var gb = ws.GB.AsSpan(d * k3, k3);
-            for (int i = 0; i < k3; i++) gb[i] += TensorPrimitives.Sum(dz.Slice(i * s, rows));
-            Gemm.Multiply(true, true, rows, h, k3, 1f, dz, s, vd, k3, 0f, dh, h, allowParallel: false);
+            AddRowSums(dz, k3, s, gb);
+            Gemm.Multiply(false, false, h, rows, k3, 1f, vd, k3, dz, s, 0f, dh, s, allowParallel: false);
             ApplyActivationDerivative(hid, dh);
             ws.GRho![d] += (float)DotAsDouble(dh, a);
             TensorPrimitives.MultiplyAdd(dh, Rho[d], dAcc, dAcc);
             if (d > 0)
             {
                 for (int r = 0; r < rows; r++) xcol[r] = x[r * D + d - 1];
-                // dW_{d-1} += Σ_r x_{r,d-1} dAcc_r; a_{d-1} = a_d − x_{d-1} W_{d-1}.
-                Gemm.Multiply(false, false, 1, h, rows, 1f, xcol, rows, dAcc, h, 1f, ws.GW.AsSpan((d - 1) * h, h), h, allowParallel: false);
-                AddScaledRow(a, rows, h, xcol, W.AsSpan((d - 1) * h, h), -1f);
+                // dW_{d-1}[j] += Σ_r x_{r,d-1} dAcc[j, r]; a_{d-1} = a_d − x_{d-1} W_{d-1}.
+                AddOuter(a, h, s, W.AsSpan((d - 1) * h, h), -1f, xcol, dAcc, ws.GW.AsSpan((d - 1) * h, h));
             }
-            else RowOps.AccumulateColumnSums(dAcc, rows, h, ws.GC);
+            else AddRowSums(dAcc, h, s, ws.GC);
         }
     }
 
-    /// <summary>m_r += sign · coefficient_r · w for every row r of the rows×h matrix m.</summary>
-    private static void AddScaledRow(Span<float> m, int rows, int h, ReadOnlySpan<float> coefficient, ReadOnlySpan<float> w, float sign)
+    /// <summary>
+    /// For each hidden unit j: a[j, ·] += sign·w[j]·x (rows of aᵀ, stride s), and when <paramref name="dot"/> is given,
+    /// also dotOut[j] += Σ_r dot[j, r]·x[r]. One pass over rows of eight lanes instead of a library call per row.
+    /// </summary>
+    private static void AddOuter(Span<float> a, int h, int s, ReadOnlySpan<float> w, float sign, ReadOnlySpan<float> x,
+        ReadOnlySpan<float> dot, Span<float> dotOut = default)
     {
-        for (int r = 0; r < rows; r++)
+        bool withDot = !dot.IsEmpty;
+        if (!Vector256.IsHardwareAccelerated || s % 8 != 0)
         {
-            var mr = m.Slice(r * h, h);
-            TensorPrimitives.MultiplyAdd(w, sign * coefficient[r], mr, mr);
+            for (int j = 0; j < h; j++)
+            {
+                var aj = a.Slice(j * s, s);
+                if (withDot) dotOut[j] += TensorPrimitives.Dot(dot.Slice(j * s, s), x);
+                TensorPrimitives.MultiplyAdd(x, sign * w[j], aj, aj);
+            }
+            return;
+        }
+        for (int j = 0; j < h; j++)
+        {
+            var aj = a.Slice(j * s, s);
+            var c = Vector256.Create(sign * w[j]);
+            var acc = Vector256<float>.Zero;
+            for (int r = 0; r < s; r += 8)
+            {
+                var xv = Vector256.Create(x.Slice(r, 8));
+                if (withDot) acc += Vector256.Create(dot.Slice(j * s + r, 8)) * xv;
+                (Vector256.Create((ReadOnlySpan<float>)aj.Slice(r, 8)) + xv * c).CopyTo(aj.Slice(r, 8));
+            }
+            if (withDot) dotOut[j] += Vector256.Sum(acc);
+        }
+    }
+
+    /// <summary>dst[i] += Σ_r m[i, r] over the full stride s (padding lanes of m are zero).</summary>
+    private static void AddRowSums(ReadOnlySpan<float> m, int count, int s, Span<float> dst)
+    {
+        for (int i = 0; i < count; i++)
+        {
+            var row = m.Slice(i * s, s);
+            if (Vector256.IsHardwareAccelerated && s % 8 == 0)
+            {
+                var acc = Vector256<float>.Zero;
+                for (int r = 0; r < s; r += 8) acc += Vector256.Create(row.Slice(r, 8));
+                dst[i] += Vector256.Sum(acc);
+            }
+            else dst[i] += TensorPrimitives.Sum(row);
         }
     }
 
@@ -195,13 +242,23 @@ internal sealed class RnadeNetwork
         switch (Activation)
         {
             case Activation.Relu:
-                for (int i = 0; i < g.Length; i++) if (!(hidden[i] > 0f)) g[i] = 0f;
+                int i = 0;
+                if (Vector256.IsHardwareAccelerated)
+                {
+                    // Branch-free: ReLU outputs are positive about half the time, in no pattern.
+                    for (; i + 8 <= g.Length; i += 8)
+                    {
+                        var mask = Vector256.GreaterThan(Vector256.Create(hidden.Slice(i, 8)), Vector256<float>.Zero);
+                        (Vector256.Create((ReadOnlySpan<float>)g.Slice(i, 8)) & mask).CopyTo(g.Slice(i, 8));
+                    }
+                }
+                for (; i < g.Length; i++) if (!(hidden[i] > 0f)) g[i] = 0f;
                 break;
             case Activation.Sigmoid:
-                for (int i = 0; i < g.Length; i++) g[i] *= hidden[i] * (1f - hidden[i]);
+                for (int j = 0; j < g.Length; j++) g[j] *= hidden[j] * (1f - hidden[j]);
                 break;
             case Activation.Tanh:
-                for (int i = 0; i < g.Length; i++) g[i] *= 1f - hidden[i] * hidden[i];
+                for (int j = 0; j < g.Length; j++) g[j] *= 1f - hidden[j] * hidden[j];
                 break;
         }
     }
