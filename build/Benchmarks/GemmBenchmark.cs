@@ -11,7 +11,7 @@ namespace DeepDensity.Benchmarks;
 public sealed class GemmBenchmark : IBenchmark
 {
     public string Name => "gemm";
-    public string Description => "SGEMM GFLOP/s vs OpenBLAS via numpy (--seconds per shape, --quick, --no-peer, --serial [--cpu-time])";
+    public string Description => "SGEMM GFLOP/s vs OpenBLAS via numpy (--seconds per shape, --quick, --shapes m:n:k[:T|N:T|N],..., --no-peer, --serial [--cpu-time])";
 
     private static readonly int[] Squares = { 64, 128, 256, 512, 1024, 2048 };
     // (m, n, k) of the products the models run: RNADE blocks (rows × 3K × H and its backward), dense layers of the
@@ -36,6 +36,19 @@ public sealed class GemmBenchmark : IBenchmark
         foreach (var (m, n, k) in quick ? ModelShapes[..4] : ModelShapes)
             foreach (var (ta, tb) in new[] { (false, false), (true, false), (false, true), (true, true) })
                 shapes.Add((m, n, k, ta, tb));
+
+        if (args.String("shapes", "") is { Length: > 0 } custom)
+        {
+            // --shapes m:n:k[:TA:TB],... replaces the default list (all four transpositions when TA/TB are omitted).
+            shapes.Clear();
+            foreach (var spec in custom.Split(','))
+            {
+                var f = spec.Split(':');
+                int m = int.Parse(f[0], CultureInfo.InvariantCulture), n = int.Parse(f[1], CultureInfo.InvariantCulture), k = int.Parse(f[2], CultureInfo.InvariantCulture);
+                if (f.Length >= 5) shapes.Add((m, n, k, f[3] == "T", f[4] == "T"));
+                else foreach (var (ta, tb) in new[] { (false, false), (true, false), (false, true), (true, true) }) shapes.Add((m, n, k, ta, tb));
+            }
+        }
 
         Dictionary<string, double>? peer = null;
         if (!args.Flag("no-peer"))

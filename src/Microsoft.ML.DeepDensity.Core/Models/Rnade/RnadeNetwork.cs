@@ -117,7 +117,8 @@ internal sealed class RnadeNetwork
             ApplyActivation(hid);
             // Zᵀ (3K × rows) = b_d + V_dᵀ hᵀ.
             for (int i = 0; i < k3; i++) z.Slice(i * s, s).Fill(B[d * k3 + i]);
-            Gemm.Multiply(true, false, k3, rows, h, 1f, V.AsSpan(d * h * k3, h * k3), k3, hid, s, 1f, z, s, allowParallel: false);
+            // All s columns, padding included: whole 8-wide tiles are cheaper than a ragged edge, and columns are independent.
+            Gemm.Multiply(true, false, k3, s, h, 1f, V.AsSpan(d * h * k3, h * k3), k3, hid, s, 1f, z, s, allowParallel: false);
             for (int r = 0; r < rows; r++) xcol[r] = x[r * D + d];
             var dz = ws.ForTraining ? ws.DZ.AsSpan(d * k3 * s, k3 * s) : default;
             Mixture(xcol, z, s, ws.ForTraining, dz, gradScale, scaleMeanBySigma, lp, ws.Mixture);
@@ -141,7 +142,6 @@ internal sealed class RnadeNetwork
         var dh = ws.DH.AsSpan(0, h * s);
         var xcol = ws.XColumn.AsSpan();
         dAcc.Clear();
-        dh.Clear();
         for (int d = D - 1; d >= 0; d--)
         {
             var hid = ws.Hidden.AsSpan(d * h * s, h * s);
@@ -151,7 +151,7 @@ internal sealed class RnadeNetwork
             Gemm.Multiply(false, true, h, k3, rows, 1f, hid, s, dz, s, 1f, ws.GV.AsSpan(d * h * k3, h * k3), k3, allowParallel: false);
             var gb = ws.GB.AsSpan(d * k3, k3);
             AddRowSums(dz, k3, s, gb);
-            Gemm.Multiply(false, false, h, rows, k3, 1f, vd, k3, dz, s, 0f, dh, s, allowParallel: false);
+            Gemm.Multiply(false, false, h, s, k3, 1f, vd, k3, dz, s, 0f, dh, s, allowParallel: false); // padding columns of dZᵀ are 0
             ApplyActivationDerivative(hid, dh);
             ws.GRho![d] += (float)DotAsDouble(dh, a);
             TensorPrimitives.MultiplyAdd(dh, Rho[d], dAcc, dAcc);
