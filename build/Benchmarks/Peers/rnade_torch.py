@@ -10,7 +10,10 @@ and the sigma-scaled mean gradient (Uria et al. Algorithm 2, RnadeOptions.ScaleM
 Vectorised over the batch and over d: all a_d at once by a cumulative sum over d, all outputs by one batched matmul.
 Prints KEY value lines.
 """
-import math, sys, time
+import math, os, sys, time
+# Sleep instead of spin while waiting at OpenMP barriers: on a shared 2-core machine spinning threads starve each
+# other (a 20x slowdown under load), which would flatter the comparison.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import numpy as np
 import torch
 
