@@ -43,12 +43,12 @@ def main():
                 break
             reps *= 2
         samples = []
-        for _ in range(5):
+        for _ in range(7):
             t0 = time.perf_counter()
             for _ in range(reps):
                 np.matmul(opa, opb, out=c)
             samples.append((time.perf_counter() - t0) / reps)
-        t = sorted(samples)[2]
+        t = min(samples)  # best of 7, as in GemmBenchmark: the stable estimate on a shared machine
         print(f"GFLOPS_{idx} {2.0 * m * n * k / t / 1e9:.3f}", flush=True)
 
 
