@@ -67,6 +67,33 @@ public class RnadeScoringTests
     }
 
     [Fact]
+    public void PortableMixtureCodeAgreesWithTheVectorisedOne()
+    {
+        var vectorNet = RnadeGradientTests.RandomNetwork(d: 6, h: 11, k: 5, Activation.Relu, seed: 4);
+        var portableNet = RnadeGradientTests.RandomNetwork(d: 6, h: 11, k: 5, Activation.Relu, seed: 4);
+        portableNet.PortableMixture = true;
+        int rows = 21;
+        var x = new float[rows * 6];
+        new RandomStream(3).FillGaussian(x);
+        var a = Model(vectorNet).LogDensity(new RowMatrix(x, rows, 6));
+        var b = Model(portableNet).LogDensity(new RowMatrix(x, rows, 6));
+        for (int r = 0; r < rows; r++) Assert.True(Math.Abs(a[r] - b[r]) < 1e-4 * (1 + Math.Abs(a[r])), $"row {r}: {a[r]} vs {b[r]}");
+        foreach (bool sigma in new[] { false, true })
+        {
+            var gv = new RnadeObjective(vectorNet, 8, sigma);
+            var gp = new RnadeObjective(portableNet, 8, sigma);
+            gv.ComputeGradient(x, rows, new RandomStream(1));
+            gp.ComputeGradient(x, rows, new RandomStream(1));
+            for (int t = 0; t < gv.Parameters.Items.Count; t++)
+            {
+                var u = gv.Parameters.Items[t].Gradient; var v = gp.Parameters.Items[t].Gradient;
+                for (int i = 0; i < u.Length; i++)
+                    Assert.True(Math.Abs(u[i] - v[i]) < 1e-4 * (1 + Math.Abs(u[i])), $"{gv.Parameters.Items[t].Name}[{i}]: {u[i]} vs {v[i]}");
+            }
+        }
+    }
+
+    [Fact]
     public void RowScoresDoNotDependOnBlockCompositionOrConcurrentCalls()
     {
         var net = RnadeGradientTests.RandomNetwork(d: 9, h: 20, k: 4, Activation.Relu, seed: 8);

@@ -43,6 +43,9 @@ internal sealed class RnadeNetwork
 
     public int K3 => 3 * K;
 
+    /// <summary>Use the scalar mixture code even when AVX2/FMA are available (tests of the portable path).</summary>
+    internal bool PortableMixture { get; set; }
+
     /// <summary>Seeded initialisation for standardised data whose column quantiles are given (D×K, used to spread the means).</summary>
     public void Initialize(RandomStream random, float[] meanQuantiles)
     {
@@ -271,7 +274,7 @@ internal sealed class RnadeNetwork
     private void Mixture(ReadOnlySpan<float> x, ReadOnlySpan<float> z, int s, bool withGradient, Span<float> dz,
         float scale, bool scaleMeanBySigma, Span<float> lp, float[] scratch)
     {
-        if (VectorMath.IsSupported) MixtureVector(x, z, s, withGradient, dz, scale, scaleMeanBySigma, lp, scratch);
+        if (VectorMath.IsSupported && !PortableMixture) MixtureVector(x, z, s, withGradient, dz, scale, scaleMeanBySigma, lp, scratch);
         else
         {
             int k = K;
