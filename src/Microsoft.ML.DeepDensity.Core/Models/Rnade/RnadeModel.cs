@@ -217,6 +217,7 @@ internal sealed class RnadeObjective : IGradientObjective
     private readonly bool _scaleMeanBySigma;
     private readonly double _logJacobian;
     private readonly List<RnadeNetwork.Workspace> _workspaces = new();
+    private readonly List<RnadeNetwork.Workspace> _evalWorkspaces = new();
     private double[] _sums = Array.Empty<double>();
 
     /// <param name="logJacobian">Added per row so reported objectives are log-densities of the raw (unstandardised) data.</param>
@@ -239,7 +240,9 @@ internal sealed class RnadeObjective : IGradientObjective
     {
         int d = _net.D;
         int blocks = (count + _rowsPerBlock - 1) / _rowsPerBlock;
-        while (_workspaces.Count < blocks) _workspaces.Add(new RnadeNetwork.Workspace(_net, _rowsPerBlock, forTraining: true));
+        // Evaluation (validation) needs no stored activations or gradients: it has its own lighter workspaces.
+        var workspaces = withGradient ? _workspaces : _evalWorkspaces;
+        while (workspaces.Count < blocks) workspaces.Add(new RnadeNetwork.Workspace(_net, _rowsPerBlock, forTraining: withGradient));
         if (_sums.Length < blocks) _sums = new double[blocks];
         var sums = _sums;
         float scale = -1f / count;
@@ -252,7 +255,7 @@ internal sealed class RnadeObjective : IGradientObjective
                 void Block(int b)
                 {
                     int start = b * _rowsPerBlock, n = Math.Min(_rowsPerBlock, count - start);
-                    var ws = _workspaces[b];
+                    var ws = workspaces[b];
                     var x = new ReadOnlySpan<float>((float*)address + (long)start * d, n * d);
                     BlockCore(x, n, ws, b);
                 }
