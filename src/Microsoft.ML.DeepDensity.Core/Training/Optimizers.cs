@@ -1,3 +1,4 @@
+using System.Runtime.Intrinsics;
 using System.Numerics.Tensors;
 
 namespace Microsoft.ML.DeepDensity.Training;
@@ -55,7 +56,26 @@ public sealed class AdamOptimizer : Optimizer
         for (int i = 0; i < items.Count; i++)
         {
             var w = items[i].Value; var g = items[i].Gradient; var m = _m[i]; var v = _v[i];
-            for (int j = 0; j < w.Length; j++)
+            int j = 0;
+            if (Vector256.IsHardwareAccelerated)
+            {
+                // The same per-element arithmetic, eight lanes at a time (no fused multiply-adds, so identical results).
+                var vb1 = Vector256.Create(b1); var vb2 = Vector256.Create(b2);
+                var vc1 = Vector256.Create(c1); var vc2 = Vector256.Create(c2);
+                var v1b1 = Vector256.Create(1 - b1); var v1b2 = Vector256.Create(1 - b2);
+                var veps = Vector256.Create(eps); var vlr = Vector256.Create(learningRate);
+                var vwd = Vector256.Create(wd);
+                for (; j + 8 <= w.Length; j += 8)
+                {
+                    var wj = Vector256.Create((ReadOnlySpan<float>)w.AsSpan(j, 8));
+                    var gj = Vector256.Create((ReadOnlySpan<float>)g.AsSpan(j, 8)) + vwd * wj;
+                    var mj = vb1 * Vector256.Create((ReadOnlySpan<float>)m.AsSpan(j, 8)) + v1b1 * gj;
+                    var vj = vb2 * Vector256.Create((ReadOnlySpan<float>)v.AsSpan(j, 8)) + v1b2 * gj * gj;
+                    mj.CopyTo(m.AsSpan(j, 8)); vj.CopyTo(v.AsSpan(j, 8));
+                    (wj - vlr * (mj * vc1) / (Vector256.Sqrt(vj * vc2) + veps)).CopyTo(w.AsSpan(j, 8));
+                }
+            }
+            for (; j < w.Length; j++)
             {
                 float gj = g[j] + wd * w[j];
                 m[j] = b1 * m[j] + (1 - b1) * gj;

@@ -75,26 +75,45 @@ public sealed class RnadeModel : DensityModel
             ScoreBlock(rows, count, logDensity, logJacobian);
             return;
         }
-        // Spans cannot cross into lambdas: copy input and output through arrays per block.
-        var input = rows.ToArray();
-        var output = new float[count];
-        DeepDensityEnvironment.For(0, blocks, b =>
+        unsafe
         {
-            int start = b * RowsPerScoringBlock, n = Math.Min(RowsPerScoringBlock, count - start);
-            ScoreBlock(input.AsSpan(start * Dimension, n * Dimension), n, output.AsSpan(start, n), logJacobian);
-        });
-        output.CopyTo(logDensity);
+            // Spans cannot enter the lambda: pass the pinned addresses (the caller's spans outlive Parallel.For).
+            fixed (float* input = rows)
+            fixed (float* output = logDensity)
+            {
+                nint inAddress = (nint)input, outAddress = (nint)output;
+                int d = Dimension;
+                DeepDensityEnvironment.For(0, blocks, b =>
+                {
+                    int start = b * RowsPerScoringBlock, n = Math.Min(RowsPerScoringBlock, count - start);
+                    ScoreBlock(new ReadOnlySpan<float>((float*)inAddress + (long)start * d, n * d), n,
+                        new Span<float>((float*)outAddress + start, n), logJacobian);
+                });
+            }
+        }
+    }
+
+    /// <summary>Per-thread scoring scratch, reused across calls on this thread (never shared between threads).</summary>
+    [ThreadStatic] private static ScoringScratch? t_scratch;
+
+    private sealed class ScoringScratch
+    {
+        public ScoringScratch(RnadeNetwork network)
+        {
+            Workspace = new RnadeNetwork.Workspace(network, RowsPerScoringBlock, forTraining: false);
+            X = new float[RowsPerScoringBlock * network.D];
+        }
+        public readonly RnadeNetwork.Workspace Workspace;
+        public readonly float[] X;
     }
 
     private void ScoreBlock(ReadOnlySpan<float> raw, int n, Span<float> logDensity, float logJacobian)
     {
-        int d = Dimension;
-        var x = new float[n * d];
+        var scratch = t_scratch;
+        if (scratch is null || !ReferenceEquals(scratch.Workspace.Network, Network)) t_scratch = scratch = new ScoringScratch(Network);
+        var x = scratch.X.AsSpan(0, n * Dimension);
         ToModelSpace(raw, x, n);
-        var ws = new RnadeNetwork.Workspace(Network, n, forTraining: false);
-        Network.Forward(x, n, ws, logDensity, 0f, false);
-        // A row so far out (≳1e18 standard deviations) that the arithmetic overflows gives NaN here; the base class
-        // reports it as −∞ (its density underflows float32).
+        Network.Forward(x, n, scratch.Workspace, logDensity, 0f, false);
         for (int i = 0; i < n; i++) logDensity[i] += logJacobian;
     }
 
@@ -122,9 +141,12 @@ public sealed class RnadeModel : DensityModel
     private void ToModelSpace(ReadOnlySpan<float> raw, Span<float> x, int n)
     {
         int d = Dimension;
+        var order = _order; var mean = _standardizer.Mean; var scale = _standardizer.Scale;
         for (int r = 0; r < n; r++)
-            for (int p = 0; p < d; p++)
-                x[r * d + p] = (raw[r * d + _order[p]] - _standardizer.Mean[p]) / _standardizer.Scale[p];
+        {
+            var src = raw.Slice(r * d, d); var dst = x.Slice(r * d, d);
+            for (int p = 0; p < d; p++) dst[p] = (src[order[p]] - mean[p]) / scale[p];
+        }
     }
 
     private static RowMatrix Permute(RowMatrix m, int[] order)
@@ -198,6 +220,8 @@ internal sealed class RnadeObjective : IGradientObjective
     private readonly bool _scaleMeanBySigma;
     private readonly double _logJacobian;
     private readonly List<RnadeNetwork.Workspace> _workspaces = new();
+    private readonly List<RnadeNetwork.Workspace> _evalWorkspaces = new();
+    private double[] _sums = Array.Empty<double>();
 
     /// <param name="logJacobian">Added per row so reported objectives are log-densities of the raw (unstandardised) data.</param>
     public RnadeObjective(RnadeNetwork net, int rowsPerBlock, bool scaleMeanBySigma, double logJacobian = 0)
@@ -219,15 +243,29 @@ internal sealed class RnadeObjective : IGradientObjective
     {
         int d = _net.D;
         int blocks = (count + _rowsPerBlock - 1) / _rowsPerBlock;
-        while (_workspaces.Count < blocks) _workspaces.Add(new RnadeNetwork.Workspace(_net, _rowsPerBlock, forTraining: true));
-        var input = rows.ToArray();
-        var sums = new double[blocks];
+        // Evaluation (validation) needs no stored activations or gradients: it has its own lighter workspaces.
+        var workspaces = withGradient ? _workspaces : _evalWorkspaces;
+        while (workspaces.Count < blocks) workspaces.Add(new RnadeNetwork.Workspace(_net, _rowsPerBlock, forTraining: withGradient));
+        if (_sums.Length < blocks) _sums = new double[blocks];
+        var sums = _sums;
         float scale = -1f / count;
-        void Block(int b)
+        unsafe
         {
-            int start = b * _rowsPerBlock, n = Math.Min(_rowsPerBlock, count - start);
-            var ws = _workspaces[b];
-            var x = input.AsSpan(start * d, n * d);
+            fixed (float* pRows = rows)
+            {
+                nint address = (nint)pRows;
+                if (blocks == 1) Block(0); else DeepDensityEnvironment.For(0, blocks, Block);
+                void Block(int b)
+                {
+                    int start = b * _rowsPerBlock, n = Math.Min(_rowsPerBlock, count - start);
+                    var ws = workspaces[b];
+                    var x = new ReadOnlySpan<float>((float*)address + (long)start * d, n * d);
+                    BlockCore(x, n, ws, b);
+                }
+            }
+        }
+        void BlockCore(ReadOnlySpan<float> x, int n, RnadeNetwork.Workspace ws, int b)
+        {
             Span<float> logp = n <= 1024 ? stackalloc float[n] : new float[n];
             _net.Forward(x, n, ws, logp, scale, _scaleMeanBySigma);
             double s = 0;
@@ -239,20 +277,20 @@ internal sealed class RnadeObjective : IGradientObjective
                 _net.Backward(x, n, ws);
             }
         }
-        DeepDensityEnvironment.For(0, blocks, Block);
         if (withGradient)
         {
             Parameters.ZeroGradients();
             for (int b = 0; b < blocks; b++)
             {
                 var ws = _workspaces[b];
+                // Sum in block order whatever the thread count.
                 Add(Parameters.Items[0].Gradient, ws.GW!); Add(Parameters.Items[1].Gradient, ws.GC!);
                 Add(Parameters.Items[2].Gradient, ws.GRho!); Add(Parameters.Items[3].Gradient, ws.GV!);
                 Add(Parameters.Items[4].Gradient, ws.GB!);
             }
         }
         double total = count * _logJacobian;
-        foreach (var s in sums) total += s;
+        for (int b = 0; b < blocks; b++) total += sums[b];
         return total;
     }
 

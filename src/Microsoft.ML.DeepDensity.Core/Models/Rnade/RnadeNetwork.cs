@@ -1,4 +1,6 @@
 using System.Numerics.Tensors;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using Microsoft.ML.DeepDensity.Numerics;
 using Microsoft.ML.DeepDensity.Randomness;
 
@@ -41,6 +43,9 @@ internal sealed class RnadeNetwork
 
     public int K3 => 3 * K;
 
+    /// <summary>Use the scalar mixture code even when AVX2/FMA are available (tests of the portable path).</summary>
+    internal bool PortableMixture { get; set; }
+
     /// <summary>Seeded initialisation for standardised data whose column quantiles are given (D×K, used to spread the means).</summary>
     public void Initialize(RandomStream random, float[] meanQuantiles)
     {
@@ -59,24 +64,34 @@ internal sealed class RnadeNetwork
     }
 
     /// <summary>Scratch for one block of up to <see cref="Rows"/> rows. Not shared between threads.</summary>
+    /// <remarks>Everything per row is stored transposed — activations <c>a[j, r]</c>, hidden units, mixture outputs
+    /// <c>Z[i, r]</c> and their gradients at <c>index·Stride + r</c> — so the elementwise and mixture code runs over
+    /// eight rows per vector and every per-dimension product is a GEMM that reads its operands in place.
+    /// <see cref="Stride"/> is <see cref="Rows"/> rounded up to 8; padding lanes hold finite values that are never
+    /// read back (inputs there are 0, gradients stay 0).</remarks>
     public sealed class Workspace
     {
-        public readonly int Rows;
-        public readonly float[] A, Hidden, Z, DZ, DH, DAcc;
+        public readonly RnadeNetwork Network;
+        public readonly int Rows, Stride;
+        public readonly float[] A, Hidden, Z, DZ, DH, DAcc, XColumn, LogP, Mixture;
         public readonly bool ForTraining;
         public readonly float[]? GW, GC, GRho, GV, GB;
 
         public Workspace(RnadeNetwork net, int rows, bool forTraining)
         {
-            Rows = rows; ForTraining = forTraining;
-            A = new float[rows * net.H];
-            Hidden = new float[(forTraining ? net.D : 1) * rows * net.H];
-            Z = new float[rows * net.K3];
+            Network = net; Rows = rows; ForTraining = forTraining;
+            Stride = (rows + 7) / 8 * 8;
+            A = new float[net.H * Stride];
+            Hidden = new float[(forTraining ? net.D : 1) * net.H * Stride];
+            Z = new float[net.K3 * Stride];
+            XColumn = new float[Stride];
+            LogP = new float[Stride];
+            Mixture = new float[3 * net.K * 8];
             if (forTraining)
             {
-                DZ = new float[net.D * rows * net.K3];
-                DH = new float[rows * net.H];
-                DAcc = new float[rows * net.H];
+                DZ = new float[net.D * net.K3 * Stride];
+                DH = new float[net.H * Stride];
+                DAcc = new float[net.H * Stride];
                 GW = new float[net.W.Length]; GC = new float[net.C.Length]; GRho = new float[net.Rho.Length];
                 GV = new float[net.V.Length]; GB = new float[net.B.Length];
             }
@@ -90,73 +105,115 @@ internal sealed class RnadeNetwork
     /// </summary>
     public void Forward(ReadOnlySpan<float> x, int rows, Workspace ws, Span<float> logp, float gradScale, bool scaleMeanBySigma)
     {
-        int h = H, k3 = K3;
-        var a = ws.A.AsSpan(0, rows * h);
-        for (int r = 0; r < rows; r++) C.CopyTo(a.Slice(r * h, h));
-        logp[..rows].Clear();
-        Span<float> tmp = stackalloc float[2 * K];
+        int h = H, k3 = K3, s = ws.Stride;
+        var a = ws.A.AsSpan(0, h * s);
+        for (int j = 0; j < h; j++) a.Slice(j * s, s).Fill(C[j]);
+        var lp = ws.LogP.AsSpan();
+        lp.Clear();
+        var xcol = ws.XColumn.AsSpan();
+        xcol.Clear();
+        var z = ws.Z.AsSpan(0, k3 * s);
         for (int d = 0; d < D; d++)
         {
-            var hid = ws.ForTraining ? ws.Hidden.AsSpan(d * rows * h, rows * h) : ws.Hidden.AsSpan(0, rows * h);
+            var hid = ws.ForTraining ? ws.Hidden.AsSpan(d * h * s, h * s) : ws.Hidden.AsSpan(0, h * s);
             TensorPrimitives.Multiply(a, Rho[d], hid);
             ApplyActivation(hid);
-            var z = ws.Z.AsSpan(0, rows * k3);
-            var bd = B.AsSpan(d * k3, k3);
-            for (int r = 0; r < rows; r++) bd.CopyTo(z.Slice(r * k3, k3));
-            Gemm.Multiply(false, false, rows, k3, h, 1f, hid, h, V.AsSpan(d * h * k3, h * k3), k3, 1f, z, k3, allowParallel: false);
-            var dz = ws.ForTraining ? ws.DZ.AsSpan(d * rows * k3, rows * k3) : default;
-            for (int r = 0; r < rows; r++)
-            {
-                float xd = x[r * D + d];
-                var zr = z.Slice(r * k3, k3);
-                logp[r] += ws.ForTraining
-                    ? MixtureWithGradient(xd, zr, dz.Slice(r * k3, k3), gradScale, scaleMeanBySigma, tmp)
-                    : MixtureLogDensity(xd, zr, tmp);
-            }
+            // Zᵀ (3K × rows) = b_d + V_dᵀ hᵀ.
+            for (int i = 0; i < k3; i++) z.Slice(i * s, s).Fill(B[d * k3 + i]);
+            // All s columns, padding included: whole 8-wide tiles are cheaper than a ragged edge, and columns are independent.
+            Gemm.Multiply(true, false, k3, s, h, 1f, V.AsSpan(d * h * k3, h * k3), k3, hid, s, 1f, z, s, allowParallel: false);
+            for (int r = 0; r < rows; r++) xcol[r] = x[r * D + d];
+            var dz = ws.ForTraining ? ws.DZ.AsSpan(d * k3 * s, k3 * s) : default;
+            Mixture(xcol, z, s, ws.ForTraining, dz, gradScale, scaleMeanBySigma, lp, ws.Mixture);
+            if (ws.ForTraining && rows < s)
+                for (int i = 0; i < k3; i++) dz.Slice(i * s + rows, s - rows).Clear(); // padding rows carry no gradient
             if (d < D - 1)
             {
-                var wd = W.AsSpan(d * h, h);
-                for (int r = 0; r < rows; r++)
-                {
-                    var ar = a.Slice(r * h, h);
-                    TensorPrimitives.MultiplyAdd(wd, x[r * D + d], ar, ar);
-                }
+                // a_{d+1} = a_d + x_d W_d (one row of aᵀ per hidden unit, vectorised over the rows).
+                AddOuter(a, h, s, W.AsSpan(d * h, h), 1f, xcol, default);
             }
         }
+        lp[..rows].CopyTo(logp);
     }
 
     /// <summary>Backward pass after <see cref="Forward"/> on the same workspace; accumulates into the workspace gradients.</summary>
     public void Backward(ReadOnlySpan<float> x, int rows, Workspace ws)
     {
-        int h = H, k3 = K3;
-        var a = ws.A.AsSpan(0, rows * h);       // holds a_{D-1} after Forward
-        var dAcc = ws.DAcc.AsSpan(0, rows * h);
-        var dh = ws.DH.AsSpan(0, rows * h);
+        int h = H, k3 = K3, s = ws.Stride;
+        var a = ws.A.AsSpan(0, h * s);       // holds a_{D-1} after Forward
+        var dAcc = ws.DAcc.AsSpan(0, h * s);
+        var dh = ws.DH.AsSpan(0, h * s);
+        var xcol = ws.XColumn.AsSpan();
         dAcc.Clear();
         for (int d = D - 1; d >= 0; d--)
         {
-            var hid = ws.Hidden.AsSpan(d * rows * h, rows * h);
-            var dz = ws.DZ.AsSpan(d * rows * k3, rows * k3);
+            var hid = ws.Hidden.AsSpan(d * h * s, h * s);
+            var dz = ws.DZ.AsSpan(d * k3 * s, k3 * s);
             var vd = V.AsSpan(d * h * k3, h * k3);
-            Gemm.Multiply(true, false, h, k3, rows, 1f, hid, h, dz, k3, 1f, ws.GV.AsSpan(d * h * k3, h * k3), k3, allowParallel: false);
-            RowOps.AccumulateColumnSums(dz, rows, k3, ws.GB.AsSpan(d * k3, k3));
-            Gemm.Multiply(false, true, rows, h, k3, 1f, dz, k3, vd, k3, 0f, dh, h, allowParallel: false);
+            // dV_d += h dZ (as hᵀ · dZᵀᵀ), db_d += row sums of dZᵀ, dhᵀ = V_d dZᵀ.
+            Gemm.Multiply(false, true, h, k3, rows, 1f, hid, s, dz, s, 1f, ws.GV.AsSpan(d * h * k3, h * k3), k3, allowParallel: false);
+            var gb = ws.GB.AsSpan(d * k3, k3);
+            AddRowSums(dz, k3, s, gb);
+            Gemm.Multiply(false, false, h, s, k3, 1f, vd, k3, dz, s, 0f, dh, s, allowParallel: false); // padding columns of dZᵀ are 0
             ApplyActivationDerivative(hid, dh);
             ws.GRho![d] += (float)DotAsDouble(dh, a);
             TensorPrimitives.MultiplyAdd(dh, Rho[d], dAcc, dAcc);
             if (d > 0)
             {
-                var wPrev = W.AsSpan((d - 1) * h, h);
-                var gwPrev = ws.GW.AsSpan((d - 1) * h, h);
-                for (int r = 0; r < rows; r++)
-                {
-                    float xv = x[r * D + d - 1];
-                    TensorPrimitives.MultiplyAdd(dAcc.Slice(r * h, h), xv, gwPrev, gwPrev);
-                    var ar = a.Slice(r * h, h);
-                    TensorPrimitives.MultiplyAdd(wPrev, -xv, ar, ar);
-                }
+                for (int r = 0; r < rows; r++) xcol[r] = x[r * D + d - 1];
+                // dW_{d-1}[j] += Σ_r x_{r,d-1} dAcc[j, r]; a_{d-1} = a_d − x_{d-1} W_{d-1}.
+                AddOuter(a, h, s, W.AsSpan((d - 1) * h, h), -1f, xcol, dAcc, ws.GW.AsSpan((d - 1) * h, h));
             }
-            else RowOps.AccumulateColumnSums(dAcc, rows, h, ws.GC);
+            else AddRowSums(dAcc, h, s, ws.GC);
+        }
+    }
+
+    /// <summary>
+    /// For each hidden unit j: a[j, ·] += sign·w[j]·x (rows of aᵀ, stride s), and when <paramref name="dot"/> is given,
+    /// also dotOut[j] += Σ_r dot[j, r]·x[r]. One pass over rows of eight lanes instead of a library call per row.
+    /// </summary>
+    private static void AddOuter(Span<float> a, int h, int s, ReadOnlySpan<float> w, float sign, ReadOnlySpan<float> x,
+        ReadOnlySpan<float> dot, Span<float> dotOut = default)
+    {
+        bool withDot = !dot.IsEmpty;
+        if (!Vector256.IsHardwareAccelerated || s % 8 != 0)
+        {
+            for (int j = 0; j < h; j++)
+            {
+                var aj = a.Slice(j * s, s);
+                if (withDot) dotOut[j] += TensorPrimitives.Dot(dot.Slice(j * s, s), x);
+                TensorPrimitives.MultiplyAdd(x, sign * w[j], aj, aj);
+            }
+            return;
+        }
+        for (int j = 0; j < h; j++)
+        {
+            var aj = a.Slice(j * s, s);
+            var c = Vector256.Create(sign * w[j]);
+            var acc = Vector256<float>.Zero;
+            for (int r = 0; r < s; r += 8)
+            {
+                var xv = Vector256.Create(x.Slice(r, 8));
+                if (withDot) acc += Vector256.Create(dot.Slice(j * s + r, 8)) * xv;
+                (Vector256.Create((ReadOnlySpan<float>)aj.Slice(r, 8)) + xv * c).CopyTo(aj.Slice(r, 8));
+            }
+            if (withDot) dotOut[j] += Vector256.Sum(acc);
+        }
+    }
+
+    /// <summary>dst[i] += Σ_r m[i, r] over the full stride s (padding lanes of m are zero).</summary>
+    private static void AddRowSums(ReadOnlySpan<float> m, int count, int s, Span<float> dst)
+    {
+        for (int i = 0; i < count; i++)
+        {
+            var row = m.Slice(i * s, s);
+            if (Vector256.IsHardwareAccelerated && s % 8 == 0)
+            {
+                var acc = Vector256<float>.Zero;
+                for (int r = 0; r < s; r += 8) acc += Vector256.Create(row.Slice(r, 8));
+                dst[i] += Vector256.Sum(acc);
+            }
+            else dst[i] += TensorPrimitives.Sum(row);
         }
     }
 
@@ -188,18 +245,136 @@ internal sealed class RnadeNetwork
         switch (Activation)
         {
             case Activation.Relu:
-                for (int i = 0; i < g.Length; i++) if (!(hidden[i] > 0f)) g[i] = 0f;
+                int i = 0;
+                if (Vector256.IsHardwareAccelerated)
+                {
+                    // Branch-free: ReLU outputs are positive about half the time, in no pattern.
+                    for (; i + 8 <= g.Length; i += 8)
+                    {
+                        var mask = Vector256.GreaterThan(Vector256.Create(hidden.Slice(i, 8)), Vector256<float>.Zero);
+                        (Vector256.Create((ReadOnlySpan<float>)g.Slice(i, 8)) & mask).CopyTo(g.Slice(i, 8));
+                    }
+                }
+                for (; i < g.Length; i++) if (!(hidden[i] > 0f)) g[i] = 0f;
                 break;
             case Activation.Sigmoid:
-                for (int i = 0; i < g.Length; i++) g[i] *= hidden[i] * (1f - hidden[i]);
+                for (int j = 0; j < g.Length; j++) g[j] *= hidden[j] * (1f - hidden[j]);
                 break;
             case Activation.Tanh:
-                for (int i = 0; i < g.Length; i++) g[i] *= 1f - hidden[i] * hidden[i];
+                for (int j = 0; j < g.Length; j++) g[j] *= 1f - hidden[j] * hidden[j];
                 break;
         }
     }
 
-    /// <summary>log Σ_k α_k N(x; μ_k, σ_k²) for one conditional; <paramref name="tmp"/> has ≥ 2K floats.</summary>
+    /// <summary>
+    /// One conditional for a block: lp[r] += log Σ_k α_k N(x_r; μ_k, σ_k²) with z stored transposed (stride s), and
+    /// with <paramref name="withGradient"/> dz = scale · ∂log p/∂z (eqs. 3–5 of the supplement; the mean's gradient times
+    /// σ when <paramref name="scaleMeanBySigma"/>). Eight rows per vector when AVX2/FMA are available.
+    /// </summary>
+    private void Mixture(ReadOnlySpan<float> x, ReadOnlySpan<float> z, int s, bool withGradient, Span<float> dz,
+        float scale, bool scaleMeanBySigma, Span<float> lp, float[] scratch)
+    {
+        if (VectorMath.IsSupported && !PortableMixture) MixtureVector(x, z, s, withGradient, dz, scale, scaleMeanBySigma, lp, scratch);
+        else
+        {
+            int k = K;
+            for (int r = 0; r < s; r++)
+            {
+                float xr = x[r];
+                float maxA = float.NegativeInfinity;
+                for (int i = 0; i < k; i++) maxA = MathF.Max(maxA, z[i * s + r]);
+                float sumA = 0;
+                for (int i = 0; i < k; i++) sumA += MathF.Exp(z[i * s + r] - maxA);
+                float lseA = maxA + MathF.Log(sumA);
+                float maxL = float.NegativeInfinity;
+                for (int i = 0; i < k; i++)
+                {
+                    float u = (xr - z[(k + i) * s + r]) * MathF.Exp(-z[(2 * k + i) * s + r]);
+                    float l = z[i * s + r] - lseA - 0.5f * u * u - z[(2 * k + i) * s + r] - HalfLog2Pi;
+                    scratch[i] = l; scratch[k + i] = u;
+                    maxL = MathF.Max(maxL, l);
+                }
+                float sumL = 0;
+                for (int i = 0; i < k; i++) sumL += MathF.Exp(scratch[i] - maxL);
+                float lse = maxL + MathF.Log(sumL);
+                lp[r] += lse;
+                if (!withGradient) continue;
+                for (int i = 0; i < k; i++)
+                {
+                    float pi = MathF.Exp(scratch[i] - lse), u = scratch[k + i];
+                    float alpha = MathF.Exp(z[i * s + r] - lseA);
+                    dz[i * s + r] = scale * (pi - alpha);
+                    float dmu = pi * u;                       // ∂/∂μ = π u / σ; times σ when preconditioned
+                    dz[(k + i) * s + r] = scale * (scaleMeanBySigma ? dmu : dmu * MathF.Exp(-z[(2 * k + i) * s + r]));
+                    dz[(2 * k + i) * s + r] = scale * pi * (u * u - 1f);
+                }
+            }
+        }
+    }
+
+    private unsafe void MixtureVector(ReadOnlySpan<float> x, ReadOnlySpan<float> z, int s, bool withGradient, Span<float> dz,
+        float scale, bool scaleMeanBySigma, Span<float> lp, float[] scratch)
+    {
+        int k = K;
+        fixed (float* px = x) fixed (float* pz = z) fixed (float* pdz = dz) fixed (float* plp = lp) fixed (float* tmp = scratch)
+        {
+            // tmp: per component, e^(α-logit − max) | u | e^(l − max) for the current eight rows.
+            float* ea = tmp, uu = tmp + 8 * k, el = tmp + 16 * k;
+            var half = Vector256.Create(0.5f);
+            var c0 = Vector256.Create(HalfLog2Pi);
+            var one = Vector256.Create(1f);
+            var vs = Vector256.Create(scale);
+            for (int r = 0; r < s; r += 8)
+            {
+                var xv = Avx.LoadVector256(px + r);
+                var maxA = Avx.LoadVector256(pz + r);
+                for (int i = 1; i < k; i++) maxA = Avx.Max(maxA, Avx.LoadVector256(pz + i * s + r));
+                var sumA = Vector256<float>.Zero;
+                for (int i = 0; i < k; i++)
+                {
+                    var e = VectorMath.Exp(Avx.Subtract(Avx.LoadVector256(pz + i * s + r), maxA));
+                    Avx.Store(ea + 8 * i, e);
+                    sumA = Avx.Add(sumA, e);
+                }
+                var lseA = Avx.Add(maxA, VectorMath.Log(sumA));
+                var maxL = Vector256.Create(float.NegativeInfinity);
+                for (int i = 0; i < k; i++)
+                {
+                    var zs = Avx.LoadVector256(pz + (2 * k + i) * s + r);
+                    var u = Avx.Multiply(Avx.Subtract(xv, Avx.LoadVector256(pz + (k + i) * s + r)), VectorMath.Exp(Avx.Subtract(Vector256<float>.Zero, zs)));
+                    // l = z^α − lseA − u²/2 − z^σ − ½log 2π
+                    var l = Avx.Subtract(Avx.Subtract(Avx.LoadVector256(pz + i * s + r), lseA), Fma.MultiplyAdd(Avx.Multiply(u, u), half, Avx.Add(zs, c0)));
+                    Avx.Store(uu + 8 * i, u);
+                    Avx.Store(el + 8 * i, l);
+                    maxL = Avx.Max(maxL, l);
+                }
+                var sumL = Vector256<float>.Zero;
+                for (int i = 0; i < k; i++)
+                {
+                    var e = VectorMath.Exp(Avx.Subtract(Avx.LoadVector256(el + 8 * i), maxL));
+                    Avx.Store(el + 8 * i, e);
+                    sumL = Avx.Add(sumL, e);
+                }
+                Avx.Store(plp + r, Avx.Add(Avx.LoadVector256(plp + r), Avx.Add(maxL, VectorMath.Log(sumL))));
+                if (!withGradient) continue;
+                var invL = Avx.Divide(vs, sumL);   // scale / Σ e^(l−max): π·scale = e^(l−max) · invL
+                var invA = Avx.Divide(vs, sumA);
+                for (int i = 0; i < k; i++)
+                {
+                    var piS = Avx.Multiply(Avx.LoadVector256(el + 8 * i), invL);
+                    var alphaS = Avx.Multiply(Avx.LoadVector256(ea + 8 * i), invA);
+                    var u = Avx.LoadVector256(uu + 8 * i);
+                    Avx.Store(pdz + i * s + r, Avx.Subtract(piS, alphaS));
+                    var dmu = Avx.Multiply(piS, u);   // ∂/∂μ = π u / σ; times σ when preconditioned
+                    if (!scaleMeanBySigma) dmu = Avx.Multiply(dmu, VectorMath.Exp(Avx.Subtract(Vector256<float>.Zero, Avx.LoadVector256(pz + (2 * k + i) * s + r))));
+                    Avx.Store(pdz + (k + i) * s + r, dmu);
+                    Avx.Store(pdz + (2 * k + i) * s + r, Fma.MultiplySubtract(piS, Avx.Multiply(u, u), piS));
+                }
+            }
+        }
+    }
+
+    /// <summary>log Σ_k α_k N(x; μ_k, σ_k²) for one conditional with z = [z^α | z^μ | z^σ]; <paramref name="tmp"/> has ≥ K floats.</summary>
     public float MixtureLogDensity(float x, ReadOnlySpan<float> z, Span<float> tmp)
     {
         int k = K;
@@ -212,33 +387,6 @@ internal sealed class RnadeNetwork
             l[i] = za[i] - lseAlpha - 0.5f * u * u - zs[i] - HalfLog2Pi;
         }
         return RowOps.LogSumExp(l);
-    }
-
-    /// <summary>As <see cref="MixtureLogDensity"/>, and writes dZ = scale · ∂log p/∂z (eqs. 3–5 of the supplement).</summary>
-    private float MixtureWithGradient(float x, ReadOnlySpan<float> z, Span<float> dz, float scale, bool scaleMeanBySigma, Span<float> tmp)
-    {
-        int k = K;
-        var za = z[..k]; var zm = z.Slice(k, k); var zs = z.Slice(2 * k, k);
-        float lseAlpha = RowOps.LogSumExp(za);
-        var l = tmp[..k]; var u = tmp.Slice(k, k);
-        for (int i = 0; i < k; i++)
-        {
-            float ui = (x - zm[i]) * MathF.Exp(-zs[i]);
-            u[i] = ui;
-            l[i] = za[i] - lseAlpha - 0.5f * ui * ui - zs[i] - HalfLog2Pi;
-        }
-        float lse = RowOps.LogSumExp(l);
-        for (int i = 0; i < k; i++)
-        {
-            float pi = MathF.Exp(l[i] - lse);
-            float alpha = MathF.Exp(za[i] - lseAlpha);
-            float ui = u[i];
-            dz[i] = scale * (pi - alpha);
-            float dmu = pi * ui;                       // ∂/∂μ = π u / σ; times σ when preconditioned
-            dz[k + i] = scale * (scaleMeanBySigma ? dmu : dmu * MathF.Exp(-zs[i]));
-            dz[2 * k + i] = scale * pi * (ui * ui - 1f);
-        }
-        return lse;
     }
 
     /// <summary>Ancestral sampling of <paramref name="rows"/> rows (model space) into <paramref name="x"/>; row r draws from

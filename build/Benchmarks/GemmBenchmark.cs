@@ -1,0 +1,139 @@
+using System.Diagnostics;
+using System.Globalization;
+using Microsoft.ML.DeepDensity.Numerics;
+
+namespace DeepDensity.Benchmarks;
+
+/// <summary>
+/// SGEMM throughput of <see cref="Gemm.Multiply(bool, bool, int, int, int, float, ReadOnlySpan{float}, int, ReadOnlySpan{float}, int, float, Span{float}, int, bool)"/>
+/// against OpenBLAS (numpy, 2 threads) on square sizes and on the shapes the models use, all four transpositions.
+/// </summary>
+public sealed class GemmBenchmark : IBenchmark
+{
+    public string Name => "gemm";
+    public string Description => "SGEMM GFLOP/s vs OpenBLAS via numpy (--seconds per shape, --quick, --shapes m:n:k[:T|N:T|N],..., --no-peer, --serial [--cpu-time])";
+
+    private static readonly int[] Squares = { 64, 128, 256, 512, 1024, 2048 };
+    // (m, n, k) of the products the models run: RNADE blocks (rows × 3K × H and its backward), dense layers of the
+    // 784-dimensional models (batch 100, hidden 500/200).
+    private static readonly (int M, int N, int K)[] ModelShapes =
+    {
+        (50, 30, 50), (100, 30, 50), (50, 100, 30), (100, 50, 30), (50, 30, 100),
+        (784, 500, 100), (100, 500, 784), (5000, 200, 784),
+    };
+
+    public int Run(BenchmarkArgs args)
+    {
+        double seconds = args.Double("seconds", 0.3);
+        bool quick = args.Flag("quick");
+        bool serial = args.Flag("serial");
+        var shapes = new List<(int M, int N, int K, bool TA, bool TB)>();
+        foreach (var s in quick ? new[] { 64, 256, 1024 } : Squares) shapes.Add((s, s, s, false, false));
+        foreach (var s in quick ? new[] { 256 } : new[] { 256, 1024 })
+        {
+            shapes.Add((s, s, s, true, false)); shapes.Add((s, s, s, false, true)); shapes.Add((s, s, s, true, true));
+        }
+        foreach (var (m, n, k) in quick ? ModelShapes[..4] : ModelShapes)
+            foreach (var (ta, tb) in new[] { (false, false), (true, false), (false, true), (true, true) })
+                shapes.Add((m, n, k, ta, tb));
+
+        if (args.String("shapes", "") is { Length: > 0 } custom)
+        {
+            // --shapes m:n:k[:TA:TB],... replaces the default list (all four transpositions when TA/TB are omitted).
+            shapes.Clear();
+            foreach (var spec in custom.Split(','))
+            {
+                var f = spec.Split(':');
+                int m = int.Parse(f[0], CultureInfo.InvariantCulture), n = int.Parse(f[1], CultureInfo.InvariantCulture), k = int.Parse(f[2], CultureInfo.InvariantCulture);
+                if (f.Length >= 5) shapes.Add((m, n, k, f[3] == "T", f[4] == "T"));
+                else foreach (var (ta, tb) in new[] { (false, false), (true, false), (false, true), (true, true) }) shapes.Add((m, n, k, ta, tb));
+            }
+        }
+
+        Dictionary<string, double>? peer = null;
+        if (!args.Flag("no-peer"))
+        {
+            string spec = string.Join(",", shapes.Select(s => $"{s.M}:{s.N}:{s.K}:{(s.TA ? "T" : "N")}:{(s.TB ? "T" : "N")}"));
+            var (code, stdout, stderr) = Peer.RunPython(Peer.Script("gemm_numpy.py"), $"{spec} {seconds.ToString(CultureInfo.InvariantCulture)}", TimeSpan.FromMinutes(15));
+            if (code != 0) Console.WriteLine($"peer failed ({code}): {stderr.Trim()}");
+            else
+            {
+                peer = Peer.ReadValues(stdout);
+                Console.WriteLine($"peer: numpy {stderr.Trim().Replace("BLAS ", "")}");
+            }
+        }
+
+        Console.WriteLine($"ours: Gemm.Multiply, {(serial ? "serial" : $"parallel allowed, {Environment.ProcessorCount} cores")}");
+        Console.WriteLine($"{"shape m×n×k",-18} {"op",-3} {"ours GFLOP/s",12} {"OpenBLAS",10} {"ratio",7}");
+        var ratios = new List<double>();
+        for (int i = 0; i < shapes.Count; i++)
+        {
+            var (m, n, k, ta, tb) = shapes[i];
+            double ours = Measure(m, n, k, ta, tb, seconds, !serial, serial && args.Flag("cpu-time"));
+            string op = (ta ? "T" : "N") + (tb ? "T" : "N");
+            string line = $"{m}×{n}×{k}".PadRight(18) + $" {op,-3} {ours,12:F1}";
+            if (peer is not null && peer.TryGetValue($"GFLOPS_{i}", out var theirs))
+            {
+                line += $" {theirs,10:F1} {ours / theirs,7:F2}";
+                ratios.Add(ours / theirs);
+            }
+            Console.WriteLine(line);
+        }
+        if (ratios.Count > 0)
+            Console.WriteLine($"geometric mean ratio ours/OpenBLAS over {ratios.Count} shapes: {Math.Exp(ratios.Average(Math.Log)):F2}");
+        return 0;
+    }
+
+    private static double BestSeconds(Action action, int repeats)
+    {
+        double best = double.MaxValue;
+        for (int i = 0; i < repeats; i++)
+        {
+            var sw = Stopwatch.StartNew();
+            action();
+            best = Math.Min(best, sw.Elapsed.TotalSeconds);
+        }
+        return best;
+    }
+
+    /// <summary>Median process CPU time (for serial tuning on a shared machine: other processes do not inflate it).</summary>
+    private static double MedianCpuSeconds(Action action, int repeats)
+    {
+        var times = new double[repeats];
+        var process = Process.GetCurrentProcess();
+        for (int i = 0; i < repeats; i++)
+        {
+            process.Refresh();
+            var start = process.TotalProcessorTime;
+            action();
+            process.Refresh();
+            times[i] = (process.TotalProcessorTime - start).TotalSeconds;
+        }
+        Array.Sort(times);
+        return times[repeats / 2];
+    }
+
+    private static double Measure(int m, int n, int k, bool ta, bool tb, double seconds, bool parallel, bool cpuTime)
+    {
+        var rng = new Random(1);
+        var a = new float[m * k]; var b = new float[k * n]; var c = new float[m * n];
+        for (int i = 0; i < a.Length; i++) a[i] = (float)(rng.NextDouble() - 0.5);
+        for (int i = 0; i < b.Length; i++) b[i] = (float)(rng.NextDouble() - 0.5);
+        int lda = ta ? m : k, ldb = tb ? k : n;
+        void Once() => Gemm.Multiply(ta, tb, m, n, k, 1f, a, lda, b, ldb, 0f, c, n, parallel);
+        for (int i = 0; i < 3; i++) Once();
+        int reps = 1;
+        while (true)
+        {
+            var sw = Stopwatch.StartNew();
+            for (int r = 0; r < reps; r++) Once();
+            if (sw.Elapsed.TotalSeconds > seconds / 10 || reps > 1 << 20) break;
+            reps *= 2;
+        }
+        // Best of 7 samples (same as the peer): on a shared machine the fastest sample is the stable estimate of speed.
+        double t = cpuTime
+            ? MedianCpuSeconds(() => { for (int r = 0; r < reps; r++) Once(); }, 5) / reps
+            : BestSeconds(() => { for (int r = 0; r < reps; r++) Once(); }, 7) / reps;
+        return 2.0 * m * n * k / t / 1e9;
+    }
+}

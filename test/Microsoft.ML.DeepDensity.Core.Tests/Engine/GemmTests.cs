@@ -1,0 +1,166 @@
+using Microsoft.ML.DeepDensity.Numerics;
+
+namespace Microsoft.ML.DeepDensity.Tests.Engine;
+
+public class GemmTests
+{
+    private static float[] Random(int length, int seed)
+    {
+        var rng = new Random(seed);
+        var v = new float[length];
+        for (int i = 0; i < v.Length; i++) v[i] = (float)(rng.NextDouble() * 2 - 1);
+        return v;
+    }
+
+    /// <summary>Double-precision C = alpha·op(A)·op(B) + beta·C on the same strided storage.</summary>
+    private static double[] Reference(bool ta, bool tb, int m, int n, int k, float alpha, float[] a, int lda,
+        float[] b, int ldb, float beta, float[] c, int ldc)
+    {
+        var r = new double[c.Length];
+        for (int i = 0; i < c.Length; i++) r[i] = c[i];
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j < n; j++)
+            {
+                double s = 0;
+                for (int p = 0; p < k; p++)
+                    s += (double)(ta ? a[p * lda + i] : a[i * lda + p]) * (tb ? b[j * ldb + p] : b[p * ldb + j]);
+                r[i * ldc + j] = (beta == 0f ? 0 : beta * (double)c[i * ldc + j]) + alpha * s;
+            }
+        return r;
+    }
+
+    private static void Check(bool ta, bool tb, int m, int n, int k, float alpha, float beta, int pad, bool parallel, int seed)
+    {
+        int lda = (ta ? m : k) + pad, ldb = (tb ? k : n) + pad, ldc = n + pad;
+        var a = Random(Math.Max(1, (ta ? k : m) * lda), seed);
+        var b = Random(Math.Max(1, (tb ? n : k) * ldb), seed + 1);
+        var c = Random(Math.Max(1, m * ldc), seed + 2);
+        if (beta == 0f) for (int i = 0; i < c.Length; i++) if (i % 7 == 0) c[i] = float.NaN; // beta = 0 must ignore C
+        var expected = Reference(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        Gemm.Multiply(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, parallel);
+        double tol = 1e-5 * Math.Sqrt(k + 1) * (Math.Abs(alpha) + 1) + 1e-6;
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j < ldc; j++)
+            {
+                int idx = i * ldc + j;
+                if (j >= n)
+                {
+                    // Padding between rows is never written.
+                    Assert.True(c[idx].Equals((float)expected[idx]), $"padding C[{i},{j}] was modified");
+                    continue;
+                }
+                double err = Math.Abs(c[idx] - expected[idx]);
+                Assert.True(err <= tol * (1 + Math.Abs(expected[idx])),
+                    $"{(ta ? 'T' : 'N')}{(tb ? 'T' : 'N')} m={m} n={n} k={k} alpha={alpha} beta={beta} pad={pad}: C[{i},{j}] = {c[idx]}, expected {expected[idx]}");
+            }
+    }
+
+    public static IEnumerable<object[]> Transposes()
+    {
+        foreach (var ta in new[] { false, true })
+            foreach (var tb in new[] { false, true })
+                yield return new object[] { ta, tb };
+    }
+
+    [Theory]
+    [MemberData(nameof(Transposes))]
+    public void SmallOddSizesMatchReference(bool ta, bool tb)
+    {
+        int seed = 0;
+        foreach (int m in new[] { 1, 2, 5, 6, 7, 13, 37 })
+            foreach (int n in new[] { 1, 3, 8, 9, 16, 17, 31, 37 })
+                foreach (int k in new[] { 1, 2, 7, 8, 9, 37 })
+                    Check(ta, tb, m, n, k, 1f, 0f, 0, false, seed++);
+    }
+
+    [Theory]
+    [MemberData(nameof(Transposes))]
+    public void AlphaBetaAndStridesMatchReference(bool ta, bool tb)
+    {
+        int seed = 100;
+        foreach (var (alpha, beta) in new[] { (1f, 0f), (1f, 1f), (-0.5f, 0.25f), (2f, 1f), (0f, 0.5f), (0.75f, 0f) })
+            foreach (int pad in new[] { 0, 3 })
+                Check(ta, tb, 23, 35, 19, alpha, beta, pad, false, seed++);
+    }
+
+    [Theory]
+    [MemberData(nameof(Transposes))]
+    public void SizesCrossingBlockBoundariesMatchReference(bool ta, bool tb)
+    {
+        // MC = 144 rows, KC = 256, NC = 4096 columns; 6×16 micro-tiles.
+        Check(ta, tb, 150, 40, 300, 1f, 0f, 1, false, 1);
+        Check(ta, tb, 145, 33, 513, -1f, 1f, 0, true, 2);
+        Check(ta, tb, 7, 4100, 9, 1f, 0.5f, 0, true, 3);
+        Check(ta, tb, 300, 290, 260, 1f, 0f, 2, true, 4);
+        Check(ta, tb, 13, 200, 700, 1f, 0f, 0, true, 5);
+    }
+
+    [Theory]
+    [MemberData(nameof(Transposes))]
+    public void ParallelAndSerialResultsAreBitIdentical(bool ta, bool tb)
+    {
+        foreach (var (m, n, k) in new[] { (301, 70, 300), (40, 900, 270), (128, 128, 128) })
+        {
+            var a = Random(m * k, 1); var b = Random(k * n, 2);
+            var serial = new float[m * n]; var parallel = new float[m * n];
+            Gemm.Multiply(ta, tb, m, n, k, 1f, a, ta ? m : k, b, tb ? k : n, 0f, serial, n, allowParallel: false);
+            Gemm.Multiply(ta, tb, m, n, k, 1f, a, ta ? m : k, b, tb ? k : n, 0f, parallel, n, allowParallel: true);
+            Assert.Equal(serial, parallel);
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(Transposes))]
+    public void RowResultsDoNotDependOnTheOtherRowsInTheCall(bool ta, bool tb)
+    {
+        // RNADE scores blocks of rows: a row's result must be the same bits alone or inside any block.
+        int m = 157, n = 45, k = 300;
+        var a = Random(m * k, 7); var b = Random(k * n, 8);
+        var all = new float[m * n];
+        Gemm.Multiply(ta, tb, m, n, k, 1f, a, ta ? m : k, b, tb ? k : n, 0f, all, n);
+        foreach (var (start, rows) in new[] { (0, 1), (5, 1), (150, 7), (31, 13), (6, 100) })
+        {
+            var sub = new float[rows * n];
+            if (ta)
+            {
+                // op(A) rows are columns of the stored k×m matrix: use a column offset and the full stride.
+                Gemm.Multiply(true, tb, rows, n, k, 1f, a.AsSpan(start), m, b, tb ? k : n, 0f, sub, n);
+            }
+            else Gemm.Multiply(false, tb, rows, n, k, 1f, a.AsSpan(start * k), k, b, tb ? k : n, 0f, sub, n);
+            Assert.Equal(all.AsSpan(start * n, rows * n).ToArray(), sub);
+        }
+        // Columns too: a column block of C equals the same columns of the full product.
+        var cols = new float[m * 20];
+        if (tb) Gemm.Multiply(ta, true, m, 20, k, 1f, a, ta ? m : k, b.AsSpan(17 * k), k, 0f, cols, 20);
+        else Gemm.Multiply(ta, false, m, 20, k, 1f, a, ta ? m : k, b.AsSpan(17), n, 0f, cols, 20);
+        for (int i = 0; i < m; i++) Assert.Equal(all.AsSpan(i * n + 17, 20).ToArray(), cols.AsSpan(i * 20, 20).ToArray());
+    }
+
+    [Fact]
+    public void EmptyProductsScaleC()
+    {
+        var c = new float[] { 1, 2, 3, 4 };
+        Gemm.Multiply(false, false, 2, 2, 0, 1f, Array.Empty<float>(), 0, Array.Empty<float>(), 2, 0.5f, c, 2);
+        Assert.Equal(new float[] { 0.5f, 1, 1.5f, 2 }, c);
+        Gemm.Multiply(false, false, 0, 2, 3, 1f, Array.Empty<float>(), 3, new float[6], 2, 0f, Array.Empty<float>(), 2);
+    }
+
+    [Fact]
+    public void ArgumentErrorsAreReported()
+    {
+        var a = new float[6]; var b = new float[6]; var c = new float[4];
+        Assert.Throws<ArgumentOutOfRangeException>(() => Gemm.Multiply(false, false, -1, 2, 3, 1f, a, 3, b, 2, 0f, c, 2));
+        // lda smaller than the row length of the stored A (2×3).
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => Gemm.Multiply(false, false, 2, 2, 3, 1f, a, 2, b, 2, 0f, c, 2));
+        Assert.Equal("a", e.ParamName);
+        // B too short for 3×2.
+        var e2 = Assert.Throws<ArgumentException>(() => Gemm.Multiply(false, false, 2, 2, 3, 1f, a, 3, new float[5], 2, 0f, c, 2));
+        Assert.Equal("b", e2.ParamName);
+        // C too short for its stride.
+        var e3 = Assert.Throws<ArgumentException>(() => Gemm.Multiply(false, false, 2, 2, 3, 1f, a, 3, b, 2, 0f, c, 3));
+        Assert.Equal("c", e3.ParamName);
+        // Transposed shapes are checked against op(): A^T stored 3×2 with lda 2 is fine, lda 1 is not.
+        Gemm.Multiply(true, false, 2, 2, 3, 1f, a, 2, b, 2, 0f, c, 2);
+        Assert.Throws<ArgumentOutOfRangeException>(() => Gemm.Multiply(true, false, 2, 2, 3, 1f, a, 1, b, 2, 0f, c, 2));
+    }
+}
