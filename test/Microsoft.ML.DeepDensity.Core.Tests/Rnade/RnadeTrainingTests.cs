@@ -5,6 +5,8 @@ using Microsoft.ML.DeepDensity.Training;
 
 namespace Microsoft.ML.DeepDensity.Tests.Rnade;
 
+// Serial (alone, after the parallel tests): its cancellation-latency check must not compete with other tests for the 2 cores.
+[Collection(Conformance.EngineSettingsCollection.Name)]
 public class RnadeTrainingTests
 {
     /// <summary>A 2-D mixture of two correlated Gaussians; its exact log-density lets us compute the true entropy.</summary>
