@@ -19,6 +19,8 @@ internal sealed class RbmMachine
 {
     /// <summary>Rows per block of the elementwise work (sigmoid, sampling); fixed so results do not depend on thread count.</summary>
     internal const int ElementwiseRowsPerBlock = 32;
+    /// <summary>Elementwise work below this many elements runs on the calling thread (a barrier costs more than it saves).</summary>
+    private const long ParallelElements = 1 << 17;
     private const double HalfLog2Pi = 0.91893853320467274178;
 
     public readonly int D, H;
@@ -131,7 +133,15 @@ internal sealed class RbmMachine
     private static void ForRowBlocks(Span<float> x, int n, int width, RandomStream random, BlockAction action)
     {
         int blocks = (n + ElementwiseRowsPerBlock - 1) / ElementwiseRowsPerBlock;
-        if (blocks <= 1) { action(x[..(n * width)], width, random.Fork(0)); return; }
+        if (blocks <= 1 || (long)n * width < ParallelElements)
+        {
+            for (int b = 0; b < blocks; b++)
+            {
+                int start = b * ElementwiseRowsPerBlock, rows = Math.Min(ElementwiseRowsPerBlock, n - start);
+                action(x.Slice(start * width, rows * width), width, random.Fork((ulong)b));
+            }
+            return;
+        }
         unsafe
         {
             fixed (float* p = x)
@@ -183,7 +193,8 @@ internal sealed class RbmMachine
                 random.Fork((ulong)b).FillUniform(uni);
                 Bernoulli(prob, uni, smp);
             }
-            if (blocks <= 1) Block(0); else Parallel.For(0, blocks, Block);
+            if (blocks <= 1 || (long)n * width < ParallelElements) for (int b = 0; b < blocks; b++) Block(b);
+            else Parallel.For(0, blocks, Block);
         }
     }
 
