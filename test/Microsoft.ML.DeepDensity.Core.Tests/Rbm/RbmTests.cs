@@ -126,8 +126,10 @@ public class RbmTests
         Assert.Equal((float)model.LogPartitionStandardError, se[0]);
     }
 
-    [Fact]
-    public void Cd1UpdateEqualsEquation43OnTheRecordedSamples()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)] // PCD: the stacked positive/negative GEMM path
+    public void Cd1UpdateEqualsEquation43OnTheRecordedSamples(bool persistent)
     {
         int d = 7, h = 5, n = 6;
         var m = RandomMachine(d, h, RbmVisibleType.Bernoulli, 0.5f, 10);
@@ -135,7 +137,7 @@ public class RbmTests
         var x = new float[n * d];
         var rng = new RandomStream(12);
         for (int i = 0; i < x.Length; i++) x[i] = rng.NextInt(2);
-        var trainer = new RbmTrainer(m, n, gibbsSteps: 1, persistent: false, persistentChains: 0);
+        var trainer = new RbmTrainer(m, n, gibbsSteps: 1, persistent, persistentChains: 0);
         trainer.SetBatch(x, n);
         const float lr = 0.1f;
         trainer.Step(n, lr, momentum: 0, weightDecay: 0, new RandomStream(13));

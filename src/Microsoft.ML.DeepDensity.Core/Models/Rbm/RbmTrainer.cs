@@ -83,18 +83,32 @@ internal sealed class RbmTrainer
         var x = _visible.AsSpan(0, count * d);
         var pPos = _hidden.AsSpan(0, count * h);
 
-        // Positive phase: P₀ = σ(c + XW) (one GEMM); CD chains start from a hidden sample of P₀.
-        m.HiddenPreActivation(x, count, pPos, parallel: true);
         int negRows = NegativeRows(count);
+        int stacked = count + negRows;
         var chainH = _chainHidden.AsSpan(0, negRows * h);
+        var xNeg = _visible.AsSpan(count * d, negRows * d);
+        var pNeg = _hidden.AsSpan(count * h, negRows * h);
         if (!_persistent)
+        {
+            // CD-k: P₀ = σ(c + XW) (one GEMM); the chain starts from a hidden sample of P₀ and runs k block Gibbs steps.
+            m.HiddenPreActivation(x, count, pPos, parallel: true);
             m.SampleHidden(pPos, count, 1f, pPos, chainH, _uniform, random.Fork(1));
+            for (int s = 1; s <= _k; s++)
+            {
+                var stepRandom = random.Fork(2, (ulong)s);
+                m.SampleVisible(chainH, negRows, 1f, m.B, xNeg, _uniform, stepRandom.Fork(1), parallel: true);
+                m.HiddenPreActivation(xNeg, negRows, pNeg, parallel: true);
+                if (s < _k) m.SampleHidden(pNeg, negRows, 1f, pNeg, chainH, _uniform, stepRandom.Fork(2));
+                else TensorPrimitives.Sigmoid(pNeg, pNeg);
+            }
+        }
         else
         {
-            TensorPrimitives.Sigmoid(pPos, pPos);
             if (!_chainsInitialized)
             {
                 // Fantasy chains start at hidden samples of the first data rows (repeated if there are more chains).
+                m.HiddenPreActivation(x, count, pPos, parallel: true);
+                TensorPrimitives.Sigmoid(pPos, pPos);
                 var u = _uniform.AsSpan(0, count * h);
                 random.Fork(0xC4A1).FillUniform(u);
                 var fresh = new float[count * h];
@@ -102,24 +116,29 @@ internal sealed class RbmTrainer
                 for (int r = 0; r < negRows; r++) fresh.AsSpan((r % count) * h, h).CopyTo(chainH.Slice(r * h, h));
                 _chainsInitialized = true;
             }
-        }
-
-        // Negative phase: k block Gibbs steps; statistics use the sampled x_k and the probabilities σ(c + x_kW).
-        var xNeg = _visible.AsSpan(count * d, negRows * d);
-        var pNeg = _hidden.AsSpan(count * h, negRows * h);
-        for (int s = 1; s <= _k; s++)
-        {
-            var stepRandom = random.Fork(2, (ulong)s);
-            m.SampleVisible(chainH, negRows, 1f, m.B, xNeg, _uniform, stepRandom.Fork(1), parallel: true);
-            m.HiddenPreActivation(xNeg, negRows, pNeg, parallel: true);
-            if (s < _k || _persistent) m.SampleHidden(pNeg, negRows, 1f, pNeg, chainH, _uniform, stepRandom.Fork(2));
-            else TensorPrimitives.Sigmoid(pNeg, pNeg);
+            // PCD-k: the fantasy chains do not depend on this minibatch, so after their k-th visible sample the hidden
+            // pre-activations of data and fantasy rows are one GEMM over the stacked [X; X_k].
+            for (int s = 1; s <= _k; s++)
+            {
+                var stepRandom = random.Fork(2, (ulong)s);
+                m.SampleVisible(chainH, negRows, 1f, m.B, xNeg, _uniform, stepRandom.Fork(1), parallel: true);
+                if (s < _k)
+                {
+                    m.HiddenPreActivation(xNeg, negRows, pNeg, parallel: true);
+                    m.SampleHidden(pNeg, negRows, 1f, pNeg, chainH, _uniform, stepRandom.Fork(2));
+                }
+                else
+                {
+                    m.HiddenPreActivation(_visible.AsSpan(0, stacked * d), stacked, _hidden.AsSpan(0, stacked * h), parallel: true);
+                    TensorPrimitives.Sigmoid(pPos, pPos);
+                    m.SampleHidden(pNeg, negRows, 1f, pNeg, chainH, _uniform, stepRandom.Fork(2));
+                }
+            }
         }
 
         // Scale the stacked hidden statistics: rows of the positive phase by 1/n, of the negative phase by −1/m.
         TensorPrimitives.Multiply(pPos, 1f / count, pPos);
         TensorPrimitives.Multiply(pNeg, -1f / negRows, pNeg);
-        int stacked = count + negRows;
         var vAll = _visible.AsSpan(0, stacked * d);
         var hAll = _hidden.AsSpan(0, stacked * h);
 
