@@ -335,6 +335,9 @@ public class RbmTests
             HiddenUnits = 4, MaxEpochs = 5, Algorithm = RbmTrainingAlgorithm.ContrastiveDivergence, GibbsSteps = 2,
         });
         Assert.True(double.IsFinite(cd.AverageLogDensity(cdData.Slice(300, 100))));
+        // PCD with fewer fantasy chains than rows per batch, several row parts and a partial last batch.
+        var pcd = RbmModel.Fit(PrototypeData(1030, 6, 63), new RbmOptions { HiddenUnits = 4, MaxEpochs = 2, BatchSize = 200, PersistentChains = 70, GibbsSteps = 3 });
+        Assert.True(double.IsFinite(pcd.AverageLogDensity(cdData.Slice(300, 100))));
 
         var rng = new RandomStream(62);
         var real = new RowMatrix(400, 3);

@@ -18,7 +18,7 @@ namespace Microsoft.ML.DeepDensity.Models.Rbm;
 internal sealed class RbmMachine
 {
     /// <summary>Rows per block of the elementwise work (sigmoid, sampling); fixed so results do not depend on thread count.</summary>
-    internal const int ElementwiseRowsPerBlock = 32;
+    internal const int ElementwiseRowsPerBlock = 10;
     /// <summary>Elementwise work below this many elements runs on the calling thread (a barrier costs more than it saves).</summary>
     private const long ParallelElements = 1 << 17;
     private const double HalfLog2Pi = 0.91893853320467274178;
@@ -107,38 +107,42 @@ internal sealed class RbmMachine
     /// <paramref name="sample"/> ~ Bernoulli(probability). Row blocks run in parallel with a stream forked per block.
     /// <paramref name="probability"/> may alias <paramref name="pre"/>.
     /// </summary>
-    public void SampleHidden(ReadOnlySpan<float> pre, int n, float beta, Span<float> probability, Span<float> sample, Span<float> uniform, RandomStream random)
-        => SampleBernoulliRows(pre, n, H, beta, default, probability, sample, uniform, random);
+    /// <paramref name="firstBlock"/> numbers the row blocks of a slice of a larger matrix (their streams are forked by global
+    /// block index, so slicing rows across threads does not change the result).
+    public void SampleHidden(ReadOnlySpan<float> pre, int n, float beta, Span<float> probability, Span<float> sample, Span<float> uniform, RandomStream random,
+        bool parallel = true, int firstBlock = 0)
+        => SampleBernoulliRows(pre, n, H, beta, default, probability, sample, uniform, random, parallel, firstBlock);
 
     /// <summary>
     /// Visible layer given hidden states: mean = <paramref name="bias"/> + β·h·Wᵀ; Bernoulli units are sampled from σ(mean),
     /// Gaussian units as mean + N(0, 1). <paramref name="v"/> receives the samples.
     /// </summary>
-    public void SampleVisible(ReadOnlySpan<float> h, int n, float beta, ReadOnlySpan<float> bias, Span<float> v, Span<float> uniform, RandomStream random, bool parallel)
+    public void SampleVisible(ReadOnlySpan<float> h, int n, float beta, ReadOnlySpan<float> bias, Span<float> v, Span<float> uniform, RandomStream random, bool parallel,
+        int firstBlock = 0)
     {
         VisibleInput(h, n, beta, v, parallel);
         if (Gaussian)
         {
             RowOps.AddRowVector(v, n, D, bias);
-            ForRowBlocks(v, n, D, random, static (block, d, rng) =>
+            ForRowBlocks(v, n, D, random, parallel, firstBlock, static (block, d, rng) =>
             {
                 for (int i = 0; i < block.Length; i++) block[i] += (float)rng.NextGaussian();
             });
         }
-        else SampleBernoulliRows(v, n, D, 1f, bias, v, v, uniform, random);
+        else SampleBernoulliRows(v, n, D, 1f, bias, v, v, uniform, random, parallel, firstBlock);
     }
 
     private delegate void BlockAction(Span<float> block, int width, RandomStream random);
 
-    private static void ForRowBlocks(Span<float> x, int n, int width, RandomStream random, BlockAction action)
+    private static void ForRowBlocks(Span<float> x, int n, int width, RandomStream random, bool parallel, int firstBlock, BlockAction action)
     {
         int blocks = (n + ElementwiseRowsPerBlock - 1) / ElementwiseRowsPerBlock;
-        if (blocks <= 1 || (long)n * width < ParallelElements)
+        if (!parallel || blocks <= 1 || (long)n * width < ParallelElements)
         {
             for (int b = 0; b < blocks; b++)
             {
                 int start = b * ElementwiseRowsPerBlock, rows = Math.Min(ElementwiseRowsPerBlock, n - start);
-                action(x.Slice(start * width, rows * width), width, random.Fork((ulong)b));
+                action(x.Slice(start * width, rows * width), width, random.Fork((ulong)(firstBlock + b)));
             }
             return;
         }
@@ -151,14 +155,14 @@ internal sealed class RbmMachine
                 {
                     int start = b * ElementwiseRowsPerBlock, rows = Math.Min(ElementwiseRowsPerBlock, n - start);
                     var span = new Span<float>((float*)ptr + (long)start * width, rows * width);
-                    action(span, width, random.Fork((ulong)b));
+                    action(span, width, random.Fork((ulong)(firstBlock + b)));
                 });
             }
         }
     }
 
     private static unsafe void SampleBernoulliRows(ReadOnlySpan<float> pre, int n, int width, float beta, ReadOnlySpan<float> bias,
-        Span<float> probability, Span<float> sample, Span<float> uniform, RandomStream random)
+        Span<float> probability, Span<float> sample, Span<float> uniform, RandomStream random, bool parallel, int firstBlock)
     {
         int blocks = (n + ElementwiseRowsPerBlock - 1) / ElementwiseRowsPerBlock;
         fixed (float* pPre = pre)
@@ -190,10 +194,10 @@ internal sealed class RbmMachine
                     if (beta != 1f) TensorPrimitives.Multiply(src, beta, prob);
                     TensorPrimitives.Sigmoid(beta != 1f ? prob : src, prob);
                 }
-                random.Fork((ulong)b).FillUniform(uni);
+                random.Fork((ulong)(firstBlock + b)).FillUniform(uni);
                 Bernoulli(prob, uni, smp);
             }
-            if (blocks <= 1 || (long)n * width < ParallelElements) for (int b = 0; b < blocks; b++) Block(b);
+            if (!parallel || blocks <= 1 || (long)n * width < ParallelElements) for (int b = 0; b < blocks; b++) Block(b);
             else Parallel.For(0, blocks, Block);
         }
     }

@@ -24,6 +24,9 @@ internal sealed class RbmTrainer
     private readonly float[] _hidden;    // (batch + chains) × H: positive probabilities, then negative probabilities
     private readonly float[] _chainHidden; // chains × H: hidden sample driving the negative chain (persistent for PCD)
     private readonly float[] _uniform;
+    private readonly int _uniformStride;
+    /// <summary>Rows per independent part of a step (a multiple of the sampling block, so results do not depend on threads).</summary>
+    private const int RowsPerPart = 5 * RbmMachine.ElementwiseRowsPerBlock;
     private readonly float[] _velW, _velB, _velC;
     private readonly float[] _colSums, _gb, _gc;
     private bool _chainsInitialized;
@@ -42,7 +45,8 @@ internal sealed class RbmTrainer
         _visible = new float[rows * machine.D];
         _hidden = new float[rows * machine.H];
         _chainHidden = new float[_chains * machine.H];
-        _uniform = new float[Math.Max(_batch, _chains) * Math.Max(machine.D, machine.H)];
+        _uniformStride = Math.Max(machine.D, machine.H);
+        _uniform = new float[Math.Max(_batch, _chains) * _uniformStride];
         _velW = new float[machine.D * machine.H];
         _velB = new float[machine.D];
         _velC = new float[machine.H];
@@ -88,57 +92,61 @@ internal sealed class RbmTrainer
         var chainH = _chainHidden.AsSpan(0, negRows * h);
         var xNeg = _visible.AsSpan(count * d, negRows * d);
         var pNeg = _hidden.AsSpan(count * h, negRows * h);
-        if (!_persistent)
+        if (_persistent && !_chainsInitialized)
         {
-            // CD-k: P₀ = σ(c + XW) (one GEMM); the chain starts from a hidden sample of P₀ and runs k block Gibbs steps.
+            // Fantasy chains start at hidden samples of the first data rows (repeated if there are more chains).
             m.HiddenPreActivation(x, count, pPos, parallel: true);
-            m.SampleHidden(pPos, count, 1f, pPos, chainH, _uniform, random.Fork(1));
-            for (int s = 1; s <= _k; s++)
-            {
-                var stepRandom = random.Fork(2, (ulong)s);
-                m.SampleVisible(chainH, negRows, 1f, m.B, xNeg, _uniform, stepRandom.Fork(1), parallel: true);
-                m.HiddenPreActivation(xNeg, negRows, pNeg, parallel: true);
-                if (s < _k) m.SampleHidden(pNeg, negRows, 1f, pNeg, chainH, _uniform, stepRandom.Fork(2));
-                else TensorPrimitives.Sigmoid(pNeg, pNeg);
-            }
-        }
-        else
-        {
-            if (!_chainsInitialized)
-            {
-                // Fantasy chains start at hidden samples of the first data rows (repeated if there are more chains).
-                m.HiddenPreActivation(x, count, pPos, parallel: true);
-                TensorPrimitives.Sigmoid(pPos, pPos);
-                var u = _uniform.AsSpan(0, count * h);
-                random.Fork(0xC4A1).FillUniform(u);
-                var fresh = new float[count * h];
-                RbmMachine.Bernoulli(pPos, u, fresh);
-                for (int r = 0; r < negRows; r++) fresh.AsSpan((r % count) * h, h).CopyTo(chainH.Slice(r * h, h));
-                _chainsInitialized = true;
-            }
-            // PCD-k: the fantasy chains do not depend on this minibatch, so after their k-th visible sample the hidden
-            // pre-activations of data and fantasy rows are one GEMM over the stacked [X; X_k].
-            for (int s = 1; s <= _k; s++)
-            {
-                var stepRandom = random.Fork(2, (ulong)s);
-                m.SampleVisible(chainH, negRows, 1f, m.B, xNeg, _uniform, stepRandom.Fork(1), parallel: true);
-                if (s < _k)
-                {
-                    m.HiddenPreActivation(xNeg, negRows, pNeg, parallel: true);
-                    m.SampleHidden(pNeg, negRows, 1f, pNeg, chainH, _uniform, stepRandom.Fork(2));
-                }
-                else
-                {
-                    m.HiddenPreActivation(_visible.AsSpan(0, stacked * d), stacked, _hidden.AsSpan(0, stacked * h), parallel: true);
-                    TensorPrimitives.Sigmoid(pPos, pPos);
-                    m.SampleHidden(pNeg, negRows, 1f, pNeg, chainH, _uniform, stepRandom.Fork(2));
-                }
-            }
+            TensorPrimitives.Sigmoid(pPos, pPos);
+            var u = _uniform.AsSpan(0, count * h);
+            random.Fork(0xC4A1).FillUniform(u);
+            var fresh = new float[count * h];
+            RbmMachine.Bernoulli(pPos, u, fresh);
+            for (int r = 0; r < negRows; r++) fresh.AsSpan((r % count) * h, h).CopyTo(chainH.Slice(r * h, h));
+            _chainsInitialized = true;
         }
 
-        // Scale the stacked hidden statistics: rows of the positive phase by 1/n, of the negative phase by −1/m.
-        TensorPrimitives.Multiply(pPos, 1f / count, pPos);
-        TensorPrimitives.Multiply(pNeg, -1f / negRows, pNeg);
+        // Rows are independent until the weight statistics: each part of RowsPerPart rows does its GEMMs and sampling on
+        // one thread (one barrier per step instead of one per GEMM k-block and sampling pass). CD parts hold data rows
+        // and their chains; PCD has data parts (P₀ only) and fantasy-chain parts (k Gibbs steps).
+        int dataParts = (count + RowsPerPart - 1) / RowsPerPart;
+        int chainParts = _persistent ? (negRows + RowsPerPart - 1) / RowsPerPart : 0;
+        float posScale = 1f / count, negScale = -1f / negRows;
+        void Part(int part)
+        {
+            bool chainsOnly = part >= dataParts;
+            int r0 = (chainsOnly ? part - dataParts : part) * RowsPerPart;
+            int n = Math.Min(RowsPerPart, (chainsOnly ? negRows : count) - r0);
+            int block = r0 / RbmMachine.ElementwiseRowsPerBlock;
+            if (!chainsOnly)
+            {
+                var xp = _visible.AsSpan(r0 * d, n * d);
+                var pp = _hidden.AsSpan(r0 * h, n * h);
+                m.HiddenPreActivation(xp, n, pp, parallel: false);
+                if (_persistent) TensorPrimitives.Sigmoid(pp, pp);
+                else m.SampleHidden(pp, n, 1f, pp, _chainHidden.AsSpan(r0 * h, n * h), _uniform.AsSpan(r0 * _uniformStride, n * _uniformStride),
+                    random.Fork(1), parallel: false, block);
+                TensorPrimitives.Multiply(pp, posScale, pp);
+                if (_persistent) return;
+            }
+            // Chain rows r0..r0+n (for CD the chains of the same data rows).
+            var u = _uniform.AsSpan(r0 * _uniformStride, n * _uniformStride);
+            var ch = _chainHidden.AsSpan(r0 * h, n * h);
+            var xn = _visible.AsSpan((count + r0) * d, n * d);
+            var pn = _hidden.AsSpan((count + r0) * h, n * h);
+            for (int s = 1; s <= _k; s++)
+            {
+                var stepRandom = random.Fork(2, (ulong)s);
+                m.SampleVisible(ch, n, 1f, m.B, xn, u, stepRandom.Fork(1), parallel: false, block);
+                m.HiddenPreActivation(xn, n, pn, parallel: false);
+                if (s < _k || _persistent) m.SampleHidden(pn, n, 1f, pn, ch, u, stepRandom.Fork(2), parallel: false, block);
+                else TensorPrimitives.Sigmoid(pn, pn);
+            }
+            TensorPrimitives.Multiply(pn, negScale, pn);
+        }
+        int parts = dataParts + chainParts;
+        if (parts == 1) Part(0); else Parallel.For(0, parts, Part);
+
+        // The stacked hidden statistics are now scaled: positive rows by 1/n, negative rows by −1/m.
         var vAll = _visible.AsSpan(0, stacked * d);
         var hAll = _hidden.AsSpan(0, stacked * h);
 
