@@ -351,6 +351,9 @@ internal sealed class RbmMachine
         return betas;
     }
 
+    /// <summary>AIS runs annealed together on one thread (fixed, so estimates do not depend on the thread count).</summary>
+    internal const int AisRunsPerPart = 25;
+
     /// <summary>Result of annealed importance sampling.</summary>
     internal readonly record struct AisResult(double LogZ, double StandardError, double LogZLower, double LogZUpper, double[] LogWeights);
 
@@ -358,43 +361,52 @@ internal sealed class RbmMachine
     /// Annealed importance sampling of log Z (Salakhutdinov &amp; Murray 2008). Base model A: W = 0, visible bias
     /// <paramref name="baseBias"/> (e.g. from the training marginals); intermediate distributions
     /// p*_β(v) = exp(−[½‖v‖²] + ((1−β)b_A + βb)ᵀv) Π_j (1 + e^{β(c_j + vᵀW_{·j})}) with the transition a block Gibbs sweep of the
-    /// tempered joint. All runs advance together as one matrix (GEMMs parallel inside, elementwise work over row blocks).
+    /// tempered joint. Runs advance in fixed parts of 25 as one matrix each (one thread per part, parts in parallel).
     /// The standard error of log Z is the delta-method sd(w)/(√M·mean(w)); the interval is log(mean(w) ± 3 se(mean(w))).
     /// </summary>
     public AisResult EstimateLogPartitionAis(ReadOnlySpan<float> baseBias, int runs, double[] betas, RandomStream random, CancellationToken cancellationToken = default)
     {
         if (baseBias.Length != D) throw new ArgumentException("Base bias length must equal the visible dimension.");
         if (betas.Length < 2 || betas[0] != 0 || betas[^1] != 1) throw new ArgumentException("The schedule must run from β = 0 to β = 1.");
-        int n = runs;
-        var ch = new Chains(this, n);
         var baseB = baseBias.ToArray();
         var biasDiff = new float[D];
         TensorPrimitives.Subtract(B, baseB, biasDiff);
-        var logW = new double[n];
-        var tempered = new float[n * H];
-        var scratch = new float[H];
-        InitializeFromBias(ch, baseB, random.Fork(0x1A17));
-        for (int k = 1; k < betas.Length; k++)
+        var logW = new double[runs];
+        // Runs are independent: fixed parts of AisRunsPerPart runs anneal on one thread each, with no barrier per β.
+        int parts = (runs + AisRunsPerPart - 1) / AisRunsPerPart;
+        void Part(int part)
         {
-            if ((k & 255) == 0) cancellationToken.ThrowIfCancellationRequested();
-            float bPrev = (float)betas[k - 1], bCur = (float)betas[k];
-            HiddenPreActivation(ch.V, n, ch.HiddenPre, parallel: true);
-            // log p*_k(v) − log p*_{k−1}(v) at the current state.
-            TensorPrimitives.Multiply(ch.HiddenPre.AsSpan(0, n * H), bCur, tempered);
-            var tAll = tempered.AsSpan(0, n * H);
-            for (int r = 0; r < n; r++) Softplus(tAll.Slice(r * H, H), tAll.Slice(r * H, H), scratch);
-            for (int r = 0; r < n; r++)
-                logW[r] += (bCur - bPrev) * (double)TensorPrimitives.Dot(biasDiff, ch.V.AsSpan(r * D, D)) + RowOps.SumAsDouble(tAll.Slice(r * H, H));
-            TensorPrimitives.Multiply(ch.HiddenPre.AsSpan(0, n * H), bPrev, tempered);
-            for (int r = 0; r < n; r++) Softplus(tAll.Slice(r * H, H), tAll.Slice(r * H, H), scratch);
-            for (int r = 0; r < n; r++) logW[r] -= RowOps.SumAsDouble(tAll.Slice(r * H, H));
-            if (k == betas.Length - 1) break;
-            // Transition that leaves p*_k invariant.
-            var step = random.Fork((ulong)k);
-            SampleHidden(ch.HiddenPre, n, bCur, tempered, ch.HiddenSample, ch.Uniform, step.Fork(1));
-            for (int i = 0; i < D; i++) ch.VisibleBias[i] = (1 - bCur) * baseB[i] + bCur * B[i];
-            SampleVisible(ch.HiddenSample, n, bCur, ch.VisibleBias, ch.V, ch.Uniform, step.Fork(2), parallel: true);
+            int first = part * AisRunsPerPart, n = Math.Min(AisRunsPerPart, runs - first);
+            var partRandom = random.Fork(0xA150, (ulong)part);
+            var ch = new Chains(this, n);
+            var tempered = new float[n * H];
+            var scratch = new float[H];
+            var lw = logW.AsSpan(first, n);
+            InitializeFromBias(ch, baseB, partRandom.Fork(0x1A17));
+            for (int k = 1; k < betas.Length; k++)
+            {
+                if ((k & 255) == 0) cancellationToken.ThrowIfCancellationRequested();
+                float bPrev = (float)betas[k - 1], bCur = (float)betas[k];
+                HiddenPreActivation(ch.V, n, ch.HiddenPre, parallel: false);
+                // log p*_k(v) − log p*_{k−1}(v) at the current state.
+                var tAll = tempered.AsSpan(0, n * H);
+                TensorPrimitives.Multiply(ch.HiddenPre.AsSpan(0, n * H), bCur, tAll);
+                for (int r = 0; r < n; r++) Softplus(tAll.Slice(r * H, H), tAll.Slice(r * H, H), scratch);
+                for (int r = 0; r < n; r++)
+                    lw[r] += (bCur - bPrev) * (double)TensorPrimitives.Dot(biasDiff, ch.V.AsSpan(r * D, D)) + RowOps.SumAsDouble(tAll.Slice(r * H, H));
+                TensorPrimitives.Multiply(ch.HiddenPre.AsSpan(0, n * H), bPrev, tAll);
+                for (int r = 0; r < n; r++) Softplus(tAll.Slice(r * H, H), tAll.Slice(r * H, H), scratch);
+                for (int r = 0; r < n; r++) lw[r] -= RowOps.SumAsDouble(tAll.Slice(r * H, H));
+                if (k == betas.Length - 1) break;
+                // Transition that leaves p*_k invariant.
+                var step = partRandom.Fork((ulong)k);
+                SampleHidden(ch.HiddenPre, n, bCur, tempered, ch.HiddenSample, ch.Uniform, step.Fork(1), parallel: false);
+                for (int i = 0; i < D; i++) ch.VisibleBias[i] = (1 - bCur) * baseB[i] + bCur * B[i];
+                SampleVisible(ch.HiddenSample, n, bCur, ch.VisibleBias, ch.V, ch.Uniform, step.Fork(2), parallel: false);
+            }
         }
+        if (parts == 1) Part(0); else Parallel.For(0, parts, Part);
+        int n = runs;
         // log Z_A: 2^H from the (untouched) hidden units times the visible normaliser of the base model.
         double logZBase = H * Math.Log(2);
         if (Gaussian) logZBase += D * HalfLog2Pi + 0.5 * TensorPrimitives.SumOfSquares<float>(baseB);
