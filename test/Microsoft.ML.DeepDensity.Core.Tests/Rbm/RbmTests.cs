@@ -379,6 +379,15 @@ public class RbmTests
     }
 
     [Fact]
+    public void TrainingHonoursCancellation()
+    {
+        using var cts = new CancellationTokenSource();
+        cts.Cancel();
+        Assert.ThrowsAny<OperationCanceledException>(() =>
+            RbmModel.Fit(PrototypeData(100, 5, 90), new RbmOptions { HiddenUnits = 3 }, cancellationToken: cts.Token));
+    }
+
+    [Fact]
     public void SaveLoadIsBitIdentical()
     {
         var all = PrototypeData(250, 8, 80);
