@@ -352,7 +352,7 @@ internal sealed class RbmMachine
     }
 
     /// <summary>AIS runs annealed together on one thread (fixed, so estimates do not depend on the thread count).</summary>
-    internal const int AisRunsPerPart = 25;
+    internal const int AisRunsPerPart = 50;
 
     /// <summary>Result of annealed importance sampling.</summary>
     internal readonly record struct AisResult(double LogZ, double StandardError, double LogZLower, double LogZUpper, double[] LogWeights);
@@ -361,7 +361,7 @@ internal sealed class RbmMachine
     /// Annealed importance sampling of log Z (Salakhutdinov &amp; Murray 2008). Base model A: W = 0, visible bias
     /// <paramref name="baseBias"/> (e.g. from the training marginals); intermediate distributions
     /// p*_β(v) = exp(−[½‖v‖²] + ((1−β)b_A + βb)ᵀv) Π_j (1 + e^{β(c_j + vᵀW_{·j})}) with the transition a block Gibbs sweep of the
-    /// tempered joint. Runs advance in fixed parts of 25 as one matrix each (one thread per part, parts in parallel).
+    /// tempered joint. Runs advance in fixed parts of 50 as one matrix each (one thread per part, parts in parallel).
     /// The standard error of log Z is the delta-method sd(w)/(√M·mean(w)); the interval is log(mean(w) ± 3 se(mean(w))).
     /// </summary>
     public AisResult EstimateLogPartitionAis(ReadOnlySpan<float> baseBias, int runs, double[] betas, RandomStream random, CancellationToken cancellationToken = default)
