@@ -2,7 +2,7 @@
 (hidden probabilities in the statistics, sampled negative visible states, minibatch mean, plain SGD).
 
 usage: rbm_torch.py TRAIN.f32 N D HIDDEN BATCH LR EPOCHS SEED OUT_PREFIX K PERSISTENT(0/1)
-Prints TRAIN_SECONDS, EXAMPLES_PER_SECOND; writes OUT_PREFIX.{W,b,c}.f32.
+Prints TRAIN_SECONDS, TRAIN_CPU_SECONDS (all threads), EXAMPLES_PER_SECOND; writes OUT_PREFIX.{W,b,c}.f32.
 """
 import sys, time
 import numpy as np
@@ -22,6 +22,7 @@ chain_h = None
 
 with torch.no_grad():
     t = time.perf_counter()
+    cpu = time.process_time()
     for epoch in range(epochs):
         perm = torch.randperm(n)
         for start in range(0, n, batch):
@@ -46,7 +47,9 @@ with torch.no_grad():
             b.add_(x.mean(0) - v_neg.mean(0), alpha=lr)
             c.add_(p_pos.mean(0) - p_neg.mean(0), alpha=lr)
     seconds = time.perf_counter() - t
+    cpu = time.process_time() - cpu
 print("TRAIN_SECONDS", seconds)
+print("TRAIN_CPU_SECONDS", cpu)
 print("EXAMPLES_PER_SECOND", n * epochs / seconds)
 W.numpy().astype(np.float32).tofile(out + ".W.f32")
 b.numpy().astype(np.float32).tofile(out + ".b.f32")
