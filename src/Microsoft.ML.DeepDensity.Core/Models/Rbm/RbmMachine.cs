@@ -1,0 +1,435 @@
+using System.Numerics;
+using System.Numerics.Tensors;
+using Microsoft.ML.DeepDensity.Numerics;
+using Microsoft.ML.DeepDensity.Randomness;
+
+namespace Microsoft.ML.DeepDensity.Models.Rbm;
+
+/// <summary>
+/// The RBM's parameters and math on row blocks: conditionals, free energy, block Gibbs sweeps at an inverse temperature
+/// β, exact log Z by enumeration and log Z by annealed importance sampling.
+/// </summary>
+/// <remarks>
+/// Energy (binary h ∈ {0,1}^H, weights W stored D×H row-major):
+/// Bernoulli visible units: E(v,h) = −bᵀv − cᵀh − vᵀWh, free energy F(v) = −bᵀv − Σ_j softplus(c_j + vᵀW_{·j}).
+/// Gaussian visible units (unit variance): E(v,h) = ½‖v − b‖² − cᵀh − vᵀWh, F(v) = ½‖v − b‖² − Σ_j softplus(c_j + vᵀW_{·j}).
+/// log p(v) = −F(v) − log Z with Z = Σ_v e^{−F(v)} (an integral for Gaussian units).
+/// </remarks>
+internal sealed class RbmMachine
+{
+    /// <summary>Rows per block of the elementwise work (sigmoid, sampling); fixed so results do not depend on thread count.</summary>
+    internal const int ElementwiseRowsPerBlock = 10;
+    /// <summary>Elementwise work below this many elements runs on the calling thread (a barrier costs more than it saves).</summary>
+    private const long ParallelElements = 1 << 17;
+    private const double HalfLog2Pi = 0.91893853320467274178;
+
+    public readonly int D, H;
+    public readonly RbmVisibleType VisibleType;
+    public readonly float[] W, B, C;
+
+    public RbmMachine(int d, int h, RbmVisibleType visibleType)
+        : this(d, h, visibleType, new float[d * h], new float[d], new float[h]) { }
+
+    public RbmMachine(int d, int h, RbmVisibleType visibleType, float[] w, float[] b, float[] c)
+    {
+        if (w.Length != d * h || b.Length != d || c.Length != h) throw new ArgumentException("Parameter sizes do not match the layer sizes.");
+        D = d; H = h; VisibleType = visibleType; W = w; B = b; C = c;
+    }
+
+    public bool Gaussian => VisibleType == RbmVisibleType.Gaussian;
+
+    /// <summary>Copies this machine's parameters into <paramref name="target"/> (same shape).</summary>
+    public void CopyTo(RbmMachine target)
+    {
+        W.CopyTo(target.W, 0); B.CopyTo(target.B, 0); C.CopyTo(target.C, 0);
+    }
+
+    public RbmMachine Clone() => new(D, H, VisibleType, (float[])W.Clone(), (float[])B.Clone(), (float[])C.Clone());
+
+    public bool AllFinite()
+        => float.IsFinite(TensorPrimitives.Sum<float>(W)) && float.IsFinite(TensorPrimitives.Sum<float>(B)) && float.IsFinite(TensorPrimitives.Sum<float>(C));
+
+    /// <summary>pre = v·W + c for n rows (n×H).</summary>
+    public void HiddenPreActivation(ReadOnlySpan<float> v, int n, Span<float> pre, bool parallel)
+    {
+        Gemm.Multiply(false, false, n, H, D, 1f, v, D, W, H, 0f, pre, H, parallel);
+        RowOps.AddRowVector(pre, n, H, C);
+    }
+
+    /// <summary>pre = alpha·h·Wᵀ (n×D), without a bias.</summary>
+    public void VisibleInput(ReadOnlySpan<float> h, int n, float alpha, Span<float> pre, bool parallel)
+        => Gemm.Multiply(false, true, n, D, H, alpha, h, H, W, H, 0f, pre, D, parallel);
+
+    /// <summary>Free energy of n visible rows (model space) into <paramref name="f"/> (float64).</summary>
+    public void FreeEnergy(ReadOnlySpan<float> v, int n, Span<double> f, bool parallel)
+    {
+        var pre = new float[n * H];
+        var scratch = new float[Math.Max(H, D)];
+        HiddenPreActivation(v, n, pre, parallel);
+        for (int r = 0; r < n; r++)
+        {
+            var row = pre.AsSpan(r * H, H);
+            Softplus(row, row, scratch);
+            f[r] = VisibleEnergy(v.Slice(r * D, D), B, scratch) - RowOps.SumAsDouble(row);
+        }
+    }
+
+    /// <summary>Visible part of the free energy: −bᵀv (Bernoulli) or ½‖v − b‖² (Gaussian).</summary>
+    private double VisibleEnergy(ReadOnlySpan<float> v, ReadOnlySpan<float> bias, Span<float> scratch)
+    {
+        if (!Gaussian) return -(double)TensorPrimitives.Dot(v, bias);
+        var t = scratch[..D];
+        TensorPrimitives.Subtract(v, bias, t);
+        return 0.5 * TensorPrimitives.SumOfSquares<float>(t);
+    }
+
+    // ------------------------------------------------------------------ Gibbs sampling
+
+    /// <summary>Buffers of one chain block (n rows); not shared between threads.</summary>
+    internal sealed class Chains
+    {
+        public readonly int Rows;
+        public readonly float[] V, HiddenPre, HiddenSample, Uniform, VisibleBias, Scratch;
+        public Chains(RbmMachine m, int rows)
+        {
+            Rows = rows;
+            V = new float[rows * m.D];
+            HiddenPre = new float[rows * m.H];
+            HiddenSample = new float[rows * m.H];
+            Uniform = new float[rows * Math.Max(m.D, m.H)];
+            VisibleBias = new float[m.D];
+            Scratch = new float[Math.Max(m.D, m.H)];
+        }
+    }
+
+    /// <summary>
+    /// Hidden layer from a pre-activation at inverse temperature β: <paramref name="probability"/> = σ(β·pre) and
+    /// <paramref name="sample"/> ~ Bernoulli(probability). Row blocks run in parallel with a stream forked per block.
+    /// <paramref name="probability"/> may alias <paramref name="pre"/>.
+    /// </summary>
+    /// <paramref name="firstBlock"/> numbers the row blocks of a slice of a larger matrix (their streams are forked by global
+    /// block index, so slicing rows across threads does not change the result).
+    public void SampleHidden(ReadOnlySpan<float> pre, int n, float beta, Span<float> probability, Span<float> sample, Span<float> uniform, RandomStream random,
+        bool parallel = true, int firstBlock = 0)
+        => SampleBernoulliRows(pre, n, H, beta, default, probability, sample, uniform, random, parallel, firstBlock);
+
+    /// <summary>
+    /// Visible layer given hidden states: mean = <paramref name="bias"/> + β·h·Wᵀ; Bernoulli units are sampled from σ(mean),
+    /// Gaussian units as mean + N(0, 1). <paramref name="v"/> receives the samples.
+    /// </summary>
+    public void SampleVisible(ReadOnlySpan<float> h, int n, float beta, ReadOnlySpan<float> bias, Span<float> v, Span<float> uniform, RandomStream random, bool parallel,
+        int firstBlock = 0)
+    {
+        VisibleInput(h, n, beta, v, parallel);
+        if (Gaussian)
+        {
+            RowOps.AddRowVector(v, n, D, bias);
+            ForRowBlocks(v, n, D, random, parallel, firstBlock, static (block, d, rng) =>
+            {
+                for (int i = 0; i < block.Length; i++) block[i] += (float)rng.NextGaussian();
+            });
+        }
+        else SampleBernoulliRows(v, n, D, 1f, bias, v, v, uniform, random, parallel, firstBlock);
+    }
+
+    private delegate void BlockAction(Span<float> block, int width, RandomStream random);
+
+    private static void ForRowBlocks(Span<float> x, int n, int width, RandomStream random, bool parallel, int firstBlock, BlockAction action)
+    {
+        int blocks = (n + ElementwiseRowsPerBlock - 1) / ElementwiseRowsPerBlock;
+        if (!parallel || blocks <= 1 || (long)n * width < ParallelElements)
+        {
+            for (int b = 0; b < blocks; b++)
+            {
+                int start = b * ElementwiseRowsPerBlock, rows = Math.Min(ElementwiseRowsPerBlock, n - start);
+                action(x.Slice(start * width, rows * width), width, random.Fork((ulong)(firstBlock + b)));
+            }
+            return;
+        }
+        unsafe
+        {
+            fixed (float* p = x)
+            {
+                var ptr = (IntPtr)p;
+                Parallel.For(0, blocks, b =>
+                {
+                    int start = b * ElementwiseRowsPerBlock, rows = Math.Min(ElementwiseRowsPerBlock, n - start);
+                    var span = new Span<float>((float*)ptr + (long)start * width, rows * width);
+                    action(span, width, random.Fork((ulong)(firstBlock + b)));
+                });
+            }
+        }
+    }
+
+    private static unsafe void SampleBernoulliRows(ReadOnlySpan<float> pre, int n, int width, float beta, ReadOnlySpan<float> bias,
+        Span<float> probability, Span<float> sample, Span<float> uniform, RandomStream random, bool parallel, int firstBlock)
+    {
+        int blocks = (n + ElementwiseRowsPerBlock - 1) / ElementwiseRowsPerBlock;
+        fixed (float* pPre = pre)
+        fixed (float* pBias = bias)
+        fixed (float* pProb = probability)
+        fixed (float* pSample = sample)
+        fixed (float* pU = uniform)
+        {
+            IntPtr a = (IntPtr)pPre, bi = (IntPtr)pBias, pr = (IntPtr)pProb, s = (IntPtr)pSample, u = (IntPtr)pU;
+            int biasLength = bias.Length;
+            void Block(int b)
+            {
+                int start = b * ElementwiseRowsPerBlock, rows = Math.Min(ElementwiseRowsPerBlock, n - start);
+                long offset = (long)start * width;
+                int len = rows * width;
+                var src = new ReadOnlySpan<float>((float*)a + offset, len);
+                var prob = new Span<float>((float*)pr + offset, len);
+                var smp = new Span<float>((float*)s + offset, len);
+                var uni = new Span<float>((float*)u + offset, len);
+                if (biasLength > 0)
+                {
+                    var bv = new ReadOnlySpan<float>((float*)bi, biasLength);
+                    for (int r = 0; r < rows; r++) TensorPrimitives.Add(src.Slice(r * width, width), bv, prob.Slice(r * width, width));
+                    if (beta != 1f) TensorPrimitives.Multiply(prob, beta, prob);
+                    TensorPrimitives.Sigmoid(prob, prob);
+                }
+                else
+                {
+                    if (beta != 1f) TensorPrimitives.Multiply(src, beta, prob);
+                    TensorPrimitives.Sigmoid(beta != 1f ? prob : src, prob);
+                }
+                random.Fork((ulong)(firstBlock + b)).FillUniform(uni);
+                Bernoulli(prob, uni, smp);
+            }
+            if (!parallel || blocks <= 1 || (long)n * width < ParallelElements) for (int b = 0; b < blocks; b++) Block(b);
+            else Parallel.For(0, blocks, Block);
+        }
+    }
+
+    /// <summary>dst[i] = u[i] &lt; p[i] ? 1 : 0 (vectorised).</summary>
+    internal static void Bernoulli(ReadOnlySpan<float> p, ReadOnlySpan<float> u, Span<float> dst)
+    {
+        int i = 0, n = p.Length;
+        if (Vector.IsHardwareAccelerated)
+        {
+            int w = Vector<float>.Count;
+            for (; i <= n - w; i += w)
+            {
+                var mask = Vector.LessThan(new Vector<float>(u.Slice(i, w)), new Vector<float>(p.Slice(i, w)));
+                Vector.ConditionalSelect(mask, Vector<float>.One, Vector<float>.Zero).CopyTo(dst.Slice(i, w));
+            }
+        }
+        for (; i < n; i++) dst[i] = u[i] < p[i] ? 1f : 0f;
+    }
+
+    /// <summary>Numerically stable softplus max(x,0) + log1p(e^−|x|), vectorised; <paramref name="dst"/> may alias <paramref name="x"/>.</summary>
+    internal static void Softplus(ReadOnlySpan<float> x, Span<float> dst, Span<float> scratch)
+    {
+        var t = scratch[..x.Length];
+        TensorPrimitives.Abs(x, t);
+        TensorPrimitives.Negate<float>(t, t);
+        TensorPrimitives.Exp<float>(t, t);
+        TensorPrimitives.LogP1<float>(t, t);
+        TensorPrimitives.Max(x, 0f, dst);
+        TensorPrimitives.Add(dst, t, dst);
+    }
+
+    /// <summary>One block Gibbs sweep v → h → v at β = 1 for the chain block.</summary>
+    public void GibbsSweep(Chains ch, RandomStream random, bool parallel)
+    {
+        int n = ch.Rows;
+        HiddenPreActivation(ch.V, n, ch.HiddenPre, parallel);
+        SampleHidden(ch.HiddenPre, n, 1f, ch.HiddenPre, ch.HiddenSample, ch.Uniform, random.Fork(1));
+        SampleVisible(ch.HiddenSample, n, 1f, B, ch.V, ch.Uniform, random.Fork(2), parallel);
+    }
+
+    /// <summary>Initial chain states drawn from the visible-bias-only model (W = 0) with bias <paramref name="bias"/>.</summary>
+    public void InitializeFromBias(Chains ch, ReadOnlySpan<float> bias, RandomStream random)
+    {
+        int n = ch.Rows;
+        for (int r = 0; r < n; r++) bias.CopyTo(ch.V.AsSpan(r * D, D));
+        if (Gaussian)
+        {
+            for (int i = 0; i < n * D; i++) ch.V[i] += (float)random.NextGaussian();
+        }
+        else
+        {
+            var v = ch.V.AsSpan(0, n * D);
+            TensorPrimitives.Sigmoid(v, v);
+            var u = ch.Uniform.AsSpan(0, n * D);
+            random.FillUniform(u);
+            Bernoulli(v, u, v);
+        }
+    }
+
+    // ------------------------------------------------------------------ partition function
+
+    /// <summary>
+    /// Exact log Z by enumerating every state of the visible layer (<paramref name="enumerateVisible"/>, Bernoulli only) or
+    /// of the hidden layer, 2^k states in blocks of 1024 as a matrix: one GEMM plus softplus row sums per block, blocks in
+    /// parallel, log-sum-exp accumulated in float64 (per block, then combined in block order: thread-count independent).
+    /// </summary>
+    public double ExactLogPartition(bool enumerateVisible)
+    {
+        if (enumerateVisible && Gaussian) throw new InvalidOperationException("Gaussian visible units cannot be enumerated.");
+        int k = enumerateVisible ? D : H;
+        if (k > 30) throw new InvalidOperationException($"Enumerating 2^{k} states is not feasible.");
+        int blockBits = Math.Min(k, 10);
+        int blockStates = 1 << blockBits;
+        int blocks = 1 << (k - blockBits);
+        var blockLse = new double[blocks];
+        Parallel.For(0, blocks,
+            () => (States: new float[blockStates * k], Pre: new float[blockStates * (enumerateVisible ? H : D)],
+                   Values: new double[blockStates], Scratch: new float[Math.Max(D, H)]),
+            (block, _, ws) =>
+            {
+                long high = (long)block << blockBits;
+                for (int s = 0; s < blockStates; s++)
+                {
+                    long index = high | (long)s;
+                    var row = ws.States.AsSpan(s * k, k);
+                    for (int j = 0; j < k; j++) row[j] = (index >> j & 1) != 0 ? 1f : 0f;
+                }
+                if (enumerateVisible)
+                {
+                    FreeEnergy(ws.States, blockStates, ws.Values, parallel: false);
+                    for (int s = 0; s < blockStates; s++) ws.Values[s] = -ws.Values[s];
+                }
+                else HiddenStateLogWeights(ws.States, blockStates, ws.Pre, ws.Values, ws.Scratch);
+                blockLse[block] = LogSumExp(ws.Values);
+                return ws;
+            }, _ => { });
+        double lse = LogSumExp(blockLse);
+        // Gaussian: ∫ exp(−½‖v−b‖² + vᵀWh) dv contributes (2π)^{D/2}.
+        return Gaussian ? lse + D * HalfLog2Pi : lse;
+    }
+
+    /// <summary>
+    /// log Σ_v e^{−E(v,h)} for hidden states h (rows of <paramref name="states"/>):
+    /// Bernoulli: cᵀh + Σ_i softplus(b_i + (Wh)_i); Gaussian: cᵀh + ½‖b + Wh‖² − ½‖b‖² (without the (2π)^{D/2} factor).
+    /// </summary>
+    private void HiddenStateLogWeights(ReadOnlySpan<float> states, int n, Span<float> pre, Span<double> values, Span<float> scratch)
+    {
+        VisibleInput(states, n, 1f, pre, parallel: false);
+        RowOps.AddRowVector(pre, n, D, B);
+        double halfBias = Gaussian ? 0.5 * TensorPrimitives.SumOfSquares<float>(B) : 0;
+        for (int s = 0; s < n; s++)
+        {
+            var row = pre.Slice(s * D, D);
+            double hidden = TensorPrimitives.Dot(states.Slice(s * H, H), C);
+            if (Gaussian) values[s] = hidden + 0.5 * TensorPrimitives.SumOfSquares<float>(row) - halfBias;
+            else
+            {
+                Softplus(row, row, scratch);
+                values[s] = hidden + RowOps.SumAsDouble(row);
+            }
+        }
+    }
+
+    internal static double LogSumExp(ReadOnlySpan<double> x)
+    {
+        double max = double.NegativeInfinity;
+        foreach (var v in x) if (v > max) max = v;
+        if (!double.IsFinite(max)) return max;
+        double sum = 0;
+        foreach (var v in x) sum += Math.Exp(v - max);
+        return max + Math.Log(sum);
+    }
+
+    /// <summary>The default AIS schedule of <paramref name="count"/> inverse temperatures: uniform on [0, 0.5], [0.5, 0.9] and
+    /// [0.9, 1] in proportions 500 : 4000 : 10000 (Salakhutdinov &amp; Murray 2008), β₀ = 0 and β_last = 1.</summary>
+    public static double[] DefaultAisSchedule(int count)
+    {
+        if (count < 2) throw new ArgumentOutOfRangeException(nameof(count));
+        int intervals = count - 1;
+        int n1 = Math.Max(1, (int)Math.Round(intervals * 500.0 / 14500));
+        int n2 = Math.Max(1, (int)Math.Round(intervals * 4000.0 / 14500));
+        int n3 = intervals - n1 - n2;
+        if (n3 < 1) return Enumerable.Range(0, count).Select(i => (double)i / intervals).ToArray();
+        var betas = new double[count];
+        int k = 0;
+        for (int i = 0; i < n1; i++) betas[k++] = 0.5 * i / n1;
+        for (int i = 0; i < n2; i++) betas[k++] = 0.5 + 0.4 * i / n2;
+        for (int i = 0; i <= n3; i++) betas[k++] = 0.9 + 0.1 * i / n3;
+        betas[^1] = 1.0;
+        return betas;
+    }
+
+    /// <summary>AIS runs annealed together on one thread (fixed, so estimates do not depend on the thread count).</summary>
+    internal const int AisRunsPerPart = 50;
+
+    /// <summary>Result of annealed importance sampling.</summary>
+    internal readonly record struct AisResult(double LogZ, double StandardError, double LogZLower, double LogZUpper, double[] LogWeights);
+
+    /// <summary>
+    /// Annealed importance sampling of log Z (Salakhutdinov &amp; Murray 2008). Base model A: W = 0, visible bias
+    /// <paramref name="baseBias"/> (e.g. from the training marginals); intermediate distributions
+    /// p*_β(v) = exp(−[½‖v‖²] + ((1−β)b_A + βb)ᵀv) Π_j (1 + e^{β(c_j + vᵀW_{·j})}) with the transition a block Gibbs sweep of the
+    /// tempered joint. Runs advance in fixed parts of 50 as one matrix each (one thread per part, parts in parallel).
+    /// The standard error of log Z is the delta-method sd(w)/(√M·mean(w)); the interval is log(mean(w) ± 3 se(mean(w))).
+    /// </summary>
+    public AisResult EstimateLogPartitionAis(ReadOnlySpan<float> baseBias, int runs, double[] betas, RandomStream random, CancellationToken cancellationToken = default)
+    {
+        if (baseBias.Length != D) throw new ArgumentException("Base bias length must equal the visible dimension.");
+        if (betas.Length < 2 || betas[0] != 0 || betas[^1] != 1) throw new ArgumentException("The schedule must run from β = 0 to β = 1.");
+        var baseB = baseBias.ToArray();
+        var biasDiff = new float[D];
+        TensorPrimitives.Subtract(B, baseB, biasDiff);
+        var logW = new double[runs];
+        // Runs are independent: fixed parts of AisRunsPerPart runs anneal on one thread each, with no barrier per β.
+        int parts = (runs + AisRunsPerPart - 1) / AisRunsPerPart;
+        void Part(int part)
+        {
+            int first = part * AisRunsPerPart, n = Math.Min(AisRunsPerPart, runs - first);
+            var partRandom = random.Fork(0xA150, (ulong)part);
+            var ch = new Chains(this, n);
+            var tempered = new float[n * H];
+            var scratch = new float[H];
+            var lw = logW.AsSpan(first, n);
+            InitializeFromBias(ch, baseB, partRandom.Fork(0x1A17));
+            for (int k = 1; k < betas.Length; k++)
+            {
+                if ((k & 255) == 0) cancellationToken.ThrowIfCancellationRequested();
+                float bPrev = (float)betas[k - 1], bCur = (float)betas[k];
+                HiddenPreActivation(ch.V, n, ch.HiddenPre, parallel: false);
+                // log p*_k(v) − log p*_{k−1}(v) at the current state.
+                var tAll = tempered.AsSpan(0, n * H);
+                TensorPrimitives.Multiply(ch.HiddenPre.AsSpan(0, n * H), bCur, tAll);
+                for (int r = 0; r < n; r++) Softplus(tAll.Slice(r * H, H), tAll.Slice(r * H, H), scratch);
+                for (int r = 0; r < n; r++)
+                    lw[r] += (bCur - bPrev) * (double)TensorPrimitives.Dot(biasDiff, ch.V.AsSpan(r * D, D)) + RowOps.SumAsDouble(tAll.Slice(r * H, H));
+                TensorPrimitives.Multiply(ch.HiddenPre.AsSpan(0, n * H), bPrev, tAll);
+                for (int r = 0; r < n; r++) Softplus(tAll.Slice(r * H, H), tAll.Slice(r * H, H), scratch);
+                for (int r = 0; r < n; r++) lw[r] -= RowOps.SumAsDouble(tAll.Slice(r * H, H));
+                if (k == betas.Length - 1) break;
+                // Transition that leaves p*_k invariant.
+                var step = partRandom.Fork((ulong)k);
+                SampleHidden(ch.HiddenPre, n, bCur, tempered, ch.HiddenSample, ch.Uniform, step.Fork(1), parallel: false);
+                for (int i = 0; i < D; i++) ch.VisibleBias[i] = (1 - bCur) * baseB[i] + bCur * B[i];
+                SampleVisible(ch.HiddenSample, n, bCur, ch.VisibleBias, ch.V, ch.Uniform, step.Fork(2), parallel: false);
+            }
+        }
+        if (parts == 1) Part(0); else Parallel.For(0, parts, Part);
+        int n = runs;
+        // log Z_A: 2^H from the (untouched) hidden units times the visible normaliser of the base model.
+        double logZBase = H * Math.Log(2);
+        if (Gaussian) logZBase += D * HalfLog2Pi + 0.5 * TensorPrimitives.SumOfSquares<float>(baseB);
+        else foreach (var b in baseB) logZBase += b > 0 ? b + Math.Log(1 + Math.Exp(-b)) : Math.Log(1 + Math.Exp(b));
+        // p*_1 = e^{−F(v) + ½‖b‖²} for Gaussian units (the bias square of F is not in the tempered family).
+        double offset = Gaussian ? -0.5 * TensorPrimitives.SumOfSquares<float>(B) : 0;
+
+        double max = double.NegativeInfinity;
+        foreach (var v in logW) max = Math.Max(max, v);
+        double mean = 0, m2 = 0;
+        for (int i = 0; i < n; i++)
+        {
+            double w = Math.Exp(logW[i] - max);
+            double delta = w - mean;
+            mean += delta / (i + 1);
+            m2 += delta * (w - mean);
+        }
+        double sd = Math.Sqrt(m2 / (n - 1));
+        double seMean = sd / Math.Sqrt(n);
+        double logZ = logZBase + offset + max + Math.Log(mean);
+        double se = seMean / mean;
+        double lower = mean - 3 * seMean > 0 ? logZBase + offset + max + Math.Log(mean - 3 * seMean) : double.NegativeInfinity;
+        double upper = logZBase + offset + max + Math.Log(mean + 3 * seMean);
+        return new AisResult(logZ, se, lower, upper, logW);
+    }
+}

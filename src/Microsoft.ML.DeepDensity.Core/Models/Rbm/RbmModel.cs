@@ -1,0 +1,295 @@
+using Microsoft.ML.DeepDensity.Data;
+using Microsoft.ML.DeepDensity.Persistence;
+using Microsoft.ML.DeepDensity.Randomness;
+using Microsoft.ML.DeepDensity.Training;
+
+namespace Microsoft.ML.DeepDensity.Models.Rbm;
+
+/// <summary>
+/// Restricted Boltzmann machine as a density model: Bernoulli–Bernoulli for binary data, Gaussian–Bernoulli (unit
+/// visible variance on standardised data) for real data. Trained by CD-k or persistent CD; log Z is computed once after
+/// training, exactly by enumerating the smaller layer (≤ <see cref="RbmOptions.ExactLogPartitionMaxUnits"/> units) or by
+/// annealed importance sampling, and stored with the model. log p(x) = −F(x) − log Z (+ the standardisation Jacobian).
+/// </summary>
+public sealed class RbmModel : DensityModel
+{
+    /// <summary>Model-kind name in saved files.</summary>
+    public const string Kind = "Rbm";
+    private const int RowsPerScoringBlock = 256;
+    private const int ChainsPerSamplingBlock = 32;
+
+    internal readonly RbmMachine Machine;
+    private readonly ColumnStandardizer? _standardizer;
+
+    internal RbmModel(RbmMachine machine, ColumnStandardizer? standardizer, LogPartitionMethod method, double logZ,
+        double logZStandardError, double logZLower, double logZUpper, int aisRuns, int aisTemperatures,
+        int burnIn, int thinning, int chains)
+    {
+        Machine = machine; _standardizer = standardizer;
+        LogPartitionMethod = method; LogPartition = logZ; LogPartitionStandardError = logZStandardError;
+        LogPartitionInterval = (logZLower, logZUpper); AisRuns = aisRuns; AisTemperatures = aisTemperatures;
+        SamplingBurnIn = burnIn; SamplingThinning = thinning; SamplingChains = chains;
+    }
+
+    public override string ModelKind => Kind;
+    public override int Dimension => Machine.D;
+    public override InputDomain InputDomain => Machine.Gaussian ? InputDomain.Real : InputDomain.Binary;
+
+    /// <summary><see cref="DensityKind.Exact"/> when log Z was enumerated, <see cref="DensityKind.Estimate"/> (with the
+    /// standard error of log Z as every row's standard error) when it came from AIS.</summary>
+    public override DensityKind DensityKind => LogPartitionMethod == LogPartitionMethod.Exact ? DensityKind.Exact : DensityKind.Estimate;
+
+    /// <summary>Hidden units H.</summary>
+    public int HiddenUnits => Machine.H;
+    /// <summary>Bernoulli or Gaussian visible units.</summary>
+    public RbmVisibleType VisibleType => Machine.VisibleType;
+    /// <summary>log Z (of the model-space density).</summary>
+    public double LogPartition { get; }
+    /// <summary>Standard error of <see cref="LogPartition"/> (0 when exact).</summary>
+    public double LogPartitionStandardError { get; }
+    /// <summary>log Z ± 3 standard errors of the mean importance weight, as in Salakhutdinov &amp; Murray (equal bounds when exact).</summary>
+    public (double Lower, double Upper) LogPartitionInterval { get; }
+    /// <summary>How <see cref="LogPartition"/> was obtained.</summary>
+    public LogPartitionMethod LogPartitionMethod { get; }
+    /// <summary>AIS runs used (0 when exact).</summary>
+    public int AisRuns { get; }
+    /// <summary>AIS inverse temperatures used (0 when exact).</summary>
+    public int AisTemperatures { get; }
+    /// <summary>Gibbs sweeps before the first sample of each chain.</summary>
+    public int SamplingBurnIn { get; }
+    /// <summary>Gibbs sweeps between samples of one chain.</summary>
+    public int SamplingThinning { get; }
+    /// <summary>Parallel Gibbs chains used by <see cref="DensityModel.Sample(int, ulong)"/>.</summary>
+    public int SamplingChains { get; }
+    /// <summary>Input standardisation of a Gaussian RBM (null for Bernoulli units or when disabled).</summary>
+    public ColumnStandardizer? Standardizer => _standardizer;
+    /// <summary>What training did (null for a loaded or imported model).</summary>
+    public TrainingSummary? TrainingSummary { get; internal set; }
+
+    /// <summary>Copy of the weights, D×H row-major (visible i, hidden j at i·H + j).</summary>
+    public float[] GetWeights() => (float[])Machine.W.Clone();
+    /// <summary>Copy of the visible biases.</summary>
+    public float[] GetVisibleBias() => (float[])Machine.B.Clone();
+    /// <summary>Copy of the hidden biases.</summary>
+    public float[] GetHiddenBias() => (float[])Machine.C.Clone();
+
+    /// <summary>Trains an RBM on <paramref name="data"/> (rows × D) by CD-k / PCD-k, then computes log Z.</summary>
+    public static RbmModel Fit(RowMatrix data, RbmOptions? options = null, RowMatrix? validation = null,
+        IProgress<TrainingProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        options ??= new RbmOptions();
+        options.Validate();
+        var domain = options.VisibleType == RbmVisibleType.Gaussian ? InputDomain.Real : InputDomain.Binary;
+        DataValidation.CheckTrainingData(data, domain, "training data");
+        if (validation is not null) DataValidation.CheckTrainingData(validation, domain, "validation data", data.Columns);
+        int d = data.Columns;
+        var (train, valid) = TrainingLoop.Split(data, validation, options.ValidationFraction, options.Seed);
+
+        ColumnStandardizer? standardizer = null;
+        if (options.VisibleType == RbmVisibleType.Gaussian && options.Standardize)
+        {
+            standardizer = ColumnStandardizer.Fit(train);
+            train = Standardize(train, standardizer);
+            if (valid is not null) valid = Standardize(valid, standardizer);
+        }
+
+        var machine = new RbmMachine(d, options.HiddenUnits, options.VisibleType);
+        // Hinton's guide: small random weights, visible biases at the log-odds of the training marginals, hidden biases 0.
+        new RandomStream(options.Seed).Fork(0x1A17).FillGaussian(machine.W, 0f, 0.01f);
+        var baseBias = BaseRateBias(train, options.VisibleType);
+        if (options.VisibleType == RbmVisibleType.Bernoulli) baseBias.CopyTo(machine.B, 0);
+        var summary = RbmTrainer.Train(machine, train, valid, options, progress, cancellationToken);
+        var model = Normalize(machine, standardizer, baseBias, options, cancellationToken);
+        model.TrainingSummary = summary;
+        return model;
+    }
+
+    /// <summary>
+    /// Builds a model from given parameters (e.g. trained elsewhere) and computes its log Z as the options say.
+    /// Weights are D×H row-major; a Gaussian model works in the units given (no standardisation). AIS starts from the
+    /// marginals of <paramref name="baseRateData"/> when given, otherwise from the visible biases.
+    /// </summary>
+    public static RbmModel FromParameters(RbmVisibleType visibleType, float[] weights, float[] visibleBias, float[] hiddenBias,
+        RbmOptions? options = null, RowMatrix? baseRateData = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(weights); ArgumentNullException.ThrowIfNull(visibleBias); ArgumentNullException.ThrowIfNull(hiddenBias);
+        options ??= new RbmOptions();
+        options.Validate();
+        int d = visibleBias.Length, h = hiddenBias.Length;
+        if (d < 1 || h < 1 || weights.Length != (long)d * h)
+            throw new ArgumentException($"Weights have {weights.Length} values; {d} visible × {h} hidden units need {(long)d * h}.", nameof(weights));
+        foreach (var a in new[] { weights, visibleBias, hiddenBias })
+            foreach (var v in a) if (!float.IsFinite(v)) throw new ArgumentException("Parameters must be finite.");
+        var machine = new RbmMachine(d, h, visibleType, (float[])weights.Clone(), (float[])visibleBias.Clone(), (float[])hiddenBias.Clone());
+        float[] baseBias;
+        if (baseRateData is not null)
+        {
+            DataValidation.CheckTrainingData(baseRateData, visibleType == RbmVisibleType.Gaussian ? InputDomain.Real : InputDomain.Binary, "base-rate data", d);
+            baseBias = BaseRateBias(baseRateData, visibleType);
+        }
+        else baseBias = (float[])visibleBias.Clone();
+        return Normalize(machine, null, baseBias, options, cancellationToken);
+    }
+
+    private static RbmModel Normalize(RbmMachine machine, ColumnStandardizer? standardizer, float[] baseBias, RbmOptions o, CancellationToken ct)
+    {
+        int smaller = machine.Gaussian ? machine.H : Math.Min(machine.D, machine.H);
+        if (smaller <= o.ExactLogPartitionMaxUnits)
+        {
+            double logZ = machine.ExactLogPartition(enumerateVisible: !machine.Gaussian && machine.D < machine.H);
+            return new RbmModel(machine, standardizer, LogPartitionMethod.Exact, logZ, 0, logZ, logZ, 0, 0,
+                o.SamplingBurnIn, o.SamplingThinning, o.SamplingChains);
+        }
+        var ais = machine.EstimateLogPartitionAis(baseBias, o.AisRuns, RbmMachine.DefaultAisSchedule(o.AisTemperatures),
+            new RandomStream(o.Seed).Fork(0xA15), ct);
+        if (!double.IsFinite(ais.LogZ)) throw new TrainingDivergedException("AIS produced a non-finite log Z estimate.");
+        return new RbmModel(machine, standardizer, LogPartitionMethod.AnnealedImportanceSampling, ais.LogZ, ais.StandardError,
+            ais.LogZLower, ais.LogZUpper, o.AisRuns, o.AisTemperatures, o.SamplingBurnIn, o.SamplingThinning, o.SamplingChains);
+    }
+
+    /// <summary>AIS base-rate visible biases: log-odds of smoothed training marginals (Bernoulli) or column means (Gaussian).</summary>
+    private static float[] BaseRateBias(RowMatrix data, RbmVisibleType type)
+    {
+        int n = data.Rows, d = data.Columns;
+        var sums = new double[d];
+        for (int r = 0; r < n; r++)
+        {
+            var row = data.Row(r);
+            for (int c = 0; c < d; c++) sums[c] += row[c];
+        }
+        var bias = new float[d];
+        for (int c = 0; c < d; c++)
+        {
+            if (type == RbmVisibleType.Gaussian) { bias[c] = (float)(sums[c] / n); continue; }
+            double p = (sums[c] + 0.05) / (n + 0.1); // smoothed so constant pixels keep finite log-odds
+            bias[c] = (float)Math.Log(p / (1 - p));
+        }
+        return bias;
+    }
+
+    private static RowMatrix Standardize(RowMatrix m, ColumnStandardizer s)
+    {
+        var result = new RowMatrix(m.Rows, m.Columns);
+        s.Forward(m.AsSpan(), result.AsSpan(), m.Rows);
+        return result;
+    }
+
+    /// <summary>
+    /// Free energy F(x) of each row (the unnormalised score: log p(x) = −F(x) − log Z + log-Jacobian). For Gaussian units
+    /// it is the free energy of the standardised row. Always exact, whatever the method of log Z.
+    /// </summary>
+    public void FreeEnergy(ReadOnlySpan<float> rows, Span<float> freeEnergy)
+    {
+        int count = DataValidation.CheckRows(rows, Dimension, InputDomain, "rows");
+        if (freeEnergy.Length < count) throw new ArgumentException($"Destination has {freeEnergy.Length} slots for {count} rows.", nameof(freeEnergy));
+        if (count == 0) return;
+        RunBlocks(rows, count, freeEnergy[..count], 0f, 1f);
+    }
+
+    /// <summary>Free energies of the rows as a new array.</summary>
+    public float[] FreeEnergy(RowMatrix rows)
+    {
+        ArgumentNullException.ThrowIfNull(rows);
+        if (rows.Columns != Dimension) throw new DataValidationException(-1, -1, $"the data has {rows.Columns} columns but the model expects {Dimension}", null);
+        var result = new float[rows.Rows];
+        FreeEnergy(rows.AsSpan(), result);
+        return result;
+    }
+
+    protected override void LogDensityCore(ReadOnlySpan<float> rows, int count, Span<float> logDensity, Span<float> standardError)
+    {
+        double offset = -LogPartition + (_standardizer?.LogJacobian ?? 0);
+        RunBlocks(rows, count, logDensity, offset, -1f);
+        if (!standardError.IsEmpty && LogPartitionMethod != LogPartitionMethod.Exact) standardError.Fill((float)LogPartitionStandardError);
+    }
+
+    /// <summary>dest = sign·F(x) + offset, scored in parallel blocks of rows.</summary>
+    private void RunBlocks(ReadOnlySpan<float> rows, int count, Span<float> dest, double offset, float sign)
+    {
+        int d = Dimension;
+        int blocks = (count + RowsPerScoringBlock - 1) / RowsPerScoringBlock;
+        var input = rows[..(count * d)].ToArray();
+        if (_standardizer is not null) _standardizer.Forward(input, input, count);
+        var output = new float[count];
+        void Block(int b)
+        {
+            int start = b * RowsPerScoringBlock, n = Math.Min(RowsPerScoringBlock, count - start);
+            var f = new double[n];
+            Machine.FreeEnergy(input.AsSpan(start * d, n * d), n, f, parallel: blocks == 1);
+            for (int i = 0; i < n; i++) output[start + i] = (float)(sign * f[i] + offset);
+        }
+        if (blocks == 1) Block(0); else Parallel.For(0, blocks, Block);
+        output.CopyTo(dest);
+    }
+
+    /// <summary>
+    /// Block Gibbs sampling: <see cref="SamplingChains"/> chains start from the visible-bias-only model, run
+    /// <see cref="SamplingBurnIn"/> sweeps, then yield a sample every <see cref="SamplingThinning"/> sweeps; sample i is
+    /// draw i / chains of chain i mod chains. Chains run in fixed blocks of 32 with a stream forked per block, so the
+    /// result is a pure function of the seed.
+    /// </summary>
+    protected override void SampleCore(int count, ulong seed, Span<float> destination)
+    {
+        var root = new RandomStream(seed);
+        int d = Dimension;
+        int chains = Math.Min(SamplingChains, count);
+        int draws = (count + chains - 1) / chains;
+        int blocks = (chains + ChainsPerSamplingBlock - 1) / ChainsPerSamplingBlock;
+        var output = new float[count * d];
+        Parallel.For(0, blocks, b =>
+        {
+            int first = b * ChainsPerSamplingBlock, n = Math.Min(ChainsPerSamplingBlock, chains - first);
+            var rng = root.Fork((ulong)b);
+            var ch = new RbmMachine.Chains(Machine, n);
+            Machine.InitializeFromBias(ch, Machine.B, rng.Fork(0));
+            long sweep = 0;
+            for (int s = 0; s < SamplingBurnIn; s++) Machine.GibbsSweep(ch, rng.Fork(1, (ulong)sweep++), parallel: false);
+            for (int t = 0; t < draws; t++)
+            {
+                if (t > 0)
+                    for (int s = 0; s < SamplingThinning; s++) Machine.GibbsSweep(ch, rng.Fork(1, (ulong)sweep++), parallel: false);
+                for (int c = 0; c < n; c++)
+                {
+                    long index = (long)t * chains + first + c;
+                    if (index < count) ch.V.AsSpan(c * d, d).CopyTo(output.AsSpan((int)index * d, d));
+                }
+            }
+        });
+        if (_standardizer is not null) _standardizer.Inverse(output, count);
+        output.CopyTo(destination);
+    }
+
+    protected internal override void WritePayload(ModelWriter w)
+    {
+        w.WriteEnum(Machine.VisibleType);
+        w.WriteInt32(Machine.D); w.WriteInt32(Machine.H);
+        w.WriteSingles(Machine.W); w.WriteSingles(Machine.B); w.WriteSingles(Machine.C);
+        w.WriteBoolean(_standardizer is not null);
+        _standardizer?.Write(w);
+        w.WriteEnum(LogPartitionMethod);
+        w.WriteDouble(LogPartition); w.WriteDouble(LogPartitionStandardError);
+        w.WriteDouble(LogPartitionInterval.Lower); w.WriteDouble(LogPartitionInterval.Upper);
+        w.WriteInt32(AisRuns); w.WriteInt32(AisTemperatures);
+        w.WriteInt32(SamplingBurnIn); w.WriteInt32(SamplingThinning); w.WriteInt32(SamplingChains);
+    }
+
+    internal static DensityModel ReadPayload(ModelReader r, int version)
+    {
+        if (version != 1) throw r.Corrupt($"payload version {version} is not supported (expected 1)");
+        var type = r.ReadEnum<RbmVisibleType>("visible type");
+        int d = r.ReadInt32("visible units", 1, 1 << 24);
+        int h = r.ReadInt32("hidden units", 1, 1 << 24);
+        if ((long)d * h * 4 > r.Remaining) throw r.Corrupt("declared sizes exceed the payload");
+        var machine = new RbmMachine(d, h, type, r.ReadSingles("W", d * h), r.ReadSingles("b", d), r.ReadSingles("c", h));
+        ColumnStandardizer? std = r.ReadBoolean() ? ColumnStandardizer.Read(r, d) : null;
+        if (std is not null && type != RbmVisibleType.Gaussian) throw r.Corrupt("a Bernoulli RBM cannot have a standardizer");
+        var method = r.ReadEnum<LogPartitionMethod>("log-partition method");
+        double logZ = r.ReadDouble(), se = r.ReadDouble(), lo = r.ReadDouble(), hi = r.ReadDouble();
+        if (!double.IsFinite(logZ) || !(se >= 0) || double.IsNaN(lo) || double.IsNaN(hi)) throw r.Corrupt("log Z is not finite or its standard error is invalid");
+        int runs = r.ReadInt32("AIS runs", 0, int.MaxValue), temps = r.ReadInt32("AIS temperatures", 0, int.MaxValue);
+        int burnIn = r.ReadInt32("sampling burn-in", 0, int.MaxValue);
+        int thinning = r.ReadInt32("sampling thinning", 1, int.MaxValue);
+        int chains = r.ReadInt32("sampling chains", 1, int.MaxValue);
+        return new RbmModel(machine, std, method, logZ, se, lo, hi, runs, temps, burnIn, thinning, chains);
+    }
+}

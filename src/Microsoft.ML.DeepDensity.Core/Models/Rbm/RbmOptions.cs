@@ -1,0 +1,109 @@
+using Microsoft.ML.DeepDensity.Training;
+
+namespace Microsoft.ML.DeepDensity.Models.Rbm;
+
+/// <summary>Kind of the visible units of an RBM.</summary>
+public enum RbmVisibleType
+{
+    /// <summary>Binary visible units (Bernoulli–Bernoulli RBM); input must be 0/1.</summary>
+    Bernoulli = 0,
+    /// <summary>Real visible units with unit variance on standardised data (Gaussian–Bernoulli RBM).</summary>
+    Gaussian = 1,
+}
+
+/// <summary>How the negative phase of the RBM gradient is sampled.</summary>
+public enum RbmTrainingAlgorithm
+{
+    /// <summary>CD-k: each minibatch starts k Gibbs steps at its own data rows (Hinton 2002).</summary>
+    ContrastiveDivergence = 0,
+    /// <summary>Persistent CD (PCD-k, Tieleman 2008): fantasy chains carry over from minibatch to minibatch.</summary>
+    PersistentContrastiveDivergence = 1,
+}
+
+/// <summary>How an RBM's log partition function log Z was obtained.</summary>
+public enum LogPartitionMethod
+{
+    /// <summary>Enumerating every state of the smaller layer: exact up to float rounding.</summary>
+    Exact = 0,
+    /// <summary>Annealed importance sampling (Salakhutdinov &amp; Murray 2008): an estimate with a standard error.</summary>
+    AnnealedImportanceSampling = 1,
+}
+
+/// <summary>
+/// Hyper-parameters of <see cref="RbmModel"/>. Training is contrastive divergence with SGD + momentum (not the gradient of
+/// a computable objective), so of the inherited <see cref="GradientTrainingOptions"/> only <c>MaxEpochs</c>,
+/// <c>BatchSize</c>, <c>LearningRate</c>, <c>LearningRateDecay</c> (per-epoch multiplicative schedule), <c>Momentum</c>,
+/// <c>WeightDecay</c> (L2 on the weights, not the biases), <c>ValidationFraction</c>, <c>EarlyStoppingPatience</c>,
+/// <c>Seed</c> and <c>MaxDivergenceRecoveries</c> are used; <c>Optimizer</c>, the Adam settings and
+/// <c>GradientClipNorm</c> are ignored. RBM defaults differ from the base class where stated.
+/// </summary>
+public sealed class RbmOptions : GradientTrainingOptions
+{
+    /// <summary>Sets the RBM defaults of the inherited settings.</summary>
+    public RbmOptions()
+    {
+        MaxEpochs = 20;
+        LearningRate = 0.05f;
+        Momentum = 0.5f;
+        WeightDecay = 1e-4f;
+        ValidationFraction = 0;
+        EarlyStoppingPatience = 0;
+    }
+
+    /// <summary>Hidden (binary) units. Default 100.</summary>
+    public int HiddenUnits { get; set; } = 100;
+
+    /// <summary>Binary or real visible units. Default <see cref="RbmVisibleType.Bernoulli"/>.</summary>
+    public RbmVisibleType VisibleType { get; set; } = RbmVisibleType.Bernoulli;
+
+    /// <summary>CD-k or persistent CD-k. Default <see cref="RbmTrainingAlgorithm.PersistentContrastiveDivergence"/>.</summary>
+    public RbmTrainingAlgorithm Algorithm { get; set; } = RbmTrainingAlgorithm.PersistentContrastiveDivergence;
+
+    /// <summary>Gibbs steps k per parameter update. Default 1.</summary>
+    public int GibbsSteps { get; set; } = 1;
+
+    /// <summary>Number of persistent fantasy chains for PCD (0 = the batch size). Default 0.</summary>
+    public int PersistentChains { get; set; }
+
+    /// <summary>Gaussian visible units only: standardise each column to zero mean and unit variance (stored; the
+    /// log-density is corrected by the Jacobian). The visible variance is fixed at 1 in standardised units, so turning
+    /// this off is only sensible for data that already has unit noise scale. Default true.</summary>
+    public bool Standardize { get; set; } = true;
+
+    /// <summary>Compute log Z exactly when the smaller layer (hidden, or visible for Bernoulli units) has at most this many
+    /// units (2^units states are enumerated: 20 hidden units with 784 visible ones take a few seconds, 25 a few minutes).
+    /// Otherwise log Z is estimated by AIS. Default 20.</summary>
+    public int ExactLogPartitionMaxUnits { get; set; } = 20;
+
+    /// <summary>AIS: number of independent annealing runs (importance weights). Default 100.</summary>
+    public int AisRuns { get; set; } = 100;
+
+    /// <summary>AIS: number of inverse temperatures β from 0 to 1 (spaced as in Salakhutdinov &amp; Murray: 0–0.5, 0.5–0.9,
+    /// 0.9–1 in proportions 500 : 4000 : 10000). Tests use ~1000; 10k–15k gives publication-grade estimates. Default 10000.</summary>
+    public int AisTemperatures { get; set; } = 10_000;
+
+    /// <summary>Sampling: Gibbs sweeps discarded before the first sample of each chain. Default 1000.</summary>
+    public int SamplingBurnIn { get; set; } = 1000;
+
+    /// <summary>Sampling: Gibbs sweeps between consecutive samples of one chain. Default 10.</summary>
+    public int SamplingThinning { get; set; } = 10;
+
+    /// <summary>Sampling: number of independent Gibbs chains (sample i comes from chain i mod chains). Default 100.</summary>
+    public int SamplingChains { get; set; } = 100;
+
+    public override void Validate()
+    {
+        base.Validate();
+        Check(HiddenUnits >= 1, nameof(HiddenUnits), HiddenUnits, "must be at least 1");
+        Check(Enum.IsDefined(VisibleType), nameof(VisibleType), VisibleType, "must be Bernoulli or Gaussian");
+        Check(Enum.IsDefined(Algorithm), nameof(Algorithm), Algorithm, "must be ContrastiveDivergence or PersistentContrastiveDivergence");
+        Check(GibbsSteps >= 1, nameof(GibbsSteps), GibbsSteps, "must be at least 1");
+        Check(PersistentChains >= 0, nameof(PersistentChains), PersistentChains, "must be non-negative");
+        Check(ExactLogPartitionMaxUnits >= 0 && ExactLogPartitionMaxUnits <= 30, nameof(ExactLogPartitionMaxUnits), ExactLogPartitionMaxUnits, "must be in [0, 30]");
+        Check(AisRuns >= 2, nameof(AisRuns), AisRuns, "must be at least 2");
+        Check(AisTemperatures >= 2, nameof(AisTemperatures), AisTemperatures, "must be at least 2");
+        Check(SamplingBurnIn >= 0, nameof(SamplingBurnIn), SamplingBurnIn, "must be non-negative");
+        Check(SamplingThinning >= 1, nameof(SamplingThinning), SamplingThinning, "must be at least 1");
+        Check(SamplingChains >= 1, nameof(SamplingChains), SamplingChains, "must be at least 1");
+    }
+}

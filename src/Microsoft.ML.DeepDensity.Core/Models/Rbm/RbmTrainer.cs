@@ -1,0 +1,387 @@
+using System.Diagnostics;
+using System.Numerics.Tensors;
+using Microsoft.ML.DeepDensity.Data;
+using Microsoft.ML.DeepDensity.Numerics;
+using Microsoft.ML.DeepDensity.Randomness;
+using Microsoft.ML.DeepDensity.Training;
+
+namespace Microsoft.ML.DeepDensity.Models.Rbm;
+
+/// <summary>
+/// Contrastive-divergence training (CD-k / PCD-k) with minibatches, momentum, weight decay and a per-epoch learning-rate
+/// decay. One update (eq. 43/44 of the CD discussion, with the usual partial marginalisation):
+/// ΔW ∝ ⟨x₀ σ(c + x₀W)ᵀ⟩ − ⟨x_k σ(c + x_kW)ᵀ⟩ where x_k is a sampled visible state after k Gibbs steps and hidden
+/// probabilities (not samples) enter the statistics. Every buffer is allocated once; the statistics of the positive and
+/// negative phase are stacked so that the weight update is a single transposed GEMM that also applies learning rate and
+/// momentum (velocity = momentum·velocity + lr·[X; X_k]ᵀ[P₀/n; −P_k/m]).
+/// </summary>
+internal sealed class RbmTrainer
+{
+    private readonly RbmMachine _m;
+    private readonly int _batch, _chains, _k;
+    private readonly bool _persistent;
+    private readonly float[] _visible;   // (batch + chains) × D: data rows, then negative-phase visible samples
+    private readonly float[] _hidden;    // (batch + chains) × H: positive probabilities, then negative probabilities
+    private readonly float[] _chainHidden; // chains × H: hidden sample driving the negative chain (persistent for PCD)
+    private readonly float[] _uniform;
+    private readonly int _uniformStride;
+    /// <summary>Rows per independent part of a step (a multiple of the sampling block, so results do not depend on threads).</summary>
+    private const int RowsPerPart = 5 * RbmMachine.ElementwiseRowsPerBlock;
+    private readonly float[] _velW, _velB, _velC;
+    private readonly float[] _colSums, _gb, _gc;
+    private bool _chainsInitialized;
+
+    /// <summary>When set, the raw CD gradient (ascent direction, per row) of the last step is kept in <see cref="GradW"/> etc.</summary>
+    internal bool KeepGradient { get; init; }
+    internal float[]? GradW { get; private set; }
+    internal float[]? GradB { get; private set; }
+    internal float[]? GradC { get; private set; }
+
+    public RbmTrainer(RbmMachine machine, int batchSize, int gibbsSteps, bool persistent, int persistentChains)
+    {
+        _m = machine; _batch = batchSize; _k = gibbsSteps; _persistent = persistent;
+        _chains = persistent ? (persistentChains > 0 ? persistentChains : batchSize) : batchSize;
+        int rows = _batch + _chains;
+        _visible = new float[rows * machine.D];
+        _hidden = new float[rows * machine.H];
+        _chainHidden = new float[_chains * machine.H];
+        _uniformStride = Math.Max(machine.D, machine.H);
+        _uniform = new float[Math.Max(_batch, _chains) * _uniformStride];
+        _velW = new float[machine.D * machine.H];
+        _velB = new float[machine.D];
+        _velC = new float[machine.H];
+        _colSums = new float[Math.Max(machine.D, machine.H)];
+        _gb = new float[machine.D];
+        _gc = new float[machine.H];
+    }
+
+    /// <summary>The data rows of the last step (count × D).</summary>
+    internal ReadOnlySpan<float> LastPositiveVisible(int count) => _visible.AsSpan(0, count * _m.D);
+    /// <summary>The negative-phase visible samples x_k of the last step (rows × D).</summary>
+    internal ReadOnlySpan<float> LastNegativeVisible(int count) => _visible.AsSpan(count * _m.D, NegativeRows(count) * _m.D);
+    internal int NegativeRows(int count) => _persistent ? _chains : count;
+
+    /// <summary>Forgets momentum and the persistent chains (after a divergence restore).</summary>
+    public void Reset()
+    {
+        Array.Clear(_velW); Array.Clear(_velB); Array.Clear(_velC);
+        _chainsInitialized = false;
+    }
+
+    /// <summary>Copies rows <paramref name="order"/>[start..start+count) of <paramref name="data"/> into the positive block.</summary>
+    public void Gather(RowMatrix data, ReadOnlySpan<int> order, int start, int count)
+    {
+        int d = _m.D;
+        for (int r = 0; r < count; r++) data.Row(order[start + r]).CopyTo(_visible.AsSpan(r * d, d));
+    }
+
+    /// <summary>Loads rows directly (tests).</summary>
+    internal void SetBatch(ReadOnlySpan<float> rows, int count) => rows[..(count * _m.D)].CopyTo(_visible);
+
+    /// <summary>One CD/PCD update on the <paramref name="count"/> rows already in the positive block.</summary>
+    public void Step(int count, float learningRate, float momentum, float weightDecay, RandomStream random)
+    {
+        var m = _m;
+        int d = m.D, h = m.H;
+        if (count < 1 || count > _batch) throw new ArgumentOutOfRangeException(nameof(count));
+        var x = _visible.AsSpan(0, count * d);
+        var pPos = _hidden.AsSpan(0, count * h);
+
+        int negRows = NegativeRows(count);
+        int stacked = count + negRows;
+        var chainH = _chainHidden.AsSpan(0, negRows * h);
+        var xNeg = _visible.AsSpan(count * d, negRows * d);
+        var pNeg = _hidden.AsSpan(count * h, negRows * h);
+        if (_persistent && !_chainsInitialized)
+        {
+            // Fantasy chains start at hidden samples of the first data rows (repeated if there are more chains).
+            m.HiddenPreActivation(x, count, pPos, parallel: true);
+            TensorPrimitives.Sigmoid(pPos, pPos);
+            var u = _uniform.AsSpan(0, count * h);
+            random.Fork(0xC4A1).FillUniform(u);
+            var fresh = new float[count * h];
+            RbmMachine.Bernoulli(pPos, u, fresh);
+            for (int r = 0; r < negRows; r++) fresh.AsSpan((r % count) * h, h).CopyTo(chainH.Slice(r * h, h));
+            _chainsInitialized = true;
+        }
+
+        // Rows are independent until the weight statistics: each part of RowsPerPart rows does its GEMMs and sampling on
+        // one thread (one barrier per step instead of one per GEMM k-block and sampling pass). CD parts hold data rows
+        // and their chains; PCD has data parts (P₀ only) and fantasy-chain parts (k Gibbs steps).
+        int dataParts = (count + RowsPerPart - 1) / RowsPerPart;
+        int chainParts = _persistent ? (negRows + RowsPerPart - 1) / RowsPerPart : 0;
+        float posScale = 1f / count, negScale = -1f / negRows;
+        void Part(int part)
+        {
+            bool chainsOnly = part >= dataParts;
+            int r0 = (chainsOnly ? part - dataParts : part) * RowsPerPart;
+            int n = Math.Min(RowsPerPart, (chainsOnly ? negRows : count) - r0);
+            int block = r0 / RbmMachine.ElementwiseRowsPerBlock;
+            if (!chainsOnly)
+            {
+                var xp = _visible.AsSpan(r0 * d, n * d);
+                var pp = _hidden.AsSpan(r0 * h, n * h);
+                m.HiddenPreActivation(xp, n, pp, parallel: false);
+                if (_persistent) TensorPrimitives.Sigmoid(pp, pp);
+                else m.SampleHidden(pp, n, 1f, pp, _chainHidden.AsSpan(r0 * h, n * h), _uniform.AsSpan(r0 * _uniformStride, n * _uniformStride),
+                    random.Fork(1), parallel: false, block);
+                TensorPrimitives.Multiply(pp, posScale, pp);
+                if (_persistent) return;
+            }
+            // Chain rows r0..r0+n (for CD the chains of the same data rows).
+            var u = _uniform.AsSpan(r0 * _uniformStride, n * _uniformStride);
+            var ch = _chainHidden.AsSpan(r0 * h, n * h);
+            var xn = _visible.AsSpan((count + r0) * d, n * d);
+            var pn = _hidden.AsSpan((count + r0) * h, n * h);
+            for (int s = 1; s <= _k; s++)
+            {
+                var stepRandom = random.Fork(2, (ulong)s);
+                m.SampleVisible(ch, n, 1f, m.B, xn, u, stepRandom.Fork(1), parallel: false, block);
+                m.HiddenPreActivation(xn, n, pn, parallel: false);
+                if (s < _k || _persistent) m.SampleHidden(pn, n, 1f, pn, ch, u, stepRandom.Fork(2), parallel: false, block);
+                else TensorPrimitives.Sigmoid(pn, pn);
+            }
+            TensorPrimitives.Multiply(pn, negScale, pn);
+        }
+        int parts = dataParts + chainParts;
+        if (parts == 1) Part(0); else Parallel.For(0, parts, Part);
+
+        // The stacked hidden statistics are now scaled: positive rows by 1/n, negative rows by −1/m.
+        var vAll = _visible.AsSpan(0, stacked * d);
+        var hAll = _hidden.AsSpan(0, stacked * h);
+
+        // Bias gradients: column sums (hidden already scaled; visible scaled per block).
+        var gc = _gc.AsSpan();
+        gc.Clear();
+        RowOps.AccumulateColumnSums(hAll, stacked, h, gc);
+        var gb = _gb.AsSpan();
+        var tmp = _colSums.AsSpan(0, d);
+        tmp.Clear(); RowOps.AccumulateColumnSums(x, count, d, tmp); TensorPrimitives.Multiply(tmp, 1f / count, gb);
+        tmp.Clear(); RowOps.AccumulateColumnSums(xNeg, negRows, d, tmp); TensorPrimitives.MultiplyAdd(tmp, -1f / negRows, gb, gb);
+
+        if (KeepGradient)
+        {
+            GradW ??= new float[d * h];
+            Gemm.Multiply(true, false, d, h, stacked, 1f, vAll, d, hAll, h, 0f, GradW, h, allowParallel: true);
+            GradB = gb.ToArray(); GradC = gc.ToArray();
+            TensorPrimitives.Multiply(_velW, momentum, _velW);
+            TensorPrimitives.MultiplyAdd(GradW, learningRate, _velW, _velW);
+        }
+        else
+        {
+            // velocity = momentum·velocity + lr·Vᵀ·P in one GEMM.
+            Gemm.Multiply(true, false, d, h, stacked, learningRate, vAll, d, hAll, h, momentum, _velW, h, allowParallel: true);
+        }
+        if (weightDecay > 0) TensorPrimitives.MultiplyAdd(m.W, -learningRate * weightDecay, _velW, _velW);
+        TensorPrimitives.Add(m.W, _velW, m.W);
+
+        TensorPrimitives.Multiply(_velB, momentum, _velB);
+        TensorPrimitives.MultiplyAdd(_gb, learningRate, _velB, _velB);
+        TensorPrimitives.Add(m.B, _velB, m.B);
+        TensorPrimitives.Multiply(_velC, momentum, _velC);
+        TensorPrimitives.MultiplyAdd(_gc, learningRate, _velC, _velC);
+        TensorPrimitives.Add(m.C, _velC, m.C);
+    }
+
+    // ------------------------------------------------------------------ the epoch loop
+
+    /// <summary>Runs epochs of CD/PCD with monitoring, early stopping, cancellation and divergence recovery.</summary>
+    public static TrainingSummary Train(RbmMachine machine, RowMatrix train, RowMatrix? validation, RbmOptions o,
+        IProgress<TrainingProgress>? progress, CancellationToken cancellationToken)
+    {
+        int n = train.Rows;
+        int batch = Math.Min(o.BatchSize, n);
+        var trainer = new RbmTrainer(machine, batch, o.GibbsSteps,
+            o.Algorithm == RbmTrainingAlgorithm.PersistentContrastiveDivergence, o.PersistentChains);
+        var root = new RandomStream(o.Seed).Fork(0xC0DE_0000);
+        var monitor = new RbmMonitor(machine, train, validation, root.Fork(0x3017));
+        var order = new int[n];
+        var history = new List<TrainingProgress>();
+        float lr = o.LearningRate;
+        var lastGood = machine.Clone();
+        RbmMachine? best = null;
+        double bestScore = double.NegativeInfinity;
+        int bestEpoch = 0, sinceBest = 0, recoveries = 0;
+        bool stoppedEarly = false;
+        double lastTrain = double.NaN;
+        var clock = Stopwatch.StartNew();
+        int epoch = 1;
+        while (epoch <= o.MaxEpochs)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            var epochRandom = root.Fork((ulong)epoch, (ulong)recoveries);
+            for (int i = 0; i < n; i++) order[i] = i;
+            epochRandom.Shuffle(order.AsSpan());
+            var epochClock = Stopwatch.StartNew();
+            bool diverged = false;
+            int batchIndex = 0;
+            for (int start = 0; start < n; start += batch, batchIndex++)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                int count = Math.Min(batch, n - start);
+                trainer.Gather(train, order, start, count);
+                trainer.Step(count, lr, o.Momentum, o.WeightDecay, epochRandom.Fork((ulong)batchIndex));
+                // A cheap check every 64 batches stops a blow-up early; the epoch-end check is the authoritative one.
+                if ((batchIndex & 63) == 63 && !float.IsFinite(TensorPrimitives.Sum<float>(machine.C))) { diverged = true; break; }
+            }
+            double seconds = epochClock.Elapsed.TotalSeconds;
+            RbmMonitor.Figures? figures = null;
+            if (!diverged && machine.AllFinite())
+            {
+                figures = monitor.Measure();
+                if (!figures.AllFinite) diverged = true;
+            }
+            else diverged = true;
+
+            if (diverged)
+            {
+                lastGood.CopyTo(machine);
+                trainer.Reset();
+                if (++recoveries > o.MaxDivergenceRecoveries)
+                    throw new TrainingDivergedException(
+                        $"RBM training diverged (non-finite parameters) in epoch {epoch} and did not recover after {o.MaxDivergenceRecoveries} " +
+                        $"restarts with halved learning rates (last {lr:G3}). Parameters were restored to the last finite state; " +
+                        "lower LearningRate" + (machine.Gaussian ? " or standardise the inputs." : "."));
+                lr *= 0.5f;
+                progress?.Report(new TrainingProgress(epoch, double.NaN, null, 0, clock.Elapsed, lr,
+                    $"non-finite parameters: restored last good parameters, learning rate halved to {lr:G3}"));
+                continue;
+            }
+
+            lastGood = machine.Clone();
+            var f = figures!;
+            lastTrain = f.TrainPseudoLogLikelihood;
+            var report = new TrainingProgress(epoch, f.TrainPseudoLogLikelihood, validation is null ? null : f.ValidationPseudoLogLikelihood,
+                n / Math.Max(seconds, 1e-9), clock.Elapsed, lr,
+                machine.Gaussian ? "RBM: train/valid are not likelihoods for Gaussian units; see Metrics" : "RBM: train/valid are pseudo-log-likelihoods",
+                f.ToMetrics());
+            history.Add(report);
+            progress?.Report(report);
+
+            if (validation is not null)
+            {
+                double score = f.ValidationScore;
+                if (score > bestScore)
+                {
+                    bestScore = score; bestEpoch = epoch; sinceBest = 0;
+                    best = lastGood;
+                }
+                else if (o.EarlyStoppingPatience > 0 && ++sinceBest >= o.EarlyStoppingPatience)
+                {
+                    stoppedEarly = true;
+                    break;
+                }
+            }
+            lr *= o.LearningRateDecay;
+            epoch++;
+        }
+        if (best is not null && o.EarlyStoppingPatience > 0) best.CopyTo(machine);
+        else bestEpoch = history.Count;
+        return new TrainingSummary(history.Count, bestEpoch, bestScore, lastTrain, stoppedEarly, recoveries, history);
+    }
+}
+
+/// <summary>
+/// Per-epoch figures on fixed subsets (≤ 1000 rows) of the training and validation data: mean-field reconstruction
+/// error, pseudo-log-likelihood (Bernoulli units: D·log σ(F(x̃) − F(x)) with one fixed random bit flipped per row, as
+/// scikit-learn's <c>score_samples</c>) and the free-energy gap mean F(valid) − mean F(train), which grows when the model
+/// overfits (Hinton's practical guide, §6).
+/// </summary>
+internal sealed class RbmMonitor
+{
+    private const int MaxRows = 1000;
+    private readonly RbmMachine _m;
+    private readonly float[] _train, _trainFlipped;
+    private readonly float[]? _valid, _validFlipped;
+    private readonly int _nTrain, _nValid;
+
+    public RbmMonitor(RbmMachine machine, RowMatrix train, RowMatrix? validation, RandomStream random)
+    {
+        _m = machine;
+        (_train, _trainFlipped, _nTrain) = Subset(train, random.Fork(1));
+        if (validation is not null) (_valid, _validFlipped, _nValid) = Subset(validation, random.Fork(2));
+    }
+
+    private (float[] Rows, float[] Flipped, int Count) Subset(RowMatrix data, RandomStream random)
+    {
+        int n = Math.Min(MaxRows, data.Rows), d = data.Columns;
+        var rows = data.Values.AsSpan(0, n * d).ToArray();
+        var flipped = (float[])rows.Clone();
+        for (int r = 0; r < n; r++)
+        {
+            int j = random.NextInt(d);
+            flipped[r * d + j] = 1f - flipped[r * d + j];
+        }
+        return (rows, flipped, n);
+    }
+
+    internal sealed record Figures(double TrainPseudoLogLikelihood, double ValidationPseudoLogLikelihood, double TrainReconstructionError,
+        double ValidationReconstructionError, double FreeEnergyGap, bool Gaussian)
+    {
+        public bool AllFinite => double.IsFinite(TrainReconstructionError) && (double.IsNaN(ValidationReconstructionError) || double.IsFinite(ValidationReconstructionError))
+            && (Gaussian || double.IsFinite(TrainPseudoLogLikelihood));
+
+        /// <summary>Early-stopping score: validation pseudo-log-likelihood (Bernoulli) or −reconstruction error (Gaussian).</summary>
+        public double ValidationScore => Gaussian ? -ValidationReconstructionError : ValidationPseudoLogLikelihood;
+
+        public IReadOnlyDictionary<string, double> ToMetrics()
+        {
+            var d = new Dictionary<string, double> { ["recon_error"] = TrainReconstructionError };
+            if (!Gaussian) d["pseudo_ll"] = TrainPseudoLogLikelihood;
+            if (!double.IsNaN(ValidationReconstructionError))
+            {
+                d["valid_recon_error"] = ValidationReconstructionError;
+                if (!Gaussian) d["valid_pseudo_ll"] = ValidationPseudoLogLikelihood;
+                d["free_energy_gap"] = FreeEnergyGap;
+            }
+            return d;
+        }
+    }
+
+    public Figures Measure()
+    {
+        var (trainPll, trainRecon, trainF) = Measure(_train, _trainFlipped, _nTrain);
+        double validPll = double.NaN, validRecon = double.NaN, gap = double.NaN;
+        if (_valid is not null)
+        {
+            double validF;
+            (validPll, validRecon, validF) = Measure(_valid, _validFlipped!, _nValid);
+            gap = validF - trainF;
+        }
+        return new Figures(trainPll, validPll, trainRecon, validRecon, gap, _m.Gaussian);
+    }
+
+    private (double Pll, double Recon, double MeanF) Measure(float[] rows, float[] flipped, int n)
+    {
+        int d = _m.D, h = _m.H;
+        var f = new double[n];
+        _m.FreeEnergy(rows, n, f, parallel: true);
+        double meanF = 0;
+        foreach (var v in f) meanF += v;
+        meanF /= n;
+        double pll = double.NaN;
+        if (!_m.Gaussian)
+        {
+            var ff = new double[n];
+            _m.FreeEnergy(flipped, n, ff, parallel: true);
+            pll = 0;
+            for (int r = 0; r < n; r++)
+            {
+                double z = ff[r] - f[r]; // log σ(z) = −softplus(−z)
+                pll += d * -(Math.Max(-z, 0) + Math.Log(1 + Math.Exp(-Math.Abs(z))));
+            }
+            pll /= n;
+        }
+        // Mean-field reconstruction x̂ = E[v | h = σ(c + xW)].
+        var p = new float[n * h];
+        _m.HiddenPreActivation(rows, n, p, parallel: true);
+        TensorPrimitives.Sigmoid(p, p);
+        var recon = new float[n * d];
+        _m.VisibleInput(p, n, 1f, recon, parallel: true);
+        RowOps.AddRowVector(recon, n, d, _m.B);
+        if (!_m.Gaussian) TensorPrimitives.Sigmoid(recon, recon);
+        TensorPrimitives.Subtract(recon, rows.AsSpan(0, n * d), recon);
+        double err = TensorPrimitives.SumOfSquares<float>(recon) / n;
+        return (pll, err, meanF);
+    }
+}
