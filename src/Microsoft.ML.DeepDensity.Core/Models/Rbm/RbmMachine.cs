@@ -151,7 +151,7 @@ internal sealed class RbmMachine
             fixed (float* p = x)
             {
                 var ptr = (IntPtr)p;
-                Parallel.For(0, blocks, b =>
+                DeepDensityEnvironment.For(0, blocks, b =>
                 {
                     int start = b * ElementwiseRowsPerBlock, rows = Math.Min(ElementwiseRowsPerBlock, n - start);
                     var span = new Span<float>((float*)ptr + (long)start * width, rows * width);
@@ -198,7 +198,7 @@ internal sealed class RbmMachine
                 Bernoulli(prob, uni, smp);
             }
             if (!parallel || blocks <= 1 || (long)n * width < ParallelElements) for (int b = 0; b < blocks; b++) Block(b);
-            else Parallel.For(0, blocks, Block);
+            else DeepDensityEnvironment.For(0, blocks, Block);
         }
     }
 
@@ -274,7 +274,7 @@ internal sealed class RbmMachine
         int blockStates = 1 << blockBits;
         int blocks = 1 << (k - blockBits);
         var blockLse = new double[blocks];
-        Parallel.For(0, blocks,
+        Parallel.For(0, blocks, DeepDensityEnvironment.ParallelOptions(),
             () => (States: new float[blockStates * k], Pre: new float[blockStates * (enumerateVisible ? H : D)],
                    Values: new double[blockStates], Scratch: new float[Math.Max(D, H)]),
             (block, _, ws) =>
@@ -405,7 +405,7 @@ internal sealed class RbmMachine
                 SampleVisible(ch.HiddenSample, n, bCur, ch.VisibleBias, ch.V, ch.Uniform, step.Fork(2), parallel: false);
             }
         }
-        if (parts == 1) Part(0); else Parallel.For(0, parts, Part);
+        if (parts == 1) Part(0); else DeepDensityEnvironment.For(0, parts, Part);
         int n = runs;
         // log Z_A: 2^H from the (untouched) hidden units times the visible normaliser of the base model.
         double logZBase = H * Math.Log(2);

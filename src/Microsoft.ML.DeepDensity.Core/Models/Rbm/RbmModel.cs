@@ -218,7 +218,7 @@ public sealed class RbmModel : DensityModel
             Machine.FreeEnergy(input.AsSpan(start * d, n * d), n, f, parallel: blocks == 1);
             for (int i = 0; i < n; i++) output[start + i] = (float)(sign * f[i] + offset);
         }
-        if (blocks == 1) Block(0); else Parallel.For(0, blocks, Block);
+        if (blocks == 1) Block(0); else DeepDensityEnvironment.For(0, blocks, Block);
         output.CopyTo(dest);
     }
 
@@ -236,7 +236,7 @@ public sealed class RbmModel : DensityModel
         int draws = (count + chains - 1) / chains;
         int blocks = (chains + ChainsPerSamplingBlock - 1) / ChainsPerSamplingBlock;
         var output = new float[count * d];
-        Parallel.For(0, blocks, b =>
+        DeepDensityEnvironment.For(0, blocks, b =>
         {
             int first = b * ChainsPerSamplingBlock, n = Math.Min(ChainsPerSamplingBlock, chains - first);
             var rng = root.Fork((ulong)b);

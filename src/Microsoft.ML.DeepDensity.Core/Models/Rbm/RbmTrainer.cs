@@ -144,7 +144,7 @@ internal sealed class RbmTrainer
             TensorPrimitives.Multiply(pn, negScale, pn);
         }
         int parts = dataParts + chainParts;
-        if (parts == 1) Part(0); else Parallel.For(0, parts, Part);
+        if (parts == 1) Part(0); else DeepDensityEnvironment.For(0, parts, Part);
 
         // The stacked hidden statistics are now scaled: positive rows by 1/n, negative rows by −1/m.
         var vAll = _visible.AsSpan(0, stacked * d);
