@@ -1,0 +1,60 @@
+using Microsoft.ML.DeepDensity.Data;
+using Microsoft.ML.DeepDensity.Models.Rbm;
+using Microsoft.ML.DeepDensity.Training;
+using Microsoft.ML.DeepDensity.Transforms;
+
+namespace Microsoft.ML.DeepDensity.Transforms
+{
+    /// <summary>Restricted Boltzmann machine (CD-k / PCD; exact or AIS log Z) as an ML.NET estimator; see
+    /// <see cref="DensityEstimator{TModel,TModelOptions}"/> for columns and training. Bernoulli visible units need 0/1 features.</summary>
+    public sealed class RbmEstimator : DensityEstimator<RbmModel, RbmOptions>
+    {
+        /// <summary>Columns, contamination, sample settings and the engine's <see cref="RbmOptions"/> (<c>ModelOptions</c>).</summary>
+        public sealed class Options : DensityEstimatorOptions<RbmOptions> { }
+
+        internal RbmEstimator(MLContext mlContext, Options options) : base(mlContext, options, "Rbm") { }
+
+        /// <inheritdoc/>
+        protected override RbmModel Train(RowMatrix data, RowMatrix? validation, RbmOptions options,
+            IProgress<TrainingProgress> progress, CancellationToken cancellationToken)
+            => RbmModel.Fit(data, options, validation, progress, cancellationToken);
+    }
+}
+
+namespace Microsoft.ML
+{
+    public static partial class DensityEstimationCatalogExtensions
+    {
+        /// <summary>
+        /// RBM density estimator on a known-size Single vector column. Appends LogDensity (−F(x) − log Z; exact when the
+        /// smaller layer has at most 20 units, else an AIS estimate), Score (= −LogDensity) and PredictedLabel.
+        /// </summary>
+        /// <param name="catalog">The catalog.</param>
+        /// <param name="featureColumnName">Input column. Default "Features".</param>
+        /// <param name="hiddenUnits">Hidden units. Default 100.</param>
+        /// <param name="visibleType">Bernoulli (0/1 features) or Gaussian (real features). Default Bernoulli.</param>
+        /// <param name="maxEpochs">Maximum training epochs. Default 100.</param>
+        /// <param name="contamination">Expected anomaly fraction of the training data, for PredictedLabel. Default 0.01.</param>
+        /// <param name="seed">Seed of initialisation, sampling and the validation split. Default 1.</param>
+        public static RbmEstimator Rbm(this DensityEstimationCatalog catalog, string featureColumnName = "Features",
+            int hiddenUnits = 100, RbmVisibleType visibleType = RbmVisibleType.Bernoulli, int maxEpochs = 100,
+            double contamination = 0.01, ulong seed = 1)
+        {
+            ArgumentNullException.ThrowIfNull(catalog);
+            return new RbmEstimator(catalog.Context, new RbmEstimator.Options
+            {
+                FeatureColumnName = featureColumnName,
+                Contamination = contamination,
+                ModelOptions = new RbmOptions { HiddenUnits = hiddenUnits, VisibleType = visibleType, MaxEpochs = maxEpochs, Seed = seed },
+            });
+        }
+
+        /// <summary>RBM density estimator with full options (columns, contamination, sample column, engine options).</summary>
+        public static RbmEstimator Rbm(this DensityEstimationCatalog catalog, RbmEstimator.Options options)
+        {
+            ArgumentNullException.ThrowIfNull(catalog);
+            ArgumentNullException.ThrowIfNull(options);
+            return new RbmEstimator(catalog.Context, options);
+        }
+    }
+}
