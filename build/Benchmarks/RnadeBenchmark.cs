@@ -76,7 +76,8 @@ public sealed class RnadeBenchmark : IBenchmark
         model.LogDensity(split.Test.AsSpan(), scores);
         double scoreSeconds = Peer.MedianSeconds(() => model.LogDensity(split.Test.AsSpan(), scores), 5);
         double scoreRate = split.Test.Rows / scoreSeconds;
-        Console.WriteLine($"ours: fit {fitSeconds:F1} s");
+        var history = model.TrainingSummary.History;
+        Console.WriteLine($"ours: fit {fitSeconds:F1} s; examples/s in epoch 1 {history[0].ExamplesPerSecond:F0}, in the last epoch {history[^1].ExamplesPerSecond:F0}");
 
         Console.WriteLine();
         Console.WriteLine($"{"",-28} {"ours",12} {"PyTorch",12} {"ratio",8}");
