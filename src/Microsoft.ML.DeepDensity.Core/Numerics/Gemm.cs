@@ -137,6 +137,7 @@ public static class Gemm
     }
 
     /// <summary>The serial algorithm on the block C[i0..i0+m, j0..j0+n].</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static unsafe void RunBlock(Job job, int i0, int m, int j0, int n, int k)
     {
         int kcMax = Math.Min(KC, k);
@@ -211,6 +212,7 @@ public static class Gemm
         fixed (int* t = MaskTable) return Avx.LoadVector256(t + 8 - count).AsSingle();
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static unsafe void EdgeStore(float* tile, float* c, nint ldc, float alpha, int mr, int nr)
     {
         var va = Vector256.Create(alpha);
@@ -285,6 +287,7 @@ public static class Gemm
         => Avx.MaskStore(c, mask, Fma.MultiplyAdd(v, alpha, Avx.MaskLoad(c, mask)));
 
     /// <summary>Packs op(A)[ic.., pc..] into MR-row panels: panel-major, then k, then the MR rows (zero padded).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static unsafe void PackA(Job job, float* dst, int ic, int mc, int pc, int kc)
     {
         for (int ir = 0; ir < mc; ir += MR)
@@ -335,6 +338,7 @@ public static class Gemm
     }
 
     /// <summary>Packs op(B)[pc.., jc..] into NR-column panels: panel-major, then k, then the NR columns (zero padded).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static unsafe void PackB(Job job, float* dst, int pc, int kc, int jc, int nc)
     {
         nint ldb = job.Ldb;

@@ -44,6 +44,7 @@ public sealed class AdamOptimizer : Optimizer
 
     public override void Reset() { _m = null; _v = null; _t = 0; }
 
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     public override void Step(ParameterSet parameters, float learningRate)
     {
         var items = parameters.Items;

@@ -48,6 +48,7 @@ public sealed class ParameterSet
     }
 
     /// <summary>‖gradient‖₂ over all tensors, accumulated in float64; NaN/∞ if any entry is.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     public double GradientNorm()
     {
         double s = 0;

@@ -239,6 +239,7 @@ internal sealed class RnadeObjective : IGradientObjective
     public double Evaluate(ReadOnlySpan<float> rows, int count, RandomStream random)
         => Run(rows, count, withGradient: false);
 
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     private double Run(ReadOnlySpan<float> rows, int count, bool withGradient)
     {
         int d = _net.D;

@@ -1,4 +1,5 @@
 using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 using Microsoft.ML.DeepDensity.Numerics;
@@ -103,6 +104,7 @@ internal sealed class RnadeNetwork
     /// log p(x) of <paramref name="rows"/> rows (model space) into <paramref name="logp"/>. With a training workspace,
     /// also stores what the backward pass needs, with dZ already scaled by <paramref name="gradScale"/>.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // hot from the first call: no slow tier-0 epoch
     public void Forward(ReadOnlySpan<float> x, int rows, Workspace ws, Span<float> logp, float gradScale, bool scaleMeanBySigma)
     {
         int h = H, k3 = K3, s = ws.Stride;
@@ -137,6 +139,7 @@ internal sealed class RnadeNetwork
     }
 
     /// <summary>Backward pass after <see cref="Forward"/> on the same workspace; accumulates into the workspace gradients.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // hot from the first call: no slow tier-0 epoch
     public void Backward(ReadOnlySpan<float> x, int rows, Workspace ws)
     {
         int h = H, k3 = K3, s = ws.Stride;
@@ -172,6 +175,7 @@ internal sealed class RnadeNetwork
     /// For each hidden unit j: a[j, ·] += sign·w[j]·x (rows of aᵀ, stride s), and when <paramref name="dot"/> is given,
     /// also dotOut[j] += Σ_r dot[j, r]·x[r]. One pass over rows of eight lanes instead of a library call per row.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // hot from the first call: no slow tier-0 epoch
     private static void AddOuter(Span<float> a, int h, int s, ReadOnlySpan<float> w, float sign, ReadOnlySpan<float> x,
         ReadOnlySpan<float> dot, Span<float> dotOut = default)
     {
@@ -202,6 +206,7 @@ internal sealed class RnadeNetwork
     }
 
     /// <summary>dst[i] += Σ_r m[i, r] over the full stride s (padding lanes of m are zero).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // hot from the first call: no slow tier-0 epoch
     private static void AddRowSums(ReadOnlySpan<float> m, int count, int s, Span<float> dst)
     {
         for (int i = 0; i < count; i++)
@@ -240,6 +245,7 @@ internal sealed class RnadeNetwork
     }
 
     /// <summary>g ← g ⊙ f'(ψ), written in terms of h = f(ψ).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // hot from the first call: no slow tier-0 epoch
     private void ApplyActivationDerivative(ReadOnlySpan<float> hidden, Span<float> g)
     {
         switch (Activation)
@@ -312,6 +318,7 @@ internal sealed class RnadeNetwork
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // hot from the first call: no slow tier-0 epoch
     private unsafe void MixtureVector(ReadOnlySpan<float> x, ReadOnlySpan<float> z, int s, bool withGradient, Span<float> dz,
         float scale, bool scaleMeanBySigma, Span<float> lp, float[] scratch)
     {
