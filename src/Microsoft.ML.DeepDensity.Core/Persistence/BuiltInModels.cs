@@ -6,5 +6,6 @@ internal static class BuiltInModels
     internal static void RegisterAll()
     {
         ModelRegistry.Register(Models.Rnade.RnadeModel.Kind, Models.Rnade.RnadeModel.ReadPayload);
+        ModelRegistry.Register(Models.DeepGmm.DeepGmmModel.Kind, Models.DeepGmm.DeepGmmModel.ReadPayload);
     }
 }
