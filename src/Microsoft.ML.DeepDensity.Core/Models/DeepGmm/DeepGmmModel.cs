@@ -63,8 +63,24 @@ public sealed class DeepGmmModel : DensityModel
         var xValid = valid is null ? null : Standardized(valid, standardizer);
         double logJacobian = standardizer.LogJacobian;
 
-        var random = new RandomStream(options.Seed).Fork(0xD6);
-        var net = new DeepGmmNetwork(d, options.Layers, options.PathProbabilities == DeepGmmPathProbabilities.Factorized);
+        DeepGmmNetwork? chosen = null;
+        TrainingSummary? chosenSummary = null;
+        double chosenScore = double.NegativeInfinity;
+        var root = new RandomStream(options.Seed).Fork(0xD6);
+        for (int init = 0; init < options.Initializations; init++)
+        {
+            var (net, summary) = RunEm(options, x, xValid, logJacobian, init == 0 ? root : root.Fork((ulong)init), init, progress, cancellationToken);
+            double score = xValid is not null ? summary.BestValidationLogLikelihood : summary.FinalTrainLogLikelihood;
+            if (chosen is null || score > chosenScore) { chosen = net; chosenSummary = summary; chosenScore = score; }
+        }
+        return new DeepGmmModel(chosen!, standardizer) { TrainingSummary = chosenSummary };
+    }
+
+    /// <summary>One EM run from one initialisation; returns the best (early-stopping) or last network.</summary>
+    private static (DeepGmmNetwork Network, TrainingSummary Summary) RunEm(DeepGmmOptions options, RowMatrix x, RowMatrix? xValid,
+        double logJacobian, RandomStream random, int init, IProgress<TrainingProgress>? progress, CancellationToken cancellationToken)
+    {
+        var net = new DeepGmmNetwork(x.Columns, options.Layers, options.PathProbabilities == DeepGmmPathProbabilities.Factorized);
         DeepGmmTrainer.Initialize(net, x, options, random);
         var trainer = new DeepGmmTrainer(net, options, x, random);
 
@@ -75,6 +91,7 @@ public sealed class DeepGmmModel : DensityModel
         double bestValid = double.NegativeInfinity, lastTrain = double.NaN;
         int bestIteration = 0, sinceBest = 0;
         bool stoppedEarly = false;
+        string? initNote = options.Initializations > 1 ? $"initialisation {init + 1}/{options.Initializations}" : null;
 
         var estep = trainer.EStep(0, cancellationToken);
         double previous = estep.MeanLogLikelihood;
@@ -84,7 +101,7 @@ public sealed class DeepGmmModel : DensityModel
             var iterationClock = Stopwatch.StartNew();
             var mstep = trainer.MStep(iteration, cancellationToken);
             double mSeconds = iterationClock.Elapsed.TotalSeconds;
-            string? note = null;
+            string? note = initNote;
             if (!net.AllFinite())
             {
                 // Cannot happen with a positive ridge, but parameters are never returned non-finite.
@@ -105,7 +122,7 @@ public sealed class DeepGmmModel : DensityModel
                 ["estep_s"] = eSeconds,
                 ["mstep_s"] = mSeconds,
             };
-            if (!estep.IsExact) note = "train = best-path bound (heuristic E-step)";
+            if (!estep.IsExact) note = (note is null ? "" : note + "; ") + "train = best-path bound (heuristic E-step)";
             var report = new TrainingProgress(iteration, lastTrain, validLl, x.Rows / Math.Max(iterationClock.Elapsed.TotalSeconds, 1e-9),
                 clock.Elapsed, 0f, note, metrics);
             history.Add(report);
@@ -122,8 +139,7 @@ public sealed class DeepGmmModel : DensityModel
         }
         var final = best ?? lastGood;
         if (best is null) bestIteration = history.Count;
-        var summary = new TrainingSummary(history.Count, bestIteration, bestValid, lastTrain, stoppedEarly, 0, history);
-        return new DeepGmmModel(final.Clone(), standardizer) { TrainingSummary = summary };
+        return (final.Clone(), new TrainingSummary(history.Count, bestIteration, bestValid, lastTrain, stoppedEarly, 0, history));
     }
 
     private static RowMatrix Standardized(RowMatrix data, ColumnStandardizer s)

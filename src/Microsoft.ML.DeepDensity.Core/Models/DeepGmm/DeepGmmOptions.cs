@@ -129,8 +129,16 @@ public sealed class DeepGmmOptions
     /// <summary>Standardise columns before training (stored with the model; densities stay in data units). Default true.</summary>
     public bool Standardize { get; set; } = true;
 
-    /// <summary>Scale of the random perturbations of the near-identity initial lower-layer nodes. Default 0.2.</summary>
-    public double InitialPerturbation { get; set; } = 0.2;
+    /// <summary>Standard deviation of the random bias offset (in whitened units) that separates a re-seeded node from the
+    /// node it copies. Default 0.2.</summary>
+    public double ReseedPerturbation { get; set; } = 0.2;
+
+    /// <summary>
+    /// Independent initialisations (different k-means++ seedings), each trained to convergence; the one with the best
+    /// validation log-likelihood (training log-likelihood without validation data) is returned, like scikit-learn's
+    /// <c>n_init</c>. Deep GMM likelihoods have many local optima. Default 1.
+    /// </summary>
+    public int Initializations { get; set; } = 1;
 
     /// <summary>Seed of every random choice (split, initialisation, heuristic restarts). Default 1.</summary>
     public ulong Seed { get; set; } = 1;
@@ -173,6 +181,7 @@ public sealed class DeepGmmOptions
         Check(HeuristicRandomPasses >= 0, nameof(HeuristicRandomPasses), HeuristicRandomPasses, "must be non-negative");
         Check(!(Em == DeepGmmEmKind.Soft && EStep == DeepGmmEStep.Heuristic), nameof(EStep), EStep, "cannot be Heuristic with soft EM (soft EM needs every path's responsibility)");
         Check(!(Em == DeepGmmEmKind.Soft && PathCount > 4096), nameof(Em), Em, $"needs at most 4096 paths for its responsibility table (the network has {PathCount}); use hard EM");
+        Check(Initializations >= 1 && Initializations <= 1000, nameof(Initializations), Initializations, "must be in [1, 1000]");
         Check(MaxIterations >= 1, nameof(MaxIterations), MaxIterations, "must be at least 1");
         Check(Tolerance >= 0 && double.IsFinite(Tolerance), nameof(Tolerance), Tolerance, "must be non-negative and finite");
         Check(LbfgsIterations >= 1, nameof(LbfgsIterations), LbfgsIterations, "must be at least 1");
@@ -182,7 +191,7 @@ public sealed class DeepGmmOptions
         Check(CovarianceRidge > 0 && double.IsFinite(CovarianceRidge), nameof(CovarianceRidge), CovarianceRidge, "must be positive and finite (it is the covariance floor)");
         Check(PathPseudoCount >= 0 && double.IsFinite(PathPseudoCount), nameof(PathPseudoCount), PathPseudoCount, "must be non-negative and finite");
         Check(MinNodeWeight >= 0 && double.IsFinite(MinNodeWeight), nameof(MinNodeWeight), MinNodeWeight, "must be non-negative and finite");
-        Check(InitialPerturbation >= 0 && InitialPerturbation <= 1, nameof(InitialPerturbation), InitialPerturbation, "must be in [0, 1]");
+        Check(ReseedPerturbation >= 0 && ReseedPerturbation <= 10, nameof(ReseedPerturbation), ReseedPerturbation, "must be in [0, 10]");
         Check(ValidationFraction >= 0 && ValidationFraction < 1, nameof(ValidationFraction), ValidationFraction, "must be in [0, 1)");
         Check(EarlyStoppingPatience >= 0, nameof(EarlyStoppingPatience), EarlyStoppingPatience, "must be non-negative");
     }

@@ -261,7 +261,7 @@ internal sealed class DeepGmmTrainer
                 int src = _net.Node(j, source);
                 if (nodeWeight[src] < 2 * min) continue; // nothing worth splitting
                 _net.Q[src].CopyTo(_net.Q[node], 0);
-                double scale = Math.Max(_options.InitialPerturbation, 0.05);
+                double scale = Math.Max(_options.ReseedPerturbation, 0.05);
                 for (int a = 0; a < _d; a++) _net.E[node][a] = _net.E[src][a] + (float)(scale * rng.NextGaussian());
                 // Half the source's probability mass moves to the copy.
                 if (_net.Factorized)
@@ -601,89 +601,98 @@ internal sealed class DeepGmmTrainer
     // ------------------------------------------------------------------ initialisation
 
     /// <summary>
-    /// Top layer: k-means++ seeding and a few Lloyd steps on (a subsample of) the rows; each top node whitens one
-    /// cluster (its covariance shrunk towards the global one so small clusters are not degenerate). Lower layers: small
-    /// random perturbations of the identity with small random biases, so their paths start close but distinct.
+    /// Greedy layer-wise initialisation from the data side: the top layer's nodes whiten the clusters of a k-means++
+    /// seeding (plus Lloyd steps) of (a subsample of) the rows; every row is then pushed through its cluster's node and
+    /// the pooled, whitened rows are clustered the same way for the next layer down. Each node's covariance is shrunk
+    /// towards its layer's pooled covariance with D+1 pseudo-rows, so small clusters are not degenerate. Every node thus
+    /// starts data-driven and distinct (no dead components), and the composed paths start as a hierarchical clustering.
     /// Path probabilities start uniform.
     /// </summary>
     internal static void Initialize(DeepGmmNetwork net, RowMatrix x, DeepGmmOptions options, RandomStream random)
     {
-        int d = x.Columns, top = net.LayerCount - 1, k = net.Components[top];
+        int d = x.Columns, m = d + 1;
         var rng = random.Fork(0x1417);
-        int sampleSize = Math.Min(x.Rows, Math.Max(4000, 20 * k));
+        int sampleSize = Math.Min(x.Rows, Math.Max(5000, 20 * net.Components.Max()));
         var sampleIdx = Enumerable.Range(0, x.Rows).ToArray();
         rng.Shuffle(sampleIdx.AsSpan());
         var sample = x.SelectRows(sampleIdx.AsSpan(0, sampleSize));
-        var centers = KMeansPlusPlus(sample, k, rng);
-        var label = new int[sampleSize];
-        for (int iter = 0; iter < 10; iter++)
+        for (int layer = net.LayerCount - 1; layer >= 0; layer--)
         {
-            for (int r = 0; r < sampleSize; r++) label[r] = Nearest(sample.Row(r), centers, k, d);
-            var sums = new double[k * d]; var counts = new int[k];
+            int k = net.Components[layer];
+            var centers = KMeansPlusPlus(sample, k, rng.Fork((ulong)layer));
+            var label = new int[sampleSize];
+            for (int iter = 0; iter < 10; iter++)
+            {
+                for (int r = 0; r < sampleSize; r++) label[r] = Nearest(sample.Row(r), centers, k, d);
+                var sums = new double[k * d]; var counts = new int[k];
+                for (int r = 0; r < sampleSize; r++)
+                {
+                    counts[label[r]]++;
+                    var row = sample.Row(r);
+                    for (int a = 0; a < d; a++) sums[label[r] * d + a] += row[a];
+                }
+                for (int c = 0; c < k; c++)
+                    if (counts[c] > 0) for (int a = 0; a < d; a++) centers[c * d + a] = (float)(sums[c * d + a] / counts[c]);
+            }
+            var global = new double[m * m];
+            var perCluster = new double[k][];
+            for (int c = 0; c < k; c++) perCluster[c] = new double[m * m];
             for (int r = 0; r < sampleSize; r++)
             {
-                counts[label[r]]++;
                 var row = sample.Row(r);
-                for (int a = 0; a < d; a++) sums[label[r] * d + a] += row[a];
+                var acc = perCluster[label[r]];
+                for (int a = 0; a < m; a++)
+                {
+                    double ua = a < d ? row[a] : 1;
+                    for (int b = 0; b < m; b++)
+                    {
+                        double v = ua * (b < d ? row[b] : 1);
+                        acc[a * m + b] += v; global[a * m + b] += v;
+                    }
+                }
             }
+            double gn = global[m * m - 1], kappa = d + 1;
             for (int c = 0; c < k; c++)
-                if (counts[c] > 0) for (int a = 0; a < d; a++) centers[c * d + a] = (float)(sums[c * d + a] / counts[c]);
-        }
-        int m = d + 1;
-        var global = new double[m * m];
-        var perCluster = new double[k][];
-        for (int c = 0; c < k; c++) perCluster[c] = new double[m * m];
-        for (int r = 0; r < sampleSize; r++)
-        {
-            var row = sample.Row(r);
-            var acc = perCluster[label[r]];
-            for (int a = 0; a < m; a++)
             {
-                double ua = a < d ? row[a] : 1;
-                for (int b = 0; b < m; b++)
+                var s = perCluster[c];
+                double nc = s[m * m - 1];
+                var mean = new double[d];
+                for (int a = 0; a < d; a++) mean[a] = nc > 0 ? s[a * m + d] / nc : centers[c * d + a];
+                var blended = new double[m * m];
+                for (int a = 0; a < d; a++)
                 {
-                    double v = ua * (b < d ? row[b] : 1);
-                    acc[a * m + b] += v; global[a * m + b] += v;
+                    for (int b = 0; b < d; b++)
+                    {
+                        double gcov = global[a * m + b] / gn - global[a * m + d] / gn * (global[b * m + d] / gn);
+                        blended[a * m + b] = s[a * m + b] + kappa * (gcov + mean[a] * mean[b]);
+                    }
+                    blended[a * m + d] = blended[d * m + a] = s[a * m + d] + kappa * mean[a];
+                }
+                blended[m * m - 1] = nc + kappa;
+                var w = NodeObjective.ClosedForm(d, blended, options.CovarianceRidge);
+                int node = net.Node(layer, c);
+                for (int a = 0; a < d; a++)
+                {
+                    for (int b = 0; b < d; b++) net.Q[node][a * d + b] = (float)w[a * m + b];
+                    net.E[node][a] = (float)w[a * m + d];
                 }
             }
-        }
-        for (int c = 0; c < k; c++)
-        {
-            // Shrink towards the global covariance with d+1 pseudo-rows: moments = S_c + κ·(global covariance at the cluster mean).
-            var s = perCluster[c];
-            double nc = s[m * m - 1], kappa = d + 1;
-            var mean = new double[d];
-            for (int a = 0; a < d; a++) mean[a] = nc > 0 ? s[a * m + d] / nc : centers[c * d + a];
-            double gn = global[m * m - 1];
-            var blended = new double[m * m];
-            for (int a = 0; a < d; a++)
+            if (layer == 0) break;
+            // Push every row through its cluster's node: the next layer down sees the pooled whitened rows.
+            var next = new RowMatrix(sampleSize, d);
+            for (int r = 0; r < sampleSize; r++)
             {
-                for (int b = 0; b < d; b++)
+                int node = net.Node(layer, label[r]);
+                var row = sample.Row(r); var dst = next.Row(r);
+                for (int a = 0; a < d; a++)
                 {
-                    double gcov = global[a * m + b] / gn - global[a * m + d] / gn * (global[b * m + d] / gn);
-                    blended[a * m + b] = s[a * m + b] + kappa * (gcov + mean[a] * mean[b]);
+                    float acc = net.E[node][a];
+                    for (int b = 0; b < d; b++) acc += net.Q[node][a * d + b] * row[b];
+                    dst[a] = acc;
                 }
-                blended[a * m + d] = blended[d * m + a] = s[a * m + d] + kappa * mean[a];
             }
-            blended[m * m - 1] = nc + kappa;
-            var w = NodeObjective.ClosedForm(d, blended, options.CovarianceRidge);
-            int node = net.Node(top, c);
-            for (int a = 0; a < d; a++)
-            {
-                for (int b = 0; b < d; b++) net.Q[node][a * d + b] = (float)w[a * m + b];
-                net.E[node][a] = (float)w[a * m + d];
-            }
+            sample = next;
         }
-        float eps = (float)options.InitialPerturbation;
-        for (int j = 0; j < top; j++)
-            for (int i = 0; i < net.Components[j]; i++)
-            {
-                int node = net.Node(j, i);
-                var q = net.Q[node];
-                rng.FillGaussian(q, 0f, eps / MathF.Sqrt(d));
-                for (int a = 0; a < d; a++) q[a * d + a] += 1f;
-                rng.FillGaussian(net.E[node], 0f, eps);
-            }
         if (net.Factorized)
             for (int j = 0; j < net.LayerCount; j++)
                 for (int i = 0; i < net.Components[j]; i++) net.LogPrior[net.Node(j, i)] = -MathF.Log(net.Components[j]);
