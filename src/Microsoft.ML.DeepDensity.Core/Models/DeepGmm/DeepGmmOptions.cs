@@ -110,11 +110,12 @@ public sealed class DeepGmmOptions
     public double MinibatchLearningRate { get; set; } = 1e-3;
 
     /// <summary>
-    /// Covariance ridge: this variance is added to every node's input second moments (in standardised units when
-    /// <see cref="Standardize"/> is on), like scikit-learn's <c>reg_covar</c>. It bounds every path covariance away from
-    /// singular (the variance floor), so no Q can blow up and no parameter becomes NaN. Default 1e-3.
+    /// Covariance ridge λ, the documented variance floor: every node's input second moments get λ·v added to their
+    /// diagonal, where v is the mean column variance of the training data for the top layer (it sees the data; so λ is
+    /// scale-free) and v = 1 for lower layers (they see whitened inputs). Like scikit-learn's <c>reg_covar</c>, it bounds
+    /// every path covariance away from singular, so no Q can blow up and no parameter becomes NaN. Default 1e-4.
     /// </summary>
-    public double CovarianceRidge { get; set; } = 1e-3;
+    public double CovarianceRidge { get; set; } = 1e-4;
 
     /// <summary>Pseudo-count added to every path (or per-layer component) count when π is re-estimated, so no path's
     /// probability becomes exactly zero. Default 1.</summary>
@@ -126,8 +127,12 @@ public sealed class DeepGmmOptions
     /// </summary>
     public double MinNodeWeight { get; set; }
 
-    /// <summary>Standardise columns before training (stored with the model; densities stay in data units). Default true.</summary>
-    public bool Standardize { get; set; } = true;
+    /// <summary>
+    /// Standardise columns before training (stored with the model; densities stay in data units). Off by default: the
+    /// k-means++ initialisation then works in the data's own metric, which matters for data such as image pixels whose
+    /// near-constant columns would otherwise dominate the distances. Turn it on for columns in unrelated units. Default false.
+    /// </summary>
+    public bool Standardize { get; set; }
 
     /// <summary>Standard deviation of the random bias offset (in whitened units) that separates a re-seeded node from the
     /// node it copies. Default 0.2.</summary>

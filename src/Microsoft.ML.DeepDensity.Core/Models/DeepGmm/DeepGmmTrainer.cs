@@ -24,11 +24,39 @@ internal sealed class DeepGmmTrainer
     /// <summary>Soft EM: responsibilities (rows × paths).</summary>
     public float[]? Responsibilities;
 
+    private readonly double _dataVariance;
+
     public DeepGmmTrainer(DeepGmmNetwork net, DeepGmmOptions options, RowMatrix standardizedTrain, RandomStream random)
     {
         _net = net; _options = options; _x = standardizedTrain; _n = _x.Rows; _d = _x.Columns; _random = random;
+        _dataVariance = MeanColumnVariance(_x);
         Assignment = new int[_n];
         Array.Fill(Assignment, -1);
+    }
+
+    /// <summary>
+    /// The covariance floor of a layer: relative to the data's mean column variance for the top layer (it sees the
+    /// data), absolute for lower layers (they see whitened inputs).
+    /// </summary>
+    internal static double RidgeFor(DeepGmmNetwork net, DeepGmmOptions options, int layer, double dataVariance)
+        => options.CovarianceRidge * (layer == net.LayerCount - 1 ? dataVariance : 1.0);
+
+    private double RidgeFor(int layer) => RidgeFor(_net, _options, layer, _dataVariance);
+
+    /// <summary>Mean of the column variances (float64); 1 for constant data.</summary>
+    internal static double MeanColumnVariance(RowMatrix x)
+    {
+        int n = x.Rows, d = x.Columns;
+        var sum = new double[d]; var sq = new double[d];
+        for (int r = 0; r < n; r++)
+        {
+            var row = x.Row(r);
+            for (int c = 0; c < d; c++) { sum[c] += row[c]; sq[c] += (double)row[c] * row[c]; }
+        }
+        double total = 0;
+        for (int c = 0; c < d; c++) total += Math.Max(0, sq[c] / n - (sum[c] / n) * (sum[c] / n));
+        double v = total / d;
+        return v > 0 && double.IsFinite(v) ? v : 1.0;
     }
 
     private double MinNodeWeight => _options.MinNodeWeight > 0 ? _options.MinNodeWeight : _d + 1;
@@ -396,7 +424,7 @@ internal sealed class DeepGmmTrainer
     {
         var moments = LayerMoments(layer, rows, weights, ct);
         int d = _d, m = d + 1, nj = _net.Components[layer];
-        double ridge = _options.CovarianceRidge, min = MinNodeWeight;
+        double ridge = RidgeFor(layer), min = MinNodeWeight;
         var (omega, t, c) = layer > 0 ? BelowMaps(layer) : (Array.Empty<double[]>(), Array.Empty<double[]>(), Array.Empty<double>());
         bool kron = layer > 0 && UseKronecker(_net.Stride[layer]);
         var evaluations = new int[nj];
@@ -518,7 +546,7 @@ internal sealed class DeepGmmTrainer
             var adamM = new double[d * m]; var adamV = new double[d * m];
             var grad = new double[d * m];
             var z = new double[d]; var v = new double[d]; var back = new double[d];
-            double lr = _options.MinibatchLearningRate, ridge = _options.CovarianceRidge;
+            double lr = _options.MinibatchLearningRate, ridge = RidgeFor(layer);
             int step = 0;
             for (int epoch = 0; epoch < _options.MinibatchEpochs; epoch++)
             {
@@ -612,6 +640,7 @@ internal sealed class DeepGmmTrainer
     {
         int d = x.Columns, m = d + 1;
         var rng = random.Fork(0x1417);
+        double dataVariance = MeanColumnVariance(x);
         int sampleSize = Math.Min(x.Rows, Math.Max(5000, 20 * net.Components.Max()));
         var sampleIdx = Enumerable.Range(0, x.Rows).ToArray();
         rng.Shuffle(sampleIdx.AsSpan());
@@ -669,7 +698,7 @@ internal sealed class DeepGmmTrainer
                     blended[a * m + d] = blended[d * m + a] = s[a * m + d] + kappa * mean[a];
                 }
                 blended[m * m - 1] = nc + kappa;
-                var w = NodeObjective.ClosedForm(d, blended, options.CovarianceRidge);
+                var w = NodeObjective.ClosedForm(d, blended, RidgeFor(net, options, layer, dataVariance));
                 int node = net.Node(layer, c);
                 for (int a = 0; a < d; a++)
                 {
