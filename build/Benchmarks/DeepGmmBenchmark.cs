@@ -19,6 +19,7 @@ public sealed class DeepGmmBenchmark : IBenchmark
     public int Run(BenchmarkArgs args)
     {
         string which = args.String("dataset", "both");
+        _verbose = args.Flag("verbose");
         int nTrain = args.Int("train", 20000);
         int iterations = args.Int("iters", 30);
         var layers = ParseList(args.String("layers", "4,4,8"));
@@ -38,10 +39,17 @@ public sealed class DeepGmmBenchmark : IBenchmark
 
     private sealed record OurResult(string Label, double TestLl, double ValidLl, int Iterations, double SecondsPerIteration, double FitSeconds);
 
+    private static bool _verbose;
+
+    private sealed class ConsoleReport : IProgress<TrainingProgress>
+    {
+        public void Report(TrainingProgress value) => Console.WriteLine("      " + value);
+    }
+
     private static OurResult RunOurs(string label, DataSplit data, DeepGmmOptions options)
     {
         var clock = Stopwatch.StartNew();
-        var model = DeepGmmModel.Fit(data.Train, options, data.Validation);
+        var model = DeepGmmModel.Fit(data.Train, options, data.Validation, _verbose ? new ConsoleReport() : null);
         double fit = clock.Elapsed.TotalSeconds;
         var history = model.TrainingSummary!.History;
         double perIteration = history.Count == 0 ? double.NaN

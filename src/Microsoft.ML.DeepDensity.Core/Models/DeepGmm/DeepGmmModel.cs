@@ -81,7 +81,18 @@ public sealed class DeepGmmModel : DensityModel
         double logJacobian, RandomStream random, int init, IProgress<TrainingProgress>? progress, CancellationToken cancellationToken)
     {
         var net = new DeepGmmNetwork(x.Columns, options.Layers, options.PathProbabilities == DeepGmmPathProbabilities.Factorized);
-        DeepGmmTrainer.Initialize(net, x, options, random);
+        if (options.Layers.Length > 1 && options.Initialization == DeepGmmInitialization.PretrainedTopLayer)
+        {
+            var gmmOptions = options.Clone();
+            gmmOptions.Layers = new[] { options.Layers[^1] };
+            gmmOptions.MaxIterations = options.PretrainIterations;
+            gmmOptions.Em = DeepGmmEmKind.Hard;
+            gmmOptions.MStep = DeepGmmMStep.Lbfgs;
+            var pretrainProgress = progress is null ? null : new NotedProgress(progress, "pretraining the top layer as a GMM");
+            var (gmm, _) = RunEm(gmmOptions, x, xValid, logJacobian, random.Fork(0x9E7), init, pretrainProgress, cancellationToken);
+            DeepGmmTrainer.InitializeFromTopLayer(net, gmm, options, random);
+        }
+        else DeepGmmTrainer.Initialize(net, x, options, random);
         var trainer = new DeepGmmTrainer(net, options, x, random);
 
         var clock = Stopwatch.StartNew();
@@ -140,6 +151,15 @@ public sealed class DeepGmmModel : DensityModel
         var final = best ?? lastGood;
         if (best is null) bestIteration = history.Count;
         return (final.Clone(), new TrainingSummary(history.Count, bestIteration, bestValid, lastTrain, stoppedEarly, 0, history));
+    }
+
+    /// <summary>Forwards progress reports with a note prepended (pretraining runs).</summary>
+    private sealed class NotedProgress : IProgress<TrainingProgress>
+    {
+        private readonly IProgress<TrainingProgress> _inner;
+        private readonly string _note;
+        public NotedProgress(IProgress<TrainingProgress> inner, string note) { _inner = inner; _note = note; }
+        public void Report(TrainingProgress value) => _inner.Report(value with { Note = value.Note is null ? _note : _note + "; " + value.Note });
     }
 
     private static RowMatrix Standardized(RowMatrix data, ColumnStandardizer s)

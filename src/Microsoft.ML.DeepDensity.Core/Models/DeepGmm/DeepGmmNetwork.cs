@@ -39,6 +39,9 @@ internal sealed class DeepGmmNetwork
     public float[][] QtPadded = Array.Empty<float[]>();
     public float[][] EPadded = Array.Empty<float[]>();
     public float[] PathLogPrior = Array.Empty<float>();
+    /// <summary>Per layer: [Q_0ᵀ | Q_1ᵀ | …] (D × N_j·D) and [e_0 | e_1 | …], so one GEMM back-transforms a block through every node of the layer.</summary>
+    public float[][] WideQt = Array.Empty<float[]>();
+    public float[][] WideE = Array.Empty<float[]>();
 
     public DeepGmmNetwork(int d, int[] components, bool factorized)
     {
@@ -98,6 +101,21 @@ internal sealed class DeepGmmNetwork
             E[n].CopyTo(ep, 0);
             EPadded[n] = ep;
         }
+        WideQt = new float[LayerCount][];
+        WideE = new float[LayerCount][];
+        for (int j = 0; j < LayerCount; j++)
+        {
+            int width = Components[j] * D;
+            var wq = new float[D * width]; var we = new float[width];
+            for (int i = 0; i < Components[j]; i++)
+            {
+                int node = Node(j, i);
+                for (int r = 0; r < D; r++)
+                    for (int c = 0; c < D; c++) wq[c * width + i * D + r] = Q[node][r * D + c];
+                E[node].CopyTo(we, i * D);
+            }
+            WideQt[j] = wq; WideE[j] = we;
+        }
         PathLogPrior = new float[PathCount];
         if (!Factorized) LogPrior.CopyTo(PathLogPrior, 0);
         else
@@ -139,7 +157,7 @@ internal sealed class DeepGmmNetwork
         public ScoringWorkspace(DeepGmmNetwork net, int rows)
         {
             Levels = new float[net.LayerCount][];
-            for (int j = 0; j < net.LayerCount; j++) Levels[j] = new float[rows * net.D];
+            for (int j = 0; j < net.LayerCount; j++) Levels[j] = new float[rows * net.D * net.Components[j]];
             Scores = new float[rows * net.PathCount];
         }
     }
@@ -149,25 +167,26 @@ internal sealed class DeepGmmNetwork
     /// top: each node's back-transform of the whole block is one GEMM, shared by all paths below it.
     /// </summary>
     public void ScoreAllPaths(ReadOnlySpan<float> x, int n, ScoringWorkspace ws)
-        => Descend(LayerCount - 1, x, n, 0, 0.0, ws);
+        => Descend(LayerCount - 1, x, D, n, 0, 0.0, ws);
 
-    private void Descend(int layer, ReadOnlySpan<float> input, int n, int pathBase, double logDetSum, ScoringWorkspace ws)
+    private void Descend(int layer, ReadOnlySpan<float> input, int inputStride, int n, int pathBase, double logDetSum, ScoringWorkspace ws)
     {
-        var output = ws.Levels[layer].AsSpan(0, n * D);
+        int width = Components[layer] * D;
+        var output = ws.Levels[layer].AsSpan(0, n * width);
+        Gemm.Multiply(false, false, n, width, D, 1f, input, inputStride, WideQt[layer], width, 0f, output, width, allowParallel: false);
+        RowOps.AddRowVector(output, n, width, WideE[layer]);
         for (int i = 0; i < Components[layer]; i++)
         {
             int node = Node(layer, i);
-            Gemm.Multiply(false, true, n, D, D, 1f, input, D, Q[node], D, 0f, output, D, allowParallel: false);
-            RowOps.AddRowVector(output, n, D, E[node]);
             int path = pathBase + i * Stride[layer];
             double ld = logDetSum + LogDet[node];
-            if (layer > 0) { Descend(layer - 1, output, n, path, ld, ws); continue; }
+            if (layer > 0) { Descend(layer - 1, output[(i * D)..], width, n, path, ld, ws); continue; }
             int pc = PathCount;
-            for (int p = path, r = 0; r < n; r++)
+            float offset = (float)(PathLogPrior[path] + ld - D * HalfLog2Pi);
+            for (int r = 0; r < n; r++)
             {
-                var z = output.Slice(r * D, D);
-                double sq = System.Numerics.Tensors.TensorPrimitives.Dot(z, z);
-                ws.Scores[r * pc + p] = (float)(PathLogPrior[p] + ld - 0.5 * sq - D * HalfLog2Pi);
+                var z = output.Slice(r * width + i * D, D);
+                ws.Scores[r * pc + path] = offset - 0.5f * System.Numerics.Tensors.TensorPrimitives.Dot(z, z);
             }
         }
     }

@@ -43,6 +43,22 @@ public enum DeepGmmNodeObjective
     Kronecker = 2,
 }
 
+/// <summary>How a Deep GMM's parameters are initialised.</summary>
+public enum DeepGmmInitialization
+{
+    /// <summary>
+    /// Train a 1-layer GMM with the top layer's component count first (<see cref="DeepGmmOptions.PretrainIterations"/>
+    /// EM iterations), use it as the top layer and start the lower layers near the identity (small random rotations and
+    /// biases). The deep model starts as good as that GMM and EM refines its paths from there.
+    /// </summary>
+    PretrainedTopLayer = 0,
+    /// <summary>
+    /// Greedy layer-wise clustering from the data side: each layer whitens the k-means++ clusters of the rows pushed
+    /// through the layers above it.
+    /// </summary>
+    Greedy = 1,
+}
+
 /// <summary>How each node's parameters are optimised in the M-step.</summary>
 public enum DeepGmmMStep
 {
@@ -138,6 +154,15 @@ public sealed class DeepGmmOptions
     /// node it copies. Default 0.2.</summary>
     public double ReseedPerturbation { get; set; } = 0.2;
 
+    /// <summary>Initialisation scheme of networks with more than one layer. Default <see cref="DeepGmmInitialization.PretrainedTopLayer"/>.</summary>
+    public DeepGmmInitialization Initialization { get; set; } = DeepGmmInitialization.PretrainedTopLayer;
+
+    /// <summary>EM iterations of the 1-layer GMM that initialises the top layer (<see cref="DeepGmmInitialization.PretrainedTopLayer"/>). Default 20.</summary>
+    public int PretrainIterations { get; set; } = 20;
+
+    /// <summary>Scale of the random rotations and biases of the near-identity lower layers after pretraining. Default 0.05.</summary>
+    public double LowerLayerPerturbation { get; set; } = 0.05;
+
     /// <summary>
     /// Independent initialisations (different k-means++ seedings), each trained to convergence; the one with the best
     /// validation log-likelihood (training log-likelihood without validation data) is returned, like scikit-learn's
@@ -186,6 +211,9 @@ public sealed class DeepGmmOptions
         Check(HeuristicRandomPasses >= 0, nameof(HeuristicRandomPasses), HeuristicRandomPasses, "must be non-negative");
         Check(!(Em == DeepGmmEmKind.Soft && EStep == DeepGmmEStep.Heuristic), nameof(EStep), EStep, "cannot be Heuristic with soft EM (soft EM needs every path's responsibility)");
         Check(!(Em == DeepGmmEmKind.Soft && PathCount > 4096), nameof(Em), Em, $"needs at most 4096 paths for its responsibility table (the network has {PathCount}); use hard EM");
+        Check(Enum.IsDefined(Initialization), nameof(Initialization), Initialization, "is not defined");
+        Check(PretrainIterations >= 1, nameof(PretrainIterations), PretrainIterations, "must be at least 1");
+        Check(LowerLayerPerturbation >= 0 && LowerLayerPerturbation <= 1, nameof(LowerLayerPerturbation), LowerLayerPerturbation, "must be in [0, 1]");
         Check(Initializations >= 1 && Initializations <= 1000, nameof(Initializations), Initializations, "must be in [1, 1000]");
         Check(MaxIterations >= 1, nameof(MaxIterations), MaxIterations, "must be at least 1");
         Check(Tolerance >= 0 && double.IsFinite(Tolerance), nameof(Tolerance), Tolerance, "must be non-negative and finite");
@@ -199,6 +227,13 @@ public sealed class DeepGmmOptions
         Check(ReseedPerturbation >= 0 && ReseedPerturbation <= 10, nameof(ReseedPerturbation), ReseedPerturbation, "must be in [0, 10]");
         Check(ValidationFraction >= 0 && ValidationFraction < 1, nameof(ValidationFraction), ValidationFraction, "must be in [0, 1)");
         Check(EarlyStoppingPatience >= 0, nameof(EarlyStoppingPatience), EarlyStoppingPatience, "must be non-negative");
+    }
+
+    internal DeepGmmOptions Clone()
+    {
+        var c = (DeepGmmOptions)MemberwiseClone();
+        c.Layers = (int[])Layers.Clone();
+        return c;
     }
 
     /// <summary>Whether the E-step scores every path with these options.</summary>

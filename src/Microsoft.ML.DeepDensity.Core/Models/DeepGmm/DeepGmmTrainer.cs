@@ -729,6 +729,42 @@ internal sealed class DeepGmmTrainer
         net.Refresh();
     }
 
+    /// <summary>
+    /// Deep network from a trained 1-layer GMM: its components become the top layer (with their probabilities), every
+    /// lower node starts as a small random perturbation of the identity, so each path starts close to its top component.
+    /// </summary>
+    internal static void InitializeFromTopLayer(DeepGmmNetwork net, DeepGmmNetwork gmm, DeepGmmOptions options, RandomStream random)
+    {
+        int d = net.D, top = net.LayerCount - 1;
+        var rng = random.Fork(0x70F);
+        for (int i = 0; i < net.Components[top]; i++)
+        {
+            gmm.Q[i].CopyTo(net.Q[net.Node(top, i)], 0);
+            gmm.E[i].CopyTo(net.E[net.Node(top, i)], 0);
+        }
+        float eps = (float)options.LowerLayerPerturbation;
+        for (int j = 0; j < top; j++)
+            for (int i = 0; i < net.Components[j]; i++)
+            {
+                int node = net.Node(j, i);
+                rng.FillGaussian(net.Q[node], 0f, eps / MathF.Sqrt(d));
+                for (int a = 0; a < d; a++) net.Q[node][a * d + a] += 1f;
+                rng.FillGaussian(net.E[node], 0f, eps);
+            }
+        if (net.Factorized)
+        {
+            for (int j = 0; j < top; j++)
+                for (int i = 0; i < net.Components[j]; i++) net.LogPrior[net.Node(j, i)] = -MathF.Log(net.Components[j]);
+            for (int i = 0; i < net.Components[top]; i++) net.LogPrior[net.Node(top, i)] = gmm.LogPrior[i];
+        }
+        else
+        {
+            float lowerShare = MathF.Log(net.Stride[top]);
+            for (int p = 0; p < net.PathCount; p++) net.LogPrior[p] = gmm.PathLogPrior[net.Digit(p, top)] - lowerShare;
+        }
+        net.Refresh();
+    }
+
     private static float[] KMeansPlusPlus(RowMatrix x, int k, RandomStream rng)
     {
         int n = x.Rows, d = x.Columns;

@@ -108,8 +108,8 @@ internal sealed class NodeObjective
             var u = new double[d * m];
             for (int b = 0; b < _omega.Length; b++)
             {
-                MultiplyRowMajor(_omega[b], d, d, w, m, t);
-                MultiplyRowMajor(t, d, m, _gamma[b], m, u);
+                Numerics.DenseDouble.Multiply(_omega[b], w, t, d, d, m);
+                Numerics.DenseDouble.Multiply(t, _gamma[b], u, d, m, m);
                 quad += TensorPrimitives.Dot(u, w);
                 TensorPrimitives.Subtract(gradient, u, gradient);
             }
@@ -117,31 +117,13 @@ internal sealed class NodeObjective
         double linear = TensorPrimitives.Dot(_linear, w);
         TensorPrimitives.Subtract(gradient, _linear, gradient);
 
-        var q = Matrix<double>.Build.Dense(d, d);
-        for (int r = 0; r < d; r++) for (int c = 0; c < d; c++) q[r, c] = w[r * m + c];
-        var lu = q.LU();
-        var upper = lu.U;
-        double logDet = 0;
-        for (int i = 0; i < d; i++) logDet += Math.Log(Math.Abs(upper[i, i]));
+        var q = new double[d * d];
+        for (int r = 0; r < d; r++) w.Slice(r * m, d).CopyTo(q.AsSpan(r * d, d));
+        var inv = new double[d * d];
+        double logDet = Numerics.DenseDouble.InvertLogAbsDet(q, inv, d);
         if (!double.IsFinite(logDet)) return double.NegativeInfinity;
-        var inv = lu.Inverse();
-        for (int r = 0; r < d; r++) for (int c = 0; c < d; c++) gradient[r * m + c] += inv[c, r];
+        for (int r = 0; r < d; r++) for (int c = 0; c < d; c++) gradient[r * m + c] += inv[c * d + r];
         return logDet - 0.5 * quad - linear - _constant;
-    }
-
-    /// <summary>C (rows×n) = A (rows×k) · B (k×n), row-major float64.</summary>
-    private static void MultiplyRowMajor(ReadOnlySpan<double> a, int rows, int k, ReadOnlySpan<double> b, int n, Span<double> c)
-    {
-        c[..(rows * n)].Clear();
-        for (int i = 0; i < rows; i++)
-        {
-            var ci = c.Slice(i * n, n);
-            for (int j = 0; j < k; j++)
-            {
-                double aij = a[i * k + j];
-                if (aij != 0) TensorPrimitives.MultiplyAdd(b.Slice(j * n, n), aij, ci, ci);
-            }
-        }
     }
 
     /// <summary>
