@@ -8,6 +8,9 @@ using Microsoft.ML.DeepDensity.Training;
 namespace DeepDensity.Benchmarks;
 
 /// <summary>
+/// Usage: <c>deepgmm [--dataset both|fashion|digits] [--train 10000] [--grid 8,16,32] [--digits-grid 1,2,4,8]
+/// [--layers 2,2,32] [--digits-layers 2,4] [--iters 100] [--deep-iters 20] [--deep-em hard|soft] [--lbfgs 50]
+/// [--ridge 1e-4] [--standardize] [--patience 5] [--no-peer] [--verbose]</c>.
 /// Deep GMM (hard EM, path heuristic / exact E-step, L-BFGS M-step) and our 1-layer GMM against scikit-learn's
 /// full-covariance GaussianMixture (component count chosen on validation) on Fashion-MNIST 8×8 and the shipped digits.
 /// </summary>
@@ -20,15 +23,15 @@ public sealed class DeepGmmBenchmark : IBenchmark
     {
         string which = args.String("dataset", "both");
         _verbose = args.Flag("verbose");
-        int nTrain = args.Int("train", 20000);
-        int iterations = args.Int("iters", 30);
-        var layers = ParseList(args.String("layers", "4,4,8"));
-        var digitLayers = ParseList(args.String("digits-layers", "3,3,4"));
+        int nTrain = args.Int("train", 10000);
+        int iterations = args.Int("iters", 100);
+        var layers = ParseList(args.String("layers", "2,2,32"));
+        var digitLayers = ParseList(args.String("digits-layers", "2,4"));
         int exitCode = 0;
         if (which is "both" or "fashion")
         {
             if (!SampleData.FashionMnistAvailable()) Console.WriteLine("Fashion-MNIST is not installed; skipping it.");
-            else exitCode |= RunOne(SampleData.LoadFashionMnist8x8(maxTrain: nTrain), args.String("grid", "4,8,16,32"), layers, iterations, args);
+            else exitCode |= RunOne(SampleData.LoadFashionMnist8x8(maxTrain: nTrain), args.String("grid", "8,16,32"), layers, iterations, args);
         }
         if (which is "both" or "digits")
             exitCode |= RunOne(SampleData.LoadDigits(), args.String("digits-grid", "1,2,4,8"), digitLayers, iterations, args);
@@ -86,10 +89,14 @@ public sealed class DeepGmmBenchmark : IBenchmark
             Standardize = args.Flag("standardize"),
             EarlyStoppingPatience = args.Int("patience", new DeepGmmOptions().EarlyStoppingPatience),
             LbfgsIterations = args.Int("lbfgs", new DeepGmmOptions().LbfgsIterations),
+            MinNodeWeight = args.Double("min-node-weight", 0),
         };
         var gmmHard = RunOurs($"ours GMM 1 layer K={k1} (hard EM)", data, With(common, o => o.Layers = new[] { k1 }));
         var gmmSoft = RunOurs($"ours GMM 1 layer K={k1} (soft EM)", data, With(common, o => { o.Layers = new[] { k1 }; o.Em = DeepGmmEmKind.Soft; }));
-        var deep = RunOurs($"ours Deep GMM [{string.Join(",", deepLayers)}] (hard EM)", data, With(common, o => o.Layers = deepLayers));
+        bool deepSoft = args.String("deep-em", "hard") == "soft";
+        int deepIterations = args.Int("deep-iters", 20);
+        var deep = RunOurs($"ours Deep GMM [{string.Join(",", deepLayers)}] ({(deepSoft ? "soft" : "hard")} EM)", data,
+            With(common, o => { o.Layers = deepLayers; o.MaxIterations = deepIterations; if (deepSoft) o.Em = DeepGmmEmKind.Soft; }));
 
         double bestSingle = Math.Max(gmmHard.TestLl, gmmSoft.TestLl);
         string bestSingleName = gmmHard.TestLl >= gmmSoft.TestLl ? "ours hard" : "ours soft";
@@ -113,6 +120,7 @@ public sealed class DeepGmmBenchmark : IBenchmark
             MaxIterations = template.MaxIterations, Seed = template.Seed, Layers = template.Layers,
             CovarianceRidge = template.CovarianceRidge, Standardize = template.Standardize,
             EarlyStoppingPatience = template.EarlyStoppingPatience, LbfgsIterations = template.LbfgsIterations,
+            MinNodeWeight = template.MinNodeWeight,
         };
         set(o);
         return o;

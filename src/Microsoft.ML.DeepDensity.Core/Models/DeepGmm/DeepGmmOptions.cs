@@ -126,12 +126,12 @@ public sealed class DeepGmmOptions
     public double MinibatchLearningRate { get; set; } = 1e-3;
 
     /// <summary>
-    /// Covariance ridge λ, the documented variance floor: every node's input second moments get λ·v added to their
-    /// diagonal, where v is the mean column variance of the training data for the top layer (it sees the data; so λ is
-    /// scale-free) and v = 1 for lower layers (they see whitened inputs). Like scikit-learn's <c>reg_covar</c>, it bounds
-    /// every path covariance away from singular, so no Q can blow up and no parameter becomes NaN. Default 1e-4.
+    /// Covariance ridge λ, the documented variance floor: the top layer's input second moments get λ·var(column) added
+    /// to each diagonal entry (scale-free per column, like standardising and adding λ·I), lower layers' get λ (they see
+    /// whitened inputs). Like scikit-learn's <c>reg_covar</c>, it bounds every path covariance away from singular, so no
+    /// Q can blow up and no parameter becomes NaN. Default 1e-6.
     /// </summary>
-    public double CovarianceRidge { get; set; } = 1e-4;
+    public double CovarianceRidge { get; set; } = 1e-6;
 
     /// <summary>Pseudo-count added to every path (or per-layer component) count when π is re-estimated, so no path's
     /// probability becomes exactly zero. Default 1.</summary>

@@ -24,27 +24,32 @@ internal sealed class DeepGmmTrainer
     /// <summary>Soft EM: responsibilities (rows × paths).</summary>
     public float[]? Responsibilities;
 
-    private readonly double _dataVariance;
+    private readonly double[] _columnVariance;
 
     public DeepGmmTrainer(DeepGmmNetwork net, DeepGmmOptions options, RowMatrix standardizedTrain, RandomStream random)
     {
         _net = net; _options = options; _x = standardizedTrain; _n = _x.Rows; _d = _x.Columns; _random = random;
-        _dataVariance = MeanColumnVariance(_x);
+        _columnVariance = ColumnVariances(_x);
         Assignment = new int[_n];
         Array.Fill(Assignment, -1);
     }
 
     /// <summary>
-    /// The covariance floor of a layer: relative to the data's mean column variance for the top layer (it sees the
-    /// data), absolute for lower layers (they see whitened inputs).
+    /// The covariance floor of a layer, per input dimension: λ times each column's variance for the top layer (it sees
+    /// the data, so λ is scale-free per column), λ for lower layers (they see whitened inputs).
     /// </summary>
-    internal static double RidgeFor(DeepGmmNetwork net, DeepGmmOptions options, int layer, double dataVariance)
-        => options.CovarianceRidge * (layer == net.LayerCount - 1 ? dataVariance : 1.0);
+    internal static double[] RidgeFor(DeepGmmNetwork net, DeepGmmOptions options, int layer, double[] columnVariance)
+    {
+        var ridge = new double[net.D];
+        for (int a = 0; a < net.D; a++)
+            ridge[a] = options.CovarianceRidge * (layer == net.LayerCount - 1 ? columnVariance[a] : 1.0);
+        return ridge;
+    }
 
-    private double RidgeFor(int layer) => RidgeFor(_net, _options, layer, _dataVariance);
+    private double[] RidgeFor(int layer) => RidgeFor(_net, _options, layer, _columnVariance);
 
-    /// <summary>Mean of the column variances (float64); 1 for constant data.</summary>
-    internal static double MeanColumnVariance(RowMatrix x)
+    /// <summary>Column variances (float64); a constant column gets the mean of the others (or 1).</summary>
+    internal static double[] ColumnVariances(RowMatrix x)
     {
         int n = x.Rows, d = x.Columns;
         var sum = new double[d]; var sq = new double[d];
@@ -53,10 +58,16 @@ internal sealed class DeepGmmTrainer
             var row = x.Row(r);
             for (int c = 0; c < d; c++) { sum[c] += row[c]; sq[c] += (double)row[c] * row[c]; }
         }
-        double total = 0;
-        for (int c = 0; c < d; c++) total += Math.Max(0, sq[c] / n - (sum[c] / n) * (sum[c] / n));
-        double v = total / d;
-        return v > 0 && double.IsFinite(v) ? v : 1.0;
+        var v = new double[d];
+        double total = 0; int positive = 0;
+        for (int c = 0; c < d; c++)
+        {
+            v[c] = Math.Max(0, sq[c] / n - (sum[c] / n) * (sum[c] / n));
+            if (v[c] > 0 && double.IsFinite(v[c])) { total += v[c]; positive++; }
+        }
+        double fallback = positive > 0 ? total / positive : 1.0;
+        for (int c = 0; c < d; c++) if (!(v[c] > 0) || !double.IsFinite(v[c])) v[c] = fallback;
+        return v;
     }
 
     private double MinNodeWeight => _options.MinNodeWeight > 0 ? _options.MinNodeWeight : _d + 1;
@@ -370,15 +381,35 @@ internal sealed class DeepGmmTrainer
                 RowOps.AddRowVector(next[..(count * d)], count, d, _net.E[node]);
                 var tmp = current; current = next; next = tmp;
             }
+            // Centre the block on its weighted mean (float64) before the float32 GEMM: raw second moments of columns
+            // with a large mean and a tiny spread would lose the spread to cancellation.
+            var blockMean = new double[d];
+            double blockWeight = 0;
+            for (int r = 0; r < count; r++)
+            {
+                double w = weights[start + r];
+                blockWeight += w;
+                var row = current.Slice(r * d, d);
+                for (int a = 0; a < d; a++) blockMean[a] += w * row[a];
+            }
+            if (!(blockWeight > 0)) continue;
+            for (int a = 0; a < d; a++) blockMean[a] /= blockWeight;
             for (int r = 0; r < count; r++)
             {
                 float sw = MathF.Sqrt(weights[start + r]);
-                var dst = aug.Slice(r * m, m);
-                System.Numerics.Tensors.TensorPrimitives.Multiply(current.Slice(r * d, d), sw, dst[..d]);
-                dst[d] = sw;
+                var dst = aug.Slice(r * d, d);
+                var row = current.Slice(r * d, d);
+                for (int a = 0; a < d; a++) dst[a] = (float)((row[a] - blockMean[a]) * sw);
             }
-            Gemm.Multiply(true, false, m, m, count, 1f, aug, m, aug, m, 0f, outer, m, allowParallel: false);
-            for (int i = 0; i < m * m; i++) moments[i] += outer[i];
+            Gemm.Multiply(true, false, d, d, count, 1f, aug, d, aug, d, 0f, outer, d, allowParallel: false);
+            // Σ w·ũũᵀ = centred part + W·[μ;1][μ;1]ᵀ.
+            for (int a = 0; a < d; a++)
+            {
+                for (int b = 0; b < d; b++) moments[a * m + b] += outer[a * d + b] + blockWeight * blockMean[a] * blockMean[b];
+                moments[a * m + d] += blockWeight * blockMean[a];
+                moments[d * m + a] += blockWeight * blockMean[a];
+            }
+            moments[m * m - 1] += blockWeight;
         }
     }
 
@@ -424,7 +455,8 @@ internal sealed class DeepGmmTrainer
     {
         var moments = LayerMoments(layer, rows, weights, ct);
         int d = _d, m = d + 1, nj = _net.Components[layer];
-        double ridge = RidgeFor(layer), min = MinNodeWeight;
+        var ridge = RidgeFor(layer);
+        double min = MinNodeWeight;
         var (omega, t, c) = layer > 0 ? BelowMaps(layer) : (Array.Empty<double[]>(), Array.Empty<double[]>(), Array.Empty<double>());
         bool kron = layer > 0 && UseKronecker(_net.Stride[layer]);
         var evaluations = new int[nj];
@@ -546,7 +578,7 @@ internal sealed class DeepGmmTrainer
             var adamM = new double[d * m]; var adamV = new double[d * m];
             var grad = new double[d * m];
             var z = new double[d]; var v = new double[d]; var back = new double[d];
-            double lr = _options.MinibatchLearningRate, ridge = RidgeFor(layer);
+            double lr = _options.MinibatchLearningRate, ridge = RidgeFor(layer).Average();
             int step = 0;
             for (int epoch = 0; epoch < _options.MinibatchEpochs; epoch++)
             {
@@ -640,8 +672,8 @@ internal sealed class DeepGmmTrainer
     {
         int d = x.Columns, m = d + 1;
         var rng = random.Fork(0x1417);
-        double dataVariance = MeanColumnVariance(x);
-        int sampleSize = Math.Min(x.Rows, Math.Max(5000, 20 * net.Components.Max()));
+        var columnVariance = ColumnVariances(x);
+        int sampleSize = Math.Min(x.Rows, Math.Max(20000, 50 * net.Components.Max()));
         var sampleIdx = Enumerable.Range(0, x.Rows).ToArray();
         rng.Shuffle(sampleIdx.AsSpan());
         var sample = x.SelectRows(sampleIdx.AsSpan(0, sampleSize));
@@ -649,20 +681,7 @@ internal sealed class DeepGmmTrainer
         {
             int k = net.Components[layer];
             var centers = KMeansPlusPlus(sample, k, rng.Fork((ulong)layer));
-            var label = new int[sampleSize];
-            for (int iter = 0; iter < 10; iter++)
-            {
-                for (int r = 0; r < sampleSize; r++) label[r] = Nearest(sample.Row(r), centers, k, d);
-                var sums = new double[k * d]; var counts = new int[k];
-                for (int r = 0; r < sampleSize; r++)
-                {
-                    counts[label[r]]++;
-                    var row = sample.Row(r);
-                    for (int a = 0; a < d; a++) sums[label[r] * d + a] += row[a];
-                }
-                for (int c = 0; c < k; c++)
-                    if (counts[c] > 0) for (int a = 0; a < d; a++) centers[c * d + a] = (float)(sums[c * d + a] / counts[c]);
-            }
+            var label = Lloyd(sample, centers, k, maxIterations: 100);
             var global = new double[m * m];
             var perCluster = new double[k][];
             for (int c = 0; c < k; c++) perCluster[c] = new double[m * m];
@@ -680,11 +699,13 @@ internal sealed class DeepGmmTrainer
                     }
                 }
             }
-            double gn = global[m * m - 1], kappa = d + 1;
+            double gn = global[m * m - 1];
             for (int c = 0; c < k; c++)
             {
                 var s = perCluster[c];
                 double nc = s[m * m - 1];
+                // Only clusters too small for a full-rank covariance borrow d+1 pseudo-rows of the pooled covariance.
+                double kappa = nc < 2 * (d + 1) ? d + 1 : 0;
                 var mean = new double[d];
                 for (int a = 0; a < d; a++) mean[a] = nc > 0 ? s[a * m + d] / nc : centers[c * d + a];
                 var blended = new double[m * m];
@@ -698,7 +719,7 @@ internal sealed class DeepGmmTrainer
                     blended[a * m + d] = blended[d * m + a] = s[a * m + d] + kappa * mean[a];
                 }
                 blended[m * m - 1] = nc + kappa;
-                var w = NodeObjective.ClosedForm(d, blended, RidgeFor(net, options, layer, dataVariance));
+                var w = NodeObjective.ClosedForm(d, blended, RidgeFor(net, options, layer, columnVariance));
                 int node = net.Node(layer, c);
                 for (int a = 0; a < d; a++)
                 {
@@ -765,20 +786,76 @@ internal sealed class DeepGmmTrainer
         net.Refresh();
     }
 
+    /// <summary>Greedy k-means++ seeding (as scikit-learn): each new centre is the best of 2 + ln k candidates drawn ∝ D².</summary>
     private static float[] KMeansPlusPlus(RowMatrix x, int k, RandomStream rng)
     {
-        int n = x.Rows, d = x.Columns;
+        int n = x.Rows, d = x.Columns, trials = 2 + (int)Math.Log(k);
         var centers = new float[k * d];
         var dist = new float[n];
+        var candidateDist = new float[n];
+        var bestDist = new float[n];
         x.Row(rng.NextInt(n)).CopyTo(centers.AsSpan(0, d));
         for (int r = 0; r < n; r++) dist[r] = SquaredDistance(x.Row(r), centers.AsSpan(0, d));
         for (int c = 1; c < k; c++)
         {
-            int pick = rng.NextCategorical(dist);
-            x.Row(pick).CopyTo(centers.AsSpan(c * d, d));
-            for (int r = 0; r < n; r++) dist[r] = Math.Min(dist[r], SquaredDistance(x.Row(r), centers.AsSpan(c * d, d)));
+            double bestInertia = double.PositiveInfinity;
+            int bestCandidate = 0;
+            for (int t = 0; t < trials; t++)
+            {
+                int pick = rng.NextCategorical(dist);
+                var cand = x.Row(pick);
+                double inertia = 0;
+                for (int r = 0; r < n; r++) { candidateDist[r] = Math.Min(dist[r], SquaredDistance(x.Row(r), cand)); inertia += candidateDist[r]; }
+                if (inertia < bestInertia) { bestInertia = inertia; bestCandidate = pick; candidateDist.CopyTo(bestDist, 0); }
+            }
+            x.Row(bestCandidate).CopyTo(centers.AsSpan(c * d, d));
+            bestDist.CopyTo(dist, 0);
         }
         return centers;
+    }
+
+    /// <summary>
+    /// Lloyd's k-means from the given centres until no label changes (or the cap); distances by one GEMM per pass
+    /// (‖x‖² − 2x·c + ‖c‖²). Returns the labels; <paramref name="centers"/> are updated in place.
+    /// </summary>
+    private static int[] Lloyd(RowMatrix x, float[] centers, int k, int maxIterations)
+    {
+        int n = x.Rows, d = x.Columns;
+        var label = new int[n];
+        Array.Fill(label, -1);
+        var cross = new float[Math.Min(n, Block) * k];
+        var centerNorm = new float[k];
+        for (int iter = 0; iter < maxIterations; iter++)
+        {
+            for (int c = 0; c < k; c++) { var cv = centers.AsSpan(c * d, d); centerNorm[c] = System.Numerics.Tensors.TensorPrimitives.Dot(cv, cv); }
+            int changed = 0;
+            for (int start = 0; start < n; start += Block)
+            {
+                int count = Math.Min(Block, n - start);
+                Gemm.Multiply(false, true, count, k, d, 1f, x.Values.AsSpan(start * d, count * d), d, centers, d, 0f, cross, k);
+                for (int r = 0; r < count; r++)
+                {
+                    int best = 0; float bestDist = float.PositiveInfinity;
+                    for (int c = 0; c < k; c++)
+                    {
+                        float dist = centerNorm[c] - 2 * cross[r * k + c];
+                        if (dist < bestDist) { bestDist = dist; best = c; }
+                    }
+                    if (label[start + r] != best) { label[start + r] = best; changed++; }
+                }
+            }
+            var sums = new double[k * d]; var counts = new int[k];
+            for (int r = 0; r < n; r++)
+            {
+                counts[label[r]]++;
+                var row = x.Row(r);
+                for (int a = 0; a < d; a++) sums[label[r] * d + a] += row[a];
+            }
+            for (int c = 0; c < k; c++)
+                if (counts[c] > 0) for (int a = 0; a < d; a++) centers[c * d + a] = (float)(sums[c * d + a] / counts[c]);
+            if (changed == 0) break;
+        }
+        return label;
     }
 
     private static int Nearest(ReadOnlySpan<float> row, float[] centers, int k, int d)

@@ -15,8 +15,8 @@ namespace Microsoft.ML.DeepDensity.Models.DeepGmm;
 /// <code>f(W) = log|det Q| − ½ Σ_b [ tr(Ω_b W Γ_b Wᵀ) + 2 t_bᵀ W Γ_b[:,D] + c_b Γ_b[D,D] ]</code>
 /// (eq. 11) with gradient <c>[Q⁻ᵀ | 0] − Σ_b (Ω_b W Γ_b + t_b Γ_b[:,D]ᵀ)</c> (eq. 12). The Kronecker form (eqs. 13–14)
 /// precomputes K = Σ_b Ω_b ⊗ Γ_b so that the quadratic term is vec(W)ᵀ K vec(W) (row-major vec) and its gradient K·vec(W).
-/// The ridge adds λ·Γ_b[D,D]·I to the input block of every Γ_b: the node sees its input blurred by isotropic noise
-/// of variance λ, which keeps f bounded above and every Q well-conditioned.
+/// The ridge adds diag(λ)·Γ_b[D,D] to the input block of every Γ_b: the node sees its input blurred by independent noise
+/// of variances λ, which keeps f bounded above and every Q well-conditioned.
 /// </remarks>
 internal sealed class NodeObjective
 {
@@ -34,6 +34,11 @@ internal sealed class NodeObjective
     /// <param name="secondMoments">Per folded path below: Σ w ũũᵀ ((D+1)², unnormalised; last diagonal entry = weight).</param>
     public NodeObjective(int d, IReadOnlyList<double[]> omega, IReadOnlyList<double[]> t, IReadOnlyList<double> c,
         IReadOnlyList<double[]> secondMoments, double ridge, bool kronecker)
+        : this(d, omega, t, c, secondMoments, Enumerable.Repeat(ridge, d).ToArray(), kronecker) { }
+
+    /// <param name="ridge">Per input dimension: the variance added to the node's input second moments.</param>
+    public NodeObjective(int d, IReadOnlyList<double[]> omega, IReadOnlyList<double[]> t, IReadOnlyList<double> c,
+        IReadOnlyList<double[]> secondMoments, double[] ridge, bool kronecker)
     {
         D = d; _m = d + 1;
         int m = _m;
@@ -48,7 +53,7 @@ internal sealed class NodeObjective
             var g = new double[m * m];
             TensorPrimitives.Multiply(secondMoments[b], 1.0 / total, g);
             double share = g[m * m - 1];
-            for (int a = 0; a < d; a++) g[a * m + a] += ridge * share;
+            for (int a = 0; a < d; a++) g[a * m + a] += ridge[a] * share;
             _gamma[b] = g;
             // Linear term Σ_b t_b g_bᵀ with g_b = last column of Γ_b.
             for (int a = 0; a < d; a++)
@@ -170,6 +175,10 @@ internal sealed class NodeObjective
     /// covariance Σ + λI = LLᵀ of its inputs, e = −Q·mean. This is the GMM M-step; every Q with QΣQᵀ = I is optimal.
     /// </summary>
     public static double[] ClosedForm(int d, ReadOnlySpan<double> secondMoment, double ridge)
+        => ClosedForm(d, secondMoment, Enumerable.Repeat(ridge, d).ToArray());
+
+    /// <summary>Closed form with a per-dimension ridge (variance floor).</summary>
+    public static double[] ClosedForm(int d, ReadOnlySpan<double> secondMoment, double[] ridge)
     {
         int m = d + 1;
         double total = secondMoment[m * m - 1];
@@ -178,7 +187,7 @@ internal sealed class NodeObjective
         var cov = Matrix<double>.Build.Dense(d, d);
         for (int a = 0; a < d; a++)
             for (int c = 0; c < d; c++)
-                cov[a, c] = secondMoment[a * m + c] / total - mean[a] * mean[c] + (a == c ? ridge : 0);
+                cov[a, c] = secondMoment[a * m + c] / total - mean[a] * mean[c] + (a == c ? ridge[a] : 0);
         // Symmetrise (float accumulation leaves tiny asymmetries) and enlarge the ridge until Cholesky succeeds.
         cov = (cov + cov.Transpose()) * 0.5;
         double extra = 0;
@@ -201,7 +210,7 @@ internal sealed class NodeObjective
             }
             catch (ArgumentException) { }
             if (attempt > 30) throw new InvalidOperationException("Covariance could not be regularised.");
-            extra = extra == 0 ? Math.Max(ridge, 1e-10) : extra * 10;
+            extra = extra == 0 ? Math.Max(ridge.Max(), 1e-10) : extra * 10;
         }
     }
 }
