@@ -9,7 +9,7 @@ namespace DeepDensity.Benchmarks;
 
 /// <summary>
 /// Usage: <c>deepgmm [--dataset both|fashion|digits] [--train 10000] [--grid 8,16,32] [--digits-grid 1,2,4,8]
-/// [--layers 2,2,32] [--digits-layers 2,4] [--iters 100] [--deep-iters 20] [--deep-em hard|soft] [--lbfgs 50]
+/// [--layers auto|2,2,16] [--digits-layers auto|2,4] [--iters 100] [--deep-iters 20] [--deep-em hard|soft] [--lbfgs 50]
 /// [--ridge 1e-4] [--standardize] [--patience 5] [--no-peer] [--verbose]</c>.
 /// Deep GMM (hard EM, path heuristic / exact E-step, L-BFGS M-step) and our 1-layer GMM against scikit-learn's
 /// full-covariance GaussianMixture (component count chosen on validation) on Fashion-MNIST 8×8 and the shipped digits.
@@ -25,8 +25,9 @@ public sealed class DeepGmmBenchmark : IBenchmark
         _verbose = args.Flag("verbose");
         int nTrain = args.Int("train", 10000);
         int iterations = args.Int("iters", 100);
-        var layers = ParseList(args.String("layers", "2,2,32"));
-        var digitLayers = ParseList(args.String("digits-layers", "2,4"));
+        // "auto": two lower layers of 2 under a top layer with the component count chosen for the 1-layer GMM.
+        string layers = args.String("layers", "auto");
+        string digitLayers = args.String("digits-layers", "auto");
         int exitCode = 0;
         if (which is "both" or "fashion")
         {
@@ -62,7 +63,7 @@ public sealed class DeepGmmBenchmark : IBenchmark
         return result;
     }
 
-    private static int RunOne(DataSplit data, string grid, int[] deepLayers, int iterations, BenchmarkArgs args)
+    private static int RunOne(DataSplit data, string grid, string deepLayerSpec, int iterations, BenchmarkArgs args)
     {
         int d = data.Train.Columns;
         Console.WriteLine($"== {data.Name}: train {data.Train.Rows}, validation {data.Validation.Rows}, test {data.Test.Rows}, D {d}");
@@ -82,6 +83,7 @@ public sealed class DeepGmmBenchmark : IBenchmark
             }
         }
         int k1 = peer is not null ? (int)peer["BEST_K"] : ParseList(grid).Max();
+        var deepLayers = deepLayerSpec == "auto" ? new[] { 2, 2, k1 } : ParseList(deepLayerSpec);
         var common = new DeepGmmOptions
         {
             MaxIterations = iterations, Seed = 1,

