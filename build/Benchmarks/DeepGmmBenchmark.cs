@@ -9,7 +9,7 @@ namespace DeepDensity.Benchmarks;
 
 /// <summary>
 /// Usage: <c>deepgmm [--dataset both|fashion|digits] [--train 10000] [--grid 8,16,32] [--digits-grid 1,2,4,8]
-/// [--layers auto|2,2,16] [--digits-layers auto|2,4] [--iters 100] [--deep-iters 20] [--deep-em hard|soft] [--lbfgs 50]
+/// [--layers auto|2,2,16] [--digits-layers auto|2,4] [--iters 100] [--deep-iters 20] [--deep-em hard|soft] [--deep-estep auto|heuristic] [--lbfgs 50]
 /// [--ridge 1e-4] [--standardize] [--patience 5] [--no-peer] [--verbose]</c>.
 /// Deep GMM (hard EM, path heuristic / exact E-step, L-BFGS M-step) and our 1-layer GMM against scikit-learn's
 /// full-covariance GaussianMixture (component count chosen on validation) on Fashion-MNIST 8×8 and the shipped digits.
@@ -98,7 +98,8 @@ public sealed class DeepGmmBenchmark : IBenchmark
         bool deepSoft = args.String("deep-em", "hard") == "soft";
         int deepIterations = args.Int("deep-iters", 20);
         var deep = RunOurs($"ours Deep GMM [{string.Join(",", deepLayers)}] ({(deepSoft ? "soft" : "hard")} EM)", data,
-            With(common, o => { o.Layers = deepLayers; o.MaxIterations = deepIterations; if (deepSoft) o.Em = DeepGmmEmKind.Soft; }));
+            With(common, o => { o.Layers = deepLayers; o.MaxIterations = deepIterations; if (deepSoft) o.Em = DeepGmmEmKind.Soft;
+                if (args.String("deep-estep", "auto") == "heuristic") o.EStep = DeepGmmEStep.Heuristic; }));
 
         double bestSingle = Math.Max(gmmHard.TestLl, gmmSoft.TestLl);
         string bestSingleName = gmmHard.TestLl >= gmmSoft.TestLl ? "ours hard" : "ours soft";

@@ -141,12 +141,9 @@ internal sealed class DeepGmmNetwork
 
     internal static double LogAbsDeterminant(float[] q, int d)
     {
-        var m = Matrix<double>.Build.Dense(d, d, (r, c) => q[r * d + c]);
-        var lu = m.LU();
-        double s = 0;
-        var u = lu.U;
-        for (int i = 0; i < d; i++) s += Math.Log(Math.Abs(u[i, i]));
-        return s;
+        var m = new double[d * d];
+        for (int i = 0; i < m.Length; i++) m[i] = q[i];
+        return DenseDouble.InvertLogAbsDet(m, new double[d * d], d);
     }
 
     /// <summary>Scratch for scoring one block of rows against every path.</summary>
