@@ -7,5 +7,6 @@ internal static class BuiltInModels
     {
         ModelRegistry.Register(Models.Rnade.RnadeModel.Kind, Models.Rnade.RnadeModel.ReadPayload);
         ModelRegistry.Register(Models.Rbm.RbmModel.Kind, Models.Rbm.RbmModel.ReadPayload);
+        ModelRegistry.Register(Models.DeepGmm.DeepGmmModel.Kind, Models.DeepGmm.DeepGmmModel.ReadPayload);
     }
 }

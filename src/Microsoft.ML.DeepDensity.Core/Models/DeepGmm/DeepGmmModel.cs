@@ -1,0 +1,345 @@
+using System.Diagnostics;
+using Microsoft.ML.DeepDensity.Data;
+using Microsoft.ML.DeepDensity.Persistence;
+using Microsoft.ML.DeepDensity.Randomness;
+using Microsoft.ML.DeepDensity.Training;
+
+namespace Microsoft.ML.DeepDensity.Models.DeepGmm;
+
+/// <summary>
+/// Deep Gaussian Mixture Model (van den Oord &amp; Schrauwen, NIPS 2014): layers of square affine transformations;
+/// a sample is standard-normal noise pushed through one transformation per layer along a random path, so the density
+/// is a mixture over all Π N_j paths, p(x) = Σ_p π_p N(x | β_p, Ω_pΩ_pᵀ), with parameters tied across paths.
+/// Exact log-density; trained by hard (or soft) EM with the paper's path heuristic and an L-BFGS M-step.
+/// </summary>
+public sealed class DeepGmmModel : DensityModel
+{
+    /// <summary>Model-kind name in saved files.</summary>
+    public const string Kind = "DeepGmm";
+    private const int Block = DeepGmmNetwork.RowsPerBlock;
+
+    internal readonly DeepGmmNetwork Network;
+    private readonly ColumnStandardizer _standardizer;
+    private readonly double[][] _forwardA;
+    private readonly double[][] _forwardB;
+
+    internal DeepGmmModel(DeepGmmNetwork network, ColumnStandardizer standardizer)
+    {
+        Network = network; _standardizer = standardizer;
+        (_forwardA, _forwardB) = network.ForwardMaps();
+    }
+
+    public override string ModelKind => Kind;
+    public override int Dimension => Network.D;
+    public override DensityKind DensityKind => DensityKind.Exact;
+
+    /// <summary>Components per layer (index 0 acts first on the noise; the last layer is nearest the data).</summary>
+    public IReadOnlyList<int> Layers => Network.Components;
+    /// <summary>Number of paths Π N_j (components of the equivalent flat GMM).</summary>
+    public int PathCount => Network.PathCount;
+    /// <summary>Full or factorised path probabilities.</summary>
+    public DeepGmmPathProbabilities PathProbabilities => Network.Factorized ? DeepGmmPathProbabilities.Factorized : DeepGmmPathProbabilities.Full;
+    /// <summary>Input standardisation applied before the network.</summary>
+    public ColumnStandardizer Standardizer => _standardizer;
+    /// <summary>What training did (null for a loaded model).</summary>
+    public TrainingSummary? TrainingSummary { get; internal set; }
+
+    /// <summary>
+    /// Trains a Deep GMM on <paramref name="data"/> (rows × D) by EM. Progress is reported once per EM iteration
+    /// (train and validation log-likelihood per row; <see cref="TrainingProgress.Metrics"/> holds the E-step switch rate,
+    /// re-seeded nodes and E/M-step seconds). With a validation set (given or split off) the best iteration is returned.
+    /// </summary>
+    public static DeepGmmModel Fit(RowMatrix data, DeepGmmOptions? options = null, RowMatrix? validation = null,
+        IProgress<TrainingProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        options ??= new DeepGmmOptions();
+        options.Validate();
+        DataValidation.CheckTrainingData(data, InputDomain.Real, "training data", minRows: 2);
+        if (validation is not null) DataValidation.CheckTrainingData(validation, InputDomain.Real, "validation data", data.Columns);
+        int d = data.Columns;
+        var (train, valid) = TrainingLoop.Split(data, validation, options.ValidationFraction, options.Seed);
+        var standardizer = options.Standardize ? ColumnStandardizer.Fit(train) : ColumnStandardizer.Identity(d);
+        var x = Standardized(train, standardizer);
+        var xValid = valid is null ? null : Standardized(valid, standardizer);
+        double logJacobian = standardizer.LogJacobian;
+
+        DeepGmmNetwork? chosen = null;
+        TrainingSummary? chosenSummary = null;
+        double chosenScore = double.NegativeInfinity;
+        var root = new RandomStream(options.Seed).Fork(0xD6);
+        for (int init = 0; init < options.Initializations; init++)
+        {
+            var (net, summary) = RunEm(options, x, xValid, logJacobian, init == 0 ? root : root.Fork((ulong)init), init, progress, cancellationToken);
+            double score = xValid is not null ? summary.BestValidationLogLikelihood : summary.FinalTrainLogLikelihood;
+            if (chosen is null || score > chosenScore) { chosen = net; chosenSummary = summary; chosenScore = score; }
+        }
+        return new DeepGmmModel(chosen!, standardizer) { TrainingSummary = chosenSummary };
+    }
+
+    /// <summary>One EM run from one initialisation; returns the best (early-stopping) or last network.</summary>
+    private static (DeepGmmNetwork Network, TrainingSummary Summary) RunEm(DeepGmmOptions options, RowMatrix x, RowMatrix? xValid,
+        double logJacobian, RandomStream random, int init, IProgress<TrainingProgress>? progress, CancellationToken cancellationToken)
+    {
+        var net = new DeepGmmNetwork(x.Columns, options.Layers, options.PathProbabilities == DeepGmmPathProbabilities.Factorized);
+        if (options.Layers.Length > 1 && options.Initialization == DeepGmmInitialization.PretrainedTopLayer)
+        {
+            var gmmOptions = options.Clone();
+            gmmOptions.Layers = new[] { options.Layers[^1] };
+            gmmOptions.MaxIterations = options.PretrainIterations;
+            gmmOptions.Em = DeepGmmEmKind.Hard;
+            gmmOptions.MStep = DeepGmmMStep.Lbfgs;
+            var pretrainProgress = progress is null ? null : new NotedProgress(progress, "pretraining the top layer as a GMM");
+            var (gmm, _) = RunEm(gmmOptions, x, xValid, logJacobian, random.Fork(0x9E7), init, pretrainProgress, cancellationToken);
+            DeepGmmTrainer.InitializeFromTopLayer(net, gmm, options, random);
+        }
+        else DeepGmmTrainer.Initialize(net, x, options, random);
+        var trainer = new DeepGmmTrainer(net, options, x, random);
+
+        var clock = Stopwatch.StartNew();
+        var history = new List<TrainingProgress>();
+        var lastGood = net.Clone();
+        DeepGmmNetwork? best = null;
+        double bestValid = double.NegativeInfinity, lastTrain = double.NaN;
+        int bestIteration = 0, sinceBest = 0;
+        bool stoppedEarly = false;
+        string? initNote = options.Initializations > 1 ? $"initialisation {init + 1}/{options.Initializations}" : null;
+
+        var estep = trainer.EStep(0, cancellationToken);
+        double previous = estep.MeanLogLikelihood;
+        for (int iteration = 1; iteration <= options.MaxIterations; iteration++)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            var iterationClock = Stopwatch.StartNew();
+            var mstep = trainer.MStep(iteration, cancellationToken);
+            double mSeconds = iterationClock.Elapsed.TotalSeconds;
+            string? note = initNote;
+            if (!net.AllFinite())
+            {
+                // Cannot happen with a positive ridge, but parameters are never returned non-finite.
+                net.CopyFrom(lastGood);
+                note = "non-finite parameters after the M-step: restored the previous iteration and stopped";
+                history.Add(new TrainingProgress(iteration, double.NaN, null, 0, clock.Elapsed, 0f, note));
+                progress?.Report(history[^1]);
+                break;
+            }
+            estep = trainer.EStep(iteration, cancellationToken);
+            double eSeconds = iterationClock.Elapsed.TotalSeconds - mSeconds;
+            lastTrain = estep.MeanLogLikelihood + logJacobian;
+            double? validLl = xValid is null ? null : MeanLogDensity(net, xValid) + logJacobian;
+            var metrics = new Dictionary<string, double>
+            {
+                ["switch_rate"] = estep.SwitchRate,
+                ["reseeded"] = mstep.Reseeded,
+                ["estep_s"] = eSeconds,
+                ["mstep_s"] = mSeconds,
+            };
+            if (!estep.IsExact) note = (note is null ? "" : note + "; ") + "train = best-path bound (heuristic E-step)";
+            var report = new TrainingProgress(iteration, lastTrain, validLl, x.Rows / Math.Max(iterationClock.Elapsed.TotalSeconds, 1e-9),
+                clock.Elapsed, 0f, note, metrics);
+            history.Add(report);
+            progress?.Report(report);
+            lastGood = net.Clone();
+
+            if (validLl is double v)
+            {
+                if (v > bestValid) { bestValid = v; bestIteration = iteration; sinceBest = 0; best = lastGood; }
+                else if (options.EarlyStoppingPatience > 0 && ++sinceBest >= options.EarlyStoppingPatience) { stoppedEarly = true; break; }
+            }
+            if (Math.Abs(estep.MeanLogLikelihood - previous) < options.Tolerance && mstep.Reseeded == 0) break;
+            previous = estep.MeanLogLikelihood;
+        }
+        var final = best ?? lastGood;
+        if (best is null) bestIteration = history.Count;
+        return (final.Clone(), new TrainingSummary(history.Count, bestIteration, bestValid, lastTrain, stoppedEarly, 0, history));
+    }
+
+    /// <summary>Forwards progress reports with a note prepended (pretraining runs).</summary>
+    private sealed class NotedProgress : IProgress<TrainingProgress>
+    {
+        private readonly IProgress<TrainingProgress> _inner;
+        private readonly string _note;
+        public NotedProgress(IProgress<TrainingProgress> inner, string note) { _inner = inner; _note = note; }
+        public void Report(TrainingProgress value) => _inner.Report(value with { Note = value.Note is null ? _note : _note + "; " + value.Note });
+    }
+
+    private static RowMatrix Standardized(RowMatrix data, ColumnStandardizer s)
+    {
+        var result = new RowMatrix(data.Rows, data.Columns);
+        s.Forward(data.AsSpan(), result.AsSpan(), data.Rows);
+        return result;
+    }
+
+    /// <summary>Mean exact log-density of standardised rows (no Jacobian), blocks in parallel, reduced in block order.</summary>
+    internal static double MeanLogDensity(DeepGmmNetwork net, RowMatrix x)
+    {
+        int n = x.Rows, d = x.Columns, blocks = (n + Block - 1) / Block;
+        var sums = new double[blocks];
+        Parallel.For(0, blocks, DeepDensityEnvironment.ParallelOptions(), () => (new DeepGmmNetwork.ScoringWorkspace(net, Block), new float[Block]), (b, _, local) =>
+        {
+            int start = b * Block, m = Math.Min(Block, n - start);
+            net.LogDensityBlock(x.Values.AsSpan(start * d, m * d), m, local.Item2, local.Item1);
+            double s = 0;
+            for (int r = 0; r < m; r++) s += local.Item2[r];
+            sums[b] = s;
+            return local;
+        }, _ => { });
+        double total = 0;
+        foreach (var s in sums) total += s;
+        return total / n;
+    }
+
+    protected override void LogDensityCore(ReadOnlySpan<float> rows, int count, Span<float> logDensity, Span<float> standardError)
+    {
+        int d = Dimension, blocks = (count + Block - 1) / Block;
+        float logJacobian = (float)_standardizer.LogJacobian;
+        var input = rows.ToArray();
+        var output = new float[count];
+        void ScoreBlock(int b, DeepGmmNetwork.ScoringWorkspace ws)
+        {
+            int start = b * Block, m = Math.Min(Block, count - start);
+            var x = new float[m * d];
+            _standardizer.Forward(input.AsSpan(start * d, m * d), x, m);
+            var dst = output.AsSpan(start, m);
+            Network.LogDensityBlock(x, m, dst, ws);
+            for (int r = 0; r < m; r++) dst[r] += logJacobian;
+        }
+        if (blocks == 1) ScoreBlock(0, new DeepGmmNetwork.ScoringWorkspace(Network, count));
+        else Parallel.For(0, blocks, DeepDensityEnvironment.ParallelOptions(), () => new DeepGmmNetwork.ScoringWorkspace(Network, Block), (b, _, ws) => { ScoreBlock(b, ws); return ws; }, _ => { });
+        output.CopyTo(logDensity);
+    }
+
+    protected override void SampleCore(int count, ulong seed, Span<float> destination)
+    {
+        var root = new RandomStream(seed);
+        int d = Dimension, blocks = (count + Block - 1) / Block;
+        var output = new float[count * d];
+        var prior = new float[Network.PathCount];
+        float maxLog = float.NegativeInfinity;
+        foreach (var v in Network.PathLogPrior) maxLog = Math.Max(maxLog, v);
+        for (int p = 0; p < prior.Length; p++) prior[p] = MathF.Exp(Network.PathLogPrior[p] - maxLog);
+        DeepDensityEnvironment.For(0, blocks, b =>
+        {
+            var rng = root.Fork((ulong)b);
+            int start = b * Block, m = Math.Min(Block, count - start);
+            var y = new double[d]; var next = new double[d];
+            var digits = new int[Network.LayerCount];
+            for (int r = 0; r < m; r++)
+            {
+                Network.PathDigits(rng.NextCategorical(prior), digits);
+                for (int a = 0; a < d; a++) y[a] = rng.NextGaussian();
+                for (int j = 0; j < Network.LayerCount; j++)
+                {
+                    int node = Network.Node(j, digits[j]);
+                    var an = _forwardA[node]; var bn = _forwardB[node];
+                    for (int a = 0; a < d; a++)
+                    {
+                        double s = bn[a];
+                        for (int c = 0; c < d; c++) s += an[a * d + c] * y[c];
+                        next[a] = s;
+                    }
+                    (y, next) = (next, y);
+                }
+                var dst = output.AsSpan((start + r) * d, d);
+                for (int a = 0; a < d; a++) dst[a] = (float)(y[a] * _standardizer.Scale[a] + _standardizer.Mean[a]);
+            }
+        });
+        output.CopyTo(destination);
+    }
+
+    /// <summary>
+    /// The equivalent flat GMM in data units (paper eqs. 1–3): per path its weight π_p, mean β_p and covariance
+    /// Ω_pΩ_pᵀ (D×D row-major), float64. Paths are mixed-radix numbers with layer 0 the fastest digit.
+    /// </summary>
+    public (double[] Weights, double[][] Means, double[][] Covariances) ToGaussianMixture()
+    {
+        int d = Dimension, pc = PathCount;
+        var weights = new double[pc]; var means = new double[pc][]; var covs = new double[pc][];
+        double max = double.NegativeInfinity;
+        foreach (var v in Network.PathLogPrior) max = Math.Max(max, v);
+        double total = 0;
+        for (int p = 0; p < pc; p++) { weights[p] = Math.Exp(Network.PathLogPrior[p] - max); total += weights[p]; }
+        var digits = new int[Network.LayerCount];
+        for (int p = 0; p < pc; p++)
+        {
+            weights[p] /= total;
+            Network.PathDigits(p, digits);
+            // Ω = A_top ⋯ A_0 and β by composing x = A(y) + b from the bottom layer up.
+            var omega = new double[d * d];
+            for (int a = 0; a < d; a++) omega[a * d + a] = 1;
+            var beta = new double[d];
+            for (int j = 0; j < Network.LayerCount; j++)
+            {
+                int node = Network.Node(j, digits[j]);
+                var an = _forwardA[node]; var bn = _forwardB[node];
+                var o2 = new double[d * d]; var b2 = new double[d];
+                for (int a = 0; a < d; a++)
+                {
+                    double s = bn[a];
+                    for (int c = 0; c < d; c++)
+                    {
+                        double acv = an[a * d + c];
+                        s += acv * beta[c];
+                        for (int e = 0; e < d; e++) o2[a * d + e] += acv * omega[c * d + e];
+                    }
+                    b2[a] = s;
+                }
+                omega = o2; beta = b2;
+            }
+            var mean = new double[d]; var cov = new double[d * d];
+            for (int a = 0; a < d; a++)
+            {
+                mean[a] = beta[a] * _standardizer.Scale[a] + _standardizer.Mean[a];
+                for (int c = 0; c < d; c++)
+                {
+                    double s = 0;
+                    for (int e = 0; e < d; e++) s += omega[a * d + e] * omega[c * d + e];
+                    cov[a * d + c] = s * _standardizer.Scale[a] * _standardizer.Scale[c];
+                }
+            }
+            means[p] = mean; covs[p] = cov;
+        }
+        return (weights, means, covs);
+    }
+
+    protected internal override void WritePayload(ModelWriter w)
+    {
+        w.WriteInt32(Network.D);
+        w.WriteInt32s(Network.Components);
+        w.WriteBoolean(Network.Factorized);
+        _standardizer.Write(w);
+        for (int n = 0; n < Network.NodeCount; n++) { w.WriteSingles(Network.Q[n]); w.WriteSingles(Network.E[n]); }
+        w.WriteSingles(Network.LogPrior);
+    }
+
+    internal static DensityModel ReadPayload(ModelReader r, int version)
+    {
+        if (version != 1) throw r.Corrupt($"payload version {version} is not supported (expected 1)");
+        int d = r.ReadInt32("dimension", 1, 1 << 16);
+        int layerCount = r.ReadInt32();
+        if (layerCount < 1 || layerCount > 64 || layerCount * 4 > r.Remaining) throw r.Corrupt($"layer count {layerCount} is invalid");
+        var components = new int[layerCount];
+        long paths = 1, nodes = 0;
+        for (int j = 0; j < layerCount; j++)
+        {
+            components[j] = r.ReadInt32($"layers[{j}]", 1, 4096);
+            paths *= components[j]; nodes += components[j];
+            if (paths > DeepGmmOptions.MaxPaths) throw r.Corrupt($"the network has more than {DeepGmmOptions.MaxPaths} paths");
+        }
+        bool factorized = r.ReadBoolean();
+        var std = ColumnStandardizer.Read(r, d);
+        if (nodes * ((long)d * d + d) * 4 > r.Remaining) throw r.Corrupt("declared sizes exceed the payload");
+        var net = new DeepGmmNetwork(d, components, factorized);
+        for (int n = 0; n < net.NodeCount; n++)
+        {
+            r.ReadSingles($"Q[{n}]", d * d).CopyTo(net.Q[n], 0);
+            r.ReadSingles($"e[{n}]", d).CopyTo(net.E[n], 0);
+        }
+        var prior = r.ReadSingles("log path probabilities", net.LogPrior.Length, requireFinite: false);
+        foreach (var v in prior) if (float.IsNaN(v) || v > 1e-3f) throw r.Corrupt("a log path probability is NaN or positive");
+        prior.CopyTo(net.LogPrior, 0);
+        net.Refresh();
+        for (int n = 0; n < net.NodeCount; n++)
+            if (!double.IsFinite(net.LogDet[n])) throw r.Corrupt($"node {n} has a singular transformation");
+        return new DeepGmmModel(net, std);
+    }
+}

@@ -1,0 +1,338 @@
+using System.Runtime.InteropServices;
+using MathNet.Numerics.LinearAlgebra;
+using Microsoft.ML.DeepDensity.Numerics;
+
+namespace Microsoft.ML.DeepDensity.Models.DeepGmm;
+
+/// <summary>
+/// The parameters and the path arithmetic of a Deep GMM, in standardised data space.
+/// </summary>
+/// <remarks>
+/// Layers are numbered as in the paper: layer 0 acts first on the standard-normal z, the last layer produces x.
+/// Every node stores the <em>inverse</em> affine map of its transformation, y_in-below = Q·y + e, with
+/// Q = A⁻¹ and e = −A⁻¹b, so a path's back-transform is a chain of these maps from x down to z and
+/// log p(x | path) = Σ log|det Q| + log N(z | 0, I) (eq. 5). A path is a mixed-radix number with layer 0 the
+/// fastest digit (stride 1), so for layer j the digits below it form the index <c>path % Stride[j]</c>.
+/// </remarks>
+internal sealed class DeepGmmNetwork
+{
+    internal const int RowsPerBlock = 256;
+    private static readonly double HalfLog2Pi = 0.5 * Math.Log(2 * Math.PI);
+
+    public readonly int D;
+    /// <summary>D rounded up to a multiple of 16: row stride of the padded matrices used by per-row mat-vecs.</summary>
+    public readonly int Dp;
+    public readonly int[] Components;
+    public readonly int[] NodeOffset;
+    public readonly int[] Stride;
+    public readonly int LayerCount, NodeCount, PathCount;
+    public readonly bool Factorized;
+    /// <summary>Per node: Q (D×D row-major).</summary>
+    public readonly float[][] Q;
+    /// <summary>Per node: e (D).</summary>
+    public readonly float[][] E;
+    /// <summary>Full: log π per path (PathCount). Factorised: log π per node (NodeCount), summed along a path.</summary>
+    public readonly float[] LogPrior;
+
+    // Derived by Refresh(): log|det Q| per node, padded transposes for mat-vecs, per-path log prior.
+    public double[] LogDet = Array.Empty<double>();
+    public float[][] QtPadded = Array.Empty<float[]>();
+    public float[][] EPadded = Array.Empty<float[]>();
+    public float[] PathLogPrior = Array.Empty<float>();
+    /// <summary>Per layer: [Q_0ᵀ | Q_1ᵀ | …] (D × N_j·D) and [e_0 | e_1 | …], so one GEMM back-transforms a block through every node of the layer.</summary>
+    public float[][] WideQt = Array.Empty<float[]>();
+    public float[][] WideE = Array.Empty<float[]>();
+
+    public DeepGmmNetwork(int d, int[] components, bool factorized)
+    {
+        D = d; Dp = (d + 15) / 16 * 16;
+        Components = (int[])components.Clone();
+        LayerCount = components.Length;
+        NodeOffset = new int[LayerCount + 1];
+        Stride = new int[LayerCount + 1];
+        Stride[0] = 1;
+        for (int j = 0; j < LayerCount; j++)
+        {
+            NodeOffset[j + 1] = NodeOffset[j] + components[j];
+            Stride[j + 1] = checked(Stride[j] * components[j]);
+        }
+        NodeCount = NodeOffset[LayerCount];
+        PathCount = Stride[LayerCount];
+        Factorized = factorized;
+        Q = new float[NodeCount][];
+        E = new float[NodeCount][];
+        for (int n = 0; n < NodeCount; n++) { Q[n] = new float[d * d]; E[n] = new float[d]; }
+        LogPrior = new float[factorized ? NodeCount : PathCount];
+    }
+
+    public int Node(int layer, int component) => NodeOffset[layer] + component;
+    public int Digit(int path, int layer) => path / Stride[layer] % Components[layer];
+
+    public DeepGmmNetwork Clone()
+    {
+        var c = new DeepGmmNetwork(D, Components, Factorized);
+        for (int n = 0; n < NodeCount; n++) { Q[n].CopyTo(c.Q[n], 0); E[n].CopyTo(c.E[n], 0); }
+        LogPrior.CopyTo(c.LogPrior, 0);
+        c.Refresh();
+        return c;
+    }
+
+    public void CopyFrom(DeepGmmNetwork other)
+    {
+        for (int n = 0; n < NodeCount; n++) { other.Q[n].CopyTo(Q[n], 0); other.E[n].CopyTo(E[n], 0); }
+        other.LogPrior.CopyTo(LogPrior, 0);
+        Refresh();
+    }
+
+    /// <summary>Recomputes everything derived from Q, e and the priors (call after any parameter change).</summary>
+    public void Refresh()
+    {
+        LogDet = new double[NodeCount];
+        QtPadded = new float[NodeCount][];
+        EPadded = new float[NodeCount][];
+        for (int n = 0; n < NodeCount; n++)
+        {
+            LogDet[n] = LogAbsDeterminant(Q[n], D);
+            var qt = new float[D * Dp];
+            for (int r = 0; r < D; r++)
+                for (int c = 0; c < D; c++) qt[c * Dp + r] = Q[n][r * D + c];
+            QtPadded[n] = qt;
+            var ep = new float[Dp];
+            E[n].CopyTo(ep, 0);
+            EPadded[n] = ep;
+        }
+        WideQt = new float[LayerCount][];
+        WideE = new float[LayerCount][];
+        for (int j = 0; j < LayerCount; j++)
+        {
+            int width = Components[j] * D;
+            var wq = new float[D * width]; var we = new float[width];
+            for (int i = 0; i < Components[j]; i++)
+            {
+                int node = Node(j, i);
+                for (int r = 0; r < D; r++)
+                    for (int c = 0; c < D; c++) wq[c * width + i * D + r] = Q[node][r * D + c];
+                E[node].CopyTo(we, i * D);
+            }
+            WideQt[j] = wq; WideE[j] = we;
+        }
+        PathLogPrior = new float[PathCount];
+        if (!Factorized) LogPrior.CopyTo(PathLogPrior, 0);
+        else
+            for (int p = 0; p < PathCount; p++)
+            {
+                double s = 0;
+                for (int j = 0; j < LayerCount; j++) s += LogPrior[Node(j, Digit(p, j))];
+                PathLogPrior[p] = (float)s;
+            }
+    }
+
+    public bool AllFinite()
+    {
+        for (int n = 0; n < NodeCount; n++)
+        {
+            foreach (var v in Q[n]) if (!float.IsFinite(v)) return false;
+            foreach (var v in E[n]) if (!float.IsFinite(v)) return false;
+            if (!double.IsFinite(LogDet[n])) return false;
+        }
+        foreach (var v in PathLogPrior) if (float.IsNaN(v) || float.IsPositiveInfinity(v)) return false;
+        return true;
+    }
+
+    internal static double LogAbsDeterminant(float[] q, int d)
+    {
+        var m = new double[d * d];
+        for (int i = 0; i < m.Length; i++) m[i] = q[i];
+        return DenseDouble.InvertLogAbsDet(m, new double[d * d], d);
+    }
+
+    /// <summary>Scratch for scoring one block of rows against every path.</summary>
+    internal sealed class ScoringWorkspace
+    {
+        public readonly float[][] Levels;
+        public readonly float[] Scores;
+        public ScoringWorkspace(DeepGmmNetwork net, int rows)
+        {
+            Levels = new float[net.LayerCount][];
+            for (int j = 0; j < net.LayerCount; j++) Levels[j] = new float[rows * net.D * net.Components[j]];
+            Scores = new float[rows * net.PathCount];
+        }
+    }
+
+    /// <summary>
+    /// scores[r·P + p] = log π_p + log N(x_r | path p) for every path, by a depth-first walk of the layers from the
+    /// top: each node's back-transform of the whole block is one GEMM, shared by all paths below it.
+    /// </summary>
+    public void ScoreAllPaths(ReadOnlySpan<float> x, int n, ScoringWorkspace ws)
+        => Descend(LayerCount - 1, x, D, n, 0, 0.0, ws);
+
+    private void Descend(int layer, ReadOnlySpan<float> input, int inputStride, int n, int pathBase, double logDetSum, ScoringWorkspace ws)
+    {
+        int width = Components[layer] * D;
+        var output = ws.Levels[layer].AsSpan(0, n * width);
+        Gemm.Multiply(false, false, n, width, D, 1f, input, inputStride, WideQt[layer], width, 0f, output, width, allowParallel: false);
+        RowOps.AddRowVector(output, n, width, WideE[layer]);
+        for (int i = 0; i < Components[layer]; i++)
+        {
+            int node = Node(layer, i);
+            int path = pathBase + i * Stride[layer];
+            double ld = logDetSum + LogDet[node];
+            if (layer > 0) { Descend(layer - 1, output[(i * D)..], width, n, path, ld, ws); continue; }
+            int pc = PathCount;
+            float offset = (float)(PathLogPrior[path] + ld - D * HalfLog2Pi);
+            for (int r = 0; r < n; r++)
+            {
+                var z = output.Slice(r * width + i * D, D);
+                ws.Scores[r * pc + path] = offset - 0.5f * System.Numerics.Tensors.TensorPrimitives.Dot(z, z);
+            }
+        }
+    }
+
+    /// <summary>Log-density (standardised space) of each row of a block: log-sum-exp of the path scores in float64.</summary>
+    public void LogDensityBlock(ReadOnlySpan<float> x, int n, Span<float> logDensity, ScoringWorkspace ws)
+    {
+        ScoreAllPaths(x, n, ws);
+        for (int r = 0; r < n; r++) logDensity[r] = (float)LogSumExp(ws.Scores.AsSpan(r * PathCount, PathCount));
+    }
+
+    internal static double LogSumExp(ReadOnlySpan<float> s)
+    {
+        float max = float.NegativeInfinity;
+        foreach (var v in s) if (v > max) max = v;
+        if (float.IsNegativeInfinity(max)) return double.NegativeInfinity;
+        double sum = 0;
+        foreach (var v in s) sum += Math.Exp(v - max);
+        return max + Math.Log(sum);
+    }
+
+    // ---- Per-row path evaluation (E-step heuristic) ----
+
+    /// <summary>y[0..Dp) = Q·v + e for node <paramref name="node"/>; v and y are padded to Dp (padding stays zero).</summary>
+    public void Apply(int node, ReadOnlySpan<float> v, Span<float> y)
+    {
+        var qt = QtPadded[node];
+        int dp = Dp, d = D, w = System.Numerics.Vector<float>.Count;
+        EPadded[node].AsSpan().CopyTo(y);
+        ref float q0 = ref MemoryMarshal.GetArrayDataReference(qt);
+        var yv = MemoryMarshal.Cast<float, System.Numerics.Vector<float>>(y[..dp]);
+        int c0 = 0;
+        // Four accumulators per pass keep the column block in registers while streaming the rows of Qᵀ.
+        for (; c0 + 4 * w <= dp; c0 += 4 * w)
+        {
+            int vb = c0 / w;
+            System.Numerics.Vector<float> a0 = yv[vb], a1 = yv[vb + 1], a2 = yv[vb + 2], a3 = yv[vb + 3];
+            for (int r = 0; r < d; r++)
+            {
+                var s = new System.Numerics.Vector<float>(v[r]);
+                ref float row = ref System.Runtime.CompilerServices.Unsafe.Add(ref q0, r * dp + c0);
+                a0 += s * System.Runtime.CompilerServices.Unsafe.As<float, System.Numerics.Vector<float>>(ref row);
+                a1 += s * System.Runtime.CompilerServices.Unsafe.As<float, System.Numerics.Vector<float>>(ref System.Runtime.CompilerServices.Unsafe.Add(ref row, w));
+                a2 += s * System.Runtime.CompilerServices.Unsafe.As<float, System.Numerics.Vector<float>>(ref System.Runtime.CompilerServices.Unsafe.Add(ref row, 2 * w));
+                a3 += s * System.Runtime.CompilerServices.Unsafe.As<float, System.Numerics.Vector<float>>(ref System.Runtime.CompilerServices.Unsafe.Add(ref row, 3 * w));
+            }
+            yv[vb] = a0; yv[vb + 1] = a1; yv[vb + 2] = a2; yv[vb + 3] = a3;
+        }
+        for (; c0 < dp; c0 += w)
+        {
+            int vb = c0 / w;
+            var a = yv[vb];
+            for (int r = 0; r < d; r++)
+                a += new System.Numerics.Vector<float>(v[r]) * System.Runtime.CompilerServices.Unsafe.As<float, System.Numerics.Vector<float>>(
+                    ref System.Runtime.CompilerServices.Unsafe.Add(ref q0, r * dp + c0));
+            yv[vb] = a;
+        }
+    }
+
+    /// <summary>
+    /// Per-row scratch: levels[j] (j = 0..LayerCount) hold the back-transformed row after layer j (level LayerCount is x).
+    /// </summary>
+    internal sealed class RowWorkspace
+    {
+        public readonly float[][] Levels;
+        public RowWorkspace(DeepGmmNetwork net)
+        {
+            Levels = new float[net.LayerCount + 1][];
+            for (int j = 0; j <= net.LayerCount; j++) Levels[j] = new float[net.Dp];
+        }
+    }
+
+    /// <summary>
+    /// Score of <paramref name="digits"/> for the row in levels[LayerCount], recomputing levels from layer
+    /// <paramref name="fromLayer"/> down (levels above must already belong to these digits).
+    /// </summary>
+    public double EvaluatePath(int[] digits, int fromLayer, RowWorkspace ws)
+    {
+        double ld = 0;
+        int path = 0;
+        for (int j = 0; j < LayerCount; j++)
+        {
+            int node = Node(j, digits[j]);
+            ld += LogDet[node];
+            path += digits[j] * Stride[j];
+        }
+        for (int j = fromLayer; j >= 0; j--) Apply(Node(j, digits[j]), ws.Levels[j + 1], ws.Levels[j]);
+        var z = ws.Levels[0].AsSpan(0, D);
+        double sq = System.Numerics.Tensors.TensorPrimitives.Dot(z, z);
+        return PathLogPrior[path] + ld - 0.5 * sq - D * HalfLog2Pi;
+    }
+
+    /// <summary>
+    /// One coordinate-ascent pass (paper §3.1): layer by layer from the top, pick the best component with the other
+    /// layers fixed. Returns the score of the resulting path; levels are left consistent with <paramref name="digits"/>.
+    /// </summary>
+    public double CoordinatePass(int[] digits, RowWorkspace ws)
+    {
+        double score = double.NegativeInfinity;
+        for (int j = LayerCount - 1; j >= 0; j--)
+        {
+            int best = digits[j];
+            double bestScore = double.NegativeInfinity;
+            for (int i = 0; i < Components[j]; i++)
+            {
+                digits[j] = i;
+                double s = EvaluatePath(digits, j, ws);
+                if (s > bestScore) { bestScore = s; best = i; }
+            }
+            digits[j] = best;
+            score = EvaluatePath(digits, j, ws);
+        }
+        return score;
+    }
+
+    public int PathIndex(int[] digits)
+    {
+        int p = 0;
+        for (int j = 0; j < LayerCount; j++) p += digits[j] * Stride[j];
+        return p;
+    }
+
+    public void PathDigits(int path, int[] digits)
+    {
+        for (int j = 0; j < LayerCount; j++) digits[j] = Digit(path, j);
+    }
+
+    // ---- Generative direction ----
+
+    /// <summary>Forward maps A = Q⁻¹ and b = −A·e per node (float64), for sampling and moments.</summary>
+    public (double[][] A, double[][] B) ForwardMaps()
+    {
+        var a = new double[NodeCount][];
+        var b = new double[NodeCount][];
+        for (int n = 0; n < NodeCount; n++)
+        {
+            var q = Matrix<double>.Build.Dense(D, D, (r, c) => Q[n][r * D + c]);
+            var inv = q.Inverse();
+            var an = new double[D * D];
+            for (int r = 0; r < D; r++) for (int c = 0; c < D; c++) an[r * D + c] = inv[r, c];
+            var bn = new double[D];
+            for (int r = 0; r < D; r++)
+            {
+                double s = 0;
+                for (int c = 0; c < D; c++) s -= an[r * D + c] * E[n][c];
+                bn[r] = s;
+            }
+            a[n] = an; b[n] = bn;
+        }
+        return (a, b);
+    }
+}

@@ -1,0 +1,247 @@
+namespace Microsoft.ML.DeepDensity.Models.DeepGmm;
+
+/// <summary>How path probabilities π_p are parameterised.</summary>
+public enum DeepGmmPathProbabilities
+{
+    /// <summary>One probability per path (Π N_j numbers), as in the paper's experiments.</summary>
+    Full = 0,
+    /// <summary>π_p = Π_j π_{j,p_j}: one categorical per layer (Σ N_j numbers); for very large networks.</summary>
+    Factorized = 1,
+}
+
+/// <summary>How the E-step finds each row's path(s).</summary>
+public enum DeepGmmEStep
+{
+    /// <summary><see cref="Exact"/> when the network has at most <see cref="DeepGmmOptions.ExactPathLimit"/> paths, else <see cref="Heuristic"/>.</summary>
+    Auto = 0,
+    /// <summary>Scores every path (one GEMM per node per row block, shared by all paths below it).</summary>
+    Exact = 1,
+    /// <summary>
+    /// The paper's coordinate-ascent best-path search: warm start from the previous best path (1 pass), then a random
+    /// start (2 passes), keeping the better. Hard EM only.
+    /// </summary>
+    Heuristic = 2,
+}
+
+/// <summary>EM variant.</summary>
+public enum DeepGmmEmKind
+{
+    /// <summary>Hard assignments: each row belongs to its best path (eq. 4). Scales to large networks.</summary>
+    Hard = 0,
+    /// <summary>Soft responsibilities over all paths (for networks with few paths; needs the exact E-step).</summary>
+    Soft = 1,
+}
+
+/// <summary>Form of the per-node M-step objective (eqs. 11–14).</summary>
+public enum DeepGmmNodeObjective
+{
+    /// <summary><see cref="Kronecker"/> when it is cheaper and D·(D+1) ≤ 2048, else <see cref="PathSum"/>.</summary>
+    Auto = 0,
+    /// <summary>Eqs. 11–12: a sum over the folded paths below the node, each a (D+1)² second-moment matrix.</summary>
+    PathSum = 1,
+    /// <summary>Eqs. 13–14: one D(D+1)×D(D+1) matrix Σ_p π_p Ω_p ⊗ Γ_p built once per node.</summary>
+    Kronecker = 2,
+}
+
+/// <summary>How a Deep GMM's parameters are initialised.</summary>
+public enum DeepGmmInitialization
+{
+    /// <summary>
+    /// Train a 1-layer GMM with the top layer's component count first (<see cref="DeepGmmOptions.PretrainIterations"/>
+    /// EM iterations), use it as the top layer and start the lower layers near the identity (small random rotations and
+    /// biases). The deep model starts as good as that GMM and EM refines its paths from there.
+    /// </summary>
+    PretrainedTopLayer = 0,
+    /// <summary>
+    /// Greedy layer-wise clustering from the data side: each layer whitens the k-means++ clusters of the rows pushed
+    /// through the layers above it.
+    /// </summary>
+    Greedy = 1,
+}
+
+/// <summary>How each node's parameters are optimised in the M-step.</summary>
+public enum DeepGmmMStep
+{
+    /// <summary>Full-batch L-BFGS on the node objective from its sufficient statistics (the paper's choice).</summary>
+    Lbfgs = 0,
+    /// <summary>
+    /// Minibatch gradient ascent (Adam) on the node's own rows (§3.2, for high D where the statistics are too large);
+    /// still layer by layer, nodes of a layer in parallel.
+    /// </summary>
+    Minibatch = 1,
+}
+
+/// <summary>
+/// Hyper-parameters of <see cref="DeepGmmModel.Fit"/>. Defaults are stated per property; <see cref="Validate"/> names
+/// the first bad setting.
+/// </summary>
+public sealed class DeepGmmOptions
+{
+    /// <summary>
+    /// Components per layer, from the layer that acts first on the standard-normal noise (paper's layer 1) to the
+    /// layer nearest the data (the "top"). <c>{K}</c> is a full-covariance GMM with K components. Default {4, 4}.
+    /// </summary>
+    public int[] Layers { get; set; } = { 4, 4 };
+
+    /// <summary>Full table or per-layer factorised path probabilities. Default <see cref="DeepGmmPathProbabilities.Full"/>.</summary>
+    public DeepGmmPathProbabilities PathProbabilities { get; set; } = DeepGmmPathProbabilities.Full;
+
+    /// <summary>Hard or soft EM. Default <see cref="DeepGmmEmKind.Hard"/>.</summary>
+    public DeepGmmEmKind Em { get; set; } = DeepGmmEmKind.Hard;
+
+    /// <summary>E-step search. Default <see cref="DeepGmmEStep.Auto"/>.</summary>
+    public DeepGmmEStep EStep { get; set; } = DeepGmmEStep.Auto;
+
+    /// <summary>Largest number of paths for which <see cref="DeepGmmEStep.Auto"/> scores every path. Default 256.</summary>
+    public int ExactPathLimit { get; set; } = 256;
+
+    /// <summary>Heuristic E-step: coordinate-ascent passes from the previous best path. Default 1 (paper).</summary>
+    public int HeuristicWarmPasses { get; set; } = 1;
+
+    /// <summary>Heuristic E-step: coordinate-ascent passes from a random path (0 = no random restart). Default 2 (paper).</summary>
+    public int HeuristicRandomPasses { get; set; } = 2;
+
+    /// <summary>Maximum EM iterations. Default 100.</summary>
+    public int MaxIterations { get; set; } = 100;
+
+    /// <summary>Stop when the training log-likelihood per row improves by less than this. Default 1e-4.</summary>
+    public double Tolerance { get; set; } = 1e-4;
+
+    /// <summary>M-step optimiser. Default <see cref="DeepGmmMStep.Lbfgs"/>.</summary>
+    public DeepGmmMStep MStep { get; set; } = DeepGmmMStep.Lbfgs;
+
+    /// <summary>Node objective form for the L-BFGS M-step. Default <see cref="DeepGmmNodeObjective.Auto"/>.</summary>
+    public DeepGmmNodeObjective NodeObjective { get; set; } = DeepGmmNodeObjective.Auto;
+
+    /// <summary>L-BFGS iterations per node per M-step (warm-started from the current node). Default 50.</summary>
+    public int LbfgsIterations { get; set; } = 50;
+
+    /// <summary>Minibatch M-step: passes over the node's rows per M-step. Default 2.</summary>
+    public int MinibatchEpochs { get; set; } = 2;
+
+    /// <summary>Minibatch M-step: rows per minibatch. Default 256.</summary>
+    public int MinibatchSize { get; set; } = 256;
+
+    /// <summary>Minibatch M-step: Adam learning rate. Default 1e-3.</summary>
+    public double MinibatchLearningRate { get; set; } = 1e-3;
+
+    /// <summary>
+    /// Covariance ridge λ, the documented variance floor: the top layer's input second moments get λ·var(column) added
+    /// to each diagonal entry (scale-free per column, like standardising and adding λ·I), lower layers' get λ (they see
+    /// whitened inputs). Like scikit-learn's <c>reg_covar</c>, it bounds every path covariance away from singular, so no
+    /// Q can blow up and no parameter becomes NaN. Default 1e-6.
+    /// </summary>
+    public double CovarianceRidge { get; set; } = 1e-6;
+
+    /// <summary>Pseudo-count added to every path (or per-layer component) count when π is re-estimated, so no path's
+    /// probability becomes exactly zero. Default 1.</summary>
+    public double PathPseudoCount { get; set; } = 1;
+
+    /// <summary>
+    /// A node whose rows weigh less than this (0 = D+1, the minimum for a full-rank covariance) is re-seeded as a
+    /// perturbed copy of its layer's busiest node (the "empty cluster" problem). Default 0 (auto).
+    /// </summary>
+    public double MinNodeWeight { get; set; }
+
+    /// <summary>
+    /// Standardise columns before training (stored with the model; densities stay in data units). Off by default: the
+    /// k-means++ initialisation then works in the data's own metric, which matters for data such as image pixels whose
+    /// near-constant columns would otherwise dominate the distances. Turn it on for columns in unrelated units. Default false.
+    /// </summary>
+    public bool Standardize { get; set; }
+
+    /// <summary>Standard deviation of the random bias offset (in whitened units) that separates a re-seeded node from the
+    /// node it copies. Default 0.2.</summary>
+    public double ReseedPerturbation { get; set; } = 0.2;
+
+    /// <summary>Initialisation scheme of networks with more than one layer. Default <see cref="DeepGmmInitialization.PretrainedTopLayer"/>.</summary>
+    public DeepGmmInitialization Initialization { get; set; } = DeepGmmInitialization.PretrainedTopLayer;
+
+    /// <summary>EM iterations of the 1-layer GMM that initialises the top layer (<see cref="DeepGmmInitialization.PretrainedTopLayer"/>). Default 20.</summary>
+    public int PretrainIterations { get; set; } = 20;
+
+    /// <summary>Scale of the random rotations and biases of the near-identity lower layers after pretraining. Default 0.05.</summary>
+    public double LowerLayerPerturbation { get; set; } = 0.05;
+
+    /// <summary>
+    /// Independent initialisations (different k-means++ seedings), each trained to convergence; the one with the best
+    /// validation log-likelihood (training log-likelihood without validation data) is returned, like scikit-learn's
+    /// <c>n_init</c>. Deep GMM likelihoods have many local optima. Default 1.
+    /// </summary>
+    public int Initializations { get; set; } = 1;
+
+    /// <summary>Seed of every random choice (split, initialisation, heuristic restarts). Default 1.</summary>
+    public ulong Seed { get; set; } = 1;
+
+    /// <summary>Fraction of the training rows held out for early stopping when no validation set is given (0 = none). Default 0.1.</summary>
+    public double ValidationFraction { get; set; } = 0.1;
+
+    /// <summary>Stop after this many EM iterations without a better validation log-likelihood (0 = never); the best
+    /// iteration's parameters are returned. Default 5.</summary>
+    public int EarlyStoppingPatience { get; set; } = 5;
+
+    /// <summary>Number of paths Π N_j.</summary>
+    public long PathCount
+    {
+        get
+        {
+            long p = 1;
+            foreach (var n in Layers ?? Array.Empty<int>()) p = Math.Min(p * Math.Max(n, 1), long.MaxValue / 1024);
+            return p;
+        }
+    }
+
+    /// <summary>Largest supported number of paths.</summary>
+    public const int MaxPaths = 1 << 20;
+
+    /// <summary>Throws <see cref="ArgumentOutOfRangeException"/> naming the first invalid setting.</summary>
+    public void Validate()
+    {
+        Check(Layers is { Length: > 0 }, nameof(Layers), Layers is null ? "null" : "{}", "must list at least one layer");
+        for (int j = 0; j < Layers!.Length; j++)
+            Check(Layers[j] >= 1 && Layers[j] <= 4096, $"{nameof(Layers)}[{j}]", Layers[j], "must be in [1, 4096]");
+        Check(PathCount <= MaxPaths, nameof(Layers), "{" + string.Join(", ", Layers) + "}", $"has {PathCount} paths; at most {MaxPaths} are supported");
+        Check(Enum.IsDefined(PathProbabilities), nameof(PathProbabilities), PathProbabilities, "is not defined");
+        Check(Enum.IsDefined(Em), nameof(Em), Em, "is not defined");
+        Check(Enum.IsDefined(EStep), nameof(EStep), EStep, "is not defined");
+        Check(Enum.IsDefined(MStep), nameof(MStep), MStep, "is not defined");
+        Check(Enum.IsDefined(NodeObjective), nameof(NodeObjective), NodeObjective, "is not defined");
+        Check(ExactPathLimit >= 1, nameof(ExactPathLimit), ExactPathLimit, "must be at least 1");
+        Check(HeuristicWarmPasses >= 1, nameof(HeuristicWarmPasses), HeuristicWarmPasses, "must be at least 1");
+        Check(HeuristicRandomPasses >= 0, nameof(HeuristicRandomPasses), HeuristicRandomPasses, "must be non-negative");
+        Check(!(Em == DeepGmmEmKind.Soft && EStep == DeepGmmEStep.Heuristic), nameof(EStep), EStep, "cannot be Heuristic with soft EM (soft EM needs every path's responsibility)");
+        Check(!(Em == DeepGmmEmKind.Soft && PathCount > 4096), nameof(Em), Em, $"needs at most 4096 paths for its responsibility table (the network has {PathCount}); use hard EM");
+        Check(Enum.IsDefined(Initialization), nameof(Initialization), Initialization, "is not defined");
+        Check(PretrainIterations >= 1, nameof(PretrainIterations), PretrainIterations, "must be at least 1");
+        Check(LowerLayerPerturbation >= 0 && LowerLayerPerturbation <= 1, nameof(LowerLayerPerturbation), LowerLayerPerturbation, "must be in [0, 1]");
+        Check(Initializations >= 1 && Initializations <= 1000, nameof(Initializations), Initializations, "must be in [1, 1000]");
+        Check(MaxIterations >= 1, nameof(MaxIterations), MaxIterations, "must be at least 1");
+        Check(Tolerance >= 0 && double.IsFinite(Tolerance), nameof(Tolerance), Tolerance, "must be non-negative and finite");
+        Check(LbfgsIterations >= 1, nameof(LbfgsIterations), LbfgsIterations, "must be at least 1");
+        Check(MinibatchEpochs >= 1, nameof(MinibatchEpochs), MinibatchEpochs, "must be at least 1");
+        Check(MinibatchSize >= 1, nameof(MinibatchSize), MinibatchSize, "must be at least 1");
+        Check(MinibatchLearningRate > 0 && double.IsFinite(MinibatchLearningRate), nameof(MinibatchLearningRate), MinibatchLearningRate, "must be positive and finite");
+        Check(CovarianceRidge > 0 && double.IsFinite(CovarianceRidge), nameof(CovarianceRidge), CovarianceRidge, "must be positive and finite (it is the covariance floor)");
+        Check(PathPseudoCount >= 0 && double.IsFinite(PathPseudoCount), nameof(PathPseudoCount), PathPseudoCount, "must be non-negative and finite");
+        Check(MinNodeWeight >= 0 && double.IsFinite(MinNodeWeight), nameof(MinNodeWeight), MinNodeWeight, "must be non-negative and finite");
+        Check(ReseedPerturbation >= 0 && ReseedPerturbation <= 10, nameof(ReseedPerturbation), ReseedPerturbation, "must be in [0, 10]");
+        Check(ValidationFraction >= 0 && ValidationFraction < 1, nameof(ValidationFraction), ValidationFraction, "must be in [0, 1)");
+        Check(EarlyStoppingPatience >= 0, nameof(EarlyStoppingPatience), EarlyStoppingPatience, "must be non-negative");
+    }
+
+    internal DeepGmmOptions Clone()
+    {
+        var c = (DeepGmmOptions)MemberwiseClone();
+        c.Layers = (int[])Layers.Clone();
+        return c;
+    }
+
+    /// <summary>Whether the E-step scores every path with these options.</summary>
+    internal bool UsesExactEStep => Em == DeepGmmEmKind.Soft || EStep == DeepGmmEStep.Exact
+        || (EStep == DeepGmmEStep.Auto && PathCount <= ExactPathLimit);
+
+    private static void Check(bool ok, string name, object value, string rule)
+    {
+        if (!ok) throw new ArgumentOutOfRangeException(name, value, $"{name} {rule} (got {value}).");
+    }
+}

@@ -1,0 +1,154 @@
+using Microsoft.ML.DeepDensity.Data;
+using Microsoft.ML.DeepDensity.Models.DeepGmm;
+using Microsoft.ML.DeepDensity.Randomness;
+using Microsoft.ML.DeepDensity.Training;
+using Xunit.Abstractions;
+using static Microsoft.ML.DeepDensity.Tests.DeepGmm.DeepGmmTestModels;
+
+namespace Microsoft.ML.DeepDensity.Tests.DeepGmm;
+
+public class DeepGmmTrainingTests
+{
+    private readonly ITestOutputHelper _output;
+    public DeepGmmTrainingTests(ITestOutputHelper output) => _output = output;
+
+    [Fact]
+    public void HeuristicEStepFindsTheExactBestPathForMostRows()
+    {
+        // 3 layers × 3 components (27 paths), data drawn from the network itself.
+        var net = RandomNetwork(4, new[] { 3, 3, 3 }, seed: 31, noise: 0.5f, biasScale: 1f);
+        var x = Model(net).Sample(3000, 2);
+        var exact = DeepGmmTrainer.ExactBestPaths(net, x);
+        var options = new DeepGmmOptions { Layers = new[] { 3, 3, 3 }, EStep = DeepGmmEStep.Heuristic };
+        var trainer = new DeepGmmTrainer(net, options, x, new RandomStream(5));
+        // First E-step: no previous path, so both starts are random (1 pass and 2 passes).
+        var first = trainer.EStep(0, CancellationToken.None);
+        int agree0 = exact.Where((p, r) => trainer.Assignment[r] == p).Count();
+        // Second E-step: warm start from the previous best paths, as during training.
+        var second = trainer.EStep(1, CancellationToken.None);
+        int agree1 = exact.Where((p, r) => trainer.Assignment[r] == p).Count();
+        _output.WriteLine($"heuristic = exact best path: first E-step {agree0 / 30.0:F1}%, warm-started {agree1 / 30.0:F1}%; switch rates {first.SwitchRate:P1}, {second.SwitchRate:P1}");
+        Assert.False(first.IsExact);
+        Assert.True(agree1 >= 0.9 * x.Rows, $"only {agree1} of {x.Rows} rows found the exact best path");
+        Assert.True(agree1 >= agree0);
+        // The heuristic's score is a lower bound on the best path's; on agreement it is the same path.
+        Assert.True(second.SwitchRate < 0.1);
+    }
+
+    [Fact]
+    public void ExactEStepReportsTheModelsLogLikelihood()
+    {
+        var net = RandomNetwork(3, new[] { 2, 3 }, seed: 2);
+        var x = Model(net).Sample(700, 9);
+        var trainer = new DeepGmmTrainer(net, new DeepGmmOptions { Layers = new[] { 2, 3 } }, x, new RandomStream(1));
+        var result = trainer.EStep(0, CancellationToken.None);
+        Assert.True(result.IsExact);
+        Assert.Equal(Model(net).AverageLogDensity(x), result.MeanLogLikelihood, 4);
+        Assert.Equal(DeepGmmTrainer.ExactBestPaths(net, x), trainer.Assignment);
+    }
+
+    /// <summary>
+    /// Rows from a known Deep GMM whose paths are separated enough for hard EM to be nearly unbiased (hard EM cannot
+    /// reach the maximum-likelihood fit of strongly overlapping components, deep or flat).
+    /// </summary>
+    private static (DeepGmmModel Generator, RowMatrix Train, RowMatrix Test) Synthetic(int d, int[] layers, ulong seed, int nTrain = 4000, int nTest = 4000)
+    {
+        var net = RandomNetwork(d, layers, seed, noise: 0.5f, biasScale: 2f);
+        var generator = Model(net, new ColumnStandardizer(Enumerable.Range(0, d).Select(i => 0.5f * i).ToArray(), Enumerable.Range(0, d).Select(i => 1f + 0.3f * i).ToArray()));
+        return (generator, generator.Sample(nTrain, seed + 100), generator.Sample(nTest, seed + 200));
+    }
+
+    [Theory]
+    [InlineData(DeepGmmEmKind.Hard, DeepGmmEStep.Exact)]
+    [InlineData(DeepGmmEmKind.Hard, DeepGmmEStep.Heuristic)]
+    [InlineData(DeepGmmEmKind.Soft, DeepGmmEStep.Exact)]
+    public void TrainingRecoversTheGeneratorsHeldOutLogLikelihood(DeepGmmEmKind em, DeepGmmEStep estep)
+    {
+        var layers = new[] { 2, 2 };
+        var (generator, train, test) = Synthetic(2, layers, seed: 4);
+        double truth = generator.AverageLogDensity(test);
+        var reports = new List<TrainingProgress>();
+        var model = DeepGmmModel.Fit(train, new DeepGmmOptions { Layers = layers, Em = em, EStep = estep, MaxIterations = 40, Initializations = 2 },
+            progress: new SyncProgress(reports));
+        double learned = model.AverageLogDensity(test);
+        _output.WriteLine($"{em}/{estep}: generator {truth:F4}, learned {learned:F4} nats/row after {model.TrainingSummary!.EpochsRun} iterations");
+        foreach (var r in reports) _output.WriteLine(r.ToString());
+        Assert.True(learned > truth - 0.15, $"held-out {learned:F4} vs generator {truth:F4}");
+        Assert.NotEmpty(reports);
+        Assert.All(reports, r => Assert.True(r.Metrics!.ContainsKey("switch_rate")));
+        Assert.All(reports, r => Assert.True(r.ValidationLogLikelihood.HasValue));
+    }
+
+    [Theory]
+    [InlineData(7UL)]
+    [InlineData(9UL)]
+    public void OneLayerModelBeatsASingleGaussianOnClusteredData(ulong seed)
+    {
+        var (generator, train, test) = Synthetic(2, new[] { 4 }, seed, 3000, 2000);
+        var gmm = DeepGmmModel.Fit(train, new DeepGmmOptions { Layers = new[] { 4 }, MaxIterations = 100, Initializations = 3, Em = DeepGmmEmKind.Soft });
+        var single = DeepGmmModel.Fit(train, new DeepGmmOptions { Layers = new[] { 1 }, MaxIterations = 5 });
+        double truth = generator.AverageLogDensity(test), g = gmm.AverageLogDensity(test), s = single.AverageLogDensity(test);
+        _output.WriteLine($"generator {truth:F4}, 4-component {g:F4}, 1 Gaussian {s:F4}");
+        Assert.True(g > s + 0.3);
+        Assert.True(g > truth - 0.15);
+    }
+
+    [Fact]
+    public void MinibatchMStepAndFactorizedPathsTrainToo()
+    {
+        var layers = new[] { 2, 2 };
+        var (generator, train, test) = Synthetic(2, layers, seed: 4, 3000, 2000);
+        double truth = generator.AverageLogDensity(test);
+        var minibatch = DeepGmmModel.Fit(train, new DeepGmmOptions { Layers = layers, MStep = DeepGmmMStep.Minibatch, MinibatchEpochs = 3, MinibatchLearningRate = 3e-3, MaxIterations = 25 });
+        var factorized = DeepGmmModel.Fit(train, new DeepGmmOptions { Layers = layers, PathProbabilities = DeepGmmPathProbabilities.Factorized, MaxIterations = 25 });
+        double mb = minibatch.AverageLogDensity(test), fa = factorized.AverageLogDensity(test);
+        _output.WriteLine($"generator {truth:F4}, minibatch M-step {mb:F4}, factorised π {fa:F4}");
+        Assert.True(mb > truth - 0.4, $"minibatch {mb} vs {truth}");
+        Assert.True(fa > truth - 0.4, $"factorised {fa} vs {truth}");
+        Assert.Equal(DeepGmmPathProbabilities.Factorized, factorized.PathProbabilities);
+    }
+
+    [Fact]
+    public void DegenerateDataGivesFiniteParametersAndDensities()
+    {
+        // Collinear columns, many duplicate rows, and more components than distinct points in some regions.
+        var rng = new RandomStream(4);
+        var x = new RowMatrix(300, 3);
+        for (int r = 0; r < 300; r++)
+        {
+            float t = r < 150 ? 1f : (float)rng.NextGaussian();
+            x[r, 0] = t; x[r, 1] = 2 * t; x[r, 2] = r % 3;
+        }
+        var model = DeepGmmModel.Fit(x, new DeepGmmOptions { Layers = new[] { 3, 4 }, MaxIterations = 15 });
+        Assert.True(model.Network.AllFinite());
+        foreach (var v in model.LogDensity(x)) Assert.True(float.IsFinite(v));
+        Assert.True(model.TrainingSummary!.History.All(h => double.IsFinite(h.TrainLogLikelihood)));
+    }
+
+    [Fact]
+    public void CancellationStopsTraining()
+    {
+        var (_, train, _) = Synthetic(3, new[] { 2, 2 }, seed: 1, 2000, 10);
+        using var cts = new CancellationTokenSource();
+        var progress = new SyncProgress(new List<TrainingProgress>(), _ => cts.Cancel());
+        Assert.ThrowsAny<OperationCanceledException>(() =>
+            DeepGmmModel.Fit(train, new DeepGmmOptions { Layers = new[] { 2, 2 }, MaxIterations = 50, Tolerance = 0 }, null, progress, cts.Token));
+        Assert.Single(progress.Reports);
+    }
+
+    [Fact]
+    public void SameSeedGivesTheSameModel()
+    {
+        var (_, train, test) = Synthetic(3, new[] { 2, 2 }, seed: 8, 1500, 300);
+        var o = new DeepGmmOptions { Layers = new[] { 2, 2 }, MaxIterations = 5, EStep = DeepGmmEStep.Heuristic };
+        Assert.Equal(DeepGmmModel.Fit(train, o).LogDensity(test), DeepGmmModel.Fit(train, o).LogDensity(test));
+    }
+
+    private sealed class SyncProgress : IProgress<TrainingProgress>
+    {
+        private readonly Action<TrainingProgress>? _then;
+        public SyncProgress(List<TrainingProgress> sink, Action<TrainingProgress>? then = null) { Reports = sink; _then = then; }
+        public List<TrainingProgress> Reports { get; }
+        public void Report(TrainingProgress value) { Reports.Add(value); _then?.Invoke(value); }
+    }
+}
