@@ -62,6 +62,28 @@ public sealed class ColumnStandardizer
         return new ColumnStandardizer(fm, fs);
     }
 
+    /// <summary>
+    /// Centres every column on its mean and divides all columns by one common scale (the root-mean-square of the column
+    /// standard deviations). Keeps the data's own metric (distances are only rescaled) while bringing any data scale into
+    /// a numerically safe range, so a model trained on s·x is the model of x, rescaled.
+    /// </summary>
+    public static ColumnStandardizer FitPooled(RowMatrix data)
+    {
+        var perColumn = Fit(data);
+        double sumSquares = 0;
+        int varying = 0;
+        var mean = perColumn.Mean;
+        for (int c = 0; c < perColumn.Width; c++)
+        {
+            double s = perColumn.Scale[c];
+            if (s == 1f) continue; // constant column (or unit scale): contributes no information about the scale
+            sumSquares += s * s; varying++;
+        }
+        float pooled = varying == 0 ? 1f : (float)Math.Sqrt(sumSquares / varying);
+        if (!(pooled > 0) || !float.IsFinite(pooled)) pooled = 1f;
+        return new ColumnStandardizer(mean, Enumerable.Repeat(pooled, perColumn.Width).ToArray());
+    }
+
     public float[] Mean { get; }
     public float[] Scale { get; }
     public int Width => Mean.Length;

@@ -58,7 +58,7 @@ public sealed class DeepGmmModel : DensityModel
         if (validation is not null) DataValidation.CheckTrainingData(validation, InputDomain.Real, "validation data", data.Columns);
         int d = data.Columns;
         var (train, valid) = TrainingLoop.Split(data, validation, options.ValidationFraction, options.Seed);
-        var standardizer = options.Standardize ? ColumnStandardizer.Fit(train) : ColumnStandardizer.Identity(d);
+        var standardizer = options.Standardize ? ColumnStandardizer.Fit(train) : ColumnStandardizer.FitPooled(train);
         var x = Standardized(train, standardizer);
         var xValid = valid is null ? null : Standardized(valid, standardizer);
         double logJacobian = standardizer.LogJacobian;
@@ -67,9 +67,10 @@ public sealed class DeepGmmModel : DensityModel
         TrainingSummary? chosenSummary = null;
         double chosenScore = double.NegativeInfinity;
         var root = new RandomStream(options.Seed).Fork(0xD6);
+        var numbering = new IterationNumbering();
         for (int init = 0; init < options.Initializations; init++)
         {
-            var (net, summary) = RunEm(options, x, xValid, logJacobian, init == 0 ? root : root.Fork((ulong)init), init, progress, cancellationToken);
+            var (net, summary) = RunEm(options, x, xValid, logJacobian, init == 0 ? root : root.Fork((ulong)init), init, numbering, progress, cancellationToken);
             double score = xValid is not null ? summary.BestValidationLogLikelihood : summary.FinalTrainLogLikelihood;
             if (chosen is null || score > chosenScore) { chosen = net; chosenSummary = summary; chosenScore = score; }
         }
@@ -78,7 +79,8 @@ public sealed class DeepGmmModel : DensityModel
 
     /// <summary>One EM run from one initialisation; returns the best (early-stopping) or last network.</summary>
     private static (DeepGmmNetwork Network, TrainingSummary Summary) RunEm(DeepGmmOptions options, RowMatrix x, RowMatrix? xValid,
-        double logJacobian, RandomStream random, int init, IProgress<TrainingProgress>? progress, CancellationToken cancellationToken)
+        double logJacobian, RandomStream random, int init, IterationNumbering numbering, IProgress<TrainingProgress>? progress,
+        CancellationToken cancellationToken)
     {
         var net = new DeepGmmNetwork(x.Columns, options.Layers, options.PathProbabilities == DeepGmmPathProbabilities.Factorized);
         if (options.Layers.Length > 1 && options.Initialization == DeepGmmInitialization.PretrainedTopLayer)
@@ -89,7 +91,7 @@ public sealed class DeepGmmModel : DensityModel
             gmmOptions.Em = DeepGmmEmKind.Hard;
             gmmOptions.MStep = DeepGmmMStep.Lbfgs;
             var pretrainProgress = progress is null ? null : new NotedProgress(progress, "pretraining the top layer as a GMM");
-            var (gmm, _) = RunEm(gmmOptions, x, xValid, logJacobian, random.Fork(0x9E7), init, pretrainProgress, cancellationToken);
+            var (gmm, _) = RunEm(gmmOptions, x, xValid, logJacobian, random.Fork(0x9E7), init, numbering, pretrainProgress, cancellationToken);
             DeepGmmTrainer.InitializeFromTopLayer(net, gmm, options, random);
         }
         else DeepGmmTrainer.Initialize(net, x, options, random);
@@ -97,6 +99,7 @@ public sealed class DeepGmmModel : DensityModel
 
         var clock = Stopwatch.StartNew();
         var history = new List<TrainingProgress>();
+        int offset = numbering.Done; // reported iteration numbers keep rising across pretraining and initialisations
         var lastGood = net.Clone();
         DeepGmmNetwork? best = null;
         double bestValid = double.NegativeInfinity, lastTrain = double.NaN;
@@ -118,7 +121,7 @@ public sealed class DeepGmmModel : DensityModel
                 // Cannot happen with a positive ridge, but parameters are never returned non-finite.
                 net.CopyFrom(lastGood);
                 note = "non-finite parameters after the M-step: restored the previous iteration and stopped";
-                history.Add(new TrainingProgress(iteration, double.NaN, null, 0, clock.Elapsed, 0f, note));
+                history.Add(new TrainingProgress(offset + iteration, double.NaN, null, 0, clock.Elapsed, 0f, note));
                 progress?.Report(history[^1]);
                 break;
             }
@@ -134,7 +137,7 @@ public sealed class DeepGmmModel : DensityModel
                 ["mstep_s"] = mSeconds,
             };
             if (!estep.IsExact) note = (note is null ? "" : note + "; ") + "train = best-path bound (heuristic E-step)";
-            var report = new TrainingProgress(iteration, lastTrain, validLl, x.Rows / Math.Max(iterationClock.Elapsed.TotalSeconds, 1e-9),
+            var report = new TrainingProgress(offset + iteration, lastTrain, validLl, x.Rows / Math.Max(iterationClock.Elapsed.TotalSeconds, 1e-9),
                 clock.Elapsed, 0f, note, metrics);
             history.Add(report);
             progress?.Report(report);
@@ -149,9 +152,13 @@ public sealed class DeepGmmModel : DensityModel
             previous = estep.MeanLogLikelihood;
         }
         var final = best ?? lastGood;
+        numbering.Done += history.Count;
         if (best is null) bestIteration = history.Count;
         return (final.Clone(), new TrainingSummary(history.Count, bestIteration, bestValid, lastTrain, stoppedEarly, 0, history));
     }
+
+    /// <summary>Iterations reported so far by earlier EM runs of one Fit (pretraining, other initialisations).</summary>
+    private sealed class IterationNumbering { public int Done; }
 
     /// <summary>Forwards progress reports with a note prepended (pretraining runs).</summary>
     private sealed class NotedProgress : IProgress<TrainingProgress>

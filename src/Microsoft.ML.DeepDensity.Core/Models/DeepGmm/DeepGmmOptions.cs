@@ -146,7 +146,8 @@ public sealed class DeepGmmOptions
     /// <summary>
     /// Standardise columns before training (stored with the model; densities stay in data units). Off by default: the
     /// k-means++ initialisation then works in the data's own metric, which matters for data such as image pixels whose
-    /// near-constant columns would otherwise dominate the distances. Turn it on for columns in unrelated units. Default false.
+    /// near-constant columns would otherwise dominate the distances. Turn it on for columns in unrelated units. When off, the
+    /// data are still centred and divided by one pooled scale (same metric, numerically safe at any data scale). Default false.
     /// </summary>
     public bool Standardize { get; set; }
 
