@@ -1,4 +1,5 @@
 using Microsoft.ML.Data;
+using Microsoft.ML.DeepDensity.Models.DeepGmm;
 using Microsoft.ML.DeepDensity.Models.Rbm;
 using Microsoft.ML.DeepDensity.Models.Rnade;
 
@@ -20,6 +21,10 @@ public class ModelFamilyTests
         ["RbmGaussian"] = ml => ml.DensityEstimation.Rbm(new Transforms.RbmEstimator.Options
         {
             ModelOptions = new RbmOptions { HiddenUnits = 8, VisibleType = RbmVisibleType.Gaussian, MaxEpochs = 15, LearningRate = 0.01f, SamplingBurnIn = 20, SamplingChains = 4, Seed = 7 },
+        }),
+        ["DeepGmm"] = ml => ml.DensityEstimation.DeepGmm(new Transforms.DeepGmmEstimator.Options
+        {
+            ModelOptions = new DeepGmmOptions { Layers = new[] { 2, 2 }, MaxIterations = 10, Seed = 7 },
         }),
     };
 
