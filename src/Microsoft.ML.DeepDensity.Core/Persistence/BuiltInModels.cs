@@ -6,5 +6,6 @@ internal static class BuiltInModels
     internal static void RegisterAll()
     {
         ModelRegistry.Register(Models.Rnade.RnadeModel.Kind, Models.Rnade.RnadeModel.ReadPayload);
+        ModelRegistry.Register(Models.Iwae.IwaeModel.Kind, Models.Iwae.IwaeModel.ReadPayload);
     }
 }
