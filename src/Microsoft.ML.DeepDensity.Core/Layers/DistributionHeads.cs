@@ -1,4 +1,6 @@
+using System.Numerics;
 using System.Numerics.Tensors;
+using System.Runtime.InteropServices;
 using Microsoft.ML.DeepDensity.Randomness;
 
 namespace Microsoft.ML.DeepDensity.Layers;
@@ -146,11 +148,38 @@ public static class BernoulliHead
     {
         Span<float> t = d <= 2048 ? stackalloc float[d] : new float[d];
         for (int j = 0; j < rows; j++)
+            accumulator[j] += coefficient * RowLogProb(value.Slice(j / valueRepeat * d, d), logits.Slice(j * d, d), t);
+    }
+
+    /// <summary>Σ x·l − max(l, 0) − log1p(e^{−|l|}) for one row: one fused SIMD pass, then vectorised exp and log1p.</summary>
+    private static float RowLogProb(ReadOnlySpan<float> x, ReadOnlySpan<float> l, Span<float> scratch)
+    {
+        int d = l.Length, i = 0;
+        var t = scratch[..d];
+        float linear = 0f;
+        if (Vector.IsHardwareAccelerated && d >= Vector<float>.Count)
         {
-            var l = logits.Slice(j * d, d);
-            float dot = TensorPrimitives.Dot(value.Slice(j / valueRepeat * d, d), l);
-            accumulator[j] += coefficient * (dot - SumSoftplus(l, t));
+            var acc = Vector<float>.Zero;
+            var xs = MemoryMarshal.Cast<float, Vector<float>>(x);
+            var ls = MemoryMarshal.Cast<float, Vector<float>>(l);
+            var ts = MemoryMarshal.Cast<float, Vector<float>>(t);
+            for (int v = 0; v < ls.Length; v++)
+            {
+                var lv = ls[v];
+                acc += xs[v] * lv - Vector.Max(lv, Vector<float>.Zero);
+                ts[v] = -Vector.Abs(lv);
+            }
+            linear = Vector.Sum(acc);
+            i = ls.Length * Vector<float>.Count;
         }
+        for (; i < d; i++)
+        {
+            linear += x[i] * l[i] - MathF.Max(l[i], 0f);
+            t[i] = -MathF.Abs(l[i]);
+        }
+        TensorPrimitives.Exp(t, t);
+        TensorPrimitives.LogP1(t, t);
+        return linear - TensorPrimitives.Sum(t);
     }
 
     /// <summary>Σ softplus(l) = Σ max(l, 0) + log1p(e^{−|l|}), vectorised; <paramref name="scratch"/> has ≥ |l| floats.</summary>
@@ -174,9 +203,20 @@ public static class BernoulliHead
         for (int j = 0; j < rows; j++)
         {
             var g = logitGradient.Slice(j * d, d);
+            var x = value.Slice(j / valueRepeat * d, d);
+            float s = rowScale[j];
             TensorPrimitives.Sigmoid(logits.Slice(j * d, d), t);
-            TensorPrimitives.Subtract(value.Slice(j / valueRepeat * d, d), t, t);
-            TensorPrimitives.MultiplyAdd(t, rowScale[j], g, g);
+            int i = 0;
+            if (Vector.IsHardwareAccelerated && d >= Vector<float>.Count)
+            {
+                var xs = MemoryMarshal.Cast<float, Vector<float>>(x);
+                var ts = MemoryMarshal.Cast<float, Vector<float>>(t);
+                var gs = MemoryMarshal.Cast<float, Vector<float>>(g);
+                var sv = new Vector<float>(s);
+                for (int v = 0; v < ts.Length; v++) gs[v] += sv * (xs[v] - ts[v]);
+                i = ts.Length * Vector<float>.Count;
+            }
+            for (; i < d; i++) g[i] += s * (x[i] - t[i]);
         }
     }
 
