@@ -211,6 +211,32 @@ public class IwaeModelTests
     }
 
     [Fact]
+    public void TrainingIsSeedDeterministicReportsProgressAndHonoursCancellation()
+    {
+        var train = ToyBinary(400, 8, 3);
+        IwaeOptions Options() => new()
+        {
+            LatentDimensions = new[] { 2 }, HiddenUnits = new[] { 8 }, Samples = 3, MaxEpochs = 3, BatchSize = 40,
+            RowsPerBlock = 10, EvaluationSamples = 20,
+        };
+        var reports = new List<Training.TrainingProgress>();
+        var a = IwaeModel.Fit(train, Options(), progress: new SyncProgress(reports.Add));
+        var b = IwaeModel.Fit(train, Options());
+        Assert.Equal(a.ToBytes(), b.ToBytes());
+        Assert.Equal(3, reports.Count);
+        Assert.All(reports, r => Assert.True(r.ValidationLogLikelihood is double v && double.IsFinite(v)));
+        Assert.True(reports[^1].TrainLogLikelihood > reports[0].TrainLogLikelihood, "the training bound should improve");
+        using var cts = new CancellationTokenSource();
+        cts.Cancel();
+        Assert.ThrowsAny<OperationCanceledException>(() => IwaeModel.Fit(train, Options(), cancellationToken: cts.Token));
+    }
+
+    private sealed class SyncProgress(Action<Training.TrainingProgress> report) : IProgress<Training.TrainingProgress>
+    {
+        public void Report(Training.TrainingProgress value) => report(value);
+    }
+
+    [Fact]
     public void GaussianLikelihoodTrainsOnRealDataAndRoundTrips()
     {
         var rng = new RandomStream(5);
