@@ -14,7 +14,7 @@ namespace DeepDensity.Benchmarks;
 public sealed class IwaeBenchmark : IBenchmark
 {
     public string Name => "iwae";
-    public string Description => "IWAE/VAE on binarized Fashion-MNIST vs PyTorch (--epochs 10 --train 50000 --test 1000 --eval-k 5000 --k 5,1 --batch 100 --no-peer)";
+    public string Description => "IWAE/VAE on binarized Fashion-MNIST vs PyTorch (--epochs 10 --train 50000 --test 1000 --eval-k 5000 --k 5,1 --batch 100 --seed 1 --no-peer)";
 
     public int Run(BenchmarkArgs args)
     {
@@ -26,6 +26,7 @@ public sealed class IwaeBenchmark : IBenchmark
         int epochs = args.Int("epochs", 10), nTrain = args.Int("train", 50_000), nTest = args.Int("test", 1000);
         int evalK = args.Int("eval-k", 5000), batch = args.Int("batch", 100);
         float lr = (float)args.Double("lr", 1e-3);
+        ulong seed = (ulong)args.Int("seed", 1);
         var ks = args.String("k", "5,1").Split(',').Select(int.Parse).ToArray();
         bool peer = !args.Flag("no-peer");
 
@@ -47,7 +48,7 @@ public sealed class IwaeBenchmark : IBenchmark
             var options = new IwaeOptions
             {
                 Samples = k, MaxEpochs = epochs, BatchSize = batch, LearningRate = lr, ValidationFraction = 0,
-                EarlyStoppingPatience = 0, EvaluationSamples = evalK, EvaluationSamplesPerChunk = Math.Min(evalK, 500),
+                EarlyStoppingPatience = 0, EvaluationSamples = evalK, EvaluationSamplesPerChunk = Math.Min(evalK, 500), Seed = seed,
             };
             var sw = Stopwatch.StartNew();
             var model = IwaeModel.Fit(train, options, null, new SyncProgress(p => Console.WriteLine($"  C#    k={k}: {p}")));
@@ -65,7 +66,7 @@ public sealed class IwaeBenchmark : IBenchmark
             if (peer)
             {
                 var (code, stdout, stderr) = Peer.RunPython(Peer.Script("iwae_torch.py"),
-                    $"--train {trainPath} --test {testPath} --k {k} --epochs {epochs} --batch {batch} --lr {lr} --eval-k {evalK}",
+                    $"--train {trainPath} --test {testPath} --k {k} --epochs {epochs} --batch {batch} --lr {lr} --eval-k {evalK} --seed {seed}",
                     TimeSpan.FromMinutes(60));
                 foreach (var line in stdout.Split('\n').Where(l => l.StartsWith("EPOCH", StringComparison.Ordinal)))
                     Console.WriteLine($"  torch k={k}: {line.Trim()}");

@@ -135,10 +135,11 @@ public sealed class IwaeModel : DensityModel
         var means = new float[count];
         var errors = standardError.IsEmpty ? null : new float[count];
         var root = new RandomStream(seed).Fork(0xE57A);
-        void Block(int b)
+        // Scratch is per worker (reused across that worker's blocks); results depend only on each row's own noise.
+        IwaeNetwork.Workspace NewWorkspace() => new(Network, Math.Min(rowsPerPass, count), chunk, forTraining: false);
+        IwaeNetwork.Workspace Block(int b, IwaeNetwork.Workspace ws)
         {
             int start = b * rowsPerPass, n = Math.Min(rowsPerPass, count - start);
-            var ws = new IwaeNetwork.Workspace(Network, n, chunk, forTraining: false);
             var x = input.AsSpan(start * d, n * d);
             var logW = new double[n * samples];
             var streams = new RandomStream[n];
@@ -165,8 +166,10 @@ public sealed class IwaeModel : DensityModel
                 means[start + r] = (float)lm;
                 if (errors is not null) errors[start + r] = (float)se;
             }
+            return ws;
         }
-        if (blocks == 1) Block(0); else Parallel.For(0, blocks, Block);
+        if (blocks == 1) Block(0, NewWorkspace());
+        else Parallel.For(0, blocks, NewWorkspace, (b, _, ws) => Block(b, ws), _ => { });
         means.CopyTo(logMean);
         errors?.CopyTo(standardError);
     }
