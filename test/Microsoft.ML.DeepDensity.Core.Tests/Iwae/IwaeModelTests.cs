@@ -237,6 +237,24 @@ public class IwaeModelTests
     }
 
     [Fact]
+    public void TwoStochasticLayersTrainAndRoundTrip()
+    {
+        const int d = 12;
+        var train = ToyBinary(600, d, 4);
+        var model = IwaeModel.Fit(train, new IwaeOptions
+        {
+            LatentDimensions = new[] { 4, 2 }, HiddenUnits = new[] { 16 }, DeepHiddenUnits = new[] { 8 }, Samples = 5,
+            MaxEpochs = 25, BatchSize = 50, LearningRate = 3e-3f, EvaluationSamples = 100,
+        });
+        Assert.Equal(new[] { 4, 2 }, model.LatentDimensions);
+        double ll = model.AverageLogDensity(train);
+        Assert.True(ll > d * Math.Log(0.5) + 2.0, $"log-likelihood {ll}");
+        var loaded = (IwaeModel)DensityModel.FromBytes(model.ToBytes());
+        Assert.Equal(model.LogDensity(train.Slice(0, 10)), loaded.LogDensity(train.Slice(0, 10)));
+        Assert.Equal(model.Sample(20, 1).Values, loaded.Sample(20, 1).Values);
+    }
+
+    [Fact]
     public void GaussianLikelihoodTrainsOnRealDataAndRoundTrips()
     {
         var rng = new RandomStream(5);
