@@ -69,17 +69,19 @@ public sealed class DenseLayer
 
     /// <summary>
     /// Backward pass. On entry <paramref name="outputGradient"/> holds ∂L/∂y (rows×outputs); it is overwritten with
-    /// ∂L/∂(pre-activation). Adds ∂L/∂W to <paramref name="weightGradient"/> and ∂L/∂b to <paramref name="biasGradient"/>;
+    /// ∂L/∂(pre-activation). Adds ∂L/∂W to <paramref name="weightGradient"/> and ∂L/∂b to <paramref name="biasGradient"/>
+    /// (or overwrites them when <paramref name="accumulateParameters"/> is false, which saves clearing them first);
     /// when <paramref name="inputGradient"/> is non-empty writes (or, with <paramref name="accumulateInput"/>, adds) ∂L/∂x.
     /// </summary>
     public void Backward(ReadOnlySpan<float> input, ReadOnlySpan<float> output, int rows, Span<float> outputGradient,
         Span<float> weightGradient, Span<float> biasGradient, Span<float> inputGradient, bool accumulateInput = false,
-        bool allowParallel = false)
+        bool allowParallel = false, bool accumulateParameters = true)
     {
         int o = Outputs, n = rows * o;
         var dy = outputGradient[..n];
         MultiplyByDerivative(Activation, output[..n], dy);
-        Gemm.Multiply(true, false, Inputs, o, rows, 1f, input, Inputs, dy, o, 1f, weightGradient, o, allowParallel);
+        Gemm.Multiply(true, false, Inputs, o, rows, 1f, input, Inputs, dy, o, accumulateParameters ? 1f : 0f, weightGradient, o, allowParallel);
+        if (!accumulateParameters) biasGradient[..o].Clear();
         RowOps.AccumulateColumnSums(dy, rows, o, biasGradient);
         if (!inputGradient.IsEmpty)
             Gemm.Multiply(false, true, rows, Inputs, o, 1f, dy, o, Weight.Value, o, accumulateInput ? 1f : 0f, inputGradient, Inputs, allowParallel);

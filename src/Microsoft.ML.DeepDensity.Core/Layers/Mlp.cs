@@ -94,10 +94,12 @@ public sealed class Mlp
     /// <summary>
     /// Backward pass after <see cref="Forward"/> on the same input and workspace. <paramref name="outputGradient"/>
     /// (∂L/∂output, rows×outputs) is consumed (overwritten). Parameter gradients are added to
-    /// <paramref name="gradients"/>; ∂L/∂input is written (or added) to <paramref name="inputGradient"/> when non-empty.
+    /// <paramref name="gradients"/> (overwritten instead when <paramref name="accumulateParameters"/> is false);
+    /// ∂L/∂input is written (or added) to <paramref name="inputGradient"/> when non-empty.
     /// </summary>
     public void Backward(ReadOnlySpan<float> input, int rows, Workspace workspace, Span<float> outputGradient,
-        GradientBuffers gradients, Span<float> inputGradient, bool accumulateInput = false, bool allowParallel = false)
+        GradientBuffers gradients, Span<float> inputGradient, bool accumulateInput = false, bool allowParallel = false,
+        bool accumulateParameters = true)
     {
         CheckRows(rows, workspace);
         Span<float> dy = outputGradient;
@@ -108,7 +110,7 @@ public sealed class Mlp
             ReadOnlySpan<float> x = i == 0 ? input : workspace.Outputs[i - 1];
             Span<float> dx = i == 0 ? inputGradient : (useA ? workspace.GradA : workspace.GradB).AsSpan(0, rows * layer.Inputs);
             layer.Backward(x, workspace.Outputs[i], rows, dy, gradients[layer.Weight], gradients[layer.Bias], dx,
-                i == 0 && accumulateInput, allowParallel);
+                i == 0 && accumulateInput, allowParallel, accumulateParameters);
             dy = dx;
             useA = !useA;
         }

@@ -325,14 +325,17 @@ internal sealed class IwaeObjective : IGradientObjective
         int blocks = (count + _rowsPerBlock - 1) / _rowsPerBlock;
         while (_workspaces.Count < blocks) _workspaces.Add(new IwaeNetwork.Workspace(_net, _rowsPerBlock, k, forTraining: true));
         if (withGradient)
-            while (_gradients.Count < Math.Max(blocks, 2)) _gradients.Add(GradientBuffers.Create(_net.Parameters));
+        {
+            // Block 0 writes straight into the parameters' gradients; the others into private buffers added after, in order.
+            if (_gradients.Count == 0) _gradients.Add(_direct);
+            while (_gradients.Count < blocks) _gradients.Add(GradientBuffers.Create(_net.Parameters));
+        }
         if (_input.Length < count * d) _input = new float[count * d];
         rows[..(count * d)].CopyTo(_input);
         var input = _input;
         var sums = new double[blocks];
         float scale = -1f / count;
         bool parallelInside = blocks == 1;
-        var gradients = blocks == 1 ? _direct : null;
         void Block(int b)
         {
             int start = b * _rowsPerBlock, n = Math.Min(_rowsPerBlock, count - start);
@@ -345,12 +348,7 @@ internal sealed class IwaeObjective : IGradientObjective
             double s = 0;
             foreach (var v in bound) s += v;
             sums[b] = s;
-            if (withGradient)
-            {
-                var g = gradients ?? _gradients[b];
-                g.Clear();
-                _net.Backward(x, n, k, ws, g, parallelInside);
-            }
+            if (withGradient) _net.Backward(x, n, k, ws, _gradients[b], parallelInside);
         }
         if (blocks == 1) Block(0); else Parallel.For(0, blocks, Block);
         if (withGradient && blocks > 1) GradientBuffers.SumInto(_net.Parameters, _gradients, blocks);

@@ -167,7 +167,8 @@ internal sealed class IwaeNetwork
     }
 
     /// <summary>
-    /// Backward pass after <see cref="Forward"/>: adds Σ_j ws.RowScale[j] · ∂ log w_j / ∂θ into <paramref name="gradients"/>.
+    /// Backward pass after <see cref="Forward"/>: writes Σ_j ws.RowScale[j] · ∂ log w_j / ∂θ into <paramref name="gradients"/>
+    /// (every parameter tensor is overwritten: each layer is visited exactly once, so no clearing is needed).
     /// </summary>
     public void Backward(ReadOnlySpan<float> x, int n, int k, Workspace ws, GradientBuffers gradients, bool allowParallel)
     {
@@ -182,7 +183,7 @@ internal sealed class IwaeNetwork
         var output = ws.Dec[0].Result;
         if (Likelihood == IwaeLikelihood.Bernoulli) BernoulliHead.Backward(x, k, output, m, D, s, dOut);
         else DiagonalGaussianHead.Backward(x, k, output, 1, m, D, s, default, dOut);
-        Decoders[0].Backward(ws.Z[0], m, ws.Dec[0], dOut, gradients, ws.DZ[0].AsSpan(0, m * Latent[0]), accumulateInput: false, allowParallel);
+        Decoders[0].Backward(ws.Z[0], m, ws.Dec[0], dOut, gradients, ws.DZ[0].AsSpan(0, m * Latent[0]), accumulateInput: false, allowParallel, accumulateParameters: false);
 
         // log p(z_{l−1} | z_l): value gradient into dz_{l−1}, parameters back through decoder l into dz_l.
         for (int l = 1; l < Layers; l++)
@@ -191,7 +192,7 @@ internal sealed class IwaeNetwork
             var dpp = ws.DDec[l].AsSpan(0, m * 2 * below);
             dpp.Clear();
             DiagonalGaussianHead.Backward(ws.Z[l - 1], 1, ws.Dec[l].Result, 1, m, below, s, ws.DZ[l - 1], dpp);
-            Decoders[l].Backward(ws.Z[l], m, ws.Dec[l], dpp, gradients, ws.DZ[l].AsSpan(0, m * Latent[l]), accumulateInput: false, allowParallel);
+            Decoders[l].Backward(ws.Z[l], m, ws.Dec[l], dpp, gradients, ws.DZ[l].AsSpan(0, m * Latent[l]), accumulateInput: false, allowParallel, accumulateParameters: false);
         }
         StandardNormalHead.Backward(ws.Z[Layers - 1], m, Latent[Layers - 1], s, ws.DZ[Layers - 1]);
 
@@ -211,7 +212,7 @@ internal sealed class IwaeNetwork
             var dpq = ws.DEnc[l].AsSpan(0, encRows * 2 * d);
             DiagonalGaussianHead.SampleBackward(ws.Z[l], ws.Enc[l].Result, rep, m, d, ws.DZ[l], dpq);
             Encoders[l].Backward(l == 0 ? x : ws.Z[l - 1], encRows, ws.Enc[l], dpq, gradients,
-                l == 0 ? default : ws.DZ[l - 1].AsSpan(0, m * Latent[l - 1]), accumulateInput: true, allowParallel);
+                l == 0 ? default : ws.DZ[l - 1].AsSpan(0, m * Latent[l - 1]), accumulateInput: true, allowParallel, accumulateParameters: false);
         }
     }
 
