@@ -50,10 +50,15 @@ public sealed class IwaeBenchmark : IBenchmark
                 Samples = k, MaxEpochs = epochs, BatchSize = batch, LearningRate = lr, ValidationFraction = 0,
                 EarlyStoppingPatience = 0, EvaluationSamples = evalK, EvaluationSamplesPerChunk = Math.Min(evalK, 500), Seed = seed,
             };
+            var proc = Process.GetCurrentProcess();
+            var cpu0 = proc.TotalProcessorTime;
             var sw = Stopwatch.StartNew();
             var model = IwaeModel.Fit(train, options, null, new SyncProgress(p => Console.WriteLine($"  C#    k={k}: {p}")));
             double trainSeconds = sw.Elapsed.TotalSeconds;
             double exs = (double)epochs * train.Rows / trainSeconds;
+            proc.Refresh();
+            // CPU time (both threads) per example: less sensitive than wall time to other processes on a shared machine.
+            double cpuUs = (proc.TotalProcessorTime - cpu0).TotalSeconds * 1e6 / ((double)epochs * train.Rows);
             sw.Restart();
             var ld = new float[test.Rows];
             var se = new float[test.Rows];
@@ -61,7 +66,7 @@ public sealed class IwaeBenchmark : IBenchmark
             double evalSeconds = sw.Elapsed.TotalSeconds;
             double ll = ld.Average(v => (double)v), meanSe = se.Average(v => (double)v);
             double trainBound = model.TrainingSummary!.FinalTrainLogLikelihood;
-            Console.WriteLine($"  C#    k={k}: {exs:F0} train ex/s, final train bound {trainBound:F2}, test LL {ll:F2} (mean SE {meanSe:F3}), eval {evalSeconds:F1} s");
+            Console.WriteLine($"  C#    k={k}: {exs:F0} train ex/s ({cpuUs:F0} CPU-µs/example), final train bound {trainBound:F2}, test LL {ll:F2} (mean SE {meanSe:F3}), eval {evalSeconds:F1} s");
 
             if (peer)
             {
@@ -74,16 +79,17 @@ public sealed class IwaeBenchmark : IBenchmark
                 else
                 {
                     var v = Peer.ReadValues(stdout);
-                    Console.WriteLine($"  torch k={k}: {v["TRAIN_EXS"]:F0} train ex/s, final train bound {v["TRAIN_BOUND"]:F2}, test LL {v["TEST_LL"]:F2} (mean SE {v["TEST_SE"]:F3}), eval {v["EVAL_SECONDS"]:F1} s");
-                    rows.Add($"| {(k == 1 ? "VAE" : "IWAE")} k={k} | {exs:F0} | {v["TRAIN_EXS"]:F0} | {exs / v["TRAIN_EXS"]:F2}x | {ll:F2} ± {meanSe:F2} | {v["TEST_LL"]:F2} ± {v["TEST_SE"]:F2} | {evalSeconds:F1} s / {v["EVAL_SECONDS"]:F1} s |");
+                    Console.WriteLine($"  torch k={k}: {v["TRAIN_EXS"]:F0} train ex/s ({v["TRAIN_CPU_SECONDS"] * 1e6 / ((double)epochs * train.Rows):F0} CPU-µs/example), final train bound {v["TRAIN_BOUND"]:F2}, test LL {v["TEST_LL"]:F2} (mean SE {v["TEST_SE"]:F3}), eval {v["EVAL_SECONDS"]:F1} s");
+                    double torchCpuUs = v["TRAIN_CPU_SECONDS"] * 1e6 / ((double)epochs * train.Rows);
+                    rows.Add($"| {(k == 1 ? "VAE" : "IWAE")} k={k} | {exs:F0} | {v["TRAIN_EXS"]:F0} | {exs / v["TRAIN_EXS"]:F2}x | {cpuUs:F0} / {torchCpuUs:F0} ({torchCpuUs / cpuUs:F2}x) | {ll:F2} ± {meanSe:F2} | {v["TEST_LL"]:F2} ± {v["TEST_SE"]:F2} | {evalSeconds:F1} s / {v["EVAL_SECONDS"]:F1} s |");
                     continue;
                 }
             }
-            rows.Add($"| {(k == 1 ? "VAE" : "IWAE")} k={k} | {exs:F0} | - | - | {ll:F2} ± {meanSe:F2} | - | {evalSeconds:F1} s |");
+            rows.Add($"| {(k == 1 ? "VAE" : "IWAE")} k={k} | {exs:F0} | - | - | {cpuUs:F0} / - | {ll:F2} ± {meanSe:F2} | - | {evalSeconds:F1} s |");
         }
         Console.WriteLine();
-        Console.WriteLine($"| model | C# train ex/s | PyTorch train ex/s | speed-up | C# test LL (K={evalK}) | PyTorch test LL | eval time C# / PyTorch |");
-        Console.WriteLine("|---|---|---|---|---|---|---|");
+        Console.WriteLine($"| model | C# train ex/s | PyTorch train ex/s | speed-up | CPU-µs/example C# / PyTorch | C# test LL (K={evalK}) | PyTorch test LL | eval time C# / PyTorch |");
+        Console.WriteLine("|---|---|---|---|---|---|---|---|");
         foreach (var r in rows) Console.WriteLine(r);
         return 0;
     }
