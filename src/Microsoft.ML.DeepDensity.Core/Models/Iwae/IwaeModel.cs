@@ -17,7 +17,8 @@ namespace Microsoft.ML.DeepDensity.Models.Iwae;
 /// K = <see cref="EvaluationSamples"/> (<see cref="DensityKind.Estimate"/>; a stochastic lower bound in expectation that
 /// tightens as K grows), with a delta-method standard error sd(w) / (√K · mean(w)).</para>
 /// <para>Determinism: the noise for a row is drawn from a stream forked from <see cref="EvaluationSeed"/> by a hash of the
-/// row's values (not its position), so a row gets the same estimate in any batch, order or thread count.</para>
+/// row's values (not its position), so a row gets the same noise, hence the same estimate, in any batch, order or
+/// thread count.</para>
 /// </remarks>
 public sealed class IwaeModel : DensityModel
 {
