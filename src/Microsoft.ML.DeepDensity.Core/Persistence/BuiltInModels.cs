@@ -8,5 +8,6 @@ internal static class BuiltInModels
         ModelRegistry.Register(Models.Rnade.RnadeModel.Kind, Models.Rnade.RnadeModel.ReadPayload);
         ModelRegistry.Register(Models.Rbm.RbmModel.Kind, Models.Rbm.RbmModel.ReadPayload);
         ModelRegistry.Register(Models.DeepGmm.DeepGmmModel.Kind, Models.DeepGmm.DeepGmmModel.ReadPayload);
+        ModelRegistry.Register(Models.Iwae.IwaeModel.Kind, Models.Iwae.IwaeModel.ReadPayload);
     }
 }

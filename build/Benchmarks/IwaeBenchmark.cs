@@ -1,0 +1,102 @@
+using System.Diagnostics;
+using DeepDensity.Samples;
+using Microsoft.ML.DeepDensity.Data;
+using Microsoft.ML.DeepDensity.Models.Iwae;
+using Microsoft.ML.DeepDensity.Training;
+
+namespace DeepDensity.Benchmarks;
+
+/// <summary>
+/// IWAE (k = 5) and VAE (k = 1) on binarized Fashion-MNIST, Burda et al. architecture 1 (784-200-200-50, tanh), against a
+/// PyTorch reference with the same architecture, initialisation, optimiser, batch size and epochs (2 threads each).
+/// Reports training examples/s and the test log-likelihood estimated with K importance samples.
+/// </summary>
+public sealed class IwaeBenchmark : IBenchmark
+{
+    public string Name => "iwae";
+    public string Description => "IWAE/VAE on binarized Fashion-MNIST vs PyTorch (--epochs 10 --train 50000 --test 1000 --eval-k 5000 --k 5,1 --batch 100 --seed 1 --no-peer)";
+
+    public int Run(BenchmarkArgs args)
+    {
+        if (!SampleData.FashionMnistAvailable())
+        {
+            Console.WriteLine($"Fashion-MNIST not found in {SampleData.FashionMnistDirectory}; skipping.");
+            return 0;
+        }
+        int epochs = args.Int("epochs", 10), nTrain = args.Int("train", 50_000), nTest = args.Int("test", 1000);
+        int evalK = args.Int("eval-k", 5000), batch = args.Int("batch", 100);
+        float lr = (float)args.Double("lr", 1e-3);
+        ulong seed = (ulong)args.Int("seed", 1);
+        var ks = args.String("k", "5,1").Split(',').Select(int.Parse).ToArray();
+        bool peer = !args.Flag("no-peer");
+
+        var data = SampleData.LoadBinarizedFashionMnist();
+        var train = data.Train.Slice(0, Math.Min(nTrain, data.Train.Rows));
+        var test = data.Test.Slice(0, Math.Min(nTest, data.Test.Rows));
+        Console.WriteLine($"binarized Fashion-MNIST: train {train.Rows}, test {test.Rows} (of {data.Test.Rows}); 784-200-200-50 tanh, " +
+                          $"batch {batch}, Adam lr {lr:G3}, {epochs} epochs, test LL with K = {evalK}; {Environment.ProcessorCount} cores");
+        string? trainPath = null, testPath = null;
+        if (peer)
+        {
+            trainPath = Peer.WriteMatrix(train, "iwae-train");
+            testPath = Peer.WriteMatrix(test, "iwae-test");
+        }
+
+        var rows = new List<string>();
+        foreach (int k in ks)
+        {
+            var options = new IwaeOptions
+            {
+                Samples = k, MaxEpochs = epochs, BatchSize = batch, LearningRate = lr, ValidationFraction = 0,
+                EarlyStoppingPatience = 0, EvaluationSamples = evalK, EvaluationSamplesPerChunk = Math.Min(evalK, 500), Seed = seed,
+            };
+            var proc = Process.GetCurrentProcess();
+            var cpu0 = proc.TotalProcessorTime;
+            var sw = Stopwatch.StartNew();
+            var model = IwaeModel.Fit(train, options, null, new SyncProgress(p => Console.WriteLine($"  C#    k={k}: {p}")));
+            double trainSeconds = sw.Elapsed.TotalSeconds;
+            double exs = (double)epochs * train.Rows / trainSeconds;
+            proc.Refresh();
+            // CPU time (both threads) per example: less sensitive than wall time to other processes on a shared machine.
+            double cpuUs = (proc.TotalProcessorTime - cpu0).TotalSeconds * 1e6 / ((double)epochs * train.Rows);
+            sw.Restart();
+            var ld = new float[test.Rows];
+            var se = new float[test.Rows];
+            model.LogDensity(test.AsSpan(), ld, se);
+            double evalSeconds = sw.Elapsed.TotalSeconds;
+            double ll = ld.Average(v => (double)v), meanSe = se.Average(v => (double)v);
+            double trainBound = model.TrainingSummary!.FinalTrainLogLikelihood;
+            Console.WriteLine($"  C#    k={k}: {exs:F0} train ex/s ({cpuUs:F0} CPU-µs/example), final train bound {trainBound:F2}, test LL {ll:F2} (mean SE {meanSe:F3}), eval {evalSeconds:F1} s");
+
+            if (peer)
+            {
+                var (code, stdout, stderr) = Peer.RunPython(Peer.Script("iwae_torch.py"),
+                    $"--train {trainPath} --test {testPath} --k {k} --epochs {epochs} --batch {batch} --lr {lr} --eval-k {evalK} --seed {seed}",
+                    TimeSpan.FromMinutes(60));
+                foreach (var line in stdout.Split('\n').Where(l => l.StartsWith("EPOCH", StringComparison.Ordinal)))
+                    Console.WriteLine($"  torch k={k}: {line.Trim()}");
+                if (code != 0) { Console.WriteLine($"  PyTorch peer failed ({code}): {stderr}"); peer = false; }
+                else
+                {
+                    var v = Peer.ReadValues(stdout);
+                    Console.WriteLine($"  torch k={k}: {v["TRAIN_EXS"]:F0} train ex/s ({v["TRAIN_CPU_SECONDS"] * 1e6 / ((double)epochs * train.Rows):F0} CPU-µs/example), final train bound {v["TRAIN_BOUND"]:F2}, test LL {v["TEST_LL"]:F2} (mean SE {v["TEST_SE"]:F3}), eval {v["EVAL_SECONDS"]:F1} s");
+                    double torchCpuUs = v["TRAIN_CPU_SECONDS"] * 1e6 / ((double)epochs * train.Rows);
+                    rows.Add($"| {(k == 1 ? "VAE" : "IWAE")} k={k} | {exs:F0} | {v["TRAIN_EXS"]:F0} | {exs / v["TRAIN_EXS"]:F2}x | {cpuUs:F0} / {torchCpuUs:F0} ({torchCpuUs / cpuUs:F2}x) | {ll:F2} ± {meanSe:F2} | {v["TEST_LL"]:F2} ± {v["TEST_SE"]:F2} | {evalSeconds:F1} s / {v["EVAL_SECONDS"]:F1} s |");
+                    continue;
+                }
+            }
+            rows.Add($"| {(k == 1 ? "VAE" : "IWAE")} k={k} | {exs:F0} | - | - | {cpuUs:F0} / - | {ll:F2} ± {meanSe:F2} | - | {evalSeconds:F1} s |");
+        }
+        Console.WriteLine();
+        Console.WriteLine($"| model | C# train ex/s | PyTorch train ex/s | speed-up | CPU-µs/example C# / PyTorch | C# test LL (K={evalK}) | PyTorch test LL | eval time C# / PyTorch |");
+        Console.WriteLine("|---|---|---|---|---|---|---|---|");
+        foreach (var r in rows) Console.WriteLine(r);
+        return 0;
+    }
+
+    /// <summary>Prints progress on the training thread (Progress&lt;T&gt; would post to the thread pool, out of order).</summary>
+    private sealed class SyncProgress(Action<TrainingProgress> action) : IProgress<TrainingProgress>
+    {
+        public void Report(TrainingProgress value) => action(value);
+    }
+}

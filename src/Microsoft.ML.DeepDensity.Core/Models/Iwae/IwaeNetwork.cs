@@ -1,0 +1,277 @@
+using Microsoft.ML.DeepDensity.Layers;
+using Microsoft.ML.DeepDensity.Numerics;
+using Microsoft.ML.DeepDensity.Randomness;
+using Microsoft.ML.DeepDensity.Training;
+
+namespace Microsoft.ML.DeepDensity.Models.Iwae;
+
+/// <summary>
+/// The IWAE's networks and the log importance weights log w = log p(x, z) − log q(z | x) of a batch, with their
+/// backward pass (Burda et al. 2016; Bachman &amp; Precup 2015, §3).
+/// </summary>
+/// <remarks>
+/// Stochastic layers z_0 … z_{L−1} (z_0 nearest the data). Inference: q(z_0|x) q(z_1|z_0) …, each a diagonal Gaussian
+/// from an MLP, sampled by reparameterisation z = μ + σ ε. Generative model: p(z_{L−1}) = N(0, I), p(z_{l−1} | z_l) diagonal
+/// Gaussian, p(x | z_0) Bernoulli or Gaussian. For n data rows and k samples each, the sample rows are laid out
+/// data-row-major (row j = r·k + i), so every network past the first encoder runs as one GEMM over n·k rows.
+/// The backward pass is the exact total derivative of the weighted Σ_j s_j log w_j (s_j = ∂L/∂log w_j) with the noise
+/// ε fixed, including the path through z in log q (the full reparameterisation gradient, as in the reference IWAE).
+/// </remarks>
+internal sealed class IwaeNetwork
+{
+    public readonly int D;
+    public readonly int[] Latent;
+    public readonly int[] HiddenUnits, DeepHiddenUnits;
+    public readonly Activation Activation;
+    public readonly IwaeLikelihood Likelihood;
+    /// <summary>Encoders[l]: input (x for l = 0, else z_{l−1}) → [μ | log σ] of z_l.</summary>
+    public readonly Mlp[] Encoders;
+    /// <summary>Decoders[0]: z_0 → parameters of p(x | z_0); Decoders[l ≥ 1]: z_l → [μ | log σ] of z_{l−1}.</summary>
+    public readonly Mlp[] Decoders;
+    public readonly ParameterSet Parameters = new();
+
+    public IwaeNetwork(int dimension, int[] latent, int[] hiddenUnits, int[] deepHiddenUnits, Activation activation, IwaeLikelihood likelihood)
+    {
+        D = dimension; Latent = (int[])latent.Clone(); HiddenUnits = (int[])hiddenUnits.Clone(); DeepHiddenUnits = (int[])deepHiddenUnits.Clone();
+        Activation = activation; Likelihood = likelihood;
+        int layers = Latent.Length;
+        Encoders = new Mlp[layers];
+        Decoders = new Mlp[layers];
+        for (int l = 0; l < layers; l++)
+        {
+            var hidden = l == 0 ? HiddenUnits : DeepHiddenUnits;
+            int below = l == 0 ? D : Latent[l - 1];
+            Encoders[l] = new Mlp($"enc{l}", below, hidden, 2 * Latent[l], activation);
+            int outWidth = l == 0 && likelihood == IwaeLikelihood.Bernoulli ? D : 2 * below;
+            Decoders[l] = new Mlp($"dec{l}", Latent[l], Enumerable.Reverse(hidden).ToArray(), outWidth, activation);
+        }
+        foreach (var e in Encoders) e.Register(Parameters);
+        foreach (var d in Decoders) d.Register(Parameters);
+    }
+
+    /// <summary>Number of parameters an architecture has (checked against a file's size before allocating).</summary>
+    public static long ParameterCount(int dimension, int[] latent, int[] hidden, int[] deepHidden, IwaeLikelihood likelihood)
+    {
+        static long Chain(int input, IEnumerable<int> hidden, int output)
+        {
+            long n = 0; int prev = input;
+            foreach (var h in hidden.Append(output)) { n += (long)prev * h + h; prev = h; }
+            return n;
+        }
+        long total = 0;
+        for (int l = 0; l < latent.Length; l++)
+        {
+            var h = l == 0 ? hidden : deepHidden;
+            int below = l == 0 ? dimension : latent[l - 1];
+            total += Chain(below, h, 2 * latent[l]);
+            total += Chain(latent[l], Enumerable.Reverse(h), l == 0 && likelihood == IwaeLikelihood.Bernoulli ? dimension : 2 * below);
+        }
+        return total;
+    }
+
+    public int Layers => Latent.Length;
+    public int OutputWidth => Decoders[0].Outputs;
+
+    /// <summary>Glorot weights, zero biases; optionally output biases from the data's column statistics.</summary>
+    public void Initialize(RandomStream random, ReadOnlySpan<float> columnMean, ReadOnlySpan<float> columnStd)
+    {
+        for (int l = 0; l < Layers; l++)
+        {
+            Encoders[l].InitializeGlorot(random.Fork(1, (ulong)l));
+            Decoders[l].InitializeGlorot(random.Fork(2, (ulong)l));
+        }
+        if (columnMean.IsEmpty) return;
+        var bias = Decoders[0].Layers[^1].Bias.Value;
+        for (int c = 0; c < D; c++)
+        {
+            if (Likelihood == IwaeLikelihood.Bernoulli)
+            {
+                float p = Math.Clamp(columnMean[c], 1e-3f, 1f - 1e-3f);
+                bias[c] = MathF.Log(p / (1f - p));
+            }
+            else
+            {
+                bias[c] = columnMean[c];
+                bias[D + c] = MathF.Log(MathF.Max(columnStd[c], 1e-3f));
+            }
+        }
+    }
+
+    /// <summary>Scratch for up to <see cref="MaxRows"/> data rows × <see cref="MaxSamples"/> samples. Not thread-safe.</summary>
+    public sealed class Workspace
+    {
+        public readonly int MaxRows, MaxSamples;
+        public readonly Mlp.Workspace[] Enc, Dec;
+        public readonly float[][] Noise, Z, DZ, DEnc, DDec;
+        public readonly float[] LogW, RowScale, NegRowScale;
+        public readonly bool ForTraining;
+
+        public Workspace(IwaeNetwork net, int maxRows, int maxSamples, bool forTraining)
+        {
+            MaxRows = maxRows; MaxSamples = maxSamples; ForTraining = forTraining;
+            int m = checked(maxRows * maxSamples);
+            int L = net.Layers;
+            Enc = new Mlp.Workspace[L]; Dec = new Mlp.Workspace[L];
+            Noise = new float[L][]; Z = new float[L][]; DZ = new float[L][]; DEnc = new float[L][]; DDec = new float[L][];
+            for (int l = 0; l < L; l++)
+            {
+                int encRows = l == 0 ? maxRows : m;
+                Enc[l] = net.Encoders[l].CreateWorkspace(encRows);
+                Dec[l] = net.Decoders[l].CreateWorkspace(m);
+                Noise[l] = new float[m * net.Latent[l]];
+                Z[l] = new float[m * net.Latent[l]];
+                if (forTraining)
+                {
+                    DZ[l] = new float[m * net.Latent[l]];
+                    DEnc[l] = new float[encRows * 2 * net.Latent[l]];
+                    DDec[l] = new float[m * net.Decoders[l].Outputs];
+                }
+            }
+            LogW = new float[m];
+            RowScale = new float[forTraining ? m : 0];
+            NegRowScale = new float[forTraining ? m : 0];
+        }
+    }
+
+    /// <summary>Fills the workspace's noise for n rows × k samples from one stream (layer by layer).</summary>
+    public void FillNoise(Workspace ws, int n, int k, RandomStream random)
+    {
+        for (int l = 0; l < Layers; l++) GaussianNoise.Fill(random, ws.Noise[l].AsSpan(0, n * k * Latent[l]));
+    }
+
+    /// <summary>
+    /// Forward pass with the noise in <paramref name="ws"/>: ws.LogW[r·k + i] = log p(x_r, z_ri) − log q(z_ri | x_r).
+    /// </summary>
+    public void Forward(ReadOnlySpan<float> x, int n, int k, Workspace ws, bool allowParallel)
+    {
+        if (n > ws.MaxRows || (long)n * k > (long)ws.MaxRows * ws.MaxSamples) throw new ArgumentOutOfRangeException(nameof(n), "Batch exceeds the workspace.");
+        int m = n * k;
+        var logW = ws.LogW.AsSpan(0, m);
+        logW.Clear();
+        for (int l = 0; l < Layers; l++)
+        {
+            int d = Latent[l], rep = l == 0 ? k : 1;
+            var pq = Encoders[l].Forward(l == 0 ? x : ws.Z[l - 1], l == 0 ? n : m, ws.Enc[l], allowParallel);
+            DiagonalGaussianHead.Sample(pq, rep, ws.Noise[l], m, d, ws.Z[l]);
+            DiagonalGaussianHead.AccumulateLogProb(ws.Z[l], 1, pq, rep, m, d, -1f, logW);
+        }
+        StandardNormalHead.AccumulateLogProb(ws.Z[Layers - 1], m, Latent[Layers - 1], 1f, logW);
+        for (int l = 1; l < Layers; l++)
+        {
+            var pp = Decoders[l].Forward(ws.Z[l], m, ws.Dec[l], allowParallel);
+            DiagonalGaussianHead.AccumulateLogProb(ws.Z[l - 1], 1, pp, 1, m, Latent[l - 1], 1f, logW);
+        }
+        var output = Decoders[0].Forward(ws.Z[0], m, ws.Dec[0], allowParallel);
+        if (Likelihood == IwaeLikelihood.Bernoulli) BernoulliHead.AccumulateLogProb(x, k, output, m, D, 1f, logW);
+        else DiagonalGaussianHead.AccumulateLogProb(x, k, output, 1, m, D, 1f, logW);
+    }
+
+    /// <summary>
+    /// Backward pass after <see cref="Forward"/>: writes Σ_j ws.RowScale[j] · ∂ log w_j / ∂θ into <paramref name="gradients"/>
+    /// (every parameter tensor is overwritten: each layer is visited exactly once, so no clearing is needed).
+    /// </summary>
+    public void Backward(ReadOnlySpan<float> x, int n, int k, Workspace ws, GradientBuffers gradients, bool allowParallel)
+    {
+        int m = n * k;
+        var s = ws.RowScale.AsSpan(0, m);
+        var negS = ws.NegRowScale.AsSpan(0, m);
+        for (int j = 0; j < m; j++) negS[j] = -s[j];
+
+        // log p(x | z_0): into dz_0 through decoder 0.
+        var dOut = ws.DDec[0].AsSpan(0, m * OutputWidth);
+        dOut.Clear();
+        var output = ws.Dec[0].Result;
+        if (Likelihood == IwaeLikelihood.Bernoulli) BernoulliHead.Backward(x, k, output, m, D, s, dOut);
+        else DiagonalGaussianHead.Backward(x, k, output, 1, m, D, s, default, dOut);
+        Decoders[0].Backward(ws.Z[0], m, ws.Dec[0], dOut, gradients, ws.DZ[0].AsSpan(0, m * Latent[0]), accumulateInput: false, allowParallel, accumulateParameters: false);
+
+        // log p(z_{l−1} | z_l): value gradient into dz_{l−1}, parameters back through decoder l into dz_l.
+        for (int l = 1; l < Layers; l++)
+        {
+            int below = Latent[l - 1];
+            var dpp = ws.DDec[l].AsSpan(0, m * 2 * below);
+            dpp.Clear();
+            DiagonalGaussianHead.Backward(ws.Z[l - 1], 1, ws.Dec[l].Result, 1, m, below, s, ws.DZ[l - 1], dpp);
+            Decoders[l].Backward(ws.Z[l], m, ws.Dec[l], dpp, gradients, ws.DZ[l].AsSpan(0, m * Latent[l]), accumulateInput: false, allowParallel, accumulateParameters: false);
+        }
+        StandardNormalHead.Backward(ws.Z[Layers - 1], m, Latent[Layers - 1], s, ws.DZ[Layers - 1]);
+
+        // −log q(z_l | ·): value and parameter gradients.
+        for (int l = 0; l < Layers; l++)
+        {
+            int d = Latent[l], rep = l == 0 ? k : 1, encRows = l == 0 ? n : m;
+            var dpq = ws.DEnc[l].AsSpan(0, encRows * 2 * d);
+            dpq.Clear();
+            DiagonalGaussianHead.Backward(ws.Z[l], 1, ws.Enc[l].Result, rep, m, d, negS, ws.DZ[l], dpq);
+        }
+
+        // Reparameterisation and encoders, top layer first (dz_l is complete once encoder l+1 has been back-propagated).
+        for (int l = Layers - 1; l >= 0; l--)
+        {
+            int d = Latent[l], rep = l == 0 ? k : 1, encRows = l == 0 ? n : m;
+            var dpq = ws.DEnc[l].AsSpan(0, encRows * 2 * d);
+            DiagonalGaussianHead.SampleBackward(ws.Z[l], ws.Enc[l].Result, rep, m, d, ws.DZ[l], dpq);
+            Encoders[l].Backward(l == 0 ? x : ws.Z[l - 1], encRows, ws.Enc[l], dpq, gradients,
+                l == 0 ? default : ws.DZ[l - 1].AsSpan(0, m * Latent[l - 1]), accumulateInput: true, allowParallel, accumulateParameters: false);
+        }
+    }
+
+    /// <summary>
+    /// For each data row r: bound[r] = log (1/k) Σ_i w_ri; when <paramref name="rowScale"/> is non-empty also
+    /// rowScale[r·k+i] = scale · w̃_ri (normalised weights, eq. 10 / 22).
+    /// </summary>
+    public static void ReduceRows(ReadOnlySpan<float> logW, int n, int k, Span<double> bound, Span<float> rowScale, float scale)
+    {
+        double logK = Math.Log(k);
+        for (int r = 0; r < n; r++)
+        {
+            var lw = logW.Slice(r * k, k);
+            float max = float.NegativeInfinity;
+            foreach (var v in lw) if (v > max) max = v;
+            double sum = 0;
+            foreach (var v in lw) sum += Math.Exp(v - max);
+            double lse = max + Math.Log(sum);
+            bound[r] = lse - logK;
+            if (!rowScale.IsEmpty)
+                for (int i = 0; i < k; i++) rowScale[r * k + i] = scale * (float)(Math.Exp(lw[i] - max) / sum);
+        }
+    }
+
+    /// <summary>
+    /// Ancestral samples z ~ p(z), x ~ p(x|z) (or the decoder mean) of <paramref name="rows"/> rows; row r draws all its
+    /// noise from <paramref name="rowStreams"/>[r] only, so a row does not depend on how many rows are drawn with it.
+    /// </summary>
+    public void Sample(int rows, RandomStream[] rowStreams, Span<float> destination, bool mean)
+    {
+        int top = Latent[^1];
+        var z = new float[rows * top];
+        for (int r = 0; r < rows; r++) GaussianNoise.Fill(rowStreams[r], z.AsSpan(r * top, top));
+        for (int l = Layers - 1; l >= 1; l--)
+        {
+            var ws = Decoders[l].CreateWorkspace(rows);
+            var pp = Decoders[l].Forward(z, rows, ws);
+            int width = Latent[l - 1];
+            var below = new float[rows * width];
+            var eps = new float[below.Length];
+            for (int r = 0; r < rows; r++) GaussianNoise.Fill(rowStreams[r], eps.AsSpan(r * width, width));
+            DiagonalGaussianHead.Sample(pp, 1, eps, rows, width, below);
+            z = below;
+        }
+        var outWs = Decoders[0].CreateWorkspace(rows);
+        var output = Decoders[0].Forward(z, rows, outWs);
+        var dst = destination[..(rows * D)];
+        if (Likelihood == IwaeLikelihood.Bernoulli)
+        {
+            if (mean) System.Numerics.Tensors.TensorPrimitives.Sigmoid(output, dst);
+            else
+                for (int r = 0; r < rows; r++)
+                    BernoulliHead.Sample(output.Slice(r * D, D), rowStreams[r], dst.Slice(r * D, D));
+        }
+        else
+        {
+            var eps = new float[rows * D];
+            if (!mean) for (int r = 0; r < rows; r++) GaussianNoise.Fill(rowStreams[r], eps.AsSpan(r * D, D));
+            DiagonalGaussianHead.Sample(output, 1, eps, rows, D, dst);
+        }
+    }
+}

@@ -1,0 +1,196 @@
+using Microsoft.ML.DeepDensity.Layers;
+using Microsoft.ML.DeepDensity.Numerics;
+using Microsoft.ML.DeepDensity.Randomness;
+using Microsoft.ML.DeepDensity.Tests.TestSupport;
+using Microsoft.ML.DeepDensity.Training;
+
+namespace Microsoft.ML.DeepDensity.Tests.Layers;
+
+/// <summary>An MLP feeding a distribution head, as an objective: Σ_rows log p(target_row | MLP(x_row)).</summary>
+public sealed class MlpHeadObjective : IGradientObjective
+{
+    public enum Head { Gaussian, Bernoulli, Linear }
+
+    private readonly Mlp _mlp;
+    private readonly Head _head;
+    private readonly float[] _targets;
+    private readonly int _targetWidth;
+
+    internal MlpHeadObjective(Mlp mlp, Head head, float[] targets, int targetWidth)
+    {
+        _mlp = mlp; _head = head; _targets = targets; _targetWidth = targetWidth;
+        Parameters = new ParameterSet();
+        mlp.Register(Parameters);
+    }
+
+    public ParameterSet Parameters { get; }
+    public float[]? LastInputGradient { get; private set; }
+
+    public double ComputeGradient(ReadOnlySpan<float> rows, int count, RandomStream random)
+    {
+        var ws = _mlp.CreateWorkspace(count);
+        var y = _mlp.Forward(rows, count, ws);
+        double total = Score(y, count);
+        var scale = Enumerable.Repeat(-1f / count, count).ToArray();
+        var dy = new float[count * _mlp.Outputs];
+        int d = _targetWidth;
+        switch (_head)
+        {
+            case Head.Gaussian: DiagonalGaussianHead.Backward(_targets, 1, y, 1, count, d, scale, default, dy); break;
+            case Head.Bernoulli: BernoulliHead.Backward(_targets, 1, y, count, d, scale, dy); break;
+            default: for (int i = 0; i < dy.Length; i++) dy[i] = scale[0] * _targets[i]; break;
+        }
+        Parameters.ZeroGradients();
+        LastInputGradient = new float[count * _mlp.Inputs];
+        _mlp.Backward(rows, count, ws, dy, GradientBuffers.Of(Parameters), LastInputGradient);
+        return total;
+    }
+
+    public double Evaluate(ReadOnlySpan<float> rows, int count, RandomStream random)
+    {
+        var ws = _mlp.CreateWorkspace(count);
+        return Score(_mlp.Forward(rows, count, ws), count);
+    }
+
+    private double Score(ReadOnlySpan<float> y, int count)
+    {
+        var acc = new float[count];
+        int d = _targetWidth;
+        switch (_head)
+        {
+            case Head.Gaussian: DiagonalGaussianHead.AccumulateLogProb(_targets, 1, y, 1, count, d, 1f, acc); break;
+            case Head.Bernoulli: BernoulliHead.AccumulateLogProb(_targets, 1, y, count, d, 1f, acc); break;
+            default: for (int r = 0; r < count; r++) for (int c = 0; c < d; c++) acc[r] += _targets[r * d + c] * y[r * d + c]; break;
+        }
+        double s = 0;
+        foreach (var v in acc) s += v;
+        return s;
+    }
+}
+
+public class LayerKitTests
+{
+    private static Mlp RandomMlp(int inputs, int[] hidden, int outputs, Activation act, ulong seed)
+    {
+        var mlp = new Mlp("m", inputs, hidden, outputs, act);
+        var rng = new RandomStream(seed);
+        foreach (var l in mlp.Layers)
+        {
+            rng.FillGaussian(l.Weight.Value, 0, 0.6f);
+            rng.FillGaussian(l.Bias.Value, 0, 0.3f);
+        }
+        return mlp;
+    }
+
+    [Theory]
+    [InlineData(Activation.Tanh, MlpHeadObjective.Head.Linear)]
+    [InlineData(Activation.Sigmoid, MlpHeadObjective.Head.Linear)]
+    [InlineData(Activation.Softplus, MlpHeadObjective.Head.Gaussian)]
+    [InlineData(Activation.Tanh, MlpHeadObjective.Head.Bernoulli)]
+    [InlineData(Activation.Relu, MlpHeadObjective.Head.Bernoulli)]
+    public void MlpAndHeadGradientsMatchFiniteDifferences(Activation act, MlpHeadObjective.Head head)
+    {
+        const int rows = 7, inputs = 4, d = 3;
+        int outputs = head == MlpHeadObjective.Head.Gaussian ? 2 * d : d;
+        var mlp = RandomMlp(inputs, new[] { 6, 5 }, outputs, act, 5);
+        var rng = new RandomStream(8);
+        var x = new float[rows * inputs];
+        rng.FillGaussian(x);
+        var targets = new float[rows * d];
+        if (head == MlpHeadObjective.Head.Bernoulli) for (int i = 0; i < targets.Length; i++) targets[i] = rng.NextDouble() < 0.5 ? 1 : 0;
+        else rng.FillGaussian(targets);
+        var objective = new MlpHeadObjective(mlp, head, targets, d);
+        var worst = GradientCheck.Check(objective, x, rows, entriesPerTensor: 15, step: act == Activation.Relu ? 1e-3f : 1e-2f);
+        Assert.Equal(6, worst.Count);
+
+        // Input gradient (what chains MLPs together): ∂(−mean objective)/∂x by central differences.
+        objective.ComputeGradient(x, rows, new RandomStream(1));
+        var analytic = objective.LastInputGradient!;
+        const float h = 1e-2f;
+        for (int i = 0; i < x.Length; i += 3)
+        {
+            float orig = x[i];
+            x[i] = orig + h; double fp = objective.Evaluate(x, rows, new RandomStream(1));
+            x[i] = orig - h; double fm = objective.Evaluate(x, rows, new RandomStream(1));
+            x[i] = orig;
+            double numeric = -(fp - fm) / (2 * h * rows);
+            Assert.True(Math.Abs(numeric - analytic[i]) <= 2e-3 + 3e-2 * Math.Abs(numeric), $"x[{i}]: analytic {analytic[i]}, numeric {numeric}");
+        }
+    }
+
+    [Fact]
+    public void GaussianHeadWithRepeatedParametersSumsGradientsAndMatchesClosedForm()
+    {
+        // Two parameter rows, each shared by 3 value rows.
+        const int d = 2;
+        var p = new float[] { 0.5f, -1f, 0.2f, -0.3f, /* row 1 */ 1f, 2f, -0.5f, 0.1f };
+        var v = new float[] { 0.1f, 0.2f, 0.3f, -0.4f, 1f, -1f, 2f, 2f, 0f, 0f, 1.5f, 0.5f };
+        var acc = new float[6];
+        DiagonalGaussianHead.AccumulateLogProb(v, 1, p, 3, 6, d, 1f, acc);
+        for (int j = 0; j < 6; j++)
+        {
+            int pr = j / 3;
+            double lp = 0;
+            for (int c = 0; c < d; c++)
+            {
+                double mu = p[pr * 4 + c], ls = p[pr * 4 + d + c], u = (v[j * d + c] - mu) / Math.Exp(ls);
+                lp += -0.5 * u * u - ls - 0.5 * Math.Log(2 * Math.PI);
+            }
+            Assert.Equal(lp, acc[j], 4);
+        }
+        var scale = new float[] { 1, 1, 1, 1, 1, 1 };
+        var gp = new float[p.Length];
+        DiagonalGaussianHead.Backward(v, 1, p, 3, 6, d, scale, default, gp);
+        // ∂/∂μ of Σ_j log p summed over the three rows sharing parameter row 0, component 0.
+        double expect = 0;
+        for (int j = 0; j < 3; j++) expect += (v[j * d] - p[0]) / Math.Exp(2 * p[d]);
+        Assert.Equal(expect, gp[0], 4);
+    }
+
+    [Fact]
+    public void BulkGaussianNoiseHasStandardMomentsAndIsSeedDeterministic()
+    {
+        var a = new float[200_001];
+        GaussianNoise.Fill(new RandomStream(3), a);
+        double m = 0, s2 = 0, m4 = 0;
+        foreach (var v in a) { m += v; s2 += v * v; m4 += (double)v * v * v * v; }
+        m /= a.Length; s2 /= a.Length; m4 /= a.Length;
+        Assert.InRange(m, -0.01, 0.01);
+        Assert.InRange(s2, 0.98, 1.02);
+        Assert.InRange(m4, 2.9, 3.1); // Gaussian kurtosis
+        var b = new float[a.Length];
+        GaussianNoise.Fill(new RandomStream(3), b);
+        Assert.Equal(a, b);
+        Assert.True(a[^1] != 0f);
+    }
+
+    [Fact]
+    public void ParallelBlockGradientsReduceToTheSingleBlockGradient()
+    {
+        var mlp = RandomMlp(3, new[] { 4 }, 2, Activation.Tanh, 2);
+        var ps = new ParameterSet();
+        mlp.Register(ps);
+        var x = new float[10 * 3];
+        new RandomStream(4).FillGaussian(x);
+        var dyAll = new float[10 * 2];
+        new RandomStream(5).FillGaussian(dyAll);
+
+        var ws = mlp.CreateWorkspace(10);
+        mlp.Forward(x, 10, ws);
+        ps.ZeroGradients();
+        mlp.Backward(x, 10, ws, (float[])dyAll.Clone(), GradientBuffers.Of(ps), default);
+        var whole = ps.Items.Select(p => (float[])p.Gradient.Clone()).ToArray();
+
+        var blocks = new[] { GradientBuffers.Create(ps), GradientBuffers.Create(ps) };
+        for (int b = 0; b < 2; b++)
+        {
+            var wsb = mlp.CreateWorkspace(5);
+            var xb = x.AsSpan(b * 15, 15);
+            mlp.Forward(xb, 5, wsb);
+            mlp.Backward(xb, 5, wsb, dyAll.AsSpan(b * 10, 10).ToArray(), blocks[b], default);
+        }
+        GradientBuffers.SumInto(ps, blocks, 2);
+        for (int t = 0; t < whole.Length; t++)
+            for (int i = 0; i < whole[t].Length; i++) Assert.Equal(whole[t][i], ps.Items[t].Gradient[i], 4);
+    }
+}
