@@ -1,5 +1,6 @@
 using Microsoft.ML.Data;
 using Microsoft.ML.DeepDensity.Models.DeepGmm;
+using Microsoft.ML.DeepDensity.Models.Iwae;
 using Microsoft.ML.DeepDensity.Models.Rbm;
 using Microsoft.ML.DeepDensity.Models.Rnade;
 
@@ -25,6 +26,14 @@ public class ModelFamilyTests
         ["DeepGmm"] = ml => ml.DensityEstimation.DeepGmm(new Transforms.DeepGmmEstimator.Options
         {
             ModelOptions = new DeepGmmOptions { Layers = new[] { 2, 2 }, MaxIterations = 10, Seed = 7 },
+        }),
+        ["IwaeGaussian"] = ml => ml.DensityEstimation.Iwae(new Transforms.IwaeEstimator.Options
+        {
+            ModelOptions = new IwaeOptions
+            {
+                Likelihood = IwaeLikelihood.Gaussian, LatentDimensions = new[] { 2 }, HiddenUnits = new[] { 16 }, Samples = 5,
+                EvaluationSamples = 100, MaxEpochs = 30, BatchSize = 50, LearningRate = 5e-3f, Seed = 7,
+            },
         }),
     };
 

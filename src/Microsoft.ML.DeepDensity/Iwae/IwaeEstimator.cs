@@ -1,0 +1,62 @@
+using Microsoft.ML.DeepDensity.Data;
+using Microsoft.ML.DeepDensity.Models.Iwae;
+using Microsoft.ML.DeepDensity.Training;
+using Microsoft.ML.DeepDensity.Transforms;
+
+namespace Microsoft.ML.DeepDensity.Transforms
+{
+    /// <summary>Importance-weighted auto-encoder (VAE when Samples = 1) as an ML.NET estimator; the LogDensity column is an
+    /// importance-sampled estimate (set <c>StandardErrorColumnName</c> for its standard error). See
+    /// <see cref="DensityEstimator{TModel,TModelOptions}"/> for columns and training. The Bernoulli decoder needs 0/1 features.</summary>
+    public sealed class IwaeEstimator : DensityEstimator<IwaeModel, IwaeOptions>
+    {
+        /// <summary>Columns, contamination, sample settings and the engine's <see cref="IwaeOptions"/> (<c>ModelOptions</c>).</summary>
+        public sealed class Options : DensityEstimatorOptions<IwaeOptions> { }
+
+        internal IwaeEstimator(MLContext mlContext, Options options) : base(mlContext, options, "Iwae") { }
+
+        /// <inheritdoc/>
+        protected override IwaeModel Train(RowMatrix data, RowMatrix? validation, IwaeOptions options,
+            IProgress<TrainingProgress> progress, CancellationToken cancellationToken)
+            => IwaeModel.Fit(data, options, validation, progress, cancellationToken);
+    }
+}
+
+namespace Microsoft.ML
+{
+    public static partial class DensityEstimationCatalogExtensions
+    {
+        /// <summary>
+        /// IWAE density estimator on a known-size Single vector column. Appends LogDensity (importance-sampled estimate of
+        /// log p(x) with K = evaluationSamples), Score (= −LogDensity) and PredictedLabel.
+        /// </summary>
+        /// <param name="catalog">The catalog.</param>
+        /// <param name="featureColumnName">Input column. Default "Features".</param>
+        /// <param name="likelihood">Bernoulli (0/1 features) or Gaussian (real features) decoder. Default Bernoulli.</param>
+        /// <param name="samples">Importance samples k of the training bound (1 = VAE). Default 5.</param>
+        /// <param name="maxEpochs">Maximum training epochs. Default 100.</param>
+        /// <param name="evaluationSamples">Importance samples K of the log-density estimate. Default 1000.</param>
+        /// <param name="contamination">Expected anomaly fraction of the training data, for PredictedLabel. Default 0.01.</param>
+        /// <param name="seed">Seed of initialisation, noise and the validation split. Default 1.</param>
+        public static IwaeEstimator Iwae(this DensityEstimationCatalog catalog, string featureColumnName = "Features",
+            IwaeLikelihood likelihood = IwaeLikelihood.Bernoulli, int samples = 5, int maxEpochs = 100, int evaluationSamples = 1000,
+            double contamination = 0.01, ulong seed = 1)
+        {
+            ArgumentNullException.ThrowIfNull(catalog);
+            return new IwaeEstimator(catalog.Context, new IwaeEstimator.Options
+            {
+                FeatureColumnName = featureColumnName,
+                Contamination = contamination,
+                ModelOptions = new IwaeOptions { Likelihood = likelihood, Samples = samples, MaxEpochs = maxEpochs, EvaluationSamples = evaluationSamples, Seed = seed },
+            });
+        }
+
+        /// <summary>IWAE density estimator with full options (columns, contamination, sample column, engine options).</summary>
+        public static IwaeEstimator Iwae(this DensityEstimationCatalog catalog, IwaeEstimator.Options options)
+        {
+            ArgumentNullException.ThrowIfNull(catalog);
+            ArgumentNullException.ThrowIfNull(options);
+            return new IwaeEstimator(catalog.Context, options);
+        }
+    }
+}
