@@ -27,6 +27,8 @@ internal sealed class RbmTrainer
     private readonly int _uniformStride;
     /// <summary>Rows per independent part of a step (a multiple of the sampling block, so results do not depend on threads).</summary>
     private const int RowsPerPart = 5 * RbmMachine.ElementwiseRowsPerBlock;
+    /// <summary>Weight rows per block of the parallel weight update (whole GEMM micro-panels; fixed, so results do not depend on threads).</summary>
+    private const int RowsPerUpdateBlock = 198;
     private readonly float[] _velW, _velB, _velC;
     private readonly float[] _colSums, _gb, _gc;
     private bool _chainsInitialized;
@@ -169,11 +171,35 @@ internal sealed class RbmTrainer
         }
         else
         {
-            // velocity = momentum·velocity + lr·Vᵀ·P in one GEMM.
-            Gemm.Multiply(true, false, d, h, stacked, learningRate, vAll, d, hAll, h, momentum, _velW, h, allowParallel: true);
+            // velocity = momentum·velocity + lr·Vᵀ·P, then the weight step, per fixed block of weight rows in parallel: one
+            // barrier for the GEMM and the elementwise passes over W. Gemm's result for a row does not depend on the block
+            // it is computed in, so this equals one big product.
+            float decay = -learningRate * weightDecay;
+            int updateBlocks = (d + RowsPerUpdateBlock - 1) / RowsPerUpdateBlock;
+            unsafe
+            {
+                fixed (float* pv = _visible, ph = _hidden)
+                {
+                    IntPtr vPtr = (IntPtr)pv, hPtr = (IntPtr)ph;
+                    DeepDensityEnvironment.For(0, updateBlocks, blk =>
+                    {
+                        int i0 = blk * RowsPerUpdateBlock, rows = Math.Min(RowsPerUpdateBlock, d - i0);
+                        var v = new ReadOnlySpan<float>((float*)vPtr, stacked * d);
+                        var p = new ReadOnlySpan<float>((float*)hPtr, stacked * h);
+                        var vel = _velW.AsSpan(i0 * h, rows * h);
+                        var w = m.W.AsSpan(i0 * h, rows * h);
+                        Gemm.Multiply(true, false, rows, h, stacked, learningRate, v[i0..], d, p, h, momentum, vel, h, allowParallel: false);
+                        if (weightDecay > 0) TensorPrimitives.MultiplyAdd(w, decay, vel, vel);
+                        TensorPrimitives.Add(w, vel, w);
+                    });
+                }
+            }
         }
-        if (weightDecay > 0) TensorPrimitives.MultiplyAdd(m.W, -learningRate * weightDecay, _velW, _velW);
-        TensorPrimitives.Add(m.W, _velW, m.W);
+        if (KeepGradient)
+        {
+            if (weightDecay > 0) TensorPrimitives.MultiplyAdd(m.W, -learningRate * weightDecay, _velW, _velW);
+            TensorPrimitives.Add(m.W, _velW, m.W);
+        }
 
         TensorPrimitives.Multiply(_velB, momentum, _velB);
         TensorPrimitives.MultiplyAdd(_gb, learningRate, _velB, _velB);
