@@ -148,6 +148,11 @@ public sealed class RbmBenchmark : IBenchmark
         Report("dense XW (GEMM, 1 thread)", MinSeconds(() => Gemm.Multiply(false, false, batch, hidden, d, 1f, x, d, m.W, hidden, 0f, h, hidden, false)), flop);
         Report("dense HWt (GEMM, 1 thread)", MinSeconds(() => Gemm.Multiply(false, true, batch, d, hidden, 1f, p, hidden, m.W, hidden, 0f, v, d, false)), flop);
         Report("dense VtP k=2n (GEMM, 1 thread)", MinSeconds(() => Gemm.Multiply(true, false, d, hidden, 2 * batch, 1f, x, d, p, hidden, 0.5f, g, hidden, false)), 2 * flop);
+        foreach (int rows in new[] { 50, 200 })
+        {
+            Report($"dense XW {rows} rows (GEMM, 1 thread)", MinSeconds(() => Gemm.Multiply(false, false, rows, hidden, d, 1f, x, d, m.W, hidden, 0f, p, hidden, false)), flop * rows / batch);
+            Report($"dense HWt {rows} rows (GEMM, 1 thread)", MinSeconds(() => Gemm.Multiply(false, true, rows, d, hidden, 1f, p, hidden, m.W, hidden, 0f, x, d, false)), flop * rows / batch);
+        }
         Report("dense XW (GEMM, parallel)", MinSeconds(() => Gemm.Multiply(false, false, batch, hidden, d, 1f, x, d, m.W, hidden, 0f, h, hidden, true)), flop);
         Report("dense VtP (GEMM, parallel)", MinSeconds(() => Gemm.Multiply(true, false, d, hidden, 2 * batch, 1f, x, d, p, hidden, 0.5f, g, hidden, true)), 2 * flop);
         Report("sample hidden (σ + uniform + cmp)", MinSeconds(() => m.SampleHidden(p, batch, 1f, h, h, u, rng)), flop);

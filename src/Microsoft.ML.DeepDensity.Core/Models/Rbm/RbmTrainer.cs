@@ -25,8 +25,6 @@ internal sealed class RbmTrainer
     private readonly float[] _chainHidden; // chains × H: hidden sample driving the negative chain (persistent for PCD)
     private readonly float[] _uniform;
     private readonly int _uniformStride;
-    /// <summary>Rows per independent part of a step (a multiple of the sampling block, so results do not depend on threads).</summary>
-    private const int RowsPerPart = 5 * RbmMachine.ElementwiseRowsPerBlock;
     /// <summary>Weight rows per block of the parallel weight update (whole GEMM micro-panels; fixed, so results do not depend on threads).</summary>
     private const int RowsPerUpdateBlock = 198;
     private readonly float[] _velW, _velB, _velC;
@@ -107,46 +105,33 @@ internal sealed class RbmTrainer
             _chainsInitialized = true;
         }
 
-        // Rows are independent until the weight statistics: each part of RowsPerPart rows does its GEMMs and sampling on
-        // one thread (one barrier per step instead of one per GEMM k-block and sampling pass). CD parts hold data rows
-        // and their chains; PCD has data parts (P₀ only) and fantasy-chain parts (k Gibbs steps).
-        int dataParts = (count + RowsPerPart - 1) / RowsPerPart;
-        int chainParts = _persistent ? (negRows + RowsPerPart - 1) / RowsPerPart : 0;
+        // Whole-batch products, each a parallel GEMM split by columns (each thread packs only its share of W, once per
+        // product), and elementwise sampling in fixed 10-row blocks with streams forked by block index: the result does
+        // not depend on the thread count. For PCD the data rows and the chains' last visible samples are contiguous in
+        // _visible, so their hidden pre-activations are ONE product of (count + chains) rows. (Gemm's result for a row
+        // does not depend on the other rows of the product.)
         float posScale = 1f / count, negScale = -1f / negRows;
-        void Part(int part)
+        var uAll = _uniform.AsSpan();
+        if (!_persistent)
         {
-            bool chainsOnly = part >= dataParts;
-            int r0 = (chainsOnly ? part - dataParts : part) * RowsPerPart;
-            int n = Math.Min(RowsPerPart, (chainsOnly ? negRows : count) - r0);
-            int block = r0 / RbmMachine.ElementwiseRowsPerBlock;
-            if (!chainsOnly)
-            {
-                var xp = _visible.AsSpan(r0 * d, n * d);
-                var pp = _hidden.AsSpan(r0 * h, n * h);
-                m.HiddenPreActivation(xp, n, pp, parallel: false);
-                if (_persistent) TensorPrimitives.Sigmoid(pp, pp);
-                else m.SampleHidden(pp, n, 1f, pp, _chainHidden.AsSpan(r0 * h, n * h), _uniform.AsSpan(r0 * _uniformStride, n * _uniformStride),
-                    random.Fork(1), parallel: false, block);
-                TensorPrimitives.Multiply(pp, posScale, pp);
-                if (_persistent) return;
-            }
-            // Chain rows r0..r0+n (for CD the chains of the same data rows).
-            var u = _uniform.AsSpan(r0 * _uniformStride, n * _uniformStride);
-            var ch = _chainHidden.AsSpan(r0 * h, n * h);
-            var xn = _visible.AsSpan((count + r0) * d, n * d);
-            var pn = _hidden.AsSpan((count + r0) * h, n * h);
-            for (int s = 1; s <= _k; s++)
-            {
-                var stepRandom = random.Fork(2, (ulong)s);
-                m.SampleVisible(ch, n, 1f, m.B, xn, u, stepRandom.Fork(1), parallel: false, block);
-                m.HiddenPreActivation(xn, n, pn, parallel: false);
-                if (s < _k || _persistent) m.SampleHidden(pn, n, 1f, pn, ch, u, stepRandom.Fork(2), parallel: false, block);
-                else TensorPrimitives.Sigmoid(pn, pn);
-            }
-            TensorPrimitives.Multiply(pn, negScale, pn);
+            m.HiddenPreActivation(x, count, pPos, parallel: true);
+            m.SampleHidden(pPos, count, 1f, pPos, chainH, uAll, random.Fork(1), parallel: true);
         }
-        int parts = dataParts + chainParts;
-        if (parts == 1) Part(0); else DeepDensityEnvironment.For(0, parts, Part);
+        for (int s = 1; s <= _k; s++)
+        {
+            var stepRandom = random.Fork(2, (ulong)s);
+            m.SampleVisible(chainH, negRows, 1f, m.B, xNeg, uAll, stepRandom.Fork(1), parallel: true);
+            if (_persistent && s == _k)
+            {
+                m.HiddenPreActivation(_visible.AsSpan(0, stacked * d), stacked, _hidden.AsSpan(0, stacked * h), parallel: true);
+                TensorPrimitives.Sigmoid(pPos, pPos);
+            }
+            else m.HiddenPreActivation(xNeg, negRows, pNeg, parallel: true);
+            if (s < _k || _persistent) m.SampleHidden(pNeg, negRows, 1f, pNeg, chainH, uAll, stepRandom.Fork(2), parallel: true);
+            else TensorPrimitives.Sigmoid(pNeg, pNeg);
+        }
+        TensorPrimitives.Multiply(pPos, posScale, pPos);
+        TensorPrimitives.Multiply(pNeg, negScale, pNeg);
 
         // The stacked hidden statistics are now scaled: positive rows by 1/n, negative rows by −1/m.
         var vAll = _visible.AsSpan(0, stacked * d);
