@@ -95,7 +95,16 @@ public sealed class RandomStream
     public void FillUniform(Span<float> destination, float low = 0f, float high = 1f)
     {
         float w = high - low;
-        for (int i = 0; i < destination.Length; i++) destination[i] = low + w * NextSingle();
+        // The same draws as NextSingle in a loop, with the state in locals (registers) rather than fields.
+        ulong s0 = _s0, s1 = _s1, s2 = _s2, s3 = _s3;
+        for (int i = 0; i < destination.Length; i++)
+        {
+            ulong result = RotateLeft(s1 * 5, 7) * 9;
+            ulong t = s1 << 17;
+            s2 ^= s0; s3 ^= s1; s1 ^= s2; s0 ^= s3; s2 ^= t; s3 = RotateLeft(s3, 45);
+            destination[i] = low + w * ((result >> 40) * (1f / (1 << 24)));
+        }
+        _s0 = s0; _s1 = s1; _s2 = s2; _s3 = s3;
     }
 
     /// <summary>Fisher–Yates shuffle.</summary>

@@ -20,7 +20,7 @@ internal sealed class RbmMachine
     /// <summary>Rows per block of the elementwise work (sigmoid, sampling); fixed so results do not depend on thread count.</summary>
     internal const int ElementwiseRowsPerBlock = 10;
     /// <summary>Elementwise work below this many elements runs on the calling thread (a barrier costs more than it saves).</summary>
-    private const long ParallelElements = 1 << 17;
+    private const long ParallelElements = 1 << 15;
     private const double HalfLog2Pi = 0.91893853320467274178;
 
     public readonly int D, H;

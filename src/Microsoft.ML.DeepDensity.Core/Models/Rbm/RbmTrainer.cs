@@ -25,8 +25,8 @@ internal sealed class RbmTrainer
     private readonly float[] _chainHidden; // chains × H: hidden sample driving the negative chain (persistent for PCD)
     private readonly float[] _uniform;
     private readonly int _uniformStride;
-    /// <summary>Rows per independent part of a step (a multiple of the sampling block, so results do not depend on threads).</summary>
-    private const int RowsPerPart = 5 * RbmMachine.ElementwiseRowsPerBlock;
+    /// <summary>Weight rows per block of the parallel weight update (whole GEMM micro-panels; fixed, so results do not depend on threads).</summary>
+    private const int RowsPerUpdateBlock = 198;
     private readonly float[] _velW, _velB, _velC;
     private readonly float[] _colSums, _gb, _gc;
     private bool _chainsInitialized;
@@ -105,46 +105,33 @@ internal sealed class RbmTrainer
             _chainsInitialized = true;
         }
 
-        // Rows are independent until the weight statistics: each part of RowsPerPart rows does its GEMMs and sampling on
-        // one thread (one barrier per step instead of one per GEMM k-block and sampling pass). CD parts hold data rows
-        // and their chains; PCD has data parts (P₀ only) and fantasy-chain parts (k Gibbs steps).
-        int dataParts = (count + RowsPerPart - 1) / RowsPerPart;
-        int chainParts = _persistent ? (negRows + RowsPerPart - 1) / RowsPerPart : 0;
+        // Whole-batch products, each a parallel GEMM split by columns (each thread packs only its share of W, once per
+        // product), and elementwise sampling in fixed 10-row blocks with streams forked by block index: the result does
+        // not depend on the thread count. For PCD the data rows and the chains' last visible samples are contiguous in
+        // _visible, so their hidden pre-activations are ONE product of (count + chains) rows. (Gemm's result for a row
+        // does not depend on the other rows of the product.)
         float posScale = 1f / count, negScale = -1f / negRows;
-        void Part(int part)
+        var uAll = _uniform.AsSpan();
+        if (!_persistent)
         {
-            bool chainsOnly = part >= dataParts;
-            int r0 = (chainsOnly ? part - dataParts : part) * RowsPerPart;
-            int n = Math.Min(RowsPerPart, (chainsOnly ? negRows : count) - r0);
-            int block = r0 / RbmMachine.ElementwiseRowsPerBlock;
-            if (!chainsOnly)
-            {
-                var xp = _visible.AsSpan(r0 * d, n * d);
-                var pp = _hidden.AsSpan(r0 * h, n * h);
-                m.HiddenPreActivation(xp, n, pp, parallel: false);
-                if (_persistent) TensorPrimitives.Sigmoid(pp, pp);
-                else m.SampleHidden(pp, n, 1f, pp, _chainHidden.AsSpan(r0 * h, n * h), _uniform.AsSpan(r0 * _uniformStride, n * _uniformStride),
-                    random.Fork(1), parallel: false, block);
-                TensorPrimitives.Multiply(pp, posScale, pp);
-                if (_persistent) return;
-            }
-            // Chain rows r0..r0+n (for CD the chains of the same data rows).
-            var u = _uniform.AsSpan(r0 * _uniformStride, n * _uniformStride);
-            var ch = _chainHidden.AsSpan(r0 * h, n * h);
-            var xn = _visible.AsSpan((count + r0) * d, n * d);
-            var pn = _hidden.AsSpan((count + r0) * h, n * h);
-            for (int s = 1; s <= _k; s++)
-            {
-                var stepRandom = random.Fork(2, (ulong)s);
-                m.SampleVisible(ch, n, 1f, m.B, xn, u, stepRandom.Fork(1), parallel: false, block);
-                m.HiddenPreActivation(xn, n, pn, parallel: false);
-                if (s < _k || _persistent) m.SampleHidden(pn, n, 1f, pn, ch, u, stepRandom.Fork(2), parallel: false, block);
-                else TensorPrimitives.Sigmoid(pn, pn);
-            }
-            TensorPrimitives.Multiply(pn, negScale, pn);
+            m.HiddenPreActivation(x, count, pPos, parallel: true);
+            m.SampleHidden(pPos, count, 1f, pPos, chainH, uAll, random.Fork(1), parallel: true);
         }
-        int parts = dataParts + chainParts;
-        if (parts == 1) Part(0); else DeepDensityEnvironment.For(0, parts, Part);
+        for (int s = 1; s <= _k; s++)
+        {
+            var stepRandom = random.Fork(2, (ulong)s);
+            m.SampleVisible(chainH, negRows, 1f, m.B, xNeg, uAll, stepRandom.Fork(1), parallel: true);
+            if (_persistent && s == _k)
+            {
+                m.HiddenPreActivation(_visible.AsSpan(0, stacked * d), stacked, _hidden.AsSpan(0, stacked * h), parallel: true);
+                TensorPrimitives.Sigmoid(pPos, pPos);
+            }
+            else m.HiddenPreActivation(xNeg, negRows, pNeg, parallel: true);
+            if (s < _k || _persistent) m.SampleHidden(pNeg, negRows, 1f, pNeg, chainH, uAll, stepRandom.Fork(2), parallel: true);
+            else TensorPrimitives.Sigmoid(pNeg, pNeg);
+        }
+        TensorPrimitives.Multiply(pPos, posScale, pPos);
+        TensorPrimitives.Multiply(pNeg, negScale, pNeg);
 
         // The stacked hidden statistics are now scaled: positive rows by 1/n, negative rows by −1/m.
         var vAll = _visible.AsSpan(0, stacked * d);
@@ -169,11 +156,35 @@ internal sealed class RbmTrainer
         }
         else
         {
-            // velocity = momentum·velocity + lr·Vᵀ·P in one GEMM.
-            Gemm.Multiply(true, false, d, h, stacked, learningRate, vAll, d, hAll, h, momentum, _velW, h, allowParallel: true);
+            // velocity = momentum·velocity + lr·Vᵀ·P, then the weight step, per fixed block of weight rows in parallel: one
+            // barrier for the GEMM and the elementwise passes over W. Gemm's result for a row does not depend on the block
+            // it is computed in, so this equals one big product.
+            float decay = -learningRate * weightDecay;
+            int updateBlocks = (d + RowsPerUpdateBlock - 1) / RowsPerUpdateBlock;
+            unsafe
+            {
+                fixed (float* pv = _visible, ph = _hidden)
+                {
+                    IntPtr vPtr = (IntPtr)pv, hPtr = (IntPtr)ph;
+                    DeepDensityEnvironment.For(0, updateBlocks, blk =>
+                    {
+                        int i0 = blk * RowsPerUpdateBlock, rows = Math.Min(RowsPerUpdateBlock, d - i0);
+                        var v = new ReadOnlySpan<float>((float*)vPtr, stacked * d);
+                        var p = new ReadOnlySpan<float>((float*)hPtr, stacked * h);
+                        var vel = _velW.AsSpan(i0 * h, rows * h);
+                        var w = m.W.AsSpan(i0 * h, rows * h);
+                        Gemm.Multiply(true, false, rows, h, stacked, learningRate, v[i0..], d, p, h, momentum, vel, h, allowParallel: false);
+                        if (weightDecay > 0) TensorPrimitives.MultiplyAdd(w, decay, vel, vel);
+                        TensorPrimitives.Add(w, vel, w);
+                    });
+                }
+            }
         }
-        if (weightDecay > 0) TensorPrimitives.MultiplyAdd(m.W, -learningRate * weightDecay, _velW, _velW);
-        TensorPrimitives.Add(m.W, _velW, m.W);
+        if (KeepGradient)
+        {
+            if (weightDecay > 0) TensorPrimitives.MultiplyAdd(m.W, -learningRate * weightDecay, _velW, _velW);
+            TensorPrimitives.Add(m.W, _velW, m.W);
+        }
 
         TensorPrimitives.Multiply(_velB, momentum, _velB);
         TensorPrimitives.MultiplyAdd(_gb, learningRate, _velB, _velB);
