@@ -100,20 +100,28 @@ public sealed class RnadeModel : DensityModel
     {
         public ScoringScratch(RnadeNetwork network)
         {
-            Workspace = new RnadeNetwork.Workspace(network, RowsPerScoringBlock, forTraining: false);
+            Network = network;
             X = new float[RowsPerScoringBlock * network.D];
         }
-        public readonly RnadeNetwork.Workspace Workspace;
+        public readonly RnadeNetwork Network;
         public readonly float[] X;
+        // One workspace per width in 8-row tiles: the forward pass computes every column of its workspace, so a single
+        // row (PredictionEngine, a loaded ML.NET model) must not pay for a 256-row block.
+        private readonly RnadeNetwork.Workspace?[] _byTiles = new RnadeNetwork.Workspace?[RowsPerScoringBlock / 8 + 1];
+        public RnadeNetwork.Workspace For(int rows)
+        {
+            int tiles = (rows + 7) / 8;
+            return _byTiles[tiles] ??= new RnadeNetwork.Workspace(Network, tiles * 8, forTraining: false);
+        }
     }
 
     private void ScoreBlock(ReadOnlySpan<float> raw, int n, Span<float> logDensity, float logJacobian)
     {
         var scratch = t_scratch;
-        if (scratch is null || !ReferenceEquals(scratch.Workspace.Network, Network)) t_scratch = scratch = new ScoringScratch(Network);
+        if (scratch is null || !ReferenceEquals(scratch.Network, Network)) t_scratch = scratch = new ScoringScratch(Network);
         var x = scratch.X.AsSpan(0, n * Dimension);
         ToModelSpace(raw, x, n);
-        Network.Forward(x, n, scratch.Workspace, logDensity, 0f, false);
+        Network.Forward(x, n, scratch.For(n), logDensity, 0f, false);
         for (int i = 0; i < n; i++) logDensity[i] += logJacobian;
     }
 
