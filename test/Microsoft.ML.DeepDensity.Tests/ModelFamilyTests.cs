@@ -67,4 +67,24 @@ public class ModelFamilyTests
                 $"{family}: row {i} live {logDensity[i]} loaded {loadedScores[i]}");
         Assert.Equal(engine.ToBytes(), loaded.GetDensityModel().ToBytes());
     }
+
+    [Theory, MemberData(nameof(Names))]
+    public void SchemaAndDataErrorsNameTheColumnAndRow(string family)
+    {
+        var ml = new MLContext(seed: 1);
+        var estimator = Families[family](ml);
+        var transformer = estimator.Fit(ml.Data.LoadFromEnumerable(TestData.Blob(300, seed: 2)));
+
+        var wrongSize = ml.Data.LoadFromEnumerable(new[] { new SchemaAndDataErrorTests.WrongSize() });
+        Assert.Contains("'Features' has 5 slots but the model was trained on 4",
+            Assert.ThrowsAny<ArgumentException>(() => transformer.Transform(wrongSize)).Message);
+        var missing = ml.Data.LoadFromEnumerable(new[] { new SchemaAndDataErrorTests.OtherName() });
+        Assert.Contains("'Features'", Assert.ThrowsAny<ArgumentException>(() => estimator.Fit(missing)).Message);
+
+        var rows = TestData.Blob(20, seed: 4);
+        rows[13].Features[2] = float.NaN;
+        var scored = transformer.Transform(ml.Data.LoadFromEnumerable(rows));
+        var e = Assert.Throws<Data.DataValidationException>(() => scored.GetColumn<float>("LogDensity").ToArray());
+        Assert.Equal((13L, 2), (e.Row, e.Column));
+    }
 }
