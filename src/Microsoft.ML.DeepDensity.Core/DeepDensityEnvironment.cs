@@ -54,4 +54,37 @@ public static class DeepDensityEnvironment
             System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(e.InnerExceptions[0]).Throw();
         }
     }
+
+    /// <summary>Scores one block of rows: <paramref name="rows"/> (rowCount × width) into <paramref name="output"/> (one value per row).</summary>
+    public delegate void RowBlockBody(int firstRow, ReadOnlySpan<float> rows, int rowCount, Span<float> output);
+
+    /// <summary>
+    /// Runs <paramref name="body"/> over fixed blocks of <paramref name="blockRows"/> rows of a row-major span, in parallel
+    /// under <see cref="MaxDegreeOfParallelism"/>, writing one output value per row straight into
+    /// <paramref name="output"/> (no copies of input or output). Blocks are fixed, so results do not depend on the thread count.
+    /// </summary>
+    public static unsafe void ForRowBlocks(ReadOnlySpan<float> rows, int width, int count, Span<float> output, int blockRows, RowBlockBody body)
+    {
+        ArgumentNullException.ThrowIfNull(body);
+        if (blockRows < 1) throw new ArgumentOutOfRangeException(nameof(blockRows));
+        if ((long)count * width > rows.Length || count > output.Length) throw new ArgumentException("Spans are shorter than count rows.");
+        int blocks = (count + blockRows - 1) / blockRows;
+        if (blocks <= 1)
+        {
+            if (count > 0) body(0, rows[..(count * width)], count, output[..count]);
+            return;
+        }
+        // Spans cannot enter the lambda: pass pinned addresses (the caller's spans outlive the loop).
+        fixed (float* input = rows)
+        fixed (float* result = output)
+        {
+            nint inAddress = (nint)input, outAddress = (nint)result;
+            For(0, blocks, b =>
+            {
+                int start = b * blockRows, n = Math.Min(blockRows, count - start);
+                body(start, new ReadOnlySpan<float>((float*)inAddress + (long)start * width, n * width), n,
+                    new Span<float>((float*)outAddress + start, n));
+            });
+        }
+    }
 }

@@ -195,24 +195,28 @@ public sealed class DeepGmmModel : DensityModel
         return total / n;
     }
 
+    /// <summary>Per-thread scoring scratch, reused across blocks and calls on this thread (never shared between threads).</summary>
+    [ThreadStatic] private static (DeepGmmNetwork Network, DeepGmmNetwork.ScoringWorkspace Workspace, int Rows)? t_scoring;
+
+    private DeepGmmNetwork.ScoringWorkspace ScoringWorkspaceFor(int rows)
+    {
+        if (t_scoring is { } cached && ReferenceEquals(cached.Network, Network) && cached.Rows >= rows) return cached.Workspace;
+        var ws = new DeepGmmNetwork.ScoringWorkspace(Network, Math.Max(rows, Block));
+        t_scoring = (Network, ws, Math.Max(rows, Block));
+        return ws;
+    }
+
     protected override void LogDensityCore(ReadOnlySpan<float> rows, int count, Span<float> logDensity, Span<float> standardError)
     {
-        int d = Dimension, blocks = (count + Block - 1) / Block;
+        int d = Dimension;
         float logJacobian = (float)_standardizer.LogJacobian;
-        var input = rows.ToArray();
-        var output = new float[count];
-        void ScoreBlock(int b, DeepGmmNetwork.ScoringWorkspace ws)
+        DeepDensityEnvironment.ForRowBlocks(rows, d, count, logDensity, Block, (_, block, m, output) =>
         {
-            int start = b * Block, m = Math.Min(Block, count - start);
             var x = new float[m * d];
-            _standardizer.Forward(input.AsSpan(start * d, m * d), x, m);
-            var dst = output.AsSpan(start, m);
-            Network.LogDensityBlock(x, m, dst, ws);
-            for (int r = 0; r < m; r++) dst[r] += logJacobian;
-        }
-        if (blocks == 1) ScoreBlock(0, new DeepGmmNetwork.ScoringWorkspace(Network, count));
-        else Parallel.For(0, blocks, DeepDensityEnvironment.ParallelOptions(), () => new DeepGmmNetwork.ScoringWorkspace(Network, Block), (b, _, ws) => { ScoreBlock(b, ws); return ws; }, _ => { });
-        output.CopyTo(logDensity);
+            _standardizer.Forward(block, x, m);
+            Network.LogDensityBlock(x, m, output, ScoringWorkspaceFor(m));
+            for (int r = 0; r < m; r++) output[r] += logJacobian;
+        });
     }
 
     protected override void SampleCore(int count, ulong seed, Span<float> destination)

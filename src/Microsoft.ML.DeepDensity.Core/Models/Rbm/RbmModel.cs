@@ -207,19 +207,20 @@ public sealed class RbmModel : DensityModel
     private void RunBlocks(ReadOnlySpan<float> rows, int count, Span<float> dest, double offset, float sign)
     {
         int d = Dimension;
-        int blocks = (count + RowsPerScoringBlock - 1) / RowsPerScoringBlock;
-        var input = rows[..(count * d)].ToArray();
-        if (_standardizer is not null) _standardizer.Forward(input, input, count);
-        var output = new float[count];
-        void Block(int b)
+        bool single = count <= RowsPerScoringBlock;
+        DeepDensityEnvironment.ForRowBlocks(rows, d, count, dest, RowsPerScoringBlock, (_, block, n, output) =>
         {
-            int start = b * RowsPerScoringBlock, n = Math.Min(RowsPerScoringBlock, count - start);
+            ReadOnlySpan<float> x = block;
+            if (_standardizer is not null)
+            {
+                var standardized = new float[n * d];
+                _standardizer.Forward(block, standardized, n);
+                x = standardized;
+            }
             var f = new double[n];
-            Machine.FreeEnergy(input.AsSpan(start * d, n * d), n, f, parallel: blocks == 1);
-            for (int i = 0; i < n; i++) output[start + i] = (float)(sign * f[i] + offset);
-        }
-        if (blocks == 1) Block(0); else DeepDensityEnvironment.For(0, blocks, Block);
-        output.CopyTo(dest);
+            Machine.FreeEnergy(x, n, f, parallel: single);
+            for (int i = 0; i < n; i++) output[i] = (float)(sign * f[i] + offset);
+        });
     }
 
     /// <summary>

@@ -68,29 +68,9 @@ public sealed class RnadeModel : DensityModel
 
     protected override void LogDensityCore(ReadOnlySpan<float> rows, int count, Span<float> logDensity, Span<float> standardError)
     {
-        int blocks = (count + RowsPerScoringBlock - 1) / RowsPerScoringBlock;
         float logJacobian = (float)_standardizer.LogJacobian;
-        if (blocks == 1)
-        {
-            ScoreBlock(rows, count, logDensity, logJacobian);
-            return;
-        }
-        unsafe
-        {
-            // Spans cannot enter the lambda: pass the pinned addresses (the caller's spans outlive Parallel.For).
-            fixed (float* input = rows)
-            fixed (float* output = logDensity)
-            {
-                nint inAddress = (nint)input, outAddress = (nint)output;
-                int d = Dimension;
-                DeepDensityEnvironment.For(0, blocks, b =>
-                {
-                    int start = b * RowsPerScoringBlock, n = Math.Min(RowsPerScoringBlock, count - start);
-                    ScoreBlock(new ReadOnlySpan<float>((float*)inAddress + (long)start * d, n * d), n,
-                        new Span<float>((float*)outAddress + start, n), logJacobian);
-                });
-            }
-        }
+        DeepDensityEnvironment.ForRowBlocks(rows, Dimension, count, logDensity, RowsPerScoringBlock,
+            (_, block, n, output) => ScoreBlock(block, n, output, logJacobian));
     }
 
     /// <summary>Per-thread scoring scratch, reused across calls on this thread (never shared between threads).</summary>
