@@ -38,7 +38,8 @@ public static class DeepDensityEnvironment
     /// Runs <paramref name="body"/> for every index in [<paramref name="fromInclusive"/>, <paramref name="toExclusive"/>)
     /// under <see cref="MaxDegreeOfParallelism"/>; inline on the calling thread when there is one index or the limit is 1.
     /// An exception from <paramref name="body"/> propagates as itself (not wrapped in <see cref="AggregateException"/>),
-    /// so callers see the same exception whatever the number of threads.
+    /// so callers see the same exception whatever the number of threads. Runs on the engine's persistent worker team
+    /// (low start-up latency for the short regions of a training step); a call from inside a region runs inline.
     /// </summary>
     public static void For(int fromInclusive, int toExclusive, Action<int> body)
     {
@@ -48,11 +49,8 @@ public static class DeepDensityEnvironment
             for (int i = fromInclusive; i < toExclusive; i++) body(i);
             return;
         }
-        try { Parallel.For(fromInclusive, toExclusive, ParallelOptions(), body); }
-        catch (AggregateException e) when (e.InnerExceptions.Count > 0)
-        {
-            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(e.InnerExceptions[0]).Throw();
-        }
+        int limit = MaxDegreeOfParallelism;
+        Numerics.WorkerTeam.Run(fromInclusive, toExclusive, limit <= 0 ? int.MaxValue : limit, body);
     }
 
     /// <summary>Scores one block of rows: <paramref name="rows"/> (rowCount × width) into <paramref name="output"/> (one value per row).</summary>

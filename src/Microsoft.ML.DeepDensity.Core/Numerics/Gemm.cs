@@ -109,7 +109,7 @@ public static class Gemm
         int blocks = Math.Min(panels, threads * perThread);
         int panelsPerBlock = (panels + blocks - 1) / blocks;
         blocks = (panels + panelsPerBlock - 1) / panelsPerBlock;
-        Parallel.For(0, blocks, DeepDensityEnvironment.ParallelOptions(threads), blk =>
+        DeepDensityEnvironment.For(0, blocks, blk =>
         {
             if (byRows)
             {
