@@ -79,72 +79,51 @@ internal sealed class RbmTrainer
     internal void SetBatch(ReadOnlySpan<float> rows, int count) => rows[..(count * _m.D)].CopyTo(_visible);
 
     /// <summary>One CD/PCD update on the <paramref name="count"/> rows already in the positive block.</summary>
+    /// <remarks>
+    /// A PCD-1 step is three parallel regions over fixed blocks (so the result does not depend on the thread count):
+    /// (1) the chains' visible sample, per block of visible columns: its GEMM, bias, σ, Bernoulli draw and the visible
+    /// bias gradient; (2) the hidden probabilities of data and chains together (one product of count + chains rows), per
+    /// block of hidden columns: GEMM, bias, σ, the chains' new hidden sample, scaling and the hidden bias gradient; (3) the
+    /// weight update per block of weight rows. Each block does all the elementwise work on the columns its GEMM just wrote
+    /// (still in cache), and the step has two barriers instead of one per operation.
+    /// </remarks>
     public void Step(int count, float learningRate, float momentum, float weightDecay, RandomStream random)
     {
         var m = _m;
         int d = m.D, h = m.H;
         if (count < 1 || count > _batch) throw new ArgumentOutOfRangeException(nameof(count));
-        var x = _visible.AsSpan(0, count * d);
-        var pPos = _hidden.AsSpan(0, count * h);
-
         int negRows = NegativeRows(count);
         int stacked = count + negRows;
-        var chainH = _chainHidden.AsSpan(0, negRows * h);
-        var xNeg = _visible.AsSpan(count * d, negRows * d);
-        var pNeg = _hidden.AsSpan(count * h, negRows * h);
         if (_persistent && !_chainsInitialized)
         {
             // Fantasy chains start at hidden samples of the first data rows (repeated if there are more chains).
-            m.HiddenPreActivation(x, count, pPos, parallel: true);
+            var pPos = _hidden.AsSpan(0, count * h);
+            m.HiddenPreActivation(_visible.AsSpan(0, count * d), count, pPos, parallel: true);
             TensorPrimitives.Sigmoid(pPos, pPos);
             var u = _uniform.AsSpan(0, count * h);
             random.Fork(0xC4A1).FillUniform(u);
             var fresh = new float[count * h];
             RbmMachine.Bernoulli(pPos, u, fresh);
-            for (int r = 0; r < negRows; r++) fresh.AsSpan((r % count) * h, h).CopyTo(chainH.Slice(r * h, h));
+            for (int r = 0; r < negRows; r++) fresh.AsSpan((r % count) * h, h).CopyTo(_chainHidden.AsSpan(r * h, h));
             _chainsInitialized = true;
         }
 
-        // Whole-batch products, each a parallel GEMM split by columns (each thread packs only its share of W, once per
-        // product), and elementwise sampling in fixed 10-row blocks with streams forked by block index: the result does
-        // not depend on the thread count. For PCD the data rows and the chains' last visible samples are contiguous in
-        // _visible, so their hidden pre-activations are ONE product of (count + chains) rows. (Gemm's result for a row
-        // does not depend on the other rows of the product.)
-        float posScale = 1f / count, negScale = -1f / negRows;
-        var uAll = _uniform.AsSpan();
-        if (!_persistent)
-        {
-            m.HiddenPreActivation(x, count, pPos, parallel: true);
-            m.SampleHidden(pPos, count, 1f, pPos, chainH, uAll, random.Fork(1), parallel: true);
-        }
+        // CD starts its chains at hidden samples of the data; the positive probabilities are kept for the statistics.
+        if (!_persistent) HiddenRegion(0, count, sampleFirstRow: 0, count, negRows, random.Fork(1), final: false);
         for (int s = 1; s <= _k; s++)
         {
             var stepRandom = random.Fork(2, (ulong)s);
-            m.SampleVisible(chainH, negRows, 1f, m.B, xNeg, uAll, stepRandom.Fork(1), parallel: true);
-            if (_persistent && s == _k)
-            {
-                m.HiddenPreActivation(_visible.AsSpan(0, stacked * d), stacked, _hidden.AsSpan(0, stacked * h), parallel: true);
-                TensorPrimitives.Sigmoid(pPos, pPos);
-            }
-            else m.HiddenPreActivation(xNeg, negRows, pNeg, parallel: true);
-            if (s < _k || _persistent) m.SampleHidden(pNeg, negRows, 1f, pNeg, chainH, uAll, stepRandom.Fork(2), parallel: true);
-            else TensorPrimitives.Sigmoid(pNeg, pNeg);
+            bool last = s == _k;
+            VisibleRegion(count, negRows, stepRandom.Fork(1), last);
+            if (_persistent && last) HiddenRegion(0, stacked, sampleFirstRow: count, count, negRows, stepRandom.Fork(2), final: true);
+            else HiddenRegion(count, negRows, sampleFirstRow: last ? -1 : count, count, negRows, stepRandom.Fork(2), final: last);
         }
-        TensorPrimitives.Multiply(pPos, posScale, pPos);
-        TensorPrimitives.Multiply(pNeg, negScale, pNeg);
 
         // The stacked hidden statistics are now scaled: positive rows by 1/n, negative rows by −1/m.
         var vAll = _visible.AsSpan(0, stacked * d);
         var hAll = _hidden.AsSpan(0, stacked * h);
-
-        // Bias gradients: column sums (hidden already scaled; visible scaled per block).
-        var gc = _gc.AsSpan();
-        gc.Clear();
-        RowOps.AccumulateColumnSums(hAll, stacked, h, gc);
         var gb = _gb.AsSpan();
-        var tmp = _colSums.AsSpan(0, d);
-        tmp.Clear(); RowOps.AccumulateColumnSums(x, count, d, tmp); TensorPrimitives.Multiply(tmp, 1f / count, gb);
-        tmp.Clear(); RowOps.AccumulateColumnSums(xNeg, negRows, d, tmp); TensorPrimitives.MultiplyAdd(tmp, -1f / negRows, gb, gb);
+        var gc = _gc.AsSpan();
 
         if (KeepGradient)
         {
@@ -192,6 +171,98 @@ internal sealed class RbmTrainer
         TensorPrimitives.Multiply(_velC, momentum, _velC);
         TensorPrimitives.MultiplyAdd(_gc, learningRate, _velC, _velC);
         TensorPrimitives.Add(m.C, _velC, m.C);
+    }
+
+    /// <summary>Products below this many multiply-adds run their blocks on the calling thread.</summary>
+    private const long ParallelMultiplyAdds = 1L << 19;
+
+    /// <summary>Fixed column-block width: about four blocks, whole 16-column GEMM micro-panels.</summary>
+    private static int ColumnBlockWidth(int width) => Math.Max(16, (width + 63) / 64 * 16);
+
+    private static void RunBlocks(int blocks, long multiplyAdds, Action<int> body)
+    {
+        if (blocks <= 1 || multiplyAdds < ParallelMultiplyAdds) for (int b = 0; b < blocks; b++) body(b);
+        else DeepDensityEnvironment.For(0, blocks, body);
+    }
+
+    /// <summary>
+    /// Chains' visible sample x_k = draw(b + h·Wᵀ) from their hidden sample, per fixed block of visible columns (stream
+    /// forked by block). On the last Gibbs step also the visible bias gradient ⟨x₀⟩ − ⟨x_k⟩ of the block's columns.
+    /// </summary>
+    private void VisibleRegion(int count, int negRows, RandomStream random, bool last)
+    {
+        var m = _m;
+        int d = m.D, h = m.H, width = ColumnBlockWidth(d), blocks = (d + width - 1) / width;
+        RunBlocks(blocks, (long)negRows * d * h, blk =>
+        {
+            int j0 = blk * width, w = Math.Min(width, d - j0);
+            var xNeg = _visible.AsSpan(count * d, negRows * d);
+            Gemm.Multiply(false, true, negRows, w, h, 1f, _chainHidden, h, m.W.AsSpan(j0 * h), h, 0f, xNeg[j0..], d, allowParallel: false);
+            var bias = m.B.AsSpan(j0, w);
+            var rng = random.Fork((ulong)blk);
+            var u = _uniform.AsSpan(negRows * j0, negRows * w);
+            if (!m.Gaussian) rng.FillUniform(u);
+            for (int r = 0; r < negRows; r++)
+            {
+                var row = xNeg.Slice(r * d + j0, w);
+                TensorPrimitives.Add(row, bias, row);
+                if (m.Gaussian) for (int j = 0; j < row.Length; j++) row[j] += (float)rng.NextGaussian();
+                else
+                {
+                    TensorPrimitives.Sigmoid(row, row);
+                    RbmMachine.Bernoulli(row, u.Slice(r * w, w), row);
+                }
+            }
+            if (!last) return;
+            var gb = _gb.AsSpan(j0, w);
+            var negSum = _colSums.AsSpan(j0, w);
+            gb.Clear(); negSum.Clear();
+            for (int r = 0; r < count; r++) TensorPrimitives.Add(gb, _visible.AsSpan(r * d + j0, w), gb);
+            for (int r = 0; r < negRows; r++) TensorPrimitives.Add(negSum, xNeg.Slice(r * d + j0, w), negSum);
+            TensorPrimitives.Multiply(gb, 1f / count, gb);
+            TensorPrimitives.MultiplyAdd(negSum, -1f / negRows, gb, gb);
+        });
+    }
+
+    /// <summary>
+    /// Hidden probabilities σ(c + v·W) of visible rows [<paramref name="firstRow"/>, +<paramref name="rows"/>), per fixed
+    /// block of hidden columns. Unless <paramref name="sampleFirstRow"/> is −1, the chains' hidden sample is drawn from
+    /// the probabilities of rows [sampleFirstRow, +negRows). <paramref name="final"/>: scale the positive rows by 1/count
+    /// and the negative rows by −1/negRows and sum the block's columns into the hidden bias gradient.
+    /// </summary>
+    private void HiddenRegion(int firstRow, int rows, int sampleFirstRow, int count, int negRows, RandomStream random, bool final)
+    {
+        var m = _m;
+        int d = m.D, h = m.H, width = ColumnBlockWidth(h), blocks = (h + width - 1) / width;
+        RunBlocks(blocks, (long)rows * d * h, blk =>
+        {
+            int j0 = blk * width, w = Math.Min(width, h - j0);
+            Gemm.Multiply(false, false, rows, w, d, 1f, _visible.AsSpan(firstRow * d), d, m.W.AsSpan(j0), h, 0f,
+                _hidden.AsSpan(firstRow * h + j0), h, allowParallel: false);
+            var bias = m.C.AsSpan(j0, w);
+            for (int r = firstRow; r < firstRow + rows; r++)
+            {
+                var row = _hidden.AsSpan(r * h + j0, w);
+                TensorPrimitives.Add(row, bias, row);
+                TensorPrimitives.Sigmoid(row, row);
+            }
+            if (sampleFirstRow >= 0)
+            {
+                var u = _uniform.AsSpan(negRows * j0, negRows * w);
+                random.Fork((ulong)blk).FillUniform(u);
+                for (int r = 0; r < negRows; r++)
+                    RbmMachine.Bernoulli(_hidden.AsSpan((sampleFirstRow + r) * h + j0, w), u.Slice(r * w, w), _chainHidden.AsSpan(r * h + j0, w));
+            }
+            if (!final) return;
+            var gc = _gc.AsSpan(j0, w);
+            gc.Clear();
+            for (int r = 0; r < count + negRows; r++)
+            {
+                var row = _hidden.AsSpan(r * h + j0, w);
+                TensorPrimitives.Multiply(row, r < count ? 1f / count : -1f / negRows, row);
+                TensorPrimitives.Add(gc, row, gc);
+            }
+        });
     }
 
     // ------------------------------------------------------------------ the epoch loop
