@@ -17,12 +17,12 @@ namespace DeepDensity.Benchmarks;
 public sealed class RbmBenchmark : IBenchmark
 {
     public string Name => "rbm";
-    public string Description => "RBM (500 hidden, PCD-1) on binarized Fashion-MNIST vs scikit-learn BernoulliRBM and PyTorch; AIS test log-likelihood. [--kernels | --epochs 5 --train 50000 --hidden 500 --batch 100 --lr 0.05 --k 1 --cd --ais-betas 10000 --ais-runs 100 --no-peers --no-torch --no-peer-ll]";
+    public string Description => "RBM (500 hidden, PCD-1) on binarized Fashion-MNIST vs scikit-learn BernoulliRBM and PyTorch; AIS test log-likelihood. [--kernels | --epochs 5 --train 50000 --hidden 500 --batch 100 --lr 0.05 --k 1 --cd --ais-betas 10000 --ais-runs 100 --seed 1 --no-peers --no-torch --no-peer-ll]";
 
     public int Run(BenchmarkArgs args)
     {
         int epochs = args.Int("epochs", 5), nTrain = args.Int("train", 50_000), hidden = args.Int("hidden", 500);
-        int batch = args.Int("batch", 100), k = args.Int("k", 1), betas = args.Int("ais-betas", 10_000), runs = args.Int("ais-runs", 100);
+        int batch = args.Int("batch", 100), k = args.Int("k", 1), seed = args.Int("seed", 1), betas = args.Int("ais-betas", 10_000), runs = args.Int("ais-runs", 100);
         float lr = (float)args.Double("lr", 0.05);
         bool cd = args.Flag("cd"), peers = !args.Flag("no-peers"), peerLl = !args.Flag("no-peer-ll");
         if (args.Flag("kernels")) return Kernels(hidden, batch);
@@ -36,7 +36,7 @@ public sealed class RbmBenchmark : IBenchmark
         {
             HiddenUnits = hidden, BatchSize = batch, LearningRate = lr, MaxEpochs = epochs, Momentum = 0, WeightDecay = 0,
             GibbsSteps = k, Algorithm = cd ? RbmTrainingAlgorithm.ContrastiveDivergence : RbmTrainingAlgorithm.PersistentContrastiveDivergence,
-            AisRuns = runs, AisTemperatures = betas, Seed = 1,
+            AisRuns = runs, AisTemperatures = betas, Seed = (ulong)seed,
         };
         // Warm-up: a short fit on other rows compiles the hot paths to optimised code first (the .NET JIT starts every method
         // unoptimised), so the timed fit measures training, as the peers' timings exclude their interpreter and library
@@ -81,7 +81,7 @@ public sealed class RbmBenchmark : IBenchmark
             string prefix = Path.Combine(dir, Path.GetFileNameWithoutExtension(script));
             string a = string.Join(' ', new[] { $"\"{trainPath}\"", train.Rows.ToString(CultureInfo.InvariantCulture), train.Columns.ToString(CultureInfo.InvariantCulture),
                 hidden.ToString(CultureInfo.InvariantCulture), batch.ToString(CultureInfo.InvariantCulture), lr.ToString(CultureInfo.InvariantCulture),
-                epochs.ToString(CultureInfo.InvariantCulture), "1", $"\"{prefix}\"" }) + extra;
+                epochs.ToString(CultureInfo.InvariantCulture), seed.ToString(CultureInfo.InvariantCulture), $"\"{prefix}\"" }) + extra;
             var (code, stdout, stderr) = Peer.RunPython(Peer.Script(script), a, TimeSpan.FromMinutes(30));
             if (code != 0) { Console.WriteLine($"{name}: failed ({code}): {stderr.Trim()}"); continue; }
             var v = Peer.ReadValues(stdout);
