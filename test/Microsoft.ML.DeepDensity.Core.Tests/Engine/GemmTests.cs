@@ -99,12 +99,22 @@ public class GemmTests
     [MemberData(nameof(Transposes))]
     public void ParallelAndSerialResultsAreBitIdentical(bool ta, bool tb)
     {
-        foreach (var (m, n, k) in new[] { (301, 70, 300), (40, 900, 270), (128, 128, 128) })
+        // Includes shapes for the cooperative path (shared packed B, several k-blocks, partial panels, more than NC columns).
+        foreach (var (m, n, k) in new[] { (301, 70, 300), (40, 900, 270), (128, 128, 128), (97, 4110, 520), (500, 37, 700) })
         {
             var a = Random(m * k, 1); var b = Random(k * n, 2);
             var serial = new float[m * n]; var parallel = new float[m * n];
             Gemm.Multiply(ta, tb, m, n, k, 1f, a, ta ? m : k, b, tb ? k : n, 0f, serial, n, allowParallel: false);
             Gemm.Multiply(ta, tb, m, n, k, 1f, a, ta ? m : k, b, tb ? k : n, 0f, parallel, n, allowParallel: true);
+            Assert.Equal(serial, parallel);
+        }
+        // With alpha, beta and padded rows (ldc > n): the cooperative path must touch only C's m×n part.
+        {
+            int m = 150, n = 90, k = 600, ldc = 101;
+            var a = Random(m * k, 3); var b = Random(k * n, 4);
+            var serial = Random(m * ldc, 5); var parallel = (float[])serial.Clone();
+            Gemm.Multiply(ta, tb, m, n, k, -0.5f, a, ta ? m : k, b, tb ? k : n, 0.25f, serial, ldc, allowParallel: false);
+            Gemm.Multiply(ta, tb, m, n, k, -0.5f, a, ta ? m : k, b, tb ? k : n, 0.25f, parallel, ldc, allowParallel: true);
             Assert.Equal(serial, parallel);
         }
     }
