@@ -232,6 +232,47 @@ public class RbmTests
         Assert.True(cosine > (persistent ? 0.9 : 0.5), $"cosine {cosine}");
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void FusedBlockUpdateMatchesTheWholeMatrixUpdate(bool persistent)
+    {
+        // Wide enough for several visible-column, hidden-column and weight-row blocks; momentum and weight decay on.
+        int d = 420, h = 40, n = 30, steps = 3;
+        var data = new RowMatrix(2 * n, d);
+        var rng = new RandomStream(50);
+        for (int i = 0; i < data.Values.Length; i++) data.Values[i] = rng.NextDouble() < 0.3 ? 1 : 0;
+        var order = Enumerable.Range(0, 2 * n).Reverse().ToArray();
+        var fused = RandomMachine(d, h, RbmVisibleType.Bernoulli, 0.05f, 51);
+        var whole = fused.Clone();
+        var viaSetBatch = fused.Clone();
+        var t1 = new RbmTrainer(fused, n, 1, persistent, 0);
+        var t2 = new RbmTrainer(whole, n, 1, persistent, 0) { KeepGradient = true };
+        var t3 = new RbmTrainer(viaSetBatch, n, 1, persistent, 0);
+        for (int s = 0; s < steps; s++)
+        {
+            int start = (s % 2) * n;
+            var batch = new float[n * d];
+            for (int r = 0; r < n; r++) data.Row(order[start + r]).CopyTo(batch.AsSpan(r * d, d));
+            t1.Gather(data, order, start, n);
+            t1.Step(n, 0.05f, 0.5f, 1e-3f, new RandomStream(60 + (ulong)s));
+            t2.SetBatch(batch, n);
+            t2.Step(n, 0.05f, 0.5f, 1e-3f, new RandomStream(60 + (ulong)s));
+            t3.SetBatch(batch, n);
+            t3.Step(n, 0.05f, 0.5f, 1e-3f, new RandomStream(60 + (ulong)s));
+        }
+        // Gathering inside the step is the same computation as copying the rows first.
+        Assert.Equal(viaSetBatch.W, fused.W);
+        Assert.Equal(viaSetBatch.B, fused.B);
+        Assert.Equal(viaSetBatch.C, fused.C);
+        // The per-block update (GEMM with alpha = lr, beta = momentum per weight-row block) against one whole-matrix
+        // gradient GEMM: the same update up to float rounding.
+        for (int i = 0; i < fused.W.Length; i++) Assert.True(Math.Abs(fused.W[i] - whole.W[i]) <= 1e-5f + 1e-4f * Math.Abs(whole.W[i]), $"W[{i}] {fused.W[i]} vs {whole.W[i]}");
+        for (int i = 0; i < d; i++) Assert.True(Math.Abs(fused.B[i] - whole.B[i]) <= 1e-5f, $"b[{i}] {fused.B[i]} vs {whole.B[i]}");
+        for (int j = 0; j < h; j++) Assert.True(Math.Abs(fused.C[j] - whole.C[j]) <= 1e-5f, $"c[{j}] {fused.C[j]} vs {whole.C[j]}");
+        Assert.NotEqual(RandomMachine(d, h, RbmVisibleType.Bernoulli, 0.05f, 51).W, fused.W);
+    }
+
     [Fact]
     public void GibbsSamplerMatchesExactProbabilities()
     {

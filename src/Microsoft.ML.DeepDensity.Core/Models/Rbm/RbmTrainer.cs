@@ -68,15 +68,33 @@ internal sealed class RbmTrainer
         _chainsInitialized = false;
     }
 
-    /// <summary>Copies rows <paramref name="order"/>[start..start+count) of <paramref name="data"/> into the positive block.</summary>
-    public void Gather(RowMatrix data, ReadOnlySpan<int> order, int start, int count)
+    /// <summary>
+    /// Selects rows <paramref name="order"/>[start..start+count) of <paramref name="data"/> as the next positive block. The
+    /// copy happens inside the next <see cref="Step"/>, spread over its first parallel region (random rows of a large
+    /// matrix are memory-latency bound: a serial copy cost ~5% of a PCD step).
+    /// </summary>
+    public void Gather(RowMatrix data, int[] order, int start, int count)
+    {
+        _gatherData = data; _gatherOrder = order; _gatherStart = start; _gatherCount = count;
+    }
+
+    private RowMatrix? _gatherData;
+    private int[]? _gatherOrder;
+    private int _gatherStart, _gatherCount;
+
+    /// <summary>Copies the pending gathered rows [r0, r1) of the batch into the positive block.</summary>
+    private void CopyGatheredRows(int r0, int r1)
     {
         int d = _m.D;
-        for (int r = 0; r < count; r++) data.Row(order[start + r]).CopyTo(_visible.AsSpan(r * d, d));
+        for (int r = r0; r < r1; r++) _gatherData!.Row(_gatherOrder![_gatherStart + r]).CopyTo(_visible.AsSpan(r * d, d));
     }
 
     /// <summary>Loads rows directly (tests).</summary>
-    internal void SetBatch(ReadOnlySpan<float> rows, int count) => rows[..(count * _m.D)].CopyTo(_visible);
+    internal void SetBatch(ReadOnlySpan<float> rows, int count)
+    {
+        _gatherData = null;
+        rows[..(count * _m.D)].CopyTo(_visible);
+    }
 
     /// <summary>One CD/PCD update on the <paramref name="count"/> rows already in the positive block.</summary>
     /// <remarks>
@@ -94,6 +112,15 @@ internal sealed class RbmTrainer
         if (count < 1 || count > _batch) throw new ArgumentOutOfRangeException(nameof(count));
         int negRows = NegativeRows(count);
         int stacked = count + negRows;
+        bool gatherInRegion = _gatherData is not null;
+        if (gatherInRegion && _gatherCount != count) throw new ArgumentException($"Gather selected {_gatherCount} rows, Step was given {count}.", nameof(count));
+        if (gatherInRegion && (!_persistent || !_chainsInitialized))
+        {
+            // CD (and the first PCD step) needs the data rows before the first region.
+            CopyGatheredRows(0, count);
+            gatherInRegion = false;
+        }
+        if (!gatherInRegion) _gatherData = null;
         if (_persistent && !_chainsInitialized)
         {
             // Fantasy chains start at hidden samples of the first data rows (repeated if there are more chains).
@@ -114,7 +141,7 @@ internal sealed class RbmTrainer
         {
             var stepRandom = random.Fork(2, (ulong)s);
             bool last = s == _k;
-            VisibleRegion(count, negRows, stepRandom.Fork(1), last);
+            VisibleRegion(count, negRows, stepRandom.Fork(1), gatherInRegion && s == 1);
             if (_persistent && last) HiddenRegion(0, stacked, sampleFirstRow: count, count, negRows, stepRandom.Fork(2), final: true);
             else HiddenRegion(count, negRows, sampleFirstRow: last ? -1 : count, count, negRows, stepRandom.Fork(2), final: last);
         }
@@ -127,6 +154,7 @@ internal sealed class RbmTrainer
 
         if (KeepGradient)
         {
+            VisibleBiasGradient(0, d, count, negRows);
             GradW ??= new float[d * h];
             Gemm.Multiply(true, false, d, h, stacked, 1f, vAll, d, hAll, h, 0f, GradW, h, allowParallel: true);
             GradB = gb.ToArray(); GradC = gc.ToArray();
@@ -148,6 +176,7 @@ internal sealed class RbmTrainer
                     DeepDensityEnvironment.For(0, updateBlocks, blk =>
                     {
                         int i0 = blk * RowsPerUpdateBlock, rows = Math.Min(RowsPerUpdateBlock, d - i0);
+                        VisibleBiasGradient(i0, rows, count, negRows);
                         var v = new ReadOnlySpan<float>((float*)vPtr, stacked * d);
                         var p = new ReadOnlySpan<float>((float*)hPtr, stacked * h);
                         var vel = _velW.AsSpan(i0 * h, rows * h);
@@ -187,14 +216,15 @@ internal sealed class RbmTrainer
 
     /// <summary>
     /// Chains' visible sample x_k = draw(b + h·Wᵀ) from their hidden sample, per fixed block of visible columns (stream
-    /// forked by block). On the last Gibbs step also the visible bias gradient ⟨x₀⟩ − ⟨x_k⟩ of the block's columns.
+    /// forked by block). With <paramref name="gather"/>, block b also copies its share of the pending data rows.
     /// </summary>
-    private void VisibleRegion(int count, int negRows, RandomStream random, bool last)
+    private void VisibleRegion(int count, int negRows, RandomStream random, bool gather)
     {
         var m = _m;
         int d = m.D, h = m.H, width = ColumnBlockWidth(d), blocks = (d + width - 1) / width;
         RunBlocks(blocks, (long)negRows * d * h, blk =>
         {
+            if (gather) CopyGatheredRows(blk * count / blocks, (blk + 1) * count / blocks);
             int j0 = blk * width, w = Math.Min(width, d - j0);
             var xNeg = _visible.AsSpan(count * d, negRows * d);
             Gemm.Multiply(false, true, negRows, w, h, 1f, _chainHidden, h, m.W.AsSpan(j0 * h), h, 0f, xNeg[j0..], d, allowParallel: false);
@@ -213,15 +243,21 @@ internal sealed class RbmTrainer
                     RbmMachine.Bernoulli(row, u.Slice(r * w, w), row);
                 }
             }
-            if (!last) return;
-            var gb = _gb.AsSpan(j0, w);
-            var negSum = _colSums.AsSpan(j0, w);
-            gb.Clear(); negSum.Clear();
-            for (int r = 0; r < count; r++) TensorPrimitives.Add(gb, _visible.AsSpan(r * d + j0, w), gb);
-            for (int r = 0; r < negRows; r++) TensorPrimitives.Add(negSum, xNeg.Slice(r * d + j0, w), negSum);
-            TensorPrimitives.Multiply(gb, 1f / count, gb);
-            TensorPrimitives.MultiplyAdd(negSum, -1f / negRows, gb, gb);
         });
+        if (gather) _gatherData = null;
+    }
+
+    /// <summary>Visible bias gradient ⟨x₀⟩ − ⟨x_k⟩ for visible units [i0, i0 + width) (data rows, then chain rows, of _visible).</summary>
+    private void VisibleBiasGradient(int i0, int width, int count, int negRows)
+    {
+        int d = _m.D;
+        var gb = _gb.AsSpan(i0, width);
+        var negSum = _colSums.AsSpan(i0, width);
+        gb.Clear(); negSum.Clear();
+        for (int r = 0; r < count; r++) TensorPrimitives.Add(gb, _visible.AsSpan(r * d + i0, width), gb);
+        for (int r = count; r < count + negRows; r++) TensorPrimitives.Add(negSum, _visible.AsSpan(r * d + i0, width), negSum);
+        TensorPrimitives.Multiply(gb, 1f / count, gb);
+        TensorPrimitives.MultiplyAdd(negSum, -1f / negRows, gb, gb);
     }
 
     /// <summary>
