@@ -1,4 +1,6 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace Microsoft.ML.DeepDensity.Randomness;
 
@@ -91,10 +93,26 @@ public sealed class RandomStream
         for (int i = 0; i < destination.Length; i++) destination[i] = mean + std * (float)NextGaussian();
     }
 
-    /// <summary>Fills <paramref name="destination"/> with U[low, high) draws.</summary>
+    /// <summary>Tests: use the scalar form of the lanes even where AVX2 is available (it must give the same values).</summary>
+    internal static bool ScalarLanesOnly;
+
+    /// <summary>Spans at least this long are filled from four interleaved xoshiro256** lanes (vectorised).</summary>
+    private const int LaneFillThreshold = 64;
+
+    /// <summary>
+    /// Fills <paramref name="destination"/> with U[low, high) draws (24 random bits each). Short spans take consecutive
+    /// <see cref="NextSingle"/> draws; from 64 values on, four xoshiro256** lanes seeded (through SplitMix64) by four draws
+    /// of this stream each give two 24-bit values per step, so AVX2 makes eight uniforms per step. The values are a pure
+    /// function of this stream's state and the length, the same with or without AVX2.
+    /// </summary>
     public void FillUniform(Span<float> destination, float low = 0f, float high = 1f)
     {
         float w = high - low;
+        if (destination.Length >= LaneFillThreshold)
+        {
+            FillUniformLanes(destination, low, w);
+            return;
+        }
         // The same draws as NextSingle in a loop, with the state in locals (registers) rather than fields.
         ulong s0 = _s0, s1 = _s1, s2 = _s2, s3 = _s3;
         for (int i = 0; i < destination.Length; i++)
@@ -105,6 +123,67 @@ public sealed class RandomStream
             destination[i] = low + w * ((result >> 40) * (1f / (1 << 24)));
         }
         _s0 = s0; _s1 = s1; _s2 = s2; _s3 = s3;
+    }
+
+    private unsafe void FillUniformLanes(Span<float> destination, float low, float w)
+    {
+        // Lane j's state: SplitMix64 from the j-th of four draws of this stream (stored word-major: state word, then lane).
+        ulong* state = stackalloc ulong[16];
+        for (int lane = 0; lane < 4; lane++)
+        {
+            ulong sm = NextUInt64();
+            for (int word = 0; word < 4; word++) state[word * 4 + lane] = SplitMix(ref sm);
+            if ((state[lane] | state[4 + lane] | state[8 + lane] | state[12 + lane]) == 0) state[lane] = 1;
+        }
+        int n = destination.Length, i = 0;
+        const float scale = 1f / (1 << 24);
+        fixed (float* dst = destination)
+        {
+            if (Avx2.IsSupported && !ScalarLanesOnly)
+            {
+                var s0 = Avx.LoadVector256(state); var s1 = Avx.LoadVector256(state + 4);
+                var s2 = Avx.LoadVector256(state + 8); var s3 = Avx.LoadVector256(state + 12);
+                var mask24 = Vector256.Create(0xFFFFFFUL);
+                var vScale = Vector256.Create(scale); var vw = Vector256.Create(w); var vLow = Vector256.Create(low);
+                for (; i + 8 <= n; i += 8)
+                {
+                    var x = NextLanes(ref s0, ref s1, ref s2, ref s3);
+                    var y = Avx2.Or(Avx2.ShiftRightLogical(x, 40), Avx2.ShiftLeftLogical(Avx2.And(Avx2.ShiftRightLogical(x, 8), mask24), 32));
+                    var u = Avx.Multiply(Avx.ConvertToVector256Single(y.AsInt32()), vScale);
+                    Avx.Store(dst + i, Avx.Add(vLow, Avx.Multiply(vw, u)));
+                }
+                Avx.Store(state, s0); Avx.Store(state + 4, s1); Avx.Store(state + 8, s2); Avx.Store(state + 12, s3);
+            }
+            // Scalar form of the same lanes (tail, or no AVX2).
+            uint* pair = stackalloc uint[8];
+            while (i < n)
+            {
+                for (int lane = 0; lane < 4; lane++)
+                {
+                    ulong a = state[lane], b = state[4 + lane], c = state[8 + lane], d = state[12 + lane];
+                    ulong x = RotateLeft(b * 5, 7) * 9;
+                    ulong t = b << 17;
+                    c ^= a; d ^= b; b ^= c; a ^= d; c ^= t; d = RotateLeft(d, 45);
+                    state[lane] = a; state[4 + lane] = b; state[8 + lane] = c; state[12 + lane] = d;
+                    pair[2 * lane] = (uint)(x >> 40);
+                    pair[2 * lane + 1] = (uint)((x >> 8) & 0xFFFFFF);
+                }
+                for (int j = 0; j < 8 && i < n; j++, i++) dst[i] = low + w * ((float)(int)pair[j] * scale);
+            }
+        }
+    }
+
+    /// <summary>One xoshiro256** step of four lanes (x·5 and x·9 as shifts and adds: AVX2 has no 64-bit multiply).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<ulong> NextLanes(ref Vector256<ulong> s0, ref Vector256<ulong> s1, ref Vector256<ulong> s2, ref Vector256<ulong> s3)
+    {
+        var x5 = Avx2.Add(Avx2.ShiftLeftLogical(s1, 2), s1);
+        var r = Avx2.Or(Avx2.ShiftLeftLogical(x5, 7), Avx2.ShiftRightLogical(x5, 57));
+        var result = Avx2.Add(Avx2.ShiftLeftLogical(r, 3), r);
+        var t = Avx2.ShiftLeftLogical(s1, 17);
+        s2 = Avx2.Xor(s2, s0); s3 = Avx2.Xor(s3, s1); s1 = Avx2.Xor(s1, s2); s0 = Avx2.Xor(s0, s3); s2 = Avx2.Xor(s2, t);
+        s3 = Avx2.Or(Avx2.ShiftLeftLogical(s3, 45), Avx2.ShiftRightLogical(s3, 19));
+        return result;
     }
 
     /// <summary>Fisher–Yates shuffle.</summary>

@@ -28,6 +28,45 @@ public class RandomStreamTests
     }
 
     [Fact]
+    public void UniformFillsAreUniformIndependentAndTheSameWithOrWithoutAvx2()
+    {
+        foreach (int length in new[] { 63, 64, 65, 71, 1000, 200_003 })
+        {
+            var vector = new float[length];
+            var scalar = new float[length];
+            new RandomStream(5).Fork(9).FillUniform(vector, -2f, 3f);
+            try
+            {
+                RandomStream.ScalarLanesOnly = true;
+                new RandomStream(5).Fork(9).FillUniform(scalar, -2f, 3f);
+            }
+            finally { RandomStream.ScalarLanesOnly = false; }
+            Assert.Equal(scalar, vector);
+            Assert.All(vector, v => Assert.True(v >= -2f && v < 3f));
+        }
+        // Moments, a 32-bin chi-square and lag-1 / lag-8 correlations (lag 8 = the same lane one step later).
+        var u = new float[400_000];
+        var r = new RandomStream(11);
+        r.FillUniform(u.AsSpan(0, 200_000));
+        r.FillUniform(u.AsSpan(200_000));   // the stream moved on: the second fill is not a copy of the first
+        Assert.NotEqual(u.AsSpan(0, 1000).ToArray(), u.AsSpan(200_000, 1000).ToArray());
+        double mean = u.Average(v => (double)v), var = u.Average(v => (v - mean) * (v - mean));
+        Assert.InRange(mean, 0.5 - 0.003, 0.5 + 0.003);
+        Assert.InRange(var, 1.0 / 12 - 0.002, 1.0 / 12 + 0.002);
+        var bins = new int[32];
+        foreach (var v in u) bins[(int)(v * 32)]++;
+        double expected = u.Length / 32.0, chi2 = bins.Sum(b => (b - expected) * (b - expected) / expected);
+        Assert.True(chi2 < 70, $"chi-square {chi2:F1} with 31 degrees of freedom");   // p ≈ 1e-4
+        foreach (int lag in new[] { 1, 2, 8 })
+        {
+            double c = 0;
+            for (int i = lag; i < u.Length; i++) c += (u[i] - 0.5) * (u[i - lag] - 0.5);
+            c /= (u.Length - lag) / 12.0;
+            Assert.True(Math.Abs(c) < 0.01, $"lag-{lag} correlation {c:F4}");
+        }
+    }
+
+    [Fact]
     public void GaussianAndUniformMomentsAreRight()
     {
         var r = new RandomStream(1);
