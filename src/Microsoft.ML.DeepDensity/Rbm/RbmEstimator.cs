@@ -33,11 +33,11 @@ namespace Microsoft.ML
         /// <param name="featureColumnName">Input column. Default "Features".</param>
         /// <param name="hiddenUnits">Hidden units. Default 100.</param>
         /// <param name="visibleType">Bernoulli (0/1 features) or Gaussian (real features). Default Bernoulli.</param>
-        /// <param name="maxEpochs">Maximum training epochs. Default 100.</param>
+        /// <param name="maxEpochs">Maximum training epochs. Default 20 (as <see cref="Microsoft.ML.DeepDensity.Models.Rbm.RbmOptions"/>).</param>
         /// <param name="contamination">Expected anomaly fraction of the training data, for PredictedLabel. Default 0.01.</param>
         /// <param name="seed">Seed of initialisation, sampling and the validation split. Default 1.</param>
         public static RbmEstimator Rbm(this DensityEstimationCatalog catalog, string featureColumnName = "Features",
-            int hiddenUnits = 100, RbmVisibleType visibleType = RbmVisibleType.Bernoulli, int maxEpochs = 100,
+            int hiddenUnits = 100, RbmVisibleType visibleType = RbmVisibleType.Bernoulli, int maxEpochs = 20,
             double contamination = 0.01, ulong seed = 1)
         {
             ArgumentNullException.ThrowIfNull(catalog);
