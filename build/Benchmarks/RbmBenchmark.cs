@@ -12,17 +12,19 @@ namespace DeepDensity.Benchmarks;
 /// RBM on binarized Fashion-MNIST (fixed stochastic binarization, seed 1234 of <c>SampleData.LoadBinarizedFashionMnist</c>;
 /// 50k/10k/10k) with 500 hidden units, PCD-1, batch 100, plain SGD (no momentum / weight decay, as scikit-learn's
 /// BernoulliRBM): training throughput against scikit-learn and a PyTorch reference (2 threads each), and test average
-/// log-likelihood via AIS for every trained model (our AIS on the peers' weights too).
+/// log-likelihood via AIS for every trained model (our AIS on the peers' weights too). With <c>--repeats R</c> (default 2)
+/// our fit and the scikit-learn peer are timed R times, alternating, and the best run of each side is compared: on a
+/// shared machine the best run is the least disturbed one, and alternating exposes both sides to the same conditions.
 /// </summary>
 public sealed class RbmBenchmark : IBenchmark
 {
     public string Name => "rbm";
-    public string Description => "RBM (500 hidden, PCD-1) on binarized Fashion-MNIST vs scikit-learn BernoulliRBM and PyTorch; AIS test log-likelihood. [--kernels | --epochs 5 --train 50000 --hidden 500 --batch 100 --lr 0.05 --k 1 --cd --ais-betas 10000 --ais-runs 100 --seed 1 --no-peers --no-torch --no-peer-ll]";
+    public string Description => "RBM (500 hidden, PCD-1) on binarized Fashion-MNIST vs scikit-learn BernoulliRBM and PyTorch; AIS test log-likelihood. [--kernels | --epochs 5 --train 50000 --hidden 500 --batch 100 --lr 0.05 --k 1 --cd --ais-betas 10000 --ais-runs 100 --seed 1 --repeats 2 --no-peers --no-torch --no-peer-ll]";
 
     public int Run(BenchmarkArgs args)
     {
         int epochs = args.Int("epochs", 5), nTrain = args.Int("train", 50_000), hidden = args.Int("hidden", 500);
-        int batch = args.Int("batch", 100), k = args.Int("k", 1), seed = args.Int("seed", 1), betas = args.Int("ais-betas", 10_000), runs = args.Int("ais-runs", 100);
+        int batch = args.Int("batch", 100), k = args.Int("k", 1), seed = args.Int("seed", 1), repeats = Math.Max(1, args.Int("repeats", 2)), betas = args.Int("ais-betas", 10_000), runs = args.Int("ais-runs", 100);
         float lr = (float)args.Double("lr", 0.05);
         bool cd = args.Flag("cd"), peers = !args.Flag("no-peers"), peerLl = !args.Flag("no-peer-ll");
         if (args.Flag("kernels")) return Kernels(hidden, batch);
@@ -48,18 +50,27 @@ public sealed class RbmBenchmark : IBenchmark
             Algorithm = options.Algorithm, AisRuns = 2, AisTemperatures = 2, Seed = 2,
         });
         Console.WriteLine("warm-up fit (2 epochs on 5000 rows: JIT compilation) done; timing the fit:");
-        var clock = Stopwatch.StartNew();
         var process = Process.GetCurrentProcess();
-        var cpuStart = process.TotalProcessorTime;
-        var progress = new EpochCpu(process);
-        var model = RbmModel.Fit(train, options, data.Validation, progress);
-        double fitSeconds = clock.Elapsed.TotalSeconds;
-        double trainSeconds = model.TrainingSummary!.History.Sum(h => train.Rows / h.ExamplesPerSecond);
-        double ours = train.Rows * (double)epochs / trainSeconds;
-        // CPU time of all threads up to the last epoch report (training + per-epoch monitoring): less sensitive than wall
-        // time to other processes on a shared machine.
-        double ourCpu = (progress.LastCpu - cpuStart).TotalSeconds;
-        Console.WriteLine($"DeepDensity: training {trainSeconds:F2} s = {ours:F0} examples/s (CPU {ourCpu:F2} s = {train.Rows * (double)epochs / ourCpu:F0} examples per CPU-second); fit incl. monitoring + AIS {fitSeconds:F1} s");
+        // One timed fit: training examples/s (epochs only, from the trainer's per-epoch timing) and examples per CPU-second
+        // (all threads, up to the last epoch report: training + per-epoch monitoring).
+        (RbmModel Model, double Wall, double PerCpu, double FitSeconds) TimeOurs(bool print)
+        {
+            var clock = Stopwatch.StartNew();
+            process.Refresh();
+            var cpuStart = process.TotalProcessorTime;
+            var progress = new EpochCpu(process, print);
+            var fitted = RbmModel.Fit(train, options, data.Validation, progress);
+            double trainSeconds = fitted.TrainingSummary!.History.Sum(h => train.Rows / h.ExamplesPerSecond);
+            double cpuSeconds = (progress.LastCpu - cpuStart).TotalSeconds;
+            return (fitted, train.Rows * (double)epochs / trainSeconds, train.Rows * (double)epochs / cpuSeconds, clock.Elapsed.TotalSeconds);
+        }
+        void PrintOurs(double wall, double perCpu, string suffix)
+            => Console.WriteLine($"DeepDensity: training {train.Rows * (double)epochs / wall:F2} s = {wall:F0} examples/s " +
+                                 $"(CPU {train.Rows * (double)epochs / perCpu:F2} s = {perCpu:F0} examples per CPU-second){suffix}");
+
+        var first = TimeOurs(print: true);
+        var model = first.Model;
+        PrintOurs(first.Wall, first.PerCpu, $"; fit incl. monitoring + AIS {first.FitSeconds:F1} s");
         var se = new float[test.Rows];
         var ll = new float[test.Rows];
         model.LogDensity(test.AsSpan(), ll, se);
@@ -69,50 +80,66 @@ public sealed class RbmBenchmark : IBenchmark
 
         string trainPath = Peer.WriteMatrix(train, "rbm-train");
         string dir = Path.GetDirectoryName(trainPath)!;
-        var results = new List<(string Name, double ExamplesPerSecond, double ExamplesPerCpuSecond)> { ("DeepDensity", ours, train.Rows * (double)epochs / ourCpu) };
-        foreach (var (name, script, extra) in new[]
+        // Best throughput per side over the repeats (the machine is shared: the best run is the least disturbed one).
+        var best = new Dictionary<string, (double Wall, double PerCpu)> { ["DeepDensity"] = (first.Wall, first.PerCpu) };
+        var peerList = new List<(string Name, string Script, string Extra)>();
+        if (cd || k != 1) Console.WriteLine("scikit-learn BernoulliRBM: skipped (scikit-learn only does PCD-1)");
+        else peerList.Add(("scikit-learn BernoulliRBM (PCD-1)", "rbm_sklearn.py", ""));
+        if (!args.Flag("no-torch")) peerList.Add(($"PyTorch {(cd ? "CD" : "PCD")}-{k}", "rbm_torch.py", $" {k} {(cd ? 0 : 1)}"));
+
+        bool RunPeer((string Name, string Script, string Extra) peer, bool evaluate)
         {
-            ("scikit-learn BernoulliRBM (PCD-1)", "rbm_sklearn.py", ""),
-            ($"PyTorch {(cd ? "CD" : "PCD")}-{k}", "rbm_torch.py", $" {k} {(cd ? 0 : 1)}"),
-        })
-        {
-            if (script == "rbm_sklearn.py" && (cd || k != 1)) { Console.WriteLine($"{name}: skipped (scikit-learn only does PCD-1)"); continue; }
-            if (script == "rbm_torch.py" && args.Flag("no-torch")) continue;
+            var (name, script, extra) = peer;
             string prefix = Path.Combine(dir, Path.GetFileNameWithoutExtension(script));
             string a = string.Join(' ', new[] { $"\"{trainPath}\"", train.Rows.ToString(CultureInfo.InvariantCulture), train.Columns.ToString(CultureInfo.InvariantCulture),
                 hidden.ToString(CultureInfo.InvariantCulture), batch.ToString(CultureInfo.InvariantCulture), lr.ToString(CultureInfo.InvariantCulture),
                 epochs.ToString(CultureInfo.InvariantCulture), seed.ToString(CultureInfo.InvariantCulture), $"\"{prefix}\"" }) + extra;
             var (code, stdout, stderr) = Peer.RunPython(Peer.Script(script), a, TimeSpan.FromMinutes(30));
-            if (code != 0) { Console.WriteLine($"{name}: failed ({code}): {stderr.Trim()}"); continue; }
+            if (code != 0) { Console.WriteLine($"{name}: failed ({code}): {stderr.Trim()}"); return false; }
             var v = Peer.ReadValues(stdout);
-            double eps = v["EXAMPLES_PER_SECOND"], cpu = v["TRAIN_CPU_SECONDS"];
-            results.Add((name, eps, train.Rows * (double)epochs / cpu));
-            Console.WriteLine($"{name}: training {v["TRAIN_SECONDS"]:F2} s = {eps:F0} examples/s (CPU {cpu:F2} s = {train.Rows * (double)epochs / cpu:F0} examples per CPU-second)" +
+            double eps = v["EXAMPLES_PER_SECOND"], cpu = v["TRAIN_CPU_SECONDS"], perCpu = train.Rows * (double)epochs / cpu;
+            best[name] = best.TryGetValue(name, out var b0) ? (Math.Max(b0.Wall, eps), Math.Max(b0.PerCpu, perCpu)) : (eps, perCpu);
+            Console.WriteLine($"{name}: training {v["TRAIN_SECONDS"]:F2} s = {eps:F0} examples/s (CPU {cpu:F2} s = {perCpu:F0} examples per CPU-second)" +
                               (v.TryGetValue("DTYPE", out var dt) ? $" (float{dt})" : ""));
-            if (peerLl)
+            if (evaluate)
             {
-                var w = ReadFloats(prefix + ".W.f32"); var b = ReadFloats(prefix + ".b.f32"); var c = ReadFloats(prefix + ".c.f32");
-                var peerModel = RbmModel.FromParameters(RbmVisibleType.Bernoulli, w, b, c, options, train);
+                var w = ReadFloats(prefix + ".W.f32"); var bv = ReadFloats(prefix + ".b.f32"); var c = ReadFloats(prefix + ".c.f32");
+                var peerModel = RbmModel.FromParameters(RbmVisibleType.Bernoulli, w, bv, c, options, train);
                 var pll = peerModel.LogDensity(test);
                 Console.WriteLine($"{name}: test average log-likelihood {pll.Average(x => (double)x):F2} ± {peerModel.LogPartitionStandardError:F2} nats (our AIS on its weights)");
             }
+            return true;
         }
-        var fastestPeer = results.Skip(1).OrderByDescending(r => r.ExamplesPerSecond).FirstOrDefault();
-        if (fastestPeer.Name is not null)
-            Console.WriteLine($"RESULT training throughput DeepDensity / fastest peer ({fastestPeer.Name}) = {ours / fastestPeer.ExamplesPerSecond:F2}x wall, " +
-                              $"{results[0].ExamplesPerCpuSecond / fastestPeer.ExamplesPerCpuSecond:F2}x per CPU-second (target ≥ 2x)");
+
+        foreach (var peer in peerList) RunPeer(peer, peerLl);
+        // Further rounds alternate our fit and the scikit-learn peer (the PyTorch peer is too slow to be the reference).
+        for (int round = 2; round <= repeats; round++)
+        {
+            var again = TimeOurs(print: false);
+            best["DeepDensity"] = (Math.Max(best["DeepDensity"].Wall, again.Wall), Math.Max(best["DeepDensity"].PerCpu, again.PerCpu));
+            PrintOurs(again.Wall, again.PerCpu, $" (round {round})");
+            foreach (var peer in peerList.Where(p => p.Script == "rbm_sklearn.py")) RunPeer(peer, evaluate: false);
+        }
+        var fastestPeer = best.Where(kv => kv.Key != "DeepDensity").OrderByDescending(kv => kv.Value.Wall).FirstOrDefault();
+        if (fastestPeer.Key is not null)
+        {
+            var ours = best["DeepDensity"];
+            Console.WriteLine($"RESULT training throughput DeepDensity / fastest peer ({fastestPeer.Key}), best of {repeats} each = " +
+                              $"{ours.Wall / fastestPeer.Value.Wall:F2}x wall ({ours.Wall:F0} vs {fastestPeer.Value.Wall:F0} examples/s), " +
+                              $"{ours.PerCpu / fastestPeer.Value.PerCpu:F2}x per CPU-second (target ≥ 2x)");
+        }
         return 0;
     }
 
     /// <summary>Prints each epoch and records the process CPU time at the report (synchronously, unlike Progress&lt;T&gt;).</summary>
-    private sealed class EpochCpu(Process process) : IProgress<Microsoft.ML.DeepDensity.Training.TrainingProgress>
+    private sealed class EpochCpu(Process process, bool print) : IProgress<Microsoft.ML.DeepDensity.Training.TrainingProgress>
     {
         public TimeSpan LastCpu { get; private set; }
         public void Report(Microsoft.ML.DeepDensity.Training.TrainingProgress value)
         {
             process.Refresh();
             LastCpu = process.TotalProcessorTime;
-            Console.WriteLine("  " + value);
+            if (print) Console.WriteLine("  " + value);
         }
     }
 
