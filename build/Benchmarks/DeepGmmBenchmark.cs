@@ -92,6 +92,8 @@ public sealed class DeepGmmBenchmark : IBenchmark
             EarlyStoppingPatience = args.Int("patience", new DeepGmmOptions().EarlyStoppingPatience),
             LbfgsIterations = args.Int("lbfgs", new DeepGmmOptions().LbfgsIterations),
             MinNodeWeight = args.Double("min-node-weight", 0),
+            LowerLayerShrinkage = args.Double("shrinkage", new DeepGmmOptions().LowerLayerShrinkage),
+            Initializations = args.Int("n-init", 1),
         };
         var gmmHard = RunOurs($"ours GMM 1 layer K={k1} (hard EM)", data, With(common, o => o.Layers = new[] { k1 }));
         var gmmSoft = RunOurs($"ours GMM 1 layer K={k1} (soft EM)", data, With(common, o => { o.Layers = new[] { k1 }; o.Em = DeepGmmEmKind.Soft; }));
@@ -123,7 +125,8 @@ public sealed class DeepGmmBenchmark : IBenchmark
             MaxIterations = template.MaxIterations, Seed = template.Seed, Layers = template.Layers,
             CovarianceRidge = template.CovarianceRidge, Standardize = template.Standardize,
             EarlyStoppingPatience = template.EarlyStoppingPatience, LbfgsIterations = template.LbfgsIterations,
-            MinNodeWeight = template.MinNodeWeight,
+            MinNodeWeight = template.MinNodeWeight, LowerLayerShrinkage = template.LowerLayerShrinkage,
+            Initializations = template.Initializations,
         };
         set(o);
         return o;
