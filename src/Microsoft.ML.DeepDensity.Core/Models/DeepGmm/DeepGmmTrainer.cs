@@ -307,6 +307,10 @@ internal sealed class DeepGmmTrainer
                 if (nodeWeight[src] < 2 * min) continue; // nothing worth splitting
                 _net.Q[src].CopyTo(_net.Q[node], 0);
                 double scale = Math.Max(_options.ReseedPerturbation, 0.05);
+                // Under the shrinkage prior the copy moves no further than one prior standard deviation (κ^-½), so
+                // κ → ∞ keeps the lower layers at the identity (nesting the 1-layer GMM) instead of re-perturbing them.
+                double shrinkage = ShrinkageFor(j);
+                if (shrinkage > 0) scale = Math.Min(scale, 1 / Math.Sqrt(shrinkage));
                 for (int a = 0; a < _d; a++) _net.E[node][a] = _net.E[src][a] + (float)(scale * rng.NextGaussian());
                 // Half the source's probability mass moves to the copy.
                 if (_net.Factorized)
