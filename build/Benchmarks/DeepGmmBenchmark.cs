@@ -9,7 +9,7 @@ namespace DeepDensity.Benchmarks;
 
 /// <summary>
 /// Usage: <c>deepgmm [--dataset both|fashion|digits] [--train 10000] [--grid 8,16,32] [--digits-grid 1,2,4,8,16]
-/// [--ridges 1e-6,1e-3,1e-2] [--digits-ridges 1e-3,1e-2,3e-2,1e-1] [--shrinkages 100,1000] [--digits-shrinkages 100,1000]
+/// [--ridges 1e-6,1e-3,1e-2] [--digits-ridges 1e-2,3e-2,1e-1,3e-1] [--shrinkages 0,100,1000,10000] [--digits-shrinkages 0,100,1000,10000]
 /// [--layers auto|2,2,16;2,16] [--digits-layers auto|2,8] [--n-init 1] [--digits-n-init 5] [--iters 100]
 /// [--deep-iters 20] [--deep-em hard|soft] [--digits-deep-em soft|hard] [--deep-estep auto|heuristic] [--lbfgs 50]
 /// [--standardize] [--patience 5] [--no-peer] [--verbose]</c>.
@@ -36,13 +36,13 @@ public sealed class DeepGmmBenchmark : IBenchmark
         {
             if (!SampleData.FashionMnistAvailable()) Console.WriteLine("Fashion-MNIST is not installed; skipping it.");
             else exitCode |= RunOne(SampleData.LoadFashionMnist8x8(maxTrain: nTrain), new Protocol(
-                args.String("grid", "8,16,32"), args.String("ridges", "1e-6,1e-3,1e-2"), args.String("shrinkages", "100,1000"),
+                args.String("grid", "8,16,32"), args.String("ridges", "1e-6,1e-3,1e-2"), args.String("shrinkages", "0,100,1000,10000"),
                 args.String("layers", "auto"), args.Int("n-init", 1), args.String("deep-em", "hard")), args);
         }
         if (which is "both" or "digits")
             exitCode |= RunOne(SampleData.LoadDigits(), new Protocol(
-                args.String("digits-grid", "1,2,4,8,16"), args.String("digits-ridges", "1e-3,1e-2,3e-2,1e-1"),
-                args.String("digits-shrinkages", "100,1000"), args.String("digits-layers", "auto"), args.Int("digits-n-init", 5),
+                args.String("digits-grid", "1,2,4,8,16"), args.String("digits-ridges", "1e-2,3e-2,1e-1,3e-1"),
+                args.String("digits-shrinkages", "0,100,1000,10000"), args.String("digits-layers", "auto"), args.Int("digits-n-init", 5),
                 args.String("digits-deep-em", "soft")), args);
         return exitCode;
     }
