@@ -48,8 +48,9 @@ public enum DeepGmmInitialization
 {
     /// <summary>
     /// Train a 1-layer GMM with the top layer's component count first (<see cref="DeepGmmOptions.PretrainIterations"/>
-    /// EM iterations of the same EM variant, hard or soft), use it as the top layer and start the lower layers near the identity (small random rotations and
-    /// biases). The deep model starts as good as that GMM and EM refines its paths from there.
+    /// EM iterations of the same EM variant, hard or soft), use it as the top layer and start the lower layers near the
+    /// identity (small random rotations and biases). The deep model starts as good as that GMM and EM refines its paths
+    /// from there.
     /// </summary>
     PretrainedTopLayer = 0,
     /// <summary>
