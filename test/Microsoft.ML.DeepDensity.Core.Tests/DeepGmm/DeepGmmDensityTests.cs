@@ -206,6 +206,9 @@ public class DeepGmmDensityTests
         Bad("ValidationFraction", o => o.ValidationFraction = 1);
         Bad("EStep", o => { o.Em = DeepGmmEmKind.Soft; o.EStep = DeepGmmEStep.Heuristic; });
         Bad("PathPseudoCount", o => o.PathPseudoCount = -1);
+        Bad("LowerLayerShrinkage", o => o.LowerLayerShrinkage = -1);
+        Bad("LowerLayerShrinkage", o => o.LowerLayerShrinkage = double.NaN);
+        Bad("LowerLayerShrinkage", o => o.LowerLayerShrinkage = double.PositiveInfinity);
         new DeepGmmOptions().Validate();
     }
 }

@@ -12,7 +12,7 @@ public class DeepGmmMStepTests
     /// Σ ũũᵀ of the node's inputs (here the rows themselves) and the folded maps below.
     /// </summary>
     private static (NodeObjective Objective, double[] W, DeepGmmNetwork Net, RowMatrix X, int[] Paths, int Node)
-        TopNodeProblem(int d, double ridge, bool kronecker, ulong seed = 4)
+        TopNodeProblem(int d, double ridge, bool kronecker, ulong seed = 4, double shrinkage = 0)
     {
         var net = RandomNetwork(d, new[] { 2, 3, 2 }, seed);
         var x = Model(net).Sample(400, seed + 1);
@@ -30,7 +30,7 @@ public class DeepGmmMStepTests
             for (int a = 0; a < m; a++)
                 for (int e = 0; e < m; e++) acc[a * m + e] += (a < d ? row[a] : 1.0) * (e < d ? row[e] : 1.0);
         }
-        var objective = new NodeObjective(d, omega, t, c, moments, ridge, kronecker);
+        var objective = new NodeObjective(d, omega, t, c, moments, ridge, kronecker, shrinkage);
         var w = new double[d * m];
         for (int a = 0; a < d; a++)
         {
@@ -41,12 +41,18 @@ public class DeepGmmMStepTests
     }
 
     [Theory]
-    [InlineData(false)]
-    [InlineData(true)]
-    public void GradientMatchesFiniteDifferencesOfTheObjective(bool kronecker)
+    [InlineData(false, 0.0)]
+    [InlineData(true, 0.0)]
+    [InlineData(false, 37.0)]
+    [InlineData(true, 37.0)]
+    public void GradientMatchesFiniteDifferencesOfTheObjective(bool kronecker, double shrinkage)
     {
-        var (objective, w, _, _, _, _) = TopNodeProblem(4, ridge: 1e-2, kronecker);
+        var (objective, w, _, _, _, _) = TopNodeProblem(4, ridge: 1e-2, kronecker, shrinkage: shrinkage);
         Assert.Equal(kronecker, objective.UsesKronecker);
+        Assert.Equal(shrinkage > 0, objective.IsPenalized);
+        // Move away from the identity so the prior's gradient is not zero.
+        var rng = new RandomStream(21);
+        for (int i = 0; i < w.Length; i++) w[i] += 0.2 * rng.NextGaussian();
         var grad = new double[w.Length];
         objective.Value(w, grad);
         var scratch = new double[w.Length];
@@ -58,6 +64,42 @@ public class DeepGmmMStepTests
             double fd = (objective.Value(plus, scratch) - objective.Value(minus, scratch)) / (2 * h);
             Assert.True(Math.Abs(fd - grad[i]) < 1e-5 * Math.Max(1, Math.Abs(fd)), $"entry {i}: analytic {grad[i]} vs finite difference {fd}");
         }
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void ShrinkageAddsTheGaussianPriorPerRowOfTheNode(bool kronecker)
+    {
+        // f_κ(W) = f_0(W) − κ/(2N)·‖W − [I | 0]‖² with N the node's data weight (the rows of top component 1).
+        const double kappa = 25;
+        int d = 3, m = d + 1;
+        var (plain, w, net, x, paths, node) = TopNodeProblem(d, 1e-3, kronecker);
+        var (penalized, _, _, _, _, _) = TopNodeProblem(d, 1e-3, kronecker, shrinkage: kappa);
+        int top = net.LayerCount - 1, rows = 0;
+        foreach (var p in paths) if (net.Node(top, net.Digit(p, top)) == node) rows++;
+        var rng = new RandomStream(5);
+        for (int i = 0; i < w.Length; i++) w[i] += 0.3 * rng.NextGaussian();
+        double distance = 0;
+        for (int a = 0; a < d; a++)
+            for (int c = 0; c < m; c++) { double dev = w[a * m + c] - (a == c ? 1 : 0); distance += dev * dev; }
+        var g0 = new double[w.Length]; var g1 = new double[w.Length];
+        double f0 = plain.Value(w, g0), f1 = penalized.Value(w, g1);
+        Assert.Equal(f0 - kappa / (2.0 * rows) * distance, f1, 9);
+        for (int a = 0; a < d; a++)
+            for (int c = 0; c < m; c++)
+                Assert.Equal(g0[a * m + c] - kappa / rows * (w[a * m + c] - (a == c ? 1 : 0)), g1[a * m + c], 9);
+    }
+
+    [Fact]
+    public void LargeShrinkageMakesTheMaximizerTheIdentity()
+    {
+        // A node whose inputs are far from standard normal still ends at [I | 0] when κ dominates its data weight.
+        var (objective, w, _, _, _, _) = TopNodeProblem(3, 1e-3, kronecker: false, shrinkage: 1e9);
+        var (best, _, _) = objective.Maximize(w, 200, CancellationToken.None);
+        int d = 3, m = d + 1;
+        for (int a = 0; a < d; a++)
+            for (int c = 0; c < m; c++) Assert.Equal(a == c ? 1.0 : 0.0, best[a * m + c], 5);
     }
 
     [Fact]

@@ -68,7 +68,9 @@ public class DeepGmmTrainingTests
         var (generator, train, test) = Synthetic(2, layers, seed: 4);
         double truth = generator.AverageLogDensity(test);
         var reports = new List<TrainingProgress>();
-        var model = DeepGmmModel.Fit(train, new DeepGmmOptions { Layers = layers, Em = em, EStep = estep, MaxIterations = 40, Initializations = 2 },
+        // Maximum likelihood (no shrinkage prior): the generator's lower layers are far from the identity, and a prior
+        // worth 1000 rows per node (the default) would bias the 1800-row nodes of this small problem toward it.
+        var model = DeepGmmModel.Fit(train, new DeepGmmOptions { Layers = layers, Em = em, EStep = estep, MaxIterations = 40, Initializations = 2, LowerLayerShrinkage = 0 },
             progress: new SyncProgress(reports));
         double learned = model.AverageLogDensity(test);
         _output.WriteLine($"{em}/{estep}: generator {truth:F4}, learned {learned:F4} nats/row after {model.TrainingSummary!.EpochsRun} iterations");
@@ -142,6 +144,85 @@ public class DeepGmmTrainingTests
         var (_, train, test) = Synthetic(3, new[] { 2, 2 }, seed: 8, 1500, 300);
         var o = new DeepGmmOptions { Layers = new[] { 2, 2 }, MaxIterations = 5, EStep = DeepGmmEStep.Heuristic };
         Assert.Equal(DeepGmmModel.Fit(train, o).LogDensity(test), DeepGmmModel.Fit(train, o).LogDensity(test));
+    }
+
+    /// <summary>Largest |entry| of W − [I | 0] over the lower-layer nodes (every layer but the top, or one layer).</summary>
+    private static double LowerLayerDeviation(DeepGmmNetwork net, int layer = -1)
+    {
+        int d = net.D;
+        double max = 0;
+        for (int j = 0; j < net.LayerCount - 1; j++)
+        {
+            if (layer >= 0 && j != layer) continue;
+            for (int i = 0; i < net.Components[j]; i++)
+            {
+                int node = net.Node(j, i);
+                for (int a = 0; a < d; a++)
+                {
+                    for (int c = 0; c < d; c++) max = Math.Max(max, Math.Abs(net.Q[node][a * d + c] - (a == c ? 1f : 0f)));
+                    max = Math.Max(max, Math.Abs(net.E[node][a]));
+                }
+            }
+        }
+        return max;
+    }
+
+    [Theory]
+    [InlineData(DeepGmmEmKind.Hard, DeepGmmMStep.Lbfgs)]
+    [InlineData(DeepGmmEmKind.Soft, DeepGmmMStep.Lbfgs)]
+    public void VeryLargeShrinkageNestsTheOneLayerGmmOfTheTopLayer(DeepGmmEmKind em, DeepGmmMStep mstep)
+    {
+        // κ → ∞: the lower layers stay at the identity, so the deep density is the 1-layer GMM built from the top layer
+        // with each top component's probability summed over the paths below it.
+        var (_, train, test) = Synthetic(3, new[] { 2, 3 }, seed: 6, 1500, 400);
+        var model = DeepGmmModel.Fit(train, new DeepGmmOptions
+        {
+            Layers = new[] { 2, 3 }, Em = em, MStep = mstep, LowerLayerShrinkage = 1e9, MaxIterations = 8, LowerLayerPerturbation = 0.2,
+        });
+        var net = model.Network;
+        double deviation = LowerLayerDeviation(net);
+        Assert.True(deviation < 1e-4, $"lower layers moved {deviation} from the identity");
+
+        int top = net.LayerCount - 1, k = net.Components[top];
+        var gmm = new DeepGmmNetwork(net.D, new[] { k }, factorized: false);
+        var weight = new double[k];
+        for (int p = 0; p < net.PathCount; p++) weight[net.Digit(p, top)] += Math.Exp(net.PathLogPrior[p]);
+        for (int i = 0; i < k; i++)
+        {
+            net.Q[net.Node(top, i)].CopyTo(gmm.Q[i], 0);
+            net.E[net.Node(top, i)].CopyTo(gmm.E[i], 0);
+            gmm.LogPrior[i] = (float)Math.Log(weight[i] / weight.Sum());
+        }
+        gmm.Refresh();
+        var flat = Model(gmm, model.Standardizer);
+        var deep = model.LogDensity(test);
+        var reference = flat.LogDensity(test);
+        for (int r = 0; r < test.Rows; r++) Assert.True(Math.Abs(deep[r] - reference[r]) < 2e-3, $"row {r}: deep {deep[r]} vs 1-layer {reference[r]}");
+    }
+
+    [Fact]
+    public void ShrinkagePullsTheMinibatchMStepTowardTheIdentity()
+    {
+        // The minibatch M-step serves the middle layer of {2, 2, 2} (the bottom one has the L-BFGS / closed-form step).
+        var (_, train, _) = Synthetic(3, new[] { 2, 2, 2 }, seed: 3, 1500, 10);
+        DeepGmmModel Fit(double kappa) => DeepGmmModel.Fit(train, new DeepGmmOptions
+        {
+            Layers = new[] { 2, 2, 2 }, MStep = DeepGmmMStep.Minibatch, MinibatchLearningRate = 1e-2, MinibatchEpochs = 3,
+            LowerLayerShrinkage = kappa, MaxIterations = 10, EarlyStoppingPatience = 0, ValidationFraction = 0, LowerLayerPerturbation = 0.2,
+        });
+        double free = LowerLayerDeviation(Fit(0).Network, layer: 1), shrunk = LowerLayerDeviation(Fit(1e7).Network, layer: 1);
+        _output.WriteLine($"max |W − [I|0]| of the middle layer's nodes: κ = 0 {free:F4}, κ = 1e7 {shrunk:F4}");
+        Assert.True(free > 0.2, $"κ = 0: {free}");
+        Assert.True(shrunk < 0.05, $"κ = 1e7: {shrunk}");
+    }
+
+    [Fact]
+    public void ShrinkageDoesNotAffectAOneLayerGmm()
+    {
+        var (_, train, test) = Synthetic(2, new[] { 3 }, seed: 2, 800, 200);
+        var a = DeepGmmModel.Fit(train, new DeepGmmOptions { Layers = new[] { 3 }, MaxIterations = 10, LowerLayerShrinkage = 0 });
+        var b = DeepGmmModel.Fit(train, new DeepGmmOptions { Layers = new[] { 3 }, MaxIterations = 10, LowerLayerShrinkage = 1e6 });
+        Assert.Equal(a.LogDensity(test), b.LogDensity(test));
     }
 
     private sealed class SyncProgress : IProgress<TrainingProgress>

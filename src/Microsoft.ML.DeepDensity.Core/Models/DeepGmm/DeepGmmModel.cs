@@ -88,7 +88,7 @@ public sealed class DeepGmmModel : DensityModel
             var gmmOptions = options.Clone();
             gmmOptions.Layers = new[] { options.Layers[^1] };
             gmmOptions.MaxIterations = options.PretrainIterations;
-            gmmOptions.Em = DeepGmmEmKind.Hard;
+            gmmOptions.EStep = DeepGmmEStep.Auto; // the GMM pretrains with the same EM variant as the deep model (soft EM: exact responsibilities)
             gmmOptions.MStep = DeepGmmMStep.Lbfgs;
             var pretrainProgress = progress is null ? null : new NotedProgress(progress, "pretraining the top layer as a GMM");
             var (gmm, _) = RunEm(gmmOptions, x, xValid, logJacobian, random.Fork(0x9E7), init, numbering, pretrainProgress, cancellationToken);

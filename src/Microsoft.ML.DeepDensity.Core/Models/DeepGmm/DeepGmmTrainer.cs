@@ -48,6 +48,12 @@ internal sealed class DeepGmmTrainer
 
     private double[] RidgeFor(int layer) => RidgeFor(_net, _options, layer, _columnVariance);
 
+    /// <summary>Prior precision κ toward [I | 0] of a layer's nodes: <see cref="DeepGmmOptions.LowerLayerShrinkage"/> below the top, 0 on top.</summary>
+    internal static double ShrinkageFor(DeepGmmNetwork net, DeepGmmOptions options, int layer)
+        => layer < net.LayerCount - 1 ? options.LowerLayerShrinkage : 0;
+
+    private double ShrinkageFor(int layer) => ShrinkageFor(_net, _options, layer);
+
     /// <summary>Column variances (float64); a constant column gets the mean of the others (or 1).</summary>
     internal static double[] ColumnVariances(RowMatrix x)
     {
@@ -301,6 +307,10 @@ internal sealed class DeepGmmTrainer
                 if (nodeWeight[src] < 2 * min) continue; // nothing worth splitting
                 _net.Q[src].CopyTo(_net.Q[node], 0);
                 double scale = Math.Max(_options.ReseedPerturbation, 0.05);
+                // Under the shrinkage prior the copy moves no further than one prior standard deviation (κ^-½), so
+                // κ → ∞ keeps the lower layers at the identity (nesting the 1-layer GMM) instead of re-perturbing them.
+                double shrinkage = ShrinkageFor(j);
+                if (shrinkage > 0) scale = Math.Min(scale, 1 / Math.Sqrt(shrinkage));
                 for (int a = 0; a < _d; a++) _net.E[node][a] = _net.E[src][a] + (float)(scale * rng.NextGaussian());
                 // Half the source's probability mass moves to the copy.
                 if (_net.Factorized)
@@ -457,7 +467,8 @@ internal sealed class DeepGmmTrainer
         int d = _d, m = d + 1, nj = _net.Components[layer];
         var ridge = RidgeFor(layer);
         double min = MinNodeWeight;
-        var (omega, t, c) = layer > 0 ? BelowMaps(layer) : (Array.Empty<double[]>(), Array.Empty<double[]>(), Array.Empty<double>());
+        // A bottom node has the closed form (the GMM M-step) unless its MAP prior needs L-BFGS; then R = I, s = 0 below it.
+        var (omega, t, c) = layer > 0 || ShrinkageFor(layer) > 0 ? BelowMaps(layer) : (Array.Empty<double[]>(), Array.Empty<double[]>(), Array.Empty<double>());
         bool kron = layer > 0 && UseKronecker(_net.Stride[layer]);
         var evaluations = new int[nj];
         Parallel.For(0, nj, DeepDensityEnvironment.ParallelOptions(cancellationToken: ct), i =>
@@ -467,7 +478,8 @@ internal sealed class DeepGmmTrainer
             foreach (var s in moments[i]) weight += s[m * m - 1];
             if (weight < min) return; // re-seeded (or starved) node: keep its parameters until it has data
             double[] w;
-            if (layer == 0)
+            double shrinkage = ShrinkageFor(layer);
+            if (layer == 0 && shrinkage == 0)
             {
                 var total = new double[m * m];
                 foreach (var s in moments[i]) System.Numerics.Tensors.TensorPrimitives.Add(total, s, total);
@@ -481,7 +493,7 @@ internal sealed class DeepGmmTrainer
                     if (moments[i][b][m * m - 1] <= 0) continue;
                     om.Add(omega[b]); tb.Add(t[b]); cb.Add(c[b]); sb.Add(moments[i][b]);
                 }
-                var objective = new NodeObjective(d, om, tb, cb, sb, ridge, kron);
+                var objective = new NodeObjective(d, om, tb, cb, sb, ridge, kron, shrinkage);
                 var (best, _, evals) = objective.Maximize(ToW(node), _options.LbfgsIterations, ct);
                 evaluations[i] = evals;
                 w = best;
@@ -579,6 +591,7 @@ internal sealed class DeepGmmTrainer
             var grad = new double[d * m];
             var z = new double[d]; var v = new double[d]; var back = new double[d];
             double lr = _options.MinibatchLearningRate, ridge = RidgeFor(layer).Average();
+            double shrinkPerRow = ShrinkageFor(layer) / total;
             int step = 0;
             for (int epoch = 0; epoch < _options.MinibatchEpochs; epoch++)
             {
@@ -628,6 +641,10 @@ internal sealed class DeepGmmTrainer
                     var ridgeGrad = Matrix<double>.Build.Dense(d, d, (a, cc) => meanOmega[a * d + cc]) * q * ridge;
                     for (int a = 0; a < d; a++)
                         for (int cc = 0; cc < d; cc++) grad[a * m + cc] += inv[cc, a] - ridgeGrad[a, cc];
+                    // MAP prior toward [I | 0], per row of the node (as in NodeObjective): −κ/N·(W − [I | 0]).
+                    if (shrinkPerRow > 0)
+                        for (int a = 0; a < d; a++)
+                            for (int cc = 0; cc < m; cc++) grad[a * m + cc] -= shrinkPerRow * (wParams[a * m + cc] - (a == cc ? 1.0 : 0.0));
                     step++;
                     double bias1 = 1 - Math.Pow(0.9, step), bias2 = 1 - Math.Pow(0.999, step);
                     for (int k = 0; k < grad.Length; k++)

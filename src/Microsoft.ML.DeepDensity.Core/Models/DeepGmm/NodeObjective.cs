@@ -17,6 +17,11 @@ namespace Microsoft.ML.DeepDensity.Models.DeepGmm;
 /// precomputes K = Σ_b Ω_b ⊗ Γ_b so that the quadratic term is vec(W)ᵀ K vec(W) (row-major vec) and its gradient K·vec(W).
 /// The ridge adds diag(λ)·Γ_b[D,D] to the input block of every Γ_b: the node sees its input blurred by independent noise
 /// of variances λ, which keeps f bounded above and every Q well-conditioned.
+/// <para>
+/// With a shrinkage κ &gt; 0 the M-step is MAP under an isotropic Gaussian prior W ~ N([I | 0], κ⁻¹) on every entry:
+/// f gains −κ/(2·W_node)·‖W − [I | 0]‖²_F (the prior's share per row of the node) and the gradient −κ/W_node·(W − [I | 0]),
+/// identically in both forms. Its pull fades as the node's data weight W_node grows; as κ → ∞ the node is the identity map.
+/// </para>
 /// </remarks>
 internal sealed class NodeObjective
 {
@@ -27,24 +32,29 @@ internal sealed class NodeObjective
     private readonly double[] _linear;
     private readonly double _constant;
     private readonly double[]? _kron;
+    /// <summary>Prior precision per row of the node's weight, κ / W_node (0 = maximum likelihood).</summary>
+    private readonly double _shrinkPerRow;
 
     /// <param name="omega">Per folded path below: Ω_b (D×D).</param>
     /// <param name="t">Per folded path below: t_b = R_bᵀ s_b.</param>
     /// <param name="c">Per folded path below: c_b = s_bᵀ s_b.</param>
     /// <param name="secondMoments">Per folded path below: Σ w ũũᵀ ((D+1)², unnormalised; last diagonal entry = weight).</param>
     public NodeObjective(int d, IReadOnlyList<double[]> omega, IReadOnlyList<double[]> t, IReadOnlyList<double> c,
-        IReadOnlyList<double[]> secondMoments, double ridge, bool kronecker)
-        : this(d, omega, t, c, secondMoments, Enumerable.Repeat(ridge, d).ToArray(), kronecker) { }
+        IReadOnlyList<double[]> secondMoments, double ridge, bool kronecker, double shrinkage = 0)
+        : this(d, omega, t, c, secondMoments, Enumerable.Repeat(ridge, d).ToArray(), kronecker, shrinkage) { }
 
     /// <param name="ridge">Per input dimension: the variance added to the node's input second moments.</param>
+    /// <param name="shrinkage">Prior precision κ ≥ 0 of W around [I | 0] (in units of rows of data weight; 0 = none).</param>
     public NodeObjective(int d, IReadOnlyList<double[]> omega, IReadOnlyList<double[]> t, IReadOnlyList<double> c,
-        IReadOnlyList<double[]> secondMoments, double[] ridge, bool kronecker)
+        IReadOnlyList<double[]> secondMoments, double[] ridge, bool kronecker, double shrinkage = 0)
     {
+        if (!(shrinkage >= 0) || !double.IsFinite(shrinkage)) throw new ArgumentOutOfRangeException(nameof(shrinkage), shrinkage, "must be non-negative and finite");
         D = d; _m = d + 1;
         int m = _m;
         double total = 0;
         foreach (var s in secondMoments) total += s[m * m - 1];
         if (!(total > 0)) throw new ArgumentException("The node has no weight.");
+        _shrinkPerRow = shrinkage / total;
         _omega = omega.ToArray();
         _gamma = new double[secondMoments.Count][];
         _linear = new double[d * m];
@@ -85,6 +95,9 @@ internal sealed class NodeObjective
     /// <summary>Number of parameters D(D+1).</summary>
     public int Length => D * _m;
 
+    /// <summary>Whether the prior toward [I | 0] is active.</summary>
+    public bool IsPenalized => _shrinkPerRow > 0;
+
     /// <summary>Whether the Kronecker form (eqs. 13–14) is used.</summary>
     public bool UsesKronecker => _kron is not null;
 
@@ -121,6 +134,19 @@ internal sealed class NodeObjective
         }
         double linear = TensorPrimitives.Dot(_linear, w);
         TensorPrimitives.Subtract(gradient, _linear, gradient);
+        double penalty = 0;
+        if (_shrinkPerRow > 0)
+        {
+            // MAP prior: −κ/(2W)·‖W − [I | 0]‖², gradient −κ/W·(W − [I | 0]).
+            for (int r = 0; r < d; r++)
+                for (int c = 0; c < m; c++)
+                {
+                    double dev = w[r * m + c] - (r == c ? 1.0 : 0.0);
+                    penalty += dev * dev;
+                    gradient[r * m + c] -= _shrinkPerRow * dev;
+                }
+            penalty *= 0.5 * _shrinkPerRow;
+        }
 
         var q = new double[d * d];
         for (int r = 0; r < d; r++) w.Slice(r * m, d).CopyTo(q.AsSpan(r * d, d));
@@ -128,7 +154,7 @@ internal sealed class NodeObjective
         double logDet = Numerics.DenseDouble.InvertLogAbsDet(q, inv, d);
         if (!double.IsFinite(logDet)) return double.NegativeInfinity;
         for (int r = 0; r < d; r++) for (int c = 0; c < d; c++) gradient[r * m + c] += inv[c * d + r];
-        return logDet - 0.5 * quad - linear - _constant;
+        return logDet - 0.5 * quad - linear - _constant - penalty;
     }
 
     /// <summary>
