@@ -1,0 +1,108 @@
+using Microsoft.ML.Data;
+using Microsoft.ML.DeepDensity.Models.Iwae;
+using Microsoft.ML.DeepDensity.Models.Rbm;
+
+namespace Microsoft.ML.DeepDensity.Tests;
+
+/// <summary>A binary feature row (12 bits).</summary>
+public sealed class BitRow
+{
+    public const int D = 12;
+    [VectorType(D)] public float[] Features { get; set; } = new float[D];
+    public float Label { get; set; }
+}
+
+/// <summary>
+/// The ML.NET essentials for the binary-input families (Bernoulli RBM, Bernoulli IWAE): fit through the catalog, values
+/// equal the engine model's, save → load in a fresh context, AnomalyDetection.Evaluate, and the binary-input errors
+/// (a value other than 0/1, NaN) reported with the row and column through the pipeline.
+/// </summary>
+public class BinaryModelFamilyTests
+{
+    private static readonly Dictionary<string, Func<MLContext, IEstimator<ITransformer>>> Families = new()
+    {
+        ["RbmBernoulli"] = ml => ml.DensityEstimation.Rbm(new Transforms.RbmEstimator.Options
+        {
+            ModelOptions = new RbmOptions { HiddenUnits = 6, MaxEpochs = 30, LearningRate = 0.1f, SamplingBurnIn = 20, SamplingChains = 4, Seed = 7 },
+        }),
+        ["IwaeBernoulli"] = ml => ml.DensityEstimation.Iwae(new Transforms.IwaeEstimator.Options
+        {
+            ModelOptions = new IwaeOptions
+            {
+                Likelihood = IwaeLikelihood.Bernoulli, LatentDimensions = new[] { 2 }, HiddenUnits = new[] { 16 }, Samples = 5,
+                EvaluationSamples = 100, MaxEpochs = 40, BatchSize = 50, LearningRate = 1e-2f, Seed = 7,
+            },
+        }),
+    };
+
+    public static TheoryData<string> Names() => new(Families.Keys);
+
+    /// <summary>Two prototype bit patterns with 5% flipped bits; every <paramref name="outlierEvery"/>-th row is uniform random bits (label 1).</summary>
+    private static List<BitRow> Bits(int n, int seed, int outlierEvery = 0)
+    {
+        var rnd = new Random(seed);
+        var prototypes = new[] { new[] { 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0 }, new[] { 0, 0, 0, 1, 1, 1, 1, 1, 1, 0, 0, 0 } };
+        var rows = new List<BitRow>(n);
+        for (int i = 0; i < n; i++)
+        {
+            bool outlier = outlierEvery > 0 && i % outlierEvery == 0;
+            var p = prototypes[rnd.Next(2)];
+            var x = new float[BitRow.D];
+            for (int j = 0; j < x.Length; j++)
+                x[j] = outlier ? rnd.Next(2) : (rnd.NextDouble() < 0.05 ? 1 - p[j] : p[j]);
+            rows.Add(new BitRow { Features = x, Label = outlier ? 1f : 0f });
+        }
+        return rows;
+    }
+
+    [Theory, MemberData(nameof(Names))]
+    public void FitScoreSaveLoadEvaluate(string family)
+    {
+        var ml = new MLContext(seed: 1);
+        var train = ml.Data.LoadFromEnumerable(Bits(600, seed: 2));
+        var testRows = Bits(400, seed: 3, outlierEvery: 8);
+        var transformer = Families[family](ml).Fit(train);
+
+        var scored = transformer.Transform(ml.Data.LoadFromEnumerable(testRows));
+        var logDensity = scored.GetColumn<float>("LogDensity").ToArray();
+        var engine = transformer.GetDensityModel();
+        Assert.Equal(InputDomain.Binary, engine.InputDomain);
+        Assert.Equal(engine.LogDensity(Data.RowMatrix.FromRows(testRows.Select(r => r.Features).ToList())), logDensity);
+
+        var metrics = ml.AnomalyDetection.Evaluate(scored);
+        Assert.True(metrics.AreaUnderRocCurve > 0.9, $"{family}: AUC {metrics.AreaUnderRocCurve}");
+
+        var zip = Path.Combine(Directory.CreateTempSubdirectory("dd-binary-family-").FullName, "model.zip");
+        ml.Model.Save(transformer, train.Schema, zip);
+        var ml2 = new MLContext(seed: 5);
+        var loaded = ml2.Model.Load(zip, out _);
+        var loadedScores = loaded.Transform(ml2.Data.LoadFromEnumerable(testRows)).GetColumn<float>("LogDensity").ToArray();
+        for (int i = 0; i < loadedScores.Length; i++)
+            Assert.True(Math.Abs(loadedScores[i] - logDensity[i]) <= 1e-5f * Math.Max(1f, Math.Abs(logDensity[i])),
+                $"{family}: row {i} live {logDensity[i]} loaded {loadedScores[i]}");
+        Assert.Equal(engine.ToBytes(), loaded.GetDensityModel().ToBytes());
+    }
+
+    [Theory, MemberData(nameof(Names))]
+    public void NonBinaryValuesAndNaNAreReportedWithRowAndColumn(string family)
+    {
+        var ml = new MLContext(seed: 1);
+        var estimator = Families[family](ml);
+
+        // In training data: Fit names the row and column.
+        var badTrain = Bits(50, seed: 4);
+        badTrain[31].Features[7] = 0.5f;
+        var fitError = Assert.Throws<Data.DataValidationException>(() => estimator.Fit(ml.Data.LoadFromEnumerable(badTrain)));
+        Assert.Equal((31L, 7), (fitError.Row, fitError.Column));
+
+        var transformer = estimator.Fit(ml.Data.LoadFromEnumerable(Bits(200, seed: 2)));
+        foreach (float bad in new[] { 2f, -1f, 0.5f, float.NaN })
+        {
+            var rows = Bits(20, seed: 5);
+            rows[13].Features[2] = bad;
+            var scored = transformer.Transform(ml.Data.LoadFromEnumerable(rows));
+            var e = Assert.Throws<Data.DataValidationException>(() => scored.GetColumn<float>("LogDensity").ToArray());
+            Assert.Equal((13L, 2), (e.Row, e.Column));
+        }
+    }
+}
