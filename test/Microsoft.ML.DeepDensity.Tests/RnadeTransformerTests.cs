@@ -157,6 +157,27 @@ public class RnadeTransformerTests
     }
 
     [Fact]
+    public async Task PredictionEnginePerThread_OnOneTransformer_GivesTheSequentialScores()
+    {
+        var ml = new MLContext(seed: 1);
+        var data = TestData.Blob(400, seed: 6);
+        var transformer = ml.DensityEstimation.Rnade(TestData.SmallRnade(o => o.ModelOptions.MaxEpochs = 3)).Fit(ml.Data.LoadFromEnumerable(data));
+        var sequential = ml.Model.CreatePredictionEngine<Row, Scored>(transformer);
+        var expected = data.Select(r => sequential.Predict(r).LogDensity).ToArray();
+        // One PredictionEngine per thread (the documented ML.NET pattern), all sharing the transformer and its model.
+        var results = await Task.WhenAll(Enumerable.Range(0, 6).Select(t => Task.Run(() =>
+        {
+            var engine = ml.Model.CreatePredictionEngine<Row, Scored>(transformer);
+            var mine = new float[data.Count];
+            for (int rep = 0; rep < 3; rep++)
+                for (int i = (t * 37) % data.Count, n = 0; n < data.Count; n++, i = (i + 1) % data.Count)
+                    mine[i] = engine.Predict(data[i]).LogDensity;
+            return mine;
+        })));
+        foreach (var r in results) Assert.Equal(expected, r);
+    }
+
+    [Fact]
     public void SaveLoad_WholePipeline_FreshContext_AndAnotherProcess_IdenticalScores()
     {
         var ml = new MLContext(seed: 1);
