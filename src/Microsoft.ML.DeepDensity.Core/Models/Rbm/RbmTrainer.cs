@@ -23,8 +23,7 @@ internal sealed class RbmTrainer
     private readonly float[] _visible;   // (batch + chains) × D: data rows, then negative-phase visible samples
     private readonly float[] _hidden;    // (batch + chains) × H: positive probabilities, then negative probabilities
     private readonly float[] _chainHidden; // chains × H: hidden sample driving the negative chain (persistent for PCD)
-    private readonly float[] _uniform;
-    private readonly int _uniformStride;
+    private readonly float[] _uniform;   // uniforms of one region: each block uses the part at its first column
     /// <summary>Weight rows per block of the parallel weight update (whole GEMM micro-panels; fixed, so results do not depend on threads).</summary>
     private const int RowsPerUpdateBlock = 198;
     private readonly float[] _velW, _velB, _velC;
@@ -45,8 +44,7 @@ internal sealed class RbmTrainer
         _visible = new float[rows * machine.D];
         _hidden = new float[rows * machine.H];
         _chainHidden = new float[_chains * machine.H];
-        _uniformStride = Math.Max(machine.D, machine.H);
-        _uniform = new float[Math.Max(_batch, _chains) * _uniformStride];
+        _uniform = new float[Math.Max(_batch, _chains) * Math.Max(machine.D, machine.H)];
         _velW = new float[machine.D * machine.H];
         _velB = new float[machine.D];
         _velC = new float[machine.H];
