@@ -43,29 +43,8 @@ public class ModelFamilyTests
     public void FitScoreSaveLoadEvaluate(string family)
     {
         var ml = new MLContext(seed: 1);
-        var train = ml.Data.LoadFromEnumerable(TestData.Blob(800, seed: 2));
-        var testRows = TestData.Blob(600, seed: 3, outlierEvery: 10);
-        var test = ml.Data.LoadFromEnumerable(testRows);
-        var transformer = Families[family](ml).Fit(train);
-
-        var scored = transformer.Transform(test);
-        var logDensity = scored.GetColumn<float>("LogDensity").ToArray();
-        var engine = transformer.GetDensityModel();
-        var expected = engine.LogDensity(TestData.Matrix(testRows));
-        Assert.Equal(expected, logDensity);
-
-        var metrics = ml.AnomalyDetection.Evaluate(scored);
-        Assert.True(metrics.AreaUnderRocCurve > 0.9, $"{family}: AUC {metrics.AreaUnderRocCurve}");
-
-        var zip = Path.Combine(Directory.CreateTempSubdirectory("dd-family-").FullName, "model.zip");
-        ml.Model.Save(transformer, train.Schema, zip);
-        var ml2 = new MLContext(seed: 5);
-        var loaded = ml2.Model.Load(zip, out _);
-        var loadedScores = loaded.Transform(ml2.Data.LoadFromEnumerable(testRows)).GetColumn<float>("LogDensity").ToArray();
-        for (int i = 0; i < loadedScores.Length; i++)
-            Assert.True(Math.Abs(loadedScores[i] - logDensity[i]) <= 1e-5f * Math.Max(1f, Math.Abs(logDensity[i])),
-                $"{family}: row {i} live {logDensity[i]} loaded {loadedScores[i]}");
-        Assert.Equal(engine.ToBytes(), loaded.GetDensityModel().ToBytes());
+        FamilyChecks.FitScoreSaveLoadEvaluate(ml, family, Families[family](ml), ml.Data.LoadFromEnumerable(TestData.Blob(800, seed: 2)),
+            TestData.Blob(600, seed: 3, outlierEvery: 10), r => r.Features);
     }
 
     [Theory, MemberData(nameof(Names))]
