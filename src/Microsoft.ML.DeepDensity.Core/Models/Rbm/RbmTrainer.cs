@@ -94,14 +94,15 @@ internal sealed class RbmTrainer
         rows[..(count * _m.D)].CopyTo(_visible);
     }
 
-    /// <summary>One CD/PCD update on the <paramref name="count"/> rows already in the positive block.</summary>
+    /// <summary>One CD/PCD update on the <paramref name="count"/> rows selected by <see cref="Gather"/> (or loaded by <see cref="SetBatch"/>).</summary>
     /// <remarks>
     /// A PCD-1 step is three parallel regions over fixed blocks (so the result does not depend on the thread count):
-    /// (1) the chains' visible sample, per block of visible columns: its GEMM, bias, σ, Bernoulli draw and the visible
-    /// bias gradient; (2) the hidden probabilities of data and chains together (one product of count + chains rows), per
-    /// block of hidden columns: GEMM, bias, σ, the chains' new hidden sample, scaling and the hidden bias gradient; (3) the
-    /// weight update per block of weight rows. Each block does all the elementwise work on the columns its GEMM just wrote
-    /// (still in cache), and the step has two barriers instead of one per operation.
+    /// (1) the chains' visible sample, per block of visible columns: its GEMM, bias, σ and Bernoulli draw (and the block's
+    /// share of the pending minibatch copy); (2) the hidden probabilities of data and chains together (one product of
+    /// count + chains rows), per block of hidden columns: GEMM, bias, σ, the chains' new hidden sample, scaling and the
+    /// hidden bias gradient; (3) per block of weight rows: the weight update and the visible bias gradient. Each block
+    /// does its elementwise work on the columns its GEMM just wrote (still in cache), and the step has two barriers
+    /// instead of one per operation.
     /// </remarks>
     public void Step(int count, float learningRate, float momentum, float weightDecay, RandomStream random)
     {
