@@ -641,10 +641,8 @@ internal sealed class DeepGmmTrainer
                     var ridgeGrad = Matrix<double>.Build.Dense(d, d, (a, cc) => meanOmega[a * d + cc]) * q * ridge;
                     for (int a = 0; a < d; a++)
                         for (int cc = 0; cc < d; cc++) grad[a * m + cc] += inv[cc, a] - ridgeGrad[a, cc];
-                    // MAP prior toward [I | 0], per row of the node (as in NodeObjective): −κ/N·(W − [I | 0]).
-                    if (shrinkPerRow > 0)
-                        for (int a = 0; a < d; a++)
-                            for (int cc = 0; cc < m; cc++) grad[a * m + cc] -= shrinkPerRow * (wParams[a * m + cc] - (a == cc ? 1.0 : 0.0));
+                    // MAP prior toward [I | 0], per row of the node, as in the L-BFGS M-step.
+                    NodeObjective.AddIdentityPrior(wParams, grad, d, shrinkPerRow);
                     step++;
                     double bias1 = 1 - Math.Pow(0.9, step), bias2 = 1 - Math.Pow(0.999, step);
                     for (int k = 0; k < grad.Length; k++)

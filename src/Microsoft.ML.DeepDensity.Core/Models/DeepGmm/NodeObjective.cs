@@ -92,6 +92,27 @@ internal sealed class NodeObjective
         }
     }
 
+    /// <summary>
+    /// The MAP prior toward the identity map for W = [Q | e] (D×(D+1), row-major) with precision
+    /// <paramref name="precisionPerRow"/> = κ / (node weight): subtracts its gradient κ/N·(W − [I | 0]) from
+    /// <paramref name="gradient"/> and returns the penalty κ/(2N)·‖W − [I | 0]‖² (0 when the precision is 0). Shared by the
+    /// L-BFGS objective and the minibatch M-step.
+    /// </summary>
+    internal static double AddIdentityPrior(ReadOnlySpan<double> w, Span<double> gradient, int d, double precisionPerRow)
+    {
+        if (!(precisionPerRow > 0)) return 0;
+        int m = d + 1;
+        double sumSq = 0;
+        for (int r = 0; r < d; r++)
+            for (int c = 0; c < m; c++)
+            {
+                double dev = w[r * m + c] - (r == c ? 1.0 : 0.0);
+                sumSq += dev * dev;
+                gradient[r * m + c] -= precisionPerRow * dev;
+            }
+        return 0.5 * precisionPerRow * sumSq;
+    }
+
     /// <summary>Number of parameters D(D+1).</summary>
     public int Length => D * _m;
 
@@ -134,19 +155,7 @@ internal sealed class NodeObjective
         }
         double linear = TensorPrimitives.Dot(_linear, w);
         TensorPrimitives.Subtract(gradient, _linear, gradient);
-        double penalty = 0;
-        if (_shrinkPerRow > 0)
-        {
-            // MAP prior: −κ/(2W)·‖W − [I | 0]‖², gradient −κ/W·(W − [I | 0]).
-            for (int r = 0; r < d; r++)
-                for (int c = 0; c < m; c++)
-                {
-                    double dev = w[r * m + c] - (r == c ? 1.0 : 0.0);
-                    penalty += dev * dev;
-                    gradient[r * m + c] -= _shrinkPerRow * dev;
-                }
-            penalty *= 0.5 * _shrinkPerRow;
-        }
+        double penalty = AddIdentityPrior(w, gradient, d, _shrinkPerRow);
 
         var q = new double[d * d];
         for (int r = 0; r < d; r++) w.Slice(r * m, d).CopyTo(q.AsSpan(r * d, d));

@@ -182,23 +182,32 @@ internal sealed class RbmMachine
                 var prob = new Span<float>((float*)pr + offset, len);
                 var smp = new Span<float>((float*)s + offset, len);
                 var uni = new Span<float>((float*)u + offset, len);
-                if (biasLength > 0)
-                {
-                    var bv = new ReadOnlySpan<float>((float*)bi, biasLength);
-                    for (int r = 0; r < rows; r++) TensorPrimitives.Add(src.Slice(r * width, width), bv, prob.Slice(r * width, width));
-                    if (beta != 1f) TensorPrimitives.Multiply(prob, beta, prob);
-                    TensorPrimitives.Sigmoid(prob, prob);
-                }
-                else
-                {
-                    if (beta != 1f) TensorPrimitives.Multiply(src, beta, prob);
-                    TensorPrimitives.Sigmoid(beta != 1f ? prob : src, prob);
-                }
+                var bv = new ReadOnlySpan<float>((float*)bi, biasLength);
+                for (int r = 0; r < rows; r++) Activate(src.Slice(r * width, width), bv, beta, prob.Slice(r * width, width));
                 random.Fork((ulong)(firstBlock + b)).FillUniform(uni);
                 Bernoulli(prob, uni, smp);
             }
             if (!parallel || blocks <= 1 || (long)n * width < ParallelElements) for (int b = 0; b < blocks; b++) Block(b);
             else DeepDensityEnvironment.For(0, blocks, Block);
+        }
+    }
+
+    /// <summary>
+    /// Activation probabilities of one row of units: <paramref name="probability"/> = σ(β·(pre + bias)); an empty
+    /// <paramref name="bias"/> means none. <paramref name="probability"/> may alias <paramref name="pre"/>.
+    /// </summary>
+    internal static void Activate(ReadOnlySpan<float> pre, ReadOnlySpan<float> bias, float beta, Span<float> probability)
+    {
+        if (bias.Length > 0)
+        {
+            TensorPrimitives.Add(pre, bias, probability);
+            if (beta != 1f) TensorPrimitives.Multiply(probability, beta, probability);
+            TensorPrimitives.Sigmoid(probability, probability);
+        }
+        else
+        {
+            if (beta != 1f) TensorPrimitives.Multiply(pre, beta, probability);
+            TensorPrimitives.Sigmoid(beta != 1f ? probability : pre, probability);
         }
     }
 

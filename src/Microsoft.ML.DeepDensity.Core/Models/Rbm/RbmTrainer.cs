@@ -234,11 +234,14 @@ internal sealed class RbmTrainer
             for (int r = 0; r < negRows; r++)
             {
                 var row = xNeg.Slice(r * d + j0, w);
-                TensorPrimitives.Add(row, bias, row);
-                if (m.Gaussian) for (int j = 0; j < row.Length; j++) row[j] += (float)rng.NextGaussian();
+                if (m.Gaussian)
+                {
+                    TensorPrimitives.Add(row, bias, row);
+                    for (int j = 0; j < row.Length; j++) row[j] += (float)rng.NextGaussian();
+                }
                 else
                 {
-                    TensorPrimitives.Sigmoid(row, row);
+                    RbmMachine.Activate(row, bias, 1f, row);
                     RbmMachine.Bernoulli(row, u.Slice(r * w, w), row);
                 }
             }
@@ -278,8 +281,7 @@ internal sealed class RbmTrainer
             for (int r = firstRow; r < firstRow + rows; r++)
             {
                 var row = _hidden.AsSpan(r * h + j0, w);
-                TensorPrimitives.Add(row, bias, row);
-                TensorPrimitives.Sigmoid(row, row);
+                RbmMachine.Activate(row, bias, 1f, row);
             }
             if (sampleFirstRow >= 0)
             {
