@@ -14,26 +14,25 @@ public static class SampleData
     /// <summary>Where Debian's <c>dataset-fashion-mnist</c> installs the IDX files.</summary>
     public const string FashionMnistDirectory = "/usr/share/datasets/fashion-mnist";
 
-    /// <summary>Finds <c>data/digits.csv.gz</c> next to the program or in the repository.</summary>
+    /// <summary>Finds <c>data/digits.csv</c> next to the program or in the repository.</summary>
     public static string FindDigitsFile()
     {
         foreach (var start in new[] { AppContext.BaseDirectory, Directory.GetCurrentDirectory() })
         {
             for (var dir = new DirectoryInfo(start); dir is not null; dir = dir.Parent)
             {
-                var candidate = Path.Combine(dir.FullName, "data", "digits.csv.gz");
+                var candidate = Path.Combine(dir.FullName, "data", "digits.csv");
                 if (File.Exists(candidate)) return candidate;
             }
         }
-        throw new FileNotFoundException("data/digits.csv.gz not found next to the program or in a parent folder.");
+        throw new FileNotFoundException("data/digits.csv not found next to the program or in a parent folder.");
     }
 
     /// <summary>Raw digits: pixel values 0..16 (64 per row) and labels.</summary>
     public static (float[][] Pixels, int[] Labels) ReadDigitsRaw(string? path = null)
     {
         path ??= FindDigitsFile();
-        using var gz = new GZipStream(File.OpenRead(path), CompressionMode.Decompress);
-        using var reader = new StreamReader(gz);
+        using var reader = new StreamReader(path);
         var pixels = new List<float[]>();
         var labels = new List<int>();
         string? line;
