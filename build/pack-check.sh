@@ -7,19 +7,11 @@ cd "$(dirname "$0")/.."
 config=${1:-Release}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-version=0.0.0-ci.$(date +%s)
-dotnet pack src/Microsoft.ML.DeepDensity/Microsoft.ML.DeepDensity.csproj -c "$config" -o "$work/feed" -p:Version="$version" --nologo -v q
-for p in Microsoft.ML.DeepDensity.Core Microsoft.ML.DeepDensity; do
-  f="$work/feed/$p.$version.nupkg"
-  [ -f "$f" ] || { echo "missing package $f"; exit 1; }
-  # README, XML docs and licence are part of each package.
-  unzip -l "$f" | grep -q 'README.md' || { echo "$p: no README in the package"; exit 1; }
-  unzip -l "$f" | grep -q "lib/net8.0/$p.xml" || { echo "$p: no XML docs for net8.0"; exit 1; }
-  unzip -p "$f" "$p.nuspec" | grep -q '<license type="expression">MIT</license>' || { echo "$p: no licence expression"; exit 1; }
-done
-unzip -p "$work/feed/Microsoft.ML.DeepDensity.$version.nupkg" Microsoft.ML.DeepDensity.nuspec | grep -q 'id="Microsoft.ML" version="\[5.0.1, 6.0.0)"' \
-  || { echo "Microsoft.ML.DeepDensity: dependency range on Microsoft.ML is not [5.0.1, 6.0.0)"; exit 1; }
-
+version=0.0.0-packcheck
+# A fixed throwaway version: drop it from the global package cache so that the packages just built are the ones used.
+cache=${NUGET_PACKAGES:-$HOME/.nuget/packages}
+rm -rf "$cache/microsoft.ml.deepdensity/$version" "$cache/microsoft.ml.deepdensity.core/$version"
+dotnet pack DeepDensity.ML.sln -c "$config" -o "$work/feed" -p:Version="$version" --nologo -v q
 mkdir -p "$work/app"
 cat > "$work/app/app.csproj" <<XML
 <Project Sdk="Microsoft.NET.Sdk">
@@ -35,9 +27,29 @@ cat > "$work/app/Directory.Packages.props" <<'XML'
 <Project></Project>
 XML
 cat > "$work/app/Program.cs" <<'CS'
+using System.IO.Compression;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 using Microsoft.ML.DeepDensity;
+// 1. The packages: README, XML docs, licence expression and the dependency range on Microsoft.ML.
+string feed = args[0], version = args[1];
+foreach (var id in new[] { "Microsoft.ML.DeepDensity.Core", "Microsoft.ML.DeepDensity" })
+{
+    using var zip = ZipFile.OpenRead(Path.Combine(feed, $"{id}.{version}.nupkg"));
+    var names = zip.Entries.Select(e => e.FullName).ToHashSet();
+    string nuspec = new StreamReader(zip.GetEntry($"{id}.nuspec")!.Open()).ReadToEnd();
+    var problems = new List<string>();
+    if (!names.Contains("README.md")) problems.Add("no README.md");
+    foreach (var tfm in new[] { "net8.0", "net10.0" })
+        if (!names.Contains($"lib/{tfm}/{id}.dll") || !names.Contains($"lib/{tfm}/{id}.xml")) problems.Add($"no {tfm} assembly with XML docs");
+    if (!nuspec.Contains("<license type=\"expression\">MIT</license>")) problems.Add("no licence expression");
+    if (id == "Microsoft.ML.DeepDensity" && !nuspec.Contains("id=\"Microsoft.ML\" version=\"[5.0.1, 6.0.0)\""))
+        problems.Add("dependency on Microsoft.ML is not [5.0.1, 6.0.0)");
+    if (id == "Microsoft.ML.DeepDensity" && !nuspec.Contains($"id=\"Microsoft.ML.DeepDensity.Core\" version=\"{version}\""))
+        problems.Add("no dependency on the engine package of the same version");
+    if (problems.Count > 0) { Console.WriteLine($"{id}: {string.Join("; ", problems)}"); return 1; }
+}
+// 2. The packed ML.NET layer works in an ordinary pipeline.
 var ml = new MLContext(seed: 1);
 var rng = new Random(1);
 var rows = Enumerable.Range(0, 400).Select(_ => new Row { Features = new[] { (float)rng.NextDouble(), (float)rng.NextDouble(), (float)rng.NextDouble() } }).ToList();
@@ -53,4 +65,4 @@ CS
 cat > "$work/app/nuget.config" <<XML
 <configuration><packageSources><add key="local" value="$work/feed" /></packageSources></configuration>
 XML
-dotnet run --project "$work/app/app.csproj" -c Release --nologo -v q
+dotnet run --project "$work/app/app.csproj" -c Release -- "$work/feed" "$version"
