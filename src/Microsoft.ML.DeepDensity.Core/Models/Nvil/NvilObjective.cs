@@ -37,6 +37,8 @@ internal sealed class NvilObjective : IGradientObjective
     /// <summary>Running mean c and variance v per learning signal (training state).</summary>
     public readonly double[] Mean, Variance;
     public bool StatisticsInitialized { get; private set; }
+    /// <summary>The signal is divided by max(1, √v).</summary>
+    public bool NormalizesSignal => _normalize;
     /// <summary>C_ψ(x): x → tanh hidden → one output per learning signal (null when the baseline is off).</summary>
     public readonly Mlp? Baseline;
 
