@@ -177,7 +177,7 @@ public class DensityTransformer : ITransformer
         {
             var cols = columnsNeeded.ToArray();
             var active = _b.Active(cols);
-            return new BlockCursor(_b, _input.GetRowCursor(_b.GetDependencies(cols), rand), active);
+            return new BlockCursor(_b, _input.GetRowCursor(_b.GetDependencies(cols), rand), active, _input.GetRowCount());
         }
 
         public DataViewRowCursor[] GetRowCursorSet(IEnumerable<DataViewSchema.Column> columnsNeeded, int n, Random? rand = null)
@@ -215,7 +215,7 @@ public class DensityTransformer : ITransformer
         private long _rowsRead, _position = -1, _batch;
         private bool _done;
 
-        public BlockCursor(Binding b, DataViewRowCursor input, bool[] active)
+        public BlockCursor(Binding b, DataViewRowCursor input, bool[] active, long? inputRows = null)
         {
             _b = b; _input = input; _active = active;
             _model = b.Parent.Model;
@@ -223,7 +223,8 @@ public class DensityTransformer : ITransformer
             _needScores = b.NeedsScores(active);
             _needStdErr = b.StdErrIndex >= 0 && active[b.StdErrIndex];
             _needSample = b.NeedsSample(active);
-            _capacity = b.Parent.ScoringBlockRows;
+            // Buffers for the rows there are, not for the setting: a block of 50 rows costs 50 rows.
+            _capacity = inputRows is long known && known < b.Parent.ScoringBlockRows ? (int)Math.Max(1, known) : b.Parent.ScoringBlockRows;
             bool needFeatures = _needScores || _needSample;
             _features = needFeatures ? input.GetGetter<VBuffer<float>>(b.FeatureColumn) : null;
             _block = needFeatures ? new float[_capacity * _dim] : Array.Empty<float>();
