@@ -157,4 +157,15 @@ public class CancellationChecks
             c.Fit(new FitRequest(data, 1) { Epochs = FitRequest.Unbounded, CancellationToken = new CancellationToken(true) }));
         Assert.True(clock.Elapsed < TimeSpan.FromSeconds(1));
     }
+
+    /// <summary>Sampling takes a cancellation token: an already-cancelled token stops before any work, and a token
+    /// that is never cancelled changes nothing.</summary>
+    [Theory, MemberData(nameof(ModelCases.Names), MemberType = typeof(ModelCases))]
+    public void SamplingHonoursACancelledToken(string name)
+    {
+        var model = ModelCases.Fitted(name).Model;
+        Assert.ThrowsAny<OperationCanceledException>(() => model.Sample(1000, 3, new CancellationToken(true)));
+        using var cts = new CancellationTokenSource();
+        BitIdentical(model.Sample(40, 3).AsSpan(), model.Sample(40, 3, cts.Token).AsSpan(), "samples with a live token");
+    }
 }
