@@ -128,6 +128,37 @@ public static class ModelFile
         return model;
     }
 
+    /// <summary>
+    /// Runs the model's own payload reader on its payload and returns the reader's objection, or null when the model
+    /// would load. Training ends with this, so that a fit never returns a model that saves but cannot be loaded: the
+    /// loader's invariants are the one definition of a valid model.
+    /// </summary>
+    internal static string? LoaderRejection(DensityModel model)
+    {
+        if (!ModelRegistry.TryGetReader(model.ModelKind, out var reader)) return null;
+        var writer = new ModelWriter();
+        model.WritePayload(writer);
+        var payload = new ModelReader(writer.ToArray(), model.ModelKind);
+        try
+        {
+            reader(payload, model.PayloadVersion);
+            payload.EnsureConsumed();
+            return null;
+        }
+        catch (Exception e) when (e is not OutOfMemoryException) { return e.Message; }
+    }
+
+    /// <summary>Returns <paramref name="model"/> if its file would load; otherwise throws
+    /// <see cref="Training.TrainingDivergedException"/> naming the broken invariant.</summary>
+    internal static T EnsureTrainedModelLoadable<T>(T model) where T : DensityModel
+    {
+        if (LoaderRejection(model) is string problem)
+            throw new Training.TrainingDivergedException(
+                $"Training diverged: the fitted {model.ModelKind} model breaks an invariant of a valid model ({problem}), so it is not returned. " +
+                "Data of extreme scale (spreads below about 1e-35 or above 1e35) is a common cause: rescale the data.");
+        return model;
+    }
+
     private static void CheckMagicAndVersion(ReadOnlySpan<byte> prefix)
     {
         if (!prefix[..4].SequenceEqual(Magic)) throw new InvalidModelFileException("Not a DeepDensity model file (bad magic bytes).");

@@ -101,7 +101,7 @@ public sealed class RbmModel : DensityModel
         var summary = RbmTrainer.Train(machine, train, valid, options, progress, cancellationToken);
         var model = Normalize(machine, standardizer, baseBias, options, cancellationToken);
         model.TrainingSummary = summary;
-        return model;
+        return ModelFile.EnsureTrainedModelLoadable(model);
     }
 
     /// <summary>
@@ -128,7 +128,10 @@ public sealed class RbmModel : DensityModel
             baseBias = BaseRateBias(baseRateData, visibleType);
         }
         else baseBias = (float[])visibleBias.Clone();
-        return Normalize(machine, null, baseBias, options, cancellationToken);
+        var model = Normalize(machine, null, baseBias, options, cancellationToken);
+        if (ModelFile.LoaderRejection(model) is string problem)
+            throw new ArgumentException($"The parameters do not make a valid RBM ({problem}).");
+        return model;
     }
 
     private static RbmModel Normalize(RbmMachine machine, ColumnStandardizer? standardizer, float[] baseBias, RbmOptions o, CancellationToken ct)
