@@ -1,5 +1,5 @@
 using Microsoft.ML.DeepDensity.Data;
-using Microsoft.ML.DeepDensity.Models.Iwae;
+using Microsoft.ML.DeepDensity.Estimation;
 using Microsoft.ML.DeepDensity.Persistence;
 using Microsoft.ML.DeepDensity.Randomness;
 using Microsoft.ML.DeepDensity.Training;
@@ -97,54 +97,23 @@ public sealed class NvilModel : DensityModel
     protected override void LogDensityCore(ReadOnlySpan<float> rows, int count, Span<float> logDensity, Span<float> standardError)
         => ImportanceSample(rows, count, EvaluationSamples, EvaluationSamplesPerChunk, EvaluationSeed, logDensity, standardError);
 
-    /// <summary>log (1/K) Σ w_i per row with per-row noise (stream = seed ⊕ hash(row), forked per chunk of samples) and
-    /// the delta-method standard error.</summary>
+    /// <summary>log (1/K) Σ w_i per row and its standard error, by the shared <see cref="ImportanceSampler"/>.</summary>
     private void ImportanceSample(ReadOnlySpan<float> rows, int count, int samples, int chunk, ulong seed, Span<float> logMean, Span<float> standardError)
+        => ImportanceSampler.Estimate(rows, count, Dimension, samples, chunk, seed, SampleRowsPerPass,
+            (n, k) => new NvilNetwork.Workspace(Network, n, k, forTraining: false), LogWeights, logMean, standardError);
+
+    /// <summary>Fills each row's uniforms for <paramref name="k"/> samples from its own stream, then one forward pass.</summary>
+    private void LogWeights(NvilNetwork.Workspace ws, ReadOnlySpan<float> x, int n, int k, ReadOnlySpan<RandomStream> rowStreams,
+        Span<double> logW, bool allowParallel)
     {
-        int d = Dimension;
-        chunk = Math.Min(chunk, samples);
-        int rowsPerPass = Math.Max(1, SampleRowsPerPass / chunk);
-        int blocks = (count + rowsPerPass - 1) / rowsPerPass;
-        var input = rows[..(count * d)].ToArray();
-        var means = new float[count];
-        var errors = standardError.IsEmpty ? null : new float[count];
-        var root = new RandomStream(seed).Fork(0xE57A);
-        NvilNetwork.Workspace NewWorkspace() => new(Network, Math.Min(rowsPerPass, count), chunk, forTraining: false);
-        NvilNetwork.Workspace Block(int b, NvilNetwork.Workspace ws)
-        {
-            int start = b * rowsPerPass, n = Math.Min(rowsPerPass, count - start);
-            var x = input.AsSpan(start * d, n * d);
-            var logW = new double[n * samples];
-            var streams = new RandomStream[n];
-            for (int r = 0; r < n; r++) streams[r] = root.Fork(IwaeModel.HashRow(x.Slice(r * d, d)));
-            for (int c = 0, done = 0; done < samples; c++, done += chunk)
+        for (int r = 0; r < n; r++)
+            for (int l = 0; l < Network.Layers; l++)
             {
-                int k = Math.Min(chunk, samples - done);
-                for (int r = 0; r < n; r++)
-                {
-                    var rs = streams[r].Fork((ulong)c);
-                    for (int l = 0; l < Network.Layers; l++)
-                    {
-                        int h = Network.Latent[l];
-                        rs.FillUniform(ws.U[l].AsSpan(r * k * h, k * h));
-                    }
-                }
-                Network.Forward(x, n, k, ws, allowParallel: blocks == 1);
-                for (int r = 0; r < n; r++)
-                    for (int i = 0; i < k; i++) logW[r * samples + done + i] = ws.LogW[r * k + i];
+                int h = Network.Latent[l];
+                rowStreams[r].FillUniform(ws.U[l].AsSpan(r * k * h, k * h));
             }
-            for (int r = 0; r < n; r++)
-            {
-                var (lm, se) = IwaeModel.LogMeanAndStandardError(logW.AsSpan(r * samples, samples));
-                means[start + r] = (float)lm;
-                if (errors is not null) errors[start + r] = (float)se;
-            }
-            return ws;
-        }
-        if (blocks == 1) Block(0, NewWorkspace());
-        else Parallel.For(0, blocks, DeepDensityEnvironment.ParallelOptions(), NewWorkspace, (b, _, ws) => Block(b, ws), _ => { });
-        means.CopyTo(logMean);
-        errors?.CopyTo(standardError);
+        Network.Forward(x, n, k, ws, allowParallel);
+        for (int j = 0; j < n * k; j++) logW[j] = ws.LogW[j];
     }
 
     protected override void SampleCore(int count, ulong seed, Span<float> destination) => Generate(count, seed, destination, mean: false);
