@@ -131,9 +131,10 @@ internal sealed class NvilObjective : IGradientObjective
         foreach (var s in sums) total += s;
         if (!withGradient) return total;
 
-        // Minibatch statistics → running c, v → normalised signal (in place), in a fixed order.
+        // Minibatch statistics → running c, v → centring and scale of the signal, in a fixed order.
         var scale = new float[_signals];
         var center = new float[_signals];
+        bool finite = true;
         for (int l = 0; l < _signals; l++)
         {
             var a = _a[l].AsSpan(0, m);
@@ -143,12 +144,14 @@ internal sealed class NvilObjective : IGradientObjective
             double variance = 0;
             foreach (var v in a) variance += (v - mean) * (v - mean);
             variance /= m;
-            if (!StatisticsInitialized) { Mean[l] = mean; Variance[l] = variance; }
+            // A non-finite batch (a diverging step, which the training loop rolls back) must not poison the statistics.
+            if (!double.IsFinite(variance)) finite = false;
+            else if (!StatisticsInitialized) { Mean[l] = mean; Variance[l] = variance; }
             else { Mean[l] = _alpha * Mean[l] + (1 - _alpha) * mean; Variance[l] = _alpha * Variance[l] + (1 - _alpha) * variance; }
             center[l] = _center ? (float)Mean[l] : 0f;
             scale[l] = _normalize ? (float)(1 / Math.Max(1, Math.Sqrt(Variance[l]))) : 1f;
         }
-        StatisticsInitialized = true;
+        StatisticsInitialized |= finite;
 
         // Pass 2: gradients of the negative mean objective.
         float perSample = -1f / m;
