@@ -27,7 +27,7 @@ public static class ModelFile
     /// <summary>Upper bound on a model payload (2 GiB − 1).</summary>
     public const long MaxPayloadLength = int.MaxValue - 64;
 
-    internal static void Write(Stream stream, DensityModel model)
+    internal static void Write(Stream stream, DensityModelBase model)
     {
         var payload = new ModelWriter();
         model.WritePayload(payload);
@@ -50,7 +50,7 @@ public static class ModelFile
         stream.Write(tail);
     }
 
-    internal static DensityModel Read(Stream stream)
+    internal static DensityModelBase Read(Stream stream)
     {
         ArgumentNullException.ThrowIfNull(stream);
         // Read the fixed part, then exactly the declared payload length, in bounded chunks: a forged length on a
@@ -77,7 +77,7 @@ public static class ModelFile
         return Read(buffer.GetBuffer().AsSpan(0, (int)buffer.Length));
     }
 
-    internal static DensityModel Read(ReadOnlySpan<byte> file)
+    internal static DensityModelBase Read(ReadOnlySpan<byte> file)
     {
         if (file.Length < 7) throw new InvalidModelFileException("Truncated model file: shorter than the header.");
         CheckMagicAndVersion(file);
@@ -100,7 +100,7 @@ public static class ModelFile
         if (!ModelRegistry.TryGetReader(kind, out var reader))
             throw new InvalidModelFileException($"Unknown model kind '{kind}' (known: {string.Join(", ", ModelRegistry.Kinds)}).");
         var payload = new ModelReader(file.Slice(fixedLength, (int)payloadLength).ToArray(), kind);
-        DensityModel model;
+        DensityModelBase model;
         try { model = reader(payload, payloadVersion); }
         catch (InvalidModelFileException) { throw; }
         // Catch-all: whatever a payload reader trips over on a damaged payload (a missed bounds check, an invalid
