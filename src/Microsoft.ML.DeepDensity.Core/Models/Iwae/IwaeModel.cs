@@ -87,8 +87,8 @@ public sealed class IwaeModel : DensityModel
         network.Initialize(new RandomStream(options.Seed).Fork(0x1A17), mean, std);
         var objective = new IwaeObjective(network, options.Samples, options.RowsPerBlock);
         var summary = TrainingLoop.Run(objective, train, valid, options, progress, cancellationToken);
-        return new IwaeModel(network, options.Samples, options.EvaluationSamples, options.EvaluationSamplesPerChunk, options.EvaluationSeed)
-        { TrainingSummary = summary };
+        return ModelFile.EnsureTrainedModelLoadable(new IwaeModel(network, options.Samples, options.EvaluationSamples, options.EvaluationSamplesPerChunk, options.EvaluationSeed)
+        { TrainingSummary = summary });
     }
 
     /// <summary>
