@@ -396,6 +396,9 @@ internal sealed class RnadeNetwork
         return RowOps.LogSumExp(l);
     }
 
+    /// <summary>Largest magnitude of a drawn value in standardised units.</summary>
+    internal const float MaxStandardizedSample = 1e6f;
+
     /// <summary>Ancestral sampling of <paramref name="rows"/> rows (model space) into <paramref name="x"/>; row r draws from
     /// <paramref name="rowStreams"/>[r] only, so a row depends on its own stream and not on how many rows are drawn.</summary>
     public void Sample(int rows, RandomStream[] rowStreams, Span<float> x)
@@ -420,7 +423,10 @@ internal sealed class RnadeNetwork
                 RowOps.SoftmaxRows(alpha, 1, k);
                 var random = rowStreams[r];
                 int comp = random.NextCategorical(alpha);
-                float v = zr[k + comp] + MathF.Exp(zr[2 * k + comp]) * (float)random.NextGaussian();
+                // Saturation that no trained model reaches (σ ≤ e^80, |x| ≤ 1e6 standardised units) keeps every draw,
+                // and so the next conditional's inputs, finite for any parameters the loader accepts (|θ| ≤ 1e6).
+                float v = zr[k + comp] + MathF.Exp(MathF.Min(zr[2 * k + comp], 80f)) * (float)random.NextGaussian();
+                v = Math.Clamp(v, -MaxStandardizedSample, MaxStandardizedSample);
                 x[r * D + d] = v;
                 if (d < D - 1) TensorPrimitives.MultiplyAdd(W.AsSpan(d * h, h), v, a.AsSpan(r * h, h), a.AsSpan(r * h, h));
             }
