@@ -106,29 +106,26 @@ public static partial class Gemm
         int threads = Environment.ProcessorCount;
         int limit = DeepDensityEnvironment.MaxDegreeOfParallelism;
         if (limit > 0) threads = Math.Min(threads, limit);
-        // Split the longer side of C (in micro-panel units) so every block keeps full-width kernels.
+        if (threads < 2) { RunBlock<TK>(job, 0, m, 0, n, k); return; }
+        // A few blocks per thread balance load when another process shares a core (blocks are claimed dynamically).
+        int perThread = (long)m * n * k >= 1L << 26 ? 3 : 1;
+        // Split the longer side of C (in micro-panel units) so every block keeps full-width kernels. Every row block
+        // packs all of op(B) and every column block all of op(A); but a kernel that keeps A panels in L1 repacks op(A)
+        // for each NC-column block anyway, so column blocks of whole NC blocks duplicate no packing at all.
         int rowPanels = (m + TK.MR - 1) / TK.MR, colPanels = (n + TK.NR - 1) / TK.NR;
         bool byRows = rowPanels >= threads && (rowPanels * TK.MR >= colPanels * TK.NR || colPanels < threads);
-        int panels = byRows ? rowPanels : colPanels;
-        if (panels < 2 || threads < 2) { RunBlock<TK>(job, 0, m, 0, n, k); return; }
-        // A few blocks per thread balance load when another process shares a core; each block repacks its share of
-        // the operands, so keep blocks large.
-        int perThread = (long)m * n * k >= 1L << 26 ? 3 : 1;
+        int unit = byRows ? TK.MR : TK.NR;
+        if (TK.APanelOuter && n >= threads * TK.NC) { byRows = false; unit = TK.NC; }
+        int panels = ((byRows ? m : n) + unit - 1) / unit;
+        if (panels < 2) { RunBlock<TK>(job, 0, m, 0, n, k); return; }
         int blocks = Math.Min(panels, threads * perThread);
         int panelsPerBlock = (panels + blocks - 1) / blocks;
         blocks = (panels + panelsPerBlock - 1) / panelsPerBlock;
+        int span = panelsPerBlock * unit;
         DeepDensityEnvironment.For(0, blocks, blk =>
         {
-            if (byRows)
-            {
-                int i0 = blk * panelsPerBlock * TK.MR;
-                RunBlock<TK>(job, i0, Math.Min(m - i0, panelsPerBlock * TK.MR), 0, n, k);
-            }
-            else
-            {
-                int j0 = blk * panelsPerBlock * TK.NR;
-                RunBlock<TK>(job, 0, m, j0, Math.Min(n - j0, panelsPerBlock * TK.NR), k);
-            }
+            if (byRows) RunBlock<TK>(job, blk * span, Math.Min(m - blk * span, span), 0, n, k);
+            else RunBlock<TK>(job, 0, m, blk * span, Math.Min(n - blk * span, span), k);
         });
     }
 

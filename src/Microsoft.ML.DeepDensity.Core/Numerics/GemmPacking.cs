@@ -33,38 +33,34 @@ public static partial class Gemm
     }
 
     /// <summary>
-    /// Packs op(A)[ic.., pc..] into MR-row panels: panel-major, then k, then the MR rows (zero padded). Panels are
-    /// written in increasing order and some 8-lane stores spill a few lanes past their k-step into the next one (or the
-    /// next panel, or the buffer's slack), which is written afterwards.
+    /// Packs op(A)[ic.., pc..] into MR-row panels: panel-major, then k, then the MR rows (zero padded). In the
+    /// transposing pack of a non-transposed A, panels are written in increasing order and some 8-lane stores spill a
+    /// few lanes past their k-step into the next one (or the next panel, or the buffer's slack), written afterwards.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static unsafe void PackA<TK>(Job job, float* dst, int ic, int mc, int pc, int kc) where TK : struct, IGemmKernel
     {
         int MR = TK.MR;
+        if (job.TransA)
+        {
+            // op(A)[i,p] = A[p, i]: each stored row p holds step p of every panel. Reading the rows in order keeps the
+            // loads sequential (a panel-by-panel walk strides by lda per step, which at power-of-two lda thrashes L1).
+            int full = mc / MR * MR, rest = mc - full;
+            // Lanes to load per 8-lane group: full panels, then the zero-padded last panel.
+            Vector256<float> fullLo = Mask(MR), fullHi = Mask(MR - 8), edgeLo = Mask(rest), edgeHi = Mask(rest - 8);
+            for (int p = 0; p < kc; p++)
+            {
+                float* src = job.A + (long)(pc + p) * job.Lda + ic;
+                float* d = dst + p * MR;
+                for (int ir = 0; ir < full; ir += MR, d += MR * kc) StoreAStep(d, src + ir, fullLo, fullHi, MR);
+                if (rest > 0) StoreAStep(d, src + full, edgeLo, edgeHi, MR);
+            }
+            return;
+        }
         for (int ir = 0; ir < mc; ir += MR)
         {
             int mr = Math.Min(MR, mc - ir);
             float* panel = dst + (long)(ir / MR) * MR * kc;
-            if (job.TransA)
-            {
-                // op(A)[i,p] = A[p, i]: the panel's rows are contiguous in the stored matrix.
-                float* src = job.A + (long)pc * job.Lda + ic + ir;
-                var lo = Mask(mr);
-                if (MR <= 8)
-                {
-                    for (int p = 0; p < kc; p++, src += job.Lda) Avx.Store(panel + p * MR, Avx.MaskLoad(src, lo));
-                }
-                else
-                {
-                    var hi = Mask(mr - 8);
-                    for (int p = 0; p < kc; p++, src += job.Lda)
-                    {
-                        Avx.Store(panel + p * MR, Avx.MaskLoad(src, lo));
-                        Avx.Store(panel + p * MR + 8, Avx.MaskLoad(src + 8, hi));
-                    }
-                }
-                continue;
-            }
             nint lda = job.Lda;
             float* r0 = job.A + (long)(ic + ir) * lda + pc;
             int p0 = 0;
@@ -101,6 +97,23 @@ public static partial class Gemm
                 for (; r < mr; r++) d[r] = r0[r * lda + p];
                 for (; r < MR; r++) d[r] = 0f;
             }
+        }
+    }
+
+    /// <summary>Writes exactly MR (6 or 12) floats: the lanes of <paramref name="src"/> the masks select, zero elsewhere.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void StoreAStep(float* d, float* src, Vector256<float> lo, Vector256<float> hi, int MR)
+    {
+        var v = Avx.MaskLoad(src, lo);
+        if (MR == 6)
+        {
+            Sse.Store(d, v.GetLower());
+            Sse.StoreLow(d + 4, v.GetUpper());
+        }
+        else
+        {
+            Avx.Store(d, v);
+            Sse.Store(d + 8, Avx.MaskLoad(src + 8, hi).GetLower());
         }
     }
 
