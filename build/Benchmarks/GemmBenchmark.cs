@@ -6,7 +6,7 @@ namespace DeepDensity.Benchmarks;
 
 /// <summary>
 /// SGEMM throughput of <see cref="Gemm.Multiply(bool, bool, int, int, int, float, ReadOnlySpan{float}, int, ReadOnlySpan{float}, int, float, Span{float}, int, bool)"/>
-/// against OpenBLAS (numpy, 2 threads) on square sizes and on the shapes the models use, all four transpositions.
+/// against OpenBLAS (numpy, 2 threads, its best kernel for the CPU: see <see cref="Peer.OpenBlasCoreType"/>) on square sizes and on the shapes the models use, all four transpositions.
 /// </summary>
 public sealed class GemmBenchmark : IBenchmark
 {
@@ -59,7 +59,7 @@ public sealed class GemmBenchmark : IBenchmark
             else
             {
                 peer = Peer.ReadValues(stdout);
-                Console.WriteLine($"peer: numpy {stderr.Trim().Replace("BLAS ", "")}");
+                Console.WriteLine("peer: numpy.matmul (OpenBLAS sgemm; library, kernel and threads on the line above)");
             }
         }
 
