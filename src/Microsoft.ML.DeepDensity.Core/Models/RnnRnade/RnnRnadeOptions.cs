@@ -33,8 +33,8 @@ public sealed class RnnRnadeOptions : GradientTrainingOptions
     /// <summary>Multiply the mean heads' gradients by σ (RNADE's preconditioning; not the exact gradient). Default false.</summary>
     public bool ScaleMeanGradientBySigma { get; set; }
 
-    /// <summary>Sequences per block processed by one thread (fixed so that results do not depend on the thread count). Default 8.</summary>
-    public int SequencesPerBlock { get; set; } = 8;
+    /// <summary>Sequences per block processed by one thread (fixed so that results do not depend on the thread count). Default 16.</summary>
+    public int SequencesPerBlock { get; set; } = 16;
 
     /// <summary>Frames per RNADE pass inside a block (all time steps of the block's sequences are batched). Default 64.</summary>
     public int FramesPerChunk { get; set; } = 64;
