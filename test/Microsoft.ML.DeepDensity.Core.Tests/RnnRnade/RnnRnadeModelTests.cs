@@ -103,6 +103,14 @@ public class RnnRnadeModelTests(Xunit.Abstractions.ITestOutputHelper output)
         model.PredictiveLogDensityCore(prefixes, next.ToArray(), pred);
         for (int i = 0; i < data.Count; i++) Assert.Equal(frames[data.Offsets[i] + 6], pred[i], 4);
 
+        var stream = model.StartStream();
+        for (int t = 0; t < data.Length(3); t++)
+        {
+            var frame = data.Sequence(3).Slice(t * 2, 2);
+            Assert.Equal(frames[data.Offsets[3] + t], stream.Predict(frame), 4);
+            Assert.Equal(frames[data.Offsets[3] + t], stream.Append(frame), 4);
+        }
+
         var a = model.SampleCore(5, 7, 9, prefixes: null);
         var b = model.SampleCore(40, 7, 9, prefixes: null);
         Assert.Equal(a, b.AsSpan(0, a.Length).ToArray());        // sequence i depends only on (seed, i)

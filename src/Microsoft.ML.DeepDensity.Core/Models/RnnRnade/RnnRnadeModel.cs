@@ -160,6 +160,9 @@ public sealed class RnnRnadeModel
         }
     }
 
+    /// <summary>Starts scoring one sequence frame by frame (online scoring and one-step-ahead prediction).</summary>
+    public RnnRnadeStream StartStream() => new(this);
+
     /// <summary>
     /// One-step-ahead predictive log-density log p(y_i | prefix_i) of candidate frames <paramref name="nextFrames"/>
     /// (count × FrameSize) after each prefix.

@@ -228,6 +228,24 @@ internal sealed class RnnRnadeNetwork
         }
     }
 
+    /// <summary>Scratch of <see cref="StepLogDensity"/> (one frame at a time).</summary>
+    public sealed class StepScratch(RnnRnadeNetwork net)
+    {
+        public readonly RnadeNetwork.Workspace Rnade = new(net.Rnade, 1, forTraining: false);
+        public readonly float[] OutBias = new float[net.OutputWidth * 8], HidBias = new float[net.WHid.Length > 0 ? net.Rnade.H * 8 : 0];
+        public readonly float[] LogP = new float[1];
+    }
+
+    /// <summary>log p(x | context <paramref name="state"/>) of one model-space frame (the state is not advanced).</summary>
+    public float StepLogDensity(ReadOnlySpan<float> x, float[] state, StepScratch scratch)
+    {
+        int r = R, ow = OutputWidth, h = Rnade.H, s = scratch.Rnade.Stride;
+        Gemm.Multiply(true, true, ow, 1, r, 1f, WOut, ow, state, r, 0f, scratch.OutBias, s, allowParallel: false);
+        if (ConditionsHiddenBias) Gemm.Multiply(true, true, h, 1, r, 1f, WHid, h, state, r, 0f, scratch.HidBias, s, allowParallel: false);
+        Rnade.Forward(x, 1, scratch.Rnade, scratch.LogP, 0f, false, scratch.OutBias, ConditionsHiddenBias ? scratch.HidBias : default);
+        return scratch.LogP[0];
+    }
+
     /// <summary>state ← σ(x W_in + state W_rec + b_rec) for <paramref name="rows"/> rows.</summary>
     public void Advance(int rows, ReadOnlySpan<float> x, float[] state, float[] scratch)
     {
