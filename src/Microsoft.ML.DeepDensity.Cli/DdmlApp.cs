@@ -59,7 +59,7 @@ public static class DdmlApp
         }
         catch (CliException e)
         {
-            console.Error.WriteLine($"ddml: error: {e.Message}");
+            console.Error.WriteLine($"ddml: error: {OneLine(e.Message)}");
             return e.ExitCode;
         }
         catch (OperationCanceledException)
@@ -69,7 +69,7 @@ public static class DdmlApp
         }
         catch (TrainingDivergedException e)
         {
-            console.Error.WriteLine($"ddml: error: training failed: {e.Message}");
+            console.Error.WriteLine($"ddml: error: training failed: {OneLine(e.Message)}");
             return ExitCodes.TrainingFailed;
         }
         catch (Exception e)
@@ -82,6 +82,10 @@ public static class DdmlApp
             DeepDensityEnvironment.MaxDegreeOfParallelism = previousThreads;
         }
     }
+
+    /// <summary>Messages from .NET (e.g. ArgumentOutOfRangeException's "Actual value was ...") may span lines; the tool prints one.</summary>
+    private static string OneLine(string message)
+        => string.Join(" ", message.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
 
     /// <summary>Sets the action of <paramref name="command"/> to the guarded <paramref name="body"/>.</summary>
     public static System.CommandLine.Command WithBody(this System.CommandLine.Command command, DdmlConsole console, Func<ParseResult, int> body)
