@@ -76,8 +76,8 @@ public sealed class NvilModel : DensityModel
         network.Initialize(init, options.InitializeOutputBiasFromData ? PixelMeans(train) : default);
         var objective = new NvilObjective(network, options, init.Fork(3));
         var summary = TrainingLoop.Run(objective, train, valid, options, progress, cancellationToken);
-        return new NvilModel(network, options.EvaluationSamples, options.EvaluationSamplesPerChunk, options.EvaluationSeed)
-        { TrainingSummary = summary };
+        return ModelFile.EnsureTrainedModelLoadable(new NvilModel(network, options.EvaluationSamples, options.EvaluationSamplesPerChunk, options.EvaluationSeed)
+        { TrainingSummary = summary });
     }
 
     /// <summary>
@@ -176,7 +176,7 @@ public sealed class NvilModel : DensityModel
         ulong seed = r.ReadUInt64();
         if (NvilNetwork.ParameterCount(d, latent) * 4 > r.Remaining) throw r.Corrupt("declared sizes exceed the payload");
         var net = new NvilNetwork(d, latent);
-        foreach (var p in net.Parameters.Items) r.ReadSingles(p.Name, p.Value.Length).CopyTo(p.Value, 0);
+        foreach (var p in net.Parameters.Items) r.ReadParameters(p.Name, p.Value.Length).CopyTo(p.Value, 0);
         return new NvilModel(net, evalK, chunk, seed);
     }
 }
