@@ -60,10 +60,12 @@ internal static class ModelEnvelope
             if (engineLength < 0 || engineLength > length) throw new InvalidModelFileException("Corrupt DeepDensity model in the ML.NET model: bad engine length.");
             var engine = r.ReadBytes(engineLength);
             if (engine.Length != engineLength) throw new InvalidModelFileException("Truncated DeepDensity model in the ML.NET model.");
-            var model = DensityModel.FromBytes(engine);
+            if (r.BaseStream.Position != length) throw new InvalidModelFileException("Corrupt DeepDensity model in the ML.NET model: trailing bytes after the engine model.");
             var settings = new TransformerSettings(feature, logDensity, score, predicted,
                 stdErr.Length == 0 ? null : stdErr, sample.Length == 0 ? null : sample,
-                sampleSeed, contamination, threshold, Math.Max(1, blockRows));
+                sampleSeed, contamination, threshold, blockRows);
+            CheckSettings(settings);
+            var model = DensityModel.FromBytes(engine);
             return (model, settings);
         }
         catch (EndOfStreamException e)
@@ -74,5 +76,21 @@ internal static class ModelEnvelope
         {
             throw new InvalidModelFileException("Corrupt DeepDensity model in the ML.NET model: " + e.Message, e);
         }
+    }
+
+    /// <summary>The envelope's settings obey what the estimator's options allow: anything else is a damaged or forged file
+    /// (a NaN threshold would make PredictedLabel silently always false).</summary>
+    private static void CheckSettings(TransformerSettings s)
+    {
+        static void Fail(string what) => throw new InvalidModelFileException($"Corrupt DeepDensity model in the ML.NET model: {what}.");
+        var names = new List<string?> { s.FeatureColumnName, s.LogDensityColumnName, s.ScoreColumnName, s.PredictedLabelColumnName };
+        var outputs = new List<string?> { s.LogDensityColumnName, s.ScoreColumnName, s.PredictedLabelColumnName };
+        if (s.StandardErrorColumnName is not null) outputs.Add(s.StandardErrorColumnName);
+        if (s.SampleColumnName is not null) outputs.Add(s.SampleColumnName);
+        if (names.Concat(outputs).Any(string.IsNullOrWhiteSpace)) Fail("an empty column name");
+        if (outputs.Distinct(StringComparer.Ordinal).Count() != outputs.Count) Fail("output column names are not distinct");
+        if (!(s.Contamination >= 0 && s.Contamination <= 0.5)) Fail($"contamination {s.Contamination} is outside [0, 0.5]");
+        if (!float.IsFinite(s.Threshold)) Fail($"score threshold {s.Threshold} is not finite");
+        if (s.ScoringBlockRows < 1) Fail($"scoring block of {s.ScoringBlockRows} rows");
     }
 }
