@@ -177,7 +177,7 @@ public class DensityTransformer : ITransformer
         {
             var cols = columnsNeeded.ToArray();
             var active = _b.Active(cols);
-            return Wrap(_input.GetRowCursor(_b.GetDependencies(cols), rand), active);
+            return Wrap(_input.GetRowCursor(_b.GetDependencies(cols), rand), active, _input.GetRowCount());
         }
 
         public DataViewRowCursor[] GetRowCursorSet(IEnumerable<DataViewSchema.Column> columnsNeeded, int n, Random? rand = null)
@@ -192,8 +192,8 @@ public class DensityTransformer : ITransformer
 
         // A read of pass-through columns only (a normalizer or trainer appended after us, GetColumn("Label")...) neither
         // scores nor reads ahead: the input cursor is served as it is.
-        private DataViewRowCursor Wrap(DataViewRowCursor input, bool[] active)
-            => _b.NeedsScores(active) || _b.NeedsSample(active) ? new BlockCursor(_b, input, active) : new PassThroughCursor(_b, input, active);
+        private DataViewRowCursor Wrap(DataViewRowCursor input, bool[] active, long? inputRows = null)
+            => _b.NeedsScores(active) || _b.NeedsSample(active) ? new BlockCursor(_b, input, active, inputRows) : new PassThroughCursor(_b, input, active);
     }
 
     /// <summary>The cursor of a read that asks for none of the transformer's own columns: the input's rows and getters.</summary>
@@ -248,7 +248,7 @@ public class DensityTransformer : ITransformer
         private long _rowsRead, _position = -1, _batch;
         private bool _done;
 
-        public BlockCursor(Binding b, DataViewRowCursor input, bool[] active)
+        public BlockCursor(Binding b, DataViewRowCursor input, bool[] active, long? inputRows = null)
         {
             _b = b; _input = input; _active = active;
             _model = b.Parent.Model;
@@ -256,7 +256,8 @@ public class DensityTransformer : ITransformer
             _needScores = b.NeedsScores(active);
             _needStdErr = b.StdErrIndex >= 0 && active[b.StdErrIndex];
             _needSample = b.NeedsSample(active);
-            _capacity = b.Parent.ScoringBlockRows;
+            // Buffers for the rows there are, not for the setting: a block of 50 rows costs 50 rows.
+            _capacity = inputRows is long known && known < b.Parent.ScoringBlockRows ? (int)Math.Max(1, known) : b.Parent.ScoringBlockRows;
             bool needFeatures = _needScores || _needSample;
             _features = needFeatures ? input.GetGetter<VBuffer<float>>(b.FeatureColumn) : null;
             _block = needFeatures ? new float[_capacity * _dim] : Array.Empty<float>();

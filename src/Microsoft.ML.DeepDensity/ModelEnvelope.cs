@@ -56,6 +56,14 @@ internal static class ModelEnvelope
             double contamination = r.ReadDouble();
             float threshold = r.ReadSingle();
             int blockRows = r.ReadInt32();
+            // The settings are checked like the options they came from: a forged zip must not make a cursor allocate
+            // int.MaxValue rows or compare scores with a NaN threshold.
+            if (blockRows < 1 || blockRows > DensityEstimatorOptions.MaxScoringBlockRows)
+                throw new InvalidModelFileException($"Corrupt DeepDensity model in the ML.NET model: ScoringBlockRows {blockRows} is outside [1, {DensityEstimatorOptions.MaxScoringBlockRows}].");
+            if (!(contamination >= 0 && contamination <= 0.5))
+                throw new InvalidModelFileException($"Corrupt DeepDensity model in the ML.NET model: Contamination {contamination} is outside [0, 0.5].");
+            if (!float.IsFinite(threshold)) // scores are finite, so a learned threshold is too
+                throw new InvalidModelFileException($"Corrupt DeepDensity model in the ML.NET model: the threshold is {threshold}.");
             int engineLength = r.ReadInt32();
             if (engineLength < 0 || engineLength > length) throw new InvalidModelFileException("Corrupt DeepDensity model in the ML.NET model: bad engine length.");
             var engine = r.ReadBytes(engineLength);
@@ -64,7 +72,7 @@ internal static class ModelEnvelope
             var settings = new TransformerSettings(feature, logDensity, score, predicted,
                 stdErr.Length == 0 ? null : stdErr, sample.Length == 0 ? null : sample,
                 sampleSeed, contamination, threshold, blockRows);
-            CheckSettings(settings);
+            CheckNames(settings);
             var model = DensityModel.FromBytes(engine);
             return (model, settings);
         }
@@ -78,19 +86,15 @@ internal static class ModelEnvelope
         }
     }
 
-    /// <summary>The envelope's settings obey what the estimator's options allow: anything else is a damaged or forged file
-    /// (a NaN threshold would make PredictedLabel silently always false).</summary>
-    private static void CheckSettings(TransformerSettings s)
+    /// <summary>The column names obey what the estimator's options allow (non-empty, distinct outputs).</summary>
+    private static void CheckNames(TransformerSettings s)
     {
-        static void Fail(string what) => throw new InvalidModelFileException($"Corrupt DeepDensity model in the ML.NET model: {what}.");
-        var names = new List<string?> { s.FeatureColumnName, s.LogDensityColumnName, s.ScoreColumnName, s.PredictedLabelColumnName };
         var outputs = new List<string?> { s.LogDensityColumnName, s.ScoreColumnName, s.PredictedLabelColumnName };
         if (s.StandardErrorColumnName is not null) outputs.Add(s.StandardErrorColumnName);
         if (s.SampleColumnName is not null) outputs.Add(s.SampleColumnName);
-        if (names.Concat(outputs).Any(string.IsNullOrWhiteSpace)) Fail("an empty column name");
-        if (outputs.Distinct(StringComparer.Ordinal).Count() != outputs.Count) Fail("output column names are not distinct");
-        if (!(s.Contamination >= 0 && s.Contamination <= 0.5)) Fail($"contamination {s.Contamination} is outside [0, 0.5]");
-        if (!float.IsFinite(s.Threshold)) Fail($"score threshold {s.Threshold} is not finite");
-        if (s.ScoringBlockRows < 1) Fail($"scoring block of {s.ScoringBlockRows} rows");
+        if (outputs.Append(s.FeatureColumnName).Any(string.IsNullOrWhiteSpace))
+            throw new InvalidModelFileException("Corrupt DeepDensity model in the ML.NET model: an empty column name.");
+        if (outputs.Distinct(StringComparer.Ordinal).Count() != outputs.Count)
+            throw new InvalidModelFileException("Corrupt DeepDensity model in the ML.NET model: the output column names are not distinct.");
     }
 }
