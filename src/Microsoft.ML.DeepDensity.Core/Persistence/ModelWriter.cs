@@ -174,7 +174,7 @@ public sealed class ModelReader
 public static class ModelRegistry
 {
     /// <summary>Reads a payload of the given payload version into a model.</summary>
-    public delegate DensityModel PayloadReader(ModelReader reader, int payloadVersion);
+    public delegate DensityModelBase PayloadReader(ModelReader reader, int payloadVersion);
 
     private static readonly Dictionary<string, PayloadReader> Readers = new(StringComparer.Ordinal);
     private static readonly object Gate = new();

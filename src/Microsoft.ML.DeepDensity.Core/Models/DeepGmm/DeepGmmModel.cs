@@ -69,7 +69,7 @@ public sealed class DeepGmmModel : DensityModel
         double chosenScore = double.NegativeInfinity;
         var root = new RandomStream(options.Seed).Fork(0xD6);
         var numbering = new IterationNumbering();
-        for (int init = 0; init < options.Initializations; init++)
+        for (int init = 0; init < options.Initializations && (init == 0 || !options.StopToken.IsCancellationRequested); init++)
         {
             var (net, summary) = RunEm(options, x, xValid, logJacobian, init == 0 ? root : root.Fork((ulong)init), init, numbering, progress, cancellationToken);
             double score = xValid is not null ? summary.BestValidationLogLikelihood : summary.FinalTrainLogLikelihood;
@@ -110,7 +110,7 @@ public sealed class DeepGmmModel : DensityModel
 
         var estep = trainer.EStep(0, cancellationToken);
         double previous = estep.MeanLogLikelihood;
-        for (int iteration = 1; iteration <= options.MaxIterations; iteration++)
+        for (int iteration = 1; iteration <= options.MaxIterations && !options.StopToken.IsCancellationRequested; iteration++)
         {
             cancellationToken.ThrowIfCancellationRequested();
             var iterationClock = Stopwatch.StartNew();

@@ -162,7 +162,7 @@ public sealed class RnadeModel : DensityModel
     }
 
     /// <summary>Quantiles (k+½)/K of each column: initial component means that cover the data.</summary>
-    private static float[] ColumnQuantiles(RowMatrix data, int k)
+    internal static float[] ColumnQuantiles(RowMatrix data, int k)
     {
         int n = data.Rows, d = data.Columns;
         var q = new float[d * k];
