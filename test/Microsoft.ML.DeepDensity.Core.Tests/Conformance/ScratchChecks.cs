@@ -87,9 +87,9 @@ public class ScratchChecks
         var net = new IwaeNetwork(4, new[] { 2 }, new[] { 20_000 }, Array.Empty<int>(), Activation.Tanh, IwaeLikelihood.Gaussian);
         var wide = new IwaeModel(net, 1, 1000, IwaeOptions.MaxEvaluationSamplesPerChunk, 7);
         var e = Assert.Throws<InvalidModelFileException>(() => DensityModel.FromBytes(wide.ToBytes()));
-        Assert.Contains("MaxEvaluationScratchFloats", e.Message);
+        Assert.Contains("MaxScratchFloats", e.Message);
         var ok = (IwaeModel)DensityModel.FromBytes(new IwaeModel(net, 1, 200, 100, 7).ToBytes());
-        Assert.Contains("MaxEvaluationScratchFloats", Assert.Throws<ArgumentOutOfRangeException>(() => ok.WithEvaluation(1000, samplesPerChunk: 100_000)).Message);
+        Assert.Contains("MaxScratchFloats", Assert.Throws<ArgumentOutOfRangeException>(() => ok.WithEvaluation(1000, samplesPerChunk: 100_000)).Message);
         long before = GC.GetAllocatedBytesForCurrentThread();
         var ld = ok.LogDensity(RowMatrix.FromRows(new[] { new[] { 0.1f, 0.2f, 0.3f, 0.4f } }));
         long allocated = GC.GetAllocatedBytesForCurrentThread() - before;

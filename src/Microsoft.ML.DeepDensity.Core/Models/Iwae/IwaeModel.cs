@@ -62,15 +62,10 @@ public sealed class IwaeModel : DensityModel
     /// <summary>Why scoring <paramref name="network"/> with <paramref name="chunk"/> samples per pass would exceed
     /// <see cref="IwaeOptions.MaxEvaluationScratchFloats"/>, or null.</summary>
     internal static string? ScratchProblem(IwaeNetwork network, int chunk)
-    {
-        long floats = chunk * network.EvaluationFloatsPerSample;
-        return floats <= IwaeOptions.MaxEvaluationScratchFloats ? null
-            : $"{chunk} evaluation samples per chunk × {network.EvaluationFloatsPerSample} activations per sample = {floats} floats of scoring scratch, above the limit of {IwaeOptions.MaxEvaluationScratchFloats} (IwaeOptions.MaxEvaluationScratchFloats); use fewer samples per chunk";
-    }
+        => ImportanceSampler.ScratchProblem(chunk, network.EvaluationFloatsPerSample);
 
-    /// <summary>Data rows per scoring pass: <see cref="DecoderRowsPerPass"/> decoder rows, fewer for a network so wide that
-    /// they would exceed the scratch limit (results do not depend on it: each row has its own noise).</summary>
-    private int SampleRowsPerPass => (int)Math.Clamp(IwaeOptions.MaxEvaluationScratchFloats / Network.EvaluationFloatsPerSample, 1, DecoderRowsPerPass);
+    /// <summary>Decoder rows per scoring pass: <see cref="DecoderRowsPerPass"/>, fewer for a very wide network.</summary>
+    private int SampleRowsPerPass => ImportanceSampler.SampleRowsPerPass(Network.EvaluationFloatsPerSample, DecoderRowsPerPass);
 
     /// <summary>The same model with different log-density estimation settings (parameters shared, not copied).</summary>
     public IwaeModel WithEvaluation(int evaluationSamples, ulong? evaluationSeed = null, int? samplesPerChunk = null)
@@ -181,7 +176,7 @@ public sealed class IwaeModel : DensityModel
         int d = Dimension;
         // Fewer rows per block for a very wide network, so a block's decoder scratch stays under the scratch limit
         // (row r draws from its own stream, so blocks do not change the result).
-        int blockRows = (int)Math.Clamp(IwaeOptions.MaxEvaluationScratchFloats / Network.EvaluationFloatsPerSample, 1, RowsPerSamplingBlock);
+        int blockRows = ImportanceSampler.SampleRowsPerPass(Network.EvaluationFloatsPerSample, RowsPerSamplingBlock);
         int blocks = (count + blockRows - 1) / blockRows;
         var output = new float[count * d];
         DeepDensityEnvironment.For(0, blocks, b =>

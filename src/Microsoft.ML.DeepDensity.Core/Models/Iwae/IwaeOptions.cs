@@ -73,7 +73,7 @@ public sealed class IwaeOptions : GradientTrainingOptions
     /// layers and a large chunk would otherwise ask for gigabytes per row); lower the chunk to stay under it. Passes over
     /// several rows are sized under it too.
     /// </summary>
-    public const long MaxEvaluationScratchFloats = 1L << 26;
+    public const long MaxEvaluationScratchFloats = Estimation.ImportanceSampler.MaxScratchFloats;
 
     public override void Validate()
     {
