@@ -75,8 +75,9 @@ public sealed class RnadeModel : DensityModel
             (_, block, n, output) => ScoreBlock(block, n, output, logJacobian));
     }
 
-    /// <summary>Per-thread scoring scratch, reused across calls on this thread (never shared between threads).</summary>
-    [ThreadStatic] private static ScoringScratch? t_scratch;
+    /// <summary>Scoring scratch of this model, one per concurrently scoring thread, reused across calls and released with
+    /// the model (a thread-static cache would keep the last model's scratch alive on every thread that scored it).</summary>
+    private readonly System.Collections.Concurrent.ConcurrentBag<ScoringScratch> _scratch = new();
 
     private sealed class ScoringScratch
     {
@@ -99,11 +100,14 @@ public sealed class RnadeModel : DensityModel
 
     private void ScoreBlock(ReadOnlySpan<float> raw, int n, Span<float> logDensity, float logJacobian)
     {
-        var scratch = t_scratch;
-        if (scratch is null || !ReferenceEquals(scratch.Network, Network)) t_scratch = scratch = new ScoringScratch(Network);
-        var x = scratch.X.AsSpan(0, n * Dimension);
-        ToModelSpace(raw, x, n);
-        Network.Forward(x, n, scratch.For(n), logDensity, 0f, false);
+        var scratch = _scratch.TryTake(out var cached) ? cached : new ScoringScratch(Network);
+        try
+        {
+            var x = scratch.X.AsSpan(0, n * Dimension);
+            ToModelSpace(raw, x, n);
+            Network.Forward(x, n, scratch.For(n), logDensity, 0f, false);
+        }
+        finally { _scratch.Add(scratch); }
         for (int i = 0; i < n; i++) logDensity[i] += logJacobian;
     }
 
