@@ -4,6 +4,7 @@ using Microsoft.ML.DeepDensity.Data;
 using Microsoft.ML.DeepDensity.Models.DeepGmm;
 using Microsoft.ML.DeepDensity.Models.Rbm;
 using Microsoft.ML.DeepDensity.Models.Iwae;
+using Microsoft.ML.DeepDensity.Models.Nvil;
 
 namespace Microsoft.ML.DeepDensity.Cli.Tests;
 
@@ -58,11 +59,13 @@ public class InterruptTests : IDisposable
             DeepGmmModel.Fit(data, new DeepGmmOptions { Layers = new[] { 2, 2 }, MaxIterations = 1000, StopToken = stop.Token }),
             RbmModel.Fit(binary, new RbmOptions { HiddenUnits = 3, MaxEpochs = 1000, StopToken = stop.Token }),
             IwaeModel.Fit(binary, new IwaeOptions { LatentDimensions = new[] { 2 }, HiddenUnits = new[] { 4 }, MaxEpochs = 1000, EvaluationSamples = 10, EvaluationSamplesPerChunk = 10, StopToken = stop.Token }),
+            NvilModel.Fit(binary, new NvilOptions { LatentDimensions = new[] { 2 }, BaselineHiddenUnits = 2, MaxEpochs = 1000, EvaluationSamples = 10, EvaluationSamplesPerChunk = 10, StopToken = stop.Token }),
         };
         Assert.Equal(0, ((RnadeModel)models[0]).TrainingSummary!.EpochsRun);
         Assert.Equal(0, ((RbmModel)models[2]).TrainingSummary!.EpochsRun);
         Assert.Equal(0, ((IwaeModel)models[3]).TrainingSummary!.EpochsRun);
         Assert.Equal(0, ((DeepGmmModel)models[1]).TrainingSummary!.EpochsRun);
+        Assert.Equal(0, ((NvilModel)models[4]).TrainingSummary!.EpochsRun);
         foreach (var m in models)
             Assert.All(m.LogDensity(m.InputDomain == InputDomain.Binary ? binary : data), v => Assert.True(float.IsFinite(v)));
     }
