@@ -226,4 +226,31 @@ public class NvilTests(ITestOutputHelper output)
         Assert.Equal((double[])after, (double[])objective.CaptureState());
         for (int t = 0; t < first.Length; t++) Assert.Equal(first[t], net.Parameters.Items[t].Gradient);
     }
+
+    [Fact]
+    public void AncestralSamplesFollowTheExactDistribution()
+    {
+        const int D = 4, N = 40_000;
+        var net = NvilExact.RandomNetwork(D, new[] { 2, 3 }, seed: 12, std: 1.5f);
+        var model = new NvilModel(net, 10, 10, 1);
+        var samples = model.Sample(N, 99);
+        var counts = new int[1 << D];
+        for (int r = 0; r < N; r++)
+        {
+            int code = 0;
+            for (int c = 0; c < D; c++) code |= (int)samples[r, c] << c;
+            counts[code]++;
+        }
+        var patterns = AllPatterns(D);
+        double total = 0;
+        for (int code = 0; code < counts.Length; code++)
+        {
+            double p = Math.Exp(NvilExact.LogLikelihood(net, patterns.Row(code)));
+            total += p;
+            double sd = Math.Sqrt(N * p * (1 - p));
+            Assert.True(Math.Abs(counts[code] - N * p) <= 4.5 * sd + 1, $"pattern {code}: {counts[code]} draws, expected {N * p:F0} ± {sd:F0}");
+        }
+        Assert.Equal(1.0, total, 6);
+        Assert.Equal(model.Sample(10, 99).Values, model.Sample(20, 99).Values.AsSpan(0, 10 * D).ToArray());
+    }
 }
