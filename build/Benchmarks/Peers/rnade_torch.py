@@ -10,14 +10,12 @@ and the sigma-scaled mean gradient (Uria et al. Algorithm 2, RnadeOptions.ScaleM
 Vectorised over the batch and over d: all a_d at once by a cumulative sum over d, all outputs by one batched matmul.
 Prints KEY value lines.
 """
-import math, os, sys, time
-# Sleep instead of spin while waiting at OpenMP barriers: on a shared 2-core machine spinning threads starve each
-# other (a 20x slowdown under load), which would flatter the comparison.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+import math, sys, time
+import peer_setup  # threads and BLAS report; must precede numpy/torch
 import numpy as np
 import torch
 
-torch.set_num_threads(2)
+torch.set_num_threads(peer_setup.threads())
 HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 
 

@@ -49,6 +49,14 @@ public class GradientTrainingOptions
     /// <summary>How many times a non-finite loss may be recovered from (restore last good state, halve the learning rate) before training stops with <see cref="TrainingDivergedException"/>. Default 3.</summary>
     public int MaxDivergenceRecoveries { get; set; } = 3;
 
+    /// <summary>
+    /// Ends training early but keeps the result (unlike the cancellation token of <c>Fit</c>, which abandons it): when
+    /// signalled, training stops at the next minibatch or epoch boundary as if <c>MaxEpochs</c> had been reached, a
+    /// partly done epoch is discarded, and the best parameters so far are returned (e.g. a command-line tool's first
+    /// Ctrl+C). Not part of the model; never saved. Default none.
+    /// </summary>
+    public CancellationToken StopToken { get; set; }
+
     /// <summary>Throws <see cref="ArgumentOutOfRangeException"/> naming the first invalid setting.</summary>
     public virtual void Validate()
     {
@@ -75,6 +83,11 @@ public class GradientTrainingOptions
 }
 
 /// <summary>One progress report of a training run (per epoch or per EM iteration).</summary>
+/// <param name="Epoch">Number of the step reported, counted in <paramref name="Unit"/>s.</param>
+/// <param name="LearningRate">Step size of a gradient trainer; 0 for trainers without one (EM), and then not printed.</param>
+/// <param name="Unit">What one step is: "epoch" (a pass of a gradient trainer over the data, the default), or e.g.
+/// "EM iteration" and "pretraining EM iteration" (Deep GMM: an E-step plus an M-step of the model, or of the
+/// top-layer GMM it is initialised from).</param>
 public sealed record TrainingProgress(
     int Epoch,
     double TrainLogLikelihood,
@@ -83,11 +96,12 @@ public sealed record TrainingProgress(
     TimeSpan Elapsed,
     float LearningRate,
     string? Note = null,
-    IReadOnlyDictionary<string, double>? Metrics = null)
+    IReadOnlyDictionary<string, double>? Metrics = null,
+    string Unit = "epoch")
 {
     public override string ToString()
-        => $"epoch {Epoch,4}  train {TrainLogLikelihood,10:F4}  valid {(ValidationLogLikelihood is double v ? v.ToString("F4") : "-"),10}  " +
-           $"{ExamplesPerSecond,10:F0} ex/s  {Elapsed.TotalSeconds,7:F1} s  lr {LearningRate:G3}" +
+        => $"{Unit} {Epoch,4}  train {TrainLogLikelihood,10:F4}  valid {(ValidationLogLikelihood is double v ? v.ToString("F4") : "-"),10}  " +
+           $"{ExamplesPerSecond,10:F0} ex/s  {Elapsed.TotalSeconds,7:F1} s" + (LearningRate != 0 ? $"  lr {LearningRate:G3}" : "") +
            (Metrics is null ? "" : "  " + string.Join("  ", Metrics.Select(kv => $"{kv.Key} {kv.Value:G4}"))) +
            (Note is null ? "" : "  " + Note);
 }

@@ -132,6 +132,12 @@ public sealed class TrainingDriverOptions
     public string DivergenceAdvice { get; init; } = "standardise the inputs or lower LearningRate.";
     /// <summary>Note of the history entry a <see cref="DivergencePolicy.Stop"/> divergence leaves.</summary>
     public string StopNote { get; init; } = "non-finite parameters: restored the previous epoch and stopped";
+    /// <summary>Ends training early but keeps the result (unlike the cancellation token, which abandons it): when
+    /// signalled, the run stops at the next step or epoch boundary as if <see cref="MaxEpochs"/> had been reached, a
+    /// partly done epoch is discarded and the best state so far is kept (e.g. a command-line tool's first Ctrl+C).</summary>
+    public CancellationToken StopToken { get; init; }
+    /// <summary>What one epoch is, for progress reports ("epoch", "EM iteration").</summary>
+    public string Unit { get; init; } = "epoch";
     /// <summary>Added to epoch numbers in reports (runs that continue another's numbering: pretraining, restarts).</summary>
     public int EpochNumberOffset { get; init; }
 }
@@ -169,7 +175,8 @@ public static class TrainingDriver
         double lastTrain = double.NaN;
         var clock = Stopwatch.StartNew();
         int epoch = 1;
-        while (epoch <= options.MaxEpochs)
+        var stop = options.StopToken;
+        while (epoch <= options.MaxEpochs && !stop.IsCancellationRequested)
         {
             cancellationToken.ThrowIfCancellationRequested();
             var epochRandom = root.Fork((ulong)epoch, (ulong)recoveries);
@@ -182,10 +189,16 @@ public static class TrainingDriver
             for (int start = 0; start < n; start += batch, batchIndex++)
             {
                 cancellationToken.ThrowIfCancellationRequested();
+                if (stop.IsCancellationRequested) break;
                 step.Set(epoch, batchIndex, start, Math.Min(batch, n - start), lr, epochRandom.Fork((ulong)batchIndex));
                 double objective = model.Step(step);
                 if (!double.IsFinite(objective)) { diverged = true; break; }
                 objectiveSum += objective;
+            }
+            if (stop.IsCancellationRequested)
+            {
+                model.Restore(lastGood); // a partly done epoch is discarded
+                break;
             }
             double seconds = epochClock.Elapsed.TotalSeconds;
             var figures = diverged ? null : model.EndEpoch(new TrainingEpoch(epoch, objectiveSum, n, root, lr));
@@ -194,7 +207,7 @@ public static class TrainingDriver
                 model.Restore(lastGood);
                 if (options.OnDivergence == DivergencePolicy.Stop)
                 {
-                    history.Add(new TrainingProgress(options.EpochNumberOffset + epoch, double.NaN, null, 0, clock.Elapsed, lr, options.StopNote));
+                    history.Add(new TrainingProgress(options.EpochNumberOffset + epoch, double.NaN, null, 0, clock.Elapsed, lr, options.StopNote, Unit: options.Unit));
                     progress?.Report(history[^1]);
                     break;
                 }
@@ -205,14 +218,14 @@ public static class TrainingDriver
                         $"restarts with halved learning rates (last {lr:G3}). Parameters were restored to the last finite state; {options.DivergenceAdvice}");
                 lr *= 0.5f;
                 progress?.Report(new TrainingProgress(options.EpochNumberOffset + epoch, double.NaN, null, 0, clock.Elapsed, lr,
-                    $"{options.DivergenceDescription}: restored the last good state, learning rate halved to {lr:G3}"));
+                    $"{options.DivergenceDescription}: restored the last good state, learning rate halved to {lr:G3}", Unit: options.Unit));
                 continue; // retry the same epoch
             }
 
             lastGood = model.Snapshot();
             lastTrain = figures.Train;
             var report = new TrainingProgress(options.EpochNumberOffset + epoch, figures.Train, figures.Validation,
-                n / Math.Max(seconds, 1e-9), clock.Elapsed, lr, figures.Note, figures.Metrics);
+                n / Math.Max(seconds, 1e-9), clock.Elapsed, lr, figures.Note, figures.Metrics, options.Unit);
             history.Add(report);
             progress?.Report(report);
 
@@ -241,15 +254,16 @@ public static class TrainingDriver
     /// <summary>
     /// Runs <paramref name="restarts"/> independent trainings (run(i) for i = 0, 1, …) and keeps the best: the highest
     /// best validation figure when <paramref name="byValidation"/>, else the highest final training figure (the first
-    /// on ties).
+    /// on ties). A signalled <paramref name="stopToken"/> skips the restarts not yet begun (the first always runs).
     /// </summary>
-    public static (T Result, TrainingSummary Summary) BestOfRestarts<T>(int restarts, bool byValidation, Func<int, (T Result, TrainingSummary Summary)> run)
+    public static (T Result, TrainingSummary Summary) BestOfRestarts<T>(int restarts, bool byValidation, Func<int, (T Result, TrainingSummary Summary)> run,
+        CancellationToken stopToken = default)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(restarts, 1);
         ArgumentNullException.ThrowIfNull(run);
         (T Result, TrainingSummary Summary)? chosen = null;
         double chosenScore = double.NegativeInfinity;
-        for (int i = 0; i < restarts; i++)
+        for (int i = 0; i < restarts && (i == 0 || !stopToken.IsCancellationRequested); i++)
         {
             var r = run(i);
             double score = byValidation ? r.Summary.BestValidationLogLikelihood : r.Summary.FinalTrainLogLikelihood;

@@ -109,6 +109,7 @@ public static class TrainingLoop
             LearningRateDecay = options.LearningRateDecay,
             EarlyStoppingPatience = options.EarlyStoppingPatience,
             MaxDivergenceRecoveries = options.MaxDivergenceRecoveries,
+            StopToken = options.StopToken,
         }, progress, cancellationToken);
     }
 

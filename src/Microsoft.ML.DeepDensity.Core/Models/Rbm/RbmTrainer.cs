@@ -322,6 +322,7 @@ internal sealed class RbmTrainer
             Name = "RBM training",
             DivergenceDescription = "non-finite parameters",
             DivergenceAdvice = "lower LearningRate" + (machine.Gaussian ? " or standardise the inputs." : "."),
+            StopToken = o.StopToken,
         }, progress, cancellationToken);
     }
 

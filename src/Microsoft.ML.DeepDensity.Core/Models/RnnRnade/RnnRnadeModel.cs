@@ -1,0 +1,285 @@
+using Microsoft.ML.DeepDensity.Data;
+using Microsoft.ML.DeepDensity.Models.Rnade;
+using Microsoft.ML.DeepDensity.Numerics;
+using Microsoft.ML.DeepDensity.Persistence;
+using Microsoft.ML.DeepDensity.Randomness;
+using Microsoft.ML.DeepDensity.Training;
+
+namespace Microsoft.ML.DeepDensity.Models.RnnRnade;
+
+/// <summary>
+/// RNN-RNADE (the RNADE of Uria, Murray &amp; Larochelle 2013 conditioned on a recurrent state, after the RNN-RBM): an
+/// exact density of variable-length sequences of real D-dimensional frames, p(x_1..x_T) = Π_t p(x_t | x_&lt;t), each
+/// conditional an RNADE whose output biases (and optionally hidden bias) are shifted by the state ĥ_{t−1}.
+/// </summary>
+public sealed class RnnRnadeModel : SequenceDensityModel
+{
+    /// <summary>Model-kind name in saved files.</summary>
+    public const string Kind = "RnnRnade";
+    private const int ScoringSequencesPerBlock = 16, ScoringFramesPerChunk = 64, SamplingSequencesPerBlock = 32;
+
+    internal readonly RnnRnadeNetwork Network;
+    private readonly ColumnStandardizer _standardizer;
+
+    internal RnnRnadeModel(RnnRnadeNetwork network, ColumnStandardizer standardizer)
+    {
+        Network = network; _standardizer = standardizer;
+    }
+
+    public override string ModelKind => Kind;
+    public override int FrameSize => Network.D;
+    public override DensityKind DensityKind => DensityKind.Exact;
+
+    /// <summary>Hidden units H of the per-frame RNADE.</summary>
+    public int HiddenUnits => Network.Rnade.H;
+    /// <summary>Mixture components K per conditional.</summary>
+    public int Components => Network.Rnade.K;
+    /// <summary>Units of the recurrent state.</summary>
+    public int RecurrentUnits => Network.R;
+    /// <summary>RNADE hidden non-linearity.</summary>
+    public Activation Activation => Network.Rnade.Activation;
+    /// <summary>Whether the recurrent state also shifts the RNADE hidden bias.</summary>
+    public bool ConditionsHiddenBias => Network.ConditionsHiddenBias;
+    /// <summary>Per-component frame standardisation (fitted on the training frames).</summary>
+    public ColumnStandardizer Standardizer => _standardizer;
+    /// <summary>What training did (null for a loaded model); log-likelihoods are per frame.</summary>
+    public TrainingSummary? TrainingSummary { get; internal set; }
+
+    /// <summary>Trains on <paramref name="data"/>; without <paramref name="validation"/>, a seeded fraction of the
+    /// sequences is held out for early stopping on the validation log-likelihood per frame.</summary>
+    public static RnnRnadeModel Fit(SequenceBatch data, RnnRnadeOptions? options = null, SequenceBatch? validation = null,
+        IProgress<TrainingProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        options ??= new RnnRnadeOptions();
+        options.Validate();
+        ArgumentNullException.ThrowIfNull(data);
+        int d = data.FrameSize;
+        DataValidation.CheckTrainingData(data, InputDomain.Real, "training sequences", d);
+        if (validation is not null) DataValidation.CheckTrainingData(validation, InputDomain.Real, "validation sequences", d);
+        // Sequences are addressed by index: a validation set given separately is appended after the training sequences.
+        var all = validation is null ? data : Concatenate(data, validation);
+        var ids = new RowMatrix(Enumerable.Range(0, all.Count).Select(i => (float)i).ToArray(), all.Count, 1);
+        RowMatrix trainIds, validIds;
+        if (validation is null)
+        {
+            var (t, v) = TrainingLoop.Split(ids, null, options.ValidationFraction, options.Seed);
+            trainIds = t; validIds = v!;
+        }
+        else
+        {
+            trainIds = new RowMatrix(ids.Values[..data.Count], data.Count, 1);
+            validIds = new RowMatrix(ids.Values[data.Count..], validation.Count, 1);
+        }
+        var trainFrames = FramesOf(all, trainIds);
+        var standardizer = options.Standardize ? ColumnStandardizer.Fit(trainFrames) : ColumnStandardizer.Identity(d);
+        var modelValues = new float[all.TotalFrames * d];
+        standardizer.Forward(all.Values.AsSpan(0, modelValues.Length), modelValues, all.TotalFrames);
+
+        var rnade = new RnadeNetwork(d, options.HiddenUnits, options.Components, options.Activation);
+        var root = new RandomStream(options.Seed);
+        var standardizedTrain = new RowMatrix(trainFrames.Rows, d);
+        standardizer.Forward(trainFrames.AsSpan(), standardizedTrain.AsSpan(), trainFrames.Rows);
+        rnade.Initialize(root.Fork(0x1A17), RnadeModel.ColumnQuantiles(standardizedTrain, options.Components));
+        var network = new RnnRnadeNetwork(rnade, options.RecurrentUnits, options.ConditionHiddenBias);
+        network.InitializeRecurrence(root.Fork(0x2E7));
+        var objective = new RnnRnadeObjective(network, options.SequencesPerBlock, options.FramesPerChunk,
+            options.ScaleMeanGradientBySigma, standardizer.LogJacobian);
+        var summary = TrainingLoop.Run(new SequenceIndexObjective(objective, modelValues, all.Offsets), trainIds,
+            validIds, options, progress, cancellationToken);
+        return ModelFile.EnsureTrainedModelLoadable(new RnnRnadeModel(network, standardizer) { TrainingSummary = summary });
+    }
+
+    private static SequenceBatch Concatenate(SequenceBatch a, SequenceBatch b)
+    {
+        int d = a.FrameSize;
+        var values = new float[(a.TotalFrames + b.TotalFrames) * d];
+        a.Values.AsSpan(0, a.TotalFrames * d).CopyTo(values);
+        b.Values.AsSpan(0, b.TotalFrames * d).CopyTo(values.AsSpan(a.TotalFrames * d));
+        var offsets = new int[a.Count + b.Count + 1];
+        a.Offsets.AsSpan(0, a.Count + 1).CopyTo(offsets);
+        for (int i = 1; i <= b.Count; i++) offsets[a.Count + i] = a.TotalFrames + b.Offsets[i];
+        return new SequenceBatch(values, offsets, d);
+    }
+
+    private static RowMatrix FramesOf(SequenceBatch all, RowMatrix ids)
+    {
+        var frames = new List<float>();
+        for (int r = 0; r < ids.Rows; r++) frames.AddRange(all.Sequence((int)ids[r, 0]).ToArray());
+        return new RowMatrix(frames.ToArray(), frames.Count / all.FrameSize, all.FrameSize);
+    }
+
+    /// <summary>The row-based training loop drives the sequence objective: a row holds a sequence index. Objectives are
+    /// returned per frame (sum × sequences / frames), so reported log-likelihoods are per frame.</summary>
+    private sealed class SequenceIndexObjective(RnnRnadeObjective objective, float[] values, int[] offsets) : IGradientObjective
+    {
+        public ParameterSet Parameters => objective.Parameters;
+        public double ComputeGradient(ReadOnlySpan<float> rows, int count, RandomStream random) => Run(rows, count, true);
+        public double Evaluate(ReadOnlySpan<float> rows, int count, RandomStream random) => Run(rows, count, false);
+        private double Run(ReadOnlySpan<float> rows, int count, bool gradient)
+        {
+            var seqs = new int[count];
+            long frames = 0;
+            for (int i = 0; i < count; i++) { seqs[i] = (int)rows[i]; frames += offsets[seqs[i] + 1] - offsets[seqs[i]]; }
+            return objective.Run(values, offsets, seqs, gradient) * count / frames;
+        }
+    }
+
+    /// <summary>log p(x_t | x_&lt;t) of every frame of validated sequences (raw values) into <paramref name="frameLogDensity"/>.</summary>
+    protected override void FrameLogDensityCore(SequenceBatch sequences, Span<float> frameLogDensity)
+    {
+        int d = FrameSize, count = sequences.Count;
+        var model = new float[sequences.TotalFrames * d];
+        _standardizer.Forward(sequences.Values.AsSpan(0, model.Length), model, sequences.TotalFrames);
+        var output = new float[sequences.TotalFrames];
+        float logJacobian = (float)_standardizer.LogJacobian;
+        int blocks = (count + ScoringSequencesPerBlock - 1) / ScoringSequencesPerBlock;
+        DeepDensityEnvironment.For(0, blocks, b =>
+        {
+            int start = b * ScoringSequencesPerBlock, n = Math.Min(ScoringSequencesPerBlock, count - start);
+            var block = new RnnRnadeNetwork.Block(Network, ScoringFramesPerChunk, forTraining: false);
+            block.Pack(model, sequences.Offsets, Enumerable.Range(start, n).ToArray());
+            Network.Run(block, 0f, false);
+            for (int row = 0; row < block.Frames; row++) output[block.RowFrame[row]] = block.LogP[row] + logJacobian;
+        });
+        output.CopyTo(frameLogDensity);
+    }
+
+    /// <summary>Starts scoring one sequence frame by frame (online scoring and one-step-ahead prediction).</summary>
+    public RnnRnadeStream StartStream() => new(this);
+
+    /// <summary>
+    /// One-step-ahead predictive log-density log p(y_i | prefix_i) of candidate frames <paramref name="nextFrames"/>
+    /// (count × FrameSize, one per prefix) after each prefix.
+    /// </summary>
+    public void PredictiveLogDensity(SequenceBatch prefixes, ReadOnlySpan<float> nextFrames, Span<float> logDensity)
+    {
+        ArgumentNullException.ThrowIfNull(prefixes);
+        DataValidation.CheckSequences(prefixes, FrameSize, InputDomain.Real, "prefixes");
+        if (nextFrames.Length != prefixes.Count * FrameSize)
+            throw new ArgumentException($"nextFrames has {nextFrames.Length} values; {prefixes.Count} prefixes need one frame of {FrameSize} each.", nameof(nextFrames));
+        DataValidation.CheckRows(nextFrames, FrameSize, InputDomain.Real, "nextFrames");
+        if (logDensity.Length < prefixes.Count)
+            throw new ArgumentException($"Destination has {logDensity.Length} slots for {prefixes.Count} prefixes.", nameof(logDensity));
+        var extended = Extend(prefixes, nextFrames);
+        var frames = new float[extended.TotalFrames];
+        FrameLogDensityCore(extended, frames);
+        for (int i = 0; i < prefixes.Count; i++) logDensity[i] = frames[extended.Offsets[i + 1] - 1];
+    }
+
+    /// <summary>Each prefix followed by one frame of <paramref name="next"/>.</summary>
+    private static SequenceBatch Extend(SequenceBatch prefixes, ReadOnlySpan<float> next)
+    {
+        int d = prefixes.FrameSize, count = prefixes.Count;
+        var values = new float[(prefixes.TotalFrames + count) * d];
+        var offsets = new int[count + 1];
+        for (int i = 0; i < count; i++)
+        {
+            int len = prefixes.Length(i);
+            offsets[i + 1] = offsets[i] + len + 1;
+            prefixes.Sequence(i).CopyTo(values.AsSpan(offsets[i] * d));
+            next.Slice(i * d, d).CopyTo(values.AsSpan((offsets[i + 1] - 1) * d, d));
+        }
+        return new SequenceBatch(values, offsets, d);
+    }
+
+    protected override void SampleCore(SequenceBatch? prefixes, SequenceBatch destination, int newFrames, ulong seed)
+    {
+        var drawn = Generate(destination.Count, newFrames, seed, prefixes);
+        int d = FrameSize;
+        for (int i = 0; i < destination.Count; i++)
+            drawn.AsSpan(i * newFrames * d, newFrames * d).CopyTo(destination.Sequence(i)[^(newFrames * d)..]);
+    }
+
+    /// <summary>
+    /// <paramref name="count"/> sequences of <paramref name="length"/> frames, each continuing the matching prefix when
+    /// <paramref name="prefixes"/> is given (the result holds only the new frames). Sequence i draws only from
+    /// (seed, i), so it does not depend on how many are drawn or on the thread count.
+    /// </summary>
+    private float[] Generate(int count, int length, ulong seed, SequenceBatch? prefixes)
+    {
+        int d = FrameSize, r = Network.R;
+        var states = new float[count * r];
+        if (prefixes is null) for (int i = 0; i < count; i++) Network.H0.CopyTo(states, i * r);
+        else FinalStates(prefixes, states);
+        var root = new RandomStream(seed);
+        var output = new float[count * length * d];
+        int blocks = (count + SamplingSequencesPerBlock - 1) / SamplingSequencesPerBlock;
+        DeepDensityEnvironment.For(0, blocks, b =>
+        {
+            int start = b * SamplingSequencesPerBlock, n = Math.Min(SamplingSequencesPerBlock, count - start);
+            var streams = new RandomStream[n];
+            for (int i = 0; i < n; i++) streams[i] = root.Fork((ulong)(start + i));
+            var state = states.AsSpan(start * r, n * r).ToArray();
+            var dst = output.AsSpan(start * length * d, n * length * d);
+            Network.Generate(n, length, state, streams, dst);
+            _standardizer.Inverse(dst, n * length);
+        });
+        return output;
+    }
+
+    /// <summary>ĥ after the last frame of every prefix: the context the recurrence gives a frame appended to it.</summary>
+    private void FinalStates(SequenceBatch prefixes, float[] states)
+    {
+        int d = FrameSize, r = Network.R, count = prefixes.Count;
+        var extended = Extend(prefixes, new float[count * d]);
+        var model = new float[extended.TotalFrames * d];
+        _standardizer.Forward(extended.Values, model, extended.TotalFrames);
+        int blocks = (count + ScoringSequencesPerBlock - 1) / ScoringSequencesPerBlock;
+        DeepDensityEnvironment.For(0, blocks, b =>
+        {
+            int start = b * ScoringSequencesPerBlock, n = Math.Min(ScoringSequencesPerBlock, count - start);
+            var block = new RnnRnadeNetwork.Block(Network, 8, forTraining: false);
+            block.Pack(model, extended.Offsets, Enumerable.Range(start, n).ToArray());
+            Network.Recurrence(block);
+            for (int row = 0; row < block.Frames; row++)
+            {
+                int frame = block.RowFrame[row];
+                int seq = Array.BinarySearch(extended.Offsets, frame + 1);
+                if (seq >= 0) block.Ctx.AsSpan(row * r, r).CopyTo(states.AsSpan((seq - 1) * r, r)); // last frame of seq − 1
+            }
+        });
+    }
+
+    protected internal override void WritePayload(ModelWriter w)
+    {
+        var rn = Network.Rnade;
+        w.WriteInt32(rn.D); w.WriteInt32(rn.H); w.WriteInt32(rn.K); w.WriteInt32(Network.R);
+        w.WriteEnum(rn.Activation);
+        w.WriteInt32(Network.ConditionsHiddenBias ? 1 : 0);
+        _standardizer.Write(w);
+        w.WriteSingles(rn.W); w.WriteSingles(rn.C); w.WriteSingles(rn.Rho); w.WriteSingles(rn.V); w.WriteSingles(rn.B);
+        w.WriteSingles(Network.WIn); w.WriteSingles(Network.WRec); w.WriteSingles(Network.BRec); w.WriteSingles(Network.H0);
+        w.WriteSingles(Network.WOut); w.WriteSingles(Network.WHid);
+    }
+
+    internal static RnnRnadeModel ReadPayload(ModelReader r, int version)
+    {
+        if (version != 1) throw r.Corrupt($"payload version {version} is not supported (expected 1)");
+        int d = r.ReadInt32("frame size", 1, 1 << 20);
+        int h = r.ReadInt32("hidden units", 1, 1 << 20);
+        int k = r.ReadInt32("components", 1, 1 << 16);
+        int rec = r.ReadInt32("recurrent units", 1, 1 << 20);
+        var act = r.ReadEnum<Activation>("activation");
+        if (act is not (Activation.Relu or Activation.Sigmoid or Activation.Tanh)) throw r.Corrupt($"activation {act} is not one RNN-RNADE supports");
+        bool hid = r.ReadInt32("hidden-bias conditioning", 0, 1) == 1;
+        if ((long)d * h * 3 * k * 4 + (long)rec * d * 3 * k * 4 > r.Remaining) throw r.Corrupt("declared sizes exceed the payload");
+        var std = ColumnStandardizer.Read(r, d);
+        var rnade = new RnadeNetwork(d, h, k, act,
+            r.ReadParameters("W", (d - 1) * h), r.ReadParameters("c", h), r.ReadParameters("rho", d),
+            r.ReadParameters("V", d * h * 3 * k), r.ReadParameters("b", d * 3 * k));
+        var net = new RnnRnadeNetwork(rnade, rec, r.ReadParameters("W_in", d * rec), r.ReadParameters("W_rec", rec * rec),
+            r.ReadParameters("b_rec", rec), r.ReadParameters("h0", rec), r.ReadParameters("W_out", rec * d * 3 * k),
+            r.ReadParameters("W_hid", hid ? rec * h : 0));
+        // Sampling draws μ + exp(log σ)·ε: bound log σ's bias plus the most the state (ĥ ∈ (0, 1)) can add, as RNADE does.
+        for (int p = 0; p < d; p++)
+            for (int i = 0; i < k; i++)
+            {
+                int col = p * 3 * k + 2 * k + i;
+                double top = rnade.B[col];
+                for (int j = 0; j < rec; j++) top += Math.Max(0f, net.WOut[j * d * 3 * k + col]);
+                if (top > RnadeModel.MaxLogSigmaBias)
+                    throw r.Corrupt($"the log σ bias of component {i} at position {p} can reach {top}, above {RnadeModel.MaxLogSigmaBias}");
+            }
+        return new RnnRnadeModel(net, std);
+    }
+}
