@@ -217,7 +217,7 @@ public sealed class DeepGmmModel : DensityModel
         {
             var x = new float[m * d];
             _standardizer.Forward(block, x, m);
-            Network.LogDensityBlock(x, m, output, ScoringWorkspaceFor(m));
+            Network.LogDensityBlock(x, m, output, ScoringWorkspaceFor(m), oneRowAsVector: true);
             for (int r = 0; r < m; r++) output[r] += logJacobian;
         });
     }
