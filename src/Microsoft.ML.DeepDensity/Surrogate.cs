@@ -195,24 +195,37 @@ internal static class Surrogate
     /// so that the per-row cost is O(1) whatever the model size.</summary>
     internal sealed class EnvelopeCache
     {
-        private sealed record Entry(object Owner, int Start, int Length, DensityModel Model, TransformerSettings Settings);
-        private volatile Entry? _entry;
+        private readonly TextIdentityCache<(DensityModel, TransformerSettings)> _inner = new(ModelEnvelope.Decode);
 
         /// <summary>Decodes so far (diagnostics: must stay tiny, not one per row).</summary>
+        public static int TotalDecodes => TextIdentityCache<(DensityModel, TransformerSettings)>.TotalDecodes;
+
+        public (DensityModel, TransformerSettings) Resolve(ReadOnlyMemory<char> text) => _inner.Resolve(text);
+    }
+
+    /// <summary>The last value decoded from a text, reused while the same backing string or char[] (and range) comes back:
+    /// ML.NET hands a CustomMapping the same MapValue text on every row.</summary>
+    internal sealed class TextIdentityCache<T>(TextIdentityCache<T>.Decoder decode)
+    {
+        public delegate T Decoder(ReadOnlySpan<char> text);
+        private sealed record Entry(object Owner, int Start, int Length, T Value);
+        private volatile Entry? _entry;
+
+        /// <summary>Decodes so far of this value type (diagnostics).</summary>
         public static int TotalDecodes;
 
-        public (DensityModel, TransformerSettings) Resolve(ReadOnlyMemory<char> text)
+        public T Resolve(ReadOnlyMemory<char> text)
         {
             object? owner = null; int start = 0, length = text.Length;
             if (MemoryMarshal.TryGetString(text, out var str, out int ss, out int sl)) { owner = str; start = ss; length = sl; }
             else if (MemoryMarshal.TryGetArray(text, out ArraySegment<char> seg)) { owner = seg.Array; start = seg.Offset; length = seg.Count; }
             var e = _entry;
             if (e is not null && owner is not null && ReferenceEquals(e.Owner, owner) && e.Start == start && e.Length == length)
-                return (e.Model, e.Settings);
-            var (model, settings) = ModelEnvelope.Decode(text.Span);
+                return e.Value;
+            var value = decode(text.Span);
             Interlocked.Increment(ref TotalDecodes);
-            _entry = new Entry(owner ?? new object(), start, length, model, settings);
-            return (model, settings);
+            _entry = new Entry(owner ?? new object(), start, length, value);
+            return value;
         }
     }
 }

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Diagnostics;
 using Microsoft.ML.DeepDensity.Data;
 using Microsoft.ML.DeepDensity.Persistence;
@@ -182,11 +183,12 @@ public sealed class DeepGmmModel : DensityModel
     /// <summary>Mean exact log-density of standardised rows (no Jacobian), blocks in parallel, reduced in block order.</summary>
     internal static double MeanLogDensity(DeepGmmNetwork net, RowMatrix x)
     {
-        int n = x.Rows, d = x.Columns, blocks = (n + Block - 1) / Block;
+        int block = net.ScoringBlockRows;
+        int n = x.Rows, d = x.Columns, blocks = (n + block - 1) / block;
         var sums = new double[blocks];
-        Parallel.For(0, blocks, DeepDensityEnvironment.ParallelOptions(), () => (new DeepGmmNetwork.ScoringWorkspace(net, Block), new float[Block]), (b, _, local) =>
+        Parallel.For(0, blocks, DeepDensityEnvironment.ParallelOptions(), () => (new DeepGmmNetwork.ScoringWorkspace(net, block), new float[block]), (b, _, local) =>
         {
-            int start = b * Block, m = Math.Min(Block, n - start);
+            int start = b * block, m = Math.Min(block, n - start);
             net.LogDensityBlock(x.Values.AsSpan(start * d, m * d), m, local.Item2, local.Item1);
             double s = 0;
             for (int r = 0; r < m; r++) s += local.Item2[r];
@@ -198,26 +200,21 @@ public sealed class DeepGmmModel : DensityModel
         return total / n;
     }
 
-    /// <summary>Per-thread scoring scratch, reused across blocks and calls on this thread (never shared between threads).</summary>
-    [ThreadStatic] private static (DeepGmmNetwork Network, DeepGmmNetwork.ScoringWorkspace Workspace, int Rows)? t_scoring;
-
-    private DeepGmmNetwork.ScoringWorkspace ScoringWorkspaceFor(int rows)
-    {
-        if (t_scoring is { } cached && ReferenceEquals(cached.Network, Network) && cached.Rows >= rows) return cached.Workspace;
-        var ws = new DeepGmmNetwork.ScoringWorkspace(Network, Math.Max(rows, Block));
-        t_scoring = (Network, ws, Math.Max(rows, Block));
-        return ws;
-    }
+    /// <summary>Scoring scratch of this model, one per concurrently scoring thread, reused across blocks and calls and
+    /// released with the model (a thread-static cache would keep a large workspace alive after the model is gone).</summary>
+    private readonly ConcurrentBag<DeepGmmNetwork.ScoringWorkspace> _workspaces = new();
 
     protected override void LogDensityCore(ReadOnlySpan<float> rows, int count, Span<float> logDensity, Span<float> standardError)
     {
-        int d = Dimension;
+        int d = Dimension, block = Network.ScoringBlockRows;
         float logJacobian = (float)_standardizer.LogJacobian;
-        DeepDensityEnvironment.ForRowBlocks(rows, d, count, logDensity, Block, (_, block, m, output) =>
+        DeepDensityEnvironment.ForRowBlocks(rows, d, count, logDensity, block, (_, rowsOfBlock, m, output) =>
         {
             var x = new float[m * d];
-            _standardizer.Forward(block, x, m);
-            Network.LogDensityBlock(x, m, output, ScoringWorkspaceFor(m), oneRowAsVector: true);
+            _standardizer.Forward(rowsOfBlock, x, m);
+            var ws = _workspaces.TryTake(out var cached) ? cached : new DeepGmmNetwork.ScoringWorkspace(Network, block);
+            try { Network.LogDensityBlock(x, m, output, ws, oneRowAsVector: true); }
+            finally { _workspaces.Add(ws); }
             for (int r = 0; r < m; r++) output[r] += logJacobian;
         });
     }
