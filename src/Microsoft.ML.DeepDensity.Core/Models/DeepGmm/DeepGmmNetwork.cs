@@ -187,11 +187,11 @@ internal sealed class DeepGmmNetwork
     /// scores[r·P + p] = log π_p + log N(x_r | path p) for every path, by a depth-first walk of the layers from the
     /// top: each node's back-transform of the whole block is one GEMM, shared by all paths below it.
     /// </summary>
-    /// <param name="oneRowAsVector">With one row, compute each back-transform as Σ_r x_r Qᵀ[r, ·] (vector updates, no GEMM
-    /// packing) — the scoring path of a PredictionEngine or a model loaded into ML.NET; equal up to float rounding.
-    /// Training keeps the GEMM for every block size, so its results do not depend on this.</param>
+    /// <param name="oneRowAsVector">With one row, compute each back-transform as Σ_r x_r Qᵀ[r, ·] by vector updates (no GEMM
+    /// packing) — the scoring path of a PredictionEngine or a model loaded into ML.NET — with the GEMM kernel's arithmetic
+    /// (fused multiply-add chain from zero), so a row scores the same bits alone or in a block. Only with AVX2/FMA.</param>
     public void ScoreAllPaths(ReadOnlySpan<float> x, int n, ScoringWorkspace ws, bool oneRowAsVector = false)
-        => Descend(LayerCount - 1, x, D, n, 0, 0.0, ws, oneRowAsVector && n == 1);
+        => Descend(LayerCount - 1, x, D, n, 0, 0.0, ws, oneRowAsVector && n == 1 && VectorMath.IsSupported);
 
     private void Descend(int layer, ReadOnlySpan<float> input, int inputStride, int n, int pathBase, double logDetSum, ScoringWorkspace ws, bool asVector)
     {
@@ -199,9 +199,11 @@ internal sealed class DeepGmmNetwork
         var output = ws.Levels[layer].AsSpan(0, n * width);
         if (asVector)
         {
-            WideE[layer].AsSpan(0, width).CopyTo(output);
+            // The GEMM kernel's arithmetic for one row: a fused multiply-add chain over r from zero, then + e.
+            output.Clear();
             var qt = WideQt[layer].AsSpan();
-            for (int r = 0; r < D; r++) System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(qt.Slice(r * width, width), input[r], output, output);
+            for (int r = 0; r < D; r++) System.Numerics.Tensors.TensorPrimitives.FusedMultiplyAdd(qt.Slice(r * width, width), input[r], output, output);
+            RowOps.AddRowVector(output, 1, width, WideE[layer]);
         }
         else
         {

@@ -106,7 +106,7 @@ public sealed class RnadeModel : DensityModel
         {
             var x = scratch.X.AsSpan(0, n * Dimension);
             ToModelSpace(raw, x, n);
-            if (n == 1) logDensity[0] = Network.LogDensityOfRow(x, scratch.Row ??= new RnadeNetwork.RowWorkspace(Network));
+            if (n == 1 && Network.LogDensityOfRow(x, scratch.Row ??= new RnadeNetwork.RowWorkspace(Network)) is float one) logDensity[0] = one;
             else Network.Forward(x, n, scratch.For(n), logDensity, 0f, false);
         }
         finally { _scratch.Add(scratch); }

@@ -160,8 +160,7 @@ internal sealed class RnadeNetwork
     /// <summary>Scratch of <see cref="LogDensityOfRow"/>. Not shared between threads.</summary>
     public sealed class RowWorkspace
     {
-        public readonly RnadeNetwork Network;
-        public readonly float[] A, Hidden, Z, L;
+        public readonly float[] A, Hidden, Acc, X8, Z8, LogP8, Mixture;
         /// <summary>V with each row of 3K outputs padded to <see cref="K3Padded"/> (a multiple of 8, zeros), so the
         /// per-row product runs over whole 8-lane vectors held in registers.</summary>
         public readonly float[] VPadded;
@@ -169,74 +168,51 @@ internal sealed class RnadeNetwork
 
         public RowWorkspace(RnadeNetwork net)
         {
-            Network = net;
             K3Padded = (net.K3 + 7) / 8 * 8;
-            // Z and L have 8 spare lanes: the mixture loads whole vectors at every head's last partial chunk.
-            A = new float[net.H]; Hidden = new float[net.H]; Z = new float[Math.Max(K3Padded, net.K3 + 8)]; L = new float[net.K + 8];
+            A = new float[net.H]; Hidden = new float[net.H]; Acc = new float[K3Padded];
+            X8 = new float[8]; Z8 = new float[net.K3 * 8]; LogP8 = new float[8]; Mixture = new float[3 * net.K * 8];
             VPadded = new float[net.D * net.H * K3Padded];
             for (int row = 0; row < net.D * net.H; row++) net.V.AsSpan(row * net.K3, net.K3).CopyTo(VPadded.AsSpan(row * K3Padded));
         }
     }
 
-    /// <summary>log Σ_i softmax(α)_i N(x | μ_i, σ_i) of one row, z = [α (K) | μ (K) | log σ (K)], as in <see cref="Mixture"/>.</summary>
-    private static float MixtureOfRow(ReadOnlySpan<float> z, int k, float x, Span<float> l)
+    /// <summary>
+    /// Log-density (model space) of one row, bit-identical to its score in a block of <see cref="Forward"/> but without
+    /// paying for the block's eight-row tile (a PredictionEngine, a model loaded into ML.NET score one row per call).
+    /// It repeats the block path's arithmetic for one row: z = b_d + Σ_j V_d[j, ·] h_j as the GEMM kernel forms it (one
+    /// fused multiply-add chain over j from zero, then added to b_d), the same eight-lane mixture code (this row in lane
+    /// 0), and the same float accumulation. Only with AVX2/FMA (else null: the caller uses the block path).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public float? LogDensityOfRow(ReadOnlySpan<float> x, RowWorkspace ws)
     {
-        var alpha = z[..k]; var mu = z.Slice(k, k); var logSigma = z.Slice(2 * k, k);
-        float lseA = TensorPrimitives.Max(alpha);
-        float sumA = 0;
-        for (int i = 0; i < k; i++) sumA += MathF.Exp(alpha[i] - lseA);
-        lseA += MathF.Log(sumA);
-        for (int i = 0; i < k; i++)
+        if (!VectorMath.IsSupported || PortableMixture) return null;
+        int h = H, k3 = K3, k3p = ws.K3Padded;
+        var a = ws.A.AsSpan(); var hid = ws.Hidden.AsSpan(); var acc = ws.Acc.AsSpan();
+        var z8 = ws.Z8.AsSpan(); var x8 = ws.X8.AsSpan(); var lp8 = ws.LogP8.AsSpan();
+        C.AsSpan().CopyTo(a);
+        lp8.Clear(); x8.Clear(); z8.Clear();
+        for (int d = 0; d < D; d++)
         {
-            float u = (x - mu[i]) * MathF.Exp(-logSigma[i]);
-            l[i] = alpha[i] - lseA - 0.5f * u * u - logSigma[i] - HalfLog2Pi;
+            TensorPrimitives.Multiply(a, Rho[d], hid);
+            ApplyActivation(hid);
+            acc.Clear();
+            AddRowCombination(ws.VPadded.AsSpan(d * h * k3p, h * k3p), hid, acc, k3p);
+            for (int i = 0; i < k3; i++) z8[i * 8] = B[d * k3 + i] + acc[i];
+            x8[0] = x[d];
+            MixtureVector(x8, z8, 8, false, default, 0f, false, lp8, ws.Mixture);
+            if (d < D - 1) TensorPrimitives.MultiplyAdd(W.AsSpan(d * h, h), x[d], a, a); // as AddOuter: a + x·w, unfused
         }
-        float maxL = TensorPrimitives.Max(l[..k]);
-        float sumL = 0;
-        for (int i = 0; i < k; i++) sumL += MathF.Exp(l[i] - maxL);
-        return maxL + MathF.Log(sumL);
+        return lp8[0];
     }
 
-    /// <summary><see cref="MixtureOfRow"/> over eight components per vector (lanes ≥ K masked out; z and l have 8 spare lanes).</summary>
+    /// <summary>acc[0..k3p) = fma chain over j of v[j·k3p ..] · h[j] (as the GEMM micro-kernel accumulates), four 8-lane
+    /// accumulators at a time kept in registers.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static float MixtureOfRowVector(ReadOnlySpan<float> z, int k, float x, Span<float> l)
+    private static void AddRowCombination(ReadOnlySpan<float> v, ReadOnlySpan<float> h, Span<float> acc, int k3p)
     {
-        float maxA = TensorPrimitives.Max(z[..k]);
-        var sumA = Vector256<float>.Zero;
-        for (int i = 0; i < k; i += 8)
-        {
-            var valid = Vector256.LessThan(Vector256.Create(i) + Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7), Vector256.Create(k)).AsSingle();
-            sumA += Vector256.ConditionalSelect(valid, VectorMath.Exp(Vector256.Create(z.Slice(i, 8)) - Vector256.Create(maxA)), Vector256<float>.Zero);
-        }
-        float lseA = maxA + MathF.Log(Vector256.Sum(sumA));
-        var xv = Vector256.Create(x);
-        for (int i = 0; i < k; i += 8)
-        {
-            var alpha = Vector256.Create(z.Slice(i, 8)); var mu = Vector256.Create(z.Slice(k + i, 8)); var logSigma = Vector256.Create(z.Slice(2 * k + i, 8));
-            var u = (xv - mu) * VectorMath.Exp(-logSigma);
-            (alpha - Vector256.Create(lseA + HalfLog2Pi) - Vector256.Create(0.5f) * u * u - logSigma).CopyTo(l.Slice(i, 8));
-        }
-        float maxL = TensorPrimitives.Max(l[..k]);
-        var sumL = Vector256<float>.Zero;
-        for (int i = 0; i < k; i += 8)
-        {
-            var valid = Vector256.LessThan(Vector256.Create(i) + Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7), Vector256.Create(k)).AsSingle();
-            sumL += Vector256.ConditionalSelect(valid, VectorMath.Exp(Vector256.Create(l.Slice(i, 8)) - Vector256.Create(maxL)), Vector256<float>.Zero);
-        }
-        return maxL + MathF.Log(Vector256.Sum(sumL));
-    }
-
-    /// <summary>z[0..k3p) += Σ_j h[j] · v[j·k3p ..], four 8-lane accumulators at a time kept in registers.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void AddRowCombination(ReadOnlySpan<float> v, ReadOnlySpan<float> h, Span<float> z, int k3p)
-    {
-        if (!Vector256.IsHardwareAccelerated)
-        {
-            for (int j = 0; j < h.Length; j++) TensorPrimitives.MultiplyAdd(v.Slice(j * k3p, k3p), h[j], z, z);
-            return;
-        }
         ref float v0 = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(v);
-        ref float z0 = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(z);
+        ref float z0 = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(acc);
         for (int c = 0; c < k3p; c += 32)
         {
             int lanes = Math.Min(4, (k3p - c) / 8);
@@ -248,42 +224,16 @@ internal sealed class RnadeNetwork
             {
                 var s = Vector256.Create(h[j]);
                 nuint at = (nuint)(j * k3p + c);
-                a0 += s * Vector256.LoadUnsafe(ref v0, at);
-                if (lanes > 1) a1 += s * Vector256.LoadUnsafe(ref v0, at + 8);
-                if (lanes > 2) a2 += s * Vector256.LoadUnsafe(ref v0, at + 16);
-                if (lanes > 3) a3 += s * Vector256.LoadUnsafe(ref v0, at + 24);
+                a0 = Fma.MultiplyAdd(s, Vector256.LoadUnsafe(ref v0, at), a0);
+                if (lanes > 1) a1 = Fma.MultiplyAdd(s, Vector256.LoadUnsafe(ref v0, at + 8), a1);
+                if (lanes > 2) a2 = Fma.MultiplyAdd(s, Vector256.LoadUnsafe(ref v0, at + 16), a2);
+                if (lanes > 3) a3 = Fma.MultiplyAdd(s, Vector256.LoadUnsafe(ref v0, at + 24), a3);
             }
             a0.StoreUnsafe(ref z0, (nuint)c);
             if (lanes > 1) a1.StoreUnsafe(ref z0, (nuint)(c + 8));
             if (lanes > 2) a2.StoreUnsafe(ref z0, (nuint)(c + 16));
             if (lanes > 3) a3.StoreUnsafe(ref z0, (nuint)(c + 24));
         }
-    }
-
-    /// <summary>
-    /// Log-density (model space) of one row of a plain RNADE, without the block layout of <see cref="Forward"/> (whose
-    /// eight-row tiles would make a single row — a PredictionEngine, a model loaded into ML.NET — pay for eight):
-    /// z = b_d + Σ_j h_j V_d[j, ·] with the 3K outputs in registers, and the mixture of <see cref="Mixture"/> over the
-    /// K components. Equal to the block result up to float rounding.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public float LogDensityOfRow(ReadOnlySpan<float> x, RowWorkspace ws)
-    {
-        int h = H, k = K, k3 = K3, k3p = ws.K3Padded;
-        var a = ws.A.AsSpan(); var hid = ws.Hidden.AsSpan(); var z = ws.Z.AsSpan(); var l = ws.L.AsSpan();
-        C.AsSpan().CopyTo(a);
-        float logp = 0; // accumulated in float like the block path
-        for (int d = 0; d < D; d++)
-        {
-            TensorPrimitives.Multiply(a, Rho[d], hid);
-            ApplyActivation(hid);
-            B.AsSpan(d * k3, k3).CopyTo(z); // padding lanes stay 0 + Σ h·0
-            AddRowCombination(ws.VPadded.AsSpan(d * h * k3p, h * k3p), hid, z, k3p);
-            float xd = x[d];
-            logp += VectorMath.IsSupported && !PortableMixture ? MixtureOfRowVector(z, k, xd, l) : MixtureOfRow(z, k, xd, l);
-            if (d < D - 1) TensorPrimitives.MultiplyAdd(W.AsSpan(d * h, h), xd, a, a);
-        }
-        return logp;
     }
 
     /// <summary>Backward pass after <see cref="Forward"/> on the same workspace; accumulates into the workspace gradients.
