@@ -88,6 +88,7 @@ public sealed class RnadeModel : DensityModel
         }
         public readonly RnadeNetwork Network;
         public readonly float[] X;
+        public RnadeNetwork.RowWorkspace? Row;
         // One workspace per width in 8-row tiles: the forward pass computes every column of its workspace, so a single
         // row (PredictionEngine, a loaded ML.NET model) must not pay for a 256-row block.
         private readonly RnadeNetwork.Workspace?[] _byTiles = new RnadeNetwork.Workspace?[RowsPerScoringBlock / 8 + 1];
@@ -105,7 +106,8 @@ public sealed class RnadeModel : DensityModel
         {
             var x = scratch.X.AsSpan(0, n * Dimension);
             ToModelSpace(raw, x, n);
-            Network.Forward(x, n, scratch.For(n), logDensity, 0f, false);
+            if (n == 1 && Network.LogDensityOfRow(x, scratch.Row ??= new RnadeNetwork.RowWorkspace(Network)) is float one) logDensity[0] = one;
+            else Network.Forward(x, n, scratch.For(n), logDensity, 0f, false);
         }
         finally { _scratch.Add(scratch); }
         for (int i = 0; i < n; i++) logDensity[i] += logJacobian;
