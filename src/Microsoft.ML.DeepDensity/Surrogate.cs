@@ -35,9 +35,11 @@ internal static class Surrogate
     public const string KeyValue = "m";
 
     public static ITransformer Build(MLContext ml, DensityTransformer t)
+        => Build(ml, ModelEnvelope.Encode(t.Model, t.Settings), t.Settings, t.Model.Dimension);
+
+    /// <summary>The surrogate chain around an envelope text (tests hand it damaged envelopes).</summary>
+    internal static ITransformer Build(MLContext ml, string envelope, TransformerSettings s, int dimension)
     {
-        var s = t.Settings;
-        string envelope = ModelEnvelope.Encode(t.Model, s);
         // One flat EstimatorChain (IEstimator.Append would nest a chain per stage), so that a loaded surrogate is one
         // chain of leaves that GetDensityTransformers / WithLiveDensityTransformers can recognise and replace.
         var pipeline = new EstimatorChain<ITransformer>()
@@ -66,7 +68,7 @@ internal static class Surrogate
         // Every stage is trivial: fit on an empty view that has only the feature column.
         var def = SchemaDefinition.Create(typeof(FeatureRow));
         def[0].ColumnName = s.FeatureColumnName;
-        def[0].ColumnType = new VectorDataViewType(NumberDataViewType.Single, t.Model.Dimension);
+        def[0].ColumnType = new VectorDataViewType(NumberDataViewType.Single, dimension);
         var empty = ml.Data.LoadFromEnumerable(new List<FeatureRow>(), def);
         return pipeline.Fit(empty);
     }
