@@ -39,7 +39,7 @@ public class HostileModelZipTests
         engine.CopyTo(forged, envelope.Length - engineLength);
 
         var zip = new MemoryStream();
-        Ml.Model.Save(Surrogate.Build(Ml, Convert.ToBase64String(forged), t.Settings, t.Model.Dimension), Train.Schema, zip);
+        Ml.Model.Save(Surrogate.Build(Ml, t.Settings, t.Model.Dimension, Convert.ToBase64String(forged)), Train.Schema, zip);
         zip.Position = 0;
         var loaded = new MLContext().Model.Load(zip, out _);
         Assert.Contains(word, Assert.Throws<InvalidModelFileException>(() => loaded.GetDensityTransformer()).Message);
@@ -73,7 +73,7 @@ public class HostileModelZipTests
     {
         var t = Rbm();
         var zip = new MemoryStream();
-        Ml.Model.Save(Surrogate.Build(Ml, ModelEnvelope.Encode(t.Model, t.Settings), t.Settings, t.Model.Dimension), Train.Schema, zip);
+        Ml.Model.Save(Surrogate.Build(Ml, t.Settings, t.Model.Dimension, ModelEnvelope.Encode(t.Model, t.Settings)), Train.Schema, zip);
         zip.Position = 0;
         Assert.Equal(t.Model.ToBytes(), new MLContext().Model.Load(zip, out _).GetDensityModel().ToBytes());
     }

@@ -96,5 +96,12 @@ public class ModelFamilyTests
         var scored = transformer.Transform(ml.Data.LoadFromEnumerable(rows));
         var e = Assert.Throws<Data.DataValidationException>(() => scored.GetColumn<float>("LogDensity").ToArray());
         Assert.Equal((13L, 2), (e.Row, e.Column));
+
+        // Through the model saved and loaded with the ordinary mlContext.Model.Load.
+        using var zip = new MemoryStream();
+        ml.Model.Save(transformer, scored.Schema, zip);
+        zip.Position = 0;
+        var ml2 = new MLContext(seed: 2);
+        LoadedModelErrorTests.NaNReachesTheUserUnwrapped(ml2, ml2.Model.Load(zip, out _), r => ml2.Data.LoadFromEnumerable(r));
     }
 }

@@ -91,7 +91,7 @@ public sealed class DeepGmmModel : DensityModel
             gmmOptions.MaxIterations = options.PretrainIterations;
             gmmOptions.EStep = DeepGmmEStep.Auto; // the GMM pretrains with the same EM variant as the deep model (soft EM: exact responsibilities)
             gmmOptions.MStep = DeepGmmMStep.Lbfgs;
-            var pretrainProgress = progress is null ? null : new NotedProgress(progress, "pretraining the top layer as a GMM");
+            var pretrainProgress = progress is null ? null : new NotedProgress(progress, "pretraining the top layer as a GMM", PretrainingUnit);
             var (gmm, _) = RunEm(gmmOptions, x, xValid, logJacobian, random.Fork(0x9E7), init, numbering, pretrainProgress, cancellationToken);
             DeepGmmTrainer.InitializeFromTopLayer(net, gmm, options, random);
         }
@@ -122,7 +122,7 @@ public sealed class DeepGmmModel : DensityModel
                 // Cannot happen with a positive ridge, but parameters are never returned non-finite.
                 net.CopyFrom(lastGood);
                 note = "non-finite parameters after the M-step: restored the previous iteration and stopped";
-                history.Add(new TrainingProgress(offset + iteration, double.NaN, null, 0, clock.Elapsed, 0f, note));
+                history.Add(new TrainingProgress(offset + iteration, double.NaN, null, 0, clock.Elapsed, 0f, note, Unit: EmUnit));
                 progress?.Report(history[^1]);
                 break;
             }
@@ -139,7 +139,7 @@ public sealed class DeepGmmModel : DensityModel
             };
             if (!estep.IsExact) note = (note is null ? "" : note + "; ") + "train = best-path bound (heuristic E-step)";
             var report = new TrainingProgress(offset + iteration, lastTrain, validLl, x.Rows / Math.Max(iterationClock.Elapsed.TotalSeconds, 1e-9),
-                clock.Elapsed, 0f, note, metrics);
+                clock.Elapsed, 0f, note, metrics, EmUnit);
             history.Add(report);
             progress?.Report(report);
             lastGood = net.Clone();
@@ -165,10 +165,13 @@ public sealed class DeepGmmModel : DensityModel
     private sealed class NotedProgress : IProgress<TrainingProgress>
     {
         private readonly IProgress<TrainingProgress> _inner;
-        private readonly string _note;
-        public NotedProgress(IProgress<TrainingProgress> inner, string note) { _inner = inner; _note = note; }
-        public void Report(TrainingProgress value) => _inner.Report(value with { Note = value.Note is null ? _note : _note + "; " + value.Note });
+        private readonly string _note, _unit;
+        public NotedProgress(IProgress<TrainingProgress> inner, string note, string unit) { _inner = inner; _note = note; _unit = unit; }
+        public void Report(TrainingProgress value) => _inner.Report(value with { Unit = _unit, Note = value.Note is null ? _note : _note + "; " + value.Note });
     }
+
+    /// <summary>Progress units: an E-step plus M-step of the deep model, or of the GMM its top layer is pretrained as.</summary>
+    private const string EmUnit = "EM iteration", PretrainingUnit = "pretraining EM iteration";
 
     private static RowMatrix Standardized(RowMatrix data, ColumnStandardizer s)
     {
