@@ -172,6 +172,19 @@ public class RnnRnadeTransformerTests
         Assert.Equal(logDensity, loaded.Transform(ml2.Data.LoadFromEnumerable(test)).GetColumn<float>("LogDensity").ToArray());
     }
 
+    public sealed class FrameScore { public float LogDensity; }
+
+    [Fact]
+    public void FrameRows_APredictionEngineScoresAStreamRowByRow()
+    {
+        var ml = new MLContext(seed: 1);
+        var rows = Interleaved(ArSequences(20, 8));
+        var transformer = ml.DensityEstimation.RnnRnade("Features", "SequenceId", "Order", maxEpochs: 2).Fit(ml.Data.LoadFromEnumerable(rows));
+        var batch = transformer.Transform(ml.Data.LoadFromEnumerable(rows)).GetColumn<float>("LogDensity").ToArray();
+        var engine = ml.Model.CreatePredictionEngine<FrameRow, FrameScore>(transformer);
+        for (int r = 0; r < 60; r++) Assert.Equal(batch[r], engine.Predict(rows[r]).LogDensity);
+    }
+
     [Fact]
     public void FrameRows_ARowOutOfOrderWithinItsSequenceIsAnError()
     {
