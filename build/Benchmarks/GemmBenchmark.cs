@@ -20,6 +20,8 @@ public sealed class GemmBenchmark : IBenchmark
     {
         (50, 30, 50), (100, 30, 50), (50, 100, 30), (100, 50, 30), (50, 30, 100),
         (784, 500, 100), (100, 500, 784), (5000, 200, 784),
+        // Issue #18's model targets: 784-500 layers at batch 100 both ways, RNADE-sized, 500×200 dense.
+        (100, 784, 500), (100, 63, 150), (500, 200, 200),
     };
 
     public int Run(BenchmarkArgs args)
@@ -29,7 +31,7 @@ public sealed class GemmBenchmark : IBenchmark
         bool serial = args.Flag("serial");
         var shapes = new List<(int M, int N, int K, bool TA, bool TB)>();
         foreach (var s in quick ? new[] { 64, 256, 1024 } : Squares) shapes.Add((s, s, s, false, false));
-        foreach (var s in quick ? new[] { 256 } : new[] { 256, 1024 })
+        foreach (var s in quick ? new[] { 256 } : new[] { 256, 1024, 2048 })
         {
             shapes.Add((s, s, s, true, false)); shapes.Add((s, s, s, false, true)); shapes.Add((s, s, s, true, true));
         }
