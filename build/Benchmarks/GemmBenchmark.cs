@@ -65,16 +65,16 @@ public sealed class GemmBenchmark : IBenchmark
             }
         }
 
-        var level = args.String("path", "") switch
+        SimdLevel? level = args.String("path", "") switch
         {
-            "" => KernelPath.Best,
+            "" => null, // the library's own choice (AVX2 for small products even on AVX-512 CPUs)
             "avx512" => SimdLevel.Avx512,
             "avx2" => SimdLevel.Avx2,
             "portable" => SimdLevel.Portable,
             var other => throw new ArgumentException($"--path {other}: expected avx512, avx2 or portable."),
         };
-        using var forced = KernelPath.Force(level);
-        Console.WriteLine($"ours: Gemm.Multiply, {KernelPath.Current} kernel (CPU best {KernelPath.Best}), " +
+        using var forced = level is { } pinned ? KernelPath.Force(pinned) : default;
+        Console.WriteLine($"ours: Gemm.Multiply, {(level is null ? "automatic" : KernelPath.Current.ToString())} kernel (CPU best {KernelPath.Best}), " +
                           $"{(serial ? "serial" : $"parallel allowed, {Environment.ProcessorCount} cores")}");
         // cpu% = process CPU time / wall time while timing ours: ~200% when both cores work, ~100% when one does.
         Console.WriteLine($"{"shape m×n×k",-18} {"op",-3} {"ours GFLOP/s",12} {"cpu%",5} {"OpenBLAS",10} {"ratio",7}");
