@@ -253,4 +253,33 @@ public class NvilTests(ITestOutputHelper output)
         Assert.Equal(1.0, total, 6);
         Assert.Equal(model.Sample(10, 99).Values, model.Sample(20, 99).Values.AsSpan(0, 10 * D).ToArray());
     }
+
+    /// <summary>The training driver restores the running statistics of the best epoch together with its parameters.</summary>
+    [Fact]
+    public void TheBestEpochsRunningStatisticsAreRestoredWithItsParameters()
+    {
+        var generator = new NvilModel(NvilExact.RandomNetwork(10, new[] { 3 }, seed: 21, std: 2f), 10, 10, 1);
+        var train = generator.Sample(300, 1);
+        var valid = generator.Sample(30, 2);
+        var net = new NvilNetwork(10, new[] { 4 });
+        net.Initialize(new RandomStream(2), default);
+        var options = new NvilOptions { LatentDimensions = new[] { 4 }, BaselineHiddenUnits = 5, LearningRate = 0.05f, MaxEpochs = 12, BatchSize = 20, EarlyStoppingPatience = 0 };
+        var objective = new NvilObjective(net, options, new RandomStream(3));
+        var states = new Dictionary<int, double[]>();
+        var parameters = new Dictionary<int, float[][]>();
+        var summary = TrainingLoop.Run(objective, train, valid, options, new SyncProgress(p =>
+        {
+            states[p.Epoch] = (double[])objective.CaptureState();
+            parameters[p.Epoch] = net.Parameters.Snapshot();
+        }), default);
+        Assert.True(summary.BestEpoch < summary.EpochsRun, $"the best epoch is the last ({summary.BestEpoch}); the check needs an earlier one");
+        Assert.NotEqual(states[summary.EpochsRun], states[summary.BestEpoch]);
+        Assert.Equal(states[summary.BestEpoch], (double[])objective.CaptureState());
+        for (int t = 0; t < net.Parameters.Items.Count; t++) Assert.Equal(parameters[summary.BestEpoch][t], net.Parameters.Items[t].Value);
+    }
+
+    private sealed class SyncProgress(Action<TrainingProgress> action) : IProgress<TrainingProgress>
+    {
+        public void Report(TrainingProgress value) => action(value);
+    }
 }

@@ -16,10 +16,10 @@ namespace Microsoft.ML.DeepDensity.Models.Nvil;
 /// that depend on h_l), with its own baseline output and statistics. Rows are processed in fixed blocks in parallel in
 /// two passes, because the signal statistics are over the whole minibatch: pass 1 samples and scores every block, the
 /// statistics are updated in block order, pass 2 back-propagates. Gradients are reduced in block order, so the result
-/// does not depend on the thread count. The statistics are training state: <see cref="CaptureState"/> /
-/// <see cref="RestoreState"/> keep them with the parameters. They start from the first minibatch's mean and variance.
+/// does not depend on the thread count. The statistics are training state (<see cref="ITrainingStateOwner"/>): the
+/// training driver snapshots and restores them with the parameters (best epoch, divergence recovery). They start from the first minibatch's mean and variance.
 /// </remarks>
-internal sealed class NvilObjective : IGradientObjective
+internal sealed class NvilObjective : IGradientObjective, ITrainingStateOwner
 {
     private readonly NvilNetwork _net;
     private readonly int _k, _rowsPerBlock, _signals;
