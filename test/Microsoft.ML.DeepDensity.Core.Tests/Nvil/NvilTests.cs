@@ -278,6 +278,25 @@ public class NvilTests(ITestOutputHelper output)
         for (int t = 0; t < net.Parameters.Items.Count; t++) Assert.Equal(parameters[summary.BestEpoch][t], net.Parameters.Items[t].Value);
     }
 
+    /// <summary>A batch of several waves (samples redrawn per wave in pass 2) gives the same bits as one wave.</summary>
+    [Fact]
+    public void WavesGiveTheSameGradientAsOnePass()
+    {
+        var net = NvilExact.RandomNetwork(6, new[] { 3, 2 }, seed: 3, std: 0.7f);
+        var rows = NvilExact.RandomBits(45, 6, 8);
+        var options = new NvilOptions { RowsPerBlock = 2, SamplesPerExample = 2, BaselineHiddenUnits = 3 };
+        float[][] Gradient(int waveBlocks)
+        {
+            var objective = new NvilObjective(net, options, new RandomStream(1)) { WaveBlocks = waveBlocks };
+            objective.ComputeGradient(rows.AsSpan(), rows.Rows, new RandomStream(5));
+            objective.ComputeGradient(rows.AsSpan(), rows.Rows, new RandomStream(6));
+            return objective.Parameters.Items.Select(p => (float[])p.Gradient.Clone()).ToArray();
+        }
+        var one = Gradient(1000);
+        var waves = Gradient(NvilObjective.BlocksPerWave); // 23 blocks: two waves
+        for (int t = 0; t < one.Length; t++) Assert.Equal(one[t], waves[t]);
+    }
+
     private sealed class SyncProgress(Action<TrainingProgress> action) : IProgress<TrainingProgress>
     {
         public void Report(TrainingProgress value) => action(value);
