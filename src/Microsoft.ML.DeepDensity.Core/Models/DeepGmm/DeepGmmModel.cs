@@ -167,7 +167,7 @@ public sealed class DeepGmmModel : DensityModel
             var x = new float[m * d];
             _standardizer.Forward(rowsOfBlock, x, m);
             var ws = _workspaces.TryTake(out var cached) ? cached : new DeepGmmNetwork.ScoringWorkspace(Network, block);
-            try { Network.LogDensityBlock(x, m, output, ws); }
+            try { Network.LogDensityBlock(x, m, output, ws, oneRowAsVector: true); }
             finally { _workspaces.Add(ws); }
             for (int r = 0; r < m; r++) output[r] += logJacobian;
         });
