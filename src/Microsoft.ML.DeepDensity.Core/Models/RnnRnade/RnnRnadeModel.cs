@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Microsoft.ML.DeepDensity.Data;
 using Microsoft.ML.DeepDensity.Models.Rnade;
 using Microsoft.ML.DeepDensity.Numerics;
@@ -16,6 +17,9 @@ public sealed class RnnRnadeModel : SequenceDensityModel
 {
     /// <summary>Model-kind name in saved files.</summary>
     public const string Kind = "RnnRnade";
+    /// <summary>Registers this kind with the model file when the assembly loads (models register themselves; no central list).</summary>
+    [ModuleInitializer]
+    internal static void RegisterKind() => ModelRegistry.Register(Kind, ReadPayload);
     private const int ScoringSequencesPerBlock = 16, ScoringFramesPerChunk = 64, SamplingSequencesPerBlock = 32;
 
     internal readonly RnnRnadeNetwork Network;
