@@ -57,6 +57,11 @@ public class GradientTrainingOptions
     /// </summary>
     public CancellationToken StopToken { get; set; }
 
+    /// <summary>Upper bound on a model's training block setting (<c>RowsPerBlock</c>: rows one thread processes with its
+    /// own buffers), 65,536: each block allocates activations for that many rows, and beyond a few hundred rows a block
+    /// gains no speed.</summary>
+    public const int MaxRowsPerBlock = 1 << 16;
+
     /// <summary>Throws <see cref="ArgumentOutOfRangeException"/> naming the first invalid setting.</summary>
     public virtual void Validate()
     {
