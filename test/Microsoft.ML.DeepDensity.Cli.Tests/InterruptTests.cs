@@ -75,7 +75,7 @@ public class InterruptTests : IDisposable
     public void SigintDuringTrainingSavesACompleteModel()
     {
         var (exit, zip, stdout) = InterruptRealProcess();
-        Assert.Equal(ExitCodes.Interrupted, exit);
+        Assert.True(exit == ExitCodes.Interrupted, $"exit {exit}, expected {ExitCodes.Interrupted}; output:\n{stdout}");
         Assert.True(File.Exists(zip), stdout);
         var info = _h.Run("info", zip);
         Assert.Equal(0, info.Exit);
