@@ -6,6 +6,7 @@ internal static class BuiltInModels
     internal static void RegisterAll()
     {
         ModelRegistry.Register(Models.Rnade.RnadeModel.Kind, Models.Rnade.RnadeModel.ReadPayload);
+        ModelRegistry.Register(Models.Rnade.DeepRnadeModel.Kind, Models.Rnade.DeepRnadeModel.ReadPayload);
         ModelRegistry.Register(Models.Rbm.RbmModel.Kind, Models.Rbm.RbmModel.ReadPayload);
         ModelRegistry.Register(Models.DeepGmm.DeepGmmModel.Kind, Models.DeepGmm.DeepGmmModel.ReadPayload);
         ModelRegistry.Register(Models.Iwae.IwaeModel.Kind, Models.Iwae.IwaeModel.ReadPayload);

@@ -134,6 +134,7 @@ public static class TrainingLoop
             }
             lr *= options.LearningRateDecay;
             epoch++;
+            if (clock.Elapsed >= options.MaxTrainingTime) break;
         }
         if (best is not null) parameters.Restore(best);
         else bestEpoch = history.Count;

@@ -47,6 +47,8 @@ public sealed class RnadeModel : DensityModel
         IProgress<TrainingProgress>? progress = null, CancellationToken cancellationToken = default)
     {
         options ??= new RnadeOptions();
+        if (options is DeepRnadeOptions)
+            throw new ArgumentException("DeepRnadeOptions describe a deep RNADE: train it with DeepRnadeModel.Fit.", nameof(options));
         options.Validate();
         DataValidation.CheckTrainingData(data, InputDomain.Real, "training data");
         if (validation is not null) DataValidation.CheckTrainingData(validation, InputDomain.Real, "validation data", data.Columns);
@@ -156,7 +158,7 @@ public sealed class RnadeModel : DensityModel
     }
 
     /// <summary>Quantiles (k+½)/K of each column: initial component means that cover the data.</summary>
-    private static float[] ColumnQuantiles(RowMatrix data, int k)
+    internal static float[] ColumnQuantiles(RowMatrix data, int k)
     {
         int n = data.Rows, d = data.Columns;
         var q = new float[d * k];

@@ -126,7 +126,7 @@ internal sealed class RnadeNetwork
             Gemm.Multiply(true, false, k3, s, h, 1f, V.AsSpan(d * h * k3, h * k3), k3, hid, s, 1f, z, s, allowParallel: false);
             for (int r = 0; r < rows; r++) xcol[r] = x[r * D + d];
             var dz = ws.ForTraining ? ws.DZ.AsSpan(d * k3 * s, k3 * s) : default;
-            Mixture(xcol, z, s, ws.ForTraining, dz, gradScale, scaleMeanBySigma, lp, ws.Mixture);
+            Mixture(K, PortableMixture, xcol, z, s, ws.ForTraining, dz, gradScale, scaleMeanBySigma, lp, ws.Mixture);
             if (ws.ForTraining && rows < s)
                 for (int i = 0; i < k3; i++) dz.Slice(i * s + rows, s - rows).Clear(); // padding rows carry no gradient
             if (d < D - 1)
@@ -275,15 +275,15 @@ internal sealed class RnadeNetwork
     /// <summary>
     /// One conditional for a block: lp[r] += log Σ_k α_k N(x_r; μ_k, σ_k²) with z stored transposed (stride s), and
     /// with <paramref name="withGradient"/> dz = scale · ∂log p/∂z (eqs. 3–5 of the supplement; the mean's gradient times
-    /// σ when <paramref name="scaleMeanBySigma"/>). Eight rows per vector when AVX2/FMA are available.
+    /// σ when <paramref name="scaleMeanBySigma"/>). Eight rows per vector when AVX2/FMA are available. Shared with
+    /// <see cref="DeepRnadeNetwork"/>; <paramref name="scratch"/> has ≥ 24·<paramref name="k"/> floats.
     /// </summary>
-    private void Mixture(ReadOnlySpan<float> x, ReadOnlySpan<float> z, int s, bool withGradient, Span<float> dz,
+    internal static void Mixture(int k, bool portable, ReadOnlySpan<float> x, ReadOnlySpan<float> z, int s, bool withGradient, Span<float> dz,
         float scale, bool scaleMeanBySigma, Span<float> lp, float[] scratch)
     {
-        if (VectorMath.IsSupported && !PortableMixture) MixtureVector(x, z, s, withGradient, dz, scale, scaleMeanBySigma, lp, scratch);
+        if (VectorMath.IsSupported && !portable) MixtureVector(k, x, z, s, withGradient, dz, scale, scaleMeanBySigma, lp, scratch);
         else
         {
-            int k = K;
             for (int r = 0; r < s; r++)
             {
                 float xr = x[r];
@@ -319,10 +319,9 @@ internal sealed class RnadeNetwork
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // hot from the first call: no slow tier-0 epoch
-    private unsafe void MixtureVector(ReadOnlySpan<float> x, ReadOnlySpan<float> z, int s, bool withGradient, Span<float> dz,
+    private static unsafe void MixtureVector(int k, ReadOnlySpan<float> x, ReadOnlySpan<float> z, int s, bool withGradient, Span<float> dz,
         float scale, bool scaleMeanBySigma, Span<float> lp, float[] scratch)
     {
-        int k = K;
         fixed (float* px = x) fixed (float* pz = z) fixed (float* pdz = dz) fixed (float* plp = lp) fixed (float* tmp = scratch)
         {
             // tmp: per component, e^(α-logit − max) | u | e^(l − max) for the current eight rows.
