@@ -10,7 +10,7 @@ using Microsoft.ML.DeepDensity.Models.Rnade;
 // Scoring throughput of a trained RNADE through (a) the engine's batched API, (b) the live ML.NET transformer (cursor over
 // an IDataView, reading LogDensity) and (c) the model loaded back from an ML.NET zip (as loaded, and with its DeepDensity
 // stage swapped back to the live transformer), in the same run.
-//   dotnet run -c Release --project build/Benchmarks.MLNet -p:MLNetDir=/opt/mlnet -- [--rows 40000] [--epochs 10] [--repeat 3]
+//   dotnet run -c Release --project build/Benchmarks.MLNet -- [--rows 40000] [--epochs 10] [--repeat 3]
 int rows = Arg("--rows", 40000), epochs = Arg("--epochs", 10), repeat = Arg("--repeat", 3);
 int hidden = Arg("--hidden", 50), components = Arg("--components", 10), block = Arg("--block", 2048);
 
