@@ -19,7 +19,7 @@ public sealed class RnadeBenchmark : IBenchmark
     public string Name => "rnade";
     public string Description => "RNADE vs PyTorch under a wall-time budget: validation-LL curves, test LL, examples/s (--dataset digits|fashion, --minutes 10, " +
                                  "--hidden 100, --components 10, --lr, --batch, --clip, --sigma-scaled, --decay, --max-epochs, --train N, --seed, --no-peer, " +
-                                 "--peer-threads 0=best, --deep [--deep-configs L×H:oa|fixed,...], --profile)";
+                                 "--peer-threads 0=best, --deep|--deep-only [--deep-configs L×H:oa|fixed,...] [--deep-minutes] [--orderings 1,2,4,8,16] [--deep-lr] [--deep-max-epochs], --profile)";
 
     public int Run(BenchmarkArgs args)
     {
@@ -51,6 +51,11 @@ public sealed class RnadeBenchmark : IBenchmark
                           $"{(options.ScaleMeanGradientBySigma ? "σ-scaled mean gradient" : "exact gradient")}, at most {options.MaxEpochs} epochs, patience {options.EarlyStoppingPatience} " +
                           $"on the validation set, budget {minutes:G3} min; test LL at the best validation epoch");
 
+        if (args.Flag("deep-only"))
+        {
+            RunDeep(args, train, split, options, args.Double("deep-minutes", minutes));
+            return 0;
+        }
         Dictionary<string, double>? peer = null;
         List<(int Epoch, double Seconds, double Valid)> peerCurve = new();
         if (!args.Flag("no-peer"))
@@ -99,7 +104,7 @@ public sealed class RnadeBenchmark : IBenchmark
         Console.WriteLine($"RESULT rnade H={options.HiddenUnits} K={options.Components} library defaults, {minutes:G3} min: test LL {testLl:F3}" +
                           (peer is null ? "" : $", PyTorch {peer["TEST_LL"]:F3} ({testLl - peer["TEST_LL"]:+0.000;-0.000})"));
 
-        if (args.Flag("deep")) RunDeep(args, train, split, options, minutes);
+        if (args.Flag("deep")) RunDeep(args, train, split, options, args.Double("deep-minutes", minutes));
         return 0;
     }
 
