@@ -4,6 +4,30 @@ namespace Microsoft.ML.DeepDensity;
 public static class DeepDensityEnvironment
 {
     private static int _maxDegreeOfParallelism = -1;
+    private static long _maxModelFileBytes = DefaultMaxModelFileBytes;
+
+    /// <summary>Default of <see cref="MaxModelFileBytes"/>: 256 MiB (the largest built-in models of the benchmarks are
+    /// under 50 MB).</summary>
+    public const long DefaultMaxModelFileBytes = 256L << 20;
+
+    /// <summary>
+    /// Largest model payload <see cref="DensityModel.Load(Stream)"/> and <see cref="DensityModel.FromBytes"/> accept, in
+    /// bytes (also inside ML.NET model zips). A file declaring a larger payload is rejected with
+    /// <see cref="Persistence.InvalidModelFileException"/> before its payload is read, so a forged header cannot make the
+    /// reader buffer gigabytes; a stream is read in chunks against the declared length, so memory never exceeds about
+    /// 1.5 × the declared size. Raise it to load legitimately larger models. Default
+    /// <see cref="DefaultMaxModelFileBytes"/>; at most <see cref="Persistence.ModelFile.MaxPayloadLength"/>.
+    /// </summary>
+    public static long MaxModelFileBytes
+    {
+        get => Volatile.Read(ref _maxModelFileBytes);
+        set
+        {
+            if (value < 1 || value > Persistence.ModelFile.MaxPayloadLength)
+                throw new ArgumentOutOfRangeException(nameof(value), value, $"MaxModelFileBytes must be in [1, {Persistence.ModelFile.MaxPayloadLength}] (got {value}).");
+            Volatile.Write(ref _maxModelFileBytes, value);
+        }
+    }
 
     /// <summary>
     /// Most threads any engine parallel loop (GEMM, blocked scoring, sampling, training) may use; −1 = no limit

@@ -117,14 +117,22 @@ public abstract class DensityModel
     /// same rows, whatever the number of threads. Models should make row i depend only on (seed, i) — RNADE does — so
     /// that a prefix of a larger draw equals a smaller draw.
     /// </summary>
-    public void Sample(int count, ulong seed, Span<float> destination)
+    public void Sample(int count, ulong seed, Span<float> destination) => Sample(count, seed, destination, CancellationToken.None);
+
+    /// <summary>
+    /// <see cref="Sample(int, ulong, Span{float})"/> that can be cancelled: models whose sampling is long (an RBM's Gibbs
+    /// chains) check <paramref name="cancellationToken"/> as they go and throw <see cref="OperationCanceledException"/>;
+    /// the others check it before they start. The same seed gives the same rows with or without a token.
+    /// </summary>
+    public void Sample(int count, ulong seed, Span<float> destination, CancellationToken cancellationToken)
     {
         if (count < 0) throw new ArgumentOutOfRangeException(nameof(count), "Sample count must be non-negative.");
         if (destination.Length < (long)count * Dimension)
             throw new ArgumentException($"Destination has {destination.Length} floats; {count} samples need {(long)count * Dimension}.", nameof(destination));
         if (count == 0) return;
+        cancellationToken.ThrowIfCancellationRequested();
         var samples = destination[..(count * Dimension)];
-        SampleCore(count, seed, samples);
+        SampleCore(count, seed, samples, cancellationToken);
         // Same contract as scoring: no NaN, and a binary model draws only 0 or 1 (checked here once for all models).
         for (int i = 0; i < samples.Length; i++)
         {
@@ -135,10 +143,13 @@ public abstract class DensityModel
     }
 
     /// <summary>Draws <paramref name="count"/> rows as a new matrix.</summary>
-    public RowMatrix Sample(int count, ulong seed)
+    public RowMatrix Sample(int count, ulong seed) => Sample(count, seed, CancellationToken.None);
+
+    /// <summary>Draws <paramref name="count"/> rows as a new matrix; cancellable (see <see cref="Sample(int, ulong, Span{float}, CancellationToken)"/>).</summary>
+    public RowMatrix Sample(int count, ulong seed, CancellationToken cancellationToken)
     {
         var m = new RowMatrix(count, Dimension);
-        Sample(count, seed, m.Values);
+        Sample(count, seed, m.Values, cancellationToken);
         return m;
     }
 
@@ -178,6 +189,11 @@ public abstract class DensityModel
 
     /// <summary>Draws <paramref name="count"/> rows; must be a pure function of the seed (thread-count independent).</summary>
     protected abstract void SampleCore(int count, ulong seed, Span<float> destination);
+
+    /// <summary>Cancellable form of <see cref="SampleCore(int, ulong, Span{float})"/>; a model whose sampling can run long
+    /// overrides it and checks the token as it goes (the default ignores it: the caller checked it before the call).</summary>
+    protected virtual void SampleCore(int count, ulong seed, Span<float> destination, CancellationToken cancellationToken)
+        => SampleCore(count, seed, destination);
 
     private void CheckWidth(RowMatrix rows)
     {

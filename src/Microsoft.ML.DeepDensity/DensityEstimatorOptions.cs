@@ -39,8 +39,13 @@ public abstract class DensityEstimatorOptions
     public double Contamination { get; set; } = 0.01;
 
     /// <summary>Rows the live transformer reads ahead and scores with one batched engine call (the engine parallelises
-    /// inside a block). Default 2048.</summary>
+    /// inside a block); its buffers hold this many rows (features, pass-through columns, samples). In [1,
+    /// <see cref="MaxScoringBlockRows"/>]. Default 2048.</summary>
     public int ScoringBlockRows { get; set; } = 2048;
+
+    /// <summary>Upper bound on <see cref="ScoringBlockRows"/> (65,536: beyond it a block gains no speed and only costs
+    /// memory); also enforced when a saved model is loaded.</summary>
+    public const int MaxScoringBlockRows = 1 << 16;
 
     /// <summary>Optional extra receiver of training progress (progress is always also written to the MLContext log). Default null.</summary>
     public IProgress<TrainingProgress>? Progress { get; set; }
@@ -64,8 +69,8 @@ public abstract class DensityEstimatorOptions
             throw new ArgumentException($"Output column names must be distinct (got {string.Join(", ", outputs)}).");
         if (!(Contamination >= 0 && Contamination <= 0.5))
             throw new ArgumentOutOfRangeException(nameof(Contamination), Contamination, $"Contamination must be in [0, 0.5] (got {Contamination}).");
-        if (ScoringBlockRows < 1)
-            throw new ArgumentOutOfRangeException(nameof(ScoringBlockRows), ScoringBlockRows, $"ScoringBlockRows must be at least 1 (got {ScoringBlockRows}).");
+        if (ScoringBlockRows < 1 || ScoringBlockRows > MaxScoringBlockRows)
+            throw new ArgumentOutOfRangeException(nameof(ScoringBlockRows), ScoringBlockRows, $"ScoringBlockRows must be in [1, {MaxScoringBlockRows}] (got {ScoringBlockRows}).");
     }
 
     private static void NonEmpty(string? value, string name)

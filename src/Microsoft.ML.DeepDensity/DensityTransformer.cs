@@ -177,7 +177,7 @@ public class DensityTransformer : ITransformer
         {
             var cols = columnsNeeded.ToArray();
             var active = _b.Active(cols);
-            return new BlockCursor(_b, _input.GetRowCursor(_b.GetDependencies(cols), rand), active);
+            return Wrap(_input.GetRowCursor(_b.GetDependencies(cols), rand), active, _input.GetRowCount());
         }
 
         public DataViewRowCursor[] GetRowCursorSet(IEnumerable<DataViewSchema.Column> columnsNeeded, int n, Random? rand = null)
@@ -186,8 +186,41 @@ public class DensityTransformer : ITransformer
             var active = _b.Active(cols);
             var inputs = _input.GetRowCursorSet(_b.GetDependencies(cols), n, rand);
             var result = new DataViewRowCursor[inputs.Length];
-            for (int i = 0; i < inputs.Length; i++) result[i] = new BlockCursor(_b, inputs[i], active);
+            for (int i = 0; i < inputs.Length; i++) result[i] = Wrap(inputs[i], active);
             return result;
+        }
+
+        // A read of pass-through columns only (a normalizer or trainer appended after us, GetColumn("Label")...) neither
+        // scores nor reads ahead: the input cursor is served as it is.
+        private DataViewRowCursor Wrap(DataViewRowCursor input, bool[] active, long? inputRows = null)
+            => _b.NeedsScores(active) || _b.NeedsSample(active) ? new BlockCursor(_b, input, active, inputRows) : new PassThroughCursor(_b, input, active);
+    }
+
+    /// <summary>The cursor of a read that asks for none of the transformer's own columns: the input's rows and getters.</summary>
+    private sealed class PassThroughCursor : DataViewRowCursor
+    {
+        private readonly Binding _b;
+        private readonly DataViewRowCursor _input;
+        private readonly bool[] _active;
+        public PassThroughCursor(Binding b, DataViewRowCursor input, bool[] active) { _b = b; _input = input; _active = active; }
+
+        public override DataViewSchema Schema => _b.OutputSchema;
+        public override long Position => _input.Position;
+        public override long Batch => _input.Batch;
+        public override bool MoveNext() => _input.MoveNext();
+        public override ValueGetter<DataViewRowId> GetIdGetter() => _input.GetIdGetter();
+        public override bool IsColumnActive(DataViewSchema.Column column) => _active[column.Index];
+
+        public override ValueGetter<TValue> GetGetter<TValue>(DataViewSchema.Column column)
+        {
+            _b.CheckGetter<TValue>(column, _active);
+            return _input.GetGetter<TValue>(_b.InputSchema[column.Index]); // active ⇒ a pass-through column here
+        }
+
+        protected override void Dispose(bool disposing)
+        {
+            if (disposing) _input.Dispose();
+            base.Dispose(disposing);
         }
     }
 
@@ -215,7 +248,7 @@ public class DensityTransformer : ITransformer
         private long _rowsRead, _position = -1, _batch;
         private bool _done;
 
-        public BlockCursor(Binding b, DataViewRowCursor input, bool[] active)
+        public BlockCursor(Binding b, DataViewRowCursor input, bool[] active, long? inputRows = null)
         {
             _b = b; _input = input; _active = active;
             _model = b.Parent.Model;
@@ -223,7 +256,8 @@ public class DensityTransformer : ITransformer
             _needScores = b.NeedsScores(active);
             _needStdErr = b.StdErrIndex >= 0 && active[b.StdErrIndex];
             _needSample = b.NeedsSample(active);
-            _capacity = b.Parent.ScoringBlockRows;
+            // Buffers for the rows there are, not for the setting: a block of 50 rows costs 50 rows.
+            _capacity = inputRows is long known && known < b.Parent.ScoringBlockRows ? (int)Math.Max(1, known) : b.Parent.ScoringBlockRows;
             bool needFeatures = _needScores || _needSample;
             _features = needFeatures ? input.GetGetter<VBuffer<float>>(b.FeatureColumn) : null;
             _block = needFeatures ? new float[_capacity * _dim] : Array.Empty<float>();
@@ -287,7 +321,7 @@ public class DensityTransformer : ITransformer
             }
             _filled = n;
             _rowsRead += n;
-            if (n == 0) return;
+            if (n == 0 || _features is null) return; // nothing of ours to compute (PassThroughCursor serves such reads)
             var rows = _block.AsSpan(0, n * _dim);
             try
             {

@@ -56,6 +56,14 @@ internal static class ModelEnvelope
             double contamination = r.ReadDouble();
             float threshold = r.ReadSingle();
             int blockRows = r.ReadInt32();
+            // The settings are checked like the options they came from: a forged zip must not make a cursor allocate
+            // int.MaxValue rows or compare scores with a NaN threshold.
+            if (blockRows < 1 || blockRows > DensityEstimatorOptions.MaxScoringBlockRows)
+                throw new InvalidModelFileException($"Corrupt DeepDensity model in the ML.NET model: ScoringBlockRows {blockRows} is outside [1, {DensityEstimatorOptions.MaxScoringBlockRows}].");
+            if (!(contamination >= 0 && contamination <= 0.5))
+                throw new InvalidModelFileException($"Corrupt DeepDensity model in the ML.NET model: Contamination {contamination} is outside [0, 0.5].");
+            if (float.IsNaN(threshold))
+                throw new InvalidModelFileException("Corrupt DeepDensity model in the ML.NET model: the threshold is NaN.");
             int engineLength = r.ReadInt32();
             if (engineLength < 0 || engineLength > length) throw new InvalidModelFileException("Corrupt DeepDensity model in the ML.NET model: bad engine length.");
             var engine = r.ReadBytes(engineLength);
@@ -63,7 +71,7 @@ internal static class ModelEnvelope
             var model = DensityModel.FromBytes(engine);
             var settings = new TransformerSettings(feature, logDensity, score, predicted,
                 stdErr.Length == 0 ? null : stdErr, sample.Length == 0 ? null : sample,
-                sampleSeed, contamination, threshold, Math.Max(1, blockRows));
+                sampleSeed, contamination, threshold, blockRows);
             return (model, settings);
         }
         catch (EndOfStreamException e)

@@ -19,20 +19,20 @@ public sealed class BitRow
 /// </summary>
 public class BinaryModelFamilyTests
 {
-    private static readonly Dictionary<string, Func<MLContext, IEstimator<ITransformer>>> Families = new()
+    private static readonly Dictionary<string, PipelineChecks.Family> Families = new()
     {
-        ["RbmBernoulli"] = ml => ml.DensityEstimation.Rbm(new Transforms.RbmEstimator.Options
+        ["RbmBernoulli"] = (ml, configure) => ml.DensityEstimation.Rbm(PipelineChecks.With(configure, new Transforms.RbmEstimator.Options
         {
             ModelOptions = new RbmOptions { HiddenUnits = 6, MaxEpochs = 30, LearningRate = 0.1f, SamplingBurnIn = 20, SamplingChains = 4, Seed = 7 },
-        }),
-        ["IwaeBernoulli"] = ml => ml.DensityEstimation.Iwae(new Transforms.IwaeEstimator.Options
+        })),
+        ["IwaeBernoulli"] = (ml, configure) => ml.DensityEstimation.Iwae(PipelineChecks.With(configure, new Transforms.IwaeEstimator.Options
         {
             ModelOptions = new IwaeOptions
             {
                 Likelihood = IwaeLikelihood.Bernoulli, LatentDimensions = new[] { 2 }, HiddenUnits = new[] { 16 }, Samples = 5,
                 EvaluationSamples = 100, MaxEpochs = 40, BatchSize = 50, LearningRate = 1e-2f, Seed = 7,
             },
-        }),
+        })),
     };
 
     public static TheoryData<string> Names() => new(Families.Keys);
@@ -59,17 +59,21 @@ public class BinaryModelFamilyTests
     public void FitScoreSaveLoadEvaluate(string family)
     {
         var ml = new MLContext(seed: 1);
-        var estimator = Families[family](ml);
+        var estimator = Families[family](ml, null);
         FamilyChecks.FitScoreSaveLoadEvaluate(ml, family, estimator, ml.Data.LoadFromEnumerable(Bits(600, seed: 2)),
             Bits(400, seed: 3, outlierEvery: 8), r => r.Features);
         Assert.Equal(InputDomain.Binary, estimator.Fit(ml.Data.LoadFromEnumerable(Bits(100, seed: 2))).GetDensityModel().InputDomain);
     }
 
     [Theory, MemberData(nameof(Names))]
+    public void PipelinesReadLikeMLNetsOwnTransforms(string family)
+        => PipelineChecks.Run(family, Families[family], Bits(300, seed: 2), Bits(90, seed: 3, outlierEvery: 8), r => r.Features);
+
+    [Theory, MemberData(nameof(Names))]
     public void NonBinaryValuesAndNaNAreReportedWithRowAndColumn(string family)
     {
         var ml = new MLContext(seed: 1);
-        var estimator = Families[family](ml);
+        var estimator = Families[family](ml, null);
 
         // In training data: Fit names the row and column.
         var badTrain = Bits(50, seed: 4);

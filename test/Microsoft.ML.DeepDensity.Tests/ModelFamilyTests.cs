@@ -13,28 +13,28 @@ namespace Microsoft.ML.DeepDensity.Tests;
 /// </summary>
 public class ModelFamilyTests
 {
-    private static readonly Dictionary<string, Func<MLContext, IEstimator<ITransformer>>> Families = new()
+    private static readonly Dictionary<string, PipelineChecks.Family> Families = new()
     {
-        ["Rnade"] = ml => ml.DensityEstimation.Rnade(new Transforms.RnadeEstimator.Options
+        ["Rnade"] = (ml, configure) => ml.DensityEstimation.Rnade(PipelineChecks.With(configure, new Transforms.RnadeEstimator.Options
         {
             ModelOptions = new RnadeOptions { HiddenUnits = 12, Components = 3, MaxEpochs = 15, BatchSize = 50, LearningRate = 5e-3f, Seed = 7 },
-        }),
-        ["RbmGaussian"] = ml => ml.DensityEstimation.Rbm(new Transforms.RbmEstimator.Options
+        })),
+        ["RbmGaussian"] = (ml, configure) => ml.DensityEstimation.Rbm(PipelineChecks.With(configure, new Transforms.RbmEstimator.Options
         {
             ModelOptions = new RbmOptions { HiddenUnits = 8, VisibleType = RbmVisibleType.Gaussian, MaxEpochs = 15, LearningRate = 0.01f, SamplingBurnIn = 20, SamplingChains = 4, Seed = 7 },
-        }),
-        ["DeepGmm"] = ml => ml.DensityEstimation.DeepGmm(new Transforms.DeepGmmEstimator.Options
+        })),
+        ["DeepGmm"] = (ml, configure) => ml.DensityEstimation.DeepGmm(PipelineChecks.With(configure, new Transforms.DeepGmmEstimator.Options
         {
             ModelOptions = new DeepGmmOptions { Layers = new[] { 2, 2 }, MaxIterations = 10, Seed = 7 },
-        }),
-        ["IwaeGaussian"] = ml => ml.DensityEstimation.Iwae(new Transforms.IwaeEstimator.Options
+        })),
+        ["IwaeGaussian"] = (ml, configure) => ml.DensityEstimation.Iwae(PipelineChecks.With(configure, new Transforms.IwaeEstimator.Options
         {
             ModelOptions = new IwaeOptions
             {
                 Likelihood = IwaeLikelihood.Gaussian, LatentDimensions = new[] { 2 }, HiddenUnits = new[] { 16 }, Samples = 5,
                 EvaluationSamples = 100, MaxEpochs = 30, BatchSize = 50, LearningRate = 5e-3f, Seed = 7,
             },
-        }),
+        })),
     };
 
     public static TheoryData<string> Names() => new(Families.Keys);
@@ -43,15 +43,19 @@ public class ModelFamilyTests
     public void FitScoreSaveLoadEvaluate(string family)
     {
         var ml = new MLContext(seed: 1);
-        FamilyChecks.FitScoreSaveLoadEvaluate(ml, family, Families[family](ml), ml.Data.LoadFromEnumerable(TestData.Blob(800, seed: 2)),
+        FamilyChecks.FitScoreSaveLoadEvaluate(ml, family, Families[family](ml, null), ml.Data.LoadFromEnumerable(TestData.Blob(800, seed: 2)),
             TestData.Blob(600, seed: 3, outlierEvery: 10), r => r.Features);
     }
+
+    [Theory, MemberData(nameof(Names))]
+    public void PipelinesReadLikeMLNetsOwnTransforms(string family)
+        => PipelineChecks.Run(family, Families[family], TestData.Blob(300, seed: 2), TestData.Blob(90, seed: 3, outlierEvery: 10), r => r.Features);
 
     [Theory, MemberData(nameof(Names))]
     public void SchemaAndDataErrorsNameTheColumnAndRow(string family)
     {
         var ml = new MLContext(seed: 1);
-        var estimator = Families[family](ml);
+        var estimator = Families[family](ml, null);
         var transformer = estimator.Fit(ml.Data.LoadFromEnumerable(TestData.Blob(300, seed: 2)));
 
         var wrongSize = ml.Data.LoadFromEnumerable(new[] { new SchemaAndDataErrorTests.WrongSize() });

@@ -125,4 +125,36 @@ public class EnvelopeTests
         bytes[^10] ^= 0x40;
         Assert.Throws<Persistence.InvalidModelFileException>(() => ModelEnvelope.Decode(Convert.ToBase64String(bytes)));
     }
+
+    /// <summary>Issue 13 (6): the block size is bounded in the options and when it comes back from a saved model (the
+    /// envelope text and a whole ML.NET zip); a forged value is a clear <see cref="Persistence.InvalidModelFileException"/>,
+    /// not an <c>int.MaxValue</c>-row buffer.</summary>
+    [Fact]
+    public void ScoringBlockRows_IsBounded_InOptions_AndWhenReadFromAZip()
+    {
+        var ml = new MLContext(seed: 1);
+        foreach (int bad in new[] { 0, DensityEstimatorOptions.MaxScoringBlockRows + 1, 50_000_000, int.MaxValue })
+            Assert.Contains("ScoringBlockRows", Assert.Throws<ArgumentOutOfRangeException>(() => ml.DensityEstimation.Rnade(TestData.SmallRnade(o => o.ScoringBlockRows = bad))).Message);
+        var t = ml.DensityEstimation.Rnade(TestData.SmallRnade(o => { o.ModelOptions.MaxEpochs = 1; o.ScoringBlockRows = DensityEstimatorOptions.MaxScoringBlockRows; }))
+            .Fit(ml.Data.LoadFromEnumerable(TestData.Blob(60)));
+        Assert.Equal(DensityEstimatorOptions.MaxScoringBlockRows, ModelEnvelope.Decode(ModelEnvelope.Encode(t.Model, t.Settings)).Settings.ScoringBlockRows);
+        var input = ml.Data.LoadFromEnumerable(TestData.Blob(50, seed: 3));
+        foreach (var forged in new[]
+                 {
+                     t.Settings with { ScoringBlockRows = int.MaxValue }, t.Settings with { ScoringBlockRows = 50_000_000 },
+                     t.Settings with { ScoringBlockRows = 0 }, t.Settings with { ScoringBlockRows = -5 },
+                     t.Settings with { Contamination = double.NaN }, t.Settings with { Threshold = float.NaN },
+                 })
+        {
+            Assert.Throws<Persistence.InvalidModelFileException>(() => ModelEnvelope.Decode(ModelEnvelope.Encode(t.Model, forged)));
+            var zip = new MemoryStream();
+            ml.Model.Save(new DensityTransformer(ml, t.Model, forged), input.Schema, zip);
+            zip.Position = 0;
+            var loaded = new MLContext().Model.Load(zip, out _);
+            Assert.Throws<Persistence.InvalidModelFileException>(() => loaded.GetDensityTransformer());
+            var e = Record.Exception(() => loaded.Transform(input).GetColumn<float>("Score").ToArray());
+            Assert.True(e is Persistence.InvalidModelFileException || e?.InnerException is Persistence.InvalidModelFileException,
+                $"scoring through the loaded zip: {e}");
+        }
+    }
 }

@@ -24,14 +24,17 @@ public static class ModelFile
     public const ushort FormatVersion = 1;
     private static ReadOnlySpan<byte> Magic => "DDML"u8;
     private const int MaxKindLength = 64;
-    /// <summary>Upper bound on a model payload (2 GiB − 1).</summary>
-    public const long MaxPayloadLength = int.MaxValue - 64;
+    /// <summary>Absolute upper bound on a model payload: the whole file (header, payload, checksum) must fit in one
+    /// .NET array. The working limit is the setting <see cref="DeepDensityEnvironment.MaxModelFileBytes"/>.</summary>
+    public const long MaxPayloadLength = 0x7FFFFFC7 /* Array.MaxLength */ - (7 + MaxKindLength + 2 + 8) - 4;
+    private const int ChunkBytes = 1 << 16;
 
     internal static void Write(Stream stream, DensityModel model)
     {
         var payload = new ModelWriter();
         model.WritePayload(payload);
         byte[] body = payload.ToArray();
+        if (body.Length > MaxPayloadLength) throw new InvalidOperationException($"The model's payload of {body.Length} bytes exceeds the format's limit of {MaxPayloadLength}.");
         byte[] kind = Encoding.ASCII.GetBytes(model.ModelKind);
         if (kind.Length is 0 or > MaxKindLength) throw new InvalidOperationException("Model kind name must be 1–64 ASCII characters.");
 
@@ -53,28 +56,37 @@ public static class ModelFile
     internal static DensityModel Read(Stream stream)
     {
         ArgumentNullException.ThrowIfNull(stream);
-        // Read the fixed part, then exactly the declared payload length, in bounded chunks: a forged length on a
-        // short stream fails with "truncated" after reading what is there, never a huge up-front allocation.
-        var buffer = new MemoryStream();
+        // Read the fixed part, check the declared payload length against the limit, then read exactly that many bytes
+        // in chunks into a buffer that grows with what actually arrived: a forged length on a short (or endless) stream
+        // fails with "truncated" (or a checksum mismatch) after at most the declared length, never a huge up-front
+        // allocation, and never more than the limit.
         var prefix = ReadExactly(stream, 7, "header");
-        buffer.Write(prefix);
         int kindLength = prefix[6];
         var rest = ReadExactly(stream, kindLength + 2 + 8, "header");
-        buffer.Write(rest);
         CheckMagicAndVersion(prefix);
         ulong payloadLength = BinaryPrimitives.ReadUInt64LittleEndian(rest.AsSpan(kindLength + 2));
-        if (payloadLength > MaxPayloadLength) throw new InvalidModelFileException($"Corrupt model file: declared payload length {payloadLength} is impossible.");
-        long remaining = (long)payloadLength + 4;
-        var chunk = new byte[(int)Math.Min(remaining, 1 << 16)];
-        while (remaining > 0)
+        CheckDeclaredLength(payloadLength);
+        int headerLength = prefix.Length + rest.Length;
+        int total = headerLength + (int)payloadLength + 4;
+        var file = new byte[Math.Min(total, headerLength + ChunkBytes)];
+        prefix.CopyTo(file, 0);
+        rest.CopyTo(file, prefix.Length);
+        int filled = headerLength;
+        while (filled < total)
         {
-            int want = (int)Math.Min(remaining, chunk.Length);
-            int got = stream.ReadAtLeast(chunk.AsSpan(0, want), want, throwOnEndOfStream: false);
-            if (got < want) throw new InvalidModelFileException("Truncated model file: the stream ended inside the payload.");
-            buffer.Write(chunk, 0, got);
-            remaining -= got;
+            if (filled == file.Length) Array.Resize(ref file, (int)Math.Min(total, 2L * file.Length));
+            int got = stream.Read(file, filled, Math.Min(file.Length - filled, ChunkBytes));
+            if (got <= 0) throw new InvalidModelFileException("Truncated model file: the stream ended inside the payload.");
+            filled += got;
         }
-        return Read(buffer.GetBuffer().AsSpan(0, (int)buffer.Length));
+        return Read(file.AsSpan(0, total));
+    }
+
+    private static void CheckDeclaredLength(ulong payloadLength)
+    {
+        long limit = DeepDensityEnvironment.MaxModelFileBytes; // ≤ MaxPayloadLength, so the file fits in one array
+        if (payloadLength > (ulong)limit)
+            throw new InvalidModelFileException($"Model file too large: the header declares {payloadLength} payload bytes, more than the limit of {limit} (DeepDensityEnvironment.MaxModelFileBytes; raise it to load a legitimately larger model).");
     }
 
     internal static DensityModel Read(ReadOnlySpan<byte> file)
@@ -85,6 +97,7 @@ public static class ModelFile
         int fixedLength = 7 + kindLength + 2 + 8;
         if (file.Length < fixedLength + 4) throw new InvalidModelFileException("Truncated model file: shorter than the header.");
         ulong payloadLength = BinaryPrimitives.ReadUInt64LittleEndian(file.Slice(7 + kindLength + 2));
+        CheckDeclaredLength(payloadLength);
         if (payloadLength > (ulong)(file.Length - fixedLength - 4))
             throw new InvalidModelFileException($"Truncated model file: the header declares {payloadLength} payload bytes but only {file.Length - fixedLength - 4} are present.");
         int total = fixedLength + (int)payloadLength;
@@ -112,6 +125,37 @@ public static class ModelFile
         payload.EnsureConsumed();
         if (model is null || model.ModelKind != kind)
             throw new InvalidModelFileException($"The reader registered for '{kind}' returned a {model?.ModelKind ?? "null"} model.");
+        return model;
+    }
+
+    /// <summary>
+    /// Runs the model's own payload reader on its payload and returns the reader's objection, or null when the model
+    /// would load. Training ends with this, so that a fit never returns a model that saves but cannot be loaded: the
+    /// loader's invariants are the one definition of a valid model.
+    /// </summary>
+    internal static string? LoaderRejection(DensityModel model)
+    {
+        if (!ModelRegistry.TryGetReader(model.ModelKind, out var reader)) return null;
+        var writer = new ModelWriter();
+        model.WritePayload(writer);
+        var payload = new ModelReader(writer.ToArray(), model.ModelKind);
+        try
+        {
+            reader(payload, model.PayloadVersion);
+            payload.EnsureConsumed();
+            return null;
+        }
+        catch (Exception e) when (e is not OutOfMemoryException) { return e.Message; }
+    }
+
+    /// <summary>Returns <paramref name="model"/> if its file would load; otherwise throws
+    /// <see cref="Training.TrainingDivergedException"/> naming the broken invariant.</summary>
+    internal static T EnsureTrainedModelLoadable<T>(T model) where T : DensityModel
+    {
+        if (LoaderRejection(model) is string problem)
+            throw new Training.TrainingDivergedException(
+                $"Training diverged: the fitted {model.ModelKind} model breaks an invariant of a valid model ({problem}), so it is not returned. " +
+                "Data of extreme scale (spreads below about 1e-35 or above 1e35) is a common cause: rescale the data.");
         return model;
     }
 

@@ -74,7 +74,7 @@ public sealed class DeepGmmModel : DensityModel
             double score = xValid is not null ? summary.BestValidationLogLikelihood : summary.FinalTrainLogLikelihood;
             if (chosen is null || score > chosenScore) { chosen = net; chosenSummary = summary; chosenScore = score; }
         }
-        return new DeepGmmModel(chosen!, standardizer) { TrainingSummary = chosenSummary };
+        return ModelFile.EnsureTrainedModelLoadable(new DeepGmmModel(chosen!, standardizer) { TrainingSummary = chosenSummary });
     }
 
     /// <summary>One EM run from one initialisation; returns the best (early-stopping) or last network.</summary>

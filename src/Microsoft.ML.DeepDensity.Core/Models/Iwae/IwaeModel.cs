@@ -1,4 +1,5 @@
 using Microsoft.ML.DeepDensity.Data;
+using Microsoft.ML.DeepDensity.Estimation;
 using Microsoft.ML.DeepDensity.Layers;
 using Microsoft.ML.DeepDensity.Numerics;
 using Microsoft.ML.DeepDensity.Persistence;
@@ -86,8 +87,8 @@ public sealed class IwaeModel : DensityModel
         network.Initialize(new RandomStream(options.Seed).Fork(0x1A17), mean, std);
         var objective = new IwaeObjective(network, options.Samples, options.RowsPerBlock);
         var summary = TrainingLoop.Run(objective, train, valid, options, progress, cancellationToken);
-        return new IwaeModel(network, options.Samples, options.EvaluationSamples, options.EvaluationSamplesPerChunk, options.EvaluationSeed)
-        { TrainingSummary = summary };
+        return ModelFile.EnsureTrainedModelLoadable(new IwaeModel(network, options.Samples, options.EvaluationSamples, options.EvaluationSamplesPerChunk, options.EvaluationSeed)
+        { TrainingSummary = summary });
     }
 
     /// <summary>
@@ -124,89 +125,23 @@ public sealed class IwaeModel : DensityModel
     protected override void LogDensityCore(ReadOnlySpan<float> rows, int count, Span<float> logDensity, Span<float> standardError)
         => ImportanceSample(rows, count, EvaluationSamples, EvaluationSamplesPerChunk, EvaluationSeed, logDensity, standardError);
 
-    /// <summary>
-    /// log (1/K) Σ w_i per row with per-row noise (stream = seed ⊕ hash(row), forked per chunk of samples), and the
-    /// delta-method standard error of that log-mean, computed stably from the max-shifted weights.
-    /// </summary>
+    /// <summary>log (1/K) Σ w_i per row and its standard error, by the shared <see cref="ImportanceSampler"/>.</summary>
     private void ImportanceSample(ReadOnlySpan<float> rows, int count, int samples, int chunk, ulong seed, Span<float> logMean, Span<float> standardError)
-    {
-        int d = Dimension;
-        chunk = Math.Min(chunk, samples);
-        int rowsPerPass = Math.Max(1, DecoderRowsPerPass / chunk);
-        int blocks = (count + rowsPerPass - 1) / rowsPerPass;
-        var input = rows[..(count * d)].ToArray();
-        var means = new float[count];
-        var errors = standardError.IsEmpty ? null : new float[count];
-        var root = new RandomStream(seed).Fork(0xE57A);
-        // Scratch is per worker (reused across that worker's blocks); results depend only on each row's own noise.
-        IwaeNetwork.Workspace NewWorkspace() => new(Network, Math.Min(rowsPerPass, count), chunk, forTraining: false);
-        IwaeNetwork.Workspace Block(int b, IwaeNetwork.Workspace ws)
-        {
-            int start = b * rowsPerPass, n = Math.Min(rowsPerPass, count - start);
-            var x = input.AsSpan(start * d, n * d);
-            var logW = new double[n * samples];
-            var streams = new RandomStream[n];
-            for (int r = 0; r < n; r++) streams[r] = root.Fork(HashRow(x.Slice(r * d, d)));
-            for (int c = 0, done = 0; done < samples; c++, done += chunk)
-            {
-                int k = Math.Min(chunk, samples - done);
-                for (int r = 0; r < n; r++)
-                {
-                    var rs = streams[r].Fork((ulong)c);
-                    for (int l = 0; l < Network.Layers; l++)
-                    {
-                        int dl = Network.Latent[l];
-                        GaussianNoise.Fill(rs, ws.Noise[l].AsSpan(r * k * dl, k * dl));
-                    }
-                }
-                Network.Forward(x, n, k, ws, allowParallel: blocks == 1);
-                for (int r = 0; r < n; r++)
-                    for (int i = 0; i < k; i++) logW[r * samples + done + i] = ws.LogW[r * k + i];
-            }
-            for (int r = 0; r < n; r++)
-            {
-                var (lm, se) = LogMeanAndStandardError(logW.AsSpan(r * samples, samples));
-                means[start + r] = (float)lm;
-                if (errors is not null) errors[start + r] = (float)se;
-            }
-            return ws;
-        }
-        if (blocks == 1) Block(0, NewWorkspace());
-        else Parallel.For(0, blocks, DeepDensityEnvironment.ParallelOptions(), NewWorkspace, (b, _, ws) => Block(b, ws), _ => { });
-        means.CopyTo(logMean);
-        errors?.CopyTo(standardError);
-    }
+        => ImportanceSampler.Estimate(rows, count, Dimension, samples, chunk, seed, DecoderRowsPerPass,
+            (n, k) => new IwaeNetwork.Workspace(Network, n, k, forTraining: false), LogWeights, logMean, standardError);
 
-    /// <summary>log mean(e^a) and the delta-method SE of it: sd(w)/(√K mean(w)), with w scaled by e^{−max a}.</summary>
-    internal static (double LogMean, double StandardError) LogMeanAndStandardError(ReadOnlySpan<double> logWeights)
+    /// <summary>Fills each row's noise for <paramref name="k"/> samples from its own stream, then one forward pass.</summary>
+    private void LogWeights(IwaeNetwork.Workspace ws, ReadOnlySpan<float> x, int n, int k, ReadOnlySpan<RandomStream> rowStreams,
+        Span<double> logW, bool allowParallel)
     {
-        int k = logWeights.Length;
-        double max = double.NegativeInfinity;
-        foreach (var v in logWeights) if (v > max) max = v;
-        if (!double.IsFinite(max)) return (max, double.PositiveInfinity);
-        double sum = 0, sumSq = 0;
-        foreach (var v in logWeights) { double w = Math.Exp(v - max); sum += w; sumSq += w * w; }
-        double mean = sum / k;
-        double se = 0;
-        if (k > 1)
-        {
-            double variance = Math.Max(0, (sumSq - k * mean * mean) / (k - 1));
-            se = Math.Sqrt(variance / k) / mean;
-        }
-        return (max + Math.Log(mean), se);
-    }
-
-    /// <summary>FNV-1a over the row's float bits, finalised by a 64-bit mixer: the row's noise key (position-independent).</summary>
-    internal static ulong HashRow(ReadOnlySpan<float> row)
-    {
-        ulong h = 0xCBF29CE484222325UL;
-        foreach (var v in row)
-        {
-            uint bits = BitConverter.SingleToUInt32Bits(v == 0f ? 0f : v); // +0 and −0 hash alike
-            h = (h ^ bits) * 0x100000001B3UL;
-        }
-        h ^= h >> 33; h *= 0xFF51AFD7ED558CCDUL; h ^= h >> 33; h *= 0xC4CEB9FE1A85EC53UL; h ^= h >> 33;
-        return h;
+        for (int r = 0; r < n; r++)
+            for (int l = 0; l < Network.Layers; l++)
+            {
+                int dl = Network.Latent[l];
+                GaussianNoise.Fill(rowStreams[r], ws.Noise[l].AsSpan(r * k * dl, k * dl));
+            }
+        Network.Forward(x, n, k, ws, allowParallel);
+        for (int i = 0; i < n * k; i++) logW[i] = ws.LogW[i];
     }
 
     protected override void SampleCore(int count, ulong seed, Span<float> destination) => Generate(count, seed, destination, mean: false);

@@ -101,7 +101,7 @@ public sealed class RbmModel : DensityModel
         var summary = RbmTrainer.Train(machine, train, valid, options, progress, cancellationToken);
         var model = Normalize(machine, standardizer, baseBias, options, cancellationToken);
         model.TrainingSummary = summary;
-        return model;
+        return ModelFile.EnsureTrainedModelLoadable(model);
     }
 
     /// <summary>
@@ -128,7 +128,10 @@ public sealed class RbmModel : DensityModel
             baseBias = BaseRateBias(baseRateData, visibleType);
         }
         else baseBias = (float[])visibleBias.Clone();
-        return Normalize(machine, null, baseBias, options, cancellationToken);
+        var model = Normalize(machine, null, baseBias, options, cancellationToken);
+        if (ModelFile.LoaderRejection(model) is string problem)
+            throw new ArgumentException($"The parameters do not make a valid RBM ({problem}).");
+        return model;
     }
 
     private static RbmModel Normalize(RbmMachine machine, ColumnStandardizer? standardizer, float[] baseBias, RbmOptions o, CancellationToken ct)
@@ -227,9 +230,12 @@ public sealed class RbmModel : DensityModel
     /// Block Gibbs sampling: <see cref="SamplingChains"/> chains start from the visible-bias-only model, run
     /// <see cref="SamplingBurnIn"/> sweeps, then yield a sample every <see cref="SamplingThinning"/> sweeps; sample i is
     /// draw i / chains of chain i mod chains. Chains run in fixed blocks of 32 with a stream forked per block, so the
-    /// result is a pure function of the seed.
+    /// result is a pure function of the seed. The cancellation token is checked before every sweep.
     /// </summary>
-    protected override void SampleCore(int count, ulong seed, Span<float> destination)
+    protected override void SampleCore(int count, ulong seed, Span<float> destination) => SampleCore(count, seed, destination, default);
+
+    /// <inheritdoc cref="SampleCore(int, ulong, Span{float})"/>
+    protected override void SampleCore(int count, ulong seed, Span<float> destination, CancellationToken cancellationToken)
     {
         var root = new RandomStream(seed);
         int d = Dimension;
@@ -244,11 +250,19 @@ public sealed class RbmModel : DensityModel
             var ch = new RbmMachine.Chains(Machine, n);
             Machine.InitializeFromBias(ch, Machine.B, rng.Fork(0));
             long sweep = 0;
-            for (int s = 0; s < SamplingBurnIn; s++) Machine.GibbsSweep(ch, rng.Fork(1, (ulong)sweep++), parallel: false);
+            for (int s = 0; s < SamplingBurnIn; s++)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                Machine.GibbsSweep(ch, rng.Fork(1, (ulong)sweep++), parallel: false);
+            }
             for (int t = 0; t < draws; t++)
             {
                 if (t > 0)
-                    for (int s = 0; s < SamplingThinning; s++) Machine.GibbsSweep(ch, rng.Fork(1, (ulong)sweep++), parallel: false);
+                    for (int s = 0; s < SamplingThinning; s++)
+                    {
+                        cancellationToken.ThrowIfCancellationRequested();
+                        Machine.GibbsSweep(ch, rng.Fork(1, (ulong)sweep++), parallel: false);
+                    }
                 for (int c = 0; c < n; c++)
                 {
                     long index = (long)t * chains + first + c;
@@ -287,10 +301,10 @@ public sealed class RbmModel : DensityModel
         var method = r.ReadEnum<LogPartitionMethod>("log-partition method");
         double logZ = r.ReadDouble(), se = r.ReadDouble(), lo = r.ReadDouble(), hi = r.ReadDouble();
         if (!double.IsFinite(logZ) || !(se >= 0) || double.IsNaN(lo) || double.IsNaN(hi)) throw r.Corrupt("log Z is not finite or its standard error is invalid");
-        int runs = r.ReadInt32("AIS runs", 0, int.MaxValue), temps = r.ReadInt32("AIS temperatures", 0, int.MaxValue);
-        int burnIn = r.ReadInt32("sampling burn-in", 0, int.MaxValue);
-        int thinning = r.ReadInt32("sampling thinning", 1, int.MaxValue);
-        int chains = r.ReadInt32("sampling chains", 1, int.MaxValue);
+        int runs = r.ReadInt32("AIS runs", 0, RbmOptions.MaxAisRuns), temps = r.ReadInt32("AIS temperatures", 0, RbmOptions.MaxAisTemperatures);
+        int burnIn = r.ReadInt32("sampling burn-in", 0, RbmOptions.MaxSamplingBurnIn);
+        int thinning = r.ReadInt32("sampling thinning", 1, RbmOptions.MaxSamplingThinning);
+        int chains = r.ReadInt32("sampling chains", 1, RbmOptions.MaxSamplingChains);
         return new RbmModel(machine, std, method, logZ, se, lo, hi, runs, temps, burnIn, thinning, chains);
     }
 }

@@ -82,14 +82,30 @@ public sealed class RbmOptions : GradientTrainingOptions
     /// 0.9–1 in proportions 500 : 4000 : 10000). Tests use ~1000; 10k–15k gives publication-grade estimates. Default 10000.</summary>
     public int AisTemperatures { get; set; } = 10_000;
 
-    /// <summary>Sampling: Gibbs sweeps discarded before the first sample of each chain. Default 1000.</summary>
+    /// <summary>Sampling: Gibbs sweeps discarded before the first sample of each chain. In [0,
+    /// <see cref="MaxSamplingBurnIn"/>]. Default 1000.</summary>
     public int SamplingBurnIn { get; set; } = 1000;
 
-    /// <summary>Sampling: Gibbs sweeps between consecutive samples of one chain. Default 10.</summary>
+    /// <summary>Sampling: Gibbs sweeps between consecutive samples of one chain. In [1, <see cref="MaxSamplingThinning"/>].
+    /// Default 10.</summary>
     public int SamplingThinning { get; set; } = 10;
 
-    /// <summary>Sampling: number of independent Gibbs chains (sample i comes from chain i mod chains). Default 100.</summary>
+    /// <summary>Sampling: number of independent Gibbs chains (sample i comes from chain i mod chains). In [1,
+    /// <see cref="MaxSamplingChains"/>]. Default 100.</summary>
     public int SamplingChains { get; set; } = 100;
+
+    // Limits on the settings a model stores (checked here and when a file is loaded, so that a small forged file cannot
+    // ask Sample for billions of sweeps). Sampling is also cancellable (DensityModel.Sample with a token).
+    /// <summary>Upper bound on <see cref="SamplingBurnIn"/> (100,000 sweeps; mixing diagnostics rarely ask for more than a few thousand).</summary>
+    public const int MaxSamplingBurnIn = 100_000;
+    /// <summary>Upper bound on <see cref="SamplingThinning"/> (10,000 sweeps).</summary>
+    public const int MaxSamplingThinning = 10_000;
+    /// <summary>Upper bound on <see cref="SamplingChains"/> (100,000 chains).</summary>
+    public const int MaxSamplingChains = 100_000;
+    /// <summary>Upper bound on <see cref="AisRuns"/> (1,000,000).</summary>
+    public const int MaxAisRuns = 1_000_000;
+    /// <summary>Upper bound on <see cref="AisTemperatures"/> (10,000,000).</summary>
+    public const int MaxAisTemperatures = 10_000_000;
 
     public override void Validate()
     {
@@ -100,10 +116,10 @@ public sealed class RbmOptions : GradientTrainingOptions
         Check(GibbsSteps >= 1, nameof(GibbsSteps), GibbsSteps, "must be at least 1");
         Check(PersistentChains >= 0, nameof(PersistentChains), PersistentChains, "must be non-negative");
         Check(ExactLogPartitionMaxUnits >= 0 && ExactLogPartitionMaxUnits <= 30, nameof(ExactLogPartitionMaxUnits), ExactLogPartitionMaxUnits, "must be in [0, 30]");
-        Check(AisRuns >= 2, nameof(AisRuns), AisRuns, "must be at least 2");
-        Check(AisTemperatures >= 2, nameof(AisTemperatures), AisTemperatures, "must be at least 2");
-        Check(SamplingBurnIn >= 0, nameof(SamplingBurnIn), SamplingBurnIn, "must be non-negative");
-        Check(SamplingThinning >= 1, nameof(SamplingThinning), SamplingThinning, "must be at least 1");
-        Check(SamplingChains >= 1, nameof(SamplingChains), SamplingChains, "must be at least 1");
+        Check(AisRuns >= 2 && AisRuns <= MaxAisRuns, nameof(AisRuns), AisRuns, $"must be in [2, {MaxAisRuns}]");
+        Check(AisTemperatures >= 2 && AisTemperatures <= MaxAisTemperatures, nameof(AisTemperatures), AisTemperatures, $"must be in [2, {MaxAisTemperatures}]");
+        Check(SamplingBurnIn >= 0 && SamplingBurnIn <= MaxSamplingBurnIn, nameof(SamplingBurnIn), SamplingBurnIn, $"must be in [0, {MaxSamplingBurnIn}]");
+        Check(SamplingThinning >= 1 && SamplingThinning <= MaxSamplingThinning, nameof(SamplingThinning), SamplingThinning, $"must be in [1, {MaxSamplingThinning}]");
+        Check(SamplingChains >= 1 && SamplingChains <= MaxSamplingChains, nameof(SamplingChains), SamplingChains, $"must be in [1, {MaxSamplingChains}]");
     }
 }

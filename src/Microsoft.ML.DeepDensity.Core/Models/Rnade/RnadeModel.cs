@@ -65,7 +65,7 @@ public sealed class RnadeModel : DensityModel
         network.Initialize(new RandomStream(options.Seed).Fork(0x1A17), ColumnQuantiles(modelTrain, options.Components));
         var objective = new RnadeObjective(network, options.RowsPerBlock, options.ScaleMeanGradientBySigma, standardizer.LogJacobian);
         var summary = TrainingLoop.Run(objective, modelTrain, modelValid, options, progress, cancellationToken);
-        return new RnadeModel(network, order, standardizer) { TrainingSummary = summary };
+        return ModelFile.EnsureTrainedModelLoadable(new RnadeModel(network, order, standardizer) { TrainingSummary = summary });
     }
 
     protected override void LogDensityCore(ReadOnlySpan<float> rows, int count, Span<float> logDensity, Span<float> standardError)

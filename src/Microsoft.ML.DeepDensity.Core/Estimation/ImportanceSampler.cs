@@ -1,0 +1,113 @@
+using Microsoft.ML.DeepDensity.Randomness;
+
+namespace Microsoft.ML.DeepDensity.Estimation;
+
+/// <summary>
+/// Importance-sampled log-likelihood estimates log (1/K) Σ_i w_i, w_i = p(x, z_i)/q(z_i | x), with their delta-method
+/// standard errors, for any latent-variable model that can compute log-weights (IWAE, NVIL).
+/// </summary>
+/// <remarks>
+/// Determinism: row x's noise comes from a stream forked from the seed by a hash of x's values (not its position), and
+/// forked again per chunk of samples, so a row gets the same estimate in any batch, order, block or thread count.
+/// </remarks>
+public static class ImportanceSampler
+{
+    /// <summary>Computes the log-weights of <paramref name="rows"/> (rows × dimension) for <paramref name="samples"/>
+    /// samples each into <paramref name="logWeights"/> (rows × samples, row-major), drawing row r's noise from
+    /// <paramref name="rowStreams"/>[r] only. <paramref name="allowParallel"/> is true when the call is the only block
+    /// (it may then parallelise inside).</summary>
+    public delegate void LogWeights<TWorkspace>(TWorkspace workspace, ReadOnlySpan<float> rows, int count, int samples,
+        ReadOnlySpan<RandomStream> rowStreams, Span<double> logWeights, bool allowParallel);
+
+    /// <summary>
+    /// The estimate log (1/K) Σ w_i (into <paramref name="logMean"/>) and, when <paramref name="standardError"/> is not
+    /// empty, its standard error, for each of <paramref name="count"/> rows with K = <paramref name="samples"/>.
+    /// Samples are drawn <paramref name="samplesPerChunk"/> at a time (bounding memory); blocks of rows run in parallel,
+    /// each block sized so that rows × chunk ≤ <paramref name="sampleRowsPerPass"/>. A worker's workspace is made by
+    /// <paramref name="newWorkspace"/>(rows, samples per chunk) and reused across that worker's blocks.
+    /// </summary>
+    public static void Estimate<TWorkspace>(ReadOnlySpan<float> rows, int count, int dimension, int samples, int samplesPerChunk,
+        ulong seed, int sampleRowsPerPass, Func<int, int, TWorkspace> newWorkspace, LogWeights<TWorkspace> logWeights,
+        Span<float> logMean, Span<float> standardError)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(samples, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(samplesPerChunk, 1);
+        if (count == 0) return;
+        int d = dimension;
+        int chunk = Math.Min(samplesPerChunk, samples);
+        int rowsPerPass = Math.Max(1, sampleRowsPerPass / chunk);
+        int blocks = (count + rowsPerPass - 1) / rowsPerPass;
+        var input = rows[..(count * d)].ToArray();
+        var means = new float[count];
+        var errors = standardError.IsEmpty ? null : new float[count];
+        var root = RootStream(seed);
+        TWorkspace NewWorkspace() => newWorkspace(Math.Min(rowsPerPass, count), chunk);
+        TWorkspace Block(int b, TWorkspace ws)
+        {
+            int start = b * rowsPerPass, n = Math.Min(rowsPerPass, count - start);
+            var x = input.AsSpan(start * d, n * d);
+            var logW = new double[n * samples];
+            var chunkLogW = new double[n * chunk];
+            var streams = new RandomStream[n];
+            var chunkStreams = new RandomStream[n];
+            for (int r = 0; r < n; r++) streams[r] = RowStream(root, x.Slice(r * d, d));
+            for (int c = 0, done = 0; done < samples; c++, done += chunk)
+            {
+                int k = Math.Min(chunk, samples - done);
+                for (int r = 0; r < n; r++) chunkStreams[r] = streams[r].Fork((ulong)c);
+                logWeights(ws, x, n, k, chunkStreams, chunkLogW.AsSpan(0, n * k), allowParallel: blocks == 1);
+                for (int r = 0; r < n; r++)
+                    chunkLogW.AsSpan(r * k, k).CopyTo(logW.AsSpan(r * samples + done, k));
+            }
+            for (int r = 0; r < n; r++)
+            {
+                var (lm, se) = LogMeanAndStandardError(logW.AsSpan(r * samples, samples));
+                means[start + r] = (float)lm;
+                if (errors is not null) errors[start + r] = (float)se;
+            }
+            return ws;
+        }
+        if (blocks == 1) Block(0, NewWorkspace());
+        else Parallel.For(0, blocks, DeepDensityEnvironment.ParallelOptions(), NewWorkspace, (b, _, ws) => Block(b, ws), _ => { });
+        means.CopyTo(logMean);
+        errors?.CopyTo(standardError);
+    }
+
+    /// <summary>The root of all rows' streams for an estimate with <paramref name="seed"/>.</summary>
+    public static RandomStream RootStream(ulong seed) => new RandomStream(seed).Fork(0xE57A);
+
+    /// <summary>Row <paramref name="row"/>'s own stream under <paramref name="root"/> (keyed by its values, not its position).</summary>
+    public static RandomStream RowStream(RandomStream root, ReadOnlySpan<float> row) => root.Fork(HashRow(row));
+
+    /// <summary>log mean(e^a) and the delta-method SE of it: sd(w)/(√K mean(w)), with w scaled by e^{−max a}.</summary>
+    public static (double LogMean, double StandardError) LogMeanAndStandardError(ReadOnlySpan<double> logWeights)
+    {
+        int k = logWeights.Length;
+        double max = double.NegativeInfinity;
+        foreach (var v in logWeights) if (v > max) max = v;
+        if (!double.IsFinite(max)) return (max, double.PositiveInfinity);
+        double sum = 0, sumSq = 0;
+        foreach (var v in logWeights) { double w = Math.Exp(v - max); sum += w; sumSq += w * w; }
+        double mean = sum / k;
+        double se = 0;
+        if (k > 1)
+        {
+            double variance = Math.Max(0, (sumSq - k * mean * mean) / (k - 1));
+            se = Math.Sqrt(variance / k) / mean;
+        }
+        return (max + Math.Log(mean), se);
+    }
+
+    /// <summary>FNV-1a over the row's float bits, finalised by a 64-bit mixer: the row's noise key (position-independent).</summary>
+    public static ulong HashRow(ReadOnlySpan<float> row)
+    {
+        ulong h = 0xCBF29CE484222325UL;
+        foreach (var v in row)
+        {
+            uint bits = BitConverter.SingleToUInt32Bits(v == 0f ? 0f : v); // +0 and −0 hash alike
+            h = (h ^ bits) * 0x100000001B3UL;
+        }
+        h ^= h >> 33; h *= 0xFF51AFD7ED558CCDUL; h ^= h >> 33; h *= 0xC4CEB9FE1A85EC53UL; h ^= h >> 33;
+        return h;
+    }
+}

@@ -1,0 +1,150 @@
+using System.Security.Cryptography;
+using System.Text;
+using Microsoft.ML.DeepDensity.Data;
+using Microsoft.ML.DeepDensity.Models.DeepGmm;
+using Microsoft.ML.DeepDensity.Models.Rbm;
+using Microsoft.ML.DeepDensity.Models.Rnade;
+using Microsoft.ML.DeepDensity.Training;
+
+namespace Microsoft.ML.DeepDensity.Tests.Conformance;
+
+/// <summary>
+/// Guards "no change to any model's numbers": every model is fitted on fixed data with fixed seeds, and the SHA-256 of
+/// (a) its saved bytes, (b) the log-densities (and standard errors) of fixed rows, (c) a fixed draw of samples and
+/// (d) its training history (per-epoch objectives, best epoch, early stop, recoveries) must equal golden values.
+/// </summary>
+/// <remarks>
+/// The golden values were recorded from main before the engine restructuring (#14). A change that legitimately changes
+/// numbers (a faster kernel with a different summation order, a new default) updates them in the same commit and says
+/// why in the message. To print the current values, run with DEEPDENSITY_PRINT_GOLDEN=1 and read the failure messages.
+/// The values hold at any thread count (fixed block partitions) but assume this machine's SIMD width (Vector&lt;float&gt;
+/// size decides some summation orders): on a machine with another vector width, re-record them before a restructuring.
+/// </remarks>
+public class BitIdentityTests
+{
+    /// <summary>The conformance cases (standard tiny fit: 2 epochs, seed 1, 200 rows) plus cases that reach the
+    /// training loops' other paths: early stopping with restore of the best state, restarts, soft EM, minibatch M-step, CD-k.</summary>
+    private static readonly Dictionary<string, Func<DensityModel>> Fits = BuildFits();
+
+    private static Dictionary<string, Func<DensityModel>> BuildFits()
+    {
+        var fits = new Dictionary<string, Func<DensityModel>>();
+        foreach (var c in ModelCases.All)
+        {
+            var mc = c;
+            fits[mc.Name] = () => mc.Fit(new FitRequest(mc.MakeData(mc.TrainingRows, 12345), 1) { Epochs = 3 });
+        }
+        var real = ConformanceData.Real(150, 4242);
+        var binary = ConformanceData.Binary(150, 4242);
+        fits["RnadeEarlyStop"] = () => RnadeModel.Fit(real, new RnadeOptions
+        {
+            HiddenUnits = 6, Components = 2, MaxEpochs = 12, EarlyStoppingPatience = 2, LearningRate = 0.05f, BatchSize = 16, Seed = 7,
+        });
+        fits["DeepGmmRestartsSoft"] = () => DeepGmmModel.Fit(real, new DeepGmmOptions
+        {
+            Layers = new[] { 2, 2 }, Seed = 3, MaxIterations = 6, Initializations = 2, Em = DeepGmmEmKind.Soft, EarlyStoppingPatience = 1,
+        });
+        fits["DeepGmmMinibatch"] = () => DeepGmmModel.Fit(real, new DeepGmmOptions
+        {
+            Layers = new[] { 2, 2 }, Seed = 5, MaxIterations = 4, MStep = DeepGmmMStep.Minibatch, MinibatchSize = 32,
+        });
+        fits["RbmCdEarlyStop"] = () => RbmModel.Fit(binary, new RbmOptions
+        {
+            HiddenUnits = 5, Algorithm = RbmTrainingAlgorithm.ContrastiveDivergence, MaxEpochs = 8, EarlyStoppingPatience = 1,
+            LearningRate = 0.1f, BatchSize = 20, SamplingBurnIn = 10, SamplingChains = 3, Seed = 9,
+        }, ConformanceData.Binary(60, 4343));
+        fits["RbmPcdGaussianValid"] = () => RbmModel.Fit(real, new RbmOptions
+        {
+            HiddenUnits = 4, VisibleType = RbmVisibleType.Gaussian, MaxEpochs = 5, EarlyStoppingPatience = 2, PersistentChains = 7,
+            LearningRate = 0.01f, BatchSize = 30, SamplingBurnIn = 10, SamplingChains = 3, Seed = 13,
+        }, ConformanceData.Real(50, 4343));
+        fits["RnadeDivergence"] = () => RnadeModel.Fit(real, new RnadeOptions
+        {
+            HiddenUnits = 6, Components = 2, MaxEpochs = 4, LearningRate = 1e3f, GradientClipNorm = 0, MaxDivergenceRecoveries = 40, Seed = 17,
+        });
+        fits["IwaeVaeEarlyStop"] = () => Models.Iwae.IwaeModel.Fit(binary, new Models.Iwae.IwaeOptions
+        {
+            LatentDimensions = new[] { 2 }, HiddenUnits = new[] { 6 }, DeepHiddenUnits = new[] { 3 }, Samples = 1, EvaluationSamples = 7,
+            EvaluationSamplesPerChunk = 3, MaxEpochs = 6, EarlyStoppingPatience = 1, LearningRate = 0.02f, BatchSize = 25, Seed = 11,
+        });
+        return fits;
+    }
+
+    /// <summary>saved bytes | log-densities and standard errors | samples | training history (SHA-256 prefixes).</summary>
+    private static readonly Dictionary<string, string> Golden = new()
+    {
+        ["DeepGmm"] = "1CF4FAE3B77BC733|98A8CC0918FE8AD0|550B657B0DE27BE4|5A319CCBA266F750",
+        ["DeepGmmMinibatch"] = "C7B736C5BA665395|2F52E586D6525FF7|14565B01670F775E|54F5E75B20FECF35",
+        ["DeepGmmRestartsSoft"] = "97D0C7E8115CCF14|6CB2FFE07AA3CBD1|285B1858BD042079|E4C72E73405438DD",
+        ["Iwae"] = "D570C35C64EC55F0|E119D4C2D9D03E34|737F57A24D1AA932|48AFF1C6B84FA139",
+        ["IwaeGaussian"] = "79ACBC8116B168DC|511E90E3EAA6508C|D6A500D899BC55DB|43155A60F3E92C29",
+        ["IwaeVaeEarlyStop"] = "EEA55BCEDB953B66|0305FF78BBA1ADBA|ABBB9EBA8DB73C0E|94CB353B28FEFE3C",
+        ["Rbm"] = "C385F7ABBAF0E4E2|5A023B8961858658|5AA14A51DEE85AB4|29D3DC5F897DC5F4",
+        ["RbmAis"] = "440C746BAD19230B|1BC6D92CC2C1ED67|5AA14A51DEE85AB4|D067375D72ECB027",
+        ["RbmCdEarlyStop"] = "BFD22518B4E6FC42|F10C1849D84A5E00|55FDF016D3935576|35C4E4F1E875B654",
+        ["RbmGaussian"] = "1EE23DD763F7B292|A1054F23FC6F3AA6|349596E95AB74FF8|A763A3A6DBA36A98",
+        ["RbmPcdGaussianValid"] = "CC9A425EB0C6384E|968A3E319075A560|3E5B3FFB52C5DE1B|AE5296829C997F6E",
+        ["ReferenceBernoulli"] = "C521846A2290C512|49D6581ECF6EC541|CDB65788851F33B1|140BEDBF9C3F6D56",
+        ["Rnade"] = "258C9114218705BE|77F79D068387DA0D|DEBF16B9B5253DBE|2AD84E2C95C489CF",
+        ["RnadeDivergence"] = "F0E64044AF0C0C35|9CE5BA1015DEAA4C|F6CD9C54B4AF7AF6|488145F7CB57A918",
+        ["RnadeEarlyStop"] = "97F8EAD65DE06A9C|63054C1755F78543|03270BAC8A5130F6|765DADBCA424A145",
+    };
+
+    public static TheoryData<string> Names
+    {
+        get
+        {
+            var data = new TheoryData<string>();
+            foreach (var name in Fits.Keys) data.Add(name);
+            return data;
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(Names))]
+    public void NumbersAreUnchanged(string name)
+    {
+        var model = Fits[name]();
+        string actual = Fingerprint(model);
+        bool print = Environment.GetEnvironmentVariable("DEEPDENSITY_PRINT_GOLDEN") == "1";
+        Assert.True(Golden.TryGetValue(name, out var expected) && !print, $"No golden value checked for {name}; current: [\"{name}\"] = \"{actual}\",");
+        Assert.True(expected == actual, $"{name}: the model's numbers changed. Expected {expected}, got {actual} (saved bytes | log-densities | samples | training history).");
+    }
+
+    /// <summary>SHA-256 prefixes of the saved bytes, the scores of fixed rows, a fixed draw and the training history.</summary>
+    internal static string Fingerprint(DensityModel model)
+    {
+        var rows = model.InputDomain == InputDomain.Binary ? ConformanceData.Binary(40, 777) : ConformanceData.Real(40, 777);
+        var ld = new float[rows.Rows];
+        var se = new float[rows.Rows];
+        model.LogDensity(rows.AsSpan(), ld, se);
+        var scores = new byte[ld.Length * 8];
+        Buffer.BlockCopy(ld, 0, scores, 0, ld.Length * 4);
+        Buffer.BlockCopy(se, 0, scores, ld.Length * 4, se.Length * 4);
+        var samples = model.Sample(5, 99).Values;
+        var sampleBytes = new byte[samples.Length * 4];
+        Buffer.BlockCopy(samples, 0, sampleBytes, 0, sampleBytes.Length);
+        return $"{Hash(model.ToBytes())}|{Hash(scores)}|{Hash(sampleBytes)}|{Hash(Encoding.UTF8.GetBytes(History(model)))}";
+    }
+
+    private static string History(DensityModel model)
+    {
+        var summary = model.GetType().GetProperty("TrainingSummary")?.GetValue(model) as TrainingSummary;
+        if (summary is null) return "none";
+        var sb = new StringBuilder();
+        sb.Append($"{summary.EpochsRun};{summary.BestEpoch};{Bits(summary.BestValidationLogLikelihood)};{Bits(summary.FinalTrainLogLikelihood)};{summary.StoppedEarly};{summary.DivergenceRecoveries}\n");
+        foreach (var p in summary.History)
+        {
+            sb.Append($"{p.Epoch};{Bits(p.TrainLogLikelihood)};{(p.ValidationLogLikelihood is double v ? Bits(v) : "-")};{BitConverter.SingleToUInt32Bits(p.LearningRate):X8};{p.Note}");
+            if (p.Metrics is not null)
+                foreach (var kv in p.Metrics.Where(kv => !kv.Key.EndsWith("_s", StringComparison.Ordinal)).OrderBy(kv => kv.Key, StringComparer.Ordinal)) // timings vary
+                    sb.Append($";{kv.Key}={Bits(kv.Value)}");
+            sb.Append('\n');
+        }
+        return sb.ToString();
+    }
+
+    private static string Bits(double v) => BitConverter.DoubleToUInt64Bits(v).ToString("X16");
+
+    private static string Hash(byte[] bytes) => Convert.ToHexString(SHA256.HashData(bytes))[..16];
+}
