@@ -104,19 +104,7 @@ public class DeepRnadeTests
     public void SampleMomentsMatchTheEnsembleDensity()
     {
         var model = RandomModel(2, new[] { new[] { 0, 1 }, new[] { 1, 0 } }, Activation.Tanh, seed: 8);
-        var (_, mean, second) = RnadeDensityTests.Quadrature2D(model, 801, -25, 25);
-        const int n = 100_000;
-        var s = model.Sample(n, seed: 5);
-        for (int c = 0; c < 2; c++)
-        {
-            double m = 0, m2 = 0;
-            for (int r = 0; r < n; r++) { double v = s[r, c]; m += v; m2 += v * v; }
-            m /= n; m2 /= n;
-            double variance = second[c] - mean[c] * mean[c];
-            double se = Math.Sqrt(variance / n);
-            Assert.True(Math.Abs(m - mean[c]) < 5 * se, $"column {c}: sample mean {m:F4}, density mean {mean[c]:F4} (se {se:F4})");
-            Assert.True(Math.Abs(m2 - m * m - variance) < 0.04 * variance + 1e-3, $"column {c}: sample variance {m2 - m * m:F4}, density variance {variance:F4}");
-        }
+        RnadeDensityTests.AssertSampleMomentsMatchQuadrature(model, 100_000, 0.04);
     }
 
     [Fact]

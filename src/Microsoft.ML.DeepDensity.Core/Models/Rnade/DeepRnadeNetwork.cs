@@ -46,15 +46,7 @@ internal sealed class DeepRnadeNetwork
     {
         Net.InitializeGlorot(random);
         TensorPrimitives.Multiply(Output.Weight.Value, 0.1f, Output.Weight.Value);
-        var b = Output.Bias.Value;
-        float logSigma = MathF.Log(1f / MathF.Sqrt(K));
-        for (int d = 0; d < D; d++)
-        {
-            var bd = b.AsSpan(d * K3, K3);
-            bd[..K].Clear();
-            meanQuantiles.AsSpan(d * K, K).CopyTo(bd.Slice(K, K));
-            bd.Slice(2 * K, K).Fill(logSigma);
-        }
+        RnadeNetwork.InitializeMixtureBiases(Output.Bias.Value, D, K, meanQuantiles);
     }
 
     /// <summary>Scratch for one block of up to <see cref="Rows"/> rows (training or scoring). Not shared between threads.</summary>

@@ -54,13 +54,20 @@ internal sealed class RnadeNetwork
         Array.Clear(C);
         Array.Fill(Rho, 1f);
         random.FillGaussian(V, 0f, 0.01f);
-        float logSigma = MathF.Log(1f / MathF.Sqrt(K));
-        for (int d = 0; d < D; d++)
+        InitializeMixtureBiases(B, D, K, meanQuantiles);
+    }
+
+    /// <summary>Output biases of D mixtures ([z^α | z^μ | z^σ] per dimension) that start every conditional at equal
+    /// weights, means at the column quantiles (D×K) and σ = 1/√K. Shared with <see cref="DeepRnadeNetwork"/>.</summary>
+    internal static void InitializeMixtureBiases(Span<float> b, int dimension, int k, ReadOnlySpan<float> meanQuantiles)
+    {
+        float logSigma = MathF.Log(1f / MathF.Sqrt(k));
+        for (int d = 0; d < dimension; d++)
         {
-            var bd = B.AsSpan(d * K3, K3);
-            bd[..K].Clear();
-            meanQuantiles.AsSpan(d * K, K).CopyTo(bd.Slice(K, K));
-            bd.Slice(2 * K, K).Fill(logSigma);
+            var bd = b.Slice(d * 3 * k, 3 * k);
+            bd[..k].Clear();
+            meanQuantiles.Slice(d * k, k).CopyTo(bd.Slice(k, k));
+            bd.Slice(2 * k, k).Fill(logSigma);
         }
     }
 
