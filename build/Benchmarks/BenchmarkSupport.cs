@@ -45,21 +45,100 @@ public static class Peer
     public static string Script(string name) => Path.Combine(AppContext.BaseDirectory, "Peers", name);
 
     /// <summary>
-    /// Runs a Python peer with 2 BLAS/torch threads; returns its stdout lines. Peers print "KEY value" lines that the
-    /// caller parses with <see cref="ReadValues"/>.
+    /// Runs a Python peer on <paramref name="threads"/> BLAS/OpenMP/torch threads and returns its output. Peers print
+    /// "KEY value" lines that the caller parses with <see cref="ReadValues"/>. The peer's process (only) gets
+    /// OMP_WAIT_POLICY=PASSIVE (sleeping, not spinning, OpenMP waits: on a shared machine spinning threads starve
+    /// each other) and the OpenBLAS kernel of <see cref="OpenBlasCoreType"/>; the BLAS libraries, kernels and thread
+    /// counts it actually ran on (its PEER_INFO line, from Peers/peer_setup.py) are printed here.
     /// </summary>
-    public static (int ExitCode, string Stdout, string Stderr) RunPython(string script, string arguments, TimeSpan timeout)
+    public static (int ExitCode, string Stdout, string Stderr) RunPython(string script, string arguments, TimeSpan timeout, int threads = 2)
     {
         var psi = new ProcessStartInfo(Python, $"\"{script}\" {arguments}")
         {
             RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
         };
-        foreach (var v in new[] { "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS" }) psi.Environment[v] = "2";
+        string t = threads.ToString(CultureInfo.InvariantCulture);
+        foreach (var v in new[] { "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "PEER_THREADS" }) psi.Environment[v] = t;
+        psi.Environment["OMP_WAIT_POLICY"] = "PASSIVE";
+        // Pre-set tuning variables of this shell must not decide the peer's kernel; OpenBLAS detects its L2 itself.
+        psi.Environment.Remove("OPENBLAS_L2_SIZE");
+        if (OpenBlasCoreType.Value.CoreType is { } coreType) psi.Environment["OPENBLAS_CORETYPE"] = coreType;
+        else psi.Environment.Remove("OPENBLAS_CORETYPE");
         using var p = Process.Start(psi)!;
         var stdout = p.StandardOutput.ReadToEndAsync();
         var stderr = p.StandardError.ReadToEndAsync();
         if (!p.WaitForExit((int)timeout.TotalMilliseconds)) { p.Kill(true); return (-1, stdout.Result, "timeout"); }
-        return (p.ExitCode, stdout.Result, stderr.Result);
+        var info = stderr.Result.Split('\n').Where(l => l.StartsWith("PEER_INFO ", StringComparison.Ordinal)).Select(l => l[10..].Trim());
+        Console.WriteLine($"peer {Path.GetFileName(script)} ({threads} thread{(threads == 1 ? "" : "s")}): {string.Join(" | ", info)}");
+        var rest = string.Join('\n', stderr.Result.Split('\n').Where(l => !l.StartsWith("PEER_INFO ", StringComparison.Ordinal)));
+        return (p.ExitCode, stdout.Result, rest);
+    }
+
+    /// <summary>
+    /// Runs a PyTorch peer on 1 and on 2 threads and returns the faster run (small-batch PyTorch is often faster on
+    /// one thread), printing both. <paramref name="seconds"/> reads the time to compare from the peer's values.
+    /// </summary>
+    public static (int ExitCode, string Stdout, string Stderr, int Threads) RunTorchBest(string script, string arguments,
+        TimeSpan timeout, Func<Dictionary<string, double>, double> seconds)
+    {
+        (int ExitCode, string Stdout, string Stderr, int Threads)? best = null;
+        double bestSeconds = double.PositiveInfinity;
+        foreach (int threads in new[] { 1, 2 })
+        {
+            var (code, stdout, stderr) = RunPython(script, arguments, timeout, threads);
+            if (code != 0) { best ??= (code, stdout, stderr, threads); continue; }
+            double s = seconds(ReadValues(stdout));
+            Console.WriteLine($"peer {Path.GetFileName(script)} on {threads} thread{(threads == 1 ? "" : "s")}: {s:F3} s");
+            if (s < bestSeconds || best is { ExitCode: not 0 }) { bestSeconds = s; best = (code, stdout, stderr, threads); }
+        }
+        Console.WriteLine($"peer {Path.GetFileName(script)}: reference = the faster, {best!.Value.Threads} thread(s)");
+        return best.Value;
+    }
+
+    /// <summary>
+    /// The OPENBLAS_CORETYPE peers run with: null when OpenBLAS's own detection already picks the best kernel for
+    /// this CPU, else the best kernel the CPU supports (SkylakeX for AVX-512 F/BW/DQ/VL, Intel or AMD; Haswell or Zen
+    /// for AVX2/FMA). Debian's OpenBLAS 0.3.21 does not know recent CPUs and falls back to Prescott (SSE3) kernels.
+    /// </summary>
+    public static readonly Lazy<(string? CoreType, string Note)> OpenBlasCoreType = new(() =>
+    {
+        var flags = CpuFlags();
+        string vendor = File.Exists("/proc/cpuinfo") && File.ReadAllText("/proc/cpuinfo").Contains("AuthenticAMD") ? "AMD" : "Intel";
+        string? best = new[] { "avx512f", "avx512bw", "avx512dq", "avx512vl" }.All(flags.Contains) ? "SkylakeX"
+            : flags.Contains("avx2") && flags.Contains("fma") ? (vendor == "AMD" ? "Zen" : "Haswell")
+            : null;
+        string? detected = ProbeOpenBlasKernel();
+        string note;
+        if (best is null || detected is null) { best = null; note = $"OpenBLAS kernel: {detected ?? "unknown (no numpy/threadpoolctl)"}, auto-detected"; }
+        else if (string.Equals(detected, best, StringComparison.OrdinalIgnoreCase) || (best == "SkylakeX" && detected.Equals("Cooperlake", StringComparison.OrdinalIgnoreCase)))
+        { best = null; note = $"OpenBLAS kernel: {detected}, auto-detected (best for this CPU)"; }
+        else note = $"OpenBLAS auto-detects {detected} on this CPU ({vendor}, {string.Join(' ', flags.Where(f => f.StartsWith("avx512", StringComparison.Ordinal)).Order())}); peers run with OPENBLAS_CORETYPE={best}";
+        Console.WriteLine(note);
+        return (best, note);
+    });
+
+    private static HashSet<string> CpuFlags()
+    {
+        if (!File.Exists("/proc/cpuinfo")) return new HashSet<string>();
+        var line = File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("flags", StringComparison.Ordinal)) ?? "";
+        return new HashSet<string>(line.Split(':', 2).Last().Split(' ', StringSplitOptions.RemoveEmptyEntries));
+    }
+
+    /// <summary>The kernel OpenBLAS picks by itself (threadpoolctl's architecture with no OPENBLAS_CORETYPE), or null.</summary>
+    private static string? ProbeOpenBlasKernel()
+    {
+        try
+        {
+            var psi = new ProcessStartInfo(Python, "-c \"import numpy, threadpoolctl; print(next(i['architecture'] for i in threadpoolctl.threadpool_info() if i['internal_api'] == 'openblas'))\"")
+            { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+            psi.Environment.Remove("OPENBLAS_CORETYPE");
+            psi.Environment.Remove("OPENBLAS_L2_SIZE");
+            using var p = Process.Start(psi)!;
+            string output = p.StandardOutput.ReadToEnd().Trim();
+            p.StandardError.ReadToEnd();
+            return p.WaitForExit(60_000) && p.ExitCode == 0 && output.Length > 0 ? output : null;
+        }
+        catch (System.ComponentModel.Win32Exception) { return null; }
     }
 
     /// <summary>Parses "KEY value" lines.</summary>

@@ -6,12 +6,12 @@ namespace DeepDensity.Benchmarks;
 
 /// <summary>
 /// SGEMM throughput of <see cref="Gemm.Multiply(bool, bool, int, int, int, float, ReadOnlySpan{float}, int, ReadOnlySpan{float}, int, float, Span{float}, int, bool)"/>
-/// against OpenBLAS (numpy, 2 threads) on square sizes and on the shapes the models use, all four transpositions.
+/// against OpenBLAS (numpy, 2 threads, its best kernel for the CPU: see <see cref="Peer.OpenBlasCoreType"/>) on square sizes and on the shapes the models use, all four transpositions.
 /// </summary>
 public sealed class GemmBenchmark : IBenchmark
 {
     public string Name => "gemm";
-    public string Description => "SGEMM GFLOP/s vs OpenBLAS via numpy (--seconds per shape, --quick, --shapes m:n:k[:T|N:T|N],..., --no-peer, --serial [--cpu-time])";
+    public string Description => "SGEMM GFLOP/s vs OpenBLAS via numpy (--seconds per shape, --quick, --shapes m:n:k[:T|N:T|N],..., --no-peer, --serial [--cpu-time], --path avx512|avx2|portable)";
 
     private static readonly int[] Squares = { 64, 128, 256, 512, 1024, 2048 };
     // (m, n, k) of the products the models run: RNADE blocks (rows × 3K × H and its backward), dense layers of the
@@ -59,19 +59,30 @@ public sealed class GemmBenchmark : IBenchmark
             else
             {
                 peer = Peer.ReadValues(stdout);
-                Console.WriteLine($"peer: numpy {stderr.Trim().Replace("BLAS ", "")}");
+                Console.WriteLine("peer: numpy.matmul (OpenBLAS sgemm; library, kernel and threads on the line above)");
             }
         }
 
-        Console.WriteLine($"ours: Gemm.Multiply, {(serial ? "serial" : $"parallel allowed, {Environment.ProcessorCount} cores")}");
-        Console.WriteLine($"{"shape m×n×k",-18} {"op",-3} {"ours GFLOP/s",12} {"OpenBLAS",10} {"ratio",7}");
+        var level = args.String("path", "") switch
+        {
+            "" => KernelPath.Best,
+            "avx512" => SimdLevel.Avx512,
+            "avx2" => SimdLevel.Avx2,
+            "portable" => SimdLevel.Portable,
+            var other => throw new ArgumentException($"--path {other}: expected avx512, avx2 or portable."),
+        };
+        using var forced = KernelPath.Force(level);
+        Console.WriteLine($"ours: Gemm.Multiply, {KernelPath.Current} kernel (CPU best {KernelPath.Best}), " +
+                          $"{(serial ? "serial" : $"parallel allowed, {Environment.ProcessorCount} cores")}");
+        // cpu% = process CPU time / wall time while timing ours: ~200% when both cores work, ~100% when one does.
+        Console.WriteLine($"{"shape m×n×k",-18} {"op",-3} {"ours GFLOP/s",12} {"cpu%",5} {"OpenBLAS",10} {"ratio",7}");
         var ratios = new List<double>();
         for (int i = 0; i < shapes.Count; i++)
         {
             var (m, n, k, ta, tb) = shapes[i];
-            double ours = Measure(m, n, k, ta, tb, seconds, !serial, serial && args.Flag("cpu-time"));
+            var (ours, cpuShare) = Measure(m, n, k, ta, tb, seconds, !serial, serial && args.Flag("cpu-time"));
             string op = (ta ? "T" : "N") + (tb ? "T" : "N");
-            string line = $"{m}×{n}×{k}".PadRight(18) + $" {op,-3} {ours,12:F1}";
+            string line = $"{m}×{n}×{k}".PadRight(18) + $" {op,-3} {ours,12:F1} {cpuShare * 100,5:F0}";
             if (peer is not null && peer.TryGetValue($"GFLOPS_{i}", out var theirs))
             {
                 line += $" {theirs,10:F1} {ours / theirs,7:F2}";
@@ -113,7 +124,7 @@ public sealed class GemmBenchmark : IBenchmark
         return times[repeats / 2];
     }
 
-    private static double Measure(int m, int n, int k, bool ta, bool tb, double seconds, bool parallel, bool cpuTime)
+    private static (double GFlops, double CpuShare) Measure(int m, int n, int k, bool ta, bool tb, double seconds, bool parallel, bool cpuTime)
     {
         var rng = new Random(1);
         var a = new float[m * k]; var b = new float[k * n]; var c = new float[m * n];
@@ -131,9 +142,14 @@ public sealed class GemmBenchmark : IBenchmark
             reps *= 2;
         }
         // Best of 7 samples (same as the peer): on a shared machine the fastest sample is the stable estimate of speed.
+        var process = Process.GetCurrentProcess();
+        var cpu0 = process.TotalProcessorTime;
+        var wall = Stopwatch.StartNew();
         double t = cpuTime
             ? MedianCpuSeconds(() => { for (int r = 0; r < reps; r++) Once(); }, 5) / reps
             : BestSeconds(() => { for (int r = 0; r < reps; r++) Once(); }, 7) / reps;
-        return 2.0 * m * n * k / t / 1e9;
+        process.Refresh();
+        double cpuShare = (process.TotalProcessorTime - cpu0).TotalSeconds / wall.Elapsed.TotalSeconds;
+        return (2.0 * m * n * k / t / 1e9, cpuShare);
     }
 }

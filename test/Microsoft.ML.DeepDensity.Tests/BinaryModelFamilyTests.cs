@@ -1,5 +1,6 @@
 using Microsoft.ML.Data;
 using Microsoft.ML.DeepDensity.Models.Iwae;
+using Microsoft.ML.DeepDensity.Models.Nvil;
 using Microsoft.ML.DeepDensity.Models.Rbm;
 
 namespace Microsoft.ML.DeepDensity.Tests;
@@ -13,7 +14,7 @@ public sealed class BitRow
 }
 
 /// <summary>
-/// The ML.NET essentials for the binary-input families (Bernoulli RBM, Bernoulli IWAE): fit through the catalog, values
+/// The ML.NET essentials for the binary-input families (Bernoulli RBM, Bernoulli IWAE, NVIL): fit through the catalog, values
 /// equal the engine model's, save → load in a fresh context, AnomalyDetection.Evaluate, and the binary-input errors
 /// (a value other than 0/1, NaN) reported with the row and column through the pipeline.
 /// </summary>
@@ -31,6 +32,14 @@ public class BinaryModelFamilyTests
             {
                 Likelihood = IwaeLikelihood.Bernoulli, LatentDimensions = new[] { 2 }, HiddenUnits = new[] { 16 }, Samples = 5,
                 EvaluationSamples = 100, MaxEpochs = 40, BatchSize = 50, LearningRate = 1e-2f, Seed = 7,
+            },
+        })),
+        ["Nvil"] = (ml, configure) => ml.DensityEstimation.Nvil(PipelineChecks.With(configure, new Transforms.NvilEstimator.Options
+        {
+            ModelOptions = new NvilOptions
+            {
+                LatentDimensions = new[] { 4 }, BaselineHiddenUnits = 10, EvaluationSamples = 100, MaxEpochs = 40, BatchSize = 50,
+                LearningRate = 1e-2f, Seed = 7,
             },
         })),
     };
@@ -90,5 +99,16 @@ public class BinaryModelFamilyTests
             var e = Assert.Throws<Data.DataValidationException>(() => scored.GetColumn<float>("LogDensity").ToArray());
             Assert.Equal((13L, 2), (e.Row, e.Column));
         }
+    }
+
+    [Fact]
+    public void NvilSimpleOverloadUsesTheCatalogDefaults()
+    {
+        var ml = new MLContext(seed: 1);
+        var model = ml.DensityEstimation.Nvil(latentDimensions: new[] { 3 }, maxEpochs: 2, seed: 5)
+            .Fit(ml.Data.LoadFromEnumerable(Bits(100, seed: 2))).GetDensityModel();
+        var nvil = Assert.IsType<NvilModel>(model);
+        Assert.Equal(100, nvil.EvaluationSamples);
+        Assert.Equal(new[] { 3 }, nvil.LatentDimensions);
     }
 }

@@ -13,6 +13,7 @@ sum of log standard deviations) -- exactly r * var(column) in data units.
 import sys
 import time
 
+import peer_setup  # noqa: F401  (BLAS report; must precede numpy/sklearn)
 import numpy as np
 from sklearn.mixture import GaussianMixture
 

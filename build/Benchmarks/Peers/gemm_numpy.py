@@ -6,22 +6,13 @@ usage: gemm_numpy.py SHAPES SECONDS
 numpy passes transposed views to BLAS with the transpose flag (no copy), so this measures sgemm itself.
 """
 import sys, time
+import peer_setup  # noqa: F401  (BLAS report; must precede numpy)
 import numpy as np
-
-
-def blas_name():
-    try:
-        import threadpoolctl
-        info = threadpoolctl.threadpool_info()
-        return ",".join(f"{i['internal_api']}-{i.get('version')}-{i.get('architecture')}-threads{i['num_threads']}" for i in info)
-    except Exception:
-        return "unknown"
 
 
 def main():
     shapes = sys.argv[1].split(",")
     budget = float(sys.argv[2])
-    print("BLAS", blas_name(), file=sys.stderr)
     rng = np.random.default_rng(1)
     for idx, s in enumerate(shapes):
         m, n, k, ta, tb = s.split(":")

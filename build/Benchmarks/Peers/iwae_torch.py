@@ -5,6 +5,7 @@ logits; Glorot-uniform weights, zero biases, decoder output bias = logit of the 
 bound; no gradient clipping. Prints "KEY value" lines.
 """
 import argparse, math, time
+import peer_setup  # threads and BLAS report; must precede numpy/torch
 import numpy as np
 import torch
 import torch.nn as nn
@@ -21,9 +22,8 @@ p.add_argument("--eval-k", type=int, default=5000)
 p.add_argument("--hidden", type=int, default=200)
 p.add_argument("--latent", type=int, default=50)
 p.add_argument("--seed", type=int, default=1)
-p.add_argument("--threads", type=int, default=2)
 a = p.parse_args()
-torch.set_num_threads(a.threads)
+torch.set_num_threads(peer_setup.threads())
 # Adam moments of rarely-active pixels decay into subnormal floats, which slow x86 arithmetic ~10x; flush them (standard CPU setting).
 torch.set_flush_denormal(True)
 torch.manual_seed(a.seed)

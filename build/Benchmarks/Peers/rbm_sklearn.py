@@ -4,6 +4,7 @@ usage: rbm_sklearn.py TRAIN.f32 N D HIDDEN BATCH LR EPOCHS SEED OUT_PREFIX
 Prints "KEY value" lines: TRAIN_SECONDS, TRAIN_CPU_SECONDS (all threads), EXAMPLES_PER_SECOND. Writes OUT_PREFIX.{W,b,c}.f32 (W as D×H row-major).
 """
 import sys, time
+import peer_setup  # noqa: F401  (BLAS report; must precede numpy/sklearn)
 import numpy as np
 from sklearn.neural_network import BernoulliRBM
 

@@ -1,17 +1,18 @@
-"""PyTorch CD-k / PCD-k reference (float32, 2 threads) for the RBM benchmark: the same update as DeepDensity
+"""PyTorch CD-k / PCD-k reference (float32, PEER_THREADS threads) for the RBM benchmark: the same update as DeepDensity
 (hidden probabilities in the statistics, sampled negative visible states, minibatch mean, plain SGD).
 
 usage: rbm_torch.py TRAIN.f32 N D HIDDEN BATCH LR EPOCHS SEED OUT_PREFIX K PERSISTENT(0/1)
 Prints TRAIN_SECONDS, TRAIN_CPU_SECONDS (all threads), EXAMPLES_PER_SECOND; writes OUT_PREFIX.{W,b,c}.f32.
 """
 import sys, time
+import peer_setup  # threads and BLAS report; must precede numpy/torch
 import numpy as np
 import torch
 
 path, n, d, hidden, batch, lr, epochs, seed, out, k, persistent = sys.argv[1:12]
 n, d, hidden, batch, epochs, seed, k = int(n), int(d), int(hidden), int(batch), int(epochs), int(seed), int(k)
 lr, persistent = float(lr), persistent == "1"
-torch.set_num_threads(2)
+torch.set_num_threads(peer_setup.threads())
 torch.manual_seed(seed)
 X = torch.from_numpy(np.fromfile(path, dtype=np.float32, count=n * d).reshape(n, d))
 W = torch.randn(d, hidden) * 0.01

@@ -5,7 +5,8 @@ usage: rnade_torch.py DIR D H K MAX_EPOCHS BATCH LR SEED [CLIP [SIGMA_SCALED [SE
   CLIP: gradient-norm clipping (0 = none, the default); SIGMA_SCALED: 1 = Algorithm 2's sigma-scaled mean gradient,
   0 = the plain autograd gradient (default); SECONDS: stop after the first epoch that ends this long after training
   started (0 = no limit); PATIENCE: early stopping on the validation log-likelihood (0 = none); THREADS: torch threads,
-  0 = time a few steps with 1 and with 2 threads and keep the faster (the default).
+  0 = time a few steps with 1 and with 2 threads and keep the faster (the default; one budgeted run instead of the
+  launcher's two full runs of Peer.RunTorchBest).
 Model: RNADE with ReLU hidden units and K-component Gaussian mixtures, inputs standardised with the training mean and
 (population) standard deviation, log-likelihood reported in raw-data units (Jacobian added). Initialisation as
 RnadeNetwork.Initialize: W ~ N(0, 1/sqrt(D)), c = 0, rho = 1, V ~ N(0, 0.01), alpha biases 0, mean biases at the
@@ -17,8 +18,9 @@ validation included).
 """
 import copy, math, os, sys, time
 # Sleep instead of spin while waiting at OpenMP barriers: on a shared 2-core machine spinning threads starve each
-# other (a 20x slowdown under load), which would flatter the comparison.
+# other (a 20x slowdown under load), which would flatter the comparison. (The launcher sets it too.)
 os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+import peer_setup  # BLAS/thread report (PEER_INFO); must precede numpy/torch
 import numpy as np
 import torch
 

@@ -72,6 +72,35 @@ public static class DataValidation
         CheckRows(data.AsSpan(), data.Columns, domain, source);
     }
 
+    /// <summary>
+    /// Checks sequences for a model with frames of <paramref name="frameSize"/> floats: the frame size and valid values
+    /// (a bad value is reported with the sequence as the row, the slot within the frame as the column, and the frame).
+    /// </summary>
+    public static void CheckSequences(SequenceBatch sequences, int frameSize, InputDomain domain, string? source)
+    {
+        ArgumentNullException.ThrowIfNull(sequences);
+        if (sequences.FrameSize != frameSize)
+            throw new DataValidationException(-1, -1, $"frames have {sequences.FrameSize} values but the model expects {frameSize} (wrong frame size?)", source);
+        for (int i = 0; i < sequences.Count; i++)
+        {
+            try { CheckRows(sequences.Sequence(i), frameSize, domain, source); }
+            catch (DataValidationException e)
+            {
+                throw new DataValidationException(i, e.Column, $"frame {e.Row}: {e.Problem}", source);
+            }
+        }
+    }
+
+    /// <summary>Checks training sequences: at least <paramref name="minSequences"/>, the expected frame size, valid values.</summary>
+    public static void CheckTrainingData(SequenceBatch data, InputDomain domain, string source, int expectedFrameSize, int minSequences = 1)
+    {
+        ArgumentNullException.ThrowIfNull(data);
+        if (data.Count == 0) throw new DataValidationException(-1, -1, "the data has no sequences", source);
+        if (data.Count < minSequences)
+            throw new DataValidationException(-1, -1, $"the data has {data.Count} sequences; at least {minSequences} are needed", source);
+        CheckSequences(data, expectedFrameSize, domain, source);
+    }
+
     private static bool AllFinite(ReadOnlySpan<float> row)
     {
         // x - x is 0 for finite x and NaN for NaN/±inf; the sum is NaN iff any value is non-finite.

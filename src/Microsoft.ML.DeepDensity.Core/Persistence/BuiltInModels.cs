@@ -10,5 +10,6 @@ internal static class BuiltInModels
         ModelRegistry.Register(Models.Rbm.RbmModel.Kind, Models.Rbm.RbmModel.ReadPayload);
         ModelRegistry.Register(Models.DeepGmm.DeepGmmModel.Kind, Models.DeepGmm.DeepGmmModel.ReadPayload);
         ModelRegistry.Register(Models.Iwae.IwaeModel.Kind, Models.Iwae.IwaeModel.ReadPayload);
+        ModelRegistry.Register(Models.Nvil.NvilModel.Kind, Models.Nvil.NvilModel.ReadPayload);
     }
 }

@@ -29,7 +29,7 @@ public static class ModelFile
     public const long MaxPayloadLength = 0x7FFFFFC7 /* Array.MaxLength */ - (7 + MaxKindLength + 2 + 8) - 4;
     private const int ChunkBytes = 1 << 16;
 
-    internal static void Write(Stream stream, DensityModel model)
+    internal static void Write(Stream stream, DensityModelBase model)
     {
         var payload = new ModelWriter();
         model.WritePayload(payload);
@@ -53,7 +53,7 @@ public static class ModelFile
         stream.Write(tail);
     }
 
-    internal static DensityModel Read(Stream stream)
+    internal static DensityModelBase Read(Stream stream)
     {
         ArgumentNullException.ThrowIfNull(stream);
         // Read the fixed part, check the declared payload length against the limit, then read exactly that many bytes
@@ -89,7 +89,7 @@ public static class ModelFile
             throw new InvalidModelFileException($"Model file too large: the header declares {payloadLength} payload bytes, more than the limit of {limit} (DeepDensityEnvironment.MaxModelFileBytes; raise it to load a legitimately larger model).");
     }
 
-    internal static DensityModel Read(ReadOnlySpan<byte> file)
+    internal static DensityModelBase Read(ReadOnlySpan<byte> file)
     {
         if (file.Length < 7) throw new InvalidModelFileException("Truncated model file: shorter than the header.");
         CheckMagicAndVersion(file);
@@ -113,7 +113,7 @@ public static class ModelFile
         if (!ModelRegistry.TryGetReader(kind, out var reader))
             throw new InvalidModelFileException($"Unknown model kind '{kind}' (known: {string.Join(", ", ModelRegistry.Kinds)}).");
         var payload = new ModelReader(file.Slice(fixedLength, (int)payloadLength).ToArray(), kind);
-        DensityModel model;
+        DensityModelBase model;
         try { model = reader(payload, payloadVersion); }
         catch (InvalidModelFileException) { throw; }
         // Catch-all: whatever a payload reader trips over on a damaged payload (a missed bounds check, an invalid
@@ -133,7 +133,7 @@ public static class ModelFile
     /// would load. Training ends with this, so that a fit never returns a model that saves but cannot be loaded: the
     /// loader's invariants are the one definition of a valid model.
     /// </summary>
-    internal static string? LoaderRejection(DensityModel model)
+    internal static string? LoaderRejection(DensityModelBase model)
     {
         if (!ModelRegistry.TryGetReader(model.ModelKind, out var reader)) return null;
         var writer = new ModelWriter();
@@ -150,7 +150,7 @@ public static class ModelFile
 
     /// <summary>Returns <paramref name="model"/> if its file would load; otherwise throws
     /// <see cref="Training.TrainingDivergedException"/> naming the broken invariant.</summary>
-    internal static T EnsureTrainedModelLoadable<T>(T model) where T : DensityModel
+    internal static T EnsureTrainedModelLoadable<T>(T model) where T : DensityModelBase
     {
         if (LoaderRejection(model) is string problem)
             throw new Training.TrainingDivergedException(

@@ -109,6 +109,23 @@ public sealed class ModelReader
         return Encoding.UTF8.GetString(Take(n, "a string"));
     }
 
+    /// <summary>
+    /// Largest magnitude a network weight or bias may have in a file read with <see cref="ReadParameters"/> (1e6). No
+    /// model trained on validated data comes near it (training rejects such a result, since every Fit ends by running
+    /// the loader), while larger values overflow float32 in the products of scoring and sampling (a bias of 1e30 loads
+    /// but cannot sample).
+    /// </summary>
+    public const float MaxParameterMagnitude = 1e6f;
+
+    /// <summary>Reads network parameters: finite and within ±<see cref="MaxParameterMagnitude"/>.</summary>
+    public float[] ReadParameters(string name, int expectedLength)
+    {
+        var values = ReadSingles(name, expectedLength);
+        for (int i = 0; i < values.Length; i++)
+            if (Math.Abs(values[i]) > MaxParameterMagnitude) throw Corrupt($"{name}[{i}] = {values[i]} is beyond ±{MaxParameterMagnitude:G}");
+        return values;
+    }
+
     /// <summary>Reads a float array; when <paramref name="expectedLength"/> is given the stored length must equal it.</summary>
     public float[] ReadSingles(string name, int? expectedLength = null, bool requireFinite = true)
     {
@@ -157,7 +174,7 @@ public sealed class ModelReader
 public static class ModelRegistry
 {
     /// <summary>Reads a payload of the given payload version into a model.</summary>
-    public delegate DensityModel PayloadReader(ModelReader reader, int payloadVersion);
+    public delegate DensityModelBase PayloadReader(ModelReader reader, int payloadVersion);
 
     private static readonly Dictionary<string, PayloadReader> Readers = new(StringComparer.Ordinal);
     private static readonly object Gate = new();

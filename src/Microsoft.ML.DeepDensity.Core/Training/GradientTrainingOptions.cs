@@ -54,6 +54,14 @@ public class GradientTrainingOptions
     /// <summary>How many times a non-finite loss may be recovered from (restore last good state, halve the learning rate) before training stops with <see cref="TrainingDivergedException"/>. Default 3.</summary>
     public int MaxDivergenceRecoveries { get; set; } = 3;
 
+    /// <summary>
+    /// Ends training early but keeps the result (unlike the cancellation token of <c>Fit</c>, which abandons it): when
+    /// signalled, training stops at the next minibatch or epoch boundary as if <c>MaxEpochs</c> had been reached, a
+    /// partly done epoch is discarded, and the best parameters so far are returned (e.g. a command-line tool's first
+    /// Ctrl+C). Not part of the model; never saved. Default none.
+    /// </summary>
+    public CancellationToken StopToken { get; set; }
+
     /// <summary>Throws <see cref="ArgumentOutOfRangeException"/> naming the first invalid setting.</summary>
     public virtual void Validate()
     {

@@ -68,7 +68,7 @@ public static class TrainingLoop
         double lastTrain = double.NaN;
         var clock = Stopwatch.StartNew();
         int epoch = 1;
-        while (epoch <= options.MaxEpochs)
+        while (epoch <= options.MaxEpochs && !options.StopToken.IsCancellationRequested)
         {
             cancellationToken.ThrowIfCancellationRequested();
             var epochRandom = root.Fork((ulong)epoch, (ulong)recoveries);
@@ -81,6 +81,7 @@ public static class TrainingLoop
             for (int start = 0; start < n; start += batch, batchIndex++)
             {
                 cancellationToken.ThrowIfCancellationRequested();
+                if (options.StopToken.IsCancellationRequested) break;
                 int count = Math.Min(batch, n - start);
                 for (int r = 0; r < count; r++)
                     train.Row(order[start + r]).CopyTo(batchBuffer.AsSpan(r * dim, dim));
@@ -89,6 +90,11 @@ public static class TrainingLoop
                 if (!double.IsFinite(obj) || !double.IsFinite(norm)) { diverged = true; break; }
                 optimizer.Step(parameters, lr);
                 objectiveSum += obj;
+            }
+            if (options.StopToken.IsCancellationRequested)
+            {
+                parameters.Restore(lastGood); // a partly done epoch is discarded
+                break;
             }
             if (!diverged && !parameters.AllFinite()) diverged = true;
             double validLl = double.NaN;

@@ -137,7 +137,8 @@ public class PersistenceChecks
 
     internal enum Outcome { Rejected, LoadedAndScored }
 
-    /// <summary>Loads once, asserting: only <see cref="InvalidModelFileException"/>, under a second, allocation under 10× the file + 1 MB.</summary>
+    /// <summary>Loads once, asserting: only <see cref="InvalidModelFileException"/>, under a second, allocation under 10× the file + 1 MB;
+    /// a model that loads must score and sample without NaN or exception.</summary>
     private static Outcome Load(string what, byte[] bytes, bool fromStream, int originalLength, Data.RowMatrix? scoreRows = null)
     {
         long budget = 10L * Math.Max(bytes.Length, originalLength) + (1 << 20);
@@ -165,6 +166,10 @@ public class PersistenceChecks
         if (model.Dimension == scoreRows.Columns) scoreRows.AsSpan().CopyTo(rows.AsSpan());
         var ld = model.LogDensity(rows);
         Assert.DoesNotContain(ld, float.IsNaN);
+        // ... and sample like one: the loader checks every invariant the sampler relies on (issue 13: biases of 1e30
+        // loaded but could not sample). Bounded settings keep this quick whatever was forged.
+        var sampling = Record.Exception(() => Assert.DoesNotContain(model.Sample(2, 1).Values, float.IsNaN));
+        Assert.True(sampling is null, $"{what} ({path}): loaded but cannot sample: {sampling?.Message}");
         return Outcome.LoadedAndScored;
     }
 

@@ -62,10 +62,24 @@ public class GemmTests
                 yield return new object[] { ta, tb };
     }
 
-    [Theory]
-    [MemberData(nameof(Transposes))]
-    public void SmallOddSizesMatchReference(bool ta, bool tb)
+    /// <summary>Every kernel path this CPU can run (AVX-512 and AVX2 only where supported; portable always).</summary>
+    public static IEnumerable<object[]> PathsAndTransposes()
     {
+        foreach (var level in SupportedLevels())
+            foreach (var t in Transposes())
+                yield return new object[] { (int)level, t[0], t[1] };
+    }
+
+    internal static IEnumerable<SimdLevel> SupportedLevels()
+    {
+        for (var level = SimdLevel.Portable; level <= KernelPath.Best; level++) yield return level;
+    }
+
+    [Theory]
+    [MemberData(nameof(PathsAndTransposes))]
+    public void SmallOddSizesMatchReference(int level, bool ta, bool tb)
+    {
+        using var path = KernelPath.Force((SimdLevel)level);
         int seed = 0;
         foreach (int m in new[] { 1, 2, 5, 6, 7, 13, 37 })
             foreach (int n in new[] { 1, 3, 8, 9, 16, 17, 31, 37 })
@@ -87,7 +101,7 @@ public class GemmTests
     [MemberData(nameof(Transposes))]
     public void SizesCrossingBlockBoundariesMatchReference(bool ta, bool tb)
     {
-        // MC = 144 rows, KC = 256, NC = 4096 columns; 6×16 micro-tiles.
+        // AVX2: MC = 144 rows, NC = 4096 columns, 6×16 tiles; AVX-512: MC = 240, NC = 512, 12×32 tiles; KC = 256.
         Check(ta, tb, 150, 40, 300, 1f, 0f, 1, false, 1);
         Check(ta, tb, 145, 33, 513, -1f, 1f, 0, true, 2);
         Check(ta, tb, 7, 4100, 9, 1f, 0.5f, 0, true, 3);
@@ -144,6 +158,54 @@ public class GemmTests
         if (tb) Gemm.Multiply(ta, true, m, 20, k, 1f, a, ta ? m : k, b.AsSpan(17 * k), k, 0f, cols, 20);
         else Gemm.Multiply(ta, false, m, 20, k, 1f, a, ta ? m : k, b.AsSpan(17), n, 0f, cols, 20);
         for (int i = 0; i < m; i++) Assert.Equal(all.AsSpan(i * n + 17, 20).ToArray(), cols.AsSpan(i * 20, 20).ToArray());
+    }
+
+    [Theory]
+    [MemberData(nameof(Transposes))]
+    public void AllKernelPathsGiveBitIdenticalResults(bool ta, bool tb)
+    {
+        // Shapes around every blocking boundary of both SIMD kernels (MR 6/12, NR 16/32 and their half tiles, MC 144/240,
+        // NC 512/4096, KC 256), with alpha, beta, padded strides, exact zeros (ReLU-like inputs) and both serial and
+        // parallel runs. The portable path is the definition; the SIMD paths must reproduce its bits.
+        var shapes = new (int M, int N, int K, float Alpha, float Beta, int Pad)[]
+        {
+            (1, 1, 1, 1f, 0f, 0), (12, 32, 256, 1f, 0f, 0), (13, 33, 257, -0.5f, 0.25f, 3), (11, 16, 7, 2f, 1f, 1),
+            (25, 17, 513, 1f, 1f, 0), (241, 47, 40, 0.75f, 0f, 2), (100, 63, 150, 1f, 0f, 0), (30, 520, 300, 1f, 0.5f, 5),
+            (7, 4100, 9, 1f, 0f, 0), (145, 8, 600, -1f, 1f, 0), (50, 30, 50, 1f, 0f, 0),
+        };
+        int seed = 500;
+        foreach (var (m, n, k, alpha, beta, pad) in shapes)
+        {
+            int lda = (ta ? m : k) + pad, ldb = (tb ? k : n) + pad, ldc = n + pad;
+            var a = Random((ta ? k : m) * lda, seed++); var b = Random((tb ? n : k) * ldb, seed++);
+            for (int i = 0; i < a.Length; i += 3) a[i] = 0f;
+            for (int i = 1; i < b.Length; i += 5) b[i] = -0f;
+            var c0 = Random(m * ldc, seed++);
+            float[]? expected = null;
+            foreach (var level in SupportedLevels())
+                foreach (bool parallel in new[] { false, true })
+                {
+                    var c = (float[])c0.Clone();
+                    using (KernelPath.Force(level))
+                        Gemm.Multiply(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, parallel);
+                    if (expected is null) { expected = c; continue; }
+                    for (int i = 0; i < c.Length; i++)
+                        Assert.True(BitConverter.SingleToInt32Bits(c[i]) == BitConverter.SingleToInt32Bits(expected[i]),
+                            $"{level} parallel={parallel} {m}×{n}×{k}: C[{i}] = {c[i]:R}, portable gives {expected[i]:R}");
+                }
+        }
+    }
+
+    [Fact]
+    public void ForcingAPathAboveTheCpusBestRunsTheBest()
+    {
+        using (KernelPath.Force(SimdLevel.Avx512)) Assert.Equal(KernelPath.Best, KernelPath.Current);
+        using (KernelPath.Force(SimdLevel.Portable))
+        {
+            Assert.Equal(SimdLevel.Portable, KernelPath.Current);
+            using (KernelPath.Force(SimdLevel.Avx2)) Assert.Equal(SimdLevel.Avx2 < KernelPath.Best ? SimdLevel.Avx2 : KernelPath.Best, KernelPath.Current);
+            Assert.Equal(SimdLevel.Portable, KernelPath.Current);
+        }
     }
 
     [Fact]

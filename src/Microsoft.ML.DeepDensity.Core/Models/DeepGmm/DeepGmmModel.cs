@@ -68,7 +68,7 @@ public sealed class DeepGmmModel : DensityModel
         double chosenScore = double.NegativeInfinity;
         var root = new RandomStream(options.Seed).Fork(0xD6);
         var numbering = new IterationNumbering();
-        for (int init = 0; init < options.Initializations; init++)
+        for (int init = 0; init < options.Initializations && (init == 0 || !options.StopToken.IsCancellationRequested); init++)
         {
             var (net, summary) = RunEm(options, x, xValid, logJacobian, init == 0 ? root : root.Fork((ulong)init), init, numbering, progress, cancellationToken);
             double score = xValid is not null ? summary.BestValidationLogLikelihood : summary.FinalTrainLogLikelihood;
@@ -109,7 +109,7 @@ public sealed class DeepGmmModel : DensityModel
 
         var estep = trainer.EStep(0, cancellationToken);
         double previous = estep.MeanLogLikelihood;
-        for (int iteration = 1; iteration <= options.MaxIterations; iteration++)
+        for (int iteration = 1; iteration <= options.MaxIterations && !options.StopToken.IsCancellationRequested; iteration++)
         {
             cancellationToken.ThrowIfCancellationRequested();
             var iterationClock = Stopwatch.StartNew();
@@ -348,9 +348,27 @@ public sealed class DeepGmmModel : DensityModel
         var prior = r.ReadSingles("log path probabilities", net.LogPrior.Length, requireFinite: false);
         foreach (var v in prior) if (float.IsNaN(v) || v > 1e-3f) throw r.Corrupt("a log path probability is NaN or positive");
         prior.CopyTo(net.LogPrior, 0);
+        // The density is Σ_p π_p N(x | path p) and is labelled Exact: the π must sum to 1 (per layer when factorised),
+        // or every row is off by log Σπ (and all −∞ leaves nothing to sample).
+        if (factorized)
+            for (int j = 0; j < layerCount; j++) CheckNormalized(r, prior.AsSpan(net.NodeOffset[j], components[j]), $"layer {j}'s log component probabilities");
+        else CheckNormalized(r, prior, "the log path probabilities");
         net.Refresh();
         for (int n = 0; n < net.NodeCount; n++)
             if (!double.IsFinite(net.LogDet[n])) throw r.Corrupt($"node {n} has a singular transformation");
-        return new DeepGmmModel(net, std);
+        var model = new DeepGmmModel(net, std);
+        // Sampling runs the forward maps A = Q⁻¹, b = −A·e: a nearly singular Q that passed the determinant check can
+        // still give an infinite A.
+        for (int n = 0; n < net.NodeCount; n++)
+            if (!model._forwardA[n].All(double.IsFinite) || !model._forwardB[n].All(double.IsFinite))
+                throw r.Corrupt($"node {n}'s forward transformation is not finite");
+        return model;
+    }
+
+    private static void CheckNormalized(ModelReader r, ReadOnlySpan<float> logProbabilities, string what)
+    {
+        double lse = DeepGmmNetwork.LogSumExp(logProbabilities);
+        if (!(Math.Abs(lse) <= 1e-3))
+            throw r.Corrupt($"{what} sum to {Math.Exp(lse):G6} (log {lse:G6}), not 1");
     }
 }

@@ -195,6 +195,13 @@ public sealed class DeepGmmOptions
     /// iteration's parameters are returned. Default 5.</summary>
     public int EarlyStoppingPatience { get; set; } = 5;
 
+    /// <summary>
+    /// Ends training early but keeps the result (unlike the cancellation token of <c>Fit</c>, which abandons it): when
+    /// signalled, EM stops before the next iteration and the best network so far is returned (e.g. a command-line
+    /// tool's first Ctrl+C). Not part of the model; never saved. Default none.
+    /// </summary>
+    public CancellationToken StopToken { get; set; }
+
     /// <summary>Number of paths Π N_j.</summary>
     public long PathCount
     {

@@ -276,6 +276,14 @@ internal sealed class DeepGmmTrainer
         _net.Refresh();
     }
 
+    /// <summary>log((e^a + e^b) / 2) in float64.</summary>
+    private static float HalfOfSum(float a, float b)
+    {
+        double max = Math.Max(a, b);
+        if (double.IsNegativeInfinity(max)) return float.NegativeInfinity;
+        return (float)(max + Math.Log((Math.Exp(a - max) + Math.Exp(b - max)) / 2));
+    }
+
     private double[] NodeWeights(double[] pathWeight)
     {
         var w = new double[_net.NodeCount];
@@ -312,10 +320,11 @@ internal sealed class DeepGmmTrainer
                 double shrinkage = ShrinkageFor(j);
                 if (shrinkage > 0) scale = Math.Min(scale, 1 / Math.Sqrt(shrinkage));
                 for (int a = 0; a < _d; a++) _net.E[node][a] = _net.E[src][a] + (float)(scale * rng.NextGaussian());
-                // Half the source's probability mass moves to the copy.
+                // The source and the copy share their combined probability mass equally (the empty node's own small
+                // mass is kept, so the probabilities still sum to 1).
                 if (_net.Factorized)
                 {
-                    float half = _net.LogPrior[src] - MathF.Log(2f);
+                    float half = HalfOfSum(_net.LogPrior[src], _net.LogPrior[node]);
                     _net.LogPrior[src] = half; _net.LogPrior[node] = half;
                 }
                 else
@@ -324,7 +333,7 @@ internal sealed class DeepGmmTrainer
                     {
                         if (_net.Digit(p, j) != source) continue;
                         int q = p + (i - source) * _net.Stride[j];
-                        float half = _net.LogPrior[p] - MathF.Log(2f);
+                        float half = HalfOfSum(_net.LogPrior[p], _net.LogPrior[q]);
                         _net.LogPrior[p] = half; _net.LogPrior[q] = half;
                     }
                 }

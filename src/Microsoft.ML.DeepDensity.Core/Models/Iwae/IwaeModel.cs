@@ -224,7 +224,7 @@ public sealed class IwaeModel : DensityModel
         if (IwaeNetwork.ParameterCount(d, latent, hidden, deep, likelihood) * 4 > r.Remaining)
             throw r.Corrupt("declared sizes exceed the payload");
         var net = new IwaeNetwork(d, latent, hidden, deep, act, likelihood);
-        foreach (var p in net.Parameters.Items) r.ReadSingles(p.Name, p.Value.Length).CopyTo(p.Value, 0);
+        foreach (var p in net.Parameters.Items) r.ReadParameters(p.Name, p.Value.Length).CopyTo(p.Value, 0);
         return new IwaeModel(net, k, evalK, chunk, seed);
     }
 

@@ -295,13 +295,20 @@ public sealed class RbmModel : DensityModel
         int d = r.ReadInt32("visible units", 1, 1 << 24);
         int h = r.ReadInt32("hidden units", 1, 1 << 24);
         if ((long)d * h * 4 > r.Remaining) throw r.Corrupt("declared sizes exceed the payload");
-        var machine = new RbmMachine(d, h, type, r.ReadSingles("W", d * h), r.ReadSingles("b", d), r.ReadSingles("c", h));
+        var machine = new RbmMachine(d, h, type, r.ReadParameters("W", d * h), r.ReadParameters("b", d), r.ReadParameters("c", h));
         ColumnStandardizer? std = r.ReadBoolean() ? ColumnStandardizer.Read(r, d) : null;
         if (std is not null && type != RbmVisibleType.Gaussian) throw r.Corrupt("a Bernoulli RBM cannot have a standardizer");
         var method = r.ReadEnum<LogPartitionMethod>("log-partition method");
         double logZ = r.ReadDouble(), se = r.ReadDouble(), lo = r.ReadDouble(), hi = r.ReadDouble();
-        if (!double.IsFinite(logZ) || !(se >= 0) || double.IsNaN(lo) || double.IsNaN(hi)) throw r.Corrupt("log Z is not finite or its standard error is invalid");
+        // Scoring reports −log Z and the standard error as float32: both must be finite there, not only in float64.
+        if (!float.IsFinite((float)logZ)) throw r.Corrupt($"log Z = {logZ} is not a finite float32");
+        if (!(se >= 0) || !float.IsFinite((float)se)) throw r.Corrupt($"the standard error of log Z = {se} is not a finite non-negative float32");
+        if (!(lo <= logZ && logZ <= hi) || double.IsPositiveInfinity(hi)) throw r.Corrupt($"the log Z interval [{lo}, {hi}] does not contain log Z = {logZ}");
         int runs = r.ReadInt32("AIS runs", 0, RbmOptions.MaxAisRuns), temps = r.ReadInt32("AIS temperatures", 0, RbmOptions.MaxAisTemperatures);
+        if (method == LogPartitionMethod.Exact && (se != 0 || lo != logZ || hi != logZ || runs != 0 || temps != 0))
+            throw r.Corrupt("an exact log Z has a standard error, an interval or AIS settings");
+        if (method == LogPartitionMethod.AnnealedImportanceSampling && (runs < 2 || temps < 2))
+            throw r.Corrupt($"an AIS estimate of log Z with {runs} runs and {temps} temperatures (at least 2 of each)");
         int burnIn = r.ReadInt32("sampling burn-in", 0, RbmOptions.MaxSamplingBurnIn);
         int thinning = r.ReadInt32("sampling thinning", 1, RbmOptions.MaxSamplingThinning);
         int chains = r.ReadInt32("sampling chains", 1, RbmOptions.MaxSamplingChains);

@@ -325,7 +325,7 @@ internal sealed class RbmTrainer
         double lastTrain = double.NaN;
         var clock = Stopwatch.StartNew();
         int epoch = 1;
-        while (epoch <= o.MaxEpochs)
+        while (epoch <= o.MaxEpochs && !o.StopToken.IsCancellationRequested)
         {
             cancellationToken.ThrowIfCancellationRequested();
             var epochRandom = root.Fork((ulong)epoch, (ulong)recoveries);
@@ -337,11 +337,17 @@ internal sealed class RbmTrainer
             for (int start = 0; start < n; start += batch, batchIndex++)
             {
                 cancellationToken.ThrowIfCancellationRequested();
+                if (o.StopToken.IsCancellationRequested) break;
                 int count = Math.Min(batch, n - start);
                 trainer.Gather(train, order, start, count);
                 trainer.Step(count, lr, o.Momentum, o.WeightDecay, epochRandom.Fork((ulong)batchIndex));
                 // A cheap check every 64 batches stops a blow-up early; the epoch-end check is the authoritative one.
                 if ((batchIndex & 63) == 63 && !float.IsFinite(TensorPrimitives.Sum<float>(machine.C))) { diverged = true; break; }
+            }
+            if (o.StopToken.IsCancellationRequested)
+            {
+                lastGood.CopyTo(machine); // a partly done epoch is discarded
+                break;
             }
             double seconds = epochClock.Elapsed.TotalSeconds;
             RbmMonitor.Figures? figures = null;

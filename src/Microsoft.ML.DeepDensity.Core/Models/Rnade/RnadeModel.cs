@@ -15,6 +15,8 @@ public sealed class RnadeModel : DensityModel
     /// <summary>Model-kind name in saved files.</summary>
     public const string Kind = "Rnade";
     private const int RowsPerScoringBlock = 256;
+    /// <summary>Largest log σ output bias a file may hold (σ = e^40 standardised units is already meaningless).</summary>
+    internal const float MaxLogSigmaBias = 40f;
 
     internal readonly RnadeNetwork Network;
     private readonly int[] _order;          // model position p reads input column _order[p]
@@ -196,8 +198,14 @@ public sealed class RnadeModel : DensityModel
         foreach (var o in order) { if (o < 0 || o >= d || seen[o]) throw r.Corrupt("variable order is not a permutation"); seen[o] = true; }
         var std = ColumnStandardizer.Read(r, d);
         var net = new RnadeNetwork(d, h, k, act,
-            r.ReadSingles("W", (d - 1) * h), r.ReadSingles("c", h), r.ReadSingles("rho", d),
-            r.ReadSingles("V", d * h * 3 * k), r.ReadSingles("b", d * 3 * k));
+            r.ReadParameters("W", (d - 1) * h), r.ReadParameters("c", h), r.ReadParameters("rho", d),
+            r.ReadParameters("V", d * h * 3 * k), r.ReadParameters("b", d * 3 * k));
+        // Sampling draws μ + exp(log σ)·ε: a log σ bias this large makes σ overflow (no trained model has σ ≈ e^40
+        // standardised units).
+        for (int p = 0; p < d; p++)
+            for (int i = 0; i < k; i++)
+                if (net.B[p * 3 * k + 2 * k + i] > MaxLogSigmaBias)
+                    throw r.Corrupt($"the log σ bias of component {i} at position {p} is {net.B[p * 3 * k + 2 * k + i]}, above {MaxLogSigmaBias}");
         return new RnadeModel(net, order, std);
     }
 }

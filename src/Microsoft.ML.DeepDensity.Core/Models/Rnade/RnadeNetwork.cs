@@ -111,12 +111,20 @@ internal sealed class RnadeNetwork
     /// log p(x) of <paramref name="rows"/> rows (model space) into <paramref name="logp"/>. With a training workspace,
     /// also stores what the backward pass needs, with dZ already scaled by <paramref name="gradScale"/>.
     /// </summary>
+    /// <param name="outputBias">Optional per-row offsets added to the output biases b (a conditional RNADE, e.g. RNN-RNADE's
+    /// r^α, r^μ, r^σ): D·3K rows of <see cref="Workspace.Stride"/> floats, transposed like Z (entry (d·3K + i)·Stride + r);
+    /// padding lanes must be finite. Empty = none (plain RNADE).</param>
+    /// <param name="hiddenBias">Optional per-row offsets added to the hidden bias c: H rows of Stride floats (entry j·Stride + r). Empty = none.</param>
+    /// <remarks>With biases, the gradients of the loss with respect to them are, after <see cref="Backward"/>, in
+    /// <see cref="Workspace.DZ"/> (output biases, same layout) and <see cref="Workspace.DAcc"/> (hidden bias).</remarks>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // hot from the first call: no slow tier-0 epoch
-    public void Forward(ReadOnlySpan<float> x, int rows, Workspace ws, Span<float> logp, float gradScale, bool scaleMeanBySigma)
+    public void Forward(ReadOnlySpan<float> x, int rows, Workspace ws, Span<float> logp, float gradScale, bool scaleMeanBySigma,
+        ReadOnlySpan<float> outputBias = default, ReadOnlySpan<float> hiddenBias = default)
     {
         int h = H, k3 = K3, s = ws.Stride;
         var a = ws.A.AsSpan(0, h * s);
-        for (int j = 0; j < h; j++) a.Slice(j * s, s).Fill(C[j]);
+        if (hiddenBias.IsEmpty) for (int j = 0; j < h; j++) a.Slice(j * s, s).Fill(C[j]);
+        else for (int j = 0; j < h; j++) TensorPrimitives.Add(hiddenBias.Slice(j * s, s), C[j], a.Slice(j * s, s));
         var lp = ws.LogP.AsSpan();
         lp.Clear();
         var xcol = ws.XColumn.AsSpan();
@@ -128,7 +136,8 @@ internal sealed class RnadeNetwork
             TensorPrimitives.Multiply(a, Rho[d], hid);
             ApplyActivation(hid);
             // Zᵀ (3K × rows) = b_d + V_dᵀ hᵀ.
-            for (int i = 0; i < k3; i++) z.Slice(i * s, s).Fill(B[d * k3 + i]);
+            if (outputBias.IsEmpty) for (int i = 0; i < k3; i++) z.Slice(i * s, s).Fill(B[d * k3 + i]);
+            else for (int i = 0; i < k3; i++) TensorPrimitives.Add(outputBias.Slice((d * k3 + i) * s, s), B[d * k3 + i], z.Slice(i * s, s));
             // All s columns, padding included: whole 8-wide tiles are cheaper than a ragged edge, and columns are independent.
             Gemm.Multiply(true, false, k3, s, h, 1f, V.AsSpan(d * h * k3, h * k3), k3, hid, s, 1f, z, s, allowParallel: false);
             for (int r = 0; r < rows; r++) xcol[r] = x[r * D + d];
@@ -145,7 +154,8 @@ internal sealed class RnadeNetwork
         lp[..rows].CopyTo(logp);
     }
 
-    /// <summary>Backward pass after <see cref="Forward"/> on the same workspace; accumulates into the workspace gradients.</summary>
+    /// <summary>Backward pass after <see cref="Forward"/> on the same workspace; accumulates into the workspace gradients.
+    /// Leaves ∂loss/∂z per row in <see cref="Workspace.DZ"/> and ∂loss/∂a₀ (= ∂loss/∂c per row) in <see cref="Workspace.DAcc"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // hot from the first call: no slow tier-0 epoch
     public void Backward(ReadOnlySpan<float> x, int rows, Workspace ws)
     {
@@ -402,22 +412,33 @@ internal sealed class RnadeNetwork
         return RowOps.LogSumExp(l);
     }
 
+    /// <summary>Largest magnitude of a drawn value in standardised units.</summary>
+    internal const float MaxStandardizedSample = 1e6f;
+
     /// <summary>Ancestral sampling of <paramref name="rows"/> rows (model space) into <paramref name="x"/>; row r draws from
     /// <paramref name="rowStreams"/>[r] only, so a row depends on its own stream and not on how many rows are drawn.</summary>
-    public void Sample(int rows, RandomStream[] rowStreams, Span<float> x)
+    /// <param name="outputBias">Optional per-row output-bias offsets, row-major (row r at r·D·3K, then d·3K + i); empty = none.</param>
+    /// <param name="hiddenBias">Optional per-row hidden-bias offsets, row-major (row r at r·H); empty = none.</param>
+    public void Sample(int rows, RandomStream[] rowStreams, Span<float> x,
+        ReadOnlySpan<float> outputBias = default, ReadOnlySpan<float> hiddenBias = default)
     {
         int h = H, k3 = K3, k = K;
         var a = new float[rows * h];
         var hid = new float[rows * h];
         var z = new float[rows * k3];
         Span<float> alpha = stackalloc float[k];
-        for (int r = 0; r < rows; r++) C.CopyTo(a.AsSpan(r * h, h));
+        for (int r = 0; r < rows; r++)
+        {
+            if (hiddenBias.IsEmpty) C.CopyTo(a.AsSpan(r * h, h));
+            else TensorPrimitives.Add(hiddenBias.Slice(r * h, h), C, a.AsSpan(r * h, h));
+        }
         for (int d = 0; d < D; d++)
         {
             TensorPrimitives.Multiply(a, Rho[d], hid);
             ApplyActivation(hid);
             var bd = B.AsSpan(d * k3, k3);
-            for (int r = 0; r < rows; r++) bd.CopyTo(z.AsSpan(r * k3, k3));
+            if (outputBias.IsEmpty) for (int r = 0; r < rows; r++) bd.CopyTo(z.AsSpan(r * k3, k3));
+            else for (int r = 0; r < rows; r++) TensorPrimitives.Add(outputBias.Slice((r * D + d) * k3, k3), bd, z.AsSpan(r * k3, k3));
             Gemm.Multiply(false, false, rows, k3, h, 1f, hid, h, V.AsSpan(d * h * k3, h * k3), k3, 1f, z, k3, allowParallel: false);
             for (int r = 0; r < rows; r++)
             {
@@ -426,7 +447,10 @@ internal sealed class RnadeNetwork
                 RowOps.SoftmaxRows(alpha, 1, k);
                 var random = rowStreams[r];
                 int comp = random.NextCategorical(alpha);
-                float v = zr[k + comp] + MathF.Exp(zr[2 * k + comp]) * (float)random.NextGaussian();
+                // Saturation that no trained model reaches (σ ≤ e^80, |x| ≤ 1e6 standardised units) keeps every draw,
+                // and so the next conditional's inputs, finite for any parameters the loader accepts (|θ| ≤ 1e6).
+                float v = zr[k + comp] + MathF.Exp(MathF.Min(zr[2 * k + comp], 80f)) * (float)random.NextGaussian();
+                v = Math.Clamp(v, -MaxStandardizedSample, MaxStandardizedSample);
                 x[r * D + d] = v;
                 if (d < D - 1) TensorPrimitives.MultiplyAdd(W.AsSpan(d * h, h), v, a.AsSpan(r * h, h), a.AsSpan(r * h, h));
             }

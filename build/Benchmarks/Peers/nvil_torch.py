@@ -1,0 +1,165 @@
+"""PyTorch reference NVIL (Mnih & Gregor 2014) for the DeepDensity NVIL benchmark: same model, signal and training.
+
+Sigmoid belief network with binary latent layers (e.g. 200 or 200-200), factorised Bernoulli top prior with learned
+logits; inference network of sigmoid layers mirroring it. Learning signal l = log p(x,h) - log q(h|x); per-layer local
+signals (terms that depend on h_l); input-dependent baseline MLP (D-100 tanh-L); running mean c and variance v of
+l - C(x) with alpha = 0.8 (initialised from the first minibatch); normalised signal (l - C(x) - c) / max(1, sqrt(v));
+baseline regressed on l - c (squared error). Glorot-uniform weights, zero biases, data-layer bias = logit of the pixel
+means; one Adam over all parameters; the best validation epoch is restored at the end (as the C# side does).
+Test log-likelihood: importance sampling with q as proposal, K samples, delta-method SE. Prints "KEY value" lines.
+"""
+import argparse, math, os, time
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+p = argparse.ArgumentParser()
+p.add_argument("--train"); p.add_argument("--valid"); p.add_argument("--test")
+p.add_argument("--dim", type=int, default=784)
+p.add_argument("--latent", default="200")
+p.add_argument("--epochs", type=int, default=50)
+p.add_argument("--batch", type=int, default=100)
+p.add_argument("--lr", type=float, default=3e-4)
+p.add_argument("--eval-k", type=int, default=1000)
+p.add_argument("--baseline-hidden", type=int, default=100)
+p.add_argument("--alpha", type=float, default=0.8)
+p.add_argument("--seed", type=int, default=1)
+p.add_argument("--threads", type=int, default=2)
+a = p.parse_args()
+torch.set_num_threads(a.threads)
+torch.set_flush_denormal(True)
+torch.manual_seed(a.seed)
+print(f"CONFIG torch {torch.__version__}, threads {torch.get_num_threads()}, OMP_WAIT_POLICY {os.environ.get('OMP_WAIT_POLICY')}", flush=True)
+for line in torch.__config__.parallel_info().splitlines() + [l for l in torch.__config__.show().splitlines() if "BLAS" in l]:
+    if line.strip():
+        print("CONFIG " + line.strip(), flush=True)
+
+D = a.dim
+H = [int(v) for v in a.latent.split("-")]
+L = len(H)
+load = lambda path: torch.from_numpy(np.fromfile(path, dtype=np.float32).reshape(-1, D))
+train, valid, test = load(a.train), load(a.valid), load(a.test)
+
+enc = nn.ModuleList([nn.Linear(D if l == 0 else H[l - 1], H[l]) for l in range(L)])
+dec = nn.ModuleList([nn.Linear(H[l], D if l == 0 else H[l - 1]) for l in range(L)])
+prior = nn.Parameter(torch.zeros(H[-1]))
+baseline = nn.Sequential(nn.Linear(D, a.baseline_hidden), nn.Tanh(), nn.Linear(a.baseline_hidden, L))
+for m in list(enc) + list(dec) + [baseline[0], baseline[2]]:
+    nn.init.xavier_uniform_(m.weight); nn.init.zeros_(m.bias)
+with torch.no_grad():
+    pm = train.mean(0).clamp(1e-3, 1 - 1e-3)
+    dec[0].bias.copy_(torch.log(pm / (1 - pm)))
+model_params = list(enc.parameters()) + list(dec.parameters()) + [prior]
+opt = torch.optim.Adam(model_params + list(baseline.parameters()), lr=a.lr, betas=(0.9, 0.999), eps=1e-8)
+c = torch.zeros(L, dtype=torch.float64)
+v = torch.zeros(L, dtype=torch.float64)
+stats_ready = False
+
+
+def log_bernoulli(value, logits):
+    return -F.binary_cross_entropy_with_logits(logits, value, reduction="none").sum(-1)
+
+
+def terms(x):
+    """Samples h ~ q(h|x); returns the samples, log p terms [log p(x|h0), log p(h0|h1), ..., log p(h_top)] and log q terms."""
+    hs, lq = [], []
+    below = x
+    for l in range(L):
+        logits = enc[l](below)
+        h = torch.bernoulli(torch.sigmoid(logits)).detach()
+        lq.append(log_bernoulli(h, logits))
+        hs.append(h)
+        below = h
+    lp = [log_bernoulli(x, dec[0](hs[0]))]
+    for l in range(1, L):
+        lp.append(log_bernoulli(hs[l - 1], dec[l](hs[l])))
+    lp.append(log_bernoulli(hs[-1], prior.expand_as(hs[-1])))
+    return hs, lp, lq
+
+
+def bound(x):
+    with torch.no_grad():
+        _, lp, lq = terms(x)
+        return (sum(lp) - sum(lq))
+
+
+def step(x):
+    global c, v, stats_ready
+    _, lp, lq = terms(x)
+    n = x.shape[0]
+    with torch.no_grad():
+        signals = []
+        s = sum(lp).detach() - sum(t.detach() for t in lq)
+        for l in range(L):
+            signals.append(s)
+            s = s - lp[l].detach() + lq[l].detach()
+        raw = torch.stack(signals, 1)  # n x L
+    cb = baseline(x)  # n x L
+    with torch.no_grad():
+        a_ = (raw - cb).double()
+        mb, vb = a_.mean(0), a_.var(0, unbiased=False)
+        if not stats_ready:
+            c, v, stats_ready = mb, vb, True
+        else:
+            c = a.alpha * c + (1 - a.alpha) * mb
+            v = a.alpha * v + (1 - a.alpha) * vb
+        centred = (a_ - c)
+        norm = (centred / torch.clamp(torch.sqrt(v), min=1.0)).float()
+        target = (raw.double() - c).float()
+    loss_model = -sum(lp).mean()
+    loss_inf = -sum((norm[:, l] * lq[l]).mean() for l in range(L))
+    loss_base = 0.5 * ((target - cb) ** 2).sum(1).mean()
+    opt.zero_grad(set_to_none=True)
+    (loss_model + loss_inf + loss_base).backward()
+    opt.step()
+    return float(raw[:, 0].sum())
+
+
+n = train.shape[0]
+train_time = train_cpu = 0.0
+best_valid, best_state = -math.inf, None
+clock = time.perf_counter()
+for epoch in range(a.epochs):
+    t0, c0 = time.perf_counter(), time.process_time()
+    perm = torch.randperm(n)
+    total = 0.0
+    for s in range(0, n, a.batch):
+        total += step(train[perm[s:s + a.batch]])
+    vb = float(bound(valid).mean())  # inside the epoch's clock, as on the C# side
+    dt = time.perf_counter() - t0
+    train_time += dt
+    train_cpu += time.process_time() - c0
+    if vb > best_valid:
+        best_valid = vb
+        best_state = [t.detach().clone() for t in model_params]
+    print(f"EPOCH {epoch + 1} valid {vb:.4f} elapsed {time.perf_counter() - clock:.2f} train {total / n:.4f} {n / dt:.0f} ex/s", flush=True)
+with torch.no_grad():
+    for t, b in zip(model_params, best_state):
+        t.copy_(b)
+
+t0 = time.perf_counter()
+lls, ses = [], []
+rows_per_pass = max(1, 20000 // a.eval_k)
+with torch.no_grad():
+    for r in range(0, test.shape[0], rows_per_pass):
+        x = test[r:r + rows_per_pass]
+        m = x.shape[0]
+        _, lp, lq = terms(x.repeat_interleave(a.eval_k, 0))
+        lw = (sum(lp) - sum(lq)).double().reshape(m, a.eval_k)
+        mx = lw.max(1, keepdim=True).values
+        w = torch.exp(lw - mx)
+        mean = w.mean(1)
+        lls.extend((mx[:, 0] + torch.log(mean)).tolist())
+        ses.extend((w.std(1) / (math.sqrt(a.eval_k) * mean)).tolist() if a.eval_k > 1 else [0.0] * m)
+eval_time = time.perf_counter() - t0
+ses = np.array(ses)
+print(f"TRAIN_EXS {a.epochs * n / train_time:.1f}")
+print(f"TRAIN_SECONDS {train_time:.3f}")
+print(f"TRAIN_CPU_SECONDS {train_cpu:.3f}")
+print(f"BEST_VALID {best_valid:.4f}")
+print(f"TEST_LL {float(np.mean(lls)):.4f}")
+print(f"TEST_SE {float(np.mean(ses)):.4f}")
+print(f"TEST_SE_OF_MEAN {float(np.sqrt((ses ** 2).sum()) / len(ses)):.4f}")
+print(f"EVAL_SECONDS {eval_time:.3f}")

@@ -1,0 +1,209 @@
+using System.Diagnostics;
+using System.Globalization;
+using Microsoft.ML.DeepDensity;
+using Microsoft.ML.DeepDensity.Data;
+using Microsoft.ML.DeepDensity.Models.Rnade;
+using Microsoft.ML.DeepDensity.Models.RnnRnade;
+using Microsoft.ML.DeepDensity.Numerics;
+using Microsoft.ML.DeepDensity.Randomness;
+
+namespace DeepDensity.Benchmarks;
+
+/// <summary>
+/// RNN-RNADE on the daily Seattle weather series (Debian python3-vega-datasets): test log-likelihood per frame against
+/// an i.i.d. RNADE and a PyTorch RNN-RNADE of the same configuration (rnnrnade_torch.py), and training sequences/s at
+/// 1 and 2 threads.
+/// </summary>
+/// <remarks>Frames are (precipitation, max temperature, min temperature, wind), dequantised with seeded uniform noise
+/// of one recording step (0.1 mm; 5/9 °C, the values being whole °F; 0.1 m/s; precipitation noise is one-sided so it
+/// stays non-negative). Chronological split: 2012–2013 train (30-day windows, stride --stride), 2014 validation and
+/// 2015 test (non-overlapping 30-day windows). Both sides standardise with the training frames' statistics, stop early
+/// on the validation log-likelihood per frame with the same patience, and report the test value at the best epoch.</remarks>
+public sealed class RnnRnadeBenchmark : IBenchmark
+{
+    private const string WeatherCsv = "/usr/lib/python3/dist-packages/vega_datasets/_data/seattle-weather.csv";
+
+    public string Name => "rnnrnade";
+    public string Description => "RNN-RNADE vs i.i.d. RNADE vs PyTorch on Seattle weather: test LL per frame, training sequences/s " +
+                                 "(--length 30, --stride 1, --epochs, --patience, --hidden, --components, --recurrent, --batch, --lr, --threads 1,2, --seed, --no-peer)";
+
+    public int Run(BenchmarkArgs args)
+    {
+        if (args.Flag("profile")) return Profile(args);
+        string csv = args.String("csv", WeatherCsv);
+        if (!File.Exists(csv)) { Console.WriteLine($"{csv} not found (apt-get install python3-vega-datasets)."); return 1; }
+        int length = args.Int("length", 30), stride = args.Int("stride", 1), seed = args.Int("seed", 1);
+        var threadCounts = args.String("threads", "1,2").Split(',').Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToArray();
+        var (dates, frames) = Load(csv, (ulong)seed);
+        SequenceBatch Windows(int year, int step)
+        {
+            int first = Array.FindIndex(dates, d => d.Year == year), last = Array.FindLastIndex(dates, d => d.Year == year);
+            return Cut(frames, first, last + 1, length, step);
+        }
+        var train = Concatenate(Windows(2012, stride), Windows(2013, stride));
+        var valid = Windows(2014, length);
+        var test = Windows(2015, length);
+        var options = new RnnRnadeOptions
+        {
+            HiddenUnits = args.Int("hidden", 32), Components = args.Int("components", 5), RecurrentUnits = args.Int("recurrent", 32),
+            MaxEpochs = args.Int("epochs", 200), EarlyStoppingPatience = args.Int("patience", 15), BatchSize = args.Int("batch", 32),
+            LearningRate = (float)args.Double("lr", 3e-3), Seed = (ulong)seed, Activation = Activation.Sigmoid,
+        };
+        Console.WriteLine($"data: Seattle weather, {length}-day sequences of 4 values; train {train.Count} windows (2012–2013, stride {stride}), " +
+                          $"validation {valid.Count}, test {test.Count} (2014, 2015, non-overlapping)");
+        Console.WriteLine($"config: H={options.HiddenUnits} K={options.Components} R={options.RecurrentUnits} sigmoid, Adam lr={options.LearningRate} " +
+                          $"batch={options.BatchSize} sequences, ≤{options.MaxEpochs} epochs, patience {options.EarlyStoppingPatience}, clip 10, exact gradients");
+
+        var results = new List<(string Label, double TestLl, double ValidLl, int Epochs, double SeqPerSec)>();
+        foreach (int threads in threadCounts)
+        {
+            DeepDensityEnvironment.MaxDegreeOfParallelism = threads;
+            var clock = Stopwatch.StartNew();
+            var model = RnnRnadeModel.Fit(train, options, valid);
+            var s = model.TrainingSummary!;
+            double trainSeconds = s.History.Sum(h => train.Count / h.ExamplesPerSecond);
+            results.Add(($"ours, {threads} thread(s)", PerFrame(model, test), s.BestValidationLogLikelihood, s.EpochsRun, s.EpochsRun * train.Count / trainSeconds));
+            Console.WriteLine($"ours ({threads} threads): fit {clock.Elapsed.TotalSeconds:F1} s, {s.EpochsRun} epochs, best {s.BestEpoch}");
+        }
+        DeepDensityEnvironment.MaxDegreeOfParallelism = -1;
+
+        // i.i.d. RNADE of the same size on the same training frames (each day once), scored on the same test frames.
+        var iid = RnadeModel.Fit(new RowMatrix(Frames(frames, dates, 2012, 2013), Frames(frames, dates, 2012, 2013).Length / 4, 4),
+            new RnadeOptions
+            {
+                HiddenUnits = options.HiddenUnits, Components = options.Components, Activation = Activation.Sigmoid, MaxEpochs = options.MaxEpochs,
+                EarlyStoppingPatience = options.EarlyStoppingPatience, LearningRate = options.LearningRate, BatchSize = options.BatchSize,
+                Seed = options.Seed, ScaleMeanGradientBySigma = false,
+            },
+            new RowMatrix(valid.Values, valid.TotalFrames, 4));
+        double iidTest = iid.AverageLogDensity(new RowMatrix(test.Values, test.TotalFrames, 4));
+        double iidValid = iid.AverageLogDensity(new RowMatrix(valid.Values, valid.TotalFrames, 4));
+
+        if (!args.Flag("no-peer"))
+        {
+            string dir = Path.Combine(Path.GetTempPath(), "deepdensity-bench");
+            Directory.CreateDirectory(dir);
+            foreach (var (name, batch) in new[] { ("train", train), ("valid", valid), ("test", test) })
+                File.WriteAllBytes(Path.Combine(dir, $"rnnrnade-{name}.f32"),
+                    System.Runtime.InteropServices.MemoryMarshal.AsBytes(batch.Values.AsSpan(0, batch.TotalFrames * 4)).ToArray());
+            foreach (int threads in threadCounts)
+            {
+                string peerArgs = string.Join(' ', new object[] { $"\"{dir}\"", 4, length, options.HiddenUnits, options.Components,
+                    options.RecurrentUnits, options.MaxEpochs, options.BatchSize, options.LearningRate.ToString("R", CultureInfo.InvariantCulture),
+                    options.EarlyStoppingPatience, seed, threads });
+                var (code, stdout, stderr) = Peer.RunPython(Peer.Script("rnnrnade_torch.py"), peerArgs, TimeSpan.FromMinutes(60));
+                if (code != 0) { Console.WriteLine($"peer failed ({code}): {stderr.Trim()}"); continue; }
+                var v = Peer.ReadValues(stdout);
+                results.Add(($"PyTorch, {threads} thread(s)", v["TEST_LL"], v["VALID_LL"], (int)v["EPOCHS"], v["TRAIN_SEQUENCES_PER_SECOND"]));
+            }
+        }
+
+        Console.WriteLine();
+        Console.WriteLine($"{"",-24} {"test LL/frame",14} {"valid LL/frame",15} {"epochs",7} {"train seq/s",12}");
+        foreach (var r in results) Console.WriteLine($"{r.Label,-24} {r.TestLl,14:F4} {r.ValidLl,15:F4} {r.Epochs,7} {r.SeqPerSec,12:F0}");
+        Console.WriteLine($"{"i.i.d. RNADE (ours)",-24} {iidTest,14:F4} {iidValid,15:F4}");
+        double oursBest = results.Where(r => r.Label.StartsWith("ours")).Max(r => r.SeqPerSec);
+        var peers = results.Where(r => r.Label.StartsWith("PyTorch")).ToList();
+        if (peers.Count > 0) Console.WriteLine($"training throughput, faster thread count of each: ours / PyTorch = {oursBest / peers.Max(r => r.SeqPerSec):F2}");
+        return 0;
+    }
+
+    /// <summary>CPU time per minibatch of the objective and its parts on random data (a busy machine does not distort CPU time).</summary>
+    private static int Profile(BenchmarkArgs args)
+    {
+        int d = 4, h = args.Int("hidden", 32), k = args.Int("components", 5), rec = args.Int("recurrent", 32);
+        int batch = args.Int("batch", 32), length = args.Int("length", 30), iters = args.Int("iterations", 100);
+        DeepDensityEnvironment.MaxDegreeOfParallelism = 1;
+        var rnade = new RnadeNetwork(d, h, k, Activation.Sigmoid);
+        var rng = new RandomStream(3);
+        rnade.Initialize(rng.Fork(1), new float[d * k]);
+        var net = new RnnRnadeNetwork(rnade, rec, false);
+        net.InitializeRecurrence(rng.Fork(2));
+        rng.Fork(3).FillGaussian(net.WOut, 0, 0.1f);
+        var values = new float[batch * length * d];
+        rng.Fork(4).FillGaussian(values);
+        var offsets = Enumerable.Range(0, batch + 1).Select(i => i * length).ToArray();
+        var seqs = Enumerable.Range(0, batch).ToArray();
+        var objective = new RnnRnadeObjective(net, args.Int("block", 16), args.Int("chunk", 64), false);
+        var process = Process.GetCurrentProcess();
+        void Time(string label, Action action)
+        {
+            for (int i = 0; i < 10; i++) action();
+            process.Refresh();
+            var cpu = process.TotalProcessorTime;
+            for (int i = 0; i < iters; i++) action();
+            process.Refresh();
+            Console.WriteLine($"{label,-40} cpu {(process.TotalProcessorTime - cpu).TotalMilliseconds * 1000 / iters,9:F1} µs");
+        }
+        Time($"gradient ({batch} × {length} frames)", () => objective.Run(values, offsets, seqs, true));
+        Time("evaluate", () => objective.Run(values, offsets, seqs, false));
+        var block = new RnnRnadeNetwork.Block(net, args.Int("chunk", 64), true);
+        block.Pack(values, offsets, seqs);
+        Time("pack (all sequences, one block)", () => block.Pack(values, offsets, seqs));
+        Time("recurrence", () => net.Recurrence(block));
+        Time("run with backward (one block)", () => net.Run(block, -1e-3f, false));
+        var ws = new RnadeNetwork.Workspace(rnade, 64, true);
+        var lp = new float[64];
+        Time("RNADE forward+backward (64 frames) × 15", () =>
+        {
+            for (int i = 0; i < 15; i++) { rnade.Forward(values.AsSpan(0, 64 * d), 64, ws, lp, -1e-3f, false, block.OutBias); rnade.Backward(values.AsSpan(0, 64 * d), 64, ws); }
+        });
+        Time($"gradient again", () => objective.Run(values, offsets, seqs, true));
+        var one = new RnnRnadeObjective(net, batch, args.Int("chunk", 64), false);
+        Time($"gradient, one block", () => one.Run(values, offsets, seqs, true));
+        var opt = Microsoft.ML.DeepDensity.Training.Optimizer.Create(new RnnRnadeOptions());
+        Time("Adam step", () => opt.Step(objective.Parameters, 1e-6f));
+        return 0;
+    }
+
+    private static double PerFrame(RnnRnadeModel model, SequenceBatch data)
+    {
+        var f = new float[data.TotalFrames];
+        model.FrameLogDensityCore(data, f);
+        return f.Average(v => (double)v);
+    }
+
+    /// <summary>Days and dequantised frames (precipitation, temp_max, temp_min, wind) in file order (chronological).</summary>
+    private static (DateTime[] Dates, float[] Frames) Load(string path, ulong seed)
+    {
+        var rng = new RandomStream(seed).Fork(0xDE9);
+        var dates = new List<DateTime>(); var values = new List<float>();
+        float[] step = { 0.1f, 5f / 9f, 5f / 9f, 0.1f };
+        foreach (var line in File.ReadLines(path).Skip(1))
+        {
+            var p = line.Split(',');
+            dates.Add(DateTime.ParseExact(p[0], "yyyy/MM/dd", CultureInfo.InvariantCulture));
+            for (int c = 0; c < 4; c++)
+            {
+                float u = rng.NextSingle();
+                values.Add(float.Parse(p[c + 1], CultureInfo.InvariantCulture) + step[c] * (c == 0 ? u : u - 0.5f));
+            }
+        }
+        return (dates.ToArray(), values.ToArray());
+    }
+
+    private static float[] Frames(float[] frames, DateTime[] dates, int fromYear, int toYear)
+    {
+        int first = Array.FindIndex(dates, d => d.Year == fromYear), last = Array.FindLastIndex(dates, d => d.Year == toYear);
+        return frames[(first * 4)..((last + 1) * 4)];
+    }
+
+    /// <summary>Windows of <paramref name="length"/> days starting every <paramref name="step"/> days in [first, end).</summary>
+    private static SequenceBatch Cut(float[] frames, int first, int end, int length, int step)
+    {
+        var values = new List<float>(); var offsets = new List<int> { 0 };
+        for (int s = first; s + length <= end; s += step)
+        {
+            values.AddRange(frames.AsSpan(s * 4, length * 4).ToArray());
+            offsets.Add(offsets[^1] + length);
+        }
+        return new SequenceBatch(values.ToArray(), offsets.ToArray(), 4);
+    }
+
+    private static SequenceBatch Concatenate(SequenceBatch a, SequenceBatch b)
+    {
+        var values = a.Values.Concat(b.Values).ToArray();
+        var offsets = a.Offsets.Concat(b.Offsets.Skip(1).Select(o => o + a.TotalFrames)).ToArray();
+        return new SequenceBatch(values, offsets, 4);
+    }
+}

@@ -1,0 +1,41 @@
+namespace Microsoft.ML.DeepDensity.Cli;
+
+/// <summary>
+/// Writes an output file so that it is either complete or absent: the content goes to a hidden temporary file in the
+/// same directory, which is renamed over the target only after it was fully written and flushed. A failure or an
+/// interruption deletes the temporary file, so no half-written output is ever left behind.
+/// </summary>
+public static class AtomicFile
+{
+    public static void Write(string path, Action<Stream> write)
+    {
+        string full = Path.GetFullPath(path);
+        string dir = Path.GetDirectoryName(full)!;
+        if (!Directory.Exists(dir))
+            throw new CliException(ExitCodes.OutputError, $"{path}: the directory {dir} does not exist.");
+        string temp = Path.Combine(dir, $".{Path.GetFileName(full)}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp");
+        try
+        {
+            using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None))
+            {
+                write(stream);
+                stream.Flush(flushToDisk: true);
+            }
+            File.Move(temp, full, overwrite: true);
+        }
+        catch (Exception e)
+        {
+            try { File.Delete(temp); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+            if (e is IOException or UnauthorizedAccessException)
+                throw new CliException(ExitCodes.OutputError, $"{path}: cannot write: {e.Message}", e);
+            throw;
+        }
+    }
+
+    public static void WriteText(string path, Action<TextWriter> write)
+        => Write(path, s =>
+        {
+            using var w = new StreamWriter(s, new System.Text.UTF8Encoding(false), 1 << 16, leaveOpen: true);
+            write(w);
+        });
+}

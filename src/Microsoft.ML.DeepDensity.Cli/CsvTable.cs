@@ -1,0 +1,187 @@
+using System.Globalization;
+using System.Text;
+using Microsoft.ML.DeepDensity.Data;
+
+namespace Microsoft.ML.DeepDensity.Cli;
+
+/// <summary>
+/// A CSV file with a header row, held as text cells (RFC 4180: comma separated, double-quoted fields may hold commas,
+/// quotes as "" and line breaks; blank lines are skipped). Every problem is reported as a <see cref="CliException"/>
+/// naming the file, the line (the header is line 1) and the column.
+/// </summary>
+public sealed class CsvTable
+{
+    private CsvTable(string file, string[] header, List<string[]> rows, List<long> lines)
+    {
+        File = file; Header = header; Rows = rows; Lines = lines;
+    }
+
+    public string File { get; }
+    public string[] Header { get; }
+    /// <summary>Data rows, each with exactly <see cref="Header"/>.Length cells.</summary>
+    public IReadOnlyList<string[]> Rows { get; }
+    /// <summary>The file line each data row starts on.</summary>
+    public IReadOnlyList<long> Lines { get; }
+
+    public static CsvTable Read(string path)
+    {
+        if (!System.IO.File.Exists(path)) throw CliException.DataError(path, 0, 0, null, "file not found.");
+        try
+        {
+            using var reader = new StreamReader(path, Encoding.UTF8, detectEncodingFromByteOrderMarks: true);
+            return Parse(reader, path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw CliException.DataError(path, 0, 0, null, "cannot read: " + e.Message);
+        }
+    }
+
+    public static CsvTable Parse(TextReader reader, string file)
+    {
+        string[]? header = null;
+        var rows = new List<string[]>();
+        var lines = new List<long>();
+        var fields = new List<string>();
+        var cell = new StringBuilder();
+        long line = 1;
+        while (true)
+        {
+            long start = line;
+            if (!ReadRecord(reader, fields, cell, ref line, file)) break;
+            if (fields.Count == 1 && fields[0].Length == 0) continue; // blank line
+            if (header is null)
+            {
+                header = fields.Select(f => f.Trim()).ToArray();
+                var seen = new HashSet<string>(StringComparer.Ordinal);
+                for (int c = 0; c < header.Length; c++)
+                {
+                    if (header[c].Length == 0) throw CliException.DataError(file, start, c + 1, null, "the header has an empty column name.");
+                    if (!seen.Add(header[c])) throw CliException.DataError(file, start, c + 1, header[c], "the header names this column twice.");
+                }
+                continue;
+            }
+            if (fields.Count != header.Length)
+                throw CliException.DataError(file, start, 0, null, $"the row has {fields.Count} fields but the header has {header.Length} (ragged row).");
+            rows.Add(fields.ToArray());
+            lines.Add(start);
+        }
+        if (header is null) throw CliException.DataError(file, 0, 0, null, "the file is empty (a header row is required).");
+        return new CsvTable(file, header, rows, lines);
+    }
+
+    /// <summary>Reads one record; false at end of input. <paramref name="line"/> advances past the record's line breaks.</summary>
+    private static bool ReadRecord(TextReader r, List<string> fields, StringBuilder cell, ref long line, string file)
+    {
+        fields.Clear();
+        cell.Clear();
+        int ch = r.Read();
+        if (ch < 0) return false;
+        bool quoted = false, wasQuoted = false;
+        long startLine = line;
+        while (true)
+        {
+            if (quoted)
+            {
+                if (ch < 0) throw CliException.DataError(file, startLine, fields.Count + 1, null, "a quoted field is not closed before the end of the file.");
+                if (ch == '"')
+                {
+                    if (r.Peek() == '"') { r.Read(); cell.Append('"'); }
+                    else quoted = false;
+                }
+                else
+                {
+                    if (ch == '\n') line++;
+                    cell.Append((char)ch);
+                }
+            }
+            else if (ch == '"' && cell.Length == 0 && !wasQuoted) { quoted = wasQuoted = true; }
+            else if (ch == ',') { fields.Add(cell.ToString()); cell.Clear(); wasQuoted = false; }
+            else if (ch == '\r' || ch == '\n' || ch < 0)
+            {
+                if (ch == '\r' && r.Peek() == '\n') r.Read();
+                if (ch >= 0) line++;
+                fields.Add(cell.ToString());
+                return true;
+            }
+            else cell.Append((char)ch);
+            ch = r.Read();
+        }
+    }
+
+    /// <summary>Index of the column named <paramref name="name"/>, or a data error naming the file.</summary>
+    public int ColumnIndex(string name, string role)
+    {
+        int i = Array.IndexOf(Header, name);
+        if (i < 0) throw CliException.DataError(File, 1, 0, null, $"the {role} column '{name}' is not in the header ({string.Join(", ", Header)}).");
+        return i;
+    }
+
+    /// <summary>
+    /// The feature columns: every column whose cell in the first data row is a number (an empty first cell counts as
+    /// numeric, and is then reported as missing), except <paramref name="excluded"/>.
+    /// </summary>
+    public int[] NumericColumns(IEnumerable<int> excluded)
+    {
+        var skip = new HashSet<int>(excluded);
+        var result = new List<int>();
+        for (int c = 0; c < Header.Length; c++)
+        {
+            if (skip.Contains(c)) continue;
+            if (Rows.Count == 0 || Rows[0][c].Trim().Length == 0 || TryNumber(Rows[0][c], out _)) result.Add(c);
+        }
+        return result.ToArray();
+    }
+
+    /// <summary>The given columns as a row matrix; a missing, non-numeric or non-finite cell is an error naming line and column.</summary>
+    public RowMatrix Features(IReadOnlyList<int> columns)
+    {
+        if (Rows.Count == 0) throw CliException.DataError(File, 0, 0, null, "the file has a header but no data rows.");
+        var m = new RowMatrix(Rows.Count, columns.Count);
+        for (int r = 0; r < Rows.Count; r++)
+        {
+            var row = Rows[r];
+            var dest = m.Row(r);
+            for (int j = 0; j < columns.Count; j++)
+            {
+                int c = columns[j];
+                string s = row[c].Trim();
+                if (s.Length == 0) throw CliException.DataError(File, Lines[r], c + 1, Header[c], "the cell is empty (missing values are not supported).");
+                if (!TryNumber(s, out float v)) throw CliException.DataError(File, Lines[r], c + 1, Header[c], $"'{Shorten(s)}' is not a number.");
+                if (!float.IsFinite(v)) throw CliException.DataError(File, Lines[r], c + 1, Header[c], $"'{Shorten(s)}' is not a finite number.");
+                dest[j] = v;
+            }
+        }
+        return m;
+    }
+
+    /// <summary>Anomaly labels: 1/true/yes/anomaly/anomalous/outlier = anomalous, 0/false/no/normal/inlier = normal.</summary>
+    public bool[] Labels(int column)
+    {
+        var result = new bool[Rows.Count];
+        for (int r = 0; r < Rows.Count; r++)
+        {
+            string s = Rows[r][column].Trim().ToLowerInvariant();
+            result[r] = s switch
+            {
+                "1" or "1.0" or "true" or "yes" or "anomaly" or "anomalous" or "outlier" => true,
+                "0" or "0.0" or "false" or "no" or "normal" or "inlier" => false,
+                _ => throw CliException.DataError(File, Lines[r], column + 1, Header[column],
+                    $"'{Shorten(s)}' is not an anomaly label (use 1/0, true/false, anomaly/normal)."),
+            };
+        }
+        return result;
+    }
+
+    public static bool TryNumber(string s, out float value)
+        => float.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out value);
+
+    private static string Shorten(string s) => s.Length <= 40 ? s : s[..37] + "...";
+
+    /// <summary>Quotes a cell when it needs it (comma, quote or line break).</summary>
+    public static string Escape(string cell)
+        => cell.IndexOfAny(new[] { ',', '"', '\n', '\r' }) < 0 ? cell : "\"" + cell.Replace("\"", "\"\"") + "\"";
+
+    /// <summary>A float written so that it reads back to the same bits.</summary>
+    public static string Format(float v) => v.ToString("R", CultureInfo.InvariantCulture);
+}

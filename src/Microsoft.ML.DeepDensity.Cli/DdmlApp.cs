@@ -1,0 +1,99 @@
+using System.CommandLine;
+using Microsoft.ML.DeepDensity.Training;
+
+namespace Microsoft.ML.DeepDensity.Cli;
+
+/// <summary>Where a command writes, and the interrupts it honours.</summary>
+public sealed record DdmlConsole(TextWriter Out, TextWriter Error, Interrupts Interrupts, bool LiveProgress);
+
+/// <summary>The <c>ddml</c> command tree (System.CommandLine) and the mapping of failures to one line and an exit code.</summary>
+public static class DdmlApp
+{
+    public static readonly Option<int?> Threads = new("--threads")
+    {
+        Description = "Most threads the engine may use (default: all cores). Results do not depend on it.",
+        Recursive = true,
+    };
+
+    public static int Run(string[] args, TextWriter output, TextWriter error, Interrupts? interrupts = null, bool liveProgress = false)
+    {
+        var console = new DdmlConsole(output, error, interrupts ?? new Interrupts(), liveProgress);
+        var root = new RootCommand("ddml: fit, score, sample, evaluate and report DeepDensity models on CSV files. " +
+                                   "Models are ordinary ML.NET model zips.");
+        root.Options.Add(Threads);
+        root.Subcommands.Add(FitCommand.Create(console));
+        root.Subcommands.Add(ScoringCommands.Score(console));
+        root.Subcommands.Add(ScoringCommands.Sample(console));
+        root.Subcommands.Add(ScoringCommands.Evaluate(console));
+        root.Subcommands.Add(ReportCommand.Create(console));
+        root.Subcommands.Add(ScoringCommands.Info(console));
+
+        var parse = root.Parse(args);
+        if (parse.Errors.Count > 0)
+        {
+            foreach (var e in parse.Errors) error.WriteLine($"ddml: usage: {e.Message}");
+            error.WriteLine("Run 'ddml --help' (or 'ddml COMMAND --help') for usage.");
+            return ExitCodes.UsageError;
+        }
+        return parse.Invoke(new InvocationConfiguration
+        {
+            Output = output,
+            Error = error,
+            EnableDefaultExceptionHandler = false,
+            ProcessTerminationTimeout = null, // Ctrl+C is ours (Interrupts), not System.CommandLine's
+        });
+    }
+
+    /// <summary>Runs a command body: applies --threads, turns failures into one line on standard error and an exit code.</summary>
+    internal static int Guarded(DdmlConsole console, ParseResult parse, Func<ParseResult, int> body)
+    {
+        int previousThreads = DeepDensityEnvironment.MaxDegreeOfParallelism;
+        try
+        {
+            if (parse.GetValue(Threads) is int threads)
+            {
+                if (threads < 1) throw new CliException(ExitCodes.UsageError, $"--threads must be at least 1 (got {threads}).");
+                DeepDensityEnvironment.MaxDegreeOfParallelism = threads;
+            }
+            return body(parse);
+        }
+        catch (CliException e)
+        {
+            console.Error.WriteLine($"ddml: error: {OneLine(e.Message)}");
+            return e.ExitCode;
+        }
+        catch (OperationCanceledException)
+        {
+            console.Error.WriteLine("ddml: interrupted; nothing was written.");
+            return ExitCodes.Interrupted;
+        }
+        catch (TrainingDivergedException e)
+        {
+            console.Error.WriteLine($"ddml: error: training failed: {OneLine(e.Message)}");
+            return ExitCodes.TrainingFailed;
+        }
+        catch (Exception e)
+        {
+            console.Error.WriteLine($"ddml: internal error: {e}");
+            return ExitCodes.InternalError;
+        }
+        finally
+        {
+            DeepDensityEnvironment.MaxDegreeOfParallelism = previousThreads;
+        }
+    }
+
+    /// <summary>Messages from .NET (e.g. ArgumentOutOfRangeException's "Actual value was ...") may span lines; the tool prints one.</summary>
+    private static string OneLine(string message)
+        => string.Join(" ", message.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
+
+    /// <summary>Sets the action of <paramref name="command"/> to the guarded <paramref name="body"/>.</summary>
+    public static System.CommandLine.Command WithBody(this System.CommandLine.Command command, DdmlConsole console, Func<ParseResult, int> body)
+    {
+        command.SetAction(parse => Guarded(console, parse, body));
+        return command;
+    }
+
+    public static Option<string> OutOption(string description, bool required)
+        => new("--out", "-o") { Description = description, Required = required };
+}

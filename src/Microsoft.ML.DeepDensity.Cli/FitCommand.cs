@@ -1,0 +1,127 @@
+using System.CommandLine;
+using System.Globalization;
+using Microsoft.ML.DeepDensity.Data;
+using Microsoft.ML.DeepDensity.Training;
+
+namespace Microsoft.ML.DeepDensity.Cli;
+
+/// <summary><c>ddml fit train.csv --model NAME --out model.zip</c>.</summary>
+public static class FitCommand
+{
+    public static System.CommandLine.Command Create(DdmlConsole console)
+    {
+        var train = new Argument<string>("train") { Description = "Training CSV (header row; numeric columns are features unless excluded)." };
+        var model = new Option<string>("--model", "-m") { Description = $"Model: {string.Join(" | ", ModelCatalog.Names)}.", Required = true };
+        model.AcceptOnlyFromAmong(ModelCatalog.Names.ToArray());
+        var output = DdmlApp.OutOption("Model zip to write (an ordinary ML.NET model).", required: true);
+        var validation = new Option<string?>("--validation") { Description = "Validation CSV for early stopping (default: a held-out fraction of the training rows)." };
+        var label = new Option<string?>("--label") { Description = "Label column (excluded from the features; recorded in the model)." };
+        var exclude = new Option<string[]>("--exclude") { Description = "Columns that are not features (comma-separated or repeated).", AllowMultipleArgumentsPerToken = true };
+        var seed = new Option<ulong?>("--seed") { Description = "Seed of initialisation, shuffling and the validation split (default: the model's, 1)." };
+        var epochs = new Option<int?>("--epochs") { Description = "Maximum epochs (EM iterations for deepgmm)." };
+        var contamination = new Option<double>("--contamination") { Description = "Expected anomaly fraction of the training data; sets the PredictedLabel threshold.", DefaultValueFactory = _ => 0.01 };
+        var parameters = new Option<string[]>("--param", "-p") { Description = "Any engine option as Name=Value (e.g. -p HiddenUnits=100 -p Layers=4,4). Repeatable." };
+
+        var command = new System.CommandLine.Command("fit", "Train a density model on a CSV file and save it as an ML.NET model zip.")
+        {
+            train, model, output, validation, label, exclude, seed, epochs, contamination, parameters,
+        };
+        return command.WithBody(console, parse => Run(console,
+            parse.GetValue(train)!, parse.GetValue(model)!, parse.GetValue(output)!, parse.GetValue(validation), parse.GetValue(label),
+            Split(parse.GetValue(exclude)), parse.GetValue(seed), parse.GetValue(epochs), parse.GetValue(contamination),
+            parse.GetValue(parameters) ?? Array.Empty<string>()));
+    }
+
+    internal static string[] Split(string[]? values)
+        => (values ?? Array.Empty<string>()).SelectMany(v => v.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)).ToArray();
+
+    private static int Run(DdmlConsole console, string trainFile, string modelName, string outFile, string? validationFile,
+        string? labelColumn, string[] excluded, ulong? seed, int? epochs, double contamination, string[] parameters)
+    {
+        if (!(contamination >= 0 && contamination <= 0.5))
+            throw new CliException(ExitCodes.UsageError, $"--contamination must be in [0, 0.5] (got {contamination}).");
+        var entry = ModelCatalog.Find(modelName);
+        var table = CsvTable.Read(trainFile);
+        var skip = excluded.Select(c => table.ColumnIndex(c, "excluded")).ToList();
+        if (labelColumn is not null) skip.Add(table.ColumnIndex(labelColumn, "label"));
+        var columns = table.NumericColumns(skip);
+        if (columns.Length == 0) throw CliException.DataError(trainFile, 2, 0, null, "no numeric feature columns (every column is excluded or text).");
+        var names = columns.Select(c => table.Header[c]).ToArray();
+        var data = table.Features(columns);
+        if (labelColumn is not null) table.Labels(table.ColumnIndex(labelColumn, "label")); // checked now, not at report time
+        CsvTable? validTable = validationFile is null ? null : CsvTable.Read(validationFile);
+        var valid = validTable?.Features(names.Select(n => validTable.ColumnIndex(n, "feature")).ToArray());
+
+        var ml = new MLContext(seed: 1);
+        var history = new List<TrainingProgress>();
+        var display = new TrainingDisplay(console.Out, console.LiveProgress);
+        var notes = new List<string>();
+        var trainView = DataViews.FromMatrix(ml, data);
+        var validView = valid is null ? null : DataViews.FromMatrix(ml, valid);
+        console.Out.WriteLine($"fit {entry.Name}: {data.Rows} rows × {data.Columns} features from {Path.GetFileName(trainFile)}" +
+                              (valid is null ? "" : $", {valid.Rows} validation rows from {Path.GetFileName(validationFile)}") + ".");
+        var forward = new Recording(history);
+        var request = new FitRequest(seed, epochs, contamination, parameters, console.Interrupts.Stop, console.Interrupts.Abort, forward, notes.Add);
+        var (fit, engineOptions) = entry.Create(ml, request, data);
+        foreach (var n in notes) console.Out.WriteLine(n);
+        var epochsProperty = engineOptions.GetType().GetProperty("MaxEpochs") ?? engineOptions.GetType().GetProperty("MaxIterations");
+        int maxEpochs = epochsProperty?.GetValue(engineOptions) as int? ?? 100;
+        var transformer = display.Run(entry.Name, maxEpochs, progress =>
+        {
+            forward.Display = progress;
+            try { return fit(trainView, validView); }
+            catch (DataValidationException e) { throw MapDataError(e, e.DataSource?.Contains("validation") == true ? validTable! : table, columns, names); }
+            catch (ArgumentException e) { throw new CliException(ExitCodes.TrainingFailed, $"cannot train {entry.Name} on this data: {e.Message}", e); }
+        });
+        console.Interrupts.Abort.ThrowIfCancellationRequested();
+
+        var model = transformer.Model;
+        var summary = model.GetType().GetProperty("TrainingSummary")?.GetValue(model) as TrainingSummary;
+        var meanTrain = model.AverageLogDensity(data);
+        var metadata = new ToolMetadata
+        {
+            Tool = $"ddml {typeof(FitCommand).Assembly.GetName().Version?.ToString(3)}",
+            Model = entry.Name,
+            FeatureColumns = names,
+            LabelColumn = labelColumn,
+            ExcludedColumns = excluded,
+            TrainFile = Path.GetFileName(trainFile),
+            TrainRows = data.Rows,
+            ValidationFile = validationFile is null ? null : Path.GetFileName(validationFile),
+            Options = EngineOptions.Describe(engineOptions),
+            History = ToolMetadata.FromHistory(history),
+            EpochsRun = summary?.EpochsRun ?? history.Count,
+            BestEpoch = summary?.BestEpoch,
+            StoppedEarly = summary?.StoppedEarly ?? false,
+            StoppedByUser = console.Interrupts.StopRequested,
+            MeanTrainLogDensity = meanTrain,
+            CreatedUtc = DateTime.UtcNow,
+        };
+        ModelZip.Save(ml, transformer, trainView.Schema, metadata, outFile);
+        string best = summary?.BestEpoch is int b ? $" (best {b})" : "";
+        console.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"saved {outFile}: {entry.Name} ({model.DensityKind} log-density), {data.Columns} features, {metadata.EpochsRun} epochs{best}, mean training log-density {meanTrain:F4}."));
+        if (console.Interrupts.StopRequested)
+        {
+            console.Error.WriteLine($"ddml: interrupted: training was stopped early; the best model so far was saved to {outFile}.");
+            return ExitCodes.Interrupted;
+        }
+        return ExitCodes.Success;
+    }
+
+    /// <summary>An engine data error (row/slot indices) as a CSV error (file, line, column).</summary>
+    internal static CliException MapDataError(DataValidationException e, CsvTable table, IReadOnlyList<int> columns, IReadOnlyList<string> names)
+    {
+        long line = e.Row >= 0 && e.Row < table.Lines.Count ? table.Lines[(int)e.Row] : 0;
+        int column = e.Column >= 0 && e.Column < columns.Count ? columns[e.Column] + 1 : 0;
+        string? name = e.Column >= 0 && e.Column < names.Count ? names[e.Column] : null;
+        return CliException.DataError(table.File, line, column, name, e.Problem + ".");
+    }
+
+    /// <summary>Keeps every report for the model's training history and forwards it to the display.</summary>
+    private sealed class Recording(List<TrainingProgress> history) : IProgress<TrainingProgress>
+    {
+        public IProgress<TrainingProgress>? Display { get; set; }
+        public void Report(TrainingProgress value) { history.Add(value); Display?.Report(value); }
+    }
+}

@@ -1,0 +1,32 @@
+namespace Microsoft.ML.DeepDensity.Cli;
+
+/// <summary>
+/// Ctrl+C handling: the first interrupt asks training to stop at the next minibatch and keep the best model so far
+/// (fit then saves it and exits with <see cref="ExitCodes.Interrupted"/>); a second one abandons the command, and
+/// nothing is written.
+/// </summary>
+public sealed class Interrupts
+{
+    private readonly CancellationTokenSource _stop = new(), _abort = new();
+
+    /// <summary>Signalled by the first interrupt: finish early, keep the result.</summary>
+    public CancellationToken Stop => _stop.Token;
+    /// <summary>Signalled by the second interrupt: abandon, write nothing.</summary>
+    public CancellationToken Abort => _abort.Token;
+
+    public bool StopRequested => _stop.IsCancellationRequested;
+
+    public void Signal(TextWriter? log = null)
+    {
+        if (!_stop.IsCancellationRequested)
+        {
+            log?.WriteLine("ddml: interrupt: stopping training and keeping the best model so far (press Ctrl+C again to abandon without writing).");
+            _stop.Cancel();
+        }
+        else
+        {
+            log?.WriteLine("ddml: second interrupt: abandoning; nothing will be written.");
+            _abort.Cancel();
+        }
+    }
+}

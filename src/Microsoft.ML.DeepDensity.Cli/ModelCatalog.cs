@@ -1,0 +1,180 @@
+using System.Globalization;
+using System.Reflection;
+using Microsoft.ML.DeepDensity.Data;
+using Microsoft.ML.DeepDensity.Models.DeepGmm;
+using Microsoft.ML.DeepDensity.Models.Iwae;
+using Microsoft.ML.DeepDensity.Models.Rbm;
+using Microsoft.ML.DeepDensity.Models.Rnade;
+using Microsoft.ML.DeepDensity.Transforms;
+
+namespace Microsoft.ML.DeepDensity.Cli;
+
+/// <summary>What <c>ddml fit</c> needs from the command line besides the model's own options.</summary>
+public sealed record FitRequest(ulong? Seed, int? Epochs, double Contamination, IReadOnlyList<string> Parameters,
+    CancellationToken Stop, CancellationToken Abort, IProgress<Training.TrainingProgress> Progress, Action<string> Note);
+
+/// <summary>One model of <c>ddml fit --model NAME</c>: builds its ML.NET estimator from a request and trains it.</summary>
+public sealed class ModelEntry
+{
+    private readonly Func<MLContext, FitRequest, RowMatrix, (Func<IDataView, IDataView?, DensityTransformer> Fit, object EngineOptions)> _create;
+
+    internal ModelEntry(string name, string description, Type engineOptions,
+        Func<MLContext, FitRequest, RowMatrix, (Func<IDataView, IDataView?, DensityTransformer>, object)> create)
+    {
+        Name = name; Description = description; EngineOptionsType = engineOptions; _create = create;
+    }
+
+    public string Name { get; }
+    public string Description { get; }
+    public Type EngineOptionsType { get; }
+
+    /// <summary>Builds the estimator for <paramref name="train"/> (used to adapt defaults, e.g. binary vs real units) and
+    /// returns its Fit together with the engine options it will train with.</summary>
+    public (Func<IDataView, IDataView?, DensityTransformer> Fit, object EngineOptions) Create(MLContext ml, FitRequest request, RowMatrix train)
+        => _create(ml, request, train);
+}
+
+/// <summary>
+/// The model switch of <c>ddml fit</c>. Adding a model is one <see cref="Entry{TOptions,TEstimatorOptions}"/> line in
+/// <see cref="All"/>: its name, a description, how the catalog builds its estimator and (optionally) how its defaults
+/// adapt to the data. Everything else (--epochs, --seed, --param Name=Value for any engine option, Ctrl+C) is generic.
+/// </summary>
+public static class ModelCatalog
+{
+    public static readonly IReadOnlyList<ModelEntry> All = new[]
+    {
+        Entry<RnadeOptions, RnadeEstimator.Options>("rnade", "RNADE: exact log-density of real vectors",
+            (ml, o) => ml.DensityEstimation.Rnade(o).Fit),
+        Entry<DeepGmmOptions, DeepGmmEstimator.Options>("deepgmm", "Deep GMM (EM): exact log-density of real vectors",
+            (ml, o) => ml.DensityEstimation.DeepGmm(o).Fit),
+        Entry<RbmOptions, RbmEstimator.Options>("rbm", "RBM (PCD): binary units on 0/1 data, Gaussian units otherwise",
+            (ml, o) => ml.DensityEstimation.Rbm(o).Fit,
+            (o, data, set, note) => { if (!set.Contains(nameof(RbmOptions.VisibleType)) && !IsBinary(data)) { o.VisibleType = RbmVisibleType.Gaussian; note("rbm: the data is not 0/1, so VisibleType=Gaussian (set --param VisibleType=... to choose)."); } }),
+        Entry<IwaeOptions, IwaeEstimator.Options>("iwae", "IWAE/VAE: importance-sampled log-density; Bernoulli on 0/1 data, Gaussian otherwise",
+            (ml, o) => ml.DensityEstimation.Iwae(o).Fit,
+            (o, data, set, note) => { if (!set.Contains(nameof(IwaeOptions.Likelihood)) && !IsBinary(data)) { o.Likelihood = IwaeLikelihood.Gaussian; note("iwae: the data is not 0/1, so Likelihood=Gaussian (set --param Likelihood=... to choose)."); } }),
+    };
+
+    public static IEnumerable<string> Names => All.Select(e => e.Name);
+
+    public static ModelEntry Find(string name)
+        => All.FirstOrDefault(e => string.Equals(e.Name, name, StringComparison.OrdinalIgnoreCase))
+           ?? throw new CliException(ExitCodes.UsageError, $"unknown model '{name}' (choose one of: {string.Join(", ", Names)}).");
+
+    /// <summary>The standard-error column every ddml model writes (zeros unless the model's log-density is an estimate).</summary>
+    public const string StandardErrorColumn = "StandardError";
+
+    private static ModelEntry Entry<TOptions, TEstimatorOptions>(string name, string description,
+        Func<MLContext, TEstimatorOptions, Func<IDataView, IDataView?, DensityTransformer>> fit,
+        Action<TOptions, RowMatrix, ISet<string>, Action<string>>? adapt = null)
+        where TOptions : class, new()
+        where TEstimatorOptions : DensityEstimatorOptions<TOptions>, new()
+        => new(name, description, typeof(TOptions), (ml, request, train) =>
+        {
+            var engine = new TOptions();
+            var set = EngineOptions.Apply(engine, request);
+            adapt?.Invoke(engine, train, set, request.Note);
+            var options = new TEstimatorOptions
+            {
+                ModelOptions = engine,
+                Contamination = request.Contamination,
+                StandardErrorColumnName = StandardErrorColumn,
+                Progress = request.Progress,
+                CancellationToken = request.Abort,
+            };
+            return (fit(ml, options), engine);
+        });
+
+    private static bool IsBinary(RowMatrix m)
+    {
+        foreach (var v in m.Values.AsSpan(0, m.Rows * m.Columns)) if (v != 0f && v != 1f) return false;
+        return true;
+    }
+}
+
+/// <summary>Sets engine options by property name (the generic part of every model entry).</summary>
+public static class EngineOptions
+{
+    /// <summary>Applies --epochs, --seed, the stop token and every --param Name=Value; returns the names that were set.</summary>
+    public static ISet<string> Apply(object options, FitRequest request)
+    {
+        var set = new HashSet<string>(StringComparer.Ordinal);
+        var type = options.GetType();
+        if (request.Epochs is int epochs)
+        {
+            var p = type.GetProperty("MaxEpochs") ?? type.GetProperty("MaxIterations")
+                ?? throw new CliException(ExitCodes.UsageError, $"--epochs: {type.Name} has no MaxEpochs or MaxIterations.");
+            p.SetValue(options, epochs);
+            set.Add(p.Name);
+        }
+        if (request.Seed is ulong seed) { type.GetProperty("Seed")?.SetValue(options, seed); set.Add("Seed"); }
+        type.GetProperty("StopToken")?.SetValue(options, request.Stop);
+        foreach (var assignment in request.Parameters)
+        {
+            int eq = assignment.IndexOf('=');
+            if (eq <= 0) throw new CliException(ExitCodes.UsageError, $"--param '{assignment}': expected Name=Value (e.g. --param HiddenUnits=100).");
+            string name = assignment[..eq].Trim(), text = assignment[(eq + 1)..].Trim();
+            var property = Settable(type).FirstOrDefault(p => string.Equals(p.Name, name, StringComparison.OrdinalIgnoreCase))
+                ?? throw new CliException(ExitCodes.UsageError, $"--param {name}: {type.Name} has no such option (it has: {string.Join(", ", Settable(type).Select(p => p.Name))}).");
+            property.SetValue(options, Convert(text, property.PropertyType, property.Name));
+            set.Add(property.Name);
+        }
+        try { type.GetMethod("Validate")?.Invoke(options, null); }
+        catch (TargetInvocationException e) when (e.InnerException is ArgumentException a)
+        {
+            throw new CliException(ExitCodes.UsageError, $"invalid model option: {a.Message}");
+        }
+        return set;
+    }
+
+    /// <summary>The options a user can set: public read/write properties of a simple type.</summary>
+    public static IEnumerable<PropertyInfo> Settable(Type type)
+        => type.GetProperties(BindingFlags.Public | BindingFlags.Instance)
+               .Where(p => p.CanWrite && p.CanRead && IsSimple(p.PropertyType));
+
+    /// <summary>The option values as text (for <c>ddml info</c>).</summary>
+    public static SortedDictionary<string, string> Describe(object options)
+    {
+        var result = new SortedDictionary<string, string>(StringComparer.Ordinal);
+        foreach (var p in Settable(options.GetType()))
+        {
+            var v = p.GetValue(options);
+            result[p.Name] = v switch
+            {
+                null => "",
+                int[] a => string.Join(",", a),
+                IFormattable f => f.ToString(null, CultureInfo.InvariantCulture),
+                _ => v.ToString() ?? "",
+            };
+        }
+        return result;
+    }
+
+    private static bool IsSimple(Type t)
+    {
+        t = Nullable.GetUnderlyingType(t) ?? t;
+        return t.IsPrimitive || t.IsEnum || t == typeof(double) || t == typeof(float) || t == typeof(int[]);
+    }
+
+    private static object? Convert(string text, Type type, string name)
+    {
+        var t = Nullable.GetUnderlyingType(type) ?? type;
+        try
+        {
+            if (t == typeof(int[]))
+                return text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+                           .Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToArray();
+            if (t.IsEnum)
+            {
+                if (Enum.TryParse(t, text, ignoreCase: true, out var e) && Enum.IsDefined(t, e!)) return e;
+                throw new FormatException($"choose one of {string.Join(", ", Enum.GetNames(t))}");
+            }
+            if (t == typeof(bool)) return bool.Parse(text);
+            return System.Convert.ChangeType(text, t, CultureInfo.InvariantCulture);
+        }
+        catch (Exception e) when (e is FormatException or OverflowException or InvalidCastException)
+        {
+            throw new CliException(ExitCodes.UsageError, $"--param {name}={text}: not a valid {t.Name} ({e.Message}).");
+        }
+    }
+}

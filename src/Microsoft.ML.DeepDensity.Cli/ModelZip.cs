@@ -1,0 +1,125 @@
+using System.IO.Compression;
+using System.Text.Json;
+using Microsoft.ML.Data;
+using Microsoft.ML.DeepDensity.Persistence;
+using Microsoft.ML.DeepDensity.Training;
+using Microsoft.ML.DeepDensity.Transforms;
+
+namespace Microsoft.ML.DeepDensity.Cli;
+
+/// <summary>One training epoch (or EM iteration) as stored in the model zip for <c>ddml info</c> and the report.</summary>
+public sealed record EpochRecord(int Epoch, double? Train, double? Validation, double ExamplesPerSecond, double Seconds, string? Note);
+
+/// <summary>What ddml stores next to the ML.NET model in the zip (entry <see cref="ModelZip.MetadataEntry"/>).</summary>
+public sealed record ToolMetadata
+{
+    public string Tool { get; init; } = "";
+    public string Model { get; init; } = "";
+    public string[] FeatureColumns { get; init; } = Array.Empty<string>();
+    public string? LabelColumn { get; init; }
+    public string[] ExcludedColumns { get; init; } = Array.Empty<string>();
+    public string TrainFile { get; init; } = "";
+    public int TrainRows { get; init; }
+    public string? ValidationFile { get; init; }
+    public SortedDictionary<string, string> Options { get; init; } = new();
+    public EpochRecord[] History { get; init; } = Array.Empty<EpochRecord>();
+    public int? EpochsRun { get; init; }
+    public int? BestEpoch { get; init; }
+    public bool StoppedEarly { get; init; }
+    public bool StoppedByUser { get; init; }
+    public double MeanTrainLogDensity { get; init; }
+    public DateTime CreatedUtc { get; init; }
+
+    public static EpochRecord[] FromHistory(IEnumerable<TrainingProgress> history)
+        => history.Select(h => new EpochRecord(h.Epoch, Finite(h.TrainLogLikelihood), h.ValidationLogLikelihood is double v ? Finite(v) : null,
+            h.ExamplesPerSecond, h.Elapsed.TotalSeconds, h.Note)).ToArray();
+
+    private static double? Finite(double v) => double.IsFinite(v) ? v : null;
+}
+
+/// <summary>A loaded model zip: the ML.NET transformer (live, block-scoring), its density transformer and ddml's metadata.</summary>
+public sealed record LoadedModel(string File, ITransformer Transformer, DensityTransformer Density, ToolMetadata? Metadata, DataViewSchema InputSchema)
+{
+    public DensityModel Model => Density.Model;
+
+    /// <summary>The feature columns to read from a CSV: as trained, or (for a zip ddml did not write) f0, f1, ...</summary>
+    public string[] FeatureColumns => Metadata?.FeatureColumns ?? Enumerable.Range(0, Model.Dimension).Select(i => $"f{i}").ToArray();
+}
+
+/// <summary>
+/// Saving and loading the tool's model files: an ordinary ML.NET model zip (<c>mlContext.Model.Save</c> of the fitted
+/// density transformer, input = a "Features" vector), plus one extra entry with ddml's metadata that ML.NET ignores.
+/// </summary>
+public static class ModelZip
+{
+    public const string FeatureColumn = "Features";
+    public const string MetadataEntry = "DeepDensity/ddml.json";
+    private static readonly JsonSerializerOptions Json = new() { WriteIndented = true };
+
+    public static void Save(MLContext ml, ITransformer model, DataViewSchema inputSchema, ToolMetadata metadata, string path)
+    {
+        using var buffer = new MemoryStream();
+        ml.Model.Save(model, inputSchema, buffer);
+        using (var zip = new ZipArchive(buffer, ZipArchiveMode.Update, leaveOpen: true))
+        {
+            var entry = zip.CreateEntry(MetadataEntry, CompressionLevel.Optimal);
+            using var s = entry.Open();
+            JsonSerializer.Serialize(s, metadata, Json);
+        }
+        AtomicFile.Write(path, s => { buffer.Position = 0; buffer.CopyTo(s); });
+    }
+
+    public static LoadedModel Load(MLContext ml, string path)
+    {
+        if (!File.Exists(path)) throw CliException.ModelError(path, "file not found.");
+        byte[] bytes;
+        try { bytes = File.ReadAllBytes(path); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw CliException.ModelError(path, "cannot read: " + e.Message, e); }
+
+        ToolMetadata? metadata = null;
+        try
+        {
+            using var zip = new ZipArchive(new MemoryStream(bytes, writable: false), ZipArchiveMode.Read);
+            if (zip.GetEntry(MetadataEntry) is { } entry)
+            {
+                using var s = entry.Open();
+                metadata = JsonSerializer.Deserialize<ToolMetadata>(s, Json);
+            }
+        }
+        catch (InvalidDataException e) { throw CliException.ModelError(path, "not a model file (not a zip archive, or a corrupt one): " + e.Message, e); }
+        catch (JsonException e) { throw CliException.ModelError(path, "corrupt ddml metadata in the zip: " + e.Message, e); }
+
+        ITransformer transformer;
+        DataViewSchema schema;
+        try { transformer = ml.Model.Load(new MemoryStream(bytes, writable: false), out schema); }
+        catch (InvalidModelFileException e) { throw CliException.ModelError(path, "corrupt DeepDensity model: " + e.Message, e); }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            throw CliException.ModelError(path, "not an ML.NET model zip, or a corrupt one: " + e.Message.Split('\n')[0], e);
+        }
+        DensityTransformer density;
+        try
+        {
+            transformer = transformer.WithLiveDensityTransformers(ml);
+            density = transformer.GetDensityTransformer(ml);
+        }
+        catch (InvalidModelFileException e) { throw CliException.ModelError(path, "corrupt DeepDensity model: " + e.Message, e); }
+        catch (InvalidOperationException e) { throw CliException.ModelError(path, "an ML.NET model, but not a DeepDensity one: " + e.Message, e); }
+        if (metadata is not null && metadata.FeatureColumns.Length != density.Model.Dimension)
+            throw CliException.ModelError(path, $"the metadata lists {metadata.FeatureColumns.Length} feature columns but the model has dimension {density.Model.Dimension}.");
+        return new LoadedModel(path, transformer, density, metadata, schema);
+    }
+
+    /// <summary>Engine file format and payload versions of the model (read from its own header).</summary>
+    public static (int Format, string Kind, int Payload) EngineFileVersion(DensityModel model)
+    {
+        var b = model.ToBytes();
+        int format = BitConverter.ToUInt16(b, 4);
+        int kindLength = b[6];
+        string kind = System.Text.Encoding.ASCII.GetString(b, 7, kindLength);
+        int payload = BitConverter.ToUInt16(b, 7 + kindLength);
+        return (format, kind, payload);
+    }
+
+    public static int CurrentEngineFormat => ModelFile.FormatVersion;
+}

@@ -1,0 +1,206 @@
+using System.CommandLine;
+using System.Globalization;
+using Microsoft.ML.DeepDensity.Data;
+
+namespace Microsoft.ML.DeepDensity.Cli;
+
+/// <summary>The log-densities of a CSV's rows under a loaded model, through its ML.NET transformer.</summary>
+public sealed record ScoredTable(CsvTable Table, int[] FeatureColumns, RowMatrix Features, float[] LogDensity, float[] StandardError,
+    float[] Score, bool[] PredictedLabel, bool[]? Labels);
+
+/// <summary><c>ddml score</c>, <c>sample</c>, <c>evaluate</c> and <c>info</c>.</summary>
+public static class ScoringCommands
+{
+    private static readonly CultureInfo Ci = CultureInfo.InvariantCulture;
+
+    public static System.CommandLine.Command Score(DdmlConsole console)
+    {
+        var model = ModelArgument();
+        var data = new Argument<string>("data") { Description = "CSV with the model's feature columns (other columns are passed through)." };
+        var output = DdmlApp.OutOption("Output CSV (default: standard output): the input columns plus LogDensity, StandardError (estimate models), Score, PredictedLabel.", required: false);
+        var command = new System.CommandLine.Command("score", "Append log-density, anomaly score and predicted label to every row of a CSV.") { model, data, output };
+        return command.WithBody(console, parse =>
+        {
+            var ml = new MLContext(seed: 1);
+            var loaded = ModelZip.Load(ml, parse.GetValue(model)!);
+            var scored = ScoreTable(ml, loaded, parse.GetValue(data)!, labelColumn: null);
+            bool withError = loaded.Model.DensityKind == DensityKind.Estimate;
+            void Write(TextWriter w)
+            {
+                var t = scored.Table;
+                var extra = withError ? new[] { "LogDensity", "StandardError", "Score", "PredictedLabel" } : new[] { "LogDensity", "Score", "PredictedLabel" };
+                w.WriteLine(string.Join(",", t.Header.Concat(extra).Select(CsvTable.Escape)));
+                for (int r = 0; r < t.Rows.Count; r++)
+                {
+                    var cells = t.Rows[r].Select(CsvTable.Escape).ToList();
+                    cells.Add(CsvTable.Format(scored.LogDensity[r]));
+                    if (withError) cells.Add(CsvTable.Format(scored.StandardError[r]));
+                    cells.Add(CsvTable.Format(scored.Score[r]));
+                    cells.Add(scored.PredictedLabel[r] ? "true" : "false");
+                    w.WriteLine(string.Join(",", cells));
+                }
+            }
+            WriteOutput(console, parse.GetValue(output), Write);
+            return ExitCodes.Success;
+        });
+    }
+
+    public static System.CommandLine.Command Sample(DdmlConsole console)
+    {
+        var model = ModelArgument();
+        var count = new Option<int>("--count", "-n") { Description = "Number of rows to draw.", DefaultValueFactory = _ => 100 };
+        var seed = new Option<ulong>("--seed") { Description = "Seed: the same seed gives the same rows (row i depends only on seed and i).", DefaultValueFactory = _ => 0 };
+        var output = DdmlApp.OutOption("Output CSV (default: standard output), with the model's feature columns.", required: false);
+        var command = new System.CommandLine.Command("sample", "Draw rows from the model.") { model, count, seed, output };
+        return command.WithBody(console, parse =>
+        {
+            int n = parse.GetValue(count);
+            if (n < 1) throw new CliException(ExitCodes.UsageError, $"--count must be at least 1 (got {n}).");
+            var ml = new MLContext(seed: 1);
+            var loaded = ModelZip.Load(ml, parse.GetValue(model)!);
+            var view = loaded.Transformer.GenerateSamples(ml, n, parse.GetValue(seed));
+            var rows = DataViews.Vectors(view, loaded.Density.FeatureColumnName, loaded.Model.Dimension);
+            WriteOutput(console, parse.GetValue(output), w =>
+            {
+                w.WriteLine(string.Join(",", loaded.FeatureColumns.Select(CsvTable.Escape)));
+                for (int r = 0; r < rows.Rows; r++)
+                {
+                    var row = rows.Row(r);
+                    var cells = new string[row.Length];
+                    for (int j = 0; j < row.Length; j++) cells[j] = CsvTable.Format(row[j]);
+                    w.WriteLine(string.Join(",", cells));
+                }
+            });
+            return ExitCodes.Success;
+        });
+    }
+
+    public static System.CommandLine.Command Evaluate(DdmlConsole console)
+    {
+        var model = ModelArgument();
+        var data = new Argument<string>("test") { Description = "Test CSV with the model's feature columns." };
+        var label = new Option<string?>("--label") { Description = "Anomaly label column (1/true/anomaly vs 0/false/normal): adds AUROC and ML.NET's anomaly metrics." };
+        var command = new System.CommandLine.Command("evaluate", "Average log-density (with standard error); with --label also AUROC and ML.NET's anomaly-detection metrics.") { model, data, label };
+        return command.WithBody(console, parse =>
+        {
+            var ml = new MLContext(seed: 1);
+            var loaded = ModelZip.Load(ml, parse.GetValue(model)!);
+            var s = ScoreTable(ml, loaded, parse.GetValue(data)!, parse.GetValue(label));
+            var w = console.Out;
+            var (mean, se) = MeanAndStandardError(s.LogDensity);
+            w.WriteLine($"rows                    {s.LogDensity.Length}");
+            w.WriteLine(string.Create(Ci, $"average log-density     {mean:F4} ± {se:F4} (standard error over rows; {loaded.Model.DensityKind})"));
+            if (loaded.Model.DensityKind == DensityKind.Estimate)
+                w.WriteLine(string.Create(Ci, $"mean estimate error     {s.StandardError.Average(x => (double)x):F4} (Monte Carlo standard error per row)"));
+            w.WriteLine(string.Create(Ci, $"predicted anomalies     {s.PredictedLabel.Count(b => b)} (threshold score {loaded.Density.Threshold:G6}, contamination {loaded.Density.Contamination})"));
+            if (s.Labels is { } labels)
+            {
+                int positives = labels.Count(b => b);
+                if (positives == 0 || positives == labels.Length)
+                    throw CliException.DataError(parse.GetValue(data)!, 0, 0, null, "the label column must hold both normal and anomalous rows to compute AUROC.");
+                var view = ml.Data.LoadFromEnumerable(Enumerable.Range(0, labels.Length).Select(i => new MetricRow
+                {
+                    Label = labels[i] ? 1f : 0f, Score = s.Score[i], PredictedLabel = s.PredictedLabel[i],
+                }));
+                var metrics = ml.AnomalyDetection.Evaluate(view, falsePositiveCount: Math.Max(1, labels.Length - positives) / 10 + 1);
+                w.WriteLine($"labelled anomalies      {positives} of {labels.Length}");
+                w.WriteLine(string.Create(Ci, $"AUROC                   {metrics.AreaUnderRocCurve:F4}"));
+                w.WriteLine(string.Create(Ci, $"detection rate at {Math.Max(1, labels.Length - positives) / 10 + 1} false positives  {metrics.DetectionRateAtFalsePositiveCount:F4}"));
+            }
+            return ExitCodes.Success;
+        });
+    }
+
+    public static System.CommandLine.Command Info(DdmlConsole console)
+    {
+        var model = ModelArgument();
+        var command = new System.CommandLine.Command("info", "Describe a model zip: kind, options, dimension, training summary, file format versions.") { model };
+        return command.WithBody(console, parse =>
+        {
+            var ml = new MLContext(seed: 1);
+            var loaded = ModelZip.Load(ml, parse.GetValue(model)!);
+            var m = loaded.Model;
+            var meta = loaded.Metadata;
+            var (format, kind, payload) = ModelZip.EngineFileVersion(m);
+            var w = console.Out;
+            w.WriteLine($"file                    {Path.GetFileName(loaded.File)} (ML.NET model zip{(meta is null ? ", no ddml metadata" : "")})");
+            w.WriteLine($"kind                    {kind}{(meta is null ? "" : $" (ddml model '{meta.Model}')")}");
+            w.WriteLine($"log-density             {m.DensityKind}");
+            w.WriteLine($"input                   {m.InputDomain}, dimension {m.Dimension}");
+            w.WriteLine($"features                {Abbreviate(loaded.FeatureColumns)}");
+            w.WriteLine(string.Create(Ci, $"anomaly threshold       score > {loaded.Density.Threshold:G6} (contamination {loaded.Density.Contamination})"));
+            w.WriteLine($"file format             engine format {format} (this build reads {ModelZip.CurrentEngineFormat}), {kind} payload version {payload}");
+            if (meta is not null)
+            {
+                w.WriteLine($"written by              {meta.Tool}, {meta.CreatedUtc:u}");
+                if (meta.LabelColumn is not null) w.WriteLine($"label column            {meta.LabelColumn}");
+                if (meta.ExcludedColumns.Length > 0) w.WriteLine($"excluded columns        {string.Join(", ", meta.ExcludedColumns)}");
+                w.WriteLine($"training data           {meta.TrainFile}, {meta.TrainRows} rows" + (meta.ValidationFile is null ? "" : $"; validation {meta.ValidationFile}"));
+                var last = meta.History.LastOrDefault(h => h.Train is not null);
+                w.WriteLine($"training                {meta.EpochsRun} epochs" + (meta.BestEpoch is int b ? $", best epoch {b}" : "") +
+                            (meta.StoppedEarly ? ", stopped early (no validation gain)" : "") + (meta.StoppedByUser ? ", stopped by the user (Ctrl+C)" : "") +
+                            (last is null ? "" : string.Create(Ci, $", last train {last.Train:F4}") + (last.Validation is double v ? string.Create(Ci, $", valid {v:F4}") : "")));
+                w.WriteLine(string.Create(Ci, $"mean train log-density  {meta.MeanTrainLogDensity:F4}"));
+                w.WriteLine("options");
+                foreach (var (name, value) in meta.Options) w.WriteLine($"  {name,-28} {value}");
+            }
+            return ExitCodes.Success;
+        });
+    }
+
+    internal static Argument<string> ModelArgument() => new("model") { Description = "Model zip written by 'ddml fit' (or any ML.NET zip holding one DeepDensity model)." };
+
+    /// <summary>Reads <paramref name="dataFile"/>, checks it has the model's columns, and scores it through the ML.NET transformer.</summary>
+    public static ScoredTable ScoreTable(MLContext ml, LoadedModel loaded, string dataFile, string? labelColumn)
+    {
+        var table = CsvTable.Read(dataFile);
+        var names = loaded.FeatureColumns;
+        var columns = new int[names.Length];
+        for (int j = 0; j < names.Length; j++)
+        {
+            columns[j] = Array.IndexOf(table.Header, names[j]);
+            if (columns[j] < 0)
+                throw CliException.DataError(dataFile, 1, 0, null, $"the column '{names[j]}' that the model was trained on is missing from the header.");
+        }
+        var features = table.Features(columns);
+        var labels = labelColumn is null ? null : table.Labels(table.ColumnIndex(labelColumn, "label"));
+        var view = loaded.Transformer.Transform(DataViews.FromMatrix(ml, features, loaded.Density.FeatureColumnName));
+        try
+        {
+            var logDensity = DataViews.Singles(view, loaded.Density.LogDensityColumnName);
+            var standardError = loaded.Density.StandardErrorColumnName is string se ? DataViews.Singles(view, se) : new float[logDensity.Length];
+            var score = DataViews.Singles(view, loaded.Density.ScoreColumnName);
+            var predicted = DataViews.Booleans(view, loaded.Density.PredictedLabelColumnName);
+            return new ScoredTable(table, columns, features, logDensity, standardError, score, predicted, labels);
+        }
+        catch (DataValidationException e)
+        {
+            throw FitCommand.MapDataError(e, table, columns, names);
+        }
+    }
+
+    public static (double Mean, double StandardError) MeanAndStandardError(float[] values)
+    {
+        double mean = values.Average(v => (double)v);
+        if (values.Length < 2) return (mean, double.NaN);
+        double ss = values.Sum(v => (v - mean) * (v - mean));
+        return (mean, Math.Sqrt(ss / (values.Length - 1) / values.Length));
+    }
+
+    private static string Abbreviate(string[] names)
+        => names.Length <= 8 ? string.Join(", ", names) : string.Join(", ", names.Take(6)) + $", ... {names[^1]} ({names.Length} columns)";
+
+    /// <summary>Writes to a file atomically, or to standard output.</summary>
+    internal static void WriteOutput(DdmlConsole console, string? path, Action<TextWriter> write)
+    {
+        if (path is null) { write(console.Out); console.Out.Flush(); }
+        else AtomicFile.WriteText(path, write);
+    }
+
+    private sealed class MetricRow
+    {
+        public float Label { get; set; }
+        public float Score { get; set; }
+        public bool PredictedLabel { get; set; }
+    }
+}

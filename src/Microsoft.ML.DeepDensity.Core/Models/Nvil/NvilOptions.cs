@@ -1,0 +1,86 @@
+using Microsoft.ML.DeepDensity.Training;
+
+namespace Microsoft.ML.DeepDensity.Models.Nvil;
+
+/// <summary>Hyper-parameters of <see cref="NvilModel"/> (the training-loop settings are inherited).</summary>
+/// <remarks>
+/// Defaults follow Mnih &amp; Gregor (2014): a sigmoid belief network with one layer of 200 binary latents, an inference
+/// network of sigmoid layers mirroring it, an input-dependent baseline with one hidden layer of 100 tanh units, running
+/// signal statistics with α = 0.8 and variance normalisation. Two latent layers are <c>LatentDimensions = {200, 200}</c>.
+/// Setting <see cref="InputDependentBaseline"/>, <see cref="CenterSignal"/> and <see cref="NormalizeSignal"/> all to
+/// false gives plain REINFORCE (the ablation the paper compares against).
+/// </remarks>
+public sealed class NvilOptions : GradientTrainingOptions
+{
+    /// <summary>Creates the defaults: Adam at 3e-4 (the score-function gradients are noisy), no gradient clipping (the
+    /// signal normalisation bounds the step), a larger patience because the validation bound is itself noisy.</summary>
+    public NvilOptions()
+    {
+        LearningRate = 3e-4f;
+        GradientClipNorm = 0f;
+        EarlyStoppingPatience = 20;
+    }
+
+    /// <summary>Sizes of the binary latent layers h₁, …, h_L, nearest the data first (one or more). Default {200}.</summary>
+    public int[] LatentDimensions { get; set; } = { 200 };
+
+    /// <summary>Samples h ~ q(h | x) per training row per step (their gradients are averaged). Default 1.</summary>
+    public int SamplesPerExample { get; set; } = 1;
+
+    /// <summary>Subtract the input-dependent baseline C_ψ(x) (an MLP with one hidden layer) from the learning signal. Default true.</summary>
+    public bool InputDependentBaseline { get; set; } = true;
+
+    /// <summary>Hidden tanh units of the baseline MLP C_ψ(x). Default 100.</summary>
+    public int BaselineHiddenUnits { get; set; } = 100;
+
+    /// <summary>Subtract the running mean c of the signal (after the baseline). Default true.</summary>
+    public bool CenterSignal { get; set; } = true;
+
+    /// <summary>Divide the centred signal by max(1, √v), v its running variance. Default true.</summary>
+    public bool NormalizeSignal { get; set; } = true;
+
+    /// <summary>Exponential smoothing α of the running mean and variance: c ← α c + (1 − α) c_batch. Default 0.8.</summary>
+    public double SignalSmoothing { get; set; } = 0.8;
+
+    /// <summary>Give each inference layer its own learning signal (only the terms of log p − log q that depend on that
+    /// layer's sample), with its own baseline output and statistics (the paper's local learning signals). Only matters
+    /// with two or more latent layers. Default true.</summary>
+    public bool LocalLearningSignals { get; set; } = true;
+
+    /// <summary>Importance samples K of the log-density estimate the trained model reports. Default 1000.</summary>
+    public int EvaluationSamples { get; set; } = 1000;
+
+    /// <summary>Samples per row processed in one pass when estimating log-densities (bounds memory; does not change
+    /// results). Default 100.</summary>
+    public int EvaluationSamplesPerChunk { get; set; } = 100;
+
+    /// <summary>Seed of the log-density estimate's noise (stored in the model). Default 0x1DAE.</summary>
+    public ulong EvaluationSeed { get; set; } = 0x1DAE;
+
+    /// <summary>Data rows per block processed by one thread in training (fixed so that results do not depend on the
+    /// number of threads). Default 50.</summary>
+    public int RowsPerBlock { get; set; } = 50;
+
+    /// <summary>Initialise the data layer's biases to the logits of the training pixel means. Default true.</summary>
+    public bool InitializeOutputBiasFromData { get; set; } = true;
+
+    /// <summary>Upper bound on <see cref="EvaluationSamples"/> (also enforced when loading a file).</summary>
+    public const int MaxEvaluationSamples = 1_000_000;
+    /// <summary>Upper bound on <see cref="EvaluationSamplesPerChunk"/> (bounds scoring memory; also enforced when loading).</summary>
+    public const int MaxEvaluationSamplesPerChunk = 100_000;
+
+    public override void Validate()
+    {
+        base.Validate();
+        Check(LatentDimensions is { Length: >= 1 and <= 8 }, nameof(LatentDimensions), Describe(LatentDimensions), "must list 1 to 8 layer sizes");
+        foreach (var v in LatentDimensions) Check(v >= 1 && v <= 1 << 16, nameof(LatentDimensions), Describe(LatentDimensions), "entries must be in [1, 65536]");
+        Check(SamplesPerExample >= 1 && SamplesPerExample <= 10_000, nameof(SamplesPerExample), SamplesPerExample, "must be in [1, 10000]");
+        Check(BaselineHiddenUnits >= 1 && BaselineHiddenUnits <= 1 << 16, nameof(BaselineHiddenUnits), BaselineHiddenUnits, "must be in [1, 65536]");
+        Check(SignalSmoothing >= 0 && SignalSmoothing < 1, nameof(SignalSmoothing), SignalSmoothing, "must be in [0, 1)");
+        Check(EvaluationSamples >= 1 && EvaluationSamples <= MaxEvaluationSamples, nameof(EvaluationSamples), EvaluationSamples, $"must be in [1, {MaxEvaluationSamples}]");
+        Check(EvaluationSamplesPerChunk >= 1 && EvaluationSamplesPerChunk <= MaxEvaluationSamplesPerChunk, nameof(EvaluationSamplesPerChunk), EvaluationSamplesPerChunk, $"must be in [1, {MaxEvaluationSamplesPerChunk}]");
+        Check(RowsPerBlock >= 1, nameof(RowsPerBlock), RowsPerBlock, "must be at least 1");
+    }
+
+    private static string Describe(int[]? v) => v is null ? "null" : "{" + string.Join(", ", v) + "}";
+}

@@ -1,0 +1,55 @@
+namespace Microsoft.ML.DeepDensity.Models.RnnRnade;
+
+/// <summary>
+/// Scores one sequence frame by frame as it arrives (online anomaly scoring, one-step-ahead prediction): holds the
+/// recurrent state after the frames seen so far. <see cref="Append"/> returns log p(x_t | x_&lt;t) and consumes the
+/// frame; <see cref="Predict"/> scores a candidate next frame without consuming it. The values equal
+/// <see cref="RnnRnadeModel"/>'s batched frame log-densities of the same sequence. Not thread-safe (one per sequence).
+/// </summary>
+public sealed class RnnRnadeStream
+{
+    private readonly RnnRnadeModel _model;
+    private readonly RnnRnadeNetwork _net;
+    private readonly RnnRnadeNetwork.StepScratch _scratch;
+    private readonly float[] _state, _x, _pre;
+
+    internal RnnRnadeStream(RnnRnadeModel model)
+    {
+        _model = model; _net = model.Network;
+        _scratch = new RnnRnadeNetwork.StepScratch(_net);
+        _state = (float[])_net.H0.Clone();
+        _x = new float[_net.D];
+        _pre = new float[_net.R];
+    }
+
+    /// <summary>Frames consumed so far.</summary>
+    public int Length { get; private set; }
+
+    /// <summary>log p(<paramref name="frame"/> | frames so far) without consuming it.</summary>
+    public float Predict(ReadOnlySpan<float> frame)
+    {
+        Standardize(frame);
+        return _net.StepLogDensity(_x, _state, _scratch) + (float)_model.Standardizer.LogJacobian;
+    }
+
+    /// <summary>log p(<paramref name="frame"/> | frames so far), then appends the frame to the sequence.</summary>
+    public float Append(ReadOnlySpan<float> frame)
+    {
+        float lp = Predict(frame);
+        _net.Advance(1, _x, _state, _pre);
+        Length++;
+        return lp;
+    }
+
+    private void Standardize(ReadOnlySpan<float> frame)
+    {
+        if (frame.Length != _net.D)
+            throw new Data.DataValidationException(Length, -1, $"the frame has {frame.Length} values but the model's frame size is {_net.D}", null);
+        var mean = _model.Standardizer.Mean; var scale = _model.Standardizer.Scale;
+        for (int i = 0; i < frame.Length; i++)
+        {
+            if (!float.IsFinite(frame[i])) throw new Data.DataValidationException(Length, i, $"value {frame[i]} is not finite", null);
+            _x[i] = (frame[i] - mean[i]) / scale[i];
+        }
+    }
+}

@@ -1,0 +1,211 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace Microsoft.ML.DeepDensity.Numerics;
+
+/// <summary>Packing of op(A)/op(B) blocks into micro-panels and masked edge stores (AVX, shared by both SIMD paths).</summary>
+public static partial class Gemm
+{
+    private static int RoundUp(int x, int to) => (x + to - 1) / to * to;
+
+    private static readonly int[] MaskTable = { -1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0 };
+
+    /// <summary>Lanes 0..count−1 set (count clamped to 0..8).</summary>
+    private static unsafe Vector256<float> Mask(int count)
+    {
+        count = Math.Clamp(count, 0, 8);
+        fixed (int* t = MaskTable) return Avx.LoadVector256(t + 8 - count).AsSingle();
+    }
+
+    /// <summary>C[0..mr, 0..nr) = fma(tile, alpha, C) for a tile stored with row stride <paramref name="tileStride"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static unsafe void EdgeStore(float* tile, int tileStride, float* c, nint ldc, float alpha, int mr, int nr)
+    {
+        var va = Vector256.Create(alpha);
+        for (int g = 0; g < nr; g += 8)
+        {
+            var mask = Mask(nr - g);
+            float* cg = c + g, tg = tile + g;
+            for (int r = 0; r < mr; r++, cg += ldc, tg += tileStride)
+                Avx.MaskStore(cg, mask, Fma.MultiplyAdd(Avx.LoadVector256(tg), va, Avx.MaskLoad(cg, mask)));
+        }
+    }
+
+    /// <summary>
+    /// Packs op(A)[ic.., pc..] into MR-row panels: panel-major, then k, then the MR rows (zero padded). In the
+    /// transposing pack of a non-transposed A, panels are written in increasing order and some 8-lane stores spill a
+    /// few lanes past their k-step into the next one (or the next panel, or the buffer's slack), written afterwards.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static unsafe void PackA<TK>(Job job, float* dst, int ic, int mc, int pc, int kc) where TK : struct, IGemmKernel
+    {
+        int MR = TK.MR;
+        if (job.TransA)
+        {
+            // op(A)[i,p] = A[p, i]: each stored row p holds step p of every panel. Reading the rows in order keeps the
+            // loads sequential (a panel-by-panel walk strides by lda per step, which at power-of-two lda thrashes L1).
+            int full = mc / MR * MR, rest = mc - full;
+            // Lanes to load per 8-lane group: full panels, then the zero-padded last panel.
+            Vector256<float> fullLo = Mask(MR), fullHi = Mask(MR - 8), edgeLo = Mask(rest), edgeHi = Mask(rest - 8);
+            for (int p = 0; p < kc; p++)
+            {
+                float* src = job.A + (long)(pc + p) * job.Lda + ic;
+                float* d = dst + p * MR;
+                for (int ir = 0; ir < full; ir += MR, d += MR * kc) StoreAStep(d, src + ir, fullLo, fullHi, MR);
+                if (rest > 0) StoreAStep(d, src + full, edgeLo, edgeHi, MR);
+            }
+            return;
+        }
+        for (int ir = 0; ir < mc; ir += MR)
+        {
+            int mr = Math.Min(MR, mc - ir);
+            float* panel = dst + (long)(ir / MR) * MR * kc;
+            nint lda = job.Lda;
+            float* r0 = job.A + (long)(ic + ir) * lda + pc;
+            int p0 = 0;
+            if (mr == MR)
+            {
+                // 8×8 transposes of (6 rows + 2 zero rows) × 8 k-steps, one per group of 6 rows; each 8-lane store
+                // spills 2 lanes into the next group or k-step, which is stored next.
+                for (; p0 + 8 <= kc; p0 += 8)
+                {
+                    float* d = panel + p0 * MR;
+                    Transpose6(r0 + p0, lda, out var t0, out var t1, out var t2, out var t3, out var t4, out var t5, out var t6, out var t7);
+                    if (MR == 6)
+                    {
+                        Avx.Store(d, t0); Avx.Store(d + 6, t1); Avx.Store(d + 12, t2); Avx.Store(d + 18, t3);
+                        Avx.Store(d + 24, t4); Avx.Store(d + 30, t5); Avx.Store(d + 36, t6);
+                        // The last store must not spill past this block: write 6 lanes.
+                        Avx.MaskStore(d + 42, Mask(6), t7);
+                    }
+                    else
+                    {
+                        Transpose6(r0 + 6 * lda + p0, lda, out var u0, out var u1, out var u2, out var u3, out var u4, out var u5, out var u6, out var u7);
+                        Avx.Store(d, t0); Avx.Store(d + 6, u0); Avx.Store(d + 12, t1); Avx.Store(d + 18, u1);
+                        Avx.Store(d + 24, t2); Avx.Store(d + 30, u2); Avx.Store(d + 36, t3); Avx.Store(d + 42, u3);
+                        Avx.Store(d + 48, t4); Avx.Store(d + 54, u4); Avx.Store(d + 60, t5); Avx.Store(d + 66, u5);
+                        Avx.Store(d + 72, t6); Avx.Store(d + 78, u6); Avx.Store(d + 84, t7);
+                        Avx.MaskStore(d + 90, Mask(6), u7);
+                    }
+                }
+            }
+            for (int p = p0; p < kc; p++)
+            {
+                float* d = panel + p * MR;
+                int r = 0;
+                for (; r < mr; r++) d[r] = r0[r * lda + p];
+                for (; r < MR; r++) d[r] = 0f;
+            }
+        }
+    }
+
+    /// <summary>Writes exactly MR (6 or 12) floats: the lanes of <paramref name="src"/> the masks select, zero elsewhere.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void StoreAStep(float* d, float* src, Vector256<float> lo, Vector256<float> hi, int MR)
+    {
+        var v = Avx.MaskLoad(src, lo);
+        if (MR == 6)
+        {
+            Sse.Store(d, v.GetLower());
+            Sse.StoreLow(d + 4, v.GetUpper());
+        }
+        else
+        {
+            Avx.Store(d, v);
+            Sse.Store(d + 8, Avx.MaskLoad(src + 8, hi).GetLower());
+        }
+    }
+
+    /// <summary>Transposes the 6×8 block at <paramref name="src"/> (row stride <paramref name="ld"/>) into 8 columns of 6 (+2 zero) lanes.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void Transpose6(float* src, nint ld,
+        out Vector256<float> o0, out Vector256<float> o1, out Vector256<float> o2, out Vector256<float> o3,
+        out Vector256<float> o4, out Vector256<float> o5, out Vector256<float> o6, out Vector256<float> o7)
+        => Transpose8(Avx.LoadVector256(src), Avx.LoadVector256(src + ld), Avx.LoadVector256(src + 2 * ld),
+            Avx.LoadVector256(src + 3 * ld), Avx.LoadVector256(src + 4 * ld), Avx.LoadVector256(src + 5 * ld),
+            Vector256<float>.Zero, Vector256<float>.Zero, out o0, out o1, out o2, out o3, out o4, out o5, out o6, out o7);
+
+    /// <summary>Packs op(B)[pc.., jc..] into NR-column panels: panel-major, then k, then the NR columns (zero padded).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static unsafe void PackB<TK>(Job job, float* dst, int pc, int kc, int jc, int nc) where TK : struct, IGemmKernel
+    {
+        int NR = TK.NR;
+        nint ldb = job.Ldb;
+        for (int jr = 0; jr < nc; jr += NR)
+        {
+            int ncur = Math.Min(NR, nc - jr);
+            float* panel = dst + (long)(jr / NR) * NR * kc;
+            if (!job.TransB)
+            {
+                float* src = job.B + (long)pc * ldb + jc + jr;
+                if (ncur == NR)
+                {
+                    for (int p = 0; p < kc; p++, src += ldb)
+                        for (int g = 0; g < NR; g += 8) Avx.Store(panel + p * NR + g, Avx.LoadVector256(src + g));
+                }
+                else
+                {
+                    for (int p = 0; p < kc; p++, src += ldb)
+                        for (int g = 0; g < NR; g += 8) Avx.Store(panel + p * NR + g, Avx.MaskLoad(src + g, Mask(ncur - g)));
+                }
+                continue;
+            }
+            // op(B)[p,j] = B[j,p]: each stored row j is one column of the panel; transpose 8×8 blocks.
+            float* rows = job.B + (long)(jc + jr) * ldb + pc;
+            for (int g = 0; g < NR; g += 8)
+            {
+                int cols = Math.Min(8, ncur - g);
+                float* d0 = panel + g;
+                if (cols <= 0)
+                {
+                    for (int p = 0; p < kc; p++) Avx.Store(d0 + p * NR, Vector256<float>.Zero);
+                    continue;
+                }
+                float* s = rows + g * ldb;
+                int p0 = 0;
+                if (cols == 8)
+                {
+                    for (; p0 + 8 <= kc; p0 += 8)
+                    {
+                        float* q = s + p0;
+                        Transpose8(Avx.LoadVector256(q), Avx.LoadVector256(q + ldb), Avx.LoadVector256(q + 2 * ldb),
+                            Avx.LoadVector256(q + 3 * ldb), Avx.LoadVector256(q + 4 * ldb), Avx.LoadVector256(q + 5 * ldb),
+                            Avx.LoadVector256(q + 6 * ldb), Avx.LoadVector256(q + 7 * ldb),
+                            out var t0, out var t1, out var t2, out var t3, out var t4, out var t5, out var t6, out var t7);
+                        float* d = d0 + p0 * NR;
+                        Avx.Store(d, t0); Avx.Store(d + NR, t1); Avx.Store(d + 2 * NR, t2); Avx.Store(d + 3 * NR, t3);
+                        Avx.Store(d + 4 * NR, t4); Avx.Store(d + 5 * NR, t5); Avx.Store(d + 6 * NR, t6); Avx.Store(d + 7 * NR, t7);
+                    }
+                }
+                for (int p = p0; p < kc; p++)
+                {
+                    float* d = d0 + p * NR;
+                    int j = 0;
+                    for (; j < cols; j++) d[j] = s[j * ldb + p];
+                    for (; j < 8; j++) d[j] = 0f;
+                }
+            }
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Transpose8(Vector256<float> r0, Vector256<float> r1, Vector256<float> r2, Vector256<float> r3,
+        Vector256<float> r4, Vector256<float> r5, Vector256<float> r6, Vector256<float> r7,
+        out Vector256<float> o0, out Vector256<float> o1, out Vector256<float> o2, out Vector256<float> o3,
+        out Vector256<float> o4, out Vector256<float> o5, out Vector256<float> o6, out Vector256<float> o7)
+    {
+        var t0 = Avx.UnpackLow(r0, r1); var t1 = Avx.UnpackHigh(r0, r1);
+        var t2 = Avx.UnpackLow(r2, r3); var t3 = Avx.UnpackHigh(r2, r3);
+        var t4 = Avx.UnpackLow(r4, r5); var t5 = Avx.UnpackHigh(r4, r5);
+        var t6 = Avx.UnpackLow(r6, r7); var t7 = Avx.UnpackHigh(r6, r7);
+        var s0 = Avx.Shuffle(t0, t2, 0x44); var s1 = Avx.Shuffle(t0, t2, 0xEE);
+        var s2 = Avx.Shuffle(t1, t3, 0x44); var s3 = Avx.Shuffle(t1, t3, 0xEE);
+        var s4 = Avx.Shuffle(t4, t6, 0x44); var s5 = Avx.Shuffle(t4, t6, 0xEE);
+        var s6 = Avx.Shuffle(t5, t7, 0x44); var s7 = Avx.Shuffle(t5, t7, 0xEE);
+        o0 = Avx.Permute2x128(s0, s4, 0x20); o1 = Avx.Permute2x128(s1, s5, 0x20);
+        o2 = Avx.Permute2x128(s2, s6, 0x20); o3 = Avx.Permute2x128(s3, s7, 0x20);
+        o4 = Avx.Permute2x128(s0, s4, 0x31); o5 = Avx.Permute2x128(s1, s5, 0x31);
+        o6 = Avx.Permute2x128(s2, s6, 0x31); o7 = Avx.Permute2x128(s3, s7, 0x31);
+    }
+}

@@ -1,0 +1,143 @@
+using Microsoft.ML.DeepDensity.Data;
+using Microsoft.ML.DeepDensity.Persistence;
+
+namespace Microsoft.ML.DeepDensity;
+
+/// <summary>
+/// The contract every sequence model answers (one variable-length sequence of fixed-size frames per example): the
+/// frame size, batched log-densities of whole sequences and of every frame given its past, sampling new sequences and
+/// continuing given prefixes, and the same versioned model file and registry as <see cref="DensityModel"/>.
+/// </summary>
+/// <remarks>
+/// Public members validate their input (frame size, finite values, domain; <see cref="SequenceBatch"/> itself rejects
+/// empty sequences) and throw <see cref="DataValidationException"/> naming sequence, slot, frame and problem; the
+/// protected <c>…Core</c> members see only validated data. Scoring and sampling are thread-safe: a trained model is
+/// immutable and the cores must not share scratch state between calls.
+/// </remarks>
+public abstract class SequenceDensityModel : DensityModelBase
+{
+    /// <summary>Number of floats in one frame.</summary>
+    public abstract int FrameSize { get; }
+
+    /// <summary>
+    /// Writes log p(x_1..x_T) of each sequence (the sum over its frames of log p(x_t | x_&lt;t)) into
+    /// <paramref name="logDensity"/>; for <see cref="DensityKind.Estimate"/> models, its standard error into
+    /// <paramref name="standardError"/> when that is non-empty (zeros for exact models).
+    /// </summary>
+    public void LogDensity(SequenceBatch sequences, Span<float> logDensity, Span<float> standardError = default)
+    {
+        Check(sequences);
+        int count = sequences.Count;
+        if (logDensity.Length < count)
+            throw new ArgumentException($"Destination has {logDensity.Length} slots for {count} sequences.", nameof(logDensity));
+        if (!standardError.IsEmpty && standardError.Length < count)
+            throw new ArgumentException($"Standard-error destination has {standardError.Length} slots for {count} sequences.", nameof(standardError));
+        if (count == 0) return;
+        var se = standardError.IsEmpty ? default : standardError[..count];
+        se.Clear();
+        LogDensityCore(sequences, logDensity[..count], se);
+        CheckOutputs(logDensity[..count], se, "sequence");
+    }
+
+    /// <summary>Log-densities of the sequences as a new array.</summary>
+    public float[] LogDensity(SequenceBatch sequences)
+    {
+        ArgumentNullException.ThrowIfNull(sequences);
+        var result = new float[sequences.Count];
+        LogDensity(sequences, result);
+        return result;
+    }
+
+    /// <summary>Writes log p(x_t | x_&lt;t) of every frame (TotalFrames values, in the batch's frame order).</summary>
+    public void FrameLogDensity(SequenceBatch sequences, Span<float> frameLogDensity)
+    {
+        Check(sequences);
+        int frames = sequences.TotalFrames;
+        if (frameLogDensity.Length < frames)
+            throw new ArgumentException($"Destination has {frameLogDensity.Length} slots for {frames} frames.", nameof(frameLogDensity));
+        if (frames == 0) return;
+        FrameLogDensityCore(sequences, frameLogDensity[..frames]);
+        CheckOutputs(frameLogDensity[..frames], default, "frame");
+    }
+
+    /// <summary>Mean log-density per sequence (float64 accumulation).</summary>
+    public double AverageLogDensity(SequenceBatch sequences)
+    {
+        ArgumentNullException.ThrowIfNull(sequences);
+        if (sequences.Count == 0) throw new DataValidationException(-1, -1, "the data has no sequences (the average of no log-densities is undefined)", null);
+        double s = 0;
+        foreach (var v in LogDensity(sequences)) s += v;
+        return s / sequences.Count;
+    }
+
+    /// <summary>Draws <paramref name="count"/> sequences of <paramref name="length"/> frames; sequence i depends only on (seed, i).</summary>
+    public SequenceBatch Sample(int count, int length, ulong seed)
+    {
+        if (count < 0) throw new ArgumentOutOfRangeException(nameof(count), count, "Sample count must be non-negative.");
+        if (length < 1) throw new ArgumentOutOfRangeException(nameof(length), length, "Sampled sequences need at least one frame.");
+        var offsets = new int[count + 1];
+        for (int i = 0; i < count; i++) offsets[i + 1] = checked(offsets[i] + length);
+        var result = new SequenceBatch(new float[checked((long)offsets[count] * FrameSize)], offsets, FrameSize);
+        if (count > 0) SampleCore(null, result, length, seed);
+        CheckSamples(result.AsSpan(), FrameSize, "frame");
+        return result;
+    }
+
+    /// <summary>
+    /// Continues each of <paramref name="prefixes"/> by <paramref name="extraFrames"/> frames drawn from p(x_t | x_&lt;t);
+    /// the result holds each prefix followed by its continuation. Continuation i depends only on (seed, i, prefix i).
+    /// </summary>
+    public SequenceBatch Sample(SequenceBatch prefixes, int extraFrames, ulong seed)
+    {
+        Check(prefixes);
+        if (extraFrames < 0) throw new ArgumentOutOfRangeException(nameof(extraFrames), extraFrames, "Extra frames must be non-negative.");
+        int count = prefixes.Count, d = FrameSize;
+        var offsets = new int[count + 1];
+        for (int i = 0; i < count; i++) offsets[i + 1] = checked(offsets[i] + prefixes.Length(i) + extraFrames);
+        var result = new SequenceBatch(new float[checked((long)offsets[count] * d)], offsets, d);
+        for (int i = 0; i < count; i++) prefixes.Sequence(i).CopyTo(result.Values.AsSpan(offsets[i] * d));
+        if (count > 0 && extraFrames > 0) SampleCore(prefixes, result, extraFrames, seed);
+        CheckSamples(result.AsSpan(), d, "frame");
+        return result;
+    }
+
+    /// <summary>Loads a sequence model; a corrupt, truncated or foreign file (or a row model) throws <see cref="InvalidModelFileException"/>.</summary>
+    public static SequenceDensityModel Load(Stream stream) => AsSequenceModel(ModelFile.Read(stream));
+
+    /// <summary>Loads a sequence model from bytes produced by <see cref="DensityModelBase.ToBytes"/>.</summary>
+    public static SequenceDensityModel FromBytes(ReadOnlySpan<byte> bytes) => AsSequenceModel(ModelFile.Read(bytes));
+
+    private static SequenceDensityModel AsSequenceModel(DensityModelBase model)
+        => model as SequenceDensityModel ?? throw new InvalidModelFileException(
+            $"The file holds a {model.ModelKind} row model, not a sequence model; load it with {nameof(DensityModel)}.{nameof(DensityModel.Load)}.");
+
+    /// <summary>Scores validated sequences. The default sums <see cref="FrameLogDensityCore"/> per sequence (float64);
+    /// override when the model has a cheaper or stochastic whole-sequence estimate.</summary>
+    protected virtual void LogDensityCore(SequenceBatch sequences, Span<float> logDensity, Span<float> standardError)
+    {
+        var frames = new float[sequences.TotalFrames];
+        FrameLogDensityCore(sequences, frames);
+        for (int i = 0; i < sequences.Count; i++)
+        {
+            double s = 0;
+            for (int t = sequences.Offsets[i]; t < sequences.Offsets[i + 1]; t++) s += frames[t];
+            logDensity[i] = (float)s;
+        }
+    }
+
+    /// <summary>log p(x_t | x_&lt;t) of every frame of validated sequences.</summary>
+    protected abstract void FrameLogDensityCore(SequenceBatch sequences, Span<float> frameLogDensity);
+
+    /// <summary>
+    /// Fills the last <paramref name="newFrames"/> frames of every sequence of <paramref name="destination"/> (whose
+    /// earlier frames hold the prefix, if any): <paramref name="prefixes"/> is null when sampling from scratch. Must be a
+    /// pure function of (seed, sequence index, prefix), independent of the thread count.
+    /// </summary>
+    protected abstract void SampleCore(SequenceBatch? prefixes, SequenceBatch destination, int newFrames, ulong seed);
+
+    private void Check(SequenceBatch sequences)
+    {
+        ArgumentNullException.ThrowIfNull(sequences);
+        DataValidation.CheckSequences(sequences, FrameSize, InputDomain, "sequences");
+    }
+}

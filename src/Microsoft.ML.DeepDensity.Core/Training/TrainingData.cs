@@ -1,0 +1,104 @@
+using Microsoft.ML.DeepDensity.Data;
+
+namespace Microsoft.ML.DeepDensity.Training;
+
+/// <summary>
+/// A training set as the training driver sees it: a number of examples (rows or sequences) and a way to copy a batch
+/// of them, given their indices, into a reusable <see cref="TrainingBatch"/>. Rows and sequences (and, later, streamed
+/// data) go through the same loop. Wrap data with <see cref="TrainingData.From(RowMatrix)"/> or
+/// <see cref="TrainingData.From(SequenceBatch)"/>.
+/// </summary>
+public interface ITrainingData
+{
+    /// <summary>Number of examples.</summary>
+    int Count { get; }
+
+    /// <summary>Copies examples <paramref name="indices"/> (in that order) into <paramref name="batch"/>, reusing its storage.</summary>
+    void CopyBatch(ReadOnlySpan<int> indices, TrainingBatch batch);
+
+    /// <summary>The given examples (in order) as a new, independent training set (e.g. a validation split).</summary>
+    ITrainingData Select(ReadOnlySpan<int> indices);
+}
+
+/// <summary>A reusable buffer holding one batch of examples: <see cref="Rows"/> for row data, <see cref="Sequences"/> for sequence data.</summary>
+public sealed class TrainingBatch
+{
+    private float[] _values = Array.Empty<float>();
+
+    /// <summary>Examples in the batch.</summary>
+    public int Count { get; private set; }
+
+    /// <summary>Floats per row (row data) or per frame (sequence data).</summary>
+    public int Width { get; private set; }
+
+    /// <summary>The batch's rows, Count × Width row-major (row data).</summary>
+    public ReadOnlySpan<float> Rows => _values.AsSpan(0, Count * Width);
+
+    /// <summary>The batch's sequences (sequence data; null for row data). A view of the buffer: valid until the next copy.</summary>
+    public SequenceBatch? Sequences { get; private set; }
+
+    /// <summary>Makes room for <paramref name="count"/> rows of <paramref name="width"/> floats and returns them to fill.</summary>
+    public Span<float> PrepareRows(int count, int width)
+    {
+        Count = count; Width = width; Sequences = null;
+        Ensure(checked(count * width));
+        return _values.AsSpan(0, count * width);
+    }
+
+    /// <summary>Makes room for sequences of the given lengths (in frames of <paramref name="frameSize"/>) and returns their values to fill.</summary>
+    public Span<float> PrepareSequences(ReadOnlySpan<int> lengths, int frameSize)
+    {
+        var offsets = new int[lengths.Length + 1];
+        for (int i = 0; i < lengths.Length; i++) offsets[i + 1] = checked(offsets[i] + lengths[i]);
+        Ensure(checked(offsets[^1] * frameSize));
+        Count = lengths.Length; Width = frameSize;
+        Sequences = new SequenceBatch(_values, offsets, frameSize);
+        return _values.AsSpan(0, offsets[^1] * frameSize);
+    }
+
+    private void Ensure(int length)
+    {
+        if (_values.Length < length) _values = new float[Math.Max(length, _values.Length * 2)];
+        // A SequenceBatch view keeps the old array; a new one is made by the next PrepareSequences.
+    }
+}
+
+/// <summary>Training sets over the engine's data types.</summary>
+public static class TrainingData
+{
+    /// <summary>One example per row.</summary>
+    public static ITrainingData From(RowMatrix rows) => new RowData(rows ?? throw new ArgumentNullException(nameof(rows)));
+
+    /// <summary>One example per sequence.</summary>
+    public static ITrainingData From(SequenceBatch sequences) => new SequenceData(sequences ?? throw new ArgumentNullException(nameof(sequences)));
+
+    private sealed class RowData(RowMatrix m) : ITrainingData
+    {
+        public int Count => m.Rows;
+
+        public void CopyBatch(ReadOnlySpan<int> indices, TrainingBatch batch)
+        {
+            int d = m.Columns;
+            var dst = batch.PrepareRows(indices.Length, d);
+            for (int r = 0; r < indices.Length; r++) m.Row(indices[r]).CopyTo(dst.Slice(r * d, d));
+        }
+
+        public ITrainingData Select(ReadOnlySpan<int> indices) => new RowData(m.SelectRows(indices));
+    }
+
+    private sealed class SequenceData(SequenceBatch s) : ITrainingData
+    {
+        public int Count => s.Count;
+
+        public void CopyBatch(ReadOnlySpan<int> indices, TrainingBatch batch)
+        {
+            Span<int> lengths = indices.Length <= 256 ? stackalloc int[indices.Length] : new int[indices.Length];
+            for (int i = 0; i < indices.Length; i++) lengths[i] = s.Length(indices[i]);
+            var dst = batch.PrepareSequences(lengths, s.FrameSize);
+            var offsets = batch.Sequences!.Offsets;
+            for (int i = 0; i < indices.Length; i++) s.Sequence(indices[i]).CopyTo(dst[(offsets[i] * s.FrameSize)..]);
+        }
+
+        public ITrainingData Select(ReadOnlySpan<int> indices) => new SequenceData(s.Select(indices));
+    }
+}

@@ -1,0 +1,37 @@
+using Microsoft.ML.DeepDensity.Training;
+
+namespace Microsoft.ML.DeepDensity.Reporting;
+
+/// <summary>What goes into a <see cref="DensityReport"/> besides the model and the rows.</summary>
+public sealed class DensityReportOptions
+{
+    /// <summary>Heading of the page. Default "DeepDensity report".</summary>
+    public string Title { get; set; } = "DeepDensity report";
+
+    /// <summary>Name/value lines shown under the title (model, data file, options...). Default none.</summary>
+    public IList<KeyValuePair<string, string>> Facts { get; } = new List<KeyValuePair<string, string>>();
+
+    /// <summary>Column names of the rows (default f0, f1, ...).</summary>
+    public IReadOnlyList<string>? FeatureNames { get; set; }
+
+    /// <summary>How each row is named in the table of anomalous rows (e.g. "line 17"); default "row i".</summary>
+    public IReadOnlyList<string>? RowNames { get; set; }
+
+    /// <summary>Anomaly labels of the rows (true = anomalous): splits the histogram and gives the ROC curve. Default none.</summary>
+    public IReadOnlyList<bool>? Labels { get; set; }
+
+    /// <summary>Training progress per epoch or EM iteration, for the training curves. Default none (the section says so).</summary>
+    public IReadOnlyList<TrainingProgress>? TrainingHistory { get; set; }
+
+    /// <summary>Height × width of image-shaped rows; null = square rows (a perfect-square column count) are drawn as images, others are not.</summary>
+    public (int Height, int Width)? ImageShape { get; set; }
+
+    /// <summary>Rows listed (and drawn) as most anomalous. Default 10.</summary>
+    public int TopRows { get; set; } = 10;
+
+    /// <summary>Generated samples drawn for image-shaped data. Default 24.</summary>
+    public int SampleCount { get; set; } = 24;
+
+    /// <summary>Seed of the generated samples. Default 0.</summary>
+    public ulong Seed { get; set; }
+}

@@ -1,0 +1,132 @@
+using ScottPlot;
+using Microsoft.ML.DeepDensity.Data;
+using Microsoft.ML.DeepDensity.Training;
+
+namespace Microsoft.ML.DeepDensity.Reporting;
+
+/// <summary>The report's figures, drawn by ScottPlot and returned as PNG bytes.</summary>
+internal static class Plots
+{
+    private const int Width = 720, Height = 400;
+
+    public static byte[] TrainingCurves(IReadOnlyList<TrainingProgress> history)
+    {
+        var plot = new Plot();
+        var train = history.Where(h => double.IsFinite(h.TrainLogLikelihood)).ToArray();
+        var valid = history.Where(h => h.ValidationLogLikelihood is double v && double.IsFinite(v)).ToArray();
+        if (train.Length > 0)
+        {
+            var s = plot.Add.ScatterLine(train.Select(h => (double)h.Epoch).ToArray(), train.Select(h => h.TrainLogLikelihood).ToArray());
+            s.LegendText = "train";
+            s.LineWidth = 2;
+        }
+        if (valid.Length > 0)
+        {
+            var s = plot.Add.ScatterLine(valid.Select(h => (double)h.Epoch).ToArray(), valid.Select(h => h.ValidationLogLikelihood!.Value).ToArray());
+            s.LegendText = "validation";
+            s.LineWidth = 2;
+        }
+        plot.Title("Training curves");
+        plot.XLabel("epoch / EM iteration");
+        plot.YLabel("mean log-likelihood per row");
+        plot.ShowLegend(Alignment.LowerRight);
+        return Png(plot, Width, Height);
+    }
+
+    /// <summary>Histogram of the finite log-densities. A few far outliers would squash the rest into one bar, so the range
+    /// starts at the 1 % quantile (minus a margin); rows below it are counted in the leftmost bin. Returns the clip value
+    /// (null when nothing was clipped).</summary>
+    public static (byte[] Png, double? ClippedBelow, int Clipped) Histogram(float[] logDensity, IReadOnlyList<bool>? labels)
+    {
+        var finite = logDensity.Where(float.IsFinite).Select(v => (double)v).OrderBy(v => v).ToArray();
+        double min = finite.Length > 0 ? finite[0] : -1, max = finite.Length > 0 ? finite[^1] : 0;
+        double? clip = null;
+        if (finite.Length >= 20)
+        {
+            double q01 = finite[finite.Length / 100], q50 = finite[finite.Length / 2];
+            double low = q01 - 0.5 * (max - q01) - 0.5 * Math.Abs(q50 - q01);
+            if (low > min) { clip = low; min = low; }
+        }
+        if (!(max > min)) { min -= 0.5; max += 0.5; }
+        int clipped = clip is double c ? finite.Count(v => v < c) : 0;
+        var plot = new Plot();
+        void Add(IEnumerable<double> values, string name, Color color)
+        {
+            var hist = ScottPlot.Statistics.Histogram.WithBinCount(40, min, max);
+            hist.AddRange(values.Select(v => Math.Max(v, min)));
+            plot.Add.Histogram(hist, color.WithAlpha(0.6));
+            plot.Legend.ManualItems.Add(new LegendItem { LabelText = name, FillColor = color.WithAlpha(0.6) });
+        }
+        if (labels is null) Add(finite, "rows", Colors.SteelBlue);
+        else
+        {
+            Add(Enumerable.Range(0, logDensity.Length).Where(i => !labels[i] && float.IsFinite(logDensity[i])).Select(i => (double)logDensity[i]), "normal", Colors.SteelBlue);
+            Add(Enumerable.Range(0, logDensity.Length).Where(i => labels[i] && float.IsFinite(logDensity[i])).Select(i => (double)logDensity[i]), "anomalous", Colors.OrangeRed);
+            plot.ShowLegend(Alignment.UpperLeft);
+        }
+        plot.Axes.Margins(bottom: 0);
+        plot.Title("Log-density of the scored rows");
+        plot.XLabel(clipped > 0 ? $"log-density ({clipped} rows below {min:G4} counted in the leftmost bin)" : "log-density");
+        plot.YLabel("rows");
+        return (Png(plot, Width, Height), clip, clipped);
+    }
+
+    public static byte[] Roc(IReadOnlyList<(double Fpr, double Tpr)> curve, double auroc)
+    {
+        var plot = new Plot();
+        var diagonal = plot.Add.ScatterLine(new[] { 0.0, 1.0 }, new[] { 0.0, 1.0 });
+        diagonal.LinePattern = LinePattern.Dashed;
+        diagonal.Color = Colors.Gray;
+        diagonal.LegendText = "chance";
+        var s = plot.Add.ScatterLine(curve.Select(p => p.Fpr).ToArray(), curve.Select(p => p.Tpr).ToArray());
+        s.LineWidth = 2;
+        s.LegendText = $"model (AUROC {auroc:F3})";
+        plot.Axes.SetLimits(0, 1, 0, 1);
+        plot.Title($"ROC curve (score = −log-density), AUROC = {auroc:F4}");
+        plot.XLabel("false positive rate");
+        plot.YLabel("true positive rate");
+        plot.ShowLegend(Alignment.LowerRight);
+        return Png(plot, 480, 460);
+    }
+
+    /// <summary>Rows drawn as grey images in a grid (one heatmap per row), with an optional caption under each.</summary>
+    public static byte[] ImageGrid(string title, RowMatrix rows, int height, int width, IReadOnlyList<string>? captions, double low, double high)
+    {
+        int count = rows.Rows;
+        int perRow = Math.Min(count, 8);
+        int gridRows = (count + perRow - 1) / perRow;
+        const double gap = 0.15, captionSpace = 0.3;
+        double cellH = 1 + gap + (captions is null ? 0 : captionSpace);
+        var plot = new Plot();
+        for (int k = 0; k < count; k++)
+        {
+            var values = new double[height, width];
+            var row = rows.Row(k);
+            for (int y = 0; y < height; y++)
+                for (int x = 0; x < width; x++) values[y, x] = row[y * width + x];
+            var heatmap = plot.Add.Heatmap(values);
+            heatmap.Colormap = new ScottPlot.Colormaps.Grayscale();
+            heatmap.ManualRange = new ScottPlot.Range(low, high);
+            double left = (k % perRow) * (1 + gap), top = -(k / perRow) * cellH;
+            heatmap.Rectangle = new CoordinateRect(left, left + 1, top - 1, top);
+            heatmap.Update(); // the colours were computed when the heatmap was added, before the colormap and range were set
+            if (captions is not null)
+            {
+                var text = plot.Add.Text(captions[k], left + 0.5, top - 1.05);
+                text.LabelFontSize = 11;
+                text.LabelAlignment = Alignment.UpperCenter;
+            }
+        }
+        plot.HideAxesAndGrid();
+        // A tinted background: white and black pixels at a tile's edge must both stand out from it.
+        plot.FigureBackground.Color = Color.FromHex("#c9d3de");
+        plot.DataBackground.Color = Color.FromHex("#c9d3de");
+        plot.Axes.SetLimits(-gap, perRow * (1 + gap), -gridRows * cellH, gap);
+        plot.Axes.SquareUnits(); // pixels are square whatever the figure's size
+        plot.Title(title);
+        int pixelWidth = Math.Max(240, perRow * 90), pixelHeight = 60 + gridRows * (int)(90 * cellH);
+        return Png(plot, pixelWidth, pixelHeight);
+    }
+
+    private static byte[] Png(Plot plot, int width, int height) => plot.GetImage(width, height).GetImageBytes(ImageFormat.Png, 100);
+}

@@ -1,0 +1,169 @@
+using System.IO.Compression;
+
+namespace Microsoft.ML.DeepDensity.Cli.Tests;
+
+/// <summary>Every bad file gives one line naming file, line and column, its exit code, and leaves no output behind.</summary>
+public class BadInputTests : IDisposable
+{
+    private readonly CliHarness _h = new();
+    public void Dispose() => _h.Dispose();
+
+    private const string Header = "id,x1,x2,x3\n";
+    private static string Good(int rows) => string.Concat(Enumerable.Range(0, rows).Select(i => $"r{i},{i % 7 * 0.3:F1},{i % 5 * 0.7 - 1:F1},{i % 3:F1}\n"));
+
+    private (int Exit, string Err) Fit(string csv, params string[] extra)
+    {
+        var output = _h.PathOf("out.zip");
+        var r = _h.Run(new[] { "fit", csv, "-m", "rnade", "--epochs", "2", "-p", "HiddenUnits=4", "-p", "Components=1", "-o", output }.Concat(extra).ToArray());
+        if (r.Exit != 0) _h.AssertNoPartialFiles(output);
+        return (r.Exit, r.Err);
+    }
+
+    private static void AssertOneLine(string err, params string[] fragments)
+    {
+        var lines = err.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Single(lines);
+        foreach (var f in fragments) Assert.Contains(f, lines[0]);
+    }
+
+    [Fact]
+    public void NonNumericCellNamesFileLineAndColumn()
+    {
+        var csv = _h.Write("bad.csv", Header + Good(20) + "r20,0.5,abc,1\n" + Good(5));
+        var (exit, err) = Fit(csv);
+        Assert.Equal(ExitCodes.BadData, exit);
+        AssertOneLine(err, "bad.csv, line 22, column 3 ('x2')", "'abc' is not a number");
+    }
+
+    [Fact]
+    public void NonFiniteAndEmptyCellsAreReported()
+    {
+        var nan = _h.Write("nan.csv", Header + Good(10) + "r10,NaN,1,1\n");
+        var (exit, err) = Fit(nan);
+        Assert.Equal(ExitCodes.BadData, exit);
+        AssertOneLine(err, "nan.csv, line 12, column 2 ('x1')", "not a finite number");
+
+        var empty = _h.Write("empty-cell.csv", Header + Good(10) + "r10,1,,1\n");
+        (exit, err) = Fit(empty);
+        Assert.Equal(ExitCodes.BadData, exit);
+        AssertOneLine(err, "empty-cell.csv, line 12, column 3 ('x2')", "empty");
+    }
+
+    [Fact]
+    public void RaggedRowNamesItsLine()
+    {
+        var csv = _h.Write("ragged.csv", Header + Good(8) + "r8,1,2\n" + Good(3));
+        var (exit, err) = Fit(csv);
+        Assert.Equal(ExitCodes.BadData, exit);
+        AssertOneLine(err, "ragged.csv, line 10", "3 fields but the header has 4");
+    }
+
+    [Fact]
+    public void QuotedFieldsWithCommasAndLineBreaksKeepLineNumbers()
+    {
+        var csv = _h.Write("quoted.csv", Header + "\"a, \"\"b\"\"\n c\",1,2,3\n" + Good(5) + "r5,1,x,3\n");
+        var (exit, err) = Fit(csv);
+        Assert.Equal(ExitCodes.BadData, exit);
+        AssertOneLine(err, "quoted.csv, line 9, column 3 ('x2')");
+    }
+
+    [Fact]
+    public void EmptyMissingAndHeaderOnlyFiles()
+    {
+        Assert.Equal(ExitCodes.BadData, Fit(_h.Write("empty.csv", "")).Exit);
+        Assert.Equal(ExitCodes.BadData, Fit(_h.Write("header.csv", Header)).Exit);
+        var (exit, err) = Fit(_h.PathOf("nope.csv"));
+        Assert.Equal(ExitCodes.BadData, exit);
+        AssertOneLine(err, "nope.csv: file not found");
+    }
+
+    [Fact]
+    public void BadLabelAndUnknownColumns()
+    {
+        var csv = _h.Write("labels.csv", "x1,x2,label\n1,2,0\n2,3,maybe\n3,1,1\n");
+        var (exit, err) = Fit(csv, "--label", "label");
+        Assert.Equal(ExitCodes.BadData, exit);
+        AssertOneLine(err, "labels.csv, line 3, column 3 ('label')", "'maybe' is not an anomaly label");
+
+        (exit, err) = Fit(csv, "--exclude", "nosuch");
+        Assert.Equal(ExitCodes.BadData, exit);
+        AssertOneLine(err, "the excluded column 'nosuch' is not in the header");
+    }
+
+    [Fact]
+    public void ColumnMissingAtScoringTime()
+    {
+        var zip = _h.PathOf("m.zip");
+        Assert.Equal(0, _h.Run("fit", _h.Write("train.csv", Header + Good(60)), "-m", "rnade", "--epochs", "1", "-p", "HiddenUnits=4", "-o", zip).Exit);
+        var data = _h.Write("score.csv", "id,x1,x3\nr0,1,2\n");
+        var output = _h.PathOf("scores.csv");
+        var r = _h.Run("score", zip, data, "-o", output);
+        Assert.Equal(ExitCodes.BadData, r.Exit);
+        AssertOneLine(r.Err, "score.csv, line 1", "the column 'x2' that the model was trained on is missing");
+        Assert.False(File.Exists(output));
+
+        // A value a binary model cannot take is reported with its line and column too.
+        var binaryZip = _h.PathOf("rbm.zip");
+        Assert.Equal(0, _h.Run("fit", _h.Write("bin.csv", "a,b,c\n" + string.Concat(Enumerable.Range(0, 40).Select(i => $"{i % 2},{i / 2 % 2},{i / 4 % 2}\n"))),
+            "-m", "rbm", "--epochs", "1", "-p", "HiddenUnits=2", "-o", binaryZip).Exit);
+        r = _h.Run("score", binaryZip, _h.Write("notbin.csv", "a,b,c\n1,0,1\n0,0.5,1\n"), "-o", output);
+        Assert.Equal(ExitCodes.BadData, r.Exit);
+        AssertOneLine(r.Err, "notbin.csv, line 3, column 2 ('b')");
+        Assert.False(File.Exists(output));
+    }
+
+    [Fact]
+    public void ModelFilesThatAreNotOursOrCorrupt()
+    {
+        var data = _h.Write("d.csv", Header + Good(5));
+        var output = _h.PathOf("scores.csv");
+        void Expect(string model, string fragment)
+        {
+            var r = _h.Run("score", model, data, "-o", output);
+            Assert.Equal(ExitCodes.BadModel, r.Exit);
+            AssertOneLine(r.Err, Path.GetFileName(model), fragment);
+            Assert.False(File.Exists(output));
+        }
+        Expect(_h.PathOf("missing.zip"), "file not found");
+        Expect(_h.Write("text.zip", "this is not a zip"), "not a model file");
+
+        var foreign = _h.PathOf("foreign.zip");
+        using (var z = ZipFile.Open(foreign, ZipArchiveMode.Create)) using (var w = new StreamWriter(z.CreateEntry("hello.txt").Open())) w.Write("hi");
+        Expect(foreign, "not an ML.NET model zip");
+
+        // An ML.NET model without a DeepDensity model in it.
+        var ml = new MLContext(seed: 1);
+        var view = ml.Data.LoadFromEnumerable(new[] { new RoundTripTests.In { Features = new float[] { 1, 2, 3, 4 } } });
+        var plain = ml.Transforms.NormalizeMinMax("Features").Fit(view);
+        var plainZip = _h.PathOf("plain.zip");
+        ml.Model.Save(plain, view.Schema, plainZip);
+        Expect(plainZip, "not a DeepDensity one");
+
+        // Ours, truncated and with flipped bytes.
+        var zip = _h.PathOf("m.zip");
+        Assert.Equal(0, _h.Run("fit", _h.Write("train.csv", Header + Good(60)), "-m", "rnade", "--epochs", "1", "-p", "HiddenUnits=4", "-o", zip).Exit);
+        var bytes = File.ReadAllBytes(zip);
+        File.WriteAllBytes(_h.PathOf("truncated.zip"), bytes[..(bytes.Length / 2)]);
+        Expect(_h.PathOf("truncated.zip"), "");
+        var flipped = (byte[])bytes.Clone();
+        for (int i = bytes.Length / 3; i < bytes.Length / 3 + 64; i++) flipped[i] ^= 0x5A;
+        File.WriteAllBytes(_h.PathOf("flipped.zip"), flipped);
+        Expect(_h.PathOf("flipped.zip"), "");
+    }
+
+    [Fact]
+    public void UsageErrorsExitWithTwo()
+    {
+        Assert.Equal(ExitCodes.UsageError, _h.Run("fit", "x.csv", "-m", "nosuch", "-o", "y.zip").Exit);
+        Assert.Equal(ExitCodes.UsageError, _h.Run("fit", "x.csv", "-m", "rnade").Exit);
+        Assert.Equal(ExitCodes.UsageError, _h.Run("frobnicate").Exit);
+        var csv = _h.Write("ok.csv", Header + Good(30));
+        var r = _h.Run("fit", csv, "-m", "rnade", "-p", "NoSuchOption=3", "-o", _h.PathOf("o.zip"));
+        Assert.Equal(ExitCodes.UsageError, r.Exit);
+        AssertOneLine(r.Err, "--param NoSuchOption", "HiddenUnits");
+        r = _h.Run("fit", csv, "-m", "rnade", "-p", "HiddenUnits=0", "-o", _h.PathOf("o.zip"));
+        Assert.Equal(ExitCodes.UsageError, r.Exit);
+        AssertOneLine(r.Err, "HiddenUnits");
+        _h.AssertNoPartialFiles(_h.PathOf("o.zip"));
+    }
+}

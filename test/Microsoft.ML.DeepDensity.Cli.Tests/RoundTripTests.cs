@@ -1,0 +1,96 @@
+using System.Globalization;
+using Microsoft.ML.Data;
+using Microsoft.ML.DeepDensity.Data;
+
+namespace Microsoft.ML.DeepDensity.Cli.Tests;
+
+/// <summary>fit → info → score → sample → evaluate for every model of the switch, checked against the library.</summary>
+public class RoundTripTests : IDisposable
+{
+    private readonly CliHarness _h = new();
+    public void Dispose() => _h.Dispose();
+
+    /// <summary>Small settings per model so that each fit takes a second or two.</summary>
+    public static TheoryData<string, string[]> Models() => new()
+    {
+        { "rnade", new[] { "-p", "HiddenUnits=8", "-p", "Components=2" } },
+        { "deepgmm", new[] { "-p", "Layers=2,2" } },
+        { "rbm", new[] { "-p", "HiddenUnits=6" } },
+        { "iwae", new[] { "-p", "LatentDimensions=2", "-p", "HiddenUnits=8,8", "-p", "EvaluationSamples=40", "-p", "EvaluationSamplesPerChunk=20" } },
+    };
+
+    [Fact]
+    public void EveryModelOfTheSwitchIsTested()
+        => Assert.Equal(ModelCatalog.Names.OrderBy(n => n), Models().Select(r => (string)r[0]).OrderBy(n => n));
+
+    [Theory]
+    [MemberData(nameof(Models))]
+    public void FitInfoScoreSampleEvaluate(string model, string[] options)
+    {
+        var train = _h.Blob("train.csv", 240);
+        var test = _h.Blob("test.csv", 90, seed: 2);
+        var zip = _h.PathOf("model.zip");
+
+        var fit = _h.Run(new[] { "fit", train, "--model", model, "--label", "label", "--exclude", "id", "--epochs", "3", "--seed", "5", "--out", zip }.Concat(options).ToArray());
+        Assert.True(fit.Exit == 0, fit.Err);
+        Assert.Contains("epoch", fit.Out);
+
+        var info = _h.Run("info", zip);
+        Assert.True(info.Exit == 0, info.Err);
+        Assert.Contains($"ddml model '{model}'", info.Out);
+        Assert.Contains("dimension 4", info.Out);
+        Assert.Contains("x1, x2, x3, x4", info.Out);
+        Assert.Contains("engine format 1", info.Out);
+        Assert.Contains("Seed                         5", info.Out);
+
+        // The zip is an ordinary ML.NET model: load it with ML.NET alone and score through a PredictionEngine.
+        var ml = new MLContext(seed: 1);
+        var loaded = ml.Model.Load(zip, out var inputSchema);
+        Assert.Equal(4, ((VectorDataViewType)inputSchema["Features"].Type).Size);
+        var library = loaded.GetDensityModel();
+        var rows = ReadFeatures(test);
+        var expected = library.LogDensity(rows);
+
+        var scoredFile = _h.PathOf("scores.csv");
+        var score = _h.Run("score", zip, test, "--out", scoredFile);
+        Assert.True(score.Exit == 0, score.Err);
+        var scored = File.ReadAllLines(scoredFile);
+        var header = scored[0].Split(',');
+        Assert.Equal(new[] { "id", "x1", "x2", "x3", "x4", "label" }, header.Take(6));
+        Assert.Equal(library.DensityKind == DensityKind.Estimate, header.Contains("StandardError"));
+        int ld = Array.IndexOf(header, "LogDensity"), sc = Array.IndexOf(header, "Score"), pl = Array.IndexOf(header, "PredictedLabel");
+        Assert.Equal(91, scored.Length);
+        for (int r = 0; r < 90; r++)
+        {
+            var cells = scored[r + 1].Split(',');
+            Assert.Equal($"row{r}", cells[0]);
+            Assert.Equal(expected[r], float.Parse(cells[ld], CultureInfo.InvariantCulture)); // bit-identical to the library
+            Assert.Equal(-expected[r], float.Parse(cells[sc], CultureInfo.InvariantCulture));
+            Assert.Contains(cells[pl], new[] { "true", "false" });
+        }
+        var engine = ml.Model.CreatePredictionEngine<In, Out>(loaded);
+        var first = engine.Predict(new In { Features = rows.Row(0).ToArray() });
+        Assert.Equal(expected[0], first.LogDensity, 3);
+
+        var s1 = _h.Run("sample", zip, "-n", "5", "--seed", "3");
+        var s2 = _h.Run("sample", zip, "-n", "5", "--seed", "3");
+        Assert.True(s1.Exit == 0, s1.Err);
+        Assert.Equal(s1.Out, s2.Out);
+        var sampleLines = s1.Out.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal("x1,x2,x3,x4", sampleLines[0]);
+        var draws = library.Sample(5, 3);
+        for (int r = 0; r < 5; r++)
+            Assert.Equal(draws.Row(r).ToArray(), sampleLines[r + 1].Split(',').Select(c => float.Parse(c, CultureInfo.InvariantCulture)).ToArray());
+
+        var eval = _h.Run("evaluate", zip, test, "--label", "label");
+        Assert.True(eval.Exit == 0, eval.Err);
+        Assert.Contains("AUROC", eval.Out);
+        Assert.Contains(library.AverageLogDensity(rows).ToString("F4", CultureInfo.InvariantCulture), eval.Out);
+    }
+
+    private static RowMatrix ReadFeatures(string csv)
+        => RowMatrix.FromRows(File.ReadAllLines(csv).Skip(1).Select(l => l.Split(',').Skip(1).Take(4).Select(c => float.Parse(c, CultureInfo.InvariantCulture)).ToArray()).ToArray());
+
+    public sealed class In { [VectorType(4)] public float[] Features { get; set; } = new float[4]; }
+    public sealed class Out { public float LogDensity { get; set; } public float Score { get; set; } public bool PredictedLabel { get; set; } }
+}
