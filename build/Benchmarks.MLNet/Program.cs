@@ -5,88 +5,114 @@ using Microsoft.ML;
 using Microsoft.ML.Data;
 using Microsoft.ML.DeepDensity;
 using Microsoft.ML.DeepDensity.Data;
+using Microsoft.ML.DeepDensity.Models.DeepGmm;
+using Microsoft.ML.DeepDensity.Models.Iwae;
+using Microsoft.ML.DeepDensity.Models.Rbm;
 using Microsoft.ML.DeepDensity.Models.Rnade;
+using Microsoft.ML.DeepDensity.Transforms;
 
-// Scoring throughput of a trained RNADE through (a) the engine's batched API, (b) the live ML.NET transformer (cursor over
-// an IDataView, reading LogDensity) and (c) the model loaded back from an ML.NET zip (as loaded, and with its DeepDensity
-// stage swapped back to the live transformer), in the same run.
-//   dotnet run -c Release --project build/Benchmarks.MLNet -- [--rows 40000] [--epochs 10] [--repeat 3]
-int rows = Arg("--rows", 40000), epochs = Arg("--epochs", 10), repeat = Arg("--repeat", 3);
-int hidden = Arg("--hidden", 50), components = Arg("--components", 10), block = Arg("--block", 2048);
+// Scoring throughput of each model family, in the same run: (a) the engine's batched API, (b) the live ML.NET
+// transformer (cursor over an IDataView, reading LogDensity), (c) the model saved to a zip and loaded back with the
+// ordinary mlContext.Model.Load, (d) the loaded model with WithLiveDensityTransformers, and one row per call through a
+// PredictionEngine on the live and on the loaded model. Targets: loaded ≤ 1.5× live (rows), PredictionEngine loaded ≤ 2× live.
+//   dotnet run -c Release --project build/Benchmarks.MLNet -- [--family all|rnade|deepgmm|rbm|iwae] [--rows 10000]
+//       [--predict 2000] [--epochs 10] [--repeat 3]
+// Smoke test (seconds): --rows 300 --predict 100 --epochs 1 --repeat 1
+string which = Text("--family", "all");
+int rows = Arg("--rows", 10000), predictRows = Arg("--predict", 2000), epochs = Arg("--epochs", 10), repeat = Arg("--repeat", 3);
 
 var digits = SampleData.LoadDigits();
 int dim = digits.Train.Columns;
-Console.WriteLine($"data: digits {digits.Train.Rows} training rows × {dim} dims; scoring {rows} rows (test rows tiled); RNADE H={hidden} K={components}, {epochs} epochs; transformer block {block} rows");
+Console.WriteLine($"data: digits {digits.Train.Rows} training rows × {dim} dims; scoring {rows} rows (test rows tiled), PredictionEngine {predictRows} rows; {epochs} epochs/iterations");
 Console.WriteLine($"machine: {Environment.ProcessorCount} cores, .NET {Environment.Version}");
 
-var ml = new MLContext(seed: 1);
-var trainView = ml.Data.LoadFromEnumerable(ToRows(digits.Train), Definition(dim));
-var sw = Stopwatch.StartNew();
-var transformer = ml.DensityEstimation.Rnade(new Microsoft.ML.DeepDensity.Transforms.RnadeEstimator.Options
+var families = new (string Name, Func<MLContext, IEstimator<ITransformer>> Make)[]
 {
-    ScoringBlockRows = block,
-    ModelOptions = new RnadeOptions { HiddenUnits = hidden, Components = components, MaxEpochs = epochs, Seed = 3 },
-}).Fit(trainView);
-Console.WriteLine($"training: {sw.Elapsed.TotalSeconds:F1} s; test mean log-density {transformer.Model.AverageLogDensity(digits.Test):F3}");
+    ("rnade", ml => ml.DensityEstimation.Rnade(new RnadeEstimator.Options
+        { ModelOptions = new RnadeOptions { HiddenUnits = 50, Components = 10, MaxEpochs = epochs, Seed = 3 } })),
+    ("deepgmm", ml => ml.DensityEstimation.DeepGmm(new DeepGmmEstimator.Options
+        { ModelOptions = new DeepGmmOptions { Layers = new[] { 4, 4 }, MaxIterations = epochs, Seed = 3 } })),
+    ("rbm", ml => ml.DensityEstimation.Rbm(new RbmEstimator.Options
+        { ModelOptions = new RbmOptions { HiddenUnits = 16, VisibleType = RbmVisibleType.Gaussian, MaxEpochs = epochs, Seed = 3, SamplingBurnIn = 10, SamplingChains = 4 } })),
+    ("iwae", ml => ml.DensityEstimation.Iwae(new IwaeEstimator.Options
+        { ModelOptions = new IwaeOptions { Likelihood = IwaeLikelihood.Gaussian, LatentDimensions = new[] { 10 }, HiddenUnits = new[] { 64 }, EvaluationSamples = 100, MaxEpochs = epochs, Seed = 3 } })),
+};
 
-// Scoring set: the test rows tiled to `rows` rows.
 var scoring = new RowMatrix(rows, dim);
 for (int i = 0; i < rows; i++) digits.Test.Row(i % digits.Test.Rows).CopyTo(scoring.Row(i));
-var scoringView = ml.Data.LoadFromEnumerable(ToRows(scoring), Definition(dim));
-
-var zip = Path.Combine(Path.GetTempPath(), $"dd-bench-{Environment.ProcessId}.zip");
-ml.Model.Save(transformer, scoringView.Schema, zip);
-var ml2 = new MLContext(seed: 2);
-var loaded = ml2.Model.Load(zip, out _);
-File.Delete(zip);
-var relived = loaded.WithLiveDensityTransformers(ml2);
-
-var engineOut = new float[rows];
-double Engine() { transformer.Model.LogDensity(scoring.AsSpan(), engineOut); return engineOut[0]; }
-double Source() => ReadColumn<VBuffer<float>>(scoringView, "Features");
-double Live() => ReadColumn<float>(transformer.Transform(scoringView), "LogDensity");
-double Loaded() => ReadColumn<float>(loaded.Transform(scoringView), "LogDensity");
-double Relived() => ReadColumn<float>(relived.Transform(scoringView), "LogDensity");
-
-// Sanity: all three agree.
-var liveValues = transformer.Transform(scoringView).GetColumn<float>("LogDensity").ToArray();
-var loadedValues = loaded.Transform(scoringView).GetColumn<float>("LogDensity").ToArray();
-Engine();
-double maxDiff = 0;
-for (int i = 0; i < rows; i++) maxDiff = Math.Max(maxDiff, Math.Max(Math.Abs(liveValues[i] - engineOut[i]), Math.Abs(loadedValues[i] - engineOut[i])));
-Console.WriteLine($"max |difference| of log-densities (live, loaded vs engine): {maxDiff:G3}");
-
-var best = new Dictionary<string, double>();
-var cases = new (string Name, Func<double> Run)[]
+var predictInputs = ToRows(scoring).Take(predictRows).ToArray();
+Console.WriteLine($"{"family",-8} {"path",-40} {"rows/s",12} {"÷ live",8}");
+foreach (var (name, make) in families)
 {
-    ("engine batched LogDensity", Engine),
-    ("source view only (read Features)", Source),
-    ("live transformer (cursor, LogDensity)", Live),
-    ("loaded from zip (cursor, LogDensity)", Loaded),
-    ("loaded + WithLiveDensityTransformers", Relived),
-};
-foreach (var c in cases) c.Run(); // warm-up
-for (int r = 0; r < repeat; r++)
+    if (which != "all" && which != name) continue;
+    var ml = new MLContext(seed: 1);
+    var scoringView = ml.Data.LoadFromEnumerable(ToRows(scoring), Definition(dim));
+    var transformer = make(ml).Fit(ml.Data.LoadFromEnumerable(ToRows(digits.Train), Definition(dim)));
+    var model = transformer.GetDensityModel();
+
+    var zip = Path.Combine(Path.GetTempPath(), $"dd-bench-{Environment.ProcessId}.zip");
+    ml.Model.Save(transformer, scoringView.Schema, zip);
+    var ml2 = new MLContext(seed: 2);
+    var loaded = ml2.Model.Load(zip, out _);
+    File.Delete(zip);
+    var relived = loaded.WithLiveDensityTransformers(ml2);
+    var liveEngine = ml.Model.CreatePredictionEngine<FeatureRow, Scored>(transformer, inputSchemaDefinition: Definition(dim));
+    var loadedEngine = ml2.Model.CreatePredictionEngine<FeatureRow, Scored>(loaded, inputSchemaDefinition: Definition(dim));
+
+    // Sanity: every path gives the engine's values.
+    var engineOut = new float[rows];
+    model.LogDensity(scoring.AsSpan(), engineOut);
+    double maxDiff = 0;
+    foreach (var view in new[] { transformer.Transform(scoringView), loaded.Transform(scoringView), relived.Transform(scoringView) })
+    {
+        var values = view.GetColumn<float>("LogDensity").ToArray();
+        for (int i = 0; i < rows; i++) maxDiff = Math.Max(maxDiff, Math.Abs(values[i] - engineOut[i]) / Math.Max(1, Math.Abs(engineOut[i])));
+    }
+    for (int i = 0; i < Math.Min(predictRows, 50); i++)
+        maxDiff = Math.Max(maxDiff, Math.Abs(loadedEngine.Predict(predictInputs[i]).LogDensity - liveEngine.Predict(predictInputs[i]).LogDensity));
+    if (maxDiff > 1e-4) throw new InvalidOperationException($"{name}: paths disagree by {maxDiff:G3}");
+
+    var cases = new (string Name, int Rows, Func<double> Run)[]
+    {
+        ("engine batched LogDensity", rows, () => { model.LogDensity(scoring.AsSpan(), engineOut); return engineOut[0]; }),
+        ("live transformer (cursor)", rows, () => ReadColumn(transformer.Transform(scoringView), "LogDensity")),
+        ("loaded with Model.Load (cursor)", rows, () => ReadColumn(loaded.Transform(scoringView), "LogDensity")),
+        ("loaded + WithLiveDensityTransformers", rows, () => ReadColumn(relived.Transform(scoringView), "LogDensity")),
+        ("PredictionEngine, live", predictRows, () => Predict(liveEngine)),
+        ("PredictionEngine, loaded", predictRows, () => Predict(loadedEngine)),
+    };
+    var best = new Dictionary<string, double>();
+    foreach (var c in cases) c.Run(); // warm-up
+    for (int r = 0; r < repeat; r++)
+        foreach (var c in cases)
+        {
+            var t = Stopwatch.StartNew();
+            c.Run();
+            best[c.Name] = Math.Max(best.GetValueOrDefault(c.Name), c.Rows / t.Elapsed.TotalSeconds);
+        }
     foreach (var c in cases)
     {
-        var t = Stopwatch.StartNew();
-        c.Run();
-        double rate = rows / t.Elapsed.TotalSeconds;
-        best[c.Name] = Math.Max(best.GetValueOrDefault(c.Name), rate);
+        var live = c.Name.StartsWith("PredictionEngine", StringComparison.Ordinal) ? cases[4].Name : cases[1].Name;
+        Console.WriteLine($"{name,-8} {c.Name,-40} {best[c.Name],12:N0} {best[live] / best[c.Name],7:F2}×");
     }
-double engineRate = best[cases[0].Name];
-Console.WriteLine($"{"path",-40} {"rows/s",12} {"engine/path",12}");
-foreach (var c in cases)
-    Console.WriteLine($"{c.Name,-40} {best[c.Name],12:N0} {engineRate / best[c.Name],11:F2}×");
-Console.WriteLine($"live transformer time / engine time = {engineRate / best[cases[2].Name]:F2} (target ≤ 1.5)");
+    Console.WriteLine($"{name,-8} loaded/live time {best[cases[1].Name] / best[cases[2].Name]:F2} (target ≤ 1.5); " +
+        $"PredictionEngine loaded/live {best[cases[4].Name] / best[cases[5].Name]:F2} (target ≤ 2)");
+}
 return 0;
 
-static double ReadColumn<T>(IDataView view, string name)
+double Predict(PredictionEngine<FeatureRow, Scored> engine)
+{
+    double s = 0;
+    foreach (var row in predictInputs) s += engine.Predict(row).LogDensity;
+    return s;
+}
+
+static double ReadColumn(IDataView view, string name)
 {
     var col = view.Schema[name];
     using var cursor = view.GetRowCursor(new[] { col });
-    var getter = cursor.GetGetter<T>(col);
-    T value = default!;
+    var getter = cursor.GetGetter<float>(col);
+    float value = 0;
     long n = 0;
     while (cursor.MoveNext()) { getter(ref value); n++; }
     return n;
@@ -112,4 +138,11 @@ int Arg(string name, int fallback)
     return i >= 0 && i + 1 < args.Length ? int.Parse(args[i + 1], CultureInfo.InvariantCulture) : fallback;
 }
 
+string Text(string name, string fallback)
+{
+    int i = Array.IndexOf(args, name);
+    return i >= 0 && i + 1 < args.Length ? args[i + 1] : fallback;
+}
+
 sealed class FeatureRow { public float[] Features { get; set; } = Array.Empty<float>(); }
+sealed class Scored { public float LogDensity { get; set; } }

@@ -159,7 +159,7 @@ public sealed class RnnRnadeBenchmark : IBenchmark
     private static double PerFrame(RnnRnadeModel model, SequenceBatch data)
     {
         var f = new float[data.TotalFrames];
-        model.FrameLogDensityCore(data, f);
+        model.FrameLogDensity(data, f);
         return f.Average(v => (double)v);
     }
 

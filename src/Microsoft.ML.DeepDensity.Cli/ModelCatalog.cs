@@ -3,6 +3,7 @@ using System.Reflection;
 using Microsoft.ML.DeepDensity.Data;
 using Microsoft.ML.DeepDensity.Models.DeepGmm;
 using Microsoft.ML.DeepDensity.Models.Iwae;
+using Microsoft.ML.DeepDensity.Models.Nvil;
 using Microsoft.ML.DeepDensity.Models.Rbm;
 using Microsoft.ML.DeepDensity.Models.Rnade;
 using Microsoft.ML.DeepDensity.Transforms;
@@ -53,6 +54,8 @@ public static class ModelCatalog
         Entry<IwaeOptions, IwaeEstimator.Options>("iwae", "IWAE/VAE: importance-sampled log-density; Bernoulli on 0/1 data, Gaussian otherwise",
             (ml, o) => ml.DensityEstimation.Iwae(o).Fit,
             (o, data, set, note) => { if (!set.Contains(nameof(IwaeOptions.Likelihood)) && !IsBinary(data)) { o.Likelihood = IwaeLikelihood.Gaussian; note("iwae: the data is not 0/1, so Likelihood=Gaussian (set --param Likelihood=... to choose)."); } }),
+        Entry<NvilOptions, NvilEstimator.Options>("nvil", "NVIL sigmoid belief network: importance-sampled log-density of 0/1 vectors",
+            (ml, o) => ml.DensityEstimation.Nvil(o).Fit),
     };
 
     public static IEnumerable<string> Names => All.Select(e => e.Name);

@@ -55,7 +55,7 @@ public static class DensityReport
         else html.Append("<p class=\"note\">No training history is available for this model.</p>\n");
 
         html.Append("<h2>Log-densities</h2>\n<div class=\"row\">");
-        var (histogram, _, clipped) = Plots.Histogram(logDensity, options.Labels);
+        var (histogram, clipped) = Plots.Histogram(logDensity, options.Labels);
         int infinite = logDensity.Count(v => !float.IsFinite(v));
         Image(html, histogram, "Histogram of log-densities",
             (options.Labels is null ? "Log-density of every scored row." : "Log-density of normal and anomalous rows (by the label column).") +

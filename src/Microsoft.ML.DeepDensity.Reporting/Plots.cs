@@ -34,21 +34,19 @@ internal static class Plots
     }
 
     /// <summary>Histogram of the finite log-densities. A few far outliers would squash the rest into one bar, so the range
-    /// starts at the 1 % quantile (minus a margin); rows below it are counted in the leftmost bin. Returns the clip value
-    /// (null when nothing was clipped).</summary>
-    public static (byte[] Png, double? ClippedBelow, int Clipped) Histogram(float[] logDensity, IReadOnlyList<bool>? labels)
+    /// starts at most two inter-decile ranges below the 10 % quantile; rows below it are counted in the leftmost bin.
+    /// Returns the number of rows so clipped.</summary>
+    public static (byte[] Png, int Clipped) Histogram(float[] logDensity, IReadOnlyList<bool>? labels)
     {
         var finite = logDensity.Where(float.IsFinite).Select(v => (double)v).OrderBy(v => v).ToArray();
         double min = finite.Length > 0 ? finite[0] : -1, max = finite.Length > 0 ? finite[^1] : 0;
-        double? clip = null;
         if (finite.Length >= 20)
         {
-            double q01 = finite[finite.Length / 100], q50 = finite[finite.Length / 2];
-            double low = q01 - 0.5 * (max - q01) - 0.5 * Math.Abs(q50 - q01);
-            if (low > min) { clip = low; min = low; }
+            double q10 = finite[finite.Length / 10], q90 = finite[finite.Length * 9 / 10];
+            min = Math.Max(min, q10 - 2 * Math.Max(q90 - q10, 1e-6));
         }
         if (!(max > min)) { min -= 0.5; max += 0.5; }
-        int clipped = clip is double c ? finite.Count(v => v < c) : 0;
+        int clipped = finite.Count(v => v < min);
         var plot = new Plot();
         void Add(IEnumerable<double> values, string name, Color color)
         {
@@ -68,7 +66,7 @@ internal static class Plots
         plot.Title("Log-density of the scored rows");
         plot.XLabel(clipped > 0 ? $"log-density ({clipped} rows below {min:G4} counted in the leftmost bin)" : "log-density");
         plot.YLabel("rows");
-        return (Png(plot, Width, Height), clip, clipped);
+        return (Png(plot, Width, Height), clipped);
     }
 
     public static byte[] Roc(IReadOnlyList<(double Fpr, double Tpr)> curve, double auroc)
@@ -82,7 +80,7 @@ internal static class Plots
         s.LineWidth = 2;
         s.LegendText = $"model (AUROC {auroc:F3})";
         plot.Axes.SetLimits(0, 1, 0, 1);
-        plot.Title($"ROC curve (score = −log-density), AUROC = {auroc:F4}");
+        plot.Title("ROC curve (score = −log-density)");
         plot.XLabel("false positive rate");
         plot.YLabel("true positive rate");
         plot.ShowLegend(Alignment.LowerRight);

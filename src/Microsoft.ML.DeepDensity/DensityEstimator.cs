@@ -64,8 +64,9 @@ public abstract class DensityEstimator<TModel, TModelOptions> : IEstimator<Densi
         var progress = new ChannelProgress(channel, Name, _options.Progress);
         var model = Train(data, validation, _options.ModelOptions, progress, _options.CancellationToken);
 
-        // The threshold: (1 − Contamination) quantile of the training rows' scores.
-        var logDensity = model.LogDensity(data);
+        // The threshold: (1 − Contamination) quantile of the training rows' scores. Scoring the training set can take as
+        // long as an epoch (IWAE, AIS), so it observes the token too: a Fit cancelled after the last epoch returns no model.
+        var logDensity = ScoreCancellably(model, data, _options.CancellationToken);
         var scores = new float[logDensity.Length];
         for (int i = 0; i < scores.Length; i++) scores[i] = Scoring.ScoreFromLogDensity(logDensity[i]);
         float threshold = Scoring.Threshold(scores, _options.Contamination);
@@ -122,6 +123,23 @@ public abstract class DensityEstimator<TModel, TModelOptions> : IEstimator<Densi
         if (o.StandardErrorColumnName is not null) result.Add(ShapeColumns.Single(_mlContext, o.StandardErrorColumnName));
         if (o.SampleColumnName is not null) result.Add(ShapeColumns.SingleVector(_mlContext, o.SampleColumnName));
         return new SchemaShape(result);
+    }
+
+    /// <summary>Rows scored between cancellation checks (a multiple of every engine scoring block, so the scores are
+    /// those of one call).</summary>
+    private const int RowsPerCancellationCheck = 1 << 14;
+
+    private static float[] ScoreCancellably(DensityModel model, RowMatrix data, CancellationToken cancellationToken)
+    {
+        var result = new float[data.Rows];
+        for (int start = 0; start < data.Rows; start += RowsPerCancellationCheck)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            int n = Math.Min(RowsPerCancellationCheck, data.Rows - start);
+            model.LogDensity(data.Values.AsSpan(start * data.Columns, n * data.Columns), result.AsSpan(start, n));
+        }
+        cancellationToken.ThrowIfCancellationRequested();
+        return result;
     }
 
     private static double Mean(float[] v)

@@ -13,7 +13,11 @@ public abstract class DensityEstimatorOptions
     /// <summary>Input column: a known-size vector of <see cref="float"/>. Default "Features".</summary>
     public string FeatureColumnName { get; set; } = "Features";
 
-    /// <summary>Output column (Single): the model's log-density of the row (see the model's <see cref="DensityKind"/>). Default "LogDensity".</summary>
+    /// <summary>Output column (Single): the model's log-density of the row (see the model's <see cref="DensityKind"/>). Default "LogDensity".
+    /// It is the density of the features as they reach the estimator: after a normalizer (NormalizeMinMax,
+    /// NormalizeMeanVariance, ...) it is the log-density of the <em>normalised</em> features. For an affine normalizer
+    /// y = a ∘ x + b, the log-density of the raw features is LogDensity + Σⱼ log |aⱼ| (a constant shift, so scores,
+    /// thresholds and rankings are unaffected).</summary>
     public string LogDensityColumnName { get; set; } = "LogDensity";
 
     /// <summary>Output column (Single): anomaly score = −LogDensity, higher = more anomalous, always finite (±∞ and NaN are

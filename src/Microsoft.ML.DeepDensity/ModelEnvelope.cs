@@ -62,16 +62,18 @@ internal static class ModelEnvelope
                 throw new InvalidModelFileException($"Corrupt DeepDensity model in the ML.NET model: ScoringBlockRows {blockRows} is outside [1, {DensityEstimatorOptions.MaxScoringBlockRows}].");
             if (!(contamination >= 0 && contamination <= 0.5))
                 throw new InvalidModelFileException($"Corrupt DeepDensity model in the ML.NET model: Contamination {contamination} is outside [0, 0.5].");
-            if (float.IsNaN(threshold))
-                throw new InvalidModelFileException("Corrupt DeepDensity model in the ML.NET model: the threshold is NaN.");
+            if (!float.IsFinite(threshold)) // scores are finite, so a learned threshold is too
+                throw new InvalidModelFileException($"Corrupt DeepDensity model in the ML.NET model: the threshold is {threshold}.");
             int engineLength = r.ReadInt32();
             if (engineLength < 0 || engineLength > length) throw new InvalidModelFileException("Corrupt DeepDensity model in the ML.NET model: bad engine length.");
             var engine = r.ReadBytes(engineLength);
             if (engine.Length != engineLength) throw new InvalidModelFileException("Truncated DeepDensity model in the ML.NET model.");
-            var model = DensityModel.FromBytes(engine);
+            if (r.BaseStream.Position != length) throw new InvalidModelFileException("Corrupt DeepDensity model in the ML.NET model: trailing bytes after the engine model.");
             var settings = new TransformerSettings(feature, logDensity, score, predicted,
                 stdErr.Length == 0 ? null : stdErr, sample.Length == 0 ? null : sample,
                 sampleSeed, contamination, threshold, blockRows);
+            CheckNames(settings);
+            var model = DensityModel.FromBytes(engine);
             return (model, settings);
         }
         catch (EndOfStreamException e)
@@ -82,5 +84,17 @@ internal static class ModelEnvelope
         {
             throw new InvalidModelFileException("Corrupt DeepDensity model in the ML.NET model: " + e.Message, e);
         }
+    }
+
+    /// <summary>The column names obey what the estimator's options allow (non-empty, distinct outputs).</summary>
+    private static void CheckNames(TransformerSettings s)
+    {
+        var outputs = new List<string?> { s.LogDensityColumnName, s.ScoreColumnName, s.PredictedLabelColumnName };
+        if (s.StandardErrorColumnName is not null) outputs.Add(s.StandardErrorColumnName);
+        if (s.SampleColumnName is not null) outputs.Add(s.SampleColumnName);
+        if (outputs.Append(s.FeatureColumnName).Any(string.IsNullOrWhiteSpace))
+            throw new InvalidModelFileException("Corrupt DeepDensity model in the ML.NET model: an empty column name.");
+        if (outputs.Distinct(StringComparer.Ordinal).Count() != outputs.Count)
+            throw new InvalidModelFileException("Corrupt DeepDensity model in the ML.NET model: the output column names are not distinct.");
     }
 }

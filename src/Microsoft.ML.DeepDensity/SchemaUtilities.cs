@@ -53,10 +53,12 @@ internal static class ShapeColumns
     public sealed class OneSingle { public float Value { get; set; } }
     public sealed class OneBoolean { public bool Value { get; set; } }
     public sealed class OneVector { [VectorType(1)] public float[] Value { get; set; } = new float[1]; }
+    public sealed class OneVariableVector { public float[] Value { get; set; } = Array.Empty<float>(); }
 
     public static SchemaShape.Column Single(MLContext ml, string name) => Make<OneSingle>(ml, name);
     public static SchemaShape.Column Boolean(MLContext ml, string name) => Make<OneBoolean>(ml, name);
     public static SchemaShape.Column SingleVector(MLContext ml, string name) => Make<OneVector>(ml, name);
+    public static SchemaShape.Column VariableSingleVector(MLContext ml, string name) => Make<OneVariableVector>(ml, name);
 
     private static SchemaShape.Column Make<T>(MLContext ml, string name) where T : class, new()
     {

@@ -2,6 +2,7 @@ using System.ComponentModel;
 using System.Runtime.InteropServices;
 using Microsoft.ML.Data;
 using Microsoft.ML.DeepDensity.Data;
+using Microsoft.ML.DeepDensity.Persistence;
 using Microsoft.ML.Transforms;
 
 namespace Microsoft.ML.DeepDensity.Transforms;
@@ -21,6 +22,13 @@ namespace Microsoft.ML.DeepDensity.Transforms;
 /// </code>
 /// The envelope (<see cref="ModelEnvelope"/>) holds the engine's own model file, which names its kind, so the same two
 /// scorers serve every model family. Contract names are versioned: a change of their columns gets a new name.
+/// <para>A loaded model scores one row per engine call: a CustomMapping sees one row at a time and cannot read ahead,
+/// and ML.NET keeps every other extension point internal. <see cref="DensityModelExtensions.WithLiveDensityTransformers"/>
+/// or <c>mlContext.Model.LoadWithLiveDensityModels</c> give back the block-scoring transformer (and validate the blob
+/// at load). Errors: a bad row throws <see cref="DataValidationException"/> naming the feature column and the slot;
+/// the row number is not visible to a mapping, so it is reported as unknown (−1). ML.NET runs the mapping on parallel
+/// worker cursors and wraps what a worker throws in an InvalidOperationException ("Splitter/consolidator worker...")
+/// whose inner exception is ours; a PredictionEngine or the live transformer throws it unwrapped.</para>
 /// </summary>
 internal static class Surrogate
 {
@@ -35,9 +43,11 @@ internal static class Surrogate
     public const string KeyValue = "m";
 
     public static ITransformer Build(MLContext ml, DensityTransformer t)
+        => Build(ml, t.Settings, t.Model.Dimension, ModelEnvelope.Encode(t.Model, t.Settings));
+
+    /// <summary>The chain carrying <paramref name="envelope"/> as it is (tests pass damaged ones).</summary>
+    internal static ITransformer Build(MLContext ml, TransformerSettings s, int dimension, string envelope)
     {
-        var s = t.Settings;
-        string envelope = ModelEnvelope.Encode(t.Model, s);
         // One flat EstimatorChain (IEstimator.Append would nest a chain per stage), so that a loaded surrogate is one
         // chain of leaves that GetDensityTransformers / WithLiveDensityTransformers can recognise and replace.
         var pipeline = new EstimatorChain<ITransformer>()
@@ -66,7 +76,7 @@ internal static class Surrogate
         // Every stage is trivial: fit on an empty view that has only the feature column.
         var def = SchemaDefinition.Create(typeof(FeatureRow));
         def[0].ColumnName = s.FeatureColumnName;
-        def[0].ColumnType = new VectorDataViewType(NumberDataViewType.Single, t.Model.Dimension);
+        def[0].ColumnType = new VectorDataViewType(NumberDataViewType.Single, dimension);
         var empty = ml.Data.LoadFromEnumerable(new List<FeatureRow>(), def);
         return pipeline.Fit(empty);
     }
@@ -132,7 +142,8 @@ internal static class Surrogate
             Span<float> ld = stackalloc float[1];
             Span<float> se = stackalloc float[1];
             CheckWidth(src.Features, model, s);
-            model.LogDensity(src.Features, ld, se);
+            try { model.LogDensity(src.Features, ld, se); }
+            catch (DataValidationException e) { throw RowProblem(e, s); }
             dst.LogDensity = ld[0];
             dst.Score = Scoring.ScoreFromLogDensity(ld[0]);
             dst.PredictedLabel = dst.Score > s.Threshold;
@@ -161,6 +172,8 @@ internal static class Surrogate
         {
             var (model, s) = _cache.Resolve(src.Model);
             CheckWidth(src.Features, model, s);
+            try { DataValidation.CheckRows(src.Features, model.Dimension, model.InputDomain, s.FeatureColumnName); }
+            catch (DataValidationException e) { throw RowProblem(e, s); }
             if (dst.Sample.Length != model.Dimension) dst.Sample = new float[model.Dimension];
             model.Sample(1, Scoring.RowSampleSeed(s.SampleSeed, src.Features), dst.Sample);
         }
@@ -169,31 +182,50 @@ internal static class Surrogate
     private static void CheckWidth(float[] features, DensityModel model, TransformerSettings s)
     {
         if (features.Length != model.Dimension)
-            throw new DataValidationException(-1, -1, $"the row has {features.Length} values but the model expects {model.Dimension}", s.FeatureColumnName);
+            throw RowProblem(new DataValidationException(-1, -1, $"the row has {features.Length} values but the model expects {model.Dimension}", null), s);
     }
+
+    /// <summary>The engine's row error, restated for the user's feature column; the row number is unknown here (a mapping
+    /// sees values, not positions), and saying so beats the engine's row 0 of a one-row call.</summary>
+    private static DataValidationException RowProblem(DataValidationException e, TransformerSettings s)
+        => new(-1, e.Column, e.Problem + " (row number unknown: a model loaded with mlContext.Model.Load scores row by row without " +
+            "seeing row positions; WithLiveDensityTransformers or LoadWithLiveDensityModels reports it)", s.FeatureColumnName);
 
     /// <summary>One decoded envelope per factory, keyed by the identity of the text backing it (string or char[]),
     /// so that the per-row cost is O(1) whatever the model size.</summary>
     internal sealed class EnvelopeCache
     {
-        private sealed record Entry(object Owner, int Start, int Length, DensityModel Model, TransformerSettings Settings);
-        private volatile Entry? _entry;
+        private readonly TextIdentityCache<(DensityModel, TransformerSettings)> _inner = new(ModelEnvelope.Decode);
 
         /// <summary>Decodes so far (diagnostics: must stay tiny, not one per row).</summary>
+        public static int TotalDecodes => TextIdentityCache<(DensityModel, TransformerSettings)>.TotalDecodes;
+
+        public (DensityModel, TransformerSettings) Resolve(ReadOnlyMemory<char> text) => _inner.Resolve(text);
+    }
+
+    /// <summary>The last value decoded from a text, reused while the same backing string or char[] (and range) comes back:
+    /// ML.NET hands a CustomMapping the same MapValue text on every row.</summary>
+    internal sealed class TextIdentityCache<T>(TextIdentityCache<T>.Decoder decode)
+    {
+        public delegate T Decoder(ReadOnlySpan<char> text);
+        private sealed record Entry(object Owner, int Start, int Length, T Value);
+        private volatile Entry? _entry;
+
+        /// <summary>Decodes so far of this value type (diagnostics).</summary>
         public static int TotalDecodes;
 
-        public (DensityModel, TransformerSettings) Resolve(ReadOnlyMemory<char> text)
+        public T Resolve(ReadOnlyMemory<char> text)
         {
             object? owner = null; int start = 0, length = text.Length;
             if (MemoryMarshal.TryGetString(text, out var str, out int ss, out int sl)) { owner = str; start = ss; length = sl; }
             else if (MemoryMarshal.TryGetArray(text, out ArraySegment<char> seg)) { owner = seg.Array; start = seg.Offset; length = seg.Count; }
             var e = _entry;
             if (e is not null && owner is not null && ReferenceEquals(e.Owner, owner) && e.Start == start && e.Length == length)
-                return (e.Model, e.Settings);
-            var (model, settings) = ModelEnvelope.Decode(text.Span);
+                return e.Value;
+            var value = decode(text.Span);
             Interlocked.Increment(ref TotalDecodes);
-            _entry = new Entry(owner ?? new object(), start, length, model, settings);
-            return (model, settings);
+            _entry = new Entry(owner ?? new object(), start, length, value);
+            return value;
         }
     }
 }

@@ -17,7 +17,11 @@ public class RoundTripTests : IDisposable
         { "deepgmm", new[] { "-p", "Layers=2,2" } },
         { "rbm", new[] { "-p", "HiddenUnits=6" } },
         { "iwae", new[] { "-p", "LatentDimensions=2", "-p", "HiddenUnits=8,8", "-p", "EvaluationSamples=40", "-p", "EvaluationSamplesPerChunk=20" } },
+        { "nvil", new[] { "-p", "LatentDimensions=3", "-p", "BaselineHiddenUnits=4", "-p", "EvaluationSamples=40", "-p", "EvaluationSamplesPerChunk=20" } },
     };
+
+    /// <summary>Models that take only 0/1 values get the blob thresholded.</summary>
+    private static bool BinaryOnly(string model) => model == "nvil";
 
     [Fact]
     public void EveryModelOfTheSwitchIsTested()
@@ -27,8 +31,8 @@ public class RoundTripTests : IDisposable
     [MemberData(nameof(Models))]
     public void FitInfoScoreSampleEvaluate(string model, string[] options)
     {
-        var train = _h.Blob("train.csv", 240);
-        var test = _h.Blob("test.csv", 90, seed: 2);
+        var train = _h.Blob("train.csv", 240, binary: BinaryOnly(model));
+        var test = _h.Blob("test.csv", 90, seed: 2, binary: BinaryOnly(model));
         var zip = _h.PathOf("model.zip");
 
         var fit = _h.Run(new[] { "fit", train, "--model", model, "--label", "label", "--exclude", "id", "--epochs", "3", "--seed", "5", "--out", zip }.Concat(options).ToArray());

@@ -47,6 +47,33 @@ public class ModelFamilyTests
             TestData.Blob(600, seed: 3, outlierEvery: 10), r => r.Features);
     }
 
+    /// <summary>Issue 13 (7): a Fit whose token is cancelled when training reports its last epoch (one epoch here, so the
+    /// first report is the last) throws <see cref="OperationCanceledException"/> instead of returning a model: scoring the
+    /// training rows for the threshold observes the token.</summary>
+    [Theory, MemberData(nameof(Names))]
+    public void FitCancelledAfterTheLastEpochReturnsNoModel(string family)
+    {
+        var ml = new MLContext(seed: 1);
+        using var cts = new CancellationTokenSource();
+        int reports = 0;
+        var estimator = Families[family](ml, o =>
+        {
+            var modelOptions = o.GetType().GetProperty("ModelOptions")!.GetValue(o)!;
+            foreach (var name in new[] { "MaxEpochs", "MaxIterations" })
+                modelOptions.GetType().GetProperty(name)?.SetValue(modelOptions, 1);
+            modelOptions.GetType().GetProperty("Initialization")?.SetValue(modelOptions, DeepGmmInitialization.Greedy); // no pretraining reports
+            o.CancellationToken = cts.Token;
+            o.Progress = new SynchronousProgress(_ => { reports++; cts.Cancel(); });
+        });
+        Assert.ThrowsAny<OperationCanceledException>(() => estimator.Fit(ml.Data.LoadFromEnumerable(TestData.Blob(300, seed: 2))));
+        Assert.Equal(1, reports);
+    }
+
+    private sealed class SynchronousProgress(Action<Training.TrainingProgress> report) : IProgress<Training.TrainingProgress>
+    {
+        public void Report(Training.TrainingProgress value) => report(value);
+    }
+
     [Theory, MemberData(nameof(Names))]
     public void PipelinesReadLikeMLNetsOwnTransforms(string family)
         => PipelineChecks.Run(family, Families[family], TestData.Blob(300, seed: 2), TestData.Blob(90, seed: 3, outlierEvery: 10), r => r.Features);
@@ -69,5 +96,12 @@ public class ModelFamilyTests
         var scored = transformer.Transform(ml.Data.LoadFromEnumerable(rows));
         var e = Assert.Throws<Data.DataValidationException>(() => scored.GetColumn<float>("LogDensity").ToArray());
         Assert.Equal((13L, 2), (e.Row, e.Column));
+
+        // Through the model saved and loaded with the ordinary mlContext.Model.Load.
+        using var zip = new MemoryStream();
+        ml.Model.Save(transformer, scored.Schema, zip);
+        zip.Position = 0;
+        var ml2 = new MLContext(seed: 2);
+        LoadedModelErrorTests.NaNReachesTheUserUnwrapped(ml2, ml2.Model.Load(zip, out _), r => ml2.Data.LoadFromEnumerable(r));
     }
 }

@@ -35,6 +35,29 @@ public class TrainingAndSamplingTests
         Assert.Contains("'Features'", e.Message);
     }
 
+    [Fact]
+    public void DeepGmmProgress_NamesPretrainingAndEmIterations_NotEpochsWithALearningRate()
+    {
+        var ml = new MLContext(seed: 1);
+        var messages = new List<string>();
+        ml.Log += (_, e) => { lock (messages) messages.Add(e.Message); };
+        var reports = new List<TrainingProgress>();
+        ml.DensityEstimation.DeepGmm(new DeepGmmEstimator.Options
+        {
+            Progress = new SyncProgress(reports.Add),
+            ModelOptions = new Models.DeepGmm.DeepGmmOptions { Layers = new[] { 2, 2 }, MaxIterations = 3, PretrainIterations = 2, Tolerance = 0, Seed = 7 },
+        }).Fit(ml.Data.LoadFromEnumerable(TestData.Blob(200)));
+
+        Assert.Contains(reports, r => r.Unit == "pretraining EM iteration");
+        Assert.Contains(reports, r => r.Unit == "EM iteration");
+        Assert.DoesNotContain(reports, r => r.Unit == "epoch");
+        var lines = messages.Where(m => m.Contains("DeepGmm: ", StringComparison.Ordinal) && m.Contains(" iteration ")).ToList();
+        Assert.Contains(lines, m => m.Contains("DeepGmm: pretraining EM iteration", StringComparison.Ordinal));
+        Assert.Contains(lines, m => m.Contains("DeepGmm: EM iteration", StringComparison.Ordinal));
+        Assert.All(lines, m => Assert.DoesNotContain(" lr ", m));
+        Assert.All(lines, m => Assert.DoesNotContain("epoch", m));
+    }
+
     private sealed class SyncProgress(Action<TrainingProgress> report) : IProgress<TrainingProgress>
     {
         public void Report(TrainingProgress value) => report(value);

@@ -8,7 +8,7 @@ baseline regressed on l - c (squared error). Glorot-uniform weights, zero biases
 means; one Adam over all parameters; the best validation epoch is restored at the end (as the C# side does).
 Test log-likelihood: importance sampling with q as proposal, K samples, delta-method SE. Prints "KEY value" lines.
 """
-import argparse, math, os, time
+import argparse, math, os, re, time
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import numpy as np
 import torch
@@ -32,9 +32,11 @@ torch.set_num_threads(a.threads)
 torch.set_flush_denormal(True)
 torch.manual_seed(a.seed)
 print(f"CONFIG torch {torch.__version__}, threads {torch.get_num_threads()}, OMP_WAIT_POLICY {os.environ.get('OMP_WAIT_POLICY')}", flush=True)
-for line in torch.__config__.parallel_info().splitlines() + [l for l in torch.__config__.show().splitlines() if "BLAS" in l]:
-    if line.strip():
+keep = ("at::get_num_threads", "at::get_num_interop_threads", "OpenMP", "MKL", "ATen parallel backend", "omp_get_max_threads")
+for line in torch.__config__.parallel_info().splitlines():
+    if line.strip().startswith(keep):
         print("CONFIG " + line.strip(), flush=True)
+print("CONFIG " + ", ".join(re.findall(r"\b(?:BLAS_INFO|LAPACK_INFO|USE_MKLDNN|USE_OPENMP|PERF_WITH_AVX\w*)=[^,\s]+", torch.__config__.show())), flush=True)
 
 D = a.dim
 H = [int(v) for v in a.latent.split("-")]

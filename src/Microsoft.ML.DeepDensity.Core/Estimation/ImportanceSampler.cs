@@ -73,6 +73,27 @@ public static class ImportanceSampler
         errors?.CopyTo(standardError);
     }
 
+    /// <summary>
+    /// Upper bound on the scratch of one scoring pass, in floats (2^26 = 256 MiB): a model's samples per chunk × its
+    /// activations per sample must not exceed it (checked when fitting, loading and changing the evaluation settings, so
+    /// that a small file with wide layers and a large chunk cannot ask for gigabytes per row), and passes over several
+    /// rows are sized under it (<see cref="SampleRowsPerPass"/>).
+    /// </summary>
+    public const long MaxScratchFloats = 1L << 26;
+
+    /// <summary>Why <paramref name="samplesPerChunk"/> × <paramref name="floatsPerSample"/> exceeds
+    /// <see cref="MaxScratchFloats"/>, or null.</summary>
+    public static string? ScratchProblem(int samplesPerChunk, long floatsPerSample)
+    {
+        long floats = samplesPerChunk * floatsPerSample;
+        return floats <= MaxScratchFloats ? null
+            : $"{samplesPerChunk} evaluation samples per chunk × {floatsPerSample} activations per sample = {floats} floats of scoring scratch, above the limit of {MaxScratchFloats} (ImportanceSampler.MaxScratchFloats); use fewer samples per chunk";
+    }
+
+    /// <summary>Sample rows (data rows × samples) per pass: <paramref name="preferred"/>, or fewer when a sample's
+    /// activations are so wide that they would exceed <see cref="MaxScratchFloats"/> (results do not depend on it).</summary>
+    public static int SampleRowsPerPass(long floatsPerSample, int preferred) => (int)Math.Clamp(MaxScratchFloats / Math.Max(1, floatsPerSample), 1, preferred);
+
     /// <summary>The root of all rows' streams for an estimate with <paramref name="seed"/>.</summary>
     public static RandomStream RootStream(ulong seed) => new RandomStream(seed).Fork(0xE57A);
 

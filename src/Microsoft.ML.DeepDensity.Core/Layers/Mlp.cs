@@ -43,6 +43,9 @@ public sealed class Mlp
     /// <summary>Widest layer output (sizes the gradient scratch).</summary>
     public int MaxWidth => _layers.Max(l => Math.Max(l.Inputs, l.Outputs));
 
+    /// <summary>Floats a <see cref="Workspace"/> holds per row (every layer's output and the two gradient buffers).</summary>
+    public long WorkspaceFloatsPerRow => _layers.Sum(l => (long)l.Outputs) + 2L * (_layers.Length > 1 ? _layers.Take(_layers.Length - 1).Max(l => l.Outputs) : 1);
+
     /// <summary>Adds every layer's W and b, in layer order.</summary>
     public void Register(ParameterSet parameters)
     {

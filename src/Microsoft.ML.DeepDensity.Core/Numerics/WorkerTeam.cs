@@ -141,13 +141,20 @@ internal static class WorkerTeam
             t_inRegion = true;
             while (true)
             {
-                long generation = WaitForRegion(seen);
-                seen = generation;
-                var region = Volatile.Read(ref _region);
-                if (region is null) continue;
-                if (Interlocked.Decrement(ref region.Seats) < 0) continue;   // region wants fewer helpers
-                region.Work();
+                seen = WaitForRegion(seen);
+                JoinRegion();
             }
+        }
+
+        /// <summary>Joins the current region, if any. A method of its own so that no stack slot of the idle loop keeps
+        /// the last region — and the model its body captured — alive while the worker waits.</summary>
+        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+        private static void JoinRegion()
+        {
+            var region = Volatile.Read(ref _region);
+            if (region is null) return;
+            if (Interlocked.Decrement(ref region.Seats) < 0) return;   // region wants fewer helpers
+            region.Work();
         }
 
         private long WaitForRegion(long seen)

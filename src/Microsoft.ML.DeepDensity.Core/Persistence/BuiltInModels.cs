@@ -11,5 +11,6 @@ internal static class BuiltInModels
         ModelRegistry.Register(Models.DeepGmm.DeepGmmModel.Kind, Models.DeepGmm.DeepGmmModel.ReadPayload);
         ModelRegistry.Register(Models.Iwae.IwaeModel.Kind, Models.Iwae.IwaeModel.ReadPayload);
         ModelRegistry.Register(Models.Nvil.NvilModel.Kind, Models.Nvil.NvilModel.ReadPayload);
+        ModelRegistry.Register(Models.RnnRnade.RnnRnadeModel.Kind, Models.RnnRnade.RnnRnadeModel.ReadPayload);
     }
 }

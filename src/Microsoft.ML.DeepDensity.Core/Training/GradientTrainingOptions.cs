@@ -89,6 +89,11 @@ public class GradientTrainingOptions
 }
 
 /// <summary>One progress report of a training run (per epoch or per EM iteration).</summary>
+/// <param name="Epoch">Number of the step reported, counted in <paramref name="Unit"/>s.</param>
+/// <param name="LearningRate">Step size of a gradient trainer; 0 for trainers without one (EM), and then not printed.</param>
+/// <param name="Unit">What one step is: "epoch" (a pass of a gradient trainer over the data, the default), or e.g.
+/// "EM iteration" and "pretraining EM iteration" (Deep GMM: an E-step plus an M-step of the model, or of the
+/// top-layer GMM it is initialised from).</param>
 public sealed record TrainingProgress(
     int Epoch,
     double TrainLogLikelihood,
@@ -97,11 +102,12 @@ public sealed record TrainingProgress(
     TimeSpan Elapsed,
     float LearningRate,
     string? Note = null,
-    IReadOnlyDictionary<string, double>? Metrics = null)
+    IReadOnlyDictionary<string, double>? Metrics = null,
+    string Unit = "epoch")
 {
     public override string ToString()
-        => $"epoch {Epoch,4}  train {TrainLogLikelihood,10:F4}  valid {(ValidationLogLikelihood is double v ? v.ToString("F4") : "-"),10}  " +
-           $"{ExamplesPerSecond,10:F0} ex/s  {Elapsed.TotalSeconds,7:F1} s  lr {LearningRate:G3}" +
+        => $"{Unit} {Epoch,4}  train {TrainLogLikelihood,10:F4}  valid {(ValidationLogLikelihood is double v ? v.ToString("F4") : "-"),10}  " +
+           $"{ExamplesPerSecond,10:F0} ex/s  {Elapsed.TotalSeconds,7:F1} s" + (LearningRate != 0 ? $"  lr {LearningRate:G3}" : "") +
            (Metrics is null ? "" : "  " + string.Join("  ", Metrics.Select(kv => $"{kv.Key} {kv.Value:G4}"))) +
            (Note is null ? "" : "  " + Note);
 }

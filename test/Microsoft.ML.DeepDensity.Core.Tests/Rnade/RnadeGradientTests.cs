@@ -62,6 +62,39 @@ public class RnadeGradientTests
         }
     }
 
+    [Theory]
+    [InlineData(false, false)]
+    [InlineData(false, true)]
+    [InlineData(true, false)]
+    [InlineData(true, true)]
+    internal void FarComponentsLeaveNoSubnormalFloatsInTheGradient(bool portableMixture, bool scaleMeanBySigma)
+    {
+        // Sharp components far from the data: responsibilities of e^-87 and below, which times the 1/batch scale are
+        // subnormal floats (x86 microcode assists in every GEMM of the backward pass, #18). They must enter as 0.
+        int d = 3, h = 4, k = 4;
+        var net = RandomNetwork(d, h, k, Activation.Relu, 21);
+        Array.Clear(net.V);
+        for (int dim = 0; dim < d; dim++)
+            for (int i = 0; i < k; i++)
+            {
+                net.B[dim * 3 * k + k + i] = i * 3f;              // means 0, 3, 6, 9
+                net.B[dim * 3 * k + 2 * k + i] = MathF.Log(0.25f); // σ = 0.25: component i ≥ 2 is ≥ 24σ from x ≈ 0
+            }
+        net.PortableMixture = portableMixture;
+        var x = new float[40 * d];
+        new RandomStream(4).FillUniform(x, -0.2f, 0.2f);
+        var objective = new RnadeObjective(net, 50, scaleMeanBySigma);
+        objective.ComputeGradient(x, 40, new RandomStream(1));
+        foreach (var name in new[] { "W", "c", "rho", "V", "b" })
+            foreach (var g in objective.Parameters[name].Gradient)
+                Assert.False(float.IsSubnormal(g), $"{name} gradient has a subnormal value {g:E3}");
+        var ws = new RnadeNetwork.Workspace(net, 40, forTraining: true);
+        net.Forward(x, 40, ws, new float[40], -1f / 40, scaleMeanBySigma);
+        Assert.DoesNotContain(ws.DZ, float.IsSubnormal);
+        // The near components still get their gradient.
+        Assert.Contains(ws.DZ, v => v != 0f);
+    }
+
     private static float RowSigmaBias(RnadeNetwork net, int d, int comp)
     {
         // z^σ_{d,comp} for d = 0: b + V_0ᵀ f(ρ_0 c).

@@ -59,7 +59,7 @@ public class RnnRnadeModelTests(Xunit.Abstractions.ITestOutputHelper output)
         var test = VarSequences(80, length, 2);
         var model = RnnRnadeModel.Fit(train, SmallOptions());
         var frames = new float[test.TotalFrames];
-        model.FrameLogDensityCore(test, frames);
+        model.FrameLogDensity(test, frames);
         double rnnPerFrame = frames.Average(v => (double)v);
 
         var iid = RnadeModel.Fit(new RowMatrix(train.Values, train.TotalFrames, 2),
@@ -71,7 +71,7 @@ public class RnnRnadeModelTests(Xunit.Abstractions.ITestOutputHelper output)
 
         // Fresh sequences: the training sequences start in the stationary regime, so the learnt start state h0 must too.
         const int count = 400;
-        var fresh = model.SampleCore(count, length, seed: 11, prefixes: null);
+        var fresh = model.Sample(count, length, seed: 11).Values;
         for (int c = 0; c < 2; c++)
             for (int lag = 1; lag <= 2; lag++)
             {
@@ -89,7 +89,7 @@ public class RnnRnadeModelTests(Xunit.Abstractions.ITestOutputHelper output)
         var o = SmallOptions(); o.MaxEpochs = 2;
         var model = RnnRnadeModel.Fit(data, o);
         var frames = new float[data.TotalFrames];
-        model.FrameLogDensityCore(data, frames);
+        model.FrameLogDensity(data, frames);
         // Prefix = first 6 frames of each sequence, candidate = frame 7.
         var prefixValues = new List<float>(); var next = new List<float>(); var offsets = new List<int> { 0 };
         for (int i = 0; i < data.Count; i++)
@@ -100,7 +100,7 @@ public class RnnRnadeModelTests(Xunit.Abstractions.ITestOutputHelper output)
         }
         var prefixes = new SequenceBatch(prefixValues.ToArray(), offsets.ToArray(), 2);
         var pred = new float[data.Count];
-        model.PredictiveLogDensityCore(prefixes, next.ToArray(), pred);
+        model.PredictiveLogDensity(prefixes, next.ToArray(), pred);
         for (int i = 0; i < data.Count; i++) Assert.Equal(frames[data.Offsets[i] + 6], pred[i], 4);
 
         var stream = model.StartStream();
@@ -111,11 +111,17 @@ public class RnnRnadeModelTests(Xunit.Abstractions.ITestOutputHelper output)
             Assert.Equal(frames[data.Offsets[3] + t], stream.Append(frame), 4);
         }
 
-        var a = model.SampleCore(5, 7, 9, prefixes: null);
-        var b = model.SampleCore(40, 7, 9, prefixes: null);
-        Assert.Equal(a, b.AsSpan(0, a.Length).ToArray());        // sequence i depends only on (seed, i)
-        var c1 = model.SampleCore(24, 3, 9, prefixes);
-        Assert.Equal(c1, model.SampleCore(24, 3, 9, prefixes));
-        Assert.NotEqual(c1.AsSpan(0, 6).ToArray(), b.AsSpan(0, 6).ToArray());
+        var a = model.Sample(5, 7, 9);
+        var b = model.Sample(40, 7, 9);
+        Assert.Equal(a.AsSpan().ToArray(), b.AsSpan()[..(5 * 7 * 2)].ToArray());   // sequence i depends only on (seed, i)
+        var c1 = model.Sample(prefixes, 3, 9);
+        Assert.Equal(c1.AsSpan().ToArray(), model.Sample(prefixes, 3, 9).AsSpan().ToArray());
+        for (int i = 0; i < prefixes.Count; i++)
+        {
+            Assert.Equal(9, c1.Length(i));
+            Assert.Equal(prefixes.Sequence(i).ToArray(), c1.Sequence(i)[..12].ToArray());   // the prefix, then 3 new frames
+        }
+        // A continuation depends on its prefix: the first new frame differs from a fresh sequence's first frame.
+        Assert.NotEqual(c1.Sequence(0).Slice(12, 2).ToArray(), b.Sequence(0)[..2].ToArray());
     }
 }

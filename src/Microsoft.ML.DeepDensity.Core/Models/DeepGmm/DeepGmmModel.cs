@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Diagnostics;
 using Microsoft.ML.DeepDensity.Data;
 using Microsoft.ML.DeepDensity.Persistence;
@@ -90,7 +91,7 @@ public sealed class DeepGmmModel : DensityModel
             gmmOptions.MaxIterations = options.PretrainIterations;
             gmmOptions.EStep = DeepGmmEStep.Auto; // the GMM pretrains with the same EM variant as the deep model (soft EM: exact responsibilities)
             gmmOptions.MStep = DeepGmmMStep.Lbfgs;
-            var pretrainProgress = progress is null ? null : new NotedProgress(progress, "pretraining the top layer as a GMM");
+            var pretrainProgress = progress is null ? null : new NotedProgress(progress, "pretraining the top layer as a GMM", PretrainingUnit);
             var (gmm, _) = RunEm(gmmOptions, x, xValid, logJacobian, random.Fork(0x9E7), init, numbering, pretrainProgress, cancellationToken);
             DeepGmmTrainer.InitializeFromTopLayer(net, gmm, options, random);
         }
@@ -121,7 +122,7 @@ public sealed class DeepGmmModel : DensityModel
                 // Cannot happen with a positive ridge, but parameters are never returned non-finite.
                 net.CopyFrom(lastGood);
                 note = "non-finite parameters after the M-step: restored the previous iteration and stopped";
-                history.Add(new TrainingProgress(offset + iteration, double.NaN, null, 0, clock.Elapsed, 0f, note));
+                history.Add(new TrainingProgress(offset + iteration, double.NaN, null, 0, clock.Elapsed, 0f, note, Unit: EmUnit));
                 progress?.Report(history[^1]);
                 break;
             }
@@ -138,7 +139,7 @@ public sealed class DeepGmmModel : DensityModel
             };
             if (!estep.IsExact) note = (note is null ? "" : note + "; ") + "train = best-path bound (heuristic E-step)";
             var report = new TrainingProgress(offset + iteration, lastTrain, validLl, x.Rows / Math.Max(iterationClock.Elapsed.TotalSeconds, 1e-9),
-                clock.Elapsed, 0f, note, metrics);
+                clock.Elapsed, 0f, note, metrics, EmUnit);
             history.Add(report);
             progress?.Report(report);
             lastGood = net.Clone();
@@ -164,10 +165,13 @@ public sealed class DeepGmmModel : DensityModel
     private sealed class NotedProgress : IProgress<TrainingProgress>
     {
         private readonly IProgress<TrainingProgress> _inner;
-        private readonly string _note;
-        public NotedProgress(IProgress<TrainingProgress> inner, string note) { _inner = inner; _note = note; }
-        public void Report(TrainingProgress value) => _inner.Report(value with { Note = value.Note is null ? _note : _note + "; " + value.Note });
+        private readonly string _note, _unit;
+        public NotedProgress(IProgress<TrainingProgress> inner, string note, string unit) { _inner = inner; _note = note; _unit = unit; }
+        public void Report(TrainingProgress value) => _inner.Report(value with { Unit = _unit, Note = value.Note is null ? _note : _note + "; " + value.Note });
     }
+
+    /// <summary>Progress units: an E-step plus M-step of the deep model, or of the GMM its top layer is pretrained as.</summary>
+    private const string EmUnit = "EM iteration", PretrainingUnit = "pretraining EM iteration";
 
     private static RowMatrix Standardized(RowMatrix data, ColumnStandardizer s)
     {
@@ -179,11 +183,12 @@ public sealed class DeepGmmModel : DensityModel
     /// <summary>Mean exact log-density of standardised rows (no Jacobian), blocks in parallel, reduced in block order.</summary>
     internal static double MeanLogDensity(DeepGmmNetwork net, RowMatrix x)
     {
-        int n = x.Rows, d = x.Columns, blocks = (n + Block - 1) / Block;
+        int block = net.ScoringBlockRows;
+        int n = x.Rows, d = x.Columns, blocks = (n + block - 1) / block;
         var sums = new double[blocks];
-        Parallel.For(0, blocks, DeepDensityEnvironment.ParallelOptions(), () => (new DeepGmmNetwork.ScoringWorkspace(net, Block), new float[Block]), (b, _, local) =>
+        Parallel.For(0, blocks, DeepDensityEnvironment.ParallelOptions(), () => (new DeepGmmNetwork.ScoringWorkspace(net, block), new float[block]), (b, _, local) =>
         {
-            int start = b * Block, m = Math.Min(Block, n - start);
+            int start = b * block, m = Math.Min(block, n - start);
             net.LogDensityBlock(x.Values.AsSpan(start * d, m * d), m, local.Item2, local.Item1);
             double s = 0;
             for (int r = 0; r < m; r++) s += local.Item2[r];
@@ -195,26 +200,21 @@ public sealed class DeepGmmModel : DensityModel
         return total / n;
     }
 
-    /// <summary>Per-thread scoring scratch, reused across blocks and calls on this thread (never shared between threads).</summary>
-    [ThreadStatic] private static (DeepGmmNetwork Network, DeepGmmNetwork.ScoringWorkspace Workspace, int Rows)? t_scoring;
-
-    private DeepGmmNetwork.ScoringWorkspace ScoringWorkspaceFor(int rows)
-    {
-        if (t_scoring is { } cached && ReferenceEquals(cached.Network, Network) && cached.Rows >= rows) return cached.Workspace;
-        var ws = new DeepGmmNetwork.ScoringWorkspace(Network, Math.Max(rows, Block));
-        t_scoring = (Network, ws, Math.Max(rows, Block));
-        return ws;
-    }
+    /// <summary>Scoring scratch of this model, one per concurrently scoring thread, reused across blocks and calls and
+    /// released with the model (a thread-static cache would keep a large workspace alive after the model is gone).</summary>
+    private readonly ConcurrentBag<DeepGmmNetwork.ScoringWorkspace> _workspaces = new();
 
     protected override void LogDensityCore(ReadOnlySpan<float> rows, int count, Span<float> logDensity, Span<float> standardError)
     {
-        int d = Dimension;
+        int d = Dimension, block = Network.ScoringBlockRows;
         float logJacobian = (float)_standardizer.LogJacobian;
-        DeepDensityEnvironment.ForRowBlocks(rows, d, count, logDensity, Block, (_, block, m, output) =>
+        DeepDensityEnvironment.ForRowBlocks(rows, d, count, logDensity, block, (_, rowsOfBlock, m, output) =>
         {
             var x = new float[m * d];
-            _standardizer.Forward(block, x, m);
-            Network.LogDensityBlock(x, m, output, ScoringWorkspaceFor(m));
+            _standardizer.Forward(rowsOfBlock, x, m);
+            var ws = _workspaces.TryTake(out var cached) ? cached : new DeepGmmNetwork.ScoringWorkspace(Network, block);
+            try { Network.LogDensityBlock(x, m, output, ws); }
+            finally { _workspaces.Add(ws); }
             for (int r = 0; r < m; r++) output[r] += logJacobian;
         });
     }

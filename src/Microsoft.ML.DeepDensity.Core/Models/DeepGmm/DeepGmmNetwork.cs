@@ -146,6 +146,30 @@ internal sealed class DeepGmmNetwork
         return DenseDouble.InvertLogAbsDet(m, new double[d * d], d);
     }
 
+    /// <summary>
+    /// Upper bound on a scoring block's scratch in floats (2^20 = 4 MiB) unless one row needs more: a row needs
+    /// PathCount scores plus Σ_j D·N_j back-transformed values, so blocks hold fewer than <see cref="RowsPerBlock"/> rows
+    /// when the network has many paths (at most 2^20, <see cref="DeepGmmOptions.MaxPaths"/>) or wide layers. Per-row
+    /// memory is then at most 4 MiB + 4·Σ_j D·N_j bytes, the latter bounded by the file's own size (it stores D² floats
+    /// per node), and per-row work is O(PathCount·D + Σ_j D²·N_j).
+    /// </summary>
+    internal const long MaxScoringScratchFloats = 1L << 20;
+
+    /// <summary>Scratch floats one scored row needs.</summary>
+    public long ScoringFloatsPerRow
+    {
+        get
+        {
+            long f = PathCount;
+            for (int j = 0; j < LayerCount; j++) f += (long)D * Components[j];
+            return f;
+        }
+    }
+
+    /// <summary>Rows per scoring block: <see cref="RowsPerBlock"/>, or fewer so that the block's scratch stays under
+    /// <see cref="MaxScoringScratchFloats"/> (scores do not depend on the block: GEMM rows are independent).</summary>
+    public int ScoringBlockRows => (int)Math.Clamp(MaxScoringScratchFloats / ScoringFloatsPerRow, 1, RowsPerBlock);
+
     /// <summary>Scratch for scoring one block of rows against every path.</summary>
     internal sealed class ScoringWorkspace
     {

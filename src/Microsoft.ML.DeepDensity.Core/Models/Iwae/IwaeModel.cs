@@ -59,6 +59,14 @@ public sealed class IwaeModel : DensityModel
     /// <summary>What training did (null for a loaded model).</summary>
     public TrainingSummary? TrainingSummary { get; internal set; }
 
+    /// <summary>Why scoring <paramref name="network"/> with <paramref name="chunk"/> samples per pass would exceed
+    /// <see cref="IwaeOptions.MaxEvaluationScratchFloats"/>, or null.</summary>
+    internal static string? ScratchProblem(IwaeNetwork network, int chunk)
+        => ImportanceSampler.ScratchProblem(chunk, network.EvaluationFloatsPerSample);
+
+    /// <summary>Decoder rows per scoring pass: <see cref="DecoderRowsPerPass"/>, fewer for a very wide network.</summary>
+    private int SampleRowsPerPass => ImportanceSampler.SampleRowsPerPass(Network.EvaluationFloatsPerSample, DecoderRowsPerPass);
+
     /// <summary>The same model with different log-density estimation settings (parameters shared, not copied).</summary>
     public IwaeModel WithEvaluation(int evaluationSamples, ulong? evaluationSeed = null, int? samplesPerChunk = null)
     {
@@ -66,6 +74,8 @@ public sealed class IwaeModel : DensityModel
             throw new ArgumentOutOfRangeException(nameof(evaluationSamples), $"Evaluation samples must be in [1, {IwaeOptions.MaxEvaluationSamples}].");
         if (samplesPerChunk is < 1 or > IwaeOptions.MaxEvaluationSamplesPerChunk)
             throw new ArgumentOutOfRangeException(nameof(samplesPerChunk), $"Samples per chunk must be in [1, {IwaeOptions.MaxEvaluationSamplesPerChunk}].");
+        if (ScratchProblem(Network, samplesPerChunk ?? EvaluationSamplesPerChunk) is string problem)
+            throw new ArgumentOutOfRangeException(nameof(samplesPerChunk), problem + ".");
         return new IwaeModel(Network, Samples, evaluationSamples, samplesPerChunk ?? EvaluationSamplesPerChunk, evaluationSeed ?? EvaluationSeed)
         { TrainingSummary = TrainingSummary };
     }
@@ -84,6 +94,8 @@ public sealed class IwaeModel : DensityModel
         var network = new IwaeNetwork(data.Columns, options.LatentDimensions, options.HiddenUnits, options.DeepHiddenUnits,
             options.Activation, options.Likelihood);
         var (mean, std) = options.InitializeOutputBiasFromData ? ColumnMoments(train) : (Array.Empty<float>(), Array.Empty<float>());
+        if (ScratchProblem(network, options.EvaluationSamplesPerChunk) is string problem)
+            throw new ArgumentOutOfRangeException(nameof(options), problem + $" (IwaeOptions.{nameof(IwaeOptions.EvaluationSamplesPerChunk)}).");
         network.Initialize(new RandomStream(options.Seed).Fork(0x1A17), mean, std);
         var objective = new IwaeObjective(network, options.Samples, options.RowsPerBlock);
         var summary = TrainingLoop.Run(objective, train, valid, options, progress, cancellationToken);
@@ -127,7 +139,7 @@ public sealed class IwaeModel : DensityModel
 
     /// <summary>log (1/K) Σ w_i per row and its standard error, by the shared <see cref="ImportanceSampler"/>.</summary>
     private void ImportanceSample(ReadOnlySpan<float> rows, int count, int samples, int chunk, ulong seed, Span<float> logMean, Span<float> standardError)
-        => ImportanceSampler.Estimate(rows, count, Dimension, samples, chunk, seed, DecoderRowsPerPass,
+        => ImportanceSampler.Estimate(rows, count, Dimension, samples, chunk, seed, SampleRowsPerPass,
             (n, k) => new IwaeNetwork.Workspace(Network, n, k, forTraining: false), LogWeights, logMean, standardError);
 
     /// <summary>Fills each row's noise for <paramref name="k"/> samples from its own stream, then one forward pass.</summary>
@@ -162,11 +174,14 @@ public sealed class IwaeModel : DensityModel
     {
         var root = new RandomStream(seed);
         int d = Dimension;
-        int blocks = (count + RowsPerSamplingBlock - 1) / RowsPerSamplingBlock;
+        // Fewer rows per block for a very wide network, so a block's decoder scratch stays under the scratch limit
+        // (row r draws from its own stream, so blocks do not change the result).
+        int blockRows = ImportanceSampler.SampleRowsPerPass(Network.EvaluationFloatsPerSample, RowsPerSamplingBlock);
+        int blocks = (count + blockRows - 1) / blockRows;
         var output = new float[count * d];
         DeepDensityEnvironment.For(0, blocks, b =>
         {
-            int start = b * RowsPerSamplingBlock, n = Math.Min(RowsPerSamplingBlock, count - start);
+            int start = b * blockRows, n = Math.Min(blockRows, count - start);
             var streams = new RandomStream[n];
             for (int r = 0; r < n; r++) streams[r] = root.Fork((ulong)(start + r));
             Network.Sample(n, streams, output.AsSpan(start * d, n * d), mean);
@@ -224,6 +239,7 @@ public sealed class IwaeModel : DensityModel
         if (IwaeNetwork.ParameterCount(d, latent, hidden, deep, likelihood) * 4 > r.Remaining)
             throw r.Corrupt("declared sizes exceed the payload");
         var net = new IwaeNetwork(d, latent, hidden, deep, act, likelihood);
+        if (ScratchProblem(net, chunk) is string problem) throw r.Corrupt(problem);
         foreach (var p in net.Parameters.Items) r.ReadParameters(p.Name, p.Value.Length).CopyTo(p.Value, 0);
         return new IwaeModel(net, k, evalK, chunk, seed);
     }

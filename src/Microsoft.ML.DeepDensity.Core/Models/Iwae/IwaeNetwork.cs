@@ -97,7 +97,20 @@ internal sealed class IwaeNetwork
         }
     }
 
-    /// <summary>Scratch for up to <see cref="MaxRows"/> data rows × <see cref="MaxSamples"/> samples. Not thread-safe.</summary>
+    /// <summary>Floats an evaluation <see cref="Workspace"/> holds per decoder row (one data row × one sample): every
+    /// encoder and decoder activation, the noise and the latent draws. Scoring memory is this × rows × samples per pass.</summary>
+    public long EvaluationFloatsPerSample
+    {
+        get
+        {
+            long f = 1; // LogW
+            for (int l = 0; l < Layers; l++)
+                f += Encoders[l].WorkspaceFloatsPerRow + Decoders[l].WorkspaceFloatsPerRow + 2L * Latent[l];
+            return f;
+        }
+    }
+
+    /// <summary>Scratch for up to <see cref="Workspace.MaxRows"/> data rows × <see cref="Workspace.MaxSamples"/> samples. Not thread-safe.</summary>
     public sealed class Workspace
     {
         public readonly int MaxRows, MaxSamples;

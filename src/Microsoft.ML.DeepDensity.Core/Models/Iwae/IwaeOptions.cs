@@ -66,6 +66,14 @@ public sealed class IwaeOptions : GradientTrainingOptions
     public const int MaxEvaluationSamples = 1_000_000;
     /// <summary>Upper bound on <see cref="EvaluationSamplesPerChunk"/> (bounds scoring memory; also enforced when loading).</summary>
     public const int MaxEvaluationSamplesPerChunk = 100_000;
+    /// <summary>
+    /// Upper bound on the scoring scratch of one pass, in floats (2^26 = 256 MiB): <see cref="EvaluationSamplesPerChunk"/>
+    /// × the network's activations per sample (every layer's width, noise and latents) must not exceed it. Checked
+    /// before training, by <see cref="IwaeModel.WithEvaluation"/> and when a file is loaded (a small file with wide
+    /// layers and a large chunk would otherwise ask for gigabytes per row); lower the chunk to stay under it. Passes over
+    /// several rows are sized under it too.
+    /// </summary>
+    public const long MaxEvaluationScratchFloats = Estimation.ImportanceSampler.MaxScratchFloats;
 
     public override void Validate()
     {

@@ -57,6 +57,8 @@ public sealed class NvilModel : DensityModel
             throw new ArgumentOutOfRangeException(nameof(evaluationSamples), $"Evaluation samples must be in [1, {NvilOptions.MaxEvaluationSamples}].");
         if (samplesPerChunk is < 1 or > NvilOptions.MaxEvaluationSamplesPerChunk)
             throw new ArgumentOutOfRangeException(nameof(samplesPerChunk), $"Samples per chunk must be in [1, {NvilOptions.MaxEvaluationSamplesPerChunk}].");
+        if (ImportanceSampler.ScratchProblem(samplesPerChunk ?? EvaluationSamplesPerChunk, Network.EvaluationFloatsPerSample) is string problem)
+            throw new ArgumentOutOfRangeException(nameof(samplesPerChunk), problem + ".");
         return new NvilModel(Network, evaluationSamples, samplesPerChunk ?? EvaluationSamplesPerChunk, evaluationSeed ?? EvaluationSeed)
         { TrainingSummary = TrainingSummary };
     }
@@ -72,12 +74,14 @@ public sealed class NvilModel : DensityModel
         var (train, valid) = TrainingLoop.Split(data, validation, options.ValidationFraction, options.Seed);
 
         var network = new NvilNetwork(data.Columns, options.LatentDimensions);
+        if (ImportanceSampler.ScratchProblem(options.EvaluationSamplesPerChunk, network.EvaluationFloatsPerSample) is string problem)
+            throw new ArgumentOutOfRangeException(nameof(options), problem + $" (NvilOptions.{nameof(NvilOptions.EvaluationSamplesPerChunk)}).");
         var init = new RandomStream(options.Seed).Fork(0x4E71);
         network.Initialize(init, options.InitializeOutputBiasFromData ? PixelMeans(train) : default);
         var objective = new NvilObjective(network, options, init.Fork(3));
         var summary = TrainingLoop.Run(objective, train, valid, options, progress, cancellationToken);
-        return new NvilModel(network, options.EvaluationSamples, options.EvaluationSamplesPerChunk, options.EvaluationSeed)
-        { TrainingSummary = summary };
+        return ModelFile.EnsureTrainedModelLoadable(new NvilModel(network, options.EvaluationSamples, options.EvaluationSamplesPerChunk, options.EvaluationSeed)
+        { TrainingSummary = summary });
     }
 
     /// <summary>
@@ -99,7 +103,7 @@ public sealed class NvilModel : DensityModel
 
     /// <summary>log (1/K) Σ w_i per row and its standard error, by the shared <see cref="ImportanceSampler"/>.</summary>
     private void ImportanceSample(ReadOnlySpan<float> rows, int count, int samples, int chunk, ulong seed, Span<float> logMean, Span<float> standardError)
-        => ImportanceSampler.Estimate(rows, count, Dimension, samples, chunk, seed, SampleRowsPerPass,
+        => ImportanceSampler.Estimate(rows, count, Dimension, samples, chunk, seed, ImportanceSampler.SampleRowsPerPass(Network.EvaluationFloatsPerSample, SampleRowsPerPass),
             (n, k) => new NvilNetwork.Workspace(Network, n, k, forTraining: false), LogWeights, logMean, standardError);
 
     /// <summary>Fills each row's uniforms for <paramref name="k"/> samples from its own stream, then one forward pass.</summary>
@@ -176,7 +180,8 @@ public sealed class NvilModel : DensityModel
         ulong seed = r.ReadUInt64();
         if (NvilNetwork.ParameterCount(d, latent) * 4 > r.Remaining) throw r.Corrupt("declared sizes exceed the payload");
         var net = new NvilNetwork(d, latent);
-        foreach (var p in net.Parameters.Items) r.ReadSingles(p.Name, p.Value.Length).CopyTo(p.Value, 0);
+        if (ImportanceSampler.ScratchProblem(chunk, net.EvaluationFloatsPerSample) is string problem) throw r.Corrupt(problem);
+        foreach (var p in net.Parameters.Items) r.ReadParameters(p.Name, p.Value.Length).CopyTo(p.Value, 0);
         return new NvilModel(net, evalK, chunk, seed);
     }
 }

@@ -79,7 +79,20 @@ internal sealed class NvilNetwork
         }
     }
 
-    /// <summary>Scratch for up to <see cref="MaxRows"/> data rows × <see cref="MaxSamples"/> samples. Not thread-safe.</summary>
+    /// <summary>Floats an evaluation <see cref="Workspace"/> holds per sample row (one data row × one sample): every
+    /// encoder and decoder activation, uniforms, logits and samples of each layer, and the log-probabilities.</summary>
+    public long EvaluationFloatsPerSample
+    {
+        get
+        {
+            long f = 2L + Latent[^1] + Layers + 1; // LogW, prior logits, LogP, LogQ
+            for (int l = 0; l < Layers; l++)
+                f += Encoders[l].WorkspaceFloatsPerRow + Decoders[l].WorkspaceFloatsPerRow + 3L * Latent[l] + 1;
+            return f;
+        }
+    }
+
+    /// <summary>Scratch for up to <see cref="Workspace.MaxRows"/> data rows × <see cref="Workspace.MaxSamples"/> samples. Not thread-safe.</summary>
     public sealed class Workspace
     {
         public readonly int MaxRows, MaxSamples;

@@ -77,8 +77,9 @@ public sealed class RnadeModel : DensityModel
             (_, block, n, output) => ScoreBlock(block, n, output, logJacobian));
     }
 
-    /// <summary>Per-thread scoring scratch, reused across calls on this thread (never shared between threads).</summary>
-    [ThreadStatic] private static ScoringScratch? t_scratch;
+    /// <summary>Scoring scratch of this model, one per concurrently scoring thread, reused across calls and released with
+    /// the model (a thread-static cache would keep the last model's scratch alive on every thread that scored it).</summary>
+    private readonly System.Collections.Concurrent.ConcurrentBag<ScoringScratch> _scratch = new();
 
     private sealed class ScoringScratch
     {
@@ -101,11 +102,14 @@ public sealed class RnadeModel : DensityModel
 
     private void ScoreBlock(ReadOnlySpan<float> raw, int n, Span<float> logDensity, float logJacobian)
     {
-        var scratch = t_scratch;
-        if (scratch is null || !ReferenceEquals(scratch.Network, Network)) t_scratch = scratch = new ScoringScratch(Network);
-        var x = scratch.X.AsSpan(0, n * Dimension);
-        ToModelSpace(raw, x, n);
-        Network.Forward(x, n, scratch.For(n), logDensity, 0f, false);
+        var scratch = _scratch.TryTake(out var cached) ? cached : new ScoringScratch(Network);
+        try
+        {
+            var x = scratch.X.AsSpan(0, n * Dimension);
+            ToModelSpace(raw, x, n);
+            Network.Forward(x, n, scratch.For(n), logDensity, 0f, false);
+        }
+        finally { _scratch.Add(scratch); }
         for (int i = 0; i < n; i++) logDensity[i] += logJacobian;
     }
 
@@ -276,22 +280,46 @@ internal sealed class RnadeObjective : IGradientObjective
                 _net.Backward(x, n, ws);
             }
         }
-        if (withGradient)
-        {
-            Parameters.ZeroGradients();
-            for (int b = 0; b < blocks; b++)
-            {
-                var ws = _workspaces[b];
-                // Sum in block order whatever the thread count.
-                Add(Parameters.Items[0].Gradient, ws.GW!); Add(Parameters.Items[1].Gradient, ws.GC!);
-                Add(Parameters.Items[2].Gradient, ws.GRho!); Add(Parameters.Items[3].Gradient, ws.GV!);
-                Add(Parameters.Items[4].Gradient, ws.GB!);
-            }
-        }
+        if (withGradient) ReduceGradients(blocks);
         double total = count * _logJacobian;
         for (int b = 0; b < blocks; b++) total += sums[b];
         return total;
     }
 
-    private static void Add(float[] dst, float[] src) => System.Numerics.Tensors.TensorPrimitives.Add(dst, src, dst);
+    /// <summary>Floats of one parameter tensor reduced per parallel chunk (fixed, so the work split never depends on threads).</summary>
+    private const int ReduceChunk = 8192;
+
+    /// <summary>
+    /// Parameter gradients = Σ_b block gradients, summed in block order for every element (so the same bits at any
+    /// thread count), in parallel over fixed chunks of the parameters: done serially, this pass over every parameter
+    /// for every block was a serial tail of each step that kept the step below two cores.
+    /// </summary>
+    private void ReduceGradients(int blocks)
+    {
+        var items = Parameters.Items;
+        int chunks = 0;
+        foreach (var p in items) chunks += (p.Gradient.Length + ReduceChunk - 1) / ReduceChunk;
+        if (chunks == 1 || blocks == 1) { for (int c = 0; c < chunks; c++) ReduceChunkAt(c, blocks); return; }
+        DeepDensityEnvironment.For(0, chunks, c => ReduceChunkAt(c, blocks));
+    }
+
+    private void ReduceChunkAt(int chunk, int blocks)
+    {
+        var items = Parameters.Items;
+        for (int t = 0; t < items.Count; t++)
+        {
+            int n = items[t].Gradient.Length, count = (n + ReduceChunk - 1) / ReduceChunk;
+            if (chunk >= count) { chunk -= count; continue; }
+            int start = chunk * ReduceChunk, length = Math.Min(ReduceChunk, n - start);
+            var dst = items[t].Gradient.AsSpan(start, length);
+            dst.Clear();
+            for (int b = 0; b < blocks; b++)
+            {
+                var ws = _workspaces[b];
+                float[] src = t switch { 0 => ws.GW!, 1 => ws.GC!, 2 => ws.GRho!, 3 => ws.GV!, _ => ws.GB! };
+                System.Numerics.Tensors.TensorPrimitives.Add(dst, src.AsSpan(start, length), dst);
+            }
+            return;
+        }
+    }
 }

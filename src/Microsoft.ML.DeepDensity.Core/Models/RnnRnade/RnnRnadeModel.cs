@@ -12,7 +12,7 @@ namespace Microsoft.ML.DeepDensity.Models.RnnRnade;
 /// exact density of variable-length sequences of real D-dimensional frames, p(x_1..x_T) = Π_t p(x_t | x_&lt;t), each
 /// conditional an RNADE whose output biases (and optionally hidden bias) are shifted by the state ĥ_{t−1}.
 /// </summary>
-public sealed class RnnRnadeModel
+public sealed class RnnRnadeModel : SequenceDensityModel
 {
     /// <summary>Model-kind name in saved files.</summary>
     public const string Kind = "RnnRnade";
@@ -26,9 +26,9 @@ public sealed class RnnRnadeModel
         Network = network; _standardizer = standardizer;
     }
 
-    public string ModelKind => Kind;
-    public int FrameSize => Network.D;
-    public DensityKind DensityKind => DensityKind.Exact;
+    public override string ModelKind => Kind;
+    public override int FrameSize => Network.D;
+    public override DensityKind DensityKind => DensityKind.Exact;
 
     /// <summary>Hidden units H of the per-frame RNADE.</summary>
     public int HiddenUnits => Network.Rnade.H;
@@ -47,18 +47,15 @@ public sealed class RnnRnadeModel
 
     /// <summary>Trains on <paramref name="data"/>; without <paramref name="validation"/>, a seeded fraction of the
     /// sequences is held out for early stopping on the validation log-likelihood per frame.</summary>
-    internal static RnnRnadeModel Fit(SequenceBatch data, RnnRnadeOptions? options = null, SequenceBatch? validation = null,
+    public static RnnRnadeModel Fit(SequenceBatch data, RnnRnadeOptions? options = null, SequenceBatch? validation = null,
         IProgress<TrainingProgress>? progress = null, CancellationToken cancellationToken = default)
     {
         options ??= new RnnRnadeOptions();
         options.Validate();
+        ArgumentNullException.ThrowIfNull(data);
         int d = data.FrameSize;
-        DataValidation.CheckRows(data.Values.AsSpan(0, data.TotalFrames * d), d, InputDomain.Real, "training sequences");
-        if (validation is not null)
-        {
-            if (validation.FrameSize != d) throw new ArgumentException($"Validation frames have {validation.FrameSize} values but training frames have {d}.", nameof(validation));
-            DataValidation.CheckRows(validation.Values.AsSpan(0, validation.TotalFrames * d), d, InputDomain.Real, "validation sequences");
-        }
+        DataValidation.CheckTrainingData(data, InputDomain.Real, "training sequences", d);
+        if (validation is not null) DataValidation.CheckTrainingData(validation, InputDomain.Real, "validation sequences", d);
         // Sequences are addressed by index: a validation set given separately is appended after the training sequences.
         var all = validation is null ? data : Concatenate(data, validation);
         var ids = new RowMatrix(Enumerable.Range(0, all.Count).Select(i => (float)i).ToArray(), all.Count, 1);
@@ -89,7 +86,7 @@ public sealed class RnnRnadeModel
             options.ScaleMeanGradientBySigma, standardizer.LogJacobian);
         var summary = TrainingLoop.Run(new SequenceIndexObjective(objective, modelValues, all.Offsets), trainIds,
             validIds, options, progress, cancellationToken);
-        return new RnnRnadeModel(network, standardizer) { TrainingSummary = summary };
+        return ModelFile.EnsureTrainedModelLoadable(new RnnRnadeModel(network, standardizer) { TrainingSummary = summary });
     }
 
     private static SequenceBatch Concatenate(SequenceBatch a, SequenceBatch b)
@@ -128,7 +125,7 @@ public sealed class RnnRnadeModel
     }
 
     /// <summary>log p(x_t | x_&lt;t) of every frame of validated sequences (raw values) into <paramref name="frameLogDensity"/>.</summary>
-    internal void FrameLogDensityCore(SequenceBatch sequences, Span<float> frameLogDensity)
+    protected override void FrameLogDensityCore(SequenceBatch sequences, Span<float> frameLogDensity)
     {
         int d = FrameSize, count = sequences.Count;
         var model = new float[sequences.TotalFrames * d];
@@ -147,28 +144,22 @@ public sealed class RnnRnadeModel
         output.CopyTo(frameLogDensity);
     }
 
-    /// <summary>log p of each whole sequence: the sum of its frames' conditionals (float64 accumulation).</summary>
-    internal void LogDensityCore(SequenceBatch sequences, Span<float> logDensity)
-    {
-        var frames = new float[sequences.TotalFrames];
-        FrameLogDensityCore(sequences, frames);
-        for (int i = 0; i < sequences.Count; i++)
-        {
-            double s = 0;
-            for (int f = sequences.Offsets[i]; f < sequences.Offsets[i + 1]; f++) s += frames[f];
-            logDensity[i] = (float)s;
-        }
-    }
-
     /// <summary>Starts scoring one sequence frame by frame (online scoring and one-step-ahead prediction).</summary>
     public RnnRnadeStream StartStream() => new(this);
 
     /// <summary>
     /// One-step-ahead predictive log-density log p(y_i | prefix_i) of candidate frames <paramref name="nextFrames"/>
-    /// (count × FrameSize) after each prefix.
+    /// (count × FrameSize, one per prefix) after each prefix.
     /// </summary>
-    internal void PredictiveLogDensityCore(SequenceBatch prefixes, ReadOnlySpan<float> nextFrames, Span<float> logDensity)
+    public void PredictiveLogDensity(SequenceBatch prefixes, ReadOnlySpan<float> nextFrames, Span<float> logDensity)
     {
+        ArgumentNullException.ThrowIfNull(prefixes);
+        DataValidation.CheckSequences(prefixes, FrameSize, InputDomain.Real, "prefixes");
+        if (nextFrames.Length != prefixes.Count * FrameSize)
+            throw new ArgumentException($"nextFrames has {nextFrames.Length} values; {prefixes.Count} prefixes need one frame of {FrameSize} each.", nameof(nextFrames));
+        DataValidation.CheckRows(nextFrames, FrameSize, InputDomain.Real, "nextFrames");
+        if (logDensity.Length < prefixes.Count)
+            throw new ArgumentException($"Destination has {logDensity.Length} slots for {prefixes.Count} prefixes.", nameof(logDensity));
         var extended = Extend(prefixes, nextFrames);
         var frames = new float[extended.TotalFrames];
         FrameLogDensityCore(extended, frames);
@@ -191,12 +182,20 @@ public sealed class RnnRnadeModel
         return new SequenceBatch(values, offsets, d);
     }
 
+    protected override void SampleCore(SequenceBatch? prefixes, SequenceBatch destination, int newFrames, ulong seed)
+    {
+        var drawn = Generate(destination.Count, newFrames, seed, prefixes);
+        int d = FrameSize;
+        for (int i = 0; i < destination.Count; i++)
+            drawn.AsSpan(i * newFrames * d, newFrames * d).CopyTo(destination.Sequence(i)[^(newFrames * d)..]);
+    }
+
     /// <summary>
     /// <paramref name="count"/> sequences of <paramref name="length"/> frames, each continuing the matching prefix when
     /// <paramref name="prefixes"/> is given (the result holds only the new frames). Sequence i draws only from
     /// (seed, i), so it does not depend on how many are drawn or on the thread count.
     /// </summary>
-    internal float[] SampleCore(int count, int length, ulong seed, SequenceBatch? prefixes)
+    private float[] Generate(int count, int length, ulong seed, SequenceBatch? prefixes)
     {
         int d = FrameSize, r = Network.R;
         var states = new float[count * r];
@@ -241,7 +240,7 @@ public sealed class RnnRnadeModel
         });
     }
 
-    internal void WritePayload(ModelWriter w)
+    protected internal override void WritePayload(ModelWriter w)
     {
         var rn = Network.Rnade;
         w.WriteInt32(rn.D); w.WriteInt32(rn.H); w.WriteInt32(rn.K); w.WriteInt32(Network.R);
@@ -266,11 +265,21 @@ public sealed class RnnRnadeModel
         if ((long)d * h * 3 * k * 4 + (long)rec * d * 3 * k * 4 > r.Remaining) throw r.Corrupt("declared sizes exceed the payload");
         var std = ColumnStandardizer.Read(r, d);
         var rnade = new RnadeNetwork(d, h, k, act,
-            r.ReadSingles("W", (d - 1) * h), r.ReadSingles("c", h), r.ReadSingles("rho", d),
-            r.ReadSingles("V", d * h * 3 * k), r.ReadSingles("b", d * 3 * k));
-        var net = new RnnRnadeNetwork(rnade, rec, r.ReadSingles("W_in", d * rec), r.ReadSingles("W_rec", rec * rec),
-            r.ReadSingles("b_rec", rec), r.ReadSingles("h0", rec), r.ReadSingles("W_out", rec * d * 3 * k),
-            r.ReadSingles("W_hid", hid ? rec * h : 0));
+            r.ReadParameters("W", (d - 1) * h), r.ReadParameters("c", h), r.ReadParameters("rho", d),
+            r.ReadParameters("V", d * h * 3 * k), r.ReadParameters("b", d * 3 * k));
+        var net = new RnnRnadeNetwork(rnade, rec, r.ReadParameters("W_in", d * rec), r.ReadParameters("W_rec", rec * rec),
+            r.ReadParameters("b_rec", rec), r.ReadParameters("h0", rec), r.ReadParameters("W_out", rec * d * 3 * k),
+            r.ReadParameters("W_hid", hid ? rec * h : 0));
+        // Sampling draws μ + exp(log σ)·ε: bound log σ's bias plus the most the state (ĥ ∈ (0, 1)) can add, as RNADE does.
+        for (int p = 0; p < d; p++)
+            for (int i = 0; i < k; i++)
+            {
+                int col = p * 3 * k + 2 * k + i;
+                double top = rnade.B[col];
+                for (int j = 0; j < rec; j++) top += Math.Max(0f, net.WOut[j * d * 3 * k + col]);
+                if (top > RnadeModel.MaxLogSigmaBias)
+                    throw r.Corrupt($"the log σ bias of component {i} at position {p} can reach {top}, above {RnadeModel.MaxLogSigmaBias}");
+            }
         return new RnnRnadeModel(net, std);
     }
 }

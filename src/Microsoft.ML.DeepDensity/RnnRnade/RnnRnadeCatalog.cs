@@ -1,0 +1,63 @@
+using Microsoft.ML.DeepDensity.Models.RnnRnade;
+using Microsoft.ML.DeepDensity.Transforms;
+
+namespace Microsoft.ML;
+
+public static partial class DensityEstimationCatalogExtensions
+{
+    /// <summary>
+    /// RNN-RNADE on whole sequences: each row holds one sequence, its frames back to back in a Single vector column of
+    /// a multiple of <paramref name="frameSize"/> values. Appends LogDensity, LogDensityPerFrame, FrameLogDensities
+    /// (log p(x_t | x_&lt;t) per frame), Score (= −LogDensityPerFrame) and PredictedLabel.
+    /// </summary>
+    /// <param name="catalog">The catalog.</param>
+    /// <param name="featureColumnName">Input column (variable-size Single vector). Default "Features".</param>
+    /// <param name="frameSize">Values per frame (time step).</param>
+    /// <param name="hiddenUnits">RNADE hidden units. Default 50.</param>
+    /// <param name="recurrentUnits">Recurrent units. Default 50.</param>
+    /// <param name="maxEpochs">Maximum training epochs (early stopping on a held-out 10 % of the sequences). Default 100.</param>
+    /// <param name="contamination">Expected anomaly fraction of the training sequences, for PredictedLabel. Default 0.01.</param>
+    /// <param name="seed">Seed of initialisation, shuffling and the validation split. Default 1.</param>
+    public static RnnRnadeEstimator RnnRnade(this DensityEstimationCatalog catalog, string featureColumnName, int frameSize,
+        int hiddenUnits = 50, int recurrentUnits = 50, int maxEpochs = 100, double contamination = 0.01, ulong seed = 1)
+    {
+        ArgumentNullException.ThrowIfNull(catalog);
+        return new RnnRnadeEstimator(catalog.Context, new RnnRnadeEstimator.Options
+        {
+            FeatureColumnName = featureColumnName, FrameSize = frameSize, Contamination = contamination,
+            ModelOptions = new RnnRnadeOptions { HiddenUnits = hiddenUnits, RecurrentUnits = recurrentUnits, MaxEpochs = maxEpochs, Seed = seed },
+        });
+    }
+
+    /// <summary>RNN-RNADE on whole sequences with full options.</summary>
+    public static RnnRnadeEstimator RnnRnade(this DensityEstimationCatalog catalog, RnnRnadeEstimator.Options options)
+    {
+        ArgumentNullException.ThrowIfNull(catalog);
+        return new RnnRnadeEstimator(catalog.Context, options);
+    }
+
+    /// <summary>
+    /// RNN-RNADE on frame rows (one row per time step: a frame vector, a sequence id and an order column). Each row gets
+    /// LogDensity = log p(x_t | x_&lt;t) of its sequence, Score = −LogDensity and PredictedLabel; see
+    /// <see cref="RnnRnadeFrameEstimator"/> for the grouping and ordering rule.
+    /// </summary>
+    public static RnnRnadeFrameEstimator RnnRnade(this DensityEstimationCatalog catalog, string featureColumnName,
+        string sequenceIdColumnName, string orderColumnName, int hiddenUnits = 50, int recurrentUnits = 50, int maxEpochs = 100,
+        double contamination = 0.01, ulong seed = 1)
+    {
+        ArgumentNullException.ThrowIfNull(catalog);
+        return new RnnRnadeFrameEstimator(catalog.Context, new RnnRnadeFrameEstimator.Options
+        {
+            FeatureColumnName = featureColumnName, SequenceIdColumnName = sequenceIdColumnName, OrderColumnName = orderColumnName,
+            Contamination = contamination,
+            ModelOptions = new RnnRnadeOptions { HiddenUnits = hiddenUnits, RecurrentUnits = recurrentUnits, MaxEpochs = maxEpochs, Seed = seed },
+        });
+    }
+
+    /// <summary>RNN-RNADE on frame rows with full options.</summary>
+    public static RnnRnadeFrameEstimator RnnRnade(this DensityEstimationCatalog catalog, RnnRnadeFrameEstimator.Options options)
+    {
+        ArgumentNullException.ThrowIfNull(catalog);
+        return new RnnRnadeFrameEstimator(catalog.Context, options);
+    }
+}

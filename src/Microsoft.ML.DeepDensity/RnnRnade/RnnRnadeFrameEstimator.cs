@@ -1,0 +1,189 @@
+using Microsoft.ML.Data;
+using Microsoft.ML.DeepDensity.Data;
+using Microsoft.ML.DeepDensity.Models.RnnRnade;
+using Microsoft.ML.DeepDensity.Training;
+using Microsoft.ML.Runtime;
+
+namespace Microsoft.ML.DeepDensity.Transforms;
+
+/// <summary>
+/// RNN-RNADE on data in the usual time-series shape: one row per time step with a frame column (a known-size Single
+/// vector), a sequence-id column and an order column. Each row gets LogDensity = log p(x_t | x_&lt;t) of its own
+/// sequence (the per-step anomaly score), Score = −LogDensity and PredictedLabel.
+/// </summary>
+/// <remarks>
+/// <para>Grouping and ordering rule. Training: rows are grouped by sequence id (any row order, sequences may
+/// interleave) and sorted by the order column within a sequence; two rows of a sequence with the same order value are
+/// an error naming the row. Scoring is streaming: rows are scored in the order the cursor delivers them, each
+/// conditioned on the earlier rows of its sequence seen by the same cursor, so within a sequence the rows must arrive
+/// in strictly increasing order (else an error naming the row); different sequences may interleave. Sort by (id,
+/// order) or by time when the data is not already in that shape. A cursor starts every sequence afresh, and so does
+/// each <c>PredictionEngine</c>-free pass; scoring the same view twice gives the same values.</para>
+/// <para>Ids are compared as text (numeric ids are converted), order values as Double.</para>
+/// </remarks>
+public sealed class RnnRnadeFrameEstimator : IEstimator<RnnRnadeTransformer>
+{
+    /// <summary>Columns, contamination and the engine's <see cref="RnnRnadeOptions"/>.</summary>
+    public sealed class Options
+    {
+        /// <summary>Input: one frame per row, a known-size Single vector. Default "Features".</summary>
+        public string FeatureColumnName { get; set; } = "Features";
+        /// <summary>Input: the sequence a row belongs to (text or numeric). Default "SequenceId".</summary>
+        public string SequenceIdColumnName { get; set; } = "SequenceId";
+        /// <summary>Input: the row's position in time within its sequence (numeric, increasing). Default "Order".</summary>
+        public string OrderColumnName { get; set; } = "Order";
+        /// <summary>Output (Single): log p(x_t | x_&lt;t). Default "LogDensity".</summary>
+        public string LogDensityColumnName { get; set; } = "LogDensity";
+        /// <summary>Output (Single): −LogDensity, finite. Default "Score".</summary>
+        public string ScoreColumnName { get; set; } = "Score";
+        /// <summary>Output (Boolean): Score above the (1 − Contamination) quantile of the training frames' scores. Default "PredictedLabel".</summary>
+        public string PredictedLabelColumnName { get; set; } = "PredictedLabel";
+        /// <summary>Expected anomaly fraction of the training frames, in [0, 0.5]. Default 0.01.</summary>
+        public double Contamination { get; set; } = 0.01;
+        /// <summary>Engine hyper-parameters. Default: the engine's defaults.</summary>
+        public RnnRnadeOptions ModelOptions { get; set; } = new();
+        /// <summary>Optional extra receiver of training progress. Default null.</summary>
+        public IProgress<TrainingProgress>? Progress { get; set; }
+        /// <summary>Cancels training. Default none.</summary>
+        public CancellationToken CancellationToken { get; set; }
+
+        internal IEnumerable<string> Outputs => new[] { LogDensityColumnName, ScoreColumnName, PredictedLabelColumnName };
+
+        /// <summary>Throws <see cref="ArgumentException"/> naming the first invalid setting.</summary>
+        public void Validate()
+        {
+            RnnRnadeColumns.CheckNames(FeatureColumnName, Outputs, Contamination);
+            if (string.IsNullOrWhiteSpace(SequenceIdColumnName) || string.IsNullOrWhiteSpace(OrderColumnName))
+                throw new ArgumentException("SequenceIdColumnName and OrderColumnName must be non-empty.");
+            ArgumentNullException.ThrowIfNull(ModelOptions, nameof(ModelOptions));
+            ModelOptions.Validate();
+        }
+    }
+
+    private readonly MLContext _ml;
+    private readonly Options _options;
+
+    internal RnnRnadeFrameEstimator(MLContext mlContext, Options options)
+    {
+        _ml = mlContext ?? throw new ArgumentNullException(nameof(mlContext));
+        _options = options ?? throw new ArgumentNullException(nameof(options));
+        _options.Validate();
+    }
+
+    /// <summary>Trains on the sequences formed by the rows of <paramref name="input"/> (see the grouping rule).</summary>
+    public RnnRnadeTransformer Fit(IDataView input)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        _options.Validate();
+        var o = _options;
+        var inputs = Inputs(input.Schema).Fit(input).Transform(input);
+        var data = Read(inputs);
+        using var channel = ((IHostEnvironment)_ml).Start("RnnRnade");
+        channel.Info(MessageSensitivity.None, $"RnnRnade: training on {data.Count} sequences ({data.TotalFrames} frame rows).");
+        var model = RnnRnadeModel.Fit(data, o.ModelOptions, null, RnnRnadeColumns.Progress(channel, o.Progress), o.CancellationToken);
+        var frames = new float[data.TotalFrames];
+        model.FrameLogDensity(data, frames);
+        var scores = frames.Select(Scoring.ScoreFromLogDensity).ToArray();
+        float threshold = Scoring.Threshold(scores, o.Contamination);
+        var chain = RnnRnadeSurrogate.AppendModel(_ml, Inputs(input.Schema), model, threshold)
+            .Append<ITransformer>(_ml.Transforms.StatefulCustomMapping(new RnnRnadeSurrogate.FrameFactory().GetMapping(),
+                new RnnRnadeSurrogate.FrameFactory().GetStateInitAction(), RnnRnadeSurrogate.FrameFactory.ContractName));
+        chain = RnnRnadeSurrogate.Finish(_ml, chain, new[]
+        {
+            (o.LogDensityColumnName, RnnRnadeSurrogate.LogDensityCol), (o.ScoreColumnName, RnnRnadeSurrogate.ScoreCol),
+            (o.PredictedLabelColumnName, RnnRnadeSurrogate.PredictedCol),
+        }, new[] { RnnRnadeSurrogate.FeatureCol, RnnRnadeSurrogate.IdCol, RnnRnadeSurrogate.OrderCol, RnnRnadeSurrogate.LogDensityCol,
+                   RnnRnadeSurrogate.ScoreCol, RnnRnadeSurrogate.PredictedCol });
+        return new RnnRnadeTransformer(chain.Fit(input), model, threshold);
+    }
+
+    /// <summary>Copies the frame, converts the id to text and the order to Double under internal names.</summary>
+    private EstimatorChain<ITransformer> Inputs(DataViewSchema schema)
+    {
+        var o = _options;
+        var frame = schema.GetColumnOrNull(o.FeatureColumnName)
+            ?? throw new ArgumentOutOfRangeException(nameof(schema), $"Frame column '{o.FeatureColumnName}' not found in the input schema.");
+        if (frame.Type is not VectorDataViewType { IsKnownSize: true } vt || vt.ItemType != NumberDataViewType.Single)
+            throw new ArgumentOutOfRangeException(nameof(schema), $"Frame column '{frame.Name}' must be a known-size vector of Single (one frame per row), but is {frame.Type}.");
+        var id = schema.GetColumnOrNull(o.SequenceIdColumnName)
+            ?? throw new ArgumentOutOfRangeException(nameof(schema), $"Sequence-id column '{o.SequenceIdColumnName}' not found in the input schema.");
+        var order = schema.GetColumnOrNull(o.OrderColumnName)
+            ?? throw new ArgumentOutOfRangeException(nameof(schema), $"Order column '{o.OrderColumnName}' not found in the input schema.");
+        if (id.Type is not (TextDataViewType or NumberDataViewType))
+            throw new ArgumentOutOfRangeException(nameof(schema), $"Sequence-id column '{id.Name}' must be text or numeric, but is {id.Type}.");
+        if (order.Type is not NumberDataViewType)
+            throw new ArgumentOutOfRangeException(nameof(schema), $"Order column '{order.Name}' must be numeric, but is {order.Type}.");
+        var chain = new EstimatorChain<ITransformer>()
+            .Append<ITransformer>(_ml.Transforms.CopyColumns(RnnRnadeSurrogate.FeatureCol, o.FeatureColumnName));
+        chain = id.Type is TextDataViewType
+            ? chain.Append<ITransformer>(_ml.Transforms.CopyColumns(RnnRnadeSurrogate.IdCol, id.Name))
+            : chain.Append<ITransformer>(_ml.Transforms.Conversion.ConvertType(RnnRnadeSurrogate.IdCol, id.Name, DataKind.String));
+        return chain.Append<ITransformer>(_ml.Transforms.Conversion.ConvertType(RnnRnadeSurrogate.OrderCol, order.Name, DataKind.Double));
+    }
+
+    /// <summary>Groups rows by id in order of first appearance, sorted by order within a sequence.</summary>
+    private SequenceBatch Read(IDataView view)
+    {
+        var s = view.Schema;
+        var cols = new[] { s[RnnRnadeSurrogate.FeatureCol], s[RnnRnadeSurrogate.IdCol], s[RnnRnadeSurrogate.OrderCol] };
+        int d = ((VectorDataViewType)cols[0].Type).Size;
+        var frames = new List<float>();
+        var groups = new Dictionary<string, List<(double Order, long Row)>>(StringComparer.Ordinal);
+        var firstSeen = new List<string>();
+        using (var cursor = view.GetRowCursor(cols))
+        {
+            var frameGetter = cursor.GetGetter<VBuffer<float>>(cols[0]);
+            var idGetter = cursor.GetGetter<ReadOnlyMemory<char>>(cols[1]);
+            var orderGetter = cursor.GetGetter<double>(cols[2]);
+            VBuffer<float> buffer = default; ReadOnlyMemory<char> id = default; double order = 0;
+            var dense = new float[d];
+            long row = 0;
+            while (cursor.MoveNext())
+            {
+                frameGetter(ref buffer); idGetter(ref id); orderGetter(ref order);
+                Scoring.Densify(in buffer, dense);
+                DataValidation.CheckRows(dense, d, InputDomain.Real, _options.FeatureColumnName, row);
+                if (double.IsNaN(order)) throw new DataValidationException(row, -1, "the order value is missing", _options.OrderColumnName);
+                string key = id.ToString();
+                if (!groups.TryGetValue(key, out var list)) { groups[key] = list = new(); firstSeen.Add(key); }
+                list.Add((order, row));
+                frames.AddRange(dense);
+                row++;
+            }
+            if (row == 0) throw new DataValidationException(-1, -1, "the data has no rows", _options.FeatureColumnName);
+        }
+        var values = new float[frames.Count];
+        var offsets = new int[firstSeen.Count + 1];
+        int f = 0;
+        for (int i = 0; i < firstSeen.Count; i++)
+        {
+            var list = groups[firstSeen[i]];
+            list.Sort((a, b) => a.Order != b.Order ? a.Order.CompareTo(b.Order) : a.Row.CompareTo(b.Row));
+            for (int j = 0; j < list.Count; j++, f++)
+            {
+                if (j > 0 && list[j].Order == list[j - 1].Order)
+                    throw new DataValidationException(list[j].Row, -1,
+                        $"sequence '{firstSeen[i]}' has two rows with order {list[j].Order} (rows {list[j - 1].Row} and {list[j].Row})", _options.OrderColumnName);
+                for (int c = 0; c < d; c++) values[f * d + c] = frames[(int)(list[j].Row * d + c)];
+            }
+            offsets[i + 1] = f;
+        }
+        return new SequenceBatch(values, offsets, d);
+    }
+
+    /// <inheritdoc/>
+    public SchemaShape GetOutputSchema(SchemaShape inputSchema)
+    {
+        ArgumentNullException.ThrowIfNull(inputSchema);
+        var o = _options;
+        foreach (var name in new[] { o.FeatureColumnName, o.SequenceIdColumnName, o.OrderColumnName })
+            if (!inputSchema.Any(c => c.Name == name))
+                throw new ArgumentOutOfRangeException(nameof(inputSchema), $"Column '{name}' not found in the input schema.");
+        var names = new HashSet<string>(o.Outputs, StringComparer.Ordinal);
+        var result = inputSchema.Where(c => !names.Contains(c.Name)).ToList();
+        result.Add(ShapeColumns.Single(_ml, o.LogDensityColumnName));
+        result.Add(ShapeColumns.Single(_ml, o.ScoreColumnName));
+        result.Add(ShapeColumns.Boolean(_ml, o.PredictedLabelColumnName));
+        return new SchemaShape(result);
+    }
+}

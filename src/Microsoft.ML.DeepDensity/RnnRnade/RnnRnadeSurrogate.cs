@@ -1,0 +1,185 @@
+using System.ComponentModel;
+using System.Text;
+using Microsoft.ML.Data;
+using Microsoft.ML.DeepDensity.Data;
+using Microsoft.ML.DeepDensity.Models.RnnRnade;
+using Microsoft.ML.DeepDensity.Persistence;
+using Microsoft.ML.Transforms;
+
+namespace Microsoft.ML.DeepDensity.Transforms;
+
+/// <summary>
+/// How the RNN-RNADE transformers live in an ML.NET pipeline and its model zip: as a chain of built-in, loadable
+/// transformers that carries the engine model as data (the route of <see cref="Surrogate"/>), ending in a
+/// CustomMapping that scores whole sequences or a StatefulCustomMapping that scores frame rows in arrival order:
+/// <code>
+///   CopyColumns   __dd_rr_features &lt;- Features  (and, for frame rows, __dd_rr_id / __dd_rr_order converted)
+///   CustomMapping "DeepDensity.ConstKey.v1"     -> __dd_key
+///   MapValue      __dd_key -> __dd_rr_model     (table {"m": envelope})
+///   CustomMapping "DeepDensity.RnnRnadeSequence.v1"  or  StatefulCustomMapping "DeepDensity.RnnRnadeFrames.v1"
+///   CopyColumns   user output names &lt;- __dd_rr_*;  DropColumns __dd_*
+/// </code>
+/// The live transformer is this same chain, so live and loaded scores are the same code.
+/// </summary>
+internal static class RnnRnadeSurrogate
+{
+    public const string FeatureCol = "__dd_rr_features", ModelCol = "__dd_rr_model", IdCol = "__dd_rr_id", OrderCol = "__dd_rr_order";
+    public const string LogDensityCol = "__dd_rr_logdensity", PerFrameCol = "__dd_rr_perframe", FramesCol = "__dd_rr_frames";
+    public const string ScoreCol = "__dd_rr_score", PredictedCol = "__dd_rr_predicted";
+    private static ReadOnlySpan<byte> Magic => "DDRR"u8;
+    private const ushort Version = 1;
+
+    /// <summary>base64 of "DDRR" | u16 version | f32 threshold | engine model file.</summary>
+    public static string Encode(RnnRnadeModel model, float threshold)
+    {
+        using var ms = new MemoryStream();
+        ms.Write(Magic);
+        ms.Write(BitConverter.GetBytes(Version));
+        ms.Write(BitConverter.GetBytes(threshold));
+        ms.Write(model.ToBytes());
+        return Convert.ToBase64String(ms.GetBuffer(), 0, (int)ms.Length);
+    }
+
+    public static (RnnRnadeModel Model, float Threshold) Decode(ReadOnlySpan<char> text)
+    {
+        var bytes = new byte[text.Length * 3 / 4 + 3];
+        if (!Convert.TryFromBase64Chars(text, bytes, out int length) || length < 10 || !bytes.AsSpan(0, 4).SequenceEqual(Magic))
+            throw new InvalidModelFileException("Corrupt RNN-RNADE model in the ML.NET model.");
+        ushort version = BitConverter.ToUInt16(bytes, 4);
+        if (version != Version)
+            throw new InvalidModelFileException($"RNN-RNADE ML.NET envelope version {version} is not supported (this library reads {Version}).");
+        float threshold = BitConverter.ToSingle(bytes, 6);
+        var model = SequenceDensityModel.FromBytes(bytes.AsSpan(10, length - 10)) as RnnRnadeModel
+            ?? throw new InvalidModelFileException("The ML.NET model's sequence model is not an RNN-RNADE.");
+        return (model, threshold);
+    }
+
+    /// <summary>Appends the constant key and the model text column (after the input copies).</summary>
+    public static EstimatorChain<ITransformer> AppendModel(MLContext ml, EstimatorChain<ITransformer> chain, RnnRnadeModel model, float threshold)
+        => chain
+            .Append<ITransformer>(ml.Transforms.CustomMapping(new Surrogate.ConstKeyFactory().GetMapping(), Surrogate.ConstKeyFactory.ContractName))
+            .Append<ITransformer>(ml.Transforms.Conversion.MapValue(ModelCol,
+                new[] { new KeyValuePair<string, string>(Surrogate.KeyValue, Encode(model, threshold)) }, Surrogate.KeyCol));
+
+    /// <summary>Copies the internal outputs to the user's names and drops every internal column.</summary>
+    public static EstimatorChain<ITransformer> Finish(MLContext ml, EstimatorChain<ITransformer> chain,
+        IEnumerable<(string Output, string Input)> copies, IEnumerable<string> internals)
+    {
+        foreach (var (output, input) in copies) chain = chain.Append<ITransformer>(ml.Transforms.CopyColumns(output, input));
+        return chain.Append<ITransformer>(ml.Transforms.DropColumns(internals.Append(Surrogate.KeyCol).Append(ModelCol).ToArray()));
+    }
+
+    /// <summary>Frames back to back in one vector → a one-sequence batch; a length that is not a whole number of frames is an error.</summary>
+    public static SequenceBatch OneSequence(float[] values, int frameSize, string column, long row = -1)
+    {
+        if (values.Length == 0 || values.Length % frameSize != 0)
+            throw new DataValidationException(row, -1,
+                $"the sequence has {values.Length} values, which is not a positive multiple of the frame size {frameSize}", column);
+        return new SequenceBatch(values, new[] { 0, values.Length / frameSize }, frameSize);
+    }
+
+    // ---------------- whole sequences ----------------
+    [EditorBrowsable(EditorBrowsableState.Never)]
+    public sealed class SequenceInput
+    {
+        [ColumnName(FeatureCol)] public float[] Features = Array.Empty<float>();
+        [ColumnName(ModelCol)] public ReadOnlyMemory<char> Model;
+    }
+
+    [EditorBrowsable(EditorBrowsableState.Never)]
+    public sealed class SequenceOutput
+    {
+        [ColumnName(LogDensityCol)] public float LogDensity;
+        [ColumnName(PerFrameCol)] public float PerFrame;
+        [ColumnName(FramesCol)] public float[] Frames = Array.Empty<float>();
+        [ColumnName(ScoreCol)] public float Score;
+        [ColumnName(PredictedCol)] public bool PredictedLabel;
+    }
+
+    /// <summary>Scores one whole sequence per row; the score is −(log-density per frame), comparable across lengths.</summary>
+    [CustomMappingFactoryAttribute(ContractName)]
+    [EditorBrowsable(EditorBrowsableState.Never)]
+    public sealed class SequenceFactory : CustomMappingFactory<SequenceInput, SequenceOutput>
+    {
+        public const string ContractName = "DeepDensity.RnnRnadeSequence.v1";
+        private readonly Cache _cache = new();
+        public override Action<SequenceInput, SequenceOutput> GetMapping() => Map;
+
+        private void Map(SequenceInput src, SequenceOutput dst)
+        {
+            var (model, threshold) = _cache.Resolve(src.Model);
+            var batch = OneSequence(src.Features, model.FrameSize, "sequence column");
+            if (dst.Frames.Length != batch.TotalFrames) dst.Frames = new float[batch.TotalFrames];
+            model.FrameLogDensity(batch, dst.Frames);
+            double sum = 0;
+            foreach (var v in dst.Frames) sum += v;
+            dst.LogDensity = (float)sum;
+            dst.PerFrame = (float)(sum / batch.TotalFrames);
+            dst.Score = Scoring.ScoreFromLogDensity(dst.PerFrame);
+            dst.PredictedLabel = dst.Score > threshold;
+        }
+    }
+
+    // ---------------- frame rows ----------------
+    [EditorBrowsable(EditorBrowsableState.Never)]
+    public sealed class FrameInput
+    {
+        [ColumnName(FeatureCol)] public float[] Frame = Array.Empty<float>();
+        [ColumnName(IdCol)] public ReadOnlyMemory<char> SequenceId;
+        [ColumnName(OrderCol)] public double Order;
+        [ColumnName(ModelCol)] public ReadOnlyMemory<char> Model;
+    }
+
+    [EditorBrowsable(EditorBrowsableState.Never)]
+    public sealed class FrameOutput
+    {
+        [ColumnName(LogDensityCol)] public float LogDensity;
+        [ColumnName(ScoreCol)] public float Score;
+        [ColumnName(PredictedCol)] public bool PredictedLabel;
+    }
+
+    /// <summary>Per cursor: the open sequences (recurrent state and last order value) by id.</summary>
+    [EditorBrowsable(EditorBrowsableState.Never)]
+    public sealed class FrameState
+    {
+        internal readonly Dictionary<string, (RnnRnadeStream Stream, double Order)> Open = new(StringComparer.Ordinal);
+        internal long Rows;
+    }
+
+    /// <summary>Scores frame rows in arrival order: each row gets log p(x_t | earlier rows of its sequence).</summary>
+    [CustomMappingFactoryAttribute(ContractName)]
+    [EditorBrowsable(EditorBrowsableState.Never)]
+    public sealed class FrameFactory : StatefulCustomMappingFactory<FrameInput, FrameOutput, FrameState>
+    {
+        public const string ContractName = "DeepDensity.RnnRnadeFrames.v1";
+        private readonly Cache _cache = new();
+        public override Action<FrameInput, FrameOutput, FrameState> GetMapping() => Map;
+        public override Action<FrameState> GetStateInitAction() => static _ => { };
+
+        private void Map(FrameInput src, FrameOutput dst, FrameState state)
+        {
+            var (model, threshold) = _cache.Resolve(src.Model);
+            long row = state.Rows++;
+            if (src.Frame.Length != model.FrameSize)
+                throw new DataValidationException(row, -1, $"the frame has {src.Frame.Length} values but the model's frame size is {model.FrameSize}", "frame column");
+            if (double.IsNaN(src.Order)) throw new DataValidationException(row, -1, "the order value is missing (NaN)", "order column");
+            string id = src.SequenceId.ToString();
+            if (!state.Open.TryGetValue(id, out var open)) open = (model.StartStream(), double.NegativeInfinity);
+            else if (!(src.Order > open.Order))
+                throw new DataValidationException(row, -1,
+                    $"sequence '{id}' has order {src.Order} after {open.Order}: the rows of a sequence must arrive in increasing order", "order column");
+            float ld = open.Stream.Append(src.Frame);
+            state.Open[id] = (open.Stream, src.Order);
+            dst.LogDensity = ld;
+            dst.Score = Scoring.ScoreFromLogDensity(ld);
+            dst.PredictedLabel = dst.Score > threshold;
+        }
+    }
+
+    /// <summary>One decoded envelope per factory, keyed by the identity of the text backing it.</summary>
+    private sealed class Cache
+    {
+        private readonly Surrogate.TextIdentityCache<(RnnRnadeModel, float)> _inner = new(t => Decode(t));
+        public (RnnRnadeModel Model, float Threshold) Resolve(ReadOnlyMemory<char> text) => _inner.Resolve(text);
+    }
+}

@@ -1,0 +1,39 @@
+namespace DeepDensity.Samples.Models;
+
+/// <summary>
+/// One runnable sample per model, all on the shipped 8×8 digits with the digit 4 as the anomaly:
+/// <c>dotnet run --project src/Samples/DeepDensity.Samples.Models -- rnade|deepgmm|rbm|iwae|nvil [--small]</c>.
+/// Each model's file holds its pipeline; <see cref="AnomalyDemo"/> fits it on the normal digits, evaluates it, saves
+/// and loads the model zip and scores a row with a PredictionEngine.
+/// </summary>
+public static class Program
+{
+    public static readonly IReadOnlyDictionary<string, Func<Microsoft.ML.MLContext, DemoSize, Microsoft.ML.IEstimator<Microsoft.ML.ITransformer>>> Samples =
+        new Dictionary<string, Func<Microsoft.ML.MLContext, DemoSize, Microsoft.ML.IEstimator<Microsoft.ML.ITransformer>>>
+        {
+            ["rnade"] = RnadeSample.Pipeline,
+            ["deepgmm"] = DeepGmmSample.Pipeline,
+            ["rbm"] = RbmSample.Pipeline,
+            ["iwae"] = IwaeSample.Pipeline,
+            ["nvil"] = NvilSample.Pipeline,
+        };
+
+    public static int Main(string[] args)
+    {
+        if (args.Length == 0 || !Samples.TryGetValue(args[0], out var pipeline))
+        {
+            Console.Error.WriteLine($"usage: DeepDensity.Samples.Models {string.Join("|", Samples.Keys)} [--small] [digits.csv]");
+            return 2;
+        }
+        var size = args.Contains("--small") ? DemoSize.Small : DemoSize.Full;
+        string? path = args.Skip(1).FirstOrDefault(a => !a.StartsWith("--", StringComparison.Ordinal));
+        return AnomalyDemo.Run(args[0], pipeline, size, path);
+    }
+}
+
+/// <summary>How long a sample trains: Full for people, Small for the test that runs every sample.</summary>
+public sealed record DemoSize(int TrainRows, int Epochs, int EvaluationSamples)
+{
+    public static readonly DemoSize Full = new(int.MaxValue, 40, 500);
+    public static readonly DemoSize Small = new(300, 2, 20);
+}

@@ -1,0 +1,120 @@
+using System.Diagnostics;
+using Microsoft.ML.DeepDensity.Models.Rnade;
+using Microsoft.ML.DeepDensity.Data;
+using Microsoft.ML.DeepDensity.Models.DeepGmm;
+using Microsoft.ML.DeepDensity.Models.Rbm;
+using Microsoft.ML.DeepDensity.Models.Iwae;
+using Microsoft.ML.DeepDensity.Models.Nvil;
+
+namespace Microsoft.ML.DeepDensity.Cli.Tests;
+
+/// <summary>Ctrl+C: the first stops training and saves the best model so far; the second abandons and writes nothing.</summary>
+public class InterruptTests : IDisposable
+{
+    private readonly CliHarness _h = new();
+    public void Dispose() => _h.Dispose();
+
+    [Fact]
+    public void FirstInterruptSavesTheModelSoFar()
+    {
+        var train = _h.Blob("train.csv", 200);
+        var zip = _h.PathOf("m.zip");
+        var interrupts = new Interrupts();
+        interrupts.Signal(); // before the first minibatch: the model is the initial one, still complete and loadable
+        var r = _h.Run(interrupts, "fit", train, "-m", "rnade", "--exclude", "id,label", "--epochs", "50", "-p", "HiddenUnits=4", "-o", zip);
+        Assert.Equal(ExitCodes.Interrupted, r.Exit);
+        Assert.Contains("the best model so far was saved", r.Err);
+        var info = _h.Run("info", zip);
+        Assert.Equal(0, info.Exit);
+        Assert.Contains("stopped by the user", info.Out);
+        Assert.Empty(Directory.GetFiles(_h.Dir, "*.tmp"));
+    }
+
+    [Fact]
+    public void SecondInterruptWritesNothing()
+    {
+        var train = _h.Blob("train.csv", 200);
+        var zip = _h.PathOf("m.zip");
+        var interrupts = new Interrupts();
+        interrupts.Signal();
+        interrupts.Signal();
+        var r = _h.Run(interrupts, "fit", train, "-m", "rnade", "--exclude", "id,label", "--epochs", "50", "-p", "HiddenUnits=4", "-o", zip);
+        Assert.Equal(ExitCodes.Interrupted, r.Exit);
+        Assert.Contains("nothing was written", r.Err);
+        _h.AssertNoPartialFiles(zip);
+    }
+
+    /// <summary>The engine's StopToken: a pre-signalled token ends every trainer at once with a finite, usable model.</summary>
+    [Fact]
+    public void StopTokenEndsEveryTrainerWithAUsableModel()
+    {
+        using var stop = new CancellationTokenSource();
+        stop.Cancel();
+        var rnd = new Random(3);
+        var data = RowMatrix.FromRows(Enumerable.Range(0, 80).Select(_ => new[] { (float)CliHarness.Gauss(rnd), (float)CliHarness.Gauss(rnd), rnd.Next(2) }).ToArray());
+        var binary = RowMatrix.FromRows(Enumerable.Range(0, 80).Select(i => new[] { (float)(i % 2), (float)(i / 2 % 2), (float)(i / 4 % 2) }).ToArray());
+        DensityModel[] models =
+        {
+            RnadeModel.Fit(data, new RnadeOptions { HiddenUnits = 4, MaxEpochs = 1000, StopToken = stop.Token }),
+            DeepGmmModel.Fit(data, new DeepGmmOptions { Layers = new[] { 2, 2 }, MaxIterations = 1000, StopToken = stop.Token }),
+            RbmModel.Fit(binary, new RbmOptions { HiddenUnits = 3, MaxEpochs = 1000, StopToken = stop.Token }),
+            IwaeModel.Fit(binary, new IwaeOptions { LatentDimensions = new[] { 2 }, HiddenUnits = new[] { 4 }, MaxEpochs = 1000, EvaluationSamples = 10, EvaluationSamplesPerChunk = 10, StopToken = stop.Token }),
+            NvilModel.Fit(binary, new NvilOptions { LatentDimensions = new[] { 2 }, BaselineHiddenUnits = 2, MaxEpochs = 1000, EvaluationSamples = 10, EvaluationSamplesPerChunk = 10, StopToken = stop.Token }),
+        };
+        Assert.Equal(0, ((RnadeModel)models[0]).TrainingSummary!.EpochsRun);
+        Assert.Equal(0, ((RbmModel)models[2]).TrainingSummary!.EpochsRun);
+        Assert.Equal(0, ((IwaeModel)models[3]).TrainingSummary!.EpochsRun);
+        Assert.Equal(0, ((DeepGmmModel)models[1]).TrainingSummary!.EpochsRun);
+        Assert.Equal(0, ((NvilModel)models[4]).TrainingSummary!.EpochsRun);
+        foreach (var m in models)
+            Assert.All(m.LogDensity(m.InputDomain == InputDomain.Binary ? binary : data), v => Assert.True(float.IsFinite(v)));
+    }
+
+    /// <summary>A real SIGINT to the tool while it trains: it stops after the current minibatch, saves a complete model, exits 130.</summary>
+    [Fact]
+    public void SigintDuringTrainingSavesACompleteModel()
+    {
+        var (exit, zip, stdout) = InterruptRealProcess();
+        Assert.Equal(ExitCodes.Interrupted, exit);
+        Assert.True(File.Exists(zip), stdout);
+        var info = _h.Run("info", zip);
+        Assert.Equal(0, info.Exit);
+        Assert.Contains("stopped by the user", info.Out);
+        Assert.Empty(Directory.GetFiles(_h.Dir, "*.tmp"));
+    }
+
+    private (int Exit, string Zip, string Stdout) InterruptRealProcess()
+    {
+        var train = _h.Blob("train.csv", 3000);
+        var zip = _h.PathOf("m.zip");
+        var tool = Path.Combine(AppContext.BaseDirectory, "ddml.dll");
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in new[] { tool, "fit", train, "-m", "rnade", "--exclude", "id,label", "--epochs", "100000", "-p", "EarlyStoppingPatience=0", "-p", "HiddenUnits=16", "-o", zip })
+            psi.ArgumentList.Add(a);
+        using var p = Process.Start(psi)!;
+        var output = new System.Text.StringBuilder();
+        var epochs = 0;
+        using var twoEpochs = new ManualResetEventSlim();
+        p.OutputDataReceived += (_, e) =>
+        {
+            if (e.Data is null) return;
+            lock (output) output.AppendLine(e.Data);
+            if (e.Data.StartsWith("epoch", StringComparison.Ordinal) && Interlocked.Increment(ref epochs) >= 2) twoEpochs.Set();
+        };
+        p.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (output) output.AppendLine(e.Data); };
+        p.BeginOutputReadLine();
+        p.BeginErrorReadLine();
+        try
+        {
+            Assert.True(twoEpochs.Wait(TimeSpan.FromMinutes(3)), "the tool did not report two epochs: " + output);
+            using (var kill = Process.Start("kill", new[] { "-INT", p.Id.ToString(System.Globalization.CultureInfo.InvariantCulture) })!) kill.WaitForExit();
+            Assert.True(p.WaitForExit(TimeSpan.FromMinutes(2)), "the tool did not exit after SIGINT: " + output);
+            p.WaitForExit();
+        }
+        finally
+        {
+            if (!p.HasExited) p.Kill(entireProcessTree: true);
+        }
+        lock (output) return (p.ExitCode, zip, output.ToString());
+    }
+}

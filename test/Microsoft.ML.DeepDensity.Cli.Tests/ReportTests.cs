@@ -1,0 +1,149 @@
+using System.Diagnostics;
+using AngleSharp.Html.Parser;
+using Microsoft.ML.DeepDensity.Data;
+using Microsoft.ML.DeepDensity.Reporting;
+using SkiaSharp;
+
+namespace Microsoft.ML.DeepDensity.Cli.Tests;
+
+/// <summary>The HTML report: produced by `ddml report`, parses, every embedded image decodes, and it renders in Chromium.</summary>
+public class ReportTests : IDisposable
+{
+    private readonly CliHarness _h = new();
+    public void Dispose() => _h.Dispose();
+
+    /// <summary>RNADE on digits other than 7; the report on held-out digits with 7 labelled anomalous (8×8 = image-shaped).</summary>
+    private string DigitsReport()
+    {
+        var train = _h.Digits("train.csv", 0, 500, withAnomaly: false, keep: d => d != 7);
+        var test = _h.Digits("test.csv", 1300, 200, withAnomaly: true);
+        var zip = _h.PathOf("digits.zip");
+        var fit = _h.Run("fit", train, "-m", "rnade", "--exclude", "digit", "--epochs", "4", "-p", "HiddenUnits=16", "-p", "Components=3", "-o", zip);
+        Assert.True(fit.Exit == 0, fit.Err);
+        var html = _h.PathOf("report.html");
+        var r = _h.Run("report", zip, test, "--label", "anomaly", "--samples", "16", "--top", "8", "-o", html);
+        Assert.True(r.Exit == 0, r.Err);
+        return html;
+    }
+
+    [Fact]
+    public void ReportParsesAndEveryImageDecodes()
+    {
+        var path = DigitsReport();
+        var document = new HtmlParser().ParseDocument(File.ReadAllText(path));
+        var headings = document.QuerySelectorAll("h2").Select(h => h.TextContent).ToArray();
+        Assert.Equal(new[] { "Training curves", "Log-densities", "Most anomalous rows", "Images (8×8)" }, headings);
+        var images = document.QuerySelectorAll("img").ToArray();
+        // training curves, histogram, ROC, generated samples, real rows, most anomalous rows
+        Assert.Equal(6, images.Length);
+        foreach (var img in images)
+        {
+            var src = img.GetAttribute("src")!;
+            Assert.StartsWith("data:image/png;base64,", src); // self-contained: nothing to fetch
+            using var bitmap = SKBitmap.Decode(Convert.FromBase64String(src["data:image/png;base64,".Length..]));
+            Assert.NotNull(bitmap);
+            Assert.True(bitmap.Width >= 200 && bitmap.Height >= 100, $"{img.GetAttribute("alt")}: {bitmap.Width}×{bitmap.Height}");
+            Assert.True(DistinctColours(bitmap) > 3, $"{img.GetAttribute("alt")} is blank");
+        }
+        Assert.Empty(document.QuerySelectorAll("script, link, iframe"));
+        var rows = document.QuerySelectorAll("table:not(.facts) tr").Skip(1).ToArray();
+        Assert.Equal(8, rows.Length);
+        // Most anomalous first: log-densities ascend down the table.
+        var ld = rows.Select(r => double.Parse(r.Children[2].TextContent, System.Globalization.CultureInfo.InvariantCulture)).ToArray();
+        Assert.Equal(ld.OrderBy(v => v), ld);
+        Assert.Matches(@"AUROC \d\.\d{4}", document.Body!.TextContent);
+    }
+
+    [Fact]
+    public void ImageGridDrawsRowsUpright()
+    {
+        // An "L" (top row and left column white, the rest black) in a 4×4 tile: the tile's top-left is white, bottom-right black.
+        var row = new float[16];
+        for (int i = 0; i < 16; i++) row[i] = i < 4 || i % 4 == 0 ? 1f : 0f;
+        using var bitmap = SKBitmap.Decode(Plots.ImageGrid("L", RowMatrix.FromRows(new[] { row }), 4, 4, null, 0, 1));
+        // The white pixels (the background is tinted; the title is dark) form the L, whose bounding box is the whole tile.
+        int minX = int.MaxValue, minY = int.MaxValue, maxX = -1, maxY = -1;
+        for (int y = 0; y < bitmap.Height; y++)
+            for (int x = 0; x < bitmap.Width; x++)
+            {
+                var c = bitmap.GetPixel(x, y);
+                if (c is { Red: 255, Green: 255, Blue: 255 })
+                { minX = Math.Min(minX, x); maxX = Math.Max(maxX, x); minY = Math.Min(minY, y); maxY = Math.Max(maxY, y); }
+            }
+        Assert.True(maxX > minX + 8 && maxY > minY + 8, "no tile found");
+        Assert.True(Math.Abs((maxX - minX) - (maxY - minY)) <= 2, "the tile is not square");
+        int cell = (maxX - minX) / 4;
+        Assert.Equal(SKColors.White, bitmap.GetPixel(minX + cell / 2, minY + cell / 2));
+        Assert.Equal(SKColors.White, bitmap.GetPixel(maxX - cell / 2, minY + cell / 2));  // top row
+        Assert.Equal(SKColors.White, bitmap.GetPixel(minX + cell / 2, maxY - cell / 2));  // left column
+        Assert.Equal(SKColors.Black, bitmap.GetPixel(maxX - cell / 2, maxY - cell / 2));
+    }
+
+    [Fact]
+    public void RocAreaEqualsMlNetAndMannWhitney()
+    {
+        var rnd = new Random(4);
+        var labels = Enumerable.Range(0, 300).Select(i => i % 4 == 0).ToArray();
+        // Rounded scores make ties, which both must count as one half.
+        var score = labels.Select(l => Math.Round(CliHarness.Gauss(rnd) + (l ? 1 : 0), 1)).ToArray();
+        var (curve, auroc) = Roc.Compute(score, labels);
+        Assert.Equal((0.0, 0.0), curve[0]);
+        Assert.Equal((1.0, 1.0), curve[^1]);
+        double pairs = 0, wins = 0;
+        for (int i = 0; i < labels.Length; i++)
+            for (int j = 0; j < labels.Length; j++)
+                if (labels[i] && !labels[j]) { pairs++; wins += score[i] > score[j] ? 1 : score[i] == score[j] ? 0.5 : 0; }
+        Assert.Equal(wins / pairs, auroc, 12);
+        var ml = new MLContext(seed: 1);
+        var view = ml.Data.LoadFromEnumerable(labels.Select((l, i) => new MetricRow { Label = l ? 1 : 0, Score = (float)score[i], PredictedLabel = score[i] > 1 }));
+        Assert.Equal(ml.AnomalyDetection.Evaluate(view).AreaUnderRocCurve, auroc, 6);
+    }
+
+    /// <summary>Renders the report in headless Chromium and checks the screenshot is a real page (skipped without Chromium).</summary>
+    [ChromiumFact]
+    public void ReportRendersInHeadlessChromium()
+    {
+        var html = DigitsReport();
+        var png = _h.PathOf("screenshot.png");
+        var psi = new ProcessStartInfo(ChromiumFactAttribute.Chromium!) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in new[] { "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", $"--user-data-dir={_h.PathOf("chromium-profile")}",
+                                  "--window-size=1200,3000", $"--screenshot={png}", new Uri(html).AbsoluteUri })
+            psi.ArgumentList.Add(a);
+        using (var p = Process.Start(psi)!)
+        {
+            p.StandardOutput.ReadToEndAsync();
+            p.StandardError.ReadToEndAsync();
+            Assert.True(p.WaitForExit(TimeSpan.FromMinutes(2)), "chromium did not finish");
+        }
+        using var shot = SKBitmap.Decode(png);
+        Assert.NotNull(shot);
+        Assert.Equal(1200, shot.Width);
+        // The page drew its figures: many colours (a blank or error page has a handful).
+        Assert.True(DistinctColours(shot) > 50, "the screenshot looks blank");
+        var keep = Environment.GetEnvironmentVariable("DDML_SCREENSHOT_DIR");
+        if (keep is not null) File.Copy(png, Path.Combine(keep, "report-screenshot.png"), overwrite: true);
+    }
+
+    private static int DistinctColours(SKBitmap b)
+    {
+        var set = new HashSet<uint>();
+        for (int y = 0; y < b.Height; y += 3)
+            for (int x = 0; x < b.Width; x += 3) set.Add((uint)b.GetPixel(x, y));
+        return set.Count;
+    }
+
+    private sealed class MetricRow { public float Label { get; set; } public float Score { get; set; } public bool PredictedLabel { get; set; } }
+}
+
+/// <summary>A fact that is skipped, saying why, when Debian's `chromium` is not installed.</summary>
+public sealed class ChromiumFactAttribute : FactAttribute
+{
+    public static readonly string? Chromium = new[] { "chromium", "chromium-browser", "google-chrome" }
+        .SelectMany(n => (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':').Select(d => Path.Combine(d, n)))
+        .FirstOrDefault(File.Exists);
+
+    public ChromiumFactAttribute()
+    {
+        if (Chromium is null) Skip = "Chromium is not installed (apt-get install chromium): the headless screenshot of the report is skipped.";
+    }
+}

@@ -1,0 +1,173 @@
+using Microsoft.ML.Data;
+using Microsoft.ML.DeepDensity.Data;
+using Microsoft.ML.DeepDensity.Models.RnnRnade;
+using Microsoft.ML.DeepDensity.Randomness;
+using Microsoft.ML.DeepDensity.Transforms;
+
+namespace Microsoft.ML.DeepDensity.Tests;
+
+public class RnnRnadeTransformerTests
+{
+    public sealed class SequenceRow
+    {
+        public float[] Features = Array.Empty<float>();
+        public float Label;   // AnomalyDetection.Evaluate: 1 = anomaly
+    }
+
+    public sealed class FrameRow
+    {
+        [VectorType(2)] public float[] Features = new float[2];
+        public int SequenceId;
+        public float Order;
+        public float Label;   // AnomalyDetection.Evaluate: 1 = anomaly
+    }
+
+    /// <summary>2-d rotating AR(1) sequences of 6–14 frames, x_t = 0.95·R(0.6)·x_{t−1} + 0.3 ε, stationary start: shuffling
+    /// the frames in time keeps their marginal and breaks the rotation.</summary>
+    private static List<float[]> ArSequences(int count, ulong seed)
+    {
+        var rng = new RandomStream(seed);
+        var result = new List<float[]>();
+        double c = 0.95 * Math.Cos(0.6), sn = 0.95 * Math.Sin(0.6), sd = 0.3 / Math.Sqrt(1 - 0.95 * 0.95);
+        for (int s = 0; s < count; s++)
+        {
+            int length = 6 + rng.NextInt(9);
+            var x = new float[length * 2];
+            double a = rng.NextGaussian() * sd, b = rng.NextGaussian() * sd;
+            for (int t = 0; t < length; t++)
+            {
+                if (t > 0) (a, b) = (c * a - sn * b + 0.3 * rng.NextGaussian(), sn * a + c * b + 0.3 * rng.NextGaussian());
+                x[2 * t] = (float)a; x[2 * t + 1] = (float)b;
+            }
+            result.Add(x);
+        }
+        return result;
+    }
+
+    /// <summary>The same frames in a random time order: the same marginals, no temporal structure.</summary>
+    private static float[] TimeShuffled(float[] sequence, RandomStream rng)
+    {
+        int n = sequence.Length / 2;
+        var order = Enumerable.Range(0, n).ToArray();
+        rng.Shuffle(order.AsSpan());
+        var result = new float[sequence.Length];
+        for (int t = 0; t < n; t++) { result[2 * t] = sequence[2 * order[t]]; result[2 * t + 1] = sequence[2 * order[t] + 1]; }
+        return result;
+    }
+
+    private static RnnRnadeOptions Small() => new() { HiddenUnits = 8, Components = 2, RecurrentUnits = 8, MaxEpochs = 60, LearningRate = 1e-2f, BatchSize = 16 };
+
+    [Fact]
+    public void WholeSequences_ValuesEqualTheEngine_DetectTimeShuffledSequences_AndSurviveSaveLoad()
+    {
+        var ml = new MLContext(seed: 1);
+        var train = ArSequences(200, 1).Select(s => new SequenceRow { Features = s }).ToList();
+        var rng = new RandomStream(9);
+        var test = ArSequences(60, 2).Select((s, i) => i % 3 == 0 ? new SequenceRow { Features = TimeShuffled(s, rng), Label = 1 } : new SequenceRow { Features = s }).ToList();
+        var estimator = ml.DensityEstimation.RnnRnade(new RnnRnadeEstimator.Options { FrameSize = 2, ModelOptions = Small() });
+        var transformer = estimator.Fit(ml.Data.LoadFromEnumerable(train));
+        var scored = transformer.Transform(ml.Data.LoadFromEnumerable(test));
+
+        var batch = SequenceBatch.FromSequences(test.Select(r => r.Features).ToList(), 2);
+        var engine = transformer.Model.LogDensity(batch);
+        var frames = new float[batch.TotalFrames];
+        transformer.Model.FrameLogDensity(batch, frames);
+        var logDensity = scored.GetColumn<float>("LogDensity").ToArray();
+        var perFrame = scored.GetColumn<float>("LogDensityPerFrame").ToArray();
+        var frameColumn = scored.GetColumn<float[]>("FrameLogDensities").ToArray();
+        for (int i = 0; i < test.Count; i++)
+        {
+            Assert.Equal(engine[i], logDensity[i], 3);
+            Assert.Equal(engine[i] / batch.Length(i), perFrame[i], 4);
+            Assert.Equal(frames.AsSpan(batch.Offsets[i], batch.Length(i)).ToArray(), frameColumn[i]);
+        }
+        var metrics = ml.AnomalyDetection.Evaluate(scored);
+        Assert.True(metrics.AreaUnderRocCurve > 0.9, $"AUC {metrics.AreaUnderRocCurve}");
+
+        var zip = Path.Combine(Directory.CreateTempSubdirectory("dd-rnnrnade-").FullName, "model.zip");
+        ml.Model.Save(transformer, ml.Data.LoadFromEnumerable(train).Schema, zip);
+        var ml2 = new MLContext(seed: 5);
+        var loaded = ml2.Model.Load(zip, out _);
+        Assert.Equal(logDensity, loaded.Transform(ml2.Data.LoadFromEnumerable(test)).GetColumn<float>("LogDensity").ToArray());
+    }
+
+    [Fact]
+    public void WholeSequences_ALengthThatIsNotAMultipleOfTheFrameSizeNamesTheRow()
+    {
+        var ml = new MLContext(seed: 1);
+        var rows = ArSequences(6, 3).Select(s => new SequenceRow { Features = s }).ToList();
+        rows[4].Features = rows[4].Features[..^1];
+        var estimator = ml.DensityEstimation.RnnRnade("Features", frameSize: 2, maxEpochs: 1);
+        var e = Assert.Throws<DataValidationException>(() => estimator.Fit(ml.Data.LoadFromEnumerable(rows)));
+        Assert.Equal(4, e.Row);
+        Assert.Contains("frame size 2", e.Message);
+    }
+
+    /// <summary>Frame rows of the sequences, interleaved round-robin (sequence i has id 100 + i, order 10·t).</summary>
+    private static List<FrameRow> Interleaved(List<float[]> sequences, Func<int, int, bool>? anomaly = null)
+    {
+        var rows = new List<FrameRow>();
+        for (int t = 0; sequences.Any(s => s.Length > 2 * t); t++)
+            for (int i = 0; i < sequences.Count; i++)
+                if (sequences[i].Length > 2 * t)
+                {
+                    bool bad = anomaly?.Invoke(i, t) ?? false;
+                    var f = sequences[i].AsSpan(2 * t, 2).ToArray();
+                    if (bad) { f[0] += 2.5f; f[1] -= 2.5f; }
+                    rows.Add(new FrameRow { Features = f, SequenceId = 100 + i, Order = 10 * t, Label = bad ? 1 : 0 });
+                }
+        return rows;
+    }
+
+    [Fact]
+    public void FrameRows_EachRowGetsItsConditional_SpikesAreDetected_AndSaveLoadKeepsValues()
+    {
+        var ml = new MLContext(seed: 1);
+        var trainSeqs = ArSequences(150, 4);
+        var estimator = ml.DensityEstimation.RnnRnade(new RnnRnadeFrameEstimator.Options { ModelOptions = Small() });
+        var transformer = estimator.Fit(ml.Data.LoadFromEnumerable(Interleaved(trainSeqs)));
+
+        var testSeqs = ArSequences(40, 5);
+        // A spike: one frame jumps off the trajectory (its marginal stays plausible), at step 3 of every fourth sequence.
+        var test = Interleaved(testSeqs, (i, t) => i % 4 == 0 && t == 3);
+        var spiked = testSeqs.Select((s, i) => { var c = (float[])s.Clone(); if (i % 4 == 0) { c[6] += 2.5f; c[7] -= 2.5f; } return c; }).ToList();
+        var batch = SequenceBatch.FromSequences(spiked, 2);
+        var frames = new float[batch.TotalFrames];
+        transformer.Model.FrameLogDensity(batch, frames);
+
+        var scored = transformer.Transform(ml.Data.LoadFromEnumerable(test));
+        var logDensity = scored.GetColumn<float>("LogDensity").ToArray();
+        for (int r = 0; r < test.Count; r++)
+        {
+            int seq = test[r].SequenceId - 100, t = (int)test[r].Order / 10;
+            Assert.Equal(frames[batch.Offsets[seq] + t], logDensity[r], 4);
+        }
+        var metrics = ml.AnomalyDetection.Evaluate(scored);
+        Assert.True(metrics.AreaUnderRocCurve > 0.9, $"AUC {metrics.AreaUnderRocCurve}");
+
+        var zip = Path.Combine(Directory.CreateTempSubdirectory("dd-rnnrnade-").FullName, "model.zip");
+        ml.Model.Save(transformer, ml.Data.LoadFromEnumerable(test).Schema, zip);
+        var ml2 = new MLContext(seed: 5);
+        var loaded = ml2.Model.Load(zip, out _);
+        Assert.Equal(logDensity, loaded.Transform(ml2.Data.LoadFromEnumerable(test)).GetColumn<float>("LogDensity").ToArray());
+    }
+
+    [Fact]
+    public void FrameRows_ARowOutOfOrderWithinItsSequenceIsAnError()
+    {
+        var ml = new MLContext(seed: 1);
+        var rows = Interleaved(ArSequences(10, 6));
+        var transformer = ml.DensityEstimation.RnnRnade("Features", "SequenceId", "Order", maxEpochs: 1).Fit(ml.Data.LoadFromEnumerable(rows));
+        // Swap two rows of sequence 100 (steps 0 and 1 are rows 0 and 10).
+        (rows[0], rows[10]) = (rows[10], rows[0]);
+        var e = Assert.ThrowsAny<Exception>(() => transformer.Transform(ml.Data.LoadFromEnumerable(rows)).GetColumn<float>("LogDensity").ToArray());
+        while (e.InnerException is not null) e = e.InnerException;   // ML.NET wraps errors of its cursor workers
+        var order = Assert.IsType<DataValidationException>(e);
+        Assert.Contains("increasing order", order.Message);
+        // Training accepts any row order (it sorts), but not a repeated order value.
+        rows[10].Order = rows[0].Order;
+        var dup = Assert.Throws<DataValidationException>(() => ml.DensityEstimation.RnnRnade("Features", "SequenceId", "Order", maxEpochs: 1)
+            .Fit(ml.Data.LoadFromEnumerable(rows)));
+        Assert.Contains("two rows with order", dup.Message);
+    }
+}
