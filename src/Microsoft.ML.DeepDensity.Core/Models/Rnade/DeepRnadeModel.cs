@@ -166,7 +166,7 @@ public sealed class DeepRnadeModel : DensityModel
         var dense = new DenseLayer[widths.Count - 1];
         for (int l = 0; l < dense.Length; l++)
             dense[l] = new DenseLayer($"deep.{l}", widths[l], widths[l + 1], l == dense.Length - 1 ? Activation.Identity : act,
-                r.ReadSingles("layer weights", widths[l] * widths[l + 1]), r.ReadSingles("layer biases", widths[l + 1]));
+                r.ReadParameters("layer weights", widths[l] * widths[l + 1]), r.ReadParameters("layer biases", widths[l + 1]));
         return new DeepRnadeModel(new DeepRnadeNetwork(d, k, act, dense), orderings, std);
     }
 }

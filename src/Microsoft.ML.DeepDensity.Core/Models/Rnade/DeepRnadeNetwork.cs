@@ -215,7 +215,10 @@ internal sealed class DeepRnadeNetwork
             z[..K].CopyTo(alpha);
             RowOps.SoftmaxRows(alpha, 1, K);
             int c = random.NextCategorical(alpha);
-            float v = z[K + c] + MathF.Exp(z[2 * K + c]) * (float)random.NextGaussian();
+            // Saturated as in RnadeNetwork.Sample (σ ≤ e^80, |x| ≤ 1e6 standardised units), so that any file the loader
+            // accepts samples finite values; a NaN mean (overflowing products of a forged file) draws 0.
+            float v = z[K + c] + MathF.Exp(MathF.Min(z[2 * K + c], 80f)) * (float)random.NextGaussian();
+            v = float.IsNaN(v) ? 0f : Math.Clamp(v, -RnadeNetwork.MaxStandardizedSample, RnadeNetwork.MaxStandardizedSample);
             x[i] = v;
             TensorPrimitives.MultiplyAdd(w1.Slice(i * h, h), v, pre, pre);
             TensorPrimitives.Add(pre, w1.Slice((d + i) * h, h), pre);
