@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Globalization;
 using DeepDensity.Samples;
 using Microsoft.ML.DeepDensity.Models.Nvil;
 using Microsoft.ML.DeepDensity.Training;
@@ -10,13 +11,13 @@ namespace DeepDensity.Benchmarks;
 /// architecture, learning signal (baseline MLP 100 tanh, running c/v with α = 0.8, normalisation, local signals),
 /// initialisation, Adam settings, batch size and epochs. Reports training examples/s, the test log-likelihood estimate
 /// (K importance samples, full test set) with its mean standard error, and the validation bound against wall time after
-/// every epoch (both sides include that validation pass in their clocks). The peer runs at each of --peer-threads and the
-/// faster run is reported.
+/// every epoch (both sides include that validation pass in their clocks). The peer runs on 1 and on 2 threads and the
+/// faster run is reported (<see cref="Peer.RunTorchBest"/>).
 /// </summary>
 public sealed class NvilBenchmark : IBenchmark
 {
     public string Name => "nvil";
-    public string Description => "NVIL SBN on binarized Fashion-MNIST vs PyTorch (--epochs 50 --train 50000 --test 10000 --valid 1000 --eval-k 1000 --arch 200,200-200 --batch 100 --lr 3e-4 --peer-threads 1,2 --seed 1 --no-peer)";
+    public string Description => "NVIL SBN on binarized Fashion-MNIST vs PyTorch (--epochs 50 --train 50000 --test 10000 --valid 1000 --eval-k 1000 --arch 200,200-200 --batch 100 --lr 3e-4 --seed 1 --no-peer)";
 
     public int Run(BenchmarkArgs args)
     {
@@ -30,7 +31,6 @@ public sealed class NvilBenchmark : IBenchmark
         float lr = (float)args.Double("lr", 3e-4);
         ulong seed = (ulong)args.Int("seed", 1);
         var archs = args.String("arch", "200,200-200").Split(',');
-        var peerThreads = args.String("peer-threads", "1,2").Split(',').Select(int.Parse).ToArray();
         bool peer = !args.Flag("no-peer");
 
         var data = SampleData.LoadBinarizedFashionMnist();
@@ -84,31 +84,21 @@ public sealed class NvilBenchmark : IBenchmark
 
             if (peer)
             {
-                Dictionary<string, double>? best = null;
-                string bestCurve = "";
-                int bestThreads = 0;
-                foreach (int threads in peerThreads)
+                var (code, stdout, stderr, threads) = Peer.RunTorchBest(Peer.Script("nvil_torch.py"),
+                    $"--train {trainPath} --valid {validPath} --test {testPath} --latent {arch} --epochs {epochs} --batch {batch} --lr {lr} --eval-k {evalK} --seed {seed}",
+                    TimeSpan.FromHours(3), v => 1 / v["TRAIN_EXS"]);
+                var epochLines = stdout.Split('\n').Where(l => l.StartsWith("EPOCH", StringComparison.Ordinal)).ToList();
+                foreach (var line in epochLines) Console.WriteLine($"  torch {arch}: {line.Trim()}");
+                if (code != 0) { Console.WriteLine($"  PyTorch peer failed ({code}): {stderr}"); peer = false; }
+                else
                 {
-                    var (code, stdout, stderr) = Peer.RunPython(Peer.Script("nvil_torch.py"),
-                        $"--train {trainPath} --valid {validPath} --test {testPath} --latent {arch} --epochs {epochs} --batch {batch} --lr {lr} --eval-k {evalK} --seed {seed} --threads {threads}",
-                        TimeSpan.FromHours(3));
-                    foreach (var line in stdout.Split('\n').Where(l => l.StartsWith("EPOCH", StringComparison.Ordinal) || l.StartsWith("CONFIG", StringComparison.Ordinal)))
-                        Console.WriteLine($"  torch {arch} ({threads} thr): {line.Trim()}");
-                    if (code != 0) { Console.WriteLine($"  PyTorch peer failed ({code}): {stderr}"); continue; }
                     var v = Peer.ReadValues(stdout);
-                    if (best is null || v["TRAIN_EXS"] > best["TRAIN_EXS"])
-                    {
-                        best = v; bestThreads = threads;
-                        bestCurve = string.Join("  ", stdout.Split('\n').Where(l => l.StartsWith("EPOCH", StringComparison.Ordinal))
-                            .Select(l => l.Split(' ', StringSplitOptions.RemoveEmptyEntries)).Select(p => $"{double.Parse(p[5], System.Globalization.CultureInfo.InvariantCulture):F0}s:{double.Parse(p[3], System.Globalization.CultureInfo.InvariantCulture):F1}"));
-                    }
-                }
-                if (best is not null)
-                {
-                    Console.WriteLine($"  torch {arch} (best: {bestThreads} threads): {best["TRAIN_EXS"]:F0} train ex/s, test LL {best["TEST_LL"]:F2} (row SE {best["TEST_SE"]:F3}), eval {best["EVAL_SECONDS"]:F1} s");
-                    double torchCpuUs = best["TRAIN_CPU_SECONDS"] * 1e6 / ((double)epochs * train.Rows);
-                    rows.Add($"| {arch} | {exs:F0} | {best["TRAIN_EXS"]:F0} ({bestThreads} thr) | {exs / best["TRAIN_EXS"]:F2}x | {cpuUs:F0} / {torchCpuUs:F0} | {ll:F2} ± {setSe:F2} | {best["TEST_LL"]:F2} ± {best["TEST_SE_OF_MEAN"]:F2} | {evalSeconds:F1} s / {best["EVAL_SECONDS"]:F1} s |");
-                    curves.Add($"torch {arch}: {bestCurve}");
+                    double torchCpuUs = v["TRAIN_CPU_SECONDS"] * 1e6 / ((double)epochs * train.Rows);
+                    Console.WriteLine($"  torch {arch} ({threads} thr): {v["TRAIN_EXS"]:F0} train ex/s ({torchCpuUs:F0} CPU-µs/example), test LL {v["TEST_LL"]:F2} (row SE {v["TEST_SE"]:F3}, SE of mean {v["TEST_SE_OF_MEAN"]:F3}), eval {v["EVAL_SECONDS"]:F1} s");
+                    rows.Add($"| {arch} | {exs:F0} | {v["TRAIN_EXS"]:F0} ({threads} thr) | {exs / v["TRAIN_EXS"]:F2}x | {cpuUs:F0} / {torchCpuUs:F0} | {ll:F2} ± {setSe:F2} | {v["TEST_LL"]:F2} ± {v["TEST_SE_OF_MEAN"]:F2} | {evalSeconds:F1} s / {v["EVAL_SECONDS"]:F1} s |");
+                    // EPOCH e valid <bound> elapsed <seconds> train ...
+                    curves.Add($"torch {arch}: " + string.Join("  ", epochLines.Select(l => l.Split(' ', StringSplitOptions.RemoveEmptyEntries))
+                        .Select(p => $"{double.Parse(p[5], CultureInfo.InvariantCulture):F0}s:{double.Parse(p[3], CultureInfo.InvariantCulture):F1}")));
                     continue;
                 }
             }

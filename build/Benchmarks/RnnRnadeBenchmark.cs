@@ -54,6 +54,9 @@ public sealed class RnnRnadeBenchmark : IBenchmark
         Console.WriteLine($"config: H={options.HiddenUnits} K={options.Components} R={options.RecurrentUnits} sigmoid, Adam lr={options.LearningRate} " +
                           $"batch={options.BatchSize} sequences, ≤{options.MaxEpochs} epochs, patience {options.EarlyStoppingPatience}, clip 10, exact gradients");
 
+        // Warm-up (JIT) on a few sequences, so that the first timed run is not charged for compilation.
+        var warm = new RnnRnadeOptions { HiddenUnits = options.HiddenUnits, Components = options.Components, RecurrentUnits = options.RecurrentUnits, MaxEpochs = 2 };
+        RnnRnadeModel.Fit(train.Select(Enumerable.Range(0, Math.Min(64, train.Count)).ToArray()), warm, valid);
         var results = new List<(string Label, double TestLl, double ValidLl, int Epochs, double SeqPerSec)>();
         foreach (int threads in threadCounts)
         {

@@ -91,6 +91,26 @@ public class RnnRnadeTransformerTests
         Assert.Equal(logDensity, loaded.Transform(ml2.Data.LoadFromEnumerable(test)).GetColumn<float>("LogDensity").ToArray());
     }
 
+    public sealed class WindowRow
+    {
+        [VectorType(12)] public float[] Features = new float[12];
+    }
+
+    [Fact]
+    public void WholeSequences_AKnownSizeColumnOfFixedLengthWindowsWorksInAPipeline()
+    {
+        var ml = new MLContext(seed: 1);
+        var rows = ArSequences(60, 7).Where(s => s.Length >= 12).Select(s => new WindowRow { Features = s[..12] }).ToList();
+        var pipeline = ml.Transforms.CopyColumns("Window", "Features")
+            .Append(ml.DensityEstimation.RnnRnade(new RnnRnadeEstimator.Options { FeatureColumnName = "Window", FrameSize = 2, ModelOptions = Small() }));
+        var dv = ml.Data.LoadFromEnumerable(rows);
+        var shape = pipeline.GetOutputSchema(SchemaShapeFactory.FromType<WindowRow>(ml));
+        Assert.Contains(shape, c => c.Name == "FrameLogDensities" && c.Kind == SchemaShape.Column.VectorKind.VariableVector);
+        var model = pipeline.Fit(dv);
+        var frames = model.Transform(dv).GetColumn<float[]>("FrameLogDensities").ToArray();
+        Assert.All(frames, f => Assert.Equal(6, f.Length));
+    }
+
     [Fact]
     public void WholeSequences_ALengthThatIsNotAMultipleOfTheFrameSizeNamesTheRow()
     {
@@ -150,6 +170,19 @@ public class RnnRnadeTransformerTests
         var ml2 = new MLContext(seed: 5);
         var loaded = ml2.Model.Load(zip, out _);
         Assert.Equal(logDensity, loaded.Transform(ml2.Data.LoadFromEnumerable(test)).GetColumn<float>("LogDensity").ToArray());
+    }
+
+    public sealed class FrameScore { public float LogDensity; }
+
+    [Fact]
+    public void FrameRows_APredictionEngineScoresAStreamRowByRow()
+    {
+        var ml = new MLContext(seed: 1);
+        var rows = Interleaved(ArSequences(20, 8));
+        var transformer = ml.DensityEstimation.RnnRnade("Features", "SequenceId", "Order", maxEpochs: 2).Fit(ml.Data.LoadFromEnumerable(rows));
+        var batch = transformer.Transform(ml.Data.LoadFromEnumerable(rows)).GetColumn<float>("LogDensity").ToArray();
+        var engine = ml.Model.CreatePredictionEngine<FrameRow, FrameScore>(transformer);
+        for (int r = 0; r < 60; r++) Assert.Equal(batch[r], engine.Predict(rows[r]).LogDensity);
     }
 
     [Fact]

@@ -8,8 +8,8 @@ baseline regressed on l - c (squared error). Glorot-uniform weights, zero biases
 means; one Adam over all parameters; the best validation epoch is restored at the end (as the C# side does).
 Test log-likelihood: importance sampling with q as proposal, K samples, delta-method SE. Prints "KEY value" lines.
 """
-import argparse, math, os, re, time
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+import argparse, math, time
+import peer_setup  # threads and BLAS report; must precede numpy/torch
 import numpy as np
 import torch
 import torch.nn as nn
@@ -26,17 +26,11 @@ p.add_argument("--eval-k", type=int, default=1000)
 p.add_argument("--baseline-hidden", type=int, default=100)
 p.add_argument("--alpha", type=float, default=0.8)
 p.add_argument("--seed", type=int, default=1)
-p.add_argument("--threads", type=int, default=2)
 a = p.parse_args()
-torch.set_num_threads(a.threads)
+torch.set_num_threads(peer_setup.threads())
+# Adam moments of rarely-active pixels decay into subnormal floats, which slow x86 arithmetic ~10x; flush them (standard CPU setting).
 torch.set_flush_denormal(True)
 torch.manual_seed(a.seed)
-print(f"CONFIG torch {torch.__version__}, threads {torch.get_num_threads()}, OMP_WAIT_POLICY {os.environ.get('OMP_WAIT_POLICY')}", flush=True)
-keep = ("at::get_num_threads", "at::get_num_interop_threads", "OpenMP", "MKL", "ATen parallel backend", "omp_get_max_threads")
-for line in torch.__config__.parallel_info().splitlines():
-    if line.strip().startswith(keep):
-        print("CONFIG " + line.strip(), flush=True)
-print("CONFIG " + ", ".join(re.findall(r"\b(?:BLAS_INFO|LAPACK_INFO|USE_MKLDNN|USE_OPENMP|PERF_WITH_AVX\w*)=[^,\s]+", torch.__config__.show())), flush=True)
 
 D = a.dim
 H = [int(v) for v in a.latent.split("-")]

@@ -3,8 +3,8 @@
 usage: rnade_torch.py DIR D H K MAX_EPOCHS BATCH LR SEED [CLIP [SIGMA_SCALED [SECONDS [PATIENCE [THREADS]]]]]
   DIR holds rnade-train.f32 / rnade-valid.f32 / rnade-test.f32 (raw float32 rows of D columns, written by Peer.WriteMatrix).
   CLIP: gradient-norm clipping (0 = none, the default); SIGMA_SCALED: 1 = Algorithm 2's sigma-scaled mean gradient,
-  0 = the plain autograd gradient (default); SECONDS: stop after the first epoch that ends this long after training
-  started (0 = no limit); PATIENCE: early stopping on the validation log-likelihood (0 = none); THREADS: torch threads,
+  0 = the plain autograd gradient (default); SECONDS: wall-time budget from the start of training (0 = no limit): as the
+  library's StopToken, the epoch in progress at the budget is discarded and the best epoch on validation so far kept; PATIENCE: early stopping on the validation log-likelihood (0 = none); THREADS: torch threads,
   0 = time a few steps with 1 and with 2 threads and keep the faster (the default; one budgeted run instead of the
   launcher's two full runs of Peer.RunTorchBest).
 Model: RNADE with ReLU hidden units and K-component Gaussian mixtures, inputs standardised with the training mean and
@@ -139,9 +139,16 @@ def main():
         perm = torch.randperm(n, generator=gen)
         t0 = time.perf_counter()
         total = 0.0
+        out_of_time = False
         for s in range(0, n, batch):
+            if budget > 0 and time.perf_counter() - clock >= budget:
+                out_of_time = True
+                break
             logp = step(model, opt, train[perm[s:s + batch]])
             total += float(logp.detach().double().sum())
+        if out_of_time:
+            epoch -= 1
+            break
         dt = time.perf_counter() - t0
         train_seconds += dt
         valid_ll = evaluate(valid)
@@ -154,10 +161,9 @@ def main():
             since_best += 1
             if patience > 0 and since_best >= patience:
                 break
-        if budget > 0 and elapsed >= budget:
-            break
     fit_seconds = time.perf_counter() - clock
-    model.load_state_dict(best_state)
+    if best_state is not None:
+        model.load_state_dict(best_state)
 
     test_ll = evaluate(test)
     # Scoring throughput: the whole test set in blocks of 1000 rows, no autograd; median of 3.
@@ -173,7 +179,7 @@ def main():
     print(f"EPOCHS {epoch}")
     print(f"FIT_SECONDS {fit_seconds:.3f}")
     print(f"THREADS {threads}")
-    print(f"TRAIN_EXAMPLES_PER_SECOND {epoch * n / train_seconds:.3f}")
+    print(f"TRAIN_EXAMPLES_PER_SECOND {epoch * n / max(train_seconds, 1e-9):.3f}")
     print(f"SCORE_ROWS_PER_SECOND {test.shape[0] / score_seconds:.3f}")
 
 

@@ -52,4 +52,15 @@ public sealed class GradientBuffers
             for (int b = 1; b < count; b++) TensorPrimitives.Add(g, blocks[b]._buffers[i], g);
         }
     }
+
+    /// <summary>Adds blocks [<paramref name="start"/>, <paramref name="start"/> + <paramref name="count"/>) to the gradients
+    /// of <paramref name="parameters"/>, in block order (a later wave of blocks after <see cref="SumInto"/>).</summary>
+    public static void AddInto(ParameterSet parameters, IReadOnlyList<GradientBuffers> blocks, int start, int count)
+    {
+        for (int i = 0; i < parameters.Items.Count; i++)
+        {
+            var g = parameters.Items[i].Gradient;
+            for (int b = start; b < start + count; b++) TensorPrimitives.Add(g, blocks[b]._buffers[i], g);
+        }
+    }
 }

@@ -31,6 +31,9 @@ internal static class KernelPath
     /// <summary>The level kernels called on this thread use: <see cref="Best"/> unless a lower one is forced.</summary>
     public static SimdLevel Current => t_forcedPlusOne == 0 ? Best : (SimdLevel)(t_forcedPlusOne - 1);
 
+    /// <summary>A level is forced on this thread: kernels must run exactly that path (no size-based choice).</summary>
+    public static bool IsForced => t_forcedPlusOne != 0;
+
     /// <summary>
     /// Forces <paramref name="level"/> (capped at <see cref="Best"/>) for kernels called on this thread until the
     /// returned scope is disposed. A parallel kernel reads the level once on the calling thread, so its worker blocks

@@ -43,11 +43,6 @@ public class GradientTrainingOptions
     /// <summary>Stop after this many epochs without a better validation log-likelihood (0 = never stop early). Default 10.</summary>
     public int EarlyStoppingPatience { get; set; } = 10;
 
-    /// <summary>Stop after the first epoch that ends this long after training started (validation time included), keeping
-    /// the best parameters so far; null = no limit. The result then depends on the machine's speed, so it is meant for
-    /// fixed-budget comparisons, not for reproducible fits. Default null.</summary>
-    public TimeSpan? MaxTrainingTime { get; set; }
-
     /// <summary>Seed of every random choice (initialisation, shuffling, splits, noise). Default 1.</summary>
     public ulong Seed { get; set; } = 1;
 
@@ -61,6 +56,11 @@ public class GradientTrainingOptions
     /// Ctrl+C). Not part of the model; never saved. Default none.
     /// </summary>
     public CancellationToken StopToken { get; set; }
+
+    /// <summary>Upper bound on a model's training block setting (<c>RowsPerBlock</c>: rows one thread processes with its
+    /// own buffers), 65,536: each block allocates activations for that many rows, and beyond a few hundred rows a block
+    /// gains no speed.</summary>
+    public const int MaxRowsPerBlock = 1 << 16;
 
     /// <summary>Throws <see cref="ArgumentOutOfRangeException"/> naming the first invalid setting.</summary>
     public virtual void Validate()
@@ -77,7 +77,6 @@ public class GradientTrainingOptions
         Check(GradientClipNorm >= 0, nameof(GradientClipNorm), GradientClipNorm, "must be non-negative");
         Check(ValidationFraction >= 0 && ValidationFraction < 1, nameof(ValidationFraction), ValidationFraction, "must be in [0, 1)");
         Check(EarlyStoppingPatience >= 0, nameof(EarlyStoppingPatience), EarlyStoppingPatience, "must be non-negative");
-        Check(MaxTrainingTime is null || MaxTrainingTime > TimeSpan.Zero, nameof(MaxTrainingTime), MaxTrainingTime!, "must be positive when set");
         Check(MaxDivergenceRecoveries >= 0, nameof(MaxDivergenceRecoveries), MaxDivergenceRecoveries, "must be non-negative");
     }
 

@@ -1,10 +1,9 @@
-using System.Diagnostics;
 using Microsoft.ML.DeepDensity.Data;
 using Microsoft.ML.DeepDensity.Randomness;
 
 namespace Microsoft.ML.DeepDensity.Training;
 
-/// <summary>What the shared training loop needs from a gradient-trained model.</summary>
+/// <summary>What gradient training needs from a model whose examples are fixed-width rows.</summary>
 public interface IGradientObjective
 {
     /// <summary>Learnable tensors (values and gradient buffers).</summary>
@@ -22,10 +21,41 @@ public interface IGradientObjective
 }
 
 /// <summary>
-/// The one minibatch training loop every gradient-trained model uses: shuffled minibatches, epochs, a validation
-/// set (given or split off) with early stopping and restore of the best parameters, progress reports, cancellation,
-/// and divergence handling (a non-finite loss or gradient restores the last good state and halves the learning rate;
-/// after <see cref="GradientTrainingOptions.MaxDivergenceRecoveries"/> it throws — parameters are never left NaN).
+/// <see cref="IGradientObjective"/> for any kind of example (rows or sequences): the same contract over a
+/// <see cref="TrainingBatch"/>. Sequence models implement this one.
+/// </summary>
+public interface IBatchGradientObjective
+{
+    /// <summary>Learnable tensors (values and gradient buffers).</summary>
+    ParameterSet Parameters { get; }
+
+    /// <summary>Overwrites the gradients with those of the negative mean objective over the batch; returns the objective's sum.</summary>
+    double ComputeGradient(TrainingBatch batch, RandomStream random);
+
+    /// <summary>Sum of the objective over the batch, without gradients (validation).</summary>
+    double Evaluate(TrainingBatch batch, RandomStream random);
+}
+
+/// <summary>
+/// Training state of an objective beyond its parameters (running statistics such as NVIL's baseline mean and
+/// variance): an objective that implements this is snapshotted and restored with its parameters, so divergence
+/// recovery and early stopping return to exactly the state of an earlier epoch.
+/// </summary>
+public interface ITrainingStateOwner
+{
+    /// <summary>An independent copy of the extra state.</summary>
+    object CaptureState();
+
+    /// <summary>Puts back a state from <see cref="CaptureState"/> (which stays usable).</summary>
+    void RestoreState(object state);
+}
+
+/// <summary>
+/// Gradient training on the <see cref="TrainingDriver"/>: shuffled minibatches, the optimiser with gradient clipping
+/// and learning-rate decay, a validation set (given or split off) with early stopping and restore of the best
+/// parameters, and divergence handling (a non-finite loss or gradient restores the last good state and halves the
+/// learning rate; after <see cref="GradientTrainingOptions.MaxDivergenceRecoveries"/> it throws — parameters are never
+/// left NaN).
 /// </summary>
 public static class TrainingLoop
 {
@@ -33,130 +63,136 @@ public static class TrainingLoop
     public static (RowMatrix Train, RowMatrix? Validation) Split(RowMatrix data, RowMatrix? validation, double fraction, ulong seed)
     {
         if (validation is not null || fraction <= 0) return (data, validation);
-        int nValid = (int)Math.Floor(data.Rows * fraction);
-        if (nValid < 1 || data.Rows - nValid < 1) return (data, null);
-        var order = new int[data.Rows];
+        var split = SplitIndices(data.Rows, fraction, seed);
+        return split is null ? (data, null) : (data.SelectRows(split.Value.Train), data.SelectRows(split.Value.Validation));
+    }
+
+    /// <summary><see cref="Split(RowMatrix, RowMatrix?, double, ulong)"/> for any training data (rows or sequences).</summary>
+    public static (ITrainingData Train, ITrainingData? Validation) Split(ITrainingData data, ITrainingData? validation, double fraction, ulong seed)
+    {
+        if (validation is not null || fraction <= 0) return (data, validation);
+        var split = SplitIndices(data.Count, fraction, seed);
+        return split is null ? (data, null) : (data.Select(split.Value.Train), data.Select(split.Value.Validation));
+    }
+
+    private static (int[] Train, int[] Validation)? SplitIndices(int count, double fraction, ulong seed)
+    {
+        int nValid = (int)Math.Floor(count * fraction);
+        if (nValid < 1 || count - nValid < 1) return null;
+        var order = new int[count];
         for (int i = 0; i < order.Length; i++) order[i] = i;
         new RandomStream(seed).Fork(0x5EED_5A11).Shuffle(order.AsSpan());
         var validIdx = order.AsSpan(0, nValid).ToArray();
         var trainIdx = order.AsSpan(nValid).ToArray();
         Array.Sort(validIdx); Array.Sort(trainIdx);
-        return (data.SelectRows(trainIdx), data.SelectRows(validIdx));
+        return (trainIdx, validIdx);
     }
 
-    /// <summary>Runs the loop on already validated data.</summary>
+    /// <summary>Trains a row objective on already validated data.</summary>
     public static TrainingSummary Run(IGradientObjective model, RowMatrix train, RowMatrix? validation,
+        GradientTrainingOptions options, IProgress<TrainingProgress>? progress, CancellationToken cancellationToken)
+        => Run(new RowObjective(model), TrainingData.From(train), validation is null ? null : TrainingData.From(validation),
+            options, progress, cancellationToken);
+
+    /// <summary>Trains any objective (rows or sequences) on already validated data.</summary>
+    public static TrainingSummary Run(IBatchGradientObjective model, ITrainingData train, ITrainingData? validation,
         GradientTrainingOptions options, IProgress<TrainingProgress>? progress, CancellationToken cancellationToken)
     {
         options.Validate();
-        var parameters = model.Parameters;
-        if (!parameters.AllFinite()) throw new InvalidOperationException("Initial parameters are not finite.");
-        var optimizer = Optimizer.Create(options);
-        var root = new RandomStream(options.Seed).Fork(0x7EA1_0000);
-        int n = train.Rows, dim = train.Columns;
-        int batch = Math.Min(options.BatchSize, n);
-        var order = new int[n];
-        var batchBuffer = new float[batch * dim];
-        var history = new List<TrainingProgress>();
-
-        float lr = options.LearningRate;
-        float[][] lastGood = parameters.Snapshot();
-        float[][]? best = null;
-        double bestValid = double.NegativeInfinity;
-        int bestEpoch = 0, sinceBest = 0, recoveries = 0;
-        bool stoppedEarly = false;
-        double lastTrain = double.NaN;
-        var clock = Stopwatch.StartNew();
-        int epoch = 1;
-        while (epoch <= options.MaxEpochs && !options.StopToken.IsCancellationRequested)
+        var trainable = new GradientTrainable(model, validation, options);
+        return TrainingDriver.Run(trainable, train, new TrainingDriverOptions
         {
-            cancellationToken.ThrowIfCancellationRequested();
-            var epochRandom = root.Fork((ulong)epoch, (ulong)recoveries);
-            for (int i = 0; i < n; i++) order[i] = i;
-            epochRandom.Shuffle(order.AsSpan());
-            var epochClock = Stopwatch.StartNew();
-            double objectiveSum = 0;
-            bool diverged = false;
-            int batchIndex = 0;
-            for (int start = 0; start < n; start += batch, batchIndex++)
-            {
-                cancellationToken.ThrowIfCancellationRequested();
-                if (options.StopToken.IsCancellationRequested) break;
-                int count = Math.Min(batch, n - start);
-                for (int r = 0; r < count; r++)
-                    train.Row(order[start + r]).CopyTo(batchBuffer.AsSpan(r * dim, dim));
-                double obj = model.ComputeGradient(batchBuffer.AsSpan(0, count * dim), count, epochRandom.Fork((ulong)batchIndex));
-                double norm = parameters.ClipGradientNorm(options.GradientClipNorm);
-                if (!double.IsFinite(obj) || !double.IsFinite(norm)) { diverged = true; break; }
-                optimizer.Step(parameters, lr);
-                objectiveSum += obj;
-            }
-            if (options.StopToken.IsCancellationRequested)
-            {
-                parameters.Restore(lastGood); // a partly done epoch is discarded
-                break;
-            }
-            if (!diverged && !parameters.AllFinite()) diverged = true;
-            double validLl = double.NaN;
-            if (!diverged && validation is not null)
-            {
-                validLl = Evaluate(model, validation, root.Fork(0xE7A1, (ulong)epoch));
-                if (!double.IsFinite(validLl)) diverged = true;
-            }
-            if (diverged)
-            {
-                parameters.Restore(lastGood);
-                optimizer.Reset();
-                if (++recoveries > options.MaxDivergenceRecoveries)
-                    throw new TrainingDivergedException(
-                        $"Training diverged (non-finite loss or gradient) in epoch {epoch} and did not recover after {options.MaxDivergenceRecoveries} " +
-                        $"restarts with halved learning rates (last {lr:G3}). Parameters were restored to the last finite state; " +
-                        "standardise the inputs or lower LearningRate.");
-                lr *= 0.5f;
-                progress?.Report(new TrainingProgress(epoch, double.NaN, null, 0, clock.Elapsed, lr,
-                    $"non-finite loss: restored last good parameters, learning rate halved to {lr:G3}"));
-                continue; // retry the same epoch
-            }
-
-            lastGood = parameters.Snapshot();
-            lastTrain = objectiveSum / n;
-            var report = new TrainingProgress(epoch, lastTrain, validation is null ? null : validLl,
-                n / Math.Max(epochClock.Elapsed.TotalSeconds, 1e-9), clock.Elapsed, lr);
-            history.Add(report);
-            progress?.Report(report);
-
-            if (validation is not null)
-            {
-                if (validLl > bestValid)
-                {
-                    bestValid = validLl; bestEpoch = epoch; sinceBest = 0;
-                    best = lastGood;
-                }
-                else if (options.EarlyStoppingPatience > 0 && ++sinceBest >= options.EarlyStoppingPatience)
-                {
-                    stoppedEarly = true;
-                    break;
-                }
-            }
-            lr *= options.LearningRateDecay;
-            epoch++;
-            if (clock.Elapsed >= options.MaxTrainingTime) break;
-        }
-        if (best is not null) parameters.Restore(best);
-        else bestEpoch = history.Count;
-        return new TrainingSummary(history.Count, bestEpoch, bestValid, lastTrain, stoppedEarly, recoveries, history);
+            MaxEpochs = options.MaxEpochs,
+            BatchSize = options.BatchSize,
+            Root = trainable.Root,
+            LearningRate = options.LearningRate,
+            LearningRateDecay = options.LearningRateDecay,
+            EarlyStoppingPatience = options.EarlyStoppingPatience,
+            MaxDivergenceRecoveries = options.MaxDivergenceRecoveries,
+            StopToken = options.StopToken,
+        }, progress, cancellationToken);
     }
 
     /// <summary>Mean objective over all rows of <paramref name="data"/>, in blocks.</summary>
     public static double Evaluate(IGradientObjective model, RowMatrix data, RandomStream random, int blockRows = 1000)
+        => Evaluate(new RowObjective(model), TrainingData.From(data), random, blockRows);
+
+    /// <summary>Mean objective over all examples of <paramref name="data"/>, in blocks of <paramref name="blockSize"/> examples.</summary>
+    public static double Evaluate(IBatchGradientObjective model, ITrainingData data, RandomStream random, int blockSize = 1000)
     {
         double sum = 0;
-        int dim = data.Columns;
-        for (int start = 0, b = 0; start < data.Rows; start += blockRows, b++)
+        var batch = new TrainingBatch();
+        var indices = new int[Math.Min(blockSize, data.Count)];
+        for (int start = 0, b = 0; start < data.Count; start += blockSize, b++)
         {
-            int count = Math.Min(blockRows, data.Rows - start);
-            sum += model.Evaluate(data.Values.AsSpan(start * dim, count * dim), count, random.Fork((ulong)b));
+            int count = Math.Min(blockSize, data.Count - start);
+            for (int i = 0; i < count; i++) indices[i] = start + i;
+            data.CopyBatch(indices.AsSpan(0, count), batch);
+            sum += model.Evaluate(batch, random.Fork((ulong)b));
         }
-        return sum / data.Rows;
+        return sum / data.Count;
+    }
+
+    /// <summary>A row objective seen as a batch objective.</summary>
+    private sealed class RowObjective(IGradientObjective rows) : IBatchGradientObjective, ITrainingStateOwner
+    {
+        public ParameterSet Parameters => rows.Parameters;
+        public double ComputeGradient(TrainingBatch batch, RandomStream random) => rows.ComputeGradient(batch.Rows, batch.Count, random);
+        public double Evaluate(TrainingBatch batch, RandomStream random) => rows.Evaluate(batch.Rows, batch.Count, random);
+        public object CaptureState() => (rows as ITrainingStateOwner)?.CaptureState()!;
+        public void RestoreState(object state) => (rows as ITrainingStateOwner)?.RestoreState(state);
+    }
+
+    /// <summary>The optimiser step (with clipping) as an <see cref="ITrainableModel"/>; the epoch's figure is the mean
+    /// objective, validated on the validation set.</summary>
+    private sealed class GradientTrainable : ITrainableModel
+    {
+        private readonly IBatchGradientObjective _model;
+        private readonly ITrainingData? _validation;
+        private readonly GradientTrainingOptions _options;
+        private readonly Optimizer _optimizer;
+
+        public GradientTrainable(IBatchGradientObjective model, ITrainingData? validation, GradientTrainingOptions options)
+        {
+            _model = model; _validation = validation; _options = options;
+            if (!model.Parameters.AllFinite()) throw new InvalidOperationException("Initial parameters are not finite.");
+            _optimizer = Optimizer.Create(options);
+            Root = new RandomStream(options.Seed).Fork(0x7EA1_0000);
+        }
+
+        public RandomStream Root { get; }
+
+        public double Step(TrainingStep step)
+        {
+            double objective = _model.ComputeGradient(step.Batch, step.Random);
+            double norm = _model.Parameters.ClipGradientNorm(_options.GradientClipNorm);
+            if (!double.IsFinite(objective) || !double.IsFinite(norm)) return double.NaN;
+            _optimizer.Step(_model.Parameters, step.LearningRate);
+            return objective;
+        }
+
+        public EpochFigures? EndEpoch(TrainingEpoch epoch)
+        {
+            if (!_model.Parameters.AllFinite()) return null;
+            double? valid = null;
+            if (_validation is not null)
+            {
+                double v = Evaluate(_model, _validation, epoch.Root.Fork(0xE7A1, (ulong)epoch.Epoch));
+                if (!double.IsFinite(v)) return null;
+                valid = v;
+            }
+            return new EpochFigures(epoch.ObjectiveSum / epoch.Examples, valid);
+        }
+
+        public object Snapshot() => (_model.Parameters.Snapshot(), (_model as ITrainingStateOwner)?.CaptureState());
+
+        public void Restore(object snapshot)
+        {
+            var (parameters, state) = ((float[][], object?))snapshot;
+            _model.Parameters.Restore(parameters);
+            if (_model is ITrainingStateOwner owner && state is not null) owner.RestoreState(state);
+        }
+
+        public void ResetAfterDivergence() => _optimizer.Reset();
     }
 }

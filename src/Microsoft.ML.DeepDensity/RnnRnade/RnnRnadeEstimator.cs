@@ -105,34 +105,7 @@ public sealed class RnnRnadeEstimator : IEstimator<RnnRnadeTransformer>
     }
 
     /// <summary>Every row's sequence; a length that is not a positive multiple of the frame size names the row.</summary>
-    private SequenceBatch Read(IDataView data)
-    {
-        var column = data.Schema.GetColumnOrNull(_options.FeatureColumnName)
-            ?? throw new ArgumentOutOfRangeException(nameof(data), $"Sequence column '{_options.FeatureColumnName}' not found in the input schema.");
-        if (column.Type is not VectorDataViewType { ItemType: NumberDataViewType t } || t != NumberDataViewType.Single)
-            throw new ArgumentOutOfRangeException(nameof(data), $"Sequence column '{column.Name}' must be a vector of Single (frames back to back), but is {column.Type}.");
-        int d = _options.FrameSize;
-        var values = new List<float>();
-        var offsets = new List<int> { 0 };
-        using var cursor = data.GetRowCursor(new[] { column });
-        var getter = cursor.GetGetter<VBuffer<float>>(column);
-        VBuffer<float> buffer = default;
-        long row = 0;
-        float[] dense = Array.Empty<float>();
-        while (cursor.MoveNext())
-        {
-            getter(ref buffer);
-            if (dense.Length != buffer.Length) dense = new float[buffer.Length];
-            Scoring.Densify(in buffer, dense);
-            var one = RnnRnadeSurrogate.OneSequence(dense, d, column.Name, row);
-            DataValidation.CheckRows(dense, d, InputDomain.Real, column.Name);
-            values.AddRange(dense);
-            offsets.Add(offsets[^1] + one.TotalFrames);
-            row++;
-        }
-        if (row == 0) throw new DataValidationException(-1, -1, "the data has no rows", column.Name);
-        return new SequenceBatch(values.ToArray(), offsets.ToArray(), d);
-    }
+    private SequenceBatch Read(IDataView data) => SequenceColumn.Read(data, _options.FeatureColumnName, _options.FrameSize);
 
     /// <inheritdoc/>
     public SchemaShape GetOutputSchema(SchemaShape inputSchema)
@@ -173,14 +146,14 @@ internal static class RnnRnadeColumns
     }
 
     /// <summary>Training progress to the MLContext log and the user's receiver.</summary>
-    public static IProgress<TrainingProgress> Progress(IChannel channel, IProgress<TrainingProgress>? user)
-        => new Reporter(channel, user);
+    public static IProgress<TrainingProgress> Progress(IChannel channel, IProgress<TrainingProgress>? user, string name = "RnnRnade")
+        => new Reporter(channel, user, name);
 
-    private sealed class Reporter(IChannel channel, IProgress<TrainingProgress>? user) : IProgress<TrainingProgress>
+    private sealed class Reporter(IChannel channel, IProgress<TrainingProgress>? user, string name) : IProgress<TrainingProgress>
     {
         public void Report(TrainingProgress value)
         {
-            channel.Info(MessageSensitivity.None, $"RnnRnade: {value} (log-likelihoods per frame)");
+            channel.Info(MessageSensitivity.None, $"{name}: {value} (log-likelihoods per frame)");
             user?.Report(value);
         }
     }

@@ -108,16 +108,22 @@ internal static class RnnRnadeSurrogate
         private void Map(SequenceInput src, SequenceOutput dst)
         {
             var (model, threshold) = _cache.Resolve(src.Model);
-            var batch = OneSequence(src.Features, model.FrameSize, "sequence column");
-            if (dst.Frames.Length != batch.TotalFrames) dst.Frames = new float[batch.TotalFrames];
-            model.FrameLogDensity(batch, dst.Frames);
-            double sum = 0;
-            foreach (var v in dst.Frames) sum += v;
-            dst.LogDensity = (float)sum;
-            dst.PerFrame = (float)(sum / batch.TotalFrames);
-            dst.Score = Scoring.ScoreFromLogDensity(dst.PerFrame);
-            dst.PredictedLabel = dst.Score > threshold;
+            ScoreSequence(model, threshold, src.Features, dst);
         }
+    }
+
+    /// <summary>One whole sequence's outputs from any sequence model (shared with <see cref="SequenceSurrogate"/>).</summary>
+    internal static void ScoreSequence(SequenceDensityModel model, float threshold, float[] features, SequenceOutput dst)
+    {
+        var batch = OneSequence(features, model.FrameSize, "sequence column");
+        if (dst.Frames.Length != batch.TotalFrames) dst.Frames = new float[batch.TotalFrames];
+        model.FrameLogDensity(batch, dst.Frames);
+        double sum = 0;
+        foreach (var v in dst.Frames) sum += v;
+        dst.LogDensity = (float)sum;
+        dst.PerFrame = (float)(sum / batch.TotalFrames);
+        dst.Score = Scoring.ScoreFromLogDensity(dst.PerFrame);
+        dst.PredictedLabel = dst.Score > threshold;
     }
 
     // ---------------- frame rows ----------------

@@ -22,12 +22,12 @@ public static class ModelCases
         ModelCase.Gradient("ReferenceBernoulli", InputDomain.Binary, DensityKind.Exact, ConformanceData.Binary,
             () => new GradientTrainingOptions { LearningRate = 0.1f }, (data, valid, o, progress, ct) => ReferenceBernoulliModel.Fit(data, valid, o, progress, ct)),
         new ModelCase("DeepGmm", InputDomain.Real, DensityKind.Exact, r => Models.DeepGmm.DeepGmmModel.Fit(r.Data, new Models.DeepGmm.DeepGmmOptions { Layers = new[] { 2, 2 }, Seed = r.Seed, MaxIterations = r.Epochs, Tolerance = 0, EarlyStoppingPatience = 0 }, r.Validation, r.Progress, r.CancellationToken), ConformanceData.Real) { AcceptsValidation = true, MinimumTrainingRows = 2 },
-        ModelCase.Gradient("Rbm", InputDomain.Binary, DensityKind.Exact, ConformanceData.Binary, () => new Models.Rbm.RbmOptions { HiddenUnits = 6, SamplingBurnIn = 20, SamplingChains = 4 }, (d, v, o, p, ct) => Models.Rbm.RbmModel.Fit(d, o, v, p, ct)),
-        ModelCase.Gradient("RbmGaussian", InputDomain.Real, DensityKind.Exact, ConformanceData.Real, () => new Models.Rbm.RbmOptions { HiddenUnits = 6, VisibleType = Models.Rbm.RbmVisibleType.Gaussian, SamplingBurnIn = 20, SamplingChains = 4 }, (d, v, o, p, ct) => Models.Rbm.RbmModel.Fit(d, o, v, p, ct)),
-        ModelCase.Gradient("RbmAis", InputDomain.Binary, DensityKind.Estimate, ConformanceData.Binary, () => new Models.Rbm.RbmOptions { HiddenUnits = 22, ExactLogPartitionMaxUnits = 0, AisRuns = 8, AisTemperatures = 50, SamplingBurnIn = 20, SamplingChains = 4 }, (d, v, o, p, ct) => Models.Rbm.RbmModel.Fit(d, o, v, p, ct)),
+        ModelCase.Gradient("Rbm", InputDomain.Binary, DensityKind.Exact, ConformanceData.Binary, () => new Models.Rbm.RbmOptions { HiddenUnits = 6, SamplingBurnIn = 20, SamplingChains = 4 }, (d, v, o, p, ct) => Models.Rbm.RbmModel.Fit(d, o, v, p, ct)) with { CancelsWithinAMinibatch = false /* issue 13 (7) open: the CD trainer's set-up for a 200k batch is not cancellable (restructure stage 2 moves it onto the driver) */ },
+        ModelCase.Gradient("RbmGaussian", InputDomain.Real, DensityKind.Exact, ConformanceData.Real, () => new Models.Rbm.RbmOptions { HiddenUnits = 6, VisibleType = Models.Rbm.RbmVisibleType.Gaussian, SamplingBurnIn = 20, SamplingChains = 4 }, (d, v, o, p, ct) => Models.Rbm.RbmModel.Fit(d, o, v, p, ct)) with { CancelsWithinAMinibatch = false /* issue 13 (7) open: the CD trainer's set-up for a 200k batch is not cancellable (restructure stage 2 moves it onto the driver) */ },
+        ModelCase.Gradient("RbmAis", InputDomain.Binary, DensityKind.Estimate, ConformanceData.Binary, () => new Models.Rbm.RbmOptions { HiddenUnits = 22, ExactLogPartitionMaxUnits = 0, AisRuns = 8, AisTemperatures = 50, SamplingBurnIn = 20, SamplingChains = 4 }, (d, v, o, p, ct) => Models.Rbm.RbmModel.Fit(d, o, v, p, ct)) with { CancelsWithinAMinibatch = false /* issue 13 (7) open: the CD trainer's set-up for a 200k batch is not cancellable (restructure stage 2 moves it onto the driver) */ },
         ModelCase.Gradient("Iwae", InputDomain.Binary, DensityKind.Estimate, ConformanceData.Binary, () => new Models.Iwae.IwaeOptions { LatentDimensions = new[] { 2 }, HiddenUnits = new[] { 8 }, DeepHiddenUnits = new[] { 4 }, Samples = 3, EvaluationSamples = 20, EvaluationSamplesPerChunk = 10 }, (d, v, o, p, ct) => Models.Iwae.IwaeModel.Fit(d, o, v, p, ct)),
         ModelCase.Gradient("IwaeGaussian", InputDomain.Real, DensityKind.Estimate, ConformanceData.Real, () => new Models.Iwae.IwaeOptions { Likelihood = Models.Iwae.IwaeLikelihood.Gaussian, LatentDimensions = new[] { 2 }, HiddenUnits = new[] { 8 }, DeepHiddenUnits = new[] { 4 }, Samples = 3, EvaluationSamples = 20, EvaluationSamplesPerChunk = 10 }, (d, v, o, p, ct) => Models.Iwae.IwaeModel.Fit(d, o, v, p, ct)),
-        ModelCase.Gradient("Nvil", InputDomain.Binary, DensityKind.Estimate, ConformanceData.Binary, () => new Models.Nvil.NvilOptions { LatentDimensions = new[] { 3, 2 }, BaselineHiddenUnits = 4, SamplesPerExample = 2, EvaluationSamples = 20, EvaluationSamplesPerChunk = 10 }, (d, v, o, p, ct) => Models.Nvil.NvilModel.Fit(d, o, v, p, ct)),
+        ModelCase.Gradient("Nvil", InputDomain.Binary, DensityKind.Estimate, ConformanceData.Binary, () => new Models.Nvil.NvilOptions { LatentDimensions = new[] { 3, 2 }, BaselineHiddenUnits = 4, SamplesPerExample = 2, EvaluationSamples = 20, EvaluationSamplesPerChunk = 10 }, (d, v, o, p, ct) => Models.Nvil.NvilModel.Fit(d, o, v, p, ct)) with { CancelsWithinAMinibatch = false /* issue 13 (7) open: NVIL's two passes keep every block's workspace for the batch statistics, so a batch is not split into waves */ },
     };
 
     /// <summary>Case names for <c>[MemberData]</c> (names serialise, so every case is its own test in the runner).</summary>
@@ -68,6 +68,10 @@ public sealed record FitRequest(RowMatrix Data, ulong Seed)
     /// <summary>Learning rate to use instead of the case's own (null = the case's own). The divergence check passes an
     /// absurd value; models without a learning rate ignore it.</summary>
     public float? LearningRate { get; init; }
+
+    /// <summary>Minibatch size to use instead of the case's own (null = the case's own); only for cases with
+    /// <see cref="ModelCase.HasBatchSize"/>.</summary>
+    public int? BatchSize { get; init; }
 
     /// <summary>Validation rows for early stopping (only for cases with <see cref="ModelCase.AcceptsValidation"/>).</summary>
     public RowMatrix? Validation { get; init; }
@@ -115,6 +119,13 @@ public sealed record ModelCase(
     /// <summary>Fit honours <see cref="FitRequest.LearningRate"/> (invalid values must be rejected). Default false; true for <see cref="Gradient{TOptions}"/> cases.</summary>
     public bool HasLearningRate { get; init; }
 
+    /// <summary>A single huge minibatch (200,000 rows) stops within a second of cancellation and its training memory is
+    /// bounded by the block, not the batch. Default true; false only with a reason (an open defect).</summary>
+    public bool CancelsWithinAMinibatch { get; init; } = true;
+
+    /// <summary>Fit honours <see cref="FitRequest.BatchSize"/>. Default false; true for <see cref="Gradient{TOptions}"/> cases.</summary>
+    public bool HasBatchSize { get; init; }
+
     /// <summary>A gradient-trained model: the suite's request is mapped onto its <see cref="GradientTrainingOptions"/>;
     /// <paramref name="fit"/> gets (data, validation or null, options, progress, cancellation).</summary>
     public static ModelCase Gradient<TOptions>(string name, InputDomain domain, DensityKind kind, Func<int, ulong, RowMatrix> makeData,
@@ -127,8 +138,9 @@ public sealed record ModelCase(
             o.MaxEpochs = r.Epochs;
             o.EarlyStoppingPatience = 0;
             if (r.LearningRate is float lr) o.LearningRate = lr;
+            if (r.BatchSize is int batch) o.BatchSize = batch;
             return fit(r.Data, r.Validation, o, r.Progress, r.CancellationToken);
-        }, makeData) { AcceptsValidation = true, HasLearningRate = true };
+        }, makeData) { AcceptsValidation = true, HasLearningRate = true, HasBatchSize = true };
 
     public override string ToString() => Name;
 }

@@ -84,3 +84,21 @@ public class LoaderInvariantTests
         }).ToBytes()));
     }
 }
+
+/// <summary>Issue 13 (6): block settings of the engine options are bounded, so a typo cannot allocate buffers for
+/// int.MaxValue rows.</summary>
+public class BlockSettingTests
+{
+    [Fact]
+    public void TrainingBlockSettingsAreBounded()
+    {
+        foreach (int bad in new[] { 0, Training.GradientTrainingOptions.MaxRowsPerBlock + 1, int.MaxValue })
+        {
+            Assert.Contains("RowsPerBlock", Assert.Throws<ArgumentOutOfRangeException>(() => new RnadeOptions { RowsPerBlock = bad }.Validate()).Message);
+            Assert.Contains("RowsPerBlock", Assert.Throws<ArgumentOutOfRangeException>(() => new Models.Iwae.IwaeOptions { RowsPerBlock = bad }.Validate()).Message);
+            Assert.Contains("RowsPerBlock", Assert.Throws<ArgumentOutOfRangeException>(() => new Models.Nvil.NvilOptions { RowsPerBlock = bad }.Validate()).Message);
+        }
+        new RnadeOptions { RowsPerBlock = Training.GradientTrainingOptions.MaxRowsPerBlock }.Validate();
+        Assert.Contains("MinibatchSize", Assert.Throws<ArgumentOutOfRangeException>(() => new DeepGmmOptions { MinibatchSize = int.MaxValue }.Validate()).Message);
+    }
+}

@@ -81,7 +81,7 @@ public class NvilTests(ITestOutputHelper output)
     /// statistics restored to <paramref name="state"/> first; inference gradients are multiplied back by max(1, √v) so
     /// that the normalised estimator is compared at the scale of the bound's gradient.
     /// </summary>
-    private static List<float[][]> Estimates(NvilObjective objective, NvilNetwork net, RowMatrix batch, int calls, double[] state, ulong seed)
+    private static List<float[][]> Estimates(NvilObjective objective, NvilNetwork net, RowMatrix batch, int calls, object state, ulong seed)
     {
         var result = new List<float[][]>();
         for (int c = 0; c < calls; c++)
@@ -125,7 +125,7 @@ public class NvilTests(ITestOutputHelper output)
 
         var objective = new NvilObjective(net, Settings(nvil), new RandomStream(4));
         for (int w = 0; w < 10; w++) objective.ComputeGradient(batch.AsSpan(), batch.Rows, new RandomStream(1000 + (ulong)w));
-        var state = objective.SnapshotState();
+        var state = objective.CaptureState();
         var estimates = Estimates(objective, net, batch, 300, state, 17);
 
         var failures = new List<string>();
@@ -159,7 +159,7 @@ public class NvilTests(ITestOutputHelper output)
         var plain = new NvilObjective(network, Settings(nvil: false), new RandomStream(3));
 
         var batch = new RowMatrix(data.Values.AsSpan(0, 100 * 10).ToArray(), 100, 10);
-        var state = trained.SnapshotState();
+        var state = trained.CaptureState();
         double TotalVariance(NvilObjective o)
         {
             var est = Estimates(o, network, batch, 200, state, 5);
@@ -216,14 +216,41 @@ public class NvilTests(ITestOutputHelper output)
         var objective = new NvilObjective(net, new NvilOptions { RowsPerBlock = 7, SamplesPerExample = 2 }, new RandomStream(1));
         var rows = NvilExact.RandomBits(40, 6, 8);
         objective.ComputeGradient(rows.AsSpan(), rows.Rows, new RandomStream(1));
-        var state = objective.SnapshotState();
+        var state = objective.CaptureState();
         objective.ComputeGradient(rows.AsSpan(), rows.Rows, new RandomStream(2));
         var first = net.Parameters.Items.Select(p => (float[])p.Gradient.Clone()).ToArray();
-        var after = objective.SnapshotState();
+        var after = objective.CaptureState();
         objective.ComputeGradient(rows.AsSpan(), rows.Rows, new RandomStream(3));
         objective.RestoreState(state);
         objective.ComputeGradient(rows.AsSpan(), rows.Rows, new RandomStream(2));
-        Assert.Equal(after, objective.SnapshotState());
+        Assert.Equal((double[])after, (double[])objective.CaptureState());
         for (int t = 0; t < first.Length; t++) Assert.Equal(first[t], net.Parameters.Items[t].Gradient);
+    }
+
+    [Fact]
+    public void AncestralSamplesFollowTheExactDistribution()
+    {
+        const int D = 4, N = 40_000;
+        var net = NvilExact.RandomNetwork(D, new[] { 2, 3 }, seed: 12, std: 1.5f);
+        var model = new NvilModel(net, 10, 10, 1);
+        var samples = model.Sample(N, 99);
+        var counts = new int[1 << D];
+        for (int r = 0; r < N; r++)
+        {
+            int code = 0;
+            for (int c = 0; c < D; c++) code |= (int)samples[r, c] << c;
+            counts[code]++;
+        }
+        var patterns = AllPatterns(D);
+        double total = 0;
+        for (int code = 0; code < counts.Length; code++)
+        {
+            double p = Math.Exp(NvilExact.LogLikelihood(net, patterns.Row(code)));
+            total += p;
+            double sd = Math.Sqrt(N * p * (1 - p));
+            Assert.True(Math.Abs(counts[code] - N * p) <= 4.5 * sd + 1, $"pattern {code}: {counts[code]} draws, expected {N * p:F0} ± {sd:F0}");
+        }
+        Assert.Equal(1.0, total, 6);
+        Assert.Equal(model.Sample(10, 99).Values, model.Sample(20, 99).Values.AsSpan(0, 10 * D).ToArray());
     }
 }

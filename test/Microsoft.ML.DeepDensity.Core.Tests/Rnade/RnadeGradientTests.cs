@@ -109,3 +109,19 @@ public class RnadeGradientTests
         return z;
     }
 }
+
+/// <summary>Issue 13 (7): a minibatch of many blocks runs in waves that reuse a bounded set of workspaces.</summary>
+public class RnadeWaveTests
+{
+    [Fact]
+    public void GradientsOverSeveralWavesMatchFiniteDifferencesAndWorkspacesStayBounded()
+    {
+        var net = RnadeGradientTests.RandomNetwork(d: 4, h: 5, k: 2, Activation.Sigmoid, seed: 8);
+        var objective = new RnadeObjective(net, rowsPerBlock: 2, scaleMeanBySigma: false);
+        int count = 2 * (2 * RnadeObjective.BlocksPerWave + 3); // three waves
+        var x = new float[count * 4];
+        new RandomStream(12).FillGaussian(x);
+        GradientCheck.Check(objective, x, count, entriesPerTensor: 10, step: 1e-2f);
+        Assert.True(objective.WorkspaceCount <= RnadeObjective.BlocksPerWave, $"{objective.WorkspaceCount} workspaces");
+    }
+}

@@ -61,6 +61,76 @@ public sealed class IidGaussianSequenceModel : SequenceDensityModel
         return new IidGaussianSequenceModel(mean, std);
     }
 
+    /// <summary>
+    /// The same model fitted by gradient ascent on the frames' log-likelihood through the shared training driver
+    /// (<see cref="TrainingLoop.Run(IBatchGradientObjective, ITrainingData, ITrainingData?, GradientTrainingOptions, IProgress{TrainingProgress}?, CancellationToken)"/>):
+    /// the sequence path of gradient training. The objective counts the frames it has seen, an extra state that the
+    /// driver snapshots and restores with the parameters.
+    /// </summary>
+    public static IidGaussianSequenceModel FitByGradient(SequenceBatch data, GradientTrainingOptions options, SequenceBatch? validation = null,
+        IProgress<TrainingProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(data);
+        options.Validate();
+        DataValidation.CheckTrainingData(data, InputDomain.Real, "training data", data.FrameSize);
+        if (validation is not null) DataValidation.CheckTrainingData(validation, InputDomain.Real, "validation data", data.FrameSize);
+        var (train, valid) = TrainingLoop.Split(TrainingData.From(data), validation is null ? null : TrainingData.From(validation), options.ValidationFraction, options.Seed);
+        var objective = new GradientObjective(data.FrameSize);
+        var summary = TrainingLoop.Run(objective, train, valid, options, progress, cancellationToken);
+        var std = objective.LogStd.Value.Select(v => MathF.Exp(v)).ToArray();
+        return new IidGaussianSequenceModel((float[])objective.Mean.Value.Clone(), std) { TrainingSummary = summary, FramesSeen = objective.FramesSeen };
+    }
+
+    /// <summary>What gradient training did (null for moment fits and loaded models).</summary>
+    public TrainingSummary? TrainingSummary { get; private init; }
+    /// <summary>Frames the gradient objective saw in the state that training kept.</summary>
+    public long FramesSeen { get; private init; }
+
+    /// <summary>Σ_frames log N(x; μ, e^{2s}) with its gradient (mean per sequence, like the engine's row objectives).</summary>
+    internal sealed class GradientObjective : IBatchGradientObjective, ITrainingStateOwner
+    {
+        public readonly Parameter Mean, LogStd;
+        public long FramesSeen;
+
+        public GradientObjective(int d)
+        {
+            Mean = new Parameter("mean", new float[d]);
+            LogStd = new Parameter("logStd", new float[d]);
+            Parameters = new ParameterSet(Mean, LogStd);
+        }
+
+        public ParameterSet Parameters { get; }
+
+        public double ComputeGradient(TrainingBatch batch, RandomStream random) => Run(batch, gradient: true);
+        public double Evaluate(TrainingBatch batch, RandomStream random) => Run(batch, gradient: false);
+
+        private double Run(TrainingBatch batch, bool gradient)
+        {
+            var s = batch.Sequences ?? throw new InvalidOperationException("A sequence objective got rows.");
+            int d = s.FrameSize;
+            var gm = new double[d]; var gs = new double[d];
+            double total = 0;
+            var values = s.AsSpan();
+            for (int t = 0; t < s.TotalFrames; t++)
+                for (int c = 0; c < d; c++)
+                {
+                    double sigma = Math.Exp(LogStd.Value[c]);
+                    double z = (values[t * d + c] - Mean.Value[c]) / sigma;
+                    total += -0.5 * z * z - LogStd.Value[c] - 0.5 * Math.Log(2 * Math.PI);
+                    gm[c] += z / sigma; gs[c] += z * z - 1;
+                }
+            if (gradient)
+            {
+                FramesSeen += s.TotalFrames;
+                for (int c = 0; c < d; c++) { Mean.Gradient[c] = (float)(-gm[c] / s.Count); LogStd.Gradient[c] = (float)(-gs[c] / s.Count); }
+            }
+            return total;
+        }
+
+        public object CaptureState() => FramesSeen;
+        public void RestoreState(object state) => FramesSeen = (long)state;
+    }
+
     protected override void FrameLogDensityCore(SequenceBatch sequences, Span<float> frameLogDensity)
     {
         int d = FrameSize;

@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using System.Diagnostics;
 using Microsoft.ML.DeepDensity.Data;
 using Microsoft.ML.DeepDensity.Persistence;
 using Microsoft.ML.DeepDensity.Randomness;
@@ -64,17 +63,11 @@ public sealed class DeepGmmModel : DensityModel
         var xValid = valid is null ? null : Standardized(valid, standardizer);
         double logJacobian = standardizer.LogJacobian;
 
-        DeepGmmNetwork? chosen = null;
-        TrainingSummary? chosenSummary = null;
-        double chosenScore = double.NegativeInfinity;
         var root = new RandomStream(options.Seed).Fork(0xD6);
         var numbering = new IterationNumbering();
-        for (int init = 0; init < options.Initializations && (init == 0 || !options.StopToken.IsCancellationRequested); init++)
-        {
-            var (net, summary) = RunEm(options, x, xValid, logJacobian, init == 0 ? root : root.Fork((ulong)init), init, numbering, progress, cancellationToken);
-            double score = xValid is not null ? summary.BestValidationLogLikelihood : summary.FinalTrainLogLikelihood;
-            if (chosen is null || score > chosenScore) { chosen = net; chosenSummary = summary; chosenScore = score; }
-        }
+        var (chosen, chosenSummary) = TrainingDriver.BestOfRestarts(options.Initializations, byValidation: xValid is not null,
+            init => RunEm(options, x, xValid, logJacobian, init == 0 ? root : root.Fork((ulong)init), init, numbering, progress, cancellationToken),
+            options.StopToken);
         return ModelFile.EnsureTrainedModelLoadable(new DeepGmmModel(chosen!, standardizer) { TrainingSummary = chosenSummary });
     }
 
@@ -97,65 +90,22 @@ public sealed class DeepGmmModel : DensityModel
         }
         else DeepGmmTrainer.Initialize(net, x, options, random);
         var trainer = new DeepGmmTrainer(net, options, x, random);
-
-        var clock = Stopwatch.StartNew();
-        var history = new List<TrainingProgress>();
-        int offset = numbering.Done; // reported iteration numbers keep rising across pretraining and initialisations
-        var lastGood = net.Clone();
-        DeepGmmNetwork? best = null;
-        double bestValid = double.NegativeInfinity, lastTrain = double.NaN;
-        int bestIteration = 0, sinceBest = 0;
-        bool stoppedEarly = false;
-        string? initNote = options.Initializations > 1 ? $"initialisation {init + 1}/{options.Initializations}" : null;
-
-        var estep = trainer.EStep(0, cancellationToken);
-        double previous = estep.MeanLogLikelihood;
-        for (int iteration = 1; iteration <= options.MaxIterations && !options.StopToken.IsCancellationRequested; iteration++)
+        var em = new EmTrainable(net, trainer, options, xValid, logJacobian,
+            options.Initializations > 1 ? $"initialisation {init + 1}/{options.Initializations}" : null, cancellationToken);
+        var summary = TrainingDriver.Run(em, TrainingData.From(x), new TrainingDriverOptions
         {
-            cancellationToken.ThrowIfCancellationRequested();
-            var iterationClock = Stopwatch.StartNew();
-            var mstep = trainer.MStep(iteration, cancellationToken);
-            double mSeconds = iterationClock.Elapsed.TotalSeconds;
-            string? note = initNote;
-            if (!net.AllFinite())
-            {
-                // Cannot happen with a positive ridge, but parameters are never returned non-finite.
-                net.CopyFrom(lastGood);
-                note = "non-finite parameters after the M-step: restored the previous iteration and stopped";
-                history.Add(new TrainingProgress(offset + iteration, double.NaN, null, 0, clock.Elapsed, 0f, note, Unit: EmUnit));
-                progress?.Report(history[^1]);
-                break;
-            }
-            estep = trainer.EStep(iteration, cancellationToken);
-            double eSeconds = iterationClock.Elapsed.TotalSeconds - mSeconds;
-            lastTrain = estep.MeanLogLikelihood + logJacobian;
-            double? validLl = xValid is null ? null : MeanLogDensity(net, xValid) + logJacobian;
-            var metrics = new Dictionary<string, double>
-            {
-                ["switch_rate"] = estep.SwitchRate,
-                ["reseeded"] = mstep.Reseeded,
-                ["estep_s"] = eSeconds,
-                ["mstep_s"] = mSeconds,
-            };
-            if (!estep.IsExact) note = (note is null ? "" : note + "; ") + "train = best-path bound (heuristic E-step)";
-            var report = new TrainingProgress(offset + iteration, lastTrain, validLl, x.Rows / Math.Max(iterationClock.Elapsed.TotalSeconds, 1e-9),
-                clock.Elapsed, 0f, note, metrics, EmUnit);
-            history.Add(report);
-            progress?.Report(report);
-            lastGood = net.Clone();
-
-            if (validLl is double v)
-            {
-                if (v > bestValid) { bestValid = v; bestIteration = iteration; sinceBest = 0; best = lastGood; }
-                else if (options.EarlyStoppingPatience > 0 && ++sinceBest >= options.EarlyStoppingPatience) { stoppedEarly = true; break; }
-            }
-            if (Math.Abs(estep.MeanLogLikelihood - previous) < options.Tolerance && mstep.Reseeded == 0) break;
-            previous = estep.MeanLogLikelihood;
-        }
-        var final = best ?? lastGood;
-        numbering.Done += history.Count;
-        if (best is null) bestIteration = history.Count;
-        return (final.Clone(), new TrainingSummary(history.Count, bestIteration, bestValid, lastTrain, stoppedEarly, 0, history));
+            MaxEpochs = options.MaxIterations,
+            Shuffle = false, // one step per iteration on all rows
+            Root = random,
+            EarlyStoppingPatience = options.EarlyStoppingPatience,
+            OnDivergence = DivergencePolicy.Stop, // cannot happen with a positive ridge, but parameters are never returned non-finite
+            StopNote = "non-finite parameters after the M-step: restored the previous iteration and stopped",
+            StopToken = options.StopToken,
+            Unit = EmUnit,
+            EpochNumberOffset = numbering.Done, // reported iteration numbers keep rising across pretraining and initialisations
+        }, progress, cancellationToken);
+        numbering.Done += summary.EpochsRun;
+        return (net, summary);
     }
 
     /// <summary>Iterations reported so far by earlier EM runs of one Fit (pretraining, other initialisations).</summary>
@@ -213,7 +163,7 @@ public sealed class DeepGmmModel : DensityModel
             var x = new float[m * d];
             _standardizer.Forward(rowsOfBlock, x, m);
             var ws = _workspaces.TryTake(out var cached) ? cached : new DeepGmmNetwork.ScoringWorkspace(Network, block);
-            try { Network.LogDensityBlock(x, m, output, ws); }
+            try { Network.LogDensityBlock(x, m, output, ws, oneRowAsVector: true); }
             finally { _workspaces.Add(ws); }
             for (int r = 0; r < m; r++) output[r] += logJacobian;
         });

@@ -187,21 +187,35 @@ internal sealed class DeepGmmNetwork
     /// scores[r·P + p] = log π_p + log N(x_r | path p) for every path, by a depth-first walk of the layers from the
     /// top: each node's back-transform of the whole block is one GEMM, shared by all paths below it.
     /// </summary>
-    public void ScoreAllPaths(ReadOnlySpan<float> x, int n, ScoringWorkspace ws)
-        => Descend(LayerCount - 1, x, D, n, 0, 0.0, ws);
+    /// <param name="oneRowAsVector">With one row, compute each back-transform as Σ_r x_r Qᵀ[r, ·] by vector updates (no GEMM
+    /// packing) — the scoring path of a PredictionEngine or a model loaded into ML.NET — with the GEMM kernel's arithmetic
+    /// (fused multiply-add chain from zero), so a row scores the same bits alone or in a block. Only with AVX2/FMA.</param>
+    public void ScoreAllPaths(ReadOnlySpan<float> x, int n, ScoringWorkspace ws, bool oneRowAsVector = false)
+        => Descend(LayerCount - 1, x, D, n, 0, 0.0, ws, oneRowAsVector && n == 1 && VectorMath.IsSupported);
 
-    private void Descend(int layer, ReadOnlySpan<float> input, int inputStride, int n, int pathBase, double logDetSum, ScoringWorkspace ws)
+    private void Descend(int layer, ReadOnlySpan<float> input, int inputStride, int n, int pathBase, double logDetSum, ScoringWorkspace ws, bool asVector)
     {
         int width = Components[layer] * D;
         var output = ws.Levels[layer].AsSpan(0, n * width);
-        Gemm.Multiply(false, false, n, width, D, 1f, input, inputStride, WideQt[layer], width, 0f, output, width, allowParallel: false);
-        RowOps.AddRowVector(output, n, width, WideE[layer]);
+        if (asVector)
+        {
+            // The GEMM kernel's arithmetic for one row: a fused multiply-add chain over r from zero, then + e.
+            output.Clear();
+            var qt = WideQt[layer].AsSpan();
+            for (int r = 0; r < D; r++) System.Numerics.Tensors.TensorPrimitives.FusedMultiplyAdd(qt.Slice(r * width, width), input[r], output, output);
+            RowOps.AddRowVector(output, 1, width, WideE[layer]);
+        }
+        else
+        {
+            Gemm.Multiply(false, false, n, width, D, 1f, input, inputStride, WideQt[layer], width, 0f, output, width, allowParallel: false);
+            RowOps.AddRowVector(output, n, width, WideE[layer]);
+        }
         for (int i = 0; i < Components[layer]; i++)
         {
             int node = Node(layer, i);
             int path = pathBase + i * Stride[layer];
             double ld = logDetSum + LogDet[node];
-            if (layer > 0) { Descend(layer - 1, output[(i * D)..], width, n, path, ld, ws); continue; }
+            if (layer > 0) { Descend(layer - 1, output[(i * D)..], width, n, path, ld, ws, asVector); continue; }
             int pc = PathCount;
             float offset = (float)(PathLogPrior[path] + ld - D * HalfLog2Pi);
             for (int r = 0; r < n; r++)
@@ -213,9 +227,9 @@ internal sealed class DeepGmmNetwork
     }
 
     /// <summary>Log-density (standardised space) of each row of a block: log-sum-exp of the path scores in float64.</summary>
-    public void LogDensityBlock(ReadOnlySpan<float> x, int n, Span<float> logDensity, ScoringWorkspace ws)
+    public void LogDensityBlock(ReadOnlySpan<float> x, int n, Span<float> logDensity, ScoringWorkspace ws, bool oneRowAsVector = false)
     {
-        ScoreAllPaths(x, n, ws);
+        ScoreAllPaths(x, n, ws, oneRowAsVector);
         for (int r = 0; r < n; r++) logDensity[r] = (float)LogSumExp(ws.Scores.AsSpan(r * PathCount, PathCount));
     }
 

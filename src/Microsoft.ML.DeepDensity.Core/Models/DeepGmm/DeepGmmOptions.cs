@@ -120,7 +120,7 @@ public sealed class DeepGmmOptions
     /// <summary>Minibatch M-step: passes over the node's rows per M-step. Default 2.</summary>
     public int MinibatchEpochs { get; set; } = 2;
 
-    /// <summary>Minibatch M-step: rows per minibatch. Default 256.</summary>
+    /// <summary>Minibatch M-step: rows per minibatch, in [1, 2^20]. Default 256.</summary>
     public int MinibatchSize { get; set; } = 256;
 
     /// <summary>Minibatch M-step: Adam learning rate. Default 1e-3.</summary>
@@ -241,7 +241,7 @@ public sealed class DeepGmmOptions
         Check(Tolerance >= 0 && double.IsFinite(Tolerance), nameof(Tolerance), Tolerance, "must be non-negative and finite");
         Check(LbfgsIterations >= 1, nameof(LbfgsIterations), LbfgsIterations, "must be at least 1");
         Check(MinibatchEpochs >= 1, nameof(MinibatchEpochs), MinibatchEpochs, "must be at least 1");
-        Check(MinibatchSize >= 1, nameof(MinibatchSize), MinibatchSize, "must be at least 1");
+        Check(MinibatchSize >= 1 && MinibatchSize <= 1 << 20, nameof(MinibatchSize), MinibatchSize, $"must be in [1, {1 << 20}]");
         Check(MinibatchLearningRate > 0 && double.IsFinite(MinibatchLearningRate), nameof(MinibatchLearningRate), MinibatchLearningRate, "must be positive and finite");
         Check(CovarianceRidge > 0 && double.IsFinite(CovarianceRidge), nameof(CovarianceRidge), CovarianceRidge, "must be positive and finite (it is the covariance floor)");
         Check(LowerLayerShrinkage >= 0 && double.IsFinite(LowerLayerShrinkage), nameof(LowerLayerShrinkage), LowerLayerShrinkage, "must be non-negative and finite (0 = no shrinkage toward the identity)");

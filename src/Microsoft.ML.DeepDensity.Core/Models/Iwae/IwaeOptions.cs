@@ -55,7 +55,7 @@ public sealed class IwaeOptions : GradientTrainingOptions
     public ulong EvaluationSeed { get; set; } = 0x1DAE;
 
     /// <summary>Data rows per block processed by one thread in training (fixed so that results do not depend on the
-    /// number of threads; each block holds RowsPerBlock × Samples decoder rows). Default 50.</summary>
+    /// number of threads; each block holds RowsPerBlock × Samples decoder rows). In [1, <see cref="GradientTrainingOptions.MaxRowsPerBlock"/>]. Default 50.</summary>
     public int RowsPerBlock { get; set; } = 50;
 
     /// <summary>Initialise the decoder's output biases from the training data (Bernoulli: logit of the pixel means;
@@ -89,7 +89,7 @@ public sealed class IwaeOptions : GradientTrainingOptions
         Check(Samples >= 1 && Samples <= 100_000, nameof(Samples), Samples, "must be in [1, 100000]");
         Check(EvaluationSamples >= 1 && EvaluationSamples <= MaxEvaluationSamples, nameof(EvaluationSamples), EvaluationSamples, $"must be in [1, {MaxEvaluationSamples}]");
         Check(EvaluationSamplesPerChunk >= 1 && EvaluationSamplesPerChunk <= MaxEvaluationSamplesPerChunk, nameof(EvaluationSamplesPerChunk), EvaluationSamplesPerChunk, $"must be in [1, {MaxEvaluationSamplesPerChunk}]");
-        Check(RowsPerBlock >= 1, nameof(RowsPerBlock), RowsPerBlock, "must be at least 1");
+        Check(RowsPerBlock >= 1 && RowsPerBlock <= MaxRowsPerBlock, nameof(RowsPerBlock), RowsPerBlock, $"must be in [1, {MaxRowsPerBlock}]");
     }
 
     private static string Describe(int[]? v) => v is null ? "null" : "{" + string.Join(", ", v) + "}";

@@ -16,7 +16,7 @@ namespace Microsoft.ML.DeepDensity.Models.Nvil;
 /// that depend on h_l), with its own baseline output and statistics. Rows are processed in fixed blocks in parallel in
 /// two passes, because the signal statistics are over the whole minibatch: pass 1 samples and scores every block, the
 /// statistics are updated in block order, pass 2 back-propagates. Gradients are reduced in block order, so the result
-/// does not depend on the thread count. The statistics are training state: <see cref="SnapshotState"/> /
+/// does not depend on the thread count. The statistics are training state: <see cref="CaptureState"/> /
 /// <see cref="RestoreState"/> keep them with the parameters. They start from the first minibatch's mean and variance.
 /// </remarks>
 internal sealed class NvilObjective : IGradientObjective
@@ -63,8 +63,9 @@ internal sealed class NvilObjective : IGradientObjective
     /// <summary>Network parameters, then the baseline's.</summary>
     public ParameterSet Parameters { get; } = new();
 
-    /// <summary>The running statistics (restored together with the parameters when training rolls back).</summary>
-    public double[] SnapshotState()
+    /// <summary>A copy of the running statistics (c, v, started), restored together with the parameters when training
+    /// rolls back to an earlier epoch.</summary>
+    public object CaptureState()
     {
         var s = new double[2 * _signals + 1];
         Mean.CopyTo(s, 0); Variance.CopyTo(s, _signals);
@@ -72,11 +73,13 @@ internal sealed class NvilObjective : IGradientObjective
         return s;
     }
 
-    public void RestoreState(double[] state)
+    /// <summary>Puts back statistics from <see cref="CaptureState"/> (which stays usable).</summary>
+    public void RestoreState(object state)
     {
-        Array.Copy(state, 0, Mean, 0, _signals);
-        Array.Copy(state, _signals, Variance, 0, _signals);
-        StatisticsInitialized = state[^1] != 0;
+        var s = (double[])state;
+        Array.Copy(s, 0, Mean, 0, _signals);
+        Array.Copy(s, _signals, Variance, 0, _signals);
+        StatisticsInitialized = s[^1] != 0;
     }
 
     public double ComputeGradient(ReadOnlySpan<float> rows, int count, RandomStream random) => Run(rows, count, random, withGradient: true);

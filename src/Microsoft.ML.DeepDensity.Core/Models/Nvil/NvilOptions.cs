@@ -58,7 +58,7 @@ public sealed class NvilOptions : GradientTrainingOptions
     public ulong EvaluationSeed { get; set; } = 0x1DAE;
 
     /// <summary>Data rows per block processed by one thread in training (fixed so that results do not depend on the
-    /// number of threads). Default 50.</summary>
+    /// number of threads). In [1, <see cref="GradientTrainingOptions.MaxRowsPerBlock"/>]. Default 50.</summary>
     public int RowsPerBlock { get; set; } = 50;
 
     /// <summary>Initialise the data layer's biases to the logits of the training pixel means. Default true.</summary>
@@ -79,7 +79,7 @@ public sealed class NvilOptions : GradientTrainingOptions
         Check(SignalSmoothing >= 0 && SignalSmoothing < 1, nameof(SignalSmoothing), SignalSmoothing, "must be in [0, 1)");
         Check(EvaluationSamples >= 1 && EvaluationSamples <= MaxEvaluationSamples, nameof(EvaluationSamples), EvaluationSamples, $"must be in [1, {MaxEvaluationSamples}]");
         Check(EvaluationSamplesPerChunk >= 1 && EvaluationSamplesPerChunk <= MaxEvaluationSamplesPerChunk, nameof(EvaluationSamplesPerChunk), EvaluationSamplesPerChunk, $"must be in [1, {MaxEvaluationSamplesPerChunk}]");
-        Check(RowsPerBlock >= 1, nameof(RowsPerBlock), RowsPerBlock, "must be at least 1");
+        Check(RowsPerBlock >= 1 && RowsPerBlock <= MaxRowsPerBlock, nameof(RowsPerBlock), RowsPerBlock, $"must be in [1, {MaxRowsPerBlock}]");
     }
 
     private static string Describe(int[]? v) => v is null ? "null" : "{" + string.Join(", ", v) + "}";

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Numerics.Tensors;
 using Microsoft.ML.DeepDensity.Data;
 using Microsoft.ML.DeepDensity.Numerics;
@@ -302,107 +301,75 @@ internal sealed class RbmTrainer
         });
     }
 
-    // ------------------------------------------------------------------ the epoch loop
+    // ------------------------------------------------------------------ training on the driver
 
-    /// <summary>Runs epochs of CD/PCD with monitoring, early stopping, cancellation and divergence recovery.</summary>
+    /// <summary>Runs epochs of CD/PCD on the <see cref="TrainingDriver"/> (monitoring, early stopping, cancellation, divergence recovery).</summary>
     public static TrainingSummary Train(RbmMachine machine, RowMatrix train, RowMatrix? validation, RbmOptions o,
         IProgress<TrainingProgress>? progress, CancellationToken cancellationToken)
     {
-        int n = train.Rows;
-        int batch = Math.Min(o.BatchSize, n);
-        var trainer = new RbmTrainer(machine, batch, o.GibbsSteps,
-            o.Algorithm == RbmTrainingAlgorithm.PersistentContrastiveDivergence, o.PersistentChains);
-        var root = new RandomStream(o.Seed).Fork(0xC0DE_0000);
-        var monitor = new RbmMonitor(machine, train, validation, root.Fork(0x3017));
-        var order = new int[n];
-        var history = new List<TrainingProgress>();
-        float lr = o.LearningRate;
-        var lastGood = machine.Clone();
-        RbmMachine? best = null;
-        double bestScore = double.NegativeInfinity;
-        int bestEpoch = 0, sinceBest = 0, recoveries = 0;
-        bool stoppedEarly = false;
-        double lastTrain = double.NaN;
-        var clock = Stopwatch.StartNew();
-        int epoch = 1;
-        while (epoch <= o.MaxEpochs && !o.StopToken.IsCancellationRequested)
+        var trainable = new Trainable(machine, train, validation, o);
+        return TrainingDriver.Run(trainable, TrainingData.From(train), new TrainingDriverOptions
         {
-            cancellationToken.ThrowIfCancellationRequested();
-            var epochRandom = root.Fork((ulong)epoch, (ulong)recoveries);
-            for (int i = 0; i < n; i++) order[i] = i;
-            epochRandom.Shuffle(order.AsSpan());
-            var epochClock = Stopwatch.StartNew();
-            bool diverged = false;
-            int batchIndex = 0;
-            for (int start = 0; start < n; start += batch, batchIndex++)
-            {
-                cancellationToken.ThrowIfCancellationRequested();
-                if (o.StopToken.IsCancellationRequested) break;
-                int count = Math.Min(batch, n - start);
-                trainer.Gather(train, order, start, count);
-                trainer.Step(count, lr, o.Momentum, o.WeightDecay, epochRandom.Fork((ulong)batchIndex));
-                // A cheap check every 64 batches stops a blow-up early; the epoch-end check is the authoritative one.
-                if ((batchIndex & 63) == 63 && !float.IsFinite(TensorPrimitives.Sum<float>(machine.C))) { diverged = true; break; }
-            }
-            if (o.StopToken.IsCancellationRequested)
-            {
-                lastGood.CopyTo(machine); // a partly done epoch is discarded
-                break;
-            }
-            double seconds = epochClock.Elapsed.TotalSeconds;
-            RbmMonitor.Figures? figures = null;
-            if (!diverged && machine.AllFinite())
-            {
-                figures = monitor.Measure();
-                if (!figures.AllFinite) diverged = true;
-            }
-            else diverged = true;
+            MaxEpochs = o.MaxEpochs,
+            BatchSize = o.BatchSize,
+            Root = trainable.Root,
+            LearningRate = o.LearningRate,
+            LearningRateDecay = o.LearningRateDecay,
+            EarlyStoppingPatience = o.EarlyStoppingPatience,
+            // The monitor's score is a proxy (pseudo-likelihood or reconstruction error), so without early stopping the last epoch is kept.
+            RestoreBestWithoutEarlyStopping = false,
+            MaxDivergenceRecoveries = o.MaxDivergenceRecoveries,
+            Name = "RBM training",
+            DivergenceDescription = "non-finite parameters",
+            DivergenceAdvice = "lower LearningRate" + (machine.Gaussian ? " or standardise the inputs." : "."),
+            StopToken = o.StopToken,
+        }, progress, cancellationToken);
+    }
 
-            if (diverged)
-            {
-                lastGood.CopyTo(machine);
-                trainer.Reset();
-                if (++recoveries > o.MaxDivergenceRecoveries)
-                    throw new TrainingDivergedException(
-                        $"RBM training diverged (non-finite parameters) in epoch {epoch} and did not recover after {o.MaxDivergenceRecoveries} " +
-                        $"restarts with halved learning rates (last {lr:G3}). Parameters were restored to the last finite state; " +
-                        "lower LearningRate" + (machine.Gaussian ? " or standardise the inputs." : "."));
-                lr *= 0.5f;
-                progress?.Report(new TrainingProgress(epoch, double.NaN, null, 0, clock.Elapsed, lr,
-                    $"non-finite parameters: restored last good parameters, learning rate halved to {lr:G3}"));
-                continue;
-            }
+    /// <summary>A CD/PCD step per batch; the epoch's figures from the <see cref="RbmMonitor"/>. Snapshots hold the
+    /// machine; a divergence also drops momentum and the persistent chains (they restart from data).</summary>
+    private sealed class Trainable : ITrainableModel
+    {
+        private readonly RbmMachine _machine;
+        private readonly RowMatrix _train;
+        private readonly bool _hasValidation;
+        private readonly RbmOptions _o;
+        private readonly RbmTrainer _trainer;
+        private readonly RbmMonitor _monitor;
 
-            lastGood = machine.Clone();
-            var f = figures!;
-            lastTrain = f.TrainPseudoLogLikelihood;
-            var report = new TrainingProgress(epoch, f.TrainPseudoLogLikelihood, validation is null ? null : f.ValidationPseudoLogLikelihood,
-                n / Math.Max(seconds, 1e-9), clock.Elapsed, lr,
-                machine.Gaussian ? "RBM: train/valid are not likelihoods for Gaussian units; see Metrics" : "RBM: train/valid are pseudo-log-likelihoods",
-                f.ToMetrics());
-            history.Add(report);
-            progress?.Report(report);
-
-            if (validation is not null)
-            {
-                double score = f.ValidationScore;
-                if (score > bestScore)
-                {
-                    bestScore = score; bestEpoch = epoch; sinceBest = 0;
-                    best = lastGood;
-                }
-                else if (o.EarlyStoppingPatience > 0 && ++sinceBest >= o.EarlyStoppingPatience)
-                {
-                    stoppedEarly = true;
-                    break;
-                }
-            }
-            lr *= o.LearningRateDecay;
-            epoch++;
+        public Trainable(RbmMachine machine, RowMatrix train, RowMatrix? validation, RbmOptions o)
+        {
+            _machine = machine; _train = train; _hasValidation = validation is not null; _o = o;
+            _trainer = new RbmTrainer(machine, Math.Min(o.BatchSize, train.Rows), o.GibbsSteps,
+                o.Algorithm == RbmTrainingAlgorithm.PersistentContrastiveDivergence, o.PersistentChains);
+            Root = new RandomStream(o.Seed).Fork(0xC0DE_0000);
+            _monitor = new RbmMonitor(machine, train, validation, Root.Fork(0x3017));
         }
-        if (best is not null && o.EarlyStoppingPatience > 0) best.CopyTo(machine);
-        else bestEpoch = history.Count;
-        return new TrainingSummary(history.Count, bestEpoch, bestScore, lastTrain, stoppedEarly, recoveries, history);
+
+        public RandomStream Root { get; }
+
+        public double Step(TrainingStep step)
+        {
+            _trainer.Gather(_train, step.Order, step.Start, step.Count);
+            _trainer.Step(step.Count, step.LearningRate, _o.Momentum, _o.WeightDecay, step.Random);
+            // A cheap check every 64 batches stops a blow-up early; the epoch-end check is the authoritative one.
+            return (step.Index & 63) == 63 && !float.IsFinite(TensorPrimitives.Sum<float>(_machine.C)) ? double.NaN : 0;
+        }
+
+        public EpochFigures? EndEpoch(TrainingEpoch epoch)
+        {
+            if (!_machine.AllFinite()) return null;
+            var f = _monitor.Measure();
+            if (!f.AllFinite) return null;
+            return new EpochFigures(f.TrainPseudoLogLikelihood, _hasValidation ? f.ValidationPseudoLogLikelihood : null,
+                _hasValidation ? f.ValidationScore : null,
+                _machine.Gaussian ? "RBM: train/valid are not likelihoods for Gaussian units; see Metrics" : "RBM: train/valid are pseudo-log-likelihoods",
+                f.ToMetrics());
+        }
+
+        public object Snapshot() => _machine.Clone();
+        public void Restore(object snapshot) => ((RbmMachine)snapshot).CopyTo(_machine);
+        public void ResetAfterDivergence() => _trainer.Reset();
     }
 }
 

@@ -58,14 +58,19 @@ public sealed class RnadeModel : DensityModel
         var order = options.ResolveOrder(d);
         var (train, valid) = TrainingLoop.Split(data, validation, options.ValidationFraction, options.Seed);
 
+        // The preparation passes over the data are checked for cancellation too: on a large data set each takes a while.
+        cancellationToken.ThrowIfCancellationRequested();
         var permutedTrain = Permute(train, order);
         var standardizer = options.Standardize ? ColumnStandardizer.Fit(permutedTrain) : ColumnStandardizer.Identity(d);
+        cancellationToken.ThrowIfCancellationRequested();
         var modelTrain = ToModelSpace(permutedTrain, standardizer);
         var modelValid = valid is null ? null : ToModelSpace(Permute(valid, order), standardizer);
+        cancellationToken.ThrowIfCancellationRequested();
 
         var network = new RnadeNetwork(d, options.HiddenUnits, options.Components, options.Activation);
         network.Initialize(new RandomStream(options.Seed).Fork(0x1A17), ColumnQuantiles(modelTrain, options.Components));
-        var objective = new RnadeObjective(network, options.RowsPerBlock, options.ScaleMeanGradientBySigma, standardizer.LogJacobian);
+        cancellationToken.ThrowIfCancellationRequested();
+        var objective = new RnadeObjective(network, options.RowsPerBlock, options.ScaleMeanGradientBySigma, standardizer.LogJacobian, cancellationToken);
         var summary = TrainingLoop.Run(objective, modelTrain, modelValid, options, progress, cancellationToken);
         return ModelFile.EnsureTrainedModelLoadable(new RnadeModel(network, order, standardizer) { TrainingSummary = summary });
     }
@@ -90,6 +95,7 @@ public sealed class RnadeModel : DensityModel
         }
         public readonly RnadeNetwork Network;
         public readonly float[] X;
+        public RnadeNetwork.RowWorkspace? Row;
         // One workspace per width in 8-row tiles: the forward pass computes every column of its workspace, so a single
         // row (PredictionEngine, a loaded ML.NET model) must not pay for a 256-row block.
         private readonly RnadeNetwork.Workspace?[] _byTiles = new RnadeNetwork.Workspace?[RowsPerScoringBlock / 8 + 1];
@@ -107,7 +113,8 @@ public sealed class RnadeModel : DensityModel
         {
             var x = scratch.X.AsSpan(0, n * Dimension);
             ToModelSpace(raw, x, n);
-            Network.Forward(x, n, scratch.For(n), logDensity, 0f, false);
+            if (n == 1 && Network.LogDensityOfRow(x, scratch.Row ??= new RnadeNetwork.RowWorkspace(Network)) is float one) logDensity[0] = one;
+            else Network.Forward(x, n, scratch.For(n), logDensity, 0f, false);
         }
         finally { _scratch.Add(scratch); }
         for (int i = 0; i < n; i++) logDensity[i] += logJacobian;
@@ -221,14 +228,28 @@ internal sealed class RnadeObjective : IGradientObjective
     private readonly int _rowsPerBlock;
     private readonly bool _scaleMeanBySigma;
     private readonly double _logJacobian;
+    private readonly CancellationToken _cancellationToken;
     private readonly List<RnadeNetwork.Workspace> _workspaces = new();
     private readonly List<RnadeNetwork.Workspace> _evalWorkspaces = new();
     private double[] _sums = Array.Empty<double>();
 
+    /// <summary>
+    /// Blocks run at once: a minibatch is processed in waves of this many blocks, reusing their workspaces, with a
+    /// cancellation check between waves. Training memory is therefore bounded by the block size, not the batch size
+    /// (a 200k-row batch used to hold 4,000 workspaces), and a huge batch stops within a wave of cancellation. Gradients
+    /// are still summed in block order, so the result is the same bits as one wave over every block.
+    /// </summary>
+    internal const int BlocksPerWave = 16;
+
+    /// <summary>Training workspaces held (at most <see cref="BlocksPerWave"/>).</summary>
+    internal int WorkspaceCount => _workspaces.Count;
+
     /// <param name="logJacobian">Added per row so reported objectives are log-densities of the raw (unstandardised) data.</param>
-    public RnadeObjective(RnadeNetwork net, int rowsPerBlock, bool scaleMeanBySigma, double logJacobian = 0)
+    /// <param name="cancellationToken">Checked between waves of blocks inside one minibatch.</param>
+    public RnadeObjective(RnadeNetwork net, int rowsPerBlock, bool scaleMeanBySigma, double logJacobian = 0, CancellationToken cancellationToken = default)
     {
         _net = net; _rowsPerBlock = rowsPerBlock; _scaleMeanBySigma = scaleMeanBySigma; _logJacobian = logJacobian;
+        _cancellationToken = cancellationToken;
         Parameters = new ParameterSet(new Parameter("W", net.W), new Parameter("c", net.C), new Parameter("rho", net.Rho),
             new Parameter("V", net.V), new Parameter("b", net.B));
     }
@@ -248,24 +269,31 @@ internal sealed class RnadeObjective : IGradientObjective
         int blocks = (count + _rowsPerBlock - 1) / _rowsPerBlock;
         // Evaluation (validation) needs no stored activations or gradients: it has its own lighter workspaces.
         var workspaces = withGradient ? _workspaces : _evalWorkspaces;
-        while (workspaces.Count < blocks) workspaces.Add(new RnadeNetwork.Workspace(_net, _rowsPerBlock, forTraining: withGradient));
+        while (workspaces.Count < Math.Min(blocks, BlocksPerWave)) workspaces.Add(new RnadeNetwork.Workspace(_net, _rowsPerBlock, forTraining: withGradient));
         if (_sums.Length < blocks) _sums = new double[blocks];
         var sums = _sums;
         float scale = -1f / count;
-        unsafe
+        for (int first = 0; first < blocks; first += BlocksPerWave)
         {
-            fixed (float* pRows = rows)
+            _cancellationToken.ThrowIfCancellationRequested();
+            int waveBlocks = Math.Min(BlocksPerWave, blocks - first);
+            unsafe
             {
-                nint address = (nint)pRows;
-                if (blocks == 1) Block(0); else DeepDensityEnvironment.For(0, blocks, Block);
-                void Block(int b)
+                fixed (float* pRows = rows)
                 {
-                    int start = b * _rowsPerBlock, n = Math.Min(_rowsPerBlock, count - start);
-                    var ws = workspaces[b];
-                    var x = new ReadOnlySpan<float>((float*)address + (long)start * d, n * d);
-                    BlockCore(x, n, ws, b);
+                    nint address = (nint)pRows;
+                    if (blocks == 1) Block(0); else DeepDensityEnvironment.For(0, waveBlocks, Block);
+                    void Block(int i)
+                    {
+                        int b = first + i;
+                        int start = b * _rowsPerBlock, n = Math.Min(_rowsPerBlock, count - start);
+                        var ws = workspaces[i];
+                        var x = new ReadOnlySpan<float>((float*)address + (long)start * d, n * d);
+                        BlockCore(x, n, ws, b);
+                    }
                 }
             }
+            if (withGradient) ReduceGradients(waveBlocks, accumulate: first > 0);
         }
         void BlockCore(ReadOnlySpan<float> x, int n, RnadeNetwork.Workspace ws, int b)
         {
@@ -280,7 +308,6 @@ internal sealed class RnadeObjective : IGradientObjective
                 _net.Backward(x, n, ws);
             }
         }
-        if (withGradient) ReduceGradients(blocks);
         double total = count * _logJacobian;
         for (int b = 0; b < blocks; b++) total += sums[b];
         return total;
@@ -294,16 +321,18 @@ internal sealed class RnadeObjective : IGradientObjective
     /// thread count), in parallel over fixed chunks of the parameters: done serially, this pass over every parameter
     /// for every block was a serial tail of each step that kept the step below two cores.
     /// </summary>
-    private void ReduceGradients(int blocks)
+    /// <param name="blocks">Workspaces of this wave (in block order).</param>
+    /// <param name="accumulate">Add to the gradients of earlier waves instead of overwriting them.</param>
+    private void ReduceGradients(int blocks, bool accumulate)
     {
         var items = Parameters.Items;
         int chunks = 0;
         foreach (var p in items) chunks += (p.Gradient.Length + ReduceChunk - 1) / ReduceChunk;
-        if (chunks == 1 || blocks == 1) { for (int c = 0; c < chunks; c++) ReduceChunkAt(c, blocks); return; }
-        DeepDensityEnvironment.For(0, chunks, c => ReduceChunkAt(c, blocks));
+        if (chunks == 1 || blocks == 1) { for (int c = 0; c < chunks; c++) ReduceChunkAt(c, blocks, accumulate); return; }
+        DeepDensityEnvironment.For(0, chunks, c => ReduceChunkAt(c, blocks, accumulate));
     }
 
-    private void ReduceChunkAt(int chunk, int blocks)
+    private void ReduceChunkAt(int chunk, int blocks, bool accumulate)
     {
         var items = Parameters.Items;
         for (int t = 0; t < items.Count; t++)
@@ -312,7 +341,7 @@ internal sealed class RnadeObjective : IGradientObjective
             if (chunk >= count) { chunk -= count; continue; }
             int start = chunk * ReduceChunk, length = Math.Min(ReduceChunk, n - start);
             var dst = items[t].Gradient.AsSpan(start, length);
-            dst.Clear();
+            if (!accumulate) dst.Clear();
             for (int b = 0; b < blocks; b++)
             {
                 var ws = _workspaces[b];

@@ -164,6 +164,85 @@ internal sealed class RnadeNetwork
         lp[..rows].CopyTo(logp);
     }
 
+    /// <summary>Scratch of <see cref="LogDensityOfRow"/>. Not shared between threads.</summary>
+    public sealed class RowWorkspace
+    {
+        public readonly float[] A, Hidden, Acc, X8, Z8, LogP8, Mixture;
+        /// <summary>V with each row of 3K outputs padded to <see cref="K3Padded"/> (a multiple of 8, zeros), so the
+        /// per-row product runs over whole 8-lane vectors held in registers.</summary>
+        public readonly float[] VPadded;
+        public readonly int K3Padded;
+
+        public RowWorkspace(RnadeNetwork net)
+        {
+            K3Padded = (net.K3 + 7) / 8 * 8;
+            A = new float[net.H]; Hidden = new float[net.H]; Acc = new float[K3Padded];
+            X8 = new float[8]; Z8 = new float[net.K3 * 8]; LogP8 = new float[8]; Mixture = new float[3 * net.K * 8];
+            VPadded = new float[net.D * net.H * K3Padded];
+            for (int row = 0; row < net.D * net.H; row++) net.V.AsSpan(row * net.K3, net.K3).CopyTo(VPadded.AsSpan(row * K3Padded));
+        }
+    }
+
+    /// <summary>
+    /// Log-density (model space) of one row, bit-identical to its score in a block of <see cref="Forward"/> but without
+    /// paying for the block's eight-row tile (a PredictionEngine, a model loaded into ML.NET score one row per call).
+    /// It repeats the block path's arithmetic for one row: z = b_d + Σ_j V_d[j, ·] h_j as the GEMM kernel forms it (one
+    /// fused multiply-add chain over j from zero, then added to b_d), the same eight-lane mixture code (this row in lane
+    /// 0), and the same float accumulation. Only with AVX2/FMA (else null: the caller uses the block path).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public float? LogDensityOfRow(ReadOnlySpan<float> x, RowWorkspace ws)
+    {
+        if (!VectorMath.IsSupported || PortableMixture) return null;
+        int h = H, k3 = K3, k3p = ws.K3Padded;
+        var a = ws.A.AsSpan(); var hid = ws.Hidden.AsSpan(); var acc = ws.Acc.AsSpan();
+        var z8 = ws.Z8.AsSpan(); var x8 = ws.X8.AsSpan(); var lp8 = ws.LogP8.AsSpan();
+        C.AsSpan().CopyTo(a);
+        lp8.Clear(); x8.Clear(); z8.Clear();
+        for (int d = 0; d < D; d++)
+        {
+            TensorPrimitives.Multiply(a, Rho[d], hid);
+            ApplyActivation(hid);
+            acc.Clear();
+            AddRowCombination(ws.VPadded.AsSpan(d * h * k3p, h * k3p), hid, acc, k3p);
+            for (int i = 0; i < k3; i++) z8[i * 8] = B[d * k3 + i] + acc[i];
+            x8[0] = x[d];
+            MixtureVector(K, x8, z8, 8, false, default, 0f, false, lp8, ws.Mixture);
+            if (d < D - 1) TensorPrimitives.MultiplyAdd(W.AsSpan(d * h, h), x[d], a, a); // as AddOuter: a + x·w, unfused
+        }
+        return lp8[0];
+    }
+
+    /// <summary>acc[0..k3p) = fma chain over j of v[j·k3p ..] · h[j] (as the GEMM micro-kernel accumulates), four 8-lane
+    /// accumulators at a time kept in registers.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void AddRowCombination(ReadOnlySpan<float> v, ReadOnlySpan<float> h, Span<float> acc, int k3p)
+    {
+        ref float v0 = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(v);
+        ref float z0 = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(acc);
+        for (int c = 0; c < k3p; c += 32)
+        {
+            int lanes = Math.Min(4, (k3p - c) / 8);
+            var a0 = Vector256.LoadUnsafe(ref z0, (nuint)c);
+            var a1 = lanes > 1 ? Vector256.LoadUnsafe(ref z0, (nuint)(c + 8)) : default;
+            var a2 = lanes > 2 ? Vector256.LoadUnsafe(ref z0, (nuint)(c + 16)) : default;
+            var a3 = lanes > 3 ? Vector256.LoadUnsafe(ref z0, (nuint)(c + 24)) : default;
+            for (int j = 0; j < h.Length; j++)
+            {
+                var s = Vector256.Create(h[j]);
+                nuint at = (nuint)(j * k3p + c);
+                a0 = Fma.MultiplyAdd(s, Vector256.LoadUnsafe(ref v0, at), a0);
+                if (lanes > 1) a1 = Fma.MultiplyAdd(s, Vector256.LoadUnsafe(ref v0, at + 8), a1);
+                if (lanes > 2) a2 = Fma.MultiplyAdd(s, Vector256.LoadUnsafe(ref v0, at + 16), a2);
+                if (lanes > 3) a3 = Fma.MultiplyAdd(s, Vector256.LoadUnsafe(ref v0, at + 24), a3);
+            }
+            a0.StoreUnsafe(ref z0, (nuint)c);
+            if (lanes > 1) a1.StoreUnsafe(ref z0, (nuint)(c + 8));
+            if (lanes > 2) a2.StoreUnsafe(ref z0, (nuint)(c + 16));
+            if (lanes > 3) a3.StoreUnsafe(ref z0, (nuint)(c + 24));
+        }
+    }
+
     /// <summary>Backward pass after <see cref="Forward"/> on the same workspace; accumulates into the workspace gradients.
     /// Leaves ∂loss/∂z per row in <see cref="Workspace.DZ"/> and ∂loss/∂a₀ (= ∂loss/∂c per row) in <see cref="Workspace.DAcc"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // hot from the first call: no slow tier-0 epoch

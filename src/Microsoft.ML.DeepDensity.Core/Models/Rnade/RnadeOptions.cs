@@ -53,7 +53,7 @@ public class RnadeOptions : GradientTrainingOptions
     public bool ScaleMeanGradientBySigma { get; set; }
 
     /// <summary>Rows per block processed by one thread in training and scoring (fixed so that results do not depend on the
-    /// number of threads). Default 50.</summary>
+    /// number of threads). In [1, <see cref="GradientTrainingOptions.MaxRowsPerBlock"/>]. Default 50.</summary>
     public int RowsPerBlock { get; set; } = 50;
 
     /// <inheritdoc/>
@@ -63,7 +63,7 @@ public class RnadeOptions : GradientTrainingOptions
         Check(HiddenUnits >= 1, nameof(HiddenUnits), HiddenUnits, "must be at least 1");
         Check(Components >= 1, nameof(Components), Components, "must be at least 1");
         Check(Activation is Activation.Relu or Activation.Sigmoid or Activation.Tanh, nameof(Activation), Activation, "must be Relu, Sigmoid or Tanh");
-        Check(RowsPerBlock >= 1, nameof(RowsPerBlock), RowsPerBlock, "must be at least 1");
+        Check(RowsPerBlock >= 1 && RowsPerBlock <= MaxRowsPerBlock, nameof(RowsPerBlock), RowsPerBlock, $"must be in [1, {MaxRowsPerBlock}]");
     }
 
     /// <summary>Checks <see cref="VariableOrder"/> against the data width.</summary>

@@ -1,0 +1,274 @@
+using System.Diagnostics;
+using Microsoft.ML.DeepDensity.Randomness;
+
+namespace Microsoft.ML.DeepDensity.Training;
+
+/// <summary>
+/// What the <see cref="TrainingDriver"/> needs from a model being trained: an update on a batch, the figures of an
+/// epoch (training objective, validation, convergence), and a snapshot/restore of ALL its training state — parameters
+/// and any non-parameter state (running statistics, persistent chains) — so that divergence recovery and early
+/// stopping can go back to an earlier epoch exactly.
+/// </summary>
+public interface ITrainableModel
+{
+    /// <summary>One update on the examples <paramref name="step"/> selects. Returns the batch's objective sum (summed
+    /// into the epoch's figure), or a non-finite value when the update diverged (the driver then restores the last
+    /// good state).</summary>
+    double Step(TrainingStep step);
+
+    /// <summary>Measures the epoch after its steps; null when the state is unusable (non-finite parameters, training or
+    /// validation figure), which the driver treats as a divergence.</summary>
+    EpochFigures? EndEpoch(TrainingEpoch epoch);
+
+    /// <summary>An independent copy of all training state.</summary>
+    object Snapshot();
+
+    /// <summary>Puts back a state made by <see cref="Snapshot"/> (the snapshot stays usable).</summary>
+    void Restore(object snapshot);
+
+    /// <summary>After a divergence restore, forgets what a restore does not cover and should not survive (optimiser
+    /// moments, momentum, chains started from the diverged state).</summary>
+    void ResetAfterDivergence();
+}
+
+/// <summary>The figures of one epoch.</summary>
+/// <param name="Train">Training objective per example (reported; the summary's final training figure).</param>
+/// <param name="Validation">Reported validation figure (null without a validation set).</param>
+/// <param name="Score">Early-stopping score, higher is better (null: <paramref name="Validation"/>; both null: no early stopping).</param>
+/// <param name="Note">Note for the progress report.</param>
+/// <param name="Metrics">Extra figures for the progress report.</param>
+/// <param name="Converged">The model has converged: stop after this epoch (EM's tolerance).</param>
+public sealed record EpochFigures(double Train, double? Validation, double? Score = null, string? Note = null,
+    IReadOnlyDictionary<string, double>? Metrics = null, bool Converged = false);
+
+/// <summary>One step of an epoch: which examples, the learning rate and the step's own random stream.</summary>
+public sealed class TrainingStep
+{
+    private readonly ITrainingData _data;
+    private readonly TrainingBatch _batch = new();
+    private bool _copied;
+
+    internal TrainingStep(ITrainingData data, int[] order) { _data = data; Order = order; }
+
+    internal void Set(int epoch, int index, int start, int count, float learningRate, RandomStream random)
+    {
+        Epoch = epoch; Index = index; Start = start; Count = count; LearningRate = learningRate; Random = random;
+        _copied = false;
+    }
+
+    /// <summary>Epoch number (1-based).</summary>
+    public int Epoch { get; private set; }
+    /// <summary>Batch number within the epoch (0-based).</summary>
+    public int Index { get; private set; }
+    /// <summary>This epoch's order of all examples (shuffled, or in order for full-batch methods).</summary>
+    public int[] Order { get; }
+    /// <summary>First position of this batch in <see cref="Order"/>.</summary>
+    public int Start { get; private set; }
+    /// <summary>Examples in this batch.</summary>
+    public int Count { get; private set; }
+    /// <summary>The examples of this batch, as indices into the training data.</summary>
+    public ReadOnlySpan<int> Indices => Order.AsSpan(Start, Count);
+    /// <summary>Current learning rate (after decay and divergence halving).</summary>
+    public float LearningRate { get; private set; }
+    /// <summary>This step's noise: a pure function of (seed, epoch, recoveries, batch).</summary>
+    public RandomStream Random { get; private set; } = null!;
+
+    /// <summary>The batch's examples, copied from the training data on first use.</summary>
+    public TrainingBatch Batch
+    {
+        get
+        {
+            if (!_copied) { _data.CopyBatch(Indices, _batch); _copied = true; }
+            return _batch;
+        }
+    }
+}
+
+/// <summary>What <see cref="ITrainableModel.EndEpoch"/> is told about the epoch.</summary>
+/// <param name="Epoch">Epoch number (1-based).</param>
+/// <param name="ObjectiveSum">Sum of the steps' objectives.</param>
+/// <param name="Examples">Training examples.</param>
+/// <param name="Root">The run's root stream (for seeded evaluation noise).</param>
+/// <param name="LearningRate">The learning rate of the epoch.</param>
+public sealed record TrainingEpoch(int Epoch, double ObjectiveSum, int Examples, RandomStream Root, float LearningRate);
+
+/// <summary>What to do when an epoch diverges.</summary>
+public enum DivergencePolicy
+{
+    /// <summary>Restore the last good state, halve the learning rate and retry the epoch (up to <see cref="TrainingDriverOptions.MaxDivergenceRecoveries"/> times).</summary>
+    HalveLearningRateAndRetry = 0,
+    /// <summary>Restore the last good state and stop (methods without a learning rate, e.g. EM).</summary>
+    Stop = 1,
+}
+
+/// <summary>How the driver runs a model.</summary>
+public sealed class TrainingDriverOptions
+{
+    /// <summary>Epochs (EM iterations) at most.</summary>
+    public int MaxEpochs { get; init; }
+    /// <summary>Examples per step (capped at the number of examples).</summary>
+    public int BatchSize { get; init; } = int.MaxValue;
+    /// <summary>Shuffle the examples every epoch (minibatch methods); false hands them over in order.</summary>
+    public bool Shuffle { get; init; } = true;
+    /// <summary>Root of every random stream of the run (shuffles, steps).</summary>
+    public required RandomStream Root { get; init; }
+    /// <summary>Initial learning rate (0 for methods without one; reported as is).</summary>
+    public float LearningRate { get; init; }
+    /// <summary>Factor applied to the learning rate after every epoch.</summary>
+    public float LearningRateDecay { get; init; } = 1f;
+    /// <summary>Stop after this many epochs without a better validation score (0: never stop early).</summary>
+    public int EarlyStoppingPatience { get; init; }
+    /// <summary>Restore the state of the best validation epoch at the end even when early stopping is off.</summary>
+    public bool RestoreBestWithoutEarlyStopping { get; init; } = true;
+    /// <summary>What a divergence does.</summary>
+    public DivergencePolicy OnDivergence { get; init; }
+    /// <summary>Recoveries before <see cref="TrainingDivergedException"/> (with <see cref="DivergencePolicy.HalveLearningRateAndRetry"/>).</summary>
+    public int MaxDivergenceRecoveries { get; init; }
+    /// <summary>Who diverges, for messages ("Training", "RBM training").</summary>
+    public string Name { get; init; } = "Training";
+    /// <summary>What a divergence is for this model, for messages ("non-finite loss or gradient").</summary>
+    public string DivergenceDescription { get; init; } = "non-finite loss or gradient";
+    /// <summary>The advice that ends the divergence message.</summary>
+    public string DivergenceAdvice { get; init; } = "standardise the inputs or lower LearningRate.";
+    /// <summary>Note of the history entry a <see cref="DivergencePolicy.Stop"/> divergence leaves.</summary>
+    public string StopNote { get; init; } = "non-finite parameters: restored the previous epoch and stopped";
+    /// <summary>Ends training early but keeps the result (unlike the cancellation token, which abandons it): when
+    /// signalled, the run stops at the next step or epoch boundary as if <see cref="MaxEpochs"/> had been reached, a
+    /// partly done epoch is discarded and the best state so far is kept (e.g. a command-line tool's first Ctrl+C).</summary>
+    public CancellationToken StopToken { get; init; }
+    /// <summary>What one epoch is, for progress reports ("epoch", "EM iteration").</summary>
+    public string Unit { get; init; } = "epoch";
+    /// <summary>Added to epoch numbers in reports (runs that continue another's numbering: pretraining, restarts).</summary>
+    public int EpochNumberOffset { get; init; }
+}
+
+/// <summary>
+/// The one training loop: epochs, shuffling, batches, progress, cancellation, validation with early stopping and
+/// restore of the best state, divergence recovery — for every model, through <see cref="ITrainableModel"/>. Gradient
+/// models plug in through <see cref="TrainingLoop"/> (the optimiser adapter), CD-trained RBMs and Deep GMM's EM through
+/// their own small adapters; restarts (several initialisations) through <see cref="BestOfRestarts"/>.
+/// </summary>
+/// <remarks>Randomness: epoch e (after r recoveries) shuffles with Root.Fork(e, r) and step b draws from
+/// Root.Fork(e, r).Fork(b), so a run is a pure function of the seed, whatever the thread count.</remarks>
+public static class TrainingDriver
+{
+    /// <summary>Trains <paramref name="model"/> on <paramref name="train"/>; returns what the run did.</summary>
+    public static TrainingSummary Run(ITrainableModel model, ITrainingData train, TrainingDriverOptions options,
+        IProgress<TrainingProgress>? progress, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(train);
+        ArgumentNullException.ThrowIfNull(options);
+        var root = options.Root;
+        int n = train.Count;
+        int batch = Math.Min(options.BatchSize, n);
+        var order = new int[n];
+        var step = new TrainingStep(train, order);
+        var history = new List<TrainingProgress>();
+
+        float lr = options.LearningRate;
+        object lastGood = model.Snapshot();
+        object? best = null;
+        double bestScore = double.NegativeInfinity;
+        int bestEpoch = 0, sinceBest = 0, recoveries = 0;
+        bool stoppedEarly = false;
+        double lastTrain = double.NaN;
+        var clock = Stopwatch.StartNew();
+        int epoch = 1;
+        var stop = options.StopToken;
+        while (epoch <= options.MaxEpochs && !stop.IsCancellationRequested)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            var epochRandom = root.Fork((ulong)epoch, (ulong)recoveries);
+            for (int i = 0; i < n; i++) order[i] = i;
+            if (options.Shuffle) epochRandom.Shuffle(order.AsSpan());
+            var epochClock = Stopwatch.StartNew();
+            double objectiveSum = 0;
+            bool diverged = false;
+            int batchIndex = 0;
+            for (int start = 0; start < n; start += batch, batchIndex++)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                if (stop.IsCancellationRequested) break;
+                step.Set(epoch, batchIndex, start, Math.Min(batch, n - start), lr, epochRandom.Fork((ulong)batchIndex));
+                double objective = model.Step(step);
+                if (!double.IsFinite(objective)) { diverged = true; break; }
+                objectiveSum += objective;
+            }
+            if (stop.IsCancellationRequested)
+            {
+                model.Restore(lastGood); // a partly done epoch is discarded
+                break;
+            }
+            double seconds = epochClock.Elapsed.TotalSeconds;
+            var figures = diverged ? null : model.EndEpoch(new TrainingEpoch(epoch, objectiveSum, n, root, lr));
+            if (figures is null)
+            {
+                model.Restore(lastGood);
+                if (options.OnDivergence == DivergencePolicy.Stop)
+                {
+                    history.Add(new TrainingProgress(options.EpochNumberOffset + epoch, double.NaN, null, 0, clock.Elapsed, lr, options.StopNote, Unit: options.Unit));
+                    progress?.Report(history[^1]);
+                    break;
+                }
+                model.ResetAfterDivergence();
+                if (++recoveries > options.MaxDivergenceRecoveries)
+                    throw new TrainingDivergedException(
+                        $"{options.Name} diverged ({options.DivergenceDescription}) in epoch {epoch} and did not recover after {options.MaxDivergenceRecoveries} " +
+                        $"restarts with halved learning rates (last {lr:G3}). Parameters were restored to the last finite state; {options.DivergenceAdvice}");
+                lr *= 0.5f;
+                progress?.Report(new TrainingProgress(options.EpochNumberOffset + epoch, double.NaN, null, 0, clock.Elapsed, lr,
+                    $"{options.DivergenceDescription}: restored the last good state, learning rate halved to {lr:G3}", Unit: options.Unit));
+                continue; // retry the same epoch
+            }
+
+            lastGood = model.Snapshot();
+            lastTrain = figures.Train;
+            var report = new TrainingProgress(options.EpochNumberOffset + epoch, figures.Train, figures.Validation,
+                n / Math.Max(seconds, 1e-9), clock.Elapsed, lr, figures.Note, figures.Metrics, options.Unit);
+            history.Add(report);
+            progress?.Report(report);
+
+            if ((figures.Score ?? figures.Validation) is double score)
+            {
+                if (score > bestScore)
+                {
+                    bestScore = score; bestEpoch = epoch; sinceBest = 0;
+                    best = lastGood;
+                }
+                else if (options.EarlyStoppingPatience > 0 && ++sinceBest >= options.EarlyStoppingPatience)
+                {
+                    stoppedEarly = true;
+                    break;
+                }
+            }
+            if (figures.Converged) break;
+            lr *= options.LearningRateDecay;
+            epoch++;
+        }
+        if (best is not null && (options.RestoreBestWithoutEarlyStopping || options.EarlyStoppingPatience > 0)) model.Restore(best);
+        else bestEpoch = history.Count;
+        return new TrainingSummary(history.Count, bestEpoch, bestScore, lastTrain, stoppedEarly, recoveries, history);
+    }
+
+    /// <summary>
+    /// Runs <paramref name="restarts"/> independent trainings (run(i) for i = 0, 1, …) and keeps the best: the highest
+    /// best validation figure when <paramref name="byValidation"/>, else the highest final training figure (the first
+    /// on ties). A signalled <paramref name="stopToken"/> skips the restarts not yet begun (the first always runs).
+    /// </summary>
+    public static (T Result, TrainingSummary Summary) BestOfRestarts<T>(int restarts, bool byValidation, Func<int, (T Result, TrainingSummary Summary)> run,
+        CancellationToken stopToken = default)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(restarts, 1);
+        ArgumentNullException.ThrowIfNull(run);
+        (T Result, TrainingSummary Summary)? chosen = null;
+        double chosenScore = double.NegativeInfinity;
+        for (int i = 0; i < restarts && (i == 0 || !stopToken.IsCancellationRequested); i++)
+        {
+            var r = run(i);
+            double score = byValidation ? r.Summary.BestValidationLogLikelihood : r.Summary.FinalTrainLogLikelihood;
+            if (chosen is null || score > chosenScore) { chosen = r; chosenScore = score; }
+        }
+        return chosen!.Value;
+    }
+}

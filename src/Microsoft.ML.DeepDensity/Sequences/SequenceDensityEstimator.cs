@@ -1,0 +1,182 @@
+using Microsoft.ML.Data;
+using Microsoft.ML.DeepDensity.Data;
+using Microsoft.ML.DeepDensity.Training;
+using Microsoft.ML.Runtime;
+
+namespace Microsoft.ML.DeepDensity.Transforms;
+
+/// <summary>
+/// Any <see cref="SequenceDensityModel"/> on whole sequences: each row holds one sequence, its frames back to back in a
+/// Single vector column (usually variable-size) with <see cref="Options.FrameSize"/> values per frame. Appends the
+/// sequence's LogDensity, its per-frame average, the vector of per-frame conditional log-densities log p(x_t | x_&lt;t),
+/// Score (= −log-density per frame, so sequences of different lengths are comparable) and PredictedLabel. A sequence
+/// model family's catalog method builds one with its own <see cref="Trainer"/>.
+/// </summary>
+public sealed class SequenceDensityEstimator : IEstimator<SequenceDensityTransformer>
+{
+    /// <summary>Trains the engine model on validated sequences (and optional validation sequences).</summary>
+    public delegate SequenceDensityModel Trainer(SequenceBatch data, SequenceBatch? validation, IProgress<TrainingProgress> progress, CancellationToken cancellationToken);
+
+    /// <summary>Columns, frame size and contamination.</summary>
+    public sealed class Options
+    {
+        /// <summary>Input column: a Single vector (variable or known size) holding a sequence's frames back to back. Default "Features".</summary>
+        public string FeatureColumnName { get; set; } = "Features";
+        /// <summary>Values per frame (required): a row's length must be a positive multiple of it.</summary>
+        public int FrameSize { get; set; }
+        /// <summary>Output (Single): log p of the whole sequence. Default "LogDensity".</summary>
+        public string LogDensityColumnName { get; set; } = "LogDensity";
+        /// <summary>Output (Single): LogDensity / number of frames. Default "LogDensityPerFrame".</summary>
+        public string LogDensityPerFrameColumnName { get; set; } = "LogDensityPerFrame";
+        /// <summary>Output (variable-size Single vector): log p(x_t | x_&lt;t) of every frame. Default "FrameLogDensities".</summary>
+        public string FrameLogDensitiesColumnName { get; set; } = "FrameLogDensities";
+        /// <summary>Output (Single): −LogDensityPerFrame, finite. Default "Score".</summary>
+        public string ScoreColumnName { get; set; } = "Score";
+        /// <summary>Output (Boolean): Score above the (1 − Contamination) quantile of the training sequences' scores. Default "PredictedLabel".</summary>
+        public string PredictedLabelColumnName { get; set; } = "PredictedLabel";
+        /// <summary>Expected anomaly fraction of the training sequences, in [0, 0.5]. Default 0.01.</summary>
+        public double Contamination { get; set; } = 0.01;
+        /// <summary>Optional extra receiver of training progress. Default null.</summary>
+        public IProgress<TrainingProgress>? Progress { get; set; }
+        /// <summary>Cancels training. Default none.</summary>
+        public CancellationToken CancellationToken { get; set; }
+
+        internal IEnumerable<string> Outputs => new[] { LogDensityColumnName, LogDensityPerFrameColumnName, FrameLogDensitiesColumnName, ScoreColumnName, PredictedLabelColumnName };
+
+        /// <summary>Throws <see cref="ArgumentException"/> naming the first invalid setting.</summary>
+        public void Validate()
+        {
+            if (FrameSize < 1) throw new ArgumentOutOfRangeException(nameof(FrameSize), FrameSize, $"FrameSize must be at least 1 (got {FrameSize}): set it to the number of values per time step.");
+            RnnRnadeColumns.CheckNames(FeatureColumnName, Outputs, Contamination);
+        }
+    }
+
+    private readonly MLContext _ml;
+    private readonly Options _options;
+    private readonly string _name;
+    private readonly Trainer _trainer;
+
+    /// <summary>An estimator training with <paramref name="trainer"/>; <paramref name="name"/> labels its log messages.</summary>
+    public SequenceDensityEstimator(MLContext mlContext, Options options, string name, Trainer trainer)
+    {
+        _ml = mlContext ?? throw new ArgumentNullException(nameof(mlContext));
+        _options = options ?? throw new ArgumentNullException(nameof(options));
+        _name = string.IsNullOrWhiteSpace(name) ? throw new ArgumentException("The model name must be non-empty.", nameof(name)) : name;
+        _trainer = trainer ?? throw new ArgumentNullException(nameof(trainer));
+        _options.Validate();
+    }
+
+    /// <summary>Trains on the sequences of <paramref name="input"/>.</summary>
+    public SequenceDensityTransformer Fit(IDataView input) => Fit(input, null);
+
+    /// <summary>Trains, with <paramref name="validationData"/> (same column) as the model's validation set.</summary>
+    public SequenceDensityTransformer Fit(IDataView trainData, IDataView? validationData)
+    {
+        ArgumentNullException.ThrowIfNull(trainData);
+        _options.Validate();
+        var o = _options;
+        var data = SequenceColumn.Read(trainData, o.FeatureColumnName, o.FrameSize);
+        var validation = validationData is null ? null : SequenceColumn.Read(validationData, o.FeatureColumnName, o.FrameSize);
+        using var channel = ((IHostEnvironment)_ml).Start(_name);
+        channel.Info(MessageSensitivity.None, $"{_name}: training on {data.Count} sequences ({data.TotalFrames} frames of {o.FrameSize}).");
+        var model = _trainer(data, validation, RnnRnadeColumns.Progress(channel, o.Progress, _name), o.CancellationToken)
+            ?? throw new InvalidOperationException($"The {_name} trainer returned no model.");
+        if (model.FrameSize != o.FrameSize)
+            throw new InvalidOperationException($"The {_name} trainer returned a model with frame size {model.FrameSize}, not {o.FrameSize}.");
+        var logDensity = model.LogDensity(data);
+        var scores = new float[data.Count];
+        for (int i = 0; i < scores.Length; i++) scores[i] = Scoring.ScoreFromLogDensity(logDensity[i] / data.Length(i));
+        float threshold = Scoring.Threshold(scores, o.Contamination);
+        channel.Info(MessageSensitivity.None, $"{_name}: trained; score threshold {threshold:G6} (contamination {o.Contamination}).");
+        return new SequenceDensityTransformer(SequenceSurrogate.BuildChain(_ml, o, model, threshold), model, threshold);
+    }
+
+    /// <inheritdoc/>
+    public SchemaShape GetOutputSchema(SchemaShape inputSchema) => SequenceColumn.OutputSchema(_ml, inputSchema, _options);
+}
+
+/// <summary>A fitted sequence model in an ML.NET pipeline: a chain of built-in ML.NET transformers carrying the model as
+/// data (see <see cref="SequenceSurrogate"/>), so <c>mlContext.Model.Save</c> / <c>Load</c> work like for any pipeline.</summary>
+public sealed class SequenceDensityTransformer : ITransformer
+{
+    private readonly ITransformer _chain;
+
+    internal SequenceDensityTransformer(ITransformer chain, SequenceDensityModel model, float threshold)
+    {
+        _chain = chain; Model = model; Threshold = threshold;
+    }
+
+    /// <summary>The engine model.</summary>
+    public SequenceDensityModel Model { get; }
+
+    /// <summary>Score threshold of PredictedLabel, learned on the training data from the contamination.</summary>
+    public float Threshold { get; }
+
+    /// <inheritdoc/>
+    public bool IsRowToRowMapper => _chain.IsRowToRowMapper;
+
+    /// <inheritdoc/>
+    public DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => _chain.GetOutputSchema(inputSchema);
+
+    /// <inheritdoc/>
+    public IRowToRowMapper GetRowToRowMapper(DataViewSchema inputSchema) => _chain.GetRowToRowMapper(inputSchema);
+
+    /// <summary>Lazily appends the output columns.</summary>
+    public IDataView Transform(IDataView input) => _chain.Transform(input);
+
+    void ICanSaveModel.Save(ModelSaveContext ctx) => ((ICanSaveModel)_chain).Save(ctx);
+}
+
+/// <summary>Reading and checking a sequence column (frames back to back in a Single vector).</summary>
+internal static class SequenceColumn
+{
+    /// <summary>Every row's sequence; a length that is not a positive multiple of the frame size, or a bad value, names the row.</summary>
+    public static SequenceBatch Read(IDataView data, string columnName, int frameSize)
+    {
+        var column = data.Schema.GetColumnOrNull(columnName)
+            ?? throw new ArgumentOutOfRangeException(nameof(data), $"Sequence column '{columnName}' not found in the input schema.");
+        if (column.Type is not VectorDataViewType { ItemType: NumberDataViewType t } || t != NumberDataViewType.Single)
+            throw new ArgumentOutOfRangeException(nameof(data), $"Sequence column '{column.Name}' must be a vector of Single (frames back to back), but is {column.Type}.");
+        var values = new List<float>();
+        var offsets = new List<int> { 0 };
+        using var cursor = data.GetRowCursor(new[] { column });
+        var getter = cursor.GetGetter<VBuffer<float>>(column);
+        VBuffer<float> buffer = default;
+        long row = 0;
+        float[] dense = Array.Empty<float>();
+        while (cursor.MoveNext())
+        {
+            getter(ref buffer);
+            if (dense.Length != buffer.Length) dense = new float[buffer.Length];
+            Scoring.Densify(in buffer, dense);
+            var one = RnnRnadeSurrogate.OneSequence(dense, frameSize, column.Name, row);
+            try { DataValidation.CheckRows(dense, frameSize, InputDomain.Real, column.Name); }
+            catch (DataValidationException e) { throw new DataValidationException(row, e.Column, $"frame {e.Row}: {e.Problem}", column.Name); }
+            values.AddRange(dense);
+            offsets.Add(offsets[^1] + one.TotalFrames);
+            row++;
+        }
+        if (row == 0) throw new DataValidationException(-1, -1, "the data has no rows", column.Name);
+        return new SequenceBatch(values.ToArray(), offsets.ToArray(), frameSize);
+    }
+
+    /// <summary>The input schema with the whole-sequence outputs appended (replacing same-named columns).</summary>
+    public static SchemaShape OutputSchema(MLContext ml, SchemaShape inputSchema, SequenceDensityEstimator.Options o)
+    {
+        ArgumentNullException.ThrowIfNull(inputSchema);
+        var matches = inputSchema.Where(c => c.Name == o.FeatureColumnName).ToList();
+        if (matches.Count == 0)
+            throw new ArgumentOutOfRangeException(nameof(inputSchema), $"Sequence column '{o.FeatureColumnName}' not found in the input schema.");
+        var col = matches[^1];
+        if (col.ItemType != NumberDataViewType.Single || col.Kind == SchemaShape.Column.VectorKind.Scalar)
+            throw new ArgumentOutOfRangeException(nameof(inputSchema), $"Sequence column '{o.FeatureColumnName}' must be a vector of Single.");
+        var names = new HashSet<string>(o.Outputs, StringComparer.Ordinal);
+        var result = inputSchema.Where(c => !names.Contains(c.Name)).ToList();
+        result.Add(ShapeColumns.Single(ml, o.LogDensityColumnName));
+        result.Add(ShapeColumns.Single(ml, o.LogDensityPerFrameColumnName));
+        result.Add(ShapeColumns.VariableSingleVector(ml, o.FrameLogDensitiesColumnName));
+        result.Add(ShapeColumns.Single(ml, o.ScoreColumnName));
+        result.Add(ShapeColumns.Boolean(ml, o.PredictedLabelColumnName));
+        return new SchemaShape(result);
+    }
+}

@@ -1,0 +1,120 @@
+using Microsoft.ML.DeepDensity.Data;
+using Microsoft.ML.DeepDensity.Randomness;
+using Microsoft.ML.DeepDensity.Tests.Conformance;
+using Microsoft.ML.DeepDensity.Tests.Sequences;
+using Microsoft.ML.DeepDensity.Training;
+
+namespace Microsoft.ML.DeepDensity.Tests.Engine;
+
+public class TrainingDriverTests
+{
+    /// <summary>A scripted model: its state is a number; epoch figures and divergences come from a script.</summary>
+    private sealed class Scripted : ITrainableModel
+    {
+        public int State;
+        public readonly List<float> StepRates = new();
+        public readonly List<int> BatchSizes = new();
+        public Func<int, EpochFigures?> Figures = e => new EpochFigures(e, null);
+        public int Resets;
+        private int _epochAttempt;
+
+        public double Step(TrainingStep step) { StepRates.Add(step.LearningRate); BatchSizes.Add(step.Count); State++; return 1; }
+        public EpochFigures? EndEpoch(TrainingEpoch epoch) => Figures(++_epochAttempt);
+        public object Snapshot() => State;
+        public void Restore(object snapshot) => State = (int)snapshot;
+        public void ResetAfterDivergence() => Resets++;
+    }
+
+    private static TrainingDriverOptions Options(int epochs, int batch = 4) => new()
+    {
+        MaxEpochs = epochs, BatchSize = batch, Root = new RandomStream(1), LearningRate = 1f, LearningRateDecay = 0.5f, MaxDivergenceRecoveries = 2,
+    };
+
+    private static ITrainingData Rows(int n) => TrainingData.From(new RowMatrix(n, 1));
+
+    [Fact]
+    public void RunsEpochsOfBatchesWithDecayAndRestoresTheBestValidationState()
+    {
+        var m = new Scripted { Figures = e => new EpochFigures(-e, Validation: new[] { 1.0, 3, 2, 2.5, 1 }[e - 1]) };
+        var summary = TrainingDriver.Run(m, Rows(10), Options(5), null, default);
+        Assert.Equal(new[] { 4, 4, 2 }, m.BatchSizes.Take(3));
+        Assert.Equal(new[] { 1f, 1f, 1f, 0.5f }, m.StepRates.Take(4));
+        Assert.Equal(5, summary.EpochsRun);
+        Assert.Equal(2, summary.BestEpoch);
+        Assert.Equal(3.0, summary.BestValidationLogLikelihood);
+        Assert.Equal(6, m.State); // the state after epoch 2 (3 steps per epoch)
+    }
+
+    [Fact]
+    public void StopsEarlyAfterPatienceAndOnConvergence()
+    {
+        var m = new Scripted { Figures = e => new EpochFigures(0, Validation: e == 1 ? 5 : 1) };
+        var s = TrainingDriver.Run(m, Rows(4), new TrainingDriverOptions { MaxEpochs = 50, Root = new RandomStream(1), EarlyStoppingPatience = 3 }, null, default);
+        Assert.True(s.StoppedEarly);
+        Assert.Equal(4, s.EpochsRun);
+        Assert.Equal(1, m.State);
+
+        var c = new Scripted { Figures = e => new EpochFigures(0, null, Converged: e == 3) };
+        Assert.Equal(3, TrainingDriver.Run(c, Rows(4), Options(50), null, default).EpochsRun);
+    }
+
+    [Fact]
+    public void DivergenceRestoresHalvesTheRateAndRetriesThenGivesUp()
+    {
+        var m = new Scripted { Figures = e => e == 2 ? null : new EpochFigures(0, null) };
+        var progress = new List<TrainingProgress>();
+        var s = TrainingDriver.Run(m, Rows(4), Options(2), new SyncProgress(progress), default);
+        Assert.Equal(1, s.DivergenceRecoveries);
+        Assert.Equal(1, m.Resets);
+        Assert.Equal(2, m.State); // epoch 1, then the retried epoch 2 (the diverged step was undone)
+        Assert.Equal(new[] { 1f, 0.5f, 0.25f }, m.StepRates); // epoch 2 at 0.5, diverged; retried at 0.25
+        Assert.Contains(progress, p => p.Note is not null && p.Note.Contains("halved"));
+
+        var hopeless = new Scripted { Figures = _ => null };
+        var e = Assert.Throws<TrainingDivergedException>(() => TrainingDriver.Run(hopeless, Rows(4), Options(3), null, default));
+        Assert.Contains("did not recover after 2", e.Message);
+        Assert.Equal(0, hopeless.State);
+
+        var stop = new Scripted { Figures = e => e == 2 ? null : new EpochFigures(0, null) };
+        var stopped = TrainingDriver.Run(stop, Rows(4), new TrainingDriverOptions { MaxEpochs = 9, Root = new RandomStream(1), OnDivergence = DivergencePolicy.Stop, StopNote = "stopped" }, null, default);
+        Assert.Equal(2, stopped.EpochsRun);
+        Assert.Equal("stopped", stopped.History[^1].Note);
+        Assert.Equal(1, stop.State);
+    }
+
+    [Fact]
+    public void CancellationStopsTheRun()
+    {
+        using var cts = new CancellationTokenSource();
+        var m = new Scripted();
+        m.Figures = e => { if (e == 2) cts.Cancel(); return new EpochFigures(0, null); };
+        Assert.ThrowsAny<OperationCanceledException>(() => TrainingDriver.Run(m, Rows(4), Options(100), null, cts.Token));
+    }
+
+    [Fact]
+    public void BestOfRestartsKeepsTheHighestScoreAndTheFirstOnTies()
+    {
+        TrainingSummary S(double train, double valid) => new(1, 1, valid, train, false, 0, Array.Empty<TrainingProgress>());
+        var scores = new[] { (1.0, 5.0), (3.0, 2.0), (3.0, 7.0) };
+        Assert.Equal(1, TrainingDriver.BestOfRestarts(3, byValidation: false, i => (i, S(scores[i].Item1, scores[i].Item2))).Result);
+        Assert.Equal(2, TrainingDriver.BestOfRestarts(3, byValidation: true, i => (i, S(scores[i].Item1, scores[i].Item2))).Result);
+    }
+
+    /// <summary>Sequences train through the same driver; an objective's extra state is restored with the parameters.</summary>
+    [Fact]
+    public void SequenceGradientTrainingRestoresExtraStateWithTheBestEpoch()
+    {
+        var data = SequenceConformanceData.Real(80, 3);
+        var valid = SequenceConformanceData.Real(20, 4);
+        var model = IidGaussianSequenceModel.FitByGradient(data, new GradientTrainingOptions { MaxEpochs = 60, LearningRate = 1f, BatchSize = 10, EarlyStoppingPatience = 5 }, valid);
+        var summary = model.TrainingSummary!;
+        Assert.Equal((long)summary.BestEpoch * data.TotalFrames, model.FramesSeen);
+        var moments = IidGaussianSequenceModel.Fit(data);
+        Assert.InRange(model.AverageLogDensity(valid), moments.AverageLogDensity(valid) - 3, moments.AverageLogDensity(valid) + 1);
+    }
+
+    private sealed class SyncProgress(List<TrainingProgress> sink) : IProgress<TrainingProgress>
+    {
+        public void Report(TrainingProgress value) => sink.Add(value);
+    }
+}

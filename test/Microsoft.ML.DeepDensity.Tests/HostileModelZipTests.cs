@@ -1,0 +1,144 @@
+using System.Buffers.Binary;
+using Microsoft.ML.Data;
+using Microsoft.ML.DeepDensity.Models.DeepGmm;
+using Microsoft.ML.DeepDensity.Models.Rbm;
+using Microsoft.ML.DeepDensity.Persistence;
+using Microsoft.ML.DeepDensity.Transforms;
+
+namespace Microsoft.ML.DeepDensity.Tests;
+
+/// <summary>
+/// Issue 13 in ML.NET zip form: the engine file travels base64 inside the zip's MapValue table, so every damaged engine
+/// file the engine rejects must be rejected the same way when it arrives in a zip — by GetDensityTransformer and by
+/// scoring through the loaded chain — and a Fit that cannot produce a loadable model says so.
+/// </summary>
+public class HostileModelZipTests
+{
+    private static readonly MLContext Ml = new(seed: 1);
+    private static readonly IDataView Train = Ml.Data.LoadFromEnumerable(TestData.Blob(200, seed: 2));
+
+    private static DensityTransformer Rbm() => Ml.DensityEstimation.Rbm(new RbmEstimator.Options
+    {
+        ModelOptions = new RbmOptions { HiddenUnits = 4, VisibleType = RbmVisibleType.Gaussian, MaxEpochs = 2, SamplingBurnIn = 20, SamplingChains = 4, Seed = 3 },
+    }).Fit(Train);
+
+    private static DensityTransformer DeepGmm() => Ml.DensityEstimation.DeepGmm(new DeepGmmEstimator.Options
+    {
+        ModelOptions = new DeepGmmOptions { Layers = new[] { 2, 2 }, MaxIterations = 2, Seed = 3 },
+    }).Fit(Train);
+
+    /// <summary>Saves a zip whose envelope carries <paramref name="engine"/> instead of the transformer's own file, loads it,
+    /// and checks both readers reject it with <see cref="InvalidModelFileException"/>.</summary>
+    private static void RejectedInAZip(DensityTransformer t, byte[] engine, string word)
+    {
+        var envelope = Convert.FromBase64String(ModelEnvelope.Encode(t.Model, t.Settings));
+        int engineLength = t.Model.ToBytes().Length;
+        var forged = new byte[envelope.Length - engineLength + engine.Length];
+        envelope.AsSpan(0, envelope.Length - engineLength).CopyTo(forged);
+        BinaryPrimitives.WriteInt32LittleEndian(forged.AsSpan(envelope.Length - engineLength - 4), engine.Length);
+        engine.CopyTo(forged, envelope.Length - engineLength);
+
+        var zip = new MemoryStream();
+        Ml.Model.Save(Surrogate.Build(Ml, t.Settings, t.Model.Dimension, Convert.ToBase64String(forged)), Train.Schema, zip);
+        zip.Position = 0;
+        var loaded = new MLContext().Model.Load(zip, out _);
+        Assert.Contains(word, Assert.Throws<InvalidModelFileException>(() => loaded.GetDensityTransformer()).Message);
+        var e = Record.Exception(() => loaded.Transform(Train).GetColumn<float>("Score").ToArray());
+        Assert.True(e is InvalidModelFileException || e?.InnerException is InvalidModelFileException, $"scoring through the loaded zip: {e}");
+    }
+
+    /// <summary>Rewrites payload bytes and the CRC of an engine file ("DDML" | u16 | u8 kind length | kind | u16 | u64 length | payload | CRC).</summary>
+    private static byte[] WithPayload(byte[] file, Action<Span<byte>> change)
+    {
+        var copy = (byte[])file.Clone();
+        int payloadOffset = 7 + copy[6] + 2 + 8;
+        change(copy.AsSpan(payloadOffset, copy.Length - payloadOffset - 4));
+        BinaryPrimitives.WriteUInt32LittleEndian(copy.AsSpan(copy.Length - 4), Crc32(copy.AsSpan(0, copy.Length - 4)));
+        return copy;
+    }
+
+    private static uint Crc32(ReadOnlySpan<byte> data)
+    {
+        uint c = 0xFFFFFFFF;
+        foreach (byte b in data)
+        {
+            c ^= b;
+            for (int k = 0; k < 8; k++) c = (c & 1) != 0 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+        }
+        return ~c;
+    }
+
+    [Fact]
+    public void TheUnmodifiedEnvelopeRoundTripsThroughTheHelper()
+    {
+        var t = Rbm();
+        var zip = new MemoryStream();
+        Ml.Model.Save(Surrogate.Build(Ml, t.Settings, t.Model.Dimension, ModelEnvelope.Encode(t.Model, t.Settings)), Train.Schema, zip);
+        zip.Position = 0;
+        Assert.Equal(t.Model.ToBytes(), new MLContext().Model.Load(zip, out _).GetDensityModel().ToBytes());
+    }
+
+    /// <summary>(2) an RBM asking for int.MaxValue burn-in sweeps.</summary>
+    [Fact]
+    public void AnRbmWithUnboundedSamplingSettingsIsRejected()
+    {
+        var t = Rbm();
+        var file = WithPayload(t.Model.ToBytes(), p => BinaryPrimitives.WriteInt32LittleEndian(p[^12..], int.MaxValue));
+        RejectedInAZip(t, file, "burn-in");
+    }
+
+    /// <summary>(4) a header declaring a payload above DeepDensityEnvironment.MaxModelFileBytes.</summary>
+    [Fact]
+    public void AnEngineFileDeclaringAHugePayloadIsRejected()
+    {
+        var t = Rbm();
+        var file = t.Model.ToBytes();
+        BinaryPrimitives.WriteUInt64LittleEndian(file.AsSpan(7 + file[6] + 2), int.MaxValue);
+        RejectedInAZip(t, file, "MaxModelFileBytes");
+    }
+
+    /// <summary>(5) an RBM whose log-Z standard error overflows float32, and a Deep GMM whose probabilities sum to 4.</summary>
+    [Fact]
+    public void ModelsBreakingTheirInvariantsAreRejected()
+    {
+        var rbm = Rbm();
+        // Payload tail: log Z, its SE, lower, upper (doubles), then 5 Int32s.
+        var bytes = WithPayload(rbm.Model.ToBytes(), p =>
+        {
+            var tail = p[^(20 + 32)..];
+            BinaryPrimitives.WriteDoubleLittleEndian(tail[8..], 1e300);
+        });
+        RejectedInAZip(rbm, bytes, "standard error");
+
+        var gmm = DeepGmm();
+        int paths = ((DeepGmmModel)gmm.Model).PathCount;
+        var unnormalised = WithPayload(gmm.Model.ToBytes(), p =>
+        {
+            var prior = p[^(4 * paths)..];
+            for (int i = 0; i < paths; i++)
+                BinaryPrimitives.WriteSingleLittleEndian(prior[(4 * i)..], MathF.Log(4f / paths)); // each ≤ 0, together 4
+        });
+        RejectedInAZip(gmm, unnormalised, "sum to");
+    }
+
+    /// <summary>(1) a Deep GMM fitted through ML.NET on data scaled by 1e-39 fails clearly instead of returning (and
+    /// saving) a model that cannot load.</summary>
+    [Fact]
+    public void ADeepGmmOnDataScaledBy1e39FailsClearlyOrRoundTrips()
+    {
+        var rows = TestData.Blob(200, seed: 2);
+        foreach (var r in rows) for (int c = 0; c < r.Features.Length; c++) r.Features[c] *= 1e-39f;
+        var estimator = Ml.DensityEstimation.DeepGmm(new DeepGmmEstimator.Options { ModelOptions = new DeepGmmOptions { Layers = new[] { 2, 2 }, MaxIterations = 3, Seed = 3 } });
+        DensityTransformer t;
+        try { t = estimator.Fit(Ml.Data.LoadFromEnumerable(rows)); }
+        catch (Training.TrainingDivergedException e)
+        {
+            Assert.Contains("rescale", e.Message);
+            return;
+        }
+        var zip = new MemoryStream();
+        Ml.Model.Save(t, Train.Schema, zip);
+        zip.Position = 0;
+        Assert.Equal(t.Model.ToBytes(), new MLContext().Model.Load(zip, out _).GetDensityModel().ToBytes());
+    }
+}

@@ -1,0 +1,168 @@
+using Microsoft.ML.Data;
+using Microsoft.ML.DeepDensity.Data;
+using Microsoft.ML.DeepDensity.Persistence;
+using Microsoft.ML.DeepDensity.Randomness;
+using Microsoft.ML.DeepDensity.Training;
+using Microsoft.ML.DeepDensity.Transforms;
+
+namespace Microsoft.ML.DeepDensity.Tests;
+
+/// <summary>
+/// A sequence model family plugged into the ML.NET layer the way every sequence model is: an engine
+/// <see cref="SequenceDensityModel"/> (here i.i.d. frames under a diagonal Gaussian) and a catalog method that builds a
+/// <see cref="SequenceDensityEstimator"/> with its trainer — no other plumbing.
+/// </summary>
+public sealed class ToySequenceModel : SequenceDensityModel
+{
+    public const string Kind = "TestToySequence";
+    static ToySequenceModel() => ModelRegistry.Register(Kind, Read);
+    internal static void EnsureRegistered() { }
+
+    private readonly float[] _mean, _variance;
+    private ToySequenceModel(float[] mean, float[] variance) { _mean = mean; _variance = variance; }
+    public override string ModelKind => Kind;
+    public override int FrameSize => _mean.Length;
+    public override DensityKind DensityKind => DensityKind.Exact;
+
+    public static ToySequenceModel Fit(SequenceBatch data)
+    {
+        var frames = new RowMatrix(data.Values, data.TotalFrames, data.FrameSize);
+        var mean = new float[data.FrameSize]; var variance = new float[data.FrameSize];
+        for (int j = 0; j < mean.Length; j++)
+        {
+            double m = 0, v = 0;
+            for (int t = 0; t < frames.Rows; t++) m += frames[t, j];
+            m /= frames.Rows;
+            for (int t = 0; t < frames.Rows; t++) v += (frames[t, j] - m) * (frames[t, j] - m);
+            mean[j] = (float)m; variance[j] = (float)Math.Max(v / frames.Rows, 1e-6);
+        }
+        return new ToySequenceModel(mean, variance);
+    }
+
+    protected override void FrameLogDensityCore(SequenceBatch sequences, Span<float> frameLogDensity)
+    {
+        int d = FrameSize;
+        var x = sequences.AsSpan();
+        for (int t = 0; t < sequences.TotalFrames; t++)
+        {
+            double s = 0;
+            for (int j = 0; j < d; j++)
+            {
+                double z = x[t * d + j] - _mean[j];
+                s += -0.5 * (Math.Log(2 * Math.PI * _variance[j]) + z * z / _variance[j]);
+            }
+            frameLogDensity[t] = (float)s;
+        }
+    }
+
+    protected override void SampleCore(SequenceBatch? prefixes, SequenceBatch destination, int newFrames, ulong seed)
+    {
+        int d = FrameSize;
+        for (int i = 0; i < destination.Count; i++)
+        {
+            var rng = new RandomStream(seed).Fork((ulong)i);
+            var frames = destination.Sequence(i)[((destination.Length(i) - newFrames) * d)..];
+            for (int k = 0; k < frames.Length; k++) frames[k] = (float)(_mean[k % d] + Math.Sqrt(_variance[k % d]) * rng.NextGaussian());
+        }
+    }
+
+    protected override void WritePayload(ModelWriter writer)
+    {
+        writer.WriteSingles(_mean);
+        writer.WriteSingles(_variance);
+    }
+
+    private static DensityModelBase Read(ModelReader reader, int version)
+    {
+        var mean = reader.ReadSingles("mean");
+        var variance = reader.ReadSingles("variance", mean.Length);
+        if (mean.Length == 0 || variance.Any(v => !(v > 0))) throw reader.Corrupt("frame size 0 or a non-positive variance");
+        return new ToySequenceModel(mean, variance);
+    }
+}
+
+/// <summary>The toy family's catalog method: what a sequence model adds to the ML.NET layer.</summary>
+public static class ToySequenceCatalog
+{
+    public static SequenceDensityEstimator ToySequence(this DensityEstimationCatalog catalog, string featureColumnName, int frameSize, double contamination = 0.1)
+        => new(catalog.Context, new SequenceDensityEstimator.Options { FeatureColumnName = featureColumnName, FrameSize = frameSize, Contamination = contamination },
+            "ToySequence", (data, validation, progress, ct) => ToySequenceModel.Fit(data));
+}
+
+public class SequenceModelTests
+{
+    public sealed class Row { public float[] Signal = Array.Empty<float>(); }
+
+    private static List<Row> Sequences(int count, ulong seed)
+    {
+        var rng = new RandomStream(seed);
+        var rows = new List<Row>();
+        for (int i = 0; i < count; i++)
+        {
+            var x = new float[(1 + rng.NextInt(8)) * 3];
+            for (int k = 0; k < x.Length; k++) x[k] = (float)(k % 3 + rng.NextGaussian());
+            rows.Add(new Row { Signal = x });
+        }
+        return rows;
+    }
+
+    [Fact]
+    public void FitsScoresSavesAndLoadsThroughTheCatalog()
+    {
+        var ml = new MLContext(seed: 1);
+        var train = ml.Data.LoadFromEnumerable(Sequences(120, 1));
+        var estimator = ml.DensityEstimation.ToySequence("Signal", frameSize: 3);
+        var outputShape = estimator.GetOutputSchema(SchemaShapeFactory.FromType<Row>(ml));
+        Assert.Contains(outputShape, c => c.Name == "FrameLogDensities" && c.Kind == SchemaShape.Column.VectorKind.VariableVector);
+        var transformer = estimator.Fit(train);
+        var model = Assert.IsType<ToySequenceModel>(transformer.Model);
+
+        var testRows = Sequences(20, 2);
+        var test = ml.Data.LoadFromEnumerable(testRows);
+        var scored = transformer.Transform(test);
+        var ld = scored.GetColumn<float>("LogDensity").ToArray();
+        var perFrame = scored.GetColumn<float>("LogDensityPerFrame").ToArray();
+        var frames = scored.GetColumn<float[]>("FrameLogDensities").ToArray();
+        var score = scored.GetColumn<float>("Score").ToArray();
+        var engine = model.LogDensity(SequenceBatch.FromSequences(testRows.Select(r => r.Signal).ToList(), 3));
+        for (int i = 0; i < testRows.Count; i++)
+        {
+            Assert.Equal(engine[i], ld[i], 1e-4f * (1 + Math.Abs(engine[i])));
+            Assert.Equal(testRows[i].Signal.Length / 3, frames[i].Length);
+            Assert.Equal(ld[i] / frames[i].Length, perFrame[i], 1e-4f * (1 + Math.Abs(perFrame[i])));
+            Assert.Equal(-perFrame[i], score[i], 1e-5f);
+        }
+
+        // Save and load through a zip: same outputs from the loaded pipeline.
+        var path = Path.Combine(Path.GetTempPath(), $"dd-seq-{Guid.NewGuid():N}.zip");
+        try
+        {
+            ml.Model.Save(transformer, train.Schema, path);
+            var ml2 = new MLContext(seed: 2);
+            ml2.ComponentCatalog.RegisterAssembly(typeof(SequenceDensityEstimator).Assembly);
+            ToySequenceModel.EnsureRegistered();
+            var loaded = ml2.Model.Load(path, out _);
+            var again = loaded.Transform(ml2.Data.LoadFromEnumerable(testRows));
+            Assert.Equal(ld, again.GetColumn<float>("LogDensity").ToArray());
+            Assert.Equal(frames, again.GetColumn<float[]>("FrameLogDensities").ToArray());
+            Assert.Equal(scored.GetColumn<bool>("PredictedLabel").ToArray(), again.GetColumn<bool>("PredictedLabel").ToArray());
+        }
+        finally { File.Delete(path); }
+    }
+
+    [Fact]
+    public void BadSequencesAndSettingsAreRejected()
+    {
+        var ml = new MLContext(seed: 1);
+        Assert.Throws<ArgumentOutOfRangeException>(() => ml.DensityEstimation.ToySequence("Signal", frameSize: 0));
+        var rows = Sequences(10, 3);
+        rows[4] = new Row { Signal = new float[4] }; // not a multiple of 3
+        var e = Assert.Throws<DataValidationException>(() => ml.DensityEstimation.ToySequence("Signal", 3).Fit(ml.Data.LoadFromEnumerable(rows)));
+        Assert.Equal(4, e.Row);
+        rows[4] = new Row { Signal = new[] { 0f, 1, 2, 3, float.NaN, 5 } };
+        var nan = Assert.Throws<DataValidationException>(() => ml.DensityEstimation.ToySequence("Signal", 3).Fit(ml.Data.LoadFromEnumerable(rows)));
+        Assert.Equal(4, nan.Row);
+        Assert.Contains("frame 1", nan.Message);
+        Assert.Throws<ArgumentOutOfRangeException>(() => ml.DensityEstimation.ToySequence("Missing", 3).Fit(ml.Data.LoadFromEnumerable(rows)));
+    }
+}
