@@ -54,6 +54,33 @@ public class DeepRnadeTests
     }
 
     [Fact]
+    public void AMinibatchOfManyBlocksSumsEveryBlockInOrder()
+    {
+        // 20 blocks of 2 rows: two waves of at most 16 blocks, with the second wave's gradients added to the first's.
+        const int d = 3, rows = 40, perBlock = 2;
+        var net = RandomNetwork(d, 4, 2, 2, Activation.Tanh, 6);
+        var x = new float[rows * d];
+        new RandomStream(8).FillGaussian(x);
+        var objective = new DeepRnadeObjective(net, perBlock, null, false, 0, new[] { new[] { 0, 1, 2 } });
+        double total = objective.ComputeGradient(x, rows, new RandomStream(3));
+        var actual = net.Parameters.Items.Select(p => (float[])p.Gradient.Clone()).ToArray();
+        var expected = net.Parameters.Items.Select(p => new float[p.Value.Length]).ToArray();
+        var ws = new DeepRnadeNetwork.Workspace(net, perBlock, forTraining: true);
+        double sum = 0;
+        for (int b = 0; b < rows / perBlock; b++)
+        {
+            sum += net.TrainBlock(x.AsSpan(b * perBlock * d, perBlock * d), perBlock, ws, new RandomStream(3).Fork((ulong)b), null, -1f / rows, false);
+            for (int t = 0; t < expected.Length; t++)
+            {
+                var g = ws.Gradients![net.Parameters.Items[t]];
+                for (int i = 0; i < g.Length; i++) expected[t][i] += g[i];
+            }
+        }
+        Assert.Equal(sum, total, 9);
+        for (int t = 0; t < expected.Length; t++) Assert.Equal(expected[t], actual[t]);
+    }
+
+    [Fact]
     public void OneOrderingsDensityIsTheProductOfItsConditionals()
     {
         // With the masks of a fixed order, the training estimate D·log p(x_{o_d} | x_{o<d}) averaged over d is log p(x | o).

@@ -83,7 +83,8 @@ public sealed class DeepRnadeModel : DensityModel
         var network = new DeepRnadeNetwork(d, options.HiddenUnits, options.HiddenLayers, options.Components, options.Activation);
         network.Initialize(new RandomStream(options.Seed).Fork(0x1A17), RnadeModel.ColumnQuantiles(modelTrain, options.Components));
         var objective = new DeepRnadeObjective(network, options.RowsPerBlock, options.OrderAgnostic ? null : firstOrder,
-            options.ScaleMeanGradientBySigma, standardizer.LogJacobian, orderings[..Math.Min(options.ValidationOrderings, orderings.Length)]);
+            options.ScaleMeanGradientBySigma, standardizer.LogJacobian, orderings[..Math.Min(options.ValidationOrderings, orderings.Length)],
+            cancellationToken);
         var summary = TrainingLoop.Run(objective, modelTrain, modelValid, options, progress, cancellationToken);
         return new DeepRnadeModel(network, orderings, standardizer) { TrainingSummary = summary };
     }
@@ -172,7 +173,8 @@ public sealed class DeepRnadeModel : DensityModel
 }
 
 /// <summary>The deep RNADE's training objective (the order-agnostic estimate) and validation log-likelihood (exact, over
-/// the first orderings of the ensemble): blocks of rows in parallel, reduced in block order.</summary>
+/// the first orderings of the ensemble): blocks of rows in parallel, reduced in block order, in waves of
+/// <see cref="RnadeObjective.BlocksPerWave"/> blocks (memory bounded by the block, cancellation between waves).</summary>
 internal sealed class DeepRnadeObjective : IGradientObjective
 {
     private readonly DeepRnadeNetwork _net;
@@ -184,12 +186,14 @@ internal sealed class DeepRnadeObjective : IGradientObjective
     private readonly List<DeepRnadeNetwork.Workspace> _workspaces = new();
     private readonly List<GradientBuffers> _gradients = new();
     private readonly List<DeepRnadeNetwork.Workspace> _evalWorkspaces = new();
+    private readonly CancellationToken _cancellationToken;
     private double[] _sums = Array.Empty<double>();
 
-    public DeepRnadeObjective(DeepRnadeNetwork net, int rowsPerBlock, int[]? fixedOrder, bool scaleMeanBySigma, double logJacobian, int[][] validationOrderings)
+    public DeepRnadeObjective(DeepRnadeNetwork net, int rowsPerBlock, int[]? fixedOrder, bool scaleMeanBySigma, double logJacobian,
+        int[][] validationOrderings, CancellationToken cancellationToken = default)
     {
         _net = net; _rowsPerBlock = rowsPerBlock; _fixedOrder = fixedOrder; _scaleMeanBySigma = scaleMeanBySigma;
-        _logJacobian = logJacobian; _validationOrderings = validationOrderings;
+        _logJacobian = logJacobian; _validationOrderings = validationOrderings; _cancellationToken = cancellationToken;
     }
 
     public ParameterSet Parameters => _net.Parameters;
@@ -203,7 +207,7 @@ internal sealed class DeepRnadeObjective : IGradientObjective
         int d = _net.D;
         int blocks = (count + _rowsPerBlock - 1) / _rowsPerBlock;
         var workspaces = withGradient ? _workspaces : _evalWorkspaces;
-        while (workspaces.Count < blocks)
+        while (workspaces.Count < Math.Min(blocks, RnadeObjective.BlocksPerWave))
         {
             var ws = new DeepRnadeNetwork.Workspace(_net, _rowsPerBlock, withGradient);
             workspaces.Add(ws);
@@ -212,26 +216,37 @@ internal sealed class DeepRnadeObjective : IGradientObjective
         if (_sums.Length < blocks) _sums = new double[blocks];
         var sums = _sums;
         float scale = -1f / count;
-        fixed (float* pRows = rows)
+        for (int first = 0; first < blocks; first += RnadeObjective.BlocksPerWave)
         {
-            nint address = (nint)pRows;
-            DeepDensityEnvironment.For(0, blocks, b =>
+            _cancellationToken.ThrowIfCancellationRequested();
+            int waveBlocks = Math.Min(RnadeObjective.BlocksPerWave, blocks - first);
+            fixed (float* pRows = rows)
             {
-                int start = b * _rowsPerBlock, n = Math.Min(_rowsPerBlock, count - start);
-                var x = new ReadOnlySpan<float>((float*)address + (long)start * d, n * d);
-                var ws = workspaces[b];
-                if (withGradient) sums[b] = _net.TrainBlock(x, n, ws, random.Fork((ulong)b), _fixedOrder, scale, _scaleMeanBySigma);
-                else
+                nint address = (nint)pRows;
+                DeepDensityEnvironment.For(0, waveBlocks, i =>
                 {
-                    var logp = new float[n];
-                    _net.EnsembleLogDensity(x, n, _validationOrderings, ws, logp);
-                    double s = 0;
-                    foreach (var v in logp) s += v;
-                    sums[b] = s;
-                }
-            });
+                    int b = first + i;
+                    int start = b * _rowsPerBlock, n = Math.Min(_rowsPerBlock, count - start);
+                    var x = new ReadOnlySpan<float>((float*)address + (long)start * d, n * d);
+                    var ws = workspaces[i];
+                    if (withGradient) sums[b] = _net.TrainBlock(x, n, ws, random.Fork((ulong)b), _fixedOrder, scale, _scaleMeanBySigma);
+                    else
+                    {
+                        var logp = new float[n];
+                        _net.EnsembleLogDensity(x, n, _validationOrderings, ws, logp);
+                        double s = 0;
+                        foreach (var v in logp) s += v;
+                        sums[b] = s;
+                    }
+                });
+            }
+            if (!withGradient) continue;
+            // Block order across waves: the first wave overwrites, later ones add, block by block.
+            if (first == 0) GradientBuffers.SumInto(Parameters, _gradients, waveBlocks);
+            else
+                foreach (var p in Parameters.Items)
+                    for (int i = 0; i < waveBlocks; i++) System.Numerics.Tensors.TensorPrimitives.Add(p.Gradient, _gradients[i][p], p.Gradient);
         }
-        if (withGradient) GradientBuffers.SumInto(Parameters, _gradients, blocks);
         double total = count * _logJacobian;
         for (int b = 0; b < blocks; b++) total += sums[b];
         return total;
