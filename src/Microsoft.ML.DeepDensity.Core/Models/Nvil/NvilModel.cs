@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Microsoft.ML.DeepDensity.Data;
 using Microsoft.ML.DeepDensity.Estimation;
 using Microsoft.ML.DeepDensity.Persistence;
@@ -23,6 +24,9 @@ public sealed class NvilModel : DensityModel
 {
     /// <summary>Model-kind name in saved files.</summary>
     public const string Kind = "Nvil";
+    /// <summary>Registers this kind with the model file when the assembly loads (models register themselves; no central list).</summary>
+    [ModuleInitializer]
+    internal static void RegisterKind() => ModelRegistry.Register(Kind, ReadPayload);
     /// <summary>Sample rows per scoring pass (rows × samples per chunk).</summary>
     private const int SampleRowsPerPass = 512;
     private const int RowsPerSamplingBlock = 256;
@@ -78,7 +82,7 @@ public sealed class NvilModel : DensityModel
             throw new ArgumentOutOfRangeException(nameof(options), problem + $" (NvilOptions.{nameof(NvilOptions.EvaluationSamplesPerChunk)}).");
         var init = new RandomStream(options.Seed).Fork(0x4E71);
         network.Initialize(init, options.InitializeOutputBiasFromData ? PixelMeans(train) : default);
-        var objective = new NvilObjective(network, options, init.Fork(3));
+        var objective = new NvilObjective(network, options, init.Fork(3), cancellationToken);
         var summary = TrainingLoop.Run(objective, train, valid, options, progress, cancellationToken);
         return ModelFile.EnsureTrainedModelLoadable(new NvilModel(network, options.EvaluationSamples, options.EvaluationSamplesPerChunk, options.EvaluationSeed)
         { TrainingSummary = summary });

@@ -16,6 +16,9 @@ public sealed class DeepRnadeModel : DensityModel
 {
     /// <summary>Model-kind name in saved files.</summary>
     public const string Kind = "DeepRnade";
+    /// <summary>Registers this kind with the model file when the assembly loads (models register themselves; no central list).</summary>
+    [System.Runtime.CompilerServices.ModuleInitializer]
+    internal static void RegisterKind() => ModelRegistry.Register(Kind, ReadPayload);
     private const int RowsPerScoringBlock = 64;
 
     internal readonly DeepRnadeNetwork Network;
