@@ -8,19 +8,19 @@ using Microsoft.ML.DeepDensity.Training;
 namespace DeepDensity.Benchmarks;
 
 /// <summary>
-/// Usage: <c>deepgmm [--dataset both|fashion|digits] [--train 10000] [--grid 8,16,32] [--digits-grid 1,2,4,8,16]
+/// Usage: <c>deepgmm [--dataset both|fashion|digits] [--train 10000] [--grid 8,16,32,64,100,128] [--deep-grid 16,32,64,100] [--digits-grid 1,2,4,8,16]
 /// [--ridges 1e-6,1e-3,1e-2] [--digits-ridges 1e-2,3e-2,1e-1,3e-1] [--shrinkages 0,100,1000,10000] [--digits-shrinkages 0,100,1000,10000]
-/// [--layers auto|2,2,16;2,16] [--digits-layers auto|2,8;2,2,8] [--n-init 1] [--digits-n-init 5] [--iters 100]
-/// [--deep-iters 20] [--deep-em hard|soft] [--digits-deep-em soft|hard] [--deep-estep auto|heuristic] [--lbfgs 50]
+/// [--layers 2,K;2,2,K;4,4,K;2,2,2,K] [--digits-layers 2,K;2,2,K] [--n-init 1] [--digits-n-init 5] [--iters 100]
+/// [--deep-iters 60] [--deep-em hard|soft|hard,soft] [--digits-deep-em soft|hard] [--deep-estep auto|heuristic] [--lbfgs 50]
 /// [--standardize] [--patience 5] [--no-peer] [--verbose]</c>.
 /// Deep GMM against our 1-layer GMM and scikit-learn's full-covariance GaussianMixture on Fashion-MNIST 8×8 and the
 /// shipped digits, every side choosing its hyper-parameters on validation from a grid of the same size and the test set
 /// used only for the final figures: scikit-learn and our 1-layer GMM choose (K, covariance ridge) from the same grids (the
 /// ridge adds r·var(column) to every covariance diagonal on both sides); the Deep GMM uses the 1-layer choice of ridge and
-/// chooses (top-layer K, lower-layer shrinkage κ, architecture) from the K grid × the κ grid × two architectures
-/// ({2,2,K} and {2,K}; --layers lists others, ';'-separated, each used when its last entry is in the K grid). Each side
-/// uses the same number of initialisations (n_init). Prints test average log-likelihood, time per EM iteration, and
-/// ratios.
+/// chooses (top-layer K, lower-layer shrinkage κ, architecture, EM variant) from the deep K grid × the κ grid × the
+/// architectures (--layers, ';'-separated; K stands for each entry of the deep grid, e.g. 2,2,K; a list without K is used
+/// as given) × the EM variants. Each side uses the same number of initialisations (n_init). Prints test average
+/// log-likelihood, free-parameter counts, fit times, time per EM iteration, and ratios.
 /// </summary>
 public sealed class DeepGmmBenchmark : IBenchmark
 {
@@ -37,24 +37,34 @@ public sealed class DeepGmmBenchmark : IBenchmark
         {
             if (!SampleData.FashionMnistAvailable()) Console.WriteLine("Fashion-MNIST is not installed; skipping it.");
             else exitCode |= RunOne(SampleData.LoadFashionMnist8x8(maxTrain: nTrain), new Protocol(
-                args.String("grid", "8,16,32"), args.String("ridges", "1e-6,1e-3,1e-2"), args.String("shrinkages", "0,100,1000,10000"),
-                args.String("layers", "auto"), args.Int("n-init", 1), args.String("deep-em", "hard")), args);
+                args.String("grid", "8,16,32,64,100,128"), args.String("ridges", "1e-6,1e-3,1e-2"), args.String("shrinkages", "0,100,1000,10000"),
+                args.String("layers", "2,K;2,2,K;4,4,K;2,2,2,K"), args.Int("n-init", 1), args.String("deep-em", "hard"),
+                args.String("deep-grid", "16,32,64,100")), args);
         }
         if (which is "both" or "digits")
             exitCode |= RunOne(SampleData.LoadDigits(), new Protocol(
                 args.String("digits-grid", "1,2,4,8,16"), args.String("digits-ridges", "1e-2,3e-2,1e-1,3e-1"),
-                args.String("digits-shrinkages", "0,100,1000,10000"), args.String("digits-layers", "auto"), args.Int("digits-n-init", 5),
-                args.String("digits-deep-em", "soft")), args);
+                args.String("digits-shrinkages", "0,100,1000,10000"), args.String("digits-layers", "2,K;2,2,K"), args.Int("digits-n-init", 5),
+                args.String("digits-deep-em", "soft"), args.String("digits-deep-grid", "1,2,4,8,16")), args);
         return exitCode;
     }
 
-    /// <summary>Per-dataset grids: K (1-layer), covariance ridges, lower-layer shrinkages, deep architectures ("auto" or
-    /// ';'-separated layer lists), initialisations per fit, deep EM variant.</summary>
-    private sealed record Protocol(string KGrid, string Ridges, string Shrinkages, string DeepLayers, int Initializations, string DeepEm);
+    /// <summary>Per-dataset grids: K (1-layer), covariance ridges, lower-layer shrinkages, deep architectures
+    /// (';'-separated layer lists, K = each entry of <paramref name="DeepKGrid"/>), initialisations per fit, deep EM
+    /// variants (comma-separated).</summary>
+    private sealed record Protocol(string KGrid, string Ridges, string Shrinkages, string DeepLayers, int Initializations, string DeepEm, string DeepKGrid);
+
+    /// <summary>Free parameters of a full-covariance GMM: K means, K symmetric covariances, K − 1 weights.</summary>
+    private static long GmmParameters(int k, int d) => k * (d + (long)d * (d + 1) / 2) + k - 1;
+
+    /// <summary>Stored parameters of a Deep GMM: a D×D map and a D-vector per node, and the path probabilities.</summary>
+    private static long DeepGmmParameters(int[] layers, int d, DeepGmmPathProbabilities prior)
+        => layers.Sum(k => (long)k) * ((long)d * d + d)
+           + (prior == DeepGmmPathProbabilities.Full ? layers.Aggregate(1L, (p, k) => p * k) - 1 : layers.Sum(k => k - 1L));
 
     private static int[] ParseList(string s) => s.Split(',', StringSplitOptions.RemoveEmptyEntries).Select(v => int.Parse(v, CultureInfo.InvariantCulture)).ToArray();
 
-    private sealed record OurResult(string Label, double TestLl, double ValidLl, int Iterations, double SecondsPerIteration, double FitSeconds);
+    private sealed record OurResult(string Label, double TestLl, double ValidLl, int Iterations, double SecondsPerIteration, double FitSeconds, long Parameters = 0);
 
     private static bool _verbose;
 
@@ -71,8 +81,10 @@ public sealed class DeepGmmBenchmark : IBenchmark
         var history = model.TrainingSummary!.History;
         double perIteration = history.Count == 0 ? double.NaN
             : history.Average(h => h.Metrics is null ? double.NaN : h.Metrics["estep_s"] + h.Metrics["mstep_s"]);
-        var result = new OurResult(label, model.AverageLogDensity(data.Test), model.AverageLogDensity(data.Validation), history.Count, perIteration, fit);
-        Console.WriteLine($"  {label,-46} valid {result.ValidLl,9:F3}  test {result.TestLl,9:F3}  iters {result.Iterations,3}  {result.SecondsPerIteration,8:F3} s/iter  fit {fit,7:F1} s");
+        int d = data.Train.Columns;
+        long parameters = options.Layers.Length == 1 ? GmmParameters(options.Layers[0], d) : DeepGmmParameters(options.Layers, d, options.PathProbabilities);
+        var result = new OurResult(label, model.AverageLogDensity(data.Test), model.AverageLogDensity(data.Validation), history.Count, perIteration, fit, parameters);
+        Console.WriteLine($"  {label,-46} valid {result.ValidLl,9:F3}  test {result.TestLl,9:F3}  iters {result.Iterations,3}  {result.SecondsPerIteration,8:F3} s/iter  fit {fit,7:F1} s  params {parameters,9}");
         return result;
     }
 
@@ -101,7 +113,7 @@ public sealed class DeepGmmBenchmark : IBenchmark
                 for (int ri = 0; ri < ridges.Length; ri++)
                     foreach (var k in ks)
                         if (peer.TryGetValue($"K{k}_R{ri}_VALID", out var v))
-                            Console.WriteLine($"  {$"sklearn GaussianMixture K={k} ridge={ridges[ri]:g}",-46} valid {v,9:F3}  test {peer[$"K{k}_R{ri}_TEST"],9:F3}  iters {peer[$"K{k}_R{ri}_ITERS"],3}  {peer[$"K{k}_R{ri}_ITER_S"],8:F3} s/iter  fit {peer[$"K{k}_R{ri}_FIT_S"],7:F1} s");
+                            Console.WriteLine($"  {$"sklearn GaussianMixture K={k} ridge={ridges[ri]:g}",-46} valid {v,9:F3}  test {peer[$"K{k}_R{ri}_TEST"],9:F3}  iters {peer[$"K{k}_R{ri}_ITERS"],3}  {peer[$"K{k}_R{ri}_ITER_S"],8:F3} s/iter  fit {peer[$"K{k}_R{ri}_FIT_S"],7:F1} s  params {GmmParameters(k, d),9}");
                 Console.WriteLine($"  sklearn choice on validation: K={(int)peer["BEST_K"]} ridge={ridges[(int)peer["BEST_RIDGE_INDEX"]]:g}");
             }
         }
@@ -129,39 +141,41 @@ public sealed class DeepGmmBenchmark : IBenchmark
 
         // Deep GMM at the 1-layer model's covariance ridge (the data's variance floor); (top K, κ, architecture) on
         // validation, as the paper chose its layer sizes.
-        bool deepSoft = protocol.DeepEm == "soft";
-        int deepIterations = args.Int("deep-iters", 20);
+        int deepIterations = args.Int("deep-iters", 60);
         OurResult? deep = null;
-        foreach (var k in ks)
+        var architectures = new List<int[]>();
+        foreach (var pattern in protocol.DeepLayers.Split(';', StringSplitOptions.RemoveEmptyEntries))
         {
-            var architectures = protocol.DeepLayers == "auto"
-                ? new[] { new[] { 2, 2, k }, new[] { 2, k } }
-                : protocol.DeepLayers.Split(';').Select(ParseList).Where(l => l[^1] == k).ToArray();
+            if (!pattern.Contains('K')) { architectures.Add(ParseList(pattern)); continue; }
+            foreach (var k in ParseList(protocol.DeepKGrid)) architectures.Add(ParseList(pattern.Replace("K", k.ToString(CultureInfo.InvariantCulture))));
+        }
+        architectures = architectures.DistinctBy(l => string.Join(",", l)).ToList();
+        foreach (var em in protocol.DeepEm.Split(',', StringSplitOptions.RemoveEmptyEntries))
             foreach (var layers in architectures)
                 foreach (var kappa in shrinkages)
                 {
-                    var r = RunOurs($"ours Deep GMM [{string.Join(",", layers)}] ridge={ridge1:g} κ={kappa:g} ({(deepSoft ? "soft" : "hard")})", data,
+                    bool soft = em == "soft";
+                    var r = RunOurs($"ours Deep GMM [{string.Join(",", layers)}] ridge={ridge1:g} κ={kappa:g} ({em})", data,
                         With(common, o =>
                         {
                             o.Layers = layers; o.MaxIterations = deepIterations; o.CovarianceRidge = ridge1; o.LowerLayerShrinkage = kappa;
-                            if (deepSoft) o.Em = DeepGmmEmKind.Soft;
+                            if (soft) o.Em = DeepGmmEmKind.Soft;
                             if (args.String("deep-estep", "auto") == "heuristic") o.EStep = DeepGmmEStep.Heuristic;
                         }));
                     if (deep is null || r.ValidLl > deep.ValidLl) deep = r;
                 }
-        }
         Console.WriteLine($"  deep choice on validation: {deep!.Label}");
 
         // The single-layer reference is the best TEST figure among the validation-chosen single-layer models (conservative).
         double bestSingle = gmmSoft!.TestLl;
-        string bestSingleName = $"ours soft K={k1} ridge={ridge1:g}";
-        if (gmmHard.TestLl > bestSingle) { bestSingle = gmmHard.TestLl; bestSingleName = $"ours hard K={k1} ridge={ridge1:g}"; }
+        string bestSingleName = $"ours soft K={k1} ridge={ridge1:g}, {GmmParameters(k1, d)} params, fit {gmmSoft.FitSeconds:F0} s";
+        if (gmmHard.TestLl > bestSingle) { bestSingle = gmmHard.TestLl; bestSingleName = $"ours hard K={k1} ridge={ridge1:g}, {GmmParameters(k1, d)} params, fit {gmmHard.FitSeconds:F0} s"; }
         if (peer is not null && peer["BEST_TEST"] > bestSingle)
         {
             bestSingle = peer["BEST_TEST"];
-            bestSingleName = $"sklearn K={(int)peer["BEST_K"]} ridge={ridges[(int)peer["BEST_RIDGE_INDEX"]]:g}";
+            bestSingleName = $"sklearn K={(int)peer["BEST_K"]} ridge={ridges[(int)peer["BEST_RIDGE_INDEX"]]:g}, {GmmParameters((int)peer["BEST_K"], d)} params, fit {peer["BEST_FIT_S"]:F0} s";
         }
-        Console.WriteLine($"  RESULT {data.Name}: deep test LL {deep.TestLl:F3} vs best single-layer ({bestSingleName}) {bestSingle:F3}: " +
+        Console.WriteLine($"  RESULT {data.Name}: deep test LL {deep.TestLl:F3} ({deep.Parameters} params, fit {deep.FitSeconds:F0} s) vs best single-layer ({bestSingleName}) {bestSingle:F3}: " +
                           $"{(deep.TestLl - bestSingle >= 0 ? "+" : "")}{deep.TestLl - bestSingle:F3} nats/row " +
                           $"(chosen on validation: deep {deep.ValidLl:F3}, ours 1-layer {gmmSoft.ValidLl:F3}" +
                           (peer is not null ? $", sklearn {peer["BEST_VALID"]:F3})" : ")"));

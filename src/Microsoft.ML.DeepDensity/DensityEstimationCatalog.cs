@@ -32,13 +32,14 @@ public static partial class DensityEstimationCatalogExtensions
     /// </summary>
     /// <param name="catalog">The catalog.</param>
     /// <param name="featureColumnName">Input column. Default "Features".</param>
-    /// <param name="hiddenUnits">Hidden units. Default 50.</param>
-    /// <param name="components">Gaussian components per conditional. Default 10.</param>
-    /// <param name="maxEpochs">Maximum training epochs (early stopping on a held-out 10 %). Default 100.</param>
+    /// <param name="hiddenUnits">Hidden units. Default <see cref="RnadeOptions.DefaultHiddenUnits"/>.</param>
+    /// <param name="components">Gaussian components per conditional. Default <see cref="RnadeOptions.DefaultComponents"/>.</param>
+    /// <param name="maxEpochs">Maximum training epochs (early stopping on a held-out 10 %). Default <see cref="RnadeOptions.DefaultMaxEpochs"/>.</param>
     /// <param name="contamination">Expected anomaly fraction of the training data, for PredictedLabel. Default 0.01.</param>
     /// <param name="seed">Seed of initialisation, shuffling and the validation split. Default 1.</param>
     public static RnadeEstimator Rnade(this DensityEstimationCatalog catalog, string featureColumnName = "Features",
-        int hiddenUnits = 50, int components = 10, int maxEpochs = 100, double contamination = 0.01, ulong seed = 1)
+        int hiddenUnits = RnadeOptions.DefaultHiddenUnits, int components = RnadeOptions.DefaultComponents,
+        int maxEpochs = RnadeOptions.DefaultMaxEpochs, double contamination = 0.01, ulong seed = 1)
     {
         ArgumentNullException.ThrowIfNull(catalog);
         var options = new RnadeEstimator.Options

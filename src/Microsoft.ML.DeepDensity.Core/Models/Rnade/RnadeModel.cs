@@ -53,6 +53,8 @@ public sealed class RnadeModel : DensityModel
         IProgress<TrainingProgress>? progress = null, CancellationToken cancellationToken = default)
     {
         options ??= new RnadeOptions();
+        if (options is DeepRnadeOptions)
+            throw new ArgumentException("DeepRnadeOptions describe a deep RNADE: train it with DeepRnadeModel.Fit.", nameof(options));
         options.Validate();
         DataValidation.CheckTrainingData(data, InputDomain.Real, "training data");
         if (validation is not null) DataValidation.CheckTrainingData(validation, InputDomain.Real, "validation data", data.Columns);

@@ -64,13 +64,20 @@ internal sealed class RnadeNetwork
         Array.Clear(C);
         Array.Fill(Rho, 1f);
         random.FillGaussian(V, 0f, 0.01f);
-        float logSigma = MathF.Log(1f / MathF.Sqrt(K));
-        for (int d = 0; d < D; d++)
+        InitializeMixtureBiases(B, D, K, meanQuantiles);
+    }
+
+    /// <summary>Output biases of D mixtures ([z^α | z^μ | z^σ] per dimension) that start every conditional at equal
+    /// weights, means at the column quantiles (D×K) and σ = 1/√K. Shared with <see cref="DeepRnadeNetwork"/>.</summary>
+    internal static void InitializeMixtureBiases(Span<float> b, int dimension, int k, ReadOnlySpan<float> meanQuantiles)
+    {
+        float logSigma = MathF.Log(1f / MathF.Sqrt(k));
+        for (int d = 0; d < dimension; d++)
         {
-            var bd = B.AsSpan(d * K3, K3);
-            bd[..K].Clear();
-            meanQuantiles.AsSpan(d * K, K).CopyTo(bd.Slice(K, K));
-            bd.Slice(2 * K, K).Fill(logSigma);
+            var bd = b.Slice(d * 3 * k, 3 * k);
+            bd[..k].Clear();
+            meanQuantiles.Slice(d * k, k).CopyTo(bd.Slice(k, k));
+            bd.Slice(2 * k, k).Fill(logSigma);
         }
     }
 
@@ -145,7 +152,7 @@ internal sealed class RnadeNetwork
             Gemm.Multiply(true, false, k3, s, h, 1f, V.AsSpan(d * h * k3, h * k3), k3, hid, s, 1f, z, s, allowParallel: false);
             for (int r = 0; r < rows; r++) xcol[r] = x[r * D + d];
             var dz = ws.ForTraining ? ws.DZ.AsSpan(d * k3 * s, k3 * s) : default;
-            Mixture(xcol, z, s, ws.ForTraining, dz, gradScale, scaleMeanBySigma, lp, ws.Mixture);
+            Mixture(K, PortableMixture, xcol, z, s, ws.ForTraining, dz, gradScale, scaleMeanBySigma, lp, ws.Mixture);
             if (ws.ForTraining && rows < s)
                 for (int i = 0; i < k3; i++) dz.Slice(i * s + rows, s - rows).Clear(); // padding rows carry no gradient
             if (d < D - 1)
@@ -200,7 +207,7 @@ internal sealed class RnadeNetwork
             AddRowCombination(ws.VPadded.AsSpan(d * h * k3p, h * k3p), hid, acc, k3p);
             for (int i = 0; i < k3; i++) z8[i * 8] = B[d * k3 + i] + acc[i];
             x8[0] = x[d];
-            MixtureVector(x8, z8, 8, false, default, 0f, false, lp8, ws.Mixture);
+            MixtureVector(K, x8, z8, 8, false, default, 0f, false, lp8, ws.Mixture);
             if (d < D - 1) TensorPrimitives.MultiplyAdd(W.AsSpan(d * h, h), x[d], a, a); // as AddOuter: a + x·w, unfused
         }
         return lp8[0];
@@ -374,15 +381,15 @@ internal sealed class RnadeNetwork
     /// <summary>
     /// One conditional for a block: lp[r] += log Σ_k α_k N(x_r; μ_k, σ_k²) with z stored transposed (stride s), and
     /// with <paramref name="withGradient"/> dz = scale · ∂log p/∂z (eqs. 3–5 of the supplement; the mean's gradient times
-    /// σ when <paramref name="scaleMeanBySigma"/>). Eight rows per vector when AVX2/FMA are available.
+    /// σ when <paramref name="scaleMeanBySigma"/>). Eight rows per vector when AVX2/FMA are available. Shared with
+    /// <see cref="DeepRnadeNetwork"/>; <paramref name="scratch"/> has ≥ 24·<paramref name="k"/> floats.
     /// </summary>
-    private void Mixture(ReadOnlySpan<float> x, ReadOnlySpan<float> z, int s, bool withGradient, Span<float> dz,
+    internal static void Mixture(int k, bool portable, ReadOnlySpan<float> x, ReadOnlySpan<float> z, int s, bool withGradient, Span<float> dz,
         float scale, bool scaleMeanBySigma, Span<float> lp, float[] scratch)
     {
-        if (VectorMath.IsSupported && !PortableMixture) MixtureVector(x, z, s, withGradient, dz, scale, scaleMeanBySigma, lp, scratch);
+        if (VectorMath.IsSupported && !portable) MixtureVector(k, x, z, s, withGradient, dz, scale, scaleMeanBySigma, lp, scratch);
         else
         {
-            int k = K;
             for (int r = 0; r < s; r++)
             {
                 float xr = x[r];
@@ -420,10 +427,9 @@ internal sealed class RnadeNetwork
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // hot from the first call: no slow tier-0 epoch
-    private unsafe void MixtureVector(ReadOnlySpan<float> x, ReadOnlySpan<float> z, int s, bool withGradient, Span<float> dz,
+    private static unsafe void MixtureVector(int k, ReadOnlySpan<float> x, ReadOnlySpan<float> z, int s, bool withGradient, Span<float> dz,
         float scale, bool scaleMeanBySigma, Span<float> lp, float[] scratch)
     {
-        int k = K;
         fixed (float* px = x) fixed (float* pz = z) fixed (float* pdz = dz) fixed (float* plp = lp) fixed (float* tmp = scratch)
         {
             // tmp: per component, e^(α-logit − max) | u | e^(l − max) for the current eight rows.

@@ -1,0 +1,257 @@
+using Microsoft.ML.DeepDensity.Data;
+using Microsoft.ML.DeepDensity.Layers;
+using Microsoft.ML.DeepDensity.Numerics;
+using Microsoft.ML.DeepDensity.Persistence;
+using Microsoft.ML.DeepDensity.Randomness;
+using Microsoft.ML.DeepDensity.Training;
+
+namespace Microsoft.ML.DeepDensity.Models.Rnade;
+
+/// <summary>
+/// Deep, order-agnostic RNADE (Uria, Murray &amp; Larochelle, ICML 2014): several hidden layers, trained over random
+/// orderings, with an exact log-density that averages the densities of an ensemble of orderings (EoRNADE). See
+/// <see cref="DeepRnadeOptions"/> for the model and its training.
+/// </summary>
+public sealed class DeepRnadeModel : DensityModel
+{
+    /// <summary>Model-kind name in saved files.</summary>
+    public const string Kind = "DeepRnade";
+    /// <summary>Registers this kind with the model file when the assembly loads (models register themselves; no central list).</summary>
+    [System.Runtime.CompilerServices.ModuleInitializer]
+    internal static void RegisterKind() => ModelRegistry.Register(Kind, ReadPayload);
+    private const int RowsPerScoringBlock = 64;
+
+    internal readonly DeepRnadeNetwork Network;
+    private readonly int[][] _orderings;
+    private readonly ColumnStandardizer _standardizer;
+
+    internal DeepRnadeModel(DeepRnadeNetwork network, int[][] orderings, ColumnStandardizer standardizer)
+    {
+        Network = network; _orderings = orderings; _standardizer = standardizer;
+    }
+
+    public override string ModelKind => Kind;
+    public override int Dimension => Network.D;
+    public override DensityKind DensityKind => DensityKind.Exact;
+
+    /// <summary>Units per hidden layer.</summary>
+    public int HiddenUnits => Network.H;
+    /// <summary>Number of hidden layers.</summary>
+    public int HiddenLayers => Network.HiddenLayers;
+    /// <summary>Mixture components K per conditional.</summary>
+    public int Components => Network.K;
+    /// <summary>Hidden non-linearity.</summary>
+    public Activation Activation => Network.Activation;
+    /// <summary>The orderings whose densities are averaged (permutations of the input columns).</summary>
+    public IReadOnlyList<IReadOnlyList<int>> Orderings => _orderings;
+    /// <summary>Number of learned scalars.</summary>
+    public long ParameterCount => Network.Parameters.Count;
+    /// <summary>Input standardisation (by input column).</summary>
+    public ColumnStandardizer Standardizer => _standardizer;
+    /// <summary>What training did (null for a loaded model).</summary>
+    public TrainingSummary? TrainingSummary { get; internal set; }
+
+    /// <summary>The same network with the ensemble cut to its first <paramref name="count"/> orderings (cheaper scoring;
+    /// still an exact, normalised density).</summary>
+    public DeepRnadeModel WithOrderings(int count)
+    {
+        if (count < 1 || count > _orderings.Length)
+            throw new ArgumentOutOfRangeException(nameof(count), count, $"count must be in 1…{_orderings.Length} (the model's orderings).");
+        return new DeepRnadeModel(Network, _orderings[..count], _standardizer) { TrainingSummary = TrainingSummary };
+    }
+
+    /// <summary>Trains a deep RNADE on <paramref name="data"/> (rows × D) with the shared training loop.</summary>
+    public static DeepRnadeModel Fit(RowMatrix data, DeepRnadeOptions? options = null, RowMatrix? validation = null,
+        IProgress<TrainingProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        options ??= new DeepRnadeOptions();
+        options.Validate();
+        DataValidation.CheckTrainingData(data, InputDomain.Real, "training data");
+        if (validation is not null) DataValidation.CheckTrainingData(validation, InputDomain.Real, "validation data", data.Columns);
+        int d = data.Columns;
+        var firstOrder = options.ResolveOrder(d);
+        var (train, valid) = TrainingLoop.Split(data, validation, options.ValidationFraction, options.Seed);
+        var standardizer = options.Standardize ? ColumnStandardizer.Fit(train) : ColumnStandardizer.Identity(d);
+        var modelTrain = ToModelSpace(train, standardizer);
+        var modelValid = valid is null ? null : ToModelSpace(valid, standardizer);
+
+        var orderings = new int[options.OrderAgnostic ? options.Orderings : 1][];
+        orderings[0] = firstOrder;
+        var orderRandom = new RandomStream(options.Seed).Fork(0x0D3E);
+        for (int e = 1; e < orderings.Length; e++)
+        {
+            orderings[e] = Enumerable.Range(0, d).ToArray();
+            orderRandom.Fork((ulong)e).Shuffle(orderings[e].AsSpan());
+        }
+        var network = new DeepRnadeNetwork(d, options.HiddenUnits, options.HiddenLayers, options.Components, options.Activation);
+        network.Initialize(new RandomStream(options.Seed).Fork(0x1A17), RnadeModel.ColumnQuantiles(modelTrain, options.Components));
+        var objective = new DeepRnadeObjective(network, options.RowsPerBlock, options.OrderAgnostic ? null : firstOrder,
+            options.ScaleMeanGradientBySigma, standardizer.LogJacobian, orderings[..Math.Min(options.ValidationOrderings, orderings.Length)],
+            cancellationToken);
+        var summary = TrainingLoop.Run(objective, modelTrain, modelValid, options, progress, cancellationToken);
+        return new DeepRnadeModel(network, orderings, standardizer) { TrainingSummary = summary };
+    }
+
+    protected override void LogDensityCore(ReadOnlySpan<float> rows, int count, Span<float> logDensity, Span<float> standardError)
+    {
+        float logJacobian = (float)_standardizer.LogJacobian;
+        int d = Dimension;
+        DeepDensityEnvironment.ForRowBlocks(rows, d, count, logDensity, RowsPerScoringBlock, (_, block, n, output) =>
+        {
+            var x = new float[n * d];
+            _standardizer.Forward(block, x, n);
+            Network.EnsembleLogDensity(x, n, _orderings, new DeepRnadeNetwork.Workspace(Network, n, forTraining: false), output);
+            for (int i = 0; i < n; i++) output[i] += logJacobian;
+        });
+    }
+
+    /// <summary>Draws an ordering of the ensemble per row, then samples along it (a draw from the ensemble's density).</summary>
+    protected override void SampleCore(int count, ulong seed, Span<float> destination)
+    {
+        var root = new RandomStream(seed);
+        int d = Dimension;
+        int blocks = (count + RowsPerScoringBlock - 1) / RowsPerScoringBlock;
+        var output = new float[count * d];
+        DeepDensityEnvironment.For(0, blocks, b =>
+        {
+            int start = b * RowsPerScoringBlock, n = Math.Min(RowsPerScoringBlock, count - start);
+            var ws = new DeepRnadeNetwork.Workspace(Network, 1, forTraining: false);
+            var rows = output.AsSpan(start * d, n * d);
+            for (int r = 0; r < n; r++)
+            {
+                var random = root.Fork((ulong)(start + r));
+                Network.SampleRow(_orderings[random.NextInt(_orderings.Length)], ws, random, rows.Slice(r * d, d));
+            }
+            _standardizer.Inverse(rows, n);
+        });
+        output.CopyTo(destination);
+    }
+
+    private static RowMatrix ToModelSpace(RowMatrix raw, ColumnStandardizer s)
+    {
+        var result = new RowMatrix(raw.Rows, raw.Columns);
+        s.Forward(raw.AsSpan(), result.AsSpan(), raw.Rows);
+        return result;
+    }
+
+    protected internal override void WritePayload(ModelWriter w)
+    {
+        w.WriteInt32(Network.D); w.WriteInt32(Network.H); w.WriteInt32(Network.HiddenLayers); w.WriteInt32(Network.K);
+        w.WriteEnum(Network.Activation);
+        w.WriteInt32(_orderings.Length);
+        foreach (var o in _orderings) w.WriteInt32s(o);
+        _standardizer.Write(w);
+        foreach (var layer in Network.Net.Layers) { w.WriteSingles(layer.Weight.Value); w.WriteSingles(layer.Bias.Value); }
+    }
+
+    internal static DensityModel ReadPayload(ModelReader r, int version)
+    {
+        if (version != 1) throw r.Corrupt($"payload version {version} is not supported (expected 1)");
+        int d = r.ReadInt32("dimension", 1, 1 << 20);
+        int h = r.ReadInt32("hidden units", 1, 1 << 20);
+        int layers = r.ReadInt32("hidden layers", 1, 1 << 10);
+        int k = r.ReadInt32("components", 1, 1 << 16);
+        var act = r.ReadEnum<Activation>("activation");
+        if (act is not (Activation.Relu or Activation.Sigmoid or Activation.Tanh)) throw r.Corrupt($"activation {act} is not one RNADE supports");
+        int count = r.ReadInt32("orderings", 1, 1 << 20);
+        if (((long)2 * d * h + (long)(layers - 1) * h * h + (long)h * d * 3 * k + (long)count * d) * 4 > r.Remaining)
+            throw r.Corrupt("declared sizes exceed the payload");
+        var orderings = new int[count][];
+        for (int e = 0; e < count; e++)
+        {
+            orderings[e] = r.ReadInt32s("ordering", d);
+            var seen = new bool[d];
+            foreach (var o in orderings[e]) { if (o < 0 || o >= d || seen[o]) throw r.Corrupt("an ordering is not a permutation"); seen[o] = true; }
+        }
+        var std = ColumnStandardizer.Read(r, d);
+        var widths = new List<int> { 2 * d };
+        widths.AddRange(Enumerable.Repeat(h, layers));
+        widths.Add(d * 3 * k);
+        var dense = new DenseLayer[widths.Count - 1];
+        for (int l = 0; l < dense.Length; l++)
+            dense[l] = new DenseLayer($"deep.{l}", widths[l], widths[l + 1], l == dense.Length - 1 ? Activation.Identity : act,
+                r.ReadParameters("layer weights", widths[l] * widths[l + 1]), r.ReadParameters("layer biases", widths[l + 1]));
+        return new DeepRnadeModel(new DeepRnadeNetwork(d, k, act, dense), orderings, std);
+    }
+}
+
+/// <summary>The deep RNADE's training objective (the order-agnostic estimate) and validation log-likelihood (exact, over
+/// the first orderings of the ensemble): blocks of rows in parallel, reduced in block order, in waves of
+/// <see cref="RnadeObjective.BlocksPerWave"/> blocks (memory bounded by the block, cancellation between waves).</summary>
+internal sealed class DeepRnadeObjective : IGradientObjective
+{
+    private readonly DeepRnadeNetwork _net;
+    private readonly int _rowsPerBlock;
+    private readonly int[]? _fixedOrder;
+    private readonly bool _scaleMeanBySigma;
+    private readonly double _logJacobian;
+    private readonly int[][] _validationOrderings;
+    private readonly List<DeepRnadeNetwork.Workspace> _workspaces = new();
+    private readonly List<GradientBuffers> _gradients = new();
+    private readonly List<DeepRnadeNetwork.Workspace> _evalWorkspaces = new();
+    private readonly CancellationToken _cancellationToken;
+    private double[] _sums = Array.Empty<double>();
+
+    public DeepRnadeObjective(DeepRnadeNetwork net, int rowsPerBlock, int[]? fixedOrder, bool scaleMeanBySigma, double logJacobian,
+        int[][] validationOrderings, CancellationToken cancellationToken = default)
+    {
+        _net = net; _rowsPerBlock = rowsPerBlock; _fixedOrder = fixedOrder; _scaleMeanBySigma = scaleMeanBySigma;
+        _logJacobian = logJacobian; _validationOrderings = validationOrderings; _cancellationToken = cancellationToken;
+    }
+
+    public ParameterSet Parameters => _net.Parameters;
+
+    public double ComputeGradient(ReadOnlySpan<float> rows, int count, RandomStream random) => Run(rows, count, random, withGradient: true);
+
+    public double Evaluate(ReadOnlySpan<float> rows, int count, RandomStream random) => Run(rows, count, random, withGradient: false);
+
+    private unsafe double Run(ReadOnlySpan<float> rows, int count, RandomStream random, bool withGradient)
+    {
+        int d = _net.D;
+        int blocks = (count + _rowsPerBlock - 1) / _rowsPerBlock;
+        var workspaces = withGradient ? _workspaces : _evalWorkspaces;
+        while (workspaces.Count < Math.Min(blocks, RnadeObjective.BlocksPerWave))
+        {
+            var ws = new DeepRnadeNetwork.Workspace(_net, _rowsPerBlock, withGradient);
+            workspaces.Add(ws);
+            if (withGradient) _gradients.Add(ws.Gradients!);
+        }
+        if (_sums.Length < blocks) _sums = new double[blocks];
+        var sums = _sums;
+        float scale = -1f / count;
+        for (int first = 0; first < blocks; first += RnadeObjective.BlocksPerWave)
+        {
+            _cancellationToken.ThrowIfCancellationRequested();
+            int waveBlocks = Math.Min(RnadeObjective.BlocksPerWave, blocks - first);
+            fixed (float* pRows = rows)
+            {
+                nint address = (nint)pRows;
+                DeepDensityEnvironment.For(0, waveBlocks, i =>
+                {
+                    int b = first + i;
+                    int start = b * _rowsPerBlock, n = Math.Min(_rowsPerBlock, count - start);
+                    var x = new ReadOnlySpan<float>((float*)address + (long)start * d, n * d);
+                    var ws = workspaces[i];
+                    if (withGradient) sums[b] = _net.TrainBlock(x, n, ws, random.Fork((ulong)b), _fixedOrder, scale, _scaleMeanBySigma);
+                    else
+                    {
+                        var logp = new float[n];
+                        _net.EnsembleLogDensity(x, n, _validationOrderings, ws, logp);
+                        double s = 0;
+                        foreach (var v in logp) s += v;
+                        sums[b] = s;
+                    }
+                });
+            }
+            if (!withGradient) continue;
+            // Block order across waves: the first wave overwrites, later ones add, block by block.
+            if (first == 0) GradientBuffers.SumInto(Parameters, _gradients, waveBlocks);
+            else
+                foreach (var p in Parameters.Items)
+                    for (int i = 0; i < waveBlocks; i++) System.Numerics.Tensors.TensorPrimitives.Add(p.Gradient, _gradients[i][p], p.Gradient);
+        }
+        double total = count * _logJacobian;
+        for (int b = 0; b < blocks; b++) total += sums[b];
+        return total;
+    }
+}

@@ -1,0 +1,50 @@
+namespace Microsoft.ML.DeepDensity.Models.Rnade;
+
+/// <summary>
+/// Hyper-parameters of <see cref="DeepRnadeModel"/>: the deep, order-agnostic RNADE of Uria, Murray &amp; Larochelle
+/// ("A deep and tractable density estimator", ICML 2014). Everything of <see cref="RnadeOptions"/> applies
+/// (<see cref="RnadeOptions.HiddenUnits"/> is the width of every hidden layer; <see cref="RnadeOptions.VariableOrder"/> is
+/// the fixed order when <see cref="OrderAgnostic"/> is false and the first ensemble ordering when it is true).
+/// </summary>
+/// <remarks>
+/// The network reads the masked input and the mask, [x ⊙ m, m], and outputs the K-component mixture of every dimension;
+/// one forward pass gives every conditional p(x_i | x_m). Training draws, per row, how many dimensions are observed
+/// (d uniform in 0…D−1) and which (a random subset when order-agnostic, the first d of the fixed order otherwise), and
+/// maximises an unbiased estimate of the log-likelihood averaged over orderings (D/(D−d) · Σ_{i ∉ m} log p(x_i | x_m)),
+/// or, with a fixed order, of the log-likelihood of that order (D · log p(x_{o_d} | x_{o&lt;d})). The density is exact:
+/// for one ordering it is the product of its D conditionals (D passes of the network), and for an ensemble of
+/// <see cref="Orderings"/> orderings it is their mean, log p(x) = log (1/E) Σ_e p(x | o_e), a normalised density.
+/// </remarks>
+public sealed class DeepRnadeOptions : RnadeOptions
+{
+    /// <summary>Default of <see cref="HiddenLayers"/>.</summary>
+    public const int DefaultHiddenLayers = 2;
+    /// <summary>Default of <see cref="Orderings"/>.</summary>
+    public const int DefaultOrderings = 8;
+
+    /// <summary>Number of hidden layers, each of <see cref="RnadeOptions.HiddenUnits"/> units. Default <see cref="DefaultHiddenLayers"/>.</summary>
+    public int HiddenLayers { get; set; } = DefaultHiddenLayers;
+
+    /// <summary>Train over random orderings (the order-agnostic training of Uria et al. 2014), which allows the test-time
+    /// ensemble; false = one fixed order (<see cref="RnadeOptions.VariableOrder"/>). Default true.</summary>
+    public bool OrderAgnostic { get; set; } = true;
+
+    /// <summary>Orderings averaged by the model's density (order-agnostic training only, else 1; the first is
+    /// <see cref="RnadeOptions.VariableOrder"/>, the others are drawn from <see cref="Training.GradientTrainingOptions.Seed"/>).
+    /// Scoring costs D network passes per ordering. <see cref="DeepRnadeModel.WithOrderings"/> uses fewer. Default
+    /// <see cref="DefaultOrderings"/>.</summary>
+    public int Orderings { get; set; } = DefaultOrderings;
+
+    /// <summary>Orderings averaged for the validation log-likelihood of early stopping (the first ones of the ensemble).
+    /// At most <see cref="Orderings"/>. Default 1.</summary>
+    public int ValidationOrderings { get; set; } = 1;
+
+    /// <inheritdoc/>
+    public override void Validate()
+    {
+        base.Validate();
+        Check(HiddenLayers >= 1, nameof(HiddenLayers), HiddenLayers, "must be at least 1");
+        Check(Orderings >= 1, nameof(Orderings), Orderings, "must be at least 1");
+        Check(ValidationOrderings >= 1, nameof(ValidationOrderings), ValidationOrderings, "must be at least 1");
+    }
+}
