@@ -253,4 +253,52 @@ public class NvilTests(ITestOutputHelper output)
         Assert.Equal(1.0, total, 6);
         Assert.Equal(model.Sample(10, 99).Values, model.Sample(20, 99).Values.AsSpan(0, 10 * D).ToArray());
     }
+
+    /// <summary>The training driver restores the running statistics of the best epoch together with its parameters.</summary>
+    [Fact]
+    public void TheBestEpochsRunningStatisticsAreRestoredWithItsParameters()
+    {
+        var generator = new NvilModel(NvilExact.RandomNetwork(10, new[] { 3 }, seed: 21, std: 2f), 10, 10, 1);
+        var train = generator.Sample(300, 1);
+        var valid = generator.Sample(30, 2);
+        var net = new NvilNetwork(10, new[] { 4 });
+        net.Initialize(new RandomStream(2), default);
+        var options = new NvilOptions { LatentDimensions = new[] { 4 }, BaselineHiddenUnits = 5, LearningRate = 0.05f, MaxEpochs = 12, BatchSize = 20, EarlyStoppingPatience = 0 };
+        var objective = new NvilObjective(net, options, new RandomStream(3));
+        var states = new Dictionary<int, double[]>();
+        var parameters = new Dictionary<int, float[][]>();
+        var summary = TrainingLoop.Run(objective, train, valid, options, new SyncProgress(p =>
+        {
+            states[p.Epoch] = (double[])objective.CaptureState();
+            parameters[p.Epoch] = net.Parameters.Snapshot();
+        }), default);
+        Assert.True(summary.BestEpoch < summary.EpochsRun, $"the best epoch is the last ({summary.BestEpoch}); the check needs an earlier one");
+        Assert.NotEqual(states[summary.EpochsRun], states[summary.BestEpoch]);
+        Assert.Equal(states[summary.BestEpoch], (double[])objective.CaptureState());
+        for (int t = 0; t < net.Parameters.Items.Count; t++) Assert.Equal(parameters[summary.BestEpoch][t], net.Parameters.Items[t].Value);
+    }
+
+    /// <summary>A batch of several waves (samples redrawn per wave in pass 2) gives the same bits as one wave.</summary>
+    [Fact]
+    public void WavesGiveTheSameGradientAsOnePass()
+    {
+        var net = NvilExact.RandomNetwork(6, new[] { 3, 2 }, seed: 3, std: 0.7f);
+        var rows = NvilExact.RandomBits(45, 6, 8);
+        var options = new NvilOptions { RowsPerBlock = 2, SamplesPerExample = 2, BaselineHiddenUnits = 3 };
+        float[][] Gradient(int waveBlocks)
+        {
+            var objective = new NvilObjective(net, options, new RandomStream(1)) { WaveBlocks = waveBlocks };
+            objective.ComputeGradient(rows.AsSpan(), rows.Rows, new RandomStream(5));
+            objective.ComputeGradient(rows.AsSpan(), rows.Rows, new RandomStream(6));
+            return objective.Parameters.Items.Select(p => (float[])p.Gradient.Clone()).ToArray();
+        }
+        var one = Gradient(1000);
+        var waves = Gradient(NvilObjective.BlocksPerWave); // 23 blocks: two waves
+        for (int t = 0; t < one.Length; t++) Assert.Equal(one[t], waves[t]);
+    }
+
+    private sealed class SyncProgress(Action<TrainingProgress> action) : IProgress<TrainingProgress>
+    {
+        public void Report(TrainingProgress value) => action(value);
+    }
 }
