@@ -11,8 +11,10 @@ public sealed record DataSplit(string Name, RowMatrix Train, RowMatrix Validatio
 /// <summary>Loads the data sets used by the samples and benchmarks (the shipped digits; Fashion-MNIST when installed).</summary>
 public static class SampleData
 {
-    /// <summary>Where Debian's <c>dataset-fashion-mnist</c> installs the IDX files.</summary>
-    public const string FashionMnistDirectory = "/usr/share/datasets/fashion-mnist";
+    /// <summary>Where the Fashion-MNIST IDX files are: the <c>DEEPDENSITY_FASHION_MNIST</c> environment variable, else
+    /// where Debian's <c>dataset-fashion-mnist</c> installs them.</summary>
+    public static string FashionMnistDirectory { get; } =
+        Environment.GetEnvironmentVariable("DEEPDENSITY_FASHION_MNIST") is { Length: > 0 } dir ? dir : "/usr/share/datasets/fashion-mnist";
 
     /// <summary>Finds <c>data/digits.csv</c> next to the program or in the repository.</summary>
     public static string FindDigitsFile()
@@ -64,8 +66,11 @@ public static class SampleData
     }
 
     /// <summary>True when the Fashion-MNIST IDX files are installed.</summary>
-    public static bool FashionMnistAvailable(string directory = FashionMnistDirectory)
-        => File.Exists(Path.Combine(directory, "train-images-idx3-ubyte.gz")) && File.Exists(Path.Combine(directory, "t10k-images-idx3-ubyte.gz"));
+    public static bool FashionMnistAvailable(string? directory = null)
+    {
+        directory ??= FashionMnistDirectory;
+        return File.Exists(Path.Combine(directory, "train-images-idx3-ubyte.gz")) && File.Exists(Path.Combine(directory, "t10k-images-idx3-ubyte.gz"));
+    }
 
     /// <summary>Reads an IDX image file (gzip) as bytes: (count, rows, cols, pixels).</summary>
     public static (int Count, int Rows, int Cols, byte[] Pixels) ReadIdxImages(string path)
@@ -97,8 +102,9 @@ public static class SampleData
     /// U(0,1) noise added, divided by 256, each image's mean subtracted, last pixel dropped (63 dims); the first 50k
     /// training images train, the last 10k validate, the 10k test file tests.
     /// </summary>
-    public static DataSplit LoadFashionMnist8x8(ulong seed = 42, string directory = FashionMnistDirectory, int? maxTrain = null)
+    public static DataSplit LoadFashionMnist8x8(ulong seed = 42, string? directory = null, int? maxTrain = null)
     {
+        directory ??= FashionMnistDirectory;
         var rng = new RandomStream(seed);
         float[][] Load(string file, RandomStream r)
         {
@@ -122,8 +128,9 @@ public static class SampleData
     /// Binarized Fashion-MNIST (784 dims): pixel/255 is the Bernoulli probability of a 1, drawn once with the given seed
     /// (fixed stochastic binarization); 50k train / 10k validation / 10k test.
     /// </summary>
-    public static DataSplit LoadBinarizedFashionMnist(ulong seed = 1234, string directory = FashionMnistDirectory)
+    public static DataSplit LoadBinarizedFashionMnist(ulong seed = 1234, string? directory = null)
     {
+        directory ??= FashionMnistDirectory;
         var rng = new RandomStream(seed);
         RowMatrix Load(string file, RandomStream r, int skip, int take)
         {
