@@ -209,6 +209,31 @@ public class NvilTests(ITestOutputHelper output)
         Assert.True(late < truth + 0.1, $"held-out {late} exceeds the generator's exact {truth} by more than noise");
     }
 
+    /// <summary>Issue 13 (7): a minibatch of many blocks runs in waves that reuse a bounded set of workspaces (pass 2
+    /// scores each block again), with the same bits as a single wave over every block.</summary>
+    [Fact]
+    public void WavesOfBlocksGiveTheBitsOfOneWaveAndBoundTheWorkspaces()
+    {
+        var options = Settings(nvil: true);
+        options.RowsPerBlock = 2;
+        options.LocalLearningSignals = true;
+        var rows = NvilExact.RandomBits(41, 6, 8); // 21 blocks: waves of 4 leave a partial last wave
+        NvilObjective Make(int wave) => new(NvilExact.RandomNetwork(6, new[] { 3, 2 }, seed: 3, std: 0.7f), options, new RandomStream(1), default, wave);
+        var single = Make(int.MaxValue);
+        var waves = Make(4);
+        for (ulong step = 1; step <= 2; step++) // the second step also uses the running statistics of the first
+        {
+            Assert.Equal(single.ComputeGradient(rows.AsSpan(), rows.Rows, new RandomStream(step)), waves.ComputeGradient(rows.AsSpan(), rows.Rows, new RandomStream(step)));
+            Assert.Equal((double[])single.CaptureState(), (double[])waves.CaptureState());
+            for (int t = 0; t < single.Parameters.Items.Count; t++)
+                Assert.Equal(single.Parameters.Items[t].Gradient, waves.Parameters.Items[t].Gradient);
+        }
+        Assert.Equal(single.Evaluate(rows.AsSpan(), rows.Rows, new RandomStream(9)), waves.Evaluate(rows.AsSpan(), rows.Rows, new RandomStream(9)));
+        Assert.Equal(4, waves.WorkspaceCount);
+        Assert.Throws<OperationCanceledException>(() => new NvilObjective(NvilExact.RandomNetwork(6, new[] { 3, 2 }, seed: 3, std: 0.7f), options,
+            new RandomStream(1), new CancellationToken(true)).ComputeGradient(rows.AsSpan(), rows.Rows, new RandomStream(1)));
+    }
+
     [Fact]
     public void SnapshotAndRestoreOfTheRunningStatisticsReproduceTheStep()
     {

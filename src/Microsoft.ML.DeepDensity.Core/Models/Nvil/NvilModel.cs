@@ -78,7 +78,7 @@ public sealed class NvilModel : DensityModel
             throw new ArgumentOutOfRangeException(nameof(options), problem + $" (NvilOptions.{nameof(NvilOptions.EvaluationSamplesPerChunk)}).");
         var init = new RandomStream(options.Seed).Fork(0x4E71);
         network.Initialize(init, options.InitializeOutputBiasFromData ? PixelMeans(train) : default);
-        var objective = new NvilObjective(network, options, init.Fork(3));
+        var objective = new NvilObjective(network, options, init.Fork(3), cancellationToken);
         var summary = TrainingLoop.Run(objective, train, valid, options, progress, cancellationToken);
         return ModelFile.EnsureTrainedModelLoadable(new NvilModel(network, options.EvaluationSamples, options.EvaluationSamplesPerChunk, options.EvaluationSeed)
         { TrainingSummary = summary });

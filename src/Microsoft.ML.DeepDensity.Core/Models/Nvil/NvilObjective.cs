@@ -15,8 +15,11 @@ namespace Microsoft.ML.DeepDensity.Models.Nvil;
 /// With local learning signals, inference layer l gets l_l = Σ_{i ≥ l} log p-terms − Σ_{i ≥ l} log q-terms (the terms
 /// that depend on h_l), with its own baseline output and statistics. Rows are processed in fixed blocks in parallel in
 /// two passes, because the signal statistics are over the whole minibatch: pass 1 samples and scores every block, the
-/// statistics are updated in block order, pass 2 back-propagates. Gradients are reduced in block order, so the result
-/// does not depend on the thread count. The statistics are training state: <see cref="CaptureState"/> /
+/// statistics are updated in block order, pass 2 back-propagates. Both passes run in waves of at most
+/// <see cref="BlocksPerWave"/> blocks that reuse their workspaces, with a cancellation check between waves (as RNADE and
+/// IWAE do), so training memory is bounded by the block, not the batch: between the passes only the signals (k floats
+/// per row and signal) are kept, and pass 2 scores a block again when its workspace was reused. Gradients are reduced
+/// in block order, so the result does not depend on the thread count or on the waves. The statistics are training state: <see cref="CaptureState"/> /
 /// <see cref="RestoreState"/> keep them with the parameters. They start from the first minibatch's mean and variance.
 /// </remarks>
 internal sealed class NvilObjective : IGradientObjective
@@ -25,6 +28,8 @@ internal sealed class NvilObjective : IGradientObjective
     private readonly int _k, _rowsPerBlock, _signals;
     private readonly bool _useBaseline, _center, _normalize;
     private readonly double _alpha;
+    private readonly int _blocksPerWave;
+    private readonly CancellationToken _cancellationToken;
     private readonly List<NvilNetwork.Workspace> _workspaces = new();
     private readonly List<Mlp.Workspace> _baselineWorkspaces = new();
     private readonly List<GradientBuffers> _gradients = new();
@@ -42,8 +47,19 @@ internal sealed class NvilObjective : IGradientObjective
     /// <summary>C_ψ(x): x → tanh hidden → one output per learning signal (null when the baseline is off).</summary>
     public readonly Mlp? Baseline;
 
-    public NvilObjective(NvilNetwork net, NvilOptions options, RandomStream baselineInit)
+    /// <summary>Blocks run at once (see <c>RnadeObjective.BlocksPerWave</c>).</summary>
+    internal const int BlocksPerWave = 16;
+
+    /// <summary>Training workspaces held (at most the wave size).</summary>
+    internal int WorkspaceCount => _workspaces.Count;
+
+    /// <param name="cancellationToken">Checked between waves of blocks inside one minibatch.</param>
+    /// <param name="blocksPerWave">Wave size (tests compare waves with a single wave).</param>
+    public NvilObjective(NvilNetwork net, NvilOptions options, RandomStream baselineInit, CancellationToken cancellationToken = default,
+        int blocksPerWave = BlocksPerWave)
     {
+        ArgumentOutOfRangeException.ThrowIfLessThan(blocksPerWave, 1);
+        _blocksPerWave = blocksPerWave; _cancellationToken = cancellationToken;
         _net = net; _k = options.SamplesPerExample; _rowsPerBlock = options.RowsPerBlock;
         _signals = options.LocalLearningSignals ? net.Layers : 1;
         _useBaseline = options.InputDependentBaseline; _center = options.CenterSignal; _normalize = options.NormalizeSignal;
@@ -91,26 +107,41 @@ internal sealed class NvilObjective : IGradientObjective
     {
         int d = _net.D, k = _k, m = count * k;
         int blocks = (count + _rowsPerBlock - 1) / _rowsPerBlock;
-        EnsureScratch(blocks, m, withGradient);
+        int wave = Math.Min(blocks, _blocksPerWave);
+        // With one wave, pass 2 finds pass 1's samples and activations still in the workspaces; with more, every block
+        // is scored again in pass 2 from its own stream fork — the same bits, since the parameters have not moved.
+        bool rescore = blocks > wave;
+        EnsureScratch(wave, blocks, m, withGradient);
         if (_input.Length < count * d) _input = new float[count * d];
         rows[..(count * d)].CopyTo(_input);
         var input = _input;
         var sums = new double[blocks];
         bool parallelInside = blocks == 1;
 
-        // Pass 1: samples, signals, baseline.
-        void Score(int b)
+        // Samples, signals and baseline of block b in workspace slot i; pass 1 also keeps the block's signals in _a.
+        ReadOnlySpan<float> Forward(int b, int i, bool keepSignals)
         {
-            int start = b * _rowsPerBlock, n = Math.Min(_rowsPerBlock, count - start), mb = n * k;
-            var ws = _workspaces[b];
+            int start = b * _rowsPerBlock, n = Math.Min(_rowsPerBlock, count - start);
+            var ws = _workspaces[i];
             var x = input.AsSpan(start * d, n * d);
             _net.FillUniforms(ws, n, k, random.Fork((ulong)b));
             _net.Forward(x, n, k, ws, parallelInside);
-            double s = 0;
-            for (int j = 0; j < mb; j++) s += ws.LogW[j];
-            sums[b] = s / k;
+            if (keepSignals)
+            {
+                double s = 0;
+                for (int j = 0; j < n * k; j++) s += ws.LogW[j];
+                sums[b] = s / k;
+            }
+            return withGradient && _useBaseline ? Baseline!.Forward(x, n, _baselineWorkspaces[i], parallelInside) : default;
+        }
+
+        // Pass 1: samples, signals, baseline.
+        void Score(int b, int i)
+        {
+            var baseline = Forward(b, i, keepSignals: true);
             if (!withGradient) return;
-            var baseline = _useBaseline ? Baseline!.Forward(x, n, _baselineWorkspaces[b], parallelInside) : default;
+            int start = b * _rowsPerBlock, n = Math.Min(_rowsPerBlock, count - start), mb = n * k;
+            var ws = _workspaces[i];
             for (int l = 0; l < _signals; l++)
             {
                 var a = _a[l].AsSpan(start * k, mb);
@@ -129,7 +160,7 @@ internal sealed class NvilObjective : IGradientObjective
                     for (int j = 0; j < mb; j++) a[j] -= baseline[j / k * _signals + l];
                 }
         }
-        if (blocks == 1) Score(0); else DeepDensityEnvironment.For(0, blocks, Score);
+        InWaves(blocks, Score, afterWave: null);
         double total = 0;
         foreach (var s in sums) total += s;
         if (!withGradient) return total;
@@ -156,16 +187,19 @@ internal sealed class NvilObjective : IGradientObjective
         }
         StatisticsInitialized |= finite;
 
-        // Pass 2: gradients of the negative mean objective.
+        // Pass 2: gradients of the negative mean objective. Block 0 writes straight into the parameters' gradients, the
+        // first wave's other blocks into buffers 1..; later waves into buffers 1.. again, added to the running sum — so
+        // the blocks are summed in block order, whatever the waves.
         float perSample = -1f / m;
-        void Backward(int b)
+        void Backward(int b, int i)
         {
+            if (rescore) Forward(b, i, keepSignals: false);
             int start = b * _rowsPerBlock, n = Math.Min(_rowsPerBlock, count - start), mb = n * k;
-            var ws = _workspaces[b];
+            var ws = _workspaces[i];
             var x = input.AsSpan(start * d, n * d);
-            var modelScale = _modelScale[b].AsSpan(0, mb);
+            var modelScale = _modelScale[i].AsSpan(0, mb);
             modelScale.Fill(perSample);
-            var inference = _inferenceScale[b];
+            var inference = _inferenceScale[i];
             for (int l = 0; l < _net.Layers; l++)
             {
                 int sig = _signals == 1 ? 0 : l;
@@ -173,28 +207,44 @@ internal sealed class NvilObjective : IGradientObjective
                 var dst = inference[l].AsSpan(0, mb);
                 for (int j = 0; j < mb; j++) dst[j] = perSample * (a[j] - center[sig]) * scale[sig];
             }
-            var g = _gradients[b];
+            var g = _gradients[b < wave ? i : 1 + i];
             _net.Backward(x, n, k, ws, modelScale, inference, g, parallelInside);
             if (!_useBaseline) return;
             // ½ (l − C(x) − c)² per sample: ∂/∂C = −(a − c); the row's k samples share C(x).
-            var dc = _baselineGradient[b].AsSpan(0, n * _signals);
+            var dc = _baselineGradient[i].AsSpan(0, n * _signals);
             dc.Clear();
             for (int l = 0; l < _signals; l++)
             {
                 var a = _a[l].AsSpan(start * k, mb);
                 for (int j = 0; j < mb; j++) dc[j / k * _signals + l] += perSample * (a[j] - center[l]);
             }
-            Baseline!.Backward(x, n, _baselineWorkspaces[b], dc, g, default, allowParallel: parallelInside, accumulateParameters: false);
+            Baseline!.Backward(x, n, _baselineWorkspaces[i], dc, g, default, allowParallel: parallelInside, accumulateParameters: false);
         }
-        if (blocks == 1) Backward(0); else DeepDensityEnvironment.For(0, blocks, Backward);
-        if (blocks > 1) GradientBuffers.SumInto(Parameters, _gradients, blocks);
+        InWaves(blocks, Backward, afterWave: (first, waveBlocks) =>
+        {
+            if (first == 0) { if (blocks > 1) GradientBuffers.SumInto(Parameters, _gradients, waveBlocks); }
+            else GradientBuffers.AddInto(Parameters, _gradients, 1, waveBlocks);
+        });
         return total;
     }
 
-    private void EnsureScratch(int blocks, int m, bool withGradient)
+    /// <summary>Runs <paramref name="body"/>(block, workspace slot) over the blocks in waves of at most
+    /// <see cref="BlocksPerWave"/>, checking the cancellation token before each wave.</summary>
+    private void InWaves(int blocks, Action<int, int> body, Action<int, int>? afterWave)
+    {
+        for (int first = 0; first < blocks; first += _blocksPerWave)
+        {
+            _cancellationToken.ThrowIfCancellationRequested();
+            int waveBlocks = Math.Min(_blocksPerWave, blocks - first);
+            if (blocks == 1) body(0, 0); else DeepDensityEnvironment.For(0, waveBlocks, i => body(first + i, i));
+            afterWave?.Invoke(first, waveBlocks);
+        }
+    }
+
+    private void EnsureScratch(int wave, int blocks, int m, bool withGradient)
     {
         int rowsK = _rowsPerBlock * _k;
-        while (_workspaces.Count < blocks)
+        while (_workspaces.Count < wave)
         {
             _workspaces.Add(new NvilNetwork.Workspace(_net, _rowsPerBlock, _k, forTraining: true));
             if (Baseline is not null) _baselineWorkspaces.Add(Baseline.CreateWorkspace(_rowsPerBlock));
@@ -206,9 +256,9 @@ internal sealed class NvilObjective : IGradientObjective
         }
         if (withGradient)
         {
-            // Block 0 writes straight into the parameters' gradients; the others into private buffers added after, in order.
+            // Buffer 0 is the parameters' own gradients; 1..wave are private (see pass 2).
             if (_gradients.Count == 0) _gradients.Add(GradientBuffers.Of(Parameters));
-            while (_gradients.Count < blocks) _gradients.Add(GradientBuffers.Create(Parameters));
+            while (_gradients.Count < (blocks > wave ? wave + 1 : wave)) _gradients.Add(GradientBuffers.Create(Parameters));
             for (int l = 0; l < _signals; l++) if (_a[l].Length < m) _a[l] = new float[m];
         }
     }
