@@ -11,8 +11,8 @@ public static class FitCommand
     public static System.CommandLine.Command Create(DdmlConsole console)
     {
         var train = new Argument<string>("train") { Description = "Training CSV (header row; numeric columns are features unless excluded)." };
-        var model = new Option<string>("--model", "-m") { Description = $"Model: {string.Join(" | ", ModelCatalog.Names)}.", Required = true };
-        model.AcceptOnlyFromAmong(ModelCatalog.Names.ToArray());
+        var model = new Option<string>("--model", "-m") { Description = $"Model: {string.Join(" | ", ModelCatalog.AllNames)}.", Required = true };
+        model.AcceptOnlyFromAmong(ModelCatalog.AllNames.ToArray());
         var output = DdmlApp.OutOption("Model zip to write (an ordinary ML.NET model).", required: true);
         var validation = new Option<string?>("--validation") { Description = "Validation CSV for early stopping (default: a held-out fraction of the training rows)." };
         var label = new Option<string?>("--label") { Description = "Label column (excluded from the features; recorded in the model)." };
@@ -20,13 +20,19 @@ public static class FitCommand
         var seed = new Option<ulong?>("--seed") { Description = "Seed of initialisation, shuffling and the validation split (default: the model's, 1)." };
         var epochs = new Option<int?>("--epochs") { Description = "Maximum epochs (EM iterations for deepgmm)." };
         var contamination = new Option<double>("--contamination") { Description = "Expected anomaly fraction of the training data; sets the PredictedLabel threshold.", DefaultValueFactory = _ => 0.01 };
+        var sequenceId = new Option<string?>("--sequence-id") { Description = "rnnrnade: the column naming each row's sequence (one row per time step)." };
+        var order = new Option<string?>("--order") { Description = "rnnrnade: the column ordering the rows of a sequence (numeric)." };
         var parameters = new Option<string[]>("--param", "-p") { Description = "Any engine option as Name=Value (e.g. -p HiddenUnits=100 -p Layers=4,4). Repeatable." };
 
         var command = new System.CommandLine.Command("fit", "Train a density model on a CSV file and save it as an ML.NET model zip.")
         {
-            train, model, output, validation, label, exclude, seed, epochs, contamination, parameters,
+            train, model, output, validation, label, exclude, seed, epochs, contamination, parameters, sequenceId, order,
         };
-        return command.WithBody(console, parse => Run(console,
+        return command.WithBody(console, parse => parse.GetValue(model) == SequenceCommands.ModelName
+            ? SequenceCommands.Fit(console, parse.GetValue(train)!, parse.GetValue(output)!, parse.GetValue(sequenceId), parse.GetValue(order),
+                parse.GetValue(label), Split(parse.GetValue(exclude)), parse.GetValue(seed), parse.GetValue(epochs), parse.GetValue(contamination),
+                parse.GetValue(parameters) ?? Array.Empty<string>())
+            : Run(console,
             parse.GetValue(train)!, parse.GetValue(model)!, parse.GetValue(output)!, parse.GetValue(validation), parse.GetValue(label),
             Split(parse.GetValue(exclude)), parse.GetValue(seed), parse.GetValue(epochs), parse.GetValue(contamination),
             parse.GetValue(parameters) ?? Array.Empty<string>()));

@@ -58,7 +58,11 @@ public static class ModelCatalog
             (ml, o) => ml.DensityEstimation.Nvil(o).Fit),
     };
 
+    /// <summary>The vector models (one row = one vector).</summary>
     public static IEnumerable<string> Names => All.Select(e => e.Name);
+
+    /// <summary>Every --model value: the vector models and the sequence model (RNN-RNADE on frame rows, see <see cref="SequenceCommands"/>).</summary>
+    public static IEnumerable<string> AllNames => Names.Append(SequenceCommands.ModelName);
 
     public static ModelEntry Find(string name)
         => All.FirstOrDefault(e => string.Equals(e.Name, name, StringComparison.OrdinalIgnoreCase))

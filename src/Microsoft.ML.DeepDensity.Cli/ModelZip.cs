@@ -17,6 +17,9 @@ public sealed record ToolMetadata
     public string Model { get; init; } = "";
     public string[] FeatureColumns { get; init; } = Array.Empty<string>();
     public string? LabelColumn { get; init; }
+    /// <summary>Sequence model only: the sequence-id and order columns of the frame rows.</summary>
+    public string? SequenceIdColumn { get; init; }
+    public string? OrderColumn { get; init; }
     public string[] ExcludedColumns { get; init; } = Array.Empty<string>();
     public string TrainFile { get; init; } = "";
     public int TrainRows { get; init; }
@@ -27,7 +30,7 @@ public sealed record ToolMetadata
     public int? BestEpoch { get; init; }
     public bool StoppedEarly { get; init; }
     public bool StoppedByUser { get; init; }
-    public double MeanTrainLogDensity { get; init; }
+    public double? MeanTrainLogDensity { get; init; }
     public DateTime CreatedUtc { get; init; }
 
     public static EpochRecord[] FromHistory(IEnumerable<TrainingProgress> history)
@@ -38,8 +41,15 @@ public sealed record ToolMetadata
 }
 
 /// <summary>A loaded model zip: the ML.NET transformer (live, block-scoring), its density transformer and ddml's metadata.</summary>
-public sealed record LoadedModel(string File, ITransformer Transformer, DensityTransformer Density, ToolMetadata? Metadata, DataViewSchema InputSchema)
+public sealed record LoadedModel(string File, ITransformer Transformer, DensityTransformer? DensityOrNull, ToolMetadata? Metadata, DataViewSchema InputSchema)
 {
+    /// <summary>A sequence model (RNN-RNADE): scored per frame row, no DensityTransformer inside.</summary>
+    public bool IsSequenceModel => DensityOrNull is null;
+
+    /// <summary>The density transformer; a usage error for the sequence model, for the commands that need one.</summary>
+    public DensityTransformer Density => DensityOrNull
+        ?? throw new CliException(ExitCodes.UsageError, $"{System.IO.Path.GetFileName(File)}: this command is not available for the sequence model '{Metadata?.Model}' yet (fit, score and info are).");
+
     public DensityModel Model => Density.Model;
 
     /// <summary>The feature columns to read from a CSV: as trained, or (for a zip ddml did not write) f0, f1, ...</summary>
@@ -97,6 +107,8 @@ public static class ModelZip
         {
             throw CliException.ModelError(path, "not an ML.NET model zip, or a corrupt one: " + e.Message.Split('\n')[0], e);
         }
+        if (metadata?.Model == SequenceCommands.ModelName && metadata.SequenceIdColumn is not null && metadata.OrderColumn is not null)
+            return new LoadedModel(path, transformer, null, metadata, schema);
         DensityTransformer density;
         try
         {

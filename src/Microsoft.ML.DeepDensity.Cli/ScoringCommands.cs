@@ -23,6 +23,7 @@ public static class ScoringCommands
         {
             var ml = new MLContext(seed: 1);
             var loaded = ModelZip.Load(ml, parse.GetValue(model)!);
+            if (loaded.IsSequenceModel) return SequenceCommands.Score(console, ml, loaded, parse.GetValue(data)!, parse.GetValue(output));
             var scored = ScoreTable(ml, loaded, parse.GetValue(data)!, labelColumn: null);
             bool withError = loaded.Model.DensityKind == DensityKind.Estimate;
             void Write(TextWriter w)
@@ -58,8 +59,9 @@ public static class ScoringCommands
             if (n < 1) throw new CliException(ExitCodes.UsageError, $"--count must be at least 1 (got {n}).");
             var ml = new MLContext(seed: 1);
             var loaded = ModelZip.Load(ml, parse.GetValue(model)!);
-            var view = loaded.Transformer.GenerateSamples(ml, n, parse.GetValue(seed));
-            var rows = DataViews.Vectors(view, loaded.Density.FeatureColumnName, loaded.Model.Dimension);
+            var density = loaded.Density;
+            var view = density.GenerateSamples(ml, n, parse.GetValue(seed));
+            var rows = DataViews.Vectors(view, density.FeatureColumnName, density.Model.Dimension);
             WriteOutput(console, parse.GetValue(output), w =>
             {
                 w.WriteLine(string.Join(",", loaded.FeatureColumns.Select(CsvTable.Escape)));
@@ -119,10 +121,19 @@ public static class ScoringCommands
         {
             var ml = new MLContext(seed: 1);
             var loaded = ModelZip.Load(ml, parse.GetValue(model)!);
-            var m = loaded.Model;
             var meta = loaded.Metadata;
-            var (format, kind, payload) = ModelZip.EngineFileVersion(m);
             var w = console.Out;
+            if (loaded.IsSequenceModel)
+            {
+                w.WriteLine($"file                    {Path.GetFileName(loaded.File)} (ML.NET model zip)");
+                w.WriteLine($"kind                    RnnRnade (ddml model '{meta!.Model}'): exact log-density of sequences, per frame row");
+                w.WriteLine($"input                   Real frames, dimension {meta.FeatureColumns.Length}; sequence id '{meta.SequenceIdColumn}', order '{meta.OrderColumn}'");
+                w.WriteLine($"features                {Abbreviate(meta.FeatureColumns)}");
+                WriteTraining(w, meta);
+                return ExitCodes.Success;
+            }
+            var m = loaded.Model;
+            var (format, kind, payload) = ModelZip.EngineFileVersion(m);
             w.WriteLine($"file                    {Path.GetFileName(loaded.File)} (ML.NET model zip{(meta is null ? ", no ddml metadata" : "")})");
             w.WriteLine($"kind                    {kind}{(meta is null ? "" : $" (ddml model '{meta.Model}')")}");
             w.WriteLine($"log-density             {m.DensityKind}");
@@ -130,22 +141,24 @@ public static class ScoringCommands
             w.WriteLine($"features                {Abbreviate(loaded.FeatureColumns)}");
             w.WriteLine(string.Create(Ci, $"anomaly threshold       score > {loaded.Density.Threshold:G6} (contamination {loaded.Density.Contamination})"));
             w.WriteLine($"file format             engine format {format} (this build reads {ModelZip.CurrentEngineFormat}), {kind} payload version {payload}");
-            if (meta is not null)
-            {
-                w.WriteLine($"written by              {meta.Tool}, {meta.CreatedUtc:u}");
-                if (meta.LabelColumn is not null) w.WriteLine($"label column            {meta.LabelColumn}");
-                if (meta.ExcludedColumns.Length > 0) w.WriteLine($"excluded columns        {string.Join(", ", meta.ExcludedColumns)}");
-                w.WriteLine($"training data           {meta.TrainFile}, {meta.TrainRows} rows" + (meta.ValidationFile is null ? "" : $"; validation {meta.ValidationFile}"));
-                var last = meta.History.LastOrDefault(h => h.Train is not null);
-                w.WriteLine($"training                {meta.EpochsRun} epochs" + (meta.BestEpoch is int b ? $", best epoch {b}" : "") +
-                            (meta.StoppedEarly ? ", stopped early (no validation gain)" : "") + (meta.StoppedByUser ? ", stopped by the user (Ctrl+C)" : "") +
-                            (last is null ? "" : string.Create(Ci, $", last train {last.Train:F4}") + (last.Validation is double v ? string.Create(Ci, $", valid {v:F4}") : "")));
-                w.WriteLine(string.Create(Ci, $"mean train log-density  {meta.MeanTrainLogDensity:F4}"));
-                w.WriteLine("options");
-                foreach (var (name, value) in meta.Options) w.WriteLine($"  {name,-28} {value}");
-            }
+            if (meta is not null) WriteTraining(w, meta);
             return ExitCodes.Success;
         });
+    }
+
+    private static void WriteTraining(TextWriter w, ToolMetadata meta)
+    {
+        w.WriteLine($"written by              {meta.Tool}, {meta.CreatedUtc:u}");
+        if (meta.LabelColumn is not null) w.WriteLine($"label column            {meta.LabelColumn}");
+        if (meta.ExcludedColumns.Length > 0) w.WriteLine($"excluded columns        {string.Join(", ", meta.ExcludedColumns)}");
+        w.WriteLine($"training data           {meta.TrainFile}, {meta.TrainRows} rows" + (meta.ValidationFile is null ? "" : $"; validation {meta.ValidationFile}"));
+        var last = meta.History.LastOrDefault(h => h.Train is not null);
+        w.WriteLine($"training                {meta.EpochsRun} epochs" + (meta.BestEpoch is int b ? $", best epoch {b}" : "") +
+                    (meta.StoppedEarly ? ", stopped early (no validation gain)" : "") + (meta.StoppedByUser ? ", stopped by the user (Ctrl+C)" : "") +
+                    (last is null ? "" : string.Create(Ci, $", last train {last.Train:F4}") + (last.Validation is double v ? string.Create(Ci, $", valid {v:F4}") : "")));
+        if (meta.MeanTrainLogDensity is double mean) w.WriteLine(string.Create(Ci, $"mean train log-density  {mean:F4}"));
+        w.WriteLine("options");
+        foreach (var (name, value) in meta.Options) w.WriteLine($"  {name,-28} {value}");
     }
 
     internal static Argument<string> ModelArgument() => new("model") { Description = "Model zip written by 'ddml fit' (or any ML.NET zip holding one DeepDensity model)." };

@@ -64,7 +64,7 @@ public class RnnRnadeTransformerTests
         var train = ArSequences(200, 1).Select(s => new SequenceRow { Features = s }).ToList();
         var rng = new RandomStream(9);
         var test = ArSequences(60, 2).Select((s, i) => i % 3 == 0 ? new SequenceRow { Features = TimeShuffled(s, rng), Label = 1 } : new SequenceRow { Features = s }).ToList();
-        var estimator = ml.DensityEstimation.RnnRnade(new RnnRnadeEstimator.Options { FrameSize = 2, ModelOptions = Small() });
+        var estimator = ml.DensityEstimation.RnnRnade(new SequenceDensityEstimator.Options { FrameSize = 2 }, Small());
         var transformer = estimator.Fit(ml.Data.LoadFromEnumerable(train));
         var scored = transformer.Transform(ml.Data.LoadFromEnumerable(test));
 
@@ -102,7 +102,7 @@ public class RnnRnadeTransformerTests
         var ml = new MLContext(seed: 1);
         var rows = ArSequences(60, 7).Where(s => s.Length >= 12).Select(s => new WindowRow { Features = s[..12] }).ToList();
         var pipeline = ml.Transforms.CopyColumns("Window", "Features")
-            .Append(ml.DensityEstimation.RnnRnade(new RnnRnadeEstimator.Options { FeatureColumnName = "Window", FrameSize = 2, ModelOptions = Small() }));
+            .Append(ml.DensityEstimation.RnnRnade(new SequenceDensityEstimator.Options { FeatureColumnName = "Window", FrameSize = 2 }, Small()));
         var dv = ml.Data.LoadFromEnumerable(rows);
         var shape = pipeline.GetOutputSchema(SchemaShapeFactory.FromType<WindowRow>(ml));
         Assert.Contains(shape, c => c.Name == "FrameLogDensities" && c.Kind == SchemaShape.Column.VectorKind.VariableVector);

@@ -13,7 +13,7 @@ namespace Microsoft.ML.DeepDensity.Layers;
 /// Only the post-activation output is kept: every supported activation's derivative is a function of its output
 /// (tanh: 1−y², sigmoid: y(1−y), ReLU: y&gt;0, softplus: 1−e^{−y}, identity: 1), which halves the workspace.
 /// </remarks>
-public sealed class DenseLayer
+internal sealed class DenseLayer
 {
     /// <summary>A layer with zero weights (call <see cref="InitializeGlorot"/> or fill <see cref="Weight"/>).</summary>
     public DenseLayer(string name, int inputs, int outputs, Activation activation)

@@ -18,7 +18,7 @@ namespace Microsoft.ML.DeepDensity.Layers;
 /// Diagonal Gaussian with parameter rows <c>[mean (d) | log σ (d)]</c> (width 2d): log-density, reparameterised
 /// sampling <c>z = μ + σ·ε</c>, and gradients.
 /// </summary>
-public static class DiagonalGaussianHead
+internal static class DiagonalGaussianHead
 {
     private const float HalfLog2Pi = 0.918938533204672742f;
 
@@ -117,7 +117,7 @@ public static class DiagonalGaussianHead
 }
 
 /// <summary>The standard normal N(0, I) (e.g. a latent prior): log-density and its gradient.</summary>
-public static class StandardNormalHead
+internal static class StandardNormalHead
 {
     private const float HalfLog2Pi = 0.918938533204672742f;
 
@@ -140,7 +140,7 @@ public static class StandardNormalHead
 }
 
 /// <summary>Independent Bernoulli variables with logit parameters (width d): log-probability, gradient, sampling.</summary>
-public static class BernoulliHead
+internal static class BernoulliHead
 {
     /// <summary>accumulator[j] += coefficient · Σ_c [x log σ(l) + (1−x) log(1−σ(l))] = coefficient · Σ_c (x·l − softplus(l)).</summary>
     public static void AccumulateLogProb(ReadOnlySpan<float> value, int valueRepeat, ReadOnlySpan<float> logits, int rows, int d,

@@ -8,7 +8,7 @@ namespace Microsoft.ML.DeepDensity.Layers;
 /// rows processed in parallel, reduced afterwards in block order so results do not depend on the thread count) or the
 /// parameters' own <see cref="Parameter.Gradient"/> arrays.
 /// </summary>
-public sealed class GradientBuffers
+internal sealed class GradientBuffers
 {
     private readonly Dictionary<Parameter, float[]> _byParameter;
     private readonly float[][] _buffers;

@@ -8,7 +8,7 @@ namespace Microsoft.ML.DeepDensity.Layers;
 /// A multi-layer perceptron: a stack of <see cref="DenseLayer"/>s with one hidden activation and a (usually identity)
 /// output activation, run forward and backward over minibatches with caller-owned <see cref="Workspace"/>s.
 /// </summary>
-public sealed class Mlp
+internal sealed class Mlp
 {
     private readonly DenseLayer[] _layers;
 

@@ -18,7 +18,7 @@ public enum Activation
 }
 
 /// <summary>Vectorised forward and backward passes of <see cref="Activation"/> over spans.</summary>
-public static class Activations
+internal static class Activations
 {
     /// <summary>output = f(input). <paramref name="output"/> may alias <paramref name="input"/>.</summary>
     public static void Forward(Activation activation, ReadOnlySpan<float> input, Span<float> output)

@@ -19,7 +19,7 @@ namespace Microsoft.ML.DeepDensity.Numerics;
 /// <para>Parallelism: large products are cut into independent blocks of C (row blocks, or column blocks when C is
 /// wide and short); each thread packs what its block needs, so threads never wait for one another.</para>
 /// </remarks>
-public static partial class Gemm
+internal static partial class Gemm
 {
     /// <summary>The k-block length: part of the summation order, so the same for every kernel.</summary>
     private const int KC = 256;

@@ -5,7 +5,7 @@ using System.Runtime.Intrinsics.X86;
 namespace Microsoft.ML.DeepDensity.Numerics;
 
 /// <summary>Packing of op(A)/op(B) blocks into micro-panels and masked edge stores (AVX, shared by both SIMD paths).</summary>
-public static partial class Gemm
+internal static partial class Gemm
 {
     private static int RoundUp(int x, int to) => (x + to - 1) / to * to;
 

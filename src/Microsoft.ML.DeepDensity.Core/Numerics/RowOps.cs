@@ -3,7 +3,7 @@ using System.Numerics.Tensors;
 namespace Microsoft.ML.DeepDensity.Numerics;
 
 /// <summary>Row-wise reductions and normalisations over row-major float matrices.</summary>
-public static class RowOps
+internal static class RowOps
 {
     /// <summary>Numerically stable log Σ exp(x) of one vector (max-shifted; sum in float64).</summary>
     public static float LogSumExp(ReadOnlySpan<float> x)

@@ -170,7 +170,8 @@ public sealed class ModelReader
     }
 }
 
-/// <summary>Maps model-kind names in files to their readers. Each model registers itself in <see cref="BuiltInModels"/>.</summary>
+/// <summary>Maps model-kind names in files to their readers. Each built-in model registers itself from a module
+/// initializer beside its reader (see RnadeModel.RegisterKind); models in other assemblies call <see cref="Register"/>.</summary>
 public static class ModelRegistry
 {
     /// <summary>Reads a payload of the given payload version into a model.</summary>
@@ -178,8 +179,6 @@ public static class ModelRegistry
 
     private static readonly Dictionary<string, PayloadReader> Readers = new(StringComparer.Ordinal);
     private static readonly object Gate = new();
-
-    static ModelRegistry() => BuiltInModels.RegisterAll();
 
     /// <summary>Registers a model kind (idempotent for the same reader).</summary>
     public static void Register(string kind, PayloadReader reader)

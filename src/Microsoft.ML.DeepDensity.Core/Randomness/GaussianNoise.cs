@@ -8,7 +8,7 @@ namespace Microsoft.ML.DeepDensity.Randomness;
 /// function of the stream's state. Each uniform has 32 bits, so draws are bounded by |z| ≤ 6.7 (mass beyond ≈ 2e-11).
 /// The sequence differs from <see cref="RandomStream.NextGaussian"/>.
 /// </remarks>
-public static class GaussianNoise
+internal static class GaussianNoise
 {
     private const int Chunk = 128;
 

@@ -13,7 +13,7 @@ public enum OptimizerKind
 }
 
 /// <summary>Updates parameters from their gradients (of a loss to minimise).</summary>
-public abstract class Optimizer
+internal abstract class Optimizer
 {
     /// <summary>One update with the given learning rate.</summary>
     public abstract void Step(ParameterSet parameters, float learningRate);
@@ -31,7 +31,7 @@ public abstract class Optimizer
 }
 
 /// <summary>Adam with bias correction and optional L2 weight decay added to the gradient.</summary>
-public sealed class AdamOptimizer : Optimizer
+internal sealed class AdamOptimizer : Optimizer
 {
     private readonly float _beta1, _beta2, _epsilon, _weightDecay;
     private float[][]? _m, _v;
@@ -88,7 +88,7 @@ public sealed class AdamOptimizer : Optimizer
 }
 
 /// <summary>SGD with heavy-ball momentum: v ← μ v − lr g; w ← w + v.</summary>
-public sealed class SgdMomentumOptimizer : Optimizer
+internal sealed class SgdMomentumOptimizer : Optimizer
 {
     private readonly float _momentum, _weightDecay;
     private float[][]? _velocity;

@@ -18,22 +18,24 @@ public static partial class DensityEstimationCatalogExtensions
     /// <param name="maxEpochs">Maximum training epochs (early stopping on a held-out 10 % of the sequences). Default 100.</param>
     /// <param name="contamination">Expected anomaly fraction of the training sequences, for PredictedLabel. Default 0.01.</param>
     /// <param name="seed">Seed of initialisation, shuffling and the validation split. Default 1.</param>
-    public static RnnRnadeEstimator RnnRnade(this DensityEstimationCatalog catalog, string featureColumnName, int frameSize,
+    public static SequenceDensityEstimator RnnRnade(this DensityEstimationCatalog catalog, string featureColumnName, int frameSize,
         int hiddenUnits = 50, int recurrentUnits = 50, int maxEpochs = 100, double contamination = 0.01, ulong seed = 1)
     {
         ArgumentNullException.ThrowIfNull(catalog);
-        return new RnnRnadeEstimator(catalog.Context, new RnnRnadeEstimator.Options
-        {
-            FeatureColumnName = featureColumnName, FrameSize = frameSize, Contamination = contamination,
-            ModelOptions = new RnnRnadeOptions { HiddenUnits = hiddenUnits, RecurrentUnits = recurrentUnits, MaxEpochs = maxEpochs, Seed = seed },
-        });
+        return catalog.RnnRnade(new SequenceDensityEstimator.Options { FeatureColumnName = featureColumnName, FrameSize = frameSize, Contamination = contamination },
+            new RnnRnadeOptions { HiddenUnits = hiddenUnits, RecurrentUnits = recurrentUnits, MaxEpochs = maxEpochs, Seed = seed });
     }
 
-    /// <summary>RNN-RNADE on whole sequences with full options.</summary>
-    public static RnnRnadeEstimator RnnRnade(this DensityEstimationCatalog catalog, RnnRnadeEstimator.Options options)
+    /// <summary>RNN-RNADE on whole sequences with full options: the columns (<paramref name="options"/>, the generic
+    /// sequence estimator's) and the engine's <paramref name="modelOptions"/> (null = defaults).</summary>
+    public static SequenceDensityEstimator RnnRnade(this DensityEstimationCatalog catalog, SequenceDensityEstimator.Options options,
+        RnnRnadeOptions? modelOptions = null)
     {
         ArgumentNullException.ThrowIfNull(catalog);
-        return new RnnRnadeEstimator(catalog.Context, options);
+        var o = modelOptions ?? new RnnRnadeOptions();
+        o.Validate();
+        return new SequenceDensityEstimator(catalog.Context, options, "RnnRnade",
+            (data, validation, progress, ct) => RnnRnadeModel.Fit(data, o, validation, progress, ct));
     }
 
     /// <summary>

@@ -21,7 +21,7 @@ namespace Microsoft.ML.DeepDensity.Transforms;
 /// each <c>PredictionEngine</c>-free pass; scoring the same view twice gives the same values.</para>
 /// <para>Ids are compared as text (numeric ids are converted), order values as Double.</para>
 /// </remarks>
-public sealed class RnnRnadeFrameEstimator : IEstimator<RnnRnadeTransformer>
+public sealed class RnnRnadeFrameEstimator : IEstimator<SequenceDensityTransformer>
 {
     /// <summary>Columns, contamination and the engine's <see cref="RnnRnadeOptions"/>.</summary>
     public sealed class Options
@@ -71,7 +71,7 @@ public sealed class RnnRnadeFrameEstimator : IEstimator<RnnRnadeTransformer>
     }
 
     /// <summary>Trains on the sequences formed by the rows of <paramref name="input"/> (see the grouping rule).</summary>
-    public RnnRnadeTransformer Fit(IDataView input)
+    public SequenceDensityTransformer Fit(IDataView input)
     {
         ArgumentNullException.ThrowIfNull(input);
         _options.Validate();
@@ -94,7 +94,7 @@ public sealed class RnnRnadeFrameEstimator : IEstimator<RnnRnadeTransformer>
             (o.PredictedLabelColumnName, RnnRnadeSurrogate.PredictedCol),
         }, new[] { RnnRnadeSurrogate.FeatureCol, RnnRnadeSurrogate.IdCol, RnnRnadeSurrogate.OrderCol, RnnRnadeSurrogate.LogDensityCol,
                    RnnRnadeSurrogate.ScoreCol, RnnRnadeSurrogate.PredictedCol });
-        return new RnnRnadeTransformer(chain.Fit(input), model, threshold);
+        return new SequenceDensityTransformer(chain.Fit(input), model, threshold);
     }
 
     /// <summary>Copies the frame, converts the id to text and the order to Double under internal names.</summary>

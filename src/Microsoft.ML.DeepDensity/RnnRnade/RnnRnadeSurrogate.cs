@@ -9,14 +9,15 @@ using Microsoft.ML.Transforms;
 namespace Microsoft.ML.DeepDensity.Transforms;
 
 /// <summary>
-/// How the RNN-RNADE transformers live in an ML.NET pipeline and its model zip: as a chain of built-in, loadable
-/// transformers that carries the engine model as data (the route of <see cref="Surrogate"/>), ending in a
-/// CustomMapping that scores whole sequences or a StatefulCustomMapping that scores frame rows in arrival order:
+/// How sequence models live in an ML.NET pipeline and its model zip: as a chain of built-in, loadable transformers that
+/// carries the engine model as data (the route of <see cref="Surrogate"/>), ending in a CustomMapping that scores whole
+/// sequences (<see cref="SequenceSurrogate"/>, any sequence model) or a StatefulCustomMapping that scores RNN-RNADE
+/// frame rows in arrival order:
 /// <code>
 ///   CopyColumns   __dd_rr_features &lt;- Features  (and, for frame rows, __dd_rr_id / __dd_rr_order converted)
 ///   CustomMapping "DeepDensity.ConstKey.v1"     -> __dd_key
 ///   MapValue      __dd_key -> __dd_rr_model     (table {"m": envelope})
-///   CustomMapping "DeepDensity.RnnRnadeSequence.v1"  or  StatefulCustomMapping "DeepDensity.RnnRnadeFrames.v1"
+///   CustomMapping "DeepDensity.Sequence.v1"  or  StatefulCustomMapping "DeepDensity.RnnRnadeFrames.v1"
 ///   CopyColumns   user output names &lt;- __dd_rr_*;  DropColumns __dd_*
 /// </code>
 /// The live transformer is this same chain, so live and loaded scores are the same code.
@@ -26,40 +27,12 @@ internal static class RnnRnadeSurrogate
     public const string FeatureCol = "__dd_rr_features", ModelCol = "__dd_rr_model", IdCol = "__dd_rr_id", OrderCol = "__dd_rr_order";
     public const string LogDensityCol = "__dd_rr_logdensity", PerFrameCol = "__dd_rr_perframe", FramesCol = "__dd_rr_frames";
     public const string ScoreCol = "__dd_rr_score", PredictedCol = "__dd_rr_predicted";
-    private static ReadOnlySpan<byte> Magic => "DDRR"u8;
-    private const ushort Version = 1;
-
-    /// <summary>base64 of "DDRR" | u16 version | f32 threshold | engine model file.</summary>
-    public static string Encode(RnnRnadeModel model, float threshold)
-    {
-        using var ms = new MemoryStream();
-        ms.Write(Magic);
-        ms.Write(BitConverter.GetBytes(Version));
-        ms.Write(BitConverter.GetBytes(threshold));
-        ms.Write(model.ToBytes());
-        return Convert.ToBase64String(ms.GetBuffer(), 0, (int)ms.Length);
-    }
-
-    public static (RnnRnadeModel Model, float Threshold) Decode(ReadOnlySpan<char> text)
-    {
-        var bytes = new byte[text.Length * 3 / 4 + 3];
-        if (!Convert.TryFromBase64Chars(text, bytes, out int length) || length < 10 || !bytes.AsSpan(0, 4).SequenceEqual(Magic))
-            throw new InvalidModelFileException("Corrupt RNN-RNADE model in the ML.NET model.");
-        ushort version = BitConverter.ToUInt16(bytes, 4);
-        if (version != Version)
-            throw new InvalidModelFileException($"RNN-RNADE ML.NET envelope version {version} is not supported (this library reads {Version}).");
-        float threshold = BitConverter.ToSingle(bytes, 6);
-        var model = SequenceDensityModel.FromBytes(bytes.AsSpan(10, length - 10)) as RnnRnadeModel
-            ?? throw new InvalidModelFileException("The ML.NET model's sequence model is not an RNN-RNADE.");
-        return (model, threshold);
-    }
-
     /// <summary>Appends the constant key and the model text column (after the input copies).</summary>
-    public static EstimatorChain<ITransformer> AppendModel(MLContext ml, EstimatorChain<ITransformer> chain, RnnRnadeModel model, float threshold)
+    public static EstimatorChain<ITransformer> AppendModel(MLContext ml, EstimatorChain<ITransformer> chain, SequenceDensityModel model, float threshold)
         => chain
             .Append<ITransformer>(ml.Transforms.CustomMapping(new Surrogate.ConstKeyFactory().GetMapping(), Surrogate.ConstKeyFactory.ContractName))
             .Append<ITransformer>(ml.Transforms.Conversion.MapValue(ModelCol,
-                new[] { new KeyValuePair<string, string>(Surrogate.KeyValue, Encode(model, threshold)) }, Surrogate.KeyCol));
+                new[] { new KeyValuePair<string, string>(Surrogate.KeyValue, SequenceSurrogate.Encode(model, threshold)) }, Surrogate.KeyCol));
 
     /// <summary>Copies the internal outputs to the user's names and drops every internal column.</summary>
     public static EstimatorChain<ITransformer> Finish(MLContext ml, EstimatorChain<ITransformer> chain,
@@ -94,22 +67,6 @@ internal static class RnnRnadeSurrogate
         [ColumnName(FramesCol)] public float[] Frames = Array.Empty<float>();
         [ColumnName(ScoreCol)] public float Score;
         [ColumnName(PredictedCol)] public bool PredictedLabel;
-    }
-
-    /// <summary>Scores one whole sequence per row; the score is −(log-density per frame), comparable across lengths.</summary>
-    [CustomMappingFactoryAttribute(ContractName)]
-    [EditorBrowsable(EditorBrowsableState.Never)]
-    public sealed class SequenceFactory : CustomMappingFactory<SequenceInput, SequenceOutput>
-    {
-        public const string ContractName = "DeepDensity.RnnRnadeSequence.v1";
-        private readonly Cache _cache = new();
-        public override Action<SequenceInput, SequenceOutput> GetMapping() => Map;
-
-        private void Map(SequenceInput src, SequenceOutput dst)
-        {
-            var (model, threshold) = _cache.Resolve(src.Model);
-            ScoreSequence(model, threshold, src.Features, dst);
-        }
     }
 
     /// <summary>One whole sequence's outputs from any sequence model (shared with <see cref="SequenceSurrogate"/>).</summary>
@@ -182,10 +139,14 @@ internal static class RnnRnadeSurrogate
         }
     }
 
-    /// <summary>One decoded envelope per factory, keyed by the identity of the text backing it.</summary>
+    /// <summary>One decoded envelope (<see cref="SequenceSurrogate"/>'s) per factory, keyed by the identity of the text backing it.</summary>
     private sealed class Cache
     {
-        private readonly Surrogate.TextIdentityCache<(RnnRnadeModel, float)> _inner = new(t => Decode(t));
+        private readonly Surrogate.TextIdentityCache<(RnnRnadeModel, float)> _inner = new(t =>
+        {
+            var (model, threshold) = SequenceSurrogate.Decode(t);
+            return (model as RnnRnadeModel ?? throw new InvalidModelFileException($"The frame-row scorer holds a {model.ModelKind} model, not an RNN-RNADE."), threshold);
+        });
         public (RnnRnadeModel Model, float Threshold) Resolve(ReadOnlyMemory<char> text) => _inner.Resolve(text);
     }
 }

@@ -18,6 +18,7 @@ public static class SequenceModelCases
         new("IidGaussianSequence", InputDomain.Real, DensityKind.Exact, r => IidGaussianSequenceModel.Fit(r.Data), SequenceConformanceData.Real),
         new("IidGaussianSequenceGradient", InputDomain.Real, DensityKind.Exact, r => IidGaussianSequenceModel.FitByGradient(r.Data,
             new GradientTrainingOptions { Seed = r.Seed, MaxEpochs = r.Epochs, LearningRate = 0.05f, BatchSize = 8, EarlyStoppingPatience = 0 }, r.Validation), SequenceConformanceData.Real),
+        new("RnnRnade", InputDomain.Real, DensityKind.Exact, r => Models.RnnRnade.RnnRnadeModel.Fit(r.Data, new Models.RnnRnade.RnnRnadeOptions { HiddenUnits = 6, Components = 2, RecurrentUnits = 5, BatchSize = 8, SequencesPerBlock = 3, MaxEpochs = r.Epochs, Seed = r.Seed, EarlyStoppingPatience = 0 }, r.Validation), SequenceConformanceData.Real),
     };
 
     public static TheoryData<string> Names

@@ -209,31 +209,6 @@ public class NvilTests(ITestOutputHelper output)
         Assert.True(late < truth + 0.1, $"held-out {late} exceeds the generator's exact {truth} by more than noise");
     }
 
-    /// <summary>Issue 13 (7): a minibatch of many blocks runs in waves that reuse a bounded set of workspaces (pass 2
-    /// scores each block again), with the same bits as a single wave over every block.</summary>
-    [Fact]
-    public void WavesOfBlocksGiveTheBitsOfOneWaveAndBoundTheWorkspaces()
-    {
-        var options = Settings(nvil: true);
-        options.RowsPerBlock = 2;
-        options.LocalLearningSignals = true;
-        var rows = NvilExact.RandomBits(41, 6, 8); // 21 blocks: waves of 4 leave a partial last wave
-        NvilObjective Make(int wave) => new(NvilExact.RandomNetwork(6, new[] { 3, 2 }, seed: 3, std: 0.7f), options, new RandomStream(1), default, wave);
-        var single = Make(int.MaxValue);
-        var waves = Make(4);
-        for (ulong step = 1; step <= 2; step++) // the second step also uses the running statistics of the first
-        {
-            Assert.Equal(single.ComputeGradient(rows.AsSpan(), rows.Rows, new RandomStream(step)), waves.ComputeGradient(rows.AsSpan(), rows.Rows, new RandomStream(step)));
-            Assert.Equal((double[])single.CaptureState(), (double[])waves.CaptureState());
-            for (int t = 0; t < single.Parameters.Items.Count; t++)
-                Assert.Equal(single.Parameters.Items[t].Gradient, waves.Parameters.Items[t].Gradient);
-        }
-        Assert.Equal(single.Evaluate(rows.AsSpan(), rows.Rows, new RandomStream(9)), waves.Evaluate(rows.AsSpan(), rows.Rows, new RandomStream(9)));
-        Assert.Equal(4, waves.WorkspaceCount);
-        Assert.Throws<OperationCanceledException>(() => new NvilObjective(NvilExact.RandomNetwork(6, new[] { 3, 2 }, seed: 3, std: 0.7f), options,
-            new RandomStream(1), new CancellationToken(true)).ComputeGradient(rows.AsSpan(), rows.Rows, new RandomStream(1)));
-    }
-
     [Fact]
     public void SnapshotAndRestoreOfTheRunningStatisticsReproduceTheStep()
     {
@@ -277,5 +252,53 @@ public class NvilTests(ITestOutputHelper output)
         }
         Assert.Equal(1.0, total, 6);
         Assert.Equal(model.Sample(10, 99).Values, model.Sample(20, 99).Values.AsSpan(0, 10 * D).ToArray());
+    }
+
+    /// <summary>The training driver restores the running statistics of the best epoch together with its parameters.</summary>
+    [Fact]
+    public void TheBestEpochsRunningStatisticsAreRestoredWithItsParameters()
+    {
+        var generator = new NvilModel(NvilExact.RandomNetwork(10, new[] { 3 }, seed: 21, std: 2f), 10, 10, 1);
+        var train = generator.Sample(300, 1);
+        var valid = generator.Sample(30, 2);
+        var net = new NvilNetwork(10, new[] { 4 });
+        net.Initialize(new RandomStream(2), default);
+        var options = new NvilOptions { LatentDimensions = new[] { 4 }, BaselineHiddenUnits = 5, LearningRate = 0.05f, MaxEpochs = 12, BatchSize = 20, EarlyStoppingPatience = 0 };
+        var objective = new NvilObjective(net, options, new RandomStream(3));
+        var states = new Dictionary<int, double[]>();
+        var parameters = new Dictionary<int, float[][]>();
+        var summary = TrainingLoop.Run(objective, train, valid, options, new SyncProgress(p =>
+        {
+            states[p.Epoch] = (double[])objective.CaptureState();
+            parameters[p.Epoch] = net.Parameters.Snapshot();
+        }), default);
+        Assert.True(summary.BestEpoch < summary.EpochsRun, $"the best epoch is the last ({summary.BestEpoch}); the check needs an earlier one");
+        Assert.NotEqual(states[summary.EpochsRun], states[summary.BestEpoch]);
+        Assert.Equal(states[summary.BestEpoch], (double[])objective.CaptureState());
+        for (int t = 0; t < net.Parameters.Items.Count; t++) Assert.Equal(parameters[summary.BestEpoch][t], net.Parameters.Items[t].Value);
+    }
+
+    /// <summary>A batch of several waves (samples redrawn per wave in pass 2) gives the same bits as one wave.</summary>
+    [Fact]
+    public void WavesGiveTheSameGradientAsOnePass()
+    {
+        var net = NvilExact.RandomNetwork(6, new[] { 3, 2 }, seed: 3, std: 0.7f);
+        var rows = NvilExact.RandomBits(45, 6, 8);
+        var options = new NvilOptions { RowsPerBlock = 2, SamplesPerExample = 2, BaselineHiddenUnits = 3 };
+        float[][] Gradient(int waveBlocks)
+        {
+            var objective = new NvilObjective(net, options, new RandomStream(1)) { WaveBlocks = waveBlocks };
+            objective.ComputeGradient(rows.AsSpan(), rows.Rows, new RandomStream(5));
+            objective.ComputeGradient(rows.AsSpan(), rows.Rows, new RandomStream(6));
+            return objective.Parameters.Items.Select(p => (float[])p.Gradient.Clone()).ToArray();
+        }
+        var one = Gradient(1000);
+        var waves = Gradient(NvilObjective.BlocksPerWave); // 23 blocks: two waves
+        for (int t = 0; t < one.Length; t++) Assert.Equal(one[t], waves[t]);
+    }
+
+    private sealed class SyncProgress(Action<TrainingProgress> action) : IProgress<TrainingProgress>
+    {
+        public void Report(TrainingProgress value) => action(value);
     }
 }

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Collections.Concurrent;
 using Microsoft.ML.DeepDensity.Data;
 using Microsoft.ML.DeepDensity.Persistence;
@@ -16,6 +17,9 @@ public sealed class DeepGmmModel : DensityModel
 {
     /// <summary>Model-kind name in saved files.</summary>
     public const string Kind = "DeepGmm";
+    /// <summary>Registers this kind with the model file when the assembly loads (models register themselves; no central list).</summary>
+    [ModuleInitializer]
+    internal static void RegisterKind() => ModelRegistry.Register(Kind, ReadPayload);
     private const int Block = DeepGmmNetwork.RowsPerBlock;
 
     internal readonly DeepGmmNetwork Network;

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Microsoft.ML.DeepDensity.Data;
 using Microsoft.ML.DeepDensity.Estimation;
 using Microsoft.ML.DeepDensity.Layers;
@@ -25,6 +26,9 @@ public sealed class IwaeModel : DensityModel
 {
     /// <summary>Model-kind name in saved files.</summary>
     public const string Kind = "Iwae";
+    /// <summary>Registers this kind with the model file when the assembly loads (models register themselves; no central list).</summary>
+    [ModuleInitializer]
+    internal static void RegisterKind() => ModelRegistry.Register(Kind, ReadPayload);
     /// <summary>Decoder rows per scoring pass (rows × samples per chunk).</summary>
     private const int DecoderRowsPerPass = 512;
     private const int RowsPerSamplingBlock = 256;

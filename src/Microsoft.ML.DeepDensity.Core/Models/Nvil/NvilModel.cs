@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Microsoft.ML.DeepDensity.Data;
 using Microsoft.ML.DeepDensity.Estimation;
 using Microsoft.ML.DeepDensity.Persistence;
@@ -23,6 +24,9 @@ public sealed class NvilModel : DensityModel
 {
     /// <summary>Model-kind name in saved files.</summary>
     public const string Kind = "Nvil";
+    /// <summary>Registers this kind with the model file when the assembly loads (models register themselves; no central list).</summary>
+    [ModuleInitializer]
+    internal static void RegisterKind() => ModelRegistry.Register(Kind, ReadPayload);
     /// <summary>Sample rows per scoring pass (rows × samples per chunk).</summary>
     private const int SampleRowsPerPass = 512;
     private const int RowsPerSamplingBlock = 256;

@@ -15,27 +15,30 @@ namespace Microsoft.ML.DeepDensity.Models.Nvil;
 /// With local learning signals, inference layer l gets l_l = Σ_{i ≥ l} log p-terms − Σ_{i ≥ l} log q-terms (the terms
 /// that depend on h_l), with its own baseline output and statistics. Rows are processed in fixed blocks in parallel in
 /// two passes, because the signal statistics are over the whole minibatch: pass 1 samples and scores every block, the
-/// statistics are updated in block order, pass 2 back-propagates. Both passes run in waves of at most
-/// <see cref="BlocksPerWave"/> blocks that reuse their workspaces, with a cancellation check between waves (as RNADE and
-/// IWAE do), so training memory is bounded by the block, not the batch: between the passes only the signals (k floats
-/// per row and signal) are kept, and pass 2 scores a block again when its workspace was reused. Gradients are reduced
-/// in block order, so the result does not depend on the thread count or on the waves. The statistics are training state: <see cref="CaptureState"/> /
-/// <see cref="RestoreState"/> keep them with the parameters. They start from the first minibatch's mean and variance.
+/// statistics are updated in a fixed order, pass 2 back-propagates. Blocks run in waves of <see cref="BlocksPerWave"/>
+/// (cancellation is checked between waves); a batch of more than one wave redraws each block's samples from the same
+/// stream in pass 2 rather than keeping every block's workspace, so memory is bounded by the wave. Gradients are reduced in block order, so the result
+/// does not depend on the thread count. The statistics are training state (<see cref="ITrainingStateOwner"/>): the
+/// training driver snapshots and restores them with the parameters (best epoch, divergence recovery). They start from the first minibatch's mean and variance.
 /// </remarks>
-internal sealed class NvilObjective : IGradientObjective
+internal sealed class NvilObjective : IGradientObjective, ITrainingStateOwner
 {
     private readonly NvilNetwork _net;
     private readonly int _k, _rowsPerBlock, _signals;
     private readonly bool _useBaseline, _center, _normalize;
     private readonly double _alpha;
-    private readonly int _blocksPerWave;
-    private readonly CancellationToken _cancellationToken;
     private readonly List<NvilNetwork.Workspace> _workspaces = new();
     private readonly List<Mlp.Workspace> _baselineWorkspaces = new();
     private readonly List<GradientBuffers> _gradients = new();
     private readonly List<float[][]> _inferenceScale = new();
     private readonly List<float[]> _modelScale = new(), _baselineGradient = new();
+    private readonly CancellationToken _cancellationToken;
     private float[] _input = Array.Empty<float>();
+    /// <summary>Blocks run at once: memory is bounded by the wave, not the batch size, and cancellation is checked
+    /// between waves (as <c>IwaeObjective.BlocksPerWave</c>).</summary>
+    internal const int BlocksPerWave = 16;
+    /// <summary>Tests: the wave size actually used (default <see cref="BlocksPerWave"/>).</summary>
+    internal int WaveBlocks { get; set; } = BlocksPerWave;
     /// <summary>Signals minus baseline, a[l][j] for sample row j of the minibatch.</summary>
     private float[][] _a;
 
@@ -47,19 +50,9 @@ internal sealed class NvilObjective : IGradientObjective
     /// <summary>C_ψ(x): x → tanh hidden → one output per learning signal (null when the baseline is off).</summary>
     public readonly Mlp? Baseline;
 
-    /// <summary>Blocks run at once (see <c>RnadeObjective.BlocksPerWave</c>).</summary>
-    internal const int BlocksPerWave = 16;
-
-    /// <summary>Training workspaces held (at most the wave size).</summary>
-    internal int WorkspaceCount => _workspaces.Count;
-
-    /// <param name="cancellationToken">Checked between waves of blocks inside one minibatch.</param>
-    /// <param name="blocksPerWave">Wave size (tests compare waves with a single wave).</param>
-    public NvilObjective(NvilNetwork net, NvilOptions options, RandomStream baselineInit, CancellationToken cancellationToken = default,
-        int blocksPerWave = BlocksPerWave)
+    public NvilObjective(NvilNetwork net, NvilOptions options, RandomStream baselineInit, CancellationToken cancellationToken = default)
     {
-        ArgumentOutOfRangeException.ThrowIfLessThan(blocksPerWave, 1);
-        _blocksPerWave = blocksPerWave; _cancellationToken = cancellationToken;
+        _cancellationToken = cancellationToken;
         _net = net; _k = options.SamplesPerExample; _rowsPerBlock = options.RowsPerBlock;
         _signals = options.LocalLearningSignals ? net.Layers : 1;
         _useBaseline = options.InputDependentBaseline; _center = options.CenterSignal; _normalize = options.NormalizeSignal;
@@ -107,41 +100,29 @@ internal sealed class NvilObjective : IGradientObjective
     {
         int d = _net.D, k = _k, m = count * k;
         int blocks = (count + _rowsPerBlock - 1) / _rowsPerBlock;
-        int wave = Math.Min(blocks, _blocksPerWave);
-        // With one wave, pass 2 finds pass 1's samples and activations still in the workspaces; with more, every block
-        // is scored again in pass 2 from its own stream fork — the same bits, since the parameters have not moved.
-        bool rescore = blocks > wave;
+        int wave = Math.Min(blocks, WaveBlocks);
         EnsureScratch(wave, blocks, m, withGradient);
         if (_input.Length < count * d) _input = new float[count * d];
         rows[..(count * d)].CopyTo(_input);
         var input = _input;
         var sums = new double[blocks];
         bool parallelInside = blocks == 1;
+        var center = new float[_signals];
+        var scale = new float[_signals];
 
-        // Samples, signals and baseline of block b in workspace slot i; pass 1 also keeps the block's signals in _a.
-        ReadOnlySpan<float> Forward(int b, int i, bool keepSignals)
+        // Pass 1: samples, signals, baseline.
+        void Score(int b, int slot)
         {
-            int start = b * _rowsPerBlock, n = Math.Min(_rowsPerBlock, count - start);
-            var ws = _workspaces[i];
+            int start = b * _rowsPerBlock, n = Math.Min(_rowsPerBlock, count - start), mb = n * k;
+            var ws = _workspaces[slot];
             var x = input.AsSpan(start * d, n * d);
             _net.FillUniforms(ws, n, k, random.Fork((ulong)b));
             _net.Forward(x, n, k, ws, parallelInside);
-            if (keepSignals)
-            {
-                double s = 0;
-                for (int j = 0; j < n * k; j++) s += ws.LogW[j];
-                sums[b] = s / k;
-            }
-            return withGradient && _useBaseline ? Baseline!.Forward(x, n, _baselineWorkspaces[i], parallelInside) : default;
-        }
-
-        // Pass 1: samples, signals, baseline.
-        void Score(int b, int i)
-        {
-            var baseline = Forward(b, i, keepSignals: true);
+            double s = 0;
+            for (int j = 0; j < mb; j++) s += ws.LogW[j];
+            sums[b] = s / k;
             if (!withGradient) return;
-            int start = b * _rowsPerBlock, n = Math.Min(_rowsPerBlock, count - start), mb = n * k;
-            var ws = _workspaces[i];
+            var baseline = _useBaseline ? Baseline!.Forward(x, n, _baselineWorkspaces[slot], parallelInside) : default;
             for (int l = 0; l < _signals; l++)
             {
                 var a = _a[l].AsSpan(start * k, mb);
@@ -160,14 +141,17 @@ internal sealed class NvilObjective : IGradientObjective
                     for (int j = 0; j < mb; j++) a[j] -= baseline[j / k * _signals + l];
                 }
         }
-        InWaves(blocks, Score, afterWave: null);
+        for (int first = 0; first < blocks; first += WaveBlocks)
+        {
+            _cancellationToken.ThrowIfCancellationRequested();
+            int waveBlocks = Math.Min(WaveBlocks, blocks - first);
+            if (blocks == 1) Score(0, 0); else DeepDensityEnvironment.For(0, waveBlocks, i => Score(first + i, i));
+        }
         double total = 0;
         foreach (var s in sums) total += s;
         if (!withGradient) return total;
 
         // Minibatch statistics → running c, v → centring and scale of the signal, in a fixed order.
-        var scale = new float[_signals];
-        var center = new float[_signals];
         bool finite = true;
         for (int l = 0; l < _signals; l++)
         {
@@ -187,19 +171,16 @@ internal sealed class NvilObjective : IGradientObjective
         }
         StatisticsInitialized |= finite;
 
-        // Pass 2: gradients of the negative mean objective. Block 0 writes straight into the parameters' gradients, the
-        // first wave's other blocks into buffers 1..; later waves into buffers 1.. again, added to the running sum — so
-        // the blocks are summed in block order, whatever the waves.
+        // Pass 2: gradients of the negative mean objective.
         float perSample = -1f / m;
-        void Backward(int b, int i)
+        void Backward(int b, int slot, GradientBuffers g)
         {
-            if (rescore) Forward(b, i, keepSignals: false);
             int start = b * _rowsPerBlock, n = Math.Min(_rowsPerBlock, count - start), mb = n * k;
-            var ws = _workspaces[i];
+            var ws = _workspaces[slot];
             var x = input.AsSpan(start * d, n * d);
-            var modelScale = _modelScale[i].AsSpan(0, mb);
+            var modelScale = _modelScale[slot].AsSpan(0, mb);
             modelScale.Fill(perSample);
-            var inference = _inferenceScale[i];
+            var inference = _inferenceScale[slot];
             for (int l = 0; l < _net.Layers; l++)
             {
                 int sig = _signals == 1 ? 0 : l;
@@ -207,38 +188,34 @@ internal sealed class NvilObjective : IGradientObjective
                 var dst = inference[l].AsSpan(0, mb);
                 for (int j = 0; j < mb; j++) dst[j] = perSample * (a[j] - center[sig]) * scale[sig];
             }
-            var g = _gradients[b < wave ? i : 1 + i];
             _net.Backward(x, n, k, ws, modelScale, inference, g, parallelInside);
             if (!_useBaseline) return;
             // ½ (l − C(x) − c)² per sample: ∂/∂C = −(a − c); the row's k samples share C(x).
-            var dc = _baselineGradient[i].AsSpan(0, n * _signals);
+            var dc = _baselineGradient[slot].AsSpan(0, n * _signals);
             dc.Clear();
             for (int l = 0; l < _signals; l++)
             {
                 var a = _a[l].AsSpan(start * k, mb);
                 for (int j = 0; j < mb; j++) dc[j / k * _signals + l] += perSample * (a[j] - center[l]);
             }
-            Baseline!.Backward(x, n, _baselineWorkspaces[i], dc, g, default, allowParallel: parallelInside, accumulateParameters: false);
+            Baseline!.Backward(x, n, _baselineWorkspaces[slot], dc, g, default, allowParallel: parallelInside, accumulateParameters: false);
         }
-        InWaves(blocks, Backward, afterWave: (first, waveBlocks) =>
-        {
-            if (first == 0) { if (blocks > 1) GradientBuffers.SumInto(Parameters, _gradients, waveBlocks); }
-            else GradientBuffers.AddInto(Parameters, _gradients, 1, waveBlocks);
-        });
-        return total;
-    }
-
-    /// <summary>Runs <paramref name="body"/>(block, workspace slot) over the blocks in waves of at most
-    /// <see cref="BlocksPerWave"/>, checking the cancellation token before each wave.</summary>
-    private void InWaves(int blocks, Action<int, int> body, Action<int, int>? afterWave)
-    {
-        for (int first = 0; first < blocks; first += _blocksPerWave)
+        // One wave: the workspaces still hold pass 1. More: each wave draws its blocks' samples again (same streams, so the
+        // same samples and signals) before back-propagating, which bounds memory by the wave and lets cancellation in.
+        for (int first = 0; first < blocks; first += WaveBlocks)
         {
             _cancellationToken.ThrowIfCancellationRequested();
-            int waveBlocks = Math.Min(_blocksPerWave, blocks - first);
-            if (blocks == 1) body(0, 0); else DeepDensityEnvironment.For(0, waveBlocks, i => body(first + i, i));
-            afterWave?.Invoke(first, waveBlocks);
+            int waveBlocks = Math.Min(WaveBlocks, blocks - first), bufferOffset = first == 0 ? 0 : 1;
+            void Block(int i)
+            {
+                if (blocks > WaveBlocks) Score(first + i, i);
+                Backward(first + i, i, _gradients[bufferOffset + i]);
+            }
+            if (blocks == 1) Block(0); else DeepDensityEnvironment.For(0, waveBlocks, Block);
+            if (first == 0) { if (blocks > 1) GradientBuffers.SumInto(Parameters, _gradients, waveBlocks); }
+            else GradientBuffers.AddInto(Parameters, _gradients, 1, waveBlocks);
         }
+        return total;
     }
 
     private void EnsureScratch(int wave, int blocks, int m, bool withGradient)
@@ -256,9 +233,10 @@ internal sealed class NvilObjective : IGradientObjective
         }
         if (withGradient)
         {
-            // Buffer 0 is the parameters' own gradients; 1..wave are private (see pass 2).
+            // Block 0 writes straight into the parameters' gradients; the others into private buffers added after, in
+            // order. Later waves use private buffers 1..wave only (the parameters' gradients then hold the running sum).
             if (_gradients.Count == 0) _gradients.Add(GradientBuffers.Of(Parameters));
-            while (_gradients.Count < (blocks > wave ? wave + 1 : wave)) _gradients.Add(GradientBuffers.Create(Parameters));
+            while (_gradients.Count < (blocks > WaveBlocks ? WaveBlocks + 1 : blocks)) _gradients.Add(GradientBuffers.Create(Parameters));
             for (int l = 0; l < _signals; l++) if (_a[l].Length < m) _a[l] = new float[m];
         }
     }

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Microsoft.ML.DeepDensity.Data;
 using Microsoft.ML.DeepDensity.Persistence;
 using Microsoft.ML.DeepDensity.Randomness;
@@ -15,6 +16,9 @@ public sealed class RbmModel : DensityModel
 {
     /// <summary>Model-kind name in saved files.</summary>
     public const string Kind = "Rbm";
+    /// <summary>Registers this kind with the model file when the assembly loads (models register themselves; no central list).</summary>
+    [ModuleInitializer]
+    internal static void RegisterKind() => ModelRegistry.Register(Kind, ReadPayload);
     private const int RowsPerScoringBlock = 256;
     private const int ChainsPerSamplingBlock = 32;
 

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Microsoft.ML.DeepDensity.Data;
 using Microsoft.ML.DeepDensity.Numerics;
 using Microsoft.ML.DeepDensity.Persistence;
@@ -14,6 +15,9 @@ public sealed class RnadeModel : DensityModel
 {
     /// <summary>Model-kind name in saved files.</summary>
     public const string Kind = "Rnade";
+    /// <summary>Registers this kind with the model file when the assembly loads (models register themselves; no central list).</summary>
+    [ModuleInitializer]
+    internal static void RegisterKind() => ModelRegistry.Register(Kind, ReadPayload);
     private const int RowsPerScoringBlock = 256;
     /// <summary>Largest log σ output bias a file may hold (σ = e^40 standardised units is already meaningless).</summary>
     internal const float MaxLogSigmaBias = 40f;

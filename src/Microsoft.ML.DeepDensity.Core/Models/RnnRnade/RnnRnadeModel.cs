@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Microsoft.ML.DeepDensity.Data;
 using Microsoft.ML.DeepDensity.Models.Rnade;
 using Microsoft.ML.DeepDensity.Numerics;
@@ -16,6 +17,9 @@ public sealed class RnnRnadeModel : SequenceDensityModel
 {
     /// <summary>Model-kind name in saved files.</summary>
     public const string Kind = "RnnRnade";
+    /// <summary>Registers this kind with the model file when the assembly loads (models register themselves; no central list).</summary>
+    [ModuleInitializer]
+    internal static void RegisterKind() => ModelRegistry.Register(Kind, ReadPayload);
     private const int ScoringSequencesPerBlock = 16, ScoringFramesPerChunk = 64, SamplingSequencesPerBlock = 32;
 
     internal readonly RnnRnadeNetwork Network;
@@ -56,71 +60,54 @@ public sealed class RnnRnadeModel : SequenceDensityModel
         int d = data.FrameSize;
         DataValidation.CheckTrainingData(data, InputDomain.Real, "training sequences", d);
         if (validation is not null) DataValidation.CheckTrainingData(validation, InputDomain.Real, "validation sequences", d);
-        // Sequences are addressed by index: a validation set given separately is appended after the training sequences.
-        var all = validation is null ? data : Concatenate(data, validation);
-        var ids = new RowMatrix(Enumerable.Range(0, all.Count).Select(i => (float)i).ToArray(), all.Count, 1);
-        RowMatrix trainIds, validIds;
-        if (validation is null)
-        {
-            var (t, v) = TrainingLoop.Split(ids, null, options.ValidationFraction, options.Seed);
-            trainIds = t; validIds = v!;
-        }
-        else
-        {
-            trainIds = new RowMatrix(ids.Values[..data.Count], data.Count, 1);
-            validIds = new RowMatrix(ids.Values[data.Count..], validation.Count, 1);
-        }
-        var trainFrames = FramesOf(all, trainIds);
+        var (trainPart, validPart) = TrainingLoop.Split(TrainingData.From(data),
+            validation is null ? null : TrainingData.From(validation), options.ValidationFraction, options.Seed);
+        var train = Gather(trainPart);
+        var trainFrames = new RowMatrix(train.AsSpan().ToArray(), train.TotalFrames, d);
         var standardizer = options.Standardize ? ColumnStandardizer.Fit(trainFrames) : ColumnStandardizer.Identity(d);
-        var modelValues = new float[all.TotalFrames * d];
-        standardizer.Forward(all.Values.AsSpan(0, modelValues.Length), modelValues, all.TotalFrames);
+        var modelTrain = Standardized(train, standardizer);
+        var modelValid = validPart is null ? null : Standardized(Gather(validPart), standardizer);
 
         var rnade = new RnadeNetwork(d, options.HiddenUnits, options.Components, options.Activation);
         var root = new RandomStream(options.Seed);
-        var standardizedTrain = new RowMatrix(trainFrames.Rows, d);
-        standardizer.Forward(trainFrames.AsSpan(), standardizedTrain.AsSpan(), trainFrames.Rows);
-        rnade.Initialize(root.Fork(0x1A17), RnadeModel.ColumnQuantiles(standardizedTrain, options.Components));
+        rnade.Initialize(root.Fork(0x1A17), RnadeModel.ColumnQuantiles(new RowMatrix(modelTrain.Values, train.TotalFrames, d), options.Components));
         var network = new RnnRnadeNetwork(rnade, options.RecurrentUnits, options.ConditionHiddenBias);
         network.InitializeRecurrence(root.Fork(0x2E7));
         var objective = new RnnRnadeObjective(network, options.SequencesPerBlock, options.FramesPerChunk,
             options.ScaleMeanGradientBySigma, standardizer.LogJacobian);
-        var summary = TrainingLoop.Run(new SequenceIndexObjective(objective, modelValues, all.Offsets), trainIds,
-            validIds, options, progress, cancellationToken);
+        var summary = TrainingLoop.Run(new PerFrameObjective(objective), TrainingData.From(modelTrain),
+            modelValid is null ? null : TrainingData.From(modelValid), options, progress, cancellationToken);
         return ModelFile.EnsureTrainedModelLoadable(new RnnRnadeModel(network, standardizer) { TrainingSummary = summary });
     }
 
-    private static SequenceBatch Concatenate(SequenceBatch a, SequenceBatch b)
+    /// <summary>All examples of a training split as one sequence batch.</summary>
+    private static SequenceBatch Gather(ITrainingData part)
     {
-        int d = a.FrameSize;
-        var values = new float[(a.TotalFrames + b.TotalFrames) * d];
-        a.Values.AsSpan(0, a.TotalFrames * d).CopyTo(values);
-        b.Values.AsSpan(0, b.TotalFrames * d).CopyTo(values.AsSpan(a.TotalFrames * d));
-        var offsets = new int[a.Count + b.Count + 1];
-        a.Offsets.AsSpan(0, a.Count + 1).CopyTo(offsets);
-        for (int i = 1; i <= b.Count; i++) offsets[a.Count + i] = a.TotalFrames + b.Offsets[i];
-        return new SequenceBatch(values, offsets, d);
+        var batch = new TrainingBatch();
+        part.CopyBatch(Enumerable.Range(0, part.Count).ToArray(), batch);
+        return batch.Sequences!;
     }
 
-    private static RowMatrix FramesOf(SequenceBatch all, RowMatrix ids)
+    private static SequenceBatch Standardized(SequenceBatch raw, ColumnStandardizer standardizer)
     {
-        var frames = new List<float>();
-        for (int r = 0; r < ids.Rows; r++) frames.AddRange(all.Sequence((int)ids[r, 0]).ToArray());
-        return new RowMatrix(frames.ToArray(), frames.Count / all.FrameSize, all.FrameSize);
+        var values = new float[raw.TotalFrames * raw.FrameSize];
+        standardizer.Forward(raw.AsSpan(), values, raw.TotalFrames);
+        return new SequenceBatch(values, raw.Offsets[..(raw.Count + 1)], raw.FrameSize);
     }
 
-    /// <summary>The row-based training loop drives the sequence objective: a row holds a sequence index. Objectives are
-    /// returned per frame (sum × sequences / frames), so reported log-likelihoods are per frame.</summary>
-    private sealed class SequenceIndexObjective(RnnRnadeObjective objective, float[] values, int[] offsets) : IGradientObjective
+    /// <summary>The sequence objective on the shared driver. Objectives are returned as sum × sequences / frames, so the
+    /// driver's mean per example — and every reported log-likelihood — is the log-likelihood per frame.</summary>
+    private sealed class PerFrameObjective(RnnRnadeObjective objective) : IBatchGradientObjective
     {
+        private int[] _all = Array.Empty<int>();
         public ParameterSet Parameters => objective.Parameters;
-        public double ComputeGradient(ReadOnlySpan<float> rows, int count, RandomStream random) => Run(rows, count, true);
-        public double Evaluate(ReadOnlySpan<float> rows, int count, RandomStream random) => Run(rows, count, false);
-        private double Run(ReadOnlySpan<float> rows, int count, bool gradient)
+        public double ComputeGradient(TrainingBatch batch, RandomStream random) => Run(batch, true);
+        public double Evaluate(TrainingBatch batch, RandomStream random) => Run(batch, false);
+        private double Run(TrainingBatch batch, bool gradient)
         {
-            var seqs = new int[count];
-            long frames = 0;
-            for (int i = 0; i < count; i++) { seqs[i] = (int)rows[i]; frames += offsets[seqs[i] + 1] - offsets[seqs[i]]; }
-            return objective.Run(values, offsets, seqs, gradient) * count / frames;
+            var s = batch.Sequences!;
+            if (_all.Length < s.Count) _all = Enumerable.Range(0, s.Count).ToArray();
+            return objective.Run(s.Values, s.Offsets, _all.AsSpan(0, s.Count), gradient) * s.Count / s.TotalFrames;
         }
     }
 

@@ -1,0 +1,34 @@
+using Microsoft.ML.DeepDensity.Training;
+using Microsoft.ML.Runtime;
+
+namespace Microsoft.ML.DeepDensity.Transforms;
+
+/// <summary>Checks and helpers shared by the sequence estimators (whole sequences and frame rows).</summary>
+internal static class RnnRnadeColumns
+{
+    public sealed class SequenceRow { public float[] Features = Array.Empty<float>(); }
+
+    public static void CheckNames(string input, IEnumerable<string> outputs, double contamination)
+    {
+        if (string.IsNullOrWhiteSpace(input)) throw new ArgumentException("The input column name must be non-empty.");
+        var list = outputs.ToList();
+        if (list.Any(string.IsNullOrWhiteSpace)) throw new ArgumentException("Output column names must be non-empty.");
+        if (list.Distinct(StringComparer.Ordinal).Count() != list.Count)
+            throw new ArgumentException($"Output column names must be distinct (got {string.Join(", ", list)}).");
+        if (!(contamination >= 0 && contamination <= 0.5))
+            throw new ArgumentOutOfRangeException(nameof(contamination), contamination, $"Contamination must be in [0, 0.5] (got {contamination}).");
+    }
+
+    /// <summary>Training progress to the MLContext log and the user's receiver.</summary>
+    public static IProgress<TrainingProgress> Progress(IChannel channel, IProgress<TrainingProgress>? user, string name = "RnnRnade")
+        => new Reporter(channel, user, name);
+
+    private sealed class Reporter(IChannel channel, IProgress<TrainingProgress>? user, string name) : IProgress<TrainingProgress>
+    {
+        public void Report(TrainingProgress value)
+        {
+            channel.Info(MessageSensitivity.None, $"{name}: {value} (log-likelihoods per frame)");
+            user?.Report(value);
+        }
+    }
+}
