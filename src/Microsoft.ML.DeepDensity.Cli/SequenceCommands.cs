@@ -82,7 +82,7 @@ public static class SequenceCommands
             catch (ArgumentException e) { throw new CliException(ExitCodes.TrainingFailed, $"cannot train {ModelName} on this data: {e.Message}", e); }
         });
         console.Interrupts.Abort.ThrowIfCancellationRequested();
-        var summary = transformer.Model.TrainingSummary;
+        var summary = (transformer.Model as RnnRnadeModel)?.TrainingSummary;
         var metadata = new ToolMetadata
         {
             Tool = $"ddml {typeof(FitCommand).Assembly.GetName().Version?.ToString(3)}",
