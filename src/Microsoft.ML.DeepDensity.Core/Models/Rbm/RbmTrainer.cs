@@ -28,6 +28,9 @@ internal sealed class RbmTrainer
     private readonly float[] _velW, _velB, _velC;
     private readonly float[] _colSums, _gb, _gc;
     private bool _chainsInitialized;
+    private readonly CancellationToken _cancellationToken;
+    /// <summary>Rows per block of the persistent chains' initialisation (between cancellation checks).</summary>
+    private const int RowsPerInitBlock = 4096;
 
     /// <summary>When set, the raw CD gradient (ascent direction, per row) of the last step is kept in <see cref="GradW"/> etc.</summary>
     internal bool KeepGradient { get; init; }
@@ -35,8 +38,11 @@ internal sealed class RbmTrainer
     internal float[]? GradB { get; private set; }
     internal float[]? GradC { get; private set; }
 
-    public RbmTrainer(RbmMachine machine, int batchSize, int gibbsSteps, bool persistent, int persistentChains)
+    /// <param name="cancellationToken">Checked inside a step, between its regions (a huge batch stops within a region).</param>
+    public RbmTrainer(RbmMachine machine, int batchSize, int gibbsSteps, bool persistent, int persistentChains,
+        CancellationToken cancellationToken = default)
     {
+        _cancellationToken = cancellationToken;
         _m = machine; _batch = batchSize; _k = gibbsSteps; _persistent = persistent;
         _chains = persistent ? (persistentChains > 0 ? persistentChains : batchSize) : batchSize;
         int rows = _batch + _chains;
@@ -121,15 +127,22 @@ internal sealed class RbmTrainer
         if (!gatherInRegion) _gatherData = null;
         if (_persistent && !_chainsInitialized)
         {
-            // Fantasy chains start at hidden samples of the first data rows (repeated if there are more chains).
-            var pPos = _hidden.AsSpan(0, count * h);
-            m.HiddenPreActivation(_visible.AsSpan(0, count * d), count, pPos, parallel: true);
-            TensorPrimitives.Sigmoid(pPos, pPos);
+            // Fantasy chains start at hidden samples of the first data rows (repeated if there are more chains). Done
+            // in fixed blocks of rows with a cancellation check between them: one σ over a 200k-row batch took seconds.
+            int sampled = Math.Min(count, negRows);
+            var pPos = _hidden.AsSpan(0, sampled * h);
+            m.HiddenPreActivation(_visible.AsSpan(0, sampled * d), sampled, pPos, parallel: true);
             var u = _uniform.AsSpan(0, count * h);
             random.Fork(0xC4A1).FillUniform(u);
-            var fresh = new float[count * h];
-            RbmMachine.Bernoulli(pPos, u, fresh);
-            for (int r = 0; r < negRows; r++) fresh.AsSpan((r % count) * h, h).CopyTo(_chainHidden.AsSpan(r * h, h));
+            for (int r0 = 0; r0 < sampled; r0 += RowsPerInitBlock)
+            {
+                _cancellationToken.ThrowIfCancellationRequested();
+                int rows = Math.Min(RowsPerInitBlock, sampled - r0);
+                var p = pPos.Slice(r0 * h, rows * h);
+                TensorPrimitives.Sigmoid(p, p);
+                RbmMachine.Bernoulli(p, u.Slice(r0 * h, rows * h), _chainHidden.AsSpan(r0 * h, rows * h));
+            }
+            for (int r = sampled; r < negRows; r++) _chainHidden.AsSpan((r % count) * h, h).CopyTo(_chainHidden.AsSpan(r * h, h));
             _chainsInitialized = true;
         }
 
@@ -137,6 +150,7 @@ internal sealed class RbmTrainer
         if (!_persistent) HiddenRegion(0, count, sampleFirstRow: 0, count, negRows, random.Fork(1), final: false);
         for (int s = 1; s <= _k; s++)
         {
+            _cancellationToken.ThrowIfCancellationRequested();
             var stepRandom = random.Fork(2, (ulong)s);
             bool last = s == _k;
             VisibleRegion(count, negRows, stepRandom.Fork(1), gatherInRegion && s == 1);
@@ -144,6 +158,7 @@ internal sealed class RbmTrainer
             else HiddenRegion(count, negRows, sampleFirstRow: last ? -1 : count, count, negRows, stepRandom.Fork(2), final: last);
         }
 
+        _cancellationToken.ThrowIfCancellationRequested();
         // The stacked hidden statistics are now scaled: positive rows by 1/n, negative rows by −1/m.
         var vAll = _visible.AsSpan(0, stacked * d);
         var hAll = _hidden.AsSpan(0, stacked * h);
@@ -307,7 +322,7 @@ internal sealed class RbmTrainer
     public static TrainingSummary Train(RbmMachine machine, RowMatrix train, RowMatrix? validation, RbmOptions o,
         IProgress<TrainingProgress>? progress, CancellationToken cancellationToken)
     {
-        var trainable = new Trainable(machine, train, validation, o);
+        var trainable = new Trainable(machine, train, validation, o, cancellationToken);
         return TrainingDriver.Run(trainable, TrainingData.From(train), new TrainingDriverOptions
         {
             MaxEpochs = o.MaxEpochs,
@@ -337,11 +352,11 @@ internal sealed class RbmTrainer
         private readonly RbmTrainer _trainer;
         private readonly RbmMonitor _monitor;
 
-        public Trainable(RbmMachine machine, RowMatrix train, RowMatrix? validation, RbmOptions o)
+        public Trainable(RbmMachine machine, RowMatrix train, RowMatrix? validation, RbmOptions o, CancellationToken cancellationToken)
         {
             _machine = machine; _train = train; _hasValidation = validation is not null; _o = o;
             _trainer = new RbmTrainer(machine, Math.Min(o.BatchSize, train.Rows), o.GibbsSteps,
-                o.Algorithm == RbmTrainingAlgorithm.PersistentContrastiveDivergence, o.PersistentChains);
+                o.Algorithm == RbmTrainingAlgorithm.PersistentContrastiveDivergence, o.PersistentChains, cancellationToken);
             Root = new RandomStream(o.Seed).Fork(0xC0DE_0000);
             _monitor = new RbmMonitor(machine, train, validation, Root.Fork(0x3017));
         }
