@@ -64,7 +64,7 @@ public sealed class IwaeModel : DensityModel
     public TrainingSummary? TrainingSummary { get; internal set; }
 
     /// <summary>Why scoring <paramref name="network"/> with <paramref name="chunk"/> samples per pass would exceed
-    /// <see cref="IwaeOptions.MaxEvaluationScratchFloats"/>, or null.</summary>
+    /// <see cref="Estimation.ImportanceSampledOptions.MaxEvaluationScratchFloats"/>, or null.</summary>
     internal static string? ScratchProblem(IwaeNetwork network, int chunk)
         => ImportanceSampler.ScratchProblem(chunk, network.EvaluationFloatsPerSample);
 

@@ -1,3 +1,4 @@
+using Microsoft.ML.DeepDensity.Estimation;
 using Microsoft.ML.DeepDensity.Numerics;
 using Microsoft.ML.DeepDensity.Training;
 
@@ -18,7 +19,7 @@ public enum IwaeLikelihood
 /// deterministic tanh layers 200-200 on both sides, k = 5. Two stochastic layers (their architecture 2:
 /// 784-100-100-100-50-50-50) are <c>LatentDimensions = {100, 50}, HiddenUnits = {100, 100}, DeepHiddenUnits = {50, 50}</c>.
 /// </remarks>
-public sealed class IwaeOptions : GradientTrainingOptions
+public sealed class IwaeOptions : ImportanceSampledOptions
 {
     /// <summary>Creates the defaults. Gradient clipping is off by default (Adam normalises step sizes; the reference
     /// implementations do not clip).</summary>
@@ -44,16 +45,6 @@ public sealed class IwaeOptions : GradientTrainingOptions
     /// <summary>Importance samples k of the training bound (k = 1 is the VAE's ELBO). Default 5.</summary>
     public int Samples { get; set; } = 5;
 
-    /// <summary>Importance samples K of the log-density estimate the trained model reports. Default 1000.</summary>
-    public int EvaluationSamples { get; set; } = 1000;
-
-    /// <summary>Samples per row processed in one pass when estimating log-densities (bounds memory; does not change
-    /// results). Default 100.</summary>
-    public int EvaluationSamplesPerChunk { get; set; } = 100;
-
-    /// <summary>Seed of the log-density estimate's noise (stored in the model). Default 0x1DAE.</summary>
-    public ulong EvaluationSeed { get; set; } = 0x1DAE;
-
     /// <summary>Data rows per block processed by one thread in training (fixed so that results do not depend on the
     /// number of threads; each block holds RowsPerBlock × Samples decoder rows). In [1, <see cref="GradientTrainingOptions.MaxRowsPerBlock"/>]. Default 50.</summary>
     public int RowsPerBlock { get; set; } = 50;
@@ -61,19 +52,6 @@ public sealed class IwaeOptions : GradientTrainingOptions
     /// <summary>Initialise the decoder's output biases from the training data (Bernoulli: logit of the pixel means;
     /// Gaussian: column means and log standard deviations). Default true.</summary>
     public bool InitializeOutputBiasFromData { get; set; } = true;
-
-    /// <summary>Upper bound on <see cref="EvaluationSamples"/> (also enforced when loading a file).</summary>
-    public const int MaxEvaluationSamples = 1_000_000;
-    /// <summary>Upper bound on <see cref="EvaluationSamplesPerChunk"/> (bounds scoring memory; also enforced when loading).</summary>
-    public const int MaxEvaluationSamplesPerChunk = 100_000;
-    /// <summary>
-    /// Upper bound on the scoring scratch of one pass, in floats (2^26 = 256 MiB): <see cref="EvaluationSamplesPerChunk"/>
-    /// × the network's activations per sample (every layer's width, noise and latents) must not exceed it. Checked
-    /// before training, by <see cref="IwaeModel.WithEvaluation"/> and when a file is loaded (a small file with wide
-    /// layers and a large chunk would otherwise ask for gigabytes per row); lower the chunk to stay under it. Passes over
-    /// several rows are sized under it too.
-    /// </summary>
-    public const long MaxEvaluationScratchFloats = Estimation.ImportanceSampler.MaxScratchFloats;
 
     public override void Validate()
     {
@@ -87,8 +65,6 @@ public sealed class IwaeOptions : GradientTrainingOptions
         Check(Activation is Activation.Tanh or Activation.Relu or Activation.Softplus or Activation.Sigmoid, nameof(Activation), Activation, "must be Tanh, Relu, Softplus or Sigmoid");
         Check(Enum.IsDefined(Likelihood), nameof(Likelihood), Likelihood, "must be Bernoulli or Gaussian");
         Check(Samples >= 1 && Samples <= 100_000, nameof(Samples), Samples, "must be in [1, 100000]");
-        Check(EvaluationSamples >= 1 && EvaluationSamples <= MaxEvaluationSamples, nameof(EvaluationSamples), EvaluationSamples, $"must be in [1, {MaxEvaluationSamples}]");
-        Check(EvaluationSamplesPerChunk >= 1 && EvaluationSamplesPerChunk <= MaxEvaluationSamplesPerChunk, nameof(EvaluationSamplesPerChunk), EvaluationSamplesPerChunk, $"must be in [1, {MaxEvaluationSamplesPerChunk}]");
         Check(RowsPerBlock >= 1 && RowsPerBlock <= MaxRowsPerBlock, nameof(RowsPerBlock), RowsPerBlock, $"must be in [1, {MaxRowsPerBlock}]");
     }
 

@@ -1,3 +1,4 @@
+using Microsoft.ML.DeepDensity.Estimation;
 using Microsoft.ML.DeepDensity.Training;
 
 namespace Microsoft.ML.DeepDensity.Models.Nvil;
@@ -10,7 +11,7 @@ namespace Microsoft.ML.DeepDensity.Models.Nvil;
 /// Setting <see cref="InputDependentBaseline"/>, <see cref="CenterSignal"/> and <see cref="NormalizeSignal"/> all to
 /// false gives plain REINFORCE (the ablation the paper compares against).
 /// </remarks>
-public sealed class NvilOptions : GradientTrainingOptions
+public sealed class NvilOptions : ImportanceSampledOptions
 {
     /// <summary>Creates the defaults: Adam at 3e-4 (the score-function gradients are noisy), no gradient clipping (the
     /// signal normalisation bounds the step), a larger patience because the validation bound is itself noisy.</summary>
@@ -47,16 +48,6 @@ public sealed class NvilOptions : GradientTrainingOptions
     /// with two or more latent layers. Default true.</summary>
     public bool LocalLearningSignals { get; set; } = true;
 
-    /// <summary>Importance samples K of the log-density estimate the trained model reports. Default 1000.</summary>
-    public int EvaluationSamples { get; set; } = 1000;
-
-    /// <summary>Samples per row processed in one pass when estimating log-densities (bounds memory; does not change
-    /// results). Default 100.</summary>
-    public int EvaluationSamplesPerChunk { get; set; } = 100;
-
-    /// <summary>Seed of the log-density estimate's noise (stored in the model). Default 0x1DAE.</summary>
-    public ulong EvaluationSeed { get; set; } = 0x1DAE;
-
     /// <summary>Data rows per block processed by one thread in training (fixed so that results do not depend on the
     /// number of threads). In [1, <see cref="GradientTrainingOptions.MaxRowsPerBlock"/>]. Default 50.</summary>
     public int RowsPerBlock { get; set; } = 50;
@@ -64,10 +55,6 @@ public sealed class NvilOptions : GradientTrainingOptions
     /// <summary>Initialise the data layer's biases to the logits of the training pixel means. Default true.</summary>
     public bool InitializeOutputBiasFromData { get; set; } = true;
 
-    /// <summary>Upper bound on <see cref="EvaluationSamples"/> (also enforced when loading a file).</summary>
-    public const int MaxEvaluationSamples = 1_000_000;
-    /// <summary>Upper bound on <see cref="EvaluationSamplesPerChunk"/> (bounds scoring memory; also enforced when loading).</summary>
-    public const int MaxEvaluationSamplesPerChunk = 100_000;
 
     public override void Validate()
     {
@@ -77,8 +64,6 @@ public sealed class NvilOptions : GradientTrainingOptions
         Check(SamplesPerExample >= 1 && SamplesPerExample <= 10_000, nameof(SamplesPerExample), SamplesPerExample, "must be in [1, 10000]");
         Check(BaselineHiddenUnits >= 1 && BaselineHiddenUnits <= 1 << 16, nameof(BaselineHiddenUnits), BaselineHiddenUnits, "must be in [1, 65536]");
         Check(SignalSmoothing >= 0 && SignalSmoothing < 1, nameof(SignalSmoothing), SignalSmoothing, "must be in [0, 1)");
-        Check(EvaluationSamples >= 1 && EvaluationSamples <= MaxEvaluationSamples, nameof(EvaluationSamples), EvaluationSamples, $"must be in [1, {MaxEvaluationSamples}]");
-        Check(EvaluationSamplesPerChunk >= 1 && EvaluationSamplesPerChunk <= MaxEvaluationSamplesPerChunk, nameof(EvaluationSamplesPerChunk), EvaluationSamplesPerChunk, $"must be in [1, {MaxEvaluationSamplesPerChunk}]");
         Check(RowsPerBlock >= 1 && RowsPerBlock <= MaxRowsPerBlock, nameof(RowsPerBlock), RowsPerBlock, $"must be in [1, {MaxRowsPerBlock}]");
     }
 

@@ -1,0 +1,40 @@
+using Microsoft.ML.DeepDensity.Training;
+
+namespace Microsoft.ML.DeepDensity.Estimation;
+
+/// <summary>
+/// Training-loop settings plus the settings of the importance-sampled log-density estimate (<see cref="ImportanceSampler"/>)
+/// that IWAE and NVIL report: written once here, so both models share the same defaults, bounds and checks.
+/// </summary>
+public abstract class ImportanceSampledOptions : GradientTrainingOptions
+{
+    /// <summary>Importance samples K of the log-density estimate the trained model reports. Default 1000.</summary>
+    public int EvaluationSamples { get; set; } = 1000;
+
+    /// <summary>Samples per row processed in one pass when estimating log-densities (bounds memory; does not change
+    /// results). Default 100.</summary>
+    public int EvaluationSamplesPerChunk { get; set; } = 100;
+
+    /// <summary>Seed of the log-density estimate's noise (stored in the model). Default 0x1DAE.</summary>
+    public ulong EvaluationSeed { get; set; } = 0x1DAE;
+
+    /// <summary>Upper bound on <see cref="EvaluationSamples"/> (also enforced when loading a file).</summary>
+    public const int MaxEvaluationSamples = 1_000_000;
+    /// <summary>Upper bound on <see cref="EvaluationSamplesPerChunk"/> (bounds scoring memory; also enforced when loading).</summary>
+    public const int MaxEvaluationSamplesPerChunk = 100_000;
+    /// <summary>
+    /// Upper bound on the scoring scratch of one pass, in floats (2^26 = 256 MiB): <see cref="EvaluationSamplesPerChunk"/>
+    /// × the network's activations per sample must not exceed it. Checked before training, when the evaluation settings
+    /// are changed on a trained model and when a file is loaded (a small file with wide layers and a large chunk would
+    /// otherwise ask for gigabytes per row); lower the chunk to stay under it. Passes over several rows are sized under it too.
+    /// </summary>
+    public const long MaxEvaluationScratchFloats = ImportanceSampler.MaxScratchFloats;
+
+    /// <inheritdoc/>
+    public override void Validate()
+    {
+        base.Validate();
+        Check(EvaluationSamples >= 1 && EvaluationSamples <= MaxEvaluationSamples, nameof(EvaluationSamples), EvaluationSamples, $"must be in [1, {MaxEvaluationSamples}]");
+        Check(EvaluationSamplesPerChunk >= 1 && EvaluationSamplesPerChunk <= MaxEvaluationSamplesPerChunk, nameof(EvaluationSamplesPerChunk), EvaluationSamplesPerChunk, $"must be in [1, {MaxEvaluationSamplesPerChunk}]");
+    }
+}
