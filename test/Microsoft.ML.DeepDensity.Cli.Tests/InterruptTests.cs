@@ -109,9 +109,11 @@ public class InterruptTests : IDisposable
         p.BeginErrorReadLine();
         try
         {
-            Assert.True(twoEpochs.Wait(TimeSpan.FromMinutes(3)), "the tool did not report two epochs: " + output);
+            // The output is read under its lock and only on failure: the reader threads append to it concurrently.
+            string Output() { lock (output) return output.ToString(); }
+            if (!twoEpochs.Wait(TimeSpan.FromMinutes(3))) Assert.Fail("the tool did not report two epochs: " + Output());
             using (var kill = Process.Start("kill", new[] { "-INT", p.Id.ToString(System.Globalization.CultureInfo.InvariantCulture) })!) kill.WaitForExit();
-            Assert.True(p.WaitForExit(TimeSpan.FromMinutes(2)), "the tool did not exit after SIGINT: " + output);
+            if (!p.WaitForExit(TimeSpan.FromMinutes(2))) Assert.Fail("the tool did not exit after SIGINT: " + Output());
             p.WaitForExit();
         }
         finally
