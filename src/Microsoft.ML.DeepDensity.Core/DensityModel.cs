@@ -96,14 +96,14 @@ public abstract class DensityModel : DensityModelBase
 
     /// <summary>Fills the rows [<paramref name="start"/>, start + n) of a draw into <paramref name="block"/> (n × Dimension
     /// floats). Row start + r should draw only from <c>root.Fork(start + r)</c>, so that a row depends on (seed, row) alone.</summary>
-    private protected delegate void SampleBlock(int start, int n, RandomStream root, Span<float> block);
+    private protected delegate void BlockSampler(int start, int n, RandomStream root, Span<float> block);
 
     /// <summary>
     /// The sampling skeleton of the row models: <paramref name="count"/> rows in fixed blocks of
     /// <paramref name="blockRows"/> rows (a fixed partition, blocks in parallel through <see cref="DeepDensityEnvironment"/>),
     /// all drawing from one root stream of <paramref name="seed"/>, so the result never depends on the thread count.
     /// </summary>
-    private protected void SampleInBlocks(int count, ulong seed, int blockRows, Span<float> destination, SampleBlock fill)
+    private protected void SampleInBlocks(int count, ulong seed, int blockRows, Span<float> destination, BlockSampler fill)
     {
         var root = new RandomStream(seed);
         int d = Dimension, blocks = (count + blockRows - 1) / blockRows;

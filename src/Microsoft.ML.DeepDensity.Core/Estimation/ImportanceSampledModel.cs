@@ -53,7 +53,7 @@ public abstract class ImportanceSampledModel : DensityModel
 
     /// <summary>Draws <paramref name="streams"/>.Length rows from the generative model into <paramref name="output"/>
     /// (row r from streams[r] only); with <paramref name="mean"/>, the mean of p(x | h) instead of a draw of x.</summary>
-    private protected abstract void SampleBlock(ReadOnlySpan<RandomStream> streams, Span<float> output, bool mean);
+    private protected abstract void SampleBlock(RandomStream[] streams, Span<float> output, bool mean);
 
     /// <summary>A copy sharing the parameters, with other evaluation settings (already checked).</summary>
     private protected abstract ImportanceSampledModel WithEvaluationCore(int evaluationSamples, int samplesPerChunk, ulong evaluationSeed);
