@@ -39,7 +39,17 @@ public sealed class IwaeModel : DensityModel
     {
         Network = network; Samples = samples; EvaluationSamples = evaluationSamples;
         EvaluationSamplesPerChunk = evaluationChunk; EvaluationSeed = evaluationSeed;
+        _newWorkspace = (n, k) => new IwaeNetwork.Workspace(Network, n, k, forTraining: false);
+        _logWeights = LogWeights;
+        _oneRowScratch = new(_newWorkspace);
+        _sampleRowsPerPass = ImportanceSampler.SampleRowsPerPass(Network.EvaluationFloatsPerSample, DecoderRowsPerPass);
     }
+
+    // Made once: a one-row estimate (PredictionEngine, a model loaded into ML.NET) then allocates nothing.
+    private readonly Func<int, int, IwaeNetwork.Workspace> _newWorkspace;
+    private readonly ImportanceSampler.LogWeights<IwaeNetwork.Workspace> _logWeights;
+    private readonly ImportanceSampler.ScratchPool<IwaeNetwork.Workspace> _oneRowScratch;
+    private readonly int _sampleRowsPerPass; // sums over the layers: not once per row
 
     public override string ModelKind => Kind;
     public override int Dimension => Network.D;
@@ -69,7 +79,7 @@ public sealed class IwaeModel : DensityModel
         => ImportanceSampler.ScratchProblem(chunk, network.EvaluationFloatsPerSample);
 
     /// <summary>Decoder rows per scoring pass: <see cref="DecoderRowsPerPass"/>, fewer for a very wide network.</summary>
-    private int SampleRowsPerPass => ImportanceSampler.SampleRowsPerPass(Network.EvaluationFloatsPerSample, DecoderRowsPerPass);
+    private int SampleRowsPerPass => _sampleRowsPerPass;
 
     /// <summary>The same model with different log-density estimation settings (parameters shared, not copied).</summary>
     public IwaeModel WithEvaluation(int evaluationSamples, ulong? evaluationSeed = null, int? samplesPerChunk = null)
@@ -144,7 +154,7 @@ public sealed class IwaeModel : DensityModel
     /// <summary>log (1/K) Σ w_i per row and its standard error, by the shared <see cref="ImportanceSampler"/>.</summary>
     private void ImportanceSample(ReadOnlySpan<float> rows, int count, int samples, int chunk, ulong seed, Span<float> logMean, Span<float> standardError)
         => ImportanceSampler.Estimate(rows, count, Dimension, samples, chunk, seed, SampleRowsPerPass,
-            (n, k) => new IwaeNetwork.Workspace(Network, n, k, forTraining: false), LogWeights, logMean, standardError);
+            _newWorkspace, _logWeights, logMean, standardError, _oneRowScratch);
 
     /// <summary>Fills each row's noise for <paramref name="k"/> samples from its own stream, then one forward pass.</summary>
     private void LogWeights(IwaeNetwork.Workspace ws, ReadOnlySpan<float> x, int n, int k, ReadOnlySpan<RandomStream> rowStreams,

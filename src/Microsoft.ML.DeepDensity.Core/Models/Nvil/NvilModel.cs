@@ -36,7 +36,17 @@ public sealed class NvilModel : DensityModel
     internal NvilModel(NvilNetwork network, int evaluationSamples, int evaluationChunk, ulong evaluationSeed)
     {
         Network = network; EvaluationSamples = evaluationSamples; EvaluationSamplesPerChunk = evaluationChunk; EvaluationSeed = evaluationSeed;
+        _newWorkspace = (n, k) => new NvilNetwork.Workspace(Network, n, k, forTraining: false);
+        _logWeights = LogWeights;
+        _oneRowScratch = new(_newWorkspace);
+        _sampleRowsPerPass = ImportanceSampler.SampleRowsPerPass(Network.EvaluationFloatsPerSample, SampleRowsPerPass);
     }
+
+    // Made once: a one-row estimate (PredictionEngine, a model loaded into ML.NET) then allocates nothing.
+    private readonly Func<int, int, NvilNetwork.Workspace> _newWorkspace;
+    private readonly ImportanceSampler.LogWeights<NvilNetwork.Workspace> _logWeights;
+    private readonly ImportanceSampler.ScratchPool<NvilNetwork.Workspace> _oneRowScratch;
+    private readonly int _sampleRowsPerPass; // sums over the layers: not once per row
 
     public override string ModelKind => Kind;
     public override int Dimension => Network.D;
@@ -107,8 +117,8 @@ public sealed class NvilModel : DensityModel
 
     /// <summary>log (1/K) Σ w_i per row and its standard error, by the shared <see cref="ImportanceSampler"/>.</summary>
     private void ImportanceSample(ReadOnlySpan<float> rows, int count, int samples, int chunk, ulong seed, Span<float> logMean, Span<float> standardError)
-        => ImportanceSampler.Estimate(rows, count, Dimension, samples, chunk, seed, ImportanceSampler.SampleRowsPerPass(Network.EvaluationFloatsPerSample, SampleRowsPerPass),
-            (n, k) => new NvilNetwork.Workspace(Network, n, k, forTraining: false), LogWeights, logMean, standardError);
+        => ImportanceSampler.Estimate(rows, count, Dimension, samples, chunk, seed, _sampleRowsPerPass,
+            _newWorkspace, _logWeights, logMean, standardError, _oneRowScratch);
 
     /// <summary>Fills each row's uniforms for <paramref name="k"/> samples from its own stream, then one forward pass.</summary>
     private void LogWeights(NvilNetwork.Workspace ws, ReadOnlySpan<float> x, int n, int k, ReadOnlySpan<RandomStream> rowStreams,
