@@ -82,9 +82,15 @@ public sealed class RnadeModel : DensityModel
     protected override void LogDensityCore(ReadOnlySpan<float> rows, int count, Span<float> logDensity, Span<float> standardError)
     {
         float logJacobian = (float)_standardizer.LogJacobian;
-        DeepDensityEnvironment.ForRowBlocks(rows, Dimension, count, logDensity, RowsPerScoringBlock,
-            (_, block, n, output) => ScoreBlock(block, n, output, logJacobian));
+        // One block (a PredictionEngine row, a model loaded into ML.NET): no closure, nothing allocated once warm.
+        if (count <= RowsPerScoringBlock) ScoreBlock(rows[..(count * Dimension)], count, logDensity, logJacobian);
+        else ScoreBlocks(rows, count, logDensity, logJacobian);
     }
+
+    // Its own method: a lambda's captures are allocated on entry to the method that declares them, even on the one-block path.
+    private void ScoreBlocks(ReadOnlySpan<float> rows, int count, Span<float> logDensity, float logJacobian)
+        => DeepDensityEnvironment.ForRowBlocks(rows, Dimension, count, logDensity, RowsPerScoringBlock,
+            (_, block, n, output) => ScoreBlock(block, n, output, logJacobian));
 
     /// <summary>Scoring scratch of this model, one per concurrently scoring thread, reused across calls and released with
     /// the model (a thread-static cache would keep the last model's scratch alive on every thread that scored it).</summary>
