@@ -82,9 +82,15 @@ public sealed class RnadeModel : DensityModel
     protected override void LogDensityCore(ReadOnlySpan<float> rows, int count, Span<float> logDensity, Span<float> standardError)
     {
         float logJacobian = (float)_standardizer.LogJacobian;
-        DeepDensityEnvironment.ForRowBlocks(rows, Dimension, count, logDensity, RowsPerScoringBlock,
-            (_, block, n, output) => ScoreBlock(block, n, output, logJacobian));
+        // One block (a PredictionEngine row, a model loaded into ML.NET): no closure, nothing allocated once warm.
+        if (count <= RowsPerScoringBlock) ScoreBlock(rows[..(count * Dimension)], count, logDensity, logJacobian);
+        else ScoreBlocks(rows, count, logDensity, logJacobian);
     }
+
+    // Its own method: a lambda's captures are allocated on entry to the method that declares them, even on the one-block path.
+    private void ScoreBlocks(ReadOnlySpan<float> rows, int count, Span<float> logDensity, float logJacobian)
+        => DeepDensityEnvironment.ForRowBlocks(rows, Dimension, count, logDensity, RowsPerScoringBlock,
+            (_, block, n, output) => ScoreBlock(block, n, output, logJacobian));
 
     /// <summary>Scoring scratch of this model, one per concurrently scoring thread, reused across calls and released with
     /// the model (a thread-static cache would keep the last model's scratch alive on every thread that scored it).</summary>
@@ -125,25 +131,15 @@ public sealed class RnadeModel : DensityModel
     }
 
     protected override void SampleCore(int count, ulong seed, Span<float> destination)
-    {
-        var root = new RandomStream(seed);
-        int d = Dimension;
-        int blocks = (count + RowsPerScoringBlock - 1) / RowsPerScoringBlock;
-        var output = new float[count * d];
-        DeepDensityEnvironment.For(0, blocks, b =>
+        => SampleInBlocks(count, seed, RowsPerScoringBlock, destination, (start, n, root, dst) =>
         {
-            int start = b * RowsPerScoringBlock, n = Math.Min(RowsPerScoringBlock, count - start);
+            int d = Dimension;
             var modelSpace = new float[n * d];
-            var streams = new RandomStream[n];
-            for (int r = 0; r < n; r++) streams[r] = root.Fork((ulong)(start + r));
-            Network.Sample(n, streams, modelSpace);
+            Network.Sample(n, RowStreams(root, start, n), modelSpace);
             _standardizer.Inverse(modelSpace, n);
-            var dst = output.AsSpan(start * d, n * d);
             for (int r = 0; r < n; r++)
                 for (int p = 0; p < d; p++) dst[r * d + _order[p]] = modelSpace[r * d + p];
         });
-        output.CopyTo(destination);
-    }
 
     private void ToModelSpace(ReadOnlySpan<float> raw, Span<float> x, int n)
     {
