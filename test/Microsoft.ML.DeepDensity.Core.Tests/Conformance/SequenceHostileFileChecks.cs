@@ -164,6 +164,18 @@ public class SequenceHostileFileChecks
             Assert.ThrowsAny<ArgumentException>(() => model.Sample(prefixes, extra, 1));
     }
 
+    /// <summary>Model-specific (RNN-RNADE): a 1.5 MB file declaring 65,536 recurrent units and an empty W_rec (rec²
+    /// wraps to 0 in int arithmetic) is refused at load, not loaded as a model that crashes when it scores.</summary>
+    [Fact]
+    public void AnRnnRnadeWhoseRecurrentWeightSizeWrapsIsRefused()
+    {
+        const int rec = 1 << 16;
+        var rnade = new Models.Rnade.RnadeNetwork(1, 1, 1, Numerics.Activation.Tanh);
+        var net = new Models.RnnRnade.RnnRnadeNetwork(rnade, rec, new float[rec], Array.Empty<float>(), new float[rec], new float[rec], new float[rec * 3], Array.Empty<float>());
+        var bytes = new Models.RnnRnade.RnnRnadeModel(net, ColumnStandardizer.Identity(1)).ToBytes();
+        Assert.Contains("exceed the payload", Assert.Throws<InvalidModelFileException>(() => SequenceDensityModel.FromBytes(bytes)).Message);
+    }
+
     [MethodImpl(MethodImplOptions.NoInlining)]
     private static List<(string, WeakReference)> UseAndForget(byte[] bytes, SequenceBatch data)
     {
