@@ -66,6 +66,40 @@ public class LoaderLimitChecks
         Assert.Throws<ArgumentOutOfRangeException>(() => DeepDensityEnvironment.MaxModelFileBytes = ModelFile.MaxPayloadLength + 1);
     }
 
+    /// <summary>Sequence models share the container: the same endless-zeros and file-size-limit checks through
+    /// <see cref="SequenceDensityModel.Load"/> and <see cref="SequenceDensityModel.FromBytes"/>.</summary>
+    [Theory, MemberData(nameof(SequenceModelCases.Names), MemberType = typeof(SequenceModelCases))]
+    public void SequenceModelsRejectEndlessZerosAndFilesAboveTheLimitByName(string name)
+    {
+        var bytes = SequenceModelCases.Get(name).FitStandard().ToBytes();
+        var parts = ModelFileParts.Parse(bytes);
+        foreach (ulong declared in new ulong[] { (ulong)ModelFile.MaxPayloadLength, int.MaxValue, (ulong)DeepDensityEnvironment.MaxModelFileBytes + 1 })
+        {
+            var stream = new EndlessStream(Header(parts, declared));
+            var (error, allocated) = Measure(() => SequenceDensityModel.Load(stream));
+            Assert.IsType<InvalidModelFileException>(error);
+            Assert.Contains("MaxModelFileBytes", error.Message);
+            Assert.Equal(0, stream.PayloadBytesRead);
+            Assert.True(allocated < 1 << 20, $"declared {declared}: allocated {allocated:N0} bytes");
+        }
+        long saved = DeepDensityEnvironment.MaxModelFileBytes;
+        try
+        {
+            const int limit = 4 << 20;
+            DeepDensityEnvironment.MaxModelFileBytes = limit;
+            var stream = new EndlessStream(Header(parts, limit));
+            var (error, allocated) = Measure(() => SequenceDensityModel.Load(stream));
+            Assert.IsType<InvalidModelFileException>(error);
+            Assert.Equal(limit + 4, stream.PayloadBytesRead);
+            Assert.True(allocated < 2L * limit + (1 << 20), $"allocated {allocated:N0} bytes for a {limit:N0}-byte declared payload");
+            DeepDensityEnvironment.MaxModelFileBytes = parts.Payload.Length - 1;
+            Assert.Contains("MaxModelFileBytes", Assert.Throws<InvalidModelFileException>(() => SequenceDensityModel.FromBytes(bytes)).Message);
+            DeepDensityEnvironment.MaxModelFileBytes = parts.Payload.Length;
+            Assert.Equal(bytes, SequenceDensityModel.Load(new MemoryStream(bytes)).ToBytes());
+        }
+        finally { DeepDensityEnvironment.MaxModelFileBytes = saved; }
+    }
+
     private static byte[] Header(ModelFileParts parts, ulong declaredLength)
     {
         var file = (parts with { Payload = Array.Empty<byte>() }).Build(declaredLength);

@@ -146,6 +146,21 @@ public class SequenceHostileFileChecks
             Assert.False(reference.IsAlive, $"{what} is still alive after the model was dropped");
     }
 
+    /// <summary>Scoring one short sequence allocates memory bounded by the file's size (the model's own sizes) plus 8 MiB.</summary>
+    [Theory, MemberData(nameof(SequenceModelCases.Names), MemberType = typeof(SequenceModelCases))]
+    public void ScoringOneSequenceAllocatesMemoryBoundedByTheFile(string name)
+    {
+        var (model, data) = Fitted[name].Value;
+        var bytes = model.ToBytes();
+        var loaded = SequenceDensityModel.FromBytes(bytes);
+        var one = data.Select(new[] { 0 });
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        var ld = loaded.LogDensity(one);
+        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        Assert.True(float.IsFinite(ld[0]));
+        Assert.True(allocated < 16L * bytes.Length + (8 << 20), $"scoring one sequence allocated {allocated:N0} bytes (file {bytes.Length:N0})");
+    }
+
     /// <summary>Sampling requests whose output cannot exist (negative, or more values than an array holds) fail with an
     /// <see cref="ArgumentException"/> at once, not an overflow or an out-of-memory crash.</summary>
     [Theory, MemberData(nameof(SequenceModelCases.Names), MemberType = typeof(SequenceModelCases))]
