@@ -18,7 +18,6 @@ internal sealed class IwaeObjective : IGradientObjective
     private readonly List<IwaeNetwork.Workspace> _workspaces = new();
     private readonly List<GradientBuffers> _gradients = new();
     private readonly GradientBuffers _direct;
-    private float[] _input = Array.Empty<float>();
 
     /// <summary>Blocks run at once (see <c>RnadeObjective.BlocksPerWave</c>): memory is bounded by the block size, not the
     /// batch size, and cancellation is checked between waves; gradients are still summed in block order.</summary>
@@ -36,7 +35,7 @@ internal sealed class IwaeObjective : IGradientObjective
 
     public double Evaluate(ReadOnlySpan<float> rows, int count, RandomStream random) => Run(rows, count, random, withGradient: false);
 
-    private double Run(ReadOnlySpan<float> rows, int count, RandomStream random, bool withGradient)
+    private unsafe double Run(ReadOnlySpan<float> rows, int count, RandomStream random, bool withGradient)
     {
         int d = _net.D, k = _k;
         int blocks = (count + _rowsPerBlock - 1) / _rowsPerBlock;
@@ -49,35 +48,37 @@ internal sealed class IwaeObjective : IGradientObjective
             if (_gradients.Count == 0) _gradients.Add(_direct);
             while (_gradients.Count < (blocks > BlocksPerWave ? BlocksPerWave + 1 : blocks)) _gradients.Add(GradientBuffers.Create(_net.Parameters));
         }
-        if (_input.Length < count * d) _input = new float[count * d];
-        rows[..(count * d)].CopyTo(_input);
-        var input = _input;
         var sums = new double[blocks];
         float scale = -1f / count;
         bool parallelInside = blocks == 1;
-        for (int first = 0; first < blocks; first += BlocksPerWave)
+        // The rows are read in place (pinned for the parallel blocks), not copied: a huge minibatch holds no second copy.
+        fixed (float* pinned = rows)
         {
-            _cancellationToken.ThrowIfCancellationRequested();
-            int waveBlocks = Math.Min(BlocksPerWave, blocks - first), bufferOffset = first == 0 ? 0 : 1;
-            void Block(int i)
+            nint address = (nint)pinned;
+            for (int first = 0; first < blocks; first += BlocksPerWave)
             {
-                int b = first + i;
-                int start = b * _rowsPerBlock, n = Math.Min(_rowsPerBlock, count - start);
-                var ws = _workspaces[i];
-                var x = input.AsSpan(start * d, n * d);
-                _net.FillNoise(ws, n, k, random.Fork((ulong)b));
-                _net.Forward(x, n, k, ws, parallelInside);
-                Span<double> bound = n <= 512 ? stackalloc double[n] : new double[n];
-                IwaeNetwork.ReduceRows(ws.LogW, n, k, bound, withGradient ? ws.RowScale : default, scale);
-                double s = 0;
-                foreach (var v in bound) s += v;
-                sums[b] = s;
-                if (withGradient) _net.Backward(x, n, k, ws, _gradients[bufferOffset + i], parallelInside);
+                _cancellationToken.ThrowIfCancellationRequested();
+                int waveBlocks = Math.Min(BlocksPerWave, blocks - first), bufferOffset = first == 0 ? 0 : 1;
+                void Block(int i)
+                {
+                    int b = first + i;
+                    int start = b * _rowsPerBlock, n = Math.Min(_rowsPerBlock, count - start);
+                    var ws = _workspaces[i];
+                    var x = new ReadOnlySpan<float>((float*)address + (long)start * d, n * d);
+                    _net.FillNoise(ws, n, k, random.Fork((ulong)b));
+                    _net.Forward(x, n, k, ws, parallelInside);
+                    Span<double> bound = n <= 512 ? stackalloc double[n] : new double[n];
+                    IwaeNetwork.ReduceRows(ws.LogW, n, k, bound, withGradient ? ws.RowScale : default, scale);
+                    double s = 0;
+                    foreach (var v in bound) s += v;
+                    sums[b] = s;
+                    if (withGradient) _net.Backward(x, n, k, ws, _gradients[bufferOffset + i], parallelInside);
+                }
+                if (blocks == 1) Block(0); else DeepDensityEnvironment.For(0, waveBlocks, Block);
+                if (!withGradient) continue;
+                if (first == 0) { if (blocks > 1) GradientBuffers.SumInto(_net.Parameters, _gradients, waveBlocks); }
+                else GradientBuffers.AddInto(_net.Parameters, _gradients, 1, waveBlocks);
             }
-            if (blocks == 1) Block(0); else DeepDensityEnvironment.For(0, waveBlocks, Block);
-            if (!withGradient) continue;
-            if (first == 0) { if (blocks > 1) GradientBuffers.SumInto(_net.Parameters, _gradients, waveBlocks); }
-            else GradientBuffers.AddInto(_net.Parameters, _gradients, 1, waveBlocks);
         }
         double total = 0;
         foreach (var s in sums) total += s;
