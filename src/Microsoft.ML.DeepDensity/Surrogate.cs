@@ -22,7 +22,11 @@ namespace Microsoft.ML.DeepDensity.Transforms;
 /// </code>
 /// The envelope (<see cref="ModelEnvelope"/>) holds the engine's own model file, which names its kind, so the same two
 /// scorers serve every model family. Contract names are versioned: a change of their columns gets a new name.
-/// <para>A loaded model scores one row per engine call: a CustomMapping sees one row at a time and cannot read ahead,
+/// <para>What ML.NET 5.0.1 runs of ours at <c>Model.Load</c>: each factory's parameterless constructor and
+/// <c>GetMapping()</c> (LambdaTransform.Create → ComponentCatalog.GetExtensionValue → CustomMappingFactory.CreateTransformer),
+/// with neither the blob (ML.NET's MapValue loader reads it) nor the environment — so the blob is validated at the first
+/// row read and nothing can be written to MLContext.Log.
+/// A loaded model scores one row per engine call: a CustomMapping sees one row at a time and cannot read ahead,
 /// and ML.NET keeps every other extension point internal. <see cref="DensityModelExtensions.WithLiveDensityTransformers"/>
 /// or <c>mlContext.Model.LoadWithLiveDensityModels</c> give back the block-scoring transformer (and validate the blob
 /// at load). Errors: a bad row throws <see cref="DataValidationException"/> naming the feature column and the slot;
