@@ -74,7 +74,7 @@ public sealed class RnnRnadeModel : SequenceDensityModel
         var network = new RnnRnadeNetwork(rnade, options.RecurrentUnits, options.ConditionHiddenBias);
         network.InitializeRecurrence(root.Fork(0x2E7));
         var objective = new RnnRnadeObjective(network, options.SequencesPerBlock, options.FramesPerChunk,
-            options.ScaleMeanGradientBySigma, standardizer.LogJacobian);
+            options.ScaleMeanGradientBySigma, standardizer.LogJacobian, cancellationToken);
         var summary = TrainingLoop.Run(new PerFrameObjective(objective), TrainingData.From(modelTrain),
             modelValid is null ? null : TrainingData.From(modelValid), options, progress, cancellationToken);
         return ModelFile.EnsureTrainedModelLoadable(new RnnRnadeModel(network, standardizer) { TrainingSummary = summary });
