@@ -21,7 +21,7 @@ namespace DeepDensity.Benchmarks;
 /// </remarks>
 public sealed class NvilBenchmark : IBenchmark
 {
-    private const int BaselineHidden = 100;
+    private const int BaselineHidden = NvilOptions.Defaults.BaselineHiddenUnits;
 
     public string Name => "nvil";
     public string Description => "NVIL SBN on binarized Fashion-MNIST vs PyTorch (--epochs 20 --train 50000 --test 2000 --valid 1000 --eval-k 1000 --arch 200,200-200 --batch 100 --lr 3e-4 --seed 1 --probe-rows 10000 --no-peer)";
@@ -34,8 +34,9 @@ public sealed class NvilBenchmark : IBenchmark
             return 0;
         }
         int epochs = args.Int("epochs", 20), nTrain = args.Int("train", 50_000), nTest = args.Int("test", 2000), nValid = args.Int("valid", 1000);
-        int evalK = args.Int("eval-k", 1000), batch = args.Int("batch", 100), probeRows = args.Int("probe-rows", 10_000);
-        float lr = (float)args.Double("lr", 3e-4);
+        int evalK = args.Int("eval-k", 1000), batch = args.Int("batch", new NvilOptions().BatchSize), probeRows = args.Int("probe-rows", 10_000);
+        // The library's defaults (batch 100, Adam at 3e-4) on both sides; --batch 20 is the size Mnih & Gregor report (plain SGD there).
+        float lr = (float)args.Double("lr", NvilOptions.Defaults.LearningRate);
         ulong seed = (ulong)args.Int("seed", 1);
         var archs = args.String("arch", "200,200-200").Split(',');
         bool peer = !args.Flag("no-peer");
