@@ -6,6 +6,7 @@ using Microsoft.ML.DeepDensity.Models.Rnade;
 using Microsoft.ML.DeepDensity.Models.RnnRnade;
 using Microsoft.ML.DeepDensity.Numerics;
 using Microsoft.ML.DeepDensity.Randomness;
+using Microsoft.ML.DeepDensity.Training;
 
 namespace DeepDensity.Benchmarks;
 
@@ -33,6 +34,7 @@ public sealed class RnnRnadeBenchmark : IBenchmark
         string csv = args.String("csv", WeatherCsv);
         if (!File.Exists(csv)) { Console.WriteLine($"{csv} not found (apt-get install python3-vega-datasets)."); return 1; }
         int length = args.Int("length", 30), stride = args.Int("stride", 1), seed = args.Int("seed", 1);
+        bool curves = args.Flag("curves");
         var threadCounts = args.String("threads", "1,2").Split(',').Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToArray();
         var (dates, frames) = Load(csv, (ulong)seed);
         SequenceBatch Windows(int year, int step)
@@ -62,7 +64,7 @@ public sealed class RnnRnadeBenchmark : IBenchmark
         {
             DeepDensityEnvironment.MaxDegreeOfParallelism = threads;
             var clock = Stopwatch.StartNew();
-            var model = RnnRnadeModel.Fit(train, options, valid);
+            var model = RnnRnadeModel.Fit(train, options, valid, curves ? new Progress(p => Console.WriteLine($"  ours {p}")) : null);
             var s = model.TrainingSummary!;
             double trainSeconds = s.History.Sum(h => train.Count / h.ExamplesPerSecond);
             results.Add(($"ours, {threads} thread(s)", PerFrame(model, test), s.BestValidationLogLikelihood, s.EpochsRun, s.EpochsRun * train.Count / trainSeconds));
@@ -89,6 +91,7 @@ public sealed class RnnRnadeBenchmark : IBenchmark
             foreach (var (name, batch) in new[] { ("train", train), ("valid", valid), ("test", test) })
                 File.WriteAllBytes(Path.Combine(dir, $"rnnrnade-{name}.f32"),
                     System.Runtime.InteropServices.MemoryMarshal.AsBytes(batch.Values.AsSpan(0, batch.TotalFrames * 4)).ToArray());
+            if (!CheckPeer(dir, length, options, seed)) return 1;
             foreach (int threads in threadCounts)
             {
                 string peerArgs = string.Join(' ', new object[] { $"\"{dir}\"", 4, length, options.HiddenUnits, options.Components,
@@ -96,6 +99,7 @@ public sealed class RnnRnadeBenchmark : IBenchmark
                     options.EarlyStoppingPatience, seed, threads });
                 var (code, stdout, stderr) = Peer.RunPython(Peer.Script("rnnrnade_torch.py"), peerArgs, TimeSpan.FromMinutes(60));
                 if (code != 0) { Console.WriteLine($"peer failed ({code}): {stderr.Trim()}"); continue; }
+                if (curves) foreach (var line in stderr.Split('\n').Where(l => l.StartsWith("epoch", StringComparison.Ordinal))) Console.WriteLine($"  peer {line}");
                 var v = Peer.ReadValues(stdout);
                 results.Add(($"PyTorch, {threads} thread(s)", v["TEST_LL"], v["VALID_LL"], (int)v["EPOCHS"], v["TRAIN_SEQUENCES_PER_SECOND"]));
             }
@@ -109,6 +113,37 @@ public sealed class RnnRnadeBenchmark : IBenchmark
         var peers = results.Where(r => r.Label.StartsWith("PyTorch")).ToList();
         if (peers.Count > 0) Console.WriteLine($"training throughput, faster thread count of each: ours / PyTorch = {oursBest / peers.Max(r => r.SeqPerSec):F2}");
         return 0;
+    }
+
+    /// <summary>
+    /// Shows that the peer is the same model: it writes perturbed initial parameters, a standardised minibatch and its
+    /// gradient; RnnRnadeNetwork recomputes the log-likelihood and every parameter's gradient from the same numbers.
+    /// </summary>
+    private static bool CheckPeer(string dir, int length, RnnRnadeOptions options, int seed)
+    {
+        int d = 4, h = options.HiddenUnits, k = options.Components, r = options.RecurrentUnits, batch = options.BatchSize;
+        string peerArgs = string.Join(' ', new object[] { $"\"{dir}\"", d, length, h, k, r, 1, batch, 1e-3, 0, seed, 1, "check" });
+        var (code, stdout, stderr) = Peer.RunPython(Peer.Script("rnnrnade_torch.py"), peerArgs, TimeSpan.FromMinutes(5), threads: 1);
+        if (code != 0) { Console.WriteLine($"peer check failed ({code}): {stderr.Trim()}"); return false; }
+        float[] Read(string name) => System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(File.ReadAllBytes(Path.Combine(dir, $"check-{name}.f32"))).ToArray();
+        var rnade = new RnadeNetwork(d, h, k, Activation.Sigmoid, Read("W"), Read("c"), Read("rho"), Read("V"), Read("b"));
+        var net = new RnnRnadeNetwork(rnade, r, Read("W_in"), Read("W_rec"), Read("b_rec"), Read("h0"), Read("W_out"), Array.Empty<float>());
+        var objective = new RnnRnadeObjective(net, options.SequencesPerBlock, options.FramesPerChunk, scaleMeanBySigma: false);
+        var offsets = Enumerable.Range(0, batch + 1).Select(i => i * length).ToArray();
+        double ll = objective.Run(Read("x"), offsets, Enumerable.Range(0, batch).ToArray(), withGradient: true) / (batch * length);
+        double peerLl = Peer.ReadValues(stdout)["CHECK_LL"], worst = 0;
+        string worstName = "";
+        foreach (var p in objective.Parameters.Items.Where(p => p.Gradient.Length > 0))
+        {
+            var theirs = Read("grad-" + p.Name);
+            double scale = Math.Max(1e-3, theirs.Max(v => Math.Abs(v)));
+            double diff = p.Gradient.Zip(theirs, (a, b) => Math.Abs(a - b)).Max() / scale;
+            if (diff > worst) (worst, worstName) = (diff, p.Name);
+        }
+        bool same = Math.Abs(ll - peerLl) < 1e-4 * Math.Max(1, Math.Abs(peerLl)) && worst < 1e-3;
+        Console.WriteLine($"peer check ({batch} sequences, perturbed parameters): LL/frame ours {ll:F6} peer {peerLl:F6}; " +
+                          $"largest gradient difference {worst:E2} of the parameter's largest entry ({worstName}): {(same ? "same model" : "MISMATCH")}");
+        return same;
     }
 
     /// <summary>CPU time per minibatch of the objective and its parts on random data (a busy machine does not distort CPU time).</summary>
@@ -157,6 +192,12 @@ public sealed class RnnRnadeBenchmark : IBenchmark
         var opt = Microsoft.ML.DeepDensity.Training.Optimizer.Create(new RnnRnadeOptions());
         Time("Adam step", () => opt.Step(objective.Parameters, 1e-6f));
         return 0;
+    }
+
+    /// <summary>Synchronous progress printer (Progress&lt;T&gt; posts to the thread pool, which would interleave lines).</summary>
+    private sealed class Progress(Action<TrainingProgress> report) : IProgress<TrainingProgress>
+    {
+        public void Report(TrainingProgress value) => report(value);
     }
 
     private static double PerFrame(RnnRnadeModel model, SequenceBatch data)

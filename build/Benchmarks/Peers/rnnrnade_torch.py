@@ -1,6 +1,6 @@
 """PyTorch reference RNN-RNADE for the `rnnrnade` benchmark (same configuration as RnnRnadeModel.Fit).
 
-usage: rnnrnade_torch.py DIR D T H K R EPOCHS BATCH LR PATIENCE SEED THREADS
+usage: rnnrnade_torch.py DIR D T H K R EPOCHS BATCH LR PATIENCE SEED THREADS [check]
   DIR holds rnnrnade-train.f32 / rnnrnade-valid.f32 / rnnrnade-test.f32: raw float32 sequences of T frames of D values
   (N x T x D, written by the benchmark after dequantisation), so both sides see the same numbers.
 Model: the recurrent state h_t = sigmoid(x_t W_in + h_{t-1} W_rec + b_rec), h_{-1} = h0 (learned), shifts the output
@@ -12,7 +12,10 @@ negative log-likelihood per frame, exact gradients, clipping at norm 10, early s
 log-likelihood per frame with the best parameters restored.
 Implementation: the recurrence is a Python loop over the T steps (it does not depend on the RNADE outputs); the RNADE
 then runs on all B*T frames at once (vectorised over frames and dimensions as in rnade_torch.py).
-Prints KEY value lines.
+Prints KEY value lines. With "check", trains nothing: perturbs the initial parameters (so every path, conditioning
+included, carries gradient), writes them, the standardised first BATCH training sequences and the gradient of the
+mean negative log-likelihood per frame on them to DIR/check-*.f32, and prints CHECK_LL (mean per frame): the
+benchmark's --check-peer recomputes both with RnnRnadeNetwork to show the two sides implement the same model.
 """
 import copy, math, os, sys, time
 # Sleep instead of spin at OpenMP barriers: on a shared machine spinning threads starve each other.
@@ -84,6 +87,20 @@ def main():
 
     gen = torch.Generator().manual_seed(seed)
     model = RnnRnade(d, h, k, r, quantiles, gen)
+    if len(sys.argv) > 13 and sys.argv[13] == "check":
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(0.1 * torch.randn(p.shape, generator=gen))
+        xb = train[:batch]
+        loss = -model.frame_log_prob(xb).mean()
+        loss.backward()
+        dump = lambda name, t: t.detach().float().contiguous().numpy().tofile(f"{folder}/check-{name}.f32")
+        dump("x", xb)
+        for name, p in model.named_parameters():
+            dump(name, p)
+            dump("grad-" + name, p.grad)
+        print(f"CHECK_LL {-float(loss):.6f}")
+        return
     opt = torch.optim.Adam(model.parameters(), lr=lr, betas=(0.9, 0.999), eps=1e-8)
 
     def evaluate(data):
