@@ -14,7 +14,8 @@ Implementation: the recurrence is a Python loop over the T steps (it does not de
 then runs on all B*T frames at once (vectorised over frames and dimensions as in rnade_torch.py).
 Prints KEY value lines. With "check", trains nothing: perturbs the initial parameters (so every path, conditioning
 included, carries gradient), writes them, the standardised first BATCH training sequences and the gradient of the
-mean negative log-likelihood per frame on them to DIR/check-*.f32, and prints CHECK_LL (mean per frame): the
+mean negative log-likelihood per frame on them, and the parameters after five optimiser steps (Adam at LR, clipping)
+on that minibatch to DIR/check-*.f32, and prints CHECK_LL (mean per frame): the
 benchmark's --check-peer recomputes both with RnnRnadeNetwork to show the two sides implement the same model.
 """
 import copy, math, os, sys, time
@@ -99,6 +100,15 @@ def main():
         for name, p in model.named_parameters():
             dump(name, p)
             dump("grad-" + name, p.grad)
+        # Then a few optimiser steps (Adam at LR, clipping at norm 10) on the same minibatch: the parameters after them.
+        opt = torch.optim.Adam(model.parameters(), lr=lr, betas=(0.9, 0.999), eps=1e-8)
+        for _ in range(5):
+            opt.zero_grad(set_to_none=True)
+            (-model.frame_log_prob(xb).mean()).backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
+            opt.step()
+        for name, p in model.named_parameters():
+            dump("stepped-" + name, p)
         print(f"CHECK_LL {-float(loss):.6f}")
         return
     opt = torch.optim.Adam(model.parameters(), lr=lr, betas=(0.9, 0.999), eps=1e-8)
