@@ -43,13 +43,13 @@ public sealed class RnnRnadeBenchmark : IBenchmark
             return Cut(frames, first, last + 1, length, step);
         }
         var train = Concatenate(Windows(2012, stride), Windows(2013, stride));
-        var valid = Windows(2014, length);
+        var valid = Windows(2014, args.Int("valid-stride", length));
         var test = Windows(2015, length);
         var options = new RnnRnadeOptions
         {
             HiddenUnits = args.Int("hidden", 32), Components = args.Int("components", 5), RecurrentUnits = args.Int("recurrent", 32),
             MaxEpochs = args.Int("epochs", 200), EarlyStoppingPatience = args.Int("patience", 15), BatchSize = args.Int("batch", 32),
-            LearningRate = (float)args.Double("lr", 3e-3), Seed = (ulong)seed, Activation = Activation.Sigmoid,
+            LearningRate = (float)args.Double("lr", 3e-3), LearningRateDecay = (float)args.Double("lr-decay", 1), Seed = (ulong)seed, Activation = Activation.Sigmoid,
         };
         Console.WriteLine($"data: Seattle weather, {length}-day sequences of 4 values; train {train.Count} windows (2012–2013, stride {stride}), " +
                           $"validation {valid.Count}, test {test.Count} (2014, 2015, non-overlapping)");
@@ -70,7 +70,7 @@ public sealed class RnnRnadeBenchmark : IBenchmark
         // Warm-up (JIT) on a few sequences, so that the first timed run is not charged for compilation.
         var warm = new RnnRnadeOptions { HiddenUnits = options.HiddenUnits, Components = options.Components, RecurrentUnits = options.RecurrentUnits, MaxEpochs = 2 };
         RnnRnadeModel.Fit(train.Select(Enumerable.Range(0, Math.Min(64, train.Count)).ToArray()), warm, valid);
-        var results = new List<(string Label, double TestLl, double ValidLl, int Epochs, double SeqPerSec)>();
+        var results = new List<(string Label, double TrainLl, double ValidLl, double TestLl, int Epochs, int BestEpoch, double SeqPerSec)>();
         foreach (int threads in threadCounts)
         {
             DeepDensityEnvironment.MaxDegreeOfParallelism = threads;
@@ -78,22 +78,11 @@ public sealed class RnnRnadeBenchmark : IBenchmark
             var model = RnnRnadeModel.Fit(train, options, valid, curves ? new Progress(p => Console.WriteLine($"  ours {p}")) : null);
             var s = model.TrainingSummary!;
             double trainSeconds = s.History.Sum(h => train.Count / h.ExamplesPerSecond);
-            results.Add(($"ours, {threads} thread(s)", PerFrame(model, test), s.BestValidationLogLikelihood, s.EpochsRun, s.EpochsRun * train.Count / trainSeconds));
+            results.Add(($"ours, {threads} thread(s)", PerFrame(model, train), s.BestValidationLogLikelihood, PerFrame(model, test),
+                s.EpochsRun, s.BestEpoch, s.EpochsRun * train.Count / trainSeconds));
             Console.WriteLine($"ours ({threads} threads): fit {clock.Elapsed.TotalSeconds:F1} s, {s.EpochsRun} epochs, best {s.BestEpoch}");
         }
         DeepDensityEnvironment.MaxDegreeOfParallelism = -1;
-
-        // i.i.d. RNADE of the same size on the same training frames (each day once), scored on the same test frames.
-        var iid = RnadeModel.Fit(new RowMatrix(Frames(frames, dates, 2012, 2013), Frames(frames, dates, 2012, 2013).Length / 4, 4),
-            new RnadeOptions
-            {
-                HiddenUnits = options.HiddenUnits, Components = options.Components, Activation = Activation.Sigmoid, MaxEpochs = options.MaxEpochs,
-                EarlyStoppingPatience = options.EarlyStoppingPatience, LearningRate = options.LearningRate, BatchSize = options.BatchSize,
-                Seed = options.Seed, ScaleMeanGradientBySigma = false,
-            },
-            new RowMatrix(valid.Values, valid.TotalFrames, 4));
-        double iidTest = iid.AverageLogDensity(new RowMatrix(test.Values, test.TotalFrames, 4));
-        double iidValid = iid.AverageLogDensity(new RowMatrix(valid.Values, valid.TotalFrames, 4));
 
         if (!args.Flag("no-peer"))
         {
@@ -106,14 +95,34 @@ public sealed class RnnRnadeBenchmark : IBenchmark
                 if (code != 0) { Console.WriteLine($"peer failed ({code}): {stderr.Trim()}"); continue; }
                 if (curves) foreach (var line in stderr.Split('\n').Where(l => l.StartsWith("epoch", StringComparison.Ordinal))) Console.WriteLine($"  peer {line}");
                 var v = Peer.ReadValues(stdout);
-                results.Add(($"PyTorch, {threads} thread(s)", v["TEST_LL"], v["VALID_LL"], (int)v["EPOCHS"], v["TRAIN_SEQUENCES_PER_SECOND"]));
+                results.Add(($"PyTorch, {threads} thread(s)", v["TRAIN_LL"], v["VALID_LL"], v["TEST_LL"], (int)v["EPOCHS"], (int)v["BEST_EPOCH"],
+                    v["TRAIN_SEQUENCES_PER_SECOND"]));
             }
         }
 
+        // i.i.d. RNADE of the same size on the same training frames (each day once), scored on the same frames.
+        if (!args.Flag("no-iid"))
+        {
+            var trainDays = Frames(frames, dates, 2012, 2013);
+            var iid = RnadeModel.Fit(new RowMatrix(trainDays, trainDays.Length / 4, 4),
+                new RnadeOptions
+                {
+                    HiddenUnits = options.HiddenUnits, Components = options.Components, Activation = Activation.Sigmoid, MaxEpochs = options.MaxEpochs,
+                    EarlyStoppingPatience = options.EarlyStoppingPatience, LearningRate = options.LearningRate, BatchSize = options.BatchSize,
+                    Seed = options.Seed, ScaleMeanGradientBySigma = false,
+                },
+                new RowMatrix(valid.Values, valid.TotalFrames, 4));
+            double Iid(SequenceBatch b) => iid.AverageLogDensity(new RowMatrix(b.Values, b.TotalFrames, 4));
+            var si = iid.TrainingSummary!;
+            results.Add(("i.i.d. RNADE (ours)", Iid(train), Iid(valid), Iid(test), si.EpochsRun, si.BestEpoch, double.NaN));
+        }
+
         Console.WriteLine();
-        Console.WriteLine($"{"",-24} {"test LL/frame",14} {"valid LL/frame",15} {"epochs",7} {"train seq/s",12}");
-        foreach (var r in results) Console.WriteLine($"{r.Label,-24} {r.TestLl,14:F4} {r.ValidLl,15:F4} {r.Epochs,7} {r.SeqPerSec,12:F0}");
-        Console.WriteLine($"{"i.i.d. RNADE (ours)",-24} {iidTest,14:F4} {iidValid,15:F4}");
+        Console.WriteLine("log-likelihood per frame of the restored (best-validation) model; epochs run (best)");
+        Console.WriteLine($"{"",-24} {"train",9} {"valid",9} {"test",9} {"epochs",11} {"train seq/s",12}");
+        foreach (var r in results)
+            Console.WriteLine($"{r.Label,-24} {r.TrainLl,9:F4} {r.ValidLl,9:F4} {r.TestLl,9:F4} {$"{r.Epochs} ({r.BestEpoch})",11} " +
+                              $"{(double.IsNaN(r.SeqPerSec) ? "" : r.SeqPerSec.ToString("F0", CultureInfo.InvariantCulture)),12}");
         double oursBest = results.Where(r => r.Label.StartsWith("ours")).Max(r => r.SeqPerSec);
         var peers = results.Where(r => r.Label.StartsWith("PyTorch")).ToList();
         if (peers.Count > 0) Console.WriteLine($"training throughput, faster thread count of each: ours / PyTorch = {oursBest / peers.Max(r => r.SeqPerSec):F2}");

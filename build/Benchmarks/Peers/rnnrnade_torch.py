@@ -117,7 +117,7 @@ def main():
         with torch.no_grad():
             return float(model.frame_log_prob(data).double().mean()) + log_jacobian
 
-    train_seconds, best, best_state, since = 0.0, -math.inf, None, 0
+    train_seconds, best, best_state, best_epoch, since = 0.0, -math.inf, None, 0, 0
     epochs_run = 0
     for epoch in range(1, epochs + 1):
         perm = torch.randperm(n, generator=gen)
@@ -134,15 +134,17 @@ def main():
         valid_ll = evaluate(valid)
         print(f"epoch {epoch} valid {valid_ll:.4f} {n / (time.perf_counter() - t0):.0f} seq/s", file=sys.stderr, flush=True)
         if valid_ll > best:
-            best, best_state, since = valid_ll, copy.deepcopy(model.state_dict()), 0
+            best, best_state, best_epoch, since = valid_ll, copy.deepcopy(model.state_dict()), epoch, 0
         else:
             since += 1
             if patience > 0 and since >= patience:
                 break
     model.load_state_dict(best_state)
+    print(f"TRAIN_LL {evaluate(train):.6f}")
     print(f"TEST_LL {evaluate(test):.6f}")
     print(f"VALID_LL {best:.6f}")
     print(f"EPOCHS {epochs_run}")
+    print(f"BEST_EPOCH {best_epoch}")
     print(f"TRAIN_SEQUENCES_PER_SECOND {epochs_run * n / train_seconds:.3f}")
 
 
