@@ -1,5 +1,7 @@
 using Microsoft.ML.DeepDensity.Data;
+using Microsoft.ML.DeepDensity.Numerics;
 using Microsoft.ML.DeepDensity.Persistence;
+using Microsoft.ML.DeepDensity.Randomness;
 
 namespace Microsoft.ML.DeepDensity;
 
@@ -90,6 +92,36 @@ public abstract class DensityModel : DensityModelBase
         var m = new RowMatrix(count, Dimension);
         Sample(count, seed, m.Values, cancellationToken);
         return m;
+    }
+
+    /// <summary>Fills the rows [<paramref name="start"/>, start + n) of a draw into <paramref name="block"/> (n × Dimension
+    /// floats). Row start + r should draw only from <c>root.Fork(start + r)</c>, so that a row depends on (seed, row) alone.</summary>
+    private protected delegate void BlockSampler(int start, int n, RandomStream root, Span<float> block);
+
+    /// <summary>
+    /// The sampling skeleton of the row models: <paramref name="count"/> rows in fixed blocks of
+    /// <paramref name="blockRows"/> rows (a fixed partition, blocks in parallel through <see cref="DeepDensityEnvironment"/>),
+    /// all drawing from one root stream of <paramref name="seed"/>, so the result never depends on the thread count.
+    /// </summary>
+    private protected void SampleInBlocks(int count, ulong seed, int blockRows, Span<float> destination, BlockSampler fill)
+    {
+        var root = new RandomStream(seed);
+        int d = Dimension, blocks = (count + blockRows - 1) / blockRows;
+        var output = new float[count * d]; // the parallel blocks cannot capture the destination span
+        DeepDensityEnvironment.For(0, blocks, b =>
+        {
+            int start = b * blockRows, n = Math.Min(blockRows, count - start);
+            fill(start, n, root, output.AsSpan(start * d, n * d));
+        });
+        output.CopyTo(destination);
+    }
+
+    /// <summary>The streams of rows start … start + n − 1 of a draw: <c>root.Fork(row)</c>.</summary>
+    private protected static RandomStream[] RowStreams(RandomStream root, int start, int n)
+    {
+        var streams = new RandomStream[n];
+        for (int r = 0; r < n; r++) streams[r] = root.Fork((ulong)(start + r));
+        return streams;
     }
 
     /// <summary>Loads any registered row model kind; a corrupt, truncated or foreign file (or a sequence model) throws <see cref="InvalidModelFileException"/>.</summary>

@@ -1,4 +1,5 @@
 using Microsoft.ML.DeepDensity.Models.Rnade;
+using Microsoft.ML.DeepDensity.Training;
 using Microsoft.ML.DeepDensity.Transforms;
 
 namespace Microsoft.ML;
@@ -31,15 +32,15 @@ public static partial class DensityEstimationCatalogExtensions
     /// PredictedLabel (Score above the (1 − contamination) quantile of training scores).
     /// </summary>
     /// <param name="catalog">The catalog.</param>
-    /// <param name="featureColumnName">Input column. Default "Features".</param>
-    /// <param name="hiddenUnits">Hidden units. Default <see cref="RnadeOptions.DefaultHiddenUnits"/>.</param>
-    /// <param name="components">Gaussian components per conditional. Default <see cref="RnadeOptions.DefaultComponents"/>.</param>
-    /// <param name="maxEpochs">Maximum training epochs (early stopping on a held-out 10 %). Default <see cref="RnadeOptions.DefaultMaxEpochs"/>.</param>
-    /// <param name="contamination">Expected anomaly fraction of the training data, for PredictedLabel. Default 0.01.</param>
-    /// <param name="seed">Seed of initialisation, shuffling and the validation split. Default 1.</param>
-    public static RnadeEstimator Rnade(this DensityEstimationCatalog catalog, string featureColumnName = "Features",
-        int hiddenUnits = RnadeOptions.DefaultHiddenUnits, int components = RnadeOptions.DefaultComponents,
-        int maxEpochs = RnadeOptions.DefaultMaxEpochs, double contamination = 0.01, ulong seed = 1)
+    /// <param name="featureColumnName">Input column. Default <see cref="DensityEstimatorDefaults.FeatureColumnName"/>.</param>
+    /// <param name="hiddenUnits">Hidden units. Default <see cref="RnadeOptions.Defaults.HiddenUnits"/>.</param>
+    /// <param name="components">Gaussian components per conditional. Default <see cref="RnadeOptions.Defaults.Components"/>.</param>
+    /// <param name="maxEpochs">Maximum training epochs (early stopping on a held-out 10 %). Default <see cref="RnadeOptions.Defaults.MaxEpochs"/>.</param>
+    /// <param name="contamination">Expected anomaly fraction of the training data, for PredictedLabel. Default <see cref="DensityEstimatorDefaults.Contamination"/>.</param>
+    /// <param name="seed">Seed of initialisation, shuffling and the Default <see cref="Microsoft.ML.DeepDensity.Training.GradientTrainingOptions.Defaults.Seed"/>.</param>
+    public static RnadeEstimator Rnade(this DensityEstimationCatalog catalog, string featureColumnName = DensityEstimatorDefaults.FeatureColumnName,
+        int hiddenUnits = RnadeOptions.Defaults.HiddenUnits, int components = RnadeOptions.Defaults.Components,
+        int maxEpochs = RnadeOptions.Defaults.MaxEpochs, double contamination = DensityEstimatorDefaults.Contamination, ulong seed = GradientTrainingOptions.Defaults.Seed)
     {
         ArgumentNullException.ThrowIfNull(catalog);
         var options = new RnadeEstimator.Options

@@ -3,6 +3,38 @@ using Microsoft.ML.DeepDensity.Training;
 namespace Microsoft.ML.DeepDensity.Transforms;
 
 /// <summary>
+/// The defaults of the ML.NET-side settings of every density estimator (columns, contamination, scoring block): the one
+/// place they are written; the options classes, the catalog's parameters and the docs refer here. The engine's settings
+/// have theirs in each options class's <c>Defaults</c> (e.g. <see cref="Models.Rnade.RnadeOptions.Defaults"/>,
+/// <see cref="GradientTrainingOptions.Defaults"/>).
+/// </summary>
+public static class DensityEstimatorDefaults
+{
+    /// <summary>Input column: "Features" (ML.NET's convention).</summary>
+    public const string FeatureColumnName = "Features";
+    /// <summary>Output column of the log-density: "LogDensity".</summary>
+    public const string LogDensityColumnName = "LogDensity";
+    /// <summary>Output column of the anomaly score: "Score" (what ML.NET's anomaly evaluator reads).</summary>
+    public const string ScoreColumnName = "Score";
+    /// <summary>Output column of the anomaly flag: "PredictedLabel" (what ML.NET's anomaly evaluator reads).</summary>
+    public const string PredictedLabelColumnName = "PredictedLabel";
+    /// <summary>Sequence models' output column of the log-density divided by the number of frames: "LogDensityPerFrame".</summary>
+    public const string LogDensityPerFrameColumnName = "LogDensityPerFrame";
+    /// <summary>Sequence models' output column of the per-frame conditional log-densities: "FrameLogDensities".</summary>
+    public const string FrameLogDensitiesColumnName = "FrameLogDensities";
+    /// <summary>Frame-row input column holding the sequence id: "SequenceId".</summary>
+    public const string SequenceIdColumnName = "SequenceId";
+    /// <summary>Frame-row input column holding the time order within a sequence: "Order".</summary>
+    public const string OrderColumnName = "Order";
+    /// <summary>Expected anomaly fraction of the training data: 0.01.</summary>
+    public const double Contamination = 0.01;
+    /// <summary>Rows the live transformer scores per batched engine call: 2048.</summary>
+    public const int ScoringBlockRows = 2048;
+    /// <summary>Seed of the sample column's draws: 0.</summary>
+    public const ulong SampleSeed = 0;
+}
+
+/// <summary>
 /// ML.NET-side settings shared by every density estimator: which column to read, which columns to append, how the
 /// anomaly threshold is learned, and optional sample / standard-error columns. Each model's options class
 /// (e.g. <see cref="RnadeEstimator.Options"/>) derives from <see cref="DensityEstimatorOptions{TModelOptions}"/> and
@@ -10,22 +42,22 @@ namespace Microsoft.ML.DeepDensity.Transforms;
 /// </summary>
 public abstract class DensityEstimatorOptions
 {
-    /// <summary>Input column: a known-size vector of <see cref="float"/>. Default "Features".</summary>
-    public string FeatureColumnName { get; set; } = "Features";
+    /// <summary>Input column: a known-size vector of <see cref="float"/>. Default <see cref="DensityEstimatorDefaults.FeatureColumnName"/>.</summary>
+    public string FeatureColumnName { get; set; } = DensityEstimatorDefaults.FeatureColumnName;
 
-    /// <summary>Output column (Single): the model's log-density of the row (see the model's <see cref="DensityKind"/>). Default "LogDensity".
+    /// <summary>Output column (Single): the model's log-density of the row (see the model's <see cref="DensityKind"/>). Default <see cref="DensityEstimatorDefaults.LogDensityColumnName"/>.
     /// It is the density of the features as they reach the estimator: after a normalizer (NormalizeMinMax,
     /// NormalizeMeanVariance, ...) it is the log-density of the <em>normalised</em> features. For an affine normalizer
     /// y = a ∘ x + b, the log-density of the raw features is LogDensity + Σⱼ log |aⱼ| (a constant shift, so scores,
     /// thresholds and rankings are unaffected).</summary>
-    public string LogDensityColumnName { get; set; } = "LogDensity";
+    public string LogDensityColumnName { get; set; } = DensityEstimatorDefaults.LogDensityColumnName;
 
     /// <summary>Output column (Single): anomaly score = −LogDensity, higher = more anomalous, always finite (±∞ and NaN are
-    /// clamped to ±<see cref="float.MaxValue"/>, NaN counting as most anomalous) so that ML.NET's anomaly evaluator keeps every row. Default "Score".</summary>
-    public string ScoreColumnName { get; set; } = "Score";
+    /// clamped to ±<see cref="float.MaxValue"/>, NaN counting as most anomalous) so that ML.NET's anomaly evaluator keeps every row. Default <see cref="DensityEstimatorDefaults.ScoreColumnName"/>.</summary>
+    public string ScoreColumnName { get; set; } = DensityEstimatorDefaults.ScoreColumnName;
 
-    /// <summary>Output column (Boolean): Score &gt; the threshold learned on the training data from <see cref="Contamination"/>. Default "PredictedLabel".</summary>
-    public string PredictedLabelColumnName { get; set; } = "PredictedLabel";
+    /// <summary>Output column (Boolean): Score &gt; the threshold learned on the training data from <see cref="Contamination"/>. Default <see cref="DensityEstimatorDefaults.PredictedLabelColumnName"/>.</summary>
+    public string PredictedLabelColumnName { get; set; } = DensityEstimatorDefaults.PredictedLabelColumnName;
 
     /// <summary>Optional output column (Single) with the standard error of the log-density (non-zero only for
     /// <see cref="DensityKind.Estimate"/> models); null = not produced. Default null.</summary>
@@ -35,17 +67,17 @@ public abstract class DensityEstimatorOptions
     /// <see cref="SampleSeed"/> and the row's feature values; null = not produced. Default null.</summary>
     public string? SampleColumnName { get; set; }
 
-    /// <summary>Seed of the <see cref="SampleColumnName"/> draws. Default 0.</summary>
-    public ulong SampleSeed { get; set; }
+    /// <summary>Seed of the <see cref="SampleColumnName"/> draws. Default <see cref="DensityEstimatorDefaults.SampleSeed"/>.</summary>
+    public ulong SampleSeed { get; set; } = DensityEstimatorDefaults.SampleSeed;
 
     /// <summary>Expected fraction of anomalies in the training data: the PredictedLabel threshold is the (1 − Contamination)
-    /// quantile of the training rows' scores. In [0, 0.5]; 0 = the largest training score. Default 0.01.</summary>
-    public double Contamination { get; set; } = 0.01;
+    /// quantile of the training rows' scores. In [0, 0.5]; 0 = the largest training score. Default <see cref="DensityEstimatorDefaults.Contamination"/>.</summary>
+    public double Contamination { get; set; } = DensityEstimatorDefaults.Contamination;
 
     /// <summary>Rows the live transformer reads ahead and scores with one batched engine call (the engine parallelises
     /// inside a block); its buffers hold this many rows (features, pass-through columns, samples). In [1,
-    /// <see cref="MaxScoringBlockRows"/>]. Default 2048.</summary>
-    public int ScoringBlockRows { get; set; } = 2048;
+    /// <see cref="MaxScoringBlockRows"/>]. Default <see cref="DensityEstimatorDefaults.ScoringBlockRows"/>.</summary>
+    public int ScoringBlockRows { get; set; } = DensityEstimatorDefaults.ScoringBlockRows;
 
     /// <summary>Upper bound on <see cref="ScoringBlockRows"/> (65,536: beyond it a block gains no speed and only costs
     /// memory); also enforced when a saved model is loaded.</summary>

@@ -8,15 +8,27 @@ namespace Microsoft.ML.DeepDensity.Estimation;
 /// </summary>
 public abstract class ImportanceSampledOptions : GradientTrainingOptions
 {
-    /// <summary>Importance samples K of the log-density estimate the trained model reports. Default 1000.</summary>
-    public int EvaluationSamples { get; set; } = 1000;
+    /// <summary>The default of every setting ImportanceSampledOptions declares or changes (the one place they are written; the
+    /// catalog's parameters and the docs refer here). Settings not listed keep the base class's defaults.</summary>
+    public new static class Defaults
+    {
+        /// <summary>Default of <see cref="ImportanceSampledOptions.EvaluationSamples"/>.</summary>
+        public const int EvaluationSamples = 1000;
+        /// <summary>Default of <see cref="ImportanceSampledOptions.EvaluationSamplesPerChunk"/>.</summary>
+        public const int EvaluationSamplesPerChunk = 100;
+        /// <summary>Default of <see cref="ImportanceSampledOptions.EvaluationSeed"/>.</summary>
+        public const ulong EvaluationSeed = 0x1DAE;
+    }
+
+    /// <summary>Importance samples K of the log-density estimate the trained model reports. Default <see cref="Defaults.EvaluationSamples"/>.</summary>
+    public int EvaluationSamples { get; set; } = Defaults.EvaluationSamples;
 
     /// <summary>Samples per row processed in one pass when estimating log-densities (bounds memory; does not change
-    /// results). Default 100.</summary>
-    public int EvaluationSamplesPerChunk { get; set; } = 100;
+    /// results). Default <see cref="Defaults.EvaluationSamplesPerChunk"/>.</summary>
+    public int EvaluationSamplesPerChunk { get; set; } = Defaults.EvaluationSamplesPerChunk;
 
-    /// <summary>Seed of the log-density estimate's noise (stored in the model). Default 0x1DAE.</summary>
-    public ulong EvaluationSeed { get; set; } = 0x1DAE;
+    /// <summary>Seed of the log-density estimate's noise (stored in the model). Default <see cref="Defaults.EvaluationSeed"/>.</summary>
+    public ulong EvaluationSeed { get; set; } = Defaults.EvaluationSeed;
 
     /// <summary>Upper bound on <see cref="EvaluationSamples"/> (also enforced when loading a file).</summary>
     public const int MaxEvaluationSamples = 1_000_000;

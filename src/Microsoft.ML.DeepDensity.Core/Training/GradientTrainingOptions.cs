@@ -6,48 +6,84 @@ namespace Microsoft.ML.DeepDensity.Training;
 /// </summary>
 public class GradientTrainingOptions
 {
-    /// <summary>Maximum passes over the training data. Default 100.</summary>
-    public int MaxEpochs { get; set; } = 100;
+    /// <summary>The default of every setting GradientTrainingOptions declares or changes (the one place they are written; the
+    /// catalog's parameters and the docs refer here).</summary>
+    public static class Defaults
+    {
+        /// <summary>Default of <see cref="GradientTrainingOptions.MaxEpochs"/>.</summary>
+        public const int MaxEpochs = 100;
+        /// <summary>Default of <see cref="GradientTrainingOptions.BatchSize"/>.</summary>
+        public const int BatchSize = 100;
+        /// <summary>Default of <see cref="GradientTrainingOptions.Optimizer"/>.</summary>
+        public const OptimizerKind Optimizer = OptimizerKind.Adam;
+        /// <summary>Default of <see cref="GradientTrainingOptions.LearningRate"/>.</summary>
+        public const float LearningRate = 1e-3f;
+        /// <summary>Default of <see cref="GradientTrainingOptions.LearningRateDecay"/>.</summary>
+        public const float LearningRateDecay = 1f;
+        /// <summary>Default of <see cref="GradientTrainingOptions.Momentum"/>.</summary>
+        public const float Momentum = 0.9f;
+        /// <summary>Default of <see cref="GradientTrainingOptions.AdamBeta1"/>.</summary>
+        public const float AdamBeta1 = 0.9f;
+        /// <summary>Default of <see cref="GradientTrainingOptions.AdamBeta2"/>.</summary>
+        public const float AdamBeta2 = 0.999f;
+        /// <summary>Default of <see cref="GradientTrainingOptions.AdamEpsilon"/>.</summary>
+        public const float AdamEpsilon = 1e-8f;
+        /// <summary>Default of <see cref="GradientTrainingOptions.WeightDecay"/>.</summary>
+        public const float WeightDecay = 0f;
+        /// <summary>Default of <see cref="GradientTrainingOptions.GradientClipNorm"/>.</summary>
+        public const float GradientClipNorm = 10f;
+        /// <summary>Default of <see cref="GradientTrainingOptions.ValidationFraction"/>.</summary>
+        public const double ValidationFraction = 0.1;
+        /// <summary>Default of <see cref="GradientTrainingOptions.EarlyStoppingPatience"/>.</summary>
+        public const int EarlyStoppingPatience = 10;
+        /// <summary>Default of <see cref="GradientTrainingOptions.Seed"/>.</summary>
+        public const ulong Seed = 1;
+        /// <summary>Default of <see cref="GradientTrainingOptions.MaxDivergenceRecoveries"/>.</summary>
+        public const int MaxDivergenceRecoveries = 3;
+    }
 
-    /// <summary>Rows per minibatch. Default 100.</summary>
-    public int BatchSize { get; set; } = 100;
+    /// <summary>Maximum passes over the training data. Default <see cref="Defaults.MaxEpochs"/>.</summary>
+    public int MaxEpochs { get; set; } = Defaults.MaxEpochs;
 
-    /// <summary>Optimiser. Default <see cref="OptimizerKind.Adam"/>.</summary>
-    public OptimizerKind Optimizer { get; set; } = OptimizerKind.Adam;
+    /// <summary>Rows per minibatch. Default <see cref="Defaults.BatchSize"/>.</summary>
+    public int BatchSize { get; set; } = Defaults.BatchSize;
 
-    /// <summary>Initial learning rate. Default 1e-3.</summary>
-    public float LearningRate { get; set; } = 1e-3f;
+    /// <summary>Optimiser. Default <see cref="Defaults.Optimizer"/>.</summary>
+    public OptimizerKind Optimizer { get; set; } = Defaults.Optimizer;
 
-    /// <summary>Multiplicative learning-rate decay applied after every epoch (1 = constant). Default 1.</summary>
-    public float LearningRateDecay { get; set; } = 1f;
+    /// <summary>Initial learning rate. Default <see cref="Defaults.LearningRate"/>.</summary>
+    public float LearningRate { get; set; } = Defaults.LearningRate;
 
-    /// <summary>Momentum of <see cref="OptimizerKind.SgdMomentum"/>. Default 0.9.</summary>
-    public float Momentum { get; set; } = 0.9f;
+    /// <summary>Multiplicative learning-rate decay applied after every epoch (1 = constant). Default <see cref="Defaults.LearningRateDecay"/>.</summary>
+    public float LearningRateDecay { get; set; } = Defaults.LearningRateDecay;
 
-    /// <summary>Adam β₁. Default 0.9.</summary>
-    public float AdamBeta1 { get; set; } = 0.9f;
-    /// <summary>Adam β₂. Default 0.999.</summary>
-    public float AdamBeta2 { get; set; } = 0.999f;
-    /// <summary>Adam ε. Default 1e-8.</summary>
-    public float AdamEpsilon { get; set; } = 1e-8f;
+    /// <summary>Momentum of <see cref="OptimizerKind.SgdMomentum"/>. Default <see cref="Defaults.Momentum"/>.</summary>
+    public float Momentum { get; set; } = Defaults.Momentum;
 
-    /// <summary>L2 weight decay added to the gradient. Default 0.</summary>
-    public float WeightDecay { get; set; }
+    /// <summary>Adam β₁. Default <see cref="Defaults.AdamBeta1"/>.</summary>
+    public float AdamBeta1 { get; set; } = Defaults.AdamBeta1;
+    /// <summary>Adam β₂. Default <see cref="Defaults.AdamBeta2"/>.</summary>
+    public float AdamBeta2 { get; set; } = Defaults.AdamBeta2;
+    /// <summary>Adam ε. Default <see cref="Defaults.AdamEpsilon"/>.</summary>
+    public float AdamEpsilon { get; set; } = Defaults.AdamEpsilon;
 
-    /// <summary>Clip the global gradient norm to this value (0 = no clipping). Default 10.</summary>
-    public float GradientClipNorm { get; set; } = 10f;
+    /// <summary>L2 weight decay added to the gradient. Default <see cref="Defaults.WeightDecay"/>.</summary>
+    public float WeightDecay { get; set; } = Defaults.WeightDecay;
 
-    /// <summary>Fraction of the training rows held out for early stopping when no validation set is given (0 = none). Default 0.1.</summary>
-    public double ValidationFraction { get; set; } = 0.1;
+    /// <summary>Clip the global gradient norm to this value (0 = no clipping). Default <see cref="Defaults.GradientClipNorm"/>.</summary>
+    public float GradientClipNorm { get; set; } = Defaults.GradientClipNorm;
 
-    /// <summary>Stop after this many epochs without a better validation log-likelihood (0 = never stop early). Default 10.</summary>
-    public int EarlyStoppingPatience { get; set; } = 10;
+    /// <summary>Fraction of the training rows held out for early stopping when no validation set is given (0 = none). Default <see cref="Defaults.ValidationFraction"/>.</summary>
+    public double ValidationFraction { get; set; } = Defaults.ValidationFraction;
 
-    /// <summary>Seed of every random choice (initialisation, shuffling, splits, noise). Default 1.</summary>
-    public ulong Seed { get; set; } = 1;
+    /// <summary>Stop after this many epochs without a better validation log-likelihood (0 = never stop early). Default <see cref="Defaults.EarlyStoppingPatience"/>.</summary>
+    public int EarlyStoppingPatience { get; set; } = Defaults.EarlyStoppingPatience;
 
-    /// <summary>How many times a non-finite loss may be recovered from (restore last good state, halve the learning rate) before training stops with <see cref="TrainingDivergedException"/>. Default 3.</summary>
-    public int MaxDivergenceRecoveries { get; set; } = 3;
+    /// <summary>Seed of every random choice (initialisation, shuffling, splits, noise). Default <see cref="Defaults.Seed"/>.</summary>
+    public ulong Seed { get; set; } = Defaults.Seed;
+
+    /// <summary>How many times a non-finite loss may be recovered from (restore last good state, halve the learning rate) before training stops with <see cref="TrainingDivergedException"/>. Default <see cref="Defaults.MaxDivergenceRecoveries"/>.</summary>
+    public int MaxDivergenceRecoveries { get; set; } = Defaults.MaxDivergenceRecoveries;
 
     /// <summary>
     /// Ends training early but keeps the result (unlike the cancellation token of <c>Fit</c>, which abandons it): when

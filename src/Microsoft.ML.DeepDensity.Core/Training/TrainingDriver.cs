@@ -102,8 +102,22 @@ public enum DivergencePolicy
 }
 
 /// <summary>How the driver runs a model.</summary>
-public sealed class TrainingDriverOptions
+public sealed record TrainingDriverOptions
 {
+    /// <summary>The driver settings a gradient-trained model's options imply (epochs, batch size, learning-rate schedule,
+    /// early stopping, divergence recoveries, stop token); a model adjusts the rest with <c>with { … }</c>.</summary>
+    public static TrainingDriverOptions From(GradientTrainingOptions options, RandomStream root) => new()
+    {
+        MaxEpochs = options.MaxEpochs,
+        BatchSize = options.BatchSize,
+        Root = root,
+        LearningRate = options.LearningRate,
+        LearningRateDecay = options.LearningRateDecay,
+        EarlyStoppingPatience = options.EarlyStoppingPatience,
+        MaxDivergenceRecoveries = options.MaxDivergenceRecoveries,
+        StopToken = options.StopToken,
+    };
+
     /// <summary>Epochs (EM iterations) at most.</summary>
     public int MaxEpochs { get; init; }
     /// <summary>Examples per step (capped at the number of examples).</summary>

@@ -100,17 +100,7 @@ public static class TrainingLoop
     {
         options.Validate();
         var trainable = new GradientTrainable(model, validation, options);
-        return TrainingDriver.Run(trainable, train, new TrainingDriverOptions
-        {
-            MaxEpochs = options.MaxEpochs,
-            BatchSize = options.BatchSize,
-            Root = trainable.Root,
-            LearningRate = options.LearningRate,
-            LearningRateDecay = options.LearningRateDecay,
-            EarlyStoppingPatience = options.EarlyStoppingPatience,
-            MaxDivergenceRecoveries = options.MaxDivergenceRecoveries,
-            StopToken = options.StopToken,
-        }, progress, cancellationToken);
+        return TrainingDriver.Run(trainable, train, TrainingDriverOptions.From(options, trainable.Root), progress, cancellationToken);
     }
 
     /// <summary>Mean objective over all rows of <paramref name="data"/>, in blocks.</summary>

@@ -30,13 +30,13 @@ namespace Microsoft.ML
         /// paths), Score (= −LogDensity) and PredictedLabel. A single layer is a full-covariance GMM.
         /// </summary>
         /// <param name="catalog">The catalog.</param>
-        /// <param name="featureColumnName">Input column. Default "Features".</param>
-        /// <param name="layers">Components per layer, bottom first. Default {4, 4}.</param>
-        /// <param name="maxIterations">Maximum EM iterations. Default 100.</param>
-        /// <param name="contamination">Expected anomaly fraction of the training data, for PredictedLabel. Default 0.01.</param>
-        /// <param name="seed">Seed of initialisation, E-step restarts and the validation split. Default 1.</param>
-        public static DeepGmmEstimator DeepGmm(this DensityEstimationCatalog catalog, string featureColumnName = "Features",
-            int[]? layers = null, int maxIterations = 100, double contamination = 0.01, ulong seed = 1)
+        /// <param name="featureColumnName">Input column. Default <see cref="DensityEstimatorDefaults.FeatureColumnName"/>.</param>
+        /// <param name="layers">Components per layer, bottom first. Default <see cref="DeepGmmOptions.Defaults.Layers"/>.</param>
+        /// <param name="maxIterations">Maximum EM iterations. Default <see cref="DeepGmmOptions.Defaults.MaxIterations"/>.</param>
+        /// <param name="contamination">Expected anomaly fraction of the training data, for PredictedLabel. Default <see cref="DensityEstimatorDefaults.Contamination"/>.</param>
+        /// <param name="seed">Seed of initialisation, E-step restarts and the validation split. Default <see cref="DeepGmmOptions.Defaults.Seed"/>.</param>
+        public static DeepGmmEstimator DeepGmm(this DensityEstimationCatalog catalog, string featureColumnName = DensityEstimatorDefaults.FeatureColumnName,
+            int[]? layers = null, int maxIterations = DeepGmmOptions.Defaults.MaxIterations, double contamination = DensityEstimatorDefaults.Contamination, ulong seed = DeepGmmOptions.Defaults.Seed)
         {
             ArgumentNullException.ThrowIfNull(catalog);
             var model = new DeepGmmOptions { MaxIterations = maxIterations, Seed = seed };

@@ -31,16 +31,17 @@ namespace Microsoft.ML
         /// log p(x) with K = evaluationSamples), Score (= −LogDensity) and PredictedLabel.
         /// </summary>
         /// <param name="catalog">The catalog.</param>
-        /// <param name="featureColumnName">Input column. Default "Features".</param>
-        /// <param name="likelihood">Bernoulli (0/1 features) or Gaussian (real features) decoder. Default Bernoulli.</param>
-        /// <param name="samples">Importance samples k of the training bound (1 = VAE). Default 5.</param>
-        /// <param name="maxEpochs">Maximum training epochs. Default 100.</param>
-        /// <param name="evaluationSamples">Importance samples K of the log-density estimate. Default 1000.</param>
-        /// <param name="contamination">Expected anomaly fraction of the training data, for PredictedLabel. Default 0.01.</param>
-        /// <param name="seed">Seed of initialisation, noise and the validation split. Default 1.</param>
-        public static IwaeEstimator Iwae(this DensityEstimationCatalog catalog, string featureColumnName = "Features",
-            IwaeLikelihood likelihood = IwaeLikelihood.Bernoulli, int samples = 5, int maxEpochs = 100, int evaluationSamples = 1000,
-            double contamination = 0.01, ulong seed = 1)
+        /// <param name="featureColumnName">Input column. Default <see cref="DensityEstimatorDefaults.FeatureColumnName"/>.</param>
+        /// <param name="likelihood">Bernoulli (0/1 features) or Gaussian (real features) decoder. Default <see cref="IwaeOptions.Defaults.Likelihood"/>.</param>
+        /// <param name="samples">Importance samples k of the training bound (1 = VAE). Default <see cref="IwaeOptions.Defaults.Samples"/>.</param>
+        /// <param name="maxEpochs">Maximum training epochs. Default <see cref="GradientTrainingOptions.Defaults.MaxEpochs"/>.</param>
+        /// <param name="evaluationSamples">Importance samples K of the log-density estimate. Default <see cref="Microsoft.ML.DeepDensity.Estimation.ImportanceSampledOptions.Defaults.EvaluationSamples"/>.</param>
+        /// <param name="contamination">Expected anomaly fraction of the training data, for PredictedLabel. Default <see cref="DensityEstimatorDefaults.Contamination"/>.</param>
+        /// <param name="seed">Seed of initialisation, noise and the Default <see cref="Microsoft.ML.DeepDensity.Training.GradientTrainingOptions.Defaults.Seed"/>.</param>
+        public static IwaeEstimator Iwae(this DensityEstimationCatalog catalog, string featureColumnName = DensityEstimatorDefaults.FeatureColumnName,
+            IwaeLikelihood likelihood = IwaeOptions.Defaults.Likelihood, int samples = IwaeOptions.Defaults.Samples,
+            int maxEpochs = GradientTrainingOptions.Defaults.MaxEpochs, int evaluationSamples = Microsoft.ML.DeepDensity.Estimation.ImportanceSampledOptions.Defaults.EvaluationSamples,
+            double contamination = DensityEstimatorDefaults.Contamination, ulong seed = GradientTrainingOptions.Defaults.Seed)
         {
             ArgumentNullException.ThrowIfNull(catalog);
             return new IwaeEstimator(catalog.Context, new IwaeEstimator.Options

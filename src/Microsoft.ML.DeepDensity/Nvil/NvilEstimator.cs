@@ -13,6 +13,10 @@ namespace Microsoft.ML.DeepDensity.Transforms
         /// <summary>Columns, contamination, sample settings and the engine's <see cref="NvilOptions"/> (<c>ModelOptions</c>).</summary>
         public sealed class Options : DensityEstimatorOptions<NvilOptions> { }
 
+        /// <summary>Importance samples K of the catalog's log-density column: 100, fewer than the engine's
+        /// <see cref="Microsoft.ML.DeepDensity.Estimation.ImportanceSampledOptions.Defaults.EvaluationSamples"/> because every scored row pays for them.</summary>
+        public const int DefaultColumnEvaluationSamples = 100;
+
         internal NvilEstimator(MLContext mlContext, Options options) : base(mlContext, options, "Nvil") { }
 
         /// <inheritdoc/>
@@ -31,15 +35,16 @@ namespace Microsoft.ML
         /// LogDensity (importance-sampled estimate of log p(x) with K = evaluationSamples), Score (= −LogDensity) and PredictedLabel.
         /// </summary>
         /// <param name="catalog">The catalog.</param>
-        /// <param name="featureColumnName">Input column. Default "Features".</param>
-        /// <param name="latentDimensions">Binary latent layer sizes, nearest the data first. Default {200}.</param>
-        /// <param name="maxEpochs">Maximum training epochs. Default 100.</param>
+        /// <param name="featureColumnName">Input column. Default <see cref="DensityEstimatorDefaults.FeatureColumnName"/>.</param>
+        /// <param name="latentDimensions">Binary latent layer sizes, nearest the data first. Default <see cref="NvilOptions.Defaults.LatentDimensions"/>.</param>
+        /// <param name="maxEpochs">Maximum training epochs. Default <see cref="GradientTrainingOptions.Defaults.MaxEpochs"/>.</param>
         /// <param name="evaluationSamples">Importance samples K of the log-density column (smaller than the engine's
-        /// default 1000 because every scored row pays for it; raise it for tighter estimates). Default 100.</param>
-        /// <param name="contamination">Expected anomaly fraction of the training data, for PredictedLabel. Default 0.01.</param>
-        /// <param name="seed">Seed of initialisation, noise and the validation split. Default 1.</param>
-        public static NvilEstimator Nvil(this DensityEstimationCatalog catalog, string featureColumnName = "Features",
-            int[]? latentDimensions = null, int maxEpochs = 100, int evaluationSamples = 100, double contamination = 0.01, ulong seed = 1)
+        /// default 1000 because every scored row pays for it; raise it for tighter estimates). Default <see cref="Microsoft.ML.DeepDensity.Transforms.NvilEstimator.DefaultColumnEvaluationSamples"/>.</param>
+        /// <param name="contamination">Expected anomaly fraction of the training data, for PredictedLabel. Default <see cref="DensityEstimatorDefaults.Contamination"/>.</param>
+        /// <param name="seed">Seed of initialisation, noise and the Default <see cref="Microsoft.ML.DeepDensity.Training.GradientTrainingOptions.Defaults.Seed"/>.</param>
+        public static NvilEstimator Nvil(this DensityEstimationCatalog catalog, string featureColumnName = DensityEstimatorDefaults.FeatureColumnName,
+            int[]? latentDimensions = null, int maxEpochs = GradientTrainingOptions.Defaults.MaxEpochs,
+            int evaluationSamples = NvilEstimator.DefaultColumnEvaluationSamples, double contamination = DensityEstimatorDefaults.Contamination, ulong seed = GradientTrainingOptions.Defaults.Seed)
         {
             ArgumentNullException.ThrowIfNull(catalog);
             return new NvilEstimator(catalog.Context, new NvilEstimator.Options

@@ -30,15 +30,16 @@ namespace Microsoft.ML
         /// smaller layer has at most 20 units, else an AIS estimate), Score (= −LogDensity) and PredictedLabel.
         /// </summary>
         /// <param name="catalog">The catalog.</param>
-        /// <param name="featureColumnName">Input column. Default "Features".</param>
-        /// <param name="hiddenUnits">Hidden units. Default 100.</param>
-        /// <param name="visibleType">Bernoulli (0/1 features) or Gaussian (real features). Default Bernoulli.</param>
-        /// <param name="maxEpochs">Maximum training epochs. Default 20 (as <see cref="Microsoft.ML.DeepDensity.Models.Rbm.RbmOptions"/>).</param>
-        /// <param name="contamination">Expected anomaly fraction of the training data, for PredictedLabel. Default 0.01.</param>
-        /// <param name="seed">Seed of initialisation, sampling and the validation split. Default 1.</param>
-        public static RbmEstimator Rbm(this DensityEstimationCatalog catalog, string featureColumnName = "Features",
-            int hiddenUnits = 100, RbmVisibleType visibleType = RbmVisibleType.Bernoulli, int maxEpochs = 20,
-            double contamination = 0.01, ulong seed = 1)
+        /// <param name="featureColumnName">Input column. Default <see cref="DensityEstimatorDefaults.FeatureColumnName"/>.</param>
+        /// <param name="hiddenUnits">Hidden units. Default <see cref="RbmOptions.Defaults.HiddenUnits"/>.</param>
+        /// <param name="visibleType">Bernoulli (0/1 features) or Gaussian (real features). Default <see cref="RbmOptions.Defaults.VisibleType"/>.</param>
+        /// <param name="maxEpochs">Maximum training epochs. Default <see cref="RbmOptions.Defaults.MaxEpochs"/>.</param>
+        /// <param name="contamination">Expected anomaly fraction of the training data, for PredictedLabel. Default <see cref="DensityEstimatorDefaults.Contamination"/>.</param>
+        /// <param name="seed">Seed of initialisation, sampling and the Default <see cref="Microsoft.ML.DeepDensity.Training.GradientTrainingOptions.Defaults.Seed"/>.</param>
+        public static RbmEstimator Rbm(this DensityEstimationCatalog catalog, string featureColumnName = DensityEstimatorDefaults.FeatureColumnName,
+            int hiddenUnits = RbmOptions.Defaults.HiddenUnits, RbmVisibleType visibleType = RbmOptions.Defaults.VisibleType,
+            int maxEpochs = RbmOptions.Defaults.MaxEpochs,
+            double contamination = DensityEstimatorDefaults.Contamination, ulong seed = GradientTrainingOptions.Defaults.Seed)
         {
             ArgumentNullException.ThrowIfNull(catalog);
             return new RbmEstimator(catalog.Context, new RbmEstimator.Options

@@ -11,15 +11,16 @@ public static partial class DensityEstimationCatalogExtensions
     /// (log p(x_t | x_&lt;t) per frame), Score (= −LogDensityPerFrame) and PredictedLabel.
     /// </summary>
     /// <param name="catalog">The catalog.</param>
-    /// <param name="featureColumnName">Input column (variable-size Single vector). Default "Features".</param>
+    /// <param name="featureColumnName">Input column (variable-size Single vector). Default <see cref="DensityEstimatorDefaults.FeatureColumnName"/>.</param>
     /// <param name="frameSize">Values per frame (time step).</param>
-    /// <param name="hiddenUnits">RNADE hidden units. Default 50.</param>
-    /// <param name="recurrentUnits">Recurrent units. Default 50.</param>
-    /// <param name="maxEpochs">Maximum training epochs (early stopping on a held-out 10 % of the sequences). Default 100.</param>
-    /// <param name="contamination">Expected anomaly fraction of the training sequences, for PredictedLabel. Default 0.01.</param>
-    /// <param name="seed">Seed of initialisation, shuffling and the validation split. Default 1.</param>
+    /// <param name="hiddenUnits">RNADE hidden units. Default <see cref="RnnRnadeOptions.Defaults.HiddenUnits"/>.</param>
+    /// <param name="recurrentUnits">Recurrent units. Default <see cref="RnnRnadeOptions.Defaults.RecurrentUnits"/>.</param>
+    /// <param name="maxEpochs">Maximum training epochs (early stopping on a held-out 10 % of the sequences). Default <see cref="Microsoft.ML.DeepDensity.Training.GradientTrainingOptions.Defaults.MaxEpochs"/>.</param>
+    /// <param name="contamination">Expected anomaly fraction of the training sequences, for PredictedLabel. Default <see cref="DensityEstimatorDefaults.Contamination"/>.</param>
+    /// <param name="seed">Seed of initialisation, shuffling and the Default <see cref="Microsoft.ML.DeepDensity.Training.GradientTrainingOptions.Defaults.Seed"/>.</param>
     public static SequenceDensityEstimator RnnRnade(this DensityEstimationCatalog catalog, string featureColumnName, int frameSize,
-        int hiddenUnits = 50, int recurrentUnits = 50, int maxEpochs = 100, double contamination = 0.01, ulong seed = 1)
+        int hiddenUnits = RnnRnadeOptions.Defaults.HiddenUnits, int recurrentUnits = RnnRnadeOptions.Defaults.RecurrentUnits,
+        int maxEpochs = Microsoft.ML.DeepDensity.Training.GradientTrainingOptions.Defaults.MaxEpochs, double contamination = DensityEstimatorDefaults.Contamination, ulong seed = Microsoft.ML.DeepDensity.Training.GradientTrainingOptions.Defaults.Seed)
     {
         ArgumentNullException.ThrowIfNull(catalog);
         return catalog.RnnRnade(new SequenceDensityEstimator.Options { FeatureColumnName = featureColumnName, FrameSize = frameSize, Contamination = contamination },
@@ -44,8 +45,9 @@ public static partial class DensityEstimationCatalogExtensions
     /// <see cref="RnnRnadeFrameEstimator"/> for the grouping and ordering rule.
     /// </summary>
     public static RnnRnadeFrameEstimator RnnRnade(this DensityEstimationCatalog catalog, string featureColumnName,
-        string sequenceIdColumnName, string orderColumnName, int hiddenUnits = 50, int recurrentUnits = 50, int maxEpochs = 100,
-        double contamination = 0.01, ulong seed = 1)
+        string sequenceIdColumnName, string orderColumnName, int hiddenUnits = RnnRnadeOptions.Defaults.HiddenUnits, int recurrentUnits = RnnRnadeOptions.Defaults.RecurrentUnits,
+        int maxEpochs = Microsoft.ML.DeepDensity.Training.GradientTrainingOptions.Defaults.MaxEpochs,
+        double contamination = DensityEstimatorDefaults.Contamination, ulong seed = Microsoft.ML.DeepDensity.Training.GradientTrainingOptions.Defaults.Seed)
     {
         ArgumentNullException.ThrowIfNull(catalog);
         return new RnnRnadeFrameEstimator(catalog.Context, new RnnRnadeFrameEstimator.Options

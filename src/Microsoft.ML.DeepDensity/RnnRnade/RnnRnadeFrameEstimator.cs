@@ -26,20 +26,20 @@ public sealed class RnnRnadeFrameEstimator : IEstimator<SequenceDensityTransform
     /// <summary>Columns, contamination and the engine's <see cref="RnnRnadeOptions"/>.</summary>
     public sealed class Options
     {
-        /// <summary>Input: one frame per row, a known-size Single vector. Default "Features".</summary>
-        public string FeatureColumnName { get; set; } = "Features";
-        /// <summary>Input: the sequence a row belongs to (text or numeric). Default "SequenceId".</summary>
-        public string SequenceIdColumnName { get; set; } = "SequenceId";
-        /// <summary>Input: the row's position in time within its sequence (numeric, increasing). Default "Order".</summary>
-        public string OrderColumnName { get; set; } = "Order";
-        /// <summary>Output (Single): log p(x_t | x_&lt;t). Default "LogDensity".</summary>
-        public string LogDensityColumnName { get; set; } = "LogDensity";
-        /// <summary>Output (Single): −LogDensity, finite. Default "Score".</summary>
-        public string ScoreColumnName { get; set; } = "Score";
-        /// <summary>Output (Boolean): Score above the (1 − Contamination) quantile of the training frames' scores. Default "PredictedLabel".</summary>
-        public string PredictedLabelColumnName { get; set; } = "PredictedLabel";
-        /// <summary>Expected anomaly fraction of the training frames, in [0, 0.5]. Default 0.01.</summary>
-        public double Contamination { get; set; } = 0.01;
+        /// <summary>Input: one frame per row, a known-size Single vector. Default <see cref="DensityEstimatorDefaults.FeatureColumnName"/>.</summary>
+        public string FeatureColumnName { get; set; } = DensityEstimatorDefaults.FeatureColumnName;
+        /// <summary>Input: the sequence a row belongs to (text or numeric). Default <see cref="DensityEstimatorDefaults.SequenceIdColumnName"/>.</summary>
+        public string SequenceIdColumnName { get; set; } = DensityEstimatorDefaults.SequenceIdColumnName;
+        /// <summary>Input: the row's position in time within its sequence (numeric, increasing). Default <see cref="DensityEstimatorDefaults.OrderColumnName"/>.</summary>
+        public string OrderColumnName { get; set; } = DensityEstimatorDefaults.OrderColumnName;
+        /// <summary>Output (Single): log p(x_t | x_&lt;t). Default <see cref="DensityEstimatorDefaults.LogDensityColumnName"/>.</summary>
+        public string LogDensityColumnName { get; set; } = DensityEstimatorDefaults.LogDensityColumnName;
+        /// <summary>Output (Single): −LogDensity, finite. Default <see cref="DensityEstimatorDefaults.ScoreColumnName"/>.</summary>
+        public string ScoreColumnName { get; set; } = DensityEstimatorDefaults.ScoreColumnName;
+        /// <summary>Output (Boolean): Score above the (1 − Contamination) quantile of the training frames' scores. Default <see cref="DensityEstimatorDefaults.PredictedLabelColumnName"/>.</summary>
+        public string PredictedLabelColumnName { get; set; } = DensityEstimatorDefaults.PredictedLabelColumnName;
+        /// <summary>Expected anomaly fraction of the training frames, in [0, 0.5]. Default <see cref="DensityEstimatorDefaults.Contamination"/>.</summary>
+        public double Contamination { get; set; } = DensityEstimatorDefaults.Contamination;
         /// <summary>Engine hyper-parameters. Default: the engine's defaults.</summary>
         public RnnRnadeOptions ModelOptions { get; set; } = new();
         /// <summary>Optional extra receiver of training progress. Default null.</summary>

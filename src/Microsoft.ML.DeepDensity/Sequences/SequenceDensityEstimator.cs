@@ -20,22 +20,22 @@ public sealed class SequenceDensityEstimator : IEstimator<SequenceDensityTransfo
     /// <summary>Columns, frame size and contamination.</summary>
     public sealed class Options
     {
-        /// <summary>Input column: a Single vector (variable or known size) holding a sequence's frames back to back. Default "Features".</summary>
-        public string FeatureColumnName { get; set; } = "Features";
+        /// <summary>Input column: a Single vector (variable or known size) holding a sequence's frames back to back. Default <see cref="DensityEstimatorDefaults.FeatureColumnName"/>.</summary>
+        public string FeatureColumnName { get; set; } = DensityEstimatorDefaults.FeatureColumnName;
         /// <summary>Values per frame (required): a row's length must be a positive multiple of it.</summary>
         public int FrameSize { get; set; }
-        /// <summary>Output (Single): log p of the whole sequence. Default "LogDensity".</summary>
-        public string LogDensityColumnName { get; set; } = "LogDensity";
-        /// <summary>Output (Single): LogDensity / number of frames. Default "LogDensityPerFrame".</summary>
-        public string LogDensityPerFrameColumnName { get; set; } = "LogDensityPerFrame";
-        /// <summary>Output (variable-size Single vector): log p(x_t | x_&lt;t) of every frame. Default "FrameLogDensities".</summary>
-        public string FrameLogDensitiesColumnName { get; set; } = "FrameLogDensities";
-        /// <summary>Output (Single): −LogDensityPerFrame, finite. Default "Score".</summary>
-        public string ScoreColumnName { get; set; } = "Score";
-        /// <summary>Output (Boolean): Score above the (1 − Contamination) quantile of the training sequences' scores. Default "PredictedLabel".</summary>
-        public string PredictedLabelColumnName { get; set; } = "PredictedLabel";
-        /// <summary>Expected anomaly fraction of the training sequences, in [0, 0.5]. Default 0.01.</summary>
-        public double Contamination { get; set; } = 0.01;
+        /// <summary>Output (Single): log p of the whole sequence. Default <see cref="DensityEstimatorDefaults.LogDensityColumnName"/>.</summary>
+        public string LogDensityColumnName { get; set; } = DensityEstimatorDefaults.LogDensityColumnName;
+        /// <summary>Output (Single): LogDensity / number of frames. Default <see cref="DensityEstimatorDefaults.LogDensityPerFrameColumnName"/>.</summary>
+        public string LogDensityPerFrameColumnName { get; set; } = DensityEstimatorDefaults.LogDensityPerFrameColumnName;
+        /// <summary>Output (variable-size Single vector): log p(x_t | x_&lt;t) of every frame. Default <see cref="DensityEstimatorDefaults.FrameLogDensitiesColumnName"/>.</summary>
+        public string FrameLogDensitiesColumnName { get; set; } = DensityEstimatorDefaults.FrameLogDensitiesColumnName;
+        /// <summary>Output (Single): −LogDensityPerFrame, finite. Default <see cref="DensityEstimatorDefaults.ScoreColumnName"/>.</summary>
+        public string ScoreColumnName { get; set; } = DensityEstimatorDefaults.ScoreColumnName;
+        /// <summary>Output (Boolean): Score above the (1 − Contamination) quantile of the training sequences' scores. Default <see cref="DensityEstimatorDefaults.PredictedLabelColumnName"/>.</summary>
+        public string PredictedLabelColumnName { get; set; } = DensityEstimatorDefaults.PredictedLabelColumnName;
+        /// <summary>Expected anomaly fraction of the training sequences, in [0, 0.5]. Default <see cref="DensityEstimatorDefaults.Contamination"/>.</summary>
+        public double Contamination { get; set; } = DensityEstimatorDefaults.Contamination;
         /// <summary>Optional extra receiver of training progress. Default null.</summary>
         public IProgress<TrainingProgress>? Progress { get; set; }
         /// <summary>Cancels training. Default none.</summary>

@@ -175,17 +175,14 @@ public sealed class DeepGmmModel : DensityModel
 
     protected override void SampleCore(int count, ulong seed, Span<float> destination)
     {
-        var root = new RandomStream(seed);
-        int d = Dimension, blocks = (count + Block - 1) / Block;
-        var output = new float[count * d];
+        int d = Dimension;
         var prior = new float[Network.PathCount];
         float maxLog = float.NegativeInfinity;
         foreach (var v in Network.PathLogPrior) maxLog = Math.Max(maxLog, v);
         for (int p = 0; p < prior.Length; p++) prior[p] = MathF.Exp(Network.PathLogPrior[p] - maxLog);
-        DeepDensityEnvironment.For(0, blocks, b =>
+        SampleInBlocks(count, seed, Block, destination, (start, m, root, output) =>
         {
-            var rng = root.Fork((ulong)b);
-            int start = b * Block, m = Math.Min(Block, count - start);
+            var rng = root.Fork((ulong)(start / Block)); // one stream per block (this model's draws are keyed by block)
             var y = new double[d]; var next = new double[d];
             var digits = new int[Network.LayerCount];
             for (int r = 0; r < m; r++)
@@ -204,11 +201,10 @@ public sealed class DeepGmmModel : DensityModel
                     }
                     (y, next) = (next, y);
                 }
-                var dst = output.AsSpan((start + r) * d, d);
+                var dst = output.Slice(r * d, d);
                 for (int a = 0; a < d; a++) dst[a] = (float)(y[a] * _standardizer.Scale[a] + _standardizer.Mean[a]);
             }
         });
-        output.CopyTo(destination);
     }
 
     /// <summary>

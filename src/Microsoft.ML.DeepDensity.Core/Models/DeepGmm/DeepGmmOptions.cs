@@ -78,61 +78,123 @@ public enum DeepGmmMStep
 /// </summary>
 public sealed class DeepGmmOptions
 {
+    /// <summary>The default of every setting DeepGmmOptions declares or changes (the one place they are written; the
+    /// catalog's parameters and the docs refer here).</summary>
+    public static class Defaults
+    {
+        /// <summary>Default of <see cref="DeepGmmOptions.Layers"/>.</summary>
+        public static int[] Layers => new int[] { 4, 4 };
+        /// <summary>Default of <see cref="DeepGmmOptions.PathProbabilities"/>.</summary>
+        public const DeepGmmPathProbabilities PathProbabilities = DeepGmmPathProbabilities.Full;
+        /// <summary>Default of <see cref="DeepGmmOptions.Em"/>.</summary>
+        public const DeepGmmEmKind Em = DeepGmmEmKind.Hard;
+        /// <summary>Default of <see cref="DeepGmmOptions.EStep"/>.</summary>
+        public const DeepGmmEStep EStep = DeepGmmEStep.Auto;
+        /// <summary>Default of <see cref="DeepGmmOptions.ExactPathLimit"/>.</summary>
+        public const int ExactPathLimit = 256;
+        /// <summary>Default of <see cref="DeepGmmOptions.HeuristicWarmPasses"/>.</summary>
+        public const int HeuristicWarmPasses = 1;
+        /// <summary>Default of <see cref="DeepGmmOptions.HeuristicRandomPasses"/>.</summary>
+        public const int HeuristicRandomPasses = 2;
+        /// <summary>Default of <see cref="DeepGmmOptions.MaxIterations"/>.</summary>
+        public const int MaxIterations = 100;
+        /// <summary>Default of <see cref="DeepGmmOptions.Tolerance"/>.</summary>
+        public const double Tolerance = 1e-4;
+        /// <summary>Default of <see cref="DeepGmmOptions.MStep"/>.</summary>
+        public const DeepGmmMStep MStep = DeepGmmMStep.Lbfgs;
+        /// <summary>Default of <see cref="DeepGmmOptions.NodeObjective"/>.</summary>
+        public const DeepGmmNodeObjective NodeObjective = DeepGmmNodeObjective.Auto;
+        /// <summary>Default of <see cref="DeepGmmOptions.LbfgsIterations"/>.</summary>
+        public const int LbfgsIterations = 50;
+        /// <summary>Default of <see cref="DeepGmmOptions.MinibatchEpochs"/>.</summary>
+        public const int MinibatchEpochs = 2;
+        /// <summary>Default of <see cref="DeepGmmOptions.MinibatchSize"/>.</summary>
+        public const int MinibatchSize = 256;
+        /// <summary>Default of <see cref="DeepGmmOptions.MinibatchLearningRate"/>.</summary>
+        public const double MinibatchLearningRate = 1e-3;
+        /// <summary>Default of <see cref="DeepGmmOptions.CovarianceRidge"/>.</summary>
+        public const double CovarianceRidge = 1e-6;
+        /// <summary>Default of <see cref="DeepGmmOptions.LowerLayerShrinkage"/>.</summary>
+        public const double LowerLayerShrinkage = 1000;
+        /// <summary>Default of <see cref="DeepGmmOptions.PathPseudoCount"/>.</summary>
+        public const double PathPseudoCount = 1;
+        /// <summary>Default of <see cref="DeepGmmOptions.MinNodeWeight"/>.</summary>
+        public const double MinNodeWeight = 0;
+        /// <summary>Default of <see cref="DeepGmmOptions.Standardize"/>.</summary>
+        public const bool Standardize = false;
+        /// <summary>Default of <see cref="DeepGmmOptions.ReseedPerturbation"/>.</summary>
+        public const double ReseedPerturbation = 0.2;
+        /// <summary>Default of <see cref="DeepGmmOptions.Initialization"/>.</summary>
+        public const DeepGmmInitialization Initialization = DeepGmmInitialization.PretrainedTopLayer;
+        /// <summary>Default of <see cref="DeepGmmOptions.PretrainIterations"/>.</summary>
+        public const int PretrainIterations = 20;
+        /// <summary>Default of <see cref="DeepGmmOptions.LowerLayerPerturbation"/>.</summary>
+        public const double LowerLayerPerturbation = 0.05;
+        /// <summary>Default of <see cref="DeepGmmOptions.Initializations"/>.</summary>
+        public const int Initializations = 1;
+        /// <summary>Default of <see cref="DeepGmmOptions.Seed"/>.</summary>
+        public const ulong Seed = 1;
+        /// <summary>Default of <see cref="DeepGmmOptions.ValidationFraction"/>.</summary>
+        public const double ValidationFraction = 0.1;
+        /// <summary>Default of <see cref="DeepGmmOptions.EarlyStoppingPatience"/>.</summary>
+        public const int EarlyStoppingPatience = 5;
+    }
+
     /// <summary>
     /// Components per layer, from the layer that acts first on the standard-normal noise (paper's layer 1) to the
-    /// layer nearest the data (the "top"). <c>{K}</c> is a full-covariance GMM with K components. Default {4, 4}.
+    /// layer nearest the data (the "top"). <c>{K}</c> is a full-covariance GMM with K components. Default <see cref="Defaults.Layers"/>.
     /// </summary>
-    public int[] Layers { get; set; } = { 4, 4 };
+    public int[] Layers { get; set; } = Defaults.Layers;
 
-    /// <summary>Full table or per-layer factorised path probabilities. Default <see cref="DeepGmmPathProbabilities.Full"/>.</summary>
-    public DeepGmmPathProbabilities PathProbabilities { get; set; } = DeepGmmPathProbabilities.Full;
+    /// <summary>Full table or per-layer factorised path probabilities. Default <see cref="Defaults.PathProbabilities"/>.</summary>
+    public DeepGmmPathProbabilities PathProbabilities { get; set; } = Defaults.PathProbabilities;
 
-    /// <summary>Hard or soft EM. Default <see cref="DeepGmmEmKind.Hard"/>.</summary>
-    public DeepGmmEmKind Em { get; set; } = DeepGmmEmKind.Hard;
+    /// <summary>Hard or soft EM. Default <see cref="Defaults.Em"/>.</summary>
+    public DeepGmmEmKind Em { get; set; } = Defaults.Em;
 
-    /// <summary>E-step search. Default <see cref="DeepGmmEStep.Auto"/>.</summary>
-    public DeepGmmEStep EStep { get; set; } = DeepGmmEStep.Auto;
+    /// <summary>E-step search. Default <see cref="Defaults.EStep"/>.</summary>
+    public DeepGmmEStep EStep { get; set; } = Defaults.EStep;
 
-    /// <summary>Largest number of paths for which <see cref="DeepGmmEStep.Auto"/> scores every path. Default 256.</summary>
-    public int ExactPathLimit { get; set; } = 256;
+    /// <summary>Largest number of paths for which <see cref="DeepGmmEStep.Auto"/> scores every path. Default <see cref="Defaults.ExactPathLimit"/>.</summary>
+    public int ExactPathLimit { get; set; } = Defaults.ExactPathLimit;
 
-    /// <summary>Heuristic E-step: coordinate-ascent passes from the previous best path. Default 1 (paper).</summary>
-    public int HeuristicWarmPasses { get; set; } = 1;
+    /// <summary>Heuristic E-step: coordinate-ascent passes from the previous best path. Default <see cref="Defaults.HeuristicWarmPasses"/>.</summary>
+    public int HeuristicWarmPasses { get; set; } = Defaults.HeuristicWarmPasses;
 
-    /// <summary>Heuristic E-step: coordinate-ascent passes from a random path (0 = no random restart). Default 2 (paper).</summary>
-    public int HeuristicRandomPasses { get; set; } = 2;
+    /// <summary>Heuristic E-step: coordinate-ascent passes from a random path (0 = no random restart). Default <see cref="Defaults.HeuristicRandomPasses"/>.</summary>
+    public int HeuristicRandomPasses { get; set; } = Defaults.HeuristicRandomPasses;
 
-    /// <summary>Maximum EM iterations. Default 100.</summary>
-    public int MaxIterations { get; set; } = 100;
+    /// <summary>Maximum EM iterations. Default <see cref="Defaults.MaxIterations"/>.</summary>
+    public int MaxIterations { get; set; } = Defaults.MaxIterations;
 
-    /// <summary>Stop when the training log-likelihood per row improves by less than this. Default 1e-4.</summary>
-    public double Tolerance { get; set; } = 1e-4;
+    /// <summary>Stop when the training log-likelihood per row improves by less than this. Default <see cref="Defaults.Tolerance"/>.</summary>
+    public double Tolerance { get; set; } = Defaults.Tolerance;
 
-    /// <summary>M-step optimiser. Default <see cref="DeepGmmMStep.Lbfgs"/>.</summary>
-    public DeepGmmMStep MStep { get; set; } = DeepGmmMStep.Lbfgs;
+    /// <summary>M-step optimiser. Default <see cref="Defaults.MStep"/>.</summary>
+    public DeepGmmMStep MStep { get; set; } = Defaults.MStep;
 
-    /// <summary>Node objective form for the L-BFGS M-step. Default <see cref="DeepGmmNodeObjective.Auto"/>.</summary>
-    public DeepGmmNodeObjective NodeObjective { get; set; } = DeepGmmNodeObjective.Auto;
+    /// <summary>Node objective form for the L-BFGS M-step. Default <see cref="Defaults.NodeObjective"/>.</summary>
+    public DeepGmmNodeObjective NodeObjective { get; set; } = Defaults.NodeObjective;
 
-    /// <summary>L-BFGS iterations per node per M-step (warm-started from the current node). Default 50.</summary>
-    public int LbfgsIterations { get; set; } = 50;
+    /// <summary>L-BFGS iterations per node per M-step (warm-started from the current node). Default <see cref="Defaults.LbfgsIterations"/>.</summary>
+    public int LbfgsIterations { get; set; } = Defaults.LbfgsIterations;
 
-    /// <summary>Minibatch M-step: passes over the node's rows per M-step. Default 2.</summary>
-    public int MinibatchEpochs { get; set; } = 2;
+    /// <summary>Minibatch M-step: passes over the node's rows per M-step. Default <see cref="Defaults.MinibatchEpochs"/>.</summary>
+    public int MinibatchEpochs { get; set; } = Defaults.MinibatchEpochs;
 
-    /// <summary>Minibatch M-step: rows per minibatch, in [1, 2^20]. Default 256.</summary>
-    public int MinibatchSize { get; set; } = 256;
+    /// <summary>Minibatch M-step: rows per minibatch, in [1, 2^20]. Default <see cref="Defaults.MinibatchSize"/>.</summary>
+    public int MinibatchSize { get; set; } = Defaults.MinibatchSize;
 
-    /// <summary>Minibatch M-step: Adam learning rate. Default 1e-3.</summary>
-    public double MinibatchLearningRate { get; set; } = 1e-3;
+    /// <summary>Minibatch M-step: Adam learning rate. Default <see cref="Defaults.MinibatchLearningRate"/>.</summary>
+    public double MinibatchLearningRate { get; set; } = Defaults.MinibatchLearningRate;
 
     /// <summary>
     /// Covariance ridge λ, the documented variance floor: the top layer's input second moments get λ·var(column) added
     /// to each diagonal entry (scale-free per column, like standardising and adding λ·I), lower layers' get λ (they see
     /// whitened inputs). Like scikit-learn's <c>reg_covar</c>, it bounds every path covariance away from singular, so no
-    /// Q can blow up and no parameter becomes NaN. Default 1e-6.
+    /// Q can blow up and no parameter becomes NaN. Default <see cref="Defaults.CovarianceRidge"/>.
     /// </summary>
-    public double CovarianceRidge { get; set; } = 1e-6;
+    public double CovarianceRidge { get; set; } = Defaults.CovarianceRidge;
 
     /// <summary>
     /// Shrinkage κ of the lower layers (every layer but the one nearest the data) toward the identity: their M-step is
@@ -142,58 +204,58 @@ public sealed class DeepGmmOptions
     /// deep model is exactly the 1-layer GMM of its top layer, so κ interpolates between that GMM and the unregularised
     /// deep model. The prior's weight is fixed while the data's grows, so it matters on small training sets (where a
     /// lower node's D(D+1) free parameters would otherwise overfit) and fades on large ones. In units of rows. 0 = maximum
-    /// likelihood (the paper). Default 1000 (chosen on validation on both Fashion-MNIST 8×8 and the small digits set; see
+    /// likelihood (the paper). Default <see cref="Defaults.LowerLayerShrinkage"/> (chosen on validation on both Fashion-MNIST 8×8 and the small digits set; see
     /// the README's Deep GMM benchmark).
     /// </summary>
-    public double LowerLayerShrinkage { get; set; } = 1000;
+    public double LowerLayerShrinkage { get; set; } = Defaults.LowerLayerShrinkage;
 
     /// <summary>Pseudo-count added to every path (or per-layer component) count when π is re-estimated, so no path's
-    /// probability becomes exactly zero. Default 1.</summary>
-    public double PathPseudoCount { get; set; } = 1;
+    /// probability becomes exactly zero. Default <see cref="Defaults.PathPseudoCount"/>.</summary>
+    public double PathPseudoCount { get; set; } = Defaults.PathPseudoCount;
 
     /// <summary>
     /// A node whose rows weigh less than this (0 = D+1, the minimum for a full-rank covariance) is re-seeded as a
-    /// perturbed copy of its layer's busiest node (the "empty cluster" problem). Default 0 (auto).
+    /// perturbed copy of its layer's busiest node (the "empty cluster" problem). Default <see cref="Defaults.MinNodeWeight"/> (auto).
     /// </summary>
-    public double MinNodeWeight { get; set; }
+    public double MinNodeWeight { get; set; } = Defaults.MinNodeWeight;
 
     /// <summary>
     /// Standardise columns before training (stored with the model; densities stay in data units). Off by default: the
     /// k-means++ initialisation then works in the data's own metric, which matters for data such as image pixels whose
     /// near-constant columns would otherwise dominate the distances. Turn it on for columns in unrelated units. When off, the
-    /// data are still centred and divided by one pooled scale (same metric, numerically safe at any data scale). Default false.
+    /// data are still centred and divided by one pooled scale (same metric, numerically safe at any data scale). Default <see cref="Defaults.Standardize"/>.
     /// </summary>
-    public bool Standardize { get; set; }
+    public bool Standardize { get; set; } = Defaults.Standardize;
 
     /// <summary>Standard deviation of the random bias offset (in whitened units) that separates a re-seeded node from the
-    /// node it copies. Default 0.2.</summary>
-    public double ReseedPerturbation { get; set; } = 0.2;
+    /// node it copies. Default <see cref="Defaults.ReseedPerturbation"/>.</summary>
+    public double ReseedPerturbation { get; set; } = Defaults.ReseedPerturbation;
 
-    /// <summary>Initialisation scheme of networks with more than one layer. Default <see cref="DeepGmmInitialization.PretrainedTopLayer"/>.</summary>
-    public DeepGmmInitialization Initialization { get; set; } = DeepGmmInitialization.PretrainedTopLayer;
+    /// <summary>Initialisation scheme of networks with more than one layer. Default <see cref="Defaults.Initialization"/>.</summary>
+    public DeepGmmInitialization Initialization { get; set; } = Defaults.Initialization;
 
-    /// <summary>EM iterations of the 1-layer GMM that initialises the top layer (<see cref="DeepGmmInitialization.PretrainedTopLayer"/>). Default 20.</summary>
-    public int PretrainIterations { get; set; } = 20;
+    /// <summary>EM iterations of the 1-layer GMM that initialises the top layer (<see cref="DeepGmmInitialization.PretrainedTopLayer"/>). Default <see cref="Defaults.PretrainIterations"/>.</summary>
+    public int PretrainIterations { get; set; } = Defaults.PretrainIterations;
 
-    /// <summary>Scale of the random rotations and biases of the near-identity lower layers after pretraining. Default 0.05.</summary>
-    public double LowerLayerPerturbation { get; set; } = 0.05;
+    /// <summary>Scale of the random rotations and biases of the near-identity lower layers after pretraining. Default <see cref="Defaults.LowerLayerPerturbation"/>.</summary>
+    public double LowerLayerPerturbation { get; set; } = Defaults.LowerLayerPerturbation;
 
     /// <summary>
     /// Independent initialisations (different k-means++ seedings), each trained to convergence; the one with the best
     /// validation log-likelihood (training log-likelihood without validation data) is returned, like scikit-learn's
-    /// <c>n_init</c>. Deep GMM likelihoods have many local optima. Default 1.
+    /// <c>n_init</c>. Deep GMM likelihoods have many local optima. Default <see cref="Defaults.Initializations"/>.
     /// </summary>
-    public int Initializations { get; set; } = 1;
+    public int Initializations { get; set; } = Defaults.Initializations;
 
-    /// <summary>Seed of every random choice (split, initialisation, heuristic restarts). Default 1.</summary>
-    public ulong Seed { get; set; } = 1;
+    /// <summary>Seed of every random choice (split, initialisation, heuristic restarts). Default <see cref="Defaults.Seed"/>.</summary>
+    public ulong Seed { get; set; } = Defaults.Seed;
 
-    /// <summary>Fraction of the training rows held out for early stopping when no validation set is given (0 = none). Default 0.1.</summary>
-    public double ValidationFraction { get; set; } = 0.1;
+    /// <summary>Fraction of the training rows held out for early stopping when no validation set is given (0 = none). Default <see cref="Defaults.ValidationFraction"/>.</summary>
+    public double ValidationFraction { get; set; } = Defaults.ValidationFraction;
 
     /// <summary>Stop after this many EM iterations without a better validation log-likelihood (0 = never); the best
-    /// iteration's parameters are returned. Default 5.</summary>
-    public int EarlyStoppingPatience { get; set; } = 5;
+    /// iteration's parameters are returned. Default <see cref="Defaults.EarlyStoppingPatience"/>.</summary>
+    public int EarlyStoppingPatience { get; set; } = Defaults.EarlyStoppingPatience;
 
     /// <summary>
     /// Ends training early but keeps the result (unlike the cancellation token of <c>Fit</c>, which abandons it): when

@@ -14,75 +14,45 @@ namespace Microsoft.ML.DeepDensity.Models.Iwae;
 /// = 1 it is the variational auto-encoder (Kingma &amp; Welling 2014). A latent-variable model p(z) p(x | z) trained by
 /// maximising the k-sample bound log (1/k) Σ_i p(x, z_i)/q(z_i | x) with a Gaussian inference network q.
 /// </summary>
-/// <remarks>
-/// <para>The reported log-density is an importance-sampling <em>estimate</em> log (1/K) Σ p(x, z_i)/q(z_i | x) with
-/// K = <see cref="EvaluationSamples"/> (<see cref="DensityKind.Estimate"/>; a stochastic lower bound in expectation that
-/// tightens as K grows), with a delta-method standard error sd(w) / (√K · mean(w)).</para>
-/// <para>Determinism: the noise for a row is drawn from a stream forked from <see cref="EvaluationSeed"/> by a hash of the
-/// row's values (not its position), so a row gets the same noise, hence the same estimate, in any batch, order or
-/// thread count.</para>
-/// </remarks>
-public sealed class IwaeModel : DensityModel
+/// <remarks>The log-density is the importance-sampled estimate of <see cref="ImportanceSampledModel"/> with the
+/// Gaussian inference network as proposal, K = <see cref="ImportanceSampledModel.EvaluationSamples"/>.</remarks>
+public sealed class IwaeModel : ImportanceSampledModel
 {
     /// <summary>Model-kind name in saved files.</summary>
     public const string Kind = "Iwae";
     /// <summary>Registers this kind with the model file when the assembly loads (models register themselves; no central list).</summary>
     [ModuleInitializer]
     internal static void RegisterKind() => ModelRegistry.Register(Kind, ReadPayload);
-    /// <summary>Decoder rows per scoring pass (rows × samples per chunk).</summary>
-    private const int DecoderRowsPerPass = 512;
-    private const int RowsPerSamplingBlock = 256;
 
     internal readonly IwaeNetwork Network;
 
     internal IwaeModel(IwaeNetwork network, int samples, int evaluationSamples, int evaluationChunk, ulong evaluationSeed)
+        : base(evaluationSamples, evaluationChunk, evaluationSeed)
     {
-        Network = network; Samples = samples; EvaluationSamples = evaluationSamples;
-        EvaluationSamplesPerChunk = evaluationChunk; EvaluationSeed = evaluationSeed;
+        Network = network; Samples = samples;
     }
 
     public override string ModelKind => Kind;
     public override int Dimension => Network.D;
-    public override DensityKind DensityKind => DensityKind.Estimate;
     public override InputDomain InputDomain => Network.Likelihood == IwaeLikelihood.Bernoulli ? InputDomain.Binary : InputDomain.Real;
 
     /// <summary>Importance samples k the model was trained with.</summary>
     public int Samples { get; }
-    /// <summary>Importance samples K of the reported log-density estimate.</summary>
-    public int EvaluationSamples { get; }
-    /// <summary>Samples per row per scoring pass.</summary>
-    public int EvaluationSamplesPerChunk { get; }
-    /// <summary>Seed of the log-density estimate's noise.</summary>
-    public ulong EvaluationSeed { get; }
     /// <summary>Stochastic layer sizes, nearest the data first.</summary>
     public IReadOnlyList<int> LatentDimensions => Network.Latent;
     /// <summary>Observation model.</summary>
     public IwaeLikelihood Likelihood => Network.Likelihood;
     /// <summary>Hidden non-linearity.</summary>
     public Activation Activation => Network.Activation;
-    /// <summary>What training did (null for a loaded model).</summary>
-    public TrainingSummary? TrainingSummary { get; internal set; }
-
-    /// <summary>Why scoring <paramref name="network"/> with <paramref name="chunk"/> samples per pass would exceed
-    /// <see cref="Estimation.ImportanceSampledOptions.MaxEvaluationScratchFloats"/>, or null.</summary>
-    internal static string? ScratchProblem(IwaeNetwork network, int chunk)
-        => ImportanceSampler.ScratchProblem(chunk, network.EvaluationFloatsPerSample);
-
-    /// <summary>Decoder rows per scoring pass: <see cref="DecoderRowsPerPass"/>, fewer for a very wide network.</summary>
-    private int SampleRowsPerPass => ImportanceSampler.SampleRowsPerPass(Network.EvaluationFloatsPerSample, DecoderRowsPerPass);
 
     /// <summary>The same model with different log-density estimation settings (parameters shared, not copied).</summary>
     public IwaeModel WithEvaluation(int evaluationSamples, ulong? evaluationSeed = null, int? samplesPerChunk = null)
-    {
-        if (evaluationSamples is < 1 or > IwaeOptions.MaxEvaluationSamples)
-            throw new ArgumentOutOfRangeException(nameof(evaluationSamples), $"Evaluation samples must be in [1, {IwaeOptions.MaxEvaluationSamples}].");
-        if (samplesPerChunk is < 1 or > IwaeOptions.MaxEvaluationSamplesPerChunk)
-            throw new ArgumentOutOfRangeException(nameof(samplesPerChunk), $"Samples per chunk must be in [1, {IwaeOptions.MaxEvaluationSamplesPerChunk}].");
-        if (ScratchProblem(Network, samplesPerChunk ?? EvaluationSamplesPerChunk) is string problem)
-            throw new ArgumentOutOfRangeException(nameof(samplesPerChunk), problem + ".");
-        return new IwaeModel(Network, Samples, evaluationSamples, samplesPerChunk ?? EvaluationSamplesPerChunk, evaluationSeed ?? EvaluationSeed)
-        { TrainingSummary = TrainingSummary };
-    }
+        => (IwaeModel)WithEvaluationChecked(evaluationSamples, evaluationSeed, samplesPerChunk);
+
+    private protected override ImportanceSampledModel WithEvaluationCore(int evaluationSamples, int samplesPerChunk, ulong evaluationSeed)
+        => new IwaeModel(Network, Samples, evaluationSamples, samplesPerChunk, evaluationSeed);
+
+    private protected override long EvaluationFloatsPerSample => Network.EvaluationFloatsPerSample;
 
     /// <summary>Trains an IWAE (VAE when <see cref="IwaeOptions.Samples"/> = 1) on <paramref name="data"/> with the shared training loop.</summary>
     public static IwaeModel Fit(RowMatrix data, IwaeOptions? options = null, RowMatrix? validation = null,
@@ -98,7 +68,7 @@ public sealed class IwaeModel : DensityModel
         var network = new IwaeNetwork(data.Columns, options.LatentDimensions, options.HiddenUnits, options.DeepHiddenUnits,
             options.Activation, options.Likelihood);
         var (mean, std) = options.InitializeOutputBiasFromData ? ColumnMoments(train) : (Array.Empty<float>(), Array.Empty<float>());
-        if (ScratchProblem(network, options.EvaluationSamplesPerChunk) is string problem)
+        if (ImportanceSampler.ScratchProblem(options.EvaluationSamplesPerChunk, network.EvaluationFloatsPerSample) is string problem)
             throw new ArgumentOutOfRangeException(nameof(options), problem + $" (IwaeOptions.{nameof(IwaeOptions.EvaluationSamplesPerChunk)}).");
         network.Initialize(new RandomStream(options.Seed).Fork(0x1A17), mean, std);
         var objective = new IwaeObjective(network, options.Samples, options.RowsPerBlock, cancellationToken);
@@ -107,43 +77,9 @@ public sealed class IwaeModel : DensityModel
         { TrainingSummary = summary });
     }
 
-    /// <summary>
-    /// The k-sample bound log (1/k) Σ_i p(x, z_i)/q(z_i | x) of each row for one draw of k samples per row (k = 1: the
-    /// ELBO's single-sample estimate). Its expectation is a lower bound on log p(x) that increases with k. Noise is
-    /// derived from <paramref name="seed"/> and each row's values.
-    /// </summary>
-    public float[] Bound(RowMatrix rows, int k, ulong seed)
-    {
-        ArgumentNullException.ThrowIfNull(rows);
-        if (k < 1) throw new ArgumentOutOfRangeException(nameof(k), "k must be at least 1.");
-        var result = new float[rows.Rows];
-        Bound(rows.AsSpan(), k, seed, result);
-        return result;
-    }
-
-    /// <summary>Span form of <see cref="Bound(RowMatrix, int, ulong)"/>.</summary>
-    public void Bound(ReadOnlySpan<float> rows, int k, ulong seed, Span<float> bound)
-    {
-        if (k < 1) throw new ArgumentOutOfRangeException(nameof(k), "k must be at least 1.");
-        int count = DataValidation.CheckRows(rows, Dimension, InputDomain, "rows");
-        if (bound.Length < count) throw new ArgumentException($"Destination has {bound.Length} slots for {count} rows.", nameof(bound));
-        ImportanceSample(rows, count, k, Math.Min(k, EvaluationSamplesPerChunk), seed, bound, default);
-    }
-
-    /// <summary>Mean of the k-sample bound over the rows (float64 accumulation).</summary>
-    public double AverageBound(RowMatrix rows, int k, ulong seed)
-    {
-        double s = 0;
-        foreach (var v in Bound(rows, k, seed)) s += v;
-        return s / rows.Rows;
-    }
-
-    protected override void LogDensityCore(ReadOnlySpan<float> rows, int count, Span<float> logDensity, Span<float> standardError)
-        => ImportanceSample(rows, count, EvaluationSamples, EvaluationSamplesPerChunk, EvaluationSeed, logDensity, standardError);
-
-    /// <summary>log (1/K) Σ w_i per row and its standard error, by the shared <see cref="ImportanceSampler"/>.</summary>
-    private void ImportanceSample(ReadOnlySpan<float> rows, int count, int samples, int chunk, ulong seed, Span<float> logMean, Span<float> standardError)
-        => ImportanceSampler.Estimate(rows, count, Dimension, samples, chunk, seed, SampleRowsPerPass,
+    private protected override void ImportanceSample(ReadOnlySpan<float> rows, int count, int samples, int samplesPerChunk, ulong seed,
+        int sampleRowsPerPass, Span<float> logMean, Span<float> standardError)
+        => ImportanceSampler.Estimate(rows, count, Dimension, samples, samplesPerChunk, seed, sampleRowsPerPass,
             (n, k) => new IwaeNetwork.Workspace(Network, n, k, forTraining: false), LogWeights, logMean, standardError);
 
     /// <summary>Fills each row's noise for <paramref name="k"/> samples from its own stream, then one forward pass.</summary>
@@ -160,38 +96,8 @@ public sealed class IwaeModel : DensityModel
         for (int i = 0; i < n * k; i++) logW[i] = ws.LogW[i];
     }
 
-    protected override void SampleCore(int count, ulong seed, Span<float> destination) => Generate(count, seed, destination, mean: false);
-
-    /// <summary>
-    /// Decoder means E[x | z] for <paramref name="count"/> draws z ~ p(z) (Bernoulli: pixel probabilities σ(logits);
-    /// Gaussian: μ). Same seed → same rows, independent of thread count.
-    /// </summary>
-    public RowMatrix DecoderMean(int count, ulong seed)
-    {
-        if (count < 0) throw new ArgumentOutOfRangeException(nameof(count), "Count must be non-negative.");
-        var m = new RowMatrix(count, Dimension);
-        if (count > 0) Generate(count, seed, m.Values, mean: true);
-        return m;
-    }
-
-    private void Generate(int count, ulong seed, Span<float> destination, bool mean)
-    {
-        var root = new RandomStream(seed);
-        int d = Dimension;
-        // Fewer rows per block for a very wide network, so a block's decoder scratch stays under the scratch limit
-        // (row r draws from its own stream, so blocks do not change the result).
-        int blockRows = ImportanceSampler.SampleRowsPerPass(Network.EvaluationFloatsPerSample, RowsPerSamplingBlock);
-        int blocks = (count + blockRows - 1) / blockRows;
-        var output = new float[count * d];
-        DeepDensityEnvironment.For(0, blocks, b =>
-        {
-            int start = b * blockRows, n = Math.Min(blockRows, count - start);
-            var streams = new RandomStream[n];
-            for (int r = 0; r < n; r++) streams[r] = root.Fork((ulong)(start + r));
-            Network.Sample(n, streams, output.AsSpan(start * d, n * d), mean);
-        });
-        output.CopyTo(destination);
-    }
+    private protected override void SampleBlock(RandomStream[] streams, Span<float> output, bool mean)
+        => Network.Sample(streams.Length, streams, output, mean);
 
     private static (float[] Mean, float[] Std) ColumnMoments(RowMatrix data)
     {
@@ -243,7 +149,7 @@ public sealed class IwaeModel : DensityModel
         if (IwaeNetwork.ParameterCount(d, latent, hidden, deep, likelihood) * 4 > r.Remaining)
             throw r.Corrupt("declared sizes exceed the payload");
         var net = new IwaeNetwork(d, latent, hidden, deep, act, likelihood);
-        if (ScratchProblem(net, chunk) is string problem) throw r.Corrupt(problem);
+        if (ImportanceSampler.ScratchProblem(chunk, net.EvaluationFloatsPerSample) is string problem) throw r.Corrupt(problem);
         foreach (var p in net.Parameters.Items) r.ReadParameters(p.Name, p.Value.Length).CopyTo(p.Value, 0);
         return new IwaeModel(net, k, evalK, chunk, seed);
     }

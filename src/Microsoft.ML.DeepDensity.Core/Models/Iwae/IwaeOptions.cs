@@ -21,37 +21,61 @@ public enum IwaeLikelihood
 /// </remarks>
 public sealed class IwaeOptions : ImportanceSampledOptions
 {
+    /// <summary>The default of every setting IwaeOptions declares or changes (the one place they are written; the
+    /// catalog's parameters and the docs refer here). Settings not listed keep the base class's defaults.</summary>
+    public new static class Defaults
+    {
+        /// <summary>Default of <see cref="IwaeOptions.LatentDimensions"/>.</summary>
+        public static int[] LatentDimensions => new int[] { 50 };
+        /// <summary>Default of <see cref="IwaeOptions.HiddenUnits"/>.</summary>
+        public static int[] HiddenUnits => new int[] { 200, 200 };
+        /// <summary>Default of <see cref="IwaeOptions.DeepHiddenUnits"/>.</summary>
+        public static int[] DeepHiddenUnits => new int[] { 100, 100 };
+        /// <summary>Default of <see cref="IwaeOptions.Activation"/>.</summary>
+        public const Activation Activation = Activation.Tanh;
+        /// <summary>Default of <see cref="IwaeOptions.Likelihood"/>.</summary>
+        public const IwaeLikelihood Likelihood = IwaeLikelihood.Bernoulli;
+        /// <summary>Default of <see cref="IwaeOptions.Samples"/>.</summary>
+        public const int Samples = 5;
+        /// <summary>Default of <see cref="IwaeOptions.RowsPerBlock"/>.</summary>
+        public const int RowsPerBlock = 50;
+        /// <summary>Default of <see cref="IwaeOptions.InitializeOutputBiasFromData"/>.</summary>
+        public const bool InitializeOutputBiasFromData = true;
+        /// <summary>Default of <see cref="GradientTrainingOptions.GradientClipNorm"/>.</summary>
+        public const float GradientClipNorm = 0f;
+    }
+
     /// <summary>Creates the defaults. Gradient clipping is off by default (Adam normalises step sizes; the reference
     /// implementations do not clip).</summary>
-    public IwaeOptions() => GradientClipNorm = 0f;
+    public IwaeOptions() => GradientClipNorm = Defaults.GradientClipNorm;
 
-    /// <summary>Sizes of the stochastic (Gaussian) layers z₁, …, z_L, nearest the data first (one or more). Default {50}.</summary>
-    public int[] LatentDimensions { get; set; } = { 50 };
+    /// <summary>Sizes of the stochastic (Gaussian) layers z₁, …, z_L, nearest the data first (one or more). Default <see cref="Defaults.LatentDimensions"/>.</summary>
+    public int[] LatentDimensions { get; set; } = Defaults.LatentDimensions;
 
     /// <summary>Deterministic hidden layers of the networks between x and z₁ (encoder x→z₁ uses them in this order,
-    /// decoder z₁→x in reverse). Empty = affine heads. Default {200, 200}.</summary>
-    public int[] HiddenUnits { get; set; } = { 200, 200 };
+    /// decoder z₁→x in reverse). Empty = affine heads. Default <see cref="Defaults.HiddenUnits"/>.</summary>
+    public int[] HiddenUnits { get; set; } = Defaults.HiddenUnits;
 
     /// <summary>Deterministic hidden layers of the networks between z_l and z_{l+1} (only used with two or more stochastic
-    /// layers). Default {100, 100}.</summary>
-    public int[] DeepHiddenUnits { get; set; } = { 100, 100 };
+    /// layers). Default <see cref="Defaults.DeepHiddenUnits"/>.</summary>
+    public int[] DeepHiddenUnits { get; set; } = Defaults.DeepHiddenUnits;
 
-    /// <summary>Hidden non-linearity. Default <see cref="Activation.Tanh"/>.</summary>
-    public Activation Activation { get; set; } = Activation.Tanh;
+    /// <summary>Hidden non-linearity. Default <see cref="Defaults.Activation"/>.</summary>
+    public Activation Activation { get; set; } = Defaults.Activation;
 
-    /// <summary>Observation model. Default <see cref="IwaeLikelihood.Bernoulli"/> (binary data).</summary>
-    public IwaeLikelihood Likelihood { get; set; } = IwaeLikelihood.Bernoulli;
+    /// <summary>Observation model. Default <see cref="Defaults.Likelihood"/> (binary data).</summary>
+    public IwaeLikelihood Likelihood { get; set; } = Defaults.Likelihood;
 
-    /// <summary>Importance samples k of the training bound (k = 1 is the VAE's ELBO). Default 5.</summary>
-    public int Samples { get; set; } = 5;
+    /// <summary>Importance samples k of the training bound (k = 1 is the VAE's ELBO). Default <see cref="Defaults.Samples"/>.</summary>
+    public int Samples { get; set; } = Defaults.Samples;
 
     /// <summary>Data rows per block processed by one thread in training (fixed so that results do not depend on the
-    /// number of threads; each block holds RowsPerBlock × Samples decoder rows). In [1, <see cref="GradientTrainingOptions.MaxRowsPerBlock"/>]. Default 50.</summary>
-    public int RowsPerBlock { get; set; } = 50;
+    /// number of threads; each block holds RowsPerBlock × Samples decoder rows). In [1, <see cref="GradientTrainingOptions.MaxRowsPerBlock"/>]. Default <see cref="Defaults.RowsPerBlock"/>.</summary>
+    public int RowsPerBlock { get; set; } = Defaults.RowsPerBlock;
 
     /// <summary>Initialise the decoder's output biases from the training data (Bernoulli: logit of the pixel means;
-    /// Gaussian: column means and log standard deviations). Default true.</summary>
-    public bool InitializeOutputBiasFromData { get; set; } = true;
+    /// Gaussian: column means and log standard deviations). Default <see cref="Defaults.InitializeOutputBiasFromData"/>.</summary>
+    public bool InitializeOutputBiasFromData { get; set; } = Defaults.InitializeOutputBiasFromData;
 
     public override void Validate()
     {

@@ -13,59 +13,36 @@ namespace Microsoft.ML.DeepDensity.Models.Nvil;
 /// score-function (REINFORCE) gradient with the paper's variance reduction (input-dependent baseline, running centring
 /// and variance normalisation, optional per-layer local learning signals).
 /// </summary>
-/// <remarks>
-/// <para>The reported log-density is an importance-sampling <em>estimate</em> log (1/K) Σ p(x, h_i)/q(h_i | x), h_i ~ q,
-/// with K = <see cref="EvaluationSamples"/> (<see cref="DensityKind.Estimate"/>; a stochastic lower bound in expectation
-/// that tightens as K grows) and a delta-method standard error.</para>
-/// <para>Determinism: a row's noise is drawn from a stream forked from <see cref="EvaluationSeed"/> by a hash of the row's
-/// values, so a row gets the same estimate in any batch, order or thread count.</para>
-/// </remarks>
-public sealed class NvilModel : DensityModel
+/// <remarks>The log-density is the importance-sampled estimate of <see cref="ImportanceSampledModel"/> with the
+/// inference network as proposal, K = <see cref="ImportanceSampledModel.EvaluationSamples"/>.</remarks>
+public sealed class NvilModel : ImportanceSampledModel
 {
     /// <summary>Model-kind name in saved files.</summary>
     public const string Kind = "Nvil";
     /// <summary>Registers this kind with the model file when the assembly loads (models register themselves; no central list).</summary>
     [ModuleInitializer]
     internal static void RegisterKind() => ModelRegistry.Register(Kind, ReadPayload);
-    /// <summary>Sample rows per scoring pass (rows × samples per chunk).</summary>
-    private const int SampleRowsPerPass = 512;
-    private const int RowsPerSamplingBlock = 256;
 
     internal readonly NvilNetwork Network;
 
     internal NvilModel(NvilNetwork network, int evaluationSamples, int evaluationChunk, ulong evaluationSeed)
-    {
-        Network = network; EvaluationSamples = evaluationSamples; EvaluationSamplesPerChunk = evaluationChunk; EvaluationSeed = evaluationSeed;
-    }
+        : base(evaluationSamples, evaluationChunk, evaluationSeed) => Network = network;
 
     public override string ModelKind => Kind;
     public override int Dimension => Network.D;
-    public override DensityKind DensityKind => DensityKind.Estimate;
     public override InputDomain InputDomain => InputDomain.Binary;
 
-    /// <summary>Importance samples K of the reported log-density estimate.</summary>
-    public int EvaluationSamples { get; }
-    /// <summary>Samples per row per scoring pass.</summary>
-    public int EvaluationSamplesPerChunk { get; }
-    /// <summary>Seed of the log-density estimate's noise.</summary>
-    public ulong EvaluationSeed { get; }
     /// <summary>Latent layer sizes, nearest the data first.</summary>
     public IReadOnlyList<int> LatentDimensions => Network.Latent;
-    /// <summary>What training did (null for a loaded model).</summary>
-    public TrainingSummary? TrainingSummary { get; internal set; }
 
     /// <summary>The same model with different log-density estimation settings (parameters shared, not copied).</summary>
     public NvilModel WithEvaluation(int evaluationSamples, ulong? evaluationSeed = null, int? samplesPerChunk = null)
-    {
-        if (evaluationSamples is < 1 or > NvilOptions.MaxEvaluationSamples)
-            throw new ArgumentOutOfRangeException(nameof(evaluationSamples), $"Evaluation samples must be in [1, {NvilOptions.MaxEvaluationSamples}].");
-        if (samplesPerChunk is < 1 or > NvilOptions.MaxEvaluationSamplesPerChunk)
-            throw new ArgumentOutOfRangeException(nameof(samplesPerChunk), $"Samples per chunk must be in [1, {NvilOptions.MaxEvaluationSamplesPerChunk}].");
-        if (ImportanceSampler.ScratchProblem(samplesPerChunk ?? EvaluationSamplesPerChunk, Network.EvaluationFloatsPerSample) is string problem)
-            throw new ArgumentOutOfRangeException(nameof(samplesPerChunk), problem + ".");
-        return new NvilModel(Network, evaluationSamples, samplesPerChunk ?? EvaluationSamplesPerChunk, evaluationSeed ?? EvaluationSeed)
-        { TrainingSummary = TrainingSummary };
-    }
+        => (NvilModel)WithEvaluationChecked(evaluationSamples, evaluationSeed, samplesPerChunk);
+
+    private protected override ImportanceSampledModel WithEvaluationCore(int evaluationSamples, int samplesPerChunk, ulong evaluationSeed)
+        => new NvilModel(Network, evaluationSamples, samplesPerChunk, evaluationSeed);
+
+    private protected override long EvaluationFloatsPerSample => Network.EvaluationFloatsPerSample;
 
     /// <summary>Trains an SBN with NVIL on binary <paramref name="data"/> with the shared training loop.</summary>
     public static NvilModel Fit(RowMatrix data, NvilOptions? options = null, RowMatrix? validation = null,
@@ -88,26 +65,9 @@ public sealed class NvilModel : DensityModel
         { TrainingSummary = summary });
     }
 
-    /// <summary>
-    /// The k-sample importance-weighted bound log (1/k) Σ_i p(x, h_i)/q(h_i | x) of each row for one draw (k = 1: the
-    /// variational bound's single-sample estimate). Noise is derived from <paramref name="seed"/> and each row's values.
-    /// </summary>
-    public float[] Bound(RowMatrix rows, int k, ulong seed)
-    {
-        ArgumentNullException.ThrowIfNull(rows);
-        if (k < 1) throw new ArgumentOutOfRangeException(nameof(k), "k must be at least 1.");
-        int count = DataValidation.CheckRows(rows.AsSpan(), Dimension, InputDomain, "rows");
-        var result = new float[count];
-        ImportanceSample(rows.AsSpan(), count, k, Math.Min(k, EvaluationSamplesPerChunk), seed, result, default);
-        return result;
-    }
-
-    protected override void LogDensityCore(ReadOnlySpan<float> rows, int count, Span<float> logDensity, Span<float> standardError)
-        => ImportanceSample(rows, count, EvaluationSamples, EvaluationSamplesPerChunk, EvaluationSeed, logDensity, standardError);
-
-    /// <summary>log (1/K) Σ w_i per row and its standard error, by the shared <see cref="ImportanceSampler"/>.</summary>
-    private void ImportanceSample(ReadOnlySpan<float> rows, int count, int samples, int chunk, ulong seed, Span<float> logMean, Span<float> standardError)
-        => ImportanceSampler.Estimate(rows, count, Dimension, samples, chunk, seed, ImportanceSampler.SampleRowsPerPass(Network.EvaluationFloatsPerSample, SampleRowsPerPass),
+    private protected override void ImportanceSample(ReadOnlySpan<float> rows, int count, int samples, int samplesPerChunk, ulong seed,
+        int sampleRowsPerPass, Span<float> logMean, Span<float> standardError)
+        => ImportanceSampler.Estimate(rows, count, Dimension, samples, samplesPerChunk, seed, sampleRowsPerPass,
             (n, k) => new NvilNetwork.Workspace(Network, n, k, forTraining: false), LogWeights, logMean, standardError);
 
     /// <summary>Fills each row's uniforms for <paramref name="k"/> samples from its own stream, then one forward pass.</summary>
@@ -124,32 +84,8 @@ public sealed class NvilModel : DensityModel
         for (int j = 0; j < n * k; j++) logW[j] = ws.LogW[j];
     }
 
-    protected override void SampleCore(int count, ulong seed, Span<float> destination) => Generate(count, seed, destination, mean: false);
-
-    /// <summary>Pixel probabilities p(x_c = 1 | h_0) for <paramref name="count"/> draws h ~ p(h). Same seed → same rows.</summary>
-    public RowMatrix DecoderMean(int count, ulong seed)
-    {
-        if (count < 0) throw new ArgumentOutOfRangeException(nameof(count), "Count must be non-negative.");
-        var m = new RowMatrix(count, Dimension);
-        if (count > 0) Generate(count, seed, m.Values, mean: true);
-        return m;
-    }
-
-    private void Generate(int count, ulong seed, Span<float> destination, bool mean)
-    {
-        var root = new RandomStream(seed);
-        int d = Dimension;
-        int blocks = (count + RowsPerSamplingBlock - 1) / RowsPerSamplingBlock;
-        var output = new float[count * d];
-        DeepDensityEnvironment.For(0, blocks, b =>
-        {
-            int start = b * RowsPerSamplingBlock, n = Math.Min(RowsPerSamplingBlock, count - start);
-            var streams = new RandomStream[n];
-            for (int r = 0; r < n; r++) streams[r] = root.Fork((ulong)(start + r));
-            Network.Sample(n, streams, output.AsSpan(start * d, n * d), mean);
-        });
-        output.CopyTo(destination);
-    }
+    private protected override void SampleBlock(RandomStream[] streams, Span<float> output, bool mean)
+        => Network.Sample(streams.Length, streams, output, mean);
 
     private static float[] PixelMeans(RowMatrix data)
     {

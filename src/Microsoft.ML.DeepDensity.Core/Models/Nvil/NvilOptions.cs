@@ -13,47 +13,79 @@ namespace Microsoft.ML.DeepDensity.Models.Nvil;
 /// </remarks>
 public sealed class NvilOptions : ImportanceSampledOptions
 {
+    /// <summary>The default of every setting NvilOptions declares or changes (the one place they are written; the
+    /// catalog's parameters and the docs refer here). Settings not listed keep the base class's defaults.</summary>
+    public new static class Defaults
+    {
+        /// <summary>Default of <see cref="NvilOptions.LatentDimensions"/>.</summary>
+        public static int[] LatentDimensions => new int[] { 200 };
+        /// <summary>Default of <see cref="NvilOptions.SamplesPerExample"/>.</summary>
+        public const int SamplesPerExample = 1;
+        /// <summary>Default of <see cref="NvilOptions.InputDependentBaseline"/>.</summary>
+        public const bool InputDependentBaseline = true;
+        /// <summary>Default of <see cref="NvilOptions.BaselineHiddenUnits"/>.</summary>
+        public const int BaselineHiddenUnits = 100;
+        /// <summary>Default of <see cref="NvilOptions.CenterSignal"/>.</summary>
+        public const bool CenterSignal = true;
+        /// <summary>Default of <see cref="NvilOptions.NormalizeSignal"/>.</summary>
+        public const bool NormalizeSignal = true;
+        /// <summary>Default of <see cref="NvilOptions.SignalSmoothing"/>.</summary>
+        public const double SignalSmoothing = 0.8;
+        /// <summary>Default of <see cref="NvilOptions.LocalLearningSignals"/>.</summary>
+        public const bool LocalLearningSignals = true;
+        /// <summary>Default of <see cref="NvilOptions.RowsPerBlock"/>.</summary>
+        public const int RowsPerBlock = 50;
+        /// <summary>Default of <see cref="NvilOptions.InitializeOutputBiasFromData"/>.</summary>
+        public const bool InitializeOutputBiasFromData = true;
+        /// <summary>Default of <see cref="GradientTrainingOptions.LearningRate"/>.</summary>
+        public const float LearningRate = 3e-4f;
+        /// <summary>Default of <see cref="GradientTrainingOptions.GradientClipNorm"/>.</summary>
+        public const float GradientClipNorm = 0f;
+        /// <summary>Default of <see cref="GradientTrainingOptions.EarlyStoppingPatience"/>.</summary>
+        public const int EarlyStoppingPatience = 20;
+    }
+
     /// <summary>Creates the defaults: Adam at 3e-4 (the score-function gradients are noisy), no gradient clipping (the
     /// signal normalisation bounds the step), a larger patience because the validation bound is itself noisy.</summary>
     public NvilOptions()
     {
-        LearningRate = 3e-4f;
-        GradientClipNorm = 0f;
-        EarlyStoppingPatience = 20;
+        LearningRate = Defaults.LearningRate;
+        GradientClipNorm = Defaults.GradientClipNorm;
+        EarlyStoppingPatience = Defaults.EarlyStoppingPatience;
     }
 
-    /// <summary>Sizes of the binary latent layers h₁, …, h_L, nearest the data first (one or more). Default {200}.</summary>
-    public int[] LatentDimensions { get; set; } = { 200 };
+    /// <summary>Sizes of the binary latent layers h₁, …, h_L, nearest the data first (one or more). Default <see cref="Defaults.LatentDimensions"/>.</summary>
+    public int[] LatentDimensions { get; set; } = Defaults.LatentDimensions;
 
-    /// <summary>Samples h ~ q(h | x) per training row per step (their gradients are averaged). Default 1.</summary>
-    public int SamplesPerExample { get; set; } = 1;
+    /// <summary>Samples h ~ q(h | x) per training row per step (their gradients are averaged). Default <see cref="Defaults.SamplesPerExample"/>.</summary>
+    public int SamplesPerExample { get; set; } = Defaults.SamplesPerExample;
 
-    /// <summary>Subtract the input-dependent baseline C_ψ(x) (an MLP with one hidden layer) from the learning signal. Default true.</summary>
-    public bool InputDependentBaseline { get; set; } = true;
+    /// <summary>Subtract the input-dependent baseline C_ψ(x) (an MLP with one hidden layer) from the learning signal. Default <see cref="Defaults.InputDependentBaseline"/>.</summary>
+    public bool InputDependentBaseline { get; set; } = Defaults.InputDependentBaseline;
 
-    /// <summary>Hidden tanh units of the baseline MLP C_ψ(x). Default 100.</summary>
-    public int BaselineHiddenUnits { get; set; } = 100;
+    /// <summary>Hidden tanh units of the baseline MLP C_ψ(x). Default <see cref="Defaults.BaselineHiddenUnits"/>.</summary>
+    public int BaselineHiddenUnits { get; set; } = Defaults.BaselineHiddenUnits;
 
-    /// <summary>Subtract the running mean c of the signal (after the baseline). Default true.</summary>
-    public bool CenterSignal { get; set; } = true;
+    /// <summary>Subtract the running mean c of the signal (after the baseline). Default <see cref="Defaults.CenterSignal"/>.</summary>
+    public bool CenterSignal { get; set; } = Defaults.CenterSignal;
 
-    /// <summary>Divide the centred signal by max(1, √v), v its running variance. Default true.</summary>
-    public bool NormalizeSignal { get; set; } = true;
+    /// <summary>Divide the centred signal by max(1, √v), v its running variance. Default <see cref="Defaults.NormalizeSignal"/>.</summary>
+    public bool NormalizeSignal { get; set; } = Defaults.NormalizeSignal;
 
-    /// <summary>Exponential smoothing α of the running mean and variance: c ← α c + (1 − α) c_batch. Default 0.8.</summary>
-    public double SignalSmoothing { get; set; } = 0.8;
+    /// <summary>Exponential smoothing α of the running mean and variance: c ← α c + (1 − α) c_batch. Default <see cref="Defaults.SignalSmoothing"/>.</summary>
+    public double SignalSmoothing { get; set; } = Defaults.SignalSmoothing;
 
     /// <summary>Give each inference layer its own learning signal (only the terms of log p − log q that depend on that
     /// layer's sample), with its own baseline output and statistics (the paper's local learning signals). Only matters
-    /// with two or more latent layers. Default true.</summary>
-    public bool LocalLearningSignals { get; set; } = true;
+    /// with two or more latent layers. Default <see cref="Defaults.LocalLearningSignals"/>.</summary>
+    public bool LocalLearningSignals { get; set; } = Defaults.LocalLearningSignals;
 
     /// <summary>Data rows per block processed by one thread in training (fixed so that results do not depend on the
-    /// number of threads). In [1, <see cref="GradientTrainingOptions.MaxRowsPerBlock"/>]. Default 50.</summary>
-    public int RowsPerBlock { get; set; } = 50;
+    /// number of threads). In [1, <see cref="GradientTrainingOptions.MaxRowsPerBlock"/>]. Default <see cref="Defaults.RowsPerBlock"/>.</summary>
+    public int RowsPerBlock { get; set; } = Defaults.RowsPerBlock;
 
-    /// <summary>Initialise the data layer's biases to the logits of the training pixel means. Default true.</summary>
-    public bool InitializeOutputBiasFromData { get; set; } = true;
+    /// <summary>Initialise the data layer's biases to the logits of the training pixel means. Default <see cref="Defaults.InitializeOutputBiasFromData"/>.</summary>
+    public bool InitializeOutputBiasFromData { get; set; } = Defaults.InitializeOutputBiasFromData;
 
 
     public override void Validate()

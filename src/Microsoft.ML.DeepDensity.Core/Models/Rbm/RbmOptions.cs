@@ -39,60 +39,102 @@ public enum LogPartitionMethod
 /// </summary>
 public sealed class RbmOptions : GradientTrainingOptions
 {
+    /// <summary>The default of every setting RbmOptions declares or changes (the one place they are written; the
+    /// catalog's parameters and the docs refer here). Settings not listed keep the base class's defaults.</summary>
+    public new static class Defaults
+    {
+        /// <summary>Default of <see cref="RbmOptions.HiddenUnits"/>.</summary>
+        public const int HiddenUnits = 100;
+        /// <summary>Default of <see cref="RbmOptions.VisibleType"/>.</summary>
+        public const RbmVisibleType VisibleType = RbmVisibleType.Bernoulli;
+        /// <summary>Default of <see cref="RbmOptions.Algorithm"/>.</summary>
+        public const RbmTrainingAlgorithm Algorithm = RbmTrainingAlgorithm.PersistentContrastiveDivergence;
+        /// <summary>Default of <see cref="RbmOptions.GibbsSteps"/>.</summary>
+        public const int GibbsSteps = 1;
+        /// <summary>Default of <see cref="RbmOptions.PersistentChains"/>.</summary>
+        public const int PersistentChains = 0;
+        /// <summary>Default of <see cref="RbmOptions.Standardize"/>.</summary>
+        public const bool Standardize = true;
+        /// <summary>Default of <see cref="RbmOptions.ExactLogPartitionMaxUnits"/>.</summary>
+        public const int ExactLogPartitionMaxUnits = 20;
+        /// <summary>Default of <see cref="RbmOptions.AisRuns"/>.</summary>
+        public const int AisRuns = 100;
+        /// <summary>Default of <see cref="RbmOptions.AisTemperatures"/>.</summary>
+        public const int AisTemperatures = 10_000;
+        /// <summary>Default of <see cref="RbmOptions.SamplingBurnIn"/>.</summary>
+        public const int SamplingBurnIn = 1000;
+        /// <summary>Default of <see cref="RbmOptions.SamplingThinning"/>.</summary>
+        public const int SamplingThinning = 10;
+        /// <summary>Default of <see cref="RbmOptions.SamplingChains"/>.</summary>
+        public const int SamplingChains = 100;
+        /// <summary>Default of <see cref="GradientTrainingOptions.MaxEpochs"/>.</summary>
+        public const int MaxEpochs = 20;
+        /// <summary>Default of <see cref="GradientTrainingOptions.LearningRate"/>.</summary>
+        public const float LearningRate = 0.05f;
+        /// <summary>Default of <see cref="GradientTrainingOptions.Momentum"/>.</summary>
+        public const float Momentum = 0.5f;
+        /// <summary>Default of <see cref="GradientTrainingOptions.WeightDecay"/>.</summary>
+        public const float WeightDecay = 1e-4f;
+        /// <summary>Default of <see cref="GradientTrainingOptions.ValidationFraction"/>.</summary>
+        public const double ValidationFraction = 0;
+        /// <summary>Default of <see cref="GradientTrainingOptions.EarlyStoppingPatience"/>.</summary>
+        public const int EarlyStoppingPatience = 0;
+    }
+
     /// <summary>Sets the RBM defaults of the inherited settings.</summary>
     public RbmOptions()
     {
-        MaxEpochs = 20;
-        LearningRate = 0.05f;
-        Momentum = 0.5f;
-        WeightDecay = 1e-4f;
-        ValidationFraction = 0;
-        EarlyStoppingPatience = 0;
+        MaxEpochs = Defaults.MaxEpochs;
+        LearningRate = Defaults.LearningRate;
+        Momentum = Defaults.Momentum;
+        WeightDecay = Defaults.WeightDecay;
+        ValidationFraction = Defaults.ValidationFraction;
+        EarlyStoppingPatience = Defaults.EarlyStoppingPatience;
     }
 
-    /// <summary>Hidden (binary) units. Default 100.</summary>
-    public int HiddenUnits { get; set; } = 100;
+    /// <summary>Hidden (binary) units. Default <see cref="Defaults.HiddenUnits"/>.</summary>
+    public int HiddenUnits { get; set; } = Defaults.HiddenUnits;
 
-    /// <summary>Binary or real visible units. Default <see cref="RbmVisibleType.Bernoulli"/>.</summary>
-    public RbmVisibleType VisibleType { get; set; } = RbmVisibleType.Bernoulli;
+    /// <summary>Binary or real visible units. Default <see cref="Defaults.VisibleType"/>.</summary>
+    public RbmVisibleType VisibleType { get; set; } = Defaults.VisibleType;
 
-    /// <summary>CD-k or persistent CD-k. Default <see cref="RbmTrainingAlgorithm.PersistentContrastiveDivergence"/>.</summary>
-    public RbmTrainingAlgorithm Algorithm { get; set; } = RbmTrainingAlgorithm.PersistentContrastiveDivergence;
+    /// <summary>CD-k or persistent CD-k. Default <see cref="Defaults.Algorithm"/>.</summary>
+    public RbmTrainingAlgorithm Algorithm { get; set; } = Defaults.Algorithm;
 
-    /// <summary>Gibbs steps k per parameter update. Default 1.</summary>
-    public int GibbsSteps { get; set; } = 1;
+    /// <summary>Gibbs steps k per parameter update. Default <see cref="Defaults.GibbsSteps"/>.</summary>
+    public int GibbsSteps { get; set; } = Defaults.GibbsSteps;
 
-    /// <summary>Number of persistent fantasy chains for PCD (0 = the batch size). Default 0.</summary>
-    public int PersistentChains { get; set; }
+    /// <summary>Number of persistent fantasy chains for PCD (0 = the batch size). Default <see cref="Defaults.PersistentChains"/>.</summary>
+    public int PersistentChains { get; set; } = Defaults.PersistentChains;
 
     /// <summary>Gaussian visible units only: standardise each column to zero mean and unit variance (stored; the
     /// log-density is corrected by the Jacobian). The visible variance is fixed at 1 in standardised units, so turning
-    /// this off is only sensible for data that already has unit noise scale. Default true.</summary>
-    public bool Standardize { get; set; } = true;
+    /// this off is only sensible for data that already has unit noise scale. Default <see cref="Defaults.Standardize"/>.</summary>
+    public bool Standardize { get; set; } = Defaults.Standardize;
 
     /// <summary>Compute log Z exactly when the smaller layer (hidden, or visible for Bernoulli units) has at most this many
     /// units (2^units states are enumerated: 20 hidden units with 784 visible ones take a few seconds, 25 a few minutes).
-    /// Otherwise log Z is estimated by AIS. Default 20.</summary>
-    public int ExactLogPartitionMaxUnits { get; set; } = 20;
+    /// Otherwise log Z is estimated by AIS. Default <see cref="Defaults.ExactLogPartitionMaxUnits"/>.</summary>
+    public int ExactLogPartitionMaxUnits { get; set; } = Defaults.ExactLogPartitionMaxUnits;
 
-    /// <summary>AIS: number of independent annealing runs (importance weights). Default 100.</summary>
-    public int AisRuns { get; set; } = 100;
+    /// <summary>AIS: number of independent annealing runs (importance weights). Default <see cref="Defaults.AisRuns"/>.</summary>
+    public int AisRuns { get; set; } = Defaults.AisRuns;
 
     /// <summary>AIS: number of inverse temperatures β from 0 to 1 (spaced as in Salakhutdinov &amp; Murray: 0–0.5, 0.5–0.9,
-    /// 0.9–1 in proportions 500 : 4000 : 10000). Tests use ~1000; 10k–15k gives publication-grade estimates. Default 10000.</summary>
-    public int AisTemperatures { get; set; } = 10_000;
+    /// 0.9–1 in proportions 500 : 4000 : 10000). Tests use ~1000; 10k–15k gives publication-grade estimates. Default <see cref="Defaults.AisTemperatures"/>.</summary>
+    public int AisTemperatures { get; set; } = Defaults.AisTemperatures;
 
     /// <summary>Sampling: Gibbs sweeps discarded before the first sample of each chain. In [0,
-    /// <see cref="MaxSamplingBurnIn"/>]. Default 1000.</summary>
-    public int SamplingBurnIn { get; set; } = 1000;
+    /// <see cref="MaxSamplingBurnIn"/>]. Default <see cref="Defaults.SamplingBurnIn"/>.</summary>
+    public int SamplingBurnIn { get; set; } = Defaults.SamplingBurnIn;
 
     /// <summary>Sampling: Gibbs sweeps between consecutive samples of one chain. In [1, <see cref="MaxSamplingThinning"/>].
-    /// Default 10.</summary>
-    public int SamplingThinning { get; set; } = 10;
+    /// Default <see cref="Defaults.SamplingThinning"/>.</summary>
+    public int SamplingThinning { get; set; } = Defaults.SamplingThinning;
 
     /// <summary>Sampling: number of independent Gibbs chains (sample i comes from chain i mod chains). In [1,
-    /// <see cref="MaxSamplingChains"/>]. Default 100.</summary>
-    public int SamplingChains { get; set; } = 100;
+    /// <see cref="MaxSamplingChains"/>]. Default <see cref="Defaults.SamplingChains"/>.</summary>
+    public int SamplingChains { get; set; } = Defaults.SamplingChains;
 
     // Limits on the settings a model stores (checked here and when a file is loaded, so that a small forged file cannot
     // ask Sample for billions of sweeps). Sampling is also cancellable (DensityModel.Sample with a token).

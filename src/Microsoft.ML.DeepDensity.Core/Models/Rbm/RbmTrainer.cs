@@ -323,21 +323,13 @@ internal sealed class RbmTrainer
         IProgress<TrainingProgress>? progress, CancellationToken cancellationToken)
     {
         var trainable = new Trainable(machine, train, validation, o, cancellationToken);
-        return TrainingDriver.Run(trainable, TrainingData.From(train), new TrainingDriverOptions
+        return TrainingDriver.Run(trainable, TrainingData.From(train), TrainingDriverOptions.From(o, trainable.Root) with
         {
-            MaxEpochs = o.MaxEpochs,
-            BatchSize = o.BatchSize,
-            Root = trainable.Root,
-            LearningRate = o.LearningRate,
-            LearningRateDecay = o.LearningRateDecay,
-            EarlyStoppingPatience = o.EarlyStoppingPatience,
             // The monitor's score is a proxy (pseudo-likelihood or reconstruction error), so without early stopping the last epoch is kept.
             RestoreBestWithoutEarlyStopping = false,
-            MaxDivergenceRecoveries = o.MaxDivergenceRecoveries,
             Name = "RBM training",
             DivergenceDescription = "non-finite parameters",
             DivergenceAdvice = "lower LearningRate" + (machine.Gaussian ? " or standardise the inputs." : "."),
-            StopToken = o.StopToken,
         }, progress, cancellationToken);
     }
 

@@ -107,16 +107,10 @@ public sealed class DeepRnadeModel : DensityModel
 
     /// <summary>Draws an ordering of the ensemble per row, then samples along it (a draw from the ensemble's density).</summary>
     protected override void SampleCore(int count, ulong seed, Span<float> destination)
-    {
-        var root = new RandomStream(seed);
-        int d = Dimension;
-        int blocks = (count + RowsPerScoringBlock - 1) / RowsPerScoringBlock;
-        var output = new float[count * d];
-        DeepDensityEnvironment.For(0, blocks, b =>
+        => SampleInBlocks(count, seed, RowsPerScoringBlock, destination, (start, n, root, rows) =>
         {
-            int start = b * RowsPerScoringBlock, n = Math.Min(RowsPerScoringBlock, count - start);
+            int d = Dimension;
             var ws = new DeepRnadeNetwork.Workspace(Network, 1, forTraining: false);
-            var rows = output.AsSpan(start * d, n * d);
             for (int r = 0; r < n; r++)
             {
                 var random = root.Fork((ulong)(start + r));
@@ -124,8 +118,6 @@ public sealed class DeepRnadeModel : DensityModel
             }
             _standardizer.Inverse(rows, n);
         });
-        output.CopyTo(destination);
-    }
 
     private static RowMatrix ToModelSpace(RowMatrix raw, ColumnStandardizer s)
     {

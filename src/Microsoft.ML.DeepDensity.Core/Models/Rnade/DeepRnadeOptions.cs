@@ -17,27 +17,35 @@ namespace Microsoft.ML.DeepDensity.Models.Rnade;
 /// </remarks>
 public sealed class DeepRnadeOptions : RnadeOptions
 {
-    /// <summary>Default of <see cref="HiddenLayers"/>.</summary>
-    public const int DefaultHiddenLayers = 2;
-    /// <summary>Default of <see cref="Orderings"/>.</summary>
-    public const int DefaultOrderings = 8;
+    /// <summary>The default of every setting DeepRnadeOptions declares or changes (the one place they are written; the
+    /// catalog's parameters and the docs refer here). Settings not listed keep the base class's defaults.</summary>
+    public new static class Defaults
+    {
+        /// <summary>Default of <see cref="DeepRnadeOptions.HiddenLayers"/>.</summary>
+        public const int HiddenLayers = 2;
+        /// <summary>Default of <see cref="DeepRnadeOptions.OrderAgnostic"/>.</summary>
+        public const bool OrderAgnostic = true;
+        /// <summary>Default of <see cref="DeepRnadeOptions.Orderings"/>.</summary>
+        public const int Orderings = 8;
+        /// <summary>Default of <see cref="DeepRnadeOptions.ValidationOrderings"/>.</summary>
+        public const int ValidationOrderings = 1;
+    }
 
-    /// <summary>Number of hidden layers, each of <see cref="RnadeOptions.HiddenUnits"/> units. Default <see cref="DefaultHiddenLayers"/>.</summary>
-    public int HiddenLayers { get; set; } = DefaultHiddenLayers;
+    /// <summary>Number of hidden layers, each of <see cref="RnadeOptions.HiddenUnits"/> units. Default <see cref="Defaults.HiddenLayers"/>.</summary>
+    public int HiddenLayers { get; set; } = Defaults.HiddenLayers;
 
     /// <summary>Train over random orderings (the order-agnostic training of Uria et al. 2014), which allows the test-time
-    /// ensemble; false = one fixed order (<see cref="RnadeOptions.VariableOrder"/>). Default true.</summary>
-    public bool OrderAgnostic { get; set; } = true;
+    /// ensemble; false = one fixed order (<see cref="RnadeOptions.VariableOrder"/>). Default <see cref="Defaults.OrderAgnostic"/>.</summary>
+    public bool OrderAgnostic { get; set; } = Defaults.OrderAgnostic;
 
     /// <summary>Orderings averaged by the model's density (order-agnostic training only, else 1; the first is
     /// <see cref="RnadeOptions.VariableOrder"/>, the others are drawn from <see cref="Training.GradientTrainingOptions.Seed"/>).
-    /// Scoring costs D network passes per ordering. <see cref="DeepRnadeModel.WithOrderings"/> uses fewer. Default
-    /// <see cref="DefaultOrderings"/>.</summary>
-    public int Orderings { get; set; } = DefaultOrderings;
+    /// Scoring costs D network passes per ordering. <see cref="DeepRnadeModel.WithOrderings"/> uses fewer. Default <see cref="Defaults.Orderings"/>.</summary>
+    public int Orderings { get; set; } = Defaults.Orderings;
 
     /// <summary>Orderings averaged for the validation log-likelihood of early stopping (the first ones of the ensemble).
-    /// At most <see cref="Orderings"/>. Default 1.</summary>
-    public int ValidationOrderings { get; set; } = 1;
+    /// At most <see cref="Orderings"/>. Default <see cref="Defaults.ValidationOrderings"/>.</summary>
+    public int ValidationOrderings { get; set; } = Defaults.ValidationOrderings;
 
     /// <inheritdoc/>
     public override void Validate()

@@ -125,25 +125,15 @@ public sealed class RnadeModel : DensityModel
     }
 
     protected override void SampleCore(int count, ulong seed, Span<float> destination)
-    {
-        var root = new RandomStream(seed);
-        int d = Dimension;
-        int blocks = (count + RowsPerScoringBlock - 1) / RowsPerScoringBlock;
-        var output = new float[count * d];
-        DeepDensityEnvironment.For(0, blocks, b =>
+        => SampleInBlocks(count, seed, RowsPerScoringBlock, destination, (start, n, root, dst) =>
         {
-            int start = b * RowsPerScoringBlock, n = Math.Min(RowsPerScoringBlock, count - start);
+            int d = Dimension;
             var modelSpace = new float[n * d];
-            var streams = new RandomStream[n];
-            for (int r = 0; r < n; r++) streams[r] = root.Fork((ulong)(start + r));
-            Network.Sample(n, streams, modelSpace);
+            Network.Sample(n, RowStreams(root, start, n), modelSpace);
             _standardizer.Inverse(modelSpace, n);
-            var dst = output.AsSpan(start * d, n * d);
             for (int r = 0; r < n; r++)
                 for (int p = 0; p < d; p++) dst[r * d + _order[p]] = modelSpace[r * d + p];
         });
-        output.CopyTo(destination);
-    }
 
     private void ToModelSpace(ReadOnlySpan<float> raw, Span<float> x, int n)
     {

@@ -13,35 +13,50 @@ namespace Microsoft.ML.DeepDensity.Models.Rnade;
 /// </remarks>
 public class RnadeOptions : GradientTrainingOptions
 {
-    /// <summary>Default of <see cref="HiddenUnits"/> (a constant so that the ML.NET catalog's parameters can refer to it).</summary>
-    public const int DefaultHiddenUnits = 50;
-    /// <summary>Default of <see cref="Components"/>.</summary>
-    public const int DefaultComponents = 10;
-    /// <summary>Default of <see cref="GradientTrainingOptions.MaxEpochs"/> for RNADE: 200, not the loop's 100, because early
-    /// stopping (patience 10) ends training when it converges, and on 50k rows the validation log-likelihood was still
-    /// rising after 90 epochs (166.83).</summary>
-    public const int DefaultMaxEpochs = 200;
+    /// <summary>The default of every setting RnadeOptions declares or changes (the one place they are written; the
+    /// catalog's parameters and the docs refer here). Settings not listed keep the base class's defaults.</summary>
+    public new static class Defaults
+    {
+        /// <summary>Default of <see cref="RnadeOptions.HiddenUnits"/>.</summary>
+        public const int HiddenUnits = 50;
+        /// <summary>Default of <see cref="RnadeOptions.Components"/>.</summary>
+        public const int Components = 10;
+        /// <summary>Default of <see cref="RnadeOptions.Activation"/>.</summary>
+        public const Activation Activation = Activation.Relu;
+        /// <summary>Default of <see cref="RnadeOptions.Standardize"/>.</summary>
+        public const bool Standardize = true;
+        /// <summary>Default of <see cref="RnadeOptions.ScaleMeanGradientBySigma"/>.</summary>
+        public const bool ScaleMeanGradientBySigma = false;
+        /// <summary>Default of <see cref="RnadeOptions.RowsPerBlock"/>.</summary>
+        public const int RowsPerBlock = 50;
+        /// <summary>Default of <see cref="GradientTrainingOptions.GradientClipNorm"/>: no clipping (Adam already normalises step sizes;
+        /// clipping at 10 cost ≈ 1 nat of test log-likelihood at 25 epochs).</summary>
+        public const float GradientClipNorm = 0f;
+        /// <summary>Default of <see cref="GradientTrainingOptions.MaxEpochs"/>: 200, not the loop's 100, because early stopping (patience 10)
+        /// ends training when it converges, and on 50k rows the validation log-likelihood was still rising after 90 epochs.</summary>
+        public const int MaxEpochs = 200;
+    }
 
     /// <summary>Creates the defaults. Gradient-norm clipping is off (<see cref="GradientTrainingOptions.GradientClipNorm"/>
     /// = 0): Adam already normalises step sizes, and clipping at 10 cost ≈ 1 nat of test log-likelihood at 25 epochs.</summary>
     public RnadeOptions()
     {
-        GradientClipNorm = 0f;
-        MaxEpochs = DefaultMaxEpochs;
+        GradientClipNorm = Defaults.GradientClipNorm;
+        MaxEpochs = Defaults.MaxEpochs;
     }
 
-    /// <summary>Hidden units H of the shared autoregressive layer. Default <see cref="DefaultHiddenUnits"/>.</summary>
-    public int HiddenUnits { get; set; } = DefaultHiddenUnits;
+    /// <summary>Hidden units H of the shared autoregressive layer. Default <see cref="Defaults.HiddenUnits"/>.</summary>
+    public int HiddenUnits { get; set; } = Defaults.HiddenUnits;
 
-    /// <summary>Gaussian components K per conditional. Default <see cref="DefaultComponents"/>.</summary>
-    public int Components { get; set; } = DefaultComponents;
+    /// <summary>Gaussian components K per conditional. Default <see cref="Defaults.Components"/>.</summary>
+    public int Components { get; set; } = Defaults.Components;
 
-    /// <summary>Hidden non-linearity: <see cref="Numerics.Activation.Relu"/> (Uria et al. 2013, default) or <see cref="Numerics.Activation.Sigmoid"/> (RNN-RNADE paper).</summary>
-    public Activation Activation { get; set; } = Activation.Relu;
+    /// <summary>Hidden non-linearity: <see cref="Numerics.Activation.Relu"/> (Uria et al. 2013) or <see cref="Numerics.Activation.Sigmoid"/> (RNN-RNADE paper). Default <see cref="Defaults.Activation"/>.</summary>
+    public Activation Activation { get; set; } = Defaults.Activation;
 
     /// <summary>Standardise every input column to zero mean and unit variance before modelling (stored in the model; the
-    /// log-density is corrected by the Jacobian, so it is the density of the raw data). Default true.</summary>
-    public bool Standardize { get; set; } = true;
+    /// log-density is corrected by the Jacobian, so it is the density of the raw data). Default <see cref="Defaults.Standardize"/>.</summary>
+    public bool Standardize { get; set; } = Defaults.Standardize;
 
     /// <summary>Order in which the autoregressive model visits the input columns (a permutation of 0..D−1); null = natural order. Default null.</summary>
     public int[]? VariableOrder { get; set; }
@@ -49,12 +64,12 @@ public class RnadeOptions : GradientTrainingOptions
     /// <summary>Multiply the mean's gradient by σ (Algorithm 2 of Uria et al.: tighter components move slower, allowing higher
     /// learning rates with plain SGD). This is a preconditioning, not the gradient of the log-likelihood; with Adam it
     /// trains worse (test log-likelihood 155.44 against 161.61 for the exact gradient after 25 epochs on Fashion-MNIST
-    /// 8×8, H=100, K=10). Default false (the exact gradient).</summary>
-    public bool ScaleMeanGradientBySigma { get; set; }
+    /// 8×8, H=100, K=10). Default <see cref="Defaults.ScaleMeanGradientBySigma"/>.</summary>
+    public bool ScaleMeanGradientBySigma { get; set; } = Defaults.ScaleMeanGradientBySigma;
 
     /// <summary>Rows per block processed by one thread in training and scoring (fixed so that results do not depend on the
-    /// number of threads). In [1, <see cref="GradientTrainingOptions.MaxRowsPerBlock"/>]. Default 50.</summary>
-    public int RowsPerBlock { get; set; } = 50;
+    /// number of threads). In [1, <see cref="GradientTrainingOptions.MaxRowsPerBlock"/>]. Default <see cref="Defaults.RowsPerBlock"/>.</summary>
+    public int RowsPerBlock { get; set; } = Defaults.RowsPerBlock;
 
     /// <inheritdoc/>
     public override void Validate()

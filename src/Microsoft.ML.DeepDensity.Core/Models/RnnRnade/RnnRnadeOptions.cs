@@ -7,37 +7,63 @@ namespace Microsoft.ML.DeepDensity.Models.RnnRnade;
 /// example is one sequence, so <see cref="GradientTrainingOptions.BatchSize"/> counts sequences).</summary>
 public sealed class RnnRnadeOptions : GradientTrainingOptions
 {
-    public RnnRnadeOptions() => BatchSize = 32;
+    /// <summary>The default of every setting RnnRnadeOptions declares or changes (the one place they are written; the
+    /// catalog's parameters and the docs refer here). Settings not listed keep the base class's defaults.</summary>
+    public new static class Defaults
+    {
+        /// <summary>Default of <see cref="RnnRnadeOptions.HiddenUnits"/>.</summary>
+        public const int HiddenUnits = 50;
+        /// <summary>Default of <see cref="RnnRnadeOptions.Components"/>.</summary>
+        public const int Components = 5;
+        /// <summary>Default of <see cref="RnnRnadeOptions.RecurrentUnits"/>.</summary>
+        public const int RecurrentUnits = 50;
+        /// <summary>Default of <see cref="RnnRnadeOptions.Activation"/>.</summary>
+        public const Activation Activation = Activation.Sigmoid;
+        /// <summary>Default of <see cref="RnnRnadeOptions.ConditionHiddenBias"/>.</summary>
+        public const bool ConditionHiddenBias = false;
+        /// <summary>Default of <see cref="RnnRnadeOptions.Standardize"/>.</summary>
+        public const bool Standardize = true;
+        /// <summary>Default of <see cref="RnnRnadeOptions.ScaleMeanGradientBySigma"/>.</summary>
+        public const bool ScaleMeanGradientBySigma = false;
+        /// <summary>Default of <see cref="RnnRnadeOptions.SequencesPerBlock"/>.</summary>
+        public const int SequencesPerBlock = 16;
+        /// <summary>Default of <see cref="RnnRnadeOptions.FramesPerChunk"/>.</summary>
+        public const int FramesPerChunk = 64;
+        /// <summary>Default of <see cref="GradientTrainingOptions.BatchSize"/>.</summary>
+        public const int BatchSize = 32;
+    }
 
-    /// <summary>Hidden units H of the per-frame RNADE. Default 50.</summary>
-    public int HiddenUnits { get; set; } = 50;
+    public RnnRnadeOptions() => BatchSize = Defaults.BatchSize;
 
-    /// <summary>Gaussian components K per conditional of the per-frame RNADE. Default 5.</summary>
-    public int Components { get; set; } = 5;
+    /// <summary>Hidden units H of the per-frame RNADE. Default <see cref="Defaults.HiddenUnits"/>.</summary>
+    public int HiddenUnits { get; set; } = Defaults.HiddenUnits;
 
-    /// <summary>Units of the recurrent state ĥ (sigmoid, as in the paper). Default 50.</summary>
-    public int RecurrentUnits { get; set; } = 50;
+    /// <summary>Gaussian components K per conditional of the per-frame RNADE. Default <see cref="Defaults.Components"/>.</summary>
+    public int Components { get; set; } = Defaults.Components;
 
-    /// <summary>RNADE hidden non-linearity: <see cref="Numerics.Activation.Sigmoid"/> (the RNN-RNADE paper, default),
-    /// <see cref="Numerics.Activation.Relu"/> or <see cref="Numerics.Activation.Tanh"/>.</summary>
-    public Activation Activation { get; set; } = Activation.Sigmoid;
+    /// <summary>Units of the recurrent state ĥ (sigmoid, as in the paper). Default <see cref="Defaults.RecurrentUnits"/>.</summary>
+    public int RecurrentUnits { get; set; } = Defaults.RecurrentUnits;
+
+    /// <summary>RNADE hidden non-linearity: <see cref="Numerics.Activation.Sigmoid"/> (the RNN-RNADE paper),
+    /// <see cref="Numerics.Activation.Relu"/> or <see cref="Numerics.Activation.Tanh"/>. Default <see cref="Defaults.Activation"/>.</summary>
+    public Activation Activation { get; set; } = Defaults.Activation;
 
     /// <summary>Let the recurrent state also shift the RNADE's hidden bias c (the paper's option), besides the output
-    /// biases r^α, r^μ, r^σ. Default false.</summary>
-    public bool ConditionHiddenBias { get; set; }
+    /// biases r^α, r^μ, r^σ. Default <see cref="Defaults.ConditionHiddenBias"/>.</summary>
+    public bool ConditionHiddenBias { get; set; } = Defaults.ConditionHiddenBias;
 
     /// <summary>Standardise every frame component to zero mean and unit variance over the training frames (stored in
-    /// the model; log-densities are corrected by the Jacobian, so they are densities of the raw frames). Default true.</summary>
-    public bool Standardize { get; set; } = true;
+    /// the model; log-densities are corrected by the Jacobian, so they are densities of the raw frames). Default <see cref="Defaults.Standardize"/>.</summary>
+    public bool Standardize { get; set; } = Defaults.Standardize;
 
-    /// <summary>Multiply the mean heads' gradients by σ (RNADE's preconditioning; not the exact gradient). Default false.</summary>
-    public bool ScaleMeanGradientBySigma { get; set; }
+    /// <summary>Multiply the mean heads' gradients by σ (RNADE's preconditioning; not the exact gradient). Default <see cref="Defaults.ScaleMeanGradientBySigma"/>.</summary>
+    public bool ScaleMeanGradientBySigma { get; set; } = Defaults.ScaleMeanGradientBySigma;
 
-    /// <summary>Sequences per block processed by one thread (fixed so that results do not depend on the thread count). Default 16.</summary>
-    public int SequencesPerBlock { get; set; } = 16;
+    /// <summary>Sequences per block processed by one thread (fixed so that results do not depend on the thread count). Default <see cref="Defaults.SequencesPerBlock"/>.</summary>
+    public int SequencesPerBlock { get; set; } = Defaults.SequencesPerBlock;
 
-    /// <summary>Frames per RNADE pass inside a block (all time steps of the block's sequences are batched). Default 64.</summary>
-    public int FramesPerChunk { get; set; } = 64;
+    /// <summary>Frames per RNADE pass inside a block (all time steps of the block's sequences are batched). Default <see cref="Defaults.FramesPerChunk"/>.</summary>
+    public int FramesPerChunk { get; set; } = Defaults.FramesPerChunk;
 
     public override void Validate()
     {

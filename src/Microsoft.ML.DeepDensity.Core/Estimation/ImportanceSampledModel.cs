@@ -1,0 +1,135 @@
+using Microsoft.ML.DeepDensity.Data;
+using Microsoft.ML.DeepDensity.Randomness;
+using Microsoft.ML.DeepDensity.Training;
+
+namespace Microsoft.ML.DeepDensity.Estimation;
+
+/// <summary>
+/// A latent-variable row model p(h) p(x | h) with an inference network q(h | x) whose log-density is the
+/// importance-sampled estimate log (1/K) Σ_i p(x, h_i)/q(h_i | x), h_i ~ q (IWAE/VAE, NVIL). Written once here: the
+/// evaluation settings (K, samples per pass, seed) and their checks, the estimate with its standard error through the
+/// shared <see cref="ImportanceSampler"/>, the k-sample bound, and ancestral sampling in blocks. A model supplies its
+/// network's log-weights and its block sampler.
+/// </summary>
+/// <remarks>
+/// The reported log-density is labelled <see cref="DensityKind.Estimate"/>: a stochastic lower bound in expectation that
+/// tightens as K grows, with a delta-method standard error. A row's noise comes from a stream forked from
+/// <see cref="EvaluationSeed"/> by a hash of the row's values (not its position), so a row gets the same estimate in any
+/// batch, order or thread count.
+/// </remarks>
+public abstract class ImportanceSampledModel : DensityModel
+{
+    /// <summary>Data rows × samples per scoring pass, before the scratch limit lowers it for a very wide network.</summary>
+    private const int PreferredSampleRowsPerPass = 512;
+    /// <summary>Rows per block when sampling (row r draws from its own stream, so blocks do not change the result).</summary>
+    private const int PreferredRowsPerSamplingBlock = 256;
+
+    private protected ImportanceSampledModel(int evaluationSamples, int evaluationSamplesPerChunk, ulong evaluationSeed)
+    {
+        EvaluationSamples = evaluationSamples;
+        EvaluationSamplesPerChunk = evaluationSamplesPerChunk;
+        EvaluationSeed = evaluationSeed;
+    }
+
+    /// <inheritdoc/>
+    public sealed override DensityKind DensityKind => DensityKind.Estimate;
+
+    /// <summary>Importance samples K of the reported log-density estimate.</summary>
+    public int EvaluationSamples { get; }
+    /// <summary>Samples per row per scoring pass (memory only; does not change results).</summary>
+    public int EvaluationSamplesPerChunk { get; }
+    /// <summary>Seed of the log-density estimate's noise.</summary>
+    public ulong EvaluationSeed { get; }
+    /// <summary>What training did (null for a loaded model).</summary>
+    public TrainingSummary? TrainingSummary { get; internal set; }
+
+    /// <summary>Scratch floats one importance sample needs in a scoring pass (activations of both networks).</summary>
+    private protected abstract long EvaluationFloatsPerSample { get; }
+
+    /// <summary>log (1/K) Σ w_i per row and its standard error with the given settings (the model calls
+    /// <see cref="ImportanceSampler.Estimate{TWorkspace}"/> with its workspace and log-weights).</summary>
+    private protected abstract void ImportanceSample(ReadOnlySpan<float> rows, int count, int samples, int samplesPerChunk, ulong seed,
+        int sampleRowsPerPass, Span<float> logMean, Span<float> standardError);
+
+    /// <summary>Draws <paramref name="streams"/>.Length rows from the generative model into <paramref name="output"/>
+    /// (row r from streams[r] only); with <paramref name="mean"/>, the mean of p(x | h) instead of a draw of x.</summary>
+    private protected abstract void SampleBlock(RandomStream[] streams, Span<float> output, bool mean);
+
+    /// <summary>A copy sharing the parameters, with other evaluation settings (already checked).</summary>
+    private protected abstract ImportanceSampledModel WithEvaluationCore(int evaluationSamples, int samplesPerChunk, ulong evaluationSeed);
+
+    /// <summary>The same model with different log-density estimation settings (parameters shared, not copied); each
+    /// model's <c>WithEvaluation</c> returns its own type through this.</summary>
+    private protected ImportanceSampledModel WithEvaluationChecked(int evaluationSamples, ulong? evaluationSeed, int? samplesPerChunk)
+    {
+        if (evaluationSamples is < 1 or > ImportanceSampledOptions.MaxEvaluationSamples)
+            throw new ArgumentOutOfRangeException(nameof(evaluationSamples), $"Evaluation samples must be in [1, {ImportanceSampledOptions.MaxEvaluationSamples}].");
+        if (samplesPerChunk is < 1 or > ImportanceSampledOptions.MaxEvaluationSamplesPerChunk)
+            throw new ArgumentOutOfRangeException(nameof(samplesPerChunk), $"Samples per chunk must be in [1, {ImportanceSampledOptions.MaxEvaluationSamplesPerChunk}].");
+        int chunk = samplesPerChunk ?? EvaluationSamplesPerChunk;
+        if (ImportanceSampler.ScratchProblem(chunk, EvaluationFloatsPerSample) is string problem)
+            throw new ArgumentOutOfRangeException(nameof(samplesPerChunk), problem + ".");
+        var copy = WithEvaluationCore(evaluationSamples, chunk, evaluationSeed ?? EvaluationSeed);
+        copy.TrainingSummary = TrainingSummary;
+        return copy;
+    }
+
+    /// <summary>
+    /// The k-sample importance-weighted bound log (1/k) Σ_i p(x, h_i)/q(h_i | x) of each row for one draw of k samples
+    /// per row (k = 1: the single-sample estimate of the variational bound, the VAE's ELBO). Its expectation is a lower
+    /// bound on log p(x) that increases with k. Noise is derived from <paramref name="seed"/> and each row's values.
+    /// </summary>
+    public float[] Bound(RowMatrix rows, int k, ulong seed)
+    {
+        ArgumentNullException.ThrowIfNull(rows);
+        var result = new float[rows.Rows];
+        Bound(rows.AsSpan(), k, seed, result);
+        return result;
+    }
+
+    /// <summary>Span form of <see cref="Bound(RowMatrix, int, ulong)"/>.</summary>
+    public void Bound(ReadOnlySpan<float> rows, int k, ulong seed, Span<float> bound)
+    {
+        if (k < 1) throw new ArgumentOutOfRangeException(nameof(k), "k must be at least 1.");
+        int count = DataValidation.CheckRows(rows, Dimension, InputDomain, "rows");
+        if (bound.Length < count) throw new ArgumentException($"Destination has {bound.Length} slots for {count} rows.", nameof(bound));
+        ImportanceSample(rows, count, k, Math.Min(k, EvaluationSamplesPerChunk), seed, SampleRowsPerPass, bound, default);
+    }
+
+    /// <summary>Mean of the k-sample bound over the rows (float64 accumulation).</summary>
+    public double AverageBound(RowMatrix rows, int k, ulong seed)
+    {
+        double s = 0;
+        foreach (var v in Bound(rows, k, seed)) s += v;
+        return s / rows.Rows;
+    }
+
+    /// <summary>
+    /// Means of p(x | h) for <paramref name="count"/> draws h ~ p(h) (Bernoulli data: pixel probabilities; Gaussian:
+    /// μ). Same seed → same rows, independent of thread count.
+    /// </summary>
+    public RowMatrix DecoderMean(int count, ulong seed)
+    {
+        if (count < 0) throw new ArgumentOutOfRangeException(nameof(count), "Count must be non-negative.");
+        var m = new RowMatrix(count, Dimension);
+        if (count > 0) Generate(count, seed, m.Values, mean: true);
+        return m;
+    }
+
+    /// <inheritdoc/>
+    protected sealed override void LogDensityCore(ReadOnlySpan<float> rows, int count, Span<float> logDensity, Span<float> standardError)
+        => ImportanceSample(rows, count, EvaluationSamples, EvaluationSamplesPerChunk, EvaluationSeed, SampleRowsPerPass, logDensity, standardError);
+
+    /// <inheritdoc/>
+    protected sealed override void SampleCore(int count, ulong seed, Span<float> destination) => Generate(count, seed, destination, mean: false);
+
+    /// <summary>Rows × samples per scoring pass: the preferred 512, fewer for a very wide network.</summary>
+    private int SampleRowsPerPass => ImportanceSampler.SampleRowsPerPass(EvaluationFloatsPerSample, PreferredSampleRowsPerPass);
+
+    private void Generate(int count, ulong seed, Span<float> destination, bool mean)
+    {
+        // Fewer rows per block for a very wide network, so a block's scratch stays under the scratch limit.
+        int blockRows = ImportanceSampler.SampleRowsPerPass(EvaluationFloatsPerSample, PreferredRowsPerSamplingBlock);
+        SampleInBlocks(count, seed, blockRows, destination, (start, n, root, block) => SampleBlock(RowStreams(root, start, n), block, mean));
+    }
+}

@@ -1,0 +1,82 @@
+using System.Globalization;
+using System.Text.RegularExpressions;
+using Microsoft.ML.DeepDensity.Models.DeepGmm;
+using Microsoft.ML.DeepDensity.Models.Iwae;
+using Microsoft.ML.DeepDensity.Models.Nvil;
+using Microsoft.ML.DeepDensity.Models.Rbm;
+using Microsoft.ML.DeepDensity.Models.Rnade;
+using Microsoft.ML.DeepDensity.Models.RnnRnade;
+using Xunit;
+
+namespace Microsoft.ML.DeepDensity.Tests;
+
+/// <summary>
+/// The option tables of docs/models/*.md (rows <c>| `Name` | default | meaning |</c>) must agree with the options
+/// classes' defaults, so that the chapters cannot drift from the one place defaults are written.
+/// </summary>
+public class DocsDefaultsTests
+{
+    public static TheoryData<string, Type[]> Chapters() => new()
+    {
+        { "rnade.md", new[] { typeof(RnadeOptions), typeof(DeepRnadeOptions) } },
+        { "deep-gmm.md", new[] { typeof(DeepGmmOptions) } },
+        { "rbm.md", new[] { typeof(RbmOptions) } },
+        { "iwae.md", new[] { typeof(IwaeOptions) } },
+        { "nvil.md", new[] { typeof(NvilOptions) } },
+        { "rnn-rnade.md", new[] { typeof(RnnRnadeOptions) } },
+    };
+
+    private static readonly Regex Row = new(@"^\|\s*`(?<name>\w+)`\s*\|\s*(?<value>[^|]+?)\s*\|", RegexOptions.Multiline);
+
+    [Theory]
+    [MemberData(nameof(Chapters))]
+    public void Option_tables_match_the_defaults(string chapter, Type[] optionsTypes)
+    {
+        string text = File.ReadAllText(Path.Combine(RepositoryRoot(), "docs", "models", chapter));
+        int compared = 0;
+        foreach (Match m in Row.Matches(text))
+        {
+            string name = m.Groups["name"].Value, documented = m.Groups["value"].Value;
+            var owners = optionsTypes.Where(t => t.GetProperty(name) is { CanWrite: true }).ToList();
+            if (owners.Count == 0) continue; // a table of something else (metrics, figures)
+            foreach (var t in owners)
+            {
+                object? actual = t.GetProperty(name)!.GetValue(Activator.CreateInstance(t));
+                if (actual is null) continue; // "null (natural order)" and the like
+                Assert.True(Matches(documented, actual), $"docs/models/{chapter}: `{name}` is documented as '{documented}' but {t.Name}'s default is {Format(actual)}.");
+            }
+            compared++;
+        }
+        Assert.True(compared >= 5, $"docs/models/{chapter}: only {compared} option rows found; is the table still there?");
+    }
+
+    private static bool Matches(string documented, object actual)
+    {
+        string first = documented.Split(' ', 2)[0].Trim('(', ')', ',', ';');
+        switch (actual)
+        {
+            case int[] list:
+                var inner = Regex.Match(documented, @"\{([^}]*)\}");
+                return inner.Success && inner.Groups[1].Value.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)
+                    .Select(int.Parse).SequenceEqual(list);
+            case bool b: return first.Equals(b ? "true" : "false", StringComparison.Ordinal);
+            case Enum e: return first.Equals(e.ToString(), StringComparison.Ordinal);
+        }
+        double expected = Convert.ToDouble(actual, CultureInfo.InvariantCulture);
+        double value;
+        if (first.StartsWith("0x", StringComparison.OrdinalIgnoreCase))
+            value = ulong.Parse(first[2..], NumberStyles.HexNumber, CultureInfo.InvariantCulture);
+        else if (!double.TryParse(first.Replace(",", "", StringComparison.Ordinal), NumberStyles.Float, CultureInfo.InvariantCulture, out value))
+            return false;
+        return Math.Abs(value - expected) <= 1e-6 * Math.Max(1, Math.Abs(expected));
+    }
+
+    private static string Format(object v) => v is int[] a ? "{" + string.Join(", ", a) + "}" : Convert.ToString(v, CultureInfo.InvariantCulture)!;
+
+    private static string RepositoryRoot()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+            if (File.Exists(Path.Combine(dir.FullName, "DeepDensity.ML.sln"))) return dir.FullName;
+        throw new InvalidOperationException("DeepDensity.ML.sln not found above " + AppContext.BaseDirectory);
+    }
+}
