@@ -15,7 +15,7 @@ public static class ImportanceSampler
     /// <summary>Computes the log-weights of <paramref name="rows"/> (rows × dimension) for <paramref name="samples"/>
     /// samples each into <paramref name="logWeights"/> (rows × samples, row-major), drawing row r's noise from
     /// <paramref name="rowStreams"/>[r] only. <paramref name="allowParallel"/> is true when the call is the only block
-    /// (it may then parallelise inside).</summary>
+    /// and has more than one row (it may then parallelise inside).</summary>
     public delegate void LogWeights<TWorkspace>(TWorkspace workspace, ReadOnlySpan<float> rows, int count, int samples,
         ReadOnlySpan<RandomStream> rowStreams, Span<double> logWeights, bool allowParallel);
 
@@ -49,7 +49,10 @@ public static class ImportanceSampler
         {
             var pool = count == 1 ? oneRowScratch : null;
             var scratch = pool?.Take(chunk, samples, seed) ?? new Scratch<TWorkspace>(newWorkspace(count, chunk), count, chunk, samples, seed);
-            try { Block(scratch, rows[..(count * d)], count, d, samples, chunk, logWeights, allowParallel: true, logMean, standardError); }
+            // One row is not split across threads: its callers (ML.NET's worker cursors over a loaded model, request
+            // threads with a PredictionEngine each) already score rows in parallel, and a region per row costs more than
+            // it saves. Results do not depend on it.
+            try { Block(scratch, rows[..(count * d)], count, d, samples, chunk, logWeights, allowParallel: count > 1, logMean, standardError); }
             finally { pool?.Return(scratch); }
             return;
         }
@@ -137,12 +140,13 @@ public static class ImportanceSampler
     }
 
     /// <summary>
-    /// Upper bound on the scratch of one scoring pass, in floats (2^26 = 256 MiB): a model's samples per chunk × its
-    /// activations per sample must not exceed it (checked when fitting, loading and changing the evaluation settings, so
-    /// that a small file with wide layers and a large chunk cannot ask for gigabytes per row), and passes over several
+    /// Upper bound on the scratch of one scoring pass, in floats: the setting
+    /// <see cref="DeepDensityEnvironment.MaxScoringScratchFloats"/> (default 2^26 = 256 MiB). A model's samples per chunk ×
+    /// its activations per sample must not exceed it (checked when fitting, loading and changing the evaluation settings,
+    /// so that a small file with wide layers and a large chunk cannot ask for gigabytes per row), and passes over several
     /// rows are sized under it (<see cref="SampleRowsPerPass"/>).
     /// </summary>
-    public const long MaxScratchFloats = 1L << 26;
+    public static long MaxScratchFloats => DeepDensityEnvironment.MaxScoringScratchFloats;
 
     /// <summary>Why <paramref name="samplesPerChunk"/> × <paramref name="floatsPerSample"/> exceeds
     /// <see cref="MaxScratchFloats"/>, or null.</summary>
@@ -150,7 +154,7 @@ public static class ImportanceSampler
     {
         long floats = samplesPerChunk * floatsPerSample;
         return floats <= MaxScratchFloats ? null
-            : $"{samplesPerChunk} evaluation samples per chunk × {floatsPerSample} activations per sample = {floats} floats of scoring scratch, above the limit of {MaxScratchFloats} (ImportanceSampler.MaxScratchFloats); use fewer samples per chunk";
+            : $"{samplesPerChunk} evaluation samples per chunk × {floatsPerSample} activations per sample = {floats} floats of scoring scratch, above the limit of {MaxScratchFloats} (the setting DeepDensityEnvironment.MaxScoringScratchFloats); use fewer samples per chunk, or raise the setting for a legitimately wide model";
     }
 
     /// <summary>Sample rows (data rows × samples) per pass: <paramref name="preferred"/>, or fewer when a sample's
