@@ -172,6 +172,32 @@ public class SequenceTests : IDisposable
         _h.AssertNoPartialFiles(_h.PathOf("x.zip"));
     }
 
+    /// <summary>Ctrl+C: the first stops training and saves the model so far (exit 130), the second writes nothing.</summary>
+    [Fact]
+    public void InterruptedFitSavesTheModelSoFarOrNothing()
+    {
+        var train = Frames("train.csv", 20, 1);
+        var zip = _h.PathOf("seq.zip");
+        string[] Args() => new[] { "fit", train, "-m", "rnnrnade", "--sequence-id", "seq", "--order", "t", "--exclude", "spike,anom", "--epochs", "50", "-o", zip };
+        var twice = new Interrupts();
+        twice.Signal();
+        twice.Signal();
+        var r = _h.Run(twice, Args());
+        Assert.Equal(ExitCodes.Interrupted, r.Exit);
+        Assert.Contains("nothing was written", r.Err);
+        _h.AssertNoPartialFiles(zip);
+
+        var once = new Interrupts();
+        once.Signal(); // before the first minibatch: the initial model, complete and loadable
+        r = _h.Run(once, Args());
+        Assert.Equal(ExitCodes.Interrupted, r.Exit);
+        Assert.Contains("the best model so far was saved", r.Err);
+        var info = _h.Run("info", zip);
+        Assert.Equal(0, info.Exit);
+        Assert.Contains("stopped by the user", info.Out);
+        Assert.Equal(0, _h.Run("sample", zip, "-n", "2").Exit);
+    }
+
     /// <summary>Bad frame files at fit and at scoring time: one line naming file, line and column; exit 3; nothing written.</summary>
     [Fact]
     public void BadFrameFilesNameTheLineAndColumn()
