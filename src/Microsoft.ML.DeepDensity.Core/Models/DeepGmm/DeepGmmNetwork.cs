@@ -175,8 +175,11 @@ internal sealed class DeepGmmNetwork
     {
         public readonly float[][] Levels;
         public readonly float[] Scores;
+        /// <summary>The block's rows in standardised space (rows × D).</summary>
+        public readonly float[] X;
         public ScoringWorkspace(DeepGmmNetwork net, int rows)
         {
+            X = new float[rows * net.D];
             Levels = new float[net.LayerCount][];
             for (int j = 0; j < net.LayerCount; j++) Levels[j] = new float[rows * net.D * net.Components[j]];
             Scores = new float[rows * net.PathCount];
