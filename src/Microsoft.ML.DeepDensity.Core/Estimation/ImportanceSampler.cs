@@ -15,7 +15,7 @@ public static class ImportanceSampler
     /// <summary>Computes the log-weights of <paramref name="rows"/> (rows × dimension) for <paramref name="samples"/>
     /// samples each into <paramref name="logWeights"/> (rows × samples, row-major), drawing row r's noise from
     /// <paramref name="rowStreams"/>[r] only. <paramref name="allowParallel"/> is true when the call is the only block
-    /// (it may then parallelise inside).</summary>
+    /// and has more than one row (it may then parallelise inside).</summary>
     public delegate void LogWeights<TWorkspace>(TWorkspace workspace, ReadOnlySpan<float> rows, int count, int samples,
         ReadOnlySpan<RandomStream> rowStreams, Span<double> logWeights, bool allowParallel);
 
@@ -49,7 +49,10 @@ public static class ImportanceSampler
         {
             var pool = count == 1 ? oneRowScratch : null;
             var scratch = pool?.Take(chunk, samples, seed) ?? new Scratch<TWorkspace>(newWorkspace(count, chunk), count, chunk, samples, seed);
-            try { Block(scratch, rows[..(count * d)], count, d, samples, chunk, logWeights, allowParallel: true, logMean, standardError); }
+            // One row is not split across threads: its callers (ML.NET's worker cursors over a loaded model, request
+            // threads with a PredictionEngine each) already score rows in parallel, and a region per row costs more than
+            // it saves. Results do not depend on it.
+            try { Block(scratch, rows[..(count * d)], count, d, samples, chunk, logWeights, allowParallel: count > 1, logMean, standardError); }
             finally { pool?.Return(scratch); }
             return;
         }

@@ -204,8 +204,7 @@ internal sealed class DeepGmmNetwork
         {
             // The GEMM kernel's arithmetic for one row: a fused multiply-add chain over r from zero, then + e.
             output.Clear();
-            var qt = WideQt[layer].AsSpan();
-            for (int r = 0; r < D; r++) System.Numerics.Tensors.TensorPrimitives.FusedMultiplyAdd(qt.Slice(r * width, width), input[r], output, output);
+            VectorMath.AddRowTimesMatrix(input[..D], WideQt[layer], width, output);
             RowOps.AddRowVector(output, 1, width, WideE[layer]);
         }
         else

@@ -33,6 +33,10 @@ internal sealed class NvilObjective : IGradientObjective, ITrainingStateOwner
     private readonly List<float[][]> _inferenceScale = new();
     private readonly List<float[]> _modelScale = new(), _baselineGradient = new();
     private readonly CancellationToken _cancellationToken;
+    private float[] _input = Array.Empty<float>();
+    /// <summary>Per-step scratch kept between steps: each block's bound sum, and each signal's centre and scale.</summary>
+    private double[] _blockSums = Array.Empty<double>();
+    private readonly float[] _signalCenter, _signalScale;
     /// <summary>Blocks run at once: memory is bounded by the wave, not the batch size, and cancellation is checked
     /// between waves (as <c>IwaeObjective.BlocksPerWave</c>).</summary>
     internal const int BlocksPerWave = 16;
@@ -64,6 +68,7 @@ internal sealed class NvilObjective : IGradientObjective, ITrainingStateOwner
             Baseline.Register(Parameters);
         }
         Mean = new double[_signals]; Variance = new double[_signals];
+        _signalCenter = new float[_signals]; _signalScale = new float[_signals];
         _a = new float[_signals][];
         for (int l = 0; l < _signals; l++) _a[l] = Array.Empty<float>();
     }
@@ -95,128 +100,127 @@ internal sealed class NvilObjective : IGradientObjective, ITrainingStateOwner
     /// <summary>Sum over rows of the mean over the row's samples of log p(x, h) − log q(h | x) (the variational bound).</summary>
     public double Evaluate(ReadOnlySpan<float> rows, int count, RandomStream random) => Run(rows, count, random, withGradient: false);
 
-    private unsafe double Run(ReadOnlySpan<float> rows, int count, RandomStream random, bool withGradient)
+    private double Run(ReadOnlySpan<float> rows, int count, RandomStream random, bool withGradient)
     {
         int d = _net.D, k = _k, m = count * k;
         int blocks = (count + _rowsPerBlock - 1) / _rowsPerBlock;
         int wave = Math.Min(blocks, WaveBlocks);
         EnsureScratch(wave, blocks, m, withGradient);
-        // The rows are read in place (pinned for the parallel blocks), not copied: a huge minibatch holds no second copy.
-        fixed (float* pinned = rows)
+        if (_input.Length < count * d) _input = new float[count * d];
+        rows[..(count * d)].CopyTo(_input);
+        var input = _input;
+        if (_blockSums.Length < blocks) _blockSums = new double[blocks];
+        var sums = _blockSums;
+        bool parallelInside = blocks == 1;
+        var center = _signalCenter;
+        var scale = _signalScale;
+
+        // Pass 1: samples, signals, baseline.
+        void Score(int b, int slot)
         {
-            nint address = (nint)pinned;
-            var sums = new double[blocks];
-            bool parallelInside = blocks == 1;
-            var center = new float[_signals];
-            var scale = new float[_signals];
-
-            // Pass 1: samples, signals, baseline.
-            void Score(int b, int slot)
-            {
-                int start = b * _rowsPerBlock, n = Math.Min(_rowsPerBlock, count - start), mb = n * k;
-                var ws = _workspaces[slot];
-                var x = new ReadOnlySpan<float>((float*)address + (long)start * d, n * d);
-                _net.FillUniforms(ws, n, k, random.Fork((ulong)b));
-                _net.Forward(x, n, k, ws, parallelInside);
-                double s = 0;
-                for (int j = 0; j < mb; j++) s += ws.LogW[j];
-                sums[b] = s / k;
-                if (!withGradient) return;
-                var baseline = _useBaseline ? Baseline!.Forward(x, n, _baselineWorkspaces[slot], parallelInside) : default;
-                for (int l = 0; l < _signals; l++)
-                {
-                    var a = _a[l].AsSpan(start * k, mb);
-                    if (l == 0) ws.LogW.AsSpan(0, mb).CopyTo(a);
-                    else
-                    {
-                        // Local signal of layer l: drop the terms that do not depend on h_l (those of the layer below).
-                        var below = _a[l - 1].AsSpan(start * k, mb);
-                        for (int j = 0; j < mb; j++) a[j] = below[j] - ws.LogP[l - 1][j] + ws.LogQ[l - 1][j];
-                    }
-                }
-                if (_useBaseline)
-                    for (int l = 0; l < _signals; l++)
-                    {
-                        var a = _a[l].AsSpan(start * k, mb);
-                        for (int j = 0; j < mb; j++) a[j] -= baseline[j / k * _signals + l];
-                    }
-            }
-            for (int first = 0; first < blocks; first += WaveBlocks)
-            {
-                _cancellationToken.ThrowIfCancellationRequested();
-                int waveBlocks = Math.Min(WaveBlocks, blocks - first);
-                if (blocks == 1) Score(0, 0); else DeepDensityEnvironment.For(0, waveBlocks, i => Score(first + i, i));
-            }
-            double total = 0;
-            foreach (var s in sums) total += s;
-            if (!withGradient) return total;
-
-            // Minibatch statistics → running c, v → centring and scale of the signal, in a fixed order.
-            bool finite = true;
+            int start = b * _rowsPerBlock, n = Math.Min(_rowsPerBlock, count - start), mb = n * k;
+            var ws = _workspaces[slot];
+            var x = input.AsSpan(start * d, n * d);
+            _net.FillUniforms(ws, n, k, random.Fork((ulong)b));
+            _net.Forward(x, n, k, ws, parallelInside);
+            double s = 0;
+            for (int j = 0; j < mb; j++) s += ws.LogW[j];
+            sums[b] = s / k;
+            if (!withGradient) return;
+            var baseline = _useBaseline ? Baseline!.Forward(x, n, _baselineWorkspaces[slot], parallelInside) : default;
             for (int l = 0; l < _signals; l++)
             {
-                var a = _a[l].AsSpan(0, m);
-                double mean = 0;
-                foreach (var v in a) mean += v;
-                mean /= m;
-                double variance = 0;
-                foreach (var v in a) variance += (v - mean) * (v - mean);
-                variance /= m;
-                // A non-finite batch (a diverging step, which the training loop rolls back) must not poison the statistics.
-                if (!double.IsFinite(variance)) finite = false;
-                else if (!StatisticsInitialized) { Mean[l] = mean; Variance[l] = variance; }
-                else { Mean[l] = _alpha * Mean[l] + (1 - _alpha) * mean; Variance[l] = _alpha * Variance[l] + (1 - _alpha) * variance; }
-                center[l] = _center ? (float)Mean[l] : 0f;
-                scale[l] = _normalize ? (float)(1 / Math.Max(1, Math.Sqrt(Variance[l]))) : 1f;
-            }
-            StatisticsInitialized |= finite;
-
-            // Pass 2: gradients of the negative mean objective.
-            float perSample = -1f / m;
-            void Backward(int b, int slot, GradientBuffers g)
-            {
-                int start = b * _rowsPerBlock, n = Math.Min(_rowsPerBlock, count - start), mb = n * k;
-                var ws = _workspaces[slot];
-                var x = new ReadOnlySpan<float>((float*)address + (long)start * d, n * d);
-                var modelScale = _modelScale[slot].AsSpan(0, mb);
-                modelScale.Fill(perSample);
-                var inference = _inferenceScale[slot];
-                for (int l = 0; l < _net.Layers; l++)
+                var a = _a[l].AsSpan(start * k, mb);
+                if (l == 0) ws.LogW.AsSpan(0, mb).CopyTo(a);
+                else
                 {
-                    int sig = _signals == 1 ? 0 : l;
-                    var a = _a[sig].AsSpan(start * k, mb);
-                    var dst = inference[l].AsSpan(0, mb);
-                    for (int j = 0; j < mb; j++) dst[j] = perSample * (a[j] - center[sig]) * scale[sig];
+                    // Local signal of layer l: drop the terms that do not depend on h_l (those of the layer below).
+                    var below = _a[l - 1].AsSpan(start * k, mb);
+                    for (int j = 0; j < mb; j++) a[j] = below[j] - ws.LogP[l - 1][j] + ws.LogQ[l - 1][j];
                 }
-                _net.Backward(x, n, k, ws, modelScale, inference, g, parallelInside);
-                if (!_useBaseline) return;
-                // ½ (l − C(x) − c)² per sample: ∂/∂C = −(a − c); the row's k samples share C(x).
-                var dc = _baselineGradient[slot].AsSpan(0, n * _signals);
-                dc.Clear();
+            }
+            if (_useBaseline)
                 for (int l = 0; l < _signals; l++)
                 {
                     var a = _a[l].AsSpan(start * k, mb);
-                    for (int j = 0; j < mb; j++) dc[j / k * _signals + l] += perSample * (a[j] - center[l]);
+                    for (int j = 0; j < mb; j++) a[j] -= baseline[j / k * _signals + l];
                 }
-                Baseline!.Backward(x, n, _baselineWorkspaces[slot], dc, g, default, allowParallel: parallelInside, accumulateParameters: false);
-            }
-            // One wave: the workspaces still hold pass 1. More: each wave draws its blocks' samples again (same streams, so the
-            // same samples and signals) before back-propagating, which bounds memory by the wave and lets cancellation in.
-            for (int first = 0; first < blocks; first += WaveBlocks)
-            {
-                _cancellationToken.ThrowIfCancellationRequested();
-                int waveBlocks = Math.Min(WaveBlocks, blocks - first), bufferOffset = first == 0 ? 0 : 1;
-                void Block(int i)
-                {
-                    if (blocks > WaveBlocks) Score(first + i, i);
-                    Backward(first + i, i, _gradients[bufferOffset + i]);
-                }
-                if (blocks == 1) Block(0); else DeepDensityEnvironment.For(0, waveBlocks, Block);
-                if (first == 0) { if (blocks > 1) GradientBuffers.SumInto(Parameters, _gradients, waveBlocks); }
-                else GradientBuffers.AddInto(Parameters, _gradients, 1, waveBlocks);
-            }
-            return total;
         }
+        for (int first = 0; first < blocks; first += WaveBlocks)
+        {
+            _cancellationToken.ThrowIfCancellationRequested();
+            int waveBlocks = Math.Min(WaveBlocks, blocks - first);
+            if (blocks == 1) Score(0, 0); else DeepDensityEnvironment.For(0, waveBlocks, i => Score(first + i, i));
+        }
+        double total = 0;
+        for (int b = 0; b < blocks; b++) total += sums[b];
+        if (!withGradient) return total;
+
+        // Minibatch statistics → running c, v → centring and scale of the signal, in a fixed order.
+        bool finite = true;
+        for (int l = 0; l < _signals; l++)
+        {
+            var a = _a[l].AsSpan(0, m);
+            double mean = 0;
+            foreach (var v in a) mean += v;
+            mean /= m;
+            double variance = 0;
+            foreach (var v in a) variance += (v - mean) * (v - mean);
+            variance /= m;
+            // A non-finite batch (a diverging step, which the training loop rolls back) must not poison the statistics.
+            if (!double.IsFinite(variance)) finite = false;
+            else if (!StatisticsInitialized) { Mean[l] = mean; Variance[l] = variance; }
+            else { Mean[l] = _alpha * Mean[l] + (1 - _alpha) * mean; Variance[l] = _alpha * Variance[l] + (1 - _alpha) * variance; }
+            center[l] = _center ? (float)Mean[l] : 0f;
+            scale[l] = _normalize ? (float)(1 / Math.Max(1, Math.Sqrt(Variance[l]))) : 1f;
+        }
+        StatisticsInitialized |= finite;
+
+        // Pass 2: gradients of the negative mean objective.
+        float perSample = -1f / m;
+        void Backward(int b, int slot, GradientBuffers g)
+        {
+            int start = b * _rowsPerBlock, n = Math.Min(_rowsPerBlock, count - start), mb = n * k;
+            var ws = _workspaces[slot];
+            var x = input.AsSpan(start * d, n * d);
+            var modelScale = _modelScale[slot].AsSpan(0, mb);
+            modelScale.Fill(perSample);
+            var inference = _inferenceScale[slot];
+            for (int l = 0; l < _net.Layers; l++)
+            {
+                int sig = _signals == 1 ? 0 : l;
+                var a = _a[sig].AsSpan(start * k, mb);
+                var dst = inference[l].AsSpan(0, mb);
+                for (int j = 0; j < mb; j++) dst[j] = perSample * (a[j] - center[sig]) * scale[sig];
+            }
+            _net.Backward(x, n, k, ws, modelScale, inference, g, parallelInside);
+            if (!_useBaseline) return;
+            // ½ (l − C(x) − c)² per sample: ∂/∂C = −(a − c); the row's k samples share C(x).
+            var dc = _baselineGradient[slot].AsSpan(0, n * _signals);
+            dc.Clear();
+            for (int l = 0; l < _signals; l++)
+            {
+                var a = _a[l].AsSpan(start * k, mb);
+                for (int j = 0; j < mb; j++) dc[j / k * _signals + l] += perSample * (a[j] - center[l]);
+            }
+            Baseline!.Backward(x, n, _baselineWorkspaces[slot], dc, g, default, allowParallel: parallelInside, accumulateParameters: false);
+        }
+        // One wave: the workspaces still hold pass 1. More: each wave draws its blocks' samples again (same streams, so the
+        // same samples and signals) before back-propagating, which bounds memory by the wave and lets cancellation in.
+        for (int first = 0; first < blocks; first += WaveBlocks)
+        {
+            _cancellationToken.ThrowIfCancellationRequested();
+            int waveBlocks = Math.Min(WaveBlocks, blocks - first), bufferOffset = first == 0 ? 0 : 1;
+            void Block(int i)
+            {
+                if (blocks > WaveBlocks) Score(first + i, i);
+                Backward(first + i, i, _gradients[bufferOffset + i]);
+            }
+            if (blocks == 1) Block(0); else DeepDensityEnvironment.For(0, waveBlocks, Block);
+            if (first == 0) { if (blocks > 1) GradientBuffers.SumInto(Parameters, _gradients, waveBlocks); }
+            else GradientBuffers.AddInto(Parameters, _gradients, 1, waveBlocks);
+        }
+        return total;
     }
 
     private void EnsureScratch(int wave, int blocks, int m, bool withGradient)
