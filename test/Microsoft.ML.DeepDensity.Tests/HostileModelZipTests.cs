@@ -216,6 +216,51 @@ public class HostileSequenceAndNvilZipTests
         Rejected(() => ScoreZip(Envelope(engine[..^1], t.Threshold)), "truncated file", "");
     }
 
+    /// <summary>Issue 13 (7) for the sequence estimators: a Fit whose token is cancelled when training reports its last
+    /// (only) epoch throws instead of returning a model — scoring the training sequences for the threshold observes it.</summary>
+    [Fact]
+    public void ASequenceFitCancelledAfterTheLastEpochReturnsNoModel()
+    {
+        var ml = new MLContext(seed: 1);
+        var rng = new Randomness.RandomStream(5);
+        var rows = Enumerable.Range(0, 40).Select(_ => new SequenceRow { Features = Enumerable.Range(0, 2 * (2 + rng.NextInt(5))).Select(_ => (float)rng.NextGaussian()).ToArray() }).ToList();
+        var small = new Models.RnnRnade.RnnRnadeOptions { HiddenUnits = 4, Components = 2, RecurrentUnits = 3, MaxEpochs = 1 };
+
+        using var whole = new CancellationTokenSource();
+        int reports = 0;
+        var sequences = ml.DensityEstimation.RnnRnade(new SequenceDensityEstimator.Options
+        {
+            FrameSize = 2, CancellationToken = whole.Token, Progress = new SynchronousProgress(_ => { reports++; whole.Cancel(); }),
+        }, small);
+        Assert.ThrowsAny<OperationCanceledException>(() => sequences.Fit(ml.Data.LoadFromEnumerable(rows)));
+        Assert.Equal(1, reports);
+
+        var frameRows = new List<FrameRow>();
+        for (int s = 0; s < rows.Count; s++)
+            for (int t = 0; t < rows[s].Features.Length / 2; t++)
+                frameRows.Add(new FrameRow { Features = rows[s].Features[(2 * t)..(2 * t + 2)], SequenceId = s, Order = t });
+        using var frames = new CancellationTokenSource();
+        reports = 0;
+        var frameEstimator = ml.DensityEstimation.RnnRnade(new RnnRnadeFrameEstimator.Options
+        {
+            ModelOptions = small, CancellationToken = frames.Token, Progress = new SynchronousProgress(_ => { reports++; frames.Cancel(); }),
+        });
+        Assert.ThrowsAny<OperationCanceledException>(() => frameEstimator.Fit(ml.Data.LoadFromEnumerable(frameRows)));
+        Assert.Equal(1, reports);
+    }
+
+    public sealed class FrameRow
+    {
+        [VectorType(2)] public float[] Features = new float[2];
+        public int SequenceId;
+        public float Order;
+    }
+
+    private sealed class SynchronousProgress(Action<Training.TrainingProgress> report) : IProgress<Training.TrainingProgress>
+    {
+        public void Report(Training.TrainingProgress value) => report(value);
+    }
+
     [Fact]
     public void AnNvilZipWithADamagedEngineFileIsRejected()
     {

@@ -6,6 +6,7 @@ using Microsoft.ML.DeepDensity.Transforms;
 
 namespace Microsoft.ML.DeepDensity.Tests;
 
+[Collection(ProcessWideCountersCollection.Name)]
 public class RnadeTransformerTests
 {
     private static void AssertClose(float expected, float actual, double relTol = 1e-5)
@@ -299,4 +300,12 @@ public class RnadeTransformerTests
         Assert.Equal(95f, Scoring.Threshold(scores, 0.05));
         Assert.Equal(100f, Scoring.Threshold(scores, 0));
     }
+}
+
+/// <summary>Tests that read process-wide diagnostics (the envelope decode counter) run alone, after the parallel tests:
+/// any other test loading a zip meanwhile would add its own decodes to the count.</summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class ProcessWideCountersCollection
+{
+    public const string Name = "Serial: process-wide counters";
 }

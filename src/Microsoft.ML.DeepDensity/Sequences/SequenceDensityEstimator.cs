@@ -83,7 +83,7 @@ public sealed class SequenceDensityEstimator : IEstimator<SequenceDensityTransfo
             ?? throw new InvalidOperationException($"The {_name} trainer returned no model.");
         if (model.FrameSize != o.FrameSize)
             throw new InvalidOperationException($"The {_name} trainer returned a model with frame size {model.FrameSize}, not {o.FrameSize}.");
-        var logDensity = model.LogDensity(data);
+        var logDensity = RnnRnadeColumns.ScoreCancellably(model, data, whole: true, o.CancellationToken);
         var scores = new float[data.Count];
         for (int i = 0; i < scores.Length; i++) scores[i] = Scoring.ScoreFromLogDensity(logDensity[i] / data.Length(i));
         float threshold = Scoring.Threshold(scores, o.Contamination);
