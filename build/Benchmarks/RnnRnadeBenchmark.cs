@@ -6,6 +6,7 @@ using Microsoft.ML.DeepDensity.Models.Rnade;
 using Microsoft.ML.DeepDensity.Models.RnnRnade;
 using Microsoft.ML.DeepDensity.Numerics;
 using Microsoft.ML.DeepDensity.Randomness;
+using Microsoft.ML.DeepDensity.Training;
 
 namespace DeepDensity.Benchmarks;
 
@@ -33,6 +34,7 @@ public sealed class RnnRnadeBenchmark : IBenchmark
         string csv = args.String("csv", WeatherCsv);
         if (!File.Exists(csv)) { Console.WriteLine($"{csv} not found (apt-get install python3-vega-datasets)."); return 1; }
         int length = args.Int("length", 30), stride = args.Int("stride", 1), seed = args.Int("seed", 1);
+        bool curves = args.Flag("curves");
         var threadCounts = args.String("threads", "1,2").Split(',').Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToArray();
         var (dates, frames) = Load(csv, (ulong)seed);
         SequenceBatch Windows(int year, int step)
@@ -41,54 +43,49 @@ public sealed class RnnRnadeBenchmark : IBenchmark
             return Cut(frames, first, last + 1, length, step);
         }
         var train = Concatenate(Windows(2012, stride), Windows(2013, stride));
-        var valid = Windows(2014, length);
+        var valid = Windows(2014, args.Int("valid-stride", length));
         var test = Windows(2015, length);
         var options = new RnnRnadeOptions
         {
             HiddenUnits = args.Int("hidden", 32), Components = args.Int("components", 5), RecurrentUnits = args.Int("recurrent", 32),
             MaxEpochs = args.Int("epochs", 200), EarlyStoppingPatience = args.Int("patience", 15), BatchSize = args.Int("batch", 32),
-            LearningRate = (float)args.Double("lr", 3e-3), Seed = (ulong)seed, Activation = Activation.Sigmoid,
+            LearningRate = (float)args.Double("lr", 3e-3), LearningRateDecay = (float)args.Double("lr-decay", 1), Seed = (ulong)seed, Activation = Activation.Sigmoid,
         };
         Console.WriteLine($"data: Seattle weather, {length}-day sequences of 4 values; train {train.Count} windows (2012–2013, stride {stride}), " +
                           $"validation {valid.Count}, test {test.Count} (2014, 2015, non-overlapping)");
         Console.WriteLine($"config: H={options.HiddenUnits} K={options.Components} R={options.RecurrentUnits} sigmoid, Adam lr={options.LearningRate} " +
                           $"batch={options.BatchSize} sequences, ≤{options.MaxEpochs} epochs, patience {options.EarlyStoppingPatience}, clip 10, exact gradients");
 
-        // Warm-up (JIT) on a few sequences, so that the first timed run is not charged for compilation.
-        var warm = new RnnRnadeOptions { HiddenUnits = options.HiddenUnits, Components = options.Components, RecurrentUnits = options.RecurrentUnits, MaxEpochs = 2 };
-        RnnRnadeModel.Fit(train.Select(Enumerable.Range(0, Math.Min(64, train.Count)).ToArray()), warm, valid);
-        var results = new List<(string Label, double TestLl, double ValidLl, int Epochs, double SeqPerSec)>();
-        foreach (int threads in threadCounts)
-        {
-            DeepDensityEnvironment.MaxDegreeOfParallelism = threads;
-            var clock = Stopwatch.StartNew();
-            var model = RnnRnadeModel.Fit(train, options, valid);
-            var s = model.TrainingSummary!;
-            double trainSeconds = s.History.Sum(h => train.Count / h.ExamplesPerSecond);
-            results.Add(($"ours, {threads} thread(s)", PerFrame(model, test), s.BestValidationLogLikelihood, s.EpochsRun, s.EpochsRun * train.Count / trainSeconds));
-            Console.WriteLine($"ours ({threads} threads): fit {clock.Elapsed.TotalSeconds:F1} s, {s.EpochsRun} epochs, best {s.BestEpoch}");
-        }
-        DeepDensityEnvironment.MaxDegreeOfParallelism = -1;
-
-        // i.i.d. RNADE of the same size on the same training frames (each day once), scored on the same test frames.
-        var iid = RnadeModel.Fit(new RowMatrix(Frames(frames, dates, 2012, 2013), Frames(frames, dates, 2012, 2013).Length / 4, 4),
-            new RnadeOptions
-            {
-                HiddenUnits = options.HiddenUnits, Components = options.Components, Activation = Activation.Sigmoid, MaxEpochs = options.MaxEpochs,
-                EarlyStoppingPatience = options.EarlyStoppingPatience, LearningRate = options.LearningRate, BatchSize = options.BatchSize,
-                Seed = options.Seed, ScaleMeanGradientBySigma = false,
-            },
-            new RowMatrix(valid.Values, valid.TotalFrames, 4));
-        double iidTest = iid.AverageLogDensity(new RowMatrix(test.Values, test.TotalFrames, 4));
-        double iidValid = iid.AverageLogDensity(new RowMatrix(valid.Values, valid.TotalFrames, 4));
-
+        string dir = Path.Combine(Path.GetTempPath(), "deepdensity-bench");
         if (!args.Flag("no-peer"))
         {
-            string dir = Path.Combine(Path.GetTempPath(), "deepdensity-bench");
             Directory.CreateDirectory(dir);
             foreach (var (name, batch) in new[] { ("train", train), ("valid", valid), ("test", test) })
                 File.WriteAllBytes(Path.Combine(dir, $"rnnrnade-{name}.f32"),
                     System.Runtime.InteropServices.MemoryMarshal.AsBytes(batch.Values.AsSpan(0, batch.TotalFrames * 4)).ToArray());
+            if (!CheckPeer(dir, length, options, seed)) return 1;
+            if (args.Flag("check-peer")) return 0;
+        }
+
+        // Warm-up (JIT) on a few sequences, so that the first timed run is not charged for compilation.
+        var warm = new RnnRnadeOptions { HiddenUnits = options.HiddenUnits, Components = options.Components, RecurrentUnits = options.RecurrentUnits, MaxEpochs = 2 };
+        RnnRnadeModel.Fit(train.Select(Enumerable.Range(0, Math.Min(64, train.Count)).ToArray()), warm, valid);
+        var results = new List<(string Label, double TrainLl, double ValidLl, double TestLl, int Epochs, int BestEpoch, double SeqPerSec)>();
+        foreach (int threads in threadCounts)
+        {
+            DeepDensityEnvironment.MaxDegreeOfParallelism = threads;
+            var clock = Stopwatch.StartNew();
+            var model = RnnRnadeModel.Fit(train, options, valid, curves ? new Progress(p => Console.WriteLine($"  ours {p}")) : null);
+            var s = model.TrainingSummary!;
+            double trainSeconds = s.History.Sum(h => train.Count / h.ExamplesPerSecond);
+            results.Add(($"ours, {threads} thread(s)", PerFrame(model, train), s.BestValidationLogLikelihood, PerFrame(model, test),
+                s.EpochsRun, s.BestEpoch, s.EpochsRun * train.Count / trainSeconds));
+            Console.WriteLine($"ours ({threads} threads): fit {clock.Elapsed.TotalSeconds:F1} s, {s.EpochsRun} epochs, best {s.BestEpoch}");
+        }
+        DeepDensityEnvironment.MaxDegreeOfParallelism = -1;
+
+        if (!args.Flag("no-peer"))
+        {
             foreach (int threads in threadCounts)
             {
                 string peerArgs = string.Join(' ', new object[] { $"\"{dir}\"", 4, length, options.HiddenUnits, options.Components,
@@ -96,19 +93,90 @@ public sealed class RnnRnadeBenchmark : IBenchmark
                     options.EarlyStoppingPatience, seed, threads });
                 var (code, stdout, stderr) = Peer.RunPython(Peer.Script("rnnrnade_torch.py"), peerArgs, TimeSpan.FromMinutes(60));
                 if (code != 0) { Console.WriteLine($"peer failed ({code}): {stderr.Trim()}"); continue; }
+                if (curves) foreach (var line in stderr.Split('\n').Where(l => l.StartsWith("epoch", StringComparison.Ordinal))) Console.WriteLine($"  peer {line}");
                 var v = Peer.ReadValues(stdout);
-                results.Add(($"PyTorch, {threads} thread(s)", v["TEST_LL"], v["VALID_LL"], (int)v["EPOCHS"], v["TRAIN_SEQUENCES_PER_SECOND"]));
+                results.Add(($"PyTorch, {threads} thread(s)", v["TRAIN_LL"], v["VALID_LL"], v["TEST_LL"], (int)v["EPOCHS"], (int)v["BEST_EPOCH"],
+                    v["TRAIN_SEQUENCES_PER_SECOND"]));
             }
         }
 
+        // i.i.d. RNADE of the same size on the same training frames (each day once), scored on the same frames.
+        if (!args.Flag("no-iid"))
+        {
+            var trainDays = Frames(frames, dates, 2012, 2013);
+            var iid = RnadeModel.Fit(new RowMatrix(trainDays, trainDays.Length / 4, 4),
+                new RnadeOptions
+                {
+                    HiddenUnits = options.HiddenUnits, Components = options.Components, Activation = Activation.Sigmoid, MaxEpochs = options.MaxEpochs,
+                    EarlyStoppingPatience = options.EarlyStoppingPatience, LearningRate = options.LearningRate, BatchSize = options.BatchSize,
+                    Seed = options.Seed, ScaleMeanGradientBySigma = false,
+                },
+                new RowMatrix(valid.Values, valid.TotalFrames, 4));
+            double Iid(SequenceBatch b) => iid.AverageLogDensity(new RowMatrix(b.Values, b.TotalFrames, 4));
+            var si = iid.TrainingSummary!;
+            results.Add(("i.i.d. RNADE (ours)", Iid(train), Iid(valid), Iid(test), si.EpochsRun, si.BestEpoch, double.NaN));
+        }
+
         Console.WriteLine();
-        Console.WriteLine($"{"",-24} {"test LL/frame",14} {"valid LL/frame",15} {"epochs",7} {"train seq/s",12}");
-        foreach (var r in results) Console.WriteLine($"{r.Label,-24} {r.TestLl,14:F4} {r.ValidLl,15:F4} {r.Epochs,7} {r.SeqPerSec,12:F0}");
-        Console.WriteLine($"{"i.i.d. RNADE (ours)",-24} {iidTest,14:F4} {iidValid,15:F4}");
+        Console.WriteLine("log-likelihood per frame of the restored (best-validation) model; epochs run (best)");
+        Console.WriteLine($"{"",-24} {"train",9} {"valid",9} {"test",9} {"epochs",11} {"train seq/s",12}");
+        foreach (var r in results)
+            Console.WriteLine($"{r.Label,-24} {r.TrainLl,9:F4} {r.ValidLl,9:F4} {r.TestLl,9:F4} {$"{r.Epochs} ({r.BestEpoch})",11} " +
+                              $"{(double.IsNaN(r.SeqPerSec) ? "" : r.SeqPerSec.ToString("F0", CultureInfo.InvariantCulture)),12}");
         double oursBest = results.Where(r => r.Label.StartsWith("ours")).Max(r => r.SeqPerSec);
         var peers = results.Where(r => r.Label.StartsWith("PyTorch")).ToList();
         if (peers.Count > 0) Console.WriteLine($"training throughput, faster thread count of each: ours / PyTorch = {oursBest / peers.Max(r => r.SeqPerSec):F2}");
         return 0;
+    }
+
+    /// <summary>
+    /// Shows that the peer is the same model: it writes perturbed initial parameters, a standardised minibatch and its
+    /// gradient; RnnRnadeNetwork recomputes the log-likelihood and every parameter's gradient from the same numbers.
+    /// </summary>
+    private static bool CheckPeer(string dir, int length, RnnRnadeOptions options, int seed)
+    {
+        int d = 4, h = options.HiddenUnits, k = options.Components, r = options.RecurrentUnits, batch = options.BatchSize;
+        string peerArgs = string.Join(' ', new object[] { $"\"{dir}\"", d, length, h, k, r, 1, batch,
+            options.LearningRate.ToString("R", CultureInfo.InvariantCulture), 0, seed, 1, "check" });
+        var (code, stdout, stderr) = Peer.RunPython(Peer.Script("rnnrnade_torch.py"), peerArgs, TimeSpan.FromMinutes(5), threads: 1);
+        if (code != 0) { Console.WriteLine($"peer check failed ({code}): {stderr.Trim()}"); return false; }
+        float[] Read(string name) => System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(File.ReadAllBytes(Path.Combine(dir, $"check-{name}.f32"))).ToArray();
+        var rnade = new RnadeNetwork(d, h, k, Activation.Sigmoid, Read("W"), Read("c"), Read("rho"), Read("V"), Read("b"));
+        var net = new RnnRnadeNetwork(rnade, r, Read("W_in"), Read("W_rec"), Read("b_rec"), Read("h0"), Read("W_out"), Array.Empty<float>());
+        var objective = new RnnRnadeObjective(net, options.SequencesPerBlock, options.FramesPerChunk, scaleMeanBySigma: false);
+        var offsets = Enumerable.Range(0, batch + 1).Select(i => i * length).ToArray();
+        var x = Read("x");
+        // Earlier minibatches of other sizes first: the reused scratch must not leak into the next one.
+        var other = x.Select(v => -0.5f * v).ToArray();
+        objective.Run(other, offsets, new[] { 3 }, withGradient: true);
+        objective.Run(other, offsets, Enumerable.Range(0, batch).Reverse().ToArray(), withGradient: true);
+        objective.Run(other, offsets, Enumerable.Range(0, batch / 2).ToArray(), withGradient: false);
+        double ll = objective.Run(x, offsets, Enumerable.Range(0, batch).ToArray(), withGradient: true) / (batch * length);
+        double peerLl = Peer.ReadValues(stdout)["CHECK_LL"], worst = 0;
+        string worstName = "";
+        foreach (var p in objective.Parameters.Items.Where(p => p.Gradient.Length > 0))
+        {
+            var theirs = Read("grad-" + p.Name);
+            double scale = Math.Max(1e-3, theirs.Max(v => Math.Abs(v)));
+            double diff = p.Gradient.Zip(theirs, (a, b) => Math.Abs(a - b)).Max() / scale;
+            if (diff > worst) (worst, worstName) = (diff, p.Name);
+        }
+        // Five optimiser steps (the options' Adam settings and clipping) on the same minibatch.
+        var optimizer = Microsoft.ML.DeepDensity.Training.Optimizer.Create(options);
+        for (int i = 0; i < 5; i++)
+        {
+            objective.Run(x, offsets, Enumerable.Range(0, batch).ToArray(), withGradient: true);
+            objective.Parameters.ClipGradientNorm(options.GradientClipNorm);
+            optimizer.Step(objective.Parameters, options.LearningRate);
+        }
+        double worstStep = 0;
+        foreach (var p in objective.Parameters.Items.Where(p => p.Value.Length > 0))
+            worstStep = Math.Max(worstStep, p.Value.Zip(Read("stepped-" + p.Name), (a, b) => Math.Abs(a - b)).Max());
+        bool same = Math.Abs(ll - peerLl) < 1e-4 * Math.Max(1, Math.Abs(peerLl)) && worst < 1e-3 && worstStep < 1e-4;
+        Console.WriteLine($"peer check ({batch} sequences, perturbed parameters): LL/frame ours {ll:F6} peer {peerLl:F6}; " +
+                          $"largest gradient difference {worst:E2} of the parameter's largest entry ({worstName}); " +
+                          $"after 5 optimiser steps, largest parameter difference {worstStep:E2}: {(same ? "same model" : "MISMATCH")}");
+        return same;
     }
 
     /// <summary>CPU time per minibatch of the objective and its parts on random data (a busy machine does not distort CPU time).</summary>
@@ -157,6 +225,12 @@ public sealed class RnnRnadeBenchmark : IBenchmark
         var opt = Microsoft.ML.DeepDensity.Training.Optimizer.Create(new RnnRnadeOptions());
         Time("Adam step", () => opt.Step(objective.Parameters, 1e-6f));
         return 0;
+    }
+
+    /// <summary>Synchronous progress printer (Progress&lt;T&gt; posts to the thread pool, which would interleave lines).</summary>
+    private sealed class Progress(Action<TrainingProgress> report) : IProgress<TrainingProgress>
+    {
+        public void Report(TrainingProgress value) => report(value);
     }
 
     private static double PerFrame(RnnRnadeModel model, SequenceBatch data)

@@ -85,14 +85,16 @@ public class InterruptTests : IDisposable
 
     private (int Exit, string Zip, string Stdout) InterruptRealProcess()
     {
-        var train = _h.Blob("train.csv", 3000);
+        // 20,000 rows and 64 hidden units make an epoch tens of milliseconds: on a loaded machine the signal can take seconds
+        // to land, and the run must still be training (not finished or diverged after hundreds of tiny epochs) when it does.
+        var train = _h.Blob("train.csv", 20_000);
         var zip = _h.PathOf("m.zip");
         var tool = Path.Combine(AppContext.BaseDirectory, "ddml.dll");
         var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         // x3 = b − a + 1 is a linear function of x1 and x2 (CliHarness.Blob): with it the normal rows lie on a plane, the
         // likelihood is unbounded and, at ~3 ms an epoch on a quiet machine, the run can end in divergence before the
         // signal lands. Without x3 the density is proper and the run is still training when SIGINT arrives.
-        foreach (var a in new[] { tool, "fit", train, "-m", "rnade", "--exclude", "id,label,x3", "--epochs", "100000", "-p", "EarlyStoppingPatience=0", "-p", "HiddenUnits=16", "-o", zip })
+        foreach (var a in new[] { tool, "fit", train, "-m", "rnade", "--exclude", "id,label,x3", "--epochs", "100000", "-p", "EarlyStoppingPatience=0", "-p", "HiddenUnits=64", "-o", zip })
             psi.ArgumentList.Add(a);
         using var p = Process.Start(psi)!;
         var output = new System.Text.StringBuilder();

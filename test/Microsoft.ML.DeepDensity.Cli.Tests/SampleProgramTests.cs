@@ -3,11 +3,11 @@ namespace Microsoft.ML.DeepDensity.Cli.Tests;
 /// <summary>Every per-model sample program runs to the end on small data (and its loaded model scores like the live one).</summary>
 public class SampleProgramTests
 {
-    public static TheoryData<string> Samples() => new(global::DeepDensity.Samples.Models.Program.Samples.Keys);
+    public static TheoryData<string> Samples() => new(global::DeepDensity.Samples.Models.Program.All);
 
     [Fact]
     public void EveryModelOfTheToolHasASample()
-        => Assert.Equal(ModelCatalog.Names.OrderBy(n => n), global::DeepDensity.Samples.Models.Program.Samples.Keys.OrderBy(n => n));
+        => Assert.Equal(ModelCatalog.AllNames.OrderBy(n => n), global::DeepDensity.Samples.Models.Program.All.OrderBy(n => n));
 
     [Theory]
     [MemberData(nameof(Samples))]

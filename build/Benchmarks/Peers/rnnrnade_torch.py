@@ -1,6 +1,6 @@
 """PyTorch reference RNN-RNADE for the `rnnrnade` benchmark (same configuration as RnnRnadeModel.Fit).
 
-usage: rnnrnade_torch.py DIR D T H K R EPOCHS BATCH LR PATIENCE SEED THREADS
+usage: rnnrnade_torch.py DIR D T H K R EPOCHS BATCH LR PATIENCE SEED THREADS [check]
   DIR holds rnnrnade-train.f32 / rnnrnade-valid.f32 / rnnrnade-test.f32: raw float32 sequences of T frames of D values
   (N x T x D, written by the benchmark after dequantisation), so both sides see the same numbers.
 Model: the recurrent state h_t = sigmoid(x_t W_in + h_{t-1} W_rec + b_rec), h_{-1} = h0 (learned), shifts the output
@@ -12,7 +12,11 @@ negative log-likelihood per frame, exact gradients, clipping at norm 10, early s
 log-likelihood per frame with the best parameters restored.
 Implementation: the recurrence is a Python loop over the T steps (it does not depend on the RNADE outputs); the RNADE
 then runs on all B*T frames at once (vectorised over frames and dimensions as in rnade_torch.py).
-Prints KEY value lines.
+Prints KEY value lines. With "check", trains nothing: perturbs the initial parameters (so every path, conditioning
+included, carries gradient), writes them, the standardised first BATCH training sequences and the gradient of the
+mean negative log-likelihood per frame on them, and the parameters after five optimiser steps (Adam at LR, clipping)
+on that minibatch to DIR/check-*.f32, and prints CHECK_LL (mean per frame): the
+benchmark's --check-peer recomputes both with RnnRnadeNetwork to show the two sides implement the same model.
 """
 import copy, math, os, sys, time
 # Sleep instead of spin at OpenMP barriers: on a shared machine spinning threads starve each other.
@@ -84,13 +88,36 @@ def main():
 
     gen = torch.Generator().manual_seed(seed)
     model = RnnRnade(d, h, k, r, quantiles, gen)
+    if len(sys.argv) > 13 and sys.argv[13] == "check":
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(0.1 * torch.randn(p.shape, generator=gen))
+        xb = train[:batch]
+        loss = -model.frame_log_prob(xb).mean()
+        loss.backward()
+        dump = lambda name, t: t.detach().float().contiguous().numpy().tofile(f"{folder}/check-{name}.f32")
+        dump("x", xb)
+        for name, p in model.named_parameters():
+            dump(name, p)
+            dump("grad-" + name, p.grad)
+        # Then a few optimiser steps (Adam at LR, clipping at norm 10) on the same minibatch: the parameters after them.
+        opt = torch.optim.Adam(model.parameters(), lr=lr, betas=(0.9, 0.999), eps=1e-8)
+        for _ in range(5):
+            opt.zero_grad(set_to_none=True)
+            (-model.frame_log_prob(xb).mean()).backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
+            opt.step()
+        for name, p in model.named_parameters():
+            dump("stepped-" + name, p)
+        print(f"CHECK_LL {-float(loss):.6f}")
+        return
     opt = torch.optim.Adam(model.parameters(), lr=lr, betas=(0.9, 0.999), eps=1e-8)
 
     def evaluate(data):
         with torch.no_grad():
             return float(model.frame_log_prob(data).double().mean()) + log_jacobian
 
-    train_seconds, best, best_state, since = 0.0, -math.inf, None, 0
+    train_seconds, best, best_state, best_epoch, since = 0.0, -math.inf, None, 0, 0
     epochs_run = 0
     for epoch in range(1, epochs + 1):
         perm = torch.randperm(n, generator=gen)
@@ -107,15 +134,17 @@ def main():
         valid_ll = evaluate(valid)
         print(f"epoch {epoch} valid {valid_ll:.4f} {n / (time.perf_counter() - t0):.0f} seq/s", file=sys.stderr, flush=True)
         if valid_ll > best:
-            best, best_state, since = valid_ll, copy.deepcopy(model.state_dict()), 0
+            best, best_state, best_epoch, since = valid_ll, copy.deepcopy(model.state_dict()), epoch, 0
         else:
             since += 1
             if patience > 0 and since >= patience:
                 break
     model.load_state_dict(best_state)
+    print(f"TRAIN_LL {evaluate(train):.6f}")
     print(f"TEST_LL {evaluate(test):.6f}")
     print(f"VALID_LL {best:.6f}")
     print(f"EPOCHS {epochs_run}")
+    print(f"BEST_EPOCH {best_epoch}")
     print(f"TRAIN_SEQUENCES_PER_SECOND {epochs_run * n / train_seconds:.3f}")
 
 

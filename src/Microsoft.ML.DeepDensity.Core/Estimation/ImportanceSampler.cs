@@ -140,12 +140,13 @@ public static class ImportanceSampler
     }
 
     /// <summary>
-    /// Upper bound on the scratch of one scoring pass, in floats (2^26 = 256 MiB): a model's samples per chunk × its
-    /// activations per sample must not exceed it (checked when fitting, loading and changing the evaluation settings, so
-    /// that a small file with wide layers and a large chunk cannot ask for gigabytes per row), and passes over several
+    /// Upper bound on the scratch of one scoring pass, in floats: the setting
+    /// <see cref="DeepDensityEnvironment.MaxScoringScratchFloats"/> (default 2^26 = 256 MiB). A model's samples per chunk ×
+    /// its activations per sample must not exceed it (checked when fitting, loading and changing the evaluation settings,
+    /// so that a small file with wide layers and a large chunk cannot ask for gigabytes per row), and passes over several
     /// rows are sized under it (<see cref="SampleRowsPerPass"/>).
     /// </summary>
-    public const long MaxScratchFloats = 1L << 26;
+    public static long MaxScratchFloats => DeepDensityEnvironment.MaxScoringScratchFloats;
 
     /// <summary>Why <paramref name="samplesPerChunk"/> × <paramref name="floatsPerSample"/> exceeds
     /// <see cref="MaxScratchFloats"/>, or null.</summary>
@@ -153,7 +154,7 @@ public static class ImportanceSampler
     {
         long floats = samplesPerChunk * floatsPerSample;
         return floats <= MaxScratchFloats ? null
-            : $"{samplesPerChunk} evaluation samples per chunk × {floatsPerSample} activations per sample = {floats} floats of scoring scratch, above the limit of {MaxScratchFloats} (ImportanceSampler.MaxScratchFloats); use fewer samples per chunk";
+            : $"{samplesPerChunk} evaluation samples per chunk × {floatsPerSample} activations per sample = {floats} floats of scoring scratch, above the limit of {MaxScratchFloats} (the setting DeepDensityEnvironment.MaxScoringScratchFloats); use fewer samples per chunk, or raise the setting for a legitimately wide model";
     }
 
     /// <summary>Sample rows (data rows × samples) per pass: <paramref name="preferred"/>, or fewer when a sample's

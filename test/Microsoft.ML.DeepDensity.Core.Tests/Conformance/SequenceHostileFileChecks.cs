@@ -146,6 +146,21 @@ public class SequenceHostileFileChecks
             Assert.False(reference.IsAlive, $"{what} is still alive after the model was dropped");
     }
 
+    /// <summary>Scoring one short sequence allocates memory bounded by the file's size (the model's own sizes) plus 8 MiB.</summary>
+    [Theory, MemberData(nameof(SequenceModelCases.Names), MemberType = typeof(SequenceModelCases))]
+    public void ScoringOneSequenceAllocatesMemoryBoundedByTheFile(string name)
+    {
+        var (model, data) = Fitted[name].Value;
+        var bytes = model.ToBytes();
+        var loaded = SequenceDensityModel.FromBytes(bytes);
+        var one = data.Select(new[] { 0 });
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        var ld = loaded.LogDensity(one);
+        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        Assert.True(float.IsFinite(ld[0]));
+        Assert.True(allocated < 16L * bytes.Length + (8 << 20), $"scoring one sequence allocated {allocated:N0} bytes (file {bytes.Length:N0})");
+    }
+
     /// <summary>Sampling requests whose output cannot exist (negative, or more values than an array holds) fail with an
     /// <see cref="ArgumentException"/> at once, not an overflow or an out-of-memory crash.</summary>
     [Theory, MemberData(nameof(SequenceModelCases.Names), MemberType = typeof(SequenceModelCases))]
@@ -162,6 +177,18 @@ public class SequenceHostileFileChecks
         var prefixes = data.Select(new[] { 0, 1 });
         foreach (int extra in new[] { -1, int.MaxValue })
             Assert.ThrowsAny<ArgumentException>(() => model.Sample(prefixes, extra, 1));
+    }
+
+    /// <summary>Model-specific (RNN-RNADE): a 1.5 MB file declaring 65,536 recurrent units and an empty W_rec (rec²
+    /// wraps to 0 in int arithmetic) is refused at load, not loaded as a model that crashes when it scores.</summary>
+    [Fact]
+    public void AnRnnRnadeWhoseRecurrentWeightSizeWrapsIsRefused()
+    {
+        const int rec = 1 << 16;
+        var rnade = new Models.Rnade.RnadeNetwork(1, 1, 1, Numerics.Activation.Tanh);
+        var net = new Models.RnnRnade.RnnRnadeNetwork(rnade, rec, new float[rec], Array.Empty<float>(), new float[rec], new float[rec], new float[rec * 3], Array.Empty<float>());
+        var bytes = new Models.RnnRnade.RnnRnadeModel(net, ColumnStandardizer.Identity(1)).ToBytes();
+        Assert.Contains("exceed the payload", Assert.Throws<InvalidModelFileException>(() => SequenceDensityModel.FromBytes(bytes)).Message);
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)]

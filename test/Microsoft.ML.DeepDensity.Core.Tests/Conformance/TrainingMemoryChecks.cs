@@ -7,9 +7,10 @@ namespace Microsoft.ML.DeepDensity.Tests.Conformance;
 /// Issue 13 (7): training memory is bounded by the block and the model, not by the minibatch. RNADE with a 200k-row
 /// minibatch used to peak at 6.8 GB because every block of the batch kept its own buffers. The check fits one epoch on
 /// the same data with minibatches of B and of 8B (the whole training set) and compares what the fits allocate in all
-/// threads: the larger batch may add copies of its inputs (the batch gathered for the step, at most twice its values),
-/// never per-row scratch (activations, gradients, chain states, per-block workspaces). Every model case with a
-/// minibatch setting, row and sequence models, inherits it.
+/// threads: the larger batch may add the copy of its inputs gathered for the step and per-row state of the algorithm
+/// that is no larger than another copy (NVIL's learning signal, K × layers floats per row; PCD's persistent chains,
+/// hidden units per chain when the chains default to the batch size), never per-row scratch (activations, gradients,
+/// Gibbs buffers, per-block workspaces). Every model case with a minibatch setting, row and sequence models, inherits it.
 /// </summary>
 /// <remarks>In the serial collection: <see cref="GC.GetTotalAllocatedBytes"/> counts every thread of the process, so no
 /// other test may run meanwhile.</remarks>

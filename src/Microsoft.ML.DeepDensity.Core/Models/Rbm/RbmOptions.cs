@@ -101,7 +101,8 @@ public sealed class RbmOptions : GradientTrainingOptions
     /// <summary>CD-k or persistent CD-k. Default <see cref="Defaults.Algorithm"/>.</summary>
     public RbmTrainingAlgorithm Algorithm { get; set; } = Defaults.Algorithm;
 
-    /// <summary>Gibbs steps k per parameter update (cancellation is checked every step). In [1, <see cref="MaxGibbsSteps"/>]. Default <see cref="Defaults.GibbsSteps"/>.</summary>
+    /// <summary>Gibbs steps k per parameter update (cancellation is checked every step). In [1, <see cref="MaxGibbsSteps"/>].
+    /// Default <see cref="Defaults.GibbsSteps"/>.</summary>
     public int GibbsSteps { get; set; } = Defaults.GibbsSteps;
 
     /// <summary>Number of persistent fantasy chains for PCD (0 = the batch size). Their hidden sample (chains × HiddenUnits
