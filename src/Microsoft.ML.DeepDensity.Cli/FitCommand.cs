@@ -29,7 +29,10 @@ public static class FitCommand
             train, model, output, validation, label, exclude, seed, epochs, contamination, parameters, sequenceId, order,
         };
         return command.WithBody(console, parse => parse.GetValue(model) == SequenceCommands.ModelName
-            ? SequenceCommands.Fit(console, parse.GetValue(train)!, parse.GetValue(output)!, parse.GetValue(sequenceId), parse.GetValue(order),
+            ? parse.GetValue(validation) is not null
+                ? throw new CliException(ExitCodes.UsageError, "--validation is not available for rnnrnade: a seeded fraction of the training sequences " +
+                                                              "is held out for early stopping (-p ValidationFraction=F).")
+                : SequenceCommands.Fit(console, parse.GetValue(train)!, parse.GetValue(output)!, parse.GetValue(sequenceId), parse.GetValue(order),
                 parse.GetValue(label), Split(parse.GetValue(exclude)), parse.GetValue(seed), parse.GetValue(epochs), parse.GetValue(contamination),
                 parse.GetValue(parameters) ?? Array.Empty<string>())
             : Run(console,

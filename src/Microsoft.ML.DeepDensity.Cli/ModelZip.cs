@@ -20,6 +20,11 @@ public sealed record ToolMetadata
     /// <summary>Sequence model only: the sequence-id and order columns of the frame rows.</summary>
     public string? SequenceIdColumn { get; init; }
     public string? OrderColumn { get; init; }
+    /// <summary>Sequence model only: the number of training sequences and their median length (the default length of `ddml sample`).</summary>
+    public int? TrainSequences { get; init; }
+    public int? MedianSequenceLength { get; init; }
+    /// <summary>The --contamination of the fit (the sequence model's frame threshold; row models also keep it in the ML.NET model).</summary>
+    public double? Contamination { get; init; }
     public string[] ExcludedColumns { get; init; } = Array.Empty<string>();
     public string TrainFile { get; init; } = "";
     public int TrainRows { get; init; }
@@ -41,14 +46,15 @@ public sealed record ToolMetadata
 }
 
 /// <summary>A loaded model zip: the ML.NET transformer (live, block-scoring), its density transformer and ddml's metadata.</summary>
-public sealed record LoadedModel(string File, ITransformer Transformer, DensityTransformer? DensityOrNull, ToolMetadata? Metadata, DataViewSchema InputSchema)
+public sealed record LoadedModel(string File, ITransformer Transformer, DensityTransformer? DensityOrNull, ToolMetadata? Metadata, DataViewSchema InputSchema,
+    SequenceDensityModel? SequenceModel = null)
 {
     /// <summary>A sequence model (RNN-RNADE): scored per frame row, no DensityTransformer inside.</summary>
-    public bool IsSequenceModel => DensityOrNull is null;
+    public bool IsSequenceModel => SequenceModel is not null;
 
-    /// <summary>The density transformer; a usage error for the sequence model, for the commands that need one.</summary>
+    /// <summary>The density transformer (row models; every command routes the sequence model to its own path first).</summary>
     public DensityTransformer Density => DensityOrNull
-        ?? throw new CliException(ExitCodes.UsageError, $"{System.IO.Path.GetFileName(File)}: this command is not available for the sequence model '{Metadata?.Model}' yet (fit, score and info are).");
+        ?? throw new InvalidOperationException($"{System.IO.Path.GetFileName(File)} holds the sequence model '{Metadata?.Model}', not a row model.");
 
     public DensityModel Model => Density.Model;
 
@@ -108,7 +114,15 @@ public static class ModelZip
             throw CliException.ModelError(path, "not an ML.NET model zip, or a corrupt one: " + e.Message.Split('\n')[0], e);
         }
         if (metadata?.Model == SequenceCommands.ModelName && metadata.SequenceIdColumn is not null && metadata.OrderColumn is not null)
-            return new LoadedModel(path, transformer, null, metadata, schema);
+        {
+            SequenceDensityModel sequence;
+            try { sequence = transformer.GetSequenceDensityModel(ml); }
+            catch (InvalidModelFileException e) { throw CliException.ModelError(path, "corrupt DeepDensity model: " + e.Message, e); }
+            catch (InvalidOperationException e) { throw CliException.ModelError(path, "the ddml metadata names a sequence model, but: " + e.Message, e); }
+            if (metadata.FeatureColumns.Length != sequence.FrameSize)
+                throw CliException.ModelError(path, $"the metadata lists {metadata.FeatureColumns.Length} feature columns but the model's frames have {sequence.FrameSize} values.");
+            return new LoadedModel(path, transformer, null, metadata, schema, sequence);
+        }
         DensityTransformer density;
         try
         {
@@ -116,14 +130,25 @@ public static class ModelZip
             density = transformer.GetDensityTransformer(ml);
         }
         catch (InvalidModelFileException e) { throw CliException.ModelError(path, "corrupt DeepDensity model: " + e.Message, e); }
+        catch (InvalidOperationException e) when (HoldsSequenceModel(ml, transformer))
+        {
+            throw CliException.ModelError(path, "an ML.NET model holding a DeepDensity sequence model but not ddml's metadata (the frame, " +
+                "sequence-id and order column names): ddml reads the sequence models that 'ddml fit --model rnnrnade' wrote.", e);
+        }
         catch (InvalidOperationException e) { throw CliException.ModelError(path, "an ML.NET model, but not a DeepDensity one: " + e.Message, e); }
         if (metadata is not null && metadata.FeatureColumns.Length != density.Model.Dimension)
             throw CliException.ModelError(path, $"the metadata lists {metadata.FeatureColumns.Length} feature columns but the model has dimension {density.Model.Dimension}.");
         return new LoadedModel(path, transformer, density, metadata, schema);
     }
 
+    private static bool HoldsSequenceModel(MLContext ml, ITransformer transformer)
+    {
+        try { transformer.GetSequenceDensityModel(ml); return true; }
+        catch (Exception e) when (e is InvalidOperationException or InvalidModelFileException) { return false; }
+    }
+
     /// <summary>Engine file format and payload versions of the model (read from its own header).</summary>
-    public static (int Format, string Kind, int Payload) EngineFileVersion(DensityModel model)
+    public static (int Format, string Kind, int Payload) EngineFileVersion(DensityModelBase model)
     {
         var b = model.ToBytes();
         int format = BitConverter.ToUInt16(b, 4);

@@ -15,29 +15,44 @@ public static class ReportCommand
         var label = new Option<string?>("--label") { Description = "Anomaly label column: normal vs anomalous histogram and the ROC curve." };
         var shape = new Option<string?>("--image-shape") { Description = "HxW: draw rows as H×W images (default: when the column count is a perfect square)." };
         var top = new Option<int>("--top") { Description = "Most anomalous rows to list and draw.", DefaultValueFactory = _ => 10 };
-        var samples = new Option<int>("--samples") { Description = "Generated samples to draw for image-shaped data.", DefaultValueFactory = _ => 24 };
+        var samples = new Option<int?>("--samples") { Description = "Generated samples to draw for image-shaped data (default 24); rnnrnade: real and generated sequences drawn as line plots (default 4)." };
+        var length = new Option<int?>("--length") { Description = "rnnrnade: frames per generated sequence (default: the median training sequence length)." };
         var seed = new Option<ulong>("--seed") { Description = "Seed of the generated samples.", DefaultValueFactory = _ => 0 };
         var output = DdmlApp.OutOption("HTML file to write (self-contained: images are embedded).", required: true);
         var command = new System.CommandLine.Command("report", "Write a self-contained HTML report: training curves, log-density histogram, ROC, most anomalous rows, images.")
         {
-            model, data, label, shape, top, samples, seed, output,
+            model, data, label, shape, top, samples, length, seed, output,
         };
         return command.WithBody(console, parse =>
         {
             var ml = new MLContext(seed: 1);
             var loaded = ModelZip.Load(ml, parse.GetValue(model)!);
             string dataFile = parse.GetValue(data)!;
+            int topRows = parse.GetValue(top);
+            if (topRows < 1 || parse.GetValue(samples) < 1 || parse.GetValue(length) < 1)
+                throw new CliException(ExitCodes.UsageError, "--top, --samples and --length must be at least 1.");
+            string title = $"DeepDensity report: {Path.GetFileName(loaded.File)} on {Path.GetFileName(dataFile)}";
+            if (loaded.IsSequenceModel)
+            {
+                if (parse.GetValue(shape) is not null) throw new CliException(ExitCodes.UsageError, "--image-shape is for row models; rnnrnade draws sequences as line plots.");
+                var sequenceOptions = new DensityReportOptions
+                {
+                    Title = title, FeatureNames = loaded.Metadata!.FeatureColumns, TrainingHistory = SequenceEvaluation.History(loaded.Metadata),
+                    TopRows = topRows, Seed = parse.GetValue(seed), SampleLength = parse.GetValue(length),
+                };
+                if (parse.GetValue(samples) is int drawn) sequenceOptions.SequenceCount = drawn;
+                return Write(console, parse.GetValue(output)!, SequenceEvaluation.Report(loaded, dataFile, parse.GetValue(label), sequenceOptions));
+            }
+            if (parse.GetValue(length) is not null) throw new CliException(ExitCodes.UsageError, "--length is for the sequence model (rnnrnade).");
             var scored = ScoringCommands.ScoreTable(ml, loaded, dataFile, parse.GetValue(label));
-            int topRows = parse.GetValue(top), sampleCount = parse.GetValue(samples);
-            if (topRows < 1 || sampleCount < 1) throw new CliException(ExitCodes.UsageError, "--top and --samples must be at least 1.");
+            int sampleCount = parse.GetValue(samples) ?? new DensityReportOptions().SampleCount;
             var options = new DensityReportOptions
             {
-                Title = $"DeepDensity report: {Path.GetFileName(loaded.File)} on {Path.GetFileName(dataFile)}",
+                Title = title,
                 FeatureNames = loaded.FeatureColumns,
                 RowNames = scored.Table.Lines.Select(l => $"line {l}").ToArray(),
                 Labels = scored.Labels,
-                TrainingHistory = loaded.Metadata?.History.Select(h => new TrainingProgress(h.Epoch, h.Train ?? double.NaN, h.Validation,
-                    h.ExamplesPerSecond, TimeSpan.FromSeconds(h.Seconds), 0f, h.Note)).ToArray(),
+                TrainingHistory = loaded.Metadata is { } m ? SequenceEvaluation.History(m) : null,
                 ImageShape = ParseShape(parse.GetValue(shape), loaded.Model.Dimension),
                 TopRows = topRows,
                 SampleCount = sampleCount,
@@ -47,12 +62,15 @@ public static class ReportCommand
             if (loaded.Metadata is { } meta)
                 options.Facts.Add(new("trained", $"ddml fit --model {meta.Model} on {meta.TrainFile} ({meta.TrainRows} rows), {meta.EpochsRun} epochs" +
                                                  (meta.StoppedByUser ? ", stopped by the user" : "")));
-            string html = DensityReport.Create(loaded.Model, scored.Features, options);
-            string outFile = parse.GetValue(output)!;
-            AtomicFile.WriteText(outFile, w => w.Write(html));
-            console.Out.WriteLine($"wrote {outFile} ({html.Length / 1024} KiB)");
-            return ExitCodes.Success;
+            return Write(console, parse.GetValue(output)!, DensityReport.Create(loaded.Model, scored.Features, options));
         });
+    }
+
+    private static int Write(DdmlConsole console, string outFile, string html)
+    {
+        AtomicFile.WriteText(outFile, w => w.Write(html));
+        console.Out.WriteLine($"wrote {outFile} ({html.Length / 1024} KiB)");
+        return ExitCodes.Success;
     }
 
     private static (int, int)? ParseShape(string? text, int dimension)

@@ -49,16 +49,21 @@ public static class ScoringCommands
     public static System.CommandLine.Command Sample(DdmlConsole console)
     {
         var model = ModelArgument();
-        var count = new Option<int>("--count", "-n") { Description = "Number of rows to draw.", DefaultValueFactory = _ => 100 };
-        var seed = new Option<ulong>("--seed") { Description = "Seed: the same seed gives the same rows (row i depends only on seed and i).", DefaultValueFactory = _ => 0 };
-        var output = DdmlApp.OutOption("Output CSV (default: standard output), with the model's feature columns.", required: false);
-        var command = new System.CommandLine.Command("sample", "Draw rows from the model.") { model, count, seed, output };
+        var count = new Option<int>("--count", "-n") { Description = "Number of rows (rnnrnade: sequences) to draw.", DefaultValueFactory = _ => 100 };
+        var seed = new Option<ulong>("--seed") { Description = "Seed: the same seed gives the same rows (row or sequence i depends only on seed and i).", DefaultValueFactory = _ => 0 };
+        var length = new Option<int?>("--length") { Description = $"rnnrnade: frames per sequence (default: the median training sequence length, else {SequenceCommands.DefaultSampleLength})." };
+        var output = DdmlApp.OutOption("Output CSV (default: standard output), with the model's feature columns (rnnrnade: sequence-id, order and feature columns, one row per frame).", required: false);
+        var command = new System.CommandLine.Command("sample", "Draw rows (or sequences, as frame rows) from the model.") { model, count, seed, length, output };
         return command.WithBody(console, parse =>
         {
             int n = parse.GetValue(count);
             if (n < 1) throw new CliException(ExitCodes.UsageError, $"--count must be at least 1 (got {n}).");
             var ml = new MLContext(seed: 1);
             var loaded = ModelZip.Load(ml, parse.GetValue(model)!);
+            if (loaded.IsSequenceModel)
+                return SequenceCommands.Sample(console, loaded, n, parse.GetValue(length), parse.GetValue(seed), parse.GetValue(output));
+            if (parse.GetValue(length) is not null)
+                throw new CliException(ExitCodes.UsageError, "--length is for the sequence model (rnnrnade); this model draws rows.");
             var density = loaded.Density;
             var view = density.GenerateSamples(ml, n, parse.GetValue(seed));
             var rows = DataViews.Vectors(view, density.FeatureColumnName, density.Model.Dimension);
@@ -81,12 +86,13 @@ public static class ScoringCommands
     {
         var model = ModelArgument();
         var data = new Argument<string>("test") { Description = "Test CSV with the model's feature columns." };
-        var label = new Option<string?>("--label") { Description = "Anomaly label column (1/true/anomaly vs 0/false/normal): adds AUROC and ML.NET's anomaly metrics." };
+        var label = new Option<string?>("--label") { Description = "Anomaly label column (1/true/anomaly vs 0/false/normal; rnnrnade: one per frame row): adds AUROC and ML.NET's anomaly metrics." };
         var command = new System.CommandLine.Command("evaluate", "Average log-density (with standard error); with --label also AUROC and ML.NET's anomaly-detection metrics.") { model, data, label };
         return command.WithBody(console, parse =>
         {
             var ml = new MLContext(seed: 1);
             var loaded = ModelZip.Load(ml, parse.GetValue(model)!);
+            if (loaded.IsSequenceModel) return SequenceEvaluation.Evaluate(console, ml, loaded, parse.GetValue(data)!, parse.GetValue(label));
             var s = ScoreTable(ml, loaded, parse.GetValue(data)!, parse.GetValue(label));
             var w = console.Out;
             var (mean, se) = MeanAndStandardError(s.LogDensity);
@@ -97,20 +103,27 @@ public static class ScoringCommands
             w.WriteLine(string.Create(Ci, $"predicted anomalies     {s.PredictedLabel.Count(b => b)} (threshold score {loaded.Density.Threshold:G6}, contamination {loaded.Density.Contamination})"));
             if (s.Labels is { } labels)
             {
-                int positives = labels.Count(b => b);
-                if (positives == 0 || positives == labels.Length)
+                if (labels.Count(b => b) is 0 || labels.All(b => b))
                     throw CliException.DataError(parse.GetValue(data)!, 0, 0, null, "the label column must hold both normal and anomalous rows to compute AUROC.");
-                var view = ml.Data.LoadFromEnumerable(Enumerable.Range(0, labels.Length).Select(i => new MetricRow
-                {
-                    Label = labels[i] ? 1f : 0f, Score = s.Score[i], PredictedLabel = s.PredictedLabel[i],
-                }));
-                var metrics = ml.AnomalyDetection.Evaluate(view, falsePositiveCount: Math.Max(1, labels.Length - positives) / 10 + 1);
-                w.WriteLine($"labelled anomalies      {positives} of {labels.Length}");
-                w.WriteLine(string.Create(Ci, $"AUROC                   {metrics.AreaUnderRocCurve:F4}"));
-                w.WriteLine(string.Create(Ci, $"detection rate at {Math.Max(1, labels.Length - positives) / 10 + 1} false positives  {metrics.DetectionRateAtFalsePositiveCount:F4}"));
+                WriteAnomalyMetrics(w, ml, labels, s.Score, s.PredictedLabel, "rows", "");
             }
             return ExitCodes.Success;
         });
+    }
+
+    /// <summary>ML.NET's anomaly-detection metrics (AUROC, detection rate at a number of false positives = a tenth of the
+    /// normal items, plus one) of <paramref name="score"/> against <paramref name="labels"/> (both classes present).</summary>
+    internal static void WriteAnomalyMetrics(TextWriter w, MLContext ml, bool[] labels, float[] score, bool[] predicted, string items, string prefix)
+    {
+        int positives = labels.Count(b => b), falsePositives = Math.Max(1, labels.Length - positives) / 10 + 1;
+        var view = ml.Data.LoadFromEnumerable(Enumerable.Range(0, labels.Length).Select(i => new MetricRow
+        {
+            Label = labels[i] ? 1f : 0f, Score = score[i], PredictedLabel = predicted[i],
+        }));
+        var metrics = ml.AnomalyDetection.Evaluate(view, falsePositiveCount: falsePositives);
+        w.WriteLine($"{prefix}labelled anomalies".PadRight(24) + $"{positives} of {labels.Length} {items}");
+        w.WriteLine($"{prefix}AUROC".PadRight(24) + metrics.AreaUnderRocCurve.ToString("F4", Ci));
+        w.WriteLine($"{prefix}detection rate at {falsePositives} false positives  " + metrics.DetectionRateAtFalsePositiveCount.ToString("F4", Ci));
     }
 
     public static System.CommandLine.Command Info(DdmlConsole console)
@@ -129,6 +142,10 @@ public static class ScoringCommands
                 w.WriteLine($"kind                    RnnRnade (ddml model '{meta!.Model}'): exact log-density of sequences, per frame row");
                 w.WriteLine($"input                   Real frames, dimension {meta.FeatureColumns.Length}; sequence id '{meta.SequenceIdColumn}', order '{meta.OrderColumn}'");
                 w.WriteLine($"features                {Abbreviate(meta.FeatureColumns)}");
+                var (sformat, skind, spayload) = ModelZip.EngineFileVersion(loaded.SequenceModel!);
+                w.WriteLine($"file format             engine format {sformat} (this build reads {ModelZip.CurrentEngineFormat}), {skind} payload version {spayload}");
+                if (meta.TrainSequences is int sequences)
+                    w.WriteLine($"training sequences      {sequences} (median length {meta.MedianSequenceLength} frames: the default length of 'ddml sample')");
                 WriteTraining(w, meta);
                 return ExitCodes.Success;
             }
@@ -151,12 +168,13 @@ public static class ScoringCommands
         w.WriteLine($"written by              {meta.Tool}, {meta.CreatedUtc:u}");
         if (meta.LabelColumn is not null) w.WriteLine($"label column            {meta.LabelColumn}");
         if (meta.ExcludedColumns.Length > 0) w.WriteLine($"excluded columns        {string.Join(", ", meta.ExcludedColumns)}");
-        w.WriteLine($"training data           {meta.TrainFile}, {meta.TrainRows} rows" + (meta.ValidationFile is null ? "" : $"; validation {meta.ValidationFile}"));
+        w.WriteLine($"training data           {meta.TrainFile}, {meta.TrainRows} {(meta.Model == SequenceCommands.ModelName ? "frame rows" : "rows")}" + (meta.ValidationFile is null ? "" : $"; validation {meta.ValidationFile}"));
         var last = meta.History.LastOrDefault(h => h.Train is not null);
         w.WriteLine($"training                {meta.EpochsRun} epochs" + (meta.BestEpoch is int b ? $", best epoch {b}" : "") +
                     (meta.StoppedEarly ? ", stopped early (no validation gain)" : "") + (meta.StoppedByUser ? ", stopped by the user (Ctrl+C)" : "") +
                     (last is null ? "" : string.Create(Ci, $", last train {last.Train:F4}") + (last.Validation is double v ? string.Create(Ci, $", valid {v:F4}") : "")));
-        if (meta.MeanTrainLogDensity is double mean) w.WriteLine(string.Create(Ci, $"mean train log-density  {mean:F4}"));
+        if (meta.MeanTrainLogDensity is double mean)
+            w.WriteLine(string.Create(Ci, $"mean train log-density  {mean:F4}") + (meta.Model == SequenceCommands.ModelName ? " per frame" : ""));
         w.WriteLine("options");
         foreach (var (name, value) in meta.Options) w.WriteLine($"  {name,-28} {value}");
     }

@@ -29,6 +29,30 @@ public static class DeepDensityEnvironment
         }
     }
 
+    private static long _maxScoringScratchFloats = DefaultMaxScoringScratchFloats;
+
+    /// <summary>Default of <see cref="MaxScoringScratchFloats"/>: 2^26 floats (256 MiB).</summary>
+    public const long DefaultMaxScoringScratchFloats = 1L << 26;
+
+    /// <summary>
+    /// Largest scratch one scoring pass of an importance-sampled model (IWAE, NVIL) may use, in floats: its evaluation
+    /// samples per chunk × activations per sample must not exceed it. Checked before training, when the evaluation
+    /// settings of a trained model change and when a file is loaded (a small file declaring wide layers and a large chunk
+    /// would otherwise ask for gigabytes per row; such a file is rejected with a message naming this setting); passes
+    /// over several rows are sized under it (results never depend on it). Raise it to load and score legitimately wider
+    /// models. Default <see cref="DefaultMaxScoringScratchFloats"/>; in [2^20, <see cref="Array.MaxLength"/>].
+    /// </summary>
+    public static long MaxScoringScratchFloats
+    {
+        get => Volatile.Read(ref _maxScoringScratchFloats);
+        set
+        {
+            if (value < 1L << 20 || value > Array.MaxLength)
+                throw new ArgumentOutOfRangeException(nameof(value), value, $"MaxScoringScratchFloats must be in [{1L << 20}, {Array.MaxLength}] (got {value}).");
+            Volatile.Write(ref _maxScoringScratchFloats, value);
+        }
+    }
+
     /// <summary>
     /// Most threads any engine parallel loop (GEMM, blocked scoring, sampling, training) may use; −1 = no limit
     /// (all cores). Default −1. Results never depend on this setting: work is split into fixed-size blocks whose

@@ -89,6 +89,9 @@ public abstract class DensityModel : DensityModelBase
     /// <summary>Draws <paramref name="count"/> rows as a new matrix; cancellable (see <see cref="Sample(int, ulong, Span{float}, CancellationToken)"/>).</summary>
     public RowMatrix Sample(int count, ulong seed, CancellationToken cancellationToken)
     {
+        if (count > Array.MaxLength / Math.Max(1, Dimension))
+            throw new ArgumentOutOfRangeException(nameof(count), count,
+                $"{count} samples of {Dimension} values exceed the largest array ({Array.MaxLength:N0} values); draw them in smaller batches.");
         var m = new RowMatrix(count, Dimension);
         Sample(count, seed, m.Values, cancellationToken);
         return m;

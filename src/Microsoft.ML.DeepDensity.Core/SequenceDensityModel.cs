@@ -75,6 +75,7 @@ public abstract class SequenceDensityModel : DensityModelBase
     {
         if (count < 0) throw new ArgumentOutOfRangeException(nameof(count), count, "Sample count must be non-negative.");
         if (length < 1) throw new ArgumentOutOfRangeException(nameof(length), length, "Sampled sequences need at least one frame.");
+        CheckSampleSize((long)count * length, count, length);
         var offsets = new int[count + 1];
         for (int i = 0; i < count; i++) offsets[i + 1] = checked(offsets[i] + length);
         var result = new SequenceBatch(new float[checked((long)offsets[count] * FrameSize)], offsets, FrameSize);
@@ -92,6 +93,7 @@ public abstract class SequenceDensityModel : DensityModelBase
         Check(prefixes);
         if (extraFrames < 0) throw new ArgumentOutOfRangeException(nameof(extraFrames), extraFrames, "Extra frames must be non-negative.");
         int count = prefixes.Count, d = FrameSize;
+        CheckSampleSize(prefixes.TotalFrames + (long)count * extraFrames, count, extraFrames);
         var offsets = new int[count + 1];
         for (int i = 0; i < count; i++) offsets[i + 1] = checked(offsets[i] + prefixes.Length(i) + extraFrames);
         var result = new SequenceBatch(new float[checked((long)offsets[count] * d)], offsets, d);
@@ -99,6 +101,14 @@ public abstract class SequenceDensityModel : DensityModelBase
         if (count > 0 && extraFrames > 0) SampleCore(prefixes, result, extraFrames, seed);
         CheckSamples(result.AsSpan(), d, "frame");
         return result;
+    }
+
+    /// <summary>The draw fits one array of values (else a clear error instead of an overflow or an out-of-memory crash).</summary>
+    private void CheckSampleSize(long frames, int count, int length)
+    {
+        if (frames > Array.MaxLength / Math.Max(1, FrameSize))
+            throw new ArgumentOutOfRangeException(nameof(count), count,
+                $"{count} sequences of {length} (new) frames of {FrameSize} values exceed the largest array ({Array.MaxLength:N0} values); draw them in smaller batches.");
     }
 
     /// <summary>Loads a sequence model; a corrupt, truncated or foreign file (or a row model) throws <see cref="InvalidModelFileException"/>.</summary>

@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Net;
 using System.Text;
 using Microsoft.ML.DeepDensity.Data;
 
@@ -11,7 +10,7 @@ namespace Microsoft.ML.DeepDensity.Reporting;
 /// curve with its AUROC, the most anomalous rows, and for image-shaped rows a grid of generated samples beside real
 /// rows and the most anomalous rows drawn as images. Figures are drawn with ScottPlot.
 /// </summary>
-public static class DensityReport
+public static partial class DensityReport
 {
     private static readonly CultureInfo Ci = CultureInfo.InvariantCulture;
 
@@ -31,36 +30,16 @@ public static class DensityReport
             throw new ArgumentException($"RowNames has {rn.Count} values for {rows.Rows} rows.", nameof(options));
         var logDensity = model.LogDensity(rows);
         var names = options.FeatureNames ?? Enumerable.Range(0, model.Dimension).Select(i => $"f{i}").ToArray();
-        var html = new StringBuilder();
-        html.Append("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>").Append(E(options.Title)).Append("</title>\n<style>")
-            .Append("body{font-family:system-ui,sans-serif;margin:24px auto;padding:0 16px;max-width:1100px;color:#222}h1{margin-bottom:4px}")
-            .Append("h2{border-bottom:1px solid #ccc;padding-bottom:4px;margin-top:32px}table{border-collapse:collapse;font-size:13px}")
-            .Append("td,th{border:1px solid #ddd;padding:3px 7px;text-align:right}th{background:#f3f3f3}td.l,th.l{text-align:left}")
-            .Append(".facts td{border:none;text-align:left;padding:1px 12px 1px 0}.row{display:flex;gap:24px;flex-wrap:wrap;align-items:flex-start}")
-            .Append("figure{margin:0}figcaption{font-size:13px;color:#555}.note{color:#666;font-style:italic}")
-            .Append("</style></head><body>\n");
-        html.Append("<h1>").Append(E(options.Title)).Append("</h1>\n<table class=\"facts\">");
-        var facts = new List<KeyValuePair<string, string>>(options.Facts)
+        var html = ReportHtml.Begin(options.Title, new List<KeyValuePair<string, string>>(options.Facts)
         {
             new("model", $"{model.ModelKind}: {model.DensityKind} log-density, {model.InputDomain} input, dimension {model.Dimension}"),
             new("rows scored", rows.Rows.ToString(Ci)),
-            new("mean log-density", Mean(logDensity).ToString("F4", Ci)),
-        };
-        foreach (var (k, v) in facts) html.Append("<tr><td><b>").Append(E(k)).Append("</b></td><td>").Append(E(v)).Append("</td></tr>");
-        html.Append("</table>\n");
-
-        html.Append("<h2>Training curves</h2>\n");
-        if (options.TrainingHistory is { Count: > 0 } history)
-            Image(html, Plots.TrainingCurves(history), "Training curves", "Mean log-likelihood per row of the training and validation data after each epoch (EM iteration for Deep GMM; pseudo-log-likelihood for the RBM).");
-        else html.Append("<p class=\"note\">No training history is available for this model.</p>\n");
+            new("mean log-density", ReportHtml.Mean(logDensity).ToString("F4", Ci)),
+        });
+        ReportHtml.TrainingSection(html, options.TrainingHistory, "row");
 
         html.Append("<h2>Log-densities</h2>\n<div class=\"row\">");
-        var (histogram, clipped) = Plots.Histogram(logDensity, options.Labels);
-        int infinite = logDensity.Count(v => !float.IsFinite(v));
-        Image(html, histogram, "Histogram of log-densities",
-            (options.Labels is null ? "Log-density of every scored row." : "Log-density of normal and anomalous rows (by the label column).") +
-            (clipped > 0 ? $" {clipped} far outliers are counted in the leftmost bin." : "") +
-            (infinite > 0 ? $" {infinite} rows with log-density −∞ are not shown." : ""));
+        ReportHtml.Histogram(html, logDensity, options.Labels, "row");
         if (options.Labels is { } labels)
         {
             int positives = labels.Count(b => b);
@@ -68,7 +47,8 @@ public static class DensityReport
             {
                 var score = logDensity.Select(v => -(double)v).ToArray();
                 var (curve, auroc) = Roc.Compute(score, labels);
-                Image(html, Plots.Roc(curve, auroc), "ROC curve", $"{positives} anomalous and {labels.Count - positives} normal rows; AUROC {auroc.ToString("F4", Ci)}.");
+                ReportHtml.Image(html, Plots.Roc(new[] { ("rows", curve, auroc) }), "ROC curve",
+                    $"{positives} anomalous and {labels.Count - positives} normal rows; AUROC {auroc.ToString("F4", Ci)}.");
             }
             else html.Append("<p class=\"note\">The labels hold only one class, so there is no ROC curve.</p>");
         }
@@ -87,15 +67,14 @@ public static class DensityReport
             var samples = model.Sample(n, options.Seed);
             var real = rows.SelectRows(Enumerable.Range(0, Math.Min(n, rows.Rows)).ToArray());
             html.Append($"<h2>Images ({h}×{w})</h2>\n<div class=\"row\">");
-            Image(html, Plots.ImageGrid("Generated samples", samples, h, w, null, low, high), "Generated samples", $"{n} draws from the model (seed {options.Seed}).");
-            Image(html, Plots.ImageGrid("Real rows", real, h, w, null, low, high), "Real rows", $"The first {real.Rows} scored rows.");
+            ReportHtml.Image(html, Plots.ImageGrid("Generated samples", samples, h, w, null, low, high), "Generated samples", $"{n} draws from the model (seed {options.Seed}).");
+            ReportHtml.Image(html, Plots.ImageGrid("Real rows", real, h, w, null, low, high), "Real rows", $"The first {real.Rows} scored rows.");
             html.Append("</div>\n");
             var captions = order.Select(i => logDensity[i].ToString("F1", Ci)).ToArray();
-            Image(html, Plots.ImageGrid("Most anomalous rows", rows.SelectRows(order), h, w, captions, low, high), "Most anomalous rows",
+            ReportHtml.Image(html, Plots.ImageGrid("Most anomalous rows", rows.SelectRows(order), h, w, captions, low, high), "Most anomalous rows",
                 "The rows of the table above, lowest log-density first (caption: log-density).");
         }
-        html.Append("<p class=\"note\">Generated by DeepDensity.ML (figures: ScottPlot).</p>\n</body></html>\n");
-        return html.ToString();
+        return ReportHtml.End(html);
     }
 
     /// <summary>(height, width) when the rows are image-shaped: the given shape, or a perfect square column count.</summary>
@@ -114,32 +93,21 @@ public static class DensityReport
     private static void AnomalyTable(StringBuilder html, RowMatrix rows, float[] logDensity, int[] order, IReadOnlyList<string> names, DensityReportOptions options)
     {
         int shown = Math.Min(names.Count, 12);
-        html.Append("<table><tr><th>rank</th><th class=\"l\">row</th><th>log-density</th>");
-        if (options.Labels is not null) html.Append("<th>label</th>");
-        for (int j = 0; j < shown; j++) html.Append("<th>").Append(E(names[j])).Append("</th>");
-        if (shown < names.Count) html.Append("<th>…</th>");
-        html.Append("</tr>\n");
+        var left = new[] { 1 };
+        html.Append("<table>");
+        ReportHtml.TableRow(html, new[] { "rank", "row", "log-density" }.Concat(options.Labels is null ? Array.Empty<string>() : new[] { "label" })
+            .Concat(names.Take(shown)).Concat(shown < names.Count ? new[] { "…" } : Array.Empty<string>()), left, header: true);
         for (int k = 0; k < order.Length; k++)
         {
             int i = order[k];
-            html.Append("<tr><td>").Append(k + 1).Append("</td><td class=\"l\">").Append(E(options.RowNames?[i] ?? $"row {i}")).Append("</td><td>")
-                .Append(logDensity[i].ToString("F4", Ci)).Append("</td>");
-            if (options.Labels is { } labels) html.Append("<td>").Append(labels[i] ? "anomalous" : "normal").Append("</td>");
-            var row = rows.Row(i);
-            for (int j = 0; j < shown; j++) html.Append("<td>").Append(row[j].ToString("G5", Ci)).Append("</td>");
-            if (shown < names.Count) html.Append("<td>…</td>");
-            html.Append("</tr>\n");
+            var row = rows.Row(i).ToArray();
+            ReportHtml.TableRow(html, new[] { (k + 1).ToString(Ci), options.RowNames?[i] ?? $"row {i}", logDensity[i].ToString("F4", Ci) }
+                .Concat(options.Labels is { } labels ? new[] { labels[i] ? "anomalous" : "normal" } : Array.Empty<string>())
+                .Concat(row.Take(shown).Select(v => v.ToString("G5", Ci))).Concat(shown < names.Count ? new[] { "…" } : Array.Empty<string>()), left);
         }
         html.Append("</table>\n");
     }
 
-    private static void Image(StringBuilder html, byte[] png, string alt, string caption)
-        => html.Append("<figure><img alt=\"").Append(E(alt)).Append("\" src=\"data:image/png;base64,").Append(Convert.ToBase64String(png))
-               .Append("\"><figcaption>").Append(E(caption)).Append("</figcaption></figure>\n");
-
-    private static string E(string s) => WebUtility.HtmlEncode(s);
-
-    private static double Mean(float[] v) => v.Length == 0 ? double.NaN : v.Average(x => (double)x);
     private static double TensorMin(ReadOnlySpan<float> v) => System.Numerics.Tensors.TensorPrimitives.Min(v);
     private static double TensorMax(ReadOnlySpan<float> v) => System.Numerics.Tensors.TensorPrimitives.Max(v);
 }

@@ -14,10 +14,12 @@ public sealed class DensityReportOptions
     /// <summary>Column names of the rows (default f0, f1, ...).</summary>
     public IReadOnlyList<string>? FeatureNames { get; set; }
 
-    /// <summary>How each row is named in the table of anomalous rows (e.g. "line 17"); default "row i".</summary>
+    /// <summary>How each row (for sequences: each frame, in the batch's frame order) is named in the table of anomalous
+    /// rows (e.g. "line 17"); default "row i".</summary>
     public IReadOnlyList<string>? RowNames { get; set; }
 
-    /// <summary>Anomaly labels of the rows (true = anomalous): splits the histogram and gives the ROC curve. Default none.</summary>
+    /// <summary>Anomaly labels of the rows (for sequences: of every frame, in the batch's frame order; true = anomalous):
+    /// splits the histogram and gives the ROC curve. Default none.</summary>
     public IReadOnlyList<bool>? Labels { get; set; }
 
     /// <summary>Training progress per epoch or EM iteration, for the training curves. Default none (the section says so).</summary>
@@ -34,4 +36,16 @@ public sealed class DensityReportOptions
 
     /// <summary>Seed of the generated samples. Default 0.</summary>
     public ulong Seed { get; set; }
+
+    /// <summary>Sequences only: how each sequence is named (e.g. its id); default "sequence i".</summary>
+    public IReadOnlyList<string>? SequenceNames { get; set; }
+
+    /// <summary>Sequences only: real and generated sequences drawn as line plots. Default 4.</summary>
+    public int SequenceCount { get; set; } = 4;
+
+    /// <summary>Sequences only: frames of each generated sequence; null = the median length of the scored sequences.</summary>
+    public int? SampleLength { get; set; }
+
+    /// <summary>Sequences only: features drawn as line plots (the first ones). Default 4.</summary>
+    public int FeaturesDrawn { get; set; } = 4;
 }

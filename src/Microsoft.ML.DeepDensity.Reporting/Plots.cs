@@ -5,11 +5,11 @@ using Microsoft.ML.DeepDensity.Training;
 namespace Microsoft.ML.DeepDensity.Reporting;
 
 /// <summary>The report's figures, drawn by ScottPlot and returned as PNG bytes.</summary>
-internal static class Plots
+internal static partial class Plots
 {
     private const int Width = 720, Height = 400;
 
-    public static byte[] TrainingCurves(IReadOnlyList<TrainingProgress> history)
+    public static byte[] TrainingCurves(IReadOnlyList<TrainingProgress> history, string unit = "row")
     {
         var plot = new Plot();
         var train = history.Where(h => double.IsFinite(h.TrainLogLikelihood)).ToArray();
@@ -28,7 +28,8 @@ internal static class Plots
         }
         plot.Title("Training curves");
         plot.XLabel("epoch / EM iteration");
-        plot.YLabel("mean log-likelihood per row");
+        IntegerTicks(plot);
+        plot.YLabel($"mean log-likelihood per {unit}");
         plot.ShowLegend(Alignment.LowerRight);
         return Png(plot, Width, Height);
     }
@@ -36,7 +37,7 @@ internal static class Plots
     /// <summary>Histogram of the finite log-densities. A few far outliers would squash the rest into one bar, so the range
     /// starts at most two inter-decile ranges below the 10 % quantile; rows below it are counted in the leftmost bin.
     /// Returns the number of rows so clipped.</summary>
-    public static (byte[] Png, int Clipped) Histogram(float[] logDensity, IReadOnlyList<bool>? labels)
+    public static (byte[] Png, int Clipped) Histogram(float[] logDensity, IReadOnlyList<bool>? labels, string unit = "row")
     {
         var finite = logDensity.Where(float.IsFinite).Select(v => (double)v).OrderBy(v => v).ToArray();
         double min = finite.Length > 0 ? finite[0] : -1, max = finite.Length > 0 ? finite[^1] : 0;
@@ -55,7 +56,7 @@ internal static class Plots
             plot.Add.Histogram(hist, color.WithAlpha(0.6));
             plot.Legend.ManualItems.Add(new LegendItem { LabelText = name, FillColor = color.WithAlpha(0.6) });
         }
-        if (labels is null) Add(finite, "rows", Colors.SteelBlue);
+        if (labels is null) Add(finite, unit + "s", Colors.SteelBlue);
         else
         {
             Add(Enumerable.Range(0, logDensity.Length).Where(i => !labels[i] && float.IsFinite(logDensity[i])).Select(i => (double)logDensity[i]), "normal", Colors.SteelBlue);
@@ -63,22 +64,26 @@ internal static class Plots
             plot.ShowLegend(Alignment.UpperLeft);
         }
         plot.Axes.Margins(bottom: 0);
-        plot.Title("Log-density of the scored rows");
-        plot.XLabel(clipped > 0 ? $"log-density ({clipped} rows below {min:G4} counted in the leftmost bin)" : "log-density");
-        plot.YLabel("rows");
+        plot.Title($"Log-density of the scored {unit}s");
+        plot.XLabel(clipped > 0 ? $"log-density ({clipped} {unit}s below {min:G4} counted in the leftmost bin)" : "log-density");
+        plot.YLabel(unit + "s");
         return (Png(plot, Width, Height), clipped);
     }
 
-    public static byte[] Roc(IReadOnlyList<(double Fpr, double Tpr)> curve, double auroc)
+    /// <summary>One or more ROC curves (e.g. per step and per sequence) with their AUROC in the legend.</summary>
+    public static byte[] Roc(IReadOnlyList<(string Name, IReadOnlyList<(double Fpr, double Tpr)> Curve, double Auroc)> curves)
     {
         var plot = new Plot();
         var diagonal = plot.Add.ScatterLine(new[] { 0.0, 1.0 }, new[] { 0.0, 1.0 });
         diagonal.LinePattern = LinePattern.Dashed;
         diagonal.Color = Colors.Gray;
         diagonal.LegendText = "chance";
-        var s = plot.Add.ScatterLine(curve.Select(p => p.Fpr).ToArray(), curve.Select(p => p.Tpr).ToArray());
-        s.LineWidth = 2;
-        s.LegendText = $"model (AUROC {auroc:F3})";
+        foreach (var (name, curve, auroc) in curves)
+        {
+            var s = plot.Add.ScatterLine(curve.Select(p => p.Fpr).ToArray(), curve.Select(p => p.Tpr).ToArray());
+            s.LineWidth = 2;
+            s.LegendText = curves.Count == 1 ? $"model (AUROC {auroc:F3})" : $"{name} (AUROC {auroc:F3})";
+        }
         plot.Axes.SetLimits(0, 1, 0, 1);
         plot.Title("ROC curve (score = −log-density)");
         plot.XLabel("false positive rate");
@@ -125,6 +130,10 @@ internal static class Plots
         int pixelWidth = Math.Max(240, perRow * 90), pixelHeight = 60 + gridRows * (int)(90 * cellH);
         return Png(plot, pixelWidth, pixelHeight);
     }
+
+    /// <summary>Epochs and time steps are whole numbers: no ticks between them.</summary>
+    private static void IntegerTicks(Plot plot)
+        => plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericAutomatic { IntegerTicksOnly = true };
 
     private static byte[] Png(Plot plot, int width, int height) => plot.GetImage(width, height).GetImageBytes(ImageFormat.Png, 100);
 }

@@ -9,6 +9,14 @@ namespace Microsoft.ML;
 /// with older compilers use <c>new DensityEstimationCatalog(mlContext)</c>). Each model family adds one extension
 /// method with simple arguments and one taking its options class.
 /// </summary>
+/// <remarks>
+/// Save a fitted pipeline with <c>mlContext.Model.Save</c>; load it for scoring with
+/// <c>mlContext.Model.LoadWithLiveDensityModels(path, out schema)</c>
+/// (<see cref="DeepDensity.DensityModelExtensions.LoadWithLiveDensityModels(ModelOperationsCatalog, string, out DataViewSchema)"/>),
+/// which scores in blocks like the fitted transformer and validates every saved model at load. The plain
+/// <c>mlContext.Model.Load</c> gives the same values but scores one row per call (ML.NET allows a loaded extension
+/// nothing else), finds a damaged model only when rows are read, and cannot tell the row number of a bad row.
+/// </remarks>
 public sealed class DensityEstimationCatalog
 {
     /// <summary>Creates the catalog for <paramref name="mlContext"/> (its log receives training progress).</summary>

@@ -7,8 +7,10 @@ namespace Microsoft.ML.DeepDensity.Transforms;
 /// A fitted density model as an ML.NET transformer: appends LogDensity, Score (= −LogDensity, finite) and PredictedLabel
 /// (Score &gt; <see cref="Threshold"/>), optionally a standard-error and a sample column. Transform is lazy; its cursor reads
 /// <see cref="ScoringBlockRows"/> rows ahead and scores them with one batched engine call. Saved with
-/// <c>mlContext.Model.Save</c> as a chain of loadable built-ins (see <see cref="DensityModelExtensions.GetDensityModel"/> to
-/// recover the model after loading).
+/// <c>mlContext.Model.Save</c> as a chain of loadable built-ins; load it back for scoring with
+/// <see cref="DensityModelExtensions.LoadWithLiveDensityModels(ModelOperationsCatalog, string, out DataViewSchema)"/>
+/// (this transformer again, model validated at load) rather than the plain <c>mlContext.Model.Load</c> (same values, one
+/// row per engine call); <see cref="DensityModelExtensions.GetDensityModel"/> recovers the model from either.
 /// </summary>
 public class DensityTransformer : ITransformer
 {

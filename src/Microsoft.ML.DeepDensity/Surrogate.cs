@@ -22,7 +22,11 @@ namespace Microsoft.ML.DeepDensity.Transforms;
 /// </code>
 /// The envelope (<see cref="ModelEnvelope"/>) holds the engine's own model file, which names its kind, so the same two
 /// scorers serve every model family. Contract names are versioned: a change of their columns gets a new name.
-/// <para>A loaded model scores one row per engine call: a CustomMapping sees one row at a time and cannot read ahead,
+/// <para>What ML.NET 5.0.1 runs of ours at <c>Model.Load</c>: each factory's parameterless constructor and
+/// <c>GetMapping()</c> (LambdaTransform.Create → ComponentCatalog.GetExtensionValue → CustomMappingFactory.CreateTransformer),
+/// with neither the blob (ML.NET's MapValue loader reads it) nor the environment — so the blob is validated at the first
+/// row read and nothing can be written to MLContext.Log.
+/// A loaded model scores one row per engine call: a CustomMapping sees one row at a time and cannot read ahead,
 /// and ML.NET keeps every other extension point internal. <see cref="DensityModelExtensions.WithLiveDensityTransformers"/>
 /// or <c>mlContext.Model.LoadWithLiveDensityModels</c> give back the block-scoring transformer (and validate the blob
 /// at load). Errors: a bad row throws <see cref="DataValidationException"/> naming the feature column and the slot;
@@ -195,7 +199,19 @@ internal static class Surrogate
     /// so that the per-row cost is O(1) whatever the model size.</summary>
     internal sealed class EnvelopeCache
     {
-        private readonly TextIdentityCache<(DensityModel, TransformerSettings)> _inner = new(ModelEnvelope.Decode);
+        private readonly TextIdentityCache<(DensityModel, TransformerSettings)> _inner = new(DecodeAtFirstRow);
+
+        /// <summary>The envelope decoded when the first row is read (ML.NET runs nothing of ours with it at load), a damaged
+        /// one reported with what the user can do about it.</summary>
+        private static (DensityModel, TransformerSettings) DecodeAtFirstRow(ReadOnlySpan<char> text)
+        {
+            try { return ModelEnvelope.Decode(text); }
+            catch (InvalidModelFileException e)
+            {
+                throw new InvalidModelFileException(e.Message + " (found at the first row read: a model loaded with mlContext.Model.Load is " +
+                    "decoded when rows are read; mlContext.Model.LoadWithLiveDensityModels validates it at load)", e);
+            }
+        }
 
         /// <summary>Decodes so far (diagnostics: must stay tiny, not one per row).</summary>
         public static int TotalDecodes => TextIdentityCache<(DensityModel, TransformerSettings)>.TotalDecodes;

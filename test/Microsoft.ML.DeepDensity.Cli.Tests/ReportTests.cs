@@ -26,16 +26,78 @@ public class ReportTests : IDisposable
         return html;
     }
 
+    /// <summary>RNN-RNADE on frame rows (3 features); the report on sequences of which every fifth has a jump at step 5 (labelled per sequence).</summary>
+    private string SequenceReport()
+    {
+        string Frames(string name, int count, int seed, bool anomalies)
+        {
+            var rnd = new Random(seed);
+            var sb = new System.Text.StringBuilder("unit,time,temp,pressure,flow,faulty\n");
+            for (int s = 0; s < count; s++)
+            {
+                double x = CliHarness.Gauss(rnd), y = CliHarness.Gauss(rnd), z = CliHarness.Gauss(rnd);
+                bool odd = anomalies && s % 5 == 0;
+                for (int t = 0; t < 8 + s % 5; t++)
+                {
+                    (x, y, z) = (0.8 * x - 0.3 * y + 0.3 * CliHarness.Gauss(rnd), 0.3 * x + 0.8 * y + 0.3 * CliHarness.Gauss(rnd), 0.7 * z + 0.2 * x + 0.3 * CliHarness.Gauss(rnd));
+                    double jump = odd && t == 5 ? 3 : 0;
+                    sb.Append(System.Globalization.CultureInfo.InvariantCulture, $"u{s},{t},{x + jump:F4},{y - jump:F4},{z:F4},{(odd ? 1 : 0)}\n");
+                }
+            }
+            return _h.Write(name, sb.ToString());
+        }
+        var zip = _h.PathOf("seq.zip");
+        var fit = _h.Run("fit", Frames("train.csv", 50, 1, false), "-m", "rnnrnade", "--sequence-id", "unit", "--order", "time", "--exclude", "faulty",
+            "--epochs", "4", "-p", "HiddenUnits=8", "-p", "RecurrentUnits=6", "-o", zip);
+        Assert.True(fit.Exit == 0, fit.Err);
+        var html = _h.PathOf("sequence-report.html");
+        var r = _h.Run("report", zip, Frames("test.csv", 20, 2, true), "--label", "faulty", "--top", "6", "--samples", "3", "-o", html);
+        Assert.True(r.Exit == 0, r.Err);
+        return html;
+    }
+
     [Fact]
     public void ReportParsesAndEveryImageDecodes()
     {
         var path = DigitsReport();
+        var document = ParseAndCheckImages(path, new[] { "Training curves", "Log-densities", "Most anomalous rows", "Images (8×8)" },
+            6); // training curves, histogram, ROC, generated samples, real rows, most anomalous rows
+        var rows = document.QuerySelectorAll("table:not(.facts) tr").Skip(1).ToArray();
+        Assert.Equal(8, rows.Length);
+        // Most anomalous first: log-densities ascend down the table.
+        var ld = rows.Select(r => double.Parse(r.Children[2].TextContent, System.Globalization.CultureInfo.InvariantCulture)).ToArray();
+        Assert.Equal(ld.OrderBy(v => v), ld);
+        Assert.Matches(@"AUROC \d\.\d{4}", document.Body!.TextContent);
+    }
+
+    [Fact]
+    public void SequenceReportParsesAndEveryImageDecodes()
+    {
+        var document = ParseAndCheckImages(SequenceReport(),
+            new[] { "Training curves", "Per-step log-densities", "Most anomalous steps", "Most anomalous sequences", "Real and generated sequences" },
+            7); // training curves, histogram, ROC, per-step log-density along sequences, one line plot per feature (3)
+        var tables = document.QuerySelectorAll("table:not(.facts)").ToArray();
+        Assert.Equal(2, tables.Length);
+        var steps = tables[0].QuerySelectorAll("tr").Skip(1).ToArray();
+        Assert.Equal(6, steps.Length);
+        var ld = steps.Select(r => double.Parse(r.Children[4].TextContent, System.Globalization.CultureInfo.InvariantCulture)).ToArray();
+        Assert.Equal(ld.OrderBy(v => v), ld);
+        // The jumps are the most anomalous steps: step 5 of a faulty unit.
+        Assert.Equal("5", steps[0].Children[3].TextContent);
+        Assert.Equal("anomalous", steps[0].Children[5].TextContent);
+        Assert.Equal(6, tables[1].QuerySelectorAll("tr").Length - 1);
+        var roc = document.QuerySelectorAll("img").Single(i => i.GetAttribute("alt") == "ROC curve").ParentElement!.TextContent;
+        Assert.Matches(@"per step: \d+ anomalous .* AUROC \d\.\d{4}; per sequence .* 4 anomalous and 16 normal sequences, AUROC \d\.\d{4}", roc);
+        Assert.Contains("3 sequences of 10 frames drawn from the model", document.Body!.TextContent); // median training length
+    }
+
+    /// <summary>Parses the report, checks its section headings, and that every image is an embedded PNG that decodes and is not blank.</summary>
+    private static AngleSharp.Html.Dom.IHtmlDocument ParseAndCheckImages(string path, string[] headings, int imageCount)
+    {
         var document = new HtmlParser().ParseDocument(File.ReadAllText(path));
-        var headings = document.QuerySelectorAll("h2").Select(h => h.TextContent).ToArray();
-        Assert.Equal(new[] { "Training curves", "Log-densities", "Most anomalous rows", "Images (8×8)" }, headings);
+        Assert.Equal(headings, document.QuerySelectorAll("h2").Select(h => h.TextContent).ToArray());
         var images = document.QuerySelectorAll("img").ToArray();
-        // training curves, histogram, ROC, generated samples, real rows, most anomalous rows
-        Assert.Equal(6, images.Length);
+        Assert.Equal(imageCount, images.Length);
         foreach (var img in images)
         {
             var src = img.GetAttribute("src")!;
@@ -46,12 +108,7 @@ public class ReportTests : IDisposable
             Assert.True(DistinctColours(bitmap) > 3, $"{img.GetAttribute("alt")} is blank");
         }
         Assert.Empty(document.QuerySelectorAll("script, link, iframe"));
-        var rows = document.QuerySelectorAll("table:not(.facts) tr").Skip(1).ToArray();
-        Assert.Equal(8, rows.Length);
-        // Most anomalous first: log-densities ascend down the table.
-        var ld = rows.Select(r => double.Parse(r.Children[2].TextContent, System.Globalization.CultureInfo.InvariantCulture)).ToArray();
-        Assert.Equal(ld.OrderBy(v => v), ld);
-        Assert.Matches(@"AUROC \d\.\d{4}", document.Body!.TextContent);
+        return document;
     }
 
     [Fact]
@@ -99,15 +156,21 @@ public class ReportTests : IDisposable
         Assert.Equal(ml.AnomalyDetection.Evaluate(view).AreaUnderRocCurve, auroc, 6);
     }
 
-    /// <summary>Renders the report in headless Chromium and checks the screenshot is a real page (skipped without Chromium).</summary>
+    /// <summary>Renders the reports (a row model's and the sequence model's) in headless Chromium and checks each screenshot
+    /// is a real page (skipped without Chromium). DDML_SCREENSHOT_DIR=dir keeps the screenshots to look at.</summary>
     [ChromiumFact]
     public void ReportRendersInHeadlessChromium()
     {
-        var html = DigitsReport();
-        var png = _h.PathOf("screenshot.png");
+        Screenshot(DigitsReport(), "report-screenshot.png");
+        Screenshot(SequenceReport(), "sequence-report-screenshot.png");
+    }
+
+    private void Screenshot(string html, string name)
+    {
+        var png = _h.PathOf(name);
         var psi = new ProcessStartInfo(ChromiumFactAttribute.Chromium!) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         foreach (var a in new[] { "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", $"--user-data-dir={_h.PathOf("chromium-profile")}",
-                                  "--window-size=1200,3000", $"--screenshot={png}", new Uri(html).AbsoluteUri })
+                                  "--window-size=1200,4200", $"--screenshot={png}", new Uri(html).AbsoluteUri })
             psi.ArgumentList.Add(a);
         using (var p = Process.Start(psi)!)
         {
@@ -121,7 +184,7 @@ public class ReportTests : IDisposable
         // The page drew its figures: many colours (a blank or error page has a handful).
         Assert.True(DistinctColours(shot) > 50, "the screenshot looks blank");
         var keep = Environment.GetEnvironmentVariable("DDML_SCREENSHOT_DIR");
-        if (keep is not null) File.Copy(png, Path.Combine(keep, "report-screenshot.png"), overwrite: true);
+        if (keep is not null) File.Copy(png, Path.Combine(keep, name), overwrite: true);
     }
 
     private static int DistinctColours(SKBitmap b)

@@ -1,70 +1,161 @@
 using System.Globalization;
 using System.Text;
 using Microsoft.ML.Data;
+using Microsoft.ML.DeepDensity.Data;
 
 namespace Microsoft.ML.DeepDensity.Cli.Tests;
 
-/// <summary>rnnrnade on frame rows (sequence id + order columns): fit → info → score, values equal ML.NET's on the saved zip.</summary>
+/// <summary>
+/// rnnrnade on frame rows (sequence id + order columns): fit → info → score → sample → evaluate → report, every value
+/// checked against ML.NET on the saved zip or the engine model inside it.
+/// </summary>
 public class SequenceTests : IDisposable
 {
+    private static readonly CultureInfo Ci = CultureInfo.InvariantCulture;
     private readonly CliHarness _h = new();
     public void Dispose() => _h.Dispose();
 
-    /// <summary>2-d AR(1) sequences of 6–10 frames as frame rows: seq (text id), t (order), a, b.</summary>
-    private string Frames(string name, int sequences, int seed)
+    /// <summary>
+    /// 2-d AR(1) sequences of 6–10 frames as frame rows: seq (text id), t (order), a, b, spike, anom. With
+    /// <paramref name="anomalies"/>, every fourth sequence jumps off its trajectory at step 3: spike = 1 on that row
+    /// only (a per-step label), anom = 1 on every row of the sequence (a per-sequence label).
+    /// </summary>
+    private string Frames(string name, int sequences, int seed, bool anomalies = false, bool shuffled = false)
     {
         var rnd = new Random(seed);
-        var sb = new StringBuilder("seq,t,a,b\n");
+        var lines = new List<string>();
         for (int s = 0; s < sequences; s++)
         {
             double x = CliHarness.Gauss(rnd), y = CliHarness.Gauss(rnd);
             int length = 6 + rnd.Next(5);
+            bool odd = anomalies && s % 4 == 0;
             for (int t = 0; t < length; t++)
             {
                 (x, y) = (0.8 * x - 0.3 * y + 0.3 * CliHarness.Gauss(rnd), 0.3 * x + 0.8 * y + 0.3 * CliHarness.Gauss(rnd));
-                sb.Append(CultureInfo.InvariantCulture, $"s{s},{t * 10},{x:F4},{y:F4}\n");
+                bool spike = odd && t == 3;
+                lines.Add(string.Create(Ci, $"s{s},{t * 10},{x + (spike ? 3 : 0):F4},{y - (spike ? 3 : 0):F4},{(spike ? 1 : 0)},{(odd ? 1 : 0)}"));
             }
         }
-        return _h.Write(name, sb.ToString());
+        if (shuffled) lines = lines.OrderBy(_ => rnd.Next()).ToList();
+        return _h.Write(name, "seq,t,a,b,spike,anom\n" + string.Join("\n", lines) + "\n");
+    }
+
+    private string Fit(string train, params string[] extra)
+    {
+        var zip = _h.PathOf("seq.zip");
+        var fit = _h.Run(new[] { "fit", train, "-m", "rnnrnade", "--sequence-id", "seq", "--order", "t", "--exclude", "spike,anom", "--epochs", "4",
+                                 "-p", "HiddenUnits=6", "-p", "RecurrentUnits=4", "-o", zip }.Concat(extra).ToArray());
+        Assert.True(fit.Exit == 0, fit.Err);
+        return zip;
+    }
+
+    /// <summary>The CSV's frame rows grouped into sequences (by id, in order of first appearance; sorted by order).</summary>
+    private static (SequenceBatch Batch, List<(string Seq, double T)> Keys) Sequences(string csv)
+    {
+        var rows = File.ReadAllLines(csv).Skip(1).Select(l => l.Split(',')).ToList();
+        var groups = rows.GroupBy(c => c[0]).Select(g => g.OrderBy(c => double.Parse(c[1], Ci)).ToList()).ToList();
+        var keys = groups.SelectMany(g => g.Select(c => (c[0], double.Parse(c[1], Ci)))).ToList();
+        return (SequenceBatch.FromSequences(groups.Select(g => g.SelectMany(c => new[] { float.Parse(c[2], Ci), float.Parse(c[3], Ci) }).ToArray()).ToList(), 2), keys);
     }
 
     [Fact]
-    public void FitInfoScoreOnFrameRows()
+    public void FitInfoScoreSampleEvaluateReport()
     {
         var train = Frames("train.csv", 60, 1);
-        var test = Frames("test.csv", 12, 2);
-        var zip = _h.PathOf("seq.zip");
-        var fit = _h.Run("fit", train, "-m", "rnnrnade", "--sequence-id", "seq", "--order", "t", "--epochs", "3", "-p", "HiddenUnits=6", "-p", "RecurrentUnits=4", "-o", zip);
-        Assert.True(fit.Exit == 0, fit.Err);
+        var test = Frames("test.csv", 24, 2, anomalies: true);
+        var zip = Fit(train);
+        var trainLengths = Sequences(train).Batch;
+        int median = Enumerable.Range(0, trainLengths.Count).Select(trainLengths.Length).OrderBy(n => n).ElementAt((trainLengths.Count - 1) / 2);
 
         var info = _h.Run("info", zip);
         Assert.True(info.Exit == 0, info.Err);
         Assert.Contains("RnnRnade", info.Out);
         Assert.Contains("sequence id 'seq', order 't'", info.Out);
         Assert.Contains("RecurrentUnits", info.Out);
+        Assert.Contains($"training sequences      60 (median length {median} frames", info.Out);
+        Assert.Contains("RnnRnade payload version", info.Out);
 
+        // score: per frame row, equal to ML.NET on the saved zip.
         var scores = _h.PathOf("scores.csv");
         var score = _h.Run("score", zip, test, "-o", scores);
         Assert.True(score.Exit == 0, score.Err);
         var lines = File.ReadAllLines(scores);
-        Assert.Equal("seq,t,a,b,LogDensity,Score,PredictedLabel", lines[0]);
-        var cli = lines.Skip(1).Select(l => float.Parse(l.Split(',')[4], CultureInfo.InvariantCulture)).ToArray();
-
-        // The same rows through the saved zip in plain ML.NET.
+        Assert.Equal("seq,t,a,b,spike,anom,LogDensity,Score,PredictedLabel", lines[0]);
+        var cli = lines.Skip(1).Select(l => float.Parse(l.Split(',')[6], Ci)).ToArray();
         var ml = new MLContext(seed: 1);
         var loaded = ml.Model.Load(zip, out _);
         var rows = File.ReadAllLines(test).Skip(1).Select(l => l.Split(',')).Select(c => new Frame
         {
-            Features = new[] { float.Parse(c[2], CultureInfo.InvariantCulture), float.Parse(c[3], CultureInfo.InvariantCulture) },
-            SequenceId = c[0], Order = double.Parse(c[1], CultureInfo.InvariantCulture),
+            Features = new[] { float.Parse(c[2], Ci), float.Parse(c[3], Ci) }, SequenceId = c[0], Order = double.Parse(c[1], Ci),
         }).ToArray();
         var expected = loaded.Transform(ml.Data.LoadFromEnumerable(rows)).GetColumn<float>("LogDensity").ToArray();
         Assert.Equal(expected, cli);
         Assert.All(cli, v => Assert.True(float.IsFinite(v)));
+        // ... and equal to the engine model's batched per-step log-densities (the streaming scorer agrees to rounding).
+        var model = loaded.GetSequenceDensityModel(ml);
+        var (batch, keys) = Sequences(test);
+        var frames = new float[batch.TotalFrames];
+        model.FrameLogDensity(batch, frames);
+        for (int f = 0; f < frames.Length; f++) Assert.Equal(frames[f], cli[f], 3); // the test file is in (sequence, order) order
 
-        var sample = _h.Run("sample", zip, "-n", "3");
-        Assert.Equal(ExitCodes.UsageError, sample.Exit);
-        Assert.Contains("not available for the sequence model 'rnnrnade'", sample.Err);
+        // The same rows in a shuffled file get the same values (rows are fed to the stream in sequence order).
+        var shuffledScores = _h.PathOf("shuffled-scores.csv");
+        Assert.Equal(0, _h.Run("score", zip, Frames("shuffled.csv", 24, 2, anomalies: true, shuffled: true), "-o", shuffledScores).Exit);
+        var byKey = File.ReadAllLines(shuffledScores).Skip(1).Select(l => l.Split(',')).ToDictionary(c => (c[0], double.Parse(c[1], Ci)), c => float.Parse(c[6], Ci));
+        for (int f = 0; f < keys.Count; f++) Assert.Equal(cli[f], byKey[keys[f]]);
+
+        // sample: N sequences of the median training length as frame rows, seeded, equal to the engine's draws.
+        var s1 = _h.Run("sample", zip, "-n", "3", "--seed", "4");
+        Assert.True(s1.Exit == 0, s1.Err);
+        Assert.Equal(s1.Out, _h.Run("sample", zip, "-n", "3", "--seed", "4").Out);
+        Assert.NotEqual(s1.Out, _h.Run("sample", zip, "-n", "3", "--seed", "5").Out);
+        var sampled = s1.Out.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal("seq,t,a,b", sampled[0]);
+        Assert.Equal(1 + 3 * median, sampled.Length);
+        var draws = model.Sample(3, median, 4);
+        for (int i = 0; i < 3; i++)
+            for (int t = 0; t < median; t++)
+            {
+                var c = sampled[1 + i * median + t].Split(',');
+                Assert.Equal($"sample{i}", c[0]);
+                Assert.Equal(t.ToString(Ci), c[1]);
+                Assert.Equal(draws.Sequence(i).Slice(t * 2, 2).ToArray(), new[] { float.Parse(c[2], Ci), float.Parse(c[3], Ci) });
+            }
+        var samplesFile = _h.PathOf("samples.csv");
+        Assert.Equal(0, _h.Run("sample", zip, "-n", "2", "--length", "5", "-o", samplesFile).Exit);
+        Assert.Equal(11, File.ReadAllLines(samplesFile).Length);
+        Assert.Equal(0, _h.Run("score", zip, samplesFile).Exit); // what sample writes, score reads
+
+        // evaluate: per frame ± standard error, per sequence, per-step and per-sequence AUROC.
+        var eval = _h.Run("evaluate", zip, test, "--label", "anom");
+        Assert.True(eval.Exit == 0, eval.Err);
+        double perFrame = model.LogDensity(batch).Sum(v => (double)v) / batch.TotalFrames;
+        Assert.Equal(perFrame, Number(eval.Out, "average log-density"), 3);
+        Assert.Contains("per frame (standard error over sequences", eval.Out);
+        Assert.Contains("per step (each frame row", eval.Out);
+        Assert.Contains("per sequence (the label is constant within each", eval.Out);
+        Assert.Contains("24 sequences", eval.Out);
+        double sequenceAuroc = Number(eval.Out[eval.Out.IndexOf("per sequence (", StringComparison.Ordinal)..], "  AUROC");
+        Assert.True(sequenceAuroc > 0.8, eval.Out); // a jump of 3 in every fourth sequence
+        var stepEval = _h.Run("evaluate", zip, test, "--label", "spike");
+        Assert.True(stepEval.Exit == 0, stepEval.Err);
+        Assert.Contains("not computed: the label varies within a sequence", stepEval.Out);
+        Assert.True(Number(stepEval.Out, "  AUROC") > 0.9, stepEval.Out); // the spiked step itself
+
+        // report: sections of the sequence report (its HTML and images are checked in ReportTests).
+        var html = _h.PathOf("report.html");
+        var report = _h.Run("report", zip, test, "--label", "anom", "-o", html);
+        Assert.True(report.Exit == 0, report.Err);
+        var text = File.ReadAllText(html);
+        Assert.Contains("Most anomalous steps", text);
+        Assert.Contains("Real and generated sequences", text);
+    }
+
+    /// <summary>The number after <paramref name="label"/> in the output.</summary>
+    private static double Number(string output, string label)
+    {
+        var line = output.Split('\n').First(l => l.StartsWith(label, StringComparison.Ordinal));
+        return double.Parse(line[label.Length..].Trim().Split(' ')[0], Ci);
     }
 
     [Fact]
@@ -75,7 +166,45 @@ public class SequenceTests : IDisposable
         var r = _h.Run("fit", train, "-m", "rnnrnade", "--sequence-id", "seq", "--order", "nope", "-o", _h.PathOf("x.zip"));
         Assert.Equal(ExitCodes.BadData, r.Exit);
         Assert.Contains("the order column 'nope' is not in the header", r.Err);
+        var v = _h.Run("fit", train, "-m", "rnnrnade", "--sequence-id", "seq", "--order", "t", "--validation", train, "-o", _h.PathOf("x.zip"));
+        Assert.Equal(ExitCodes.UsageError, v.Exit);
+        Assert.Contains("ValidationFraction", v.Err);
         _h.AssertNoPartialFiles(_h.PathOf("x.zip"));
+    }
+
+    /// <summary>Bad frame files at fit and at scoring time: one line naming file, line and column; exit 3; nothing written.</summary>
+    [Fact]
+    public void BadFrameFilesNameTheLineAndColumn()
+    {
+        var zip = Fit(Frames("train.csv", 30, 1));
+        var good = File.ReadAllLines(Frames("test.csv", 4, 2));
+        string Variant(string name, Func<string[], string[]> change) => _h.Write(name, string.Join("\n", change((string[])good.Clone())) + "\n");
+        var cases = new (string File, string Expected)[]
+        {
+            (Variant("ragged.csv", l => { l[5] += ",9"; return l; }), "ragged.csv, line 6: the row has 7 fields but the header has 6 (ragged row)."),
+            (Variant("noid.csv", l => l.Select(x => string.Join(",", x.Split(',').Skip(1))).ToArray()), "noid.csv, line 1: the sequence-id column 'seq' is not in the header"),
+            (Variant("order.csv", l => { var c = l[3].Split(','); c[1] = "soon"; l[3] = string.Join(",", c); return l; }),
+                "order.csv, line 4, column 2 ('t'): 'soon' is not a finite number (the order column)."),
+            (Variant("twice.csv", l => { var c = l[3].Split(','); c[1] = l[2].Split(',')[1]; l[3] = string.Join(",", c); return l; }),
+                "twice.csv, line 4, column 2 ('t'): sequence 's0' has two rows with order 10 (lines 3 and 4)."),
+            (Variant("value.csv", l => { var c = l[2].Split(','); c[3] = "x"; l[2] = string.Join(",", c); return l; }), "value.csv, line 3, column 4 ('b'): 'x' is not a number."),
+        };
+        foreach (var command in new[] { "score", "evaluate", "report", "fit" })
+            foreach (var (file, expected) in cases)
+            {
+                var output = _h.PathOf("out.file");
+                var args = command switch
+                {
+                    "fit" => new[] { "fit", file, "-m", "rnnrnade", "--sequence-id", "seq", "--order", "t", "--epochs", "1", "-o", output },
+                    "evaluate" => new[] { "evaluate", zip, file },
+                    _ => new[] { command, zip, file, "-o", output },
+                };
+                var r = _h.Run(args);
+                Assert.True(r.Exit == ExitCodes.BadData, $"{command} {Path.GetFileName(file)}: exit {r.Exit}, {r.Err}");
+                Assert.StartsWith("ddml: error: " + expected, r.Err);
+                Assert.Single(r.Err.Trim().Split('\n'));
+                _h.AssertNoPartialFiles(output);
+            }
     }
 
     public sealed class Frame

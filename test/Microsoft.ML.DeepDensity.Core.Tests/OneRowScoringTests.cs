@@ -30,18 +30,21 @@ public class OneRowScoringTests
     [InlineData(Activation.Relu, 50, 10)]
     [InlineData(Activation.Sigmoid, 37, 3)]
     [InlineData(Activation.Tanh, 64, 11)]
+    [InlineData(Activation.Relu, 20, 25)] // 3K = 75: the row kernel's 64-column pass, then 8-wide
     public void RnadeRowAloneEqualsTheBlock(Activation act, int h, int k)
     {
         var net = Tests.Rnade.RnadeGradientTests.RandomNetwork(d: 12, h: h, k: k, act, seed: 3);
         AssertRowsAloneEqualTheBlock(new RnadeModel(net, Enumerable.Range(0, 12).ToArray(), ColumnStandardizer.Identity(12)), 40, 7);
     }
 
-    [Fact]
-    public void DeepGmmRowAloneEqualsTheBlock()
+    [Theory]
+    [InlineData(9, 3, 2)]  // layer widths 27 and 18: 8-wide and scalar columns of the row kernel
+    [InlineData(21, 4, 2)] // widths 84 and 42: its 64-column pass too
+    public void DeepGmmRowAloneEqualsTheBlock(int d, int top, int bottom)
     {
-        var data = new float[300 * 9];
+        var data = new float[300 * d];
         new RandomStream(11).FillGaussian(data);
-        var model = DeepGmmModel.Fit(new RowMatrix(data, 300, 9), new DeepGmmOptions { Layers = new[] { 3, 2 }, MaxIterations = 3, Seed = 5 });
+        var model = DeepGmmModel.Fit(new RowMatrix(data, 300, d), new DeepGmmOptions { Layers = new[] { top, bottom }, MaxIterations = 3, Seed = 5 });
         AssertRowsAloneEqualTheBlock(model, 40, 13);
     }
 }

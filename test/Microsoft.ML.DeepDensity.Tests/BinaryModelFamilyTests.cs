@@ -75,6 +75,14 @@ public class BinaryModelFamilyTests
     }
 
     [Theory, MemberData(nameof(Names))]
+    public void LoadedScorerAllocatesNothingPerRow(string family)
+    {
+        var ml = new MLContext(seed: 1);
+        FamilyChecks.LoadedScorerAllocatesNothingPerRow(ml, Families[family](ml, null), ml.Data.LoadFromEnumerable(Bits(300, seed: 2)),
+            Bits(64, seed: 4).Select(r => r.Features).ToList());
+    }
+
+    [Theory, MemberData(nameof(Names))]
     public void PipelinesReadLikeMLNetsOwnTransforms(string family)
         => PipelineChecks.Run(family, Families[family], Bits(300, seed: 2), Bits(90, seed: 3, outlierEvery: 8), r => r.Features);
 

@@ -57,7 +57,7 @@ public class HostileModelZipTests
         return copy;
     }
 
-    private static uint Crc32(ReadOnlySpan<byte> data)
+    internal static uint Crc32(ReadOnlySpan<byte> data)
     {
         uint c = 0xFFFFFFFF;
         foreach (byte b in data)
@@ -140,5 +140,112 @@ public class HostileModelZipTests
         Ml.Model.Save(t, Train.Schema, zip);
         zip.Position = 0;
         Assert.Equal(t.Model.ToBytes(), new MLContext().Model.Load(zip, out _).GetDensityModel().ToBytes());
+    }
+}
+
+/// <summary>
+/// Issue 13 in zip form for NVIL and RNN-RNADE (the sequence envelope): damaged engine files and envelope settings in a
+/// saved zip are rejected with <see cref="InvalidModelFileException"/> when the loaded chain scores.
+/// </summary>
+public class HostileSequenceAndNvilZipTests
+{
+    public sealed class SequenceRow { public float[] Features = Array.Empty<float>(); }
+
+    private static byte[] HugePayload(byte[] engine)
+    {
+        var copy = (byte[])engine.Clone();
+        BinaryPrimitives.WriteUInt64LittleEndian(copy.AsSpan(7 + copy[6] + 2), int.MaxValue);
+        return copy;
+    }
+
+    private static byte[] Payload(byte[] engine) => engine[(7 + engine[6] + 2 + 8)..^4];
+
+    /// <summary>The engine file with another payload, its length and a valid CRC.</summary>
+    private static byte[] Rewrapped(byte[] engine, byte[] payload)
+    {
+        int payloadOffset = 7 + engine[6] + 2 + 8;
+        var file = new byte[payloadOffset + payload.Length + 4];
+        engine.AsSpan(0, payloadOffset).CopyTo(file);
+        BinaryPrimitives.WriteUInt64LittleEndian(file.AsSpan(payloadOffset - 8), (ulong)payload.Length);
+        payload.CopyTo(file, payloadOffset);
+        BinaryPrimitives.WriteUInt32LittleEndian(file.AsSpan(file.Length - 4), HostileModelZipTests.Crc32(file.AsSpan(0, file.Length - 4)));
+        return file;
+    }
+
+    private static byte[] TruncatedPayload(byte[] engine) { var p = Payload(engine); return Rewrapped(engine, p[..(p.Length / 2)]); }
+
+    private static void Rejected(Func<Exception?> score, string what, string word)
+    {
+        var e = score();
+        var invalid = e as InvalidModelFileException ?? e?.InnerException as InvalidModelFileException;
+        Assert.True(invalid is not null, $"{what}: {e?.GetType().Name ?? "scored"} {e}");
+        Assert.Contains(word, invalid!.Message);
+    }
+
+    [Fact]
+    public void AnRnnRnadeZipWithADamagedEngineFileOrThresholdIsRejected()
+    {
+        var ml = new MLContext(seed: 1);
+        var rng = new Randomness.RandomStream(4);
+        var rows = Enumerable.Range(0, 40).Select(_ => new SequenceRow { Features = Enumerable.Range(0, 2 * (2 + rng.NextInt(5))).Select(_ => (float)rng.NextGaussian()).ToArray() }).ToList();
+        var data = ml.Data.LoadFromEnumerable(rows);
+        var options = new SequenceDensityEstimator.Options { FrameSize = 2 };
+        var t = ml.DensityEstimation.RnnRnade(options, new Models.RnnRnade.RnnRnadeOptions { HiddenUnits = 4, Components = 2, RecurrentUnits = 3, MaxEpochs = 1 }).Fit(data);
+        var engine = t.Model.ToBytes();
+
+        string Envelope(byte[] file, float threshold)
+        {
+            var ms = new MemoryStream();
+            ms.Write("DDSQ"u8); ms.Write(BitConverter.GetBytes((ushort)1)); ms.Write(BitConverter.GetBytes(threshold)); ms.Write(file);
+            return Convert.ToBase64String(ms.ToArray());
+        }
+        Exception? ScoreZip(string envelope)
+        {
+            var zip = new MemoryStream();
+            ml.Model.Save(SequenceSurrogate.BuildChain(ml, options, envelope), data.Schema, zip);
+            zip.Position = 0;
+            var loaded = new MLContext().Model.Load(zip, out _);
+            return Record.Exception(() => loaded.Transform(data).GetColumn<float>("LogDensity").ToArray());
+        }
+
+        Assert.Null(ScoreZip(Envelope(engine, t.Threshold))); // the helper itself builds a working zip
+        Rejected(() => ScoreZip(Envelope(engine, float.NaN)), "NaN threshold", "threshold");
+        Rejected(() => ScoreZip(Envelope(engine, float.PositiveInfinity)), "infinite threshold", "threshold");
+        Rejected(() => ScoreZip(Envelope(HugePayload(engine), t.Threshold)), "huge declared payload", "MaxModelFileBytes");
+        Rejected(() => ScoreZip(Envelope(TruncatedPayload(engine), t.Threshold)), "truncated payload with a valid CRC", "");
+        Rejected(() => ScoreZip(Envelope(engine[..^1], t.Threshold)), "truncated file", "");
+    }
+
+    [Fact]
+    public void AnNvilZipWithADamagedEngineFileIsRejected()
+    {
+        var ml = new MLContext(seed: 1);
+        var rows = TestData.Blob(200, seed: 2);
+        foreach (var r in rows) for (int c = 0; c < r.Features.Length; c++) r.Features[c] = r.Features[c] > 0.5f ? 1f : 0f;
+        var data = ml.Data.LoadFromEnumerable(rows);
+        var t = ml.DensityEstimation.Nvil(new NvilEstimator.Options { ModelOptions = new Models.Nvil.NvilOptions { LatentDimensions = new[] { 2 }, MaxEpochs = 1, EvaluationSamples = 10 } }).Fit(data);
+        var envelope = Convert.FromBase64String(ModelEnvelope.Encode(t.Model, t.Settings));
+        var engine = t.Model.ToBytes();
+
+        Exception? ScoreZip(byte[] file)
+        {
+            var forged = new byte[envelope.Length - engine.Length + file.Length];
+            envelope.AsSpan(0, envelope.Length - engine.Length).CopyTo(forged);
+            BinaryPrimitives.WriteInt32LittleEndian(forged.AsSpan(envelope.Length - engine.Length - 4), file.Length);
+            file.CopyTo(forged, envelope.Length - engine.Length);
+            var zip = new MemoryStream();
+            ml.Model.Save(Surrogate.Build(ml, t.Settings, t.Model.Dimension, Convert.ToBase64String(forged)), data.Schema, zip);
+            zip.Position = 0;
+            var loaded = new MLContext().Model.Load(zip, out _);
+            var e = Record.Exception(() => loaded.GetDensityTransformer());
+            return e ?? Record.Exception(() => loaded.Transform(data).GetColumn<float>("Score").ToArray());
+        }
+
+        Assert.Null(ScoreZip(engine));
+        Rejected(() => ScoreZip(HugePayload(engine)), "huge declared payload", "MaxModelFileBytes");
+        Rejected(() => ScoreZip(TruncatedPayload(engine)), "truncated payload with a valid CRC", "");
+        var firstInt = Payload(engine);
+        BinaryPrimitives.WriteInt32LittleEndian(firstInt, int.MaxValue);
+        Rejected(() => ScoreZip(Rewrapped(engine, firstInt)), "first payload integer forged to int.MaxValue", "");
     }
 }

@@ -114,7 +114,8 @@ public class LoadedModelErrorTests
         var loaded = ml2.Model.Load(new MemoryStream(zip.ToArray()), out _);
         Assert.Throws<InvalidModelFileException>(() => loaded.GetDensityModel());
         var output = loaded.Transform(ml2.Data.LoadFromEnumerable(TestData.Blob(50)));
-        Innermost<InvalidModelFileException>(Assert.ThrowsAny<Exception>(() => output.GetColumn<float>("LogDensity").ToArray()));
+        var atRead = Innermost<InvalidModelFileException>(Assert.ThrowsAny<Exception>(() => output.GetColumn<float>("LogDensity").ToArray()));
+        Assert.Contains("LoadWithLiveDensityModels validates it at load", atRead.Message); // says what to do
         Assert.Throws<InvalidModelFileException>(() => ml2.Model.CreatePredictionEngine<Row, Scored>(loaded).Predict(TestData.Blob(1)[0]));
     }
 

@@ -75,6 +75,14 @@ public class ModelFamilyTests
     }
 
     [Theory, MemberData(nameof(Names))]
+    public void LoadedScorerAllocatesNothingPerRow(string family)
+    {
+        var ml = new MLContext(seed: 1);
+        FamilyChecks.LoadedScorerAllocatesNothingPerRow(ml, Families[family](ml, null), ml.Data.LoadFromEnumerable(TestData.Blob(300, seed: 2)),
+            TestData.Blob(64, seed: 4).Select(r => r.Features).ToList());
+    }
+
+    [Theory, MemberData(nameof(Names))]
     public void PipelinesReadLikeMLNetsOwnTransforms(string family)
         => PipelineChecks.Run(family, Families[family], TestData.Blob(300, seed: 2), TestData.Blob(90, seed: 3, outlierEvery: 10), r => r.Features);
 

@@ -89,6 +89,10 @@ public class RnnRnadeTransformerTests
         var ml2 = new MLContext(seed: 5);
         var loaded = ml2.Model.Load(zip, out _);
         Assert.Equal(logDensity, loaded.Transform(ml2.Data.LoadFromEnumerable(test)).GetColumn<float>("LogDensity").ToArray());
+        // The engine model comes back out of the live and the loaded pipeline (for sampling).
+        Assert.Same(transformer.Model, transformer.GetSequenceDensityModel());
+        Assert.Equal(transformer.Model.ToBytes(), loaded.GetSequenceDensityModel(ml2).ToBytes());
+        Assert.Throws<InvalidOperationException>(() => ml2.Transforms.CopyColumns("A", "Features").Fit(ml2.Data.LoadFromEnumerable(test)).GetSequenceDensityModel());
     }
 
     public sealed class WindowRow
@@ -170,6 +174,10 @@ public class RnnRnadeTransformerTests
         var ml2 = new MLContext(seed: 5);
         var loaded = ml2.Model.Load(zip, out _);
         Assert.Equal(logDensity, loaded.Transform(ml2.Data.LoadFromEnumerable(test)).GetColumn<float>("LogDensity").ToArray());
+        // The engine model comes back out of the live and the loaded pipeline (for sampling).
+        Assert.Same(transformer.Model, transformer.GetSequenceDensityModel());
+        Assert.Equal(transformer.Model.ToBytes(), loaded.GetSequenceDensityModel(ml2).ToBytes());
+        Assert.Throws<InvalidOperationException>(() => ml2.Transforms.CopyColumns("A", "Features").Fit(ml2.Data.LoadFromEnumerable(test)).GetSequenceDensityModel());
     }
 
     public sealed class FrameScore { public float LogDensity; }

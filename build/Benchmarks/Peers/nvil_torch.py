@@ -6,7 +6,9 @@ signals (terms that depend on h_l); input-dependent baseline MLP (D-100 tanh-L);
 l - C(x) with alpha = 0.8 (initialised from the first minibatch); normalised signal (l - C(x) - c) / max(1, sqrt(v));
 baseline regressed on l - c (squared error). Glorot-uniform weights, zero biases, data-layer bias = logit of the pixel
 means; one Adam over all parameters; the best validation epoch is restored at the end (as the C# side does).
-Test log-likelihood: importance sampling with q as proposal, K samples, delta-method SE. Prints "KEY value" lines.
+Test log-likelihood: importance sampling with q as proposal, K samples, delta-method SE (--eval-k 0 skips it: the
+launcher's 1-vs-2-thread probe). Prints "KEY value" lines, including the parameter counts the launcher checks against
+its own model.
 """
 import argparse, math, time
 import peer_setup  # threads and BLAS report; must precede numpy/torch
@@ -48,6 +50,9 @@ with torch.no_grad():
     pm = train.mean(0).clamp(1e-3, 1 - 1e-3)
     dec[0].bias.copy_(torch.log(pm / (1 - pm)))
 model_params = list(enc.parameters()) + list(dec.parameters()) + [prior]
+print(f"PARAMS_MODEL {sum(t.numel() for t in model_params)}")
+print(f"PARAMS_BASELINE {sum(t.numel() for t in baseline.parameters())}")
+print(f"THREADS {torch.get_num_threads()}", flush=True)
 opt = torch.optim.Adam(model_params + list(baseline.parameters()), lr=a.lr, betas=(0.9, 0.999), eps=1e-8)
 c = torch.zeros(L, dtype=torch.float64)
 v = torch.zeros(L, dtype=torch.float64)
@@ -135,6 +140,13 @@ with torch.no_grad():
     for t, b in zip(model_params, best_state):
         t.copy_(b)
 
+print(f"TRAIN_EXS {a.epochs * n / train_time:.1f}")
+print(f"TRAIN_SECONDS {train_time:.3f}")
+print(f"TRAIN_CPU_SECONDS {train_cpu:.3f}")
+print(f"BEST_VALID {best_valid:.4f}", flush=True)
+if a.eval_k <= 0:
+    raise SystemExit(0)
+
 t0 = time.perf_counter()
 lls, ses = [], []
 rows_per_pass = max(1, 20000 // a.eval_k)
@@ -151,10 +163,6 @@ with torch.no_grad():
         ses.extend((w.std(1) / (math.sqrt(a.eval_k) * mean)).tolist() if a.eval_k > 1 else [0.0] * m)
 eval_time = time.perf_counter() - t0
 ses = np.array(ses)
-print(f"TRAIN_EXS {a.epochs * n / train_time:.1f}")
-print(f"TRAIN_SECONDS {train_time:.3f}")
-print(f"TRAIN_CPU_SECONDS {train_cpu:.3f}")
-print(f"BEST_VALID {best_valid:.4f}")
 print(f"TEST_LL {float(np.mean(lls)):.4f}")
 print(f"TEST_SE {float(np.mean(ses)):.4f}")
 print(f"TEST_SE_OF_MEAN {float(np.sqrt((ses ** 2).sum()) / len(ses)):.4f}")

@@ -47,7 +47,7 @@ public abstract class ImportanceSampledModel : DensityModel
     private protected abstract long EvaluationFloatsPerSample { get; }
 
     /// <summary>log (1/K) Σ w_i per row and its standard error with the given settings (the model calls
-    /// <see cref="ImportanceSampler.Estimate{TWorkspace}"/> with its workspace and log-weights).</summary>
+    /// <c>ImportanceSampler.Estimate</c> with its workspace and log-weights).</summary>
     private protected abstract void ImportanceSample(ReadOnlySpan<float> rows, int count, int samples, int samplesPerChunk, ulong seed,
         int sampleRowsPerPass, Span<float> logMean, Span<float> standardError);
 
@@ -123,8 +123,11 @@ public abstract class ImportanceSampledModel : DensityModel
     /// <inheritdoc/>
     protected sealed override void SampleCore(int count, ulong seed, Span<float> destination) => Generate(count, seed, destination, mean: false);
 
-    /// <summary>Rows × samples per scoring pass: the preferred 512, fewer for a very wide network.</summary>
-    private int SampleRowsPerPass => ImportanceSampler.SampleRowsPerPass(EvaluationFloatsPerSample, PreferredSampleRowsPerPass);
+    /// <summary>Rows × samples per scoring pass: the preferred 512, fewer for a very wide network. Computed once (it sums
+    /// over the layers; a one-row scorer must not pay that per row); a race computes the same value twice.</summary>
+    private int SampleRowsPerPass => _sampleRowsPerPass != 0 ? _sampleRowsPerPass
+        : _sampleRowsPerPass = ImportanceSampler.SampleRowsPerPass(EvaluationFloatsPerSample, PreferredSampleRowsPerPass);
+    private int _sampleRowsPerPass;
 
     private void Generate(int count, ulong seed, Span<float> destination, bool mean)
     {

@@ -35,12 +35,14 @@ public abstract class ImportanceSampledOptions : GradientTrainingOptions
     /// <summary>Upper bound on <see cref="EvaluationSamplesPerChunk"/> (bounds scoring memory; also enforced when loading).</summary>
     public const int MaxEvaluationSamplesPerChunk = 100_000;
     /// <summary>
-    /// Upper bound on the scoring scratch of one pass, in floats (2^26 = 256 MiB): <see cref="EvaluationSamplesPerChunk"/>
-    /// × the network's activations per sample must not exceed it. Checked before training, when the evaluation settings
-    /// are changed on a trained model and when a file is loaded (a small file with wide layers and a large chunk would
-    /// otherwise ask for gigabytes per row); lower the chunk to stay under it. Passes over several rows are sized under it too.
+    /// Upper bound on the scoring scratch of one pass, in floats: the setting
+    /// <see cref="DeepDensityEnvironment.MaxScoringScratchFloats"/> (default 2^26 = 256 MiB).
+    /// <see cref="EvaluationSamplesPerChunk"/> × the network's activations per sample must not exceed it. Checked before
+    /// training, when the evaluation settings are changed on a trained model and when a file is loaded (a small file with
+    /// wide layers and a large chunk would otherwise ask for gigabytes per row); lower the chunk to stay under it, or raise
+    /// the setting for a legitimately wide model. Passes over several rows are sized under it too.
     /// </summary>
-    public const long MaxEvaluationScratchFloats = ImportanceSampler.MaxScratchFloats;
+    public static long MaxEvaluationScratchFloats => DeepDensityEnvironment.MaxScoringScratchFloats;
 
     /// <inheritdoc/>
     public override void Validate()

@@ -15,7 +15,7 @@ public static class ImportanceSampler
     /// <summary>Computes the log-weights of <paramref name="rows"/> (rows × dimension) for <paramref name="samples"/>
     /// samples each into <paramref name="logWeights"/> (rows × samples, row-major), drawing row r's noise from
     /// <paramref name="rowStreams"/>[r] only. <paramref name="allowParallel"/> is true when the call is the only block
-    /// (it may then parallelise inside).</summary>
+    /// and has more than one row (it may then parallelise inside).</summary>
     public delegate void LogWeights<TWorkspace>(TWorkspace workspace, ReadOnlySpan<float> rows, int count, int samples,
         ReadOnlySpan<RandomStream> rowStreams, Span<double> logWeights, bool allowParallel);
 
@@ -29,6 +29,14 @@ public static class ImportanceSampler
     public static void Estimate<TWorkspace>(ReadOnlySpan<float> rows, int count, int dimension, int samples, int samplesPerChunk,
         ulong seed, int sampleRowsPerPass, Func<int, int, TWorkspace> newWorkspace, LogWeights<TWorkspace> logWeights,
         Span<float> logMean, Span<float> standardError)
+        => Estimate(rows, count, dimension, samples, samplesPerChunk, seed, sampleRowsPerPass, newWorkspace, logWeights, logMean, standardError, null);
+
+    /// <summary><see cref="Estimate{TWorkspace}(ReadOnlySpan{float}, int, int, int, int, ulong, int, Func{int, int, TWorkspace}, LogWeights{TWorkspace}, Span{float}, Span{float})"/>
+    /// whose one-row calls (a PredictionEngine, a model loaded into ML.NET) take their buffers from <paramref name="oneRowScratch"/>
+    /// and allocate nothing once warm. The arithmetic is the same whichever buffers it runs in.</summary>
+    internal static void Estimate<TWorkspace>(ReadOnlySpan<float> rows, int count, int dimension, int samples, int samplesPerChunk,
+        ulong seed, int sampleRowsPerPass, Func<int, int, TWorkspace> newWorkspace, LogWeights<TWorkspace> logWeights,
+        Span<float> logMean, Span<float> standardError, ScratchPool<TWorkspace>? oneRowScratch)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(samples, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(samplesPerChunk, 1);
@@ -37,49 +45,108 @@ public static class ImportanceSampler
         int chunk = Math.Min(samplesPerChunk, samples);
         int rowsPerPass = Math.Max(1, sampleRowsPerPass / chunk);
         int blocks = (count + rowsPerPass - 1) / rowsPerPass;
+        if (blocks == 1)
+        {
+            var pool = count == 1 ? oneRowScratch : null;
+            var scratch = pool?.Take(chunk, samples, seed) ?? new Scratch<TWorkspace>(newWorkspace(count, chunk), count, chunk, samples, seed);
+            // One row is not split across threads: its callers (ML.NET's worker cursors over a loaded model, request
+            // threads with a PredictionEngine each) already score rows in parallel, and a region per row costs more than
+            // it saves. Results do not depend on it.
+            try { Block(scratch, rows[..(count * d)], count, d, samples, chunk, logWeights, allowParallel: count > 1, logMean, standardError); }
+            finally { pool?.Return(scratch); }
+            return;
+        }
+        EstimateInParallel(rows, count, d, samples, chunk, rowsPerPass, blocks, seed, newWorkspace, logWeights, logMean, standardError);
+    }
+
+    // Its own method: a lambda's captures are allocated on entry to the method that declares them, even on the one-block path.
+    private static void EstimateInParallel<TWorkspace>(ReadOnlySpan<float> rows, int count, int d, int samples, int chunk, int rowsPerPass,
+        int blocks, ulong seed, Func<int, int, TWorkspace> newWorkspace, LogWeights<TWorkspace> logWeights, Span<float> logMean, Span<float> standardError)
+    {
         var input = rows[..(count * d)].ToArray();
         var means = new float[count];
         var errors = standardError.IsEmpty ? null : new float[count];
-        var root = RootStream(seed);
-        TWorkspace NewWorkspace() => newWorkspace(Math.Min(rowsPerPass, count), chunk);
-        TWorkspace Block(int b, TWorkspace ws)
+        Scratch<TWorkspace> NewScratch() => new(newWorkspace(Math.Min(rowsPerPass, count), chunk), Math.Min(rowsPerPass, count), chunk, samples, seed);
+        Parallel.For(0, blocks, DeepDensityEnvironment.ParallelOptions(), NewScratch, (b, _, scratch) =>
         {
             int start = b * rowsPerPass, n = Math.Min(rowsPerPass, count - start);
-            var x = input.AsSpan(start * d, n * d);
-            var logW = new double[n * samples];
-            var chunkLogW = new double[n * chunk];
-            var streams = new RandomStream[n];
-            var chunkStreams = new RandomStream[n];
-            for (int r = 0; r < n; r++) streams[r] = RowStream(root, x.Slice(r * d, d));
-            for (int c = 0, done = 0; done < samples; c++, done += chunk)
-            {
-                int k = Math.Min(chunk, samples - done);
-                for (int r = 0; r < n; r++) chunkStreams[r] = streams[r].Fork((ulong)c);
-                logWeights(ws, x, n, k, chunkStreams, chunkLogW.AsSpan(0, n * k), allowParallel: blocks == 1);
-                for (int r = 0; r < n; r++)
-                    chunkLogW.AsSpan(r * k, k).CopyTo(logW.AsSpan(r * samples + done, k));
-            }
-            for (int r = 0; r < n; r++)
-            {
-                var (lm, se) = LogMeanAndStandardError(logW.AsSpan(r * samples, samples));
-                means[start + r] = (float)lm;
-                if (errors is not null) errors[start + r] = (float)se;
-            }
-            return ws;
-        }
-        if (blocks == 1) Block(0, NewWorkspace());
-        else Parallel.For(0, blocks, DeepDensityEnvironment.ParallelOptions(), NewWorkspace, (b, _, ws) => Block(b, ws), _ => { });
+            Block(scratch, input.AsSpan(start * d, n * d), n, d, samples, chunk, logWeights, allowParallel: false,
+                means.AsSpan(start, n), errors is null ? default : errors.AsSpan(start, n));
+            return scratch;
+        }, _ => { });
         means.CopyTo(logMean);
         errors?.CopyTo(standardError);
     }
 
+    /// <summary>The estimates of the <paramref name="n"/> rows of <paramref name="x"/>, sample chunk by sample chunk.</summary>
+    private static void Block<TWorkspace>(Scratch<TWorkspace> s, ReadOnlySpan<float> x, int n, int d, int samples, int chunk,
+        LogWeights<TWorkspace> logWeights, bool allowParallel, Span<float> means, Span<float> errors)
+    {
+        var logW = s.LogW.AsSpan(0, n * samples);
+        var chunkLogW = s.ChunkLogW;
+        var streams = s.Streams; var chunkStreams = s.ChunkStreams;
+        for (int r = 0; r < n; r++) s.Root.ForkInto(HashRow(x.Slice(r * d, d)), streams[r]); // = RowStream(root, row)
+        for (int c = 0, done = 0; done < samples; c++, done += chunk)
+        {
+            int k = Math.Min(chunk, samples - done);
+            for (int r = 0; r < n; r++) streams[r].ForkInto((ulong)c, chunkStreams[r]);
+            logWeights(s.Workspace, x, n, k, chunkStreams.AsSpan(0, n), chunkLogW.AsSpan(0, n * k), allowParallel);
+            for (int r = 0; r < n; r++)
+                chunkLogW.AsSpan(r * k, k).CopyTo(logW.Slice(r * samples + done, k));
+        }
+        for (int r = 0; r < n; r++)
+        {
+            var (lm, se) = LogMeanAndStandardError(logW.Slice(r * samples, samples));
+            means[r] = (float)lm;
+            if (!errors.IsEmpty) errors[r] = (float)se;
+        }
+    }
+
+    /// <summary>The buffers of one block of rows: the model's workspace, the log-weights and the rows' streams.</summary>
+    internal sealed class Scratch<TWorkspace>
+    {
+        public Scratch(TWorkspace workspace, int rows, int chunk, int samples, ulong seed)
+        {
+            Workspace = workspace; Rows = rows; Chunk = chunk; Samples = samples; Seed = seed;
+            Root = RootStream(seed);
+            LogW = new double[rows * samples];
+            ChunkLogW = new double[rows * chunk];
+            Streams = new RandomStream[rows];
+            ChunkStreams = new RandomStream[rows];
+            for (int r = 0; r < rows; r++) { Streams[r] = new RandomStream(0); ChunkStreams[r] = new RandomStream(0); }
+        }
+        public readonly TWorkspace Workspace;
+        public readonly int Rows, Chunk, Samples;
+        public readonly ulong Seed;
+        public readonly RandomStream Root; // never advanced: only forked
+        public readonly double[] LogW, ChunkLogW;
+        public readonly RandomStream[] Streams, ChunkStreams;
+    }
+
+    /// <summary>One-row scratch of a model, one per concurrently scoring thread, reused across calls and released with the model.</summary>
+    internal sealed class ScratchPool<TWorkspace>(Func<int, int, TWorkspace> newWorkspace)
+    {
+        private readonly System.Collections.Concurrent.ConcurrentBag<Scratch<TWorkspace>> _free = new();
+
+        public Scratch<TWorkspace> Take(int chunk, int samples, ulong seed)
+        {
+            // A scratch made for other settings (a bound with fewer samples) is dropped, not kept.
+            while (_free.TryTake(out var s))
+                if (s.Chunk == chunk && s.Samples == samples && s.Seed == seed) return s;
+            return new Scratch<TWorkspace>(newWorkspace(1, chunk), 1, chunk, samples, seed);
+        }
+
+        public void Return(Scratch<TWorkspace> scratch) => _free.Add(scratch);
+    }
+
     /// <summary>
-    /// Upper bound on the scratch of one scoring pass, in floats (2^26 = 256 MiB): a model's samples per chunk × its
-    /// activations per sample must not exceed it (checked when fitting, loading and changing the evaluation settings, so
-    /// that a small file with wide layers and a large chunk cannot ask for gigabytes per row), and passes over several
+    /// Upper bound on the scratch of one scoring pass, in floats: the setting
+    /// <see cref="DeepDensityEnvironment.MaxScoringScratchFloats"/> (default 2^26 = 256 MiB). A model's samples per chunk ×
+    /// its activations per sample must not exceed it (checked when fitting, loading and changing the evaluation settings,
+    /// so that a small file with wide layers and a large chunk cannot ask for gigabytes per row), and passes over several
     /// rows are sized under it (<see cref="SampleRowsPerPass"/>).
     /// </summary>
-    public const long MaxScratchFloats = 1L << 26;
+    public static long MaxScratchFloats => DeepDensityEnvironment.MaxScoringScratchFloats;
 
     /// <summary>Why <paramref name="samplesPerChunk"/> × <paramref name="floatsPerSample"/> exceeds
     /// <see cref="MaxScratchFloats"/>, or null.</summary>
@@ -87,7 +154,7 @@ public static class ImportanceSampler
     {
         long floats = samplesPerChunk * floatsPerSample;
         return floats <= MaxScratchFloats ? null
-            : $"{samplesPerChunk} evaluation samples per chunk × {floatsPerSample} activations per sample = {floats} floats of scoring scratch, above the limit of {MaxScratchFloats} (ImportanceSampler.MaxScratchFloats); use fewer samples per chunk";
+            : $"{samplesPerChunk} evaluation samples per chunk × {floatsPerSample} activations per sample = {floats} floats of scoring scratch, above the limit of {MaxScratchFloats} (the setting DeepDensityEnvironment.MaxScoringScratchFloats); use fewer samples per chunk, or raise the setting for a legitimately wide model";
     }
 
     /// <summary>Sample rows (data rows × samples) per pass: <paramref name="preferred"/>, or fewer when a sample's

@@ -1,6 +1,9 @@
 using System.Numerics;
 using System.Numerics.Tensors;
 using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+using Microsoft.ML.DeepDensity.Numerics;
 using Microsoft.ML.DeepDensity.Randomness;
 
 namespace Microsoft.ML.DeepDensity.Layers;
@@ -218,6 +221,83 @@ internal static class BernoulliHead
             }
             for (; i < d; i++) g[i] += s * (x[i] - t[i]);
         }
+    }
+
+    /// <summary>
+    /// Sampling and scoring in one pass (the hot loop of score-function training): for <paramref name="rows"/> rows of
+    /// width d, sample[j] = [u[j] &lt; σ(l[j/logitRepeat])] entry-wise, logProb[j] = log p(sample[j]) (overwritten) and,
+    /// when <paramref name="residual"/> is non-empty, residual[j] = sample[j] − σ(l), the logit gradient of log p (kept
+    /// for the backward pass, so σ is computed once).
+    /// </summary>
+    public static unsafe void SampleWithLogProb(ReadOnlySpan<float> logits, int logitRepeat, ReadOnlySpan<float> uniforms,
+        int rows, int d, Span<float> samples, Span<float> logProb, Span<float> residual)
+    {
+        Check(logits, logitRepeat, rows, d, samples, logProb, residual);
+        if (uniforms.Length < rows * d) throw new ArgumentException("Too few uniforms.", nameof(uniforms));
+        fixed (float* pl = logits, pu = uniforms, px = samples, pr = residual)
+            for (int j = 0; j < rows; j++)
+                logProb[j] = FusedRow(pl + (long)(j / logitRepeat) * d, pu + (long)j * d, px + (long)j * d, pr == null ? null : pr + (long)j * d, d);
+    }
+
+    /// <summary>
+    /// logProb[j] = log p(value[j/valueRepeat] | σ(l[j])) (overwritten) and, when <paramref name="residual"/> is non-empty,
+    /// residual[j] = value − σ(l[j]) (the logit gradient, for the backward pass), in one pass.
+    /// </summary>
+    public static unsafe void LogProbWithResidual(ReadOnlySpan<float> value, int valueRepeat, ReadOnlySpan<float> logits,
+        int rows, int d, Span<float> logProb, Span<float> residual)
+    {
+        Check(logits, 1, rows, d, default, logProb, residual);
+        if (value.Length < (rows + valueRepeat - 1) / valueRepeat * d) throw new ArgumentException("Too few values.", nameof(value));
+        fixed (float* pl = logits, px = value, pr = residual)
+            for (int j = 0; j < rows; j++)
+                logProb[j] = FusedRow(pl + (long)j * d, null, px + (long)(j / valueRepeat) * d, pr == null ? null : pr + (long)j * d, d);
+    }
+
+    private static void Check(ReadOnlySpan<float> logits, int logitRepeat, int rows, int d, Span<float> samples, Span<float> logProb, Span<float> residual)
+    {
+        long cells = (long)rows * d;
+        if (logits.Length < (rows + logitRepeat - 1) / logitRepeat * (long)d || logProb.Length < rows
+            || (!samples.IsEmpty && samples.Length < cells) || (!residual.IsEmpty && residual.Length < cells))
+            throw new ArgumentException("A span is shorter than rows × width.");
+    }
+
+    /// <summary>
+    /// One row: σ(l) and softplus(l) = max(l, 0) + log(1 + e) from one e = e^{−|l|}; x is drawn into <paramref name="x"/>
+    /// when <paramref name="u"/> is given, else read from it. Returns Σ x·l − softplus(l). Non-finite logits give a
+    /// non-finite result (divergence is still detected).
+    /// </summary>
+    private static unsafe float FusedRow(float* l, float* u, float* x, float* residual, int d)
+    {
+        int i = 0;
+        float sum = 0f;
+        if (VectorMath.IsSupported)
+        {
+            var acc = Vector256<float>.Zero;
+            var one = Vector256.Create(1f);
+            var zero = Vector256<float>.Zero;
+            var abs = Vector256.Create(0x7FFFFFFF).AsSingle();
+            for (; i + 8 <= d; i += 8)
+            {
+                var z = Avx.LoadVector256(l + i);
+                var e = VectorMath.Exp(Avx.Subtract(zero, Avx.And(z, abs)));
+                var r = Avx.Divide(one, Avx.Add(one, e));
+                var p = Avx.BlendVariable(Avx.Multiply(e, r), r, Avx.CompareGreaterThanOrEqual(z, zero));
+                Vector256<float> xv;
+                if (u != null) { xv = Avx.And(Avx.CompareLessThan(Avx.LoadVector256(u + i), p), one); Avx.Store(x + i, xv); }
+                else xv = Avx.LoadVector256(x + i);
+                if (residual != null) Avx.Store(residual + i, Avx.Subtract(xv, p));
+                acc = Avx.Add(acc, Avx.Subtract(Fma.MultiplyAdd(xv, z, Avx.Subtract(zero, Avx.Max(z, zero))), VectorMath.Log(Avx.Add(one, e))));
+            }
+            sum = Vector256.Sum(acc);
+        }
+        for (; i < d; i++)
+        {
+            float z = l[i], e = MathF.Exp(-MathF.Abs(z)), r = 1f / (1f + e), p = z >= 0 ? r : e * r;
+            float xi = u != null ? (x[i] = u[i] < p ? 1f : 0f) : x[i];
+            if (residual != null) residual[i] = xi - p;
+            sum += xi * z - MathF.Max(z, 0f) - MathF.Log(1f + e);
+        }
+        return sum;
     }
 
     /// <summary>Draws x ~ Bernoulli(σ(l)) for every entry (one uniform per entry, in order).</summary>

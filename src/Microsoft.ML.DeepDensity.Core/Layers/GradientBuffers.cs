@@ -43,24 +43,25 @@ internal sealed class GradientBuffers
     /// <summary>Overwrites the gradients of <paramref name="parameters"/> with the sum of the first <paramref name="count"/> blocks' buffers, in block order.</summary>
     public static void SumInto(ParameterSet parameters, IReadOnlyList<GradientBuffers> blocks, int count)
     {
-        for (int i = 0; i < parameters.Items.Count; i++)
+        // Element-wise in block order, so chunks on several threads give the same bits as one pass.
+        parameters.ForEachChunk((i, start, length) =>
         {
-            var g = parameters.Items[i].Gradient;
-            if (count == 0) { Array.Clear(g); continue; }
+            var g = parameters.Items[i].Gradient.AsSpan(start, length);
+            if (count == 0) { g.Clear(); return; }
             var first = blocks[0]._buffers[i];
-            if (!ReferenceEquals(first, g)) first.CopyTo(g, 0);
-            for (int b = 1; b < count; b++) TensorPrimitives.Add(g, blocks[b]._buffers[i], g);
-        }
+            if (!ReferenceEquals(first, parameters.Items[i].Gradient)) first.AsSpan(start, length).CopyTo(g);
+            for (int b = 1; b < count; b++) TensorPrimitives.Add(g, blocks[b]._buffers[i].AsSpan(start, length), g);
+        });
     }
 
     /// <summary>Adds blocks [<paramref name="start"/>, <paramref name="start"/> + <paramref name="count"/>) to the gradients
     /// of <paramref name="parameters"/>, in block order (a later wave of blocks after <see cref="SumInto"/>).</summary>
     public static void AddInto(ParameterSet parameters, IReadOnlyList<GradientBuffers> blocks, int start, int count)
     {
-        for (int i = 0; i < parameters.Items.Count; i++)
+        parameters.ForEachChunk((i, offset, length) =>
         {
-            var g = parameters.Items[i].Gradient;
-            for (int b = start; b < start + count; b++) TensorPrimitives.Add(g, blocks[b]._buffers[i], g);
-        }
+            var g = parameters.Items[i].Gradient.AsSpan(offset, length);
+            for (int b = start; b < start + count; b++) TensorPrimitives.Add(g, blocks[b]._buffers[i].AsSpan(offset, length), g);
+        });
     }
 }

@@ -67,4 +67,58 @@ internal static class VectorMath
         // v − v is 0 for finite v and NaN otherwise: non-finite (and negative-NaN) inputs stay non-finite.
         return Avx.Add(r, Avx.Subtract(v, v));
     }
+
+    /// <summary>
+    /// acc[c] ← fma(m[j·stride + c], v[j], acc[c]) for j = 0, 1, …, v.Length − 1 and every c &lt; acc.Length: one row of
+    /// v·M with the arithmetic of the GEMM micro-kernel (a fused multiply-add chain over j in order, from the value in
+    /// acc), so a row scored alone gets the bits it gets inside a block. Eight 8-lane accumulators stay in registers
+    /// while M streams past (the chain's latency is hidden by the independent columns); columns after the last whole
+    /// eight use scalar fused multiply-adds, which round the same way.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void AddRowTimesMatrix(ReadOnlySpan<float> v, ReadOnlySpan<float> m, int stride, Span<float> acc)
+    {
+        int width = acc.Length, rows = v.Length;
+        if (rows > 0 && (long)(rows - 1) * stride + width > m.Length) throw new ArgumentException("The matrix is shorter than v.Length rows of the accumulator's width.", nameof(m));
+        ref float m0 = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(m);
+        ref float a0 = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(acc);
+        int c = 0;
+        for (; c + 64 <= width; c += 64)
+        {
+            var s0 = Vector256.LoadUnsafe(ref a0, (nuint)c); var s1 = Vector256.LoadUnsafe(ref a0, (nuint)(c + 8));
+            var s2 = Vector256.LoadUnsafe(ref a0, (nuint)(c + 16)); var s3 = Vector256.LoadUnsafe(ref a0, (nuint)(c + 24));
+            var s4 = Vector256.LoadUnsafe(ref a0, (nuint)(c + 32)); var s5 = Vector256.LoadUnsafe(ref a0, (nuint)(c + 40));
+            var s6 = Vector256.LoadUnsafe(ref a0, (nuint)(c + 48)); var s7 = Vector256.LoadUnsafe(ref a0, (nuint)(c + 56));
+            for (int j = 0; j < rows; j++)
+            {
+                var b = Vector256.Create(v[j]);
+                nuint at = (nuint)((long)j * stride + c);
+                s0 = Fma.MultiplyAdd(Vector256.LoadUnsafe(ref m0, at), b, s0);
+                s1 = Fma.MultiplyAdd(Vector256.LoadUnsafe(ref m0, at + 8), b, s1);
+                s2 = Fma.MultiplyAdd(Vector256.LoadUnsafe(ref m0, at + 16), b, s2);
+                s3 = Fma.MultiplyAdd(Vector256.LoadUnsafe(ref m0, at + 24), b, s3);
+                s4 = Fma.MultiplyAdd(Vector256.LoadUnsafe(ref m0, at + 32), b, s4);
+                s5 = Fma.MultiplyAdd(Vector256.LoadUnsafe(ref m0, at + 40), b, s5);
+                s6 = Fma.MultiplyAdd(Vector256.LoadUnsafe(ref m0, at + 48), b, s6);
+                s7 = Fma.MultiplyAdd(Vector256.LoadUnsafe(ref m0, at + 56), b, s7);
+            }
+            s0.StoreUnsafe(ref a0, (nuint)c); s1.StoreUnsafe(ref a0, (nuint)(c + 8));
+            s2.StoreUnsafe(ref a0, (nuint)(c + 16)); s3.StoreUnsafe(ref a0, (nuint)(c + 24));
+            s4.StoreUnsafe(ref a0, (nuint)(c + 32)); s5.StoreUnsafe(ref a0, (nuint)(c + 40));
+            s6.StoreUnsafe(ref a0, (nuint)(c + 48)); s7.StoreUnsafe(ref a0, (nuint)(c + 56));
+        }
+        for (; c + 8 <= width; c += 8)
+        {
+            var s0 = Vector256.LoadUnsafe(ref a0, (nuint)c);
+            for (int j = 0; j < rows; j++)
+                s0 = Fma.MultiplyAdd(Vector256.LoadUnsafe(ref m0, (nuint)((long)j * stride + c)), Vector256.Create(v[j]), s0);
+            s0.StoreUnsafe(ref a0, (nuint)c);
+        }
+        for (; c < width; c++)
+        {
+            float s0 = acc[c];
+            for (int j = 0; j < rows; j++) s0 = MathF.FusedMultiplyAdd(m[j * stride + c], v[j], s0);
+            acc[c] = s0;
+        }
+    }
 }

@@ -16,24 +16,34 @@ namespace Microsoft.ML.DeepDensity.Randomness;
 public sealed class RandomStream
 {
     private ulong _s0, _s1, _s2, _s3;
-    private readonly ulong _key;
+    private ulong _key; // not readonly: ForkInto re-seeds a scratch stream in place
     private bool _hasSpareGaussian;
     private double _spareGaussian;
 
     /// <summary>A stream determined entirely by <paramref name="seed"/>.</summary>
-    public RandomStream(ulong seed)
+    public RandomStream(ulong seed) => Seed(seed);
+
+    private void Seed(ulong seed)
     {
         _key = Mix(seed ^ 0x9E3779B97F4A7C15UL);
         ulong sm = _key;
         _s0 = SplitMix(ref sm); _s1 = SplitMix(ref sm); _s2 = SplitMix(ref sm); _s3 = SplitMix(ref sm);
         if ((_s0 | _s1 | _s2 | _s3) == 0) _s0 = 1;
+        _hasSpareGaussian = false;
+        _spareGaussian = 0;
     }
 
     /// <summary>The key that identifies this stream (its children are derived from it).</summary>
     public ulong Key => _key;
 
     /// <summary>An independent child stream identified by <paramref name="key"/>; does not advance this stream.</summary>
-    public RandomStream Fork(ulong key) => new(Mix(_key + Mix(key + 0xD1B54A32D192ED03UL)));
+    public RandomStream Fork(ulong key) => new(ChildSeed(key));
+
+    /// <summary>Makes <paramref name="child"/> the stream <see cref="Fork(ulong)"/> would return, in place (no allocation:
+    /// one-row scoring reuses its streams).</summary>
+    internal void ForkInto(ulong key, RandomStream child) => child.Seed(ChildSeed(key));
+
+    private ulong ChildSeed(ulong key) => Mix(_key + Mix(key + 0xD1B54A32D192ED03UL));
 
     /// <summary>Child for a two-part key (e.g. epoch and block).</summary>
     public RandomStream Fork(ulong key1, ulong key2) => Fork(key1).Fork(key2);

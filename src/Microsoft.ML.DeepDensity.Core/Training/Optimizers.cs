@@ -54,35 +54,41 @@ internal sealed class AdamOptimizer : Optimizer
         float c1 = 1f / (1f - MathF.Pow(_beta1, _t));
         float c2 = 1f / (1f - MathF.Pow(_beta2, _t));
         float b1 = _beta1, b2 = _beta2, eps = _epsilon, wd = _weightDecay;
-        for (int i = 0; i < items.Count; i++)
+        float[][] ms = _m, vs = _v;
+        // Element-wise, so updating chunks on several threads gives the same bits as one pass.
+        parameters.ForEachChunk((i, start, length) => Update(items[i].Value.AsSpan(start, length), items[i].Gradient.AsSpan(start, length),
+            ms[i].AsSpan(start, length), vs[i].AsSpan(start, length), b1, b2, c1, c2, eps, wd, learningRate));
+    }
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
+    private static void Update(Span<float> w, ReadOnlySpan<float> g, Span<float> m, Span<float> v,
+        float b1, float b2, float c1, float c2, float eps, float wd, float learningRate)
+    {
+        int j = 0;
+        if (Vector256.IsHardwareAccelerated)
         {
-            var w = items[i].Value; var g = items[i].Gradient; var m = _m[i]; var v = _v[i];
-            int j = 0;
-            if (Vector256.IsHardwareAccelerated)
+            // The same per-element arithmetic, eight lanes at a time (no fused multiply-adds, so identical results).
+            var vb1 = Vector256.Create(b1); var vb2 = Vector256.Create(b2);
+            var vc1 = Vector256.Create(c1); var vc2 = Vector256.Create(c2);
+            var v1b1 = Vector256.Create(1 - b1); var v1b2 = Vector256.Create(1 - b2);
+            var veps = Vector256.Create(eps); var vlr = Vector256.Create(learningRate);
+            var vwd = Vector256.Create(wd);
+            for (; j + 8 <= w.Length; j += 8)
             {
-                // The same per-element arithmetic, eight lanes at a time (no fused multiply-adds, so identical results).
-                var vb1 = Vector256.Create(b1); var vb2 = Vector256.Create(b2);
-                var vc1 = Vector256.Create(c1); var vc2 = Vector256.Create(c2);
-                var v1b1 = Vector256.Create(1 - b1); var v1b2 = Vector256.Create(1 - b2);
-                var veps = Vector256.Create(eps); var vlr = Vector256.Create(learningRate);
-                var vwd = Vector256.Create(wd);
-                for (; j + 8 <= w.Length; j += 8)
-                {
-                    var wj = Vector256.Create((ReadOnlySpan<float>)w.AsSpan(j, 8));
-                    var gj = Vector256.Create((ReadOnlySpan<float>)g.AsSpan(j, 8)) + vwd * wj;
-                    var mj = vb1 * Vector256.Create((ReadOnlySpan<float>)m.AsSpan(j, 8)) + v1b1 * gj;
-                    var vj = vb2 * Vector256.Create((ReadOnlySpan<float>)v.AsSpan(j, 8)) + v1b2 * gj * gj;
-                    mj.CopyTo(m.AsSpan(j, 8)); vj.CopyTo(v.AsSpan(j, 8));
-                    (wj - vlr * (mj * vc1) / (Vector256.Sqrt(vj * vc2) + veps)).CopyTo(w.AsSpan(j, 8));
-                }
+                var wj = Vector256.Create((ReadOnlySpan<float>)w.Slice(j, 8));
+                var gj = Vector256.Create(g.Slice(j, 8)) + vwd * wj;
+                var mj = vb1 * Vector256.Create((ReadOnlySpan<float>)m.Slice(j, 8)) + v1b1 * gj;
+                var vj = vb2 * Vector256.Create((ReadOnlySpan<float>)v.Slice(j, 8)) + v1b2 * gj * gj;
+                mj.CopyTo(m.Slice(j, 8)); vj.CopyTo(v.Slice(j, 8));
+                (wj - vlr * (mj * vc1) / (Vector256.Sqrt(vj * vc2) + veps)).CopyTo(w.Slice(j, 8));
             }
-            for (; j < w.Length; j++)
-            {
-                float gj = g[j] + wd * w[j];
-                m[j] = b1 * m[j] + (1 - b1) * gj;
-                v[j] = b2 * v[j] + (1 - b2) * gj * gj;
-                w[j] -= learningRate * (m[j] * c1) / (MathF.Sqrt(v[j] * c2) + eps);
-            }
+        }
+        for (; j < w.Length; j++)
+        {
+            float gj = g[j] + wd * w[j];
+            m[j] = b1 * m[j] + (1 - b1) * gj;
+            v[j] = b2 * v[j] + (1 - b2) * gj * gj;
+            w[j] -= learningRate * (m[j] * c1) / (MathF.Sqrt(v[j] * c2) + eps);
         }
     }
 }

@@ -29,7 +29,38 @@ public sealed class ParameterSet
 
     public Parameter this[string name] => _items.First(p => p.Name == name);
 
-    public void Add(Parameter p) => _items.Add(p);
+    public void Add(Parameter p) { _items.Add(p); _chunks = null; }
+
+    /// <summary>Scalars per chunk of <see cref="ForEachChunk"/> (128 KB of floats).</summary>
+    internal const int ChunkLength = 32_768;
+    /// <summary>Below this many scalars <see cref="ForEachChunk"/> runs on the calling thread (a region costs more).</summary>
+    internal const int ParallelThreshold = 4 * ChunkLength;
+    private (int Item, int Start, int Length)[]? _chunks;
+
+    /// <summary>
+    /// Runs <paramref name="body"/>(tensor index, start, length) over every tensor in fixed chunks, on the engine's
+    /// threads when the set is large. Only for element-wise work (optimiser updates, sums of gradient buffers), where
+    /// each scalar's result depends on that scalar alone, so the split never changes a result.
+    /// </summary>
+    internal void ForEachChunk(Action<int, int, int> body)
+    {
+        var chunks = _chunks ??= BuildChunks();
+        if (Count < ParallelThreshold)
+        {
+            for (int i = 0; i < _items.Count; i++) body(i, 0, _items[i].Value.Length);
+            return;
+        }
+        DeepDensityEnvironment.For(0, chunks.Length, c => body(chunks[c].Item, chunks[c].Start, chunks[c].Length));
+    }
+
+    private (int, int, int)[] BuildChunks()
+    {
+        var chunks = new List<(int, int, int)>();
+        for (int i = 0; i < _items.Count; i++)
+            for (int start = 0; start < _items[i].Value.Length; start += ChunkLength)
+                chunks.Add((i, start, Math.Min(ChunkLength, _items[i].Value.Length - start)));
+        return chunks.ToArray();
+    }
 
     /// <summary>Total number of scalars.</summary>
     public long Count => _items.Sum(p => (long)p.Value.Length);

@@ -41,16 +41,23 @@ internal static class SequenceSurrogate
         ushort version = BitConverter.ToUInt16(bytes, 4);
         if (version != Version)
             throw new InvalidModelFileException($"Sequence-model ML.NET envelope version {version} is not supported (this library reads {Version}).");
-        return (SequenceDensityModel.FromBytes(bytes.AsSpan(10, length - 10)), BitConverter.ToSingle(bytes, 6));
+        float threshold = BitConverter.ToSingle(bytes, 6);
+        if (!float.IsFinite(threshold)) // scores are finite, so a learned threshold is too; NaN would label nothing
+            throw new InvalidModelFileException($"Corrupt sequence model in the ML.NET model: the threshold is {threshold}.");
+        return (SequenceDensityModel.FromBytes(bytes.AsSpan(10, length - 10)), threshold);
     }
 
     /// <summary>The whole chain, fitted (every stage is trivial: fitted on an empty view with a variable-size feature column).</summary>
     public static ITransformer BuildChain(MLContext ml, SequenceDensityEstimator.Options o, SequenceDensityModel model, float threshold)
+        => BuildChain(ml, o, Encode(model, threshold));
+
+    /// <summary>The chain over an already encoded envelope (tests put damaged envelopes in zips through it).</summary>
+    internal static ITransformer BuildChain(MLContext ml, SequenceDensityEstimator.Options o, string envelope)
     {
         var chain = new EstimatorChain<ITransformer>().Append<ITransformer>(ml.Transforms.CopyColumns(RnnRnadeSurrogate.FeatureCol, o.FeatureColumnName))
             .Append<ITransformer>(ml.Transforms.CustomMapping(new Surrogate.ConstKeyFactory().GetMapping(), Surrogate.ConstKeyFactory.ContractName))
             .Append<ITransformer>(ml.Transforms.Conversion.MapValue(RnnRnadeSurrogate.ModelCol,
-                new[] { new KeyValuePair<string, string>(Surrogate.KeyValue, Encode(model, threshold)) }, Surrogate.KeyCol))
+                new[] { new KeyValuePair<string, string>(Surrogate.KeyValue, envelope) }, Surrogate.KeyCol))
             .Append<ITransformer>(ml.Transforms.CustomMapping(new SequenceFactory().GetMapping(), SequenceFactory.ContractName));
         chain = RnnRnadeSurrogate.Finish(ml, chain, new[]
         {

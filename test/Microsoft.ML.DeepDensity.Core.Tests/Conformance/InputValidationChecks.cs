@@ -153,6 +153,8 @@ public class InputValidationChecks
         Assert.Throws<ArgumentException>(() => f.Model.LogDensity(new float[3 * d], new float[3], new float[2]));
         Assert.Throws<ArgumentException>(() => f.Model.Sample(3, 1, new float[3 * d - 1]));
         Assert.Throws<ArgumentOutOfRangeException>(() => f.Model.Sample(-1, 1));
+        // A draw larger than an array: a clear error at once, not an overflow or an out-of-memory crash.
+        Assert.Throws<ArgumentOutOfRangeException>(() => f.Model.Sample(int.MaxValue, 1));
         Assert.Throws<ArgumentNullException>(() => f.Model.LogDensity((RowMatrix)null!));
     }
 

@@ -20,29 +20,8 @@ public class LoaderLimitChecks
     public void AValidHeaderFollowedByEndlessZerosIsRejectedWithBoundedMemory(string name)
     {
         var parts = ModelFileParts.Parse(ModelCases.Fitted(name).Model.ToBytes());
-        foreach (ulong declared in new ulong[] { (ulong)ModelFile.MaxPayloadLength, int.MaxValue, 1UL << 31, (ulong)DeepDensityEnvironment.MaxModelFileBytes + 1 })
-        {
-            var stream = new EndlessStream(Header(parts, declared));
-            var (error, allocated) = Measure(() => DensityModel.Load(stream));
-            Assert.IsType<InvalidModelFileException>(error);
-            Assert.Contains("MaxModelFileBytes", error.Message);
-            Assert.True(stream.PayloadBytesRead == 0, $"declared {declared}: {stream.PayloadBytesRead} payload bytes were read before rejecting");
-            Assert.True(allocated < 1 << 20, $"declared {declared}: allocated {allocated:N0} bytes");
-        }
-        long saved = DeepDensityEnvironment.MaxModelFileBytes;
-        try
-        {
-            const int limit = 4 << 20;
-            DeepDensityEnvironment.MaxModelFileBytes = limit;
-            var stream = new EndlessStream(Header(parts, limit));
-            var clock = Stopwatch.StartNew();
-            var (error, allocated) = Measure(() => DensityModel.Load(stream));
-            Assert.IsType<InvalidModelFileException>(error);
-            Assert.Equal(limit + 4, stream.PayloadBytesRead); // exactly the declared payload and the checksum
-            Assert.True(allocated < 2L * limit + (1 << 20), $"allocated {allocated:N0} bytes for a {limit:N0}-byte declared payload");
-            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(2), $"took {clock.Elapsed}");
-        }
-        finally { DeepDensityEnvironment.MaxModelFileBytes = saved; }
+        DeclaredPayloadsAboveTheLimitAreRefusedUnread(parts, s => DensityModel.Load(s));
+        APayloadAtTheLimitIsReadToItsLengthAndRefused(parts, s => DensityModel.Load(s));
     }
 
     /// <summary>The limit is a setting, not a silent cap: a model above it is refused by both loaders with a message
@@ -64,6 +43,61 @@ public class LoaderLimitChecks
         finally { DeepDensityEnvironment.MaxModelFileBytes = saved; }
         Assert.Throws<ArgumentOutOfRangeException>(() => DeepDensityEnvironment.MaxModelFileBytes = 0);
         Assert.Throws<ArgumentOutOfRangeException>(() => DeepDensityEnvironment.MaxModelFileBytes = ModelFile.MaxPayloadLength + 1);
+    }
+
+    /// <summary>Sequence models share the container: the same endless-zeros and file-size-limit checks through
+    /// <see cref="SequenceDensityModel.Load"/> and <see cref="SequenceDensityModel.FromBytes"/>.</summary>
+    [Theory, MemberData(nameof(SequenceModelCases.Names), MemberType = typeof(SequenceModelCases))]
+    public void SequenceModelsRejectEndlessZerosAndFilesAboveTheLimitByName(string name)
+    {
+        var bytes = SequenceModelCases.Get(name).FitStandard().ToBytes();
+        var parts = ModelFileParts.Parse(bytes);
+        DeclaredPayloadsAboveTheLimitAreRefusedUnread(parts, s => SequenceDensityModel.Load(s));
+        APayloadAtTheLimitIsReadToItsLengthAndRefused(parts, s => SequenceDensityModel.Load(s));
+        long saved = DeepDensityEnvironment.MaxModelFileBytes;
+        try
+        {
+            DeepDensityEnvironment.MaxModelFileBytes = parts.Payload.Length - 1;
+            Assert.Contains("MaxModelFileBytes", Assert.Throws<InvalidModelFileException>(() => SequenceDensityModel.FromBytes(bytes)).Message);
+            DeepDensityEnvironment.MaxModelFileBytes = parts.Payload.Length;
+            Assert.Equal(bytes, SequenceDensityModel.Load(new MemoryStream(bytes)).ToBytes());
+        }
+        finally { DeepDensityEnvironment.MaxModelFileBytes = saved; }
+    }
+
+    /// <summary>With the limit at 4 MiB, a header declaring exactly that followed by endless zeros is read in chunks to the
+    /// declared length and the checksum, then refused, in memory bounded by the declared length.</summary>
+    private static void APayloadAtTheLimitIsReadToItsLengthAndRefused(ModelFileParts parts, Action<Stream> load)
+    {
+        long saved = DeepDensityEnvironment.MaxModelFileBytes;
+        try
+        {
+            const int limit = 4 << 20;
+            DeepDensityEnvironment.MaxModelFileBytes = limit;
+            var stream = new EndlessStream(Header(parts, limit));
+            var clock = Stopwatch.StartNew();
+            var (error, allocated) = Measure(() => load(stream));
+            Assert.IsType<InvalidModelFileException>(error);
+            Assert.Equal(limit + 4, stream.PayloadBytesRead); // exactly the declared payload and the checksum
+            Assert.True(allocated < 2L * limit + (1 << 20), $"allocated {allocated:N0} bytes for a {limit:N0}-byte declared payload");
+            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(2), $"took {clock.Elapsed}");
+        }
+        finally { DeepDensityEnvironment.MaxModelFileBytes = saved; }
+    }
+
+    /// <summary>Headers declaring payloads above the limit, followed by endless zeros: refused naming the setting before
+    /// any payload byte is read, in under 1 MB.</summary>
+    private static void DeclaredPayloadsAboveTheLimitAreRefusedUnread(ModelFileParts parts, Action<Stream> load)
+    {
+        foreach (ulong declared in new ulong[] { (ulong)ModelFile.MaxPayloadLength, int.MaxValue, 1UL << 31, (ulong)DeepDensityEnvironment.MaxModelFileBytes + 1 })
+        {
+            var stream = new EndlessStream(Header(parts, declared));
+            var (error, allocated) = Measure(() => load(stream));
+            Assert.IsType<InvalidModelFileException>(error);
+            Assert.Contains("MaxModelFileBytes", error.Message);
+            Assert.True(stream.PayloadBytesRead == 0, $"declared {declared}: {stream.PayloadBytesRead} payload bytes were read before rejecting");
+            Assert.True(allocated < 1 << 20, $"declared {declared}: allocated {allocated:N0} bytes");
+        }
     }
 
     private static byte[] Header(ModelFileParts parts, ulong declaredLength)

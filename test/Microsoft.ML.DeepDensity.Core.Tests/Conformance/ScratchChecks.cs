@@ -87,9 +87,9 @@ public class ScratchChecks
         var net = new IwaeNetwork(4, new[] { 2 }, new[] { 20_000 }, Array.Empty<int>(), Activation.Tanh, IwaeLikelihood.Gaussian);
         var wide = new IwaeModel(net, 1, 1000, IwaeOptions.MaxEvaluationSamplesPerChunk, 7);
         var e = Assert.Throws<InvalidModelFileException>(() => DensityModel.FromBytes(wide.ToBytes()));
-        Assert.Contains("MaxScratchFloats", e.Message);
+        Assert.Contains("MaxScoringScratchFloats", e.Message);
         var ok = (IwaeModel)DensityModel.FromBytes(new IwaeModel(net, 1, 200, 100, 7).ToBytes());
-        Assert.Contains("MaxScratchFloats", Assert.Throws<ArgumentOutOfRangeException>(() => ok.WithEvaluation(1000, samplesPerChunk: 100_000)).Message);
+        Assert.Contains("MaxScoringScratchFloats", Assert.Throws<ArgumentOutOfRangeException>(() => ok.WithEvaluation(1000, samplesPerChunk: 100_000)).Message);
         long before = GC.GetAllocatedBytesForCurrentThread();
         var ld = ok.LogDensity(RowMatrix.FromRows(new[] { new[] { 0.1f, 0.2f, 0.3f, 0.4f } }));
         long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
@@ -97,5 +97,28 @@ public class ScratchChecks
         Assert.True(allocated < IwaeOptions.MaxEvaluationScratchFloats * 4 + (16 << 20), $"scoring one row allocated {allocated:N0} bytes");
         var options = new IwaeOptions { LatentDimensions = new[] { 2 }, HiddenUnits = new[] { 20_000 }, Likelihood = IwaeLikelihood.Gaussian, EvaluationSamplesPerChunk = 100_000, MaxEpochs = 1 };
         Assert.Contains("EvaluationSamplesPerChunk", Assert.Throws<ArgumentOutOfRangeException>(() => IwaeModel.Fit(ConformanceData.Real(20, 1), options)).Message);
+    }
+}
+
+/// <summary>The scoring-scratch limit is a setting, not a silent cap: a legitimately wide importance-sampled model refused
+/// at the default loads once <see cref="DeepDensityEnvironment.MaxScoringScratchFloats"/> is raised (serial: it changes a
+/// process-wide setting).</summary>
+[Collection(EngineSettingsCollection.Name)]
+public class ScratchLimitSettingChecks
+{
+    [Fact]
+    public void AWideIwaeRefusedAtTheDefaultLimitLoadsWhenTheSettingIsRaised()
+    {
+        var net = new IwaeNetwork(4, new[] { 2 }, new[] { 20_000 }, Array.Empty<int>(), Activation.Tanh, IwaeLikelihood.Gaussian);
+        var bytes = new IwaeModel(net, 1, 1000, 1000, 7).ToBytes(); // 1,000 samples × 120,017 activations ≈ 1.2·10^8 floats
+        Assert.Contains("MaxScoringScratchFloats", Assert.Throws<InvalidModelFileException>(() => DensityModel.FromBytes(bytes)).Message);
+        Assert.Throws<ArgumentOutOfRangeException>(() => DeepDensityEnvironment.MaxScoringScratchFloats = 1000);
+        Assert.Throws<ArgumentOutOfRangeException>(() => DeepDensityEnvironment.MaxScoringScratchFloats = long.MaxValue);
+        try
+        {
+            DeepDensityEnvironment.MaxScoringScratchFloats = 1L << 28;
+            Assert.Equal(bytes, DensityModel.FromBytes(bytes).ToBytes());
+        }
+        finally { DeepDensityEnvironment.MaxScoringScratchFloats = DeepDensityEnvironment.DefaultMaxScoringScratchFloats; }
     }
 }

@@ -17,8 +17,8 @@ public static class SequenceModelCases
         // Test-only trivial models (Sequences/IidGaussianSequenceModel.cs): i.i.d. frames under a diagonal Gaussian.
         new("IidGaussianSequence", InputDomain.Real, DensityKind.Exact, r => IidGaussianSequenceModel.Fit(r.Data), SequenceConformanceData.Real),
         new("IidGaussianSequenceGradient", InputDomain.Real, DensityKind.Exact, r => IidGaussianSequenceModel.FitByGradient(r.Data,
-            new GradientTrainingOptions { Seed = r.Seed, MaxEpochs = r.Epochs, LearningRate = 0.05f, BatchSize = 8, EarlyStoppingPatience = 0 }, r.Validation), SequenceConformanceData.Real),
-        new("RnnRnade", InputDomain.Real, DensityKind.Exact, r => Models.RnnRnade.RnnRnadeModel.Fit(r.Data, new Models.RnnRnade.RnnRnadeOptions { HiddenUnits = 6, Components = 2, RecurrentUnits = 5, BatchSize = 8, SequencesPerBlock = 3, MaxEpochs = r.Epochs, Seed = r.Seed, EarlyStoppingPatience = 0 }, r.Validation), SequenceConformanceData.Real),
+            new GradientTrainingOptions { Seed = r.Seed, MaxEpochs = r.Epochs, LearningRate = 0.05f, BatchSize = r.BatchSize ?? 8, EarlyStoppingPatience = 0 }, r.Validation, null, r.CancellationToken), SequenceConformanceData.Real) { HasBatchSize = true },
+        new("RnnRnade", InputDomain.Real, DensityKind.Exact, r => Models.RnnRnade.RnnRnadeModel.Fit(r.Data, new Models.RnnRnade.RnnRnadeOptions { HiddenUnits = 6, Components = 2, RecurrentUnits = 5, BatchSize = r.BatchSize ?? 8, SequencesPerBlock = 3, MaxEpochs = r.Epochs, Seed = r.Seed, EarlyStoppingPatience = 0 }, r.Validation, null, r.CancellationToken), SequenceConformanceData.Real) { HasBatchSize = true },
     };
 
     public static TheoryData<string> Names
@@ -42,6 +42,9 @@ public sealed record SequenceFitRequest(SequenceBatch Data, ulong Seed)
     public int Epochs { get; init; } = 3;
     /// <summary>Validation sequences (null: the model's own split or none).</summary>
     public SequenceBatch? Validation { get; init; }
+    /// <summary>Minibatch size instead of the case's own (null = the case's own); only for cases with <see cref="SequenceModelCase.HasBatchSize"/>.</summary>
+    public int? BatchSize { get; init; }
+    public CancellationToken CancellationToken { get; init; }
 }
 
 /// <summary>How to fit one kind of sequence model for the conformance suite.</summary>
@@ -57,6 +60,10 @@ public sealed record SequenceModelCase(
 
     /// <summary>Scoring a sequence alone and in a batch agree to |a − b| ≤ tol·(1 + |a|). Default 1e-5.</summary>
     public double BatchInvarianceTolerance { get; init; } = 1e-5;
+
+    /// <summary>Fit honours <see cref="SequenceFitRequest.BatchSize"/> and <see cref="SequenceFitRequest.CancellationToken"/>
+    /// (training memory bounded by the block, a huge minibatch cancelled within a second). Default false.</summary>
+    public bool HasBatchSize { get; init; }
 
     public SequenceDensityModel FitStandard() => Fit(new SequenceFitRequest(MakeData(TrainingSequences, 12345), 1));
 

@@ -194,3 +194,96 @@ public class LayerKitTests
             for (int i = 0; i < whole[t].Length; i++) Assert.Equal(whole[t][i], ps.Items[t].Gradient[i], 4);
     }
 }
+
+/// <summary>The fused Bernoulli kernels of score-function training against a float64 reference, and the chunked
+/// parallel optimiser step and gradient sum against one pass.</summary>
+public class FusedBernoulliAndChunkTests
+{
+    private static double Sigmoid(double z) => 1 / (1 + Math.Exp(-z));
+    private static double Softplus(double z) => Math.Max(z, 0) + Math.Log(1 + Math.Exp(-Math.Abs(z)));
+
+    [Fact]
+    public void SampleWithLogProb_matches_the_reference_with_shared_logit_rows()
+    {
+        const int Rows = 6, D = 13, Repeat = 2; // 13 = one 8-lane vector and a scalar tail
+        var rng = new RandomStream(5);
+        var logits = new float[Rows / Repeat * D];
+        rng.FillGaussian(logits, 0, 4f);
+        logits[0] = 40f; logits[1] = -40f; logits[2] = 0f;
+        var u = new float[Rows * D];
+        rng.FillUniform(u);
+        var h = new float[Rows * D]; var lq = new float[Rows]; var res = new float[Rows * D];
+        BernoulliHead.SampleWithLogProb(logits, Repeat, u, Rows, D, h, lq, res);
+        for (int j = 0; j < Rows; j++)
+        {
+            double expected = 0;
+            for (int c = 0; c < D; c++)
+            {
+                double z = logits[j / Repeat * D + c], p = Sigmoid(z);
+                if (Math.Abs(u[j * D + c] - p) > 1e-5) Assert.Equal(u[j * D + c] < p ? 1f : 0f, h[j * D + c]);
+                Assert.Equal(h[j * D + c] - p, res[j * D + c], 5);
+                expected += h[j * D + c] * z - Softplus(z);
+            }
+            Assert.Equal(expected, lq[j], 3);
+        }
+    }
+
+    [Fact]
+    public void LogProbWithResidual_matches_the_reference_and_propagates_NaN()
+    {
+        const int Rows = 6, D = 21, Repeat = 3;
+        var rng = new RandomStream(6);
+        var logits = new float[Rows * D];
+        rng.FillGaussian(logits, 0, 5f);
+        var x = new float[Rows / Repeat * D];
+        for (int i = 0; i < x.Length; i++) x[i] = rng.NextDouble() < 0.4 ? 1 : 0;
+        var lp = new float[Rows]; var res = new float[Rows * D];
+        BernoulliHead.LogProbWithResidual(x, Repeat, logits, Rows, D, lp, res);
+        for (int j = 0; j < Rows; j++)
+        {
+            double expected = 0;
+            for (int c = 0; c < D; c++)
+            {
+                double z = logits[j * D + c], xv = x[j / Repeat * D + c];
+                Assert.Equal(xv - Sigmoid(z), res[j * D + c], 5);
+                expected += xv * z - Softplus(z);
+            }
+            Assert.Equal(expected, lp[j], 3);
+        }
+        logits[3] = float.NaN;              // in the vector part of row 0
+        logits[D + D - 1] = float.NaN;      // in the scalar tail of row 1
+        BernoulliHead.LogProbWithResidual(x, Repeat, logits, Rows, D, lp, default);
+        Assert.True(float.IsNaN(lp[0]) && float.IsNaN(lp[1]) && float.IsFinite(lp[2]));
+    }
+
+    [Fact]
+    public void Chunked_Adam_step_and_gradient_sum_are_bit_identical_to_one_thread()
+    {
+        float[][] Run(int threads)
+        {
+            int saved = DeepDensityEnvironment.MaxDegreeOfParallelism;
+            DeepDensityEnvironment.MaxDegreeOfParallelism = threads;
+            try
+            {
+                var rng = new RandomStream(7);
+                var ps = new ParameterSet(new Parameter("a", new float[3 * ParameterSet.ChunkLength + 5]), new Parameter("b", new float[ParameterSet.ChunkLength + 3]));
+                foreach (var p in ps.Items) rng.FillGaussian(p.Value, 0, 1f);
+                var blocks = new[] { GradientBuffers.Of(ps), GradientBuffers.Create(ps), GradientBuffers.Create(ps) };
+                var adam = new AdamOptimizer();
+                for (int step = 0; step < 3; step++)
+                {
+                    foreach (var b in blocks) foreach (var p in ps.Items) rng.FillGaussian(b[p], 0, 1f);
+                    GradientBuffers.SumInto(ps, blocks, 2);
+                    GradientBuffers.AddInto(ps, blocks, 2, 1);
+                    adam.Step(ps, 1e-2f);
+                }
+                return ps.Items.Select(p => p.Value.Concat(p.Gradient).ToArray()).ToArray();
+            }
+            finally { DeepDensityEnvironment.MaxDegreeOfParallelism = saved; }
+        }
+        Assert.True(3 * ParameterSet.ChunkLength + 5 + ParameterSet.ChunkLength + 3 >= ParameterSet.ParallelThreshold); // runs in chunks
+        var one = Run(1);
+        var all = Run(-1);
+        for (int t = 0; t < one.Length; t++) Assert.Equal(one[t], all[t]);
+    }
+}

@@ -162,15 +162,27 @@ public sealed class DeepGmmModel : DensityModel
     {
         int d = Dimension, block = Network.ScoringBlockRows;
         float logJacobian = (float)_standardizer.LogJacobian;
-        DeepDensityEnvironment.ForRowBlocks(rows, d, count, logDensity, block, (_, rowsOfBlock, m, output) =>
+        // One block (a PredictionEngine row, a model loaded into ML.NET): no closure, nothing allocated once warm.
+        if (count <= block) ScoreBlock(rows[..(count * d)], count, logDensity, logJacobian);
+        else ScoreBlocks(rows, count, logDensity, logJacobian);
+    }
+
+    // Its own method: a lambda's captures are allocated on entry to the method that declares them, even on the one-block path.
+    private void ScoreBlocks(ReadOnlySpan<float> rows, int count, Span<float> logDensity, float logJacobian)
+        => DeepDensityEnvironment.ForRowBlocks(rows, Dimension, count, logDensity, Network.ScoringBlockRows,
+            (_, rowsOfBlock, m, output) => ScoreBlock(rowsOfBlock, m, output, logJacobian));
+
+    private void ScoreBlock(ReadOnlySpan<float> rowsOfBlock, int m, Span<float> output, float logJacobian)
+    {
+        var ws = _workspaces.TryTake(out var cached) ? cached : new DeepGmmNetwork.ScoringWorkspace(Network, Network.ScoringBlockRows);
+        try
         {
-            var x = new float[m * d];
+            var x = ws.X.AsSpan(0, m * Dimension);
             _standardizer.Forward(rowsOfBlock, x, m);
-            var ws = _workspaces.TryTake(out var cached) ? cached : new DeepGmmNetwork.ScoringWorkspace(Network, block);
-            try { Network.LogDensityBlock(x, m, output, ws, oneRowAsVector: true); }
-            finally { _workspaces.Add(ws); }
-            for (int r = 0; r < m; r++) output[r] += logJacobian;
-        });
+            Network.LogDensityBlock(x, m, output, ws, oneRowAsVector: true);
+        }
+        finally { _workspaces.Add(ws); }
+        for (int r = 0; r < m; r++) output[r] += logJacobian;
     }
 
     protected override void SampleCore(int count, ulong seed, Span<float> destination)

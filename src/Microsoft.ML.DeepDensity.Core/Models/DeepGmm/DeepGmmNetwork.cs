@@ -175,8 +175,11 @@ internal sealed class DeepGmmNetwork
     {
         public readonly float[][] Levels;
         public readonly float[] Scores;
+        /// <summary>The block's rows in standardised space (rows × D).</summary>
+        public readonly float[] X;
         public ScoringWorkspace(DeepGmmNetwork net, int rows)
         {
+            X = new float[rows * net.D];
             Levels = new float[net.LayerCount][];
             for (int j = 0; j < net.LayerCount; j++) Levels[j] = new float[rows * net.D * net.Components[j]];
             Scores = new float[rows * net.PathCount];
@@ -201,8 +204,7 @@ internal sealed class DeepGmmNetwork
         {
             // The GEMM kernel's arithmetic for one row: a fused multiply-add chain over r from zero, then + e.
             output.Clear();
-            var qt = WideQt[layer].AsSpan();
-            for (int r = 0; r < D; r++) System.Numerics.Tensors.TensorPrimitives.FusedMultiplyAdd(qt.Slice(r * width, width), input[r], output, output);
+            VectorMath.AddRowTimesMatrix(input[..D], WideQt[layer], width, output);
             RowOps.AddRowVector(output, 1, width, WideE[layer]);
         }
         else

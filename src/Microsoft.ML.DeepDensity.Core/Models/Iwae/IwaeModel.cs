@@ -30,7 +30,15 @@ public sealed class IwaeModel : ImportanceSampledModel
         : base(evaluationSamples, evaluationChunk, evaluationSeed)
     {
         Network = network; Samples = samples;
+        _newWorkspace = (n, k) => new IwaeNetwork.Workspace(Network, n, k, forTraining: false);
+        _logWeights = LogWeights;
+        _oneRowScratch = new(_newWorkspace);
     }
+
+    // Made once: a one-row estimate (PredictionEngine, a model loaded into ML.NET) then allocates nothing.
+    private readonly Func<int, int, IwaeNetwork.Workspace> _newWorkspace;
+    private readonly ImportanceSampler.LogWeights<IwaeNetwork.Workspace> _logWeights;
+    private readonly ImportanceSampler.ScratchPool<IwaeNetwork.Workspace> _oneRowScratch;
 
     public override string ModelKind => Kind;
     public override int Dimension => Network.D;
@@ -80,7 +88,7 @@ public sealed class IwaeModel : ImportanceSampledModel
     private protected override void ImportanceSample(ReadOnlySpan<float> rows, int count, int samples, int samplesPerChunk, ulong seed,
         int sampleRowsPerPass, Span<float> logMean, Span<float> standardError)
         => ImportanceSampler.Estimate(rows, count, Dimension, samples, samplesPerChunk, seed, sampleRowsPerPass,
-            (n, k) => new IwaeNetwork.Workspace(Network, n, k, forTraining: false), LogWeights, logMean, standardError);
+            _newWorkspace, _logWeights, logMean, standardError, _oneRowScratch);
 
     /// <summary>Fills each row's noise for <paramref name="k"/> samples from its own stream, then one forward pass.</summary>
     private void LogWeights(IwaeNetwork.Workspace ws, ReadOnlySpan<float> x, int n, int k, ReadOnlySpan<RandomStream> rowStreams,
@@ -160,81 +168,5 @@ public sealed class IwaeModel : ImportanceSampledModel
         if (v.Length < minCount || v.Length > maxCount) throw r.Corrupt($"{name} has {v.Length} entries, expected {minCount} to {maxCount}");
         foreach (var s in v) if (s < 1 || s > 1 << 20) throw r.Corrupt($"{name} entry {s} is outside [1, {1 << 20}]");
         return v;
-    }
-}
-
-/// <summary>The k-sample bound as a training objective: fixed blocks of rows in parallel, gradients reduced in block order.</summary>
-internal sealed class IwaeObjective : IGradientObjective
-{
-    private readonly IwaeNetwork _net;
-    private readonly int _k, _rowsPerBlock;
-    private readonly CancellationToken _cancellationToken;
-    private readonly List<IwaeNetwork.Workspace> _workspaces = new();
-    private readonly List<GradientBuffers> _gradients = new();
-    private readonly GradientBuffers _direct;
-    private float[] _input = Array.Empty<float>();
-
-    /// <summary>Blocks run at once (see <c>RnadeObjective.BlocksPerWave</c>): memory is bounded by the block size, not the
-    /// batch size, and cancellation is checked between waves; gradients are still summed in block order.</summary>
-    internal const int BlocksPerWave = 16;
-
-    public IwaeObjective(IwaeNetwork net, int samples, int rowsPerBlock, CancellationToken cancellationToken = default)
-    {
-        _net = net; _k = samples; _rowsPerBlock = rowsPerBlock; _cancellationToken = cancellationToken;
-        _direct = GradientBuffers.Of(net.Parameters);
-    }
-
-    public ParameterSet Parameters => _net.Parameters;
-
-    public double ComputeGradient(ReadOnlySpan<float> rows, int count, RandomStream random) => Run(rows, count, random, withGradient: true);
-
-    public double Evaluate(ReadOnlySpan<float> rows, int count, RandomStream random) => Run(rows, count, random, withGradient: false);
-
-    private double Run(ReadOnlySpan<float> rows, int count, RandomStream random, bool withGradient)
-    {
-        int d = _net.D, k = _k;
-        int blocks = (count + _rowsPerBlock - 1) / _rowsPerBlock;
-        int wave = Math.Min(blocks, BlocksPerWave);
-        while (_workspaces.Count < wave) _workspaces.Add(new IwaeNetwork.Workspace(_net, _rowsPerBlock, k, forTraining: true));
-        if (withGradient)
-        {
-            // Block 0 writes straight into the parameters' gradients; the others into private buffers added after, in
-            // order. Later waves use private buffers 1..wave only (the parameters' gradients then hold the running sum).
-            if (_gradients.Count == 0) _gradients.Add(_direct);
-            while (_gradients.Count < (blocks > BlocksPerWave ? BlocksPerWave + 1 : blocks)) _gradients.Add(GradientBuffers.Create(_net.Parameters));
-        }
-        if (_input.Length < count * d) _input = new float[count * d];
-        rows[..(count * d)].CopyTo(_input);
-        var input = _input;
-        var sums = new double[blocks];
-        float scale = -1f / count;
-        bool parallelInside = blocks == 1;
-        for (int first = 0; first < blocks; first += BlocksPerWave)
-        {
-            _cancellationToken.ThrowIfCancellationRequested();
-            int waveBlocks = Math.Min(BlocksPerWave, blocks - first), bufferOffset = first == 0 ? 0 : 1;
-            void Block(int i)
-            {
-                int b = first + i;
-                int start = b * _rowsPerBlock, n = Math.Min(_rowsPerBlock, count - start);
-                var ws = _workspaces[i];
-                var x = input.AsSpan(start * d, n * d);
-                _net.FillNoise(ws, n, k, random.Fork((ulong)b));
-                _net.Forward(x, n, k, ws, parallelInside);
-                Span<double> bound = n <= 512 ? stackalloc double[n] : new double[n];
-                IwaeNetwork.ReduceRows(ws.LogW, n, k, bound, withGradient ? ws.RowScale : default, scale);
-                double s = 0;
-                foreach (var v in bound) s += v;
-                sums[b] = s;
-                if (withGradient) _net.Backward(x, n, k, ws, _gradients[bufferOffset + i], parallelInside);
-            }
-            if (blocks == 1) Block(0); else DeepDensityEnvironment.For(0, waveBlocks, Block);
-            if (!withGradient) continue;
-            if (first == 0) { if (blocks > 1) GradientBuffers.SumInto(_net.Parameters, _gradients, waveBlocks); }
-            else GradientBuffers.AddInto(_net.Parameters, _gradients, 1, waveBlocks);
-        }
-        double total = 0;
-        foreach (var s in sums) total += s;
-        return total;
     }
 }

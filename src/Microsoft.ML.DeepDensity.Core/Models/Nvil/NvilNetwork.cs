@@ -80,14 +80,14 @@ internal sealed class NvilNetwork
     }
 
     /// <summary>Floats an evaluation <see cref="Workspace"/> holds per sample row (one data row × one sample): every
-    /// encoder and decoder activation, uniforms, logits and samples of each layer, and the log-probabilities.</summary>
+    /// encoder and decoder activation, uniforms and samples of each layer, and the log-probabilities.</summary>
     public long EvaluationFloatsPerSample
     {
         get
         {
-            long f = 2L + Latent[^1] + Layers + 1; // LogW, prior logits, LogP, LogQ
+            long f = 2L + Layers + 1; // LogW, LogP, LogQ
             for (int l = 0; l < Layers; l++)
-                f += Encoders[l].WorkspaceFloatsPerRow + Decoders[l].WorkspaceFloatsPerRow + 3L * Latent[l] + 1;
+                f += Encoders[l].WorkspaceFloatsPerRow + Decoders[l].WorkspaceFloatsPerRow + 2L * Latent[l] + 1;
             return f;
         }
     }
@@ -97,29 +97,30 @@ internal sealed class NvilNetwork
     {
         public readonly int MaxRows, MaxSamples;
         public readonly Mlp.Workspace[] Enc, Dec;
-        /// <summary>Uniforms that draw the samples (filled before <see cref="Forward"/>), logits of q, the samples.</summary>
-        public readonly float[][] U, QLogits, H;
+        /// <summary>Uniforms that draw the samples (filled before <see cref="Forward"/>) and the samples.</summary>
+        public readonly float[][] U, H;
         /// <summary>LogP[0] = log p(x | h_0), LogP[l] = log p(h_{l−1} | h_l), LogP[L] = log p(h_{L−1}); LogQ[l] = log q(h_l | ·).</summary>
         public readonly float[][] LogP, LogQ;
         /// <summary>log p(x, h) − log q(h | x) per sample row.</summary>
         public readonly float[] LogW;
-        public readonly float[] PriorLogits;
+        /// <summary>Training only: value − σ(logit) of each inference layer's sample (DEnc) and of each generative layer's
+        /// target (DDec), written by <see cref="Forward"/> and scaled in place into logit gradients by <see cref="Backward"/>.</summary>
         public readonly float[][] DEnc, DDec;
-        public readonly float[] DEnc0Rows, DPrior;
+        public readonly float[] DEnc0Rows;
 
         public Workspace(NvilNetwork net, int maxRows, int maxSamples, bool forTraining)
         {
             MaxRows = maxRows; MaxSamples = maxSamples;
             int m = checked(maxRows * maxSamples), L = net.Layers;
             Enc = new Mlp.Workspace[L]; Dec = new Mlp.Workspace[L];
-            U = new float[L][]; QLogits = new float[L][]; H = new float[L][]; LogQ = new float[L][]; LogP = new float[L + 1][];
+            U = new float[L][]; H = new float[L][]; LogQ = new float[L][]; LogP = new float[L + 1][];
             DEnc = new float[L][]; DDec = new float[L][];
             for (int l = 0; l < L; l++)
             {
                 int h = net.Latent[l];
                 Enc[l] = net.Encoders[l].CreateWorkspace(l == 0 ? maxRows : m);
                 Dec[l] = net.Decoders[l].CreateWorkspace(m);
-                U[l] = new float[m * h]; QLogits[l] = new float[m * h]; H[l] = new float[m * h];
+                U[l] = new float[m * h]; H[l] = new float[m * h];
                 LogQ[l] = new float[m]; LogP[l] = new float[m];
                 if (forTraining)
                 {
@@ -129,9 +130,7 @@ internal sealed class NvilNetwork
             }
             LogP[L] = new float[m];
             LogW = new float[m];
-            PriorLogits = new float[m * net.Latent[^1]];
-            DEnc0Rows = forTraining ? new float[maxRows * net.Latent[0]] : Array.Empty<float>();
-            DPrior = forTraining ? new float[m * net.Latent[^1]] : Array.Empty<float>();
+            DEnc0Rows = forTraining && maxSamples > 1 ? new float[maxRows * net.Latent[0]] : Array.Empty<float>();
         }
     }
 
@@ -143,43 +142,32 @@ internal sealed class NvilNetwork
 
     /// <summary>
     /// Draws h ~ q(h | x) from the uniforms in <paramref name="ws"/> (h = 1 when u &lt; σ(logit)) and computes the
-    /// per-layer log-probabilities and ws.LogW[r·k + i] = log p(x_r, h_ri) − log q(h_ri | x_r).
+    /// per-layer log-probabilities and ws.LogW[r·k + i] = log p(x_r, h_ri) − log q(h_ri | x_r). A training workspace also
+    /// keeps every layer's value − σ(logit) for <see cref="Backward"/> (sampling, scoring and that residual are one pass).
     /// </summary>
     public void Forward(ReadOnlySpan<float> x, int n, int k, Workspace ws, bool allowParallel)
     {
         if (n > ws.MaxRows || (long)n * k > (long)ws.MaxRows * ws.MaxSamples) throw new ArgumentOutOfRangeException(nameof(n), "Batch exceeds the workspace.");
         int m = n * k, L = Layers;
+        bool training = ws.DEnc[0] is not null;
         for (int l = 0; l < L; l++)
         {
             int h = Latent[l];
-            var logits = ws.QLogits[l].AsSpan(0, m * h);
-            if (l == 0)
-            {
-                // One encoder pass per data row; its logits are shared by the row's k samples.
-                var rowLogits = Encoders[0].Forward(x, n, ws.Enc[0], allowParallel);
-                for (int j = 0; j < m; j++) rowLogits.Slice(j / k * h, h).CopyTo(logits.Slice(j * h, h));
-            }
-            else Encoders[l].Forward(ws.H[l - 1], m, ws.Enc[l], allowParallel).CopyTo(logits);
-            SampleBernoulli(logits, ws.U[l].AsSpan(0, m * h), ws.H[l].AsSpan(0, m * h));
-            var lq = ws.LogQ[l].AsSpan(0, m);
-            lq.Clear();
-            BernoulliHead.AccumulateLogProb(ws.H[l], 1, logits, m, h, 1f, lq);
+            // Layer 0: one encoder pass per data row, its logits shared by the row's k samples.
+            var logits = l == 0 ? Encoders[0].Forward(x, n, ws.Enc[0], allowParallel) : Encoders[l].Forward(ws.H[l - 1], m, ws.Enc[l], allowParallel);
+            BernoulliHead.SampleWithLogProb(logits, l == 0 ? k : 1, ws.U[l], m, h, ws.H[l], ws.LogQ[l], training ? ws.DEnc[l].AsSpan(0, m * h) : default);
         }
-        var lx = ws.LogP[0].AsSpan(0, m);
-        lx.Clear();
-        BernoulliHead.AccumulateLogProb(x, k, Decoders[0].Forward(ws.H[0], m, ws.Dec[0], allowParallel), m, D, 1f, lx);
+        BernoulliHead.LogProbWithResidual(x, k, Decoders[0].Forward(ws.H[0], m, ws.Dec[0], allowParallel), m, D, ws.LogP[0],
+            training ? ws.DDec[0].AsSpan(0, m * D) : default);
         for (int l = 1; l < L; l++)
-        {
-            var lp = ws.LogP[l].AsSpan(0, m);
-            lp.Clear();
-            BernoulliHead.AccumulateLogProb(ws.H[l - 1], 1, Decoders[l].Forward(ws.H[l], m, ws.Dec[l], allowParallel), m, Latent[l - 1], 1f, lp);
-        }
+            BernoulliHead.LogProbWithResidual(ws.H[l - 1], 1, Decoders[l].Forward(ws.H[l], m, ws.Dec[l], allowParallel), m, Latent[l - 1],
+                ws.LogP[l], training ? ws.DDec[l].AsSpan(0, m * Latent[l - 1]) : default);
+        // Factorised top prior: log p(h) = h·b − Σ softplus(b), one dot product per sample.
         int top = Latent[^1];
-        var prior = ws.PriorLogits.AsSpan(0, m * top);
-        for (int j = 0; j < m; j++) Prior.Value.CopyTo(prior.Slice(j * top, top));
-        var ltop = ws.LogP[L].AsSpan(0, m);
-        ltop.Clear();
-        BernoulliHead.AccumulateLogProb(ws.H[L - 1], 1, prior, m, top, 1f, ltop);
+        Span<float> scratch = top <= 2048 ? stackalloc float[top] : new float[top];
+        float normalizer = BernoulliHead.SumSoftplus(Prior.Value, scratch);
+        var ltop = ws.LogP[L];
+        for (int j = 0; j < m; j++) ltop[j] = TensorPrimitives.Dot(ws.H[L - 1].AsSpan(j * top, top), Prior.Value) - normalizer;
 
         var logW = ws.LogW.AsSpan(0, m);
         ws.LogP[L].AsSpan(0, m).CopyTo(logW);
@@ -190,49 +178,43 @@ internal sealed class NvilNetwork
         }
     }
 
-    /// <summary>h = 1 where u &lt; σ(logit), else 0.</summary>
-    private static void SampleBernoulli(ReadOnlySpan<float> logits, ReadOnlySpan<float> u, Span<float> h)
-    {
-        TensorPrimitives.Sigmoid(logits, h);
-        for (int i = 0; i < h.Length; i++) h[i] = u[i] < h[i] ? 1f : 0f;
-    }
-
     /// <summary>
-    /// After <see cref="Forward"/>: overwrites <paramref name="gradients"/> with Σ_j modelScale[j] ∇θ log p(x_j, h_j)
-    /// (generative parameters) and Σ_j inferenceScale[l][j] ∇φ log q(h_l,j | ·) (encoder l).
+    /// After <see cref="Forward"/> on a training workspace: overwrites <paramref name="gradients"/> with
+    /// Σ_j modelScale[j] ∇θ log p(x_j, h_j) (generative parameters) and Σ_j inferenceScale[l][j] ∇φ log q(h_l,j | ·)
+    /// (encoder l). Consumes the workspace's residuals (scaled in place).
     /// </summary>
     public void Backward(ReadOnlySpan<float> x, int n, int k, Workspace ws, ReadOnlySpan<float> modelScale,
         float[][] inferenceScale, GradientBuffers gradients, bool allowParallel)
     {
         int m = n * k, L = Layers;
         var s = modelScale[..m];
-        var dx = ws.DDec[0].AsSpan(0, m * D);
-        dx.Clear();
-        BernoulliHead.Backward(x, k, ws.Dec[0].Result, m, D, s, dx);
-        Decoders[0].Backward(ws.H[0], m, ws.Dec[0], dx, gradients, default, allowParallel: allowParallel, accumulateParameters: false);
-        for (int l = 1; l < L; l++)
+        for (int l = 0; l < L; l++)
         {
-            int below = Latent[l - 1];
+            int below = l == 0 ? D : Latent[l - 1];
             var dl = ws.DDec[l].AsSpan(0, m * below);
-            dl.Clear();
-            BernoulliHead.Backward(ws.H[l - 1], 1, ws.Dec[l].Result, m, below, s, dl);
+            ScaleRows(dl, m, below, s);
             Decoders[l].Backward(ws.H[l], m, ws.Dec[l], dl, gradients, default, allowParallel: allowParallel, accumulateParameters: false);
         }
+        // Top prior: Σ_j s_j (h_j − σ(b)) = Σ_j s_j h_j − σ(b) Σ_j s_j.
         int top = Latent[^1];
-        var dp = ws.DPrior.AsSpan(0, m * top);
-        dp.Clear();
-        BernoulliHead.Backward(ws.H[L - 1], 1, ws.PriorLogits, m, top, s, dp);
         var gPrior = gradients[Prior].AsSpan();
         gPrior.Clear();
-        RowOps.AccumulateColumnSums(dp, m, top, gPrior);
+        float scaleSum = 0f;
+        for (int j = 0; j < m; j++)
+        {
+            TensorPrimitives.MultiplyAdd(ws.H[L - 1].AsSpan(j * top, top), s[j], gPrior, gPrior);
+            scaleSum += s[j];
+        }
+        for (int c = 0; c < top; c++) gPrior[c] -= scaleSum / (1f + MathF.Exp(-Prior.Value[c]));
 
         for (int l = 0; l < L; l++)
         {
             int h = Latent[l];
             var dq = ws.DEnc[l].AsSpan(0, m * h);
-            dq.Clear();
-            BernoulliHead.Backward(ws.H[l], 1, ws.QLogits[l], m, h, inferenceScale[l].AsSpan(0, m), dq);
-            if (l == 0)
+            ScaleRows(dq, m, h, inferenceScale[l].AsSpan(0, m));
+            if (l > 0) Encoders[l].Backward(ws.H[l - 1], m, ws.Enc[l], dq, gradients, default, allowParallel: allowParallel, accumulateParameters: false);
+            else if (k == 1) Encoders[0].Backward(x, n, ws.Enc[0], dq, gradients, default, allowParallel: allowParallel, accumulateParameters: false);
+            else
             {
                 // Sum the k samples' logit gradients onto their data row (the encoder ran once per row).
                 var rows = ws.DEnc0Rows.AsSpan(0, n * h);
@@ -240,8 +222,13 @@ internal sealed class NvilNetwork
                 for (int j = 0; j < m; j++) TensorPrimitives.Add(rows.Slice(j / k * h, h), dq.Slice(j * h, h), rows.Slice(j / k * h, h));
                 Encoders[0].Backward(x, n, ws.Enc[0], rows, gradients, default, allowParallel: allowParallel, accumulateParameters: false);
             }
-            else Encoders[l].Backward(ws.H[l - 1], m, ws.Enc[l], dq, gradients, default, allowParallel: allowParallel, accumulateParameters: false);
         }
+    }
+
+    /// <summary>Row j of a rows × width matrix ·= scale[j].</summary>
+    private static void ScaleRows(Span<float> matrix, int rows, int width, ReadOnlySpan<float> scale)
+    {
+        for (int j = 0; j < rows; j++) TensorPrimitives.Multiply(matrix.Slice(j * width, width), scale[j], matrix.Slice(j * width, width));
     }
 
     /// <summary>

@@ -34,6 +34,9 @@ internal sealed class NvilObjective : IGradientObjective, ITrainingStateOwner
     private readonly List<float[]> _modelScale = new(), _baselineGradient = new();
     private readonly CancellationToken _cancellationToken;
     private float[] _input = Array.Empty<float>();
+    /// <summary>Per-step scratch kept between steps: each block's bound sum, and each signal's centre and scale.</summary>
+    private double[] _blockSums = Array.Empty<double>();
+    private readonly float[] _signalCenter, _signalScale;
     /// <summary>Blocks run at once: memory is bounded by the wave, not the batch size, and cancellation is checked
     /// between waves (as <c>IwaeObjective.BlocksPerWave</c>).</summary>
     internal const int BlocksPerWave = 16;
@@ -65,6 +68,7 @@ internal sealed class NvilObjective : IGradientObjective, ITrainingStateOwner
             Baseline.Register(Parameters);
         }
         Mean = new double[_signals]; Variance = new double[_signals];
+        _signalCenter = new float[_signals]; _signalScale = new float[_signals];
         _a = new float[_signals][];
         for (int l = 0; l < _signals; l++) _a[l] = Array.Empty<float>();
     }
@@ -105,10 +109,11 @@ internal sealed class NvilObjective : IGradientObjective, ITrainingStateOwner
         if (_input.Length < count * d) _input = new float[count * d];
         rows[..(count * d)].CopyTo(_input);
         var input = _input;
-        var sums = new double[blocks];
+        if (_blockSums.Length < blocks) _blockSums = new double[blocks];
+        var sums = _blockSums;
         bool parallelInside = blocks == 1;
-        var center = new float[_signals];
-        var scale = new float[_signals];
+        var center = _signalCenter;
+        var scale = _signalScale;
 
         // Pass 1: samples, signals, baseline.
         void Score(int b, int slot)
@@ -148,7 +153,7 @@ internal sealed class NvilObjective : IGradientObjective, ITrainingStateOwner
             if (blocks == 1) Score(0, 0); else DeepDensityEnvironment.For(0, waveBlocks, i => Score(first + i, i));
         }
         double total = 0;
-        foreach (var s in sums) total += s;
+        for (int b = 0; b < blocks; b++) total += sums[b];
         if (!withGradient) return total;
 
         // Minibatch statistics → running c, v → centring and scale of the signal, in a fixed order.

@@ -62,13 +62,17 @@ internal sealed class RbmMachine
 
     /// <summary>Free energy of n visible rows (model space) into <paramref name="f"/> (float64).</summary>
     public void FreeEnergy(ReadOnlySpan<float> v, int n, Span<double> f, bool parallel)
+        => FreeEnergy(v, n, f, parallel, new float[n * H], new float[Math.Max(H, D)]);
+
+    /// <summary><see cref="FreeEnergy(ReadOnlySpan{float}, int, Span{double}, bool)"/> in the caller's buffers: <paramref name="pre"/>
+    /// (at least n·H) and <paramref name="scratch"/> (at least max(H, D)).</summary>
+    public void FreeEnergy(ReadOnlySpan<float> v, int n, Span<double> f, bool parallel, Span<float> pre, Span<float> scratch)
     {
-        var pre = new float[n * H];
-        var scratch = new float[Math.Max(H, D)];
+        pre = pre[..(n * H)];
         HiddenPreActivation(v, n, pre, parallel);
         for (int r = 0; r < n; r++)
         {
-            var row = pre.AsSpan(r * H, H);
+            var row = pre.Slice(r * H, H);
             Softplus(row, row, scratch);
             f[r] = VisibleEnergy(v.Slice(r * D, D), B, scratch) - RowOps.SumAsDouble(row);
         }

@@ -214,20 +214,44 @@ public sealed class RbmModel : DensityModel
     private void RunBlocks(ReadOnlySpan<float> rows, int count, Span<float> dest, double offset, float sign)
     {
         int d = Dimension;
-        bool single = count <= RowsPerScoringBlock;
-        DeepDensityEnvironment.ForRowBlocks(rows, d, count, dest, RowsPerScoringBlock, (_, block, n, output) =>
+        // One block (a PredictionEngine row, a model loaded into ML.NET): no closure, and the block may parallelise inside.
+        if (count <= RowsPerScoringBlock) ScoreBlock(rows[..(count * d)], count, dest, offset, sign, parallel: true);
+        else ScoreBlocks(rows, count, dest, offset, sign);
+    }
+
+    // Its own method: a lambda's captures are allocated on entry to the method that declares them, even on the one-block path.
+    private void ScoreBlocks(ReadOnlySpan<float> rows, int count, Span<float> dest, double offset, float sign)
+        => DeepDensityEnvironment.ForRowBlocks(rows, Dimension, count, dest, RowsPerScoringBlock,
+            (_, block, n, output) => ScoreBlock(block, n, output, offset, sign, parallel: false));
+
+    private void ScoreBlock(ReadOnlySpan<float> block, int n, Span<float> output, double offset, float sign, bool parallel)
+    {
+        var s = _scratch.TryTake(out var cached) && cached.Rows >= n ? cached : new ScoringScratch(Machine, Dimension, n);
+        try
         {
             ReadOnlySpan<float> x = block;
             if (_standardizer is not null)
             {
-                var standardized = new float[n * d];
+                var standardized = s.Standardized.AsSpan(0, n * Dimension);
                 _standardizer.Forward(block, standardized, n);
                 x = standardized;
             }
-            var f = new double[n];
-            Machine.FreeEnergy(x, n, f, parallel: single);
+            var f = s.FreeEnergy.AsSpan(0, n);
+            Machine.FreeEnergy(x, n, f, parallel, s.Pre, s.Scratch);
             for (int i = 0; i < n; i++) output[i] = (float)(sign * f[i] + offset);
-        });
+        }
+        finally { _scratch.Add(s); }
+    }
+
+    /// <summary>Scoring buffers of this model, one per concurrently scoring thread, reused across calls (a one-row call
+    /// allocates nothing) and released with the model.</summary>
+    private readonly System.Collections.Concurrent.ConcurrentBag<ScoringScratch> _scratch = new();
+
+    private sealed class ScoringScratch(RbmMachine m, int d, int rows)
+    {
+        public readonly int Rows = rows;
+        public readonly float[] Standardized = new float[rows * d], Pre = new float[rows * m.H], Scratch = new float[Math.Max(m.H, d)];
+        public readonly double[] FreeEnergy = new double[rows];
     }
 
     /// <summary>

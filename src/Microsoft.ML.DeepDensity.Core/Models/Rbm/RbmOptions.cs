@@ -101,10 +101,13 @@ public sealed class RbmOptions : GradientTrainingOptions
     /// <summary>CD-k or persistent CD-k. Default <see cref="Defaults.Algorithm"/>.</summary>
     public RbmTrainingAlgorithm Algorithm { get; set; } = Defaults.Algorithm;
 
-    /// <summary>Gibbs steps k per parameter update. Default <see cref="Defaults.GibbsSteps"/>.</summary>
+    /// <summary>Gibbs steps k per parameter update (cancellation is checked every step). In [1, <see cref="MaxGibbsSteps"/>].
+    /// Default <see cref="Defaults.GibbsSteps"/>.</summary>
     public int GibbsSteps { get; set; } = Defaults.GibbsSteps;
 
-    /// <summary>Number of persistent fantasy chains for PCD (0 = the batch size). Default <see cref="Defaults.PersistentChains"/>.</summary>
+    /// <summary>Number of persistent fantasy chains for PCD (0 = the batch size). Their hidden sample (chains × HiddenUnits
+    /// floats) is training state kept for the whole fit; the rest of a step's scratch is bounded by a chunk of 2,048 rows
+    /// whatever the batch or chain count. In [0, <see cref="MaxPersistentChains"/>]. Default <see cref="Defaults.PersistentChains"/>.</summary>
     public int PersistentChains { get; set; } = Defaults.PersistentChains;
 
     /// <summary>Gaussian visible units only: standardise each column to zero mean and unit variance (stored; the
@@ -140,6 +143,10 @@ public sealed class RbmOptions : GradientTrainingOptions
     // ask Sample for billions of sweeps). Sampling is also cancellable (DensityModel.Sample with a token).
     /// <summary>Upper bound on <see cref="SamplingBurnIn"/> (100,000 sweeps; mixing diagnostics rarely ask for more than a few thousand).</summary>
     public const int MaxSamplingBurnIn = 100_000;
+    /// <summary>Upper bound on <see cref="GibbsSteps"/> (100,000).</summary>
+    public const int MaxGibbsSteps = 100_000;
+    /// <summary>Upper bound on <see cref="PersistentChains"/> (2^20).</summary>
+    public const int MaxPersistentChains = 1 << 20;
     /// <summary>Upper bound on <see cref="SamplingThinning"/> (10,000 sweeps).</summary>
     public const int MaxSamplingThinning = 10_000;
     /// <summary>Upper bound on <see cref="SamplingChains"/> (100,000 chains).</summary>
@@ -155,8 +162,8 @@ public sealed class RbmOptions : GradientTrainingOptions
         Check(HiddenUnits >= 1, nameof(HiddenUnits), HiddenUnits, "must be at least 1");
         Check(Enum.IsDefined(VisibleType), nameof(VisibleType), VisibleType, "must be Bernoulli or Gaussian");
         Check(Enum.IsDefined(Algorithm), nameof(Algorithm), Algorithm, "must be ContrastiveDivergence or PersistentContrastiveDivergence");
-        Check(GibbsSteps >= 1, nameof(GibbsSteps), GibbsSteps, "must be at least 1");
-        Check(PersistentChains >= 0, nameof(PersistentChains), PersistentChains, "must be non-negative");
+        Check(GibbsSteps >= 1 && GibbsSteps <= MaxGibbsSteps, nameof(GibbsSteps), GibbsSteps, $"must be in [1, {MaxGibbsSteps}]");
+        Check(PersistentChains >= 0 && PersistentChains <= MaxPersistentChains, nameof(PersistentChains), PersistentChains, $"must be in [0, {MaxPersistentChains}]");
         Check(ExactLogPartitionMaxUnits >= 0 && ExactLogPartitionMaxUnits <= 30, nameof(ExactLogPartitionMaxUnits), ExactLogPartitionMaxUnits, "must be in [0, 30]");
         Check(AisRuns >= 2 && AisRuns <= MaxAisRuns, nameof(AisRuns), AisRuns, $"must be in [2, {MaxAisRuns}]");
         Check(AisTemperatures >= 2 && AisTemperatures <= MaxAisTemperatures, nameof(AisTemperatures), AisTemperatures, $"must be in [2, {MaxAisTemperatures}]");

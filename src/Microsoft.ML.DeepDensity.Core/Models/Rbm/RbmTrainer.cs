@@ -13,16 +13,25 @@ namespace Microsoft.ML.DeepDensity.Models.Rbm;
 /// probabilities (not samples) enter the statistics. Every buffer is allocated once; the statistics of the positive and
 /// negative phase are stacked so that the weight update is a single transposed GEMM that also applies learning rate and
 /// momentum (velocity = momentum·velocity + lr·[X; X_k]ᵀ[P₀/n; −P_k/m]).
+/// <para>Scratch is bounded by <see cref="RowsPerChunk"/>, not by the batch: a minibatch (or a set of persistent chains)
+/// larger than that runs in chunks of up to RowsPerChunk data rows and RowsPerChunk chain rows, each through the same
+/// regions, accumulating the statistics (the velocity GEMM continues on the same accumulator, bias sums run on) and
+/// updating the parameters after the last chunk, with a cancellation check between chunks. A batch that fits one chunk
+/// is computed exactly as before; a chunked one is a fixed function of the data too (chunk c draws from the step's
+/// stream forked by c), so results never depend on the thread count. What grows with the chains is PCD's persistent
+/// hidden sample (chains × H floats): training state, bounded by <see cref="RbmOptions.PersistentChains"/>.</para>
 /// </summary>
 internal sealed class RbmTrainer
 {
     private readonly RbmMachine _m;
     private readonly int _batch, _chains, _k;
     private readonly bool _persistent;
-    private readonly float[] _visible;   // (batch + chains) × D: data rows, then negative-phase visible samples
-    private readonly float[] _hidden;    // (batch + chains) × H: positive probabilities, then negative probabilities
-    private readonly float[] _chainHidden; // chains × H: hidden sample driving the negative chain (persistent for PCD)
+    private readonly float[] _visible;   // (data + chain rows of a chunk) × D: data rows, then negative-phase visible samples
+    private readonly float[] _hidden;    // (data + chain rows of a chunk) × H: positive probabilities, then negative probabilities
+    private readonly float[] _chainHidden; // hidden sample driving the negative chain: all chains × H (PCD, persistent), a chunk's (CD)
     private readonly float[] _uniform;   // uniforms of one region: each block uses the part at its first column
+    /// <summary>Data rows and chain rows per chunk of a step (see the class remarks).</summary>
+    internal const int RowsPerChunk = 2048;
     /// <summary>Weight rows per block of the parallel weight update (whole GEMM micro-panels; fixed, so results do not depend on threads).</summary>
     private const int RowsPerUpdateBlock = 198;
     private readonly float[] _velW, _velB, _velC;
@@ -45,11 +54,12 @@ internal sealed class RbmTrainer
         _cancellationToken = cancellationToken;
         _m = machine; _batch = batchSize; _k = gibbsSteps; _persistent = persistent;
         _chains = persistent ? (persistentChains > 0 ? persistentChains : batchSize) : batchSize;
-        int rows = _batch + _chains;
+        int dataRows = Math.Min(_batch, RowsPerChunk), chainRows = Math.Min(_chains, RowsPerChunk);
+        int rows = dataRows + chainRows;
         _visible = new float[rows * machine.D];
         _hidden = new float[rows * machine.H];
-        _chainHidden = new float[_chains * machine.H];
-        _uniform = new float[Math.Max(_batch, _chains) * Math.Max(machine.D, machine.H)];
+        _chainHidden = new float[checked((persistent ? _chains : chainRows) * machine.H)];
+        _uniform = new float[Math.Max(dataRows, chainRows) * Math.Max(machine.D, machine.H)];
         _velW = new float[machine.D * machine.H];
         _velB = new float[machine.D];
         _velC = new float[machine.H];
@@ -78,26 +88,31 @@ internal sealed class RbmTrainer
     /// </summary>
     public void Gather(RowMatrix data, int[] order, int start, int count)
     {
-        _gatherData = data; _gatherOrder = order; _gatherStart = start; _gatherCount = count;
+        _gatherData = data; _gatherOrder = order; _gatherStart = start; _gatherCount = count; _keepGathered = false;
     }
 
     private RowMatrix? _gatherData;
     private int[]? _gatherOrder;
     private int _gatherStart, _gatherCount;
 
-    /// <summary>Copies the pending gathered rows [r0, r1) of the batch into the positive block.</summary>
-    private void CopyGatheredRows(int r0, int r1)
+    /// <summary>Copies the pending gathered rows [r0, r1) of the batch into the positive block, from its row <paramref name="offset"/> on
+    /// (batch row r goes to block row r − offset: the rows of a chunk).</summary>
+    private void CopyGatheredRows(int r0, int r1, int offset = 0)
     {
         int d = _m.D;
-        for (int r = r0; r < r1; r++) _gatherData!.Row(_gatherOrder![_gatherStart + r]).CopyTo(_visible.AsSpan(r * d, d));
+        for (int r = r0; r < r1; r++) _gatherData!.Row(_gatherOrder![_gatherStart + r]).CopyTo(_visible.AsSpan((r - offset) * d, d));
     }
 
-    /// <summary>Loads rows directly (tests).</summary>
+    /// <summary>Loads rows directly (tests): every later <see cref="Step"/> trains on them until the next <see cref="Gather"/>.</summary>
     internal void SetBatch(ReadOnlySpan<float> rows, int count)
     {
-        _gatherData = null;
-        rows[..(count * _m.D)].CopyTo(_visible);
+        var order = new int[count];
+        for (int i = 0; i < count; i++) order[i] = i;
+        Gather(new RowMatrix(rows[..(count * _m.D)].ToArray(), count, _m.D), order, 0, count);
+        _keepGathered = true;
     }
+
+    private bool _keepGathered;
 
     /// <summary>One CD/PCD update on the <paramref name="count"/> rows selected by <see cref="Gather"/> (or loaded by <see cref="SetBatch"/>).</summary>
     /// <remarks>
@@ -115,25 +130,62 @@ internal sealed class RbmTrainer
         int d = m.D, h = m.H;
         if (count < 1 || count > _batch) throw new ArgumentOutOfRangeException(nameof(count));
         int negRows = NegativeRows(count);
-        int stacked = count + negRows;
-        bool gatherInRegion = _gatherData is not null;
-        if (gatherInRegion && _gatherCount != count) throw new ArgumentException($"Gather selected {_gatherCount} rows, Step was given {count}.", nameof(count));
-        if (gatherInRegion && (!_persistent || !_chainsInitialized))
-        {
-            // CD (and the first PCD step) needs the data rows before the first region.
-            CopyGatheredRows(0, count);
-            gatherInRegion = false;
-        }
-        if (!gatherInRegion) _gatherData = null;
+        if (_gatherData is null) throw new InvalidOperationException("Step needs the rows of Gather or SetBatch.");
+        if (_gatherCount != count) throw new ArgumentException($"Gather selected {_gatherCount} rows, Step was given {count}.", nameof(count));
+        int chunks = (Math.Max(count, negRows) + RowsPerChunk - 1) / RowsPerChunk;
+        // One chunk: the rows are copied inside the first region (spread over its blocks); CD and the first PCD step
+        // need them before it. Several chunks: each copies its own rows.
+        bool gatherInRegion = chunks == 1 && _persistent && _chainsInitialized;
+        if (chunks == 1 && !gatherInRegion) CopyGatheredRows(0, count);
         if (_persistent && !_chainsInitialized)
         {
-            // Fantasy chains start at hidden samples of the first data rows (repeated if there are more chains). Done
-            // in fixed blocks of rows with a cancellation check between them: one σ over a 200k-row batch took seconds.
-            int sampled = Math.Min(count, negRows);
+            InitializeChains(count, negRows, random.Fork(0xC4A1), chunked: chunks > 1);
+            _chainsInitialized = true;
+        }
+        for (int c = 0; c < chunks; c++)
+        {
+            _cancellationToken.ThrowIfCancellationRequested();
+            int p0 = Math.Min(c * RowsPerChunk, count), cp = Math.Min(RowsPerChunk, count - p0);
+            int q0 = Math.Min(c * RowsPerChunk, negRows), cn = Math.Min(RowsPerChunk, negRows - q0);
+            if (chunks > 1) CopyGatheredRows(p0, p0 + cp, offset: p0);
+            var chunk = new Chunk(cp, cn, _persistent ? q0 : 0, count, negRows, First: c == 0, Last: c == chunks - 1);
+            StepChunk(chunk, learningRate, momentum, weightDecay, c == 0 ? random : random.Fork(0xC4C4, (ulong)c), gatherInRegion);
+        }
+        if (!_keepGathered) _gatherData = null;
+
+        TensorPrimitives.Multiply(_velB, momentum, _velB);
+        TensorPrimitives.MultiplyAdd(_gb, learningRate, _velB, _velB);
+        TensorPrimitives.Add(m.B, _velB, m.B);
+        TensorPrimitives.Multiply(_velC, momentum, _velC);
+        TensorPrimitives.MultiplyAdd(_gc, learningRate, _velC, _velC);
+        TensorPrimitives.Add(m.C, _velC, m.C);
+    }
+
+    /// <summary>
+    /// The rows of one chunk of a step: <paramref name="DataRows"/> data rows (then <paramref name="ChainRows"/> chain rows)
+    /// in the buffers, chains from <paramref name="ChainStart"/> in <see cref="_chainHidden"/>; statistics are scaled by
+    /// the step's totals <paramref name="Count"/> and <paramref name="NegRows"/>. The first chunk starts the sums (and
+    /// the velocity from momentum × velocity), the last one finishes them and moves the weights.
+    /// </summary>
+    private readonly record struct Chunk(int DataRows, int ChainRows, int ChainStart, int Count, int NegRows, bool First, bool Last)
+    {
+        public int Stacked => DataRows + ChainRows;
+    }
+
+    /// <summary>PCD's fantasy chains start at hidden samples of the first data rows (repeated if there are more
+    /// chains), in fixed blocks of rows with a cancellation check between them (one σ over a 200k-row batch took seconds).</summary>
+    private void InitializeChains(int count, int negRows, RandomStream random, bool chunked)
+    {
+        var m = _m;
+        int d = m.D, h = m.H;
+        int sampled = Math.Min(count, negRows);
+        if (!chunked)
+        {
+            // The data rows are in the buffer (one chunk).
             var pPos = _hidden.AsSpan(0, sampled * h);
             m.HiddenPreActivation(_visible.AsSpan(0, sampled * d), sampled, pPos, parallel: true);
             var u = _uniform.AsSpan(0, count * h);
-            random.Fork(0xC4A1).FillUniform(u);
+            random.FillUniform(u);
             for (int r0 = 0; r0 < sampled; r0 += RowsPerInitBlock)
             {
                 _cancellationToken.ThrowIfCancellationRequested();
@@ -142,37 +194,61 @@ internal sealed class RbmTrainer
                 TensorPrimitives.Sigmoid(p, p);
                 RbmMachine.Bernoulli(p, u.Slice(r0 * h, rows * h), _chainHidden.AsSpan(r0 * h, rows * h));
             }
-            for (int r = sampled; r < negRows; r++) _chainHidden.AsSpan((r % count) * h, h).CopyTo(_chainHidden.AsSpan(r * h, h));
-            _chainsInitialized = true;
         }
+        else
+        {
+            for (int r0 = 0; r0 < sampled; r0 += RowsPerChunk)
+            {
+                _cancellationToken.ThrowIfCancellationRequested();
+                int rows = Math.Min(RowsPerChunk, sampled - r0);
+                CopyGatheredRows(r0, r0 + rows, offset: r0);
+                var p = _hidden.AsSpan(0, rows * h);
+                m.HiddenPreActivation(_visible.AsSpan(0, rows * d), rows, p, parallel: true);
+                TensorPrimitives.Sigmoid(p, p);
+                var u = _uniform.AsSpan(0, rows * h);
+                random.Fork((ulong)(r0 / RowsPerChunk)).FillUniform(u);
+                RbmMachine.Bernoulli(p, u, _chainHidden.AsSpan(r0 * h, rows * h));
+            }
+        }
+        for (int r = sampled; r < negRows; r++) _chainHidden.AsSpan((r % count) * h, h).CopyTo(_chainHidden.AsSpan(r * h, h));
+    }
 
+    /// <summary>The Gibbs chains and the statistics of one chunk (the whole step when the batch fits one chunk).</summary>
+    private void StepChunk(Chunk chunk, float learningRate, float momentum, float weightDecay, RandomStream random, bool gatherInRegion)
+    {
+        var m = _m;
+        int d = m.D, h = m.H;
+        int stacked = chunk.Stacked;
         // CD starts its chains at hidden samples of the data; the positive probabilities are kept for the statistics.
-        if (!_persistent) HiddenRegion(0, count, sampleFirstRow: 0, count, negRows, random.Fork(1), final: false);
+        if (!_persistent) HiddenRegion(chunk, 0, chunk.DataRows, sampleFirstRow: 0, random.Fork(1), final: false);
         for (int s = 1; s <= _k; s++)
         {
             _cancellationToken.ThrowIfCancellationRequested();
             var stepRandom = random.Fork(2, (ulong)s);
             bool last = s == _k;
-            VisibleRegion(count, negRows, stepRandom.Fork(1), gatherInRegion && s == 1);
-            if (_persistent && last) HiddenRegion(0, stacked, sampleFirstRow: count, count, negRows, stepRandom.Fork(2), final: true);
-            else HiddenRegion(count, negRows, sampleFirstRow: last ? -1 : count, count, negRows, stepRandom.Fork(2), final: last);
+            VisibleRegion(chunk, stepRandom.Fork(1), gatherInRegion && s == 1);
+            if (_persistent && last) HiddenRegion(chunk, 0, stacked, sampleFirstRow: chunk.DataRows, stepRandom.Fork(2), final: true);
+            else HiddenRegion(chunk, chunk.DataRows, chunk.ChainRows, sampleFirstRow: last ? -1 : chunk.DataRows, stepRandom.Fork(2), final: last);
         }
 
         _cancellationToken.ThrowIfCancellationRequested();
         // The stacked hidden statistics are now scaled: positive rows by 1/n, negative rows by −1/m.
         var vAll = _visible.AsSpan(0, stacked * d);
         var hAll = _hidden.AsSpan(0, stacked * h);
-        var gb = _gb.AsSpan();
-        var gc = _gc.AsSpan();
+        // The velocity (or the kept gradient) continues on one accumulator over the chunks: momentum·velocity first.
+        float beta = chunk.First ? momentum : 1f;
 
         if (KeepGradient)
         {
-            VisibleBiasGradient(0, d, count, negRows);
+            VisibleBiasGradient(chunk, 0, d);
             GradW ??= new float[d * h];
-            Gemm.Multiply(true, false, d, h, stacked, 1f, vAll, d, hAll, h, 0f, GradW, h, allowParallel: true);
-            GradB = gb.ToArray(); GradC = gc.ToArray();
+            Gemm.Multiply(true, false, d, h, stacked, 1f, vAll, d, hAll, h, chunk.First ? 0f : 1f, GradW, h, allowParallel: true);
+            if (!chunk.Last) return;
+            GradB = _gb.ToArray(); GradC = _gc.ToArray();
             TensorPrimitives.Multiply(_velW, momentum, _velW);
             TensorPrimitives.MultiplyAdd(GradW, learningRate, _velW, _velW);
+            if (weightDecay > 0) TensorPrimitives.MultiplyAdd(m.W, -learningRate * weightDecay, _velW, _velW);
+            TensorPrimitives.Add(m.W, _velW, m.W);
         }
         else
         {
@@ -189,30 +265,19 @@ internal sealed class RbmTrainer
                     DeepDensityEnvironment.For(0, updateBlocks, blk =>
                     {
                         int i0 = blk * RowsPerUpdateBlock, rows = Math.Min(RowsPerUpdateBlock, d - i0);
-                        VisibleBiasGradient(i0, rows, count, negRows);
+                        VisibleBiasGradient(chunk, i0, rows);
                         var v = new ReadOnlySpan<float>((float*)vPtr, stacked * d);
                         var p = new ReadOnlySpan<float>((float*)hPtr, stacked * h);
                         var vel = _velW.AsSpan(i0 * h, rows * h);
                         var w = m.W.AsSpan(i0 * h, rows * h);
-                        Gemm.Multiply(true, false, rows, h, stacked, learningRate, v[i0..], d, p, h, momentum, vel, h, allowParallel: false);
+                        Gemm.Multiply(true, false, rows, h, stacked, learningRate, v[i0..], d, p, h, beta, vel, h, allowParallel: false);
+                        if (!chunk.Last) return;
                         if (weightDecay > 0) TensorPrimitives.MultiplyAdd(w, decay, vel, vel);
                         TensorPrimitives.Add(w, vel, w);
                     });
                 }
             }
         }
-        if (KeepGradient)
-        {
-            if (weightDecay > 0) TensorPrimitives.MultiplyAdd(m.W, -learningRate * weightDecay, _velW, _velW);
-            TensorPrimitives.Add(m.W, _velW, m.W);
-        }
-
-        TensorPrimitives.Multiply(_velB, momentum, _velB);
-        TensorPrimitives.MultiplyAdd(_gb, learningRate, _velB, _velB);
-        TensorPrimitives.Add(m.B, _velB, m.B);
-        TensorPrimitives.Multiply(_velC, momentum, _velC);
-        TensorPrimitives.MultiplyAdd(_gc, learningRate, _velC, _velC);
-        TensorPrimitives.Add(m.C, _velC, m.C);
     }
 
     /// <summary>Products below this many multiply-adds run their blocks on the calling thread.</summary>
@@ -231,16 +296,17 @@ internal sealed class RbmTrainer
     /// Chains' visible sample x_k = draw(b + h·Wᵀ) from their hidden sample, per fixed block of visible columns (stream
     /// forked by block). With <paramref name="gather"/>, block b also copies its share of the pending data rows.
     /// </summary>
-    private void VisibleRegion(int count, int negRows, RandomStream random, bool gather)
+    private void VisibleRegion(Chunk chunk, RandomStream random, bool gather)
     {
         var m = _m;
+        int count = chunk.DataRows, negRows = chunk.ChainRows;
         int d = m.D, h = m.H, width = ColumnBlockWidth(d), blocks = (d + width - 1) / width;
         RunBlocks(blocks, (long)negRows * d * h, blk =>
         {
             if (gather) CopyGatheredRows(blk * count / blocks, (blk + 1) * count / blocks);
             int j0 = blk * width, w = Math.Min(width, d - j0);
             var xNeg = _visible.AsSpan(count * d, negRows * d);
-            Gemm.Multiply(false, true, negRows, w, h, 1f, _chainHidden, h, m.W.AsSpan(j0 * h), h, 0f, xNeg[j0..], d, allowParallel: false);
+            Gemm.Multiply(false, true, negRows, w, h, 1f, _chainHidden.AsSpan(chunk.ChainStart * h), h, m.W.AsSpan(j0 * h), h, 0f, xNeg[j0..], d, allowParallel: false);
             var bias = m.B.AsSpan(j0, w);
             var rng = random.Fork((ulong)blk);
             var u = _uniform.AsSpan(negRows * j0, negRows * w);
@@ -260,20 +326,21 @@ internal sealed class RbmTrainer
                 }
             }
         });
-        if (gather) _gatherData = null;
     }
 
-    /// <summary>Visible bias gradient ⟨x₀⟩ − ⟨x_k⟩ for visible units [i0, i0 + width) (data rows, then chain rows, of _visible).</summary>
-    private void VisibleBiasGradient(int i0, int width, int count, int negRows)
+    /// <summary>Visible bias gradient ⟨x₀⟩ − ⟨x_k⟩ for visible units [i0, i0 + width): the chunk's data rows, then chain
+    /// rows, of _visible are added to running sums (started by the first chunk), scaled after the last.</summary>
+    private void VisibleBiasGradient(Chunk chunk, int i0, int width)
     {
-        int d = _m.D;
+        int d = _m.D, count = chunk.DataRows;
         var gb = _gb.AsSpan(i0, width);
         var negSum = _colSums.AsSpan(i0, width);
-        gb.Clear(); negSum.Clear();
+        if (chunk.First) { gb.Clear(); negSum.Clear(); }
         for (int r = 0; r < count; r++) TensorPrimitives.Add(gb, _visible.AsSpan(r * d + i0, width), gb);
-        for (int r = count; r < count + negRows; r++) TensorPrimitives.Add(negSum, _visible.AsSpan(r * d + i0, width), negSum);
-        TensorPrimitives.Multiply(gb, 1f / count, gb);
-        TensorPrimitives.MultiplyAdd(negSum, -1f / negRows, gb, gb);
+        for (int r = count; r < chunk.Stacked; r++) TensorPrimitives.Add(negSum, _visible.AsSpan(r * d + i0, width), negSum);
+        if (!chunk.Last) return;
+        TensorPrimitives.Multiply(gb, 1f / chunk.Count, gb);
+        TensorPrimitives.MultiplyAdd(negSum, -1f / chunk.NegRows, gb, gb);
     }
 
     /// <summary>
@@ -282,9 +349,11 @@ internal sealed class RbmTrainer
     /// the probabilities of rows [sampleFirstRow, +negRows). <paramref name="final"/>: scale the positive rows by 1/count
     /// and the negative rows by −1/negRows and sum the block's columns into the hidden bias gradient.
     /// </summary>
-    private void HiddenRegion(int firstRow, int rows, int sampleFirstRow, int count, int negRows, RandomStream random, bool final)
+    private void HiddenRegion(Chunk chunk, int firstRow, int rows, int sampleFirstRow, RandomStream random, bool final)
     {
         var m = _m;
+        int count = chunk.DataRows, negRows = chunk.ChainRows;
+        int chainOffset = chunk.ChainStart * m.H;
         int d = m.D, h = m.H, width = ColumnBlockWidth(h), blocks = (h + width - 1) / width;
         RunBlocks(blocks, (long)rows * d * h, blk =>
         {
@@ -302,15 +371,15 @@ internal sealed class RbmTrainer
                 var u = _uniform.AsSpan(negRows * j0, negRows * w);
                 random.Fork((ulong)blk).FillUniform(u);
                 for (int r = 0; r < negRows; r++)
-                    RbmMachine.Bernoulli(_hidden.AsSpan((sampleFirstRow + r) * h + j0, w), u.Slice(r * w, w), _chainHidden.AsSpan(r * h + j0, w));
+                    RbmMachine.Bernoulli(_hidden.AsSpan((sampleFirstRow + r) * h + j0, w), u.Slice(r * w, w), _chainHidden.AsSpan(chainOffset + r * h + j0, w));
             }
             if (!final) return;
             var gc = _gc.AsSpan(j0, w);
-            gc.Clear();
+            if (chunk.First) gc.Clear();
             for (int r = 0; r < count + negRows; r++)
             {
                 var row = _hidden.AsSpan(r * h + j0, w);
-                TensorPrimitives.Multiply(row, r < count ? 1f / count : -1f / negRows, row);
+                TensorPrimitives.Multiply(row, r < count ? 1f / chunk.Count : -1f / chunk.NegRows, row);
                 TensorPrimitives.Add(gc, row, gc);
             }
         });
@@ -377,110 +446,5 @@ internal sealed class RbmTrainer
         public object Snapshot() => _machine.Clone();
         public void Restore(object snapshot) => ((RbmMachine)snapshot).CopyTo(_machine);
         public void ResetAfterDivergence() => _trainer.Reset();
-    }
-}
-
-/// <summary>
-/// Per-epoch figures on fixed subsets (≤ 1000 rows) of the training and validation data: mean-field reconstruction
-/// error, pseudo-log-likelihood (Bernoulli units: D·log σ(F(x̃) − F(x)) with one fixed random bit flipped per row, as
-/// scikit-learn's <c>score_samples</c>) and the free-energy gap mean F(valid) − mean F(train), which grows when the model
-/// overfits (Hinton's practical guide, §6).
-/// </summary>
-internal sealed class RbmMonitor
-{
-    private const int MaxRows = 1000;
-    private readonly RbmMachine _m;
-    private readonly float[] _train, _trainFlipped;
-    private readonly float[]? _valid, _validFlipped;
-    private readonly int _nTrain, _nValid;
-
-    public RbmMonitor(RbmMachine machine, RowMatrix train, RowMatrix? validation, RandomStream random)
-    {
-        _m = machine;
-        (_train, _trainFlipped, _nTrain) = Subset(train, random.Fork(1));
-        if (validation is not null) (_valid, _validFlipped, _nValid) = Subset(validation, random.Fork(2));
-    }
-
-    private (float[] Rows, float[] Flipped, int Count) Subset(RowMatrix data, RandomStream random)
-    {
-        int n = Math.Min(MaxRows, data.Rows), d = data.Columns;
-        var rows = data.Values.AsSpan(0, n * d).ToArray();
-        var flipped = (float[])rows.Clone();
-        for (int r = 0; r < n; r++)
-        {
-            int j = random.NextInt(d);
-            flipped[r * d + j] = 1f - flipped[r * d + j];
-        }
-        return (rows, flipped, n);
-    }
-
-    internal sealed record Figures(double TrainPseudoLogLikelihood, double ValidationPseudoLogLikelihood, double TrainReconstructionError,
-        double ValidationReconstructionError, double FreeEnergyGap, bool Gaussian)
-    {
-        public bool AllFinite => double.IsFinite(TrainReconstructionError) && (double.IsNaN(ValidationReconstructionError) || double.IsFinite(ValidationReconstructionError))
-            && (Gaussian || double.IsFinite(TrainPseudoLogLikelihood));
-
-        /// <summary>Early-stopping score: validation pseudo-log-likelihood (Bernoulli) or −reconstruction error (Gaussian).</summary>
-        public double ValidationScore => Gaussian ? -ValidationReconstructionError : ValidationPseudoLogLikelihood;
-
-        public IReadOnlyDictionary<string, double> ToMetrics()
-        {
-            var d = new Dictionary<string, double> { ["recon_error"] = TrainReconstructionError };
-            if (!Gaussian) d["pseudo_ll"] = TrainPseudoLogLikelihood;
-            if (!double.IsNaN(ValidationReconstructionError))
-            {
-                d["valid_recon_error"] = ValidationReconstructionError;
-                if (!Gaussian) d["valid_pseudo_ll"] = ValidationPseudoLogLikelihood;
-                d["free_energy_gap"] = FreeEnergyGap;
-            }
-            return d;
-        }
-    }
-
-    public Figures Measure()
-    {
-        var (trainPll, trainRecon, trainF) = Measure(_train, _trainFlipped, _nTrain);
-        double validPll = double.NaN, validRecon = double.NaN, gap = double.NaN;
-        if (_valid is not null)
-        {
-            double validF;
-            (validPll, validRecon, validF) = Measure(_valid, _validFlipped!, _nValid);
-            gap = validF - trainF;
-        }
-        return new Figures(trainPll, validPll, trainRecon, validRecon, gap, _m.Gaussian);
-    }
-
-    private (double Pll, double Recon, double MeanF) Measure(float[] rows, float[] flipped, int n)
-    {
-        int d = _m.D, h = _m.H;
-        var f = new double[n];
-        _m.FreeEnergy(rows, n, f, parallel: true);
-        double meanF = 0;
-        foreach (var v in f) meanF += v;
-        meanF /= n;
-        double pll = double.NaN;
-        if (!_m.Gaussian)
-        {
-            var ff = new double[n];
-            _m.FreeEnergy(flipped, n, ff, parallel: true);
-            pll = 0;
-            for (int r = 0; r < n; r++)
-            {
-                double z = ff[r] - f[r]; // log σ(z) = −softplus(−z)
-                pll += d * -(Math.Max(-z, 0) + Math.Log(1 + Math.Exp(-Math.Abs(z))));
-            }
-            pll /= n;
-        }
-        // Mean-field reconstruction x̂ = E[v | h = σ(c + xW)].
-        var p = new float[n * h];
-        _m.HiddenPreActivation(rows, n, p, parallel: true);
-        TensorPrimitives.Sigmoid(p, p);
-        var recon = new float[n * d];
-        _m.VisibleInput(p, n, 1f, recon, parallel: true);
-        RowOps.AddRowVector(recon, n, d, _m.B);
-        if (!_m.Gaussian) TensorPrimitives.Sigmoid(recon, recon);
-        TensorPrimitives.Subtract(recon, rows.AsSpan(0, n * d), recon);
-        double err = TensorPrimitives.SumOfSquares<float>(recon) / n;
-        return (pll, err, meanF);
     }
 }

@@ -173,9 +173,16 @@ internal sealed class RnadeNetwork
         public readonly float[] VPadded;
         public readonly int K3Padded;
 
+        /// <summary>One conditional's outputs [α-logits | μ | log σ], each group padded to <see cref="KPadded"/> (a multiple
+        /// of 8), and the per-component terms of its mixture: the mixture of one row is vectorised over components.</summary>
+        public readonly float[] Z3, Terms;
+        public readonly int KPadded;
+
         public RowWorkspace(RnadeNetwork net)
         {
             K3Padded = (net.K3 + 7) / 8 * 8;
+            KPadded = (net.K + 7) / 8 * 8;
+            Z3 = new float[3 * KPadded]; Terms = new float[2 * KPadded];
             A = new float[net.H]; Hidden = new float[net.H]; Acc = new float[K3Padded];
             X8 = new float[8]; Z8 = new float[net.K3 * 8]; LogP8 = new float[8]; Mixture = new float[3 * net.K * 8];
             VPadded = new float[net.D * net.H * K3Padded];
@@ -187,59 +194,68 @@ internal sealed class RnadeNetwork
     /// Log-density (model space) of one row, bit-identical to its score in a block of <see cref="Forward"/> but without
     /// paying for the block's eight-row tile (a PredictionEngine, a model loaded into ML.NET score one row per call).
     /// It repeats the block path's arithmetic for one row: z = b_d + Σ_j V_d[j, ·] h_j as the GEMM kernel forms it (one
-    /// fused multiply-add chain over j from zero, then added to b_d), the same eight-lane mixture code (this row in lane
-    /// 0), and the same float accumulation. Only with AVX2/FMA (else null: the caller uses the block path).
+    /// fused multiply-add chain over j from zero, then added to b_d), the mixture's per-component terms with the same
+    /// eight-lane exp/log and operations (<see cref="MixtureOfRow"/>: vectorised over components instead of rows), and
+    /// the same float accumulation. Only with AVX2/FMA (else null: the caller uses the block path).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public float? LogDensityOfRow(ReadOnlySpan<float> x, RowWorkspace ws)
     {
         if (!VectorMath.IsSupported || PortableMixture) return null;
-        int h = H, k3 = K3, k3p = ws.K3Padded;
-        var a = ws.A.AsSpan(); var hid = ws.Hidden.AsSpan(); var acc = ws.Acc.AsSpan();
-        var z8 = ws.Z8.AsSpan(); var x8 = ws.X8.AsSpan(); var lp8 = ws.LogP8.AsSpan();
+        int h = H, k = K, k3 = K3, k3p = ws.K3Padded, kp = ws.KPadded;
+        var a = ws.A.AsSpan(); var hid = ws.Hidden.AsSpan(); var acc = ws.Acc.AsSpan(); var z3 = ws.Z3.AsSpan();
         C.AsSpan().CopyTo(a);
-        lp8.Clear(); x8.Clear(); z8.Clear();
+        float lp = 0f;
         for (int d = 0; d < D; d++)
         {
             TensorPrimitives.Multiply(a, Rho[d], hid);
             ApplyActivation(hid);
             acc.Clear();
-            AddRowCombination(ws.VPadded.AsSpan(d * h * k3p, h * k3p), hid, acc, k3p);
-            for (int i = 0; i < k3; i++) z8[i * 8] = B[d * k3 + i] + acc[i];
-            x8[0] = x[d];
-            MixtureVector(K, x8, z8, 8, false, default, 0f, false, lp8, ws.Mixture);
+            VectorMath.AddRowTimesMatrix(hid, ws.VPadded.AsSpan(d * h * k3p, h * k3p), k3p, acc);
+            var b = B.AsSpan(d * k3, k3);
+            for (int g = 0; g < 3; g++)
+                for (int i = 0; i < k; i++) z3[g * kp + i] = b[g * k + i] + acc[g * k + i];
+            lp += MixtureOfRow(k, kp, x[d], ws.Z3, ws.Terms);
             if (d < D - 1) TensorPrimitives.MultiplyAdd(W.AsSpan(d * h, h), x[d], a, a); // as AddOuter: a + x·w, unfused
         }
-        return lp8[0];
+        return lp;
     }
 
-    /// <summary>acc[0..k3p) = fma chain over j of v[j·k3p ..] · h[j] (as the GEMM micro-kernel accumulates), four 8-lane
-    /// accumulators at a time kept in registers.</summary>
+    /// <summary>
+    /// log Σ_i α_i N(x; μ_i, σ_i²) of one row, the same bits as its lane of <see cref="MixtureVector"/>: the per-component
+    /// terms are the same lane-wise operations (here eight components per vector), and the reductions over components —
+    /// max as vmaxps keeps its first operand only when greater, sums in component order from zero — are done in scalars
+    /// in the block path's order. <paramref name="z3"/> holds [α | μ | log σ], each padded to <paramref name="kp"/>.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void AddRowCombination(ReadOnlySpan<float> v, ReadOnlySpan<float> h, Span<float> acc, int k3p)
+    private static unsafe float MixtureOfRow(int k, int kp, float x, float[] z3, float[] terms)
     {
-        ref float v0 = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(v);
-        ref float z0 = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(acc);
-        for (int c = 0; c < k3p; c += 32)
+        fixed (float* pz = z3) fixed (float* pt = terms)
         {
-            int lanes = Math.Min(4, (k3p - c) / 8);
-            var a0 = Vector256.LoadUnsafe(ref z0, (nuint)c);
-            var a1 = lanes > 1 ? Vector256.LoadUnsafe(ref z0, (nuint)(c + 8)) : default;
-            var a2 = lanes > 2 ? Vector256.LoadUnsafe(ref z0, (nuint)(c + 16)) : default;
-            var a3 = lanes > 3 ? Vector256.LoadUnsafe(ref z0, (nuint)(c + 24)) : default;
-            for (int j = 0; j < h.Length; j++)
+            float* za = pz, zm = pz + kp, zs = pz + 2 * kp, e = pt, l = pt + kp;
+            float maxA = za[0];
+            for (int i = 1; i < k; i++) maxA = maxA > za[i] ? maxA : za[i];
+            var vMaxA = Vector256.Create(maxA);
+            for (int i = 0; i < kp; i += 8) Avx.Store(e + i, VectorMath.Exp(Avx.Subtract(Avx.LoadVector256(za + i), vMaxA)));
+            float sumA = 0f;
+            for (int i = 0; i < k; i++) sumA += e[i];
+            float lseA = maxA + VectorMath.Log(Vector256.Create(sumA)).ToScalar();
+            var xv = Vector256.Create(x); var vLseA = Vector256.Create(lseA);
+            var half = Vector256.Create(0.5f); var c0 = Vector256.Create(HalfLog2Pi);
+            for (int i = 0; i < kp; i += 8)
             {
-                var s = Vector256.Create(h[j]);
-                nuint at = (nuint)(j * k3p + c);
-                a0 = Fma.MultiplyAdd(s, Vector256.LoadUnsafe(ref v0, at), a0);
-                if (lanes > 1) a1 = Fma.MultiplyAdd(s, Vector256.LoadUnsafe(ref v0, at + 8), a1);
-                if (lanes > 2) a2 = Fma.MultiplyAdd(s, Vector256.LoadUnsafe(ref v0, at + 16), a2);
-                if (lanes > 3) a3 = Fma.MultiplyAdd(s, Vector256.LoadUnsafe(ref v0, at + 24), a3);
+                var s = Avx.LoadVector256(zs + i);
+                var u = Avx.Multiply(Avx.Subtract(xv, Avx.LoadVector256(zm + i)), VectorMath.Exp(Avx.Subtract(Vector256<float>.Zero, s)));
+                // l = z^α − lseA − u²/2 − z^σ − ½log 2π
+                Avx.Store(l + i, Avx.Subtract(Avx.Subtract(Avx.LoadVector256(za + i), vLseA), Fma.MultiplyAdd(Avx.Multiply(u, u), half, Avx.Add(s, c0))));
             }
-            a0.StoreUnsafe(ref z0, (nuint)c);
-            if (lanes > 1) a1.StoreUnsafe(ref z0, (nuint)(c + 8));
-            if (lanes > 2) a2.StoreUnsafe(ref z0, (nuint)(c + 16));
-            if (lanes > 3) a3.StoreUnsafe(ref z0, (nuint)(c + 24));
+            float maxL = float.NegativeInfinity;
+            for (int i = 0; i < k; i++) maxL = maxL > l[i] ? maxL : l[i];
+            var vMaxL = Vector256.Create(maxL);
+            for (int i = 0; i < kp; i += 8) Avx.Store(e + i, VectorMath.Exp(Avx.Subtract(Avx.LoadVector256(l + i), vMaxL)));
+            float sumL = 0f;
+            for (int i = 0; i < k; i++) sumL += e[i];
+            return maxL + VectorMath.Log(Vector256.Create(sumL)).ToScalar();
         }
     }
 

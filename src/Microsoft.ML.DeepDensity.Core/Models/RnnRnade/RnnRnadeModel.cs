@@ -74,7 +74,7 @@ public sealed class RnnRnadeModel : SequenceDensityModel
         var network = new RnnRnadeNetwork(rnade, options.RecurrentUnits, options.ConditionHiddenBias);
         network.InitializeRecurrence(root.Fork(0x2E7));
         var objective = new RnnRnadeObjective(network, options.SequencesPerBlock, options.FramesPerChunk,
-            options.ScaleMeanGradientBySigma, standardizer.LogJacobian);
+            options.ScaleMeanGradientBySigma, standardizer.LogJacobian, cancellationToken);
         var summary = TrainingLoop.Run(new PerFrameObjective(objective), TrainingData.From(modelTrain),
             modelValid is null ? null : TrainingData.From(modelValid), options, progress, cancellationToken);
         return ModelFile.EnsureTrainedModelLoadable(new RnnRnadeModel(network, standardizer) { TrainingSummary = summary });
@@ -249,7 +249,9 @@ public sealed class RnnRnadeModel : SequenceDensityModel
         var act = r.ReadEnum<Activation>("activation");
         if (act is not (Activation.Relu or Activation.Sigmoid or Activation.Tanh)) throw r.Corrupt($"activation {act} is not one RNN-RNADE supports");
         bool hid = r.ReadInt32("hidden-bias conditioning", 0, 1) == 1;
-        if ((long)d * h * 3 * k * 4 + (long)rec * d * 3 * k * 4 > r.Remaining) throw r.Corrupt("declared sizes exceed the payload");
+        // Every tensor in long arithmetic (W_rec is rec²: 65,536 recurrent units would wrap to an expected length of 0).
+        long floats = (long)d * h * 3 * k + (long)rec * d * 3 * k + (long)rec * rec + (long)d * rec + (hid ? (long)rec * h : 0);
+        if (floats * 4 > r.Remaining) throw r.Corrupt("declared sizes exceed the payload");
         var std = ColumnStandardizer.Read(r, d);
         var rnade = new RnadeNetwork(d, h, k, act,
             r.ReadParameters("W", (d - 1) * h), r.ReadParameters("c", h), r.ReadParameters("rho", d),

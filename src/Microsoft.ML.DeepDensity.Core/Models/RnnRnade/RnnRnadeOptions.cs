@@ -59,10 +59,13 @@ public sealed class RnnRnadeOptions : GradientTrainingOptions
     /// <summary>Multiply the mean heads' gradients by σ (RNADE's preconditioning; not the exact gradient). Default <see cref="Defaults.ScaleMeanGradientBySigma"/>.</summary>
     public bool ScaleMeanGradientBySigma { get; set; } = Defaults.ScaleMeanGradientBySigma;
 
-    /// <summary>Sequences per block processed by one thread (fixed so that results do not depend on the thread count). Default <see cref="Defaults.SequencesPerBlock"/>.</summary>
+    /// <summary>Sequences per block processed by one thread (fixed so that results do not depend on the thread count); a
+    /// block holds its sequences' frames (inputs, recurrent states and their gradients), so training memory is bounded by
+    /// the block, not the minibatch. In [1, <see cref="GradientTrainingOptions.MaxRowsPerBlock"/>]. Default <see cref="Defaults.SequencesPerBlock"/>.</summary>
     public int SequencesPerBlock { get; set; } = Defaults.SequencesPerBlock;
 
-    /// <summary>Frames per RNADE pass inside a block (all time steps of the block's sequences are batched). Default <see cref="Defaults.FramesPerChunk"/>.</summary>
+    /// <summary>Frames per RNADE pass inside a block (all time steps of the block's sequences are batched). In
+    /// [1, <see cref="GradientTrainingOptions.MaxRowsPerBlock"/>]. Default <see cref="Defaults.FramesPerChunk"/>.</summary>
     public int FramesPerChunk { get; set; } = Defaults.FramesPerChunk;
 
     public override void Validate()
@@ -72,7 +75,7 @@ public sealed class RnnRnadeOptions : GradientTrainingOptions
         Check(Components >= 1, nameof(Components), Components, "must be at least 1");
         Check(RecurrentUnits >= 1, nameof(RecurrentUnits), RecurrentUnits, "must be at least 1");
         Check(Activation is Activation.Relu or Activation.Sigmoid or Activation.Tanh, nameof(Activation), Activation, "must be Relu, Sigmoid or Tanh");
-        Check(SequencesPerBlock >= 1, nameof(SequencesPerBlock), SequencesPerBlock, "must be at least 1");
-        Check(FramesPerChunk >= 1, nameof(FramesPerChunk), FramesPerChunk, "must be at least 1");
+        Check(SequencesPerBlock >= 1 && SequencesPerBlock <= MaxRowsPerBlock, nameof(SequencesPerBlock), SequencesPerBlock, $"must be in [1, {MaxRowsPerBlock}]");
+        Check(FramesPerChunk >= 1 && FramesPerChunk <= MaxRowsPerBlock, nameof(FramesPerChunk), FramesPerChunk, $"must be in [1, {MaxRowsPerBlock}]");
     }
 }

@@ -1,0 +1,215 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using Microsoft.ML.DeepDensity;
+using Microsoft.ML.DeepDensity.Data;
+using Microsoft.ML.DeepDensity.Models.DeepGmm;
+using Microsoft.ML.DeepDensity.Models.Iwae;
+using Microsoft.ML.DeepDensity.Models.Nvil;
+using Microsoft.ML.DeepDensity.Models.Rbm;
+using Microsoft.ML.DeepDensity.Models.Rnade;
+using Microsoft.ML.DeepDensity.Models.RnnRnade;
+using Microsoft.ML.DeepDensity.Randomness;
+
+namespace DeepDensity.Benchmarks;
+
+/// <summary>
+/// Issue #18's scaling table: for every model, training and scoring time on 1 and on 2 threads (the speed-up), whether
+/// the two runs give the same bytes (they must), and the latency of scoring one row (what a PredictionEngine pays).
+/// Synthetic data of fixed shapes; fixed epochs (no early stopping) so both thread counts do the same work.
+/// </summary>
+public sealed class ThreadScalingBenchmark : IBenchmark
+{
+    public string Name => "threads";
+    public string Description => "1 -> 2 thread speed-up of training and scoring, and one-row latency, for every model (~3 min)";
+
+    private sealed record Row(string Model, string Shape, double Fit1, double Fit2, double Score1, double Score2,
+        double OneRowMicroseconds, bool SameBytes)
+    {
+        public double FitSpeedup => Fit1 / Fit2;
+        public double ScoreSpeedup => Score1 / Score2;
+    }
+
+    public int Run(BenchmarkArgs args)
+    {
+        double scale = args.Double("scale", 1.0);
+        string? jsonPath = args.String("json", "") is { Length: > 0 } j ? j : null;
+        int n = (int)(20_000 * scale);
+        Console.WriteLine($"machine: {Machine.Describe()}");
+        Console.WriteLine($"load average before: {Machine.LoadAverage()}");
+        var rows = new List<Row>
+        {
+            Measure("RNADE", $"{n}×32, H=100, K=10, 2 epochs", Real(n, 32, 1), Real(2000, 32, 2),
+                (x, t) => RnadeModel.Fit(x, new RnadeOptions { HiddenUnits = 100, MaxEpochs = 2, ValidationFraction = 0, Seed = 1 })),
+            Measure("Deep GMM", $"{n}×16, layers {{4, 4}}, 5 EM iterations", Real(n, 16, 3), Real(2000, 16, 4),
+                (x, t) => DeepGmmModel.Fit(x, new DeepGmmOptions { Layers = new[] { 4, 4 }, MaxIterations = 5, PretrainIterations = 2, ValidationFraction = 0, Seed = 1 })),
+            Measure("RBM", $"{n}×64 binary, H=200, 2 epochs, AIS 1000 temps", Binary(n, 64, 5), Binary(2000, 64, 6),
+                (x, t) => RbmModel.Fit(x, new RbmOptions { HiddenUnits = 200, MaxEpochs = 2, AisTemperatures = 1000, AisRuns = 50, Seed = 1 })),
+            Measure("IWAE", $"{n / 2}×64 binary, k=5, 2 epochs, K=100", Binary(n / 2, 64, 7), Binary(1000, 64, 8),
+                (x, t) => IwaeModel.Fit(x, new IwaeOptions { MaxEpochs = 2, EvaluationSamples = 100, ValidationFraction = 0, Seed = 1 })),
+            Measure("NVIL", $"{n / 2}×64 binary, 200 latents, 2 epochs, K=100", Binary(n / 2, 64, 9), Binary(1000, 64, 10),
+                (x, t) => NvilModel.Fit(x, new NvilOptions { MaxEpochs = 2, EvaluationSamples = 100, ValidationFraction = 0, Seed = 1 })),
+            MeasureSequences("RNN-RNADE", $"{n / 30} sequences × 30 frames × 4, 2 epochs", n / 30),
+        };
+        Console.WriteLine($"load average after: {Machine.LoadAverage()}");
+        Console.WriteLine();
+        Console.WriteLine(Markdown(rows));
+        if (jsonPath is not null)
+        {
+            File.WriteAllText(jsonPath, JsonSerializer.Serialize(new { machine = Machine.Describe(), rows }, new JsonSerializerOptions { WriteIndented = true }));
+            Console.WriteLine($"wrote {jsonPath}");
+        }
+        return rows.All(r => r.SameBytes) ? 0 : 1;
+    }
+
+    private static Row Measure<TModel>(string name, string shape, RowMatrix train, RowMatrix test, Func<RowMatrix, int, TModel> fit)
+        where TModel : DensityModel
+    {
+        // Warm-up (JIT, thread pool) on a slice, so the first timed run does not pay for it.
+        var warm = fit(new RowMatrix(train.AsSpan()[..(Math.Min(500, train.Rows) * train.Columns)].ToArray(), Math.Min(500, train.Rows), train.Columns), 2);
+        warm.LogDensity(test);
+        var (fit1, model1) = Timed(1, () => fit(train, 1));
+        var (fit2, model2) = Timed(2, () => fit(train, 2));
+        double score1 = Timed(1, () => model1.LogDensity(test)).Seconds;
+        double score2 = Timed(2, () => model1.LogDensity(test)).Seconds;
+        // One row as a PredictionEngine scores it: warm up, then the median of many calls.
+        var one = test.AsSpan()[..test.Columns].ToArray();
+        var dest = new float[1];
+        for (int i = 0; i < 200; i++) model1.LogDensity(one, dest);
+        var times = new double[2000];
+        for (int i = 0; i < times.Length; i++)
+        {
+            long t0 = Stopwatch.GetTimestamp();
+            model1.LogDensity(one, dest);
+            times[i] = Stopwatch.GetElapsedTime(t0).TotalMicroseconds;
+        }
+        Array.Sort(times);
+        var row = new Row(name, shape, fit1, fit2, score1, score2, times[times.Length / 2], model1.ToBytes().AsSpan().SequenceEqual(model2.ToBytes()));
+        Console.WriteLine($"{name,-10} fit {fit1,7:F2} s / {fit2,7:F2} s  score {score1,7:F3} s / {score2,7:F3} s  one row {row.OneRowMicroseconds,8:F1} µs  same bytes {row.SameBytes}");
+        return row;
+    }
+
+    private static Row MeasureSequences(string name, string shape, int sequences)
+    {
+        var train = Sequences(sequences, 30, 4, 11);
+        var test = Sequences(200, 30, 4, 12);
+        RnnRnadeModel Fit(SequenceBatch data) => RnnRnadeModel.Fit(data, new RnnRnadeOptions { MaxEpochs = 2, ValidationFraction = 0, Seed = 1 });
+        Fit(Sequences(20, 30, 4, 13)).LogDensity(test); // warm-up (JIT, thread pool)
+        var (fit1, model1) = Timed(1, () => Fit(train));
+        var (fit2, model2) = Timed(2, () => Fit(train));
+        double score1 = Timed(1, () => model1.LogDensity(test)).Seconds;
+        double score2 = Timed(2, () => model1.LogDensity(test)).Seconds;
+        var one = SequenceBatch.FromSequences(new[] { test.Sequence(0).ToArray() }, 4);
+        for (int i = 0; i < 100; i++) model1.LogDensity(one);
+        var times = new double[1000];
+        for (int i = 0; i < times.Length; i++)
+        {
+            long t0 = Stopwatch.GetTimestamp();
+            model1.LogDensity(one);
+            times[i] = Stopwatch.GetElapsedTime(t0).TotalMicroseconds;
+        }
+        Array.Sort(times);
+        var row = new Row(name, shape, fit1, fit2, score1, score2, times[times.Length / 2], model1.ToBytes().AsSpan().SequenceEqual(model2.ToBytes()));
+        Console.WriteLine($"{name,-10} fit {fit1,7:F2} s / {fit2,7:F2} s  score {score1,7:F3} s / {score2,7:F3} s  one sequence {row.OneRowMicroseconds,8:F1} µs  same bytes {row.SameBytes}");
+        return row;
+    }
+
+    private static (double Seconds, T Result) Timed<T>(int threads, Func<T> work)
+    {
+        int before = DeepDensityEnvironment.MaxDegreeOfParallelism;
+        DeepDensityEnvironment.MaxDegreeOfParallelism = threads;
+        try
+        {
+            var sw = Stopwatch.StartNew();
+            var result = work();
+            return (sw.Elapsed.TotalSeconds, result);
+        }
+        finally { DeepDensityEnvironment.MaxDegreeOfParallelism = before; }
+    }
+
+    private static string Markdown(IReadOnlyList<Row> rows)
+    {
+        var sb = new StringBuilder();
+        sb.AppendLine("| model | shape | fit 1 thread (s) | fit 2 threads (s) | speed-up | score 1 thread (s) | score 2 threads (s) | speed-up | one row (µs) | same bytes |");
+        sb.AppendLine("|---|---|---:|---:|---:|---:|---:|---:|---:|---|");
+        foreach (var r in rows)
+            sb.AppendLine(string.Create(CultureInfo.InvariantCulture,
+                $"| {r.Model} | {r.Shape} | {r.Fit1:F2} | {r.Fit2:F2} | {r.FitSpeedup:F2}× | {r.Score1:F3} | {r.Score2:F3} | {r.ScoreSpeedup:F2}× | {r.OneRowMicroseconds:F1} | {(r.SameBytes ? "yes" : "NO")} |"));
+        return sb.ToString();
+    }
+
+    /// <summary>A mixture of a few correlated Gaussians (something for the real-valued models to learn).</summary>
+    private static RowMatrix Real(int n, int d, ulong seed)
+    {
+        var rng = new RandomStream(seed);
+        var m = new RowMatrix(n, d);
+        for (int r = 0; r < n; r++)
+        {
+            int c = rng.NextInt(4);
+            double shared = rng.NextGaussian();
+            var row = m.Row(r);
+            for (int j = 0; j < d; j++) row[j] = (float)(c * 1.5 + 0.8 * shared * ((j % 3) - 1) + 0.5 * rng.NextGaussian());
+        }
+        return m;
+    }
+
+    /// <summary>Binary rows from a few noisy prototypes.</summary>
+    private static RowMatrix Binary(int n, int d, ulong seed)
+    {
+        var rng = new RandomStream(seed);
+        var protos = new bool[4, d];
+        for (int c = 0; c < 4; c++) for (int j = 0; j < d; j++) protos[c, j] = rng.NextDouble() < 0.5;
+        var m = new RowMatrix(n, d);
+        for (int r = 0; r < n; r++)
+        {
+            int c = rng.NextInt(4);
+            var row = m.Row(r);
+            for (int j = 0; j < d; j++) row[j] = (protos[c, j] ^ (rng.NextDouble() < 0.1)) ? 1f : 0f;
+        }
+        return m;
+    }
+
+    /// <summary>Sequences of a stable vector AR(1) process.</summary>
+    private static SequenceBatch Sequences(int count, int length, int d, ulong seed)
+    {
+        var rng = new RandomStream(seed);
+        var list = new List<float[]>(count);
+        for (int s = 0; s < count; s++)
+        {
+            var v = new float[length * d];
+            for (int t = 0; t < length; t++)
+                for (int j = 0; j < d; j++)
+                    v[t * d + j] = (float)((t > 0 ? 0.8 * v[(t - 1) * d + j] : 0) + 0.5 * rng.NextGaussian());
+            list.Add(v);
+        }
+        return SequenceBatch.FromSequences(list, d);
+    }
+}
+
+/// <summary>What the machine is, for benchmark reports.</summary>
+public static class Machine
+{
+    public static string Describe()
+    {
+        string model = "unknown CPU";
+        var flags = new HashSet<string>();
+        try
+        {
+            foreach (var line in File.ReadLines("/proc/cpuinfo"))
+            {
+                if (line.StartsWith("model name", StringComparison.Ordinal)) model = line[(line.IndexOf(':') + 1)..].Trim();
+                if (line.StartsWith("flags", StringComparison.Ordinal) && flags.Count == 0)
+                    foreach (var f in line[(line.IndexOf(':') + 1)..].Split(' ', StringSplitOptions.RemoveEmptyEntries)) flags.Add(f);
+            }
+        }
+        catch (IOException) { }
+        var simd = new[] { "avx512f", "avx512bw", "avx512vl", "avx2", "fma" }.Where(flags.Contains);
+        return $"{model}, {Environment.ProcessorCount} logical cores, {string.Join(" ", simd)}, .NET {Environment.Version}";
+    }
+
+    public static string LoadAverage()
+    {
+        try { return File.ReadAllText("/proc/loadavg").Trim(); } catch (IOException) { return "unknown"; }
+    }
+}

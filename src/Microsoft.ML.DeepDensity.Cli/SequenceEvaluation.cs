@@ -1,0 +1,99 @@
+using System.Globalization;
+using Microsoft.ML.DeepDensity.Reporting;
+using Microsoft.ML.DeepDensity.Training;
+
+namespace Microsoft.ML.DeepDensity.Cli;
+
+/// <summary>
+/// <c>ddml evaluate</c> and <c>ddml report</c> for the sequence model. Per-step figures use each frame row's
+/// LogDensity = log p(x_t | x_&lt;t) from the ML.NET transformer (the values <c>ddml score</c> writes); per-sequence
+/// figures use log p(x_1..x_T) = the sum over its steps, and as anomaly score −(log-density per frame), the whole-sequence
+/// estimator's Score. With a label (one per frame row), per-step metrics are always given; per-sequence metrics too when
+/// the label is constant within every sequence.
+/// </summary>
+public static class SequenceEvaluation
+{
+    private static readonly CultureInfo Ci = CultureInfo.InvariantCulture;
+
+    public static int Evaluate(DdmlConsole console, MLContext ml, LoadedModel loaded, string dataFile, string? labelColumn)
+    {
+        var meta = loaded.Metadata!;
+        var data = SequenceFrames.Read(dataFile, meta);
+        var labels = labelColumn is null ? null : data.Table.Labels(data.Table.ColumnIndex(labelColumn, "label"));
+        var (step, score, predicted) = data.Score(ml, loaded.Transformer, meta.FeatureColumns);
+        var batch = data.Sequences;
+        int count = batch.Count, frames = batch.TotalFrames;
+        // Per sequence: the sum of its steps' log-densities (file rows gathered in sequence order).
+        var total = new double[count];
+        var anyFlagged = new bool[count];
+        for (int i = 0; i < count; i++)
+            for (int f = batch.Offsets[i]; f < batch.Offsets[i + 1]; f++) { total[i] += step[data.RowOfFrame[f]]; anyFlagged[i] |= predicted[data.RowOfFrame[f]]; }
+        var w = console.Out;
+        w.WriteLine($"sequences               {count} ({frames} frame rows; median length {DensityReport.MedianLength(batch)})");
+        var (perFrame, perFrameSe) = RatioAndClusterStandardError(total, Enumerable.Range(0, count).Select(batch.Length).ToArray());
+        w.WriteLine(string.Create(Ci, $"average log-density     {perFrame:F4} ± {perFrameSe:F4} per frame (standard error over sequences; Exact)"));
+        var (perSequence, perSequenceSe) = ScoringCommands.MeanAndStandardError(total.Select(v => (float)v).ToArray());
+        w.WriteLine(string.Create(Ci, $"                        {perSequence:F4} ± {perSequenceSe:F4} per sequence"));
+        w.WriteLine($"predicted anomalies     {predicted.Count(b => b)} frame rows in {anyFlagged.Count(b => b)} sequences " +
+                    string.Create(Ci, $"(frame threshold from the training frames, contamination {meta.Contamination})"));
+        if (labels is null) return ExitCodes.Success;
+
+        if (labels.All(b => b) || !labels.Any(b => b))
+            throw CliException.DataError(dataFile, 0, 0, null, "the label column must hold both normal and anomalous rows to compute AUROC.");
+        w.WriteLine("per step (each frame row, score = −log p(x_t | x_<t)):");
+        ScoringCommands.WriteAnomalyMetrics(w, ml, labels, score, predicted, "frame rows", "  ");
+        var frameLabels = data.RowOfFrame.Select(r => labels[r]).ToArray();
+        var sequenceLabels = DensityReport.ConstantLabels(batch, frameLabels);
+        if (sequenceLabels is null)
+            w.WriteLine("per sequence:           not computed: the label varies within a sequence (per-step metrics above).");
+        else if (sequenceLabels.All(b => b) || !sequenceLabels.Any(b => b))
+            w.WriteLine("per sequence:           not computed: every sequence has the same label.");
+        else
+        {
+            w.WriteLine("per sequence (the label is constant within each; score = −log-density per frame, predicted = any step flagged):");
+            var sequenceScore = Enumerable.Range(0, count).Select(i => (float)(-total[i] / batch.Length(i))).ToArray();
+            ScoringCommands.WriteAnomalyMetrics(w, ml, sequenceLabels, sequenceScore, anyFlagged, "sequences", "  ");
+        }
+        return ExitCodes.Success;
+    }
+
+    /// <summary>
+    /// The mean per frame Σ S_i / Σ T_i and its standard error with sequences as the independent units (the frames of a
+    /// sequence are not independent): the ratio estimator's sqrt(m/(m−1) Σ (S_i − r T_i)²) / Σ T_i.
+    /// </summary>
+    public static (double Mean, double StandardError) RatioAndClusterStandardError(double[] sums, int[] lengths)
+    {
+        double s = sums.Sum(), t = lengths.Sum();
+        double r = s / t;
+        int m = sums.Length;
+        if (m < 2) return (r, double.NaN);
+        double ss = 0;
+        for (int i = 0; i < m; i++) ss += (sums[i] - r * lengths[i]) * (sums[i] - r * lengths[i]);
+        return (r, Math.Sqrt(ss * m / (m - 1)) / t);
+    }
+
+    /// <summary>The sequence report: <see cref="DensityReport.Create(SequenceDensityModel, Data.SequenceBatch, DensityReportOptions)"/>
+    /// on the file's sequences, with its lines, ids and (per frame) labels.</summary>
+    public static string Report(LoadedModel loaded, string dataFile, string? labelColumn, DensityReportOptions options)
+    {
+        var meta = loaded.Metadata!;
+        var data = SequenceFrames.Read(dataFile, meta);
+        if (labelColumn is not null)
+        {
+            var labels = data.Table.Labels(data.Table.ColumnIndex(labelColumn, "label"));
+            options.Labels = data.RowOfFrame.Select(r => labels[r]).ToArray();
+        }
+        options.RowNames = data.RowOfFrame.Select(r => $"line {data.Table.Lines[r]}").ToArray();
+        options.SequenceNames = data.SequenceIds.Select(id => $"{meta.SequenceIdColumn} = {id}").ToArray();
+        options.SampleLength ??= meta.MedianSequenceLength;
+        options.Facts.Add(new("data", $"{dataFile} ({data.Sequences.Count} sequences, {data.Table.Rows.Count} frame rows; " +
+                                      $"sequence id '{meta.SequenceIdColumn}', order '{meta.OrderColumn}')"));
+        options.Facts.Add(new("trained", $"ddml fit --model {meta.Model} on {meta.TrainFile} ({meta.TrainSequences?.ToString(Ci) ?? "?"} sequences, " +
+                                         $"{meta.TrainRows} frame rows), {meta.EpochsRun} epochs" + (meta.StoppedByUser ? ", stopped by the user" : "")));
+        return DensityReport.Create(loaded.SequenceModel!, data.Sequences, options);
+    }
+
+    internal static TrainingProgress[] History(ToolMetadata meta)
+        => meta.History.Select(h => new TrainingProgress(h.Epoch, h.Train ?? double.NaN, h.Validation,
+            h.ExamplesPerSecond, TimeSpan.FromSeconds(h.Seconds), 0f, h.Note)).ToArray();
+}

@@ -1,0 +1,60 @@
+using Microsoft.ML.Data;
+using Microsoft.ML.DeepDensity.Transforms;
+
+namespace Microsoft.ML.DeepDensity;
+
+/// <summary>Recovering the DeepDensity sequence model (e.g. RNN-RNADE) inside a fitted or loaded ML.NET pipeline.</summary>
+public static class SequenceModelExtensions
+{
+    /// <summary>
+    /// The engine model of the one sequence density stage in <paramref name="transformer"/> (whole sequences or frame
+    /// rows), live or loaded with <c>mlContext.Model.Load</c> (where it is decoded from the saved stage), for sampling
+    /// or batched scoring. Throws <see cref="InvalidOperationException"/> when there is none or several, and
+    /// <see cref="Persistence.InvalidModelFileException"/> when the saved model is damaged.
+    /// </summary>
+    public static SequenceDensityModel GetSequenceDensityModel(this ITransformer transformer, MLContext? mlContext = null)
+    {
+        ArgumentNullException.ThrowIfNull(transformer);
+        var found = new List<SequenceDensityModel>();
+        IDataView? keyView = null;
+        Visit(transformer);
+        return found.Count switch
+        {
+            1 => found[0],
+            0 => throw new InvalidOperationException("The transformer contains no DeepDensity sequence model."),
+            _ => throw new InvalidOperationException($"The transformer contains {found.Count} DeepDensity sequence models."),
+        };
+
+        void Visit(ITransformer t)
+        {
+            switch (t)
+            {
+                case SequenceDensityTransformer s:
+                    found.Add(s.Model);
+                    return;
+                case IEnumerable<ITransformer> chain:
+                    foreach (var inner in chain) Visit(inner);
+                    return;
+            }
+            // A loaded stage: the MapValue of the surrogate chain turns the constant key into the model text (as for row models).
+            mlContext ??= new MLContext();
+            keyView ??= mlContext.Data.LoadFromEnumerable(new[] { new KeyRow() });
+            DataViewSchema output;
+            try { output = t.GetOutputSchema(keyView.Schema); }
+            catch (Exception e) when (e is ArgumentException or InvalidOperationException) { return; }
+            if (output.GetColumnOrNull(RnnRnadeSurrogate.ModelCol) is not DataViewSchema.Column col || col.Type != TextDataViewType.Instance) return;
+            var view = t.Transform(keyView);
+            using var cursor = view.GetRowCursor(new[] { view.Schema[RnnRnadeSurrogate.ModelCol] });
+            var getter = cursor.GetGetter<ReadOnlyMemory<char>>(view.Schema[RnnRnadeSurrogate.ModelCol]);
+            if (!cursor.MoveNext()) return;
+            ReadOnlyMemory<char> text = default;
+            getter(ref text);
+            found.Add(SequenceSurrogate.Decode(text.Span).Model);
+        }
+    }
+
+    private sealed class KeyRow
+    {
+        [ColumnName(Surrogate.KeyCol)] public string Key { get; set; } = Surrogate.KeyValue;
+    }
+}
