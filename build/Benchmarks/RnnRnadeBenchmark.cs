@@ -26,14 +26,47 @@ public sealed class RnnRnadeBenchmark : IBenchmark
 
     public string Name => "rnnrnade";
     public string Description => "RNN-RNADE vs i.i.d. RNADE vs PyTorch on Seattle weather: test LL per frame, training sequences/s " +
-                                 "(--length 30, --stride 1, --epochs, --patience, --hidden, --components, --recurrent, --batch, --lr, --threads 1,2, --seed, --no-peer)";
+                                 "(--length 30, --stride 1, --valid-stride 30, --epochs 200, --patience 15, --hidden, --components, --recurrent, --batch, --lr, " +
+                                 "--threads 1,2, --seed 1,2,3, --no-peer, --no-iid, --curves, --check-peer, --profile)";
 
     public int Run(BenchmarkArgs args)
     {
         if (args.Flag("profile")) return Profile(args);
         string csv = args.String("csv", WeatherCsv);
         if (!File.Exists(csv)) { Console.WriteLine($"{csv} not found (apt-get install python3-vega-datasets)."); return 1; }
-        int length = args.Int("length", 30), stride = args.Int("stride", 1), seed = args.Int("seed", 1);
+        var seeds = args.String("seed", "1,2,3").Split(',').Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToArray();
+        var all = new List<(int Seed, List<Result> Results)>();
+        foreach (int seed in seeds)
+        {
+            if (seeds.Length > 1) Console.WriteLine($"=== seed {seed}");
+            var results = RunSeed(args, csv, seed);
+            if (results is null) return 1;
+            all.Add((seed, results));
+            if (seeds.Length > 1) Console.WriteLine();
+        }
+        if (seeds.Length > 1 && all.All(a => a.Results.Any(r => r.Label.StartsWith("PyTorch", StringComparison.Ordinal))))
+        {
+            Console.WriteLine("test log-likelihood per frame by seed, from the faster thread count's run of each side; epochs run (best)");
+            Console.WriteLine($"{"seed",4} {"ours",9} {"PyTorch",9} {"ours−PyTorch",13} {"ours epochs",12} {"PyTorch epochs",15} {"i.i.d. RNADE",13} {"speed ratio",12}");
+            foreach (var (seed, results) in all)
+            {
+                var ours = results.Where(r => r.Label.StartsWith("ours", StringComparison.Ordinal)).MaxBy(r => r.SeqPerSec);
+                var peer = results.Where(r => r.Label.StartsWith("PyTorch", StringComparison.Ordinal)).MaxBy(r => r.SeqPerSec);
+                var iid = results.FirstOrDefault(r => r.Label.StartsWith("i.i.d.", StringComparison.Ordinal));
+                Console.WriteLine($"{seed,4} {ours.TestLl,9:F4} {peer.TestLl,9:F4} {ours.TestLl - peer.TestLl,13:+0.0000;-0.0000} " +
+                                  $"{$"{ours.Epochs} ({ours.BestEpoch})",12} {$"{peer.Epochs} ({peer.BestEpoch})",15} " +
+                                  $"{(iid.Label is null ? "" : iid.TestLl.ToString("F4", CultureInfo.InvariantCulture)),13} {ours.SeqPerSec / peer.SeqPerSec,12:F2}");
+            }
+        }
+        return 0;
+    }
+
+    private readonly record struct Result(string Label, double TrainLl, double ValidLl, double TestLl, int Epochs, int BestEpoch, double SeqPerSec);
+
+    /// <summary>One seed (dequantisation noise, initialisation, shuffling) of the whole comparison; null when a peer check fails.</summary>
+    private static List<Result>? RunSeed(BenchmarkArgs args, string csv, int seed)
+    {
+        int length = args.Int("length", 30), stride = args.Int("stride", 1), validStride = args.Int("valid-stride", length);
         bool curves = args.Flag("curves");
         var threadCounts = args.String("threads", "1,2").Split(',').Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToArray();
         var (dates, frames) = Load(csv, (ulong)seed);
@@ -43,16 +76,20 @@ public sealed class RnnRnadeBenchmark : IBenchmark
             return Cut(frames, first, last + 1, length, step);
         }
         var train = Concatenate(Windows(2012, stride), Windows(2013, stride));
-        var valid = Windows(2014, args.Int("valid-stride", length));
+        var valid = Windows(2014, validStride);
         var test = Windows(2015, length);
         var options = new RnnRnadeOptions
         {
             HiddenUnits = args.Int("hidden", 32), Components = args.Int("components", 5), RecurrentUnits = args.Int("recurrent", 32),
             MaxEpochs = args.Int("epochs", 200), EarlyStoppingPatience = args.Int("patience", 15), BatchSize = args.Int("batch", 32),
-            LearningRate = (float)args.Double("lr", 3e-3), LearningRateDecay = (float)args.Double("lr-decay", 1), Seed = (ulong)seed, Activation = Activation.Sigmoid,
+            // The product's default learning rate (1e-3): at 3e-3 training is unstable on this data (the validation
+            // log-likelihood swings by up to a nat per frame between epochs on both sides), which early stopping turns into
+            // seed-to-seed noise. Chosen on validation: over seeds 1–8, 1e-3 raises the mean validation log-likelihood per
+            // frame by 0.18 nats (ours) and 0.01 (PyTorch) against 3e-3, and 5e-4 (ours) is no better (docs/models/rnn-rnade.md).
+            LearningRate = (float)args.Double("lr", GradientTrainingOptions.Defaults.LearningRate), Seed = (ulong)seed, Activation = Activation.Sigmoid,
         };
         Console.WriteLine($"data: Seattle weather, {length}-day sequences of 4 values; train {train.Count} windows (2012–2013, stride {stride}), " +
-                          $"validation {valid.Count}, test {test.Count} (2014, 2015, non-overlapping)");
+                          $"validation {valid.Count} (2014, stride {validStride}), test {test.Count} (2015, non-overlapping)");
         Console.WriteLine($"config: H={options.HiddenUnits} K={options.Components} R={options.RecurrentUnits} sigmoid, Adam lr={options.LearningRate} " +
                           $"batch={options.BatchSize} sequences, ≤{options.MaxEpochs} epochs, patience {options.EarlyStoppingPatience}, clip 10, exact gradients");
 
@@ -63,14 +100,14 @@ public sealed class RnnRnadeBenchmark : IBenchmark
             foreach (var (name, batch) in new[] { ("train", train), ("valid", valid), ("test", test) })
                 File.WriteAllBytes(Path.Combine(dir, $"rnnrnade-{name}.f32"),
                     System.Runtime.InteropServices.MemoryMarshal.AsBytes(batch.Values.AsSpan(0, batch.TotalFrames * 4)).ToArray());
-            if (!CheckPeer(dir, length, options, seed)) return 1;
-            if (args.Flag("check-peer")) return 0;
+            if (!CheckPeer(dir, length, options, seed)) return null;
+            if (args.Flag("check-peer")) return new List<Result>();
         }
 
         // Warm-up (JIT) on a few sequences, so that the first timed run is not charged for compilation.
         var warm = new RnnRnadeOptions { HiddenUnits = options.HiddenUnits, Components = options.Components, RecurrentUnits = options.RecurrentUnits, MaxEpochs = 2 };
         RnnRnadeModel.Fit(train.Select(Enumerable.Range(0, Math.Min(64, train.Count)).ToArray()), warm, valid);
-        var results = new List<(string Label, double TrainLl, double ValidLl, double TestLl, int Epochs, int BestEpoch, double SeqPerSec)>();
+        var results = new List<Result>();
         foreach (int threads in threadCounts)
         {
             DeepDensityEnvironment.MaxDegreeOfParallelism = threads;
@@ -78,7 +115,7 @@ public sealed class RnnRnadeBenchmark : IBenchmark
             var model = RnnRnadeModel.Fit(train, options, valid, curves ? new Progress(p => Console.WriteLine($"  ours {p}")) : null);
             var s = model.TrainingSummary!;
             double trainSeconds = s.History.Sum(h => train.Count / h.ExamplesPerSecond);
-            results.Add(($"ours, {threads} thread(s)", PerFrame(model, train), s.BestValidationLogLikelihood, PerFrame(model, test),
+            results.Add(new($"ours, {threads} thread(s)", PerFrame(model, train), s.BestValidationLogLikelihood, PerFrame(model, test),
                 s.EpochsRun, s.BestEpoch, s.EpochsRun * train.Count / trainSeconds));
             Console.WriteLine($"ours ({threads} threads): fit {clock.Elapsed.TotalSeconds:F1} s, {s.EpochsRun} epochs, best {s.BestEpoch}");
         }
@@ -91,11 +128,11 @@ public sealed class RnnRnadeBenchmark : IBenchmark
                 string peerArgs = string.Join(' ', new object[] { $"\"{dir}\"", 4, length, options.HiddenUnits, options.Components,
                     options.RecurrentUnits, options.MaxEpochs, options.BatchSize, options.LearningRate.ToString("R", CultureInfo.InvariantCulture),
                     options.EarlyStoppingPatience, seed, threads });
-                var (code, stdout, stderr) = Peer.RunPython(Peer.Script("rnnrnade_torch.py"), peerArgs, TimeSpan.FromMinutes(60));
+                var (code, stdout, stderr) = Peer.RunPython(Peer.Script("rnnrnade_torch.py"), peerArgs, TimeSpan.FromMinutes(60), threads);
                 if (code != 0) { Console.WriteLine($"peer failed ({code}): {stderr.Trim()}"); continue; }
                 if (curves) foreach (var line in stderr.Split('\n').Where(l => l.StartsWith("epoch", StringComparison.Ordinal))) Console.WriteLine($"  peer {line}");
                 var v = Peer.ReadValues(stdout);
-                results.Add(($"PyTorch, {threads} thread(s)", v["TRAIN_LL"], v["VALID_LL"], v["TEST_LL"], (int)v["EPOCHS"], (int)v["BEST_EPOCH"],
+                results.Add(new($"PyTorch, {threads} thread(s)", v["TRAIN_LL"], v["VALID_LL"], v["TEST_LL"], (int)v["EPOCHS"], (int)v["BEST_EPOCH"],
                     v["TRAIN_SEQUENCES_PER_SECOND"]));
             }
         }
@@ -114,7 +151,7 @@ public sealed class RnnRnadeBenchmark : IBenchmark
                 new RowMatrix(valid.Values, valid.TotalFrames, 4));
             double Iid(SequenceBatch b) => iid.AverageLogDensity(new RowMatrix(b.Values, b.TotalFrames, 4));
             var si = iid.TrainingSummary!;
-            results.Add(("i.i.d. RNADE (ours)", Iid(train), Iid(valid), Iid(test), si.EpochsRun, si.BestEpoch, double.NaN));
+            results.Add(new("i.i.d. RNADE (ours)", Iid(train), Iid(valid), Iid(test), si.EpochsRun, si.BestEpoch, double.NaN));
         }
 
         Console.WriteLine();
@@ -126,7 +163,7 @@ public sealed class RnnRnadeBenchmark : IBenchmark
         double oursBest = results.Where(r => r.Label.StartsWith("ours")).Max(r => r.SeqPerSec);
         var peers = results.Where(r => r.Label.StartsWith("PyTorch")).ToList();
         if (peers.Count > 0) Console.WriteLine($"training throughput, faster thread count of each: ours / PyTorch = {oursBest / peers.Max(r => r.SeqPerSec):F2}");
-        return 0;
+        return results;
     }
 
     /// <summary>

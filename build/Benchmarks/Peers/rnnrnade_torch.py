@@ -21,6 +21,7 @@ benchmark's --check-peer recomputes both with RnnRnadeNetwork to show the two si
 import copy, math, os, sys, time
 # Sleep instead of spin at OpenMP barriers: on a shared machine spinning threads starve each other.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+import peer_setup  # noqa: F401  (BLAS report; must precede numpy/torch)
 import numpy as np
 import torch
 
