@@ -24,7 +24,7 @@ public sealed class NvilBenchmark : IBenchmark
     private const int BaselineHidden = NvilOptions.Defaults.BaselineHiddenUnits;
 
     public string Name => "nvil";
-    public string Description => "NVIL SBN on binarized Fashion-MNIST vs PyTorch (--epochs 30 --train 50000 --test 2000 --valid 1000 --eval-k 1000 --arch 200,200-200 --batch 100 --lr 3e-4 --seed 1 --probe-rows 10000 --no-peer)";
+    public string Description => "NVIL SBN on binarized Fashion-MNIST vs PyTorch (--epochs 30 --train 50000 --test 2000 --valid 1000 --eval-k 1000 --arch 200,200-200 --batch 100 --lr 3e-4 --seed 1 --probe-rows 10000 --no-peer, --check-peer)";
 
     public int Run(BenchmarkArgs args)
     {
@@ -55,6 +55,13 @@ public sealed class NvilBenchmark : IBenchmark
             validPath = Peer.WriteMatrix(valid, "nvil-valid");
             testPath = Peer.WriteMatrix(test, "nvil-test");
             probePath = Peer.WriteMatrix(train.Slice(0, Math.Min(probeRows, train.Rows)), "nvil-probe");
+        }
+
+        if (args.Flag("check-peer"))
+        {
+            bool allSame = true;
+            foreach (var arch in archs) allSame &= CheckPeer(trainPath!, train.Columns, arch.Split('-').Select(int.Parse).ToArray(), batch, lr, seed);
+            return allSame ? 0 : 1;
         }
 
         var rows = new List<string>();
@@ -134,6 +141,63 @@ public sealed class NvilBenchmark : IBenchmark
         foreach (var c in curves) Console.WriteLine(c);
         Console.WriteLine($"total {total.Elapsed.TotalMinutes:F1} min");
         return 0;
+    }
+
+    /// <summary>
+    /// Shows that the peer is the same model and signal: it writes perturbed parameters, the first minibatch, fixed
+    /// uniforms, running c/v, its learning signals, baseline outputs, updated c/v and every parameter's gradient (the
+    /// baseline's included) for one NVIL step; NvilObjective recomputes them from the same numbers (two row blocks, so
+    /// the block reduction takes part too).
+    /// </summary>
+    private static bool CheckPeer(string trainPath, int d, int[] latent, int batch, float lr, ulong seed)
+    {
+        string dir = Path.Combine(Path.GetTempPath(), $"nvil-check-{Environment.ProcessId}");
+        Directory.CreateDirectory(dir);
+        string arch = string.Join('-', latent);
+        var (code, _, stderr) = Peer.RunPython(Peer.Script("nvil_torch.py"),
+            $"--train {trainPath} --valid {trainPath} --test {trainPath} --latent {arch} --batch {batch} --lr {lr.ToString(CultureInfo.InvariantCulture)} " +
+            $"--baseline-hidden {BaselineHidden} --seed {seed} --check {dir}", TimeSpan.FromMinutes(5), threads: 1);
+        if (code != 0) { Console.WriteLine($"peer check failed ({code}): {stderr.Trim()}"); return false; }
+        float[] Read(string name) => System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(File.ReadAllBytes(Path.Combine(dir, $"check-{name}.f32"))).ToArray();
+        double[] Read64(string name) => System.Runtime.InteropServices.MemoryMarshal.Cast<byte, double>(File.ReadAllBytes(Path.Combine(dir, $"check-{name}.f64"))).ToArray();
+
+        var options = new NvilOptions { LatentDimensions = latent, BatchSize = batch, BaselineHiddenUnits = BaselineHidden };
+        var net = new NvilNetwork(d, latent);
+        var objective = new NvilObjective(net, options, new Microsoft.ML.DeepDensity.Randomness.RandomStream(seed));
+        foreach (var p in objective.Parameters.Items) Read(p.Name).CopyTo(p.Value, 0);
+        int L = latent.Length;
+        var c0 = Read64("c0"); var v0 = Read64("v0");
+        objective.RestoreState(c0.Concat(v0).Append(1.0).ToArray());
+        objective.FixedUniforms = Enumerable.Range(0, L).Select(l => Read($"u{l}")).ToArray();
+        objective.ComputeGradient(Read("x"), batch, new Microsoft.ML.DeepDensity.Randomness.RandomStream(seed));
+
+        // Signal minus baseline (what the statistics and the inference gradient use), per signal and row.
+        float[] raw = Read("raw"), cb = Read("cb");
+        double worstSignal = 0, worstStat = 0, worst = 0;
+        string worstName = "";
+        for (int l = 0; l < L; l++)
+        {
+            var ours = objective.SignalMinusBaseline(l, batch);
+            for (int j = 0; j < batch; j++)
+                worstSignal = Math.Max(worstSignal, Math.Abs(ours[j] - (raw[j * L + l] - cb[j * L + l])) / Math.Max(1, Math.Abs(raw[j * L + l])));
+        }
+        double[] c1 = Read64("c1"), v1 = Read64("v1");
+        for (int l = 0; l < L; l++)
+            worstStat = Math.Max(worstStat, Math.Max(Math.Abs(objective.Mean[l] - c1[l]) / Math.Max(1, Math.Abs(c1[l])),
+                                                     Math.Abs(objective.Variance[l] - v1[l]) / Math.Max(1, v1[l])));
+        foreach (var p in objective.Parameters.Items)
+        {
+            var theirs = Read("grad-" + p.Name);
+            double scale = Math.Max(1e-3, theirs.Max(v => Math.Abs(v)));
+            double diff = p.Gradient.Zip(theirs, (a, b) => Math.Abs(a - b)).Max() / scale;
+            if (diff > worst) (worst, worstName) = (diff, p.Name);
+        }
+        Directory.Delete(dir, recursive: true);
+        bool same = worstSignal < 1e-5 && worstStat < 1e-5 && worst < 1e-4;
+        Console.WriteLine($"peer check {arch} ({batch} rows, perturbed parameters, fixed uniforms): largest relative difference of the signal " +
+                          $"{worstSignal:E2}, of the running c/v {worstStat:E2}; largest gradient difference {worst:E2} of the parameter's largest entry " +
+                          $"({worstName}): {(same ? "same model" : "MISMATCH")}");
+        return same;
     }
 
     /// <summary>Per-epoch table of both curves, then who first reaches a few bound levels the slower learner also reaches.</summary>

@@ -9,6 +9,10 @@ means; one Adam over all parameters; the best validation epoch is restored at th
 Test log-likelihood: importance sampling with q as proposal, K samples, delta-method SE (--eval-k 0 skips it: the
 launcher's 1-vs-2-thread probe). Prints "KEY value" lines, including the parameter counts the launcher checks against
 its own model.
+With --check DIR, trains nothing: perturbs the initial parameters, draws fixed uniforms for the first --batch training
+rows and running statistics c, v, takes one NVIL gradient on them and writes everything (parameters with the C# names,
+x, uniforms, c/v before and after, signals, baseline outputs and every gradient) to DIR/check-*.f32 / .f64; the
+benchmark's --check-peer recomputes them with NvilObjective to show the two sides are the same model and signal.
 """
 import argparse, math, time
 import peer_setup  # threads and BLAS report; must precede numpy/torch
@@ -28,6 +32,7 @@ p.add_argument("--eval-k", type=int, default=1000)
 p.add_argument("--baseline-hidden", type=int, default=100)
 p.add_argument("--alpha", type=float, default=0.8)
 p.add_argument("--seed", type=int, default=1)
+p.add_argument("--check")
 a = p.parse_args()
 torch.set_num_threads(peer_setup.threads())
 # Adam moments of rarely-active pixels decay into subnormal floats, which slow x86 arithmetic ~10x; flush them (standard CPU setting).
@@ -63,13 +68,14 @@ def log_bernoulli(value, logits):
     return -F.binary_cross_entropy_with_logits(logits, value, reduction="none").sum(-1)
 
 
-def terms(x):
-    """Samples h ~ q(h|x); returns the samples, log p terms [log p(x|h0), log p(h0|h1), ..., log p(h_top)] and log q terms."""
+def terms(x, us=None):
+    """Samples h ~ q(h|x) (h = 1 where the uniform us[l] < sigma(logit), when uniforms are given); returns the samples, log p terms [log p(x|h0), log p(h0|h1), ..., log p(h_top)] and log q terms."""
     hs, lq = [], []
     below = x
     for l in range(L):
         logits = enc[l](below)
-        h = torch.bernoulli(torch.sigmoid(logits)).detach()
+        probs = torch.sigmoid(logits)
+        h = torch.bernoulli(probs).detach() if us is None else (us[l] < probs).float().detach()
         lq.append(log_bernoulli(h, logits))
         hs.append(h)
         below = h
@@ -86,9 +92,9 @@ def bound(x):
         return (sum(lp) - sum(lq))
 
 
-def step(x):
+def step(x, us=None, update=True):
     global c, v, stats_ready
-    _, lp, lq = terms(x)
+    _, lp, lq = terms(x, us)
     n = x.shape[0]
     with torch.no_grad():
         signals = []
@@ -114,8 +120,51 @@ def step(x):
     loss_base = 0.5 * ((target - cb) ** 2).sum(1).mean()
     opt.zero_grad(set_to_none=True)
     (loss_model + loss_inf + loss_base).backward()
+    if not update:
+        return raw, cb.detach()
     opt.step()
     return float(raw[:, 0].sum())
+
+
+def named_parameters():
+    """The parameters under the C# names (NvilNetwork then the baseline Mlp); weights inputs x outputs as C# stores them."""
+    layers = [(f"enc{l}.0", enc[l]) for l in range(L)] + [(f"dec{l}.0", dec[l]) for l in range(L)]
+    out = []
+    for name, m in layers:
+        out += [(name + ".W", m.weight, True), (name + ".b", m.bias, False)]
+    out.append(("prior.b", prior, False))
+    for name, m in (("baseline.0", baseline[0]), ("baseline.1", baseline[2])):
+        out += [(name + ".W", m.weight, True), (name + ".b", m.bias, False)]
+    return out
+
+
+if a.check:
+    folder = a.check
+    dump = lambda name, t: t.detach().float().contiguous().numpy().tofile(f"{folder}/check-{name}.f32")
+    dump64 = lambda name, t: t.detach().double().contiguous().numpy().tofile(f"{folder}/check-{name}.f64")
+    g = torch.Generator().manual_seed(a.seed + 7)
+    with torch.no_grad():  # perturbed, so that every bias, the prior and the baseline take part with non-trivial values
+        for _, t, _ in named_parameters():
+            t.add_(0.1 * torch.randn(t.shape, generator=g))
+    x = train[:a.batch]
+    us = [torch.rand(x.shape[0], h, generator=g) for h in H]
+    c = torch.randn(L, generator=g, dtype=torch.float64) * 3
+    v = 2 + 20 * torch.rand(L, generator=g, dtype=torch.float64)
+    v[0] = 0.5  # one signal below the max(1, sqrt v) floor
+    stats_ready = True
+    for name, t, transpose in named_parameters():
+        dump(name, t.t() if transpose else t)
+    dump("x", x)
+    for l in range(L):
+        dump(f"u{l}", us[l])
+    dump64("c0", c); dump64("v0", v)
+    raw, cb = step(x, us, update=False)
+    dump64("c1", c); dump64("v1", v)
+    dump("raw", raw); dump("cb", cb)
+    for name, t, transpose in named_parameters():
+        dump("grad-" + name, t.grad.t() if transpose else t.grad)
+    print("CHECK_DONE 1")
+    raise SystemExit(0)
 
 
 n = train.shape[0]

@@ -18,6 +18,19 @@ internal abstract class Optimizer
     /// <summary>One update with the given learning rate.</summary>
     public abstract void Step(ParameterSet parameters, float learningRate);
 
+    /// <summary>
+    /// One update, and whether every gradient was finite. When one was not, the parameters and moments may already hold
+    /// non-finite values: the caller must treat the step as divergence (the training driver restores the last good state
+    /// and calls <see cref="Reset"/>). This lets an optimiser test the gradients in its own pass over them instead of a
+    /// separate one (the check is otherwise a full extra pass over every gradient).
+    /// </summary>
+    public virtual bool StepIfFinite(ParameterSet parameters, float learningRate)
+    {
+        if (!double.IsFinite(parameters.GradientNorm())) return false;
+        Step(parameters, learningRate);
+        return true;
+    }
+
     /// <summary>Forgets moment estimates (after a divergence restore).</summary>
     public abstract void Reset();
 
@@ -44,8 +57,11 @@ internal sealed class AdamOptimizer : Optimizer
 
     public override void Reset() { _m = null; _v = null; _t = 0; }
 
+    public override void Step(ParameterSet parameters, float learningRate) => StepIfFinite(parameters, learningRate);
+
+    /// <summary>The update, testing each gradient's exponent bits on the way (no extra pass over the gradients).</summary>
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
-    public override void Step(ParameterSet parameters, float learningRate)
+    public override bool StepIfFinite(ParameterSet parameters, float learningRate)
     {
         var items = parameters.Items;
         _m ??= items.Select(p => new float[p.Value.Length]).ToArray();
@@ -56,15 +72,23 @@ internal sealed class AdamOptimizer : Optimizer
         float b1 = _beta1, b2 = _beta2, eps = _epsilon, wd = _weightDecay;
         float[][] ms = _m, vs = _v;
         // Element-wise, so updating chunks on several threads gives the same bits as one pass.
-        parameters.ForEachChunk((i, start, length) => Update(items[i].Value.AsSpan(start, length), items[i].Gradient.AsSpan(start, length),
-            ms[i].AsSpan(start, length), vs[i].AsSpan(start, length), b1, b2, c1, c2, eps, wd, learningRate));
+        int nonFinite = 0;
+        parameters.ForEachChunk((i, start, length) =>
+        {
+            if (!Update(items[i].Value.AsSpan(start, length), items[i].Gradient.AsSpan(start, length),
+                    ms[i].AsSpan(start, length), vs[i].AsSpan(start, length), b1, b2, c1, c2, eps, wd, learningRate))
+                Volatile.Write(ref nonFinite, 1);
+        });
+        return nonFinite == 0;
     }
 
+    /// <summary>Updates one chunk; false when a gradient in it is not finite (its exponent bits are all ones).</summary>
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
-    private static void Update(Span<float> w, ReadOnlySpan<float> g, Span<float> m, Span<float> v,
+    private static bool Update(Span<float> w, ReadOnlySpan<float> g, Span<float> m, Span<float> v,
         float b1, float b2, float c1, float c2, float eps, float wd, float learningRate)
     {
         int j = 0;
+        bool finite = true;
         if (Vector256.IsHardwareAccelerated)
         {
             // The same per-element arithmetic, eight lanes at a time (no fused multiply-adds, so identical results).
@@ -73,23 +97,30 @@ internal sealed class AdamOptimizer : Optimizer
             var v1b1 = Vector256.Create(1 - b1); var v1b2 = Vector256.Create(1 - b2);
             var veps = Vector256.Create(eps); var vlr = Vector256.Create(learningRate);
             var vwd = Vector256.Create(wd);
+            var exponent = Vector256.Create(0x7F800000u);
+            var bad = Vector256<uint>.Zero;
             for (; j + 8 <= w.Length; j += 8)
             {
                 var wj = Vector256.Create((ReadOnlySpan<float>)w.Slice(j, 8));
-                var gj = Vector256.Create(g.Slice(j, 8)) + vwd * wj;
+                var graw = Vector256.Create(g.Slice(j, 8));
+                bad |= Vector256.Equals(graw.AsUInt32() & exponent, exponent);
+                var gj = graw + vwd * wj;
                 var mj = vb1 * Vector256.Create((ReadOnlySpan<float>)m.Slice(j, 8)) + v1b1 * gj;
                 var vj = vb2 * Vector256.Create((ReadOnlySpan<float>)v.Slice(j, 8)) + v1b2 * gj * gj;
                 mj.CopyTo(m.Slice(j, 8)); vj.CopyTo(v.Slice(j, 8));
                 (wj - vlr * (mj * vc1) / (Vector256.Sqrt(vj * vc2) + veps)).CopyTo(w.Slice(j, 8));
             }
+            finite = bad == Vector256<uint>.Zero;
         }
         for (; j < w.Length; j++)
         {
+            finite &= float.IsFinite(g[j]);
             float gj = g[j] + wd * w[j];
             m[j] = b1 * m[j] + (1 - b1) * gj;
             v[j] = b2 * v[j] + (1 - b2) * gj * gj;
             w[j] -= learningRate * (m[j] * c1) / (MathF.Sqrt(v[j] * c2) + eps);
         }
+        return finite;
     }
 }
 

@@ -45,6 +45,13 @@ internal sealed class NvilObjective : IGradientObjective, ITrainingStateOwner
     /// <summary>Signals minus baseline, a[l][j] for sample row j of the minibatch.</summary>
     private float[][] _a;
 
+    /// <summary>Benchmark check against the peer: per layer, the uniforms of every sample row of the next minibatch
+    /// (row-major, as <see cref="NvilNetwork.Workspace.U"/>), used instead of the blocks' streams when set.</summary>
+    internal float[][]? FixedUniforms { get; set; }
+
+    /// <summary>Benchmark check: learning signal l minus the baseline, a[j] for the last gradient's sample rows.</summary>
+    internal ReadOnlySpan<float> SignalMinusBaseline(int signal, int sampleRows) => _a[signal].AsSpan(0, sampleRows);
+
     /// <summary>Running mean c and variance v per learning signal (training state).</summary>
     public readonly double[] Mean, Variance;
     public bool StatisticsInitialized { get; private set; }
@@ -121,7 +128,9 @@ internal sealed class NvilObjective : IGradientObjective, ITrainingStateOwner
             int start = b * _rowsPerBlock, n = Math.Min(_rowsPerBlock, count - start), mb = n * k;
             var ws = _workspaces[slot];
             var x = input.AsSpan(start * d, n * d);
-            _net.FillUniforms(ws, n, k, random.Fork((ulong)b));
+            if (FixedUniforms is { } fixedU)
+                for (int l = 0; l < _net.Layers; l++) fixedU[l].AsSpan(start * k * _net.Latent[l], mb * _net.Latent[l]).CopyTo(ws.U[l]);
+            else _net.FillUniforms(ws, n, k, random.Fork((ulong)b));
             _net.Forward(x, n, k, ws, parallelInside);
             double s = 0;
             for (int j = 0; j < mb; j++) s += ws.LogW[j];
