@@ -15,7 +15,7 @@ public static class DensityModelExtensions
     {
         ArgumentNullException.ThrowIfNull(transformer);
         var found = new List<DensityTransformer>();
-        IDataView? keyView = null;
+        SurrogateStageReader? reader = null;
         Visit(transformer);
         return found;
 
@@ -32,19 +32,9 @@ public static class DensityModelExtensions
             }
             // A loaded surrogate: the MapValue stage turns the constant key into the model blob.
             mlContext ??= new MLContext();
-            keyView ??= mlContext.Data.LoadFromEnumerable(new[] { new KeyRow() });
-            DataViewSchema output;
-            try { output = t.GetOutputSchema(keyView.Schema); }
-            catch (Exception e) when (e is ArgumentException or InvalidOperationException) { return; }
-            var blobColumn = output.GetColumnOrNull(Surrogate.ModelCol);
-            if (blobColumn is not DataViewSchema.Column col || col.Type != TextDataViewType.Instance) return;
-            var view = t.Transform(keyView);
-            using var cursor = view.GetRowCursor(new[] { view.Schema[Surrogate.ModelCol] });
-            var getter = cursor.GetGetter<ReadOnlyMemory<char>>(view.Schema[Surrogate.ModelCol]);
-            if (!cursor.MoveNext()) return;
-            ReadOnlyMemory<char> blob = default;
-            getter(ref blob);
-            var (model, settings) = ModelEnvelope.Decode(blob.Span);
+            reader ??= new SurrogateStageReader(mlContext);
+            if (reader.ReadText(t, Surrogate.ModelCol) is not string blob) return;
+            var (model, settings) = ModelEnvelope.Decode(blob);
             found.Add(new DensityTransformer(mlContext, model, settings));
         }
     }
@@ -116,10 +106,5 @@ public static class DensityModelExtensions
     {
         ArgumentNullException.ThrowIfNull(catalog);
         return catalog.Load(stream, out inputSchema).WithLiveDensityTransformers();
-    }
-
-    private sealed class KeyRow
-    {
-        [ColumnName(Surrogate.KeyCol)] public string Key { get; set; } = Surrogate.KeyValue;
     }
 }

@@ -16,7 +16,7 @@ public static class SequenceModelExtensions
     {
         ArgumentNullException.ThrowIfNull(transformer);
         var found = new List<SequenceDensityModel>();
-        IDataView? keyView = null;
+        SurrogateStageReader? reader = null;
         Visit(transformer);
         return found.Count switch
         {
@@ -38,23 +38,8 @@ public static class SequenceModelExtensions
             }
             // A loaded stage: the MapValue of the surrogate chain turns the constant key into the model text (as for row models).
             mlContext ??= new MLContext();
-            keyView ??= mlContext.Data.LoadFromEnumerable(new[] { new KeyRow() });
-            DataViewSchema output;
-            try { output = t.GetOutputSchema(keyView.Schema); }
-            catch (Exception e) when (e is ArgumentException or InvalidOperationException) { return; }
-            if (output.GetColumnOrNull(RnnRnadeSurrogate.ModelCol) is not DataViewSchema.Column col || col.Type != TextDataViewType.Instance) return;
-            var view = t.Transform(keyView);
-            using var cursor = view.GetRowCursor(new[] { view.Schema[RnnRnadeSurrogate.ModelCol] });
-            var getter = cursor.GetGetter<ReadOnlyMemory<char>>(view.Schema[RnnRnadeSurrogate.ModelCol]);
-            if (!cursor.MoveNext()) return;
-            ReadOnlyMemory<char> text = default;
-            getter(ref text);
-            found.Add(SequenceSurrogate.Decode(text.Span).Model);
+            reader ??= new SurrogateStageReader(mlContext);
+            if (reader.ReadText(t, RnnRnadeSurrogate.ModelCol) is string text) found.Add(SequenceSurrogate.Decode(text).Model);
         }
-    }
-
-    private sealed class KeyRow
-    {
-        [ColumnName(Surrogate.KeyCol)] public string Key { get; set; } = Surrogate.KeyValue;
     }
 }
