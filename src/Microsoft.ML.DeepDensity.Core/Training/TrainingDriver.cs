@@ -38,8 +38,10 @@ public interface ITrainableModel
 /// <param name="Note">Note for the progress report.</param>
 /// <param name="Metrics">Extra figures for the progress report.</param>
 /// <param name="Converged">The model has converged: stop after this epoch (EM's tolerance).</param>
+/// <param name="Examples">Examples the epoch processed, when the model reads its data itself (streamed EM makes its
+/// own passes); null: those of the driver's batches (for the progress report's examples/s).</param>
 public sealed record EpochFigures(double Train, double? Validation, double? Score = null, string? Note = null,
-    IReadOnlyDictionary<string, double>? Metrics = null, bool Converged = false);
+    IReadOnlyDictionary<string, double>? Metrics = null, bool Converged = false, long? Examples = null);
 
 /// <summary>One step of an epoch: which examples, the learning rate and the step's own random stream.</summary>
 public sealed class TrainingStep
@@ -257,7 +259,7 @@ public static class TrainingDriver
             lastGood = model.Snapshot();
             lastTrain = figures.Train;
             var report = new TrainingProgress(options.EpochNumberOffset + epoch, figures.Train, figures.Validation,
-                n / Math.Max(seconds, 1e-9), clock.Elapsed, lr, figures.Note, figures.Metrics, options.Unit);
+                (figures.Examples ?? n) / Math.Max(seconds, 1e-9), clock.Elapsed, lr, figures.Note, figures.Metrics, options.Unit);
             history.Add(report);
             progress?.Report(report);
 
