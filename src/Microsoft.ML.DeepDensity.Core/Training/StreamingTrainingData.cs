@@ -78,14 +78,19 @@ public sealed class StreamingTrainingData : ITrainingSource
     public IEnumerable<ITrainingData> ReadWindows(int batchSize, CancellationToken cancellationToken)
     {
         int d = _stream.Width, capacity = _options.BufferRows(d, batchSize);
-        // One buffer per pass, released with it: its size is the memory bound of streamed training.
-        var buffer = new float[checked((long)capacity * d <= int.MaxValue ? capacity * d : throw new InvalidOperationException("The shuffle buffer exceeds 2^31 floats; lower ShuffleBufferRows."))];
+        if ((long)capacity * d > Array.MaxLength)
+            throw new InvalidOperationException($"A shuffle buffer of {capacity} rows × {d} floats exceeds the largest array; lower ShuffleBufferRows.");
+        // The buffer grows (doubling) to the window size as rows arrive, so a short pass never pays for a large buffer.
+        var buffer = new float[(long)Math.Min(capacity, Math.Max(batchSize, 4096)) * d];
         using var cursor = _stream.Open();
         while (true)
         {
             int rows = 0;
-            for (int n; rows < capacity && (n = cursor.Read(buffer.AsSpan(rows * d, (capacity - rows) * d))) > 0;)
+            while (rows < capacity)
             {
+                if (rows * d == buffer.Length) Array.Resize(ref buffer, (int)Math.Min((long)capacity * d, 2L * buffer.Length));
+                int n = cursor.Read(buffer.AsSpan(rows * d));
+                if (n == 0) break;
                 rows += n;
                 cancellationToken.ThrowIfCancellationRequested();
             }
