@@ -33,7 +33,6 @@ internal sealed class NvilObjective : IGradientObjective, ITrainingStateOwner
     private readonly List<float[][]> _inferenceScale = new();
     private readonly List<float[]> _modelScale = new(), _baselineGradient = new();
     private readonly CancellationToken _cancellationToken;
-    private float[] _input = Array.Empty<float>();
     /// <summary>Per-step scratch kept between steps: each block's bound sum, and each signal's centre and scale.</summary>
     private double[] _blockSums = Array.Empty<double>();
     private readonly float[] _signalCenter, _signalScale;
@@ -42,6 +41,8 @@ internal sealed class NvilObjective : IGradientObjective, ITrainingStateOwner
     internal const int BlocksPerWave = 16;
     /// <summary>Tests: the wave size actually used (default <see cref="BlocksPerWave"/>).</summary>
     internal int WaveBlocks { get; set; } = BlocksPerWave;
+    /// <summary>Every network run forward on a block: encoders, decoders, baseline.</summary>
+    private readonly Mlp[] _forwardLayers;
     /// <summary>Signals minus baseline, a[l][j] for sample row j of the minibatch.</summary>
     private float[][] _a;
 
@@ -74,6 +75,7 @@ internal sealed class NvilObjective : IGradientObjective, ITrainingStateOwner
             Baseline.InitializeGlorot(baselineInit);
             Baseline.Register(Parameters);
         }
+        _forwardLayers = Baseline is null ? [.. net.Encoders, .. net.Decoders] : [.. net.Encoders, .. net.Decoders, Baseline];
         Mean = new double[_signals]; Variance = new double[_signals];
         _signalCenter = new float[_signals]; _signalScale = new float[_signals];
         _a = new float[_signals][];
@@ -109,13 +111,27 @@ internal sealed class NvilObjective : IGradientObjective, ITrainingStateOwner
 
     private double Run(ReadOnlySpan<float> rows, int count, RandomStream random, bool withGradient)
     {
-        int d = _net.D, k = _k, m = count * k;
         int blocks = (count + _rowsPerBlock - 1) / _rowsPerBlock;
+        if (blocks == 1) return Run(rows, count, random, withGradient, blocks);
+        // Every block multiplies by the same weights: pack each weight matrix once for all of them (on both cores)
+        // instead of once per block. The parameters do not change during the call.
+        foreach (var mlp in _forwardLayers) mlp.PackWeights(allowParallel: true);
+        try { return Run(rows, count, random, withGradient, blocks); }
+        finally { foreach (var mlp in _forwardLayers) mlp.ReleasePackedWeights(); }
+    }
+
+    private unsafe double Run(ReadOnlySpan<float> rows, int count, RandomStream random, bool withGradient, int blocks)
+    {
+        // The rows are read in place (pinned for the parallel blocks), not copied (as IwaeObjective).
+        if (rows.Length < (long)count * _net.D) throw new ArgumentException($"{count} rows of {_net.D} values need {(long)count * _net.D}; {rows.Length} were given.", nameof(rows));
+        fixed (float* pinned = rows) return Run((nint)pinned, count, random, withGradient, blocks);
+    }
+
+    private unsafe double Run(nint rowsAddress, int count, RandomStream random, bool withGradient, int blocks)
+    {
+        int d = _net.D, k = _k, m = count * k;
         int wave = Math.Min(blocks, WaveBlocks);
         EnsureScratch(wave, blocks, m, withGradient);
-        if (_input.Length < count * d) _input = new float[count * d];
-        rows[..(count * d)].CopyTo(_input);
-        var input = _input;
         if (_blockSums.Length < blocks) _blockSums = new double[blocks];
         var sums = _blockSums;
         bool parallelInside = blocks == 1;
@@ -127,7 +143,7 @@ internal sealed class NvilObjective : IGradientObjective, ITrainingStateOwner
         {
             int start = b * _rowsPerBlock, n = Math.Min(_rowsPerBlock, count - start), mb = n * k;
             var ws = _workspaces[slot];
-            var x = input.AsSpan(start * d, n * d);
+            var x = new ReadOnlySpan<float>((float*)rowsAddress + (long)start * d, n * d);
             if (FixedUniforms is { } fixedU)
                 for (int l = 0; l < _net.Layers; l++) fixedU[l].AsSpan(start * k * _net.Latent[l], mb * _net.Latent[l]).CopyTo(ws.U[l]);
             else _net.FillUniforms(ws, n, k, random.Fork((ulong)b));
@@ -191,7 +207,7 @@ internal sealed class NvilObjective : IGradientObjective, ITrainingStateOwner
         {
             int start = b * _rowsPerBlock, n = Math.Min(_rowsPerBlock, count - start), mb = n * k;
             var ws = _workspaces[slot];
-            var x = input.AsSpan(start * d, n * d);
+            var x = new ReadOnlySpan<float>((float*)rowsAddress + (long)start * d, n * d);
             var modelScale = _modelScale[slot].AsSpan(0, mb);
             modelScale.Fill(perSample);
             var inference = _inferenceScale[slot];
