@@ -47,7 +47,7 @@ public abstract class DensityEstimator<TModel, TModelOptions> : IEstimator<Densi
     protected virtual TModel TrainStreamed(IRowStream data, IRowStream? validation, TModelOptions options, StreamingOptions streaming,
         IProgress<TrainingProgress> progress, CancellationToken cancellationToken)
         => throw new NotSupportedException($"{Name} cannot train from a stream: set TrainingData = {nameof(DensityTrainingData.InMemory)} " +
-            "(streamed training covers RNADE, RBM and Deep GMM).");
+            "(streamed training covers RNADE, RBM, Deep GMM and IWAE).");
 
     /// <summary>Trains on <paramref name="input"/>.</summary>
     public DensityTransformer<TModel> Fit(IDataView input) => Fit(input, null);

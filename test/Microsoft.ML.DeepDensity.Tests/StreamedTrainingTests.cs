@@ -2,6 +2,7 @@ using Microsoft.ML.Data;
 using Microsoft.ML.DeepDensity.Data;
 using Microsoft.ML.DeepDensity.Models.DeepGmm;
 using Microsoft.ML.DeepDensity.Models.Iwae;
+using Microsoft.ML.DeepDensity.Models.Nvil;
 using Microsoft.ML.DeepDensity.Models.Rbm;
 using Microsoft.ML.DeepDensity.Models.Rnade;
 using Microsoft.ML.DeepDensity.Transforms;
@@ -65,6 +66,22 @@ public class StreamedTrainingTests
     }
 
     [Fact]
+    public void StreamedIwaeWithABufferHoldingTheDataEqualsInMemory()
+    {
+        var ml = new MLContext(1);
+        var train = ml.Data.LoadFromEnumerable(Generated(300, 5));
+        IwaeEstimator.Options Options(DensityTrainingData mode) => new()
+        {
+            TrainingData = mode, ShuffleBufferRows = 300,
+            ModelOptions = new IwaeOptions { Likelihood = IwaeLikelihood.Gaussian, LatentDimensions = new[] { 2 }, HiddenUnits = new[] { 8 },
+                MaxEpochs = 2, BatchSize = 30, ValidationFraction = 0, EvaluationSamples = 10 },
+        };
+        var memory = ml.DensityEstimation.Iwae(Options(DensityTrainingData.InMemory)).Fit(train);
+        var streamed = ml.DensityEstimation.Iwae(Options(DensityTrainingData.Streamed)).Fit(train);
+        Assert.Equal(memory.Model.ToBytes(), streamed.Model.ToBytes());
+    }
+
+    [Fact]
     public void ABadValueIsNamedByRowAndColumn()
     {
         var ml = new MLContext(1);
@@ -80,10 +97,11 @@ public class StreamedTrainingTests
     {
         var ml = new MLContext(1);
         var data = ml.Data.LoadFromEnumerable(Generated(50, 1));
-        var e = Assert.Throws<NotSupportedException>(() => ml.DensityEstimation.Iwae(new IwaeEstimator.Options
+        var bits = ml.Data.LoadFromEnumerable(Generated(50, 1, (i, r) => new Row { Features = r.Features.Select(v => v > 0.7f ? 1f : 0f).ToArray() }));
+        var e = Assert.Throws<NotSupportedException>(() => ml.DensityEstimation.Nvil(new NvilEstimator.Options
         {
-            TrainingData = DensityTrainingData.Streamed, ModelOptions = new IwaeOptions { MaxEpochs = 1 },
-        }).Fit(data));
+            TrainingData = DensityTrainingData.Streamed, ModelOptions = new NvilOptions { MaxEpochs = 1 },
+        }).Fit(bits));
         Assert.Contains("TrainingData", e.Message);
     }
 

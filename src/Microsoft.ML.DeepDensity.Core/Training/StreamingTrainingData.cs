@@ -121,9 +121,14 @@ public sealed class StreamingTrainingData : ITrainingSource
     /// names its row, its position in the pass, and column); without a validation stream a hashed fraction of the rows
     /// is held out (<see cref="Split"/>).
     /// </summary>
-    internal static (IRowStream Train, IRowStream? Validation) CheckedSplit(IRowStream data, IRowStream? validation, InputDomain domain,
-        double validationFraction, ulong seed)
+    /// <remarks>Also the common start of every streamed Fit: <paramref name="data"/> must not be null, and
+    /// <paramref name="streaming"/> is set to the defaults when null and validated.</remarks>
+    internal static (IRowStream Train, IRowStream? Validation) CheckedSplit(IRowStream data, IRowStream? validation,
+        [System.Diagnostics.CodeAnalysis.NotNull] ref StreamingOptions? streaming, InputDomain domain, double validationFraction, ulong seed)
     {
+        ArgumentNullException.ThrowIfNull(data);
+        streaming ??= new StreamingOptions();
+        streaming.Validate();
         if (data.Width < 1) throw new DataValidationException(-1, -1, "rows have no columns", "training data");
         if (validation is not null && validation.Width != data.Width)
             throw new DataValidationException(-1, -1, $"rows have {validation.Width} columns but {data.Width} are expected", "validation data");

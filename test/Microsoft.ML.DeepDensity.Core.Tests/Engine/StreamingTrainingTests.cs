@@ -136,6 +136,16 @@ public class StreamingTrainingTests
     }
 
     [Fact]
+    public void DeepRnadeStreamedThroughABufferHoldingThePassEqualsInMemoryTraining()
+    {
+        var data = Materialize(new GeneratedRows(500, 4, 21));
+        var o = new DeepRnadeOptions { HiddenUnits = 8, HiddenLayers = 2, Components = 2, MaxEpochs = 2, BatchSize = 25, ValidationFraction = 0, Seed = 2 };
+        var memory = DeepRnadeModel.Fit(data, o);
+        var streamed = DeepRnadeModel.Fit(RowStream.From(data), o, null, new StreamingOptions { ShuffleBufferRows = 500 });
+        Assert.Equal(memory.ToBytes(), streamed.ToBytes());
+    }
+
+    [Fact]
     public void ASmallBufferTrainsAsWellAndTheSameBytesOnOneAndAllThreads()
     {
         var stream = new GeneratedRows(3000, 4, 7);

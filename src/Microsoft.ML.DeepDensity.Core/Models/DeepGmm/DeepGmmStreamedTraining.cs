@@ -20,17 +20,14 @@ public sealed partial class DeepGmmModel
     public static DeepGmmModel Fit(IRowStream data, DeepGmmOptions? options, IRowStream? validation, StreamingOptions? streaming,
         IProgress<TrainingProgress>? progress = null, CancellationToken cancellationToken = default)
     {
-        ArgumentNullException.ThrowIfNull(data);
         options ??= new DeepGmmOptions();
         options.Validate();
-        streaming ??= new StreamingOptions();
-        streaming.Validate();
         if (!options.UsesExactEStep)
             throw new NotSupportedException($"Streamed Deep GMM training needs the exact E-step: the network has more than ExactPathLimit = " +
                 $"{options.ExactPathLimit} paths; raise ExactPathLimit or set EStep = Exact (the heuristic E-step keeps a path per row).");
         if (options.MStep != DeepGmmMStep.Lbfgs)
             throw new NotSupportedException("Streamed Deep GMM training needs MStep = Lbfgs (the minibatch M-step keeps the rows of every path).");
-        var (train, valid) = StreamingTrainingData.CheckedSplit(data, validation, InputDomain.Real, options.ValidationFraction, options.Seed);
+        var (train, valid) = StreamingTrainingData.CheckedSplit(data, validation, ref streaming, InputDomain.Real, options.ValidationFraction, options.Seed);
         var standardizer = options.Standardize ? ColumnStandardizer.Fit(train, cancellationToken) : ColumnStandardizer.FitPooled(train, cancellationToken);
         var x = RowStream.Map(train, (rows, n, _) => standardizer.Forward(rows, rows, n));
         var xValid = valid is null ? null : RowStream.Map(valid, (rows, n, _) => standardizer.Forward(rows, rows, n));

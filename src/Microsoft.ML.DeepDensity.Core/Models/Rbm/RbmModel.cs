@@ -119,13 +119,10 @@ public sealed class RbmModel : DensityModel
     public static RbmModel Fit(IRowStream data, RbmOptions? options, IRowStream? validation, StreamingOptions? streaming,
         IProgress<TrainingProgress>? progress = null, CancellationToken cancellationToken = default)
     {
-        ArgumentNullException.ThrowIfNull(data);
         options ??= new RbmOptions();
         options.Validate();
-        streaming ??= new StreamingOptions();
-        streaming.Validate();
         var domain = options.VisibleType == RbmVisibleType.Gaussian ? InputDomain.Real : InputDomain.Binary;
-        var (train, valid) = StreamingTrainingData.CheckedSplit(data, validation, domain, options.ValidationFraction, options.Seed);
+        var (train, valid) = StreamingTrainingData.CheckedSplit(data, validation, ref streaming, domain, options.ValidationFraction, options.Seed);
         ColumnStandardizer? standardizer = null;
         if (options.VisibleType == RbmVisibleType.Gaussian && options.Standardize)
         {

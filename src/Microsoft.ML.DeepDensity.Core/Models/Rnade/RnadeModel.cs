@@ -91,15 +91,12 @@ public sealed class RnadeModel : DensityModel
     public static RnadeModel Fit(IRowStream data, RnadeOptions? options, IRowStream? validation, StreamingOptions? streaming,
         IProgress<TrainingProgress>? progress = null, CancellationToken cancellationToken = default)
     {
-        ArgumentNullException.ThrowIfNull(data);
         options ??= new RnadeOptions();
         if (options is DeepRnadeOptions)
             throw new ArgumentException("DeepRnadeOptions describe a deep RNADE: train it with DeepRnadeModel.Fit.", nameof(options));
         options.Validate();
-        streaming ??= new StreamingOptions();
-        streaming.Validate();
+        var (train, valid) = StreamingTrainingData.CheckedSplit(data, validation, ref streaming, InputDomain.Real, options.ValidationFraction, options.Seed);
         int d = data.Width;
-        var (train, valid) = StreamingTrainingData.CheckedSplit(data, validation, InputDomain.Real, options.ValidationFraction, options.Seed);
         var order = options.ResolveOrder(d);
         var permutedTrain = RowStream.Map(train, Permuter(order));
         var standardizer = options.Standardize ? ColumnStandardizer.Fit(permutedTrain, cancellationToken) : ColumnStandardizer.Identity(d);
