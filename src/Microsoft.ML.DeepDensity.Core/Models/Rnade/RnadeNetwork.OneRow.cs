@@ -31,18 +31,23 @@ internal sealed partial class RnadeNetwork
         /// every chain runs over whole 8- or 16-lane vectors.</summary>
         public readonly float[] VPadded;
         public readonly int K3Padded, DPadded;
-        /// <summary>A: running activation (H); Hidden: h_d for every d (D×H); Acc: a k-block's chains (D×K3Padded);
-        /// Z: outputs transposed (3K × DPadded, entry i·DPadded + d; padding lanes stay 0); X, LogP: per d (DPadded).</summary>
-        public readonly float[] A, Hidden, Acc, Z, X, LogP, Mixture;
+        /// <summary>A: running activation (H); Hidden: h_d for every d (D×H); Acc: a k-block's chains (DPadded×K3Padded,
+        /// rows past D stay 0); Z: outputs transposed (K3Padded × DPadded, entry i·DPadded + d); BiasT: b likewise
+        /// (padding 0, so Z's padding lanes are 0); X, LogP: per d (DPadded).</summary>
+        public readonly float[] A, Hidden, Acc, Z, BiasT, X, LogP, Mixture;
 
         public RowWorkspace(RnadeNetwork net)
         {
-            K3Padded = net.K3 <= 8 ? 8 : (net.K3 + 15) / 16 * 16;
+            int k3 = net.K3;
+            K3Padded = k3 <= 8 ? 8 : (k3 + 15) / 16 * 16;
             DPadded = (net.D + 7) / 8 * 8;
             VPadded = new float[net.D * net.H * K3Padded];
-            for (int row = 0; row < net.D * net.H; row++) net.V.AsSpan(row * net.K3, net.K3).CopyTo(VPadded.AsSpan(row * K3Padded));
-            A = new float[net.H]; Hidden = new float[net.D * net.H]; Acc = new float[net.D * K3Padded];
-            Z = new float[net.K3 * DPadded]; X = new float[DPadded]; LogP = new float[DPadded];
+            for (int row = 0; row < net.D * net.H; row++) net.V.AsSpan(row * k3, k3).CopyTo(VPadded.AsSpan(row * K3Padded));
+            A = new float[net.H]; Hidden = new float[net.D * net.H]; Acc = new float[DPadded * K3Padded];
+            Z = new float[K3Padded * DPadded]; BiasT = new float[K3Padded * DPadded];
+            for (int d = 0; d < net.D; d++)
+                for (int i = 0; i < k3; i++) BiasT[i * DPadded + d] = net.B[d * k3 + i];
+            X = new float[DPadded]; LogP = new float[DPadded];
             Mixture = new float[3 * net.K * 8];
         }
     }
@@ -56,11 +61,11 @@ internal sealed partial class RnadeNetwork
     public unsafe float? LogDensityOfRow(ReadOnlySpan<float> x, RowWorkspace ws)
     {
         if (!VectorMath.IsSupported || PortableMixture || KernelPath.Current == SimdLevel.Portable) return null;
-        int d = D, h = H, k3 = K3, k3p = ws.K3Padded, dp = ws.DPadded;
+        int d = D, h = H, k3p = ws.K3Padded, dp = ws.DPadded;
         RowHiddenUnits(x, ws);
         bool wide = KernelPath.Current == SimdLevel.Avx512 && k3p % 16 == 0;
         fixed (float* pv = ws.VPadded) fixed (float* ph = ws.Hidden) fixed (float* pacc = ws.Acc)
-        fixed (float* pz = ws.Z) fixed (float* pb = B)
+        fixed (float* pz = ws.Z) fixed (float* pbt = ws.BiasT)
         {
             var args = new ChainArgs { V = pv, Hidden = ph, Acc = pacc, H = h, K3Padded = k3p, VStride = (nint)h * k3p };
             for (int j0 = 0; j0 < h || j0 == 0; j0 += GemmKBlock)
@@ -69,12 +74,7 @@ internal sealed partial class RnadeNetwork
                 if (wide) RowChains<Lanes512, Vector512<float>>(args, d);
                 else RowChains<Lanes256, Vector256<float>>(args, d);
                 // z = b + S₀, then z + S₁, …: the GEMM's C ← fma(S, 1, C) per k-block, with C starting at b.
-                for (int r = 0; r < d; r++)
-                {
-                    float* acc = pacc + r * k3p;
-                    if (j0 == 0) for (int i = 0; i < k3; i++) pz[i * dp + r] = pb[r * k3 + i] + acc[i];
-                    else for (int i = 0; i < k3; i++) pz[i * dp + r] += acc[i];
-                }
+                AddTransposed(pacc, k3p, j0 == 0 ? pbt : pz, pz, dp);
             }
         }
         x.CopyTo(ws.X);
@@ -87,33 +87,84 @@ internal sealed partial class RnadeNetwork
     }
 
     /// <summary>Hidden[d·H + j] = f(ρ_d a_d[j]) for every d, with a_0 = c and a_{d+1} = a_d + x_d W_d (unfused, as
-    /// <see cref="AddOuter"/>): elementwise operations, so the same bits in any layout.</summary>
-    private void RowHiddenUnits(ReadOnlySpan<float> x, RowWorkspace ws)
+    /// <see cref="AddOuter"/>): elementwise operations, so the same bits in any layout. Blocks of 32 (then 8) hidden
+    /// units stay in registers while d runs, so the recursion's latency overlaps across the block.</summary>
+    private unsafe void RowHiddenUnits(ReadOnlySpan<float> x, RowWorkspace ws)
     {
-        int h = H;
-        var a = ws.A.AsSpan();
-        C.AsSpan().CopyTo(a);
-        for (int d = 0; d < D; d++)
+        int h = H, dims = D, j = 0;
+        fixed (float* pc = C) fixed (float* pw = W) fixed (float* prho = Rho) fixed (float* px = x) fixed (float* ph = ws.Hidden)
         {
-            var hid = ws.Hidden.AsSpan(d * h, h);
-            var rho = Vector256.Create(Rho[d]);
-            bool next = d < D - 1;
-            var w = next ? W.AsSpan(d * h, h) : default;
-            var xd = Vector256.Create(x[d]);
-            int j = 0;
+            for (; j + 32 <= h; j += 32)
+            {
+                var a0 = Avx.LoadVector256(pc + j); var a1 = Avx.LoadVector256(pc + j + 8);
+                var a2 = Avx.LoadVector256(pc + j + 16); var a3 = Avx.LoadVector256(pc + j + 24);
+                for (int d = 0; d < dims; d++)
+                {
+                    var rho = Vector256.Create(prho[d]);
+                    float* hid = ph + (nint)d * h + j;
+                    Avx.Store(hid, Avx.Multiply(a0, rho)); Avx.Store(hid + 8, Avx.Multiply(a1, rho));
+                    Avx.Store(hid + 16, Avx.Multiply(a2, rho)); Avx.Store(hid + 24, Avx.Multiply(a3, rho));
+                    if (d == dims - 1) break;
+                    var xd = Vector256.Create(px[d]);
+                    float* w = pw + (nint)d * h + j;
+                    a0 = Avx.Add(a0, Avx.Multiply(Avx.LoadVector256(w), xd)); a1 = Avx.Add(a1, Avx.Multiply(Avx.LoadVector256(w + 8), xd));
+                    a2 = Avx.Add(a2, Avx.Multiply(Avx.LoadVector256(w + 16), xd)); a3 = Avx.Add(a3, Avx.Multiply(Avx.LoadVector256(w + 24), xd));
+                }
+            }
             for (; j + 8 <= h; j += 8)
             {
-                var av = Vector256.Create((ReadOnlySpan<float>)a.Slice(j, 8));
-                (av * rho).CopyTo(hid.Slice(j, 8));
-                if (next) (av + Vector256.Create(w.Slice(j, 8)) * xd).CopyTo(a.Slice(j, 8));
+                var a0 = Avx.LoadVector256(pc + j);
+                for (int d = 0; d < dims; d++)
+                {
+                    Avx.Store(ph + (nint)d * h + j, Avx.Multiply(a0, Vector256.Create(prho[d])));
+                    if (d < dims - 1) a0 = Avx.Add(a0, Avx.Multiply(Avx.LoadVector256(pw + (nint)d * h + j), Vector256.Create(px[d])));
+                }
             }
-            for (; j < h; j++)
+            if (j < h)
             {
-                hid[j] = a[j] * Rho[d];
-                if (next) a[j] += w[j] * x[d];
+                var a = ws.A.AsSpan(j, h - j);
+                C.AsSpan(j).CopyTo(a);
+                for (int d = 0; d < dims; d++)
+                    for (int t = 0; t < a.Length; t++)
+                    {
+                        ph[(nint)d * h + j + t] = a[t] * prho[d];
+                        if (d < dims - 1) a[t] += pw[(nint)d * h + j + t] * px[d];
+                    }
             }
         }
         ApplyActivation(ws.Hidden);
+    }
+
+    /// <summary>z[i·dp + r] = from[i·dp + r] + acc[r·k3p + i] for all r &lt; dp, i &lt; k3p (acc is dp × k3p; both sizes are
+    /// multiples of 8): 8×8 blocks transposed in registers, then one vector add per output row.</summary>
+    private static unsafe void AddTransposed(float* acc, int k3p, float* from, float* z, int dp)
+    {
+        for (int r = 0; r < dp; r += 8)
+            for (int i = 0; i < k3p; i += 8)
+            {
+                float* src = acc + (nint)r * k3p + i;
+                var t0 = Avx.UnpackLow(Avx.LoadVector256(src), Avx.LoadVector256(src + k3p));
+                var t1 = Avx.UnpackHigh(Avx.LoadVector256(src), Avx.LoadVector256(src + k3p));
+                var t2 = Avx.UnpackLow(Avx.LoadVector256(src + 2 * k3p), Avx.LoadVector256(src + 3 * k3p));
+                var t3 = Avx.UnpackHigh(Avx.LoadVector256(src + 2 * k3p), Avx.LoadVector256(src + 3 * k3p));
+                var t4 = Avx.UnpackLow(Avx.LoadVector256(src + 4 * k3p), Avx.LoadVector256(src + 5 * k3p));
+                var t5 = Avx.UnpackHigh(Avx.LoadVector256(src + 4 * k3p), Avx.LoadVector256(src + 5 * k3p));
+                var t6 = Avx.UnpackLow(Avx.LoadVector256(src + 6 * k3p), Avx.LoadVector256(src + 7 * k3p));
+                var t7 = Avx.UnpackHigh(Avx.LoadVector256(src + 6 * k3p), Avx.LoadVector256(src + 7 * k3p));
+                var u0 = Avx.Shuffle(t0, t2, 0x44); var u1 = Avx.Shuffle(t0, t2, 0xEE);
+                var u2 = Avx.Shuffle(t1, t3, 0x44); var u3 = Avx.Shuffle(t1, t3, 0xEE);
+                var u4 = Avx.Shuffle(t4, t6, 0x44); var u5 = Avx.Shuffle(t4, t6, 0xEE);
+                var u6 = Avx.Shuffle(t5, t7, 0x44); var u7 = Avx.Shuffle(t5, t7, 0xEE);
+                float* dst = z + (nint)i * dp + r, add = from + (nint)i * dp + r;
+                Avx.Store(dst, Avx.Add(Avx.LoadVector256(add), Avx.Permute2x128(u0, u4, 0x20)));
+                Avx.Store(dst + dp, Avx.Add(Avx.LoadVector256(add + dp), Avx.Permute2x128(u1, u5, 0x20)));
+                Avx.Store(dst + 2 * dp, Avx.Add(Avx.LoadVector256(add + 2 * dp), Avx.Permute2x128(u2, u6, 0x20)));
+                Avx.Store(dst + 3 * dp, Avx.Add(Avx.LoadVector256(add + 3 * dp), Avx.Permute2x128(u3, u7, 0x20)));
+                Avx.Store(dst + 4 * dp, Avx.Add(Avx.LoadVector256(add + 4 * dp), Avx.Permute2x128(u0, u4, 0x31)));
+                Avx.Store(dst + 5 * dp, Avx.Add(Avx.LoadVector256(add + 5 * dp), Avx.Permute2x128(u1, u5, 0x31)));
+                Avx.Store(dst + 6 * dp, Avx.Add(Avx.LoadVector256(add + 6 * dp), Avx.Permute2x128(u2, u6, 0x31)));
+                Avx.Store(dst + 7 * dp, Avx.Add(Avx.LoadVector256(add + 7 * dp), Avx.Permute2x128(u3, u7, 0x31)));
+            }
     }
 
     private unsafe struct ChainArgs
