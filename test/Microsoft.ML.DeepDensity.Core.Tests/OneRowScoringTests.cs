@@ -75,11 +75,23 @@ public class OneRowScoringTests
     [Theory]
     [InlineData(9, 3, 2)]  // layer widths 27 and 18: 8-wide and scalar columns of the row kernel
     [InlineData(21, 4, 2)] // widths 84 and 42: its 64-column pass too
+    [InlineData(6, 5, 2)]  // five children of the top row: a block of four, then one row alone
     public void DeepGmmRowAloneEqualsTheBlock(int d, int top, int bottom)
     {
         var data = new float[300 * d];
         new RandomStream(11).FillGaussian(data);
         var model = DeepGmmModel.Fit(new RowMatrix(data, 300, d), new DeepGmmOptions { Layers = new[] { top, bottom }, MaxIterations = 3, Seed = 5 });
         AssertRowsAloneEqualTheBlock(model, 40, 13);
+    }
+
+    /// <summary>Three layers: the one-row walk computes each node's children in one pass, two levels deep.</summary>
+    [Fact]
+    public void DeepGmmWithThreeLayersRowAloneEqualsTheBlock()
+    {
+        const int d = 7;
+        var data = new float[300 * d];
+        new RandomStream(12).FillGaussian(data);
+        var model = DeepGmmModel.Fit(new RowMatrix(data, 300, d), new DeepGmmOptions { Layers = new[] { 3, 2, 6 }, MaxIterations = 2, Seed = 5 });
+        AssertRowsAloneEqualTheBlock(model, 30, 14);
     }
 }
