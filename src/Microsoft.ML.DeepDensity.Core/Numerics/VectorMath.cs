@@ -168,28 +168,42 @@ internal static class VectorMath
 
     /// <summary>
     /// out[r·ldo + c] = Σ_j m[j·stride + c] v[r·ldv + j] for r &lt; <paramref name="rows"/>, c &lt; <paramref name="width"/>,
-    /// j &lt; <paramref name="k"/>: several rows times one matrix, each entry the GEMM kernel's one fused multiply-add chain
-    /// over j in order from +0 (as <see cref="AddRowTimesMatrix"/> from a cleared accumulator), so every row gets the
-    /// bits it gets alone or in a block. Blocks of four rows × 32 columns (16 accumulators) read each matrix vector
-    /// once for four rows; the last rows of a block repeat the last row (same values stored twice), and columns past
-    /// the width are masked (neither read nor stored).
+    /// j &lt; <paramref name="k"/>: several rows times one matrix with the GEMM's arithmetic (per k-block of 256, one fused
+    /// multiply-add chain over j in order from +0, added to the previous blocks' sum), so every row gets the bits
+    /// <see cref="Gemm.Multiply(bool, bool, int, int, int, float, ReadOnlySpan{float}, int, ReadOnlySpan{float}, int, float, Span{float}, int, bool)"/>
+    /// gives it with beta = 0, alone or in a block. Blocks of four rows × 32 columns (16 accumulators) read each matrix
+    /// vector once for four rows; a block's missing rows repeat the last row (not stored), and columns past the width
+    /// are masked (neither read nor stored).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static unsafe void RowsTimesMatrix(ReadOnlySpan<float> v, int rows, int ldv, int k, ReadOnlySpan<float> m, int stride, int width,
         Span<float> output, int ldo)
     {
         if (rows <= 0 || width <= 0) return;
+        if (k == 0) { for (int r = 0; r < rows; r++) output.Slice(r * ldo, width).Clear(); return; }
         if ((long)(rows - 1) * ldv + k > v.Length || (k > 0 && (long)(k - 1) * stride + width > m.Length) || (long)(rows - 1) * ldo + width > output.Length)
             throw new ArgumentException("An operand is shorter than its rows, strides and widths need.");
         // A row left alone after the blocks of four (one row in all, or 4q + 1) takes the one-row kernel rather than
-        // three repeats of itself.
-        if (rows % 4 == 1)
+        // three repeats of itself (its chain runs from the accumulator's value: only within one k-block).
+        if (rows % 4 == 1 && k <= GemmKBlock)
         {
             var last = output.Slice((rows - 1) * ldo, width);
             last.Clear();
             AddRowTimesMatrix(v.Slice((rows - 1) * ldv, k), m, stride, last);
             if (--rows == 0) return;
         }
+        for (int j0 = 0; j0 < k; j0 += GemmKBlock)
+            RowsTimesMatrixBlock(v[j0..], rows, ldv, Math.Min(GemmKBlock, k - j0), m[(j0 * stride)..], stride, width, output, ldo, accumulate: j0 > 0);
+    }
+
+    /// <summary>The GEMM's k-block length (<see cref="Gemm"/>): a longer inner dimension is summed per block, each
+    /// block's chain from +0 and then added to the output.</summary>
+    private const int GemmKBlock = 256;
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static unsafe void RowsTimesMatrixBlock(ReadOnlySpan<float> v, int rows, int ldv, int k, ReadOnlySpan<float> m, int stride, int width,
+        Span<float> output, int ldo, bool accumulate)
+    {
         var lane = Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7);
         fixed (float* pv = v) fixed (float* pm = m) fixed (float* po = output)
         {
@@ -220,13 +234,30 @@ internal static class VectorMath
                         b = Vector256.Create(v3[j]);
                         s30 = Fma.MultiplyAdd(m0, b, s30); s31 = Fma.MultiplyAdd(m1, b, s31); s32 = Fma.MultiplyAdd(m2, b, s32); s33 = Fma.MultiplyAdd(m3, b, s33);
                     }
-                    StoreMasked(po + (nint)Math.Min(r + 3, rows - 1) * ldo + c, s30, s31, s32, s33, k0, k1, k2, k3);
-                    StoreMasked(po + (nint)Math.Min(r + 2, rows - 1) * ldo + c, s20, s21, s22, s23, k0, k1, k2, k3);
-                    StoreMasked(po + (nint)Math.Min(r + 1, rows - 1) * ldo + c, s10, s11, s12, s13, k0, k1, k2, k3);
+                    // Repeated rows store the same sums; with accumulate, a row is read once before its stores.
+                    if (accumulate)
+                    {
+                        AddMasked(po + (nint)r * ldo + c, ref s00, ref s01, ref s02, ref s03, k0, k1, k2, k3);
+                        if (r + 1 < rows) AddMasked(po + (nint)(r + 1) * ldo + c, ref s10, ref s11, ref s12, ref s13, k0, k1, k2, k3);
+                        if (r + 2 < rows) AddMasked(po + (nint)(r + 2) * ldo + c, ref s20, ref s21, ref s22, ref s23, k0, k1, k2, k3);
+                        if (r + 3 < rows) AddMasked(po + (nint)(r + 3) * ldo + c, ref s30, ref s31, ref s32, ref s33, k0, k1, k2, k3);
+                    }
                     StoreMasked(po + (nint)r * ldo + c, s00, s01, s02, s03, k0, k1, k2, k3);
+                    if (r + 1 < rows) StoreMasked(po + (nint)(r + 1) * ldo + c, s10, s11, s12, s13, k0, k1, k2, k3);
+                    if (r + 2 < rows) StoreMasked(po + (nint)(r + 2) * ldo + c, s20, s21, s22, s23, k0, k1, k2, k3);
+                    if (r + 3 < rows) StoreMasked(po + (nint)(r + 3) * ldo + c, s30, s31, s32, s33, k0, k1, k2, k3);
                 }
             }
         }
+    }
+
+    /// <summary>s ← p + s (p's previous k-blocks, then this block's sum: the GEMM's C ← fma(S, 1, C)).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void AddMasked(float* p, ref Vector256<float> s0, ref Vector256<float> s1, ref Vector256<float> s2, ref Vector256<float> s3,
+        Vector256<float> k0, Vector256<float> k1, Vector256<float> k2, Vector256<float> k3)
+    {
+        s0 = Avx.Add(Avx.MaskLoad(p, k0), s0); s1 = Avx.Add(Avx.MaskLoad(p + 8, k1), s1);
+        s2 = Avx.Add(Avx.MaskLoad(p + 16, k2), s2); s3 = Avx.Add(Avx.MaskLoad(p + 24, k3), s3);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -71,7 +71,7 @@ public class VectorMathTests
         }
     }
 
-    /// <summary>Several rows times one matrix: each entry the same chain from +0 as one row alone, for every count of
+    /// <summary>Several rows times one matrix: each entry the GEMM's bits for that row alone, for every count of
     /// rows modulo the kernel's four (repeated rows, a row left alone) and widths with masked columns; nothing outside
     /// the rows' widths is written.</summary>
     [Theory]
@@ -82,6 +82,8 @@ public class VectorMathTests
     [InlineData(5, 63)]
     [InlineData(7, 1)]
     [InlineData(9, 30)]
+    [InlineData(1, 300)] // two k-blocks of the GEMM
+    [InlineData(6, 600)] // three
     public void RowsTimesMatrixEqualsEachRowAlone(int rows, int k)
     {
         if (!VectorMath.IsSupported) return;
@@ -97,7 +99,7 @@ public class VectorMathTests
             for (int r = 0; r < rows; r++)
             {
                 var alone = new float[width];
-                VectorMath.AddRowTimesMatrix(v.AsSpan(r * ldv, k), m, stride, alone);
+                Gemm.Multiply(false, false, 1, width, k, 1f, v.AsSpan(r * ldv, k), k, m, stride, 0f, alone, width, allowParallel: false);
                 Assert.Equal(alone, output.AsSpan(r * ldo, width).ToArray());
                 if (r < rows - 1) Assert.All(output.AsSpan(r * ldo + width, ldo - width).ToArray(), e => Assert.Equal(7f, e));
             }
