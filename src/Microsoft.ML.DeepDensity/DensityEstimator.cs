@@ -158,7 +158,9 @@ public abstract class DensityEstimator<TModel, TModelOptions> : IEstimator<Densi
         public ChannelProgress(IChannel channel, string name, IProgress<TrainingProgress>? user) { _channel = channel; _name = name; _user = user; }
         public void Report(TrainingProgress value)
         {
-            _channel.Info(MessageSensitivity.None, $"{_name}: {value}");
+            // A diverged epoch (recovered, or the end of the run) is a warning: the user should see it without verbose logs.
+            if (double.IsNaN(value.TrainLogLikelihood)) _channel.Warning(MessageSensitivity.None, $"{_name}: {value}");
+            else _channel.Info(MessageSensitivity.None, $"{_name}: {value}");
             _user?.Report(value);
         }
     }

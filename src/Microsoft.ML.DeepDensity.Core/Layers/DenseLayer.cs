@@ -56,6 +56,23 @@ internal sealed class DenseLayer
         Array.Clear(Bias.Value);
     }
 
+    private Gemm.PackedOperand? _weightPack;
+    private volatile bool _weightPackCurrent;
+
+    /// <summary>
+    /// Packs W for the GEMM kernel once, for the forward passes until <see cref="ReleasePackedWeights"/>, which then skip
+    /// packing it (same bits). The caller guarantees that W does not change in between: a training step whose row blocks
+    /// all multiply by the same weights, each of which would otherwise pack W again.
+    /// </summary>
+    public void PackWeights(bool allowParallel)
+    {
+        Gemm.Pack(false, Inputs, Outputs, Weight.Value, Outputs, ref _weightPack, allowParallel);
+        _weightPackCurrent = true;
+    }
+
+    /// <summary>Forward passes pack W themselves again (the buffer is kept for the next <see cref="PackWeights"/>).</summary>
+    public void ReleasePackedWeights() => _weightPackCurrent = false;
+
     /// <summary><paramref name="output"/> (rows×outputs) = f(<paramref name="input"/> (rows×inputs) · W + b).</summary>
     public void Forward(ReadOnlySpan<float> input, int rows, Span<float> output, bool allowParallel = false)
     {
@@ -63,7 +80,8 @@ internal sealed class DenseLayer
         var y = output[..(rows * o)];
         var b = Bias.Value.AsSpan();
         for (int r = 0; r < rows; r++) b.CopyTo(y.Slice(r * o, o));
-        Gemm.Multiply(false, false, rows, o, Inputs, 1f, input, Inputs, Weight.Value, o, 1f, y, o, allowParallel);
+        Gemm.Multiply(false, false, rows, o, Inputs, 1f, input, Inputs, Weight.Value, o, 1f, y, o, allowParallel,
+            _weightPackCurrent ? _weightPack : null);
         Activations.Forward(Activation, y, y);
     }
 

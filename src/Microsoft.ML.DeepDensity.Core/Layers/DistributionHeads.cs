@@ -1,5 +1,6 @@
 using System.Numerics;
 using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
@@ -266,6 +267,7 @@ internal static class BernoulliHead
     /// when <paramref name="u"/> is given, else read from it. Returns Σ x·l − softplus(l). Non-finite logits give a
     /// non-finite result (divergence is still detected).
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // hot from the first step: no slow tier-0 first epoch
     private static unsafe float FusedRow(float* l, float* u, float* x, float* residual, int d)
     {
         int i = 0;

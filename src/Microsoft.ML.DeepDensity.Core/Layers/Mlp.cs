@@ -81,6 +81,18 @@ internal sealed class Mlp
 
     public Workspace CreateWorkspace(int rows) => new(this, rows);
 
+    /// <summary>Every layer's <see cref="DenseLayer.PackWeights"/>: the weights must not change until <see cref="ReleasePackedWeights"/>.</summary>
+    public void PackWeights(bool allowParallel)
+    {
+        foreach (var layer in _layers) layer.PackWeights(allowParallel);
+    }
+
+    /// <summary>Every layer's <see cref="DenseLayer.ReleasePackedWeights"/>.</summary>
+    public void ReleasePackedWeights()
+    {
+        foreach (var layer in _layers) layer.ReleasePackedWeights();
+    }
+
     /// <summary>Forward pass of <paramref name="rows"/> rows; returns the output (rows×<see cref="Outputs"/>), held in the workspace.</summary>
     public Span<float> Forward(ReadOnlySpan<float> input, int rows, Workspace workspace, bool allowParallel = false)
     {

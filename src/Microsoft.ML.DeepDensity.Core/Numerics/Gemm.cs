@@ -35,9 +35,12 @@ internal static partial class Gemm
     private const int InPlaceLimit = 8192;
 
     /// <summary><c>C = alpha · op(A) · op(B) + beta · C</c> (row-major; lda/ldb/ldc are row strides of the stored matrices).</summary>
+    /// <remarks><paramref name="packedB"/>, when given, is op(B) already packed by <see cref="Pack"/> from the same
+    /// values (the caller guarantees they have not changed since): the product then reads it instead of packing op(B)
+    /// again, with the same bits. One that does not fit this call (other sizes, transposition or kernel) is ignored.</remarks>
     public static void Multiply(bool transposeA, bool transposeB, int m, int n, int k,
         float alpha, ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> b, int ldb,
-        float beta, Span<float> c, int ldc, bool allowParallel = true)
+        float beta, Span<float> c, int ldc, bool allowParallel = true, PackedOperand? packedB = null)
     {
         if (m < 0 || n < 0 || k < 0) throw new ArgumentOutOfRangeException(nameof(m), "Matrix sizes must be non-negative.");
         CheckOperand(a, transposeA ? k : m, transposeA ? m : k, lda, nameof(a));
@@ -57,11 +60,22 @@ internal static partial class Gemm
                 var job = new Job(pa, lda, transposeA, pb, ldb, transposeB, pc, ldc, alpha);
                 bool parallel = allowParallel && (long)m * n * k >= ParallelThreshold && Environment.ProcessorCount > 1;
                 var level = KernelPath.Current;
+                if (packedB is not null && packedB.Fits(transposeB, k, n, level))
+                {
+                    // Same bits on either kernel, so the one op(B) was packed for is used whatever the size.
+                    fixed (float* pp = packedB.Buffer)
+                    {
+                        float* packed = packedB.Start(pp);
+                        if (packedB.Level == SimdLevel.Avx512) Run<Avx512GemmKernel>(job, m, n, k, parallel, packed);
+                        else Run<Avx2GemmKernel>(job, m, n, k, parallel, packed);
+                    }
+                    return;
+                }
                 if (level == SimdLevel.Avx512 && !KernelPath.IsForced && (long)m * n * k < SmallProduct) level = SimdLevel.Avx2;
                 switch (level)
                 {
-                    case SimdLevel.Avx512: Run<Avx512GemmKernel>(job, m, n, k, parallel); break;
-                    case SimdLevel.Avx2: Run<Avx2GemmKernel>(job, m, n, k, parallel); break;
+                    case SimdLevel.Avx512: Run<Avx512GemmKernel>(job, m, n, k, parallel, null); break;
+                    case SimdLevel.Avx2: Run<Avx2GemmKernel>(job, m, n, k, parallel, null); break;
                     default: Portable(job, m, n, k); break;
                 }
             }
@@ -102,19 +116,19 @@ internal static partial class Gemm
         { A = a; Lda = lda; TransA = ta; B = b; Ldb = ldb; TransB = tb; C = c; Ldc = ldc; Alpha = alpha; }
     }
 
-    private static unsafe void Run<TK>(Job job, int m, int n, int k, bool parallel) where TK : struct, IGemmKernel
+    private static unsafe void Run<TK>(Job job, int m, int n, int k, bool parallel, float* packedB) where TK : struct, IGemmKernel
     {
-        if (parallel) RunParallel<TK>(job, m, n, k);
-        else RunBlock<TK>(job, 0, m, 0, n, k);
+        if (parallel) RunParallel<TK>(job, m, n, k, packedB);
+        else RunBlock<TK>(job, 0, m, 0, n, k, packedB);
     }
 
     /// <summary>Cuts C into independent blocks (whole micro-panels) and runs them on the engine's worker team.</summary>
-    private static unsafe void RunParallel<TK>(Job job, int m, int n, int k) where TK : struct, IGemmKernel
+    private static unsafe void RunParallel<TK>(Job job, int m, int n, int k, float* packedB) where TK : struct, IGemmKernel
     {
         int threads = Environment.ProcessorCount;
         int limit = DeepDensityEnvironment.MaxDegreeOfParallelism;
         if (limit > 0) threads = Math.Min(threads, limit);
-        if (threads < 2) { RunBlock<TK>(job, 0, m, 0, n, k); return; }
+        if (threads < 2) { RunBlock<TK>(job, 0, m, 0, n, k, packedB); return; }
         // A few blocks per thread balance load when another process shares a core (blocks are claimed dynamically).
         int perThread = (long)m * n * k >= 1L << 26 ? 3 : 1;
         // Split the longer side of C (in micro-panel units) so every block keeps full-width kernels. Every row block
@@ -124,16 +138,18 @@ internal static partial class Gemm
         bool byRows = rowPanels >= threads && (rowPanels * TK.MR >= colPanels * TK.NR || colPanels < threads);
         int unit = byRows ? TK.MR : TK.NR;
         if (TK.APanelOuter && n >= threads * TK.NC) { byRows = false; unit = TK.NC; }
+        // A packed op(B) is shared by row blocks (column blocks would need offsets into it; nothing here gains from them).
+        if (packedB != null) { byRows = true; unit = TK.MR; }
         int panels = ((byRows ? m : n) + unit - 1) / unit;
-        if (panels < 2) { RunBlock<TK>(job, 0, m, 0, n, k); return; }
+        if (panels < 2) { RunBlock<TK>(job, 0, m, 0, n, k, packedB); return; }
         int blocks = Math.Min(panels, threads * perThread);
         int panelsPerBlock = (panels + blocks - 1) / blocks;
         blocks = (panels + panelsPerBlock - 1) / panelsPerBlock;
         int span = panelsPerBlock * unit;
         DeepDensityEnvironment.For(0, blocks, blk =>
         {
-            if (byRows) RunBlock<TK>(job, blk * span, Math.Min(m - blk * span, span), 0, n, k);
-            else RunBlock<TK>(job, 0, m, blk * span, Math.Min(n - blk * span, span), k);
+            if (byRows) RunBlock<TK>(job, blk * span, Math.Min(m - blk * span, span), 0, n, k, packedB);
+            else RunBlock<TK>(job, 0, m, blk * span, Math.Min(n - blk * span, span), k, null);
         });
     }
 
@@ -151,8 +167,9 @@ internal static partial class Gemm
     }
 
     /// <summary>The serial algorithm on the block C[i0..i0+m, j0..j0+n].</summary>
+    /// <remarks>With <paramref name="packedB"/> (all of op(B) in <see cref="Pack"/>'s layout; <paramref name="j0"/> = 0) nothing of op(B) is packed here.</remarks>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static unsafe void RunBlock<TK>(Job job, int i0, int m, int j0, int n, int k) where TK : struct, IGemmKernel
+    private static unsafe void RunBlock<TK>(Job job, int i0, int m, int j0, int n, int k, float* packedB) where TK : struct, IGemmKernel
     {
         int MR = TK.MR, NR = TK.NR, MC = TK.MC, NC = TK.NC;
         int kcMax = Math.Min(KC, k);
@@ -160,9 +177,9 @@ internal static partial class Gemm
         // op(B) when its rows are contiguous in n and it is small or reused by few rows. Partial edge panels of
         // in-place operands are still packed (zero padded), so the micro-kernel never reads past an operand.
         bool directA = (long)Math.Min(m, MC) * kcMax <= InPlaceLimit || (!job.TransA && n <= 3 * NR);
-        bool directB = !job.TransB && ((long)kcMax * Math.Min(n, NC) <= InPlaceLimit || m <= 2 * MR);
+        bool directB = packedB == null && !job.TransB && ((long)kcMax * Math.Min(n, NC) <= InPlaceLimit || m <= 2 * MR);
         float* aPack = Buffer(ref t_packA, (directA ? MR : RoundUp(Math.Min(m, MC), MR)) * kcMax);
-        float* bPack = Buffer(ref t_packB, (directB ? NR : RoundUp(Math.Min(n, NC), NR)) * kcMax);
+        float* bPack = packedB != null ? null : Buffer(ref t_packB, (directB ? NR : RoundUp(Math.Min(n, NC), NR)) * kcMax);
         float* tile = stackalloc float[MR * NR];
 
         for (int jc = 0; jc < n; jc += NC)
@@ -172,7 +189,8 @@ internal static partial class Gemm
             for (int pc = 0; pc < k; pc += KC)
             {
                 int kc = Math.Min(KC, k - pc);
-                if (!directB) PackB<TK>(job, bPack, pc, kc, j0 + jc, nc);
+                if (packedB != null) bPack = packedB + PackedOffset<TK>(jc, nc, pc, k);
+                else if (!directB) PackB<TK>(job, bPack, pc, kc, j0 + jc, nc);
                 else if (nc - lastJr < NR) PackB<TK>(job, bPack, pc, kc, j0 + jc + lastJr, nc - lastJr);
                 var blk = new Block(job, directA, directB, aPack, bPack, tile, i0, j0 + jc, pc, kc);
                 for (int ic = 0; ic < m; ic += MC)

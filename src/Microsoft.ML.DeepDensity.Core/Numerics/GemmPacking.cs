@@ -126,6 +126,71 @@ internal static partial class Gemm
             Avx.LoadVector256(src + 3 * ld), Avx.LoadVector256(src + 4 * ld), Avx.LoadVector256(src + 5 * ld),
             Vector256<float>.Zero, Vector256<float>.Zero, out o0, out o1, out o2, out o3, out o4, out o5, out o6, out o7);
 
+    /// <summary>
+    /// op(B) packed once for several products with the same right operand (a layer's weights times several row blocks
+    /// of one training step): the micro-panels <see cref="RunBlock{TK}"/> would pack, every NC-column block and k-block,
+    /// for the kernel of the thread that packed it. Reused (repacked in place) by later <see cref="Pack"/> calls.
+    /// </summary>
+    internal sealed class PackedOperand
+    {
+        internal float[] Buffer = Array.Empty<float>(); // pinned
+        internal bool TransB;
+        internal int K, N;
+        internal SimdLevel Level;
+
+        internal bool Fits(bool transB, int k, int n, SimdLevel current)
+            => transB == TransB && k == K && n == N && Level != SimdLevel.Portable && current != SimdLevel.Portable;
+
+        /// <summary>The 64-byte-aligned start inside the pinned buffer at <paramref name="p"/>.</summary>
+        internal unsafe float* Start(float* p) => (float*)(((nuint)p + 63) & ~(nuint)63);
+    }
+
+    /// <summary>Where block (jc, pc) of a packed op(B) starts: whole NC blocks of k·NC floats, then within the block k-blocks
+    /// of kc·RoundUp(nc, NR) floats.</summary>
+    private static long PackedOffset<TK>(int jc, int nc, int pc, int k) where TK : struct, IGemmKernel
+        => (long)(jc / TK.NC) * TK.NC * k + (long)RoundUp(nc, TK.NR) * pc;
+
+    /// <summary>
+    /// Packs op(B) (k×n; B stored with row stride <paramref name="ldb"/>) for <see cref="Multiply(bool, bool, int, int, int, float, ReadOnlySpan{float}, int, ReadOnlySpan{float}, int, float, Span{float}, int, bool, PackedOperand?)"/>
+    /// calls that pass it as their packedB, into <paramref name="packed"/> (created or reused). Without a SIMD kernel it
+    /// packs nothing and the products pack as usual. With <paramref name="allowParallel"/> the blocks are packed on the
+    /// worker team.
+    /// </summary>
+    public static unsafe void Pack(bool transposeB, int k, int n, ReadOnlySpan<float> b, int ldb, ref PackedOperand? packed, bool allowParallel = true)
+    {
+        if (k < 1 || n < 1) throw new ArgumentOutOfRangeException(nameof(k), "A packed operand needs k ≥ 1 and n ≥ 1.");
+        CheckOperand(b, transposeB ? n : k, transposeB ? k : n, ldb, nameof(b));
+        packed ??= new PackedOperand();
+        var level = KernelPath.Current;
+        packed.TransB = transposeB; packed.K = k; packed.N = n; packed.Level = level;
+        if (level == SimdLevel.Portable) return;
+        int nr = level == SimdLevel.Avx512 ? Avx512GemmKernel.NR : Avx2GemmKernel.NR;
+        long length = (long)RoundUp(n, nr) * k + 16;
+        if (packed.Buffer.Length < length) packed.Buffer = GC.AllocateUninitializedArray<float>(checked((int)length), pinned: true);
+        fixed (float* pb = b)
+        fixed (float* pp = packed.Buffer)
+        {
+            var job = new Job(null, 0, false, pb, ldb, transposeB, null, 0, 1f);
+            float* dst = packed.Start(pp);
+            if (level == SimdLevel.Avx512) PackAll<Avx512GemmKernel>(job, dst, k, n, allowParallel);
+            else PackAll<Avx2GemmKernel>(job, dst, k, n, allowParallel);
+        }
+    }
+
+    private static unsafe void PackAll<TK>(Job job, float* dst, int k, int n, bool allowParallel) where TK : struct, IGemmKernel
+    {
+        int kBlocks = (k + KC - 1) / KC, nBlocks = (n + TK.NC - 1) / TK.NC;
+        void One(int i)
+        {
+            int jc = i / kBlocks * TK.NC, pc = i % kBlocks * KC;
+            int nc = Math.Min(TK.NC, n - jc), kc = Math.Min(KC, k - pc);
+            PackB<TK>(job, dst + PackedOffset<TK>(jc, nc, pc, k), pc, kc, jc, nc);
+        }
+        int units = kBlocks * nBlocks;
+        if (allowParallel && units > 1 && (long)k * n >= 1L << 15) DeepDensityEnvironment.For(0, units, One);
+        else for (int i = 0; i < units; i++) One(i);
+    }
+
     /// <summary>Packs op(B)[pc.., jc..] into NR-column panels: panel-major, then k, then the NR columns (zero padded).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static unsafe void PackB<TK>(Job job, float* dst, int pc, int kc, int jc, int nc) where TK : struct, IGemmKernel

@@ -82,7 +82,10 @@ public class GradientTrainingOptions
     /// <summary>Seed of every random choice (initialisation, shuffling, splits, noise). Default <see cref="Defaults.Seed"/>.</summary>
     public ulong Seed { get; set; } = Defaults.Seed;
 
-    /// <summary>How many times a non-finite loss may be recovered from (restore last good state, halve the learning rate) before training stops with <see cref="TrainingDivergedException"/>. Default <see cref="Defaults.MaxDivergenceRecoveries"/>.</summary>
+    /// <summary>How many times in a row one epoch may be retried after a non-finite loss (restore the last good state, halve
+    /// the learning rate). When the retries are used up, training stops: with <see cref="TrainingDivergedException"/> if
+    /// no epoch had completed, else keeping the completed epochs (<see cref="TrainingSummary.StoppedByDivergence"/>).
+    /// Default <see cref="Defaults.MaxDivergenceRecoveries"/>.</summary>
     public int MaxDivergenceRecoveries { get; set; } = Defaults.MaxDivergenceRecoveries;
 
     /// <summary>
@@ -155,7 +158,13 @@ public sealed record TrainingSummary(
     double FinalTrainLogLikelihood,
     bool StoppedEarly,
     int DivergenceRecoveries,
-    IReadOnlyList<TrainingProgress> History);
+    IReadOnlyList<TrainingProgress> History)
+{
+    /// <summary>The run ended because an epoch diverged and did not recover within
+    /// <see cref="GradientTrainingOptions.MaxDivergenceRecoveries"/> retries; the model is the one of the epochs before it
+    /// (the best on validation when validating). The last entry of <see cref="History"/> says where.</summary>
+    public bool StoppedByDivergence { get; init; }
+}
 
 /// <summary>Training produced non-finite values and could not recover.</summary>
 public sealed class TrainingDivergedException : InvalidOperationException

@@ -184,8 +184,10 @@ public static class TrainingDriver
         object lastGood = model.Snapshot();
         object? best = null;
         double bestScore = double.NegativeInfinity;
-        int bestEpoch = 0, sinceBest = 0, recoveries = 0;
-        bool stoppedEarly = false;
+        // recoveries counts every retry of the run (it names the retries' random streams); retriesOfThisEpoch only those
+        // since the last completed epoch, which is what MaxDivergenceRecoveries bounds.
+        int bestEpoch = 0, sinceBest = 0, recoveries = 0, retriesOfThisEpoch = 0, completedEpochs = 0;
+        bool stoppedEarly = false, stoppedByDivergence = false;
         double lastTrain = double.NaN;
         var clock = Stopwatch.StartNew();
         int epoch = 1;
@@ -226,10 +228,21 @@ public static class TrainingDriver
                     break;
                 }
                 model.ResetAfterDivergence();
-                if (++recoveries > options.MaxDivergenceRecoveries)
-                    throw new TrainingDivergedException(
-                        $"{options.Name} diverged ({options.DivergenceDescription}) in epoch {epoch} and did not recover after {options.MaxDivergenceRecoveries} " +
-                        $"restarts with halved learning rates (last {lr:G3}). Parameters were restored to the last finite state; {options.DivergenceAdvice}");
+                if (++retriesOfThisEpoch > options.MaxDivergenceRecoveries)
+                {
+                    string what = $"{options.Name} diverged ({options.DivergenceDescription}) in epoch {options.EpochNumberOffset + epoch} and did not recover after " +
+                                  $"{options.MaxDivergenceRecoveries} restarts with halved learning rates (last {lr:G3})";
+                    if (completedEpochs == 0)
+                        throw new TrainingDivergedException($"{what}. Parameters were restored to the last finite state; {options.DivergenceAdvice}");
+                    // Epochs that completed are not thrown away: the run ends here as if MaxEpochs had been reached (the
+                    // best state on validation is kept as at any end), and the summary and the last report say why.
+                    stoppedByDivergence = true;
+                    history.Add(new TrainingProgress(options.EpochNumberOffset + epoch, double.NaN, null, 0, clock.Elapsed, lr,
+                        $"{what}: stopped, keeping the epochs before it; {options.DivergenceAdvice}", Unit: options.Unit));
+                    progress?.Report(history[^1]);
+                    break;
+                }
+                recoveries++;
                 lr *= 0.5f;
                 progress?.Report(new TrainingProgress(options.EpochNumberOffset + epoch, double.NaN, null, 0, clock.Elapsed, lr,
                     $"{options.DivergenceDescription}: restored the last good state, learning rate halved to {lr:G3}", Unit: options.Unit));
@@ -238,6 +251,8 @@ public static class TrainingDriver
 
             lastGood = model.Snapshot();
             lastTrain = figures.Train;
+            completedEpochs++;
+            retriesOfThisEpoch = 0;
             var report = new TrainingProgress(options.EpochNumberOffset + epoch, figures.Train, figures.Validation,
                 n / Math.Max(seconds, 1e-9), clock.Elapsed, lr, figures.Note, figures.Metrics, options.Unit);
             history.Add(report);
@@ -261,8 +276,9 @@ public static class TrainingDriver
             epoch++;
         }
         if (best is not null && (options.RestoreBestWithoutEarlyStopping || options.EarlyStoppingPatience > 0)) model.Restore(best);
-        else bestEpoch = history.Count;
-        return new TrainingSummary(history.Count, bestEpoch, bestScore, lastTrain, stoppedEarly, recoveries, history);
+        else bestEpoch = completedEpochs;
+        return new TrainingSummary(history.Count, bestEpoch, bestScore, lastTrain, stoppedEarly, recoveries, history)
+            { StoppedByDivergence = stoppedByDivergence };
     }
 
     /// <summary>

@@ -196,6 +196,53 @@ public class GemmTests
         }
     }
 
+    [Theory]
+    [MemberData(nameof(Transposes))]
+    public void APackedRightOperandGivesTheBitsOfPackingPerCall(bool ta, bool tb)
+    {
+        // op(B) packed once (Gemm.Pack) and reused by products with several row counts must give exactly what each
+        // product gives packing op(B) itself, on every path, serial and parallel, across NC/KC/NR block boundaries.
+        var shapes = new (int M, int N, int K, int Pad)[]
+        {
+            (1, 1, 1, 0), (50, 200, 784, 0), (13, 33, 257, 3), (100, 784, 200, 1), (25, 520, 300, 2), (7, 4100, 9, 0), (241, 47, 40, 0),
+        };
+        int seed = 900;
+        foreach (var (m, n, k, pad) in shapes)
+        {
+            int lda = (ta ? m : k) + pad, ldb = (tb ? k : n) + pad, ldc = n + pad;
+            var a = Random((ta ? k : m) * lda, seed++); var b = Random((tb ? n : k) * ldb, seed++);
+            var c0 = Random(m * ldc, seed++);
+            foreach (var level in SupportedLevels())
+                foreach (bool parallel in new[] { false, true })
+                    using (KernelPath.Force(level))
+                    {
+                        Gemm.PackedOperand? packed = null;
+                        Gemm.Pack(tb, k, n, b, ldb, ref packed, parallel);
+                        foreach (int rows in new[] { m, Math.Max(1, m / 2) })
+                        {
+                            var expected = (float[])c0.Clone(); var c = (float[])c0.Clone();
+                            Gemm.Multiply(ta, tb, rows, n, k, 0.5f, a, lda, b, ldb, 1f, expected, ldc, parallel);
+                            Gemm.Multiply(ta, tb, rows, n, k, 0.5f, a, lda, b, ldb, 1f, c, ldc, parallel, packed);
+                            for (int i = 0; i < c.Length; i++)
+                                Assert.True(BitConverter.SingleToInt32Bits(c[i]) == BitConverter.SingleToInt32Bits(expected[i]),
+                                    $"{level} parallel={parallel} {rows}×{n}×{k}: C[{i}] = {c[i]:R}, unpacked gives {expected[i]:R}");
+                        }
+                    }
+        }
+    }
+
+    [Fact]
+    public void APackedOperandOfAnotherShapeIsIgnored()
+    {
+        var b = Random(40 * 30, 1); var a = Random(5 * 40, 2);
+        Gemm.PackedOperand? packed = null;
+        Gemm.Pack(false, 30, 40, b, 40, ref packed); // 30×40, not the 40×30 op(B) below
+        var expected = new float[5 * 30]; var c = new float[5 * 30];
+        Gemm.Multiply(false, false, 5, 30, 40, 1f, a, 40, b, 30, 0f, expected, 30);
+        Gemm.Multiply(false, false, 5, 30, 40, 1f, a, 40, b, 30, 0f, c, 30, packedB: packed);
+        Assert.Equal(expected, c);
+    }
+
     [Fact]
     public void ForcingAPathAboveTheCpusBestRunsTheBest()
     {

@@ -83,6 +83,29 @@ public class TrainingDriverTests
     }
 
     [Fact]
+    public void AnEpochThatDoesNotRecoverEndsTheRunKeepingTheCompletedEpochs()
+    {
+        // Epochs 1–2 complete, epoch 3 diverges on every retry: the run stops with the state after epoch 2 instead of
+        // throwing away what it learned, and says so.
+        var m = new Scripted { Figures = e => e >= 3 ? null : new EpochFigures(0, null) };
+        var progress = new List<TrainingProgress>();
+        var s = TrainingDriver.Run(m, Rows(4), Options(9), new SyncProgress(progress), default);
+        Assert.True(s.StoppedByDivergence);
+        Assert.Equal(2, m.State);
+        Assert.Equal(2, s.DivergenceRecoveries);
+        Assert.Contains("did not recover after 2", s.History[^1].Note);
+        Assert.Contains("stopped", progress[^1].Note);
+
+        // The retry budget is per epoch: two separate divergences, each recovered from at once, use one retry each.
+        // (The script's argument counts epoch attempts: epoch 2 fails once at attempt 2, epoch 4 once at attempt 5.)
+        var twice = new Scripted { Figures = attempt => attempt is 2 or 5 ? null : new EpochFigures(0, null) };
+        var ok = TrainingDriver.Run(twice, Rows(4), Options(5) with { MaxDivergenceRecoveries = 1 }, null, default);
+        Assert.False(ok.StoppedByDivergence);
+        Assert.Equal(2, ok.DivergenceRecoveries);
+        Assert.Equal(5, twice.State);
+    }
+
+    [Fact]
     public void CancellationStopsTheRun()
     {
         using var cts = new CancellationTokenSource();

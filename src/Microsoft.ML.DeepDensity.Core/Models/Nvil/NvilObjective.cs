@@ -42,6 +42,8 @@ internal sealed class NvilObjective : IGradientObjective, ITrainingStateOwner
     internal const int BlocksPerWave = 16;
     /// <summary>Tests: the wave size actually used (default <see cref="BlocksPerWave"/>).</summary>
     internal int WaveBlocks { get; set; } = BlocksPerWave;
+    /// <summary>Every network run forward on a block: encoders, decoders, baseline.</summary>
+    private readonly Mlp[] _forwardLayers;
     /// <summary>Signals minus baseline, a[l][j] for sample row j of the minibatch.</summary>
     private float[][] _a;
 
@@ -74,6 +76,7 @@ internal sealed class NvilObjective : IGradientObjective, ITrainingStateOwner
             Baseline.InitializeGlorot(baselineInit);
             Baseline.Register(Parameters);
         }
+        _forwardLayers = Baseline is null ? [.. net.Encoders, .. net.Decoders] : [.. net.Encoders, .. net.Decoders, Baseline];
         Mean = new double[_signals]; Variance = new double[_signals];
         _signalCenter = new float[_signals]; _signalScale = new float[_signals];
         _a = new float[_signals][];
@@ -109,8 +112,18 @@ internal sealed class NvilObjective : IGradientObjective, ITrainingStateOwner
 
     private double Run(ReadOnlySpan<float> rows, int count, RandomStream random, bool withGradient)
     {
-        int d = _net.D, k = _k, m = count * k;
         int blocks = (count + _rowsPerBlock - 1) / _rowsPerBlock;
+        if (blocks == 1) return Run(rows, count, random, withGradient, blocks);
+        // Every block multiplies by the same weights: pack each weight matrix once for all of them (on both cores)
+        // instead of once per block. The parameters do not change during the call.
+        foreach (var mlp in _forwardLayers) mlp.PackWeights(allowParallel: true);
+        try { return Run(rows, count, random, withGradient, blocks); }
+        finally { foreach (var mlp in _forwardLayers) mlp.ReleasePackedWeights(); }
+    }
+
+    private double Run(ReadOnlySpan<float> rows, int count, RandomStream random, bool withGradient, int blocks)
+    {
+        int d = _net.D, k = _k, m = count * k;
         int wave = Math.Min(blocks, WaveBlocks);
         EnsureScratch(wave, blocks, m, withGradient);
         if (_input.Length < count * d) _input = new float[count * d];
