@@ -170,8 +170,7 @@ internal static class VectorMath
     /// out[r·ldo + c] = Σ_j m[j·stride + c] v[r·ldv + j] for r &lt; <paramref name="rows"/>, c &lt; <paramref name="width"/>,
     /// j &lt; <paramref name="k"/>: several rows times one matrix with the GEMM's arithmetic (per k-block of 256, one fused
     /// multiply-add chain over j in order from +0, added to the previous blocks' sum), so every row gets the bits
-    /// <see cref="Gemm.Multiply(bool, bool, int, int, int, float, ReadOnlySpan{float}, int, ReadOnlySpan{float}, int, float, Span{float}, int, bool)"/>
-    /// gives it with beta = 0, alone or in a block. Blocks of four rows × 32 columns (16 accumulators) read each matrix
+    /// <see cref="Gemm"/> gives it with beta = 0, alone or in a block. Blocks of four rows × 32 columns (16 accumulators) read each matrix
     /// vector once for four rows; a block's missing rows repeat the last row (not stored), and columns past the width
     /// are masked (neither read nor stored).
     /// </summary>
