@@ -31,10 +31,10 @@ internal sealed partial class RnadeNetwork
         /// every chain runs over whole 8- or 16-lane vectors.</summary>
         public readonly float[] VPadded;
         public readonly int K3Padded, DPadded;
-        /// <summary>A: running activation (H); Hidden: h_d for every d (D×H); Acc: a k-block's chains (DPadded×K3Padded,
+        /// <summary>Hidden: h_d for every d (D×H); Acc: a k-block's chains (DPadded×K3Padded,
         /// rows past D stay 0); Z: outputs transposed (K3Padded × DPadded, entry i·DPadded + d); BiasT: b likewise
         /// (padding 0, so Z's padding lanes are 0); X, LogP: per d (DPadded).</summary>
-        public readonly float[] A, Hidden, Acc, Z, BiasT, X, LogP, Mixture;
+        public readonly float[] Hidden, Acc, Z, BiasT, X, LogP, Mixture;
 
         public RowWorkspace(RnadeNetwork net)
         {
@@ -43,7 +43,7 @@ internal sealed partial class RnadeNetwork
             DPadded = (net.D + 7) / 8 * 8;
             VPadded = new float[net.D * net.H * K3Padded];
             for (int row = 0; row < net.D * net.H; row++) net.V.AsSpan(row * k3, k3).CopyTo(VPadded.AsSpan(row * K3Padded));
-            A = new float[net.H]; Hidden = new float[net.D * net.H]; Acc = new float[DPadded * K3Padded];
+            Hidden = new float[net.D * net.H]; Acc = new float[DPadded * K3Padded];
             Z = new float[K3Padded * DPadded]; BiasT = new float[K3Padded * DPadded];
             for (int d = 0; d < net.D; d++)
                 for (int i = 0; i < k3; i++) BiasT[i * DPadded + d] = net.B[d * k3 + i];
@@ -87,49 +87,34 @@ internal sealed partial class RnadeNetwork
     }
 
     /// <summary>Hidden[d·H + j] = f(ρ_d a_d[j]) for every d, with a_0 = c and a_{d+1} = a_d + x_d W_d (unfused, as
-    /// <see cref="AddOuter"/>): elementwise operations, so the same bits in any layout. Blocks of 32 (then 8) hidden
-    /// units stay in registers while d runs, so the recursion's latency overlaps across the block.</summary>
+    /// <see cref="AddOuter"/>): elementwise operations, so the same bits in any layout. Blocks of 32 hidden units stay in
+    /// registers while d runs, so the recursion's latency overlaps across the block; units past H are masked.</summary>
     private unsafe void RowHiddenUnits(ReadOnlySpan<float> x, RowWorkspace ws)
     {
-        int h = H, dims = D, j = 0;
+        int h = H, dims = D;
+        var lane = Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7);
         fixed (float* pc = C) fixed (float* pw = W) fixed (float* prho = Rho) fixed (float* px = x) fixed (float* ph = ws.Hidden)
         {
-            for (; j + 32 <= h; j += 32)
+            for (int j = 0; j < h; j += 32)
             {
-                var a0 = Avx.LoadVector256(pc + j); var a1 = Avx.LoadVector256(pc + j + 8);
-                var a2 = Avx.LoadVector256(pc + j + 16); var a3 = Avx.LoadVector256(pc + j + 24);
+                var k0 = Avx2.CompareGreaterThan(Vector256.Create(h - j), lane).AsSingle();
+                var k1 = Avx2.CompareGreaterThan(Vector256.Create(h - j - 8), lane).AsSingle();
+                var k2 = Avx2.CompareGreaterThan(Vector256.Create(h - j - 16), lane).AsSingle();
+                var k3 = Avx2.CompareGreaterThan(Vector256.Create(h - j - 24), lane).AsSingle();
+                var a0 = Avx.MaskLoad(pc + j, k0); var a1 = Avx.MaskLoad(pc + j + 8, k1);
+                var a2 = Avx.MaskLoad(pc + j + 16, k2); var a3 = Avx.MaskLoad(pc + j + 24, k3);
                 for (int d = 0; d < dims; d++)
                 {
                     var rho = Vector256.Create(prho[d]);
                     float* hid = ph + (nint)d * h + j;
-                    Avx.Store(hid, Avx.Multiply(a0, rho)); Avx.Store(hid + 8, Avx.Multiply(a1, rho));
-                    Avx.Store(hid + 16, Avx.Multiply(a2, rho)); Avx.Store(hid + 24, Avx.Multiply(a3, rho));
+                    Avx.MaskStore(hid, k0, Avx.Multiply(a0, rho)); Avx.MaskStore(hid + 8, k1, Avx.Multiply(a1, rho));
+                    Avx.MaskStore(hid + 16, k2, Avx.Multiply(a2, rho)); Avx.MaskStore(hid + 24, k3, Avx.Multiply(a3, rho));
                     if (d == dims - 1) break;
                     var xd = Vector256.Create(px[d]);
                     float* w = pw + (nint)d * h + j;
-                    a0 = Avx.Add(a0, Avx.Multiply(Avx.LoadVector256(w), xd)); a1 = Avx.Add(a1, Avx.Multiply(Avx.LoadVector256(w + 8), xd));
-                    a2 = Avx.Add(a2, Avx.Multiply(Avx.LoadVector256(w + 16), xd)); a3 = Avx.Add(a3, Avx.Multiply(Avx.LoadVector256(w + 24), xd));
+                    a0 = Avx.Add(a0, Avx.Multiply(Avx.MaskLoad(w, k0), xd)); a1 = Avx.Add(a1, Avx.Multiply(Avx.MaskLoad(w + 8, k1), xd));
+                    a2 = Avx.Add(a2, Avx.Multiply(Avx.MaskLoad(w + 16, k2), xd)); a3 = Avx.Add(a3, Avx.Multiply(Avx.MaskLoad(w + 24, k3), xd));
                 }
-            }
-            for (; j + 8 <= h; j += 8)
-            {
-                var a0 = Avx.LoadVector256(pc + j);
-                for (int d = 0; d < dims; d++)
-                {
-                    Avx.Store(ph + (nint)d * h + j, Avx.Multiply(a0, Vector256.Create(prho[d])));
-                    if (d < dims - 1) a0 = Avx.Add(a0, Avx.Multiply(Avx.LoadVector256(pw + (nint)d * h + j), Vector256.Create(px[d])));
-                }
-            }
-            if (j < h)
-            {
-                var a = ws.A.AsSpan(j, h - j);
-                C.AsSpan(j).CopyTo(a);
-                for (int d = 0; d < dims; d++)
-                    for (int t = 0; t < a.Length; t++)
-                    {
-                        ph[(nint)d * h + j + t] = a[t] * prho[d];
-                        if (d < dims - 1) a[t] += pw[(nint)d * h + j + t] * px[d];
-                    }
             }
         }
         ApplyActivation(ws.Hidden);
