@@ -48,7 +48,10 @@ internal static partial class Gemm
         CheckOperand(c, m, n, ldc, nameof(c));
         if (m == 0 || n == 0) return;
 
-        ScaleC(c, m, n, ldc, beta);
+        // With beta = 0 the SIMD kernels write C in their first k-block without reading it (the bits of clearing it first,
+        // fma(sum, alpha, +0)), which saves a pass over C; everything else scales C here.
+        bool overwrite = beta == 0f && k > 0 && alpha != 0f && KernelPath.Current != SimdLevel.Portable;
+        if (!overwrite) ScaleC(c, m, n, ldc, beta);
         if (k == 0 || alpha == 0f) return;
 
         unsafe
@@ -57,7 +60,7 @@ internal static partial class Gemm
             fixed (float* pb = b)
             fixed (float* pc = c)
             {
-                var job = new Job(pa, lda, transposeA, pb, ldb, transposeB, pc, ldc, alpha);
+                var job = new Job(pa, lda, transposeA, pb, ldb, transposeB, pc, ldc, alpha, overwrite);
                 bool parallel = allowParallel && (long)m * n * k >= ParallelThreshold && Environment.ProcessorCount > 1;
                 var level = KernelPath.Current;
                 if (packedB is not null && packedB.Fits(transposeB, k, n, level))
@@ -112,8 +115,10 @@ internal static partial class Gemm
         public readonly int Lda, Ldb, Ldc;
         public readonly bool TransA, TransB;
         public readonly float Alpha;
-        public Job(float* a, int lda, bool ta, float* b, int ldb, bool tb, float* c, int ldc, float alpha)
-        { A = a; Lda = lda; TransA = ta; B = b; Ldb = ldb; TransB = tb; C = c; Ldc = ldc; Alpha = alpha; }
+        /// <summary>C is not read in the first k-block (beta = 0; it may hold anything).</summary>
+        public readonly bool Overwrite;
+        public Job(float* a, int lda, bool ta, float* b, int ldb, bool tb, float* c, int ldc, float alpha, bool overwrite = false)
+        { A = a; Lda = lda; TransA = ta; B = b; Ldb = ldb; TransB = tb; C = c; Ldc = ldc; Alpha = alpha; Overwrite = overwrite; }
     }
 
     private static unsafe void Run<TK>(Job job, int m, int n, int k, bool parallel, float* packedB) where TK : struct, IGemmKernel
@@ -223,6 +228,8 @@ internal static partial class Gemm
         public readonly float* APack = aPack, BPack = bPack, Tile = tile;
         /// <summary>First row of the block in C, first column of this NC block in C, first k of this k-block.</summary>
         public readonly int I0 = i0, J0 = j0, Pc = pc, Kc = kc;
+        /// <summary>This k-block writes C without reading it (the first one of a beta = 0 product).</summary>
+        public readonly bool Overwrite = job.Overwrite && pc == 0;
     }
 
     /// <summary>One micro-tile: rows ic+ir.. of the block, columns jr.. of the current NC block.</summary>
@@ -248,18 +255,18 @@ internal static partial class Gemm
         float* cTile = job.C + (long)(s.I0 + ic + ir) * ldc + s.J0 + jr;
         if (mr == MR && nr == NR)
         {
-            if (ars == 1 && aks == MR && bks == NR) TK.FullPacked(kc, aPanel, bPanel, cTile, ldc, job.Alpha);
-            else TK.Full(kc, aPanel, ars, aks, bPanel, bks, cTile, ldc, job.Alpha);
+            if (ars == 1 && aks == MR && bks == NR) TK.FullPacked(kc, aPanel, bPanel, cTile, ldc, job.Alpha, s.Overwrite);
+            else TK.Full(kc, aPanel, ars, aks, bPanel, bks, cTile, ldc, job.Alpha, s.Overwrite);
         }
-        else if (mr == MR && nr == NR / 2) TK.Half(kc, aPanel, ars, aks, bPanel, bks, cTile, ldc, job.Alpha);
+        else if (mr == MR && nr == NR / 2) TK.Half(kc, aPanel, ars, aks, bPanel, bks, cTile, ldc, job.Alpha, s.Overwrite);
         else
         {
             // Edge tile: acc·1 + (−0) = acc exactly (signed zeros included), then C = fma(alpha, acc, C) as in the
             // full kernels, so edge elements get the same bits as they would inside a full tile.
             new Span<float>(s.Tile, MR * NR).Fill(-0f);
-            if (nr > NR / 2) TK.Full(kc, aPanel, ars, aks, bPanel, bks, s.Tile, NR, 1f);
-            else TK.Half(kc, aPanel, ars, aks, bPanel, bks, s.Tile, NR, 1f);
-            EdgeStore(s.Tile, NR, cTile, ldc, job.Alpha, mr, nr);
+            if (nr > NR / 2) TK.Full(kc, aPanel, ars, aks, bPanel, bks, s.Tile, NR, 1f, false);
+            else TK.Half(kc, aPanel, ars, aks, bPanel, bks, s.Tile, NR, 1f, false);
+            EdgeStore(s.Tile, NR, cTile, ldc, job.Alpha, mr, nr, s.Overwrite);
         }
     }
 

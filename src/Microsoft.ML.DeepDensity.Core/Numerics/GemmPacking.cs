@@ -18,9 +18,9 @@ internal static partial class Gemm
         fixed (int* t = MaskTable) return Avx.LoadVector256(t + 8 - count).AsSingle();
     }
 
-    /// <summary>C[0..mr, 0..nr) = fma(tile, alpha, C) for a tile stored with row stride <paramref name="tileStride"/>.</summary>
+    /// <summary>C[0..mr, 0..nr) = fma(tile, alpha, C) (C read as +0 with <paramref name="overwrite"/>) for a tile stored with row stride <paramref name="tileStride"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static unsafe void EdgeStore(float* tile, int tileStride, float* c, nint ldc, float alpha, int mr, int nr)
+    private static unsafe void EdgeStore(float* tile, int tileStride, float* c, nint ldc, float alpha, int mr, int nr, bool overwrite)
     {
         var va = Vector256.Create(alpha);
         for (int g = 0; g < nr; g += 8)
@@ -28,7 +28,7 @@ internal static partial class Gemm
             var mask = Mask(nr - g);
             float* cg = c + g, tg = tile + g;
             for (int r = 0; r < mr; r++, cg += ldc, tg += tileStride)
-                Avx.MaskStore(cg, mask, Fma.MultiplyAdd(Avx.LoadVector256(tg), va, Avx.MaskLoad(cg, mask)));
+                Avx.MaskStore(cg, mask, Fma.MultiplyAdd(Avx.LoadVector256(tg), va, overwrite ? Vector256<float>.Zero : Avx.MaskLoad(cg, mask)));
         }
     }
 

@@ -232,6 +232,30 @@ public class GemmTests
     }
 
     [Fact]
+    public void BetaZeroNeverReadsC()
+    {
+        // With beta = 0 the SIMD kernels write C without clearing it first: whatever C held (NaN, ∞) must not leak,
+        // and the bits must be those of a cleared C (including +0 for exact zero sums), on every path and tile shape.
+        foreach (var (m, n, k) in new[] { (13, 33, 300), (12, 32, 8), (50, 200, 784), (5, 7, 3) })
+        {
+            var a = Random(m * k, m); var b = Random(k * n, n);
+            for (int i = 0; i < a.Length; i += 4) a[i] = 0f;
+            var expected = new float[m * n];
+            using (KernelPath.Force(SimdLevel.Portable)) Gemm.Multiply(false, false, m, n, k, 1.5f, a, k, b, n, 0f, expected, n);
+            foreach (var level in SupportedLevels())
+                foreach (bool parallel in new[] { false, true })
+                {
+                    var c = new float[m * n];
+                    Array.Fill(c, float.NaN);
+                    for (int i = 0; i < c.Length; i += 3) c[i] = float.NegativeInfinity;
+                    using (KernelPath.Force(level)) Gemm.Multiply(false, false, m, n, k, 1.5f, a, k, b, n, 0f, c, n, parallel);
+                    for (int i = 0; i < c.Length; i++)
+                        Assert.True(BitConverter.SingleToInt32Bits(c[i]) == BitConverter.SingleToInt32Bits(expected[i]), $"{level} {m}×{n}×{k}: C[{i}] = {c[i]:R}, expected {expected[i]:R}");
+                }
+        }
+    }
+
+    [Fact]
     public void APackedOperandOfAnotherShapeIsIgnored()
     {
         var b = Random(40 * 30, 1); var a = Random(5 * 40, 2);

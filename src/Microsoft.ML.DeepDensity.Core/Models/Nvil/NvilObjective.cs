@@ -33,7 +33,6 @@ internal sealed class NvilObjective : IGradientObjective, ITrainingStateOwner
     private readonly List<float[][]> _inferenceScale = new();
     private readonly List<float[]> _modelScale = new(), _baselineGradient = new();
     private readonly CancellationToken _cancellationToken;
-    private float[] _input = Array.Empty<float>();
     /// <summary>Per-step scratch kept between steps: each block's bound sum, and each signal's centre and scale.</summary>
     private double[] _blockSums = Array.Empty<double>();
     private readonly float[] _signalCenter, _signalScale;
@@ -121,14 +120,18 @@ internal sealed class NvilObjective : IGradientObjective, ITrainingStateOwner
         finally { foreach (var mlp in _forwardLayers) mlp.ReleasePackedWeights(); }
     }
 
-    private double Run(ReadOnlySpan<float> rows, int count, RandomStream random, bool withGradient, int blocks)
+    private unsafe double Run(ReadOnlySpan<float> rows, int count, RandomStream random, bool withGradient, int blocks)
+    {
+        // The rows are read in place (pinned for the parallel blocks), not copied (as IwaeObjective).
+        if (rows.Length < (long)count * _net.D) throw new ArgumentException($"{count} rows of {_net.D} values need {(long)count * _net.D}; {rows.Length} were given.", nameof(rows));
+        fixed (float* pinned = rows) return Run((nint)pinned, count, random, withGradient, blocks);
+    }
+
+    private unsafe double Run(nint rowsAddress, int count, RandomStream random, bool withGradient, int blocks)
     {
         int d = _net.D, k = _k, m = count * k;
         int wave = Math.Min(blocks, WaveBlocks);
         EnsureScratch(wave, blocks, m, withGradient);
-        if (_input.Length < count * d) _input = new float[count * d];
-        rows[..(count * d)].CopyTo(_input);
-        var input = _input;
         if (_blockSums.Length < blocks) _blockSums = new double[blocks];
         var sums = _blockSums;
         bool parallelInside = blocks == 1;
@@ -140,7 +143,7 @@ internal sealed class NvilObjective : IGradientObjective, ITrainingStateOwner
         {
             int start = b * _rowsPerBlock, n = Math.Min(_rowsPerBlock, count - start), mb = n * k;
             var ws = _workspaces[slot];
-            var x = input.AsSpan(start * d, n * d);
+            var x = new ReadOnlySpan<float>((float*)rowsAddress + (long)start * d, n * d);
             if (FixedUniforms is { } fixedU)
                 for (int l = 0; l < _net.Layers; l++) fixedU[l].AsSpan(start * k * _net.Latent[l], mb * _net.Latent[l]).CopyTo(ws.U[l]);
             else _net.FillUniforms(ws, n, k, random.Fork((ulong)b));
@@ -204,7 +207,7 @@ internal sealed class NvilObjective : IGradientObjective, ITrainingStateOwner
         {
             int start = b * _rowsPerBlock, n = Math.Min(_rowsPerBlock, count - start), mb = n * k;
             var ws = _workspaces[slot];
-            var x = input.AsSpan(start * d, n * d);
+            var x = new ReadOnlySpan<float>((float*)rowsAddress + (long)start * d, n * d);
             var modelScale = _modelScale[slot].AsSpan(0, mb);
             modelScale.Fill(perSample);
             var inference = _inferenceScale[slot];
