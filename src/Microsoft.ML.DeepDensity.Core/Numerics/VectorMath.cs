@@ -73,7 +73,8 @@ internal static class VectorMath
     /// v·M with the arithmetic of the GEMM micro-kernel (a fused multiply-add chain over j in order, from the value in
     /// acc), so a row scored alone gets the bits it gets inside a block. Eight 8-lane accumulators stay in registers
     /// while M streams past (the chain's latency is hidden by the independent columns); columns after the last whole
-    /// eight use scalar fused multiply-adds, which round the same way.
+    /// eight vectors (fewer than 64 columns) are one more pass of up to eight masked accumulators (lanes past the width
+    /// are neither read nor stored): every chain interleaved with the others, as in the full passes.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void AddRowTimesMatrix(ReadOnlySpan<float> v, ReadOnlySpan<float> m, int stride, Span<float> acc)
@@ -107,18 +108,161 @@ internal static class VectorMath
             s4.StoreUnsafe(ref a0, (nuint)(c + 32)); s5.StoreUnsafe(ref a0, (nuint)(c + 40));
             s6.StoreUnsafe(ref a0, (nuint)(c + 48)); s7.StoreUnsafe(ref a0, (nuint)(c + 56));
         }
-        for (; c + 8 <= width; c += 8)
+        if (c < width)
         {
-            var s0 = Vector256.LoadUnsafe(ref a0, (nuint)c);
-            for (int j = 0; j < rows; j++)
-                s0 = Fma.MultiplyAdd(Vector256.LoadUnsafe(ref m0, (nuint)((long)j * stride + c)), Vector256.Create(v[j]), s0);
-            s0.StoreUnsafe(ref a0, (nuint)c);
+            unsafe
+            {
+                fixed (float* pm = m) fixed (float* pa = acc)
+                {
+                    if (width - c > 32) RowTimesMatrixTail8(v, pm + c, stride, pa + c, width - c);
+                    else RowTimesMatrixTail4(v, pm + c, stride, pa + c, width - c);
+                }
+            }
         }
-        for (; c < width; c++)
+    }
+
+    /// <summary>The last <paramref name="cols"/> (1–32) columns of <see cref="AddRowTimesMatrix"/>: four masked accumulators.</summary>
+    private static unsafe void RowTimesMatrixTail4(ReadOnlySpan<float> v, float* m, int stride, float* acc, int cols)
+    {
+        var lane = Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7);
+        var k0 = Avx2.CompareGreaterThan(Vector256.Create(cols), lane).AsSingle();
+        var k1 = Avx2.CompareGreaterThan(Vector256.Create(cols - 8), lane).AsSingle();
+        var k2 = Avx2.CompareGreaterThan(Vector256.Create(cols - 16), lane).AsSingle();
+        var k3 = Avx2.CompareGreaterThan(Vector256.Create(cols - 24), lane).AsSingle();
+        var s0 = Avx.MaskLoad(acc, k0); var s1 = Avx.MaskLoad(acc + 8, k1);
+        var s2 = Avx.MaskLoad(acc + 16, k2); var s3 = Avx.MaskLoad(acc + 24, k3);
+        for (int j = 0; j < v.Length; j++)
         {
-            float s0 = acc[c];
-            for (int j = 0; j < rows; j++) s0 = MathF.FusedMultiplyAdd(m[j * stride + c], v[j], s0);
-            acc[c] = s0;
+            var b = Vector256.Create(v[j]);
+            float* row = m + (nint)j * stride;
+            s0 = Fma.MultiplyAdd(Avx.MaskLoad(row, k0), b, s0); s1 = Fma.MultiplyAdd(Avx.MaskLoad(row + 8, k1), b, s1);
+            s2 = Fma.MultiplyAdd(Avx.MaskLoad(row + 16, k2), b, s2); s3 = Fma.MultiplyAdd(Avx.MaskLoad(row + 24, k3), b, s3);
         }
+        Avx.MaskStore(acc, k0, s0); Avx.MaskStore(acc + 8, k1, s1); Avx.MaskStore(acc + 16, k2, s2); Avx.MaskStore(acc + 24, k3, s3);
+    }
+
+    /// <summary>The last <paramref name="cols"/> (33–63) columns of <see cref="AddRowTimesMatrix"/>: eight masked accumulators.</summary>
+    private static unsafe void RowTimesMatrixTail8(ReadOnlySpan<float> v, float* m, int stride, float* acc, int cols)
+    {
+        var lane = Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7);
+        var k4 = Avx2.CompareGreaterThan(Vector256.Create(cols - 32), lane).AsSingle();
+        var k5 = Avx2.CompareGreaterThan(Vector256.Create(cols - 40), lane).AsSingle();
+        var k6 = Avx2.CompareGreaterThan(Vector256.Create(cols - 48), lane).AsSingle();
+        var k7 = Avx2.CompareGreaterThan(Vector256.Create(cols - 56), lane).AsSingle();
+        var s0 = Avx.LoadVector256(acc); var s1 = Avx.LoadVector256(acc + 8);
+        var s2 = Avx.LoadVector256(acc + 16); var s3 = Avx.LoadVector256(acc + 24);
+        var s4 = Avx.MaskLoad(acc + 32, k4); var s5 = Avx.MaskLoad(acc + 40, k5);
+        var s6 = Avx.MaskLoad(acc + 48, k6); var s7 = Avx.MaskLoad(acc + 56, k7);
+        for (int j = 0; j < v.Length; j++)
+        {
+            var b = Vector256.Create(v[j]);
+            float* row = m + (nint)j * stride;
+            s0 = Fma.MultiplyAdd(Avx.LoadVector256(row), b, s0); s1 = Fma.MultiplyAdd(Avx.LoadVector256(row + 8), b, s1);
+            s2 = Fma.MultiplyAdd(Avx.LoadVector256(row + 16), b, s2); s3 = Fma.MultiplyAdd(Avx.LoadVector256(row + 24), b, s3);
+            s4 = Fma.MultiplyAdd(Avx.MaskLoad(row + 32, k4), b, s4); s5 = Fma.MultiplyAdd(Avx.MaskLoad(row + 40, k5), b, s5);
+            s6 = Fma.MultiplyAdd(Avx.MaskLoad(row + 48, k6), b, s6); s7 = Fma.MultiplyAdd(Avx.MaskLoad(row + 56, k7), b, s7);
+        }
+        Avx.Store(acc, s0); Avx.Store(acc + 8, s1); Avx.Store(acc + 16, s2); Avx.Store(acc + 24, s3);
+        Avx.MaskStore(acc + 32, k4, s4); Avx.MaskStore(acc + 40, k5, s5); Avx.MaskStore(acc + 48, k6, s6); Avx.MaskStore(acc + 56, k7, s7);
+    }
+
+    /// <summary>
+    /// out[r·ldo + c] = Σ_j m[j·stride + c] v[r·ldv + j] for r &lt; <paramref name="rows"/>, c &lt; <paramref name="width"/>,
+    /// j &lt; <paramref name="k"/>: several rows times one matrix with the GEMM's arithmetic (per k-block of 256, one fused
+    /// multiply-add chain over j in order from +0, added to the previous blocks' sum), so every row gets the bits
+    /// <see cref="Gemm"/> gives it with beta = 0, alone or in a block. Blocks of four rows × 32 columns (16 accumulators) read each matrix
+    /// vector once for four rows; a block's missing rows repeat the last row (not stored), and columns past the width
+    /// are masked (neither read nor stored).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static unsafe void RowsTimesMatrix(ReadOnlySpan<float> v, int rows, int ldv, int k, ReadOnlySpan<float> m, int stride, int width,
+        Span<float> output, int ldo)
+    {
+        if (rows <= 0 || width <= 0) return;
+        if (k == 0) { for (int r = 0; r < rows; r++) output.Slice(r * ldo, width).Clear(); return; }
+        if ((long)(rows - 1) * ldv + k > v.Length || (k > 0 && (long)(k - 1) * stride + width > m.Length) || (long)(rows - 1) * ldo + width > output.Length)
+            throw new ArgumentException("An operand is shorter than its rows, strides and widths need.");
+        // A row left alone after the blocks of four (one row in all, or 4q + 1) takes the one-row kernel rather than
+        // three repeats of itself (its chain runs from the accumulator's value: only within one k-block).
+        if (rows % 4 == 1 && k <= GemmKBlock)
+        {
+            var last = output.Slice((rows - 1) * ldo, width);
+            last.Clear();
+            AddRowTimesMatrix(v.Slice((rows - 1) * ldv, k), m, stride, last);
+            if (--rows == 0) return;
+        }
+        for (int j0 = 0; j0 < k; j0 += GemmKBlock)
+            RowsTimesMatrixBlock(v[j0..], rows, ldv, Math.Min(GemmKBlock, k - j0), m[(j0 * stride)..], stride, width, output, ldo, accumulate: j0 > 0);
+    }
+
+    /// <summary>The GEMM's k-block length (<see cref="Gemm"/>): a longer inner dimension is summed per block, each
+    /// block's chain from +0 and then added to the output.</summary>
+    private const int GemmKBlock = 256;
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static unsafe void RowsTimesMatrixBlock(ReadOnlySpan<float> v, int rows, int ldv, int k, ReadOnlySpan<float> m, int stride, int width,
+        Span<float> output, int ldo, bool accumulate)
+    {
+        var lane = Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7);
+        fixed (float* pv = v) fixed (float* pm = m) fixed (float* po = output)
+        {
+            for (int c = 0; c < width; c += 32)
+            {
+                int left = width - c;
+                var k0 = Avx2.CompareGreaterThan(Vector256.Create(left), lane).AsSingle();
+                var k1 = Avx2.CompareGreaterThan(Vector256.Create(left - 8), lane).AsSingle();
+                var k2 = Avx2.CompareGreaterThan(Vector256.Create(left - 16), lane).AsSingle();
+                var k3 = Avx2.CompareGreaterThan(Vector256.Create(left - 24), lane).AsSingle();
+                for (int r = 0; r < rows; r += 4)
+                {
+                    float* v0 = pv + (nint)r * ldv, v1 = pv + (nint)Math.Min(r + 1, rows - 1) * ldv;
+                    float* v2 = pv + (nint)Math.Min(r + 2, rows - 1) * ldv, v3 = pv + (nint)Math.Min(r + 3, rows - 1) * ldv;
+                    Vector256<float> s00 = default, s01 = default, s02 = default, s03 = default, s10 = default, s11 = default, s12 = default, s13 = default;
+                    Vector256<float> s20 = default, s21 = default, s22 = default, s23 = default, s30 = default, s31 = default, s32 = default, s33 = default;
+                    float* mc = pm + c;
+                    for (int j = 0; j < k; j++, mc += stride)
+                    {
+                        var m0 = Avx.MaskLoad(mc, k0); var m1 = Avx.MaskLoad(mc + 8, k1);
+                        var m2 = Avx.MaskLoad(mc + 16, k2); var m3 = Avx.MaskLoad(mc + 24, k3);
+                        var b = Vector256.Create(v0[j]);
+                        s00 = Fma.MultiplyAdd(m0, b, s00); s01 = Fma.MultiplyAdd(m1, b, s01); s02 = Fma.MultiplyAdd(m2, b, s02); s03 = Fma.MultiplyAdd(m3, b, s03);
+                        b = Vector256.Create(v1[j]);
+                        s10 = Fma.MultiplyAdd(m0, b, s10); s11 = Fma.MultiplyAdd(m1, b, s11); s12 = Fma.MultiplyAdd(m2, b, s12); s13 = Fma.MultiplyAdd(m3, b, s13);
+                        b = Vector256.Create(v2[j]);
+                        s20 = Fma.MultiplyAdd(m0, b, s20); s21 = Fma.MultiplyAdd(m1, b, s21); s22 = Fma.MultiplyAdd(m2, b, s22); s23 = Fma.MultiplyAdd(m3, b, s23);
+                        b = Vector256.Create(v3[j]);
+                        s30 = Fma.MultiplyAdd(m0, b, s30); s31 = Fma.MultiplyAdd(m1, b, s31); s32 = Fma.MultiplyAdd(m2, b, s32); s33 = Fma.MultiplyAdd(m3, b, s33);
+                    }
+                    // Repeated rows store the same sums; with accumulate, a row is read once before its stores.
+                    if (accumulate)
+                    {
+                        AddMasked(po + (nint)r * ldo + c, ref s00, ref s01, ref s02, ref s03, k0, k1, k2, k3);
+                        if (r + 1 < rows) AddMasked(po + (nint)(r + 1) * ldo + c, ref s10, ref s11, ref s12, ref s13, k0, k1, k2, k3);
+                        if (r + 2 < rows) AddMasked(po + (nint)(r + 2) * ldo + c, ref s20, ref s21, ref s22, ref s23, k0, k1, k2, k3);
+                        if (r + 3 < rows) AddMasked(po + (nint)(r + 3) * ldo + c, ref s30, ref s31, ref s32, ref s33, k0, k1, k2, k3);
+                    }
+                    StoreMasked(po + (nint)r * ldo + c, s00, s01, s02, s03, k0, k1, k2, k3);
+                    if (r + 1 < rows) StoreMasked(po + (nint)(r + 1) * ldo + c, s10, s11, s12, s13, k0, k1, k2, k3);
+                    if (r + 2 < rows) StoreMasked(po + (nint)(r + 2) * ldo + c, s20, s21, s22, s23, k0, k1, k2, k3);
+                    if (r + 3 < rows) StoreMasked(po + (nint)(r + 3) * ldo + c, s30, s31, s32, s33, k0, k1, k2, k3);
+                }
+            }
+        }
+    }
+
+    /// <summary>s ← p + s (p's previous k-blocks, then this block's sum: the GEMM's C ← fma(S, 1, C)).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void AddMasked(float* p, ref Vector256<float> s0, ref Vector256<float> s1, ref Vector256<float> s2, ref Vector256<float> s3,
+        Vector256<float> k0, Vector256<float> k1, Vector256<float> k2, Vector256<float> k3)
+    {
+        s0 = Avx.Add(Avx.MaskLoad(p, k0), s0); s1 = Avx.Add(Avx.MaskLoad(p + 8, k1), s1);
+        s2 = Avx.Add(Avx.MaskLoad(p + 16, k2), s2); s3 = Avx.Add(Avx.MaskLoad(p + 24, k3), s3);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void StoreMasked(float* p, Vector256<float> s0, Vector256<float> s1, Vector256<float> s2, Vector256<float> s3,
+        Vector256<float> k0, Vector256<float> k1, Vector256<float> k2, Vector256<float> k3)
+    {
+        Avx.MaskStore(p, k0, s0); Avx.MaskStore(p + 8, k1, s1); Avx.MaskStore(p + 16, k2, s2); Avx.MaskStore(p + 24, k3, s3);
     }
 }

@@ -44,4 +44,66 @@ public class VectorMathTests
         Assert.True(float.IsNaN(VectorMath.Log(Vector256.Create(float.NaN)).GetElement(0)));
         Assert.False(float.IsFinite(VectorMath.Log(Vector256.Create(float.PositiveInfinity)).GetElement(0)));
     }
+
+    /// <summary>Every column of a row times a matrix is one fused multiply-add chain over the rows, in order, from the
+    /// accumulator's value — whole 64-column passes, and the masked tail of every width below 64 — and nothing past
+    /// the accumulator's width is written (the matrix ends exactly at the last row's last column).</summary>
+    [Theory]
+    [InlineData(1)]
+    [InlineData(7)]
+    [InlineData(63)]
+    public void RowTimesMatrixIsOneFusedChainPerColumn(int rows)
+    {
+        if (!VectorMath.IsSupported) return;
+        var random = new Randomness.RandomStream(9);
+        foreach (int width in new[] { 1, 3, 8, 13, 31, 32, 33, 40, 57, 63, 64, 65, 100, 128, 191, 252 })
+        {
+            int stride = width + 5;
+            var v = new float[rows]; var m = new float[(rows - 1) * stride + width];
+            random.FillGaussian(v); random.FillGaussian(m);
+            var acc = new float[width + 3];
+            random.FillGaussian(acc);
+            var expected = (float[])acc.Clone();
+            for (int c = 0; c < width; c++)
+                for (int j = 0; j < rows; j++) expected[c] = MathF.FusedMultiplyAdd(m[j * stride + c], v[j], expected[c]);
+            VectorMath.AddRowTimesMatrix(v, m, stride, acc.AsSpan(0, width));
+            Assert.Equal(expected, acc);
+        }
+    }
+
+    /// <summary>Several rows times one matrix: each entry the GEMM's bits for that row alone, for every count of
+    /// rows modulo the kernel's four (repeated rows, a row left alone) and widths with masked columns; nothing outside
+    /// the rows' widths is written.</summary>
+    [Theory]
+    [InlineData(1, 5)]
+    [InlineData(2, 63)]
+    [InlineData(3, 17)]
+    [InlineData(4, 8)]
+    [InlineData(5, 63)]
+    [InlineData(7, 1)]
+    [InlineData(9, 30)]
+    [InlineData(1, 300)] // two k-blocks of the GEMM
+    [InlineData(6, 600)] // three
+    public void RowsTimesMatrixEqualsEachRowAlone(int rows, int k)
+    {
+        if (!VectorMath.IsSupported) return;
+        var random = new Randomness.RandomStream(11);
+        foreach (int width in new[] { 1, 8, 13, 32, 33, 63, 64, 100, 252 })
+        {
+            int stride = width + 3, ldv = k + 2, ldo = width + 4;
+            var v = new float[(rows - 1) * ldv + k]; var m = new float[(k - 1) * stride + width];
+            random.FillGaussian(v); random.FillGaussian(m);
+            var output = new float[(rows - 1) * ldo + width + 5];
+            output.AsSpan().Fill(7f);
+            VectorMath.RowsTimesMatrix(v, rows, ldv, k, m, stride, width, output, ldo);
+            for (int r = 0; r < rows; r++)
+            {
+                var alone = new float[width];
+                Gemm.Multiply(false, false, 1, width, k, 1f, v.AsSpan(r * ldv, k), k, m, stride, 0f, alone, width, allowParallel: false);
+                Assert.Equal(alone, output.AsSpan(r * ldo, width).ToArray());
+                if (r < rows - 1) Assert.All(output.AsSpan(r * ldo + width, ldo - width).ToArray(), e => Assert.Equal(7f, e));
+            }
+            Assert.All(output.AsSpan((rows - 1) * ldo + width).ToArray(), e => Assert.Equal(7f, e));
+        }
+    }
 }

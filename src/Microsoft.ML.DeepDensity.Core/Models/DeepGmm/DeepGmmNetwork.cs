@@ -194,30 +194,66 @@ internal sealed class DeepGmmNetwork
     /// packing) — the scoring path of a PredictionEngine or a model loaded into ML.NET — with the GEMM kernel's arithmetic
     /// (fused multiply-add chain from zero), so a row scores the same bits alone or in a block. Only with AVX2/FMA.</param>
     public void ScoreAllPaths(ReadOnlySpan<float> x, int n, ScoringWorkspace ws, bool oneRowAsVector = false)
-        => Descend(LayerCount - 1, x, D, n, 0, 0.0, ws, oneRowAsVector && n == 1 && VectorMath.IsSupported);
+    {
+        if (oneRowAsVector && n == 1 && VectorMath.IsSupported)
+        {
+            int top = LayerCount - 1, width = Components[top] * D;
+            BackTransformRows(top, x, 1, ws.Levels[top].AsSpan(0, width));
+            VisitRow(top, ws.Levels[top].AsSpan(0, width), 0, 0.0, ws);
+        }
+        else Descend(LayerCount - 1, x, D, n, 0, 0.0, ws);
+    }
 
-    private void Descend(int layer, ReadOnlySpan<float> input, int inputStride, int n, int pathBase, double logDetSum, ScoringWorkspace ws, bool asVector)
+    /// <summary>Every node of <paramref name="layer"/> applied to each of <paramref name="rows"/> inputs (D floats apart):
+    /// output row r = [Q_0 u_r + e_0 | Q_1 u_r + e_1 | …], the GEMM kernel's arithmetic (a fused multiply-add chain over
+    /// the input from zero, then + e) without its packing.</summary>
+    private void BackTransformRows(int layer, ReadOnlySpan<float> inputs, int rows, Span<float> output)
+    {
+        int width = Components[layer] * D;
+        VectorMath.RowsTimesMatrix(inputs, rows, D, D, WideQt[layer], width, width, output, width);
+        RowOps.AddRowVector(output, rows, width, WideE[layer]);
+    }
+
+    /// <summary>
+    /// The one-row walk (a PredictionEngine, a model loaded into ML.NET): <paramref name="outputs"/> holds the row
+    /// back-transformed by every node of <paramref name="layer"/> (on the path prefix <paramref name="pathBase"/>). All
+    /// those nodes' children are computed in one pass over the layer below's matrix (as many rows as the workspace holds
+    /// at a time) instead of one pass per node: the same sums, read from memory once.
+    /// </summary>
+    private void VisitRow(int layer, ReadOnlySpan<float> outputs, int pathBase, double logDetSum, ScoringWorkspace ws)
+    {
+        int n = Components[layer];
+        if (layer == 0) { ScoreLeaves(outputs, D * n, 1, pathBase, logDetSum, ws); return; }
+        int below = layer - 1, width = Components[below] * D;
+        int chunk = Math.Min(n, ws.Levels[below].Length / width);
+        for (int i0 = 0; i0 < n; i0 += chunk)
+        {
+            int m = Math.Min(chunk, n - i0);
+            var children = ws.Levels[below].AsSpan(0, m * width);
+            BackTransformRows(below, outputs.Slice(i0 * D, m * D), m, children);
+            for (int i = i0; i < i0 + m; i++)
+                VisitRow(below, children.Slice((i - i0) * width, width), pathBase + i * Stride[layer], logDetSum + LogDet[Node(layer, i)], ws);
+        }
+    }
+
+    private void Descend(int layer, ReadOnlySpan<float> input, int inputStride, int n, int pathBase, double logDetSum, ScoringWorkspace ws)
     {
         int width = Components[layer] * D;
         var output = ws.Levels[layer].AsSpan(0, n * width);
-        if (asVector)
-        {
-            // The GEMM kernel's arithmetic for one row: a fused multiply-add chain over r from zero, then + e.
-            output.Clear();
-            VectorMath.AddRowTimesMatrix(input[..D], WideQt[layer], width, output);
-            RowOps.AddRowVector(output, 1, width, WideE[layer]);
-        }
-        else
-        {
-            Gemm.Multiply(false, false, n, width, D, 1f, input, inputStride, WideQt[layer], width, 0f, output, width, allowParallel: false);
-            RowOps.AddRowVector(output, n, width, WideE[layer]);
-        }
+        Gemm.Multiply(false, false, n, width, D, 1f, input, inputStride, WideQt[layer], width, 0f, output, width, allowParallel: false);
+        RowOps.AddRowVector(output, n, width, WideE[layer]);
+        if (layer == 0) { ScoreLeaves(output, width, n, pathBase, logDetSum, ws); return; }
         for (int i = 0; i < Components[layer]; i++)
+            Descend(layer - 1, output[(i * D)..], width, n, pathBase + i * Stride[layer], logDetSum + LogDet[Node(layer, i)], ws);
+    }
+
+    /// <summary>Scores of the paths ending in each node of layer 0, from its back-transformed rows (<paramref name="width"/> apart).</summary>
+    private void ScoreLeaves(ReadOnlySpan<float> output, int width, int n, int pathBase, double logDetSum, ScoringWorkspace ws)
+    {
+        for (int i = 0; i < Components[0]; i++)
         {
-            int node = Node(layer, i);
-            int path = pathBase + i * Stride[layer];
-            double ld = logDetSum + LogDet[node];
-            if (layer > 0) { Descend(layer - 1, output[(i * D)..], width, n, path, ld, ws, asVector); continue; }
+            int path = pathBase + i * Stride[0];
+            double ld = logDetSum + LogDet[Node(0, i)];
             int pc = PathCount;
             float offset = (float)(PathLogPrior[path] + ld - D * HalfLog2Pi);
             for (int r = 0; r < n; r++)

@@ -52,7 +52,10 @@ internal sealed class RbmMachine
     /// <summary>pre = v·W + c for n rows (n×H).</summary>
     public void HiddenPreActivation(ReadOnlySpan<float> v, int n, Span<float> pre, bool parallel)
     {
-        Gemm.Multiply(false, false, n, H, D, 1f, v, D, W, H, 0f, pre, H, parallel);
+        // A few rows (one per call from a PredictionEngine or a model loaded into ML.NET): the GEMM's arithmetic without
+        // its packing and dispatch, which cost more than the product itself at one row.
+        if (n < 4 && VectorMath.IsSupported) VectorMath.RowsTimesMatrix(v, n, D, D, W, H, H, pre, H);
+        else Gemm.Multiply(false, false, n, H, D, 1f, v, D, W, H, 0f, pre, H, parallel);
         RowOps.AddRowVector(pre, n, H, C);
     }
 

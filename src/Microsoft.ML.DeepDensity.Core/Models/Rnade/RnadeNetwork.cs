@@ -17,7 +17,7 @@ namespace Microsoft.ML.DeepDensity.Models.Rnade;
 /// Activations a_d = c + Σ_{j&lt;d} x_j W_j are accumulated recursively (O(BDH)) and, as in Algorithm 2, recomputed
 /// backwards by subtraction instead of stored.
 /// </remarks>
-internal sealed class RnadeNetwork
+internal sealed partial class RnadeNetwork
 {
     private const float HalfLog2Pi = 0.918938533204672742f;
     /// <summary>
@@ -162,101 +162,6 @@ internal sealed class RnadeNetwork
             }
         }
         lp[..rows].CopyTo(logp);
-    }
-
-    /// <summary>Scratch of <see cref="LogDensityOfRow"/>. Not shared between threads.</summary>
-    public sealed class RowWorkspace
-    {
-        public readonly float[] A, Hidden, Acc, X8, Z8, LogP8, Mixture;
-        /// <summary>V with each row of 3K outputs padded to <see cref="K3Padded"/> (a multiple of 8, zeros), so the
-        /// per-row product runs over whole 8-lane vectors held in registers.</summary>
-        public readonly float[] VPadded;
-        public readonly int K3Padded;
-
-        /// <summary>One conditional's outputs [α-logits | μ | log σ], each group padded to <see cref="KPadded"/> (a multiple
-        /// of 8), and the per-component terms of its mixture: the mixture of one row is vectorised over components.</summary>
-        public readonly float[] Z3, Terms;
-        public readonly int KPadded;
-
-        public RowWorkspace(RnadeNetwork net)
-        {
-            K3Padded = (net.K3 + 7) / 8 * 8;
-            KPadded = (net.K + 7) / 8 * 8;
-            Z3 = new float[3 * KPadded]; Terms = new float[2 * KPadded];
-            A = new float[net.H]; Hidden = new float[net.H]; Acc = new float[K3Padded];
-            X8 = new float[8]; Z8 = new float[net.K3 * 8]; LogP8 = new float[8]; Mixture = new float[3 * net.K * 8];
-            VPadded = new float[net.D * net.H * K3Padded];
-            for (int row = 0; row < net.D * net.H; row++) net.V.AsSpan(row * net.K3, net.K3).CopyTo(VPadded.AsSpan(row * K3Padded));
-        }
-    }
-
-    /// <summary>
-    /// Log-density (model space) of one row, bit-identical to its score in a block of <see cref="Forward"/> but without
-    /// paying for the block's eight-row tile (a PredictionEngine, a model loaded into ML.NET score one row per call).
-    /// It repeats the block path's arithmetic for one row: z = b_d + Σ_j V_d[j, ·] h_j as the GEMM kernel forms it (one
-    /// fused multiply-add chain over j from zero, then added to b_d), the mixture's per-component terms with the same
-    /// eight-lane exp/log and operations (<see cref="MixtureOfRow"/>: vectorised over components instead of rows), and
-    /// the same float accumulation. Only with AVX2/FMA (else null: the caller uses the block path).
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public float? LogDensityOfRow(ReadOnlySpan<float> x, RowWorkspace ws)
-    {
-        if (!VectorMath.IsSupported || PortableMixture) return null;
-        int h = H, k = K, k3 = K3, k3p = ws.K3Padded, kp = ws.KPadded;
-        var a = ws.A.AsSpan(); var hid = ws.Hidden.AsSpan(); var acc = ws.Acc.AsSpan(); var z3 = ws.Z3.AsSpan();
-        C.AsSpan().CopyTo(a);
-        float lp = 0f;
-        for (int d = 0; d < D; d++)
-        {
-            TensorPrimitives.Multiply(a, Rho[d], hid);
-            ApplyActivation(hid);
-            acc.Clear();
-            VectorMath.AddRowTimesMatrix(hid, ws.VPadded.AsSpan(d * h * k3p, h * k3p), k3p, acc);
-            var b = B.AsSpan(d * k3, k3);
-            for (int g = 0; g < 3; g++)
-                for (int i = 0; i < k; i++) z3[g * kp + i] = b[g * k + i] + acc[g * k + i];
-            lp += MixtureOfRow(k, kp, x[d], ws.Z3, ws.Terms);
-            if (d < D - 1) TensorPrimitives.MultiplyAdd(W.AsSpan(d * h, h), x[d], a, a); // as AddOuter: a + x·w, unfused
-        }
-        return lp;
-    }
-
-    /// <summary>
-    /// log Σ_i α_i N(x; μ_i, σ_i²) of one row, the same bits as its lane of <see cref="MixtureVector"/>: the per-component
-    /// terms are the same lane-wise operations (here eight components per vector), and the reductions over components —
-    /// max as vmaxps keeps its first operand only when greater, sums in component order from zero — are done in scalars
-    /// in the block path's order. <paramref name="z3"/> holds [α | μ | log σ], each padded to <paramref name="kp"/>.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static unsafe float MixtureOfRow(int k, int kp, float x, float[] z3, float[] terms)
-    {
-        fixed (float* pz = z3) fixed (float* pt = terms)
-        {
-            float* za = pz, zm = pz + kp, zs = pz + 2 * kp, e = pt, l = pt + kp;
-            float maxA = za[0];
-            for (int i = 1; i < k; i++) maxA = maxA > za[i] ? maxA : za[i];
-            var vMaxA = Vector256.Create(maxA);
-            for (int i = 0; i < kp; i += 8) Avx.Store(e + i, VectorMath.Exp(Avx.Subtract(Avx.LoadVector256(za + i), vMaxA)));
-            float sumA = 0f;
-            for (int i = 0; i < k; i++) sumA += e[i];
-            float lseA = maxA + VectorMath.Log(Vector256.Create(sumA)).ToScalar();
-            var xv = Vector256.Create(x); var vLseA = Vector256.Create(lseA);
-            var half = Vector256.Create(0.5f); var c0 = Vector256.Create(HalfLog2Pi);
-            for (int i = 0; i < kp; i += 8)
-            {
-                var s = Avx.LoadVector256(zs + i);
-                var u = Avx.Multiply(Avx.Subtract(xv, Avx.LoadVector256(zm + i)), VectorMath.Exp(Avx.Subtract(Vector256<float>.Zero, s)));
-                // l = z^α − lseA − u²/2 − z^σ − ½log 2π
-                Avx.Store(l + i, Avx.Subtract(Avx.Subtract(Avx.LoadVector256(za + i), vLseA), Fma.MultiplyAdd(Avx.Multiply(u, u), half, Avx.Add(s, c0))));
-            }
-            float maxL = float.NegativeInfinity;
-            for (int i = 0; i < k; i++) maxL = maxL > l[i] ? maxL : l[i];
-            var vMaxL = Vector256.Create(maxL);
-            for (int i = 0; i < kp; i += 8) Avx.Store(e + i, VectorMath.Exp(Avx.Subtract(Avx.LoadVector256(l + i), vMaxL)));
-            float sumL = 0f;
-            for (int i = 0; i < k; i++) sumL += e[i];
-            return maxL + VectorMath.Log(Vector256.Create(sumL)).ToScalar();
-        }
     }
 
     /// <summary>Backward pass after <see cref="Forward"/> on the same workspace; accumulates into the workspace gradients.
