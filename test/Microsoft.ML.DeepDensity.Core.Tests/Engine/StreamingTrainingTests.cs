@@ -113,9 +113,14 @@ public class StreamingTrainingTests
     {
         var data = Materialize(new GeneratedRows(900, 3, 11));
         var valid = Materialize(new GeneratedRows(200, 3, 12));
-        var memory = DeepGmmModel.Fit(data, Gmm(), valid);
-        var streamed = DeepGmmModel.Fit(RowStream.From(data), Gmm(), RowStream.From(valid), new StreamingOptions { ShuffleBufferRows = 900 });
-        Assert.Equal(memory.ToBytes(), streamed.ToBytes());
+        foreach (var em in new[] { DeepGmmEmKind.Hard, DeepGmmEmKind.Soft })
+        {
+            var o = Gmm();
+            o.Em = em;
+            var memory = DeepGmmModel.Fit(data, o, valid);
+            var streamed = DeepGmmModel.Fit(RowStream.From(data), o, RowStream.From(valid), new StreamingOptions { ShuffleBufferRows = 900 });
+            Assert.Equal(memory.ToBytes(), streamed.ToBytes());
+        }
     }
 
     [Fact]
