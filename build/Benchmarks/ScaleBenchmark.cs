@@ -23,7 +23,7 @@ namespace DeepDensity.Benchmarks;
 public sealed class ScaleBenchmark : IBenchmark
 {
     public string Name => "scale";
-    public string Description => "streamed training from a generated IDataView, 0.25M-2M rows: time, rows/s, peak working set (~15 min)";
+    public string Description => "streamed training from a generated IDataView, 0.25M-2M rows: time, rows/s, peak working set (~3 min)";
 
     public int Run(BenchmarkArgs args)
     {
