@@ -165,6 +165,47 @@ public class StreamingTrainingTests
         finally { DeepDensityEnvironment.MaxDegreeOfParallelism = -1; }
     }
 
+    /// <summary>Records the rows of every batch (a one-column stream whose value is the row number).</summary>
+    private sealed class Recorder : ITrainableModel
+    {
+        public readonly List<float[]> Batches = new();
+        public double Step(TrainingStep step) { Batches.Add(step.Batch.Rows.ToArray()); return 0; }
+        public EpochFigures? EndEpoch(TrainingEpoch epoch) => new(0, null);
+        public object Snapshot() => 0;
+        public void Restore(object snapshot) { }
+        public void ResetAfterDivergence() { }
+    }
+
+    [Fact]
+    public void TheShuffleIsAPermutationWithinEachWindowAndWindowsComeInStreamOrder()
+    {
+        var m = new RowMatrix(95, 1);
+        for (int i = 0; i < m.Rows; i++) m[i, 0] = i;
+        var model = new Recorder();
+        var options = new TrainingDriverOptions { MaxEpochs = 2, BatchSize = 10, Root = new RandomStream(9) };
+        TrainingDriver.Run(model, new StreamingTrainingData(RowStream.From(m), new StreamingOptions { ShuffleBufferRows = 25 }), options, null, default);
+        // A 25-row buffer is rounded up to 30 rows (whole batches): windows [0, 30), [30, 60), [60, 90), [90, 95).
+        Assert.Equal(2 * 10, model.Batches.Count);
+        for (int epoch = 0; epoch < 2; epoch++)
+        {
+            var batches = model.Batches.Skip(epoch * 10).Take(10).ToList();
+            Assert.Equal(Enumerable.Range(0, 95).Select(i => (float)i), batches.SelectMany(b => b).Order());
+            for (int b = 0; b < 10; b++)
+            {
+                int window = b / 3;
+                Assert.All(batches[b], v => Assert.Equal(window, (int)v / 30));
+            }
+            Assert.NotEqual(Enumerable.Range(0, 30).Select(i => (float)i), batches.Take(3).SelectMany(x => x)); // shuffled
+        }
+        Assert.NotEqual(model.Batches[0], model.Batches[10]); // a new permutation every epoch
+        // A buffer holding the pass gives the in-memory batches.
+        var memory = new Recorder();
+        TrainingDriver.Run(memory, TrainingData.From(m), options, null, default);
+        var whole = new Recorder();
+        TrainingDriver.Run(whole, new StreamingTrainingData(RowStream.From(m), new StreamingOptions { ShuffleBufferRows = 95 }), options, null, default);
+        Assert.Equal(memory.Batches, whole.Batches);
+    }
+
     [Fact]
     public void TheHashSplitIsDisjointCoversEveryRowAndHoldsOutAboutTheFraction()
     {
