@@ -42,6 +42,13 @@ public abstract class DensityEstimator<TModel, TModelOptions> : IEstimator<Densi
     protected abstract TModel Train(RowMatrix data, RowMatrix? validation, TModelOptions options,
         IProgress<TrainingProgress> progress, CancellationToken cancellationToken);
 
+    /// <summary>Trains the engine model from streams of rows (<see cref="DensityTrainingData.Streamed"/>); families
+    /// that cannot stream keep this default, which refuses with a message naming the setting.</summary>
+    protected virtual TModel TrainStreamed(IRowStream data, IRowStream? validation, TModelOptions options, StreamingOptions streaming,
+        IProgress<TrainingProgress> progress, CancellationToken cancellationToken)
+        => throw new NotSupportedException($"{Name} cannot train from a stream: set TrainingData = {nameof(DensityTrainingData.InMemory)} " +
+            "(streamed training covers RNADE, RBM, Deep GMM and IWAE).");
+
     /// <summary>Trains on <paramref name="input"/>.</summary>
     public DensityTransformer<TModel> Fit(IDataView input) => Fit(input, null);
 
@@ -53,6 +60,7 @@ public abstract class DensityEstimator<TModel, TModelOptions> : IEstimator<Densi
         _options.Validate();
         var column = CheckInputShape(trainData.Schema, null);
         int dim = ((VectorDataViewType)column.Type).Size;
+        if (_options.TrainingData == DensityTrainingData.Streamed) return FitStreamed(trainData, column, validationData, dim);
         var data = ReadRows(trainData, column, dim);
         RowMatrix? validation = null;
         if (validationData is not null)
@@ -72,6 +80,24 @@ public abstract class DensityEstimator<TModel, TModelOptions> : IEstimator<Densi
         float threshold = Scoring.Threshold(scores, _options.Contamination);
         channel.Info(MessageSensitivity.None,
             $"{Name}: trained; mean training log-density {Mean(logDensity):G6}, score threshold {threshold:G6} (contamination {_options.Contamination}).");
+        return new DensityTransformer<TModel>(_mlContext, model, _options.ToSettings(threshold));
+    }
+
+    /// <summary>Fit through cursors: the engine reads the feature column pass by pass (training, validation, then one
+    /// scoring pass for the threshold) and never holds it whole.</summary>
+    private DensityTransformer<TModel> FitStreamed(IDataView trainData, DataViewSchema.Column column, IDataView? validationData, int dim)
+    {
+        var data = new DataViewRowStream(trainData, column, dim);
+        var validation = validationData is null ? null : new DataViewRowStream(validationData, CheckInputShape(validationData.Schema, dim), dim);
+        using var channel = ((IHostEnvironment)_mlContext).Start(Name);
+        channel.Info(MessageSensitivity.None, $"{Name}: training streamed from the cursor ({dim} columns" +
+            (data.Count is long n ? $", {n} rows" : "") + $"; shuffle buffer {(_options.ShuffleBufferRows > 0 ? _options.ShuffleBufferRows.ToString() : "automatic")}).");
+        var progress = new ChannelProgress(channel, Name, _options.Progress);
+        var model = TrainStreamed(data, validation, _options.ModelOptions, new StreamingOptions { ShuffleBufferRows = _options.ShuffleBufferRows },
+            progress, _options.CancellationToken);
+        var (threshold, mean) = DataViewRowStream.Threshold(model, data, _options.Contamination, _options.CancellationToken);
+        channel.Info(MessageSensitivity.None,
+            $"{Name}: trained; mean training log-density {mean:G6}, score threshold {threshold:G6} (contamination {_options.Contamination}).");
         return new DensityTransformer<TModel>(_mlContext, model, _options.ToSettings(threshold));
     }
 

@@ -32,6 +32,11 @@ public static class DensityEstimatorDefaults
     public const int ScoringBlockRows = 2048;
     /// <summary>Seed of the sample column's draws: 0.</summary>
     public const ulong SampleSeed = 0;
+    /// <summary>How the training data is read: <see cref="DensityTrainingData.InMemory"/> (copied once; results as
+    /// before streaming existed).</summary>
+    public const DensityTrainingData TrainingData = DensityTrainingData.InMemory;
+    /// <summary>Rows of a streamed Fit's shuffle buffer: 0 = automatic (<see cref="StreamingOptions.Defaults.ShuffleBufferRows"/>).</summary>
+    public const int ShuffleBufferRows = StreamingOptions.Defaults.ShuffleBufferRows;
 }
 
 /// <summary>
@@ -83,6 +88,16 @@ public abstract class DensityEstimatorOptions
     /// memory); also enforced when a saved model is loaded.</summary>
     public const int MaxScoringBlockRows = 1 << 16;
 
+    /// <summary>How Fit reads the training (and validation) data: <see cref="DensityTrainingData.InMemory"/> copies the
+    /// feature column once; <see cref="DensityTrainingData.Streamed"/> reads it through a cursor every pass with a
+    /// bounded shuffle buffer and never holds it whole (RNADE, RBM, Deep GMM and IWAE; docs/scaling.md: memory bound, local
+    /// shuffle, hashed validation split). Default <see cref="DensityEstimatorDefaults.TrainingData"/>.</summary>
+    public DensityTrainingData TrainingData { get; set; } = DensityEstimatorDefaults.TrainingData;
+
+    /// <summary>Rows of the shuffle buffer of a streamed Fit (rounded up to whole batches); 0 = automatic, 64 MiB of
+    /// rows. Ignored in memory. Default <see cref="DensityEstimatorDefaults.ShuffleBufferRows"/>.</summary>
+    public int ShuffleBufferRows { get; set; } = DensityEstimatorDefaults.ShuffleBufferRows;
+
     /// <summary>Optional extra receiver of training progress (progress is always also written to the MLContext log). Default null.</summary>
     public IProgress<TrainingProgress>? Progress { get; set; }
 
@@ -105,6 +120,10 @@ public abstract class DensityEstimatorOptions
             throw new ArgumentException($"Output column names must be distinct (got {string.Join(", ", outputs)}).");
         if (!(Contamination >= 0 && Contamination <= 0.5))
             throw new ArgumentOutOfRangeException(nameof(Contamination), Contamination, $"Contamination must be in [0, 0.5] (got {Contamination}).");
+        if (!Enum.IsDefined(TrainingData))
+            throw new ArgumentOutOfRangeException(nameof(TrainingData), TrainingData, "TrainingData must be InMemory or Streamed.");
+        if (ShuffleBufferRows < 0)
+            throw new ArgumentOutOfRangeException(nameof(ShuffleBufferRows), ShuffleBufferRows, $"ShuffleBufferRows must be ≥ 0 (0 = automatic; got {ShuffleBufferRows}).");
         if (ScoringBlockRows < 1 || ScoringBlockRows > MaxScoringBlockRows)
             throw new ArgumentOutOfRangeException(nameof(ScoringBlockRows), ScoringBlockRows, $"ScoringBlockRows must be in [1, {MaxScoringBlockRows}] (got {ScoringBlockRows}).");
     }

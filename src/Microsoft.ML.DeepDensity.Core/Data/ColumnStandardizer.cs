@@ -37,29 +37,55 @@ public sealed class ColumnStandardizer
     /// <see cref="ConstantRelativeTolerance"/>, get scale 1).</summary>
     public static ColumnStandardizer Fit(RowMatrix data)
     {
-        int n = data.Rows, d = data.Columns;
-        var mean = new double[d];
-        var m2 = new double[d];
-        for (int r = 0; r < n; r++)
+        var moments = new Moments(data.Columns);
+        moments.Add(data.AsSpan(), data.Rows);
+        return moments.ToStandardizer();
+    }
+
+    /// <summary><see cref="Fit(RowMatrix)"/> over one pass of a stream (the same arithmetic, row by row: the same result
+    /// as the rows in memory).</summary>
+    public static ColumnStandardizer Fit(Training.IRowStream data, CancellationToken cancellationToken = default)
+    {
+        var moments = new Moments(data.Width);
+        Training.RowStream.ForEachBlock(data, moments.Add, cancellationToken);
+        return moments.ToStandardizer();
+    }
+
+    /// <summary>Running column means and sums of squared deviations (Welford, float64), row by row.</summary>
+    internal sealed class Moments(int width)
+    {
+        private readonly double[] _mean = new double[width], _m2 = new double[width];
+        private long _n;
+
+        public void Add(ReadOnlySpan<float> rows, int count)
         {
-            var row = data.Row(r);
-            for (int c = 0; c < d; c++)
+            int d = _mean.Length;
+            for (int r = 0; r < count; r++, _n++)
             {
-                double delta = row[c] - mean[c];
-                mean[c] += delta / (r + 1);
-                m2[c] += delta * (row[c] - mean[c]);
+                var row = rows.Slice(r * d, d);
+                for (int c = 0; c < d; c++)
+                {
+                    double delta = row[c] - _mean[c];
+                    _mean[c] += delta / (_n + 1);
+                    _m2[c] += delta * (row[c] - _mean[c]);
+                }
             }
         }
-        var fm = new float[d];
-        var fs = new float[d];
-        for (int c = 0; c < d; c++)
+
+        public ColumnStandardizer ToStandardizer()
         {
-            fm[c] = (float)mean[c];
-            double sd = n > 1 ? Math.Sqrt(m2[c] / n) : 0;
-            bool constant = sd <= MinimumScale || sd <= ConstantRelativeTolerance * Math.Abs(mean[c]);
-            fs[c] = constant ? 1f : (float)sd;
+            int d = _mean.Length;
+            var fm = new float[d];
+            var fs = new float[d];
+            for (int c = 0; c < d; c++)
+            {
+                fm[c] = (float)_mean[c];
+                double sd = _n > 1 ? Math.Sqrt(_m2[c] / _n) : 0;
+                bool constant = sd <= MinimumScale || sd <= ConstantRelativeTolerance * Math.Abs(_mean[c]);
+                fs[c] = constant ? 1f : (float)sd;
+            }
+            return new ColumnStandardizer(fm, fs);
         }
-        return new ColumnStandardizer(fm, fs);
     }
 
     /// <summary>
@@ -67,9 +93,13 @@ public sealed class ColumnStandardizer
     /// standard deviations). Keeps the data's own metric (distances are only rescaled) while bringing any data scale into
     /// a numerically safe range, so a model trained on s·x is the model of x, rescaled.
     /// </summary>
-    public static ColumnStandardizer FitPooled(RowMatrix data)
+    public static ColumnStandardizer FitPooled(RowMatrix data) => Pooled(Fit(data));
+
+    /// <summary><see cref="FitPooled(RowMatrix)"/> over one pass of a stream.</summary>
+    public static ColumnStandardizer FitPooled(Training.IRowStream data, CancellationToken cancellationToken = default) => Pooled(Fit(data, cancellationToken));
+
+    private static ColumnStandardizer Pooled(ColumnStandardizer perColumn)
     {
-        var perColumn = Fit(data);
         double sumSquares = 0;
         int varying = 0;
         var mean = perColumn.Mean;

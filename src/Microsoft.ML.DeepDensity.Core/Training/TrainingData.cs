@@ -3,13 +3,36 @@ using Microsoft.ML.DeepDensity.Data;
 namespace Microsoft.ML.DeepDensity.Training;
 
 /// <summary>
-/// A training set as the training driver sees it: a number of examples (rows or sequences) and a way to copy a batch
-/// of them, given their indices, into a reusable <see cref="TrainingBatch"/>. Rows and sequences (and, later, streamed
-/// data) go through the same loop. Wrap data with <see cref="TrainingData.From(RowMatrix)"/> or
-/// <see cref="TrainingData.From(SequenceBatch)"/>.
+/// Where the training driver reads an epoch from: one pass over the examples as a sequence of <em>windows</em>, each an
+/// <see cref="ITrainingData"/> the driver shuffles and cuts into batches. Data held in memory is one window (the whole
+/// set: a full permutation per epoch); a stream (<see cref="StreamingTrainingData"/>) is read window by window through a
+/// bounded buffer, so its shuffle is local to a window. Both go through the same epoch loop.
 /// </summary>
-public interface ITrainingData
+public interface ITrainingSource
 {
+    /// <summary>Examples per pass when known without reading a pass (null: unknown until a pass has been read).</summary>
+    long? KnownCount { get; }
+
+    /// <summary>
+    /// One pass over the examples, in windows of a whole multiple of <paramref name="batchSize"/> examples (only the
+    /// last may be shorter; data in memory is one window whatever the size). A window is valid until the next is
+    /// requested. Every pass yields the same examples in the same order.
+    /// </summary>
+    IEnumerable<ITrainingData> ReadWindows(int batchSize, CancellationToken cancellationToken);
+}
+
+/// <summary>
+/// A training set as the training driver sees it: a number of examples (rows or sequences) and a way to copy a batch
+/// of them, given their indices, into a reusable <see cref="TrainingBatch"/>. Rows and sequences go through the same
+/// loop; held in memory it is its own single window (<see cref="ITrainingSource"/>), streamed data comes as windows
+/// of this. Wrap data with <see cref="TrainingData.From(RowMatrix)"/> or <see cref="TrainingData.From(SequenceBatch)"/>.
+/// </summary>
+public interface ITrainingData : ITrainingSource
+{
+    long? ITrainingSource.KnownCount => Count;
+
+    IEnumerable<ITrainingData> ITrainingSource.ReadWindows(int batchSize, CancellationToken cancellationToken) => [this];
+
     /// <summary>Number of examples.</summary>
     int Count { get; }
 
@@ -72,8 +95,13 @@ public static class TrainingData
     /// <summary>One example per sequence.</summary>
     public static ITrainingData From(SequenceBatch sequences) => new SequenceData(sequences ?? throw new ArgumentNullException(nameof(sequences)));
 
+    /// <summary>The row matrix behind <paramref name="data"/> when it is a row set made by <see cref="From(RowMatrix)"/>
+    /// (RBM's trainer gathers its batch straight from it), else null.</summary>
+    internal static RowMatrix? Matrix(ITrainingData data) => (data as RowData)?.Matrix;
+
     private sealed class RowData(RowMatrix m) : ITrainingData
     {
+        public RowMatrix Matrix => m;
         public int Count => m.Rows;
 
         public void CopyBatch(ReadOnlySpan<int> indices, TrainingBatch batch)

@@ -38,17 +38,22 @@ public interface ITrainableModel
 /// <param name="Note">Note for the progress report.</param>
 /// <param name="Metrics">Extra figures for the progress report.</param>
 /// <param name="Converged">The model has converged: stop after this epoch (EM's tolerance).</param>
+/// <param name="Examples">Examples the epoch processed, when the model reads its data itself (streamed EM makes its
+/// own passes); null: those of the driver's batches (for the progress report's examples/s).</param>
 public sealed record EpochFigures(double Train, double? Validation, double? Score = null, string? Note = null,
-    IReadOnlyDictionary<string, double>? Metrics = null, bool Converged = false);
+    IReadOnlyDictionary<string, double>? Metrics = null, bool Converged = false, long? Examples = null);
 
 /// <summary>One step of an epoch: which examples, the learning rate and the step's own random stream.</summary>
 public sealed class TrainingStep
 {
-    private readonly ITrainingData _data;
+    private ITrainingData _data = null!;
     private readonly TrainingBatch _batch = new();
     private bool _copied;
 
-    internal TrainingStep(ITrainingData data, int[] order) { _data = data; Order = order; }
+    internal TrainingStep() { }
+
+    /// <summary>The window the next steps draw from (the whole data in memory; a buffer's worth of a stream).</summary>
+    internal void SetWindow(ITrainingData window, int[] order) { _data = window; Order = order; }
 
     internal void Set(int epoch, int index, int start, int count, float learningRate, RandomStream random)
     {
@@ -58,15 +63,18 @@ public sealed class TrainingStep
 
     /// <summary>Epoch number (1-based).</summary>
     public int Epoch { get; private set; }
-    /// <summary>Batch number within the epoch (0-based).</summary>
+    /// <summary>Batch number within the epoch (0-based, counted across a stream's windows).</summary>
     public int Index { get; private set; }
-    /// <summary>This epoch's order of all examples (shuffled, or in order for full-batch methods).</summary>
-    public int[] Order { get; }
+    /// <summary>This window's order of its examples (shuffled, or in order for full-batch methods); in memory the
+    /// window is the whole training set. Only the first <see cref="Data"/>.Count entries are used.</summary>
+    public int[] Order { get; private set; } = [];
+    /// <summary>The examples <see cref="Order"/> indexes: the whole training set in memory, the current window of a stream.</summary>
+    public ITrainingData Data => _data;
     /// <summary>First position of this batch in <see cref="Order"/>.</summary>
     public int Start { get; private set; }
     /// <summary>Examples in this batch.</summary>
     public int Count { get; private set; }
-    /// <summary>The examples of this batch, as indices into the training data.</summary>
+    /// <summary>The examples of this batch, as indices into <see cref="Data"/>.</summary>
     public ReadOnlySpan<int> Indices => Order.AsSpan(Start, Count);
     /// <summary>Current learning rate (after decay and divergence halving).</summary>
     public float LearningRate { get; private set; }
@@ -163,21 +171,23 @@ public sealed record TrainingDriverOptions
 /// their own small adapters; restarts (several initialisations) through <see cref="BestOfRestarts"/>.
 /// </summary>
 /// <remarks>Randomness: epoch e (after r recoveries) shuffles with Root.Fork(e, r) and step b draws from
-/// Root.Fork(e, r).Fork(b), so a run is a pure function of the seed, whatever the thread count.</remarks>
+/// Root.Fork(e, r).Fork(b), so a run is a pure function of the seed, whatever the thread count. A streamed source
+/// (<see cref="StreamingTrainingData"/>) comes in windows: each window's order is shuffled in turn by the same epoch
+/// stream, and batch numbers run on across windows; data in memory is one window, so the two agree when the stream's
+/// buffer holds the whole pass.</remarks>
 public static class TrainingDriver
 {
     /// <summary>Trains <paramref name="model"/> on <paramref name="train"/>; returns what the run did.</summary>
-    public static TrainingSummary Run(ITrainableModel model, ITrainingData train, TrainingDriverOptions options,
+    public static TrainingSummary Run(ITrainableModel model, ITrainingSource train, TrainingDriverOptions options,
         IProgress<TrainingProgress>? progress, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(train);
         ArgumentNullException.ThrowIfNull(options);
         var root = options.Root;
-        int n = train.Count;
-        int batch = Math.Min(options.BatchSize, n);
-        var order = new int[n];
-        var step = new TrainingStep(train, order);
+        int batch = (int)Math.Min(options.BatchSize, Math.Max(1, train.KnownCount ?? long.MaxValue));
+        var order = Array.Empty<int>();
+        var step = new TrainingStep();
         var history = new List<TrainingProgress>();
 
         float lr = options.LearningRate;
@@ -196,21 +206,31 @@ public static class TrainingDriver
         {
             cancellationToken.ThrowIfCancellationRequested();
             var epochRandom = root.Fork((ulong)epoch, (ulong)recoveries);
-            for (int i = 0; i < n; i++) order[i] = i;
-            if (options.Shuffle) epochRandom.Shuffle(order.AsSpan());
             var epochClock = Stopwatch.StartNew();
             double objectiveSum = 0;
             bool diverged = false;
-            int batchIndex = 0;
-            for (int start = 0; start < n; start += batch, batchIndex++)
+            int batchIndex = 0, n = 0;
+            foreach (var window in train.ReadWindows(batch, cancellationToken))
             {
-                cancellationToken.ThrowIfCancellationRequested();
-                if (stop.IsCancellationRequested) break;
-                step.Set(epoch, batchIndex, start, Math.Min(batch, n - start), lr, epochRandom.Fork((ulong)batchIndex));
-                double objective = model.Step(step);
-                if (!double.IsFinite(objective)) { diverged = true; break; }
-                objectiveSum += objective;
+                int w = window.Count;
+                if (order.Length < w) order = new int[w];
+                for (int i = 0; i < w; i++) order[i] = i;
+                if (options.Shuffle) epochRandom.Shuffle(order.AsSpan(0, w));
+                step.SetWindow(window, order);
+                for (int start = 0; start < w; start += batch, batchIndex++)
+                {
+                    cancellationToken.ThrowIfCancellationRequested();
+                    if (stop.IsCancellationRequested) break;
+                    step.Set(epoch, batchIndex, start, Math.Min(batch, w - start), lr, epochRandom.Fork((ulong)batchIndex));
+                    double objective = model.Step(step);
+                    if (!double.IsFinite(objective)) { diverged = true; break; }
+                    objectiveSum += objective;
+                }
+                n += w;
+                if (diverged || stop.IsCancellationRequested) break;
             }
+            if (n == 0 && !diverged && !stop.IsCancellationRequested)
+                throw new InvalidOperationException($"{options.Name}: the training data yielded no examples in epoch {epoch}.");
             if (stop.IsCancellationRequested)
             {
                 model.Restore(lastGood); // a partly done epoch is discarded
@@ -254,7 +274,7 @@ public static class TrainingDriver
             completedEpochs++;
             retriesOfThisEpoch = 0;
             var report = new TrainingProgress(options.EpochNumberOffset + epoch, figures.Train, figures.Validation,
-                n / Math.Max(seconds, 1e-9), clock.Elapsed, lr, figures.Note, figures.Metrics, options.Unit);
+                (figures.Examples ?? n) / Math.Max(seconds, 1e-9), clock.Elapsed, lr, figures.Note, figures.Metrics, options.Unit);
             history.Add(report);
             progress?.Report(report);
 

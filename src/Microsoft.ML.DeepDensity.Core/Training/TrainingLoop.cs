@@ -91,11 +91,16 @@ public static class TrainingLoop
     /// <summary>Trains a row objective on already validated data.</summary>
     public static TrainingSummary Run(IGradientObjective model, RowMatrix train, RowMatrix? validation,
         GradientTrainingOptions options, IProgress<TrainingProgress>? progress, CancellationToken cancellationToken)
-        => Run(new RowObjective(model), TrainingData.From(train), validation is null ? null : TrainingData.From(validation),
-            options, progress, cancellationToken);
+        => Run(model, TrainingData.From(train), validation is null ? null : TrainingData.From(validation), options, progress, cancellationToken);
 
-    /// <summary>Trains any objective (rows or sequences) on already validated data.</summary>
-    public static TrainingSummary Run(IBatchGradientObjective model, ITrainingData train, ITrainingData? validation,
+    /// <summary>Trains a row objective on rows held in memory or streamed (<see cref="StreamingTrainingData"/>).</summary>
+    public static TrainingSummary Run(IGradientObjective model, ITrainingSource train, ITrainingSource? validation,
+        GradientTrainingOptions options, IProgress<TrainingProgress>? progress, CancellationToken cancellationToken)
+        => Run(new RowObjective(model), train, validation, options, progress, cancellationToken);
+
+    /// <summary>Trains any objective (rows or sequences) on already validated data, held in memory or streamed
+    /// (<see cref="StreamingTrainingData"/>).</summary>
+    public static TrainingSummary Run(IBatchGradientObjective model, ITrainingSource train, ITrainingSource? validation,
         GradientTrainingOptions options, IProgress<TrainingProgress>? progress, CancellationToken cancellationToken)
     {
         options.Validate();
@@ -107,20 +112,29 @@ public static class TrainingLoop
     public static double Evaluate(IGradientObjective model, RowMatrix data, RandomStream random, int blockRows = 1000)
         => Evaluate(new RowObjective(model), TrainingData.From(data), random, blockRows);
 
-    /// <summary>Mean objective over all examples of <paramref name="data"/>, in blocks of <paramref name="blockSize"/> examples.</summary>
-    public static double Evaluate(IBatchGradientObjective model, ITrainingData data, RandomStream random, int blockSize = 1000)
+    /// <summary>Mean objective over all examples of <paramref name="data"/> (in memory or streamed), in blocks of
+    /// <paramref name="blockSize"/> examples; block b draws from <paramref name="random"/>.Fork(b), numbered across a
+    /// stream's windows (which hold whole blocks), so a stream gives the figure of the same rows in memory.</summary>
+    public static double Evaluate(IBatchGradientObjective model, ITrainingSource data, RandomStream random, int blockSize = 1000)
     {
         double sum = 0;
+        long total = 0;
         var batch = new TrainingBatch();
-        var indices = new int[Math.Min(blockSize, data.Count)];
-        for (int start = 0, b = 0; start < data.Count; start += blockSize, b++)
+        int[] indices = [];
+        int b = 0;
+        foreach (var window in data.ReadWindows(blockSize, CancellationToken.None))
         {
-            int count = Math.Min(blockSize, data.Count - start);
-            for (int i = 0; i < count; i++) indices[i] = start + i;
-            data.CopyBatch(indices.AsSpan(0, count), batch);
-            sum += model.Evaluate(batch, random.Fork((ulong)b));
+            if (indices.Length < Math.Min(blockSize, window.Count)) indices = new int[Math.Min(blockSize, window.Count)];
+            for (int start = 0; start < window.Count; start += blockSize, b++)
+            {
+                int count = Math.Min(blockSize, window.Count - start);
+                for (int i = 0; i < count; i++) indices[i] = start + i;
+                window.CopyBatch(indices.AsSpan(0, count), batch);
+                sum += model.Evaluate(batch, random.Fork((ulong)b));
+            }
+            total += window.Count;
         }
-        return sum / data.Count;
+        return sum / total;
     }
 
     /// <summary>A row objective seen as a batch objective.</summary>
@@ -138,11 +152,11 @@ public static class TrainingLoop
     private sealed class GradientTrainable : ITrainableModel
     {
         private readonly IBatchGradientObjective _model;
-        private readonly ITrainingData? _validation;
+        private readonly ITrainingSource? _validation;
         private readonly GradientTrainingOptions _options;
         private readonly Optimizer _optimizer;
 
-        public GradientTrainable(IBatchGradientObjective model, ITrainingData? validation, GradientTrainingOptions options)
+        public GradientTrainable(IBatchGradientObjective model, ITrainingSource? validation, GradientTrainingOptions options)
         {
             _model = model; _validation = validation; _options = options;
             if (!model.Parameters.AllFinite()) throw new InvalidOperationException("Initial parameters are not finite.");

@@ -18,6 +18,11 @@ namespace Microsoft.ML.DeepDensity.Transforms
         protected override DeepGmmModel Train(RowMatrix data, RowMatrix? validation, DeepGmmOptions options,
             IProgress<TrainingProgress> progress, CancellationToken cancellationToken)
             => DeepGmmModel.Fit(data, options, validation, progress, cancellationToken);
+
+        /// <inheritdoc/>
+        protected override DeepGmmModel TrainStreamed(IRowStream data, IRowStream? validation, DeepGmmOptions options, StreamingOptions streaming,
+            IProgress<TrainingProgress> progress, CancellationToken cancellationToken)
+            => DeepGmmModel.Fit(data, options, validation, streaming, progress, cancellationToken);
     }
 }
 

@@ -19,6 +19,11 @@ namespace Microsoft.ML.DeepDensity.Transforms
         protected override IwaeModel Train(RowMatrix data, RowMatrix? validation, IwaeOptions options,
             IProgress<TrainingProgress> progress, CancellationToken cancellationToken)
             => IwaeModel.Fit(data, options, validation, progress, cancellationToken);
+
+        /// <inheritdoc/>
+        protected override IwaeModel TrainStreamed(IRowStream data, IRowStream? validation, IwaeOptions options, StreamingOptions streaming,
+            IProgress<TrainingProgress> progress, CancellationToken cancellationToken)
+            => IwaeModel.Fit(data, options, validation, streaming, progress, cancellationToken);
     }
 }
 

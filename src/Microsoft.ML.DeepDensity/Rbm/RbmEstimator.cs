@@ -18,6 +18,11 @@ namespace Microsoft.ML.DeepDensity.Transforms
         protected override RbmModel Train(RowMatrix data, RowMatrix? validation, RbmOptions options,
             IProgress<TrainingProgress> progress, CancellationToken cancellationToken)
             => RbmModel.Fit(data, options, validation, progress, cancellationToken);
+
+        /// <inheritdoc/>
+        protected override RbmModel TrainStreamed(IRowStream data, IRowStream? validation, RbmOptions options, StreamingOptions streaming,
+            IProgress<TrainingProgress> progress, CancellationToken cancellationToken)
+            => RbmModel.Fit(data, options, validation, streaming, progress, cancellationToken);
     }
 }
 

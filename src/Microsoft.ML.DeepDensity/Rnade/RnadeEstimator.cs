@@ -17,4 +17,9 @@ public sealed class RnadeEstimator : DensityEstimator<RnadeModel, RnadeOptions>
     protected override RnadeModel Train(RowMatrix data, RowMatrix? validation, RnadeOptions options,
         IProgress<TrainingProgress> progress, CancellationToken cancellationToken)
         => RnadeModel.Fit(data, options, validation, progress, cancellationToken);
+
+    /// <inheritdoc/>
+    protected override RnadeModel TrainStreamed(IRowStream data, IRowStream? validation, RnadeOptions options, StreamingOptions streaming,
+        IProgress<TrainingProgress> progress, CancellationToken cancellationToken)
+        => RnadeModel.Fit(data, options, validation, streaming, progress, cancellationToken);
 }

@@ -63,7 +63,7 @@ public sealed class IidGaussianSequenceModel : SequenceDensityModel
 
     /// <summary>
     /// The same model fitted by gradient ascent on the frames' log-likelihood through the shared training driver
-    /// (<see cref="TrainingLoop.Run(IBatchGradientObjective, ITrainingData, ITrainingData?, GradientTrainingOptions, IProgress{TrainingProgress}?, CancellationToken)"/>):
+    /// (<see cref="TrainingLoop.Run(IBatchGradientObjective, ITrainingSource, ITrainingSource?, GradientTrainingOptions, IProgress{TrainingProgress}?, CancellationToken)"/>):
     /// the sequence path of gradient training. The objective counts the frames it has seen, an extra state that the
     /// driver snapshots and restores with the parameters.
     /// </summary>

@@ -9,36 +9,46 @@ namespace Microsoft.ML.DeepDensity.Models.DeepGmm;
 /// the next M-step uses (the E-step of iteration 0 runs at construction). The iteration's training figure is the
 /// E-step's mean log-likelihood (a best-path bound with the heuristic E-step), its validation figure the exact mean
 /// log-density of the validation rows; EM has converged when the training figure moves less than the tolerance and
-/// no node was re-seeded.
+/// no node was re-seeded. The data access is virtual: <see cref="StreamedEmTrainable"/> makes passes over a stream instead.
 /// </summary>
-internal sealed class EmTrainable : ITrainableModel
+internal class EmTrainable : ITrainableModel
 {
-    private readonly DeepGmmNetwork _net;
-    private readonly DeepGmmTrainer _trainer;
-    private readonly DeepGmmOptions _options;
+    protected readonly DeepGmmNetwork _net;
+    protected readonly DeepGmmTrainer _trainer;
+    protected readonly DeepGmmOptions _options;
     private readonly RowMatrix? _validation;
     private readonly double _logJacobian;
     private readonly string? _note;
-    private readonly CancellationToken _ct;
+    protected readonly CancellationToken _ct;
     private DeepGmmTrainer.EStepResult _estep;
     private DeepGmmTrainer.MStepResult _mstep;
     private double _previous, _mSeconds, _eSeconds;
+    private bool _started;
 
     public EmTrainable(DeepGmmNetwork net, DeepGmmTrainer trainer, DeepGmmOptions options, RowMatrix? validation,
         double logJacobian, string? note, CancellationToken ct)
     {
         _net = net; _trainer = trainer; _options = options; _validation = validation; _logJacobian = logJacobian; _note = note; _ct = ct;
-        _estep = trainer.EStep(0, ct);
-        _previous = _estep.MeanLogLikelihood;
     }
+
+    /// <summary>The E-step of iteration <paramref name="iteration"/> (0: before the first M-step) on all rows.</summary>
+    protected virtual DeepGmmTrainer.EStepResult EStep(int iteration) => _trainer.EStep(iteration, _ct);
+    /// <summary>The M-step of iteration <paramref name="iteration"/> from the last E-step.</summary>
+    protected virtual DeepGmmTrainer.MStepResult MStep(int iteration) => _trainer.MStep(iteration, _ct);
+    /// <summary>Mean exact log-density of the standardised validation rows (no Jacobian); null without validation rows.</summary>
+    protected virtual double? ValidationLogDensity() => _validation is null ? null : DeepGmmModel.MeanLogDensity(_net, _validation);
+    /// <summary>Rows an iteration reads, when the driver does not hand them over (streamed); null otherwise.</summary>
+    protected virtual long? RowsPerIteration => null;
 
     public double Step(TrainingStep step)
     {
+        // The E-step of iteration 0 runs before the first M-step (lazily, so a subclass is constructed before it reads rows).
+        if (!_started) { _estep = EStep(0); _previous = _estep.MeanLogLikelihood; _started = true; }
         var clock = Stopwatch.StartNew();
-        _mstep = _trainer.MStep(step.Epoch, _ct);
+        _mstep = MStep(step.Epoch);
         _mSeconds = clock.Elapsed.TotalSeconds;
         if (!_net.AllFinite()) return double.NaN;
-        _estep = _trainer.EStep(step.Epoch, _ct);
+        _estep = EStep(step.Epoch);
         _eSeconds = clock.Elapsed.TotalSeconds - _mSeconds;
         return 0; // the iteration's figure comes from EndEpoch
     }
@@ -46,7 +56,7 @@ internal sealed class EmTrainable : ITrainableModel
     public EpochFigures? EndEpoch(TrainingEpoch epoch)
     {
         double train = _estep.MeanLogLikelihood + _logJacobian;
-        double? valid = _validation is null ? null : DeepGmmModel.MeanLogDensity(_net, _validation) + _logJacobian;
+        double? valid = ValidationLogDensity() + _logJacobian;
         var metrics = new Dictionary<string, double>
         {
             ["switch_rate"] = _estep.SwitchRate,
@@ -58,7 +68,7 @@ internal sealed class EmTrainable : ITrainableModel
         if (!_estep.IsExact) note = (note is null ? "" : note + "; ") + "train = best-path bound (heuristic E-step)";
         bool converged = Math.Abs(_estep.MeanLogLikelihood - _previous) < _options.Tolerance && _mstep.Reseeded == 0;
         _previous = _estep.MeanLogLikelihood;
-        return new EpochFigures(train, valid, Note: note, Metrics: metrics, Converged: converged);
+        return new EpochFigures(train, valid, Note: note, Metrics: metrics, Converged: converged, Examples: RowsPerIteration);
     }
 
     public object Snapshot() => _net.Clone();

@@ -13,7 +13,7 @@ namespace Microsoft.ML.DeepDensity.Models.DeepGmm;
 /// is a mixture over all Π N_j paths, p(x) = Σ_p π_p N(x | β_p, Ω_pΩ_pᵀ), with parameters tied across paths.
 /// Exact log-density; trained by hard (or soft) EM with the paper's path heuristic and an L-BFGS M-step.
 /// </summary>
-public sealed class DeepGmmModel : DensityModel
+public sealed partial class DeepGmmModel : DensityModel
 {
     /// <summary>Model-kind name in saved files.</summary>
     public const string Kind = "DeepGmm";
@@ -80,6 +80,34 @@ public sealed class DeepGmmModel : DensityModel
         double logJacobian, RandomStream random, int init, IterationNumbering numbering, IProgress<TrainingProgress>? progress,
         CancellationToken cancellationToken)
     {
+        var net = InitialNetwork(options, x, xValid, logJacobian, random, init, numbering, progress, cancellationToken);
+        var trainer = new DeepGmmTrainer(net, options, x, random);
+        var em = new EmTrainable(net, trainer, options, xValid, logJacobian,
+            options.Initializations > 1 ? $"initialisation {init + 1}/{options.Initializations}" : null, cancellationToken);
+        var summary = TrainingDriver.Run(em, TrainingData.From(x), EmDriverOptions(options, random, numbering), progress, cancellationToken);
+        numbering.Done += summary.EpochsRun;
+        return (net, summary);
+    }
+
+    /// <summary>The driver settings of an EM run: one step per iteration on all rows, in order.</summary>
+    private static TrainingDriverOptions EmDriverOptions(DeepGmmOptions options, RandomStream random, IterationNumbering numbering) => new()
+    {
+        MaxEpochs = options.MaxIterations,
+        Shuffle = false, // one step per iteration on all rows
+        Root = random,
+        EarlyStoppingPatience = options.EarlyStoppingPatience,
+        OnDivergence = DivergencePolicy.Stop, // cannot happen with a positive ridge, but parameters are never returned non-finite
+        StopNote = "non-finite parameters after the M-step: restored the previous iteration and stopped",
+        StopToken = options.StopToken,
+        Unit = EmUnit,
+        EpochNumberOffset = numbering.Done, // reported iteration numbers keep rising across pretraining and initialisations
+    };
+
+    /// <summary>A new network initialised from the rows <paramref name="x"/> (all rows in memory, a bounded sample when
+    /// streamed): layer-wise clustering, or from the top layer pretrained as a GMM by EM on <paramref name="x"/>.</summary>
+    private static DeepGmmNetwork InitialNetwork(DeepGmmOptions options, RowMatrix x, RowMatrix? xValid, double logJacobian,
+        RandomStream random, int init, IterationNumbering numbering, IProgress<TrainingProgress>? progress, CancellationToken cancellationToken)
+    {
         var net = new DeepGmmNetwork(x.Columns, options.Layers, options.PathProbabilities == DeepGmmPathProbabilities.Factorized);
         if (options.Layers.Length > 1 && options.Initialization == DeepGmmInitialization.PretrainedTopLayer)
         {
@@ -93,23 +121,7 @@ public sealed class DeepGmmModel : DensityModel
             DeepGmmTrainer.InitializeFromTopLayer(net, gmm, options, random);
         }
         else DeepGmmTrainer.Initialize(net, x, options, random);
-        var trainer = new DeepGmmTrainer(net, options, x, random);
-        var em = new EmTrainable(net, trainer, options, xValid, logJacobian,
-            options.Initializations > 1 ? $"initialisation {init + 1}/{options.Initializations}" : null, cancellationToken);
-        var summary = TrainingDriver.Run(em, TrainingData.From(x), new TrainingDriverOptions
-        {
-            MaxEpochs = options.MaxIterations,
-            Shuffle = false, // one step per iteration on all rows
-            Root = random,
-            EarlyStoppingPatience = options.EarlyStoppingPatience,
-            OnDivergence = DivergencePolicy.Stop, // cannot happen with a positive ridge, but parameters are never returned non-finite
-            StopNote = "non-finite parameters after the M-step: restored the previous iteration and stopped",
-            StopToken = options.StopToken,
-            Unit = EmUnit,
-            EpochNumberOffset = numbering.Done, // reported iteration numbers keep rising across pretraining and initialisations
-        }, progress, cancellationToken);
-        numbering.Done += summary.EpochsRun;
-        return (net, summary);
+        return net;
     }
 
     /// <summary>Iterations reported so far by earlier EM runs of one Fit (pretraining, other initialisations).</summary>

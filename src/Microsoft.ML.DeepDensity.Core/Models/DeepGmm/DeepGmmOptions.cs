@@ -73,7 +73,7 @@ public enum DeepGmmMStep
 }
 
 /// <summary>
-/// Hyper-parameters of <see cref="DeepGmmModel.Fit"/>. Defaults are stated per property; <see cref="Validate"/> names
+/// Hyper-parameters of <see cref="DeepGmmModel.Fit(Data.RowMatrix, DeepGmmOptions?, Data.RowMatrix?, IProgress{Training.TrainingProgress}?, CancellationToken)"/>. Defaults are stated per property; <see cref="Validate"/> names
 /// the first bad setting.
 /// </summary>
 public sealed class DeepGmmOptions

@@ -16,24 +16,25 @@ internal sealed partial class DeepGmmTrainer
 
     public EStepResult EStep(int iteration, CancellationToken ct)
     {
-        if (_options.UsesExactEStep) return EStepExact(ct);
+        if (_options.UsesExactEStep) return EStepExact(_net, ct);
         return EStepHeuristic(iteration, ct);
     }
 
-    /// <summary>Scores every path of every row: hard assignments (argmax) or responsibilities, and the exact log-likelihood.</summary>
-    private EStepResult EStepExact(CancellationToken ct)
+    /// <summary>Scores every path of every row under <paramref name="net"/> (the trained network, or the one a streamed
+    /// EM's last E-step saw): hard assignments (argmax) or responsibilities, and the exact log-likelihood.</summary>
+    internal EStepResult EStepExact(DeepGmmNetwork net, CancellationToken ct)
     {
         bool soft = _options.Em == DeepGmmEmKind.Soft;
-        int pc = _net.PathCount;
+        int pc = net.PathCount;
         if (soft) Responsibilities ??= new float[(long)_n * pc <= int.MaxValue ? _n * pc : throw new InvalidOperationException("Responsibility table too large.")];
         int blocks = (_n + Block - 1) / Block;
         var sums = new double[blocks];
         Parallel.For(0, blocks, DeepDensityEnvironment.ParallelOptions(cancellationToken: ct),
-            () => new DeepGmmNetwork.ScoringWorkspace(_net, Block),
+            () => new DeepGmmNetwork.ScoringWorkspace(net, Block),
             (b, _, ws) =>
             {
                 int start = b * Block, m = Math.Min(Block, _n - start);
-                _net.ScoreAllPaths(_x.Values.AsSpan(start * _d, m * _d), m, ws);
+                net.ScoreAllPaths(_x.Values.AsSpan(start * _d, m * _d), m, ws);
                 double s = 0;
                 for (int r = 0; r < m; r++)
                 {

@@ -12,7 +12,7 @@ internal sealed partial class DeepGmmTrainer
     // ------------------------------------------------------------------ weights per path
 
     /// <summary>Rows and weights of every path (hard: the rows assigned to it, weight 1; soft: responsibilities).</summary>
-    private (int[][] Rows, float[][] Weights) PathMembers()
+    internal (int[][] Rows, float[][] Weights) PathMembers()
     {
         int pc = _net.PathCount;
         var rows = new int[pc][];
@@ -53,8 +53,7 @@ internal sealed partial class DeepGmmTrainer
         int pc = _net.PathCount;
         var pathWeight = new double[pc];
         for (int p = 0; p < pc; p++) { double s = 0; foreach (var w in weights[p]) s += w; pathWeight[p] = s; }
-        UpdatePriors(pathWeight);
-        int reseeded = ReseedEmptyNodes(pathWeight, iteration);
+        int reseeded = BeginMStep(pathWeight, iteration);
         int evaluations = 0;
         for (int layer = _net.LayerCount - 1; layer >= 0; layer--)
         {
@@ -65,6 +64,14 @@ internal sealed partial class DeepGmmTrainer
             _net.Refresh();
         }
         return new MStepResult(reseeded, evaluations);
+    }
+
+    /// <summary>The M-step's first part, from the weight of every path: the path (or node) probabilities, then the
+    /// re-seeding of starved nodes; returns the nodes re-seeded.</summary>
+    internal int BeginMStep(double[] pathWeight, int iteration)
+    {
+        UpdatePriors(pathWeight);
+        return ReseedEmptyNodes(pathWeight, iteration);
     }
 
     private void UpdatePriors(double[] pathWeight)
@@ -252,7 +259,7 @@ internal sealed partial class DeepGmmTrainer
     /// Second moments of one layer's inputs, per (node, below-path) slot: slot (i, b) gathers the paths whose digit in
     /// <paramref name="layer"/> is i and whose digits below form b (the "folded" paths of Figure 3).
     /// </summary>
-    private double[][][] LayerMoments(int layer, int[][] rows, float[][] weights, CancellationToken ct)
+    internal double[][][] LayerMoments(int layer, int[][] rows, float[][] weights, CancellationToken ct)
     {
         int nj = _net.Components[layer], below = _net.Stride[layer], above = _net.PathCount / _net.Stride[layer + 1];
         int m = _d + 1;
@@ -285,8 +292,12 @@ internal sealed partial class DeepGmmTrainer
     }
 
     private int OptimizeLayer(int layer, int[][] rows, float[][] weights, CancellationToken ct)
+        => OptimizeLayer(layer, LayerMoments(layer, rows, weights, ct), ct);
+
+    /// <summary>Optimises the nodes of <paramref name="layer"/> from its input moments per (node, below-path) slot
+    /// (<see cref="LayerMoments"/>, summed over a stream's windows when streamed); returns the L-BFGS evaluations.</summary>
+    internal int OptimizeLayer(int layer, double[][][] moments, CancellationToken ct)
     {
-        var moments = LayerMoments(layer, rows, weights, ct);
         int d = _d, m = d + 1, nj = _net.Components[layer];
         var ridge = RidgeFor(layer);
         double min = MinNodeWeight;

@@ -18,22 +18,38 @@ internal sealed partial class DeepGmmTrainer
     private const int Block = DeepGmmNetwork.RowsPerBlock;
     private readonly DeepGmmNetwork _net;
     private readonly DeepGmmOptions _options;
-    private readonly RowMatrix _x;
-    private readonly int _n, _d;
+    private RowMatrix _x;
+    private int _n;
+    private readonly int _d;
     private readonly RandomStream _random;
 
     /// <summary>Hard EM: best path per row (−1 before the first E-step).</summary>
-    public readonly int[] Assignment;
+    public int[] Assignment { get; private set; }
     /// <summary>Soft EM: responsibilities (rows × paths).</summary>
     public float[]? Responsibilities;
 
     private readonly double[] _columnVariance;
 
     public DeepGmmTrainer(DeepGmmNetwork net, DeepGmmOptions options, RowMatrix standardizedTrain, RandomStream random)
+        : this(net, options, ColumnVariances(standardizedTrain), random)
+        => UseRows(standardizedTrain);
+
+    /// <summary>A trainer whose rows come window by window (<see cref="UseRows"/>; streamed EM), with the column
+    /// variances of all the rows.</summary>
+    public DeepGmmTrainer(DeepGmmNetwork net, DeepGmmOptions options, double[] columnVariance, RandomStream random)
     {
-        _net = net; _options = options; _x = standardizedTrain; _n = _x.Rows; _d = _x.Columns; _random = random;
-        _columnVariance = ColumnVariances(_x);
-        Assignment = new int[_n];
+        _net = net; _options = options; _d = net.D; _random = random;
+        _columnVariance = columnVariance;
+        _x = new RowMatrix(0, _d);
+        Assignment = [];
+    }
+
+    /// <summary>The rows the next E-step, member lists and moments are of (all rows in memory; a window when streamed);
+    /// their assignments start unknown (−1).</summary>
+    public void UseRows(RowMatrix standardized)
+    {
+        _x = standardized; _n = standardized.Rows;
+        if (Assignment.Length != _n) Assignment = new int[_n];
         Array.Fill(Assignment, -1);
     }
 
@@ -58,15 +74,21 @@ internal sealed partial class DeepGmmTrainer
     private double ShrinkageFor(int layer) => ShrinkageFor(_net, _options, layer);
 
     /// <summary>Column variances (float64); a constant column gets the mean of the others (or 1).</summary>
-    internal static double[] ColumnVariances(RowMatrix x)
+    internal static double[] ColumnVariances(RowMatrix x) => ColumnVariances(Training.RowStream.From(x), default).Variance;
+
+    /// <summary><see cref="ColumnVariances(RowMatrix)"/> over one pass of a stream, and the pass's row count.</summary>
+    internal static (double[] Variance, long Rows) ColumnVariances(Training.IRowStream x, CancellationToken cancellationToken)
     {
-        int n = x.Rows, d = x.Columns;
+        int d = x.Width;
         var sum = new double[d]; var sq = new double[d];
-        for (int r = 0; r < n; r++)
+        long n = Training.RowStream.ForEachBlock(x, (rows, count) =>
         {
-            var row = x.Row(r);
-            for (int c = 0; c < d; c++) { sum[c] += row[c]; sq[c] += (double)row[c] * row[c]; }
-        }
+            for (int r = 0; r < count; r++)
+            {
+                var row = rows.Slice(r * d, d);
+                for (int c = 0; c < d; c++) { sum[c] += row[c]; sq[c] += (double)row[c] * row[c]; }
+            }
+        }, cancellationToken);
         var v = new double[d];
         double total = 0; int positive = 0;
         for (int c = 0; c < d; c++)
@@ -76,7 +98,7 @@ internal sealed partial class DeepGmmTrainer
         }
         double fallback = positive > 0 ? total / positive : 1.0;
         for (int c = 0; c < d; c++) if (!(v[c] > 0) || !double.IsFinite(v[c])) v[c] = fallback;
-        return v;
+        return (v, n);
     }
 
     private double MinNodeWeight => _options.MinNodeWeight > 0 ? _options.MinNodeWeight : _d + 1;

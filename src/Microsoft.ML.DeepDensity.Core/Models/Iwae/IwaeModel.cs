@@ -107,15 +107,21 @@ public sealed class IwaeModel : ImportanceSampledModel
     private protected override void SampleBlock(RandomStream[] streams, Span<float> output, bool mean)
         => Network.Sample(streams.Length, streams, output, mean);
 
-    private static (float[] Mean, float[] Std) ColumnMoments(RowMatrix data)
+    private static (float[] Mean, float[] Std) ColumnMoments(RowMatrix data) => ColumnMoments(RowStream.From(data), default);
+
+    private static (float[] Mean, float[] Std) ColumnMoments(IRowStream data, CancellationToken cancellationToken)
     {
-        int n = data.Rows, d = data.Columns;
+        int d = data.Width;
         var sum = new double[d]; var sumSq = new double[d];
-        for (int r = 0; r < n; r++)
+        long n = RowStream.ForEachBlock(data, (rows, count) =>
         {
-            var row = data.Row(r);
-            for (int c = 0; c < d; c++) { sum[c] += row[c]; sumSq[c] += (double)row[c] * row[c]; }
-        }
+            for (int r = 0; r < count; r++)
+            {
+                var row = rows.Slice(r * d, d);
+                for (int c = 0; c < d; c++) { sum[c] += row[c]; sumSq[c] += (double)row[c] * row[c]; }
+            }
+        }, cancellationToken);
+        if (n == 0) throw new DataValidationException(-1, -1, "the data has no rows", "training data");
         var mean = new float[d]; var std = new float[d];
         for (int c = 0; c < d; c++)
         {
@@ -124,6 +130,33 @@ public sealed class IwaeModel : ImportanceSampledModel
             std[c] = (float)Math.Sqrt(Math.Max(sumSq[c] / n - m * m, 0));
         }
         return (mean, std);
+    }
+
+    /// <summary>
+    /// Trains an IWAE / VAE from a stream of rows (see docs/scaling.md) without holding the data: a pass for the column
+    /// moments (when the output biases start from them), then one pass per epoch through the shuffle buffer. Without a
+    /// validation stream <see cref="GradientTrainingOptions.ValidationFraction"/> of the rows are held out by a seeded
+    /// hash of their position. With a buffer holding the whole pass and no validation split, the model is the one the
+    /// in-memory Fit trains on the same rows. A bad value throws <see cref="DataValidationException"/> naming its row and column.
+    /// </summary>
+    public static IwaeModel Fit(IRowStream data, IwaeOptions? options, IRowStream? validation, StreamingOptions? streaming,
+        IProgress<TrainingProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        options ??= new IwaeOptions();
+        options.Validate();
+        var domain = options.Likelihood == IwaeLikelihood.Bernoulli ? InputDomain.Binary : InputDomain.Real;
+        var (train, valid) = StreamingTrainingData.CheckedSplit(data, validation, ref streaming, domain, options.ValidationFraction, options.Seed);
+        var network = new IwaeNetwork(data.Width, options.LatentDimensions, options.HiddenUnits, options.DeepHiddenUnits,
+            options.Activation, options.Likelihood);
+        var (mean, std) = options.InitializeOutputBiasFromData ? ColumnMoments(train, cancellationToken) : (Array.Empty<float>(), Array.Empty<float>());
+        if (ImportanceSampler.ScratchProblem(options.EvaluationSamplesPerChunk, network.EvaluationFloatsPerSample) is string problem)
+            throw new ArgumentOutOfRangeException(nameof(options), problem + $" (IwaeOptions.{nameof(IwaeOptions.EvaluationSamplesPerChunk)}).");
+        network.Initialize(new RandomStream(options.Seed).Fork(0x1A17), mean, std);
+        var objective = new IwaeObjective(network, options.Samples, options.RowsPerBlock, cancellationToken);
+        var summary = TrainingLoop.Run(objective, new StreamingTrainingData(train, streaming),
+            valid is null ? null : new StreamingTrainingData(valid, streaming), options, progress, cancellationToken);
+        return ModelFile.EnsureTrainedModelLoadable(new IwaeModel(network, options.Samples, options.EvaluationSamples, options.EvaluationSamplesPerChunk, options.EvaluationSeed)
+        { TrainingSummary = summary });
     }
 
     protected internal override void WritePayload(ModelWriter w)

@@ -102,7 +102,40 @@ public sealed class RbmModel : DensityModel
         new RandomStream(options.Seed).Fork(0x1A17).FillGaussian(machine.W, 0f, 0.01f);
         var baseBias = BaseRateBias(train, options.VisibleType);
         if (options.VisibleType == RbmVisibleType.Bernoulli) baseBias.CopyTo(machine.B, 0);
-        var summary = RbmTrainer.Train(machine, train, valid, options, progress, cancellationToken);
+        var summary = RbmTrainer.Train(machine, TrainingData.From(train), train, valid, options, progress, cancellationToken);
+        var model = Normalize(machine, standardizer, baseBias, options, cancellationToken);
+        model.TrainingSummary = summary;
+        return ModelFile.EnsureTrainedModelLoadable(model);
+    }
+
+    /// <summary>
+    /// Trains an RBM from a stream of rows (see docs/scaling.md) without holding the data: a pass for the
+    /// standardisation (Gaussian units), a pass for the visible marginals, then one pass per epoch through the shuffle
+    /// buffer; the monitor reads the first 1,000 training and validation rows, as in memory. Without a validation stream
+    /// <see cref="GradientTrainingOptions.ValidationFraction"/> of the rows are held out by a seeded hash of their
+    /// position. With a buffer holding the whole pass and no validation split, the model is the one the in-memory Fit
+    /// trains on the same rows. A bad value throws <see cref="DataValidationException"/> naming its row and column.
+    /// </summary>
+    public static RbmModel Fit(IRowStream data, RbmOptions? options, IRowStream? validation, StreamingOptions? streaming,
+        IProgress<TrainingProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        options ??= new RbmOptions();
+        options.Validate();
+        var domain = options.VisibleType == RbmVisibleType.Gaussian ? InputDomain.Real : InputDomain.Binary;
+        var (train, valid) = StreamingTrainingData.CheckedSplit(data, validation, ref streaming, domain, options.ValidationFraction, options.Seed);
+        ColumnStandardizer? standardizer = null;
+        if (options.VisibleType == RbmVisibleType.Gaussian && options.Standardize)
+        {
+            var s = standardizer = ColumnStandardizer.Fit(train, cancellationToken);
+            train = RowStream.Map(train, (rows, n, _) => s.Forward(rows, rows, n));
+            if (valid is not null) valid = RowStream.Map(valid, (rows, n, _) => s.Forward(rows, rows, n));
+        }
+        var machine = new RbmMachine(data.Width, options.HiddenUnits, options.VisibleType);
+        new RandomStream(options.Seed).Fork(0x1A17).FillGaussian(machine.W, 0f, 0.01f);
+        var baseBias = BaseRateBias(train, options.VisibleType, cancellationToken);
+        if (options.VisibleType == RbmVisibleType.Bernoulli) baseBias.CopyTo(machine.B, 0);
+        var summary = RbmTrainer.Train(machine, new StreamingTrainingData(train, streaming), RowStream.Head(train, RbmMonitor.MaxRows),
+            valid is null ? null : RowStream.Head(valid, RbmMonitor.MaxRows), options, progress, cancellationToken);
         var model = Normalize(machine, standardizer, baseBias, options, cancellationToken);
         model.TrainingSummary = summary;
         return ModelFile.EnsureTrainedModelLoadable(model);
@@ -155,15 +188,21 @@ public sealed class RbmModel : DensityModel
     }
 
     /// <summary>AIS base-rate visible biases: log-odds of smoothed training marginals (Bernoulli) or column means (Gaussian).</summary>
-    private static float[] BaseRateBias(RowMatrix data, RbmVisibleType type)
+    private static float[] BaseRateBias(RowMatrix data, RbmVisibleType type) => BaseRateBias(RowStream.From(data), type, default);
+
+    private static float[] BaseRateBias(IRowStream data, RbmVisibleType type, CancellationToken cancellationToken)
     {
-        int n = data.Rows, d = data.Columns;
+        int d = data.Width;
         var sums = new double[d];
-        for (int r = 0; r < n; r++)
+        long n = RowStream.ForEachBlock(data, (rows, count) =>
         {
-            var row = data.Row(r);
-            for (int c = 0; c < d; c++) sums[c] += row[c];
-        }
+            for (int r = 0; r < count; r++)
+            {
+                var row = rows.Slice(r * d, d);
+                for (int c = 0; c < d; c++) sums[c] += row[c];
+            }
+        }, cancellationToken);
+        if (n == 0) throw new DataValidationException(-1, -1, "the data has no rows", "training data");
         var bias = new float[d];
         for (int c = 0; c < d; c++)
         {

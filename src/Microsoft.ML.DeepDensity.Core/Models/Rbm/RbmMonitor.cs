@@ -14,7 +14,8 @@ namespace Microsoft.ML.DeepDensity.Models.Rbm;
 /// </summary>
 internal sealed class RbmMonitor
 {
-    private const int MaxRows = 1000;
+    /// <summary>Rows of each subset (the first of the training and of the validation data).</summary>
+    internal const int MaxRows = 1000;
     private readonly RbmMachine _m;
     private readonly float[] _train, _trainFlipped;
     private readonly float[]? _valid, _validFlipped;

@@ -387,12 +387,15 @@ internal sealed class RbmTrainer
 
     // ------------------------------------------------------------------ training on the driver
 
-    /// <summary>Runs epochs of CD/PCD on the <see cref="TrainingDriver"/> (monitoring, early stopping, cancellation, divergence recovery).</summary>
-    public static TrainingSummary Train(RbmMachine machine, RowMatrix train, RowMatrix? validation, RbmOptions o,
+    /// <summary>Runs epochs of CD/PCD on the <see cref="TrainingDriver"/> (monitoring, early stopping, cancellation,
+    /// divergence recovery) over rows in memory or streamed; the monitor measures the first rows of
+    /// <paramref name="monitorTrain"/> and <paramref name="validation"/> (the training and validation data, or their first rows).</summary>
+    public static TrainingSummary Train(RbmMachine machine, ITrainingSource train, RowMatrix monitorTrain, RowMatrix? validation, RbmOptions o,
         IProgress<TrainingProgress>? progress, CancellationToken cancellationToken)
     {
-        var trainable = new Trainable(machine, train, validation, o, cancellationToken);
-        return TrainingDriver.Run(trainable, TrainingData.From(train), TrainingDriverOptions.From(o, trainable.Root) with
+        int batch = (int)Math.Min(o.BatchSize, Math.Max(1, train.KnownCount ?? long.MaxValue));
+        var trainable = new Trainable(machine, batch, monitorTrain, validation, o, cancellationToken);
+        return TrainingDriver.Run(trainable, train, TrainingDriverOptions.From(o, trainable.Root) with
         {
             // The monitor's score is a proxy (pseudo-likelihood or reconstruction error), so without early stopping the last epoch is kept.
             RestoreBestWithoutEarlyStopping = false,
@@ -407,16 +410,15 @@ internal sealed class RbmTrainer
     private sealed class Trainable : ITrainableModel
     {
         private readonly RbmMachine _machine;
-        private readonly RowMatrix _train;
         private readonly bool _hasValidation;
         private readonly RbmOptions _o;
         private readonly RbmTrainer _trainer;
         private readonly RbmMonitor _monitor;
 
-        public Trainable(RbmMachine machine, RowMatrix train, RowMatrix? validation, RbmOptions o, CancellationToken cancellationToken)
+        public Trainable(RbmMachine machine, int batchSize, RowMatrix train, RowMatrix? validation, RbmOptions o, CancellationToken cancellationToken)
         {
-            _machine = machine; _train = train; _hasValidation = validation is not null; _o = o;
-            _trainer = new RbmTrainer(machine, Math.Min(o.BatchSize, train.Rows), o.GibbsSteps,
+            _machine = machine; _hasValidation = validation is not null; _o = o;
+            _trainer = new RbmTrainer(machine, batchSize, o.GibbsSteps,
                 o.Algorithm == RbmTrainingAlgorithm.PersistentContrastiveDivergence, o.PersistentChains, cancellationToken);
             Root = new RandomStream(o.Seed).Fork(0xC0DE_0000);
             _monitor = new RbmMonitor(machine, train, validation, Root.Fork(0x3017));
@@ -426,7 +428,7 @@ internal sealed class RbmTrainer
 
         public double Step(TrainingStep step)
         {
-            _trainer.Gather(_train, step.Order, step.Start, step.Count);
+            _trainer.Gather(TrainingData.Matrix(step.Data)!, step.Order, step.Start, step.Count);
             _trainer.Step(step.Count, step.LearningRate, _o.Momentum, _o.WeightDecay, step.Random);
             // A cheap check every 64 batches stops a blow-up early; the epoch-end check is the authoritative one.
             return (step.Index & 63) == 63 && !float.IsFinite(TensorPrimitives.Sum<float>(_machine.C)) ? double.NaN : 0;

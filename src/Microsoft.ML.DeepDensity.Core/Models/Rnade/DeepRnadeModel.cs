@@ -75,6 +75,38 @@ public sealed class DeepRnadeModel : DensityModel
         var modelTrain = ToModelSpace(train, standardizer);
         var modelValid = valid is null ? null : ToModelSpace(valid, standardizer);
 
+        return Train(options, d, firstOrder, standardizer, modelTrain, TrainingData.From(modelTrain), modelValid is null ? null : TrainingData.From(modelValid),
+            progress, cancellationToken);
+    }
+
+    /// <summary>
+    /// Trains a deep RNADE from a stream of rows (see docs/scaling.md) without holding the data: a pass for the
+    /// standardisation, a seeded sample of at most <see cref="StreamingOptions.SampleRows"/> rows for the initial
+    /// component means, then one pass per epoch through the shuffle buffer; a hashed validation split without a
+    /// validation stream. With a buffer holding the pass, no split and at most SampleRows rows it is the in-memory model.
+    /// </summary>
+    public static DeepRnadeModel Fit(IRowStream data, DeepRnadeOptions? options, IRowStream? validation, StreamingOptions? streaming,
+        IProgress<TrainingProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        options ??= new DeepRnadeOptions();
+        options.Validate();
+        var (train, valid) = StreamingTrainingData.CheckedSplit(data, validation, ref streaming, InputDomain.Real, options.ValidationFraction, options.Seed);
+        int d = data.Width;
+        var firstOrder = options.ResolveOrder(d);
+        var standardizer = options.Standardize ? ColumnStandardizer.Fit(train, cancellationToken) : ColumnStandardizer.Identity(d);
+        var modelTrain = RowStream.Map(train, (rows, n, _) => standardizer.Forward(rows, rows, n));
+        var modelValid = valid is null ? null : RowStream.Map(valid, (rows, n, _) => standardizer.Forward(rows, rows, n));
+        var sample = RowStream.Sample(modelTrain, streaming.SampleRows, new RandomStream(options.Seed).Fork(0x5A3B1E), cancellationToken);
+        if (sample.Rows == 0) throw new DataValidationException(-1, -1, "the data has no rows", "training data");
+        return Train(options, d, firstOrder, standardizer, sample, new StreamingTrainingData(modelTrain, streaming),
+            modelValid is null ? null : new StreamingTrainingData(modelValid, streaming), progress, cancellationToken);
+    }
+
+    /// <summary>Orderings, initialisation (component means from <paramref name="initialRows"/>) and the training loop,
+    /// on standardised rows in memory or streamed.</summary>
+    private static DeepRnadeModel Train(DeepRnadeOptions options, int d, int[] firstOrder, ColumnStandardizer standardizer, RowMatrix initialRows,
+        ITrainingSource train, ITrainingSource? validation, IProgress<TrainingProgress>? progress, CancellationToken cancellationToken)
+    {
         var orderings = new int[options.OrderAgnostic ? options.Orderings : 1][];
         orderings[0] = firstOrder;
         var orderRandom = new RandomStream(options.Seed).Fork(0x0D3E);
@@ -84,11 +116,11 @@ public sealed class DeepRnadeModel : DensityModel
             orderRandom.Fork((ulong)e).Shuffle(orderings[e].AsSpan());
         }
         var network = new DeepRnadeNetwork(d, options.HiddenUnits, options.HiddenLayers, options.Components, options.Activation);
-        network.Initialize(new RandomStream(options.Seed).Fork(0x1A17), RnadeModel.ColumnQuantiles(modelTrain, options.Components));
+        network.Initialize(new RandomStream(options.Seed).Fork(0x1A17), RnadeModel.ColumnQuantiles(initialRows, options.Components));
         var objective = new DeepRnadeObjective(network, options.RowsPerBlock, options.OrderAgnostic ? null : firstOrder,
             options.ScaleMeanGradientBySigma, standardizer.LogJacobian, orderings[..Math.Min(options.ValidationOrderings, orderings.Length)],
             cancellationToken);
-        var summary = TrainingLoop.Run(objective, modelTrain, modelValid, options, progress, cancellationToken);
+        var summary = TrainingLoop.Run(objective, train, validation, options, progress, cancellationToken);
         return new DeepRnadeModel(network, orderings, standardizer) { TrainingSummary = summary };
     }
 

@@ -79,6 +79,54 @@ public sealed class RnadeModel : DensityModel
         return ModelFile.EnsureTrainedModelLoadable(new RnadeModel(network, order, standardizer) { TrainingSummary = summary });
     }
 
+    /// <summary>
+    /// Trains an RNADE from a stream of rows (see docs/scaling.md) without holding the data: one pass fits the
+    /// standardisation, one reads a seeded sample of at most <see cref="StreamingOptions.SampleRows"/> rows for the
+    /// initial component means, and every epoch reads one pass through the shuffle buffer. Without a validation stream,
+    /// <see cref="GradientTrainingOptions.ValidationFraction"/> of the rows are held out by a seeded hash of their
+    /// position (<see cref="StreamingTrainingData.Split"/>). With a buffer holding the whole pass, no validation split
+    /// and at most SampleRows rows, the model is the one <see cref="Fit(RowMatrix, RnadeOptions?, RowMatrix?, IProgress{TrainingProgress}?, CancellationToken)"/>
+    /// trains on the same rows. A bad value throws <see cref="DataValidationException"/> naming its row and column.
+    /// </summary>
+    public static RnadeModel Fit(IRowStream data, RnadeOptions? options, IRowStream? validation, StreamingOptions? streaming,
+        IProgress<TrainingProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        options ??= new RnadeOptions();
+        if (options is DeepRnadeOptions)
+            throw new ArgumentException("DeepRnadeOptions describe a deep RNADE: train it with DeepRnadeModel.Fit.", nameof(options));
+        options.Validate();
+        var (train, valid) = StreamingTrainingData.CheckedSplit(data, validation, ref streaming, InputDomain.Real, options.ValidationFraction, options.Seed);
+        int d = data.Width;
+        var order = options.ResolveOrder(d);
+        var permutedTrain = RowStream.Map(train, Permuter(order));
+        var standardizer = options.Standardize ? ColumnStandardizer.Fit(permutedTrain, cancellationToken) : ColumnStandardizer.Identity(d);
+        var modelTrain = RowStream.Map(permutedTrain, (rows, n, _) => standardizer.Forward(rows, rows, n));
+        var modelValid = valid is null ? null : RowStream.Map(RowStream.Map(valid, Permuter(order)), (rows, n, _) => standardizer.Forward(rows, rows, n));
+        var sample = RowStream.Sample(modelTrain, streaming.SampleRows, new RandomStream(options.Seed).Fork(0x5A3B1E), cancellationToken);
+        if (sample.Rows == 0) throw new DataValidationException(-1, -1, "the data has no rows", "training data");
+
+        var network = new RnadeNetwork(d, options.HiddenUnits, options.Components, options.Activation);
+        network.Initialize(new RandomStream(options.Seed).Fork(0x1A17), ColumnQuantiles(sample, options.Components));
+        cancellationToken.ThrowIfCancellationRequested();
+        var objective = new RnadeObjective(network, options.RowsPerBlock, options.ScaleMeanGradientBySigma, standardizer.LogJacobian, cancellationToken);
+        var summary = TrainingLoop.Run(objective, new StreamingTrainingData(modelTrain, streaming),
+            modelValid is null ? null : new StreamingTrainingData(modelValid, streaming), options, progress, cancellationToken);
+        return ModelFile.EnsureTrainedModelLoadable(new RnadeModel(network, order, standardizer) { TrainingSummary = summary });
+    }
+
+    /// <summary>Reorders each row of a block into model order (a streamed Fit's map).</summary>
+    private static RowBlockMap Permuter(int[] order) => (rows, n, _) =>
+    {
+        int d = order.Length;
+        Span<float> row = d <= 256 ? stackalloc float[d] : new float[d];
+        for (int r = 0; r < n; r++)
+        {
+            var x = rows.Slice(r * d, d);
+            x.CopyTo(row);
+            for (int p = 0; p < d; p++) x[p] = row[order[p]];
+        }
+    };
+
     protected override void LogDensityCore(ReadOnlySpan<float> rows, int count, Span<float> logDensity, Span<float> standardError)
     {
         float logJacobian = (float)_standardizer.LogJacobian;

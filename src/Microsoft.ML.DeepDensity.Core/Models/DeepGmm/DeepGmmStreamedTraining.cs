@@ -1,0 +1,147 @@
+using Microsoft.ML.DeepDensity.Data;
+using Microsoft.ML.DeepDensity.Persistence;
+using Microsoft.ML.DeepDensity.Randomness;
+using Microsoft.ML.DeepDensity.Training;
+
+namespace Microsoft.ML.DeepDensity.Models.DeepGmm;
+
+public sealed partial class DeepGmmModel
+{
+    /// <summary>
+    /// Trains a Deep GMM by EM from a stream of rows (see docs/scaling.md) without holding the data: every EM iteration
+    /// makes one pass per layer, accumulating that layer's sufficient statistics (input moments per node and below-path)
+    /// window by window, and one E-step pass; the assignments of a row are recomputed in each pass from the network the
+    /// last E-step scored, so nothing per row is kept. Needs the exact E-step (at most
+    /// <see cref="DeepGmmOptions.ExactPathLimit"/> paths, or <see cref="DeepGmmEStep.Exact"/>) and the L-BFGS M-step.
+    /// The initialisation (clustering, or the top layer pretrained as a GMM) runs on a seeded uniform sample of
+    /// <see cref="StreamingOptions.SampleRows"/> rows. Without a validation stream
+    /// <see cref="DeepGmmOptions.ValidationFraction"/> of the rows are held out by a seeded hash of their position.
+    /// </summary>
+    public static DeepGmmModel Fit(IRowStream data, DeepGmmOptions? options, IRowStream? validation, StreamingOptions? streaming,
+        IProgress<TrainingProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        options ??= new DeepGmmOptions();
+        options.Validate();
+        if (!options.UsesExactEStep)
+            throw new NotSupportedException($"Streamed Deep GMM training needs the exact E-step: the network has more than ExactPathLimit = " +
+                $"{options.ExactPathLimit} paths; raise ExactPathLimit or set EStep = Exact (the heuristic E-step keeps a path per row).");
+        if (options.MStep != DeepGmmMStep.Lbfgs)
+            throw new NotSupportedException("Streamed Deep GMM training needs MStep = Lbfgs (the minibatch M-step keeps the rows of every path).");
+        var (train, valid) = StreamingTrainingData.CheckedSplit(data, validation, ref streaming, InputDomain.Real, options.ValidationFraction, options.Seed);
+        var standardizer = options.Standardize ? ColumnStandardizer.Fit(train, cancellationToken) : ColumnStandardizer.FitPooled(train, cancellationToken);
+        var x = RowStream.Map(train, (rows, n, _) => standardizer.Forward(rows, rows, n));
+        var xValid = valid is null ? null : RowStream.Map(valid, (rows, n, _) => standardizer.Forward(rows, rows, n));
+        var (columnVariance, rowCount) = DeepGmmTrainer.ColumnVariances(x, cancellationToken);
+        if (rowCount < 2) throw new DataValidationException(-1, -1, $"the data has {rowCount} training rows; at least 2 are needed", "training data");
+        var sample = RowStream.Sample(x, streaming.SampleRows, new RandomStream(options.Seed).Fork(0x5A3B1E), cancellationToken);
+        double logJacobian = standardizer.LogJacobian;
+
+        var root = new RandomStream(options.Seed).Fork(0xD6);
+        var numbering = new IterationNumbering();
+        var (chosen, chosenSummary) = TrainingDriver.BestOfRestarts(options.Initializations, byValidation: xValid is not null, init =>
+        {
+            var random = init == 0 ? root : root.Fork((ulong)init);
+            var net = InitialNetwork(options, sample, null, logJacobian, random, init, numbering, progress, cancellationToken);
+            var trainer = new DeepGmmTrainer(net, options, columnVariance, random);
+            var em = new StreamedEmTrainable(net, trainer, options, new StreamingTrainingData(x, streaming),
+                xValid is null ? null : new StreamingTrainingData(xValid, streaming), rowCount, logJacobian,
+                options.Initializations > 1 ? $"initialisation {init + 1}/{options.Initializations}" : null, cancellationToken);
+            // The trainable reads the stream itself (several passes an iteration): the driver hands it one step per iteration.
+            var summary = TrainingDriver.Run(em, TrainingData.From(new RowMatrix(1, net.D)), EmDriverOptions(options, random, numbering), progress, cancellationToken);
+            numbering.Done += summary.EpochsRun;
+            return (net, summary);
+        }, options.StopToken);
+        return ModelFile.EnsureTrainedModelLoadable(new DeepGmmModel(chosen!, standardizer) { TrainingSummary = chosenSummary });
+    }
+}
+
+/// <summary>
+/// Deep GMM's EM over a stream: the E-step and each layer's M-step are passes over the stream's windows. A row's best
+/// path (or responsibilities) is recomputed in every pass from <see cref="_scored"/>, a copy of the network the last
+/// E-step scored, which is what the in-memory EM's stored assignments are; the layer's moments are sums, so the
+/// windows' moments add up to those of all rows.
+/// </summary>
+internal sealed class StreamedEmTrainable : EmTrainable
+{
+    /// <summary>Rows per window of a pass (a whole number of the trainer's blocks; the window is the pass's memory).</summary>
+    private const int WindowBlockRows = DeepGmmNetwork.RowsPerBlock;
+    private readonly ITrainingSource _train;
+    private readonly ITrainingSource? _validation;
+    private readonly long _rows;
+    private DeepGmmNetwork _scored = null!;
+    private double[] _pathWeight = [];
+
+    public StreamedEmTrainable(DeepGmmNetwork net, DeepGmmTrainer trainer, DeepGmmOptions options, ITrainingSource train,
+        ITrainingSource? validation, long rows, double logJacobian, string? note, CancellationToken ct)
+        : base(net, trainer, options, null, logJacobian, note, ct)
+    {
+        _train = train; _validation = validation; _rows = rows;
+    }
+
+    protected override long? RowsPerIteration => _rows * (_net.LayerCount + 1);
+
+    /// <summary>One pass scoring every path of every row under the current network: the mean log-likelihood and the
+    /// weight of every path (what the next M-step starts from).</summary>
+    protected override DeepGmmTrainer.EStepResult EStep(int iteration)
+    {
+        var weight = new double[_net.PathCount];
+        double sum = 0;
+        long n = 0;
+        foreach (var window in _train.ReadWindows(WindowBlockRows, _ct))
+        {
+            _trainer.UseRows(TrainingData.Matrix(window)!);
+            var e = _trainer.EStepExact(_net, _ct);
+            sum += e.MeanLogLikelihood * window.Count;
+            n += window.Count;
+            AddPathWeights(weight);
+        }
+        _pathWeight = weight;
+        _scored = _net.Clone();
+        return new DeepGmmTrainer.EStepResult(sum / n, true, 0);
+    }
+
+    private void AddPathWeights(double[] weight)
+    {
+        var (_, weights) = _trainer.PathMembers();
+        for (int p = 0; p < weight.Length; p++) foreach (var w in weights[p]) weight[p] += w;
+    }
+
+    /// <summary>Priors and re-seeding from the path weights, then per layer from the top: a pass summing the layer's
+    /// input moments over the windows (rows assigned under <see cref="_scored"/>), and the nodes' optimisation.</summary>
+    protected override DeepGmmTrainer.MStepResult MStep(int iteration)
+    {
+        int reseeded = _trainer.BeginMStep(_pathWeight, iteration);
+        int evaluations = 0;
+        for (int layer = _net.LayerCount - 1; layer >= 0; layer--)
+        {
+            double[][][]? total = null;
+            foreach (var window in _train.ReadWindows(WindowBlockRows, _ct))
+            {
+                _trainer.UseRows(TrainingData.Matrix(window)!);
+                _trainer.EStepExact(_scored, _ct);
+                var (rows, weights) = _trainer.PathMembers();
+                var moments = _trainer.LayerMoments(layer, rows, weights, _ct);
+                if (total is null) total = moments;
+                else
+                    for (int i = 0; i < total.Length; i++)
+                        for (int b = 0; b < total[i].Length; b++) System.Numerics.Tensors.TensorPrimitives.Add(total[i][b], moments[i][b], total[i][b]);
+            }
+            evaluations += _trainer.OptimizeLayer(layer, total!, _ct);
+            _net.Refresh();
+        }
+        return new DeepGmmTrainer.MStepResult(reseeded, evaluations);
+    }
+
+    protected override double? ValidationLogDensity()
+    {
+        if (_validation is null) return null;
+        double sum = 0;
+        long n = 0;
+        foreach (var window in _validation.ReadWindows(WindowBlockRows, _ct))
+        {
+            sum += DeepGmmModel.MeanLogDensity(_net, TrainingData.Matrix(window)!) * window.Count;
+            n += window.Count;
+        }
+        return n == 0 ? null : sum / n;
+    }
+}

@@ -1,0 +1,184 @@
+using Microsoft.ML.DeepDensity.Data;
+using Microsoft.ML.DeepDensity.Randomness;
+
+namespace Microsoft.ML.DeepDensity.Training;
+
+/// <summary>
+/// Rows of a fixed width that can be read in passes, block by block, without holding them all: the engine's view of
+/// a data set too large for memory (an ML.NET <c>IDataView</c> cursor, a file, rows generated on the fly). Every pass
+/// must yield the same rows in the same order: reproducible training rests on it.
+/// </summary>
+public interface IRowStream
+{
+    /// <summary>Floats per row.</summary>
+    int Width { get; }
+
+    /// <summary>Rows per pass when known without reading one (null: unknown).</summary>
+    long? Count { get; }
+
+    /// <summary>Starts a new pass from the first row.</summary>
+    IRowCursor Open();
+}
+
+/// <summary>One pass over an <see cref="IRowStream"/>.</summary>
+public interface IRowCursor : IDisposable
+{
+    /// <summary>Reads the next rows into <paramref name="destination"/> (at most its length / Width rows, row-major);
+    /// returns the rows read, 0 at the end of the pass.</summary>
+    int Read(Span<float> destination);
+}
+
+/// <summary>Transforms a block of rows in place (<paramref name="count"/> rows, the first at pass position <paramref name="firstRow"/>).</summary>
+internal delegate void RowBlockMap(Span<float> rows, int count, long firstRow);
+
+/// <summary>Reads a block of <paramref name="count"/> rows.</summary>
+internal delegate void RowBlockVisitor(ReadOnlySpan<float> rows, int count);
+
+/// <summary>Row streams over the engine's data and the passes the streaming Fit methods make over a stream.</summary>
+public static class RowStream
+{
+    /// <summary>Rows read per block by the helpers' passes.</summary>
+    internal const int BlockRows = 4096;
+
+    /// <summary>The rows of a matrix as a stream (tests; in-memory data through the streaming path).</summary>
+    public static IRowStream From(RowMatrix rows) => new MatrixStream(rows ?? throw new ArgumentNullException(nameof(rows)));
+
+    /// <summary>
+    /// The rows of <paramref name="stream"/> checked as they are read (finite values; 0/1 for
+    /// <see cref="InputDomain.Binary"/>): a bad value throws <see cref="DataValidationException"/> naming the row (its
+    /// position in the pass), the column and <paramref name="source"/>.
+    /// </summary>
+    public static IRowStream Checked(IRowStream stream, InputDomain domain, string source)
+        => new MappedStream(stream, (rows, count, first) => DataValidation.CheckRows(rows[..(count * stream.Width)], stream.Width, domain, source, first));
+
+    /// <summary>The rows of <paramref name="stream"/> transformed in place block by block (<paramref name="map"/> gets
+    /// the block, its row count and the position of its first row in the pass).</summary>
+    internal static IRowStream Map(IRowStream stream, RowBlockMap map) => new MappedStream(stream, map);
+
+    /// <summary>The rows of <paramref name="stream"/> at whose pass position <paramref name="keep"/> is true.</summary>
+    internal static IRowStream Where(IRowStream stream, Func<long, bool> keep) => new FilteredStream(stream, keep);
+
+    /// <summary>Calls <paramref name="body"/> on every block of one pass (block, rows), checking cancellation between blocks.</summary>
+    internal static long ForEachBlock(IRowStream stream, RowBlockVisitor body, CancellationToken cancellationToken)
+    {
+        var buffer = new float[checked(BlockRows * stream.Width)];
+        long total = 0;
+        using var cursor = stream.Open();
+        for (int n; (n = cursor.Read(buffer)) > 0; total += n)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            body(buffer.AsSpan(0, n * stream.Width), n);
+        }
+        return total;
+    }
+
+    /// <summary>
+    /// A uniform sample of at most <paramref name="maxRows"/> rows of one pass (reservoir sampling, seeded), in pass
+    /// order. A pass with at most that many rows is returned whole, so a small stream gives exactly what its rows in
+    /// memory give. Used where a model's preparation needs rows at once (RNADE's initial component means).
+    /// </summary>
+    internal static RowMatrix Sample(IRowStream stream, int maxRows, RandomStream random, CancellationToken cancellationToken)
+    {
+        int d = stream.Width;
+        var kept = new float[checked(maxRows * d)];
+        var position = new long[maxRows];
+        long seen = 0;
+        ForEachBlock(stream, (block, n) =>
+        {
+            for (int r = 0; r < n; r++, seen++)
+            {
+                long slot = seen < maxRows ? seen : (long)(random.NextUInt64() % (ulong)(seen + 1));
+                if (slot >= maxRows) continue;
+                block.Slice(r * d, d).CopyTo(kept.AsSpan((int)slot * d, d));
+                position[slot] = seen;
+            }
+        }, cancellationToken);
+        int count = (int)Math.Min(seen, maxRows);
+        var byPosition = new int[count];
+        for (int i = 0; i < count; i++) byPosition[i] = i;
+        Array.Sort(position, byPosition, 0, count);
+        var result = new RowMatrix(count, d);
+        for (int i = 0; i < count; i++) kept.AsSpan(byPosition[i] * d, d).CopyTo(result.Row(i));
+        return result;
+    }
+
+    /// <summary>The first <paramref name="maxRows"/> rows of a pass (fewer if the pass is shorter).</summary>
+    internal static RowMatrix Head(IRowStream stream, int maxRows)
+    {
+        var values = new float[checked(maxRows * stream.Width)];
+        int rows = 0;
+        using (var cursor = stream.Open())
+            for (int n; rows < maxRows && (n = cursor.Read(values.AsSpan(rows * stream.Width))) > 0;) rows += n;
+        return new RowMatrix(values, rows, stream.Width);
+    }
+
+    private sealed class MatrixStream(RowMatrix m) : IRowStream
+    {
+        public int Width => m.Columns;
+        public long? Count => m.Rows;
+        public IRowCursor Open() => new Cursor(m);
+
+        private sealed class Cursor(RowMatrix m) : IRowCursor
+        {
+            private int _next;
+            public int Read(Span<float> destination)
+            {
+                int n = Math.Min(m.Rows - _next, destination.Length / Math.Max(1, m.Columns));
+                m.Values.AsSpan(_next * m.Columns, n * m.Columns).CopyTo(destination);
+                _next += n;
+                return n;
+            }
+            public void Dispose() { }
+        }
+    }
+
+    private sealed class MappedStream(IRowStream inner, RowBlockMap map) : IRowStream
+    {
+        public int Width => inner.Width;
+        public long? Count => inner.Count;
+        public IRowCursor Open() => new Cursor(inner.Open(), map);
+
+        private sealed class Cursor(IRowCursor inner, RowBlockMap map) : IRowCursor
+        {
+            private long _position;
+            public int Read(Span<float> destination)
+            {
+                int n = inner.Read(destination);
+                if (n > 0) map(destination, n, _position);
+                _position += n;
+                return n;
+            }
+            public void Dispose() => inner.Dispose();
+        }
+    }
+
+    private sealed class FilteredStream(IRowStream inner, Func<long, bool> keep) : IRowStream
+    {
+        public int Width => inner.Width;
+        public long? Count => null;
+        public IRowCursor Open() => new Cursor(inner.Open(), keep, inner.Width);
+
+        private sealed class Cursor(IRowCursor inner, Func<long, bool> keep, int width) : IRowCursor
+        {
+            private long _position;
+            public int Read(Span<float> destination)
+            {
+                // Reads into the destination and compacts the kept rows to its front; reads again if none was kept.
+                while (true)
+                {
+                    int n = inner.Read(destination);
+                    if (n == 0) return 0;
+                    int kept = 0;
+                    for (int r = 0; r < n; r++, _position++)
+                    {
+                        if (!keep(_position)) continue;
+                        if (kept != r) destination.Slice(r * width, width).CopyTo(destination.Slice(kept * width, width));
+                        kept++;
+                    }
+                    if (kept > 0) return kept;
+                }
+            }
+            public void Dispose() => inner.Dispose();
+        }
+    }
+}

@@ -1,0 +1,147 @@
+using Microsoft.ML.DeepDensity.Data;
+
+namespace Microsoft.ML.DeepDensity.Training;
+
+/// <summary>
+/// How a model trains from an <see cref="IRowStream"/>: the shuffle buffer, the validation split and the bounded
+/// sample some preparations need. See docs/scaling.md.
+/// </summary>
+public sealed record StreamingOptions
+{
+    /// <summary>The defaults, in one place (the docs and the ML.NET options refer here).</summary>
+    public static class Defaults
+    {
+        /// <summary>Shuffle-buffer rows: 0 = automatic, <see cref="AutomaticBufferFloats"/> floats' worth of rows
+        /// (64 MiB), at least one batch.</summary>
+        public const int ShuffleBufferRows = 0;
+        /// <summary>Floats an automatic shuffle buffer holds: 2^24 (64 MiB).</summary>
+        public const int AutomaticBufferFloats = 1 << 24;
+        /// <summary>Rows of the seeded uniform sample a preparation step reads at once (RNADE's initial component
+        /// means): 65,536.</summary>
+        public const int SampleRows = 1 << 16;
+    }
+
+    /// <summary>Rows the shuffle buffer holds (rounded up to whole batches); 0 = automatic (see
+    /// <see cref="Defaults.ShuffleBufferRows"/>). The epoch's order is a full permutation only within a buffer.
+    /// Default <see cref="Defaults.ShuffleBufferRows"/>.</summary>
+    public int ShuffleBufferRows { get; init; } = Defaults.ShuffleBufferRows;
+
+    /// <summary>Rows of the bounded sample used where a preparation needs rows at once. Default <see cref="Defaults.SampleRows"/>.</summary>
+    public int SampleRows { get; init; } = Defaults.SampleRows;
+
+    /// <summary>Throws naming the first invalid setting.</summary>
+    public void Validate()
+    {
+        if (ShuffleBufferRows < 0) throw new ArgumentOutOfRangeException(nameof(ShuffleBufferRows), ShuffleBufferRows, "ShuffleBufferRows must be ≥ 0 (0 = automatic).");
+        if (SampleRows < 1) throw new ArgumentOutOfRangeException(nameof(SampleRows), SampleRows, "SampleRows must be ≥ 1.");
+    }
+
+    /// <summary>Buffer rows for rows of <paramref name="width"/> floats and batches of <paramref name="batchSize"/>: a whole number of batches.</summary>
+    internal int BufferRows(int width, int batchSize)
+    {
+        long rows = ShuffleBufferRows > 0 ? ShuffleBufferRows : Defaults.AutomaticBufferFloats / Math.Max(1, width);
+        long batches = Math.Max(1, (rows + batchSize - 1) / batchSize);
+        return (int)Math.Min(batches * batchSize, int.MaxValue);
+    }
+}
+
+/// <summary>
+/// A training set read from an <see cref="IRowStream"/> through a bounded shuffle buffer: each epoch reads one pass
+/// in windows of the buffer's size, which the <see cref="TrainingDriver"/> shuffles and cuts into batches. Memory is
+/// the buffer (and a batch), whatever the number of rows.
+/// <para>The shuffle is <b>local</b>: a window is a run of consecutive rows, permuted within itself (seeded, the same at
+/// any thread count), and windows come in stream order. In memory an epoch is a full permutation of all rows; the two
+/// are the same when the buffer holds the whole pass. Data sorted by something the model should not see in order
+/// (a class, a date) should be shuffled before streaming or given a buffer large enough to mix it.</para>
+/// </summary>
+public sealed class StreamingTrainingData : ITrainingSource
+{
+    private readonly IRowStream _stream;
+    private readonly StreamingOptions _options;
+
+    /// <param name="stream">The rows (already checked and transformed as the model needs).</param>
+    /// <param name="options">The buffer size; null = defaults.</param>
+    public StreamingTrainingData(IRowStream stream, StreamingOptions? options = null)
+    {
+        _stream = stream ?? throw new ArgumentNullException(nameof(stream));
+        _options = options ?? new StreamingOptions();
+        _options.Validate();
+    }
+
+    /// <summary>The rows.</summary>
+    public IRowStream Stream => _stream;
+
+    /// <inheritdoc/>
+    public long? KnownCount => _stream.Count;
+
+    /// <inheritdoc/>
+    public IEnumerable<ITrainingData> ReadWindows(int batchSize, CancellationToken cancellationToken)
+    {
+        int d = _stream.Width, capacity = _options.BufferRows(d, batchSize);
+        if ((long)capacity * d > Array.MaxLength)
+            throw new InvalidOperationException($"A shuffle buffer of {capacity} rows × {d} floats exceeds the largest array; lower ShuffleBufferRows.");
+        // The buffer grows (doubling) to the window size as rows arrive, so a short pass never pays for a large buffer.
+        var buffer = new float[(long)Math.Min(capacity, Math.Max(batchSize, 4096)) * d];
+        using var cursor = _stream.Open();
+        while (true)
+        {
+            int rows = 0;
+            while (rows < capacity)
+            {
+                if (rows * d == buffer.Length) Array.Resize(ref buffer, (int)Math.Min((long)capacity * d, 2L * buffer.Length));
+                int n = cursor.Read(buffer.AsSpan(rows * d));
+                if (n == 0) break;
+                rows += n;
+                cancellationToken.ThrowIfCancellationRequested();
+            }
+            if (rows == 0) yield break;
+            yield return TrainingData.From(new RowMatrix(buffer, rows, d));
+            if (rows < capacity) yield break;
+        }
+    }
+
+    /// <summary>
+    /// Splits a stream into training and validation rows by a seeded hash of each row's position in the pass: row i is
+    /// a validation row when hash(seed, i) &lt; <paramref name="fraction"/> (about that fraction of the rows, chosen
+    /// independently of the buffer and the thread count, the same rows every pass). Nothing is read here. With
+    /// <paramref name="fraction"/> ≤ 0 the whole stream trains and the validation is null.
+    /// </summary>
+    public static (IRowStream Train, IRowStream? Validation) Split(IRowStream stream, double fraction, ulong seed)
+    {
+        ArgumentNullException.ThrowIfNull(stream);
+        if (!(fraction > 0)) return (stream, null);
+        if (!(fraction < 1)) throw new ArgumentOutOfRangeException(nameof(fraction), fraction, "The validation fraction must be below 1.");
+        ulong key = Mix(seed ^ 0x5EED_5A11_0000_0000UL);
+        ulong threshold = (ulong)(fraction * 18446744073709551616.0);
+        return (RowStream.Where(stream, i => Mix(key + (ulong)i * 0x9E3779B97F4A7C15UL) >= threshold), RowStream.Where(stream, i => Mix(key + (ulong)i * 0x9E3779B97F4A7C15UL) < threshold));
+    }
+
+    /// <summary>
+    /// The checked training and validation streams of a streamed Fit: every value is checked as it is read (a bad one
+    /// names its row, its position in the pass, and column); without a validation stream a hashed fraction of the rows
+    /// is held out (<see cref="Split"/>).
+    /// </summary>
+    /// <remarks>Also the common start of every streamed Fit: <paramref name="data"/> must not be null, and
+    /// <paramref name="streaming"/> is set to the defaults when null and validated.</remarks>
+    internal static (IRowStream Train, IRowStream? Validation) CheckedSplit(IRowStream data, IRowStream? validation,
+        [System.Diagnostics.CodeAnalysis.NotNull] ref StreamingOptions? streaming, InputDomain domain, double validationFraction, ulong seed)
+    {
+        ArgumentNullException.ThrowIfNull(data);
+        streaming ??= new StreamingOptions();
+        streaming.Validate();
+        if (data.Width < 1) throw new DataValidationException(-1, -1, "rows have no columns", "training data");
+        if (validation is not null && validation.Width != data.Width)
+            throw new DataValidationException(-1, -1, $"rows have {validation.Width} columns but {data.Width} are expected", "validation data");
+        var train = RowStream.Checked(data, domain, "training data");
+        return validation is not null ? (train, RowStream.Checked(validation, domain, "validation data"))
+            : Split(train, validationFraction, seed);
+    }
+
+    /// <summary>SplitMix64's finaliser: a bijective mix of 64 bits.</summary>
+    private static ulong Mix(ulong z)
+    {
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
+        return z ^ (z >> 31);
+    }
+}

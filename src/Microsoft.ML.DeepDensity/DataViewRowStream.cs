@@ -1,0 +1,95 @@
+using Microsoft.ML.Data;
+using Microsoft.ML.DeepDensity.Data;
+using Microsoft.ML.DeepDensity.Randomness;
+using Microsoft.ML.DeepDensity.Training;
+
+namespace Microsoft.ML.DeepDensity.Transforms;
+
+/// <summary>How an estimator reads its training data.</summary>
+public enum DensityTrainingData
+{
+    /// <summary>Copy the feature column into memory once, then train on the copy (every epoch a full permutation).</summary>
+    InMemory = 0,
+    /// <summary>Read the feature column through a new cursor every pass and train through a bounded shuffle buffer;
+    /// the data is never held whole (docs/scaling.md). For data larger than memory.</summary>
+    Streamed = 1,
+}
+
+/// <summary>
+/// The feature column of an <see cref="IDataView"/> as an engine <see cref="IRowStream"/>: every pass opens a new
+/// cursor, so the data is never copied whole. A vector of the wrong length throws
+/// <see cref="DataValidationException"/> naming the column and the row (its position in the cursor).
+/// </summary>
+internal sealed class DataViewRowStream(IDataView data, DataViewSchema.Column column, int dimension) : IRowStream
+{
+    public int Width => dimension;
+    public long? Count => data.GetRowCount();
+    public IRowCursor Open() => new Cursor(data.GetRowCursor(new[] { column }), column, dimension);
+
+    private sealed class Cursor : IRowCursor
+    {
+        private readonly DataViewRowCursor _cursor;
+        private readonly ValueGetter<VBuffer<float>> _getter;
+        private readonly string _name;
+        private readonly int _dimension;
+        private VBuffer<float> _buffer;
+        private long _row;
+
+        public Cursor(DataViewRowCursor cursor, DataViewSchema.Column column, int dimension)
+        {
+            _cursor = cursor; _getter = cursor.GetGetter<VBuffer<float>>(column); _name = column.Name; _dimension = dimension;
+        }
+
+        public int Read(Span<float> destination)
+        {
+            int rows = 0, capacity = destination.Length / _dimension;
+            while (rows < capacity && _cursor.MoveNext())
+            {
+                _getter(ref _buffer);
+                if (_buffer.Length != _dimension)
+                    throw new DataValidationException(_row, -1, $"the vector has {_buffer.Length} values but {_dimension} are expected", _name);
+                Scoring.Densify(in _buffer, destination.Slice(rows * _dimension, _dimension));
+                rows++; _row++;
+            }
+            return rows;
+        }
+
+        public void Dispose() => _cursor.Dispose();
+    }
+
+    /// <summary>Training scores kept for the streamed threshold: 2^20 (4 MiB); beyond, a seeded uniform sample of them.</summary>
+    internal const int MaxThresholdScores = 1 << 20;
+
+    /// <summary>
+    /// The PredictedLabel threshold of a streamed Fit and the mean training log-density, from one scoring pass: the
+    /// (1 − contamination) quantile of the training scores, exact up to <see cref="MaxThresholdScores"/> rows and of a
+    /// seeded reservoir sample of that many scores beyond (the quantile's standard error is then below 0.1 percentile).
+    /// </summary>
+    internal static (float Threshold, double MeanLogDensity) Threshold(DensityModel model, IRowStream rows, double contamination,
+        CancellationToken cancellationToken)
+    {
+        var kept = new float[(int)Math.Max(1, Math.Min(MaxThresholdScores, rows.Count ?? MaxThresholdScores))];
+        var random = new RandomStream(0x7E5E0);
+        long seen = 0;
+        double sum = 0;
+        const int block = 1 << 14;
+        var values = new float[block * rows.Width];
+        var logDensity = new float[block];
+        using (var cursor = rows.Open())
+        {
+            for (int n; (n = cursor.Read(values)) > 0;)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                model.LogDensity(values.AsSpan(0, n * rows.Width), logDensity.AsSpan(0, n));
+                for (int i = 0; i < n; i++, seen++)
+                {
+                    sum += logDensity[i];
+                    long slot = seen < kept.Length ? seen : (long)(random.NextUInt64() % (ulong)(seen + 1));
+                    if (slot < kept.Length) kept[slot] = Scoring.ScoreFromLogDensity(logDensity[i]);
+                }
+            }
+        }
+        cancellationToken.ThrowIfCancellationRequested();
+        return (Scoring.Threshold(kept.AsSpan(0, (int)Math.Min(seen, kept.Length)).ToArray(), contamination), seen == 0 ? double.NaN : sum / seen);
+    }
+}

@@ -1,0 +1,297 @@
+using Microsoft.ML.DeepDensity.Data;
+using Microsoft.ML.DeepDensity.Models.DeepGmm;
+using Microsoft.ML.DeepDensity.Models.Rbm;
+using Microsoft.ML.DeepDensity.Models.Rnade;
+using Microsoft.ML.DeepDensity.Randomness;
+using Microsoft.ML.DeepDensity.Tests.Conformance;
+using Microsoft.ML.DeepDensity.Training;
+
+namespace Microsoft.ML.DeepDensity.Tests.Engine;
+
+/// <summary>
+/// Issue 18 (Scale): training from a stream of rows through a bounded shuffle buffer. A buffer holding the whole pass
+/// reproduces in-memory training byte for byte; smaller buffers train as well, reproducibly at any thread count; bad
+/// values are named by row and column; memory does not grow with the rows (serial collection: allocation counters
+/// count every thread).
+/// </summary>
+[Collection(EngineSettingsCollection.Name)]
+public class StreamingTrainingTests
+{
+    /// <summary>Rows generated from their index (two Gaussian clusters in <paramref name="width"/> columns), never held:
+    /// counts how many passes were opened.</summary>
+    internal sealed class GeneratedRows(long rows, int width, ulong seed, bool binary = false) : IRowStream
+    {
+        public int Passes;
+        /// <summary>When set, every read first records the live heap after a full collection (<see cref="PeakLiveBytes"/>):
+        /// what training holds at that moment, shuffle buffer included.</summary>
+        public bool MeasurePeak;
+        public long PeakLiveBytes;
+        public ulong Seed => seed;
+        public bool Binary => binary;
+        public int Width => width;
+        public long? Count => rows;
+        public IRowCursor Open() { Passes++; return new Cursor(this); }
+
+        /// <summary>Row i, from a SplitMix64 sequence seeded by (seed, i): allocation-free, so memory checks see only the training.</summary>
+        public static void Row(long i, int width, ulong seed, bool binary, Span<float> dst)
+        {
+            ulong state = seed * 0x9E3779B97F4A7C15UL ^ (ulong)i * 0xD1B54A32D192ED03UL;
+            int cluster = (int)(Next(ref state) & 1);
+            for (int c = 0; c < width; c++)
+            {
+                double u1 = ((Next(ref state) >> 11) + 1) * (1.0 / 9007199254740993.0), u2 = (Next(ref state) >> 11) * (1.0 / 9007199254740992.0);
+                double gaussian = Math.Sqrt(-2 * Math.Log(u1)) * Math.Cos(2 * Math.PI * u2);
+                double v = (cluster == 0 ? -1.5 : 1.5) * (c % 2 == 0 ? 1 : -1) + 0.6 * gaussian + 0.3 * (c > 0 ? dst[c - 1] : 0);
+                dst[c] = binary ? (v > 0 ? 1f : 0f) : (float)v;
+            }
+        }
+
+        private static ulong Next(ref ulong state)
+        {
+            ulong z = state += 0x9E3779B97F4A7C15UL;
+            z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
+            z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
+            return z ^ (z >> 31);
+        }
+
+        private sealed class Cursor(GeneratedRows s) : IRowCursor
+        {
+            private long _next;
+            public int Read(Span<float> destination)
+            {
+                if (s.MeasurePeak) s.PeakLiveBytes = Math.Max(s.PeakLiveBytes, GC.GetTotalMemory(forceFullCollection: true));
+                int n = (int)Math.Min(s.Count!.Value - _next, destination.Length / s.Width);
+                for (int r = 0; r < n; r++) Row(_next + r, s.Width, s.Seed, s.Binary, destination.Slice(r * s.Width, s.Width));
+                _next += n;
+                return n;
+            }
+            public void Dispose() { }
+        }
+    }
+
+    private static RowMatrix Materialize(IRowStream s)
+    {
+        var m = new RowMatrix((int)s.Count!.Value, s.Width);
+        using var c = s.Open();
+        for (int read = 0, n; (n = c.Read(m.Values.AsSpan(read * s.Width))) > 0;) read += n;
+        return m;
+    }
+
+    private static RnadeOptions Rnade(int epochs = 3, double validation = 0) => new()
+    {
+        HiddenUnits = 8, Components = 3, MaxEpochs = epochs, BatchSize = 32, ValidationFraction = validation, Seed = 5,
+    };
+
+    [Fact]
+    public void RnadeStreamedThroughABufferHoldingThePassEqualsInMemoryTraining()
+    {
+        var data = Materialize(new GeneratedRows(700, 4, 1));
+        var valid = Materialize(new GeneratedRows(150, 4, 2));
+        var memory = RnadeModel.Fit(data, Rnade(), valid);
+        var streamed = RnadeModel.Fit(RowStream.From(data), Rnade(), RowStream.From(valid), new StreamingOptions { ShuffleBufferRows = 700 });
+        Assert.Equal(memory.ToBytes(), streamed.ToBytes());
+        Assert.Equal(memory.TrainingSummary!.BestEpoch, streamed.TrainingSummary!.BestEpoch);
+    }
+
+    [Fact]
+    public void RbmStreamedThroughABufferHoldingThePassEqualsInMemoryTraining()
+    {
+        var data = Materialize(new GeneratedRows(600, 10, 3, binary: true));
+        var o = new RbmOptions { HiddenUnits = 6, MaxEpochs = 3, BatchSize = 20, ValidationFraction = 0, Seed = 2 };
+        var memory = RbmModel.Fit(data, o);
+        var streamed = RbmModel.Fit(RowStream.From(data), o, null, new StreamingOptions { ShuffleBufferRows = 600 });
+        Assert.Equal(memory.ToBytes(), streamed.ToBytes());
+    }
+
+    private static DeepGmmOptions Gmm(DeepGmmInitialization init = DeepGmmInitialization.Greedy, double validation = 0) => new()
+    {
+        Layers = new[] { 3, 2 }, MaxIterations = 4, Initialization = init, ValidationFraction = validation, Seed = 4,
+    };
+
+    [Fact]
+    public void DeepGmmStreamedThroughABufferHoldingThePassEqualsInMemoryEm()
+    {
+        var data = Materialize(new GeneratedRows(900, 3, 11));
+        var valid = Materialize(new GeneratedRows(200, 3, 12));
+        foreach (var em in new[] { DeepGmmEmKind.Hard, DeepGmmEmKind.Soft })
+        {
+            var o = Gmm();
+            o.Em = em;
+            var memory = DeepGmmModel.Fit(data, o, valid);
+            var streamed = DeepGmmModel.Fit(RowStream.From(data), o, RowStream.From(valid), new StreamingOptions { ShuffleBufferRows = 900 });
+            Assert.Equal(memory.ToBytes(), streamed.ToBytes());
+        }
+    }
+
+    [Fact]
+    public void DeepGmmStreamedInSmallWindowsMatchesInMemoryQualityAndIsThreadCountFree()
+    {
+        var stream = new GeneratedRows(4000, 3, 13);
+        var test = Materialize(new GeneratedRows(1000, 3, 14));
+        var streaming = new StreamingOptions { ShuffleBufferRows = 300, SampleRows = 1000 };
+        var o = Gmm(DeepGmmInitialization.PretrainedTopLayer, validation: 0.1);
+        var streamed = DeepGmmModel.Fit(stream, o, null, streaming);
+        var memory = DeepGmmModel.Fit(Materialize(stream), o);
+        double ls = streamed.AverageLogDensity(test), lm = memory.AverageLogDensity(test);
+        Assert.True(Math.Abs(ls - lm) < 0.1, $"streamed {ls:F4} vs in memory {lm:F4}");
+        DeepDensityEnvironment.MaxDegreeOfParallelism = 1;
+        try { Assert.Equal(streamed.ToBytes(), DeepGmmModel.Fit(stream, o, null, streaming).ToBytes()); }
+        finally { DeepDensityEnvironment.MaxDegreeOfParallelism = -1; }
+        Assert.Throws<NotSupportedException>(() => DeepGmmModel.Fit(stream, new DeepGmmOptions { Layers = new[] { 20, 20 } }, null, streaming));
+    }
+
+    [Fact]
+    public void DeepRnadeStreamedThroughABufferHoldingThePassEqualsInMemoryTraining()
+    {
+        var data = Materialize(new GeneratedRows(500, 4, 21));
+        var o = new DeepRnadeOptions { HiddenUnits = 8, HiddenLayers = 2, Components = 2, MaxEpochs = 2, BatchSize = 25, ValidationFraction = 0, Seed = 2 };
+        var memory = DeepRnadeModel.Fit(data, o);
+        var streamed = DeepRnadeModel.Fit(RowStream.From(data), o, null, new StreamingOptions { ShuffleBufferRows = 500 });
+        Assert.Equal(memory.ToBytes(), streamed.ToBytes());
+    }
+
+    [Fact]
+    public void ASmallBufferTrainsAsWellAndTheSameBytesOnOneAndAllThreads()
+    {
+        var stream = new GeneratedRows(3000, 4, 7);
+        var test = Materialize(new GeneratedRows(1000, 4, 8));
+        var streaming = new StreamingOptions { ShuffleBufferRows = 256 };
+        var streamed = RnadeModel.Fit(stream, Rnade(8, validation: 0.1), null, streaming);
+        var memory = RnadeModel.Fit(Materialize(stream), Rnade(8, validation: 0.1));
+        double ls = streamed.AverageLogDensity(test), lm = memory.AverageLogDensity(test);
+        Assert.True(Math.Abs(ls - lm) < 0.15, $"streamed {ls:F4} vs in memory {lm:F4}");
+        DeepDensityEnvironment.MaxDegreeOfParallelism = 1;
+        try { Assert.Equal(streamed.ToBytes(), RnadeModel.Fit(stream, Rnade(8, validation: 0.1), null, streaming).ToBytes()); }
+        finally { DeepDensityEnvironment.MaxDegreeOfParallelism = -1; }
+    }
+
+    /// <summary>Records the rows of every batch (a one-column stream whose value is the row number).</summary>
+    private sealed class Recorder : ITrainableModel
+    {
+        public readonly List<float[]> Batches = new();
+        public double Step(TrainingStep step) { Batches.Add(step.Batch.Rows.ToArray()); return 0; }
+        public EpochFigures? EndEpoch(TrainingEpoch epoch) => new(0, null);
+        public object Snapshot() => 0;
+        public void Restore(object snapshot) { }
+        public void ResetAfterDivergence() { }
+    }
+
+    [Fact]
+    public void TheShuffleIsAPermutationWithinEachWindowAndWindowsComeInStreamOrder()
+    {
+        var m = new RowMatrix(95, 1);
+        for (int i = 0; i < m.Rows; i++) m[i, 0] = i;
+        var model = new Recorder();
+        var options = new TrainingDriverOptions { MaxEpochs = 2, BatchSize = 10, Root = new RandomStream(9) };
+        TrainingDriver.Run(model, new StreamingTrainingData(RowStream.From(m), new StreamingOptions { ShuffleBufferRows = 25 }), options, null, default);
+        // A 25-row buffer is rounded up to 30 rows (whole batches): windows [0, 30), [30, 60), [60, 90), [90, 95).
+        Assert.Equal(2 * 10, model.Batches.Count);
+        for (int epoch = 0; epoch < 2; epoch++)
+        {
+            var batches = model.Batches.Skip(epoch * 10).Take(10).ToList();
+            Assert.Equal(Enumerable.Range(0, 95).Select(i => (float)i), batches.SelectMany(b => b).Order());
+            for (int b = 0; b < 10; b++)
+            {
+                int window = b / 3;
+                Assert.All(batches[b], v => Assert.Equal(window, (int)v / 30));
+            }
+            Assert.NotEqual(Enumerable.Range(0, 30).Select(i => (float)i), batches.Take(3).SelectMany(x => x)); // shuffled
+        }
+        Assert.NotEqual(model.Batches[0], model.Batches[10]); // a new permutation every epoch
+        // A buffer holding the pass gives the in-memory batches.
+        var memory = new Recorder();
+        TrainingDriver.Run(memory, TrainingData.From(m), options, null, default);
+        var whole = new Recorder();
+        TrainingDriver.Run(whole, new StreamingTrainingData(RowStream.From(m), new StreamingOptions { ShuffleBufferRows = 95 }), options, null, default);
+        Assert.Equal(memory.Batches, whole.Batches);
+    }
+
+    [Fact]
+    public void TheHashSplitIsDisjointCoversEveryRowAndHoldsOutAboutTheFraction()
+    {
+        var m = new RowMatrix(20_000, 1);
+        for (int i = 0; i < m.Rows; i++) m[i, 0] = i;
+        var (train, valid) = StreamingTrainingData.Split(RowStream.From(m), 0.1, 42);
+        var t = Read(train); var v = Read(valid!);
+        Assert.Equal(m.Rows, t.Count + v.Count);
+        Assert.Empty(t.Intersect(v));
+        Assert.InRange(v.Count, 1800, 2200);
+        Assert.Equal(v, Read(StreamingTrainingData.Split(RowStream.From(m), 0.1, 42).Validation!)); // the same rows every pass
+        Assert.NotEqual(v, Read(StreamingTrainingData.Split(RowStream.From(m), 0.1, 43).Validation!));
+    }
+
+    private static List<float> Read(IRowStream s)
+    {
+        var result = new List<float>();
+        var buf = new float[100];
+        using var c = s.Open();
+        for (int n; (n = c.Read(buf)) > 0;) result.AddRange(buf.AsSpan(0, n).ToArray());
+        return result;
+    }
+
+    [Fact]
+    public void ABadValueIsNamedByItsRowAndColumn()
+    {
+        var data = Materialize(new GeneratedRows(5000, 4, 1));
+        data[4321, 2] = float.NaN;
+        var e = Assert.Throws<DataValidationException>(() => RnadeModel.Fit(RowStream.From(data), Rnade(), null, null));
+        Assert.Equal(4321, e.Row);
+        Assert.Equal(2, e.Column);
+        var bits = Materialize(new GeneratedRows(100, 10, 1, binary: true));
+        bits[77, 9] = 0.5f;
+        var b = Assert.Throws<DataValidationException>(() => RbmModel.Fit(RowStream.From(bits), new RbmOptions { HiddenUnits = 4, MaxEpochs = 1 }, null, null));
+        Assert.Equal(77, b.Row);
+        Assert.Equal(9, b.Column);
+    }
+
+    [Fact]
+    public void CancellationStopsAStreamedFit()
+    {
+        using var cts = new CancellationTokenSource();
+        var progress = new Progress(() => cts.Cancel());
+        Assert.ThrowsAny<OperationCanceledException>(() =>
+            RnadeModel.Fit(new GeneratedRows(20_000, 4, 1), Rnade(50), null, new StreamingOptions { ShuffleBufferRows = 1000 }, progress, cts.Token));
+    }
+
+    private sealed class Progress(Action onReport) : IProgress<TrainingProgress>
+    {
+        public void Report(TrainingProgress value) => onReport();
+    }
+
+    /// <summary>
+    /// Memory is O(buffer + batch + model): the live heap at every read of the stream (after a full collection, so it
+    /// is what training holds then, shuffle buffer and windows included) peaks at about the same on 4× the rows; the
+    /// data is never held. The buffer (4,096 rows) is far smaller than the extra rows (150,000).
+    /// </summary>
+    [Theory]
+    [InlineData("rnade")]
+    [InlineData("rbm")]
+    [InlineData("deepgmm")]
+    public void PeakMemoryOfStreamedTrainingDoesNotGrowWithTheRows(string model)
+    {
+        var streaming = new StreamingOptions { ShuffleBufferRows = 4096, SampleRows = 2048 };
+        int width = model == "rbm" ? 16 : 6;
+        long Peak(int rows)
+        {
+            var s = new GeneratedRows(rows, width, 1, binary: model == "rbm") { MeasurePeak = true };
+            DensityModel m = model switch
+            {
+                "rnade" => RnadeModel.Fit(s, RnadeBig(), null, streaming),
+                "rbm" => RbmModel.Fit(s, RbmFor(1), null, streaming),
+                _ => DeepGmmModel.Fit(s, new DeepGmmOptions { Layers = new[] { 2, 2 }, MaxIterations = 1, Seed = 1 }, null, streaming),
+            };
+            GC.KeepAlive(m);
+            return s.PeakLiveBytes;
+        }
+        Peak(2000); // JIT and one-time statics outside the measurement
+        long small = Peak(50_000), large = Peak(200_000);
+        long extraRows = 150_000L * width * sizeof(float);
+        Assert.True(large - small < extraRows / 8,
+            $"{model}: peak live heap {large / 1024} KiB on 200k rows vs {small / 1024} KiB on 50k rows (the extra rows hold {extraRows / 1024} KiB)");
+    }
+
+    private static RbmOptions RbmFor(int epochs) => new() { HiddenUnits = 8, MaxEpochs = epochs, BatchSize = 1000, Seed = 1 };
+
+    private static RnadeOptions RnadeBig() { var o = Rnade(1, 0.1); o.BatchSize = 1000; return o; }
+
+}

@@ -1,0 +1,118 @@
+using Microsoft.ML.Data;
+using Microsoft.ML.DeepDensity.Data;
+using Microsoft.ML.DeepDensity.Models.DeepGmm;
+using Microsoft.ML.DeepDensity.Models.Iwae;
+using Microsoft.ML.DeepDensity.Models.Nvil;
+using Microsoft.ML.DeepDensity.Models.Rbm;
+using Microsoft.ML.DeepDensity.Models.Rnade;
+using Microsoft.ML.DeepDensity.Transforms;
+using Xunit;
+
+namespace Microsoft.ML.DeepDensity.Tests;
+
+/// <summary>
+/// Issue 18 (Scale), ML.NET side: <see cref="DensityEstimatorOptions.TrainingData"/> = Streamed trains through
+/// cursors over the IDataView (here a lazily generated enumerable, never materialised by the test), gives the
+/// in-memory model when the buffer holds the data, names bad rows and refuses families that cannot stream.
+/// </summary>
+public class StreamedTrainingTests
+{
+    /// <summary>The rows of <see cref="TestData.Blob"/>, generated afresh on every enumeration (every cursor).</summary>
+    private static IEnumerable<Row> Generated(int n, int seed, Func<int, Row, Row>? edit = null)
+    {
+        var rows = TestData.Blob(n, seed); // regenerated per enumeration: the view holds no copy between passes
+        for (int i = 0; i < n; i++) yield return edit is null ? rows[i] : edit(i, rows[i]);
+    }
+
+    private static RnadeEstimator.Options Rnade(DensityTrainingData mode, int buffer = 0) => new()
+    {
+        TrainingData = mode,
+        ShuffleBufferRows = buffer,
+        ModelOptions = new RnadeOptions { HiddenUnits = 8, Components = 2, MaxEpochs = 3, BatchSize = 25, ValidationFraction = 0, Seed = 3 },
+    };
+
+    [Fact]
+    public void StreamedWithABufferHoldingTheDataEqualsInMemory()
+    {
+        var ml = new MLContext(1);
+        var train = ml.Data.LoadFromEnumerable(Generated(400, 1));
+        var valid = ml.Data.LoadFromEnumerable(Generated(100, 2));
+        var memory = ml.DensityEstimation.Rnade(Rnade(DensityTrainingData.InMemory)).Fit(train, valid);
+        var streamed = ml.DensityEstimation.Rnade(Rnade(DensityTrainingData.Streamed, buffer: 400)).Fit(train, valid);
+        Assert.Equal(memory.Model.ToBytes(), streamed.Model.ToBytes());
+        Assert.Equal(memory.Threshold, streamed.Threshold);
+    }
+
+    [Fact]
+    public void StreamedRbmAndDeepGmmTrainAndScore()
+    {
+        var ml = new MLContext(1);
+        var bits = ml.Data.LoadFromEnumerable(Generated(500, 3, (i, r) =>
+            new Row { Features = r.Features.Select(v => v > 0.7f ? 1f : 0f).ToArray() }));
+        var rbm = ml.DensityEstimation.Rbm(new RbmEstimator.Options
+        {
+            TrainingData = DensityTrainingData.Streamed, ShuffleBufferRows = 100,
+            ModelOptions = new RbmOptions { HiddenUnits = 4, MaxEpochs = 2, BatchSize = 20 },
+        }).Fit(bits);
+        Assert.True(double.IsFinite(rbm.Model.AverageLogDensity(new RowMatrix(new float[] { 1, 0, 1, 1 }, 1, 4))));
+        var real = ml.Data.LoadFromEnumerable(Generated(600, 4));
+        var gmm = ml.DensityEstimation.DeepGmm(new DeepGmmEstimator.Options
+        {
+            TrainingData = DensityTrainingData.Streamed, ShuffleBufferRows = 128,
+            ModelOptions = new DeepGmmOptions { Layers = new[] { 2, 2 }, MaxIterations = 3 },
+        }).Fit(real);
+        var scored = ml.Data.CreateEnumerable<Scored>(gmm.Transform(real), reuseRowObject: false).ToList();
+        Assert.All(scored, s => Assert.True(float.IsFinite(s.LogDensity)));
+    }
+
+    [Fact]
+    public void StreamedIwaeWithABufferHoldingTheDataEqualsInMemory()
+    {
+        var ml = new MLContext(1);
+        var train = ml.Data.LoadFromEnumerable(Generated(300, 5));
+        IwaeEstimator.Options Options(DensityTrainingData mode) => new()
+        {
+            TrainingData = mode, ShuffleBufferRows = 300,
+            ModelOptions = new IwaeOptions { Likelihood = IwaeLikelihood.Gaussian, LatentDimensions = new[] { 2 }, HiddenUnits = new[] { 8 },
+                MaxEpochs = 2, BatchSize = 30, ValidationFraction = 0, EvaluationSamples = 10 },
+        };
+        var memory = ml.DensityEstimation.Iwae(Options(DensityTrainingData.InMemory)).Fit(train);
+        var streamed = ml.DensityEstimation.Iwae(Options(DensityTrainingData.Streamed)).Fit(train);
+        Assert.Equal(memory.Model.ToBytes(), streamed.Model.ToBytes());
+    }
+
+    [Fact]
+    public void ABadValueIsNamedByRowAndColumn()
+    {
+        var ml = new MLContext(1);
+        var bad = ml.Data.LoadFromEnumerable(Generated(300, 1, (i, r) => { if (i == 123) r.Features[2] = float.PositiveInfinity; return r; }));
+        var e = Assert.Throws<DataValidationException>(() => ml.DensityEstimation.Rnade(Rnade(DensityTrainingData.Streamed)).Fit(bad));
+        Assert.Equal(123, e.Row);
+        Assert.Equal(2, e.Column);
+        Assert.Contains("infinity", e.Message);
+    }
+
+    [Fact]
+    public void AFamilyThatCannotStreamSaysSo()
+    {
+        var ml = new MLContext(1);
+        var data = ml.Data.LoadFromEnumerable(Generated(50, 1));
+        var bits = ml.Data.LoadFromEnumerable(Generated(50, 1, (i, r) => new Row { Features = r.Features.Select(v => v > 0.7f ? 1f : 0f).ToArray() }));
+        var e = Assert.Throws<NotSupportedException>(() => ml.DensityEstimation.Nvil(new NvilEstimator.Options
+        {
+            TrainingData = DensityTrainingData.Streamed, ModelOptions = new NvilOptions { MaxEpochs = 1 },
+        }).Fit(bits));
+        Assert.Contains("TrainingData", e.Message);
+    }
+
+    [Fact]
+    public void CancellationStopsAStreamedFit()
+    {
+        var ml = new MLContext(1);
+        using var cts = new CancellationTokenSource();
+        cts.Cancel();
+        var o = Rnade(DensityTrainingData.Streamed);
+        o.CancellationToken = cts.Token;
+        Assert.ThrowsAny<OperationCanceledException>(() => ml.DensityEstimation.Rnade(o).Fit(ml.Data.LoadFromEnumerable(Generated(200, 1))));
+    }
+}
