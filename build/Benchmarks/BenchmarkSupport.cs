@@ -88,7 +88,8 @@ public static class Peer
             var (code, stdout, stderr) = RunPython(script, arguments, timeout, threads);
             if (code != 0) { best ??= (code, stdout, stderr, threads); continue; }
             double s = seconds(ReadValues(stdout));
-            Console.WriteLine($"peer {Path.GetFileName(script)} on {threads} thread{(threads == 1 ? "" : "s")}: {s:F3} s");
+            // The compared figure (seconds, or seconds per example) can be tiny: print it with significant digits.
+            Console.WriteLine($"peer {Path.GetFileName(script)} on {threads} thread{(threads == 1 ? "" : "s")}: {s:G4} (lower is faster)");
             if (s < bestSeconds || best is { ExitCode: not 0 }) { bestSeconds = s; best = (code, stdout, stderr, threads); }
         }
         Console.WriteLine($"peer {Path.GetFileName(script)}: reference = the faster, {best!.Value.Threads} thread(s)");
