@@ -93,6 +93,26 @@ internal sealed class Mlp
         foreach (var layer in _layers) layer.ReleasePackedWeights();
     }
 
+    /// <summary>
+    /// Packs the weights of every network in <paramref name="networks"/> (on the worker team) until the scope is
+    /// disposed: for a training step whose row blocks all run forward through the same, unchanging weights.
+    /// </summary>
+    public static PackedWeightsScope PackWeights(Mlp[] networks)
+    {
+        foreach (var network in networks) network.PackWeights(allowParallel: true);
+        return new PackedWeightsScope(networks);
+    }
+
+    /// <summary>Releases what <see cref="PackWeights(Mlp[])"/> packed (the default scope releases nothing).</summary>
+    public readonly struct PackedWeightsScope(Mlp[]? networks) : IDisposable
+    {
+        public void Dispose()
+        {
+            if (networks is null) return;
+            foreach (var network in networks) network.ReleasePackedWeights();
+        }
+    }
+
     /// <summary>Forward pass of <paramref name="rows"/> rows; returns the output (rows×<see cref="Outputs"/>), held in the workspace.</summary>
     public Span<float> Forward(ReadOnlySpan<float> input, int rows, Workspace workspace, bool allowParallel = false)
     {

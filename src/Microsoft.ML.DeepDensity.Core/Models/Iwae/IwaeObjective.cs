@@ -27,7 +27,10 @@ internal sealed class IwaeObjective : IGradientObjective
     {
         _net = net; _k = samples; _rowsPerBlock = rowsPerBlock; _cancellationToken = cancellationToken;
         _direct = GradientBuffers.Of(net.Parameters);
+        _forwardNetworks = [.. net.Encoders, .. net.Decoders];
     }
+
+    private readonly Mlp[] _forwardNetworks;
 
     public ParameterSet Parameters => _net.Parameters;
 
@@ -35,10 +38,17 @@ internal sealed class IwaeObjective : IGradientObjective
 
     public double Evaluate(ReadOnlySpan<float> rows, int count, RandomStream random) => Run(rows, count, random, withGradient: false);
 
-    private unsafe double Run(ReadOnlySpan<float> rows, int count, RandomStream random, bool withGradient)
+    private double Run(ReadOnlySpan<float> rows, int count, RandomStream random, bool withGradient)
+    {
+        int blocks = (count + _rowsPerBlock - 1) / _rowsPerBlock;
+        // Every block runs forward through the same weights: pack each matrix once for all of them (as NvilObjective).
+        using var packed = blocks > 1 ? Mlp.PackWeights(_forwardNetworks) : default;
+        return Run(rows, count, random, withGradient, blocks);
+    }
+
+    private unsafe double Run(ReadOnlySpan<float> rows, int count, RandomStream random, bool withGradient, int blocks)
     {
         int d = _net.D, k = _k;
-        int blocks = (count + _rowsPerBlock - 1) / _rowsPerBlock;
         int wave = Math.Min(blocks, BlocksPerWave);
         while (_workspaces.Count < wave) _workspaces.Add(new IwaeNetwork.Workspace(_net, _rowsPerBlock, k, forTraining: true));
         if (withGradient)

@@ -115,9 +115,8 @@ internal sealed class NvilObjective : IGradientObjective, ITrainingStateOwner
         if (blocks == 1) return Run(rows, count, random, withGradient, blocks);
         // Every block multiplies by the same weights: pack each weight matrix once for all of them (on both cores)
         // instead of once per block. The parameters do not change during the call.
-        foreach (var mlp in _forwardLayers) mlp.PackWeights(allowParallel: true);
-        try { return Run(rows, count, random, withGradient, blocks); }
-        finally { foreach (var mlp in _forwardLayers) mlp.ReleasePackedWeights(); }
+        using var packed = Mlp.PackWeights(_forwardLayers);
+        return Run(rows, count, random, withGradient, blocks);
     }
 
     private unsafe double Run(ReadOnlySpan<float> rows, int count, RandomStream random, bool withGradient, int blocks)
