@@ -19,7 +19,7 @@ public sealed class RnadeBenchmark : IBenchmark
     public string Name => "rnade";
     public string Description => "RNADE vs PyTorch under a wall-time budget: validation-LL curves, test LL, examples/s (--dataset digits|fashion, --minutes 10, " +
                                  "--hidden 100, --components 10, --lr, --batch, --clip, --sigma-scaled, --decay, --max-epochs, --train N, --seed, --no-peer, " +
-                                 "--peer-threads 0=best, --deep|--deep-only [--deep-configs L×H:oa|fixed,...] [--deep-minutes] [--orderings 1,2,4,8,16] [--deep-lr] [--deep-max-epochs], --profile)";
+                                 "--peer-threads 0=best, --deep|--deep-only [--deep-configs L×H:oa|fixed,...] [--deep-minutes] [--orderings 1,2,4,8,16] [--deep-lr] [--deep-patience] [--deep-max-epochs], --profile)";
 
     public int Run(BenchmarkArgs args)
     {
@@ -126,6 +126,8 @@ public sealed class RnadeBenchmark : IBenchmark
             };
             options.MaxEpochs = args.Int("deep-max-epochs", options.MaxEpochs);
             options.LearningRate = (float)args.Double("deep-lr", options.LearningRate);
+            // The deep models' validation curves are noisy (one random mask or conditional per row and step): a longer patience.
+            options.EarlyStoppingPatience = args.Int("deep-patience", options.EarlyStoppingPatience);
             options.Orderings = orderingGrid.Max();
             var clock = Stopwatch.StartNew();
             using var budget = Budget(options, minutes);
