@@ -41,6 +41,8 @@ internal sealed class IwaeObjective : IGradientObjective
     private double Run(ReadOnlySpan<float> rows, int count, RandomStream random, bool withGradient)
     {
         int blocks = (count + _rowsPerBlock - 1) / _rowsPerBlock;
+        // The blocks read the rows in place through a pointer: check the span holds them.
+        if (rows.Length < (long)count * _net.D) throw new ArgumentException($"{count} rows of {_net.D} values need {(long)count * _net.D}; {rows.Length} were given.", nameof(rows));
         // Every block runs forward through the same weights: pack each matrix once for all of them (as NvilObjective).
         using var packed = blocks > 1 ? Mlp.PackWeights(_forwardNetworks) : default;
         return Run(rows, count, random, withGradient, blocks);

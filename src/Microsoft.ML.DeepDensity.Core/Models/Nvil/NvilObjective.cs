@@ -42,7 +42,7 @@ internal sealed class NvilObjective : IGradientObjective, ITrainingStateOwner
     /// <summary>Tests: the wave size actually used (default <see cref="BlocksPerWave"/>).</summary>
     internal int WaveBlocks { get; set; } = BlocksPerWave;
     /// <summary>Every network run forward on a block: encoders, decoders, baseline.</summary>
-    private readonly Mlp[] _forwardLayers;
+    private readonly Mlp[] _forwardNetworks;
     /// <summary>Signals minus baseline, a[l][j] for sample row j of the minibatch.</summary>
     private float[][] _a;
 
@@ -75,7 +75,7 @@ internal sealed class NvilObjective : IGradientObjective, ITrainingStateOwner
             Baseline.InitializeGlorot(baselineInit);
             Baseline.Register(Parameters);
         }
-        _forwardLayers = Baseline is null ? [.. net.Encoders, .. net.Decoders] : [.. net.Encoders, .. net.Decoders, Baseline];
+        _forwardNetworks = Baseline is null ? [.. net.Encoders, .. net.Decoders] : [.. net.Encoders, .. net.Decoders, Baseline];
         Mean = new double[_signals]; Variance = new double[_signals];
         _signalCenter = new float[_signals]; _signalScale = new float[_signals];
         _a = new float[_signals][];
@@ -109,20 +109,14 @@ internal sealed class NvilObjective : IGradientObjective, ITrainingStateOwner
     /// <summary>Sum over rows of the mean over the row's samples of log p(x, h) − log q(h | x) (the variational bound).</summary>
     public double Evaluate(ReadOnlySpan<float> rows, int count, RandomStream random) => Run(rows, count, random, withGradient: false);
 
-    private double Run(ReadOnlySpan<float> rows, int count, RandomStream random, bool withGradient)
+    private unsafe double Run(ReadOnlySpan<float> rows, int count, RandomStream random, bool withGradient)
     {
         int blocks = (count + _rowsPerBlock - 1) / _rowsPerBlock;
-        if (blocks == 1) return Run(rows, count, random, withGradient, blocks);
+        if (rows.Length < (long)count * _net.D) throw new ArgumentException($"{count} rows of {_net.D} values need {(long)count * _net.D}; {rows.Length} were given.", nameof(rows));
         // Every block multiplies by the same weights: pack each weight matrix once for all of them (on both cores)
         // instead of once per block. The parameters do not change during the call.
-        using var packed = Mlp.PackWeights(_forwardLayers);
-        return Run(rows, count, random, withGradient, blocks);
-    }
-
-    private unsafe double Run(ReadOnlySpan<float> rows, int count, RandomStream random, bool withGradient, int blocks)
-    {
+        using var packed = blocks > 1 ? Mlp.PackWeights(_forwardNetworks) : default;
         // The rows are read in place (pinned for the parallel blocks), not copied (as IwaeObjective).
-        if (rows.Length < (long)count * _net.D) throw new ArgumentException($"{count} rows of {_net.D} values need {(long)count * _net.D}; {rows.Length} were given.", nameof(rows));
         fixed (float* pinned = rows) return Run((nint)pinned, count, random, withGradient, blocks);
     }
 
