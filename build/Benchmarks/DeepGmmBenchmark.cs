@@ -12,7 +12,7 @@ namespace DeepDensity.Benchmarks;
 /// [--ridges 1e-6,1e-3,1e-2] [--digits-ridges 1e-2,3e-2,1e-1,3e-1] [--shrinkages 0,100,1000,10000] [--digits-shrinkages 0,100,1000,10000]
 /// [--layers 2,K;2,2,K;4,4,K;2,2,2,K] [--digits-layers 2,K;2,2,K] [--n-init 1] [--digits-n-init 5] [--iters 100]
 /// [--deep-iters 60] [--deep-em hard|soft|hard,soft] [--digits-deep-em soft|hard] [--deep-estep auto|heuristic] [--lbfgs 50]
-/// [--standardize] [--patience 5] [--no-peer] [--verbose]</c>.
+/// [--standardize] [--patience 5] [--no-peer] [--concurrent] [--verbose]</c>.
 /// Deep GMM against our 1-layer GMM and scikit-learn's full-covariance GaussianMixture on Fashion-MNIST 8×8 and the
 /// shipped digits, every side choosing its hyper-parameters on validation from a grid of the same size and the test set
 /// used only for the final figures: scikit-learn and our 1-layer GMM choose (K, covariance ridge) from the same grids (the
@@ -68,15 +68,16 @@ public sealed class DeepGmmBenchmark : IBenchmark
 
     private static bool _verbose;
 
-    private sealed class ConsoleReport : IProgress<TrainingProgress>
+    /// <summary>Verbose EM curves, one line per iteration, named by the fit they belong to (fits may run concurrently).</summary>
+    private sealed class ConsoleReport(string label) : IProgress<TrainingProgress>
     {
-        public void Report(TrainingProgress value) => Console.WriteLine("      " + value);
+        public void Report(TrainingProgress value) => Console.WriteLine($"      [{label}] {value}");
     }
 
     private static OurResult RunOurs(string label, DataSplit data, DeepGmmOptions options)
     {
         var clock = Stopwatch.StartNew();
-        var model = DeepGmmModel.Fit(data.Train, options, data.Validation, _verbose ? new ConsoleReport() : null);
+        var model = DeepGmmModel.Fit(data.Train, options, data.Validation, _verbose ? new ConsoleReport(label) : null);
         double fit = clock.Elapsed.TotalSeconds;
         var history = model.TrainingSummary!.History;
         double perIteration = history.Count == 0 ? double.NaN
@@ -100,12 +101,18 @@ public sealed class DeepGmmBenchmark : IBenchmark
         Console.WriteLine($"== {data.Name}: train {data.Train.Rows}, validation {data.Validation.Rows}, test {data.Test.Rows}, D {d}; " +
                           $"K grid {{{protocol.KGrid}}}, ridge grid {{{protocol.Ridges}}}, shrinkage grid {{{protocol.Shrinkages}}}, n_init {protocol.Initializations}");
         var files = new[] { Peer.WriteMatrix(data.Train, $"{data.Name}-train"), Peer.WriteMatrix(data.Validation, $"{data.Name}-valid"), Peer.WriteMatrix(data.Test, $"{data.Name}-test") };
+        // --concurrent: the peer, our 1-layer grid and the deep grid run side by side (log-likelihoods and choices are
+        // the same; fit times then measure a shared machine). The deep grid needs the 1-layer ridge first unless the
+        // ridge grid has one entry.
+        bool concurrent = args.Flag("concurrent");
         Dictionary<string, double>? peer = null;
-        if (!args.Flag("no-peer"))
+        var peerTask = Task.Run(() => args.Flag("no-peer") ? ((int, string, string)?)null : Peer.RunPython(Peer.Script("deepgmm_sklearn.py"),
+            $"\"{files[0]}\" \"{files[1]}\" \"{files[2]}\" {d} {protocol.KGrid} {Math.Max(iterations, 100)} 0 {protocol.Ridges} {protocol.Initializations}",
+            TimeSpan.FromMinutes(concurrent ? 120 : 30)));
+        if (!concurrent) peerTask.Wait();
+        void PrintPeer()
         {
-            var (code, stdout, stderr) = Peer.RunPython(Peer.Script("deepgmm_sklearn.py"),
-                $"\"{files[0]}\" \"{files[1]}\" \"{files[2]}\" {d} {protocol.KGrid} {Math.Max(iterations, 100)} 0 {protocol.Ridges} {protocol.Initializations}",
-                TimeSpan.FromMinutes(30));
+            if (peerTask.Result is not var (code, stdout, stderr)) return;
             if (code != 0) { Console.WriteLine($"  scikit-learn peer failed ({code}): {stderr.Trim()}"); }
             else
             {
@@ -117,6 +124,7 @@ public sealed class DeepGmmBenchmark : IBenchmark
                 Console.WriteLine($"  sklearn choice on validation: K={(int)peer["BEST_K"]} ridge={ridges[(int)peer["BEST_RIDGE_INDEX"]]:g}");
             }
         }
+        if (!concurrent) PrintPeer();
         var common = new DeepGmmOptions
         {
             MaxIterations = iterations, Seed = 1,
@@ -127,22 +135,25 @@ public sealed class DeepGmmBenchmark : IBenchmark
             Initializations = protocol.Initializations,
         };
 
-        // Our 1-layer GMM (soft EM): (K, ridge) on validation.
-        OurResult? gmmSoft = null;
-        int k1 = ks[0]; double ridge1 = ridges[0];
-        foreach (var ridge in ridges)
-            foreach (var k in ks)
-            {
-                var r = RunOurs($"ours GMM 1 layer K={k} ridge={ridge:g} (soft EM)", data, With(common, o => { o.Layers = new[] { k }; o.Em = DeepGmmEmKind.Soft; o.CovarianceRidge = ridge; }));
-                if (gmmSoft is null || r.ValidLl > gmmSoft.ValidLl) { gmmSoft = r; k1 = k; ridge1 = ridge; }
-            }
-        Console.WriteLine($"  ours 1-layer choice on validation: K={k1} ridge={ridge1:g}");
-        var gmmHard = RunOurs($"ours GMM 1 layer K={k1} ridge={ridge1:g} (hard EM)", data, With(common, o => { o.Layers = new[] { k1 }; o.CovarianceRidge = ridge1; }));
+        // Our 1-layer GMM (soft EM): (K, ridge) on validation, then hard EM at the choice.
+        (OurResult Soft, int K, double Ridge, OurResult Hard) SingleLayer()
+        {
+            OurResult? best = null;
+            int kBest = ks[0]; double ridgeBest = ridges[0];
+            foreach (var ridge in ridges)
+                foreach (var k in ks)
+                {
+                    var r = RunOurs($"ours GMM 1 layer K={k} ridge={ridge:g} (soft EM)", data, With(common, o => { o.Layers = new[] { k }; o.Em = DeepGmmEmKind.Soft; o.CovarianceRidge = ridge; }));
+                    if (best is null || r.ValidLl > best.ValidLl) { best = r; kBest = k; ridgeBest = ridge; }
+                }
+            Console.WriteLine($"  ours 1-layer choice on validation: K={kBest} ridge={ridgeBest:g}");
+            var hard = RunOurs($"ours GMM 1 layer K={kBest} ridge={ridgeBest:g} (hard EM)", data, With(common, o => { o.Layers = new[] { kBest }; o.CovarianceRidge = ridgeBest; }));
+            return (best!, kBest, ridgeBest, hard);
+        }
 
-        // Deep GMM at the 1-layer model's covariance ridge (the data's variance floor); (top K, κ, architecture) on
-        // validation, as the paper chose its layer sizes.
+        // Deep GMM at the 1-layer model's covariance ridge (the data's variance floor); (top K, κ, architecture, EM
+        // variant) on validation, as the paper chose its layer sizes. Concurrent fits are compared in grid order.
         int deepIterations = args.Int("deep-iters", 60);
-        OurResult? deep = null;
         var architectures = new List<int[]>();
         foreach (var pattern in protocol.DeepLayers.Split(';', StringSplitOptions.RemoveEmptyEntries))
         {
@@ -150,24 +161,40 @@ public sealed class DeepGmmBenchmark : IBenchmark
             foreach (var k in ParseList(protocol.DeepKGrid)) architectures.Add(ParseList(pattern.Replace("K", k.ToString(CultureInfo.InvariantCulture))));
         }
         architectures = architectures.DistinctBy(l => string.Join(",", l)).ToList();
-        foreach (var em in protocol.DeepEm.Split(',', StringSplitOptions.RemoveEmptyEntries))
-            foreach (var layers in architectures)
-                foreach (var kappa in shrinkages)
+        var deepGrid = (from em in protocol.DeepEm.Split(',', StringSplitOptions.RemoveEmptyEntries)
+                        from layers in architectures
+                        from kappa in shrinkages
+                        select (em, layers, kappa)).ToList();
+        OurResult DeepFit((string Em, int[] Layers, double Kappa) point, double ridge)
+            => RunOurs($"ours Deep GMM [{string.Join(",", point.Layers)}] ridge={ridge:g} κ={point.Kappa:g} ({point.Em})", data,
+                With(common, o =>
                 {
-                    bool soft = em == "soft";
-                    var r = RunOurs($"ours Deep GMM [{string.Join(",", layers)}] ridge={ridge1:g} κ={kappa:g} ({em})", data,
-                        With(common, o =>
-                        {
-                            o.Layers = layers; o.MaxIterations = deepIterations; o.CovarianceRidge = ridge1; o.LowerLayerShrinkage = kappa;
-                            if (soft) o.Em = DeepGmmEmKind.Soft;
-                            if (args.String("deep-estep", "auto") == "heuristic") o.EStep = DeepGmmEStep.Heuristic;
-                        }));
-                    if (deep is null || r.ValidLl > deep.ValidLl) deep = r;
-                }
+                    o.Layers = point.Layers; o.MaxIterations = deepIterations; o.CovarianceRidge = ridge; o.LowerLayerShrinkage = point.Kappa;
+                    if (point.Em == "soft") o.Em = DeepGmmEmKind.Soft;
+                    if (args.String("deep-estep", "auto") == "heuristic") o.EStep = DeepGmmEStep.Heuristic;
+                }));
+        OurResult[] DeepGrid(double ridge) => concurrent
+            ? Task.WhenAll(deepGrid.Select(point => Task.Run(() => DeepFit(point, ridge)))).Result
+            : deepGrid.Select(point => DeepFit(point, ridge)).ToArray();
+
+        OurResult gmmSoft, gmmHard; int k1; double ridge1; OurResult[] deepResults;
+        if (concurrent && ridges.Length == 1)
+        {
+            var single = Task.Run(SingleLayer);
+            deepResults = DeepGrid(ridges[0]);
+            (gmmSoft, k1, ridge1, gmmHard) = single.Result;
+        }
+        else
+        {
+            (gmmSoft, k1, ridge1, gmmHard) = SingleLayer();
+            deepResults = DeepGrid(ridge1);
+        }
+        if (concurrent) PrintPeer();
+        var deep = deepResults.Aggregate((best, r) => r.ValidLl > best.ValidLl ? r : best);
         Console.WriteLine($"  deep choice on validation: {deep!.Label}");
 
         // The single-layer reference is the best TEST figure among the validation-chosen single-layer models (conservative).
-        double bestSingle = gmmSoft!.TestLl;
+        double bestSingle = gmmSoft.TestLl;
         string bestSingleName = $"ours soft K={k1} ridge={ridge1:g}, {GmmParameters(k1, d)} params, fit {gmmSoft.FitSeconds:F0} s";
         if (gmmHard.TestLl > bestSingle) { bestSingle = gmmHard.TestLl; bestSingleName = $"ours hard K={k1} ridge={ridge1:g}, {GmmParameters(k1, d)} params, fit {gmmHard.FitSeconds:F0} s"; }
         if (peer is not null && peer["BEST_TEST"] > bestSingle)
