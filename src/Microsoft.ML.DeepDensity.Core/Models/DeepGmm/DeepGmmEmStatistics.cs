@@ -105,6 +105,9 @@ public sealed class DeepGmmEmStatistics
         return new DeepGmmEmStatistics(a.Layer, checked(a.Count + b.Count), a.LogLikelihoodSum + b.LogLikelihoodSum, values);
     }
 
+    /// <summary>The sums, flattened (E-step: path weights, column sums, column square sums; layer: the moments).</summary>
+    internal ReadOnlySpan<double> Values => _values;
+
     /// <summary>E-step statistics: the weight of every path, Σx and Σx² per standardised column.</summary>
     internal (double[] PathWeight, double[] ColumnSum, double[] ColumnSquareSum) EStepParts(DeepGmmNetwork net)
         => (_values[..net.PathCount], _values[net.PathCount..(net.PathCount + net.D)], _values[(net.PathCount + net.D)..]);
