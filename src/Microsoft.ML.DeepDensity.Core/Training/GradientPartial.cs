@@ -1,4 +1,3 @@
-using System.Buffers.Binary;
 using Microsoft.ML.DeepDensity.Persistence;
 using Microsoft.ML.DeepDensity.Randomness;
 
@@ -17,8 +16,6 @@ namespace Microsoft.ML.DeepDensity.Training;
 public sealed class GradientPartial
 {
     private const uint Magic = 0x50474444; // "DDGP" little-endian
-    private const ushort FormatVersion = 1;
-    private const int HeaderBytes = 4 + 2 + 8 + 8 + 4;
     private readonly double[] _lossGradientSum;
 
     private GradientPartial(long count, double objectiveSum, double[] lossGradientSum)
@@ -113,21 +110,9 @@ public sealed class GradientPartial
         return new GradientPartial(checked(a.Count + b.Count), a.ObjectiveSum + b.ObjectiveSum, sum);
     }
 
-    /// <summary>Writes the partial for shipping between workers: "DDGP" | u16 version | i64 count | f64 objective sum |
-    /// i32 length | f64 × length | u32 CRC-32 of all preceding bytes (little-endian).</summary>
-    public byte[] ToBytes()
-    {
-        var bytes = new byte[checked(HeaderBytes + 8 * _lossGradientSum.Length + 4)];
-        var s = bytes.AsSpan();
-        BinaryPrimitives.WriteUInt32LittleEndian(s, Magic);
-        BinaryPrimitives.WriteUInt16LittleEndian(s[4..], FormatVersion);
-        BinaryPrimitives.WriteInt64LittleEndian(s[6..], Count);
-        BinaryPrimitives.WriteDoubleLittleEndian(s[14..], ObjectiveSum);
-        BinaryPrimitives.WriteInt32LittleEndian(s[22..], _lossGradientSum.Length);
-        for (int i = 0; i < _lossGradientSum.Length; i++) BinaryPrimitives.WriteDoubleLittleEndian(s[(HeaderBytes + 8 * i)..], _lossGradientSum[i]);
-        BinaryPrimitives.WriteUInt32LittleEndian(s[^4..], Crc32.Append(0, s[..^4]));
-        return bytes;
-    }
+    /// <summary>Writes the partial for shipping between workers (a checksummed little-endian record; see
+    /// docs/scaling.md).</summary>
+    public byte[] ToBytes() => SumRecord.Write(Magic, 0, Count, ObjectiveSum, _lossGradientSum);
 
     /// <summary>
     /// Reads a partial written by <see cref="ToBytes"/> for a model of <paramref name="expectedLength"/> parameters
@@ -140,24 +125,10 @@ public sealed class GradientPartial
     {
         ArgumentOutOfRangeException.ThrowIfNegative(expectedLength);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(expectedLength, (long)Array.MaxLength);
-        if (bytes.Length < HeaderBytes + 4) throw Corrupt($"{bytes.Length} bytes are shorter than the {HeaderBytes + 4}-byte header and checksum (truncated)");
-        if (BinaryPrimitives.ReadUInt32LittleEndian(bytes) != Magic) throw Corrupt("not a gradient partial (bad magic)");
-        ushort version = BinaryPrimitives.ReadUInt16LittleEndian(bytes[4..]);
-        if (version != FormatVersion) throw Corrupt($"format version {version} is not supported (expected {FormatVersion})");
-        long count = BinaryPrimitives.ReadInt64LittleEndian(bytes[6..]);
-        if (count < 0) throw Corrupt($"negative example count {count}");
-        int length = BinaryPrimitives.ReadInt32LittleEndian(bytes[22..]);
-        if (length != expectedLength) throw Corrupt($"it holds {length} parameters; the model has {expectedLength}");
-        long total = HeaderBytes + 8L * length + 4;
-        if (bytes.Length != total) throw Corrupt($"{bytes.Length} bytes where {length} parameters take {total} ({(bytes.Length < total ? "truncated" : "trailing bytes")})");
-        uint stored = BinaryPrimitives.ReadUInt32LittleEndian(bytes[^4..]);
-        if (Crc32.Append(0, bytes[..^4]) != stored) throw Corrupt("checksum mismatch");
-        var sum = new double[length];
-        for (int i = 0; i < length; i++) sum[i] = BinaryPrimitives.ReadDoubleLittleEndian(bytes[(HeaderBytes + 8 * i)..]);
-        return new GradientPartial(count, BinaryPrimitives.ReadDoubleLittleEndian(bytes[14..]), sum);
+        var (_, count, objectiveSum, sum) = SumRecord.Read(bytes, Magic, "gradient partial",
+            tag => tag == 0 ? ((int)expectedLength, null) : (0, $"tag {tag} is not 0"));
+        return new GradientPartial(count, objectiveSum, sum);
     }
-
-    private static InvalidDataException Corrupt(string problem) => new($"Invalid gradient partial: {problem}.");
 }
 
 /// <summary>

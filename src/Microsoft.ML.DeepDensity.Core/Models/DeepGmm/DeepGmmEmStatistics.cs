@@ -1,4 +1,3 @@
-using System.Buffers.Binary;
 using Microsoft.ML.DeepDensity.Data;
 using Microsoft.ML.DeepDensity.Persistence;
 using Microsoft.ML.DeepDensity.Randomness;
@@ -16,8 +15,6 @@ namespace Microsoft.ML.DeepDensity.Models.DeepGmm;
 public sealed class DeepGmmEmStatistics
 {
     private const uint Magic = 0x53474444; // "DDGS" little-endian
-    private const ushort FormatVersion = 1;
-    private const int HeaderBytes = 4 + 2 + 4 + 8 + 8 + 4;
     private readonly double[] _values;
 
     private DeepGmmEmStatistics(int layer, long count, double logLikelihoodSum, double[] values)
@@ -125,22 +122,9 @@ public sealed class DeepGmmEmStatistics
         return moments;
     }
 
-    /// <summary>Writes the statistics for shipping between workers: "DDGS" | u16 version | i32 layer | i64 count | f64
-    /// log-likelihood sum | i32 length | f64 × length | u32 CRC-32 of all preceding bytes (little-endian).</summary>
-    public byte[] ToBytes()
-    {
-        var bytes = new byte[checked(HeaderBytes + 8 * _values.Length + 4)];
-        var s = bytes.AsSpan();
-        BinaryPrimitives.WriteUInt32LittleEndian(s, Magic);
-        BinaryPrimitives.WriteUInt16LittleEndian(s[4..], FormatVersion);
-        BinaryPrimitives.WriteInt32LittleEndian(s[6..], Layer);
-        BinaryPrimitives.WriteInt64LittleEndian(s[10..], Count);
-        BinaryPrimitives.WriteDoubleLittleEndian(s[18..], LogLikelihoodSum);
-        BinaryPrimitives.WriteInt32LittleEndian(s[26..], _values.Length);
-        for (int i = 0; i < _values.Length; i++) BinaryPrimitives.WriteDoubleLittleEndian(s[(HeaderBytes + 8 * i)..], _values[i]);
-        BinaryPrimitives.WriteUInt32LittleEndian(s[^4..], Crc32.Append(0, s[..^4]));
-        return bytes;
-    }
+    /// <summary>Writes the statistics for shipping between workers (a checksummed little-endian record whose tag is
+    /// <see cref="Layer"/>; see docs/scaling.md).</summary>
+    public byte[] ToBytes() => SumRecord.Write(Magic, Layer, Count, LogLikelihoodSum, _values);
 
     /// <summary>
     /// Reads statistics written by <see cref="ToBytes"/> for a model shaped like <paramref name="model"/> (its layers
@@ -152,27 +136,11 @@ public sealed class DeepGmmEmStatistics
     {
         ArgumentNullException.ThrowIfNull(model);
         var net = model.Network;
-        if (bytes.Length < HeaderBytes + 4) throw Corrupt($"{bytes.Length} bytes are shorter than the {HeaderBytes + 4}-byte header and checksum (truncated)");
-        if (BinaryPrimitives.ReadUInt32LittleEndian(bytes) != Magic) throw Corrupt("not Deep GMM EM statistics (bad magic)");
-        ushort version = BinaryPrimitives.ReadUInt16LittleEndian(bytes[4..]);
-        if (version != FormatVersion) throw Corrupt($"format version {version} is not supported (expected {FormatVersion})");
-        int layer = BinaryPrimitives.ReadInt32LittleEndian(bytes[6..]);
-        if (layer < -1 || layer >= net.LayerCount) throw Corrupt($"layer {layer} is not in [-1, {net.LayerCount - 1}]");
-        long count = BinaryPrimitives.ReadInt64LittleEndian(bytes[10..]);
-        if (count < 0) throw Corrupt($"negative row count {count}");
-        int length = BinaryPrimitives.ReadInt32LittleEndian(bytes[26..]);
-        int expected = ExpectedLength(net, layer);
-        if (length != expected) throw Corrupt($"it holds {length} values; {(layer < 0 ? "E-step statistics" : $"layer {layer}")} of this model take {expected}");
-        long total = HeaderBytes + 8L * length + 4;
-        if (bytes.Length != total) throw Corrupt($"{bytes.Length} bytes where {length} values take {total} ({(bytes.Length < total ? "truncated" : "trailing bytes")})");
-        if (Crc32.Append(0, bytes[..^4]) != BinaryPrimitives.ReadUInt32LittleEndian(bytes[^4..])) throw Corrupt("checksum mismatch");
-        double logLikelihood = BinaryPrimitives.ReadDoubleLittleEndian(bytes[18..]);
-        var values = new double[length];
-        for (int i = 0; i < length; i++) values[i] = BinaryPrimitives.ReadDoubleLittleEndian(bytes[(HeaderBytes + 8 * i)..]);
-        if (!double.IsFinite(logLikelihood)) throw Corrupt("non-finite log-likelihood sum");
-        foreach (var v in values) if (!double.IsFinite(v)) throw Corrupt("non-finite sums");
+        const string what = "Deep GMM EM statistics";
+        var (layer, count, logLikelihood, values) = SumRecord.Read(bytes, Magic, what, tag =>
+            tag < -1 || tag >= net.LayerCount ? (0, $"layer {tag} is not in [-1, {net.LayerCount - 1}]") : (ExpectedLength(net, tag), null));
+        if (!double.IsFinite(logLikelihood)) throw SumRecord.Corrupt(what, "non-finite log-likelihood sum");
+        foreach (var v in values) if (!double.IsFinite(v)) throw SumRecord.Corrupt(what, "non-finite sums");
         return new DeepGmmEmStatistics(layer, count, logLikelihood, values);
     }
-
-    private static InvalidDataException Corrupt(string problem) => new($"Invalid Deep GMM EM statistics: {problem}.");
 }
