@@ -45,7 +45,7 @@ public class DeepRnadeTests
         const int d = 4, rows = 9;
         var net = RandomNetwork(d, 5, layers, 3, act, seed: 4);
         // Rows per block 4 < 9 rows: exercises the multi-block reduction; the masks are drawn from the fixed noise stream.
-        var objective = new DeepRnadeObjective(net, 4, orderAgnostic ? null : new[] { 2, 0, 3, 1 }, false, 0, new[] { new[] { 0, 1, 2, 3 } });
+        var objective = new DeepRnadeObjective(net, 4, orderAgnostic ? null : new[] { 2, 0, 3, 1 }, false, 0, new[] { new[] { 0, 1, 2, 3 } }, new[] { new[] { 0, 1, 2, 3 } });
         var x = new float[rows * d];
         new RandomStream(11).FillGaussian(x);
         var worst = GradientCheck.Check(new TrainingEstimate(objective), x, rows, entriesPerTensor: 20,
@@ -61,7 +61,7 @@ public class DeepRnadeTests
         var net = RandomNetwork(d, 4, 2, 2, Activation.Tanh, 6);
         var x = new float[rows * d];
         new RandomStream(8).FillGaussian(x);
-        var objective = new DeepRnadeObjective(net, perBlock, null, false, 0, new[] { new[] { 0, 1, 2 } });
+        var objective = new DeepRnadeObjective(net, perBlock, null, false, 0, new[] { new[] { 0, 1, 2 } }, new[] { new[] { 0, 1, 2 } });
         double total = objective.ComputeGradient(x, rows, new RandomStream(3));
         var actual = net.Parameters.Items.Select(p => (float[])p.Gradient.Clone()).ToArray();
         var expected = net.Parameters.Items.Select(p => new float[p.Value.Length]).ToArray();
@@ -69,7 +69,7 @@ public class DeepRnadeTests
         double sum = 0;
         for (int b = 0; b < rows / perBlock; b++)
         {
-            sum += net.TrainBlock(x.AsSpan(b * perBlock * d, perBlock * d), perBlock, ws, new RandomStream(3).Fork((ulong)b), null, -1f / rows, false);
+            sum += net.TrainBlock(x.AsSpan(b * perBlock * d, perBlock * d), perBlock, ws, new RandomStream(3).Fork((ulong)b), null, Array.Empty<int[]>(), -1f / rows, false);
             for (int t = 0; t < expected.Length; t++)
             {
                 var g = ws.Gradients![net.Parameters.Items[t]];
@@ -98,7 +98,7 @@ public class DeepRnadeTests
         {
             ulong seed = 0;
             while (new RandomStream(seed).NextInt(d) != observed) seed++;
-            sum += net.TrainBlock(x, 1, ws, new RandomStream(seed), order, 0f, false);
+            sum += net.TrainBlock(x, 1, ws, new RandomStream(seed), order, Array.Empty<int[]>(), 0f, false);
         }
         Assert.Equal(exact[0], sum / d, 4);
     }

@@ -1,0 +1,171 @@
+using Microsoft.ML.DeepDensity.Data;
+using Microsoft.ML.DeepDensity.Models.Rnade;
+using Microsoft.ML.DeepDensity.Numerics;
+using Microsoft.ML.DeepDensity.Randomness;
+using Microsoft.ML.DeepDensity.Tests.TestSupport;
+using Microsoft.ML.DeepDensity.Training;
+
+namespace Microsoft.ML.DeepDensity.Tests.Rnade;
+
+/// <summary>The deep RNADE with autoregressive (MADE-masked) connectivity: gradients through the masks, the
+/// autoregressive property, exactness and normalisation of the ensemble density, save/load, training.</summary>
+public class DeepRnadeAutoregressiveTests
+{
+    private static DeepRnadeNetwork RandomNetwork(int d, int h, int layers, int k, Activation act, ulong seed)
+    {
+        var net = new DeepRnadeNetwork(d, h, layers, k, act, DeepRnadeConnectivity.Autoregressive);
+        var rng = new RandomStream(seed);
+        foreach (var p in net.Parameters.Items) rng.Fork((ulong)p.Name.GetHashCode(StringComparison.Ordinal)).FillGaussian(p.Value, 0, 0.4f);
+        return net;
+    }
+
+    private static DeepRnadeModel RandomModel(int d, int[][] orderings, Activation act = Activation.Tanh, ulong seed = 3)
+    {
+        var net = RandomNetwork(d, 6, 2, 3, act, seed);
+        var mean = Enumerable.Range(0, d).Select(i => 0.3f * i - 0.2f).ToArray();
+        var scale = Enumerable.Range(0, d).Select(i => 0.7f + 0.4f * i).ToArray();
+        return new DeepRnadeModel(net, orderings, new ColumnStandardizer(mean, scale));
+    }
+
+    /// <summary>The training objective's value as Evaluate (its own Evaluate is the validation figure).</summary>
+    private sealed class TrainingEstimate(DeepRnadeObjective inner) : IGradientObjective
+    {
+        public ParameterSet Parameters => inner.Parameters;
+        public double ComputeGradient(ReadOnlySpan<float> rows, int count, RandomStream random) => inner.ComputeGradient(rows, count, random);
+        public double Evaluate(ReadOnlySpan<float> rows, int count, RandomStream random) => inner.ComputeGradient(rows, count, random);
+    }
+
+    [Theory]
+    [InlineData(Activation.Tanh, true, 2)]
+    [InlineData(Activation.Sigmoid, false, 3)]
+    [InlineData(Activation.Relu, true, 1)]
+    public void EveryParameterTensorMatchesFiniteDifferences(Activation act, bool orderAgnostic, int layers)
+    {
+        const int d = 4, rows = 9;
+        // H = 7 > D−1: every hidden degree occurs, and the masks leave some weights of every tensor connected.
+        var net = RandomNetwork(d, 7, layers, 3, act, seed: 4);
+        var orderings = new[] { new[] { 2, 0, 3, 1 }, new[] { 0, 1, 2, 3 }, new[] { 3, 1, 0, 2 } };
+        // Rows per block 4 < 9 rows: several blocks, each with its own ordering drawn from the fixed noise stream.
+        var objective = new DeepRnadeObjective(net, 4, orderAgnostic ? null : orderings[0], false, 0, orderings[..1], orderings);
+        var x = new float[rows * d];
+        new RandomStream(11).FillGaussian(x);
+        var worst = GradientCheck.Check(new TrainingEstimate(objective), x, rows, entriesPerTensor: 20,
+            step: act == Activation.Relu ? 2e-4f : 1e-2f);
+        Assert.Equal(2 * (layers + 1), worst.Count);
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(3)]
+    public void OutputsOfADimensionIgnoreItAndTheDimensionsAfterIt(int layers)
+    {
+        const int d = 5;
+        var net = RandomNetwork(d, 9, layers, 2, Activation.Tanh, seed: 12);
+        var order = new[] { 3, 0, 4, 2, 1 };
+        var ws = new DeepRnadeNetwork.Workspace(net, 1, forTraining: false);
+        ws.View!.Apply(order);
+        int k3 = net.K3;
+        var x = new float[d];
+        new RandomStream(1).FillGaussian(x);
+        var baseline = ws.View.Net.Forward(x, 1, ws.Mlp).ToArray();
+        for (int p = 0; p < d; p++)
+        for (int q = 0; q < d; q++)
+        {
+            var moved = (float[])x.Clone();
+            moved[order[q]] += 1.5f;
+            var outputs = ws.View.Net.Forward(moved, 1, ws.Mlp).Slice(order[p] * k3, k3).ToArray();
+            var before = baseline.AsSpan(order[p] * k3, k3).ToArray();
+            if (q >= p) Assert.Equal(before, outputs);            // exactly: the masked weights are zeros
+            else Assert.NotEqual(before, outputs);                // and the earlier dimensions do reach it
+        }
+    }
+
+    [Fact]
+    public void TrainingValueOfAnOrderingIsItsExactLogDensity()
+    {
+        const int d = 4, rows = 6;
+        var net = RandomNetwork(d, 8, 2, 2, Activation.Relu, 9);
+        var order = new[] { 1, 3, 0, 2 };
+        var x = new float[rows * d];
+        new RandomStream(2).FillGaussian(x);
+        var exact = new float[rows];
+        net.LogDensity(x, rows, order, new DeepRnadeNetwork.Workspace(net, rows, forTraining: false), exact);
+        var ws = new DeepRnadeNetwork.Workspace(net, rows, forTraining: true);
+        double trained = net.TrainBlock(x, rows, ws, new RandomStream(1), order, Array.Empty<int[]>(), 0f, false);
+        Assert.Equal(exact.Sum(v => (double)v), trained, 3);
+        // A different ordering gives a different (also normalised) density.
+        net.LogDensity(x, rows, new[] { 0, 1, 2, 3 }, new DeepRnadeNetwork.Workspace(net, rows, forTraining: false), exact);
+        Assert.NotEqual(exact.Sum(v => (double)v), trained, 2);
+    }
+
+    [Theory]
+    [InlineData(Activation.Tanh)]
+    [InlineData(Activation.Relu)]
+    public void EnsembleDensityIntegratesToOne(Activation act)
+    {
+        var model = RandomModel(2, new[] { new[] { 0, 1 }, new[] { 1, 0 } }, act);
+        Assert.InRange(RnadeDensityTests.Quadrature2D(model, 801, -25, 25).Integral, 0.995, 1.005);
+        var one = RandomModel(2, new[] { new[] { 1, 0 } }, act);
+        Assert.InRange(RnadeDensityTests.Quadrature2D(one, 801, -25, 25).Integral, 0.995, 1.005);
+        var x = new float[] { 0.3f, -0.8f };
+        Assert.NotEqual(model.WithOrderings(1).LogDensity(new RowMatrix(x, 1, 2))[0], one.LogDensity(new RowMatrix(x, 1, 2))[0], 3);
+    }
+
+    [Fact]
+    public void EnsembleOfIdenticalOrderingsEqualsTheSingleOrdering()
+    {
+        var order = new[] { 2, 0, 1 };
+        var single = RandomModel(3, new[] { order });
+        var ensemble = RandomModel(3, new[] { order, order, order, order });
+        var data = new RowMatrix(70, 3);
+        new RandomStream(5).FillGaussian(data.Values);
+        var a = single.LogDensity(data);
+        var b = ensemble.LogDensity(data);
+        for (int i = 0; i < a.Length; i++) Assert.Equal(a[i], b[i], 4);
+    }
+
+    [Fact]
+    public void SampleMomentsMatchTheEnsembleDensity()
+    {
+        var model = RandomModel(2, new[] { new[] { 0, 1 }, new[] { 1, 0 } }, Activation.Tanh, seed: 8);
+        RnadeDensityTests.AssertSampleMomentsMatchQuadrature(model, 100_000, 0.04);
+    }
+
+    [Fact]
+    public void SaveAndLoadGiveTheSameBitsAndKeepTheConnectivity()
+    {
+        var model = RandomModel(4, new[] { new[] { 0, 1, 2, 3 }, new[] { 3, 1, 2, 0 } }, Activation.Relu);
+        using var stream = new MemoryStream();
+        model.Save(stream);
+        stream.Position = 0;
+        var loaded = Assert.IsType<DeepRnadeModel>(DensityModel.Load(stream));
+        Assert.Equal(DeepRnadeConnectivity.Autoregressive, loaded.Connectivity);
+        var data = new RowMatrix(33, 4);
+        new RandomStream(6).FillGaussian(data.Values);
+        Assert.Equal(model.LogDensity(data), loaded.LogDensity(data));
+        using var again = new MemoryStream();
+        loaded.Save(again);
+        Assert.Equal(stream.ToArray(), again.ToArray());
+    }
+
+    [Fact]
+    public void TrainingImprovesTheValidationLikelihood()
+    {
+        var rng = new RandomStream(21);
+        var data = new RowMatrix(1500, 3);
+        for (int r = 0; r < data.Rows; r++)
+        {
+            float a = (rng.NextDouble() < 0.5 ? -2f : 2f) + 0.3f * (float)rng.NextGaussian();
+            data[r, 0] = a; data[r, 1] = a * a + 0.2f * (float)rng.NextGaussian(); data[r, 2] = (float)rng.NextGaussian();
+        }
+        var options = new DeepRnadeOptions
+        {
+            Connectivity = DeepRnadeConnectivity.Autoregressive, HiddenUnits = 16, Components = 3, MaxEpochs = 15, Orderings = 4, LearningRate = 3e-3f, Seed = 2,
+        };
+        var model = DeepRnadeModel.Fit(data, options);
+        var history = model.TrainingSummary!.History;
+        Assert.True(history[^1].ValidationLogLikelihood > history[0].ValidationLogLikelihood + 0.1);
+        Assert.Equal(DeepRnadeConnectivity.Autoregressive, model.Connectivity);
+        Assert.Equal(4, model.Orderings.Count);
+    }
+}
