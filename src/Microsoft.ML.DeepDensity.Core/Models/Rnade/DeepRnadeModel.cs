@@ -42,6 +42,8 @@ public sealed class DeepRnadeModel : DensityModel
     public int Components => Network.K;
     /// <summary>How the network sees the observed dimensions.</summary>
     public DeepRnadeConnectivity Connectivity => Network.Connectivity;
+    /// <summary>Whether the autoregressive network has direct input → output weights.</summary>
+    public bool DirectConnections => Network.Direct is not null;
     /// <summary>Hidden non-linearity.</summary>
     public Activation Activation => Network.Activation;
     /// <summary>The orderings whose densities are averaged (permutations of the input columns).</summary>
@@ -117,7 +119,7 @@ public sealed class DeepRnadeModel : DensityModel
             orderings[e] = Enumerable.Range(0, d).ToArray();
             orderRandom.Fork((ulong)e).Shuffle(orderings[e].AsSpan());
         }
-        var network = new DeepRnadeNetwork(d, options.HiddenUnits, options.HiddenLayers, options.Components, options.Activation, options.Connectivity);
+        var network = new DeepRnadeNetwork(d, options.HiddenUnits, options.HiddenLayers, options.Components, options.Activation, options.Connectivity, options.DirectConnections);
         network.Initialize(new RandomStream(options.Seed).Fork(0x1A17), RnadeModel.ColumnQuantiles(initialRows, options.Components));
         var objective = new DeepRnadeObjective(network, options.RowsPerBlock, options.OrderAgnostic ? null : firstOrder,
             options.ScaleMeanGradientBySigma, standardizer.LogJacobian, orderings[..Math.Min(options.ValidationOrderings, orderings.Length)],
@@ -167,11 +169,12 @@ public sealed class DeepRnadeModel : DensityModel
     {
         w.WriteInt32(Network.D); w.WriteInt32(Network.H); w.WriteInt32(Network.HiddenLayers); w.WriteInt32(Network.K);
         w.WriteEnum(Network.Activation);
-        if (PayloadVersion >= 2) w.WriteEnum(Network.Connectivity);
+        if (PayloadVersion >= 2) { w.WriteEnum(Network.Connectivity); w.WriteInt32(DirectConnections ? 1 : 0); }
         w.WriteInt32(_orderings.Length);
         foreach (var o in _orderings) w.WriteInt32s(o);
         _standardizer.Write(w);
         foreach (var layer in Network.Net.Layers) { w.WriteSingles(layer.Weight.Value); w.WriteSingles(layer.Bias.Value); }
+        if (Network.Direct is not null) w.WriteSingles(Network.Direct.Value);
     }
 
     internal static DensityModel ReadPayload(ModelReader r, int version)
@@ -185,6 +188,7 @@ public sealed class DeepRnadeModel : DensityModel
         if (act is not (Activation.Relu or Activation.Sigmoid or Activation.Tanh)) throw r.Corrupt($"activation {act} is not one RNADE supports");
         var connectivity = version >= 2 ? r.ReadEnum<DeepRnadeConnectivity>("connectivity") : DeepRnadeConnectivity.MaskedInput;
         if (version >= 2 && connectivity != DeepRnadeConnectivity.Autoregressive) throw r.Corrupt($"connectivity {connectivity} is written as payload version 1");
+        bool direct = version >= 2 && r.ReadInt32("direct connections", 0, 1) == 1;
         int inputs = DeepRnadeNetwork.Inputs(d, connectivity);
         int count = r.ReadInt32("orderings", 1, 1 << 20);
         if (((long)inputs * h + (long)(layers - 1) * h * h + (long)h * d * 3 * k + (long)count * d) * 4 > r.Remaining)
@@ -204,6 +208,7 @@ public sealed class DeepRnadeModel : DensityModel
         for (int l = 0; l < dense.Length; l++)
             dense[l] = new DenseLayer($"deep.{l}", widths[l], widths[l + 1], l == dense.Length - 1 ? Activation.Identity : act,
                 r.ReadParameters("layer weights", widths[l] * widths[l + 1]), r.ReadParameters("layer biases", widths[l + 1]));
-        return new DeepRnadeModel(new DeepRnadeNetwork(d, k, act, connectivity, dense), orderings, std);
+        var directWeights = direct ? r.ReadParameters("direct weights", d * d * 3 * k) : null;
+        return new DeepRnadeModel(new DeepRnadeNetwork(d, k, act, connectivity, dense, directWeights), orderings, std);
     }
 }

@@ -15,7 +15,9 @@ namespace Microsoft.ML.DeepDensity.Models.Rnade;
 /// ≤ pos(i). So the outputs of the dimension at position p depend only on the dimensions before it: one pass gives
 /// all D conditionals of p(x | o), and the density of an ordering is one pass. The weights are shared by all
 /// orderings; a pass multiplies them by the ordering's mask (<see cref="MaskedView"/>), and the gradient of the
-/// masked weights, masked again, is the gradient of the shared ones.
+/// masked weights, masked again, is the gradient of the shared ones. Optional direct input → output weights
+/// (<see cref="Direct"/>, MADE's direct connections) are masked like the output layer: dimension i sees x_j iff
+/// pos(j) &lt; pos(i).
 /// </summary>
 internal sealed partial class DeepRnadeNetwork
 {
@@ -31,6 +33,8 @@ internal sealed partial class DeepRnadeNetwork
         /// <summary>Degrees[0]: the D inputs; Degrees[l], 1 ≤ l ≤ L: hidden layer l; Degrees[L+1]: the D·3K outputs
         /// (position of their dimension). Weight (i → j) of layer l is kept iff Degrees[l+1][j] ≥ Degrees[l][i].</summary>
         public readonly int[][] Degrees;
+        /// <summary>Masked direct weights (null without direct connections).</summary>
+        public readonly Parameter? Direct;
         private readonly DeepRnadeNetwork _network;
 
         public MaskedView(DeepRnadeNetwork network)
@@ -39,6 +43,7 @@ internal sealed partial class DeepRnadeNetwork
             var layers = network.Net.Layers;
             Net = new Mlp("masked", layers.Select(l => new DenseLayer(l.Name, l.Inputs, l.Outputs, l.Activation, new float[l.Weight.Value.Length], l.Bias.Value)).ToArray());
             Net.Register(Parameters);
+            if (network.Direct is not null) { Direct = new Parameter("masked.direct", new float[network.Direct.Value.Length]); Parameters.Add(Direct); }
             Degrees = new int[layers.Count + 1][];
             Degrees[0] = new int[network.D];
             for (int l = 1; l < layers.Count; l++) Degrees[l] = Enumerable.Range(0, layers[l].Inputs).Select(network.HiddenDegree).ToArray();
@@ -56,6 +61,25 @@ internal sealed partial class DeepRnadeNetwork
             }
             var layers = _network.Net.Layers;
             for (int l = 0; l < layers.Count; l++) Mask(layers[l].Weight.Value, Net.Layers[l].Weight.Value, Degrees[l], Degrees[l + 1]);
+            if (Direct is not null) Mask(_network.Direct!.Value, Direct.Value, Degrees[0], Degrees[^1]);
+        }
+
+        /// <summary>The network's outputs (rows × D·3K) for <paramref name="x"/>: the masked MLP plus the direct term.</summary>
+        public Span<float> Forward(ReadOnlySpan<float> x, int n, Mlp.Workspace ws)
+        {
+            var output = Net.Forward(x, n, ws);
+            int d = _network.D, width = Net.Outputs;
+            if (Direct is not null) Gemm.Multiply(false, false, n, width, d, 1f, x, d, Direct.Value, width, 1f, output, width, allowParallel: false);
+            return output;
+        }
+
+        /// <summary>Backward pass after <see cref="Forward"/>: ∂L/∂outputs <paramref name="outputGradient"/> (consumed)
+        /// to the view's gradients.</summary>
+        public void Backward(ReadOnlySpan<float> x, int n, Mlp.Workspace ws, Span<float> outputGradient, GradientBuffers gradients)
+        {
+            int d = _network.D, width = Net.Outputs;
+            if (Direct is not null) Gemm.Multiply(true, false, d, width, n, 1f, x, d, outputGradient, width, 0f, gradients[Direct], width, allowParallel: false);
+            Net.Backward(x, n, ws, outputGradient, gradients, Span<float>.Empty, accumulateParameters: false);
         }
 
         /// <summary>The shared parameters' gradient from the view's: masked weights' gradient masked again; biases as they are.</summary>
@@ -67,6 +91,7 @@ internal sealed partial class DeepRnadeNetwork
                 Mask(view[Net.Layers[l].Weight], shared[layers[l].Weight], Degrees[l], Degrees[l + 1]);
                 view[Net.Layers[l].Bias].CopyTo(shared[layers[l].Bias], 0);
             }
+            if (Direct is not null) Mask(view[Direct], shared[_network.Direct!], Degrees[0], Degrees[^1]);
         }
 
         /// <summary>dst[i, j] = src[i, j] where outDegree[j] ≥ inDegree[i], else 0 (row-major inputs × outputs).</summary>
@@ -97,7 +122,7 @@ internal sealed partial class DeepRnadeNetwork
         int d = D, k3 = K3, s = ws.Stride, width = d * k3;
         var view = ws.View!;
         view.Apply(orderings[orderings.Length == 1 ? 0 : random.NextInt(orderings.Length)]);
-        var output = view.Net.Forward(x, n, ws.Mlp);
+        var output = view.Forward(x, n, ws.Mlp);
         var og = ws.OutputGradient.AsSpan(0, n * width);
         var zt = ws.ZT.AsSpan(); var dzt = ws.DZT.AsSpan(); var lp = ws.LogP.AsSpan(); var xcol = ws.XColumn.AsSpan();
         lp.Clear();
@@ -112,7 +137,7 @@ internal sealed partial class DeepRnadeNetwork
                 for (int j = 0; j < k3; j++) dst[j] = dzt[j * s + r];
             }
         }
-        view.Net.Backward(x, n, ws.Mlp, og, ws.ViewGradients!, Span<float>.Empty, accumulateParameters: false);
+        view.Backward(x, n, ws.Mlp, og, ws.ViewGradients!);
         view.MaskGradients(ws.ViewGradients!, ws.Gradients!);
         double total = 0;
         for (int r = 0; r < n; r++) total += lp[r];
@@ -124,7 +149,7 @@ internal sealed partial class DeepRnadeNetwork
     {
         int d = D, k3 = K3, s = ws.Stride, width = d * k3;
         ws.View!.Apply(order);
-        var output = ws.View.Net.Forward(x, n, ws.Mlp);
+        var output = ws.View.Forward(x, n, ws.Mlp);
         var lp = ws.LogP.AsSpan();
         lp.Clear();
         for (int i = 0; i < d; i++)
@@ -145,7 +170,7 @@ internal sealed partial class DeepRnadeNetwork
         x.Clear();
         foreach (int i in order)
         {
-            var z = ws.View.Net.Forward(x, 1, ws.Mlp).Slice(i * k3, k3);
+            var z = ws.View.Forward(x, 1, ws.Mlp).Slice(i * k3, k3);
             x[i] = SampleMixture(z, random);
         }
     }

@@ -20,15 +20,20 @@ internal sealed partial class DeepRnadeNetwork
     public readonly Activation Activation;
     public readonly DeepRnadeConnectivity Connectivity;
     public readonly Mlp Net;
+    /// <summary>Autoregressive connectivity only, optional: direct input → output weights (D × D·3K, masked like the
+    /// output layer with strict degrees), a linear autoregressive term added to every mixture output.</summary>
+    public readonly Parameter? Direct;
     public readonly ParameterSet Parameters = new();
 
     public DeepRnadeNetwork(int dimension, int hidden, int hiddenLayers, int components, Activation activation,
-        DeepRnadeConnectivity connectivity = DeepRnadeConnectivity.MaskedInput)
+        DeepRnadeConnectivity connectivity = DeepRnadeConnectivity.MaskedInput, bool directConnections = false)
         : this(dimension, components, activation, connectivity,
-               new Mlp("deep", Inputs(dimension, connectivity), Enumerable.Repeat(hidden, hiddenLayers).ToArray(), dimension * 3 * components, activation).Layers) { }
+               new Mlp("deep", Inputs(dimension, connectivity), Enumerable.Repeat(hidden, hiddenLayers).ToArray(), dimension * 3 * components, activation).Layers,
+               directConnections ? new float[checked(dimension * dimension * 3 * components)] : null) { }
 
     /// <summary>Wraps existing layers (a loaded model): 2D (masked input) or D (autoregressive) → H → … → H → D·3K.</summary>
-    public DeepRnadeNetwork(int dimension, int components, Activation activation, DeepRnadeConnectivity connectivity, IReadOnlyList<DenseLayer> layers)
+    public DeepRnadeNetwork(int dimension, int components, Activation activation, DeepRnadeConnectivity connectivity, IReadOnlyList<DenseLayer> layers,
+        float[]? direct = null)
     {
         D = dimension; K = components; Activation = activation; Connectivity = connectivity;
         Net = new Mlp("deep", layers);
@@ -36,6 +41,13 @@ internal sealed partial class DeepRnadeNetwork
             throw new ArgumentException($"A deep RNADE ({connectivity}) needs {Inputs(D, connectivity)} inputs, at least one hidden layer and D·3K outputs.", nameof(layers));
         H = layers[0].Outputs; HiddenLayers = layers.Count - 1;
         Net.Register(Parameters);
+        if (direct is not null)
+        {
+            if (connectivity != DeepRnadeConnectivity.Autoregressive || direct.Length != D * D * K3)
+                throw new ArgumentException("Direct connections need the autoregressive connectivity and D × D·3K weights.", nameof(direct));
+            Direct = new Parameter("deep.direct", direct);
+            Parameters.Add(Direct);
+        }
     }
 
     public int K3 => 3 * K;
