@@ -19,7 +19,7 @@ public static class ModelCases
         ModelCase.Gradient("DeepRnade", InputDomain.Real, DensityKind.Exact, ConformanceData.Real,
             () => new DeepRnadeOptions { HiddenUnits = 8, Components = 3, Orderings = 3 }, (data, valid, o, progress, ct) => DeepRnadeModel.Fit(data, o, valid, progress, ct)) with { ScaleEquivarianceTolerance = 1e-4 },
         ModelCase.Gradient("DeepRnadeAutoregressive", InputDomain.Real, DensityKind.Exact, ConformanceData.Real,
-            () => new DeepRnadeOptions { HiddenUnits = 8, Components = 3, Orderings = 3, Connectivity = DeepRnadeConnectivity.Autoregressive },
+            () => new DeepRnadeOptions { HiddenUnits = 8, Components = 3, Orderings = 3, Connectivity = DeepRnadeConnectivity.Autoregressive, DirectConnections = true },
             (data, valid, o, progress, ct) => DeepRnadeModel.Fit(data, o, valid, progress, ct)) with { ScaleEquivarianceTolerance = 1e-4 },
         // Test-only reference model (Conformance/ReferenceBernoulliModel.cs): runs the binary-input paths of the suite.
         ModelCase.Gradient("ReferenceBernoulli", InputDomain.Binary, DensityKind.Exact, ConformanceData.Binary,
