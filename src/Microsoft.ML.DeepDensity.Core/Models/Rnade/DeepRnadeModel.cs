@@ -28,6 +28,8 @@ public sealed class DeepRnadeModel : DensityModel
     internal DeepRnadeModel(DeepRnadeNetwork network, int[][] orderings, ColumnStandardizer standardizer)
     {
         Network = network; _orderings = orderings; _standardizer = standardizer;
+        _oneRowScratch = new(() => new ScoringScratch(Network, 1));
+        _blockScratch = new(() => new ScoringScratch(Network, RowsPerScoringBlock));
     }
 
     public override string ModelKind => Kind;
@@ -130,16 +132,40 @@ public sealed class DeepRnadeModel : DensityModel
 
     protected override void LogDensityCore(ReadOnlySpan<float> rows, int count, Span<float> logDensity, Span<float> standardError)
     {
-        float logJacobian = (float)_standardizer.LogJacobian;
-        int d = Dimension;
-        DeepDensityEnvironment.ForRowBlocks(rows, d, count, logDensity, RowsPerScoringBlock, (_, block, n, output) =>
-        {
-            var x = new float[n * d];
-            _standardizer.Forward(block, x, n);
-            Network.EnsembleLogDensity(x, n, _orderings, new DeepRnadeNetwork.Workspace(Network, n, forTraining: false), output);
-            for (int i = 0; i < n; i++) output[i] += logJacobian;
-        });
+        // One block (a PredictionEngine row, a model loaded into ML.NET): no closure, nothing allocated once warm.
+        if (count <= RowsPerScoringBlock) ScoreBlock(rows[..(count * Dimension)], count, logDensity);
+        else ScoreBlocks(rows, count, logDensity);
     }
+
+    // Its own method: a lambda's captures are allocated on entry to the method that declares them, even on the one-block path.
+    private void ScoreBlocks(ReadOnlySpan<float> rows, int count, Span<float> logDensity)
+        => DeepDensityEnvironment.ForRowBlocks(rows, Dimension, count, logDensity, RowsPerScoringBlock,
+            (_, block, n, output) => ScoreBlock(block, n, output));
+
+    private void ScoreBlock(ReadOnlySpan<float> block, int n, Span<float> output)
+    {
+        // Scratch for one row stays one row's size; blocks share the full-block scratch.
+        var pool = n == 1 ? _oneRowScratch : _blockScratch;
+        var s = pool.Rent();
+        try
+        {
+            var x = s.X.AsSpan(0, n * Dimension);
+            _standardizer.Forward(block, x, n);
+            Network.EnsembleLogDensity(x, n, _orderings, s.Workspace, output);
+        }
+        finally { pool.Return(s); }
+        float logJacobian = (float)_standardizer.LogJacobian;
+        for (int i = 0; i < n; i++) output[i] += logJacobian;
+    }
+
+    /// <summary>Scoring buffers of this model (<see cref="Numerics.ScratchPool{T}"/>): standardised rows and the network's workspace.</summary>
+    private sealed class ScoringScratch(DeepRnadeNetwork network, int rows)
+    {
+        public readonly float[] X = new float[rows * network.D];
+        public readonly DeepRnadeNetwork.Workspace Workspace = new(network, rows, forTraining: false);
+    }
+
+    private readonly Numerics.ScratchPool<ScoringScratch> _oneRowScratch, _blockScratch;
 
     /// <summary>Draws an ordering of the ensemble per row, then samples along it (a draw from the ensemble's density).</summary>
     protected override void SampleCore(int count, ulong seed, Span<float> destination)

@@ -81,6 +81,8 @@ internal sealed partial class DeepRnadeNetwork
         public readonly float[][] Hidden;
         public readonly int[] Permutation;
         public readonly GradientBuffers? Gradients;
+        /// <summary>An ensemble's per-ordering log-densities (orderings × rows, then one column), grown on first use.</summary>
+        public float[] Ensemble = Array.Empty<float>();
 
         public Workspace(DeepRnadeNetwork net, int rows, bool forTraining)
         {
@@ -222,9 +224,10 @@ internal sealed partial class DeepRnadeNetwork
     {
         int e = orderings.Count;
         if (e == 1) { LogDensity(x, n, orderings[0], ws, logp); return; }
-        var each = new float[e * n];
-        for (int i = 0; i < e; i++) LogDensity(x, n, orderings[i], ws, each.AsSpan(i * n, n));
-        var column = new float[e];
+        if (ws.Ensemble.Length < e * (n + 1)) ws.Ensemble = new float[e * (n + 1)];
+        var each = ws.Ensemble.AsSpan(0, e * n);
+        for (int i = 0; i < e; i++) LogDensity(x, n, orderings[i], ws, each.Slice(i * n, n));
+        var column = ws.Ensemble.AsSpan(e * n, e);
         float logE = MathF.Log(e);
         for (int r = 0; r < n; r++)
         {

@@ -29,6 +29,7 @@ public sealed class RnadeModel : DensityModel
     internal RnadeModel(RnadeNetwork network, int[] order, ColumnStandardizer standardizer)
     {
         Network = network; _order = order; _standardizer = standardizer;
+        _scratch = new(() => new ScoringScratch(Network));
     }
 
     public override string ModelKind => Kind;
@@ -142,7 +143,7 @@ public sealed class RnadeModel : DensityModel
 
     /// <summary>Scoring scratch of this model, one per concurrently scoring thread, reused across calls and released with
     /// the model (a thread-static cache would keep the last model's scratch alive on every thread that scored it).</summary>
-    private readonly System.Collections.Concurrent.ConcurrentBag<ScoringScratch> _scratch = new();
+    private readonly Numerics.ScratchPool<ScoringScratch> _scratch;
 
     private sealed class ScoringScratch
     {
@@ -166,7 +167,7 @@ public sealed class RnadeModel : DensityModel
 
     private void ScoreBlock(ReadOnlySpan<float> raw, int n, Span<float> logDensity, float logJacobian)
     {
-        var scratch = _scratch.TryTake(out var cached) ? cached : new ScoringScratch(Network);
+        var scratch = _scratch.Rent();
         try
         {
             var x = scratch.X.AsSpan(0, n * Dimension);
@@ -174,7 +175,7 @@ public sealed class RnadeModel : DensityModel
             if (n == 1 && Network.LogDensityOfRow(x, scratch.Row ??= new RnadeNetwork.RowWorkspace(Network)) is float one) logDensity[0] = one;
             else Network.Forward(x, n, scratch.For(n), logDensity, 0f, false);
         }
-        finally { _scratch.Add(scratch); }
+        finally { _scratch.Return(scratch); }
         for (int i = 0; i < n; i++) logDensity[i] += logJacobian;
     }
 
