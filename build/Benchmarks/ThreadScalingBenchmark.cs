@@ -51,6 +51,11 @@ public sealed class ThreadScalingBenchmark : IBenchmark
             Measure("NVIL", $"{n / 2}×64 binary, 200 latents, 2 epochs, K=100", Binary(n / 2, 64, 9), Binary(1000, 64, 10),
                 (x, t) => NvilModel.Fit(x, new NvilOptions { MaxEpochs = 2, EvaluationSamples = 100, ValidationFraction = 0, Seed = 1 })),
             MeasureSequences("RNN-RNADE", $"{n / 30} sequences × 30 frames × 4, 2 epochs", n / 30),
+            // The README benchmarks' own shapes (784 binary inputs), where a step's work is large (issue #18's ≥ 1.7×).
+            Measure("RBM, large", $"{n / 4}×784 binary, H=500, 1 epoch, AIS 100 temps", Binary(n / 4, 784, 11), Binary(500, 784, 12),
+                (x, t) => RbmModel.Fit(x, new RbmOptions { HiddenUnits = 500, MaxEpochs = 1, AisTemperatures = 100, AisRuns = 16, Seed = 1 })),
+            Measure("IWAE, large", $"{n / 4}×784 binary, 200-200-50, k=5, 1 epoch, K=100", Binary(n / 4, 784, 13), Binary(500, 784, 14),
+                (x, t) => IwaeModel.Fit(x, new IwaeOptions { LatentDimensions = new[] { 50 }, HiddenUnits = new[] { 200, 200 }, MaxEpochs = 1, EvaluationSamples = 100, ValidationFraction = 0, Seed = 1 })),
         };
         Console.WriteLine($"load average after: {Machine.LoadAverage()}");
         Console.WriteLine();

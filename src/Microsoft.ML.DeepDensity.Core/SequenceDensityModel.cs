@@ -125,14 +125,20 @@ public abstract class SequenceDensityModel : DensityModelBase
     /// override when the model has a cheaper or stochastic whole-sequence estimate.</summary>
     protected virtual void LogDensityCore(SequenceBatch sequences, Span<float> logDensity, Span<float> standardError)
     {
-        var frames = new float[sequences.TotalFrames];
-        FrameLogDensityCore(sequences, frames);
-        for (int i = 0; i < sequences.Count; i++)
+        // A pooled buffer: scoring makes no garbage per frame once warm.
+        var rented = System.Buffers.ArrayPool<float>.Shared.Rent(sequences.TotalFrames);
+        try
         {
-            double s = 0;
-            for (int t = sequences.Offsets[i]; t < sequences.Offsets[i + 1]; t++) s += frames[t];
-            logDensity[i] = (float)s;
+            var frames = rented.AsSpan(0, sequences.TotalFrames);
+            FrameLogDensityCore(sequences, frames);
+            for (int i = 0; i < sequences.Count; i++)
+            {
+                double s = 0;
+                for (int t = sequences.Offsets[i]; t < sequences.Offsets[i + 1]; t++) s += frames[t];
+                logDensity[i] = (float)s;
+            }
         }
+        finally { System.Buffers.ArrayPool<float>.Shared.Return(rented); }
     }
 
     /// <summary>log p(x_t | x_&lt;t) of every frame of validated sequences.</summary>

@@ -32,11 +32,12 @@ public static class ImportanceSampler
         => Estimate(rows, count, dimension, samples, samplesPerChunk, seed, sampleRowsPerPass, newWorkspace, logWeights, logMean, standardError, null);
 
     /// <summary><see cref="Estimate{TWorkspace}(ReadOnlySpan{float}, int, int, int, int, ulong, int, Func{int, int, TWorkspace}, LogWeights{TWorkspace}, Span{float}, Span{float})"/>
-    /// whose one-row calls (a PredictionEngine, a model loaded into ML.NET) take their buffers from <paramref name="oneRowScratch"/>
-    /// and allocate nothing once warm. The arithmetic is the same whichever buffers it runs in.</summary>
+    /// taking every block's buffers from <paramref name="scratch"/> (the model's own pool), so that scoring allocates
+    /// nothing once warm, one row per call (a PredictionEngine, a model loaded into ML.NET) or many. The arithmetic is the
+    /// same whichever buffers it runs in.</summary>
     internal static void Estimate<TWorkspace>(ReadOnlySpan<float> rows, int count, int dimension, int samples, int samplesPerChunk,
         ulong seed, int sampleRowsPerPass, Func<int, int, TWorkspace> newWorkspace, LogWeights<TWorkspace> logWeights,
-        Span<float> logMean, Span<float> standardError, ScratchPool<TWorkspace>? oneRowScratch)
+        Span<float> logMean, Span<float> standardError, ScratchPool<TWorkspace>? scratch)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(samples, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(samplesPerChunk, 1);
@@ -45,37 +46,43 @@ public static class ImportanceSampler
         int chunk = Math.Min(samplesPerChunk, samples);
         int rowsPerPass = Math.Max(1, sampleRowsPerPass / chunk);
         int blocks = (count + rowsPerPass - 1) / rowsPerPass;
+        var pool = scratch ?? new ScratchPool<TWorkspace>(newWorkspace);
         if (blocks == 1)
         {
-            var pool = count == 1 ? oneRowScratch : null;
-            var scratch = pool?.Take(chunk, samples, seed) ?? new Scratch<TWorkspace>(newWorkspace(count, chunk), count, chunk, samples, seed);
-            // One row is not split across threads: its callers (ML.NET's worker cursors over a loaded model, request
-            // threads with a PredictionEngine each) already score rows in parallel, and a region per row costs more than
-            // it saves. Results do not depend on it.
-            try { Block(scratch, rows[..(count * d)], count, d, samples, chunk, logWeights, allowParallel: count > 1, logMean, standardError); }
-            finally { pool?.Return(scratch); }
+            // Block scratch is always made for a whole pass (rowsPerPass rows), so every block size reuses it.
+            var s = pool.Take(count == 1 ? 1 : rowsPerPass, chunk, samples, seed);
+            // One block is not split across threads when it is one row: its callers (ML.NET's worker cursors over a
+            // loaded model, request threads with a PredictionEngine each) already score rows in parallel, and a region
+            // per row costs more than it saves. Results do not depend on it.
+            try { Block(s, rows[..(count * d)], count, d, samples, chunk, logWeights, allowParallel: count > 1, logMean, standardError); }
+            finally { pool.Return(s); }
             return;
         }
-        EstimateInParallel(rows, count, d, samples, chunk, rowsPerPass, blocks, seed, newWorkspace, logWeights, logMean, standardError);
+        EstimateInParallel(rows, count, d, samples, chunk, rowsPerPass, blocks, seed, pool, logWeights, logMean, standardError);
     }
 
     // Its own method: a lambda's captures are allocated on entry to the method that declares them, even on the one-block path.
-    private static void EstimateInParallel<TWorkspace>(ReadOnlySpan<float> rows, int count, int d, int samples, int chunk, int rowsPerPass,
-        int blocks, ulong seed, Func<int, int, TWorkspace> newWorkspace, LogWeights<TWorkspace> logWeights, Span<float> logMean, Span<float> standardError)
+    // Spans cannot enter the lambda: pinned addresses are passed (the caller's spans outlive the loop).
+    private static unsafe void EstimateInParallel<TWorkspace>(ReadOnlySpan<float> rows, int count, int d, int samples, int chunk, int rowsPerPass,
+        int blocks, ulong seed, ScratchPool<TWorkspace> pool, LogWeights<TWorkspace> logWeights, Span<float> logMean, Span<float> standardError)
     {
-        var input = rows[..(count * d)].ToArray();
-        var means = new float[count];
-        var errors = standardError.IsEmpty ? null : new float[count];
-        Scratch<TWorkspace> NewScratch() => new(newWorkspace(Math.Min(rowsPerPass, count), chunk), Math.Min(rowsPerPass, count), chunk, samples, seed);
-        Parallel.For(0, blocks, DeepDensityEnvironment.ParallelOptions(), NewScratch, (b, _, scratch) =>
+        bool errors = !standardError.IsEmpty;
+        fixed (float* input = rows) fixed (float* means = logMean) fixed (float* ses = standardError)
         {
-            int start = b * rowsPerPass, n = Math.Min(rowsPerPass, count - start);
-            Block(scratch, input.AsSpan(start * d, n * d), n, d, samples, chunk, logWeights, allowParallel: false,
-                means.AsSpan(start, n), errors is null ? default : errors.AsSpan(start, n));
-            return scratch;
-        }, _ => { });
-        means.CopyTo(logMean);
-        errors?.CopyTo(standardError);
+            nint inAddress = (nint)input, meanAddress = (nint)means, seAddress = (nint)ses;
+            DeepDensityEnvironment.For(0, blocks, b =>
+            {
+                int start = b * rowsPerPass, n = Math.Min(rowsPerPass, count - start);
+                var s = pool.Take(rowsPerPass, chunk, samples, seed);
+                try
+                {
+                    Block(s, new ReadOnlySpan<float>((float*)inAddress + (long)start * d, n * d), n, d, samples, chunk, logWeights,
+                        allowParallel: false, new Span<float>((float*)meanAddress + start, n),
+                        errors ? new Span<float>((float*)seAddress + start, n) : default);
+                }
+                finally { pool.Return(s); }
+            });
+        }
     }
 
     /// <summary>The estimates of the <paramref name="n"/> rows of <paramref name="x"/>, sample chunk by sample chunk.</summary>
@@ -123,20 +130,21 @@ public static class ImportanceSampler
         public readonly RandomStream[] Streams, ChunkStreams;
     }
 
-    /// <summary>One-row scratch of a model, one per concurrently scoring thread, reused across calls and released with the model.</summary>
+    /// <summary>The scoring scratch of a model (<see cref="Numerics.ScratchPool{T}"/>): block buffers for a number of rows,
+    /// a chunk length, a sample count and a seed; one that fits is reused (more rows than a block needs is fine). One-row
+    /// scratch (a PredictionEngine, a model loaded into ML.NET) is pooled apart, so that it stays one row's size and
+    /// alternating one-row and many-row calls reuse both kinds.</summary>
     internal sealed class ScratchPool<TWorkspace>(Func<int, int, TWorkspace> newWorkspace)
     {
-        private readonly System.Collections.Concurrent.ConcurrentBag<Scratch<TWorkspace>> _free = new();
+        private readonly Numerics.ScratchPool<Scratch<TWorkspace>> _oneRow = new(), _blocks = new();
 
-        public Scratch<TWorkspace> Take(int chunk, int samples, ulong seed)
-        {
-            // A scratch made for other settings (a bound with fewer samples) is dropped, not kept.
-            while (_free.TryTake(out var s))
-                if (s.Chunk == chunk && s.Samples == samples && s.Seed == seed) return s;
-            return new Scratch<TWorkspace>(newWorkspace(1, chunk), 1, chunk, samples, seed);
-        }
+        public Scratch<TWorkspace> Take(int rows, int chunk, int samples, ulong seed)
+            => (rows == 1 ? _oneRow : _blocks).Rent(
+                static (s, want) => s.Rows >= want.rows && s.Chunk == want.chunk && s.Samples == want.samples && s.Seed == want.seed,
+                static want => new Scratch<TWorkspace>(want.newWorkspace(want.rows, want.chunk), want.rows, want.chunk, want.samples, want.seed),
+                (rows, chunk, samples, seed, newWorkspace));
 
-        public void Return(Scratch<TWorkspace> scratch) => _free.Add(scratch);
+        public void Return(Scratch<TWorkspace> scratch) => (scratch.Rows == 1 ? _oneRow : _blocks).Return(scratch);
     }
 
     /// <summary>

@@ -183,12 +183,26 @@ internal static class VectorMath
         if ((long)(rows - 1) * ldv + k > v.Length || (k > 0 && (long)(k - 1) * stride + width > m.Length) || (long)(rows - 1) * ldo + width > output.Length)
             throw new ArgumentException("An operand is shorter than its rows, strides and widths need.");
         // A row left alone after the blocks of four (one row in all, or 4q + 1) takes the one-row kernel rather than
-        // three repeats of itself (its chain runs from the accumulator's value: only within one k-block).
-        if (rows % 4 == 1 && k <= GemmKBlock)
+        // three repeats of itself. Its chain runs from the accumulator's value, so past the first k-block each block's
+        // chain runs from +0 in a scratch row and is then added, as the GEMM does (C ← fma(S, 1, C) = C + S).
+        if (rows % 4 == 1)
         {
             var last = output.Slice((rows - 1) * ldo, width);
+            var row = v.Slice((rows - 1) * ldv, k);
             last.Clear();
-            AddRowTimesMatrix(v.Slice((rows - 1) * ldv, k), m, stride, last);
+            AddRowTimesMatrix(row[..Math.Min(k, GemmKBlock)], m, stride, last);
+            if (k > GemmKBlock)
+            {
+                float[]? rented = width > 2048 ? System.Buffers.ArrayPool<float>.Shared.Rent(width) : null;
+                Span<float> block = rented is null ? stackalloc float[width] : rented.AsSpan(0, width);
+                for (int j0 = GemmKBlock; j0 < k; j0 += GemmKBlock)
+                {
+                    block.Clear();
+                    AddRowTimesMatrix(row[j0..Math.Min(k, j0 + GemmKBlock)], m[(j0 * stride)..], stride, block);
+                    System.Numerics.Tensors.TensorPrimitives.Add(last, block, last);
+                }
+                if (rented is not null) System.Buffers.ArrayPool<float>.Shared.Return(rented);
+            }
             if (--rows == 0) return;
         }
         for (int j0 = 0; j0 < k; j0 += GemmKBlock)

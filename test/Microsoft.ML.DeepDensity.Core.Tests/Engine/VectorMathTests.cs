@@ -84,11 +84,13 @@ public class VectorMathTests
     [InlineData(9, 30)]
     [InlineData(1, 300)] // two k-blocks of the GEMM
     [InlineData(6, 600)] // three
+    [InlineData(1, 784)] // a lone row over four k-blocks (an RBM on 784 pixels, one row per call)
+    [InlineData(5, 520)] // four rows, then one alone over three k-blocks
     public void RowsTimesMatrixEqualsEachRowAlone(int rows, int k)
     {
         if (!VectorMath.IsSupported) return;
         var random = new Randomness.RandomStream(11);
-        foreach (int width in new[] { 1, 8, 13, 32, 33, 63, 64, 100, 252 })
+        foreach (int width in new[] { 1, 8, 13, 32, 33, 63, 64, 100, 252, 2100 })
         {
             int stride = width + 3, ldv = k + 2, ldo = width + 4;
             var v = new float[(rows - 1) * ldv + k]; var m = new float[(k - 1) * stride + width];

@@ -1,5 +1,4 @@
 using System.Runtime.CompilerServices;
-using System.Collections.Concurrent;
 using Microsoft.ML.DeepDensity.Data;
 using Microsoft.ML.DeepDensity.Persistence;
 using Microsoft.ML.DeepDensity.Randomness;
@@ -31,6 +30,7 @@ public sealed partial class DeepGmmModel : DensityModel
     {
         Network = network; _standardizer = standardizer;
         (_forwardA, _forwardB) = network.ForwardMaps();
+        _workspaces = new(() => new DeepGmmNetwork.ScoringWorkspace(Network, Network.ScoringBlockRows));
     }
 
     public override string ModelKind => Kind;
@@ -139,7 +139,7 @@ public sealed partial class DeepGmmModel : DensityModel
     /// <summary>Progress units: an E-step plus M-step of the deep model, or of the GMM its top layer is pretrained as.</summary>
     private const string EmUnit = "EM iteration", PretrainingUnit = "pretraining EM iteration";
 
-    private static RowMatrix Standardized(RowMatrix data, ColumnStandardizer s)
+    internal static RowMatrix Standardized(RowMatrix data, ColumnStandardizer s)
     {
         var result = new RowMatrix(data.Rows, data.Columns);
         s.Forward(data.AsSpan(), result.AsSpan(), data.Rows);
@@ -168,7 +168,7 @@ public sealed partial class DeepGmmModel : DensityModel
 
     /// <summary>Scoring scratch of this model, one per concurrently scoring thread, reused across blocks and calls and
     /// released with the model (a thread-static cache would keep a large workspace alive after the model is gone).</summary>
-    private readonly ConcurrentBag<DeepGmmNetwork.ScoringWorkspace> _workspaces = new();
+    private readonly Numerics.ScratchPool<DeepGmmNetwork.ScoringWorkspace> _workspaces;
 
     protected override void LogDensityCore(ReadOnlySpan<float> rows, int count, Span<float> logDensity, Span<float> standardError)
     {
@@ -186,14 +186,14 @@ public sealed partial class DeepGmmModel : DensityModel
 
     private void ScoreBlock(ReadOnlySpan<float> rowsOfBlock, int m, Span<float> output, float logJacobian)
     {
-        var ws = _workspaces.TryTake(out var cached) ? cached : new DeepGmmNetwork.ScoringWorkspace(Network, Network.ScoringBlockRows);
+        var ws = _workspaces.Rent();
         try
         {
             var x = ws.X.AsSpan(0, m * Dimension);
             _standardizer.Forward(rowsOfBlock, x, m);
             Network.LogDensityBlock(x, m, output, ws, oneRowAsVector: true);
         }
-        finally { _workspaces.Add(ws); }
+        finally { _workspaces.Return(ws); }
         for (int r = 0; r < m; r++) output[r] += logJacobian;
     }
 

@@ -32,13 +32,13 @@ public sealed class IwaeModel : ImportanceSampledModel
         Network = network; Samples = samples;
         _newWorkspace = (n, k) => new IwaeNetwork.Workspace(Network, n, k, forTraining: false);
         _logWeights = LogWeights;
-        _oneRowScratch = new(_newWorkspace);
+        _scratch = new(_newWorkspace);
     }
 
-    // Made once: a one-row estimate (PredictionEngine, a model loaded into ML.NET) then allocates nothing.
+    // Made once: scoring (one row per call, as a PredictionEngine or a model loaded into ML.NET does, or many) then allocates nothing.
     private readonly Func<int, int, IwaeNetwork.Workspace> _newWorkspace;
     private readonly ImportanceSampler.LogWeights<IwaeNetwork.Workspace> _logWeights;
-    private readonly ImportanceSampler.ScratchPool<IwaeNetwork.Workspace> _oneRowScratch;
+    private readonly ImportanceSampler.ScratchPool<IwaeNetwork.Workspace> _scratch;
 
     public override string ModelKind => Kind;
     public override int Dimension => Network.D;
@@ -88,7 +88,7 @@ public sealed class IwaeModel : ImportanceSampledModel
     private protected override void ImportanceSample(ReadOnlySpan<float> rows, int count, int samples, int samplesPerChunk, ulong seed,
         int sampleRowsPerPass, Span<float> logMean, Span<float> standardError)
         => ImportanceSampler.Estimate(rows, count, Dimension, samples, samplesPerChunk, seed, sampleRowsPerPass,
-            _newWorkspace, _logWeights, logMean, standardError, _oneRowScratch);
+            _newWorkspace, _logWeights, logMean, standardError, _scratch);
 
     /// <summary>Fills each row's noise for <paramref name="k"/> samples from its own stream, then one forward pass.</summary>
     private void LogWeights(IwaeNetwork.Workspace ws, ReadOnlySpan<float> x, int n, int k, ReadOnlySpan<RandomStream> rowStreams,

@@ -31,13 +31,13 @@ public sealed class NvilModel : ImportanceSampledModel
         Network = network;
         _newWorkspace = (n, k) => new NvilNetwork.Workspace(Network, n, k, forTraining: false);
         _logWeights = LogWeights;
-        _oneRowScratch = new(_newWorkspace);
+        _scratch = new(_newWorkspace);
     }
 
-    // Made once: a one-row estimate (PredictionEngine, a model loaded into ML.NET) then allocates nothing.
+    // Made once: scoring (one row per call, as a PredictionEngine or a model loaded into ML.NET does, or many) then allocates nothing.
     private readonly Func<int, int, NvilNetwork.Workspace> _newWorkspace;
     private readonly ImportanceSampler.LogWeights<NvilNetwork.Workspace> _logWeights;
-    private readonly ImportanceSampler.ScratchPool<NvilNetwork.Workspace> _oneRowScratch;
+    private readonly ImportanceSampler.ScratchPool<NvilNetwork.Workspace> _scratch;
 
     public override string ModelKind => Kind;
     public override int Dimension => Network.D;
@@ -79,7 +79,7 @@ public sealed class NvilModel : ImportanceSampledModel
     private protected override void ImportanceSample(ReadOnlySpan<float> rows, int count, int samples, int samplesPerChunk, ulong seed,
         int sampleRowsPerPass, Span<float> logMean, Span<float> standardError)
         => ImportanceSampler.Estimate(rows, count, Dimension, samples, samplesPerChunk, seed, sampleRowsPerPass,
-            _newWorkspace, _logWeights, logMean, standardError, _oneRowScratch);
+            _newWorkspace, _logWeights, logMean, standardError, _scratch);
 
     /// <summary>Fills each row's uniforms for <paramref name="k"/> samples from its own stream, then one forward pass.</summary>
     private void LogWeights(NvilNetwork.Workspace ws, ReadOnlySpan<float> x, int n, int k, ReadOnlySpan<RandomStream> rowStreams,

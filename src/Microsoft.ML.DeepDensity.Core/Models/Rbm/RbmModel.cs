@@ -265,7 +265,9 @@ public sealed class RbmModel : DensityModel
 
     private void ScoreBlock(ReadOnlySpan<float> block, int n, Span<float> output, double offset, float sign, bool parallel)
     {
-        var s = _scratch.TryTake(out var cached) && cached.Rows >= n ? cached : new ScoringScratch(Machine, Dimension, n);
+        // Made for a whole block (one row's scratch would be dropped by the next block and made again).
+        var s = _scratch.Rent(static (s, want) => s.Rows >= want.n,
+            static want => new ScoringScratch(want.model.Machine, want.model.Dimension, want.n == 1 ? 1 : RowsPerScoringBlock), (model: this, n));
         try
         {
             ReadOnlySpan<float> x = block;
@@ -279,12 +281,12 @@ public sealed class RbmModel : DensityModel
             Machine.FreeEnergy(x, n, f, parallel, s.Pre, s.Scratch);
             for (int i = 0; i < n; i++) output[i] = (float)(sign * f[i] + offset);
         }
-        finally { _scratch.Add(s); }
+        finally { _scratch.Return(s); }
     }
 
     /// <summary>Scoring buffers of this model, one per concurrently scoring thread, reused across calls (a one-row call
     /// allocates nothing) and released with the model.</summary>
-    private readonly System.Collections.Concurrent.ConcurrentBag<ScoringScratch> _scratch = new();
+    private readonly Numerics.ScratchPool<ScoringScratch> _scratch = new();
 
     private sealed class ScoringScratch(RbmMachine m, int d, int rows)
     {

@@ -29,6 +29,7 @@ public sealed class RnadeModel : DensityModel
     internal RnadeModel(RnadeNetwork network, int[] order, ColumnStandardizer standardizer)
     {
         Network = network; _order = order; _standardizer = standardizer;
+        _scratch = new(() => new ScoringScratch(Network));
     }
 
     public override string ModelKind => Kind;
@@ -114,6 +115,22 @@ public sealed class RnadeModel : DensityModel
         return ModelFile.EnsureTrainedModelLoadable(new RnadeModel(network, order, standardizer) { TrainingSummary = summary });
     }
 
+    /// <summary>
+    /// A trainable copy of this model's parameters as a gradient objective over rows of its input columns, for
+    /// data-parallel training (docs/scaling.md, "Beyond one machine"): a worker computes <see cref="GradientPartial"/>s
+    /// with it, the driver steps its parameters. <paramref name="options"/> give the training settings it uses
+    /// (<see cref="RnadeOptions.RowsPerBlock"/>, <see cref="RnadeOptions.ScaleMeanGradientBySigma"/>; default: the
+    /// defaults); the architecture, order and standardisation are the model's. This model is not changed.
+    /// </summary>
+    public RnadeTrainingObjective CreateTrainingObjective(RnadeOptions? options = null)
+    {
+        options ??= new RnadeOptions();
+        if (options is DeepRnadeOptions)
+            throw new ArgumentException("DeepRnadeOptions describe a deep RNADE, not this model.", nameof(options));
+        options.Validate();
+        return new RnadeTrainingObjective((RnadeModel)FromBytes(ToBytes()), options);
+    }
+
     /// <summary>Reorders each row of a block into model order (a streamed Fit's map).</summary>
     private static RowBlockMap Permuter(int[] order) => (rows, n, _) =>
     {
@@ -142,7 +159,7 @@ public sealed class RnadeModel : DensityModel
 
     /// <summary>Scoring scratch of this model, one per concurrently scoring thread, reused across calls and released with
     /// the model (a thread-static cache would keep the last model's scratch alive on every thread that scored it).</summary>
-    private readonly System.Collections.Concurrent.ConcurrentBag<ScoringScratch> _scratch = new();
+    private readonly Numerics.ScratchPool<ScoringScratch> _scratch;
 
     private sealed class ScoringScratch
     {
@@ -166,7 +183,7 @@ public sealed class RnadeModel : DensityModel
 
     private void ScoreBlock(ReadOnlySpan<float> raw, int n, Span<float> logDensity, float logJacobian)
     {
-        var scratch = _scratch.TryTake(out var cached) ? cached : new ScoringScratch(Network);
+        var scratch = _scratch.Rent();
         try
         {
             var x = scratch.X.AsSpan(0, n * Dimension);
@@ -174,7 +191,7 @@ public sealed class RnadeModel : DensityModel
             if (n == 1 && Network.LogDensityOfRow(x, scratch.Row ??= new RnadeNetwork.RowWorkspace(Network)) is float one) logDensity[0] = one;
             else Network.Forward(x, n, scratch.For(n), logDensity, 0f, false);
         }
-        finally { _scratch.Add(scratch); }
+        finally { _scratch.Return(scratch); }
         for (int i = 0; i < n; i++) logDensity[i] += logJacobian;
     }
 
@@ -189,7 +206,7 @@ public sealed class RnadeModel : DensityModel
                 for (int p = 0; p < d; p++) dst[r * d + _order[p]] = modelSpace[r * d + p];
         });
 
-    private void ToModelSpace(ReadOnlySpan<float> raw, Span<float> x, int n)
+    internal void ToModelSpace(ReadOnlySpan<float> raw, Span<float> x, int n)
     {
         int d = Dimension;
         var order = _order; var mean = _standardizer.Mean; var scale = _standardizer.Scale;

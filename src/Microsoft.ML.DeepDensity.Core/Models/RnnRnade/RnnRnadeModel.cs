@@ -28,6 +28,7 @@ public sealed class RnnRnadeModel : SequenceDensityModel
     internal RnnRnadeModel(RnnRnadeNetwork network, ColumnStandardizer standardizer)
     {
         Network = network; _standardizer = standardizer;
+        _scoringScratch = new(() => new ScoringScratch(Network));
     }
 
     public override string ModelKind => Kind;
@@ -111,25 +112,45 @@ public sealed class RnnRnadeModel : SequenceDensityModel
         }
     }
 
-    /// <summary>log p(x_t | x_&lt;t) of every frame of validated sequences (raw values) into <paramref name="frameLogDensity"/>.</summary>
-    protected override void FrameLogDensityCore(SequenceBatch sequences, Span<float> frameLogDensity)
+    /// <summary>log p(x_t | x_&lt;t) of every frame of validated sequences (raw values) into <paramref name="frameLogDensity"/>:
+    /// fixed blocks of sequences in parallel, each packed, standardised in place and run in a scratch block of this model's
+    /// pool (nothing allocated per sequence once warm), its frames written straight to the output.</summary>
+    protected override unsafe void FrameLogDensityCore(SequenceBatch sequences, Span<float> frameLogDensity)
     {
-        int d = FrameSize, count = sequences.Count;
-        var model = new float[sequences.TotalFrames * d];
-        _standardizer.Forward(sequences.Values.AsSpan(0, model.Length), model, sequences.TotalFrames);
-        var output = new float[sequences.TotalFrames];
+        int count = sequences.Count;
         float logJacobian = (float)_standardizer.LogJacobian;
         int blocks = (count + ScoringSequencesPerBlock - 1) / ScoringSequencesPerBlock;
-        DeepDensityEnvironment.For(0, blocks, b =>
+        fixed (float* output = frameLogDensity)
         {
-            int start = b * ScoringSequencesPerBlock, n = Math.Min(ScoringSequencesPerBlock, count - start);
-            var block = new RnnRnadeNetwork.Block(Network, ScoringFramesPerChunk, forTraining: false);
-            block.Pack(model, sequences.Offsets, Enumerable.Range(start, n).ToArray());
-            Network.Run(block, 0f, false);
-            for (int row = 0; row < block.Frames; row++) output[block.RowFrame[row]] = block.LogP[row] + logJacobian;
-        });
-        output.CopyTo(frameLogDensity);
+            nint address = (nint)output;
+            DeepDensityEnvironment.For(0, blocks, b =>
+            {
+                int start = b * ScoringSequencesPerBlock, n = Math.Min(ScoringSequencesPerBlock, count - start);
+                var s = _scoringScratch.Rent();
+                try
+                {
+                    var indices = s.Indices.AsSpan(0, n);
+                    for (int i = 0; i < n; i++) indices[i] = start + i;
+                    var block = s.Block;
+                    block.Pack(sequences.Values, sequences.Offsets, indices);
+                    var x = block.X.AsSpan(0, block.Frames * FrameSize);
+                    _standardizer.Forward(x, x, block.Frames); // elementwise: in place is exact
+                    Network.Run(block, 0f, false);
+                    for (int row = 0; row < block.Frames; row++) ((float*)address)[block.RowFrame[row]] = block.LogP[row] + logJacobian;
+                }
+                finally { _scoringScratch.Return(s); }
+            });
+        }
     }
+
+    /// <summary>One scoring block's buffers (<see cref="Numerics.ScratchPool{T}"/>).</summary>
+    private sealed class ScoringScratch(RnnRnadeNetwork network)
+    {
+        public readonly RnnRnadeNetwork.Block Block = new(network, ScoringFramesPerChunk, forTraining: false);
+        public readonly int[] Indices = new int[ScoringSequencesPerBlock];
+    }
+
+    private readonly Numerics.ScratchPool<ScoringScratch> _scoringScratch;
 
     /// <summary>Starts scoring one sequence frame by frame (online scoring and one-step-ahead prediction).</summary>
     public RnnRnadeStream StartStream() => new(this);

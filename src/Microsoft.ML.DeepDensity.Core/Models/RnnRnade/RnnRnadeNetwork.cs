@@ -64,7 +64,7 @@ internal sealed class RnnRnadeNetwork
         public int[] RowFrame = Array.Empty<int>();
         public int[] StepStart = Array.Empty<int>(), StepCount = Array.Empty<int>();
         public int Frames, Steps;
-        private int[] _rank = Array.Empty<int>();
+        private int[] _rank = Array.Empty<int>(), _lengths = Array.Empty<int>();
 
         public Block(RnnRnadeNetwork net, int rnadeRows, bool forTraining)
         {
@@ -95,9 +95,10 @@ internal sealed class RnnRnadeNetwork
             if (_rank.Length < n) _rank = new int[n];
             var rank = _rank.AsSpan(0, n);
             sequences.CopyTo(rank);
-            var lengths = new int[n];
+            if (_lengths.Length < n) _lengths = new int[n];
+            var lengths = _lengths.AsSpan(0, n);
             for (int i = 0; i < n; i++) lengths[i] = -(offsets[rank[i] + 1] - offsets[rank[i]]);
-            lengths.AsSpan().Sort(rank);                   // introsort is unstable: restore index order within equal lengths
+            lengths.Sort(rank);                   // introsort is unstable: restore index order within equal lengths
             for (int i = 0; i < n;)
             {
                 int j = i;
