@@ -55,6 +55,9 @@ public static class DataParallelSample
         var root = new RandomStream(options.Seed);
         var order = Enumerable.Range(0, data.Train.Rows).ToArray();
         var rows = new float[batch * d];
+        RnadeModel? best = null;
+        double bestValidation = double.NegativeInfinity;
+        int bestEpoch = 0;
         Console.WriteLine($"RNADE, {Workers} workers ({share} rows of every {batch}-row batch each), {epochs} epochs:");
         for (int epoch = 1; epoch <= epochs; epoch++)
         {
@@ -74,11 +77,14 @@ public static class DataParallelSample
                 var merged = partials.Select(p => GradientPartial.FromBytes(p, parameterCount)).Aggregate(GradientPartial.Merge);
                 if (!optimizer.Step(merged, options.LearningRate)) throw new InvalidOperationException("diverged");
             }
-            if (epoch % 5 == 0 || epoch == epochs)
-                Console.WriteLine($"  epoch {epoch,3}: validation {driver.ToModel().AverageLogDensity(data.Validation):F3} nats/row");
+            // The driver keeps the best model on validation (what the training driver's early stopping does).
+            var current = driver.ToModel();
+            double validation = current.AverageLogDensity(data.Validation);
+            if (best is null || validation > bestValidation) (best, bestValidation, bestEpoch) = (current, validation, epoch);
+            if (epoch % 5 == 0 || epoch == epochs) Console.WriteLine($"  epoch {epoch,3}: validation {validation:F3} nats/row");
         }
-        var model = driver.ToModel();
-        Console.WriteLine($"  held-out {model.AverageLogDensity(data.Test):F3} nats/row");
+        var model = best!;
+        Console.WriteLine($"  best epoch {bestEpoch}: held-out {model.AverageLogDensity(data.Test):F3} nats/row");
         ScoreAsMap(model, data.Test);
     }
 
