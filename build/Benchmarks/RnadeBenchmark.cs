@@ -19,7 +19,7 @@ public sealed class RnadeBenchmark : IBenchmark
     public string Name => "rnade";
     public string Description => "RNADE vs PyTorch under a wall-time budget: validation-LL curves, test LL, examples/s (--dataset digits|fashion, --minutes 10, " +
                                  "--hidden 100, --components 10, --lr, --batch, --clip, --sigma-scaled, --decay, --max-epochs, --train N, --seed, --no-peer, " +
-                                 "--peer-threads 0=best, --deep|--deep-only [--deep-configs L×H:oa|fixed,...] [--deep-minutes] [--orderings 1,2,4,8,16] [--deep-lr] [--deep-patience] [--deep-max-epochs], --profile)";
+                                 "--peer-threads 0=best, --deep|--deep-only [--deep-configs L×H:oa|fixed[:ar],...] [--deep-components] [--deep-minutes] [--orderings 1,2,4,8,16] [--deep-lr] [--deep-patience] [--deep-max-epochs], --profile)";
 
     public int Run(BenchmarkArgs args)
     {
@@ -112,7 +112,9 @@ public sealed class RnadeBenchmark : IBenchmark
     /// <summary>Deep and order-agnostic RNADEs, each with the same budget; the ensemble size is chosen on validation.</summary>
     private static void RunDeep(BenchmarkArgs args, RowMatrix train, DataSplit split, RnadeOptions shallow, double minutes)
     {
-        // L×H:oa = L hidden layers of H units trained order-agnostically; L×H:fixed = one (natural) order.
+        // L×H:oa = L hidden layers of H units trained order-agnostically; L×H:fixed = one (natural) order; a third part
+        // ":ar" = autoregressive (MADE-masked) connectivity instead of the masked input [x ⊙ m, m]; ":ard" = the same with
+        // direct input → output connections.
         var configs = args.String("deep-configs", "2x100:oa,2x200:oa,3x200:oa").Split(',', StringSplitOptions.RemoveEmptyEntries);
         var orderingGrid = args.String("orderings", "1,2,4,8,16").Split(',').Select(int.Parse).ToArray();
         foreach (var config in configs)
@@ -122,7 +124,9 @@ public sealed class RnadeBenchmark : IBenchmark
             var options = new DeepRnadeOptions
             {
                 HiddenLayers = int.Parse(size[0], CultureInfo.InvariantCulture), HiddenUnits = int.Parse(size[1], CultureInfo.InvariantCulture),
-                Components = shallow.Components, OrderAgnostic = parts.Length < 2 || parts[1] != "fixed", Seed = shallow.Seed,
+                Components = args.Int("deep-components", shallow.Components), OrderAgnostic = parts.Length < 2 || parts[1] != "fixed", Seed = shallow.Seed,
+                Connectivity = parts.Length > 2 && parts[2] is "ar" or "ard" ? DeepRnadeConnectivity.Autoregressive : DeepRnadeConnectivity.MaskedInput,
+                DirectConnections = parts.Length > 2 && parts[2] == "ard",
             };
             options.MaxEpochs = args.Int("deep-max-epochs", options.MaxEpochs);
             options.LearningRate = (float)args.Double("deep-lr", options.LearningRate);
@@ -135,7 +139,7 @@ public sealed class RnadeBenchmark : IBenchmark
             double fitSeconds = clock.Elapsed.TotalSeconds;
             var summary = model.TrainingSummary!;
             Console.WriteLine();
-            Console.WriteLine($"deep RNADE {options.HiddenLayers}×{options.HiddenUnits} {(options.OrderAgnostic ? "order-agnostic" : "fixed order")}, " +
+            Console.WriteLine($"deep RNADE {options.HiddenLayers}×{options.HiddenUnits} {(options.OrderAgnostic ? "order-agnostic" : "fixed order")}, {options.Connectivity}{(options.DirectConnections ? " + direct" : "")}, K={options.Components}, lr={options.LearningRate:G3}, " +
                               $"{model.ParameterCount} parameters: fit {fitSeconds:F1} s, {summary.EpochsRun} epochs (best {summary.BestEpoch})");
             PrintCurves(summary.History.Select(h => (h.Epoch, h.Elapsed.TotalSeconds, h.ValidationLogLikelihood ?? double.NaN)).ToList(), new());
             // Ensembles of the first k orderings: k chosen on validation, the test figure of that k reported.

@@ -18,6 +18,9 @@ public static class ModelCases
             () => new RnadeOptions { HiddenUnits = 8, Components = 3 }, (data, valid, o, progress, ct) => RnadeModel.Fit(data, o, valid, progress, ct)) with { ScaleEquivarianceTolerance = 1e-4 },
         ModelCase.Gradient("DeepRnade", InputDomain.Real, DensityKind.Exact, ConformanceData.Real,
             () => new DeepRnadeOptions { HiddenUnits = 8, Components = 3, Orderings = 3 }, (data, valid, o, progress, ct) => DeepRnadeModel.Fit(data, o, valid, progress, ct)) with { ScaleEquivarianceTolerance = 1e-4 },
+        ModelCase.Gradient("DeepRnadeAutoregressive", InputDomain.Real, DensityKind.Exact, ConformanceData.Real,
+            () => new DeepRnadeOptions { HiddenUnits = 8, Components = 3, Orderings = 3, Connectivity = DeepRnadeConnectivity.Autoregressive, DirectConnections = true },
+            (data, valid, o, progress, ct) => DeepRnadeModel.Fit(data, o, valid, progress, ct)) with { ScaleEquivarianceTolerance = 1e-4 },
         // Test-only reference model (Conformance/ReferenceBernoulliModel.cs): runs the binary-input paths of the suite.
         ModelCase.Gradient("ReferenceBernoulli", InputDomain.Binary, DensityKind.Exact, ConformanceData.Binary,
             () => new GradientTrainingOptions { LearningRate = 0.1f }, (data, valid, o, progress, ct) => ReferenceBernoulliModel.Fit(data, valid, o, progress, ct)),

@@ -10,18 +10,22 @@ namespace Microsoft.ML.DeepDensity.Tests.Rnade;
 /// <summary>Deep, order-agnostic RNADE: gradients, exactness of the ensemble density, sampling, training.</summary>
 public class DeepRnadeTests
 {
-    private static DeepRnadeNetwork RandomNetwork(int d, int h, int layers, int k, Activation act, ulong seed)
+    internal static DeepRnadeNetwork RandomNetwork(int d, int h, int layers, int k, Activation act, ulong seed,
+        DeepRnadeConnectivity connectivity = DeepRnadeConnectivity.MaskedInput, bool direct = false)
     {
-        var net = new DeepRnadeNetwork(d, h, layers, k, act);
+        var net = new DeepRnadeNetwork(d, h, layers, k, act, connectivity, direct);
         var rng = new RandomStream(seed);
-        foreach (var p in net.Parameters.Items) rng.Fork((ulong)p.Name.GetHashCode(StringComparison.Ordinal)).FillGaussian(p.Value, 0, 0.4f);
+        // Direct weights smaller: they make log σ linear in the earlier inputs, whose tails the moment test's grid would cut.
+        foreach (var p in net.Parameters.Items)
+            rng.Fork((ulong)p.Name.GetHashCode(StringComparison.Ordinal)).FillGaussian(p.Value, 0, p == net.Direct ? 0.1f : 0.4f);
         return net;
     }
 
-    /// <summary>A random model with a non-trivial standardiser and the given orderings.</summary>
-    private static DeepRnadeModel RandomModel(int d, int[][] orderings, Activation act = Activation.Tanh, ulong seed = 3)
+    /// <summary>A random model with a non-trivial standardiser and the given orderings (autoregressive: with direct connections).</summary>
+    internal static DeepRnadeModel RandomModel(int d, int[][] orderings, Activation act = Activation.Tanh, ulong seed = 3,
+        DeepRnadeConnectivity connectivity = DeepRnadeConnectivity.MaskedInput)
     {
-        var net = RandomNetwork(d, 6, 2, 3, act, seed);
+        var net = RandomNetwork(d, 6, 2, 3, act, seed, connectivity, direct: connectivity == DeepRnadeConnectivity.Autoregressive);
         var mean = Enumerable.Range(0, d).Select(i => 0.3f * i - 0.2f).ToArray();
         var scale = Enumerable.Range(0, d).Select(i => 0.7f + 0.4f * i).ToArray();
         return new DeepRnadeModel(net, orderings, new ColumnStandardizer(mean, scale));
@@ -29,7 +33,7 @@ public class DeepRnadeTests
 
     /// <summary>Exposes the training estimate as <see cref="IGradientObjective.Evaluate"/> (the objective's own Evaluate is
     /// the exact validation log-likelihood), so that the finite differences are taken of what the gradient is of.</summary>
-    private sealed class TrainingEstimate(DeepRnadeObjective inner) : IGradientObjective
+    internal sealed class TrainingEstimate(DeepRnadeObjective inner) : IGradientObjective
     {
         public ParameterSet Parameters => inner.Parameters;
         public double ComputeGradient(ReadOnlySpan<float> rows, int count, RandomStream random) => inner.ComputeGradient(rows, count, random);
@@ -45,7 +49,7 @@ public class DeepRnadeTests
         const int d = 4, rows = 9;
         var net = RandomNetwork(d, 5, layers, 3, act, seed: 4);
         // Rows per block 4 < 9 rows: exercises the multi-block reduction; the masks are drawn from the fixed noise stream.
-        var objective = new DeepRnadeObjective(net, 4, orderAgnostic ? null : new[] { 2, 0, 3, 1 }, false, 0, new[] { new[] { 0, 1, 2, 3 } });
+        var objective = new DeepRnadeObjective(net, 4, orderAgnostic ? null : new[] { 2, 0, 3, 1 }, false, 0, new[] { new[] { 0, 1, 2, 3 } }, new[] { new[] { 0, 1, 2, 3 } });
         var x = new float[rows * d];
         new RandomStream(11).FillGaussian(x);
         var worst = GradientCheck.Check(new TrainingEstimate(objective), x, rows, entriesPerTensor: 20,
@@ -61,7 +65,7 @@ public class DeepRnadeTests
         var net = RandomNetwork(d, 4, 2, 2, Activation.Tanh, 6);
         var x = new float[rows * d];
         new RandomStream(8).FillGaussian(x);
-        var objective = new DeepRnadeObjective(net, perBlock, null, false, 0, new[] { new[] { 0, 1, 2 } });
+        var objective = new DeepRnadeObjective(net, perBlock, null, false, 0, new[] { new[] { 0, 1, 2 } }, new[] { new[] { 0, 1, 2 } });
         double total = objective.ComputeGradient(x, rows, new RandomStream(3));
         var actual = net.Parameters.Items.Select(p => (float[])p.Gradient.Clone()).ToArray();
         var expected = net.Parameters.Items.Select(p => new float[p.Value.Length]).ToArray();
@@ -69,7 +73,7 @@ public class DeepRnadeTests
         double sum = 0;
         for (int b = 0; b < rows / perBlock; b++)
         {
-            sum += net.TrainBlock(x.AsSpan(b * perBlock * d, perBlock * d), perBlock, ws, new RandomStream(3).Fork((ulong)b), null, -1f / rows, false);
+            sum += net.TrainBlock(x.AsSpan(b * perBlock * d, perBlock * d), perBlock, ws, new RandomStream(3).Fork((ulong)b), null, Array.Empty<int[]>(), -1f / rows, false);
             for (int t = 0; t < expected.Length; t++)
             {
                 var g = ws.Gradients![net.Parameters.Items[t]];
@@ -98,32 +102,36 @@ public class DeepRnadeTests
         {
             ulong seed = 0;
             while (new RandomStream(seed).NextInt(d) != observed) seed++;
-            sum += net.TrainBlock(x, 1, ws, new RandomStream(seed), order, 0f, false);
+            sum += net.TrainBlock(x, 1, ws, new RandomStream(seed), order, Array.Empty<int[]>(), 0f, false);
         }
         Assert.Equal(exact[0], sum / d, 4);
     }
 
     [Theory]
-    [InlineData(Activation.Tanh)]
-    [InlineData(Activation.Relu)]
-    public void EnsembleDensityIntegratesToOne(Activation act)
+    [InlineData(Activation.Tanh, DeepRnadeConnectivity.MaskedInput)]
+    [InlineData(Activation.Relu, DeepRnadeConnectivity.MaskedInput)]
+    [InlineData(Activation.Tanh, DeepRnadeConnectivity.Autoregressive)]
+    [InlineData(Activation.Relu, DeepRnadeConnectivity.Autoregressive)]
+    public void EnsembleDensityIntegratesToOne(Activation act, DeepRnadeConnectivity connectivity)
     {
-        var model = RandomModel(2, new[] { new[] { 0, 1 }, new[] { 1, 0 } }, act);
+        var model = RandomModel(2, new[] { new[] { 0, 1 }, new[] { 1, 0 } }, act, connectivity: connectivity);
         var (integral, _, _) = RnadeDensityTests.Quadrature2D(model, 801, -25, 25);
         Assert.InRange(integral, 0.995, 1.005);
         // Each ordering on its own is normalised too, and the two differ (so the test above averages two densities).
-        var one = RandomModel(2, new[] { new[] { 1, 0 } }, act);
+        var one = RandomModel(2, new[] { new[] { 1, 0 } }, act, connectivity: connectivity);
         Assert.InRange(RnadeDensityTests.Quadrature2D(one, 801, -25, 25).Integral, 0.995, 1.005);
         var x = new float[] { 0.3f, -0.8f };
         Assert.NotEqual(model.WithOrderings(1).LogDensity(new RowMatrix(x, 1, 2))[0], one.LogDensity(new RowMatrix(x, 1, 2))[0], 3);
     }
 
-    [Fact]
-    public void EnsembleOfIdenticalOrderingsEqualsTheSingleOrdering()
+    [Theory]
+    [InlineData(DeepRnadeConnectivity.MaskedInput)]
+    [InlineData(DeepRnadeConnectivity.Autoregressive)]
+    public void EnsembleOfIdenticalOrderingsEqualsTheSingleOrdering(DeepRnadeConnectivity connectivity)
     {
         var order = new[] { 2, 0, 1 };
-        var single = RandomModel(3, new[] { order });
-        var ensemble = RandomModel(3, new[] { order, order, order, order });
+        var single = RandomModel(3, new[] { order }, connectivity: connectivity);
+        var ensemble = RandomModel(3, new[] { order, order, order, order }, connectivity: connectivity);
         var data = new RowMatrix(70, 3);
         new RandomStream(5).FillGaussian(data.Values);
         var a = single.LogDensity(data);
@@ -131,15 +139,19 @@ public class DeepRnadeTests
         for (int i = 0; i < a.Length; i++) Assert.Equal(a[i], b[i], 4);
     }
 
-    [Fact]
-    public void SampleMomentsMatchTheEnsembleDensity()
+    [Theory]
+    [InlineData(DeepRnadeConnectivity.MaskedInput)]
+    [InlineData(DeepRnadeConnectivity.Autoregressive)]
+    public void SampleMomentsMatchTheEnsembleDensity(DeepRnadeConnectivity connectivity)
     {
-        var model = RandomModel(2, new[] { new[] { 0, 1 }, new[] { 1, 0 } }, Activation.Tanh, seed: 8);
+        var model = RandomModel(2, new[] { new[] { 0, 1 }, new[] { 1, 0 } }, Activation.Tanh, seed: 8, connectivity: connectivity);
         RnadeDensityTests.AssertSampleMomentsMatchQuadrature(model, 100_000, 0.04);
     }
 
-    [Fact]
-    public void TrainingImprovesTheValidationLikelihood()
+    [Theory]
+    [InlineData(DeepRnadeConnectivity.MaskedInput)]
+    [InlineData(DeepRnadeConnectivity.Autoregressive)]
+    public void TrainingImprovesTheValidationLikelihood(DeepRnadeConnectivity connectivity)
     {
         // Two correlated, bimodal columns plus noise: something a single Gaussian cannot model.
         var rng = new RandomStream(21);
@@ -149,11 +161,16 @@ public class DeepRnadeTests
             float a = (rng.NextDouble() < 0.5 ? -2f : 2f) + 0.3f * (float)rng.NextGaussian();
             data[r, 0] = a; data[r, 1] = a * a + 0.2f * (float)rng.NextGaussian(); data[r, 2] = (float)rng.NextGaussian();
         }
-        var options = new DeepRnadeOptions { HiddenUnits = 16, Components = 3, MaxEpochs = 15, Orderings = 4, LearningRate = 3e-3f, Seed = 2 };
+        var options = new DeepRnadeOptions
+        {
+            HiddenUnits = 16, Components = 3, MaxEpochs = 15, Orderings = 4, LearningRate = 3e-3f, Seed = 2,
+            Connectivity = connectivity, DirectConnections = connectivity == DeepRnadeConnectivity.Autoregressive,
+        };
         var model = DeepRnadeModel.Fit(data, options);
         var history = model.TrainingSummary!.History;
         Assert.True(history[^1].ValidationLogLikelihood > history[0].ValidationLogLikelihood + 0.1);
         Assert.Equal(4, model.Orderings.Count);
+        Assert.Equal(connectivity, model.Connectivity);
         Assert.Equal(new[] { 0, 1, 2 }, model.Orderings[0]);
         Assert.All(model.Orderings, o => Assert.Equal(new[] { 0, 1, 2 }, o.Order()));
         Assert.Throws<ArgumentException>(() => RnadeModel.Fit(data, options));

@@ -42,6 +42,10 @@ public sealed class DeepRnadeModel : DensityModel
     public int HiddenLayers => Network.HiddenLayers;
     /// <summary>Mixture components K per conditional.</summary>
     public int Components => Network.K;
+    /// <summary>How the network sees the observed dimensions.</summary>
+    public DeepRnadeConnectivity Connectivity => Network.Connectivity;
+    /// <summary>Whether the autoregressive network has direct input → output weights.</summary>
+    public bool DirectConnections => Network.Direct is not null;
     /// <summary>Hidden non-linearity.</summary>
     public Activation Activation => Network.Activation;
     /// <summary>The orderings whose densities are averaged (permutations of the input columns).</summary>
@@ -117,11 +121,11 @@ public sealed class DeepRnadeModel : DensityModel
             orderings[e] = Enumerable.Range(0, d).ToArray();
             orderRandom.Fork((ulong)e).Shuffle(orderings[e].AsSpan());
         }
-        var network = new DeepRnadeNetwork(d, options.HiddenUnits, options.HiddenLayers, options.Components, options.Activation);
+        var network = new DeepRnadeNetwork(d, options.HiddenUnits, options.HiddenLayers, options.Components, options.Activation, options.Connectivity, options.DirectConnections);
         network.Initialize(new RandomStream(options.Seed).Fork(0x1A17), RnadeModel.ColumnQuantiles(initialRows, options.Components));
         var objective = new DeepRnadeObjective(network, options.RowsPerBlock, options.OrderAgnostic ? null : firstOrder,
             options.ScaleMeanGradientBySigma, standardizer.LogJacobian, orderings[..Math.Min(options.ValidationOrderings, orderings.Length)],
-            cancellationToken);
+            orderings, cancellationToken);
         var summary = TrainingLoop.Run(objective, train, validation, options, progress, cancellationToken);
         return new DeepRnadeModel(network, orderings, standardizer) { TrainingSummary = summary };
     }
@@ -184,27 +188,36 @@ public sealed class DeepRnadeModel : DensityModel
         return result;
     }
 
+    /// <summary>Version 1: masked input (no connectivity field, as before it existed); version 2 writes the connectivity.</summary>
+    protected internal override int PayloadVersion => Network.Connectivity == DeepRnadeConnectivity.MaskedInput ? 1 : 2;
+
     protected internal override void WritePayload(ModelWriter w)
     {
         w.WriteInt32(Network.D); w.WriteInt32(Network.H); w.WriteInt32(Network.HiddenLayers); w.WriteInt32(Network.K);
         w.WriteEnum(Network.Activation);
+        if (PayloadVersion >= 2) { w.WriteEnum(Network.Connectivity); w.WriteInt32(DirectConnections ? 1 : 0); }
         w.WriteInt32(_orderings.Length);
         foreach (var o in _orderings) w.WriteInt32s(o);
         _standardizer.Write(w);
         foreach (var layer in Network.Net.Layers) { w.WriteSingles(layer.Weight.Value); w.WriteSingles(layer.Bias.Value); }
+        if (Network.Direct is not null) w.WriteSingles(Network.Direct.Value);
     }
 
     internal static DensityModel ReadPayload(ModelReader r, int version)
     {
-        if (version != 1) throw r.Corrupt($"payload version {version} is not supported (expected 1)");
+        if (version is not (1 or 2)) throw r.Corrupt($"payload version {version} is not supported (expected 1 or 2)");
         int d = r.ReadInt32("dimension", 1, 1 << 20);
         int h = r.ReadInt32("hidden units", 1, 1 << 20);
         int layers = r.ReadInt32("hidden layers", 1, 1 << 10);
         int k = r.ReadInt32("components", 1, 1 << 16);
         var act = r.ReadEnum<Activation>("activation");
         if (act is not (Activation.Relu or Activation.Sigmoid or Activation.Tanh)) throw r.Corrupt($"activation {act} is not one RNADE supports");
+        var connectivity = version >= 2 ? r.ReadEnum<DeepRnadeConnectivity>("connectivity") : DeepRnadeConnectivity.MaskedInput;
+        if (version >= 2 && connectivity != DeepRnadeConnectivity.Autoregressive) throw r.Corrupt($"connectivity {connectivity} is written as payload version 1");
+        bool direct = version >= 2 && r.ReadInt32("direct connections", 0, 1) == 1;
+        int inputs = DeepRnadeNetwork.Inputs(d, connectivity);
         int count = r.ReadInt32("orderings", 1, 1 << 20);
-        if (((long)2 * d * h + (long)(layers - 1) * h * h + (long)h * d * 3 * k + (long)count * d) * 4 > r.Remaining)
+        if (((long)inputs * h + (long)(layers - 1) * h * h + (long)h * d * 3 * k + (long)count * d) * 4 > r.Remaining)
             throw r.Corrupt("declared sizes exceed the payload");
         var orderings = new int[count][];
         for (int e = 0; e < count; e++)
@@ -214,13 +227,14 @@ public sealed class DeepRnadeModel : DensityModel
             foreach (var o in orderings[e]) { if (o < 0 || o >= d || seen[o]) throw r.Corrupt("an ordering is not a permutation"); seen[o] = true; }
         }
         var std = ColumnStandardizer.Read(r, d);
-        var widths = new List<int> { 2 * d };
+        var widths = new List<int> { inputs };
         widths.AddRange(Enumerable.Repeat(h, layers));
         widths.Add(d * 3 * k);
         var dense = new DenseLayer[widths.Count - 1];
         for (int l = 0; l < dense.Length; l++)
             dense[l] = new DenseLayer($"deep.{l}", widths[l], widths[l + 1], l == dense.Length - 1 ? Activation.Identity : act,
                 r.ReadParameters("layer weights", widths[l] * widths[l + 1]), r.ReadParameters("layer biases", widths[l + 1]));
-        return new DeepRnadeModel(new DeepRnadeNetwork(d, k, act, dense), orderings, std);
+        var directWeights = direct ? r.ReadParameters("direct weights", d * d * 3 * k) : null;
+        return new DeepRnadeModel(new DeepRnadeNetwork(d, k, act, connectivity, dense, directWeights), orderings, std);
     }
 }

@@ -11,30 +11,50 @@ namespace Microsoft.ML.DeepDensity.Models.Rnade;
 /// [x ⊙ m, m] (2D inputs), through L hidden layers to the mixture outputs of every dimension (D × 3K, laid out like
 /// <see cref="RnadeNetwork"/>'s [z^α | z^μ | z^σ] per dimension). The mixture density and its gradient are
 /// <see cref="RnadeNetwork.Mixture"/>'s, on the outputs of one dimension for a block of rows, stored transposed.
+/// With <see cref="DeepRnadeConnectivity.Autoregressive"/> the input is x alone and the weights are masked per ordering
+/// (DeepRnadeNetwork.Autoregressive.cs).
 /// </summary>
-internal sealed class DeepRnadeNetwork
+internal sealed partial class DeepRnadeNetwork
 {
     public readonly int D, H, HiddenLayers, K;
     public readonly Activation Activation;
+    public readonly DeepRnadeConnectivity Connectivity;
     public readonly Mlp Net;
+    /// <summary>Autoregressive connectivity only, optional: direct input → output weights (D × D·3K, masked like the
+    /// output layer with strict degrees), a linear autoregressive term added to every mixture output.</summary>
+    public readonly Parameter? Direct;
     public readonly ParameterSet Parameters = new();
 
-    public DeepRnadeNetwork(int dimension, int hidden, int hiddenLayers, int components, Activation activation)
-        : this(dimension, components, activation,
-               new Mlp("deep", 2 * dimension, Enumerable.Repeat(hidden, hiddenLayers).ToArray(), dimension * 3 * components, activation).Layers) { }
+    public DeepRnadeNetwork(int dimension, int hidden, int hiddenLayers, int components, Activation activation,
+        DeepRnadeConnectivity connectivity = DeepRnadeConnectivity.MaskedInput, bool directConnections = false)
+        : this(dimension, components, activation, connectivity,
+               new Mlp("deep", Inputs(dimension, connectivity), Enumerable.Repeat(hidden, hiddenLayers).ToArray(), dimension * 3 * components, activation).Layers,
+               directConnections ? new float[checked(dimension * dimension * 3 * components)] : null) { }
 
-    /// <summary>Wraps existing layers (a loaded model): 2D → H → … → H → D·3K.</summary>
-    public DeepRnadeNetwork(int dimension, int components, Activation activation, IReadOnlyList<DenseLayer> layers)
+    /// <summary>Wraps existing layers (a loaded model): 2D (masked input) or D (autoregressive) → H → … → H → D·3K.</summary>
+    public DeepRnadeNetwork(int dimension, int components, Activation activation, DeepRnadeConnectivity connectivity, IReadOnlyList<DenseLayer> layers,
+        float[]? direct = null)
     {
-        D = dimension; K = components; Activation = activation;
+        D = dimension; K = components; Activation = activation; Connectivity = connectivity;
         Net = new Mlp("deep", layers);
-        if (Net.Inputs != 2 * D || Net.Outputs != D * K3 || layers.Count < 2)
-            throw new ArgumentException("A deep RNADE needs 2D inputs, at least one hidden layer and D·3K outputs.", nameof(layers));
+        if (Net.Inputs != Inputs(D, connectivity) || Net.Outputs != D * K3 || layers.Count < 2)
+            throw new ArgumentException($"A deep RNADE ({connectivity}) needs {Inputs(D, connectivity)} inputs, at least one hidden layer and D·3K outputs.", nameof(layers));
         H = layers[0].Outputs; HiddenLayers = layers.Count - 1;
         Net.Register(Parameters);
+        if (direct is not null)
+        {
+            if (connectivity != DeepRnadeConnectivity.Autoregressive || direct.Length != D * D * K3)
+                throw new ArgumentException("Direct connections need the autoregressive connectivity and D × D·3K weights.", nameof(direct));
+            Direct = new Parameter("deep.direct", direct);
+            Parameters.Add(Direct);
+        }
     }
 
     public int K3 => 3 * K;
+
+    /// <summary>Network inputs: [x ⊙ m, m] (2D) for the masked input, x (D) for the autoregressive masks.</summary>
+    public static int Inputs(int dimension, DeepRnadeConnectivity connectivity)
+        => connectivity == DeepRnadeConnectivity.Autoregressive ? dimension : 2 * dimension;
     private DenseLayer Output => Net.Layers[^1];
 
     /// <summary>Use the scalar mixture code even when AVX2/FMA are available (tests of the portable path).</summary>
@@ -54,6 +74,9 @@ internal sealed class DeepRnadeNetwork
     {
         public readonly int Rows, Stride;
         public readonly Mlp.Workspace Mlp;
+        /// <summary>Autoregressive connectivity: the masked weights and their gradient (null otherwise).</summary>
+        public readonly MaskedView? View;
+        public readonly GradientBuffers? ViewGradients;
         public readonly float[] Input, OutputGradient, Weight, ZT, DZT, XColumn, LogP, Mixture, Z, Pre;
         public readonly float[][] Hidden;
         public readonly int[] Permutation;
@@ -69,7 +92,16 @@ internal sealed class DeepRnadeNetwork
             XColumn = new float[Stride]; LogP = new float[Stride];
             Mixture = new float[24 * net.K];
             Permutation = new int[d];
-            if (forTraining)
+            if (net.Connectivity == DeepRnadeConnectivity.Autoregressive)
+            {
+                View = new MaskedView(net);
+                Mlp = View.Net.CreateWorkspace(rows);
+                Input = Weight = Pre = Z = Array.Empty<float>();
+                Hidden = Array.Empty<float[]>();
+                OutputGradient = forTraining ? new float[rows * d * k3] : Array.Empty<float>();
+                if (forTraining) { Gradients = GradientBuffers.Create(net.Parameters); ViewGradients = GradientBuffers.Create(View.Parameters); }
+            }
+            else if (forTraining)
             {
                 Input = new float[rows * 2 * d];
                 Pre = Array.Empty<float>();
@@ -90,13 +122,16 @@ internal sealed class DeepRnadeNetwork
     }
 
     /// <summary>
-    /// One training block: per row, draws the observed set (d uniform in 0…D−1; the first d of a random permutation when
+    /// One training block. Autoregressive: one of <paramref name="orderings"/> per block, all its conditionals
+    /// (DeepRnadeNetwork.Autoregressive.cs). Masked input: per row, draws the observed set (d uniform in 0…D−1; the first d of a random permutation when
     /// <paramref name="fixedOrder"/> is null, else of the fixed order) and returns the sum over rows of the unbiased
     /// log-likelihood estimate (see <see cref="DeepRnadeOptions"/>). Leaves <paramref name="gradScale"/> × its gradient in
     /// the workspace's <see cref="Workspace.Gradients"/> (overwritten).
     /// </summary>
-    public double TrainBlock(ReadOnlySpan<float> x, int n, Workspace ws, RandomStream random, int[]? fixedOrder, float gradScale, bool scaleMeanBySigma)
+    public double TrainBlock(ReadOnlySpan<float> x, int n, Workspace ws, RandomStream random, int[]? fixedOrder, int[][] orderings, float gradScale, bool scaleMeanBySigma)
     {
+        if (Connectivity == DeepRnadeConnectivity.Autoregressive)
+            return TrainBlockAutoregressive(x, n, ws, random, fixedOrder is null ? orderings : [fixedOrder], gradScale, scaleMeanBySigma);
         int d = D, k3 = K3, s = ws.Stride, width = d * k3;
         var input = ws.Input.AsSpan(0, n * 2 * d);
         input.Clear();
@@ -155,6 +190,7 @@ internal sealed class DeepRnadeNetwork
     /// </summary>
     public void LogDensity(ReadOnlySpan<float> x, int n, int[] order, Workspace ws, Span<float> logp)
     {
+        if (Connectivity == DeepRnadeConnectivity.Autoregressive) { LogDensityAutoregressive(x, n, order, ws, logp); return; }
         int d = D, h = H, k3 = K3, s = ws.Stride, width = d * k3;
         var first = Net.Layers[0];
         var pre = ws.Pre.AsSpan(0, n * h);
@@ -203,25 +239,19 @@ internal sealed class DeepRnadeNetwork
     /// <summary>Ancestral sampling of one row along <paramref name="order"/> (model space) into <paramref name="x"/>.</summary>
     public void SampleRow(int[] order, Workspace ws, RandomStream random, Span<float> x)
     {
+        if (Connectivity == DeepRnadeConnectivity.Autoregressive) { SampleRowAutoregressive(order, ws, random, x); return; }
         int d = D, h = H, k3 = K3, width = d * k3;
         var first = Net.Layers[0];
         var pre = ws.Pre.AsSpan(0, h);
         first.Bias.Value.CopyTo(pre);
         var z = ws.Z.AsSpan(0, k3);
-        Span<float> alpha = stackalloc float[K];
         var w1 = first.Weight.Value.AsSpan();
         foreach (int i in order)
         {
             var hidden = Hidden(1, ws, pre);
             Output.Bias.Value.AsSpan(i * k3, k3).CopyTo(z);
             Gemm.Multiply(false, false, 1, k3, h, 1f, hidden, h, Output.Weight.Value.AsSpan(i * k3), width, 1f, z, k3, allowParallel: false);
-            z[..K].CopyTo(alpha);
-            RowOps.SoftmaxRows(alpha, 1, K);
-            int c = random.NextCategorical(alpha);
-            // Saturated as in RnadeNetwork.Sample (σ ≤ e^80, |x| ≤ 1e6 standardised units), so that any file the loader
-            // accepts samples finite values; a NaN mean (overflowing products of a forged file) draws 0.
-            float v = z[K + c] + MathF.Exp(MathF.Min(z[2 * K + c], 80f)) * (float)random.NextGaussian();
-            v = float.IsNaN(v) ? 0f : Math.Clamp(v, -RnadeNetwork.MaxStandardizedSample, RnadeNetwork.MaxStandardizedSample);
+            float v = SampleMixture(z, random);
             x[i] = v;
             TensorPrimitives.MultiplyAdd(w1.Slice(i * h, h), v, pre, pre);
             TensorPrimitives.Add(pre, w1.Slice((d + i) * h, h), pre);

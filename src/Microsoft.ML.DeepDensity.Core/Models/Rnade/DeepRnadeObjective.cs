@@ -17,7 +17,7 @@ internal sealed class DeepRnadeObjective : IGradientObjective
     private readonly int[]? _fixedOrder;
     private readonly bool _scaleMeanBySigma;
     private readonly double _logJacobian;
-    private readonly int[][] _validationOrderings;
+    private readonly int[][] _validationOrderings, _trainingOrderings;
     private readonly List<DeepRnadeNetwork.Workspace> _workspaces = new();
     private readonly List<GradientBuffers> _gradients = new();
     private readonly List<DeepRnadeNetwork.Workspace> _evalWorkspaces = new();
@@ -25,8 +25,9 @@ internal sealed class DeepRnadeObjective : IGradientObjective
     private double[] _sums = Array.Empty<double>();
 
     public DeepRnadeObjective(DeepRnadeNetwork net, int rowsPerBlock, int[]? fixedOrder, bool scaleMeanBySigma, double logJacobian,
-        int[][] validationOrderings, CancellationToken cancellationToken = default)
+        int[][] validationOrderings, int[][] trainingOrderings, CancellationToken cancellationToken = default)
     {
+        _trainingOrderings = trainingOrderings;
         _net = net; _rowsPerBlock = rowsPerBlock; _fixedOrder = fixedOrder; _scaleMeanBySigma = scaleMeanBySigma;
         _logJacobian = logJacobian; _validationOrderings = validationOrderings; _cancellationToken = cancellationToken;
     }
@@ -64,7 +65,7 @@ internal sealed class DeepRnadeObjective : IGradientObjective
                     int start = b * _rowsPerBlock, n = Math.Min(_rowsPerBlock, count - start);
                     var x = new ReadOnlySpan<float>((float*)address + (long)start * d, n * d);
                     var ws = workspaces[i];
-                    if (withGradient) sums[b] = _net.TrainBlock(x, n, ws, random.Fork((ulong)b), _fixedOrder, scale, _scaleMeanBySigma);
+                    if (withGradient) sums[b] = _net.TrainBlock(x, n, ws, random.Fork((ulong)b), _fixedOrder, _trainingOrderings, scale, _scaleMeanBySigma);
                     else
                     {
                         var logp = new float[n];

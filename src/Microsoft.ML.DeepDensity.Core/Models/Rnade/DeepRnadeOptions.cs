@@ -1,5 +1,17 @@
 namespace Microsoft.ML.DeepDensity.Models.Rnade;
 
+/// <summary>How a deep RNADE's network sees the observed dimensions.</summary>
+public enum DeepRnadeConnectivity
+{
+    /// <summary>Uria et al. (2014): the network reads [x ⊙ m, m] for a mask m of observed dimensions; training draws
+    /// one mask per row and trains that mask's conditionals (one conditional per row with a fixed order).</summary>
+    MaskedInput,
+    /// <summary>MADE-style masked weights (Germain et al. 2015): for an ordering, each hidden unit gets a degree and
+    /// the output of the dimension at position i sees only units of degree &lt; i, so one pass gives all D
+    /// conditionals of that ordering and every training row trains all of them (as a shallow RNADE does).</summary>
+    Autoregressive,
+}
+
 /// <summary>
 /// Hyper-parameters of <see cref="DeepRnadeModel"/>: the deep, order-agnostic RNADE of Uria, Murray &amp; Larochelle
 /// ("A deep and tractable density estimator", ICML 2014). Everything of <see cref="RnadeOptions"/> applies
@@ -29,7 +41,20 @@ public sealed class DeepRnadeOptions : RnadeOptions
         public const int Orderings = 8;
         /// <summary>Default of <see cref="DeepRnadeOptions.ValidationOrderings"/>.</summary>
         public const int ValidationOrderings = 1;
+        /// <summary>Default of <see cref="DeepRnadeOptions.Connectivity"/>.</summary>
+        public const DeepRnadeConnectivity Connectivity = DeepRnadeConnectivity.MaskedInput;
+        /// <summary>Default of <see cref="DeepRnadeOptions.DirectConnections"/>.</summary>
+        public const bool DirectConnections = false;
     }
+
+    /// <summary>Autoregressive connectivity only: direct input → output weights (MADE's direct connections), a masked
+    /// linear autoregressive term added to every mixture output; they start at zero. Default <see cref="Defaults.DirectConnections"/>.</summary>
+    public bool DirectConnections { get; set; } = Defaults.DirectConnections;
+
+    /// <summary>How the network sees the observed dimensions (see <see cref="DeepRnadeConnectivity"/>). With
+    /// <see cref="DeepRnadeConnectivity.Autoregressive"/>, order-agnostic training draws one of the
+    /// <see cref="Orderings"/> orderings per block of rows and trains all its conditionals. Default <see cref="Defaults.Connectivity"/>.</summary>
+    public DeepRnadeConnectivity Connectivity { get; set; } = Defaults.Connectivity;
 
     /// <summary>Number of hidden layers, each of <see cref="RnadeOptions.HiddenUnits"/> units. Default <see cref="Defaults.HiddenLayers"/>.</summary>
     public int HiddenLayers { get; set; } = Defaults.HiddenLayers;
@@ -53,6 +78,9 @@ public sealed class DeepRnadeOptions : RnadeOptions
         base.Validate();
         Check(HiddenLayers >= 1, nameof(HiddenLayers), HiddenLayers, "must be at least 1");
         Check(Orderings >= 1, nameof(Orderings), Orderings, "must be at least 1");
+        Check(Enum.IsDefined(Connectivity), nameof(Connectivity), Connectivity, "is not a defined connectivity");
+        Check(!DirectConnections || Connectivity == DeepRnadeConnectivity.Autoregressive, nameof(DirectConnections), DirectConnections,
+            "needs Connectivity = Autoregressive");
         Check(ValidationOrderings >= 1, nameof(ValidationOrderings), ValidationOrderings, "must be at least 1");
     }
 }
