@@ -17,6 +17,7 @@ public sealed class RandomStream
 {
     private ulong _s0, _s1, _s2, _s3;
     private ulong _key; // not readonly: ForkInto re-seeds a scratch stream in place
+    private ulong _forkOffset; // added to every Fork key (WithForkOffset); 0 for every stream made by a seed
     private bool _hasSpareGaussian;
     private double _spareGaussian;
 
@@ -31,6 +32,7 @@ public sealed class RandomStream
         if ((_s0 | _s1 | _s2 | _s3) == 0) _s0 = 1;
         _hasSpareGaussian = false;
         _spareGaussian = 0;
+        _forkOffset = 0;
     }
 
     /// <summary>The key that identifies this stream (its children are derived from it).</summary>
@@ -43,7 +45,19 @@ public sealed class RandomStream
     /// one-row scoring reuses its streams).</summary>
     internal void ForkInto(ulong key, RandomStream child) => child.Seed(ChildSeed(key));
 
-    private ulong ChildSeed(ulong key) => Mix(_key + Mix(key + 0xD1B54A32D192ED03UL));
+    private ulong ChildSeed(ulong key) => Mix(_key + Mix(key + _forkOffset + 0xD1B54A32D192ED03UL));
+
+    /// <summary>
+    /// A copy of this stream (same key and state) whose <c>Fork(k)</c> is this stream's <c>Fork(offset + k)</c>: a
+    /// computation that forks one child per block, handed only the blocks from <paramref name="offset"/> on (a partition
+    /// of a batch), draws the noise those blocks get in the whole batch (<see cref="Training.GradientPartial"/>).
+    /// </summary>
+    internal RandomStream WithForkOffset(ulong offset)
+    {
+        var copy = (RandomStream)MemberwiseClone();
+        copy._forkOffset = _forkOffset + offset;
+        return copy;
+    }
 
     /// <summary>Child for a two-part key (e.g. epoch and block).</summary>
     public RandomStream Fork(ulong key1, ulong key2) => Fork(key1).Fork(key2);

@@ -34,6 +34,24 @@ internal abstract class Optimizer
     /// <summary>Forgets moment estimates (after a divergence restore).</summary>
     public abstract void Reset();
 
+    /// <summary>
+    /// The training loop's update from the gradients in place (a minibatch's, or a data-parallel step's merged mean):
+    /// global-norm clipping to <paramref name="clipNorm"/> when it is positive, then the step. False when a gradient was
+    /// not finite; the parameters may then hold non-finite values and the caller restores its last good state.
+    /// </summary>
+    public bool ClipAndStep(ParameterSet parameters, float clipNorm, float learningRate)
+    {
+        if (clipNorm > 0)
+        {
+            if (!double.IsFinite(parameters.ClipGradientNorm(clipNorm))) return false;
+            Step(parameters, learningRate);
+            return true;
+        }
+        // Without clipping the optimiser tests the gradients in its own pass; after a non-finite one the parameters
+        // are not finite either, and the caller restores the last good state and resets the optimiser.
+        return StepIfFinite(parameters, learningRate);
+    }
+
     /// <summary>Creates the optimiser described by <paramref name="options"/>.</summary>
     public static Optimizer Create(GradientTrainingOptions options) => options.Optimizer switch
     {

@@ -170,15 +170,7 @@ public static class TrainingLoop
         {
             double objective = _model.ComputeGradient(step.Batch, step.Random);
             if (!double.IsFinite(objective)) return double.NaN;
-            if (_options.GradientClipNorm > 0)
-            {
-                if (!double.IsFinite(_model.Parameters.ClipGradientNorm(_options.GradientClipNorm))) return double.NaN;
-                _optimizer.Step(_model.Parameters, step.LearningRate);
-            }
-            // Without clipping the optimiser tests the gradients in its own pass; after a non-finite one the parameters
-            // are not finite either, and the driver restores the last good state and resets the optimiser.
-            else if (!_optimizer.StepIfFinite(_model.Parameters, step.LearningRate)) return double.NaN;
-            return objective;
+            return _optimizer.ClipAndStep(_model.Parameters, _options.GradientClipNorm, step.LearningRate) ? objective : double.NaN;
         }
 
         public EpochFigures? EndEpoch(TrainingEpoch epoch)

@@ -139,7 +139,7 @@ public sealed partial class DeepGmmModel : DensityModel
     /// <summary>Progress units: an E-step plus M-step of the deep model, or of the GMM its top layer is pretrained as.</summary>
     private const string EmUnit = "EM iteration", PretrainingUnit = "pretraining EM iteration";
 
-    private static RowMatrix Standardized(RowMatrix data, ColumnStandardizer s)
+    internal static RowMatrix Standardized(RowMatrix data, ColumnStandardizer s)
     {
         var result = new RowMatrix(data.Rows, data.Columns);
         s.Forward(data.AsSpan(), result.AsSpan(), data.Rows);

@@ -93,17 +93,11 @@ internal sealed class StreamedEmTrainable : EmTrainable
             var e = _trainer.EStepExact(_net, _ct);
             sum += e.MeanLogLikelihood * window.Count;
             n += window.Count;
-            AddPathWeights(weight);
+            _trainer.AddPathWeights(weight);
         }
         _pathWeight = weight;
         _scored = _net.Clone();
         return new DeepGmmTrainer.EStepResult(sum / n, true, 0);
-    }
-
-    private void AddPathWeights(double[] weight)
-    {
-        var (_, weights) = _trainer.PathMembers();
-        for (int p = 0; p < weight.Length; p++) foreach (var w in weights[p]) weight[p] += w;
     }
 
     /// <summary>Priors and re-seeding from the path weights, then per layer from the top: a pass summing the layer's

@@ -42,6 +42,14 @@ internal sealed partial class DeepGmmTrainer
         return (rows, weights);
     }
 
+    /// <summary>Adds every path's weight (Σ of its members' weights, float64 in row order) under the last E-step of the
+    /// current rows: what a streamed or data-parallel E-step sums over windows or partitions.</summary>
+    internal void AddPathWeights(double[] weight)
+    {
+        var (_, weights) = PathMembers();
+        for (int p = 0; p < weight.Length; p++) foreach (var w in weights[p]) weight[p] += w;
+    }
+
     // ------------------------------------------------------------------ M-step
 
     /// <summary>What an M-step did.</summary>

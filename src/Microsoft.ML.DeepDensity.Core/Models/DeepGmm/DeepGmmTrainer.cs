@@ -81,14 +81,26 @@ internal sealed partial class DeepGmmTrainer
     {
         int d = x.Width;
         var sum = new double[d]; var sq = new double[d];
-        long n = Training.RowStream.ForEachBlock(x, (rows, count) =>
+        long n = Training.RowStream.ForEachBlock(x, (rows, count) => AddColumnSums(rows, count, sum, sq), cancellationToken);
+        return (ColumnVariances(sum, sq, n), n);
+    }
+
+    /// <summary>Adds each column's Σx and Σx² (float64, row by row in order) of <paramref name="count"/> rows.</summary>
+    internal static void AddColumnSums(ReadOnlySpan<float> rows, int count, double[] sum, double[] sq)
+    {
+        int d = sum.Length;
+        for (int r = 0; r < count; r++)
         {
-            for (int r = 0; r < count; r++)
-            {
-                var row = rows.Slice(r * d, d);
-                for (int c = 0; c < d; c++) { sum[c] += row[c]; sq[c] += (double)row[c] * row[c]; }
-            }
-        }, cancellationToken);
+            var row = rows.Slice(r * d, d);
+            for (int c = 0; c < d; c++) { sum[c] += row[c]; sq[c] += (double)row[c] * row[c]; }
+        }
+    }
+
+    /// <summary>Column variances from the columns' Σx and Σx² over <paramref name="n"/> rows (a constant column gets
+    /// the mean of the others, or 1).</summary>
+    internal static double[] ColumnVariances(double[] sum, double[] sq, long n)
+    {
+        int d = sum.Length;
         var v = new double[d];
         double total = 0; int positive = 0;
         for (int c = 0; c < d; c++)
@@ -98,7 +110,7 @@ internal sealed partial class DeepGmmTrainer
         }
         double fallback = positive > 0 ? total / positive : 1.0;
         for (int c = 0; c < d; c++) if (!(v[c] > 0) || !double.IsFinite(v[c])) v[c] = fallback;
-        return (v, n);
+        return v;
     }
 
     private double MinNodeWeight => _options.MinNodeWeight > 0 ? _options.MinNodeWeight : _d + 1;

@@ -115,6 +115,24 @@ public sealed class RnadeModel : DensityModel
         return ModelFile.EnsureTrainedModelLoadable(new RnadeModel(network, order, standardizer) { TrainingSummary = summary });
     }
 
+    /// <summary>
+    /// A trainable copy of this model's parameters as a gradient objective over rows of its input columns, for
+    /// data-parallel training (docs/scaling.md, "Beyond one machine"): a worker computes <see cref="GradientPartial"/>s
+    /// with it, the driver steps its parameters. <paramref name="options"/> give the training settings it uses
+    /// (<see cref="RnadeOptions.RowsPerBlock"/>, <see cref="RnadeOptions.ScaleMeanGradientBySigma"/>; default: the
+    /// defaults); the architecture, order and standardisation are the model's. This model is not changed.
+    /// </summary>
+    public ModelTrainingObjective<RnadeModel> CreateTrainingObjective(RnadeOptions? options = null)
+    {
+        options ??= new RnadeOptions();
+        if (options is DeepRnadeOptions)
+            throw new ArgumentException("DeepRnadeOptions describe a deep RNADE, not this model.", nameof(options));
+        options.Validate();
+        var copy = (RnadeModel)FromBytes(ToBytes());
+        return new ModelTrainingObjective<RnadeModel>(copy,
+            new RnadeObjective(copy.Network, options.RowsPerBlock, options.ScaleMeanGradientBySigma, copy.Standardizer.LogJacobian), copy.ToModelSpace);
+    }
+
     /// <summary>Reorders each row of a block into model order (a streamed Fit's map).</summary>
     private static RowBlockMap Permuter(int[] order) => (rows, n, _) =>
     {
@@ -190,7 +208,7 @@ public sealed class RnadeModel : DensityModel
                 for (int p = 0; p < d; p++) dst[r * d + _order[p]] = modelSpace[r * d + p];
         });
 
-    private void ToModelSpace(ReadOnlySpan<float> raw, Span<float> x, int n)
+    internal void ToModelSpace(ReadOnlySpan<float> raw, Span<float> x, int n)
     {
         int d = Dimension;
         var order = _order; var mean = _standardizer.Mean; var scale = _standardizer.Scale;
