@@ -19,7 +19,7 @@ public sealed class RnadeBenchmark : IBenchmark
     public string Name => "rnade";
     public string Description => "RNADE vs PyTorch under a wall-time budget: validation-LL curves, test LL, examples/s (--dataset digits|fashion, --minutes 10, " +
                                  "--hidden 100, --components 10, --lr, --batch, --clip, --sigma-scaled, --decay, --max-epochs, --train N, --seed, --no-peer, " +
-                                 "--peer-threads 0=best, --deep|--deep-only [--deep-configs L×H:oa|fixed[:ar],...] [--deep-components] [--deep-minutes] [--orderings 1,2,4,8,16] [--deep-lr] [--deep-patience] [--deep-max-epochs], --profile)";
+                                 "--peer-threads 0=best, --deep|--deep-only [--deep-configs L×H:oa|fixed[:ar],...] [--deep-components] [--deep-minutes] [--orderings 1,2,4,8,16] [--deep-lr] [--deep-decay] [--deep-patience] [--deep-max-epochs], --profile)";
 
     public int Run(BenchmarkArgs args)
     {
@@ -130,6 +130,7 @@ public sealed class RnadeBenchmark : IBenchmark
             };
             options.MaxEpochs = args.Int("deep-max-epochs", options.MaxEpochs);
             options.LearningRate = (float)args.Double("deep-lr", options.LearningRate);
+            options.LearningRateDecay = (float)args.Double("deep-decay", options.LearningRateDecay);
             // The deep models' validation curves are noisy (one random mask or conditional per row and step): a longer patience.
             options.EarlyStoppingPatience = args.Int("deep-patience", options.EarlyStoppingPatience);
             options.Orderings = orderingGrid.Max();
@@ -139,7 +140,7 @@ public sealed class RnadeBenchmark : IBenchmark
             double fitSeconds = clock.Elapsed.TotalSeconds;
             var summary = model.TrainingSummary!;
             Console.WriteLine();
-            Console.WriteLine($"deep RNADE {options.HiddenLayers}×{options.HiddenUnits} {(options.OrderAgnostic ? "order-agnostic" : "fixed order")}, {options.Connectivity}{(options.DirectConnections ? " + direct" : "")}, K={options.Components}, lr={options.LearningRate:G3}, " +
+            Console.WriteLine($"deep RNADE {options.HiddenLayers}×{options.HiddenUnits} {(options.OrderAgnostic ? "order-agnostic" : "fixed order")}, {options.Connectivity}{(options.DirectConnections ? " + direct" : "")}, K={options.Components}, lr={options.LearningRate:G3} (decay {options.LearningRateDecay:G3}/epoch), " +
                               $"{model.ParameterCount} parameters: fit {fitSeconds:F1} s, {summary.EpochsRun} epochs (best {summary.BestEpoch})");
             PrintCurves(summary.History.Select(h => (h.Epoch, h.Elapsed.TotalSeconds, h.ValidationLogLikelihood ?? double.NaN)).ToList(), new());
             // Ensembles of the first k orderings: k chosen on validation, the test figure of that k reported.

@@ -2,7 +2,8 @@
 (hidden probabilities in the statistics, sampled negative visible states, minibatch mean, plain SGD).
 
 usage: rbm_torch.py TRAIN.f32 N D HIDDEN BATCH LR EPOCHS SEED OUT_PREFIX K PERSISTENT(0/1)
-Prints TRAIN_SECONDS, TRAIN_CPU_SECONDS (all threads), EXAMPLES_PER_SECOND; writes OUT_PREFIX.{W,b,c}.f32.
+Prints TRAIN_SECONDS, TRAIN_CPU_SECONDS (all threads), EXAMPLES_PER_SECOND, SCORE_ROWS_PER_SECOND (the unnormalised
+log-density -F(x) = b.x + sum softplus(c + xW) of every training row, best of 3); writes OUT_PREFIX.{W,b,c}.f32.
 """
 import sys, time
 import peer_setup  # threads and BLAS report; must precede numpy/torch
@@ -52,6 +53,13 @@ with torch.no_grad():
 print("TRAIN_SECONDS", seconds)
 print("TRAIN_CPU_SECONDS", cpu)
 print("EXAMPLES_PER_SECOND", n * epochs / seconds)
+with torch.no_grad():
+    score = float("inf")
+    for _ in range(3):
+        t = time.perf_counter()
+        neg_f = torch.mv(X, b) + torch.nn.functional.softplus(torch.addmm(c, X, W)).sum(1)
+        score = min(score, time.perf_counter() - t)
+print("SCORE_ROWS_PER_SECOND", n / score)
 W.numpy().astype(np.float32).tofile(out + ".W.f32")
 b.numpy().astype(np.float32).tofile(out + ".b.f32")
 c.numpy().astype(np.float32).tofile(out + ".c.f32")

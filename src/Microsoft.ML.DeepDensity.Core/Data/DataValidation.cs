@@ -1,3 +1,6 @@
+using System.Numerics;
+using System.Runtime.InteropServices;
+
 namespace Microsoft.ML.DeepDensity.Data;
 
 /// <summary>Bad input data: names the row, the column and the problem.</summary>
@@ -101,17 +104,44 @@ public static class DataValidation
         CheckSequences(data, expectedFrameSize, domain, source);
     }
 
+    // Both checks run once per scored row before any model arithmetic, so they are vectorised (a scalar loop is one
+    // dependent add per value: ~1 µs for a 784-pixel row, more than an RBM's whole score of it).
+
     private static bool AllFinite(ReadOnlySpan<float> row)
     {
-        // x - x is 0 for finite x and NaN for NaN/±inf; the sum is NaN iff any value is non-finite.
-        float acc = 0;
-        foreach (var v in row) acc += v - v;
-        return acc == 0f;
+        // x - x is 0 for finite x and NaN for NaN/±inf; a lane's sum is NaN iff any of its values is non-finite.
+        int i = 0, width = Vector<float>.Count;
+        if (Vector.IsHardwareAccelerated && row.Length >= width)
+        {
+            ref float r0 = ref MemoryMarshal.GetReference(row);
+            var acc = Vector<float>.Zero;
+            for (; i <= row.Length - width; i += width)
+            {
+                var v = Vector.LoadUnsafe(ref r0, (nuint)i);
+                acc += v - v;
+            }
+            if (!Vector.EqualsAll(acc, Vector<float>.Zero)) return false;
+        }
+        float tail = 0;
+        for (; i < row.Length; i++) tail += row[i] - row[i];
+        return tail == 0f;
     }
 
     private static bool AllBinary(ReadOnlySpan<float> row)
     {
-        foreach (var v in row) if (v != 0f && v != 1f) return false;
+        int i = 0, width = Vector<float>.Count;
+        if (Vector.IsHardwareAccelerated && row.Length >= width)
+        {
+            ref float r0 = ref MemoryMarshal.GetReference(row);
+            var ok = Vector<int>.AllBitsSet;
+            for (; i <= row.Length - width; i += width)
+            {
+                var v = Vector.LoadUnsafe(ref r0, (nuint)i);
+                ok &= Vector.Equals(v, Vector<float>.Zero) | Vector.Equals(v, Vector<float>.One);
+            }
+            if (!Vector.EqualsAll(ok, Vector<int>.AllBitsSet)) return false;
+        }
+        for (; i < row.Length; i++) if (row[i] != 0f && row[i] != 1f) return false;
         return true;
     }
 }

@@ -50,18 +50,6 @@ public sealed class GradientPartial
         return FromMeanGradient(objective.Parameters, count, sum);
     }
 
-    /// <summary><see cref="Compute(IGradientObjective, ReadOnlySpan{float}, int, RandomStream, int)"/> for any batch (rows or
-    /// sequences, <see cref="IBatchGradientObjective"/>).</summary>
-    public static GradientPartial Compute(IBatchGradientObjective objective, TrainingBatch batch, RandomStream random, int firstBlock = 0)
-    {
-        ArgumentNullException.ThrowIfNull(objective);
-        ArgumentNullException.ThrowIfNull(batch);
-        Check(batch.Count, random, firstBlock);
-        if (batch.Count == 0) return Empty(objective.Parameters);
-        double sum = objective.ComputeGradient(batch, Offset(random, firstBlock));
-        return FromMeanGradient(objective.Parameters, batch.Count, sum);
-    }
-
     private static void Check(int count, RandomStream random, int firstBlock)
     {
         ArgumentNullException.ThrowIfNull(random);

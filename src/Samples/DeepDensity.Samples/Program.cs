@@ -3,6 +3,13 @@ using DeepDensity.Samples;
 using Microsoft.ML.DeepDensity.Models.Rnade;
 using Microsoft.ML.DeepDensity.Training;
 
+// `-- data-parallel [epochs]`: the same data trained by two simulated workers (docs/scaling.md, "Beyond one machine").
+if (args.Length > 0 && args[0] == "data-parallel")
+{
+    DataParallelSample.Run(args.Length > 1 && int.TryParse(args[1], out var dpEpochs) ? dpEpochs : 20);
+    return;
+}
+
 // The main job: train RNADE on the shipped 8×8 digits, report held-out log-likelihood and the most anomalous test rows.
 int epochs = args.Length > 0 && int.TryParse(args[0], out var e) ? e : 40;
 var data = SampleData.LoadDigits();

@@ -17,7 +17,7 @@ public static class ModelCases
         ModelCase.Gradient("Rnade", InputDomain.Real, DensityKind.Exact, ConformanceData.Real,
             () => new RnadeOptions { HiddenUnits = 8, Components = 3 }, (data, valid, o, progress, ct) => RnadeModel.Fit(data, o, valid, progress, ct)) with { ScaleEquivarianceTolerance = 1e-4 },
         ModelCase.Gradient("DeepRnade", InputDomain.Real, DensityKind.Exact, ConformanceData.Real,
-            () => new DeepRnadeOptions { HiddenUnits = 8, Components = 3, Orderings = 3 }, (data, valid, o, progress, ct) => DeepRnadeModel.Fit(data, o, valid, progress, ct)) with { ScaleEquivarianceTolerance = 1e-4 },
+            () => new DeepRnadeOptions { HiddenUnits = 8, Components = 3, Orderings = 3, Connectivity = DeepRnadeConnectivity.MaskedInput }, (data, valid, o, progress, ct) => DeepRnadeModel.Fit(data, o, valid, progress, ct)) with { ScaleEquivarianceTolerance = 1e-4 },
         ModelCase.Gradient("DeepRnadeAutoregressive", InputDomain.Real, DensityKind.Exact, ConformanceData.Real,
             () => new DeepRnadeOptions { HiddenUnits = 8, Components = 3, Orderings = 3, Connectivity = DeepRnadeConnectivity.Autoregressive, DirectConnections = true },
             (data, valid, o, progress, ct) => DeepRnadeModel.Fit(data, o, valid, progress, ct)) with { ScaleEquivarianceTolerance = 1e-4 },

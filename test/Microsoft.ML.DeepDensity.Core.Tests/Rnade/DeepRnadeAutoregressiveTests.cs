@@ -98,10 +98,14 @@ public class DeepRnadeAutoregressiveTests
     }
 
     [Fact]
-    public void DirectConnectionsNeedTheAutoregressiveConnectivity()
+    public void TheDefaultsAreAutoregressiveWithDirectConnectionsWhichTheMaskedInputIgnores()
     {
-        var data = new RowMatrix(20, 2);
+        var data = new RowMatrix(40, 2);
         new RandomStream(1).FillGaussian(data.Values);
-        Assert.Throws<ArgumentOutOfRangeException>(() => DeepRnadeModel.Fit(data, new DeepRnadeOptions { DirectConnections = true }));
+        var fit = DeepRnadeModel.Fit(data, new DeepRnadeOptions { HiddenUnits = 4, MaxEpochs = 1 });
+        Assert.Equal(DeepRnadeConnectivity.Autoregressive, fit.Connectivity);
+        Assert.True(fit.DirectConnections);
+        var masked = DeepRnadeModel.Fit(data, new DeepRnadeOptions { HiddenUnits = 4, MaxEpochs = 1, Connectivity = DeepRnadeConnectivity.MaskedInput });
+        Assert.False(masked.DirectConnections);
     }
 }

@@ -85,6 +85,21 @@ public sealed class IwaeModel : ImportanceSampledModel
         { TrainingSummary = summary });
     }
 
+    /// <summary>
+    /// A trainable copy of this model's parameters as a gradient objective over its input rows, for data-parallel
+    /// training (docs/scaling.md, "Beyond one machine"): the k-sample bound with the model's <see cref="Samples"/>,
+    /// block b of a call drawing its noise from the call's stream's Fork(b) (so a worker given <c>firstBlock</c> draws the
+    /// noise of its blocks in the whole batch). <paramref name="options"/> give <see cref="IwaeOptions.RowsPerBlock"/>
+    /// (default: the default); the architecture is the model's. This model is not changed.
+    /// </summary>
+    public ModelTrainingObjective<IwaeModel> CreateTrainingObjective(IwaeOptions? options = null)
+    {
+        options ??= new IwaeOptions();
+        options.Validate();
+        var copy = (IwaeModel)FromBytes(ToBytes());
+        return new ModelTrainingObjective<IwaeModel>(copy, new IwaeObjective(copy.Network, copy.Samples, options.RowsPerBlock), null);
+    }
+
     private protected override void ImportanceSample(ReadOnlySpan<float> rows, int count, int samples, int samplesPerChunk, ulong seed,
         int sampleRowsPerPass, Span<float> logMean, Span<float> standardError)
         => ImportanceSampler.Estimate(rows, count, Dimension, samples, samplesPerChunk, seed, sampleRowsPerPass,

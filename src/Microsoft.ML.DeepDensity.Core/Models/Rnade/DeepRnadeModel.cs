@@ -121,7 +121,8 @@ public sealed class DeepRnadeModel : DensityModel
             orderings[e] = Enumerable.Range(0, d).ToArray();
             orderRandom.Fork((ulong)e).Shuffle(orderings[e].AsSpan());
         }
-        var network = new DeepRnadeNetwork(d, options.HiddenUnits, options.HiddenLayers, options.Components, options.Activation, options.Connectivity, options.DirectConnections);
+        var network = new DeepRnadeNetwork(d, options.HiddenUnits, options.HiddenLayers, options.Components, options.Activation, options.Connectivity,
+            options.DirectConnections && options.Connectivity == DeepRnadeConnectivity.Autoregressive);
         network.Initialize(new RandomStream(options.Seed).Fork(0x1A17), RnadeModel.ColumnQuantiles(initialRows, options.Components));
         var objective = new DeepRnadeObjective(network, options.RowsPerBlock, options.OrderAgnostic ? null : firstOrder,
             options.ScaleMeanGradientBySigma, standardizer.LogJacobian, orderings[..Math.Min(options.ValidationOrderings, orderings.Length)],

@@ -42,13 +42,14 @@ public sealed class DeepRnadeOptions : RnadeOptions
         /// <summary>Default of <see cref="DeepRnadeOptions.ValidationOrderings"/>.</summary>
         public const int ValidationOrderings = 1;
         /// <summary>Default of <see cref="DeepRnadeOptions.Connectivity"/>.</summary>
-        public const DeepRnadeConnectivity Connectivity = DeepRnadeConnectivity.MaskedInput;
+        public const DeepRnadeConnectivity Connectivity = DeepRnadeConnectivity.Autoregressive;
         /// <summary>Default of <see cref="DeepRnadeOptions.DirectConnections"/>.</summary>
-        public const bool DirectConnections = false;
+        public const bool DirectConnections = true;
     }
 
-    /// <summary>Autoregressive connectivity only: direct input → output weights (MADE's direct connections), a masked
-    /// linear autoregressive term added to every mixture output; they start at zero. Default <see cref="Defaults.DirectConnections"/>.</summary>
+    /// <summary>Autoregressive connectivity only (the masked-input network has none, and ignores it): direct input → output
+    /// weights (MADE's direct connections), a masked linear autoregressive term added to every mixture output; they start
+    /// at zero. Default <see cref="Defaults.DirectConnections"/>.</summary>
     public bool DirectConnections { get; set; } = Defaults.DirectConnections;
 
     /// <summary>How the network sees the observed dimensions (see <see cref="DeepRnadeConnectivity"/>). With
@@ -79,8 +80,6 @@ public sealed class DeepRnadeOptions : RnadeOptions
         Check(HiddenLayers >= 1, nameof(HiddenLayers), HiddenLayers, "must be at least 1");
         Check(Orderings >= 1, nameof(Orderings), Orderings, "must be at least 1");
         Check(Enum.IsDefined(Connectivity), nameof(Connectivity), Connectivity, "is not a defined connectivity");
-        Check(!DirectConnections || Connectivity == DeepRnadeConnectivity.Autoregressive, nameof(DirectConnections), DirectConnections,
-            "needs Connectivity = Autoregressive");
         Check(ValidationOrderings >= 1, nameof(ValidationOrderings), ValidationOrderings, "must be at least 1");
     }
 }

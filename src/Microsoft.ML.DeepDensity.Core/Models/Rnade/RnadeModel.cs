@@ -122,13 +122,15 @@ public sealed class RnadeModel : DensityModel
     /// (<see cref="RnadeOptions.RowsPerBlock"/>, <see cref="RnadeOptions.ScaleMeanGradientBySigma"/>; default: the
     /// defaults); the architecture, order and standardisation are the model's. This model is not changed.
     /// </summary>
-    public RnadeTrainingObjective CreateTrainingObjective(RnadeOptions? options = null)
+    public ModelTrainingObjective<RnadeModel> CreateTrainingObjective(RnadeOptions? options = null)
     {
         options ??= new RnadeOptions();
         if (options is DeepRnadeOptions)
             throw new ArgumentException("DeepRnadeOptions describe a deep RNADE, not this model.", nameof(options));
         options.Validate();
-        return new RnadeTrainingObjective((RnadeModel)FromBytes(ToBytes()), options);
+        var copy = (RnadeModel)FromBytes(ToBytes());
+        return new ModelTrainingObjective<RnadeModel>(copy,
+            new RnadeObjective(copy.Network, options.RowsPerBlock, options.ScaleMeanGradientBySigma, copy.Standardizer.LogJacobian), copy.ToModelSpace);
     }
 
     /// <summary>Reorders each row of a block into model order (a streamed Fit's map).</summary>
