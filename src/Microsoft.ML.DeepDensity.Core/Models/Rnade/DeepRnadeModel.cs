@@ -163,7 +163,7 @@ public sealed class DeepRnadeModel : DensityModel
     private sealed class ScoringScratch(DeepRnadeNetwork network, int rows)
     {
         public readonly float[] X = new float[rows * network.D];
-        public readonly DeepRnadeNetwork.Workspace Workspace = new(network, rows, forTraining: false);
+        public readonly DeepRnadeNetwork.Workspace Workspace = new(network, rows, forTraining: false, frozenWeights: true);
     }
 
     private readonly Numerics.ScratchPool<ScoringScratch> _oneRowScratch, _blockScratch;
@@ -173,7 +173,7 @@ public sealed class DeepRnadeModel : DensityModel
         => SampleInBlocks(count, seed, RowsPerScoringBlock, destination, (start, n, root, rows) =>
         {
             int d = Dimension;
-            var ws = new DeepRnadeNetwork.Workspace(Network, 1, forTraining: false);
+            var ws = new DeepRnadeNetwork.Workspace(Network, 1, forTraining: false, frozenWeights: true);
             for (int r = 0; r < n; r++)
             {
                 var random = root.Fork((ulong)(start + r));

@@ -35,10 +35,14 @@ internal sealed partial class DeepRnadeNetwork
         /// <summary>Masked direct weights (null without direct connections).</summary>
         public readonly Parameter? Direct;
         private readonly DeepRnadeNetwork _network;
+        /// <summary>The weights never change while this view lives (a fitted model's scoring scratch): then re-applying
+        /// the ordering it already holds is skipped. Training and validation views re-mask on every pass.</summary>
+        private readonly bool _frozenWeights;
+        private int[]? _applied;
 
-        public MaskedView(DeepRnadeNetwork network)
+        public MaskedView(DeepRnadeNetwork network, bool frozenWeights = false)
         {
-            _network = network;
+            _network = network; _frozenWeights = frozenWeights;
             var layers = network.Net.Layers;
             Net = new Mlp("masked", layers.Select(l => new DenseLayer(l.Name, l.Inputs, l.Outputs, l.Activation, new float[l.Weight.Value.Length], l.Bias.Value)).ToArray());
             Net.Register(Parameters);
@@ -52,6 +56,8 @@ internal sealed partial class DeepRnadeNetwork
         /// <summary>Sets the degrees of <paramref name="order"/> and masks the network's current weights into the view.</summary>
         public void Apply(int[] order)
         {
+            if (_frozenWeights && ReferenceEquals(order, _applied)) return;
+            _applied = order;
             int k3 = _network.K3;
             for (int p = 0; p < order.Length; p++)
             {
@@ -113,14 +119,15 @@ internal sealed partial class DeepRnadeNetwork
         }
     }
 
-    /// <summary>One training block: one ordering of <paramref name="orderings"/> drawn for the block, all D conditionals
+    /// <summary>One training block: <paramref name="fixedOrder"/>, or one ordering of <paramref name="orderings"/> drawn for the block, all D conditionals
     /// of every row trained (the log-likelihood of that ordering). Returns the block's summed log-likelihood; leaves
     /// <paramref name="gradScale"/> × its gradient in the workspace's <see cref="Workspace.Gradients"/> (overwritten).</summary>
-    private double TrainBlockAutoregressive(ReadOnlySpan<float> x, int n, Workspace ws, RandomStream random, int[][] orderings, float gradScale, bool scaleMeanBySigma)
+    private double TrainBlockAutoregressive(ReadOnlySpan<float> x, int n, Workspace ws, RandomStream random, int[]? fixedOrder, int[][] orderings,
+        float gradScale, bool scaleMeanBySigma)
     {
         int d = D, k3 = K3, s = ws.Stride, width = d * k3;
         var view = ws.View!;
-        view.Apply(orderings[orderings.Length == 1 ? 0 : random.NextInt(orderings.Length)]);
+        view.Apply(fixedOrder ?? orderings[orderings.Length == 1 ? 0 : random.NextInt(orderings.Length)]);
         var output = view.Forward(x, n, ws.Mlp);
         var og = ws.OutputGradient.AsSpan(0, n * width);
         var zt = ws.ZT.AsSpan(); var dzt = ws.DZT.AsSpan(); var lp = ws.LogP.AsSpan(); var xcol = ws.XColumn.AsSpan();

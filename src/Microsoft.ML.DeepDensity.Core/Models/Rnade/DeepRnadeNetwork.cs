@@ -84,7 +84,9 @@ internal sealed partial class DeepRnadeNetwork
         /// <summary>An ensemble's per-ordering log-densities (orderings × rows, then one column), grown on first use.</summary>
         public float[] Ensemble = Array.Empty<float>();
 
-        public Workspace(DeepRnadeNetwork net, int rows, bool forTraining)
+        /// <param name="frozenWeights">The network's weights do not change while this workspace lives (a fitted model's
+        /// scoring and sampling scratch): an autoregressive view then keeps the ordering it last masked.</param>
+        public Workspace(DeepRnadeNetwork net, int rows, bool forTraining, bool frozenWeights = false)
         {
             Rows = rows; Stride = (rows + 7) / 8 * 8;
             int d = net.D, k3 = net.K3;
@@ -94,7 +96,7 @@ internal sealed partial class DeepRnadeNetwork
             Permutation = new int[d];
             if (net.Connectivity == DeepRnadeConnectivity.Autoregressive)
             {
-                View = new MaskedView(net);
+                View = new MaskedView(net, frozenWeights && !forTraining);
                 Mlp = View.Net.CreateWorkspace(rows);
                 Input = Weight = Pre = Z = Array.Empty<float>();
                 Hidden = Array.Empty<float[]>();
@@ -131,7 +133,7 @@ internal sealed partial class DeepRnadeNetwork
     public double TrainBlock(ReadOnlySpan<float> x, int n, Workspace ws, RandomStream random, int[]? fixedOrder, int[][] orderings, float gradScale, bool scaleMeanBySigma)
     {
         if (Connectivity == DeepRnadeConnectivity.Autoregressive)
-            return TrainBlockAutoregressive(x, n, ws, random, fixedOrder is null ? orderings : [fixedOrder], gradScale, scaleMeanBySigma);
+            return TrainBlockAutoregressive(x, n, ws, random, fixedOrder, orderings, gradScale, scaleMeanBySigma);
         int d = D, k3 = K3, s = ws.Stride, width = d * k3;
         var input = ws.Input.AsSpan(0, n * 2 * d);
         input.Clear();

@@ -68,7 +68,7 @@ internal sealed class DeepRnadeObjective : IGradientObjective
                     if (withGradient) sums[b] = _net.TrainBlock(x, n, ws, random.Fork((ulong)b), _fixedOrder, _trainingOrderings, scale, _scaleMeanBySigma);
                     else
                     {
-                        var logp = new float[n];
+                        Span<float> logp = n <= 1024 ? stackalloc float[n] : new float[n];
                         _net.EnsembleLogDensity(x, n, _validationOrderings, ws, logp);
                         double s = 0;
                         foreach (var v in logp) s += v;
