@@ -61,7 +61,25 @@ public sealed class RnnRnadeBenchmark : IBenchmark
         return 0;
     }
 
-    private readonly record struct Result(string Label, double TrainLl, double ValidLl, double TestLl, int Epochs, int BestEpoch, double SeqPerSec);
+    private readonly record struct Result(string Label, double TrainLl, double ValidLl, double TestLl, int Epochs, int BestEpoch, double SeqPerSec,
+        double ScoreSeqPerSec = double.NaN);
+
+    /// <summary>Scoring throughput: the whole training set's per-sequence log-density in one call, repeated for at least
+    /// a second after one warm-up call; the best repeat (the least disturbed one), in sequences/s.</summary>
+    private static double ScoringThroughput(RnnRnadeModel model, SequenceBatch data)
+    {
+        var logDensity = new float[data.Count];
+        model.LogDensity(data, logDensity);
+        double best = double.PositiveInfinity, total = 0;
+        while (total < 1.0)
+        {
+            long t0 = Stopwatch.GetTimestamp();
+            model.LogDensity(data, logDensity);
+            double s = Stopwatch.GetElapsedTime(t0).TotalSeconds;
+            best = Math.Min(best, s); total += s;
+        }
+        return data.Count / best;
+    }
 
     /// <summary>One seed (dequantisation noise, initialisation, shuffling) of the whole comparison; null when a peer check fails.</summary>
     private static List<Result>? RunSeed(BenchmarkArgs args, string csv, int seed)
@@ -116,7 +134,7 @@ public sealed class RnnRnadeBenchmark : IBenchmark
             var s = model.TrainingSummary!;
             double trainSeconds = s.History.Sum(h => train.Count / h.ExamplesPerSecond);
             results.Add(new($"ours, {threads} thread(s)", PerFrame(model, train), s.BestValidationLogLikelihood, PerFrame(model, test),
-                s.EpochsRun, s.BestEpoch, s.EpochsRun * train.Count / trainSeconds));
+                s.EpochsRun, s.BestEpoch, s.EpochsRun * train.Count / trainSeconds, ScoringThroughput(model, train)));
             Console.WriteLine($"ours ({threads} threads): fit {clock.Elapsed.TotalSeconds:F1} s, {s.EpochsRun} epochs, best {s.BestEpoch}");
         }
         DeepDensityEnvironment.MaxDegreeOfParallelism = -1;
@@ -133,7 +151,7 @@ public sealed class RnnRnadeBenchmark : IBenchmark
                 if (curves) foreach (var line in stderr.Split('\n').Where(l => l.StartsWith("epoch", StringComparison.Ordinal))) Console.WriteLine($"  peer {line}");
                 var v = Peer.ReadValues(stdout);
                 results.Add(new($"PyTorch, {threads} thread(s)", v["TRAIN_LL"], v["VALID_LL"], v["TEST_LL"], (int)v["EPOCHS"], (int)v["BEST_EPOCH"],
-                    v["TRAIN_SEQUENCES_PER_SECOND"]));
+                    v["TRAIN_SEQUENCES_PER_SECOND"], v.TryGetValue("SCORE_SEQUENCES_PER_SECOND", out var sc) ? sc : double.NaN));
             }
         }
 
@@ -156,13 +174,20 @@ public sealed class RnnRnadeBenchmark : IBenchmark
 
         Console.WriteLine();
         Console.WriteLine("log-likelihood per frame of the restored (best-validation) model; epochs run (best)");
-        Console.WriteLine($"{"",-24} {"train",9} {"valid",9} {"test",9} {"epochs",11} {"train seq/s",12}");
+        Console.WriteLine($"{"",-24} {"train",9} {"valid",9} {"test",9} {"epochs",11} {"train seq/s",12} {"score seq/s",12}");
+        static string Rate(double v) => double.IsNaN(v) ? "" : v.ToString("F0", CultureInfo.InvariantCulture);
         foreach (var r in results)
             Console.WriteLine($"{r.Label,-24} {r.TrainLl,9:F4} {r.ValidLl,9:F4} {r.TestLl,9:F4} {$"{r.Epochs} ({r.BestEpoch})",11} " +
-                              $"{(double.IsNaN(r.SeqPerSec) ? "" : r.SeqPerSec.ToString("F0", CultureInfo.InvariantCulture)),12}");
+                              $"{Rate(r.SeqPerSec),12} {Rate(r.ScoreSeqPerSec),12}");
         double oursBest = results.Where(r => r.Label.StartsWith("ours")).Max(r => r.SeqPerSec);
         var peers = results.Where(r => r.Label.StartsWith("PyTorch")).ToList();
-        if (peers.Count > 0) Console.WriteLine($"training throughput, faster thread count of each: ours / PyTorch = {oursBest / peers.Max(r => r.SeqPerSec):F2}");
+        if (peers.Count > 0)
+        {
+            Console.WriteLine($"training throughput, faster thread count of each: ours / PyTorch = {oursBest / peers.Max(r => r.SeqPerSec):F2}");
+            double oursScore = results.Where(r => r.Label.StartsWith("ours")).Max(r => r.ScoreSeqPerSec), peerScore = peers.Max(r => r.ScoreSeqPerSec);
+            if (!double.IsNaN(peerScore))
+                Console.WriteLine($"scoring throughput (the {train.Count} training windows, one call; faster thread count of each): ours / PyTorch = {oursScore / peerScore:F2}");
+        }
         return results;
     }
 

@@ -14,7 +14,7 @@ namespace Microsoft.ML.DeepDensity.Models.DeepGmm;
 /// log p(x | path) = Σ log|det Q| + log N(z | 0, I) (eq. 5). A path is a mixed-radix number with layer 0 the
 /// fastest digit (stride 1), so for layer j the digits below it form the index <c>path % Stride[j]</c>.
 /// </remarks>
-internal sealed class DeepGmmNetwork
+internal sealed partial class DeepGmmNetwork
 {
     internal const int RowsPerBlock = 256;
     private static readonly double HalfLog2Pi = 0.5 * Math.Log(2 * Math.PI);
@@ -116,6 +116,7 @@ internal sealed class DeepGmmNetwork
             }
             WideQt[j] = wq; WideE[j] = we;
         }
+        RefreshLeaves();
         PathLogPrior = new float[PathCount];
         if (!Factorized) LogPrior.CopyTo(PathLogPrior, 0);
         else
@@ -183,7 +184,11 @@ internal sealed class DeepGmmNetwork
             Levels = new float[net.LayerCount][];
             for (int j = 0; j < net.LayerCount; j++) Levels[j] = new float[rows * net.D * net.Components[j]];
             Scores = new float[rows * net.PathCount];
+            Exps = new float[net.PathCount];
         }
+
+        /// <summary>One row's exp(score − max) (<see cref="DeepGmmNetwork.LogSumExp(ReadOnlySpan{float}, Span{float})"/>).</summary>
+        public readonly float[] Exps;
     }
 
     /// <summary>
@@ -198,6 +203,7 @@ internal sealed class DeepGmmNetwork
         if (oneRowAsVector && n == 1 && VectorMath.IsSupported)
         {
             int top = LayerCount - 1, width = Components[top] * D;
+            if (top == 0 && FusedLeaves) { ScoreLeavesFused(x, D, 1, 0, 0.0, ws); return; }
             BackTransformRows(top, x, 1, ws.Levels[top].AsSpan(0, width));
             VisitRow(top, ws.Levels[top].AsSpan(0, width), 0, 0.0, ws);
         }
@@ -225,6 +231,12 @@ internal sealed class DeepGmmNetwork
         int n = Components[layer];
         if (layer == 0) { ScoreLeaves(outputs, D * n, 1, pathBase, logDetSum, ws); return; }
         int below = layer - 1, width = Components[below] * D;
+        if (below == 0 && FusedLeaves)
+        {
+            for (int i = 0; i < n; i++)
+                ScoreLeavesFused(outputs.Slice(i * D, D), D, 1, pathBase + i * Stride[layer], logDetSum + LogDet[Node(layer, i)], ws);
+            return;
+        }
         int chunk = Math.Min(n, ws.Levels[below].Length / width);
         for (int i0 = 0; i0 < n; i0 += chunk)
         {
@@ -238,6 +250,7 @@ internal sealed class DeepGmmNetwork
 
     private void Descend(int layer, ReadOnlySpan<float> input, int inputStride, int n, int pathBase, double logDetSum, ScoringWorkspace ws)
     {
+        if (layer == 0 && FusedLeaves) { ScoreLeavesFused(input, inputStride, n, pathBase, logDetSum, ws); return; }
         int width = Components[layer] * D;
         var output = ws.Levels[layer].AsSpan(0, n * width);
         Gemm.Multiply(false, false, n, width, D, 1f, input, inputStride, WideQt[layer], width, 0f, output, width, allowParallel: false);
@@ -268,7 +281,20 @@ internal sealed class DeepGmmNetwork
     public void LogDensityBlock(ReadOnlySpan<float> x, int n, Span<float> logDensity, ScoringWorkspace ws, bool oneRowAsVector = false)
     {
         ScoreAllPaths(x, n, ws, oneRowAsVector);
-        for (int r = 0; r < n; r++) logDensity[r] = (float)LogSumExp(ws.Scores.AsSpan(r * PathCount, PathCount));
+        for (int r = 0; r < n; r++) logDensity[r] = (float)LogSumExp(ws.Scores.AsSpan(r * PathCount, PathCount), ws.Exps);
+    }
+
+    /// <summary>log Σ exp of one row's path scores: shifted by their maximum, the exponentials vectorised in float into
+    /// <paramref name="exps"/> (exp(s − max) ≤ 1: float keeps their relative precision) and summed in float64.</summary>
+    internal static double LogSumExp(ReadOnlySpan<float> s, Span<float> exps)
+    {
+        float max = System.Numerics.Tensors.TensorPrimitives.Max(s);
+        if (float.IsNegativeInfinity(max)) return double.NegativeInfinity;
+        if (!float.IsFinite(max)) return max;
+        exps = exps[..s.Length];
+        System.Numerics.Tensors.TensorPrimitives.Subtract(s, max, exps);
+        System.Numerics.Tensors.TensorPrimitives.Exp(exps, exps);
+        return max + Math.Log(RowOps.SumAsDouble(exps));
     }
 
     internal static double LogSumExp(ReadOnlySpan<float> s)

@@ -39,12 +39,13 @@ internal sealed partial class DeepGmmTrainer
                 for (int r = 0; r < m; r++)
                 {
                     var scores = ws.Scores.AsSpan(r * pc, pc);
-                    double lse = DeepGmmNetwork.LogSumExp(scores);
+                    double lse = DeepGmmNetwork.LogSumExp(scores, ws.Exps);
                     s += lse;
                     if (soft)
                     {
                         var resp = Responsibilities!.AsSpan((start + r) * pc, pc);
-                        for (int p = 0; p < pc; p++) resp[p] = (float)Math.Exp(scores[p] - lse);
+                        System.Numerics.Tensors.TensorPrimitives.Subtract(scores, (float)lse, resp);
+                        System.Numerics.Tensors.TensorPrimitives.Exp(resp, resp);
                     }
                     else
                     {
