@@ -76,18 +76,22 @@ public sealed class RbmBenchmark : IBenchmark
         model.LogDensity(test.AsSpan(), ll, se);
         Console.WriteLine($"DeepDensity: log Z = {model.LogPartition:F3} ± {model.LogPartitionStandardError:F3} (AIS; 3-se interval [{model.LogPartitionInterval.Lower:F3}, {model.LogPartitionInterval.Upper:F3}])");
         Console.WriteLine($"DeepDensity: test average log-likelihood {ll.Average(v => (double)v):F2} ± {model.LogPartitionStandardError:F2} nats");
-        // Scoring: every training row's log-density (free energy and the stored log Z; inputs checked), best of 3, as the
-        // PyTorch peer times its free energy of the same rows.
+        // Scoring: every training row's log-density (free energy and the stored log Z; inputs checked), after a warm-up
+        // call, repeated for at least 2 s (and 3 calls), the best call — as the PyTorch peer times its free energy of the
+        // same rows. (Three cold calls measured the JIT's first tiers as much as the scoring.)
         var scores = new float[train.Rows];
-        double scoreSeconds = double.MaxValue;
-        for (int i = 0; i < 3; i++)
+        model.LogDensity(train.AsSpan(), scores);
+        double scoreSeconds = double.MaxValue, scoreTotal = 0;
+        int scoreCalls = 0;
+        for (; scoreCalls < 3 || scoreTotal < 2.0; scoreCalls++)
         {
             var sw = Stopwatch.StartNew();
             model.LogDensity(train.AsSpan(), scores);
-            scoreSeconds = Math.Min(scoreSeconds, sw.Elapsed.TotalSeconds);
+            double t = sw.Elapsed.TotalSeconds;
+            scoreSeconds = Math.Min(scoreSeconds, t); scoreTotal += t;
         }
         double ourScoring = train.Rows / scoreSeconds;
-        Console.WriteLine($"DeepDensity: scoring {ourScoring:F0} rows/s ({train.Rows} training rows, best of 3)");
+        Console.WriteLine($"DeepDensity: scoring {ourScoring:F0} rows/s ({train.Rows} training rows, best of {scoreCalls} calls after a warm-up call)");
         double peerScoring = 0;
         if (!peers) return 0;
 
@@ -124,7 +128,7 @@ public sealed class RbmBenchmark : IBenchmark
             if (v.TryGetValue("SCORE_ROWS_PER_SECOND", out var peerRows))
             {
                 peerScoring = Math.Max(peerScoring, peerRows);
-                Console.WriteLine($"{name}: scoring {peerRows:F0} rows/s (free energy of the training rows, best of 3)");
+                Console.WriteLine($"{name}: scoring {peerRows:F0} rows/s (free energy of the training rows, best call of ≥ 2 s after a warm-up call)");
             }
             if (evaluate)
             {

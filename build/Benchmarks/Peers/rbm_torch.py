@@ -54,11 +54,14 @@ print("TRAIN_SECONDS", seconds)
 print("TRAIN_CPU_SECONDS", cpu)
 print("EXAMPLES_PER_SECOND", n * epochs / seconds)
 with torch.no_grad():
-    score = float("inf")
-    for _ in range(3):
+    # A warm-up call, then calls for at least 2 s (and 3), the best one: as the C# side measures its scoring.
+    neg_f = torch.mv(X, b) + torch.nn.functional.softplus(torch.addmm(c, X, W)).sum(1)
+    score, total, calls = float("inf"), 0.0, 0
+    while calls < 3 or total < 2.0:
         t = time.perf_counter()
         neg_f = torch.mv(X, b) + torch.nn.functional.softplus(torch.addmm(c, X, W)).sum(1)
-        score = min(score, time.perf_counter() - t)
+        elapsed = time.perf_counter() - t
+        score, total, calls = min(score, elapsed), total + elapsed, calls + 1
 print("SCORE_ROWS_PER_SECOND", n / score)
 W.numpy().astype(np.float32).tofile(out + ".W.f32")
 b.numpy().astype(np.float32).tofile(out + ".b.f32")

@@ -50,12 +50,13 @@ internal sealed class RbmMachine
         => float.IsFinite(TensorPrimitives.Sum<float>(W)) && float.IsFinite(TensorPrimitives.Sum<float>(B)) && float.IsFinite(TensorPrimitives.Sum<float>(C));
 
     /// <summary>pre = v·W + c for n rows (n×H).</summary>
-    public void HiddenPreActivation(ReadOnlySpan<float> v, int n, Span<float> pre, bool parallel)
+    /// <param name="packedW">W packed by <see cref="Gemm.Pack"/> for a call that scores several blocks (null: packed here).</param>
+    public void HiddenPreActivation(ReadOnlySpan<float> v, int n, Span<float> pre, bool parallel, Gemm.PackedOperand? packedW = null)
     {
         // A few rows (one per call from a PredictionEngine or a model loaded into ML.NET): the GEMM's arithmetic without
         // its packing and dispatch, which cost more than the product itself at one row.
         if (n < 4 && VectorMath.IsSupported) VectorMath.RowsTimesMatrix(v, n, D, D, W, H, H, pre, H);
-        else Gemm.Multiply(false, false, n, H, D, 1f, v, D, W, H, 0f, pre, H, parallel);
+        else Gemm.Multiply(false, false, n, H, D, 1f, v, D, W, H, 0f, pre, H, parallel, packedW);
         RowOps.AddRowVector(pre, n, H, C);
     }
 
@@ -69,10 +70,11 @@ internal sealed class RbmMachine
 
     /// <summary><see cref="FreeEnergy(ReadOnlySpan{float}, int, Span{double}, bool)"/> in the caller's buffers: <paramref name="pre"/>
     /// (at least n·H) and <paramref name="scratch"/> (at least max(H, D)).</summary>
-    public void FreeEnergy(ReadOnlySpan<float> v, int n, Span<double> f, bool parallel, Span<float> pre, Span<float> scratch)
+    public void FreeEnergy(ReadOnlySpan<float> v, int n, Span<double> f, bool parallel, Span<float> pre, Span<float> scratch,
+        Gemm.PackedOperand? packedW = null)
     {
         pre = pre[..(n * H)];
-        HiddenPreActivation(v, n, pre, parallel);
+        HiddenPreActivation(v, n, pre, parallel, packedW);
         for (int r = 0; r < n; r++)
         {
             var row = pre.Slice(r * H, H);

@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using Microsoft.ML.DeepDensity.Data;
+using Microsoft.ML.DeepDensity.Numerics;
 using Microsoft.ML.DeepDensity.Persistence;
 using Microsoft.ML.DeepDensity.Randomness;
 using Microsoft.ML.DeepDensity.Training;
@@ -259,11 +260,22 @@ public sealed class RbmModel : DensityModel
     }
 
     // Its own method: a lambda's captures are allocated on entry to the method that declares them, even on the one-block path.
+    // W is packed once for all the call's blocks (as training packs it once per step), not once per block by each GEMM.
     private void ScoreBlocks(ReadOnlySpan<float> rows, int count, Span<float> dest, double offset, float sign)
-        => DeepDensityEnvironment.ForRowBlocks(rows, Dimension, count, dest, RowsPerScoringBlock,
-            (_, block, n, output) => ScoreBlock(block, n, output, offset, sign, parallel: false));
+    {
+        var packed = Interlocked.Exchange(ref _packedW, null); // a concurrent call packs its own
+        Gemm.Pack(false, Machine.D, Machine.H, Machine.W, Machine.H, ref packed);
+        DeepDensityEnvironment.ForRowBlocks(rows, Dimension, count, dest, RowsPerScoringBlock,
+            (_, block, n, output) => ScoreBlock(block, n, output, offset, sign, parallel: false, packed));
+        _packedW = packed;
+    }
 
-    private void ScoreBlock(ReadOnlySpan<float> block, int n, Span<float> output, double offset, float sign, bool parallel)
+    /// <summary>W packed for the GEMM, kept between multi-block calls (repacked by each: cheap next to the blocks' products,
+    /// and correct whatever changed the weights).</summary>
+    private Gemm.PackedOperand? _packedW;
+
+    private void ScoreBlock(ReadOnlySpan<float> block, int n, Span<float> output, double offset, float sign, bool parallel,
+        Gemm.PackedOperand? packedW = null)
     {
         // Made for a whole block (one row's scratch would be dropped by the next block and made again).
         var s = _scratch.Rent(static (s, want) => s.Rows >= want.n,
@@ -278,7 +290,7 @@ public sealed class RbmModel : DensityModel
                 x = standardized;
             }
             var f = s.FreeEnergy.AsSpan(0, n);
-            Machine.FreeEnergy(x, n, f, parallel, s.Pre, s.Scratch);
+            Machine.FreeEnergy(x, n, f, parallel, s.Pre, s.Scratch, packedW);
             for (int i = 0; i < n; i++) output[i] = (float)(sign * f[i] + offset);
         }
         finally { _scratch.Return(s); }
