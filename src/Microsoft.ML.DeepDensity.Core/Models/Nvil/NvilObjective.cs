@@ -29,16 +29,16 @@ internal sealed class NvilObjective : IGradientObjective, ITrainingStateOwner
     private readonly double _alpha;
     private readonly List<NvilNetwork.Workspace> _workspaces = new();
     private readonly List<Mlp.Workspace> _baselineWorkspaces = new();
-    private readonly List<GradientBuffers> _gradients = new();
+    private BlockGradients? _gradients;
     private readonly List<float[][]> _inferenceScale = new();
     private readonly List<float[]> _modelScale = new(), _baselineGradient = new();
     private readonly CancellationToken _cancellationToken;
     /// <summary>Per-step scratch kept between steps: each block's bound sum, and each signal's centre and scale.</summary>
     private double[] _blockSums = Array.Empty<double>();
     private readonly float[] _signalCenter, _signalScale;
-    /// <summary>Blocks run at once: memory is bounded by the wave, not the batch size, and cancellation is checked
-    /// between waves (as <c>IwaeObjective.BlocksPerWave</c>).</summary>
-    internal const int BlocksPerWave = 16;
+    /// <summary>Blocks run at once (<see cref="BlockWaves.BlocksPerWave"/>): memory is bounded by the wave, not the batch
+    /// size, and cancellation is checked between waves.</summary>
+    internal const int BlocksPerWave = BlockWaves.BlocksPerWave;
     /// <summary>Tests: the wave size actually used (default <see cref="BlocksPerWave"/>).</summary>
     internal int WaveBlocks { get; set; } = BlocksPerWave;
     /// <summary>Every network run forward on a block: encoders, decoders, baseline.</summary>
@@ -164,12 +164,7 @@ internal sealed class NvilObjective : IGradientObjective, ITrainingStateOwner
                     for (int j = 0; j < mb; j++) a[j] -= baseline[j / k * _signals + l];
                 }
         }
-        for (int first = 0; first < blocks; first += WaveBlocks)
-        {
-            _cancellationToken.ThrowIfCancellationRequested();
-            int waveBlocks = Math.Min(WaveBlocks, blocks - first);
-            if (blocks == 1) Score(0, 0); else DeepDensityEnvironment.For(0, waveBlocks, i => Score(first + i, i));
-        }
+        BlockWaves.Run(blocks, Score, null, _cancellationToken, WaveBlocks);
         double total = 0;
         for (int b = 0; b < blocks; b++) total += sums[b];
         if (!withGradient) return total;
@@ -225,19 +220,13 @@ internal sealed class NvilObjective : IGradientObjective, ITrainingStateOwner
         }
         // One wave: the workspaces still hold pass 1. More: each wave draws its blocks' samples again (same streams, so the
         // same samples and signals) before back-propagating, which bounds memory by the wave and lets cancellation in.
-        for (int first = 0; first < blocks; first += WaveBlocks)
+        var gradients = _gradients!;
+        int waveSize = WaveBlocks;
+        BlockWaves.Run(blocks, (b, slot) =>
         {
-            _cancellationToken.ThrowIfCancellationRequested();
-            int waveBlocks = Math.Min(WaveBlocks, blocks - first), bufferOffset = first == 0 ? 0 : 1;
-            void Block(int i)
-            {
-                if (blocks > WaveBlocks) Score(first + i, i);
-                Backward(first + i, i, _gradients[bufferOffset + i]);
-            }
-            if (blocks == 1) Block(0); else DeepDensityEnvironment.For(0, waveBlocks, Block);
-            if (first == 0) { if (blocks > 1) GradientBuffers.SumInto(Parameters, _gradients, waveBlocks); }
-            else GradientBuffers.AddInto(Parameters, _gradients, 1, waveBlocks);
-        }
+            if (blocks > waveSize) Score(b, slot);
+            Backward(b, slot, gradients.For(slot, firstWave: b < waveSize));
+        }, gradients.Reduce, _cancellationToken, waveSize);
         return total;
     }
 
@@ -256,10 +245,8 @@ internal sealed class NvilObjective : IGradientObjective, ITrainingStateOwner
         }
         if (withGradient)
         {
-            // Block 0 writes straight into the parameters' gradients; the others into private buffers added after, in
-            // order. Later waves use private buffers 1..wave only (the parameters' gradients then hold the running sum).
-            if (_gradients.Count == 0) _gradients.Add(GradientBuffers.Of(Parameters));
-            while (_gradients.Count < (blocks > WaveBlocks ? WaveBlocks + 1 : blocks)) _gradients.Add(GradientBuffers.Create(Parameters));
+            _gradients ??= new BlockGradients(Parameters);
+            _gradients.Ensure(blocks, WaveBlocks);
             for (int l = 0; l < _signals; l++) if (_a[l].Length < m) _a[l] = new float[m];
         }
     }

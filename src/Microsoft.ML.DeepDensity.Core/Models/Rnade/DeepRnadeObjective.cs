@@ -9,7 +9,7 @@ namespace Microsoft.ML.DeepDensity.Models.Rnade;
 
 /// <summary>The deep RNADE's training objective (the order-agnostic estimate) and validation log-likelihood (exact, over
 /// the first orderings of the ensemble): blocks of rows in parallel, reduced in block order, in waves of
-/// <see cref="RnadeObjective.BlocksPerWave"/> blocks (memory bounded by the block, cancellation between waves).</summary>
+/// <see cref="BlockWaves.BlocksPerWave"/> blocks (memory bounded by the block, cancellation between waves).</summary>
 internal sealed class DeepRnadeObjective : IGradientObjective
 {
     private readonly DeepRnadeNetwork _net;
@@ -41,9 +41,9 @@ internal sealed class DeepRnadeObjective : IGradientObjective
     private unsafe double Run(ReadOnlySpan<float> rows, int count, RandomStream random, bool withGradient)
     {
         int d = _net.D;
-        int blocks = (count + _rowsPerBlock - 1) / _rowsPerBlock;
+        int blocks = BlockWaves.BlockCount(count, _rowsPerBlock);
         var workspaces = withGradient ? _workspaces : _evalWorkspaces;
-        while (workspaces.Count < Math.Min(blocks, RnadeObjective.BlocksPerWave))
+        while (workspaces.Count < Math.Min(blocks, BlockWaves.BlocksPerWave))
         {
             var ws = new DeepRnadeNetwork.Workspace(_net, _rowsPerBlock, withGradient);
             workspaces.Add(ws);
@@ -52,39 +52,35 @@ internal sealed class DeepRnadeObjective : IGradientObjective
         if (_sums.Length < blocks) _sums = new double[blocks];
         var sums = _sums;
         float scale = -1f / count;
-        for (int first = 0; first < blocks; first += RnadeObjective.BlocksPerWave)
+        fixed (float* pRows = rows)
         {
-            _cancellationToken.ThrowIfCancellationRequested();
-            int waveBlocks = Math.Min(RnadeObjective.BlocksPerWave, blocks - first);
-            fixed (float* pRows = rows)
+            nint address = (nint)pRows;
+            BlockWaves.Run(blocks, (b, slot) =>
             {
-                nint address = (nint)pRows;
-                DeepDensityEnvironment.For(0, waveBlocks, i =>
+                var (start, n) = BlockWaves.RowsOf(b, count, _rowsPerBlock);
+                var x = new ReadOnlySpan<float>((float*)address + (long)start * d, n * d);
+                var ws = workspaces[slot];
+                if (withGradient) sums[b] = _net.TrainBlock(x, n, ws, random.Fork((ulong)b), _fixedOrder, _trainingOrderings, scale, _scaleMeanBySigma);
+                else
                 {
-                    int b = first + i;
-                    int start = b * _rowsPerBlock, n = Math.Min(_rowsPerBlock, count - start);
-                    var x = new ReadOnlySpan<float>((float*)address + (long)start * d, n * d);
-                    var ws = workspaces[i];
-                    if (withGradient) sums[b] = _net.TrainBlock(x, n, ws, random.Fork((ulong)b), _fixedOrder, _trainingOrderings, scale, _scaleMeanBySigma);
-                    else
-                    {
-                        Span<float> logp = n <= 1024 ? stackalloc float[n] : new float[n];
-                        _net.EnsembleLogDensity(x, n, _validationOrderings, ws, logp);
-                        double s = 0;
-                        foreach (var v in logp) s += v;
-                        sums[b] = s;
-                    }
-                });
-            }
-            if (!withGradient) continue;
-            // Block order across waves: the first wave overwrites, later ones add, block by block.
-            if (first == 0) GradientBuffers.SumInto(Parameters, _gradients, waveBlocks);
-            else
-                foreach (var p in Parameters.Items)
-                    for (int i = 0; i < waveBlocks; i++) System.Numerics.Tensors.TensorPrimitives.Add(p.Gradient, _gradients[i][p], p.Gradient);
+                    Span<float> logp = n <= 1024 ? stackalloc float[n] : new float[n];
+                    _net.EnsembleLogDensity(x, n, _validationOrderings, ws, logp);
+                    double s = 0;
+                    foreach (var v in logp) s += v;
+                    sums[b] = s;
+                }
+            }, withGradient ? ReduceGradients : null, _cancellationToken);
         }
         double total = count * _logJacobian;
         for (int b = 0; b < blocks; b++) total += sums[b];
         return total;
+    }
+
+    /// <summary>The wave's block gradients (each workspace's own buffers) into the parameters' gradients, in block order:
+    /// the first wave overwrites, later ones add.</summary>
+    private void ReduceGradients(int blocksInWave, bool firstWave)
+    {
+        if (firstWave) GradientBuffers.SumInto(Parameters, _gradients, blocksInWave);
+        else GradientBuffers.AddInto(Parameters, _gradients, 0, blocksInWave);
     }
 }

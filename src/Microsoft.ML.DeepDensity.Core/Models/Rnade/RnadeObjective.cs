@@ -19,13 +19,9 @@ internal sealed class RnadeObjective : IGradientObjective
     private readonly List<RnadeNetwork.Workspace> _evalWorkspaces = new();
     private double[] _sums = Array.Empty<double>();
 
-    /// <summary>
-    /// Blocks run at once: a minibatch is processed in waves of this many blocks, reusing their workspaces, with a
-    /// cancellation check between waves. Training memory is therefore bounded by the block size, not the batch size
-    /// (a 200k-row batch used to hold 4,000 workspaces), and a huge batch stops within a wave of cancellation. Gradients
-    /// are still summed in block order, so the result is the same bits as one wave over every block.
-    /// </summary>
-    internal const int BlocksPerWave = 16;
+    /// <summary>Blocks run at once (<see cref="BlockWaves"/>): training memory is bounded by the block size, not the batch
+    /// size (a 200k-row batch used to hold 4,000 workspaces), and a huge batch stops within a wave of cancellation.</summary>
+    internal const int BlocksPerWave = BlockWaves.BlocksPerWave;
 
     /// <summary>Training workspaces held (at most <see cref="BlocksPerWave"/>).</summary>
     internal int WorkspaceCount => _workspaces.Count;
@@ -52,34 +48,24 @@ internal sealed class RnadeObjective : IGradientObjective
     private double Run(ReadOnlySpan<float> rows, int count, bool withGradient)
     {
         int d = _net.D;
-        int blocks = (count + _rowsPerBlock - 1) / _rowsPerBlock;
+        int blocks = BlockWaves.BlockCount(count, _rowsPerBlock);
         // Evaluation (validation) needs no stored activations or gradients: it has its own lighter workspaces.
         var workspaces = withGradient ? _workspaces : _evalWorkspaces;
         while (workspaces.Count < Math.Min(blocks, BlocksPerWave)) workspaces.Add(new RnadeNetwork.Workspace(_net, _rowsPerBlock, forTraining: withGradient));
         if (_sums.Length < blocks) _sums = new double[blocks];
         var sums = _sums;
         float scale = -1f / count;
-        for (int first = 0; first < blocks; first += BlocksPerWave)
+        unsafe
         {
-            _cancellationToken.ThrowIfCancellationRequested();
-            int waveBlocks = Math.Min(BlocksPerWave, blocks - first);
-            unsafe
+            fixed (float* pRows = rows)
             {
-                fixed (float* pRows = rows)
+                nint address = (nint)pRows;
+                BlockWaves.Run(blocks, (b, slot) =>
                 {
-                    nint address = (nint)pRows;
-                    if (blocks == 1) Block(0); else DeepDensityEnvironment.For(0, waveBlocks, Block);
-                    void Block(int i)
-                    {
-                        int b = first + i;
-                        int start = b * _rowsPerBlock, n = Math.Min(_rowsPerBlock, count - start);
-                        var ws = workspaces[i];
-                        var x = new ReadOnlySpan<float>((float*)address + (long)start * d, n * d);
-                        BlockCore(x, n, ws, b);
-                    }
-                }
+                    var (start, n) = BlockWaves.RowsOf(b, count, _rowsPerBlock);
+                    BlockCore(new ReadOnlySpan<float>((float*)address + (long)start * d, n * d), n, workspaces[slot], b);
+                }, withGradient ? (wave, firstWave) => ReduceGradients(wave, accumulate: !firstWave) : null, _cancellationToken);
             }
-            if (withGradient) ReduceGradients(waveBlocks, accumulate: first > 0);
         }
         void BlockCore(ReadOnlySpan<float> x, int n, RnadeNetwork.Workspace ws, int b)
         {
