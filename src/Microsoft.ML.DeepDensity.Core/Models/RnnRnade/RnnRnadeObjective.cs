@@ -22,7 +22,7 @@ internal sealed class RnnRnadeObjective
     private readonly CancellationToken _cancellationToken;
 
     /// <summary>Blocks run at once (the buffers held); as in RNADE's objective.</summary>
-    internal const int BlocksPerWave = 16;
+    internal const int BlocksPerWave = BlockWaves.BlocksPerWave;
 
     /// <summary>Blocks of buffers held for training (at most <see cref="BlocksPerWave"/>).</summary>
     internal int TrainingBlocksHeld => _train.Count;
@@ -50,7 +50,7 @@ internal sealed class RnnRnadeObjective
     public double Run(float[] values, int[] offsets, ReadOnlySpan<int> sequences, bool withGradient)
     {
         int count = sequences.Length;
-        int blocks = (count + _sequencesPerBlock - 1) / _sequencesPerBlock;
+        int blocks = BlockWaves.BlockCount(count, _sequencesPerBlock);
         var pool = withGradient ? _train : _eval;
         while (pool.Count < Math.Min(blocks, BlocksPerWave)) pool.Add(new RnnRnadeNetwork.Block(_net, _framesPerChunk, withGradient));
         if (_sums.Length < blocks) _sums = new double[blocks];
@@ -60,35 +60,33 @@ internal sealed class RnnRnadeObjective
         var sums = _sums;
         var seqs = sequences.ToArray();
         if (withGradient) Parameters.ZeroGradients();
-        for (int first = 0; first < blocks; first += BlocksPerWave)
+        BlockWaves.Run(blocks, (b, slot) =>
         {
-            _cancellationToken.ThrowIfCancellationRequested();
-            int waveBlocks = Math.Min(BlocksPerWave, blocks - first);
-            DeepDensityEnvironment.For(0, waveBlocks, i =>
-            {
-                int b = first + i;
-                var block = pool[i];
-                int start = b * _sequencesPerBlock, n = Math.Min(_sequencesPerBlock, count - start);
-                block.Pack(values, offsets, seqs.AsSpan(start, n));
-                if (withGradient) foreach (var g in block.Gradients()) Array.Clear(g);
-                _net.Run(block, scale, _scaleMeanBySigma);
-                double s = 0;
-                for (int f = 0; f < block.Frames; f++) s += block.LogP[f];
-                sums[b] = s;
-            });
-            if (!withGradient) continue;
-            for (int i = 0; i < waveBlocks; i++)
-            {
-                int t = 0;
-                foreach (var g in pool[i].Gradients())
-                {
-                    var dst = Parameters.Items[t++].Gradient;
-                    TensorPrimitives.Add(dst, g, dst);
-                }
-            }
-        }
+            var block = pool[slot];
+            var (start, n) = BlockWaves.RowsOf(b, count, _sequencesPerBlock);
+            block.Pack(values, offsets, seqs.AsSpan(start, n));
+            if (withGradient) foreach (var g in block.Gradients()) Array.Clear(g);
+            _net.Run(block, scale, _scaleMeanBySigma);
+            double s = 0;
+            for (int f = 0; f < block.Frames; f++) s += block.LogP[f];
+            sums[b] = s;
+        }, withGradient ? (waveBlocks, _) => AddGradients(pool, waveBlocks) : null, _cancellationToken);
         double total = frames * _frameLogJacobian;
         for (int b = 0; b < blocks; b++) total += sums[b];
         return total;
+    }
+
+    /// <summary>A wave's block gradients added to the parameters' (zeroed at the start of the minibatch), in block order.</summary>
+    private void AddGradients(List<RnnRnadeNetwork.Block> pool, int blocksInWave)
+    {
+        for (int i = 0; i < blocksInWave; i++)
+        {
+            int t = 0;
+            foreach (var g in pool[i].Gradients())
+            {
+                var dst = Parameters.Items[t++].Gradient;
+                TensorPrimitives.Add(dst, g, dst);
+            }
+        }
     }
 }
