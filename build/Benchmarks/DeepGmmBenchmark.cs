@@ -12,7 +12,7 @@ namespace DeepDensity.Benchmarks;
 /// [--ridges 1e-6,1e-3,1e-2] [--digits-ridges 1e-2,3e-2,1e-1,3e-1] [--shrinkages 0,100,1000,10000] [--digits-shrinkages 0,100,1000,10000]
 /// [--layers 2,K;2,2,K;4,4,K;2,2,2,K] [--digits-layers 2,K;2,2,K] [--n-init 1] [--digits-n-init 5] [--iters 100]
 /// [--deep-iters 60] [--deep-em hard|soft|hard,soft] [--digits-deep-em soft|hard] [--deep-estep auto|heuristic] [--lbfgs 50]
-/// [--standardize] [--patience 5] [--no-peer] [--concurrent] [--verbose]</c>.
+/// [--standardize] [--patience 5] [--no-peer] [--peer-minutes 180] [--concurrent] [--verbose]</c>.
 /// Deep GMM against our 1-layer GMM and scikit-learn's full-covariance GaussianMixture on Fashion-MNIST 8×8 and the
 /// shipped digits, every side choosing its hyper-parameters on validation from a grid of the same size and the test set
 /// used only for the final figures: scikit-learn and our 1-layer GMM choose (K, covariance ridge) from the same grids (the
@@ -129,7 +129,8 @@ public sealed class DeepGmmBenchmark : IBenchmark
         Dictionary<string, double>? peer = null;
         var peerTask = Task.Run(() => args.Flag("no-peer") ? ((int, string, string)?)null : Peer.RunPython(Peer.Script("deepgmm_sklearn.py"),
             $"\"{files[0]}\" \"{files[1]}\" \"{files[2]}\" {d} {protocol.KGrid} {Math.Max(iterations, 100)} 0 {protocol.Ridges} {protocol.Initializations}",
-            TimeSpan.FromMinutes(concurrent ? 120 : 30)));
+            // A guard against a hung peer, not a budget: scikit-learn's K ≤ 128 grid on 50k rows takes over half an hour.
+            TimeSpan.FromMinutes(args.Int("peer-minutes", 180))));
         if (!concurrent) peerTask.Wait();
         void PrintPeer()
         {
