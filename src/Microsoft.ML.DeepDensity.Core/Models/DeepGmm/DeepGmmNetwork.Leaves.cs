@@ -59,6 +59,7 @@ internal sealed partial class DeepGmmNetwork
     /// and each of <paramref name="n"/> rows u_r (<paramref name="ldu"/> floats apart).</summary>
     private unsafe void ScoreLeavesFused(ReadOnlySpan<float> u, int ldu, int n, int pathBase, double logDetSum, ScoringWorkspace ws)
     {
+        if (n <= 0) return;
         if ((long)(n - 1) * ldu + D > u.Length) throw new ArgumentException("The rows are shorter than their count and stride need.", nameof(u));
         int pc = PathCount, d = D, dq = Dq;
         Span<float> ss = n <= RowsPerBlock ? stackalloc float[RowsPerBlock] : new float[n];
