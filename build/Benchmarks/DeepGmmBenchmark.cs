@@ -67,23 +67,12 @@ public sealed class DeepGmmBenchmark : IBenchmark
     private sealed record OurResult(string Label, double TestLl, double ValidLl, int Iterations, double SecondsPerIteration, double FitSeconds, long Parameters = 0,
         double ScoreRowsPerSecond = double.NaN);
 
-    /// <summary>Scoring throughput on the test set (one batched <c>LogDensity</c> call; the best of the calls made in at least a second after a warm-up call), rows/s —
-    /// measured as the peer's <c>score_samples</c> is.</summary>
+    /// <summary>Scoring throughput on the test set: one batched <c>LogDensity</c> call, timed as the peer's
+    /// <c>score_samples</c> is (<see cref="Peer.BestCallSeconds"/>), rows/s.</summary>
     private static double ScoringRowsPerSecond(DeepGmmModel model, RowMatrix rows)
     {
         var logDensity = new float[rows.Rows];
-        model.LogDensity(rows.AsSpan(), logDensity);
-        // Repeated for at least a second (and 3 calls): the JIT promotes the scoring loops to optimised code while the
-        // first calls run, and the best call is the least disturbed one.
-        double best = double.PositiveInfinity, total = 0;
-        for (int r = 0; r < 3 || total < 1.0; r++)
-        {
-            long t0 = Stopwatch.GetTimestamp();
-            model.LogDensity(rows.AsSpan(), logDensity);
-            double s = Stopwatch.GetElapsedTime(t0).TotalSeconds;
-            best = Math.Min(best, s); total += s;
-        }
-        return rows.Rows / best;
+        return rows.Rows / Peer.BestCallSeconds(() => model.LogDensity(rows.AsSpan(), logDensity), minSeconds: 1.0);
     }
 
     private static bool _verbose;

@@ -64,21 +64,12 @@ public sealed class RnnRnadeBenchmark : IBenchmark
     private readonly record struct Result(string Label, double TrainLl, double ValidLl, double TestLl, int Epochs, int BestEpoch, double SeqPerSec,
         double ScoreSeqPerSec = double.NaN);
 
-    /// <summary>Scoring throughput: the whole training set's per-sequence log-density in one call, repeated for at least
-    /// a second after one warm-up call; the best repeat (the least disturbed one), in sequences/s.</summary>
+    /// <summary>Scoring throughput: the whole training set's per-sequence log-density in one call, timed as the peer
+    /// times its own (<see cref="Peer.BestCallSeconds"/>), in sequences/s.</summary>
     private static double ScoringThroughput(RnnRnadeModel model, SequenceBatch data)
     {
         var logDensity = new float[data.Count];
-        model.LogDensity(data, logDensity);
-        double best = double.PositiveInfinity, total = 0;
-        while (total < 1.0)
-        {
-            long t0 = Stopwatch.GetTimestamp();
-            model.LogDensity(data, logDensity);
-            double s = Stopwatch.GetElapsedTime(t0).TotalSeconds;
-            best = Math.Min(best, s); total += s;
-        }
-        return data.Count / best;
+        return data.Count / Peer.BestCallSeconds(() => model.LogDensity(data, logDensity), minSeconds: 1.0);
     }
 
     /// <summary>One seed (dequantisation noise, initialisation, shuffling) of the whole comparison; null when a peer check fails.</summary>

@@ -17,6 +17,26 @@ internal static class RowOps
         return (float)(max + Math.Log(sum));
     }
 
+    /// <summary>log Σ exp(x), vectorised: exp(x − max) in float into <paramref name="scratch"/> (≤ 1, so float keeps their
+    /// relative precision), summed in float64. For long vectors scored often (a Deep GMM row's path scores).</summary>
+    public static double LogSumExp(ReadOnlySpan<float> x, Span<float> scratch)
+    {
+        if (x.IsEmpty) return double.NegativeInfinity;
+        float max = TensorPrimitives.Max(x);
+        if (float.IsNegativeInfinity(max)) return double.NegativeInfinity;
+        if (!float.IsFinite(max)) return max;
+        return max + Math.Log(SumOfShiftedExp(x, max, scratch));
+    }
+
+    /// <summary>Σ exp(x − max): the exponentials written to <paramref name="scratch"/> (at least x's length), summed in float64.</summary>
+    private static double SumOfShiftedExp(ReadOnlySpan<float> x, float max, Span<float> scratch)
+    {
+        var s = scratch[..x.Length];
+        TensorPrimitives.Subtract(x, max, s);
+        TensorPrimitives.Exp(s, s);
+        return SumAsDouble(s);
+    }
+
     /// <summary>log Σ exp of each row of a rows×cols matrix into <paramref name="destination"/>[row].</summary>
     public static void LogSumExpRows(ReadOnlySpan<float> x, int rows, int cols, Span<float> destination, Span<float> scratch = default)
     {
@@ -29,10 +49,7 @@ internal static class RowOps
             var row = x.Slice(r * cols, cols);
             float max = TensorPrimitives.Max(row);
             if (!float.IsFinite(max)) { destination[r] = float.IsNegativeInfinity(max) ? max : max; continue; }
-            var s = scratch[..cols];
-            TensorPrimitives.Subtract(row, max, s);
-            TensorPrimitives.Exp(s, s);
-            destination[r] = max + (float)Math.Log(SumAsDouble(s));
+            destination[r] = max + (float)Math.Log(SumOfShiftedExp(row, max, scratch));
         }
         _ = rented;
     }

@@ -95,6 +95,18 @@ public class RandomStreamTests
 public class RowOpsTests
 {
     [Fact]
+    public void VectorisedLogSumExpMatchesTheDefinition()
+    {
+        var scratch = new float[300];
+        var x = Enumerable.Range(0, 257).Select(i => (float)(50 * Math.Sin(i * 0.37))).ToArray();
+        double expected = x.Max() + Math.Log(x.Sum(v => Math.Exp(v - x.Max())));
+        Assert.Equal(expected, RowOps.LogSumExp(x, scratch), 5);
+        Assert.Equal(1000 + Math.Log(2), RowOps.LogSumExp(new[] { 1000f, 1000f }, scratch), 5);
+        Assert.Equal(double.NegativeInfinity, RowOps.LogSumExp(new[] { float.NegativeInfinity, float.NegativeInfinity }, scratch));
+        Assert.True(double.IsNaN(RowOps.LogSumExp(new[] { 1f, float.NaN }, scratch)));
+    }
+
+    [Fact]
     public void LogSumExpIsStableAndExact()
     {
         Assert.Equal(1000 + Math.Log(2), RowOps.LogSumExp(new[] { 1000f, 1000f }), 3);

@@ -341,7 +341,7 @@ public sealed partial class DeepGmmModel : DensityModel
 
     private static void CheckNormalized(ModelReader r, ReadOnlySpan<float> logProbabilities, string what)
     {
-        double lse = DeepGmmNetwork.LogSumExp(logProbabilities);
+        double lse = Numerics.RowOps.LogSumExp(logProbabilities);
         if (!(Math.Abs(lse) <= 1e-3))
             throw r.Corrupt($"{what} sum to {Math.Exp(lse):G6} (log {lse:G6}), not 1");
     }

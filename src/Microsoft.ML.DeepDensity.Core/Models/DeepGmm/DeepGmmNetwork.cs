@@ -187,7 +187,7 @@ internal sealed partial class DeepGmmNetwork
             Exps = new float[net.PathCount];
         }
 
-        /// <summary>One row's exp(score − max) (<see cref="DeepGmmNetwork.LogSumExp(ReadOnlySpan{float}, Span{float})"/>).</summary>
+        /// <summary>One row's exp(score − max) (<see cref="RowOps.LogSumExp(ReadOnlySpan{float}, Span{float})"/>).</summary>
         public readonly float[] Exps;
     }
 
@@ -281,30 +281,7 @@ internal sealed partial class DeepGmmNetwork
     public void LogDensityBlock(ReadOnlySpan<float> x, int n, Span<float> logDensity, ScoringWorkspace ws, bool oneRowAsVector = false)
     {
         ScoreAllPaths(x, n, ws, oneRowAsVector);
-        for (int r = 0; r < n; r++) logDensity[r] = (float)LogSumExp(ws.Scores.AsSpan(r * PathCount, PathCount), ws.Exps);
-    }
-
-    /// <summary>log Σ exp of one row's path scores: shifted by their maximum, the exponentials vectorised in float into
-    /// <paramref name="exps"/> (exp(s − max) ≤ 1: float keeps their relative precision) and summed in float64.</summary>
-    internal static double LogSumExp(ReadOnlySpan<float> s, Span<float> exps)
-    {
-        float max = System.Numerics.Tensors.TensorPrimitives.Max(s);
-        if (float.IsNegativeInfinity(max)) return double.NegativeInfinity;
-        if (!float.IsFinite(max)) return max;
-        exps = exps[..s.Length];
-        System.Numerics.Tensors.TensorPrimitives.Subtract(s, max, exps);
-        System.Numerics.Tensors.TensorPrimitives.Exp(exps, exps);
-        return max + Math.Log(RowOps.SumAsDouble(exps));
-    }
-
-    internal static double LogSumExp(ReadOnlySpan<float> s)
-    {
-        float max = float.NegativeInfinity;
-        foreach (var v in s) if (v > max) max = v;
-        if (float.IsNegativeInfinity(max)) return double.NegativeInfinity;
-        double sum = 0;
-        foreach (var v in s) sum += Math.Exp(v - max);
-        return max + Math.Log(sum);
+        for (int r = 0; r < n; r++) logDensity[r] = (float)RowOps.LogSumExp(ws.Scores.AsSpan(r * PathCount, PathCount), ws.Exps);
     }
 
     // ---- Per-row path evaluation (E-step heuristic) ----

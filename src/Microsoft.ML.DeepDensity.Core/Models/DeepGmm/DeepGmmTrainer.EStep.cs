@@ -39,7 +39,7 @@ internal sealed partial class DeepGmmTrainer
                 for (int r = 0; r < m; r++)
                 {
                     var scores = ws.Scores.AsSpan(r * pc, pc);
-                    double lse = DeepGmmNetwork.LogSumExp(scores, ws.Exps);
+                    double lse = RowOps.LogSumExp(scores, ws.Exps);
                     s += lse;
                     if (soft)
                     {
