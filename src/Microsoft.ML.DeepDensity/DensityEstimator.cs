@@ -70,7 +70,9 @@ public abstract class DensityEstimator<TModel, TModelOptions> : IEstimator<Densi
         channel.Info(MessageSensitivity.None,
             $"{Name}: training on {data.Rows} rows × {dim} columns" + (validation is null ? "" : $", {validation.Rows} validation rows") + ".");
         var progress = new ChannelProgress(channel, Name, _options.Progress);
-        var model = Train(data, validation, _options.ModelOptions, progress, _options.CancellationToken);
+        TModel model;
+        try { model = Train(data, validation, _options.ModelOptions, progress, _options.CancellationToken); }
+        catch (DataValidationException e) when (IsEngineDataSource(e)) { throw InColumn(e, column.Name); }
 
         // The threshold: (1 − Contamination) quantile of the training rows' scores. Scoring the training set can take as
         // long as an epoch (IWAE, AIS), so it observes the token too: a Fit cancelled after the last epoch returns no model.
@@ -93,12 +95,39 @@ public abstract class DensityEstimator<TModel, TModelOptions> : IEstimator<Densi
         channel.Info(MessageSensitivity.None, $"{Name}: training streamed from the cursor ({dim} columns" +
             (data.Count is long n ? $", {n} rows" : "") + $"; shuffle buffer {(_options.ShuffleBufferRows > 0 ? _options.ShuffleBufferRows.ToString() : "automatic")}).");
         var progress = new ChannelProgress(channel, Name, _options.Progress);
-        var model = TrainStreamed(data, validation, _options.ModelOptions, new StreamingOptions { ShuffleBufferRows = _options.ShuffleBufferRows },
-            progress, _options.CancellationToken);
-        var (threshold, mean) = DataViewRowStream.Threshold(model, data, _options.Contamination, _options.CancellationToken);
+        TModel model;
+        float threshold;
+        double mean;
+        try
+        {
+            model = TrainStreamed(data, validation, _options.ModelOptions, new StreamingOptions { ShuffleBufferRows = _options.ShuffleBufferRows },
+                progress, _options.CancellationToken);
+            (threshold, mean) = DataViewRowStream.Threshold(model, data, _options.Contamination, _options.CancellationToken);
+        }
+        catch (DataValidationException e) when (IsEngineDataSource(e)) { throw InColumn(e, column.Name); }
         channel.Info(MessageSensitivity.None,
             $"{Name}: trained; mean training log-density {mean:G6}, score threshold {threshold:G6} (contamination {_options.Contamination}).");
         return new DensityTransformer<TModel>(_mlContext, model, _options.ToSettings(threshold));
+    }
+
+    /// <summary>What a user whose values the model's input domain refuses can do (a binary model given real values):
+    /// the option for real-valued data, if the family has one. Appended to the error's problem.</summary>
+    protected virtual string? NonBinaryRemedy(TModelOptions options) => null;
+
+    /// <summary>The engine's names for the rows it was given (it knows nothing of ML.NET columns).</summary>
+    private static bool IsEngineDataSource(DataValidationException e) => e.DataSource is "training data" or "validation data";
+
+    /// <summary>The engine's data error restated for the ML.NET user: the feature column by name, which data set, and for
+    /// a value outside a binary model's domain what to do about it.</summary>
+    private DataValidationException InColumn(DataValidationException e, string columnName)
+    {
+        string problem = $"{e.Problem} in the {e.DataSource}";
+        if (e.Problem.EndsWith(DataValidation.NotBinary, StringComparison.Ordinal))
+        {
+            string binarise = $"binarise the column first, e.g. ml.Transforms.Expression(\"{columnName}01\", \"x => x >= 0.5f ? 1.0f : 0.0f\", \"{columnName}\")";
+            problem += NonBinaryRemedy(_options.ModelOptions) is string remedy ? $"; {remedy}, or {binarise}" : $"; {binarise}";
+        }
+        return new DataValidationException(e.Row, e.Column, problem, columnName, e);
     }
 
     /// <summary>Checks the feature column of a runtime schema; returns it.</summary>

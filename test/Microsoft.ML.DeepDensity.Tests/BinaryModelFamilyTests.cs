@@ -97,6 +97,18 @@ public class BinaryModelFamilyTests
         badTrain[31].Features[7] = 0.5f;
         var fitError = Assert.Throws<Data.DataValidationException>(() => estimator.Fit(ml.Data.LoadFromEnumerable(badTrain)));
         Assert.Equal((31L, 7), (fitError.Row, fitError.Column));
+        // ... in the ML.NET user's terms: the feature column by name, the data set, and what to do.
+        Assert.Equal("Features", fitError.DataSource);
+        Assert.Contains("in the training data", fitError.Message);
+        Assert.Contains("binarise the column first", fitError.Message);
+        string? remedy = family switch
+        {
+            "RbmBernoulli" => "VisibleType = RbmVisibleType.Gaussian",
+            "IwaeBernoulli" => "Likelihood = IwaeLikelihood.Gaussian",
+            _ => null, // NVIL has no real-valued variant
+        };
+        if (remedy is not null) Assert.Contains(remedy, fitError.Message);
+        else Assert.DoesNotContain("real-valued", fitError.Message);
 
         var transformer = estimator.Fit(ml.Data.LoadFromEnumerable(Bits(200, seed: 2)));
         foreach (float bad in new[] { 2f, -1f, 0.5f, float.NaN })

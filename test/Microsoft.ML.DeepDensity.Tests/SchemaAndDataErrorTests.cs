@@ -102,6 +102,17 @@ public class SchemaAndDataErrorTests
         var e = Assert.Throws<DataValidationException>(() => ml.DensityEstimation.Rnade(TestData.SmallRnade()).Fit(ml.Data.LoadFromEnumerable(data)));
         Assert.Equal(42, e.Row);
         Assert.Equal(1, e.Column);
+        Assert.Equal("Features", e.DataSource);            // the ML.NET column, not the engine's "training data"
+        Assert.Contains("in the training data", e.Message);
+        Assert.IsType<DataValidationException>(e.InnerException);
+
+        // A bad row of the validation view is reported as such.
+        var valid = TestData.Blob(30);
+        valid[17].Features[0] = float.NaN;
+        var ev = Assert.Throws<DataValidationException>(() =>
+            ml.DensityEstimation.Rnade(TestData.SmallRnade()).Fit(ml.Data.LoadFromEnumerable(TestData.Blob(80)), ml.Data.LoadFromEnumerable(valid)));
+        Assert.Equal((17L, 0, "Features"), (ev.Row, ev.Column, ev.DataSource));
+        Assert.Contains("in the validation data", ev.Message);
     }
 }
 

@@ -90,6 +90,8 @@ public class StreamedTrainingTests
         Assert.Equal(123, e.Row);
         Assert.Equal(2, e.Column);
         Assert.Contains("infinity", e.Message);
+        Assert.Equal("Features", e.DataSource);
+        Assert.Contains("in the training data", e.Message);
     }
 
     [Fact]

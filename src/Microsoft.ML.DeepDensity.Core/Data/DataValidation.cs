@@ -7,7 +7,11 @@ namespace Microsoft.ML.DeepDensity.Data;
 public sealed class DataValidationException : ArgumentException
 {
     public DataValidationException(long row, int column, string problem, string? source)
-        : base(Format(row, column, problem, source))
+        : this(row, column, problem, source, null) { }
+
+    /// <summary>The same problem reported by a caller that knows more about where the data came from (an ML.NET column).</summary>
+    public DataValidationException(long row, int column, string problem, string? source, Exception? innerException)
+        : base(Format(row, column, problem, source), innerException)
     {
         Row = row; Column = column; Problem = problem; DataSource = source;
     }
@@ -34,6 +38,9 @@ public sealed class DataValidationException : ArgumentException
 /// <summary>The one place input rows are checked (finite values, width, domain, emptiness).</summary>
 public static class DataValidation
 {
+    /// <summary>The words of a value outside a binary model's domain (callers that can suggest a remedy look for them).</summary>
+    internal const string NotBinary = "is not binary (a binary model needs 0 or 1)";
+
     /// <summary>
     /// Checks a row-major span of rows of width <paramref name="dimension"/>; returns the row count.
     /// <paramref name="firstRow"/> offsets reported row numbers (for data read in blocks).
@@ -56,7 +63,7 @@ public static class DataValidation
                 if (float.IsNaN(v)) throw new DataValidationException(firstRow + r, c, "value is NaN", source);
                 if (float.IsInfinity(v)) throw new DataValidationException(firstRow + r, c, $"value is {(v > 0 ? "+" : "-")}infinity", source);
                 if (domain == InputDomain.Binary && v != 0f && v != 1f)
-                    throw new DataValidationException(firstRow + r, c, $"value {v} is not binary (a binary model needs 0 or 1)", source);
+                    throw new DataValidationException(firstRow + r, c, $"value {v} {NotBinary}", source);
             }
         }
         return count;

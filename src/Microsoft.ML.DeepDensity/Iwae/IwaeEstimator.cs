@@ -24,6 +24,10 @@ namespace Microsoft.ML.DeepDensity.Transforms
         protected override IwaeModel TrainStreamed(IRowStream data, IRowStream? validation, IwaeOptions options, StreamingOptions streaming,
             IProgress<TrainingProgress> progress, CancellationToken cancellationToken)
             => IwaeModel.Fit(data, options, validation, streaming, progress, cancellationToken);
+
+        /// <inheritdoc/>
+        protected override string? NonBinaryRemedy(IwaeOptions options)
+            => $"for real-valued features set {nameof(IwaeOptions.Likelihood)} = {nameof(IwaeLikelihood)}.{nameof(IwaeLikelihood.Gaussian)}";
     }
 }
 

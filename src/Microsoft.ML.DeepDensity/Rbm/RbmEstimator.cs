@@ -23,6 +23,10 @@ namespace Microsoft.ML.DeepDensity.Transforms
         protected override RbmModel TrainStreamed(IRowStream data, IRowStream? validation, RbmOptions options, StreamingOptions streaming,
             IProgress<TrainingProgress> progress, CancellationToken cancellationToken)
             => RbmModel.Fit(data, options, validation, streaming, progress, cancellationToken);
+
+        /// <inheritdoc/>
+        protected override string? NonBinaryRemedy(RbmOptions options)
+            => $"for real-valued features set {nameof(RbmOptions.VisibleType)} = {nameof(RbmVisibleType)}.{nameof(RbmVisibleType.Gaussian)}";
     }
 }
 
