@@ -64,6 +64,69 @@ internal static class DenseDouble
     }
 
     /// <summary>
+    /// log|det a| of the n×n matrix <paramref name="a"/> (row-major, not modified) by LU factorisation with partial
+    /// pivoting (n³/3 multiply-adds, a sixth of what inverting costs), or −∞ when a is singular to working precision or
+    /// has an entry that is not finite.
+    /// </summary>
+    /// <remarks>The Deep GMM needs every node's log|det Q| after each M-step and only the determinant: on small data its
+    /// EM iteration was spending more time inverting 63×63 matrices than in the E-step.</remarks>
+    public static double LogAbsDet(ReadOnlySpan<double> a, int n)
+    {
+        var lu = a[..(n * n)].ToArray();
+        foreach (var v in lu) if (!double.IsFinite(v)) return double.NegativeInfinity;
+        double logDet = 0;
+        for (int col = 0; col < n; col++)
+        {
+            int pivot = col;
+            double best = Math.Abs(lu[col * n + col]);
+            for (int r = col + 1; r < n; r++)
+            {
+                double v = Math.Abs(lu[r * n + col]);
+                if (v > best) { best = v; pivot = r; }
+            }
+            if (!(best > 0) || !double.IsFinite(best)) return double.NegativeInfinity;
+            if (pivot != col)
+            {
+                var p = lu.AsSpan(pivot * n + col, n - col); var q = lu.AsSpan(col * n + col, n - col);
+                for (int i = 0; i < p.Length; i++) (p[i], q[i]) = (q[i], p[i]);
+            }
+            var prow = lu.AsSpan(col * n + col + 1, n - col - 1);
+            double pv = lu[col * n + col];
+            logDet += Math.Log(Math.Abs(pv));
+            for (int r = col + 1; r < n; r++)
+            {
+                double f = lu[r * n + col] / pv;
+                if (f != 0) AddScaled(lu.AsSpan(r * n + col + 1, n - col - 1), prow, -f);
+            }
+        }
+        return logDet;
+    }
+
+    /// <summary>
+    /// Inverse of the lower-triangular n×n matrix <paramref name="l"/> (row-major; the upper triangle is not read) into
+    /// <paramref name="inverse"/>, which is lower-triangular too (its upper triangle is set to 0). Row by row:
+    /// X_i = (e_i − Σ_{j&lt;i} L_ij X_j) / L_ii, n³/6 multiply-adds. False when a diagonal entry is 0 or not finite.
+    /// </summary>
+    public static bool InvertLowerTriangular(ReadOnlySpan<double> l, Span<double> inverse, int n)
+    {
+        inverse[..(n * n)].Clear();
+        for (int i = 0; i < n; i++)
+        {
+            double lii = l[i * n + i];
+            if (lii == 0 || !double.IsFinite(lii)) return false;
+            var xi = inverse.Slice(i * n, i + 1);
+            xi[i] = 1;
+            for (int j = 0; j < i; j++)
+            {
+                double lij = l[i * n + j];
+                if (lij != 0) AddScaled(xi[..(j + 1)], inverse.Slice(j * n, j + 1), -lij);
+            }
+            for (int c = 0; c <= i; c++) xi[c] /= lii;
+        }
+        return true;
+    }
+
+    /// <summary>
     /// Inverse of the n×n matrix <paramref name="a"/> (row-major, not modified) by Gauss–Jordan elimination with partial
     /// pivoting into <paramref name="inverse"/>; returns log|det a|, or −∞ when a is singular to working precision.
     /// </summary>

@@ -144,7 +144,7 @@ internal sealed partial class DeepGmmNetwork
     {
         var m = new double[d * d];
         for (int i = 0; i < m.Length; i++) m[i] = q[i];
-        return DenseDouble.InvertLogAbsDet(m, new double[d * d], d);
+        return DenseDouble.LogAbsDet(m, d);
     }
 
     /// <summary>

@@ -230,13 +230,17 @@ internal sealed class NodeObjective
         {
             try
             {
-                var chol = (extra > 0 ? cov + Matrix<double>.Build.DenseIdentity(d) * extra : cov).Cholesky();
-                var lInv = chol.Factor.Inverse();
+                var factor = (extra > 0 ? cov + Matrix<double>.Build.DenseIdentity(d) * extra : cov).Cholesky().Factor;
+                var l = new double[d * d];
+                for (int a = 0; a < d; a++) for (int c = 0; c <= a; c++) l[a * d + c] = factor[a, c];
+                // L⁻¹ by forward substitution: MathNet's general Inverse() (LU and d solves) cost more than the E-step on small data.
+                var lInv = new double[d * d];
+                if (!Numerics.DenseDouble.InvertLowerTriangular(l, lInv, d)) throw new ArgumentException("Singular Cholesky factor.");
                 var w = new double[d * m];
                 for (int a = 0; a < d; a++)
                 {
                     double s = 0;
-                    for (int c = 0; c < d; c++) { w[a * m + c] = lInv[a, c]; s += lInv[a, c] * mean[c]; }
+                    for (int c = 0; c < d; c++) { w[a * m + c] = lInv[a * d + c]; s += lInv[a * d + c] * mean[c]; }
                     w[a * m + d] = -s;
                 }
                 bool finite = true;
