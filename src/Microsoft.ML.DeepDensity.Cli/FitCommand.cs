@@ -79,7 +79,13 @@ public static class FitCommand
         {
             forward.Display = progress;
             try { return fit(trainView, validView); }
-            catch (DataValidationException e) { throw MapDataError(e, e.DataSource?.Contains("validation") == true ? validTable! : table, columns, names); }
+            catch (DataValidationException e)
+            {
+                // The ML.NET layer restates the engine's error for pipeline users (column name, ML.NET remedies); the tool
+                // reports the engine's own, against the CSV file it came from.
+                var engine = e.InnerException as DataValidationException ?? e;
+                throw MapDataError(engine, engine.DataSource?.Contains("validation") == true ? validTable! : table, columns, names);
+            }
             catch (ArgumentException e) { throw new CliException(ExitCodes.TrainingFailed, $"cannot train {entry.Name} on this data: {e.Message}", e); }
         });
         console.Interrupts.Abort.ThrowIfCancellationRequested();
@@ -87,6 +93,8 @@ public static class FitCommand
         var model = transformer.Model;
         var summary = model.GetType().GetProperty("TrainingSummary")?.GetValue(model) as TrainingSummary;
         var meanTrain = model.AverageLogDensity(data);
+        // The best step in the numbering of the progress lines (a Deep GMM numbers its EM iterations on from its pretraining).
+        int numberOffset = summary is { History.Count: > 0 } ? summary.History[0].Epoch - 1 : 0;
         var metadata = new ToolMetadata
         {
             Tool = $"ddml {typeof(FitCommand).Assembly.GetName().Version?.ToString(3)}",
@@ -100,16 +108,18 @@ public static class FitCommand
             Options = EngineOptions.Describe(engineOptions),
             History = ToolMetadata.FromHistory(history),
             EpochsRun = summary?.EpochsRun ?? history.Count,
-            BestEpoch = summary?.BestEpoch,
+            BestEpoch = summary?.BestEpoch + numberOffset,
+            Unit = summary?.History.LastOrDefault()?.Unit,
             StoppedEarly = summary?.StoppedEarly ?? false,
             StoppedByUser = console.Interrupts.StopRequested,
             MeanTrainLogDensity = meanTrain,
             CreatedUtc = DateTime.UtcNow,
         };
         ModelZip.Save(ml, transformer, trainView.Schema, metadata, outFile);
-        string best = summary?.BestEpoch is int b ? $" (best {b})" : "";
+        string best = (numberOffset > 0 ? $" numbered {numberOffset + 1}–{numberOffset + metadata.EpochsRun}" : "") +
+                      (metadata.BestEpoch is int b ? $" (best {b})" : "");
         console.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"saved {outFile}: {entry.Name} ({model.DensityKind} log-density), {data.Columns} features, {metadata.EpochsRun} epochs{best}, mean training log-density {meanTrain:F4}."));
+            $"saved {outFile}: {entry.Name} ({model.DensityKind} log-density), {data.Columns} features, {metadata.StepsRun}{best}, mean training log-density {meanTrain:F4}."));
         if (console.Interrupts.StopRequested)
         {
             console.Error.WriteLine($"ddml: interrupted: training was stopped early; the best model so far was saved to {outFile}.");

@@ -32,7 +32,14 @@ public sealed record ToolMetadata
     public SortedDictionary<string, string> Options { get; init; } = new();
     public EpochRecord[] History { get; init; } = Array.Empty<EpochRecord>();
     public int? EpochsRun { get; init; }
+    /// <summary>The best step as numbered in the progress lines and <see cref="History"/> (a Deep GMM numbers its EM
+    /// iterations on from its pretraining's).</summary>
     public int? BestEpoch { get; init; }
+    /// <summary>What one training step is: "epoch", or "EM iteration" for the Deep GMM (absent in older files: "epoch").</summary>
+    public string? Unit { get; init; }
+
+    /// <summary>"6 epochs", "1 EM iteration": the run's length in its own unit.</summary>
+    public string StepsRun => $"{EpochsRun} {Unit ?? "epoch"}{(EpochsRun == 1 ? "" : "s")}";
     public bool StoppedEarly { get; init; }
     public bool StoppedByUser { get; init; }
     public double? MeanTrainLogDensity { get; init; }

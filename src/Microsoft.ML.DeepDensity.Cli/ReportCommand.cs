@@ -60,7 +60,7 @@ public static class ReportCommand
             };
             options.Facts.Add(new("data", $"{dataFile} ({scored.Table.Rows.Count} rows)"));
             if (loaded.Metadata is { } meta)
-                options.Facts.Add(new("trained", $"ddml fit --model {meta.Model} on {meta.TrainFile} ({meta.TrainRows} rows), {meta.EpochsRun} epochs" +
+                options.Facts.Add(new("trained", $"ddml fit --model {meta.Model} on {meta.TrainFile} ({meta.TrainRows} rows), {meta.StepsRun}" +
                                                  (meta.StoppedByUser ? ", stopped by the user" : "")));
             return Write(console, parse.GetValue(output)!, DensityReport.Create(loaded.Model, scored.Features, options));
         });

@@ -170,7 +170,7 @@ public static class ScoringCommands
         if (meta.ExcludedColumns.Length > 0) w.WriteLine($"excluded columns        {string.Join(", ", meta.ExcludedColumns)}");
         w.WriteLine($"training data           {meta.TrainFile}, {meta.TrainRows} {(meta.Model == SequenceCommands.ModelName ? "frame rows" : "rows")}" + (meta.ValidationFile is null ? "" : $"; validation {meta.ValidationFile}"));
         var last = meta.History.LastOrDefault(h => h.Train is not null);
-        w.WriteLine($"training                {meta.EpochsRun} epochs" + (meta.BestEpoch is int b ? $", best epoch {b}" : "") +
+        w.WriteLine($"training                {meta.StepsRun}" + (meta.BestEpoch is int b ? $", best {meta.Unit ?? "epoch"} {b}" : "") +
                     (meta.StoppedEarly ? ", stopped early (no validation gain)" : "") + (meta.StoppedByUser ? ", stopped by the user (Ctrl+C)" : "") +
                     (last is null ? "" : string.Create(Ci, $", last train {last.Train:F4}") + (last.Validation is double v ? string.Create(Ci, $", valid {v:F4}") : "")));
         if (meta.MeanTrainLogDensity is double mean)

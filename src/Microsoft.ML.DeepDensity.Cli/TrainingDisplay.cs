@@ -40,8 +40,9 @@ public sealed class TrainingDisplay
         var ci = CultureInfo.InvariantCulture;
         string train = double.IsFinite(p.TrainLogLikelihood) ? p.TrainLogLikelihood.ToString("F4", ci) : "-";
         string valid = p.ValidationLogLikelihood is double v && double.IsFinite(v) ? v.ToString("F4", ci) : "-";
-        return string.Format(ci, "epoch {0,4}  train {1,10}  valid {2,10}  {3,9:F0} ex/s  {4,7:F1} s{5}",
-            p.Epoch, train, valid, p.ExamplesPerSecond, p.Elapsed.TotalSeconds, p.Note is null ? "" : "  " + p.Note);
+        // The step's own unit: "epoch" for gradient trainers, "EM iteration" / "pretraining EM iteration" for the Deep GMM.
+        return string.Format(ci, "{0} {1,4}  train {2,10}  valid {3,10}  {4,9:F0} ex/s  {5,7:F1} s{6}",
+            p.Unit, p.Epoch, train, valid, p.ExamplesPerSecond, p.Elapsed.TotalSeconds, p.Note is null ? "" : "  " + p.Note);
     }
 
     private sealed class PlainProgress(TextWriter output) : IProgress<TrainingProgress>
@@ -56,7 +57,7 @@ public sealed class TrainingDisplay
             var ci = CultureInfo.InvariantCulture;
             string valid = p.ValidationLogLikelihood is double v && double.IsFinite(v) ? v.ToString("F3", ci) : "-";
             string train = double.IsFinite(p.TrainLogLikelihood) ? p.TrainLogLikelihood.ToString("F3", ci) : "-";
-            task.Description = Markup.Escape(string.Format(ci, "epoch {0}  train {1}  valid {2}  {3:F0} ex/s", p.Epoch, train, valid, p.ExamplesPerSecond));
+            task.Description = Markup.Escape(string.Format(ci, "{0} {1}  train {2}  valid {3}  {4:F0} ex/s", p.Unit, p.Epoch, train, valid, p.ExamplesPerSecond));
             task.Value = Math.Min(task.MaxValue, p.Epoch);
         }
     }

@@ -113,6 +113,26 @@ public class BadInputTests : IDisposable
     }
 
     [Fact]
+    public void ANonBinaryValueInFitNamesTheFileItCameFrom()
+    {
+        // NVIL takes 0/1 data only: a 0.5 in the training or the validation file is reported against that file and line,
+        // in the tool's terms (no ML.NET advice).
+        string Bits(int rows) => "a,b,c\n" + string.Concat(Enumerable.Range(0, rows).Select(i => $"{i % 2},{i / 2 % 2},{i / 4 % 2}\n"));
+        var output = _h.PathOf("nvil.zip");
+        var badValid = _h.Write("valid.csv", Bits(12).Replace("\n1,1,0\n", "\n1,0.5,0\n"));
+        var r = _h.Run("fit", _h.Write("train.csv", Bits(40)), "-m", "nvil", "--epochs", "1", "--validation", badValid, "-o", output);
+        Assert.Equal(ExitCodes.BadData, r.Exit);
+        AssertOneLine(r.Err, "valid.csv, line 5, column 2 ('b')", "is not binary");
+        Assert.DoesNotContain("ml.Transforms", r.Err);
+        _h.AssertNoPartialFiles(output);
+
+        var badTrain = _h.Write("train-bad.csv", Bits(40).Replace("\n0,1,1\n", "\n0,1,2\n"));
+        r = _h.Run("fit", badTrain, "-m", "nvil", "--epochs", "1", "-o", output);
+        Assert.Equal(ExitCodes.BadData, r.Exit);
+        AssertOneLine(r.Err, "train-bad.csv, line 8, column 3 ('c')", "is not binary");
+    }
+
+    [Fact]
     public void ModelFilesThatAreNotOursOrCorrupt()
     {
         var data = _h.Write("d.csv", Header + Good(5));

@@ -37,7 +37,14 @@ public class RoundTripTests : IDisposable
 
         var fit = _h.Run(new[] { "fit", train, "--model", model, "--label", "label", "--exclude", "id", "--epochs", "3", "--seed", "5", "--out", zip }.Concat(options).ToArray());
         Assert.True(fit.Exit == 0, fit.Err);
-        Assert.Contains("epoch", fit.Out);
+        // Progress and summary speak the model's unit: the Deep GMM runs EM iterations (after pretraining ones), not epochs.
+        string unit = model == "deepgmm" ? "EM iteration" : "epoch";
+        Assert.Contains(unit + " ", fit.Out);
+        if (model == "deepgmm")
+        {
+            Assert.DoesNotContain("epoch", fit.Out);
+            Assert.Contains("pretraining EM iteration", fit.Out);
+        }
 
         var info = _h.Run("info", zip);
         Assert.True(info.Exit == 0, info.Err);
@@ -46,6 +53,7 @@ public class RoundTripTests : IDisposable
         Assert.Contains("x1, x2, x3, x4", info.Out);
         Assert.Contains("engine format 1", info.Out);
         Assert.Contains("Seed                         5", info.Out);
+        Assert.Matches($@"training +\d+ {unit}s?, best {unit} \d+", info.Out);
 
         // The zip is an ordinary ML.NET model: load it with ML.NET alone and score through a PredictionEngine.
         var ml = new MLContext(seed: 1);
