@@ -130,7 +130,8 @@ internal static class RnnRnadeSurrogate
             if (!state.Open.TryGetValue(id, out var open)) open = (model.StartStream(), double.NegativeInfinity);
             else if (!(src.Order > open.Order))
                 throw new DataValidationException(row, -1,
-                    $"sequence '{id}' has order {src.Order} after {open.Order}: the rows of a sequence must arrive in increasing order", "order column");
+                    $"sequence '{id}' has order {src.Order} after {open.Order}: the rows of a sequence must arrive in increasing order " +
+                    "(scoring streams each sequence in row order, where training sorted it; sort the rows by order within each sequence before scoring)", "order column");
             float ld = open.Stream.Append(src.Frame);
             state.Open[id] = (open.Stream, src.Order);
             dst.LogDensity = ld;
