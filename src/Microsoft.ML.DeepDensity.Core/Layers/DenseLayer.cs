@@ -78,10 +78,9 @@ internal sealed class DenseLayer
     {
         int o = Outputs;
         var y = output[..(rows * o)];
-        var b = Bias.Value.AsSpan();
-        for (int r = 0; r < rows; r++) b.CopyTo(y.Slice(r * o, o));
-        Gemm.Multiply(false, false, rows, o, Inputs, 1f, input, Inputs, Weight.Value, o, 1f, y, o, allowParallel,
-            _weightPackCurrent ? _weightPack : null);
+        // The GEMM adds the bias as it stores its first k-block (the bits of copying it into y first, without that pass).
+        Gemm.Multiply(false, false, rows, o, Inputs, 1f, input, Inputs, Weight.Value, o, 0f, y, o, allowParallel,
+            _weightPackCurrent ? _weightPack : null, Bias.Value);
         Activations.Forward(Activation, y, y);
     }
 

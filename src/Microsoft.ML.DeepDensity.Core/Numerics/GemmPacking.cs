@@ -18,9 +18,10 @@ internal static partial class Gemm
         fixed (int* t = MaskTable) return Avx.LoadVector256(t + 8 - count).AsSingle();
     }
 
-    /// <summary>C[0..mr, 0..nr) = fma(tile, alpha, C) (C read as +0 with <paramref name="overwrite"/>) for a tile stored with row stride <paramref name="tileStride"/>.</summary>
+    /// <summary>C[0..mr, 0..nr) = fma(tile, alpha, C) (with an <paramref name="addend"/> row, fma(tile, alpha, addend) in every
+    /// row, C not read) for a tile stored with row stride <paramref name="tileStride"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static unsafe void EdgeStore(float* tile, int tileStride, float* c, nint ldc, float alpha, int mr, int nr, bool overwrite)
+    private static unsafe void EdgeStore(float* tile, int tileStride, float* c, nint ldc, float alpha, int mr, int nr, float* addend)
     {
         var va = Vector256.Create(alpha);
         for (int g = 0; g < nr; g += 8)
@@ -28,7 +29,7 @@ internal static partial class Gemm
             var mask = Mask(nr - g);
             float* cg = c + g, tg = tile + g;
             for (int r = 0; r < mr; r++, cg += ldc, tg += tileStride)
-                Avx.MaskStore(cg, mask, Fma.MultiplyAdd(Avx.LoadVector256(tg), va, overwrite ? Vector256<float>.Zero : Avx.MaskLoad(cg, mask)));
+                Avx.MaskStore(cg, mask, Fma.MultiplyAdd(Avx.LoadVector256(tg), va, Avx.MaskLoad(addend != null ? addend + g : cg, mask)));
         }
     }
 
@@ -151,7 +152,7 @@ internal static partial class Gemm
         => (long)(jc / TK.NC) * TK.NC * k + (long)RoundUp(nc, TK.NR) * pc;
 
     /// <summary>
-    /// Packs op(B) (k×n; B stored with row stride <paramref name="ldb"/>) for <see cref="Multiply(bool, bool, int, int, int, float, ReadOnlySpan{float}, int, ReadOnlySpan{float}, int, float, Span{float}, int, bool, PackedOperand?)"/>
+    /// Packs op(B) (k×n; B stored with row stride <paramref name="ldb"/>) for <see cref="Multiply(bool, bool, int, int, int, float, ReadOnlySpan{float}, int, ReadOnlySpan{float}, int, float, Span{float}, int, bool, PackedOperand?, ReadOnlySpan{float})"/>
     /// calls that pass it as their packedB, into <paramref name="packed"/> (created or reused). Without a SIMD kernel it
     /// packs nothing and the products pack as usual. With <paramref name="allowParallel"/> the blocks are packed on the
     /// worker team.
