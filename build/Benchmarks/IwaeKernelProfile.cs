@@ -34,11 +34,14 @@ public sealed class IwaeKernelProfile : IBenchmark
         Time($"GEMM {m}x{d}x{h} (1 thread)", () => Gemm.Multiply(false, false, m, d, h, 1f, hid, h, w, d, 0f, logits, d, false));
         rng.FillGaussian(logits, 0, 2);
         Time("Bernoulli log-prob", () => BernoulliHead.AccumulateLogProb(x, 5, logits, m, d, 1f, acc));
+        Time("Bernoulli log-prob (AVX2 path)", () => { using var _ = KernelPath.Force(SimdLevel.Avx2); BernoulliHead.AccumulateLogProb(x, 5, logits, m, d, 1f, acc); });
+        Time("Bernoulli log-prob (portable path)", () => { using var _ = KernelPath.Force(SimdLevel.Portable); BernoulliHead.AccumulateLogProb(x, 5, logits, m, d, 1f, acc); });
         Time("Bernoulli backward", () => BernoulliHead.Backward(x, 5, logits, m, d, scale, grad));
         Time("tanh forward m×h", () => Activations.Forward(Activation.Tanh, hid, tanh));
         Time("tanh derivative m×h", () => DenseLayer.MultiplyByDerivative(Activation.Tanh, tanh, grad.AsSpan(0, m * h)));
         Time("column sums m×d", () => RowOps.AccumulateColumnSums(grad, m, d, acc.Length >= d ? acc : new float[d]));
         Time("Gaussian noise m×50", () => GaussianNoise.Fill(rng, noise));
+        Time("Gaussian noise m×50 (AVX2 path)", () => { using var _ = KernelPath.Force(SimdLevel.Avx2); GaussianNoise.Fill(rng, noise); });
         var row = logits; var tmp = new float[row.Length];
         Time("TP.Exp", () => System.Numerics.Tensors.TensorPrimitives.Exp(row, tmp));
         Time("TP.LogP1", () => System.Numerics.Tensors.TensorPrimitives.LogP1(row, tmp));
