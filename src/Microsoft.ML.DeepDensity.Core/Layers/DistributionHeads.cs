@@ -186,7 +186,8 @@ internal static class BernoulliHead
                 {
                     var z = Vector512.Load(l + i);
                     product *= one + VectorMath.Exp(-Vector512.Abs(z));
-                    linear += Vector512.FusedMultiplyAdd(Vector512.Load(x + i), z, -Vector512.Max(z, Vector512<float>.Zero));
+                    // vmaxps with z second returns z when it is NaN (Vector512.Max's NaN handling costs two more instructions).
+                    linear += Vector512.FusedMultiplyAdd(Vector512.Load(x + i), z, -Avx512F.Max(Vector512<float>.Zero, z));
                 }
                 logs += VectorMath.Log(product);
             }
