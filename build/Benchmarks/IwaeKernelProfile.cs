@@ -48,7 +48,11 @@ public sealed class IwaeKernelProfile : IBenchmark
         Time("Bernoulli log-prob (portable path)", () => { using var _ = KernelPath.Force(SimdLevel.Portable); BernoulliHead.AccumulateLogProb(x, 5, logits, m, d, 1f, acc); });
         Time("Bernoulli backward", () => BernoulliHead.Backward(x, 5, logits, m, d, scale, grad));
         Time("tanh forward m×h", () => Activations.Forward(Activation.Tanh, hid, tanh));
-        Time("tanh derivative m×h", () => DenseLayer.MultiplyByDerivative(Activation.Tanh, tanh, grad.AsSpan(0, m * h)));
+        // A fresh gradient each call (repeated in place it would decay into subnormals, timing those instead).
+        var fresh = new float[m * h]; rng.FillGaussian(fresh);
+        var dh = new float[m * h];
+        Time("copy m×h (part of the next)", () => fresh.CopyTo(dh, 0));
+        Time("tanh derivative m×h", () => { fresh.CopyTo(dh, 0); DenseLayer.MultiplyByDerivative(Activation.Tanh, tanh, dh); });
         Time("column sums m×d", () => RowOps.AccumulateColumnSums(grad, m, d, acc.Length >= d ? acc : new float[d]));
         Time("Gaussian noise m×50", () => GaussianNoise.Fill(rng, noise));
         Time("Gaussian noise m×50 (AVX2 path)", () => { using var _ = KernelPath.Force(SimdLevel.Avx2); GaussianNoise.Fill(rng, noise); });
