@@ -181,15 +181,25 @@ internal static partial class Gemm
     private static unsafe void PackAll<TK>(Job job, float* dst, int k, int n, bool allowParallel) where TK : struct, IGemmKernel
     {
         int kBlocks = (k + KC - 1) / KC, nBlocks = (n + TK.NC - 1) / TK.NC;
-        void One(int i)
-        {
-            int jc = i / kBlocks * TK.NC, pc = i % kBlocks * KC;
-            int nc = Math.Min(TK.NC, n - jc), kc = Math.Min(KC, k - pc);
-            PackB<TK>(job, dst + PackedOffset<TK>(jc, nc, pc, k), pc, kc, jc, nc);
-        }
         int units = kBlocks * nBlocks;
-        if (allowParallel && units > 1 && (long)k * n >= 1L << 15) DeepDensityEnvironment.For(0, units, One);
-        else for (int i = 0; i < units; i++) One(i);
+        if (allowParallel && units > 1 && (long)k * n >= 1L << 15) PackAllInParallel<TK>(job, dst, k, n, kBlocks, units);
+        else for (int i = 0; i < units; i++) PackUnit<TK>(job, dst, k, n, kBlocks, i);
+    }
+
+    // Its own method: a lambda's captures are allocated on entry to the method that declares them, and a serial pack
+    // (IWAE scoring packs its decoders per call, one row per call allocating nothing) must not allocate.
+    private static unsafe void PackAllInParallel<TK>(Job job, float* dst, int k, int n, int kBlocks, int units) where TK : struct, IGemmKernel
+    {
+        nint address = (nint)dst;
+        DeepDensityEnvironment.For(0, units, i => PackUnit<TK>(job, (float*)address, k, n, kBlocks, i));
+    }
+
+    /// <summary>Packs block i (NC-column block i / kBlocks, k-block i % kBlocks) of op(B) for <see cref="PackAll{TK}"/>.</summary>
+    private static unsafe void PackUnit<TK>(Job job, float* dst, int k, int n, int kBlocks, int i) where TK : struct, IGemmKernel
+    {
+        int jc = i / kBlocks * TK.NC, pc = i % kBlocks * KC;
+        int nc = Math.Min(TK.NC, n - jc), kc = Math.Min(KC, k - pc);
+        PackB<TK>(job, dst + PackedOffset<TK>(jc, nc, pc, k), pc, kc, jc, nc);
     }
 
     /// <summary>Packs op(B)[pc.., jc..] into NR-column panels: panel-major, then k, then the NR columns (zero padded).</summary>
