@@ -155,21 +155,22 @@ internal static class BernoulliHead
         if (logits.Length < (long)rows * d || value.Length < (rows + valueRepeat - 1) / valueRepeat * (long)d || accumulator.Length < rows)
             throw new ArgumentException("A span is shorter than rows × width.");
         bool wide = KernelPath.Current == SimdLevel.Avx512;
+        Span<float> t = d <= 2048 ? stackalloc float[d] : new float[d];
         fixed (float* pl = logits, px = value)
             for (int j = 0; j < rows; j++)
-                accumulator[j] += coefficient * RowLogProb(pl + (long)j * d, px + (long)(j / valueRepeat) * d, d, wide);
+                accumulator[j] += coefficient * RowLogProb(pl + (long)j * d, px + (long)(j / valueRepeat) * d, d, wide, t);
     }
 
     /// <summary>
     /// Σ x·l − max(l, 0) − log(1 + e^{−|l|}) of one row in one pass. With <paramref name="wide"/> (AVX-512) sixteen lanes at a
-    /// time, the rest by <see cref="FusedRow"/> (eight-lane, then scalar). The wide path takes one log per lane of a product
+    /// time, the rest (all of it without AVX-512) by <see cref="RowLogProbSpans"/>. The wide path takes one log per lane of a product
     /// instead of one per entry: Σ log(1 + e_c) = log Π (1 + e_c), each factor in (1, 2], so a block of up to 64 factors per
     /// lane stays below 2^64 (no overflow) and the product's relative rounding error (≤ 64 · 2^−24) is an absolute error
     /// of about 4e-6 in the sum, below the float rounding of a sum of hundreds of terms. The paths agree to float rounding,
     /// not bit for bit.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    internal static unsafe float RowLogProb(float* l, float* x, int d, bool wide)
+    internal static unsafe float RowLogProb(float* l, float* x, int d, bool wide, Span<float> scratch)
     {
         const int FactorsPerLog = 64;
         int i = 0;
@@ -193,8 +194,41 @@ internal static class BernoulliHead
             }
             sum = Vector512.Sum(linear - logs);
         }
-        return i == d ? sum : sum + FusedRow(l + i, null, x + i, null, d - i);
+        return i == d ? sum : sum + RowLogProbSpans(new ReadOnlySpan<float>(x + i, d - i), new ReadOnlySpan<float>(l + i, d - i), scratch);
     }
+
+    /// <summary>Σ x·l − max(l, 0) − log1p(e^{−|l|}) for one row without AVX-512: one fused SIMD pass, then vectorised exp
+    /// and log1p (TensorPrimitives, so vectorised on any CPU).</summary>
+    private static float RowLogProbSpans(ReadOnlySpan<float> x, ReadOnlySpan<float> l, Span<float> scratch)
+    {
+        int d = l.Length, i = 0;
+        var t = scratch[..d];
+        float linear = 0f;
+        if (Vector.IsHardwareAccelerated && d >= Vector<float>.Count)
+        {
+            var acc = Vector<float>.Zero;
+            var xs = MemoryMarshal.Cast<float, Vector<float>>(x);
+            var ls = MemoryMarshal.Cast<float, Vector<float>>(l);
+            var ts = MemoryMarshal.Cast<float, Vector<float>>(t);
+            for (int v = 0; v < ls.Length; v++)
+            {
+                var lv = ls[v];
+                acc += xs[v] * lv - Vector.Max(lv, Vector<float>.Zero);
+                ts[v] = -Vector.Abs(lv);
+            }
+            linear = Vector.Sum(acc);
+            i = ls.Length * Vector<float>.Count;
+        }
+        for (; i < d; i++)
+        {
+            linear += x[i] * l[i] - MathF.Max(l[i], 0f);
+            t[i] = -MathF.Abs(l[i]);
+        }
+        TensorPrimitives.Exp(t, t);
+        TensorPrimitives.LogP1(t, t);
+        return linear - TensorPrimitives.Sum(t);
+    }
+
 
     /// <summary>Σ softplus(l) = Σ max(l, 0) + log1p(e^{−|l|}), vectorised; <paramref name="scratch"/> has ≥ |l| floats.</summary>
     public static float SumSoftplus(ReadOnlySpan<float> l, Span<float> scratch)
@@ -282,7 +316,7 @@ internal static class BernoulliHead
     {
         int i = 0;
         float sum = 0f;
-        if (VectorMath.IsSupported && KernelPath.Current != SimdLevel.Portable)
+        if (VectorMath.IsSupported)
         {
             var acc = Vector256<float>.Zero;
             var one = Vector256.Create(1f);
