@@ -5,7 +5,7 @@ using Microsoft.ML.DeepDensity.Numerics;
 namespace DeepDensity.Benchmarks;
 
 /// <summary>
-/// SGEMM throughput of <see cref="Gemm.Multiply(bool, bool, int, int, int, float, ReadOnlySpan{float}, int, ReadOnlySpan{float}, int, float, Span{float}, int, bool, Gemm.PackedOperand?)"/>
+/// SGEMM throughput of <see cref="Gemm.Multiply(bool, bool, int, int, int, float, ReadOnlySpan{float}, int, ReadOnlySpan{float}, int, float, Span{float}, int, bool, Gemm.PackedOperand?, ReadOnlySpan{float})"/>
 /// against OpenBLAS (numpy, 2 threads, its best kernel for the CPU: see <see cref="Peer.OpenBlasCoreType"/>) on square sizes and on the shapes the models use, all four transpositions.
 /// </summary>
 public sealed class GemmBenchmark : IBenchmark

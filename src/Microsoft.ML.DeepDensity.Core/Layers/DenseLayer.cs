@@ -73,15 +73,19 @@ internal sealed class DenseLayer
     /// <summary>Forward passes pack W themselves again (the buffer is kept for the next <see cref="PackWeights"/>).</summary>
     public void ReleasePackedWeights() => _weightPackCurrent = false;
 
+    /// <summary>Packs W into <paramref name="packed"/> (the caller's buffer, created or reused) for <see cref="Forward"/>.</summary>
+    public void PackWeightsInto(ref Gemm.PackedOperand? packed, bool allowParallel)
+        => Gemm.Pack(false, Inputs, Outputs, Weight.Value, Outputs, ref packed, allowParallel);
+
     /// <summary><paramref name="output"/> (rows×outputs) = f(<paramref name="input"/> (rows×inputs) · W + b).</summary>
-    public void Forward(ReadOnlySpan<float> input, int rows, Span<float> output, bool allowParallel = false)
+    /// <remarks><paramref name="packedWeight"/>, when given, is W packed by the caller (<see cref="Gemm.Pack"/>, W unchanged since).</remarks>
+    public void Forward(ReadOnlySpan<float> input, int rows, Span<float> output, bool allowParallel = false, Gemm.PackedOperand? packedWeight = null)
     {
         int o = Outputs;
         var y = output[..(rows * o)];
-        var b = Bias.Value.AsSpan();
-        for (int r = 0; r < rows; r++) b.CopyTo(y.Slice(r * o, o));
-        Gemm.Multiply(false, false, rows, o, Inputs, 1f, input, Inputs, Weight.Value, o, 1f, y, o, allowParallel,
-            _weightPackCurrent ? _weightPack : null);
+        // The GEMM adds the bias as it stores its first k-block (the bits of copying it into y first, without that pass).
+        Gemm.Multiply(false, false, rows, o, Inputs, 1f, input, Inputs, Weight.Value, o, 0f, y, o, allowParallel,
+            packedWeight ?? (_weightPackCurrent ? _weightPack : null), Bias.Value);
         Activations.Forward(Activation, y, y);
     }
 

@@ -68,6 +68,7 @@ internal sealed class Mlp
             int w = mlp._layers.Length > 1 ? mlp._layers.Take(mlp._layers.Length - 1).Max(l => l.Outputs) : 1;
             GradA = new float[rows * w];
             GradB = new float[rows * w];
+            PackedWeights = new Gemm.PackedOperand?[mlp._layers.Length];
         }
 
         public int Rows { get; }
@@ -77,6 +78,10 @@ internal sealed class Mlp
         internal float[] GradB { get; }
         /// <summary>The network's output of the last forward pass (rows × outputs).</summary>
         public float[] Result => Outputs[^1];
+        /// <summary>Each layer's W packed by <see cref="PackWeights(Workspace, bool)"/>, read by the forward passes while
+        /// <see cref="WeightsPacked"/>: scoring packs once per call rather than once per forward pass.</summary>
+        internal Gemm.PackedOperand?[] PackedWeights { get; }
+        internal bool WeightsPacked { get; set; }
     }
 
     public Workspace CreateWorkspace(int rows) => new(this, rows);
@@ -85,6 +90,17 @@ internal sealed class Mlp
     public void PackWeights(bool allowParallel)
     {
         foreach (var layer in _layers) layer.PackWeights(allowParallel);
+    }
+
+    /// <summary>
+    /// Packs every layer's weights into <paramref name="workspace"/>, which its forward passes then read instead of packing
+    /// them each time (same bits). The caller guarantees the weights do not change until it packs again; workspaces are
+    /// per caller, so concurrent scoring calls never share these buffers.
+    /// </summary>
+    public void PackWeights(Workspace workspace, bool allowParallel)
+    {
+        for (int i = 0; i < _layers.Length; i++) _layers[i].PackWeightsInto(ref workspace.PackedWeights[i], allowParallel);
+        workspace.WeightsPacked = true;
     }
 
     /// <summary>Every layer's <see cref="DenseLayer.ReleasePackedWeights"/>.</summary>
@@ -120,7 +136,7 @@ internal sealed class Mlp
         ReadOnlySpan<float> x = input;
         for (int i = 0; i < _layers.Length; i++)
         {
-            _layers[i].Forward(x, rows, workspace.Outputs[i], allowParallel);
+            _layers[i].Forward(x, rows, workspace.Outputs[i], allowParallel, workspace.WeightsPacked ? workspace.PackedWeights[i] : null);
             x = workspace.Outputs[i];
         }
         return workspace.Outputs[^1].AsSpan(0, rows * Outputs);

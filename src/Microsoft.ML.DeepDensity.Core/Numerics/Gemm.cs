@@ -37,21 +37,31 @@ internal static partial class Gemm
     /// <summary><c>C = alpha · op(A) · op(B) + beta · C</c> (row-major; lda/ldb/ldc are row strides of the stored matrices).</summary>
     /// <remarks><paramref name="packedB"/>, when given, is op(B) already packed by <see cref="Pack"/> from the same
     /// values (the caller guarantees they have not changed since): the product then reads it instead of packing op(B)
-    /// again, with the same bits. One that does not fit this call (other sizes, transposition or kernel) is ignored.</remarks>
+    /// again, with the same bits. One that does not fit this call (other sizes, transposition or kernel) is ignored.
+    /// <para>A non-empty <paramref name="rowBias"/> (n values; only with beta = 0) gives C = rowBias + alpha·op(A)·op(B)
+    /// with rowBias added to every row: the bits of copying it into every row of C and multiplying with beta = 1, but the
+    /// SIMD kernels add it as they store their first k-block, which saves that pass over C (a layer's bias).</para></remarks>
     public static void Multiply(bool transposeA, bool transposeB, int m, int n, int k,
         float alpha, ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> b, int ldb,
-        float beta, Span<float> c, int ldc, bool allowParallel = true, PackedOperand? packedB = null)
+        float beta, Span<float> c, int ldc, bool allowParallel = true, PackedOperand? packedB = null, ReadOnlySpan<float> rowBias = default)
     {
         if (m < 0 || n < 0 || k < 0) throw new ArgumentOutOfRangeException(nameof(m), "Matrix sizes must be non-negative.");
         CheckOperand(a, transposeA ? k : m, transposeA ? m : k, lda, nameof(a));
         CheckOperand(b, transposeB ? n : k, transposeB ? k : n, ldb, nameof(b));
         CheckOperand(c, m, n, ldc, nameof(c));
+        bool biased = !rowBias.IsEmpty;
+        if (biased && (beta != 0f || rowBias.Length < n)) throw new ArgumentException("A row bias needs beta = 0 and n values.", nameof(rowBias));
         if (m == 0 || n == 0) return;
 
         // With beta = 0 the SIMD kernels write C in their first k-block without reading it (the bits of clearing it first,
-        // fma(sum, alpha, +0)), which saves a pass over C; everything else scales C here.
+        // fma(sum, alpha, +0), or with a row bias of copying it first, fma(sum, alpha, bias)), which saves a pass over C;
+        // everything else scales C (or copies the bias into it) here.
         bool overwrite = beta == 0f && k > 0 && alpha != 0f && KernelPath.Current != SimdLevel.Portable;
-        if (!overwrite) ScaleC(c, m, n, ldc, beta);
+        if (!overwrite)
+        {
+            if (biased) for (int i = 0; i < m; i++) rowBias[..n].CopyTo(c.Slice(i * ldc, n));
+            else ScaleC(c, m, n, ldc, beta);
+        }
         if (k == 0 || alpha == 0f) return;
 
         unsafe
@@ -59,8 +69,12 @@ internal static partial class Gemm
             fixed (float* pa = a)
             fixed (float* pb = b)
             fixed (float* pc = c)
+            fixed (float* pBias = rowBias)
+            fixed (float* pZeros = s_zeroRow)
             {
-                var job = new Job(pa, lda, transposeA, pb, ldb, transposeB, pc, ldc, alpha, overwrite);
+                // The row the first k-block's sums are added to instead of C (null: C is read).
+                float* firstAddend = !overwrite ? null : biased ? pBias : pZeros;
+                var job = new Job(pa, lda, transposeA, pb, ldb, transposeB, pc, ldc, alpha, firstAddend, biased);
                 bool parallel = allowParallel && (long)m * n * k >= ParallelThreshold && Environment.ProcessorCount > 1;
                 var level = KernelPath.Current;
                 if (packedB is not null && packedB.Fits(transposeB, k, n, level))
@@ -115,10 +129,12 @@ internal static partial class Gemm
         public readonly int Lda, Ldb, Ldc;
         public readonly bool TransA, TransB;
         public readonly float Alpha;
-        /// <summary>C is not read in the first k-block (beta = 0; it may hold anything).</summary>
-        public readonly bool Overwrite;
-        public Job(float* a, int lda, bool ta, float* b, int ldb, bool tb, float* c, int ldc, float alpha, bool overwrite = false)
-        { A = a; Lda = lda; TransA = ta; B = b; Ldb = ldb; TransB = tb; C = c; Ldc = ldc; Alpha = alpha; Overwrite = overwrite; }
+        /// <summary>When not null, C is not read in the first k-block (beta = 0; it may hold anything): this row is added
+        /// instead, a row bias indexed by C's column (<see cref="AddendIsRow"/>) or else a row of zeros for every tile.</summary>
+        public readonly float* FirstAddend;
+        public readonly bool AddendIsRow;
+        public Job(float* a, int lda, bool ta, float* b, int ldb, bool tb, float* c, int ldc, float alpha, float* firstAddend = null, bool addendIsRow = false)
+        { A = a; Lda = lda; TransA = ta; B = b; Ldb = ldb; TransB = tb; C = c; Ldc = ldc; Alpha = alpha; FirstAddend = firstAddend; AddendIsRow = addendIsRow; }
     }
 
     private static unsafe void Run<TK>(Job job, int m, int n, int k, bool parallel, float* packedB) where TK : struct, IGemmKernel
@@ -157,6 +173,9 @@ internal static partial class Gemm
             else RunBlock<TK>(job, 0, m, blk * span, Math.Min(n - blk * span, span), k, null);
         });
     }
+
+    /// <summary>The addend of a beta = 0 product's first k-block without a row bias: +0 for a whole tile row (NR ≤ 32).</summary>
+    private static readonly float[] s_zeroRow = new float[64];
 
     [ThreadStatic] private static float[]? t_packA;
     [ThreadStatic] private static float[]? t_packB;
@@ -229,7 +248,7 @@ internal static partial class Gemm
         /// <summary>First row of the block in C, first column of this NC block in C, first k of this k-block.</summary>
         public readonly int I0 = i0, J0 = j0, Pc = pc, Kc = kc;
         /// <summary>This k-block writes C without reading it (the first one of a beta = 0 product).</summary>
-        public readonly bool Overwrite = job.Overwrite && pc == 0;
+        public readonly bool Overwrite = job.FirstAddend != null && pc == 0;
     }
 
     /// <summary>One micro-tile: rows ic+ir.. of the block, columns jr.. of the current NC block.</summary>
@@ -253,20 +272,21 @@ internal static partial class Gemm
         else { aPanel = s.APack + (s.DirectA ? 0 : (long)(ir / MR) * MR * kc); ars = 1; aks = MR; }
         nint ldc = job.Ldc;
         float* cTile = job.C + (long)(s.I0 + ic + ir) * ldc + s.J0 + jr;
+        float* addend = !s.Overwrite ? null : job.AddendIsRow ? job.FirstAddend + s.J0 + jr : job.FirstAddend;
         if (mr == MR && nr == NR)
         {
-            if (ars == 1 && aks == MR && bks == NR) TK.FullPacked(kc, aPanel, bPanel, cTile, ldc, job.Alpha, s.Overwrite);
-            else TK.Full(kc, aPanel, ars, aks, bPanel, bks, cTile, ldc, job.Alpha, s.Overwrite);
+            if (ars == 1 && aks == MR && bks == NR) TK.FullPacked(kc, aPanel, bPanel, cTile, ldc, job.Alpha, addend);
+            else TK.Full(kc, aPanel, ars, aks, bPanel, bks, cTile, ldc, job.Alpha, addend);
         }
-        else if (mr == MR && nr == NR / 2) TK.Half(kc, aPanel, ars, aks, bPanel, bks, cTile, ldc, job.Alpha, s.Overwrite);
+        else if (mr == MR && nr == NR / 2) TK.Half(kc, aPanel, ars, aks, bPanel, bks, cTile, ldc, job.Alpha, addend);
         else
         {
             // Edge tile: acc·1 + (−0) = acc exactly (signed zeros included), then C = fma(alpha, acc, C) as in the
             // full kernels, so edge elements get the same bits as they would inside a full tile.
             new Span<float>(s.Tile, MR * NR).Fill(-0f);
-            if (nr > NR / 2) TK.Full(kc, aPanel, ars, aks, bPanel, bks, s.Tile, NR, 1f, false);
-            else TK.Half(kc, aPanel, ars, aks, bPanel, bks, s.Tile, NR, 1f, false);
-            EdgeStore(s.Tile, NR, cTile, ldc, job.Alpha, mr, nr, s.Overwrite);
+            if (nr > NR / 2) TK.Full(kc, aPanel, ars, aks, bPanel, bks, s.Tile, NR, 1f, null);
+            else TK.Half(kc, aPanel, ars, aks, bPanel, bks, s.Tile, NR, 1f, null);
+            EdgeStore(s.Tile, NR, cTile, ldc, job.Alpha, mr, nr, addend);
         }
     }
 

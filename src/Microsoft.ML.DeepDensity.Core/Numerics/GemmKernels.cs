@@ -7,9 +7,10 @@ namespace Microsoft.ML.DeepDensity.Numerics;
 /// <summary>
 /// A register-blocked GEMM micro-kernel and the blocking that suits it. Every kernel computes, for each element of its
 /// MR×NR tile, <c>C ← fma(Σ_p a[r·ars + p·aks] · b[p·bks + col], alpha, C)</c> with the inner sum one FMA chain in
-/// increasing p starting from +0 — the same arithmetic on every path, so all paths give bit-identical results. With
-/// <c>overwrite</c> the C it reads is +0 instead of memory (the first k-block of a product with beta = 0: the same bits
-/// as clearing C first, without the pass that clears it).
+/// increasing p starting from +0 — the same arithmetic on every path, so all paths give bit-identical results. With an
+/// <c>addend</c> row (the first k-block of a product with beta = 0) the C it reads is that row, the same for every row of
+/// the tile, instead of memory: a row of +0 gives the bits of clearing C first, a bias row those of copying the bias into
+/// every row of C first, each without the pass over C that it saves.
 /// </summary>
 internal unsafe interface IGemmKernel
 {
@@ -27,11 +28,11 @@ internal unsafe interface IGemmKernel
     /// </summary>
     static abstract bool APanelOuter { get; }
     /// <summary>The full MR×NR tile.</summary>
-    static abstract void Full(int kc, float* a, nint ars, nint aks, float* b, nint bks, float* c, nint ldc, float alpha, bool overwrite);
+    static abstract void Full(int kc, float* a, nint ars, nint aks, float* b, nint bks, float* c, nint ldc, float alpha, float* addend);
     /// <summary><see cref="Full"/> on packed panels (ars = 1, aks = MR, bks = NR).</summary>
-    static abstract void FullPacked(int kc, float* a, float* b, float* c, nint ldc, float alpha, bool overwrite);
+    static abstract void FullPacked(int kc, float* a, float* b, float* c, nint ldc, float alpha, float* addend);
     /// <summary>An MR×(NR/2) tile, for panels with at most NR/2 live columns.</summary>
-    static abstract void Half(int kc, float* a, nint ars, nint aks, float* b, nint bks, float* c, nint ldc, float alpha, bool overwrite);
+    static abstract void Half(int kc, float* a, nint ars, nint aks, float* b, nint bks, float* c, nint ldc, float alpha, float* addend);
 }
 
 /// <summary>AVX2/FMA: 6×16 tiles (12 ymm accumulators).</summary>
@@ -43,11 +44,11 @@ internal readonly struct Avx2GemmKernel : IGemmKernel
     public static int NC => 4096;
     public static bool APanelOuter => false;
 
-    public static unsafe void FullPacked(int kc, float* a, float* b, float* c, nint ldc, float alpha, bool overwrite)
-        => Full(kc, a, 1, MR, b, NR, c, ldc, alpha, overwrite);
+    public static unsafe void FullPacked(int kc, float* a, float* b, float* c, nint ldc, float alpha, float* addend)
+        => Full(kc, a, 1, MR, b, NR, c, ldc, alpha, addend);
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static unsafe void Full(int kc, float* a, nint ars, nint aks, float* b, nint bks, float* c, nint ldc, float alpha, bool overwrite)
+    public static unsafe void Full(int kc, float* a, nint ars, nint aks, float* b, nint bks, float* c, nint ldc, float alpha, float* addend)
     {
         float* a3 = a + 3 * ars;
         Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
@@ -65,13 +66,13 @@ internal readonly struct Avx2GemmKernel : IGemmKernel
             a += aks; a3 += aks; b += bks;
         }
         var va = Vector256.Create(alpha);
-        Store(c, c00, va, overwrite); Store(c + 8, c01, va, overwrite); Store(c + ldc, c10, va, overwrite); Store(c + ldc + 8, c11, va, overwrite);
-        c += 2 * ldc; Store(c, c20, va, overwrite); Store(c + 8, c21, va, overwrite); Store(c + ldc, c30, va, overwrite); Store(c + ldc + 8, c31, va, overwrite);
-        c += 2 * ldc; Store(c, c40, va, overwrite); Store(c + 8, c41, va, overwrite); Store(c + ldc, c50, va, overwrite); Store(c + ldc + 8, c51, va, overwrite);
+        Store(c, c00, c01, va, addend); Store(c + ldc, c10, c11, va, addend);
+        c += 2 * ldc; Store(c, c20, c21, va, addend); Store(c + ldc, c30, c31, va, addend);
+        c += 2 * ldc; Store(c, c40, c41, va, addend); Store(c + ldc, c50, c51, va, addend);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static unsafe void Half(int kc, float* a, nint ars, nint aks, float* b, nint bks, float* c, nint ldc, float alpha, bool overwrite)
+    public static unsafe void Half(int kc, float* a, nint ars, nint aks, float* b, nint bks, float* c, nint ldc, float alpha, float* addend)
     {
         float* a3 = a + 3 * ars;
         Vector256<float> c0 = default, c1 = default, c2 = default, c3 = default, c4 = default, c5 = default;
@@ -87,13 +88,20 @@ internal readonly struct Avx2GemmKernel : IGemmKernel
             a += aks; a3 += aks; b += bks;
         }
         var va = Vector256.Create(alpha);
-        Store(c, c0, va, overwrite); Store(c + ldc, c1, va, overwrite); Store(c + 2 * ldc, c2, va, overwrite);
-        Store(c + 3 * ldc, c3, va, overwrite); Store(c + 4 * ldc, c4, va, overwrite); Store(c + 5 * ldc, c5, va, overwrite);
+        Store(c, c0, va, addend); Store(c + ldc, c1, va, addend); Store(c + 2 * ldc, c2, va, addend);
+        Store(c + 3 * ldc, c3, va, addend); Store(c + 4 * ldc, c4, va, addend); Store(c + 5 * ldc, c5, va, addend);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static unsafe void Store(float* c, Vector256<float> acc, Vector256<float> alpha, bool overwrite)
-        => Avx.Store(c, Fma.MultiplyAdd(acc, alpha, overwrite ? Vector256<float>.Zero : Avx.LoadVector256(c)));
+    private static unsafe void Store(float* c, Vector256<float> acc, Vector256<float> alpha, float* addend)
+        => Avx.Store(c, Fma.MultiplyAdd(acc, alpha, Avx.LoadVector256(addend != null ? addend : c)));
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void Store(float* c, Vector256<float> lo, Vector256<float> hi, Vector256<float> alpha, float* addend)
+    {
+        Store(c, lo, alpha, addend);
+        Store(c + 8, hi, alpha, addend != null ? addend + 8 : null);
+    }
 }
 
 /// <summary>
@@ -110,7 +118,7 @@ internal readonly struct Avx512GemmKernel : IGemmKernel
     public static bool APanelOuter => true;
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static unsafe void Full(int kc, float* a, nint ars, nint aks, float* b, nint bks, float* c, nint ldc, float alpha, bool overwrite)
+    public static unsafe void Full(int kc, float* a, nint ars, nint aks, float* b, nint bks, float* c, nint ldc, float alpha, float* addend)
     {
         float* a4 = a + 4 * ars, a8 = a + 8 * ars;
         nint ars2 = 2 * ars, ars3 = 3 * ars;
@@ -137,10 +145,10 @@ internal readonly struct Avx512GemmKernel : IGemmKernel
             a += aks; a4 += aks; a8 += aks; b += bks;
         }
         var va = Vector512.Create(alpha);
-        Store(c, c0a, c0b, va, overwrite); c += ldc; Store(c, c1a, c1b, va, overwrite); c += ldc; Store(c, c2a, c2b, va, overwrite); c += ldc;
-        Store(c, c3a, c3b, va, overwrite); c += ldc; Store(c, c4a, c4b, va, overwrite); c += ldc; Store(c, c5a, c5b, va, overwrite); c += ldc;
-        Store(c, c6a, c6b, va, overwrite); c += ldc; Store(c, c7a, c7b, va, overwrite); c += ldc; Store(c, c8a, c8b, va, overwrite); c += ldc;
-        Store(c, c9a, c9b, va, overwrite); c += ldc; Store(c, cAa, cAb, va, overwrite); c += ldc; Store(c, cBa, cBb, va, overwrite);
+        Store(c, c0a, c0b, va, addend); c += ldc; Store(c, c1a, c1b, va, addend); c += ldc; Store(c, c2a, c2b, va, addend); c += ldc;
+        Store(c, c3a, c3b, va, addend); c += ldc; Store(c, c4a, c4b, va, addend); c += ldc; Store(c, c5a, c5b, va, addend); c += ldc;
+        Store(c, c6a, c6b, va, addend); c += ldc; Store(c, c7a, c7b, va, addend); c += ldc; Store(c, c8a, c8b, va, addend); c += ldc;
+        Store(c, c9a, c9b, va, addend); c += ldc; Store(c, cAa, cAb, va, addend); c += ldc; Store(c, cBa, cBb, va, addend);
     }
 
     /// <summary>
@@ -149,7 +157,7 @@ internal readonly struct Avx512GemmKernel : IGemmKernel
     /// Same arithmetic as <see cref="Full"/>.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static unsafe void FullPacked(int kc, float* a, float* b, float* c, nint ldc, float alpha, bool overwrite)
+    public static unsafe void FullPacked(int kc, float* a, float* b, float* c, nint ldc, float alpha, float* addend)
     {
         Vector512<float> c0a = default, c0b = default, c1a = default, c1b = default, c2a = default, c2b = default, c3a = default, c3b = default, c4a = default, c4b = default, c5a = default, c5b = default;
         Vector512<float> c6a = default, c6b = default, c7a = default, c7b = default, c8a = default, c8b = default, c9a = default, c9b = default, cAa = default, cAb = default, cBa = default, cBb = default;
@@ -229,15 +237,15 @@ internal readonly struct Avx512GemmKernel : IGemmKernel
             a += 12; b += 32;
         }
         var va = Vector512.Create(alpha);
-        Store(c, c0a, c0b, va, overwrite); c += ldc; Store(c, c1a, c1b, va, overwrite); c += ldc; Store(c, c2a, c2b, va, overwrite); c += ldc;
-        Store(c, c3a, c3b, va, overwrite); c += ldc; Store(c, c4a, c4b, va, overwrite); c += ldc; Store(c, c5a, c5b, va, overwrite); c += ldc;
-        Store(c, c6a, c6b, va, overwrite); c += ldc; Store(c, c7a, c7b, va, overwrite); c += ldc; Store(c, c8a, c8b, va, overwrite); c += ldc;
-        Store(c, c9a, c9b, va, overwrite); c += ldc; Store(c, cAa, cAb, va, overwrite); c += ldc; Store(c, cBa, cBb, va, overwrite);
+        Store(c, c0a, c0b, va, addend); c += ldc; Store(c, c1a, c1b, va, addend); c += ldc; Store(c, c2a, c2b, va, addend); c += ldc;
+        Store(c, c3a, c3b, va, addend); c += ldc; Store(c, c4a, c4b, va, addend); c += ldc; Store(c, c5a, c5b, va, addend); c += ldc;
+        Store(c, c6a, c6b, va, addend); c += ldc; Store(c, c7a, c7b, va, addend); c += ldc; Store(c, c8a, c8b, va, addend); c += ldc;
+        Store(c, c9a, c9b, va, addend); c += ldc; Store(c, cAa, cAb, va, addend); c += ldc; Store(c, cBa, cBb, va, addend);
     }
 
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static unsafe void Half(int kc, float* a, nint ars, nint aks, float* b, nint bks, float* c, nint ldc, float alpha, bool overwrite)
+    public static unsafe void Half(int kc, float* a, nint ars, nint aks, float* b, nint bks, float* c, nint ldc, float alpha, float* addend)
     {
         float* a4 = a + 4 * ars, a8 = a + 8 * ars;
         nint ars2 = 2 * ars, ars3 = 3 * ars;
@@ -261,19 +269,19 @@ internal readonly struct Avx512GemmKernel : IGemmKernel
             a += aks; a4 += aks; a8 += aks; b += bks;
         }
         var va = Vector512.Create(alpha);
-        Store(c, c0, va, overwrite); c += ldc; Store(c, c1, va, overwrite); c += ldc; Store(c, c2, va, overwrite); c += ldc; Store(c, c3, va, overwrite); c += ldc;
-        Store(c, c4, va, overwrite); c += ldc; Store(c, c5, va, overwrite); c += ldc; Store(c, c6, va, overwrite); c += ldc; Store(c, c7, va, overwrite); c += ldc;
-        Store(c, c8, va, overwrite); c += ldc; Store(c, c9, va, overwrite); c += ldc; Store(c, cA, va, overwrite); c += ldc; Store(c, cB, va, overwrite);
+        Store(c, c0, va, addend); c += ldc; Store(c, c1, va, addend); c += ldc; Store(c, c2, va, addend); c += ldc; Store(c, c3, va, addend); c += ldc;
+        Store(c, c4, va, addend); c += ldc; Store(c, c5, va, addend); c += ldc; Store(c, c6, va, addend); c += ldc; Store(c, c7, va, addend); c += ldc;
+        Store(c, c8, va, addend); c += ldc; Store(c, c9, va, addend); c += ldc; Store(c, cA, va, addend); c += ldc; Store(c, cB, va, addend);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static unsafe void Store(float* c, Vector512<float> acc, Vector512<float> alpha, bool overwrite)
-        => Avx512F.Store(c, Avx512F.FusedMultiplyAdd(acc, alpha, overwrite ? Vector512<float>.Zero : Avx512F.LoadVector512(c)));
+    private static unsafe void Store(float* c, Vector512<float> acc, Vector512<float> alpha, float* addend)
+        => Avx512F.Store(c, Avx512F.FusedMultiplyAdd(acc, alpha, Avx512F.LoadVector512(addend != null ? addend : c)));
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static unsafe void Store(float* c, Vector512<float> lo, Vector512<float> hi, Vector512<float> alpha, bool overwrite)
+    private static unsafe void Store(float* c, Vector512<float> lo, Vector512<float> hi, Vector512<float> alpha, float* addend)
     {
-        Store(c, lo, alpha, overwrite);
-        Store(c + 16, hi, alpha, overwrite);
+        Store(c, lo, alpha, addend);
+        Store(c + 16, hi, alpha, addend != null ? addend + 16 : null);
     }
 }

@@ -18,9 +18,10 @@ internal static partial class Gemm
         fixed (int* t = MaskTable) return Avx.LoadVector256(t + 8 - count).AsSingle();
     }
 
-    /// <summary>C[0..mr, 0..nr) = fma(tile, alpha, C) (C read as +0 with <paramref name="overwrite"/>) for a tile stored with row stride <paramref name="tileStride"/>.</summary>
+    /// <summary>C[0..mr, 0..nr) = fma(tile, alpha, C) (with an <paramref name="addend"/> row, fma(tile, alpha, addend) in every
+    /// row, C not read) for a tile stored with row stride <paramref name="tileStride"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static unsafe void EdgeStore(float* tile, int tileStride, float* c, nint ldc, float alpha, int mr, int nr, bool overwrite)
+    private static unsafe void EdgeStore(float* tile, int tileStride, float* c, nint ldc, float alpha, int mr, int nr, float* addend)
     {
         var va = Vector256.Create(alpha);
         for (int g = 0; g < nr; g += 8)
@@ -28,7 +29,7 @@ internal static partial class Gemm
             var mask = Mask(nr - g);
             float* cg = c + g, tg = tile + g;
             for (int r = 0; r < mr; r++, cg += ldc, tg += tileStride)
-                Avx.MaskStore(cg, mask, Fma.MultiplyAdd(Avx.LoadVector256(tg), va, overwrite ? Vector256<float>.Zero : Avx.MaskLoad(cg, mask)));
+                Avx.MaskStore(cg, mask, Fma.MultiplyAdd(Avx.LoadVector256(tg), va, Avx.MaskLoad(addend != null ? addend + g : cg, mask)));
         }
     }
 
@@ -151,7 +152,7 @@ internal static partial class Gemm
         => (long)(jc / TK.NC) * TK.NC * k + (long)RoundUp(nc, TK.NR) * pc;
 
     /// <summary>
-    /// Packs op(B) (k×n; B stored with row stride <paramref name="ldb"/>) for <see cref="Multiply(bool, bool, int, int, int, float, ReadOnlySpan{float}, int, ReadOnlySpan{float}, int, float, Span{float}, int, bool, PackedOperand?)"/>
+    /// Packs op(B) (k×n; B stored with row stride <paramref name="ldb"/>) for <see cref="Multiply(bool, bool, int, int, int, float, ReadOnlySpan{float}, int, ReadOnlySpan{float}, int, float, Span{float}, int, bool, PackedOperand?, ReadOnlySpan{float})"/>
     /// calls that pass it as their packedB, into <paramref name="packed"/> (created or reused). Without a SIMD kernel it
     /// packs nothing and the products pack as usual. With <paramref name="allowParallel"/> the blocks are packed on the
     /// worker team.
@@ -180,15 +181,25 @@ internal static partial class Gemm
     private static unsafe void PackAll<TK>(Job job, float* dst, int k, int n, bool allowParallel) where TK : struct, IGemmKernel
     {
         int kBlocks = (k + KC - 1) / KC, nBlocks = (n + TK.NC - 1) / TK.NC;
-        void One(int i)
-        {
-            int jc = i / kBlocks * TK.NC, pc = i % kBlocks * KC;
-            int nc = Math.Min(TK.NC, n - jc), kc = Math.Min(KC, k - pc);
-            PackB<TK>(job, dst + PackedOffset<TK>(jc, nc, pc, k), pc, kc, jc, nc);
-        }
         int units = kBlocks * nBlocks;
-        if (allowParallel && units > 1 && (long)k * n >= 1L << 15) DeepDensityEnvironment.For(0, units, One);
-        else for (int i = 0; i < units; i++) One(i);
+        if (allowParallel && units > 1 && (long)k * n >= 1L << 15) PackAllInParallel<TK>(job, dst, k, n, kBlocks, units);
+        else for (int i = 0; i < units; i++) PackUnit<TK>(job, dst, k, n, kBlocks, i);
+    }
+
+    // Its own method: a lambda's captures are allocated on entry to the method that declares them, and a serial pack
+    // (IWAE scoring packs its decoders per call, one row per call allocating nothing) must not allocate.
+    private static unsafe void PackAllInParallel<TK>(Job job, float* dst, int k, int n, int kBlocks, int units) where TK : struct, IGemmKernel
+    {
+        nint address = (nint)dst;
+        DeepDensityEnvironment.For(0, units, i => PackUnit<TK>(job, (float*)address, k, n, kBlocks, i));
+    }
+
+    /// <summary>Packs block i (NC-column block i / kBlocks, k-block i % kBlocks) of op(B) for <see cref="PackAll{TK}"/>.</summary>
+    private static unsafe void PackUnit<TK>(Job job, float* dst, int k, int n, int kBlocks, int i) where TK : struct, IGemmKernel
+    {
+        int jc = i / kBlocks * TK.NC, pc = i % kBlocks * KC;
+        int nc = Math.Min(TK.NC, n - jc), kc = Math.Min(KC, k - pc);
+        PackB<TK>(job, dst + PackedOffset<TK>(jc, nc, pc, k), pc, kc, jc, nc);
     }
 
     /// <summary>Packs op(B)[pc.., jc..] into NR-column panels: panel-major, then k, then the NR columns (zero padded).</summary>

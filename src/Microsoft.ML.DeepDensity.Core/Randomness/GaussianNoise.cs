@@ -1,4 +1,7 @@
 using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using Microsoft.ML.DeepDensity.Numerics;
 
 namespace Microsoft.ML.DeepDensity.Randomness;
 
@@ -6,7 +9,9 @@ namespace Microsoft.ML.DeepDensity.Randomness;
 /// <remarks>
 /// Uniforms come from the stream in a fixed order (one 64-bit draw per pair of normals), so the values are a pure
 /// function of the stream's state. Each uniform has 32 bits, so draws are bounded by |z| ≤ 6.7 (mass beyond ≈ 2e-11).
-/// The sequence differs from <see cref="RandomStream.NextGaussian"/>.
+/// The sequence differs from <see cref="RandomStream.NextGaussian"/>. The sine and cosine are the runtime's vector
+/// ones on the AVX paths and <see cref="MathF.SinCos"/> on the portable path: the paths agree to float rounding, not bit
+/// for bit (both are deterministic on a given machine).
 /// </remarks>
 internal static class GaussianNoise
 {
@@ -34,7 +39,7 @@ internal static class GaussianNoise
             TensorPrimitives.Log(r, r);
             TensorPrimitives.Multiply(r, -2f, r);
             TensorPrimitives.Sqrt(r, r);
-            TensorPrimitives.SinCos(angle[..pairs], sin[..pairs], cos[..pairs]);
+            SinCos(angle[..pairs], sin, cos);
             int n = Math.Min(2 * pairs, destination.Length - pos);
             var dst = destination.Slice(pos, n);
             int full = n / 2;
@@ -46,5 +51,28 @@ internal static class GaussianNoise
             if ((n & 1) != 0) dst[n - 1] = r[full] * cos[full];
             pos += n;
         }
+    }
+
+    /// <summary>sin and cos of every angle: vector lanes on the AVX paths (TensorPrimitives.SinCos calls the scalar library
+    /// function per element, which was most of the IWAE's noise cost), scalar on the portable path and for the tail.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static void SinCos(ReadOnlySpan<float> angle, Span<float> sin, Span<float> cos)
+    {
+        int n = angle.Length, i = 0;
+        if (sin.Length < n || cos.Length < n) throw new ArgumentException("A destination is shorter than the angles.");
+        var level = KernelPath.Current;
+        if (level == SimdLevel.Avx512)
+            for (; i + 16 <= n; i += 16)
+            {
+                var (s, c) = Vector512.SinCos(Vector512.Create(angle.Slice(i, 16)));
+                s.CopyTo(sin.Slice(i, 16)); c.CopyTo(cos.Slice(i, 16));
+            }
+        if (level >= SimdLevel.Avx2)
+            for (; i + 8 <= n; i += 8)
+            {
+                var (s, c) = Vector256.SinCos(Vector256.Create(angle.Slice(i, 8)));
+                s.CopyTo(sin.Slice(i, 8)); c.CopyTo(cos.Slice(i, 8));
+            }
+        for (; i < n; i++) (sin[i], cos[i]) = MathF.SinCos(angle[i]);
     }
 }

@@ -237,6 +237,27 @@ public class IwaeModelTests
     }
 
     [Fact]
+    public void ScoringAfterTheWeightsChangeReadsTheNewWeights()
+    {
+        // Scoring packs the decoders' weights once per call (pooled workspaces keep the packs): a later call must pack
+        // again, so it gives the bits of a fresh model with the new weights, for a block of rows and for one row alone.
+        var model = TinyModel(evalSamples: 300);
+        var rows = AllPatterns();
+        var before = model.LogDensity(rows);
+        var oneBefore = model.LogDensity(rows.Slice(3, 1));
+        foreach (var layer in model.Network.Decoders[0].Layers)
+            System.Numerics.Tensors.TensorPrimitives.Multiply(layer.Weight.Value, 0.5f, layer.Weight.Value);
+        var after = model.LogDensity(rows);
+        var oneAfter = model.LogDensity(rows.Slice(3, 1));
+        var fresh = (IwaeModel)DensityModel.FromBytes(model.ToBytes());
+        Assert.Equal(fresh.LogDensity(rows), after);
+        Assert.Equal(fresh.LogDensity(rows.Slice(3, 1)), oneAfter);
+        Assert.Equal(after[3], oneAfter[0]);
+        Assert.NotEqual(before, after);
+        Assert.NotEqual(oneBefore[0], oneAfter[0]);
+    }
+
+    [Fact]
     public void TwoStochasticLayersTrainAndRoundTrip()
     {
         const int d = 12;

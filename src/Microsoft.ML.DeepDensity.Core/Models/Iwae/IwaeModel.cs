@@ -100,15 +100,29 @@ public sealed class IwaeModel : ImportanceSampledModel
         return new ModelTrainingObjective<IwaeModel>(copy, new IwaeObjective(copy.Network, copy.Samples, options.RowsPerBlock), null);
     }
 
+    // Numbers every scoring call. A workspace packs the decoders' weights once per call (on its first chunk) instead of
+    // once per chunk of samples (K = 5000 in chunks of 500 packed each 200×784 matrix ten times per row); a new call
+    // packs again, so weights changed between calls (a training objective's copy of the model) are never stale.
+    private long _scoringCall;
+
     private protected override void ImportanceSample(ReadOnlySpan<float> rows, int count, int samples, int samplesPerChunk, ulong seed,
         int sampleRowsPerPass, Span<float> logMean, Span<float> standardError)
-        => ImportanceSampler.Estimate(rows, count, Dimension, samples, samplesPerChunk, seed, sampleRowsPerPass,
+    {
+        Interlocked.Increment(ref _scoringCall);
+        ImportanceSampler.Estimate(rows, count, Dimension, samples, samplesPerChunk, seed, sampleRowsPerPass,
             _newWorkspace, _logWeights, logMean, standardError, _scratch);
+    }
 
     /// <summary>Fills each row's noise for <paramref name="k"/> samples from its own stream, then one forward pass.</summary>
     private void LogWeights(IwaeNetwork.Workspace ws, ReadOnlySpan<float> x, int n, int k, ReadOnlySpan<RandomStream> rowStreams,
         Span<double> logW, bool allowParallel)
     {
+        long call = Interlocked.Read(ref _scoringCall);
+        if (ws.PackedForCall != call)
+        {
+            Network.PackDecoderWeights(ws, allowParallel);
+            ws.PackedForCall = call;
+        }
         for (int r = 0; r < n; r++)
             for (int l = 0; l < Network.Layers; l++)
             {

@@ -118,6 +118,8 @@ internal sealed class IwaeNetwork
         public readonly float[][] Noise, Z, DZ, DEnc, DDec;
         public readonly float[] LogW, RowScale, NegRowScale;
         public readonly bool ForTraining;
+        /// <summary>The scoring call the decoders' weights were packed for (<see cref="PackDecoderWeights"/>; 0: none).</summary>
+        public long PackedForCall;
 
         public Workspace(IwaeNetwork net, int maxRows, int maxSamples, bool forTraining)
         {
@@ -144,6 +146,13 @@ internal sealed class IwaeNetwork
             RowScale = new float[forTraining ? m : 0];
             NegRowScale = new float[forTraining ? m : 0];
         }
+    }
+
+    /// <summary>Packs every decoder's weights into the workspace (the networks that run over all n·k sample rows; the
+    /// first encoder sees only the n data rows and reads its weights in place).</summary>
+    public void PackDecoderWeights(Workspace ws, bool allowParallel)
+    {
+        for (int l = 0; l < Layers; l++) Decoders[l].PackWeights(ws.Dec[l], allowParallel);
     }
 
     /// <summary>Fills the workspace's noise for n rows × k samples from one stream (layer by layer).</summary>

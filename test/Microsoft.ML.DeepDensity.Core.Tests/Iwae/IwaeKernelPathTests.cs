@@ -1,0 +1,171 @@
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+using Microsoft.ML.DeepDensity.Layers;
+using Microsoft.ML.DeepDensity.Numerics;
+using Microsoft.ML.DeepDensity.Randomness;
+using Microsoft.ML.DeepDensity.Tests.Engine;
+
+namespace Microsoft.ML.DeepDensity.Tests.Iwae;
+
+/// <summary>
+/// The IWAE's fused kernels on every kernel path this CPU runs (forced with <see cref="KernelPath.Force"/>): the GEMM's
+/// row-bias epilogue (bit-identical to copying the bias first), the one-pass Bernoulli log-probability and the vector
+/// sine/cosine of the Gaussian noise (each path against a float64 reference, and the paths against each other).
+/// </summary>
+public class IwaeKernelPathTests
+{
+    [Fact]
+    public void RowBiasGivesTheBitsOfCopyingTheBiasFirst()
+    {
+        // Edge tiles (odd m, n), several k-blocks (k > 256), the packed-operand path and the parallel split.
+        foreach (var (m, n, k) in new[] { (13, 33, 300), (12, 32, 8), (50, 200, 784), (5, 7, 3), (500, 784, 200), (1, 50, 200) })
+        {
+            var rng = new RandomStream((ulong)(m * 1000 + n));
+            var a = new float[m * k]; var b = new float[k * n]; var bias = new float[n];
+            rng.FillGaussian(a); rng.FillGaussian(b); rng.FillGaussian(bias, 0, 3f);
+            var expected = new float[m * n];
+            for (int i = 0; i < m; i++) bias.CopyTo(expected, i * n);
+            using (KernelPath.Force(SimdLevel.Portable)) Gemm.Multiply(false, false, m, n, k, 1f, a, k, b, n, 1f, expected, n);
+            foreach (var level in GemmTests.SupportedLevels())
+                foreach (bool parallel in new[] { false, true })
+                    foreach (bool packed in new[] { false, true })
+                    {
+                        var c = new float[m * n];
+                        Array.Fill(c, float.NaN); // C is not read: nothing it held may leak
+                        using (KernelPath.Force(level))
+                        {
+                            Gemm.PackedOperand? pack = null;
+                            if (packed) Gemm.Pack(false, k, n, b, n, ref pack, parallel);
+                            Gemm.Multiply(false, false, m, n, k, 1f, a, k, b, n, 0f, c, n, parallel, pack, bias);
+                        }
+                        for (int i = 0; i < c.Length; i++)
+                            Assert.True(BitConverter.SingleToInt32Bits(c[i]) == BitConverter.SingleToInt32Bits(expected[i]),
+                                $"{level} parallel={parallel} packed={packed} {m}×{n}×{k}: C[{i}] = {c[i]:R}, copying the bias gives {expected[i]:R}");
+                    }
+        }
+    }
+
+    [Fact]
+    public void RowBiasNeedsBetaZero()
+    {
+        var c = new float[4];
+        Assert.Throws<ArgumentException>(() => Gemm.Multiply(false, false, 2, 2, 2, 1f, new float[4], 2, new float[4], 2, 1f, c, 2, false, null, new float[2]));
+        Assert.Throws<ArgumentException>(() => Gemm.Multiply(false, false, 2, 2, 2, 1f, new float[4], 2, new float[4], 2, 0f, c, 2, false, null, new float[1]));
+    }
+
+    private static double Softplus(double z) => Math.Max(z, 0) + Math.Log(1 + Math.Exp(-Math.Abs(z)));
+
+    [Theory]
+    [InlineData(784)]  // the benchmark's width: whole 16-lane vectors
+    [InlineData(1043)] // more than 64 vectors (a second product block) and an 8-lane + scalar tail
+    [InlineData(13)]   // narrower than one wide vector
+    public void BernoulliLogProbMatchesTheReferenceOnEveryPath(int d)
+    {
+        const int Rows = 10, Repeat = 5;
+        var rng = new RandomStream((ulong)d);
+        var logits = new float[Rows * d];
+        rng.FillGaussian(logits, 0, 6f);
+        logits[0] = 80f; logits[1] = -80f; logits[2] = 0f; logits[d + 3] = -30f; logits[2 * d - 1] = 25f;
+        var x = new float[Rows / Repeat * d];
+        for (int i = 0; i < x.Length; i++) x[i] = rng.NextDouble() < 0.3 ? 1 : 0;
+        var reference = new double[Rows];
+        var magnitude = new double[Rows];
+        for (int j = 0; j < Rows; j++)
+            for (int c = 0; c < d; c++)
+            {
+                double z = logits[j * d + c], term = x[j / Repeat * d + c] * z - Softplus(z);
+                reference[j] += term;
+                magnitude[j] += Math.Abs(term);
+            }
+        var results = new Dictionary<SimdLevel, float[]>();
+        foreach (var level in GemmTests.SupportedLevels())
+        {
+            var acc = new float[Rows];
+            Array.Fill(acc, 1f);
+            using (KernelPath.Force(level)) BernoulliHead.AccumulateLogProb(x, Repeat, logits, Rows, d, -2f, acc);
+            for (int j = 0; j < Rows; j++)
+            {
+                // Float rounding of a sum of d terms: a few ulps of its magnitude. A wrong or missing entry is ≥ 1e-3.
+                double tol = 2e-6 * magnitude[j] + 1e-4;
+                double got = (acc[j] - 1.0) / -2.0;
+                Assert.True(Math.Abs(got - reference[j]) <= tol, $"{level} d={d} row {j}: {got} vs reference {reference[j]} (tolerance {tol:E2})");
+            }
+            results[level] = acc;
+        }
+        foreach (var (level, acc) in results)
+            for (int j = 0; j < Rows; j++)
+                Assert.True(Math.Abs(acc[j] - results[SimdLevel.Portable][j]) <= 4e-6 * (2 * magnitude[j]) + 2e-4,
+                    $"{level} vs portable, row {j}: {acc[j]} vs {results[SimdLevel.Portable][j]}");
+    }
+
+    [Fact]
+    public void BernoulliLogProbPropagatesNaNOnEveryPath()
+    {
+        const int D = 800;
+        var logits = new float[2 * D];
+        var x = new float[D];
+        logits[5] = float.NaN;        // in a wide vector of row 0
+        logits[D + D - 1] = float.NaN; // in the last vector of row 1
+        foreach (var level in GemmTests.SupportedLevels())
+        {
+            var acc = new float[2];
+            using (KernelPath.Force(level)) BernoulliHead.AccumulateLogProb(x, 2, logits, 2, D, 1f, acc);
+            Assert.True(float.IsNaN(acc[0]) && float.IsNaN(acc[1]), $"{level}: {acc[0]}, {acc[1]}");
+        }
+    }
+
+    [Fact]
+    public void WideExpAndLogMatchDoublePrecision()
+    {
+        if (!Avx512F.IsSupported || !VectorMath.IsSupported) return;
+        double worstExp = 0, worstLog = 0;
+        for (float x = -87f; x <= 88.5f; x += 0.01173f)
+        {
+            var v = VectorMath.Exp(Vector512.Create(x));
+            double expected = Math.Exp(x);
+            if (expected >= 1.2e-38) worstExp = Math.Max(worstExp, Math.Abs(v.GetElement(3) - expected) / expected);
+            // Same steps as the eight-lane function: the same bits.
+            Assert.Equal(VectorMath.Exp(Vector256.Create(x)).GetElement(0), v.GetElement(15));
+        }
+        for (double x = 1e-30; x < 1e30; x *= 1.0137)
+        {
+            float f = (float)x;
+            float got = VectorMath.Log(Vector512.Create(f)).GetElement(7);
+            worstLog = Math.Max(worstLog, Math.Abs(got - Math.Log(f)) / Math.Max(1, Math.Abs(Math.Log(f))));
+            Assert.Equal(VectorMath.Log(Vector256.Create(f)).GetElement(0), got);
+        }
+        Assert.True(worstExp < 5e-7, $"exp: worst relative error {worstExp:E2}");
+        Assert.True(worstLog < 3e-7, $"log: worst error {worstLog:E2}");
+        Assert.True(float.IsNaN(VectorMath.Exp(Vector512.Create(float.NaN)).GetElement(0)));
+        Assert.True(float.IsNaN(VectorMath.Log(Vector512.Create(float.NaN)).GetElement(0)));
+        Assert.False(float.IsFinite(VectorMath.Log(Vector512.Create(float.PositiveInfinity)).GetElement(0)));
+    }
+
+    [Fact]
+    public void NoiseSineAndCosineAgreeOnEveryPath()
+    {
+        const int N = 1000; // whole 16- and 8-lane vectors and a scalar tail
+        var angle = new float[N];
+        for (int i = 0; i < N; i++) angle[i] = (float)(i * (2 * Math.PI / N));
+        foreach (var level in GemmTests.SupportedLevels())
+        {
+            var sin = new float[N]; var cos = new float[N];
+            using (KernelPath.Force(level)) GaussianNoise.SinCos(angle, sin, cos);
+            for (int i = 0; i < N; i++)
+            {
+                Assert.True(Math.Abs(sin[i] - Math.Sin(angle[i])) <= 3e-7, $"{level}: sin({angle[i]}) = {sin[i]}");
+                Assert.True(Math.Abs(cos[i] - Math.Cos(angle[i])) <= 3e-7, $"{level}: cos({angle[i]}) = {cos[i]}");
+            }
+        }
+        // The noise itself: every path draws the same uniforms, so the normals agree to float rounding.
+        var portable = new float[N];
+        using (KernelPath.Force(SimdLevel.Portable)) GaussianNoise.Fill(new RandomStream(3), portable);
+        foreach (var level in GemmTests.SupportedLevels())
+        {
+            var noise = new float[N];
+            using (KernelPath.Force(level)) GaussianNoise.Fill(new RandomStream(3), noise);
+            for (int i = 0; i < N; i++)
+                Assert.True(Math.Abs(noise[i] - portable[i]) <= 2e-6 * (1 + Math.Abs(portable[i])), $"{level}: noise[{i}] = {noise[i]} vs portable {portable[i]}");
+        }
+    }
+}
