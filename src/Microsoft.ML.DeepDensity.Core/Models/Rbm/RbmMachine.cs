@@ -392,6 +392,9 @@ internal sealed class RbmMachine
         var logW = new double[runs];
         // Runs are independent: fixed parts of AisRunsPerPart runs anneal on one thread each, with no barrier per β.
         int parts = (runs + AisRunsPerPart - 1) / AisRunsPerPart;
+        // One part (at most 50 runs) would leave the other cores idle: it then parallelises inside its products and
+        // sampling instead. Both split rows into fixed blocks, so the estimate is the same bits either way.
+        bool inner = parts == 1;
         void Part(int part)
         {
             int first = part * AisRunsPerPart, n = Math.Min(AisRunsPerPart, runs - first);
@@ -405,7 +408,7 @@ internal sealed class RbmMachine
             {
                 if ((k & 255) == 0) cancellationToken.ThrowIfCancellationRequested();
                 float bPrev = (float)betas[k - 1], bCur = (float)betas[k];
-                HiddenPreActivation(ch.V, n, ch.HiddenPre, parallel: false);
+                HiddenPreActivation(ch.V, n, ch.HiddenPre, parallel: inner);
                 // log p*_k(v) − log p*_{k−1}(v) at the current state.
                 var tAll = tempered.AsSpan(0, n * H);
                 TensorPrimitives.Multiply(ch.HiddenPre.AsSpan(0, n * H), bCur, tAll);
@@ -418,9 +421,9 @@ internal sealed class RbmMachine
                 if (k == betas.Length - 1) break;
                 // Transition that leaves p*_k invariant.
                 var step = partRandom.Fork((ulong)k);
-                SampleHidden(ch.HiddenPre, n, bCur, tempered, ch.HiddenSample, ch.Uniform, step.Fork(1), parallel: false);
+                SampleHidden(ch.HiddenPre, n, bCur, tempered, ch.HiddenSample, ch.Uniform, step.Fork(1), parallel: inner);
                 for (int i = 0; i < D; i++) ch.VisibleBias[i] = (1 - bCur) * baseB[i] + bCur * B[i];
-                SampleVisible(ch.HiddenSample, n, bCur, ch.VisibleBias, ch.V, ch.Uniform, step.Fork(2), parallel: false);
+                SampleVisible(ch.HiddenSample, n, bCur, ch.VisibleBias, ch.V, ch.Uniform, step.Fork(2), parallel: inner);
             }
         }
         if (parts == 1) Part(0); else DeepDensityEnvironment.For(0, parts, Part);
