@@ -188,7 +188,7 @@ internal static class BernoulliHead
                     var z = Vector512.Load(l + i);
                     product *= one + VectorMath.Exp(-Vector512.Abs(z));
                     // vmaxps with z second returns z when it is NaN (Vector512.Max's NaN handling costs two more instructions).
-                    linear += Vector512.FusedMultiplyAdd(Vector512.Load(x + i), z, -Avx512F.Max(Vector512<float>.Zero, z));
+                    linear += Avx512F.FusedMultiplyAdd(Vector512.Load(x + i), z, -Avx512F.Max(Vector512<float>.Zero, z));
                 }
                 logs += VectorMath.Log(product);
             }

@@ -60,6 +60,7 @@ internal static class GaussianNoise
     {
         int n = angle.Length, i = 0;
         if (sin.Length < n || cos.Length < n) throw new ArgumentException("A destination is shorter than the angles.");
+#if NET9_0_OR_GREATER // Vector512/256.SinCos are .NET 9 APIs; the net8.0 build takes the scalar loop (same values to float rounding)
         var level = KernelPath.Current;
         if (level == SimdLevel.Avx512)
             for (; i + 16 <= n; i += 16)
@@ -73,6 +74,7 @@ internal static class GaussianNoise
                 var (s, c) = Vector256.SinCos(Vector256.Create(angle.Slice(i, 8)));
                 s.CopyTo(sin.Slice(i, 8)); c.CopyTo(cos.Slice(i, 8));
             }
+#endif
         for (; i < n; i++) (sin[i], cos[i]) = MathF.SinCos(angle[i]);
     }
 }
