@@ -15,21 +15,30 @@ internal static class VectorMath
     /// <summary>AVX2 and FMA are available.</summary>
     public static bool IsSupported => Avx2.IsSupported && Fma.IsSupported;
 
+    // Cephes' single-precision exp and log: range limits, ln 2 split in a high part exact in float and a low part, and the
+    // polynomial coefficients. Written once: the eight- and sixteen-lane versions must compute the same function.
+    private const float ExpMin = -87.33654f, ExpMax = 88.72283f, Log2E = 1.44269504088896341f;
+    private const float Ln2High = 0.693359375f, Ln2Low = -2.12194440e-4f, Sqrt1Half = 0.707106781186547524f;
+    private const float ExpP0 = 1.9875691500e-4f, ExpP1 = 1.3981999507e-3f, ExpP2 = 8.3334519073e-3f, ExpP3 = 4.1665795894e-2f,
+        ExpP4 = 1.6666665459e-1f, ExpP5 = 5.0000001201e-1f;
+    private const float LogP0 = 7.0376836292e-2f, LogP1 = -1.1514610310e-1f, LogP2 = 1.1676998740e-1f, LogP3 = -1.2420140846e-1f,
+        LogP4 = 1.4249322787e-1f, LogP5 = -1.6668057665e-1f, LogP6 = 2.0000714765e-1f, LogP7 = -2.4999993993e-1f, LogP8 = 3.3333331174e-1f;
+
     /// <summary>e^x per lane (underflows to ~1e-38 below −87.3, overflows to +∞ above 88.7).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<float> Exp(Vector256<float> x)
     {
         // Operand order makes vminps/vmaxps return x when it is NaN.
-        x = Avx.Max(Vector256.Create(-87.33654f), Avx.Min(Vector256.Create(88.72283f), x));
-        var fx = Avx.RoundToNegativeInfinity(Fma.MultiplyAdd(x, Vector256.Create(1.44269504088896341f), Vector256.Create(0.5f)));
-        x = Fma.MultiplyAddNegated(fx, Vector256.Create(0.693359375f), x);
-        x = Fma.MultiplyAddNegated(fx, Vector256.Create(-2.12194440e-4f), x);
-        var y = Vector256.Create(1.9875691500e-4f);
-        y = Fma.MultiplyAdd(y, x, Vector256.Create(1.3981999507e-3f));
-        y = Fma.MultiplyAdd(y, x, Vector256.Create(8.3334519073e-3f));
-        y = Fma.MultiplyAdd(y, x, Vector256.Create(4.1665795894e-2f));
-        y = Fma.MultiplyAdd(y, x, Vector256.Create(1.6666665459e-1f));
-        y = Fma.MultiplyAdd(y, x, Vector256.Create(5.0000001201e-1f));
+        x = Avx.Max(Vector256.Create(ExpMin), Avx.Min(Vector256.Create(ExpMax), x));
+        var fx = Avx.RoundToNegativeInfinity(Fma.MultiplyAdd(x, Vector256.Create(Log2E), Vector256.Create(0.5f)));
+        x = Fma.MultiplyAddNegated(fx, Vector256.Create(Ln2High), x);
+        x = Fma.MultiplyAddNegated(fx, Vector256.Create(Ln2Low), x);
+        var y = Vector256.Create(ExpP0);
+        y = Fma.MultiplyAdd(y, x, Vector256.Create(ExpP1));
+        y = Fma.MultiplyAdd(y, x, Vector256.Create(ExpP2));
+        y = Fma.MultiplyAdd(y, x, Vector256.Create(ExpP3));
+        y = Fma.MultiplyAdd(y, x, Vector256.Create(ExpP4));
+        y = Fma.MultiplyAdd(y, x, Vector256.Create(ExpP5));
         y = Fma.MultiplyAdd(y, Avx.Multiply(x, x), Avx.Add(x, Vector256.Create(1f)));
         // 2^fx in two halves so that fx = 128 (x near the top of the range) does not overflow the exponent field.
         var n = Avx.ConvertToVector256Int32(fx);
@@ -47,23 +56,23 @@ internal static class VectorMath
         // v = m · 2^e with m in [0.5, 1).
         var e = Avx.ConvertToVector256Single(Avx2.Subtract(Avx2.ShiftRightLogical(bits, 23), Vector256.Create(126)));
         var m = Avx2.Or(Avx2.And(bits, Vector256.Create(0x007FFFFF)), Vector256.Create(0x3F000000)).AsSingle();
-        var small = Avx.CompareLessThan(m, Vector256.Create(0.707106781186547524f));
+        var small = Avx.CompareLessThan(m, Vector256.Create(Sqrt1Half));
         e = Avx.Subtract(e, Avx.And(small, Vector256.Create(1f)));
         var x = Avx.Subtract(Avx.Add(m, Avx.And(small, m)), Vector256.Create(1f));
         var z = Avx.Multiply(x, x);
-        var y = Vector256.Create(7.0376836292e-2f);
-        y = Fma.MultiplyAdd(y, x, Vector256.Create(-1.1514610310e-1f));
-        y = Fma.MultiplyAdd(y, x, Vector256.Create(1.1676998740e-1f));
-        y = Fma.MultiplyAdd(y, x, Vector256.Create(-1.2420140846e-1f));
-        y = Fma.MultiplyAdd(y, x, Vector256.Create(1.4249322787e-1f));
-        y = Fma.MultiplyAdd(y, x, Vector256.Create(-1.6668057665e-1f));
-        y = Fma.MultiplyAdd(y, x, Vector256.Create(2.0000714765e-1f));
-        y = Fma.MultiplyAdd(y, x, Vector256.Create(-2.4999993993e-1f));
-        y = Fma.MultiplyAdd(y, x, Vector256.Create(3.3333331174e-1f));
+        var y = Vector256.Create(LogP0);
+        y = Fma.MultiplyAdd(y, x, Vector256.Create(LogP1));
+        y = Fma.MultiplyAdd(y, x, Vector256.Create(LogP2));
+        y = Fma.MultiplyAdd(y, x, Vector256.Create(LogP3));
+        y = Fma.MultiplyAdd(y, x, Vector256.Create(LogP4));
+        y = Fma.MultiplyAdd(y, x, Vector256.Create(LogP5));
+        y = Fma.MultiplyAdd(y, x, Vector256.Create(LogP6));
+        y = Fma.MultiplyAdd(y, x, Vector256.Create(LogP7));
+        y = Fma.MultiplyAdd(y, x, Vector256.Create(LogP8));
         y = Avx.Multiply(Avx.Multiply(y, x), z);
-        y = Fma.MultiplyAdd(e, Vector256.Create(-2.12194440e-4f), y);
+        y = Fma.MultiplyAdd(e, Vector256.Create(Ln2Low), y);
         y = Fma.MultiplyAdd(z, Vector256.Create(-0.5f), y);
-        var r = Fma.MultiplyAdd(e, Vector256.Create(0.693359375f), Avx.Add(x, y));
+        var r = Fma.MultiplyAdd(e, Vector256.Create(Ln2High), Avx.Add(x, y));
         // v − v is 0 for finite v and NaN otherwise: non-finite (and negative-NaN) inputs stay non-finite.
         return Avx.Add(r, Avx.Subtract(v, v));
     }
@@ -76,16 +85,16 @@ internal static class VectorMath
     public static Vector512<float> Exp(Vector512<float> x)
     {
         // Operand order makes vminps/vmaxps return x when it is NaN.
-        x = Avx512F.Max(Vector512.Create(-87.33654f), Avx512F.Min(Vector512.Create(88.72283f), x));
-        var fx = Vector512.Floor(Avx512F.FusedMultiplyAdd(x, Vector512.Create(1.44269504088896341f), Vector512.Create(0.5f)));
-        x = Avx512F.FusedMultiplyAdd(-fx, Vector512.Create(0.693359375f), x);
-        x = Avx512F.FusedMultiplyAdd(-fx, Vector512.Create(-2.12194440e-4f), x);
-        var y = Vector512.Create(1.9875691500e-4f);
-        y = Avx512F.FusedMultiplyAdd(y, x, Vector512.Create(1.3981999507e-3f));
-        y = Avx512F.FusedMultiplyAdd(y, x, Vector512.Create(8.3334519073e-3f));
-        y = Avx512F.FusedMultiplyAdd(y, x, Vector512.Create(4.1665795894e-2f));
-        y = Avx512F.FusedMultiplyAdd(y, x, Vector512.Create(1.6666665459e-1f));
-        y = Avx512F.FusedMultiplyAdd(y, x, Vector512.Create(5.0000001201e-1f));
+        x = Avx512F.Max(Vector512.Create(ExpMin), Avx512F.Min(Vector512.Create(ExpMax), x));
+        var fx = Vector512.Floor(Avx512F.FusedMultiplyAdd(x, Vector512.Create(Log2E), Vector512.Create(0.5f)));
+        x = Avx512F.FusedMultiplyAdd(-fx, Vector512.Create(Ln2High), x);
+        x = Avx512F.FusedMultiplyAdd(-fx, Vector512.Create(Ln2Low), x);
+        var y = Vector512.Create(ExpP0);
+        y = Avx512F.FusedMultiplyAdd(y, x, Vector512.Create(ExpP1));
+        y = Avx512F.FusedMultiplyAdd(y, x, Vector512.Create(ExpP2));
+        y = Avx512F.FusedMultiplyAdd(y, x, Vector512.Create(ExpP3));
+        y = Avx512F.FusedMultiplyAdd(y, x, Vector512.Create(ExpP4));
+        y = Avx512F.FusedMultiplyAdd(y, x, Vector512.Create(ExpP5));
         y = Avx512F.FusedMultiplyAdd(y, x * x, x + Vector512.Create(1f));
         // y · 2^fx in one instruction (vscalefps): exact for normal results, as the eight-lane version's two
         // exponent-field multiplies are, and fx = 128 needs no splitting.
@@ -99,23 +108,23 @@ internal static class VectorMath
         var bits = v.AsInt32();
         var e = Vector512.ConvertToSingle(Vector512.ShiftRightLogical(bits, 23) - Vector512.Create(126));
         var m = ((bits & Vector512.Create(0x007FFFFF)) | Vector512.Create(0x3F000000)).AsSingle();
-        var small = Vector512.LessThan(m, Vector512.Create(0.707106781186547524f));
+        var small = Vector512.LessThan(m, Vector512.Create(Sqrt1Half));
         e -= small & Vector512.Create(1f);
         var x = m + (small & m) - Vector512.Create(1f);
         var z = x * x;
-        var y = Vector512.Create(7.0376836292e-2f);
-        y = Avx512F.FusedMultiplyAdd(y, x, Vector512.Create(-1.1514610310e-1f));
-        y = Avx512F.FusedMultiplyAdd(y, x, Vector512.Create(1.1676998740e-1f));
-        y = Avx512F.FusedMultiplyAdd(y, x, Vector512.Create(-1.2420140846e-1f));
-        y = Avx512F.FusedMultiplyAdd(y, x, Vector512.Create(1.4249322787e-1f));
-        y = Avx512F.FusedMultiplyAdd(y, x, Vector512.Create(-1.6668057665e-1f));
-        y = Avx512F.FusedMultiplyAdd(y, x, Vector512.Create(2.0000714765e-1f));
-        y = Avx512F.FusedMultiplyAdd(y, x, Vector512.Create(-2.4999993993e-1f));
-        y = Avx512F.FusedMultiplyAdd(y, x, Vector512.Create(3.3333331174e-1f));
+        var y = Vector512.Create(LogP0);
+        y = Avx512F.FusedMultiplyAdd(y, x, Vector512.Create(LogP1));
+        y = Avx512F.FusedMultiplyAdd(y, x, Vector512.Create(LogP2));
+        y = Avx512F.FusedMultiplyAdd(y, x, Vector512.Create(LogP3));
+        y = Avx512F.FusedMultiplyAdd(y, x, Vector512.Create(LogP4));
+        y = Avx512F.FusedMultiplyAdd(y, x, Vector512.Create(LogP5));
+        y = Avx512F.FusedMultiplyAdd(y, x, Vector512.Create(LogP6));
+        y = Avx512F.FusedMultiplyAdd(y, x, Vector512.Create(LogP7));
+        y = Avx512F.FusedMultiplyAdd(y, x, Vector512.Create(LogP8));
         y = y * x * z;
-        y = Avx512F.FusedMultiplyAdd(e, Vector512.Create(-2.12194440e-4f), y);
+        y = Avx512F.FusedMultiplyAdd(e, Vector512.Create(Ln2Low), y);
         y = Avx512F.FusedMultiplyAdd(z, Vector512.Create(-0.5f), y);
-        var r = Avx512F.FusedMultiplyAdd(e, Vector512.Create(0.693359375f), x + y);
+        var r = Avx512F.FusedMultiplyAdd(e, Vector512.Create(Ln2High), x + y);
         return r + (v - v);
     }
 
