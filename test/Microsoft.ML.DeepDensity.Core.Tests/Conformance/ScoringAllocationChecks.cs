@@ -34,10 +34,16 @@ public class ScoringAllocationChecks
         }
         ScoreRows(200); // warm-up: scratch, JIT tiers
         // This thread's allocations only: a one-row call runs on the caller's thread, and the runtime's background
-        // tier-up compilation (which allocates) must not count.
-        long before = GC.GetAllocatedBytesForCurrentThread();
-        ScoreRows(500);
-        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        // tier-up compilation (which allocates) must not count. The least of three windows: a per-row allocation shows
+        // in every window, while a one-off of the runtime's own on this thread (a late tier transition or type load; one
+        // full-suite run in many saw 6.5 KB once) does not make the model allocate per row.
+        long allocated = long.MaxValue;
+        for (int window = 0; window < 3; window++)
+        {
+            long before = GC.GetAllocatedBytesForCurrentThread();
+            ScoreRows(500);
+            allocated = Math.Min(allocated, GC.GetAllocatedBytesForCurrentThread() - before);
+        }
         Assert.True(allocated <= PerCall, $"{name}: 1,000 one-row calls allocated {allocated:N0} bytes ({allocated / 1000.0:F1} per row)");
     }
 
