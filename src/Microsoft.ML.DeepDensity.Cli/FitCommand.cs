@@ -84,7 +84,7 @@ public static class FitCommand
                 // The ML.NET layer restates the engine's error for pipeline users (column name, ML.NET remedies); the tool
                 // reports the engine's own, against the CSV file it came from.
                 var engine = e.InnerException as DataValidationException ?? e;
-                throw MapDataError(engine, engine.DataSource?.Contains("validation") == true ? validTable! : table, columns, names);
+                throw MapDataError(engine, engine.DataSource == DataValidation.ValidationData ? validTable! : table, columns, names);
             }
             catch (ArgumentException e) { throw new CliException(ExitCodes.TrainingFailed, $"cannot train {entry.Name} on this data: {e.Message}", e); }
         });

@@ -115,7 +115,7 @@ public abstract class DensityEstimator<TModel, TModelOptions> : IEstimator<Densi
     protected virtual string? NonBinaryRemedy(TModelOptions options) => null;
 
     /// <summary>The engine's names for the rows it was given (it knows nothing of ML.NET columns).</summary>
-    private static bool IsEngineDataSource(DataValidationException e) => e.DataSource is "training data" or "validation data";
+    private static bool IsEngineDataSource(DataValidationException e) => e.DataSource is DataValidation.TrainingData or DataValidation.ValidationData;
 
     /// <summary>The engine's data error restated for the ML.NET user: the feature column by name, which data set, and for
     /// a value outside a binary model's domain what to do about it.</summary>

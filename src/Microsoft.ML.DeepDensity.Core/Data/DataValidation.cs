@@ -38,6 +38,12 @@ public sealed class DataValidationException : ArgumentException
 /// <summary>The one place input rows are checked (finite values, width, domain, emptiness).</summary>
 public static class DataValidation
 {
+    /// <summary>The <see cref="DataValidationException.DataSource"/> of a model's training rows as the engine reports them
+    /// (a layer above it, such as the ML.NET estimators, restates errors from this source in its own terms).</summary>
+    public const string TrainingData = "training data";
+    /// <summary>The <see cref="DataValidationException.DataSource"/> of a model's validation rows.</summary>
+    public const string ValidationData = "validation data";
+
     /// <summary>The words of a value outside a binary model's domain (callers that can suggest a remedy look for them).</summary>
     internal const string NotBinary = "is not binary (a binary model needs 0 or 1)";
 

@@ -129,11 +129,11 @@ public sealed class StreamingTrainingData : ITrainingSource
         ArgumentNullException.ThrowIfNull(data);
         streaming ??= new StreamingOptions();
         streaming.Validate();
-        if (data.Width < 1) throw new DataValidationException(-1, -1, "rows have no columns", "training data");
+        if (data.Width < 1) throw new DataValidationException(-1, -1, "rows have no columns", DataValidation.TrainingData);
         if (validation is not null && validation.Width != data.Width)
-            throw new DataValidationException(-1, -1, $"rows have {validation.Width} columns but {data.Width} are expected", "validation data");
-        var train = RowStream.Checked(data, domain, "training data");
-        return validation is not null ? (train, RowStream.Checked(validation, domain, "validation data"))
+            throw new DataValidationException(-1, -1, $"rows have {validation.Width} columns but {data.Width} are expected", DataValidation.ValidationData);
+        var train = RowStream.Checked(data, domain, DataValidation.TrainingData);
+        return validation is not null ? (train, RowStream.Checked(validation, domain, DataValidation.ValidationData))
             : Split(train, validationFraction, seed);
     }
 

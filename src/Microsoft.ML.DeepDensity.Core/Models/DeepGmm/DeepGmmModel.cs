@@ -58,8 +58,8 @@ public sealed partial class DeepGmmModel : DensityModel
     {
         options ??= new DeepGmmOptions();
         options.Validate();
-        DataValidation.CheckTrainingData(data, InputDomain.Real, "training data", minRows: 2);
-        if (validation is not null) DataValidation.CheckTrainingData(validation, InputDomain.Real, "validation data", data.Columns);
+        DataValidation.CheckTrainingData(data, InputDomain.Real, DataValidation.TrainingData, minRows: 2);
+        if (validation is not null) DataValidation.CheckTrainingData(validation, InputDomain.Real, DataValidation.ValidationData, data.Columns);
         int d = data.Columns;
         var (train, valid) = TrainingLoop.Split(data, validation, options.ValidationFraction, options.Seed);
         var standardizer = options.Standardize ? ColumnStandardizer.Fit(train) : ColumnStandardizer.FitPooled(train);

@@ -69,8 +69,8 @@ public sealed class IwaeModel : ImportanceSampledModel
         options ??= new IwaeOptions();
         options.Validate();
         var domain = options.Likelihood == IwaeLikelihood.Bernoulli ? InputDomain.Binary : InputDomain.Real;
-        DataValidation.CheckTrainingData(data, domain, "training data");
-        if (validation is not null) DataValidation.CheckTrainingData(validation, domain, "validation data", data.Columns);
+        DataValidation.CheckTrainingData(data, domain, DataValidation.TrainingData);
+        if (validation is not null) DataValidation.CheckTrainingData(validation, domain, DataValidation.ValidationData, data.Columns);
         var (train, valid) = TrainingLoop.Split(data, validation, options.ValidationFraction, options.Seed);
 
         var network = new IwaeNetwork(data.Columns, options.LatentDimensions, options.HiddenUnits, options.DeepHiddenUnits,
@@ -150,7 +150,7 @@ public sealed class IwaeModel : ImportanceSampledModel
                 for (int c = 0; c < d; c++) { sum[c] += row[c]; sumSq[c] += (double)row[c] * row[c]; }
             }
         }, cancellationToken);
-        if (n == 0) throw new DataValidationException(-1, -1, "the data has no rows", "training data");
+        if (n == 0) throw new DataValidationException(-1, -1, "the data has no rows", DataValidation.TrainingData);
         var mean = new float[d]; var std = new float[d];
         for (int c = 0; c < d; c++)
         {

@@ -61,8 +61,8 @@ public sealed class NvilModel : ImportanceSampledModel
     {
         options ??= new NvilOptions();
         options.Validate();
-        DataValidation.CheckTrainingData(data, InputDomain.Binary, "training data");
-        if (validation is not null) DataValidation.CheckTrainingData(validation, InputDomain.Binary, "validation data", data.Columns);
+        DataValidation.CheckTrainingData(data, InputDomain.Binary, DataValidation.TrainingData);
+        if (validation is not null) DataValidation.CheckTrainingData(validation, InputDomain.Binary, DataValidation.ValidationData, data.Columns);
         var (train, valid) = TrainingLoop.Split(data, validation, options.ValidationFraction, options.Seed);
 
         var network = new NvilNetwork(data.Columns, options.LatentDimensions);

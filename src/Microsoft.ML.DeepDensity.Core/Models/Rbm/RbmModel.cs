@@ -85,8 +85,8 @@ public sealed class RbmModel : DensityModel
         options ??= new RbmOptions();
         options.Validate();
         var domain = options.VisibleType == RbmVisibleType.Gaussian ? InputDomain.Real : InputDomain.Binary;
-        DataValidation.CheckTrainingData(data, domain, "training data");
-        if (validation is not null) DataValidation.CheckTrainingData(validation, domain, "validation data", data.Columns);
+        DataValidation.CheckTrainingData(data, domain, DataValidation.TrainingData);
+        if (validation is not null) DataValidation.CheckTrainingData(validation, domain, DataValidation.ValidationData, data.Columns);
         int d = data.Columns;
         var (train, valid) = TrainingLoop.Split(data, validation, options.ValidationFraction, options.Seed);
 
@@ -203,7 +203,7 @@ public sealed class RbmModel : DensityModel
                 for (int c = 0; c < d; c++) sums[c] += row[c];
             }
         }, cancellationToken);
-        if (n == 0) throw new DataValidationException(-1, -1, "the data has no rows", "training data");
+        if (n == 0) throw new DataValidationException(-1, -1, "the data has no rows", DataValidation.TrainingData);
         var bias = new float[d];
         for (int c = 0; c < d; c++)
         {

@@ -72,8 +72,8 @@ public sealed class DeepRnadeModel : DensityModel
     {
         options ??= new DeepRnadeOptions();
         options.Validate();
-        DataValidation.CheckTrainingData(data, InputDomain.Real, "training data");
-        if (validation is not null) DataValidation.CheckTrainingData(validation, InputDomain.Real, "validation data", data.Columns);
+        DataValidation.CheckTrainingData(data, InputDomain.Real, DataValidation.TrainingData);
+        if (validation is not null) DataValidation.CheckTrainingData(validation, InputDomain.Real, DataValidation.ValidationData, data.Columns);
         int d = data.Columns;
         var firstOrder = options.ResolveOrder(d);
         var (train, valid) = TrainingLoop.Split(data, validation, options.ValidationFraction, options.Seed);
@@ -103,7 +103,7 @@ public sealed class DeepRnadeModel : DensityModel
         var modelTrain = RowStream.Map(train, (rows, n, _) => standardizer.Forward(rows, rows, n));
         var modelValid = valid is null ? null : RowStream.Map(valid, (rows, n, _) => standardizer.Forward(rows, rows, n));
         var sample = RowStream.Sample(modelTrain, streaming.SampleRows, new RandomStream(options.Seed).Fork(0x5A3B1E), cancellationToken);
-        if (sample.Rows == 0) throw new DataValidationException(-1, -1, "the data has no rows", "training data");
+        if (sample.Rows == 0) throw new DataValidationException(-1, -1, "the data has no rows", DataValidation.TrainingData);
         return Train(options, d, firstOrder, standardizer, sample, new StreamingTrainingData(modelTrain, streaming),
             modelValid is null ? null : new StreamingTrainingData(modelValid, streaming), progress, cancellationToken);
     }

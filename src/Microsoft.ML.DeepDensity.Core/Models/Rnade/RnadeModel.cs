@@ -57,8 +57,8 @@ public sealed class RnadeModel : DensityModel
         if (options is DeepRnadeOptions)
             throw new ArgumentException("DeepRnadeOptions describe a deep RNADE: train it with DeepRnadeModel.Fit.", nameof(options));
         options.Validate();
-        DataValidation.CheckTrainingData(data, InputDomain.Real, "training data");
-        if (validation is not null) DataValidation.CheckTrainingData(validation, InputDomain.Real, "validation data", data.Columns);
+        DataValidation.CheckTrainingData(data, InputDomain.Real, DataValidation.TrainingData);
+        if (validation is not null) DataValidation.CheckTrainingData(validation, InputDomain.Real, DataValidation.ValidationData, data.Columns);
         int d = data.Columns;
         var order = options.ResolveOrder(d);
         var (train, valid) = TrainingLoop.Split(data, validation, options.ValidationFraction, options.Seed);
@@ -104,7 +104,7 @@ public sealed class RnadeModel : DensityModel
         var modelTrain = RowStream.Map(permutedTrain, (rows, n, _) => standardizer.Forward(rows, rows, n));
         var modelValid = valid is null ? null : RowStream.Map(RowStream.Map(valid, Permuter(order)), (rows, n, _) => standardizer.Forward(rows, rows, n));
         var sample = RowStream.Sample(modelTrain, streaming.SampleRows, new RandomStream(options.Seed).Fork(0x5A3B1E), cancellationToken);
-        if (sample.Rows == 0) throw new DataValidationException(-1, -1, "the data has no rows", "training data");
+        if (sample.Rows == 0) throw new DataValidationException(-1, -1, "the data has no rows", DataValidation.TrainingData);
 
         var network = new RnadeNetwork(d, options.HiddenUnits, options.Components, options.Activation);
         network.Initialize(new RandomStream(options.Seed).Fork(0x1A17), ColumnQuantiles(sample, options.Components));
