@@ -1,3 +1,4 @@
+using Microsoft.ML.DeepDensity.Layers;
 using Microsoft.ML.DeepDensity.Models.Iwae;
 using Microsoft.ML.DeepDensity.Numerics;
 using Microsoft.ML.DeepDensity.Randomness;
@@ -63,5 +64,46 @@ public class IwaeGradientTests
             Assert.True(bound[r] >= mean / 6 - 1e-5, $"row {r}: bound {bound[r]} < mean log w {mean / 6}");
             Assert.True(bound[r] > mean / 6 + 1e-4, "weights are not all equal, so Jensen's gap must be positive");
         }
+    }
+
+    [Fact]
+    public void NegligibleImportanceWeightsLeaveNoSubnormalFloatsInTheBackwardPass()
+    {
+        // A poor proposal spreads a row's log-weights over hundreds of nats: most normalised weights are e^-100 and less,
+        // which times the 1/batch scale are subnormal floats (x86 microcode assists in the backward GEMMs, #18: the first
+        // epoch of the Fashion-MNIST benchmark ran at half speed). They must enter the gradient as 0.
+        const int d = 100, n = 8, k = 16;
+        var net = RandomNetwork(d, new[] { 4 }, IwaeLikelihood.Bernoulli, Activation.Tanh, seed: 5, std: 4f);
+        var x = Data(n, d, IwaeLikelihood.Bernoulli, 6);
+        var ws = new IwaeNetwork.Workspace(net, n, k, forTraining: true);
+        net.FillNoise(ws, n, k, new RandomStream(7));
+        net.Forward(x, n, k, ws, allowParallel: false);
+        float scale = -1f / n;
+        // The case this test is about: weights whose scaled float would be subnormal.
+        int negligible = 0;
+        for (int r = 0; r < n; r++)
+        {
+            var lw = ws.LogW.AsSpan(r * k, k);
+            float max = float.NegativeInfinity;
+            foreach (var v in lw) max = MathF.Max(max, v);
+            double sum = 0;
+            foreach (var v in lw) sum += Math.Exp(v - max);
+            foreach (var v in lw)
+            {
+                float scaled = scale * (float)(Math.Exp(v - max) / sum);
+                if (scaled != 0f && float.IsSubnormal(scaled)) negligible++;
+            }
+        }
+        Assert.True(negligible > 0, "the network must spread the log-weights far enough to produce subnormal weights");
+
+        IwaeNetwork.ReduceRows(ws.LogW, n, k, new double[n], ws.RowScale, scale);
+        var gradients = GradientBuffers.Create(net.Parameters);
+        net.Backward(x, n, k, ws, gradients, allowParallel: false);
+        Assert.DoesNotContain(ws.RowScale.AsSpan(0, n * k).ToArray(), float.IsSubnormal);
+        Assert.Contains(ws.RowScale, v => v != 0f);
+        foreach (var buffers in new[] { ws.DDec, ws.DZ, ws.DEnc })
+            foreach (var buffer in buffers) Assert.DoesNotContain(buffer, float.IsSubnormal);
+        foreach (var p in net.Parameters.Items)
+            Assert.False(gradients[p].Any(float.IsSubnormal), $"{p.Name} gradient has a subnormal value");
     }
 }
