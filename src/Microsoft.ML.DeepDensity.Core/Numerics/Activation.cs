@@ -1,4 +1,7 @@
 using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 
 namespace Microsoft.ML.DeepDensity.Numerics;
 
@@ -28,7 +31,7 @@ internal static class Activations
             case Activation.Identity: if (!input.Overlaps(output)) input.CopyTo(output); break;
             case Activation.Relu: TensorPrimitives.Max(input, 0f, output); break;
             case Activation.Sigmoid: TensorPrimitives.Sigmoid(input, output); break;
-            case Activation.Tanh: TensorPrimitives.Tanh(input, output); break;
+            case Activation.Tanh: Tanh(input, output); break;
             case Activation.Softplus: Softplus(input, output); break;
             default: throw new ArgumentOutOfRangeException(nameof(activation), activation, "Unknown activation.");
         }
@@ -57,6 +60,50 @@ internal static class Activations
                 for (int i = 0; i < n; i++) gradient[i] *= 1f / (1f + MathF.Exp(-pre[i]));
                 break;
             default: throw new ArgumentOutOfRangeException(nameof(activation), activation, "Unknown activation.");
+        }
+    }
+
+    /// <summary>
+    /// output = tanh(input) (may alias): <see cref="VectorMath.Tanh(Vector512{float})"/>, whose 16-lane, 8-lane and
+    /// scalar versions give the same bits (a last partial vector is computed in a padded copy, so no element depends on
+    /// where it sits). The runtime's TensorPrimitives.Tanh costs about 1 ns per element here and gives tanh 0 = −6e-8.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void Tanh(ReadOnlySpan<float> input, Span<float> output)
+    {
+        int n = input.Length;
+        if (output.Length < n) throw new ArgumentException("The output is shorter than the input.", nameof(output));
+        var level = KernelPath.Current;
+        if (level == SimdLevel.Portable)
+        {
+            for (int j = 0; j < n; j++) output[j] = VectorMath.Tanh(input[j]);
+            return;
+        }
+        ref float src = ref MemoryMarshal.GetReference(input);
+        ref float dst = ref MemoryMarshal.GetReference(output);
+        int i = 0;
+        Span<float> pad = stackalloc float[16];
+        if (level == SimdLevel.Avx512)
+        {
+            for (; i + 16 <= n; i += 16)
+                VectorMath.Tanh(Vector512.LoadUnsafe(ref src, (nuint)i)).StoreUnsafe(ref dst, (nuint)i);
+            if (i < n)
+            {
+                pad.Clear();
+                input[i..].CopyTo(pad);
+                VectorMath.Tanh(Vector512.LoadUnsafe(ref MemoryMarshal.GetReference(pad))).StoreUnsafe(ref MemoryMarshal.GetReference(pad));
+                pad[..(n - i)].CopyTo(output[i..]);
+            }
+            return;
+        }
+        for (; i + 8 <= n; i += 8)
+            VectorMath.Tanh(Vector256.LoadUnsafe(ref src, (nuint)i)).StoreUnsafe(ref dst, (nuint)i);
+        if (i < n)
+        {
+            pad.Clear();
+            input[i..].CopyTo(pad);
+            VectorMath.Tanh(Vector256.LoadUnsafe(ref MemoryMarshal.GetReference(pad))).StoreUnsafe(ref MemoryMarshal.GetReference(pad));
+            pad[..(n - i)].CopyTo(output[i..]);
         }
     }
 

@@ -10,7 +10,7 @@ namespace Microsoft.ML.DeepDensity.Numerics;
 /// Cephes polynomials: relative error about 2e-7 over the whole range. Non-finite inputs give non-finite outputs
 /// (NaN stays NaN), so divergence is still detected downstream. Use only when <see cref="IsSupported"/>.
 /// </summary>
-internal static class VectorMath
+internal static partial class VectorMath
 {
     /// <summary>AVX2 and FMA are available.</summary>
     public static bool IsSupported => Avx2.IsSupported && Fma.IsSupported;

@@ -1,5 +1,6 @@
 using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using Microsoft.ML.DeepDensity.Numerics;
 
@@ -7,11 +8,11 @@ namespace Microsoft.ML.DeepDensity.Randomness;
 
 /// <summary>Standard-normal noise in bulk (vectorised Box–Muller): for reparameterised samples of many rows at once.</summary>
 /// <remarks>
-/// Uniforms come from the stream in a fixed order (one 64-bit draw per pair of normals), so the values are a pure
-/// function of the stream's state. Each uniform has 32 bits, so draws are bounded by |z| ≤ 6.7 (mass beyond ≈ 2e-11).
-/// The sequence differs from <see cref="RandomStream.NextGaussian"/>. The sine and cosine are the runtime's vector
-/// ones on the AVX paths and <see cref="MathF.SinCos"/> on the portable path: the paths agree to float rounding, not bit
-/// for bit (both are deterministic on a given machine).
+/// Uniforms come from the stream in a fixed order (one 64-bit draw per pair of normals: 32 bits for the radius, 24 for
+/// the angle), so the values are a pure function of the stream's state. The radius's uniform has 32 bits, so draws are
+/// bounded by |z| ≤ 6.7 (mass beyond ≈ 2e-11). The sequence differs from <see cref="RandomStream.NextGaussian"/>. The
+/// angle is drawn in whole turns and its sine and cosine are <see cref="VectorMath.SinCosTurns(float)"/>, whose 16-lane,
+/// 8-lane and scalar versions give the same bits, so every kernel path draws the same noise.
 /// </remarks>
 internal static class GaussianNoise
 {
@@ -21,10 +22,10 @@ internal static class GaussianNoise
     public static void Fill(RandomStream random, Span<float> destination)
     {
         Span<float> radius = stackalloc float[Chunk];
-        Span<float> angle = stackalloc float[Chunk];
+        Span<float> turns = stackalloc float[Chunk];
         Span<float> sin = stackalloc float[Chunk];
         Span<float> cos = stackalloc float[Chunk];
-        const float TwoPow32Inv = 1f / 4294967296f;
+        const float TwoPow32Inv = 1f / 4294967296f, TwoPow24Inv = 1f / 16777216f;
         int pos = 0;
         while (pos < destination.Length)
         {
@@ -32,14 +33,14 @@ internal static class GaussianNoise
             for (int i = 0; i < pairs; i++)
             {
                 ulong bits = random.NextUInt64();
-                radius[i] = ((uint)bits + 0.5f) * TwoPow32Inv;                 // (0, 1]
-                angle[i] = (uint)(bits >> 32) * (TwoPow32Inv * 2f * MathF.PI); // [0, 2π)
+                radius[i] = ((uint)bits + 0.5f) * TwoPow32Inv;     // (0, 1]
+                turns[i] = (uint)(bits >> 40) * TwoPow24Inv;        // [0, 1), exact in float
             }
             var r = radius[..pairs];
             TensorPrimitives.Log(r, r);
             TensorPrimitives.Multiply(r, -2f, r);
             TensorPrimitives.Sqrt(r, r);
-            SinCos(angle[..pairs], sin, cos);
+            SinCosTurns(turns[..pairs], sin, cos);
             int n = Math.Min(2 * pairs, destination.Length - pos);
             var dst = destination.Slice(pos, n);
             int full = n / 2;
@@ -53,28 +54,29 @@ internal static class GaussianNoise
         }
     }
 
-    /// <summary>sin and cos of every angle: vector lanes on the AVX paths (TensorPrimitives.SinCos calls the scalar library
-    /// function per element, which was most of the IWAE's noise cost), scalar on the portable path and for the tail.</summary>
+    /// <summary>sin 2πt and cos 2πt of every t in <paramref name="turns"/>: 16 or 8 lanes at a time on the AVX paths,
+    /// scalar on the portable path and for the tail, all with the same bits.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    internal static void SinCos(ReadOnlySpan<float> angle, Span<float> sin, Span<float> cos)
+    internal static void SinCosTurns(ReadOnlySpan<float> turns, Span<float> sin, Span<float> cos)
     {
-        int n = angle.Length, i = 0;
+        int n = turns.Length, i = 0;
         if (sin.Length < n || cos.Length < n) throw new ArgumentException("A destination is shorter than the angles.");
-#if NET9_0_OR_GREATER // Vector512/256.SinCos are .NET 9 APIs; the net8.0 build takes the scalar loop (same values to float rounding)
+        ref float t = ref MemoryMarshal.GetReference(turns);
+        ref float s = ref MemoryMarshal.GetReference(sin);
+        ref float c = ref MemoryMarshal.GetReference(cos);
         var level = KernelPath.Current;
         if (level == SimdLevel.Avx512)
             for (; i + 16 <= n; i += 16)
             {
-                var (s, c) = Vector512.SinCos(Vector512.Create(angle.Slice(i, 16)));
-                s.CopyTo(sin.Slice(i, 16)); c.CopyTo(cos.Slice(i, 16));
+                var (vs, vc) = VectorMath.SinCosTurns(Vector512.LoadUnsafe(ref t, (nuint)i));
+                vs.StoreUnsafe(ref s, (nuint)i); vc.StoreUnsafe(ref c, (nuint)i);
             }
         if (level >= SimdLevel.Avx2)
             for (; i + 8 <= n; i += 8)
             {
-                var (s, c) = Vector256.SinCos(Vector256.Create(angle.Slice(i, 8)));
-                s.CopyTo(sin.Slice(i, 8)); c.CopyTo(cos.Slice(i, 8));
+                var (vs, vc) = VectorMath.SinCosTurns(Vector256.LoadUnsafe(ref t, (nuint)i));
+                vs.StoreUnsafe(ref s, (nuint)i); vc.StoreUnsafe(ref c, (nuint)i);
             }
-#endif
-        for (; i < n; i++) (sin[i], cos[i]) = MathF.SinCos(angle[i]);
+        for (; i < n; i++) (sin[i], cos[i]) = VectorMath.SinCosTurns(turns[i]);
     }
 }
