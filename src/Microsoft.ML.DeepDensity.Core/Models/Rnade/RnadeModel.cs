@@ -242,13 +242,30 @@ public sealed class RnadeModel : DensityModel
     {
         int n = data.Rows, d = data.Columns;
         var q = new float[d * k];
-        var col = new float[n];
-        for (int c = 0; c < d; c++)
+        if (n == 0) return q;
+        var positions = new int[k];
+        for (int i = 0; i < k; i++) positions[i] = Math.Min(n - 1, (int)((i + 0.5) / k * n));
+        // The values a sort of each column would put at those positions, selected without sorting, in parallel over
+        // groups of 16 columns (each writes only its own values, so any thread count gives the same bits). A group is
+        // copied out row by row, one cache line per row: copying one column at a time read the whole matrix per column.
+        const int Group = 16;
+        var values = data.Values;
+        DeepDensityEnvironment.For(0, (d + Group - 1) / Group, g =>
         {
-            for (int r = 0; r < n; r++) col[r] = data[r, c];
-            Array.Sort(col);
-            for (int i = 0; i < k; i++) q[c * k + i] = col[Math.Min(n - 1, (int)((i + 0.5) / k * n))];
-        }
+            int c0 = g * Group, width = Math.Min(Group, d - c0);
+            var columns = System.Buffers.ArrayPool<float>.Shared.Rent(width * n);
+            try
+            {
+                for (int r = 0; r < n; r++)
+                {
+                    long row = (long)r * d + c0;
+                    for (int j = 0; j < width; j++) columns[j * n + r] = values[row + j];
+                }
+                for (int j = 0; j < width; j++)
+                    OrderStatistics.Select(columns.AsSpan(j * n, n), positions, q.AsSpan((c0 + j) * k, k));
+            }
+            finally { System.Buffers.ArrayPool<float>.Shared.Return(columns); }
+        });
         return q;
     }
 
