@@ -22,18 +22,41 @@ namespace DeepDensity.Benchmarks;
 public sealed class ThreadScalingBenchmark : IBenchmark
 {
     public string Name => "threads";
-    public string Description => "1 -> 2 thread speed-up of training and scoring, and one-row latency, for every model (~3 min)";
+    public string Description => "1 -> 2 thread speed-up of training and scoring (median of --rounds 3 alternating rounds), and one-row latency, for every model (~10 min)";
 
+    /// <summary>Times are medians over the rounds; the speed-ups are medians of the per-round ratios (a round times 1
+    /// thread, then 2 threads, back to back: this VM's speed drifts by ±20 % over minutes, which one run of each
+    /// measured as much as the threads).</summary>
     private sealed record Row(string Model, string Shape, double Fit1, double Fit2, double Score1, double Score2,
-        double OneRowMicroseconds, bool SameBytes)
+        double OneRowMicroseconds, bool SameBytes, double FitSpeedup, double ScoreSpeedup);
+
+    private static int s_rounds = 3;
+
+    private static double Median(IEnumerable<double> values)
     {
-        public double FitSpeedup => Fit1 / Fit2;
-        public double ScoreSpeedup => Score1 / Score2;
+        var v = values.Order().ToArray();
+        return v.Length % 2 == 1 ? v[v.Length / 2] : (v[v.Length / 2 - 1] + v[v.Length / 2]) / 2;
+    }
+
+    /// <summary>Rounds of [1 thread, 2 threads] of <paramref name="work"/>: median times, median ratio, the first results.</summary>
+    private static (double T1, double T2, double Speedup, T Result1, T Result2) Rounds<T>(Func<T> work)
+    {
+        var t1 = new List<double>(); var t2 = new List<double>();
+        T? r1 = default, r2 = default;
+        for (int round = 0; round < s_rounds; round++)
+        {
+            var (a, ra) = Timed(1, work);
+            var (b, rb) = Timed(2, work);
+            t1.Add(a); t2.Add(b);
+            if (round == 0) { r1 = ra; r2 = rb; }
+        }
+        return (Median(t1), Median(t2), Median(t1.Zip(t2, (a, b) => a / b)), r1!, r2!);
     }
 
     public int Run(BenchmarkArgs args)
     {
         double scale = args.Double("scale", 1.0);
+        s_rounds = Math.Max(1, args.Int("rounds", 3));
         string? jsonPath = args.String("json", "") is { Length: > 0 } j ? j : null;
         int n = (int)(20_000 * scale);
         Console.WriteLine($"machine: {Machine.Describe()}");
@@ -74,10 +97,8 @@ public sealed class ThreadScalingBenchmark : IBenchmark
         // Warm-up (JIT, thread pool) on a slice, so the first timed run does not pay for it.
         var warm = fit(new RowMatrix(train.AsSpan()[..(Math.Min(500, train.Rows) * train.Columns)].ToArray(), Math.Min(500, train.Rows), train.Columns), 2);
         warm.LogDensity(test);
-        var (fit1, model1) = Timed(1, () => fit(train, 1));
-        var (fit2, model2) = Timed(2, () => fit(train, 2));
-        double score1 = Timed(1, () => model1.LogDensity(test)).Seconds;
-        double score2 = Timed(2, () => model1.LogDensity(test)).Seconds;
+        var (fit1, fit2, fitSpeedup, model1, model2) = Rounds(() => fit(train, 0));
+        var (score1, score2, scoreSpeedup, _, _) = Rounds(() => model1.LogDensity(test));
         // One row as a PredictionEngine scores it: warm up, then the median of many calls.
         var one = test.AsSpan()[..test.Columns].ToArray();
         var dest = new float[1];
@@ -90,8 +111,8 @@ public sealed class ThreadScalingBenchmark : IBenchmark
             times[i] = Stopwatch.GetElapsedTime(t0).TotalMicroseconds;
         }
         Array.Sort(times);
-        var row = new Row(name, shape, fit1, fit2, score1, score2, times[times.Length / 2], model1.ToBytes().AsSpan().SequenceEqual(model2.ToBytes()));
-        Console.WriteLine($"{name,-10} fit {fit1,7:F2} s / {fit2,7:F2} s  score {score1,7:F3} s / {score2,7:F3} s  one row {row.OneRowMicroseconds,8:F1} µs  same bytes {row.SameBytes}");
+        var row = new Row(name, shape, fit1, fit2, score1, score2, times[times.Length / 2], model1.ToBytes().AsSpan().SequenceEqual(model2.ToBytes()), fitSpeedup, scoreSpeedup);
+        Console.WriteLine($"{name,-10} fit {fit1,7:F2} s / {fit2,7:F2} s ({fitSpeedup:F2}x)  score {score1,7:F3} s / {score2,7:F3} s ({scoreSpeedup:F2}x)  one row {row.OneRowMicroseconds,8:F1} µs  same bytes {row.SameBytes}");
         return row;
     }
 
@@ -101,10 +122,8 @@ public sealed class ThreadScalingBenchmark : IBenchmark
         var test = Sequences(200, 30, 4, 12);
         RnnRnadeModel Fit(SequenceBatch data) => RnnRnadeModel.Fit(data, new RnnRnadeOptions { MaxEpochs = 2, ValidationFraction = 0, Seed = 1 });
         Fit(Sequences(20, 30, 4, 13)).LogDensity(test); // warm-up (JIT, thread pool)
-        var (fit1, model1) = Timed(1, () => Fit(train));
-        var (fit2, model2) = Timed(2, () => Fit(train));
-        double score1 = Timed(1, () => model1.LogDensity(test)).Seconds;
-        double score2 = Timed(2, () => model1.LogDensity(test)).Seconds;
+        var (fit1, fit2, fitSpeedup, model1, model2) = Rounds(() => Fit(train));
+        var (score1, score2, scoreSpeedup, _, _) = Rounds(() => model1.LogDensity(test));
         var one = SequenceBatch.FromSequences(new[] { test.Sequence(0).ToArray() }, 4);
         for (int i = 0; i < 100; i++) model1.LogDensity(one);
         var times = new double[1000];
@@ -115,8 +134,8 @@ public sealed class ThreadScalingBenchmark : IBenchmark
             times[i] = Stopwatch.GetElapsedTime(t0).TotalMicroseconds;
         }
         Array.Sort(times);
-        var row = new Row(name, shape, fit1, fit2, score1, score2, times[times.Length / 2], model1.ToBytes().AsSpan().SequenceEqual(model2.ToBytes()));
-        Console.WriteLine($"{name,-10} fit {fit1,7:F2} s / {fit2,7:F2} s  score {score1,7:F3} s / {score2,7:F3} s  one sequence {row.OneRowMicroseconds,8:F1} µs  same bytes {row.SameBytes}");
+        var row = new Row(name, shape, fit1, fit2, score1, score2, times[times.Length / 2], model1.ToBytes().AsSpan().SequenceEqual(model2.ToBytes()), fitSpeedup, scoreSpeedup);
+        Console.WriteLine($"{name,-10} fit {fit1,7:F2} s / {fit2,7:F2} s ({fitSpeedup:F2}x)  score {score1,7:F3} s / {score2,7:F3} s ({scoreSpeedup:F2}x)  one sequence {row.OneRowMicroseconds,8:F1} µs  same bytes {row.SameBytes}");
         return row;
     }
 
