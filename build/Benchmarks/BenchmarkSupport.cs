@@ -185,6 +185,13 @@ public static class Peer
         return best;
     }
 
+    /// <summary>The median of <paramref name="values"/> (the mean of the middle two for an even count).</summary>
+    public static double Median(IEnumerable<double> values)
+    {
+        var v = values.Order().ToArray();
+        return v.Length % 2 == 1 ? v[v.Length / 2] : (v[v.Length / 2 - 1] + v[v.Length / 2]) / 2;
+    }
+
     /// <summary>Median wall time of <paramref name="repeats"/> runs of <paramref name="action"/>, in seconds.</summary>
     public static double MedianSeconds(Action action, int repeats)
     {

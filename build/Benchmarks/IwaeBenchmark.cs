@@ -52,11 +52,7 @@ public sealed class IwaeBenchmark : IBenchmark
         var roundRows = new List<string>();
         foreach (int k in ks)
         {
-            var options = new IwaeOptions
-            {
-                Samples = k, MaxEpochs = epochs, BatchSize = batch, LearningRate = lr, ValidationFraction = 0,
-                EarlyStoppingPatience = 0, EvaluationSamples = evalK, EvaluationSamplesPerChunk = Math.Min(evalK, 500), Seed = seed,
-            };
+            var options = Options(k, epochs, batch, lr, evalK, seed);
             var proc = Process.GetCurrentProcess();
             var cpu0 = proc.TotalProcessorTime;
             var sw = Stopwatch.StartNew();
@@ -111,6 +107,13 @@ public sealed class IwaeBenchmark : IBenchmark
         return 0;
     }
 
+    /// <summary>The benchmark's fit: k samples, fixed epochs, no validation split or early stopping.</summary>
+    private static IwaeOptions Options(int k, int epochs, int batch, float lr, int evalK, ulong seed) => new()
+    {
+        Samples = k, MaxEpochs = epochs, BatchSize = batch, LearningRate = lr, ValidationFraction = 0,
+        EarlyStoppingPatience = 0, EvaluationSamples = evalK, EvaluationSamplesPerChunk = Math.Min(evalK, 500), Seed = seed,
+    };
+
     /// <summary>Rounds of [our fit and evaluation, then the peer's], seconds apart; returns the table row of median ratios.</summary>
     private static string SpeedRounds(int k, RowMatrix train, RowMatrix test, string trainPath, string testPath,
         int rounds, int epochs, int batch, float lr, int evalK, ulong seed)
@@ -119,11 +122,7 @@ public sealed class IwaeBenchmark : IBenchmark
         var evalRatios = new List<double>();
         for (int round = 1; round <= rounds; round++)
         {
-            var options = new IwaeOptions
-            {
-                Samples = k, MaxEpochs = epochs, BatchSize = batch, LearningRate = lr, ValidationFraction = 0,
-                EarlyStoppingPatience = 0, EvaluationSamples = evalK, EvaluationSamplesPerChunk = Math.Min(evalK, 500), Seed = seed,
-            };
+            var options = Options(k, epochs, batch, lr, evalK, seed);
             var sw = Stopwatch.StartNew();
             var model = IwaeModel.Fit(train, options);
             double exs = (double)epochs * train.Rows / sw.Elapsed.TotalSeconds;
@@ -150,9 +149,8 @@ public sealed class IwaeBenchmark : IBenchmark
             Console.WriteLine($"  round {round}, k={k}: train {exs:F0} vs {peerExs:F0} ex/s ({trainRatios[^1]:F2}x); " +
                               $"evaluation {evalSeconds:F2} vs {peerEval:F2} s ({evalRatios[^1]:F2}x) [PyTorch {peerThreadsUsed}]");
         }
-        static double Median(List<double> x) { var s = x.Order().ToArray(); return s.Length % 2 == 1 ? s[s.Length / 2] : (s[s.Length / 2 - 1] + s[s.Length / 2]) / 2; }
         string Each(List<double> x) => string.Join(", ", x.Select(r => $"{r:F2}"));
-        return $"| {(k == 1 ? "VAE" : "IWAE")} k={k} | **{Median(trainRatios):F2}×** ({Each(trainRatios)}) | **{Median(evalRatios):F2}×** ({Each(evalRatios)}) |";
+        return $"| {(k == 1 ? "VAE" : "IWAE")} k={k} | **{Peer.Median(trainRatios):F2}×** ({Each(trainRatios)}) | **{Peer.Median(evalRatios):F2}×** ({Each(evalRatios)}) |";
     }
 
     /// <summary>Prints progress on the training thread (Progress&lt;T&gt; would post to the thread pool, out of order).</summary>

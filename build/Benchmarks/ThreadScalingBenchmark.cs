@@ -32,12 +32,6 @@ public sealed class ThreadScalingBenchmark : IBenchmark
 
     private static int s_rounds = 3;
 
-    private static double Median(IEnumerable<double> values)
-    {
-        var v = values.Order().ToArray();
-        return v.Length % 2 == 1 ? v[v.Length / 2] : (v[v.Length / 2 - 1] + v[v.Length / 2]) / 2;
-    }
-
     /// <summary>Rounds of [1 thread, 2 threads] of <paramref name="work"/>: median times, median ratio, the first results.</summary>
     private static (double T1, double T2, double Speedup, T Result1, T Result2) Rounds<T>(Func<T> work)
     {
@@ -50,7 +44,7 @@ public sealed class ThreadScalingBenchmark : IBenchmark
             t1.Add(a); t2.Add(b);
             if (round == 0) { r1 = ra; r2 = rb; }
         }
-        return (Median(t1), Median(t2), Median(t1.Zip(t2, (a, b) => a / b)), r1!, r2!);
+        return (Peer.Median(t1), Peer.Median(t2), Peer.Median(t1.Zip(t2, (a, b) => a / b)), r1!, r2!);
     }
 
     public int Run(BenchmarkArgs args)
