@@ -286,4 +286,29 @@ public class FusedBernoulliAndChunkTests
         var all = Run(-1);
         for (int t = 0; t < one.Length; t++) Assert.Equal(one[t], all[t]);
     }
+
+    [Fact]
+    public void AdamMomentsOfAGradientThatStopsDecayToZeroNotToSubnormalFloats()
+    {
+        // A gradient that is non-zero once and exactly 0 afterwards (the weights of a pixel no later batch has on): β₁^t
+        // takes the first moment into the subnormal range after ~800 steps, where it would stick at 2^-149 and cost a
+        // microcode assist on every later update. 37 values: vector lanes and the scalar tail.
+        var ps = new ParameterSet(new Parameter("w", new float[37]));
+        var adam = new AdamOptimizer();
+        var g = ps.Items[0].Gradient;
+        for (int i = 0; i < g.Length; i++) g[i] = (i % 2 == 0 ? 1f : -1f) * 1e-3f * (i + 1);
+        adam.Step(ps, 1e-3f);
+        Array.Clear(g);
+        var m = (float[][])typeof(AdamOptimizer).GetField("_m", System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Instance)!.GetValue(adam)!;
+        var v = (float[][])typeof(AdamOptimizer).GetField("_v", System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Instance)!.GetValue(adam)!;
+        for (int step = 0; step < 2000; step++)
+        {
+            adam.Step(ps, 1e-3f);
+            Assert.DoesNotContain(m[0], float.IsSubnormal);
+            Assert.DoesNotContain(v[0], float.IsSubnormal);
+        }
+        Assert.All(m[0], x => Assert.Equal(0f, x));   // 0.9^2000 is far below any float
+        Assert.Contains(v[0], x => x > 0f);           // 0.999^2000 is not: the second moment is still normal
+        Assert.True(ps.Items[0].Value.All(float.IsFinite));
+    }
 }
