@@ -164,6 +164,22 @@ internal sealed class SgdMomentumOptimizer : Optimizer
 
     public override void Reset() => _velocity = null;
 
+    /// <summary>Values below the smallest normal float in magnitude become 0 (NaN stays NaN).</summary>
+    internal static void FlushSubnormals(Span<float> values)
+    {
+        int j = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            var minNormal = Vector256.Create(AdamOptimizer.MinNormal);
+            for (; j + 8 <= values.Length; j += 8)
+            {
+                var x = Vector256.Create((ReadOnlySpan<float>)values.Slice(j, 8));
+                Vector256.AndNot(x, Vector256.LessThan(Vector256.Abs(x), minNormal)).CopyTo(values.Slice(j, 8));
+            }
+        }
+        for (; j < values.Length; j++) if (MathF.Abs(values[j]) < AdamOptimizer.MinNormal) values[j] = 0f;
+    }
+
     public override void Step(ParameterSet parameters, float learningRate)
     {
         var items = parameters.Items;
@@ -174,6 +190,7 @@ internal sealed class SgdMomentumOptimizer : Optimizer
             if (_weightDecay != 0) TensorPrimitives.MultiplyAdd(w, _weightDecay, g, g);
             TensorPrimitives.Multiply(vel, _momentum, vel);
             TensorPrimitives.MultiplyAdd(g, -learningRate, vel, vel);
+            FlushSubnormals(vel); // μ^t decays a velocity whose gradient stopped into the subnormal range (see AdamOptimizer.MinNormal)
             TensorPrimitives.Add(w, vel, w);
         }
     }

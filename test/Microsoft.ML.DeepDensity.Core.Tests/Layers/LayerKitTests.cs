@@ -311,4 +311,27 @@ public class FusedBernoulliAndChunkTests
         Assert.Contains(v[0], x => x > 0f);           // 0.999^2000 is not: the second moment is still normal
         Assert.True(ps.Items[0].Value.All(float.IsFinite));
     }
+
+    [Fact]
+    public void SgdVelocityOfAGradientThatStopsDecaysToZeroNotToSubnormalFloats()
+    {
+        var ps = new ParameterSet(new Parameter("w", new float[37]));
+        var sgd = new SgdMomentumOptimizer(momentum: 0.9f);
+        var g = ps.Items[0].Gradient;
+        for (int i = 0; i < g.Length; i++) g[i] = (i % 2 == 0 ? 1f : -1f) * 1e-3f * (i + 1);
+        sgd.Step(ps, 1e-2f);
+        Array.Clear(g);
+        var vel = (float[][])typeof(SgdMomentumOptimizer).GetField("_velocity", System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Instance)!.GetValue(sgd)!;
+        for (int step = 0; step < 2000; step++)
+        {
+            sgd.Step(ps, 1e-2f);
+            Assert.DoesNotContain(vel[0], float.IsSubnormal);
+        }
+        Assert.All(vel[0], x => Assert.Equal(0f, x));
+        var nan = new[] { float.NaN, 1e-39f, -1e-40f, 2f, float.Epsilon, 1.2e-38f, -3f, 0f, float.NaN, 5e-39f };
+        SgdMomentumOptimizer.FlushSubnormals(nan);
+        Assert.True(float.IsNaN(nan[0]) && float.IsNaN(nan[8]));
+        Assert.Equal(new[] { 0f, 0f, 2f, 0f, 1.2e-38f, -3f, 0f }, nan[1..8]);
+        Assert.Equal(0f, nan[9]);
+    }
 }
