@@ -52,7 +52,7 @@ public sealed class IwaeKernelProfile : IBenchmark
         var fresh = new float[m * h]; rng.FillGaussian(fresh);
         var dh = new float[m * h];
         Time("copy m×h (part of the next)", () => fresh.CopyTo(dh, 0));
-        Time("tanh derivative m×h", () => { fresh.CopyTo(dh, 0); DenseLayer.MultiplyByDerivative(Activation.Tanh, tanh, dh); });
+        Time("tanh derivative m×h", () => { fresh.CopyTo(dh, 0); Activations.MultiplyByDerivative(Activation.Tanh, tanh, dh); });
         Time("column sums m×d", () => RowOps.AccumulateColumnSums(grad, m, d, acc.Length >= d ? acc : new float[d]));
         Time("Gaussian noise m×50", () => GaussianNoise.Fill(rng, noise));
         Time("Gaussian noise m×50 (AVX2 path)", () => { using var _ = KernelPath.Force(SimdLevel.Avx2); GaussianNoise.Fill(rng, noise); });

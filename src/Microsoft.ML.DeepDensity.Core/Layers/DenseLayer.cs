@@ -1,8 +1,3 @@
-using System.Numerics.Tensors;
-using System.Runtime.CompilerServices;
-using System.Runtime.InteropServices;
-using System.Runtime.Intrinsics;
-using System.Runtime.Intrinsics.X86;
 using Microsoft.ML.DeepDensity.Numerics;
 using Microsoft.ML.DeepDensity.Randomness;
 using Microsoft.ML.DeepDensity.Training;
@@ -105,78 +100,11 @@ internal sealed class DenseLayer
     {
         int o = Outputs, n = rows * o;
         var dy = outputGradient[..n];
-        MultiplyByDerivative(Activation, output[..n], dy);
+        Activations.MultiplyByDerivative(Activation, output[..n], dy);
         Gemm.Multiply(true, false, Inputs, o, rows, 1f, input, Inputs, dy, o, accumulateParameters ? 1f : 0f, weightGradient, o, allowParallel);
         if (!accumulateParameters) biasGradient[..o].Clear();
         RowOps.AccumulateColumnSums(dy, rows, o, biasGradient);
         if (!inputGradient.IsEmpty)
             Gemm.Multiply(false, true, rows, Inputs, o, 1f, dy, o, Weight.Value, o, accumulateInput ? 1f : 0f, inputGradient, Inputs, allowParallel);
-    }
-
-    /// <summary>g ·= 1 − y² as g − (g·y)·y, one fused multiply-add per element (one pass; the same bits on every path).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void MultiplyByTanhDerivative(ReadOnlySpan<float> output, Span<float> gradient)
-    {
-        int n = gradient.Length, i = 0;
-        if (output.Length < n) throw new ArgumentException("The output is shorter than the gradient.", nameof(output));
-        ref float y = ref MemoryMarshal.GetReference(output);
-        ref float g = ref MemoryMarshal.GetReference(gradient);
-        var level = KernelPath.Current;
-        if (level == SimdLevel.Avx512)
-            for (; i + 16 <= n; i += 16)
-            {
-                var vy = Vector512.LoadUnsafe(ref y, (nuint)i);
-                var vg = Vector512.LoadUnsafe(ref g, (nuint)i);
-                Avx512F.FusedMultiplyAdd(-(vg * vy), vy, vg).StoreUnsafe(ref g, (nuint)i);
-            }
-        if (level >= SimdLevel.Avx2)
-            for (; i + 8 <= n; i += 8)
-            {
-                var vy = Vector256.LoadUnsafe(ref y, (nuint)i);
-                var vg = Vector256.LoadUnsafe(ref g, (nuint)i);
-                Fma.MultiplyAddNegated(Avx.Multiply(vg, vy), vy, vg).StoreUnsafe(ref g, (nuint)i);
-            }
-        for (; i < n; i++) gradient[i] = MathF.FusedMultiplyAdd(-(gradient[i] * output[i]), output[i], gradient[i]);
-    }
-
-    /// <summary>gradient ·= f′, with f′ computed from the activation's output <paramref name="output"/> (vectorised).</summary>
-    public static void MultiplyByDerivative(Activation activation, ReadOnlySpan<float> output, Span<float> gradient)
-    {
-        const int Chunk = 256;
-        Span<float> t = stackalloc float[Chunk];
-        switch (activation)
-        {
-            case Activation.Identity:
-                return;
-            case Activation.Relu:
-                for (int i = 0; i < gradient.Length; i++) if (!(output[i] > 0f)) gradient[i] = 0f;
-                return;
-            case Activation.Tanh:
-                MultiplyByTanhDerivative(output, gradient);
-                return;
-        }
-        for (int start = 0; start < gradient.Length; start += Chunk)
-        {
-            int len = Math.Min(Chunk, gradient.Length - start);
-            var y = output.Slice(start, len);
-            var g = gradient.Slice(start, len);
-            var s = t[..len];
-            switch (activation)
-            {
-                case Activation.Sigmoid:    // g y (1 − y) = g·y − g·y·y
-                    TensorPrimitives.Multiply(g, y, g);
-                    TensorPrimitives.Multiply(g, y, s);
-                    TensorPrimitives.Subtract(g, s, g);
-                    break;
-                case Activation.Softplus:   // σ(x) = 1 − e^{−softplus(x)}
-                    TensorPrimitives.Negate(y, s);
-                    TensorPrimitives.Exp(s, s);
-                    TensorPrimitives.Multiply(g, s, s);
-                    TensorPrimitives.Subtract(g, s, g);
-                    break;
-                default:
-                    throw new ArgumentOutOfRangeException(nameof(activation), activation, "Unknown activation.");
-            }
-        }
     }
 }

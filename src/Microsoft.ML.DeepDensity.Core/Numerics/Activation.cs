@@ -2,6 +2,7 @@ using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace Microsoft.ML.DeepDensity.Numerics;
 
@@ -38,32 +39,6 @@ internal static class Activations
     }
 
     /// <summary>
-    /// Multiplies <paramref name="gradient"/> in place by f'(pre), given the pre-activation <paramref name="pre"/>
-    /// and the post-activation <paramref name="post"/> = f(pre) (whichever the derivative needs is read).
-    /// </summary>
-    public static void Backward(Activation activation, ReadOnlySpan<float> pre, ReadOnlySpan<float> post, Span<float> gradient)
-    {
-        int n = gradient.Length;
-        switch (activation)
-        {
-            case Activation.Identity: break;
-            case Activation.Relu:
-                for (int i = 0; i < n; i++) if (!(pre[i] > 0f)) gradient[i] = 0f;
-                break;
-            case Activation.Sigmoid:
-                for (int i = 0; i < n; i++) gradient[i] *= post[i] * (1f - post[i]);
-                break;
-            case Activation.Tanh:
-                for (int i = 0; i < n; i++) gradient[i] *= 1f - post[i] * post[i];
-                break;
-            case Activation.Softplus:
-                for (int i = 0; i < n; i++) gradient[i] *= 1f / (1f + MathF.Exp(-pre[i]));
-                break;
-            default: throw new ArgumentOutOfRangeException(nameof(activation), activation, "Unknown activation.");
-        }
-    }
-
-    /// <summary>
     /// output = tanh(input) (may alias): <see cref="VectorMath.Tanh(Vector512{float})"/>, whose 16-lane, 8-lane and
     /// scalar versions give the same bits, so no element depends on the path or on where it sits (the tail is scalar).
     /// The runtime's TensorPrimitives.Tanh costs about as much here and gives tanh 0 = −6e-8.
@@ -83,6 +58,75 @@ internal static class Activations
             for (; i + 8 <= n; i += 8)
                 VectorMath.Tanh(Vector256.LoadUnsafe(ref src, (nuint)i)).StoreUnsafe(ref dst, (nuint)i);
         for (; i < n; i++) output[i] = VectorMath.Tanh(input[i]);
+    }
+
+    /// <summary>g ·= 1 − y² as g − (g·y)·y, one fused multiply-add per element (one pass; the same bits on every path).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void MultiplyByTanhDerivative(ReadOnlySpan<float> output, Span<float> gradient)
+    {
+        int n = gradient.Length, i = 0;
+        if (output.Length < n) throw new ArgumentException("The output is shorter than the gradient.", nameof(output));
+        ref float y = ref MemoryMarshal.GetReference(output);
+        ref float g = ref MemoryMarshal.GetReference(gradient);
+        var level = KernelPath.Current;
+        if (level == SimdLevel.Avx512)
+            for (; i + 16 <= n; i += 16)
+            {
+                var vy = Vector512.LoadUnsafe(ref y, (nuint)i);
+                var vg = Vector512.LoadUnsafe(ref g, (nuint)i);
+                Avx512F.FusedMultiplyAdd(-(vg * vy), vy, vg).StoreUnsafe(ref g, (nuint)i);
+            }
+        if (level >= SimdLevel.Avx2)
+            for (; i + 8 <= n; i += 8)
+            {
+                var vy = Vector256.LoadUnsafe(ref y, (nuint)i);
+                var vg = Vector256.LoadUnsafe(ref g, (nuint)i);
+                Fma.MultiplyAddNegated(Avx.Multiply(vg, vy), vy, vg).StoreUnsafe(ref g, (nuint)i);
+            }
+        for (; i < n; i++) gradient[i] = MathF.FusedMultiplyAdd(-(gradient[i] * output[i]), output[i], gradient[i]);
+    }
+
+    /// <summary>gradient ·= f′, with f′ computed from the activation's output <paramref name="output"/> (vectorised):
+    /// every supported activation's derivative is a function of its output (tanh: 1 − y², sigmoid: y(1 − y), ReLU: y &gt; 0,
+    /// softplus: 1 − e^−y, identity: 1), so layers keep only their outputs.</summary>
+    public static void MultiplyByDerivative(Activation activation, ReadOnlySpan<float> output, Span<float> gradient)
+    {
+        const int Chunk = 256;
+        Span<float> t = stackalloc float[Chunk];
+        switch (activation)
+        {
+            case Activation.Identity:
+                return;
+            case Activation.Relu:
+                for (int i = 0; i < gradient.Length; i++) if (!(output[i] > 0f)) gradient[i] = 0f;
+                return;
+            case Activation.Tanh:
+                MultiplyByTanhDerivative(output, gradient);
+                return;
+        }
+        for (int start = 0; start < gradient.Length; start += Chunk)
+        {
+            int len = Math.Min(Chunk, gradient.Length - start);
+            var y = output.Slice(start, len);
+            var g = gradient.Slice(start, len);
+            var s = t[..len];
+            switch (activation)
+            {
+                case Activation.Sigmoid:    // g y (1 − y) = g·y − g·y·y
+                    TensorPrimitives.Multiply(g, y, g);
+                    TensorPrimitives.Multiply(g, y, s);
+                    TensorPrimitives.Subtract(g, s, g);
+                    break;
+                case Activation.Softplus:   // σ(x) = 1 − e^{−softplus(x)}
+                    TensorPrimitives.Negate(y, s);
+                    TensorPrimitives.Exp(s, s);
+                    TensorPrimitives.Multiply(g, s, s);
+                    TensorPrimitives.Subtract(g, s, g);
+                    break;
+                default:
+                    throw new ArgumentOutOfRangeException(nameof(activation), activation, "Unknown activation.");
+            }
+        }
     }
 
     /// <summary>Numerically stable softplus: max(x,0) + log1p(exp(-|x|)).</summary>

@@ -147,7 +147,7 @@ public class RowOpsTests
         var post = new float[4];
         Activations.Forward(act, pre, post);
         var g = new float[] { 1, 1, 1, 1 };
-        Activations.Backward(act, pre, post, g);
+        Activations.MultiplyByDerivative(act, post, g); // the derivative the layers use, from the output alone
         for (int i = 0; i < 4; i++)
         {
             var lo = new float[1]; var hi = new float[1];

@@ -68,7 +68,7 @@ public class TanhKernelTests
         foreach (var level in GemmTests.SupportedLevels())
         {
             var d = (float[])g.Clone();
-            using (KernelPath.Force(level)) DenseLayer.MultiplyByDerivative(Activation.Tanh, y, d);
+            using (KernelPath.Force(level)) Activations.MultiplyByDerivative(Activation.Tanh, y, d);
             for (int i = 0; i < y.Length; i++)
                 Assert.True(Math.Abs(d[i] - g[i] * (1.0 - (double)y[i] * y[i])) <= 1.2e-7 * Math.Abs(g[i]), $"{level}: element {i}");
             first ??= d;
