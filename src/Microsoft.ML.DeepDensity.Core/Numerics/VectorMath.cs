@@ -128,6 +128,29 @@ internal static partial class VectorMath
         return r + (v - v);
     }
 
+    /// <summary>Smallest normal float. .NET cannot set the CPU's flush-to-zero mode (PyTorch peers do, with
+    /// torch.set_flush_denormal), and on x86 every multiply that reads or writes a subnormal float takes a ~100-cycle
+    /// microcode assist: a subnormal entry of a GEMM operand costs one per row or column it meets. Values that feed
+    /// products and can fall below this (decaying optimiser state, saturated probabilities scaled by 1/batch) are
+    /// flushed to 0 where they are made.</summary>
+    public const float MinNormal = 1.17549435e-38f;
+
+    /// <summary>Values below <see cref="MinNormal"/> in magnitude become 0 (NaN stays NaN, the infinities stay).</summary>
+    public static void FlushSubnormals(Span<float> values)
+    {
+        int j = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            var minNormal = Vector256.Create(MinNormal);
+            for (; j + 8 <= values.Length; j += 8)
+            {
+                var x = Vector256.Create((ReadOnlySpan<float>)values.Slice(j, 8));
+                Vector256.AndNot(x, Vector256.LessThan(Vector256.Abs(x), minNormal)).CopyTo(values.Slice(j, 8));
+            }
+        }
+        for (; j < values.Length; j++) if (MathF.Abs(values[j]) < MinNormal) values[j] = 0f;
+    }
+
     /// <summary>
     /// acc[c] ← fma(m[j·stride + c], v[j], acc[c]) for j = 0, 1, …, v.Length − 1 and every c &lt; acc.Length: one row of
     /// v·M with the arithmetic of the GEMM micro-kernel (a fused multiply-add chain over j in order, from the value in

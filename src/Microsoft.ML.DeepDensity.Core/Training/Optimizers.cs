@@ -1,5 +1,6 @@
-using System.Runtime.Intrinsics;
 using System.Numerics.Tensors;
+using System.Runtime.Intrinsics;
+using Microsoft.ML.DeepDensity.Numerics;
 
 namespace Microsoft.ML.DeepDensity.Training;
 
@@ -100,12 +101,12 @@ internal sealed class AdamOptimizer : Optimizer
         return nonFinite == 0;
     }
 
-    /// <summary>Smallest normal float. Moments below it are stored as 0: a parameter whose gradient becomes exactly 0
-    /// (the weights of a pixel no row of a batch has on) sees its first moment decay by β₁ per step into the subnormal
-    /// range, where it sticks at the smallest subnormal (0.9 × 2^-149 rounds back to 2^-149) and every later update
-    /// that reads it takes a ~100-cycle microcode assist; an IWAE on Fashion-MNIST gathered such moments every epoch.
-    /// (PyTorch peers flush them with torch.set_flush_denormal; .NET cannot set that mode.)</summary>
-    internal const float MinNormal = 1.17549435e-38f;
+    /// <summary>Moments below the smallest normal float are stored as 0 (<see cref="VectorMath.MinNormal"/>): a parameter
+    /// whose gradient becomes exactly 0 (the weights of a pixel no row of a batch has on) sees its first moment decay by
+    /// β₁ per step into the subnormal range, where it sticks at the smallest subnormal (0.9 × 2^-149 rounds back to
+    /// 2^-149) and every later update that reads it takes a microcode assist; an IWAE on Fashion-MNIST gathered such
+    /// moments every epoch.</summary>
+    internal const float MinNormal = VectorMath.MinNormal;
 
     /// <summary>Updates one chunk; false when a gradient in it is not finite (its exponent bits are all ones).</summary>
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
@@ -164,22 +165,6 @@ internal sealed class SgdMomentumOptimizer : Optimizer
 
     public override void Reset() => _velocity = null;
 
-    /// <summary>Values below the smallest normal float in magnitude become 0 (NaN stays NaN).</summary>
-    internal static void FlushSubnormals(Span<float> values)
-    {
-        int j = 0;
-        if (Vector256.IsHardwareAccelerated)
-        {
-            var minNormal = Vector256.Create(AdamOptimizer.MinNormal);
-            for (; j + 8 <= values.Length; j += 8)
-            {
-                var x = Vector256.Create((ReadOnlySpan<float>)values.Slice(j, 8));
-                Vector256.AndNot(x, Vector256.LessThan(Vector256.Abs(x), minNormal)).CopyTo(values.Slice(j, 8));
-            }
-        }
-        for (; j < values.Length; j++) if (MathF.Abs(values[j]) < AdamOptimizer.MinNormal) values[j] = 0f;
-    }
-
     public override void Step(ParameterSet parameters, float learningRate)
     {
         var items = parameters.Items;
@@ -190,7 +175,7 @@ internal sealed class SgdMomentumOptimizer : Optimizer
             if (_weightDecay != 0) TensorPrimitives.MultiplyAdd(w, _weightDecay, g, g);
             TensorPrimitives.Multiply(vel, _momentum, vel);
             TensorPrimitives.MultiplyAdd(g, -learningRate, vel, vel);
-            FlushSubnormals(vel); // μ^t decays a velocity whose gradient stopped into the subnormal range (see AdamOptimizer.MinNormal)
+            VectorMath.FlushSubnormals(vel); // μ^t decays a velocity whose gradient stopped into the subnormal range (see AdamOptimizer.MinNormal)
             TensorPrimitives.Add(w, vel, w);
         }
     }

@@ -235,6 +235,41 @@ public class RbmTests
     [Theory]
     [InlineData(false)]
     [InlineData(true)]
+    public void SaturatedHiddenUnitsLeaveNoSubnormalFloatsInTheWeightUpdate(bool persistent)
+    {
+        // Hidden biases far below 0: σ(−95) ≈ 5e-42 is subnormal itself, σ(−86.5) ≈ 2.7e-38 becomes subnormal times
+        // 1/n. Each such statistic would be read by d multiply-adds of the weight update's GEMM (a microcode assist
+        // each); the trainer flushes them to 0.
+        int d = 16, h = 6, n = 4;
+        var m = new RbmMachine(d, h, RbmVisibleType.Bernoulli);
+        float[] c = { -95f, -86.5f, -100f, 0f, -87.2f, 2f };
+        c.CopyTo(m.C, 0);
+        var rng = new RandomStream(70);
+        var x = new float[n * d];
+        for (int i = 0; i < x.Length; i++) x[i] = rng.NextDouble() < 0.4 ? 1 : 0;
+        var trainer = new RbmTrainer(m, n, gibbsSteps: 1, persistent, persistentChains: 0);
+        trainer.SetBatch(x, n);
+        trainer.Step(n, 1e-6f, 0.5f, 0, new RandomStream(71));
+        var stats = trainer.LastHiddenStatistics(n);
+        Assert.DoesNotContain(stats.ToArray(), float.IsSubnormal);
+        int rows = stats.Length / h;
+        for (int r = 0; r < rows; r++)
+        {
+            float sign = r < n ? 1f : -1f, scale = sign / (r < n ? n : trainer.NegativeRows(n));
+            for (int j = 0; j < h; j++)
+            {
+                // W = 0 at the step's start, so every row's pre-activation is c.
+                float expected = (float)(1 / (1 + Math.Exp(-c[j]))) * scale;
+                if (MathF.Abs(expected) < 1.17549435e-38f) Assert.Equal(0f, stats[r * h + j]);
+                else Assert.Equal(expected, stats[r * h + j], 1e-6f * MathF.Abs(expected));
+            }
+        }
+        Assert.DoesNotContain(m.W, float.IsSubnormal);
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
     public void FusedBlockUpdateMatchesTheWholeMatrixUpdate(bool persistent)
     {
         // Wide enough for several visible-column, hidden-column and weight-row blocks; momentum and weight decay on.

@@ -102,6 +102,7 @@ internal sealed class RbmMonitor
         var p = new float[n * h];
         _m.HiddenPreActivation(rows, n, p, parallel: true);
         TensorPrimitives.Sigmoid(p, p);
+        VectorMath.FlushSubnormals(p); // saturated units: subnormal operands of the product below (see RbmTrainer)
         var recon = new float[n * d];
         _m.VisibleInput(p, n, 1f, recon, parallel: true);
         RowOps.AddRowVector(recon, n, d, _m.B);
