@@ -158,7 +158,7 @@ public sealed class ThreadScalingBenchmark : IBenchmark
     }
 
     /// <summary>A mixture of a few correlated Gaussians (something for the real-valued models to learn).</summary>
-    private static RowMatrix Real(int n, int d, ulong seed)
+    internal static RowMatrix Real(int n, int d, ulong seed)
     {
         var rng = new RandomStream(seed);
         var m = new RowMatrix(n, d);
@@ -173,7 +173,7 @@ public sealed class ThreadScalingBenchmark : IBenchmark
     }
 
     /// <summary>Binary rows from a few noisy prototypes.</summary>
-    private static RowMatrix Binary(int n, int d, ulong seed)
+    internal static RowMatrix Binary(int n, int d, ulong seed)
     {
         var rng = new RandomStream(seed);
         var protos = new bool[4, d];
@@ -189,7 +189,7 @@ public sealed class ThreadScalingBenchmark : IBenchmark
     }
 
     /// <summary>Sequences of a stable vector AR(1) process.</summary>
-    private static SequenceBatch Sequences(int count, int length, int d, ulong seed)
+    internal static SequenceBatch Sequences(int count, int length, int d, ulong seed)
     {
         var rng = new RandomStream(seed);
         var list = new List<float[]>(count);

@@ -52,6 +52,7 @@ internal static partial class Gemm
         bool biased = !rowBias.IsEmpty;
         if (biased && (beta != 0f || rowBias.Length < n)) throw new ArgumentException("A row bias needs beta = 0 and n values.", nameof(rowBias));
         if (m == 0 || n == 0) return;
+        Audit?.Invoke(a, transposeA ? k : m, transposeA ? m : k, lda, b, transposeB ? n : k, transposeB ? k : n, ldb, c, m, n, ldc, beta != 0f);
 
         // With beta = 0 the SIMD kernels write C in their first k-block without reading it (the bits of clearing it first,
         // fma(sum, alpha, +0), or with a row bias of copying it first, fma(sum, alpha, bias)), which saves a pass over C;
@@ -98,6 +99,14 @@ internal static partial class Gemm
             }
         }
     }
+
+    /// <summary>Diagnostics only (the benchmarks' <c>subnormals</c> audit): when set, every product passes its stored
+    /// operands here before it runs — A and B as stored (rows × columns with their strides), and C when it is read
+    /// (beta ≠ 0). Process-wide; never set by the library.</summary>
+    internal static OperandAudit? Audit;
+
+    internal delegate void OperandAudit(ReadOnlySpan<float> a, int aRows, int aColumns, int lda, ReadOnlySpan<float> b, int bRows, int bColumns, int ldb,
+        ReadOnlySpan<float> c, int cRows, int cColumns, int ldc, bool readsC);
 
     /// <summary>Shorthand for contiguous matrices: C (m×n) = alpha·op(A)·op(B) + beta·C.</summary>
     public static void Multiply(bool transposeA, bool transposeB, int m, int n, int k,
