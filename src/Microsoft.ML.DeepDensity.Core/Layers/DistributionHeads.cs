@@ -230,19 +230,6 @@ internal static class BernoulliHead
     }
 
 
-    /// <summary>Σ softplus(l) = Σ max(l, 0) + log1p(e^{−|l|}), vectorised; <paramref name="scratch"/> has ≥ |l| floats.</summary>
-    public static float SumSoftplus(ReadOnlySpan<float> l, Span<float> scratch)
-    {
-        var t = scratch[..l.Length];
-        TensorPrimitives.Abs(l, t);
-        TensorPrimitives.Negate(t, t);
-        TensorPrimitives.Exp(t, t);
-        TensorPrimitives.LogP1(t, t);
-        float sum = TensorPrimitives.Sum(t);
-        TensorPrimitives.Max(l, 0f, t);
-        return sum + TensorPrimitives.Sum(t);
-    }
-
     /// <summary>logitGradient[j] += rowScale[j] · (x − σ(l)).</summary>
     public static void Backward(ReadOnlySpan<float> value, int valueRepeat, ReadOnlySpan<float> logits, int rows, int d,
         ReadOnlySpan<float> rowScale, Span<float> logitGradient)

@@ -108,4 +108,52 @@ public class VectorMathTests
             Assert.All(output.AsSpan((rows - 1) * ldo + width).ToArray(), e => Assert.Equal(7f, e));
         }
     }
+
+    public static TheoryData<int> SoftplusPaths => new() { (int)SimdLevel.Portable, (int)SimdLevel.Avx2, (int)SimdLevel.Avx512 };
+
+    /// <summary>Σ softplus(scale·(x + bias)) in float64, from the rounded float z the kernel sees.</summary>
+    private static double ReferenceSumSoftplus(float[] x, float[]? bias, float scale)
+    {
+        double sum = 0;
+        for (int i = 0; i < x.Length; i++)
+        {
+            float z = x[i];
+            if (bias is not null) z += bias[i];
+            if (scale != 1f) z *= scale;
+            sum += Math.Max(z, 0) + Math.Log(1 + Math.Exp(-Math.Abs((double)z)));
+        }
+        return sum;
+    }
+
+    [Theory]
+    [MemberData(nameof(SoftplusPaths))]
+    public void SumSoftplusMatchesFloat64OnEveryPath(int path)
+    {
+        var rng = new Randomness.RandomStream(81);
+        using var _ = KernelPath.Force((SimdLevel)path);
+        // Lengths around the 8- and 16-lane boundaries, and past 64 factors per lane (several logs per lane).
+        foreach (int d in new[] { 0, 1, 7, 8, 15, 16, 17, 33, 500, 784, 1100, 3000 })
+            foreach (bool biased in new[] { false, true })
+                foreach (float scale in new[] { 1f, 0.37f })
+                {
+                    var x = new float[d];
+                    var b = biased ? new float[d] : null;
+                    for (int i = 0; i < d; i++)
+                    {
+                        // Mostly moderate pre-activations, some saturated far beyond e^−87 either way.
+                        x[i] = i % 11 == 0 ? (float)(rng.NextDouble() * 400 - 200) : (float)(rng.NextGaussian() * 6);
+                        if (b is not null) b[i] = (float)rng.NextGaussian();
+                    }
+                    double expected = ReferenceSumSoftplus(x, b, scale);
+                    float got = VectorMath.SumSoftplus(x, b, scale);
+                    // The product of up to 64 factors per log: ~4e-6 absolute, plus float summation of the terms.
+                    double tolerance = 1e-5 * Math.Max(1, d / 64.0) + 2e-7 * expected;
+                    Assert.True(Math.Abs(got - expected) <= tolerance, $"d={d} bias={biased} scale={scale}: {got} vs {expected:R}");
+                }
+        Assert.True(float.IsNaN(VectorMath.SumSoftplus(new[] { 1f, float.NaN, 2f, 0f, 1f, 1f, 1f, 1f, 1f, 1f, 1f, 1f, 1f, 1f, 1f, 1f, 1f }, default)));
+        Assert.True(float.IsNaN(VectorMath.SumSoftplus(new[] { float.NaN }, default)));
+        Assert.Equal(float.PositiveInfinity, VectorMath.SumSoftplus(Enumerable.Repeat(1f, 40).Append(float.PositiveInfinity).ToArray(), default));
+        Assert.Equal(0f, VectorMath.SumSoftplus(Enumerable.Repeat(float.NegativeInfinity, 40).ToArray(), default));
+        Assert.Throws<ArgumentException>(() => VectorMath.SumSoftplus(new float[5], new float[4]));
+    }
 }

@@ -164,8 +164,7 @@ internal sealed class NvilNetwork
                 ws.LogP[l], training ? ws.DDec[l].AsSpan(0, m * Latent[l - 1]) : default);
         // Factorised top prior: log p(h) = h·b − Σ softplus(b), one dot product per sample.
         int top = Latent[^1];
-        Span<float> scratch = top <= 2048 ? stackalloc float[top] : new float[top];
-        float normalizer = BernoulliHead.SumSoftplus(Prior.Value, scratch);
+        float normalizer = VectorMath.SumSoftplus(Prior.Value, default);
         var ltop = ws.LogP[L];
         for (int j = 0; j < m; j++) ltop[j] = TensorPrimitives.Dot(ws.H[L - 1].AsSpan(j * top, top), Prior.Value) - normalizer;
 

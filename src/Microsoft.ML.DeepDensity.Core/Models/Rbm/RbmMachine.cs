@@ -53,11 +53,17 @@ internal sealed class RbmMachine
     /// <param name="packedW">W packed by <see cref="Gemm.Pack"/> for a call that scores several blocks (null: packed here).</param>
     public void HiddenPreActivation(ReadOnlySpan<float> v, int n, Span<float> pre, bool parallel, Gemm.PackedOperand? packedW = null)
     {
+        HiddenProduct(v, n, pre, parallel, packedW);
+        RowOps.AddRowVector(pre, n, H, C);
+    }
+
+    /// <summary>pre = v·W for n rows (n×H), without the hidden bias.</summary>
+    private void HiddenProduct(ReadOnlySpan<float> v, int n, Span<float> pre, bool parallel, Gemm.PackedOperand? packedW)
+    {
         // A few rows (one per call from a PredictionEngine or a model loaded into ML.NET): the GEMM's arithmetic without
         // its packing and dispatch, which cost more than the product itself at one row.
         if (n < 4 && VectorMath.IsSupported) VectorMath.RowsTimesMatrix(v, n, D, D, W, H, H, pre, H);
         else Gemm.Multiply(false, false, n, H, D, 1f, v, D, W, H, 0f, pre, H, parallel, packedW);
-        RowOps.AddRowVector(pre, n, H, C);
     }
 
     /// <summary>pre = alpha·h·Wᵀ (n×D), without a bias.</summary>
@@ -74,13 +80,10 @@ internal sealed class RbmMachine
         Gemm.PackedOperand? packedW = null)
     {
         pre = pre[..(n * H)];
-        HiddenPreActivation(v, n, pre, parallel, packedW);
+        // The hidden bias is added inside the softplus pass (the bits of adding it to the stored product first).
+        HiddenProduct(v, n, pre, parallel, packedW);
         for (int r = 0; r < n; r++)
-        {
-            var row = pre.Slice(r * H, H);
-            Softplus(row, row, scratch);
-            f[r] = VisibleEnergy(v.Slice(r * D, D), B, scratch) - RowOps.SumAsDouble(row);
-        }
+            f[r] = VisibleEnergy(v.Slice(r * D, D), B, scratch) - VectorMath.SumSoftplus(pre.Slice(r * H, H), C);
     }
 
     /// <summary>Visible part of the free energy: −bᵀv (Bernoulli) or ½‖v − b‖² (Gaussian).</summary>
@@ -98,7 +101,7 @@ internal sealed class RbmMachine
     internal sealed class Chains
     {
         public readonly int Rows;
-        public readonly float[] V, HiddenPre, HiddenSample, Uniform, VisibleBias, Scratch;
+        public readonly float[] V, HiddenPre, HiddenSample, Uniform, VisibleBias;
         public Chains(RbmMachine m, int rows)
         {
             Rows = rows;
@@ -107,7 +110,6 @@ internal sealed class RbmMachine
             HiddenSample = new float[rows * m.H];
             Uniform = new float[rows * Math.Max(m.D, m.H)];
             VisibleBias = new float[m.D];
-            Scratch = new float[Math.Max(m.D, m.H)];
         }
     }
 
@@ -236,18 +238,6 @@ internal sealed class RbmMachine
         for (; i < n; i++) dst[i] = u[i] < p[i] ? 1f : 0f;
     }
 
-    /// <summary>Numerically stable softplus max(x,0) + log1p(e^−|x|), vectorised; <paramref name="dst"/> may alias <paramref name="x"/>.</summary>
-    internal static void Softplus(ReadOnlySpan<float> x, Span<float> dst, Span<float> scratch)
-    {
-        var t = scratch[..x.Length];
-        TensorPrimitives.Abs(x, t);
-        TensorPrimitives.Negate<float>(t, t);
-        TensorPrimitives.Exp<float>(t, t);
-        TensorPrimitives.LogP1<float>(t, t);
-        TensorPrimitives.Max(x, 0f, dst);
-        TensorPrimitives.Add(dst, t, dst);
-    }
-
     /// <summary>One block Gibbs sweep v → h → v at β = 1 for the chain block.</summary>
     public void GibbsSweep(Chains ch, RandomStream random, bool parallel)
     {
@@ -294,7 +284,7 @@ internal sealed class RbmMachine
         var blockLse = new double[blocks];
         Parallel.For(0, blocks, DeepDensityEnvironment.ParallelOptions(),
             () => (States: new float[blockStates * k], Pre: new float[blockStates * (enumerateVisible ? H : D)],
-                   Values: new double[blockStates], Scratch: new float[Math.Max(D, H)]),
+                   Values: new double[blockStates]),
             (block, _, ws) =>
             {
                 long high = (long)block << blockBits;
@@ -309,7 +299,7 @@ internal sealed class RbmMachine
                     FreeEnergy(ws.States, blockStates, ws.Values, parallel: false);
                     for (int s = 0; s < blockStates; s++) ws.Values[s] = -ws.Values[s];
                 }
-                else HiddenStateLogWeights(ws.States, blockStates, ws.Pre, ws.Values, ws.Scratch);
+                else HiddenStateLogWeights(ws.States, blockStates, ws.Pre, ws.Values);
                 blockLse[block] = LogSumExp(ws.Values);
                 return ws;
             }, _ => { });
@@ -322,21 +312,17 @@ internal sealed class RbmMachine
     /// log Σ_v e^{−E(v,h)} for hidden states h (rows of <paramref name="states"/>):
     /// Bernoulli: cᵀh + Σ_i softplus(b_i + (Wh)_i); Gaussian: cᵀh + ½‖b + Wh‖² − ½‖b‖² (without the (2π)^{D/2} factor).
     /// </summary>
-    private void HiddenStateLogWeights(ReadOnlySpan<float> states, int n, Span<float> pre, Span<double> values, Span<float> scratch)
+    private void HiddenStateLogWeights(ReadOnlySpan<float> states, int n, Span<float> pre, Span<double> values)
     {
         VisibleInput(states, n, 1f, pre, parallel: false);
-        RowOps.AddRowVector(pre, n, D, B);
+        if (Gaussian) RowOps.AddRowVector(pre, n, D, B);
         double halfBias = Gaussian ? 0.5 * TensorPrimitives.SumOfSquares<float>(B) : 0;
         for (int s = 0; s < n; s++)
         {
             var row = pre.Slice(s * D, D);
             double hidden = TensorPrimitives.Dot(states.Slice(s * H, H), C);
-            if (Gaussian) values[s] = hidden + 0.5 * TensorPrimitives.SumOfSquares<float>(row) - halfBias;
-            else
-            {
-                Softplus(row, row, scratch);
-                values[s] = hidden + RowOps.SumAsDouble(row);
-            }
+            values[s] = Gaussian ? hidden + 0.5 * TensorPrimitives.SumOfSquares<float>(row) - halfBias
+                : hidden + VectorMath.SumSoftplus(row, B);
         }
     }
 
@@ -401,7 +387,6 @@ internal sealed class RbmMachine
             var partRandom = random.Fork(0xA150, (ulong)part);
             var ch = new Chains(this, n);
             var tempered = new float[n * H];
-            var scratch = new float[H];
             var lw = logW.AsSpan(first, n);
             InitializeFromBias(ch, baseB, partRandom.Fork(0x1A17));
             for (int k = 1; k < betas.Length; k++)
@@ -410,14 +395,12 @@ internal sealed class RbmMachine
                 float bPrev = (float)betas[k - 1], bCur = (float)betas[k];
                 HiddenPreActivation(ch.V, n, ch.HiddenPre, parallel: inner);
                 // log p*_k(v) − log p*_{k−1}(v) at the current state.
-                var tAll = tempered.AsSpan(0, n * H);
-                TensorPrimitives.Multiply(ch.HiddenPre.AsSpan(0, n * H), bCur, tAll);
-                for (int r = 0; r < n; r++) Softplus(tAll.Slice(r * H, H), tAll.Slice(r * H, H), scratch);
                 for (int r = 0; r < n; r++)
-                    lw[r] += (bCur - bPrev) * (double)TensorPrimitives.Dot(biasDiff, ch.V.AsSpan(r * D, D)) + RowOps.SumAsDouble(tAll.Slice(r * H, H));
-                TensorPrimitives.Multiply(ch.HiddenPre.AsSpan(0, n * H), bPrev, tAll);
-                for (int r = 0; r < n; r++) Softplus(tAll.Slice(r * H, H), tAll.Slice(r * H, H), scratch);
-                for (int r = 0; r < n; r++) lw[r] -= RowOps.SumAsDouble(tAll.Slice(r * H, H));
+                {
+                    var pre = ch.HiddenPre.AsSpan(r * H, H);
+                    lw[r] += (bCur - bPrev) * (double)TensorPrimitives.Dot(biasDiff, ch.V.AsSpan(r * D, D))
+                        + VectorMath.SumSoftplus(pre, default, bCur) - (double)VectorMath.SumSoftplus(pre, default, bPrev);
+                }
                 if (k == betas.Length - 1) break;
                 // Transition that leaves p*_k invariant.
                 var step = partRandom.Fork((ulong)k);
