@@ -240,7 +240,7 @@ internal static class BernoulliHead
             var g = logitGradient.Slice(j * d, d);
             var x = value.Slice(j / valueRepeat * d, d);
             float s = rowScale[j];
-            TensorPrimitives.Sigmoid(logits.Slice(j * d, d), t);
+            VectorMath.Sigmoid(logits.Slice(j * d, d), default, 1f, t);
             int i = 0;
             if (Vector.IsHardwareAccelerated && d >= Vector<float>.Count)
             {

@@ -156,4 +156,47 @@ public class VectorMathTests
         Assert.Equal(0f, VectorMath.SumSoftplus(Enumerable.Repeat(float.NegativeInfinity, 40).ToArray(), default));
         Assert.Throws<ArgumentException>(() => VectorMath.SumSoftplus(new float[5], new float[4]));
     }
+
+    [Fact]
+    public void SigmoidGivesTheSameBitsOnEveryPathAndMatchesFloat64()
+    {
+        var rng = new Randomness.RandomStream(82);
+        int d = 1000 + 13;
+        var x = new float[d];
+        var b = new float[d];
+        for (int i = 0; i < d; i++)
+        {
+            x[i] = i % 7 == 0 ? (float)(rng.NextDouble() * 300 - 150) : (float)(rng.NextGaussian() * 8);
+            b[i] = (float)rng.NextGaussian();
+        }
+        x[0] = 0f; x[1] = -0f; x[2] = 87.3f; x[3] = -87.3f; x[4] = -87.4f; x[5] = 88f; x[6] = float.PositiveInfinity; x[7] = float.NegativeInfinity;
+        foreach (var (bias, scale) in new[] { ((float[]?)null, 1f), (b, 1f), (b, 0.61f), (null, 2.5f) })
+        {
+            float[]? reference = null;
+            foreach (var path in new[] { SimdLevel.Portable, SimdLevel.Avx2, SimdLevel.Avx512 })
+            {
+                var y = new float[d];
+                using (KernelPath.Force(path)) VectorMath.Sigmoid(x, bias, scale, y);
+                if (reference is null)
+                {
+                    reference = y;
+                    for (int i = 0; i < d; i++)
+                    {
+                        float z = x[i];
+                        if (bias is not null) z += bias[i];
+                        z *= scale;
+                        double expected = 1 / (1 + Math.Exp(-(double)z));
+                        Assert.False(float.IsSubnormal(y[i]), $"σ({z}) = {y[i]} is subnormal");
+                        if (Math.Abs(z) > 87.34f) Assert.Equal(z > 0 ? 1f : 0f, y[i]);
+                        else Assert.True(Math.Abs(y[i] - expected) <= 4e-7 * expected + 1e-45, $"σ({z}) = {y[i]} vs {expected:R}");
+                    }
+                }
+                else Assert.Equal(reference, y); // the same bits on every path
+            }
+        }
+        var nan = new[] { float.NaN, 1f, float.NaN, 0f, 0f, 0f, 0f, 0f, 0f, 0f, 0f, 0f, 0f, 0f, 0f, 0f, 0f, float.NaN };
+        VectorMath.Sigmoid(nan, default, 1f, nan);
+        Assert.True(float.IsNaN(nan[0]) && float.IsNaN(nan[2]) && float.IsNaN(nan[17]));
+        Assert.Equal(0.5f, nan[3]);
+    }
 }

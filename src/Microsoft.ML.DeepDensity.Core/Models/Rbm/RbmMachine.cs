@@ -208,19 +208,7 @@ internal sealed class RbmMachine
     /// <paramref name="bias"/> means none. <paramref name="probability"/> may alias <paramref name="pre"/>.
     /// </summary>
     internal static void Activate(ReadOnlySpan<float> pre, ReadOnlySpan<float> bias, float beta, Span<float> probability)
-    {
-        if (bias.Length > 0)
-        {
-            TensorPrimitives.Add(pre, bias, probability);
-            if (beta != 1f) TensorPrimitives.Multiply(probability, beta, probability);
-            TensorPrimitives.Sigmoid(probability, probability);
-        }
-        else
-        {
-            if (beta != 1f) TensorPrimitives.Multiply(pre, beta, probability);
-            TensorPrimitives.Sigmoid(beta != 1f ? probability : pre, probability);
-        }
-    }
+        => VectorMath.Sigmoid(pre, bias, beta, probability);
 
     /// <summary>dst[i] = u[i] &lt; p[i] ? 1 : 0 (vectorised).</summary>
     internal static void Bernoulli(ReadOnlySpan<float> p, ReadOnlySpan<float> u, Span<float> dst)
@@ -259,7 +247,7 @@ internal sealed class RbmMachine
         else
         {
             var v = ch.V.AsSpan(0, n * D);
-            TensorPrimitives.Sigmoid(v, v);
+            VectorMath.Sigmoid(v, default, 1f, v);
             var u = ch.Uniform.AsSpan(0, n * D);
             random.FillUniform(u);
             Bernoulli(v, u, v);

@@ -101,12 +101,11 @@ internal sealed class RbmMonitor
         // Mean-field reconstruction x̂ = E[v | h = σ(c + xW)].
         var p = new float[n * h];
         _m.HiddenPreActivation(rows, n, p, parallel: true);
-        TensorPrimitives.Sigmoid(p, p);
-        VectorMath.FlushSubnormals(p); // saturated units: subnormal operands of the product below (see RbmTrainer)
+        VectorMath.Sigmoid(p, default, 1f, p); // 0 rather than a subnormal for a saturated unit: an operand of the product below
         var recon = new float[n * d];
         _m.VisibleInput(p, n, 1f, recon, parallel: true);
         RowOps.AddRowVector(recon, n, d, _m.B);
-        if (!_m.Gaussian) TensorPrimitives.Sigmoid(recon, recon);
+        if (!_m.Gaussian) VectorMath.Sigmoid(recon, default, 1f, recon);
         TensorPrimitives.Subtract(recon, rows.AsSpan(0, n * d), recon);
         double err = TensorPrimitives.SumOfSquares<float>(recon) / n;
         return (pll, err, meanF);

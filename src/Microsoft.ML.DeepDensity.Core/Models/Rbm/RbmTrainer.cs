@@ -193,7 +193,7 @@ internal sealed class RbmTrainer
                 _cancellationToken.ThrowIfCancellationRequested();
                 int rows = Math.Min(RowsPerInitBlock, sampled - r0);
                 var p = pPos.Slice(r0 * h, rows * h);
-                TensorPrimitives.Sigmoid(p, p);
+                VectorMath.Sigmoid(p, default, 1f, p);
                 RbmMachine.Bernoulli(p, u.Slice(r0 * h, rows * h), _chainHidden.AsSpan(r0 * h, rows * h));
             }
         }
@@ -206,7 +206,7 @@ internal sealed class RbmTrainer
                 CopyGatheredRows(r0, r0 + rows, offset: r0);
                 var p = _hidden.AsSpan(0, rows * h);
                 m.HiddenPreActivation(_visible.AsSpan(0, rows * d), rows, p, parallel: true);
-                TensorPrimitives.Sigmoid(p, p);
+                VectorMath.Sigmoid(p, default, 1f, p);
                 var u = _uniform.AsSpan(0, rows * h);
                 random.Fork((ulong)(r0 / RowsPerChunk)).FillUniform(u);
                 RbmMachine.Bernoulli(p, u, _chainHidden.AsSpan(r0 * h, rows * h));
