@@ -1,4 +1,5 @@
 using System.Numerics.Tensors;
+using System.Runtime.Intrinsics;
 using Microsoft.ML.DeepDensity.Data;
 using Microsoft.ML.DeepDensity.Numerics;
 using Microsoft.ML.DeepDensity.Randomness;
@@ -35,6 +36,7 @@ internal sealed class RbmTrainer
     /// <summary>Weight rows per block of the parallel weight update (whole GEMM micro-panels; fixed, so results do not depend on threads).</summary>
     private const int RowsPerUpdateBlock = 198;
     private readonly float[] _velW, _velB, _velC;
+    private Gemm.PackedOperand? _packedStatistics;
     private readonly float[] _colSums, _gb, _gc;
     private bool _chainsInitialized;
     private readonly CancellationToken _cancellationToken;
@@ -259,6 +261,9 @@ internal sealed class RbmTrainer
             // it is computed in, so this equals one big product.
             float decay = -learningRate * weightDecay;
             int updateBlocks = (d + RowsPerUpdateBlock - 1) / RowsPerUpdateBlock;
+            // The statistics are every block's right operand: packed once (on the worker team) rather than once per block.
+            Gemm.Pack(false, stacked, h, hAll, h, ref _packedStatistics);
+            var packedStatistics = _packedStatistics;
             unsafe
             {
                 fixed (float* pv = _visible, ph = _hidden)
@@ -272,13 +277,37 @@ internal sealed class RbmTrainer
                         var p = new ReadOnlySpan<float>((float*)hPtr, stacked * h);
                         var vel = _velW.AsSpan(i0 * h, rows * h);
                         var w = m.W.AsSpan(i0 * h, rows * h);
-                        Gemm.Multiply(true, false, rows, h, stacked, learningRate, v[i0..], d, p, h, beta, vel, h, allowParallel: false);
-                        if (!chunk.Last) return;
-                        if (weightDecay > 0) TensorPrimitives.MultiplyAdd(w, decay, vel, vel);
-                        TensorPrimitives.Add(w, vel, w);
+                        Gemm.Multiply(true, false, rows, h, stacked, learningRate, v[i0..], d, p, h, beta, vel, h, allowParallel: false, packedStatistics);
+                        if (chunk.Last) WeightStep(w, vel, decay);
                     });
                 }
             }
+        }
+    }
+
+    /// <summary>velocity += decay·w (when decay ≠ 0), then w += velocity: one pass over both (the bits of the two
+    /// TensorPrimitives passes it replaces: the product and the sums are rounded separately, as there).</summary>
+    private static void WeightStep(Span<float> w, Span<float> velocity, float decay)
+    {
+        int j = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            var dv = Vector512.Create(decay);
+            for (; j + 16 <= w.Length; j += 16)
+            {
+                var wj = Vector512.Create((ReadOnlySpan<float>)w.Slice(j, 16));
+                var vj = Vector512.Create((ReadOnlySpan<float>)velocity.Slice(j, 16));
+                if (decay != 0f) vj = wj * dv + vj;
+                vj.CopyTo(velocity.Slice(j, 16));
+                (wj + vj).CopyTo(w.Slice(j, 16));
+            }
+        }
+        for (; j < w.Length; j++)
+        {
+            float vj = velocity[j];
+            if (decay != 0f) vj = w[j] * decay + vj;
+            velocity[j] = vj;
+            w[j] += vj;
         }
     }
 
