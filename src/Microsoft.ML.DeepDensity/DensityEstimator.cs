@@ -24,15 +24,38 @@ public abstract class DensityEstimator<TModel, TModelOptions> : IEstimator<Densi
     private readonly DensityEstimatorOptions<TModelOptions> _options;
 
     /// <param name="mlContext">The context whose log receives training progress.</param>
-    /// <param name="options">ML.NET-side settings and engine options (validated here and again at Fit).</param>
+    /// <param name="options">ML.NET-side settings and engine options (both validated here and again at Fit, before any data is read).</param>
     /// <param name="name">Component name used in log messages (e.g. "Rnade").</param>
     protected DensityEstimator(MLContext mlContext, DensityEstimatorOptions<TModelOptions> options, string name)
     {
         _mlContext = mlContext ?? throw new ArgumentNullException(nameof(mlContext));
         _options = options ?? throw new ArgumentNullException(nameof(options));
-        _options.Validate();
-        if (_options.ModelOptions is null) throw new ArgumentNullException(nameof(options), "ModelOptions must not be null.");
         Name = name;
+        ValidateAll();
+    }
+
+    /// <summary>The ML.NET settings and the engine's options (<see cref="ValidateModelOptions"/>), each error naming its
+    /// setting: at construction, like ML.NET's own estimators, and again at Fit (the options object is mutable) before
+    /// any data is read — a bad engine option must not surface only after the upstream stages were fitted and the
+    /// training data copied.</summary>
+    private void ValidateAll()
+    {
+        _options.Validate();
+        if (_options.ModelOptions is null) throw new ArgumentNullException(nameof(DensityEstimatorOptions<TModelOptions>.ModelOptions), "ModelOptions must not be null.");
+        ValidateModelOptions(_options.ModelOptions);
+    }
+
+    /// <summary>Checks the engine's options, throwing <see cref="ArgumentException"/> naming the first invalid one. The
+    /// default runs the engine's own checks for gradient-trained models (<see cref="GradientTrainingOptions.Validate"/>,
+    /// overridden by each family's options) and the Deep GMM (<see cref="Models.DeepGmm.DeepGmmOptions.Validate"/>);
+    /// a family with other options overrides it.</summary>
+    protected virtual void ValidateModelOptions(TModelOptions options)
+    {
+        switch (options)
+        {
+            case GradientTrainingOptions gradient: gradient.Validate(); break;
+            case Models.DeepGmm.DeepGmmOptions gmm: gmm.Validate(); break;
+        }
     }
 
     /// <summary>Component name used in log messages.</summary>
@@ -57,7 +80,7 @@ public abstract class DensityEstimator<TModel, TModelOptions> : IEstimator<Densi
     public DensityTransformer<TModel> Fit(IDataView trainData, IDataView? validationData)
     {
         ArgumentNullException.ThrowIfNull(trainData);
-        _options.Validate();
+        ValidateAll();
         var column = CheckInputShape(trainData.Schema, null);
         int dim = ((VectorDataViewType)column.Type).Size;
         if (_options.TrainingData == DensityTrainingData.Streamed) return FitStreamed(trainData, column, validationData, dim);

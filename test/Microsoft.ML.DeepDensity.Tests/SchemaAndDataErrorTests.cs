@@ -70,6 +70,40 @@ public class SchemaAndDataErrorTests
         Assert.Contains("HiddenUnits", e3.Message);
     }
 
+    /// <summary>A nonsense engine option is an ArgumentException naming it when the estimator is created (as ML.NET's own
+    /// estimators and the RNN-RNADE catalog do), not after the upstream stages were fitted and the training data
+    /// read; options changed after construction are checked again at Fit before a row is read.</summary>
+    [Fact]
+    public void EngineOptions_AreValidated_AtConstruction_AndAtFitBeforeReadingData()
+    {
+        var ml = new MLContext(seed: 1);
+        var c = ml.DensityEstimation;
+        void Named(string setting, Func<object> create)
+        {
+            var e = Assert.ThrowsAny<ArgumentException>(create);
+            Assert.Contains(setting, e.Message);
+        }
+        Named("HiddenUnits", () => c.Rnade(hiddenUnits: 0));
+        Named("LearningRate", () => c.Rnade(TestData.SmallRnade(o => o.ModelOptions.LearningRate = float.NaN)));
+        Named("Layers", () => c.DeepGmm(layers: new[] { 0, 2 }));
+        Named("MaxIterations", () => c.DeepGmm(maxIterations: -5));
+        Named("HiddenUnits", () => c.Rbm(hiddenUnits: 0));
+        Named("MaxEpochs", () => c.Rbm(maxEpochs: 0));
+        Named("Samples", () => c.Iwae(samples: 0));
+        Named("EvaluationSamples", () => c.Iwae(evaluationSamples: 0));
+        Named("LatentDimensions", () => c.Nvil(latentDimensions: new[] { 0 }));
+        Named("MaxEpochs", () => c.Nvil(maxEpochs: 0));
+        Named("ModelOptions", () => c.Rnade(TestData.SmallRnade(o => o.ModelOptions = null!)));
+
+        var options = TestData.SmallRnade();
+        var estimator = c.Rnade(options);
+        options.ModelOptions.Components = -1;
+        int rowsRead = 0;
+        IEnumerable<Row> Counting() { foreach (var r in TestData.Blob(50)) { rowsRead++; yield return r; } }
+        Named("Components", () => estimator.Fit(ml.Data.LoadFromEnumerable(Counting())));
+        Assert.Equal(0, rowsRead);
+    }
+
     [Theory]
     [InlineData(1024)]
     [InlineData(100)]
