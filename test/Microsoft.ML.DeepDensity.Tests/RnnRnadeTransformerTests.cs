@@ -212,3 +212,58 @@ public class RnnRnadeTransformerTests
         Assert.Contains("two rows with order", dup.Message);
     }
 }
+
+public class RnnRnadeScoringErrorTests
+{
+    private static List<float[]> Sequences(int count, int seed)
+    {
+        var r = new Random(seed);
+        return Enumerable.Range(0, count).Select(i => Enumerable.Range(0, 2 * (4 + i % 3)).Select(_ => (float)r.NextDouble()).ToArray()).ToList();
+    }
+
+    private static DataValidationException Innermost(Exception e)
+    {
+        while (e.InnerException is not null) e = e.InnerException;   // ML.NET wraps errors of its cursor workers
+        return Assert.IsType<DataValidationException>(e);
+    }
+
+    /// <summary>A NaN in a frame row being scored names that row (counted from the cursor's start) and the slot: the
+    /// stream used to report the frame's index within its own sequence as the row (row 1 here, the row being 7).</summary>
+    [Fact]
+    public void FrameRows_ANaNWhileScoringNamesTheRowAndTheSlot()
+    {
+        var ml = new MLContext(seed: 1);
+        var rows = new List<RnnRnadeTransformerTests.FrameRow>();
+        var seqs = Sequences(6, 1);
+        for (int t = 0; t < 4; t++)
+            for (int i = 0; i < seqs.Count; i++)
+                rows.Add(new RnnRnadeTransformerTests.FrameRow { Features = seqs[i].AsSpan(2 * t, 2).ToArray(), SequenceId = i, Order = t });
+        var transformer = ml.DensityEstimation.RnnRnade("Features", "SequenceId", "Order", hiddenUnits: 4, recurrentUnits: 4, maxEpochs: 1)
+            .Fit(ml.Data.LoadFromEnumerable(rows));
+        rows[7].Features[1] = float.NaN;   // sequence 1, its second frame
+        var e = Innermost(Assert.ThrowsAny<Exception>(() => transformer.Transform(ml.Data.LoadFromEnumerable(rows)).GetColumn<float>("LogDensity").ToArray()));
+        Assert.Equal(7, e.Row);
+        Assert.Equal(1, e.Column);
+        Assert.Contains("value is NaN", e.Message);
+        Assert.Contains("frame column", e.Message);
+    }
+
+    /// <summary>A NaN in a whole sequence being scored: the engine's "row 0" (its one-sequence batch) is not the row's
+    /// number, which the mapping does not see; it is reported as unknown (−1) with the frame and the slot.</summary>
+    [Fact]
+    public void WholeSequences_ANaNWhileScoringDoesNotReportAWrongRow()
+    {
+        var ml = new MLContext(seed: 1);
+        var rows = Sequences(8, 2).Select(s => new RnnRnadeTransformerTests.SequenceRow { Features = s }).ToList();
+        var transformer = ml.DensityEstimation.RnnRnade("Features", frameSize: 2, hiddenUnits: 4, recurrentUnits: 4, maxEpochs: 1)
+            .Fit(ml.Data.LoadFromEnumerable(rows));
+        rows[5].Features[3] = float.NaN;   // frame 1, slot 1
+        var e = Innermost(Assert.ThrowsAny<Exception>(() => transformer.Transform(ml.Data.LoadFromEnumerable(rows)).GetColumn<float>("LogDensity").ToArray()));
+        Assert.Equal(-1, e.Row);
+        Assert.Equal(1, e.Column);
+        Assert.Contains("frame 1", e.Message);
+        Assert.Contains("row number unknown", e.Message);
+        var engine = ml.Model.CreatePredictionEngine<RnnRnadeTransformerTests.SequenceRow, RnnRnadeTransformerTests.FrameScore>(transformer);
+        Assert.Equal(-1, Assert.Throws<DataValidationException>(() => engine.Predict(rows[5])).Row);
+    }
+}
