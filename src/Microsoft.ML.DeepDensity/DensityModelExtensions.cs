@@ -46,9 +46,21 @@ public static class DensityModelExtensions
         return all.Count switch
         {
             1 => all[0],
-            0 => throw new InvalidOperationException("The transformer contains no DeepDensity model."),
+            0 => throw new InvalidOperationException("The transformer contains no DeepDensity model" + SequenceModelHint(transformer, mlContext) + "."),
             _ => throw new InvalidOperationException($"The transformer contains {all.Count} DeepDensity models; use GetDensityTransformers."),
         };
+    }
+
+    /// <summary>Why a pipeline without a row model may still hold a DeepDensity model: a sequence model (RNN-RNADE) is
+    /// recovered by its own method.</summary>
+    private static string SequenceModelHint(ITransformer transformer, MLContext? mlContext)
+    {
+        try
+        {
+            var model = transformer.GetSequenceDensityModel(mlContext);
+            return $" of rows, but it holds a sequence model ({model.ModelKind}): use GetSequenceDensityModel() for it (it samples with Sample(...))";
+        }
+        catch (Exception e) when (e is InvalidOperationException or Persistence.InvalidModelFileException) { return ""; }
     }
 
     /// <summary>The engine model of the one density transformer in <paramref name="transformer"/> (live or loaded).</summary>

@@ -266,4 +266,31 @@ public class RnnRnadeScoringErrorTests
         var engine = ml.Model.CreatePredictionEngine<RnnRnadeTransformerTests.SequenceRow, RnnRnadeTransformerTests.FrameScore>(transformer);
         Assert.Equal(-1, Assert.Throws<DataValidationException>(() => engine.Predict(rows[5])).Row);
     }
+
+    /// <summary>GetDensityModel on a pipeline holding a sequence model (live or loaded) points to GetSequenceDensityModel
+    /// instead of saying there is no DeepDensity model; and the other way round.</summary>
+    [Fact]
+    public void TheModelLookupsPointToEachOther()
+    {
+        var ml = new MLContext(seed: 1);
+        var rows = Sequences(6, 3).Select(s => new RnnRnadeTransformerTests.SequenceRow { Features = s }).ToList();
+        var view = ml.Data.LoadFromEnumerable(rows);
+        ITransformer sequence = ml.DensityEstimation.RnnRnade("Features", frameSize: 2, hiddenUnits: 4, recurrentUnits: 4, maxEpochs: 1).Fit(view);
+        var zip = Path.Combine(Directory.CreateTempSubdirectory("dd-lookup-").FullName, "model.zip");
+        ml.Model.Save(sequence, view.Schema, zip);
+        foreach (var t in new[] { sequence, new MLContext().Model.Load(zip, out _) })
+        {
+            var e = Assert.Throws<InvalidOperationException>(() => t.GetDensityModel());
+            Assert.Contains("GetSequenceDensityModel", e.Message);
+            Assert.Contains("RnnRnade", e.Message);
+            Assert.Contains("GetSequenceDensityModel", Assert.Throws<InvalidOperationException>(() => t.GenerateSamples(ml, 3, 1)).Message);
+        }
+        var rowModel = ml.DensityEstimation.Rnade(TestData.SmallRnade(o => o.ModelOptions.MaxEpochs = 1)).Fit(ml.Data.LoadFromEnumerable(TestData.Blob(50)));
+        Assert.Contains("GetDensityModel", Assert.Throws<InvalidOperationException>(() => rowModel.GetSequenceDensityModel()).Message);
+        // Neither kind: the plain message.
+        var none = ml.Transforms.CopyColumns("A", "Features").Fit(view);
+        Assert.Equal("The transformer contains no DeepDensity model.", Assert.Throws<InvalidOperationException>(() => none.GetDensityModel()).Message);
+        // A negative sample count names the caller's parameter, not the engine's.
+        Assert.Equal("count", Assert.Throws<ArgumentOutOfRangeException>(() => rowModel.GenerateSamples(ml, -1, 1)).ParamName);
+    }
 }

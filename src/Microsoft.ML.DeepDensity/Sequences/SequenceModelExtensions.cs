@@ -21,7 +21,8 @@ public static class SequenceModelExtensions
         return found.Count switch
         {
             1 => found[0],
-            0 => throw new InvalidOperationException("The transformer contains no DeepDensity sequence model."),
+            0 => throw new InvalidOperationException("The transformer contains no DeepDensity sequence model" +
+                (transformer.GetDensityTransformers(mlContext).Count > 0 ? "; its DeepDensity model scores rows: use GetDensityModel() or GetDensityTransformers()" : "") + "."),
             _ => throw new InvalidOperationException($"The transformer contains {found.Count} DeepDensity sequence models."),
         };
 
