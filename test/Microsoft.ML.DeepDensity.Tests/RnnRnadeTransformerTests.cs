@@ -293,4 +293,27 @@ public class RnnRnadeScoringErrorTests
         // A negative sample count names the caller's parameter, not the engine's.
         Assert.Equal("count", Assert.Throws<ArgumentOutOfRangeException>(() => rowModel.GenerateSamples(ml, -1, 1)).ParamName);
     }
+
+    /// <summary>The sequence estimators' options name the invalid setting, like the row estimators' (an empty column name
+    /// was "The input column name must be non-empty." / "Output column names must be non-empty.", Contamination was
+    /// reported as parameter "contamination").</summary>
+    [Fact]
+    public void SequenceOptions_NameTheInvalidSetting()
+    {
+        var ml = new MLContext(seed: 1);
+        void Named(string setting, Action create)
+        {
+            var e = Assert.ThrowsAny<ArgumentException>(create);
+            Assert.Equal(setting, e.ParamName);
+            Assert.Contains(setting, e.Message);
+        }
+        Named("FeatureColumnName", () => ml.DensityEstimation.RnnRnade(new SequenceDensityEstimator.Options { FeatureColumnName = " ", FrameSize = 2 }));
+        Named("FrameLogDensitiesColumnName", () => ml.DensityEstimation.RnnRnade(new SequenceDensityEstimator.Options { FrameLogDensitiesColumnName = "", FrameSize = 2 }));
+        Named("Contamination", () => ml.DensityEstimation.RnnRnade("Features", frameSize: 2, contamination: 0.9));
+        Named("OrderColumnName", () => ml.DensityEstimation.RnnRnade(new RnnRnadeFrameEstimator.Options { OrderColumnName = null! }));
+        Named("ScoreColumnName", () => ml.DensityEstimation.RnnRnade(new RnnRnadeFrameEstimator.Options { ScoreColumnName = "" }));
+        Named("Contamination", () => ml.DensityEstimation.RnnRnade("Features", "SequenceId", "Order", contamination: double.NaN));
+        Assert.Contains("distinct", Assert.ThrowsAny<ArgumentException>(() => ml.DensityEstimation.RnnRnade(
+            new RnnRnadeFrameEstimator.Options { ScoreColumnName = "LogDensity" })).Message);
+    }
 }

@@ -52,9 +52,10 @@ public sealed class RnnRnadeFrameEstimator : IEstimator<SequenceDensityTransform
         /// <summary>Throws <see cref="ArgumentException"/> naming the first invalid setting.</summary>
         public void Validate()
         {
-            RnnRnadeColumns.CheckNames(FeatureColumnName, Outputs, Contamination);
-            if (string.IsNullOrWhiteSpace(SequenceIdColumnName) || string.IsNullOrWhiteSpace(OrderColumnName))
-                throw new ArgumentException("SequenceIdColumnName and OrderColumnName must be non-empty.");
+            RnnRnadeColumns.CheckNames(
+                new[] { (nameof(FeatureColumnName), FeatureColumnName), (nameof(SequenceIdColumnName), SequenceIdColumnName), (nameof(OrderColumnName), OrderColumnName) },
+                new[] { (nameof(LogDensityColumnName), LogDensityColumnName), (nameof(ScoreColumnName), ScoreColumnName), (nameof(PredictedLabelColumnName), PredictedLabelColumnName) },
+                Contamination);
             ArgumentNullException.ThrowIfNull(ModelOptions, nameof(ModelOptions));
             ModelOptions.Validate();
         }

@@ -47,7 +47,12 @@ public sealed class SequenceDensityEstimator : IEstimator<SequenceDensityTransfo
         public void Validate()
         {
             if (FrameSize < 1) throw new ArgumentOutOfRangeException(nameof(FrameSize), FrameSize, $"FrameSize must be at least 1 (got {FrameSize}): set it to the number of values per time step.");
-            RnnRnadeColumns.CheckNames(FeatureColumnName, Outputs, Contamination);
+            RnnRnadeColumns.CheckNames(new[] { (nameof(FeatureColumnName), FeatureColumnName) }, new[]
+            {
+                (nameof(LogDensityColumnName), LogDensityColumnName), (nameof(LogDensityPerFrameColumnName), LogDensityPerFrameColumnName),
+                (nameof(FrameLogDensitiesColumnName), FrameLogDensitiesColumnName), (nameof(ScoreColumnName), ScoreColumnName),
+                (nameof(PredictedLabelColumnName), PredictedLabelColumnName),
+            }, Contamination);
         }
     }
 
