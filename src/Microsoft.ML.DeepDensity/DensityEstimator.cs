@@ -87,7 +87,7 @@ public abstract class DensityEstimator<TModel, TModelOptions> : IEstimator<Densi
         var data = ReadRows(trainData, column, dim);
         RowMatrix? validation = null;
         if (validationData is not null)
-            validation = ReadRows(validationData, CheckInputShape(validationData.Schema, dim), dim);
+            validation = ReadRows(validationData, CheckValidationShape(validationData.Schema, dim), dim);
 
         using var channel = ((IHostEnvironment)_mlContext).Start(Name);
         channel.Info(MessageSensitivity.None,
@@ -113,7 +113,7 @@ public abstract class DensityEstimator<TModel, TModelOptions> : IEstimator<Densi
     private DensityTransformer<TModel> FitStreamed(IDataView trainData, DataViewSchema.Column column, IDataView? validationData, int dim)
     {
         var data = new DataViewRowStream(trainData, column, dim);
-        var validation = validationData is null ? null : new DataViewRowStream(validationData, CheckInputShape(validationData.Schema, dim), dim);
+        var validation = validationData is null ? null : new DataViewRowStream(validationData, CheckValidationShape(validationData.Schema, dim), dim);
         using var channel = ((IHostEnvironment)_mlContext).Start(Name);
         channel.Info(MessageSensitivity.None, $"{Name}: training streamed from the cursor ({dim} columns" +
             (data.Count is long n ? $", {n} rows" : "") + $"; shuffle buffer {(_options.ShuffleBufferRows > 0 ? _options.ShuffleBufferRows.ToString() : "automatic")}).");
@@ -156,6 +156,17 @@ public abstract class DensityEstimator<TModel, TModelOptions> : IEstimator<Densi
     /// <summary>Checks the feature column of a runtime schema; returns it.</summary>
     protected virtual DataViewSchema.Column CheckInputShape(DataViewSchema schema, int? expectedSize)
         => FeatureColumnCheck.Check(schema, _options.FeatureColumnName, expectedSize);
+
+    /// <summary>Checks the validation view's feature column against the training view's width (nothing is trained yet, so
+    /// the message compares the two views rather than saying "the model was trained on").</summary>
+    private DataViewSchema.Column CheckValidationShape(DataViewSchema schema, int trainingSize)
+    {
+        var column = CheckInputShape(schema, null);
+        if (column.Type is VectorDataViewType { Size: int size } && size != trainingSize)
+            throw new ArgumentOutOfRangeException(nameof(schema),
+                $"Feature column '{column.Name}' of the validation data has {size} slots but the training data's has {trainingSize}.");
+        return column;
+    }
 
     /// <summary>Copies the feature column into a row matrix through one cursor (sparse vectors are densified).</summary>
     protected virtual RowMatrix ReadRows(IDataView data, DataViewSchema.Column column, int dimension)

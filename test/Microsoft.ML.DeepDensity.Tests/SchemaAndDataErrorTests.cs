@@ -104,6 +104,22 @@ public class SchemaAndDataErrorTests
         Assert.Equal(0, rowsRead);
     }
 
+    /// <summary>A validation view of another width is named as such: it said "the model was trained on 4" before any
+    /// training, without saying that the validation view was the one at fault.</summary>
+    [Fact]
+    public void Fit_WithAValidationViewOfAnotherWidth_SaysItIsTheValidationData()
+    {
+        var ml = new MLContext(seed: 1);
+        var train = ml.Data.LoadFromEnumerable(TestData.Blob(50));
+        var wrong = ml.Data.LoadFromEnumerable(new[] { new WrongSize() });
+        foreach (var data in new[] { DensityTrainingData.InMemory, DensityTrainingData.Streamed })
+        {
+            var estimator = ml.DensityEstimation.Rnade(TestData.SmallRnade(o => { o.ModelOptions.MaxEpochs = 1; o.TrainingData = data; }));
+            var e = Assert.Throws<ArgumentOutOfRangeException>(() => estimator.Fit(train, wrong));
+            Assert.Contains("'Features' of the validation data has 5 slots but the training data's has 4", e.Message);
+        }
+    }
+
     [Theory]
     [InlineData(1024)]
     [InlineData(100)]
