@@ -316,4 +316,42 @@ public class RnnRnadeScoringErrorTests
         Assert.Contains("distinct", Assert.ThrowsAny<ArgumentException>(() => ml.DensityEstimation.RnnRnade(
             new RnnRnadeFrameEstimator.Options { ScoreColumnName = "LogDensity" })).Message);
     }
+
+    public sealed class DoubleSequence { public double[] Features = new double[4]; }
+    public sealed class ScalarSequence { public float Features; }
+    public sealed class WideFrame { [VectorType(3)] public float[] Features = new float[3]; public int SequenceId; public float Order; }
+    public sealed class TextOrderFrame { [VectorType(2)] public float[] Features = new float[2]; public int SequenceId; public string Order = "1"; }
+
+    /// <summary>The fitted sequence transformers check their input schema like the row models: a Double or scalar sequence
+    /// column used to fail with ML.NET's binding error naming the internal column '__dd_rr_features', and a frame column
+    /// of the wrong width (or a text order column) was accepted and failed at the first row read, in a doubly wrapped
+    /// splitter exception.</summary>
+    [Fact]
+    public void FittedSequenceTransformers_CheckTheInputSchema_NamingTheUsersColumns()
+    {
+        var ml = new MLContext(seed: 1);
+        var rows = Sequences(6, 4).Select(s => new RnnRnadeTransformerTests.SequenceRow { Features = s }).ToList();
+        var whole = ml.DensityEstimation.RnnRnade("Features", frameSize: 2, hiddenUnits: 4, recurrentUnits: 4, maxEpochs: 1).Fit(ml.Data.LoadFromEnumerable(rows));
+        foreach (var view in new[] { ml.Data.LoadFromEnumerable(new[] { new DoubleSequence() }), ml.Data.LoadFromEnumerable(new[] { new ScalarSequence() }) })
+        {
+            var e = Assert.ThrowsAny<ArgumentException>(() => whole.Transform(view));
+            Assert.Contains("Sequence column 'Features' must be a vector of Single", e.Message);
+            Assert.DoesNotContain("__dd", Assert.ThrowsAny<ArgumentException>(() => whole.GetOutputSchema(view.Schema)).Message);
+        }
+
+        var frames = new List<RnnRnadeTransformerTests.FrameRow>();
+        for (int i = 0; i < rows.Count; i++)
+            for (int t = 0; t < rows[i].Features.Length / 2; t++)
+                frames.Add(new RnnRnadeTransformerTests.FrameRow { Features = rows[i].Features[(2 * t)..(2 * t + 2)], SequenceId = i, Order = t });
+        var frameModel = ml.DensityEstimation.RnnRnade("Features", "SequenceId", "Order", hiddenUnits: 4, recurrentUnits: 4, maxEpochs: 1)
+            .Fit(ml.Data.LoadFromEnumerable(frames));
+        var wide = ml.Data.LoadFromEnumerable(new[] { new WideFrame() });
+        Assert.Contains("Frame column 'Features' has 3 slots but the model's frames have 2", Assert.ThrowsAny<ArgumentException>(() => frameModel.Transform(wide)).Message);
+        Assert.ThrowsAny<ArgumentException>(() => ml.Model.CreatePredictionEngine<WideFrame, RnnRnadeTransformerTests.FrameScore>(frameModel));
+        var textOrder = ml.Data.LoadFromEnumerable(new[] { new TextOrderFrame() });
+        Assert.Contains("Order column 'Order' must be numeric", Assert.ThrowsAny<ArgumentException>(() => frameModel.Transform(textOrder)).Message);
+        // A good schema still scores, through the transformer and a pipeline after it.
+        Assert.Equal(frames.Count, ml.Transforms.CopyColumns("S", "Score").Fit(frameModel.Transform(ml.Data.LoadFromEnumerable(frames)))
+            .Transform(frameModel.Transform(ml.Data.LoadFromEnumerable(frames))).GetColumn<float>("S").Count());
+    }
 }
