@@ -43,7 +43,16 @@ public abstract class DensityEstimator<TModel, TModelOptions> : IEstimator<Densi
         _options.Validate();
         if (_options.ModelOptions is null) throw new ArgumentNullException(nameof(DensityEstimatorOptions<TModelOptions>.ModelOptions), "ModelOptions must not be null.");
         ValidateModelOptions(_options.ModelOptions);
+        if (_options.TrainingData == DensityTrainingData.Streamed && !CanStream) throw CannotStream();
     }
+
+    /// <summary>Whether the family overrides <see cref="TrainStreamed"/> (streamed training is per family).</summary>
+    private bool CanStream => GetType().GetMethod(nameof(TrainStreamed), System.Reflection.BindingFlags.Instance | System.Reflection.BindingFlags.NonPublic)!
+        .DeclaringType != typeof(DensityEstimator<TModel, TModelOptions>);
+
+    private NotSupportedException CannotStream()
+        => new($"{Name} cannot train from a stream: set TrainingData = {nameof(DensityTrainingData.InMemory)} " +
+            "(streamed training covers RNADE, RBM, Deep GMM and IWAE).");
 
     /// <summary>Checks the engine's options, throwing <see cref="ArgumentException"/> naming the first invalid one. The
     /// default runs the engine's own checks for gradient-trained models (<see cref="GradientTrainingOptions.Validate"/>,
@@ -69,8 +78,7 @@ public abstract class DensityEstimator<TModel, TModelOptions> : IEstimator<Densi
     /// that cannot stream keep this default, which refuses with a message naming the setting.</summary>
     protected virtual TModel TrainStreamed(IRowStream data, IRowStream? validation, TModelOptions options, StreamingOptions streaming,
         IProgress<TrainingProgress> progress, CancellationToken cancellationToken)
-        => throw new NotSupportedException($"{Name} cannot train from a stream: set TrainingData = {nameof(DensityTrainingData.InMemory)} " +
-            "(streamed training covers RNADE, RBM, Deep GMM and IWAE).");
+        => throw CannotStream();
 
     /// <summary>Trains on <paramref name="input"/>.</summary>
     public DensityTransformer<TModel> Fit(IDataView input) => Fit(input, null);
