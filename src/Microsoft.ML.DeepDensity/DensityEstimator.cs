@@ -57,7 +57,8 @@ public abstract class DensityEstimator<TModel, TModelOptions> : IEstimator<Densi
     /// <summary>Checks the engine's options, throwing <see cref="ArgumentException"/> naming the first invalid one. The
     /// default runs the engine's own checks for gradient-trained models (<see cref="GradientTrainingOptions.Validate"/>,
     /// overridden by each family's options) and the Deep GMM (<see cref="Models.DeepGmm.DeepGmmOptions.Validate"/>);
-    /// a family with other options overrides it.</summary>
+    /// a family with other options overrides it. Called from the base constructor, so an override must not depend on
+    /// fields the derived constructor sets.</summary>
     protected virtual void ValidateModelOptions(TModelOptions options)
     {
         switch (options)
