@@ -24,15 +24,48 @@ public abstract class DensityEstimator<TModel, TModelOptions> : IEstimator<Densi
     private readonly DensityEstimatorOptions<TModelOptions> _options;
 
     /// <param name="mlContext">The context whose log receives training progress.</param>
-    /// <param name="options">ML.NET-side settings and engine options (validated here and again at Fit).</param>
+    /// <param name="options">ML.NET-side settings and engine options (both validated here and again at Fit, before any data is read).</param>
     /// <param name="name">Component name used in log messages (e.g. "Rnade").</param>
     protected DensityEstimator(MLContext mlContext, DensityEstimatorOptions<TModelOptions> options, string name)
     {
         _mlContext = mlContext ?? throw new ArgumentNullException(nameof(mlContext));
         _options = options ?? throw new ArgumentNullException(nameof(options));
-        _options.Validate();
-        if (_options.ModelOptions is null) throw new ArgumentNullException(nameof(options), "ModelOptions must not be null.");
         Name = name;
+        ValidateAll();
+    }
+
+    /// <summary>The ML.NET settings and the engine's options (<see cref="ValidateModelOptions"/>), each error naming its
+    /// setting: at construction, like ML.NET's own estimators, and again at Fit (the options object is mutable) before
+    /// any data is read — a bad engine option must not surface only after the upstream stages were fitted and the
+    /// training data copied.</summary>
+    private void ValidateAll()
+    {
+        _options.Validate();
+        if (_options.ModelOptions is null) throw new ArgumentNullException(nameof(DensityEstimatorOptions<TModelOptions>.ModelOptions), "ModelOptions must not be null.");
+        ValidateModelOptions(_options.ModelOptions);
+        if (_options.TrainingData == DensityTrainingData.Streamed && !CanStream) throw CannotStream();
+    }
+
+    /// <summary>Whether the family overrides <see cref="TrainStreamed"/> (streamed training is per family).</summary>
+    private bool CanStream => GetType().GetMethod(nameof(TrainStreamed), System.Reflection.BindingFlags.Instance | System.Reflection.BindingFlags.NonPublic)!
+        .DeclaringType != typeof(DensityEstimator<TModel, TModelOptions>);
+
+    private NotSupportedException CannotStream()
+        => new($"{Name} cannot train from a stream: set TrainingData = {nameof(DensityTrainingData.InMemory)} " +
+            "(streamed training covers RNADE, RBM, Deep GMM and IWAE).");
+
+    /// <summary>Checks the engine's options, throwing <see cref="ArgumentException"/> naming the first invalid one. The
+    /// default runs the engine's own checks for gradient-trained models (<see cref="GradientTrainingOptions.Validate"/>,
+    /// overridden by each family's options) and the Deep GMM (<see cref="Models.DeepGmm.DeepGmmOptions.Validate"/>);
+    /// a family with other options overrides it. Called from the base constructor, so an override must not depend on
+    /// fields the derived constructor sets.</summary>
+    protected virtual void ValidateModelOptions(TModelOptions options)
+    {
+        switch (options)
+        {
+            case GradientTrainingOptions gradient: gradient.Validate(); break;
+            case Models.DeepGmm.DeepGmmOptions gmm: gmm.Validate(); break;
+        }
     }
 
     /// <summary>Component name used in log messages.</summary>
@@ -46,8 +79,7 @@ public abstract class DensityEstimator<TModel, TModelOptions> : IEstimator<Densi
     /// that cannot stream keep this default, which refuses with a message naming the setting.</summary>
     protected virtual TModel TrainStreamed(IRowStream data, IRowStream? validation, TModelOptions options, StreamingOptions streaming,
         IProgress<TrainingProgress> progress, CancellationToken cancellationToken)
-        => throw new NotSupportedException($"{Name} cannot train from a stream: set TrainingData = {nameof(DensityTrainingData.InMemory)} " +
-            "(streamed training covers RNADE, RBM, Deep GMM and IWAE).");
+        => throw CannotStream();
 
     /// <summary>Trains on <paramref name="input"/>.</summary>
     public DensityTransformer<TModel> Fit(IDataView input) => Fit(input, null);
@@ -57,14 +89,14 @@ public abstract class DensityEstimator<TModel, TModelOptions> : IEstimator<Densi
     public DensityTransformer<TModel> Fit(IDataView trainData, IDataView? validationData)
     {
         ArgumentNullException.ThrowIfNull(trainData);
-        _options.Validate();
+        ValidateAll();
         var column = CheckInputShape(trainData.Schema, null);
         int dim = ((VectorDataViewType)column.Type).Size;
         if (_options.TrainingData == DensityTrainingData.Streamed) return FitStreamed(trainData, column, validationData, dim);
         var data = ReadRows(trainData, column, dim);
         RowMatrix? validation = null;
         if (validationData is not null)
-            validation = ReadRows(validationData, CheckInputShape(validationData.Schema, dim), dim);
+            validation = ReadRows(validationData, CheckValidationShape(validationData.Schema, dim), dim);
 
         using var channel = ((IHostEnvironment)_mlContext).Start(Name);
         channel.Info(MessageSensitivity.None,
@@ -90,7 +122,7 @@ public abstract class DensityEstimator<TModel, TModelOptions> : IEstimator<Densi
     private DensityTransformer<TModel> FitStreamed(IDataView trainData, DataViewSchema.Column column, IDataView? validationData, int dim)
     {
         var data = new DataViewRowStream(trainData, column, dim);
-        var validation = validationData is null ? null : new DataViewRowStream(validationData, CheckInputShape(validationData.Schema, dim), dim);
+        var validation = validationData is null ? null : new DataViewRowStream(validationData, CheckValidationShape(validationData.Schema, dim), dim);
         using var channel = ((IHostEnvironment)_mlContext).Start(Name);
         channel.Info(MessageSensitivity.None, $"{Name}: training streamed from the cursor ({dim} columns" +
             (data.Count is long n ? $", {n} rows" : "") + $"; shuffle buffer {(_options.ShuffleBufferRows > 0 ? _options.ShuffleBufferRows.ToString() : "automatic")}).");
@@ -133,6 +165,17 @@ public abstract class DensityEstimator<TModel, TModelOptions> : IEstimator<Densi
     /// <summary>Checks the feature column of a runtime schema; returns it.</summary>
     protected virtual DataViewSchema.Column CheckInputShape(DataViewSchema schema, int? expectedSize)
         => FeatureColumnCheck.Check(schema, _options.FeatureColumnName, expectedSize);
+
+    /// <summary>Checks the validation view's feature column against the training view's width (nothing is trained yet, so
+    /// the message compares the two views rather than saying "the model was trained on").</summary>
+    private DataViewSchema.Column CheckValidationShape(DataViewSchema schema, int trainingSize)
+    {
+        var column = CheckInputShape(schema, null);
+        if (column.Type is VectorDataViewType { Size: int size } && size != trainingSize)
+            throw new ArgumentOutOfRangeException(nameof(schema),
+                $"Feature column '{column.Name}' of the validation data has {size} slots but the training data's has {trainingSize}.");
+        return column;
+    }
 
     /// <summary>Copies the feature column into a row matrix through one cursor (sparse vectors are densified).</summary>
     protected virtual RowMatrix ReadRows(IDataView data, DataViewSchema.Column column, int dimension)

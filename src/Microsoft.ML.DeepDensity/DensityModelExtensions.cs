@@ -46,9 +46,21 @@ public static class DensityModelExtensions
         return all.Count switch
         {
             1 => all[0],
-            0 => throw new InvalidOperationException("The transformer contains no DeepDensity model."),
+            0 => throw new InvalidOperationException("The transformer contains no DeepDensity model" + SequenceModelHint(transformer, mlContext) + "."),
             _ => throw new InvalidOperationException($"The transformer contains {all.Count} DeepDensity models; use GetDensityTransformers."),
         };
+    }
+
+    /// <summary>Why a pipeline without a row model may still hold a DeepDensity model: a sequence model (RNN-RNADE) is
+    /// recovered by its own method.</summary>
+    private static string SequenceModelHint(ITransformer transformer, MLContext? mlContext)
+    {
+        try
+        {
+            var model = transformer.GetSequenceDensityModel(mlContext);
+            return $" of rows, but it holds a sequence model ({model.ModelKind}): use GetSequenceDensityModel() for it (it samples with Sample(...))";
+        }
+        catch (Exception e) when (e is InvalidOperationException or Persistence.InvalidModelFileException) { return ""; }
     }
 
     /// <summary>The engine model of the one density transformer in <paramref name="transformer"/> (live or loaded).</summary>
@@ -91,20 +103,29 @@ public static class DensityModelExtensions
     /// <summary>
     /// <c>mlContext.Model.Load</c>, then <see cref="WithLiveDensityTransformers"/>: the pipeline saved in
     /// <paramref name="filePath"/> with every DeepDensity stage as the live, block-scoring transformer (the ordinary
-    /// load scores one row per engine call, several times slower on large views). Every DeepDensity model in the file is
-    /// decoded and validated here, so a damaged one throws <see cref="Persistence.InvalidModelFileException"/> now
-    /// rather than at the first row read.
+    /// load scores one row per engine call, several times slower on large views). Every DeepDensity model in the file,
+    /// row or sequence model, is decoded and validated here, so a damaged one throws
+    /// <see cref="Persistence.InvalidModelFileException"/> now rather than at the first row read.
     /// </summary>
     public static ITransformer LoadWithLiveDensityModels(this ModelOperationsCatalog catalog, string filePath, out DataViewSchema inputSchema)
     {
         ArgumentNullException.ThrowIfNull(catalog);
-        return catalog.Load(filePath, out inputSchema).WithLiveDensityTransformers();
+        return LiveAndValidated(catalog.Load(filePath, out inputSchema));
     }
 
     /// <inheritdoc cref="LoadWithLiveDensityModels(ModelOperationsCatalog, string, out DataViewSchema)"/>
     public static ITransformer LoadWithLiveDensityModels(this ModelOperationsCatalog catalog, Stream stream, out DataViewSchema inputSchema)
     {
         ArgumentNullException.ThrowIfNull(catalog);
-        return catalog.Load(stream, out inputSchema).WithLiveDensityTransformers();
+        return LiveAndValidated(catalog.Load(stream, out inputSchema));
+    }
+
+    /// <summary>The row models become live transformers (decoded, so validated); the sequence models, whose live form is
+    /// the loaded chain itself, are decoded here too, so that a damaged one throws at load like a row model.</summary>
+    private static ITransformer LiveAndValidated(ITransformer loaded)
+    {
+        var live = loaded.WithLiveDensityTransformers();
+        SequenceModelExtensions.FindSequenceModels(live, null);
+        return live;
     }
 }

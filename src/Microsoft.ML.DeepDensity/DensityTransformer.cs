@@ -77,6 +77,7 @@ public class DensityTransformer : ITransformer
     public IDataView GenerateSamples(MLContext mlContext, int count, ulong seed)
     {
         ArgumentNullException.ThrowIfNull(mlContext);
+        ArgumentOutOfRangeException.ThrowIfNegative(count); // named here: the engine's check names its own parameter ("rows")
         var m = Model.Sample(count, seed);
         var rows = new SampleRow[count];
         for (int i = 0; i < count; i++) rows[i] = new SampleRow { Features = m.Row(i).ToArray() };

@@ -208,6 +208,20 @@ public class HostileSequenceAndNvilZipTests
             return Record.Exception(() => loaded.Transform(data).GetColumn<float>("LogDensity").ToArray());
         }
 
+        // LoadWithLiveDensityModels validates every DeepDensity model in the file at load (docs/mlnet.md), the sequence
+        // models included: it used to return the pipeline and leave a damaged sequence model to the first row read.
+        Exception? LoadLive(string envelope)
+        {
+            var zip = new MemoryStream();
+            ml.Model.Save(SequenceSurrogate.BuildChain(ml, options, envelope), data.Schema, zip);
+            zip.Position = 0;
+            return Record.Exception(() => new MLContext().Model.LoadWithLiveDensityModels(zip, out _));
+        }
+        Assert.Null(LoadLive(Envelope(engine, t.Threshold)));
+        Rejected(() => LoadLive(Envelope(engine, float.NaN)), "NaN threshold at load", "threshold");
+        Rejected(() => LoadLive(Envelope(TruncatedPayload(engine), t.Threshold)), "truncated payload at load", "");
+        Rejected(() => LoadLive("not base64!"), "not base64 at load", "Corrupt");
+
         Assert.Null(ScoreZip(Envelope(engine, t.Threshold))); // the helper itself builds a working zip
         Rejected(() => ScoreZip(Envelope(engine, float.NaN)), "NaN threshold", "threshold");
         Rejected(() => ScoreZip(Envelope(engine, float.PositiveInfinity)), "infinite threshold", "threshold");

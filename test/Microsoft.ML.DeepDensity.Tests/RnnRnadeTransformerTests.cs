@@ -212,3 +212,146 @@ public class RnnRnadeTransformerTests
         Assert.Contains("two rows with order", dup.Message);
     }
 }
+
+public class RnnRnadeScoringErrorTests
+{
+    private static List<float[]> Sequences(int count, int seed)
+    {
+        var r = new Random(seed);
+        return Enumerable.Range(0, count).Select(i => Enumerable.Range(0, 2 * (4 + i % 3)).Select(_ => (float)r.NextDouble()).ToArray()).ToList();
+    }
+
+    private static DataValidationException Innermost(Exception e)
+    {
+        while (e.InnerException is not null) e = e.InnerException;   // ML.NET wraps errors of its cursor workers
+        return Assert.IsType<DataValidationException>(e);
+    }
+
+    /// <summary>A NaN in a frame row being scored names that row (counted from the cursor's start) and the slot: the
+    /// stream used to report the frame's index within its own sequence as the row (row 1 here, the row being 7).</summary>
+    [Fact]
+    public void FrameRows_ANaNWhileScoringNamesTheRowAndTheSlot()
+    {
+        var ml = new MLContext(seed: 1);
+        var rows = new List<RnnRnadeTransformerTests.FrameRow>();
+        var seqs = Sequences(6, 1);
+        for (int t = 0; t < 4; t++)
+            for (int i = 0; i < seqs.Count; i++)
+                rows.Add(new RnnRnadeTransformerTests.FrameRow { Features = seqs[i].AsSpan(2 * t, 2).ToArray(), SequenceId = i, Order = t });
+        var transformer = ml.DensityEstimation.RnnRnade("Features", "SequenceId", "Order", hiddenUnits: 4, recurrentUnits: 4, maxEpochs: 1)
+            .Fit(ml.Data.LoadFromEnumerable(rows));
+        rows[7].Features[1] = float.NaN;   // sequence 1, its second frame
+        var e = Innermost(Assert.ThrowsAny<Exception>(() => transformer.Transform(ml.Data.LoadFromEnumerable(rows)).GetColumn<float>("LogDensity").ToArray()));
+        Assert.Equal(7, e.Row);
+        Assert.Equal(1, e.Column);
+        Assert.Contains("value is NaN", e.Message);
+        Assert.Contains("frame column", e.Message);
+    }
+
+    /// <summary>A NaN in a whole sequence being scored: the engine's "row 0" (its one-sequence batch) is not the row's
+    /// number, which the mapping does not see; it is reported as unknown (−1) with the frame and the slot.</summary>
+    [Fact]
+    public void WholeSequences_ANaNWhileScoringDoesNotReportAWrongRow()
+    {
+        var ml = new MLContext(seed: 1);
+        var rows = Sequences(8, 2).Select(s => new RnnRnadeTransformerTests.SequenceRow { Features = s }).ToList();
+        var transformer = ml.DensityEstimation.RnnRnade("Features", frameSize: 2, hiddenUnits: 4, recurrentUnits: 4, maxEpochs: 1)
+            .Fit(ml.Data.LoadFromEnumerable(rows));
+        rows[5].Features[3] = float.NaN;   // frame 1, slot 1
+        var e = Innermost(Assert.ThrowsAny<Exception>(() => transformer.Transform(ml.Data.LoadFromEnumerable(rows)).GetColumn<float>("LogDensity").ToArray()));
+        Assert.Equal(-1, e.Row);
+        Assert.Equal(1, e.Column);
+        Assert.Contains("frame 1", e.Message);
+        Assert.Contains("row number unknown", e.Message);
+        var engine = ml.Model.CreatePredictionEngine<RnnRnadeTransformerTests.SequenceRow, RnnRnadeTransformerTests.FrameScore>(transformer);
+        Assert.Equal(-1, Assert.Throws<DataValidationException>(() => engine.Predict(rows[5])).Row);
+    }
+
+    /// <summary>GetDensityModel on a pipeline holding a sequence model (live or loaded) points to GetSequenceDensityModel
+    /// instead of saying there is no DeepDensity model; and the other way round.</summary>
+    [Fact]
+    public void TheModelLookupsPointToEachOther()
+    {
+        var ml = new MLContext(seed: 1);
+        var rows = Sequences(6, 3).Select(s => new RnnRnadeTransformerTests.SequenceRow { Features = s }).ToList();
+        var view = ml.Data.LoadFromEnumerable(rows);
+        ITransformer sequence = ml.DensityEstimation.RnnRnade("Features", frameSize: 2, hiddenUnits: 4, recurrentUnits: 4, maxEpochs: 1).Fit(view);
+        var zip = Path.Combine(Directory.CreateTempSubdirectory("dd-lookup-").FullName, "model.zip");
+        ml.Model.Save(sequence, view.Schema, zip);
+        foreach (var t in new[] { sequence, new MLContext().Model.Load(zip, out _) })
+        {
+            var e = Assert.Throws<InvalidOperationException>(() => t.GetDensityModel());
+            Assert.Contains("GetSequenceDensityModel", e.Message);
+            Assert.Contains("RnnRnade", e.Message);
+            Assert.Contains("GetSequenceDensityModel", Assert.Throws<InvalidOperationException>(() => t.GenerateSamples(ml, 3, 1)).Message);
+        }
+        var rowModel = ml.DensityEstimation.Rnade(TestData.SmallRnade(o => o.ModelOptions.MaxEpochs = 1)).Fit(ml.Data.LoadFromEnumerable(TestData.Blob(50)));
+        Assert.Contains("GetDensityModel", Assert.Throws<InvalidOperationException>(() => rowModel.GetSequenceDensityModel()).Message);
+        // Neither kind: the plain message.
+        var none = ml.Transforms.CopyColumns("A", "Features").Fit(view);
+        Assert.Equal("The transformer contains no DeepDensity model.", Assert.Throws<InvalidOperationException>(() => none.GetDensityModel()).Message);
+        // A negative sample count names the caller's parameter, not the engine's.
+        Assert.Equal("count", Assert.Throws<ArgumentOutOfRangeException>(() => rowModel.GenerateSamples(ml, -1, 1)).ParamName);
+    }
+
+    /// <summary>The sequence estimators' options name the invalid setting, like the row estimators' (an empty column name
+    /// was "The input column name must be non-empty." / "Output column names must be non-empty.", Contamination was
+    /// reported as parameter "contamination").</summary>
+    [Fact]
+    public void SequenceOptions_NameTheInvalidSetting()
+    {
+        var ml = new MLContext(seed: 1);
+        void Named(string setting, Action create)
+        {
+            var e = Assert.ThrowsAny<ArgumentException>(create);
+            Assert.Equal(setting, e.ParamName);
+            Assert.Contains(setting, e.Message);
+        }
+        Named("FeatureColumnName", () => ml.DensityEstimation.RnnRnade(new SequenceDensityEstimator.Options { FeatureColumnName = " ", FrameSize = 2 }));
+        Named("FrameLogDensitiesColumnName", () => ml.DensityEstimation.RnnRnade(new SequenceDensityEstimator.Options { FrameLogDensitiesColumnName = "", FrameSize = 2 }));
+        Named("Contamination", () => ml.DensityEstimation.RnnRnade("Features", frameSize: 2, contamination: 0.9));
+        Named("OrderColumnName", () => ml.DensityEstimation.RnnRnade(new RnnRnadeFrameEstimator.Options { OrderColumnName = null! }));
+        Named("ScoreColumnName", () => ml.DensityEstimation.RnnRnade(new RnnRnadeFrameEstimator.Options { ScoreColumnName = "" }));
+        Named("Contamination", () => ml.DensityEstimation.RnnRnade("Features", "SequenceId", "Order", contamination: double.NaN));
+        Assert.Contains("distinct", Assert.ThrowsAny<ArgumentException>(() => ml.DensityEstimation.RnnRnade(
+            new RnnRnadeFrameEstimator.Options { ScoreColumnName = "LogDensity" })).Message);
+    }
+
+    public sealed class DoubleSequence { public double[] Features = new double[4]; }
+    public sealed class ScalarSequence { public float Features; }
+    public sealed class WideFrame { [VectorType(3)] public float[] Features = new float[3]; public int SequenceId; public float Order; }
+    public sealed class TextOrderFrame { [VectorType(2)] public float[] Features = new float[2]; public int SequenceId; public string Order = "1"; }
+
+    /// <summary>The fitted sequence transformers check their input schema like the row models: a Double or scalar sequence
+    /// column used to fail with ML.NET's binding error naming the internal column '__dd_rr_features', and a frame column
+    /// of the wrong width (or a text order column) was accepted and failed at the first row read, in a doubly wrapped
+    /// splitter exception.</summary>
+    [Fact]
+    public void FittedSequenceTransformers_CheckTheInputSchema_NamingTheUsersColumns()
+    {
+        var ml = new MLContext(seed: 1);
+        var rows = Sequences(6, 4).Select(s => new RnnRnadeTransformerTests.SequenceRow { Features = s }).ToList();
+        var whole = ml.DensityEstimation.RnnRnade("Features", frameSize: 2, hiddenUnits: 4, recurrentUnits: 4, maxEpochs: 1).Fit(ml.Data.LoadFromEnumerable(rows));
+        foreach (var view in new[] { ml.Data.LoadFromEnumerable(new[] { new DoubleSequence() }), ml.Data.LoadFromEnumerable(new[] { new ScalarSequence() }) })
+        {
+            var e = Assert.ThrowsAny<ArgumentException>(() => whole.Transform(view));
+            Assert.Contains("Sequence column 'Features' must be a vector of Single", e.Message);
+            Assert.DoesNotContain("__dd", Assert.ThrowsAny<ArgumentException>(() => whole.GetOutputSchema(view.Schema)).Message);
+        }
+
+        var frames = new List<RnnRnadeTransformerTests.FrameRow>();
+        for (int i = 0; i < rows.Count; i++)
+            for (int t = 0; t < rows[i].Features.Length / 2; t++)
+                frames.Add(new RnnRnadeTransformerTests.FrameRow { Features = rows[i].Features[(2 * t)..(2 * t + 2)], SequenceId = i, Order = t });
+        var frameModel = ml.DensityEstimation.RnnRnade("Features", "SequenceId", "Order", hiddenUnits: 4, recurrentUnits: 4, maxEpochs: 1)
+            .Fit(ml.Data.LoadFromEnumerable(frames));
+        var wide = ml.Data.LoadFromEnumerable(new[] { new WideFrame() });
+        Assert.Contains("Frame column 'Features' has 3 slots but the model's frames have 2", Assert.ThrowsAny<ArgumentException>(() => frameModel.Transform(wide)).Message);
+        Assert.ThrowsAny<ArgumentException>(() => ml.Model.CreatePredictionEngine<WideFrame, RnnRnadeTransformerTests.FrameScore>(frameModel));
+        var textOrder = ml.Data.LoadFromEnumerable(new[] { new TextOrderFrame() });
+        Assert.Contains("Order column 'Order' must be numeric", Assert.ThrowsAny<ArgumentException>(() => frameModel.Transform(textOrder)).Message);
+        // A good schema still scores, through the transformer and a pipeline after it.
+        Assert.Equal(frames.Count, ml.Transforms.CopyColumns("S", "Score").Fit(frameModel.Transform(ml.Data.LoadFromEnumerable(frames)))
+            .Transform(frameModel.Transform(ml.Data.LoadFromEnumerable(frames))).GetColumn<float>("S").Count());
+    }
+}

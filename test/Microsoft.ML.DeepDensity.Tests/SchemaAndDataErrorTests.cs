@@ -70,6 +70,56 @@ public class SchemaAndDataErrorTests
         Assert.Contains("HiddenUnits", e3.Message);
     }
 
+    /// <summary>A nonsense engine option is an ArgumentException naming it when the estimator is created (as ML.NET's own
+    /// estimators and the RNN-RNADE catalog do), not after the upstream stages were fitted and the training data
+    /// read; options changed after construction are checked again at Fit before a row is read.</summary>
+    [Fact]
+    public void EngineOptions_AreValidated_AtConstruction_AndAtFitBeforeReadingData()
+    {
+        var ml = new MLContext(seed: 1);
+        var c = ml.DensityEstimation;
+        void Named(string setting, Func<object> create)
+        {
+            var e = Assert.ThrowsAny<ArgumentException>(create);
+            Assert.Contains(setting, e.Message);
+        }
+        Named("HiddenUnits", () => c.Rnade(hiddenUnits: 0));
+        Named("LearningRate", () => c.Rnade(TestData.SmallRnade(o => o.ModelOptions.LearningRate = float.NaN)));
+        Named("Layers", () => c.DeepGmm(layers: new[] { 0, 2 }));
+        Named("MaxIterations", () => c.DeepGmm(maxIterations: -5));
+        Named("HiddenUnits", () => c.Rbm(hiddenUnits: 0));
+        Named("MaxEpochs", () => c.Rbm(maxEpochs: 0));
+        Named("Samples", () => c.Iwae(samples: 0));
+        Named("EvaluationSamples", () => c.Iwae(evaluationSamples: 0));
+        Named("LatentDimensions", () => c.Nvil(latentDimensions: new[] { 0 }));
+        Named("MaxEpochs", () => c.Nvil(maxEpochs: 0));
+        Named("ModelOptions", () => c.Rnade(TestData.SmallRnade(o => o.ModelOptions = null!)));
+
+        var options = TestData.SmallRnade();
+        var estimator = c.Rnade(options);
+        options.ModelOptions.Components = -1;
+        int rowsRead = 0;
+        IEnumerable<Row> Counting() { foreach (var r in TestData.Blob(50)) { rowsRead++; yield return r; } }
+        Named("Components", () => estimator.Fit(ml.Data.LoadFromEnumerable(Counting())));
+        Assert.Equal(0, rowsRead);
+    }
+
+    /// <summary>A validation view of another width is named as such: it said "the model was trained on 4" before any
+    /// training, without saying that the validation view was the one at fault.</summary>
+    [Fact]
+    public void Fit_WithAValidationViewOfAnotherWidth_SaysItIsTheValidationData()
+    {
+        var ml = new MLContext(seed: 1);
+        var train = ml.Data.LoadFromEnumerable(TestData.Blob(50));
+        var wrong = ml.Data.LoadFromEnumerable(new[] { new WrongSize() });
+        foreach (var data in new[] { DensityTrainingData.InMemory, DensityTrainingData.Streamed })
+        {
+            var estimator = ml.DensityEstimation.Rnade(TestData.SmallRnade(o => { o.ModelOptions.MaxEpochs = 1; o.TrainingData = data; }));
+            var e = Assert.Throws<ArgumentOutOfRangeException>(() => estimator.Fit(train, wrong));
+            Assert.Contains("'Features' of the validation data has 5 slots but the training data's has 4", e.Message);
+        }
+    }
+
     [Theory]
     [InlineData(1024)]
     [InlineData(100)]

@@ -105,6 +105,9 @@ public class StreamedTrainingTests
             TrainingData = DensityTrainingData.Streamed, ModelOptions = new NvilOptions { MaxEpochs = 1 },
         }).Fit(bits));
         Assert.Contains("TrainingData", e.Message);
+        // Said when the estimator is created, like the other settings, not after the upstream stages were fitted.
+        Assert.Contains("Nvil cannot train from a stream", Assert.Throws<NotSupportedException>(() => ml.DensityEstimation.Nvil(
+            new NvilEstimator.Options { TrainingData = DensityTrainingData.Streamed })).Message);
     }
 
     [Fact]

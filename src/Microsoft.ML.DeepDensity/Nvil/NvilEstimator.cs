@@ -53,7 +53,7 @@ namespace Microsoft.ML
                 Contamination = contamination,
                 ModelOptions = new NvilOptions
                 {
-                    LatentDimensions = latentDimensions ?? new[] { 200 }, MaxEpochs = maxEpochs, EvaluationSamples = evaluationSamples, Seed = seed,
+                    LatentDimensions = latentDimensions ?? NvilOptions.Defaults.LatentDimensions, MaxEpochs = maxEpochs, EvaluationSamples = evaluationSamples, Seed = seed,
                 },
             });
         }

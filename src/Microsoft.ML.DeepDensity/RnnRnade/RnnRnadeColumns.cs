@@ -8,15 +8,17 @@ internal static class RnnRnadeColumns
 {
     public sealed class SequenceRow { public float[] Features = Array.Empty<float>(); }
 
-    public static void CheckNames(string input, IEnumerable<string> outputs, double contamination)
+    /// <summary>Throws <see cref="ArgumentException"/> naming the first invalid setting: an empty input or output column
+    /// name, output names that are not distinct, a contamination outside [0, 0.5].</summary>
+    public static void CheckNames(IEnumerable<(string Setting, string Value)> inputs, IEnumerable<(string Setting, string Value)> outputs, double contamination)
     {
-        if (string.IsNullOrWhiteSpace(input)) throw new ArgumentException("The input column name must be non-empty.");
         var list = outputs.ToList();
-        if (list.Any(string.IsNullOrWhiteSpace)) throw new ArgumentException("Output column names must be non-empty.");
-        if (list.Distinct(StringComparer.Ordinal).Count() != list.Count)
-            throw new ArgumentException($"Output column names must be distinct (got {string.Join(", ", list)}).");
+        foreach (var (setting, value) in inputs.Concat(list))
+            if (string.IsNullOrWhiteSpace(value)) throw new ArgumentException($"{setting} must be a non-empty column name.", setting);
+        if (list.Select(o => o.Value).Distinct(StringComparer.Ordinal).Count() != list.Count)
+            throw new ArgumentException($"Output column names must be distinct (got {string.Join(", ", list.Select(o => $"{o.Setting} = {o.Value}"))}).");
         if (!(contamination >= 0 && contamination <= 0.5))
-            throw new ArgumentOutOfRangeException(nameof(contamination), contamination, $"Contamination must be in [0, 0.5] (got {contamination}).");
+            throw new ArgumentOutOfRangeException("Contamination", contamination, $"Contamination must be in [0, 0.5] (got {contamination}).");
     }
 
     /// <summary>Sequences scored between cancellation checks (a multiple of the engine's scoring blocks of sequences).</summary>

@@ -52,9 +52,10 @@ public sealed class RnnRnadeFrameEstimator : IEstimator<SequenceDensityTransform
         /// <summary>Throws <see cref="ArgumentException"/> naming the first invalid setting.</summary>
         public void Validate()
         {
-            RnnRnadeColumns.CheckNames(FeatureColumnName, Outputs, Contamination);
-            if (string.IsNullOrWhiteSpace(SequenceIdColumnName) || string.IsNullOrWhiteSpace(OrderColumnName))
-                throw new ArgumentException("SequenceIdColumnName and OrderColumnName must be non-empty.");
+            RnnRnadeColumns.CheckNames(
+                new[] { (nameof(FeatureColumnName), FeatureColumnName), (nameof(SequenceIdColumnName), SequenceIdColumnName), (nameof(OrderColumnName), OrderColumnName) },
+                new[] { (nameof(LogDensityColumnName), LogDensityColumnName), (nameof(ScoreColumnName), ScoreColumnName), (nameof(PredictedLabelColumnName), PredictedLabelColumnName) },
+                Contamination);
             ArgumentNullException.ThrowIfNull(ModelOptions, nameof(ModelOptions));
             ModelOptions.Validate();
         }
@@ -93,31 +94,46 @@ public sealed class RnnRnadeFrameEstimator : IEstimator<SequenceDensityTransform
             (o.PredictedLabelColumnName, RnnRnadeSurrogate.PredictedCol),
         }, new[] { RnnRnadeSurrogate.FeatureCol, RnnRnadeSurrogate.IdCol, RnnRnadeSurrogate.OrderCol, RnnRnadeSurrogate.LogDensityCol,
                    RnnRnadeSurrogate.ScoreCol, RnnRnadeSurrogate.PredictedCol });
-        return new SequenceDensityTransformer(chain.Fit(input), model, threshold);
+        var (feature, id, order) = (o.FeatureColumnName, o.SequenceIdColumnName, o.OrderColumnName);
+        int frameSize = model.FrameSize;
+        return new SequenceDensityTransformer(chain.Fit(input), model, threshold, schema => CheckColumns(schema, feature, id, order, frameSize));
     }
 
     /// <summary>Copies the frame, converts the id to text and the order to Double under internal names.</summary>
     private EstimatorChain<ITransformer> Inputs(DataViewSchema schema)
     {
         var o = _options;
-        var frame = schema.GetColumnOrNull(o.FeatureColumnName)
-            ?? throw new ArgumentOutOfRangeException(nameof(schema), $"Frame column '{o.FeatureColumnName}' not found in the input schema.");
-        if (frame.Type is not VectorDataViewType { IsKnownSize: true } vt || vt.ItemType != NumberDataViewType.Single)
-            throw new ArgumentOutOfRangeException(nameof(schema), $"Frame column '{frame.Name}' must be a known-size vector of Single (one frame per row), but is {frame.Type}.");
-        var id = schema.GetColumnOrNull(o.SequenceIdColumnName)
-            ?? throw new ArgumentOutOfRangeException(nameof(schema), $"Sequence-id column '{o.SequenceIdColumnName}' not found in the input schema.");
-        var order = schema.GetColumnOrNull(o.OrderColumnName)
-            ?? throw new ArgumentOutOfRangeException(nameof(schema), $"Order column '{o.OrderColumnName}' not found in the input schema.");
-        if (id.Type is not (TextDataViewType or NumberDataViewType))
-            throw new ArgumentOutOfRangeException(nameof(schema), $"Sequence-id column '{id.Name}' must be text or numeric, but is {id.Type}.");
-        if (order.Type is not NumberDataViewType)
-            throw new ArgumentOutOfRangeException(nameof(schema), $"Order column '{order.Name}' must be numeric, but is {order.Type}.");
+        var (frame, id, order) = CheckColumns(schema, o.FeatureColumnName, o.SequenceIdColumnName, o.OrderColumnName, null);
         var chain = new EstimatorChain<ITransformer>()
             .Append<ITransformer>(_ml.Transforms.CopyColumns(RnnRnadeSurrogate.FeatureCol, o.FeatureColumnName));
         chain = id.Type is TextDataViewType
             ? chain.Append<ITransformer>(_ml.Transforms.CopyColumns(RnnRnadeSurrogate.IdCol, id.Name))
             : chain.Append<ITransformer>(_ml.Transforms.Conversion.ConvertType(RnnRnadeSurrogate.IdCol, id.Name, DataKind.String));
         return chain.Append<ITransformer>(_ml.Transforms.Conversion.ConvertType(RnnRnadeSurrogate.OrderCol, order.Name, DataKind.Double));
+    }
+
+    /// <summary>The frame, sequence-id and order columns of a runtime schema, checked with messages naming them (and, for
+    /// a fitted model, the frame width against its frame size).</summary>
+    internal static (DataViewSchema.Column Frame, DataViewSchema.Column Id, DataViewSchema.Column Order) CheckColumns(
+        DataViewSchema schema, string featureColumnName, string sequenceIdColumnName, string orderColumnName, int? frameSize)
+    {
+        var frame = schema.GetColumnOrNull(featureColumnName)
+            ?? throw new ArgumentOutOfRangeException(nameof(schema), $"Frame column '{featureColumnName}' not found in the input schema.");
+        // Training needs the width from the schema; a fitted model knows it and, as it always has, checks a
+        // variable-size frame row by row (e.g. a PredictionEngine input class without [VectorType]).
+        if (frame.Type is not VectorDataViewType vt || vt.ItemType != NumberDataViewType.Single || (!vt.IsKnownSize && frameSize is null))
+            throw new ArgumentOutOfRangeException(nameof(schema), $"Frame column '{frame.Name}' must be a known-size vector of Single (one frame per row), but is {frame.Type}.");
+        if (frameSize is int size && vt.IsKnownSize && vt.Size != size)
+            throw new ArgumentOutOfRangeException(nameof(schema), $"Frame column '{frame.Name}' has {vt.Size} slots but the model's frames have {size}.");
+        var id = schema.GetColumnOrNull(sequenceIdColumnName)
+            ?? throw new ArgumentOutOfRangeException(nameof(schema), $"Sequence-id column '{sequenceIdColumnName}' not found in the input schema.");
+        var order = schema.GetColumnOrNull(orderColumnName)
+            ?? throw new ArgumentOutOfRangeException(nameof(schema), $"Order column '{orderColumnName}' not found in the input schema.");
+        if (id.Type is not (TextDataViewType or NumberDataViewType))
+            throw new ArgumentOutOfRangeException(nameof(schema), $"Sequence-id column '{id.Name}' must be text or numeric, but is {id.Type}.");
+        if (order.Type is not NumberDataViewType)
+            throw new ArgumentOutOfRangeException(nameof(schema), $"Order column '{order.Name}' must be numeric, but is {order.Type}.");
+        return (frame, id, order);
     }
 
     /// <summary>Groups rows by id in order of first appearance, sorted by order within a sequence.</summary>

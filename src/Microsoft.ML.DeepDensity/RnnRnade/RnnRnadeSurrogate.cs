@@ -74,7 +74,14 @@ internal static class RnnRnadeSurrogate
     {
         var batch = OneSequence(features, model.FrameSize, "sequence column");
         if (dst.Frames.Length != batch.TotalFrames) dst.Frames = new float[batch.TotalFrames];
-        model.FrameLogDensity(batch, dst.Frames);
+        // The engine numbers the sequences of its batch, and this batch is the one row: its "row 0" is not the row's
+        // number, which a mapping does not see (like the row models' loaded scorer, say so rather than a wrong row).
+        try { model.FrameLogDensity(batch, dst.Frames); }
+        catch (DataValidationException e)
+        {
+            throw new DataValidationException(-1, e.Column, e.Problem + " (row number unknown: a sequence model scores one row at a time " +
+                "without seeing its position; frames count from 0)", "sequence column");
+        }
         double sum = 0;
         foreach (var v in dst.Frames) sum += v;
         dst.LogDensity = (float)sum;
@@ -127,6 +134,10 @@ internal static class RnnRnadeSurrogate
                 throw new DataValidationException(row, -1, $"the frame has {src.Frame.Length} values but the model's frame size is {model.FrameSize}", "frame column");
             if (double.IsNaN(src.Order)) throw new DataValidationException(row, -1, "the order value is missing (NaN)", "order column");
             string id = src.SequenceId.ToString();
+            // Checked here, with the row's number, before the stream sees it: the stream counts frames of its own sequence,
+            // and a NaN would otherwise be reported at that frame's index as if it were the row.
+            try { DataValidation.CheckRows(src.Frame, model.FrameSize, InputDomain.Real, "frame column", row); }
+            catch (DataValidationException e) { throw new DataValidationException(e.Row, e.Column, $"{e.Problem} (sequence '{id}')", "frame column"); }
             if (!state.Open.TryGetValue(id, out var open)) open = (model.StartStream(), double.NegativeInfinity);
             else if (!(src.Order > open.Order))
                 throw new DataValidationException(row, -1,

@@ -47,7 +47,12 @@ public sealed class SequenceDensityEstimator : IEstimator<SequenceDensityTransfo
         public void Validate()
         {
             if (FrameSize < 1) throw new ArgumentOutOfRangeException(nameof(FrameSize), FrameSize, $"FrameSize must be at least 1 (got {FrameSize}): set it to the number of values per time step.");
-            RnnRnadeColumns.CheckNames(FeatureColumnName, Outputs, Contamination);
+            RnnRnadeColumns.CheckNames(new[] { (nameof(FeatureColumnName), FeatureColumnName) }, new[]
+            {
+                (nameof(LogDensityColumnName), LogDensityColumnName), (nameof(LogDensityPerFrameColumnName), LogDensityPerFrameColumnName),
+                (nameof(FrameLogDensitiesColumnName), FrameLogDensitiesColumnName), (nameof(ScoreColumnName), ScoreColumnName),
+                (nameof(PredictedLabelColumnName), PredictedLabelColumnName),
+            }, Contamination);
         }
     }
 
@@ -88,7 +93,9 @@ public sealed class SequenceDensityEstimator : IEstimator<SequenceDensityTransfo
         for (int i = 0; i < scores.Length; i++) scores[i] = Scoring.ScoreFromLogDensity(logDensity[i] / data.Length(i));
         float threshold = Scoring.Threshold(scores, o.Contamination);
         channel.Info(MessageSensitivity.None, $"{_name}: trained; score threshold {threshold:G6} (contamination {o.Contamination}).");
-        return new SequenceDensityTransformer(SequenceSurrogate.BuildChain(_ml, o, model, threshold), model, threshold);
+        string column = o.FeatureColumnName;
+        return new SequenceDensityTransformer(SequenceSurrogate.BuildChain(_ml, o, model, threshold), model, threshold,
+            schema => SequenceColumn.Check(schema, column));
     }
 
     /// <inheritdoc/>
@@ -100,10 +107,13 @@ public sealed class SequenceDensityEstimator : IEstimator<SequenceDensityTransfo
 public sealed class SequenceDensityTransformer : ITransformer
 {
     private readonly ITransformer _chain;
+    private readonly Action<DataViewSchema> _checkInput;
 
-    internal SequenceDensityTransformer(ITransformer chain, SequenceDensityModel model, float threshold)
+    /// <param name="checkInput">Checks the input columns with messages naming them (the chain's own binding errors name
+    /// its internal columns, and a frame of the wrong width would only fail at the first row read).</param>
+    internal SequenceDensityTransformer(ITransformer chain, SequenceDensityModel model, float threshold, Action<DataViewSchema> checkInput)
     {
-        _chain = chain; Model = model; Threshold = threshold;
+        _chain = chain; Model = model; Threshold = threshold; _checkInput = checkInput;
     }
 
     /// <summary>The engine model.</summary>
@@ -116,13 +126,25 @@ public sealed class SequenceDensityTransformer : ITransformer
     public bool IsRowToRowMapper => _chain.IsRowToRowMapper;
 
     /// <inheritdoc/>
-    public DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => _chain.GetOutputSchema(inputSchema);
+    public DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => _chain.GetOutputSchema(Checked(inputSchema));
 
     /// <inheritdoc/>
-    public IRowToRowMapper GetRowToRowMapper(DataViewSchema inputSchema) => _chain.GetRowToRowMapper(inputSchema);
+    public IRowToRowMapper GetRowToRowMapper(DataViewSchema inputSchema) => _chain.GetRowToRowMapper(Checked(inputSchema));
 
     /// <summary>Lazily appends the output columns.</summary>
-    public IDataView Transform(IDataView input) => _chain.Transform(input);
+    public IDataView Transform(IDataView input)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        Checked(input.Schema);
+        return _chain.Transform(input);
+    }
+
+    private DataViewSchema Checked(DataViewSchema schema)
+    {
+        ArgumentNullException.ThrowIfNull(schema);
+        _checkInput(schema);
+        return schema;
+    }
 
     void ICanSaveModel.Save(ModelSaveContext ctx) => ((ICanSaveModel)_chain).Save(ctx);
 }
@@ -133,10 +155,7 @@ internal static class SequenceColumn
     /// <summary>Every row's sequence; a length that is not a positive multiple of the frame size, or a bad value, names the row.</summary>
     public static SequenceBatch Read(IDataView data, string columnName, int frameSize)
     {
-        var column = data.Schema.GetColumnOrNull(columnName)
-            ?? throw new ArgumentOutOfRangeException(nameof(data), $"Sequence column '{columnName}' not found in the input schema.");
-        if (column.Type is not VectorDataViewType { ItemType: NumberDataViewType t } || t != NumberDataViewType.Single)
-            throw new ArgumentOutOfRangeException(nameof(data), $"Sequence column '{column.Name}' must be a vector of Single (frames back to back), but is {column.Type}.");
+        var column = Check(data.Schema, columnName);
         var values = new List<float>();
         var offsets = new List<int> { 0 };
         using var cursor = data.GetRowCursor(new[] { column });
@@ -158,6 +177,16 @@ internal static class SequenceColumn
         }
         if (row == 0) throw new DataValidationException(-1, -1, "the data has no rows", column.Name);
         return new SequenceBatch(values.ToArray(), offsets.ToArray(), frameSize);
+    }
+
+    /// <summary>The sequence column of a runtime schema: present and a vector of Single (either size), named in the errors.</summary>
+    public static DataViewSchema.Column Check(DataViewSchema schema, string columnName)
+    {
+        var column = schema.GetColumnOrNull(columnName)
+            ?? throw new ArgumentOutOfRangeException(nameof(schema), $"Sequence column '{columnName}' not found in the input schema.");
+        if (column.Type is not VectorDataViewType { ItemType: NumberDataViewType t } || t != NumberDataViewType.Single)
+            throw new ArgumentOutOfRangeException(nameof(schema), $"Sequence column '{column.Name}' must be a vector of Single (frames back to back), but is {column.Type}.");
+        return column;
     }
 
     /// <summary>The input schema with the whole-sequence outputs appended (replacing same-named columns).</summary>

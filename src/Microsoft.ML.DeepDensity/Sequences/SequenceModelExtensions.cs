@@ -15,15 +15,24 @@ public static class SequenceModelExtensions
     public static SequenceDensityModel GetSequenceDensityModel(this ITransformer transformer, MLContext? mlContext = null)
     {
         ArgumentNullException.ThrowIfNull(transformer);
-        var found = new List<SequenceDensityModel>();
-        SurrogateStageReader? reader = null;
-        Visit(transformer);
+        var found = FindSequenceModels(transformer, mlContext);
         return found.Count switch
         {
             1 => found[0],
-            0 => throw new InvalidOperationException("The transformer contains no DeepDensity sequence model."),
+            0 => throw new InvalidOperationException("The transformer contains no DeepDensity sequence model" +
+                (transformer.GetDensityTransformers(mlContext).Count > 0 ? "; its DeepDensity model scores rows: use GetDensityModel() or GetDensityTransformers()" : "") + "."),
             _ => throw new InvalidOperationException($"The transformer contains {found.Count} DeepDensity sequence models."),
         };
+    }
+
+    /// <summary>Every sequence model in <paramref name="transformer"/>, in pipeline order: live ones as they are, loaded
+    /// ones decoded (and so validated: a damaged one throws <see cref="Persistence.InvalidModelFileException"/>).</summary>
+    internal static List<SequenceDensityModel> FindSequenceModels(ITransformer transformer, MLContext? mlContext)
+    {
+        var found = new List<SequenceDensityModel>();
+        SurrogateStageReader? reader = null;
+        Visit(transformer);
+        return found;
 
         void Visit(ITransformer t)
         {
