@@ -44,7 +44,9 @@ foreach (var r in rows.OrderBy(r => r.LogDensity).Take(8))
 string zip = Path.Combine(Path.GetTempPath(), "digits-iwae.zip");
 ml.Model.Save(model, train.Schema, zip);
 var ml2 = new MLContext();
-ITransformer loaded = ml2.Model.Load(zip, out _);
+// LoadWithLiveDensityModels is ML.NET's Model.Load plus one step that validates every DeepDensity model in the file and
+// gives it back its batched scorer (plain Model.Load also works, one row per call).
+ITransformer loaded = ml2.Model.LoadWithLiveDensityModels(zip, out _);
 var engine = ml2.Model.CreatePredictionEngine<Digit, Scored>(loaded);
 var first = ml.Data.CreateEnumerable<Digit>(test, reuseRowObject: false).First();
 float loadedScore = engine.Predict(first).LogDensity;
