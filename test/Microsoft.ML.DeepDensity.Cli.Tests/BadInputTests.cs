@@ -132,6 +132,34 @@ public class BadInputTests : IDisposable
         AssertOneLine(r.Err, "train-bad.csv, line 8, column 3 ('c')", "is not binary");
     }
 
+    [Theory]
+    [InlineData("rnade")]
+    [InlineData("iwae")]
+    [InlineData("rbm")]
+    public void RowsFarFromTheDataScoreMinusInfinityNotAnInternalError(string model)
+    {
+        // A finite value far outside the training range (a typo such as 1e30) underflows the density: LogDensity −∞ and,
+        // for an estimate model, StandardError 0. A Gaussian IWAE's standard error was +∞ there, which the engine rejects
+        // as a model bug: 'ddml score' and 'evaluate' ended with an internal error (exit 1) and a stack trace.
+        var zip = _h.PathOf("m.zip");
+        var fit = _h.Run("fit", _h.Write("train.csv", Header + Good(60)), "-m", model, "--epochs", "1", "-o", zip);
+        Assert.True(fit.Exit == 0, fit.Err);
+        var data = _h.Write("far.csv", Header + "a,1e30,0.5,1\nb,0.3,-3e38,1\nc,0.3,0.4,1\n");
+        var output = _h.PathOf("scores.csv");
+        var r = _h.Run("score", zip, data, "-o", output);
+        Assert.True(r.Exit == 0, r.Err);
+        var lines = File.ReadAllLines(output);
+        Assert.Equal(4, lines.Length);
+        foreach (var line in lines[1..3])
+        {
+            var cells = line.Split(',');
+            Assert.Equal("-Infinity", cells[4]);
+            Assert.Equal("true", cells[^1]);
+        }
+        Assert.NotEqual("-Infinity", lines[3].Split(',')[4]);
+        Assert.Equal(0, _h.Run("evaluate", zip, data).Exit);
+    }
+
     [Fact]
     public void ModelFilesThatAreNotOursOrCorrupt()
     {
