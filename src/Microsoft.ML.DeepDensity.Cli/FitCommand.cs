@@ -28,7 +28,13 @@ public static class FitCommand
         {
             train, model, output, validation, label, exclude, seed, epochs, contamination, parameters, sequenceId, order,
         };
-        return command.WithBody(console, parse => parse.GetValue(model) == SequenceCommands.ModelName
+        return command.WithBody(console, parse =>
+        {
+            AtomicFile.CheckTarget(parse.GetValue(output)!); // before training, not after it
+            return Body(parse);
+        });
+
+        int Body(ParseResult parse) => parse.GetValue(model) == SequenceCommands.ModelName
             ? parse.GetValue(validation) is not null
                 ? throw new CliException(ExitCodes.UsageError, "--validation is not available for rnnrnade: a seeded fraction of the training sequences " +
                                                               "is held out for early stopping (-p ValidationFraction=F).")
@@ -38,7 +44,7 @@ public static class FitCommand
             : Run(console,
             parse.GetValue(train)!, parse.GetValue(model)!, parse.GetValue(output)!, parse.GetValue(validation), parse.GetValue(label),
             Split(parse.GetValue(exclude)), parse.GetValue(seed), parse.GetValue(epochs), parse.GetValue(contamination),
-            parse.GetValue(parameters) ?? Array.Empty<string>()));
+            parse.GetValue(parameters) ?? Array.Empty<string>());
     }
 
     internal static string[] Split(string[]? values)

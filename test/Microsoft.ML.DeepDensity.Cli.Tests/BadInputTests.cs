@@ -200,6 +200,41 @@ public class BadInputTests : IDisposable
     }
 
     [Fact]
+    public void AnOutputThatCannotBeWrittenFailsBeforeTraining()
+    {
+        // fit checked its --out only when saving: a long fit trained to the end and then failed (exit 6) to write into a
+        // directory that does not exist or onto a directory; an empty --out was an internal error (exit 1).
+        var csv = _h.Write("ok.csv", Header + Good(30));
+        var missing = Path.Combine(_h.PathOf("no-such-dir"), "m.zip");
+        var r = _h.Run("fit", csv, "-m", "rnade", "--epochs", "1", "-o", missing);
+        Assert.Equal(ExitCodes.OutputError, r.Exit);
+        AssertOneLine(r.Err, "m.zip", "does not exist");
+        Assert.Equal("", r.Out); // no data read, no training
+
+        Directory.CreateDirectory(_h.PathOf("adir"));
+        r = _h.Run("fit", csv, "-m", "rnade", "--epochs", "1", "-o", _h.PathOf("adir"));
+        Assert.Equal(ExitCodes.OutputError, r.Exit);
+        AssertOneLine(r.Err, "adir", "is a directory");
+        Assert.Equal("", r.Out);
+
+        r = _h.Run("fit", csv, "-m", "rnade", "--epochs", "1", "-o", "");
+        Assert.Equal(ExitCodes.UsageError, r.Exit);
+        AssertOneLine(r.Err, "--out", "empty");
+
+        var zip = _h.PathOf("m.zip");
+        Assert.Equal(0, _h.Run("fit", csv, "-m", "rnade", "--epochs", "1", "-p", "HiddenUnits=4", "-o", zip).Exit);
+        foreach (var args in new[] { new[] { "score", zip, csv }, new[] { "sample", zip, "-n", "2" }, new[] { "report", zip, csv } })
+        {
+            r = _h.Run(args.Concat(new[] { "-o", "" }).ToArray());
+            Assert.Equal(ExitCodes.UsageError, r.Exit);
+            AssertOneLine(r.Err, "--out", "empty");
+            r = _h.Run(args.Concat(new[] { "-o", missing }).ToArray());
+            Assert.Equal(ExitCodes.OutputError, r.Exit);
+            AssertOneLine(r.Err, "does not exist");
+        }
+    }
+
+    [Fact]
     public void UsageErrorsExitWithTwo()
     {
         Assert.Equal(ExitCodes.UsageError, _h.Run("fit", "x.csv", "-m", "nosuch", "-o", "y.zip").Exit);
