@@ -16,7 +16,7 @@ public static class FitCommand
         var output = DdmlApp.OutOption("Model zip to write (an ordinary ML.NET model).", required: true);
         var validation = new Option<string?>("--validation") { Description = "Validation CSV for early stopping (default: a held-out fraction of the training rows)." };
         var label = new Option<string?>("--label") { Description = "Label column (excluded from the features; recorded in the model)." };
-        var exclude = new Option<string[]>("--exclude") { Description = "Columns that are not features (comma-separated or repeated).", AllowMultipleArgumentsPerToken = true };
+        var exclude = new Option<string[]>("--exclude") { Description = "Columns that are not features (comma-separated or repeated: --exclude A,B or --exclude A --exclude B)." };
         var seed = new Option<ulong?>("--seed") { Description = "Seed of initialisation, shuffling and the validation split (default: the model's, 1)." };
         var epochs = new Option<int?>("--epochs") { Description = "Maximum epochs (EM iterations for deepgmm)." };
         var contamination = new Option<double>("--contamination") { Description = "Expected anomaly fraction of the training data; sets the PredictedLabel threshold.", DefaultValueFactory = _ => 0.01 };

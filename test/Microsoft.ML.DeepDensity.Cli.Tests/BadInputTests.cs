@@ -235,6 +235,21 @@ public class BadInputTests : IDisposable
     }
 
     [Fact]
+    public void ExcludeDoesNotSwallowTheTrainingFile()
+    {
+        // --exclude took every following token: 'ddml fit --exclude id train.csv -m rnade -o m.zip' failed with "Required
+        // argument 'train' missing". It takes one value per use (comma-separated or repeated, as documented).
+        var csv = _h.Write("train.csv", Header + Good(30));
+        var zip = _h.PathOf("m.zip");
+        var r = _h.Run("fit", "--exclude", "x3", csv, "-m", "rnade", "--epochs", "1", "-p", "HiddenUnits=4", "-o", zip);
+        Assert.True(r.Exit == 0, r.Err);
+        Assert.Contains("features                x1, x2\n", _h.Run("info", zip).Out.Replace("\r", ""));
+        r = _h.Run("fit", csv, "--exclude", "x3", "--exclude", "x2", "-m", "rnade", "--epochs", "1", "-p", "HiddenUnits=4", "-o", zip);
+        Assert.True(r.Exit == 0, r.Err);
+        Assert.Contains("features                x1\n", _h.Run("info", zip).Out.Replace("\r", ""));
+    }
+
+    [Fact]
     public void UsageErrorsExitWithTwo()
     {
         Assert.Equal(ExitCodes.UsageError, _h.Run("fit", "x.csv", "-m", "nosuch", "-o", "y.zip").Exit);
