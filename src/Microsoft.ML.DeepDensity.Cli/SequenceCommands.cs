@@ -69,7 +69,7 @@ public static class SequenceCommands
         };
         ModelZip.Save(ml, transformer, view.Schema, metadata, outFile);
         console.Out.WriteLine(string.Create(CultureInfo.InvariantCulture, $"saved {outFile}: {ModelName} (exact log-density per frame), {names.Length} features per frame, " +
-                                                                             $"{metadata.EpochsRun} epochs, mean training log-density {meanPerFrame:F4} per frame."));
+                                                                             $"{metadata.StepsRun}, mean training log-density {meanPerFrame:F4} per frame."));
         if (console.Interrupts.StopRequested)
         {
             console.Error.WriteLine($"ddml: interrupted: training was stopped early; the best model so far was saved to {outFile}.");

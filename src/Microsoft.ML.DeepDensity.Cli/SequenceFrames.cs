@@ -49,6 +49,8 @@ public sealed class SequenceFrames
         var firstSeen = new List<string>();
         for (int r = 0; r < ids.Length; r++)
         {
+            if (ids[r].Length == 0)
+                throw CliException.DataError(table.File, table.Lines[r], idColumn + 1, table.Header[idColumn], "the sequence id is empty (every frame row needs its sequence's id).");
             if (!groups.TryGetValue(ids[r], out var list)) { groups[ids[r]] = list = new(); firstSeen.Add(ids[r]); }
             list.Add(r);
         }
