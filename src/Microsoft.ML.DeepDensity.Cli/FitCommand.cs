@@ -61,6 +61,7 @@ public static class FitCommand
         if (labelColumn is not null) skip.Add(table.ColumnIndex(labelColumn, "label"));
         var columns = table.NumericColumns(skip);
         if (columns.Length == 0) throw CliException.DataError(trainFile, 2, 0, null, "no numeric feature columns (every column is excluded or text).");
+        CheckFeatureNames(table, columns);
         var names = columns.Select(c => table.Header[c]).ToArray();
         var data = table.Features(columns);
         if (labelColumn is not null) table.Labels(table.ColumnIndex(labelColumn, "label")); // checked now, not at report time
@@ -132,6 +133,19 @@ public static class FitCommand
             return ExitCodes.Interrupted;
         }
         return ExitCodes.Success;
+    }
+
+    /// <summary>The columns 'ddml score' appends to its output.</summary>
+    internal static readonly string[] ScoreColumns = { "LogDensity", ModelCatalog.StandardErrorColumn, "Score", "PredictedLabel" };
+
+    /// <summary>A feature named like a column 'ddml score' appends would make a model whose scored files have that name
+    /// twice: an error at fit time (naming the column), not at scoring time.</summary>
+    internal static void CheckFeatureNames(CsvTable table, IEnumerable<int> columns)
+    {
+        foreach (int c in columns)
+            if (ScoreColumns.Contains(table.Header[c]))
+                throw CliException.DataError(table.File, 1, c + 1, table.Header[c],
+                    $"'ddml score' writes a column of this name ({string.Join(", ", ScoreColumns)}): rename the column, or --exclude it.");
     }
 
     /// <summary>An engine data error (row/slot indices) as a CSV error (file, line, column).</summary>

@@ -250,6 +250,32 @@ public class BadInputTests : IDisposable
     }
 
     [Fact]
+    public void AScoredFileScoredAgainHasEachColumnOnce()
+    {
+        // Scoring a scored file appended a second LogDensity, Score and PredictedLabel: ddml could not read its own output
+        // ("the header names this column twice"). The old scores are replaced (and said so); a feature with such a name is
+        // refused when fitting, not when scoring.
+        var zip = _h.PathOf("m.zip");
+        var train = _h.Write("train.csv", Header + Good(60));
+        Assert.Equal(0, _h.Run("fit", train, "-m", "rnade", "--epochs", "1", "-p", "HiddenUnits=4", "-o", zip).Exit);
+        var once = _h.PathOf("once.csv");
+        var twice = _h.PathOf("twice.csv");
+        Assert.Equal(0, _h.Run("score", zip, train, "-o", once).Exit);
+        var r = _h.Run("score", zip, once, "-o", twice);
+        Assert.True(r.Exit == 0, r.Err);
+        AssertOneLine(r.Err, "once.csv already has the columns LogDensity, Score, PredictedLabel", "replaced");
+        Assert.Equal(File.ReadAllLines(once), File.ReadAllLines(twice));
+        Assert.Equal(0, _h.Run("score", zip, twice, "-o", once).Exit);
+
+        var named = _h.Write("named.csv", "id,x1,Score,x3\n" + Good(30));
+        r = _h.Run("fit", named, "-m", "rnade", "--epochs", "1", "-o", _h.PathOf("n.zip"));
+        Assert.Equal(ExitCodes.BadData, r.Exit);
+        AssertOneLine(r.Err, "named.csv, line 1, column 3 ('Score')", "--exclude");
+        _h.AssertNoPartialFiles(_h.PathOf("n.zip"));
+        Assert.Equal(0, _h.Run("fit", named, "-m", "rnade", "--exclude", "Score", "--epochs", "1", "-o", _h.PathOf("n.zip")).Exit);
+    }
+
+    [Fact]
     public void UsageErrorsExitWithTwo()
     {
         Assert.Equal(ExitCodes.UsageError, _h.Run("fit", "x.csv", "-m", "nosuch", "-o", "y.zip").Exit);
