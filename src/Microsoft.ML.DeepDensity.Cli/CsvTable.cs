@@ -118,8 +118,10 @@ public sealed class CsvTable
     }
 
     /// <summary>
-    /// The feature columns: every column whose cell in the first data row is a number (an empty first cell counts as
-    /// numeric, and is then reported as missing), except <paramref name="excluded"/>.
+    /// The feature columns: every column whose first data cell is a number, except <paramref name="excluded"/>. A first
+    /// cell that is empty or non-finite (NaN, Infinity: a missing value, reported as such by <see cref="Features"/>)
+    /// does not decide: the column's first other cell does (a name column starting with "Nan" is text), and a column
+    /// of nothing else is numeric (and then reported).
     /// </summary>
     public int[] NumericColumns(IEnumerable<int> excluded)
     {
@@ -128,10 +130,23 @@ public sealed class CsvTable
         for (int c = 0; c < Header.Length; c++)
         {
             if (skip.Contains(c)) continue;
-            if (Rows.Count == 0 || Rows[0][c].Trim().Length == 0 || TryNumber(Rows[0][c], out _)) result.Add(c);
+            bool numeric = true;
+            foreach (var row in Rows)
+            {
+                string s = row[c].Trim();
+                if (s.Length == 0) continue;
+                bool number = TryNumber(s, out float v);
+                if (number && !float.IsFinite(v) && !Overflows(s)) continue; // NaN, ±Infinity: undecided
+                numeric = number;
+                break;
+            }
+            if (numeric) result.Add(c);
         }
         return result.ToArray();
     }
+
+    /// <summary>A finite number written with digits that is too large for a float (1e39): a number, reported as out of range.</summary>
+    private static bool Overflows(string s) => s.Any(char.IsAsciiDigit);
 
     /// <summary>The given columns as a row matrix; a missing, non-numeric or non-finite cell is an error naming line and column.</summary>
     public RowMatrix Features(IReadOnlyList<int> columns)
@@ -148,7 +163,10 @@ public sealed class CsvTable
                 string s = row[c].Trim();
                 if (s.Length == 0) throw CliException.DataError(File, Lines[r], c + 1, Header[c], "the cell is empty (missing values are not supported).");
                 if (!TryNumber(s, out float v)) throw CliException.DataError(File, Lines[r], c + 1, Header[c], $"'{Shorten(s)}' is not a number.");
-                if (!float.IsFinite(v)) throw CliException.DataError(File, Lines[r], c + 1, Header[c], $"'{Shorten(s)}' is not a finite number.");
+                if (!float.IsFinite(v))
+                    throw CliException.DataError(File, Lines[r], c + 1, Header[c], Overflows(s)
+                        ? $"'{Shorten(s)}' is beyond the range of a 32-bit float (±3.4e38)."
+                        : $"'{Shorten(s)}' is not a finite number.");
                 dest[j] = v;
             }
         }

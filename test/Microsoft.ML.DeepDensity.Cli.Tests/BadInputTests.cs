@@ -50,6 +50,30 @@ public class BadInputTests : IDisposable
     }
 
     [Fact]
+    public void ATextColumnStartingWithNanIsText()
+    {
+        // Feature columns were decided by the first cell alone, and "Nan" (a name) or "Infinity" parse as floats: the name
+        // column became a feature and fit failed with "'Nan' is not a finite number". A first cell that is empty, NaN or
+        // Infinity no longer decides (a numeric column starting with a missing value is still reported at that cell).
+        var names = _h.Write("names.csv", "name,x1,x2\n" + string.Concat(new[] { "Nan", "Infinity", "Bob", "Al", "Kim", "Lee", "Max", "Ned", "Oz", "Pat", "Sue", "Tom" }
+            .Select((n, i) => $"{n},{i % 4 * 0.5:F1},{i % 3 * 0.7:F1}\n")));
+        var zip = _h.PathOf("names.zip");
+        var r = _h.Run("fit", names, "-m", "rnade", "--epochs", "1", "-p", "HiddenUnits=4", "-o", zip);
+        Assert.True(r.Exit == 0, r.Err);
+        Assert.Contains("features                x1, x2\n", _h.Run("info", zip).Out.Replace("\r", ""));
+
+        var (exit, err) = Fit(_h.Write("nanfirst.csv", Header + "r0,NaN,1,1\n" + Good(10)));
+        Assert.Equal(ExitCodes.BadData, exit);
+        AssertOneLine(err, "nanfirst.csv, line 2, column 2 ('x1')", "'NaN' is not a finite number");
+        (exit, err) = Fit(_h.Write("emptyfirst.csv", Header + "r0,,1,1\n" + Good(10)));
+        Assert.Equal(ExitCodes.BadData, exit);
+        AssertOneLine(err, "emptyfirst.csv, line 2, column 2 ('x1')", "empty");
+        (exit, err) = Fit(_h.Write("huge.csv", Header + Good(10) + "r10,1e39,1,1\n"));
+        Assert.Equal(ExitCodes.BadData, exit);
+        AssertOneLine(err, "huge.csv, line 12, column 2 ('x1')", "beyond the range of a 32-bit float");
+    }
+
+    [Fact]
     public void RaggedRowNamesItsLine()
     {
         var csv = _h.Write("ragged.csv", Header + Good(8) + "r8,1,2\n" + Good(3));
