@@ -57,7 +57,9 @@ public sealed class CsvTable
                 for (int c = 0; c < header.Length; c++)
                 {
                     if (header[c].Length == 0) throw CliException.DataError(file, start, c + 1, null, "the header has an empty column name.");
-                    if (!seen.Add(header[c])) throw CliException.DataError(file, start, c + 1, header[c], "the header names this column twice.");
+                    if (!seen.Add(header[c]))
+                        throw CliException.DataError(file, start, c + 1, header[c], "the header names this column twice" +
+                            (header.All(h => TryNumber(h, out _)) ? " (the first line looks like data: a header row naming the columns is required)." : "."));
                 }
                 continue;
             }

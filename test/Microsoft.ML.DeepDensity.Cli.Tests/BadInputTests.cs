@@ -74,6 +74,20 @@ public class BadInputTests : IDisposable
     }
 
     [Fact]
+    public void AFileWithoutAHeaderSaysSo()
+    {
+        // The shipped data/digits.csv has no header row: 'ddml fit data/digits.csv' said only "the header names this
+        // column twice" about a column named '0'.
+        var (exit, err) = Fit(Path.Combine(CliHarness.RepoRoot(), "data", "digits.csv"));
+        Assert.Equal(ExitCodes.BadData, exit);
+        AssertOneLine(err, "digits.csv, line 1, column 2 ('0'): the header names this column twice", "a header row naming the columns is required");
+        // A header of distinct numbers (wavelengths, say) is a header.
+        var r = _h.Run("fit", _h.Write("numbers.csv", "400,410,420\n" + string.Concat(Enumerable.Range(0, 30).Select(i => $"{i % 7 * 0.3:F1},{i % 5 * 0.7 - 1:F1},{i % 3:F1}\n"))),
+            "-m", "rnade", "--epochs", "1", "-p", "HiddenUnits=4", "-o", _h.PathOf("n.zip"));
+        Assert.True(r.Exit == 0, r.Err);
+    }
+
+    [Fact]
     public void RaggedRowNamesItsLine()
     {
         var csv = _h.Write("ragged.csv", Header + Good(8) + "r8,1,2\n" + Good(3));
