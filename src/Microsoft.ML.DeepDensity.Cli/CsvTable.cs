@@ -11,13 +11,15 @@ namespace Microsoft.ML.DeepDensity.Cli;
 /// </summary>
 public sealed class CsvTable
 {
-    private CsvTable(string file, string[] header, List<string[]> rows, List<long> lines)
+    private CsvTable(string file, string[] header, long headerLine, List<string[]> rows, List<long> lines)
     {
-        File = file; Header = header; Rows = rows; Lines = lines;
+        File = file; Header = header; HeaderLine = headerLine; Rows = rows; Lines = lines;
     }
 
     public string File { get; }
     public string[] Header { get; }
+    /// <summary>The file line of the header: 1, unless blank lines come first.</summary>
+    public long HeaderLine { get; }
     /// <summary>Data rows, each with exactly <see cref="Header"/>.Length cells.</summary>
     public IReadOnlyList<string[]> Rows { get; }
     /// <summary>The file line each data row starts on.</summary>
@@ -40,6 +42,7 @@ public sealed class CsvTable
     public static CsvTable Parse(TextReader reader, string file)
     {
         string[]? header = null;
+        long headerLine = 0;
         var rows = new List<string[]>();
         var lines = new List<long>();
         var fields = new List<string>();
@@ -53,6 +56,7 @@ public sealed class CsvTable
             if (header is null)
             {
                 header = fields.Select(f => f.Trim()).ToArray();
+                headerLine = start;
                 var seen = new HashSet<string>(StringComparer.Ordinal);
                 for (int c = 0; c < header.Length; c++)
                 {
@@ -69,7 +73,7 @@ public sealed class CsvTable
             lines.Add(start);
         }
         if (header is null) throw CliException.DataError(file, 0, 0, null, "the file is empty (a header row is required).");
-        return new CsvTable(file, header, rows, lines);
+        return new CsvTable(file, header, headerLine, rows, lines);
     }
 
     /// <summary>Reads one record; false at end of input. <paramref name="line"/> advances past the record's line breaks.</summary>
@@ -115,7 +119,7 @@ public sealed class CsvTable
     public int ColumnIndex(string name, string role)
     {
         int i = Array.IndexOf(Header, name);
-        if (i < 0) throw CliException.DataError(File, 1, 0, null, $"the {role} column '{name}' is not in the header ({string.Join(", ", Header)}).");
+        if (i < 0) throw CliException.DataError(File, HeaderLine, 0, null, $"the {role} column '{name}' is not in the header ({string.Join(", ", Header)}).");
         return i;
     }
 

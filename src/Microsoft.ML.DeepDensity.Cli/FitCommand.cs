@@ -144,7 +144,7 @@ public static class FitCommand
     {
         foreach (int c in columns)
             if (ScoreColumns.Contains(table.Header[c]))
-                throw CliException.DataError(table.File, 1, c + 1, table.Header[c],
+                throw CliException.DataError(table.File, table.HeaderLine, c + 1, table.Header[c],
                     $"'ddml score' writes a column of this name ({string.Join(", ", ScoreColumns)}): rename the column, or --exclude it.");
     }
 

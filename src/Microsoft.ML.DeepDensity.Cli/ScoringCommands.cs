@@ -195,7 +195,7 @@ public static class ScoringCommands
         {
             columns[j] = Array.IndexOf(table.Header, names[j]);
             if (columns[j] < 0)
-                throw CliException.DataError(dataFile, 1, 0, null, $"the column '{names[j]}' that the model was trained on is missing from the header.");
+                throw CliException.DataError(dataFile, table.HeaderLine, 0, null, $"the column '{names[j]}' that the model was trained on is missing from the header.");
         }
         var features = table.Features(columns);
         var labels = labelColumn is null ? null : table.Labels(table.ColumnIndex(labelColumn, "label"));
@@ -229,7 +229,7 @@ public static class ScoringCommands
         {
             if (!appended.Contains(table.Header[c])) { keep.Add(c); continue; }
             if (model.Contains(c))
-                throw CliException.DataError(table.File, 1, c + 1, table.Header[c],
+                throw CliException.DataError(table.File, table.HeaderLine, c + 1, table.Header[c],
                     $"the model reads this column, but 'ddml score' writes a column of this name ({string.Join(", ", appended)}); rename it and fit again.");
             replaced.Add(table.Header[c]);
         }

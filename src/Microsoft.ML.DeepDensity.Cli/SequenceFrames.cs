@@ -82,7 +82,7 @@ public sealed class SequenceFrames
     {
         var table = CsvTable.Read(file);
         var columns = meta.FeatureColumns.Select(n => Array.IndexOf(table.Header, n) is int i && i >= 0 ? i
-            : throw CliException.DataError(file, 1, 0, null, $"the column '{n}' that the model was trained on is missing from the header.")).ToArray();
+            : throw CliException.DataError(file, table.HeaderLine, 0, null, $"the column '{n}' that the model was trained on is missing from the header.")).ToArray();
         return Read(table, columns, table.ColumnIndex(meta.SequenceIdColumn!, "sequence-id"), table.ColumnIndex(meta.OrderColumn!, "order"));
     }
 

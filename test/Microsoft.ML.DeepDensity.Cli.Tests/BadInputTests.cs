@@ -139,6 +139,10 @@ public class BadInputTests : IDisposable
         Assert.Equal(ExitCodes.BadData, r.Exit);
         AssertOneLine(r.Err, "score.csv, line 1", "the column 'x2' that the model was trained on is missing");
         Assert.False(File.Exists(output));
+        // Blank lines before the header are skipped: the header's own line is named (it was always "line 1").
+        r = _h.Run("score", zip, _h.Write("late.csv", "\n\nid,x1,x3\nr0,1,2\n"), "-o", output);
+        Assert.Equal(ExitCodes.BadData, r.Exit);
+        AssertOneLine(r.Err, "late.csv, line 3:", "the column 'x2' that the model was trained on is missing");
 
         // A value a binary model cannot take is reported with its line and column too.
         var binaryZip = _h.PathOf("rbm.zip");
