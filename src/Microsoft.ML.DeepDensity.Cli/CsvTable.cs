@@ -25,13 +25,27 @@ public sealed class CsvTable
     /// <summary>The file line each data row starts on.</summary>
     public IReadOnlyList<long> Lines { get; }
 
+    private static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
+
+    /// <summary>Reads a CSV file: UTF-8 (or UTF-16/32 by its byte-order mark); a file that is not valid UTF-8 is read as Latin-1.</summary>
     public static CsvTable Read(string path)
     {
         if (!System.IO.File.Exists(path)) throw CliException.DataError(path, 0, 0, null, "file not found.");
         try
         {
-            using var reader = new StreamReader(path, Encoding.UTF8, detectEncodingFromByteOrderMarks: true);
-            return Parse(reader, path);
+            try
+            {
+                using var reader = new StreamReader(path, StrictUtf8, detectEncodingFromByteOrderMarks: true);
+                return Parse(reader, path);
+            }
+            catch (DecoderFallbackException)
+            {
+                // Not UTF-8 (a Latin-1 / Windows export, say): read as Latin-1, which maps every byte to a character, so a
+                // text column passed through by 'score' keeps "Müller" instead of "M\uFFFDller". (A byte-order mark still
+                // selects UTF-8/16/32.)
+                using var reader = new StreamReader(path, Encoding.Latin1, detectEncodingFromByteOrderMarks: true);
+                return Parse(reader, path);
+            }
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {

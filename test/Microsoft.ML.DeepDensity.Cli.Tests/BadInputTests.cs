@@ -88,6 +88,32 @@ public class BadInputTests : IDisposable
     }
 
     [Fact]
+    public void ALatin1FileKeepsItsTextThroughScore()
+    {
+        // A file that is not UTF-8 (a Latin-1 export with "Müller" in a name column) was decoded with replacement
+        // characters: 'score' silently wrote "M\uFFFDller". It is read as Latin-1 and written back as UTF-8 text; a
+        // UTF-8 file with a BOM and CRLF line ends reads as before.
+        var zip = _h.PathOf("m.zip");
+        Assert.Equal(0, _h.Run("fit", _h.Write("train.csv", Header + Good(60)), "-m", "rnade", "--epochs", "1", "-p", "HiddenUnits=4", "-o", zip).Exit);
+        var latin = _h.PathOf("latin.csv");
+        File.WriteAllBytes(latin, System.Text.Encoding.Latin1.GetBytes("id,x1,x2,x3\nMüller,0.3,0.4,1\nJosé,0.6,-1,2\n"));
+        var output = _h.PathOf("scores.csv");
+        var r = _h.Run("score", zip, latin, "-o", output);
+        Assert.True(r.Exit == 0, r.Err);
+        var lines = File.ReadAllLines(output, System.Text.Encoding.UTF8);
+        Assert.StartsWith("Müller,0.3,0.4,1,", lines[1]);
+        Assert.StartsWith("José,0.6,-1,2,", lines[2]);
+
+        var bom = _h.PathOf("bom.csv");
+        File.WriteAllBytes(bom, new byte[] { 0xEF, 0xBB, 0xBF }.Concat(System.Text.Encoding.UTF8.GetBytes("id,x1,x2,x3\r\nMüller,0.3,0.4,1\r\n")).ToArray());
+        r = _h.Run("score", zip, bom, "-o", output);
+        Assert.True(r.Exit == 0, r.Err);
+        lines = File.ReadAllLines(output, System.Text.Encoding.UTF8);
+        Assert.Equal("id,x1,x2,x3,LogDensity,Score,PredictedLabel", lines[0]);
+        Assert.StartsWith("Müller,0.3,0.4,1,", lines[1]);
+    }
+
+    [Fact]
     public void RaggedRowNamesItsLine()
     {
         var csv = _h.Write("ragged.csv", Header + Good(8) + "r8,1,2\n" + Good(3));
