@@ -28,6 +28,7 @@ public static class AtomicFile
         string full = CheckTarget(path);
         string dir = Path.GetDirectoryName(full)!;
         string temp = Path.Combine(dir, $".{Path.GetFileName(full)}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp");
+        Pending.TryAdd(temp, 0);
         try
         {
             using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None))
@@ -44,6 +45,19 @@ public static class AtomicFile
                 throw new CliException(ExitCodes.OutputError, $"{path}: cannot write: {e.Message}", e);
             throw;
         }
+        finally
+        {
+            Pending.TryRemove(temp, out _);
+        }
+    }
+
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, byte> Pending = new();
+
+    /// <summary>Deletes the temporary files of writes in progress (the process is about to end: Ctrl+C).</summary>
+    public static void DeletePending()
+    {
+        foreach (var temp in Pending.Keys)
+            try { File.Delete(temp); } catch (IOException) { } catch (UnauthorizedAccessException) { }
     }
 
     public static void WriteText(string path, Action<TextWriter> write)

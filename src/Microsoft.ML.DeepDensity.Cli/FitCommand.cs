@@ -31,6 +31,7 @@ public static class FitCommand
         return command.WithBody(console, parse =>
         {
             AtomicFile.CheckTarget(parse.GetValue(output)!); // before training, not after it
+            console.Interrupts.CommandStopsCleanly = true; // Ctrl+C: stop training, keep the best model (Interrupts)
             return Body(parse);
         });
 
