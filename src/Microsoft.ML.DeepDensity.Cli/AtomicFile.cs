@@ -7,13 +7,28 @@ namespace Microsoft.ML.DeepDensity.Cli;
 /// </summary>
 public static class AtomicFile
 {
-    public static void Write(string path, Action<Stream> write)
+    /// <summary>
+    /// Checks that <paramref name="path"/> can be an output file (a name, in a directory that exists, not a directory
+    /// itself) and returns its full path. Commands call it before their work, so that a fit does not train for hours and
+    /// then fail to save.
+    /// </summary>
+    public static string CheckTarget(string path)
     {
+        if (string.IsNullOrWhiteSpace(path)) throw new CliException(ExitCodes.UsageError, "--out: the output file name is empty.");
         string full = Path.GetFullPath(path);
+        if (Directory.Exists(full)) throw new CliException(ExitCodes.OutputError, $"{path}: cannot write: it is a directory.");
         string dir = Path.GetDirectoryName(full)!;
         if (!Directory.Exists(dir))
             throw new CliException(ExitCodes.OutputError, $"{path}: the directory {dir} does not exist.");
+        return full;
+    }
+
+    public static void Write(string path, Action<Stream> write)
+    {
+        string full = CheckTarget(path);
+        string dir = Path.GetDirectoryName(full)!;
         string temp = Path.Combine(dir, $".{Path.GetFileName(full)}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp");
+        Pending.TryAdd(temp, 0);
         try
         {
             using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None))
@@ -30,6 +45,19 @@ public static class AtomicFile
                 throw new CliException(ExitCodes.OutputError, $"{path}: cannot write: {e.Message}", e);
             throw;
         }
+        finally
+        {
+            Pending.TryRemove(temp, out _);
+        }
+    }
+
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, byte> Pending = new();
+
+    /// <summary>Deletes the temporary files of writes in progress (the process is about to end: Ctrl+C).</summary>
+    public static void DeletePending()
+    {
+        foreach (var temp in Pending.Keys)
+            try { File.Delete(temp); } catch (IOException) { } catch (UnauthorizedAccessException) { }
     }
 
     public static void WriteText(string path, Action<TextWriter> write)

@@ -11,25 +11,41 @@ namespace Microsoft.ML.DeepDensity.Cli;
 /// </summary>
 public sealed class CsvTable
 {
-    private CsvTable(string file, string[] header, List<string[]> rows, List<long> lines)
+    private CsvTable(string file, string[] header, long headerLine, List<string[]> rows, List<long> lines)
     {
-        File = file; Header = header; Rows = rows; Lines = lines;
+        File = file; Header = header; HeaderLine = headerLine; Rows = rows; Lines = lines;
     }
 
     public string File { get; }
     public string[] Header { get; }
+    /// <summary>The file line of the header: 1, unless blank lines come first.</summary>
+    public long HeaderLine { get; }
     /// <summary>Data rows, each with exactly <see cref="Header"/>.Length cells.</summary>
     public IReadOnlyList<string[]> Rows { get; }
     /// <summary>The file line each data row starts on.</summary>
     public IReadOnlyList<long> Lines { get; }
 
+    private static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
+
+    /// <summary>Reads a CSV file: UTF-8 (or UTF-16/32 by its byte-order mark); a file that is not valid UTF-8 is read as Latin-1.</summary>
     public static CsvTable Read(string path)
     {
         if (!System.IO.File.Exists(path)) throw CliException.DataError(path, 0, 0, null, "file not found.");
         try
         {
-            using var reader = new StreamReader(path, Encoding.UTF8, detectEncodingFromByteOrderMarks: true);
-            return Parse(reader, path);
+            try
+            {
+                using var reader = new StreamReader(path, StrictUtf8, detectEncodingFromByteOrderMarks: true);
+                return Parse(reader, path);
+            }
+            catch (DecoderFallbackException)
+            {
+                // Not UTF-8 (a Latin-1 / Windows export, say): read as Latin-1, which maps every byte to a character, so a
+                // text column passed through by 'score' keeps "Müller" instead of "M\uFFFDller". (A byte-order mark still
+                // selects UTF-8/16/32.)
+                using var reader = new StreamReader(path, Encoding.Latin1, detectEncodingFromByteOrderMarks: true);
+                return Parse(reader, path);
+            }
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -40,6 +56,7 @@ public sealed class CsvTable
     public static CsvTable Parse(TextReader reader, string file)
     {
         string[]? header = null;
+        long headerLine = 0;
         var rows = new List<string[]>();
         var lines = new List<long>();
         var fields = new List<string>();
@@ -53,11 +70,14 @@ public sealed class CsvTable
             if (header is null)
             {
                 header = fields.Select(f => f.Trim()).ToArray();
+                headerLine = start;
                 var seen = new HashSet<string>(StringComparer.Ordinal);
                 for (int c = 0; c < header.Length; c++)
                 {
                     if (header[c].Length == 0) throw CliException.DataError(file, start, c + 1, null, "the header has an empty column name.");
-                    if (!seen.Add(header[c])) throw CliException.DataError(file, start, c + 1, header[c], "the header names this column twice.");
+                    if (!seen.Add(header[c]))
+                        throw CliException.DataError(file, start, c + 1, header[c], "the header names this column twice" +
+                            (header.All(h => TryNumber(h, out _)) ? " (the first line looks like data: a header row naming the columns is required)." : "."));
                 }
                 continue;
             }
@@ -67,7 +87,7 @@ public sealed class CsvTable
             lines.Add(start);
         }
         if (header is null) throw CliException.DataError(file, 0, 0, null, "the file is empty (a header row is required).");
-        return new CsvTable(file, header, rows, lines);
+        return new CsvTable(file, header, headerLine, rows, lines);
     }
 
     /// <summary>Reads one record; false at end of input. <paramref name="line"/> advances past the record's line breaks.</summary>
@@ -113,13 +133,15 @@ public sealed class CsvTable
     public int ColumnIndex(string name, string role)
     {
         int i = Array.IndexOf(Header, name);
-        if (i < 0) throw CliException.DataError(File, 1, 0, null, $"the {role} column '{name}' is not in the header ({string.Join(", ", Header)}).");
+        if (i < 0) throw CliException.DataError(File, HeaderLine, 0, null, $"the {role} column '{name}' is not in the header ({string.Join(", ", Header)}).");
         return i;
     }
 
     /// <summary>
-    /// The feature columns: every column whose cell in the first data row is a number (an empty first cell counts as
-    /// numeric, and is then reported as missing), except <paramref name="excluded"/>.
+    /// The feature columns: every column whose first data cell is a number, except <paramref name="excluded"/>. A first
+    /// cell that is empty or non-finite (NaN, Infinity: a missing value, reported as such by <see cref="Features"/>)
+    /// does not decide: the column's first other cell does (a name column starting with "Nan" is text), and a column
+    /// of nothing else is numeric (and then reported).
     /// </summary>
     public int[] NumericColumns(IEnumerable<int> excluded)
     {
@@ -128,10 +150,23 @@ public sealed class CsvTable
         for (int c = 0; c < Header.Length; c++)
         {
             if (skip.Contains(c)) continue;
-            if (Rows.Count == 0 || Rows[0][c].Trim().Length == 0 || TryNumber(Rows[0][c], out _)) result.Add(c);
+            bool numeric = true;
+            foreach (var row in Rows)
+            {
+                string s = row[c].Trim();
+                if (s.Length == 0) continue;
+                bool number = TryNumber(s, out float v);
+                if (number && !float.IsFinite(v) && !Overflows(s)) continue; // NaN, ±Infinity: undecided
+                numeric = number;
+                break;
+            }
+            if (numeric) result.Add(c);
         }
         return result.ToArray();
     }
+
+    /// <summary>A finite number written with digits that is too large for a float (1e39): a number, reported as out of range.</summary>
+    private static bool Overflows(string s) => s.Any(char.IsAsciiDigit);
 
     /// <summary>The given columns as a row matrix; a missing, non-numeric or non-finite cell is an error naming line and column.</summary>
     public RowMatrix Features(IReadOnlyList<int> columns)
@@ -148,7 +183,10 @@ public sealed class CsvTable
                 string s = row[c].Trim();
                 if (s.Length == 0) throw CliException.DataError(File, Lines[r], c + 1, Header[c], "the cell is empty (missing values are not supported).");
                 if (!TryNumber(s, out float v)) throw CliException.DataError(File, Lines[r], c + 1, Header[c], $"'{Shorten(s)}' is not a number.");
-                if (!float.IsFinite(v)) throw CliException.DataError(File, Lines[r], c + 1, Header[c], $"'{Shorten(s)}' is not a finite number.");
+                if (!float.IsFinite(v))
+                    throw CliException.DataError(File, Lines[r], c + 1, Header[c], Overflows(s)
+                        ? $"'{Shorten(s)}' is beyond the range of a 32-bit float (±3.4e38)."
+                        : $"'{Shorten(s)}' is not a finite number.");
                 dest[j] = v;
             }
         }

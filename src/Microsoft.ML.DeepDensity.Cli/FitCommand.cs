@@ -16,7 +16,7 @@ public static class FitCommand
         var output = DdmlApp.OutOption("Model zip to write (an ordinary ML.NET model).", required: true);
         var validation = new Option<string?>("--validation") { Description = "Validation CSV for early stopping (default: a held-out fraction of the training rows)." };
         var label = new Option<string?>("--label") { Description = "Label column (excluded from the features; recorded in the model)." };
-        var exclude = new Option<string[]>("--exclude") { Description = "Columns that are not features (comma-separated or repeated).", AllowMultipleArgumentsPerToken = true };
+        var exclude = new Option<string[]>("--exclude") { Description = "Columns that are not features (comma-separated or repeated: --exclude A,B or --exclude A --exclude B)." };
         var seed = new Option<ulong?>("--seed") { Description = "Seed of initialisation, shuffling and the validation split (default: the model's, 1)." };
         var epochs = new Option<int?>("--epochs") { Description = "Maximum epochs (EM iterations for deepgmm)." };
         var contamination = new Option<double>("--contamination") { Description = "Expected anomaly fraction of the training data; sets the PredictedLabel threshold.", DefaultValueFactory = _ => 0.01 };
@@ -28,7 +28,14 @@ public static class FitCommand
         {
             train, model, output, validation, label, exclude, seed, epochs, contamination, parameters, sequenceId, order,
         };
-        return command.WithBody(console, parse => parse.GetValue(model) == SequenceCommands.ModelName
+        return command.WithBody(console, parse =>
+        {
+            AtomicFile.CheckTarget(parse.GetValue(output)!); // before training, not after it
+            console.Interrupts.CommandStopsCleanly = true; // Ctrl+C: stop training, keep the best model (Interrupts)
+            return Body(parse);
+        });
+
+        int Body(ParseResult parse) => parse.GetValue(model) == SequenceCommands.ModelName
             ? parse.GetValue(validation) is not null
                 ? throw new CliException(ExitCodes.UsageError, "--validation is not available for rnnrnade: a seeded fraction of the training sequences " +
                                                               "is held out for early stopping (-p ValidationFraction=F).")
@@ -38,7 +45,7 @@ public static class FitCommand
             : Run(console,
             parse.GetValue(train)!, parse.GetValue(model)!, parse.GetValue(output)!, parse.GetValue(validation), parse.GetValue(label),
             Split(parse.GetValue(exclude)), parse.GetValue(seed), parse.GetValue(epochs), parse.GetValue(contamination),
-            parse.GetValue(parameters) ?? Array.Empty<string>()));
+            parse.GetValue(parameters) ?? Array.Empty<string>());
     }
 
     internal static string[] Split(string[]? values)
@@ -55,6 +62,7 @@ public static class FitCommand
         if (labelColumn is not null) skip.Add(table.ColumnIndex(labelColumn, "label"));
         var columns = table.NumericColumns(skip);
         if (columns.Length == 0) throw CliException.DataError(trainFile, 2, 0, null, "no numeric feature columns (every column is excluded or text).");
+        CheckFeatureNames(table, columns);
         var names = columns.Select(c => table.Header[c]).ToArray();
         var data = table.Features(columns);
         if (labelColumn is not null) table.Labels(table.ColumnIndex(labelColumn, "label")); // checked now, not at report time
@@ -126,6 +134,19 @@ public static class FitCommand
             return ExitCodes.Interrupted;
         }
         return ExitCodes.Success;
+    }
+
+    /// <summary>The columns 'ddml score' appends to its output.</summary>
+    internal static readonly string[] ScoreColumns = { "LogDensity", ModelCatalog.StandardErrorColumn, "Score", "PredictedLabel" };
+
+    /// <summary>A feature named like a column 'ddml score' appends would make a model whose scored files have that name
+    /// twice: an error at fit time (naming the column), not at scoring time.</summary>
+    internal static void CheckFeatureNames(CsvTable table, IEnumerable<int> columns)
+    {
+        foreach (int c in columns)
+            if (ScoreColumns.Contains(table.Header[c]))
+                throw CliException.DataError(table.File, table.HeaderLine, c + 1, table.Header[c],
+                    $"'ddml score' writes a column of this name ({string.Join(", ", ScoreColumns)}): rename the column, or --exclude it.");
     }
 
     /// <summary>An engine data error (row/slot indices) as a CSV error (file, line, column).</summary>

@@ -16,6 +16,13 @@ public sealed class Interrupts
 
     public bool StopRequested => _stop.IsCancellationRequested;
 
+    /// <summary>
+    /// True while a command honours <see cref="Stop"/> and <see cref="Abort"/> (fit). Otherwise (score, sample, evaluate,
+    /// report, info: no cancellation points) the entry point ends the process at Ctrl+C, deleting any temporary
+    /// output, instead of swallowing the signal.
+    /// </summary>
+    public bool CommandStopsCleanly { get; set; }
+
     public void Signal(TextWriter? log = null)
     {
         if (!_stop.IsCancellationRequested)

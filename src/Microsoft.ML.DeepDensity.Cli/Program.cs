@@ -5,7 +5,16 @@ var interrupts = new Interrupts();
 Console.CancelKeyPress += (_, e) =>
 {
     e.Cancel = true; // keep the process alive: training stops cleanly and the tool decides what to write
-    interrupts.Signal(Console.Error);
+    if (interrupts.CommandStopsCleanly)
+    {
+        interrupts.Signal(Console.Error);
+        return;
+    }
+    // score, sample, evaluate, report, info cannot stop part-way: end now (the signal used to be swallowed, and the
+    // command ran on to the end and wrote its output), leaving no temporary file behind.
+    AtomicFile.DeletePending();
+    Console.Error.WriteLine("ddml: interrupted; nothing was written.");
+    Environment.Exit(ExitCodes.Interrupted);
 };
 bool live = !Console.IsOutputRedirected && !Console.IsErrorRedirected && Environment.GetEnvironmentVariable("DDML_PLAIN_PROGRESS") is null;
 return DdmlApp.Run(args, Console.Out, Console.Error, interrupts, live);

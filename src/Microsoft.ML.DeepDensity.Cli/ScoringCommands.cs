@@ -21,19 +21,22 @@ public static class ScoringCommands
         var command = new System.CommandLine.Command("score", "Append log-density, anomaly score and predicted label to every row of a CSV.") { model, data, output };
         return command.WithBody(console, parse =>
         {
+            if (parse.GetValue(output) is string target) AtomicFile.CheckTarget(target);
             var ml = new MLContext(seed: 1);
             var loaded = ModelZip.Load(ml, parse.GetValue(model)!);
             if (loaded.IsSequenceModel) return SequenceCommands.Score(console, ml, loaded, parse.GetValue(data)!, parse.GetValue(output));
             var scored = ScoreTable(ml, loaded, parse.GetValue(data)!, labelColumn: null);
             bool withError = loaded.Model.DensityKind == DensityKind.Estimate;
+            var extra = withError ? new[] { "LogDensity", "StandardError", "Score", "PredictedLabel" } : new[] { "LogDensity", "Score", "PredictedLabel" };
+            var keep = PassThroughColumns(console, scored.Table, extra, scored.FeatureColumns);
             void Write(TextWriter w)
             {
                 var t = scored.Table;
-                var extra = withError ? new[] { "LogDensity", "StandardError", "Score", "PredictedLabel" } : new[] { "LogDensity", "Score", "PredictedLabel" };
-                w.WriteLine(string.Join(",", t.Header.Concat(extra).Select(CsvTable.Escape)));
+                w.WriteLine(string.Join(",", keep.Select(c => t.Header[c]).Concat(extra).Select(CsvTable.Escape)));
                 for (int r = 0; r < t.Rows.Count; r++)
                 {
-                    var cells = t.Rows[r].Select(CsvTable.Escape).ToList();
+                    var row = t.Rows[r];
+                    var cells = keep.Select(c => CsvTable.Escape(row[c])).ToList();
                     cells.Add(CsvTable.Format(scored.LogDensity[r]));
                     if (withError) cells.Add(CsvTable.Format(scored.StandardError[r]));
                     cells.Add(CsvTable.Format(scored.Score[r]));
@@ -58,6 +61,7 @@ public static class ScoringCommands
         {
             int n = parse.GetValue(count);
             if (n < 1) throw new CliException(ExitCodes.UsageError, $"--count must be at least 1 (got {n}).");
+            if (parse.GetValue(output) is string target) AtomicFile.CheckTarget(target);
             var ml = new MLContext(seed: 1);
             var loaded = ModelZip.Load(ml, parse.GetValue(model)!);
             if (loaded.IsSequenceModel)
@@ -191,7 +195,7 @@ public static class ScoringCommands
         {
             columns[j] = Array.IndexOf(table.Header, names[j]);
             if (columns[j] < 0)
-                throw CliException.DataError(dataFile, 1, 0, null, $"the column '{names[j]}' that the model was trained on is missing from the header.");
+                throw CliException.DataError(dataFile, table.HeaderLine, 0, null, $"the column '{names[j]}' that the model was trained on is missing from the header.");
         }
         var features = table.Features(columns);
         var labels = labelColumn is null ? null : table.Labels(table.ColumnIndex(labelColumn, "label"));
@@ -208,6 +212,31 @@ public static class ScoringCommands
         {
             throw FitCommand.MapDataError(e, table, columns, names);
         }
+    }
+
+    /// <summary>
+    /// The columns of <paramref name="table"/> that <c>score</c> passes through: all but those named like a column it
+    /// appends (<paramref name="appended"/>: the scores of an earlier run, e.g. a scored file scored again), which are
+    /// replaced, and said so on standard error, so that the output never has a column name twice (ddml could not read
+    /// it back). A column the model reads (<paramref name="modelColumns"/>) with such a name is an error.
+    /// </summary>
+    internal static int[] PassThroughColumns(DdmlConsole console, CsvTable table, string[] appended, IEnumerable<int> modelColumns)
+    {
+        var model = new HashSet<int>(modelColumns);
+        var keep = new List<int>();
+        var replaced = new List<string>();
+        for (int c = 0; c < table.Header.Length; c++)
+        {
+            if (!appended.Contains(table.Header[c])) { keep.Add(c); continue; }
+            if (model.Contains(c))
+                throw CliException.DataError(table.File, table.HeaderLine, c + 1, table.Header[c],
+                    $"the model reads this column, but 'ddml score' writes a column of this name ({string.Join(", ", appended)}); rename it and fit again.");
+            replaced.Add(table.Header[c]);
+        }
+        if (replaced.Count > 0)
+            console.Error.WriteLine($"ddml: note: {Path.GetFileName(table.File)} already has the column{(replaced.Count == 1 ? "" : "s")} " +
+                                    $"{string.Join(", ", replaced)} (a scored file?): replaced by this model's.");
+        return keep.ToArray();
     }
 
     public static (double Mean, double StandardError) MeanAndStandardError(float[] values)

@@ -29,6 +29,7 @@ public static class SequenceCommands
         if (labelColumn is not null) table.Labels(table.ColumnIndex(labelColumn, "label")); // checked now, not at report time
         var columns = table.NumericColumns(skip);
         if (columns.Length == 0) throw CliException.DataError(trainFile, 2, 0, null, "no numeric feature columns (every column is excluded or text).");
+        FitCommand.CheckFeatureNames(table, columns.Append(idIndex).Append(orderIndex));
         var names = columns.Select(c => table.Header[c]).ToArray();
         var data = SequenceFrames.Read(table, columns, idIndex, orderIndex);
         var frames = data.Frames;
@@ -69,7 +70,7 @@ public static class SequenceCommands
         };
         ModelZip.Save(ml, transformer, view.Schema, metadata, outFile);
         console.Out.WriteLine(string.Create(CultureInfo.InvariantCulture, $"saved {outFile}: {ModelName} (exact log-density per frame), {names.Length} features per frame, " +
-                                                                             $"{metadata.EpochsRun} epochs, mean training log-density {meanPerFrame:F4} per frame."));
+                                                                             $"{metadata.StepsRun}, mean training log-density {meanPerFrame:F4} per frame."));
         if (console.Interrupts.StopRequested)
         {
             console.Error.WriteLine($"ddml: interrupted: training was stopped early; the best model so far was saved to {outFile}.");
@@ -85,11 +86,14 @@ public static class SequenceCommands
         var data = SequenceFrames.Read(dataFile, meta);
         var (logDensity, score, predicted) = data.Score(ml, loaded.Transformer, meta.FeatureColumns);
         var table = data.Table;
+        var extra = new[] { "LogDensity", "Score", "PredictedLabel" };
+        var keep = ScoringCommands.PassThroughColumns(console, table, extra,
+            data.FeatureColumns.Append(table.ColumnIndex(meta.SequenceIdColumn!, "sequence-id")).Append(table.ColumnIndex(meta.OrderColumn!, "order")));
         ScoringCommands.WriteOutput(console, outFile, w =>
         {
-            w.WriteLine(string.Join(",", table.Header.Concat(new[] { "LogDensity", "Score", "PredictedLabel" }).Select(CsvTable.Escape)));
+            w.WriteLine(string.Join(",", keep.Select(c => table.Header[c]).Concat(extra).Select(CsvTable.Escape)));
             for (int r = 0; r < table.Rows.Count; r++)
-                w.WriteLine(string.Join(",", table.Rows[r].Select(CsvTable.Escape)) + "," + CsvTable.Format(logDensity[r]) + "," +
+                w.WriteLine(string.Join(",", keep.Select(c => CsvTable.Escape(table.Rows[r][c]))) + "," + CsvTable.Format(logDensity[r]) + "," +
                             CsvTable.Format(score[r]) + "," + (predicted[r] ? "true" : "false"));
         });
         return ExitCodes.Success;

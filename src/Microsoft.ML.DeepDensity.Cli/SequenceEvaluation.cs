@@ -89,7 +89,7 @@ public static class SequenceEvaluation
         options.Facts.Add(new("data", $"{dataFile} ({data.Sequences.Count} sequences, {data.Table.Rows.Count} frame rows; " +
                                       $"sequence id '{meta.SequenceIdColumn}', order '{meta.OrderColumn}')"));
         options.Facts.Add(new("trained", $"ddml fit --model {meta.Model} on {meta.TrainFile} ({meta.TrainSequences?.ToString(Ci) ?? "?"} sequences, " +
-                                         $"{meta.TrainRows} frame rows), {meta.EpochsRun} epochs" + (meta.StoppedByUser ? ", stopped by the user" : "")));
+                                         $"{meta.TrainRows} frame rows), {meta.StepsRun}" + (meta.StoppedByUser ? ", stopped by the user" : "")));
         return DensityReport.Create(loaded.SequenceModel!, data.Sequences, options);
     }
 

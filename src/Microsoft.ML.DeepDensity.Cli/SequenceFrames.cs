@@ -49,6 +49,8 @@ public sealed class SequenceFrames
         var firstSeen = new List<string>();
         for (int r = 0; r < ids.Length; r++)
         {
+            if (ids[r].Length == 0)
+                throw CliException.DataError(table.File, table.Lines[r], idColumn + 1, table.Header[idColumn], "the sequence id is empty (every frame row needs its sequence's id).");
             if (!groups.TryGetValue(ids[r], out var list)) { groups[ids[r]] = list = new(); firstSeen.Add(ids[r]); }
             list.Add(r);
         }
@@ -80,7 +82,7 @@ public sealed class SequenceFrames
     {
         var table = CsvTable.Read(file);
         var columns = meta.FeatureColumns.Select(n => Array.IndexOf(table.Header, n) is int i && i >= 0 ? i
-            : throw CliException.DataError(file, 1, 0, null, $"the column '{n}' that the model was trained on is missing from the header.")).ToArray();
+            : throw CliException.DataError(file, table.HeaderLine, 0, null, $"the column '{n}' that the model was trained on is missing from the header.")).ToArray();
         return Read(table, columns, table.ColumnIndex(meta.SequenceIdColumn!, "sequence-id"), table.ColumnIndex(meta.OrderColumn!, "order"));
     }
 

@@ -50,6 +50,70 @@ public class BadInputTests : IDisposable
     }
 
     [Fact]
+    public void ATextColumnStartingWithNanIsText()
+    {
+        // Feature columns were decided by the first cell alone, and "Nan" (a name) or "Infinity" parse as floats: the name
+        // column became a feature and fit failed with "'Nan' is not a finite number". A first cell that is empty, NaN or
+        // Infinity no longer decides (a numeric column starting with a missing value is still reported at that cell).
+        var names = _h.Write("names.csv", "name,x1,x2\n" + string.Concat(new[] { "Nan", "Infinity", "Bob", "Al", "Kim", "Lee", "Max", "Ned", "Oz", "Pat", "Sue", "Tom" }
+            .Select((n, i) => $"{n},{i % 4 * 0.5:F1},{i % 3 * 0.7:F1}\n")));
+        var zip = _h.PathOf("names.zip");
+        var r = _h.Run("fit", names, "-m", "rnade", "--epochs", "1", "-p", "HiddenUnits=4", "-o", zip);
+        Assert.True(r.Exit == 0, r.Err);
+        Assert.Contains("features                x1, x2\n", _h.Run("info", zip).Out.Replace("\r", ""));
+
+        var (exit, err) = Fit(_h.Write("nanfirst.csv", Header + "r0,NaN,1,1\n" + Good(10)));
+        Assert.Equal(ExitCodes.BadData, exit);
+        AssertOneLine(err, "nanfirst.csv, line 2, column 2 ('x1')", "'NaN' is not a finite number");
+        (exit, err) = Fit(_h.Write("emptyfirst.csv", Header + "r0,,1,1\n" + Good(10)));
+        Assert.Equal(ExitCodes.BadData, exit);
+        AssertOneLine(err, "emptyfirst.csv, line 2, column 2 ('x1')", "empty");
+        (exit, err) = Fit(_h.Write("huge.csv", Header + Good(10) + "r10,1e39,1,1\n"));
+        Assert.Equal(ExitCodes.BadData, exit);
+        AssertOneLine(err, "huge.csv, line 12, column 2 ('x1')", "beyond the range of a 32-bit float");
+    }
+
+    [Fact]
+    public void AFileWithoutAHeaderSaysSo()
+    {
+        // The shipped data/digits.csv has no header row: 'ddml fit data/digits.csv' said only "the header names this
+        // column twice" about a column named '0'.
+        var (exit, err) = Fit(Path.Combine(CliHarness.RepoRoot(), "data", "digits.csv"));
+        Assert.Equal(ExitCodes.BadData, exit);
+        AssertOneLine(err, "digits.csv, line 1, column 2 ('0'): the header names this column twice", "a header row naming the columns is required");
+        // A header of distinct numbers (wavelengths, say) is a header.
+        var r = _h.Run("fit", _h.Write("numbers.csv", "400,410,420\n" + string.Concat(Enumerable.Range(0, 30).Select(i => $"{i % 7 * 0.3:F1},{i % 5 * 0.7 - 1:F1},{i % 3:F1}\n"))),
+            "-m", "rnade", "--epochs", "1", "-p", "HiddenUnits=4", "-o", _h.PathOf("n.zip"));
+        Assert.True(r.Exit == 0, r.Err);
+    }
+
+    [Fact]
+    public void ALatin1FileKeepsItsTextThroughScore()
+    {
+        // A file that is not UTF-8 (a Latin-1 export with "Müller" in a name column) was decoded with replacement
+        // characters: 'score' silently wrote "M\uFFFDller". It is read as Latin-1 and written back as UTF-8 text; a
+        // UTF-8 file with a BOM and CRLF line ends reads as before.
+        var zip = _h.PathOf("m.zip");
+        Assert.Equal(0, _h.Run("fit", _h.Write("train.csv", Header + Good(60)), "-m", "rnade", "--epochs", "1", "-p", "HiddenUnits=4", "-o", zip).Exit);
+        var latin = _h.PathOf("latin.csv");
+        File.WriteAllBytes(latin, System.Text.Encoding.Latin1.GetBytes("id,x1,x2,x3\nMüller,0.3,0.4,1\nJosé,0.6,-1,2\n"));
+        var output = _h.PathOf("scores.csv");
+        var r = _h.Run("score", zip, latin, "-o", output);
+        Assert.True(r.Exit == 0, r.Err);
+        var lines = File.ReadAllLines(output, System.Text.Encoding.UTF8);
+        Assert.StartsWith("Müller,0.3,0.4,1,", lines[1]);
+        Assert.StartsWith("José,0.6,-1,2,", lines[2]);
+
+        var bom = _h.PathOf("bom.csv");
+        File.WriteAllBytes(bom, new byte[] { 0xEF, 0xBB, 0xBF }.Concat(System.Text.Encoding.UTF8.GetBytes("id,x1,x2,x3\r\nMüller,0.3,0.4,1\r\n")).ToArray());
+        r = _h.Run("score", zip, bom, "-o", output);
+        Assert.True(r.Exit == 0, r.Err);
+        lines = File.ReadAllLines(output, System.Text.Encoding.UTF8);
+        Assert.Equal("id,x1,x2,x3,LogDensity,Score,PredictedLabel", lines[0]);
+        Assert.StartsWith("Müller,0.3,0.4,1,", lines[1]);
+    }
+
+    [Fact]
     public void RaggedRowNamesItsLine()
     {
         var csv = _h.Write("ragged.csv", Header + Good(8) + "r8,1,2\n" + Good(3));
@@ -101,6 +165,10 @@ public class BadInputTests : IDisposable
         Assert.Equal(ExitCodes.BadData, r.Exit);
         AssertOneLine(r.Err, "score.csv, line 1", "the column 'x2' that the model was trained on is missing");
         Assert.False(File.Exists(output));
+        // Blank lines before the header are skipped: the header's own line is named (it was always "line 1").
+        r = _h.Run("score", zip, _h.Write("late.csv", "\n\nid,x1,x3\nr0,1,2\n"), "-o", output);
+        Assert.Equal(ExitCodes.BadData, r.Exit);
+        AssertOneLine(r.Err, "late.csv, line 3:", "the column 'x2' that the model was trained on is missing");
 
         // A value a binary model cannot take is reported with its line and column too.
         var binaryZip = _h.PathOf("rbm.zip");
@@ -130,6 +198,34 @@ public class BadInputTests : IDisposable
         r = _h.Run("fit", badTrain, "-m", "nvil", "--epochs", "1", "-o", output);
         Assert.Equal(ExitCodes.BadData, r.Exit);
         AssertOneLine(r.Err, "train-bad.csv, line 8, column 3 ('c')", "is not binary");
+    }
+
+    [Theory]
+    [InlineData("rnade")]
+    [InlineData("iwae")]
+    [InlineData("rbm")]
+    public void RowsFarFromTheDataScoreMinusInfinityNotAnInternalError(string model)
+    {
+        // A finite value far outside the training range (a typo such as 1e30) underflows the density: LogDensity −∞ and,
+        // for an estimate model, StandardError 0. A Gaussian IWAE's standard error was +∞ there, which the engine rejects
+        // as a model bug: 'ddml score' and 'evaluate' ended with an internal error (exit 1) and a stack trace.
+        var zip = _h.PathOf("m.zip");
+        var fit = _h.Run("fit", _h.Write("train.csv", Header + Good(60)), "-m", model, "--epochs", "1", "-o", zip);
+        Assert.True(fit.Exit == 0, fit.Err);
+        var data = _h.Write("far.csv", Header + "a,1e30,0.5,1\nb,0.3,-3e38,1\nc,0.3,0.4,1\n");
+        var output = _h.PathOf("scores.csv");
+        var r = _h.Run("score", zip, data, "-o", output);
+        Assert.True(r.Exit == 0, r.Err);
+        var lines = File.ReadAllLines(output);
+        Assert.Equal(4, lines.Length);
+        foreach (var line in lines[1..3])
+        {
+            var cells = line.Split(',');
+            Assert.Equal("-Infinity", cells[4]);
+            Assert.Equal("true", cells[^1]);
+        }
+        Assert.NotEqual("-Infinity", lines[3].Split(',')[4]);
+        Assert.Equal(0, _h.Run("evaluate", zip, data).Exit);
     }
 
     [Fact]
@@ -169,6 +265,82 @@ public class BadInputTests : IDisposable
         for (int i = bytes.Length / 3; i < bytes.Length / 3 + 64; i++) flipped[i] ^= 0x5A;
         File.WriteAllBytes(_h.PathOf("flipped.zip"), flipped);
         Expect(_h.PathOf("flipped.zip"), "");
+    }
+
+    [Fact]
+    public void AnOutputThatCannotBeWrittenFailsBeforeTraining()
+    {
+        // fit checked its --out only when saving: a long fit trained to the end and then failed (exit 6) to write into a
+        // directory that does not exist or onto a directory; an empty --out was an internal error (exit 1).
+        var csv = _h.Write("ok.csv", Header + Good(30));
+        var missing = Path.Combine(_h.PathOf("no-such-dir"), "m.zip");
+        var r = _h.Run("fit", csv, "-m", "rnade", "--epochs", "1", "-o", missing);
+        Assert.Equal(ExitCodes.OutputError, r.Exit);
+        AssertOneLine(r.Err, "m.zip", "does not exist");
+        Assert.Equal("", r.Out); // no data read, no training
+
+        Directory.CreateDirectory(_h.PathOf("adir"));
+        r = _h.Run("fit", csv, "-m", "rnade", "--epochs", "1", "-o", _h.PathOf("adir"));
+        Assert.Equal(ExitCodes.OutputError, r.Exit);
+        AssertOneLine(r.Err, "adir", "is a directory");
+        Assert.Equal("", r.Out);
+
+        r = _h.Run("fit", csv, "-m", "rnade", "--epochs", "1", "-o", "");
+        Assert.Equal(ExitCodes.UsageError, r.Exit);
+        AssertOneLine(r.Err, "--out", "empty");
+
+        var zip = _h.PathOf("m.zip");
+        Assert.Equal(0, _h.Run("fit", csv, "-m", "rnade", "--epochs", "1", "-p", "HiddenUnits=4", "-o", zip).Exit);
+        foreach (var args in new[] { new[] { "score", zip, csv }, new[] { "sample", zip, "-n", "2" }, new[] { "report", zip, csv } })
+        {
+            r = _h.Run(args.Concat(new[] { "-o", "" }).ToArray());
+            Assert.Equal(ExitCodes.UsageError, r.Exit);
+            AssertOneLine(r.Err, "--out", "empty");
+            r = _h.Run(args.Concat(new[] { "-o", missing }).ToArray());
+            Assert.Equal(ExitCodes.OutputError, r.Exit);
+            AssertOneLine(r.Err, "does not exist");
+        }
+    }
+
+    [Fact]
+    public void ExcludeDoesNotSwallowTheTrainingFile()
+    {
+        // --exclude took every following token: 'ddml fit --exclude id train.csv -m rnade -o m.zip' failed with "Required
+        // argument 'train' missing". It takes one value per use (comma-separated or repeated, as documented).
+        var csv = _h.Write("train.csv", Header + Good(30));
+        var zip = _h.PathOf("m.zip");
+        var r = _h.Run("fit", "--exclude", "x3", csv, "-m", "rnade", "--epochs", "1", "-p", "HiddenUnits=4", "-o", zip);
+        Assert.True(r.Exit == 0, r.Err);
+        Assert.Contains("features                x1, x2\n", _h.Run("info", zip).Out.Replace("\r", ""));
+        r = _h.Run("fit", csv, "--exclude", "x3", "--exclude", "x2", "-m", "rnade", "--epochs", "1", "-p", "HiddenUnits=4", "-o", zip);
+        Assert.True(r.Exit == 0, r.Err);
+        Assert.Contains("features                x1\n", _h.Run("info", zip).Out.Replace("\r", ""));
+    }
+
+    [Fact]
+    public void AScoredFileScoredAgainHasEachColumnOnce()
+    {
+        // Scoring a scored file appended a second LogDensity, Score and PredictedLabel: ddml could not read its own output
+        // ("the header names this column twice"). The old scores are replaced (and said so); a feature with such a name is
+        // refused when fitting, not when scoring.
+        var zip = _h.PathOf("m.zip");
+        var train = _h.Write("train.csv", Header + Good(60));
+        Assert.Equal(0, _h.Run("fit", train, "-m", "rnade", "--epochs", "1", "-p", "HiddenUnits=4", "-o", zip).Exit);
+        var once = _h.PathOf("once.csv");
+        var twice = _h.PathOf("twice.csv");
+        Assert.Equal(0, _h.Run("score", zip, train, "-o", once).Exit);
+        var r = _h.Run("score", zip, once, "-o", twice);
+        Assert.True(r.Exit == 0, r.Err);
+        AssertOneLine(r.Err, "once.csv already has the columns LogDensity, Score, PredictedLabel", "replaced");
+        Assert.Equal(File.ReadAllLines(once), File.ReadAllLines(twice));
+        Assert.Equal(0, _h.Run("score", zip, twice, "-o", once).Exit);
+
+        var named = _h.Write("named.csv", "id,x1,Score,x3\n" + Good(30));
+        r = _h.Run("fit", named, "-m", "rnade", "--epochs", "1", "-o", _h.PathOf("n.zip"));
+        Assert.Equal(ExitCodes.BadData, r.Exit);
+        AssertOneLine(r.Err, "named.csv, line 1, column 3 ('Score')", "--exclude");
+        _h.AssertNoPartialFiles(_h.PathOf("n.zip"));
+        Assert.Equal(0, _h.Run("fit", named, "-m", "rnade", "--exclude", "Score", "--epochs", "1", "-o", _h.PathOf("n.zip")).Exit);
     }
 
     [Fact]

@@ -83,6 +83,43 @@ public class InterruptTests : IDisposable
         Assert.Empty(Directory.GetFiles(_h.Dir, "*.tmp"));
     }
 
+    /// <summary>
+    /// A real SIGINT to 'ddml score' (which has no cancellation points): the signal was swallowed (the handler kept the
+    /// process alive for fit's clean stop), so score ran on for minutes and wrote its output. It now ends at once with
+    /// 130, writing nothing.
+    /// </summary>
+    [Fact]
+    public async Task SigintDuringScoreEndsItWritingNothing()
+    {
+        var zip = _h.PathOf("slow.zip");
+        // 20,000 importance samples a row: scoring 1,000 rows on one thread takes minutes.
+        var fit = _h.Run("fit", _h.Blob("train.csv", 30), "-m", "iwae", "--exclude", "id,label", "--epochs", "1",
+            "-p", "EvaluationSamples=20000", "-p", "EvaluationSamplesPerChunk=1000", "-o", zip);
+        Assert.True(fit.Exit == 0, fit.Err);
+        var data = _h.Blob("data.csv", 1000, seed: 3);
+        var output = _h.PathOf("scores.csv");
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in new[] { Path.Combine(AppContext.BaseDirectory, "ddml.dll"), "score", zip, data, "-o", output, "--threads", "1" })
+            psi.ArgumentList.Add(a);
+        using var p = Process.Start(psi)!;
+        var err = p.StandardError.ReadToEndAsync();
+        try
+        {
+            await Task.Delay(TimeSpan.FromSeconds(3)); // loaded and scoring
+            Assert.False(p.HasExited, "score ended before the signal");
+            using (var kill = Process.Start("kill", new[] { "-INT", p.Id.ToString(System.Globalization.CultureInfo.InvariantCulture) })!) kill.WaitForExit();
+            Assert.True(p.WaitForExit(TimeSpan.FromSeconds(30)), "score did not end after SIGINT");
+        }
+        finally
+        {
+            if (!p.HasExited) p.Kill(entireProcessTree: true);
+        }
+        string stderr = await err;
+        Assert.True(p.ExitCode == ExitCodes.Interrupted, $"exit {p.ExitCode}: {stderr}");
+        Assert.Contains("interrupted; nothing was written", stderr);
+        _h.AssertNoPartialFiles(output);
+    }
+
     private (int Exit, string Zip, string Stdout) InterruptRealProcess()
     {
         // 20,000 rows and 64 hidden units make an epoch tens of milliseconds: on a loaded machine the signal can take seconds

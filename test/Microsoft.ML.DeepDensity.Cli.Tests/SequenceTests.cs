@@ -214,6 +214,9 @@ public class SequenceTests : IDisposable
             (Variant("twice.csv", l => { var c = l[3].Split(','); c[1] = l[2].Split(',')[1]; l[3] = string.Join(",", c); return l; }),
                 "twice.csv, line 4, column 2 ('t'): sequence 's0' has two rows with order 10 (lines 3 and 4)."),
             (Variant("value.csv", l => { var c = l[2].Split(','); c[3] = "x"; l[2] = string.Join(",", c); return l; }), "value.csv, line 3, column 4 ('b'): 'x' is not a number."),
+            // An empty id was an id like any other: every id-less row (a missing value) was silently made one sequence.
+            (Variant("emptyid.csv", l => { var c = l[4].Split(','); c[0] = " "; l[4] = string.Join(",", c); return l; }),
+                "emptyid.csv, line 5, column 1 ('seq'): the sequence id is empty"),
         };
         foreach (var command in new[] { "score", "evaluate", "report", "fit" })
             foreach (var (file, expected) in cases)

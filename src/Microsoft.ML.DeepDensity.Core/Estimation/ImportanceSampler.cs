@@ -175,12 +175,15 @@ public static class ImportanceSampler
     /// <summary>Row <paramref name="row"/>'s own stream under <paramref name="root"/> (keyed by its values, not its position).</summary>
     public static RandomStream RowStream(RandomStream root, ReadOnlySpan<float> row) => root.Fork(HashRow(row));
 
-    /// <summary>log mean(e^a) and the delta-method SE of it: sd(w)/(√K mean(w)), with w scaled by e^{−max a}.</summary>
+    /// <summary>log mean(e^a) and the delta-method SE of it: sd(w)/(√K mean(w)), with w scaled by e^{−max a}. When every
+    /// weight is 0 (a row so far from the data that its density underflows) the estimate is −∞ with standard error 0, the
+    /// engine's output contract for such rows (a non-finite standard error is rejected as a model bug).</summary>
     public static (double LogMean, double StandardError) LogMeanAndStandardError(ReadOnlySpan<double> logWeights)
     {
         int k = logWeights.Length;
         double max = double.NegativeInfinity;
         foreach (var v in logWeights) if (v > max) max = v;
+        if (double.IsNegativeInfinity(max)) return (max, 0);
         if (!double.IsFinite(max)) return (max, double.PositiveInfinity);
         double sum = 0, sumSq = 0;
         foreach (var v in logWeights) { double w = Math.Exp(v - max); sum += w; sumSq += w * w; }

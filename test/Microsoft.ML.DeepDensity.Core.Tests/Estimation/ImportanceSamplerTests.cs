@@ -17,6 +17,11 @@ public class ImportanceSamplerTests
         var (lmBig, seBig) = ImportanceSampler.LogMeanAndStandardError(logW.Select(v => v + 1e4).ToArray());
         Assert.Equal(lm + 1e4, lmBig, 8);
         Assert.Equal(se, seBig, 12);
+        // Every weight 0 (a row so far out that its density underflows): −∞ with standard error 0, not +∞ (which the
+        // output contract rejects as a model bug: 'ddml score' of such a row under a Gaussian IWAE was an internal error).
+        var (lmZero, seZero) = ImportanceSampler.LogMeanAndStandardError(new[] { double.NegativeInfinity, double.NegativeInfinity });
+        Assert.Equal(double.NegativeInfinity, lmZero);
+        Assert.Equal(0, seZero);
     }
 
     /// <summary>A toy "model" whose log-weight is row sum + standard normal noise: the estimate of a row is the same
