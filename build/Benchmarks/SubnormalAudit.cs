@@ -67,7 +67,7 @@ public sealed class SubnormalAudit : IBenchmark
             var sites = new Dictionary<string, Site>();
             Gemm.Audit = (a, ar, ac, lda, b, br, bc, ldb, c, cr, cc, ldc, readsC) =>
             {
-                long sa = Count(a, ar, ac, lda), sb = Count(b, br, bc, ldb), sc = readsC ? Count(c, cr, cc, ldc) : 0;
+                long sa = Gemm.SubnormalEntries(a, ar, ac, lda), sb = Gemm.SubnormalEntries(b, br, bc, ldb), sc = readsC ? Gemm.SubnormalEntries(c, cr, cc, ldc) : 0;
                 string site = sa + sb + sc > 0 ? CallSite() : "";
                 lock (sites)
                 {
@@ -90,15 +90,6 @@ public sealed class SubnormalAudit : IBenchmark
     }
 
     private static RowMatrix Head(RowMatrix x, int n) => new(x.AsSpan()[..(n * x.Columns)].ToArray(), n, x.Columns);
-
-    private static long Count(ReadOnlySpan<float> s, int rows, int columns, int ld)
-    {
-        long count = 0;
-        for (int i = 0; i < rows; i++)
-            foreach (float x in s.Slice(i * ld, columns))
-                if (float.IsSubnormal(x)) count++;
-        return count;
-    }
 
     /// <summary>The innermost two methods of the library outside the numerics and the worker team (lambdas are named by
     /// the method's type).</summary>

@@ -105,6 +105,17 @@ internal static partial class Gemm
     /// (beta ≠ 0). Process-wide; never set by the library.</summary>
     internal static OperandAudit? Audit;
 
+    /// <summary>Subnormal entries of a stored rows × columns operand with row stride <paramref name="ld"/> (for an
+    /// <see cref="Audit"/>).</summary>
+    internal static long SubnormalEntries(ReadOnlySpan<float> s, int rows, int columns, int ld)
+    {
+        long count = 0;
+        for (int i = 0; i < rows; i++)
+            foreach (float x in s.Slice(i * ld, columns))
+                if (float.IsSubnormal(x)) count++;
+        return count;
+    }
+
     internal delegate void OperandAudit(ReadOnlySpan<float> a, int aRows, int aColumns, int lda, ReadOnlySpan<float> b, int bRows, int bColumns, int ldb,
         ReadOnlySpan<float> c, int cRows, int cColumns, int ldc, bool readsC);
 

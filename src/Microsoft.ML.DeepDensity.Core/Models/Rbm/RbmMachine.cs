@@ -194,7 +194,7 @@ internal sealed class RbmMachine
                 var smp = new Span<float>((float*)s + offset, len);
                 var uni = new Span<float>((float*)u + offset, len);
                 var bv = new ReadOnlySpan<float>((float*)bi, biasLength);
-                for (int r = 0; r < rows; r++) Activate(src.Slice(r * width, width), bv, beta, prob.Slice(r * width, width));
+                for (int r = 0; r < rows; r++) VectorMath.Sigmoid(src.Slice(r * width, width), bv, beta, prob.Slice(r * width, width)); // σ(β·(pre + bias))
                 random.Fork((ulong)(firstBlock + b)).FillUniform(uni);
                 Bernoulli(prob, uni, smp);
             }
@@ -202,13 +202,6 @@ internal sealed class RbmMachine
             else DeepDensityEnvironment.For(0, blocks, Block);
         }
     }
-
-    /// <summary>
-    /// Activation probabilities of one row of units: <paramref name="probability"/> = σ(β·(pre + bias)); an empty
-    /// <paramref name="bias"/> means none. <paramref name="probability"/> may alias <paramref name="pre"/>.
-    /// </summary>
-    internal static void Activate(ReadOnlySpan<float> pre, ReadOnlySpan<float> bias, float beta, Span<float> probability)
-        => VectorMath.Sigmoid(pre, bias, beta, probability);
 
     /// <summary>dst[i] = u[i] &lt; p[i] ? 1 : 0 (vectorised).</summary>
     internal static void Bernoulli(ReadOnlySpan<float> p, ReadOnlySpan<float> u, Span<float> dst)

@@ -352,7 +352,7 @@ internal sealed class RbmTrainer
                 }
                 else
                 {
-                    RbmMachine.Activate(row, bias, 1f, row);
+                    VectorMath.Sigmoid(row, bias, 1f, row);
                     RbmMachine.Bernoulli(row, u.Slice(r * w, w), row);
                 }
             }
@@ -395,7 +395,7 @@ internal sealed class RbmTrainer
             for (int r = firstRow; r < firstRow + rows; r++)
             {
                 var row = _hidden.AsSpan(r * h + j0, w);
-                RbmMachine.Activate(row, bias, 1f, row);
+                VectorMath.Sigmoid(row, bias, 1f, row);
             }
             if (sampleFirstRow >= 0)
             {
