@@ -1,6 +1,7 @@
 using System.Numerics;
 using System.Numerics.Tensors;
 using Microsoft.ML.DeepDensity.Numerics;
+using Microsoft.ML.DeepDensity.Numerics.Amx;
 using Microsoft.ML.DeepDensity.Randomness;
 
 namespace Microsoft.ML.DeepDensity.Models.Rbm;
@@ -76,12 +77,16 @@ internal sealed class RbmMachine
 
     /// <summary><see cref="FreeEnergy(ReadOnlySpan{float}, int, Span{double}, bool)"/> in the caller's buffers: <paramref name="pre"/>
     /// (at least n·H) and <paramref name="scratch"/> (at least max(H, D)).</summary>
+    /// <param name="quantizedW">W quantized for <see cref="BinaryGemm"/> (Bernoulli units on a CPU with AMX; the caller
+    /// decides, once per call, on its own thread): the product of binary rows is then the exact integer one, the same bits
+    /// for a row alone or in any block. Rows that are not all 0/1 take the float GEMM.</param>
     public void FreeEnergy(ReadOnlySpan<float> v, int n, Span<double> f, bool parallel, Span<float> pre, Span<float> scratch,
-        Gemm.PackedOperand? packedW = null)
+        Gemm.PackedOperand? packedW = null, BinaryGemm.QuantizedOperand? quantizedW = null)
     {
         pre = pre[..(n * H)];
         // The hidden bias is added inside the softplus pass (the bits of adding it to the stored product first).
-        HiddenProduct(v, n, pre, parallel, packedW);
+        if (quantizedW is null || !BinaryGemm.TryMultiply(n, D, 1f, v, D, quantizedW, 0f, pre, H, parallel))
+            HiddenProduct(v, n, pre, parallel, packedW);
         for (int r = 0; r < n; r++)
             f[r] = VisibleEnergy(v.Slice(r * D, D), B, scratch) - VectorMath.SumSoftplus(pre.Slice(r * H, H), C);
     }

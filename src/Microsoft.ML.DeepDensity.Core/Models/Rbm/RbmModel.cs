@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using Microsoft.ML.DeepDensity.Data;
 using Microsoft.ML.DeepDensity.Numerics;
+using Microsoft.ML.DeepDensity.Numerics.Amx;
 using Microsoft.ML.DeepDensity.Persistence;
 using Microsoft.ML.DeepDensity.Randomness;
 using Microsoft.ML.DeepDensity.Training;
@@ -255,19 +256,46 @@ public sealed class RbmModel : DensityModel
     {
         int d = Dimension;
         // One block (a PredictionEngine row, a model loaded into ML.NET): no closure, and the block may parallelise inside.
-        if (count <= RowsPerScoringBlock) ScoreBlock(rows[..(count * d)], count, dest, offset, sign, parallel: true);
-        else ScoreBlocks(rows, count, dest, offset, sign);
+        var quantizedW = QuantizedWeights();
+        if (count <= RowsPerScoringBlock) ScoreBlock(rows[..(count * d)], count, dest, offset, sign, parallel: true, quantizedW: quantizedW);
+        else ScoreBlocks(rows, count, dest, offset, sign, quantizedW);
     }
+
+    /// <summary>
+    /// W quantized once for <see cref="BinaryGemm"/>, when this is a Bernoulli RBM and the CPU has AMX (decided on the
+    /// calling thread, so a test that forces a kernel path gets the float GEMM); null otherwise. The weights of a model
+    /// never change after it is made, so one quantization serves every call.
+    /// </summary>
+    private BinaryGemm.QuantizedOperand? QuantizedWeights()
+    {
+        if (Machine.Gaussian || !BinaryGemm.IsUsable) return null;
+        var q = Volatile.Read(ref _quantizedW);
+        if (q is not null) return q;
+        lock (_scratch)
+        {
+            if (_quantizedW is not null) return _quantizedW;
+            BinaryGemm.QuantizedOperand? made = null;
+            if (!BinaryGemm.TryQuantize(false, Machine.D, Machine.H, Machine.W, Machine.H, ref made, parallel: true)) return null;
+            Volatile.Write(ref _quantizedW, made);
+            return made;
+        }
+    }
+
+    private BinaryGemm.QuantizedOperand? _quantizedW;
 
     // Its own method: a lambda's captures are allocated on entry to the method that declares them, even on the one-block path.
     // W is packed once for all the call's blocks (as training packs it once per step), not once per block by each GEMM.
-    private void ScoreBlocks(ReadOnlySpan<float> rows, int count, Span<float> dest, double offset, float sign)
+    private void ScoreBlocks(ReadOnlySpan<float> rows, int count, Span<float> dest, double offset, float sign, BinaryGemm.QuantizedOperand? quantizedW)
     {
-        var packed = Interlocked.Exchange(ref _packedW, null); // a concurrent call packs its own
-        Gemm.Pack(false, Machine.D, Machine.H, Machine.W, Machine.H, ref packed);
+        Gemm.PackedOperand? packed = null;
+        if (quantizedW is null)
+        {
+            packed = Interlocked.Exchange(ref _packedW, null); // a concurrent call packs its own
+            Gemm.Pack(false, Machine.D, Machine.H, Machine.W, Machine.H, ref packed);
+        }
         DeepDensityEnvironment.ForRowBlocks(rows, Dimension, count, dest, RowsPerScoringBlock,
-            (_, block, n, output) => ScoreBlock(block, n, output, offset, sign, parallel: false, packed));
-        _packedW = packed;
+            (_, block, n, output) => ScoreBlock(block, n, output, offset, sign, parallel: false, packed, quantizedW));
+        if (packed is not null) _packedW = packed;
     }
 
     /// <summary>W packed for the GEMM, kept between multi-block calls (repacked by each: cheap next to the blocks' products,
@@ -275,7 +303,7 @@ public sealed class RbmModel : DensityModel
     private Gemm.PackedOperand? _packedW;
 
     private void ScoreBlock(ReadOnlySpan<float> block, int n, Span<float> output, double offset, float sign, bool parallel,
-        Gemm.PackedOperand? packedW = null)
+        Gemm.PackedOperand? packedW = null, BinaryGemm.QuantizedOperand? quantizedW = null)
     {
         // Made for a whole block (one row's scratch would be dropped by the next block and made again).
         var s = _scratch.Rent(static (s, want) => s.Rows >= want.n,
@@ -290,7 +318,7 @@ public sealed class RbmModel : DensityModel
                 x = standardized;
             }
             var f = s.FreeEnergy.AsSpan(0, n);
-            Machine.FreeEnergy(x, n, f, parallel, s.Pre, s.Scratch, packedW);
+            Machine.FreeEnergy(x, n, f, parallel, s.Pre, s.Scratch, packedW, quantizedW);
             for (int i = 0; i < n; i++) output[i] = (float)(sign * f[i] + offset);
         }
         finally { _scratch.Return(s); }

@@ -2,6 +2,7 @@ using System.Numerics.Tensors;
 using System.Runtime.Intrinsics;
 using Microsoft.ML.DeepDensity.Data;
 using Microsoft.ML.DeepDensity.Numerics;
+using Microsoft.ML.DeepDensity.Numerics.Amx;
 using Microsoft.ML.DeepDensity.Randomness;
 using Microsoft.ML.DeepDensity.Training;
 
@@ -37,6 +38,15 @@ internal sealed class RbmTrainer
     private const int RowsPerUpdateBlock = 198;
     private readonly float[] _velW, _velB, _velC;
     private Gemm.PackedOperand? _packedStatistics;
+    /// <summary>W for the exact binary products (Bernoulli units with AMX), quantized once per chunk, and the rows of a
+    /// hidden region packed as bytes.</summary>
+    private BinaryGemm.QuantizedOperand? _quantizedW;
+    private BinaryGemm.BinaryOperand? _packedVisible;
+    /// <summary>The weight update's exact product (with AMX): the stacked statistics quantized, the visible rows packed
+    /// transposed, and weight rows per block in whole 16-row tiles.</summary>
+    private BinaryGemm.QuantizedOperand? _quantizedStatistics;
+    private BinaryGemm.BinaryOperand? _packedVisibleTransposed;
+    private const int RowsPerExactUpdateBlock = 13 * BinaryGemm.BlockRows;
     private readonly float[] _colSums, _gb, _gc;
     private bool _chainsInitialized;
     private readonly CancellationToken _cancellationToken;
@@ -223,16 +233,20 @@ internal sealed class RbmTrainer
         var m = _m;
         int d = m.D, h = m.H;
         int stacked = chunk.Stacked;
+        // Bernoulli units on a CPU with AMX (decided here, on the calling thread): the hidden regions' products of binary
+        // rows with W are BinaryGemm's exact integer products, with W quantized once for the chunk.
+        var quantizedW = !m.Gaussian && BinaryGemm.IsUsable && BinaryGemm.TryQuantize(false, d, h, m.W, h, ref _quantizedW, parallel: true)
+            ? _quantizedW : null;
         // CD starts its chains at hidden samples of the data; the positive probabilities are kept for the statistics.
-        if (!_persistent) HiddenRegion(chunk, 0, chunk.DataRows, sampleFirstRow: 0, random.Fork(1), final: false);
+        if (!_persistent) HiddenRegion(chunk, 0, chunk.DataRows, sampleFirstRow: 0, random.Fork(1), final: false, quantizedW);
         for (int s = 1; s <= _k; s++)
         {
             _cancellationToken.ThrowIfCancellationRequested();
             var stepRandom = random.Fork(2, (ulong)s);
             bool last = s == _k;
             VisibleRegion(chunk, stepRandom.Fork(1), gatherInRegion && s == 1);
-            if (_persistent && last) HiddenRegion(chunk, 0, stacked, sampleFirstRow: chunk.DataRows, stepRandom.Fork(2), final: true);
-            else HiddenRegion(chunk, chunk.DataRows, chunk.ChainRows, sampleFirstRow: last ? -1 : chunk.DataRows, stepRandom.Fork(2), final: last);
+            if (_persistent && last) HiddenRegion(chunk, 0, stacked, sampleFirstRow: chunk.DataRows, stepRandom.Fork(2), final: true, quantizedW);
+            else HiddenRegion(chunk, chunk.DataRows, chunk.ChainRows, sampleFirstRow: last ? -1 : chunk.DataRows, stepRandom.Fork(2), final: last, quantizedW);
         }
 
         _cancellationToken.ThrowIfCancellationRequested();
@@ -260,6 +274,14 @@ internal sealed class RbmTrainer
             // barrier for the GEMM and the elementwise passes over W. Gemm's result for a row does not depend on the block
             // it is computed in, so this equals one big product.
             float decay = -learningRate * weightDecay;
+            // With AMX (binary visible rows) the product is BinaryGemm's exact one, in blocks of whole 16-row tiles.
+            if (quantizedW is not null
+                && BinaryGemm.TryPack(true, d, stacked, vAll, d, ref _packedVisibleTransposed)
+                && BinaryGemm.TryQuantize(false, stacked, h, hAll, h, ref _quantizedStatistics, parallel: true))
+            {
+                ExactWeightUpdate(chunk, learningRate, beta, decay);
+                return;
+            }
             int updateBlocks = (d + RowsPerUpdateBlock - 1) / RowsPerUpdateBlock;
             // The statistics are every block's right operand: packed once (on the worker team) rather than once per block.
             Gemm.Pack(false, stacked, h, hAll, h, ref _packedStatistics);
@@ -283,6 +305,25 @@ internal sealed class RbmTrainer
                 }
             }
         }
+    }
+
+    /// <summary>The weight update of <see cref="StepChunk"/> with BinaryGemm: velocity = lr·Vᵀ·P + beta·velocity per
+    /// fixed block of weight rows (whole tiles), the visible bias gradient, and (last chunk) the weight step.</summary>
+    private void ExactWeightUpdate(Chunk chunk, float learningRate, float beta, float decay)
+    {
+        var m = _m;
+        int d = m.D, h = m.H;
+        var packedVisible = _packedVisibleTransposed!;
+        var statistics = _quantizedStatistics!;
+        int blocks = (d + RowsPerExactUpdateBlock - 1) / RowsPerExactUpdateBlock;
+        DeepDensityEnvironment.For(0, blocks, blk =>
+        {
+            int i0 = blk * RowsPerExactUpdateBlock, rows = Math.Min(RowsPerExactUpdateBlock, d - i0);
+            VisibleBiasGradient(chunk, i0, rows);
+            BinaryGemm.Multiply(packedVisible, statistics, 0, h, learningRate, beta, _velW, h,
+                firstRowBlock: i0 / BinaryGemm.BlockRows, rowBlockCount: (rows + BinaryGemm.BlockRows - 1) / BinaryGemm.BlockRows);
+            if (chunk.Last) WeightStep(m.W.AsSpan(i0 * h, rows * h), _velW.AsSpan(i0 * h, rows * h), decay);
+        });
     }
 
     /// <summary>velocity += decay·w (when decay ≠ 0), then w += velocity: one pass over both (the bits of the two
@@ -380,17 +421,25 @@ internal sealed class RbmTrainer
     /// the probabilities of rows [sampleFirstRow, +negRows). <paramref name="final"/>: scale the positive rows by 1/count
     /// and the negative rows by −1/negRows and sum the block's columns into the hidden bias gradient.
     /// </summary>
-    private void HiddenRegion(Chunk chunk, int firstRow, int rows, int sampleFirstRow, RandomStream random, bool final)
+    /// <param name="quantizedW">W for BinaryGemm, or null: the float GEMM. The rows are packed here; if one is not all
+    /// 0/1 (never, for validated binary data and the chains' samples) the region takes the float GEMM.</param>
+    private void HiddenRegion(Chunk chunk, int firstRow, int rows, int sampleFirstRow, RandomStream random, bool final,
+        BinaryGemm.QuantizedOperand? quantizedW = null)
     {
         var m = _m;
         int count = chunk.DataRows, negRows = chunk.ChainRows;
         int chainOffset = chunk.ChainStart * m.H;
         int d = m.D, h = m.H, width = ColumnBlockWidth(h), blocks = (h + width - 1) / width;
+        bool exact = quantizedW is not null && BinaryGemm.TryPack(false, rows, d, _visible.AsSpan(firstRow * d), d, ref _packedVisible);
+        var packedVisible = _packedVisible;
         RunBlocks(blocks, (long)rows * d * h, blk =>
         {
             int j0 = blk * width, w = Math.Min(width, h - j0);
-            Gemm.Multiply(false, false, rows, w, d, 1f, _visible.AsSpan(firstRow * d), d, m.W.AsSpan(j0), h, 0f,
-                _hidden.AsSpan(firstRow * h + j0), h, allowParallel: false);
+            // The same blocks (and so the same random streams) either way: only the product's rounding differs.
+            if (exact) BinaryGemm.Multiply(packedVisible!, quantizedW!, j0, w, 1f, 0f, _hidden.AsSpan(firstRow * h), h);
+            else
+                Gemm.Multiply(false, false, rows, w, d, 1f, _visible.AsSpan(firstRow * d), d, m.W.AsSpan(j0), h, 0f,
+                    _hidden.AsSpan(firstRow * h + j0), h, allowParallel: false);
             var bias = m.C.AsSpan(j0, w);
             for (int r = firstRow; r < firstRow + rows; r++)
             {
