@@ -2,6 +2,7 @@ using System.Security.Cryptography;
 using System.Text;
 using Microsoft.ML.DeepDensity.Data;
 using Microsoft.ML.DeepDensity.Models.DeepGmm;
+using Microsoft.ML.DeepDensity.Numerics.Amx;
 using Microsoft.ML.DeepDensity.Models.Rbm;
 using Microsoft.ML.DeepDensity.Models.Rnade;
 using Microsoft.ML.DeepDensity.Training;
@@ -132,11 +133,45 @@ public class BitIdentityTests
     [MemberData(nameof(Names))]
     public void NumbersAreUnchanged(string name)
     {
-        var model = Fits[name]();
-        string actual = Fingerprint(model);
+        // The float GEMM's numbers, which hold on every machine (the AMX product's have their own golden values below).
+        string actual;
+        using (BinaryGemm.Off()) actual = Fingerprint(Fits[name]());
         bool print = Environment.GetEnvironmentVariable("DEEPDENSITY_PRINT_GOLDEN") == "1";
         Assert.True(Golden.TryGetValue(name, out var expected) && !print, $"No golden value checked for {name}; current: [\"{name}\"] = \"{actual}\",");
         Assert.True(expected == actual, $"{name}: the model's numbers changed. Expected {expected}, got {actual} (saved bytes | log-densities | samples | training history).");
+    }
+
+    /// <summary>The Bernoulli RBM cases with the exact binary product on the AMX tile unit (<see cref="BinaryGemm"/>),
+    /// where this machine has it: the same guard for that path's numbers.</summary>
+    private static readonly Dictionary<string, string> AmxGolden = new()
+    {
+        ["Rbm"] = "9C12D9DAC7DDD97B|F54BCD0051A11E4F|5AA14A51DEE85AB4|A67B5A9290424926",
+        ["RbmAis"] = "54CC3A3539EE78F4|E49713E8D715EC41|5AA14A51DEE85AB4|1D95A6E54F9BBFB6",
+        ["RbmCdEarlyStop"] = "3CD5B5AF4DA97838|5BAE32789EF37D8D|55FDF016D3935576|3D02FE5C9C54C262",
+    };
+
+    public static TheoryData<string> AmxNames
+    {
+        get
+        {
+            var data = new TheoryData<string>();
+            foreach (var name in new[] { "Rbm", "RbmAis", "RbmCdEarlyStop" }) data.Add(name);
+            return data;
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(AmxNames))]
+    public void NumbersWithTheAmxProductAreUnchanged(string name)
+    {
+        if (!BinaryGemm.IsUsable) return;
+        string actual = Fingerprint(Fits[name]());
+        bool print = Environment.GetEnvironmentVariable("DEEPDENSITY_PRINT_GOLDEN") == "1";
+        Assert.True(AmxGolden.TryGetValue(name, out var expected) && !print, $"No AMX golden value checked for {name}; current: [\"{name}\"] = \"{actual}\",");
+        Assert.True(expected == actual, $"{name} (AMX): the model's numbers changed. Expected {expected}, got {actual}.");
+        string floatPath;
+        using (BinaryGemm.Off()) floatPath = Fingerprint(Fits[name]());
+        Assert.NotEqual(floatPath, actual); // the AMX product did run
     }
 
     /// <summary>SHA-256 prefixes of the saved bytes, the scores of fixed rows, a fixed draw and the training history.</summary>

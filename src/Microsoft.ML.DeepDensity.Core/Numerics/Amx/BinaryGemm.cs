@@ -492,8 +492,18 @@ internal static unsafe class BinaryGemm
         var pa = packedA!;
         int panels = b.Panels;
         bool parallel = allowParallel && panels > 1 && (long)m * b.N * k >= 1L << 19 && Environment.ProcessorCount > 1;
-        if (!parallel) { Multiply(pa, b, 0, b.N, alpha, beta, c, ldc); return true; }
-        int workers = Math.Min(panels, Math.Max(1, DeepDensityEnvironment.MaxDegreeOfParallelism));
+        if (!parallel) Multiply(pa, b, 0, b.N, alpha, beta, c, ldc);
+        else MultiplyInParallel(pa, b, alpha, beta, c, ldc);
+        return true;
+    }
+
+    // Its own method: a lambda's captures are allocated on entry to the method that declares them (one-row scoring
+    // must not allocate).
+    private static void MultiplyInParallel(BinaryOperand pa, QuantizedOperand b, float alpha, float beta, Span<float> c, int ldc)
+    {
+        int panels = b.Panels;
+        // A partition by the processor count (the results do not depend on it); For applies MaxDegreeOfParallelism.
+        int workers = Math.Min(panels, Environment.ProcessorCount);
         fixed (float* pc = c)
         {
             IntPtr cPtr = (IntPtr)pc;
@@ -504,7 +514,6 @@ internal static unsafe class BinaryGemm
                 Multiply(pa, b, p0 * PanelWidth, (p1 - p0) * PanelWidth, alpha, beta, new Span<float>((float*)cPtr, length), ldc);
             });
         }
-        return true;
     }
 
     [ThreadStatic] private static BinaryOperand? t_packedA;
