@@ -77,18 +77,42 @@ internal sealed class RbmMachine
 
     /// <summary><see cref="FreeEnergy(ReadOnlySpan{float}, int, Span{double}, bool)"/> in the caller's buffers: <paramref name="pre"/>
     /// (at least n·H) and <paramref name="scratch"/> (at least max(H, D)).</summary>
-    /// <param name="quantizedW">W quantized for <see cref="BinaryGemm"/> (Bernoulli units on a CPU with AMX; the caller
-    /// decides, once per call, on its own thread): the product of binary rows is then the exact integer one, the same bits
-    /// for a row alone or in any block. Rows that are not all 0/1 take the float GEMM.</param>
+    /// <param name="pre">At least n·H floats, or n·(H + 1) with <paramref name="quantizedW"/>.</param>
+    /// <param name="quantizedW">[W | b] from <see cref="QuantizeForScoring"/> (Bernoulli units on a CPU with AMX; the
+    /// caller decides, once per call, on its own thread): the product of binary rows is then the exact integer one, the
+    /// same bits for a row alone or in any block. Rows that are not all 0/1 take the float GEMM.</param>
     public void FreeEnergy(ReadOnlySpan<float> v, int n, Span<double> f, bool parallel, Span<float> pre, Span<float> scratch,
         Gemm.PackedOperand? packedW = null, BinaryGemm.QuantizedOperand? quantizedW = null)
     {
+        // The exact product's operand is [W | b] (see QuantizeForScoring): column H of its result is v·b.
+        if (quantizedW is not null && pre.Length >= n * (H + 1) && BinaryGemm.TryMultiply(n, D, 1f, v, D, quantizedW, 0f, pre, H + 1, parallel))
+        {
+            for (int r = 0; r < n; r++)
+                f[r] = -(double)pre[r * (H + 1) + H] - VectorMath.SumSoftplus(pre.Slice(r * (H + 1), H), C);
+            return;
+        }
         pre = pre[..(n * H)];
         // The hidden bias is added inside the softplus pass (the bits of adding it to the stored product first).
-        if (quantizedW is null || !BinaryGemm.TryMultiply(n, D, 1f, v, D, quantizedW, 0f, pre, H, parallel))
-            HiddenProduct(v, n, pre, parallel, packedW);
+        HiddenProduct(v, n, pre, parallel, packedW);
         for (int r = 0; r < n; r++)
             f[r] = VisibleEnergy(v.Slice(r * D, D), B, scratch) - VectorMath.SumSoftplus(pre.Slice(r * H, H), C);
+    }
+
+    /// <summary>
+    /// [W | b] (D × (H + 1)) quantized for <see cref="FreeEnergy(ReadOnlySpan{float}, int, Span{double}, bool, Span{float}, Span{float}, Gemm.PackedOperand?, BinaryGemm.QuantizedOperand?)"/>:
+    /// one exact product gives the hidden inputs and the visible term v·b (one more column, inside the last panel's
+    /// padding when H is not a multiple of 32). Bernoulli units only; false if the parameters are not finite.
+    /// </summary>
+    public bool QuantizeForScoring(ref BinaryGemm.QuantizedOperand? result)
+    {
+        if (Gaussian) return false;
+        var wb = new float[D * (H + 1)];
+        for (int i = 0; i < D; i++)
+        {
+            W.AsSpan(i * H, H).CopyTo(wb.AsSpan(i * (H + 1), H));
+            wb[i * (H + 1) + H] = B[i];
+        }
+        return BinaryGemm.TryQuantize(false, D, H + 1, wb, H + 1, ref result, parallel: true);
     }
 
     /// <summary>Visible part of the free energy: −bᵀv (Bernoulli) or ½‖v − b‖² (Gaussian).</summary>

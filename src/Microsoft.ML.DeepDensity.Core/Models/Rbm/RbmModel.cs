@@ -262,7 +262,7 @@ public sealed class RbmModel : DensityModel
     }
 
     /// <summary>
-    /// W quantized once for <see cref="BinaryGemm"/>, when this is a Bernoulli RBM and the CPU has AMX (decided on the
+    /// [W | b] quantized once for <see cref="BinaryGemm"/>, when this is a Bernoulli RBM and the CPU has AMX (decided on the
     /// calling thread, so a test that forces a kernel path gets the float GEMM); null otherwise. The weights of a model
     /// never change after it is made, so one quantization serves every call.
     /// </summary>
@@ -275,7 +275,7 @@ public sealed class RbmModel : DensityModel
         {
             if (_quantizedW is not null) return _quantizedW;
             BinaryGemm.QuantizedOperand? made = null;
-            if (!BinaryGemm.TryQuantize(false, Machine.D, Machine.H, Machine.W, Machine.H, ref made, parallel: true)) return null;
+            if (!Machine.QuantizeForScoring(ref made)) return null;
             Volatile.Write(ref _quantizedW, made);
             return made;
         }
@@ -331,7 +331,8 @@ public sealed class RbmModel : DensityModel
     private sealed class ScoringScratch(RbmMachine m, int d, int rows)
     {
         public readonly int Rows = rows;
-        public readonly float[] Standardized = new float[rows * d], Pre = new float[rows * m.H], Scratch = new float[Math.Max(m.H, d)];
+        // Pre has a column more than H for the exact product's visible term (see RbmMachine.QuantizeForScoring).
+        public readonly float[] Standardized = new float[rows * d], Pre = new float[rows * (m.H + 1)], Scratch = new float[Math.Max(m.H, d)];
         public readonly double[] FreeEnergy = new double[rows];
     }
 
