@@ -154,6 +154,26 @@ public class BadInputTests : IDisposable
         AssertOneLine(err, "after.csv, line 32, column 2", "'b' after the closing quote");
     }
 
+    /// <summary>--model RNADE was a usage error (the names were matched case-sensitively).</summary>
+    [Fact]
+    public void ModelNamesAreCaseInsensitive()
+    {
+        var csv = _h.Write("ok.csv", Header + Good(30));
+        var r = _h.Run("fit", csv, "-m", "RNADE", "--epochs", "1", "-p", "HiddenUnits=4", "-p", "Components=1", "-o", _h.PathOf("o.zip"));
+        Assert.True(r.Exit == 0, r.Err);
+        Assert.StartsWith("fit rnade: ", r.Out);
+        Assert.Contains("(ddml model 'rnade')", _h.Run("info", _h.PathOf("o.zip")).Out);
+        // The sequence model too: it is routed to rnnrnade, which asks for its columns.
+        r = _h.Run("fit", csv, "-m", "RnnRnade", "-o", _h.PathOf("s.zip"));
+        Assert.Equal(ExitCodes.UsageError, r.Exit);
+        Assert.Contains("--sequence-id", r.Err);
+        // An unknown name still lists the valid ones.
+        r = _h.Run("fit", csv, "-m", "Rnadee", "-o", _h.PathOf("x.zip"));
+        Assert.Equal(ExitCodes.UsageError, r.Exit);
+        Assert.Contains("unknown model 'Rnadee'", r.Err);
+        Assert.Contains("rnade, deepgmm, rbm, iwae, nvil, rnnrnade", r.Err);
+    }
+
     [Fact]
     public void EmptyMissingAndHeaderOnlyFiles()
     {
