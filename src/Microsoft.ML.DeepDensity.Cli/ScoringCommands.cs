@@ -160,6 +160,10 @@ public static class ScoringCommands
                 w.WriteLine($"kind                    RnnRnade (ddml model '{meta!.Model}'): exact log-density of sequences, per frame row");
                 w.WriteLine($"input                   Real frames, dimension {meta.FeatureColumns.Length}; sequence id '{meta.SequenceIdColumn}', order '{meta.OrderColumn}'");
                 w.WriteLine($"features                {Abbreviate(meta.FeatureColumns)}");
+                // The frame rows' threshold (Score = −log p(x_t | x_<t) > it: PredictedLabel), stored in the model like a row model's.
+                float threshold = loaded.Transformer.GetSequenceAnomalyThreshold(ml);
+                w.WriteLine(string.Create(Ci, $"anomaly threshold       score > {threshold:G6} per frame row") +
+                            (meta.Contamination is double c ? string.Create(Ci, $" (contamination {c})") : ""));
                 var (sformat, skind, spayload) = ModelZip.EngineFileVersion(loaded.SequenceModel!);
                 w.WriteLine($"file format             engine format {sformat} (this build reads {ModelZip.CurrentEngineFormat}), {skind} payload version {spayload}");
                 if (meta.TrainSequences is int sequences)
