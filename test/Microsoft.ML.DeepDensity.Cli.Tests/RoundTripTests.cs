@@ -125,6 +125,30 @@ public class RoundTripTests : IDisposable
         Assert.StartsWith("ddml: warning: clean.csv: the label column 'label' has only one class", warning);
     }
 
+    /// <summary>A Gaussian RBM (real data) has no per-epoch likelihood: its progress lines showed "train - valid -" and
+    /// a note pointing to Metrics, which the tool does not print. They now show the reconstruction error, labelled.</summary>
+    [Fact]
+    public void GaussianRbmProgressShowsTheReconstructionError()
+    {
+        var train = _h.Blob("train.csv", 200);
+        var fit = _h.Run("fit", train, "--model", "rbm", "--exclude", "id,label", "--epochs", "2", "-p", "HiddenUnits=4", "--out", _h.PathOf("rbm.zip"));
+        Assert.True(fit.Exit == 0, fit.Err);
+        Assert.Contains("VisibleType=Gaussian", fit.Out);
+        Assert.DoesNotContain("see Metrics", fit.Out);
+        var progress = fit.Out.Split('\n').Where(l => l.StartsWith("epoch ", StringComparison.Ordinal)).ToList();
+        Assert.Equal(2, progress.Count);
+        foreach (var line in progress)
+        {
+            Assert.Matches(@"train recon error +\d+\.\d{4}  valid recon error +(\d+\.\d{4}|-) ", line); // no validation monitor: "-"
+            Assert.Contains("squared reconstruction error per row, lower is better", line);
+        }
+        // A binary RBM keeps its pseudo-log-likelihoods.
+        var binary = _h.Blob("binary.csv", 200, binary: true);
+        fit = _h.Run("fit", binary, "--model", "rbm", "--exclude", "id,label", "--epochs", "1", "-p", "HiddenUnits=4", "--out", _h.PathOf("rbm2.zip"));
+        Assert.True(fit.Exit == 0, fit.Err);
+        Assert.Matches(@"epoch +1  train +-\d+\.\d{4}  valid +(-\d+\.\d{4}|-) .*pseudo-log-likelihoods", fit.Out);
+    }
+
     private static RowMatrix ReadFeatures(string csv)
         => RowMatrix.FromRows(File.ReadAllLines(csv).Skip(1).Select(l => l.Split(',').Skip(1).Take(4).Select(c => float.Parse(c, CultureInfo.InvariantCulture)).ToArray()).ToArray());
 
