@@ -6,8 +6,8 @@ namespace Microsoft.ML.DeepDensity.Cli;
 
 /// <summary>
 /// A CSV file with a header row, held as text cells (RFC 4180: comma separated, double-quoted fields may hold commas,
-/// quotes as "" and line breaks; blank lines are skipped). Every problem is reported as a <see cref="CliException"/>
-/// naming the file, the line (the header is line 1) and the column.
+/// quotes as "" and line breaks; spaces before an opening or after a closing quote are ignored; blank lines are skipped).
+/// Every problem is reported as a <see cref="CliException"/> naming the file, the line (the header is line 1) and the column.
 /// </summary>
 public sealed class CsvTable
 {
@@ -90,14 +90,17 @@ public sealed class CsvTable
         return new CsvTable(file, header, headerLine, rows, lines);
     }
 
-    /// <summary>Reads one record; false at end of input. <paramref name="line"/> advances past the record's line breaks.</summary>
+    /// <summary>Reads one record; false at end of input. <paramref name="line"/> advances past the record's line breaks.
+    /// Spaces and tabs before an opening quote or after a closing quote are not part of the field (<c>1, "a,b" ,3</c> has
+    /// the three fields 1, a,b and 3, as Python's csv with skipinitialspace or CsvHelper with trimming reads it; RFC 4180 is
+    /// silent); other text after a closing quote is an error naming the line and column.</summary>
     private static bool ReadRecord(TextReader r, List<string> fields, StringBuilder cell, ref long line, string file)
     {
         fields.Clear();
         cell.Clear();
         int ch = r.Read();
         if (ch < 0) return false;
-        bool quoted = false, wasQuoted = false;
+        bool quoted = false, wasQuoted = false, blank = true; // blank: the unquoted cell so far is only spaces and tabs
         long startLine = line;
         while (true)
         {
@@ -115,8 +118,7 @@ public sealed class CsvTable
                     cell.Append((char)ch);
                 }
             }
-            else if (ch == '"' && cell.Length == 0 && !wasQuoted) { quoted = wasQuoted = true; }
-            else if (ch == ',') { fields.Add(cell.ToString()); cell.Clear(); wasQuoted = false; }
+            else if (ch == ',') { fields.Add(cell.ToString()); cell.Clear(); wasQuoted = false; blank = true; }
             else if (ch == '\r' || ch == '\n' || ch < 0)
             {
                 if (ch == '\r' && r.Peek() == '\n') r.Read();
@@ -124,7 +126,18 @@ public sealed class CsvTable
                 fields.Add(cell.ToString());
                 return true;
             }
-            else cell.Append((char)ch);
+            else if (wasQuoted)
+            {
+                if (ch != ' ' && ch != '\t')
+                    throw CliException.DataError(file, line, fields.Count + 1, null,
+                        $"'{(char)ch}' after the closing quote of a quoted field (a quote inside a quoted field is written \"\").");
+            }
+            else if (ch == '"' && blank) { cell.Clear(); quoted = wasQuoted = true; } // leading spaces before the quote are dropped
+            else
+            {
+                if (ch != ' ' && ch != '\t') blank = false;
+                cell.Append((char)ch);
+            }
             ch = r.Read();
         }
     }

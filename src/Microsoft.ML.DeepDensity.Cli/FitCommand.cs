@@ -12,7 +12,16 @@ public static class FitCommand
     {
         var train = new Argument<string>("train") { Description = "Training CSV (header row; numeric columns are features unless excluded)." };
         var model = new Option<string>("--model", "-m") { Description = $"Model: {string.Join(" | ", ModelCatalog.AllNames)}.", Required = true };
-        model.AcceptOnlyFromAmong(ModelCatalog.AllNames.ToArray());
+        // Model names are case-insensitive (--model RNADE is rnade): the parser hands the body the canonical name, and an
+        // unknown name is a usage error listing the valid ones. (AcceptOnlyFromAmong compares case-sensitively.)
+        model.CustomParser = result =>
+        {
+            string given = result.Tokens.Count == 1 ? result.Tokens[0].Value : "";
+            var name = ModelCatalog.CanonicalName(given);
+            if (name is null) result.AddError($"unknown model '{given}' for --model (choose one of: {string.Join(", ", ModelCatalog.AllNames)}; case does not matter).");
+            return name;
+        };
+        model.CompletionSources.Add(ModelCatalog.AllNames.ToArray());
         var output = DdmlApp.OutOption("Model zip to write (an ordinary ML.NET model).", required: true);
         var validation = new Option<string?>("--validation") { Description = "Validation CSV for early stopping (default: a held-out fraction of the training rows)." };
         var label = new Option<string?>("--label") { Description = "Label column (excluded from the features; recorded in the model)." };

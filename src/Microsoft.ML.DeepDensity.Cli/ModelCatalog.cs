@@ -64,6 +64,10 @@ public static class ModelCatalog
     /// <summary>Every --model value: the vector models and the sequence model (RNN-RNADE on frame rows, see <see cref="SequenceCommands"/>).</summary>
     public static IEnumerable<string> AllNames => Names.Append(SequenceCommands.ModelName);
 
+    /// <summary>The --model value <paramref name="name"/> spelled as ddml spells it (names are case-insensitive), or null when no model has that name.</summary>
+    public static string? CanonicalName(string name)
+        => AllNames.FirstOrDefault(n => string.Equals(n, name, StringComparison.OrdinalIgnoreCase));
+
     public static ModelEntry Find(string name)
         => All.FirstOrDefault(e => string.Equals(e.Name, name, StringComparison.OrdinalIgnoreCase))
            ?? throw new CliException(ExitCodes.UsageError, $"unknown model '{name}' (choose one of: {string.Join(", ", Names)}).");

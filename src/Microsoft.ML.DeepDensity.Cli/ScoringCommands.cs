@@ -105,14 +105,28 @@ public static class ScoringCommands
             if (loaded.Model.DensityKind == DensityKind.Estimate)
                 w.WriteLine(string.Create(Ci, $"mean estimate error     {s.StandardError.Average(x => (double)x):F4} (Monte Carlo standard error per row)"));
             w.WriteLine(string.Create(Ci, $"predicted anomalies     {s.PredictedLabel.Count(b => b)} (threshold score {loaded.Density.Threshold:G6}, contamination {loaded.Density.Contamination})"));
-            if (s.Labels is { } labels)
-            {
-                if (labels.Count(b => b) is 0 || labels.All(b => b))
-                    throw CliException.DataError(parse.GetValue(data)!, 0, 0, null, "the label column must hold both normal and anomalous rows to compute AUROC.");
+            if (s.Labels is { } labels && !OneClassLabels(console, labels, parse.GetValue(data)!, parse.GetValue(label)!, "rows", ""))
                 WriteAnomalyMetrics(w, ml, labels, s.Score, s.PredictedLabel, "rows", "");
-            }
             return ExitCodes.Success;
         });
+    }
+
+    /// <summary>
+    /// A label column with one class (a clean hold-out set: every row normal; or every row anomalous) has no ROC curve, so
+    /// AUROC and the detection rate are undefined: says so on standard output (the figures that are defined were printed
+    /// above it) and as a warning on standard error, and returns true; evaluate then ends with exit code 0 like any other
+    /// run. False when both classes are present.
+    /// </summary>
+    internal static bool OneClassLabels(DdmlConsole console, bool[] labels, string dataFile, string labelColumn, string items, string prefix)
+    {
+        int positives = labels.Count(b => b);
+        if (positives > 0 && positives < labels.Length) return false;
+        string which = positives == 0 ? $"every one of the {labels.Length} {items} is labelled normal" : $"every one of the {labels.Length} {items} is labelled anomalous";
+        console.Out.WriteLine($"{prefix}labelled anomalies".PadRight(24) + $"{positives} of {labels.Length} {items}");
+        console.Out.WriteLine($"{prefix}AUROC".PadRight(24) + $"undefined: {which} (AUROC needs both classes)");
+        console.Error.WriteLine($"ddml: warning: {Path.GetFileName(dataFile)}: the label column '{labelColumn}' has only one class ({which}), " +
+                                "so AUROC and the detection rate are undefined and not printed; the other figures are.");
+        return true;
     }
 
     /// <summary>ML.NET's anomaly-detection metrics (AUROC, detection rate at a number of false positives = a tenth of the
@@ -146,6 +160,10 @@ public static class ScoringCommands
                 w.WriteLine($"kind                    RnnRnade (ddml model '{meta!.Model}'): exact log-density of sequences, per frame row");
                 w.WriteLine($"input                   Real frames, dimension {meta.FeatureColumns.Length}; sequence id '{meta.SequenceIdColumn}', order '{meta.OrderColumn}'");
                 w.WriteLine($"features                {Abbreviate(meta.FeatureColumns)}");
+                // The frame rows' threshold (Score = −log p(x_t | x_<t) > it: PredictedLabel), stored in the model like a row model's.
+                float threshold = loaded.Transformer.GetSequenceAnomalyThreshold(ml);
+                w.WriteLine(string.Create(Ci, $"anomaly threshold       score > {threshold:G6} per frame row") +
+                            (meta.Contamination is double c ? string.Create(Ci, $" (contamination {c})") : ""));
                 var (sformat, skind, spayload) = ModelZip.EngineFileVersion(loaded.SequenceModel!);
                 w.WriteLine($"file format             engine format {sformat} (this build reads {ModelZip.CurrentEngineFormat}), {skind} payload version {spayload}");
                 if (meta.TrainSequences is int sequences)

@@ -38,9 +38,12 @@ public static class SequenceEvaluation
                     string.Create(Ci, $"(frame threshold from the training frames, contamination {meta.Contamination})"));
         if (labels is null) return ExitCodes.Success;
 
-        if (labels.All(b => b) || !labels.Any(b => b))
-            throw CliException.DataError(dataFile, 0, 0, null, "the label column must hold both normal and anomalous rows to compute AUROC.");
         w.WriteLine("per step (each frame row, score = −log p(x_t | x_<t)):");
+        if (ScoringCommands.OneClassLabels(console, labels, dataFile, labelColumn!, "frame rows", "  "))
+        {
+            w.WriteLine("per sequence:           not computed: every sequence has the same label.");
+            return ExitCodes.Success;
+        }
         ScoringCommands.WriteAnomalyMetrics(w, ml, labels, score, predicted, "frame rows", "  ");
         var frameLabels = data.RowOfFrame.Select(r => labels[r]).ToArray();
         var sequenceLabels = DensityReport.ConstantLabels(batch, frameLabels);

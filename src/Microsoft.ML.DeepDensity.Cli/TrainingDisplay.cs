@@ -38,11 +38,25 @@ public sealed class TrainingDisplay
     public static string Line(TrainingProgress p)
     {
         var ci = CultureInfo.InvariantCulture;
-        string train = double.IsFinite(p.TrainLogLikelihood) ? p.TrainLogLikelihood.ToString("F4", ci) : "-";
-        string valid = p.ValidationLogLikelihood is double v && double.IsFinite(v) ? v.ToString("F4", ci) : "-";
+        var (what, train, valid, note) = Figures(p, "F4");
         // The step's own unit: "epoch" for gradient trainers, "EM iteration" / "pretraining EM iteration" for the Deep GMM.
-        return string.Format(ci, "{0} {1,4}  train {2,10}  valid {3,10}  {4,9:F0} ex/s  {5,7:F1} s{6}",
-            p.Unit, p.Epoch, train, valid, p.ExamplesPerSecond, p.Elapsed.TotalSeconds, p.Note is null ? "" : "  " + p.Note);
+        return string.Format(ci, "{0} {1,4}  train {2}{3,10}  valid {2}{4,10}  {5,9:F0} ex/s  {6,7:F1} s{7}",
+            p.Unit, p.Epoch, what, train, valid, p.ExamplesPerSecond, p.Elapsed.TotalSeconds, note is null ? "" : "  " + note);
+    }
+
+    /// <summary>
+    /// The figures a progress line shows: the train/validation log-likelihoods, or, for a trainer that has none (an RBM
+    /// with Gaussian units reports NaN and its reconstruction error in <see cref="TrainingProgress.Metrics"/>), the
+    /// reconstruction errors, labelled "recon error" so that they are not read as likelihoods (lower is better).
+    /// </summary>
+    internal static (string What, string Train, string Valid, string? Note) Figures(TrainingProgress p, string format)
+    {
+        var ci = CultureInfo.InvariantCulture;
+        string Show(double? v) => v is double x && double.IsFinite(x) ? x.ToString(format, ci) : "-";
+        if (!double.IsFinite(p.TrainLogLikelihood) && p.Metrics is { } m && m.TryGetValue("recon_error", out var recon))
+            return ("recon error ", Show(recon), Show(m.TryGetValue("valid_recon_error", out var v) ? v : null),
+                "(RBM with Gaussian units: no likelihood; squared reconstruction error per row, lower is better)");
+        return ("", Show(p.TrainLogLikelihood), Show(p.ValidationLogLikelihood), p.Note);
     }
 
     private sealed class PlainProgress(TextWriter output) : IProgress<TrainingProgress>
@@ -55,9 +69,8 @@ public sealed class TrainingDisplay
         public void Report(TrainingProgress p)
         {
             var ci = CultureInfo.InvariantCulture;
-            string valid = p.ValidationLogLikelihood is double v && double.IsFinite(v) ? v.ToString("F3", ci) : "-";
-            string train = double.IsFinite(p.TrainLogLikelihood) ? p.TrainLogLikelihood.ToString("F3", ci) : "-";
-            task.Description = Markup.Escape(string.Format(ci, "{0} {1}  train {2}  valid {3}  {4:F0} ex/s", p.Unit, p.Epoch, train, valid, p.ExamplesPerSecond));
+            var (what, train, valid, _) = Figures(p, "F3");
+            task.Description = Markup.Escape(string.Format(ci, "{0} {1}  train {2}{3}  valid {2}{4}  {5:F0} ex/s", p.Unit, p.Epoch, what, train, valid, p.ExamplesPerSecond));
             task.Value = Math.Min(task.MaxValue, p.Epoch);
         }
     }

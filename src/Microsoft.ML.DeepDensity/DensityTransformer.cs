@@ -189,14 +189,14 @@ public class DensityTransformer : ITransformer
             var active = _b.Active(cols);
             var inputs = _input.GetRowCursorSet(_b.GetDependencies(cols), n, rand);
             var result = new DataViewRowCursor[inputs.Length];
-            for (int i = 0; i < inputs.Length; i++) result[i] = Wrap(inputs[i], active);
+            for (int i = 0; i < inputs.Length; i++) result[i] = Wrap(inputs[i], active, cursors: inputs.Length);
             return result;
         }
 
         // A read of pass-through columns only (a normalizer or trainer appended after us, GetColumn("Label")...) neither
         // scores nor reads ahead: the input cursor is served as it is.
-        private DataViewRowCursor Wrap(DataViewRowCursor input, bool[] active, long? inputRows = null)
-            => _b.NeedsScores(active) || _b.NeedsSample(active) ? new BlockCursor(_b, input, active, inputRows) : new PassThroughCursor(_b, input, active);
+        private DataViewRowCursor Wrap(DataViewRowCursor input, bool[] active, long? inputRows = null, int cursors = 1)
+            => _b.NeedsScores(active) || _b.NeedsSample(active) ? new BlockCursor(_b, input, active, inputRows, cursors) : new PassThroughCursor(_b, input, active);
     }
 
     /// <summary>The cursor of a read that asks for none of the transformer's own columns: the input's rows and getters.</summary>
@@ -237,7 +237,7 @@ public class DensityTransformer : ITransformer
         private readonly DataViewRowCursor _input;
         private readonly bool[] _active;
         private readonly DensityModel _model;
-        private readonly int _dim, _capacity;
+        private readonly int _dim, _capacity, _cursors;
         private readonly bool _needScores, _needStdErr, _needSample;
         private readonly ValueGetter<VBuffer<float>>? _features;
         private readonly ValueGetter<DataViewRowId> _inputId;
@@ -248,12 +248,12 @@ public class DensityTransformer : ITransformer
         private readonly DataViewRowId[] _ids;
         private VBuffer<float> _featureBuffer;
         private int _filled, _index = -1;
-        private long _rowsRead, _position = -1, _batch;
+        private long _position = -1, _batch;
         private bool _done;
 
-        public BlockCursor(Binding b, DataViewRowCursor input, bool[] active, long? inputRows = null)
+        public BlockCursor(Binding b, DataViewRowCursor input, bool[] active, long? inputRows = null, int cursors = 1)
         {
-            _b = b; _input = input; _active = active;
+            _b = b; _input = input; _active = active; _cursors = cursors;
             _model = b.Parent.Model;
             _dim = _model.Dimension;
             _needScores = b.NeedsScores(active);
@@ -302,10 +302,21 @@ public class DensityTransformer : ITransformer
 
         private void SetCurrent() { _position = _positions[_index]; _batch = _batches[_index]; }
 
+        /// <summary>
+        /// A problem with block row <paramref name="slot"/>, at the user's row: the input cursor's position, which is the
+        /// row's index in the data view for a cursor over it (not the count of rows this cursor read, nor the block's
+        /// index). One of several parallel cursors (GetRowCursorSet) counts only its own rows, so its position is no
+        /// row number: the message says the row number is unknown rather than give a wrong one.
+        /// </summary>
+        private DataValidationException RowError(int slot, int column, string problem)
+            => _cursors > 1
+                ? new DataValidationException(-1, column, problem + $" (row number unknown: the row was read by one of {_cursors} parallel cursors, " +
+                    "whose positions count their own rows; a single cursor, e.g. GetColumn or CreateEnumerable, reports it)", _b.FeatureColumn.Name)
+                : new DataValidationException(_positions[slot], column, problem, _b.FeatureColumn.Name);
+
         private void Fill()
         {
             int n = 0;
-            long firstRow = _rowsRead;
             while (n < _capacity && _input.MoveNext())
             {
                 _positions[n] = _input.Position;
@@ -315,15 +326,13 @@ public class DensityTransformer : ITransformer
                 {
                     _features(ref _featureBuffer);
                     if (_featureBuffer.Length != _dim)
-                        throw new DataValidationException(firstRow + n, -1,
-                            $"the vector has {_featureBuffer.Length} values but the model expects {_dim}", _b.FeatureColumn.Name);
+                        throw RowError(n, -1, $"the vector has {_featureBuffer.Length} values but the model expects {_dim}");
                     Scoring.Densify(in _featureBuffer, _block.AsSpan(n * _dim, _dim));
                 }
                 foreach (var c in _caches) c?.Capture(n);
                 n++;
             }
             _filled = n;
-            _rowsRead += n;
             if (n == 0 || _features is null) return; // nothing of ours to compute (PassThroughCursor serves such reads)
             var rows = _block.AsSpan(0, n * _dim);
             try
@@ -335,8 +344,9 @@ public class DensityTransformer : ITransformer
             }
             catch (DataValidationException e)
             {
-                // Row numbers relative to where this cursor started, not to the block.
-                throw new DataValidationException(e.Row >= 0 ? firstRow + e.Row : -1, e.Column, e.Problem, _b.FeatureColumn.Name);
+                // The engine numbers the rows of its block, not the user's.
+                if (e.Row >= 0 && e.Row < n) throw RowError((int)e.Row, e.Column, e.Problem);
+                throw new DataValidationException(-1, e.Column, e.Problem, _b.FeatureColumn.Name);
             }
             if (_needSample)
             {
@@ -430,8 +440,23 @@ public class DensityTransformer : ITransformer
         {
             _features!(ref _buffer);
             if (_buffer.Length != _row.Length)
-                throw new DataValidationException(-1, -1, $"the vector has {_buffer.Length} values but the model expects {_row.Length}", _b.FeatureColumn.Name);
+                throw RowError(-1, $"the vector has {_buffer.Length} values but the model expects {_row.Length}");
             Scoring.Densify(in _buffer, _row);
+        }
+
+        /// <summary>
+        /// A problem with the one row being mapped, said truthfully: a cursor's row is at its position in the data view; the
+        /// input row of a PredictionEngine (or of another mapper in its chain) has no row number in any data view, and its
+        /// Position counts the engine's predictions, so the message names it as the example of the Nth prediction instead
+        /// (<see cref="DataValidationException.Row"/> −1).
+        /// </summary>
+        private DataValidationException RowError(int column, string problem)
+        {
+            long pos = _input.Position;
+            if (_input is DataViewRowCursor && pos >= 0) return new DataValidationException(pos, column, problem, _b.FeatureColumn.Name);
+            string which = pos >= 0 ? string.Create(System.Globalization.CultureInfo.InvariantCulture, $"; this is the example of its prediction number {pos + 1}, counting from 1") : "";
+            return new DataValidationException(-1, column, problem + $" (in the input row of a PredictionEngine or row mapper{which}; not a row number of any data view)",
+                _b.FeatureColumn.Name);
         }
 
         private float[] Scores()
@@ -441,7 +466,7 @@ public class DensityTransformer : ITransformer
             {
                 ReadFeatures();
                 try { _b.Parent.Model.LogDensity(_row, _ldse.AsSpan(0, 1), _ldse.AsSpan(1, 1)); }
-                catch (DataValidationException e) { throw new DataValidationException(pos >= 0 ? pos : -1, e.Column, e.Problem, _b.FeatureColumn.Name); }
+                catch (DataValidationException e) { throw RowError(e.Column, e.Problem); }
                 _scoredPosition = pos;
             }
             return _ldse;
@@ -453,8 +478,8 @@ public class DensityTransformer : ITransformer
             if (pos != _sampledPosition)
             {
                 ReadFeatures();
-                try { DataValidation.CheckRows(_row, _row.Length, _b.Parent.Model.InputDomain, _b.FeatureColumn.Name, pos >= 0 ? pos : 0); }
-                catch (DataValidationException e) { throw new DataValidationException(pos >= 0 ? e.Row : -1, e.Column, e.Problem, _b.FeatureColumn.Name); }
+                try { DataValidation.CheckRows(_row, _row.Length, _b.Parent.Model.InputDomain, _b.FeatureColumn.Name); }
+                catch (DataValidationException e) { throw RowError(e.Column, e.Problem); }
                 _b.Parent.Model.Sample(1, Scoring.RowSampleSeed(_b.Parent.SampleSeed, _row), _sample);
                 _sampledPosition = pos;
             }

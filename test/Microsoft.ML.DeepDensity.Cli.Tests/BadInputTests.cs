@@ -131,6 +131,49 @@ public class BadInputTests : IDisposable
         AssertOneLine(err, "quoted.csv, line 9, column 3 ('x2')");
     }
 
+    /// <summary>A quoted field after a space (<c>1, "a,b",3</c>, as many exporters write) was read as the two fields
+    /// <c> "a</c> and <c>b"</c>: a ragged-row error, or shifted columns. Spaces around the quotes are now ignored; text after
+    /// a closing quote is an error naming line and column.</summary>
+    [Fact]
+    public void SpacesAroundAQuotedFieldAreIgnored()
+    {
+        var rows = string.Concat(Enumerable.Range(0, 30).Select(i => $"{i % 7 * 0.3:F1}, \"a,{i}\",{i % 5 * 0.7 - 1:F1} , \t\"{i % 3}\" \n"));
+        var csv = _h.Write("spaced.csv", "x1, \"name\" ,x2,x3\n" + rows);
+        var (exit, err) = Fit(csv);
+        Assert.True(exit == 0, err);
+        var scored = _h.PathOf("scored.csv");
+        var score = _h.Run("score", _h.PathOf("out.zip"), csv, "-o", scored);
+        Assert.True(score.Exit == 0, score.Err);
+        var lines = File.ReadAllLines(scored);
+        Assert.StartsWith("x1,name,x2,x3,LogDensity,", lines[0]);
+        Assert.StartsWith("0.0,\"a,0\",-1.0 ,0,", lines[1]); // three features read, the text cell whole (re-quoted on output)
+
+        File.Delete(_h.PathOf("out.zip"));
+        (exit, err) = Fit(_h.Write("after.csv", "x1,name,x2,x3\n" + rows + "1,\"a\"b,2,3\n"));
+        Assert.Equal(ExitCodes.BadData, exit);
+        AssertOneLine(err, "after.csv, line 32, column 2", "'b' after the closing quote");
+    }
+
+    /// <summary>--model RNADE was a usage error (the names were matched case-sensitively).</summary>
+    [Fact]
+    public void ModelNamesAreCaseInsensitive()
+    {
+        var csv = _h.Write("ok.csv", Header + Good(30));
+        var r = _h.Run("fit", csv, "-m", "RNADE", "--epochs", "1", "-p", "HiddenUnits=4", "-p", "Components=1", "-o", _h.PathOf("o.zip"));
+        Assert.True(r.Exit == 0, r.Err);
+        Assert.StartsWith("fit rnade: ", r.Out);
+        Assert.Contains("(ddml model 'rnade')", _h.Run("info", _h.PathOf("o.zip")).Out);
+        // The sequence model too: it is routed to rnnrnade, which asks for its columns.
+        r = _h.Run("fit", csv, "-m", "RnnRnade", "-o", _h.PathOf("s.zip"));
+        Assert.Equal(ExitCodes.UsageError, r.Exit);
+        Assert.Contains("--sequence-id", r.Err);
+        // An unknown name still lists the valid ones.
+        r = _h.Run("fit", csv, "-m", "Rnadee", "-o", _h.PathOf("x.zip"));
+        Assert.Equal(ExitCodes.UsageError, r.Exit);
+        Assert.Contains("unknown model 'Rnadee'", r.Err);
+        Assert.Contains("rnade, deepgmm, rbm, iwae, nvil, rnnrnade", r.Err);
+    }
+
     [Fact]
     public void EmptyMissingAndHeaderOnlyFiles()
     {

@@ -100,6 +100,55 @@ public class RoundTripTests : IDisposable
         Assert.Contains(library.AverageLogDensity(rows).ToString("F4", CultureInfo.InvariantCulture), eval.Out);
     }
 
+    /// <summary>'evaluate --label' on a clean test set (every row labelled normal) printed the metrics, then failed with
+    /// exit code 3 ("must hold both normal and anomalous rows"); AUROC is undefined with one class, so it now prints the
+    /// figures that are defined, says AUROC is undefined, warns on standard error and exits 0. Both one-class cases.</summary>
+    [Theory]
+    [InlineData("0", "normal")]
+    [InlineData("1", "anomalous")]
+    public void EvaluateWithOneLabelClassPrintsWhatIsDefinedAndSucceeds(string label, string word)
+    {
+        var train = _h.Blob("train.csv", 120);
+        var zip = _h.PathOf("model.zip");
+        Assert.Equal(0, _h.Run("fit", train, "--model", "rnade", "--exclude", "id,label", "--epochs", "2", "-p", "HiddenUnits=4", "-p", "Components=1", "--out", zip).Exit);
+        var lines = File.ReadAllLines(train);
+        var test = _h.Write("clean.csv", string.Join("\n", lines.Take(41).Select((l, i) => i == 0 ? l : l[..l.LastIndexOf(',')] + "," + label)) + "\n");
+        var eval = _h.Run("evaluate", zip, test, "--label", "label");
+        Assert.Equal(0, eval.Exit);
+        Assert.Contains("rows                    40", eval.Out);
+        Assert.Contains("average log-density", eval.Out);
+        Assert.Contains("predicted anomalies", eval.Out);
+        Assert.Contains($"labelled anomalies      {(label == "1" ? 40 : 0)} of 40 rows", eval.Out);
+        Assert.Contains($"AUROC                   undefined: every one of the 40 rows is labelled {word} (AUROC needs both classes)", eval.Out);
+        Assert.DoesNotContain("detection rate", eval.Out);
+        var warning = Assert.Single(eval.Err.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.StartsWith("ddml: warning: clean.csv: the label column 'label' has only one class", warning);
+    }
+
+    /// <summary>A Gaussian RBM (real data) has no per-epoch likelihood: its progress lines showed "train - valid -" and
+    /// a note pointing to Metrics, which the tool does not print. They now show the reconstruction error, labelled.</summary>
+    [Fact]
+    public void GaussianRbmProgressShowsTheReconstructionError()
+    {
+        var train = _h.Blob("train.csv", 200);
+        var fit = _h.Run("fit", train, "--model", "rbm", "--exclude", "id,label", "--epochs", "2", "-p", "HiddenUnits=4", "--out", _h.PathOf("rbm.zip"));
+        Assert.True(fit.Exit == 0, fit.Err);
+        Assert.Contains("VisibleType=Gaussian", fit.Out);
+        Assert.DoesNotContain("see Metrics", fit.Out);
+        var progress = fit.Out.Split('\n').Where(l => l.StartsWith("epoch ", StringComparison.Ordinal)).ToList();
+        Assert.Equal(2, progress.Count);
+        foreach (var line in progress)
+        {
+            Assert.Matches(@"train recon error +\d+\.\d{4}  valid recon error +(\d+\.\d{4}|-) ", line); // no validation monitor: "-"
+            Assert.Contains("squared reconstruction error per row, lower is better", line);
+        }
+        // A binary RBM keeps its pseudo-log-likelihoods.
+        var binary = _h.Blob("binary.csv", 200, binary: true);
+        fit = _h.Run("fit", binary, "--model", "rbm", "--exclude", "id,label", "--epochs", "1", "-p", "HiddenUnits=4", "--out", _h.PathOf("rbm2.zip"));
+        Assert.True(fit.Exit == 0, fit.Err);
+        Assert.Matches(@"epoch +1  train +-\d+\.\d{4}  valid +(-\d+\.\d{4}|-) .*pseudo-log-likelihoods", fit.Out);
+    }
+
     private static RowMatrix ReadFeatures(string csv)
         => RowMatrix.FromRows(File.ReadAllLines(csv).Skip(1).Select(l => l.Split(',').Skip(1).Take(4).Select(c => float.Parse(c, CultureInfo.InvariantCulture)).ToArray()).ToArray());
 

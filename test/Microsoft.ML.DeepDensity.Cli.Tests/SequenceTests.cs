@@ -58,6 +58,35 @@ public class SequenceTests : IDisposable
         return (SequenceBatch.FromSequences(groups.Select(g => g.SelectMany(c => new[] { float.Parse(c[2], Ci), float.Parse(c[3], Ci) }).ToArray()).ToList(), 2), keys);
     }
 
+    /// <summary>'ddml info' on an rnnrnade zip showed no anomaly threshold (a row model's shows one), though the model stores it.</summary>
+    [Fact]
+    public void InfoShowsTheFrameThreshold()
+    {
+        var train = Frames("train.csv", 30, 1);
+        var zip = Fit(train, "--contamination", "0.05");
+        var info = _h.Run("info", zip);
+        Assert.True(info.Exit == 0, info.Err);
+        float threshold = new MLContext(seed: 1).Model.Load(zip, out _).GetSequenceAnomalyThreshold();
+        Assert.True(float.IsFinite(threshold));
+        Assert.Contains(string.Create(Ci, $"anomaly threshold       score > {threshold:G6} per frame row (contamination 0.05)\n"), info.Out.Replace("\r", ""));
+    }
+
+    /// <summary>'evaluate --label' with one class printed the figures, then failed with exit code 3; AUROC is undefined
+    /// with one class: the figures that are defined, AUROC undefined, a warning, exit 0 (as for the row models).</summary>
+    [Fact]
+    public void EvaluateWithOneLabelClassIsNotAnError()
+    {
+        var train = Frames("train.csv", 30, 1);
+        var zip = Fit(train);
+        var eval = _h.Run("evaluate", zip, train, "--label", "anom");
+        Assert.Equal(0, eval.Exit);
+        Assert.Contains("average log-density", eval.Out);
+        Assert.Contains("  AUROC                 undefined: every one of the", eval.Out);
+        Assert.DoesNotContain("detection rate", eval.Out);
+        Assert.Contains("per sequence:           not computed", eval.Out);
+        Assert.Contains("ddml: warning: train.csv: the label column 'anom' has only one class", eval.Err); // every label is 0
+    }
+
     [Fact]
     public void FitInfoScoreSampleEvaluateReport()
     {

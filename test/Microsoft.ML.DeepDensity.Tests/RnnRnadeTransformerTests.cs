@@ -93,6 +93,10 @@ public class RnnRnadeTransformerTests
         Assert.Same(transformer.Model, transformer.GetSequenceDensityModel());
         Assert.Equal(transformer.Model.ToBytes(), loaded.GetSequenceDensityModel(ml2).ToBytes());
         Assert.Throws<InvalidOperationException>(() => ml2.Transforms.CopyColumns("A", "Features").Fit(ml2.Data.LoadFromEnumerable(test)).GetSequenceDensityModel());
+        // So does its anomaly threshold (what 'ddml info' shows).
+        Assert.Equal(transformer.Threshold, transformer.GetSequenceAnomalyThreshold());
+        Assert.Equal(transformer.Threshold, loaded.GetSequenceAnomalyThreshold(ml2));
+        Assert.Throws<InvalidOperationException>(() => ml2.Transforms.CopyColumns("A", "Features").Fit(ml2.Data.LoadFromEnumerable(test)).GetSequenceAnomalyThreshold());
     }
 
     public sealed class WindowRow
@@ -178,6 +182,10 @@ public class RnnRnadeTransformerTests
         Assert.Same(transformer.Model, transformer.GetSequenceDensityModel());
         Assert.Equal(transformer.Model.ToBytes(), loaded.GetSequenceDensityModel(ml2).ToBytes());
         Assert.Throws<InvalidOperationException>(() => ml2.Transforms.CopyColumns("A", "Features").Fit(ml2.Data.LoadFromEnumerable(test)).GetSequenceDensityModel());
+        // So does its anomaly threshold (what 'ddml info' shows).
+        Assert.Equal(transformer.Threshold, transformer.GetSequenceAnomalyThreshold());
+        Assert.Equal(transformer.Threshold, loaded.GetSequenceAnomalyThreshold(ml2));
+        Assert.Throws<InvalidOperationException>(() => ml2.Transforms.CopyColumns("A", "Features").Fit(ml2.Data.LoadFromEnumerable(test)).GetSequenceAnomalyThreshold());
     }
 
     public sealed class FrameScore { public float LogDensity; }

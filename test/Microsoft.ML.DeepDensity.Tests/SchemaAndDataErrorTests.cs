@@ -143,6 +143,52 @@ public class SchemaAndDataErrorTests
         Assert.Equal(2, e2.Column);
     }
 
+    /// <summary>A PredictionEngine's input row used to be reported as "row N" with N the engine's prediction count (its
+    /// input row's Position), which is no row of any data the user has; the message now names the input row and the
+    /// prediction, and Row is −1. A cursor's row is its position in the data view; one of several parallel cursors does
+    /// not know it (its position counts its own rows) and says so.</summary>
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void BadInput_IsReportedAtItsRealRow_OrAsThePredictionsInputRow(bool sample)
+    {
+        var ml = new MLContext(seed: 1);
+        var transformer = Trained(ml, o => { o.ScoringBlockRows = 64; if (sample) o.SampleColumnName = "Sample"; });
+        var data = TestData.Blob(500, seed: 9);
+        data[321].Features[2] = float.NaN;
+
+        var engine = ml.Model.CreatePredictionEngine<Row, Scored>(transformer);
+        for (int i = 0; i < 5; i++) engine.Predict(data[i]);
+        var e = Assert.Throws<DataValidationException>(() => engine.Predict(data[321])); // the engine's 6th prediction
+        Assert.Equal((-1L, 2), (e.Row, e.Column));
+        Assert.DoesNotContain("row 5", e.Message);
+        Assert.Contains("input row of a PredictionEngine", e.Message);
+        Assert.Contains("prediction number 6", e.Message);
+        Assert.Contains("NaN", e.Message);
+
+        // A single cursor names the row's position in the view.
+        var output = transformer.Transform(ml.Data.LoadFromEnumerable(data));
+        var one = Assert.Throws<DataValidationException>(() => output.GetColumn<float>("Score").ToArray());
+        Assert.Equal((321L, 2), (one.Row, one.Column));
+        Assert.Contains("row 321", one.Message);
+
+        // Parallel cursors over a cached view count their own rows (this one used to say "row 65"): the row number is unknown, and said so.
+        output = transformer.Transform(ml.Data.Cache(ml.Data.LoadFromEnumerable(data)));
+        var cursors = output.GetRowCursorSet(output.Schema.Where(c => c.Name is "Score" or "Sample"), 3);
+        var errors = new List<DataValidationException>();
+        foreach (var cursor in cursors)
+        {
+            try { while (cursor.MoveNext()) { } }
+            catch (DataValidationException x) { errors.Add(x); }
+            finally { cursor.Dispose(); }
+        }
+        Assert.True(cursors.Length > 1, "the cached view should give parallel cursors");
+        var error = Assert.Single(errors);
+        Assert.Equal((-1L, 2), (error.Row, error.Column));
+        Assert.Contains("row number unknown", error.Message);
+        Assert.DoesNotContain("row 65", error.Message);
+    }
+
     [Fact]
     public void Fit_OnNaN_ThrowsDataValidationException_NamingTheRow()
     {

@@ -15,21 +15,39 @@ public static class SequenceModelExtensions
     public static SequenceDensityModel GetSequenceDensityModel(this ITransformer transformer, MLContext? mlContext = null)
     {
         ArgumentNullException.ThrowIfNull(transformer);
-        var found = FindSequenceModels(transformer, mlContext);
-        return found.Count switch
+        return One(FindSequenceStages(transformer, mlContext), transformer, mlContext).Model;
+    }
+
+    private static (SequenceDensityModel Model, float Threshold) One(List<(SequenceDensityModel Model, float Threshold)> found, ITransformer transformer, MLContext? mlContext)
+        => found.Count switch
         {
             1 => found[0],
             0 => throw new InvalidOperationException("The transformer contains no DeepDensity sequence model" +
                 (transformer.GetDensityTransformers(mlContext).Count > 0 ? "; its DeepDensity model scores rows: use GetDensityModel() or GetDensityTransformers()" : "") + "."),
             _ => throw new InvalidOperationException($"The transformer contains {found.Count} DeepDensity sequence models."),
         };
+
+    /// <summary>
+    /// The anomaly threshold of the one sequence density stage in <paramref name="transformer"/> (live or loaded): its
+    /// PredictedLabel is Score &gt; threshold, the threshold being the (1 − Contamination) quantile of the training scores
+    /// (of the training frames for frame rows, of the training sequences for whole sequences). Throws like
+    /// <see cref="GetSequenceDensityModel"/>.
+    /// </summary>
+    public static float GetSequenceAnomalyThreshold(this ITransformer transformer, MLContext? mlContext = null)
+    {
+        ArgumentNullException.ThrowIfNull(transformer);
+        return One(FindSequenceStages(transformer, mlContext), transformer, mlContext).Threshold;
     }
 
     /// <summary>Every sequence model in <paramref name="transformer"/>, in pipeline order: live ones as they are, loaded
     /// ones decoded (and so validated: a damaged one throws <see cref="Persistence.InvalidModelFileException"/>).</summary>
     internal static List<SequenceDensityModel> FindSequenceModels(ITransformer transformer, MLContext? mlContext)
+        => FindSequenceStages(transformer, mlContext).ConvertAll(s => s.Model);
+
+    /// <summary><see cref="FindSequenceModels"/> with each stage's anomaly threshold.</summary>
+    private static List<(SequenceDensityModel Model, float Threshold)> FindSequenceStages(ITransformer transformer, MLContext? mlContext)
     {
-        var found = new List<SequenceDensityModel>();
+        var found = new List<(SequenceDensityModel, float)>();
         SurrogateStageReader? reader = null;
         Visit(transformer);
         return found;
@@ -39,7 +57,7 @@ public static class SequenceModelExtensions
             switch (t)
             {
                 case SequenceDensityTransformer s:
-                    found.Add(s.Model);
+                    found.Add((s.Model, s.Threshold));
                     return;
                 case IEnumerable<ITransformer> chain:
                     foreach (var inner in chain) Visit(inner);
@@ -48,7 +66,7 @@ public static class SequenceModelExtensions
             // A loaded stage: the MapValue of the surrogate chain turns the constant key into the model text (as for row models).
             mlContext ??= new MLContext();
             reader ??= new SurrogateStageReader(mlContext);
-            if (reader.ReadText(t, RnnRnadeSurrogate.ModelCol) is string text) found.Add(SequenceSurrogate.Decode(text).Model);
+            if (reader.ReadText(t, RnnRnadeSurrogate.ModelCol) is string text) found.Add(SequenceSurrogate.Decode(text));
         }
     }
 }
