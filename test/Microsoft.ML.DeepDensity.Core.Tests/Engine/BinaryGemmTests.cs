@@ -141,6 +141,31 @@ public class BinaryGemmTests
         }
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void ParallelPackingAndQuantizationGiveTheSameOperands(bool transpose)
+    {
+        if (!BinaryGemm.IsUsable) return;
+        var rng = new Random(17);
+        int m = 300, k = 250, n = 200;                                // above the parallel thresholds, with edge groups
+        var a = Binary(m * k, rng);
+        var b = Real(transpose ? n : k, transpose ? k : n, rng);
+        BinaryGemm.BinaryOperand? serialA = null, parallelA = null;
+        BinaryGemm.QuantizedOperand? serialB = null, parallelB = null;
+        Assert.True(BinaryGemm.TryPack(transpose, m, k, a, transpose ? m : k, ref serialA, parallel: false));
+        Assert.True(BinaryGemm.TryPack(transpose, m, k, a, transpose ? m : k, ref parallelA, parallel: true));
+        Assert.True(BinaryGemm.TryQuantize(transpose, k, n, b, transpose ? k : n, ref serialB, parallel: false));
+        Assert.True(BinaryGemm.TryQuantize(transpose, k, n, b, transpose ? k : n, ref parallelB, parallel: true));
+        int aBytes = serialA!.RowBlocks * BinaryGemm.BlockRows * serialA.RowBytes;
+        Assert.True(serialA.Buffer.AsSpan(serialA.Offset, aBytes).SequenceEqual(parallelA!.Buffer.AsSpan(parallelA.Offset, aBytes)));
+        int bBytes = serialB!.Panels * serialB.PanelBytes;
+        Assert.True(serialB.Buffer.AsSpan(serialB.Offset, bBytes).SequenceEqual(parallelB!.Buffer.AsSpan(parallelB.Offset, bBytes)));
+        Assert.Equal(serialB.Scales, parallelB.Scales);
+        a[(k - 1) * (transpose ? m : k) / 2 + 3] = 0.25f;             // one bad entry fails the parallel packing too
+        Assert.False(BinaryGemm.TryPack(transpose, m, k, a, transpose ? m : k, ref parallelA, parallel: true));
+    }
+
     [Fact]
     public void ValuesItCannotRepresentAreRefused()
     {

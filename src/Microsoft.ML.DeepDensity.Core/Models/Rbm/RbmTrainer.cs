@@ -278,7 +278,7 @@ internal sealed class RbmTrainer
             float decay = -learningRate * weightDecay;
             // With AMX (binary visible rows) the product is BinaryGemm's exact one, in blocks of whole 16-row tiles.
             if (quantizedW is not null
-                && BinaryGemm.TryPack(true, d, stacked, vAll, d, ref _packedVisibleTransposed)
+                && BinaryGemm.TryPack(true, d, stacked, vAll, d, ref _packedVisibleTransposed, parallel: true)
                 && BinaryGemm.TryQuantize(false, stacked, h, hAll, h, ref _quantizedStatistics, parallel: true))
             {
                 ExactWeightUpdate(chunk, learningRate, beta, decay);
@@ -432,7 +432,7 @@ internal sealed class RbmTrainer
         int count = chunk.DataRows, negRows = chunk.ChainRows;
         int chainOffset = chunk.ChainStart * m.H;
         int d = m.D, h = m.H, width = ColumnBlockWidth(h), blocks = (h + width - 1) / width;
-        bool exact = quantizedW is not null && BinaryGemm.TryPack(false, rows, d, _visible.AsSpan(firstRow * d), d, ref _packedVisible);
+        bool exact = quantizedW is not null && BinaryGemm.TryPack(false, rows, d, _visible.AsSpan(firstRow * d), d, ref _packedVisible, parallel: true);
         var packedVisible = _packedVisible;
         RunBlocks(blocks, (long)rows * d * h, blk =>
         {

@@ -68,6 +68,10 @@ internal static unsafe class BinaryGemm
         internal int Offset;
         /// <summary>2^-e_j for each of the Panels × 32 columns (1 for padding and all-zero columns).</summary>
         internal double[] Scales = [];
+        /// <summary>Per column: 2^e_j as a float and whether that is exact (normal); per panel: whether it was finite.</summary>
+        internal float[] Multipliers = [];
+        internal bool[] Exact = [];
+        internal bool[] Finite = [];
         internal int PanelBytes => KSteps * StepBytes;
 
         /// <summary>Whether this operand is op(B) for k × n products.</summary>
@@ -96,65 +100,96 @@ internal static unsafe class BinaryGemm
         int kSteps = Math.Max(1, (k + KStep - 1) / KStep), panels = (n + PanelWidth - 1) / PanelWidth;
         q.K = k; q.N = n; q.KSteps = kSteps; q.Panels = panels;
         Reserve(ref q.Buffer, ref q.Offset, (long)panels * kSteps * StepBytes);
-        if (q.Scales.Length < panels * PanelWidth) q.Scales = new double[panels * PanelWidth];
-
-        // Column maxima and exponents.
-        Span<float> maxima = n <= 4096 ? stackalloc float[n] : new float[n];
-        ColumnMaxima(transposeB, k, n, b, ldb, maxima);
-        var multipliers = new float[panels * PanelWidth];
-        var exact = new bool[panels * PanelWidth];
-        for (int j = 0; j < panels * PanelWidth; j++)
+        if (q.Scales.Length < panels * PanelWidth)
         {
-            float max = j < n ? maxima[j] : 0f;
-            if (!float.IsFinite(max)) return false;
-            int e = max == 0f ? 0 : 22 - Math.ILogB(max);
-            q.Scales[j] = Math.ScaleB(1.0, -e);
-            // 2^e as a float multiplier is exact (x·2^e is then exact or below 2^-126, which rounds to 0 either way)
-            // when it is a normal float; columns whose largest entry is below 2^-105 take the double path.
-            exact[j] = e <= 127;
-            multipliers[j] = exact[j] ? MathF.ScaleB(1f, e) : 0f;
+            q.Scales = new double[panels * PanelWidth];
+            q.Multipliers = new float[panels * PanelWidth];
+            q.Exact = new bool[panels * PanelWidth];
+            q.Finite = new bool[panels];
         }
-
-        int rows = transposeB ? n : k;
         fixed (float* pb = b)
         fixed (byte* buffer = q.Buffer)
-        fixed (float* pm = multipliers)
-        fixed (bool* pe = exact)
+        fixed (float* pm = q.Multipliers)
+        fixed (bool* pe = q.Exact)
         {
-            var job = new QuantizeJob(pb, ldb, transposeB, k, n, buffer + q.Offset, q.PanelBytes, pm, pe, q.Scales);
-            if (parallel && (long)k * n >= 1L << 16 && panels > 1)
-            {
-                var jobCopy = job;
-                DeepDensityEnvironment.For(0, panels, p => jobCopy.Panel(p));
-            }
+            // Each panel finds its columns' scales and quantizes them: one parallel pass, nothing serial before it.
+            var job = new QuantizeJob(pb, ldb, transposeB, k, n, buffer + q.Offset, q.PanelBytes, pm, pe, q.Scales, q.Finite);
+            if (parallel && (long)k * n >= 1L << 16 && panels > 1) RunPanels(job, panels);
             else for (int p = 0; p < panels; p++) job.Panel(p);
         }
+        for (int p = 0; p < panels; p++) if (!q.Finite[p]) return false;
         return true;
     }
 
-    private static void ColumnMaxima(bool transposeB, int k, int n, ReadOnlySpan<float> b, int ldb, Span<float> maxima)
-    {
-        maxima.Clear();
-        if (!transposeB)
-        {
-            // MaxMagnitude keeps the signed value of larger magnitude and propagates NaN.
-            for (int p = 0; p < k; p++) System.Numerics.Tensors.TensorPrimitives.MaxMagnitude(maxima, b.Slice(p * ldb, n), maxima);
-            System.Numerics.Tensors.TensorPrimitives.Abs(maxima, maxima);
-        }
-        else
-        {
-            for (int j = 0; j < n; j++)
-            {
-                var row = b.Slice(j * ldb, k);
-                // MaxMagnitude returns NaN when the row has one.
-                maxima[j] = k == 0 ? 0f : Math.Abs(System.Numerics.Tensors.TensorPrimitives.MaxMagnitude(row));
-            }
-        }
-    }
+    // Its own method: the lambda's closure is allocated only when the quantization runs in parallel.
+    private static void RunPanels(QuantizeJob job, int panels) => DeepDensityEnvironment.For(0, panels, p => job.Panel(p));
 
     private readonly struct QuantizeJob(float* b, int ldb, bool transposeB, int k, int n, byte* buffer, int panelBytes,
-        float* multipliers, bool* exact, double[] scales)
+        float* multipliers, bool* exact, double[] scales, bool[] finite)
     {
+        /// <summary>The panel's column scales: 2^-e_j with the largest |entry| of column j in [2^22, 2^23) after scaling
+        /// by 2^e_j (e_j = 0 for a zero or padding column); false when the panel holds a NaN or an infinity.</summary>
+        private bool Scales(int panel)
+        {
+            int j0 = panel * PanelWidth;
+            Span<float> maxima = stackalloc float[PanelWidth];
+            maxima.Clear();
+            int width = Math.Min(PanelWidth, n - j0);
+            bool finite = true;
+            if (!transposeB)
+            {
+                if (width == PanelWidth && Avx512F.IsSupported)
+                {
+                    Vector512<float> m0 = default, m1 = default, check = default;
+                    for (int p = 0; p < k; p++)
+                    {
+                        var x0 = Vector512.Load(b + (long)p * ldb + j0);
+                        var x1 = Vector512.Load(b + (long)p * ldb + j0 + 16);
+                        m0 = Avx512F.Max(m0, Vector512.Abs(x0));
+                        m1 = Avx512F.Max(m1, Vector512.Abs(x1));
+                        check += (x0 - x0) + (x1 - x1);            // NaN iff an entry is NaN or infinite
+                    }
+                    finite = Vector512.EqualsAll(check, Vector512<float>.Zero);
+                    m0.CopyTo(maxima);
+                    m1.CopyTo(maxima[16..]);
+                }
+                else
+                {
+                    for (int p = 0; p < k; p++)
+                        for (int j = 0; j < width; j++)
+                        {
+                            float x = b[(long)p * ldb + j0 + j];
+                            if (!float.IsFinite(x)) finite = false;
+                            maxima[j] = Math.Max(maxima[j], Math.Abs(x));
+                        }
+                }
+            }
+            else
+            {
+                for (int j = 0; j < width; j++)
+                {
+                    var row = new ReadOnlySpan<float>(b + (long)(j0 + j) * ldb, k);
+                    // MaxMagnitude returns NaN when the row has one; an infinity is its own maximum.
+                    float max = k == 0 ? 0f : Math.Abs(System.Numerics.Tensors.TensorPrimitives.MaxMagnitude(row));
+                    if (!float.IsFinite(max)) finite = false;
+                    maxima[j] = max;
+                }
+            }
+            if (!finite) return false;
+            for (int jj = 0; jj < PanelWidth; jj++)
+            {
+                int j = j0 + jj;
+                float max = maxima[jj];
+                int e = max == 0f ? 0 : 22 - Math.ILogB(max);
+                scales[j] = Math.ScaleB(1.0, -e);
+                // 2^e as a float multiplier is exact (x·2^e is then exact or below 2^-126, which rounds to 0 either way)
+                // when it is a normal float; columns whose largest entry is below 2^-105 take the double path.
+                exact[j] = e <= 127;
+                multipliers[j] = exact[j] ? MathF.ScaleB(1f, e) : 0f;
+            }
+            return true;
+        }
+
         /// <summary>q for op(B)[p, j] (0 outside k × n).</summary>
         private int Quantized(int p, int j)
         {
@@ -166,6 +201,8 @@ internal static unsafe class BinaryGemm
 
         public void Panel(int panel)
         {
+            finite[panel] = Scales(panel);
+            if (!finite[panel]) return;
             byte* dst = buffer + (long)panel * panelBytes;
             int kSteps = panelBytes / StepBytes;
             int j0 = panel * PanelWidth;
@@ -269,79 +306,95 @@ internal static unsafe class BinaryGemm
     /// Packs op(A) (m × k) as signed bytes into <paramref name="result"/> (reused when large enough); false, when an
     /// entry is neither 0 nor 1.
     /// </summary>
-    public static bool TryPack(bool transposeA, int m, int k, ReadOnlySpan<float> a, int lda, ref BinaryOperand? result)
+    public static bool TryPack(bool transposeA, int m, int k, ReadOnlySpan<float> a, int lda, ref BinaryOperand? result, bool parallel = false)
     {
         var op = result ??= new BinaryOperand();
         int kSteps = Math.Max(1, (k + KStep - 1) / KStep), rowBlocks = (m + BlockRows - 1) / BlockRows;
         op.M = m; op.K = k; op.KSteps = kSteps; op.RowBlocks = rowBlocks;
         int rowBytes = op.RowBytes;
         Reserve(ref op.Buffer, ref op.Offset, (long)rowBlocks * BlockRows * rowBytes);
-        var bytes = op.Buffer.AsSpan(op.Offset, rowBlocks * BlockRows * rowBytes);
-        if (!transposeA)
+        int groups = (m + PackGroupRows - 1) / PackGroupRows;
+        bool ok;
+        fixed (float* pa = a)
+        fixed (byte* pd = op.Buffer)
         {
-            for (int i = 0; i < m; i++)
+            var job = new PackJob(pa, lda, transposeA, m, k, pd + op.Offset, rowBytes);
+            if (parallel && groups > 1 && (long)m * k >= 1L << 16) ok = PackInParallel(job, groups);
+            else
             {
-                var dst = bytes.Slice(i * rowBytes, rowBytes);
-                if (!PackRow(a.Slice(i * lda, k), dst[..k])) return false;
-                dst[k..].Clear();
+                ok = true;
+                for (int g = 0; g < groups && ok; g++) ok = job.Group(g);
             }
+            // The padding rows of the last 16-row block.
+            new Span<byte>(pd + op.Offset + (long)m * rowBytes, (rowBlocks * BlockRows - m) * rowBytes).Clear();
         }
-        else
-        {
-            bytes[..(m * rowBytes)].Clear();
-            if (!PackTransposed(a, lda, m, k, bytes, rowBytes)) return false;
-        }
-        bytes[(m * rowBytes)..].Clear();
-        return true;
+        return ok;
     }
 
-    /// <summary>
-    /// op(A) = Aᵀ for A stored k × m: byte (i, p) = A[p, i]. Eight stored rows at a time are read as bit masks over 64
-    /// columns; each 8 × 8 bit block is transposed in a register (three delta swaps) and spread to eight 0/1 bytes by
-    /// PDEP, one 8-byte store per output row.
-    /// </summary>
-    private static bool PackTransposed(ReadOnlySpan<float> a, int lda, int m, int k, Span<byte> bytes, int rowBytes)
+    /// <summary>Output rows per packing task (the transposed packing's bit blocks are 64 rows wide).</summary>
+    private const int PackGroupRows = 64;
+
+    // Its own method: the closure is allocated only for a parallel packing.
+    private static bool PackInParallel(PackJob job, int groups)
     {
-        bool fast = Avx512F.IsSupported && System.Runtime.Intrinsics.X86.Bmi2.X64.IsSupported;
-        Span<ulong> words = stackalloc ulong[8];
-        fixed (float* pa = a)
-        fixed (byte* pd = bytes)
+        int failed = 0;
+        DeepDensityEnvironment.For(0, groups, g => { if (!job.Group(g)) Volatile.Write(ref failed, 1); });
+        return failed == 0;
+    }
+
+    private readonly struct PackJob(float* a, int lda, bool transposeA, int m, int k, byte* bytes, int rowBytes)
+    {
+        /// <summary>Output rows [64g, 64g + 64) ∩ [0, m); false if an entry is neither 0 nor 1.</summary>
+        public bool Group(int g)
         {
-            int i0 = 0;
-            if (fast)
+            int i0 = g * PackGroupRows, i1 = Math.Min(m, i0 + PackGroupRows);
+            if (!transposeA)
             {
-                for (; i0 + 64 <= m; i0 += 64)
+                for (int i = i0; i < i1; i++)
                 {
-                    int p0 = 0;
-                    for (; p0 + 8 <= k; p0 += 8)
+                    var dst = new Span<byte>(bytes + (long)i * rowBytes, rowBytes);
+                    if (!PackRow(new ReadOnlySpan<float>(a + (long)i * lda, k), dst[..k])) return false;
+                    dst[k..].Clear();
+                }
+                return true;
+            }
+            new Span<byte>(bytes + (long)i0 * rowBytes, (i1 - i0) * rowBytes).Clear();
+            return PackTransposed(i0, i1);
+        }
+
+        /// <summary>
+        /// op(A) = Aᵀ for A stored k × m, output rows [i0, i1): byte (i, p) = A[p, i]. For a whole group of 64, eight
+        /// stored rows at a time are read as bit masks over the 64 columns; each 8 × 8 bit block is transposed in a
+        /// register (three delta swaps) and spread to eight 0/1 bytes by PDEP, one 8-byte store per output row.
+        /// </summary>
+        private bool PackTransposed(int i0, int i1)
+        {
+            int p0 = 0;
+            if (i1 - i0 == PackGroupRows && Avx512F.IsSupported && System.Runtime.Intrinsics.X86.Bmi2.X64.IsSupported)
+            {
+                Span<ulong> words = stackalloc ulong[8];
+                for (; p0 + 8 <= k; p0 += 8)
+                {
+                    for (int t = 0; t < 8; t++)
+                        if (!RowBits64(a + (long)(p0 + t) * lda + i0, out words[t])) return false;
+                    for (int j = 0; j < 8; j++)
                     {
-                        for (int t = 0; t < 8; t++)
-                            if (!RowBits64(pa + (long)(p0 + t) * lda + i0, out words[t])) return false;
-                        for (int j = 0; j < 8; j++)
-                        {
-                            ulong x = 0;
-                            for (int t = 0; t < 8; t++) x |= ((words[t] >> (8 * j)) & 0xFF) << (8 * t);
-                            x = Transpose8x8(x);
-                            byte* dst = pd + (long)(i0 + 8 * j) * rowBytes + p0;
-                            for (int c = 0; c < 8; c++)
-                                *(ulong*)(dst + (long)c * rowBytes) = System.Runtime.Intrinsics.X86.Bmi2.X64.ParallelBitDeposit((x >> (8 * c)) & 0xFF, 0x0101010101010101UL);
-                        }
+                        ulong x = 0;
+                        for (int t = 0; t < 8; t++) x |= ((words[t] >> (8 * j)) & 0xFF) << (8 * t);
+                        x = Transpose8x8(x);
+                        byte* dst = bytes + (long)(i0 + 8 * j) * rowBytes + p0;
+                        for (int c = 0; c < 8; c++)
+                            *(ulong*)(dst + (long)c * rowBytes) = System.Runtime.Intrinsics.X86.Bmi2.X64.ParallelBitDeposit((x >> (8 * c)) & 0xFF, 0x0101010101010101UL);
                     }
-                    for (; p0 < k; p0++)
-                        for (int i = i0; i < i0 + 64; i++)
-                            if (!Put(pa[(long)p0 * lda + i], pd + (long)i * rowBytes + p0)) return false;
                 }
             }
-            for (int p = 0; p < k; p++)
-                for (int i = i0; i < m; i++)
-                    if (!Put(pa[(long)p * lda + i], pd + (long)i * rowBytes + p)) return false;
-        }
-        return true;
-
-        static bool Put(float x, byte* dst)
-        {
-            if (x == 1f) *dst = 1;
-            else if (x != 0f) return false;
+            for (int p = p0; p < k; p++)
+                for (int i = i0; i < i1; i++)
+                {
+                    float x = a[(long)p * lda + i];
+                    if (x == 1f) bytes[(long)i * rowBytes + p] = 1;
+                    else if (x != 0f) return false;
+                }
             return true;
         }
     }
@@ -488,7 +541,7 @@ internal static unsafe class BinaryGemm
     public static bool TryMultiply(bool transposeA, int m, int k, float alpha, ReadOnlySpan<float> a, int lda,
         QuantizedOperand b, float beta, Span<float> c, int ldc, ref BinaryOperand? packedA, bool allowParallel = true)
     {
-        if (!TryPack(transposeA, m, k, a, lda, ref packedA)) return false;
+        if (!TryPack(transposeA, m, k, a, lda, ref packedA, allowParallel)) return false;
         var pa = packedA!;
         int panels = b.Panels;
         bool parallel = allowParallel && panels > 1 && (long)m * b.N * k >= 1L << 19 && Environment.ProcessorCount > 1;
