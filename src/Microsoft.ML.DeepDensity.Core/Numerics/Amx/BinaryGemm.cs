@@ -482,6 +482,7 @@ internal static unsafe class BinaryGemm
         if (m == 0 || endColumn <= firstColumn) return;
         if ((long)(m - 1) * ldc + n > c.Length) throw new ArgumentException("C is too short for m × n with its stride.", nameof(c));
         int endBlock = rowBlockCount < 0 ? a.RowBlocks : Math.Min(a.RowBlocks, firstRowBlock + rowBlockCount);
+        bool narrow = a.K < 1 << 16;
         var scratch = t_scratch ??= GC.AllocateUninitializedArray<int>(ScratchInts + 16, pinned: true);
         fixed (byte* pa = a.Buffer)
         fixed (byte* pb = b.Buffer)
@@ -502,16 +503,37 @@ internal static unsafe class BinaryGemm
                     AmxRuntime.Panel(aStart + (long)blk * BlockRows * a.RowBytes, a.RowBytes, bp, ps, blocks, a.KSteps);
                     int i0 = blk * BlockRows, rows = Math.Min(blocks * BlockRows, m - i0);
                     for (int r = 0; r < rows; r++)
-                        WriteRow(ps + r * 96 + offset, scales + j0, j1 - j0, alpha, beta, pc + (long)(i0 + r) * ldc + j0);
+                        WriteRow(ps + r * 96 + offset, scales + j0, j1 - j0, alpha, beta, pc + (long)(i0 + r) * ldc + j0, narrow);
                 }
             }
         }
     }
 
     /// <summary>C[j] = alpha·float(S_j·scale_j) + beta·C[j] for one row of a panel (S from the three limb sums).</summary>
-    private static void WriteRow(int* sums, double* scales, int width, float alpha, float beta, float* c)
+    private static void WriteRow(int* sums, double* scales, int width, float alpha, float beta, float* c, bool narrow)
     {
         int j = 0;
+        if (Avx512F.IsSupported && narrow)
+        {
+            // c1 + 256·c2 is exact in int32 while k < 2^16 (|c2| ≤ 128k, c1 ≤ 255k): two conversions and one exact FMA per
+            // eight sums instead of three conversions; the same exact value, so the same bits.
+            var v256 = Vector512.Create(256.0);
+            var va = Vector512.Create(alpha);
+            var vb = Vector512.Create(beta);
+            for (; j + 16 <= width; j += 16)
+            {
+                var t = Vector512.Load(sums + 32 + j) + Vector512.ShiftLeft(Vector512.Load(sums + 64 + j), 8);
+                var s0 = Vector512.Load(sums + j);
+                var lo = Avx512F.FusedMultiplyAdd(Avx512F.ConvertToVector512Double(t.GetLower()), v256, Avx512F.ConvertToVector512Double(s0.GetLower()))
+                    * Vector512.Load(scales + j);
+                var hi = Avx512F.FusedMultiplyAdd(Avx512F.ConvertToVector512Double(t.GetUpper()), v256, Avx512F.ConvertToVector512Double(s0.GetUpper()))
+                    * Vector512.Load(scales + j + 8);
+                var v = Vector512.Create(Avx512F.ConvertToVector256Single(lo), Avx512F.ConvertToVector256Single(hi));
+                if (alpha != 1f) v *= va;
+                if (beta != 0f) v += vb * Vector512.Load(c + j);
+                v.Store(c + j);
+            }
+        }
         if (Avx512F.IsSupported)
         {
             var va = Vector256.Create(alpha);
@@ -639,7 +661,7 @@ internal static unsafe class BinaryGemm
             {
                 kernel((sbyte*)(paBytes + pa.Offset), pa.RowBytes, pbBytes + qb.Offset + (long)panel * qb.PanelBytes, ps, pa.RowBlocks, pa.KSteps, (byte*)config);
                 int j0 = panel * PanelWidth;
-                for (int r = 0; r < m; r++) WriteRow(ps + r * 96, scales + j0, Math.Min(PanelWidth, n - j0), 1f, 0f, pc + r * n + j0);
+                for (int r = 0; r < m; r++) WriteRow(ps + r * 96, scales + j0, Math.Min(PanelWidth, n - j0), 1f, 0f, pc + r * n + j0, narrow: true);
             }
         }
         return expected.AsSpan().SequenceEqual(actual);
