@@ -33,6 +33,8 @@ public sealed class RbmBenchmark : IBenchmark
         var test = data.Test;
         Console.WriteLine($"binarized Fashion-MNIST (seed 1234): train {train.Rows}, test {test.Rows}, D {train.Columns}; H {hidden}, " +
                           $"{(cd ? "CD" : "PCD")}-{k}, batch {batch}, lr {lr}, epochs {epochs}, momentum 0, weight decay 0; AIS {runs} runs × {betas} β");
+        // The binary products' path: AMX (exact integer products) or the float GEMM (DEEPDENSITY_AMX=0, or no AMX).
+        Console.WriteLine($"DeepDensity binary products: AMX {Microsoft.ML.DeepDensity.Numerics.Amx.AmxRuntime.Status}");
 
         var options = new RbmOptions
         {

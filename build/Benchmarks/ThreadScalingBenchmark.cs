@@ -222,8 +222,9 @@ public static class Machine
             }
         }
         catch (IOException) { }
-        var simd = new[] { "avx512f", "avx512bw", "avx512vl", "avx2", "fma" }.Where(flags.Contains);
-        return $"{model}, {Environment.ProcessorCount} logical cores, {string.Join(" ", simd)}, .NET {Environment.Version}";
+        var simd = new[] { "avx512f", "avx512bw", "avx512vl", "avx2", "fma", "amx_tile", "amx_int8" }.Where(flags.Contains);
+        return $"{model}, {Environment.ProcessorCount} logical cores, {string.Join(" ", simd)}, .NET {Environment.Version}, " +
+               $"AMX binary products: {Microsoft.ML.DeepDensity.Numerics.Amx.AmxRuntime.Status}";
     }
 
     public static string LoadAverage()
