@@ -157,10 +157,13 @@ internal sealed class RbmMachine
     /// Visible layer given hidden states: mean = <paramref name="bias"/> + β·h·Wᵀ; Bernoulli units are sampled from σ(mean),
     /// Gaussian units as mean + N(0, 1). <paramref name="v"/> receives the samples.
     /// </summary>
+    /// <param name="quantizedWt">Wᵀ for BinaryGemm (Bernoulli units with AMX; <paramref name="h"/> is a 0/1 sample), or null:
+    /// the float GEMM.</param>
     public void SampleVisible(ReadOnlySpan<float> h, int n, float beta, ReadOnlySpan<float> bias, Span<float> v, Span<float> uniform, RandomStream random, bool parallel,
-        int firstBlock = 0)
+        int firstBlock = 0, BinaryGemm.QuantizedOperand? quantizedWt = null)
     {
-        VisibleInput(h, n, beta, v, parallel);
+        if (quantizedWt is null || !BinaryGemm.TryMultiply(n, H, beta, h, H, quantizedWt, 0f, v, D, parallel))
+            VisibleInput(h, n, beta, v, parallel);
         if (Gaussian)
         {
             RowOps.AddRowVector(v, n, D, bias);
@@ -391,6 +394,13 @@ internal sealed class RbmMachine
         // One part (at most 50 runs) would leave the other cores idle: it then parallelises inside its products and
         // sampling instead. Both split rows into fixed blocks, so the estimate is the same bits either way.
         bool inner = parts == 1;
+        // Bernoulli units with AMX (decided here, on the calling thread): every product of the annealing multiplies a 0/1
+        // sample by the fixed W or Wᵀ, so both are quantized once for all temperatures and the products are BinaryGemm's
+        // exact ones (β scales the hidden inputs inside Σ softplus and the visible input as alpha).
+        BinaryGemm.QuantizedOperand? quantizedW = null, quantizedWt = null;
+        if (!Gaussian && BinaryGemm.IsUsable
+            && !(BinaryGemm.TryQuantize(false, D, H, W, H, ref quantizedW, parallel: true) && BinaryGemm.TryQuantize(true, H, D, W, H, ref quantizedWt, parallel: true)))
+            quantizedW = quantizedWt = null;
         void Part(int part)
         {
             int first = part * AisRunsPerPart, n = Math.Min(AisRunsPerPart, runs - first);
@@ -403,7 +413,9 @@ internal sealed class RbmMachine
             {
                 if ((k & 255) == 0) cancellationToken.ThrowIfCancellationRequested();
                 float bPrev = (float)betas[k - 1], bCur = (float)betas[k];
-                HiddenPreActivation(ch.V, n, ch.HiddenPre, parallel: inner);
+                if (quantizedW is not null && BinaryGemm.TryMultiply(n, D, 1f, ch.V, D, quantizedW, 0f, ch.HiddenPre, H, inner))
+                    RowOps.AddRowVector(ch.HiddenPre, n, H, C);
+                else HiddenPreActivation(ch.V, n, ch.HiddenPre, parallel: inner);
                 // log p*_k(v) − log p*_{k−1}(v) at the current state.
                 for (int r = 0; r < n; r++)
                 {
@@ -416,7 +428,7 @@ internal sealed class RbmMachine
                 var step = partRandom.Fork((ulong)k);
                 SampleHidden(ch.HiddenPre, n, bCur, tempered, ch.HiddenSample, ch.Uniform, step.Fork(1), parallel: inner);
                 for (int i = 0; i < D; i++) ch.VisibleBias[i] = (1 - bCur) * baseB[i] + bCur * B[i];
-                SampleVisible(ch.HiddenSample, n, bCur, ch.VisibleBias, ch.V, ch.Uniform, step.Fork(2), parallel: inner);
+                SampleVisible(ch.HiddenSample, n, bCur, ch.VisibleBias, ch.V, ch.Uniform, step.Fork(2), parallel: inner, quantizedWt: quantizedWt);
             }
         }
         if (parts == 1) Part(0); else DeepDensityEnvironment.For(0, parts, Part);

@@ -1,0 +1,382 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace Microsoft.ML.DeepDensity.Numerics.Amx;
+
+/// <summary>BinaryGemm's operands: op(B) quantized per column into the kernel's limb tiles, op(A) packed as 0/1 bytes.</summary>
+internal static unsafe partial class BinaryGemm
+{
+    /// <summary>
+    /// Quantizes and packs op(B) (k × n; B stored row-major with stride <paramref name="ldb"/>, transposed when
+    /// <paramref name="transposeB"/>) into <paramref name="result"/> (reused when large enough). Returns false, packing
+    /// nothing, when B has a NaN or infinity (the float GEMM then propagates it as it should).
+    /// </summary>
+    public static bool TryQuantize(bool transposeB, int k, int n, ReadOnlySpan<float> b, int ldb, ref QuantizedOperand? result, bool parallel = false)
+    {
+        var q = result ??= new QuantizedOperand();
+        int kSteps = Math.Max(1, (k + KStep - 1) / KStep), panels = (n + PanelWidth - 1) / PanelWidth;
+        q.K = k; q.N = n; q.KSteps = kSteps; q.Panels = panels;
+        Reserve(ref q.Buffer, ref q.Offset, (long)panels * kSteps * StepBytes);
+        if (q.Scales.Length < panels * PanelWidth)
+        {
+            q.Scales = new double[panels * PanelWidth];
+            q.Multipliers = new float[panels * PanelWidth];
+            q.Exact = new bool[panels * PanelWidth];
+            q.Finite = new bool[panels];
+        }
+        fixed (float* pb = b)
+        fixed (byte* buffer = q.Buffer)
+        fixed (float* pm = q.Multipliers)
+        fixed (bool* pe = q.Exact)
+        {
+            // Each panel finds its columns' scales and quantizes them: one parallel pass, nothing serial before it.
+            var job = new QuantizeJob(pb, ldb, transposeB, k, n, buffer + q.Offset, q.PanelBytes, pm, pe, q.Scales, q.Finite);
+            if (parallel && (long)k * n >= 1L << 16 && panels > 1) RunPanels(job, panels);
+            else for (int p = 0; p < panels; p++) job.Panel(p);
+        }
+        for (int p = 0; p < panels; p++) if (!q.Finite[p]) return false;
+        return true;
+    }
+
+    // Its own method: the lambda's closure is allocated only when the quantization runs in parallel.
+    private static void RunPanels(QuantizeJob job, int panels) => DeepDensityEnvironment.For(0, panels, p => job.Panel(p));
+
+    private readonly struct QuantizeJob(float* b, int ldb, bool transposeB, int k, int n, byte* buffer, int panelBytes,
+        float* multipliers, bool* exact, double[] scales, bool[] finite)
+    {
+        /// <summary>The panel's column scales: 2^-e_j with the largest |entry| of column j in [2^22, 2^23) after scaling
+        /// by 2^e_j (e_j = 0 for a zero or padding column); false when the panel holds a NaN or an infinity.</summary>
+        private bool Scales(int panel)
+        {
+            int j0 = panel * PanelWidth;
+            Span<float> maxima = stackalloc float[PanelWidth];
+            maxima.Clear();
+            int width = Math.Min(PanelWidth, n - j0);
+            bool finite = true;
+            if (!transposeB)
+            {
+                if (width == PanelWidth && Avx512F.IsSupported)
+                {
+                    Vector512<float> m0 = default, m1 = default, check = default;
+                    for (int p = 0; p < k; p++)
+                    {
+                        var x0 = Vector512.Load(b + (long)p * ldb + j0);
+                        var x1 = Vector512.Load(b + (long)p * ldb + j0 + 16);
+                        m0 = Avx512F.Max(m0, Vector512.Abs(x0));
+                        m1 = Avx512F.Max(m1, Vector512.Abs(x1));
+                        check += (x0 - x0) + (x1 - x1);            // NaN iff an entry is NaN or infinite
+                    }
+                    finite = Vector512.EqualsAll(check, Vector512<float>.Zero);
+                    m0.CopyTo(maxima);
+                    m1.CopyTo(maxima[16..]);
+                }
+                else
+                {
+                    for (int p = 0; p < k; p++)
+                        for (int j = 0; j < width; j++)
+                        {
+                            float x = b[(long)p * ldb + j0 + j];
+                            if (!float.IsFinite(x)) finite = false;
+                            maxima[j] = Math.Max(maxima[j], Math.Abs(x));
+                        }
+                }
+            }
+            else
+            {
+                for (int j = 0; j < width; j++)
+                {
+                    var row = new ReadOnlySpan<float>(b + (long)(j0 + j) * ldb, k);
+                    // MaxMagnitude returns NaN when the row has one; an infinity is its own maximum.
+                    float max = k == 0 ? 0f : Math.Abs(System.Numerics.Tensors.TensorPrimitives.MaxMagnitude(row));
+                    if (!float.IsFinite(max)) finite = false;
+                    maxima[j] = max;
+                }
+            }
+            if (!finite) return false;
+            for (int jj = 0; jj < PanelWidth; jj++)
+            {
+                int j = j0 + jj;
+                float max = maxima[jj];
+                int e = max == 0f ? 0 : 22 - Math.ILogB(max);
+                scales[j] = Math.ScaleB(1.0, -e);
+                // 2^e as a float multiplier is exact (x·2^e is then exact or below 2^-126, which rounds to 0 either way)
+                // when it is a normal float; columns whose largest entry is below 2^-105 take the double path.
+                exact[j] = e <= 127;
+                multipliers[j] = exact[j] ? MathF.ScaleB(1f, e) : 0f;
+            }
+            return true;
+        }
+
+        /// <summary>q for op(B)[p, j] (0 outside k × n).</summary>
+        private int Quantized(int p, int j)
+        {
+            if (p >= k || j >= n) return 0;
+            float x = transposeB ? b[(long)j * ldb + p] : b[(long)p * ldb + j];
+            double y = exact[j] ? x * multipliers[j] : x / scales[j];
+            return Clamp((int)Math.Round(y, MidpointRounding.ToEven));
+        }
+
+        public void Panel(int panel)
+        {
+            finite[panel] = Scales(panel);
+            if (!finite[panel]) return;
+            byte* dst = buffer + (long)panel * panelBytes;
+            int kSteps = panelBytes / StepBytes;
+            int j0 = panel * PanelWidth;
+            if (transposeB && Avx512F.IsSupported) { TransposedPanel(panel, dst, kSteps); return; }
+            bool vector = !transposeB && Avx512F.IsSupported && Avx512BW.IsSupported;
+            for (int s = 0; s < kSteps; s++)
+                for (int h = 0; h < 2; h++)
+                {
+                    int c0 = j0 + 16 * h;
+                    bool full = vector && c0 + 16 <= n;
+                    bool allExact = true;
+                    for (int j = c0; j < c0 + 16; j++) allExact &= exact[j];
+                    for (int r = 0; r < 16; r++)
+                    {
+                        int p0 = s * KStep + 4 * r;
+                        byte* row0 = dst + s * StepBytes + h * 1024 + r * 64;
+                        if (full && allExact)
+                        {
+                            var mul = Vector512.Load(multipliers + c0);
+                            var q0 = QuantizeRow(p0, c0, mul);
+                            var q1 = QuantizeRow(p0 + 1, c0, mul);
+                            var q2 = QuantizeRow(p0 + 2, c0, mul);
+                            var q3 = QuantizeRow(p0 + 3, c0, mul);
+                            var mask = Vector512.Create(0xFF);
+                            for (int l = 0; l < 3; l++)
+                            {
+                                int shift = 8 * l;
+                                var word = (Vector512.ShiftRightArithmetic(q0, shift) & mask)
+                                    | ((Vector512.ShiftRightArithmetic(q1, shift) & mask) << 8)
+                                    | ((Vector512.ShiftRightArithmetic(q2, shift) & mask) << 16)
+                                    | (Vector512.ShiftRightArithmetic(q3, shift) << 24);
+                                word.Store((int*)(row0 + l * 2048));
+                            }
+                        }
+                        else
+                        {
+                            for (int j = 0; j < 16; j++)
+                                for (int t = 0; t < 4; t++)
+                                {
+                                    int v = Quantized(p0 + t, c0 + j);
+                                    for (int l = 0; l < 3; l++) row0[l * 2048 + 4 * j + t] = (byte)(v >> (8 * l));
+                                }
+                        }
+                    }
+                }
+        }
+
+        /// <summary>
+        /// A panel of op(B) = Bᵀ: column j of op(B) is stored row j of B, so 16 consecutive k of a column are one load;
+        /// their limbs (16 bytes each) are the 4-byte words of that column in four consecutive tile rows.
+        /// </summary>
+        private void TransposedPanel(int panel, byte* dst, int kSteps)
+        {
+            int j0 = panel * PanelWidth;
+            Span<int> tail = stackalloc int[16];
+            for (int jj = 0; jj < PanelWidth; jj++)
+            {
+                int j = j0 + jj, h = jj / 16, col = jj % 16;
+                bool inside = j < n;
+                var mul = Vector512.Create(inside && exact[j] ? multipliers[j] : 0f);
+                for (int p0 = 0; p0 < kSteps * KStep; p0 += 16)
+                {
+                    int s = p0 / KStep, r0 = (p0 % KStep) / 4;
+                    Vector512<int> q;
+                    if (!inside || p0 >= k) q = Vector512<int>.Zero;
+                    else if (exact[j] && p0 + 16 <= k)
+                        q = Vector512.Min(Avx512F.ConvertToVector512Int32(Vector512.Load(b + (long)j * ldb + p0) * mul), Vector512.Create(MaxQ));
+                    else
+                    {
+                        for (int t = 0; t < 16; t++) tail[t] = Quantized(p0 + t, j);
+                        q = Vector512.Create((ReadOnlySpan<int>)tail);
+                    }
+                    for (int l = 0; l < 3; l++)
+                    {
+                        var limb = Avx512F.ConvertToVector128Byte(Vector512.ShiftRightArithmetic(q, 8 * l)).AsUInt32();
+                        byte* tile = dst + s * StepBytes + (l * 2 + h) * 1024 + col * 4;
+                        *(uint*)(tile + (r0 + 0) * 64) = limb.GetElement(0);
+                        *(uint*)(tile + (r0 + 1) * 64) = limb.GetElement(1);
+                        *(uint*)(tile + (r0 + 2) * 64) = limb.GetElement(2);
+                        *(uint*)(tile + (r0 + 3) * 64) = limb.GetElement(3);
+                    }
+                }
+            }
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private Vector512<int> QuantizeRow(int p, int c0, Vector512<float> mul)
+        {
+            if (p >= k) return Vector512<int>.Zero;
+            var x = Vector512.Load(b + (long)p * ldb + c0) * mul;
+            // vcvtps2dq rounds by MXCSR: half to even, as Math.Round above.
+            var q = Avx512F.ConvertToVector512Int32(x);
+            return Vector512.Min(q, Vector512.Create(MaxQ));
+        }
+    }
+
+    private const int MaxQ = (1 << 23) - 1;
+    private static int Clamp(int q) => Math.Min(q, MaxQ);
+
+    /// <summary>
+    /// Packs op(A) (m × k) as signed bytes into <paramref name="result"/> (reused when large enough); false, when an
+    /// entry is neither 0 nor 1.
+    /// </summary>
+    public static bool TryPack(bool transposeA, int m, int k, ReadOnlySpan<float> a, int lda, ref BinaryOperand? result, bool parallel = false)
+    {
+        var op = result ??= new BinaryOperand();
+        int kSteps = Math.Max(1, (k + KStep - 1) / KStep), rowBlocks = (m + BlockRows - 1) / BlockRows;
+        op.M = m; op.K = k; op.KSteps = kSteps; op.RowBlocks = rowBlocks;
+        int rowBytes = op.RowBytes;
+        Reserve(ref op.Buffer, ref op.Offset, (long)rowBlocks * BlockRows * rowBytes);
+        int groups = (m + PackGroupRows - 1) / PackGroupRows;
+        bool ok;
+        fixed (float* pa = a)
+        fixed (byte* pd = op.Buffer)
+        {
+            var job = new PackJob(pa, lda, transposeA, m, k, pd + op.Offset, rowBytes);
+            if (parallel && groups > 1 && (long)m * k >= 1L << 16) ok = PackInParallel(job, groups);
+            else
+            {
+                ok = true;
+                for (int g = 0; g < groups && ok; g++) ok = job.Group(g);
+            }
+            // The padding rows of the last 16-row block.
+            new Span<byte>(pd + op.Offset + (long)m * rowBytes, (rowBlocks * BlockRows - m) * rowBytes).Clear();
+        }
+        return ok;
+    }
+
+    /// <summary>Output rows per packing task (the transposed packing's bit blocks are 64 rows wide).</summary>
+    private const int PackGroupRows = 64;
+
+    // Its own method: the closure is allocated only for a parallel packing.
+    private static bool PackInParallel(PackJob job, int groups)
+    {
+        int failed = 0;
+        DeepDensityEnvironment.For(0, groups, g => { if (!job.Group(g)) Volatile.Write(ref failed, 1); });
+        return failed == 0;
+    }
+
+    private readonly struct PackJob(float* a, int lda, bool transposeA, int m, int k, byte* bytes, int rowBytes)
+    {
+        /// <summary>Output rows [64g, 64g + 64) ∩ [0, m); false if an entry is neither 0 nor 1.</summary>
+        public bool Group(int g)
+        {
+            int i0 = g * PackGroupRows, i1 = Math.Min(m, i0 + PackGroupRows);
+            if (!transposeA)
+            {
+                for (int i = i0; i < i1; i++)
+                {
+                    var dst = new Span<byte>(bytes + (long)i * rowBytes, rowBytes);
+                    if (!PackRow(new ReadOnlySpan<float>(a + (long)i * lda, k), dst[..k])) return false;
+                    dst[k..].Clear();
+                }
+                return true;
+            }
+            new Span<byte>(bytes + (long)i0 * rowBytes, (i1 - i0) * rowBytes).Clear();
+            return PackTransposed(i0, i1);
+        }
+
+        /// <summary>
+        /// op(A) = Aᵀ for A stored k × m, output rows [i0, i1): byte (i, p) = A[p, i]. For a whole group of 64, eight
+        /// stored rows at a time are read as bit masks over the 64 columns; each 8 × 8 bit block is transposed in a
+        /// register (three delta swaps) and spread to eight 0/1 bytes by PDEP, one 8-byte store per output row.
+        /// </summary>
+        private bool PackTransposed(int i0, int i1)
+        {
+            int p0 = 0;
+            if (i1 - i0 == PackGroupRows && Avx512F.IsSupported && System.Runtime.Intrinsics.X86.Bmi2.X64.IsSupported)
+            {
+                Span<ulong> words = stackalloc ulong[8];
+                for (; p0 + 8 <= k; p0 += 8)
+                {
+                    for (int t = 0; t < 8; t++)
+                        if (!RowBits64(a + (long)(p0 + t) * lda + i0, out words[t])) return false;
+                    for (int j = 0; j < 8; j++)
+                    {
+                        ulong x = 0;
+                        for (int t = 0; t < 8; t++) x |= ((words[t] >> (8 * j)) & 0xFF) << (8 * t);
+                        x = Transpose8x8(x);
+                        byte* dst = bytes + (long)(i0 + 8 * j) * rowBytes + p0;
+                        for (int c = 0; c < 8; c++)
+                            *(ulong*)(dst + (long)c * rowBytes) = System.Runtime.Intrinsics.X86.Bmi2.X64.ParallelBitDeposit((x >> (8 * c)) & 0xFF, 0x0101010101010101UL);
+                    }
+                }
+            }
+            for (int p = p0; p < k; p++)
+                for (int i = i0; i < i1; i++)
+                {
+                    float x = a[(long)p * lda + i];
+                    if (x == 1f) bytes[(long)i * rowBytes + p] = 1;
+                    else if (x != 0f) return false;
+                }
+            return true;
+        }
+    }
+
+    /// <summary>Bit i = (x[i] == 1) for 64 floats; false when one is neither 0 nor 1.</summary>
+    private static bool RowBits64(float* x, out ulong bits)
+    {
+        bits = 0;
+        var one = Vector512.Create(1f);
+        for (int q = 0; q < 4; q++)
+        {
+            var v = Vector512.Load(x + 16 * q);
+            var isOne = Vector512.Equals(v, one);
+            var ok = isOne | Vector512.Equals(v, Vector512<float>.Zero);
+            if (ok.AsInt32() != Vector512<int>.AllBitsSet) return false;
+            bits |= (ulong)isOne.ExtractMostSignificantBits() << (16 * q);
+        }
+        return true;
+    }
+
+    /// <summary>Transposes the 8 × 8 bit matrix with bit 8r + c at row r, column c.</summary>
+    internal static ulong Transpose8x8(ulong x)
+    {
+        ulong t = (x ^ (x >> 7)) & 0x00AA00AA00AA00AAUL; x ^= t ^ (t << 7);
+        t = (x ^ (x >> 14)) & 0x0000CCCC0000CCCCUL; x ^= t ^ (t << 14);
+        t = (x ^ (x >> 28)) & 0x00000000F0F0F0F0UL; x ^= t ^ (t << 28);
+        return x;
+    }
+
+    private static bool PackRow(ReadOnlySpan<float> src, Span<byte> dst)
+    {
+        int i = 0;
+        if (Avx512F.IsSupported)
+        {
+            var one = Vector512.Create(1f);
+            fixed (float* ps = src)
+            fixed (byte* pd = dst)
+            {
+                for (; i + 16 <= src.Length; i += 16)
+                {
+                    var x = Vector512.Load(ps + i);
+                    var ok = Vector512.Equals(x, one) | Vector512.Equals(x, Vector512<float>.Zero);
+                    if (ok.AsInt32() != Vector512<int>.AllBitsSet) return false;
+                    // 1.0f is 0x3F800000 and ±0 are 0 or 0x80000000: bit 29 says which.
+                    var bit = (x.AsUInt32() >> 29) & Vector512.Create(1u);
+                    Avx512F.ConvertToVector128Byte(bit).Store(pd + i);
+                }
+            }
+        }
+        for (; i < src.Length; i++)
+        {
+            float x = src[i];
+            if (x == 1f) dst[i] = 1;
+            else if (x == 0f) dst[i] = 0;
+            else return false;
+        }
+        return true;
+    }
+
+    private static void Reserve(ref byte[] buffer, ref int offset, long bytes)
+    {
+        if (bytes > int.MaxValue - 128) throw new InvalidOperationException($"An operand of {bytes} bytes is too large for the AMX product.");
+        if (buffer.Length - offset >= bytes && offset >= 0 && buffer.Length > 0) return;
+        buffer = GC.AllocateUninitializedArray<byte>((int)bytes + 64, pinned: true);
+        fixed (byte* p = buffer) offset = (int)((64 - ((long)p & 63)) & 63);
+    }
+}
