@@ -42,6 +42,9 @@ internal sealed class RbmTrainer
     /// hidden region packed as bytes.</summary>
     private BinaryGemm.QuantizedOperand? _quantizedW;
     private BinaryGemm.BinaryOperand? _packedVisible;
+    private BinaryGemm.QuantizedOperand? _quantizedWt;
+    private float[]? _weightMaxima;
+    private BinaryGemm.BinaryOperand? _packedChainHidden;
     /// <summary>The weight update's exact product (with AMX): the stacked statistics quantized, the visible rows packed
     /// transposed, and weight rows per block in whole 16-row tiles.</summary>
     private BinaryGemm.QuantizedOperand? _quantizedStatistics;
@@ -235,10 +238,21 @@ internal sealed class RbmTrainer
         int stacked = chunk.Stacked;
         // Bernoulli units on a CPU with AMX (decided here, on the calling thread): the hidden regions' products of binary
         // rows with W are BinaryGemm's exact integer products, with W quantized once for the chunk.
-        var quantizedW = !m.Gaussian && BinaryGemm.IsUsable && BinaryGemm.TryQuantize(false, d, h, m.W, h, ref _quantizedW, parallel: true)
-            ? _quantizedW : null;
-        // The visible region keeps the float GEMM: quantizing Wᵀ every step (a second pass over W in another layout) cost
-        // as much as the exact product saved there (measured: 100 chains × 500 × 784, 2 threads).
+        // W's column and row maxima (its scales for W and for Wᵀ) come from one pass over it.
+        BinaryGemm.QuantizedOperand? quantizedW = null, quantizedWt = null;
+        if (!m.Gaussian && BinaryGemm.IsUsable)
+        {
+            _weightMaxima ??= new float[h + d];
+            var columnMax = _weightMaxima.AsSpan(0, h);
+            var rowMax = _weightMaxima.AsSpan(h, d);
+            if (BinaryGemm.Maxima(m.W, d, h, h, columnMax, rowMax, parallel: true)
+                && BinaryGemm.TryQuantize(false, d, h, m.W, h, ref _quantizedW, parallel: true, maxima: columnMax)
+                && BinaryGemm.TryQuantize(true, h, d, m.W, h, ref _quantizedWt, parallel: true, maxima: rowMax))
+            {
+                quantizedW = _quantizedW;
+                quantizedWt = _quantizedWt;
+            }
+        }
         // CD starts its chains at hidden samples of the data; the positive probabilities are kept for the statistics.
         if (!_persistent) HiddenRegion(chunk, 0, chunk.DataRows, sampleFirstRow: 0, random.Fork(1), final: false, quantizedW);
         for (int s = 1; s <= _k; s++)
@@ -246,7 +260,7 @@ internal sealed class RbmTrainer
             _cancellationToken.ThrowIfCancellationRequested();
             var stepRandom = random.Fork(2, (ulong)s);
             bool last = s == _k;
-            VisibleRegion(chunk, stepRandom.Fork(1), gatherInRegion && s == 1);
+            VisibleRegion(chunk, stepRandom.Fork(1), gatherInRegion && s == 1, quantizedWt);
             if (_persistent && last) HiddenRegion(chunk, 0, stacked, sampleFirstRow: chunk.DataRows, stepRandom.Fork(2), final: true, quantizedW);
             else HiddenRegion(chunk, chunk.DataRows, chunk.ChainRows, sampleFirstRow: last ? -1 : chunk.DataRows, stepRandom.Fork(2), final: last, quantizedW);
         }
@@ -370,17 +384,22 @@ internal sealed class RbmTrainer
     /// Chains' visible sample x_k = draw(b + h·Wᵀ) from their hidden sample, per fixed block of visible columns (stream
     /// forked by block). With <paramref name="gather"/>, block b also copies its share of the pending data rows.
     /// </summary>
-    private void VisibleRegion(Chunk chunk, RandomStream random, bool gather)
+    /// <param name="quantizedWt">Wᵀ for BinaryGemm (Bernoulli units with AMX), or null: the float GEMM. The chains'
+    /// hidden samples are 0/1, so their product with Wᵀ is then the exact one.</param>
+    private void VisibleRegion(Chunk chunk, RandomStream random, bool gather, BinaryGemm.QuantizedOperand? quantizedWt = null)
     {
         var m = _m;
         int count = chunk.DataRows, negRows = chunk.ChainRows;
         int d = m.D, h = m.H, width = ColumnBlockWidth(d), blocks = (d + width - 1) / width;
+        bool exact = quantizedWt is not null && BinaryGemm.TryPack(false, negRows, h, _chainHidden.AsSpan(chunk.ChainStart * h), h, ref _packedChainHidden);
+        var packedChainHidden = _packedChainHidden;
         RunBlocks(blocks, (long)negRows * d * h, blk =>
         {
             if (gather) CopyGatheredRows(blk * count / blocks, (blk + 1) * count / blocks);
             int j0 = blk * width, w = Math.Min(width, d - j0);
             var xNeg = _visible.AsSpan(count * d, negRows * d);
-            Gemm.Multiply(false, true, negRows, w, h, 1f, _chainHidden.AsSpan(chunk.ChainStart * h), h, m.W.AsSpan(j0 * h), h, 0f, xNeg[j0..], d, allowParallel: false);
+            if (exact) BinaryGemm.Multiply(packedChainHidden!, quantizedWt!, j0, w, 1f, 0f, xNeg, d);
+            else Gemm.Multiply(false, true, negRows, w, h, 1f, _chainHidden.AsSpan(chunk.ChainStart * h), h, m.W.AsSpan(j0 * h), h, 0f, xNeg[j0..], d, allowParallel: false);
             var bias = m.B.AsSpan(j0, w);
             var rng = random.Fork((ulong)blk);
             var u = _uniform.AsSpan(negRows * j0, negRows * w);

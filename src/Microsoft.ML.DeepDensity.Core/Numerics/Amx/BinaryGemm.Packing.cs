@@ -12,8 +12,12 @@ internal static unsafe partial class BinaryGemm
     /// <paramref name="transposeB"/>) into <paramref name="result"/> (reused when large enough). Returns false, packing
     /// nothing, when B has a NaN or infinity (the float GEMM then propagates it as it should).
     /// </summary>
-    public static bool TryQuantize(bool transposeB, int k, int n, ReadOnlySpan<float> b, int ldb, ref QuantizedOperand? result, bool parallel = false)
+    /// <param name="maxima">When given (n values), the largest |entry| of each column of op(B), exactly as
+    /// <see cref="Maxima"/> finds them: the panels then skip their own pass over B.</param>
+    public static bool TryQuantize(bool transposeB, int k, int n, ReadOnlySpan<float> b, int ldb, ref QuantizedOperand? result, bool parallel = false,
+        ReadOnlySpan<float> maxima = default)
     {
+        if (!maxima.IsEmpty && maxima.Length < n) throw new ArgumentException($"{maxima.Length} maxima for {n} columns.", nameof(maxima));
         var q = result ??= new QuantizedOperand();
         int kSteps = Math.Max(1, (k + KStep - 1) / KStep), panels = (n + PanelWidth - 1) / PanelWidth;
         q.K = k; q.N = n; q.KSteps = kSteps; q.Panels = panels;
@@ -29,9 +33,10 @@ internal static unsafe partial class BinaryGemm
         fixed (byte* buffer = q.Buffer)
         fixed (float* pm = q.Multipliers)
         fixed (bool* pe = q.Exact)
+        fixed (float* pmax = maxima)
         {
             // Each panel finds its columns' scales and quantizes them: one parallel pass, nothing serial before it.
-            var job = new QuantizeJob(pb, ldb, transposeB, k, n, buffer + q.Offset, q.PanelBytes, pm, pe, q.Scales, q.Finite);
+            var job = new QuantizeJob(pb, ldb, transposeB, k, n, buffer + q.Offset, q.PanelBytes, pm, pe, q.Scales, q.Finite, pmax);
             if (parallel && (long)k * n >= 1L << 16 && panels > 1) RunPanels(job, panels);
             else for (int p = 0; p < panels; p++) job.Panel(p);
         }
@@ -42,8 +47,76 @@ internal static unsafe partial class BinaryGemm
     // Its own method: the lambda's closure is allocated only when the quantization runs in parallel.
     private static void RunPanels(QuantizeJob job, int panels) => DeepDensityEnvironment.For(0, panels, p => job.Panel(p));
 
+    /// <summary>
+    /// The largest |entry| of every column (<paramref name="columnMax"/>, n values) and row (<paramref name="rowMax"/>,
+    /// m values) of a stored m × n matrix in one pass (rows split over <see cref="MaximaParts"/> tasks when
+    /// <paramref name="parallel"/>; a maximum does not depend on the order): <see cref="TryQuantize"/>'s maxima for B
+    /// and for Bᵀ. False when an entry is NaN or infinite.
+    /// </summary>
+    public static bool Maxima(ReadOnlySpan<float> b, int m, int n, int ld, Span<float> columnMax, Span<float> rowMax, bool parallel = false)
+    {
+        int parts = parallel && (long)m * n >= 1L << 16 ? MaximaParts : 1;
+        var partial = new float[parts * n];
+        var finite = new bool[parts];
+        fixed (float* pb = b)
+        fixed (float* pr = rowMax)
+        {
+            var job = new MaximaJob(pb, m, n, ld, partial, pr, finite, parts);
+            if (parts == 1) job.Part(0); else MaximaInParallel(job, parts);
+        }
+        var result = columnMax[..n];
+        partial.AsSpan(0, n).CopyTo(result);
+        for (int p = 1; p < parts; p++) System.Numerics.Tensors.TensorPrimitives.Max(result, partial.AsSpan(p * n, n), result);
+        return !finite.Contains(false);
+    }
+
+    /// <summary>Row parts of <see cref="Maxima"/> (fixed, so nothing depends on the thread count).</summary>
+    private const int MaximaParts = 4;
+
+    private static void MaximaInParallel(MaximaJob job, int parts) => DeepDensityEnvironment.For(0, parts, p => job.Part(p));
+
+    private readonly struct MaximaJob(float* b, int m, int n, int ld, float[] partial, float* rowMax, bool[] finite, int parts)
+    {
+        public void Part(int part)
+        {
+            var columnMax = partial.AsSpan(part * n, n);
+            columnMax.Clear();
+            var check = Vector512<float>.Zero;
+            float scalarCheck = 0f;
+            fixed (float* pc = columnMax)
+            {
+                for (int i = part * m / parts; i < (part + 1) * m / parts; i++)
+                {
+                    float* row = b + (long)i * ld;
+                    var rm = Vector512<float>.Zero;
+                    int j = 0;
+                    if (Avx512F.IsSupported)
+                        for (; j + 16 <= n; j += 16)
+                        {
+                            var x = Vector512.Load(row + j);
+                            var ax = Vector512.Abs(x);
+                            Avx512F.Max(Vector512.Load(pc + j), ax).Store(pc + j);
+                            rm = Avx512F.Max(rm, ax);
+                            check += x - x;                        // NaN iff an entry is NaN or infinite
+                        }
+                    float r = 0f;
+                    if (j > 0) for (int t = 0; t < 16; t++) r = Math.Max(r, rm.GetElement(t));
+                    for (; j < n; j++)
+                    {
+                        float x = row[j], ax = Math.Abs(x);
+                        scalarCheck += x - x;
+                        pc[j] = Math.Max(pc[j], ax);
+                        r = Math.Max(r, ax);
+                    }
+                    rowMax[i] = r;
+                }
+            }
+            finite[part] = Vector512.EqualsAll(check, Vector512<float>.Zero) && scalarCheck == 0f;
+        }
+    }
+
     private readonly struct QuantizeJob(float* b, int ldb, bool transposeB, int k, int n, byte* buffer, int panelBytes,
-        float* multipliers, bool* exact, double[] scales, bool[] finite)
+        float* multipliers, bool* exact, double[] scales, bool[] finite, float* givenMaxima)
     {
         /// <summary>The panel's column scales: 2^-e_j with the largest |entry| of column j in [2^22, 2^23) after scaling
         /// by 2^e_j (e_j = 0 for a zero or padding column); false when the panel holds a NaN or an infinity.</summary>
@@ -54,7 +127,15 @@ internal static unsafe partial class BinaryGemm
             maxima.Clear();
             int width = Math.Min(PanelWidth, n - j0);
             bool finite = true;
-            if (!transposeB)
+            if (givenMaxima is not null)
+            {
+                for (int j = 0; j < width; j++)
+                {
+                    maxima[j] = givenMaxima[j0 + j];
+                    if (!float.IsFinite(maxima[j])) finite = false;
+                }
+            }
+            else if (!transposeB)
             {
                 if (width == PanelWidth && Avx512F.IsSupported)
                 {
@@ -169,40 +250,83 @@ internal static unsafe partial class BinaryGemm
         }
 
         /// <summary>
-        /// A panel of op(B) = Bᵀ: column j of op(B) is stored row j of B, so 16 consecutive k of a column are one load;
-        /// their limbs (16 bytes each) are the 4-byte words of that column in four consecutive tile rows.
+        /// A panel of op(B) = Bᵀ: column j of op(B) is stored row j of B. Per 16 columns and 16 consecutive k, the 16 rows
+        /// are loaded and quantized (one load each), transposed as a 16 × 16 matrix of int32 in registers, and then
+        /// written as the non-transposed path writes them: four k per tile row, one 64-byte store per limb.
         /// </summary>
         private void TransposedPanel(int panel, byte* dst, int kSteps)
         {
             int j0 = panel * PanelWidth;
             Span<int> tail = stackalloc int[16];
-            for (int jj = 0; jj < PanelWidth; jj++)
+            Span<Vector512<int>> q = stackalloc Vector512<int>[16];
+            Span<Vector512<int>> scratch = stackalloc Vector512<int>[16];
+            var mask = Vector512.Create(0xFF);
+            for (int h = 0; h < 2; h++)
             {
-                int j = j0 + jj, h = jj / 16, col = jj % 16;
-                bool inside = j < n;
-                var mul = Vector512.Create(inside && exact[j] ? multipliers[j] : 0f);
+                int c0 = j0 + 16 * h;
                 for (int p0 = 0; p0 < kSteps * KStep; p0 += 16)
                 {
                     int s = p0 / KStep, r0 = (p0 % KStep) / 4;
-                    Vector512<int> q;
-                    if (!inside || p0 >= k) q = Vector512<int>.Zero;
-                    else if (exact[j] && p0 + 16 <= k)
-                        q = Vector512.Min(Avx512F.ConvertToVector512Int32(Vector512.Load(b + (long)j * ldb + p0) * mul), Vector512.Create(MaxQ));
-                    else
+                    for (int c = 0; c < 16; c++)
                     {
-                        for (int t = 0; t < 16; t++) tail[t] = Quantized(p0 + t, j);
-                        q = Vector512.Create((ReadOnlySpan<int>)tail);
+                        int j = c0 + c;
+                        if (j >= n || p0 >= k) q[c] = Vector512<int>.Zero;
+                        else if (exact[j] && p0 + 16 <= k)
+                            q[c] = Vector512.Min(Avx512F.ConvertToVector512Int32(Vector512.Load(b + (long)j * ldb + p0) * Vector512.Create(multipliers[j])),
+                                Vector512.Create(MaxQ));
+                        else
+                        {
+                            for (int t = 0; t < 16; t++) tail[t] = Quantized(p0 + t, j);
+                            q[c] = Vector512.Create((ReadOnlySpan<int>)tail);
+                        }
                     }
-                    for (int l = 0; l < 3; l++)
+                    Transpose16x16(q, scratch);                            // q[t]: lane c = q of column c0 + c at k = p0 + t
+                    for (int g = 0; g < 4; g++)
                     {
-                        var limb = Avx512F.ConvertToVector128Byte(Vector512.ShiftRightArithmetic(q, 8 * l)).AsUInt32();
-                        byte* tile = dst + s * StepBytes + (l * 2 + h) * 1024 + col * 4;
-                        *(uint*)(tile + (r0 + 0) * 64) = limb.GetElement(0);
-                        *(uint*)(tile + (r0 + 1) * 64) = limb.GetElement(1);
-                        *(uint*)(tile + (r0 + 2) * 64) = limb.GetElement(2);
-                        *(uint*)(tile + (r0 + 3) * 64) = limb.GetElement(3);
+                        byte* row0 = dst + s * StepBytes + h * 1024 + (r0 + g) * 64;
+                        var q0 = q[4 * g]; var q1 = q[4 * g + 1]; var q2 = q[4 * g + 2]; var q3 = q[4 * g + 3];
+                        for (int l = 0; l < 3; l++)
+                        {
+                            int shift = 8 * l;
+                            var word = (Vector512.ShiftRightArithmetic(q0, shift) & mask)
+                                | ((Vector512.ShiftRightArithmetic(q1, shift) & mask) << 8)
+                                | ((Vector512.ShiftRightArithmetic(q2, shift) & mask) << 16)
+                                | (Vector512.ShiftRightArithmetic(q3, shift) << 24);
+                            word.Store((int*)(row0 + l * 2048));
+                        }
                     }
                 }
+            }
+        }
+
+        /// <summary>Transposes 16 vectors of 16 int32 in place (x[c] lane k ↦ x[k] lane c): unpack 32- and 64-bit
+        /// pairs, then two rounds of 128-bit lane shuffles.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static void Transpose16x16(Span<Vector512<int>> x, Span<Vector512<int>> t)
+        {
+            for (int i = 0; i < 8; i++)
+            {
+                t[2 * i] = Avx512F.UnpackLow(x[2 * i], x[2 * i + 1]);
+                t[2 * i + 1] = Avx512F.UnpackHigh(x[2 * i], x[2 * i + 1]);
+            }
+            for (int i = 0; i < 4; i++)
+            {
+                x[4 * i + 0] = Avx512F.UnpackLow(t[4 * i].AsInt64(), t[4 * i + 2].AsInt64()).AsInt32();
+                x[4 * i + 1] = Avx512F.UnpackHigh(t[4 * i].AsInt64(), t[4 * i + 2].AsInt64()).AsInt32();
+                x[4 * i + 2] = Avx512F.UnpackLow(t[4 * i + 1].AsInt64(), t[4 * i + 3].AsInt64()).AsInt32();
+                x[4 * i + 3] = Avx512F.UnpackHigh(t[4 * i + 1].AsInt64(), t[4 * i + 3].AsInt64()).AsInt32();
+            }
+            for (int i = 0; i < 4; i++)
+            {
+                t[i] = Avx512F.Shuffle4x128(x[i], x[i + 4], 0x88);
+                t[i + 4] = Avx512F.Shuffle4x128(x[i], x[i + 4], 0xDD);
+                t[i + 8] = Avx512F.Shuffle4x128(x[i + 8], x[i + 12], 0x88);
+                t[i + 12] = Avx512F.Shuffle4x128(x[i + 8], x[i + 12], 0xDD);
+            }
+            for (int i = 0; i < 8; i++)
+            {
+                x[i] = Avx512F.Shuffle4x128(t[i], t[i + 8], 0x88);
+                x[i + 8] = Avx512F.Shuffle4x128(t[i], t[i + 8], 0xDD);
             }
         }
 
