@@ -167,6 +167,31 @@ public class BinaryGemmTests
     }
 
     [Fact]
+    public void GivenMaximaQuantizeAsTheOperandsOwn()
+    {
+        if (!BinaryGemm.IsUsable) return;
+        var rng = new Random(23);
+        int rows = 300, columns = 90;
+        var b = Real(rows, columns, rng);
+        var columnMax = new float[columns];
+        var rowMax = new float[rows];
+        Assert.True(BinaryGemm.Maxima(b, rows, columns, columns, columnMax, rowMax, parallel: true));
+        foreach (bool transpose in new[] { false, true })
+        {
+            // op(B) = B (k = rows, n = columns, maxima per column) or Bᵀ (k = columns, n = rows, maxima per row).
+            int k = transpose ? columns : rows, n = transpose ? rows : columns;
+            BinaryGemm.QuantizedOperand? own = null, given = null;
+            Assert.True(BinaryGemm.TryQuantize(transpose, k, n, b, columns, ref own, parallel: true));
+            Assert.True(BinaryGemm.TryQuantize(transpose, k, n, b, columns, ref given, parallel: true, maxima: transpose ? rowMax : columnMax));
+            int bytes = own!.Panels * own.PanelBytes;
+            Assert.True(own.Buffer.AsSpan(own.Offset, bytes).SequenceEqual(given!.Buffer.AsSpan(given.Offset, bytes)));
+            Assert.Equal(own.Scales, given.Scales);
+        }
+        b[7 * columns + 41] = float.NaN;
+        Assert.False(BinaryGemm.Maxima(b, rows, columns, columns, columnMax, rowMax, parallel: true));
+    }
+
+    [Fact]
     public void ValuesItCannotRepresentAreRefused()
     {
         if (!BinaryGemm.IsUsable) return;
