@@ -48,50 +48,43 @@ internal static unsafe class AmxRuntime
         var (_, _, _, edx) = X86Base.CpuId(7, 0);
         bool tile = ((edx >> 24) & 1) != 0, int8 = ((edx >> 25) & 1) != 0;
         if (!tile || !int8) return Off("the CPU has no AMX-TILE/AMX-INT8");
-        try
-        {
-            // arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA): the kernel refuses it (e.g. before 5.16) with -1.
-            const long SysArchPrctl = 158, ArchReqXcompPerm = 0x1023, XFeatureXTileData = 18;
-            if (Syscall(SysArchPrctl, ArchReqXcompPerm, XFeatureXTileData) != 0)
-                return Off($"the kernel refused the AMX state (arch_prctl errno {Marshal.GetLastPInvokeError()})");
+        // glibc by its soname (a bare "libc" needs the development symlink or the runtime's own mapping); musl and
+        // others fall back to the name.
+        if (!NativeLibrary.TryLoad("libc.so.6", out var libc) && !NativeLibrary.TryLoad("libc", out libc)) return Off("libc not found");
+        if (!NativeLibrary.TryGetExport(libc, "syscall", out var syscallExport) || !NativeLibrary.TryGetExport(libc, "mmap", out var mmapExport)
+            || !NativeLibrary.TryGetExport(libc, "mprotect", out var mprotectExport))
+            return Off("libc lacks syscall, mmap or mprotect");
+        var syscall = (delegate* unmanaged<long, long, long, long>)syscallExport;
+        var mmap = (delegate* unmanaged<IntPtr, nuint, int, int, int, long, IntPtr>)mmapExport;
+        var mprotect = (delegate* unmanaged<IntPtr, nuint, int, int>)mprotectExport;
+        // arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA): the kernel refuses it (e.g. before 5.16) with -1.
+        const long SysArchPrctl = 158, ArchReqXcompPerm = 0x1023, XFeatureXTileData = 18;
+        if (syscall(SysArchPrctl, ArchReqXcompPerm, XFeatureXTileData) != 0)
+            return Off($"the kernel refused the AMX state (arch_prctl errno {Marshal.GetLastSystemError()})");
 
-            var code = AmxCode.Panel;
-            const int ProtRead = 1, ProtWrite = 2, ProtExec = 4, MapPrivate = 2, MapAnonymous = 0x20;
-            nuint pageBytes = 4096;
-            IntPtr page = Mmap(IntPtr.Zero, pageBytes, ProtRead | ProtWrite, MapPrivate | MapAnonymous, -1, 0);
-            if (page == new IntPtr(-1)) return Off($"mmap failed (errno {Marshal.GetLastPInvokeError()})");
-            // The tile configuration lives on the same page, after the code (the page is read-only once executable).
-            const int ConfigOffset = 2048;
-            if (code.Length > ConfigOffset) return Off("the kernel does not fit its page");
-            code.CopyTo(new Span<byte>((void*)page, code.Length));
-            var config = new Span<byte>((byte*)page + ConfigOffset, 64);
-            config.Clear();
-            config[0] = 1;                                                   // palette 1
-            for (int t = 0; t < 8; t++)
-            {
-                config[16 + 2 * t] = 64;                                     // bytes per row
-                config[48 + t] = 16;                                         // rows
-            }
-            if (Mprotect(page, pageBytes, ProtRead | ProtExec) != 0)
-                return Off($"mprotect failed (errno {Marshal.GetLastPInvokeError()})");
-            var state = new State(true, "in use", page, page + ConfigOffset);
-            return BinaryGemm.SelfTest(state.Code, state.Config) ? state with { Status = "in use (AMX-INT8)" }
-                : Off("the self-test product differed from the exact reference");
-        }
-        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException or MarshalDirectiveException)
+        var code = AmxCode.Panel;
+        const int ProtRead = 1, ProtWrite = 2, ProtExec = 4, MapPrivate = 2, MapAnonymous = 0x20;
+        nuint pageBytes = 4096;
+        IntPtr page = mmap(IntPtr.Zero, pageBytes, ProtRead | ProtWrite, MapPrivate | MapAnonymous, -1, 0);
+        if (page == new IntPtr(-1)) return Off($"mmap failed (errno {Marshal.GetLastSystemError()})");
+        // The tile configuration lives on the same page, after the code (the page is read-only once executable).
+        const int ConfigOffset = 2048;
+        if (code.Length > ConfigOffset) return Off("the kernel does not fit its page");
+        code.CopyTo(new Span<byte>((void*)page, code.Length));
+        var config = new Span<byte>((byte*)page + ConfigOffset, 64);
+        config.Clear();
+        config[0] = 1;                                                   // palette 1
+        for (int t = 0; t < 8; t++)
         {
-            return Off("libc calls unavailable: " + e.GetType().Name);
+            config[16 + 2 * t] = 64;                                     // bytes per row
+            config[48 + t] = 16;                                         // rows
         }
+        if (mprotect(page, pageBytes, ProtRead | ProtExec) != 0)
+            return Off($"mprotect failed (errno {Marshal.GetLastSystemError()})");
+        var state = new State(true, "in use", page, page + ConfigOffset);
+        return BinaryGemm.SelfTest(state.Code, state.Config) ? state with { Status = "in use (AMX-INT8)" }
+            : Off("the self-test product differed from the exact reference");
     }
 
     private static State Off(string why) => new(false, why, IntPtr.Zero, IntPtr.Zero);
-
-    [DllImport("libc", EntryPoint = "syscall", SetLastError = true)]
-    private static extern long Syscall(long number, long a, long b);
-
-    [DllImport("libc", EntryPoint = "mmap", SetLastError = true)]
-    private static extern IntPtr Mmap(IntPtr address, nuint length, int protection, int flags, int fd, long offset);
-
-    [DllImport("libc", EntryPoint = "mprotect", SetLastError = true)]
-    private static extern int Mprotect(IntPtr address, nuint length, int protection);
 }
