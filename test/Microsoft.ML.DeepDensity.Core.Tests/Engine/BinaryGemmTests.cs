@@ -202,6 +202,11 @@ public class BinaryGemmTests
         Assert.False(BinaryGemm.TryPack(false, 3, 70, a, 70, ref pa));
         a[2 * 70 + 65] = 0f; a[5] = float.NaN;
         Assert.False(BinaryGemm.TryPack(false, 3, 70, a, 70, ref pa));
+        foreach (float bad in new[] { float.Epsilon, -float.Epsilon, 1e-30f, 1.0000001f, 0.99999994f, -1f, 2f, float.PositiveInfinity, float.MaxValue })
+        {
+            a[5] = bad;                                                // in the vector part
+            Assert.False(BinaryGemm.TryPack(false, 3, 70, a, 70, ref pa), $"{bad:R} was packed as binary");
+        }
         a[5] = -0f;
         Assert.True(BinaryGemm.TryPack(false, 3, 70, a, 70, ref pa));
         var wide = new float[80 * 9];
