@@ -78,8 +78,10 @@ public static class Peer
     /// Runs a PyTorch peer on 1 and on 2 threads and returns the faster run (small-batch PyTorch is often faster on
     /// one thread), printing both. <paramref name="seconds"/> reads the time to compare from the peer's values.
     /// </summary>
+    /// <param name="eachRun">Called with every successful run's values and thread count: a figure other than the one
+    /// compared (the RBM's scoring) can take its own best thread count.</param>
     public static (int ExitCode, string Stdout, string Stderr, int Threads) RunTorchBest(string script, string arguments,
-        TimeSpan timeout, Func<Dictionary<string, double>, double> seconds)
+        TimeSpan timeout, Func<Dictionary<string, double>, double> seconds, Action<Dictionary<string, double>, int>? eachRun = null)
     {
         (int ExitCode, string Stdout, string Stderr, int Threads)? best = null;
         double bestSeconds = double.PositiveInfinity;
@@ -87,7 +89,9 @@ public static class Peer
         {
             var (code, stdout, stderr) = RunPython(script, arguments, timeout, threads);
             if (code != 0) { best ??= (code, stdout, stderr, threads); continue; }
-            double s = seconds(ReadValues(stdout));
+            var values = ReadValues(stdout);
+            eachRun?.Invoke(values, threads);
+            double s = seconds(values);
             // The compared figure (seconds, or seconds per example) can be tiny: print it with significant digits.
             Console.WriteLine($"peer {Path.GetFileName(script)} on {threads} thread{(threads == 1 ? "" : "s")}: {s:G4} (lower is faster)");
             if (s < bestSeconds || best is { ExitCode: not 0 }) { bestSeconds = s; best = (code, stdout, stderr, threads); }
