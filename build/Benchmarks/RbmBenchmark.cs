@@ -147,6 +147,11 @@ public sealed class RbmBenchmark : IBenchmark
             var again = TimeOurs(print: false);
             best["DeepDensity"] = (Math.Max(best["DeepDensity"].Wall, again.Wall), Math.Max(best["DeepDensity"].PerCpu, again.PerCpu));
             PrintOurs(again.Wall, again.PerCpu, $" (round {round})");
+            // Our scoring again, just after the PyTorch peer's two scoring runs: best of two each, as for training (this
+            // VM's speed moves by tens of per cent between minutes).
+            double rows = train.Rows / Peer.BestCallSeconds(() => model.LogDensity(train.AsSpan(), scores), minSeconds: 2.0);
+            Console.WriteLine($"DeepDensity: scoring {rows:F0} rows/s (round {round})");
+            ourScoring = Math.Max(ourScoring, rows);
             foreach (var peer in peerList.Where(p => p.Script == "rbm_sklearn.py")) RunPeer(peer, evaluate: false);
         }
         var fastestPeer = best.Where(kv => kv.Key != "DeepDensity").OrderByDescending(kv => kv.Value.Wall).FirstOrDefault();
@@ -158,7 +163,7 @@ public sealed class RbmBenchmark : IBenchmark
                               $"{ours.PerCpu / fastestPeer.Value.PerCpu:F2}x per CPU-second (target ≥ 2x)");
         }
         if (peerScoring > 0)
-            Console.WriteLine($"RESULT scoring DeepDensity / PyTorch = {ourScoring / peerScoring:F2}x ({ourScoring:F0} vs {peerScoring:F0} rows/s; " +
+            Console.WriteLine($"RESULT scoring DeepDensity / PyTorch, best of {repeats} / of 1 and 2 threads = {ourScoring / peerScoring:F2}x ({ourScoring:F0} vs {peerScoring:F0} rows/s; " +
                               "scikit-learn's score_samples is a pseudo-likelihood, not compared) (target ≥ 5x)");
         return 0;
     }
