@@ -225,16 +225,7 @@ internal static unsafe partial class BinaryGemm
                             var q1 = QuantizeRow(p0 + 1, c0, mul);
                             var q2 = QuantizeRow(p0 + 2, c0, mul);
                             var q3 = QuantizeRow(p0 + 3, c0, mul);
-                            var mask = Vector512.Create(0xFF);
-                            for (int l = 0; l < 3; l++)
-                            {
-                                int shift = 8 * l;
-                                var word = (Vector512.ShiftRightArithmetic(q0, shift) & mask)
-                                    | ((Vector512.ShiftRightArithmetic(q1, shift) & mask) << 8)
-                                    | ((Vector512.ShiftRightArithmetic(q2, shift) & mask) << 16)
-                                    | (Vector512.ShiftRightArithmetic(q3, shift) << 24);
-                                word.Store((int*)(row0 + l * 2048));
-                            }
+                            StoreTileRow(row0, q0, q1, q2, q3);
                         }
                         else
                         {
@@ -260,7 +251,6 @@ internal static unsafe partial class BinaryGemm
             Span<int> tail = stackalloc int[16];
             Span<Vector512<int>> q = stackalloc Vector512<int>[16];
             Span<Vector512<int>> scratch = stackalloc Vector512<int>[16];
-            var mask = Vector512.Create(0xFF);
             for (int h = 0; h < 2; h++)
             {
                 int c0 = j0 + 16 * h;
@@ -284,18 +274,28 @@ internal static unsafe partial class BinaryGemm
                     for (int g = 0; g < 4; g++)
                     {
                         byte* row0 = dst + s * StepBytes + h * 1024 + (r0 + g) * 64;
-                        var q0 = q[4 * g]; var q1 = q[4 * g + 1]; var q2 = q[4 * g + 2]; var q3 = q[4 * g + 3];
-                        for (int l = 0; l < 3; l++)
-                        {
-                            int shift = 8 * l;
-                            var word = (Vector512.ShiftRightArithmetic(q0, shift) & mask)
-                                | ((Vector512.ShiftRightArithmetic(q1, shift) & mask) << 8)
-                                | ((Vector512.ShiftRightArithmetic(q2, shift) & mask) << 16)
-                                | (Vector512.ShiftRightArithmetic(q3, shift) << 24);
-                            word.Store((int*)(row0 + l * 2048));
-                        }
+                        StoreTileRow(row0, q[4 * g], q[4 * g + 1], q[4 * g + 2], q[4 * g + 3]);
                     }
                 }
+            }
+        }
+
+        /// <summary>
+        /// One tile row of each limb for 16 columns: q0..q3 hold the integers of four consecutive k (lane = column), and
+        /// limb l's row (at <paramref name="row0"/> + 2048·l) holds, per column, the four bytes of those k.
+        /// </summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static void StoreTileRow(byte* row0, Vector512<int> q0, Vector512<int> q1, Vector512<int> q2, Vector512<int> q3)
+        {
+            var mask = Vector512.Create(0xFF);
+            for (int l = 0; l < 3; l++)
+            {
+                int shift = 8 * l;
+                var word = (Vector512.ShiftRightArithmetic(q0, shift) & mask)
+                    | ((Vector512.ShiftRightArithmetic(q1, shift) & mask) << 8)
+                    | ((Vector512.ShiftRightArithmetic(q2, shift) & mask) << 16)
+                    | (Vector512.ShiftRightArithmetic(q3, shift) << 24);
+                word.Store((int*)(row0 + l * 2048));
             }
         }
 
