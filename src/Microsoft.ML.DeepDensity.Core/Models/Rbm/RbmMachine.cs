@@ -115,6 +115,22 @@ internal sealed class RbmMachine
         return BinaryGemm.TryQuantize(false, D, H + 1, wb, H + 1, ref result, parallel: true);
     }
 
+    /// <summary>
+    /// W and Wᵀ quantized for <see cref="BinaryGemm"/> (the products of 0/1 visible rows with W and of 0/1 hidden samples
+    /// with Wᵀ), their scales from one pass that finds W's column and row maxima (<paramref name="maxima"/>: H + D floats,
+    /// reused). Bernoulli units only; false (both left unusable) if W is not finite.
+    /// </summary>
+    public bool QuantizeWeights(ref BinaryGemm.QuantizedOperand? w, ref BinaryGemm.QuantizedOperand? wt, ref float[]? maxima)
+    {
+        if (Gaussian) return false;
+        maxima ??= new float[H + D];
+        var columnMax = maxima.AsSpan(0, H);
+        var rowMax = maxima.AsSpan(H, D);
+        return BinaryGemm.Maxima(W, D, H, H, columnMax, rowMax, parallel: true)
+            && BinaryGemm.TryQuantize(false, D, H, W, H, ref w, parallel: true, maxima: columnMax)
+            && BinaryGemm.TryQuantize(true, H, D, W, H, ref wt, parallel: true, maxima: rowMax);
+    }
+
     /// <summary>Visible part of the free energy: −bᵀv (Bernoulli) or ½‖v − b‖² (Gaussian).</summary>
     private double VisibleEnergy(ReadOnlySpan<float> v, ReadOnlySpan<float> bias, Span<float> scratch)
     {
@@ -398,9 +414,8 @@ internal sealed class RbmMachine
         // sample by the fixed W or Wᵀ, so both are quantized once for all temperatures and the products are BinaryGemm's
         // exact ones (β scales the hidden inputs inside Σ softplus and the visible input as alpha).
         BinaryGemm.QuantizedOperand? quantizedW = null, quantizedWt = null;
-        if (!Gaussian && BinaryGemm.IsUsable
-            && !(BinaryGemm.TryQuantize(false, D, H, W, H, ref quantizedW, parallel: true) && BinaryGemm.TryQuantize(true, H, D, W, H, ref quantizedWt, parallel: true)))
-            quantizedW = quantizedWt = null;
+        float[]? maxima = null;
+        if (!BinaryGemm.IsUsable || !QuantizeWeights(ref quantizedW, ref quantizedWt, ref maxima)) quantizedW = quantizedWt = null;
         void Part(int part)
         {
             int first = part * AisRunsPerPart, n = Math.Min(AisRunsPerPart, runs - first);

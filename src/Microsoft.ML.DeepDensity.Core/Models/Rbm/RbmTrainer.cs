@@ -38,17 +38,13 @@ internal sealed class RbmTrainer
     private const int RowsPerUpdateBlock = 198;
     private readonly float[] _velW, _velB, _velC;
     private Gemm.PackedOperand? _packedStatistics;
-    /// <summary>W for the exact binary products (Bernoulli units with AMX), quantized once per chunk, and the rows of a
-    /// hidden region packed as bytes.</summary>
-    private BinaryGemm.QuantizedOperand? _quantizedW;
-    private BinaryGemm.BinaryOperand? _packedVisible;
-    private BinaryGemm.QuantizedOperand? _quantizedWt;
+    // The exact binary products (Bernoulli units with AMX; see StepChunk): W and Wᵀ quantized once per chunk from W's
+    // column and row maxima; the 0/1 rows packed as bytes for the hidden regions, the chains' hidden samples for the
+    // visible region, and the visible rows transposed with the quantized statistics for the weight update, whose blocks
+    // are whole 16-row tiles.
+    private BinaryGemm.QuantizedOperand? _quantizedW, _quantizedWt, _quantizedStatistics;
+    private BinaryGemm.BinaryOperand? _packedVisible, _packedChainHidden, _packedVisibleTransposed;
     private float[]? _weightMaxima;
-    private BinaryGemm.BinaryOperand? _packedChainHidden;
-    /// <summary>The weight update's exact product (with AMX): the stacked statistics quantized, the visible rows packed
-    /// transposed, and weight rows per block in whole 16-row tiles.</summary>
-    private BinaryGemm.QuantizedOperand? _quantizedStatistics;
-    private BinaryGemm.BinaryOperand? _packedVisibleTransposed;
     private const int RowsPerExactUpdateBlock = 13 * BinaryGemm.BlockRows;
     private readonly float[] _colSums, _gb, _gc;
     private bool _chainsInitialized;
@@ -236,22 +232,14 @@ internal sealed class RbmTrainer
         var m = _m;
         int d = m.D, h = m.H;
         int stacked = chunk.Stacked;
-        // Bernoulli units on a CPU with AMX (decided here, on the calling thread): the hidden regions' products of binary
-        // rows with W are BinaryGemm's exact integer products, with W quantized once for the chunk.
-        // W's column and row maxima (its scales for W and for Wᵀ) come from one pass over it.
+        // Bernoulli units on a CPU with AMX (decided here, on the calling thread): every product of the step has a 0/1
+        // operand (data rows, the chains' samples), so all of them are BinaryGemm's exact integer products. W and Wᵀ are
+        // quantized once for the chunk, their scales from one pass that finds W's column and row maxima.
         BinaryGemm.QuantizedOperand? quantizedW = null, quantizedWt = null;
-        if (!m.Gaussian && BinaryGemm.IsUsable)
+        if (BinaryGemm.IsUsable && m.QuantizeWeights(ref _quantizedW, ref _quantizedWt, ref _weightMaxima))
         {
-            _weightMaxima ??= new float[h + d];
-            var columnMax = _weightMaxima.AsSpan(0, h);
-            var rowMax = _weightMaxima.AsSpan(h, d);
-            if (BinaryGemm.Maxima(m.W, d, h, h, columnMax, rowMax, parallel: true)
-                && BinaryGemm.TryQuantize(false, d, h, m.W, h, ref _quantizedW, parallel: true, maxima: columnMax)
-                && BinaryGemm.TryQuantize(true, h, d, m.W, h, ref _quantizedWt, parallel: true, maxima: rowMax))
-            {
-                quantizedW = _quantizedW;
-                quantizedWt = _quantizedWt;
-            }
+            quantizedW = _quantizedW;
+            quantizedWt = _quantizedWt;
         }
         // CD starts its chains at hidden samples of the data; the positive probabilities are kept for the statistics.
         if (!_persistent) HiddenRegion(chunk, 0, chunk.DataRows, sampleFirstRow: 0, random.Fork(1), final: false, quantizedW);

@@ -74,8 +74,6 @@ internal static unsafe partial class BinaryGemm
         internal bool[] Finite = [];
         internal int PanelBytes => KSteps * StepBytes;
 
-        /// <summary>Whether this operand is op(B) for k × n products.</summary>
-        public bool Fits(int k, int n) => K == k && N == n;
     }
 
     /// <summary>op(A), m × k of zeros and ones, as signed bytes in rows of KSteps × 64 bytes, rows padded to 16.</summary>
