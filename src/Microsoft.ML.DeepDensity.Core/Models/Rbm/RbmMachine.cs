@@ -268,12 +268,17 @@ internal sealed class RbmMachine
     }
 
     /// <summary>One block Gibbs sweep v → h → v at β = 1 for the chain block.</summary>
-    public void GibbsSweep(Chains ch, RandomStream random, bool parallel)
+    /// <param name="quantizedW">W and Wᵀ from <see cref="QuantizeWeights"/> (Bernoulli units with AMX), or null: the
+    /// float GEMM. Both products multiply 0/1 samples, so they are then BinaryGemm's exact ones.</param>
+    public void GibbsSweep(Chains ch, RandomStream random, bool parallel,
+        BinaryGemm.QuantizedOperand? quantizedW = null, BinaryGemm.QuantizedOperand? quantizedWt = null)
     {
         int n = ch.Rows;
-        HiddenPreActivation(ch.V, n, ch.HiddenPre, parallel);
+        if (quantizedW is not null && BinaryGemm.TryMultiply(n, D, 1f, ch.V, D, quantizedW, 0f, ch.HiddenPre, H, parallel))
+            RowOps.AddRowVector(ch.HiddenPre, n, H, C);
+        else HiddenPreActivation(ch.V, n, ch.HiddenPre, parallel);
         SampleHidden(ch.HiddenPre, n, 1f, ch.HiddenPre, ch.HiddenSample, ch.Uniform, random.Fork(1));
-        SampleVisible(ch.HiddenSample, n, 1f, B, ch.V, ch.Uniform, random.Fork(2), parallel);
+        SampleVisible(ch.HiddenSample, n, 1f, B, ch.V, ch.Uniform, random.Fork(2), parallel, quantizedWt: quantizedWt);
     }
 
     /// <summary>Initial chain states drawn from the visible-bias-only model (W = 0) with bias <paramref name="bias"/>.</summary>

@@ -353,6 +353,10 @@ public sealed class RbmModel : DensityModel
         int draws = (count + chains - 1) / chains;
         int blocks = (chains + ChainsPerSamplingBlock - 1) / ChainsPerSamplingBlock;
         var output = new float[count * d];
+        // Bernoulli units with AMX (decided here, on the calling thread): both products of a sweep are exact (0/1 samples).
+        BinaryGemm.QuantizedOperand? quantizedW = null, quantizedWt = null;
+        float[]? maxima = null;
+        if (!BinaryGemm.IsUsable || !Machine.QuantizeWeights(ref quantizedW, ref quantizedWt, ref maxima)) quantizedW = quantizedWt = null;
         DeepDensityEnvironment.For(0, blocks, b =>
         {
             int first = b * ChainsPerSamplingBlock, n = Math.Min(ChainsPerSamplingBlock, chains - first);
@@ -363,7 +367,7 @@ public sealed class RbmModel : DensityModel
             for (int s = 0; s < SamplingBurnIn; s++)
             {
                 cancellationToken.ThrowIfCancellationRequested();
-                Machine.GibbsSweep(ch, rng.Fork(1, (ulong)sweep++), parallel: false);
+                Machine.GibbsSweep(ch, rng.Fork(1, (ulong)sweep++), parallel: false, quantizedW, quantizedWt);
             }
             for (int t = 0; t < draws; t++)
             {
@@ -371,7 +375,7 @@ public sealed class RbmModel : DensityModel
                     for (int s = 0; s < SamplingThinning; s++)
                     {
                         cancellationToken.ThrowIfCancellationRequested();
-                        Machine.GibbsSweep(ch, rng.Fork(1, (ulong)sweep++), parallel: false);
+                        Machine.GibbsSweep(ch, rng.Fork(1, (ulong)sweep++), parallel: false, quantizedW, quantizedWt);
                     }
                 for (int c = 0; c < n; c++)
                 {
