@@ -76,7 +76,10 @@ public sealed class SubnormalAudit : IBenchmark
                 }
             };
             var sw = Stopwatch.StartNew();
-            try { work(); }
+            // The float GEMM's operands are what this audits: the AMX binary products (exact integers, no float
+            // arithmetic on their operands) are turned off so that the RBM's products run where the audit sees them, as
+            // on a machine without AMX.
+            try { using (Microsoft.ML.DeepDensity.Numerics.Amx.BinaryGemm.Off()) work(); }
             finally { Gemm.Audit = null; }
             long calls = sites.Values.Sum(s => s.Calls);
             var bad = sites.Where(kv => kv.Key != "").OrderByDescending(kv => kv.Value.SubA + kv.Value.SubB + kv.Value.SubC).ToList();
