@@ -46,10 +46,17 @@ internal static class FamilyChecks
         var dst = new Transforms.Surrogate.ScoreOutput();
         void Score(int i) { src.Features = rows[i % rows.Count]; map(src, dst); }
         for (int i = 0; i < 300; i++) Score(i); // decode the envelope, fill the scratch, JIT
-        long before = GC.GetAllocatedBytesForCurrentThread();
-        for (int i = 0; i < 1000; i++) Score(i);
-        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
-        Assert.True(allocated == 0, $"{t.Model.ModelKind}: {allocated} bytes allocated over 1000 rows");
+        // The least of three rounds: a per-row allocation shows in every round, while a round can meet the engine's
+        // worker team busy with a test running beside this one, and a parallel call then falls back to Parallel.For,
+        // which allocates (seen once: 5,360 bytes over 1,000 IWAE rows).
+        long allocated = long.MaxValue;
+        for (int round = 0; round < 3 && allocated > 0; round++)
+        {
+            long before = GC.GetAllocatedBytesForCurrentThread();
+            for (int i = 0; i < 1000; i++) Score(i);
+            allocated = Math.Min(allocated, GC.GetAllocatedBytesForCurrentThread() - before);
+        }
+        Assert.True(allocated == 0, $"{t.Model.ModelKind}: {allocated} bytes allocated over 1000 rows (least of three rounds)");
         var engine = t.Model.LogDensity(Data.RowMatrix.FromRows(new List<float[]> { rows[999 % rows.Count] }));
         Assert.Equal(engine[0], dst.LogDensity);
     }
