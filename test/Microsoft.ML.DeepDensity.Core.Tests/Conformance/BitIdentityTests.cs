@@ -138,9 +138,15 @@ public class BitIdentityTests
         // The float GEMM's numbers, which hold on every machine (the AMX product's have their own golden values below).
         string actual;
         using (BinaryGemm.Off()) actual = Fingerprint(Fits[name]());
+        AssertGolden(Golden, name, actual, "");
+    }
+
+    /// <summary>The fingerprint equals its golden value (with DEEPDENSITY_PRINT_GOLDEN=1, fails printing the current one).</summary>
+    private static void AssertGolden(Dictionary<string, string> golden, string name, string actual, string path)
+    {
         bool print = Environment.GetEnvironmentVariable("DEEPDENSITY_PRINT_GOLDEN") == "1";
-        Assert.True(Golden.TryGetValue(name, out var expected) && !print, $"No golden value checked for {name}; current: [\"{name}\"] = \"{actual}\",");
-        Assert.True(expected == actual, $"{name}: the model's numbers changed. Expected {expected}, got {actual} (saved bytes | log-densities | samples | training history).");
+        Assert.True(golden.TryGetValue(name, out var expected) && !print, $"No{path} golden value checked for {name}; current: [\"{name}\"] = \"{actual}\",");
+        Assert.True(expected == actual, $"{name}{path}: the model's numbers changed. Expected {expected}, got {actual} (saved bytes | log-densities | samples | training history).");
     }
 
     /// <summary>The Bernoulli RBM cases with the exact binary product on the AMX tile unit (<see cref="BinaryGemm"/>),
@@ -152,15 +158,7 @@ public class BitIdentityTests
         ["RbmCdEarlyStop"] = "3CD5B5AF4DA97838|C14683317BBB7492|55FDF016D3935576|3D02FE5C9C54C262",
     };
 
-    public static TheoryData<string> AmxNames
-    {
-        get
-        {
-            var data = new TheoryData<string>();
-            foreach (var name in new[] { "Rbm", "RbmAis", "RbmCdEarlyStop" }) data.Add(name);
-            return data;
-        }
-    }
+    public static TheoryData<string> AmxNames => new(AmxGolden.Keys);
 
     [Theory]
     [MemberData(nameof(AmxNames))]
@@ -168,9 +166,7 @@ public class BitIdentityTests
     {
         if (!BinaryGemm.IsUsable) return;
         string actual = Fingerprint(Fits[name]());
-        bool print = Environment.GetEnvironmentVariable("DEEPDENSITY_PRINT_GOLDEN") == "1";
-        Assert.True(AmxGolden.TryGetValue(name, out var expected) && !print, $"No AMX golden value checked for {name}; current: [\"{name}\"] = \"{actual}\",");
-        Assert.True(expected == actual, $"{name} (AMX): the model's numbers changed. Expected {expected}, got {actual}.");
+        AssertGolden(AmxGolden, name, actual, " (AMX)");
         string floatPath;
         using (BinaryGemm.Off()) floatPath = Fingerprint(Fits[name]());
         Assert.NotEqual(floatPath, actual); // the AMX product did run

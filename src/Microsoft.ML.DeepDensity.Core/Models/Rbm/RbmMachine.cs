@@ -52,9 +52,13 @@ internal sealed class RbmMachine
 
     /// <summary>pre = v·W + c for n rows (n×H).</summary>
     /// <param name="packedW">W packed by <see cref="Gemm.Pack"/> for a call that scores several blocks (null: packed here).</param>
-    public void HiddenPreActivation(ReadOnlySpan<float> v, int n, Span<float> pre, bool parallel, Gemm.PackedOperand? packedW = null)
+    /// <param name="quantizedW">W from <see cref="QuantizeWeights"/> (Bernoulli units with AMX), or null: for 0/1 rows the
+    /// product is then BinaryGemm's exact one (other rows take the float GEMM).</param>
+    public void HiddenPreActivation(ReadOnlySpan<float> v, int n, Span<float> pre, bool parallel, Gemm.PackedOperand? packedW = null,
+        BinaryGemm.QuantizedOperand? quantizedW = null)
     {
-        HiddenProduct(v, n, pre, parallel, packedW);
+        if (quantizedW is null || !BinaryGemm.TryMultiply(n, D, 1f, v, D, quantizedW, 0f, pre, H, parallel))
+            HiddenProduct(v, n, pre, parallel, packedW);
         RowOps.AddRowVector(pre, n, H, C);
     }
 
@@ -274,9 +278,7 @@ internal sealed class RbmMachine
         BinaryGemm.QuantizedOperand? quantizedW = null, BinaryGemm.QuantizedOperand? quantizedWt = null)
     {
         int n = ch.Rows;
-        if (quantizedW is not null && BinaryGemm.TryMultiply(n, D, 1f, ch.V, D, quantizedW, 0f, ch.HiddenPre, H, parallel))
-            RowOps.AddRowVector(ch.HiddenPre, n, H, C);
-        else HiddenPreActivation(ch.V, n, ch.HiddenPre, parallel);
+        HiddenPreActivation(ch.V, n, ch.HiddenPre, parallel, quantizedW: quantizedW);
         SampleHidden(ch.HiddenPre, n, 1f, ch.HiddenPre, ch.HiddenSample, ch.Uniform, random.Fork(1));
         SampleVisible(ch.HiddenSample, n, 1f, B, ch.V, ch.Uniform, random.Fork(2), parallel, quantizedWt: quantizedWt);
     }
@@ -433,9 +435,7 @@ internal sealed class RbmMachine
             {
                 if ((k & 255) == 0) cancellationToken.ThrowIfCancellationRequested();
                 float bPrev = (float)betas[k - 1], bCur = (float)betas[k];
-                if (quantizedW is not null && BinaryGemm.TryMultiply(n, D, 1f, ch.V, D, quantizedW, 0f, ch.HiddenPre, H, inner))
-                    RowOps.AddRowVector(ch.HiddenPre, n, H, C);
-                else HiddenPreActivation(ch.V, n, ch.HiddenPre, parallel: inner);
+                HiddenPreActivation(ch.V, n, ch.HiddenPre, parallel: inner, quantizedW: quantizedW);
                 // log p*_k(v) − log p*_{k−1}(v) at the current state.
                 for (int r = 0; r < n; r++)
                 {

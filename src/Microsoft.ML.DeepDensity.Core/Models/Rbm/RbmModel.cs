@@ -271,14 +271,10 @@ public sealed class RbmModel : DensityModel
         if (Machine.Gaussian || !BinaryGemm.IsUsable) return null;
         var q = Volatile.Read(ref _quantizedW);
         if (q is not null) return q;
-        lock (_scratch)
-        {
-            if (_quantizedW is not null) return _quantizedW;
-            BinaryGemm.QuantizedOperand? made = null;
-            if (!Machine.QuantizeForScoring(ref made)) return null;
-            Volatile.Write(ref _quantizedW, made);
-            return made;
-        }
+        // Concurrent first calls may each quantize; the first stored wins (the values are the same).
+        BinaryGemm.QuantizedOperand? made = null;
+        if (!Machine.QuantizeForScoring(ref made)) return null;
+        return Interlocked.CompareExchange(ref _quantizedW, made, null) ?? made;
     }
 
     private BinaryGemm.QuantizedOperand? _quantizedW;

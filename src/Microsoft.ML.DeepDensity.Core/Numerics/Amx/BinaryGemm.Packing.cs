@@ -56,8 +56,9 @@ internal static unsafe partial class BinaryGemm
     public static bool Maxima(ReadOnlySpan<float> b, int m, int n, int ld, Span<float> columnMax, Span<float> rowMax, bool parallel = false)
     {
         int parts = parallel && (long)m * n >= 1L << 16 ? MaximaParts : 1;
-        var partial = new float[parts * n];
-        var finite = new bool[parts];
+        // Per-thread buffers reused across calls (the trainer calls this every step).
+        var partial = t_maximaPartial is { } pb0 && pb0.Length >= parts * n ? pb0 : t_maximaPartial = new float[parts * n];
+        var finite = t_maximaFinite ??= new bool[MaximaParts];
         fixed (float* pb = b)
         fixed (float* pr = rowMax)
         {
@@ -67,8 +68,11 @@ internal static unsafe partial class BinaryGemm
         var result = columnMax[..n];
         partial.AsSpan(0, n).CopyTo(result);
         for (int p = 1; p < parts; p++) System.Numerics.Tensors.TensorPrimitives.Max(result, partial.AsSpan(p * n, n), result);
-        return !finite.Contains(false);
+        return !finite.AsSpan(0, parts).Contains(false);
     }
+
+    [ThreadStatic] private static float[]? t_maximaPartial;
+    [ThreadStatic] private static bool[]? t_maximaFinite;
 
     /// <summary>Row parts of <see cref="Maxima"/> (fixed, so nothing depends on the thread count).</summary>
     private const int MaximaParts = 4;
