@@ -256,6 +256,48 @@ public class RnnRnadeScoringErrorTests
         Assert.Contains("frame column", e.Message);
     }
 
+    /// <summary>Frame rows through a PredictionEngine (live and after Model.Load): the scorer's count of rows is the engine's
+    /// count of predictions, not a row of any data view, so a bad frame is reported with Row −1 and a message naming the
+    /// PredictionEngine's input row and the prediction's number (it used to say "row 2"), like the row models' mapper; a
+    /// cursor over the loaded model still names the true row.</summary>
+    [Fact]
+    public void FrameRows_APredictionEngineDoesNotReportItsPredictionCountAsARow()
+    {
+        var ml = new MLContext(seed: 1);
+        var rows = new List<RnnRnadeTransformerTests.FrameRow>();
+        var seqs = Sequences(6, 1);
+        for (int t = 0; t < 4; t++)
+            for (int i = 0; i < seqs.Count; i++)
+                rows.Add(new RnnRnadeTransformerTests.FrameRow { Features = seqs[i].AsSpan(2 * t, 2).ToArray(), SequenceId = i, Order = t });
+        var view = ml.Data.LoadFromEnumerable(rows);
+        var transformer = ml.DensityEstimation.RnnRnade("Features", "SequenceId", "Order", hiddenUnits: 4, recurrentUnits: 4, maxEpochs: 1).Fit(view);
+        var zip = Path.Combine(Directory.CreateTempSubdirectory("dd-frame-pe-").FullName, "model.zip");
+        ml.Model.Save(transformer, view.Schema, zip);
+        var ml2 = new MLContext(seed: 2);
+        var loaded = ml2.Model.Load(zip, out _);
+        var bad = new RnnRnadeTransformerTests.FrameRow { Features = new[] { 0.5f, float.NaN }, SequenceId = 2, Order = 0 };
+        foreach (var (context, model) in new[] { (ml, (ITransformer)transformer), (ml2, loaded) })
+        {
+            var engine = context.Model.CreatePredictionEngine<RnnRnadeTransformerTests.FrameRow, RnnRnadeTransformerTests.FrameScore>(model);
+            engine.Predict(rows[0]); engine.Predict(rows[1]);
+            var e = Assert.Throws<DataValidationException>(() => engine.Predict(bad));
+            Assert.Equal(-1, e.Row);
+            Assert.Equal(1, e.Column);
+            Assert.Contains("value is NaN", e.Message);
+            Assert.Contains("the input row of a PredictionEngine or row mapper", e.Message);
+            Assert.Contains("prediction number 3", e.Message);
+            Assert.DoesNotContain("row 2", e.Message);
+            var wrong = new RnnRnadeTransformerTests.FrameRow { Features = new[] { 0.5f, 0.5f }, SequenceId = 0, Order = float.NaN };
+            var o = Assert.Throws<DataValidationException>(() => engine.Predict(wrong));
+            Assert.Equal(-1, o.Row);
+            Assert.Contains("prediction number 4", o.Message);
+        }
+        rows[7].Features[1] = float.NaN;
+        var c = Innermost(Assert.ThrowsAny<Exception>(() => loaded.Transform(ml2.Data.LoadFromEnumerable(rows)).GetColumn<float>("LogDensity").ToArray()));
+        Assert.Equal(7, c.Row);
+        Assert.DoesNotContain("PredictionEngine", c.Message);
+    }
+
     /// <summary>A NaN in a whole sequence being scored: the engine's "row 0" (its one-sequence batch) is not the row's
     /// number, which the mapping does not see; it is reported as unknown (−1) with the frame and the slot.</summary>
     [Fact]

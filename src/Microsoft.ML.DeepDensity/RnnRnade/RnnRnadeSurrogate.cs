@@ -108,12 +108,42 @@ internal static class RnnRnadeSurrogate
         [ColumnName(PredictedCol)] public bool PredictedLabel;
     }
 
-    /// <summary>Per cursor: the open sequences (recurrent state and last order value) by id.</summary>
+    /// <summary>Per cursor (or per PredictionEngine): the open sequences (recurrent state and last order value) by id.</summary>
     [EditorBrowsable(EditorBrowsableState.Never)]
     public sealed class FrameState
     {
         internal readonly Dictionary<string, (RnnRnadeStream Stream, double Order)> Open = new(StringComparer.Ordinal);
         internal long Rows;
+        /// <summary>True when the state belongs to a row mapper (a PredictionEngine) rather than a cursor: then
+        /// <see cref="Rows"/> counts the engine's predictions, which are no rows of any data view.</summary>
+        internal bool InRowMapper;
+
+        /// <summary>A problem with the row being mapped: on a cursor at its row (counted from the cursor's start, the row's
+        /// index in the view); in a row mapper as "the input row", with the prediction's number, as the row models say it.</summary>
+        internal DataValidationException RowError(long row, int column, string problem, string source)
+            => !InRowMapper
+                ? new DataValidationException(row, column, problem, source)
+                : new DataValidationException(-1, column, problem + string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                    $" (in the input row of a PredictionEngine or row mapper; this is the example of its prediction number {row + 1}, counting from 1; not a row number of any data view)"), source);
+
+        /// <summary>
+        /// Whether ML.NET is creating this state for a row mapper. The mapping sees neither the row nor its position, and
+        /// ML.NET 5's StatefulCustomMappingTransformer calls the state initialiser from exactly two places: its cursor's
+        /// constructor and its row mapper's <c>CreateGetters</c> (what a PredictionEngine and <c>GetRowToRowMapper</c> use).
+        /// The first caller outside this assembly says which. Once per cursor or engine, not per row; should ML.NET move the
+        /// call, a row mapper falls back to the old wording (its prediction count reported as the row), never a cursor.
+        /// </summary>
+        internal static bool CreatedByRowMapper()
+        {
+            var own = typeof(FrameState).Assembly;
+            foreach (var frame in new System.Diagnostics.StackTrace(1, false).GetFrames())
+            {
+                var method = frame.GetMethod();
+                if (method is null || method.DeclaringType?.Assembly == own) continue;
+                return method.Name.Contains("CreateGetters", StringComparison.Ordinal);
+            }
+            return false;
+        }
     }
 
     /// <summary>Scores frame rows in arrival order: each row gets log p(x_t | earlier rows of its sequence).</summary>
@@ -124,23 +154,23 @@ internal static class RnnRnadeSurrogate
         public const string ContractName = "DeepDensity.RnnRnadeFrames.v1";
         private readonly Cache _cache = new();
         public override Action<FrameInput, FrameOutput, FrameState> GetMapping() => Map;
-        public override Action<FrameState> GetStateInitAction() => static _ => { };
+        public override Action<FrameState> GetStateInitAction() => static state => state.InRowMapper = FrameState.CreatedByRowMapper();
 
         private void Map(FrameInput src, FrameOutput dst, FrameState state)
         {
             var (model, threshold) = _cache.Resolve(src.Model);
             long row = state.Rows++;
             if (src.Frame.Length != model.FrameSize)
-                throw new DataValidationException(row, -1, $"the frame has {src.Frame.Length} values but the model's frame size is {model.FrameSize}", "frame column");
-            if (double.IsNaN(src.Order)) throw new DataValidationException(row, -1, "the order value is missing (NaN)", "order column");
+                throw state.RowError(row, -1, $"the frame has {src.Frame.Length} values but the model's frame size is {model.FrameSize}", "frame column");
+            if (double.IsNaN(src.Order)) throw state.RowError(row, -1, "the order value is missing (NaN)", "order column");
             string id = src.SequenceId.ToString();
             // Checked here, with the row's number, before the stream sees it: the stream counts frames of its own sequence,
             // and a NaN would otherwise be reported at that frame's index as if it were the row.
             try { DataValidation.CheckRows(src.Frame, model.FrameSize, InputDomain.Real, "frame column", row); }
-            catch (DataValidationException e) { throw new DataValidationException(e.Row, e.Column, $"{e.Problem} (sequence '{id}')", "frame column"); }
+            catch (DataValidationException e) { throw state.RowError(row, e.Column, $"{e.Problem} (sequence '{id}')", "frame column"); }
             if (!state.Open.TryGetValue(id, out var open)) open = (model.StartStream(), double.NegativeInfinity);
             else if (!(src.Order > open.Order))
-                throw new DataValidationException(row, -1,
+                throw state.RowError(row, -1,
                     $"sequence '{id}' has order {src.Order} after {open.Order}: the rows of a sequence must arrive in increasing order " +
                     "(scoring streams each sequence in row order, where training sorted it; sort the rows by order within each sequence before scoring)", "order column");
             float ld = open.Stream.Append(src.Frame);
