@@ -191,14 +191,23 @@ public static class ScoringCommands
         if (meta.LabelColumn is not null) w.WriteLine($"label column            {meta.LabelColumn}");
         if (meta.ExcludedColumns.Length > 0) w.WriteLine($"excluded columns        {string.Join(", ", meta.ExcludedColumns)}");
         w.WriteLine($"training data           {meta.TrainFile}, {meta.TrainRows} {(meta.Model == SequenceCommands.ModelName ? "frame rows" : "rows")}" + (meta.ValidationFile is null ? "" : $"; validation {meta.ValidationFile}"));
-        var last = meta.History.LastOrDefault(h => h.Train is not null);
         w.WriteLine($"training                {meta.StepsRun}" + (meta.BestEpoch is int b ? $", best {meta.Unit ?? "epoch"} {b}" : "") +
                     (meta.StoppedEarly ? ", stopped early (no validation gain)" : "") + (meta.StoppedByUser ? ", stopped by the user (Ctrl+C)" : "") +
-                    (last is null ? "" : string.Create(Ci, $", last train {last.Train:F4}") + (last.Validation is double v ? string.Create(Ci, $", valid {v:F4}") : "")));
+                    LastFigures(meta));
         if (meta.MeanTrainLogDensity is double mean)
             w.WriteLine(string.Create(Ci, $"mean train log-density  {mean:F4}") + (meta.Model == SequenceCommands.ModelName ? " per frame" : ""));
         w.WriteLine("options");
         foreach (var (name, value) in meta.Options) w.WriteLine($"  {name,-28} {value}");
+    }
+
+    /// <summary>", last train X, valid Y" of the last step that has a training figure, as its progress line showed it: a
+    /// likelihood, or for a trainer without one (a Gaussian RBM) the reconstruction error, labelled.</summary>
+    private static string LastFigures(ToolMetadata meta)
+    {
+        var last = meta.ToProgress().LastOrDefault(p => TrainingDisplay.Figures(p, "F4").Train != "-");
+        if (last is null) return "";
+        var (what, train, valid, note) = TrainingDisplay.Figures(last, "F4");
+        return $", last train {what}{train}" + (valid == "-" ? "" : $", valid {what}{valid}") + (what.Length == 0 ? "" : $" {note}");
     }
 
     internal static Argument<string> ModelArgument() => new("model") { Description = "Model zip written by 'ddml fit' (or any ML.NET zip holding one DeepDensity model)." };

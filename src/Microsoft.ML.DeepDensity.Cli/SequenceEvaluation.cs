@@ -96,7 +96,5 @@ public static class SequenceEvaluation
         return DensityReport.Create(loaded.SequenceModel!, data.Sequences, options);
     }
 
-    internal static TrainingProgress[] History(ToolMetadata meta)
-        => meta.History.Select(h => new TrainingProgress(h.Epoch, h.Train ?? double.NaN, h.Validation,
-            h.ExamplesPerSecond, TimeSpan.FromSeconds(h.Seconds), 0f, h.Note)).ToArray();
+    internal static TrainingProgress[] History(ToolMetadata meta) => meta.ToProgress();
 }
