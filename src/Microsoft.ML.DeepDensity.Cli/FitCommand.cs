@@ -84,8 +84,9 @@ public static class FitCommand
         var notes = new List<string>();
         var trainView = DataViews.FromMatrix(ml, data);
         var validView = valid is null ? null : DataViews.FromMatrix(ml, valid);
-        console.Out.WriteLine($"fit {entry.Name}: {data.Rows} rows × {data.Columns} features from {Path.GetFileName(trainFile)}" +
-                              (valid is null ? "" : $", {valid.Rows} validation rows from {Path.GetFileName(validationFile)}") + ".");
+        console.Out.WriteLine($"fit {entry.Name}: {CsvTable.Count(data.Rows, "row")} × {CsvTable.Count(data.Columns, "feature")} from {Path.GetFileName(trainFile)}" +
+                              (valid is null ? "" : $", {CsvTable.Count(valid.Rows, "validation row")} from {Path.GetFileName(validationFile)}") + ".");
+        ReportTextColumns(console, table, columns, skip);
         var forward = new Recording(history);
         var request = new FitRequest(seed, epochs, contamination, parameters, console.Interrupts.Stop, console.Interrupts.Abort, forward, notes.Add);
         var (fit, engineOptions) = entry.Create(ml, request, data);
@@ -136,7 +137,7 @@ public static class FitCommand
         string best = (numberOffset > 0 ? $" numbered {numberOffset + 1}–{numberOffset + metadata.EpochsRun}" : "") +
                       (metadata.BestEpoch is int b ? $" (best {b})" : "");
         console.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"saved {outFile}: {entry.Name} ({model.DensityKind} log-density), {data.Columns} features, {metadata.StepsRun}{best}, mean training log-density {meanTrain:F4}."));
+            $"saved {outFile}: {entry.Name} ({model.DensityKind} log-density), {CsvTable.Count(data.Columns, "feature")}, {metadata.StepsRun}{best}, mean training log-density {meanTrain:F4}."));
         if (console.Interrupts.StopRequested)
         {
             console.Error.WriteLine($"ddml: interrupted: training was stopped early; the best model so far was saved to {outFile}.");
@@ -156,6 +157,14 @@ public static class FitCommand
             if (ScoreColumns.Contains(table.Header[c]))
                 throw CliException.DataError(table.File, table.HeaderLine, c + 1, table.Header[c],
                     $"'ddml score' writes a column of this name ({string.Join(", ", ScoreColumns)}): rename the column, or --exclude it.");
+    }
+
+    /// <summary>Lists the text columns fit passes over (stdout) and warns about any that holds mostly numbers (stderr).</summary>
+    internal static void ReportTextColumns(DdmlConsole console, CsvTable table, IReadOnlyCollection<int> features, IEnumerable<int> excluded)
+    {
+        var (names, warnings) = table.TextColumns(features, excluded);
+        if (names.Length > 0) console.Out.WriteLine($"text columns (not features): {string.Join(", ", names)}");
+        foreach (var w in warnings) console.Error.WriteLine("ddml: warning: " + w);
     }
 
     /// <summary>An engine data error (row/slot indices) as a CSV error (file, line, column).</summary>

@@ -40,7 +40,8 @@ public static class SequenceCommands
         var request = new FitRequest(seed, epochs, contamination, parameters, console.Interrupts.Stop, console.Interrupts.Abort, null!, _ => { });
         EngineOptions.Apply(engine, request);
         var view = data.View(ml, Enumerable.Range(0, frames.Rows).ToArray());
-        console.Out.WriteLine($"fit {ModelName}: {data.Sequences.Count} sequences, {frames.Rows} frames × {frames.Columns} features from {Path.GetFileName(trainFile)}.");
+        console.Out.WriteLine($"fit {ModelName}: {CsvTable.Count(data.Sequences.Count, "sequence")}, {CsvTable.Count(frames.Rows, "frame")} × {CsvTable.Count(frames.Columns, "feature")} from {Path.GetFileName(trainFile)}.");
+        FitCommand.ReportTextColumns(console, table, columns, skip);
         var display = new TrainingDisplay(console.Out, console.LiveProgress);
         var transformer = display.Run(ModelName, engine.MaxEpochs, progress =>
         {

@@ -49,6 +49,48 @@ public class BadInputTests : IDisposable
         AssertOneLine(err, "empty-cell.csv, line 12, column 3 ('x2')", "empty");
     }
 
+    /// <summary>A numeric column whose first cell is a missing-value marker ('?', 'n/a') became a text column and was
+    /// silently left out of the features (fit trained on the others and said nothing). Fit now lists the text columns it
+    /// passes over and warns about one that holds mostly numbers, naming the cell that made it text.</summary>
+    [Fact]
+    public void AMostlyNumericTextColumnIsReported()
+    {
+        var csv = _h.Write("marker.csv", Header + "r0,?,1,1\n" + Good(10));
+        var zip = _h.PathOf("marker.zip");
+        var r = _h.Run("fit", csv, "-m", "rnade", "--epochs", "1", "-p", "HiddenUnits=4", "-o", zip);
+        Assert.True(r.Exit == 0, r.Err);
+        Assert.Contains("text columns (not features): id, x1", r.Out);
+        AssertOneLine(r.Err, "ddml: warning: marker.csv, line 2, column 2 ('x1')", "'?' is not a number", "10 of its 11 non-empty cells are numbers",
+            "--exclude");
+        Assert.Contains("features                x2, x3\n", _h.Run("info", zip).Out.Replace("\r", ""));
+        // A real text column (the ids) is listed, not warned about; nothing is listed when every column is a feature.
+        r = _h.Run("fit", _h.Write("ids.csv", Header + Good(10)), "-m", "rnade", "--epochs", "1", "-p", "HiddenUnits=4", "-o", zip);
+        Assert.True(r.Exit == 0, r.Err);
+        Assert.Contains("text columns (not features): id\n", r.Out.Replace("\r", ""));
+        Assert.Equal("", r.Err);
+        r = _h.Run("fit", csv, "-m", "rnade", "--exclude", "id,x1", "--epochs", "1", "-p", "HiddenUnits=4", "-o", zip);
+        Assert.True(r.Exit == 0, r.Err);
+        Assert.DoesNotContain("text columns", r.Out);
+        Assert.Equal("", r.Err);
+    }
+
+    /// <summary>Counts in messages agree with their nouns ("the row has 1 fields", "the data has 1 rows", "1 rows × 1 features").</summary>
+    [Fact]
+    public void CountsInMessagesAreSingularForOne()
+    {
+        var (exit, err) = Fit(_h.Write("short.csv", Header + Good(3) + "r3\n"));
+        Assert.Equal(ExitCodes.BadData, exit);
+        AssertOneLine(err, "short.csv, line 5: the row has 1 field but the header has 4");
+        var one = _h.Write("one.csv", "a\n1.5\n");
+        var r = _h.Run("fit", one, "-m", "deepgmm", "-o", _h.PathOf("one.zip"));
+        Assert.Equal(ExitCodes.BadData, r.Exit);
+        AssertOneLine(r.Err, "the data has 1 row; at least 2 are needed");
+        r = _h.Run("fit", one, "-m", "rnade", "--epochs", "1", "-p", "HiddenUnits=2", "-o", _h.PathOf("one.zip"));
+        Assert.True(r.Exit == 0, r.Err);
+        Assert.Contains("fit rnade: 1 row × 1 feature from one.csv.", r.Out);
+        Assert.Contains("rnade (Exact log-density), 1 feature, 1 epoch", r.Out);
+    }
+
     [Fact]
     public void ATextColumnStartingWithNanIsText()
     {
