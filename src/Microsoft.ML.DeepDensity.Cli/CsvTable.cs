@@ -82,7 +82,7 @@ public sealed class CsvTable
                 continue;
             }
             if (fields.Count != header.Length)
-                throw CliException.DataError(file, start, 0, null, $"the row has {Count(fields.Count, "field")} but the header has {header.Length} (ragged row).");
+                throw CliException.DataError(file, start, 0, null, $"the row has {Count(fields.Count, "field")} but the header has {header.Length} (ragged row){SeparatorHint(header)}.");
             rows.Add(fields.ToArray());
             lines.Add(start);
         }
@@ -208,6 +208,12 @@ public sealed class CsvTable
         }
         return (names.ToArray(), warnings);
     }
+
+    /// <summary>What to add to an error about a file whose header is one column holding semicolons or tabs: most likely a
+    /// file separated by them (a European spreadsheet export), which this comma-separated reader sees as one column.</summary>
+    internal static string SeparatorHint(string[] header)
+        => header.Length != 1 ? "" : header[0].Contains(';') ? "; the header is one column and holds ';': ddml reads comma-separated files, and this one looks separated by semicolons"
+            : header[0].Contains('\t') ? "; the header is one column and holds tabs: ddml reads comma-separated files, and this one looks tab-separated" : "";
 
     /// <summary>"1 row", "2 rows".</summary>
     internal static string Count(long n, string noun) => n == 1 ? $"1 {noun}" : $"{n} {noun}s";

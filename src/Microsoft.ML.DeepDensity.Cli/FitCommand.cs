@@ -70,7 +70,7 @@ public static class FitCommand
         var skip = excluded.Select(c => table.ColumnIndex(c, "excluded")).ToList();
         if (labelColumn is not null) skip.Add(table.ColumnIndex(labelColumn, "label"));
         var columns = table.NumericColumns(skip);
-        if (columns.Length == 0) throw CliException.DataError(trainFile, 2, 0, null, "no numeric feature columns (every column is excluded or text).");
+        if (columns.Length == 0) throw CliException.DataError(trainFile, 2, 0, null, $"no numeric feature columns (every column is excluded or text){CsvTable.SeparatorHint(table.Header)}.");
         CheckFeatureNames(table, columns);
         var names = columns.Select(c => table.Header[c]).ToArray();
         var data = table.Features(columns);

@@ -28,7 +28,7 @@ public static class SequenceCommands
         if (labelColumn is not null) skip.Add(table.ColumnIndex(labelColumn, "label"));
         if (labelColumn is not null) table.Labels(table.ColumnIndex(labelColumn, "label")); // checked now, not at report time
         var columns = table.NumericColumns(skip);
-        if (columns.Length == 0) throw CliException.DataError(trainFile, 2, 0, null, "no numeric feature columns (every column is excluded or text).");
+        if (columns.Length == 0) throw CliException.DataError(trainFile, 2, 0, null, $"no numeric feature columns (every column is excluded or text){CsvTable.SeparatorHint(table.Header)}.");
         FitCommand.CheckFeatureNames(table, columns.Append(idIndex).Append(orderIndex));
         var names = columns.Select(c => table.Header[c]).ToArray();
         var data = SequenceFrames.Read(table, columns, idIndex, orderIndex);

@@ -91,6 +91,22 @@ public class BadInputTests : IDisposable
         Assert.Contains("rnade (Exact log-density), 1 feature, 1 epoch", r.Out);
     }
 
+    /// <summary>A semicolon- or tab-separated file (a European spreadsheet export) read as one column said only "the row
+    /// has 3 fields but the header has 1" or "no numeric feature columns"; the error now says what the file looks like.</summary>
+    [Fact]
+    public void ASemicolonOrTabSeparatedFileIsNamedAsSuch()
+    {
+        var (exit, err) = Fit(_h.Write("semi.csv", "a;b\n0,5;1,5\n1,5;2,5\n"));
+        Assert.Equal(ExitCodes.BadData, exit);
+        AssertOneLine(err, "semi.csv, line 2: the row has 3 fields but the header has 1 (ragged row)", "looks separated by semicolons");
+        (exit, err) = Fit(_h.Write("semi2.csv", "a;b\n1;2\n3;4\n"));
+        Assert.Equal(ExitCodes.BadData, exit);
+        AssertOneLine(err, "no numeric feature columns", "looks separated by semicolons");
+        (exit, err) = Fit(_h.Write("tab.csv", "a\tb\n1\t2\n3\t4\n"));
+        Assert.Equal(ExitCodes.BadData, exit);
+        AssertOneLine(err, "no numeric feature columns", "looks tab-separated");
+    }
+
     [Fact]
     public void ATextColumnStartingWithNanIsText()
     {
