@@ -66,6 +66,10 @@ public static class FitCommand
         if (!(contamination >= 0 && contamination <= 0.5))
             throw new CliException(ExitCodes.UsageError, $"--contamination must be in [0, 0.5] (got {contamination}).");
         var entry = ModelCatalog.Find(modelName);
+        // Options are checked before the data is read (a long read, then "MaxEpochs must be at least 1"); the model's
+        // defaults adapt to the data later, on a fresh options object.
+        EngineOptions.Apply(Activator.CreateInstance(entry.EngineOptionsType)!,
+            new FitRequest(seed, epochs, contamination, parameters, default, default, null!, _ => { }));
         var table = CsvTable.Read(trainFile);
         var skip = excluded.Select(c => table.ColumnIndex(c, "excluded")).ToList();
         if (labelColumn is not null) skip.Add(table.ColumnIndex(labelColumn, "label"));

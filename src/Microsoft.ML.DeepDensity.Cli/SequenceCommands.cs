@@ -22,6 +22,9 @@ public static class SequenceCommands
     {
         if (sequenceId is null || orderName is null)
             throw new CliException(ExitCodes.UsageError, "--model rnnrnade needs --sequence-id COL and --order COL (one row per time step).");
+        var engine = new RnnRnadeOptions();
+        var request = new FitRequest(seed, epochs, contamination, parameters, console.Interrupts.Stop, console.Interrupts.Abort, null!, _ => { });
+        EngineOptions.Apply(engine, request); // a bad option is a usage error before the data is read
         var table = CsvTable.Read(trainFile);
         int idIndex = table.ColumnIndex(sequenceId, "sequence-id"), orderIndex = table.ColumnIndex(orderName, "order");
         var skip = excluded.Select(c => table.ColumnIndex(c, "excluded")).Append(idIndex).Append(orderIndex).ToList();
@@ -36,9 +39,6 @@ public static class SequenceCommands
 
         var ml = new MLContext(seed: 1);
         var history = new List<TrainingProgress>();
-        var engine = new RnnRnadeOptions();
-        var request = new FitRequest(seed, epochs, contamination, parameters, console.Interrupts.Stop, console.Interrupts.Abort, null!, _ => { });
-        EngineOptions.Apply(engine, request);
         var view = data.View(ml, Enumerable.Range(0, frames.Rows).ToArray());
         console.Out.WriteLine($"fit {ModelName}: {CsvTable.Count(data.Sequences.Count, "sequence")}, {CsvTable.Count(frames.Rows, "frame")} × {CsvTable.Count(frames.Columns, "feature")} from {Path.GetFileName(trainFile)}.");
         FitCommand.ReportTextColumns(console, table, columns, skip);

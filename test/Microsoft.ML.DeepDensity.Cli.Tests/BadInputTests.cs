@@ -107,6 +107,28 @@ public class BadInputTests : IDisposable
         AssertOneLine(err, "no numeric feature columns", "looks tab-separated");
     }
 
+    /// <summary>A bad model option (--epochs 0, -p HiddenUnits=-3) was found only after the training file was read and
+    /// announced ("fit rnade: N rows ..."), and its message repeated itself ("... (got 0). (Parameter 'MaxEpochs') Actual
+    /// value was 0."). It is now a usage error before any data is read, in the options' own words.</summary>
+    [Fact]
+    public void ABadModelOptionIsAUsageErrorBeforeTheDataIsRead()
+    {
+        var csv = _h.Write("ok.csv", Header + Good(10));
+        foreach (var model in new[] { "rnade", "deepgmm", "rnnrnade" })
+        {
+            var extra = model == "rnnrnade" ? new[] { "--sequence-id", "id", "--order", "x3" } : Array.Empty<string>();
+            var r = _h.Run(new[] { "fit", csv, "-m", model, "--epochs", "0", "-o", _h.PathOf("o.zip") }.Concat(extra).ToArray());
+            Assert.Equal(ExitCodes.UsageError, r.Exit);
+            Assert.DoesNotContain("fit " + model, r.Out);
+            AssertOneLine(r.Err, "invalid model option: ", " must be at least 1 (got 0)", "(set by --epochs)");
+            Assert.DoesNotContain("Actual value", r.Err);
+            Assert.DoesNotContain("(Parameter", r.Err);
+        }
+        var bad = _h.Run("fit", _h.PathOf("missing.csv"), "-m", "rnade", "-p", "HiddenUnits=-3", "-o", _h.PathOf("o.zip"));
+        Assert.Equal(ExitCodes.UsageError, bad.Exit);
+        AssertOneLine(bad.Err, "invalid model option: HiddenUnits must be at least 1 (got -3).");
+    }
+
     [Fact]
     public void ATextColumnStartingWithNanIsText()
     {
