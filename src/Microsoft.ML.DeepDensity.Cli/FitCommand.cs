@@ -39,6 +39,9 @@ public static class FitCommand
         };
         return command.WithBody(console, parse =>
         {
+            // Before any work, for every model (rnnrnade's estimator refused it only after training, as an internal error).
+            if (parse.GetValue(contamination) is var c && !(c >= 0 && c <= 0.5))
+                throw new CliException(ExitCodes.UsageError, $"--contamination must be in [0, 0.5] (got {c.ToString(CultureInfo.InvariantCulture)}).");
             AtomicFile.CheckTarget(parse.GetValue(output)!); // before training, not after it
             console.Interrupts.CommandStopsCleanly = true; // Ctrl+C: stop training, keep the best model (Interrupts)
             return Body(parse);
@@ -63,8 +66,6 @@ public static class FitCommand
     private static int Run(DdmlConsole console, string trainFile, string modelName, string outFile, string? validationFile,
         string? labelColumn, string[] excluded, ulong? seed, int? epochs, double contamination, string[] parameters)
     {
-        if (!(contamination >= 0 && contamination <= 0.5))
-            throw new CliException(ExitCodes.UsageError, $"--contamination must be in [0, 0.5] (got {contamination}).");
         var entry = ModelCatalog.Find(modelName);
         // Options are checked before the data is read (a long read, then "MaxEpochs must be at least 1"); the model's
         // defaults adapt to the data later, on a fresh options object.

@@ -34,7 +34,7 @@ public static class SequenceEvaluation
         w.WriteLine(string.Create(Ci, $"average log-density     {perFrame:F4} ± {perFrameSe:F4} per frame (standard error over sequences; Exact)"));
         var (perSequence, perSequenceSe) = ScoringCommands.MeanAndStandardError(total.Select(v => (float)v).ToArray());
         w.WriteLine(string.Create(Ci, $"                        {perSequence:F4} ± {perSequenceSe:F4} per sequence"));
-        w.WriteLine($"predicted anomalies     {predicted.Count(b => b)} frame rows in {anyFlagged.Count(b => b)} sequences " +
+        w.WriteLine($"predicted anomalies     {CsvTable.Count(predicted.Count(b => b), "frame row")} in {CsvTable.Count(anyFlagged.Count(b => b), "sequence")} " +
                     string.Create(Ci, $"(frame threshold from the training frames, contamination {meta.Contamination})"));
         if (labels is null) return ExitCodes.Success;
 
