@@ -267,6 +267,36 @@ public class BinaryGemmTests
         return dir?.FullName ?? throw new InvalidOperationException("The repository root was not found.");
     }
 
+    /// <summary>A step quantizes the next step's Wᵀ from its new weight rows; weights restored into the machine in between
+    /// (RbmMachine.CopyTo, as after a divergence) must be quantized afresh: the step then equals a new trainer's on the
+    /// restored weights, bit for bit (CD without momentum depends on nothing else).</summary>
+    [Fact]
+    public void WeightsRestoredBetweenStepsAreQuantizedAfresh()
+    {
+        if (!BinaryGemm.IsUsable) return;
+        const int d = 100, h = 64, n = 40;
+        var rows = Binary(n * d, new Random(4));
+        RbmMachine Make(int seed)
+        {
+            var m = new RbmMachine(d, h, RbmVisibleType.Bernoulli);
+            new RandomStream((ulong)seed).FillGaussian(m.W, 0f, 0.1f);
+            return m;
+        }
+        var trained = Make(1);
+        var t1 = new RbmTrainer(trained, n, 1, persistent: false, 0);
+        t1.SetBatch(rows, n);
+        for (int s = 0; s < 2; s++) t1.Step(n, 0.05f, 0f, 0f, new RandomStream(9).Fork((ulong)s));
+        var restored = Make(2);
+        restored.CopyTo(trained);
+        var fresh = restored.Clone();
+        var t2 = new RbmTrainer(fresh, n, 1, persistent: false, 0);
+        t2.SetBatch(rows, n);
+        t1.Step(n, 0.05f, 0f, 0f, new RandomStream(10));
+        t2.Step(n, 0.05f, 0f, 0f, new RandomStream(10));
+        Assert.Equal(fresh.W, trained.W);
+        Assert.Equal(fresh.C, trained.C);
+    }
+
     /// <summary>Three CD and PCD steps with the exact product and with the float GEMM from the same state: the same
     /// blocks and random streams, so the parameters differ only by rounding.</summary>
     [Theory]

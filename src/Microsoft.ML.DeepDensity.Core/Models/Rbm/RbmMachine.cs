@@ -43,7 +43,13 @@ internal sealed class RbmMachine
     public void CopyTo(RbmMachine target)
     {
         W.CopyTo(target.W, 0); B.CopyTo(target.B, 0); C.CopyTo(target.C, 0);
+        target.WeightsVersion++;
     }
+
+    /// <summary>Counts the changes of <see cref="W"/> made by <see cref="CopyTo"/> (a restore) and by the trainer's
+    /// steps, so that <see cref="RbmTrainer"/> knows whether the quantized weights it made during its last step still
+    /// hold. Code that writes W's elements directly between two steps of one trainer must increment it.</summary>
+    internal int WeightsVersion;
 
     public RbmMachine Clone() => new(D, H, VisibleType, (float[])W.Clone(), (float[])B.Clone(), (float[])C.Clone());
 

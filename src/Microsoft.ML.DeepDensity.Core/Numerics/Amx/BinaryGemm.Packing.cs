@@ -17,7 +17,14 @@ internal static unsafe partial class BinaryGemm
     public static bool TryQuantize(bool transposeB, int k, int n, ReadOnlySpan<float> b, int ldb, ref QuantizedOperand? result, bool parallel = false,
         ReadOnlySpan<float> maxima = default)
     {
-        if (!maxima.IsEmpty && maxima.Length < n) throw new ArgumentException($"{maxima.Length} maxima for {n} columns.", nameof(maxima));
+        var q = Shape(k, n, ref result);
+        return QuantizePanels(transposeB, b, ldb, q, 0, q.Panels, maxima, parallel);
+    }
+
+    /// <summary>Sizes <paramref name="result"/> (reused when large enough) for op(B) of k × n, before
+    /// <see cref="QuantizePanels"/> fills its panels (<see cref="TryQuantize"/> does both).</summary>
+    public static QuantizedOperand Shape(int k, int n, ref QuantizedOperand? result)
+    {
         var q = result ??= new QuantizedOperand();
         int kSteps = Math.Max(1, (k + KStep - 1) / KStep), panels = (n + PanelWidth - 1) / PanelWidth;
         q.K = k; q.N = n; q.KSteps = kSteps; q.Panels = panels;
@@ -29,6 +36,23 @@ internal static unsafe partial class BinaryGemm
             q.Exact = new bool[panels * PanelWidth];
             q.Finite = new bool[panels];
         }
+        return q;
+    }
+
+    /// <summary>
+    /// Quantizes panels [<paramref name="firstPanel"/>, + <paramref name="panelCount"/>) of op(B) into
+    /// <paramref name="q"/>, sized for it by <see cref="Shape"/>: the same bytes as <see cref="TryQuantize"/> writes there,
+    /// so a caller may fill an operand a few panels at a time, e.g. as it computes the rows of B that they hold. False
+    /// when one of these panels holds a NaN or an infinity.
+    /// </summary>
+    /// <param name="maxima">As for <see cref="TryQuantize"/>: empty, or the largest |entry| of every column of op(B)
+    /// (only these panels' columns are read).</param>
+    public static bool QuantizePanels(bool transposeB, ReadOnlySpan<float> b, int ldb, QuantizedOperand q, int firstPanel, int panelCount,
+        ReadOnlySpan<float> maxima = default, bool parallel = false)
+    {
+        int k = q.K, n = q.N;
+        if (!maxima.IsEmpty && maxima.Length < n) throw new ArgumentException($"{maxima.Length} maxima for {n} columns.", nameof(maxima));
+        if (firstPanel < 0 || panelCount < 0 || firstPanel + panelCount > q.Panels) throw new ArgumentOutOfRangeException(nameof(firstPanel));
         fixed (float* pb = b)
         fixed (byte* buffer = q.Buffer)
         fixed (float* pm = q.Multipliers)
@@ -37,15 +61,15 @@ internal static unsafe partial class BinaryGemm
         {
             // Each panel finds its columns' scales and quantizes them: one parallel pass, nothing serial before it.
             var job = new QuantizeJob(pb, ldb, transposeB, k, n, buffer + q.Offset, q.PanelBytes, pm, pe, q.Scales, q.Finite, pmax);
-            if (parallel && (long)k * n >= 1L << 16 && panels > 1) RunPanels(job, panels);
-            else for (int p = 0; p < panels; p++) job.Panel(p);
+            if (parallel && (long)k * n >= 1L << 16 && panelCount > 1) RunPanels(job, firstPanel, panelCount);
+            else for (int p = firstPanel; p < firstPanel + panelCount; p++) job.Panel(p);
         }
-        for (int p = 0; p < panels; p++) if (!q.Finite[p]) return false;
+        for (int p = firstPanel; p < firstPanel + panelCount; p++) if (!q.Finite[p]) return false;
         return true;
     }
 
     // Its own method: the lambda's closure is allocated only when the quantization runs in parallel.
-    private static void RunPanels(QuantizeJob job, int panels) => DeepDensityEnvironment.For(0, panels, p => job.Panel(p));
+    private static void RunPanels(QuantizeJob job, int firstPanel, int panels) => DeepDensityEnvironment.For(firstPanel, firstPanel + panels, p => job.Panel(p));
 
     /// <summary>
     /// The largest |entry| of every column (<paramref name="columnMax"/>, n values) and row (<paramref name="rowMax"/>,
@@ -252,36 +276,72 @@ internal static unsafe partial class BinaryGemm
         private void TransposedPanel(int panel, byte* dst, int kSteps)
         {
             int j0 = panel * PanelWidth;
-            Span<int> tail = stackalloc int[16];
-            Span<Vector512<int>> q = stackalloc Vector512<int>[16];
-            Span<Vector512<int>> scratch = stackalloc Vector512<int>[16];
             for (int h = 0; h < 2; h++)
             {
                 int c0 = j0 + 16 * h;
                 for (int p0 = 0; p0 < kSteps * KStep; p0 += 16)
                 {
                     int s = p0 / KStep, r0 = (p0 % KStep) / 4;
-                    for (int c = 0; c < 16; c++)
-                    {
-                        int j = c0 + c;
-                        if (j >= n || p0 >= k) q[c] = Vector512<int>.Zero;
-                        else if (exact[j] && p0 + 16 <= k)
-                            q[c] = Vector512.Min(Avx512F.ConvertToVector512Int32(Vector512.Load(b + (long)j * ldb + p0) * Vector512.Create(multipliers[j])),
-                                Vector512.Create(MaxQ));
-                        else
-                        {
-                            for (int t = 0; t < 16; t++) tail[t] = Quantized(p0 + t, j);
-                            q[c] = Vector512.Create((ReadOnlySpan<int>)tail);
-                        }
-                    }
-                    Transpose16x16(q, scratch);                            // q[t]: lane c = q of column c0 + c at k = p0 + t
-                    for (int g = 0; g < 4; g++)
-                    {
-                        byte* row0 = dst + s * StepBytes + h * 1024 + (r0 + g) * 64;
-                        StoreTileRow(row0, q[4 * g], q[4 * g + 1], q[4 * g + 2], q[4 * g + 3]);
-                    }
+                    // Sixteen columns' k = p0 .. p0 + 15, transposed in registers (locals, not a span: the JIT keeps them in
+                    // zmm registers): unpack 32- and 64-bit pairs, then two rounds of 128-bit lane shuffles.
+                    var x0 = Quantized16(c0, p0); var x1 = Quantized16(c0 + 1, p0); var x2 = Quantized16(c0 + 2, p0); var x3 = Quantized16(c0 + 3, p0);
+                    var x4 = Quantized16(c0 + 4, p0); var x5 = Quantized16(c0 + 5, p0); var x6 = Quantized16(c0 + 6, p0); var x7 = Quantized16(c0 + 7, p0);
+                    var x8 = Quantized16(c0 + 8, p0); var x9 = Quantized16(c0 + 9, p0); var x10 = Quantized16(c0 + 10, p0); var x11 = Quantized16(c0 + 11, p0);
+                    var x12 = Quantized16(c0 + 12, p0); var x13 = Quantized16(c0 + 13, p0); var x14 = Quantized16(c0 + 14, p0); var x15 = Quantized16(c0 + 15, p0);
+                    var t0 = Avx512F.UnpackLow(x0, x1); var t1 = Avx512F.UnpackHigh(x0, x1);
+                    var t2 = Avx512F.UnpackLow(x2, x3); var t3 = Avx512F.UnpackHigh(x2, x3);
+                    var t4 = Avx512F.UnpackLow(x4, x5); var t5 = Avx512F.UnpackHigh(x4, x5);
+                    var t6 = Avx512F.UnpackLow(x6, x7); var t7 = Avx512F.UnpackHigh(x6, x7);
+                    var t8 = Avx512F.UnpackLow(x8, x9); var t9 = Avx512F.UnpackHigh(x8, x9);
+                    var t10 = Avx512F.UnpackLow(x10, x11); var t11 = Avx512F.UnpackHigh(x10, x11);
+                    var t12 = Avx512F.UnpackLow(x12, x13); var t13 = Avx512F.UnpackHigh(x12, x13);
+                    var t14 = Avx512F.UnpackLow(x14, x15); var t15 = Avx512F.UnpackHigh(x14, x15);
+                    var u0 = Low64(t0, t2); var u1 = High64(t0, t2); var u2 = Low64(t1, t3); var u3 = High64(t1, t3);
+                    var u4 = Low64(t4, t6); var u5 = High64(t4, t6); var u6 = Low64(t5, t7); var u7 = High64(t5, t7);
+                    var u8 = Low64(t8, t10); var u9 = High64(t8, t10); var u10 = Low64(t9, t11); var u11 = High64(t9, t11);
+                    var u12 = Low64(t12, t14); var u13 = High64(t12, t14); var u14 = Low64(t13, t15); var u15 = High64(t13, t15);
+                    var v0 = Avx512F.Shuffle4x128(u0, u4, 0x88); var v4 = Avx512F.Shuffle4x128(u0, u4, 0xDD);
+                    var v1 = Avx512F.Shuffle4x128(u1, u5, 0x88); var v5 = Avx512F.Shuffle4x128(u1, u5, 0xDD);
+                    var v2 = Avx512F.Shuffle4x128(u2, u6, 0x88); var v6 = Avx512F.Shuffle4x128(u2, u6, 0xDD);
+                    var v3 = Avx512F.Shuffle4x128(u3, u7, 0x88); var v7 = Avx512F.Shuffle4x128(u3, u7, 0xDD);
+                    var v8 = Avx512F.Shuffle4x128(u8, u12, 0x88); var v12 = Avx512F.Shuffle4x128(u8, u12, 0xDD);
+                    var v9 = Avx512F.Shuffle4x128(u9, u13, 0x88); var v13 = Avx512F.Shuffle4x128(u9, u13, 0xDD);
+                    var v10 = Avx512F.Shuffle4x128(u10, u14, 0x88); var v14 = Avx512F.Shuffle4x128(u10, u14, 0xDD);
+                    var v11 = Avx512F.Shuffle4x128(u11, u15, 0x88); var v15 = Avx512F.Shuffle4x128(u11, u15, 0xDD);
+                    // Row t of the transpose (lane c = q of column c0 + c at k = p0 + t); four k per tile row.
+                    byte* row = dst + s * StepBytes + h * 1024 + r0 * 64;
+                    StoreTileRow(row, Avx512F.Shuffle4x128(v0, v8, 0x88), Avx512F.Shuffle4x128(v1, v9, 0x88),
+                        Avx512F.Shuffle4x128(v2, v10, 0x88), Avx512F.Shuffle4x128(v3, v11, 0x88));
+                    StoreTileRow(row + 64, Avx512F.Shuffle4x128(v4, v12, 0x88), Avx512F.Shuffle4x128(v5, v13, 0x88),
+                        Avx512F.Shuffle4x128(v6, v14, 0x88), Avx512F.Shuffle4x128(v7, v15, 0x88));
+                    StoreTileRow(row + 128, Avx512F.Shuffle4x128(v0, v8, 0xDD), Avx512F.Shuffle4x128(v1, v9, 0xDD),
+                        Avx512F.Shuffle4x128(v2, v10, 0xDD), Avx512F.Shuffle4x128(v3, v11, 0xDD));
+                    StoreTileRow(row + 192, Avx512F.Shuffle4x128(v4, v12, 0xDD), Avx512F.Shuffle4x128(v5, v13, 0xDD),
+                        Avx512F.Shuffle4x128(v6, v14, 0xDD), Avx512F.Shuffle4x128(v7, v15, 0xDD));
                 }
             }
+        }
+
+        private static Vector512<int> Low64(Vector512<int> a, Vector512<int> b) => Avx512F.UnpackLow(a.AsInt64(), b.AsInt64()).AsInt32();
+        private static Vector512<int> High64(Vector512<int> a, Vector512<int> b) => Avx512F.UnpackHigh(a.AsInt64(), b.AsInt64()).AsInt32();
+
+        /// <summary>q of op(B)[p0 .. p0 + 15, j] (op(B) = Bᵀ: stored row j of B), 0 outside k × n.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private Vector512<int> Quantized16(int j, int p0)
+        {
+            if (j >= n || p0 >= k) return Vector512<int>.Zero;
+            if (exact[j] && p0 + 16 <= k)
+                return Vector512.Min(Avx512F.ConvertToVector512Int32(Vector512.Load(b + (long)j * ldb + p0) * Vector512.Create(multipliers[j])),
+                    Vector512.Create(MaxQ));
+            return Quantized16Tail(j, p0);
+        }
+
+        [MethodImpl(MethodImplOptions.NoInlining)]
+        private Vector512<int> Quantized16Tail(int j, int p0)
+        {
+            Span<int> tail = stackalloc int[16];
+            for (int t = 0; t < 16; t++) tail[t] = Quantized(p0 + t, j);
+            return Vector512.Create((ReadOnlySpan<int>)tail);
         }
 
         /// <summary>
@@ -300,37 +360,6 @@ internal static unsafe partial class BinaryGemm
                     | ((Vector512.ShiftRightArithmetic(q2, shift) & mask) << 16)
                     | (Vector512.ShiftRightArithmetic(q3, shift) << 24);
                 word.Store((int*)(row0 + l * 2048));
-            }
-        }
-
-        /// <summary>Transposes 16 vectors of 16 int32 in place (x[c] lane k ↦ x[k] lane c): unpack 32- and 64-bit
-        /// pairs, then two rounds of 128-bit lane shuffles.</summary>
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private static void Transpose16x16(Span<Vector512<int>> x, Span<Vector512<int>> t)
-        {
-            for (int i = 0; i < 8; i++)
-            {
-                t[2 * i] = Avx512F.UnpackLow(x[2 * i], x[2 * i + 1]);
-                t[2 * i + 1] = Avx512F.UnpackHigh(x[2 * i], x[2 * i + 1]);
-            }
-            for (int i = 0; i < 4; i++)
-            {
-                x[4 * i + 0] = Avx512F.UnpackLow(t[4 * i].AsInt64(), t[4 * i + 2].AsInt64()).AsInt32();
-                x[4 * i + 1] = Avx512F.UnpackHigh(t[4 * i].AsInt64(), t[4 * i + 2].AsInt64()).AsInt32();
-                x[4 * i + 2] = Avx512F.UnpackLow(t[4 * i + 1].AsInt64(), t[4 * i + 3].AsInt64()).AsInt32();
-                x[4 * i + 3] = Avx512F.UnpackHigh(t[4 * i + 1].AsInt64(), t[4 * i + 3].AsInt64()).AsInt32();
-            }
-            for (int i = 0; i < 4; i++)
-            {
-                t[i] = Avx512F.Shuffle4x128(x[i], x[i + 4], 0x88);
-                t[i + 4] = Avx512F.Shuffle4x128(x[i], x[i + 4], 0xDD);
-                t[i + 8] = Avx512F.Shuffle4x128(x[i + 8], x[i + 12], 0x88);
-                t[i + 12] = Avx512F.Shuffle4x128(x[i + 8], x[i + 12], 0xDD);
-            }
-            for (int i = 0; i < 8; i++)
-            {
-                x[i] = Avx512F.Shuffle4x128(t[i], t[i + 8], 0x88);
-                x[i + 8] = Avx512F.Shuffle4x128(t[i], t[i + 8], 0xDD);
             }
         }
 

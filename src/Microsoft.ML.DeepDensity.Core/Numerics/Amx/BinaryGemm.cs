@@ -36,8 +36,8 @@ internal static unsafe partial class BinaryGemm
     /// <summary>k per tile step (64 bytes of a row).</summary>
     public const int KStep = 64;
     private const int StepBytes = 6 * 1024;
-    /// <summary>Row blocks per kernel call: the int32 results of a call fit a 48 KB scratch.</summary>
-    private const int BlocksPerCall = 8;
+    /// <summary>Row blocks per kernel call (whole triples for the kernel's three-block loop): the int32 results of a call take a 72 KB scratch.</summary>
+    private const int BlocksPerCall = 12;
     private const int ScratchInts = BlocksPerCall * BlockRows * 96;
     /// <summary>Whether callers on this thread should use these products: AMX and AVX-512 present, no kernel path forced
     /// on this thread (<see cref="KernelPath.Force"/>), and not turned off by <see cref="Off"/>. Callers decide once per
@@ -258,7 +258,7 @@ internal static unsafe partial class BinaryGemm
     /// through the freshly mapped kernel, compared with <see cref="Reference"/> bit for bit.</summary>
     internal static bool SelfTest(IntPtr code, IntPtr config)
     {
-        const int m = 21, n = 45, k = 133;
+        const int m = 53, n = 45, k = 133;   // four row blocks: the kernel's three-block loop and its one-block rest
         var random = new Random(12345);
         var a = new float[m * k];
         var b = new float[k * n];
