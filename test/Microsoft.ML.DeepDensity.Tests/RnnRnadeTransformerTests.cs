@@ -253,7 +253,7 @@ public class RnnRnadeScoringErrorTests
         Assert.Equal(7, e.Row);
         Assert.Equal(1, e.Column);
         Assert.Contains("value is NaN", e.Message);
-        Assert.Contains("frame column", e.Message);
+        Assert.Contains("'Features'", e.Message);
     }
 
     /// <summary>Frame rows through a PredictionEngine (live and after Model.Load): the scorer's count of rows is the engine's
@@ -297,6 +297,50 @@ public class RnnRnadeScoringErrorTests
         Assert.Equal(7, c.Row);
         Assert.DoesNotContain("PredictionEngine", c.Message);
     }
+
+    /// <summary>Scoring errors of the sequence models named internal stand-ins ('sequence column', 'frame column', 'order
+    /// column') instead of the user's columns, which the scorer does not see: the saved model now carries their names, so
+    /// the live, the loaded and the PredictionEngine paths name 'Seq', 'Frame' and 'Step'.</summary>
+    [Fact]
+    public void ScoringErrorsNameTheUsersColumns()
+    {
+        var ml = new MLContext(seed: 1);
+        var seqs = Sequences(8, 5);
+        var whole = ml.Data.LoadFromEnumerable(seqs.Select(s => new NamedSequence { Seq = s }));
+        var wholeModel = ml.DensityEstimation.RnnRnade("Seq", frameSize: 2, hiddenUnits: 4, recurrentUnits: 4, maxEpochs: 1).Fit(whole);
+        var frames = new List<NamedFrame>();
+        for (int t = 0; t < 4; t++)
+            for (int i = 0; i < seqs.Count; i++)
+                frames.Add(new NamedFrame { Frame = seqs[i].AsSpan(2 * t, 2).ToArray(), Unit = i, Step = t });
+        var frameView = ml.Data.LoadFromEnumerable(frames);
+        var frameModel = ml.DensityEstimation.RnnRnade("Frame", "Unit", "Step", hiddenUnits: 4, recurrentUnits: 4, maxEpochs: 1).Fit(frameView);
+        foreach (var (model, view, loaded) in new[] { (wholeModel, whole, false), (wholeModel, whole, true), (frameModel, frameView, false), (frameModel, frameView, true) })
+        {
+            var zip = new MemoryStream();
+            ml.Model.Save(model, view.Schema, zip);
+            zip.Position = 0;
+            var ml2 = new MLContext(seed: 2);
+            ITransformer t = loaded ? ml2.Model.Load(zip, out _) : model;
+            if (view == whole)
+            {
+                var bad = new NamedSequence { Seq = new[] { 1f, float.NaN } };
+                var e = Innermost(Assert.ThrowsAny<Exception>(() => t.Transform(ml2.Data.LoadFromEnumerable(new[] { bad })).GetColumn<float>("LogDensity").ToArray()));
+                Assert.Equal("Seq", e.DataSource);
+                Assert.StartsWith("Invalid data at 'Seq'", e.Message);
+                var pe = ml2.Model.CreatePredictionEngine<NamedSequence, RnnRnadeTransformerTests.FrameScore>(t);
+                Assert.Equal("Seq", Assert.Throws<DataValidationException>(() => pe.Predict(new NamedSequence { Seq = new[] { 1f, 2f, 3f } })).DataSource);
+            }
+            else
+            {
+                var pe = ml2.Model.CreatePredictionEngine<NamedFrame, RnnRnadeTransformerTests.FrameScore>(t);
+                Assert.Equal("Frame", Assert.Throws<DataValidationException>(() => pe.Predict(new NamedFrame { Frame = new[] { float.NaN, 0f }, Unit = 1, Step = 0 })).DataSource);
+                Assert.Equal("Step", Assert.Throws<DataValidationException>(() => pe.Predict(new NamedFrame { Frame = new[] { 0f, 0f }, Unit = 1, Step = float.NaN })).DataSource);
+            }
+        }
+    }
+
+    public sealed class NamedSequence { public float[] Seq = Array.Empty<float>(); }
+    public sealed class NamedFrame { [VectorType(2)] public float[] Frame = new float[2]; public int Unit; public float Step; }
 
     /// <summary>A NaN in a whole sequence being scored: the engine's "row 0" (its one-sequence batch) is not the row's
     /// number, which the mapping does not see; it is reported as unknown (−1) with the frame and the slot.</summary>
