@@ -168,7 +168,7 @@ public static class FitCommand
     internal static void ReportTextColumns(DdmlConsole console, CsvTable table, IReadOnlyCollection<int> features, IEnumerable<int> excluded)
     {
         var (names, warnings) = table.TextColumns(features, excluded);
-        if (names.Length > 0) console.Out.WriteLine($"text columns (not features): {string.Join(", ", names)}");
+        if (names.Length > 0) console.Out.WriteLine($"text columns (not features): {string.Join(", ", names.Select(CsvTable.Escape))}");
         foreach (var w in warnings) console.Error.WriteLine("ddml: warning: " + w);
     }
 

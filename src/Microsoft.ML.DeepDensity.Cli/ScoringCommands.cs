@@ -189,7 +189,7 @@ public static class ScoringCommands
     {
         w.WriteLine($"written by              {meta.Tool}, {meta.CreatedUtc:u}");
         if (meta.LabelColumn is not null) w.WriteLine($"label column            {meta.LabelColumn}");
-        if (meta.ExcludedColumns.Length > 0) w.WriteLine($"excluded columns        {string.Join(", ", meta.ExcludedColumns)}");
+        if (meta.ExcludedColumns.Length > 0) w.WriteLine($"excluded columns        {string.Join(", ", meta.ExcludedColumns.Select(CsvTable.Escape))}");
         w.WriteLine($"training data           {meta.TrainFile}, {meta.TrainRows} {(meta.Model == SequenceCommands.ModelName ? "frame rows" : "rows")}" + (meta.ValidationFile is null ? "" : $"; validation {meta.ValidationFile}"));
         w.WriteLine($"training                {meta.StepsRun}" + (meta.BestEpoch is int b ? $", best {meta.Unit ?? "epoch"} {b}" : "") +
                     (meta.StoppedEarly ? ", stopped early (no validation gain)" : "") + (meta.StoppedByUser ? ", stopped by the user (Ctrl+C)" : "") +
@@ -274,8 +274,13 @@ public static class ScoringCommands
         return (mean, Math.Sqrt(ss / (values.Length - 1) / values.Length));
     }
 
-    private static string Abbreviate(string[] names)
-        => names.Length <= 8 ? string.Join(", ", names) : string.Join(", ", names.Take(6)) + $", ... {names[^1]} ({names.Length} columns)";
+    /// <summary>Column names as a list, each quoted as in a CSV header when it holds a comma or a quote (so "size, m" reads
+    /// as one name); long lists abbreviated.</summary>
+    internal static string Abbreviate(string[] names)
+    {
+        var n = names.Select(CsvTable.Escape).ToArray();
+        return n.Length <= 8 ? string.Join(", ", n) : string.Join(", ", n.Take(6)) + $", ... {n[^1]} ({n.Length} columns)";
+    }
 
     /// <summary>Writes to a file atomically, or to standard output.</summary>
     internal static void WriteOutput(DdmlConsole console, string? path, Action<TextWriter> write)

@@ -74,6 +74,20 @@ public class BadInputTests : IDisposable
         Assert.Equal("", r.Err);
     }
 
+    /// <summary>Column names holding a comma were listed bare by info and fit ("features  température °C, größe, m" reads
+    /// as three columns); they are quoted as in a CSV header now.</summary>
+    [Fact]
+    public void ColumnNamesWithACommaAreQuotedInListings()
+    {
+        var csv = _h.Write("names.csv", "\"température °C\",\"größe, m\",\"name, first\"\n" +
+                                        string.Concat(Enumerable.Range(0, 12).Select(i => $"{i % 4 * 0.5:F1},{i % 3 * 0.7:F1},\"n{i}, x\"\n")));
+        var zip = _h.PathOf("names.zip");
+        var r = _h.Run("fit", csv, "-m", "rnade", "--epochs", "1", "-p", "HiddenUnits=4", "-o", zip);
+        Assert.True(r.Exit == 0, r.Err);
+        Assert.Contains("text columns (not features): \"name, first\"\n", r.Out.Replace("\r", ""));
+        Assert.Contains("features                température °C, \"größe, m\"\n", _h.Run("info", zip).Out.Replace("\r", ""));
+    }
+
     /// <summary>Counts in messages agree with their nouns ("the row has 1 fields", "the data has 1 rows", "1 rows × 1 features").</summary>
     [Fact]
     public void CountsInMessagesAreSingularForOne()
