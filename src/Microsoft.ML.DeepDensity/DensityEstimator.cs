@@ -257,7 +257,9 @@ public abstract class DensityEstimator<TModel, TModelOptions> : IEstimator<Densi
         public void Report(TrainingProgress value)
         {
             // A diverged epoch (recovered, or the end of the run) is a warning: the user should see it without verbose logs.
-            if (double.IsNaN(value.TrainLogLikelihood)) _channel.Warning(MessageSensitivity.None, $"{_name}: {value}");
+            // Its report has no figures at all; a trainer without a likelihood (an RBM with Gaussian units: NaN, and its
+            // reconstruction errors in Metrics) reports an ordinary epoch, which is information, not a warning.
+            if (double.IsNaN(value.TrainLogLikelihood) && value.Metrics is not { Count: > 0 }) _channel.Warning(MessageSensitivity.None, $"{_name}: {value}");
             else _channel.Info(MessageSensitivity.None, $"{_name}: {value}");
             _user?.Report(value);
         }
