@@ -226,7 +226,18 @@ public static class ScoringCommands
         }
         var features = table.Features(columns);
         var labels = labelColumn is null ? null : table.Labels(table.ColumnIndex(labelColumn, "label"));
-        var view = loaded.Transformer.Transform(DataViews.FromMatrix(ml, features, loaded.Density.FeatureColumnName));
+        var input = DataViews.FromMatrix(ml, features, loaded.Density.FeatureColumnName);
+        IDataView view;
+        try { view = loaded.Transformer.Transform(input); }
+        catch (ArgumentException e) when (e is not DataValidationException && loaded.Metadata is null)
+        {
+            // A zip ddml did not write is given one feature vector; a pipeline that starts elsewhere (Concatenate of scalar
+            // columns, a text column) cannot bind it. ML.NET's binding error names an internal stage, so say what happened.
+            var inputs = string.Join(", ", loaded.InputSchema.Where(c => !c.IsHidden).Select(c => $"{c.Name} ({c.Type})"));
+            throw CliException.ModelError(loaded.File, $"the ML.NET pipeline in the zip has input columns {inputs}, and ddml feeds a zip it did not " +
+                $"write only the DeepDensity stage's '{loaded.Density.FeatureColumnName}' vector, read from the CSV columns {Abbreviate(names)} " +
+                $"({e.Message.Split('\n')[0]}); score this pipeline through ML.NET (mlContext.Model.LoadWithLiveDensityModels), or train it with 'ddml fit'.", e);
+        }
         try
         {
             var logDensity = DataViews.Singles(view, loaded.Density.LogDensityColumnName);

@@ -392,6 +392,20 @@ public class BadInputTests : IDisposable
         ml.Model.Save(plain, view.Schema, plainZip);
         Expect(plainZip, "not a DeepDensity one");
 
+        // An ML.NET pipeline that starts from scalar columns (Concatenate, then ours): ddml feeds a zip it did not write one
+        // 'Features' vector read from f0, f1, ..., which such a pipeline cannot bind. That was an internal error with a
+        // stack trace (exit 1); it is a model error naming the pipeline's input columns (info still describes the model).
+        var scalars = ml.Data.LoadFromEnumerable(Enumerable.Range(0, 40).Select(i => new Scalars { A = i % 7, B = i % 5 * 0.5f }));
+        var pipeline = ml.Transforms.Concatenate("Features", "A", "B").Append(ml.DensityEstimation.Rnade("Features", hiddenUnits: 2, maxEpochs: 1)).Fit(scalars);
+        var pipelineZip = _h.PathOf("pipeline.zip");
+        ml.Model.Save(pipeline, scalars.Schema, pipelineZip);
+        var f = _h.Write("f.csv", "f0,f1\n1,2\n");
+        var r = _h.Run("score", pipelineZip, f);
+        Assert.Equal(ExitCodes.BadModel, r.Exit);
+        AssertOneLine(r.Err, "pipeline.zip", "input columns A (Single), B (Single)", "'Features' vector", "f0, f1");
+        Assert.Equal(ExitCodes.BadModel, _h.Run("evaluate", pipelineZip, f).Exit);
+        Assert.Equal(0, _h.Run("info", pipelineZip).Exit);
+
         // Ours, truncated and with flipped bytes.
         var zip = _h.PathOf("m.zip");
         Assert.Equal(0, _h.Run("fit", _h.Write("train.csv", Header + Good(60)), "-m", "rnade", "--epochs", "1", "-p", "HiddenUnits=4", "-o", zip).Exit);
@@ -403,6 +417,8 @@ public class BadInputTests : IDisposable
         File.WriteAllBytes(_h.PathOf("flipped.zip"), flipped);
         Expect(_h.PathOf("flipped.zip"), "");
     }
+
+    public sealed class Scalars { public float A { get; set; } public float B { get; set; } }
 
     [Fact]
     public void AnOutputThatCannotBeWrittenFailsBeforeTraining()
