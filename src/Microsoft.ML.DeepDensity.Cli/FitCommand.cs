@@ -91,7 +91,7 @@ public static class FitCommand
         var validView = valid is null ? null : DataViews.FromMatrix(ml, valid);
         console.Out.WriteLine($"fit {entry.Name}: {CsvTable.Count(data.Rows, "row")} × {CsvTable.Count(data.Columns, "feature")} from {Path.GetFileName(trainFile)}" +
                               (valid is null ? "" : $", {CsvTable.Count(valid.Rows, "validation row")} from {Path.GetFileName(validationFile)}") + ".");
-        ReportTextColumns(console, table, columns, skip);
+        ReportTextColumns(console, table, columns, skip, labelColumn is not null);
         var forward = new Recording(history);
         var request = new FitRequest(seed, epochs, contamination, parameters, console.Interrupts.Stop, console.Interrupts.Abort, forward, notes.Add);
         var (fit, engineOptions) = entry.Create(ml, request, data);
@@ -164,13 +164,22 @@ public static class FitCommand
                     $"'ddml score' writes a column of this name ({string.Join(", ", ScoreColumns)}): rename the column, or --exclude it.");
     }
 
-    /// <summary>Lists the text columns fit passes over (stdout) and warns about any that holds mostly numbers (stderr).</summary>
-    internal static void ReportTextColumns(DdmlConsole console, CsvTable table, IReadOnlyCollection<int> features, IEnumerable<int> excluded)
+    /// <summary>Lists the text columns fit passes over (stdout) and warns about any that holds mostly numbers (stderr);
+    /// notes a feature named like an anomaly label when no --label was given (a forgotten --label trains on the answer).</summary>
+    internal static void ReportTextColumns(DdmlConsole console, CsvTable table, IReadOnlyCollection<int> features, IEnumerable<int> excluded, bool labelGiven)
     {
         var (names, warnings) = table.TextColumns(features, excluded);
         if (names.Length > 0) console.Out.WriteLine($"text columns (not features): {string.Join(", ", names.Select(CsvTable.Escape))}");
         foreach (var w in warnings) console.Error.WriteLine("ddml: warning: " + w);
+        if (labelGiven) return;
+        foreach (int c in features)
+            if (LabelLikeNames.Contains(table.Header[c]))
+                console.Error.WriteLine($"ddml: note: {Path.GetFileName(table.File)}: the column '{table.Header[c]}' is a feature; if it is the anomaly label, " +
+                                        $"pass --label {table.Header[c]} (a label is never a feature), or --exclude it.");
     }
+
+    private static readonly HashSet<string> LabelLikeNames = new(StringComparer.OrdinalIgnoreCase)
+        { "label", "labels", "anomaly", "is_anomaly", "isanomaly", "anomalous", "outlier", "is_outlier", "target" };
 
     /// <summary>An engine data error (row/slot indices) as a CSV error (file, line, column).</summary>
     internal static CliException MapDataError(DataValidationException e, CsvTable table, IReadOnlyList<int> columns, IReadOnlyList<string> names)

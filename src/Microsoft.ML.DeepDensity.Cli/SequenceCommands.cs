@@ -41,7 +41,7 @@ public static class SequenceCommands
         var history = new List<TrainingProgress>();
         var view = data.View(ml, Enumerable.Range(0, frames.Rows).ToArray());
         console.Out.WriteLine($"fit {ModelName}: {CsvTable.Count(data.Sequences.Count, "sequence")}, {CsvTable.Count(frames.Rows, "frame")} × {CsvTable.Count(frames.Columns, "feature")} from {Path.GetFileName(trainFile)}.");
-        FitCommand.ReportTextColumns(console, table, columns, skip);
+        FitCommand.ReportTextColumns(console, table, columns, skip, labelColumn is not null);
         var display = new TrainingDisplay(console.Out, console.LiveProgress);
         var transformer = display.Run(ModelName, engine.MaxEpochs, progress =>
         {

@@ -88,6 +88,24 @@ public class BadInputTests : IDisposable
         Assert.Contains("features                température °C, \"größe, m\"\n", _h.Run("info", zip).Out.Replace("\r", ""));
     }
 
+    /// <summary>Without --label, a 0/1 column named 'label' silently became a feature (the model trained on the answer); fit
+    /// now says so on standard error, and says nothing when --label or --exclude names it.</summary>
+    [Fact]
+    public void AFeatureNamedLikeALabelIsPointedOut()
+    {
+        var csv = _h.Write("labelled.csv", "x1,x2,Label\n" + string.Concat(Enumerable.Range(0, 12).Select(i => $"{i % 4 * 0.5:F1},{i % 3 * 0.7:F1},{(i % 6 == 0 ? 1 : 0)}\n")));
+        var zip = _h.PathOf("l.zip");
+        var r = _h.Run("fit", csv, "-m", "rnade", "--epochs", "1", "-p", "HiddenUnits=4", "-o", zip);
+        Assert.True(r.Exit == 0, r.Err);
+        AssertOneLine(r.Err, "ddml: note: labelled.csv: the column 'Label' is a feature; if it is the anomaly label, pass --label Label");
+        foreach (var option in new[] { "--label", "--exclude" })
+        {
+            r = _h.Run("fit", csv, "-m", "rnade", option, "Label", "--epochs", "1", "-p", "HiddenUnits=4", "-o", zip);
+            Assert.True(r.Exit == 0, r.Err);
+            Assert.Equal("", r.Err);
+        }
+    }
+
     /// <summary>Counts in messages agree with their nouns ("the row has 1 fields", "the data has 1 rows", "1 rows × 1 features").</summary>
     [Fact]
     public void CountsInMessagesAreSingularForOne()
