@@ -293,9 +293,16 @@ public class RnnRnadeScoringErrorTests
             Assert.Contains("prediction number 4", o.Message);
         }
         rows[7].Features[1] = float.NaN;
-        var c = Innermost(Assert.ThrowsAny<Exception>(() => loaded.Transform(ml2.Data.LoadFromEnumerable(rows)).GetColumn<float>("LogDensity").ToArray()));
-        Assert.Equal(7, c.Row);
-        Assert.DoesNotContain("PredictionEngine", c.Message);
+        // Many engines and cursors, alternating: the scorer tells them apart once per engine or cursor, and must keep doing
+        // so once the runtime has recompiled the paths that create them.
+        for (int round = 0; round < 40; round++)
+        {
+            var c = Innermost(Assert.ThrowsAny<Exception>(() => loaded.Transform(ml2.Data.LoadFromEnumerable(rows)).GetColumn<float>("LogDensity").ToArray()));
+            Assert.Equal(7, c.Row);
+            Assert.DoesNotContain("PredictionEngine", c.Message);
+            var engine = ml2.Model.CreatePredictionEngine<RnnRnadeTransformerTests.FrameRow, RnnRnadeTransformerTests.FrameScore>(loaded);
+            Assert.Equal(-1, Assert.Throws<DataValidationException>(() => engine.Predict(bad)).Row);
+        }
     }
 
     /// <summary>Scoring errors of the sequence models named internal stand-ins ('sequence column', 'frame column', 'order

@@ -134,10 +134,11 @@ internal static class RnnRnadeSurrogate
         /// The first caller outside this assembly says which. Once per cursor or engine, not per row; should ML.NET move the
         /// call, a row mapper falls back to the old wording (its prediction count reported as the row), never a cursor.
         /// </summary>
+        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)] // its frame is ours, and skipped by assembly
         internal static bool CreatedByRowMapper()
         {
             var own = typeof(FrameState).Assembly;
-            foreach (var frame in new System.Diagnostics.StackTrace(1, false).GetFrames())
+            foreach (var frame in new System.Diagnostics.StackTrace(false).GetFrames())
             {
                 var method = frame.GetMethod();
                 if (method is null || method.DeclaringType?.Assembly == own) continue;
