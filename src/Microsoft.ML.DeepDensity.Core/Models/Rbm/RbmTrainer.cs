@@ -55,12 +55,19 @@ internal sealed class RbmTrainer
     private bool[]? _blockFinite;
     /// <summary>Weight rows per block of the exact weight update: whole 16-row tiles of the product and whole 32-row
     /// panels of the quantized Wᵀ that the block makes from its rows.</summary>
-    private const int RowsPerExactUpdateBlock = 7 * BinaryGemm.PanelWidth;
+    private const int RowsPerExactUpdateBlock = 4 * BinaryGemm.PanelWidth;
+    /// <summary>Whether the last hidden region quantized the stacked statistics for the exact weight update (each of its
+    /// column blocks, whole panels, from the columns it had just written).</summary>
+    private bool _statisticsQuantized;
     private readonly float[] _colSums, _gb, _gc;
     private bool _chainsInitialized;
     private readonly CancellationToken _cancellationToken;
     /// <summary>Rows per block of the persistent chains' initialisation (between cancellation checks).</summary>
     private const int RowsPerInitBlock = 4096;
+
+    /// <summary>Whether blocks that have just written W's rows or the statistics' columns also quantize them for the next
+    /// exact product (the default; tests turn it off to check the same bits come out of the separate passes).</summary>
+    internal bool FuseQuantization { get; init; } = true;
 
     /// <summary>When set, the raw CD gradient (ascent direction, per row) of the last step is kept in <see cref="GradW"/> etc.</summary>
     internal bool KeepGradient { get; init; }
@@ -293,7 +300,7 @@ internal sealed class RbmTrainer
             // With AMX (binary visible rows) the product is BinaryGemm's exact one, in blocks of whole 16-row tiles.
             if (quantizedW is not null
                 && BinaryGemm.TryPack(true, d, stacked, vAll, d, ref _packedVisibleTransposed, parallel: true)
-                && BinaryGemm.TryQuantize(false, stacked, h, hAll, h, ref _quantizedStatistics, parallel: true))
+                && (_statisticsQuantized || BinaryGemm.TryQuantize(false, stacked, h, hAll, h, ref _quantizedStatistics, parallel: true)))
             {
                 ExactWeightUpdate(chunk, learningRate, beta, decay);
                 return;
@@ -349,7 +356,7 @@ internal sealed class RbmTrainer
         var statistics = _quantizedStatistics!;
         int blocks = (d + RowsPerExactUpdateBlock - 1) / RowsPerExactUpdateBlock;
         // The last chunk moves W; each block then also makes the next step's Wᵀ and maxima from its new rows.
-        var nextWt = chunk.Last ? BinaryGemm.Shape(h, d, ref _quantizedWt) : null;
+        var nextWt = chunk.Last && FuseQuantization ? BinaryGemm.Shape(h, d, ref _quantizedWt) : null;
         var maxima = _weightMaxima ??= new float[h + d];
         var blockColumnMaxima = _blockColumnMaxima is { } bm && bm.Length >= blocks * h ? bm : _blockColumnMaxima = new float[blocks * h];
         var blockFinite = _blockFinite is { } bf && bf.Length >= blocks ? bf : _blockFinite = new bool[blocks];
@@ -362,12 +369,14 @@ internal sealed class RbmTrainer
             if (!chunk.Last) return;
             var w = m.W.AsSpan(i0 * h, rows * h);
             WeightStep(w, _velW.AsSpan(i0 * h, rows * h), decay);
-            blockFinite[blk] = BinaryGemm.Maxima(w, rows, h, h, blockColumnMaxima.AsSpan(blk * h, h), maxima.AsSpan(h + i0, rows))
+            if (nextWt is not null)
+                blockFinite[blk] = BinaryGemm.Maxima(w, rows, h, h, blockColumnMaxima.AsSpan(blk * h, h), maxima.AsSpan(h + i0, rows))
                 && BinaryGemm.QuantizePanels(true, m.W, h, nextWt!, i0 / BinaryGemm.PanelWidth,
                     (rows + BinaryGemm.PanelWidth - 1) / BinaryGemm.PanelWidth, maxima.AsSpan(h, d));
         });
         if (!chunk.Last) return;
         int version = ++m.WeightsVersion;
+        if (nextWt is null) return;
         var columnMaxima = maxima.AsSpan(0, h);
         blockColumnMaxima.AsSpan(0, h).CopyTo(columnMaxima);
         for (int blk = 1; blk < blocks; blk++) TensorPrimitives.Max(columnMaxima, blockColumnMaxima.AsSpan(blk * h, h), columnMaxima);
@@ -485,6 +494,9 @@ internal sealed class RbmTrainer
         int d = m.D, h = m.H, width = ColumnBlockWidth(h), blocks = (h + width - 1) / width;
         bool exact = quantizedW is not null && BinaryGemm.TryPack(false, rows, d, _visible.AsSpan(firstRow * d), d, ref _packedVisible, parallel: true);
         var packedVisible = _packedVisible;
+        // The last region's blocks also quantize the statistics for the exact weight update when they are whole panels.
+        var statistics = FuseQuantization && final && exact && width % BinaryGemm.PanelWidth == 0 ? BinaryGemm.Shape(chunk.Stacked, h, ref _quantizedStatistics) : null;
+        var statisticsFinite = statistics is null ? null : _blockFinite is { } bf && bf.Length >= blocks ? bf : _blockFinite = new bool[blocks];
         RunBlocks(blocks, (long)rows * d * h, blk =>
         {
             int j0 = blk * width, w = Math.Min(width, h - j0);
@@ -519,7 +531,11 @@ internal sealed class RbmTrainer
                 VectorMath.FlushSubnormals(row);
                 TensorPrimitives.Add(gc, row, gc);
             }
+            if (statistics is not null)
+                statisticsFinite![blk] = BinaryGemm.QuantizePanels(false, _hidden.AsSpan(0, (count + negRows) * h), h, statistics,
+                    j0 / BinaryGemm.PanelWidth, (w + BinaryGemm.PanelWidth - 1) / BinaryGemm.PanelWidth);
         });
+        if (final) _statisticsQuantized = statistics is not null && !statisticsFinite.AsSpan(0, blocks).Contains(false);
     }
 
     // ------------------------------------------------------------------ training on the driver
