@@ -267,6 +267,27 @@ public class BinaryGemmTests
         return dir?.FullName ?? throw new InvalidOperationException("The repository root was not found.");
     }
 
+    /// <summary>Transposing a packed operand gives the bytes of packing the transposed floats (rows and columns that are not
+    /// whole tiles, padding included), for any dirty buffer it reuses.</summary>
+    [Fact]
+    public void TransposeOfAPackedOperandIsThePackingOfTheTranspose()
+    {
+        var rng = new Random(8);
+        BinaryGemm.BinaryOperand? transposed = null;
+        foreach (var (m, k) in new[] { (200, 784), (1, 1), (17, 65), (64, 16), (33, 300), (100, 129) })
+        {
+            var a = Binary(m * k, rng);
+            BinaryGemm.BinaryOperand? packed = null, expected = null;
+            Assert.True(BinaryGemm.TryPack(false, m, k, a, k, ref packed));
+            Assert.True(BinaryGemm.TryPack(true, k, m, a, k, ref expected));
+            BinaryGemm.Transpose(packed!, ref transposed);
+            var t = transposed!;
+            Assert.Equal((expected!.M, expected.K, expected.KSteps, expected.RowBlocks), (t.M, t.K, t.KSteps, t.RowBlocks));
+            int bytes = expected.RowBlocks * BinaryGemm.BlockRows * expected.RowBytes;
+            Assert.True(expected.Buffer.AsSpan(expected.Offset, bytes).SequenceEqual(t.Buffer.AsSpan(t.Offset, bytes)), $"{m} × {k}");
+        }
+    }
+
     /// <summary>The quantizations fused into the regions that write W's rows and the statistics' columns give the bits of
     /// the separate passes, over several CD and PCD steps (shapes whose hidden blocks are whole 32-column panels, so
     /// both fusions run, and one whose are not).</summary>
