@@ -1,12 +1,12 @@
 using System.Diagnostics;
 using System.Runtime.InteropServices;
-using System.Runtime.Intrinsics;
+using Microsoft.ML.DeepDensity.Numerics;
 using Microsoft.ML.DeepDensity.Numerics.Amx;
 
 namespace DeepDensity.Benchmarks;
 
 /// <summary>
-/// The speed of each core right now, measured pinned to it: an AVX-512 FMA loop and (where it runs) the AMX binary
+/// The speed of each core right now, measured pinned to it: the engine's SGEMM and (where it runs) the AMX binary
 /// product. On a cloud VM a vCPU shares its physical core with a co-tenant's hyper-thread, which the load average does
 /// not show: this VM's cores were seen to run at half each other's speed for minutes (the AMX unit most), and then a
 /// 2-thread run is held back by the slower core while a 1-thread run lands on either. Reports print this next to the
@@ -17,7 +17,7 @@ public static class CoreSpeed
     [DllImport("libc", SetLastError = true)]
     private static extern int sched_setaffinity(int pid, IntPtr cpusetsize, ref ulong mask);
 
-    /// <summary>One line: each core's FMA GFLOP/s and AMX product G multiply-adds/s, and the slower/faster ratios.</summary>
+    /// <summary>One line: each core's SGEMM GFLOP/s and AMX product G multiply-adds/s, and the slower/faster ratios.</summary>
     public static string Describe()
     {
         if (!OperatingSystem.IsLinux() || Environment.ProcessorCount > 64) return "core speeds: not measured (Linux, ≤ 64 cores only)";
@@ -40,31 +40,25 @@ public static class CoreSpeed
         static string Ratio(double[] x) => x.Length > 1 && x.All(double.IsFinite) && x.Max() > 0 ? $" (slowest/fastest {x.Min() / x.Max():F2})" : "";
         string fmaText = string.Join(", ", fma.Select((v, c) => $"core {c} {v:F0}"));
         string amxText = double.IsFinite(amx[0]) ? $"; AMX binary product G multiply-adds/s: {string.Join(", ", amx.Select((v, c) => $"core {c} {v:F0}"))}{Ratio(amx)}" : "";
-        return $"core speeds pinned, FMA GFLOP/s: {fmaText}{Ratio(fma)}{amxText}";
+        return $"core speeds pinned, SGEMM GFLOP/s: {fmaText}{Ratio(fma)}{amxText}";
     }
 
-    /// <summary>Best of three 20-ms FMA loops (eight independent chains of 512-bit FMAs).</summary>
+    /// <summary>Best of three rounds of the engine's SGEMM on one thread, 256 × 256 × 256 (in cache: near one core's FMA
+    /// peak on a core of its own).</summary>
     private static double Fma()
     {
-        if (!Vector512.IsHardwareAccelerated) return double.NaN;
+        const int n = 256, Repeats = 20;
+        var rng = new Random(1);
+        var a = new float[n * n];
+        var b = new float[n * n];
+        var c = new float[n * n];
+        for (int i = 0; i < a.Length; i++) { a[i] = (float)rng.NextDouble(); b[i] = (float)rng.NextDouble(); }
         double best = 0;
         for (int round = 0; round < 3; round++)
         {
-            var a0 = Vector512.Create(1f); var a1 = a0; var a2 = a0; var a3 = a0; var a4 = a0; var a5 = a0; var a6 = a0; var a7 = a0;
-            var m = Vector512.Create(0.9999999f); var b = Vector512.Create(1e-7f);
-            const int Iterations = 1 << 20;
             var sw = Stopwatch.StartNew();
-            for (int i = 0; i < Iterations; i++)
-            {
-                a0 = Vector512.FusedMultiplyAdd(a0, m, b); a1 = Vector512.FusedMultiplyAdd(a1, m, b);
-                a2 = Vector512.FusedMultiplyAdd(a2, m, b); a3 = Vector512.FusedMultiplyAdd(a3, m, b);
-                a4 = Vector512.FusedMultiplyAdd(a4, m, b); a5 = Vector512.FusedMultiplyAdd(a5, m, b);
-                a6 = Vector512.FusedMultiplyAdd(a6, m, b); a7 = Vector512.FusedMultiplyAdd(a7, m, b);
-            }
-            double seconds = sw.Elapsed.TotalSeconds;
-            float sink = (a0 + a1 + a2 + a3 + a4 + a5 + a6 + a7).GetElement(0);
-            if (float.IsNaN(sink)) return double.NaN;
-            best = Math.Max(best, (double)Iterations * 8 * 16 * 2 / seconds / 1e9);
+            for (int r = 0; r < Repeats; r++) Gemm.Multiply(false, false, n, n, n, 1f, a, n, b, n, 0f, c, n, allowParallel: false);
+            best = Math.Max(best, 2.0 * n * n * n * Repeats / sw.Elapsed.TotalSeconds / 1e9);
         }
         return best;
     }
@@ -99,7 +93,7 @@ public static class CoreSpeed
 public sealed class CoreSpeedBenchmark : IBenchmark
 {
     public string Name => "cores";
-    public string Description => "each core's FMA and AMX speed, pinned, every few seconds (--samples 10 --seconds 3)";
+    public string Description => "each core's SGEMM and AMX speed, pinned, every few seconds (--samples 10 --seconds 3)";
 
     public int Run(BenchmarkArgs args)
     {
