@@ -38,6 +38,7 @@ public sealed class IwaeBenchmark : IBenchmark
         var test = data.Test.Slice(0, Math.Min(nTest, data.Test.Rows));
         Console.WriteLine($"binarized Fashion-MNIST: train {train.Rows}, test {test.Rows} (of {data.Test.Rows}); 784-200-200-50 tanh, " +
                           $"batch {batch}, Adam lr {lr:G3}, {epochs} epochs, test LL with K = {evalK}; {Environment.ProcessorCount} cores");
+        Console.WriteLine(CoreSpeed.Describe());
         string? trainPath = null, testPath = null;
         if (peer)
         {

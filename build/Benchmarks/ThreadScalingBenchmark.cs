@@ -55,6 +55,7 @@ public sealed class ThreadScalingBenchmark : IBenchmark
         int n = (int)(20_000 * scale);
         Console.WriteLine($"machine: {Machine.Describe()}");
         Console.WriteLine($"load average before: {Machine.LoadAverage()}");
+        Console.WriteLine(CoreSpeed.Describe());
         var rows = new List<Row>
         {
             Measure("RNADE", $"{n}×32, H=100, K=10, 2 epochs", Real(n, 32, 1), Real(2000, 32, 2),
@@ -75,6 +76,7 @@ public sealed class ThreadScalingBenchmark : IBenchmark
                 (x, t) => IwaeModel.Fit(x, new IwaeOptions { LatentDimensions = new[] { 50 }, HiddenUnits = new[] { 200, 200 }, MaxEpochs = 1, EvaluationSamples = 100, ValidationFraction = 0, Seed = 1 })),
         };
         Console.WriteLine($"load average after: {Machine.LoadAverage()}");
+        Console.WriteLine(CoreSpeed.Describe());
         Console.WriteLine();
         Console.WriteLine(Markdown(rows));
         if (jsonPath is not null)

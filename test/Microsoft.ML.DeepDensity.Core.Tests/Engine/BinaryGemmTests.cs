@@ -267,6 +267,61 @@ public class BinaryGemmTests
         return dir?.FullName ?? throw new InvalidOperationException("The repository root was not found.");
     }
 
+    /// <summary>Transposing a packed operand gives the bytes of packing the transposed floats (rows and columns that are not
+    /// whole tiles, padding included), for any dirty buffer it reuses.</summary>
+    [Fact]
+    public void TransposeOfAPackedOperandIsThePackingOfTheTranspose()
+    {
+        var rng = new Random(8);
+        BinaryGemm.BinaryOperand? transposed = null;
+        foreach (var (m, k) in new[] { (200, 784), (1, 1), (17, 65), (64, 16), (33, 300), (100, 129) })
+        {
+            var a = Binary(m * k, rng);
+            BinaryGemm.BinaryOperand? packed = null, expected = null;
+            Assert.True(BinaryGemm.TryPack(false, m, k, a, k, ref packed));
+            Assert.True(BinaryGemm.TryPack(true, k, m, a, k, ref expected));
+            BinaryGemm.Transpose(packed!, ref transposed);
+            var t = transposed!;
+            Assert.Equal((expected!.M, expected.K, expected.KSteps, expected.RowBlocks), (t.M, t.K, t.KSteps, t.RowBlocks));
+            int bytes = expected.RowBlocks * BinaryGemm.BlockRows * expected.RowBytes;
+            Assert.True(expected.Buffer.AsSpan(expected.Offset, bytes).SequenceEqual(t.Buffer.AsSpan(t.Offset, bytes)), $"{m} × {k}");
+        }
+    }
+
+    /// <summary>The quantizations fused into the regions that write W's rows and the statistics' columns give the bits of
+    /// the separate passes, over several CD and PCD steps (shapes whose hidden blocks are whole 32-column panels, so
+    /// both fusions run, and one whose are not).</summary>
+    [Theory]
+    [InlineData(100, 128, 40, true)]
+    [InlineData(100, 128, 40, false)]
+    [InlineData(784, 500, 100, true)]
+    [InlineData(50, 37, 20, true)]
+    public void FusedQuantizationGivesTheSameBits(int d, int h, int n, bool persistent)
+    {
+        if (!BinaryGemm.IsUsable) return;
+        var rows = Binary(n * d, new Random(6));
+        RbmMachine Make()
+        {
+            var m = new RbmMachine(d, h, RbmVisibleType.Bernoulli);
+            new RandomStream(5).FillGaussian(m.W, 0f, 0.1f);
+            return m;
+        }
+        var fused = Make();
+        var separate = Make();
+        var t1 = new RbmTrainer(fused, n, 1, persistent, 0);
+        var t2 = new RbmTrainer(separate, n, 1, persistent, 0) { FuseQuantization = false };
+        t1.SetBatch(rows, n);
+        t2.SetBatch(rows, n);
+        for (int s = 0; s < 4; s++)
+        {
+            t1.Step(n, 0.05f, 0.5f, 1e-4f, new RandomStream(9).Fork((ulong)s));
+            t2.Step(n, 0.05f, 0.5f, 1e-4f, new RandomStream(9).Fork((ulong)s));
+        }
+        Assert.Equal(separate.W, fused.W);
+        Assert.Equal(separate.B, fused.B);
+        Assert.Equal(separate.C, fused.C);
+    }
+
     /// <summary>A step quantizes the next step's Wᵀ from its new weight rows; weights restored into the machine in between
     /// (RbmMachine.CopyTo, as after a divergence) must be quantized afresh: the step then equals a new trainer's on the
     /// restored weights, bit for bit (CD without momentum depends on nothing else).</summary>

@@ -23,7 +23,7 @@ namespace Microsoft.ML.DeepDensity.Models.Rbm;
 /// stream forked by c), so results never depend on the thread count. What grows with the chains is PCD's persistent
 /// hidden sample (chains × H floats): training state, bounded by <see cref="RbmOptions.PersistentChains"/>.</para>
 /// </summary>
-internal sealed class RbmTrainer
+internal sealed partial class RbmTrainer
 {
     private readonly RbmMachine _m;
     private readonly int _batch, _chains, _k;
@@ -55,12 +55,22 @@ internal sealed class RbmTrainer
     private bool[]? _blockFinite;
     /// <summary>Weight rows per block of the exact weight update: whole 16-row tiles of the product and whole 32-row
     /// panels of the quantized Wᵀ that the block makes from its rows.</summary>
-    private const int RowsPerExactUpdateBlock = 7 * BinaryGemm.PanelWidth;
+    private const int RowsPerExactUpdateBlock = 4 * BinaryGemm.PanelWidth;
+    /// <summary>Whether the last hidden region quantized the stacked statistics for the exact weight update (each of its
+    /// column blocks, whole panels, from the columns it had just written).</summary>
+    private bool _statisticsQuantized;
+    /// <summary>Rows of the stacked block that _packedVisible holds (−1: none): when all of them, the weight update's Vᵀ
+    /// is its transpose rather than a second packing of the floats.</summary>
+    private int _packedVisibleRows = -1;
     private readonly float[] _colSums, _gb, _gc;
     private bool _chainsInitialized;
     private readonly CancellationToken _cancellationToken;
     /// <summary>Rows per block of the persistent chains' initialisation (between cancellation checks).</summary>
     private const int RowsPerInitBlock = 4096;
+
+    /// <summary>Whether blocks that have just written W's rows or the statistics' columns also quantize them for the next
+    /// exact product (the default; tests turn it off to check the same bits come out of the separate passes).</summary>
+    internal bool FuseQuantization { get; init; } = true;
 
     /// <summary>When set, the raw CD gradient (ascent direction, per row) of the last step is kept in <see cref="GradW"/> etc.</summary>
     internal bool KeepGradient { get; init; }
@@ -292,8 +302,8 @@ internal sealed class RbmTrainer
             float decay = -learningRate * weightDecay;
             // With AMX (binary visible rows) the product is BinaryGemm's exact one, in blocks of whole 16-row tiles.
             if (quantizedW is not null
-                && BinaryGemm.TryPack(true, d, stacked, vAll, d, ref _packedVisibleTransposed, parallel: true)
-                && BinaryGemm.TryQuantize(false, stacked, h, hAll, h, ref _quantizedStatistics, parallel: true))
+                && PackVisibleTransposed(stacked, vAll)
+                && (_statisticsQuantized || BinaryGemm.TryQuantize(false, stacked, h, hAll, h, ref _quantizedStatistics, parallel: true)))
             {
                 ExactWeightUpdate(chunk, learningRate, beta, decay);
                 return;
@@ -322,56 +332,6 @@ internal sealed class RbmTrainer
             }
             if (chunk.Last) m.WeightsVersion++;
         }
-    }
-
-    /// <summary>W and Wᵀ quantized for the current W (Bernoulli units): kept from an earlier chunk of this step, Wᵀ and
-    /// the maxima from the last step's weight update (then W alone is quantized), or both made here. False when W is
-    /// not finite (the step then takes the float GEMM).</summary>
-    private bool QuantizeWeights()
-    {
-        var m = _m;
-        int version = m.WeightsVersion;
-        if (_quantizedWVersion == version && _quantizedWtVersion == version) return true;
-        bool ok = _quantizedWtVersion == version
-            ? BinaryGemm.TryQuantize(false, m.D, m.H, m.W, m.H, ref _quantizedW, parallel: true, maxima: _weightMaxima.AsSpan(0, m.H))
-            : m.QuantizeWeights(ref _quantizedW, ref _quantizedWt, ref _weightMaxima);
-        _quantizedWVersion = _quantizedWtVersion = ok ? version : -1;
-        return ok;
-    }
-
-    /// <summary>The weight update of <see cref="StepChunk"/> with BinaryGemm: velocity = lr·Vᵀ·P + beta·velocity per
-    /// fixed block of weight rows (whole tiles), the visible bias gradient, and (last chunk) the weight step.</summary>
-    private void ExactWeightUpdate(Chunk chunk, float learningRate, float beta, float decay)
-    {
-        var m = _m;
-        int d = m.D, h = m.H;
-        var packedVisible = _packedVisibleTransposed!;
-        var statistics = _quantizedStatistics!;
-        int blocks = (d + RowsPerExactUpdateBlock - 1) / RowsPerExactUpdateBlock;
-        // The last chunk moves W; each block then also makes the next step's Wᵀ and maxima from its new rows.
-        var nextWt = chunk.Last ? BinaryGemm.Shape(h, d, ref _quantizedWt) : null;
-        var maxima = _weightMaxima ??= new float[h + d];
-        var blockColumnMaxima = _blockColumnMaxima is { } bm && bm.Length >= blocks * h ? bm : _blockColumnMaxima = new float[blocks * h];
-        var blockFinite = _blockFinite is { } bf && bf.Length >= blocks ? bf : _blockFinite = new bool[blocks];
-        DeepDensityEnvironment.For(0, blocks, blk =>
-        {
-            int i0 = blk * RowsPerExactUpdateBlock, rows = Math.Min(RowsPerExactUpdateBlock, d - i0);
-            VisibleBiasGradient(chunk, i0, rows);
-            BinaryGemm.Multiply(packedVisible, statistics, 0, h, learningRate, beta, _velW, h,
-                firstRowBlock: i0 / BinaryGemm.BlockRows, rowBlockCount: (rows + BinaryGemm.BlockRows - 1) / BinaryGemm.BlockRows);
-            if (!chunk.Last) return;
-            var w = m.W.AsSpan(i0 * h, rows * h);
-            WeightStep(w, _velW.AsSpan(i0 * h, rows * h), decay);
-            blockFinite[blk] = BinaryGemm.Maxima(w, rows, h, h, blockColumnMaxima.AsSpan(blk * h, h), maxima.AsSpan(h + i0, rows))
-                && BinaryGemm.QuantizePanels(true, m.W, h, nextWt!, i0 / BinaryGemm.PanelWidth,
-                    (rows + BinaryGemm.PanelWidth - 1) / BinaryGemm.PanelWidth, maxima.AsSpan(h, d));
-        });
-        if (!chunk.Last) return;
-        int version = ++m.WeightsVersion;
-        var columnMaxima = maxima.AsSpan(0, h);
-        blockColumnMaxima.AsSpan(0, h).CopyTo(columnMaxima);
-        for (int blk = 1; blk < blocks; blk++) TensorPrimitives.Max(columnMaxima, blockColumnMaxima.AsSpan(blk * h, h), columnMaxima);
-        _quantizedWtVersion = blockFinite.AsSpan(0, blocks).Contains(false) ? -1 : version;
     }
 
     /// <summary>velocity += decay·w (when decay ≠ 0), then w += velocity: one pass over both (the bits of the two
@@ -484,7 +444,11 @@ internal sealed class RbmTrainer
         int chainOffset = chunk.ChainStart * m.H;
         int d = m.D, h = m.H, width = ColumnBlockWidth(h), blocks = (h + width - 1) / width;
         bool exact = quantizedW is not null && BinaryGemm.TryPack(false, rows, d, _visible.AsSpan(firstRow * d), d, ref _packedVisible, parallel: true);
+        _packedVisibleRows = exact && firstRow == 0 ? rows : -1;
         var packedVisible = _packedVisible;
+        // The last region's blocks also quantize the statistics for the exact weight update when they are whole panels.
+        var statistics = FuseQuantization && final && exact && width % BinaryGemm.PanelWidth == 0 ? BinaryGemm.Shape(chunk.Stacked, h, ref _quantizedStatistics) : null;
+        var statisticsFinite = statistics is null ? null : _blockFinite is { } bf && bf.Length >= blocks ? bf : _blockFinite = new bool[blocks];
         RunBlocks(blocks, (long)rows * d * h, blk =>
         {
             int j0 = blk * width, w = Math.Min(width, h - j0);
@@ -519,7 +483,11 @@ internal sealed class RbmTrainer
                 VectorMath.FlushSubnormals(row);
                 TensorPrimitives.Add(gc, row, gc);
             }
+            if (statistics is not null)
+                statisticsFinite![blk] = BinaryGemm.QuantizePanels(false, _hidden.AsSpan(0, (count + negRows) * h), h, statistics,
+                    j0 / BinaryGemm.PanelWidth, (w + BinaryGemm.PanelWidth - 1) / BinaryGemm.PanelWidth);
         });
+        if (final) _statisticsQuantized = statistics is not null && !statisticsFinite.AsSpan(0, blocks).Contains(false);
     }
 
     // ------------------------------------------------------------------ training on the driver

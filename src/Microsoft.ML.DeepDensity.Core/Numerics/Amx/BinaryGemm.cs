@@ -221,6 +221,77 @@ internal static unsafe partial class BinaryGemm
     public static bool TryMultiply(int m, int k, float alpha, ReadOnlySpan<float> a, int lda, QuantizedOperand b, float beta, Span<float> c, int ldc, bool allowParallel)
         => TryMultiply(false, m, k, alpha, a, lda, b, beta, c, ldc, ref t_packedA, allowParallel);
 
+    /// <summary>
+    /// The packed transpose of a packed operand: <paramref name="result"/> (reused when large enough) becomes what
+    /// <see cref="TryPack"/> makes of Aᵀ when <paramref name="source"/> holds A, byte for byte, from the bytes already
+    /// checked and packed (16 × 16 byte blocks transposed in registers) instead of from the floats again: the RBM's weight
+    /// update multiplies Vᵀ by the statistics after its hidden region has packed V.
+    /// </summary>
+    public static void Transpose(BinaryOperand source, ref BinaryOperand? result)
+    {
+        var t = result ??= new BinaryOperand();
+        int m = source.K, k = source.M;
+        t.M = m; t.K = k; t.KSteps = Math.Max(1, (k + KStep - 1) / KStep); t.RowBlocks = (m + BlockRows - 1) / BlockRows;
+        int rowBytes = t.RowBytes, sourceRowBytes = source.RowBytes;
+        Reserve(ref t.Buffer, ref t.Offset, (long)t.RowBlocks * BlockRows * rowBytes);
+        // The source's rows are padded to whole 16-row blocks (zeros) and its columns to whole k-steps, so every block
+        // read is inside it; output columns past the source's padded rows are cleared.
+        int sourceBlocks = source.RowBlocks, padded = sourceBlocks * BlockRows;
+        fixed (byte* ps = source.Buffer)
+        fixed (byte* pt = t.Buffer)
+        {
+            byte* src = ps + source.Offset, dst = pt + t.Offset;
+            for (int cb = 0; cb < t.RowBlocks; cb++)
+                for (int rb = 0; rb < sourceBlocks; rb++)
+                    Transpose16x16(src + (long)rb * BlockRows * sourceRowBytes + cb * 16, sourceRowBytes,
+                        dst + (long)cb * BlockRows * rowBytes + rb * 16, rowBytes);
+            if (padded < rowBytes)
+                for (int i = 0; i < t.RowBlocks * BlockRows; i++) new Span<byte>(dst + (long)i * rowBytes + padded, rowBytes - padded).Clear();
+        }
+    }
+
+    /// <summary>Transposes a 16 × 16 byte block (rows <paramref name="ls"/> bytes apart) into rows <paramref name="ld"/>
+    /// bytes apart: four rounds of byte, word, dword and qword interleaves.</summary>
+    private static void Transpose16x16(byte* s, int ls, byte* d, int ld)
+    {
+        var r0 = Vector128.Load(s); var r1 = Vector128.Load(s + ls); var r2 = Vector128.Load(s + 2 * ls); var r3 = Vector128.Load(s + 3 * ls);
+        var r4 = Vector128.Load(s + 4 * ls); var r5 = Vector128.Load(s + 5 * ls); var r6 = Vector128.Load(s + 6 * ls); var r7 = Vector128.Load(s + 7 * ls);
+        var r8 = Vector128.Load(s + 8 * ls); var r9 = Vector128.Load(s + 9 * ls); var r10 = Vector128.Load(s + 10 * ls); var r11 = Vector128.Load(s + 11 * ls);
+        var r12 = Vector128.Load(s + 12 * ls); var r13 = Vector128.Load(s + 13 * ls); var r14 = Vector128.Load(s + 14 * ls); var r15 = Vector128.Load(s + 15 * ls);
+        // Bytes of row pairs: a_i = (row 2i, row 2i+1) interleaved, low and high halves.
+        var a0 = Sse2.UnpackLow(r0, r1); var a1 = Sse2.UnpackHigh(r0, r1); var a2 = Sse2.UnpackLow(r2, r3); var a3 = Sse2.UnpackHigh(r2, r3);
+        var a4 = Sse2.UnpackLow(r4, r5); var a5 = Sse2.UnpackHigh(r4, r5); var a6 = Sse2.UnpackLow(r6, r7); var a7 = Sse2.UnpackHigh(r6, r7);
+        var a8 = Sse2.UnpackLow(r8, r9); var a9 = Sse2.UnpackHigh(r8, r9); var a10 = Sse2.UnpackLow(r10, r11); var a11 = Sse2.UnpackHigh(r10, r11);
+        var a12 = Sse2.UnpackLow(r12, r13); var a13 = Sse2.UnpackHigh(r12, r13); var a14 = Sse2.UnpackLow(r14, r15); var a15 = Sse2.UnpackHigh(r14, r15);
+        // Words: four rows.
+        var b0 = Sse2.UnpackLow(a0.AsUInt16(), a2.AsUInt16()); var b1 = Sse2.UnpackHigh(a0.AsUInt16(), a2.AsUInt16());
+        var b2 = Sse2.UnpackLow(a1.AsUInt16(), a3.AsUInt16()); var b3 = Sse2.UnpackHigh(a1.AsUInt16(), a3.AsUInt16());
+        var b4 = Sse2.UnpackLow(a4.AsUInt16(), a6.AsUInt16()); var b5 = Sse2.UnpackHigh(a4.AsUInt16(), a6.AsUInt16());
+        var b6 = Sse2.UnpackLow(a5.AsUInt16(), a7.AsUInt16()); var b7 = Sse2.UnpackHigh(a5.AsUInt16(), a7.AsUInt16());
+        var b8 = Sse2.UnpackLow(a8.AsUInt16(), a10.AsUInt16()); var b9 = Sse2.UnpackHigh(a8.AsUInt16(), a10.AsUInt16());
+        var b10 = Sse2.UnpackLow(a9.AsUInt16(), a11.AsUInt16()); var b11 = Sse2.UnpackHigh(a9.AsUInt16(), a11.AsUInt16());
+        var b12 = Sse2.UnpackLow(a12.AsUInt16(), a14.AsUInt16()); var b13 = Sse2.UnpackHigh(a12.AsUInt16(), a14.AsUInt16());
+        var b14 = Sse2.UnpackLow(a13.AsUInt16(), a15.AsUInt16()); var b15 = Sse2.UnpackHigh(a13.AsUInt16(), a15.AsUInt16());
+        // Dwords: eight rows.
+        var c0 = Sse2.UnpackLow(b0.AsUInt32(), b4.AsUInt32()); var c1 = Sse2.UnpackHigh(b0.AsUInt32(), b4.AsUInt32());
+        var c2 = Sse2.UnpackLow(b1.AsUInt32(), b5.AsUInt32()); var c3 = Sse2.UnpackHigh(b1.AsUInt32(), b5.AsUInt32());
+        var c4 = Sse2.UnpackLow(b2.AsUInt32(), b6.AsUInt32()); var c5 = Sse2.UnpackHigh(b2.AsUInt32(), b6.AsUInt32());
+        var c6 = Sse2.UnpackLow(b3.AsUInt32(), b7.AsUInt32()); var c7 = Sse2.UnpackHigh(b3.AsUInt32(), b7.AsUInt32());
+        var c8 = Sse2.UnpackLow(b8.AsUInt32(), b12.AsUInt32()); var c9 = Sse2.UnpackHigh(b8.AsUInt32(), b12.AsUInt32());
+        var c10 = Sse2.UnpackLow(b9.AsUInt32(), b13.AsUInt32()); var c11 = Sse2.UnpackHigh(b9.AsUInt32(), b13.AsUInt32());
+        var c12 = Sse2.UnpackLow(b10.AsUInt32(), b14.AsUInt32()); var c13 = Sse2.UnpackHigh(b10.AsUInt32(), b14.AsUInt32());
+        var c14 = Sse2.UnpackLow(b11.AsUInt32(), b15.AsUInt32()); var c15 = Sse2.UnpackHigh(b11.AsUInt32(), b15.AsUInt32());
+        // Qwords: all sixteen rows; c_j (rows 0-7) with c_{j+8} (rows 8-15) holds columns 2j and 2j + 1.
+        Sse2.UnpackLow(c0.AsUInt64(), c8.AsUInt64()).Store((ulong*)d); Sse2.UnpackHigh(c0.AsUInt64(), c8.AsUInt64()).Store((ulong*)(d + ld));
+        Sse2.UnpackLow(c1.AsUInt64(), c9.AsUInt64()).Store((ulong*)(d + 2 * ld)); Sse2.UnpackHigh(c1.AsUInt64(), c9.AsUInt64()).Store((ulong*)(d + 3 * ld));
+        Sse2.UnpackLow(c2.AsUInt64(), c10.AsUInt64()).Store((ulong*)(d + 4 * ld)); Sse2.UnpackHigh(c2.AsUInt64(), c10.AsUInt64()).Store((ulong*)(d + 5 * ld));
+        Sse2.UnpackLow(c3.AsUInt64(), c11.AsUInt64()).Store((ulong*)(d + 6 * ld)); Sse2.UnpackHigh(c3.AsUInt64(), c11.AsUInt64()).Store((ulong*)(d + 7 * ld));
+        Sse2.UnpackLow(c4.AsUInt64(), c12.AsUInt64()).Store((ulong*)(d + 8 * ld)); Sse2.UnpackHigh(c4.AsUInt64(), c12.AsUInt64()).Store((ulong*)(d + 9 * ld));
+        Sse2.UnpackLow(c5.AsUInt64(), c13.AsUInt64()).Store((ulong*)(d + 10 * ld)); Sse2.UnpackHigh(c5.AsUInt64(), c13.AsUInt64()).Store((ulong*)(d + 11 * ld));
+        Sse2.UnpackLow(c6.AsUInt64(), c14.AsUInt64()).Store((ulong*)(d + 12 * ld)); Sse2.UnpackHigh(c6.AsUInt64(), c14.AsUInt64()).Store((ulong*)(d + 13 * ld));
+        Sse2.UnpackLow(c7.AsUInt64(), c15.AsUInt64()).Store((ulong*)(d + 14 * ld)); Sse2.UnpackHigh(c7.AsUInt64(), c15.AsUInt64()).Store((ulong*)(d + 15 * ld));
+    }
+
     // ------------------------------------------------------------------ exact reference and self-test
 
     /// <summary>

@@ -1,0 +1,109 @@
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+using Microsoft.ML.DeepDensity.Numerics;
+using Microsoft.ML.DeepDensity.Numerics.Amx;
+
+namespace DeepDensity.Benchmarks;
+
+/// <summary>
+/// The speed of each core right now, measured pinned to it: the engine's SGEMM and (where it runs) the AMX binary
+/// product. On a cloud VM a vCPU shares its physical core with a co-tenant's hyper-thread, which the load average does
+/// not show: this VM's cores were seen to run at half each other's speed for minutes (the AMX unit most), and then a
+/// 2-thread run is held back by the slower core while a 1-thread run lands on either. Reports print this next to the
+/// load average so that a ratio can be read with the machine's state it was measured in.
+/// </summary>
+public static class CoreSpeed
+{
+    [DllImport("libc", SetLastError = true)]
+    private static extern int sched_setaffinity(int pid, IntPtr cpusetsize, ref ulong mask);
+
+    /// <summary>One line: each core's SGEMM GFLOP/s and AMX product G multiply-adds/s, and the slower/faster ratios.</summary>
+    public static string Describe()
+    {
+        if (!OperatingSystem.IsLinux() || Environment.ProcessorCount > 64) return "core speeds: not measured (Linux, ≤ 64 cores only)";
+        int cores = Environment.ProcessorCount;
+        var fma = new double[cores];
+        var amx = new double[cores];
+        for (int c = 0; c < cores; c++)
+        {
+            int core = c;
+            var thread = new Thread(() =>
+            {
+                ulong mask = 1UL << core;
+                if (sched_setaffinity(0, 8, ref mask) != 0) { fma[core] = amx[core] = double.NaN; return; }
+                fma[core] = Fma();
+                amx[core] = Amx();
+            });
+            thread.Start();
+            thread.Join();
+        }
+        static string Ratio(double[] x) => x.Length > 1 && x.All(double.IsFinite) && x.Max() > 0 ? $" (slowest/fastest {x.Min() / x.Max():F2})" : "";
+        string fmaText = string.Join(", ", fma.Select((v, c) => $"core {c} {v:F0}"));
+        string amxText = double.IsFinite(amx[0]) ? $"; AMX binary product G multiply-adds/s: {string.Join(", ", amx.Select((v, c) => $"core {c} {v:F0}"))}{Ratio(amx)}" : "";
+        return $"core speeds pinned, SGEMM GFLOP/s: {fmaText}{Ratio(fma)}{amxText}";
+    }
+
+    /// <summary>Best of three rounds of the engine's SGEMM on one thread, 256 × 256 × 256 (in cache: near one core's FMA
+    /// peak on a core of its own).</summary>
+    private static double Fma()
+    {
+        const int n = 256, Repeats = 20;
+        var rng = new Random(1);
+        var a = new float[n * n];
+        var b = new float[n * n];
+        var c = new float[n * n];
+        for (int i = 0; i < a.Length; i++) { a[i] = (float)rng.NextDouble(); b[i] = (float)rng.NextDouble(); }
+        double best = 0;
+        for (int round = 0; round < 3; round++)
+        {
+            var sw = Stopwatch.StartNew();
+            for (int r = 0; r < Repeats; r++) Gemm.Multiply(false, false, n, n, n, 1f, a, n, b, n, 0f, c, n, allowParallel: false);
+            best = Math.Max(best, 2.0 * n * n * n * Repeats / sw.Elapsed.TotalSeconds / 1e9);
+        }
+        return best;
+    }
+
+    /// <summary>Best of three rounds of the RBM-sized exact product (192 × 784 × 512: 0/1 rows times quantized weights).</summary>
+    private static double Amx()
+    {
+        if (!BinaryGemm.IsUsable) return double.NaN;
+        const int m = 192, k = 784, n = 512;
+        var rng = new Random(1);
+        var a = new float[m * k];
+        var b = new float[k * n];
+        for (int i = 0; i < a.Length; i++) a[i] = rng.Next(2);
+        for (int i = 0; i < b.Length; i++) b[i] = (float)(rng.NextDouble() - 0.5);
+        BinaryGemm.QuantizedOperand? qb = null;
+        BinaryGemm.BinaryOperand? pa = null;
+        if (!BinaryGemm.TryQuantize(false, k, n, b, n, ref qb) || !BinaryGemm.TryPack(false, m, k, a, k, ref pa)) return double.NaN;
+        var c = new float[m * n];
+        double best = 0;
+        for (int round = 0; round < 3; round++)
+        {
+            const int Repeats = 20;
+            var sw = Stopwatch.StartNew();
+            for (int r = 0; r < Repeats; r++) BinaryGemm.Multiply(pa!, qb!, 0, n, 1f, 0f, c, n);
+            best = Math.Max(best, (double)m * n * k * Repeats / sw.Elapsed.TotalSeconds / 1e9);
+        }
+        return best;
+    }
+}
+
+/// <summary>Watches the cores' speeds over time (how unequal they are, and how long that lasts).</summary>
+public sealed class CoreSpeedBenchmark : IBenchmark
+{
+    public string Name => "cores";
+    public string Description => "each core's SGEMM and AMX speed, pinned, every few seconds (--samples 10 --seconds 3)";
+
+    public int Run(BenchmarkArgs args)
+    {
+        int samples = args.Int("samples", 10), seconds = args.Int("seconds", 3);
+        Console.WriteLine($"machine: {Machine.Describe()}");
+        for (int i = 0; i < samples; i++)
+        {
+            if (i > 0) Thread.Sleep(TimeSpan.FromSeconds(seconds));
+            Console.WriteLine($"{DateTime.UtcNow:HH:mm:ss} load {Machine.LoadAverage()} | {CoreSpeed.Describe()}");
+        }
+        return 0;
+    }
+}
