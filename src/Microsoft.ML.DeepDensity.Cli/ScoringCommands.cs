@@ -101,7 +101,7 @@ public static class ScoringCommands
             var w = console.Out;
             var (mean, se) = MeanAndStandardError(s.LogDensity);
             w.WriteLine($"rows                    {s.LogDensity.Length}");
-            w.WriteLine(string.Create(Ci, $"average log-density     {mean:F4} ± {se:F4} (standard error over rows; {loaded.Model.DensityKind})"));
+            w.WriteLine(string.Create(Ci, $"average log-density     {mean:F4}{PlusMinus(se)} ({(double.IsNaN(se) ? "one row: no standard error" : "standard error over rows")}; {loaded.Model.DensityKind})"));
             if (loaded.Model.DensityKind == DensityKind.Estimate)
                 w.WriteLine(string.Create(Ci, $"mean estimate error     {s.StandardError.Average(x => (double)x):F4} (Monte Carlo standard error per row)"));
             w.WriteLine(string.Create(Ci, $"predicted anomalies     {s.PredictedLabel.Count(b => b)} (threshold score {loaded.Density.Threshold:G6}, contamination {loaded.Density.Contamination})"));
@@ -141,7 +141,7 @@ public static class ScoringCommands
         var metrics = ml.AnomalyDetection.Evaluate(view, falsePositiveCount: falsePositives);
         w.WriteLine($"{prefix}labelled anomalies".PadRight(24) + $"{positives} of {labels.Length} {items}");
         w.WriteLine($"{prefix}AUROC".PadRight(24) + metrics.AreaUnderRocCurve.ToString("F4", Ci));
-        w.WriteLine($"{prefix}detection rate at {falsePositives} false positives  " + metrics.DetectionRateAtFalsePositiveCount.ToString("F4", Ci));
+        w.WriteLine($"{prefix}detection rate at {CsvTable.Count(falsePositives, "false positive")}  " + metrics.DetectionRateAtFalsePositiveCount.ToString("F4", Ci));
     }
 
     public static System.CommandLine.Command Info(DdmlConsole console)
@@ -276,6 +276,9 @@ public static class ScoringCommands
                                     $"{string.Join(", ", replaced)} (a scored file?): replaced by this model's.");
         return keep.ToArray();
     }
+
+    /// <summary>" ± 0.1234", or nothing for an undefined standard error (one row or sequence: NaN, which was printed).</summary>
+    internal static string PlusMinus(double standardError) => double.IsNaN(standardError) ? "" : string.Create(Ci, $" ± {standardError:F4}");
 
     public static (double Mean, double StandardError) MeanAndStandardError(float[] values)
     {

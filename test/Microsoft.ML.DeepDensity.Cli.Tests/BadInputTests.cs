@@ -121,6 +121,14 @@ public class BadInputTests : IDisposable
         Assert.True(r.Exit == 0, r.Err);
         Assert.Contains("fit rnade: 1 row × 1 feature from one.csv.", r.Out);
         Assert.Contains("rnade (Exact log-density), 1 feature, 1 epoch", r.Out);
+        // Evaluating one row printed "± NaN"; the standard error of one row is undefined, and said so.
+        var eval = _h.Run("evaluate", _h.PathOf("one.zip"), one);
+        Assert.True(eval.Exit == 0, eval.Err);
+        Assert.Matches(@"average log-density     -?\d+\.\d{4} \(one row: no standard error; Exact\)", eval.Out);
+        Assert.DoesNotContain("NaN", eval.Out);
+        // ML.NET's detection rate at one false positive (fewer than ten normal rows).
+        var labelled = _h.Write("two.csv", "a,label\n1.5,0\n9,1\n");
+        Assert.Contains("detection rate at 1 false positive  ", _h.Run("evaluate", _h.PathOf("one.zip"), labelled, "--label", "label").Out);
     }
 
     /// <summary>A semicolon- or tab-separated file (a European spreadsheet export) read as one column said only "the row

@@ -284,6 +284,9 @@ public class SequenceTests : IDisposable
         var eval = _h.Run("evaluate", zip, Frames("one.csv", 1, 3));
         Assert.True(eval.Exit == 0, eval.Err);
         Assert.Matches(@"predicted anomalies     \d+ frame rows? in 1 sequence \(", eval.Out);
+        // One sequence has no standard error over sequences (it printed "± NaN").
+        Assert.Contains(" per frame (one sequence: no standard error; Exact)", eval.Out);
+        Assert.DoesNotContain("NaN", eval.Out);
         Assert.DoesNotContain(" 1 frame rows", eval.Out);
     }
 
