@@ -101,7 +101,7 @@ public static class ScoringCommands
             var w = console.Out;
             var (mean, se) = MeanAndStandardError(s.LogDensity);
             w.WriteLine($"rows                    {s.LogDensity.Length}");
-            w.WriteLine(string.Create(Ci, $"average log-density     {mean:F4}{PlusMinus(se)} ({(double.IsNaN(se) ? "one row: no standard error" : "standard error over rows")}; {loaded.Model.DensityKind})"));
+            w.WriteLine(string.Create(Ci, $"average log-density     {mean:F4}{PlusMinus(se)} ({StandardErrorNote(s.LogDensity, "row")}; {loaded.Model.DensityKind})"));
             if (loaded.Model.DensityKind == DensityKind.Estimate)
                 w.WriteLine(string.Create(Ci, $"mean estimate error     {s.StandardError.Average(x => (double)x):F4} (Monte Carlo standard error per row)"));
             w.WriteLine(string.Create(Ci, $"predicted anomalies     {s.PredictedLabel.Count(b => b)} (threshold score {loaded.Density.Threshold:G6}, contamination {loaded.Density.Contamination})"));
@@ -277,8 +277,18 @@ public static class ScoringCommands
         return keep.ToArray();
     }
 
-    /// <summary>" ± 0.1234", or nothing for an undefined standard error (one row or sequence: NaN, which was printed).</summary>
+    /// <summary>" ± 0.1234", or nothing for an undefined standard error (one row or sequence, or a −∞ among them: NaN,
+    /// which was printed as such).</summary>
     internal static string PlusMinus(double standardError) => double.IsNaN(standardError) ? "" : string.Create(Ci, $" ± {standardError:F4}");
+
+    /// <summary>What the standard error after an average is over, or why there is none.</summary>
+    internal static string StandardErrorNote(IReadOnlyCollection<float> values, string item)
+    {
+        int infinite = values.Count(v => !float.IsFinite(v));
+        return values.Count < 2 ? $"one {item}: no standard error"
+            : infinite > 0 ? $"{CsvTable.Count(infinite, item)} of {values.Count} with log-density -Infinity, impossible under the model: no standard error"
+            : $"standard error over {item}s";
+    }
 
     public static (double Mean, double StandardError) MeanAndStandardError(float[] values)
     {

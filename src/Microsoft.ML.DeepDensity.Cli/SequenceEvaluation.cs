@@ -32,7 +32,7 @@ public static class SequenceEvaluation
         w.WriteLine($"sequences               {count} ({frames} frame rows; median length {DensityReport.MedianLength(batch)})");
         var (perFrame, perFrameSe) = RatioAndClusterStandardError(total, Enumerable.Range(0, count).Select(batch.Length).ToArray());
         w.WriteLine(string.Create(Ci, $"average log-density     {perFrame:F4}{ScoringCommands.PlusMinus(perFrameSe)} per frame ") +
-                    $"({(double.IsNaN(perFrameSe) ? "one sequence: no standard error" : "standard error over sequences")}; Exact)");
+                    $"({ScoringCommands.StandardErrorNote(total.Select(v => (float)v).ToArray(), "sequence")}; Exact)");
         var (perSequence, perSequenceSe) = ScoringCommands.MeanAndStandardError(total.Select(v => (float)v).ToArray());
         w.WriteLine(string.Create(Ci, $"                        {perSequence:F4}{ScoringCommands.PlusMinus(perSequenceSe)} per sequence"));
         w.WriteLine($"predicted anomalies     {CsvTable.Count(predicted.Count(b => b), "frame row")} in {CsvTable.Count(anyFlagged.Count(b => b), "sequence")} " +

@@ -126,6 +126,10 @@ public class BadInputTests : IDisposable
         Assert.True(eval.Exit == 0, eval.Err);
         Assert.Matches(@"average log-density     -?\d+\.\d{4} \(one row: no standard error; Exact\)", eval.Out);
         Assert.DoesNotContain("NaN", eval.Out);
+        // Rows impossible under the model (log-density −∞) make the average −∞ and its standard error undefined: said so.
+        eval = _h.Run("evaluate", _h.PathOf("one.zip"), _h.Write("far.csv", "a\n1e30\n1.5\n"));
+        Assert.True(eval.Exit == 0, eval.Err);
+        Assert.Contains("average log-density     -Infinity (1 row of 2 with log-density -Infinity, impossible under the model: no standard error; Exact)", eval.Out);
         // ML.NET's detection rate at one false positive (fewer than ten normal rows).
         var labelled = _h.Write("two.csv", "a,label\n1.5,0\n9,1\n");
         Assert.Contains("detection rate at 1 false positive  ", _h.Run("evaluate", _h.PathOf("one.zip"), labelled, "--label", "label").Out);
