@@ -170,7 +170,14 @@ public abstract class DensityEstimator<TModel, TModelOptions> : IEstimator<Densi
     /// the message compares the two views rather than saying "the model was trained on").</summary>
     private DataViewSchema.Column CheckValidationShape(DataViewSchema schema, int trainingSize)
     {
-        var column = CheckInputShape(schema, null);
+        DataViewSchema.Column column;
+        try { column = CheckInputShape(schema, null); }
+        catch (ArgumentException e) when (e is not DataValidationException)
+        {
+            // The same check as the training data's, so say which view failed it (the user passed two).
+            string message = e.ParamName is string p && e.Message.IndexOf($" (Parameter '{p}')", StringComparison.Ordinal) is int cut and >= 0 ? e.Message[..cut] : e.Message;
+            throw new ArgumentOutOfRangeException("validationData", $"The validation data: {message}");
+        }
         if (column.Type is VectorDataViewType { Size: int size } && size != trainingSize)
             throw new ArgumentOutOfRangeException(nameof(schema),
                 $"Feature column '{column.Name}' of the validation data has {size} slots but the training data's has {trainingSize}.");

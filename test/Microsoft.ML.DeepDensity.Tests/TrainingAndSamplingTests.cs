@@ -35,6 +35,12 @@ public class TrainingAndSamplingTests
         var e = Assert.ThrowsAny<ArgumentException>(() => ml.DensityEstimation.Rnade(options)
             .Fit(ml.Data.LoadFromEnumerable(TestData.Blob(50)), ml.Data.LoadFromEnumerable(new[] { new SchemaAndDataErrorTests.WrongSize() })));
         Assert.Contains("'Features'", e.Message);
+        // So is one of the wrong type, and the message says it is the validation view (the training view was fine).
+        var doubles = ml.Transforms.Conversion.ConvertType("Features", "Features", DataKind.Double).Fit(ml.Data.LoadFromEnumerable(TestData.Blob(20)))
+            .Transform(ml.Data.LoadFromEnumerable(TestData.Blob(20)));
+        e = Assert.ThrowsAny<ArgumentException>(() => ml.DensityEstimation.Rnade(options).Fit(ml.Data.LoadFromEnumerable(TestData.Blob(50)), doubles));
+        Assert.StartsWith("The validation data: Feature column 'Features' must be a known-size vector of Single", e.Message);
+        Assert.Equal("validationData", e.ParamName);
     }
 
     /// <summary>Every epoch of an RBM with Gaussian units went to MLContext.Log as a warning (its training figure is NaN:
