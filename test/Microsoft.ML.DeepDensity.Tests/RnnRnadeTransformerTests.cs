@@ -229,6 +229,16 @@ public class RnnRnadeScoringErrorTests
         return Enumerable.Range(0, count).Select(i => Enumerable.Range(0, 2 * (4 + i % 3)).Select(_ => (float)r.NextDouble()).ToArray()).ToList();
     }
 
+    /// <summary>The first <paramref name="steps"/> frames of every sequence as frame rows, step by step across sequences.</summary>
+    private static List<RnnRnadeTransformerTests.FrameRow> InterleavedFrames(List<float[]> seqs, int steps)
+    {
+        var rows = new List<RnnRnadeTransformerTests.FrameRow>();
+        for (int t = 0; t < steps; t++)
+            for (int i = 0; i < seqs.Count; i++)
+                rows.Add(new RnnRnadeTransformerTests.FrameRow { Features = seqs[i].AsSpan(2 * t, 2).ToArray(), SequenceId = i, Order = t });
+        return rows;
+    }
+
     private static DataValidationException Innermost(Exception e)
     {
         while (e.InnerException is not null) e = e.InnerException;   // ML.NET wraps errors of its cursor workers
@@ -241,11 +251,7 @@ public class RnnRnadeScoringErrorTests
     public void FrameRows_ANaNWhileScoringNamesTheRowAndTheSlot()
     {
         var ml = new MLContext(seed: 1);
-        var rows = new List<RnnRnadeTransformerTests.FrameRow>();
-        var seqs = Sequences(6, 1);
-        for (int t = 0; t < 4; t++)
-            for (int i = 0; i < seqs.Count; i++)
-                rows.Add(new RnnRnadeTransformerTests.FrameRow { Features = seqs[i].AsSpan(2 * t, 2).ToArray(), SequenceId = i, Order = t });
+        var rows = InterleavedFrames(Sequences(6, 1), 4);
         var transformer = ml.DensityEstimation.RnnRnade("Features", "SequenceId", "Order", hiddenUnits: 4, recurrentUnits: 4, maxEpochs: 1)
             .Fit(ml.Data.LoadFromEnumerable(rows));
         rows[7].Features[1] = float.NaN;   // sequence 1, its second frame
@@ -264,11 +270,7 @@ public class RnnRnadeScoringErrorTests
     public void FrameRows_APredictionEngineDoesNotReportItsPredictionCountAsARow()
     {
         var ml = new MLContext(seed: 1);
-        var rows = new List<RnnRnadeTransformerTests.FrameRow>();
-        var seqs = Sequences(6, 1);
-        for (int t = 0; t < 4; t++)
-            for (int i = 0; i < seqs.Count; i++)
-                rows.Add(new RnnRnadeTransformerTests.FrameRow { Features = seqs[i].AsSpan(2 * t, 2).ToArray(), SequenceId = i, Order = t });
+        var rows = InterleavedFrames(Sequences(6, 1), 4);
         var view = ml.Data.LoadFromEnumerable(rows);
         var transformer = ml.DensityEstimation.RnnRnade("Features", "SequenceId", "Order", hiddenUnits: 4, recurrentUnits: 4, maxEpochs: 1).Fit(view);
         var zip = Path.Combine(Directory.CreateTempSubdirectory("dd-frame-pe-").FullName, "model.zip");
