@@ -207,7 +207,9 @@ public static class ScoringCommands
         var last = meta.ToProgress().LastOrDefault(p => TrainingDisplay.Figures(p, "F4").Train != "-");
         if (last is null) return "";
         var (what, train, valid, note) = TrainingDisplay.Figures(last, "F4");
-        return $", last train {what}{train}" + (valid == "-" ? "" : $", valid {what}{valid}") + (what.Length == 0 ? "" : $" {note}");
+        // The binary RBM's figures are pseudo-log-likelihoods (its progress lines' note says so): so does this line.
+        string kind = what.Length > 0 ? $" {note}" : last.Metrics?.ContainsKey("pseudo_ll") == true ? " (pseudo-log-likelihoods)" : "";
+        return $", last train {what}{train}" + (valid == "-" ? "" : $", valid {what}{valid}") + kind;
     }
 
     internal static Argument<string> ModelArgument() => new("model") { Description = "Model zip written by 'ddml fit' (or any ML.NET zip holding one DeepDensity model)." };

@@ -157,7 +157,7 @@ public class RoundTripTests : IDisposable
         fit = _h.Run("fit", binary, "--model", "rbm", "--exclude", "id,label", "--epochs", "1", "-p", "HiddenUnits=4", "--out", _h.PathOf("rbm2.zip"));
         Assert.True(fit.Exit == 0, fit.Err);
         Assert.Matches(@"epoch +1  train +-\d+\.\d{4}  valid +(-\d+\.\d{4}|-) .*pseudo-log-likelihoods", fit.Out);
-        Assert.Matches(@", last train -\d+\.\d{4}", _h.Run("info", _h.PathOf("rbm2.zip")).Out);
+        Assert.Matches(@", last train -\d+\.\d{4}(, valid -\d+\.\d{4})? \(pseudo-log-likelihoods\)", _h.Run("info", _h.PathOf("rbm2.zip")).Out);
     }
 
     private static RowMatrix ReadFeatures(string csv)
