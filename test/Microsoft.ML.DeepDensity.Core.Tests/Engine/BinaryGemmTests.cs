@@ -171,7 +171,9 @@ public class BinaryGemmTests
     {
         if (!BinaryGemm.IsUsable) return;
         var rng = new Random(23);
-        int rows = 300, columns = 90;
+        // Large enough (k × n ≥ 2^16) that the non-transposed operand with given maxima is filled in k-steps, B's rows
+        // in order, rather than panel by panel; 90 columns end in a partial panel.
+        int rows = 900, columns = 90;
         var b = Real(rows, columns, rng);
         var columnMax = new float[columns];
         var rowMax = new float[rows];
