@@ -171,7 +171,9 @@ public class BinaryGemmTests
     {
         if (!BinaryGemm.IsUsable) return;
         var rng = new Random(23);
-        int rows = 300, columns = 90;
+        // Large enough (k × n ≥ 2^16) that the non-transposed operand with given maxima is filled in k-steps, B's rows
+        // in order, rather than panel by panel; 90 columns end in a partial panel.
+        int rows = 900, columns = 90;
         var b = Real(rows, columns, rng);
         var columnMax = new float[columns];
         var rowMax = new float[rows];
@@ -288,15 +290,15 @@ public class BinaryGemmTests
         }
     }
 
-    /// <summary>The quantizations fused into the regions that write W's rows and the statistics' columns give the bits of
-    /// the separate passes, over several CD and PCD steps (shapes whose hidden blocks are whole 32-column panels, so
+    /// <summary>The passes fused into the exact path's regions (the weight step, the quantizations of W's new rows and of
+    /// the statistics' columns) give the bits of the separate passes, with weight decay and momentum, over several CD and PCD steps (shapes whose hidden blocks are whole 32-column panels, so
     /// both fusions run, and one whose are not).</summary>
     [Theory]
     [InlineData(100, 128, 40, true)]
     [InlineData(100, 128, 40, false)]
     [InlineData(784, 500, 100, true)]
     [InlineData(50, 37, 20, true)]
-    public void FusedQuantizationGivesTheSameBits(int d, int h, int n, bool persistent)
+    public void FusedPassesGiveTheSameBits(int d, int h, int n, bool persistent)
     {
         if (!BinaryGemm.IsUsable) return;
         var rows = Binary(n * d, new Random(6));
@@ -309,7 +311,7 @@ public class BinaryGemmTests
         var fused = Make();
         var separate = Make();
         var t1 = new RbmTrainer(fused, n, 1, persistent, 0);
-        var t2 = new RbmTrainer(separate, n, 1, persistent, 0) { FuseQuantization = false };
+        var t2 = new RbmTrainer(separate, n, 1, persistent, 0) { FusePasses = false };
         t1.SetBatch(rows, n);
         t2.SetBatch(rows, n);
         for (int s = 0; s < 4; s++)

@@ -12,7 +12,7 @@ internal sealed partial class RbmTrainer
     /// holds them all (PCD), else packed from the floats (CD's last hidden region packs the chains' rows only).</summary>
     private bool PackVisibleTransposed(int stacked, ReadOnlySpan<float> vAll)
     {
-        if (_packedVisibleRows != stacked || !FuseQuantization)
+        if (_packedVisibleRows != stacked || !FusePasses)
             return BinaryGemm.TryPack(true, _m.D, stacked, vAll, _m.D, ref _packedVisibleTransposed, parallel: true);
         BinaryGemm.Transpose(_packedVisible!, ref _packedVisibleTransposed);
         return true;
@@ -43,7 +43,7 @@ internal sealed partial class RbmTrainer
         var statistics = _quantizedStatistics!;
         int blocks = (d + RowsPerExactUpdateBlock - 1) / RowsPerExactUpdateBlock;
         // The last chunk moves W; each block then also makes the next step's Wᵀ and maxima from its new rows.
-        var nextWt = chunk.Last && FuseQuantization ? BinaryGemm.Shape(h, d, ref _quantizedWt) : null;
+        var nextWt = chunk.Last && FusePasses ? BinaryGemm.Shape(h, d, ref _quantizedWt) : null;
         var maxima = _weightMaxima ??= new float[h + d];
         var blockColumnMaxima = _blockColumnMaxima is { } bm && bm.Length >= blocks * h ? bm : _blockColumnMaxima = new float[blocks * h];
         var blockFinite = _blockFinite is { } bf && bf.Length >= blocks ? bf : _blockFinite = new bool[blocks];
@@ -51,11 +51,13 @@ internal sealed partial class RbmTrainer
         {
             int i0 = blk * RowsPerExactUpdateBlock, rows = Math.Min(RowsPerExactUpdateBlock, d - i0);
             VisibleBiasGradient(chunk, i0, rows);
+            // The last chunk's product also moves W (the weight step in the pass that writes the velocity).
             BinaryGemm.Multiply(packedVisible, statistics, 0, h, learningRate, beta, _velW, h,
-                firstRowBlock: i0 / BinaryGemm.BlockRows, rowBlockCount: (rows + BinaryGemm.BlockRows - 1) / BinaryGemm.BlockRows);
+                firstRowBlock: i0 / BinaryGemm.BlockRows, rowBlockCount: (rows + BinaryGemm.BlockRows - 1) / BinaryGemm.BlockRows,
+                weights: chunk.Last && FusePasses ? m.W : default, decay: decay);
             if (!chunk.Last) return;
             var w = m.W.AsSpan(i0 * h, rows * h);
-            WeightStep(w, _velW.AsSpan(i0 * h, rows * h), decay);
+            if (!FusePasses) WeightStep(w, _velW.AsSpan(i0 * h, rows * h), decay);
             if (nextWt is not null)
                 blockFinite[blk] = BinaryGemm.Maxima(w, rows, h, h, blockColumnMaxima.AsSpan(blk * h, h), maxima.AsSpan(h + i0, rows))
                 && BinaryGemm.QuantizePanels(true, m.W, h, nextWt!, i0 / BinaryGemm.PanelWidth,

@@ -68,9 +68,10 @@ internal sealed partial class RbmTrainer
     /// <summary>Rows per block of the persistent chains' initialisation (between cancellation checks).</summary>
     private const int RowsPerInitBlock = 4096;
 
-    /// <summary>Whether blocks that have just written W's rows or the statistics' columns also quantize them for the next
-    /// exact product (the default; tests turn it off to check the same bits come out of the separate passes).</summary>
-    internal bool FuseQuantization { get; init; } = true;
+    /// <summary>Whether the exact path fuses the passes that follow a block's product: the weight step into the pass that
+    /// writes the velocity, and the quantization of W's new rows and of the statistics' columns into the blocks that have
+    /// just written them (the default; tests turn it off to check the separate passes give the same bits).</summary>
+    internal bool FusePasses { get; init; } = true;
 
     /// <summary>When set, the raw CD gradient (ascent direction, per row) of the last step is kept in <see cref="GradW"/> etc.</summary>
     internal bool KeepGradient { get; init; }
@@ -447,7 +448,7 @@ internal sealed partial class RbmTrainer
         _packedVisibleRows = exact && firstRow == 0 ? rows : -1;
         var packedVisible = _packedVisible;
         // The last region's blocks also quantize the statistics for the exact weight update when they are whole panels.
-        var statistics = FuseQuantization && final && exact && width % BinaryGemm.PanelWidth == 0 ? BinaryGemm.Shape(chunk.Stacked, h, ref _quantizedStatistics) : null;
+        var statistics = FusePasses && final && exact && width % BinaryGemm.PanelWidth == 0 ? BinaryGemm.Shape(chunk.Stacked, h, ref _quantizedStatistics) : null;
         var statisticsFinite = statistics is null ? null : _blockFinite is { } bf && bf.Length >= blocks ? bf : _blockFinite = new bool[blocks];
         RunBlocks(blocks, (long)rows * d * h, blk =>
         {

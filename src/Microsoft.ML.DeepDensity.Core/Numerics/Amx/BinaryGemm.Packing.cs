@@ -61,7 +61,15 @@ internal static unsafe partial class BinaryGemm
         {
             // Each panel finds its columns' scales and quantizes them: one parallel pass, nothing serial before it.
             var job = new QuantizeJob(pb, ldb, transposeB, k, n, buffer + q.Offset, q.PanelBytes, pm, pe, q.Scales, q.Finite, pmax);
-            if (parallel && (long)k * n >= 1L << 16 && panelCount > 1) RunPanels(job, firstPanel, panelCount);
+            bool large = parallel && (long)k * n >= 1L << 16;
+            if (large && !transposeB && !maxima.IsEmpty && panelCount == q.Panels && q.KSteps > 1)
+            {
+                // Scales from the given maxima (cheap), then the whole operand in k-steps, B's rows in order.
+                bool scaled = true;
+                for (int p = 0; p < q.Panels; p++) scaled &= job.SetScales(p);
+                if (scaled) RunKSteps(job, q.KSteps);
+            }
+            else if (large && panelCount > 1) RunPanels(job, firstPanel, panelCount);
             else for (int p = firstPanel; p < firstPanel + panelCount; p++) job.Panel(p);
         }
         for (int p = firstPanel; p < firstPanel + panelCount; p++) if (!q.Finite[p]) return false;
@@ -70,6 +78,7 @@ internal static unsafe partial class BinaryGemm
 
     // Its own method: the lambda's closure is allocated only when the quantization runs in parallel.
     private static void RunPanels(QuantizeJob job, int firstPanel, int panels) => DeepDensityEnvironment.For(firstPanel, firstPanel + panels, p => job.Panel(p));
+    private static void RunKSteps(QuantizeJob job, int kSteps) => DeepDensityEnvironment.For(0, kSteps, s => job.AllPanelsOfStep(s));
 
     /// <summary>
     /// The largest |entry| of every column (<paramref name="columnMax"/>, n values) and row (<paramref name="rowMax"/>,
@@ -228,44 +237,59 @@ internal static unsafe partial class BinaryGemm
 
         public void Panel(int panel)
         {
-            finite[panel] = Scales(panel);
-            if (!finite[panel]) return;
+            if (!SetScales(panel)) return;
+            if (transposeB && Avx512F.IsSupported) { TransposedPanel(panel, buffer + (long)panel * panelBytes, panelBytes / StepBytes); return; }
+            for (int s = 0; s < panelBytes / StepBytes; s++)
+                for (int h = 0; h < 2; h++) StepHalf(panel, s, h);
+        }
+
+        /// <summary>The panel's scales (<see cref="Scales"/>); false, and the panel marked, when it is not finite.</summary>
+        public bool SetScales(int panel) => finite[panel] = Scales(panel);
+
+        /// <summary>
+        /// k-step <paramref name="s"/> of every panel (op(B) not transposed, every panel's scales set): B's rows
+        /// [64s, 64s + 64) are read once, in order, while they fill this step's tile rows of all panels, rather than each
+        /// panel walking all of B's rows down its 32 columns (a walk that measured no faster on two cores than on one
+        /// for the RBM's W just written by the other core).
+        /// </summary>
+        public void AllPanelsOfStep(int s)
+        {
+            for (int panel = 0; panel * PanelWidth < n; panel++)
+                for (int h = 0; h < 2; h++) StepHalf(panel, s, h);
+        }
+
+        /// <summary>The 16 tile rows of k-step <paramref name="s"/>, column half <paramref name="h"/> of a non-transposed
+        /// panel whose scales are set.</summary>
+        private void StepHalf(int panel, int s, int h)
+        {
             byte* dst = buffer + (long)panel * panelBytes;
-            int kSteps = panelBytes / StepBytes;
-            int j0 = panel * PanelWidth;
-            if (transposeB && Avx512F.IsSupported) { TransposedPanel(panel, dst, kSteps); return; }
-            bool vector = !transposeB && Avx512F.IsSupported && Avx512BW.IsSupported;
-            for (int s = 0; s < kSteps; s++)
-                for (int h = 0; h < 2; h++)
+            int c0 = panel * PanelWidth + 16 * h;
+            bool full = Avx512F.IsSupported && Avx512BW.IsSupported && c0 + 16 <= n;
+            bool allExact = true;
+            for (int j = c0; j < c0 + 16; j++) allExact &= exact[j];
+            for (int r = 0; r < 16; r++)
+            {
+                int p0 = s * KStep + 4 * r;
+                byte* row0 = dst + s * StepBytes + h * 1024 + r * 64;
+                if (full && allExact)
                 {
-                    int c0 = j0 + 16 * h;
-                    bool full = vector && c0 + 16 <= n;
-                    bool allExact = true;
-                    for (int j = c0; j < c0 + 16; j++) allExact &= exact[j];
-                    for (int r = 0; r < 16; r++)
-                    {
-                        int p0 = s * KStep + 4 * r;
-                        byte* row0 = dst + s * StepBytes + h * 1024 + r * 64;
-                        if (full && allExact)
-                        {
-                            var mul = Vector512.Load(multipliers + c0);
-                            var q0 = QuantizeRow(p0, c0, mul);
-                            var q1 = QuantizeRow(p0 + 1, c0, mul);
-                            var q2 = QuantizeRow(p0 + 2, c0, mul);
-                            var q3 = QuantizeRow(p0 + 3, c0, mul);
-                            StoreTileRow(row0, q0, q1, q2, q3);
-                        }
-                        else
-                        {
-                            for (int j = 0; j < 16; j++)
-                                for (int t = 0; t < 4; t++)
-                                {
-                                    int v = Quantized(p0 + t, c0 + j);
-                                    for (int l = 0; l < 3; l++) row0[l * 2048 + 4 * j + t] = (byte)(v >> (8 * l));
-                                }
-                        }
-                    }
+                    var mul = Vector512.Load(multipliers + c0);
+                    var q0 = QuantizeRow(p0, c0, mul);
+                    var q1 = QuantizeRow(p0 + 1, c0, mul);
+                    var q2 = QuantizeRow(p0 + 2, c0, mul);
+                    var q3 = QuantizeRow(p0 + 3, c0, mul);
+                    StoreTileRow(row0, q0, q1, q2, q3);
                 }
+                else
+                {
+                    for (int j = 0; j < 16; j++)
+                        for (int t = 0; t < 4; t++)
+                        {
+                            int v = Quantized(p0 + t, c0 + j);
+                            for (int l = 0; l < 3; l++) row0[l * 2048 + 4 * j + t] = (byte)(v >> (8 * l));
+                        }
+                }
+            }
         }
 
         /// <summary>

@@ -94,9 +94,12 @@ internal static unsafe partial class BinaryGemm
     /// <c>C = alpha · A · B + beta · C</c> on the calling thread (C is m × n with row stride <paramref name="ldc"/>), for
     /// all rows, or for the rows of 16-row blocks [firstRowBlock, firstRowBlock + rowBlockCount) when given. The kernel
     /// computes whole 32-column panels; a range that starts or ends inside one writes only its own columns.
+    /// <para>With <paramref name="weights"/> (laid out as C), each element of C written is then also a velocity step on
+    /// it: <c>C += decay · w</c> when decay ≠ 0 (product and sum rounded separately), then <c>w += C</c>: the RBM's weight
+    /// step in the pass that writes its velocity, instead of a second pass over both.</para>
     /// </summary>
     public static void Multiply(BinaryOperand a, QuantizedOperand b, int firstColumn, int columns, float alpha, float beta, Span<float> c, int ldc,
-        int firstRowBlock = 0, int rowBlockCount = -1)
+        int firstRowBlock = 0, int rowBlockCount = -1, Span<float> weights = default, float decay = 0f)
     {
         if (a.K != b.K) throw new ArgumentException($"A has k = {a.K} and B has k = {b.K}.");
         if (!AmxRuntime.IsAvailable) throw new InvalidOperationException("AMX is not available: " + AmxRuntime.Status);
@@ -104,6 +107,7 @@ internal static unsafe partial class BinaryGemm
         int endColumn = Math.Min(n, firstColumn + columns);
         if (m == 0 || endColumn <= firstColumn) return;
         if ((long)(m - 1) * ldc + n > c.Length) throw new ArgumentException("C is too short for m × n with its stride.", nameof(c));
+        if (!weights.IsEmpty && weights.Length < c.Length) throw new ArgumentException("The weights must be laid out as C.", nameof(weights));
         int endBlock = rowBlockCount < 0 ? a.RowBlocks : Math.Min(a.RowBlocks, firstRowBlock + rowBlockCount);
         bool narrow = a.K < 1 << 16;
         var scratch = t_scratch ??= GC.AllocateUninitializedArray<int>(ScratchInts + 16, pinned: true);
@@ -111,6 +115,7 @@ internal static unsafe partial class BinaryGemm
         fixed (byte* pb = b.Buffer)
         fixed (int* ps0 = scratch)
         fixed (float* pc = c)
+        fixed (float* pw = weights)
         fixed (double* scales = b.Scales)
         {
             int* ps = (int*)(((long)ps0 + 63) & ~63L);
@@ -126,14 +131,15 @@ internal static unsafe partial class BinaryGemm
                     AmxRuntime.Panel(aStart + (long)blk * BlockRows * a.RowBytes, a.RowBytes, bp, ps, blocks, a.KSteps);
                     int i0 = blk * BlockRows, rows = Math.Min(blocks * BlockRows, m - i0);
                     for (int r = 0; r < rows; r++)
-                        WriteRow(ps + r * 96 + offset, scales + j0, j1 - j0, alpha, beta, pc + (long)(i0 + r) * ldc + j0, narrow);
+                        WriteRow(ps + r * 96 + offset, scales + j0, j1 - j0, alpha, beta, pc + (long)(i0 + r) * ldc + j0, narrow,
+                            pw == null ? null : pw + (long)(i0 + r) * ldc + j0, decay);
                 }
             }
         }
     }
 
     /// <summary>C[j] = alpha·float(S_j·scale_j) + beta·C[j] for one row of a panel (S from the three limb sums).</summary>
-    private static void WriteRow(int* sums, double* scales, int width, float alpha, float beta, float* c, bool narrow)
+    private static void WriteRow(int* sums, double* scales, int width, float alpha, float beta, float* c, bool narrow, float* w = null, float decay = 0f)
     {
         int j = 0;
         if (Avx512F.IsSupported && narrow)
@@ -154,6 +160,12 @@ internal static unsafe partial class BinaryGemm
                 var v = Vector512.Create(Avx512F.ConvertToVector256Single(lo), Avx512F.ConvertToVector256Single(hi));
                 if (alpha != 1f) v *= va;
                 if (beta != 0f) v += vb * Vector512.Load(c + j);
+                if (w != null)
+                {
+                    var wj = Vector512.Load(w + j);
+                    if (decay != 0f) v = wj * Vector512.Create(decay) + v;
+                    (wj + v).Store(w + j);
+                }
                 v.Store(c + j);
             }
         }
@@ -170,6 +182,12 @@ internal static unsafe partial class BinaryGemm
                 var exact = (s2 * Vector512.Create(65536.0) + s1 * Vector512.Create(256.0) + s0) * Vector512.Load(scales + j);
                 var v = Avx512F.ConvertToVector256Single(exact) * va;
                 if (beta != 0f) v += vb * Vector256.Load(c + j);
+                if (w != null)
+                {
+                    var wj = Vector256.Load(w + j);
+                    if (decay != 0f) v = wj * Vector256.Create(decay) + v;
+                    (wj + v).Store(w + j);
+                }
                 v.Store(c + j);
             }
         }
@@ -177,6 +195,11 @@ internal static unsafe partial class BinaryGemm
         {
             float v = (float)((sums[64 + j] * 65536.0 + sums[32 + j] * 256.0 + sums[j]) * scales[j]) * alpha;
             if (beta != 0f) v += beta * c[j];
+            if (w != null)
+            {
+                if (decay != 0f) v = w[j] * decay + v;
+                w[j] += v;
+            }
             c[j] = v;
         }
     }
