@@ -116,7 +116,7 @@ public class BadInputTests : IDisposable
         var one = _h.Write("one.csv", "a\n1.5\n");
         var r = _h.Run("fit", one, "-m", "deepgmm", "-o", _h.PathOf("one.zip"));
         Assert.Equal(ExitCodes.BadData, r.Exit);
-        AssertOneLine(r.Err, "the data has 1 row; at least 2 are needed");
+        AssertOneLine(r.Err, "the data has 1 row; at least 2 rows are needed");
         r = _h.Run("fit", one, "-m", "rnade", "--epochs", "1", "-p", "HiddenUnits=2", "-o", _h.PathOf("one.zip"));
         Assert.True(r.Exit == 0, r.Err);
         Assert.Contains("fit rnade: 1 row × 1 feature from one.csv.", r.Out);

@@ -85,7 +85,7 @@ public static class DataValidation
         if (expectedWidth is int w && data.Columns != w)
             throw new DataValidationException(-1, -1, $"rows have {data.Columns} columns but {w} are expected", source);
         if (data.Rows < minRows)
-            throw new DataValidationException(-1, -1, $"the data has {data.Rows} row{(data.Rows == 1 ? "" : "s")}; at least {minRows} are needed", source);
+            throw new DataValidationException(-1, -1, $"the data has {data.Rows} row{(data.Rows == 1 ? "" : "s")}; at least {minRows} rows are needed", source);
         CheckRows(data.AsSpan(), data.Columns, domain, source);
     }
 
@@ -114,7 +114,7 @@ public static class DataValidation
         ArgumentNullException.ThrowIfNull(data);
         if (data.Count == 0) throw new DataValidationException(-1, -1, "the data has no sequences", source);
         if (data.Count < minSequences)
-            throw new DataValidationException(-1, -1, $"the data has {data.Count} sequences; at least {minSequences} are needed", source);
+            throw new DataValidationException(-1, -1, $"the data has {data.Count} sequence{(data.Count == 1 ? "" : "s")}; at least {minSequences} sequences are needed", source);
         CheckSequences(data, expectedFrameSize, domain, source);
     }
 
