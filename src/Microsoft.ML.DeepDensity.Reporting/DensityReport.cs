@@ -24,6 +24,7 @@ public static partial class DensityReport
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(rows);
         options ??= new DensityReportOptions();
+        options.CheckFor(model.Dimension, "columns");
         if (options.Labels is { } l && l.Count != rows.Rows)
             throw new ArgumentException($"Labels has {l.Count} values for {rows.Rows} rows.", nameof(options));
         if (options.RowNames is { } rn && rn.Count != rows.Rows)

@@ -48,4 +48,14 @@ public sealed class DensityReportOptions
 
     /// <summary>Sequences only: features drawn as line plots (the first ones). Default 4.</summary>
     public int FeaturesDrawn { get; set; } = 4;
+
+    /// <summary>The settings that must agree with the model (a FeatureNames list of another length mislabelled the table
+    /// of anomalous rows, or cut it short) and the counts that must not be negative.</summary>
+    internal void CheckFor(int columns, string what)
+    {
+        if (FeatureNames is { } names && names.Count != columns)
+            throw new ArgumentException($"FeatureNames has {names.Count} names for {columns} {what}.", "options");
+        foreach (var (name, value) in new[] { (nameof(TopRows), TopRows), (nameof(SampleCount), SampleCount), (nameof(SequenceCount), SequenceCount) })
+            if (value < 0) throw new ArgumentOutOfRangeException("options", value, $"{name} must not be negative (got {value}).");
+    }
 }

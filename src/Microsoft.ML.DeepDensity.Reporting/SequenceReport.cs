@@ -23,6 +23,7 @@ public static partial class DensityReport
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(sequences);
         options ??= new DensityReportOptions();
+        options.CheckFor(model.FrameSize, "values per frame");
         int frames = sequences.TotalFrames, count = sequences.Count;
         if (options.Labels is { } l && l.Count != frames)
             throw new ArgumentException($"Labels has {l.Count} values for {frames} frames.", nameof(options));

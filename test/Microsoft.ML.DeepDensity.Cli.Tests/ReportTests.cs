@@ -111,6 +111,28 @@ public class ReportTests : IDisposable
         return document;
     }
 
+    /// <summary>A FeatureNames list of another length than the model's columns was accepted: shorter, the table of
+    /// anomalous rows silently dropped columns; longer, its header and values no longer lined up. Negative counts are
+    /// refused too. Both report kinds check, naming the setting.</summary>
+    [Fact]
+    public void ReportOptionsThatDisagreeWithTheModelAreRefused()
+    {
+        var rnd = new Random(1);
+        var rows = RowMatrix.FromRows(Enumerable.Range(0, 40).Select(_ => new[] { (float)rnd.NextDouble(), (float)rnd.NextDouble(), (float)rnd.NextDouble() }).ToArray());
+        var model = Models.Rnade.RnadeModel.Fit(rows, new Models.Rnade.RnadeOptions { HiddenUnits = 2, Components = 1, MaxEpochs = 1 });
+        foreach (var names in new[] { new[] { "a" }, new[] { "a", "b", "c", "d" } })
+            Assert.Contains($"FeatureNames has {names.Length} names for 3 columns", Assert.Throws<ArgumentException>(
+                () => DensityReport.Create(model, rows, new DensityReportOptions { FeatureNames = names })).Message);
+        Assert.Contains("TopRows must not be negative", Assert.ThrowsAny<ArgumentException>(
+            () => DensityReport.Create(model, rows, new DensityReportOptions { TopRows = -1 })).Message);
+        Assert.Contains("<html", DensityReport.Create(model, rows, new DensityReportOptions { FeatureNames = new[] { "a", "b", "c" } }));
+
+        var sequences = SequenceBatch.FromSequences(Enumerable.Range(0, 6).Select(_ => Enumerable.Range(0, 8).Select(_ => (float)rnd.NextDouble()).ToArray()).ToList(), 2);
+        var sequenceModel = Models.RnnRnade.RnnRnadeModel.Fit(sequences, new Models.RnnRnade.RnnRnadeOptions { HiddenUnits = 2, RecurrentUnits = 2, MaxEpochs = 1 });
+        Assert.Contains("FeatureNames has 3 names for 2 values per frame", Assert.Throws<ArgumentException>(
+            () => DensityReport.Create(sequenceModel, sequences, new DensityReportOptions { FeatureNames = new[] { "a", "b", "c" } })).Message);
+    }
+
     [Fact]
     public void ImageGridDrawsRowsUpright()
     {
