@@ -348,6 +348,36 @@ public class RnnRnadeScoringErrorTests
         }
     }
 
+    /// <summary>Frame rows without a sequence id (an empty text id, a NaN numeric one) were silently grouped into one
+    /// sequence of their own, in training and in scoring; they are refused naming the id column and the row, as ddml does.</summary>
+    [Fact]
+    public void FrameRowsWithoutASequenceIdAreRefused()
+    {
+        var ml = new MLContext(seed: 1);
+        var seqs = Sequences(6, 7);
+        var rows = new List<TextIdFrame>();
+        for (int t = 0; t < 4; t++)
+            for (int i = 0; i < seqs.Count; i++)
+                rows.Add(new TextIdFrame { Features = seqs[i].AsSpan(2 * t, 2).ToArray(), Id = "s" + i, Order = t });
+        var estimator = ml.DensityEstimation.RnnRnade("Features", "Id", "Order", hiddenUnits: 4, recurrentUnits: 4, maxEpochs: 1);
+        var model = estimator.Fit(ml.Data.LoadFromEnumerable(rows));
+        rows[9].Id = "";
+        var e = Assert.Throws<DataValidationException>(() => estimator.Fit(ml.Data.LoadFromEnumerable(rows)));
+        Assert.Equal(9, e.Row);
+        Assert.Equal("Id", e.DataSource);
+        Assert.Contains("sequence id is missing", e.Message);
+        var s = Innermost(Assert.ThrowsAny<Exception>(() => model.Transform(ml.Data.LoadFromEnumerable(rows)).GetColumn<float>("LogDensity").ToArray()));
+        Assert.Equal(9, s.Row);
+        Assert.Equal("Id", s.DataSource);
+        var nan = InterleavedFrames(seqs, 4).Select((r, i) => new FloatIdFrame { Features = r.Features, Id = i == 5 ? float.NaN : r.SequenceId, Order = r.Order }).ToList();
+        e = Assert.Throws<DataValidationException>(() => ml.DensityEstimation.RnnRnade("Features", "Id", "Order", maxEpochs: 1).Fit(ml.Data.LoadFromEnumerable(nan)));
+        Assert.Equal(5, e.Row);
+        Assert.Contains("sequence id is missing", e.Message);
+    }
+
+    public sealed class TextIdFrame { [VectorType(2)] public float[] Features = new float[2]; public string Id = ""; public float Order; }
+    public sealed class FloatIdFrame { [VectorType(2)] public float[] Features = new float[2]; public float Id; public float Order; }
+
     public sealed class NamedSequence { public float[] Seq = Array.Empty<float>(); }
     public sealed class NamedFrame { [VectorType(2)] public float[] Frame = new float[2]; public int Unit; public float Step; }
 

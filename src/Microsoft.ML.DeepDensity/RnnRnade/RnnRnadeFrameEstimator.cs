@@ -78,7 +78,7 @@ public sealed class RnnRnadeFrameEstimator : IEstimator<SequenceDensityTransform
         _options.Validate();
         var o = _options;
         var inputs = Inputs(input.Schema).Fit(input).Transform(input);
-        var data = Read(inputs);
+        var data = Read(inputs, input.Schema[o.SequenceIdColumnName].Type is not TextDataViewType);
         using var channel = ((IHostEnvironment)_ml).Start("RnnRnade");
         channel.Info(MessageSensitivity.None, $"RnnRnade: training on {data.Count} sequences ({data.TotalFrames} frame rows).");
         var model = RnnRnadeModel.Fit(data, o.ModelOptions, null, RnnRnadeColumns.Progress(channel, o.Progress), o.CancellationToken);
@@ -137,7 +137,8 @@ public sealed class RnnRnadeFrameEstimator : IEstimator<SequenceDensityTransform
     }
 
     /// <summary>Groups rows by id in order of first appearance, sorted by order within a sequence.</summary>
-    private SequenceBatch Read(IDataView view)
+    /// <param name="numericId">The user's id column is numeric (converted to text here): its NaN is a missing id.</param>
+    private SequenceBatch Read(IDataView view, bool numericId)
     {
         var s = view.Schema;
         var cols = new[] { s[RnnRnadeSurrogate.FeatureCol], s[RnnRnadeSurrogate.IdCol], s[RnnRnadeSurrogate.OrderCol] };
@@ -160,6 +161,9 @@ public sealed class RnnRnadeFrameEstimator : IEstimator<SequenceDensityTransform
                 DataValidation.CheckRows(dense, d, InputDomain.Real, _options.FeatureColumnName, row);
                 if (double.IsNaN(order)) throw new DataValidationException(row, -1, "the order value is missing", _options.OrderColumnName);
                 string key = id.ToString();
+                // A missing id is no sequence: grouping every id-less row into one would train on a sequence that is not one.
+                if (string.IsNullOrWhiteSpace(key) || (numericId && key == "NaN"))
+                    throw new DataValidationException(row, -1, "the sequence id is missing (every frame row needs its sequence's id)", _options.SequenceIdColumnName);
                 if (!groups.TryGetValue(key, out var list)) { groups[key] = list = new(); firstSeen.Add(key); }
                 list.Add((order, row));
                 frames.AddRange(dense);

@@ -166,6 +166,8 @@ internal static class RnnRnadeSurrogate
             if (src.Frame.Length != model.FrameSize)
                 throw state.RowError(row, -1, $"the frame has {src.Frame.Length} values but the model's frame size is {model.FrameSize}", frameColumn);
             if (double.IsNaN(src.Order)) throw state.RowError(row, -1, "the order value is missing (NaN)", orderColumn);
+            if (src.SequenceId.Span.IsWhiteSpace())
+                throw state.RowError(row, -1, "the sequence id is missing (every frame row needs its sequence's id)", columns.Column(1, "sequence-id column"));
             string id = src.SequenceId.ToString();
             // Checked here, with the row's number, before the stream sees it: the stream counts frames of its own sequence,
             // and a NaN would otherwise be reported at that frame's index as if it were the row.
