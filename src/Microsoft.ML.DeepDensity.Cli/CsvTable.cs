@@ -82,7 +82,7 @@ public sealed class CsvTable
                 continue;
             }
             if (fields.Count != header.Length)
-                throw CliException.DataError(file, start, 0, null, $"the row has {fields.Count} fields but the header has {header.Length} (ragged row).");
+                throw CliException.DataError(file, start, 0, null, $"the row has {Count(fields.Count, "field")} but the header has {header.Length} (ragged row){SeparatorHint(header)}.");
             rows.Add(fields.ToArray());
             lines.Add(start);
         }
@@ -177,6 +177,46 @@ public sealed class CsvTable
         }
         return result.ToArray();
     }
+
+    /// <summary>
+    /// The columns that are neither features nor excluded (text: ids, names), and a warning for each of them that holds
+    /// mostly numbers: a numeric column whose deciding cell is a typo or a missing-value marker ('?', 'n/a') would
+    /// otherwise drop out of the features without a word. The warning names the cell that made the column text.
+    /// </summary>
+    public (string[] Names, List<string> Warnings) TextColumns(IReadOnlyCollection<int> features, IEnumerable<int> excluded)
+    {
+        var skip = new HashSet<int>(excluded.Concat(features));
+        var names = new List<string>();
+        var warnings = new List<string>();
+        for (int c = 0; c < Header.Length; c++)
+        {
+            if (skip.Contains(c)) continue;
+            names.Add(Header[c]);
+            int cells = 0, numbers = 0, first = -1;
+            for (int r = 0; r < Rows.Count; r++)
+            {
+                string s = Rows[r][c].Trim();
+                if (s.Length == 0) continue;
+                cells++;
+                if (TryNumber(s, out float v) && float.IsFinite(v)) numbers++;
+                else if (first < 0) first = r;
+            }
+            if (first >= 0 && numbers > cells - numbers)
+                warnings.Add($"{System.IO.Path.GetFileName(File)}, line {Lines[first]}, column {c + 1} ('{Header[c]}'): '{Shorten(Rows[first][c].Trim())}' is not a number, " +
+                             $"so the column is read as text and is not a feature, though {numbers} of its {cells} non-empty cells are numbers " +
+                             "(missing values are not supported): fix the cell, or --exclude the column.");
+        }
+        return (names.ToArray(), warnings);
+    }
+
+    /// <summary>What to add to an error about a file whose header is one column holding semicolons or tabs: most likely a
+    /// file separated by them (a European spreadsheet export), which this comma-separated reader sees as one column.</summary>
+    internal static string SeparatorHint(string[] header)
+        => header.Length != 1 ? "" : header[0].Contains(';') ? "; the header is one column and holds ';': ddml reads comma-separated files, and this one looks separated by semicolons"
+            : header[0].Contains('\t') ? "; the header is one column and holds tabs: ddml reads comma-separated files, and this one looks tab-separated" : "";
+
+    /// <summary>"1 row", "2 rows".</summary>
+    internal static string Count(long n, string noun) => n == 1 ? $"1 {noun}" : $"{n} {noun}s";
 
     /// <summary>A finite number written with digits that is too large for a float (1e39): a number, reported as out of range.</summary>
     private static bool Overflows(string s) => s.Any(char.IsAsciiDigit);

@@ -39,6 +39,9 @@ public static class FitCommand
         };
         return command.WithBody(console, parse =>
         {
+            // Before any work, for every model (rnnrnade's estimator refused it only after training, as an internal error).
+            if (parse.GetValue(contamination) is var c && !(c >= 0 && c <= 0.5))
+                throw new CliException(ExitCodes.UsageError, $"--contamination must be in [0, 0.5] (got {c.ToString(CultureInfo.InvariantCulture)}).");
             AtomicFile.CheckTarget(parse.GetValue(output)!); // before training, not after it
             console.Interrupts.CommandStopsCleanly = true; // Ctrl+C: stop training, keep the best model (Interrupts)
             return Body(parse);
@@ -63,14 +66,16 @@ public static class FitCommand
     private static int Run(DdmlConsole console, string trainFile, string modelName, string outFile, string? validationFile,
         string? labelColumn, string[] excluded, ulong? seed, int? epochs, double contamination, string[] parameters)
     {
-        if (!(contamination >= 0 && contamination <= 0.5))
-            throw new CliException(ExitCodes.UsageError, $"--contamination must be in [0, 0.5] (got {contamination}).");
         var entry = ModelCatalog.Find(modelName);
+        // Options are checked before the data is read (a long read, then "MaxEpochs must be at least 1"); the model's
+        // defaults adapt to the data later, on a fresh options object.
+        EngineOptions.Apply(Activator.CreateInstance(entry.EngineOptionsType)!,
+            new FitRequest(seed, epochs, contamination, parameters, default, default, null!, _ => { }));
         var table = CsvTable.Read(trainFile);
         var skip = excluded.Select(c => table.ColumnIndex(c, "excluded")).ToList();
         if (labelColumn is not null) skip.Add(table.ColumnIndex(labelColumn, "label"));
         var columns = table.NumericColumns(skip);
-        if (columns.Length == 0) throw CliException.DataError(trainFile, 2, 0, null, "no numeric feature columns (every column is excluded or text).");
+        if (columns.Length == 0) throw CliException.DataError(trainFile, 2, 0, null, $"no numeric feature columns (every column is excluded or text){CsvTable.SeparatorHint(table.Header)}.");
         CheckFeatureNames(table, columns);
         var names = columns.Select(c => table.Header[c]).ToArray();
         var data = table.Features(columns);
@@ -84,8 +89,9 @@ public static class FitCommand
         var notes = new List<string>();
         var trainView = DataViews.FromMatrix(ml, data);
         var validView = valid is null ? null : DataViews.FromMatrix(ml, valid);
-        console.Out.WriteLine($"fit {entry.Name}: {data.Rows} rows × {data.Columns} features from {Path.GetFileName(trainFile)}" +
-                              (valid is null ? "" : $", {valid.Rows} validation rows from {Path.GetFileName(validationFile)}") + ".");
+        console.Out.WriteLine($"fit {entry.Name}: {CsvTable.Count(data.Rows, "row")} × {CsvTable.Count(data.Columns, "feature")} from {Path.GetFileName(trainFile)}" +
+                              (valid is null ? "" : $", {CsvTable.Count(valid.Rows, "validation row")} from {Path.GetFileName(validationFile)}") + ".");
+        ReportTextColumns(console, table, columns, skip, labelColumn is not null);
         var forward = new Recording(history);
         var request = new FitRequest(seed, epochs, contamination, parameters, console.Interrupts.Stop, console.Interrupts.Abort, forward, notes.Add);
         var (fit, engineOptions) = entry.Create(ml, request, data);
@@ -136,7 +142,7 @@ public static class FitCommand
         string best = (numberOffset > 0 ? $" numbered {numberOffset + 1}–{numberOffset + metadata.EpochsRun}" : "") +
                       (metadata.BestEpoch is int b ? $" (best {b})" : "");
         console.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"saved {outFile}: {entry.Name} ({model.DensityKind} log-density), {data.Columns} features, {metadata.StepsRun}{best}, mean training log-density {meanTrain:F4}."));
+            $"saved {outFile}: {entry.Name} ({model.DensityKind} log-density), {CsvTable.Count(data.Columns, "feature")}, {metadata.StepsRun}{best}, mean training log-density {meanTrain:F4}."));
         if (console.Interrupts.StopRequested)
         {
             console.Error.WriteLine($"ddml: interrupted: training was stopped early; the best model so far was saved to {outFile}.");
@@ -157,6 +163,23 @@ public static class FitCommand
                 throw CliException.DataError(table.File, table.HeaderLine, c + 1, table.Header[c],
                     $"'ddml score' writes a column of this name ({string.Join(", ", ScoreColumns)}): rename the column, or --exclude it.");
     }
+
+    /// <summary>Lists the text columns fit passes over (stdout) and warns about any that holds mostly numbers (stderr);
+    /// notes a feature named like an anomaly label when no --label was given (a forgotten --label trains on the answer).</summary>
+    internal static void ReportTextColumns(DdmlConsole console, CsvTable table, IReadOnlyCollection<int> features, IEnumerable<int> excluded, bool labelGiven)
+    {
+        var (names, warnings) = table.TextColumns(features, excluded);
+        if (names.Length > 0) console.Out.WriteLine($"text columns (not features): {string.Join(", ", names.Select(CsvTable.Escape))}");
+        foreach (var w in warnings) console.Error.WriteLine("ddml: warning: " + w);
+        if (labelGiven) return;
+        foreach (int c in features)
+            if (LabelLikeNames.Contains(table.Header[c]))
+                console.Error.WriteLine($"ddml: note: {Path.GetFileName(table.File)}: the column '{table.Header[c]}' is a feature; if it is the anomaly label, " +
+                                        $"pass --label {table.Header[c]} (a label is never a feature), or --exclude it.");
+    }
+
+    private static readonly HashSet<string> LabelLikeNames = new(StringComparer.OrdinalIgnoreCase)
+        { "label", "labels", "anomaly", "is_anomaly", "isanomaly", "anomalous", "outlier", "is_outlier", "target" };
 
     /// <summary>An engine data error (row/slot indices) as a CSV error (file, line, column).</summary>
     internal static CliException MapDataError(DataValidationException e, CsvTable table, IReadOnlyList<int> columns, IReadOnlyList<string> names)

@@ -133,7 +133,11 @@ public static class EngineOptions
         try { type.GetMethod("Validate")?.Invoke(options, null); }
         catch (TargetInvocationException e) when (e.InnerException is ArgumentException a)
         {
-            throw new CliException(ExitCodes.UsageError, $"invalid model option: {a.Message}");
+            // The options' own sentence, without .NET's " (Parameter 'X')" and "Actual value was" suffixes, which repeat it.
+            string message = a.ParamName is string p && a.Message.IndexOf($" (Parameter '{p}')", StringComparison.Ordinal) is int cut and >= 0
+                ? a.Message[..cut] : a.Message;
+            bool byEpochs = request.Epochs is not null && a.ParamName is "MaxEpochs" or "MaxIterations";
+            throw new CliException(ExitCodes.UsageError, $"invalid model option: {message}" + (byEpochs ? " (set by --epochs)" : ""));
         }
         return set;
     }

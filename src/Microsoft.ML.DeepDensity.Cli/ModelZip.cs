@@ -7,8 +7,11 @@ using Microsoft.ML.DeepDensity.Transforms;
 
 namespace Microsoft.ML.DeepDensity.Cli;
 
-/// <summary>One training epoch (or EM iteration) as stored in the model zip for <c>ddml info</c> and the report.</summary>
-public sealed record EpochRecord(int Epoch, double? Train, double? Validation, double ExamplesPerSecond, double Seconds, string? Note);
+/// <summary>One training epoch (or EM iteration) as stored in the model zip for <c>ddml info</c> and the report.
+/// <paramref name="Metrics"/> are the trainer's extra figures (finite ones; absent in older files): a Gaussian RBM has no
+/// per-epoch likelihood, and its reconstruction errors there are what info and the report show instead.</summary>
+public sealed record EpochRecord(int Epoch, double? Train, double? Validation, double ExamplesPerSecond, double Seconds, string? Note,
+    IReadOnlyDictionary<string, double>? Metrics = null);
 
 /// <summary>What ddml stores next to the ML.NET model in the zip (entry <see cref="ModelZip.MetadataEntry"/>).</summary>
 public sealed record ToolMetadata
@@ -47,7 +50,17 @@ public sealed record ToolMetadata
 
     public static EpochRecord[] FromHistory(IEnumerable<TrainingProgress> history)
         => history.Select(h => new EpochRecord(h.Epoch, Finite(h.TrainLogLikelihood), h.ValidationLogLikelihood is double v ? Finite(v) : null,
-            h.ExamplesPerSecond, h.Elapsed.TotalSeconds, h.Note)).ToArray();
+            h.ExamplesPerSecond, h.Elapsed.TotalSeconds, h.Note, FiniteMetrics(h.Metrics))).ToArray();
+
+    /// <summary>The history back as progress reports (for the report's training curves and info's last figures).</summary>
+    public TrainingProgress[] ToProgress()
+        => History.Select(h => new TrainingProgress(h.Epoch, h.Train ?? double.NaN, h.Validation,
+            h.ExamplesPerSecond, TimeSpan.FromSeconds(h.Seconds), 0f, h.Note, h.Metrics, Unit ?? "epoch")).ToArray();
+
+    // JSON has no NaN or infinity (System.Text.Json refuses to write them).
+    private static SortedDictionary<string, double>? FiniteMetrics(IReadOnlyDictionary<string, double>? metrics)
+        => metrics is null || !metrics.Values.Any(double.IsFinite) ? null
+            : new SortedDictionary<string, double>(metrics.Where(kv => double.IsFinite(kv.Value)).ToDictionary(kv => kv.Key, kv => kv.Value), StringComparer.Ordinal);
 
     private static double? Finite(double v) => double.IsFinite(v) ? v : null;
 }

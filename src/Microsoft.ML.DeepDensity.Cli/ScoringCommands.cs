@@ -101,7 +101,7 @@ public static class ScoringCommands
             var w = console.Out;
             var (mean, se) = MeanAndStandardError(s.LogDensity);
             w.WriteLine($"rows                    {s.LogDensity.Length}");
-            w.WriteLine(string.Create(Ci, $"average log-density     {mean:F4} ± {se:F4} (standard error over rows; {loaded.Model.DensityKind})"));
+            w.WriteLine(string.Create(Ci, $"average log-density     {mean:F4}{PlusMinus(se)} ({StandardErrorNote(s.LogDensity, "row")}; {loaded.Model.DensityKind})"));
             if (loaded.Model.DensityKind == DensityKind.Estimate)
                 w.WriteLine(string.Create(Ci, $"mean estimate error     {s.StandardError.Average(x => (double)x):F4} (Monte Carlo standard error per row)"));
             w.WriteLine(string.Create(Ci, $"predicted anomalies     {s.PredictedLabel.Count(b => b)} (threshold score {loaded.Density.Threshold:G6}, contamination {loaded.Density.Contamination})"));
@@ -141,7 +141,7 @@ public static class ScoringCommands
         var metrics = ml.AnomalyDetection.Evaluate(view, falsePositiveCount: falsePositives);
         w.WriteLine($"{prefix}labelled anomalies".PadRight(24) + $"{positives} of {labels.Length} {items}");
         w.WriteLine($"{prefix}AUROC".PadRight(24) + metrics.AreaUnderRocCurve.ToString("F4", Ci));
-        w.WriteLine($"{prefix}detection rate at {falsePositives} false positives  " + metrics.DetectionRateAtFalsePositiveCount.ToString("F4", Ci));
+        w.WriteLine($"{prefix}detection rate at {CsvTable.Count(falsePositives, "false positive")}  " + metrics.DetectionRateAtFalsePositiveCount.ToString("F4", Ci));
     }
 
     public static System.CommandLine.Command Info(DdmlConsole console)
@@ -189,16 +189,27 @@ public static class ScoringCommands
     {
         w.WriteLine($"written by              {meta.Tool}, {meta.CreatedUtc:u}");
         if (meta.LabelColumn is not null) w.WriteLine($"label column            {meta.LabelColumn}");
-        if (meta.ExcludedColumns.Length > 0) w.WriteLine($"excluded columns        {string.Join(", ", meta.ExcludedColumns)}");
+        if (meta.ExcludedColumns.Length > 0) w.WriteLine($"excluded columns        {string.Join(", ", meta.ExcludedColumns.Select(CsvTable.Escape))}");
         w.WriteLine($"training data           {meta.TrainFile}, {meta.TrainRows} {(meta.Model == SequenceCommands.ModelName ? "frame rows" : "rows")}" + (meta.ValidationFile is null ? "" : $"; validation {meta.ValidationFile}"));
-        var last = meta.History.LastOrDefault(h => h.Train is not null);
         w.WriteLine($"training                {meta.StepsRun}" + (meta.BestEpoch is int b ? $", best {meta.Unit ?? "epoch"} {b}" : "") +
                     (meta.StoppedEarly ? ", stopped early (no validation gain)" : "") + (meta.StoppedByUser ? ", stopped by the user (Ctrl+C)" : "") +
-                    (last is null ? "" : string.Create(Ci, $", last train {last.Train:F4}") + (last.Validation is double v ? string.Create(Ci, $", valid {v:F4}") : "")));
+                    LastFigures(meta));
         if (meta.MeanTrainLogDensity is double mean)
             w.WriteLine(string.Create(Ci, $"mean train log-density  {mean:F4}") + (meta.Model == SequenceCommands.ModelName ? " per frame" : ""));
         w.WriteLine("options");
         foreach (var (name, value) in meta.Options) w.WriteLine($"  {name,-28} {value}");
+    }
+
+    /// <summary>", last train X, valid Y" of the last step that has a training figure, as its progress line showed it: a
+    /// likelihood, or for a trainer without one (a Gaussian RBM) the reconstruction error, labelled.</summary>
+    private static string LastFigures(ToolMetadata meta)
+    {
+        var last = meta.ToProgress().LastOrDefault(p => TrainingDisplay.Figures(p, "F4").Train != "-");
+        if (last is null) return "";
+        var (what, train, valid, note) = TrainingDisplay.Figures(last, "F4");
+        // The binary RBM's figures are pseudo-log-likelihoods (its progress lines' note says so): so does this line.
+        string kind = what.Length > 0 ? $" {note}" : last.Metrics?.ContainsKey("pseudo_ll") == true ? " (pseudo-log-likelihoods)" : "";
+        return $", last train {what}{train}" + (valid == "-" ? "" : $", valid {what}{valid}") + kind;
     }
 
     internal static Argument<string> ModelArgument() => new("model") { Description = "Model zip written by 'ddml fit' (or any ML.NET zip holding one DeepDensity model)." };
@@ -217,7 +228,18 @@ public static class ScoringCommands
         }
         var features = table.Features(columns);
         var labels = labelColumn is null ? null : table.Labels(table.ColumnIndex(labelColumn, "label"));
-        var view = loaded.Transformer.Transform(DataViews.FromMatrix(ml, features, loaded.Density.FeatureColumnName));
+        var input = DataViews.FromMatrix(ml, features, loaded.Density.FeatureColumnName);
+        IDataView view;
+        try { view = loaded.Transformer.Transform(input); }
+        catch (ArgumentException e) when (e is not DataValidationException && loaded.Metadata is null)
+        {
+            // A zip ddml did not write is given one feature vector; a pipeline that starts elsewhere (Concatenate of scalar
+            // columns, a text column) cannot bind it. ML.NET's binding error names an internal stage, so say what happened.
+            var inputs = string.Join(", ", loaded.InputSchema.Where(c => !c.IsHidden).Select(c => $"{c.Name} ({c.Type})"));
+            throw CliException.ModelError(loaded.File, $"the ML.NET pipeline in the zip has input columns {inputs}, and ddml feeds a zip it did not " +
+                $"write only the DeepDensity stage's '{loaded.Density.FeatureColumnName}' vector, read from the CSV columns {Abbreviate(names)} " +
+                $"({e.Message.Split('\n')[0]}); score this pipeline through ML.NET (mlContext.Model.LoadWithLiveDensityModels), or train it with 'ddml fit'.", e);
+        }
         try
         {
             var logDensity = DataViews.Singles(view, loaded.Density.LogDensityColumnName);
@@ -257,6 +279,19 @@ public static class ScoringCommands
         return keep.ToArray();
     }
 
+    /// <summary>" ± 0.1234", or nothing for an undefined standard error (one row or sequence, or a −∞ among them: NaN,
+    /// which was printed as such).</summary>
+    internal static string PlusMinus(double standardError) => double.IsNaN(standardError) ? "" : string.Create(Ci, $" ± {standardError:F4}");
+
+    /// <summary>What the standard error after an average is over, or why there is none.</summary>
+    internal static string StandardErrorNote(IReadOnlyCollection<float> values, string item)
+    {
+        int infinite = values.Count(v => !float.IsFinite(v));
+        return values.Count < 2 ? $"one {item}: no standard error"
+            : infinite > 0 ? $"{CsvTable.Count(infinite, item)} of {values.Count} with log-density -Infinity, impossible under the model: no standard error"
+            : $"standard error over {item}s";
+    }
+
     public static (double Mean, double StandardError) MeanAndStandardError(float[] values)
     {
         double mean = values.Average(v => (double)v);
@@ -265,8 +300,13 @@ public static class ScoringCommands
         return (mean, Math.Sqrt(ss / (values.Length - 1) / values.Length));
     }
 
-    private static string Abbreviate(string[] names)
-        => names.Length <= 8 ? string.Join(", ", names) : string.Join(", ", names.Take(6)) + $", ... {names[^1]} ({names.Length} columns)";
+    /// <summary>Column names as a list, each quoted as in a CSV header when it holds a comma or a quote (so "size, m" reads
+    /// as one name); long lists abbreviated.</summary>
+    internal static string Abbreviate(string[] names)
+    {
+        var n = names.Select(CsvTable.Escape).ToArray();
+        return n.Length <= 8 ? string.Join(", ", n) : string.Join(", ", n.Take(6)) + $", ... {n[^1]} ({n.Length} columns)";
+    }
 
     /// <summary>Writes to a file atomically, or to standard output.</summary>
     internal static void WriteOutput(DdmlConsole console, string? path, Action<TextWriter> write)

@@ -22,13 +22,16 @@ public static class SequenceCommands
     {
         if (sequenceId is null || orderName is null)
             throw new CliException(ExitCodes.UsageError, "--model rnnrnade needs --sequence-id COL and --order COL (one row per time step).");
+        var engine = new RnnRnadeOptions();
+        var request = new FitRequest(seed, epochs, contamination, parameters, console.Interrupts.Stop, console.Interrupts.Abort, null!, _ => { });
+        EngineOptions.Apply(engine, request); // a bad option is a usage error before the data is read
         var table = CsvTable.Read(trainFile);
         int idIndex = table.ColumnIndex(sequenceId, "sequence-id"), orderIndex = table.ColumnIndex(orderName, "order");
         var skip = excluded.Select(c => table.ColumnIndex(c, "excluded")).Append(idIndex).Append(orderIndex).ToList();
         if (labelColumn is not null) skip.Add(table.ColumnIndex(labelColumn, "label"));
         if (labelColumn is not null) table.Labels(table.ColumnIndex(labelColumn, "label")); // checked now, not at report time
         var columns = table.NumericColumns(skip);
-        if (columns.Length == 0) throw CliException.DataError(trainFile, 2, 0, null, "no numeric feature columns (every column is excluded or text).");
+        if (columns.Length == 0) throw CliException.DataError(trainFile, 2, 0, null, $"no numeric feature columns (every column is excluded or text){CsvTable.SeparatorHint(table.Header)}.");
         FitCommand.CheckFeatureNames(table, columns.Append(idIndex).Append(orderIndex));
         var names = columns.Select(c => table.Header[c]).ToArray();
         var data = SequenceFrames.Read(table, columns, idIndex, orderIndex);
@@ -36,11 +39,9 @@ public static class SequenceCommands
 
         var ml = new MLContext(seed: 1);
         var history = new List<TrainingProgress>();
-        var engine = new RnnRnadeOptions();
-        var request = new FitRequest(seed, epochs, contamination, parameters, console.Interrupts.Stop, console.Interrupts.Abort, null!, _ => { });
-        EngineOptions.Apply(engine, request);
         var view = data.View(ml, Enumerable.Range(0, frames.Rows).ToArray());
-        console.Out.WriteLine($"fit {ModelName}: {data.Sequences.Count} sequences, {frames.Rows} frames × {frames.Columns} features from {Path.GetFileName(trainFile)}.");
+        console.Out.WriteLine($"fit {ModelName}: {CsvTable.Count(data.Sequences.Count, "sequence")}, {CsvTable.Count(frames.Rows, "frame")} × {CsvTable.Count(frames.Columns, "feature")} from {Path.GetFileName(trainFile)}.");
+        FitCommand.ReportTextColumns(console, table, columns, skip, labelColumn is not null);
         var display = new TrainingDisplay(console.Out, console.LiveProgress);
         var transformer = display.Run(ModelName, engine.MaxEpochs, progress =>
         {

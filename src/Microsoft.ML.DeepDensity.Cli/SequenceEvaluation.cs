@@ -31,10 +31,11 @@ public static class SequenceEvaluation
         var w = console.Out;
         w.WriteLine($"sequences               {count} ({frames} frame rows; median length {DensityReport.MedianLength(batch)})");
         var (perFrame, perFrameSe) = RatioAndClusterStandardError(total, Enumerable.Range(0, count).Select(batch.Length).ToArray());
-        w.WriteLine(string.Create(Ci, $"average log-density     {perFrame:F4} ± {perFrameSe:F4} per frame (standard error over sequences; Exact)"));
+        w.WriteLine(string.Create(Ci, $"average log-density     {perFrame:F4}{ScoringCommands.PlusMinus(perFrameSe)} per frame ") +
+                    $"({ScoringCommands.StandardErrorNote(total.Select(v => (float)v).ToArray(), "sequence")}; Exact)");
         var (perSequence, perSequenceSe) = ScoringCommands.MeanAndStandardError(total.Select(v => (float)v).ToArray());
-        w.WriteLine(string.Create(Ci, $"                        {perSequence:F4} ± {perSequenceSe:F4} per sequence"));
-        w.WriteLine($"predicted anomalies     {predicted.Count(b => b)} frame rows in {anyFlagged.Count(b => b)} sequences " +
+        w.WriteLine(string.Create(Ci, $"                        {perSequence:F4}{ScoringCommands.PlusMinus(perSequenceSe)} per sequence"));
+        w.WriteLine($"predicted anomalies     {CsvTable.Count(predicted.Count(b => b), "frame row")} in {CsvTable.Count(anyFlagged.Count(b => b), "sequence")} " +
                     string.Create(Ci, $"(frame threshold from the training frames, contamination {meta.Contamination})"));
         if (labels is null) return ExitCodes.Success;
 
@@ -96,7 +97,5 @@ public static class SequenceEvaluation
         return DensityReport.Create(loaded.SequenceModel!, data.Sequences, options);
     }
 
-    internal static TrainingProgress[] History(ToolMetadata meta)
-        => meta.History.Select(h => new TrainingProgress(h.Epoch, h.Train ?? double.NaN, h.Validation,
-            h.ExamplesPerSecond, TimeSpan.FromSeconds(h.Seconds), 0f, h.Note)).ToArray();
+    internal static TrainingProgress[] History(ToolMetadata meta) => meta.ToProgress();
 }

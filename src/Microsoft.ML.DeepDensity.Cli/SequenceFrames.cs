@@ -42,8 +42,11 @@ public sealed class SequenceFrames
         for (int r = 0; r < order.Length; r++)
         {
             string s = table.Rows[r][orderColumn].Trim();
-            if (!double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out order[r]) || !double.IsFinite(order[r]))
-                throw CliException.DataError(table.File, table.Lines[r], orderColumn + 1, table.Header[orderColumn], $"'{s}' is not a finite number (the order column).");
+            bool parsed = double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out order[r]);
+            if (!parsed || !double.IsFinite(order[r]))
+                throw CliException.DataError(table.File, table.Lines[r], orderColumn + 1, table.Header[orderColumn],
+                    s.Length == 0 ? "the cell is empty (the order column: every frame row needs its position in its sequence)."
+                    : $"'{s}' is not a {(parsed ? "finite " : "")}number (the order column).");
         }
         var groups = new Dictionary<string, List<int>>(StringComparer.Ordinal);
         var firstSeen = new List<string>();

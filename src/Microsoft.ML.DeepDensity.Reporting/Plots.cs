@@ -9,27 +9,33 @@ internal static partial class Plots
 {
     private const int Width = 720, Height = 400;
 
+    /// <summary>Whether the history has no training likelihood but a reconstruction error per step (an RBM with Gaussian
+    /// units): then the curves are the reconstruction errors, labelled so.</summary>
+    public static bool ReconstructionErrorCurves(IReadOnlyList<TrainingProgress> history)
+        => !history.Any(h => double.IsFinite(h.TrainLogLikelihood)) && history.Any(h => h.Metrics?.ContainsKey(ReconError) == true);
+
+    private const string ReconError = "recon_error", ValidReconError = "valid_recon_error";
+
     public static byte[] TrainingCurves(IReadOnlyList<TrainingProgress> history, string unit = "row")
     {
         var plot = new Plot();
-        var train = history.Where(h => double.IsFinite(h.TrainLogLikelihood)).ToArray();
-        var valid = history.Where(h => h.ValidationLogLikelihood is double v && double.IsFinite(v)).ToArray();
-        if (train.Length > 0)
+        bool recon = ReconstructionErrorCurves(history);
+        double? Metric(TrainingProgress h, string key) => h.Metrics is { } m && m.TryGetValue(key, out var v) && double.IsFinite(v) ? v : null;
+        var train = history.Select(h => (h.Epoch, Value: recon ? Metric(h, ReconError) : h.TrainLogLikelihood))
+            .Where(p => p.Value is double v && double.IsFinite(v)).ToArray();
+        var valid = history.Select(h => (h.Epoch, Value: recon ? Metric(h, ValidReconError) : h.ValidationLogLikelihood))
+            .Where(p => p.Value is double v && double.IsFinite(v)).ToArray();
+        foreach (var (points, name) in new[] { (train, "train"), (valid, "validation") })
         {
-            var s = plot.Add.ScatterLine(train.Select(h => (double)h.Epoch).ToArray(), train.Select(h => h.TrainLogLikelihood).ToArray());
-            s.LegendText = "train";
-            s.LineWidth = 2;
-        }
-        if (valid.Length > 0)
-        {
-            var s = plot.Add.ScatterLine(valid.Select(h => (double)h.Epoch).ToArray(), valid.Select(h => h.ValidationLogLikelihood!.Value).ToArray());
-            s.LegendText = "validation";
+            if (points.Length == 0) continue;
+            var s = plot.Add.ScatterLine(points.Select(p => (double)p.Epoch).ToArray(), points.Select(p => p.Value!.Value).ToArray());
+            s.LegendText = name;
             s.LineWidth = 2;
         }
         plot.Title("Training curves");
         plot.XLabel("epoch / EM iteration");
         IntegerTicks(plot);
-        plot.YLabel($"mean log-likelihood per {unit}");
+        plot.YLabel(recon ? $"squared reconstruction error per {unit}" : $"mean log-likelihood per {unit}");
         plot.ShowLegend(Alignment.LowerRight);
         return Png(plot, Width, Height);
     }

@@ -33,8 +33,9 @@ internal static class ReportHtml
     {
         html.Append("<h2>Training curves</h2>\n");
         if (history is { Count: > 0 })
-            Image(html, Plots.TrainingCurves(history, unit), "Training curves",
-                $"Mean log-likelihood per {unit} of the training and validation data after each epoch (EM iteration for Deep GMM; pseudo-log-likelihood for the RBM).");
+            Image(html, Plots.TrainingCurves(history, unit), "Training curves", Plots.ReconstructionErrorCurves(history)
+                ? $"Mean-field squared reconstruction error per {unit} of the training and validation data after each epoch, lower is better (an RBM with Gaussian units has no per-epoch likelihood)."
+                : $"Mean log-likelihood per {unit} of the training and validation data after each epoch (EM iteration for Deep GMM; pseudo-log-likelihood for the RBM).");
         else html.Append("<p class=\"note\">No training history is available for this model.</p>\n");
     }
 

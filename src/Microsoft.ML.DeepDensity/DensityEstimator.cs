@@ -170,7 +170,14 @@ public abstract class DensityEstimator<TModel, TModelOptions> : IEstimator<Densi
     /// the message compares the two views rather than saying "the model was trained on").</summary>
     private DataViewSchema.Column CheckValidationShape(DataViewSchema schema, int trainingSize)
     {
-        var column = CheckInputShape(schema, null);
+        DataViewSchema.Column column;
+        try { column = CheckInputShape(schema, null); }
+        catch (ArgumentException e) when (e is not DataValidationException)
+        {
+            // The same check as the training data's, so say which view failed it (the user passed two).
+            string message = e.ParamName is string p && e.Message.IndexOf($" (Parameter '{p}')", StringComparison.Ordinal) is int cut and >= 0 ? e.Message[..cut] : e.Message;
+            throw new ArgumentOutOfRangeException("validationData", $"The validation data: {message}");
+        }
         if (column.Type is VectorDataViewType { Size: int size } && size != trainingSize)
             throw new ArgumentOutOfRangeException(nameof(schema),
                 $"Feature column '{column.Name}' of the validation data has {size} slots but the training data's has {trainingSize}.");
@@ -257,7 +264,9 @@ public abstract class DensityEstimator<TModel, TModelOptions> : IEstimator<Densi
         public void Report(TrainingProgress value)
         {
             // A diverged epoch (recovered, or the end of the run) is a warning: the user should see it without verbose logs.
-            if (double.IsNaN(value.TrainLogLikelihood)) _channel.Warning(MessageSensitivity.None, $"{_name}: {value}");
+            // Its report has no figures at all; a trainer without a likelihood (an RBM with Gaussian units: NaN, and its
+            // reconstruction errors in Metrics) reports an ordinary epoch, which is information, not a warning.
+            if (double.IsNaN(value.TrainLogLikelihood) && value.Metrics is not { Count: > 0 }) _channel.Warning(MessageSensitivity.None, $"{_name}: {value}");
             else _channel.Info(MessageSensitivity.None, $"{_name}: {value}");
             _user?.Report(value);
         }

@@ -49,6 +49,130 @@ public class BadInputTests : IDisposable
         AssertOneLine(err, "empty-cell.csv, line 12, column 3 ('x2')", "empty");
     }
 
+    /// <summary>A numeric column whose first cell is a missing-value marker ('?', 'n/a') became a text column and was
+    /// silently left out of the features (fit trained on the others and said nothing). Fit now lists the text columns it
+    /// passes over and warns about one that holds mostly numbers, naming the cell that made it text.</summary>
+    [Fact]
+    public void AMostlyNumericTextColumnIsReported()
+    {
+        var csv = _h.Write("marker.csv", Header + "r0,?,1,1\n" + Good(10));
+        var zip = _h.PathOf("marker.zip");
+        var r = _h.Run("fit", csv, "-m", "rnade", "--epochs", "1", "-p", "HiddenUnits=4", "-o", zip);
+        Assert.True(r.Exit == 0, r.Err);
+        Assert.Contains("text columns (not features): id, x1", r.Out);
+        AssertOneLine(r.Err, "ddml: warning: marker.csv, line 2, column 2 ('x1')", "'?' is not a number", "10 of its 11 non-empty cells are numbers",
+            "--exclude");
+        Assert.Contains("features                x2, x3\n", _h.Run("info", zip).Out.Replace("\r", ""));
+        // A real text column (the ids) is listed, not warned about; nothing is listed when every column is a feature.
+        r = _h.Run("fit", _h.Write("ids.csv", Header + Good(10)), "-m", "rnade", "--epochs", "1", "-p", "HiddenUnits=4", "-o", zip);
+        Assert.True(r.Exit == 0, r.Err);
+        Assert.Contains("text columns (not features): id\n", r.Out.Replace("\r", ""));
+        Assert.Equal("", r.Err);
+        r = _h.Run("fit", csv, "-m", "rnade", "--exclude", "id,x1", "--epochs", "1", "-p", "HiddenUnits=4", "-o", zip);
+        Assert.True(r.Exit == 0, r.Err);
+        Assert.DoesNotContain("text columns", r.Out);
+        Assert.Equal("", r.Err);
+    }
+
+    /// <summary>Column names holding a comma were listed bare by info and fit ("features  température °C, größe, m" reads
+    /// as three columns); they are quoted as in a CSV header now.</summary>
+    [Fact]
+    public void ColumnNamesWithACommaAreQuotedInListings()
+    {
+        var csv = _h.Write("names.csv", "\"température °C\",\"größe, m\",\"name, first\"\n" +
+                                        string.Concat(Enumerable.Range(0, 12).Select(i => $"{i % 4 * 0.5:F1},{i % 3 * 0.7:F1},\"n{i}, x\"\n")));
+        var zip = _h.PathOf("names.zip");
+        var r = _h.Run("fit", csv, "-m", "rnade", "--epochs", "1", "-p", "HiddenUnits=4", "-o", zip);
+        Assert.True(r.Exit == 0, r.Err);
+        Assert.Contains("text columns (not features): \"name, first\"\n", r.Out.Replace("\r", ""));
+        Assert.Contains("features                température °C, \"größe, m\"\n", _h.Run("info", zip).Out.Replace("\r", ""));
+    }
+
+    /// <summary>Without --label, a 0/1 column named 'label' silently became a feature (the model trained on the answer); fit
+    /// now says so on standard error, and says nothing when --label or --exclude names it.</summary>
+    [Fact]
+    public void AFeatureNamedLikeALabelIsPointedOut()
+    {
+        var csv = _h.Write("labelled.csv", "x1,x2,Label\n" + string.Concat(Enumerable.Range(0, 12).Select(i => $"{i % 4 * 0.5:F1},{i % 3 * 0.7:F1},{(i % 6 == 0 ? 1 : 0)}\n")));
+        var zip = _h.PathOf("l.zip");
+        var r = _h.Run("fit", csv, "-m", "rnade", "--epochs", "1", "-p", "HiddenUnits=4", "-o", zip);
+        Assert.True(r.Exit == 0, r.Err);
+        AssertOneLine(r.Err, "ddml: note: labelled.csv: the column 'Label' is a feature; if it is the anomaly label, pass --label Label");
+        foreach (var option in new[] { "--label", "--exclude" })
+        {
+            r = _h.Run("fit", csv, "-m", "rnade", option, "Label", "--epochs", "1", "-p", "HiddenUnits=4", "-o", zip);
+            Assert.True(r.Exit == 0, r.Err);
+            Assert.Equal("", r.Err);
+        }
+    }
+
+    /// <summary>Counts in messages agree with their nouns ("the row has 1 fields", "the data has 1 rows", "1 rows × 1 features").</summary>
+    [Fact]
+    public void CountsInMessagesAreSingularForOne()
+    {
+        var (exit, err) = Fit(_h.Write("short.csv", Header + Good(3) + "r3\n"));
+        Assert.Equal(ExitCodes.BadData, exit);
+        AssertOneLine(err, "short.csv, line 5: the row has 1 field but the header has 4");
+        var one = _h.Write("one.csv", "a\n1.5\n");
+        var r = _h.Run("fit", one, "-m", "deepgmm", "-o", _h.PathOf("one.zip"));
+        Assert.Equal(ExitCodes.BadData, r.Exit);
+        AssertOneLine(r.Err, "the data has 1 row; at least 2 are needed");
+        r = _h.Run("fit", one, "-m", "rnade", "--epochs", "1", "-p", "HiddenUnits=2", "-o", _h.PathOf("one.zip"));
+        Assert.True(r.Exit == 0, r.Err);
+        Assert.Contains("fit rnade: 1 row × 1 feature from one.csv.", r.Out);
+        Assert.Contains("rnade (Exact log-density), 1 feature, 1 epoch", r.Out);
+        // Evaluating one row printed "± NaN"; the standard error of one row is undefined, and said so.
+        var eval = _h.Run("evaluate", _h.PathOf("one.zip"), one);
+        Assert.True(eval.Exit == 0, eval.Err);
+        Assert.Matches(@"average log-density     -?\d+\.\d{4} \(one row: no standard error; Exact\)", eval.Out);
+        Assert.DoesNotContain("NaN", eval.Out);
+        // Rows impossible under the model (log-density −∞) make the average −∞ and its standard error undefined: said so.
+        eval = _h.Run("evaluate", _h.PathOf("one.zip"), _h.Write("far.csv", "a\n1e30\n1.5\n"));
+        Assert.True(eval.Exit == 0, eval.Err);
+        Assert.Contains("average log-density     -Infinity (1 row of 2 with log-density -Infinity, impossible under the model: no standard error; Exact)", eval.Out);
+        // ML.NET's detection rate at one false positive (fewer than ten normal rows).
+        var labelled = _h.Write("two.csv", "a,label\n1.5,0\n9,1\n");
+        Assert.Contains("detection rate at 1 false positive  ", _h.Run("evaluate", _h.PathOf("one.zip"), labelled, "--label", "label").Out);
+    }
+
+    /// <summary>A semicolon- or tab-separated file (a European spreadsheet export) read as one column said only "the row
+    /// has 3 fields but the header has 1" or "no numeric feature columns"; the error now says what the file looks like.</summary>
+    [Fact]
+    public void ASemicolonOrTabSeparatedFileIsNamedAsSuch()
+    {
+        var (exit, err) = Fit(_h.Write("semi.csv", "a;b\n0,5;1,5\n1,5;2,5\n"));
+        Assert.Equal(ExitCodes.BadData, exit);
+        AssertOneLine(err, "semi.csv, line 2: the row has 3 fields but the header has 1 (ragged row)", "looks separated by semicolons");
+        (exit, err) = Fit(_h.Write("semi2.csv", "a;b\n1;2\n3;4\n"));
+        Assert.Equal(ExitCodes.BadData, exit);
+        AssertOneLine(err, "no numeric feature columns", "looks separated by semicolons");
+        (exit, err) = Fit(_h.Write("tab.csv", "a\tb\n1\t2\n3\t4\n"));
+        Assert.Equal(ExitCodes.BadData, exit);
+        AssertOneLine(err, "no numeric feature columns", "looks tab-separated");
+    }
+
+    /// <summary>A bad model option (--epochs 0, -p HiddenUnits=-3) was found only after the training file was read and
+    /// announced ("fit rnade: N rows ..."), and its message repeated itself ("... (got 0). (Parameter 'MaxEpochs') Actual
+    /// value was 0."). It is now a usage error before any data is read, in the options' own words.</summary>
+    [Fact]
+    public void ABadModelOptionIsAUsageErrorBeforeTheDataIsRead()
+    {
+        var csv = _h.Write("ok.csv", Header + Good(10));
+        foreach (var model in new[] { "rnade", "deepgmm", "rnnrnade" })
+        {
+            var extra = model == "rnnrnade" ? new[] { "--sequence-id", "id", "--order", "x3" } : Array.Empty<string>();
+            var r = _h.Run(new[] { "fit", csv, "-m", model, "--epochs", "0", "-o", _h.PathOf("o.zip") }.Concat(extra).ToArray());
+            Assert.Equal(ExitCodes.UsageError, r.Exit);
+            Assert.DoesNotContain("fit " + model, r.Out);
+            AssertOneLine(r.Err, "invalid model option: ", " must be at least 1 (got 0)", "(set by --epochs)");
+            Assert.DoesNotContain("Actual value", r.Err);
+            Assert.DoesNotContain("(Parameter", r.Err);
+        }
+        var bad = _h.Run("fit", _h.PathOf("missing.csv"), "-m", "rnade", "-p", "HiddenUnits=-3", "-o", _h.PathOf("o.zip"));
+        Assert.Equal(ExitCodes.UsageError, bad.Exit);
+        AssertOneLine(bad.Err, "invalid model option: HiddenUnits must be at least 1 (got -3).");
+    }
+
     [Fact]
     public void ATextColumnStartingWithNanIsText()
     {
@@ -298,6 +422,20 @@ public class BadInputTests : IDisposable
         ml.Model.Save(plain, view.Schema, plainZip);
         Expect(plainZip, "not a DeepDensity one");
 
+        // An ML.NET pipeline that starts from scalar columns (Concatenate, then ours): ddml feeds a zip it did not write one
+        // 'Features' vector read from f0, f1, ..., which such a pipeline cannot bind. That was an internal error with a
+        // stack trace (exit 1); it is a model error naming the pipeline's input columns (info still describes the model).
+        var scalars = ml.Data.LoadFromEnumerable(Enumerable.Range(0, 40).Select(i => new Scalars { A = i % 7, B = i % 5 * 0.5f }));
+        var pipeline = ml.Transforms.Concatenate("Features", "A", "B").Append(ml.DensityEstimation.Rnade("Features", hiddenUnits: 2, maxEpochs: 1)).Fit(scalars);
+        var pipelineZip = _h.PathOf("pipeline.zip");
+        ml.Model.Save(pipeline, scalars.Schema, pipelineZip);
+        var f = _h.Write("f.csv", "f0,f1\n1,2\n");
+        var r = _h.Run("score", pipelineZip, f);
+        Assert.Equal(ExitCodes.BadModel, r.Exit);
+        AssertOneLine(r.Err, "pipeline.zip", "input columns A (Single), B (Single)", "'Features' vector", "f0, f1");
+        Assert.Equal(ExitCodes.BadModel, _h.Run("evaluate", pipelineZip, f).Exit);
+        Assert.Equal(0, _h.Run("info", pipelineZip).Exit);
+
         // Ours, truncated and with flipped bytes.
         var zip = _h.PathOf("m.zip");
         Assert.Equal(0, _h.Run("fit", _h.Write("train.csv", Header + Good(60)), "-m", "rnade", "--epochs", "1", "-p", "HiddenUnits=4", "-o", zip).Exit);
@@ -309,6 +447,8 @@ public class BadInputTests : IDisposable
         File.WriteAllBytes(_h.PathOf("flipped.zip"), flipped);
         Expect(_h.PathOf("flipped.zip"), "");
     }
+
+    public sealed class Scalars { public float A { get; set; } public float B { get; set; } }
 
     [Fact]
     public void AnOutputThatCannotBeWrittenFailsBeforeTraining()

@@ -142,11 +142,22 @@ public class RoundTripTests : IDisposable
             Assert.Matches(@"train recon error +\d+\.\d{4}  valid recon error +(\d+\.\d{4}|-) ", line); // no validation monitor: "-"
             Assert.Contains("squared reconstruction error per row, lower is better", line);
         }
+        // 'info' showed no "last train" figure for it (the history kept only the NaN likelihood), and the report's
+        // training curves were an empty plot: both show the last reconstruction error now, labelled as such.
+        var info = _h.Run("info", _h.PathOf("rbm.zip"));
+        Assert.True(info.Exit == 0, info.Err);
+        var lastRecon = System.Text.RegularExpressions.Regex.Matches(progress[^1], @"train recon error +(\d+\.\d{4})")[0].Groups[1].Value;
+        Assert.Contains($", last train recon error {lastRecon}", info.Out);
+        Assert.Contains("(RBM with Gaussian units: no likelihood; squared reconstruction error per row, lower is better)", info.Out);
+        var report = _h.Run("report", _h.PathOf("rbm.zip"), train, "--out", _h.PathOf("rbm.html"));
+        Assert.True(report.Exit == 0, report.Err);
+        Assert.Contains("squared reconstruction error per row of the training and validation data after each epoch, lower is better", File.ReadAllText(_h.PathOf("rbm.html")));
         // A binary RBM keeps its pseudo-log-likelihoods.
         var binary = _h.Blob("binary.csv", 200, binary: true);
         fit = _h.Run("fit", binary, "--model", "rbm", "--exclude", "id,label", "--epochs", "1", "-p", "HiddenUnits=4", "--out", _h.PathOf("rbm2.zip"));
         Assert.True(fit.Exit == 0, fit.Err);
         Assert.Matches(@"epoch +1  train +-\d+\.\d{4}  valid +(-\d+\.\d{4}|-) .*pseudo-log-likelihoods", fit.Out);
+        Assert.Matches(@", last train -\d+\.\d{4}(, valid -\d+\.\d{4})? \(pseudo-log-likelihoods\)", _h.Run("info", _h.PathOf("rbm2.zip")).Out);
     }
 
     private static RowMatrix ReadFeatures(string csv)

@@ -239,7 +239,11 @@ public class SequenceTests : IDisposable
             (Variant("ragged.csv", l => { l[5] += ",9"; return l; }), "ragged.csv, line 6: the row has 7 fields but the header has 6 (ragged row)."),
             (Variant("noid.csv", l => l.Select(x => string.Join(",", x.Split(',').Skip(1))).ToArray()), "noid.csv, line 1: the sequence-id column 'seq' is not in the header"),
             (Variant("order.csv", l => { var c = l[3].Split(','); c[1] = "soon"; l[3] = string.Join(",", c); return l; }),
-                "order.csv, line 4, column 2 ('t'): 'soon' is not a finite number (the order column)."),
+                "order.csv, line 4, column 2 ('t'): 'soon' is not a number (the order column)."),
+            (Variant("nanorder.csv", l => { var c = l[3].Split(','); c[1] = "NaN"; l[3] = string.Join(",", c); return l; }),
+                "nanorder.csv, line 4, column 2 ('t'): 'NaN' is not a finite number (the order column)."),
+            (Variant("noorder.csv", l => { var c = l[3].Split(','); c[1] = ""; l[3] = string.Join(",", c); return l; }),
+                "noorder.csv, line 4, column 2 ('t'): the cell is empty (the order column"),
             (Variant("twice.csv", l => { var c = l[3].Split(','); c[1] = l[2].Split(',')[1]; l[3] = string.Join(",", c); return l; }),
                 "twice.csv, line 4, column 2 ('t'): sequence 's0' has two rows with order 10 (lines 3 and 4)."),
             (Variant("value.csv", l => { var c = l[2].Split(','); c[3] = "x"; l[2] = string.Join(",", c); return l; }), "value.csv, line 3, column 4 ('b'): 'x' is not a number."),
@@ -263,6 +267,27 @@ public class SequenceTests : IDisposable
                 Assert.Single(r.Err.Trim().Split('\n'));
                 _h.AssertNoPartialFiles(output);
             }
+    }
+
+    /// <summary>--contamination outside [0, 0.5] for rnnrnade was refused by the estimator only after training, as an
+    /// internal error with a stack trace (exit 1); it is a usage error before any work, as for the row models. And
+    /// evaluate's counts agree with their nouns ("1 frame rows in 1 sequences").</summary>
+    [Fact]
+    public void ContaminationIsCheckedFirst_AndCountsAreSingularForOne()
+    {
+        var train = Frames("train.csv", 30, 1);
+        var r = _h.Run("fit", train, "-m", "rnnrnade", "--sequence-id", "seq", "--order", "t", "--contamination", "3", "-o", _h.PathOf("c.zip"));
+        Assert.Equal(ExitCodes.UsageError, r.Exit);
+        Assert.Equal("ddml: error: --contamination must be in [0, 0.5] (got 3).", r.Err.Trim());
+        Assert.DoesNotContain("fit rnnrnade", r.Out);
+        var zip = Fit(train, "--contamination", "0.5");   // half the training frames flagged: the one test sequence has some
+        var eval = _h.Run("evaluate", zip, Frames("one.csv", 1, 3));
+        Assert.True(eval.Exit == 0, eval.Err);
+        Assert.Matches(@"predicted anomalies     \d+ frame rows? in 1 sequence \(", eval.Out);
+        // One sequence has no standard error over sequences (it printed "± NaN").
+        Assert.Contains(" per frame (one sequence: no standard error; Exact)", eval.Out);
+        Assert.DoesNotContain("NaN", eval.Out);
+        Assert.DoesNotContain(" 1 frame rows", eval.Out);
     }
 
     public sealed class Frame

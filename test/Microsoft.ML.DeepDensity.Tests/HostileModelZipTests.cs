@@ -221,6 +221,19 @@ public class HostileSequenceAndNvilZipTests
         Rejected(() => LoadLive(Envelope(engine, float.NaN)), "NaN threshold at load", "threshold");
         Rejected(() => LoadLive(Envelope(TruncatedPayload(engine), t.Threshold)), "truncated payload at load", "");
         Rejected(() => LoadLive("not base64!"), "not base64 at load", "Corrupt");
+        // Version 2 carries the user's column names (version 1 above, without them, still loads): damaged names are refused.
+        string Named(byte[] names, ushort version = 2)
+        {
+            var ms = new MemoryStream();
+            ms.Write("DDSQ"u8); ms.Write(BitConverter.GetBytes(version)); ms.Write(BitConverter.GetBytes(t.Threshold)); ms.Write(names); ms.Write(engine);
+            return Convert.ToBase64String(ms.ToArray());
+        }
+        Assert.Null(LoadLive(Named(new byte[] { 1, 3, 0, (byte)'S', (byte)'e', (byte)'q' })));
+        Rejected(() => LoadLive(Named(new byte[] { 200 })), "200 column names", "column names");
+        Rejected(() => LoadLive(Named(new byte[] { 1, 0, 0 })), "an empty column name", "column names");
+        Rejected(() => LoadLive(Named(new byte[] { 1, 0xff, 0xff })), "a column name longer than the file", "column names");
+        Rejected(() => LoadLive(Named(new byte[] { 1, 1, 0, 0xff })), "a column name that is not UTF-8", "column names");
+        Rejected(() => LoadLive(Named(new byte[] { 0 }, version: 3)), "a newer envelope version", "version 3");
 
         Assert.Null(ScoreZip(Envelope(engine, t.Threshold))); // the helper itself builds a working zip
         Rejected(() => ScoreZip(Envelope(engine, float.NaN)), "NaN threshold", "threshold");

@@ -229,6 +229,16 @@ public class RnnRnadeScoringErrorTests
         return Enumerable.Range(0, count).Select(i => Enumerable.Range(0, 2 * (4 + i % 3)).Select(_ => (float)r.NextDouble()).ToArray()).ToList();
     }
 
+    /// <summary>The first <paramref name="steps"/> frames of every sequence as frame rows, step by step across sequences.</summary>
+    private static List<RnnRnadeTransformerTests.FrameRow> InterleavedFrames(List<float[]> seqs, int steps)
+    {
+        var rows = new List<RnnRnadeTransformerTests.FrameRow>();
+        for (int t = 0; t < steps; t++)
+            for (int i = 0; i < seqs.Count; i++)
+                rows.Add(new RnnRnadeTransformerTests.FrameRow { Features = seqs[i].AsSpan(2 * t, 2).ToArray(), SequenceId = i, Order = t });
+        return rows;
+    }
+
     private static DataValidationException Innermost(Exception e)
     {
         while (e.InnerException is not null) e = e.InnerException;   // ML.NET wraps errors of its cursor workers
@@ -241,11 +251,7 @@ public class RnnRnadeScoringErrorTests
     public void FrameRows_ANaNWhileScoringNamesTheRowAndTheSlot()
     {
         var ml = new MLContext(seed: 1);
-        var rows = new List<RnnRnadeTransformerTests.FrameRow>();
-        var seqs = Sequences(6, 1);
-        for (int t = 0; t < 4; t++)
-            for (int i = 0; i < seqs.Count; i++)
-                rows.Add(new RnnRnadeTransformerTests.FrameRow { Features = seqs[i].AsSpan(2 * t, 2).ToArray(), SequenceId = i, Order = t });
+        var rows = InterleavedFrames(Sequences(6, 1), 4);
         var transformer = ml.DensityEstimation.RnnRnade("Features", "SequenceId", "Order", hiddenUnits: 4, recurrentUnits: 4, maxEpochs: 1)
             .Fit(ml.Data.LoadFromEnumerable(rows));
         rows[7].Features[1] = float.NaN;   // sequence 1, its second frame
@@ -253,8 +259,97 @@ public class RnnRnadeScoringErrorTests
         Assert.Equal(7, e.Row);
         Assert.Equal(1, e.Column);
         Assert.Contains("value is NaN", e.Message);
-        Assert.Contains("frame column", e.Message);
+        Assert.Contains("'Features'", e.Message);
     }
+
+    /// <summary>Frame rows through a PredictionEngine (live and after Model.Load): the scorer's count of rows is the engine's
+    /// count of predictions, not a row of any data view, so a bad frame is reported with Row −1 and a message naming the
+    /// PredictionEngine's input row and the prediction's number (it used to say "row 2"), like the row models' mapper; a
+    /// cursor over the loaded model still names the true row.</summary>
+    [Fact]
+    public void FrameRows_APredictionEngineDoesNotReportItsPredictionCountAsARow()
+    {
+        var ml = new MLContext(seed: 1);
+        var rows = InterleavedFrames(Sequences(6, 1), 4);
+        var view = ml.Data.LoadFromEnumerable(rows);
+        var transformer = ml.DensityEstimation.RnnRnade("Features", "SequenceId", "Order", hiddenUnits: 4, recurrentUnits: 4, maxEpochs: 1).Fit(view);
+        var zip = Path.Combine(Directory.CreateTempSubdirectory("dd-frame-pe-").FullName, "model.zip");
+        ml.Model.Save(transformer, view.Schema, zip);
+        var ml2 = new MLContext(seed: 2);
+        var loaded = ml2.Model.Load(zip, out _);
+        var bad = new RnnRnadeTransformerTests.FrameRow { Features = new[] { 0.5f, float.NaN }, SequenceId = 2, Order = 0 };
+        foreach (var (context, model) in new[] { (ml, (ITransformer)transformer), (ml2, loaded) })
+        {
+            var engine = context.Model.CreatePredictionEngine<RnnRnadeTransformerTests.FrameRow, RnnRnadeTransformerTests.FrameScore>(model);
+            engine.Predict(rows[0]); engine.Predict(rows[1]);
+            var e = Assert.Throws<DataValidationException>(() => engine.Predict(bad));
+            Assert.Equal(-1, e.Row);
+            Assert.Equal(1, e.Column);
+            Assert.Contains("value is NaN", e.Message);
+            Assert.Contains("the input row of a PredictionEngine or row mapper", e.Message);
+            Assert.Contains("prediction number 3", e.Message);
+            Assert.DoesNotContain("row 2", e.Message);
+            var wrong = new RnnRnadeTransformerTests.FrameRow { Features = new[] { 0.5f, 0.5f }, SequenceId = 0, Order = float.NaN };
+            var o = Assert.Throws<DataValidationException>(() => engine.Predict(wrong));
+            Assert.Equal(-1, o.Row);
+            Assert.Contains("prediction number 4", o.Message);
+        }
+        rows[7].Features[1] = float.NaN;
+        // Many engines and cursors, alternating: the scorer tells them apart once per engine or cursor, and must keep doing
+        // so once the runtime has recompiled the paths that create them.
+        for (int round = 0; round < 40; round++)
+        {
+            var c = Innermost(Assert.ThrowsAny<Exception>(() => loaded.Transform(ml2.Data.LoadFromEnumerable(rows)).GetColumn<float>("LogDensity").ToArray()));
+            Assert.Equal(7, c.Row);
+            Assert.DoesNotContain("PredictionEngine", c.Message);
+            var engine = ml2.Model.CreatePredictionEngine<RnnRnadeTransformerTests.FrameRow, RnnRnadeTransformerTests.FrameScore>(loaded);
+            Assert.Equal(-1, Assert.Throws<DataValidationException>(() => engine.Predict(bad)).Row);
+        }
+    }
+
+    /// <summary>Scoring errors of the sequence models named internal stand-ins ('sequence column', 'frame column', 'order
+    /// column') instead of the user's columns, which the scorer does not see: the saved model now carries their names, so
+    /// the live, the loaded and the PredictionEngine paths name 'Seq', 'Frame' and 'Step'.</summary>
+    [Fact]
+    public void ScoringErrorsNameTheUsersColumns()
+    {
+        var ml = new MLContext(seed: 1);
+        var seqs = Sequences(8, 5);
+        var whole = ml.Data.LoadFromEnumerable(seqs.Select(s => new NamedSequence { Seq = s }));
+        var wholeModel = ml.DensityEstimation.RnnRnade("Seq", frameSize: 2, hiddenUnits: 4, recurrentUnits: 4, maxEpochs: 1).Fit(whole);
+        var frames = new List<NamedFrame>();
+        for (int t = 0; t < 4; t++)
+            for (int i = 0; i < seqs.Count; i++)
+                frames.Add(new NamedFrame { Frame = seqs[i].AsSpan(2 * t, 2).ToArray(), Unit = i, Step = t });
+        var frameView = ml.Data.LoadFromEnumerable(frames);
+        var frameModel = ml.DensityEstimation.RnnRnade("Frame", "Unit", "Step", hiddenUnits: 4, recurrentUnits: 4, maxEpochs: 1).Fit(frameView);
+        foreach (var (model, view, loaded) in new[] { (wholeModel, whole, false), (wholeModel, whole, true), (frameModel, frameView, false), (frameModel, frameView, true) })
+        {
+            var zip = new MemoryStream();
+            ml.Model.Save(model, view.Schema, zip);
+            zip.Position = 0;
+            var ml2 = new MLContext(seed: 2);
+            ITransformer t = loaded ? ml2.Model.Load(zip, out _) : model;
+            if (view == whole)
+            {
+                var bad = new NamedSequence { Seq = new[] { 1f, float.NaN } };
+                var e = Innermost(Assert.ThrowsAny<Exception>(() => t.Transform(ml2.Data.LoadFromEnumerable(new[] { bad })).GetColumn<float>("LogDensity").ToArray()));
+                Assert.Equal("Seq", e.DataSource);
+                Assert.StartsWith("Invalid data at 'Seq'", e.Message);
+                var pe = ml2.Model.CreatePredictionEngine<NamedSequence, RnnRnadeTransformerTests.FrameScore>(t);
+                Assert.Equal("Seq", Assert.Throws<DataValidationException>(() => pe.Predict(new NamedSequence { Seq = new[] { 1f, 2f, 3f } })).DataSource);
+            }
+            else
+            {
+                var pe = ml2.Model.CreatePredictionEngine<NamedFrame, RnnRnadeTransformerTests.FrameScore>(t);
+                Assert.Equal("Frame", Assert.Throws<DataValidationException>(() => pe.Predict(new NamedFrame { Frame = new[] { float.NaN, 0f }, Unit = 1, Step = 0 })).DataSource);
+                Assert.Equal("Step", Assert.Throws<DataValidationException>(() => pe.Predict(new NamedFrame { Frame = new[] { 0f, 0f }, Unit = 1, Step = float.NaN })).DataSource);
+            }
+        }
+    }
+
+    public sealed class NamedSequence { public float[] Seq = Array.Empty<float>(); }
+    public sealed class NamedFrame { [VectorType(2)] public float[] Frame = new float[2]; public int Unit; public float Step; }
 
     /// <summary>A NaN in a whole sequence being scored: the engine's "row 0" (its one-sequence batch) is not the row's
     /// number, which the mapping does not see; it is reported as unknown (−1) with the frame and the slot.</summary>

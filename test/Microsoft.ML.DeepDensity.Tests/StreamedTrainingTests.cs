@@ -81,6 +81,25 @@ public class StreamedTrainingTests
         Assert.Equal(memory.Model.ToBytes(), streamed.Model.ToBytes());
     }
 
+    /// <summary>A streamed Fit on a row or two whose held-out validation fraction took every row said "the data has no
+    /// rows" (or, for the Deep GMM, "0 training rows"); it now says what happened and what to do.</summary>
+    [Fact]
+    public void AValidationFractionThatTakesEveryRowSaysSo()
+    {
+        var ml = new MLContext(1);
+        var one = ml.Data.LoadFromEnumerable(Generated(1, 1));
+        var o = new RnadeEstimator.Options { TrainingData = DensityTrainingData.Streamed, ModelOptions = new RnadeOptions { HiddenUnits = 3, MaxEpochs = 1 } };
+        var e = Assert.Throws<DataValidationException>(() => ml.DensityEstimation.Rnade(o).Fit(one));
+        Assert.Contains("the data has 1 row, and the validation fraction held out of a stream (ValidationFraction = 0.1", e.Message);
+        Assert.Contains("set ValidationFraction = 0", e.Message);
+        var g = new DeepGmmEstimator.Options { TrainingData = DensityTrainingData.Streamed, ModelOptions = new DeepGmmOptions { MaxIterations = 1 } };
+        Assert.Contains("took all of them", Assert.Throws<DataValidationException>(() => ml.DensityEstimation.DeepGmm(g).Fit(one)).Message);
+        o.ModelOptions.ValidationFraction = 0;
+        Assert.NotNull(ml.DensityEstimation.Rnade(o).Fit(one).Model);
+        // No rows at all is still just that.
+        Assert.Contains("the data has no rows", Assert.Throws<DataValidationException>(() => ml.DensityEstimation.Rnade(o).Fit(ml.Data.LoadFromEnumerable(Generated(0, 1)))).Message);
+    }
+
     [Fact]
     public void ABadValueIsNamedByRowAndColumn()
     {

@@ -1,5 +1,7 @@
 using Microsoft.ML.Data;
+using Microsoft.ML.DeepDensity.Models.Rbm;
 using Microsoft.ML.DeepDensity.Models.Rnade;
+using Microsoft.ML.Runtime;
 using Microsoft.ML.DeepDensity.Training;
 using Microsoft.ML.DeepDensity.Transforms;
 
@@ -33,6 +35,29 @@ public class TrainingAndSamplingTests
         var e = Assert.ThrowsAny<ArgumentException>(() => ml.DensityEstimation.Rnade(options)
             .Fit(ml.Data.LoadFromEnumerable(TestData.Blob(50)), ml.Data.LoadFromEnumerable(new[] { new SchemaAndDataErrorTests.WrongSize() })));
         Assert.Contains("'Features'", e.Message);
+        // So is one of the wrong type, and the message says it is the validation view (the training view was fine).
+        var doubles = ml.Transforms.Conversion.ConvertType("Features", "Features", DataKind.Double).Fit(ml.Data.LoadFromEnumerable(TestData.Blob(20)))
+            .Transform(ml.Data.LoadFromEnumerable(TestData.Blob(20)));
+        e = Assert.ThrowsAny<ArgumentException>(() => ml.DensityEstimation.Rnade(options).Fit(ml.Data.LoadFromEnumerable(TestData.Blob(50)), doubles));
+        Assert.StartsWith("The validation data: Feature column 'Features' must be a known-size vector of Single", e.Message);
+        Assert.Equal("validationData", e.ParamName);
+    }
+
+    /// <summary>Every epoch of an RBM with Gaussian units went to MLContext.Log as a warning (its training figure is NaN:
+    /// it has no likelihood, and NaN meant "diverged"); its epochs are information, like every other model's.</summary>
+    [Fact]
+    public void GaussianRbmEpochsAreLoggedAsInformation_NotWarnings()
+    {
+        var ml = new MLContext(seed: 1);
+        var log = new List<(ChannelMessageKind Kind, string Message)>();
+        ml.Log += (_, e) => { lock (log) log.Add((e.Kind, e.Message)); };
+        var options = new RbmEstimator.Options { ModelOptions = new() { VisibleType = RbmVisibleType.Gaussian, HiddenUnits = 4, MaxEpochs = 2 } };
+        ml.DensityEstimation.Rbm(options).Fit(ml.Data.LoadFromEnumerable(TestData.Blob(200, seed: 1)), ml.Data.LoadFromEnumerable(TestData.Blob(50, seed: 2)));
+        var epochs = log.Where(m => m.Message.Contains("Rbm: epoch")).ToList();
+        Assert.Equal(2, epochs.Count);
+        Assert.All(epochs, m => Assert.Equal(ChannelMessageKind.Info, m.Kind));
+        Assert.All(epochs, m => Assert.Contains("recon_error", m.Message));
+        Assert.DoesNotContain(log, m => m.Kind == ChannelMessageKind.Warning);
     }
 
     [Fact]

@@ -85,7 +85,7 @@ public static class DataValidation
         if (expectedWidth is int w && data.Columns != w)
             throw new DataValidationException(-1, -1, $"rows have {data.Columns} columns but {w} are expected", source);
         if (data.Rows < minRows)
-            throw new DataValidationException(-1, -1, $"the data has {data.Rows} rows; at least {minRows} are needed", source);
+            throw new DataValidationException(-1, -1, $"the data has {data.Rows} row{(data.Rows == 1 ? "" : "s")}; at least {minRows} are needed", source);
         CheckRows(data.AsSpan(), data.Columns, domain, source);
     }
 

@@ -55,8 +55,9 @@ public static class RowStream
     /// the block, its row count and the position of its first row in the pass).</summary>
     internal static IRowStream Map(IRowStream stream, RowBlockMap map) => new MappedStream(stream, map);
 
-    /// <summary>The rows of <paramref name="stream"/> at whose pass position <paramref name="keep"/> is true.</summary>
-    internal static IRowStream Where(IRowStream stream, Func<long, bool> keep) => new FilteredStream(stream, keep);
+    /// <summary>The rows of <paramref name="stream"/> at whose pass position <paramref name="keep"/> is true;
+    /// <paramref name="atEnd"/> (optional) sees each completed pass's (rows read, rows kept), e.g. to explain an empty result.</summary>
+    internal static IRowStream Where(IRowStream stream, Func<long, bool> keep, Action<long, long>? atEnd = null) => new FilteredStream(stream, keep, atEnd);
 
     /// <summary>Calls <paramref name="body"/> on every block of one pass (block, rows), checking cancellation between blocks.</summary>
     internal static long ForEachBlock(IRowStream stream, RowBlockVisitor body, CancellationToken cancellationToken)
@@ -152,22 +153,22 @@ public static class RowStream
         }
     }
 
-    private sealed class FilteredStream(IRowStream inner, Func<long, bool> keep) : IRowStream
+    private sealed class FilteredStream(IRowStream inner, Func<long, bool> keep, Action<long, long>? atEnd) : IRowStream
     {
         public int Width => inner.Width;
         public long? Count => null;
-        public IRowCursor Open() => new Cursor(inner.Open(), keep, inner.Width);
+        public IRowCursor Open() => new Cursor(inner.Open(), keep, inner.Width, atEnd);
 
-        private sealed class Cursor(IRowCursor inner, Func<long, bool> keep, int width) : IRowCursor
+        private sealed class Cursor(IRowCursor inner, Func<long, bool> keep, int width, Action<long, long>? atEnd) : IRowCursor
         {
-            private long _position;
+            private long _position, _kept;
             public int Read(Span<float> destination)
             {
                 // Reads into the destination and compacts the kept rows to its front; reads again if none was kept.
                 while (true)
                 {
                     int n = inner.Read(destination);
-                    if (n == 0) return 0;
+                    if (n == 0) { atEnd?.Invoke(_position, _kept); return 0; }
                     int kept = 0;
                     for (int r = 0; r < n; r++, _position++)
                     {
@@ -175,6 +176,7 @@ public static class RowStream
                         if (kept != r) destination.Slice(r * width, width).CopyTo(destination.Slice(kept * width, width));
                         kept++;
                     }
+                    _kept += kept;
                     if (kept > 0) return kept;
                 }
             }

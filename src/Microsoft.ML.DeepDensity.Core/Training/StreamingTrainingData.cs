@@ -113,7 +113,17 @@ public sealed class StreamingTrainingData : ITrainingSource
         if (!(fraction < 1)) throw new ArgumentOutOfRangeException(nameof(fraction), fraction, "The validation fraction must be below 1.");
         ulong key = Mix(seed ^ 0x5EED_5A11_0000_0000UL);
         ulong threshold = (ulong)(fraction * 18446744073709551616.0);
-        return (RowStream.Where(stream, i => Mix(key + (ulong)i * 0x9E3779B97F4A7C15UL) >= threshold), RowStream.Where(stream, i => Mix(key + (ulong)i * 0x9E3779B97F4A7C15UL) < threshold));
+        // A few rows can all hash below the threshold: say so, rather than the model's "the data has no rows".
+        void NoneLeft(long rows, long kept)
+        {
+            if (rows > 0 && kept == 0)
+                throw new DataValidationException(-1, -1, string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                    $"the data has {rows} row{(rows == 1 ? "" : "s")}, and the validation fraction held out of a stream (ValidationFraction = {fraction}, ") +
+                    "chosen by a seeded hash of each row's position) took all of them: give more rows or a validation set, or set ValidationFraction = 0",
+                    DataValidation.TrainingData);
+        }
+        return (RowStream.Where(stream, i => Mix(key + (ulong)i * 0x9E3779B97F4A7C15UL) >= threshold, NoneLeft),
+                RowStream.Where(stream, i => Mix(key + (ulong)i * 0x9E3779B97F4A7C15UL) < threshold));
     }
 
     /// <summary>

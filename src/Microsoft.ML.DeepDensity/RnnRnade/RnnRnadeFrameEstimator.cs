@@ -85,7 +85,7 @@ public sealed class RnnRnadeFrameEstimator : IEstimator<SequenceDensityTransform
         var frames = RnnRnadeColumns.ScoreCancellably(model, data, whole: false, o.CancellationToken);
         var scores = frames.Select(Scoring.ScoreFromLogDensity).ToArray();
         float threshold = Scoring.Threshold(scores, o.Contamination);
-        var chain = RnnRnadeSurrogate.AppendModel(_ml, Inputs(input.Schema), model, threshold)
+        var chain = RnnRnadeSurrogate.AppendModel(_ml, Inputs(input.Schema), model, threshold, new[] { o.FeatureColumnName, o.SequenceIdColumnName, o.OrderColumnName })
             .Append<ITransformer>(_ml.Transforms.StatefulCustomMapping(new RnnRnadeSurrogate.FrameFactory().GetMapping(),
                 new RnnRnadeSurrogate.FrameFactory().GetStateInitAction(), RnnRnadeSurrogate.FrameFactory.ContractName));
         chain = RnnRnadeSurrogate.Finish(_ml, chain, new[]

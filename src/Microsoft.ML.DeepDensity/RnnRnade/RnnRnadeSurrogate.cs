@@ -28,11 +28,12 @@ internal static class RnnRnadeSurrogate
     public const string LogDensityCol = "__dd_rr_logdensity", PerFrameCol = "__dd_rr_perframe", FramesCol = "__dd_rr_frames";
     public const string ScoreCol = "__dd_rr_score", PredictedCol = "__dd_rr_predicted";
     /// <summary>Appends the constant key and the model text column (after the input copies).</summary>
-    public static EstimatorChain<ITransformer> AppendModel(MLContext ml, EstimatorChain<ITransformer> chain, SequenceDensityModel model, float threshold)
+    public static EstimatorChain<ITransformer> AppendModel(MLContext ml, EstimatorChain<ITransformer> chain, SequenceDensityModel model, float threshold,
+        IReadOnlyList<string> columns)
         => chain
             .Append<ITransformer>(ml.Transforms.CustomMapping(new Surrogate.ConstKeyFactory().GetMapping(), Surrogate.ConstKeyFactory.ContractName))
             .Append<ITransformer>(ml.Transforms.Conversion.MapValue(ModelCol,
-                new[] { new KeyValuePair<string, string>(Surrogate.KeyValue, SequenceSurrogate.Encode(model, threshold)) }, Surrogate.KeyCol));
+                new[] { new KeyValuePair<string, string>(Surrogate.KeyValue, SequenceSurrogate.Encode(model, threshold, columns)) }, Surrogate.KeyCol));
 
     /// <summary>Copies the internal outputs to the user's names and drops every internal column.</summary>
     public static EstimatorChain<ITransformer> Finish(MLContext ml, EstimatorChain<ITransformer> chain,
@@ -70,9 +71,9 @@ internal static class RnnRnadeSurrogate
     }
 
     /// <summary>One whole sequence's outputs from any sequence model (shared with <see cref="SequenceSurrogate"/>).</summary>
-    internal static void ScoreSequence(SequenceDensityModel model, float threshold, float[] features, SequenceOutput dst)
+    internal static void ScoreSequence(SequenceDensityModel model, float threshold, float[] features, SequenceOutput dst, string column)
     {
-        var batch = OneSequence(features, model.FrameSize, "sequence column");
+        var batch = OneSequence(features, model.FrameSize, column);
         if (dst.Frames.Length != batch.TotalFrames) dst.Frames = new float[batch.TotalFrames];
         // The engine numbers the sequences of its batch, and this batch is the one row: its "row 0" is not the row's
         // number, which a mapping does not see (like the row models' loaded scorer, say so rather than a wrong row).
@@ -80,7 +81,7 @@ internal static class RnnRnadeSurrogate
         catch (DataValidationException e)
         {
             throw new DataValidationException(-1, e.Column, e.Problem + " (row number unknown: a sequence model scores one row at a time " +
-                "without seeing its position; frames count from 0)", "sequence column");
+                "without seeing its position; frames count from 0)", column);
         }
         double sum = 0;
         foreach (var v in dst.Frames) sum += v;
@@ -108,12 +109,43 @@ internal static class RnnRnadeSurrogate
         [ColumnName(PredictedCol)] public bool PredictedLabel;
     }
 
-    /// <summary>Per cursor: the open sequences (recurrent state and last order value) by id.</summary>
+    /// <summary>Per cursor (or per PredictionEngine): the open sequences (recurrent state and last order value) by id.</summary>
     [EditorBrowsable(EditorBrowsableState.Never)]
     public sealed class FrameState
     {
         internal readonly Dictionary<string, (RnnRnadeStream Stream, double Order)> Open = new(StringComparer.Ordinal);
         internal long Rows;
+        /// <summary>True when the state belongs to a row mapper (a PredictionEngine) rather than a cursor: then
+        /// <see cref="Rows"/> counts the engine's predictions, which are no rows of any data view.</summary>
+        internal bool InRowMapper;
+
+        /// <summary>A problem with the row being mapped: on a cursor at its row (counted from the cursor's start, the row's
+        /// index in the view); in a row mapper as "the input row", with the prediction's number, as the row models say it.</summary>
+        internal DataValidationException RowError(long row, int column, string problem, string source)
+            => !InRowMapper
+                ? new DataValidationException(row, column, problem, source)
+                : new DataValidationException(-1, column, problem + string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                    $" (in the input row of a PredictionEngine or row mapper; this is the example of its prediction number {row + 1}, counting from 1; not a row number of any data view)"), source);
+
+        /// <summary>
+        /// Whether ML.NET is creating this state for a row mapper. The mapping sees neither the row nor its position, and
+        /// ML.NET 5's StatefulCustomMappingTransformer calls the state initialiser from exactly two places: its cursor's
+        /// constructor and its row mapper's <c>CreateGetters</c> (what a PredictionEngine and <c>GetRowToRowMapper</c> use).
+        /// The first caller outside this assembly says which. Once per cursor or engine, not per row; should ML.NET move the
+        /// call, a row mapper falls back to the old wording (its prediction count reported as the row), never a cursor.
+        /// </summary>
+        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)] // its frame is ours, and skipped by assembly
+        internal static bool CreatedByRowMapper()
+        {
+            var own = typeof(FrameState).Assembly;
+            foreach (var frame in new System.Diagnostics.StackTrace(false).GetFrames())
+            {
+                var method = frame.GetMethod();
+                if (method is null || method.DeclaringType?.Assembly == own) continue;
+                return method.Name.Contains("CreateGetters", StringComparison.Ordinal);
+            }
+            return false;
+        }
     }
 
     /// <summary>Scores frame rows in arrival order: each row gets log p(x_t | earlier rows of its sequence).</summary>
@@ -124,25 +156,26 @@ internal static class RnnRnadeSurrogate
         public const string ContractName = "DeepDensity.RnnRnadeFrames.v1";
         private readonly Cache _cache = new();
         public override Action<FrameInput, FrameOutput, FrameState> GetMapping() => Map;
-        public override Action<FrameState> GetStateInitAction() => static _ => { };
+        public override Action<FrameState> GetStateInitAction() => static state => state.InRowMapper = FrameState.CreatedByRowMapper();
 
         private void Map(FrameInput src, FrameOutput dst, FrameState state)
         {
-            var (model, threshold) = _cache.Resolve(src.Model);
+            var (model, threshold, columns) = _cache.Resolve(src.Model);
+            string frameColumn = columns.Column(0, "frame column"), orderColumn = columns.Column(2, "order column");
             long row = state.Rows++;
             if (src.Frame.Length != model.FrameSize)
-                throw new DataValidationException(row, -1, $"the frame has {src.Frame.Length} values but the model's frame size is {model.FrameSize}", "frame column");
-            if (double.IsNaN(src.Order)) throw new DataValidationException(row, -1, "the order value is missing (NaN)", "order column");
+                throw state.RowError(row, -1, $"the frame has {src.Frame.Length} values but the model's frame size is {model.FrameSize}", frameColumn);
+            if (double.IsNaN(src.Order)) throw state.RowError(row, -1, "the order value is missing (NaN)", orderColumn);
             string id = src.SequenceId.ToString();
             // Checked here, with the row's number, before the stream sees it: the stream counts frames of its own sequence,
             // and a NaN would otherwise be reported at that frame's index as if it were the row.
-            try { DataValidation.CheckRows(src.Frame, model.FrameSize, InputDomain.Real, "frame column", row); }
-            catch (DataValidationException e) { throw new DataValidationException(e.Row, e.Column, $"{e.Problem} (sequence '{id}')", "frame column"); }
+            try { DataValidation.CheckRows(src.Frame, model.FrameSize, InputDomain.Real, frameColumn, row); }
+            catch (DataValidationException e) { throw state.RowError(row, e.Column, $"{e.Problem} (sequence '{id}')", frameColumn); }
             if (!state.Open.TryGetValue(id, out var open)) open = (model.StartStream(), double.NegativeInfinity);
             else if (!(src.Order > open.Order))
-                throw new DataValidationException(row, -1,
+                throw state.RowError(row, -1,
                     $"sequence '{id}' has order {src.Order} after {open.Order}: the rows of a sequence must arrive in increasing order " +
-                    "(scoring streams each sequence in row order, where training sorted it; sort the rows by order within each sequence before scoring)", "order column");
+                    "(scoring streams each sequence in row order, where training sorted it; sort the rows by order within each sequence before scoring)", orderColumn);
             float ld = open.Stream.Append(src.Frame);
             state.Open[id] = (open.Stream, src.Order);
             dst.LogDensity = ld;
@@ -154,11 +187,12 @@ internal static class RnnRnadeSurrogate
     /// <summary>One decoded envelope (<see cref="SequenceSurrogate"/>'s) per factory, keyed by the identity of the text backing it.</summary>
     private sealed class Cache
     {
-        private readonly Surrogate.TextIdentityCache<(RnnRnadeModel, float)> _inner = new(t =>
+        private readonly Surrogate.TextIdentityCache<(RnnRnadeModel, float, SequenceSurrogate.Envelope)> _inner = new(t =>
         {
-            var (model, threshold) = SequenceSurrogate.Decode(t);
-            return (model as RnnRnadeModel ?? throw new InvalidModelFileException($"The frame-row scorer holds a {model.ModelKind} model, not an RNN-RNADE."), threshold);
+            var e = SequenceSurrogate.Decode(t);
+            return (e.Model as RnnRnadeModel ?? throw new InvalidModelFileException($"The frame-row scorer holds a {e.Model.ModelKind} model, not an RNN-RNADE."), e.Threshold, e);
         });
-        public (RnnRnadeModel Model, float Threshold) Resolve(ReadOnlyMemory<char> text) => _inner.Resolve(text);
+        /// <summary>The model, its threshold and the envelope (for the user's column names: frame, sequence id, order).</summary>
+        public (RnnRnadeModel Model, float Threshold, SequenceSurrogate.Envelope Columns) Resolve(ReadOnlyMemory<char> text) => _inner.Resolve(text);
     }
 }

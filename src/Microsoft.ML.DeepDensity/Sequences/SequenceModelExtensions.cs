@@ -66,7 +66,7 @@ public static class SequenceModelExtensions
             // A loaded stage: the MapValue of the surrogate chain turns the constant key into the model text (as for row models).
             mlContext ??= new MLContext();
             reader ??= new SurrogateStageReader(mlContext);
-            if (reader.ReadText(t, RnnRnadeSurrogate.ModelCol) is string text) found.Add(SequenceSurrogate.Decode(text));
+            if (reader.ReadText(t, RnnRnadeSurrogate.ModelCol) is string text) { var e = SequenceSurrogate.Decode(text); found.Add((e.Model, e.Threshold)); }
         }
     }
 }

@@ -20,36 +20,69 @@ namespace Microsoft.ML.DeepDensity.Transforms;
 internal static class SequenceSurrogate
 {
     private static ReadOnlySpan<byte> Magic => "DDSQ"u8;
-    private const ushort Version = 1;
+    /// <summary>2 adds the user's input column names (version 1, without them, still loads).</summary>
+    private const ushort Version = 2;
+    private const int MaxColumns = 8, MaxColumnNameBytes = 1024;
 
-    /// <summary>base64 of "DDSQ" | u16 version | f32 threshold | engine model file.</summary>
-    public static string Encode(SequenceDensityModel model, float threshold)
+    /// <summary>A decoded envelope: the model, its PredictedLabel threshold and the user's input column names (the
+    /// scorer sees only internal columns; its errors name these). Empty for a version-1 envelope.</summary>
+    internal sealed record Envelope(SequenceDensityModel Model, float Threshold, string[] Columns)
+    {
+        /// <summary>The name of input column <paramref name="index"/>, or <paramref name="fallback"/> when the file has none.</summary>
+        public string Column(int index, string fallback) => index < Columns.Length ? Columns[index] : fallback;
+    }
+
+    /// <summary>base64 of "DDSQ" | u16 version | f32 threshold | u8 column count | per column: u16 length, UTF-8 name | engine model file.</summary>
+    public static string Encode(SequenceDensityModel model, float threshold, IReadOnlyList<string> columns)
     {
         using var ms = new MemoryStream();
         ms.Write(Magic);
         ms.Write(BitConverter.GetBytes(Version));
         ms.Write(BitConverter.GetBytes(threshold));
+        ms.WriteByte((byte)columns.Count);
+        foreach (var name in columns)
+        {
+            var bytes = System.Text.Encoding.UTF8.GetBytes(name);
+            ms.Write(BitConverter.GetBytes((ushort)bytes.Length));
+            ms.Write(bytes);
+        }
         ms.Write(model.ToBytes());
         return Convert.ToBase64String(ms.GetBuffer(), 0, (int)ms.Length);
     }
 
-    public static (SequenceDensityModel Model, float Threshold) Decode(ReadOnlySpan<char> text)
+    public static Envelope Decode(ReadOnlySpan<char> text)
     {
         var bytes = new byte[text.Length * 3 / 4 + 3];
         if (!Convert.TryFromBase64Chars(text, bytes, out int length) || length < 10 || !bytes.AsSpan(0, 4).SequenceEqual(Magic))
             throw new InvalidModelFileException("Corrupt sequence model in the ML.NET model.");
         ushort version = BitConverter.ToUInt16(bytes, 4);
-        if (version != Version)
-            throw new InvalidModelFileException($"Sequence-model ML.NET envelope version {version} is not supported (this library reads {Version}).");
+        if (version is < 1 or > Version)
+            throw new InvalidModelFileException($"Sequence-model ML.NET envelope version {version} is not supported (this library reads 1 to {Version}).");
         float threshold = BitConverter.ToSingle(bytes, 6);
         if (!float.IsFinite(threshold)) // scores are finite, so a learned threshold is too; NaN would label nothing
             throw new InvalidModelFileException($"Corrupt sequence model in the ML.NET model: the threshold is {threshold}.");
-        return (SequenceDensityModel.FromBytes(bytes.AsSpan(10, length - 10)), threshold);
+        int at = 10;
+        var columns = Array.Empty<string>();
+        if (version >= 2)
+        {
+            if (at >= length || bytes[at] > MaxColumns) throw new InvalidModelFileException("Corrupt sequence model in the ML.NET model: bad column names.");
+            columns = new string[bytes[at++]];
+            for (int i = 0; i < columns.Length; i++)
+            {
+                int n = at + 2 <= length ? BitConverter.ToUInt16(bytes, at) : -1;
+                if (n < 1 || n > MaxColumnNameBytes || at + 2 + n > length)
+                    throw new InvalidModelFileException("Corrupt sequence model in the ML.NET model: bad column names.");
+                try { columns[i] = new System.Text.UTF8Encoding(false, throwOnInvalidBytes: true).GetString(bytes, at + 2, n); }
+                catch (System.Text.DecoderFallbackException) { throw new InvalidModelFileException("Corrupt sequence model in the ML.NET model: bad column names."); }
+                at += 2 + n;
+            }
+        }
+        return new Envelope(SequenceDensityModel.FromBytes(bytes.AsSpan(at, length - at)), threshold, columns);
     }
 
     /// <summary>The whole chain, fitted (every stage is trivial: fitted on an empty view with a variable-size feature column).</summary>
     public static ITransformer BuildChain(MLContext ml, SequenceDensityEstimator.Options o, SequenceDensityModel model, float threshold)
-        => BuildChain(ml, o, Encode(model, threshold));
+        => BuildChain(ml, o, Encode(model, threshold, new[] { o.FeatureColumnName }));
 
     /// <summary>The chain over an already encoded envelope (tests put damaged envelopes in zips through it).</summary>
     internal static ITransformer BuildChain(MLContext ml, SequenceDensityEstimator.Options o, string envelope)
@@ -77,13 +110,13 @@ internal static class SequenceSurrogate
     public sealed class SequenceFactory : CustomMappingFactory<RnnRnadeSurrogate.SequenceInput, RnnRnadeSurrogate.SequenceOutput>
     {
         public const string ContractName = "DeepDensity.Sequence.v1";
-        private readonly Surrogate.TextIdentityCache<(SequenceDensityModel, float)> _cache = new(t => Decode(t));
+        private readonly Surrogate.TextIdentityCache<Envelope> _cache = new(t => Decode(t));
         public override Action<RnnRnadeSurrogate.SequenceInput, RnnRnadeSurrogate.SequenceOutput> GetMapping() => Map;
 
         private void Map(RnnRnadeSurrogate.SequenceInput src, RnnRnadeSurrogate.SequenceOutput dst)
         {
-            var (model, threshold) = _cache.Resolve(src.Model);
-            RnnRnadeSurrogate.ScoreSequence(model, threshold, src.Features, dst);
+            var e = _cache.Resolve(src.Model);
+            RnnRnadeSurrogate.ScoreSequence(e.Model, e.Threshold, src.Features, dst, e.Column(0, "sequence column"));
         }
     }
 }
