@@ -17,6 +17,14 @@ namespace Microsoft.ML.DeepDensity.Tests.Engine;
 /// </summary>
 public class BinaryGemmTests
 {
+    /// <summary>A Bernoulli RBM with weights N(0, 0.1²) from <paramref name="seed"/>.</summary>
+    private static RbmMachine Machine(int d, int h, ulong seed)
+    {
+        var m = new RbmMachine(d, h, RbmVisibleType.Bernoulli);
+        new RandomStream(seed).FillGaussian(m.W, 0f, 0.1f);
+        return m;
+    }
+
     private static float[] Binary(int length, Random rng, double ones = 0.5)
     {
         var v = new float[length];
@@ -302,12 +310,7 @@ public class BinaryGemmTests
     {
         if (!BinaryGemm.IsUsable) return;
         var rows = Binary(n * d, new Random(6));
-        RbmMachine Make()
-        {
-            var m = new RbmMachine(d, h, RbmVisibleType.Bernoulli);
-            new RandomStream(5).FillGaussian(m.W, 0f, 0.1f);
-            return m;
-        }
+        RbmMachine Make() => Machine(d, h, seed: 5);
         var fused = Make();
         var separate = Make();
         var t1 = new RbmTrainer(fused, n, 1, persistent, 0);
@@ -324,6 +327,32 @@ public class BinaryGemmTests
         Assert.Equal(separate.C, fused.C);
     }
 
+    /// <summary>A trainer made for momentum 0 does not store the velocity (nothing reads it) and moves W to the same bits,
+    /// one chunk or several (a velocity is still carried between the chunks of a step); it refuses another momentum.</summary>
+    [Theory]
+    [InlineData(100, 128, 40)]
+    [InlineData(20, 32, 2100)]
+    public void MomentumZeroTrainerMovesWToTheSameBits(int d, int h, int n)
+    {
+        if (!BinaryGemm.IsUsable) return;
+        var rows = Binary(n * d, new Random(12));
+        RbmMachine Make() => Machine(d, h, seed: 5);
+        var lean = Make();
+        var full = Make();
+        var t1 = new RbmTrainer(lean, n, 1, persistent: true, 0) { MomentumIsZero = true };
+        var t2 = new RbmTrainer(full, n, 1, persistent: true, 0);
+        t1.SetBatch(rows, n);
+        t2.SetBatch(rows, n);
+        for (int s = 0; s < 3; s++)
+        {
+            t1.Step(n, 0.05f, 0f, 1e-4f, new RandomStream(9).Fork((ulong)s));
+            t2.Step(n, 0.05f, 0f, 1e-4f, new RandomStream(9).Fork((ulong)s));
+        }
+        Assert.Equal(full.W, lean.W);
+        Assert.Equal(full.C, lean.C);
+        Assert.Throws<ArgumentException>(() => t1.Step(n, 0.05f, 0.5f, 0f, new RandomStream(3)));
+    }
+
     /// <summary>A step quantizes the next step's Wᵀ from its new weight rows; weights restored into the machine in between
     /// (RbmMachine.CopyTo, as after a divergence) must be quantized afresh: the step then equals a new trainer's on the
     /// restored weights, bit for bit (CD without momentum depends on nothing else).</summary>
@@ -333,12 +362,7 @@ public class BinaryGemmTests
         if (!BinaryGemm.IsUsable) return;
         const int d = 100, h = 64, n = 40;
         var rows = Binary(n * d, new Random(4));
-        RbmMachine Make(int seed)
-        {
-            var m = new RbmMachine(d, h, RbmVisibleType.Bernoulli);
-            new RandomStream((ulong)seed).FillGaussian(m.W, 0f, 0.1f);
-            return m;
-        }
+        RbmMachine Make(int seed) => Machine(d, h, (ulong)seed);
         var trained = Make(1);
         var t1 = new RbmTrainer(trained, n, 1, persistent: false, 0);
         t1.SetBatch(rows, n);
@@ -365,12 +389,7 @@ public class BinaryGemmTests
         if (!BinaryGemm.IsUsable) return;
         var rng = new Random(3);
         var rows = Binary(n * d, rng);
-        RbmMachine Make()
-        {
-            var m = new RbmMachine(d, h, RbmVisibleType.Bernoulli);
-            new RandomStream(5).FillGaussian(m.W, 0f, 0.1f);
-            return m;
-        }
+        RbmMachine Make() => Machine(d, h, seed: 5);
         var exact = Make();
         var reference = Make();
         var t1 = new RbmTrainer(exact, n, 1, persistent, 0);

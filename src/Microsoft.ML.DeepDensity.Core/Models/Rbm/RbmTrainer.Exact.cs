@@ -54,7 +54,7 @@ internal sealed partial class RbmTrainer
             // The last chunk's product also moves W (the weight step in the pass that writes the velocity).
             BinaryGemm.Multiply(packedVisible, statistics, 0, h, learningRate, beta, _velW, h,
                 firstRowBlock: i0 / BinaryGemm.BlockRows, rowBlockCount: (rows + BinaryGemm.BlockRows - 1) / BinaryGemm.BlockRows,
-                weights: chunk.Last && FusePasses ? m.W : default, decay: decay);
+                weights: chunk.Last && FusePasses ? m.W : default, decay: decay, storeC: !(chunk.Last && FusePasses && MomentumIsZero));
             if (!chunk.Last) return;
             var w = m.W.AsSpan(i0 * h, rows * h);
             if (!FusePasses) WeightStep(w, _velW.AsSpan(i0 * h, rows * h), decay);

@@ -73,6 +73,10 @@ internal sealed partial class RbmTrainer
     /// just written them (the default; tests turn it off to check the separate passes give the same bits).</summary>
     internal bool FusePasses { get; init; } = true;
 
+    /// <summary>Every step of this trainer has momentum 0 (<see cref="Step"/> refuses another): no step reads the
+    /// velocity, so the exact path's fused weight step does not store it (a W-sized write per step fewer).</summary>
+    internal bool MomentumIsZero { get; init; }
+
     /// <summary>When set, the raw CD gradient (ascent direction, per row) of the last step is kept in <see cref="GradW"/> etc.</summary>
     internal bool KeepGradient { get; init; }
     internal float[]? GradW { get; private set; }
@@ -164,6 +168,7 @@ internal sealed partial class RbmTrainer
         var m = _m;
         int d = m.D, h = m.H;
         if (count < 1 || count > _batch) throw new ArgumentOutOfRangeException(nameof(count));
+        if (MomentumIsZero && momentum != 0f) throw new ArgumentException("This trainer was made for momentum 0.", nameof(momentum));
         int negRows = NegativeRows(count);
         if (_gatherData is null) throw new InvalidOperationException("Step needs the rows of Gather or SetBatch.");
         if (_gatherCount != count) throw new ArgumentException($"Gather selected {_gatherCount} rows, Step was given {count}.", nameof(count));
@@ -525,7 +530,8 @@ internal sealed partial class RbmTrainer
         {
             _machine = machine; _hasValidation = validation is not null; _o = o;
             _trainer = new RbmTrainer(machine, batchSize, o.GibbsSteps,
-                o.Algorithm == RbmTrainingAlgorithm.PersistentContrastiveDivergence, o.PersistentChains, cancellationToken);
+                o.Algorithm == RbmTrainingAlgorithm.PersistentContrastiveDivergence, o.PersistentChains, cancellationToken)
+            { MomentumIsZero = o.Momentum == 0f };
             Root = new RandomStream(o.Seed).Fork(0xC0DE_0000);
             _monitor = new RbmMonitor(machine, train, validation, Root.Fork(0x3017));
         }

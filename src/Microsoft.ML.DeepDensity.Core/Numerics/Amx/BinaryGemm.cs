@@ -96,11 +96,13 @@ internal static unsafe partial class BinaryGemm
     /// computes whole 32-column panels; a range that starts or ends inside one writes only its own columns.
     /// <para>With <paramref name="weights"/> (laid out as C), each element of C written is then also a velocity step on
     /// it: <c>C += decay · w</c> when decay ≠ 0 (product and sum rounded separately), then <c>w += C</c>: the RBM's weight
-    /// step in the pass that writes its velocity, instead of a second pass over both.</para>
+    /// step in the pass that writes its velocity, instead of a second pass over both. With <paramref name="storeC"/> false
+    /// (only with weights) C is not written: a velocity nothing reads (momentum 0).</para>
     /// </summary>
     public static void Multiply(BinaryOperand a, QuantizedOperand b, int firstColumn, int columns, float alpha, float beta, Span<float> c, int ldc,
-        int firstRowBlock = 0, int rowBlockCount = -1, Span<float> weights = default, float decay = 0f)
+        int firstRowBlock = 0, int rowBlockCount = -1, Span<float> weights = default, float decay = 0f, bool storeC = true)
     {
+        if (!storeC && weights.IsEmpty) throw new ArgumentException("C may go unwritten only when it is a velocity nothing reads.", nameof(storeC));
         if (a.K != b.K) throw new ArgumentException($"A has k = {a.K} and B has k = {b.K}.");
         if (!AmxRuntime.IsAvailable) throw new InvalidOperationException("AMX is not available: " + AmxRuntime.Status);
         int m = a.M, n = b.N;
@@ -132,14 +134,15 @@ internal static unsafe partial class BinaryGemm
                     int i0 = blk * BlockRows, rows = Math.Min(blocks * BlockRows, m - i0);
                     for (int r = 0; r < rows; r++)
                         WriteRow(ps + r * 96 + offset, scales + j0, j1 - j0, alpha, beta, pc + (long)(i0 + r) * ldc + j0, narrow,
-                            pw == null ? null : pw + (long)(i0 + r) * ldc + j0, decay);
+                            pw == null ? null : pw + (long)(i0 + r) * ldc + j0, decay, storeC);
                 }
             }
         }
     }
 
     /// <summary>C[j] = alpha·float(S_j·scale_j) + beta·C[j] for one row of a panel (S from the three limb sums).</summary>
-    private static void WriteRow(int* sums, double* scales, int width, float alpha, float beta, float* c, bool narrow, float* w = null, float decay = 0f)
+    private static void WriteRow(int* sums, double* scales, int width, float alpha, float beta, float* c, bool narrow, float* w = null, float decay = 0f,
+        bool storeC = true)
     {
         int j = 0;
         if (Avx512F.IsSupported && narrow)
@@ -165,6 +168,7 @@ internal static unsafe partial class BinaryGemm
                     var wj = Vector512.Load(w + j);
                     if (decay != 0f) v = wj * Vector512.Create(decay) + v;
                     (wj + v).Store(w + j);
+                    if (!storeC) continue;
                 }
                 v.Store(c + j);
             }
@@ -187,6 +191,7 @@ internal static unsafe partial class BinaryGemm
                     var wj = Vector256.Load(w + j);
                     if (decay != 0f) v = wj * Vector256.Create(decay) + v;
                     (wj + v).Store(w + j);
+                    if (!storeC) continue;
                 }
                 v.Store(c + j);
             }
@@ -199,6 +204,7 @@ internal static unsafe partial class BinaryGemm
             {
                 if (decay != 0f) v = w[j] * decay + v;
                 w[j] += v;
+                if (!storeC) continue;
             }
             c[j] = v;
         }
