@@ -22,7 +22,7 @@ namespace DeepDensity.Benchmarks;
 public sealed class ThreadScalingBenchmark : IBenchmark
 {
     public string Name => "threads";
-    public string Description => "1 -> 2 thread speed-up of training and scoring (median of --rounds 3 alternating rounds), and one-row latency, for every model (~10 min)";
+    public string Description => "1 -> 2 thread speed-up of training and scoring (median of --rounds 3 alternating rounds), and one-row latency, for every model (~10 min; --only \"RBM,RBM, large\" for some)";
 
     /// <summary>Times are medians over the rounds; the speed-ups are medians of the per-round ratios (a round times 1
     /// thread, then 2 threads, back to back: this VM's speed drifts by ±20 % over minutes, which one run of each
@@ -31,6 +31,9 @@ public sealed class ThreadScalingBenchmark : IBenchmark
         double OneRowMicroseconds, bool SameBytes, double FitSpeedup, double ScoreSpeedup);
 
     private static int s_rounds = 3;
+    /// <summary>Models to measure (--only, separated by ';' or ','; empty: all).</summary>
+    private static string[] s_only = [];
+    private static bool Wanted(string name) => s_only.Length == 0 || s_only.Contains(name, StringComparer.OrdinalIgnoreCase);
 
     /// <summary>Rounds of [1 thread, 2 threads] of <paramref name="work"/>: median times, median ratio, the first results.</summary>
     private static (double T1, double T2, double Speedup, T Result1, T Result2) Rounds<T>(Func<T> work)
@@ -51,6 +54,8 @@ public sealed class ThreadScalingBenchmark : IBenchmark
     {
         double scale = args.Double("scale", 1.0);
         s_rounds = Math.Max(1, args.Int("rounds", 3));
+        s_only = args.String("only", "").Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        if (s_only.Length == 1 && !s_only[0].Contains(", ")) s_only = s_only[0].Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         string? jsonPath = args.String("json", "") is { Length: > 0 } j ? j : null;
         int n = (int)(20_000 * scale);
         Console.WriteLine($"machine: {Machine.Describe()}");
@@ -75,6 +80,7 @@ public sealed class ThreadScalingBenchmark : IBenchmark
             Measure("IWAE, large", $"{n / 4}×784 binary, 200-200-50, k=5, 1 epoch, K=100", Binary(n / 4, 784, 13), Binary(500, 784, 14),
                 (x, t) => IwaeModel.Fit(x, new IwaeOptions { LatentDimensions = new[] { 50 }, HiddenUnits = new[] { 200, 200 }, MaxEpochs = 1, EvaluationSamples = 100, ValidationFraction = 0, Seed = 1 })),
         };
+        rows.RemoveAll(r => r is null);
         Console.WriteLine($"load average after: {Machine.LoadAverage()}");
         Console.WriteLine(CoreSpeed.Describe());
         Console.WriteLine();
@@ -114,6 +120,7 @@ public sealed class ThreadScalingBenchmark : IBenchmark
 
     private static Row MeasureSequences(string name, string shape, int sequences)
     {
+        if (!Wanted(name)) return null!;
         var train = Sequences(sequences, 30, 4, 11);
         var test = Sequences(200, 30, 4, 12);
         RnnRnadeModel Fit(SequenceBatch data) => RnnRnadeModel.Fit(data, new RnnRnadeOptions { MaxEpochs = 2, ValidationFraction = 0, Seed = 1 });

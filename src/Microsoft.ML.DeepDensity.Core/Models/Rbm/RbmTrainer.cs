@@ -368,13 +368,14 @@ internal sealed partial class RbmTrainer
 
     /// <summary>Products below this many multiply-adds run their blocks on the calling thread.</summary>
     private const long ParallelMultiplyAdds = 1L << 19;
-
     /// <summary>Fixed column-block width: about four blocks, whole 16-column GEMM micro-panels.</summary>
     private static int ColumnBlockWidth(int width) => Math.Max(16, (width + 63) / 64 * 16);
 
-    private static void RunBlocks(int blocks, long multiplyAdds, Action<int> body)
+    /// <param name="exact">Whether the blocks' products are BinaryGemm's, which are several times cheaper than the float
+    /// GEMM's: they pay for a parallel region only from <see cref="BinaryGemm.ParallelMultiplyAdds"/>.</param>
+    private static void RunBlocks(int blocks, long multiplyAdds, bool exact, Action<int> body)
     {
-        if (blocks <= 1 || multiplyAdds < ParallelMultiplyAdds) for (int b = 0; b < blocks; b++) body(b);
+        if (blocks <= 1 || multiplyAdds < (exact ? BinaryGemm.ParallelMultiplyAdds : ParallelMultiplyAdds)) for (int b = 0; b < blocks; b++) body(b);
         else DeepDensityEnvironment.For(0, blocks, body);
     }
 
@@ -391,7 +392,7 @@ internal sealed partial class RbmTrainer
         int d = m.D, h = m.H, width = ColumnBlockWidth(d), blocks = (d + width - 1) / width;
         bool exact = quantizedWt is not null && BinaryGemm.TryPack(false, negRows, h, _chainHidden.AsSpan(chunk.ChainStart * h), h, ref _packedChainHidden);
         var packedChainHidden = _packedChainHidden;
-        RunBlocks(blocks, (long)negRows * d * h, blk =>
+        RunBlocks(blocks, (long)negRows * d * h, exact, blk =>
         {
             if (gather) CopyGatheredRows(blk * count / blocks, (blk + 1) * count / blocks);
             int j0 = blk * width, w = Math.Min(width, d - j0);
@@ -455,7 +456,7 @@ internal sealed partial class RbmTrainer
         // The last region's blocks also quantize the statistics for the exact weight update when they are whole panels.
         var statistics = FusePasses && final && exact && width % BinaryGemm.PanelWidth == 0 ? BinaryGemm.Shape(chunk.Stacked, h, ref _quantizedStatistics) : null;
         var statisticsFinite = statistics is null ? null : _blockFinite is { } bf && bf.Length >= blocks ? bf : _blockFinite = new bool[blocks];
-        RunBlocks(blocks, (long)rows * d * h, blk =>
+        RunBlocks(blocks, (long)rows * d * h, exact, blk =>
         {
             int j0 = blk * width, w = Math.Min(width, h - j0);
             // The same blocks (and so the same random streams) either way: only the product's rounding differs.

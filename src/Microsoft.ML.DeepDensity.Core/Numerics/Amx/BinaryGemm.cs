@@ -39,6 +39,10 @@ internal static unsafe partial class BinaryGemm
     /// <summary>Row blocks per kernel call (whole triples for the kernel's three-block loop): the int32 results of a call take a 72 KB scratch.</summary>
     private const int BlocksPerCall = 12;
     private const int ScratchInts = BlocksPerCall * BlockRows * 96;
+    /// <summary>Products below this many multiply-adds run on one thread: at the tile unit's rate a smaller one takes
+    /// about as long as the synchronisation of a parallel region (the small RBM of the <c>threads</c> benchmark, 64 × 200,
+    /// ran 0.82× as fast on two threads as on one with the float GEMM's threshold, 2^19).</summary>
+    public const long ParallelMultiplyAdds = 1L << 22;
     /// <summary>Whether callers on this thread should use these products: AMX and AVX-512 present, no kernel path forced
     /// on this thread (<see cref="KernelPath.Force"/>), and not turned off by <see cref="Off"/>. Callers decide once per
     /// call or step, on the calling thread, so their worker blocks follow.</summary>
@@ -218,7 +222,7 @@ internal static unsafe partial class BinaryGemm
         if (!TryPack(transposeA, m, k, a, lda, ref packedA, allowParallel)) return false;
         var pa = packedA!;
         int panels = b.Panels;
-        bool parallel = allowParallel && panels > 1 && (long)m * b.N * k >= 1L << 19 && Environment.ProcessorCount > 1;
+        bool parallel = allowParallel && panels > 1 && (long)m * b.N * k >= ParallelMultiplyAdds && Environment.ProcessorCount > 1;
         if (!parallel) Multiply(pa, b, 0, b.N, alpha, beta, c, ldc);
         else MultiplyInParallel(pa, b, alpha, beta, c, ldc);
         return true;
