@@ -375,6 +375,38 @@ public class RnnRnadeScoringErrorTests
         Assert.Contains("sequence id is missing", e.Message);
     }
 
+    /// <summary>A NaN numeric sequence id was refused in Fit but scored as the text id "NaN" (one sequence of every
+    /// id-less row); scoring refuses it too, naming the id column and the row: on a cursor, after Model.Load, and in a
+    /// PredictionEngine (no row number there).</summary>
+    [Fact]
+    public void ANaNNumericSequenceIdIsRefusedInScoring()
+    {
+        var ml = new MLContext(seed: 1);
+        var rows = InterleavedFrames(Sequences(6, 7), 4).Select(r => new FloatIdFrame { Features = r.Features, Id = r.SequenceId, Order = r.Order }).ToList();
+        var view = ml.Data.LoadFromEnumerable(rows);
+        var model = ml.DensityEstimation.RnnRnade("Features", "Id", "Order", hiddenUnits: 4, recurrentUnits: 4, maxEpochs: 1).Fit(view);
+        var before = model.Transform(view).GetColumn<float>("LogDensity").ToArray();
+        var zip = Path.Combine(Directory.CreateTempSubdirectory("dd-nan-id-").FullName, "model.zip");
+        ml.Model.Save(model, view.Schema, zip);
+        var ml2 = new MLContext(seed: 2);
+        var loaded = ml2.Model.Load(zip, out _);
+        Assert.Equal(before, loaded.Transform(view).GetColumn<float>("LogDensity").ToArray());   // ids that are numbers: unchanged
+        var bad = rows.Select(r => new FloatIdFrame { Features = r.Features, Id = r.Id, Order = r.Order }).ToList();
+        bad[8].Id = float.NaN;
+        foreach (var (context, t) in new[] { (ml, (ITransformer)model), (ml2, loaded) })
+        {
+            var e = Innermost(Assert.ThrowsAny<Exception>(() => t.Transform(context.Data.LoadFromEnumerable(bad)).GetColumn<float>("LogDensity").ToArray()));
+            Assert.Equal(8, e.Row);
+            Assert.Equal("Id", e.DataSource);
+            Assert.Contains("sequence id is missing", e.Message);
+            var engine = context.Model.CreatePredictionEngine<FloatIdFrame, RnnRnadeTransformerTests.FrameScore>(t);
+            var p = Assert.Throws<DataValidationException>(() => engine.Predict(bad[8]));
+            Assert.Equal(-1, p.Row);
+            Assert.Equal("Id", p.DataSource);
+            Assert.Contains("the input row of a PredictionEngine or row mapper", p.Message);
+        }
+    }
+
     public sealed class TextIdFrame { [VectorType(2)] public float[] Features = new float[2]; public string Id = ""; public float Order; }
     public sealed class FloatIdFrame { [VectorType(2)] public float[] Features = new float[2]; public float Id; public float Order; }
 
@@ -396,8 +428,23 @@ public class RnnRnadeScoringErrorTests
         Assert.Equal(1, e.Column);
         Assert.Contains("frame 1", e.Message);
         Assert.Contains("row number unknown", e.Message);
+        // A PredictionEngine's input row is no row of any data view: said as the frame-row and row-model scorers say it
+        // (it used to say "row number unknown"), for a bad value and for a bad length alike.
         var engine = ml.Model.CreatePredictionEngine<RnnRnadeTransformerTests.SequenceRow, RnnRnadeTransformerTests.FrameScore>(transformer);
-        Assert.Equal(-1, Assert.Throws<DataValidationException>(() => engine.Predict(rows[5])).Row);
+        var p = Assert.Throws<DataValidationException>(() => engine.Predict(rows[5]));
+        Assert.Equal(-1, p.Row);
+        Assert.Equal(1, p.Column);
+        Assert.Equal("Features", p.DataSource);
+        Assert.Contains("frame 1", p.Message);
+        Assert.Contains("the input row of a PredictionEngine or row mapper", p.Message);
+        Assert.DoesNotContain("row number unknown", p.Message);
+        var odd = Assert.Throws<DataValidationException>(() => engine.Predict(new RnnRnadeTransformerTests.SequenceRow { Features = new[] { 1f, 2f, 3f } }));
+        Assert.Equal(-1, odd.Row);
+        Assert.Contains("not a positive multiple of the frame size 2", odd.Message);
+        Assert.Contains("the input row of a PredictionEngine or row mapper", odd.Message);
+        var c = Innermost(Assert.ThrowsAny<Exception>(() => transformer.Transform(ml.Data.LoadFromEnumerable(new[] { new RnnRnadeTransformerTests.SequenceRow { Features = new[] { 1f, 2f, 3f } } }))
+            .GetColumn<float>("LogDensity").ToArray()));
+        Assert.Contains("row number unknown", c.Message);
     }
 
     /// <summary>GetDensityModel on a pipeline holding a sequence model (live or loaded) points to GetSequenceDensityModel

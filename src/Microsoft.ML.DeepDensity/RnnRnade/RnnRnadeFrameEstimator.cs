@@ -78,7 +78,7 @@ public sealed class RnnRnadeFrameEstimator : IEstimator<SequenceDensityTransform
         _options.Validate();
         var o = _options;
         var inputs = Inputs(input.Schema).Fit(input).Transform(input);
-        var data = Read(inputs, input.Schema[o.SequenceIdColumnName].Type is not TextDataViewType);
+        var data = Read(inputs);
         using var channel = ((IHostEnvironment)_ml).Start("RnnRnade");
         channel.Info(MessageSensitivity.None, $"RnnRnade: training on {data.Count} sequences ({data.TotalFrames} frame rows).");
         var model = RnnRnadeModel.Fit(data, o.ModelOptions, null, RnnRnadeColumns.Progress(channel, o.Progress), o.CancellationToken);
@@ -106,9 +106,12 @@ public sealed class RnnRnadeFrameEstimator : IEstimator<SequenceDensityTransform
         var (frame, id, order) = CheckColumns(schema, o.FeatureColumnName, o.SequenceIdColumnName, o.OrderColumnName, null);
         var chain = new EstimatorChain<ITransformer>()
             .Append<ITransformer>(_ml.Transforms.CopyColumns(RnnRnadeSurrogate.FeatureCol, o.FeatureColumnName));
+        // A numeric NaN id converts to the text "NaN", which a numeric column cannot hold otherwise: it becomes empty text,
+        // the missing id that training and the scorer refuse (naming the id column and the row), live and after loading.
         chain = id.Type is TextDataViewType
             ? chain.Append<ITransformer>(_ml.Transforms.CopyColumns(RnnRnadeSurrogate.IdCol, id.Name))
-            : chain.Append<ITransformer>(_ml.Transforms.Conversion.ConvertType(RnnRnadeSurrogate.IdCol, id.Name, DataKind.String));
+            : chain.Append<ITransformer>(_ml.Transforms.Conversion.ConvertType(RnnRnadeSurrogate.IdCol, id.Name, DataKind.String))
+                .Append<ITransformer>(_ml.Transforms.Expression(RnnRnadeSurrogate.IdCol, "id : id == \"NaN\" ? \"\" : id", RnnRnadeSurrogate.IdCol));
         return chain.Append<ITransformer>(_ml.Transforms.Conversion.ConvertType(RnnRnadeSurrogate.OrderCol, order.Name, DataKind.Double));
     }
 
@@ -137,8 +140,7 @@ public sealed class RnnRnadeFrameEstimator : IEstimator<SequenceDensityTransform
     }
 
     /// <summary>Groups rows by id in order of first appearance, sorted by order within a sequence.</summary>
-    /// <param name="numericId">The user's id column is numeric (converted to text here): its NaN is a missing id.</param>
-    private SequenceBatch Read(IDataView view, bool numericId)
+    private SequenceBatch Read(IDataView view)
     {
         var s = view.Schema;
         var cols = new[] { s[RnnRnadeSurrogate.FeatureCol], s[RnnRnadeSurrogate.IdCol], s[RnnRnadeSurrogate.OrderCol] };
@@ -161,8 +163,9 @@ public sealed class RnnRnadeFrameEstimator : IEstimator<SequenceDensityTransform
                 DataValidation.CheckRows(dense, d, InputDomain.Real, _options.FeatureColumnName, row);
                 if (double.IsNaN(order)) throw new DataValidationException(row, -1, "the order value is missing", _options.OrderColumnName);
                 string key = id.ToString();
-                // A missing id is no sequence: grouping every id-less row into one would train on a sequence that is not one.
-                if (string.IsNullOrWhiteSpace(key) || (numericId && key == "NaN"))
+                // A missing id (empty text; a numeric NaN arrives as empty text, see Inputs) is no sequence: grouping every
+                // id-less row into one would train on a sequence that is not one.
+                if (string.IsNullOrWhiteSpace(key))
                     throw new DataValidationException(row, -1, "the sequence id is missing (every frame row needs its sequence's id)", _options.SequenceIdColumnName);
                 if (!groups.TryGetValue(key, out var list)) { groups[key] = list = new(); firstSeen.Add(key); }
                 list.Add((order, row));

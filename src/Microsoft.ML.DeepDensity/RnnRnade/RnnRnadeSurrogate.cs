@@ -73,22 +73,42 @@ internal static class RnnRnadeSurrogate
     /// <summary>One whole sequence's outputs from any sequence model (shared with <see cref="SequenceSurrogate"/>).</summary>
     internal static void ScoreSequence(SequenceDensityModel model, float threshold, float[] features, SequenceOutput dst, string column)
     {
-        var batch = OneSequence(features, model.FrameSize, column);
-        if (dst.Frames.Length != batch.TotalFrames) dst.Frames = new float[batch.TotalFrames];
+        SequenceBatch batch;
         // The engine numbers the sequences of its batch, and this batch is the one row: its "row 0" is not the row's
-        // number, which a mapping does not see (like the row models' loaded scorer, say so rather than a wrong row).
-        try { model.FrameLogDensity(batch, dst.Frames); }
-        catch (DataValidationException e)
+        // number, which this stateless mapping never sees; say what is known instead of a wrong row.
+        try
         {
-            throw new DataValidationException(-1, e.Column, e.Problem + " (row number unknown: a sequence model scores one row at a time " +
-                "without seeing its position; frames count from 0)", column);
+            batch = OneSequence(features, model.FrameSize, column);
+            if (dst.Frames.Length != batch.TotalFrames) dst.Frames = new float[batch.TotalFrames];
+            model.FrameLogDensity(batch, dst.Frames);
         }
+        catch (DataValidationException e) { throw WholeSequenceRowError(e, column); }
         double sum = 0;
         foreach (var v in dst.Frames) sum += v;
         dst.LogDensity = (float)sum;
         dst.PerFrame = (float)(sum / batch.TotalFrames);
         dst.Score = Scoring.ScoreFromLogDensity(dst.PerFrame);
         dst.PredictedLabel = dst.Score > threshold;
+    }
+
+    /// <summary>
+    /// A bad whole-sequence row, said as the other scorers say it: in a PredictionEngine, "the input row of a
+    /// PredictionEngine or row mapper" (no row of any data view); on a cursor, that the row number is unknown. The mapping
+    /// is stateless and sees neither the row's position nor who reads it, so on this error path only (never per row) the
+    /// call stack says whether a PredictionEngine asked; a row mapper used directly gets the cursor's wording, still true.
+    /// </summary>
+    private static DataValidationException WholeSequenceRowError(DataValidationException e, string column)
+        => new(-1, e.Column, e.Problem + (CalledByPredictionEngine()
+            ? " (in the input row of a PredictionEngine or row mapper; not a row number of any data view; frames count from 0)"
+            : " (row number unknown: the whole-sequence scorer sees each row's values, not its position, live and after loading; frames count from 0)"), column);
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private static bool CalledByPredictionEngine()
+    {
+        foreach (var frame in new System.Diagnostics.StackTrace(false).GetFrames())
+            for (var type = frame.GetMethod()?.DeclaringType; type is not null; type = type.DeclaringType)
+                if (type.Namespace == "Microsoft.ML" && type.Name.StartsWith("PredictionEngine", StringComparison.Ordinal)) return true;
+        return false;
     }
 
     // ---------------- frame rows ----------------
