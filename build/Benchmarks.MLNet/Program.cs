@@ -20,7 +20,23 @@ using Microsoft.ML.DeepDensity.Transforms;
 //   dotnet run -c Release --project build/Benchmarks.MLNet -- [--family all|rnade|deepgmm|rbm|iwae] [--rows 10000]
 //       [--predict 2000] [--epochs 10] [--repeat 3]
 // Smoke test (seconds): --rows 300 --predict 100 --epochs 1 --repeat 1
+// Anything else (--help, a misspelt option, a missing value) prints this usage instead of starting a minutes-long run.
+const string Usage = "usage: DeepDensity.Benchmarks.MLNet [--family all|rnade|deepgmm|rbm|iwae] [--rows 10000] [--predict 2000] [--epochs 10] [--repeat 3]\n" +
+    "  scoring rows/s, CPU and bytes per row of each family's engine, live, loaded and PredictionEngine paths on the shipped digits\n" +
+    "  smoke test (seconds): --rows 300 --predict 100 --epochs 1 --repeat 1";
+string[] known = { "--family", "--rows", "--predict", "--epochs", "--repeat" };
+for (int a = 0; a < args.Length; a += 2)
+{
+    if (Array.IndexOf(known, args[a]) < 0 || a + 1 >= args.Length)
+    {
+        bool help = args[a] is "--help" or "-h" or "-?";
+        if (!help) Console.Error.WriteLine(a + 1 >= args.Length && Array.IndexOf(known, args[a]) >= 0 ? $"{args[a]} needs a value" : $"unknown argument '{args[a]}'");
+        (help ? Console.Out : Console.Error).WriteLine(Usage);
+        return help ? 0 : 2;
+    }
+}
 string which = Text("--family", "all");
+if (which is not ("all" or "rnade" or "deepgmm" or "rbm" or "iwae")) { Console.Error.WriteLine($"unknown family '{which}'\n{Usage}"); return 2; }
 int rows = Arg("--rows", 10000), predictRows = Arg("--predict", 2000), epochs = Arg("--epochs", 10), repeat = Arg("--repeat", 3);
 
 var digits = SampleData.LoadDigits();
