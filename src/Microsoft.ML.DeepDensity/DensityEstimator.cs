@@ -12,9 +12,9 @@ namespace Microsoft.ML.DeepDensity.Transforms;
 /// implementing <see cref="Train"/> (one line calling its static <c>Fit</c>) — no other plumbing.
 /// </summary>
 /// <remarks>
-/// Extension point for sequence models (RNN-RNADE): they take a variable-size vector holding frames back to back plus
-/// a frame size. Such an estimator would override <see cref="CheckInputShape"/> / <see cref="ReadRows"/> and supply its
-/// own transformer binding; the persistence route (<see cref="Surrogate"/>) and output columns stay the same.
+/// Sequence models (RNN-RNADE) do not derive from this class: a sequence model family gives
+/// <see cref="SequenceDensityEstimator"/> its trainer (whole sequences, frames back to back in one vector column), and
+/// RNN-RNADE adds <see cref="RnnRnadeFrameEstimator"/> for frame rows; both return a <see cref="SequenceDensityTransformer"/>.
 /// </remarks>
 public abstract class DensityEstimator<TModel, TModelOptions> : IEstimator<DensityTransformer<TModel>>
     where TModel : DensityModel

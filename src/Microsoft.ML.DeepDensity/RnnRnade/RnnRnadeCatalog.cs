@@ -17,7 +17,7 @@ public static partial class DensityEstimationCatalogExtensions
     /// <param name="recurrentUnits">Recurrent units. Default <see cref="RnnRnadeOptions.Defaults.RecurrentUnits"/>.</param>
     /// <param name="maxEpochs">Maximum training epochs (early stopping on a held-out 10 % of the sequences). Default <see cref="Microsoft.ML.DeepDensity.Training.GradientTrainingOptions.Defaults.MaxEpochs"/>.</param>
     /// <param name="contamination">Expected anomaly fraction of the training sequences, for PredictedLabel. Default <see cref="DensityEstimatorDefaults.Contamination"/>.</param>
-    /// <param name="seed">Seed of initialisation, shuffling and the Default <see cref="Microsoft.ML.DeepDensity.Training.GradientTrainingOptions.Defaults.Seed"/>.</param>
+    /// <param name="seed">Seed of initialisation, shuffling and the validation split. Default <see cref="Microsoft.ML.DeepDensity.Training.GradientTrainingOptions.Defaults.Seed"/>.</param>
     public static SequenceDensityEstimator RnnRnade(this DensityEstimationCatalog catalog, string featureColumnName, int frameSize,
         int hiddenUnits = RnnRnadeOptions.Defaults.HiddenUnits, int recurrentUnits = RnnRnadeOptions.Defaults.RecurrentUnits,
         int maxEpochs = Microsoft.ML.DeepDensity.Training.GradientTrainingOptions.Defaults.MaxEpochs, double contamination = DensityEstimatorDefaults.Contamination, ulong seed = Microsoft.ML.DeepDensity.Training.GradientTrainingOptions.Defaults.Seed)
