@@ -35,7 +35,7 @@ internal static class DiagonalGaussianHead
         {
             int p = j / paramRepeat;
             var mu = parameters.Slice(p * 2 * d, d);
-            if (p != lastP) { TensorPrimitives.Exp(parameters.Slice(p * 2 * d + d, d), sigma); lastP = p; }
+            if (p != lastP) { EagerTensorMath.Exp(parameters.Slice(p * 2 * d + d, d), sigma); lastP = p; }
             TensorPrimitives.FusedMultiplyAdd(noise.Slice(j * d, d), sigma, mu, z.Slice(j * d, d));
         }
     }
@@ -114,7 +114,7 @@ internal static class DiagonalGaussianHead
     private static void Standardize(ReadOnlySpan<float> x, ReadOnlySpan<float> mu, ReadOnlySpan<float> logSigma, Span<float> u, Span<float> inv)
     {
         TensorPrimitives.Negate(logSigma, inv);
-        TensorPrimitives.Exp(inv, inv);
+        EagerTensorMath.Exp(inv, inv);
         TensorPrimitives.Subtract(x, mu, u);
         TensorPrimitives.Multiply(u, inv, u);
     }
@@ -224,7 +224,7 @@ internal static class BernoulliHead
             linear += x[i] * l[i] - MathF.Max(l[i], 0f);
             t[i] = -MathF.Abs(l[i]);
         }
-        TensorPrimitives.Exp(t, t);
+        EagerTensorMath.Exp(t, t);
         TensorPrimitives.LogP1(t, t);
         return linear - TensorPrimitives.Sum(t);
     }

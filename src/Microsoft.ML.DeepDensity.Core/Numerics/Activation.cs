@@ -119,7 +119,7 @@ internal static class Activations
                     break;
                 case Activation.Softplus:   // σ(x) = 1 − e^{−softplus(x)}
                     TensorPrimitives.Negate(y, s);
-                    TensorPrimitives.Exp(s, s);
+                    EagerTensorMath.Exp(s, s);
                     TensorPrimitives.Multiply(g, s, s);
                     TensorPrimitives.Subtract(g, s, g);
                     break;

@@ -33,7 +33,7 @@ internal static class RowOps
     {
         var s = scratch[..x.Length];
         TensorPrimitives.Subtract(x, max, s);
-        TensorPrimitives.Exp(s, s);
+        EagerTensorMath.Exp(s, s);
         return SumAsDouble(s);
     }
 
@@ -63,7 +63,7 @@ internal static class RowOps
             var row = x.Slice(r * cols, cols);
             float max = TensorPrimitives.Max(row);
             TensorPrimitives.Subtract(row, max, row);
-            TensorPrimitives.Exp(row, row);
+            EagerTensorMath.Exp(row, row);
             float inv = 1f / TensorPrimitives.Sum(row);
             TensorPrimitives.Multiply(row, inv, row);
         }

@@ -37,9 +37,7 @@ internal static class GaussianNoise
                 turns[i] = (uint)(bits >> 40) * TwoPow24Inv;        // [0, 1), exact in float
             }
             var r = radius[..pairs];
-            TensorPrimitives.Log(r, r);
-            TensorPrimitives.Multiply(r, -2f, r);
-            TensorPrimitives.Sqrt(r, r);
+            EagerTensorMath.BoxMullerRadii(r);
             SinCosTurns(turns[..pairs], sin, cos);
             int n = Math.Min(2 * pairs, destination.Length - pos);
             var dst = destination.Slice(pos, n);

@@ -175,6 +175,35 @@ public class IwaeKernelPathTests
         }
     }
 
+    /// <summary>EagerTensorMath's exp and Box–Muller radii, compiled optimised from the first call, are the bits of
+    /// TensorPrimitives' for every length (whole 16-lane vectors, the padded rest, and the scalar path below four).</summary>
+    [Fact]
+    public void EagerTensorMathIsTensorPrimitivesBits()
+    {
+        var rng = new Random(21);
+        for (int n = 0; n <= 300; n++)
+        {
+            var u = new float[n];
+            for (int i = 0; i < n; i++) u[i] = (float)(((uint)rng.NextInt64() + 0.5) / 4294967296.0);
+            var expected = (float[])u.Clone();
+            System.Numerics.Tensors.TensorPrimitives.Log(expected, expected);
+            System.Numerics.Tensors.TensorPrimitives.Multiply(expected, -2f, expected);
+            System.Numerics.Tensors.TensorPrimitives.Sqrt(expected, expected);
+            var actual = (float[])u.Clone();
+            EagerTensorMath.BoxMullerRadii(actual);
+            Assert.Equal(expected, actual);
+            var x = new float[n];
+            for (int i = 0; i < n; i++) x[i] = (float)((rng.NextDouble() - 0.5) * (n % 3 == 0 ? 250 : 20));
+            var exp = new float[n];
+            System.Numerics.Tensors.TensorPrimitives.Exp(x, exp);
+            var eager = new float[n];
+            EagerTensorMath.Exp(x, eager);
+            Assert.Equal(exp, eager);
+            EagerTensorMath.Exp(x, x);                                  // in place
+            Assert.Equal(exp, x);
+        }
+    }
+
     [Fact]
     public void NoiseHasStandardNormalMoments()
     {

@@ -45,7 +45,7 @@ internal sealed partial class DeepGmmTrainer
                     {
                         var resp = Responsibilities!.AsSpan((start + r) * pc, pc);
                         System.Numerics.Tensors.TensorPrimitives.Subtract(scores, (float)lse, resp);
-                        System.Numerics.Tensors.TensorPrimitives.Exp(resp, resp);
+                        EagerTensorMath.Exp(resp, resp);
                     }
                     else
                     {

@@ -261,7 +261,7 @@ internal sealed partial class RbmTrainer
         int stacked = chunk.Stacked;
         // Bernoulli units on a CPU with AMX (decided here, on the calling thread): every product of the step has a 0/1
         // operand (data rows, the chains' samples), so all of them are BinaryGemm's exact integer products. W and Wᵀ are
-        // quantized once for the chunk, their scales from one pass that finds W's column and row maxima.
+        // quantized once for W's current values (see QuantizeWeights: Wᵀ usually comes from the last step's update).
         BinaryGemm.QuantizedOperand? quantizedW = null, quantizedWt = null;
         if (BinaryGemm.IsUsable && QuantizeWeights())
         {
@@ -368,6 +368,7 @@ internal sealed partial class RbmTrainer
 
     /// <summary>Products below this many multiply-adds run their blocks on the calling thread.</summary>
     private const long ParallelMultiplyAdds = 1L << 19;
+
     /// <summary>Fixed column-block width: about four blocks, whole 16-column GEMM micro-panels.</summary>
     private static int ColumnBlockWidth(int width) => Math.Max(16, (width + 63) / 64 * 16);
 
