@@ -13,10 +13,11 @@ namespace Microsoft.ML.DeepDensity.Numerics;
 /// TensorPrimitives' generic vector code starts at the JIT's first tier like any method, and at that tier its exp and log
 /// call the scalar multiply-add helpers lane by lane: an IWAE's first epoch, which calls them for every sample, trained
 /// at about 12.6k examples/s against 17–23k once the runtime had recompiled them. These methods are compiled fully
-/// optimised when first called and use <see cref="Vector512.Exp(Vector512{float})"/> and
-/// <see cref="Vector512.Log(Vector512{float})"/> directly, with which TensorPrimitives' 512-, 256- and 128-bit paths agree
+/// optimised when first called and use <c>Vector512.Exp</c> and
+/// <c>Vector512.Log</c> directly, with which TensorPrimitives' 512-, 256- and 128-bit paths agree
 /// lane for lane; below four values TensorPrimitives takes the scalar functions, and so do these (as on machines without
-/// 512-bit vectors). A test compares them with TensorPrimitives at every length up to 300.
+/// 512-bit vectors, and on .NET 8, which has no Vector512.Exp or Log). A test compares them with TensorPrimitives at every
+/// length up to 300.
 /// </remarks>
 internal static class EagerTensorMath
 {
@@ -26,6 +27,7 @@ internal static class EagerTensorMath
     {
         int n = x.Length;
         if (destination.Length < n) throw new ArgumentException("The destination is shorter than the source.", nameof(destination));
+#if NET9_0_OR_GREATER
         if (n < 4 || !Vector512.IsHardwareAccelerated) { TensorPrimitives.Exp(x, destination[..n]); return; }
         ref float s = ref MemoryMarshal.GetReference(x);
         ref float d = ref MemoryMarshal.GetReference(destination);
@@ -38,6 +40,9 @@ internal static class EagerTensorMath
         x[i..].CopyTo(tail);
         Vector512.Exp(Vector512.Create((ReadOnlySpan<float>)tail)).CopyTo(tail);
         tail[..(n - i)].CopyTo(destination[i..n]);
+#else
+        TensorPrimitives.Exp(x, destination[..n]);                 // .NET 8 has no Vector512.Exp
+#endif
     }
 
     /// <summary>r ← √(−2 ln r) in place, for uniforms in (0, 1]: TensorPrimitives' Log, Multiply by −2 and Sqrt.</summary>
@@ -45,13 +50,16 @@ internal static class EagerTensorMath
     public static void BoxMullerRadii(Span<float> r)
     {
         int n = r.Length;
+#if NET9_0_OR_GREATER
         if (n < 4 || !Vector512.IsHardwareAccelerated)
+#endif
         {
             TensorPrimitives.Log(r, r);
             TensorPrimitives.Multiply(r, -2f, r);
             TensorPrimitives.Sqrt(r, r);
             return;
         }
+#if NET9_0_OR_GREATER
         ref float p = ref MemoryMarshal.GetReference(r);
         int i = 0;
         for (; i + 16 <= n; i += 16)
@@ -62,5 +70,6 @@ internal static class EagerTensorMath
         r[i..].CopyTo(tail);
         Vector512.Sqrt(Vector512.Log(Vector512.Create((ReadOnlySpan<float>)tail)) * -2f).CopyTo(tail);
         tail[..(n - i)].CopyTo(r[i..]);
+#endif
     }
 }

@@ -17,6 +17,18 @@ namespace Microsoft.ML.DeepDensity.Tests.Engine;
 /// </summary>
 public class BinaryGemmTests
 {
+    /// <summary>Loads the same rows into two trainers and runs the same steps (lr 0.05, weight decay 1e-4) on both.</summary>
+    private static void StepBoth(RbmTrainer a, RbmTrainer b, float[] rows, int n, int steps, float momentum)
+    {
+        a.SetBatch(rows, n);
+        b.SetBatch(rows, n);
+        for (int s = 0; s < steps; s++)
+        {
+            a.Step(n, 0.05f, momentum, 1e-4f, new RandomStream(9).Fork((ulong)s));
+            b.Step(n, 0.05f, momentum, 1e-4f, new RandomStream(9).Fork((ulong)s));
+        }
+    }
+
     /// <summary>A Bernoulli RBM with weights N(0, 0.1²) from <paramref name="seed"/>.</summary>
     private static RbmMachine Machine(int d, int h, ulong seed)
     {
@@ -313,15 +325,8 @@ public class BinaryGemmTests
         RbmMachine Make() => Machine(d, h, seed: 5);
         var fused = Make();
         var separate = Make();
-        var t1 = new RbmTrainer(fused, n, 1, persistent, 0);
-        var t2 = new RbmTrainer(separate, n, 1, persistent, 0) { FusePasses = false };
-        t1.SetBatch(rows, n);
-        t2.SetBatch(rows, n);
-        for (int s = 0; s < 4; s++)
-        {
-            t1.Step(n, 0.05f, 0.5f, 1e-4f, new RandomStream(9).Fork((ulong)s));
-            t2.Step(n, 0.05f, 0.5f, 1e-4f, new RandomStream(9).Fork((ulong)s));
-        }
+        StepBoth(new RbmTrainer(fused, n, 1, persistent, 0), new RbmTrainer(separate, n, 1, persistent, 0) { FusePasses = false },
+            rows, n, steps: 4, momentum: 0.5f);
         Assert.Equal(separate.W, fused.W);
         Assert.Equal(separate.B, fused.B);
         Assert.Equal(separate.C, fused.C);
@@ -340,14 +345,7 @@ public class BinaryGemmTests
         var lean = Make();
         var full = Make();
         var t1 = new RbmTrainer(lean, n, 1, persistent: true, 0) { MomentumIsZero = true };
-        var t2 = new RbmTrainer(full, n, 1, persistent: true, 0);
-        t1.SetBatch(rows, n);
-        t2.SetBatch(rows, n);
-        for (int s = 0; s < 3; s++)
-        {
-            t1.Step(n, 0.05f, 0f, 1e-4f, new RandomStream(9).Fork((ulong)s));
-            t2.Step(n, 0.05f, 0f, 1e-4f, new RandomStream(9).Fork((ulong)s));
-        }
+        StepBoth(t1, new RbmTrainer(full, n, 1, persistent: true, 0), rows, n, steps: 3, momentum: 0f);
         Assert.Equal(full.W, lean.W);
         Assert.Equal(full.C, lean.C);
         Assert.Throws<ArgumentException>(() => t1.Step(n, 0.05f, 0.5f, 0f, new RandomStream(3)));
