@@ -14,7 +14,8 @@ namespace DeepDensity.Benchmarks;
 /// </summary>
 public static class CoreSpeed
 {
-    [DllImport("libc", SetLastError = true)]
+    // glibc by its soname: a bare "libc" can need the development symlink (see AmxRuntime).
+    [DllImport("libc.so.6", SetLastError = true)]
     private static extern int sched_setaffinity(int pid, IntPtr cpusetsize, ref ulong mask);
 
     /// <summary>One line: each core's SGEMM GFLOP/s and AMX product G multiply-adds/s, and the slower/faster ratios.</summary>
@@ -30,7 +31,10 @@ public static class CoreSpeed
             var thread = new Thread(() =>
             {
                 ulong mask = 1UL << core;
-                if (sched_setaffinity(0, 8, ref mask) != 0) { fma[core] = amx[core] = double.NaN; return; }
+                bool pinned;
+                try { pinned = sched_setaffinity(0, 8, ref mask) == 0; }
+                catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException) { pinned = false; }
+                if (!pinned) { fma[core] = amx[core] = double.NaN; return; }
                 fma[core] = Fma();
                 amx[core] = Amx();
             });
@@ -38,6 +42,7 @@ public static class CoreSpeed
             thread.Join();
         }
         static string Ratio(double[] x) => x.Length > 1 && x.All(double.IsFinite) && x.Max() > 0 ? $" (slowest/fastest {x.Min() / x.Max():F2})" : "";
+        if (!double.IsFinite(fma[0])) return "core speeds: not measured (could not pin a thread to a core)";
         string fmaText = string.Join(", ", fma.Select((v, c) => $"core {c} {v:F0}"));
         string amxText = double.IsFinite(amx[0]) ? $"; AMX binary product G multiply-adds/s: {string.Join(", ", amx.Select((v, c) => $"core {c} {v:F0}"))}{Ratio(amx)}" : "";
         return $"core speeds pinned, SGEMM GFLOP/s: {fmaText}{Ratio(fma)}{amxText}";
