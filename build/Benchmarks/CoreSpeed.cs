@@ -23,7 +23,7 @@ public static class CoreSpeed
     {
         if (!OperatingSystem.IsLinux() || Environment.ProcessorCount > 64) return "core speeds: not measured (Linux, ≤ 64 cores only)";
         int cores = Environment.ProcessorCount;
-        var fma = new double[cores];
+        var sgemm = new double[cores];
         var amx = new double[cores];
         for (int c = 0; c < cores; c++)
         {
@@ -34,25 +34,25 @@ public static class CoreSpeed
                 bool pinned;
                 try { pinned = sched_setaffinity(0, 8, ref mask) == 0; }
                 catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException) { pinned = false; }
-                if (!pinned) { fma[core] = amx[core] = double.NaN; return; }
-                fma[core] = Fma();
+                if (!pinned) { sgemm[core] = amx[core] = double.NaN; return; }
+                sgemm[core] = Sgemm(256, parallel: false, repeats: 20);
                 amx[core] = Amx();
             });
             thread.Start();
             thread.Join();
         }
         static string Ratio(double[] x) => x.Length > 1 && x.All(double.IsFinite) && x.Max() > 0 ? $" (slowest/fastest {x.Min() / x.Max():F2})" : "";
-        if (!double.IsFinite(fma[0])) return "core speeds: not measured (could not pin a thread to a core)";
-        string fmaText = string.Join(", ", fma.Select((v, c) => $"core {c} {v:F0}"));
+        if (!double.IsFinite(sgemm[0])) return "core speeds: not measured (could not pin a thread to a core)";
+        string sgemmText = string.Join(", ", sgemm.Select((v, c) => $"core {c} {v:F0}"));
         string amxText = double.IsFinite(amx[0]) ? $"; AMX binary product G multiply-adds/s: {string.Join(", ", amx.Select((v, c) => $"core {c} {v:F0}"))}{Ratio(amx)}" : "";
-        return $"core speeds pinned, SGEMM GFLOP/s: {fmaText}{Ratio(fma)}{amxText}";
+        return $"core speeds pinned, SGEMM GFLOP/s: {sgemmText}{Ratio(sgemm)}{amxText}";
     }
 
-    /// <summary>Best of three rounds of the engine's SGEMM on one thread, 256 × 256 × 256 (in cache: near one core's FMA
-    /// peak on a core of its own).</summary>
-    private static double Fma()
+    /// <summary>GFLOP/s of the engine's SGEMM on n × n × n, best of three rounds of <paramref name="repeats"/> products:
+    /// one thread at 256³ (in cache: near one core's FMA peak on a core of its own) for the per-core figure, both cores at
+    /// 1024³ for the machine's ceiling (the <c>iwae</c> benchmark's roofline).</summary>
+    public static double Sgemm(int n, bool parallel, int repeats)
     {
-        const int n = 256, Repeats = 20;
         var rng = new Random(1);
         var a = new float[n * n];
         var b = new float[n * n];
@@ -62,8 +62,8 @@ public static class CoreSpeed
         for (int round = 0; round < 3; round++)
         {
             var sw = Stopwatch.StartNew();
-            for (int r = 0; r < Repeats; r++) Gemm.Multiply(false, false, n, n, n, 1f, a, n, b, n, 0f, c, n, allowParallel: false);
-            best = Math.Max(best, 2.0 * n * n * n * Repeats / sw.Elapsed.TotalSeconds / 1e9);
+            for (int r = 0; r < repeats; r++) Gemm.Multiply(false, false, n, n, n, 1f, a, n, b, n, 0f, c, n, allowParallel: parallel);
+            best = Math.Max(best, 2.0 * n * n * n * repeats / sw.Elapsed.TotalSeconds / 1e9);
         }
         return best;
     }

@@ -152,7 +152,7 @@ public sealed class IwaeBenchmark : IBenchmark
             // The evaluation is almost all the decoder's products for evalK samples per row: how close both sides run to
             // this machine's float GEMM ceiling, and what 5x would need.
             double flops = test.Rows * EvaluationFlops(train.Columns, evalK);
-            double ceiling = GemmCeiling();
+            double ceiling = CoreSpeed.Sgemm(1024, parallel: true, repeats: 1);
             Console.WriteLine($"    evaluation products {flops / 1e9:F0} GFLOP: ours {flops / evalSeconds / 1e9:F0} GFLOP/s, PyTorch {flops / peerEval / 1e9:F0}; " +
                               $"5x PyTorch needs {5 * flops / peerEval / 1e9:F0} GFLOP/s; our SGEMM at 1024³ on both cores now: {ceiling:F0} GFLOP/s");
         }
@@ -167,25 +167,6 @@ public sealed class IwaeBenchmark : IBenchmark
         const int H = 200, Z = 50;
         double encoder = (double)d * H + H * H + H * 2 * Z, decoder = (double)Z * H + H * H + (double)H * d;
         return 2 * (encoder + samples * decoder);
-    }
-
-    /// <summary>Best of three 1024³ products with the engine's SGEMM on every core.</summary>
-    private static double GemmCeiling()
-    {
-        const int n = 1024;
-        var a = new float[n * n];
-        var b = new float[n * n];
-        var c = new float[n * n];
-        new Microsoft.ML.DeepDensity.Randomness.RandomStream(1).FillUniform(a);
-        new Microsoft.ML.DeepDensity.Randomness.RandomStream(2).FillUniform(b);
-        double best = 0;
-        for (int r = 0; r < 3; r++)
-        {
-            var sw = Stopwatch.StartNew();
-            Microsoft.ML.DeepDensity.Numerics.Gemm.Multiply(false, false, n, n, n, a, b, c);
-            best = Math.Max(best, 2.0 * n * n * n / sw.Elapsed.TotalSeconds / 1e9);
-        }
-        return best;
     }
 
     /// <summary>Prints progress on the training thread (Progress&lt;T&gt; would post to the thread pool, out of order).</summary>
