@@ -239,6 +239,16 @@ public class RnnRnadeScoringErrorTests
         return rows;
     }
 
+    /// <summary>The error a PredictionEngine's prediction throws: no row number (its input row is no row of a data
+    /// view), said as every scorer says it.</summary>
+    private static DataValidationException EngineError(Action predict)
+    {
+        var e = Assert.Throws<DataValidationException>(predict);
+        Assert.Equal(-1, e.Row);
+        Assert.Contains("the input row of a PredictionEngine or row mapper", e.Message);
+        return e;
+    }
+
     private static DataValidationException Innermost(Exception e)
     {
         while (e.InnerException is not null) e = e.InnerException;   // ML.NET wraps errors of its cursor workers
@@ -282,11 +292,9 @@ public class RnnRnadeScoringErrorTests
         {
             var engine = context.Model.CreatePredictionEngine<RnnRnadeTransformerTests.FrameRow, RnnRnadeTransformerTests.FrameScore>(model);
             engine.Predict(rows[0]); engine.Predict(rows[1]);
-            var e = Assert.Throws<DataValidationException>(() => engine.Predict(bad));
-            Assert.Equal(-1, e.Row);
+            var e = EngineError(() => engine.Predict(bad));
             Assert.Equal(1, e.Column);
             Assert.Contains("value is NaN", e.Message);
-            Assert.Contains("the input row of a PredictionEngine or row mapper", e.Message);
             Assert.Contains("prediction number 3", e.Message);
             Assert.DoesNotContain("row 2", e.Message);
             var wrong = new RnnRnadeTransformerTests.FrameRow { Features = new[] { 0.5f, 0.5f }, SequenceId = 0, Order = float.NaN };
@@ -400,10 +408,8 @@ public class RnnRnadeScoringErrorTests
             Assert.Equal("Id", e.DataSource);
             Assert.Contains("sequence id is missing", e.Message);
             var engine = context.Model.CreatePredictionEngine<FloatIdFrame, RnnRnadeTransformerTests.FrameScore>(t);
-            var p = Assert.Throws<DataValidationException>(() => engine.Predict(bad[8]));
-            Assert.Equal(-1, p.Row);
+            var p = EngineError(() => engine.Predict(bad[8]));
             Assert.Equal("Id", p.DataSource);
-            Assert.Contains("the input row of a PredictionEngine or row mapper", p.Message);
         }
     }
 
@@ -431,17 +437,13 @@ public class RnnRnadeScoringErrorTests
         // A PredictionEngine's input row is no row of any data view: said as the frame-row and row-model scorers say it
         // (it used to say "row number unknown"), for a bad value and for a bad length alike.
         var engine = ml.Model.CreatePredictionEngine<RnnRnadeTransformerTests.SequenceRow, RnnRnadeTransformerTests.FrameScore>(transformer);
-        var p = Assert.Throws<DataValidationException>(() => engine.Predict(rows[5]));
-        Assert.Equal(-1, p.Row);
+        var p = EngineError(() => engine.Predict(rows[5]));
         Assert.Equal(1, p.Column);
         Assert.Equal("Features", p.DataSource);
         Assert.Contains("frame 1", p.Message);
-        Assert.Contains("the input row of a PredictionEngine or row mapper", p.Message);
         Assert.DoesNotContain("row number unknown", p.Message);
-        var odd = Assert.Throws<DataValidationException>(() => engine.Predict(new RnnRnadeTransformerTests.SequenceRow { Features = new[] { 1f, 2f, 3f } }));
-        Assert.Equal(-1, odd.Row);
+        var odd = EngineError(() => engine.Predict(new RnnRnadeTransformerTests.SequenceRow { Features = new[] { 1f, 2f, 3f } }));
         Assert.Contains("not a positive multiple of the frame size 2", odd.Message);
-        Assert.Contains("the input row of a PredictionEngine or row mapper", odd.Message);
         var c = Innermost(Assert.ThrowsAny<Exception>(() => transformer.Transform(ml.Data.LoadFromEnumerable(new[] { new RnnRnadeTransformerTests.SequenceRow { Features = new[] { 1f, 2f, 3f } } }))
             .GetColumn<float>("LogDensity").ToArray()));
         Assert.Contains("row number unknown", c.Message);
