@@ -22,54 +22,62 @@ namespace Microsoft.ML.DeepDensity.Numerics;
 internal static class EagerTensorMath
 {
     /// <summary>destination[i] = e^x[i] (may be the same span as <paramref name="x"/>).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Exp(ReadOnlySpan<float> x, Span<float> destination)
     {
         int n = x.Length;
         if (destination.Length < n) throw new ArgumentException("The destination is shorter than the source.", nameof(destination));
 #if NET9_0_OR_GREATER
-        if (n < 4 || !Vector512.IsHardwareAccelerated) { TensorPrimitives.Exp(x, destination[..n]); return; }
-        ref float s = ref MemoryMarshal.GetReference(x);
-        ref float d = ref MemoryMarshal.GetReference(destination);
-        int i = 0;
-        for (; i + 16 <= n; i += 16) Vector512.Exp(Vector512.LoadUnsafe(ref s, (nuint)i)).StoreUnsafe(ref d, (nuint)i);
-        if (i == n) return;
-        // The rest through a full vector padded with zeros (each lane depends on its own value only).
-        Span<float> tail = stackalloc float[16];
-        tail.Clear();
-        x[i..].CopyTo(tail);
-        Vector512.Exp(Vector512.Create((ReadOnlySpan<float>)tail)).CopyTo(tail);
-        tail[..(n - i)].CopyTo(destination[i..n]);
-#else
-        TensorPrimitives.Exp(x, destination[..n]);                 // .NET 8 has no Vector512.Exp
+        if (n >= 4 && Vector512.IsHardwareAccelerated) { Apply<ExpOperator>(x, destination); return; }
 #endif
+        TensorPrimitives.Exp(x, destination[..n]);
     }
 
     /// <summary>r ← √(−2 ln r) in place, for uniforms in (0, 1]: TensorPrimitives' Log, Multiply by −2 and Sqrt.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void BoxMullerRadii(Span<float> r)
     {
-        int n = r.Length;
 #if NET9_0_OR_GREATER
-        if (n < 4 || !Vector512.IsHardwareAccelerated)
+        if (r.Length >= 4 && Vector512.IsHardwareAccelerated) { Apply<RadiusOperator>(r, r); return; }
 #endif
-        {
-            TensorPrimitives.Log(r, r);
-            TensorPrimitives.Multiply(r, -2f, r);
-            TensorPrimitives.Sqrt(r, r);
-            return;
-        }
+        TensorPrimitives.Log(r, r);
+        TensorPrimitives.Multiply(r, -2f, r);
+        TensorPrimitives.Sqrt(r, r);
+    }
+
 #if NET9_0_OR_GREATER
-        ref float p = ref MemoryMarshal.GetReference(r);
-        int i = 0;
-        for (; i + 16 <= n; i += 16)
-            Vector512.Sqrt(Vector512.Log(Vector512.LoadUnsafe(ref p, (nuint)i)) * -2f).StoreUnsafe(ref p, (nuint)i);
+    /// <summary>A lane-wise function, and the value its padding lanes take.</summary>
+    private interface IOperator
+    {
+        static abstract Vector512<float> Invoke(Vector512<float> x);
+        static abstract float Padding { get; }
+    }
+
+    private readonly struct ExpOperator : IOperator
+    {
+        public static Vector512<float> Invoke(Vector512<float> x) => Vector512.Exp(x);
+        public static float Padding => 0f;
+    }
+
+    private readonly struct RadiusOperator : IOperator
+    {
+        public static Vector512<float> Invoke(Vector512<float> x) => Vector512.Sqrt(Vector512.Log(x) * -2f);
+        public static float Padding => 1f;
+    }
+
+    /// <summary>destination[i] = TOp(x[i]) sixteen lanes at a time (the spans may be the same), the rest through one full
+    /// vector padded with <see cref="IOperator.Padding"/> (each lane depends on its own value only).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Apply<TOp>(ReadOnlySpan<float> x, Span<float> destination) where TOp : struct, IOperator
+    {
+        int n = x.Length, i = 0;
+        ref float s = ref MemoryMarshal.GetReference(x);
+        ref float d = ref MemoryMarshal.GetReference(destination);
+        for (; i + 16 <= n; i += 16) TOp.Invoke(Vector512.LoadUnsafe(ref s, (nuint)i)).StoreUnsafe(ref d, (nuint)i);
         if (i == n) return;
         Span<float> tail = stackalloc float[16];
-        tail.Fill(1f);
-        r[i..].CopyTo(tail);
-        Vector512.Sqrt(Vector512.Log(Vector512.Create((ReadOnlySpan<float>)tail)) * -2f).CopyTo(tail);
-        tail[..(n - i)].CopyTo(r[i..]);
-#endif
+        tail.Fill(TOp.Padding);
+        x[i..].CopyTo(tail);
+        TOp.Invoke(Vector512.Create((ReadOnlySpan<float>)tail)).CopyTo(tail);
+        tail[..(n - i)].CopyTo(destination[i..n]);
     }
+#endif
 }
