@@ -57,6 +57,29 @@ public sealed class IwaeProfile : IBenchmark
         double gemm = sw.Elapsed.TotalSeconds / steps;
         proc.Refresh();
         double gemmCpu = (proc.TotalProcessorTime - cpu0).TotalSeconds / steps;
+        // One block's products on one thread, as a step runs them (each thread takes its own block).
+        var blockShapes = new List<(bool ta, bool tb, int m, int n, int k, string what)>();
+        void BlockLayer(int rows, int i, int o, bool needDx, string name)
+        {
+            blockShapes.Add((false, false, rows, o, i, $"{name} forward {rows}x{o}x{i}"));
+            blockShapes.Add((true, false, i, o, rows, $"{name} dW {i}x{o}x{rows}"));
+            if (needDx) blockShapes.Add((false, true, rows, i, o, $"{name} dX {rows}x{i}x{o}"));
+        }
+        int mb = rpb * k;
+        BlockLayer(rpb, D, H, false, "enc1"); BlockLayer(rpb, H, H, true, "enc2"); BlockLayer(rpb, H, 2 * Z, true, "enc3");
+        BlockLayer(mb, Z, H, true, "dec1"); BlockLayer(mb, H, H, true, "dec2"); BlockLayer(mb, H, D, true, "dec3");
+        double blockTotal = 0;
+        foreach (var s in blockShapes)
+        {
+            void Once() => Gemm.Multiply(s.ta, s.tb, s.m, s.n, s.k, 1f, bufA, s.ta ? s.m : s.k, bufB, s.tb ? s.k : s.n, 0f, bufC, s.n, allowParallel: false);
+            for (int i = 0; i < 20; i++) Once();
+            sw.Restart();
+            for (int i = 0; i < steps; i++) Once();
+            double t = sw.Elapsed.TotalSeconds / steps;
+            blockTotal += t;
+            if (args.Flag("shapes")) Console.WriteLine($"  {s.what,-28} {t * 1e6,8:F1} µs {2.0 * s.m * s.n * s.k / t / 1e9,6:F1} GFLOP/s");
+        }
+        Console.WriteLine($"one block's products on one thread: {blockTotal * 1e3:F2} ms ({flops / (batch / (double)rpb) / blockTotal / 1e9:F1} GFLOP/s); step CPU per block {stepCpu * rpb / batch * 1e3:F2} ms");
         Console.WriteLine($"k={k} batch={batch} rows/block={rpb}: step {step * 1e3:F2} ms ({batch / step:F0} ex/s, {flops / step / 1e9:F1} GFLOP/s), " +
                           $"forward only {fwd * 1e3:F2} ms; GEMMs alone {gemm * 1e3:F2} ms ({flops / gemm / 1e9:F1} GFLOP/s, {flops / 1e6:F0} MFLOP/step); CPU time: step {stepCpu * 1e3:F2} ms, GEMMs {gemmCpu * 1e3:F2} ms");
         return 0;

@@ -34,9 +34,7 @@ internal static partial class Gemm
     }
 
     /// <summary>
-    /// Packs op(A)[ic.., pc..] into MR-row panels: panel-major, then k, then the MR rows (zero padded). In the
-    /// transposing pack of a non-transposed A, panels are written in increasing order and some 8-lane stores spill a
-    /// few lanes past their k-step into the next one (or the next panel, or the buffer's slack), written afterwards.
+    /// Packs op(A)[ic.., pc..] into MR-row panels: panel-major, then k, then the MR rows (zero padded).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static unsafe void PackA<TK>(Job job, float* dst, int ic, int mc, int pc, int kc) where TK : struct, IGemmKernel
@@ -58,40 +56,14 @@ internal static partial class Gemm
             }
             return;
         }
+        // A non-transposed A is read in place (RunBlock); only its partial last panel is packed here, zero padded.
         for (int ir = 0; ir < mc; ir += MR)
         {
             int mr = Math.Min(MR, mc - ir);
             float* panel = dst + (long)(ir / MR) * MR * kc;
             nint lda = job.Lda;
             float* r0 = job.A + (long)(ic + ir) * lda + pc;
-            int p0 = 0;
-            if (mr == MR)
-            {
-                // 8×8 transposes of (6 rows + 2 zero rows) × 8 k-steps, one per group of 6 rows; each 8-lane store
-                // spills 2 lanes into the next group or k-step, which is stored next.
-                for (; p0 + 8 <= kc; p0 += 8)
-                {
-                    float* d = panel + p0 * MR;
-                    Transpose6(r0 + p0, lda, out var t0, out var t1, out var t2, out var t3, out var t4, out var t5, out var t6, out var t7);
-                    if (MR == 6)
-                    {
-                        Avx.Store(d, t0); Avx.Store(d + 6, t1); Avx.Store(d + 12, t2); Avx.Store(d + 18, t3);
-                        Avx.Store(d + 24, t4); Avx.Store(d + 30, t5); Avx.Store(d + 36, t6);
-                        // The last store must not spill past this block: write 6 lanes.
-                        Avx.MaskStore(d + 42, Mask(6), t7);
-                    }
-                    else
-                    {
-                        Transpose6(r0 + 6 * lda + p0, lda, out var u0, out var u1, out var u2, out var u3, out var u4, out var u5, out var u6, out var u7);
-                        Avx.Store(d, t0); Avx.Store(d + 6, u0); Avx.Store(d + 12, t1); Avx.Store(d + 18, u1);
-                        Avx.Store(d + 24, t2); Avx.Store(d + 30, u2); Avx.Store(d + 36, t3); Avx.Store(d + 42, u3);
-                        Avx.Store(d + 48, t4); Avx.Store(d + 54, u4); Avx.Store(d + 60, t5); Avx.Store(d + 66, u5);
-                        Avx.Store(d + 72, t6); Avx.Store(d + 78, u6); Avx.Store(d + 84, t7);
-                        Avx.MaskStore(d + 90, Mask(6), u7);
-                    }
-                }
-            }
-            for (int p = p0; p < kc; p++)
+            for (int p = 0; p < kc; p++)
             {
                 float* d = panel + p * MR;
                 int r = 0;
@@ -117,15 +89,6 @@ internal static partial class Gemm
             Sse.Store(d + 8, Avx.MaskLoad(src + 8, hi).GetLower());
         }
     }
-
-    /// <summary>Transposes the 6×8 block at <paramref name="src"/> (row stride <paramref name="ld"/>) into 8 columns of 6 (+2 zero) lanes.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static unsafe void Transpose6(float* src, nint ld,
-        out Vector256<float> o0, out Vector256<float> o1, out Vector256<float> o2, out Vector256<float> o3,
-        out Vector256<float> o4, out Vector256<float> o5, out Vector256<float> o6, out Vector256<float> o7)
-        => Transpose8(Avx.LoadVector256(src), Avx.LoadVector256(src + ld), Avx.LoadVector256(src + 2 * ld),
-            Avx.LoadVector256(src + 3 * ld), Avx.LoadVector256(src + 4 * ld), Avx.LoadVector256(src + 5 * ld),
-            Vector256<float>.Zero, Vector256<float>.Zero, out o0, out o1, out o2, out o3, out o4, out o5, out o6, out o7);
 
     /// <summary>
     /// op(B) packed once for several products with the same right operand (a layer's weights times several row blocks
@@ -254,7 +217,7 @@ internal static partial class Gemm
                         Avx.Store(d + 4 * NR, t4); Avx.Store(d + 5 * NR, t5); Avx.Store(d + 6 * NR, t6); Avx.Store(d + 7 * NR, t7);
                     }
                 }
-                for (int p = p0; p < kc; p++)
+                for (int p = 0; p < kc; p++)
                 {
                     float* d = d0 + p * NR;
                     int j = 0;
