@@ -217,7 +217,8 @@ internal static partial class Gemm
                         Avx.Store(d + 4 * NR, t4); Avx.Store(d + 5 * NR, t5); Avx.Store(d + 6 * NR, t6); Avx.Store(d + 7 * NR, t7);
                     }
                 }
-                for (int p = 0; p < kc; p++)
+                // The k-steps the 8×8 transposes did not cover (all of them for a partial group of columns).
+                for (int p = p0; p < kc; p++)
                 {
                     float* d = d0 + p * NR;
                     int j = 0;
