@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Microsoft.ML.DeepDensity;
 using Microsoft.ML.DeepDensity.Models.Rbm;
 using Microsoft.ML.DeepDensity.Numerics;
 using Microsoft.ML.DeepDensity.Numerics.Amx;
@@ -11,11 +12,20 @@ namespace DeepDensity.Benchmarks;
 public sealed class RbmProfile : IBenchmark
 {
     public string Name => "rbm-profile";
-    public string Description => "RBM PCD-1 step time vs its products alone (--hidden 500 --batch 100 --steps 400 [--float])";
+    public string Description => "RBM PCD-1 step time vs its products alone (--visible 784 --hidden 500 --batch 100 --steps 400 --threads -1 [--float])";
 
     public int Run(BenchmarkArgs args)
     {
-        int d = 784, h = args.Int("hidden", 500), batch = args.Int("batch", 100), steps = args.Int("steps", 400);
+        int d = args.Int("visible", 784), h = args.Int("hidden", 500), batch = args.Int("batch", 100), steps = args.Int("steps", 400);
+        int threads = args.Int("threads", -1);
+        int saved = DeepDensityEnvironment.MaxDegreeOfParallelism;
+        DeepDensityEnvironment.MaxDegreeOfParallelism = threads;
+        try { return Run(args, d, h, batch, steps); }
+        finally { DeepDensityEnvironment.MaxDegreeOfParallelism = saved; }
+    }
+
+    private static int Run(BenchmarkArgs args, int d, int h, int batch, int steps)
+    {
         bool useFloat = args.Flag("float") || !BinaryGemm.IsUsable;
         using var off = useFloat ? BinaryGemm.Off() : default;
         var rng = new RandomStream(1);
