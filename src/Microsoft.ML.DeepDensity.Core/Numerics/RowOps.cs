@@ -1,4 +1,7 @@
+using System.Numerics;
 using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 
 namespace Microsoft.ML.DeepDensity.Numerics;
 
@@ -90,6 +93,42 @@ internal static class RowOps
         for (; i + 256 <= x.Length; i += 256) total += TensorPrimitives.Sum(x.Slice(i, 256));
         if (i < x.Length) total += TensorPrimitives.Sum(x[i..]);
         return total;
+    }
+
+    /// <summary>
+    /// sum[c] += Σ_r x[r, c] and, when <paramref name="sumSquares"/> is given, sumSquares[c] += Σ_r x[r, c]², in float64
+    /// row by row in order (the column statistics of the models' initialisations). Each column's sums are the sequential
+    /// float64 sums of its values, so every vector width gives the same bits as the scalar loop. Compiled optimised at
+    /// once: it runs once per fit over all the data, one call per block of rows, and at the JIT's first tier it took
+    /// 77 ms of a 1.2 s RBM fit on 50,000 × 784 rows.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void AddColumnSumsAsDouble(ReadOnlySpan<float> x, int rows, Span<double> sum, Span<double> sumSquares = default)
+    {
+        int cols = sum.Length;
+        CheckShape(x.Length, rows, cols);
+        bool squares = !sumSquares.IsEmpty;
+        if (squares && sumSquares.Length < cols) throw new ArgumentException("sumSquares is shorter than sum.", nameof(sumSquares));
+        // Vector<float> holds two Vector<double>s: Widen's halves are columns [v·F, v·F + F/2) and [v·F + F/2, (v+1)·F).
+        int full = Vector.IsHardwareAccelerated ? cols / Vector<float>.Count * Vector<float>.Count : 0;
+        var s = MemoryMarshal.Cast<double, Vector<double>>(sum[..full]);
+        var q = squares ? MemoryMarshal.Cast<double, Vector<double>>(sumSquares[..full]) : default;
+        for (int r = 0; r < rows; r++)
+        {
+            var row = x.Slice(r * cols, cols);
+            var v = MemoryMarshal.Cast<float, Vector<float>>(row[..full]);
+            for (int i = 0; i < v.Length; i++)
+            {
+                Vector.Widen(v[i], out var low, out var high);
+                s[2 * i] += low; s[2 * i + 1] += high;
+                if (squares) { q[2 * i] += low * low; q[2 * i + 1] += high * high; }
+            }
+            for (int c = full; c < cols; c++)
+            {
+                sum[c] += row[c];
+                if (squares) sumSquares[c] += (double)row[c] * row[c];
+            }
+        }
     }
 
     /// <summary>Adds <paramref name="bias"/> to every row of a rows×cols matrix.</summary>

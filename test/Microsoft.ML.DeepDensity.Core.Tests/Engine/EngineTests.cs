@@ -106,6 +106,33 @@ public class RowOpsTests
         Assert.True(double.IsNaN(RowOps.LogSumExp(new[] { 1f, float.NaN }, scratch)));
     }
 
+    [Theory]
+    [InlineData(1)]
+    [InlineData(7)]
+    [InlineData(16)]
+    [InlineData(37)]
+    [InlineData(784)]
+    public void VectorisedColumnSumsAreTheSequentialDoubleSumsBitForBit(int cols)
+    {
+        var rng = new RandomStream((ulong)cols);
+        const int rows = 53;
+        var x = new float[rows * cols];
+        rng.FillGaussian(x, 0f, 1e3f);
+        x[0] = 1e-30f; x[^1] = 3.4e38f; // tiny and huge values: float64 rounding shows if the order or the ops differ
+        var sum = new double[cols]; var sq = new double[cols]; var sumOnly = new double[cols];
+        sum[0] = 0.1; sq[0] = 0.2; sumOnly[0] = 0.1; // accumulates into what is there
+        RowOps.AddColumnSumsAsDouble(x, rows, sum, sq);
+        RowOps.AddColumnSumsAsDouble(x, rows, sumOnly);
+        for (int c = 0; c < cols; c++)
+        {
+            double s = c == 0 ? 0.1 : 0, q = c == 0 ? 0.2 : 0;
+            for (int r = 0; r < rows; r++) { s += x[r * cols + c]; q += (double)x[r * cols + c] * x[r * cols + c]; }
+            Assert.Equal(BitConverter.DoubleToInt64Bits(s), BitConverter.DoubleToInt64Bits(sum[c]));
+            Assert.Equal(BitConverter.DoubleToInt64Bits(q), BitConverter.DoubleToInt64Bits(sq[c]));
+            Assert.Equal(BitConverter.DoubleToInt64Bits(s), BitConverter.DoubleToInt64Bits(sumOnly[c]));
+        }
+    }
+
     [Fact]
     public void LogSumExpIsStableAndExact()
     {

@@ -87,14 +87,7 @@ internal sealed partial class DeepGmmTrainer
 
     /// <summary>Adds each column's Σx and Σx² (float64, row by row in order) of <paramref name="count"/> rows.</summary>
     internal static void AddColumnSums(ReadOnlySpan<float> rows, int count, double[] sum, double[] sq)
-    {
-        int d = sum.Length;
-        for (int r = 0; r < count; r++)
-        {
-            var row = rows.Slice(r * d, d);
-            for (int c = 0; c < d; c++) { sum[c] += row[c]; sq[c] += (double)row[c] * row[c]; }
-        }
-    }
+        => RowOps.AddColumnSumsAsDouble(rows, count, sum, sq);
 
     /// <summary>Column variances from the columns' Σx and Σx² over <paramref name="n"/> rows (a constant column gets
     /// the mean of the others, or 1).</summary>

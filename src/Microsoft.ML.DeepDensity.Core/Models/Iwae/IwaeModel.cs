@@ -142,14 +142,7 @@ public sealed class IwaeModel : ImportanceSampledModel
     {
         int d = data.Width;
         var sum = new double[d]; var sumSq = new double[d];
-        long n = RowStream.ForEachBlock(data, (rows, count) =>
-        {
-            for (int r = 0; r < count; r++)
-            {
-                var row = rows.Slice(r * d, d);
-                for (int c = 0; c < d; c++) { sum[c] += row[c]; sumSq[c] += (double)row[c] * row[c]; }
-            }
-        }, cancellationToken);
+        long n = RowStream.ForEachBlock(data, (rows, count) => RowOps.AddColumnSumsAsDouble(rows, count, sum, sumSq), cancellationToken);
         if (n == 0) throw new DataValidationException(-1, -1, "the data has no rows", DataValidation.TrainingData);
         var mean = new float[d]; var std = new float[d];
         for (int c = 0; c < d; c++)

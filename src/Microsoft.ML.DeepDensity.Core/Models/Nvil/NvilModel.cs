@@ -101,11 +101,7 @@ public sealed class NvilModel : ImportanceSampledModel
     private static float[] PixelMeans(RowMatrix data)
     {
         var sum = new double[data.Columns];
-        for (int r = 0; r < data.Rows; r++)
-        {
-            var row = data.Row(r);
-            for (int c = 0; c < sum.Length; c++) sum[c] += row[c];
-        }
+        Numerics.RowOps.AddColumnSumsAsDouble(data.AsSpan(), data.Rows, sum);
         return sum.Select(s => (float)(s / data.Rows)).ToArray();
     }
 

@@ -196,14 +196,7 @@ public sealed class RbmModel : DensityModel
     {
         int d = data.Width;
         var sums = new double[d];
-        long n = RowStream.ForEachBlock(data, (rows, count) =>
-        {
-            for (int r = 0; r < count; r++)
-            {
-                var row = rows.Slice(r * d, d);
-                for (int c = 0; c < d; c++) sums[c] += row[c];
-            }
-        }, cancellationToken);
+        long n = RowStream.ForEachBlock(data, (rows, count) => RowOps.AddColumnSumsAsDouble(rows, count, sums), cancellationToken);
         if (n == 0) throw new DataValidationException(-1, -1, "the data has no rows", DataValidation.TrainingData);
         var bias = new float[d];
         for (int c = 0; c < d; c++)
