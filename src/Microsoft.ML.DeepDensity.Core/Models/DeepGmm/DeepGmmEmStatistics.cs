@@ -42,7 +42,7 @@ public sealed class DeepGmmEmStatistics
         trainer.AddPathWeights(pathWeight);
         pathWeight.CopyTo(values, 0);
         var sum = new double[net.D]; var sq = new double[net.D];
-        DeepGmmTrainer.AddColumnSums(x.Values, x.Rows, sum, sq);
+        Numerics.RowOps.AddColumnSumsAsDouble(x.Values, x.Rows, sum, sq);
         sum.CopyTo(values, net.PathCount); sq.CopyTo(values, net.PathCount + net.D);
         return new DeepGmmEmStatistics(-1, x.Rows, e.MeanLogLikelihood * x.Rows, values);
     }

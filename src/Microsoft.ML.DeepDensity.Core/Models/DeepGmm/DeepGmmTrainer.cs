@@ -81,13 +81,9 @@ internal sealed partial class DeepGmmTrainer
     {
         int d = x.Width;
         var sum = new double[d]; var sq = new double[d];
-        long n = Training.RowStream.ForEachBlock(x, (rows, count) => AddColumnSums(rows, count, sum, sq), cancellationToken);
+        long n = Training.RowStream.ForEachBlock(x, (rows, count) => RowOps.AddColumnSumsAsDouble(rows, count, sum, sq), cancellationToken);
         return (ColumnVariances(sum, sq, n), n);
     }
-
-    /// <summary>Adds each column's Σx and Σx² (float64, row by row in order) of <paramref name="count"/> rows.</summary>
-    internal static void AddColumnSums(ReadOnlySpan<float> rows, int count, double[] sum, double[] sq)
-        => RowOps.AddColumnSumsAsDouble(rows, count, sum, sq);
 
     /// <summary>Column variances from the columns' Σx and Σx² over <paramref name="n"/> rows (a constant column gets
     /// the mean of the others, or 1).</summary>
