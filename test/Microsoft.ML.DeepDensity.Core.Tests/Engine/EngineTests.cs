@@ -133,6 +133,34 @@ public class RowOpsTests
         }
     }
 
+    [Theory]
+    [InlineData(3)]
+    [InlineData(8)]
+    [InlineData(21)]
+    [InlineData(64)]
+    public void VectorisedWelfordMomentsAreTheScalarRecurrenceBitForBit(int cols)
+    {
+        var rng = new RandomStream(100 + (ulong)cols);
+        const int rows = 77;
+        var x = new float[rows * cols];
+        rng.FillGaussian(x, 5f, 30f);
+        var moments = new ColumnStandardizer.Moments(cols);
+        moments.Add(x.AsSpan(0, 40 * cols), 40); // two calls, as a stream's blocks
+        moments.Add(x.AsSpan(40 * cols), rows - 40);
+        for (int c = 0; c < cols; c++)
+        {
+            double mean = 0, m2 = 0;
+            for (int r = 0; r < rows; r++)
+            {
+                double delta = x[r * cols + c] - mean;
+                mean += delta / (r + 1);
+                m2 += delta * (x[r * cols + c] - mean);
+            }
+            Assert.Equal(BitConverter.DoubleToInt64Bits(mean), BitConverter.DoubleToInt64Bits(moments.Mean[c]));
+            Assert.Equal(BitConverter.DoubleToInt64Bits(m2), BitConverter.DoubleToInt64Bits(moments.SumOfSquaredDeviations[c]));
+        }
+    }
+
     [Fact]
     public void LogSumExpIsStableAndExact()
     {
