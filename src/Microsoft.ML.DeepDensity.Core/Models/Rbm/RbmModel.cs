@@ -346,6 +346,8 @@ public sealed class RbmModel : DensityModel
         BinaryGemm.QuantizedOperand? quantizedW = null, quantizedWt = null;
         float[]? maxima = null;
         if (!BinaryGemm.IsUsable || !Machine.QuantizeWeights(ref quantizedW, ref quantizedWt, ref maxima)) quantizedW = quantizedWt = null;
+        // The float GEMM's operands: W and Wᵀ packed once for every sweep.
+        (Gemm.PackedOperand W, Gemm.PackedOperand Wt)? packed = quantizedW is null ? Machine.PackWeights() : null;
         DeepDensityEnvironment.For(0, blocks, b =>
         {
             int first = b * ChainsPerSamplingBlock, n = Math.Min(ChainsPerSamplingBlock, chains - first);
@@ -356,7 +358,7 @@ public sealed class RbmModel : DensityModel
             for (int s = 0; s < SamplingBurnIn; s++)
             {
                 cancellationToken.ThrowIfCancellationRequested();
-                Machine.GibbsSweep(ch, rng.Fork(1, (ulong)sweep++), parallel: false, quantizedW, quantizedWt);
+                Machine.GibbsSweep(ch, rng.Fork(1, (ulong)sweep++), parallel: false, quantizedW, quantizedWt, packed);
             }
             for (int t = 0; t < draws; t++)
             {
@@ -364,7 +366,7 @@ public sealed class RbmModel : DensityModel
                     for (int s = 0; s < SamplingThinning; s++)
                     {
                         cancellationToken.ThrowIfCancellationRequested();
-                        Machine.GibbsSweep(ch, rng.Fork(1, (ulong)sweep++), parallel: false, quantizedW, quantizedWt);
+                        Machine.GibbsSweep(ch, rng.Fork(1, (ulong)sweep++), parallel: false, quantizedW, quantizedWt, packed);
                     }
                 for (int c = 0; c < n; c++)
                 {
