@@ -55,23 +55,6 @@ internal sealed class DenseLayer
         Array.Clear(Bias.Value);
     }
 
-    private Gemm.PackedOperand? _weightPack;
-    private volatile bool _weightPackCurrent;
-
-    /// <summary>
-    /// Packs W for the GEMM kernel once, for the forward passes until <see cref="ReleasePackedWeights"/>, which then skip
-    /// packing it (same bits). The caller guarantees that W does not change in between: a training step whose row blocks
-    /// all multiply by the same weights, each of which would otherwise pack W again.
-    /// </summary>
-    public void PackWeights(bool allowParallel)
-    {
-        Gemm.Pack(false, Inputs, Outputs, Weight.Value, Outputs, ref _weightPack, allowParallel);
-        _weightPackCurrent = true;
-    }
-
-    /// <summary>Forward passes pack W themselves again (the buffer is kept for the next <see cref="PackWeights"/>).</summary>
-    public void ReleasePackedWeights() => _weightPackCurrent = false;
-
     /// <summary>Packs W into <paramref name="packed"/> (the caller's buffer, created or reused) for <see cref="Forward"/>.</summary>
     public void PackWeightsInto(ref Gemm.PackedOperand? packed, bool allowParallel)
         => Gemm.Pack(false, Inputs, Outputs, Weight.Value, Outputs, ref packed, allowParallel);
@@ -84,7 +67,7 @@ internal sealed class DenseLayer
         var y = output[..(rows * o)];
         // The GEMM adds the bias as it stores its first k-block (the bits of copying it into y first, without that pass).
         Gemm.Multiply(false, false, rows, o, Inputs, 1f, input, Inputs, Weight.Value, o, 0f, y, o, allowParallel,
-            packedWeight ?? (_weightPackCurrent ? _weightPack : null), Bias.Value);
+            packedWeight, Bias.Value);
         Activations.Forward(Activation, y, y);
     }
 

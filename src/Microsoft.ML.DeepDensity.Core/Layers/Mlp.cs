@@ -86,12 +86,6 @@ internal sealed class Mlp
 
     public Workspace CreateWorkspace(int rows) => new(this, rows);
 
-    /// <summary>Every layer's <see cref="DenseLayer.PackWeights"/>: the weights must not change until <see cref="ReleasePackedWeights"/>.</summary>
-    public void PackWeights(bool allowParallel)
-    {
-        foreach (var layer in _layers) layer.PackWeights(allowParallel);
-    }
-
     /// <summary>
     /// Packs every layer's weights into <paramref name="workspace"/>, which its forward passes then read instead of packing
     /// them each time (same bits). The caller guarantees the weights do not change until it packs again; workspaces are
@@ -101,32 +95,6 @@ internal sealed class Mlp
     {
         for (int i = 0; i < _layers.Length; i++) _layers[i].PackWeightsInto(ref workspace.PackedWeights[i], allowParallel);
         workspace.WeightsPacked = true;
-    }
-
-    /// <summary>Every layer's <see cref="DenseLayer.ReleasePackedWeights"/>.</summary>
-    public void ReleasePackedWeights()
-    {
-        foreach (var layer in _layers) layer.ReleasePackedWeights();
-    }
-
-    /// <summary>
-    /// Packs the weights of every network in <paramref name="networks"/> (on the worker team) until the scope is
-    /// disposed: for a training step whose row blocks all run forward through the same, unchanging weights.
-    /// </summary>
-    public static PackedWeightsScope PackWeights(Mlp[] networks)
-    {
-        foreach (var network in networks) network.PackWeights(allowParallel: true);
-        return new PackedWeightsScope(networks);
-    }
-
-    /// <summary>Releases what <see cref="PackWeights(Mlp[])"/> packed (the default scope releases nothing).</summary>
-    public readonly struct PackedWeightsScope(Mlp[]? networks) : IDisposable
-    {
-        public void Dispose()
-        {
-            if (networks is null) return;
-            foreach (var network in networks) network.ReleasePackedWeights();
-        }
     }
 
     /// <summary>Forward pass of <paramref name="rows"/> rows; returns the output (rows×<see cref="Outputs"/>), held in the workspace.</summary>
