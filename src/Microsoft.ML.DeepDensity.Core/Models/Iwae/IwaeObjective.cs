@@ -37,7 +37,7 @@ internal sealed class IwaeObjective : IGradientObjective
         int blocks = BlockWaves.BlockCount(count, _rowsPerBlock);
         // The blocks read the rows in place through a pointer: check the span holds them.
         if (rows.Length < (long)count * d) throw new ArgumentException($"{count} rows of {d} values need {(long)count * d}; {rows.Length} were given.", nameof(rows));
-        // Each block packs the weights it multiplies by itself: one pack shared by the blocks (session 12) ran 4-5 % slower
+        // Each block packs the weights it multiplies by itself: one pack shared by the blocks ran 4-5 % slower
         // per step (the other core reads it from this one's cache, and the shared pack was a region of its own).
         while (_workspaces.Count < Math.Min(blocks, BlockWaves.BlocksPerWave)) _workspaces.Add(new IwaeNetwork.Workspace(_net, _rowsPerBlock, k, forTraining: true));
         if (withGradient) _gradients.Ensure(blocks);
