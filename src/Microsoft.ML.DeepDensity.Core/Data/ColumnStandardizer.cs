@@ -1,3 +1,6 @@
+using System.Numerics;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using Microsoft.ML.DeepDensity.Persistence;
 
 namespace Microsoft.ML.DeepDensity.Data;
@@ -62,22 +65,22 @@ public sealed class ColumnStandardizer
 
         /// <remarks>Vectorised across columns with each column's own sequence of operations (no fused multiply-adds), so
         /// it gives the scalar loop's bits; compiled optimised at once, as it is called once per block of a stream.</remarks>
-        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public void Add(ReadOnlySpan<float> rows, int count)
         {
             int d = _mean.Length;
-            int full = System.Numerics.Vector.IsHardwareAccelerated ? d / System.Numerics.Vector<float>.Count * System.Numerics.Vector<float>.Count : 0;
-            var mean = System.Runtime.InteropServices.MemoryMarshal.Cast<double, System.Numerics.Vector<double>>(_mean.AsSpan(0, full));
-            var m2 = System.Runtime.InteropServices.MemoryMarshal.Cast<double, System.Numerics.Vector<double>>(_m2.AsSpan(0, full));
+            int full = Vector.IsHardwareAccelerated ? d / Vector<float>.Count * Vector<float>.Count : 0;
+            var mean = MemoryMarshal.Cast<double, Vector<double>>(_mean.AsSpan(0, full));
+            var m2 = MemoryMarshal.Cast<double, Vector<double>>(_m2.AsSpan(0, full));
             for (int r = 0; r < count; r++, _n++)
             {
                 var row = rows.Slice(r * d, d);
                 double n1 = _n + 1;
-                var vn1 = new System.Numerics.Vector<double>(n1);
-                var x = System.Runtime.InteropServices.MemoryMarshal.Cast<float, System.Numerics.Vector<float>>(row[..full]);
+                var vn1 = new Vector<double>(n1);
+                var x = MemoryMarshal.Cast<float, Vector<float>>(row[..full]);
                 for (int i = 0; i < x.Length; i++)
                 {
-                    System.Numerics.Vector.Widen(x[i], out var low, out var high);
+                    Vector.Widen(x[i], out var low, out var high);
                     var delta = low - mean[2 * i];
                     mean[2 * i] += delta / vn1;
                     m2[2 * i] += delta * (low - mean[2 * i]);

@@ -87,13 +87,16 @@ internal sealed class RbmMachine
     /// Gibbs sweeps of sampling): a product of 50 chains would otherwise pack all of W (or transpose it) for 50 rows'
     /// work each time, about a sixth of its time. The products give the same bits either way.
     /// </summary>
-    public (Gemm.PackedOperand W, Gemm.PackedOperand Wt) PackWeights()
+    public PackedWeights PackWeights()
     {
         Gemm.PackedOperand? w = null, wt = null;
         Gemm.Pack(false, D, H, W, H, ref w);
         Gemm.Pack(true, H, D, W, H, ref wt);
-        return (w!, wt!);
+        return new PackedWeights(w!, wt!);
     }
+
+    /// <summary>W (the right operand of v·W) and Wᵀ (of h·Wᵀ) packed by <see cref="PackWeights"/>.</summary>
+    public sealed record PackedWeights(Gemm.PackedOperand W, Gemm.PackedOperand Wt);
 
     /// <summary>Free energy of n visible rows (model space) into <paramref name="f"/> (float64).</summary>
     public void FreeEnergy(ReadOnlySpan<float> v, int n, Span<double> f, bool parallel)
@@ -298,7 +301,7 @@ internal sealed class RbmMachine
     /// <param name="packed">W and Wᵀ from <see cref="PackWeights"/> for the float GEMM, or null: packed per product.</param>
     public void GibbsSweep(Chains ch, RandomStream random, bool parallel,
         BinaryGemm.QuantizedOperand? quantizedW = null, BinaryGemm.QuantizedOperand? quantizedWt = null,
-        (Gemm.PackedOperand W, Gemm.PackedOperand Wt)? packed = null)
+        PackedWeights? packed = null)
     {
         int n = ch.Rows;
         HiddenPreActivation(ch.V, n, ch.HiddenPre, parallel, packed?.W, quantizedW);
@@ -447,7 +450,7 @@ internal sealed class RbmMachine
         float[]? maxima = null;
         if (!BinaryGemm.IsUsable || !QuantizeWeights(ref quantizedW, ref quantizedWt, ref maxima)) quantizedW = quantizedWt = null;
         // The float GEMM's operands: W and Wᵀ packed once for every temperature and part.
-        (Gemm.PackedOperand W, Gemm.PackedOperand Wt)? packed = quantizedW is null ? PackWeights() : null;
+        var packed = quantizedW is null ? PackWeights() : null;
         void Part(int part)
         {
             int first = part * AisRunsPerPart, n = Math.Min(AisRunsPerPart, runs - first);

@@ -347,7 +347,7 @@ public sealed class RbmModel : DensityModel
         float[]? maxima = null;
         if (!BinaryGemm.IsUsable || !Machine.QuantizeWeights(ref quantizedW, ref quantizedWt, ref maxima)) quantizedW = quantizedWt = null;
         // The float GEMM's operands: W and Wᵀ packed once for every sweep.
-        (Gemm.PackedOperand W, Gemm.PackedOperand Wt)? packed = quantizedW is null ? Machine.PackWeights() : null;
+        var packed = quantizedW is null ? Machine.PackWeights() : null;
         DeepDensityEnvironment.For(0, blocks, b =>
         {
             int first = b * ChainsPerSamplingBlock, n = Math.Min(ChainsPerSamplingBlock, chains - first);

@@ -370,7 +370,7 @@ internal sealed partial class RbmTrainer
     /// A region's blocks also share the step's small buffers, and on two cores the regions of RBMs up to 128 × 200 or
     /// 256 × 100 (products of 2.6M–5.1M multiply-adds) ran 5–35 % slower than on one (in-process interleaved timings,
     /// session 13); from 256 × 200 and 784 × 100 on, two cores gain 8–40 %.</summary>
-    internal const long ParallelMultiplyAdds = 3L << 21;
+    private const long ParallelMultiplyAdds = 3L << 21;
 
     /// <summary>Fixed column-block width: about four blocks, whole 16-column GEMM micro-panels.</summary>
     private static int ColumnBlockWidth(int width) => Math.Max(16, (width + 63) / 64 * 16);
