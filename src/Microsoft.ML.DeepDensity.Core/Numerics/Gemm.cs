@@ -22,7 +22,7 @@ namespace Microsoft.ML.DeepDensity.Numerics;
 internal static partial class Gemm
 {
     /// <summary>The k-block length: part of the summation order, so the same for every kernel.</summary>
-    private const int KC = 256;
+    internal const int KC = 256;
     /// <summary>Products smaller than this many multiply-adds run on the calling thread.</summary>
     private const long ParallelThreshold = 1L << 19;
     /// <summary>

@@ -60,20 +60,24 @@ internal sealed class RbmMachine
     /// <param name="packedW">W packed by <see cref="Gemm.Pack"/> for a call that scores several blocks (null: packed here).</param>
     /// <param name="quantizedW">W from <see cref="QuantizeWeights"/> (Bernoulli units with AMX), or null: for 0/1 rows the
     /// product is then BinaryGemm's exact one (other rows take the float GEMM).</param>
+    /// <param name="onesW">W packed for OnesGemm (<see cref="PackWeights"/>), or null: packed per product.</param>
     public void HiddenPreActivation(ReadOnlySpan<float> v, int n, Span<float> pre, bool parallel, Gemm.PackedOperand? packedW = null,
-        BinaryGemm.QuantizedOperand? quantizedW = null)
+        BinaryGemm.QuantizedOperand? quantizedW = null, OnesGemm.Panels? onesW = null)
     {
         if (quantizedW is null || !BinaryGemm.TryMultiply(n, D, 1f, v, D, quantizedW, 0f, pre, H, parallel))
-            HiddenProduct(v, n, pre, parallel, packedW);
+            HiddenProduct(v, n, pre, parallel, packedW, onesW);
         RowOps.AddRowVector(pre, n, H, C);
     }
 
     /// <summary>pre = v·W for n rows (n×H), without the hidden bias.</summary>
-    private void HiddenProduct(ReadOnlySpan<float> v, int n, Span<float> pre, bool parallel, Gemm.PackedOperand? packedW)
+    private void HiddenProduct(ReadOnlySpan<float> v, int n, Span<float> pre, bool parallel, Gemm.PackedOperand? packedW, OnesGemm.Panels? onesW = null)
     {
         // A few rows (one per call from a PredictionEngine or a model loaded into ML.NET): the GEMM's arithmetic without
         // its packing and dispatch, which cost more than the product itself at one row.
         if (n < 4 && VectorMath.IsSupported) VectorMath.RowsTimesMatrix(v, n, D, D, W, H, H, pre, H);
+        // A block of 0/1 rows on one thread: the sum of the rows of W their ones select (the GEMM's bits, about a third
+        // of its work on binarised images); a parallel call keeps the GEMM, which spreads one product over the cores.
+        else if (!parallel && !Gaussian && OnesGemm.TryMultiplyRows(v, n, D, W, H, pre, onesW)) return;
         else Gemm.Multiply(false, false, n, H, D, 1f, v, D, W, H, 0f, pre, H, parallel, packedW);
     }
 
@@ -92,11 +96,14 @@ internal sealed class RbmMachine
         Gemm.PackedOperand? w = null, wt = null;
         Gemm.Pack(false, D, H, W, H, ref w);
         Gemm.Pack(true, H, D, W, H, ref wt);
-        return new PackedWeights(w!, wt!);
+        OnesGemm.Panels? ones = null;
+        if (Gaussian || !OnesGemm.TryPack(W, D, H, H, ref ones)) ones = null;
+        return new PackedWeights(w!, wt!, ones);
     }
 
-    /// <summary>W (the right operand of v·W) and Wᵀ (of h·Wᵀ) packed by <see cref="PackWeights"/>.</summary>
-    public sealed record PackedWeights(Gemm.PackedOperand W, Gemm.PackedOperand Wt);
+    /// <summary>W (the right operand of v·W) and Wᵀ (of h·Wᵀ) packed by <see cref="PackWeights"/>, and W for OnesGemm's
+    /// products of 0/1 rows (null: Gaussian units, or not usable here).</summary>
+    public sealed record PackedWeights(Gemm.PackedOperand W, Gemm.PackedOperand Wt, OnesGemm.Panels? OnesW);
 
     /// <summary>Free energy of n visible rows (model space) into <paramref name="f"/> (float64).</summary>
     public void FreeEnergy(ReadOnlySpan<float> v, int n, Span<double> f, bool parallel)
@@ -108,8 +115,9 @@ internal sealed class RbmMachine
     /// <param name="quantizedW">[W | b] from <see cref="QuantizeForScoring"/> (Bernoulli units on a CPU with AMX; the
     /// caller decides, once per call, on its own thread): the product of binary rows is then the exact integer one, the
     /// same bits for a row alone or in any block. Rows that are not all 0/1 take the float GEMM.</param>
+    /// <param name="onesW">W packed for OnesGemm (0/1 rows without AMX), or null: packed per product.</param>
     public void FreeEnergy(ReadOnlySpan<float> v, int n, Span<double> f, bool parallel, Span<float> pre, Span<float> scratch,
-        Gemm.PackedOperand? packedW = null, BinaryGemm.QuantizedOperand? quantizedW = null)
+        Gemm.PackedOperand? packedW = null, BinaryGemm.QuantizedOperand? quantizedW = null, OnesGemm.Panels? onesW = null)
     {
         // The exact product's operand is [W | b] (see QuantizeForScoring): column H of its result is v·b.
         if (quantizedW is not null && pre.Length >= n * (H + 1) && BinaryGemm.TryMultiply(n, D, 1f, v, D, quantizedW, 0f, pre, H + 1, parallel))
@@ -120,13 +128,13 @@ internal sealed class RbmMachine
         }
         pre = pre[..(n * H)];
         // The hidden bias is added inside the softplus pass (the bits of adding it to the stored product first).
-        HiddenProduct(v, n, pre, parallel, packedW);
+        HiddenProduct(v, n, pre, parallel, packedW, onesW);
         for (int r = 0; r < n; r++)
             f[r] = VisibleEnergy(v.Slice(r * D, D), B, scratch) - VectorMath.SumSoftplus(pre.Slice(r * H, H), C);
     }
 
     /// <summary>
-    /// [W | b] (D × (H + 1)) quantized for <see cref="FreeEnergy(ReadOnlySpan{float}, int, Span{double}, bool, Span{float}, Span{float}, Gemm.PackedOperand?, BinaryGemm.QuantizedOperand?)"/>:
+    /// [W | b] (D × (H + 1)) quantized for <see cref="FreeEnergy(ReadOnlySpan{float}, int, Span{double}, bool, Span{float}, Span{float}, Gemm.PackedOperand?, BinaryGemm.QuantizedOperand?, OnesGemm.Panels?)"/>:
     /// one exact product gives the hidden inputs and the visible term v·b (one more column, inside the last panel's
     /// padding when H is not a multiple of 32). Bernoulli units only; false if the parameters are not finite.
     /// </summary>
@@ -304,7 +312,7 @@ internal sealed class RbmMachine
         PackedWeights? packed = null)
     {
         int n = ch.Rows;
-        HiddenPreActivation(ch.V, n, ch.HiddenPre, parallel, packed?.W, quantizedW);
+        HiddenPreActivation(ch.V, n, ch.HiddenPre, parallel, packed?.W, quantizedW, packed?.OnesW);
         SampleHidden(ch.HiddenPre, n, 1f, ch.HiddenPre, ch.HiddenSample, ch.Uniform, random.Fork(1));
         SampleVisible(ch.HiddenSample, n, 1f, B, ch.V, ch.Uniform, random.Fork(2), parallel, quantizedWt: quantizedWt, packedWt: packed?.Wt);
     }
@@ -463,7 +471,7 @@ internal sealed class RbmMachine
             {
                 if ((k & 255) == 0) cancellationToken.ThrowIfCancellationRequested();
                 float bPrev = (float)betas[k - 1], bCur = (float)betas[k];
-                HiddenPreActivation(ch.V, n, ch.HiddenPre, parallel: inner, packed?.W, quantizedW);
+                HiddenPreActivation(ch.V, n, ch.HiddenPre, parallel: inner, packed?.W, quantizedW, packed?.OnesW);
                 // log p*_k(v) − log p*_{k−1}(v) at the current state.
                 for (int r = 0; r < n; r++)
                 {

@@ -277,22 +277,30 @@ public sealed class RbmModel : DensityModel
     private void ScoreBlocks(ReadOnlySpan<float> rows, int count, Span<float> dest, double offset, float sign, BinaryGemm.QuantizedOperand? quantizedW)
     {
         Gemm.PackedOperand? packed = null;
+        OnesGemm.Panels? ones = null;
         if (quantizedW is null)
         {
             packed = Interlocked.Exchange(ref _packedW, null); // a concurrent call packs its own
             Gemm.Pack(false, Machine.D, Machine.H, Machine.W, Machine.H, ref packed);
+            // 0/1 rows without AMX: W for OnesGemm too (a block whose rows have too many ones takes the GEMM).
+            ones = Interlocked.Exchange(ref _onesW, null);
+            if (Machine.Gaussian || !OnesGemm.TryPack(Machine.W, Machine.D, Machine.H, Machine.H, ref ones)) ones = null;
         }
         DeepDensityEnvironment.ForRowBlocks(rows, Dimension, count, dest, RowsPerScoringBlock,
-            (_, block, n, output) => ScoreBlock(block, n, output, offset, sign, parallel: false, packed, quantizedW));
+            (_, block, n, output) => ScoreBlock(block, n, output, offset, sign, parallel: false, packed, quantizedW, ones));
         if (packed is not null) _packedW = packed;
+        if (ones is not null) _onesW = ones;
     }
+
+    /// <summary>W packed for OnesGemm, kept between multi-block calls like <see cref="_packedW"/>.</summary>
+    private OnesGemm.Panels? _onesW;
 
     /// <summary>W packed for the GEMM, kept between multi-block calls (repacked by each: cheap next to the blocks' products,
     /// and correct whatever changed the weights).</summary>
     private Gemm.PackedOperand? _packedW;
 
     private void ScoreBlock(ReadOnlySpan<float> block, int n, Span<float> output, double offset, float sign, bool parallel,
-        Gemm.PackedOperand? packedW = null, BinaryGemm.QuantizedOperand? quantizedW = null)
+        Gemm.PackedOperand? packedW = null, BinaryGemm.QuantizedOperand? quantizedW = null, OnesGemm.Panels? onesW = null)
     {
         // Made for a whole block (one row's scratch would be dropped by the next block and made again).
         var s = _scratch.Rent(static (s, want) => s.Rows >= want.n,
@@ -307,7 +315,7 @@ public sealed class RbmModel : DensityModel
                 x = standardized;
             }
             var f = s.FreeEnergy.AsSpan(0, n);
-            Machine.FreeEnergy(x, n, f, parallel, s.Pre, s.Scratch, packedW, quantizedW);
+            Machine.FreeEnergy(x, n, f, parallel, s.Pre, s.Scratch, packedW, quantizedW, onesW);
             for (int i = 0; i < n; i++) output[i] = (float)(sign * f[i] + offset);
         }
         finally { _scratch.Return(s); }

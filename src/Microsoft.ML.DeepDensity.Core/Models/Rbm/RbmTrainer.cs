@@ -315,9 +315,11 @@ internal sealed partial class RbmTrainer
                 return;
             }
             int updateBlocks = (d + RowsPerUpdateBlock - 1) / RowsPerUpdateBlock;
+            // Bernoulli units: Vᵀ's rows are the visible units' lists of the rows where they are on (OnesGemm).
+            bool ones = IndexVisibleColumns(stacked);
             // The statistics are every block's right operand: packed once (on the worker team) rather than once per block.
-            Gemm.Pack(false, stacked, h, hAll, h, ref _packedStatistics);
-            var packedStatistics = _packedStatistics;
+            if (!ones) Gemm.Pack(false, stacked, h, hAll, h, ref _packedStatistics);
+            var packedStatistics = ones ? null : _packedStatistics;
             unsafe
             {
                 fixed (float* pv = _visible, ph = _hidden)
@@ -331,7 +333,8 @@ internal sealed partial class RbmTrainer
                         var p = new ReadOnlySpan<float>((float*)hPtr, stacked * h);
                         var vel = _velW.AsSpan(i0 * h, rows * h);
                         var w = m.W.AsSpan(i0 * h, rows * h);
-                        Gemm.Multiply(true, false, rows, h, stacked, learningRate, v[i0..], d, p, h, beta, vel, h, allowParallel: false, packedStatistics);
+                        if (!(ones && OnesGemm.TryMultiply(_visibleColumnOnes, i0, rows, h, learningRate, p, h, beta, vel, h)))
+                            Gemm.Multiply(true, false, rows, h, stacked, learningRate, v[i0..], d, p, h, beta, vel, h, allowParallel: false, packedStatistics);
                         if (chunk.Last) WeightStep(w, vel, decay);
                     });
                 }
@@ -456,6 +459,7 @@ internal sealed partial class RbmTrainer
         int d = m.D, h = m.H, width = ColumnBlockWidth(h), blocks = (h + width - 1) / width;
         bool exact = quantizedW is not null && BinaryGemm.TryPack(false, rows, d, _visible.AsSpan(firstRow * d), d, ref _packedVisible, parallel: true);
         _packedVisibleRows = exact && firstRow == 0 ? rows : -1;
+        bool ones = !exact && IndexVisibleRows(firstRow, rows);
         var packedVisible = _packedVisible;
         // The last region's blocks also quantize the statistics for the exact weight update when they are whole panels.
         var statistics = FusePasses && final && exact && width % BinaryGemm.PanelWidth == 0 ? BinaryGemm.Shape(chunk.Stacked, h, ref _quantizedStatistics) : null;
@@ -465,7 +469,7 @@ internal sealed partial class RbmTrainer
             int j0 = blk * width, w = Math.Min(width, h - j0);
             // The same blocks (and so the same random streams) either way: only the product's rounding differs.
             if (exact) BinaryGemm.Multiply(packedVisible!, quantizedW!, j0, w, 1f, 0f, _hidden.AsSpan(firstRow * h), h);
-            else
+            else if (!(ones && OnesGemm.TryMultiply(_visibleOnes, 0, rows, w, 1f, m.W.AsSpan(j0), h, 0f, _hidden.AsSpan(firstRow * h + j0), h)))
                 Gemm.Multiply(false, false, rows, w, d, 1f, _visible.AsSpan(firstRow * d), d, m.W.AsSpan(j0), h, 0f,
                     _hidden.AsSpan(firstRow * h + j0), h, allowParallel: false);
             var bias = m.C.AsSpan(j0, w);

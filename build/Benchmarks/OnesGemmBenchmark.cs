@@ -1,0 +1,70 @@
+using System.Diagnostics;
+using Microsoft.ML.DeepDensity.Numerics;
+using Microsoft.ML.DeepDensity.Randomness;
+
+namespace DeepDensity.Benchmarks;
+
+/// <summary>The RBM's products with a 0/1 left operand on one thread: the float GEMM against OnesGemm (sums of the rows
+/// the ones select) at several densities, the index build timed apart, B packed per call or once, the bits compared.</summary>
+public sealed class OnesGemmBenchmark : IBenchmark
+{
+    public string Name => "ones-gemm";
+    public string Description => "0/1 x float products: Gemm vs OnesGemm on one thread at the RBM's shapes (--reps 200 --only <shape name> --density d)";
+
+    public int Run(BenchmarkArgs args)
+    {
+        int reps = args.Int("reps", 200);
+        string only = args.String("only", "");
+        double onlyDensity = args.Double("density", 0);
+        var rng = new RandomStream(7);
+        var shapes = new (bool ta, int m, int n, int k, string what)[]
+        {
+            (false, 200, 128, 784, "step hidden block: data+chains x W"),
+            (true, 198, 500, 200, "step update block: V^T x statistics"),
+            (false, 100, 208, 500, "visible block: chains x W^T (not used)"),
+            (false, 64, 500, 784, "scoring block: rows x W"),
+        };
+        Console.WriteLine($"machine: {Machine.Describe()}; OnesGemm usable: {OnesGemm.IsUsable}, used up to {OnesGemm.MaxDensity} ones");
+        foreach (var (ta, m, n, k, what) in shapes)
+        foreach (double density in new[] { 0.1, 0.2, 0.3, 0.5, 1.0 })
+        {
+            if (!what.StartsWith(only, StringComparison.Ordinal) || (onlyDensity > 0 && density != onlyDensity)) continue;
+            var a = new float[m * k];
+            for (int i = 0; i < a.Length; i++) a[i] = rng.NextDouble() < density ? 1f : 0f;
+            var b = new float[k * n];
+            rng.FillGaussian(b);
+            var c0 = new float[m * n];
+            rng.FillGaussian(c0);
+            var (c1, c2, c3) = (c0.ToArray(), c0.ToArray(), c0.ToArray());
+            int lda = ta ? m : k;
+            var index = new OnesIndex();
+            OnesGemm.Panels? panels = null;
+            OnesGemm.TryPack(b, k, n, n, ref panels);
+            void Dense() => Gemm.Multiply(ta, false, m, n, k, 0.5f, a, lda, b, n, 0.9f, c1, n, allowParallel: false);
+            void Build() => index.TryBuild(ta, m, k, a, lda);
+            void Sparse() => OnesGemm.TryMultiply(index, 0, m, n, 0.5f, b, n, 0.9f, c2, n);
+            void Packed() => OnesGemm.TryMultiply(index, 0, m, panels!, 0.5f, 0.9f, c3, n);
+            Build();
+            Dense(); Sparse(); Packed();
+            bool same = c1.AsSpan().SequenceEqual(c2) && c1.AsSpan().SequenceEqual(c3);
+            double td = Time(Dense, reps), tb = Time(Build, reps), ts = Time(Sparse, reps), tp = Time(Packed, reps);
+            Console.WriteLine($"{what,-40} {m}x{n}x{k}{(ta ? " (A^T)" : "")} ones {density:F1}: Gemm {td * 1e6,7:F1} µs ({2.0 * m * n * k / td / 1e9,5:F1} GFLOP/s); " +
+                              $"index {tb * 1e6,6:F1} µs, OnesGemm {ts * 1e6,7:F1} µs (B packed once {tp * 1e6,7:F1}): Gemm's time x {(ts + tb) / td:F2} with the index; same bits: {same}");
+        }
+        return 0;
+    }
+
+    private static double Time(Action run, int reps)
+    {
+        for (int i = 0; i < 20; i++) run();
+        double best = double.MaxValue;
+        var sw = new Stopwatch();
+        for (int round = 0; round < 5; round++)
+        {
+            sw.Restart();
+            for (int i = 0; i < reps; i++) run();
+            best = Math.Min(best, sw.Elapsed.TotalSeconds / reps);
+        }
+        return best;
+    }
+}

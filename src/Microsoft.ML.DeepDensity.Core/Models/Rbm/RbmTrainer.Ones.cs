@@ -1,0 +1,33 @@
+using Microsoft.ML.DeepDensity.Numerics;
+
+namespace Microsoft.ML.DeepDensity.Models.Rbm;
+
+/// <summary>
+/// The float path's products with 0/1 rows as <see cref="OnesGemm"/>'s sums of the rows their ones select (Bernoulli
+/// units without AMX): the hidden region's visible rows times W, and the weight update's Vᵀ times the statistics, whose
+/// rows are the visible units' lists of the rows where they are on. The bits are the float GEMM's, so a model is the
+/// same with or without them; rows with too many ones (<see cref="OnesGemm.MaxDensity"/>), a machine without AVX-512
+/// and a forced kernel path take the GEMM. The visible region's product (the chains' hidden samples times Wᵀ) keeps the
+/// GEMM: its right operand would be Wᵀ row by row, a transpose of W per step.
+/// </summary>
+internal sealed partial class RbmTrainer
+{
+    private readonly OnesIndex _visibleOnes = new(), _visibleColumnOnes = new();
+    /// <summary>Rows of the stacked block that _visibleOnes indexes from row 0 (−1: none), for the weight update.</summary>
+    private int _visibleOnesRows = -1;
+
+    /// <summary>Indexes the ones of visible rows [firstRow, + rows); false: the region takes the GEMM.</summary>
+    private bool IndexVisibleRows(int firstRow, int rows)
+    {
+        _visibleOnesRows = -1;
+        int d = _m.D;
+        if (_m.Gaussian || !OnesGemm.IsUsable || !_visibleOnes.Reset(rows, d)
+            || !_visibleOnes.TryIndexRows(_visible.AsSpan(firstRow * d), d, 0, rows) || !OnesGemm.Pays(_visibleOnes))
+            return false;
+        if (firstRow == 0) _visibleOnesRows = rows;
+        return true;
+    }
+
+    /// <summary>Vᵀ's index for the weight update, from the last hidden region's when it indexed all stacked rows.</summary>
+    private bool IndexVisibleColumns(int stacked) => _visibleOnesRows == stacked && _visibleColumnOnes.TryTransposeOf(_visibleOnes);
+}

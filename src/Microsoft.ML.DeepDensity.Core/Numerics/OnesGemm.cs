@@ -1,0 +1,399 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace Microsoft.ML.DeepDensity.Numerics;
+
+/// <summary>
+/// <c>C = alpha · op(A) · B + beta · C</c> for a 0/1 matrix op(A) given by the positions of its ones
+/// (<see cref="OnesIndex"/>): each row of C adds up the rows of B its ones select, so the work is the ones' share of a
+/// dense product (about 0.3 of it for binarised images and the RBM's samples of them).
+/// </summary>
+/// <remarks>
+/// <para><b>The bits of <see cref="Gemm"/>.</b> Gemm sums each k-block (<see cref="Gemm.KC"/>) as one FMA chain from +0
+/// in increasing p and then sets <c>C ← fma(sum, alpha, C)</c>. With a in {0, 1} and B finite, a link
+/// <c>fma(a, b, s)</c> is <c>s + b</c> rounded once when a = 1 and exactly s when a = 0 (s + ±0 = s, since a chain from
+/// +0 never holds −0), so adding the selected rows in increasing p from +0, per k-block, gives the same sums, and this
+/// product returns Gemm's bits. A non-finite B (where 0 · ∞ would make Gemm's result NaN) makes the products refuse,
+/// and the caller runs Gemm.</para>
+/// <para><b>Blocking.</b> C is computed in strips of 64 columns (up to four 16-float accumulators per row), whose columns
+/// of B are first copied to a contiguous, 64-byte aligned panel (B's own rows are rarely aligned, and a load across two
+/// cache lines costs two; a power-of-two row stride would also map a strip's rows to few cache sets). Within a strip, k
+/// is walked in blocks of <see cref="OnesIndex.SubBlock"/> rows (32 KB, in the L1 cache) for a group of rows of C at a
+/// time, the partial sums waiting in a 16 KB scratch between blocks (stored floats, so the sums are unchanged). Rows go
+/// in pairs, whose sums are independent, so that the adds' latency does not bound a row's chain. The last strip's last
+/// vector is the 16 columns that end at n, keeping the lanes written before it.</para>
+/// <para><b>Measured</b> (the ones-gemm benchmark, one core, the RBM's shapes): Gemm's time × 0.37–0.42 at a tenth of
+/// ones, × 0.52–0.78 at 0.3, × 0.89–1.1 at 0.5 and × 1.5–1.9 at 1, the index's build included: a sum costs an L1 load
+/// per 16 adds, where the GEMM's register tile reuses each load many times, so it wins by skipping zeros only.</para>
+/// <para>AVX-512 only (the 64-column strip is its register block): <see cref="IsUsable"/> is false elsewhere and when a
+/// kernel path is forced, and callers then use Gemm, with the same bits.</para>
+/// </remarks>
+internal static unsafe class OnesGemm
+{
+    /// <summary>Columns per strip (four AVX-512 accumulators per row); 128 rows of B in a strip are 32 KB.</summary>
+    private const int Strip = 64;
+    /// <summary>Rows of C whose partial sums wait in the scratch together (16 KB).</summary>
+    private const int RowGroup = 64;
+
+    [ThreadStatic] private static float[]? t_scratch;
+    [ThreadStatic] private static float[]? t_panel;
+
+    /// <summary>Turns these products off in the whole process (tests and A/B benchmarks; the environment variable
+    /// <c>DEEPDENSITY_ONES_GEMM=0</c> starts it off). Results do not change, only their speed.</summary>
+    internal static volatile bool Disabled = Environment.GetEnvironmentVariable("DEEPDENSITY_ONES_GEMM") == "0";
+
+    /// <summary>Whether callers on this thread should use these products (AVX-512, no kernel path forced).</summary>
+    /// <remarks>.NET 8 lacks the AVX-512 compress that <see cref="OnesIndex"/> builds its lists with, so there the float
+    /// GEMM runs (the same bits).</remarks>
+#if NET9_0_OR_GREATER
+    public static bool IsUsable => !Disabled && !KernelPath.IsForced && KernelPath.Best == SimdLevel.Avx512 && Vector512.IsHardwareAccelerated;
+#else
+    public static bool IsUsable => false;
+#endif
+
+    /// <summary>
+    /// The largest share of ones for which callers use these products instead of Gemm: short of the crossover (about
+    /// 0.5, see the remarks).
+    /// </summary>
+    public const double MaxDensity = 0.4;
+
+    [ThreadStatic] private static OnesIndex? t_rows;
+
+    /// <summary>Whether op(A)'s ones are few enough for this product to beat Gemm (<see cref="MaxDensity"/>).</summary>
+    public static bool Pays(OnesIndex a) => a.Rows > 0 && a.Ones(0, a.Rows) <= MaxDensity * a.Rows * a.Columns;
+
+    /// <summary>
+    /// <c>C = A · B</c> (beta = 0) for row-major A (m × k, row stride k), B (k × n) and C (m × n) when A is all 0/1 with few
+    /// enough ones and this product is usable here; false (C untouched) otherwise, and the caller runs Gemm. The index
+    /// is the calling thread's own.
+    /// </summary>
+    /// <param name="packedB">B packed by <see cref="TryPack"/> (from the same values), or null: packed here.</param>
+    public static bool TryMultiplyRows(ReadOnlySpan<float> a, int m, int k, ReadOnlySpan<float> b, int n, Span<float> c, Panels? packedB = null)
+    {
+        if (!IsUsable) return false;
+        var index = t_rows ??= new OnesIndex();
+        if (!index.Reset(m, k) || !index.TryIndexRows(a, k, 0, m) || !Pays(index)) return false;
+        return packedB is not null && packedB.N == n ? TryMultiply(index, 0, m, packedB, 1f, 0f, c, n) : TryMultiply(index, 0, m, n, 1f, b, n, 0f, c, n);
+    }
+
+    /// <summary>
+    /// Rows [<paramref name="firstRow"/>, + <paramref name="rows"/>) of <c>alpha · op(A) · B + beta · C</c> into
+    /// <paramref name="c"/> (row 0 of c is row <paramref name="firstRow"/>), for n columns of a row-major B (k × n,
+    /// row stride <paramref name="ldb"/>; k = <see cref="OnesIndex.Columns"/>). Returns false without writing if this
+    /// product is not usable here (<see cref="IsUsable"/>) or B has an entry that is not finite.
+    /// </summary>
+    public static bool TryMultiply(OnesIndex a, int firstRow, int rows, int n, float alpha, ReadOnlySpan<float> b, int ldb,
+        float beta, Span<float> c, int ldc)
+    {
+        int k = a.Columns;
+        if (firstRow < 0 || rows < 0 || firstRow + rows > a.Rows) throw new ArgumentOutOfRangeException(nameof(rows), $"Rows [{firstRow}, {firstRow + rows}) are not in the index's {a.Rows}.");
+        if (n < 0) throw new ArgumentOutOfRangeException(nameof(n));
+        if (k > 0 && n > 0 && (ldb < n || b.Length < (long)(k - 1) * ldb + n)) throw new ArgumentException($"B needs {k} rows of {n} values with stride {ldb}.", nameof(b));
+        if (rows > 0 && n > 0 && (ldc < n || c.Length < (long)(rows - 1) * ldc + n)) throw new ArgumentException($"C needs {rows} rows of {n} values with stride {ldc}.", nameof(c));
+        if (!IsUsable || !AllFinite(b, k, n, ldb)) return false;
+        if (rows == 0 || n == 0) return true;
+        fixed (float* pb = b, pc = c)
+            Multiply(a, firstRow, rows, n, alpha, pb, ldb, null, beta, pc, ldc);
+        return true;
+    }
+
+    /// <summary>
+    /// <see cref="TryMultiply(OnesIndex, int, int, int, float, ReadOnlySpan{float}, int, float, Span{float}, int)"/> with
+    /// all n columns of a B packed once by <see cref="TryPack"/>; false (C untouched) if this product is not usable here,
+    /// the panels do not fit (another k) or B was not all finite.
+    /// </summary>
+    public static bool TryMultiply(OnesIndex a, int firstRow, int rows, Panels b, float alpha, float beta, Span<float> c, int ldc)
+    {
+        int n = b.N;
+        if (firstRow < 0 || rows < 0 || firstRow + rows > a.Rows) throw new ArgumentOutOfRangeException(nameof(rows), $"Rows [{firstRow}, {firstRow + rows}) are not in the index's {a.Rows}.");
+        if (rows > 0 && (ldc < n || c.Length < (long)(rows - 1) * ldc + n)) throw new ArgumentException($"C needs {rows} rows of {n} values with stride {ldc}.", nameof(c));
+        if (!IsUsable || !b.Finite || b.K != a.Columns) return false;
+        if (rows == 0) return true;
+        fixed (float* pc = c)
+        fixed (float* buffer = b.Buffer)
+            Multiply(a, firstRow, rows, n, alpha, null, 0, b.Start(buffer), beta, pc, ldc);
+        return true;
+    }
+
+    /// <summary>B (k × n, n ≥ 16) packed once as the product's 64-column panels, for many products with the same B (a
+    /// model's W when scoring blocks of rows).</summary>
+    public sealed class Panels
+    {
+        internal float[] Buffer = [];
+        internal int K, N;
+        /// <summary>Whether B was all finite (products refuse otherwise).</summary>
+        internal bool Finite;
+        /// <summary>The first panel: 64-byte aligned in the buffer (pinned, so its address is fixed).</summary>
+        internal float* Start(float* buffer) => (float*)(((nint)buffer + 63) & ~(nint)63);
+    }
+
+    /// <summary>Packs B (k × n, row stride <paramref name="ldb"/>) into <paramref name="panels"/> (made or reused);
+    /// false if this product is not usable here or n &lt; 16 (then the caller runs Gemm).</summary>
+    public static bool TryPack(ReadOnlySpan<float> b, int k, int n, int ldb, ref Panels? panels)
+    {
+        if (!IsUsable || n < 16 || k < 1) return false;
+        if (ldb < n || b.Length < (long)(k - 1) * ldb + n) throw new ArgumentException($"B needs {k} rows of {n} values with stride {ldb}.", nameof(b));
+        int strips = (n + Strip - 1) / Strip;
+        panels ??= new Panels();
+        long size = (long)strips * k * Strip + 16;
+        if (size > Array.MaxLength) return false;
+        if (panels.Buffer.Length < size) panels.Buffer = GC.AllocateArray<float>((int)size, pinned: true);
+        panels.K = k;
+        panels.N = n;
+        panels.Finite = AllFinite(b, k, n, ldb);
+        fixed (float* pb = b)
+        fixed (float* buffer = panels.Buffer)
+        {
+            float* start = panels.Start(buffer);
+            for (int s = 0, j = 0; j < n; s++, j += Strip)
+            {
+                var (vectors, lastColumn) = StripShape(n, j);
+                PackPanel(pb + j, ldb, k, vectors, lastColumn, start + (long)s * k * Strip);
+            }
+        }
+        return true;
+    }
+
+    /// <summary>The strip at column j of n: its vectors, and where its last vector starts (from j): the 16 columns that
+    /// end at n in the last strip, which may overlap the vector before it (or, n mod 64 &lt; 16, the previous strip).</summary>
+    private static (int Vectors, int LastColumn) StripShape(int n, int j)
+    {
+        int width = Math.Min(Strip, n - j), vectors = (width + 15) / 16;
+        return (vectors, Math.Min(16 * (vectors - 1), n - 16 - j));
+    }
+
+    /// <summary>The product for B in place (<paramref name="b"/>, packed strip by strip here) or packed
+    /// (<paramref name="packed"/>: all strips, one after another).</summary>
+    private static void Multiply(OnesIndex a, int firstRow, int rows, int n, float alpha, float* b, long ldb, float* packed, float beta, float* c, long ldc)
+    {
+        int k = a.Columns;
+        if (k == 0 || alpha == 0f)
+        {
+            // Gemm's result when no k-block runs: beta · C (beta = 0 writes zeros without reading C).
+            for (int r = 0; r < rows; r++)
+                for (int j = 0; j < n; j++) c[r * ldc + j] = beta == 0f ? 0f : beta == 1f ? c[r * ldc + j] : c[r * ldc + j] * beta;
+            return;
+        }
+        t_scratch ??= new float[RowGroup * Strip];
+        int stride = a.SubBlocks + 1;
+        fixed (int* bounds = a.Bounds, position = a.Position)
+        fixed (float* scratch = t_scratch)
+        {
+            if (n < 16)
+            {
+                var s = new Operands(bounds + firstRow * stride, stride, position, rows, k, ldb, ldc, scratch, alpha, beta, 0);
+                for (int j = 0; j < n; j++) Column(s, b + j, c + j);
+                return;
+            }
+            float* panel = null;
+            if (packed == null)
+            {
+                if (t_panel is null || t_panel.Length < k * Strip + 16) t_panel = GC.AllocateArray<float>(k * Strip + 16, pinned: true);
+                panel = (float*)(((nint)Unsafe.AsPointer(ref t_panel[0]) + 63) & ~(nint)63);   // pinned: a fixed address
+            }
+            for (int j = 0, strip = 0; j < n; j += Strip, strip++)
+            {
+                // In the last strip the last vector's first 16·v − (n − j) lanes are columns written before it: they keep C.
+                var (vectors, lastColumn) = StripShape(n, j);
+                var keep = Vector512.LessThan(Lanes, Vector512.Create(16 * (vectors - 1) - lastColumn)).AsSingle();
+                float* stripPanel = packed != null ? packed + (long)strip * k * Strip : panel;
+                if (packed == null) PackPanel(b + j, ldb, k, vectors, lastColumn, stripPanel);
+                var s = new Operands(bounds + firstRow * stride, stride, position, rows, k, Strip, ldc, scratch, alpha, beta, lastColumn);
+                switch (vectors)
+                {
+                    case 4: Run<Four>(s, stripPanel, c + j, keep); break;
+                    case 3: Run<Three>(s, stripPanel, c + j, keep); break;
+                    case 2: Run<Two>(s, stripPanel, c + j, keep); break;
+                    default: Run<One>(s, stripPanel, c + j, keep); break;
+                }
+            }
+        }
+    }
+
+    private static readonly Vector512<int> Lanes = Vector512.Create(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+
+    /// <summary>
+    /// Copies a strip of B (k rows from <paramref name="b"/>, row stride <paramref name="ldb"/>) to a contiguous 64-byte
+    /// aligned panel of 64-float rows: vector t &lt; v − 1 from column 16t, the last from <paramref name="lastColumn"/>.
+    /// B's own rows are rarely aligned (a load across two cache lines costs two) and a power-of-two row stride maps a
+    /// strip's rows to few cache sets; the panel's 256-byte rows have neither problem. The copy is k × 64 floats against
+    /// the rows × ones × 64 adds that read it.
+    /// </summary>
+    private static void PackPanel(float* b, long ldb, int k, int vectors, int lastColumn, float* panel)
+    {
+        for (int p = 0; p < k; p++)
+        {
+            float* src = b + p * ldb, dst = panel + p * Strip;
+            for (int t = 0; t < vectors - 1; t++) Vector512.Load(src + 16 * t).Store(dst + 16 * t);
+            Vector512.Load(src + lastColumn).Store(dst + 16 * (vectors - 1));
+        }
+    }
+
+    /// <summary>Whether the k × n entries of B are all finite.</summary>
+    private static bool AllFinite(ReadOnlySpan<float> b, int k, int n, int ldb)
+    {
+        for (int p = 0; p < k; p++)
+        {
+            var row = b.Slice(p * ldb, n);
+            // x − x is 0 for finite x and NaN for ±∞ and NaN; the sum of those zeros is 0 exactly.
+            int j = 0;
+            var acc = Vector512<float>.Zero;
+            for (; j + 16 <= n; j += 16)
+            {
+                var v = Vector512.Create(row.Slice(j, 16));
+                acc += v - v;
+            }
+            float tail = 0f;
+            for (; j < n; j++) tail += row[j] - row[j];
+            if (Vector512.Sum(acc) + tail != 0f) return false;
+        }
+        return true;
+    }
+
+    private readonly struct Operands(int* bounds, int stride, int* position, int rows, int k, long ldb, long ldc, float* scratch, float alpha, float beta,
+        int lastColumn)
+    {
+        /// <summary>Where the strip's last vector is in C (columns from the strip's start; in the panel it follows the others).</summary>
+        public readonly int LastColumn = lastColumn;
+        /// <summary>Row r's ones in block s: Position[Bounds[r·Stride + s] .. Bounds[r·Stride + s + 1]).</summary>
+        public readonly int* Bounds = bounds, Position = position;
+        public readonly int Stride = stride, Rows = rows, K = k;
+        public readonly long Ldb = ldb, Ldc = ldc;
+        public readonly float* Scratch = scratch;
+        public readonly float Alpha = alpha, Beta = beta;
+    }
+
+    private interface IWidth { static abstract int Vectors { get; } }
+    private struct Four : IWidth { public static int Vectors => 4; }
+    private struct Three : IWidth { public static int Vectors => 3; }
+    private struct Two : IWidth { public static int Vectors => 2; }
+    private struct One : IWidth { public static int Vectors => 1; }
+
+    /// <summary>One row's sums over a strip of 16 · TW.Vectors columns.</summary>
+    private struct Sums<TW> where TW : struct, IWidth
+    {
+        private Vector512<float> _0, _1, _2, _3;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public void Start(bool fromZero, float* partial)
+        {
+            if (fromZero) { _0 = _1 = _2 = _3 = Vector512<float>.Zero; return; }
+            _0 = Vector512.Load(partial);
+            if (TW.Vectors >= 2) _1 = Vector512.Load(partial + 16);
+            if (TW.Vectors >= 3) _2 = Vector512.Load(partial + 32);
+            if (TW.Vectors >= 4) _3 = Vector512.Load(partial + 48);
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public void Add(float* row)
+        {
+            _0 += Vector512.Load(row);
+            if (TW.Vectors >= 2) _1 += Vector512.Load(row + 16);
+            if (TW.Vectors >= 3) _2 += Vector512.Load(row + 32);
+            if (TW.Vectors >= 4) _3 += Vector512.Load(row + 48);
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public readonly void Save(float* partial)
+        {
+            _0.Store(partial);
+            if (TW.Vectors >= 2) _1.Store(partial + 16);
+            if (TW.Vectors >= 3) _2.Store(partial + 32);
+            if (TW.Vectors >= 4) _3.Store(partial + 48);
+        }
+
+        /// <summary>C ← fma(sum, alpha, addend) (addend: C, or beta · C in the first k-block), vector by vector in
+        /// order, the last at <paramref name="lastColumn"/> with its lanes in <paramref name="keep"/> keeping C.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public readonly void Finish(float* c, int lastColumn, bool firstBlock, float beta, Vector512<float> alpha, Vector512<float> keep)
+        {
+            var none = Vector512<float>.Zero;
+            if (TW.Vectors == 1) { Write(c + lastColumn, _0, firstBlock, beta, alpha, keep); return; }
+            Write(c, _0, firstBlock, beta, alpha, none);
+            if (TW.Vectors == 2) { Write(c + lastColumn, _1, firstBlock, beta, alpha, keep); return; }
+            Write(c + 16, _1, firstBlock, beta, alpha, none);
+            if (TW.Vectors == 3) { Write(c + lastColumn, _2, firstBlock, beta, alpha, keep); return; }
+            Write(c + 32, _2, firstBlock, beta, alpha, none);
+            Write(c + lastColumn, _3, firstBlock, beta, alpha, keep);
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static void Write(float* c, Vector512<float> sum, bool firstBlock, float beta, Vector512<float> alpha, Vector512<float> keep)
+        {
+            var old = Vector512.Load(c);
+            var addend = !firstBlock || beta == 1f ? old : beta == 0f ? Vector512<float>.Zero : old * Vector512.Create(beta);
+            Vector512.ConditionalSelect(keep, old, Avx512F.FusedMultiplyAdd(sum, alpha, addend)).Store(c);
+        }
+    }
+
+    /// <summary>
+    /// A strip of 16 · TW.Vectors columns of C: for each block of k, rows in pairs, the two rows' selected rows of B
+    /// added in step (twice the independent sums of one row, which a single row's add latency would otherwise bound).
+    /// </summary>
+    private static void Run<TW>(in Operands s, float* b, float* c, Vector512<float> keep) where TW : struct, IWidth
+    {
+        for (int g = 0; g < s.Rows; g += RowGroup) RunGroup<TW>(s, g, Math.Min(s.Rows, g + RowGroup), b, c, keep);
+    }
+
+    private static void RunGroup<TW>(in Operands s, int firstRow, int endRow, float* b, float* c, Vector512<float> keep) where TW : struct, IWidth
+    {
+        var alpha = Vector512.Create(s.Alpha);
+        int* pos = s.Position;
+        for (int block = 0; block < s.Stride - 1; block++)
+        {
+            int p0 = block * OnesIndex.SubBlock, pEnd = Math.Min(p0 + OnesIndex.SubBlock, s.K);
+            bool fromZero = p0 % Gemm.KC == 0, last = pEnd % Gemm.KC == 0 || pEnd == s.K, firstBlock = p0 < Gemm.KC;
+            Sums<TW> x = default, y = default;
+            int r = firstRow;
+            for (; r + 2 <= endRow; r += 2)
+            {
+                int* bx = s.Bounds + r * s.Stride + block, by = bx + s.Stride;
+                int ix = bx[0], ex = bx[1], iy = by[0], ey = by[1];
+                float* px = s.Scratch + (r - firstRow) * Strip, py = px + Strip;
+                x.Start(fromZero, px);
+                y.Start(fromZero, py);
+                int common = Math.Min(ex - ix, ey - iy);
+                for (int t = 0; t < common; t++)
+                {
+                    x.Add(b + pos[ix + t] * s.Ldb);
+                    y.Add(b + pos[iy + t] * s.Ldb);
+                }
+                for (int t = ix + common; t < ex; t++) x.Add(b + pos[t] * s.Ldb);
+                for (int t = iy + common; t < ey; t++) y.Add(b + pos[t] * s.Ldb);
+                if (!last) { x.Save(px); y.Save(py); continue; }
+                x.Finish(c + r * s.Ldc, s.LastColumn, firstBlock, s.Beta, alpha, keep);
+                y.Finish(c + (r + 1) * s.Ldc, s.LastColumn, firstBlock, s.Beta, alpha, keep);
+            }
+            if (r < endRow)
+            {
+                int* bx = s.Bounds + r * s.Stride + block;
+                float* px = s.Scratch + (r - firstRow) * Strip;
+                x.Start(fromZero, px);
+                for (int t = bx[0]; t < bx[1]; t++) x.Add(b + pos[t] * s.Ldb);
+                if (!last) x.Save(px);
+                else x.Finish(c + r * s.Ldc, s.LastColumn, firstBlock, s.Beta, alpha, keep);
+            }
+        }
+    }
+
+    /// <summary>One column (products narrower than 16 columns).</summary>
+    private static void Column(in Operands s, float* b, float* c)
+    {
+        for (int r = 0; r < s.Rows; r++)
+        {
+            float* cr = c + r * s.Ldc;
+            float sum = 0f;
+            for (int block = 0; block < s.Stride - 1; block++)
+            {
+                int p0 = block * OnesIndex.SubBlock, pEnd = Math.Min(p0 + OnesIndex.SubBlock, s.K);
+                if (p0 % Gemm.KC == 0) sum = 0f;
+                int* bounds = s.Bounds + r * s.Stride + block;
+                for (int t = bounds[0]; t < bounds[1]; t++) sum += b[s.Position[t] * s.Ldb];
+                if (pEnd % Gemm.KC != 0 && pEnd != s.K) continue;
+                float addend = p0 >= Gemm.KC || s.Beta == 1f ? *cr : s.Beta == 0f ? 0f : *cr * s.Beta;
+                *cr = MathF.FusedMultiplyAdd(sum, s.Alpha, addend);
+            }
+        }
+    }
+}

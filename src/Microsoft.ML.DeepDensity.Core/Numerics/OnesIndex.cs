@@ -1,0 +1,179 @@
+using System.Numerics;
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+#if NET9_0_OR_GREATER
+using System.Runtime.Intrinsics.X86;
+#endif
+
+namespace Microsoft.ML.DeepDensity.Numerics;
+
+/// <summary>
+/// The positions of the ones of a 0/1 matrix op(A) (m × k), row by row in increasing column order: the left operand of
+/// <see cref="OnesGemm"/> (binary data rows, the RBM's sampled units).
+/// </summary>
+/// <remarks>
+/// Row i's positions are stored from <c>i · k</c> (room for a full row), so rows are indexed independently: in parallel
+/// blocks of rows, and without a pass to count them first. For each row the index also keeps where its positions cross
+/// every multiple of <see cref="SubBlock"/> (the product's cache blocks of k), so the product's loops are counted.
+/// Buffers grow to the largest matrix seen and are reused: a trainer keeps one index per operand and rebuilds it every
+/// step without allocating.
+/// </remarks>
+internal sealed class OnesIndex
+{
+    /// <summary>Columns of op(A) per block of the product (a divisor of <see cref="Gemm.KC"/>).</summary>
+    public const int SubBlock = 128;
+
+    private int[] _bounds = [];
+    private int[] _position = [];
+    private int[] _count = [];
+
+    /// <summary>Rows of op(A).</summary>
+    public int Rows { get; private set; }
+
+    /// <summary>Columns of op(A) (the product's k).</summary>
+    public int Columns { get; private set; }
+
+    /// <summary>Blocks of <see cref="SubBlock"/> columns (the last one may be shorter).</summary>
+    public int SubBlocks => (Columns + SubBlock - 1) / SubBlock;
+
+    /// <summary>Row i's ones in column block s are <c>Position[Bounds[i·(SubBlocks+1) + s] .. Bounds[i·(SubBlocks+1) + s + 1])</c>.</summary>
+    internal int[] Bounds => _bounds;
+
+    /// <inheritdoc cref="Bounds"/>
+    internal int[] Position => _position;
+
+    /// <summary>Ones in rows [<paramref name="firstRow"/>, + <paramref name="rows"/>).</summary>
+    public long Ones(int firstRow, int rows)
+    {
+        if (firstRow < 0 || rows < 0 || firstRow + rows > Rows) throw new ArgumentOutOfRangeException(nameof(rows));
+        int stride = SubBlocks + 1;
+        long ones = 0;
+        for (int i = firstRow; i < firstRow + rows; i++) ones += _bounds[i * stride + stride - 1] - _bounds[i * stride];
+        return ones;
+    }
+
+    /// <summary>
+    /// Starts an index of an m × k op(A): sizes the buffers; then <see cref="TryIndexRows"/> fills it (rows in any order, or
+    /// blocks of rows on several threads). Returns false if m·k is too large for the index.
+    /// </summary>
+    public bool Reset(int m, int k)
+    {
+        if (m < 0 || k < 0) throw new ArgumentOutOfRangeException(nameof(m), "Matrix sizes must be non-negative.");
+        Rows = 0;
+        Columns = 0;
+        if ((long)m * k + 16 > Array.MaxLength || (long)m * ((k + SubBlock - 1) / SubBlock + 1) > Array.MaxLength) return false;
+        Columns = k;
+        int stride = SubBlocks + 1;
+        if (_bounds.Length < m * stride) _bounds = new int[m * stride];
+        if (_position.Length < m * k + 16) _position = new int[m * k + 16];
+        Rows = m;
+        return true;
+    }
+
+    /// <summary>
+    /// Indexes rows [<paramref name="firstRow"/>, + <paramref name="rows"/>) of op(A) = A (row-major, row stride
+    /// <paramref name="lda"/>; <paramref name="a"/> starts at row 0) after <see cref="Reset"/>. Returns false if an
+    /// element is neither 0 nor 1 (NaN included; −0 counts as 0): the index must not be used then.
+    /// </summary>
+    public bool TryIndexRows(ReadOnlySpan<float> a, int lda, int firstRow, int rows)
+    {
+        int k = Columns, stride = SubBlocks + 1;
+        if (firstRow < 0 || rows < 0 || firstRow + rows > Rows) throw new ArgumentOutOfRangeException(nameof(rows));
+        if (rows > 0 && k > 0 && (lda < k || a.Length < (long)(firstRow + rows - 1) * lda + k))
+            throw new ArgumentException($"The operand needs {firstRow + rows} rows of {k} values with stride {lda}.", nameof(a));
+        for (int i = firstRow; i < firstRow + rows; i++)
+        {
+            if (Append(a.Slice(i * lda, k), _position, i * k, _bounds.AsSpan(i * stride, stride)) < 0) return false;
+        }
+        return true;
+    }
+
+    /// <summary>Indexes all of op(A), m × k: A itself, or Aᵀ when <paramref name="transpose"/> (A stored k × m). False
+    /// if an element is neither 0 nor 1.</summary>
+    public bool TryBuild(bool transpose, int m, int k, ReadOnlySpan<float> a, int lda)
+    {
+        if (!transpose) return Reset(m, k) && TryIndexRows(a, lda, 0, m);
+        var stored = new OnesIndex();
+        return stored.Reset(k, m) && stored.TryIndexRows(a, lda, 0, k) && TryTransposeOf(stored);
+    }
+
+    /// <summary>Makes this the index of the transpose of <paramref name="rowsIndex"/>'s matrix: row i lists, in
+    /// increasing order, the rows of that matrix with a one in column i (one pass over its ones).</summary>
+    public bool TryTransposeOf(OnesIndex rowsIndex)
+    {
+        int m = rowsIndex.Columns, k = rowsIndex.Rows, sourceStride = rowsIndex.SubBlocks + 1;
+        if (!Reset(m, k)) return false;
+        if (_count.Length < m) _count = new int[m];
+        var count = _count.AsSpan(0, m);
+        count.Clear();
+        var source = rowsIndex._position;
+        int stride = SubBlocks + 1;
+        for (int p = 0; p < k; p++)
+        {
+            // Positions arrive in increasing p, so each row's block bounds are its ends as p crosses a block start.
+            if (p % SubBlock == 0) MarkBounds(p / SubBlock, count);
+            int from = rowsIndex._bounds[p * sourceStride], to = rowsIndex._bounds[p * sourceStride + sourceStride - 1];
+            for (int t = from; t < to; t++)
+            {
+                int i = source[t];
+                _position[i * k + count[i]++] = p;
+            }
+        }
+        MarkBounds(stride - 1, count);
+        return true;
+    }
+
+    /// <summary>Bound <paramref name="block"/> of every row: where its positions end now.</summary>
+    private void MarkBounds(int block, ReadOnlySpan<int> count)
+    {
+        int stride = SubBlocks + 1, k = Columns;
+        for (int i = 0; i < count.Length; i++) _bounds[i * stride + block] = i * k + count[i];
+    }
+
+    /// <summary>Writes the positions of the ones of <paramref name="row"/> to <paramref name="positions"/> from
+    /// <paramref name="n"/> (which has 16 spare entries after the row's room), and where each block of
+    /// <see cref="SubBlock"/> columns starts (and the row ends) to <paramref name="bounds"/>; returns the end, or −1 if a
+    /// value is not 0 or 1.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static unsafe int Append(ReadOnlySpan<float> row, int[] positions, int n, Span<int> bounds)
+    {
+        int d = row.Length;
+        fixed (float* pr = row)
+        fixed (int* dest = positions)
+        {
+            for (int block = 0, p = 0; block * SubBlock < d; block++)
+            {
+                bounds[block] = n;
+                int end = Math.Min(d, (block + 1) * SubBlock);
+#if NET9_0_OR_GREATER
+                if (Avx512F.IsSupported)
+                {
+                    // The bits of 1f, and of ±0 with the sign cleared; any other pattern is a bad value.
+                    var one = Vector512.Create(0x3F800000);
+                    var magnitude = Vector512.Create(0x7FFFFFFF);
+                    var lane = Vector512.Create(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+                    var bad = Vector512<int>.Zero;
+                    for (; p + 16 <= end; p += 16)
+                    {
+                        var v = Vector512.Load((int*)pr + p);
+                        var isOne = Vector512.Equals(v, one);
+                        bad |= ~(isOne | Vector512.Equals(v & magnitude, Vector512<int>.Zero));
+                        // All 16 lanes are written; the ones' positions come first, and n moves past them only.
+                        Avx512F.Compress(Vector512<int>.Zero, isOne, lane + Vector512.Create(p)).Store(dest + n);
+                        n += BitOperations.PopCount((uint)isOne.ExtractMostSignificantBits());
+                    }
+                    if (bad != Vector512<int>.Zero) return -1;
+                }
+#endif
+                for (; p < end; p++)
+                {
+                    float x = pr[p];
+                    if (x == 1f) dest[n++] = p;
+                    else if (x != 0f) return -1;
+                }
+            }
+        }
+        bounds[^1] = n;
+        return n;
+    }
+}

@@ -1,0 +1,197 @@
+using Microsoft.ML.DeepDensity.Data;
+using Microsoft.ML.DeepDensity.Models.Rbm;
+using Microsoft.ML.DeepDensity.Numerics;
+using Microsoft.ML.DeepDensity.Randomness;
+using Microsoft.ML.DeepDensity.Tests.Conformance;
+
+namespace Microsoft.ML.DeepDensity.Tests.Engine;
+
+/// <summary>
+/// The product of a 0/1 matrix as sums of selected rows (<see cref="OnesGemm"/>, <see cref="OnesIndex"/>): the same bits
+/// as <see cref="Gemm"/> for every shape, block edge, density, scale and row range, packed or not; refusing what Gemm
+/// would turn into NaN and what is not 0/1; and the RBM that uses it training and scoring to the same bytes as without it.
+/// Without AVX-512 (or on .NET 8) the products are not usable and the tests check only that they refuse.
+/// </summary>
+[Collection(EngineSettingsCollection.Name)] // turns the products off process-wide in one test
+public class OnesGemmTests
+{
+    private static float[] Binary(int length, Random rng, double ones)
+    {
+        var a = new float[length];
+        for (int i = 0; i < a.Length; i++) a[i] = rng.NextDouble() < ones ? 1f : (rng.Next(4) == 0 ? -0f : 0f);
+        return a;
+    }
+
+    private static float[] Gaussian(int length, Random rng)
+    {
+        var b = new float[length];
+        for (int i = 0; i < b.Length; i++) b[i] = (float)(rng.NextDouble() * 2 - 1) * 3f;
+        return b;
+    }
+
+    public static TheoryData<int, int, int> Shapes => new()
+    {
+        { 1, 1, 1 }, { 2, 15, 7 }, { 3, 16, 128 }, { 17, 17, 129 }, { 64, 63, 256 }, { 65, 64, 257 }, { 130, 65, 600 },
+        { 7, 130, 513 }, { 66, 250, 784 }, { 5, 500, 200 }, { 129, 116, 300 },
+    };
+
+    [Theory]
+    [MemberData(nameof(Shapes))]
+    public void ProductEqualsGemmBitForBit(int m, int n, int k)
+    {
+        var rng = new Random(m * 1000 + n * 10 + k);
+        foreach (bool transpose in new[] { false, true })
+        foreach (double ones in new[] { 0.0, 0.1, 0.5, 1.0 })
+        foreach (var (alpha, beta) in new[] { (1f, 0f), (0.5f, 1f), (-1.3f, 0.7f) })
+        {
+            int lda = (transpose ? m : k) + 3, ldb = n + 5, ldc = n + 2;
+            var a = Binary((transpose ? k : m) * lda, rng, ones);
+            var b = Gaussian(k * ldb, rng);
+            var expected = Gaussian(m * ldc, rng);
+            var actual = expected.ToArray();
+            var packedActual = expected.ToArray();
+            Gemm.Multiply(transpose, false, m, n, k, alpha, a, lda, b, ldb, beta, expected, ldc, allowParallel: false);
+            var index = new OnesIndex();
+            Assert.True(index.TryBuild(transpose, m, k, a, lda));
+            if (!OnesGemm.IsUsable)
+            {
+                Assert.False(OnesGemm.TryMultiply(index, 0, m, n, alpha, b, ldb, beta, actual, ldc));
+                return;
+            }
+            Assert.True(OnesGemm.TryMultiply(index, 0, m, n, alpha, b, ldb, beta, actual, ldc));
+            Assert.Equal(Bits(expected), Bits(actual));
+            OnesGemm.Panels? panels = null;
+            if (OnesGemm.TryPack(b, k, n, ldb, ref panels))
+            {
+                Assert.True(OnesGemm.TryMultiply(index, 0, m, panels!, alpha, beta, packedActual, ldc));
+                Assert.Equal(Bits(expected), Bits(packedActual));
+            }
+            else Assert.True(n < 16);
+        }
+    }
+
+    [Fact]
+    public void ARangeOfRowsIsThoseRowsOfTheWholeProduct()
+    {
+        if (!OnesGemm.IsUsable) return;
+        var rng = new Random(3);
+        int m = 90, n = 70, k = 300;
+        var a = Binary(m * k, rng, 0.3);
+        var b = Gaussian(k * n, rng);
+        var whole = new float[m * n];
+        Gemm.Multiply(false, false, m, n, k, 1f, a, k, b, n, 0f, whole, n, allowParallel: false);
+        var index = new OnesIndex();
+        Assert.True(index.TryBuild(false, m, k, a, k));
+        foreach (var (first, rows) in new[] { (0, 1), (5, 2), (31, 33), (89, 1), (0, 90) })
+        {
+            var part = new float[rows * n];
+            Assert.True(OnesGemm.TryMultiply(index, first, rows, n, 1f, b, n, 0f, part, n));
+            Assert.Equal(Bits(whole.AsSpan(first * n, rows * n).ToArray()), Bits(part));
+        }
+    }
+
+    [Fact]
+    public void TheTransposeOfAnIndexIsTheIndexOfTheTranspose()
+    {
+        var rng = new Random(4);
+        int rows = 200, columns = 300;
+        var a = Binary(rows * columns, rng, 0.3);
+        var direct = new OnesIndex();
+        Assert.True(direct.TryBuild(true, columns, rows, a, columns));
+        var source = new OnesIndex();
+        Assert.True(source.TryBuild(false, rows, columns, a, columns));
+        var transposed = new OnesIndex();
+        Assert.True(transposed.TryTransposeOf(source));
+        Assert.Equal(columns, transposed.Rows);
+        Assert.Equal(rows, transposed.Columns);
+        int stride = transposed.SubBlocks + 1;
+        for (int i = 0; i < columns; i++)
+        {
+            var expected = Enumerable.Range(0, rows).Where(p => a[p * columns + i] == 1f).ToArray();
+            for (int s = 0; s < stride - 1; s++)
+            {
+                Assert.Equal(expected.Where(p => p / OnesIndex.SubBlock == s),
+                    transposed.Position[transposed.Bounds[i * stride + s]..transposed.Bounds[i * stride + s + 1]]);
+                Assert.Equal(expected.Where(p => p / OnesIndex.SubBlock == s),
+                    direct.Position[direct.Bounds[i * stride + s]..direct.Bounds[i * stride + s + 1]]);
+            }
+        }
+        Assert.Equal(a.Count(x => x == 1f), transposed.Ones(0, columns));
+    }
+
+    [Theory]
+    [InlineData(0.5f)]
+    [InlineData(2f)]
+    [InlineData(float.NaN)]
+    [InlineData(-1f)]
+    public void ValuesOtherThanZeroAndOneAreRefused(float bad)
+    {
+        foreach (int at in new[] { 0, 15, 16, 130, 299 })
+        {
+            var a = new float[2 * 300];
+            a[300 + at] = bad;
+            Assert.False(new OnesIndex().TryBuild(false, 2, 300, a, 300));
+            Assert.False(OnesGemm.TryMultiplyRows(a, 2, 300, new float[300 * 20], 20, new float[2 * 20]));
+        }
+    }
+
+    [Theory]
+    [InlineData(float.PositiveInfinity)]
+    [InlineData(float.NaN)]
+    public void ANonFiniteRightOperandIsLeftToGemm(float bad)
+    {
+        var rng = new Random(5);
+        int m = 4, n = 40, k = 50;
+        var a = Binary(m * k, rng, 0.3);
+        var b = Gaussian(k * n, rng);
+        b[17 * n + 3] = bad;
+        var index = new OnesIndex();
+        Assert.True(index.TryBuild(false, m, k, a, k));
+        var c = new float[m * n];
+        Assert.False(OnesGemm.TryMultiply(index, 0, m, n, 1f, b, n, 0f, c, n));
+        Assert.All(c, x => Assert.Equal(0f, x));
+        OnesGemm.Panels? panels = null;
+        if (OnesGemm.TryPack(b, k, n, n, ref panels)) Assert.False(OnesGemm.TryMultiply(index, 0, m, panels!, 1f, 0f, c, n));
+    }
+
+    [Fact]
+    public void AForcedKernelPathTurnsTheProductsOff()
+    {
+        using (KernelPath.Force(SimdLevel.Avx2)) Assert.False(OnesGemm.IsUsable);
+        using (KernelPath.Force(SimdLevel.Portable)) Assert.False(OnesGemm.IsUsable);
+    }
+
+    /// <summary>The RBM on sparse binary rows (a fifth of ones, below the products' density limit) trains and scores
+    /// to the same bytes with the products on and off, on the trainer's hidden regions, weight update, AIS and scoring.</summary>
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void TheRbmGivesTheSameBytesWithAndWithoutTheProducts(bool persistent)
+    {
+        var rng = new Random(6);
+        var data = new RowMatrix(Binary(400 * 90, rng, 0.2), 400, 90);
+        var test = new RowMatrix(Binary(300 * 90, rng, 0.2), 300, 90);
+        var options = new RbmOptions
+        {
+            HiddenUnits = 70, MaxEpochs = 3, BatchSize = 50, AisTemperatures = 200, AisRuns = 8, Seed = 3,
+            Algorithm = persistent ? RbmTrainingAlgorithm.PersistentContrastiveDivergence : RbmTrainingAlgorithm.ContrastiveDivergence,
+        };
+        (byte[] Model, float[] Scores) Run()
+        {
+            var model = RbmModel.Fit(data, options);
+            return (model.ToBytes(), model.LogDensity(test));
+        }
+        var on = Run();
+        bool before = OnesGemm.Disabled;
+        OnesGemm.Disabled = true;
+        try
+        {
+            var off = Run();
+            Assert.Equal(off.Model, on.Model);
+            Assert.Equal(Bits(off.Scores), Bits(on.Scores));
+        }
+        finally { OnesGemm.Disabled = before; }
+    }
+
+    private static int[] Bits(float[] values) => values.Select(BitConverter.SingleToInt32Bits).ToArray();
+}
