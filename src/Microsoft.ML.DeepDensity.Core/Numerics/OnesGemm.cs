@@ -23,9 +23,9 @@ namespace Microsoft.ML.DeepDensity.Numerics;
 /// time, the partial sums waiting in a 16 KB scratch between blocks (stored floats, so the sums are unchanged). Rows go
 /// in pairs, whose sums are independent, so that the adds' latency does not bound a row's chain. The last strip's last
 /// vector is the 16 columns that end at n, keeping the lanes written before it.</para>
-/// <para><b>Measured</b> (the ones-gemm benchmark, one core, the RBM's shapes): Gemm's time × 0.37–0.42 at a tenth of
-/// ones, × 0.52–0.78 at 0.3, × 0.89–1.1 at 0.5 and × 1.5–1.9 at 1, the index's build included: a sum costs an L1 load
-/// per 16 adds, where the GEMM's register tile reuses each load many times, so it wins by skipping zeros only.</para>
+/// <para><b>Measured</b> (the ones-gemm benchmark, one core, the RBM's shapes, the index's build included): Gemm's time
+/// × 0.44–0.71 at a tenth of ones, × 0.65–0.79 at 0.3, × 0.88–1.14 at 0.5 and × 1.4–2.0 at 1. A sum costs an L1 load per
+/// 16 adds, where the GEMM's register tile reuses each load many times, so it wins by skipping zeros only.</para>
 /// <para>AVX-512 only (the 64-column strip is its register block): <see cref="IsUsable"/> is false elsewhere and when a
 /// kernel path is forced, and callers then use Gemm, with the same bits.</para>
 /// </remarks>
@@ -83,23 +83,27 @@ internal static unsafe class OnesGemm
     /// row stride <paramref name="ldb"/>; k = <see cref="OnesIndex.Columns"/>). Returns false without writing if this
     /// product is not usable here (<see cref="IsUsable"/>) or B has an entry that is not finite.
     /// </summary>
+    /// <param name="transposeB">op(B) = Bᵀ: <paramref name="b"/> is stored n × k (row stride <paramref name="ldb"/>), and
+    /// its panels are packed through 16 × 16 register transposes.</param>
     public static bool TryMultiply(OnesIndex a, int firstRow, int rows, int n, float alpha, ReadOnlySpan<float> b, int ldb,
-        float beta, Span<float> c, int ldc)
+        float beta, Span<float> c, int ldc, bool transposeB = false)
     {
         int k = a.Columns;
+        int storedRows = transposeB ? n : k, storedColumns = transposeB ? k : n;
         if (firstRow < 0 || rows < 0 || firstRow + rows > a.Rows) throw new ArgumentOutOfRangeException(nameof(rows), $"Rows [{firstRow}, {firstRow + rows}) are not in the index's {a.Rows}.");
         if (n < 0) throw new ArgumentOutOfRangeException(nameof(n));
-        if (k > 0 && n > 0 && (ldb < n || b.Length < (long)(k - 1) * ldb + n)) throw new ArgumentException($"B needs {k} rows of {n} values with stride {ldb}.", nameof(b));
+        if (k > 0 && n > 0 && (ldb < storedColumns || b.Length < (long)(storedRows - 1) * ldb + storedColumns))
+            throw new ArgumentException($"B needs {storedRows} rows of {storedColumns} values with stride {ldb}.", nameof(b));
         if (rows > 0 && n > 0 && (ldc < n || c.Length < (long)(rows - 1) * ldc + n)) throw new ArgumentException($"C needs {rows} rows of {n} values with stride {ldc}.", nameof(c));
-        if (!IsUsable || !AllFinite(b, k, n, ldb)) return false;
+        if (!IsUsable || !AllFinite(b, storedRows, storedColumns, ldb)) return false;
         if (rows == 0 || n == 0) return true;
         fixed (float* pb = b, pc = c)
-            Multiply(a, firstRow, rows, n, alpha, pb, ldb, null, beta, pc, ldc);
+            Multiply(a, firstRow, rows, n, alpha, pb, ldb, transposeB, null, beta, pc, ldc);
         return true;
     }
 
     /// <summary>
-    /// <see cref="TryMultiply(OnesIndex, int, int, int, float, ReadOnlySpan{float}, int, float, Span{float}, int)"/> with
+    /// <see cref="TryMultiply(OnesIndex, int, int, int, float, ReadOnlySpan{float}, int, float, Span{float}, int, bool)"/> with
     /// all n columns of a B packed once by <see cref="TryPack"/>; false (C untouched) if this product is not usable here,
     /// the panels do not fit (another k) or B was not all finite.
     /// </summary>
@@ -112,7 +116,7 @@ internal static unsafe class OnesGemm
         if (rows == 0) return true;
         fixed (float* pc = c)
         fixed (float* buffer = b.Buffer)
-            Multiply(a, firstRow, rows, n, alpha, null, 0, b.Start(buffer), beta, pc, ldc);
+            Multiply(a, firstRow, rows, n, alpha, null, 0, false, b.Start(buffer), beta, pc, ldc);
         return true;
     }
 
@@ -165,7 +169,8 @@ internal static unsafe class OnesGemm
 
     /// <summary>The product for B in place (<paramref name="b"/>, packed strip by strip here) or packed
     /// (<paramref name="packed"/>: all strips, one after another).</summary>
-    private static void Multiply(OnesIndex a, int firstRow, int rows, int n, float alpha, float* b, long ldb, float* packed, float beta, float* c, long ldc)
+    private static void Multiply(OnesIndex a, int firstRow, int rows, int n, float alpha, float* b, long ldb, bool transposeB, float* packed,
+        float beta, float* c, long ldc)
     {
         int k = a.Columns;
         if (k == 0 || alpha == 0f)
@@ -182,6 +187,8 @@ internal static unsafe class OnesGemm
         {
             if (n < 16)
             {
+                // Column j of op(B) = Bᵀ is row j of B: stride 1 along k.
+                if (transposeB) { for (int j = 0; j < n; j++) Column(new Operands(bounds + firstRow * stride, stride, position, rows, k, 1, ldc, scratch, alpha, beta, 0), b + j * ldb, c + j); return; }
                 var s = new Operands(bounds + firstRow * stride, stride, position, rows, k, ldb, ldc, scratch, alpha, beta, 0);
                 for (int j = 0; j < n; j++) Column(s, b + j, c + j);
                 return;
@@ -198,7 +205,8 @@ internal static unsafe class OnesGemm
                 var (vectors, lastColumn) = StripShape(n, j);
                 var keep = Vector512.LessThan(Lanes, Vector512.Create(16 * (vectors - 1) - lastColumn)).AsSingle();
                 float* stripPanel = packed != null ? packed + (long)strip * k * Strip : panel;
-                if (packed == null) PackPanel(b + j, ldb, k, vectors, lastColumn, stripPanel);
+                if (packed == null && transposeB) PackPanelTransposed(b + j * ldb, ldb, k, vectors, lastColumn, stripPanel);
+                else if (packed == null) PackPanel(b + j, ldb, k, vectors, lastColumn, stripPanel);
                 var s = new Operands(bounds + firstRow * stride, stride, position, rows, k, Strip, ldc, scratch, alpha, beta, lastColumn);
                 switch (vectors)
                 {
@@ -228,6 +236,61 @@ internal static unsafe class OnesGemm
             for (int t = 0; t < vectors - 1; t++) Vector512.Load(src + 16 * t).Store(dst + 16 * t);
             Vector512.Load(src + lastColumn).Store(dst + 16 * (vectors - 1));
         }
+    }
+
+    /// <summary><see cref="PackPanel"/> for op(B) = Bᵀ (<paramref name="b"/>: the strip's first row of B, n × k stored):
+    /// each vector's 16 rows of B are read 16 columns at a time and transposed in registers into 16 panel rows.</summary>
+    private static void PackPanelTransposed(float* b, long ldb, int k, int vectors, int lastColumn, float* panel)
+    {
+        var r = stackalloc Vector512<float>[16];
+        for (int t = 0; t < vectors; t++)
+        {
+            float* rows = b + (t < vectors - 1 ? 16 * t : lastColumn) * ldb;
+            float* dst = panel + 16 * t;
+            int p = 0;
+            for (; p + 16 <= k; p += 16)
+            {
+                for (int i = 0; i < 16; i++) r[i] = Vector512.Load(rows + i * ldb + p);
+                Transpose16(r);
+                for (int q = 0; q < 16; q++) r[q].Store(dst + (p + q) * Strip);
+            }
+            for (; p < k; p++)
+                for (int i = 0; i < 16; i++) dst[p * Strip + i] = rows[i * ldb + p];
+        }
+    }
+
+    /// <summary>Transposes the 16 × 16 floats in r[0..16) (row i becomes column i): four rounds of pairwise lane
+    /// exchanges at distances 8, 4, 2 and 1.</summary>
+    private static void Transpose16(Vector512<float>* r)
+    {
+        for (int round = 0, distance = 8; round < 4; round++, distance >>= 1)
+        {
+            var (low, high) = s_exchange[round];
+            for (int i = 0; i < 16; i++)
+            {
+                if ((i & distance) != 0) continue;
+                var a = r[i];
+                var c = r[i + distance];
+                r[i] = Avx512F.PermuteVar16x32x2(a, low, c);
+                r[i + distance] = Avx512F.PermuteVar16x32x2(a, high, c);
+            }
+        }
+    }
+
+    private static readonly (Vector512<int> Low, Vector512<int> High)[] s_exchange = [ExchangeIndices(8), ExchangeIndices(4), ExchangeIndices(2), ExchangeIndices(1)];
+
+    /// <summary>For rows i and i + d: lanes l with (l &amp; d) = 0 of the new row i keep row i's lane l and the others
+    /// take row i + d's lane l − d; the new row i + d takes row i's lane l + d and keeps row i + d's lane l.</summary>
+    private static (Vector512<int> Low, Vector512<int> High) ExchangeIndices(int d)
+    {
+        Span<int> low = stackalloc int[16], high = stackalloc int[16];
+        for (int l = 0; l < 16; l++)
+        {
+            bool first = (l & d) == 0;
+            low[l] = first ? l : 16 + l - d;
+            high[l] = first ? l + d : 16 + l;
+        }
+        return (Vector512.Create<int>(low), Vector512.Create<int>(high));
     }
 
     /// <summary>Whether the k × n entries of B are all finite.</summary>

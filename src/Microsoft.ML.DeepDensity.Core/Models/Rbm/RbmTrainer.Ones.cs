@@ -4,11 +4,11 @@ namespace Microsoft.ML.DeepDensity.Models.Rbm;
 
 /// <summary>
 /// The float path's products with 0/1 rows as <see cref="OnesGemm"/>'s sums of the rows their ones select (Bernoulli
-/// units without AMX): the hidden region's visible rows times W, and the weight update's Vᵀ times the statistics, whose
-/// rows are the visible units' lists of the rows where they are on. The bits are the float GEMM's, so a model is the
-/// same with or without them; rows with too many ones (<see cref="OnesGemm.MaxDensity"/>), a machine without AVX-512
-/// and a forced kernel path take the GEMM. The visible region's product (the chains' hidden samples times Wᵀ) keeps the
-/// GEMM: its right operand would be Wᵀ row by row, a transpose of W per step.
+/// units without AMX): the visible region's chains' hidden samples times Wᵀ (W's rows transposed into the product's
+/// panels), the hidden region's visible rows times W, and the weight update's Vᵀ times the statistics, whose rows are
+/// the visible units' lists of the rows where they are on. The bits are the float GEMM's, so a model is the same with
+/// or without them; rows with too many ones (<see cref="OnesGemm.MaxDensity"/>), a machine without AVX-512 and a forced
+/// kernel path take the GEMM.
 /// </summary>
 internal sealed partial class RbmTrainer
 {
@@ -26,6 +26,16 @@ internal sealed partial class RbmTrainer
             return false;
         if (firstRow == 0) _visibleOnesRows = rows;
         return true;
+    }
+
+    private readonly OnesIndex _chainHiddenOnes = new();
+
+    /// <summary>Indexes the ones of the chains' hidden samples [first, + rows); false: the region takes the GEMM.</summary>
+    private bool IndexChainHidden(int first, int rows)
+    {
+        int h = _m.H;
+        return !_m.Gaussian && OnesGemm.IsUsable && _chainHiddenOnes.Reset(rows, h)
+            && _chainHiddenOnes.TryIndexRows(_chainHidden.AsSpan(first * h), h, 0, rows) && OnesGemm.Pays(_chainHiddenOnes);
     }
 
     /// <summary>Vᵀ's index for the weight update, from the last hidden region's when it indexed all stacked rows.</summary>

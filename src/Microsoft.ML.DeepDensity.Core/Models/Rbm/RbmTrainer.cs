@@ -398,6 +398,7 @@ internal sealed partial class RbmTrainer
         int count = chunk.DataRows, negRows = chunk.ChainRows;
         int d = m.D, h = m.H, width = ColumnBlockWidth(d), blocks = (d + width - 1) / width;
         bool exact = quantizedWt is not null && BinaryGemm.TryPack(false, negRows, h, _chainHidden.AsSpan(chunk.ChainStart * h), h, ref _packedChainHidden);
+        bool ones = !exact && IndexChainHidden(chunk.ChainStart, negRows);
         var packedChainHidden = _packedChainHidden;
         RunBlocks(blocks, (long)negRows * d * h, exact, blk =>
         {
@@ -405,7 +406,8 @@ internal sealed partial class RbmTrainer
             int j0 = blk * width, w = Math.Min(width, d - j0);
             var xNeg = _visible.AsSpan(count * d, negRows * d);
             if (exact) BinaryGemm.Multiply(packedChainHidden!, quantizedWt!, j0, w, 1f, 0f, xNeg, d);
-            else Gemm.Multiply(false, true, negRows, w, h, 1f, _chainHidden.AsSpan(chunk.ChainStart * h), h, m.W.AsSpan(j0 * h), h, 0f, xNeg[j0..], d, allowParallel: false);
+            else if (!(ones && OnesGemm.TryMultiply(_chainHiddenOnes, 0, negRows, w, 1f, m.W.AsSpan(j0 * h), h, 0f, xNeg[j0..], d, transposeB: true)))
+                Gemm.Multiply(false, true, negRows, w, h, 1f, _chainHidden.AsSpan(chunk.ChainStart * h), h, m.W.AsSpan(j0 * h), h, 0f, xNeg[j0..], d, allowParallel: false);
             var bias = m.B.AsSpan(j0, w);
             var rng = random.Fork((ulong)blk);
             var u = _uniform.AsSpan(negRows * j0, negRows * w);
