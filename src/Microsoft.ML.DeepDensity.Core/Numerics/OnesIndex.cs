@@ -97,6 +97,36 @@ internal sealed class OnesIndex
         return stored.Reset(k, m) && stored.TryIndexRows(a, lda, 0, k) && TryTransposeOf(stored);
     }
 
+    /// <summary>
+    /// Indexes rows [<paramref name="first"/>, + <paramref name="count"/>) of op(A) = Aᵀ after <see cref="Reset"/>(m, k):
+    /// A is stored k × m (row stride <paramref name="lda"/>), and op(A)'s row i lists the rows of A with a one in column
+    /// i. Blocks of rows can be indexed on several threads (each reads only its columns of A). False if a value in those
+    /// columns is neither 0 nor 1.
+    /// </summary>
+    public unsafe bool TryIndexColumns(ReadOnlySpan<float> a, int lda, int first, int count)
+    {
+        int k = Columns, stride = SubBlocks + 1;
+        if (first < 0 || count < 0 || first + count > Rows) throw new ArgumentOutOfRangeException(nameof(count));
+        if (count > 0 && k > 0 && (lda < first + count || a.Length < (long)(k - 1) * lda + first + count))
+            throw new ArgumentException($"The operand needs {k} rows of {first + count} values with stride {lda}.", nameof(a));
+        Span<int> fill = count <= 1024 ? stackalloc int[count] : new int[count];
+        fill.Clear();
+        Span<int> ones = count + 16 <= 1024 ? stackalloc int[count + 16] : new int[count + 16];
+        for (int p = 0; p < k; p++)
+        {
+            if (p % SubBlock == 0) MarkBounds(p / SubBlock, first, fill);
+            int found = Append(a.Slice(p * lda + first, count), ones, 0, default);
+            if (found < 0) return false;
+            for (int t = 0; t < found; t++)
+            {
+                int c = ones[t];
+                _position[(first + c) * k + fill[c]++] = p;
+            }
+        }
+        MarkBounds(stride - 1, first, fill);
+        return true;
+    }
+
     /// <summary>Makes this the index of the transpose of <paramref name="rowsIndex"/>'s matrix: row i lists, in
     /// increasing order, the rows of that matrix with a one in column i (one pass over its ones).</summary>
     public bool TryTransposeOf(OnesIndex rowsIndex)
@@ -124,10 +154,13 @@ internal sealed class OnesIndex
     }
 
     /// <summary>Bound <paramref name="block"/> of every row: where its positions end now.</summary>
-    private void MarkBounds(int block, ReadOnlySpan<int> count)
+    private void MarkBounds(int block, ReadOnlySpan<int> count) => MarkBounds(block, 0, count);
+
+    /// <summary>Bound <paramref name="block"/> of rows first.. (count.Length of them): where their positions end now.</summary>
+    private void MarkBounds(int block, int first, ReadOnlySpan<int> count)
     {
         int stride = SubBlocks + 1, k = Columns;
-        for (int i = 0; i < count.Length; i++) _bounds[i * stride + block] = i * k + count[i];
+        for (int i = 0; i < count.Length; i++) _bounds[(first + i) * stride + block] = (first + i) * k + count[i];
     }
 
     /// <summary>Writes the positions of the ones of <paramref name="row"/> to <paramref name="positions"/> from
@@ -135,7 +168,7 @@ internal sealed class OnesIndex
     /// <see cref="SubBlock"/> columns starts (and the row ends) to <paramref name="bounds"/>; returns the end, or −1 if a
     /// value is not 0 or 1.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static unsafe int Append(ReadOnlySpan<float> row, int[] positions, int n, Span<int> bounds)
+    private static unsafe int Append(ReadOnlySpan<float> row, Span<int> positions, int n, Span<int> bounds)
     {
         int d = row.Length;
         fixed (float* pr = row)
@@ -143,7 +176,7 @@ internal sealed class OnesIndex
         {
             for (int block = 0, p = 0; block * SubBlock < d; block++)
             {
-                bounds[block] = n;
+                if (!bounds.IsEmpty) bounds[block] = n;
                 int end = Math.Min(d, (block + 1) * SubBlock);
 #if NET9_0_OR_GREATER
                 if (Avx512F.IsSupported)
@@ -173,7 +206,7 @@ internal sealed class OnesIndex
                 }
             }
         }
-        bounds[^1] = n;
+        if (!bounds.IsEmpty) bounds[^1] = n;
         return n;
     }
 }

@@ -103,6 +103,10 @@ public class OnesGemmTests
         Assert.True(source.TryBuild(false, rows, columns, a, columns));
         var transposed = new OnesIndex();
         Assert.True(transposed.TryTransposeOf(source));
+        // The same index made block by block from the stored columns, as the RBM's weight update makes it.
+        var byColumns = new OnesIndex();
+        Assert.True(byColumns.Reset(columns, rows));
+        foreach (var (first, count) in new[] { (0, 7), (7, 120), (127, 173) }) Assert.True(byColumns.TryIndexColumns(a, columns, first, count));
         Assert.Equal(columns, transposed.Rows);
         Assert.Equal(rows, transposed.Columns);
         int stride = transposed.SubBlocks + 1;
@@ -115,6 +119,8 @@ public class OnesGemmTests
                     transposed.Position[transposed.Bounds[i * stride + s]..transposed.Bounds[i * stride + s + 1]]);
                 Assert.Equal(expected.Where(p => p / OnesIndex.SubBlock == s),
                     direct.Position[direct.Bounds[i * stride + s]..direct.Bounds[i * stride + s + 1]]);
+                Assert.Equal(expected.Where(p => p / OnesIndex.SubBlock == s),
+                    byColumns.Position[byColumns.Bounds[i * stride + s]..byColumns.Bounds[i * stride + s + 1]]);
             }
         }
         Assert.Equal(a.Count(x => x == 1f), transposed.Ones(0, columns));
@@ -132,6 +138,9 @@ public class OnesGemmTests
             var a = new float[2 * 300];
             a[300 + at] = bad;
             Assert.False(new OnesIndex().TryBuild(false, 2, 300, a, 300));
+            var columns = new OnesIndex();
+            Assert.True(columns.Reset(300, 2));
+            Assert.False(columns.TryIndexColumns(a, 300, 0, 300));
             Assert.False(OnesGemm.TryMultiplyRows(a, 2, 300, new float[300 * 20], 20, new float[2 * 20]));
         }
     }

@@ -38,6 +38,8 @@ internal sealed partial class RbmTrainer
             && _chainHiddenOnes.TryIndexRows(_chainHidden.AsSpan(first * h), h, 0, rows) && OnesGemm.Pays(_chainHiddenOnes);
     }
 
-    /// <summary>Vᵀ's index for the weight update, from the last hidden region's when it indexed all stacked rows.</summary>
-    private bool IndexVisibleColumns(int stacked) => _visibleOnesRows == stacked && _visibleColumnOnes.TryTransposeOf(_visibleOnes);
+    /// <summary>Whether the weight update's blocks take Vᵀ's products: the last hidden region indexed all stacked rows
+    /// (so they are 0/1 with few enough ones). Each block then indexes its own visible units (TryIndexColumns), in
+    /// parallel, rather than one thread transposing the whole index while the other waits.</summary>
+    private bool IndexVisibleColumns(int stacked) => _visibleOnesRows == stacked && _visibleColumnOnes.Reset(_m.D, stacked);
 }

@@ -333,7 +333,8 @@ internal sealed partial class RbmTrainer
                         var p = new ReadOnlySpan<float>((float*)hPtr, stacked * h);
                         var vel = _velW.AsSpan(i0 * h, rows * h);
                         var w = m.W.AsSpan(i0 * h, rows * h);
-                        if (!(ones && OnesGemm.TryMultiply(_visibleColumnOnes, i0, rows, h, learningRate, p, h, beta, vel, h)))
+                        if (!(ones && _visibleColumnOnes.TryIndexColumns(v, d, i0, rows)
+                              && OnesGemm.TryMultiply(_visibleColumnOnes, i0, rows, h, learningRate, p, h, beta, vel, h)))
                             Gemm.Multiply(true, false, rows, h, stacked, learningRate, v[i0..], d, p, h, beta, vel, h, allowParallel: false, packedStatistics);
                         if (chunk.Last) WeightStep(w, vel, decay);
                     });
