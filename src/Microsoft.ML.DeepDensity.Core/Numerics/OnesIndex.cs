@@ -25,7 +25,6 @@ internal sealed class OnesIndex
 
     private int[] _bounds = [];
     private int[] _position = [];
-    private int[] _count = [];
 
     /// <summary>Rows of op(A).</summary>
     public int Rows { get; private set; }
@@ -92,9 +91,7 @@ internal sealed class OnesIndex
     /// if an element is neither 0 nor 1.</summary>
     public bool TryBuild(bool transpose, int m, int k, ReadOnlySpan<float> a, int lda)
     {
-        if (!transpose) return Reset(m, k) && TryIndexRows(a, lda, 0, m);
-        var stored = new OnesIndex();
-        return stored.Reset(k, m) && stored.TryIndexRows(a, lda, 0, k) && TryTransposeOf(stored);
+        return Reset(m, k) && (transpose ? TryIndexColumns(a, lda, 0, m) : TryIndexRows(a, lda, 0, m));
     }
 
     /// <summary>
@@ -126,35 +123,6 @@ internal sealed class OnesIndex
         MarkBounds(stride - 1, first, fill);
         return true;
     }
-
-    /// <summary>Makes this the index of the transpose of <paramref name="rowsIndex"/>'s matrix: row i lists, in
-    /// increasing order, the rows of that matrix with a one in column i (one pass over its ones).</summary>
-    public bool TryTransposeOf(OnesIndex rowsIndex)
-    {
-        int m = rowsIndex.Columns, k = rowsIndex.Rows, sourceStride = rowsIndex.SubBlocks + 1;
-        if (!Reset(m, k)) return false;
-        if (_count.Length < m) _count = new int[m];
-        var count = _count.AsSpan(0, m);
-        count.Clear();
-        var source = rowsIndex._position;
-        int stride = SubBlocks + 1;
-        for (int p = 0; p < k; p++)
-        {
-            // Positions arrive in increasing p, so each row's block bounds are its ends as p crosses a block start.
-            if (p % SubBlock == 0) MarkBounds(p / SubBlock, count);
-            int from = rowsIndex._bounds[p * sourceStride], to = rowsIndex._bounds[p * sourceStride + sourceStride - 1];
-            for (int t = from; t < to; t++)
-            {
-                int i = source[t];
-                _position[i * k + count[i]++] = p;
-            }
-        }
-        MarkBounds(stride - 1, count);
-        return true;
-    }
-
-    /// <summary>Bound <paramref name="block"/> of every row: where its positions end now.</summary>
-    private void MarkBounds(int block, ReadOnlySpan<int> count) => MarkBounds(block, 0, count);
 
     /// <summary>Bound <paramref name="block"/> of rows first.. (count.Length of them): where their positions end now.</summary>
     private void MarkBounds(int block, int first, ReadOnlySpan<int> count)

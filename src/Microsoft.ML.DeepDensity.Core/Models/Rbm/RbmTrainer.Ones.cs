@@ -12,7 +12,7 @@ namespace Microsoft.ML.DeepDensity.Models.Rbm;
 /// </summary>
 internal sealed partial class RbmTrainer
 {
-    private readonly OnesIndex _visibleOnes = new(), _visibleColumnOnes = new();
+    private readonly OnesIndex _visibleOnes = new(), _visibleColumnOnes = new(), _chainHiddenOnes = new();
     /// <summary>Rows of the stacked block that _visibleOnes indexes from row 0 (−1: none), for the weight update.</summary>
     private int _visibleOnesRows = -1;
 
@@ -28,8 +28,6 @@ internal sealed partial class RbmTrainer
         return true;
     }
 
-    private readonly OnesIndex _chainHiddenOnes = new();
-
     /// <summary>Indexes the ones of the chains' hidden samples [first, + rows); false: the region takes the GEMM.</summary>
     private bool IndexChainHidden(int first, int rows)
     {
@@ -41,5 +39,5 @@ internal sealed partial class RbmTrainer
     /// <summary>Whether the weight update's blocks take Vᵀ's products: the last hidden region indexed all stacked rows
     /// (so they are 0/1 with few enough ones). Each block then indexes its own visible units (TryIndexColumns), in
     /// parallel, rather than one thread transposing the whole index while the other waits.</summary>
-    private bool IndexVisibleColumns(int stacked) => _visibleOnesRows == stacked && _visibleColumnOnes.Reset(_m.D, stacked);
+    private bool StartVisibleColumnIndex(int stacked) => _visibleOnesRows == stacked && _visibleColumnOnes.Reset(_m.D, stacked);
 }

@@ -316,7 +316,7 @@ internal sealed partial class RbmTrainer
             }
             int updateBlocks = (d + RowsPerUpdateBlock - 1) / RowsPerUpdateBlock;
             // Bernoulli units: Vᵀ's rows are the visible units' lists of the rows where they are on (OnesGemm).
-            bool ones = IndexVisibleColumns(stacked);
+            bool ones = StartVisibleColumnIndex(stacked);
             // The statistics are every block's right operand: packed once (on the worker team) rather than once per block.
             if (!ones) Gemm.Pack(false, stacked, h, hAll, h, ref _packedStatistics);
             var packedStatistics = ones ? null : _packedStatistics;
