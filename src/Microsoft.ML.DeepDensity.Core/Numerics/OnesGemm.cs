@@ -68,13 +68,16 @@ internal static unsafe class OnesGemm
     /// enough ones and this product is usable here; false (C untouched) otherwise, and the caller runs Gemm. The index
     /// is the calling thread's own.
     /// </summary>
-    /// <param name="packedB">B packed by <see cref="TryPack"/> (from the same values), or null: packed here.</param>
-    public static bool TryMultiplyRows(ReadOnlySpan<float> a, int m, int k, ReadOnlySpan<float> b, int n, Span<float> c, Panels? packedB = null)
+    /// <param name="packedB">op(B) packed by <see cref="TryPack"/> (from the same values; then <paramref name="b"/> is not
+    /// read), or null: B (k × n) packed here.</param>
+    /// <param name="alpha">C = alpha · A · B.</param>
+    public static bool TryMultiplyRows(ReadOnlySpan<float> a, int m, int k, ReadOnlySpan<float> b, int n, Span<float> c, Panels? packedB = null, float alpha = 1f)
     {
         if (!IsUsable) return false;
         var index = t_rows ??= new OnesIndex();
         if (!index.Reset(m, k) || !index.TryIndexRows(a, k, 0, m) || !Pays(index)) return false;
-        return packedB is not null && packedB.N == n ? TryMultiply(index, 0, m, packedB, 1f, 0f, c, n) : TryMultiply(index, 0, m, n, 1f, b, n, 0f, c, n);
+        if (packedB is not null) return packedB.N == n && TryMultiply(index, 0, m, packedB, alpha, 0f, c, n);
+        return TryMultiply(index, 0, m, n, alpha, b, n, 0f, c, n);
     }
 
     /// <summary>
@@ -132,12 +135,15 @@ internal static unsafe class OnesGemm
         internal float* Start(float* buffer) => (float*)(((nint)buffer + 63) & ~(nint)63);
     }
 
-    /// <summary>Packs B (k × n, row stride <paramref name="ldb"/>) into <paramref name="panels"/> (made or reused);
-    /// false if this product is not usable here or n &lt; 16 (then the caller runs Gemm).</summary>
-    public static bool TryPack(ReadOnlySpan<float> b, int k, int n, int ldb, ref Panels? panels)
+    /// <summary>Packs op(B) (k × n; B stored k × n, or n × k when <paramref name="transposeB"/>, row stride
+    /// <paramref name="ldb"/>) into <paramref name="panels"/> (made or reused); false if this product is not usable here
+    /// or n &lt; 16 (then the caller runs Gemm).</summary>
+    public static bool TryPack(ReadOnlySpan<float> b, int k, int n, int ldb, ref Panels? panels, bool transposeB = false)
     {
         if (!IsUsable || n < 16 || k < 1) return false;
-        if (ldb < n || b.Length < (long)(k - 1) * ldb + n) throw new ArgumentException($"B needs {k} rows of {n} values with stride {ldb}.", nameof(b));
+        int storedRows = transposeB ? n : k, storedColumns = transposeB ? k : n;
+        if (ldb < storedColumns || b.Length < (long)(storedRows - 1) * ldb + storedColumns)
+            throw new ArgumentException($"B needs {storedRows} rows of {storedColumns} values with stride {ldb}.", nameof(b));
         int strips = (n + Strip - 1) / Strip;
         panels ??= new Panels();
         long size = (long)strips * k * Strip + 16;
@@ -145,7 +151,7 @@ internal static unsafe class OnesGemm
         if (panels.Buffer.Length < size) panels.Buffer = GC.AllocateArray<float>((int)size, pinned: true);
         panels.K = k;
         panels.N = n;
-        panels.Finite = AllFinite(b, k, n, ldb);
+        panels.Finite = AllFinite(b, storedRows, storedColumns, ldb);
         fixed (float* pb = b)
         fixed (float* buffer = panels.Buffer)
         {
@@ -153,7 +159,8 @@ internal static unsafe class OnesGemm
             for (int s = 0, j = 0; j < n; s++, j += Strip)
             {
                 var (vectors, lastColumn) = StripShape(n, j);
-                PackPanel(pb + j, ldb, k, vectors, lastColumn, start + (long)s * k * Strip);
+                if (transposeB) PackPanelTransposed(pb + j * (long)ldb, ldb, k, vectors, lastColumn, start + (long)s * k * Strip);
+                else PackPanel(pb + j, ldb, k, vectors, lastColumn, start + (long)s * k * Strip);
             }
         }
         return true;

@@ -83,8 +83,15 @@ internal sealed class RbmMachine
 
     /// <summary>pre = alpha·h·Wᵀ (n×D), without a bias.</summary>
     /// <param name="packedWt">Wᵀ packed by <see cref="PackWeights"/> (null: packed here).</param>
-    public void VisibleInput(ReadOnlySpan<float> h, int n, float alpha, Span<float> pre, bool parallel, Gemm.PackedOperand? packedWt = null)
-        => Gemm.Multiply(false, true, n, D, H, alpha, h, H, W, H, 0f, pre, D, parallel, packedWt);
+    /// <param name="onesWt">Wᵀ packed for OnesGemm (<see cref="PackWeights"/>): 0/1 rows h with few ones on one thread are
+    /// then sums of Wᵀ's selected rows (the GEMM's bits; AIS's tempered hidden samples have 0.2–0.4 ones on binarized
+    /// Fashion-MNIST), or null: the GEMM (without the panels, transposing W per call would cost what the sums save).</param>
+    public void VisibleInput(ReadOnlySpan<float> h, int n, float alpha, Span<float> pre, bool parallel, Gemm.PackedOperand? packedWt = null,
+        OnesGemm.Panels? onesWt = null)
+    {
+        if (onesWt is not null && !parallel && !Gaussian && n >= 4 && OnesGemm.TryMultiplyRows(h, n, H, W, D, pre, onesWt, alpha)) return;
+        Gemm.Multiply(false, true, n, D, H, alpha, h, H, W, H, 0f, pre, D, parallel, packedWt);
+    }
 
     /// <summary>
     /// W and Wᵀ packed for the float GEMM, for loops of many products with the weights fixed (AIS's temperatures, the
@@ -96,14 +103,14 @@ internal sealed class RbmMachine
         Gemm.PackedOperand? w = null, wt = null;
         Gemm.Pack(false, D, H, W, H, ref w);
         Gemm.Pack(true, H, D, W, H, ref wt);
-        OnesGemm.Panels? ones = null;
-        if (Gaussian || !OnesGemm.TryPack(W, D, H, H, ref ones)) ones = null;
-        return new PackedWeights(w!, wt!, ones);
+        OnesGemm.Panels? ones = null, onesT = null;
+        if (Gaussian || !OnesGemm.TryPack(W, D, H, H, ref ones) || !OnesGemm.TryPack(W, H, D, H, ref onesT, transposeB: true)) ones = onesT = null;
+        return new PackedWeights(w!, wt!, ones, onesT);
     }
 
-    /// <summary>W (the right operand of v·W) and Wᵀ (of h·Wᵀ) packed by <see cref="PackWeights"/>, and W for OnesGemm's
-    /// products of 0/1 rows (null: Gaussian units, or not usable here).</summary>
-    public sealed record PackedWeights(Gemm.PackedOperand W, Gemm.PackedOperand Wt, OnesGemm.Panels? OnesW);
+    /// <summary>W (the right operand of v·W) and Wᵀ (of h·Wᵀ) packed by <see cref="PackWeights"/>, and both again for
+    /// OnesGemm's products of 0/1 rows (null: Gaussian units, or not usable here).</summary>
+    public sealed record PackedWeights(Gemm.PackedOperand W, Gemm.PackedOperand Wt, OnesGemm.Panels? OnesW, OnesGemm.Panels? OnesWt);
 
     /// <summary>Free energy of n visible rows (model space) into <paramref name="f"/> (float64).</summary>
     public void FreeEnergy(ReadOnlySpan<float> v, int n, Span<double> f, bool parallel)
@@ -212,10 +219,10 @@ internal sealed class RbmMachine
     /// the float GEMM.</param>
     /// <param name="packedWt">Wᵀ packed by <see cref="PackWeights"/> for the float GEMM (null: packed per call).</param>
     public void SampleVisible(ReadOnlySpan<float> h, int n, float beta, ReadOnlySpan<float> bias, Span<float> v, Span<float> uniform, RandomStream random, bool parallel,
-        int firstBlock = 0, BinaryGemm.QuantizedOperand? quantizedWt = null, Gemm.PackedOperand? packedWt = null)
+        int firstBlock = 0, BinaryGemm.QuantizedOperand? quantizedWt = null, Gemm.PackedOperand? packedWt = null, OnesGemm.Panels? onesWt = null)
     {
         if (quantizedWt is null || !BinaryGemm.TryMultiply(n, H, beta, h, H, quantizedWt, 0f, v, D, parallel))
-            VisibleInput(h, n, beta, v, parallel, packedWt);
+            VisibleInput(h, n, beta, v, parallel, packedWt, onesWt);
         if (Gaussian)
         {
             RowOps.AddRowVector(v, n, D, bias);
@@ -314,7 +321,7 @@ internal sealed class RbmMachine
         int n = ch.Rows;
         HiddenPreActivation(ch.V, n, ch.HiddenPre, parallel, packed?.W, quantizedW, packed?.OnesW);
         SampleHidden(ch.HiddenPre, n, 1f, ch.HiddenPre, ch.HiddenSample, ch.Uniform, random.Fork(1));
-        SampleVisible(ch.HiddenSample, n, 1f, B, ch.V, ch.Uniform, random.Fork(2), parallel, quantizedWt: quantizedWt, packedWt: packed?.Wt);
+        SampleVisible(ch.HiddenSample, n, 1f, B, ch.V, ch.Uniform, random.Fork(2), parallel, quantizedWt: quantizedWt, packedWt: packed?.Wt, onesWt: packed?.OnesWt);
     }
 
     /// <summary>Initial chain states drawn from the visible-bias-only model (W = 0) with bias <paramref name="bias"/>.</summary>
@@ -484,7 +491,8 @@ internal sealed class RbmMachine
                 var step = partRandom.Fork((ulong)k);
                 SampleHidden(ch.HiddenPre, n, bCur, tempered, ch.HiddenSample, ch.Uniform, step.Fork(1), parallel: inner);
                 for (int i = 0; i < D; i++) ch.VisibleBias[i] = (1 - bCur) * baseB[i] + bCur * B[i];
-                SampleVisible(ch.HiddenSample, n, bCur, ch.VisibleBias, ch.V, ch.Uniform, step.Fork(2), parallel: inner, quantizedWt: quantizedWt, packedWt: packed?.Wt);
+                SampleVisible(ch.HiddenSample, n, bCur, ch.VisibleBias, ch.V, ch.Uniform, step.Fork(2), parallel: inner, quantizedWt: quantizedWt, packedWt: packed?.Wt,
+                    onesWt: packed?.OnesWt);
             }
         }
         if (parts == 1) Part(0); else DeepDensityEnvironment.For(0, parts, Part);
