@@ -477,11 +477,11 @@ internal static unsafe class OnesGemm
                 int common = Math.Min(ex - ix, ey - iy);
                 for (int t = 0; t < common; t++)
                 {
-                    x.Add(b + pos[ix + t] * s.Ldb);
-                    y.Add(b + pos[iy + t] * s.Ldb);
+                    x.Add(b + pos[ix + t] * Strip);
+                    y.Add(b + pos[iy + t] * Strip);
                 }
-                for (int t = ix + common; t < ex; t++) x.Add(b + pos[t] * s.Ldb);
-                for (int t = iy + common; t < ey; t++) y.Add(b + pos[t] * s.Ldb);
+                for (int t = ix + common; t < ex; t++) x.Add(b + pos[t] * Strip);
+                for (int t = iy + common; t < ey; t++) y.Add(b + pos[t] * Strip);
                 if (!last) { x.Save(px); y.Save(py); continue; }
                 x.Finish(c + r * s.Ldc, s.LastColumn, firstBlock, s.Beta, alpha, keep);
                 y.Finish(c + (r + 1) * s.Ldc, s.LastColumn, firstBlock, s.Beta, alpha, keep);
@@ -491,7 +491,7 @@ internal static unsafe class OnesGemm
                 int* bx = s.Bounds + r * s.Stride + block;
                 float* px = s.Scratch + (r - firstRow) * Strip;
                 x.Start(fromZero, px);
-                for (int t = bx[0]; t < bx[1]; t++) x.Add(b + pos[t] * s.Ldb);
+                for (int t = bx[0]; t < bx[1]; t++) x.Add(b + pos[t] * Strip);
                 if (!last) x.Save(px);
                 else x.Finish(c + r * s.Ldc, s.LastColumn, firstBlock, s.Beta, alpha, keep);
             }
