@@ -157,6 +157,20 @@ public class OnesGemmTests
     }
 
     [Fact]
+    public void TheProductsAreTakenUpToTheirDensityLimits()
+    {
+        var index = new OnesIndex();
+        foreach (var (ones, unpacked, packed) in new[] { (40, true, true), (41, false, true), (50, false, true), (51, false, false) })
+        {
+            var a = new float[100];
+            for (int i = 0; i < ones; i++) a[i * 100 / ones] = 1f;
+            Assert.True(index.TryBuild(false, 1, 100, a, 100));
+            Assert.Equal(unpacked, OnesGemm.Pays(index));
+            Assert.Equal(packed, OnesGemm.Pays(index, packedB: true));
+        }
+    }
+
+    [Fact]
     public void AForcedKernelPathTurnsTheProductsOff()
     {
         using (KernelPath.Force(SimdLevel.Avx2)) Assert.False(OnesGemm.IsUsable);
