@@ -1,6 +1,7 @@
 using System.Numerics;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
+using Microsoft.ML.DeepDensity.Numerics;
 
 namespace Microsoft.ML.DeepDensity.Data;
 
@@ -63,7 +64,7 @@ public static class DataValidation
         {
             var row = rows.Slice(r * dimension, dimension);
             // Fast path: one vectorised pass decides whether the row needs a closer look.
-            if (domain == InputDomain.Real ? AllFinite(row) : AllBinary(row)) continue;
+            if (domain == InputDomain.Real ? RowOps.AllFinite(row) : AllBinary(row)) continue;
             for (int c = 0; c < dimension; c++)
             {
                 float v = row[c];
@@ -118,28 +119,8 @@ public static class DataValidation
         CheckSequences(data, expectedFrameSize, domain, source);
     }
 
-    // Both checks run once per scored row before any model arithmetic, so they are vectorised (a scalar loop is one
+    // This check and RowOps.AllFinite run once per scored row before any model arithmetic, so they are vectorised (a scalar loop is one
     // dependent add per value: ~1 µs for a 784-pixel row, more than an RBM's whole score of it).
-
-    private static bool AllFinite(ReadOnlySpan<float> row)
-    {
-        // x - x is 0 for finite x and NaN for NaN/±inf; a lane's sum is NaN iff any of its values is non-finite.
-        int i = 0, width = Vector<float>.Count;
-        if (Vector.IsHardwareAccelerated && row.Length >= width)
-        {
-            ref float r0 = ref MemoryMarshal.GetReference(row);
-            var acc = Vector<float>.Zero;
-            for (; i <= row.Length - width; i += width)
-            {
-                var v = Vector.LoadUnsafe(ref r0, (nuint)i);
-                acc += v - v;
-            }
-            if (!Vector.EqualsAll(acc, Vector<float>.Zero)) return false;
-        }
-        float tail = 0;
-        for (; i < row.Length; i++) tail += row[i] - row[i];
-        return tail == 0f;
-    }
 
     private static bool AllBinary(ReadOnlySpan<float> row)
     {

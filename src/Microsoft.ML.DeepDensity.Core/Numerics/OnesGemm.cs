@@ -361,20 +361,7 @@ internal static unsafe class OnesGemm
     private static bool AllFinite(ReadOnlySpan<float> b, int k, int n, int ldb)
     {
         for (int p = 0; p < k; p++)
-        {
-            var row = b.Slice(p * ldb, n);
-            // x − x is 0 for finite x and NaN for ±∞ and NaN; the sum of those zeros is 0 exactly.
-            int j = 0;
-            var acc = Vector512<float>.Zero;
-            for (; j + 16 <= n; j += 16)
-            {
-                var v = Vector512.Create(row.Slice(j, 16));
-                acc += v - v;
-            }
-            float tail = 0f;
-            for (; j < n; j++) tail += row[j] - row[j];
-            if (Vector512.Sum(acc) + tail != 0f) return false;
-        }
+            if (!RowOps.AllFinite(b.Slice(p * ldb, n))) return false;
         return true;
     }
 

@@ -8,6 +8,28 @@ namespace Microsoft.ML.DeepDensity.Numerics;
 /// <summary>Row-wise reductions and normalisations over row-major float matrices.</summary>
 internal static class RowOps
 {
+    /// <summary>Whether every value is finite (scoring's input check, OnesGemm's right operands): vectorised, one
+    /// subtraction and add per value.</summary>
+    public static bool AllFinite(ReadOnlySpan<float> row)
+    {
+        // x - x is 0 for finite x and NaN for NaN/±inf; a lane's sum is NaN iff any of its values is non-finite.
+        int i = 0, width = Vector<float>.Count;
+        if (Vector.IsHardwareAccelerated && row.Length >= width)
+        {
+            ref float r0 = ref MemoryMarshal.GetReference(row);
+            var acc = Vector<float>.Zero;
+            for (; i <= row.Length - width; i += width)
+            {
+                var v = Vector.LoadUnsafe(ref r0, (nuint)i);
+                acc += v - v;
+            }
+            if (!Vector.EqualsAll(acc, Vector<float>.Zero)) return false;
+        }
+        float tail = 0;
+        for (; i < row.Length; i++) tail += row[i] - row[i];
+        return tail == 0f;
+    }
+
     /// <summary>Numerically stable log Σ exp(x) of one vector (max-shifted; sum in float64).</summary>
     public static float LogSumExp(ReadOnlySpan<float> x)
     {

@@ -20,21 +20,19 @@ internal sealed partial class RbmTrainer
     private bool IndexVisibleRows(int firstRow, int rows)
     {
         _visibleOnesRows = -1;
-        int d = _m.D;
-        if (_m.Gaussian || !OnesGemm.IsUsable || !_visibleOnes.Reset(rows, d)
-            || !_visibleOnes.TryIndexRows(_visible.AsSpan(firstRow * d), d, 0, rows) || !OnesGemm.Pays(_visibleOnes))
-            return false;
+        if (!TryIndex(_visibleOnes, _visible, firstRow, rows, _m.D)) return false;
         if (firstRow == 0) _visibleOnesRows = rows;
         return true;
     }
 
     /// <summary>Indexes the ones of the chains' hidden samples [first, + rows); false: the region takes the GEMM.</summary>
-    private bool IndexChainHidden(int first, int rows)
-    {
-        int h = _m.H;
-        return !_m.Gaussian && OnesGemm.IsUsable && _chainHiddenOnes.Reset(rows, h)
-            && _chainHiddenOnes.TryIndexRows(_chainHidden.AsSpan(first * h), h, 0, rows) && OnesGemm.Pays(_chainHiddenOnes);
-    }
+    private bool IndexChainHidden(int first, int rows) => TryIndex(_chainHiddenOnes, _chainHidden, first, rows, _m.H);
+
+    /// <summary>Indexes rows [first, + rows) of a row-major buffer of the given width, when the products are usable
+    /// here and the rows are 0/1 with few enough ones.</summary>
+    private bool TryIndex(OnesIndex index, float[] buffer, int first, int rows, int width)
+        => !_m.Gaussian && OnesGemm.IsUsable && index.Reset(rows, width)
+           && index.TryIndexRows(buffer.AsSpan(first * width), width, 0, rows) && OnesGemm.Pays(index);
 
     /// <summary>Whether the weight update's blocks take Vᵀ's products: the last hidden region indexed all stacked rows
     /// (so they are 0/1 with few enough ones). Each block then indexes its own visible units (TryIndexColumns), in
