@@ -46,12 +46,23 @@ internal static class DiagonalGaussianHead
     {
         Span<float> u = d <= 1024 ? stackalloc float[d] : new float[d];
         Span<float> inv = d <= 1024 ? stackalloc float[d] : new float[d];
+        // 1/σ and Σ log σ once per parameter row: the k samples of a data row share it (K = 5000 in an evaluation).
+        int lastP = -1;
+        float sumLogSigma = 0f;
         for (int j = 0; j < rows; j++)
         {
             int p = j / paramRepeat;
-            var logSigma = parameters.Slice(p * 2 * d + d, d);
-            Standardize(value.Slice(j / valueRepeat * d, d), parameters.Slice(p * 2 * d, d), logSigma, u, inv);
-            float lp = -0.5f * TensorPrimitives.SumOfSquares(u) - TensorPrimitives.Sum(logSigma) - d * HalfLog2Pi;
+            if (p != lastP)
+            {
+                var logSigma = parameters.Slice(p * 2 * d + d, d);
+                TensorPrimitives.Negate(logSigma, inv);
+                EagerTensorMath.Exp(inv, inv);
+                sumLogSigma = TensorPrimitives.Sum(logSigma);
+                lastP = p;
+            }
+            TensorPrimitives.Subtract(value.Slice(j / valueRepeat * d, d), parameters.Slice(p * 2 * d, d), u);
+            TensorPrimitives.Multiply(u, inv, u);
+            float lp = -0.5f * TensorPrimitives.SumOfSquares(u) - sumLogSigma - d * HalfLog2Pi;
             accumulator[j] += coefficient * lp;
         }
     }
@@ -178,21 +189,25 @@ internal static class BernoulliHead
         if (wide)
         {
             var linear = Vector512<float>.Zero;
+            var positive = Vector512<float>.Zero;
             var logs = Vector512<float>.Zero;
             var one = Vector512.Create(1f);
+            var signBit = Vector512.Create(0x80000000u).AsSingle();
             while (i + 16 <= d)
             {
                 var product = one;
                 for (int f = 0; f < FactorsPerLog && i + 16 <= d; f++, i += 16)
                 {
                     var z = Vector512.Load(l + i);
-                    product *= one + VectorMath.Exp(-Vector512.Abs(z));
+                    // product · (1 + e) as product·e + product, rounded once; e = exp(−|z|) (−|z| is z with its sign bit set).
+                    product = Avx512F.FusedMultiplyAdd(product, VectorMath.ExpOfAtMostExpMax(z | signBit), product);
+                    linear = Avx512F.FusedMultiplyAdd(Vector512.Load(x + i), z, linear);
                     // vmaxps with z second returns z when it is NaN (Vector512.Max's NaN handling costs two more instructions).
-                    linear += Avx512F.FusedMultiplyAdd(Vector512.Load(x + i), z, -Avx512F.Max(Vector512<float>.Zero, z));
+                    positive += Avx512F.Max(Vector512<float>.Zero, z);
                 }
                 logs += VectorMath.Log(product);
             }
-            sum = Vector512.Sum(linear - logs);
+            sum = Vector512.Sum(linear - positive - logs);
         }
         return i == d ? sum : sum + RowLogProbSpans(new ReadOnlySpan<float>(x + i, d - i), new ReadOnlySpan<float>(l + i, d - i), scratch);
     }

@@ -45,7 +45,8 @@ internal static partial class VectorMath
                         var z = Vector512.Load(px + i);
                         if (biased) z += Vector512.Load(pb + i);
                         if (scaled) z *= s;
-                        product *= one + Exp(-Vector512.Abs(z));
+                        // −|z| is z with its sign bit set, at most 0: no upper clamp needed (the same bits).
+                        product *= one + ExpOfAtMostExpMax(z | Vector512.Create(0x80000000u).AsSingle());
                         // vmaxps with z second returns z when it is NaN.
                         linear += Avx512F.Max(Vector512<float>.Zero, z);
                     }

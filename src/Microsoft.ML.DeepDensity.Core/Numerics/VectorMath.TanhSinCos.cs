@@ -10,37 +10,39 @@ namespace Microsoft.ML.DeepDensity.Numerics;
 // constants, so they give the same bits; SinCosTurns also has a scalar version with the same bits.
 internal static partial class VectorMath
 {
-    // tanh x = x + x³·P(x²) below TanhSeriesLimit: the Taylor series to x^15, whose truncation error there is < 1e-8
-    // relative. Above it, 1 − 2/(e^{2|x|} + 1) with the sign of x; |x| is capped at 10 first (tanh 10 rounds to 1),
-    // so e^{2|x|} is never large enough for 2/(e + 1) to be subnormal.
-    private const float TanhSeriesLimit = 0.5f, TanhCap = 10f;
-    private const float Tanh3 = -0.333333333333f, Tanh5 = 0.133333333333f, Tanh7 = -0.0539682539683f, Tanh9 = 0.0218694885362f,
-        Tanh11 = -0.00886323552990f, Tanh13 = 0.00359212803657f, Tanh15 = -0.00145583438705f;
+    // tanh |x| = −t / (t + 2) with t = expm1(−2|x|) in (−1, 0]: one exponential and one division for every lane, no
+    // branch between a series and the exponential (which cost both in every vector). expm1 y = 2^n·(p + 1) − 1 =
+    // fma(2^n, p, 2^n − 1) with n = round(y·log2 e), r = y − n·ln 2 (|r| ≤ ln 2 / 2) and p = expm1 r = r + r²·Q(r), Q the
+    // Taylor series to r^7 (truncation < 2e-8 relative): near 0 (n = 0) t is p itself, so tanh keeps its relative accuracy
+    // there without cancellation. |x| is capped at 10 first (tanh 10 rounds to 1; 2^n stays normal).
+    private const float TanhCap = 10f;
+    private const float Expm1Q2 = 1f / 2, Expm1Q3 = 1f / 6, Expm1Q4 = 1f / 24, Expm1Q5 = 1f / 120, Expm1Q6 = 1f / 720, Expm1Q7 = 1f / 5040;
 
     // sin 2πf = f·S(f²) and cos 2πf = C(f²) for |f| ≤ 1/8 (Taylor series in f to degree 9 and 10: truncation error < 2e-9).
     private const float Sin1 = 6.28318530718f, Sin3 = -41.3417022404f, Sin5 = 81.6052492761f, Sin7 = -76.7058597531f, Sin9 = 42.0586939449f;
     private const float Cos2 = -19.7392088022f, Cos4 = 64.9393940227f, Cos6 = -85.4568172067f, Cos8 = 60.2446413719f, Cos10 = -26.4262567834f;
 
-    /// <summary>tanh per lane (relative error about 2e-7; NaN stays NaN, ±∞ gives ±1). AVX-512F only.</summary>
+    /// <summary>tanh per lane (relative error below 3e-7; NaN stays NaN, ±∞ gives ±1). AVX-512F only.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<float> Tanh(Vector512<float> x)
     {
         var sign = Vector512.Create(0x80000000u).AsSingle();
-        var a = Vector512.AndNot(x, sign);
-        var x2 = a * a;
-        var p = Vector512.Create(Tanh15);
-        p = Avx512F.FusedMultiplyAdd(p, x2, Vector512.Create(Tanh13));
-        p = Avx512F.FusedMultiplyAdd(p, x2, Vector512.Create(Tanh11));
-        p = Avx512F.FusedMultiplyAdd(p, x2, Vector512.Create(Tanh9));
-        p = Avx512F.FusedMultiplyAdd(p, x2, Vector512.Create(Tanh7));
-        p = Avx512F.FusedMultiplyAdd(p, x2, Vector512.Create(Tanh5));
-        p = Avx512F.FusedMultiplyAdd(p, x2, Vector512.Create(Tanh3));
-        var series = Avx512F.FusedMultiplyAdd(a * x2, p, a);
-        // Operand order makes vminps return a when it is NaN.
-        var e = Exp(Avx512F.Min(Vector512.Create(TanhCap), a) * Vector512.Create(2f));
-        var far = Vector512.Create(1f) - Vector512.Create(2f) / (e + Vector512.Create(1f));
-        // Both branches give |tanh x|; the sign is x's (so tanh −0 = −0).
-        return Vector512.ConditionalSelect(Vector512.LessThan(a, Vector512.Create(TanhSeriesLimit)), series, far) | (x & sign);
+        // Operand order makes vminps return |x| when it is NaN.
+        var y = Avx512F.Min(Vector512.Create(TanhCap), Vector512.AndNot(x, sign)) * Vector512.Create(-2f);
+        var n = Avx512F.RoundScale(y * Vector512.Create(Log2E), 0); // to nearest, ties to even (MathF.Round)
+        var r = Avx512F.FusedMultiplyAdd(-n, Vector512.Create(Ln2High), y);
+        r = Avx512F.FusedMultiplyAdd(-n, Vector512.Create(Ln2Low), r);
+        var q = Vector512.Create(Expm1Q7);
+        q = Avx512F.FusedMultiplyAdd(q, r, Vector512.Create(Expm1Q6));
+        q = Avx512F.FusedMultiplyAdd(q, r, Vector512.Create(Expm1Q5));
+        q = Avx512F.FusedMultiplyAdd(q, r, Vector512.Create(Expm1Q4));
+        q = Avx512F.FusedMultiplyAdd(q, r, Vector512.Create(Expm1Q3));
+        q = Avx512F.FusedMultiplyAdd(q, r, Vector512.Create(Expm1Q2));
+        var p = Avx512F.FusedMultiplyAdd(r * r, q, r);
+        var s = Avx512F.Scale(Vector512.Create(1f), n);
+        var t = Avx512F.FusedMultiplyAdd(s, p, s - Vector512.Create(1f));
+        // t / (t + 2) is −|tanh x| (or ±0): its magnitude with the sign of x (so tanh ±0 = ±0).
+        return Vector512.AndNot(t / (t + Vector512.Create(2f)), sign) | (x & sign);
     }
 
     /// <summary>Eight-lane <see cref="Tanh(Vector512{float})"/> (same steps, same bits). AVX2 and FMA only.</summary>
@@ -48,35 +50,37 @@ internal static partial class VectorMath
     public static Vector256<float> Tanh(Vector256<float> x)
     {
         var sign = Vector256.Create(0x80000000u).AsSingle();
-        var a = Avx.AndNot(sign, x);
-        var x2 = Avx.Multiply(a, a);
-        var p = Vector256.Create(Tanh15);
-        p = Fma.MultiplyAdd(p, x2, Vector256.Create(Tanh13));
-        p = Fma.MultiplyAdd(p, x2, Vector256.Create(Tanh11));
-        p = Fma.MultiplyAdd(p, x2, Vector256.Create(Tanh9));
-        p = Fma.MultiplyAdd(p, x2, Vector256.Create(Tanh7));
-        p = Fma.MultiplyAdd(p, x2, Vector256.Create(Tanh5));
-        p = Fma.MultiplyAdd(p, x2, Vector256.Create(Tanh3));
-        var series = Fma.MultiplyAdd(Avx.Multiply(a, x2), p, a);
-        var e = Exp(Avx.Multiply(Avx.Min(Vector256.Create(TanhCap), a), Vector256.Create(2f)));
-        var far = Avx.Subtract(Vector256.Create(1f), Avx.Divide(Vector256.Create(2f), Avx.Add(e, Vector256.Create(1f))));
-        return Avx.Or(Avx.BlendVariable(far, series, Avx.CompareLessThan(a, Vector256.Create(TanhSeriesLimit))), Avx.And(x, sign));
+        var y = Avx.Multiply(Avx.Min(Vector256.Create(TanhCap), Avx.AndNot(sign, x)), Vector256.Create(-2f));
+        var n = Avx.RoundToNearestInteger(Avx.Multiply(y, Vector256.Create(Log2E)));
+        var r = Fma.MultiplyAddNegated(n, Vector256.Create(Ln2High), y);
+        r = Fma.MultiplyAddNegated(n, Vector256.Create(Ln2Low), r);
+        var q = Vector256.Create(Expm1Q7);
+        q = Fma.MultiplyAdd(q, r, Vector256.Create(Expm1Q6));
+        q = Fma.MultiplyAdd(q, r, Vector256.Create(Expm1Q5));
+        q = Fma.MultiplyAdd(q, r, Vector256.Create(Expm1Q4));
+        q = Fma.MultiplyAdd(q, r, Vector256.Create(Expm1Q3));
+        q = Fma.MultiplyAdd(q, r, Vector256.Create(Expm1Q2));
+        var p = Fma.MultiplyAdd(Avx.Multiply(r, r), q, r);
+        // 2^n for n in [−29, 0] (exact; a NaN lane's n converts to int.MinValue, and its p is NaN anyway).
+        var s = Avx2.ShiftLeftLogical(Avx2.Add(Avx.ConvertToVector256Int32(n), Vector256.Create(127)), 23).AsSingle();
+        var t = Fma.MultiplyAdd(s, p, Avx.Subtract(s, Vector256.Create(1f)));
+        return Avx.Or(Avx.AndNot(sign, Avx.Divide(t, Avx.Add(t, Vector256.Create(2f)))), Avx.And(x, sign));
     }
 
     /// <summary>Scalar <see cref="Tanh(Vector512{float})"/> (same steps, same bits): the portable path.</summary>
     public static float Tanh(float x)
     {
-        float a = MathF.Abs(x);
-        float magnitude;
-        if (a < TanhSeriesLimit)
-        {
-            float x2 = a * a;
-            float p = MathF.FusedMultiplyAdd(MathF.FusedMultiplyAdd(MathF.FusedMultiplyAdd(MathF.FusedMultiplyAdd(MathF.FusedMultiplyAdd(
-                MathF.FusedMultiplyAdd(Tanh15, x2, Tanh13), x2, Tanh11), x2, Tanh9), x2, Tanh7), x2, Tanh5), x2, Tanh3);
-            magnitude = MathF.FusedMultiplyAdd(a * x2, p, a);
-        }
-        else magnitude = 1f - 2f / (Exp(MathF.Min(TanhCap, a) * 2f) + 1f);
-        return float.IsNaN(x) ? x : MathF.CopySign(magnitude, x);
+        if (float.IsNaN(x)) return x;
+        float y = MathF.Min(TanhCap, MathF.Abs(x)) * -2f;
+        float n = MathF.Round(y * Log2E);
+        float r = MathF.FusedMultiplyAdd(-n, Ln2High, y);
+        r = MathF.FusedMultiplyAdd(-n, Ln2Low, r);
+        float q = MathF.FusedMultiplyAdd(MathF.FusedMultiplyAdd(MathF.FusedMultiplyAdd(MathF.FusedMultiplyAdd(MathF.FusedMultiplyAdd(
+            Expm1Q7, r, Expm1Q6), r, Expm1Q5), r, Expm1Q4), r, Expm1Q3), r, Expm1Q2);
+        float p = MathF.FusedMultiplyAdd(r * r, q, r);
+        float s = BitConverter.Int32BitsToSingle(((int)n + 127) << 23);
+        float t = MathF.FusedMultiplyAdd(s, p, s - 1f);
+        return MathF.CopySign(t / (t + 2f), x);
     }
 
     /// <summary>Scalar <see cref="Exp(Vector256{float})"/> (same steps, same bits for normal results).</summary>

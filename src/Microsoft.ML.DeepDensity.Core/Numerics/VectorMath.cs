@@ -83,12 +83,20 @@ internal static partial class VectorMath
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<float> Exp(Vector512<float> x)
+        // Operand order makes vminps return x when it is NaN.
+        => ExpOfAtMostExpMax(Avx512F.Min(Vector512.Create(ExpMax), x));
+
+    /// <summary><see cref="Exp(Vector512{float})"/> of x ≤ 88.72 (or NaN), e.g. of −|z|: the same bits without the upper
+    /// clamp, one instruction of about twenty fewer where every entry of a row takes one.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> ExpOfAtMostExpMax(Vector512<float> x)
     {
-        // Operand order makes vminps/vmaxps return x when it is NaN.
-        x = Avx512F.Max(Vector512.Create(ExpMin), Avx512F.Min(Vector512.Create(ExpMax), x));
+        // Operand order makes vmaxps return x when it is NaN.
+        x = Avx512F.Max(Vector512.Create(ExpMin), x);
         var fx = Vector512.Floor(Avx512F.FusedMultiplyAdd(x, Vector512.Create(Log2E), Vector512.Create(0.5f)));
-        x = Avx512F.FusedMultiplyAdd(-fx, Vector512.Create(Ln2High), x);
-        x = Avx512F.FusedMultiplyAdd(-fx, Vector512.Create(Ln2Low), x);
+        // x − fx·c rounded once, as fma(−fx, c, x) (vfnmadd: no negation of fx first).
+        x = Avx512F.FusedMultiplyAddNegated(fx, Vector512.Create(Ln2High), x);
+        x = Avx512F.FusedMultiplyAddNegated(fx, Vector512.Create(Ln2Low), x);
         var y = Vector512.Create(ExpP0);
         y = Avx512F.FusedMultiplyAdd(y, x, Vector512.Create(ExpP1));
         y = Avx512F.FusedMultiplyAdd(y, x, Vector512.Create(ExpP2));
