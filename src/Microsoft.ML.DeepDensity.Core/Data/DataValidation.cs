@@ -60,7 +60,13 @@ public static class DataValidation
             throw new DataValidationException(-1, -1,
                 $"{rows.Length} values is not a whole number of rows of width {dimension} (wrong vector size?)", source);
         int count = rows.Length / dimension;
-        for (int r = 0; r < count; r++)
+        int start = 0;
+        // A large matrix (a whole training set, checked before every fit) is scanned by row blocks on the worker team,
+        // each block finding its first row that fails the fast check; the row-by-row loop below then starts at the
+        // earliest such row, so the exception names the same row and column as a serial scan would.
+        if ((long)rows.Length >= ParallelValues && count > 1)
+            start = FirstSuspectRow(rows, dimension, count, domain);
+        for (int r = start; r < count; r++)
         {
             var row = rows.Slice(r * dimension, dimension);
             // Fast path: one vectorised pass decides whether the row needs a closer look.
@@ -74,6 +80,36 @@ public static class DataValidation
                     throw new DataValidationException(firstRow + r, c, $"value {v} {NotBinary}", source);
             }
         }
+        return count;
+    }
+
+    /// <summary>Values from which <see cref="CheckRows"/> scans blocks of rows in parallel (4 MiB of floats).</summary>
+    internal const long ParallelValues = 1L << 20;
+
+    /// <summary>The first row whose fast check fails (count if none), found block by block in parallel.</summary>
+    private static unsafe int FirstSuspectRow(ReadOnlySpan<float> rows, int dimension, int count, InputDomain domain)
+    {
+        int rowsPerBlock = (int)Math.Max(1, ParallelValues / 4 / dimension);
+        int blocks = (count + rowsPerBlock - 1) / rowsPerBlock;
+        var firstSuspect = new int[blocks];
+        fixed (float* p = rows)
+        {
+            nint address = (nint)p;
+            DeepDensityEnvironment.For(0, blocks, b =>
+            {
+                int r0 = b * rowsPerBlock, r1 = Math.Min(count, r0 + rowsPerBlock);
+                var all = new ReadOnlySpan<float>((float*)address, count * dimension);
+                int r = r0;
+                for (; r < r1; r++)
+                {
+                    var row = all.Slice(r * dimension, dimension);
+                    if (!(domain == InputDomain.Real ? RowOps.AllFinite(row) : AllBinary(row))) break;
+                }
+                firstSuspect[b] = r;
+            });
+        }
+        for (int b = 0; b < blocks; b++)
+            if (firstSuspect[b] < Math.Min(count, (b + 1) * rowsPerBlock)) return firstSuspect[b];
         return count;
     }
 

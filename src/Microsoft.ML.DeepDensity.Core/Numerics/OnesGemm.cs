@@ -66,8 +66,11 @@ internal static unsafe class OnesGemm
 
     /// <summary>Whether op(A)'s ones are few enough for this product to beat Gemm (<see cref="MaxDensity"/>, or
     /// <see cref="MaxDensityPacked"/> when B is packed once).</summary>
-    public static bool Pays(OnesIndex a, bool packedB = false)
-        => a.Rows > 0 && a.Ones(0, a.Rows) <= (packedB ? MaxDensityPacked : MaxDensity) * a.Rows * a.Columns;
+    public static bool Pays(OnesIndex a, bool packedB = false) => Pays(a, a.Rows, packedB);
+
+    /// <summary><see cref="Pays(OnesIndex, bool)"/> of op(A)'s first <paramref name="rows"/> rows (those indexed so far).</summary>
+    public static bool Pays(OnesIndex a, int rows, bool packedB = false)
+        => rows > 0 && a.Ones(0, rows) <= (packedB ? MaxDensityPacked : MaxDensity) * rows * a.Columns;
 
     /// <summary>
     /// <c>C = A · B</c> (beta = 0) for row-major A (m × k, row stride k), B (k × n) and C (m × n) when A is all 0/1 with few

@@ -47,4 +47,36 @@ public class DataValidationTests
                 Assert.Equal((1L, c), (e.Row, e.Column));
             }
     }
+
+    /// <summary>A matrix large enough to be scanned by row blocks in parallel: the exception names the earliest bad row
+    /// (and its first bad column) whichever block finds one first, on one thread or two, and a clean matrix passes.</summary>
+    [Theory]
+    [InlineData(InputDomain.Real)]
+    [InlineData(InputDomain.Binary)]
+    public void ALargeMatrixNamesItsFirstBadRowAtAnyThreadCount(InputDomain domain)
+    {
+        const int width = 784;
+        int rows = (int)(3 * DataValidation.ParallelValues / width) + 17;
+        var x = new float[rows * width];
+        for (int i = 0; i < x.Length; i++) x[i] = i % 7 == 0 ? 1f : 0f;
+        int saved = DeepDensityEnvironment.MaxDegreeOfParallelism;
+        try
+        {
+            foreach (int threads in new[] { 1, 2 })
+            {
+                DeepDensityEnvironment.MaxDegreeOfParallelism = threads;
+                Assert.Equal(rows, DataValidation.CheckRows(x, width, domain, "x"));
+                // Bad values in a late block first, then earlier ones: the earliest row (and its first column) is named.
+                foreach (var (row, column) in new[] { (rows - 1, 783), (rows / 2, 3), (1400, 600), (1400, 20), (9, 700) })
+                {
+                    var copy = (float[])x.Clone();
+                    copy[(long)row * width + column] = float.NaN;
+                    copy[(long)(rows - 1) * width] = float.PositiveInfinity;
+                    var e = Assert.Throws<DataValidationException>(() => DataValidation.CheckRows(copy, width, domain, "x", firstRow: 1000));
+                    Assert.Equal((1000L + Math.Min(row, rows - 1), row == rows - 1 ? 0 : column), (e.Row, e.Column));
+                }
+            }
+        }
+        finally { DeepDensityEnvironment.MaxDegreeOfParallelism = saved; }
+    }
 }

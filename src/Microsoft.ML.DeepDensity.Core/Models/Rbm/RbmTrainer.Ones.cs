@@ -30,9 +30,18 @@ internal sealed partial class RbmTrainer
 
     /// <summary>Indexes rows [first, + rows) of a row-major buffer of the given width, when the products are usable
     /// here and the rows are 0/1 with few enough ones.</summary>
+    /// <remarks>The index is built on the calling thread before the region starts, while the other cores wait: rows with
+    /// too many ones would pay for that whole pass and then take the GEMM anyway. So the first eighth of the rows decides
+    /// first (too many ones there: the GEMM, without indexing the rest). Either way the products have the GEMM's bits,
+    /// so this choice only moves time.</remarks>
     private bool TryIndex(OnesIndex index, float[] buffer, int first, int rows, int width)
-        => !_m.Gaussian && OnesGemm.IsUsable && index.Reset(rows, width)
-           && index.TryIndexRows(buffer.AsSpan(first * width), width, 0, rows) && OnesGemm.Pays(index);
+    {
+        if (_m.Gaussian || !OnesGemm.IsUsable || !index.Reset(rows, width)) return false;
+        var a = buffer.AsSpan(first * width);
+        int lead = Math.Min(rows, Math.Max(8, rows / 8));
+        return index.TryIndexRows(a, width, 0, lead) && OnesGemm.Pays(index, lead)
+            && index.TryIndexRows(a, width, lead, rows - lead) && OnesGemm.Pays(index);
+    }
 
     /// <summary>Whether the weight update's blocks take Vᵀ's products: the last hidden region indexed all stacked rows
     /// (so they are 0/1 with few enough ones). Each block then indexes its own visible units (TryIndexColumns), in
