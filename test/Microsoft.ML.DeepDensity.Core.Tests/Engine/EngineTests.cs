@@ -106,6 +106,41 @@ public class RowOpsTests
         Assert.True(double.IsNaN(RowOps.LogSumExp(new[] { 1f, float.NaN }, scratch)));
     }
 
+    /// <summary>A matrix large enough to be summed in column ranges on several threads gives the serial pass's bits
+    /// (its rows summed a few at a time, each call below the parallel size) at one thread and at two.</summary>
+    [Theory]
+    [InlineData(784)]
+    [InlineData(100)]
+    [InlineData(67)]
+    public void ColumnSumsOfALargeMatrixAreTheSerialPassesBitsAtAnyThreadCount(int cols)
+    {
+        int rows = (int)(RowOps.ParallelColumnSumValues / cols) + 29;
+        var x = new float[rows * cols];
+        new RandomStream(3).FillGaussian(x, 0f, 1e3f);
+        x[5] = 3e38f; x[cols + 1] = 1e-30f;
+        var sum = new double[cols]; var sq = new double[cols];
+        for (int r = 0; r < rows; r += 100)
+        {
+            int n = Math.Min(100, rows - r);
+            RowOps.AddColumnSumsAsDouble(x.AsSpan(r * cols, n * cols), n, sum, sq);
+        }
+        int saved = DeepDensityEnvironment.MaxDegreeOfParallelism;
+        try
+        {
+            foreach (int threads in new[] { 1, 2 })
+            {
+                DeepDensityEnvironment.MaxDegreeOfParallelism = threads;
+                var s = new double[cols]; var q = new double[cols]; var sumOnly = new double[cols];
+                RowOps.AddColumnSumsAsDouble(x, rows, s, q);
+                RowOps.AddColumnSumsAsDouble(x, rows, sumOnly);
+                Assert.Equal(sum, s);
+                Assert.Equal(sq, q);
+                Assert.Equal(sum, sumOnly);
+            }
+        }
+        finally { DeepDensityEnvironment.MaxDegreeOfParallelism = saved; }
+    }
+
     [Theory]
     [InlineData(1)]
     [InlineData(7)]

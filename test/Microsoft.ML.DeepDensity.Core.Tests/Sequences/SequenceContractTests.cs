@@ -125,6 +125,30 @@ public class SequenceContractTests
         Assert.Throws<InvalidModelFileException>(() => SequenceDensityModel.FromBytes(bytes.AsSpan(0, bytes.Length - 3)));
     }
 
+    /// <summary>A batch of wide rows is gathered in parts on the worker team: the same rows in the same order as a
+    /// plain copy, at one thread and at two.</summary>
+    [Fact]
+    public void ALargeBatchOfRowsIsGatheredInOrderAtAnyThreadCount()
+    {
+        const int d = 784;
+        var rows = new RowMatrix(Enumerable.Range(0, 500 * d).Select(i => (float)i).ToArray(), 500, d);
+        var indices = Enumerable.Range(0, 101).Select(i => (i * 37 + 11) % 500).ToArray();
+        Assert.True((long)indices.Length * d >= TrainingData.ParallelGatherValues);
+        var expected = indices.SelectMany(r => rows.Row(r).ToArray()).ToArray();
+        int saved = DeepDensityEnvironment.MaxDegreeOfParallelism;
+        try
+        {
+            foreach (int threads in new[] { 1, 2 })
+            {
+                DeepDensityEnvironment.MaxDegreeOfParallelism = threads;
+                var batch = new TrainingBatch();
+                TrainingData.From(rows).CopyBatch(indices, batch);
+                Assert.Equal(expected, batch.Rows.ToArray());
+            }
+        }
+        finally { DeepDensityEnvironment.MaxDegreeOfParallelism = saved; }
+    }
+
     [Fact]
     public void TrainingDataCopiesBatchesOfRowsAndSequences()
     {

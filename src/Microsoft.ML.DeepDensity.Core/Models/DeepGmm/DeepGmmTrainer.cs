@@ -74,7 +74,13 @@ internal sealed partial class DeepGmmTrainer
     private double ShrinkageFor(int layer) => ShrinkageFor(_net, _options, layer);
 
     /// <summary>Column variances (float64); a constant column gets the mean of the others (or 1).</summary>
-    internal static double[] ColumnVariances(RowMatrix x) => ColumnVariances(Training.RowStream.From(x), default).Variance;
+    internal static double[] ColumnVariances(RowMatrix x)
+    {
+        // Rows in memory are read in place (the stream below copies each block of rows first): the same sums.
+        var sum = new double[x.Columns]; var sq = new double[x.Columns];
+        RowOps.AddColumnSumsAsDouble(x.AsSpan(), x.Rows, sum, sq);
+        return ColumnVariances(sum, sq, x.Rows);
+    }
 
     /// <summary><see cref="ColumnVariances(RowMatrix)"/> over one pass of a stream, and the pass's row count.</summary>
     internal static (double[] Variance, long Rows) ColumnVariances(Training.IRowStream x, CancellationToken cancellationToken)

@@ -136,13 +136,25 @@ public sealed class IwaeModel : ImportanceSampledModel
     private protected override void SampleBlock(RandomStream[] streams, Span<float> output, bool mean)
         => Network.Sample(streams.Length, streams, output, mean);
 
-    private static (float[] Mean, float[] Std) ColumnMoments(RowMatrix data) => ColumnMoments(RowStream.From(data), default);
+    /// <summary>The column moments of rows in memory, read in place (the bits of the streamed pass, which copies each
+    /// block of rows first).</summary>
+    private static (float[] Mean, float[] Std) ColumnMoments(RowMatrix data)
+    {
+        var sum = new double[data.Columns]; var sumSq = new double[data.Columns];
+        RowOps.AddColumnSumsAsDouble(data.AsSpan(), data.Rows, sum, sumSq);
+        return ColumnMoments(sum, sumSq, data.Rows);
+    }
 
     private static (float[] Mean, float[] Std) ColumnMoments(IRowStream data, CancellationToken cancellationToken)
     {
-        int d = data.Width;
-        var sum = new double[d]; var sumSq = new double[d];
+        var sum = new double[data.Width]; var sumSq = new double[data.Width];
         long n = RowStream.ForEachBlock(data, (rows, count) => RowOps.AddColumnSumsAsDouble(rows, count, sum, sumSq), cancellationToken);
+        return ColumnMoments(sum, sumSq, n);
+    }
+
+    private static (float[] Mean, float[] Std) ColumnMoments(double[] sum, double[] sumSq, long n)
+    {
+        int d = sum.Length;
         if (n == 0) throw new DataValidationException(-1, -1, "the data has no rows", DataValidation.TrainingData);
         var mean = new float[d]; var std = new float[d];
         for (int c = 0; c < d; c++)

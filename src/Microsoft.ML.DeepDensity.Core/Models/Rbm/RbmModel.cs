@@ -190,13 +190,25 @@ public sealed class RbmModel : DensityModel
     }
 
     /// <summary>AIS base-rate visible biases: log-odds of smoothed training marginals (Bernoulli) or column means (Gaussian).</summary>
-    private static float[] BaseRateBias(RowMatrix data, RbmVisibleType type) => BaseRateBias(RowStream.From(data), type, default);
+    /// <summary>The base rates of rows in memory, read in place (the bits of the streamed pass, which copies each block
+    /// of rows first).</summary>
+    private static float[] BaseRateBias(RowMatrix data, RbmVisibleType type)
+    {
+        var sums = new double[data.Columns];
+        RowOps.AddColumnSumsAsDouble(data.AsSpan(), data.Rows, sums);
+        return BaseRateBias(sums, data.Rows, type);
+    }
 
     private static float[] BaseRateBias(IRowStream data, RbmVisibleType type, CancellationToken cancellationToken)
     {
-        int d = data.Width;
-        var sums = new double[d];
+        var sums = new double[data.Width];
         long n = RowStream.ForEachBlock(data, (rows, count) => RowOps.AddColumnSumsAsDouble(rows, count, sums), cancellationToken);
+        return BaseRateBias(sums, n, type);
+    }
+
+    private static float[] BaseRateBias(double[] sums, long n, RbmVisibleType type)
+    {
+        int d = sums.Length;
         if (n == 0) throw new DataValidationException(-1, -1, "the data has no rows", DataValidation.TrainingData);
         var bias = new float[d];
         for (int c = 0; c < d; c++)
