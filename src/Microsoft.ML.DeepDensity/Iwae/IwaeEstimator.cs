@@ -46,7 +46,7 @@ namespace Microsoft.ML
         /// <param name="maxEpochs">Maximum training epochs. Default <see cref="GradientTrainingOptions.Defaults.MaxEpochs"/>.</param>
         /// <param name="evaluationSamples">Importance samples K of the log-density estimate. Default <see cref="Microsoft.ML.DeepDensity.Estimation.ImportanceSampledOptions.Defaults.EvaluationSamples"/>.</param>
         /// <param name="contamination">Expected anomaly fraction of the training data, for PredictedLabel. Default <see cref="DensityEstimatorDefaults.Contamination"/>.</param>
-        /// <param name="seed">Seed of initialisation, noise and the Default <see cref="Microsoft.ML.DeepDensity.Training.GradientTrainingOptions.Defaults.Seed"/>.</param>
+        /// <param name="seed">Seed of initialisation, noise, shuffling and the validation split. Default <see cref="Microsoft.ML.DeepDensity.Training.GradientTrainingOptions.Defaults.Seed"/>.</param>
         public static IwaeEstimator Iwae(this DensityEstimationCatalog catalog, string featureColumnName = DensityEstimatorDefaults.FeatureColumnName,
             IwaeLikelihood likelihood = IwaeOptions.Defaults.Likelihood, int samples = IwaeOptions.Defaults.Samples,
             int maxEpochs = GradientTrainingOptions.Defaults.MaxEpochs, int evaluationSamples = Microsoft.ML.DeepDensity.Estimation.ImportanceSampledOptions.Defaults.EvaluationSamples,

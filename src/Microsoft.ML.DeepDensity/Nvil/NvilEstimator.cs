@@ -41,7 +41,7 @@ namespace Microsoft.ML
         /// <param name="evaluationSamples">Importance samples K of the log-density column (smaller than the engine's
         /// default 1000 because every scored row pays for it; raise it for tighter estimates). Default <see cref="Microsoft.ML.DeepDensity.Transforms.NvilEstimator.DefaultColumnEvaluationSamples"/>.</param>
         /// <param name="contamination">Expected anomaly fraction of the training data, for PredictedLabel. Default <see cref="DensityEstimatorDefaults.Contamination"/>.</param>
-        /// <param name="seed">Seed of initialisation, noise and the Default <see cref="Microsoft.ML.DeepDensity.Training.GradientTrainingOptions.Defaults.Seed"/>.</param>
+        /// <param name="seed">Seed of initialisation, noise, shuffling and the validation split. Default <see cref="Microsoft.ML.DeepDensity.Training.GradientTrainingOptions.Defaults.Seed"/>.</param>
         public static NvilEstimator Nvil(this DensityEstimationCatalog catalog, string featureColumnName = DensityEstimatorDefaults.FeatureColumnName,
             int[]? latentDimensions = null, int maxEpochs = GradientTrainingOptions.Defaults.MaxEpochs,
             int evaluationSamples = NvilEstimator.DefaultColumnEvaluationSamples, double contamination = DensityEstimatorDefaults.Contamination, ulong seed = GradientTrainingOptions.Defaults.Seed)

@@ -44,7 +44,7 @@ namespace Microsoft.ML
         /// <param name="visibleType">Bernoulli (0/1 features) or Gaussian (real features). Default <see cref="RbmOptions.Defaults.VisibleType"/>.</param>
         /// <param name="maxEpochs">Maximum training epochs. Default <see cref="RbmOptions.Defaults.MaxEpochs"/>.</param>
         /// <param name="contamination">Expected anomaly fraction of the training data, for PredictedLabel. Default <see cref="DensityEstimatorDefaults.Contamination"/>.</param>
-        /// <param name="seed">Seed of initialisation, sampling and the Default <see cref="Microsoft.ML.DeepDensity.Training.GradientTrainingOptions.Defaults.Seed"/>.</param>
+        /// <param name="seed">Seed of initialisation, Gibbs sampling, shuffling and the validation split. Default <see cref="Microsoft.ML.DeepDensity.Training.GradientTrainingOptions.Defaults.Seed"/>.</param>
         public static RbmEstimator Rbm(this DensityEstimationCatalog catalog, string featureColumnName = DensityEstimatorDefaults.FeatureColumnName,
             int hiddenUnits = RbmOptions.Defaults.HiddenUnits, RbmVisibleType visibleType = RbmOptions.Defaults.VisibleType,
             int maxEpochs = RbmOptions.Defaults.MaxEpochs,
