@@ -15,9 +15,11 @@ public static class ImportanceSampler
     /// <summary>Computes the log-weights of <paramref name="rows"/> (rows × dimension) for <paramref name="samples"/>
     /// samples each into <paramref name="logWeights"/> (rows × samples, row-major), drawing row r's noise from
     /// <paramref name="rowStreams"/>[r] only. <paramref name="allowParallel"/> is true when the call is the only block
-    /// and has more than one row (it may then parallelise inside).</summary>
+    /// and has more than one row (it may then parallelise inside). <paramref name="sameRows"/> is true when the previous
+    /// call on this workspace had the same rows (the next chunk of their samples), so that what depends on the rows alone
+    /// (an encoder's output) may be kept from it.</summary>
     public delegate void LogWeights<TWorkspace>(TWorkspace workspace, ReadOnlySpan<float> rows, int count, int samples,
-        ReadOnlySpan<RandomStream> rowStreams, Span<double> logWeights, bool allowParallel);
+        ReadOnlySpan<RandomStream> rowStreams, Span<double> logWeights, bool allowParallel, bool sameRows);
 
     /// <summary>
     /// The estimate log (1/K) Σ w_i (into <paramref name="logMean"/>) and, when <paramref name="standardError"/> is not
@@ -97,7 +99,7 @@ public static class ImportanceSampler
         {
             int k = Math.Min(chunk, samples - done);
             for (int r = 0; r < n; r++) streams[r].ForkInto((ulong)c, chunkStreams[r]);
-            logWeights(s.Workspace, x, n, k, chunkStreams.AsSpan(0, n), chunkLogW.AsSpan(0, n * k), allowParallel);
+            logWeights(s.Workspace, x, n, k, chunkStreams.AsSpan(0, n), chunkLogW.AsSpan(0, n * k), allowParallel, sameRows: c > 0);
             for (int r = 0; r < n; r++)
                 chunkLogW.AsSpan(r * k, k).CopyTo(logW.Slice(r * samples + done, k));
         }

@@ -36,7 +36,7 @@ public class ImportanceSamplerTests
             var lm = new float[5];
             se = new float[5];
             ImportanceSampler.Estimate(x, 5, 2, samples: 12, samplesPerChunk: chunk, seed: 42, sampleRowsPerPass: rowsPerPass,
-                (n, k) => new double[n * k], (ws, xs, n, k, streams, logW, _) =>
+                (n, k) => new double[n * k], (ws, xs, n, k, streams, logW, _, _) =>
                 {
                     for (int r = 0; r < n; r++)
                         for (int i = 0; i < k; i++) logW[r * k + i] = xs[r * 2] + xs[r * 2 + 1] + streams[r].NextGaussian();

@@ -113,9 +113,10 @@ public sealed class IwaeModel : ImportanceSampledModel
             _newWorkspace, _logWeights, logMean, standardError, _scratch);
     }
 
-    /// <summary>Fills each row's noise for <paramref name="k"/> samples from its own stream, then one forward pass.</summary>
+    /// <summary>Fills each row's noise for <paramref name="k"/> samples from its own stream, then one forward pass (its
+    /// first encoder once per block of rows: the later chunks of the same rows keep its output).</summary>
     private void LogWeights(IwaeNetwork.Workspace ws, ReadOnlySpan<float> x, int n, int k, ReadOnlySpan<RandomStream> rowStreams,
-        Span<double> logW, bool allowParallel)
+        Span<double> logW, bool allowParallel, bool sameRows)
     {
         long call = Interlocked.Read(ref _scoringCall);
         if (ws.PackedForCall != call)
@@ -129,7 +130,7 @@ public sealed class IwaeModel : ImportanceSampledModel
                 int dl = Network.Latent[l];
                 GaussianNoise.Fill(rowStreams[r], ws.Noise[l].AsSpan(r * k * dl, k * dl));
             }
-        Network.Forward(x, n, k, ws, allowParallel);
+        Network.Forward(x, n, k, ws, allowParallel, firstEncoderCurrent: sameRows);
         for (int i = 0; i < n * k; i++) logW[i] = ws.LogW[i];
     }
 

@@ -121,6 +121,7 @@ internal sealed class IwaeNetwork
         /// <summary>The scoring call the decoders' weights were packed for (<see cref="PackDecoderWeights"/>; 0: none).</summary>
         public long PackedForCall;
 
+
         public Workspace(IwaeNetwork net, int maxRows, int maxSamples, bool forTraining)
         {
             MaxRows = maxRows; MaxSamples = maxSamples; ForTraining = forTraining;
@@ -163,8 +164,10 @@ internal sealed class IwaeNetwork
 
     /// <summary>
     /// Forward pass with the noise in <paramref name="ws"/>: ws.LogW[r·k + i] = log p(x_r, z_ri) − log q(z_ri | x_r).
+    /// With <paramref name="firstEncoderCurrent"/> the first encoder's output in ws is already that of these n rows (the
+    /// previous chunk of samples of the same rows) and is not computed again.
     /// </summary>
-    public void Forward(ReadOnlySpan<float> x, int n, int k, Workspace ws, bool allowParallel)
+    public void Forward(ReadOnlySpan<float> x, int n, int k, Workspace ws, bool allowParallel, bool firstEncoderCurrent = false)
     {
         if (n > ws.MaxRows || (long)n * k > (long)ws.MaxRows * ws.MaxSamples) throw new ArgumentOutOfRangeException(nameof(n), "Batch exceeds the workspace.");
         int m = n * k;
@@ -173,7 +176,8 @@ internal sealed class IwaeNetwork
         for (int l = 0; l < Layers; l++)
         {
             int d = Latent[l], rep = l == 0 ? k : 1;
-            var pq = Encoders[l].Forward(l == 0 ? x : ws.Z[l - 1], l == 0 ? n : m, ws.Enc[l], allowParallel);
+            var pq = l == 0 && firstEncoderCurrent ? ws.Enc[0].Result.AsSpan(0, n * Encoders[0].Outputs)
+                : Encoders[l].Forward(l == 0 ? x : ws.Z[l - 1], l == 0 ? n : m, ws.Enc[l], allowParallel);
             DiagonalGaussianHead.Sample(pq, rep, ws.Noise[l], m, d, ws.Z[l]);
             DiagonalGaussianHead.AccumulateLogProb(ws.Z[l], 1, pq, rep, m, d, -1f, logW);
         }

@@ -83,7 +83,7 @@ public sealed class NvilModel : ImportanceSampledModel
 
     /// <summary>Fills each row's uniforms for <paramref name="k"/> samples from its own stream, then one forward pass.</summary>
     private void LogWeights(NvilNetwork.Workspace ws, ReadOnlySpan<float> x, int n, int k, ReadOnlySpan<RandomStream> rowStreams,
-        Span<double> logW, bool allowParallel)
+        Span<double> logW, bool allowParallel, bool sameRows)
     {
         for (int r = 0; r < n; r++)
             for (int l = 0; l < Network.Layers; l++)
