@@ -4,7 +4,7 @@ using Microsoft.ML.DeepDensity.Transforms;
 
 namespace DeepDensity.Samples.Models;
 
-/// <summary>IWAE with a Gaussian decoder on the pixels scaled to [0, 1]; LogDensity is an importance-sampled estimate.</summary>
+/// <summary>IWAE with a Gaussian decoder on the dequantised pixels scaled by 1/16; LogDensity is an importance-sampled estimate.</summary>
 public static class IwaeSample
 {
     public static IEstimator<ITransformer> Pipeline(MLContext ml, DemoSize size)

@@ -4,7 +4,7 @@ using Microsoft.ML.DeepDensity.Transforms;
 
 namespace DeepDensity.Samples.Models;
 
-/// <summary>RNADE: an exact density of real vectors; here the raw 0–16 pixel values.</summary>
+/// <summary>RNADE: an exact density of real vectors; here the dequantised 0–17 pixel values.</summary>
 public static class RnadeSample
 {
     public static IEstimator<ITransformer> Pipeline(MLContext ml, DemoSize size)
