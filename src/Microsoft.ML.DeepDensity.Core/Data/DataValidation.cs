@@ -69,8 +69,7 @@ public static class DataValidation
         for (int r = start; r < count; r++)
         {
             var row = rows.Slice(r * dimension, dimension);
-            // Fast path: one vectorised pass decides whether the row needs a closer look.
-            if (domain == InputDomain.Real ? RowOps.AllFinite(row) : AllBinary(row)) continue;
+            if (PassesFastCheck(row, domain)) continue;
             for (int c = 0; c < dimension; c++)
             {
                 float v = row[c];
@@ -82,6 +81,11 @@ public static class DataValidation
         }
         return count;
     }
+
+    /// <summary>One vectorised pass that decides whether a row needs a closer look (the value-by-value loop that names
+    /// the bad value).</summary>
+    private static bool PassesFastCheck(ReadOnlySpan<float> row, InputDomain domain)
+        => domain == InputDomain.Real ? RowOps.AllFinite(row) : AllBinary(row);
 
     /// <summary>Values from which <see cref="CheckRows"/> scans blocks of rows in parallel (4 MiB of floats).</summary>
     internal const long ParallelValues = 1L << 20;
@@ -103,7 +107,7 @@ public static class DataValidation
                 for (; r < r1; r++)
                 {
                     var row = all.Slice(r * dimension, dimension);
-                    if (!(domain == InputDomain.Real ? RowOps.AllFinite(row) : AllBinary(row))) break;
+                    if (!PassesFastCheck(row, domain)) break;
                 }
                 firstSuspect[b] = r;
             });
