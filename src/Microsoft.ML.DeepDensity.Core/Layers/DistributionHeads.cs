@@ -55,13 +55,11 @@ internal static class DiagonalGaussianHead
             if (p != lastP)
             {
                 var logSigma = parameters.Slice(p * 2 * d + d, d);
-                TensorPrimitives.Negate(logSigma, inv);
-                EagerTensorMath.Exp(inv, inv);
+                InverseSigma(logSigma, inv);
                 sumLogSigma = TensorPrimitives.Sum(logSigma);
                 lastP = p;
             }
-            TensorPrimitives.Subtract(value.Slice(j / valueRepeat * d, d), parameters.Slice(p * 2 * d, d), u);
-            TensorPrimitives.Multiply(u, inv, u);
+            Standardize(value.Slice(j / valueRepeat * d, d), parameters.Slice(p * 2 * d, d), inv, u);
             float lp = -0.5f * TensorPrimitives.SumOfSquares(u) - sumLogSigma - d * HalfLog2Pi;
             accumulator[j] += coefficient * lp;
         }
@@ -76,24 +74,28 @@ internal static class DiagonalGaussianHead
     {
         Span<float> u = d <= 1024 ? stackalloc float[d] : new float[d];
         Span<float> inv = d <= 1024 ? stackalloc float[d] : new float[d];
+        Span<float> uOverSigma = d <= 1024 ? stackalloc float[d] : new float[d];
+        int lastP = -1;
         for (int j = 0; j < rows; j++)
         {
             float s = rowScale[j];
             if (s == 0f) continue;
             int p = j / paramRepeat, v = j / valueRepeat;
-            Standardize(value.Slice(v * d, d), parameters.Slice(p * 2 * d, d), parameters.Slice(p * 2 * d + d, d), u, inv);
+            // 1/σ once per parameter row, as in AccumulateLogProb (the k samples of a row share it).
+            if (p != lastP) { InverseSigma(parameters.Slice(p * 2 * d + d, d), inv); lastP = p; }
+            Standardize(value.Slice(v * d, d), parameters.Slice(p * 2 * d, d), inv, u);
             // ∂/∂μ = u/σ, ∂/∂x = −u/σ, ∂/∂log σ = u² − 1.
-            TensorPrimitives.Multiply(u, inv, inv);
+            TensorPrimitives.Multiply(u, inv, uOverSigma);
             if (!valueGradient.IsEmpty)
             {
                 var gx = valueGradient.Slice(v * d, d);
-                TensorPrimitives.MultiplyAdd(inv, -s, gx, gx);
+                TensorPrimitives.MultiplyAdd(uOverSigma, -s, gx, gx);
             }
             if (!parameterGradient.IsEmpty)
             {
                 var gm = parameterGradient.Slice(p * 2 * d, d);
                 var gs = parameterGradient.Slice(p * 2 * d + d, d);
-                TensorPrimitives.MultiplyAdd(inv, s, gm, gm);
+                TensorPrimitives.MultiplyAdd(uOverSigma, s, gm, gm);
                 TensorPrimitives.Multiply(u, u, u);
                 TensorPrimitives.Add(gs, -s, gs);
                 TensorPrimitives.MultiplyAdd(u, s, gs, gs);
@@ -121,11 +123,16 @@ internal static class DiagonalGaussianHead
         }
     }
 
-    /// <summary>u = (x − μ)/σ, inv = 1/σ.</summary>
-    private static void Standardize(ReadOnlySpan<float> x, ReadOnlySpan<float> mu, ReadOnlySpan<float> logSigma, Span<float> u, Span<float> inv)
+    /// <summary>inv = 1/σ = exp(−log σ).</summary>
+    private static void InverseSigma(ReadOnlySpan<float> logSigma, Span<float> inv)
     {
         TensorPrimitives.Negate(logSigma, inv);
         EagerTensorMath.Exp(inv, inv);
+    }
+
+    /// <summary>u = (x − μ)·inv, with inv = 1/σ from <see cref="InverseSigma"/>.</summary>
+    private static void Standardize(ReadOnlySpan<float> x, ReadOnlySpan<float> mu, ReadOnlySpan<float> inv, Span<float> u)
+    {
         TensorPrimitives.Subtract(x, mu, u);
         TensorPrimitives.Multiply(u, inv, u);
     }

@@ -103,6 +103,35 @@ public static class TrainingData
     internal const long ParallelGatherValues = 1L << 15;
     private const int GatherParts = 2;
 
+    /// <summary>The calling thread's gather: its delegate is made once, so a step's parallel gather allocates nothing.</summary>
+    [ThreadStatic] private static Gather? t_gather;
+
+    /// <summary>Copies rows indices[r] of a matrix to row r of a batch, in parts on the worker team.</summary>
+    private sealed unsafe class Gather
+    {
+        private readonly Action<int> _part;
+        private float[] _values = [];
+        private int* _indices;
+        private float* _destination;
+        private int _rows, _width, _parts;
+
+        public Gather() => _part = CopyPart;
+
+        public void Run(float[] values, int* indices, float* destination, int rows, int width, int parts)
+        {
+            _values = values; _indices = indices; _destination = destination; _rows = rows; _width = width; _parts = parts;
+            try { DeepDensityEnvironment.For(0, parts, _part); }
+            finally { _values = []; _indices = null; _destination = null; }
+        }
+
+        private void CopyPart(int part)
+        {
+            int d = _width;
+            for (int r = part * _rows / _parts; r < (part + 1) * _rows / _parts; r++)
+                _values.AsSpan(_indices[r] * d, d).CopyTo(new Span<float>(_destination + (long)r * d, d));
+        }
+    }
+
     private sealed class RowData(RowMatrix m) : ITrainingData
     {
         public RowMatrix Matrix => m;
@@ -121,17 +150,9 @@ public static class TrainingData
                 for (int r = 0; r < n; r++) m.Row(indices[r]).CopyTo(dst.Slice(r * d, d));
                 return;
             }
-            var values = m.Values;
             fixed (int* pi = indices)
             fixed (float* pd = dst)
-            {
-                nint iAddress = (nint)pi, dAddress = (nint)pd;
-                DeepDensityEnvironment.For(0, parts, part =>
-                {
-                    for (int r = part * n / parts; r < (part + 1) * n / parts; r++)
-                        values.AsSpan(((int*)iAddress)[r] * d, d).CopyTo(new Span<float>((float*)dAddress + (long)r * d, d));
-                });
-            }
+                (t_gather ??= new Gather()).Run(m.Values, pi, pd, n, d, parts);
         }
 
         public ITrainingData Select(ReadOnlySpan<int> indices) => new RowData(m.SelectRows(indices));
