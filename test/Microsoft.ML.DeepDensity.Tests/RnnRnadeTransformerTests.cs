@@ -536,4 +536,31 @@ public class RnnRnadeScoringErrorTests
         Assert.Equal(frames.Count, ml.Transforms.CopyColumns("S", "Score").Fit(frameModel.Transform(ml.Data.LoadFromEnumerable(frames)))
             .Transform(frameModel.Transform(ml.Data.LoadFromEnumerable(frames))).GetColumn<float>("S").Count());
     }
+    /// <summary>The sequence id is compared as text, and a model fitted on numeric ids scored text ids; a model fitted on
+    /// text ids ("0", "1", ...) failed on numeric ids (e.g. the same CSV read with the id column typed as a number) with
+    /// ML.NET's binding error naming the internal column '__dd_rr_id'. It scores them as their text, the same values,
+    /// live, after Model.Load, after LoadWithLiveDensityModels and in a PredictionEngine.</summary>
+    [Fact]
+    public void FrameRows_AModelFittedOnTextIdsScoresNumericIds()
+    {
+        var ml = new MLContext(seed: 1);
+        var numeric = InterleavedFrames(Sequences(6, 3), 4);
+        var text = numeric.Select(r => new TextIdFrame { Features = r.Features, Id = r.SequenceId.ToString(System.Globalization.CultureInfo.InvariantCulture), Order = r.Order }).ToList();
+        var numericView = ml.Data.LoadFromEnumerable(numeric.Select(r => new IntIdFrame { Features = r.Features, Id = r.SequenceId, Order = r.Order }).ToList());
+        var textView = ml.Data.LoadFromEnumerable(text);
+        var model = ml.DensityEstimation.RnnRnade("Features", "Id", "Order", hiddenUnits: 4, recurrentUnits: 4, maxEpochs: 1).Fit(textView);
+        var expected = model.Transform(textView).GetColumn<float>("LogDensity").ToArray();
+        var zip = Path.Combine(Directory.CreateTempSubdirectory("dd-text-id-").FullName, "model.zip");
+        ml.Model.Save(model, textView.Schema, zip);
+        var ml2 = new MLContext(seed: 2);
+        foreach (var t in new[] { (ITransformer)model, ml2.Model.Load(zip, out _), ml2.Model.LoadWithLiveDensityModels(zip, out _) })
+        {
+            Assert.Equal(expected, t.Transform(numericView).GetColumn<float>("LogDensity").ToArray());
+            var engine = ml2.Model.CreatePredictionEngine<IntIdFrame, RnnRnadeTransformerTests.FrameScore>(t);
+            var rows = ml2.Data.CreateEnumerable<IntIdFrame>(numericView, reuseRowObject: false).ToList();
+            Assert.Equal(expected, rows.Select(r => engine.Predict(r).LogDensity).ToArray());
+        }
+    }
+
+    public sealed class IntIdFrame { [VectorType(2)] public float[] Features = new float[2]; public int Id; public float Order; }
 }

@@ -106,10 +106,13 @@ public sealed class RnnRnadeFrameEstimator : IEstimator<SequenceDensityTransform
         var (frame, id, order) = CheckColumns(schema, o.FeatureColumnName, o.SequenceIdColumnName, o.OrderColumnName, null);
         var chain = new EstimatorChain<ITransformer>()
             .Append<ITransformer>(_ml.Transforms.CopyColumns(RnnRnadeSurrogate.FeatureCol, o.FeatureColumnName));
+        // Ids compare as text. A text id is converted rather than copied, so that the fitted chain also takes a numeric id
+        // column (3 → "3": the same CSV read with the id typed as a number scores as it was fitted; a copy bound a number
+        // to the scorer's text input and failed with ML.NET's error naming the internal column).
         // A numeric NaN id converts to the text "NaN", which a numeric column cannot hold otherwise: it becomes empty text,
         // the missing id that training and the scorer refuse (naming the id column and the row), live and after loading.
         chain = id.Type is TextDataViewType
-            ? chain.Append<ITransformer>(_ml.Transforms.CopyColumns(RnnRnadeSurrogate.IdCol, id.Name))
+            ? chain.Append<ITransformer>(_ml.Transforms.Conversion.ConvertType(RnnRnadeSurrogate.IdCol, id.Name, DataKind.String))
             : chain.Append<ITransformer>(_ml.Transforms.Conversion.ConvertType(RnnRnadeSurrogate.IdCol, id.Name, DataKind.String))
                 .Append<ITransformer>(_ml.Transforms.Expression(RnnRnadeSurrogate.IdCol, "id : id == \"NaN\" ? \"\" : id", RnnRnadeSurrogate.IdCol));
         return chain.Append<ITransformer>(_ml.Transforms.Conversion.ConvertType(RnnRnadeSurrogate.OrderCol, order.Name, DataKind.Double));
