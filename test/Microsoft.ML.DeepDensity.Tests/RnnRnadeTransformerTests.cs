@@ -563,4 +563,47 @@ public class RnnRnadeScoringErrorTests
     }
 
     public sealed class IntIdFrame { [VectorType(2)] public float[] Features = new float[2]; public int Id; public float Order; }
+    /// <summary>LoadWithLiveDensityModels gives a sequence model back the fitted transformer's input check, as it gives
+    /// the row models theirs: a Double or scalar sequence column failed with ML.NET's binding error naming
+    /// '__dd_rr_features', a frame of the wrong width only at the first row read (inside a doubly wrapped splitter
+    /// exception), and a Boolean sequence id was scored as the text "True"/"False". The values and the re-saved file are
+    /// those of the loaded chain.</summary>
+    [Fact]
+    public void LoadWithLiveDensityModels_SequenceModelsCheckTheInputSchema_NamingTheUsersColumns()
+    {
+        var ml = new MLContext(seed: 1);
+        var dir = Directory.CreateTempSubdirectory("dd-seq-check-").FullName;
+        var rows = Sequences(6, 4).Select(s => new RnnRnadeTransformerTests.SequenceRow { Features = s }).ToList();
+        var wholeView = ml.Data.LoadFromEnumerable(rows);
+        var whole = ml.DensityEstimation.RnnRnade("Features", frameSize: 2, hiddenUnits: 4, recurrentUnits: 4, maxEpochs: 1).Fit(wholeView);
+        ml.Model.Save(whole, wholeView.Schema, Path.Combine(dir, "whole.zip"));
+        var loadedWhole = new MLContext(seed: 2).Model.LoadWithLiveDensityModels(Path.Combine(dir, "whole.zip"), out _);
+        Assert.Equal(whole.Transform(wholeView).GetColumn<float>("LogDensity").ToArray(), loadedWhole.Transform(wholeView).GetColumn<float>("LogDensity").ToArray());
+        foreach (var view in new[] { ml.Data.LoadFromEnumerable(new[] { new DoubleSequence() }), ml.Data.LoadFromEnumerable(new[] { new ScalarSequence() }) })
+        {
+            var e = Assert.ThrowsAny<ArgumentException>(() => loadedWhole.Transform(view));
+            Assert.Contains("Sequence column 'Features' must be a vector of Single", e.Message);
+            Assert.DoesNotContain("__dd", Assert.ThrowsAny<ArgumentException>(() => loadedWhole.GetOutputSchema(view.Schema)).Message);
+        }
+
+        var frames = InterleavedFrames(Sequences(6, 5), 4);
+        var frameView = ml.Data.LoadFromEnumerable(frames);
+        var frameModel = ml.DensityEstimation.RnnRnade("Features", "SequenceId", "Order", hiddenUnits: 4, recurrentUnits: 4, maxEpochs: 1).Fit(frameView);
+        ml.Model.Save(frameModel, frameView.Schema, Path.Combine(dir, "frames.zip"));
+        var ml2 = new MLContext(seed: 2);
+        var loadedFrames = ml2.Model.LoadWithLiveDensityModels(Path.Combine(dir, "frames.zip"), out var schema);
+        var expected = frameModel.Transform(frameView).GetColumn<float>("LogDensity").ToArray();
+        Assert.Equal(expected, loadedFrames.Transform(frameView).GetColumn<float>("LogDensity").ToArray());
+        var wide = ml.Data.LoadFromEnumerable(new[] { new WideFrame() });
+        Assert.Contains("Frame column 'Features' has 3 slots but the model's frames have 2", Assert.ThrowsAny<ArgumentException>(() => loadedFrames.Transform(wide)).Message);
+        Assert.ThrowsAny<ArgumentException>(() => ml2.Model.CreatePredictionEngine<WideFrame, RnnRnadeTransformerTests.FrameScore>(loadedFrames));
+        var boolId = ml.Data.LoadFromEnumerable(new[] { new BoolIdFrame() });
+        Assert.Contains("Sequence-id column 'SequenceId' must be text or numeric", Assert.ThrowsAny<ArgumentException>(() => loadedFrames.Transform(boolId)).Message);
+        Assert.Equal(frameModel.GetSequenceAnomalyThreshold(), loadedFrames.GetSequenceAnomalyThreshold());
+        // It saves like the loaded chain: loaded again, the same values.
+        ml2.Model.Save(loadedFrames, schema, Path.Combine(dir, "again.zip"));
+        Assert.Equal(expected, new MLContext(seed: 3).Model.Load(Path.Combine(dir, "again.zip"), out _).Transform(frameView).GetColumn<float>("LogDensity").ToArray());
+    }
+
+    public sealed class BoolIdFrame { [VectorType(2)] public float[] Features = new float[2]; public bool SequenceId; public float Order; }
 }
