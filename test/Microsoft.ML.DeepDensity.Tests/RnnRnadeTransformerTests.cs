@@ -606,4 +606,32 @@ public class RnnRnadeScoringErrorTests
     }
 
     public sealed class BoolIdFrame { [VectorType(2)] public float[] Features = new float[2]; public bool SequenceId; public float Order; }
+    /// <summary>The frame-row estimator's GetOutputSchema (what EstimatorChain.Fit checks before fitting the stages
+    /// upstream) checked only that the three columns exist: a text order, a Double frame or a Boolean id passed it and
+    /// failed only in Fit. It rejects them as the row estimators do, naming the column, with Fit's wording.</summary>
+    [Fact]
+    public void FrameRows_EstimatorOutputSchemaChecksTheColumnTypes()
+    {
+        var ml = new MLContext(seed: 1);
+        var estimator = ml.DensityEstimation.RnnRnade("Features", "SequenceId", "Order", maxEpochs: 1);
+        Assert.Contains("Order column 'Order' must be numeric",
+            Assert.ThrowsAny<ArgumentException>(() => estimator.GetOutputSchema(SchemaShapeFactory.FromType<TextOrderFrame>(ml))).Message);
+        Assert.Contains("Frame column 'Features' must be a known-size vector of Single",
+            Assert.ThrowsAny<ArgumentException>(() => estimator.GetOutputSchema(SchemaShapeFactory.FromType<DoubleFrame>(ml))).Message);
+        Assert.Contains("Sequence-id column 'SequenceId' must be text or numeric",
+            Assert.ThrowsAny<ArgumentException>(() => estimator.GetOutputSchema(SchemaShapeFactory.FromType<BoolIdFrame>(ml))).Message);
+        var shape = estimator.GetOutputSchema(SchemaShapeFactory.FromType<RnnRnadeTransformerTests.FrameRow>(ml));
+        Assert.Contains(shape, c => c.Name == "Score");
+        var textId = estimator.GetOutputSchema(SchemaShapeFactory.FromType<TextIdFrame>(ml, RenamedId()));   // a text id
+        Assert.Contains(textId, c => c.Name == "PredictedLabel");
+    }
+
+    private static SchemaDefinition RenamedId()
+    {
+        var def = SchemaDefinition.Create(typeof(TextIdFrame));
+        foreach (var c in def) if (c.ColumnName == "Id") c.ColumnName = "SequenceId";
+        return def;
+    }
+
+    public sealed class DoubleFrame { [VectorType(2)] public double[] Features = new double[2]; public int SequenceId; public float Order; }
 }
