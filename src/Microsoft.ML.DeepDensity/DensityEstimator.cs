@@ -105,6 +105,7 @@ public abstract class DensityEstimator<TModel, TModelOptions> : IEstimator<Densi
         TModel model;
         try { model = Train(data, validation, _options.ModelOptions, progress, _options.CancellationToken); }
         catch (DataValidationException e) when (IsEngineDataSource(e)) { throw InColumn(e, column.Name); }
+        catch (TrainingDivergedException e) { throw Diverged(e, data, column.Name); }
 
         // The threshold: (1 − Contamination) quantile of the training rows' scores. Scoring the training set can take as
         // long as an epoch (IWAE, AIS), so it observes the token too: a Fit cancelled after the last epoch returns no model.
@@ -160,6 +161,20 @@ public abstract class DensityEstimator<TModel, TModelOptions> : IEstimator<Densi
             problem += NonBinaryRemedy(_options.ModelOptions) is string remedy ? $"; {remedy}, or {binarise}" : $"; {binarise}";
         }
         return new DataValidationException(e.Row, e.Column, problem, columnName, e);
+    }
+
+    /// <summary>The engine's divergence restated for the ML.NET user: the feature column by name and where its largest
+    /// value is (the engine's generic advice cannot say that values of 1e7, e.g. timestamps or prices, are far too large
+    /// for a model that does not standardise its inputs), and how to standardise it in the pipeline.</summary>
+    private static TrainingDivergedException Diverged(TrainingDivergedException e, RowMatrix data, string columnName)
+    {
+        var values = data.Values.AsSpan(0, data.Rows * data.Columns);
+        if (values.IsEmpty) return e;
+        int at = 0;
+        for (int i = 1; i < values.Length; i++) if (Math.Abs(values[i]) > Math.Abs(values[at])) at = i;
+        return new TrainingDivergedException(e.Message + string.Create(System.Globalization.CultureInfo.InvariantCulture,
+            $" The largest value of feature column '{columnName}' in the training data is {values[at]:G6} (row {at / data.Columns}, slot {at % data.Columns}); " +
+            $"standardise the column before the estimator, e.g. ml.Transforms.NormalizeMeanVariance(\"{columnName}\")."));
     }
 
     /// <summary>Checks the feature column of a runtime schema; returns it.</summary>

@@ -95,6 +95,13 @@ public static class DensityModelExtensions
             bool isSurrogate = stages.Count > 0 && stages.All(s => s is not IEnumerable<ITransformer>)
                 && stages.Exists(s => GetDensityTransformers(s, mlContext).Count == 1);
             if (isSurrogate) return GetDensityTransformer(t, mlContext);
+            // A loaded sequence surrogate scores through its own chain (that is its live form), but gets back the fitted
+            // transformer's input-schema check: without it a Double sequence column failed with ML.NET's binding error
+            // naming '__dd_rr_features', a frame of the wrong width only at the first row read inside a doubly wrapped
+            // splitter exception, and a Boolean sequence id was scored as the text "True"/"False".
+            if (stages.Count > 0 && stages.All(s => s is not IEnumerable<ITransformer>)
+                && SequenceModelExtensions.CheckedSequenceStage(t, stages, mlContext) is SequenceDensityTransformer sequence)
+                return sequence;
             var replaced = stages.Select(Replace).ToArray();
             return new TransformerChain<ITransformer>(replaced);
         }

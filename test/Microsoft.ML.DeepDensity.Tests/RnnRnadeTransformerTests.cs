@@ -536,4 +536,102 @@ public class RnnRnadeScoringErrorTests
         Assert.Equal(frames.Count, ml.Transforms.CopyColumns("S", "Score").Fit(frameModel.Transform(ml.Data.LoadFromEnumerable(frames)))
             .Transform(frameModel.Transform(ml.Data.LoadFromEnumerable(frames))).GetColumn<float>("S").Count());
     }
+    /// <summary>The sequence id is compared as text, and a model fitted on numeric ids scored text ids; a model fitted on
+    /// text ids ("0", "1", ...) failed on numeric ids (e.g. the same CSV read with the id column typed as a number) with
+    /// ML.NET's binding error naming the internal column '__dd_rr_id'. It scores them as their text, the same values,
+    /// live, after Model.Load, after LoadWithLiveDensityModels and in a PredictionEngine.</summary>
+    [Fact]
+    public void FrameRows_AModelFittedOnTextIdsScoresNumericIds()
+    {
+        var ml = new MLContext(seed: 1);
+        var numeric = InterleavedFrames(Sequences(6, 3), 4);
+        var text = numeric.Select(r => new TextIdFrame { Features = r.Features, Id = r.SequenceId.ToString(System.Globalization.CultureInfo.InvariantCulture), Order = r.Order }).ToList();
+        var numericView = ml.Data.LoadFromEnumerable(numeric.Select(r => new IntIdFrame { Features = r.Features, Id = r.SequenceId, Order = r.Order }).ToList());
+        var textView = ml.Data.LoadFromEnumerable(text);
+        var model = ml.DensityEstimation.RnnRnade("Features", "Id", "Order", hiddenUnits: 4, recurrentUnits: 4, maxEpochs: 1).Fit(textView);
+        var expected = model.Transform(textView).GetColumn<float>("LogDensity").ToArray();
+        var zip = Path.Combine(Directory.CreateTempSubdirectory("dd-text-id-").FullName, "model.zip");
+        ml.Model.Save(model, textView.Schema, zip);
+        var ml2 = new MLContext(seed: 2);
+        foreach (var t in new[] { (ITransformer)model, ml2.Model.Load(zip, out _), ml2.Model.LoadWithLiveDensityModels(zip, out _) })
+        {
+            Assert.Equal(expected, t.Transform(numericView).GetColumn<float>("LogDensity").ToArray());
+            var engine = ml2.Model.CreatePredictionEngine<IntIdFrame, RnnRnadeTransformerTests.FrameScore>(t);
+            var rows = ml2.Data.CreateEnumerable<IntIdFrame>(numericView, reuseRowObject: false).ToList();
+            Assert.Equal(expected, rows.Select(r => engine.Predict(r).LogDensity).ToArray());
+        }
+    }
+
+    public sealed class IntIdFrame { [VectorType(2)] public float[] Features = new float[2]; public int Id; public float Order; }
+    /// <summary>LoadWithLiveDensityModels gives a sequence model back the fitted transformer's input check, as it gives
+    /// the row models theirs: a Double or scalar sequence column failed with ML.NET's binding error naming
+    /// '__dd_rr_features', a frame of the wrong width only at the first row read (inside a doubly wrapped splitter
+    /// exception), and a Boolean sequence id was scored as the text "True"/"False". The values and the re-saved file are
+    /// those of the loaded chain.</summary>
+    [Fact]
+    public void LoadWithLiveDensityModels_SequenceModelsCheckTheInputSchema_NamingTheUsersColumns()
+    {
+        var ml = new MLContext(seed: 1);
+        var dir = Directory.CreateTempSubdirectory("dd-seq-check-").FullName;
+        var rows = Sequences(6, 4).Select(s => new RnnRnadeTransformerTests.SequenceRow { Features = s }).ToList();
+        var wholeView = ml.Data.LoadFromEnumerable(rows);
+        var whole = ml.DensityEstimation.RnnRnade("Features", frameSize: 2, hiddenUnits: 4, recurrentUnits: 4, maxEpochs: 1).Fit(wholeView);
+        ml.Model.Save(whole, wholeView.Schema, Path.Combine(dir, "whole.zip"));
+        var loadedWhole = new MLContext(seed: 2).Model.LoadWithLiveDensityModels(Path.Combine(dir, "whole.zip"), out _);
+        Assert.Equal(whole.Transform(wholeView).GetColumn<float>("LogDensity").ToArray(), loadedWhole.Transform(wholeView).GetColumn<float>("LogDensity").ToArray());
+        foreach (var view in new[] { ml.Data.LoadFromEnumerable(new[] { new DoubleSequence() }), ml.Data.LoadFromEnumerable(new[] { new ScalarSequence() }) })
+        {
+            var e = Assert.ThrowsAny<ArgumentException>(() => loadedWhole.Transform(view));
+            Assert.Contains("Sequence column 'Features' must be a vector of Single", e.Message);
+            Assert.DoesNotContain("__dd", Assert.ThrowsAny<ArgumentException>(() => loadedWhole.GetOutputSchema(view.Schema)).Message);
+        }
+
+        var frames = InterleavedFrames(Sequences(6, 5), 4);
+        var frameView = ml.Data.LoadFromEnumerable(frames);
+        var frameModel = ml.DensityEstimation.RnnRnade("Features", "SequenceId", "Order", hiddenUnits: 4, recurrentUnits: 4, maxEpochs: 1).Fit(frameView);
+        ml.Model.Save(frameModel, frameView.Schema, Path.Combine(dir, "frames.zip"));
+        var ml2 = new MLContext(seed: 2);
+        var loadedFrames = ml2.Model.LoadWithLiveDensityModels(Path.Combine(dir, "frames.zip"), out var schema);
+        var expected = frameModel.Transform(frameView).GetColumn<float>("LogDensity").ToArray();
+        Assert.Equal(expected, loadedFrames.Transform(frameView).GetColumn<float>("LogDensity").ToArray());
+        var wide = ml.Data.LoadFromEnumerable(new[] { new WideFrame() });
+        Assert.Contains("Frame column 'Features' has 3 slots but the model's frames have 2", Assert.ThrowsAny<ArgumentException>(() => loadedFrames.Transform(wide)).Message);
+        Assert.ThrowsAny<ArgumentException>(() => ml2.Model.CreatePredictionEngine<WideFrame, RnnRnadeTransformerTests.FrameScore>(loadedFrames));
+        var boolId = ml.Data.LoadFromEnumerable(new[] { new BoolIdFrame() });
+        Assert.Contains("Sequence-id column 'SequenceId' must be text or numeric", Assert.ThrowsAny<ArgumentException>(() => loadedFrames.Transform(boolId)).Message);
+        Assert.Equal(frameModel.GetSequenceAnomalyThreshold(), loadedFrames.GetSequenceAnomalyThreshold());
+        // It saves like the loaded chain: loaded again, the same values.
+        ml2.Model.Save(loadedFrames, schema, Path.Combine(dir, "again.zip"));
+        Assert.Equal(expected, new MLContext(seed: 3).Model.Load(Path.Combine(dir, "again.zip"), out _).Transform(frameView).GetColumn<float>("LogDensity").ToArray());
+    }
+
+    public sealed class BoolIdFrame { [VectorType(2)] public float[] Features = new float[2]; public bool SequenceId; public float Order; }
+    /// <summary>The frame-row estimator's GetOutputSchema (what EstimatorChain.Fit checks before fitting the stages
+    /// upstream) checked only that the three columns exist: a text order, a Double frame or a Boolean id passed it and
+    /// failed only in Fit. It rejects them as the row estimators do, naming the column, with Fit's wording.</summary>
+    [Fact]
+    public void FrameRows_EstimatorOutputSchemaChecksTheColumnTypes()
+    {
+        var ml = new MLContext(seed: 1);
+        var estimator = ml.DensityEstimation.RnnRnade("Features", "SequenceId", "Order", maxEpochs: 1);
+        Assert.Contains("Order column 'Order' must be numeric",
+            Assert.ThrowsAny<ArgumentException>(() => estimator.GetOutputSchema(SchemaShapeFactory.FromType<TextOrderFrame>(ml))).Message);
+        Assert.Contains("Frame column 'Features' must be a known-size vector of Single",
+            Assert.ThrowsAny<ArgumentException>(() => estimator.GetOutputSchema(SchemaShapeFactory.FromType<DoubleFrame>(ml))).Message);
+        Assert.Contains("Sequence-id column 'SequenceId' must be text or numeric",
+            Assert.ThrowsAny<ArgumentException>(() => estimator.GetOutputSchema(SchemaShapeFactory.FromType<BoolIdFrame>(ml))).Message);
+        var shape = estimator.GetOutputSchema(SchemaShapeFactory.FromType<RnnRnadeTransformerTests.FrameRow>(ml));
+        Assert.Contains(shape, c => c.Name == "Score");
+        var textId = estimator.GetOutputSchema(SchemaShapeFactory.FromType<TextIdFrame>(ml, RenamedId()));   // a text id
+        Assert.Contains(textId, c => c.Name == "PredictedLabel");
+    }
+
+    private static SchemaDefinition RenamedId()
+    {
+        var def = SchemaDefinition.Create(typeof(TextIdFrame));
+        foreach (var c in def) if (c.ColumnName == "Id") c.ColumnName = "SequenceId";
+        return def;
+    }
+
+    public sealed class DoubleFrame { [VectorType(2)] public double[] Features = new double[2]; public int SequenceId; public float Order; }
 }

@@ -264,4 +264,28 @@ public class EnvelopeTests
                 $"scoring through the loaded zip: {e}");
         }
     }
+    /// <summary>A Gaussian IWAE (which does not standardise its inputs) fitted on features offset by 1e7 — timestamps,
+    /// prices — diverged with the engine's generic advice, which spoke of spreads above 1e35 and named neither the column
+    /// nor the data; the error now names the feature column, its largest value with row and slot, and the ML.NET
+    /// normaliser that fixes it (and the fix works).</summary>
+    [Fact]
+    public void ADivergedFitNamesTheColumnAndItsLargestValue_AndSaysHowToStandardise()
+    {
+        var ml = new MLContext(seed: 1);
+        var rows = TestData.Blob(200, seed: 4);
+        foreach (var r in rows) for (int c = 0; c < Row.D; c++) r.Features[c] += 1e7f;
+        rows[37].Features[2] = 2e7f;
+        var view = ml.Data.LoadFromEnumerable(rows);
+        IwaeEstimator Estimator() => ml.DensityEstimation.Iwae(new IwaeEstimator.Options
+        {
+            ModelOptions = new Models.Iwae.IwaeOptions { Likelihood = Models.Iwae.IwaeLikelihood.Gaussian, LatentDimensions = new[] { 2 }, HiddenUnits = new[] { 8 }, MaxEpochs = 3, EvaluationSamples = 10 },
+        });
+        var e = Assert.Throws<Training.TrainingDivergedException>(() => Estimator().Fit(view));
+        Assert.Contains("feature column 'Features'", e.Message);
+        Assert.Contains("is 2E+07 (row 37, slot 2)", e.Message);
+        Assert.Contains("ml.Transforms.NormalizeMeanVariance(\"Features\")", e.Message);
+        Assert.DoesNotContain("Data of extreme scale", e.Message);
+        var fixedModel = ml.Transforms.NormalizeMeanVariance("Features").Append(Estimator()).Fit(view);
+        Assert.All(fixedModel.Transform(view).GetColumn<float>("LogDensity"), v => Assert.True(float.IsFinite(v)));
+    }
 }

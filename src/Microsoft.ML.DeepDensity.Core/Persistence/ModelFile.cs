@@ -155,7 +155,8 @@ public static class ModelFile
         if (LoaderRejection(model) is string problem)
             throw new Training.TrainingDivergedException(
                 $"Training diverged: the fitted {model.ModelKind} model breaks an invariant of a valid model ({problem}), so it is not returned. " +
-                "Data of extreme scale (spreads below about 1e-35 or above 1e35) is a common cause: rescale the data.");
+                "Data far from unit scale is a common cause (values beyond about 1e6 for a model that does not standardise its inputs, " +
+                "such as IWAE; spreads below about 1e-35 or above 1e35 for one that does): rescale the data.");
         return model;
     }
 

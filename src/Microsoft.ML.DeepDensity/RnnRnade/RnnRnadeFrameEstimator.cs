@@ -106,10 +106,13 @@ public sealed class RnnRnadeFrameEstimator : IEstimator<SequenceDensityTransform
         var (frame, id, order) = CheckColumns(schema, o.FeatureColumnName, o.SequenceIdColumnName, o.OrderColumnName, null);
         var chain = new EstimatorChain<ITransformer>()
             .Append<ITransformer>(_ml.Transforms.CopyColumns(RnnRnadeSurrogate.FeatureCol, o.FeatureColumnName));
+        // Ids compare as text. A text id is converted rather than copied, so that the fitted chain also takes a numeric id
+        // column (3 → "3": the same CSV read with the id typed as a number scores as it was fitted; a copy bound a number
+        // to the scorer's text input and failed with ML.NET's error naming the internal column).
         // A numeric NaN id converts to the text "NaN", which a numeric column cannot hold otherwise: it becomes empty text,
         // the missing id that training and the scorer refuse (naming the id column and the row), live and after loading.
         chain = id.Type is TextDataViewType
-            ? chain.Append<ITransformer>(_ml.Transforms.CopyColumns(RnnRnadeSurrogate.IdCol, id.Name))
+            ? chain.Append<ITransformer>(_ml.Transforms.Conversion.ConvertType(RnnRnadeSurrogate.IdCol, id.Name, DataKind.String))
             : chain.Append<ITransformer>(_ml.Transforms.Conversion.ConvertType(RnnRnadeSurrogate.IdCol, id.Name, DataKind.String))
                 .Append<ITransformer>(_ml.Transforms.Expression(RnnRnadeSurrogate.IdCol, "id : id == \"NaN\" ? \"\" : id", RnnRnadeSurrogate.IdCol));
         return chain.Append<ITransformer>(_ml.Transforms.Conversion.ConvertType(RnnRnadeSurrogate.OrderCol, order.Name, DataKind.Double));
@@ -201,6 +204,21 @@ public sealed class RnnRnadeFrameEstimator : IEstimator<SequenceDensityTransform
         foreach (var name in new[] { o.FeatureColumnName, o.SequenceIdColumnName, o.OrderColumnName })
             if (!inputSchema.Any(c => c.Name == name))
                 throw new ArgumentOutOfRangeException(nameof(inputSchema), $"Column '{name}' not found in the input schema.");
+        // The types Fit requires (CheckColumns), checked here too: EstimatorChain.Fit asks for the output schema before it
+        // fits the stages upstream, so a wrong type is reported before they are trained, as the row estimators do.
+        SchemaShape.Column Last(string name) => inputSchema.Last(c => c.Name == name);   // the last column of a name wins
+        var frame = Last(o.FeatureColumnName);
+        if (frame.IsKey || frame.ItemType != NumberDataViewType.Single || frame.Kind != SchemaShape.Column.VectorKind.Vector)
+            throw new ArgumentOutOfRangeException(nameof(inputSchema),
+                $"Frame column '{frame.Name}' must be a known-size vector of Single (one frame per row), but is {(frame.IsKey ? "a key of " : "")}{frame.ItemType} ({frame.Kind}).");
+        var id = Last(o.SequenceIdColumnName);
+        if (id.IsKey || id.Kind != SchemaShape.Column.VectorKind.Scalar || id.ItemType is not (TextDataViewType or NumberDataViewType))
+            throw new ArgumentOutOfRangeException(nameof(inputSchema),
+                $"Sequence-id column '{id.Name}' must be text or numeric, but is {(id.IsKey ? "a key of " : "")}{id.ItemType} ({id.Kind}).");
+        var order = Last(o.OrderColumnName);
+        if (order.IsKey || order.Kind != SchemaShape.Column.VectorKind.Scalar || order.ItemType is not NumberDataViewType)
+            throw new ArgumentOutOfRangeException(nameof(inputSchema),
+                $"Order column '{order.Name}' must be numeric, but is {(order.IsKey ? "a key of " : "")}{order.ItemType} ({order.Kind}).");
         var names = new HashSet<string>(o.Outputs, StringComparer.Ordinal);
         var result = inputSchema.Where(c => !names.Contains(c.Name)).ToList();
         result.Add(ShapeColumns.Single(_ml, o.LogDensityColumnName));

@@ -44,6 +44,30 @@ public static class SequenceModelExtensions
     internal static List<SequenceDensityModel> FindSequenceModels(ITransformer transformer, MLContext? mlContext)
         => FindSequenceStages(transformer, mlContext).ConvertAll(s => s.Model);
 
+    /// <summary>A loaded sequence surrogate chain (<paramref name="chain"/>, whose leaves are <paramref name="stages"/>) as a
+    /// <see cref="SequenceDensityTransformer"/> over that same chain with the fitted transformer's input check, built from
+    /// the column names its envelope carries; null when no stage yields a sequence model, or when the file (envelope
+    /// version 1) has no column names to check.</summary>
+    internal static SequenceDensityTransformer? CheckedSequenceStage(ITransformer chain, IReadOnlyList<ITransformer> stages, MLContext? mlContext)
+    {
+        var reader = new SurrogateStageReader(mlContext ?? new MLContext());
+        foreach (var stage in stages)
+        {
+            if (reader.ReadText(stage, RnnRnadeSurrogate.ModelCol) is not string text) continue;
+            var e = SequenceSurrogate.Decode(text);
+            var c = e.Columns;
+            int frameSize = e.Model.FrameSize;
+            Action<DataViewSchema>? check = c.Length switch
+            {
+                1 => schema => SequenceColumn.Check(schema, c[0]),   // whole sequences: the sequence column
+                3 => schema => RnnRnadeFrameEstimator.CheckColumns(schema, c[0], c[1], c[2], frameSize),   // frame rows: frame, id, order
+                _ => null,
+            };
+            return check is null ? null : new SequenceDensityTransformer(chain, e.Model, e.Threshold, check);
+        }
+        return null;
+    }
+
     /// <summary><see cref="FindSequenceModels"/> with each stage's anomaly threshold.</summary>
     private static List<(SequenceDensityModel Model, float Threshold)> FindSequenceStages(ITransformer transformer, MLContext? mlContext)
     {
