@@ -69,6 +69,10 @@ public static class ScoringCommands
             if (parse.GetValue(length) is not null)
                 throw new CliException(ExitCodes.UsageError, "--length is for the sequence model (rnnrnade); this model draws rows.");
             var density = loaded.Density;
+            long most = Array.MaxLength / Math.Max(1, density.Model.Dimension);
+            if (n > most)
+                throw new CliException(ExitCodes.UsageError, $"--count {n}: at most {most} rows of {density.Model.Dimension} values can be drawn at once " +
+                                                             "(draw fewer; row i depends only on --seed and i).");
             var view = density.GenerateSamples(ml, n, parse.GetValue(seed));
             var rows = DataViews.Vectors(view, density.FeatureColumnName, density.Model.Dimension);
             WriteOutput(console, parse.GetValue(output), w =>

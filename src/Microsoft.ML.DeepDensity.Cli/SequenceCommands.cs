@@ -110,8 +110,15 @@ public static class SequenceCommands
         var meta = loaded.Metadata!;
         int frames = length ?? meta.MedianSequenceLength ?? DefaultSampleLength;
         if (frames < 1) throw new CliException(ExitCodes.UsageError, $"--length must be at least 1 (got {frames}).");
+        // One draw is one array of count × frames × frame values (the engine's limit): say so in the options' terms.
+        int d = loaded.SequenceModel!.FrameSize;
+        long mostFrames = Array.MaxLength / Math.Max(1, d);
+        if (frames > mostFrames)
+            throw new CliException(ExitCodes.UsageError, $"--length {frames}: at most {mostFrames} frames of {d} values can be drawn at once.");
+        if ((long)count * frames > mostFrames)
+            throw new CliException(ExitCodes.UsageError, $"--count {count}: at most {mostFrames / frames} sequences of {frames} frames of {d} values " +
+                                                         "can be drawn at once (draw fewer; sequence i depends only on --seed and i).");
         var sequences = loaded.SequenceModel!.Sample(count, frames, seed);
-        int d = sequences.FrameSize;
         ScoringCommands.WriteOutput(console, outFile, w =>
         {
             w.WriteLine(string.Join(",", new[] { meta.SequenceIdColumn!, meta.OrderColumn! }.Concat(meta.FeatureColumns).Select(CsvTable.Escape)));
