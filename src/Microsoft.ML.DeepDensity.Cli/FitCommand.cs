@@ -42,6 +42,10 @@ public static class FitCommand
             // Before any work, for every model (rnnrnade's estimator refused it only after training, as an internal error).
             if (parse.GetValue(contamination) is var c && !(c >= 0 && c <= 0.5))
                 throw new CliException(ExitCodes.UsageError, $"--contamination must be in [0, 0.5] (got {c.ToString(CultureInfo.InvariantCulture)}).");
+            // A row model has no sequences: --sequence-id/--order were silently ignored (the order column became a feature).
+            if (parse.GetValue(model) != SequenceCommands.ModelName && (parse.GetValue(sequenceId) is not null || parse.GetValue(order) is not null))
+                throw new CliException(ExitCodes.UsageError, $"--sequence-id and --order are for --model {SequenceCommands.ModelName} (frame rows); " +
+                                                             $"--model {parse.GetValue(model)} reads one row per item.");
             AtomicFile.CheckTarget(parse.GetValue(output)!); // before training, not after it
             console.Interrupts.CommandStopsCleanly = true; // Ctrl+C: stop training, keep the best model (Interrupts)
             return Body(parse);

@@ -22,6 +22,10 @@ public static class SequenceCommands
     {
         if (sequenceId is null || orderName is null)
             throw new CliException(ExitCodes.UsageError, "--model rnnrnade needs --sequence-id COL and --order COL (one row per time step).");
+        if (sequenceId == orderName)
+            throw new CliException(ExitCodes.UsageError, $"--sequence-id and --order name the same column '{sequenceId}': the order of the rows within a sequence is another column.");
+        if (labelColumn is not null && (labelColumn == sequenceId || labelColumn == orderName))
+            throw new CliException(ExitCodes.UsageError, $"--label '{labelColumn}' is also the {(labelColumn == sequenceId ? "--sequence-id" : "--order")} column: the label is a column of its own.");
         var engine = new RnnRnadeOptions();
         var request = new FitRequest(seed, epochs, contamination, parameters, console.Interrupts.Stop, console.Interrupts.Abort, null!, _ => { });
         EngineOptions.Apply(engine, request); // a bad option is a usage error before the data is read
