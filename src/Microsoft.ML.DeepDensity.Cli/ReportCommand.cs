@@ -45,8 +45,10 @@ public static class ReportCommand
                 return Write(console, parse.GetValue(output)!, SequenceEvaluation.Report(loaded, dataFile, parse.GetValue(label), sequenceOptions));
             }
             if (parse.GetValue(length) is not null) throw new CliException(ExitCodes.UsageError, "--length is for the sequence model (rnnrnade).");
-            var scored = ScoringCommands.ScoreTable(ml, loaded, dataFile, parse.GetValue(label));
             int sampleCount = parse.GetValue(samples) ?? new DensityReportOptions().SampleCount;
+            if (sampleCount > DensityReportOptions.MaxImagesDrawn)
+                throw new CliException(ExitCodes.UsageError, $"--samples {sampleCount}: at most {DensityReportOptions.MaxImagesDrawn} generated samples are drawn (as images in one grid).");
+            var scored = ScoringCommands.ScoreTable(ml, loaded, dataFile, parse.GetValue(label));
             var options = new DensityReportOptions
             {
                 Title = title,

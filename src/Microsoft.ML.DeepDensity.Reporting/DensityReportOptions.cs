@@ -31,7 +31,12 @@ public sealed class DensityReportOptions
     /// <summary>Rows listed (and drawn) as most anomalous. Default 10.</summary>
     public int TopRows { get; set; } = 10;
 
-    /// <summary>Generated samples drawn for image-shaped data. Default 24.</summary>
+    /// <summary>Most images drawn in one grid (<see cref="SampleCount"/> at most; of the <see cref="TopRows"/> most
+    /// anomalous rows, the first ones): a grid of tens of thousands is an image no one can read, and beyond about 40,000 one
+    /// the plotting library cannot make.</summary>
+    public const int MaxImagesDrawn = 200;
+
+    /// <summary>Generated samples drawn for image-shaped data (at most <see cref="MaxImagesDrawn"/>). Default 24.</summary>
     public int SampleCount { get; set; } = 24;
 
     /// <summary>Seed of the generated samples. Default 0.</summary>
@@ -57,5 +62,7 @@ public sealed class DensityReportOptions
             throw new ArgumentException($"FeatureNames has {names.Count} names for {columns} {what}.", "options");
         foreach (var (name, value) in new[] { (nameof(TopRows), TopRows), (nameof(SampleCount), SampleCount), (nameof(SequenceCount), SequenceCount) })
             if (value < 0) throw new ArgumentOutOfRangeException("options", value, $"{name} must not be negative (got {value}).");
+        if (SampleCount > MaxImagesDrawn)
+            throw new ArgumentOutOfRangeException("options", SampleCount, $"{nameof(SampleCount)} must be at most {MaxImagesDrawn} (got {SampleCount}): the samples are drawn as images in one grid.");
     }
 }
