@@ -20,6 +20,21 @@ public static class AtomicFile
         string dir = Path.GetDirectoryName(full)!;
         if (!Directory.Exists(dir))
             throw new CliException(ExitCodes.OutputError, $"{path}: the directory {dir} does not exist.");
+        // A directory that exists but takes no new file (read-only, no permission) is found now too, not after training:
+        // the output is written as a temporary file next to the target, so that is what is tried.
+        string probe = Path.Combine(dir, $".{Path.GetFileName(full)}.{Environment.ProcessId}.{Guid.NewGuid():N}.probe.tmp");
+        try
+        {
+            using (new FileStream(probe, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1, FileOptions.DeleteOnClose)) { }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new CliException(ExitCodes.OutputError, $"{path}: cannot write: {e.Message}", e);
+        }
+        finally
+        {
+            try { File.Delete(probe); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+        }
         return full;
     }
 
