@@ -169,6 +169,11 @@ public class HostileInputTests : IDisposable
         r = _h.Run("fit", nul, "-m", "rnade", "-o", _h.PathOf("n.zip"));
         Assert.Equal(ExitCodes.BadData, r.Exit);
         AssertOneLine(r.Err, "nul.csv, line 5, column 3", "not a text");
+        // One field longer than any cell (no line break for 17 M characters): said, not grown until memory runs out.
+        var longField = _h.Write("long.csv", Header + Good(3) + "r3,1," + new string('7', CsvTable.MaxCellChars + 1) + ",2\n");
+        r = _h.Run("fit", longField, "-m", "rnade", "-o", _h.PathOf("n.zip"));
+        Assert.Equal(ExitCodes.BadData, r.Exit);
+        AssertOneLine(r.Err, "long.csv, line 5, column 3", "longer than");
         if (File.Exists("/dev/zero"))
         {
             r = _h.Run("fit", "/dev/zero", "-m", "rnade", "-o", _h.PathOf("z.zip"));
@@ -219,7 +224,7 @@ public class HostileInputTests : IDisposable
         Assert.True(r.Exit == 0, r.Err);
         var text = File.ReadAllText(html);
         Assert.Contains("The 50000 rows with the lowest log-density", text);
-        Assert.Contains("the first 200 of the 50000 rows of the table above", text);
+        Assert.Contains("The first 200 of the 50000 rows of the table above", text);
     }
 
     /// <summary>--sequence-id and --order were silently ignored by the row models (a user who forgot -m rnnrnade trained a
