@@ -46,7 +46,7 @@ public static class FitCommand
             if (parse.GetValue(model) != SequenceCommands.ModelName && (parse.GetValue(sequenceId) is not null || parse.GetValue(order) is not null))
                 throw new CliException(ExitCodes.UsageError, $"--sequence-id and --order are for --model {SequenceCommands.ModelName} (frame rows); " +
                                                              $"--model {parse.GetValue(model)} reads one row per item.");
-            AtomicFile.CheckTarget(parse.GetValue(output)!); // before training, not after it
+            AtomicFile.CheckTarget(parse.GetValue(output)!, (parse.GetValue(train), "training file"), (parse.GetValue(validation), "validation file")); // before training, not after it
             console.Interrupts.CommandStopsCleanly = true; // Ctrl+C: stop training, keep the best model (Interrupts)
             return Body(parse);
         });

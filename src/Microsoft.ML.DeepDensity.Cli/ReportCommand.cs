@@ -25,7 +25,7 @@ public static class ReportCommand
         };
         return command.WithBody(console, parse =>
         {
-            AtomicFile.CheckTarget(parse.GetValue(output)!);
+            AtomicFile.CheckTarget(parse.GetValue(output)!, (parse.GetValue(model), "model file"), (parse.GetValue(data), "data file"));
             var ml = new MLContext(seed: 1);
             var loaded = ModelZip.Load(ml, parse.GetValue(model)!);
             string dataFile = parse.GetValue(data)!;

@@ -21,7 +21,7 @@ public static class ScoringCommands
         var command = new System.CommandLine.Command("score", "Append log-density, anomaly score and predicted label to every row of a CSV.") { model, data, output };
         return command.WithBody(console, parse =>
         {
-            if (parse.GetValue(output) is string target) AtomicFile.CheckTarget(target);
+            if (parse.GetValue(output) is string target) AtomicFile.CheckTarget(target, (parse.GetValue(model), "model file"), (parse.GetValue(data), "data file"));
             var ml = new MLContext(seed: 1);
             var loaded = ModelZip.Load(ml, parse.GetValue(model)!);
             if (loaded.IsSequenceModel) return SequenceCommands.Score(console, ml, loaded, parse.GetValue(data)!, parse.GetValue(output));
@@ -61,7 +61,7 @@ public static class ScoringCommands
         {
             int n = parse.GetValue(count);
             if (n < 1) throw new CliException(ExitCodes.UsageError, $"--count must be at least 1 (got {n}).");
-            if (parse.GetValue(output) is string target) AtomicFile.CheckTarget(target);
+            if (parse.GetValue(output) is string target) AtomicFile.CheckTarget(target, (parse.GetValue(model), "model file"));
             var ml = new MLContext(seed: 1);
             var loaded = ModelZip.Load(ml, parse.GetValue(model)!);
             if (loaded.IsSequenceModel)

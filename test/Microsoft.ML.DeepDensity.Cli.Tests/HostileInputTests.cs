@@ -280,4 +280,32 @@ public class HostileInputTests : IDisposable
             Assert.DoesNotContain("System.", r.Err);
         }
     }
+    /// <summary>--out naming an input file replaced it: 'report m.zip d.csv -o m.zip' wrote the HTML over the model, and
+    /// 'fit d.csv -o d.csv' the model zip over the training data, without a word. It is a usage error before any work.</summary>
+    [Fact]
+    public void AnOutputOverAnInputIsRefused()
+    {
+        var zip = RowModel();
+        var data = _h.Write("d.csv", Header + Good(30));
+        var zipBytes = File.ReadAllBytes(zip);
+        var dataText = File.ReadAllText(data);
+        foreach (var args in new[]
+                 {
+                     new[] { "fit", data, "-m", "rnade", "--epochs", "1", "-o", data },
+                     new[] { "fit", data, "-m", "rnade", "--epochs", "1", "--validation", zip, "-o", zip },
+                     new[] { "score", zip, data, "-o", data },
+                     new[] { "score", zip, data, "-o", zip },
+                     new[] { "sample", zip, "-o", zip },
+                     new[] { "report", zip, data, "-o", zip },
+                     new[] { "report", zip, data, "-o", Path.Combine(_h.Dir, ".", "d.csv") },
+                 })
+        {
+            var r = _h.Run(args);
+            Assert.True(r.Exit == ExitCodes.UsageError, string.Join(" ", args) + ": " + r.Err);
+            AssertOneLine(r.Err, "--out", "is also the");
+            Assert.Equal("", r.Out);
+        }
+        Assert.Equal(zipBytes, File.ReadAllBytes(zip));
+        Assert.Equal(dataText, File.ReadAllText(data));
+    }
 }
