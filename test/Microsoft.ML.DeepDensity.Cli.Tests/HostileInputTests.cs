@@ -308,4 +308,26 @@ public class HostileInputTests : IDisposable
         Assert.Equal(zipBytes, File.ReadAllBytes(zip));
         Assert.Equal(dataText, File.ReadAllText(data));
     }
+    /// <summary>An option set twice, by --epochs/--seed and by -p MaxEpochs/Seed, or by two -p, took the last value without
+    /// a word (--epochs 2 -p MaxEpochs=3 trained 3 epochs); it is a usage error naming both.</summary>
+    [Fact]
+    public void AnOptionSetTwiceIsAUsageError()
+    {
+        var csv = _h.Write("t.csv", Header + Good(30));
+        var zip = _h.PathOf("m.zip");
+        foreach (var (args, fragments) in new (string[], string[])[]
+                 {
+                     (new[] { "-m", "rnade", "--epochs", "2", "-p", "MaxEpochs=3" }, new[] { "MaxEpochs", "--epochs" }),
+                     (new[] { "-m", "deepgmm", "--epochs", "2", "-p", "maxiterations=3" }, new[] { "MaxIterations", "--epochs" }),
+                     (new[] { "-m", "rnade", "--seed", "3", "-p", "Seed=5" }, new[] { "Seed", "--seed" }),
+                     (new[] { "-m", "rnade", "-p", "HiddenUnits=4", "-p", "hiddenunits=8" }, new[] { "HiddenUnits", "twice" }),
+                 })
+        {
+            var r = _h.Run(new[] { "fit", csv, "-o", zip }.Concat(args).ToArray());
+            Assert.True(r.Exit == ExitCodes.UsageError, string.Join(" ", args) + ": " + r.Err);
+            AssertOneLine(r.Err, fragments);
+            Assert.Equal("", r.Out);
+        }
+        _h.AssertNoPartialFiles(zip);
+    }
 }
