@@ -67,7 +67,7 @@ public sealed class CsvTable
         {
             long start = line;
             if (!ReadRecord(reader, fields, cell, ref line, file)) break;
-            if (fields.Count == 1 && fields[0].Length == 0) continue; // blank line
+            if (fields.Count == 1 && fields[0].AsSpan().Trim(" \t").IsEmpty) continue; // blank line (or only spaces and tabs)
             if (header is null)
             {
                 header = fields.Select(f => f.Trim()).ToArray();

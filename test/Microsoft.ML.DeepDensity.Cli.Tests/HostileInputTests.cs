@@ -330,4 +330,18 @@ public class HostileInputTests : IDisposable
         }
         _h.AssertNoPartialFiles(zip);
     }
+    /// <summary>A line of only spaces or tabs (an editor's indentation, a trailing line) was a "ragged row" with 1 field;
+    /// docs/cli.md says blank lines are skipped, and such a line is blank.</summary>
+    [Fact]
+    public void ALineOfSpacesIsBlank()
+    {
+        var csv = _h.Write("ws.csv", Header + Good(10) + "   \t \n" + Good(10) + "  \n");
+        var zip = _h.PathOf("m.zip");
+        var r = _h.Run("fit", csv, "-m", "rnade", "--epochs", "1", "-p", "HiddenUnits=4", "-o", zip);
+        Assert.True(r.Exit == 0, r.Err);
+        Assert.Contains("20 rows", r.Out);
+        r = _h.Run("score", zip, csv);
+        Assert.True(r.Exit == 0, r.Err);
+        Assert.Equal(21, r.Out.Split('\n', StringSplitOptions.RemoveEmptyEntries).Length);
+    }
 }
