@@ -168,6 +168,11 @@ public static class ModelZip
             throw CliException.ModelError(path, "an ML.NET model holding a DeepDensity sequence model but not ddml's metadata (the frame, " +
                 "sequence-id and order column names): ddml reads the sequence models that 'ddml fit --model rnnrnade' wrote.", e);
         }
+        catch (InvalidOperationException e) when (CountDensityModels(ml, transformer) is int n and > 1)
+        {
+            throw CliException.ModelError(path, $"an ML.NET model holding {n} DeepDensity models: ddml reads a zip holding one " +
+                                                "(score this pipeline through ML.NET: GetDensityTransformers).", e);
+        }
         catch (InvalidOperationException e) { throw CliException.ModelError(path, "an ML.NET model, but not a DeepDensity one: " + e.Message, e); }
         if (metadata is not null && metadata.FeatureColumns.Length != density.Model.Dimension)
             throw CliException.ModelError(path, $"the metadata lists {metadata.FeatureColumns.Length} feature columns but the model has dimension {density.Model.Dimension}.");
@@ -231,6 +236,12 @@ public static class ModelZip
         if (m.MedianSequenceLength is int median && (median < 1 || median > m.TrainRows))
             throw CliException.ModelError(path, $"corrupt ddml metadata in the zip: MedianSequenceLength {median} is not the median length of sequences " +
                                                 $"with {m.TrainRows} frame rows in all.");
+    }
+
+    private static int CountDensityModels(MLContext ml, ITransformer transformer)
+    {
+        try { return transformer.GetDensityTransformers(ml).Count; }
+        catch (Exception e) when (e is InvalidOperationException or InvalidModelFileException) { return 0; }
     }
 
     private static bool HoldsSequenceModel(MLContext ml, ITransformer transformer)

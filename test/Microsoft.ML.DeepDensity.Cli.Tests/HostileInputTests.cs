@@ -344,4 +344,20 @@ public class HostileInputTests : IDisposable
         Assert.True(r.Exit == 0, r.Err);
         Assert.Equal(21, r.Out.Split('\n', StringSplitOptions.RemoveEmptyEntries).Length);
     }
+    /// <summary>An ML.NET zip holding two DeepDensity models was reported as "an ML.NET model, but not a DeepDensity one:
+    /// The transformer contains 2 DeepDensity models", which contradicts itself; it says the zip holds two.</summary>
+    [Fact]
+    public void AZipWithTwoDeepDensityModelsSaysSo()
+    {
+        var ml = new MLContext(seed: 1);
+        var view = ml.Data.LoadFromEnumerable(Enumerable.Range(0, 40).Select(i => new RoundTripTests.In { Features = new float[] { i % 7, i % 5 * 0.5f, i % 3, i % 11 * 0.1f } }));
+        var pipeline = ml.DensityEstimation.Rnade("Features", hiddenUnits: 2, maxEpochs: 1)
+            .Append(ml.DensityEstimation.Rnade("Features", hiddenUnits: 3, maxEpochs: 1)).Fit(view);
+        var zip = _h.PathOf("two.zip");
+        ml.Model.Save(pipeline, view.Schema, zip);
+        var r = _h.Run("info", zip);
+        Assert.Equal(ExitCodes.BadModel, r.Exit);
+        AssertOneLine(r.Err, "two.zip", "2 DeepDensity models");
+        Assert.DoesNotContain("not a DeepDensity one", r.Err);
+    }
 }
