@@ -83,8 +83,8 @@ public static class ReportCommand
         if (parts.Length != 2 || !int.TryParse(parts[0], NumberStyles.None, CultureInfo.InvariantCulture, out int h)
             || !int.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out int w) || h < 1 || w < 1)
             throw new CliException(ExitCodes.UsageError, $"--image-shape '{text}': expected HxW, e.g. 28x28.");
-        if (h * w != dimension)
-            throw new CliException(ExitCodes.UsageError, $"--image-shape {h}x{w} has {h * w} pixels but the model has {dimension} features.");
+        if ((long)h * w != dimension) // in long: 4 × 1073741840 overflowed an int to 64
+            throw new CliException(ExitCodes.UsageError, $"--image-shape {h}x{w} has {(long)h * w} pixels but the model has {dimension} features.");
         return (h, w);
     }
 }

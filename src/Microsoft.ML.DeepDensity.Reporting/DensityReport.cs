@@ -85,7 +85,7 @@ public static partial class DensityReport
     {
         if (options.ImageShape is (int h, int w))
         {
-            if (h < 1 || w < 1 || h * w != dimension)
+            if (h < 1 || w < 1 || (long)h * w != dimension) // in long: an int product can overflow to the dimension
                 throw new ArgumentException($"The image shape {h}×{w} does not match the {dimension} columns.", nameof(options));
             return (h, w);
         }

@@ -360,4 +360,21 @@ public class HostileInputTests : IDisposable
         AssertOneLine(r.Err, "two.zip", "2 DeepDensity models");
         Assert.DoesNotContain("not a DeepDensity one", r.Err);
     }
+    /// <summary>--image-shape 4x1073741840 passed the "H×W = the feature count" check for 64 features (the product
+    /// overflowed to 64), and the report died with an OutOfMemoryException (exit 1); the library's check overflowed alike.</summary>
+    [Fact]
+    public void AnImageShapeWhoseProductOverflowsIsRefused()
+    {
+        var csv = _h.Digits("d.csv", 0, 60, withAnomaly: false);
+        var zip = _h.PathOf("d.zip");
+        Assert.Equal(0, _h.Run("fit", csv, "-m", "rnade", "--exclude", "digit", "--epochs", "1", "-p", "HiddenUnits=4", "-o", zip).Exit);
+        var html = _h.PathOf("r.html");
+        var r = _h.Run("report", zip, csv, "--image-shape", "4x1073741840", "-o", html);
+        Assert.Equal(ExitCodes.UsageError, r.Exit);
+        AssertOneLine(r.Err, "--image-shape 4x1073741840", "64 features");
+        _h.AssertNoPartialFiles(html);
+        var model = new MLContext(seed: 1).Model.Load(zip, out _).GetDensityModel();
+        var rows = new Microsoft.ML.DeepDensity.Data.RowMatrix(2, 64);
+        Assert.Throws<ArgumentException>(() => Reporting.DensityReport.Create(model, rows, new Reporting.DensityReportOptions { ImageShape = (4, 1073741840) }));
+    }
 }
