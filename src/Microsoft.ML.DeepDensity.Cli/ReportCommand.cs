@@ -36,6 +36,10 @@ public static class ReportCommand
             if (loaded.IsSequenceModel)
             {
                 if (parse.GetValue(shape) is not null) throw new CliException(ExitCodes.UsageError, "--image-shape is for row models; rnnrnade draws sequences as line plots.");
+                if (parse.GetValue(samples) is int many && many > DensityReportOptions.MaxSequencesDrawn)
+                    throw new CliException(ExitCodes.UsageError, $"--samples {many}: at most {DensityReportOptions.MaxSequencesDrawn} real and generated sequences are drawn (as lines of one plot).");
+                if (parse.GetValue(length) is int frames && frames > DensityReportOptions.MaxSampleLength)
+                    throw new CliException(ExitCodes.UsageError, $"--length {frames}: generated sequences of at most {DensityReportOptions.MaxSampleLength} frames are drawn.");
                 var sequenceOptions = new DensityReportOptions
                 {
                     Title = title, FeatureNames = loaded.Metadata!.FeatureColumns, TrainingHistory = SequenceEvaluation.History(loaded.Metadata),

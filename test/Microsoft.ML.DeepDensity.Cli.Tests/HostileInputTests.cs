@@ -377,4 +377,26 @@ public class HostileInputTests : IDisposable
         var rows = new Microsoft.ML.DeepDensity.Data.RowMatrix(2, 64);
         Assert.Throws<ArgumentException>(() => Reporting.DensityReport.Create(model, rows, new Reporting.DensityReportOptions { ImageShape = (4, 1073741840) }));
     }
+    /// <summary>The rnnrnade report drew --samples N generated sequences of --length L frames as line plots: 2e9 of either
+    /// was an internal error with the engine's stack trace, and --length 5000000 ran for minutes in gigabytes. Both have
+    /// limits (200 sequences, 100,000 frames), said as usage errors before any work.</summary>
+    [Fact]
+    public void ASequenceReportTooLargeToDrawIsAUsageError()
+    {
+        var zip = SequenceModel();
+        var html = _h.PathOf("r.html");
+        foreach (var (args, fragment) in new[]
+                 {
+                     (new[] { "--samples", "2000000000" }, "--samples 2000000000"),
+                     (new[] { "--length", "2000000000" }, "--length 2000000000"),
+                     (new[] { "--length", "5000000" }, "--length 5000000"),
+                 })
+        {
+            var r = _h.Run(new[] { "report", zip, _h.PathOf("frames.csv"), "-o", html }.Concat(args).ToArray());
+            Assert.True(r.Exit == ExitCodes.UsageError, r.Err);
+            AssertOneLine(r.Err, fragment, "at most");
+            _h.AssertNoPartialFiles(html);
+        }
+        Assert.Equal(0, _h.Run("report", zip, _h.PathOf("frames.csv"), "-o", html, "--samples", "200", "--length", "100").Exit);
+    }
 }
