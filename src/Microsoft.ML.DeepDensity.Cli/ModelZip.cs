@@ -231,6 +231,14 @@ public static class ModelZip
             if (value is null) throw CliException.ModelError(path, $"corrupt ddml metadata in the zip: {name} is null.");
         if (m.FeatureColumns.Any(c => c is null) || m.ExcludedColumns.Any(c => c is null) || m.History.Any(h => h is null))
             throw CliException.ModelError(path, "corrupt ddml metadata in the zip: a list holds null.");
+        // Every command reads the CSV by these names: one named twice read one column for two features (wrong scores,
+        // confidently printed), and an id or order column that is also a feature cannot be both.
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var name in m.FeatureColumns.Concat(new[] { m.SequenceIdColumn, m.OrderColumn }.OfType<string>()))
+        {
+            if (name.Trim().Length == 0) throw CliException.ModelError(path, "corrupt ddml metadata in the zip: an empty column name.");
+            if (!names.Add(name)) throw CliException.ModelError(path, $"corrupt ddml metadata in the zip: the column '{name}' is named twice.");
+        }
         if (m.TrainRows < 0 || m.TrainSequences is < 1 || m.TrainSequences > m.TrainRows)
             throw CliException.ModelError(path, $"corrupt ddml metadata in the zip: TrainSequences {m.TrainSequences} for TrainRows {m.TrainRows}.");
         if (m.MedianSequenceLength is int median && (median < 1 || median > m.TrainRows))

@@ -399,4 +399,27 @@ public class HostileInputTests : IDisposable
         }
         Assert.Equal(0, _h.Run("report", zip, _h.PathOf("frames.csv"), "-o", html, "--samples", "200", "--length", "100").Exit);
     }
+    /// <summary>Metadata naming one column twice (FeatureColumns a, a, b) made score read column a for two features and
+    /// print confident, wrong log-densities; an order column that is also a feature was reported as a data error. The
+    /// names must be non-empty and distinct: otherwise a model error.</summary>
+    [Fact]
+    public void MetadataNamingAColumnTwiceIsAModelError()
+    {
+        var zip = RowModel();
+        var data = _h.Write("d.csv", Header + Good(5));
+        var bad = WithMetadata(zip, "dup.zip", j => j["FeatureColumns"] = new JsonArray("x1", "x1", "x3"));
+        var r = _h.Run("score", bad, data);
+        Assert.Equal(ExitCodes.BadModel, r.Exit);
+        AssertOneLine(r.Err, "dup.zip", "metadata", "'x1'", "twice");
+        bad = WithMetadata(zip, "empty.zip", j => j["FeatureColumns"] = new JsonArray("x1", "", "x3"));
+        r = _h.Run("score", bad, data);
+        Assert.Equal(ExitCodes.BadModel, r.Exit);
+        AssertOneLine(r.Err, "empty.zip", "metadata", "empty");
+
+        var seq = SequenceModel();
+        bad = WithMetadata(seq, "order.zip", j => j["OrderColumn"] = "a");
+        r = _h.Run("score", bad, _h.PathOf("frames.csv"));
+        Assert.Equal(ExitCodes.BadModel, r.Exit);
+        AssertOneLine(r.Err, "order.zip", "metadata", "'a'", "twice");
+    }
 }
