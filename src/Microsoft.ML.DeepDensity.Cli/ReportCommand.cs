@@ -65,9 +65,9 @@ public static class ReportCommand
                 SampleCount = sampleCount,
                 Seed = parse.GetValue(seed),
             };
-            options.Facts.Add(new("data", $"{dataFile} ({scored.Table.Rows.Count} rows)"));
+            options.Facts.Add(new("data", $"{dataFile} ({CsvTable.Count(scored.Table.Rows.Count, "row")})"));
             if (loaded.Metadata is { } meta)
-                options.Facts.Add(new("trained", $"ddml fit --model {meta.Model} on {meta.TrainFile} ({meta.TrainRows} rows), {meta.StepsRun}" +
+                options.Facts.Add(new("trained", $"ddml fit --model {meta.Model} on {meta.TrainFile} ({CsvTable.Count(meta.TrainRows, "row")}), {meta.StepsRun}" +
                                                  (meta.StoppedByUser ? ", stopped by the user" : "")));
             return Write(console, parse.GetValue(output)!, DensityReport.Create(loaded.Model, scored.Features, options));
         });

@@ -171,7 +171,7 @@ public static class ScoringCommands
                 var (sformat, skind, spayload) = ModelZip.EngineFileVersion(loaded.SequenceModel!);
                 w.WriteLine($"file format             engine format {sformat} (this build reads {ModelZip.CurrentEngineFormat}), {skind} payload version {spayload}");
                 if (meta.TrainSequences is int sequences)
-                    w.WriteLine($"training sequences      {sequences} (median length {meta.MedianSequenceLength} frames: the default length of 'ddml sample')");
+                    w.WriteLine($"training sequences      {sequences} (median length {CsvTable.Count(meta.MedianSequenceLength ?? 0, "frame")}: the default length of 'ddml sample')");
                 WriteTraining(w, meta);
                 return ExitCodes.Success;
             }

@@ -422,4 +422,42 @@ public class HostileInputTests : IDisposable
         Assert.Equal(ExitCodes.BadModel, r.Exit);
         AssertOneLine(r.Err, "order.zip", "metadata", "'a'", "twice");
     }
+    /// <summary>A forged metadata whose TrainRows and MedianSequenceLength agree but are huge (2e9 rows, median 1e9): the
+    /// report took the median as its sample length and failed its own options check with an internal error; sample
+    /// blamed a --length the user never gave.</summary>
+    [Fact]
+    public void AHugeRecordedMedianLengthIsNotAnInternalError()
+    {
+        var seq = SequenceModel();
+        var bad = WithMetadata(seq, "long.zip", j => { j["TrainRows"] = 2_000_000_000; j["MedianSequenceLength"] = 1_000_000_000; });
+        var html = _h.PathOf("r.html");
+        var r = _h.Run("report", bad, _h.PathOf("frames.csv"), "-o", html);
+        Assert.True(r.Exit == 0, r.Err);
+        r = _h.Run("sample", bad, "-n", "3");
+        Assert.Equal(ExitCodes.UsageError, r.Exit);
+        AssertOneLine(r.Err, "median training length 1000000000", "--length");
+    }
+
+    /// <summary>Counts agree with their nouns (as the row model's messages already did): rnnrnade's fit said "1 features
+    /// per frame", info "median length 1 frames", the reports' facts "(1 rows)" and "(1 sequences, ...)".</summary>
+    [Fact]
+    public void SequenceAndReportCountsAreSingularForOne()
+    {
+        var frames = _h.Write("one.csv", "id,t,a\ns1,0,1\ns2,0,2\ns3,0,3\ns4,0,1\ns5,0,2\n");
+        var zip = _h.PathOf("one.zip");
+        var r = _h.Run("fit", frames, "-m", "rnnrnade", "--sequence-id", "id", "--order", "t", "--epochs", "1", "-p", "HiddenUnits=2", "-p", "RecurrentUnits=2", "-o", zip);
+        Assert.True(r.Exit == 0, r.Err);
+        Assert.Contains("1 feature per frame", r.Out);
+        Assert.Contains("median length 1 frame:", _h.Run("info", zip).Out);
+        var html = _h.PathOf("r.html");
+        Assert.Equal(0, _h.Run("report", zip, _h.Write("s.csv", "id,t,a\ns1,0,1\n"), "-o", html).Exit);
+        Assert.Contains("(1 sequence, 1 frame row;", File.ReadAllText(html));
+        var rows = _h.Write("r1.csv", "a,b\n1,2\n");
+        var rowZip = _h.PathOf("r1.zip");
+        Assert.Equal(0, _h.Run("fit", rows, "-m", "rnade", "--epochs", "1", "-o", rowZip).Exit);
+        Assert.Equal(0, _h.Run("report", rowZip, rows, "-o", html).Exit);
+        var text = File.ReadAllText(html);
+        Assert.Contains("r1.csv (1 row)", text);
+        Assert.Contains("r1.csv (1 row), 1 epoch", text);
+    }
 }
