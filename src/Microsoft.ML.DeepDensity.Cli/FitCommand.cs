@@ -85,7 +85,9 @@ public static class FitCommand
         var data = table.Features(columns);
         if (labelColumn is not null) table.Labels(table.ColumnIndex(labelColumn, "label")); // checked now, not at report time
         CsvTable? validTable = validationFile is null ? null : CsvTable.Read(validationFile);
-        var valid = validTable?.Features(names.Select(n => validTable.ColumnIndex(n, "feature")).ToArray());
+        // Read by name: its columns may be in another order, so its errors are mapped through its own positions.
+        var validColumns = validTable is null ? null : names.Select(n => validTable.ColumnIndex(n, "feature")).ToArray();
+        var valid = validTable?.Features(validColumns!);
 
         var ml = new MLContext(seed: 1);
         var history = new List<TrainingProgress>();
@@ -111,7 +113,9 @@ public static class FitCommand
                 // The ML.NET layer restates the engine's error for pipeline users (column name, ML.NET remedies); the tool
                 // reports the engine's own, against the CSV file it came from.
                 var engine = e.InnerException as DataValidationException ?? e;
-                throw MapDataError(engine, engine.DataSource == DataValidation.ValidationData ? validTable! : table, columns, names);
+                throw engine.DataSource == DataValidation.ValidationData
+                    ? MapDataError(engine, validTable!, validColumns!, names)
+                    : MapDataError(engine, table, columns, names);
             }
             catch (ArgumentException e) { throw new CliException(ExitCodes.TrainingFailed, $"cannot train {entry.Name} on this data: {e.Message}", e); }
         });

@@ -460,4 +460,17 @@ public class HostileInputTests : IDisposable
         Assert.Contains("r1.csv (1 row)", text);
         Assert.Contains("r1.csv (1 row), 1 epoch", text);
     }
+    /// <summary>The validation file is read by column name, but an engine error in it (a 0.5 for NVIL) was reported at the
+    /// training file's column position: with the columns in another order (and an id column first), "column 2 ('b')"
+    /// named a cell of another column. The validation file's own position is given.</summary>
+    [Fact]
+    public void AValidationErrorNamesTheValidationFilesColumn()
+    {
+        string Bits(int rows) => "a,b,c\n" + string.Concat(Enumerable.Range(0, rows).Select(i => $"{i % 2},{i / 2 % 2},{i / 4 % 2}\n"));
+        var valid = _h.Write("valid.csv", "id,c,b,a\n" + string.Concat(Enumerable.Range(0, 12).Select(i => $"v{i},{i / 4 % 2},{(i == 5 ? "0.5" : (i / 2 % 2).ToString(CultureInfo.InvariantCulture))},{i % 2}\n")));
+        var output = _h.PathOf("nvil.zip");
+        var r = _h.Run("fit", _h.Write("train.csv", Bits(40)), "-m", "nvil", "--epochs", "1", "--validation", valid, "-o", output);
+        Assert.Equal(ExitCodes.BadData, r.Exit);
+        AssertOneLine(r.Err, "valid.csv, line 7, column 3 ('b')", "is not binary");
+    }
 }
