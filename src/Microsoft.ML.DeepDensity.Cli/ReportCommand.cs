@@ -15,8 +15,8 @@ public static class ReportCommand
         var label = new Option<string?>("--label") { Description = "Anomaly label column: normal vs anomalous histogram and the ROC curve." };
         var shape = new Option<string?>("--image-shape") { Description = "HxW: draw rows as H×W images (default: when the column count is a perfect square)." };
         var top = new Option<int>("--top") { Description = "Most anomalous rows to list and draw.", DefaultValueFactory = _ => 10 };
-        var samples = new Option<int?>("--samples") { Description = "Generated samples to draw for image-shaped data (default 24); rnnrnade: real and generated sequences drawn as line plots (default 4)." };
-        var length = new Option<int?>("--length") { Description = "rnnrnade: frames per generated sequence (default: the median training sequence length)." };
+        var samples = new Option<int?>("--samples") { Description = "Generated samples to draw for image-shaped data (default 24, at most 200); rnnrnade: real and generated sequences drawn as line plots (default 4, at most 200)." };
+        var length = new Option<int?>("--length") { Description = "rnnrnade: frames per generated sequence (default: the median training sequence length; at most 100000)." };
         var seed = new Option<ulong>("--seed") { Description = "Seed of the generated samples.", DefaultValueFactory = _ => 0 };
         var output = DdmlApp.OutOption("HTML file to write (self-contained: images are embedded).", required: true);
         var command = new System.CommandLine.Command("report", "Write a self-contained HTML report: training curves, log-density histogram, ROC, most anomalous rows, images.")

@@ -29,7 +29,7 @@ public static class SequenceEvaluation
         for (int i = 0; i < count; i++)
             for (int f = batch.Offsets[i]; f < batch.Offsets[i + 1]; f++) { total[i] += step[data.RowOfFrame[f]]; anyFlagged[i] |= predicted[data.RowOfFrame[f]]; }
         var w = console.Out;
-        w.WriteLine($"sequences               {count} ({frames} frame rows; median length {DensityReport.MedianLength(batch)})");
+        w.WriteLine($"sequences               {count} ({CsvTable.Count(frames, "frame row")}; median length {DensityReport.MedianLength(batch)})");
         var (perFrame, perFrameSe) = RatioAndClusterStandardError(total, Enumerable.Range(0, count).Select(batch.Length).ToArray());
         w.WriteLine(string.Create(Ci, $"average log-density     {perFrame:F4}{ScoringCommands.PlusMinus(perFrameSe)} per frame ") +
                     $"({ScoringCommands.StandardErrorNote(total.Select(v => (float)v).ToArray(), "sequence")}; Exact)");

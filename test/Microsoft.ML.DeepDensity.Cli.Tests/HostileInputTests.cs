@@ -473,4 +473,13 @@ public class HostileInputTests : IDisposable
         Assert.Equal(ExitCodes.BadData, r.Exit);
         AssertOneLine(r.Err, "valid.csv, line 7, column 3 ('b')", "is not binary");
     }
+    /// <summary>rnnrnade's evaluate of one frame row said "sequences  1 (1 frame rows; ...)".</summary>
+    [Fact]
+    public void SequenceEvaluateOfOneFrameIsSingular()
+    {
+        var zip = SequenceModel();
+        var r = _h.Run("evaluate", zip, _h.Write("s.csv", "seq,t,a,b\ns1,0,1,0.4\n"));
+        Assert.True(r.Exit == 0, r.Err);
+        Assert.Contains("sequences               1 (1 frame row; median length 1)", r.Out);
+    }
 }
