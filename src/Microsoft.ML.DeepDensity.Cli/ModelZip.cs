@@ -174,6 +174,12 @@ public static class ModelZip
                                                 "(score this pipeline through ML.NET: GetDensityTransformers).", e);
         }
         catch (InvalidOperationException e) { throw CliException.ModelError(path, "an ML.NET model, but not a DeepDensity one: " + e.Message, e); }
+        // The metadata must describe this model (ddml's model names are the engine kinds in lower case): one taken from
+        // another zip showed that model's options and history, and the report its fit command, for this one.
+        if (metadata is not null && ModelCatalog.CanonicalName(metadata.Model) is string named
+            && !string.Equals(named, density.Model.ModelKind, StringComparison.OrdinalIgnoreCase))
+            throw CliException.ModelError(path, $"the ddml metadata describes a '{named}' model, but the zip holds a {density.Model.ModelKind} model " +
+                                                "(metadata from another zip, or an edited one).");
         if (metadata is not null && metadata.FeatureColumns.Length != density.Model.Dimension)
             throw CliException.ModelError(path, $"the metadata lists {metadata.FeatureColumns.Length} feature columns but the model has dimension {density.Model.Dimension}.");
         return new LoadedModel(path, transformer, density, metadata, schema);

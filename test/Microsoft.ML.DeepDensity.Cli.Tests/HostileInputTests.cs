@@ -482,4 +482,24 @@ public class HostileInputTests : IDisposable
         Assert.True(r.Exit == 0, r.Err);
         Assert.Contains("sequences               1 (1 frame row; median length 1)", r.Out);
     }
+    /// <summary>A zip whose ddml metadata came from another model (an rnade zip's ddml.json in an nvil zip: spliced or
+    /// edited) was described by info as "kind Nvil (ddml model 'rnade')" with RNADE's options and training history, and
+    /// the report said "ddml fit --model rnade". The metadata must describe the model it sits beside.</summary>
+    [Fact]
+    public void MetadataOfAnotherModelKindIsAModelError()
+    {
+        var rnade = RowModel("rnade.zip");
+        var nvil = _h.PathOf("nvil.zip");
+        var bits = _h.Write("bits.csv", "id,x1,x2,x3\n" + string.Concat(Enumerable.Range(0, 40).Select(i => $"r{i},{i % 2},{i / 2 % 2},{i / 4 % 2}\n")));
+        Assert.Equal(0, _h.Run("fit", bits, "-m", "nvil", "--epochs", "1", "-o", nvil).Exit);
+        string json;
+        using (var z = ZipFile.OpenRead(rnade)) using (var r0 = new StreamReader(z.GetEntry(ModelZip.MetadataEntry)!.Open())) json = r0.ReadToEnd();
+        var spliced = WithMetadata(nvil, "spliced.zip", j =>
+        {
+            foreach (var (k, v) in JsonNode.Parse(json)!.AsObject().ToList()) j[k] = v?.DeepClone();
+        });
+        var r = _h.Run("info", spliced);
+        Assert.Equal(ExitCodes.BadModel, r.Exit);
+        AssertOneLine(r.Err, "spliced.zip", "'rnade'", "Nvil");
+    }
 }
