@@ -30,6 +30,7 @@ public sealed class CsvTable
     /// <summary>Reads a CSV file: UTF-8 (or UTF-16/32 by its byte-order mark); a file that is not valid UTF-8 is read as Latin-1.</summary>
     public static CsvTable Read(string path)
     {
+        if (Directory.Exists(path)) throw CliException.DataError(path, 0, 0, null, "is a directory, not a CSV file.");
         if (!System.IO.File.Exists(path)) throw CliException.DataError(path, 0, 0, null, "file not found.");
         try
         {
@@ -66,7 +67,7 @@ public sealed class CsvTable
         {
             long start = line;
             if (!ReadRecord(reader, fields, cell, ref line, file)) break;
-            if (fields.Count == 1 && fields[0].Length == 0) continue; // blank line
+            if (fields.Count == 1 && fields[0].AsSpan().Trim(" \t").IsEmpty) continue; // blank line (or only spaces and tabs)
             if (header is null)
             {
                 header = fields.Select(f => f.Trim()).ToArray();
@@ -104,6 +105,14 @@ public sealed class CsvTable
         long startLine = line;
         while (true)
         {
+            // A NUL character is in no text file: a binary file (a model zip given as the data, an image) or an endless
+            // stream of zeros (/dev/zero), which would otherwise be read into one cell until memory runs out.
+            if (ch == 0)
+                throw CliException.DataError(file, line, fields.Count + 1, null,
+                    "a NUL character: this is not a text (CSV) file (a binary file, or UTF-16 without a byte-order mark?).");
+            if (cell.Length >= MaxCellChars)
+                throw CliException.DataError(file, startLine, fields.Count + 1, null,
+                    $"a field longer than {MaxCellChars:N0} characters (" + (quoted ? "a quote that is never closed?" : "is this a CSV file?") + ").");
             if (quoted)
             {
                 if (ch < 0) throw CliException.DataError(file, startLine, fields.Count + 1, null, "a quoted field is not closed before the end of the file.");
@@ -141,6 +150,10 @@ public sealed class CsvTable
             ch = r.Read();
         }
     }
+
+    /// <summary>Longest field read (16 Mi characters): a longer one is a file that is not a CSV, or an unclosed quote in a
+    /// huge one, and would otherwise grow one string until memory runs out.</summary>
+    public const int MaxCellChars = 1 << 24;
 
     /// <summary>Index of the column named <paramref name="name"/>, or a data error naming the file.</summary>
     public int ColumnIndex(string name, string role)

@@ -31,7 +31,7 @@ public static class DdmlApp
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)
         {
-            foreach (var e in parse.Errors) error.WriteLine($"ddml: usage: {e.Message}");
+            foreach (var e in parse.Errors) error.WriteLine($"ddml: usage: {Friendly(e.Message)}");
             error.WriteLine("Run 'ddml --help' (or 'ddml COMMAND --help') for usage.");
             return ExitCodes.UsageError;
         }
@@ -43,6 +43,17 @@ public static class DdmlApp
             ProcessTerminationTimeout = null, // Ctrl+C is ours (Interrupts), not System.CommandLine's
         });
     }
+
+    /// <summary>System.CommandLine names the .NET type a value failed to parse as ("Cannot parse argument '-5' for option
+    /// '--seed' as expected type 'System.Nullable`1[System.UInt64]'."): the user is told what kind of value it takes.</summary>
+    internal static string Friendly(string message)
+        => System.Text.RegularExpressions.Regex.Replace(message, @" as expected type '(?:System\.Nullable`1\[)?System\.(\w+)\]?'\.?", m => m.Groups[1].Value switch
+        {
+            "UInt64" => ": expected a non-negative integer (0 to 18446744073709551615).",
+            "Int32" => ": expected a whole number (-2147483648 to 2147483647).",
+            "Double" or "Single" => ": expected a number (e.g. 0.05).",
+            var other => $": expected a value of type {other}.",
+        });
 
     /// <summary>Runs a command body: applies --threads, turns failures into one line on standard error and an exit code.</summary>
     internal static int Guarded(DdmlConsole console, ParseResult parse, Func<ParseResult, int> body)

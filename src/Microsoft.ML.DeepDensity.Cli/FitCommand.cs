@@ -42,7 +42,11 @@ public static class FitCommand
             // Before any work, for every model (rnnrnade's estimator refused it only after training, as an internal error).
             if (parse.GetValue(contamination) is var c && !(c >= 0 && c <= 0.5))
                 throw new CliException(ExitCodes.UsageError, $"--contamination must be in [0, 0.5] (got {c.ToString(CultureInfo.InvariantCulture)}).");
-            AtomicFile.CheckTarget(parse.GetValue(output)!); // before training, not after it
+            // A row model has no sequences: --sequence-id/--order were silently ignored (the order column became a feature).
+            if (parse.GetValue(model) != SequenceCommands.ModelName && (parse.GetValue(sequenceId) is not null || parse.GetValue(order) is not null))
+                throw new CliException(ExitCodes.UsageError, $"--sequence-id and --order are for --model {SequenceCommands.ModelName} (frame rows); " +
+                                                             $"--model {parse.GetValue(model)} reads one row per item.");
+            AtomicFile.CheckTarget(parse.GetValue(output)!, (parse.GetValue(train), "training file"), (parse.GetValue(validation), "validation file")); // before training, not after it
             console.Interrupts.CommandStopsCleanly = true; // Ctrl+C: stop training, keep the best model (Interrupts)
             return Body(parse);
         });
@@ -81,7 +85,9 @@ public static class FitCommand
         var data = table.Features(columns);
         if (labelColumn is not null) table.Labels(table.ColumnIndex(labelColumn, "label")); // checked now, not at report time
         CsvTable? validTable = validationFile is null ? null : CsvTable.Read(validationFile);
-        var valid = validTable?.Features(names.Select(n => validTable.ColumnIndex(n, "feature")).ToArray());
+        // Read by name: its columns may be in another order, so its errors are mapped through its own positions.
+        var validColumns = validTable is null ? null : names.Select(n => validTable.ColumnIndex(n, "feature")).ToArray();
+        var valid = validTable?.Features(validColumns!);
 
         var ml = new MLContext(seed: 1);
         var history = new List<TrainingProgress>();
@@ -107,7 +113,9 @@ public static class FitCommand
                 // The ML.NET layer restates the engine's error for pipeline users (column name, ML.NET remedies); the tool
                 // reports the engine's own, against the CSV file it came from.
                 var engine = e.InnerException as DataValidationException ?? e;
-                throw MapDataError(engine, engine.DataSource == DataValidation.ValidationData ? validTable! : table, columns, names);
+                throw engine.DataSource == DataValidation.ValidationData
+                    ? MapDataError(engine, validTable!, validColumns!, names)
+                    : MapDataError(engine, table, columns, names);
             }
             catch (ArgumentException e) { throw new CliException(ExitCodes.TrainingFailed, $"cannot train {entry.Name} on this data: {e.Message}", e); }
         });

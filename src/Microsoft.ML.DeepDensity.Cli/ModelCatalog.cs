@@ -127,6 +127,11 @@ public static class EngineOptions
             string name = assignment[..eq].Trim(), text = assignment[(eq + 1)..].Trim();
             var property = Settable(type).FirstOrDefault(p => string.Equals(p.Name, name, StringComparison.OrdinalIgnoreCase))
                 ?? throw new CliException(ExitCodes.UsageError, $"--param {name}: {type.Name} has no such option (it has: {string.Join(", ", Settable(type).Select(p => p.Name))}).");
+            // Set twice (--epochs 2 -p MaxEpochs=3, --seed 3 -p Seed=5, or two -p): the last one won silently.
+            if (set.Contains(property.Name))
+                throw new CliException(ExitCodes.UsageError, $"--param {assignment}: {property.Name} is set twice (" +
+                    (request.Epochs is not null && property.Name is "MaxEpochs" or "MaxIterations" ? "also by --epochs"
+                        : request.Seed is not null && property.Name == "Seed" ? "also by --seed" : "by an earlier --param") + "); give it once.");
             property.SetValue(options, Convert(text, property.PropertyType, property.Name));
             set.Add(property.Name);
         }

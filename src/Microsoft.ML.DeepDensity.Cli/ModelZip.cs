@@ -107,10 +107,9 @@ public static class ModelZip
 
     public static LoadedModel Load(MLContext ml, string path)
     {
+        if (Directory.Exists(path)) throw CliException.ModelError(path, "is a directory, not a model file.");
         if (!File.Exists(path)) throw CliException.ModelError(path, "file not found.");
-        byte[] bytes;
-        try { bytes = File.ReadAllBytes(path); }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw CliException.ModelError(path, "cannot read: " + e.Message, e); }
+        byte[] bytes = ReadBounded(path);
 
         ToolMetadata? metadata = null;
         try
@@ -118,8 +117,22 @@ public static class ModelZip
             using var zip = new ZipArchive(new MemoryStream(bytes, writable: false), ZipArchiveMode.Read);
             if (zip.GetEntry(MetadataEntry) is { } entry)
             {
+                // The metadata is small (names, options, a line per epoch): a forged entry that inflates to gigabytes (a
+                // zip bomb) is refused by its declared size, and read no further than the limit whatever it declares.
+                if (entry.Length > MaxMetadataBytes)
+                    throw CliException.ModelError(path, $"the ddml metadata entry {MetadataEntry} is larger than {MaxMetadataBytes >> 20} MiB ({entry.Length} bytes): not a file ddml wrote.");
                 using var s = entry.Open();
-                metadata = JsonSerializer.Deserialize<ToolMetadata>(s, Json);
+                var json = new MemoryStream();
+                var buffer = new byte[1 << 16];
+                for (int got; (got = s.Read(buffer)) > 0;)
+                {
+                    if (json.Length + got > MaxMetadataBytes)
+                        throw CliException.ModelError(path, $"the ddml metadata entry {MetadataEntry} is larger than {MaxMetadataBytes >> 20} MiB: not a file ddml wrote.");
+                    json.Write(buffer, 0, got);
+                }
+                json.Position = 0;
+                metadata = JsonSerializer.Deserialize<ToolMetadata>(json, Json);
+                if (metadata is not null) CheckMetadata(path, metadata);
             }
         }
         catch (InvalidDataException e) { throw CliException.ModelError(path, "not a model file (not a zip archive, or a corrupt one): " + e.Message, e); }
@@ -155,10 +168,94 @@ public static class ModelZip
             throw CliException.ModelError(path, "an ML.NET model holding a DeepDensity sequence model but not ddml's metadata (the frame, " +
                 "sequence-id and order column names): ddml reads the sequence models that 'ddml fit --model rnnrnade' wrote.", e);
         }
+        catch (InvalidOperationException e) when (CountDensityModels(ml, transformer) is int n and > 1)
+        {
+            throw CliException.ModelError(path, $"an ML.NET model holding {n} DeepDensity models: ddml reads a zip holding one " +
+                                                "(score this pipeline through ML.NET: GetDensityTransformers).", e);
+        }
         catch (InvalidOperationException e) { throw CliException.ModelError(path, "an ML.NET model, but not a DeepDensity one: " + e.Message, e); }
+        // The metadata must describe this model (ddml's model names are the engine kinds in lower case): one taken from
+        // another zip showed that model's options and history, and the report its fit command, for this one.
+        if (metadata is not null && ModelCatalog.CanonicalName(metadata.Model) is string named
+            && !string.Equals(named, density.Model.ModelKind, StringComparison.OrdinalIgnoreCase))
+            throw CliException.ModelError(path, $"the ddml metadata describes a '{named}' model, but the zip holds a {density.Model.ModelKind} model " +
+                                                "(metadata from another zip, or an edited one).");
         if (metadata is not null && metadata.FeatureColumns.Length != density.Model.Dimension)
             throw CliException.ModelError(path, $"the metadata lists {metadata.FeatureColumns.Length} feature columns but the model has dimension {density.Model.Dimension}.");
         return new LoadedModel(path, transformer, density, metadata, schema);
+    }
+
+    /// <summary>Largest ddml metadata entry read (its history has a line per epoch: a few hundred bytes each).</summary>
+    public const int MaxMetadataBytes = 16 << 20;
+
+    /// <summary>Largest model zip read: the engine model's own limit (<see cref="DeepDensityEnvironment.MaxModelFileBytes"/>),
+    /// as base64 text inside the zip (4/3 of it, before compression), plus room for the rest of the pipeline.</summary>
+    public static long MaxZipBytes => Math.Min(Array.MaxLength, DeepDensityEnvironment.MaxModelFileBytes / 3 * 4 + (64L << 20));
+
+    /// <summary>
+    /// The file's bytes, read with a bound: a zip starts with "PK" (a file that does not, such as /dev/zero or any other
+    /// endless stream, is refused after four bytes), and no more than <see cref="MaxZipBytes"/> are read (a larger regular
+    /// file is refused by its length before reading).
+    /// </summary>
+    private static byte[] ReadBounded(string path)
+    {
+        try
+        {
+            using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.SequentialScan);
+            long limit = MaxZipBytes;
+            if (stream.CanSeek && stream.Length > limit)
+                throw CliException.ModelError(path, $"the file is {stream.Length} bytes, larger than any model ddml reads ({limit} bytes; " +
+                                                    "DeepDensityEnvironment.MaxModelFileBytes sets the engine model's limit).");
+            var head = new byte[4];
+            int n = stream.ReadAtLeast(head, head.Length, throwOnEndOfStream: false);
+            if (n < 4 || head[0] != (byte)'P' || head[1] != (byte)'K')
+                throw CliException.ModelError(path, "not a model file (not a zip archive: " + (n == 0 ? "the file is empty" : "it does not start with a zip signature") + ").");
+            var content = new MemoryStream();
+            content.Write(head, 0, n);
+            var buffer = new byte[1 << 16];
+            for (int got; (got = stream.Read(buffer)) > 0;)
+            {
+                if (content.Length + got > limit)
+                    throw CliException.ModelError(path, $"the file is larger than any model ddml reads ({limit} bytes).");
+                content.Write(buffer, 0, got);
+            }
+            return content.ToArray();
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw CliException.ModelError(path, "cannot read: " + e.Message, e); }
+    }
+
+    /// <summary>The metadata's lists must be present (JSON null is a hand-edited or foreign file: every command would
+    /// trip over it), and the recorded sequence sizes must be ones a training run could have produced (the median length
+    /// is sample's default length: a forged one asked for zero frames or billions).</summary>
+    private static void CheckMetadata(string path, ToolMetadata m)
+    {
+        foreach (var (name, value) in new (string, object?)[]
+                 {
+                     (nameof(m.FeatureColumns), m.FeatureColumns), (nameof(m.ExcludedColumns), m.ExcludedColumns),
+                     (nameof(m.Options), m.Options), (nameof(m.History), m.History),
+                 })
+            if (value is null) throw CliException.ModelError(path, $"corrupt ddml metadata in the zip: {name} is null.");
+        if (m.FeatureColumns.Any(c => c is null) || m.ExcludedColumns.Any(c => c is null) || m.History.Any(h => h is null))
+            throw CliException.ModelError(path, "corrupt ddml metadata in the zip: a list holds null.");
+        // Every command reads the CSV by these names: one named twice read one column for two features (wrong scores,
+        // confidently printed), and an id or order column that is also a feature cannot be both.
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var name in m.FeatureColumns.Concat(new[] { m.SequenceIdColumn, m.OrderColumn }.OfType<string>()))
+        {
+            if (name.Trim().Length == 0) throw CliException.ModelError(path, "corrupt ddml metadata in the zip: an empty column name.");
+            if (!names.Add(name)) throw CliException.ModelError(path, $"corrupt ddml metadata in the zip: the column '{name}' is named twice.");
+        }
+        if (m.TrainRows < 0 || m.TrainSequences is < 1 || m.TrainSequences > m.TrainRows)
+            throw CliException.ModelError(path, $"corrupt ddml metadata in the zip: TrainSequences {m.TrainSequences} for TrainRows {m.TrainRows}.");
+        if (m.MedianSequenceLength is int median && (median < 1 || median > m.TrainRows))
+            throw CliException.ModelError(path, $"corrupt ddml metadata in the zip: MedianSequenceLength {median} is not the median length of sequences " +
+                                                $"with {m.TrainRows} frame rows in all.");
+    }
+
+    private static int CountDensityModels(MLContext ml, ITransformer transformer)
+    {
+        try { return transformer.GetDensityTransformers(ml).Count; }
+        catch (Exception e) when (e is InvalidOperationException or InvalidModelFileException) { return 0; }
     }
 
     private static bool HoldsSequenceModel(MLContext ml, ITransformer transformer)

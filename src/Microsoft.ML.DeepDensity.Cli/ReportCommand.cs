@@ -15,8 +15,8 @@ public static class ReportCommand
         var label = new Option<string?>("--label") { Description = "Anomaly label column: normal vs anomalous histogram and the ROC curve." };
         var shape = new Option<string?>("--image-shape") { Description = "HxW: draw rows as H×W images (default: when the column count is a perfect square)." };
         var top = new Option<int>("--top") { Description = "Most anomalous rows to list and draw.", DefaultValueFactory = _ => 10 };
-        var samples = new Option<int?>("--samples") { Description = "Generated samples to draw for image-shaped data (default 24); rnnrnade: real and generated sequences drawn as line plots (default 4)." };
-        var length = new Option<int?>("--length") { Description = "rnnrnade: frames per generated sequence (default: the median training sequence length)." };
+        var samples = new Option<int?>("--samples") { Description = "Generated samples to draw for image-shaped data (default 24, at most 200); rnnrnade: real and generated sequences drawn as line plots (default 4, at most 200)." };
+        var length = new Option<int?>("--length") { Description = "rnnrnade: frames per generated sequence (default: the median training sequence length; at most 100000)." };
         var seed = new Option<ulong>("--seed") { Description = "Seed of the generated samples.", DefaultValueFactory = _ => 0 };
         var output = DdmlApp.OutOption("HTML file to write (self-contained: images are embedded).", required: true);
         var command = new System.CommandLine.Command("report", "Write a self-contained HTML report: training curves, log-density histogram, ROC, most anomalous rows, images.")
@@ -25,7 +25,7 @@ public static class ReportCommand
         };
         return command.WithBody(console, parse =>
         {
-            AtomicFile.CheckTarget(parse.GetValue(output)!);
+            AtomicFile.CheckTarget(parse.GetValue(output)!, (parse.GetValue(model), "model file"), (parse.GetValue(data), "data file"));
             var ml = new MLContext(seed: 1);
             var loaded = ModelZip.Load(ml, parse.GetValue(model)!);
             string dataFile = parse.GetValue(data)!;
@@ -36,6 +36,10 @@ public static class ReportCommand
             if (loaded.IsSequenceModel)
             {
                 if (parse.GetValue(shape) is not null) throw new CliException(ExitCodes.UsageError, "--image-shape is for row models; rnnrnade draws sequences as line plots.");
+                if (parse.GetValue(samples) is int many && many > DensityReportOptions.MaxSequencesDrawn)
+                    throw new CliException(ExitCodes.UsageError, $"--samples {many}: at most {DensityReportOptions.MaxSequencesDrawn} real and generated sequences are drawn (as lines of one plot).");
+                if (parse.GetValue(length) is int frames && frames > DensityReportOptions.MaxSampleLength)
+                    throw new CliException(ExitCodes.UsageError, $"--length {frames}: generated sequences of at most {DensityReportOptions.MaxSampleLength} frames are drawn.");
                 var sequenceOptions = new DensityReportOptions
                 {
                     Title = title, FeatureNames = loaded.Metadata!.FeatureColumns, TrainingHistory = SequenceEvaluation.History(loaded.Metadata),
@@ -45,8 +49,10 @@ public static class ReportCommand
                 return Write(console, parse.GetValue(output)!, SequenceEvaluation.Report(loaded, dataFile, parse.GetValue(label), sequenceOptions));
             }
             if (parse.GetValue(length) is not null) throw new CliException(ExitCodes.UsageError, "--length is for the sequence model (rnnrnade).");
-            var scored = ScoringCommands.ScoreTable(ml, loaded, dataFile, parse.GetValue(label));
             int sampleCount = parse.GetValue(samples) ?? new DensityReportOptions().SampleCount;
+            if (sampleCount > DensityReportOptions.MaxImagesDrawn)
+                throw new CliException(ExitCodes.UsageError, $"--samples {sampleCount}: at most {DensityReportOptions.MaxImagesDrawn} generated samples are drawn (as images in one grid).");
+            var scored = ScoringCommands.ScoreTable(ml, loaded, dataFile, parse.GetValue(label));
             var options = new DensityReportOptions
             {
                 Title = title,
@@ -59,9 +65,9 @@ public static class ReportCommand
                 SampleCount = sampleCount,
                 Seed = parse.GetValue(seed),
             };
-            options.Facts.Add(new("data", $"{dataFile} ({scored.Table.Rows.Count} rows)"));
+            options.Facts.Add(new("data", $"{dataFile} ({CsvTable.Count(scored.Table.Rows.Count, "row")})"));
             if (loaded.Metadata is { } meta)
-                options.Facts.Add(new("trained", $"ddml fit --model {meta.Model} on {meta.TrainFile} ({meta.TrainRows} rows), {meta.StepsRun}" +
+                options.Facts.Add(new("trained", $"ddml fit --model {meta.Model} on {meta.TrainFile} ({CsvTable.Count(meta.TrainRows, "row")}), {meta.StepsRun}" +
                                                  (meta.StoppedByUser ? ", stopped by the user" : "")));
             return Write(console, parse.GetValue(output)!, DensityReport.Create(loaded.Model, scored.Features, options));
         });
@@ -81,8 +87,8 @@ public static class ReportCommand
         if (parts.Length != 2 || !int.TryParse(parts[0], NumberStyles.None, CultureInfo.InvariantCulture, out int h)
             || !int.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out int w) || h < 1 || w < 1)
             throw new CliException(ExitCodes.UsageError, $"--image-shape '{text}': expected HxW, e.g. 28x28.");
-        if (h * w != dimension)
-            throw new CliException(ExitCodes.UsageError, $"--image-shape {h}x{w} has {h * w} pixels but the model has {dimension} features.");
+        if ((long)h * w != dimension) // in long: 4 × 1073741840 overflowed an int to 64
+            throw new CliException(ExitCodes.UsageError, $"--image-shape {h}x{w} has {(long)h * w} pixels but the model has {dimension} features.");
         return (h, w);
     }
 }

@@ -21,7 +21,7 @@ public static class ScoringCommands
         var command = new System.CommandLine.Command("score", "Append log-density, anomaly score and predicted label to every row of a CSV.") { model, data, output };
         return command.WithBody(console, parse =>
         {
-            if (parse.GetValue(output) is string target) AtomicFile.CheckTarget(target);
+            if (parse.GetValue(output) is string target) AtomicFile.CheckTarget(target, (parse.GetValue(model), "model file"), (parse.GetValue(data), "data file"));
             var ml = new MLContext(seed: 1);
             var loaded = ModelZip.Load(ml, parse.GetValue(model)!);
             if (loaded.IsSequenceModel) return SequenceCommands.Score(console, ml, loaded, parse.GetValue(data)!, parse.GetValue(output));
@@ -61,7 +61,7 @@ public static class ScoringCommands
         {
             int n = parse.GetValue(count);
             if (n < 1) throw new CliException(ExitCodes.UsageError, $"--count must be at least 1 (got {n}).");
-            if (parse.GetValue(output) is string target) AtomicFile.CheckTarget(target);
+            if (parse.GetValue(output) is string target) AtomicFile.CheckTarget(target, (parse.GetValue(model), "model file"));
             var ml = new MLContext(seed: 1);
             var loaded = ModelZip.Load(ml, parse.GetValue(model)!);
             if (loaded.IsSequenceModel)
@@ -69,6 +69,10 @@ public static class ScoringCommands
             if (parse.GetValue(length) is not null)
                 throw new CliException(ExitCodes.UsageError, "--length is for the sequence model (rnnrnade); this model draws rows.");
             var density = loaded.Density;
+            long most = Array.MaxLength / Math.Max(1, density.Model.Dimension);
+            if (n > most)
+                throw new CliException(ExitCodes.UsageError, $"--count {n}: at most {most} rows of {density.Model.Dimension} values can be drawn at once " +
+                                                             "(draw fewer; row i depends only on --seed and i).");
             var view = density.GenerateSamples(ml, n, parse.GetValue(seed));
             var rows = DataViews.Vectors(view, density.FeatureColumnName, density.Model.Dimension);
             WriteOutput(console, parse.GetValue(output), w =>
@@ -167,7 +171,7 @@ public static class ScoringCommands
                 var (sformat, skind, spayload) = ModelZip.EngineFileVersion(loaded.SequenceModel!);
                 w.WriteLine($"file format             engine format {sformat} (this build reads {ModelZip.CurrentEngineFormat}), {skind} payload version {spayload}");
                 if (meta.TrainSequences is int sequences)
-                    w.WriteLine($"training sequences      {sequences} (median length {meta.MedianSequenceLength} frames: the default length of 'ddml sample')");
+                    w.WriteLine($"training sequences      {sequences} (median length {CsvTable.Count(meta.MedianSequenceLength ?? 0, "frame")}: the default length of 'ddml sample')");
                 WriteTraining(w, meta);
                 return ExitCodes.Success;
             }

@@ -16,12 +16,18 @@ public static class SequenceCommands
     public const string ModelName = "rnnrnade";
     /// <summary>Frames per generated sequence when the model zip does not record the median training length.</summary>
     public const int DefaultSampleLength = 20;
+    /// <summary>Longest recorded median training length that 'sample' takes as its default length (a longer one needs --length).</summary>
+    public const int MaxDefaultSampleLength = 1_000_000;
 
     public static int Fit(DdmlConsole console, string trainFile, string outFile, string? sequenceId, string? orderName, string? labelColumn,
         string[] excluded, ulong? seed, int? epochs, double contamination, string[] parameters)
     {
         if (sequenceId is null || orderName is null)
             throw new CliException(ExitCodes.UsageError, "--model rnnrnade needs --sequence-id COL and --order COL (one row per time step).");
+        if (sequenceId == orderName)
+            throw new CliException(ExitCodes.UsageError, $"--sequence-id and --order name the same column '{sequenceId}': the order of the rows within a sequence is another column.");
+        if (labelColumn is not null && (labelColumn == sequenceId || labelColumn == orderName))
+            throw new CliException(ExitCodes.UsageError, $"--label '{labelColumn}' is also the {(labelColumn == sequenceId ? "--sequence-id" : "--order")} column: the label is a column of its own.");
         var engine = new RnnRnadeOptions();
         var request = new FitRequest(seed, epochs, contamination, parameters, console.Interrupts.Stop, console.Interrupts.Abort, null!, _ => { });
         EngineOptions.Apply(engine, request); // a bad option is a usage error before the data is read
@@ -70,7 +76,7 @@ public static class SequenceCommands
             StoppedByUser = console.Interrupts.StopRequested, MeanTrainLogDensity = meanPerFrame, Contamination = contamination, CreatedUtc = DateTime.UtcNow,
         };
         ModelZip.Save(ml, transformer, view.Schema, metadata, outFile);
-        console.Out.WriteLine(string.Create(CultureInfo.InvariantCulture, $"saved {outFile}: {ModelName} (exact log-density per frame), {names.Length} features per frame, " +
+        console.Out.WriteLine(string.Create(CultureInfo.InvariantCulture, $"saved {outFile}: {ModelName} (exact log-density per frame), {CsvTable.Count(names.Length, "feature")} per frame, " +
                                                                              $"{metadata.StepsRun}, mean training log-density {meanPerFrame:F4} per frame."));
         if (console.Interrupts.StopRequested)
         {
@@ -110,8 +116,22 @@ public static class SequenceCommands
         var meta = loaded.Metadata!;
         int frames = length ?? meta.MedianSequenceLength ?? DefaultSampleLength;
         if (frames < 1) throw new CliException(ExitCodes.UsageError, $"--length must be at least 1 (got {frames}).");
+        // One draw is one array of count × frames × frame values (the engine's limit): say so in the options' terms.
+        int d = loaded.SequenceModel!.FrameSize;
+        long mostFrames = Array.MaxLength / Math.Max(1, d);
+        // The default length is the zip's recorded median training length: a message about it must not blame --length.
+        string lengthIs = length is null ? $"the model's median training length {frames} (the default --length)" : $"--length {frames}";
+        if (length is null && frames > MaxDefaultSampleLength) // a forged zip (a billion rows, median half of them) must not allocate gigabytes unasked
+            throw new CliException(ExitCodes.UsageError, $"{lengthIs} is the default only up to {MaxDefaultSampleLength} frames: give --length.");
+        if (frames > mostFrames)
+            throw new CliException(ExitCodes.UsageError, $"{lengthIs}: at most {mostFrames} frames of {d} values can be drawn at once; give a shorter --length.");
+        if (length is null && (long)count * frames > mostFrames)
+            throw new CliException(ExitCodes.UsageError, $"--count {count} sequences of {lengthIs} are more than one draw holds " +
+                                                         $"({mostFrames} frames of {d} values): give a shorter --length or a smaller --count.");
+        if ((long)count * frames > mostFrames)
+            throw new CliException(ExitCodes.UsageError, $"--count {count}: at most {mostFrames / frames} sequences of {frames} frames of {d} values " +
+                                                         "can be drawn at once (draw fewer; sequence i depends only on --seed and i).");
         var sequences = loaded.SequenceModel!.Sample(count, frames, seed);
-        int d = sequences.FrameSize;
         ScoringCommands.WriteOutput(console, outFile, w =>
         {
             w.WriteLine(string.Join(",", new[] { meta.SequenceIdColumn!, meta.OrderColumn! }.Concat(meta.FeatureColumns).Select(CsvTable.Escape)));

@@ -29,7 +29,7 @@ public static class SequenceEvaluation
         for (int i = 0; i < count; i++)
             for (int f = batch.Offsets[i]; f < batch.Offsets[i + 1]; f++) { total[i] += step[data.RowOfFrame[f]]; anyFlagged[i] |= predicted[data.RowOfFrame[f]]; }
         var w = console.Out;
-        w.WriteLine($"sequences               {count} ({frames} frame rows; median length {DensityReport.MedianLength(batch)})");
+        w.WriteLine($"sequences               {count} ({CsvTable.Count(frames, "frame row")}; median length {DensityReport.MedianLength(batch)})");
         var (perFrame, perFrameSe) = RatioAndClusterStandardError(total, Enumerable.Range(0, count).Select(batch.Length).ToArray());
         w.WriteLine(string.Create(Ci, $"average log-density     {perFrame:F4}{ScoringCommands.PlusMinus(perFrameSe)} per frame ") +
                     $"({ScoringCommands.StandardErrorNote(total.Select(v => (float)v).ToArray(), "sequence")}; Exact)");
@@ -89,11 +89,13 @@ public static class SequenceEvaluation
         }
         options.RowNames = data.RowOfFrame.Select(r => $"line {data.Table.Lines[r]}").ToArray();
         options.SequenceNames = data.SequenceIds.Select(id => $"{meta.SequenceIdColumn} = {id}").ToArray();
-        options.SampleLength ??= meta.MedianSequenceLength;
-        options.Facts.Add(new("data", $"{dataFile} ({data.Sequences.Count} sequences, {data.Table.Rows.Count} frame rows; " +
+        // The recorded median (checked against the training rows, but a zip may claim a billion of them) is a default only
+        // up to what the report draws.
+        options.SampleLength ??= meta.MedianSequenceLength is int median ? Math.Min(median, DensityReportOptions.MaxSampleLength) : null;
+        options.Facts.Add(new("data", $"{dataFile} ({CsvTable.Count(data.Sequences.Count, "sequence")}, {CsvTable.Count(data.Table.Rows.Count, "frame row")}; " +
                                       $"sequence id '{meta.SequenceIdColumn}', order '{meta.OrderColumn}')"));
-        options.Facts.Add(new("trained", $"ddml fit --model {meta.Model} on {meta.TrainFile} ({meta.TrainSequences?.ToString(Ci) ?? "?"} sequences, " +
-                                         $"{meta.TrainRows} frame rows), {meta.StepsRun}" + (meta.StoppedByUser ? ", stopped by the user" : "")));
+        options.Facts.Add(new("trained", $"ddml fit --model {meta.Model} on {meta.TrainFile} ({(meta.TrainSequences is int ts ? CsvTable.Count(ts, "sequence") : "? sequences")}, " +
+                                         $"{CsvTable.Count(meta.TrainRows, "frame row")}), {meta.StepsRun}" + (meta.StoppedByUser ? ", stopped by the user" : "")));
         return DensityReport.Create(loaded.SequenceModel!, data.Sequences, options);
     }
 

@@ -71,9 +71,11 @@ public static partial class DensityReport
             ReportHtml.Image(html, Plots.ImageGrid("Generated samples", samples, h, w, null, low, high), "Generated samples", $"{n} draws from the model (seed {options.Seed}).");
             ReportHtml.Image(html, Plots.ImageGrid("Real rows", real, h, w, null, low, high), "Real rows", $"The first {real.Rows} scored rows.");
             html.Append("</div>\n");
-            var captions = order.Select(i => logDensity[i].ToString("F1", Ci)).ToArray();
-            ReportHtml.Image(html, Plots.ImageGrid("Most anomalous rows", rows.SelectRows(order), h, w, captions, low, high), "Most anomalous rows",
-                "The rows of the table above, lowest log-density first (caption: log-density).");
+            var drawn = order.Take(DensityReportOptions.MaxImagesDrawn).ToArray();
+            var captions = drawn.Select(i => logDensity[i].ToString("F1", Ci)).ToArray();
+            ReportHtml.Image(html, Plots.ImageGrid("Most anomalous rows", rows.SelectRows(drawn), h, w, captions, low, high), "Most anomalous rows",
+                (drawn.Length < order.Length ? $"The first {drawn.Length} of the {order.Length} rows of the table above" : "The rows of the table above") +
+                ", lowest log-density first (caption: log-density).");
         }
         return ReportHtml.End(html);
     }
@@ -83,7 +85,7 @@ public static partial class DensityReport
     {
         if (options.ImageShape is (int h, int w))
         {
-            if (h < 1 || w < 1 || h * w != dimension)
+            if (h < 1 || w < 1 || (long)h * w != dimension) // in long: an int product can overflow to the dimension
                 throw new ArgumentException($"The image shape {h}×{w} does not match the {dimension} columns.", nameof(options));
             return (h, w);
         }

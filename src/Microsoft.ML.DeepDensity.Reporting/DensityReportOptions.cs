@@ -31,7 +31,12 @@ public sealed class DensityReportOptions
     /// <summary>Rows listed (and drawn) as most anomalous. Default 10.</summary>
     public int TopRows { get; set; } = 10;
 
-    /// <summary>Generated samples drawn for image-shaped data. Default 24.</summary>
+    /// <summary>Most images drawn in one grid (<see cref="SampleCount"/> at most; of the <see cref="TopRows"/> most
+    /// anomalous rows, the first ones): a grid of tens of thousands is an image no one can read, and beyond about 40,000 one
+    /// the plotting library cannot make.</summary>
+    public const int MaxImagesDrawn = 200;
+
+    /// <summary>Generated samples drawn for image-shaped data (at most <see cref="MaxImagesDrawn"/>). Default 24.</summary>
     public int SampleCount { get; set; } = 24;
 
     /// <summary>Seed of the generated samples. Default 0.</summary>
@@ -40,10 +45,16 @@ public sealed class DensityReportOptions
     /// <summary>Sequences only: how each sequence is named (e.g. its id); default "sequence i".</summary>
     public IReadOnlyList<string>? SequenceNames { get; set; }
 
-    /// <summary>Sequences only: real and generated sequences drawn as line plots. Default 4.</summary>
+    /// <summary>Most real and generated sequences drawn (<see cref="SequenceCount"/> at most).</summary>
+    public const int MaxSequencesDrawn = 200;
+
+    /// <summary>Most frames per generated sequence (<see cref="SampleLength"/> at most): the line plots draw every one.</summary>
+    public const int MaxSampleLength = 100_000;
+
+    /// <summary>Sequences only: real and generated sequences drawn as line plots (at most <see cref="MaxSequencesDrawn"/>). Default 4.</summary>
     public int SequenceCount { get; set; } = 4;
 
-    /// <summary>Sequences only: frames of each generated sequence; null = the median length of the scored sequences.</summary>
+    /// <summary>Sequences only: frames of each generated sequence (at most <see cref="MaxSampleLength"/>); null = the median length of the scored sequences.</summary>
     public int? SampleLength { get; set; }
 
     /// <summary>Sequences only: features drawn as line plots (the first ones). Default 4.</summary>
@@ -57,5 +68,11 @@ public sealed class DensityReportOptions
             throw new ArgumentException($"FeatureNames has {names.Count} names for {columns} {what}.", "options");
         foreach (var (name, value) in new[] { (nameof(TopRows), TopRows), (nameof(SampleCount), SampleCount), (nameof(SequenceCount), SequenceCount) })
             if (value < 0) throw new ArgumentOutOfRangeException("options", value, $"{name} must not be negative (got {value}).");
+        if (SequenceCount > MaxSequencesDrawn)
+            throw new ArgumentOutOfRangeException("options", SequenceCount, $"{nameof(SequenceCount)} must be at most {MaxSequencesDrawn} (got {SequenceCount}): the sequences are drawn as lines of one plot.");
+        if (SampleLength is int length && (length < 1 || length > MaxSampleLength))
+            throw new ArgumentOutOfRangeException("options", length, $"{nameof(SampleLength)} must be in [1, {MaxSampleLength}] (got {length}).");
+        if (SampleCount > MaxImagesDrawn)
+            throw new ArgumentOutOfRangeException("options", SampleCount, $"{nameof(SampleCount)} must be at most {MaxImagesDrawn} (got {SampleCount}): the samples are drawn as images in one grid.");
     }
 }
