@@ -39,7 +39,8 @@ public sealed class RbmBenchmark : IBenchmark
 
         var options = new RbmOptions
         {
-            HiddenUnits = hidden, BatchSize = batch, LearningRate = lr, MaxEpochs = epochs, Momentum = 0, WeightDecay = 0,
+            // Plain SGD at a constant rate on both sides (the library's default decays it: see rbm-defaults).
+            HiddenUnits = hidden, BatchSize = batch, LearningRate = lr, LearningRateDecay = 1, MaxEpochs = epochs, Momentum = 0, WeightDecay = 0,
             GibbsSteps = k, Algorithm = cd ? RbmTrainingAlgorithm.ContrastiveDivergence : RbmTrainingAlgorithm.PersistentContrastiveDivergence,
             AisRuns = runs, AisTemperatures = betas, Seed = (ulong)seed,
         };
@@ -49,7 +50,7 @@ public sealed class RbmBenchmark : IBenchmark
         var warmRows = data.Train.Slice(data.Train.Rows - 5000, 5000);
         RbmModel.Fit(warmRows, new RbmOptions
         {
-            HiddenUnits = hidden, BatchSize = batch, LearningRate = lr, MaxEpochs = 2, Momentum = 0, WeightDecay = 0, GibbsSteps = k,
+            HiddenUnits = hidden, BatchSize = batch, LearningRate = lr, LearningRateDecay = 1, MaxEpochs = 2, Momentum = 0, WeightDecay = 0, GibbsSteps = k,
             Algorithm = options.Algorithm, AisRuns = 2, AisTemperatures = 2, Seed = 2,
         });
         Console.WriteLine("warm-up fit (2 epochs on 5000 rows: JIT compilation) done; timing the fit:");
@@ -240,7 +241,8 @@ public sealed class RbmBenchmark : IBenchmark
         return 0;
     }
 
-    private static float[] ReadFloats(string path)
+    /// <summary>A float32 file a peer wrote.</summary>
+    internal static float[] ReadFloats(string path)
     {
         var bytes = File.ReadAllBytes(path);
         var result = new float[bytes.Length / 4];

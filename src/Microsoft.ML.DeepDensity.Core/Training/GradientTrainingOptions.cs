@@ -20,6 +20,8 @@ public class GradientTrainingOptions
         public const float LearningRate = 1e-3f;
         /// <summary>Default of <see cref="GradientTrainingOptions.LearningRateDecay"/>.</summary>
         public const float LearningRateDecay = 1f;
+        /// <summary>Default of <see cref="GradientTrainingOptions.LearningRateDecayExamples"/>.</summary>
+        public const long LearningRateDecayExamples = 0;
         /// <summary>Default of <see cref="GradientTrainingOptions.Momentum"/>.</summary>
         public const float Momentum = 0.9f;
         /// <summary>Default of <see cref="GradientTrainingOptions.AdamBeta1"/>.</summary>
@@ -54,8 +56,15 @@ public class GradientTrainingOptions
     /// <summary>Initial learning rate. Default <see cref="Defaults.LearningRate"/>.</summary>
     public float LearningRate { get; set; } = Defaults.LearningRate;
 
-    /// <summary>Multiplicative learning-rate decay applied after every epoch (1 = constant). Default <see cref="Defaults.LearningRateDecay"/>.</summary>
+    /// <summary>Multiplicative learning-rate decay applied after every epoch (1 = constant), or after every
+    /// <see cref="LearningRateDecayExamples"/> training examples when that is set. Default <see cref="Defaults.LearningRateDecay"/>.</summary>
     public float LearningRateDecay { get; set; } = Defaults.LearningRateDecay;
+
+    /// <summary>Training examples per application of <see cref="LearningRateDecay"/> (0 = once per epoch). A step's rate is
+    /// <c>LearningRate · LearningRateDecay^⌊e / LearningRateDecayExamples⌋</c> for the e examples the run has trained on
+    /// before it, so the schedule follows the amount of training rather than the size of an epoch: a small data set keeps
+    /// its rate for many epochs, a large one decays within its first. Default <see cref="Defaults.LearningRateDecayExamples"/>.</summary>
+    public long LearningRateDecayExamples { get; set; } = Defaults.LearningRateDecayExamples;
 
     /// <summary>Momentum of <see cref="OptimizerKind.SgdMomentum"/>. Default <see cref="Defaults.Momentum"/>.</summary>
     public float Momentum { get; set; } = Defaults.Momentum;
@@ -108,6 +117,7 @@ public class GradientTrainingOptions
         Check(BatchSize >= 1, nameof(BatchSize), BatchSize, "must be at least 1");
         Check(LearningRate > 0 && float.IsFinite(LearningRate), nameof(LearningRate), LearningRate, "must be positive and finite");
         Check(LearningRateDecay > 0 && LearningRateDecay <= 1, nameof(LearningRateDecay), LearningRateDecay, "must be in (0, 1]");
+        Check(LearningRateDecayExamples >= 0, nameof(LearningRateDecayExamples), LearningRateDecayExamples, "must be non-negative (0: decay once per epoch)");
         Check(Momentum >= 0 && Momentum < 1, nameof(Momentum), Momentum, "must be in [0, 1)");
         Check(AdamBeta1 >= 0 && AdamBeta1 < 1, nameof(AdamBeta1), AdamBeta1, "must be in [0, 1)");
         Check(AdamBeta2 >= 0 && AdamBeta2 < 1, nameof(AdamBeta2), AdamBeta2, "must be in [0, 1)");

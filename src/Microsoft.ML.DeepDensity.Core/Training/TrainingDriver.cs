@@ -121,6 +121,7 @@ public sealed record TrainingDriverOptions
         Root = root,
         LearningRate = options.LearningRate,
         LearningRateDecay = options.LearningRateDecay,
+        LearningRateDecayExamples = options.LearningRateDecayExamples,
         EarlyStoppingPatience = options.EarlyStoppingPatience,
         MaxDivergenceRecoveries = options.MaxDivergenceRecoveries,
         StopToken = options.StopToken,
@@ -136,8 +137,10 @@ public sealed record TrainingDriverOptions
     public required RandomStream Root { get; init; }
     /// <summary>Initial learning rate (0 for methods without one; reported as is).</summary>
     public float LearningRate { get; init; }
-    /// <summary>Factor applied to the learning rate after every epoch.</summary>
+    /// <summary>Factor applied to the learning rate after every epoch, or every <see cref="LearningRateDecayExamples"/> examples.</summary>
     public float LearningRateDecay { get; init; } = 1f;
+    /// <summary>Training examples per application of <see cref="LearningRateDecay"/> (0: once per epoch).</summary>
+    public long LearningRateDecayExamples { get; init; }
     /// <summary>Stop after this many epochs without a better validation score (0: never stop early).</summary>
     public int EarlyStoppingPatience { get; init; }
     /// <summary>Restore the state of the best validation epoch at the end even when early stopping is off.</summary>
@@ -190,7 +193,11 @@ public static class TrainingDriver
         var step = new TrainingStep();
         var history = new List<TrainingProgress>();
 
+        // lr is the epoch's base rate (decayed per epoch, halved by recoveries); with LearningRateDecayExamples the decay
+        // is applied per step instead, from the examples trained on before it (completed epochs and this one's steps).
         float lr = options.LearningRate;
+        var decay = new ExampleDecay(options.LearningRateDecay, options.LearningRateDecayExamples);
+        long examplesBefore = 0;
         object lastGood = model.Snapshot();
         object? best = null;
         double bestScore = double.NegativeInfinity;
@@ -221,7 +228,7 @@ public static class TrainingDriver
                 {
                     cancellationToken.ThrowIfCancellationRequested();
                     if (stop.IsCancellationRequested) break;
-                    step.Set(epoch, batchIndex, start, Math.Min(batch, w - start), lr, epochRandom.Fork((ulong)batchIndex));
+                    step.Set(epoch, batchIndex, start, Math.Min(batch, w - start), decay.Rate(lr, examplesBefore + n + start), epochRandom.Fork((ulong)batchIndex));
                     double objective = model.Step(step);
                     if (!double.IsFinite(objective)) { diverged = true; break; }
                     objectiveSum += objective;
@@ -237,7 +244,7 @@ public static class TrainingDriver
                 break;
             }
             double seconds = epochClock.Elapsed.TotalSeconds;
-            var figures = diverged ? null : model.EndEpoch(new TrainingEpoch(epoch, objectiveSum, n, root, lr));
+            var figures = diverged ? null : model.EndEpoch(new TrainingEpoch(epoch, objectiveSum, n, root, step.LearningRate));
             if (figures is null)
             {
                 model.Restore(lastGood);
@@ -274,7 +281,7 @@ public static class TrainingDriver
             completedEpochs++;
             retriesOfThisEpoch = 0;
             var report = new TrainingProgress(options.EpochNumberOffset + epoch, figures.Train, figures.Validation,
-                (figures.Examples ?? n) / Math.Max(seconds, 1e-9), clock.Elapsed, lr, figures.Note, figures.Metrics, options.Unit);
+                (figures.Examples ?? n) / Math.Max(seconds, 1e-9), clock.Elapsed, step.LearningRate, figures.Note, figures.Metrics, options.Unit);
             history.Add(report);
             progress?.Report(report);
 
@@ -292,7 +299,8 @@ public static class TrainingDriver
                 }
             }
             if (figures.Converged) break;
-            lr *= options.LearningRateDecay;
+            examplesBefore += n;
+            if (!decay.PerExamples) lr *= options.LearningRateDecay;
             epoch++;
         }
         if (best is not null && (options.RestoreBestWithoutEarlyStopping || options.EarlyStoppingPatience > 0)) model.Restore(best);
@@ -320,5 +328,27 @@ public static class TrainingDriver
             if (chosen is null || score > chosenScore) { chosen = r; chosenScore = score; }
         }
         return chosen!.Value;
+    }
+}
+
+/// <summary>The rate of a step under a decay per <c>examples</c> training examples: <c>rate · decay^⌊e / examples⌋</c>,
+/// the power by repeated float multiplication (IEEE operations, the same bits on every machine, as the per-epoch
+/// decay's), cached for the last exponent.</summary>
+internal sealed class ExampleDecay(float decay, long examples)
+{
+    private long _exponent;
+    private float _factor = 1f;
+
+    /// <summary>Whether the decay is per <c>examples</c> examples (else per epoch, which the driver applies itself).</summary>
+    public bool PerExamples => examples > 0 && decay != 1f;
+
+    /// <summary>The rate of a step after <paramref name="seen"/> examples; <paramref name="rate"/> itself when the decay is per epoch.</summary>
+    public float Rate(float rate, long seen)
+    {
+        if (!PerExamples) return rate;
+        long exponent = seen / examples;
+        if (exponent < _exponent) { _exponent = 0; _factor = 1f; }   // a retried epoch starts again from its first example
+        for (; _exponent < exponent; _exponent++) _factor *= decay;
+        return rate * _factor;
     }
 }

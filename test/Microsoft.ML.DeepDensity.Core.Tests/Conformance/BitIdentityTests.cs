@@ -6,6 +6,7 @@ using Microsoft.ML.DeepDensity.Numerics.Amx;
 using Microsoft.ML.DeepDensity.Models.Rbm;
 using Microsoft.ML.DeepDensity.Models.Rnade;
 using Microsoft.ML.DeepDensity.Training;
+using Xunit.Abstractions;
 
 namespace Microsoft.ML.DeepDensity.Tests.Conformance;
 
@@ -34,13 +35,16 @@ namespace Microsoft.ML.DeepDensity.Tests.Conformance;
 /// (the same bits on every kernel path; exactly 0 or 1 beyond |z| = 87.3). Iwae, IwaeGaussian, IwaeVaeEarlyStop and Nvil
 /// (its saved baseline) were re-recorded when tanh became −t/(t + 2) with t = expm1(−2|x|), one exponential and one
 /// division for every lane instead of a series and an exponential (issue #18, the IWAE's evaluation), and the Bernoulli
-/// head's one-pass sum multiplied its factors by one fused multiply-add and kept Σ x·l and Σ max(l, 0) apart. The float path's values are checked with
+/// head's one-pass sum multiplied its factors by one fused multiply-add and kept Σ x·l and Σ max(l, 0) apart. RbmAis
+/// was re-recorded when the RBM's samplers filled their uniforms row by row (session 16: a draw of 1 is the first row of
+/// a draw of 700), which moves AIS's log Z; the RBM's new default schedule (× 0.9 every 50,000 examples) does not act
+/// on these 400-example fits. The float path's values are checked with
 /// the AMX product turned off (<see cref="BinaryGemm.Off"/>), so they hold on machines without AMX; the Bernoulli RBM
 /// cases have a second set for the AMX path (<c>AmxGolden</c>), checked where the machine has it. To print the current values, run with DEEPDENSITY_PRINT_GOLDEN=1 and read the failure messages.
 /// The values hold at any thread count (fixed block partitions) but assume this machine's SIMD width (Vector&lt;float&gt;
 /// size decides some summation orders): on a machine with another vector width, re-record them before a restructuring.
 /// </remarks>
-public class BitIdentityTests
+public class BitIdentityTests(ITestOutputHelper output)
 {
     /// <summary>The conformance cases (standard tiny fit: 2 epochs, seed 1, 200 rows) plus cases that reach the
     /// training loops' other paths: early stopping with restore of the best state, restarts, soft EM, minibatch M-step, CD-k.</summary>
@@ -111,7 +115,7 @@ public class BitIdentityTests
         ["Nvil"] = "636610BD132BBEEF|8E522DC8AB293A16|A0A1BA8A865F445D|38A6856CBB9B78FD",
         ["IwaeVaeEarlyStop"] = "204869876CB9E721|71B39EA6F2DB6A7D|ABBB9EBA8DB73C0E|A12097A7146186D4",
         ["Rbm"] = "7A621AE656B22DBA|02C22E88B250593A|5AA14A51DEE85AB4|F91C4B26B3AEC52A",
-        ["RbmAis"] = "7BE7789FBA4DE62E|F586C73CA182399D|5AA14A51DEE85AB4|D550CAFCA5513E73",
+        ["RbmAis"] = "18E49BADEAEC6FCB|AFA4E517275CB44B|5AA14A51DEE85AB4|D550CAFCA5513E73",
         ["RbmCdEarlyStop"] = "F522E0C503ACCA66|0A8E9E696BBF4317|55FDF016D3935576|10F5C8099E869FD7",
         ["RbmGaussian"] = "2AB3E615AC6D52D7|6B52AB895067FC9A|349596E95AB74FF8|A763A3A6DBA36A98",
         ["RbmPcdGaussianValid"] = "ECB55DA399171475|AC9F6A0CA0CD7FF3|3E5B3FFB52C5DE1B|CC71D75A56107A59",
@@ -154,10 +158,13 @@ public class BitIdentityTests
 
     /// <summary>The Bernoulli RBM cases with the exact binary product on the AMX tile unit (<see cref="BinaryGemm"/>),
     /// where this machine has it: the same guard for that path's numbers.</summary>
-    private static readonly Dictionary<string, string> AmxGolden = new()
+    /// <remarks>Null: not recorded yet. Session 16 filled the RBM samplers' uniforms row by row, which changes AIS's log Z
+    /// (RbmAis), on a machine without AMX, which cannot compute that case's value; a machine with AMX prints it (test
+    /// output) without failing, to be recorded here. Its value before: 9BAA99F952DADDEA|F92AC17FCF61A7D4|5AA14A51DEE85AB4|1D95A6E54F9BBFB6.</remarks>
+    private static readonly Dictionary<string, string?> AmxGolden = new()
     {
         ["Rbm"] = "9C12D9DAC7DDD97B|6A12AB464BEEA7A5|5AA14A51DEE85AB4|A67B5A9290424926",
-        ["RbmAis"] = "9BAA99F952DADDEA|F92AC17FCF61A7D4|5AA14A51DEE85AB4|1D95A6E54F9BBFB6",
+        ["RbmAis"] = null,
         ["RbmCdEarlyStop"] = "3CD5B5AF4DA97838|C14683317BBB7492|55FDF016D3935576|3D02FE5C9C54C262",
     };
 
@@ -169,7 +176,12 @@ public class BitIdentityTests
     {
         if (!BinaryGemm.IsUsable) return;
         string actual = Fingerprint(Fits[name]());
-        AssertGolden(AmxGolden, name, actual, " (AMX)");
+        if (AmxGolden[name] is not string expected)
+        {
+            output.WriteLine($"Not recorded yet; current (AMX): [\"{name}\"] = \"{actual}\",");
+            return;
+        }
+        AssertGolden(new Dictionary<string, string> { [name] = expected }, name, actual, " (AMX)");
         string floatPath;
         using (BinaryGemm.Off()) floatPath = Fingerprint(Fits[name]());
         Assert.NotEqual(floatPath, actual); // the AMX product did run

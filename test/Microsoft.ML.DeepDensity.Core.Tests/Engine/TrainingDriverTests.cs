@@ -46,6 +46,29 @@ public class TrainingDriverTests
     }
 
     [Fact]
+    public void DecayPerExamplesFollowsTheExamplesTrainedOnNotTheEpochs()
+    {
+        // 10 rows, batches of 4 (4, 4, 2), decay 0.5 every 6 examples: a step's rate is 0.5^⌊examples before it / 6⌋.
+        var m = new Scripted();
+        var progress = new List<TrainingProgress>();
+        TrainingDriver.Run(m, Rows(10), Options(3) with { LearningRateDecayExamples = 6 }, new SyncProgress(progress), default);
+        long[] before = { 0, 4, 8, 10, 14, 18, 20, 24, 28 };
+        Assert.Equal(before.Select(e => MathF.Pow(0.5f, e / 6)).ToArray(), m.StepRates.ToArray());
+        // Each epoch reports the rate of its last step.
+        Assert.Equal(new[] { 0.5f, 0.125f, 0.0625f }, progress.Select(p => p.LearningRate).ToArray());
+
+        // An epoch retried after a divergence starts again from the examples before it, at the halved rate.
+        var d = new Scripted { Figures = attempt => attempt == 2 ? null : new EpochFigures(0, null) };
+        TrainingDriver.Run(d, Rows(10), Options(2) with { LearningRateDecayExamples = 6 }, null, default);
+        Assert.Equal(new[] { 1f, 1f, 0.5f, /* epoch 2, diverged */ 0.5f, 0.25f, 0.125f, /* retried at half */ 0.25f, 0.125f, 0.0625f }, d.StepRates.ToArray());
+
+        // 0 keeps the per-epoch decay.
+        var e = new Scripted();
+        TrainingDriver.Run(e, Rows(10), Options(2) with { LearningRateDecayExamples = 0 }, null, default);
+        Assert.Equal(new[] { 1f, 1f, 1f, 0.5f, 0.5f, 0.5f }, e.StepRates.ToArray());
+    }
+
+    [Fact]
     public void StopsEarlyAfterPatienceAndOnConvergence()
     {
         var m = new Scripted { Figures = e => new EpochFigures(0, Validation: e == 1 ? 5 : 1) };

@@ -308,6 +308,54 @@ public class RbmTests
         Assert.NotEqual(RandomMachine(d, h, RbmVisibleType.Bernoulli, 0.05f, 51).W, fused.W);
     }
 
+    /// <summary>A Gaussian RBM at too high a rate grows its weights past the ±1e6 a model file may hold while they are
+    /// still finite (1.1e6 at 0.1 here, 6e11 at 0.5). The epoch check counts that as a divergence, so the driver restores
+    /// the last good state and halves the rate, and the fit returns a model that saves and loads. Before, the run
+    /// ended with TrainingDivergedException from the final loader check and no model.</summary>
+    [Theory]
+    [InlineData(0.1f)]
+    [InlineData(0.5f)]
+    public void WeightsBeyondTheFileRangeAreADivergenceTheFitRecoversFrom(float learningRate)
+    {
+        int n = 1200, d = 63;
+        var rng = new RandomStream(4);
+        var prototypes = new float[10 * d];
+        rng.FillGaussian(prototypes, 0, 1.5f);
+        var x = new float[n * d];
+        for (int r = 0; r < n; r++)
+        {
+            int c = (int)(rng.NextDouble() * 10);
+            for (int j = 0; j < d; j++) x[r * d + j] = prototypes[c * d + j] + (float)rng.NextGaussian() * 0.3f;
+        }
+        var model = RbmModel.Fit(new RowMatrix(x, n, d), new RbmOptions
+        {
+            VisibleType = RbmVisibleType.Gaussian, LearningRate = learningRate, MaxEpochs = 20, AisRuns = 4, AisTemperatures = 50,
+        });
+        Assert.True(model.TrainingSummary!.DivergenceRecoveries > 0);
+        Assert.True(model.Machine.WithinSavableRange());
+        var loaded = (RbmModel)DensityModel.FromBytes(model.ToBytes());
+        Assert.Equal(model.LogDensity(new RowMatrix(x[..(5 * d)], 5, d)), loaded.LogDensity(new RowMatrix(x[..(5 * d)], 5, d)));
+    }
+
+    /// <summary>Sample i depends only on (seed, i), whatever the draw's size: a draw of 1 (one chain) is the first row
+    /// of a draw of 700 (100 chains), also where no unit is saturated (weights of scale 1, so every uniform decides a
+    /// unit). A fill of uniforms depends on its length, so the chains' uniforms are filled row by row.</summary>
+    [Theory]
+    [InlineData(8, 22)]
+    [InlineData(70, 90)]
+    public void SmallerDrawsArePrefixesOfLargerOnes_WithUnsaturatedUnits(int d, int h)
+    {
+        var m = RandomMachine(d, h, RbmVisibleType.Bernoulli, 1f, 61);
+        var model = RbmModel.FromParameters(RbmVisibleType.Bernoulli, m.W, m.B, m.C,
+            new RbmOptions { SamplingBurnIn = 5, SamplingThinning = 2, SamplingChains = 100, AisRuns = 4, AisTemperatures = 20 });
+        var large = model.Sample(700, seed: 3);
+        foreach (int n in new[] { 1, 3, 40 })
+        {
+            var small = model.Sample(n, seed: 3);
+            Assert.Equal(large.AsSpan()[..(n * d)].ToArray(), small.AsSpan().ToArray());
+        }
+    }
+
     [Fact]
     public void GibbsSamplerMatchesExactProbabilities()
     {
@@ -373,14 +421,14 @@ public class RbmTests
     }
 
     [Fact]
-    public void TrainingBeatsTheIndependentMarginalsModel()
+    public void TrainingWithTheDefaultsBeatsTheIndependentMarginalsModel()
     {
         int d = 10;
         var all = PrototypeData(2500, d, 50);
         var data = all.Slice(0, 2000);
         var valid = all.Slice(2000, 500);
         var progress = new List<TrainingProgress>();
-        var model = RbmModel.Fit(data, new RbmOptions { HiddenUnits = 8, MaxEpochs = 30, LearningRate = 0.05f, Momentum = 0.5f, Seed = 5 },
+        var model = RbmModel.Fit(data, new RbmOptions { HiddenUnits = 8, MaxEpochs = 30, Seed = 5 },
             valid, new Progress(progress));
         // W = 0 with log-odds visible biases is exactly the independent-Bernoulli model of the training marginals.
         double independent = 0;

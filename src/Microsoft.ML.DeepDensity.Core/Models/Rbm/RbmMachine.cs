@@ -56,6 +56,15 @@ internal sealed class RbmMachine
     public bool AllFinite()
         => float.IsFinite(TensorPrimitives.Sum<float>(W)) && float.IsFinite(TensorPrimitives.Sum<float>(B)) && float.IsFinite(TensorPrimitives.Sum<float>(C));
 
+    /// <summary>Whether every parameter is finite and within ±<see cref="Persistence.ModelReader.MaxParameterMagnitude"/>,
+    /// the range a model file may hold: a run whose weights grew past it (a Gaussian RBM at too high a rate reached
+    /// 7.6e6 while still finite) has diverged as surely as one that overflowed, and its model could not be saved.</summary>
+    public bool WithinSavableRange()
+        => InRange(W) && InRange(B) && InRange(C);
+
+    private static bool InRange(ReadOnlySpan<float> x)
+        => x.IsEmpty || Math.Abs(TensorPrimitives.MaxMagnitude(x)) <= Persistence.ModelReader.MaxParameterMagnitude;   // NaN fails too
+
     /// <summary>pre = v·W + c for n rows (n×H).</summary>
     /// <param name="packedW">W packed by <see cref="Gemm.Pack"/> for a call that scores several blocks (null: packed here).</param>
     /// <param name="quantizedW">W from <see cref="QuantizeWeights"/> (Bernoulli units with AMX), or null: for 0/1 rows the
@@ -286,7 +295,11 @@ internal sealed class RbmMachine
                 var uni = new Span<float>((float*)u + offset, len);
                 var bv = new ReadOnlySpan<float>((float*)bi, biasLength);
                 for (int r = 0; r < rows; r++) VectorMath.Sigmoid(src.Slice(r * width, width), bv, beta, prob.Slice(r * width, width)); // σ(β·(pre + bias))
-                random.Fork((ulong)(firstBlock + b)).FillUniform(uni);
+                // Row by row from the block's stream: a fill's values depend on its length (RandomStream.FillUniform), so one
+                // fill of the block would give row 0 other uniforms in a block of 1 row than of 4, and a draw of 1 sample
+                // would not be the first row of a draw of 700 (a chain block holds min(chains, count) rows).
+                var rng = random.Fork((ulong)(firstBlock + b));
+                for (int r = 0; r < rows; r++) rng.FillUniform(uni.Slice(r * width, width));
                 Bernoulli(prob, uni, smp);
             }
             if (!parallel || blocks <= 1 || (long)n * width < ParallelElements) for (int b = 0; b < blocks; b++) Block(b);
@@ -338,7 +351,7 @@ internal sealed class RbmMachine
             var v = ch.V.AsSpan(0, n * D);
             VectorMath.Sigmoid(v, default, 1f, v);
             var u = ch.Uniform.AsSpan(0, n * D);
-            random.FillUniform(u);
+            for (int r = 0; r < n; r++) random.FillUniform(u.Slice(r * D, D));   // row by row: see SampleBernoulliRows
             Bernoulli(v, u, v);
         }
     }

@@ -523,7 +523,7 @@ internal sealed partial class RbmTrainer
             // The monitor's score is a proxy (pseudo-likelihood or reconstruction error), so without early stopping the last epoch is kept.
             RestoreBestWithoutEarlyStopping = false,
             Name = "RBM training",
-            DivergenceDescription = "non-finite parameters",
+            DivergenceDescription = $"parameters not finite or beyond ±{Persistence.ModelReader.MaxParameterMagnitude:G}",
             DivergenceAdvice = "lower LearningRate" + (machine.Gaussian ? " or standardise the inputs." : "."),
         }, progress, cancellationToken);
     }
@@ -560,7 +560,7 @@ internal sealed partial class RbmTrainer
 
         public EpochFigures? EndEpoch(TrainingEpoch epoch)
         {
-            if (!_machine.AllFinite()) return null;
+            if (!_machine.WithinSavableRange()) return null;   // diverged: restore the last good state, halve the rate
             var f = _monitor.Measure();
             if (!f.AllFinite) return null;
             return new EpochFigures(f.TrainPseudoLogLikelihood, _hasValidation ? f.ValidationPseudoLogLikelihood : null,
