@@ -113,6 +113,18 @@ public sealed class ParameterSet
         return true;
     }
 
+    /// <summary>Whether every parameter is finite and within ±<see cref="Persistence.ModelReader.MaxParameterMagnitude"/>,
+    /// the range a model file may hold (every model trained by the loop reads its parameters with that check): weights
+    /// that grew past it while still finite have diverged as surely as overflowed ones, and their model could not be
+    /// saved or loaded.</summary>
+    public bool WithinSavableRange()
+    {
+        foreach (var p in _items)
+            if (p.Value.Length > 0 && !(Math.Abs(System.Numerics.Tensors.TensorPrimitives.MaxMagnitude<float>(p.Value)) <= Persistence.ModelReader.MaxParameterMagnitude))
+                return false;   // NaN fails the comparison too
+        return true;
+    }
+
     /// <summary>Scales gradients so their global norm is at most <paramref name="maxNorm"/>; returns the norm before clipping.</summary>
     public double ClipGradientNorm(double maxNorm)
     {

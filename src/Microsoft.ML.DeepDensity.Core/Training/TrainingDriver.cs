@@ -152,7 +152,7 @@ public sealed record TrainingDriverOptions
     /// <summary>Who diverges, for messages ("Training", "RBM training").</summary>
     public string Name { get; init; } = "Training";
     /// <summary>What a divergence is for this model, for messages ("non-finite loss or gradient").</summary>
-    public string DivergenceDescription { get; init; } = "non-finite loss or gradient";
+    public string DivergenceDescription { get; init; } = "non-finite loss or gradient, or parameters beyond ±1e6";
     /// <summary>The advice that ends the divergence message.</summary>
     public string DivergenceAdvice { get; init; } = "standardise the inputs or lower LearningRate.";
     /// <summary>Note of the history entry a <see cref="DivergencePolicy.Stop"/> divergence leaves.</summary>

@@ -175,7 +175,8 @@ public static class TrainingLoop
 
         public EpochFigures? EndEpoch(TrainingEpoch epoch)
         {
-            if (!_model.Parameters.AllFinite()) return null;
+            // Diverged (restore the last good state, halve the rate): parameters not finite, or beyond what a model file holds.
+            if (!_model.Parameters.WithinSavableRange()) return null;
             double? valid = null;
             if (_validation is not null)
             {

@@ -68,6 +68,25 @@ public class TrainingDriverTests
         Assert.Equal(new[] { 1f, 1f, 1f, 0.5f, 0.5f, 0.5f }, e.StepRates.ToArray());
     }
 
+    /// <summary>Parameters that grew past the ±1e6 a model file holds, while still finite, are a divergence at the end of
+    /// the epoch (restore, halve the rate, retry), as for the RBM: a Gaussian IWAE on features offset by 1e7 used to train
+    /// to the end and fail only in the final loader check ("breaks an invariant of a valid model").</summary>
+    [Fact]
+    public void ParametersBeyondTheFileRangeAreADivergenceOfTheLoop()
+    {
+        var rng = new RandomStream(4);
+        var x = new float[200 * 4];
+        for (int i = 0; i < x.Length; i++) x[i] = 1e7f + (float)rng.NextGaussian();
+        var e = Assert.Throws<TrainingDivergedException>(() => Models.Iwae.IwaeModel.Fit(new RowMatrix(x, 200, 4), new Models.Iwae.IwaeOptions
+        {
+            Likelihood = Models.Iwae.IwaeLikelihood.Gaussian, LatentDimensions = new[] { 2 }, HiddenUnits = new[] { 8 }, MaxEpochs = 3,
+            EvaluationSamples = 10, ValidationFraction = 0,
+        }));
+        Assert.Contains("did not recover after 3", e.Message);
+        Assert.Contains("beyond ±1e6", e.Message);
+        Assert.DoesNotContain("breaks an invariant", e.Message);
+    }
+
     [Fact]
     public void StopsEarlyAfterPatienceAndOnConvergence()
     {
