@@ -54,7 +54,8 @@ public sealed class CsvTable
         }
     }
 
-    public static CsvTable Parse(TextReader reader, string file)
+    /// <param name="maxBytes">The bound on the cells' memory (default <see cref="MaxTableBytes"/>).</param>
+    public static CsvTable Parse(TextReader reader, string file, long? maxBytes = null)
     {
         string[]? header = null;
         long headerLine = 0;
@@ -62,11 +63,20 @@ public sealed class CsvTable
         var lines = new List<long>();
         var fields = new List<string>();
         var cell = new StringBuilder();
-        long line = 1;
+        long line = 1, held = 0, limit = maxBytes ?? MaxTableBytes;
         while (true)
         {
             long start = line;
             if (!ReadRecord(reader, fields, cell, ref line, file)) break;
+            // What the table holds so far (each cell a string: its characters and an object header; each row an array),
+            // bounded: an endless stream of valid rows (yes 1,2 | ddml fit /dev/stdin) grew until the machine ran out.
+            held += 32 + 8L * fields.Count;
+            foreach (var f in fields) held += 24 + 2L * f.Length;
+            if (held > limit)
+                throw CliException.DataError(file, start, 0, null,
+                    $"the data is larger than ddml holds in memory ({held / (1 << 20):N0} MiB by this line; the limit is {limit / (1 << 20):N0} MiB, " +
+                    "half the memory available to the process). ddml reads the whole file: give it a sample of the rows, or train with the " +
+                    "library's streamed training (docs/scaling.md).");
             if (fields.Count == 1 && fields[0].AsSpan().Trim(" \t").IsEmpty) continue; // blank line (or only spaces and tabs)
             if (header is null)
             {
@@ -150,6 +160,11 @@ public sealed class CsvTable
             ch = r.Read();
         }
     }
+
+    /// <summary>Most memory the cells of one table may take (estimated as they are read): half the memory available to the
+    /// process (<see cref="GCMemoryInfo.TotalAvailableMemoryBytes"/>, which follows a container's or
+    /// <c>DOTNET_GCHeapHardLimit</c>'s limit), so that the model's own buffers still fit.</summary>
+    public static readonly long MaxTableBytes = Math.Max(1L << 26, GC.GetGCMemoryInfo().TotalAvailableMemoryBytes / 2);
 
     /// <summary>Longest field read (16 Mi characters): a longer one is a file that is not a CSV, or an unclosed quote in a
     /// huge one, and would otherwise grow one string until memory runs out.</summary>

@@ -182,6 +182,30 @@ public class HostileInputTests : IDisposable
         }
     }
 
+    /// <summary>An endless stream of valid rows (<c>yes 1,2 | ddml fit /dev/stdin</c>) was read until the machine ran out of
+    /// memory: the table's cells are bounded (half the memory available to the process), and the error says where.</summary>
+    [Fact]
+    public void AnEndlessStreamOfValidRowsStopsAtTheTableBound()
+    {
+        var e = Assert.Throws<CliException>(() => CsvTable.Parse(new EndlessRows(), "stdin", maxBytes: 1 << 20));
+        Assert.Equal(ExitCodes.BadData, e.ExitCode);
+        Assert.Contains("stdin, line", e.Message);
+        Assert.Contains("larger than ddml holds in memory", e.Message);
+        Assert.InRange(CsvTable.MaxTableBytes, 1L << 26, long.MaxValue);
+        // A file under the bound reads as before.
+        Assert.Equal(3, CsvTable.Parse(new StringReader("a,b\n1,2\n3,4\n5,6\n"), "small", maxBytes: 1 << 20).Rows.Count);
+    }
+
+    /// <summary>"a,b" then "1,2" lines without end.</summary>
+    private sealed class EndlessRows : TextReader
+    {
+        private const string Header = "a,b\n", Row = "1,2\n";
+        private long _position;
+        public override int Peek() => Char(_position);
+        public override int Read() => Char(_position++);
+        private static int Char(long i) => i < Header.Length ? Header[(int)i] : Row[(int)((i - Header.Length) % Row.Length)];
+    }
+
     /// <summary>An endless model file (/dev/zero, a pipe) was read whole: 4 GB, then an OutOfMemoryException (exit 1).</summary>
     [Fact]
     public void AnEndlessModelFileIsRefusedAtOnce()
