@@ -25,6 +25,8 @@ public sealed class AllBenchmarks : IBenchmark
         ("deepgmm", "bench", "deepgmm", "deepgmm --dataset digits --digits-grid 2 --digits-layers 2,K --digits-deep-grid 2 " +
             "--digits-ridges 1e-1 --digits-shrinkages 0 --digits-n-init 1 --iters 3 --deep-iters 3 --no-peer"),
         ("rbm", "bench", "rbm", "rbm --epochs 1 --train 2000 --hidden 50 --ais-runs 10 --ais-betas 200 --repeats 1 --no-peers"),
+        ("rbm-defaults", "bench", "rbm-defaults --seeds 1,2,3,4 --epochs 20 --only defaults,former,constant,plain",
+            "rbm-defaults --seeds 1 --epochs 1 --train 2000 --only defaults --no-peer"),
         ("iwae", "bench", "iwae", "iwae --epochs 1 --train 2000 --test 100 --eval-k 50 --no-peer"),
         ("nvil", "bench", "nvil --test 10000", "nvil --epochs 1 --train 2000 --test 200 --valid 200 --eval-k 20 --no-peer"),
         ("nvil-seed2", "bench", "nvil --seed 2 --test 2000", "nvil --seed 2 --epochs 1 --train 2000 --test 200 --valid 200 --eval-k 20 --no-peer"),
