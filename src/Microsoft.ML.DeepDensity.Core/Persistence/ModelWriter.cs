@@ -117,6 +117,12 @@ public sealed class ModelReader
     /// </summary>
     public const float MaxParameterMagnitude = 1e6f;
 
+    /// <summary>Whether every value is finite and within ±<see cref="MaxParameterMagnitude"/>, as <see cref="ReadParameters"/>
+    /// requires: training checks its parameters with this at each epoch's end, so that weights which grew past what a file
+    /// may hold while still finite count as a divergence (restore, halve the rate) rather than a model the loader refuses.</summary>
+    public static bool WithinParameterRange(ReadOnlySpan<float> values)
+        => values.IsEmpty || Math.Abs(System.Numerics.Tensors.TensorPrimitives.MaxMagnitude(values)) <= MaxParameterMagnitude;   // NaN fails too
+
     /// <summary>Reads network parameters: finite and within ±<see cref="MaxParameterMagnitude"/>.</summary>
     public float[] ReadParameters(string name, int expectedLength)
     {

@@ -120,8 +120,7 @@ public sealed class ParameterSet
     public bool WithinSavableRange()
     {
         foreach (var p in _items)
-            if (p.Value.Length > 0 && !(Math.Abs(System.Numerics.Tensors.TensorPrimitives.MaxMagnitude<float>(p.Value)) <= Persistence.ModelReader.MaxParameterMagnitude))
-                return false;   // NaN fails the comparison too
+            if (!Persistence.ModelReader.WithinParameterRange(p.Value)) return false;
         return true;
     }
 

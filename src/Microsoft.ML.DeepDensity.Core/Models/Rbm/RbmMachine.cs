@@ -60,10 +60,7 @@ internal sealed class RbmMachine
     /// the range a model file may hold: a run whose weights grew past it (a Gaussian RBM at too high a rate reached
     /// 7.6e6 while still finite) has diverged as surely as one that overflowed, and its model could not be saved.</summary>
     public bool WithinSavableRange()
-        => InRange(W) && InRange(B) && InRange(C);
-
-    private static bool InRange(ReadOnlySpan<float> x)
-        => x.IsEmpty || Math.Abs(TensorPrimitives.MaxMagnitude(x)) <= Persistence.ModelReader.MaxParameterMagnitude;   // NaN fails too
+        => Persistence.ModelReader.WithinParameterRange(W) && Persistence.ModelReader.WithinParameterRange(B) && Persistence.ModelReader.WithinParameterRange(C);
 
     /// <summary>pre = v·W + c for n rows (n×H).</summary>
     /// <param name="packedW">W packed by <see cref="Gemm.Pack"/> for a call that scores several blocks (null: packed here).</param>
