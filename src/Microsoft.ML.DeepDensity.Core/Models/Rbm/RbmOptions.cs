@@ -77,7 +77,7 @@ public sealed class RbmOptions : GradientTrainingOptions
         /// chase the weights and the model moves by tens of nats from epoch to epoch; the decay settles it. Validation
         /// log-likelihood by AIS, H 100, 20 epochs (the <c>rbm-defaults</c> benchmark; docs/models/rbm.md): binarized
         /// Fashion-MNIST −253.2 nats over seeds 1–4 against −288.4 with the constant rate of the defaults before session 16,
-        /// and −258.2 for scikit-learn's best constant rate; on the 1,257 digits, binary or real, 20 epochs are 25,000
+        /// and −260.2 for scikit-learn at its best constant rate; on the 1,257 digits, binary or real, 20 epochs are 25,000
         /// examples and the rate stays at 0.05, as before.</summary>
         public const float LearningRateDecay = 0.9f;
         /// <summary>Default of <see cref="GradientTrainingOptions.LearningRateDecayExamples"/>: the decay follows the amount of
