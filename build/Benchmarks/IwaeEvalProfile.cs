@@ -17,10 +17,8 @@ public sealed class IwaeEvalProfile : IBenchmark
     public int Run(BenchmarkArgs args)
     {
         int rows = args.Int("rows", 100), evalK = args.Int("eval-k", 5000), chunk = args.Int("chunk", 500), reps = args.Int("reps", 5);
-        const int D = 784, H = 200, Z = 50;
-        var net = new IwaeNetwork(D, new[] { Z }, new[] { H, H }, new[] { 100 }, Activation.Tanh, IwaeLikelihood.Bernoulli);
-        net.Initialize(new RandomStream(1), default, default);
-        var model = new IwaeModel(net, 5, evalK, chunk, 7);
+        const int D = IwaeProfile.D, H = IwaeProfile.H, Z = IwaeProfile.Z;
+        var model = new IwaeModel(IwaeProfile.BenchmarkNetwork(), 5, evalK, chunk, 7);
         var rng = new RandomStream(2);
         var x = new float[rows * D];
         for (int i = 0; i < x.Length; i++) x[i] = rng.NextDouble() < 0.3 ? 1 : 0;

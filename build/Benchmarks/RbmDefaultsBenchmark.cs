@@ -82,17 +82,19 @@ public sealed class RbmDefaultsBenchmark : IBenchmark
                     Console.WriteLine($"  {v.Name,-34} seed {seed} epochs {epochs,3}: valid {vl,9:F2}  test {tl,9:F2}  (log Z {model.LogPartition:F2} ± {model.LogPartitionStandardError:F2}; {clock.Elapsed.TotalSeconds:F0} s)");
                 }
 
-        if (!args.Flag("no-peer") && !gaussian)
+        // The peer reads the training rows from one file, written once for all its fits.
+        string? trainPath = args.Flag("no-peer") || gaussian ? null : Peer.WriteMatrix(train, "rbm-defaults-train");
+        if (trainPath is not null)
             foreach (int seed in seeds)
             {
                 // scikit-learn's own defaults (learning_rate 0.1, batch_size 10, n_iter 10) at our default width.
-                var r = PeerDefaults(train, valid, test, defaults, seed, hidden: defaults.HiddenUnits, lr: 0.1f, batch: 10, epochs: 10);
+                var r = PeerDefaults(trainPath, train, valid, test, defaults, seed, hidden: defaults.HiddenUnits, lr: 0.1f, batch: 10, epochs: 10);
                 if (r is { } x) Add(results, ("scikit-learn defaults (lr 0.1, batch 10)", 10), x);
                 // And plain SGD (BernoulliRBM has no momentum, weight decay or schedule) at our batch size and epochs, for
                 // each learning rate of --peer-lr: its best on validation is the peer at its best.
                 foreach (var peerLr in args.String("peer-lr", "0.02,0.05,0.1").Split(',').Select(x => float.Parse(x, CultureInfo.InvariantCulture)))
                 {
-                    var s = PeerDefaults(train, valid, test, defaults, seed, hidden: defaults.HiddenUnits, lr: peerLr, batch: defaults.BatchSize, epochs: defaults.MaxEpochs);
+                    var s = PeerDefaults(trainPath, train, valid, test, defaults, seed, hidden: defaults.HiddenUnits, lr: peerLr, batch: defaults.BatchSize, epochs: defaults.MaxEpochs);
                     if (s is { } y) Add(results, ($"scikit-learn, lr {peerLr}, batch {defaults.BatchSize}", defaults.MaxEpochs), y);
                 }
             }
@@ -160,10 +162,9 @@ public sealed class RbmDefaultsBenchmark : IBenchmark
 
     private static double Mean(float[] values) => values.Average(x => (double)x);
 
-    private static (double Valid, double Test)? PeerDefaults(RowMatrix train, RowMatrix valid, RowMatrix test, RbmOptions evaluation, int seed,
+    private static (double Valid, double Test)? PeerDefaults(string trainPath, RowMatrix train, RowMatrix valid, RowMatrix test, RbmOptions evaluation, int seed,
         int hidden, float lr, int batch, int epochs)
     {
-        string trainPath = Peer.WriteMatrix(train, "rbm-defaults-train");
         string prefix = Path.Combine(Path.GetDirectoryName(trainPath)!, "rbm_sklearn_defaults");
         string a = string.Join(' ', $"\"{trainPath}\"", train.Rows.ToString(CultureInfo.InvariantCulture), train.Columns.ToString(CultureInfo.InvariantCulture),
             hidden.ToString(CultureInfo.InvariantCulture), batch.ToString(CultureInfo.InvariantCulture), lr.ToString(CultureInfo.InvariantCulture),
