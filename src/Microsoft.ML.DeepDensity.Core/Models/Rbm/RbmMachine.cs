@@ -53,9 +53,6 @@ internal sealed class RbmMachine
 
     public RbmMachine Clone() => new(D, H, VisibleType, (float[])W.Clone(), (float[])B.Clone(), (float[])C.Clone());
 
-    public bool AllFinite()
-        => float.IsFinite(TensorPrimitives.Sum<float>(W)) && float.IsFinite(TensorPrimitives.Sum<float>(B)) && float.IsFinite(TensorPrimitives.Sum<float>(C));
-
     /// <summary>Whether every parameter is finite and within ±<see cref="Persistence.ModelReader.MaxParameterMagnitude"/>,
     /// the range a model file may hold: a run whose weights grew past it (a Gaussian RBM at too high a rate reached
     /// 7.6e6 while still finite) has diverged as surely as one that overflowed, and its model could not be saved.</summary>
