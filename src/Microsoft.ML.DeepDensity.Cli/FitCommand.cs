@@ -104,6 +104,9 @@ public static class FitCommand
         foreach (var n in notes) console.Out.WriteLine(n);
         var epochsProperty = engineOptions.GetType().GetProperty("MaxEpochs") ?? engineOptions.GetType().GetProperty("MaxIterations");
         int maxEpochs = epochsProperty?.GetValue(engineOptions) as int? ?? 100;
+        // The RBM's default length (MaxEpochs 0) follows the training rows: the bar's size is that many epochs.
+        if (engineOptions is Microsoft.ML.DeepDensity.Models.Rbm.RbmOptions rbm)
+            maxEpochs = rbm.EpochsFor(valid is null ? data.Rows - (long)(data.Rows * rbm.ValidationFraction) : data.Rows);
         var transformer = display.Run(entry.Name, maxEpochs, progress =>
         {
             forward.Display = progress;

@@ -88,7 +88,7 @@ public class SchemaAndDataErrorTests
         Named("Layers", () => c.DeepGmm(layers: new[] { 0, 2 }));
         Named("MaxIterations", () => c.DeepGmm(maxIterations: -5));
         Named("HiddenUnits", () => c.Rbm(hiddenUnits: 0));
-        Named("MaxEpochs", () => c.Rbm(maxEpochs: 0));
+        Named("MaxEpochs", () => c.Rbm(maxEpochs: -1));   // 0 is the RBM's automatic length
         Named("Samples", () => c.Iwae(samples: 0));
         Named("EvaluationSamples", () => c.Iwae(evaluationSamples: 0));
         Named("LatentDimensions", () => c.Nvil(latentDimensions: new[] { 0 }));

@@ -25,9 +25,9 @@ public static class ModelCases
         ModelCase.Gradient("ReferenceBernoulli", InputDomain.Binary, DensityKind.Exact, ConformanceData.Binary,
             () => new GradientTrainingOptions { LearningRate = 0.1f }, (data, valid, o, progress, ct) => ReferenceBernoulliModel.Fit(data, valid, o, progress, ct)),
         new ModelCase("DeepGmm", InputDomain.Real, DensityKind.Exact, r => Models.DeepGmm.DeepGmmModel.Fit(r.Data, new Models.DeepGmm.DeepGmmOptions { Layers = new[] { 2, 2 }, Seed = r.Seed, MaxIterations = r.Epochs, Tolerance = 0, EarlyStoppingPatience = 0 }, r.Validation, r.Progress, r.CancellationToken), ConformanceData.Real) { AcceptsValidation = true, MinimumTrainingRows = 2 },
-        ModelCase.Gradient("Rbm", InputDomain.Binary, DensityKind.Exact, ConformanceData.Binary, () => new Models.Rbm.RbmOptions { HiddenUnits = 6, SamplingBurnIn = 20, SamplingChains = 4 }, (d, v, o, p, ct) => Models.Rbm.RbmModel.Fit(d, o, v, p, ct)),
-        ModelCase.Gradient("RbmGaussian", InputDomain.Real, DensityKind.Exact, ConformanceData.Real, () => new Models.Rbm.RbmOptions { HiddenUnits = 6, VisibleType = Models.Rbm.RbmVisibleType.Gaussian, SamplingBurnIn = 20, SamplingChains = 4 }, (d, v, o, p, ct) => Models.Rbm.RbmModel.Fit(d, o, v, p, ct)),
-        ModelCase.Gradient("RbmAis", InputDomain.Binary, DensityKind.Estimate, ConformanceData.Binary, () => new Models.Rbm.RbmOptions { HiddenUnits = 22, ExactLogPartitionMaxUnits = 0, AisRuns = 8, AisTemperatures = 50, SamplingBurnIn = 20, SamplingChains = 4 }, (d, v, o, p, ct) => Models.Rbm.RbmModel.Fit(d, o, v, p, ct)),
+        ModelCase.Gradient("Rbm", InputDomain.Binary, DensityKind.Exact, ConformanceData.Binary, () => new Models.Rbm.RbmOptions { HiddenUnits = 6, SamplingBurnIn = 20, SamplingChains = 4 }, (d, v, o, p, ct) => Models.Rbm.RbmModel.Fit(d, o, v, p, ct)) with { ZeroEpochsIsAutomatic = true },
+        ModelCase.Gradient("RbmGaussian", InputDomain.Real, DensityKind.Exact, ConformanceData.Real, () => new Models.Rbm.RbmOptions { HiddenUnits = 6, VisibleType = Models.Rbm.RbmVisibleType.Gaussian, SamplingBurnIn = 20, SamplingChains = 4 }, (d, v, o, p, ct) => Models.Rbm.RbmModel.Fit(d, o, v, p, ct)) with { ZeroEpochsIsAutomatic = true },
+        ModelCase.Gradient("RbmAis", InputDomain.Binary, DensityKind.Estimate, ConformanceData.Binary, () => new Models.Rbm.RbmOptions { HiddenUnits = 22, ExactLogPartitionMaxUnits = 0, AisRuns = 8, AisTemperatures = 50, SamplingBurnIn = 20, SamplingChains = 4 }, (d, v, o, p, ct) => Models.Rbm.RbmModel.Fit(d, o, v, p, ct)) with { ZeroEpochsIsAutomatic = true },
         ModelCase.Gradient("Iwae", InputDomain.Binary, DensityKind.Estimate, ConformanceData.Binary, () => new Models.Iwae.IwaeOptions { LatentDimensions = new[] { 2 }, HiddenUnits = new[] { 8 }, DeepHiddenUnits = new[] { 4 }, Samples = 3, EvaluationSamples = 20, EvaluationSamplesPerChunk = 10 }, (d, v, o, p, ct) => Models.Iwae.IwaeModel.Fit(d, o, v, p, ct)),
         ModelCase.Gradient("IwaeGaussian", InputDomain.Real, DensityKind.Estimate, ConformanceData.Real, () => new Models.Iwae.IwaeOptions { Likelihood = Models.Iwae.IwaeLikelihood.Gaussian, LatentDimensions = new[] { 2 }, HiddenUnits = new[] { 8 }, DeepHiddenUnits = new[] { 4 }, Samples = 3, EvaluationSamples = 20, EvaluationSamplesPerChunk = 10 }, (d, v, o, p, ct) => Models.Iwae.IwaeModel.Fit(d, o, v, p, ct)),
         ModelCase.Gradient("Nvil", InputDomain.Binary, DensityKind.Estimate, ConformanceData.Binary, () => new Models.Nvil.NvilOptions { LatentDimensions = new[] { 3, 2 }, BaselineHiddenUnits = 4, SamplesPerExample = 2, EvaluationSamples = 20, EvaluationSamplesPerChunk = 10 }, (d, v, o, p, ct) => Models.Nvil.NvilModel.Fit(d, o, v, p, ct)),
@@ -125,6 +125,10 @@ public sealed record ModelCase(
     /// <summary>A single huge minibatch (200,000 rows) stops within a second of cancellation and its training memory is
     /// bounded by the block, not the batch. Default true; false only with a reason (an open defect).</summary>
     public bool CancelsWithinAMinibatch { get; init; } = true;
+
+    /// <summary>Zero epochs asks the model for its own length of training (the RBM: a million examples), so only a
+    /// negative count must be refused. Default false.</summary>
+    public bool ZeroEpochsIsAutomatic { get; init; }
 
     /// <summary>Fit honours <see cref="FitRequest.BatchSize"/>. Default false; true for <see cref="Gradient{TOptions}"/> cases.</summary>
     public bool HasBatchSize { get; init; }

@@ -445,6 +445,32 @@ public class RbmTests
         Assert.True(progress[^1].Metrics!["recon_error"] < progress[0].Metrics!["recon_error"]);
     }
 
+    [Theory]
+    [InlineData(50_000L, 20)]      // Fashion-MNIST's training set: the former default of 20 epochs
+    [InlineData(1_257L, 796)]      // the shipped digits' training rows
+    [InlineData(3_000_000L, 1)]    // more rows than the default's examples: one epoch
+    [InlineData(10L, 1000)]        // a tiny set: at most 1,000 epochs
+    [InlineData(null, 20)]         // a stream of unknown length
+    public void TheDefaultLengthIsAMillionExamples(long? rows, int epochs)
+    {
+        Assert.Equal(0, new RbmOptions().MaxEpochs);
+        Assert.Equal(epochs, new RbmOptions().EpochsFor(rows));
+        Assert.Equal(7, new RbmOptions { MaxEpochs = 7 }.EpochsFor(rows));   // a length the user sets is used as it is
+    }
+
+    [Fact]
+    public void ADefaultFitRunsTheEpochsOfAMillionExamples()
+    {
+        // 2,500 rows: 400 epochs of 25 steps (a tiny model, so the 10,000 steps take well under a second).
+        var model = RbmModel.Fit(PrototypeData(2500, 4, 70), new RbmOptions { HiddenUnits = 2, AisRuns = 10, AisTemperatures = 100 });
+        Assert.Equal(400, model.TrainingSummary!.EpochsRun);
+        // Zero is the RBM's automatic length only: a negative count is refused, and other models refuse zero.
+        var negative = Assert.Throws<ArgumentOutOfRangeException>(() => new RbmOptions { MaxEpochs = -1 }.Validate());
+        Assert.Contains("MaxEpochs must be non-negative", negative.Message);
+        var rnade = Assert.Throws<ArgumentOutOfRangeException>(() => new Models.Rnade.RnadeOptions { MaxEpochs = 0 }.Validate());
+        Assert.Contains("MaxEpochs must be at least 1", rnade.Message);
+    }
+
     private sealed class Progress(List<TrainingProgress> list) : IProgress<TrainingProgress>
     {
         public void Report(TrainingProgress value) => list.Add(value);

@@ -520,6 +520,7 @@ internal sealed partial class RbmTrainer
         var trainable = new Trainable(machine, batch, monitorTrain, validation, o, cancellationToken);
         return TrainingDriver.Run(trainable, train, TrainingDriverOptions.From(o, trainable.Root) with
         {
+            MaxEpochs = o.EpochsFor(train.KnownCount),
             // The monitor's score is a proxy (pseudo-likelihood or reconstruction error), so without early stopping the last epoch is kept.
             RestoreBestWithoutEarlyStopping = false,
             Name = "RBM training",
