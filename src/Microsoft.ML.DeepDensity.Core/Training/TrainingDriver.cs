@@ -129,6 +129,10 @@ public sealed record TrainingDriverOptions
 
     /// <summary>Epochs (EM iterations) at most.</summary>
     public int MaxEpochs { get; init; }
+    /// <summary>When set and the source's length is not known in advance (a stream), the run's epochs are this function
+    /// of the rows its first complete epoch read; <see cref="MaxEpochs"/> then only bounds that first epoch (the RBM's
+    /// default length, a million examples, on a stream).</summary>
+    public Func<long, int>? EpochsForRows { get; init; }
     /// <summary>Examples per step (capped at the number of examples).</summary>
     public int BatchSize { get; init; } = int.MaxValue;
     /// <summary>Shuffle the examples every epoch (minibatch methods); false hands them over in order.</summary>
@@ -207,9 +211,9 @@ public static class TrainingDriver
         bool stoppedEarly = false, stoppedByDivergence = false;
         double lastTrain = double.NaN;
         var clock = Stopwatch.StartNew();
-        int epoch = 1;
+        int epoch = 1, maxEpochs = options.MaxEpochs;
         var stop = options.StopToken;
-        while (epoch <= options.MaxEpochs && !stop.IsCancellationRequested)
+        while (epoch <= maxEpochs && !stop.IsCancellationRequested)
         {
             cancellationToken.ThrowIfCancellationRequested();
             var epochRandom = root.Fork((ulong)epoch, (ulong)recoveries);
@@ -278,7 +282,7 @@ public static class TrainingDriver
 
             lastGood = model.Snapshot();
             lastTrain = figures.Train;
-            completedEpochs++;
+            if (++completedEpochs == 1 && train.KnownCount is null && options.EpochsForRows is { } epochsForRows) maxEpochs = epochsForRows(n);
             retriesOfThisEpoch = 0;
             var report = new TrainingProgress(options.EpochNumberOffset + epoch, figures.Train, figures.Validation,
                 (figures.Examples ?? n) / Math.Max(seconds, 1e-9), clock.Elapsed, step.LearningRate, figures.Note, figures.Metrics, options.Unit);

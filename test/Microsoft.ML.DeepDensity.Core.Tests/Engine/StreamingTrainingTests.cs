@@ -103,6 +103,27 @@ public class StreamingTrainingTests
         Assert.Equal(memory.ToBytes(), streamed.ToBytes());
     }
 
+    /// <summary>A stream that does not say how many rows it holds (as an IDataView without a row count).</summary>
+    private sealed class Uncounted(IRowStream inner) : IRowStream
+    {
+        public int Width => inner.Width;
+        public long? Count => null;
+        public IRowCursor Open() => inner.Open();
+    }
+
+    [Fact]
+    public void TheRbmsDefaultLengthOnAStreamOfUnknownLengthIsCountedInItsFirstEpoch()
+    {
+        // 2,000 rows: a million examples are 500 epochs, as in memory; the same model either way.
+        var data = Materialize(new GeneratedRows(2000, 4, 5, binary: true));
+        var o = new RbmOptions { HiddenUnits = 2, ValidationFraction = 0, Seed = 3, AisRuns = 10, AisTemperatures = 100 };
+        var memory = RbmModel.Fit(data, o);
+        var streamed = RbmModel.Fit(new Uncounted(RowStream.From(data)), o, null, new StreamingOptions { ShuffleBufferRows = 2000 });
+        Assert.Equal(500, memory.TrainingSummary!.EpochsRun);
+        Assert.Equal(500, streamed.TrainingSummary!.EpochsRun);
+        Assert.Equal(memory.ToBytes(), streamed.ToBytes());
+    }
+
     private static DeepGmmOptions Gmm(DeepGmmInitialization init = DeepGmmInitialization.Greedy, double validation = 0) => new()
     {
         Layers = new[] { 3, 2 }, MaxIterations = 4, Initialization = init, ValidationFraction = validation, Seed = 4,

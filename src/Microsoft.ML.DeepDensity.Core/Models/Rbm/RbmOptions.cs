@@ -78,8 +78,7 @@ public sealed class RbmOptions : GradientTrainingOptions
         /// <summary>The most epochs <c>MaxEpochs</c> = 0 gives (a set below 1,000 rows trains for fewer than
         /// <see cref="AutomaticEpochExamples"/> examples rather than for tens of thousands of tiny epochs).</summary>
         public const int MaxAutomaticEpochs = 1000;
-        /// <summary>Epochs of <c>MaxEpochs</c> = 0 when the number of training rows is not known in advance (a stream).</summary>
-        public const int EpochsOfUnknownLength = 20;
+
         /// <summary>Default of <see cref="GradientTrainingOptions.LearningRate"/>: SGD from 0.05 with momentum 0.5, the rate
         /// multiplied by 0.9 every 50,000 training examples (<see cref="LearningRateDecay"/>,
         /// <see cref="LearningRateDecayExamples"/>).</summary>
@@ -122,12 +121,12 @@ public sealed class RbmOptions : GradientTrainingOptions
     protected override bool AutomaticEpochs => true;
 
     /// <summary>The epochs a fit on <paramref name="trainingRows"/> rows runs: <c>MaxEpochs</c> when set, otherwise
-    /// ⌈<see cref="Defaults.AutomaticEpochExamples"/> / rows⌉ clamped to [1, <see cref="Defaults.MaxAutomaticEpochs"/>]
-    /// (<see cref="Defaults.EpochsOfUnknownLength"/> for a source of unknown length).</summary>
-    public int EpochsFor(long? trainingRows)
+    /// ⌈<see cref="Defaults.AutomaticEpochExamples"/> / rows⌉ clamped to [1, <see cref="Defaults.MaxAutomaticEpochs"/>]. A
+    /// stream of unknown length is counted in its first epoch.</summary>
+    public int EpochsFor(long trainingRows)
     {
         if (MaxEpochs > 0) return MaxEpochs;
-        if (trainingRows is not { } rows || rows < 1) return Defaults.EpochsOfUnknownLength;
+        long rows = Math.Max(1, trainingRows);
         return (int)Math.Clamp((Defaults.AutomaticEpochExamples + rows - 1) / rows, 1, Defaults.MaxAutomaticEpochs);
     }
 
