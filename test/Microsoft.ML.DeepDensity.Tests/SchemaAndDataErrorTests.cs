@@ -270,6 +270,39 @@ public class EnvelopeTests
         Assert.Throws<Persistence.InvalidModelFileException>(() => ModelEnvelope.Decode(Convert.ToBase64String(bytes)));
     }
 
+    /// <summary>A damaged byte in the envelope's settings (not the engine file, which has its own CRC) used to load: a
+    /// threshold byte gave another finite threshold, flagging other rows, a name byte renamed an output column. Each
+    /// byte is found by encoding the setting twice with different values, so the test does not depend on the layout.
+    /// Envelopes of version 1, which had no such checksum, still load.</summary>
+    [Fact]
+    public void Envelope_RejectsADamagedSetting_AndStillReadsVersion1()
+    {
+        var ml = new MLContext(seed: 1);
+        var data = ml.Data.LoadFromEnumerable(TestData.Blob(60));
+        var t = ml.DensityEstimation.Rnade(TestData.SmallRnade(o => o.ModelOptions.MaxEpochs = 1)).Fit(data);
+        var good = Convert.FromBase64String(ModelEnvelope.Encode(t.Model, t.Settings));
+        foreach (var other in new[] { t.Settings with { Threshold = t.Settings.Threshold * 2 }, t.Settings with { ScoreColumnName = "Scord" } })
+        {
+            var changed = Convert.FromBase64String(ModelEnvelope.Encode(t.Model, other));
+            int at = Enumerable.Range(0, good.Length).First(i => good[i] != changed[i]);
+            var damaged = (byte[])good.Clone();
+            damaged[at] = changed[at];
+            string text = Convert.ToBase64String(damaged);
+            Assert.Contains("checksum mismatch", Assert.Throws<Persistence.InvalidModelFileException>(() => ModelEnvelope.Decode(text)).Message);
+            var zip = new MemoryStream();
+            ml.Model.Save(Surrogate.Build(ml, t.Settings, t.Model.Dimension, text), data.Schema, zip);
+            Assert.Throws<Persistence.InvalidModelFileException>(() => new MLContext().Model.LoadWithLiveDensityModels(new MemoryStream(zip.ToArray()), out _));
+        }
+
+        // Version 1: the same bytes without the settings' CRC (the 4 bytes before the engine file's length).
+        int crcAt = good.Length - t.Model.ToBytes().Length - 4 - 4;
+        var version1 = good[..crcAt].Concat(good[(crcAt + 4)..]).ToArray();
+        version1[4] = 1;
+        var (model, settings) = ModelEnvelope.Decode(Convert.ToBase64String(version1));
+        Assert.Equal(t.Settings, settings);
+        Assert.Equal(t.Model.ToBytes(), model.ToBytes());
+    }
+
     /// <summary>Issue 13 (6): the block size is bounded in the options and when it comes back from a saved model (the
     /// envelope text and a whole ML.NET zip); a forged value is a clear <see cref="Persistence.InvalidModelFileException"/>,
     /// not an <c>int.MaxValue</c>-row buffer.</summary>
