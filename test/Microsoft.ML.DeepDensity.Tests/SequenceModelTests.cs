@@ -106,6 +106,28 @@ public class SequenceModelTests
         return rows;
     }
 
+    /// <summary>A saved sequence model carries its input column names; the reader refused names over 1024 UTF-8 bytes as
+    /// "bad column names", so a model fitted on a longer (generated) name saved and then failed to load. A name the file
+    /// cannot hold is refused when the estimator is created, naming the setting.</summary>
+    [Fact]
+    public void ALongColumnNameSavesAndLoads_AndOneTooLongToSaveIsRefusedUpFront()
+    {
+        ToySequenceModel.EnsureRegistered();
+        var ml = new MLContext(seed: 1);
+        string name = new('s', 1100);
+        var rows = ml.Data.LoadFromEnumerable(Sequences(40, 1));
+        var train = ml.Transforms.CopyColumns(name, "Signal").Fit(rows).Transform(rows);
+        var transformer = ml.DensityEstimation.ToySequence(name, frameSize: 3).Fit(train);
+        using var zip = new MemoryStream();
+        ml.Model.Save(transformer, train.Schema, zip);
+        zip.Position = 0;
+        var loaded = new MLContext(seed: 2).Model.LoadWithLiveDensityModels(zip, out _);
+        Assert.Equal(transformer.Transform(train).GetColumn<float>("LogDensity"), loaded.Transform(train).GetColumn<float>("LogDensity"));
+
+        var e = Assert.ThrowsAny<ArgumentException>(() => ml.DensityEstimation.ToySequence(new string('s', ushort.MaxValue + 1), frameSize: 3));
+        Assert.Equal("FeatureColumnName", e.ParamName);
+    }
+
     [Fact]
     public void FitsScoresSavesAndLoadsThroughTheCatalog()
     {

@@ -23,7 +23,12 @@ internal static class SequenceSurrogate
     /// <summary>2 adds the user's input column names (version 1, without them, still loads); 3 the CRC of the threshold and
     /// the names, which a damaged byte changed without a word (the engine file has its own CRC).</summary>
     private const ushort Version = 3;
-    private const int MaxColumns = 8, MaxColumnNameBytes = 1024;
+    private const int MaxColumns = 8;
+
+    /// <summary>The longest input column name a saved model holds, in UTF-8 bytes: what its u16 length field can say. The
+    /// estimators refuse longer names when created; the reader used to stop at 1024 bytes, so a model fitted on a longer
+    /// (generated) name saved and then failed to load as "corrupt".</summary>
+    internal const int MaxColumnNameBytes = ushort.MaxValue;
 
     /// <summary>A decoded envelope: the model, its PredictedLabel threshold and the user's input column names (the
     /// scorer sees only internal columns; its errors name these). Empty for a version-1 envelope.</summary>
