@@ -30,13 +30,19 @@ public static class DensityModelExtensions
                     foreach (var inner in chain) Visit(inner);
                     return;
             }
-            // A loaded surrogate: the MapValue stage turns the constant key into the model blob.
             mlContext ??= new MLContext();
             reader ??= new SurrogateStageReader(mlContext);
-            if (reader.ReadText(t, Surrogate.ModelCol) is not string blob) return;
-            var (model, settings) = ModelEnvelope.Decode(blob);
-            found.Add(new DensityTransformer(mlContext, model, settings));
+            if (LoadedModelStage(reader, t, mlContext) is DensityTransformer loaded) found.Add(loaded);
         }
+    }
+
+    /// <summary>The live transformer decoded from <paramref name="stage"/> when it is the model stage of a loaded
+    /// surrogate (the MapValue that turns the constant key into the model blob); null for any other stage.</summary>
+    private static DensityTransformer? LoadedModelStage(SurrogateStageReader reader, ITransformer stage, MLContext mlContext)
+    {
+        if (reader.ReadText(stage, Surrogate.ModelCol) is not string blob) return null;
+        var (model, settings) = ModelEnvelope.Decode(blob);
+        return new DensityTransformer(mlContext, model, settings);
     }
 
     /// <summary>The one density transformer in <paramref name="transformer"/>; throws if there is none or several.</summary>
@@ -91,10 +97,6 @@ public static class DensityModelExtensions
         {
             if (t is DensityTransformer || t is not IEnumerable<ITransformer> chain) return t;
             var stages = chain.ToList();
-            // A loaded surrogate is a nested chain one of whose stages yields the model blob.
-            bool isSurrogate = stages.Count > 0 && stages.All(s => s is not IEnumerable<ITransformer>)
-                && stages.Exists(s => GetDensityTransformers(s, mlContext).Count == 1);
-            if (isSurrogate) return GetDensityTransformer(t, mlContext);
             // A loaded sequence surrogate scores through its own chain (that is its live form), but gets back the fitted
             // transformer's input-schema check: without it a Double sequence column failed with ML.NET's binding error
             // naming '__dd_rr_features', a frame of the wrong width only at the first row read inside a doubly wrapped
@@ -102,8 +104,30 @@ public static class DensityModelExtensions
             if (stages.Count > 0 && stages.All(s => s is not IEnumerable<ITransformer>)
                 && SequenceModelExtensions.CheckedSequenceStage(t, stages, mlContext) is SequenceDensityTransformer sequence)
                 return sequence;
-            var replaced = stages.Select(Replace).ToArray();
-            return new TransformerChain<ITransformer>(replaced);
+            // A loaded surrogate is a run of leaves of this chain, not necessarily all of it: a DensityTransformer saved on
+            // its own loads as exactly its surrogate chain, to which the user may Append stages; and a fitted pipeline
+            // (Concatenate → estimator) is one flat chain of leaves with the live transformer among them. Only the run
+            // is replaced, so every other stage is kept.
+            mlContext ??= new MLContext();
+            var reader = new SurrogateStageReader(mlContext);
+            var replaced = new List<ITransformer>(stages.Count);
+            for (int i = 0; i < stages.Count;)
+            {
+                int modelStage = i + Surrogate.StagesBeforeModel;
+                if (modelStage < stages.Count && stages[modelStage] is not IEnumerable<ITransformer>
+                    && Surrogate.EndOfLoaded(stages, modelStage) is int end
+                    && LoadedModelStage(reader, stages[modelStage], mlContext) is DensityTransformer live)
+                {
+                    replaced.Add(live);
+                    i = end;
+                    continue;
+                }
+                replaced.Add(Replace(stages[i]));
+                i++;
+            }
+            // The chain was one surrogate and nothing else (a DensityTransformer saved alone): the transformer itself.
+            if (replaced.Count == 1 && stages.Count > 1 && replaced[0] is DensityTransformer only) return only;
+            return new TransformerChain<ITransformer>(replaced.ToArray());
         }
     }
 

@@ -5,12 +5,16 @@ namespace Microsoft.ML.DeepDensity.Transforms;
 
 /// <summary>
 /// The text value stored in the model zip (inside a MapValue table): base64 of
-/// <code>"DDMN" | u16 envelope version | transformer settings | i32 length | engine model file (DensityModel.ToBytes)</code>.
-/// The engine file says its own kind, so one scorer serves every model family; it carries its own CRC.
+/// <code>"DDMN" | u16 envelope version | transformer settings | u32 CRC-32 of the preceding bytes | i32 length | engine model file (DensityModel.ToBytes)</code>.
+/// The engine file says its own kind, so one scorer serves every model family; it carries its own CRC. Version 1 had no
+/// CRC of the settings (still read).
 /// </summary>
 internal static class ModelEnvelope
 {
-    public const ushort Version = 1;
+    /// <summary>2 adds the CRC of the settings: ML.NET stores the MapValue table's text as it is, so a damaged byte of a
+    /// version-1 zip became another finite threshold (every row flagged), another seed or a renamed output column,
+    /// loaded without a word.</summary>
+    public const ushort Version = 2;
     private static ReadOnlySpan<byte> Magic => "DDMN"u8;
 
     public static string Encode(DensityModel model, TransformerSettings s)
@@ -30,6 +34,8 @@ internal static class ModelEnvelope
             w.Write(s.Contamination);
             w.Write(s.Threshold);
             w.Write(s.ScoringBlockRows);
+            w.Flush();
+            w.Write(Crc32.Append(0, ms.GetBuffer().AsSpan(0, (int)ms.Length)));
             var engine = model.ToBytes();
             w.Write(engine.Length);
             w.Write(engine);
@@ -48,14 +54,19 @@ internal static class ModelEnvelope
             if (!r.ReadBytes(4).AsSpan().SequenceEqual(Magic))
                 throw new InvalidModelFileException("Corrupt DeepDensity model in the ML.NET model: bad magic.");
             ushort version = r.ReadUInt16();
-            if (version != Version)
-                throw new InvalidModelFileException($"DeepDensity ML.NET envelope version {version} is not supported (this library reads {Version}); upgrade the library.");
+            if (version is < 1 or > Version)
+                throw new InvalidModelFileException($"DeepDensity ML.NET envelope version {version} is not supported (this library reads 1 to {Version}); upgrade the library.");
             string feature = r.ReadString(), logDensity = r.ReadString(), score = r.ReadString(), predicted = r.ReadString();
             string stdErr = r.ReadString(), sample = r.ReadString();
             ulong sampleSeed = r.ReadUInt64();
             double contamination = r.ReadDouble();
             float threshold = r.ReadSingle();
             int blockRows = r.ReadInt32();
+            // Before the settings are trusted or checked: a damaged byte is reported as damage, not as a strange setting.
+            int settingsEnd = (int)r.BaseStream.Position;
+            if (version >= 2 && r.ReadUInt32() != Crc32.Append(0, bytes.AsSpan(0, settingsEnd)))
+                throw new InvalidModelFileException("Corrupt DeepDensity model in the ML.NET model: checksum mismatch of the transformer settings " +
+                    "(column names, threshold, contamination, sample seed, block size); the file was modified or damaged.");
             // The settings are checked like the options they came from: a forged zip must not make a cursor allocate
             // int.MaxValue rows or compare scores with a NaN threshold.
             if (blockRows < 1 || blockRows > DensityEstimatorOptions.MaxScoringBlockRows)

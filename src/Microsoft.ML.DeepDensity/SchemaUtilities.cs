@@ -5,7 +5,13 @@ namespace Microsoft.ML.DeepDensity.Transforms;
 /// <summary>Feature-column checks with messages that name the column.</summary>
 internal static class FeatureColumnCheck
 {
-    /// <summary>Checks a runtime schema: the column exists and is a known-size Single vector (of <paramref name="expectedSize"/> slots if given).</summary>
+    /// <summary>What to do with a variable-size column given to an estimator (a fitted model scores one).</summary>
+    private const string TrainingNeedsKnownSize = "training needs a known-size vector of Single " +
+        "(e.g. [VectorType(n)] on the input class, or Concatenate of scalar columns).";
+
+    /// <summary>Checks a runtime schema: the column exists and is a Single vector; to train (<paramref name="expectedSize"/>
+    /// null) of known size, for a fitted model (<paramref name="expectedSize"/> its dimension) of that size or of
+    /// variable size (its rows' lengths are then checked one by one).</summary>
     public static DataViewSchema.Column Check(DataViewSchema schema, string name, int? expectedSize)
     {
         ArgumentNullException.ThrowIfNull(schema);
@@ -14,11 +20,13 @@ internal static class FeatureColumnCheck
         if (col.Type is not VectorDataViewType vt || vt.ItemType != NumberDataViewType.Single)
             throw new ArgumentOutOfRangeException(nameof(schema),
                 $"Feature column '{name}' must be a known-size vector of Single, but is {col.Type}.");
-        if (!vt.IsKnownSize)
+        // A fitted model scores a variable-size column (a TextLoader range without an end, a PredictionEngine input class
+        // without [VectorType]) as the plain Model.Load of its zip must, its CustomMapping taking any float[]: the row
+        // cursors and the row mapper check each row's length, naming the column and the row.
+        if (!vt.IsKnownSize && expectedSize is null)
             throw new ArgumentOutOfRangeException(nameof(schema),
-                $"Feature column '{name}' is a variable-size vector; a known-size vector of Single is required " +
-                "(e.g. [VectorType(n)] on the input class, or Concatenate of scalar columns).");
-        if (expectedSize is int n && vt.Size != n)
+                $"Feature column '{name}' is a variable-size vector; {TrainingNeedsKnownSize}");
+        if (expectedSize is int n && vt.IsKnownSize && vt.Size != n)
             throw new ArgumentOutOfRangeException(nameof(schema),
                 $"Feature column '{name}' has {vt.Size} slots but the model was trained on {n}.");
         return col;
@@ -38,8 +46,7 @@ internal static class FeatureColumnCheck
                 $"Feature column '{name}' must be a known-size vector of Single, but is {(col.IsKey ? "a key of " : "")}{col.ItemType} ({col.Kind}).");
         if (col.Kind == SchemaShape.Column.VectorKind.VariableVector)
             throw new ArgumentOutOfRangeException(nameof(shape),
-                $"Feature column '{name}' is a variable-size vector; a known-size vector of Single is required " +
-                "(e.g. [VectorType(n)] on the input class, or Concatenate of scalar columns).");
+                $"Feature column '{name}' is a variable-size vector; {TrainingNeedsKnownSize}");
     }
 }
 

@@ -46,6 +46,22 @@ internal static class Surrogate
     public const string SampleCol = "__dd_sample";
     public const string KeyValue = "m";
 
+    /// <summary>Stages <see cref="Build(MLContext, TransformerSettings, int, string)"/> puts before the model stage (the
+    /// MapValue yielding the envelope): the feature copy and the constant key.</summary>
+    public const int StagesBeforeModel = 2;
+
+    /// <summary>The index after the last stage of the loaded surrogate whose model stage is
+    /// <paramref name="stages"/>[<paramref name="modelStage"/>], in a chain of leaves that may hold other stages after
+    /// it: <see cref="Build(MLContext, TransformerSettings, int, string)"/> ends every surrogate with the DropColumns of
+    /// its internal columns and puts only CustomMapping and CopyColumns stages between the model stage and it. Null
+    /// when no DropColumns follows.</summary>
+    public static int? EndOfLoaded(IReadOnlyList<ITransformer> stages, int modelStage)
+    {
+        for (int i = modelStage + 1; i < stages.Count; i++)
+            if (stages[i] is ColumnSelectingTransformer) return i + 1;
+        return null;
+    }
+
     public static ITransformer Build(MLContext ml, DensityTransformer t)
         => Build(ml, t.Settings, t.Model.Dimension, ModelEnvelope.Encode(t.Model, t.Settings));
 

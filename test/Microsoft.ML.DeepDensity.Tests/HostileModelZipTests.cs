@@ -233,7 +233,16 @@ public class HostileSequenceAndNvilZipTests
         Rejected(() => LoadLive(Named(new byte[] { 1, 0, 0 })), "an empty column name", "column names");
         Rejected(() => LoadLive(Named(new byte[] { 1, 0xff, 0xff })), "a column name longer than the file", "column names");
         Rejected(() => LoadLive(Named(new byte[] { 1, 1, 0, 0xff })), "a column name that is not UTF-8", "column names");
-        Rejected(() => LoadLive(Named(new byte[] { 0 }, version: 3)), "a newer envelope version", "version 3");
+        Rejected(() => LoadLive(Named(new byte[] { 0 }, version: 4)), "a newer envelope version", "version 4");
+        // Version 3 adds a CRC of the threshold and the names (version 2 above, without it, still loads): a damaged
+        // threshold byte used to load as another finite threshold, flagging other sequences. The byte is found by
+        // encoding two thresholds, so this does not depend on the layout.
+        var good = Convert.FromBase64String(SequenceSurrogate.Encode(t.Model, t.Threshold, new[] { "Features" }));
+        var changed = Convert.FromBase64String(SequenceSurrogate.Encode(t.Model, t.Threshold * 2, new[] { "Features" }));
+        int at = Enumerable.Range(0, good.Length).First(i => good[i] != changed[i]);
+        good[at] = changed[at];
+        Rejected(() => LoadLive(Convert.ToBase64String(good)), "a damaged threshold byte at load", "checksum mismatch");
+        Rejected(() => ScoreZip(Convert.ToBase64String(good)), "a damaged threshold byte", "checksum mismatch");
 
         Assert.Null(ScoreZip(Envelope(engine, t.Threshold))); // the helper itself builds a working zip
         Rejected(() => ScoreZip(Envelope(engine, float.NaN)), "NaN threshold", "threshold");

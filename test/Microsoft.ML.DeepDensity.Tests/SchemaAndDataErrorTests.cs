@@ -37,11 +37,48 @@ public class SchemaAndDataErrorTests
         Assert.Contains("not found", Errors<OtherName>());
         Assert.Contains("known-size vector of Single", Errors<Scalar>());
         Assert.Contains("known-size vector of Single", Errors<DoubleVector>());
-        Assert.Contains("variable-size", Errors<VariableVector>());
 
         var wrong = ml.Data.LoadFromEnumerable(new[] { new WrongSize() });
         var e = Assert.ThrowsAny<ArgumentException>(() => transformer.Transform(wrong));
         Assert.Contains("'Features' has 5 slots but the model was trained on 4", e.Message);
+    }
+
+    /// <summary>A variable-size feature column (a TextLoader range without an end, an input class without
+    /// [VectorType]): an estimator refuses it, training needs the width; a fitted model scores it, as the plain
+    /// Model.Load of its zip always did — LoadWithLiveDensityModels and the live transformer used to refuse what the
+    /// plain load scored — and a row of the wrong length is an error naming the column and the row.</summary>
+    [Fact]
+    public void VariableSizeFeatureColumn_IsRefusedForTraining_AndScoredByAFittedModel()
+    {
+        var ml = new MLContext(seed: 1);
+        var estimator = ml.DensityEstimation.Rnade(TestData.SmallRnade());
+        var rows = TestData.Blob(50, seed: 3);
+        var variable = rows.Select(r => new VariableVector { Features = r.Features }).ToList();
+        var variableView = ml.Data.LoadFromEnumerable(variable);
+        foreach (var refused in new Action[]
+        {
+            () => estimator.GetOutputSchema(SchemaShapeFactory.FromType<VariableVector>(ml)),
+            () => estimator.Fit(variableView),
+        })
+            Assert.Contains("'Features' is a variable-size vector; training needs a known-size vector", Assert.ThrowsAny<ArgumentException>(refused).Message);
+
+        var transformer = Trained(ml);
+        var expected = transformer.Transform(ml.Data.LoadFromEnumerable(rows)).GetColumn<float>("LogDensity").ToArray();
+        using var zip = new MemoryStream();
+        ml.Model.Save(transformer, ml.Data.LoadFromEnumerable(rows).Schema, zip);
+        zip.Position = 0;
+        var liveLoaded = new MLContext(seed: 2).Model.LoadWithLiveDensityModels(zip, out _);
+        foreach (var model in new[] { transformer, liveLoaded })
+        {
+            Assert.Equal(expected, model.Transform(variableView).GetColumn<float>("LogDensity"));
+            Assert.Equal(expected[0], ml.Model.CreatePredictionEngine<VariableVector, Scored>(model).Predict(variable[0]).LogDensity);
+        }
+
+        variable[7].Features = new float[Row.D - 1];
+        var e = Assert.Throws<DataValidationException>(() => transformer.Transform(ml.Data.LoadFromEnumerable(variable)).GetColumn<float>("LogDensity").ToArray());
+        Assert.Equal(7, e.Row);
+        Assert.Equal("Features", e.DataSource);
+        Assert.Contains($"the vector has {Row.D - 1} values but the model expects {Row.D}", e.Message);
     }
 
     [Fact]
@@ -231,6 +268,39 @@ public class EnvelopeTests
         var bytes = Convert.FromBase64String(text);
         bytes[^10] ^= 0x40;
         Assert.Throws<Persistence.InvalidModelFileException>(() => ModelEnvelope.Decode(Convert.ToBase64String(bytes)));
+    }
+
+    /// <summary>A damaged byte in the envelope's settings (not the engine file, which has its own CRC) used to load: a
+    /// threshold byte gave another finite threshold, flagging other rows, a name byte renamed an output column. Each
+    /// byte is found by encoding the setting twice with different values, so the test does not depend on the layout.
+    /// Envelopes of version 1, which had no such checksum, still load.</summary>
+    [Fact]
+    public void Envelope_RejectsADamagedSetting_AndStillReadsVersion1()
+    {
+        var ml = new MLContext(seed: 1);
+        var data = ml.Data.LoadFromEnumerable(TestData.Blob(60));
+        var t = ml.DensityEstimation.Rnade(TestData.SmallRnade(o => o.ModelOptions.MaxEpochs = 1)).Fit(data);
+        var good = Convert.FromBase64String(ModelEnvelope.Encode(t.Model, t.Settings));
+        foreach (var other in new[] { t.Settings with { Threshold = t.Settings.Threshold * 2 }, t.Settings with { ScoreColumnName = "Scord" } })
+        {
+            var changed = Convert.FromBase64String(ModelEnvelope.Encode(t.Model, other));
+            int at = Enumerable.Range(0, good.Length).First(i => good[i] != changed[i]);
+            var damaged = (byte[])good.Clone();
+            damaged[at] = changed[at];
+            string text = Convert.ToBase64String(damaged);
+            Assert.Contains("checksum mismatch", Assert.Throws<Persistence.InvalidModelFileException>(() => ModelEnvelope.Decode(text)).Message);
+            var zip = new MemoryStream();
+            ml.Model.Save(Surrogate.Build(ml, t.Settings, t.Model.Dimension, text), data.Schema, zip);
+            Assert.Throws<Persistence.InvalidModelFileException>(() => new MLContext().Model.LoadWithLiveDensityModels(new MemoryStream(zip.ToArray()), out _));
+        }
+
+        // Version 1: the same bytes without the settings' CRC (the 4 bytes before the engine file's length).
+        int crcAt = good.Length - t.Model.ToBytes().Length - 4 - 4;
+        var version1 = good[..crcAt].Concat(good[(crcAt + 4)..]).ToArray();
+        version1[4] = 1;
+        var (model, settings) = ModelEnvelope.Decode(Convert.ToBase64String(version1));
+        Assert.Equal(t.Settings, settings);
+        Assert.Equal(t.Model.ToBytes(), model.ToBytes());
     }
 
     /// <summary>Issue 13 (6): the block size is bounded in the options and when it comes back from a saved model (the

@@ -106,6 +106,53 @@ public class SequenceModelTests
         return rows;
     }
 
+    /// <summary>Fit reads the training and the validation view through the same column name, so an error names the data
+    /// set besides the column and the row: a bad or missing validation row used to read like a training one.</summary>
+    [Fact]
+    public void ADataErrorSaysWhetherItIsInTheTrainingOrTheValidationData()
+    {
+        ToySequenceModel.EnsureRegistered();
+        var ml = new MLContext(seed: 1);
+        var estimator = ml.DensityEstimation.ToySequence("Signal", frameSize: 3);
+        var train = ml.Data.LoadFromEnumerable(Sequences(30, 1));
+        var withNaN = Sequences(5, 2);
+        withNaN[2].Signal[1] = float.NaN;
+        foreach (var (fit, dataSet) in new (Action, string)[]
+        {
+            (() => estimator.Fit(ml.Data.LoadFromEnumerable(withNaN)), "training data"),
+            (() => estimator.Fit(train, ml.Data.LoadFromEnumerable(withNaN)), "validation data"),
+        })
+        {
+            var e = Assert.Throws<DataValidationException>(fit);
+            Assert.Equal((2L, "Signal"), (e.Row, e.DataSource));
+            Assert.Contains($"NaN in the {dataSet}", e.Message);
+        }
+        var empty = Assert.Throws<DataValidationException>(() => estimator.Fit(train, ml.Data.LoadFromEnumerable(new List<Row>())));
+        Assert.Contains("the data has no rows in the validation data", empty.Message);
+    }
+
+    /// <summary>A saved sequence model carries its input column names; the reader refused names over 1024 UTF-8 bytes as
+    /// "bad column names", so a model fitted on a longer (generated) name saved and then failed to load. A name the file
+    /// cannot hold is refused when the estimator is created, naming the setting.</summary>
+    [Fact]
+    public void ALongColumnNameSavesAndLoads_AndOneTooLongToSaveIsRefusedUpFront()
+    {
+        ToySequenceModel.EnsureRegistered();
+        var ml = new MLContext(seed: 1);
+        string name = new('s', 1100);
+        var rows = ml.Data.LoadFromEnumerable(Sequences(40, 1));
+        var train = ml.Transforms.CopyColumns(name, "Signal").Fit(rows).Transform(rows);
+        var transformer = ml.DensityEstimation.ToySequence(name, frameSize: 3).Fit(train);
+        using var zip = new MemoryStream();
+        ml.Model.Save(transformer, train.Schema, zip);
+        zip.Position = 0;
+        var loaded = new MLContext(seed: 2).Model.LoadWithLiveDensityModels(zip, out _);
+        Assert.Equal(transformer.Transform(train).GetColumn<float>("LogDensity"), loaded.Transform(train).GetColumn<float>("LogDensity"));
+
+        var e = Assert.ThrowsAny<ArgumentException>(() => ml.DensityEstimation.ToySequence(new string('s', ushort.MaxValue + 1), frameSize: 3));
+        Assert.Equal("FeatureColumnName", e.ParamName);
+    }
+
     [Fact]
     public void FitsScoresSavesAndLoadsThroughTheCatalog()
     {

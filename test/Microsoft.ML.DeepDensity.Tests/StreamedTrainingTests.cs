@@ -100,6 +100,35 @@ public class StreamedTrainingTests
         Assert.Contains("the data has no rows", Assert.Throws<DataValidationException>(() => ml.DensityEstimation.Rnade(o).Fit(ml.Data.LoadFromEnumerable(Generated(0, 1)))).Message);
     }
 
+    /// <summary>An empty validation view is refused as in memory, naming the column and the data set; streamed, RNADE
+    /// and IWAE took its mean loss (0 / 0) for a divergence ("standardise the inputs or lower LearningRate") and the RBM
+    /// and the Deep GMM trained as if none had been given.</summary>
+    [Fact]
+    public void AnEmptyValidationViewIsRefusedAsInMemory()
+    {
+        var ml = new MLContext(1);
+        var train = ml.Data.LoadFromEnumerable(Generated(200, 1));
+        const DensityTrainingData streamed = DensityTrainingData.Streamed;
+        var fits = new Func<IDataView, ITransformer>[]
+        {
+            valid => ml.DensityEstimation.Rnade(Rnade(streamed)).Fit(train, valid),
+            valid => ml.DensityEstimation.Iwae(new IwaeEstimator.Options { TrainingData = streamed,
+                ModelOptions = new IwaeOptions { Likelihood = IwaeLikelihood.Gaussian, MaxEpochs = 1, EvaluationSamples = 5 } }).Fit(train, valid),
+            valid => ml.DensityEstimation.Rbm(new RbmEstimator.Options { TrainingData = streamed,
+                ModelOptions = new RbmOptions { HiddenUnits = 3, VisibleType = RbmVisibleType.Gaussian, MaxEpochs = 1 } }).Fit(train, valid),
+            valid => ml.DensityEstimation.DeepGmm(new DeepGmmEstimator.Options { TrainingData = streamed,
+                ModelOptions = new DeepGmmOptions { Layers = new[] { 2, 2 }, MaxIterations = 1 } }).Fit(train, valid),
+        };
+        // A generated view does not know its row count (a row is read to find out); a list does.
+        foreach (var empty in new[] { ml.Data.LoadFromEnumerable(Generated(0, 2)), ml.Data.LoadFromEnumerable(new List<Row>()) })
+            foreach (var fit in fits)
+            {
+                var e = Assert.Throws<DataValidationException>(() => fit(empty));
+                Assert.Equal("Features", e.DataSource);
+                Assert.Contains("the data has no rows in the validation data", e.Message);
+            }
+    }
+
     [Fact]
     public void ABadValueIsNamedByRowAndColumn()
     {

@@ -128,8 +128,8 @@ public sealed class StreamingTrainingData : ITrainingSource
 
     /// <summary>
     /// The checked training and validation streams of a streamed Fit: every value is checked as it is read (a bad one
-    /// names its row, its position in the pass, and column); without a validation stream a hashed fraction of the rows
-    /// is held out (<see cref="Split"/>).
+    /// names its row, its position in the pass, and column), a given validation stream must have a row; without one a
+    /// hashed fraction of the rows is held out (<see cref="Split"/>).
     /// </summary>
     /// <remarks>Also the common start of every streamed Fit: <paramref name="data"/> must not be null, and
     /// <paramref name="streaming"/> is set to the defaults when null and validated.</remarks>
@@ -142,6 +142,10 @@ public sealed class StreamingTrainingData : ITrainingSource
         if (data.Width < 1) throw new DataValidationException(-1, -1, "rows have no columns", DataValidation.TrainingData);
         if (validation is not null && validation.Width != data.Width)
             throw new DataValidationException(-1, -1, $"rows have {validation.Width} columns but {data.Width} are expected", DataValidation.ValidationData);
+        // An empty validation set is refused as in memory: its mean loss (0 / 0) read as a divergence in the gradient
+        // trainers ("standardise the inputs") and was silently ignored by the others. One row is read to know.
+        if (validation is not null && (validation.Count ?? RowStream.Head(validation, 1).Rows) == 0)
+            throw new DataValidationException(-1, -1, "the data has no rows", DataValidation.ValidationData);
         var train = RowStream.Checked(data, domain, DataValidation.TrainingData);
         return validation is not null ? (train, RowStream.Checked(validation, domain, DataValidation.ValidationData))
             : Split(train, validationFraction, seed);

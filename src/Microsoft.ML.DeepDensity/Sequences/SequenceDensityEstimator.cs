@@ -80,8 +80,8 @@ public sealed class SequenceDensityEstimator : IEstimator<SequenceDensityTransfo
         ArgumentNullException.ThrowIfNull(trainData);
         _options.Validate();
         var o = _options;
-        var data = SequenceColumn.Read(trainData, o.FeatureColumnName, o.FrameSize);
-        var validation = validationData is null ? null : SequenceColumn.Read(validationData, o.FeatureColumnName, o.FrameSize);
+        var data = SequenceColumn.Read(trainData, o.FeatureColumnName, o.FrameSize, DataValidation.TrainingData);
+        var validation = validationData is null ? null : SequenceColumn.Read(validationData, o.FeatureColumnName, o.FrameSize, DataValidation.ValidationData);
         using var channel = ((IHostEnvironment)_ml).Start(_name);
         channel.Info(MessageSensitivity.None, $"{_name}: training on {data.Count} sequences ({data.TotalFrames} frames of {o.FrameSize}).");
         var model = _trainer(data, validation, RnnRnadeColumns.Progress(channel, o.Progress, _name), o.CancellationToken)
@@ -152,10 +152,18 @@ public sealed class SequenceDensityTransformer : ITransformer
 /// <summary>Reading and checking a sequence column (frames back to back in a Single vector).</summary>
 internal static class SequenceColumn
 {
-    /// <summary>Every row's sequence; a length that is not a positive multiple of the frame size, or a bad value, names the row.</summary>
-    public static SequenceBatch Read(IDataView data, string columnName, int frameSize)
+    /// <summary>Every row's sequence; a length that is not a positive multiple of the frame size, or a bad value, names the
+    /// row and <paramref name="dataSet"/> (the training or the validation data: Fit reads both through the same column
+    /// name, so the row alone does not say which view it is in).</summary>
+    public static SequenceBatch Read(IDataView data, string columnName, int frameSize, string dataSet)
     {
         var column = Check(data.Schema, columnName);
+        try { return ReadChecked(data, column, frameSize); }
+        catch (DataValidationException e) { throw new DataValidationException(e.Row, e.Column, $"{e.Problem} in the {dataSet}", e.DataSource, e); }
+    }
+
+    private static SequenceBatch ReadChecked(IDataView data, DataViewSchema.Column column, int frameSize)
+    {
         var values = new List<float>();
         var offsets = new List<int> { 0 };
         using var cursor = data.GetRowCursor(new[] { column });

@@ -20,9 +20,15 @@ namespace Microsoft.ML.DeepDensity.Transforms;
 internal static class SequenceSurrogate
 {
     private static ReadOnlySpan<byte> Magic => "DDSQ"u8;
-    /// <summary>2 adds the user's input column names (version 1, without them, still loads).</summary>
-    private const ushort Version = 2;
-    private const int MaxColumns = 8, MaxColumnNameBytes = 1024;
+    /// <summary>2 adds the user's input column names (version 1, without them, still loads); 3 the CRC of the threshold and
+    /// the names, which a damaged byte changed without a word (the engine file has its own CRC).</summary>
+    private const ushort Version = 3;
+    private const int MaxColumns = 8;
+
+    /// <summary>The longest input column name a saved model holds, in UTF-8 bytes: what its u16 length field can say. The
+    /// estimators refuse longer names when created; the reader used to stop at 1024 bytes, so a model fitted on a longer
+    /// (generated) name saved and then failed to load as "corrupt".</summary>
+    internal const int MaxColumnNameBytes = ushort.MaxValue;
 
     /// <summary>A decoded envelope: the model, its PredictedLabel threshold and the user's input column names (the
     /// scorer sees only internal columns; its errors name these). Empty for a version-1 envelope.</summary>
@@ -32,7 +38,8 @@ internal static class SequenceSurrogate
         public string Column(int index, string fallback) => index < Columns.Length ? Columns[index] : fallback;
     }
 
-    /// <summary>base64 of "DDSQ" | u16 version | f32 threshold | u8 column count | per column: u16 length, UTF-8 name | engine model file.</summary>
+    /// <summary>base64 of "DDSQ" | u16 version | f32 threshold | u8 column count | per column: u16 length, UTF-8 name |
+    /// u32 CRC-32 of the preceding bytes | engine model file.</summary>
     public static string Encode(SequenceDensityModel model, float threshold, IReadOnlyList<string> columns)
     {
         using var ms = new MemoryStream();
@@ -46,6 +53,7 @@ internal static class SequenceSurrogate
             ms.Write(BitConverter.GetBytes((ushort)bytes.Length));
             ms.Write(bytes);
         }
+        ms.Write(BitConverter.GetBytes(Crc32.Append(0, ms.GetBuffer().AsSpan(0, (int)ms.Length))));
         ms.Write(model.ToBytes());
         return Convert.ToBase64String(ms.GetBuffer(), 0, (int)ms.Length);
     }
@@ -59,8 +67,6 @@ internal static class SequenceSurrogate
         if (version is < 1 or > Version)
             throw new InvalidModelFileException($"Sequence-model ML.NET envelope version {version} is not supported (this library reads 1 to {Version}).");
         float threshold = BitConverter.ToSingle(bytes, 6);
-        if (!float.IsFinite(threshold)) // scores are finite, so a learned threshold is too; NaN would label nothing
-            throw new InvalidModelFileException($"Corrupt sequence model in the ML.NET model: the threshold is {threshold}.");
         int at = 10;
         var columns = Array.Empty<string>();
         if (version >= 2)
@@ -77,6 +83,16 @@ internal static class SequenceSurrogate
                 at += 2 + n;
             }
         }
+        // Before the threshold is checked: a damaged byte is reported as damage, not as a strange threshold.
+        if (version >= 3)
+        {
+            if (at + 4 > length || BitConverter.ToUInt32(bytes, at) != Crc32.Append(0, bytes.AsSpan(0, at)))
+                throw new InvalidModelFileException("Corrupt sequence model in the ML.NET model: checksum mismatch of the threshold and column names; " +
+                    "the file was modified or damaged.");
+            at += 4;
+        }
+        if (!float.IsFinite(threshold)) // scores are finite, so a learned threshold is too; NaN would label nothing
+            throw new InvalidModelFileException($"Corrupt sequence model in the ML.NET model: the threshold is {threshold}.");
         return new Envelope(SequenceDensityModel.FromBytes(bytes.AsSpan(at, length - at)), threshold, columns);
     }
 
