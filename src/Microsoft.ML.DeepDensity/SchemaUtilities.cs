@@ -32,13 +32,14 @@ internal static class FeatureColumnCheck
         return col;
     }
 
-    /// <summary>How to turn a column of another type into the Single vector the models read, when ML.NET has a transform
-    /// for it: numbers and booleans convert, keys are category indices to encode (their numbers mean nothing as
-    /// values), scalars go into a vector.</summary>
-    private static string Remedy(string name, DataViewType type)
+    /// <summary>How to turn a column of another type into the Single vector the models read (features, frames, sequences),
+    /// when ML.NET has a transform for it: numbers and booleans convert, keys are category indices to encode (their
+    /// numbers mean nothing as values), scalars go into a vector. Empty when there is none; else "; …" to append.</summary>
+    internal static string Remedy(string name, DataViewType type)
         => type is VectorDataViewType v ? Remedy(name, v.ItemType, v.ItemType is KeyDataViewType, true) : Remedy(name, type, type is KeyDataViewType, false);
 
-    private static string Remedy(string name, DataViewType itemType, bool isKey, bool isVector)
+    /// <inheritdoc cref="Remedy(string, DataViewType)"/>
+    internal static string Remedy(string name, DataViewType itemType, bool isKey, bool isVector)
     {
         if (isKey)
             return $"; a key holds category indices, not values: encode it first, e.g. ml.Transforms.Conversion.MapKeyToVector(\"{name}\")";
