@@ -19,7 +19,7 @@ internal static class FeatureColumnCheck
             ?? throw new ArgumentOutOfRangeException(nameof(schema), $"Feature column '{name}' not found in the input schema.");
         if (col.Type is not VectorDataViewType vt || vt.ItemType != NumberDataViewType.Single)
             throw new ArgumentOutOfRangeException(nameof(schema),
-                $"Feature column '{name}' must be a known-size vector of Single, but is {col.Type}.");
+                $"Feature column '{name}' must be a known-size vector of Single, but is {col.Type}{Remedy(name, col.Type)}.");
         // A fitted model scores a variable-size column (a TextLoader range without an end, a PredictionEngine input class
         // without [VectorType]) as the plain Model.Load of its zip must, its CustomMapping taking any float[]: the row
         // cursors and the row mapper check each row's length, naming the column and the row.
@@ -30,6 +30,23 @@ internal static class FeatureColumnCheck
             throw new ArgumentOutOfRangeException(nameof(schema),
                 $"Feature column '{name}' has {vt.Size} slots but the model was trained on {n}.");
         return col;
+    }
+
+    /// <summary>How to turn a column of another type into the Single vector the models read (features, frames, sequences),
+    /// when ML.NET has a transform for it: numbers and booleans convert, keys are category indices to encode (their
+    /// numbers mean nothing as values), scalars go into a vector. Empty when there is none; else "; …" to append.</summary>
+    internal static string Remedy(string name, DataViewType type)
+        => type is VectorDataViewType v ? Remedy(name, v.ItemType, v.ItemType is KeyDataViewType, true) : Remedy(name, type, type is KeyDataViewType, false);
+
+    /// <inheritdoc cref="Remedy(string, DataViewType)"/>
+    internal static string Remedy(string name, DataViewType itemType, bool isKey, bool isVector)
+    {
+        if (isKey)
+            return $"; a key holds category indices, not values: encode it first, e.g. ml.Transforms.Conversion.MapKeyToVector(\"{name}\")";
+        if (itemType is not (NumberDataViewType or BooleanDataViewType)) return "";
+        if (isVector) return $"; convert it first, e.g. ml.Transforms.Conversion.ConvertType(\"{name}\", outputKind: DataKind.Single)";
+        return $"; put the scalar columns into one vector first, e.g. ml.Transforms.Concatenate(\"{name}\", \"A\", \"B\", \"C\")" +
+            (itemType == NumberDataViewType.Single ? "" : " after converting them to Single");
     }
 
     /// <summary>Checks an estimator's input shape (sizes are not part of a <see cref="SchemaShape"/>).</summary>
@@ -43,7 +60,8 @@ internal static class FeatureColumnCheck
             throw new ArgumentOutOfRangeException(nameof(shape), $"Feature column '{name}' not found in the input schema.");
         if (col.IsKey || col.ItemType != NumberDataViewType.Single || col.Kind == SchemaShape.Column.VectorKind.Scalar)
             throw new ArgumentOutOfRangeException(nameof(shape),
-                $"Feature column '{name}' must be a known-size vector of Single, but is {(col.IsKey ? "a key of " : "")}{col.ItemType} ({col.Kind}).");
+                $"Feature column '{name}' must be a known-size vector of Single, but is {(col.IsKey ? "a key of " : "")}{col.ItemType} ({col.Kind})" +
+                $"{Remedy(name, col.ItemType, col.IsKey, col.Kind != SchemaShape.Column.VectorKind.Scalar)}.");
         if (col.Kind == SchemaShape.Column.VectorKind.VariableVector)
             throw new ArgumentOutOfRangeException(nameof(shape),
                 $"Feature column '{name}' is a variable-size vector; {TrainingNeedsKnownSize}");

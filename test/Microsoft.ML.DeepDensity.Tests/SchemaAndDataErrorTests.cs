@@ -43,6 +43,53 @@ public class SchemaAndDataErrorTests
         Assert.Contains("'Features' has 5 slots but the model was trained on 4", e.Message);
     }
 
+    public sealed class TypedVectors
+    {
+        [VectorType(Row.D)] public double[] D { get; set; } = new double[Row.D];
+        [VectorType(Row.D)] public int[] I { get; set; } = new int[Row.D];
+        [VectorType(Row.D)] public bool[] B { get; set; } = new bool[Row.D];
+        [VectorType(2)] public string[] Category { get; set; } = new string[2];
+    }
+
+    /// <summary>A feature column of Double, Int32, Boolean or key values: the error names the column and its type, and now
+    /// also the ML.NET transform that makes it usable — which the test applies, and the estimator then trains on it.</summary>
+    [Fact]
+    public void AFeatureColumnOfAnotherType_IsRefusedWithTheTransformThatFixesIt()
+    {
+        var ml = new MLContext(seed: 1);
+        var rnd = new Random(2);
+        var rows = Enumerable.Range(0, 60).Select(i => new TypedVectors
+        {
+            D = Enumerable.Range(0, Row.D).Select(_ => rnd.NextDouble()).ToArray(),
+            I = Enumerable.Range(0, Row.D).Select(_ => rnd.Next(10)).ToArray(),
+            B = Enumerable.Range(0, Row.D).Select(_ => rnd.Next(2) == 1).ToArray(),
+            Category = new[] { "c" + rnd.Next(3), "d" + rnd.Next(3) },
+        }).ToList();
+        var view = ml.Data.LoadFromEnumerable(rows);
+        var toKey = ml.Transforms.Conversion.MapValueToKey("K", "Category");
+        var keys = toKey.Fit(view).Transform(view);
+        var shape = SchemaShapeFactory.FromType<TypedVectors>(ml);
+        var keyShape = toKey.GetOutputSchema(shape);
+        IEstimator<ITransformer> ToSingle(string column) => ml.Transforms.Conversion.ConvertType(column, outputKind: DataKind.Single);
+        foreach (var (data, dataShape, column, remedy, fix) in new (IDataView, SchemaShape, string, string, IEstimator<ITransformer>)[]
+        {
+            (view, shape, "D", "ml.Transforms.Conversion.ConvertType(\"D\", outputKind: DataKind.Single)", ToSingle("D")),
+            (view, shape, "I", "ml.Transforms.Conversion.ConvertType(\"I\", outputKind: DataKind.Single)", ToSingle("I")),
+            (view, shape, "B", "ml.Transforms.Conversion.ConvertType(\"B\", outputKind: DataKind.Single)", ToSingle("B")),
+            (keys, keyShape, "K", "ml.Transforms.Conversion.MapKeyToVector(\"K\")", ml.Transforms.Conversion.MapKeyToVector("K")),
+        })
+        {
+            var estimator = ml.DensityEstimation.Rnade(TestData.SmallRnade(o => { o.FeatureColumnName = column; o.ModelOptions.MaxEpochs = 1; }));
+            foreach (var refused in new Action[] { () => estimator.Fit(data), () => estimator.GetOutputSchema(dataShape) })
+            {
+                var e = Assert.ThrowsAny<ArgumentException>(refused);
+                Assert.Contains($"Feature column '{column}' must be a known-size vector of Single", e.Message);
+                Assert.Contains(remedy, e.Message);
+            }
+            Assert.NotNull(fix.Append(estimator).Fit(data));
+        }
+    }
+
     /// <summary>A variable-size feature column (a TextLoader range without an end, an input class without
     /// [VectorType]): an estimator refuses it, training needs the width; a fitted model scores it, as the plain
     /// Model.Load of its zip always did — LoadWithLiveDensityModels and the live transformer used to refuse what the

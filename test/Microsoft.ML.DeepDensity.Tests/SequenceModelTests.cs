@@ -106,6 +106,48 @@ public class SequenceModelTests
         return rows;
     }
 
+    public sealed class TypedFrame
+    {
+        public string SequenceId { get; set; } = "";
+        public float Order { get; set; }
+        [VectorType(2)] public double[] Frame { get; set; } = new double[2];
+        public double[] Signal { get; set; } = Array.Empty<double>();
+    }
+
+    /// <summary>A frame or sequence column of Doubles and a key sequence id are refused with the ML.NET transform that
+    /// makes them usable, as the row models' feature columns are — which the test applies, and the estimator then trains.</summary>
+    [Fact]
+    public void AFrameSequenceOrIdColumnOfAnotherType_IsRefusedWithTheTransformThatFixesIt()
+    {
+        ToySequenceModel.EnsureRegistered();
+        var ml = new MLContext(seed: 1);
+        var rng = new RandomStream(3);
+        var rows = Enumerable.Range(0, 24).Select(i => new TypedFrame
+        {
+            SequenceId = "s" + i / 6, Order = i % 6,
+            Frame = new[] { rng.NextGaussian(), rng.NextGaussian() },
+            Signal = Enumerable.Range(0, 2 * (1 + i % 3)).Select(_ => rng.NextGaussian()).ToArray(),
+        }).ToList();
+        var view = ml.Data.LoadFromEnumerable(rows);
+        var toKey = ml.Transforms.Conversion.MapValueToKey("Id", "SequenceId");
+        var frames = ml.DensityEstimation.RnnRnade(new RnnRnadeFrameEstimator.Options
+        {
+            FeatureColumnName = "Frame", SequenceIdColumnName = "Id", OrderColumnName = "Order",
+            ModelOptions = new Models.RnnRnade.RnnRnadeOptions { HiddenUnits = 3, Components = 2, RecurrentUnits = 3, MaxEpochs = 1 },
+        });
+        var sequences = ml.DensityEstimation.ToySequence("Signal", frameSize: 2);
+        var frameAsSingle = ml.Transforms.Conversion.ConvertType("Frame", outputKind: DataKind.Single);
+        foreach (var (refused, remedy) in new (Action, string)[]
+        {
+            (() => toKey.Append(frames).Fit(view), "ml.Transforms.Conversion.ConvertType(\"Frame\", outputKind: DataKind.Single)"),
+            (() => frameAsSingle.Append(toKey).Append(frames).Fit(view), "ml.Transforms.Conversion.MapKeyToValue(\"Id\")"),
+            (() => sequences.Fit(view), "ml.Transforms.Conversion.ConvertType(\"Signal\", outputKind: DataKind.Single)"),
+        })
+            Assert.Contains(remedy, Assert.ThrowsAny<ArgumentException>(refused).Message);
+        Assert.NotNull(frameAsSingle.Append(toKey).Append(ml.Transforms.Conversion.MapKeyToValue("Id")).Append(frames).Fit(view));
+        Assert.NotNull(ml.Transforms.Conversion.ConvertType("Signal", outputKind: DataKind.Single).Append(sequences).Fit(view));
+    }
+
     /// <summary>Fit reads the training and the validation view through the same column name, so an error names the data
     /// set besides the column and the row: a bad or missing validation row used to read like a training one.</summary>
     [Fact]

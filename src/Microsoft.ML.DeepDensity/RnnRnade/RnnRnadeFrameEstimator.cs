@@ -128,7 +128,8 @@ public sealed class RnnRnadeFrameEstimator : IEstimator<SequenceDensityTransform
         // Training needs the width from the schema; a fitted model knows it and, as it always has, checks a
         // variable-size frame row by row (e.g. a PredictionEngine input class without [VectorType]).
         if (frame.Type is not VectorDataViewType vt || vt.ItemType != NumberDataViewType.Single || (!vt.IsKnownSize && frameSize is null))
-            throw new ArgumentOutOfRangeException(nameof(schema), $"Frame column '{frame.Name}' must be a known-size vector of Single (one frame per row), but is {frame.Type}.");
+            throw new ArgumentOutOfRangeException(nameof(schema),
+                $"Frame column '{frame.Name}' must be a known-size vector of Single (one frame per row), but is {frame.Type}{FeatureColumnCheck.Remedy(frame.Name, frame.Type)}.");
         if (frameSize is int size && vt.IsKnownSize && vt.Size != size)
             throw new ArgumentOutOfRangeException(nameof(schema), $"Frame column '{frame.Name}' has {vt.Size} slots but the model's frames have {size}.");
         var id = schema.GetColumnOrNull(sequenceIdColumnName)
@@ -136,11 +137,15 @@ public sealed class RnnRnadeFrameEstimator : IEstimator<SequenceDensityTransform
         var order = schema.GetColumnOrNull(orderColumnName)
             ?? throw new ArgumentOutOfRangeException(nameof(schema), $"Order column '{orderColumnName}' not found in the input schema.");
         if (id.Type is not (TextDataViewType or NumberDataViewType))
-            throw new ArgumentOutOfRangeException(nameof(schema), $"Sequence-id column '{id.Name}' must be text or numeric, but is {id.Type}.");
+            throw new ArgumentOutOfRangeException(nameof(schema), $"Sequence-id column '{id.Name}' must be text or numeric, but is {id.Type}{KeyIdRemedy(id.Name, id.Type is KeyDataViewType)}.");
         if (order.Type is not NumberDataViewType)
             throw new ArgumentOutOfRangeException(nameof(schema), $"Order column '{order.Name}' must be numeric, but is {order.Type}.");
         return (frame, id, order);
     }
+
+    /// <summary>A key id (MapValueToKey's output) names its sequence through the value it maps back to.</summary>
+    private static string KeyIdRemedy(string name, bool isKey)
+        => isKey ? $"; map it back to its values first, e.g. ml.Transforms.Conversion.MapKeyToValue(\"{name}\")" : "";
 
     /// <summary>Groups rows by id in order of first appearance, sorted by order within a sequence.</summary>
     private SequenceBatch Read(IDataView view)
@@ -210,11 +215,12 @@ public sealed class RnnRnadeFrameEstimator : IEstimator<SequenceDensityTransform
         var frame = Last(o.FeatureColumnName);
         if (frame.IsKey || frame.ItemType != NumberDataViewType.Single || frame.Kind != SchemaShape.Column.VectorKind.Vector)
             throw new ArgumentOutOfRangeException(nameof(inputSchema),
-                $"Frame column '{frame.Name}' must be a known-size vector of Single (one frame per row), but is {(frame.IsKey ? "a key of " : "")}{frame.ItemType} ({frame.Kind}).");
+                $"Frame column '{frame.Name}' must be a known-size vector of Single (one frame per row), but is {(frame.IsKey ? "a key of " : "")}{frame.ItemType} ({frame.Kind})" +
+                $"{FeatureColumnCheck.Remedy(frame.Name, frame.ItemType, frame.IsKey, frame.Kind != SchemaShape.Column.VectorKind.Scalar)}.");
         var id = Last(o.SequenceIdColumnName);
         if (id.IsKey || id.Kind != SchemaShape.Column.VectorKind.Scalar || id.ItemType is not (TextDataViewType or NumberDataViewType))
             throw new ArgumentOutOfRangeException(nameof(inputSchema),
-                $"Sequence-id column '{id.Name}' must be text or numeric, but is {(id.IsKey ? "a key of " : "")}{id.ItemType} ({id.Kind}).");
+                $"Sequence-id column '{id.Name}' must be text or numeric, but is {(id.IsKey ? "a key of " : "")}{id.ItemType} ({id.Kind}){KeyIdRemedy(id.Name, id.IsKey)}.");
         var order = Last(o.OrderColumnName);
         if (order.IsKey || order.Kind != SchemaShape.Column.VectorKind.Scalar || order.ItemType is not NumberDataViewType)
             throw new ArgumentOutOfRangeException(nameof(inputSchema),

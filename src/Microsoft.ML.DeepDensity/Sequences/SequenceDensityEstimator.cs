@@ -193,7 +193,8 @@ internal static class SequenceColumn
         var column = schema.GetColumnOrNull(columnName)
             ?? throw new ArgumentOutOfRangeException(nameof(schema), $"Sequence column '{columnName}' not found in the input schema.");
         if (column.Type is not VectorDataViewType { ItemType: NumberDataViewType t } || t != NumberDataViewType.Single)
-            throw new ArgumentOutOfRangeException(nameof(schema), $"Sequence column '{column.Name}' must be a vector of Single (frames back to back), but is {column.Type}.");
+            throw new ArgumentOutOfRangeException(nameof(schema),
+                $"Sequence column '{column.Name}' must be a vector of Single (frames back to back), but is {column.Type}{FeatureColumnCheck.Remedy(column.Name, column.Type)}.");
         return column;
     }
 
@@ -206,7 +207,9 @@ internal static class SequenceColumn
             throw new ArgumentOutOfRangeException(nameof(inputSchema), $"Sequence column '{o.FeatureColumnName}' not found in the input schema.");
         var col = matches[^1];
         if (col.ItemType != NumberDataViewType.Single || col.Kind == SchemaShape.Column.VectorKind.Scalar)
-            throw new ArgumentOutOfRangeException(nameof(inputSchema), $"Sequence column '{o.FeatureColumnName}' must be a vector of Single.");
+            throw new ArgumentOutOfRangeException(nameof(inputSchema),
+                $"Sequence column '{o.FeatureColumnName}' must be a vector of Single (frames back to back), but is {(col.IsKey ? "a key of " : "")}{col.ItemType} ({col.Kind})" +
+                $"{FeatureColumnCheck.Remedy(o.FeatureColumnName, col.ItemType, col.IsKey, col.Kind != SchemaShape.Column.VectorKind.Scalar)}.");
         var names = new HashSet<string>(o.Outputs, StringComparer.Ordinal);
         var result = inputSchema.Where(c => !names.Contains(c.Name)).ToList();
         result.Add(ShapeColumns.Single(ml, o.LogDensityColumnName));
