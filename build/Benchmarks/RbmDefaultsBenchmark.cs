@@ -21,9 +21,7 @@ public sealed class RbmDefaultsBenchmark : IBenchmark
                                  "(--data fmnist|digits|digits-real|fmnist8 --seeds 1,2,3 --epochs 1,2,5,10,20,40 (0: the default length) --train 50000 --only NAME,NAME --no-peer --peer-lr 0.02,0.05,0.1; " +
                                  "--grid \"lr=0.05,0.1;momentum=0,0.5;wd=0,1e-4;lrdecay=1,0.9;batch=100\" fits every combination instead)";
 
-    private sealed record Variant(string Name, Action<RbmOptions> Set);
-
-    private static readonly Variant[] Variants =
+    private static readonly OptionsVariant<RbmOptions>[] Variants =
     [
         new("defaults", _ => { }),
         new("former defaults (0.05, momentum 0.5, constant rate)", o => { o.LearningRate = 0.05f; o.Momentum = 0.5f; o.LearningRateDecay = 1; }),
@@ -39,9 +37,8 @@ public sealed class RbmDefaultsBenchmark : IBenchmark
 
     public int Run(BenchmarkArgs args)
     {
-        var seeds = args.String("seeds", "1,2,3").Split(',').Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToArray();
+        var study = new DefaultsStudy<RbmOptions>(args, Variants, "1,2,3", GridKeys);
         var checkpoints = args.String("epochs", "1,2,5,10,20,40").Split(',').Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToArray();
-        var only = args.String("only", "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         int nTrain = args.Int("train", 50_000);
         string dataName = args.String("data", "fmnist");
         bool digits = dataName == "digits", gaussian = dataName is "digits-real" or "fmnist8";
@@ -60,13 +57,10 @@ public sealed class RbmDefaultsBenchmark : IBenchmark
         Console.WriteLine($"{dataName switch { "digits" => "binarized digits (pixel ≥ 8; 70/10/20, seed 42)", "digits-real" => "real digits (dequantised, 63 dims; Gaussian units)", "fmnist8" => "Fashion-MNIST 8×8 (real; Gaussian units)", _ => "binarized Fashion-MNIST (seed 1234)" }}: train {train.Rows}, validation {valid.Rows}, test {test.Rows}; library defaults: " +
                           $"H {defaults.HiddenUnits}, {defaults.Algorithm}-{defaults.GibbsSteps}, batch {defaults.BatchSize}, lr {defaults.LearningRate}, " +
                           $"momentum {defaults.Momentum}, weight decay {defaults.WeightDecay}, {defaultEpochs} epochs (MaxEpochs {defaults.MaxEpochs}); AIS {defaults.AisRuns} runs × {defaults.AisTemperatures} β");
-        Console.WriteLine($"seeds {string.Join(",", seeds)}; checkpoints (epochs) {string.Join(",", checkpoints)}");
+        Console.WriteLine($"seeds {string.Join(",", study.Seeds)}; checkpoints (epochs) {string.Join(",", checkpoints)}");
 
-        // (variant, epochs) → per-seed (valid, test)
-        var results = new Dictionary<(string, int), List<(double Valid, double Test)>>();
-        var variants = args.String("grid", "") is { Length: > 0 } grid ? Grid(grid) : Variants;
-        foreach (var v in variants.Where(v => only.Length == 0 || only.Any(o => v.Name.StartsWith(o, StringComparison.OrdinalIgnoreCase))))
-            foreach (int seed in seeds)
+        foreach (var v in study.Variants)
+            foreach (int seed in study.Seeds)
                 foreach (int epochs in checkpoints)
                 {
                     var o = new RbmOptions { Seed = (ulong)seed, MaxEpochs = epochs, VisibleType = gaussian ? RbmVisibleType.Gaussian : RbmVisibleType.Bernoulli };
@@ -76,68 +70,44 @@ public sealed class RbmDefaultsBenchmark : IBenchmark
                     try { model = RbmModel.Fit(train, o); }
                     catch (Microsoft.ML.DeepDensity.Training.TrainingDivergedException e)
                     {
-                        Console.WriteLine($"  {v.Name,-34} seed {seed} epochs {epochs,3}: diverged ({e.Message[..Math.Min(120, e.Message.Length)]}…)");
-                        Add(results, (v.Name, epochs), (double.NegativeInfinity, double.NegativeInfinity));
+                        study.Add(v.Name, epochs, seed, StudyOutcome.Diverged(clock.Elapsed.TotalSeconds), e.Message[..Math.Min(120, e.Message.Length)] + "…");
                         continue;
                     }
-                    var (vl, tl) = (Mean(model.LogDensity(valid)), Mean(model.LogDensity(test)));
-                    Add(results, (v.Name, epochs), (vl, tl));
-                    Console.WriteLine($"  {v.Name,-34} seed {seed} epochs {epochs,3}: valid {vl,9:F2}  test {tl,9:F2}  (log Z {model.LogPartition:F2} ± {model.LogPartitionStandardError:F2}; {clock.Elapsed.TotalSeconds:F0} s)");
+                    study.Add(v.Name, epochs, seed, new StudyOutcome(Mean(model.LogDensity(valid)), Mean(model.LogDensity(test)), clock.Elapsed.TotalSeconds),
+                        $"log Z {model.LogPartition:F2} ± {model.LogPartitionStandardError:F2}");
                 }
 
         // The peer reads the training rows from one file, written once for all its fits.
         string? trainPath = args.Flag("no-peer") || gaussian ? null : Peer.WriteMatrix(train, "rbm-defaults-train");
         if (trainPath is not null)
-            foreach (int seed in seeds)
+            foreach (int seed in study.Seeds)
             {
                 // scikit-learn's own defaults (learning_rate 0.1, batch_size 10, n_iter 10) at our default width.
                 var r = PeerDefaults(trainPath, train, valid, test, defaults, seed, hidden: defaults.HiddenUnits, lr: 0.1f, batch: 10, epochs: 10);
-                if (r is { } x) Add(results, ("scikit-learn defaults (lr 0.1, batch 10)", 10), x);
+                if (r is { } x) study.Add("scikit-learn defaults (lr 0.1, batch 10)", 10, seed, x);
                 // And plain SGD (BernoulliRBM has no momentum, weight decay or schedule) at our batch size and epochs, for
                 // each learning rate of --peer-lr: its best on validation is the peer at its best.
                 foreach (var peerLr in args.String("peer-lr", "0.02,0.05,0.1").Split(',').Select(x => float.Parse(x, CultureInfo.InvariantCulture)))
                 {
                     var s = PeerDefaults(trainPath, train, valid, test, defaults, seed, hidden: defaults.HiddenUnits, lr: peerLr, batch: defaults.BatchSize, epochs: defaultEpochs);
-                    if (s is { } y) Add(results, ($"scikit-learn, lr {peerLr}, batch {defaults.BatchSize}", defaultEpochs), y);
+                    if (s is { } y) study.Add($"scikit-learn, lr {peerLr}, batch {defaults.BatchSize}", defaultEpochs, seed, y);
                 }
             }
 
-        Console.WriteLine();
-        Console.WriteLine($"| variant | epochs | validation LL (mean over seeds {string.Join(",", seeds)}) | spread | test LL (mean) |");
-        Console.WriteLine("|---|---:|---:|---:|---:|");
-        foreach (var ((name, epochs), list) in results.OrderBy(kv => Array.FindIndex(variants, v => v.Name == kv.Key.Item1) is var i && i < 0 ? 99 : i).ThenBy(kv => kv.Key.Item1).ThenBy(kv => kv.Key.Item2))
-            Console.WriteLine($"| {name} | {(epochs == 0 ? $"default ({defaultEpochs})" : epochs)} | {list.Average(x => x.Valid):F2} | {list.Max(x => x.Valid) - list.Min(x => x.Valid):F2} | {list.Average(x => x.Test):F2} |");
+        study.PrintTable(epochs => epochs == 0 ? $"default ({defaultEpochs})" : epochs.ToString(CultureInfo.InvariantCulture));
         return 0;
     }
 
-    /// <summary>Every combination of the grid's values ("lr=0.05,0.1;momentum=0,0.5;wd=0,1e-4;lrdecay=1,0.9;batch=100";
-    /// keys not given keep the defaults).</summary>
-    private static Variant[] Grid(string grid)
+    /// <summary>What each --grid key sets.</summary>
+    private static readonly Dictionary<string, Action<RbmOptions, float>> GridKeys = new()
     {
-        var axes = grid.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(axis =>
-        {
-            var parts = axis.Split('=', 2);
-            return (Key: parts[0].Trim(), Values: parts[1].Split(',').Select(x => x.Trim()).ToArray());
-        }).ToArray();
-        IEnumerable<(string Name, Action<RbmOptions> Set)> combos = [("", _ => { })];
-        foreach (var (key, values) in axes)
-            combos = combos.SelectMany(c => values.Select(value => (c.Name + (c.Name.Length > 0 ? ", " : "") + key + " " + value, (Action<RbmOptions>)(o =>
-            {
-                c.Set(o);
-                float f = float.Parse(value, CultureInfo.InvariantCulture);
-                switch (key)
-                {
-                    case "lr": o.LearningRate = f; break;
-                    case "momentum": o.Momentum = f; break;
-                    case "wd": o.WeightDecay = f; break;
-                    case "lrdecay": o.LearningRateDecay = f; break;
-                    case "batch": o.BatchSize = (int)f; break;
-                    case "hidden": o.HiddenUnits = (int)f; break;
-                    default: throw new ArgumentException($"--grid: unknown key '{key}' (lr, momentum, wd, lrdecay, batch, hidden).");
-                }
-            }))));
-        return combos.Select(c => new Variant(c.Name, c.Set)).ToArray();
-    }
+        ["lr"] = (o, f) => o.LearningRate = f,
+        ["momentum"] = (o, f) => o.Momentum = f,
+        ["wd"] = (o, f) => o.WeightDecay = f,
+        ["lrdecay"] = (o, f) => o.LearningRateDecay = f,
+        ["batch"] = (o, f) => o.BatchSize = (int)f,
+        ["hidden"] = (o, f) => o.HiddenUnits = (int)f,
+    };
 
     /// <summary>The shipped 8×8 digits (1,797 rows, 64 pixels in 0–16) as 0/1 pixels (≥ 8), split 70/10/20 by a seeded shuffle.</summary>
     private static (RowMatrix Train, RowMatrix Valid, RowMatrix Test) BinarizedDigits()
@@ -157,15 +127,9 @@ public sealed class RbmDefaultsBenchmark : IBenchmark
         return (Take(0, a), Take(a, b), Take(b, n));
     }
 
-    private static void Add(Dictionary<(string, int), List<(double, double)>> d, (string, int) key, (double, double) value)
-    {
-        if (!d.TryGetValue(key, out var list)) d[key] = list = [];
-        list.Add(value);
-    }
-
     private static double Mean(float[] values) => values.Average(x => (double)x);
 
-    private static (double Valid, double Test)? PeerDefaults(string trainPath, RowMatrix train, RowMatrix valid, RowMatrix test, RbmOptions evaluation, int seed,
+    private static StudyOutcome? PeerDefaults(string trainPath, RowMatrix train, RowMatrix valid, RowMatrix test, RbmOptions evaluation, int seed,
         int hidden, float lr, int batch, int epochs)
     {
         string prefix = Path.Combine(Path.GetDirectoryName(trainPath)!, "rbm_sklearn_defaults");
@@ -178,7 +142,6 @@ public sealed class RbmDefaultsBenchmark : IBenchmark
         var model = RbmModel.FromParameters(RbmVisibleType.Bernoulli, RbmBenchmark.ReadFloats(prefix + ".W.f32"), RbmBenchmark.ReadFloats(prefix + ".b.f32"), RbmBenchmark.ReadFloats(prefix + ".c.f32"),
             new RbmOptions { Seed = (ulong)seed, AisRuns = evaluation.AisRuns, AisTemperatures = evaluation.AisTemperatures }, train);
         double vl = Mean(model.LogDensity(valid)), tl = Mean(model.LogDensity(test));
-        Console.WriteLine($"  scikit-learn BernoulliRBM H {hidden} lr {lr} batch {batch} epochs {epochs} seed {seed}: valid {vl:F2}  test {tl:F2}  ({v["TRAIN_SECONDS"]:F0} s)");
-        return (vl, tl);
+        return new StudyOutcome(vl, tl, v["TRAIN_SECONDS"]);
     }
 }

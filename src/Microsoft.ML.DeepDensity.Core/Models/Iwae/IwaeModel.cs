@@ -74,7 +74,7 @@ public sealed class IwaeModel : ImportanceSampledModel
         var (train, valid) = TrainingLoop.Split(data, validation, options.ValidationFraction, options.Seed);
 
         var network = new IwaeNetwork(data.Columns, options.LatentDimensions, options.HiddenUnits, options.DeepHiddenUnits,
-            options.Activation, options.Likelihood);
+            options.EffectiveActivation, options.Likelihood);
         var (mean, std) = options.InitializeOutputBiasFromData ? ColumnMoments(train) : (Array.Empty<float>(), Array.Empty<float>());
         if (ImportanceSampler.ScratchProblem(options.EvaluationSamplesPerChunk, network.EvaluationFloatsPerSample) is string problem)
             throw new ArgumentOutOfRangeException(nameof(options), problem + $" (IwaeOptions.{nameof(IwaeOptions.EvaluationSamplesPerChunk)}).");
@@ -182,7 +182,7 @@ public sealed class IwaeModel : ImportanceSampledModel
         var domain = options.Likelihood == IwaeLikelihood.Bernoulli ? InputDomain.Binary : InputDomain.Real;
         var (train, valid) = StreamingTrainingData.CheckedSplit(data, validation, ref streaming, domain, options.ValidationFraction, options.Seed);
         var network = new IwaeNetwork(data.Width, options.LatentDimensions, options.HiddenUnits, options.DeepHiddenUnits,
-            options.Activation, options.Likelihood);
+            options.EffectiveActivation, options.Likelihood);
         var (mean, std) = options.InitializeOutputBiasFromData ? ColumnMoments(train, cancellationToken) : (Array.Empty<float>(), Array.Empty<float>());
         if (ImportanceSampler.ScratchProblem(options.EvaluationSamplesPerChunk, network.EvaluationFloatsPerSample) is string problem)
             throw new ArgumentOutOfRangeException(nameof(options), problem + $" (IwaeOptions.{nameof(IwaeOptions.EvaluationSamplesPerChunk)}).");
