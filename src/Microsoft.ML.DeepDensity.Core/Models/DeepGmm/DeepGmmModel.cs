@@ -109,7 +109,7 @@ public sealed partial class DeepGmmModel : DensityModel
         RandomStream random, int init, IterationNumbering numbering, IProgress<TrainingProgress>? progress, CancellationToken cancellationToken)
     {
         var net = new DeepGmmNetwork(x.Columns, options.Layers, options.PathProbabilities == DeepGmmPathProbabilities.Factorized);
-        if (options.Layers.Length > 1 && options.Initialization == DeepGmmInitialization.PretrainedTopLayer)
+        if (PretrainsTopLayer(options))
         {
             var gmmOptions = options.Clone();
             gmmOptions.Layers = new[] { options.Layers[^1] };
@@ -123,6 +123,11 @@ public sealed partial class DeepGmmModel : DensityModel
         else DeepGmmTrainer.Initialize(net, x, options, random);
         return net;
     }
+
+    /// <summary>Whether the initialisation pretrains the top layer as a GMM (on the training rows, keeping its best
+    /// iteration on the validation rows).</summary>
+    private static bool PretrainsTopLayer(DeepGmmOptions options)
+        => options.Layers.Length > 1 && options.Initialization == DeepGmmInitialization.PretrainedTopLayer;
 
     /// <summary>Iterations reported so far by earlier EM runs of one Fit (pretraining, other initialisations).</summary>
     private sealed class IterationNumbering { public int Done; }
