@@ -202,7 +202,9 @@ public sealed partial class DeepGmmModel : DensityModel
         for (int r = 0; r < m; r++) output[r] += logJacobian;
     }
 
-    protected override void SampleCore(int count, ulong seed, Span<float> destination)
+    protected override void SampleCore(int count, ulong seed, Span<float> destination) => SampleCore(count, seed, destination, default);
+
+    protected override void SampleCore(int count, ulong seed, Span<float> destination, CancellationToken cancellationToken)
     {
         int d = Dimension;
         var prior = new float[Network.PathCount];
@@ -233,7 +235,7 @@ public sealed partial class DeepGmmModel : DensityModel
                 var dst = output.Slice(r * d, d);
                 for (int a = 0; a < d; a++) dst[a] = (float)(y[a] * _standardizer.Scale[a] + _standardizer.Mean[a]);
             }
-        });
+        }, cancellationToken);
     }
 
     /// <summary>

@@ -169,7 +169,10 @@ public sealed class DeepRnadeModel : DensityModel
     private readonly Numerics.ScratchPool<ScoringScratch> _oneRowScratch, _blockScratch;
 
     /// <summary>Draws an ordering of the ensemble per row, then samples along it (a draw from the ensemble's density).</summary>
-    protected override void SampleCore(int count, ulong seed, Span<float> destination)
+    protected override void SampleCore(int count, ulong seed, Span<float> destination) => SampleCore(count, seed, destination, default);
+
+    /// <inheritdoc cref="SampleCore(int, ulong, Span{float})"/>
+    protected override void SampleCore(int count, ulong seed, Span<float> destination, CancellationToken cancellationToken)
         => SampleInBlocks(count, seed, RowsPerScoringBlock, destination, (start, n, root, rows) =>
         {
             int d = Dimension;
@@ -180,7 +183,7 @@ public sealed class DeepRnadeModel : DensityModel
                 Network.SampleRow(_orderings[random.NextInt(_orderings.Length)], ws, random, rows.Slice(r * d, d));
             }
             _standardizer.Inverse(rows, n);
-        });
+        }, cancellationToken);
 
     private static RowMatrix ToModelSpace(RowMatrix raw, ColumnStandardizer s)
     {

@@ -197,7 +197,9 @@ public sealed class RnadeModel : DensityModel
         for (int i = 0; i < n; i++) logDensity[i] += logJacobian;
     }
 
-    protected override void SampleCore(int count, ulong seed, Span<float> destination)
+    protected override void SampleCore(int count, ulong seed, Span<float> destination) => SampleCore(count, seed, destination, default);
+
+    protected override void SampleCore(int count, ulong seed, Span<float> destination, CancellationToken cancellationToken)
         => SampleInBlocks(count, seed, RowsPerScoringBlock, destination, (start, n, root, dst) =>
         {
             int d = Dimension;
@@ -206,7 +208,7 @@ public sealed class RnadeModel : DensityModel
             _standardizer.Inverse(modelSpace, n);
             for (int r = 0; r < n; r++)
                 for (int p = 0; p < d; p++) dst[r * d + _order[p]] = modelSpace[r * d + p];
-        });
+        }, cancellationToken);
 
     internal void ToModelSpace(ReadOnlySpan<float> raw, Span<float> x, int n)
     {
