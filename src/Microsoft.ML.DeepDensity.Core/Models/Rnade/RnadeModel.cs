@@ -217,7 +217,7 @@ public sealed class RnadeModel : DensityModel
         for (int r = 0; r < n; r++)
         {
             var src = raw.Slice(r * d, d); var dst = x.Slice(r * d, d);
-            for (int p = 0; p < d; p++) dst[p] = (src[order[p]] - mean[p]) / scale[p];
+            for (int p = 0; p < d; p++) dst[p] = ColumnStandardizer.Standardize(src[order[p]], mean[p], scale[p]);
         }
     }
 
