@@ -1,5 +1,6 @@
 using Microsoft.ML.DeepDensity.Data;
 using Microsoft.ML.DeepDensity.Models.DeepGmm;
+using Microsoft.ML.DeepDensity.Models.Rbm;
 using Microsoft.ML.DeepDensity.Models.Rnade;
 using Microsoft.ML.DeepDensity.Training;
 
@@ -47,6 +48,36 @@ public class WideDataTests
         Assert.Contains("more than a model file holds", e.Message);
         // Copies of the data (standardised, permuted) only: nothing of the model's size.
         Assert.True(allocated < 16L * data.Values.Length * sizeof(float) + (64 << 20), $"allocated {allocated:N0} bytes");
+    }
+
+    /// <summary>
+    /// A streamed fit of a few wide rows holds what the rows need, not the preparation sample's or the RBM monitor's full
+    /// row count: RNADE's initial sample was allocated as <see cref="StreamingOptions.SampleRows"/> (65,536) × columns
+    /// up front — 2.6 GB for 3 rows of 10,000 columns, an OverflowException from 32,768 columns — and the RBM's monitor
+    /// rows as 1,000 × columns.
+    /// </summary>
+    [Theory]
+    [InlineData("RNADE")]
+    [InlineData("RBM")]
+    public void StreamedFitOfAFewWideRows_AllocatesForTheRowsItReads(string model)
+    {
+        const int columns = 40_000;
+        var data = Wide(3, columns);
+        if (model == "RBM") for (int i = 0; i < data.Values.Length; i++) data.Values[i] = data.Values[i] > 0 ? 1 : 0;
+        Func<DensityModel> fit = model == "RNADE"
+            ? () => RnadeModel.Fit(RowStream.From(data), new RnadeOptions { HiddenUnits = 2, Components = 1, MaxEpochs = 1, ValidationFraction = 0 }, null, null)
+            : () => RbmModel.Fit(RowStream.From(data), new RbmOptions { HiddenUnits = 2, MaxEpochs = 1, ValidationFraction = 0 }, null, null);
+        Func<DensityModel> inMemory = model == "RNADE"
+            ? () => RnadeModel.Fit(data, new RnadeOptions { HiddenUnits = 2, Components = 1, MaxEpochs = 1, ValidationFraction = 0 })
+            : () => RbmModel.Fit(data, new RbmOptions { HiddenUnits = 2, MaxEpochs = 1, ValidationFraction = 0 });
+        long Allocated(Func<DensityModel> f)
+        {
+            long before = GC.GetTotalAllocatedBytes(precise: true);
+            Assert.Equal(columns, f().Dimension);
+            return GC.GetTotalAllocatedBytes(precise: true) - before;
+        }
+        long streamed = Allocated(fit), memory = Allocated(inMemory);
+        Assert.True(streamed < memory + (64L << 20), $"streamed: {streamed:N0} bytes, in memory {memory:N0}, for 3 rows of {columns:N0} columns");
     }
 
     [Fact]
