@@ -285,8 +285,8 @@ public sealed class RnadeModel : DensityModel
     {
         if (version != 1) throw r.Corrupt($"payload version {version} is not supported (expected 1)");
         int d = r.ReadInt32("dimension", 1, 1 << 20);
-        int h = r.ReadInt32("hidden units", 1, 1 << 20);
-        int k = r.ReadInt32("components", 1, 1 << 16);
+        int h = r.ReadInt32("hidden units", 1, RnadeOptions.MaxHiddenUnits);
+        int k = r.ReadInt32("components", 1, RnadeOptions.MaxComponents);
         var act = r.ReadEnum<Activation>("activation");
         if (act is not (Activation.Relu or Activation.Sigmoid or Activation.Tanh)) throw r.Corrupt($"activation {act} is not one RNADE supports");
         if ((long)d * h * 3 * k * 4 > r.Remaining) throw r.Corrupt("declared sizes exceed the payload");
