@@ -39,8 +39,15 @@ public static class ModelFile
     /// <param name="columns">Values per row (or per frame) the model is built for.</param>
     /// <param name="parameterFloats">The model's parameter count at that width (float64, so that it cannot overflow).</param>
     /// <param name="architecture">The model and the tensor that grows with the width, in words.</param>
-    internal static void EnsureParametersFitAFile(int columns, double parameterFloats, string architecture)
+    /// <param name="model">The model kind in words ("RNADE").</param>
+    /// <param name="maxColumns">The most columns the model's file holds (its reader's bound): wider data trained to the
+    /// end and then failed its loadability check as "training diverged".</param>
+    internal static void EnsureParametersFitAFile(int columns, double parameterFloats, string architecture, string model, int maxColumns)
     {
+        if (columns > maxColumns)
+            throw new Data.DataValidationException(-1, -1,
+                $"{columns:N0} columns are more than {model} model files hold ({maxColumns:N0}); use fewer columns (e.g. a PCA projection)",
+                Data.DataValidation.TrainingData);
         double bytes = parameterFloats * sizeof(float);
         if (bytes <= MaxPayloadLength) return;
         throw new Data.DataValidationException(-1, -1,

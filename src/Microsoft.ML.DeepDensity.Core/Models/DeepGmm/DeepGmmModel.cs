@@ -129,6 +129,9 @@ public sealed partial class DeepGmmModel : DensityModel
     private static bool PretrainsTopLayer(DeepGmmOptions options)
         => options.Layers.Length > 1 && options.Initialization == DeepGmmInitialization.PretrainedTopLayer;
 
+    /// <summary>Most columns a Deep GMM file holds (2^16).</summary>
+    internal const int MaxDimension = 1 << 16;
+
     /// <summary>Iterations reported so far by earlier EM runs of one Fit (pretraining, other initialisations).</summary>
     private sealed class IterationNumbering { public int Done; }
 
@@ -306,7 +309,7 @@ public sealed partial class DeepGmmModel : DensityModel
     internal static DensityModel ReadPayload(ModelReader r, int version)
     {
         if (version != 1) throw r.Corrupt($"payload version {version} is not supported (expected 1)");
-        int d = r.ReadInt32("dimension", 1, 1 << 16);
+        int d = r.ReadInt32("dimension", 1, MaxDimension);
         int layerCount = r.ReadInt32();
         if (layerCount < 1 || layerCount > 64 || layerCount * 4 > r.Remaining) throw r.Corrupt($"layer count {layerCount} is invalid");
         var components = new int[layerCount];

@@ -210,7 +210,7 @@ public sealed class DeepRnadeModel : DensityModel
     internal static DensityModel ReadPayload(ModelReader r, int version)
     {
         if (version is not (1 or 2)) throw r.Corrupt($"payload version {version} is not supported (expected 1 or 2)");
-        int d = r.ReadInt32("dimension", 1, 1 << 20);
+        int d = r.ReadInt32("dimension", 1, RnadeOptions.MaxDimension);
         int h = r.ReadInt32("hidden units", 1, RnadeOptions.MaxHiddenUnits);
         int layers = r.ReadInt32("hidden layers", 1, DeepRnadeOptions.MaxHiddenLayers);
         int k = r.ReadInt32("components", 1, RnadeOptions.MaxComponents);

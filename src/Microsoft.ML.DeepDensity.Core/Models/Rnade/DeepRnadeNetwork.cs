@@ -41,7 +41,7 @@ internal sealed partial class DeepRnadeNetwork
             + (hidden + 1.0) * outputs + (directConnections ? dimension * outputs : 0);
         Persistence.ModelFile.EnsureParametersFitAFile(dimension, parameters,
             $"a deep RNADE of {hiddenLayers}×{hidden} hidden units and {components} components (H×D·3K output weights" +
-            (directConnections ? ", D×D·3K direct connections)" : ")"));
+            (directConnections ? ", D×D·3K direct connections)" : ")"), "deep RNADE", RnadeOptions.MaxDimension);
         return dimension;
     }
 

@@ -77,6 +77,9 @@ public class RnadeOptions : GradientTrainingOptions
     public const int MaxHiddenUnits = 1 << 20;
     /// <summary>Upper bound on <see cref="Components"/> (2^16), also for deep RNADE and RNN-RNADE.</summary>
     public const int MaxComponents = 1 << 16;
+    /// <summary>Most columns (RNN-RNADE: values per frame) a model file holds, 2^20: wider data is refused before
+    /// training (it trained to the end and then failed its loadability check as "training diverged").</summary>
+    public const int MaxDimension = 1 << 20;
 
     /// <inheritdoc/>
     public override void Validate()

@@ -263,7 +263,7 @@ public sealed class RnnRnadeModel : SequenceDensityModel
     internal static RnnRnadeModel ReadPayload(ModelReader r, int version)
     {
         if (version != 1) throw r.Corrupt($"payload version {version} is not supported (expected 1)");
-        int d = r.ReadInt32("frame size", 1, 1 << 20);
+        int d = r.ReadInt32("frame size", 1, RnadeOptions.MaxDimension);
         int h = r.ReadInt32("hidden units", 1, RnadeOptions.MaxHiddenUnits);
         int k = r.ReadInt32("components", 1, RnadeOptions.MaxComponents);
         int rec = r.ReadInt32("recurrent units", 1, RnadeOptions.MaxHiddenUnits);
