@@ -67,13 +67,14 @@ public abstract class DensityModel : DensityModelBase
     public void Sample(int count, ulong seed, Span<float> destination) => Sample(count, seed, destination, CancellationToken.None);
 
     /// <summary>
-    /// <see cref="Sample(int, ulong, Span{float})"/> that can be cancelled: models whose sampling is long (an RBM's Gibbs
-    /// chains) check <paramref name="cancellationToken"/> as they go and throw <see cref="OperationCanceledException"/>;
-    /// the others check it before they start. The same seed gives the same rows with or without a token.
+    /// <see cref="Sample(int, ulong, Span{float})"/> that can be cancelled: every model checks
+    /// <paramref name="cancellationToken"/> as it goes (an RBM before every Gibbs sweep, the others before every block of
+    /// rows) and throws <see cref="OperationCanceledException"/>; <paramref name="destination"/> then holds some of the
+    /// rows. The same seed gives the same rows with or without a token.
     /// </summary>
     public void Sample(int count, ulong seed, Span<float> destination, CancellationToken cancellationToken)
     {
-        if (count < 0) throw new ArgumentOutOfRangeException(nameof(count), "Sample count must be non-negative.");
+        CheckSampleCount(count);
         if (destination.Length < (long)count * Dimension)
             throw new ArgumentException($"Destination has {destination.Length} floats; {count} samples need {(long)count * Dimension}.", nameof(destination));
         if (count == 0) return;
@@ -89,12 +90,18 @@ public abstract class DensityModel : DensityModelBase
     /// <summary>Draws <paramref name="count"/> rows as a new matrix; cancellable (see <see cref="Sample(int, ulong, Span{float}, CancellationToken)"/>).</summary>
     public RowMatrix Sample(int count, ulong seed, CancellationToken cancellationToken)
     {
+        CheckSampleCount(count);
         if (count > Array.MaxLength / Math.Max(1, Dimension))
             throw new ArgumentOutOfRangeException(nameof(count), count,
                 $"{count} samples of {Dimension} values exceed the largest array ({Array.MaxLength:N0} values); draw them in smaller batches.");
         var m = new RowMatrix(count, Dimension);
         Sample(count, seed, m.Values, cancellationToken);
         return m;
+    }
+
+    private static void CheckSampleCount(int count)
+    {
+        if (count < 0) throw new ArgumentOutOfRangeException(nameof(count), count, $"Sample count must be non-negative (got {count}).");
     }
 
     /// <summary>Fills the rows [<paramref name="start"/>, start + n) of a draw into <paramref name="block"/> (n × Dimension
@@ -105,18 +112,26 @@ public abstract class DensityModel : DensityModelBase
     /// The sampling skeleton of the row models: <paramref name="count"/> rows in fixed blocks of
     /// <paramref name="blockRows"/> rows (a fixed partition, blocks in parallel through <see cref="DeepDensityEnvironment"/>),
     /// all drawing from one root stream of <paramref name="seed"/>, so the result never depends on the thread count.
+    /// Checks <paramref name="cancellationToken"/> before every block, so a large draw stops within a block of being
+    /// cancelled.
     /// </summary>
-    private protected void SampleInBlocks(int count, ulong seed, int blockRows, Span<float> destination, BlockSampler fill)
+    private protected unsafe void SampleInBlocks(int count, ulong seed, int blockRows, Span<float> destination, BlockSampler fill,
+        CancellationToken cancellationToken)
     {
         var root = new RandomStream(seed);
         int d = Dimension, blocks = (count + blockRows - 1) / blockRows;
-        var output = new float[count * d]; // the parallel blocks cannot capture the destination span
-        DeepDensityEnvironment.For(0, blocks, b =>
+        // Blocks write straight into the destination (no second draw-sized array); a span cannot enter the lambda, so it
+        // gets the pinned address (the caller's span outlives the loop).
+        fixed (float* output = destination)
         {
-            int start = b * blockRows, n = Math.Min(blockRows, count - start);
-            fill(start, n, root, output.AsSpan(start * d, n * d));
-        });
-        output.CopyTo(destination);
+            nint address = (nint)output;
+            DeepDensityEnvironment.For(0, blocks, b =>
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                int start = b * blockRows, n = Math.Min(blockRows, count - start);
+                fill(start, n, root, new Span<float>((float*)address + (long)start * d, n * d));
+            });
+        }
     }
 
     /// <summary>The streams of rows start … start + n − 1 of a draw: <c>root.Fork(row)</c>.</summary>
@@ -147,8 +162,8 @@ public abstract class DensityModel : DensityModelBase
     /// <summary>Draws <paramref name="count"/> rows; must be a pure function of the seed (thread-count independent).</summary>
     protected abstract void SampleCore(int count, ulong seed, Span<float> destination);
 
-    /// <summary>Cancellable form of <see cref="SampleCore(int, ulong, Span{float})"/>; a model whose sampling can run long
-    /// overrides it and checks the token as it goes (the default ignores it: the caller checked it before the call).</summary>
+    /// <summary>Cancellable form of <see cref="SampleCore(int, ulong, Span{float})"/>; the built-in models override it and
+    /// check the token as they go (the default ignores it: the caller checked it before the call).</summary>
     protected virtual void SampleCore(int count, ulong seed, Span<float> destination, CancellationToken cancellationToken)
         => SampleCore(count, seed, destination);
 

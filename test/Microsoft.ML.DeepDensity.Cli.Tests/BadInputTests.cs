@@ -170,7 +170,7 @@ public class BadInputTests : IDisposable
         }
         var bad = _h.Run("fit", _h.PathOf("missing.csv"), "-m", "rnade", "-p", "HiddenUnits=-3", "-o", _h.PathOf("o.zip"));
         Assert.Equal(ExitCodes.UsageError, bad.Exit);
-        AssertOneLine(bad.Err, "invalid model option: HiddenUnits must be at least 1 (got -3).");
+        AssertOneLine(bad.Err, "invalid model option: HiddenUnits must be in [1, 1048576] (got -3).");
     }
 
     [Fact]

@@ -150,7 +150,20 @@ public sealed class ColumnStandardizer
     {
         int d = Width;
         for (int r = 0; r < rows; r++)
-            for (int c = 0; c < d; c++) y[r * d + c] = (x[r * d + c] - Mean[c]) / Scale[c];
+            for (int c = 0; c < d; c++) y[r * d + c] = Standardize(x[r * d + c], Mean[c], Scale[c]);
+    }
+
+    /// <summary>
+    /// (x − mean)/scale in float32, the one formula every standardising path uses. A value near float32's limit on the
+    /// other side of the mean (x = 3.4e38, mean = −2.3e37) makes the float32 difference overflow although the
+    /// standardised value is about 1 (the column trained with such rows scored them −∞, or its initial parameters were
+    /// infinite); only then is it recomputed in float64. A finite result keeps its float32 bits.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static float Standardize(float x, float mean, float scale)
+    {
+        float y = (x - mean) / scale;
+        return float.IsFinite(y) ? y : (float)(((double)x - mean) / scale);
     }
 
     /// <summary>x = y·scale + mean, in place.</summary>

@@ -121,7 +121,11 @@ public abstract class ImportanceSampledModel : DensityModel
         => ImportanceSample(rows, count, EvaluationSamples, EvaluationSamplesPerChunk, EvaluationSeed, SampleRowsPerPass, logDensity, standardError);
 
     /// <inheritdoc/>
-    protected sealed override void SampleCore(int count, ulong seed, Span<float> destination) => Generate(count, seed, destination, mean: false);
+    protected sealed override void SampleCore(int count, ulong seed, Span<float> destination) => SampleCore(count, seed, destination, default);
+
+    /// <inheritdoc/>
+    protected sealed override void SampleCore(int count, ulong seed, Span<float> destination, CancellationToken cancellationToken)
+        => Generate(count, seed, destination, mean: false, cancellationToken);
 
     /// <summary>Rows × samples per scoring pass: the preferred 512, fewer for a very wide network. Computed once (it sums
     /// over the layers; a one-row scorer must not pay that per row); a race computes the same value twice.</summary>
@@ -129,10 +133,11 @@ public abstract class ImportanceSampledModel : DensityModel
         : _sampleRowsPerPass = ImportanceSampler.SampleRowsPerPass(EvaluationFloatsPerSample, PreferredSampleRowsPerPass);
     private int _sampleRowsPerPass;
 
-    private void Generate(int count, ulong seed, Span<float> destination, bool mean)
+    private void Generate(int count, ulong seed, Span<float> destination, bool mean, CancellationToken cancellationToken = default)
     {
         // Fewer rows per block for a very wide network, so a block's scratch stays under the scratch limit.
         int blockRows = ImportanceSampler.SampleRowsPerPass(EvaluationFloatsPerSample, PreferredRowsPerSamplingBlock);
-        SampleInBlocks(count, seed, blockRows, destination, (start, n, root, block) => SampleBlock(RowStreams(root, start, n), block, mean));
+        SampleInBlocks(count, seed, blockRows, destination, (start, n, root, block) => SampleBlock(RowStreams(root, start, n), block, mean),
+            cancellationToken);
     }
 }

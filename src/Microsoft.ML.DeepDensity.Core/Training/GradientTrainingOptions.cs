@@ -127,7 +127,7 @@ public class GradientTrainingOptions
         Check(AdamBeta1 >= 0 && AdamBeta1 < 1, nameof(AdamBeta1), AdamBeta1, "must be in [0, 1)");
         Check(AdamBeta2 >= 0 && AdamBeta2 < 1, nameof(AdamBeta2), AdamBeta2, "must be in [0, 1)");
         Check(AdamEpsilon > 0, nameof(AdamEpsilon), AdamEpsilon, "must be positive");
-        Check(WeightDecay >= 0, nameof(WeightDecay), WeightDecay, "must be non-negative");
+        Check(WeightDecay >= 0 && float.IsFinite(WeightDecay), nameof(WeightDecay), WeightDecay, "must be non-negative and finite");
         Check(GradientClipNorm >= 0, nameof(GradientClipNorm), GradientClipNorm, "must be non-negative");
         Check(ValidationFraction >= 0 && ValidationFraction < 1, nameof(ValidationFraction), ValidationFraction, "must be in [0, 1)");
         Check(EarlyStoppingPatience >= 0, nameof(EarlyStoppingPatience), EarlyStoppingPatience, "must be non-negative");

@@ -37,8 +37,16 @@ internal delegate void RowBlockVisitor(ReadOnlySpan<float> rows, int count);
 /// <summary>Row streams over the engine's data and the passes the streaming Fit methods make over a stream.</summary>
 public static class RowStream
 {
-    /// <summary>Rows read per block by the helpers' passes.</summary>
+    /// <summary>Rows read per block by the helpers' passes (fewer for wide rows, <see cref="RowsPerBlock"/>).</summary>
     internal const int BlockRows = 4096;
+
+    /// <summary>Floats a block holds at most: 2^20 (4 MiB), all of <see cref="BlockRows"/> rows up to 256 columns.</summary>
+    internal const int BlockFloats = 1 << 20;
+
+    /// <summary>Rows per block (and the first size of a growing buffer) for rows of <paramref name="width"/> floats: a
+    /// block of 4,096 rows of 40,000 columns took 655 MB per pass, whatever the number of rows. The passes' sums run
+    /// row by row, so the block size never changes a result.</summary>
+    internal static int RowsPerBlock(int width) => Math.Clamp(BlockFloats / Math.Max(1, width), 1, BlockRows);
 
     /// <summary>The rows of a matrix as a stream (tests; in-memory data through the streaming path).</summary>
     public static IRowStream From(RowMatrix rows) => new MatrixStream(rows ?? throw new ArgumentNullException(nameof(rows)));
@@ -62,7 +70,7 @@ public static class RowStream
     /// <summary>Calls <paramref name="body"/> on every block of one pass (block, rows), checking cancellation between blocks.</summary>
     internal static long ForEachBlock(IRowStream stream, RowBlockVisitor body, CancellationToken cancellationToken)
     {
-        var buffer = new float[checked(BlockRows * stream.Width)];
+        var buffer = new float[RowsPerBlock(stream.Width) * stream.Width];
         long total = 0;
         using var cursor = stream.Open();
         for (int n; (n = cursor.Read(buffer)) > 0; total += n)
@@ -81,7 +89,7 @@ public static class RowStream
     internal static RowMatrix Sample(IRowStream stream, int maxRows, RandomStream random, CancellationToken cancellationToken)
     {
         int d = stream.Width;
-        var kept = new float[checked(maxRows * d)];
+        var kept = Array.Empty<float>(); // grown as rows arrive: a short pass of wide rows must not pay for maxRows of them
         var position = new long[maxRows];
         long seen = 0;
         ForEachBlock(stream, (block, n) =>
@@ -90,6 +98,7 @@ public static class RowStream
             {
                 long slot = seen < maxRows ? seen : (long)(random.NextUInt64() % (ulong)(seen + 1));
                 if (slot >= maxRows) continue;
+                if ((slot + 1) * d > kept.Length) kept = Grown(kept, (int)slot + 1, maxRows, d, "StreamingOptions.SampleRows");
                 block.Slice(r * d, d).CopyTo(kept.AsSpan((int)slot * d, d));
                 position[slot] = seen;
             }
@@ -106,11 +115,33 @@ public static class RowStream
     /// <summary>The first <paramref name="maxRows"/> rows of a pass (fewer if the pass is shorter).</summary>
     internal static RowMatrix Head(IRowStream stream, int maxRows)
     {
-        var values = new float[checked(maxRows * stream.Width)];
+        int d = stream.Width;
+        var values = Array.Empty<float>(); // grown as rows arrive, as in Sample
         int rows = 0;
         using (var cursor = stream.Open())
-            for (int n; rows < maxRows && (n = cursor.Read(values.AsSpan(rows * stream.Width))) > 0;) rows += n;
-        return new RowMatrix(values, rows, stream.Width);
+            for (int n = 1; rows < maxRows && n > 0; rows += n)
+            {
+                if ((long)(rows + 1) * d > values.Length) values = Grown(values, rows + 1, maxRows, d, nameof(maxRows));
+                n = cursor.Read(values.AsSpan(rows * d));
+            }
+        return new RowMatrix(values, rows, d);
+    }
+
+    /// <summary>
+    /// <paramref name="buffer"/> (rows of <paramref name="width"/> floats) copied into one that holds at least
+    /// <paramref name="rowsNeeded"/> rows: twice the rows it held (at least 16), at most <paramref name="maxRows"/>. A
+    /// size beyond the largest array is refused naming <paramref name="setting"/>, the number of rows asked for.
+    /// </summary>
+    private static float[] Grown(float[] buffer, int rowsNeeded, int maxRows, int width, string setting)
+    {
+        int held = width == 0 ? 0 : buffer.Length / width;
+        long rows = Math.Min(maxRows, Math.Max(rowsNeeded, Math.Max(16L, 2L * held)));
+        if (rows * width > Array.MaxLength)
+            throw new ArgumentOutOfRangeException(setting, maxRows,
+                $"{rows:N0} rows of {width:N0} columns exceed the largest array ({Array.MaxLength:N0} values); lower {setting} for data this wide.");
+        var grown = new float[rows * width];
+        buffer.CopyTo(grown, 0);
+        return grown;
     }
 
     private sealed class MatrixStream(RowMatrix m) : IRowStream

@@ -81,7 +81,7 @@ public sealed class StreamingTrainingData : ITrainingSource
         if ((long)capacity * d > Array.MaxLength)
             throw new InvalidOperationException($"A shuffle buffer of {capacity} rows × {d} floats exceeds the largest array; lower ShuffleBufferRows.");
         // The buffer grows (doubling) to the window size as rows arrive, so a short pass never pays for a large buffer.
-        var buffer = new float[(long)Math.Min(capacity, Math.Max(batchSize, 4096)) * d];
+        var buffer = new float[(long)Math.Min(capacity, RowStream.RowsPerBlock(d)) * d];
         using var cursor = _stream.Open();
         while (true)
         {

@@ -153,7 +153,13 @@ public class InputValidationChecks
         Assert.Throws<ArgumentException>(() => f.Model.LogDensity(new float[3 * d], new float[2]));
         Assert.Throws<ArgumentException>(() => f.Model.LogDensity(new float[3 * d], new float[3], new float[2]));
         Assert.Throws<ArgumentException>(() => f.Model.Sample(3, 1, new float[3 * d - 1]));
-        Assert.Throws<ArgumentOutOfRangeException>(() => f.Model.Sample(-1, 1));
+        // A negative count is named as the count (it was RowMatrix's bare "rows" out of range).
+        foreach (var negative in new Action[] { () => f.Model.Sample(-1, 1), () => f.Model.Sample(-1, 1, new float[d]) })
+        {
+            var e = Assert.Throws<ArgumentOutOfRangeException>(negative);
+            Assert.Equal("count", e.ParamName);
+            Assert.Contains("Sample count must be non-negative (got -1)", e.Message);
+        }
         // A draw larger than an array: a clear error at once, not an overflow or an out-of-memory crash.
         Assert.Throws<ArgumentOutOfRangeException>(() => f.Model.Sample(int.MaxValue, 1));
         Assert.Throws<ArgumentNullException>(() => f.Model.LogDensity((RowMatrix)null!));

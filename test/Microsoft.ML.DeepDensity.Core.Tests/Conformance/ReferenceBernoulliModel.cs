@@ -53,7 +53,10 @@ internal sealed class ReferenceBernoulliModel : DensityModel
         for (int r = 0; r < count; r++) logDensity[r] = (float)RowLogDensity(_logits, rows.Slice(r * d, d));
     }
 
-    protected override void SampleCore(int count, ulong seed, Span<float> destination)
+    protected override void SampleCore(int count, ulong seed, Span<float> destination) => SampleCore(count, seed, destination, default);
+
+    /// <summary>Checks the token before every block, as the contract asks of a draw that can be large.</summary>
+    protected override void SampleCore(int count, ulong seed, Span<float> destination, CancellationToken cancellationToken)
     {
         var root = new RandomStream(seed);
         int d = Dimension;
@@ -61,6 +64,7 @@ internal sealed class ReferenceBernoulliModel : DensityModel
         int blocks = (count + RowsPerSampleBlock - 1) / RowsPerSampleBlock;
         DeepDensityEnvironment.For(0, blocks, b =>
         {
+            cancellationToken.ThrowIfCancellationRequested();
             int start = b * RowsPerSampleBlock, n = Math.Min(RowsPerSampleBlock, count - start);
             for (int r = start; r < start + n; r++)
             {

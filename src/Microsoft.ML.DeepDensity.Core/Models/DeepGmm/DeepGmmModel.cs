@@ -109,7 +109,7 @@ public sealed partial class DeepGmmModel : DensityModel
         RandomStream random, int init, IterationNumbering numbering, IProgress<TrainingProgress>? progress, CancellationToken cancellationToken)
     {
         var net = new DeepGmmNetwork(x.Columns, options.Layers, options.PathProbabilities == DeepGmmPathProbabilities.Factorized);
-        if (options.Layers.Length > 1 && options.Initialization == DeepGmmInitialization.PretrainedTopLayer)
+        if (PretrainsTopLayer(options))
         {
             var gmmOptions = options.Clone();
             gmmOptions.Layers = new[] { options.Layers[^1] };
@@ -123,6 +123,14 @@ public sealed partial class DeepGmmModel : DensityModel
         else DeepGmmTrainer.Initialize(net, x, options, random);
         return net;
     }
+
+    /// <summary>Whether the initialisation pretrains the top layer as a GMM (on the training rows, keeping its best
+    /// iteration on the validation rows).</summary>
+    private static bool PretrainsTopLayer(DeepGmmOptions options)
+        => options.Layers.Length > 1 && options.Initialization == DeepGmmInitialization.PretrainedTopLayer;
+
+    /// <summary>Most columns a Deep GMM file holds (2^16).</summary>
+    internal const int MaxDimension = 1 << 16;
 
     /// <summary>Iterations reported so far by earlier EM runs of one Fit (pretraining, other initialisations).</summary>
     private sealed class IterationNumbering { public int Done; }
@@ -197,7 +205,9 @@ public sealed partial class DeepGmmModel : DensityModel
         for (int r = 0; r < m; r++) output[r] += logJacobian;
     }
 
-    protected override void SampleCore(int count, ulong seed, Span<float> destination)
+    protected override void SampleCore(int count, ulong seed, Span<float> destination) => SampleCore(count, seed, destination, default);
+
+    protected override void SampleCore(int count, ulong seed, Span<float> destination, CancellationToken cancellationToken)
     {
         int d = Dimension;
         var prior = new float[Network.PathCount];
@@ -228,7 +238,7 @@ public sealed partial class DeepGmmModel : DensityModel
                 var dst = output.Slice(r * d, d);
                 for (int a = 0; a < d; a++) dst[a] = (float)(y[a] * _standardizer.Scale[a] + _standardizer.Mean[a]);
             }
-        });
+        }, cancellationToken);
     }
 
     /// <summary>
@@ -299,7 +309,7 @@ public sealed partial class DeepGmmModel : DensityModel
     internal static DensityModel ReadPayload(ModelReader r, int version)
     {
         if (version != 1) throw r.Corrupt($"payload version {version} is not supported (expected 1)");
-        int d = r.ReadInt32("dimension", 1, 1 << 16);
+        int d = r.ReadInt32("dimension", 1, MaxDimension);
         int layerCount = r.ReadInt32();
         if (layerCount < 1 || layerCount > 64 || layerCount * 4 > r.Remaining) throw r.Corrupt($"layer count {layerCount} is invalid");
         var components = new int[layerCount];

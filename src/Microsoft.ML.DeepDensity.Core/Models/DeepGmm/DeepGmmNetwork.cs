@@ -58,6 +58,8 @@ internal sealed partial class DeepGmmNetwork
         }
         NodeCount = NodeOffset[LayerCount];
         PathCount = Stride[LayerCount];
+        Persistence.ModelFile.EnsureParametersFitAFile(d, (double)NodeCount * d * (d + 1),
+            $"a Deep GMM whose {NodeCount} nodes each hold a {d:N0}×{d:N0} transform", "Deep GMM", DeepGmmModel.MaxDimension);
         Factorized = factorized;
         Q = new float[NodeCount][];
         E = new float[NodeCount][];

@@ -34,6 +34,12 @@ public sealed partial class DeepGmmModel
         var (columnVariance, rowCount) = DeepGmmTrainer.ColumnVariances(x, cancellationToken);
         if (rowCount < 2) throw new DataValidationException(-1, -1, $"the data has {rowCount} training row{(rowCount == 1 ? "" : "s")}; at least 2 training rows are needed", DataValidation.TrainingData);
         var sample = RowStream.Sample(x, streaming.SampleRows, new RandomStream(options.Seed).Fork(0x5A3B1E), cancellationToken);
+        // The pretrained top layer keeps its best pretraining iteration on validation, as in memory; without the validation
+        // rows it would keep the last one (hard EM need not improve validation every iteration), so a streamed run with a
+        // buffer holding the pass would not be the in-memory model. A bounded sample, taken whole when it is small.
+        var validationSample = xValid is not null && PretrainsTopLayer(options)
+            ? RowStream.Sample(xValid, streaming.SampleRows, new RandomStream(options.Seed).Fork(0x5A3B1F), cancellationToken)
+            : null;
         double logJacobian = standardizer.LogJacobian;
 
         var root = new RandomStream(options.Seed).Fork(0xD6);
@@ -41,7 +47,7 @@ public sealed partial class DeepGmmModel
         var (chosen, chosenSummary) = TrainingDriver.BestOfRestarts(options.Initializations, byValidation: xValid is not null, init =>
         {
             var random = init == 0 ? root : root.Fork((ulong)init);
-            var net = InitialNetwork(options, sample, null, logJacobian, random, init, numbering, progress, cancellationToken);
+            var net = InitialNetwork(options, sample, validationSample, logJacobian, random, init, numbering, progress, cancellationToken);
             var trainer = new DeepGmmTrainer(net, options, columnVariance, random);
             var em = new StreamedEmTrainable(net, trainer, options, new StreamingTrainingData(x, streaming),
                 xValid is null ? null : new StreamingTrainingData(xValid, streaming), rowCount, logJacobian,

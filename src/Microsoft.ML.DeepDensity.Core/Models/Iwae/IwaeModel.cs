@@ -234,7 +234,7 @@ public sealed class IwaeModel : ImportanceSampledModel
     {
         var v = r.ReadInt32s(name);
         if (v.Length < minCount || v.Length > maxCount) throw r.Corrupt($"{name} has {v.Length} entries, expected {minCount} to {maxCount}");
-        foreach (var s in v) if (s < 1 || s > 1 << 20) throw r.Corrupt($"{name} entry {s} is outside [1, {1 << 20}]");
+        foreach (var s in v) if (s < 1 || s > IwaeOptions.MaxLayerUnits) throw r.Corrupt($"{name} entry {s} is outside [1, {IwaeOptions.MaxLayerUnits}]");
         return v;
     }
 }

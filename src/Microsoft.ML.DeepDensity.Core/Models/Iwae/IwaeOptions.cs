@@ -90,15 +90,19 @@ public sealed class IwaeOptions : ImportanceSampledOptions
     /// Gaussian: column means and log standard deviations). Default <see cref="Defaults.InitializeOutputBiasFromData"/>.</summary>
     public bool InitializeOutputBiasFromData { get; set; } = Defaults.InitializeOutputBiasFromData;
 
+    /// <summary>Upper bound on every layer size (2^20), a limit of the model file: int.MaxValue units threw
+    /// OverflowException, and a size between the two trained to the end and failed its loadability check.</summary>
+    public const int MaxLayerUnits = 1 << 20;
+
     public override void Validate()
     {
         base.Validate();
         Check(LatentDimensions is { Length: >= 1 and <= 8 }, nameof(LatentDimensions), Describe(LatentDimensions), "must list 1 to 8 layer sizes");
-        foreach (var v in LatentDimensions) Check(v >= 1, nameof(LatentDimensions), Describe(LatentDimensions), "entries must be at least 1");
+        foreach (var v in LatentDimensions) Check(v >= 1 && v <= MaxLayerUnits, nameof(LatentDimensions), Describe(LatentDimensions), $"entries must be in [1, {MaxLayerUnits}]");
         Check(HiddenUnits is { Length: <= 16 }, nameof(HiddenUnits), Describe(HiddenUnits), "must be a list of at most 16 layer sizes");
-        foreach (var v in HiddenUnits) Check(v >= 1, nameof(HiddenUnits), Describe(HiddenUnits), "entries must be at least 1");
+        foreach (var v in HiddenUnits) Check(v >= 1 && v <= MaxLayerUnits, nameof(HiddenUnits), Describe(HiddenUnits), $"entries must be in [1, {MaxLayerUnits}]");
         Check(DeepHiddenUnits is { Length: <= 16 }, nameof(DeepHiddenUnits), Describe(DeepHiddenUnits), "must be a list of at most 16 layer sizes");
-        foreach (var v in DeepHiddenUnits) Check(v >= 1, nameof(DeepHiddenUnits), Describe(DeepHiddenUnits), "entries must be at least 1");
+        foreach (var v in DeepHiddenUnits) Check(v >= 1 && v <= MaxLayerUnits, nameof(DeepHiddenUnits), Describe(DeepHiddenUnits), $"entries must be in [1, {MaxLayerUnits}]");
         Check(Activation is null or Numerics.Activation.Tanh or Numerics.Activation.Relu or Numerics.Activation.Softplus or Numerics.Activation.Sigmoid,
             nameof(Activation), Activation?.ToString() ?? "null", "must be null (by likelihood), Tanh, Relu, Softplus or Sigmoid");
         Check(Enum.IsDefined(Likelihood), nameof(Likelihood), Likelihood, "must be Bernoulli or Gaussian");

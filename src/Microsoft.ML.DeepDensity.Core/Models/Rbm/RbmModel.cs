@@ -418,7 +418,7 @@ public sealed class RbmModel : DensityModel
         if (version != 1) throw r.Corrupt($"payload version {version} is not supported (expected 1)");
         var type = r.ReadEnum<RbmVisibleType>("visible type");
         int d = r.ReadInt32("visible units", 1, 1 << 24);
-        int h = r.ReadInt32("hidden units", 1, 1 << 24);
+        int h = r.ReadInt32("hidden units", 1, RbmOptions.MaxHiddenUnits);
         if ((long)d * h * 4 > r.Remaining) throw r.Corrupt("declared sizes exceed the payload");
         var machine = new RbmMachine(d, h, type, r.ReadParameters("W", d * h), r.ReadParameters("b", d), r.ReadParameters("c", h));
         ColumnStandardizer? std = r.ReadBoolean() ? ColumnStandardizer.Read(r, d) : null;

@@ -179,6 +179,8 @@ public sealed class RbmOptions : GradientTrainingOptions
 
     // Limits on the settings a model stores (checked here and when a file is loaded, so that a small forged file cannot
     // ask Sample for billions of sweeps). Sampling is also cancellable (DensityModel.Sample with a token).
+    /// <summary>Upper bound on <see cref="HiddenUnits"/> (2^24; int.MaxValue threw OutOfMemoryException).</summary>
+    public const int MaxHiddenUnits = 1 << 24;
     /// <summary>Upper bound on <see cref="SamplingBurnIn"/> (100,000 sweeps; mixing diagnostics rarely ask for more than a few thousand).</summary>
     public const int MaxSamplingBurnIn = 100_000;
     /// <summary>Upper bound on <see cref="GibbsSteps"/> (100,000).</summary>
@@ -197,7 +199,7 @@ public sealed class RbmOptions : GradientTrainingOptions
     public override void Validate()
     {
         base.Validate();
-        Check(HiddenUnits >= 1, nameof(HiddenUnits), HiddenUnits, "must be at least 1");
+        Check(HiddenUnits >= 1 && HiddenUnits <= MaxHiddenUnits, nameof(HiddenUnits), HiddenUnits, $"must be in [1, {MaxHiddenUnits}]");
         Check(Enum.IsDefined(VisibleType), nameof(VisibleType), VisibleType, "must be Bernoulli or Gaussian");
         Check(Enum.IsDefined(Algorithm), nameof(Algorithm), Algorithm, "must be ContrastiveDivergence or PersistentContrastiveDivergence");
         Check(GibbsSteps >= 1 && GibbsSteps <= MaxGibbsSteps, nameof(GibbsSteps), GibbsSteps, $"must be in [1, {MaxGibbsSteps}]");

@@ -169,7 +169,10 @@ public sealed class DeepRnadeModel : DensityModel
     private readonly Numerics.ScratchPool<ScoringScratch> _oneRowScratch, _blockScratch;
 
     /// <summary>Draws an ordering of the ensemble per row, then samples along it (a draw from the ensemble's density).</summary>
-    protected override void SampleCore(int count, ulong seed, Span<float> destination)
+    protected override void SampleCore(int count, ulong seed, Span<float> destination) => SampleCore(count, seed, destination, default);
+
+    /// <inheritdoc cref="SampleCore(int, ulong, Span{float})"/>
+    protected override void SampleCore(int count, ulong seed, Span<float> destination, CancellationToken cancellationToken)
         => SampleInBlocks(count, seed, RowsPerScoringBlock, destination, (start, n, root, rows) =>
         {
             int d = Dimension;
@@ -180,7 +183,7 @@ public sealed class DeepRnadeModel : DensityModel
                 Network.SampleRow(_orderings[random.NextInt(_orderings.Length)], ws, random, rows.Slice(r * d, d));
             }
             _standardizer.Inverse(rows, n);
-        });
+        }, cancellationToken);
 
     private static RowMatrix ToModelSpace(RowMatrix raw, ColumnStandardizer s)
     {
@@ -207,17 +210,17 @@ public sealed class DeepRnadeModel : DensityModel
     internal static DensityModel ReadPayload(ModelReader r, int version)
     {
         if (version is not (1 or 2)) throw r.Corrupt($"payload version {version} is not supported (expected 1 or 2)");
-        int d = r.ReadInt32("dimension", 1, 1 << 20);
-        int h = r.ReadInt32("hidden units", 1, 1 << 20);
-        int layers = r.ReadInt32("hidden layers", 1, 1 << 10);
-        int k = r.ReadInt32("components", 1, 1 << 16);
+        int d = r.ReadInt32("dimension", 1, RnadeOptions.MaxDimension);
+        int h = r.ReadInt32("hidden units", 1, RnadeOptions.MaxHiddenUnits);
+        int layers = r.ReadInt32("hidden layers", 1, DeepRnadeOptions.MaxHiddenLayers);
+        int k = r.ReadInt32("components", 1, RnadeOptions.MaxComponents);
         var act = r.ReadEnum<Activation>("activation");
         if (act is not (Activation.Relu or Activation.Sigmoid or Activation.Tanh)) throw r.Corrupt($"activation {act} is not one RNADE supports");
         var connectivity = version >= 2 ? r.ReadEnum<DeepRnadeConnectivity>("connectivity") : DeepRnadeConnectivity.MaskedInput;
         if (version >= 2 && connectivity != DeepRnadeConnectivity.Autoregressive) throw r.Corrupt($"connectivity {connectivity} is written as payload version 1");
         bool direct = version >= 2 && r.ReadInt32("direct connections", 0, 1) == 1;
         int inputs = DeepRnadeNetwork.Inputs(d, connectivity);
-        int count = r.ReadInt32("orderings", 1, 1 << 20);
+        int count = r.ReadInt32("orderings", 1, DeepRnadeOptions.MaxOrderings);
         if (((long)inputs * h + (long)(layers - 1) * h * h + (long)h * d * 3 * k + (long)count * d) * 4 > r.Remaining)
             throw r.Corrupt("declared sizes exceed the payload");
         var orderings = new int[count][];

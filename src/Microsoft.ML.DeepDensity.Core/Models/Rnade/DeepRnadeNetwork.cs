@@ -27,9 +27,23 @@ internal sealed partial class DeepRnadeNetwork
 
     public DeepRnadeNetwork(int dimension, int hidden, int hiddenLayers, int components, Activation activation,
         DeepRnadeConnectivity connectivity = DeepRnadeConnectivity.MaskedInput, bool directConnections = false)
-        : this(dimension, components, activation, connectivity,
+        : this(WithinFileSize(dimension, hidden, hiddenLayers, components, connectivity, directConnections), components, activation, connectivity,
                new Mlp("deep", Inputs(dimension, connectivity), Enumerable.Repeat(hidden, hiddenLayers).ToArray(), dimension * 3 * components, activation).Layers,
                directConnections ? new float[checked(dimension * dimension * 3 * components)] : null) { }
+
+    /// <summary>Returns <paramref name="dimension"/> once the network of these sizes is known to fit a model file
+    /// (<see cref="Persistence.ModelFile.EnsureParametersFitAFile"/>); called in the constructor's arguments, because the
+    /// layers built there would overflow first.</summary>
+    private static int WithinFileSize(int dimension, int hidden, int hiddenLayers, int components, DeepRnadeConnectivity connectivity, bool directConnections)
+    {
+        double outputs = 3.0 * dimension * components;
+        double parameters = ((double)Inputs(dimension, connectivity) + 1) * hidden + (hiddenLayers - 1) * ((double)hidden + 1) * hidden
+            + (hidden + 1.0) * outputs + (directConnections ? dimension * outputs : 0);
+        Persistence.ModelFile.EnsureParametersFitAFile(dimension, parameters,
+            $"a deep RNADE of {hiddenLayers}×{hidden} hidden units and {components} components (H×D·3K output weights" +
+            (directConnections ? ", D×D·3K direct connections)" : ")"), "deep RNADE", RnadeOptions.MaxDimension);
+        return dimension;
+    }
 
     /// <summary>Wraps existing layers (a loaded model): 2D (masked input) or D (autoregressive) → H → … → H → D·3K.</summary>
     public DeepRnadeNetwork(int dimension, int components, Activation activation, DeepRnadeConnectivity connectivity, IReadOnlyList<DenseLayer> layers,

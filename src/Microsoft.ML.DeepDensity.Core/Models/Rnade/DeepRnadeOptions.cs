@@ -73,12 +73,18 @@ public sealed class DeepRnadeOptions : RnadeOptions
     /// At most <see cref="Orderings"/>. Default <see cref="Defaults.ValidationOrderings"/>.</summary>
     public int ValidationOrderings { get; set; } = Defaults.ValidationOrderings;
 
+    /// <summary>Upper bound on <see cref="HiddenLayers"/> (2^10), a limit of the model file.</summary>
+    public const int MaxHiddenLayers = 1 << 10;
+    /// <summary>Upper bound on <see cref="Orderings"/> (2^20), a limit of the model file (int.MaxValue orderings threw
+    /// OutOfMemoryException).</summary>
+    public const int MaxOrderings = 1 << 20;
+
     /// <inheritdoc/>
     public override void Validate()
     {
         base.Validate();
-        Check(HiddenLayers >= 1, nameof(HiddenLayers), HiddenLayers, "must be at least 1");
-        Check(Orderings >= 1, nameof(Orderings), Orderings, "must be at least 1");
+        Check(HiddenLayers >= 1 && HiddenLayers <= MaxHiddenLayers, nameof(HiddenLayers), HiddenLayers, $"must be in [1, {MaxHiddenLayers}]");
+        Check(Orderings >= 1 && Orderings <= MaxOrderings, nameof(Orderings), Orderings, $"must be in [1, {MaxOrderings}]");
         Check(Enum.IsDefined(Connectivity), nameof(Connectivity), Connectivity, "is not a defined connectivity");
         Check(ValidationOrderings >= 1, nameof(ValidationOrderings), ValidationOrderings, "must be at least 1");
     }

@@ -197,7 +197,9 @@ public sealed class RnadeModel : DensityModel
         for (int i = 0; i < n; i++) logDensity[i] += logJacobian;
     }
 
-    protected override void SampleCore(int count, ulong seed, Span<float> destination)
+    protected override void SampleCore(int count, ulong seed, Span<float> destination) => SampleCore(count, seed, destination, default);
+
+    protected override void SampleCore(int count, ulong seed, Span<float> destination, CancellationToken cancellationToken)
         => SampleInBlocks(count, seed, RowsPerScoringBlock, destination, (start, n, root, dst) =>
         {
             int d = Dimension;
@@ -206,7 +208,7 @@ public sealed class RnadeModel : DensityModel
             _standardizer.Inverse(modelSpace, n);
             for (int r = 0; r < n; r++)
                 for (int p = 0; p < d; p++) dst[r * d + _order[p]] = modelSpace[r * d + p];
-        });
+        }, cancellationToken);
 
     internal void ToModelSpace(ReadOnlySpan<float> raw, Span<float> x, int n)
     {
@@ -215,7 +217,7 @@ public sealed class RnadeModel : DensityModel
         for (int r = 0; r < n; r++)
         {
             var src = raw.Slice(r * d, d); var dst = x.Slice(r * d, d);
-            for (int p = 0; p < d; p++) dst[p] = (src[order[p]] - mean[p]) / scale[p];
+            for (int p = 0; p < d; p++) dst[p] = ColumnStandardizer.Standardize(src[order[p]], mean[p], scale[p]);
         }
     }
 
@@ -282,9 +284,9 @@ public sealed class RnadeModel : DensityModel
     internal static DensityModel ReadPayload(ModelReader r, int version)
     {
         if (version != 1) throw r.Corrupt($"payload version {version} is not supported (expected 1)");
-        int d = r.ReadInt32("dimension", 1, 1 << 20);
-        int h = r.ReadInt32("hidden units", 1, 1 << 20);
-        int k = r.ReadInt32("components", 1, 1 << 16);
+        int d = r.ReadInt32("dimension", 1, RnadeOptions.MaxDimension);
+        int h = r.ReadInt32("hidden units", 1, RnadeOptions.MaxHiddenUnits);
+        int k = r.ReadInt32("components", 1, RnadeOptions.MaxComponents);
         var act = r.ReadEnum<Activation>("activation");
         if (act is not (Activation.Relu or Activation.Sigmoid or Activation.Tanh)) throw r.Corrupt($"activation {act} is not one RNADE supports");
         if ((long)d * h * 3 * k * 4 > r.Remaining) throw r.Corrupt("declared sizes exceed the payload");

@@ -38,6 +38,8 @@ internal sealed partial class RnadeNetwork
     public RnadeNetwork(int dimension, int hidden, int components, Activation activation)
     {
         D = dimension; H = hidden; K = components; Activation = activation;
+        Persistence.ModelFile.EnsureParametersFitAFile(D, (double)D * H * (1 + 3 * K) + H + (double)D * (1 + 3 * K),
+            $"an RNADE of {H} hidden units and {K} components (D×H·3K output weights)", "RNADE", RnadeOptions.MaxDimension);
         W = new float[Math.Max(0, D - 1) * H];
         C = new float[H];
         Rho = new float[D];

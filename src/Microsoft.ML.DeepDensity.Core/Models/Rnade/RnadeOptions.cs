@@ -71,12 +71,22 @@ public class RnadeOptions : GradientTrainingOptions
     /// number of threads). In [1, <see cref="GradientTrainingOptions.MaxRowsPerBlock"/>]. Default <see cref="Defaults.RowsPerBlock"/>.</summary>
     public int RowsPerBlock { get; set; } = Defaults.RowsPerBlock;
 
+    // Limits on the sizes a model file stores (checked here and when a file is loaded): a fit beyond them trained to the
+    // end and then failed its loadability check as "training diverged".
+    /// <summary>Upper bound on <see cref="HiddenUnits"/> (2^20), also for deep RNADE and RNN-RNADE.</summary>
+    public const int MaxHiddenUnits = 1 << 20;
+    /// <summary>Upper bound on <see cref="Components"/> (2^16), also for deep RNADE and RNN-RNADE.</summary>
+    public const int MaxComponents = 1 << 16;
+    /// <summary>Most columns (RNN-RNADE: values per frame) a model file holds, 2^20: wider data is refused before
+    /// training (it trained to the end and then failed its loadability check as "training diverged").</summary>
+    public const int MaxDimension = 1 << 20;
+
     /// <inheritdoc/>
     public override void Validate()
     {
         base.Validate();
-        Check(HiddenUnits >= 1, nameof(HiddenUnits), HiddenUnits, "must be at least 1");
-        Check(Components >= 1, nameof(Components), Components, "must be at least 1");
+        Check(HiddenUnits >= 1 && HiddenUnits <= MaxHiddenUnits, nameof(HiddenUnits), HiddenUnits, $"must be in [1, {MaxHiddenUnits}]");
+        Check(Components >= 1 && Components <= MaxComponents, nameof(Components), Components, $"must be in [1, {MaxComponents}]");
         Check(Activation is Activation.Relu or Activation.Sigmoid or Activation.Tanh, nameof(Activation), Activation, "must be Relu, Sigmoid or Tanh");
         Check(RowsPerBlock >= 1 && RowsPerBlock <= MaxRowsPerBlock, nameof(RowsPerBlock), RowsPerBlock, $"must be in [1, {MaxRowsPerBlock}]");
     }

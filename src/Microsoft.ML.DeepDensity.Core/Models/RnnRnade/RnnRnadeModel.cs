@@ -263,10 +263,10 @@ public sealed class RnnRnadeModel : SequenceDensityModel
     internal static RnnRnadeModel ReadPayload(ModelReader r, int version)
     {
         if (version != 1) throw r.Corrupt($"payload version {version} is not supported (expected 1)");
-        int d = r.ReadInt32("frame size", 1, 1 << 20);
-        int h = r.ReadInt32("hidden units", 1, 1 << 20);
-        int k = r.ReadInt32("components", 1, 1 << 16);
-        int rec = r.ReadInt32("recurrent units", 1, 1 << 20);
+        int d = r.ReadInt32("frame size", 1, RnadeOptions.MaxDimension);
+        int h = r.ReadInt32("hidden units", 1, RnadeOptions.MaxHiddenUnits);
+        int k = r.ReadInt32("components", 1, RnadeOptions.MaxComponents);
+        int rec = r.ReadInt32("recurrent units", 1, RnadeOptions.MaxHiddenUnits);
         var act = r.ReadEnum<Activation>("activation");
         if (act is not (Activation.Relu or Activation.Sigmoid or Activation.Tanh)) throw r.Corrupt($"activation {act} is not one RNN-RNADE supports");
         bool hid = r.ReadInt32("hidden-bias conditioning", 0, 1) == 1;

@@ -1,3 +1,4 @@
+using Microsoft.ML.DeepDensity.Models.Rnade;
 using Microsoft.ML.DeepDensity.Numerics;
 using Microsoft.ML.DeepDensity.Training;
 
@@ -71,9 +72,10 @@ public sealed class RnnRnadeOptions : GradientTrainingOptions
     public override void Validate()
     {
         base.Validate();
-        Check(HiddenUnits >= 1, nameof(HiddenUnits), HiddenUnits, "must be at least 1");
-        Check(Components >= 1, nameof(Components), Components, "must be at least 1");
-        Check(RecurrentUnits >= 1, nameof(RecurrentUnits), RecurrentUnits, "must be at least 1");
+        // The limits of a model file (RNADE's): beyond them a fit would train to the end and fail its loadability check.
+        Check(HiddenUnits >= 1 && HiddenUnits <= RnadeOptions.MaxHiddenUnits, nameof(HiddenUnits), HiddenUnits, $"must be in [1, {RnadeOptions.MaxHiddenUnits}]");
+        Check(Components >= 1 && Components <= RnadeOptions.MaxComponents, nameof(Components), Components, $"must be in [1, {RnadeOptions.MaxComponents}]");
+        Check(RecurrentUnits >= 1 && RecurrentUnits <= RnadeOptions.MaxHiddenUnits, nameof(RecurrentUnits), RecurrentUnits, $"must be in [1, {RnadeOptions.MaxHiddenUnits}]");
         Check(Activation is Activation.Relu or Activation.Sigmoid or Activation.Tanh, nameof(Activation), Activation, "must be Relu, Sigmoid or Tanh");
         Check(SequencesPerBlock >= 1 && SequencesPerBlock <= MaxRowsPerBlock, nameof(SequencesPerBlock), SequencesPerBlock, $"must be in [1, {MaxRowsPerBlock}]");
         Check(FramesPerChunk >= 1 && FramesPerChunk <= MaxRowsPerBlock, nameof(FramesPerChunk), FramesPerChunk, $"must be in [1, {MaxRowsPerBlock}]");

@@ -49,7 +49,7 @@ public sealed class RnnRnadeStream
         for (int i = 0; i < frame.Length; i++)
         {
             if (!float.IsFinite(frame[i])) throw new Data.DataValidationException(Length, i, $"value {frame[i]} is not finite", null);
-            _x[i] = (frame[i] - mean[i]) / scale[i];
+            _x[i] = Data.ColumnStandardizer.Standardize(frame[i], mean[i], scale[i]);
         }
     }
 }
