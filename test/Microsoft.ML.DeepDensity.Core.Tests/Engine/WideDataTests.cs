@@ -50,6 +50,26 @@ public class WideDataTests
         Assert.True(allocated < 16L * data.Values.Length * sizeof(float) + (64 << 20), $"allocated {allocated:N0} bytes");
     }
 
+    /// <summary>Layer sizes within their bounds whose products are more parameters than a file holds (two IWAE hidden
+    /// layers of 100,000 units: 10^10 weights; two NVIL layers of 60,000: 3.6·10^9) are refused before anything is allocated; they threw OverflowException from the
+    /// layer's weight array.</summary>
+    [Theory]
+    [InlineData("IWAE")]
+    [InlineData("NVIL")]
+    public void LayersTooLargeForAModelFile_AreRefusedBeforeAllocation(string model)
+    {
+        var data = new RowMatrix(4, 8);
+        for (int i = 0; i < data.Values.Length; i++) data.Values[i] = i % 3 == 0 ? 1 : 0;
+        Func<object> fit = model == "IWAE"
+            ? () => Models.Iwae.IwaeModel.Fit(data, new Models.Iwae.IwaeOptions { HiddenUnits = new[] { 100_000, 100_000 }, MaxEpochs = 1, ValidationFraction = 0 })
+            : () => Models.Nvil.NvilModel.Fit(data, new Models.Nvil.NvilOptions { LatentDimensions = new[] { 60_000, 60_000 }, MaxEpochs = 1, ValidationFraction = 0 });
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        var e = Assert.Throws<DataValidationException>(fit);
+        Assert.True(GC.GetAllocatedBytesForCurrentThread() - before < 64 << 20, "nothing of the model's size was allocated");
+        Assert.Contains(model == "IWAE" ? "an IWAE of hidden layers {100000, 100000}" : "latent layers {60000, 60000}", e.Message);
+        Assert.Contains("more than a model file holds", e.Message);
+    }
+
     /// <summary>More columns than an RNADE file holds (2^20) are refused before training, even for a model small enough
     /// to save: the fit trained to the end and then failed its loadability check as "training diverged".</summary>
     [Theory]
