@@ -33,34 +33,13 @@ internal sealed class IwaeNetwork
     /// <summary>The most columns an IWAE file holds (its reader's bound).</summary>
     public const int MaxDimension = 1 << 24;
 
-    /// <summary>Weights and biases of the encoders and decoders (float64: layer sizes whose products overflow an int,
-    /// e.g. two hidden layers of 100,000 units, are refused by the file-size check rather than by an OverflowException).</summary>
-    private static double ParameterFloats(int d, int[] latent, int[] hiddenUnits, int[] deepHiddenUnits, IwaeLikelihood likelihood)
-    {
-        static double Mlp(int inputs, IEnumerable<int> hidden, int outputs)
-        {
-            double total = 0;
-            int below = inputs;
-            foreach (int w in hidden.Append(outputs)) { total += ((double)below + 1) * w; below = w; }
-            return total;
-        }
-        double sum = 0;
-        for (int l = 0; l < latent.Length; l++)
-        {
-            var hidden = l == 0 ? hiddenUnits : deepHiddenUnits;
-            int below = l == 0 ? d : latent[l - 1];
-            sum += Mlp(below, hidden, 2 * latent[l]);
-            sum += Mlp(latent[l], Enumerable.Reverse(hidden), l == 0 && likelihood == IwaeLikelihood.Bernoulli ? d : 2 * below);
-        }
-        return sum;
-    }
-
     public IwaeNetwork(int dimension, int[] latent, int[] hiddenUnits, int[] deepHiddenUnits, Activation activation, IwaeLikelihood likelihood)
     {
         D = dimension; Latent = (int[])latent.Clone(); HiddenUnits = (int[])hiddenUnits.Clone(); DeepHiddenUnits = (int[])deepHiddenUnits.Clone();
         Activation = activation; Likelihood = likelihood;
         int layers = Latent.Length;
-        Persistence.ModelFile.EnsureParametersFitAFile(D, ParameterFloats(D, Latent, HiddenUnits, DeepHiddenUnits, likelihood),
+        // In 64 bits, so that layer sizes whose products overflow an int are refused here rather than by an OverflowException.
+        Persistence.ModelFile.EnsureParametersFitAFile(D, ParameterCount(D, Latent, HiddenUnits, DeepHiddenUnits, likelihood),
             $"an IWAE of hidden layers {{{string.Join(", ", HiddenUnits)}}}, latent layers {{{string.Join(", ", Latent)}}} and deep hidden layers {{{string.Join(", ", DeepHiddenUnits)}}}",
             "IWAE", MaxDimension);
         Encoders = new Mlp[layers];
