@@ -38,8 +38,12 @@ internal static class FeatureColumnCheck
     internal static string Remedy(string name, DataViewType type)
         => type is VectorDataViewType v ? Remedy(name, v.ItemType, v.ItemType is KeyDataViewType, true) : Remedy(name, type, type is KeyDataViewType, false);
 
+    /// <summary>What an estimator's input column is, for "but is …" (key, item type, kind), with its <see cref="Remedy(string, DataViewType)"/>.</summary>
+    internal static string Found(SchemaShape.Column col)
+        => $"{(col.IsKey ? "a key of " : "")}{col.ItemType} ({col.Kind}){Remedy(col.Name, col.ItemType, col.IsKey, col.Kind != SchemaShape.Column.VectorKind.Scalar)}";
+
     /// <inheritdoc cref="Remedy(string, DataViewType)"/>
-    internal static string Remedy(string name, DataViewType itemType, bool isKey, bool isVector)
+    private static string Remedy(string name, DataViewType itemType, bool isKey, bool isVector)
     {
         if (isKey)
             return $"; a key holds category indices, not values: encode it first, e.g. ml.Transforms.Conversion.MapKeyToVector(\"{name}\")";
@@ -60,8 +64,7 @@ internal static class FeatureColumnCheck
             throw new ArgumentOutOfRangeException(nameof(shape), $"Feature column '{name}' not found in the input schema.");
         if (col.IsKey || col.ItemType != NumberDataViewType.Single || col.Kind == SchemaShape.Column.VectorKind.Scalar)
             throw new ArgumentOutOfRangeException(nameof(shape),
-                $"Feature column '{name}' must be a known-size vector of Single, but is {(col.IsKey ? "a key of " : "")}{col.ItemType} ({col.Kind})" +
-                $"{Remedy(name, col.ItemType, col.IsKey, col.Kind != SchemaShape.Column.VectorKind.Scalar)}.");
+                $"Feature column '{name}' must be a known-size vector of Single, but is {Found(col)}.");
         if (col.Kind == SchemaShape.Column.VectorKind.VariableVector)
             throw new ArgumentOutOfRangeException(nameof(shape),
                 $"Feature column '{name}' is a variable-size vector; {TrainingNeedsKnownSize}");

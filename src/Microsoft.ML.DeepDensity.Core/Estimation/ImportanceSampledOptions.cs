@@ -30,6 +30,9 @@ public abstract class ImportanceSampledOptions : GradientTrainingOptions
     /// <summary>Seed of the log-density estimate's noise (stored in the model). Default <see cref="Defaults.EvaluationSeed"/>.</summary>
     public ulong EvaluationSeed { get; set; } = Defaults.EvaluationSeed;
 
+    /// <summary>Most columns an IWAE or NVIL model file holds (2^24; its reader's bound, and the file-size check's before
+    /// a network is allocated).</summary>
+    public const int MaxDimension = 1 << 24;
     /// <summary>Upper bound on <see cref="EvaluationSamples"/> (also enforced when loading a file).</summary>
     public const int MaxEvaluationSamples = 1_000_000;
     /// <summary>Upper bound on <see cref="EvaluationSamplesPerChunk"/> (bounds scoring memory; also enforced when loading).</summary>

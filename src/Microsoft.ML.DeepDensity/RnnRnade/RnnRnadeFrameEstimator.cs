@@ -215,8 +215,7 @@ public sealed class RnnRnadeFrameEstimator : IEstimator<SequenceDensityTransform
         var frame = Last(o.FeatureColumnName);
         if (frame.IsKey || frame.ItemType != NumberDataViewType.Single || frame.Kind != SchemaShape.Column.VectorKind.Vector)
             throw new ArgumentOutOfRangeException(nameof(inputSchema),
-                $"Frame column '{frame.Name}' must be a known-size vector of Single (one frame per row), but is {(frame.IsKey ? "a key of " : "")}{frame.ItemType} ({frame.Kind})" +
-                $"{FeatureColumnCheck.Remedy(frame.Name, frame.ItemType, frame.IsKey, frame.Kind != SchemaShape.Column.VectorKind.Scalar)}.");
+                $"Frame column '{frame.Name}' must be a known-size vector of Single (one frame per row), but is {FeatureColumnCheck.Found(frame)}.");
         var id = Last(o.SequenceIdColumnName);
         if (id.IsKey || id.Kind != SchemaShape.Column.VectorKind.Scalar || id.ItemType is not (TextDataViewType or NumberDataViewType))
             throw new ArgumentOutOfRangeException(nameof(inputSchema),

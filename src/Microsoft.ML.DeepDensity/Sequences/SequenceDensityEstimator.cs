@@ -208,8 +208,7 @@ internal static class SequenceColumn
         var col = matches[^1];
         if (col.ItemType != NumberDataViewType.Single || col.Kind == SchemaShape.Column.VectorKind.Scalar)
             throw new ArgumentOutOfRangeException(nameof(inputSchema),
-                $"Sequence column '{o.FeatureColumnName}' must be a vector of Single (frames back to back), but is {(col.IsKey ? "a key of " : "")}{col.ItemType} ({col.Kind})" +
-                $"{FeatureColumnCheck.Remedy(o.FeatureColumnName, col.ItemType, col.IsKey, col.Kind != SchemaShape.Column.VectorKind.Scalar)}.");
+                $"Sequence column '{o.FeatureColumnName}' must be a vector of Single (frames back to back), but is {FeatureColumnCheck.Found(col)}.");
         var names = new HashSet<string>(o.Outputs, StringComparer.Ordinal);
         var result = inputSchema.Where(c => !names.Contains(c.Name)).ToList();
         result.Add(ShapeColumns.Single(ml, o.LogDensityColumnName));

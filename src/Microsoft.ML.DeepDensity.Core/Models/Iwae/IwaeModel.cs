@@ -212,7 +212,7 @@ public sealed class IwaeModel : ImportanceSampledModel
     internal static DensityModel ReadPayload(ModelReader r, int version)
     {
         if (version != 1) throw r.Corrupt($"payload version {version} is not supported (expected 1)");
-        int d = r.ReadInt32("dimension", 1, IwaeNetwork.MaxDimension);
+        int d = r.ReadInt32("dimension", 1, IwaeOptions.MaxDimension);
         var latent = ReadSizes(r, "latent dimensions", 1, 8);
         var hidden = ReadSizes(r, "hidden units", 0, 16);
         var deep = ReadSizes(r, "deep hidden units", 0, 16);

@@ -30,9 +30,6 @@ internal sealed class IwaeNetwork
     public readonly Mlp[] Decoders;
     public readonly ParameterSet Parameters = new();
 
-    /// <summary>The most columns an IWAE file holds (its reader's bound).</summary>
-    public const int MaxDimension = 1 << 24;
-
     public IwaeNetwork(int dimension, int[] latent, int[] hiddenUnits, int[] deepHiddenUnits, Activation activation, IwaeLikelihood likelihood)
     {
         D = dimension; Latent = (int[])latent.Clone(); HiddenUnits = (int[])hiddenUnits.Clone(); DeepHiddenUnits = (int[])deepHiddenUnits.Clone();
@@ -41,7 +38,7 @@ internal sealed class IwaeNetwork
         // In 64 bits, so that layer sizes whose products overflow an int are refused here rather than by an OverflowException.
         Persistence.ModelFile.EnsureParametersFitAFile(D, ParameterCount(D, Latent, HiddenUnits, DeepHiddenUnits, likelihood),
             $"an IWAE of hidden layers {{{string.Join(", ", HiddenUnits)}}}, latent layers {{{string.Join(", ", Latent)}}} and deep hidden layers {{{string.Join(", ", DeepHiddenUnits)}}}",
-            "IWAE", MaxDimension);
+            "IWAE", IwaeOptions.MaxDimension);
         Encoders = new Mlp[layers];
         Decoders = new Mlp[layers];
         for (int l = 0; l < layers; l++)

@@ -29,22 +29,13 @@ internal sealed class NvilNetwork
     public readonly Parameter Prior;
     public readonly ParameterSet Parameters = new();
 
-    /// <summary>The most columns an NVIL file holds (its reader's bound).</summary>
-    public const int MaxDimension = 1 << 24;
-
     public NvilNetwork(int dimension, int[] latent)
     {
         D = dimension; Latent = (int[])latent.Clone();
         int layers = Latent.Length;
-        // Float64, so that layer sizes whose products overflow an int are refused here rather than by an OverflowException.
-        double parameters = Latent[^1];
-        for (int l = 0; l < layers; l++)
-        {
-            double below = l == 0 ? D : Latent[l - 1];
-            parameters += (below + 1) * Latent[l] + ((double)Latent[l] + 1) * below;
-        }
-        Persistence.ModelFile.EnsureParametersFitAFile(D, parameters,
-            $"a sigmoid belief network of latent layers {{{string.Join(", ", Latent)}}}", "NVIL", MaxDimension);
+        // In 64 bits, so that layer sizes whose products overflow an int are refused here rather than by an OverflowException.
+        Persistence.ModelFile.EnsureParametersFitAFile(D, ParameterCount(D, Latent),
+            $"a sigmoid belief network of latent layers {{{string.Join(", ", Latent)}}}", "NVIL", NvilOptions.MaxDimension);
         Encoders = new Mlp[layers];
         Decoders = new Mlp[layers];
         for (int l = 0; l < layers; l++)

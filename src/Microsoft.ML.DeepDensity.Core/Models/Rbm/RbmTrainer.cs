@@ -522,7 +522,7 @@ internal sealed partial class RbmTrainer
         {
             // The default length follows the training rows; a stream of unknown length counts them in its first epoch.
             MaxEpochs = train.KnownCount is { } rows ? o.EpochsFor(rows) : o.MaxEpochs > 0 ? o.MaxEpochs : int.MaxValue,
-            EpochsForRows = o.MaxEpochs > 0 ? null : o.EpochsFor,
+            EpochsForRows = o.EpochsFor,
             // The monitor's score is a proxy (pseudo-likelihood or reconstruction error), so without early stopping the last epoch is kept.
             RestoreBestWithoutEarlyStopping = false,
             Name = "RBM training",
