@@ -153,6 +153,14 @@ public sealed class ColumnStandardizer
             for (int c = 0; c < d; c++) y[r * d + c] = Standardize(x[r * d + c], Mean[c], Scale[c]);
     }
 
+    /// <summary>The standardised copy of <paramref name="data"/> (the models train and score in standardised units).</summary>
+    internal RowMatrix Forward(RowMatrix data)
+    {
+        var result = new RowMatrix(data.Rows, data.Columns);
+        Forward(data.AsSpan(), result.AsSpan(), data.Rows);
+        return result;
+    }
+
     /// <summary>
     /// (x − mean)/scale in float32, the one formula every standardising path uses. A value near float32's limit on the
     /// other side of the mean (x = 3.4e38, mean = −2.3e37) makes the float32 difference overflow although the

@@ -73,7 +73,7 @@ public class DeepGmmDataParallelEmTests(Xunit.Abstractions.ITestOutputHelper out
 
         // In memory: the trainer Fit uses, on all (standardised) rows.
         var net = start.Network.Clone();
-        var trainer = new DeepGmmTrainer(net, options, DeepGmmModel.Standardized(x, start.Standardizer), new RandomStream(options.Seed).Fork(0xD6));
+        var trainer = new DeepGmmTrainer(net, options, start.Standardizer.Forward(x), new RandomStream(options.Seed).Fork(0xD6));
         var figures = new List<double>();
         for (int it = 1; it <= iterations; it++)
         {

@@ -77,7 +77,7 @@ public sealed class DeepGmmEmStatistics
         DeepGmmDataParallelEm.CheckOptions(options, current.Network);
         if (!SameShape(scored.Network, current.Network)) throw new ArgumentException("The scored and current models have different layers.", nameof(current));
         DataValidation.CheckTrainingData(rows, InputDomain.Real, DataValidation.TrainingData, current.Dimension, minRows: 0);
-        var x = DeepGmmModel.Standardized(rows, current.Standardizer);
+        var x = current.Standardizer.Forward(rows);
         var trainer = new DeepGmmTrainer(current.Network, options, new double[current.Dimension], new RandomStream(0));
         trainer.UseRows(x);
         return (trainer, x);

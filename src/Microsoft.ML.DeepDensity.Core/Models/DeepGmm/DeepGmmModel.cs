@@ -63,8 +63,8 @@ public sealed partial class DeepGmmModel : DensityModel
         int d = data.Columns;
         var (train, valid) = TrainingLoop.Split(data, validation, options.ValidationFraction, options.Seed);
         var standardizer = options.Standardize ? ColumnStandardizer.Fit(train) : ColumnStandardizer.FitPooled(train);
-        var x = Standardized(train, standardizer);
-        var xValid = valid is null ? null : Standardized(valid, standardizer);
+        var x = standardizer.Forward(train);
+        var xValid = valid is null ? null : standardizer.Forward(valid);
         double logJacobian = standardizer.LogJacobian;
 
         var root = new RandomStream(options.Seed).Fork(0xD6);
@@ -146,13 +146,6 @@ public sealed partial class DeepGmmModel : DensityModel
 
     /// <summary>Progress units: an E-step plus M-step of the deep model, or of the GMM its top layer is pretrained as.</summary>
     private const string EmUnit = "EM iteration", PretrainingUnit = "pretraining EM iteration";
-
-    internal static RowMatrix Standardized(RowMatrix data, ColumnStandardizer s)
-    {
-        var result = new RowMatrix(data.Rows, data.Columns);
-        s.Forward(data.AsSpan(), result.AsSpan(), data.Rows);
-        return result;
-    }
 
     /// <summary>Mean exact log-density of standardised rows (no Jacobian), blocks in parallel, reduced in block order.</summary>
     internal static double MeanLogDensity(DeepGmmNetwork net, RowMatrix x)

@@ -95,8 +95,8 @@ public sealed class RbmModel : DensityModel
         if (options.VisibleType == RbmVisibleType.Gaussian && options.Standardize)
         {
             standardizer = ColumnStandardizer.Fit(train);
-            train = Standardize(train, standardizer);
-            if (valid is not null) valid = Standardize(valid, standardizer);
+            train = standardizer.Forward(train);
+            if (valid is not null) valid = standardizer.Forward(valid);
         }
 
         var machine = new RbmMachine(d, options.HiddenUnits, options.VisibleType);
@@ -218,13 +218,6 @@ public sealed class RbmModel : DensityModel
             bias[c] = (float)Math.Log(p / (1 - p));
         }
         return bias;
-    }
-
-    private static RowMatrix Standardize(RowMatrix m, ColumnStandardizer s)
-    {
-        var result = new RowMatrix(m.Rows, m.Columns);
-        s.Forward(m.AsSpan(), result.AsSpan(), m.Rows);
-        return result;
     }
 
     /// <summary>
