@@ -91,6 +91,8 @@ public abstract class DensityEstimator<TModel, TModelOptions> : IEstimator<Densi
         ArgumentNullException.ThrowIfNull(trainData);
         ValidateAll();
         var column = CheckInputShape(trainData.Schema, null);
+        // Before training: the fitted model would refuse this schema at Transform (a saved one would lose the column).
+        ReservedColumns.Check(trainData.Schema);
         int dim = ((VectorDataViewType)column.Type).Size;
         if (_options.TrainingData == DensityTrainingData.Streamed) return FitStreamed(trainData, column, validationData, dim);
         var data = ReadRows(trainData, column, dim);
@@ -231,6 +233,7 @@ public abstract class DensityEstimator<TModel, TModelOptions> : IEstimator<Densi
     public SchemaShape GetOutputSchema(SchemaShape inputSchema)
     {
         FeatureColumnCheck.Check(inputSchema, _options.FeatureColumnName);
+        ReservedColumns.Check(inputSchema);
         var o = _options;
         var names = new HashSet<string>(StringComparer.Ordinal) { o.LogDensityColumnName, o.ScoreColumnName, o.PredictedLabelColumnName };
         if (o.StandardErrorColumnName is not null) names.Add(o.StandardErrorColumnName);

@@ -113,6 +113,12 @@ public abstract class DensityEstimatorOptions
         NonEmpty(PredictedLabelColumnName, nameof(PredictedLabelColumnName));
         if (StandardErrorColumnName is not null) NonEmpty(StandardErrorColumnName, nameof(StandardErrorColumnName));
         if (SampleColumnName is not null) NonEmpty(SampleColumnName, nameof(SampleColumnName));
+        ReservedColumns.CheckSetting(nameof(FeatureColumnName), FeatureColumnName);
+        ReservedColumns.CheckSetting(nameof(LogDensityColumnName), LogDensityColumnName);
+        ReservedColumns.CheckSetting(nameof(ScoreColumnName), ScoreColumnName);
+        ReservedColumns.CheckSetting(nameof(PredictedLabelColumnName), PredictedLabelColumnName);
+        ReservedColumns.CheckSetting(nameof(StandardErrorColumnName), StandardErrorColumnName);
+        ReservedColumns.CheckSetting(nameof(SampleColumnName), SampleColumnName);
         var outputs = new List<string> { LogDensityColumnName, ScoreColumnName, PredictedLabelColumnName };
         if (StandardErrorColumnName is not null) outputs.Add(StandardErrorColumnName);
         if (SampleColumnName is not null) outputs.Add(SampleColumnName);

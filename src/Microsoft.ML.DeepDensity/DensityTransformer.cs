@@ -100,6 +100,7 @@ public class DensityTransformer : ITransformer
             InputSchema = inputSchema;
             var s = parent.Settings;
             FeatureColumn = FeatureColumnCheck.Check(inputSchema, s.FeatureColumnName, parent.Model.Dimension);
+            ReservedColumns.Check(inputSchema, new[] { s.FeatureColumnName });
             var b = new DataViewSchema.Builder();
             b.AddColumns(inputSchema); // keeps the input's indices (and hidden columns)
             int next = inputSchema.Count;

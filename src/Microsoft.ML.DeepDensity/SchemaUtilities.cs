@@ -2,6 +2,56 @@ using Microsoft.ML.Data;
 
 namespace Microsoft.ML.DeepDensity.Transforms;
 
+/// <summary>
+/// The <c>__dd_</c> prefix of the saved chain's internal columns (<see cref="Surrogate"/>, <see cref="SequenceSurrogate"/>):
+/// a saved model copies into them, then drops every one of those names, and ML.NET drops a column hidden by a copy of
+/// the same name too, so a user column so named came back from <c>mlContext.Model.Load</c> missing (a PredictionEngine's
+/// field left at its default) without a word. The chain's column names are fixed in the saved contracts, and a plain
+/// <c>Model.Load</c> runs none of our code with the schema, so the names are refused where our code does see them:
+/// column-name options when an estimator is created, input schemas at GetOutputSchema, Fit, Transform and the row mapper.
+/// </summary>
+internal static class ReservedColumns
+{
+    public const string Prefix = "__dd_";
+
+    public static bool IsReserved(string? name) => name is not null && name.StartsWith(Prefix, StringComparison.Ordinal);
+
+    /// <summary>Throws <see cref="ArgumentException"/> when the column-name option <paramref name="setting"/> is reserved.</summary>
+    public static void CheckSetting(string setting, string? value)
+    {
+        if (IsReserved(value))
+            throw new ArgumentException($"{setting} is '{value}': the column-name prefix '{Prefix}' is reserved for DeepDensity's internal columns " +
+                "(a saved model drops every column so named); choose a name without it.", setting);
+    }
+
+    /// <summary>Throws <see cref="ArgumentOutOfRangeException"/> naming the first visible input column with the prefix,
+    /// other than the stage's own input columns <paramref name="own"/>: a model saved before the names were refused may
+    /// read a column so named, and loaded live it still scores it (saving it again is refused, <see cref="Surrogate"/>).</summary>
+    public static void Check(DataViewSchema schema, IReadOnlyList<string> own)
+    {
+        foreach (var c in schema)
+            if (!c.IsHidden && IsReserved(c.Name) && !own.Contains(c.Name)) throw Refused(c.Name, nameof(schema));
+    }
+
+    /// <summary>Throws <see cref="ArgumentOutOfRangeException"/> naming the first visible input column with the prefix.</summary>
+    public static void Check(DataViewSchema schema) => Check(schema, Array.Empty<string>());
+
+    /// <inheritdoc cref="Check(DataViewSchema)"/>
+    public static void Check(SchemaShape shape)
+    {
+        foreach (var c in shape)
+            if (IsReserved(c.Name)) throw Refused(c.Name, nameof(shape));
+    }
+
+    private static ArgumentOutOfRangeException Refused(string name, string parameter)
+    {
+        string renamed = "dd" + name[(Prefix.Length - 1)..]; // __dd_score -> dd_score
+        return new ArgumentOutOfRangeException(parameter, $"Input column '{name}': the column-name prefix '{Prefix}' is reserved for DeepDensity's " +
+            "internal columns, and a saved model would drop this column (mlContext.Model.Load would give it back missing). Rename it before " +
+            $"this stage, e.g. ml.Transforms.CopyColumns(\"{renamed}\", \"{name}\").Append(ml.Transforms.DropColumns(\"{name}\")).");
+    }
+}
+
 /// <summary>Feature-column checks with messages that name the column.</summary>
 internal static class FeatureColumnCheck
 {

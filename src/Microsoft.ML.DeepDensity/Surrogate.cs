@@ -63,7 +63,26 @@ internal static class Surrogate
     }
 
     public static ITransformer Build(MLContext ml, DensityTransformer t)
-        => Build(ml, t.Settings, t.Model.Dimension, ModelEnvelope.Encode(t.Model, t.Settings));
+    {
+        CheckSavable(t.Settings);
+        return Build(ml, t.Settings, t.Model.Dimension, ModelEnvelope.Encode(t.Model, t.Settings));
+    }
+
+    /// <summary>A transformer loaded from a zip written before <see cref="ReservedColumns"/> existed may name a column with
+    /// the chain's prefix; this chain would drop it from what the saved model gives back, so it is not saved again.</summary>
+    private static void CheckSavable(TransformerSettings s)
+    {
+        foreach (var (setting, value) in new[]
+        {
+            (nameof(s.FeatureColumnName), s.FeatureColumnName), (nameof(s.LogDensityColumnName), s.LogDensityColumnName),
+            (nameof(s.ScoreColumnName), s.ScoreColumnName), (nameof(s.PredictedLabelColumnName), s.PredictedLabelColumnName),
+            (nameof(s.StandardErrorColumnName), s.StandardErrorColumnName), (nameof(s.SampleColumnName), s.SampleColumnName),
+        })
+            if (ReservedColumns.IsReserved(value))
+                throw new InvalidOperationException($"This density transformer (loaded from an older model file) has {setting} '{value}': the " +
+                    $"column-name prefix '{ReservedColumns.Prefix}' is reserved for DeepDensity's internal columns, and the saved model would drop " +
+                    "that column. Fit the model again with another column name to save it; the file it came from still loads and scores.");
+    }
 
     /// <summary>The chain carrying <paramref name="envelope"/> as it is (tests pass damaged ones).</summary>
     internal static ITransformer Build(MLContext ml, TransformerSettings s, int dimension, string envelope)

@@ -64,6 +64,14 @@ public class BinaryModelFamilyTests
         return rows;
     }
 
+    /// <summary>A column named like the saved chain's internal columns (<c>__dd_*</c>) is refused everywhere, not lost.</summary>
+    [Theory, MemberData(nameof(Names))]
+    public void ReservedColumnNamesAreRefused(string family)
+    {
+        var ml = new MLContext(seed: 1);
+        ReservedColumnTests.RowFamily(ml, Families[family], ml.Data.LoadFromEnumerable(Bits(300, seed: 2)), Bits(10, seed: 3).Select(r => r.Features).ToList());
+    }
+
     [Theory, MemberData(nameof(Names))]
     public void FitScoreSaveLoadEvaluate(string family)
     {

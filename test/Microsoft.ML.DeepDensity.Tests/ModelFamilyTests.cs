@@ -86,6 +86,15 @@ public class ModelFamilyTests
     public void PipelinesReadLikeMLNetsOwnTransforms(string family)
         => PipelineChecks.Run(family, Families[family], TestData.Blob(300, seed: 2), TestData.Blob(90, seed: 3, outlierEvery: 10), r => r.Features);
 
+    /// <summary>A column named like the saved chain's internal columns (<c>__dd_*</c>) is refused everywhere, not lost.</summary>
+    [Theory, MemberData(nameof(Names))]
+    public void ReservedColumnNamesAreRefused(string family)
+    {
+        var ml = new MLContext(seed: 1);
+        ReservedColumnTests.RowFamily(ml, Families[family], ml.Data.LoadFromEnumerable(TestData.Blob(300, seed: 2)),
+            TestData.Blob(10, seed: 3).Select(r => r.Features).ToList());
+    }
+
     [Theory, MemberData(nameof(Names))]
     public void SchemaAndDataErrorsNameTheColumnAndRow(string family)
     {

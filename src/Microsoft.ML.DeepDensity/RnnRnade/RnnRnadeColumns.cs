@@ -9,12 +9,13 @@ internal static class RnnRnadeColumns
     public sealed class SequenceRow { public float[] Features = Array.Empty<float>(); }
 
     /// <summary>Throws <see cref="ArgumentException"/> naming the first invalid setting: an empty input or output column
-    /// name, an input name too long to save, output names that are not distinct, a contamination outside [0, 0.5].</summary>
+    /// name, a name with the reserved prefix (<see cref="ReservedColumns"/>), an input name too long to save, output names that are not distinct, a contamination outside [0, 0.5].</summary>
     public static void CheckNames(IEnumerable<(string Setting, string Value)> inputs, IEnumerable<(string Setting, string Value)> outputs, double contamination)
     {
         var list = outputs.ToList();
         foreach (var (setting, value) in inputs.Concat(list))
             if (string.IsNullOrWhiteSpace(value)) throw new ArgumentException($"{setting} must be a non-empty column name.", setting);
+        foreach (var (setting, value) in inputs.Concat(list)) ReservedColumns.CheckSetting(setting, value);
         // The input names are saved with the model (its errors name them), each behind a u16 length.
         foreach (var (setting, value) in inputs)
             if (System.Text.Encoding.UTF8.GetByteCount(value) is int bytes and > SequenceSurrogate.MaxColumnNameBytes)

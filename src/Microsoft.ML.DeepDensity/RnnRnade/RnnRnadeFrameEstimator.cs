@@ -76,6 +76,8 @@ public sealed class RnnRnadeFrameEstimator : IEstimator<SequenceDensityTransform
     {
         ArgumentNullException.ThrowIfNull(input);
         _options.Validate();
+        // Before training: the fitted model would refuse this schema at Transform (a saved one would lose the column).
+        ReservedColumns.Check(input.Schema);
         var o = _options;
         var inputs = Inputs(input.Schema).Fit(input).Transform(input);
         var data = Read(inputs);
@@ -96,7 +98,8 @@ public sealed class RnnRnadeFrameEstimator : IEstimator<SequenceDensityTransform
                    RnnRnadeSurrogate.ScoreCol, RnnRnadeSurrogate.PredictedCol });
         var (feature, id, order) = (o.FeatureColumnName, o.SequenceIdColumnName, o.OrderColumnName);
         int frameSize = model.FrameSize;
-        return new SequenceDensityTransformer(chain.Fit(input), model, threshold, schema => CheckColumns(schema, feature, id, order, frameSize));
+        return new SequenceDensityTransformer(chain.Fit(input), model, threshold, schema => CheckColumns(schema, feature, id, order, frameSize),
+            new[] { feature, id, order });
     }
 
     /// <summary>Copies the frame, converts the id to text and the order to Double under internal names.</summary>
@@ -209,6 +212,7 @@ public sealed class RnnRnadeFrameEstimator : IEstimator<SequenceDensityTransform
         foreach (var name in new[] { o.FeatureColumnName, o.SequenceIdColumnName, o.OrderColumnName })
             if (!inputSchema.Any(c => c.Name == name))
                 throw new ArgumentOutOfRangeException(nameof(inputSchema), $"Column '{name}' not found in the input schema.");
+        ReservedColumns.Check(inputSchema);
         // The types Fit requires (CheckColumns), checked here too: EstimatorChain.Fit asks for the output schema before it
         // fits the stages upstream, so a wrong type is reported before they are trained, as the row estimators do.
         SchemaShape.Column Last(string name) => inputSchema.Last(c => c.Name == name);   // the last column of a name wins

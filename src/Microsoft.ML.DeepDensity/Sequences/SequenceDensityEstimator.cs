@@ -79,6 +79,8 @@ public sealed class SequenceDensityEstimator : IEstimator<SequenceDensityTransfo
     {
         ArgumentNullException.ThrowIfNull(trainData);
         _options.Validate();
+        // Before training: the fitted model would refuse this schema at Transform (a saved one would lose the column).
+        ReservedColumns.Check(trainData.Schema);
         var o = _options;
         var data = SequenceColumn.Read(trainData, o.FeatureColumnName, o.FrameSize, DataValidation.TrainingData);
         var validation = validationData is null ? null : SequenceColumn.Read(validationData, o.FeatureColumnName, o.FrameSize, DataValidation.ValidationData);
@@ -95,7 +97,7 @@ public sealed class SequenceDensityEstimator : IEstimator<SequenceDensityTransfo
         channel.Info(MessageSensitivity.None, $"{_name}: trained; score threshold {threshold:G6} (contamination {o.Contamination}).");
         string column = o.FeatureColumnName;
         return new SequenceDensityTransformer(SequenceSurrogate.BuildChain(_ml, o, model, threshold), model, threshold,
-            schema => SequenceColumn.Check(schema, column));
+            schema => SequenceColumn.Check(schema, column), new[] { column });
     }
 
     /// <inheritdoc/>
@@ -108,12 +110,16 @@ public sealed class SequenceDensityTransformer : ITransformer
 {
     private readonly ITransformer _chain;
     private readonly Action<DataViewSchema> _checkInput;
+    private readonly IReadOnlyList<string> _inputs;
 
     /// <param name="checkInput">Checks the input columns with messages naming them (the chain's own binding errors name
     /// its internal columns, and a frame of the wrong width would only fail at the first row read).</param>
-    internal SequenceDensityTransformer(ITransformer chain, SequenceDensityModel model, float threshold, Action<DataViewSchema> checkInput)
+    /// <param name="inputs">The input column names (exempt from <see cref="ReservedColumns"/>: a model saved before such
+    /// names were refused still scores its own columns).</param>
+    internal SequenceDensityTransformer(ITransformer chain, SequenceDensityModel model, float threshold, Action<DataViewSchema> checkInput,
+        IReadOnlyList<string> inputs)
     {
-        _chain = chain; Model = model; Threshold = threshold; _checkInput = checkInput;
+        _chain = chain; Model = model; Threshold = threshold; _checkInput = checkInput; _inputs = inputs;
     }
 
     /// <summary>The engine model.</summary>
@@ -143,6 +149,7 @@ public sealed class SequenceDensityTransformer : ITransformer
     {
         ArgumentNullException.ThrowIfNull(schema);
         _checkInput(schema);
+        ReservedColumns.Check(schema, _inputs);
         return schema;
     }
 
@@ -206,6 +213,7 @@ internal static class SequenceColumn
         if (matches.Count == 0)
             throw new ArgumentOutOfRangeException(nameof(inputSchema), $"Sequence column '{o.FeatureColumnName}' not found in the input schema.");
         var col = matches[^1];
+        ReservedColumns.Check(inputSchema);
         if (col.ItemType != NumberDataViewType.Single || col.Kind == SchemaShape.Column.VectorKind.Scalar)
             throw new ArgumentOutOfRangeException(nameof(inputSchema),
                 $"Sequence column '{o.FeatureColumnName}' must be a vector of Single (frames back to back), but is {FeatureColumnCheck.Found(col)}.");
