@@ -71,15 +71,24 @@ public abstract class SequenceDensityModel : DensityModelBase
     }
 
     /// <summary>Draws <paramref name="count"/> sequences of <paramref name="length"/> frames; sequence i depends only on (seed, i).</summary>
-    public SequenceBatch Sample(int count, int length, ulong seed)
+    public SequenceBatch Sample(int count, int length, ulong seed) => Sample(count, length, seed, CancellationToken.None);
+
+    /// <summary>
+    /// <see cref="Sample(int, int, ulong)"/> that can be cancelled, as the row models' <see cref="DensityModel.Sample(int, ulong, CancellationToken)"/>:
+    /// the token is checked before any work and then as the model goes (RNN-RNADE before every block of sequences and
+    /// every frame step), throwing <see cref="OperationCanceledException"/>. The same seed gives the same sequences with
+    /// or without a token.
+    /// </summary>
+    public SequenceBatch Sample(int count, int length, ulong seed, CancellationToken cancellationToken)
     {
         if (count < 0) throw new ArgumentOutOfRangeException(nameof(count), count, "Sample count must be non-negative.");
         if (length < 1) throw new ArgumentOutOfRangeException(nameof(length), length, "Sampled sequences need at least one frame.");
         CheckSampleSize((long)count * length, count, length);
         var offsets = new int[count + 1];
         for (int i = 0; i < count; i++) offsets[i + 1] = checked(offsets[i] + length);
+        cancellationToken.ThrowIfCancellationRequested();
         var result = new SequenceBatch(new float[checked((long)offsets[count] * FrameSize)], offsets, FrameSize);
-        if (count > 0) SampleCore(null, result, length, seed);
+        if (count > 0) SampleCore(null, result, length, seed, cancellationToken);
         CheckSamples(result.AsSpan(), FrameSize, "frame");
         return result;
     }
@@ -88,7 +97,10 @@ public abstract class SequenceDensityModel : DensityModelBase
     /// Continues each of <paramref name="prefixes"/> by <paramref name="extraFrames"/> frames drawn from p(x_t | x_&lt;t);
     /// the result holds each prefix followed by its continuation. Continuation i depends only on (seed, i, prefix i).
     /// </summary>
-    public SequenceBatch Sample(SequenceBatch prefixes, int extraFrames, ulong seed)
+    public SequenceBatch Sample(SequenceBatch prefixes, int extraFrames, ulong seed) => Sample(prefixes, extraFrames, seed, CancellationToken.None);
+
+    /// <summary><see cref="Sample(SequenceBatch, int, ulong)"/> that can be cancelled (see <see cref="Sample(int, int, ulong, CancellationToken)"/>).</summary>
+    public SequenceBatch Sample(SequenceBatch prefixes, int extraFrames, ulong seed, CancellationToken cancellationToken)
     {
         Check(prefixes);
         if (extraFrames < 0) throw new ArgumentOutOfRangeException(nameof(extraFrames), extraFrames, "Extra frames must be non-negative.");
@@ -96,9 +108,10 @@ public abstract class SequenceDensityModel : DensityModelBase
         CheckSampleSize(prefixes.TotalFrames + (long)count * extraFrames, count, extraFrames);
         var offsets = new int[count + 1];
         for (int i = 0; i < count; i++) offsets[i + 1] = checked(offsets[i] + prefixes.Length(i) + extraFrames);
+        cancellationToken.ThrowIfCancellationRequested();
         var result = new SequenceBatch(new float[checked((long)offsets[count] * d)], offsets, d);
         for (int i = 0; i < count; i++) prefixes.Sequence(i).CopyTo(result.Values.AsSpan(offsets[i] * d));
-        if (count > 0 && extraFrames > 0) SampleCore(prefixes, result, extraFrames, seed);
+        if (count > 0 && extraFrames > 0) SampleCore(prefixes, result, extraFrames, seed, cancellationToken);
         CheckSamples(result.AsSpan(), d, "frame");
         return result;
     }
@@ -150,6 +163,12 @@ public abstract class SequenceDensityModel : DensityModelBase
     /// pure function of (seed, sequence index, prefix), independent of the thread count.
     /// </summary>
     protected abstract void SampleCore(SequenceBatch? prefixes, SequenceBatch destination, int newFrames, ulong seed);
+
+    /// <summary>Cancellable form of <see cref="SampleCore(SequenceBatch?, SequenceBatch, int, ulong)"/>; the built-in
+    /// models override it and check the token as they go (the default ignores it: the caller checked it before the call,
+    /// so a model written before the token existed keeps compiling and working).</summary>
+    protected virtual void SampleCore(SequenceBatch? prefixes, SequenceBatch destination, int newFrames, ulong seed, CancellationToken cancellationToken)
+        => SampleCore(prefixes, destination, newFrames, seed);
 
     private void Check(SequenceBatch sequences)
     {

@@ -117,6 +117,21 @@ public class SequenceConformanceTests
         Assert.Equal(m.Sample(prefixes, 3, 8).Values, m.Sample(prefixes, 3, 8).Values);
     }
 
+    /// <summary>Sampling takes a cancellation token, as the row models' does: an already-cancelled token stops before any
+    /// work (both forms), and a token that is never cancelled changes nothing.</summary>
+    [Theory]
+    [MemberData(nameof(SequenceModelCases.Names), MemberType = typeof(SequenceModelCases))]
+    public void SamplingHonoursACancelledToken(string name)
+    {
+        var m = Model(name);
+        var prefixes = Test(SequenceModelCases.Get(name)).Select(new[] { 0, 1 });
+        Assert.ThrowsAny<OperationCanceledException>(() => m.Sample(1000, 50, 3, new CancellationToken(true)));
+        Assert.ThrowsAny<OperationCanceledException>(() => m.Sample(prefixes, 50, 3, new CancellationToken(true)));
+        using var cts = new CancellationTokenSource();
+        Assert.Equal(m.Sample(4, 6, 3).Values, m.Sample(4, 6, 3, cts.Token).Values);
+        Assert.Equal(m.Sample(prefixes, 4, 3).Values, m.Sample(prefixes, 4, 3, cts.Token).Values);
+    }
+
     [Theory]
     [MemberData(nameof(SequenceModelCases.Names), MemberType = typeof(SequenceModelCases))]
     public void ContinuesPrefixes(string name)

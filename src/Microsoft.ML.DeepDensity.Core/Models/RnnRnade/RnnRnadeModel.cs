@@ -191,8 +191,11 @@ public sealed class RnnRnadeModel : SequenceDensityModel
     }
 
     protected override void SampleCore(SequenceBatch? prefixes, SequenceBatch destination, int newFrames, ulong seed)
+        => SampleCore(prefixes, destination, newFrames, seed, CancellationToken.None);
+
+    protected override void SampleCore(SequenceBatch? prefixes, SequenceBatch destination, int newFrames, ulong seed, CancellationToken cancellationToken)
     {
-        var drawn = Generate(destination.Count, newFrames, seed, prefixes);
+        var drawn = Generate(destination.Count, newFrames, seed, prefixes, cancellationToken);
         int d = FrameSize;
         for (int i = 0; i < destination.Count; i++)
             drawn.AsSpan(i * newFrames * d, newFrames * d).CopyTo(destination.Sequence(i)[^(newFrames * d)..]);
@@ -201,32 +204,34 @@ public sealed class RnnRnadeModel : SequenceDensityModel
     /// <summary>
     /// <paramref name="count"/> sequences of <paramref name="length"/> frames, each continuing the matching prefix when
     /// <paramref name="prefixes"/> is given (the result holds only the new frames). Sequence i draws only from
-    /// (seed, i), so it does not depend on how many are drawn or on the thread count.
+    /// (seed, i), so it does not depend on how many are drawn or on the thread count. The token is checked before every
+    /// block of prefixes scored, every block of sequences and every frame step (one sequence can be millions of frames).
     /// </summary>
-    private float[] Generate(int count, int length, ulong seed, SequenceBatch? prefixes)
+    private float[] Generate(int count, int length, ulong seed, SequenceBatch? prefixes, CancellationToken cancellationToken)
     {
         int d = FrameSize, r = Network.R;
         var states = new float[count * r];
         if (prefixes is null) for (int i = 0; i < count; i++) Network.H0.CopyTo(states, i * r);
-        else FinalStates(prefixes, states);
+        else FinalStates(prefixes, states, cancellationToken);
         var root = new RandomStream(seed);
         var output = new float[count * length * d];
         int blocks = (count + SamplingSequencesPerBlock - 1) / SamplingSequencesPerBlock;
         DeepDensityEnvironment.For(0, blocks, b =>
         {
+            cancellationToken.ThrowIfCancellationRequested();
             int start = b * SamplingSequencesPerBlock, n = Math.Min(SamplingSequencesPerBlock, count - start);
             var streams = new RandomStream[n];
             for (int i = 0; i < n; i++) streams[i] = root.Fork((ulong)(start + i));
             var state = states.AsSpan(start * r, n * r).ToArray();
             var dst = output.AsSpan(start * length * d, n * length * d);
-            Network.Generate(n, length, state, streams, dst);
+            Network.Generate(n, length, state, streams, dst, cancellationToken);
             _standardizer.Inverse(dst, n * length);
         });
         return output;
     }
 
     /// <summary>ĥ after the last frame of every prefix: the context the recurrence gives a frame appended to it.</summary>
-    private void FinalStates(SequenceBatch prefixes, float[] states)
+    private void FinalStates(SequenceBatch prefixes, float[] states, CancellationToken cancellationToken)
     {
         int d = FrameSize, r = Network.R, count = prefixes.Count;
         var extended = Extend(prefixes, new float[count * d]);
@@ -235,6 +240,7 @@ public sealed class RnnRnadeModel : SequenceDensityModel
         int blocks = (count + ScoringSequencesPerBlock - 1) / ScoringSequencesPerBlock;
         DeepDensityEnvironment.For(0, blocks, b =>
         {
+            cancellationToken.ThrowIfCancellationRequested();
             int start = b * ScoringSequencesPerBlock, n = Math.Min(ScoringSequencesPerBlock, count - start);
             var block = new RnnRnadeNetwork.Block(Network, 8, forTraining: false);
             block.Pack(model, extended.Offsets, Enumerable.Range(start, n).ToArray());

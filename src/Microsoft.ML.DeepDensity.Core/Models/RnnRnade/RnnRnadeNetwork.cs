@@ -209,9 +209,10 @@ internal sealed class RnnRnadeNetwork
     /// <summary>
     /// Generates <paramref name="steps"/> frames (model space) for <paramref name="rows"/> sequences whose current
     /// contexts ĥ are in <paramref name="state"/> (rows × R, updated in place); frame t of row i goes to
-    /// <paramref name="output"/>[(i·steps + t)·D]. Row i draws only from <paramref name="streams"/>[i].
+    /// <paramref name="output"/>[(i·steps + t)·D]. Row i draws only from <paramref name="streams"/>[i]. The token is
+    /// checked before every step: one sequence may be millions of frames.
     /// </summary>
-    public void Generate(int rows, int steps, float[] state, RandomStream[] streams, Span<float> output)
+    public void Generate(int rows, int steps, float[] state, RandomStream[] streams, Span<float> output, CancellationToken cancellationToken)
     {
         int r = R, d = D, ow = OutputWidth, h = Rnade.H;
         var outBias = new float[rows * ow];
@@ -220,6 +221,7 @@ internal sealed class RnnRnadeNetwork
         var pre = new float[rows * r];
         for (int t = 0; t < steps; t++)
         {
+            cancellationToken.ThrowIfCancellationRequested(); // a volatile read per step of up to 32 frames: free
             Gemm.Multiply(false, false, rows, ow, r, 1f, state, r, WOut, ow, 0f, outBias, ow, allowParallel: false);
             if (ConditionsHiddenBias) Gemm.Multiply(false, false, rows, h, r, 1f, state, r, WHid, h, 0f, hidBias, h, allowParallel: false);
             Rnade.Sample(rows, streams, x, outBias, hidBias);
