@@ -347,49 +347,54 @@ public sealed class RbmModel : DensityModel
     protected override void SampleCore(int count, ulong seed, Span<float> destination) => SampleCore(count, seed, destination, default);
 
     /// <inheritdoc cref="SampleCore(int, ulong, Span{float})"/>
-    protected override void SampleCore(int count, ulong seed, Span<float> destination, CancellationToken cancellationToken)
+    protected override unsafe void SampleCore(int count, ulong seed, Span<float> destination, CancellationToken cancellationToken)
     {
         var root = new RandomStream(seed);
         int d = Dimension;
         int chains = Math.Min(SamplingChains, count);
         int draws = (count + chains - 1) / chains;
         int blocks = (chains + ChainsPerSamplingBlock - 1) / ChainsPerSamplingBlock;
-        var output = new float[count * d];
         // Bernoulli units with AMX (decided here, on the calling thread): both products of a sweep are exact (0/1 samples).
         BinaryGemm.QuantizedOperand? quantizedW = null, quantizedWt = null;
         float[]? maxima = null;
         if (!BinaryGemm.IsUsable || !Machine.QuantizeWeights(ref quantizedW, ref quantizedWt, ref maxima)) quantizedW = quantizedWt = null;
         // The float GEMM's operands: W and Wᵀ packed once for every sweep.
         var packed = quantizedW is null ? Machine.PackWeights() : null;
-        DeepDensityEnvironment.For(0, blocks, b =>
+        // Chains write their draws straight into the destination, as SampleInBlocks does (a draw-sized array copied into
+        // it at the end doubled the memory of a draw); a span cannot enter the lambda, so it gets the pinned address.
+        fixed (float* pinned = destination)
         {
-            int first = b * ChainsPerSamplingBlock, n = Math.Min(ChainsPerSamplingBlock, chains - first);
-            var rng = root.Fork((ulong)b);
-            var ch = new RbmMachine.Chains(Machine, n);
-            Machine.InitializeFromBias(ch, Machine.B, rng.Fork(0));
-            long sweep = 0;
-            for (int s = 0; s < SamplingBurnIn; s++)
+            nint address = (nint)pinned;
+            DeepDensityEnvironment.For(0, blocks, b =>
             {
-                cancellationToken.ThrowIfCancellationRequested();
-                Machine.GibbsSweep(ch, rng.Fork(1, (ulong)sweep++), parallel: false, quantizedW, quantizedWt, packed);
-            }
-            for (int t = 0; t < draws; t++)
-            {
-                if (t > 0)
-                    for (int s = 0; s < SamplingThinning; s++)
-                    {
-                        cancellationToken.ThrowIfCancellationRequested();
-                        Machine.GibbsSweep(ch, rng.Fork(1, (ulong)sweep++), parallel: false, quantizedW, quantizedWt, packed);
-                    }
-                for (int c = 0; c < n; c++)
+                var output = new Span<float>((float*)address, count * d);
+                int first = b * ChainsPerSamplingBlock, n = Math.Min(ChainsPerSamplingBlock, chains - first);
+                var rng = root.Fork((ulong)b);
+                var ch = new RbmMachine.Chains(Machine, n);
+                Machine.InitializeFromBias(ch, Machine.B, rng.Fork(0));
+                long sweep = 0;
+                for (int s = 0; s < SamplingBurnIn; s++)
                 {
-                    long index = (long)t * chains + first + c;
-                    if (index < count) ch.V.AsSpan(c * d, d).CopyTo(output.AsSpan((int)index * d, d));
+                    cancellationToken.ThrowIfCancellationRequested();
+                    Machine.GibbsSweep(ch, rng.Fork(1, (ulong)sweep++), parallel: false, quantizedW, quantizedWt, packed);
                 }
-            }
-        });
-        if (_standardizer is not null) _standardizer.Inverse(output, count);
-        output.CopyTo(destination);
+                for (int t = 0; t < draws; t++)
+                {
+                    if (t > 0)
+                        for (int s = 0; s < SamplingThinning; s++)
+                        {
+                            cancellationToken.ThrowIfCancellationRequested();
+                            Machine.GibbsSweep(ch, rng.Fork(1, (ulong)sweep++), parallel: false, quantizedW, quantizedWt, packed);
+                        }
+                    for (int c = 0; c < n; c++)
+                    {
+                        long index = (long)t * chains + first + c;
+                        if (index < count) ch.V.AsSpan(c * d, d).CopyTo(output.Slice((int)index * d, d));
+                    }
+                }
+            });
+        }
+        _standardizer?.Inverse(destination, count);
     }
 
     protected internal override void WritePayload(ModelWriter w)
