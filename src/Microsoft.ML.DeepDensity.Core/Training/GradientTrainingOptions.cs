@@ -126,7 +126,7 @@ public class GradientTrainingOptions
         Check(Momentum >= 0 && Momentum < 1, nameof(Momentum), Momentum, "must be in [0, 1)");
         Check(AdamBeta1 >= 0 && AdamBeta1 < 1, nameof(AdamBeta1), AdamBeta1, "must be in [0, 1)");
         Check(AdamBeta2 >= 0 && AdamBeta2 < 1, nameof(AdamBeta2), AdamBeta2, "must be in [0, 1)");
-        Check(AdamEpsilon > 0, nameof(AdamEpsilon), AdamEpsilon, "must be positive");
+        Check(AdamEpsilon > 0 && float.IsFinite(AdamEpsilon), nameof(AdamEpsilon), AdamEpsilon, "must be positive and finite (an infinite ε makes every Adam step zero)");
         Check(WeightDecay >= 0 && float.IsFinite(WeightDecay), nameof(WeightDecay), WeightDecay, "must be non-negative and finite");
         Check(GradientClipNorm >= 0, nameof(GradientClipNorm), GradientClipNorm, "must be non-negative");
         Check(ValidationFraction >= 0 && ValidationFraction < 1, nameof(ValidationFraction), ValidationFraction, "must be in [0, 1)");

@@ -1,3 +1,4 @@
+using Microsoft.ML.DeepDensity.Models.DeepGmm;
 using Microsoft.ML.DeepDensity.Models.Iwae;
 using Microsoft.ML.DeepDensity.Models.Rbm;
 using Microsoft.ML.DeepDensity.Models.Rnade;
@@ -61,6 +62,36 @@ public class OptionLimitTests
     {
         var e = Assert.Throws<ArgumentOutOfRangeException>(() => new RnadeOptions { WeightDecay = float.PositiveInfinity }.Validate());
         Assert.Equal(nameof(GradientTrainingOptions.WeightDecay), e.ParamName);
+        Assert.Contains("finite", e.Message);
+    }
+
+    /// <summary>Deep GMM's covariance ridge λ adds λ·var(column) to every covariance: 1e300 passed Validate and training
+    /// then reported "diverged" (a singular node). Beyond <see cref="DeepGmmOptions.MaxCovarianceRidge"/> the ridge, not
+    /// the data, sets the covariances; Validate refuses it naming the option, the value and the limit. At the limit a
+    /// model trains.</summary>
+    [Fact]
+    public void ACovarianceRidgeBeyondItsLimitIsRefused_AtTheLimitAModelTrains()
+    {
+        foreach (double bad in new[] { Math.BitIncrement(DeepGmmOptions.MaxCovarianceRidge), 1e300, double.MaxValue })
+        {
+            var e = Assert.Throws<ArgumentOutOfRangeException>(() => new DeepGmmOptions { CovarianceRidge = bad }.Validate());
+            Assert.Equal(nameof(DeepGmmOptions.CovarianceRidge), e.ParamName);
+            Assert.Contains($"{DeepGmmOptions.MaxCovarianceRidge}]", e.Message);
+            Assert.Contains($"got {bad}", e.Message);
+        }
+        var options = new DeepGmmOptions { Layers = new[] { 2, 2 }, CovarianceRidge = DeepGmmOptions.MaxCovarianceRidge, MaxIterations = 3, Seed = 7 };
+        options.Validate();
+        var data = Conformance.ConformanceData.Real(200, 1);
+        Assert.True(double.IsFinite(DeepGmmModel.Fit(data, options).AverageLogDensity(data)));
+    }
+
+    /// <summary>An infinite Adam ε passed Validate ("positive") and made every step zero: training returned its initial
+    /// parameters without a word.</summary>
+    [Fact]
+    public void AnInfiniteAdamEpsilonIsRefused()
+    {
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => new RnadeOptions { AdamEpsilon = float.PositiveInfinity }.Validate());
+        Assert.Equal(nameof(GradientTrainingOptions.AdamEpsilon), e.ParamName);
         Assert.Contains("finite", e.Message);
     }
 }

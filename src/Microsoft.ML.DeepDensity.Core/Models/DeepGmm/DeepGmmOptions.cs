@@ -196,6 +196,10 @@ public sealed class DeepGmmOptions
     /// </summary>
     public double CovarianceRidge { get; set; } = Defaults.CovarianceRidge;
 
+    /// <summary>Upper bound on <see cref="CovarianceRidge"/> (1: the ridge then adds each column's whole variance; beyond it
+    /// the ridge, not the data, sets the covariances, and at 1e300 no float32 node can hold them and training "diverged").</summary>
+    public const double MaxCovarianceRidge = 1;
+
     /// <summary>
     /// Shrinkage κ of the lower layers (every layer but the one nearest the data) toward the identity: their M-step is
     /// MAP under a Gaussian prior W ~ N([I | 0], κ⁻¹) on each entry of W = [Q | e], i.e. eq. 11 of a node with data
@@ -305,7 +309,8 @@ public sealed class DeepGmmOptions
         Check(MinibatchEpochs >= 1, nameof(MinibatchEpochs), MinibatchEpochs, "must be at least 1");
         Check(MinibatchSize >= 1 && MinibatchSize <= 1 << 20, nameof(MinibatchSize), MinibatchSize, $"must be in [1, {1 << 20}]");
         Check(MinibatchLearningRate > 0 && double.IsFinite(MinibatchLearningRate), nameof(MinibatchLearningRate), MinibatchLearningRate, "must be positive and finite");
-        Check(CovarianceRidge > 0 && double.IsFinite(CovarianceRidge), nameof(CovarianceRidge), CovarianceRidge, "must be positive and finite (it is the covariance floor)");
+        Check(CovarianceRidge > 0 && CovarianceRidge <= MaxCovarianceRidge, nameof(CovarianceRidge), CovarianceRidge,
+            $"must be in (0, {MaxCovarianceRidge}] (it is the covariance floor, in units of each column's variance: the default is {Defaults.CovarianceRidge})");
         Check(LowerLayerShrinkage >= 0 && double.IsFinite(LowerLayerShrinkage), nameof(LowerLayerShrinkage), LowerLayerShrinkage, "must be non-negative and finite (0 = no shrinkage toward the identity)");
         Check(PathPseudoCount >= 0 && double.IsFinite(PathPseudoCount), nameof(PathPseudoCount), PathPseudoCount, "must be non-negative and finite");
         Check(MinNodeWeight >= 0 && double.IsFinite(MinNodeWeight), nameof(MinNodeWeight), MinNodeWeight, "must be non-negative and finite");
