@@ -248,19 +248,11 @@ public abstract class DensityEstimator<TModel, TModelOptions> : IEstimator<Densi
         return new SchemaShape(result);
     }
 
-    /// <summary>Rows scored between cancellation checks (a multiple of every engine scoring block, so the scores are
-    /// those of one call).</summary>
-    private const int RowsPerCancellationCheck = 1 << 14;
-
+    /// <summary>The engine's cancellable scoring (a check every <see cref="DensityModel.RowsPerCancellationCheck"/> rows,
+    /// the scores of one call), and a last check: a Fit cancelled while the threshold's scores were computed returns no model.</summary>
     private static float[] ScoreCancellably(DensityModel model, RowMatrix data, CancellationToken cancellationToken)
     {
-        var result = new float[data.Rows];
-        for (int start = 0; start < data.Rows; start += RowsPerCancellationCheck)
-        {
-            cancellationToken.ThrowIfCancellationRequested();
-            int n = Math.Min(RowsPerCancellationCheck, data.Rows - start);
-            model.LogDensity(data.Values.AsSpan(start * data.Columns, n * data.Columns), result.AsSpan(start, n));
-        }
+        var result = model.LogDensity(data, cancellationToken);
         cancellationToken.ThrowIfCancellationRequested();
         return result;
     }
