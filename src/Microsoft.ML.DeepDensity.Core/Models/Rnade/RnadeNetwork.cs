@@ -440,29 +440,31 @@ internal sealed partial class RnadeNetwork
     /// <param name="outputBias">Optional per-row output-bias offsets, row-major (row r at r·D·3K, then d·3K + i); empty = none.</param>
     /// <param name="hiddenBias">Optional per-row hidden-bias offsets, row-major (row r at r·H); empty = none.</param>
     public void Sample(int rows, RandomStream[] rowStreams, Span<float> x,
-        ReadOnlySpan<float> outputBias = default, ReadOnlySpan<float> hiddenBias = default)
+        ReadOnlySpan<float> outputBias = default, ReadOnlySpan<float> hiddenBias = default, SampleScratch? scratch = null)
     {
         int h = H, k3 = K3, k = K;
-        var a = new float[rows * h];
-        var hid = new float[rows * h];
-        var z = new float[rows * k3];
+        scratch ??= new SampleScratch(this, rows);
+        // Every element of these is written before it is read: a reused scratch gives the same bits as a fresh one.
+        var a = scratch.A.AsSpan(0, rows * h);
+        var hid = scratch.Hidden.AsSpan(0, rows * h);
+        var z = scratch.Z.AsSpan(0, rows * k3);
         Span<float> alpha = stackalloc float[k];
         for (int r = 0; r < rows; r++)
         {
-            if (hiddenBias.IsEmpty) C.CopyTo(a.AsSpan(r * h, h));
-            else TensorPrimitives.Add(hiddenBias.Slice(r * h, h), C, a.AsSpan(r * h, h));
+            if (hiddenBias.IsEmpty) C.CopyTo(a.Slice(r * h, h));
+            else TensorPrimitives.Add(hiddenBias.Slice(r * h, h), C, a.Slice(r * h, h));
         }
         for (int d = 0; d < D; d++)
         {
             TensorPrimitives.Multiply(a, Rho[d], hid);
             ApplyActivation(hid);
             var bd = B.AsSpan(d * k3, k3);
-            if (outputBias.IsEmpty) for (int r = 0; r < rows; r++) bd.CopyTo(z.AsSpan(r * k3, k3));
-            else for (int r = 0; r < rows; r++) TensorPrimitives.Add(outputBias.Slice((r * D + d) * k3, k3), bd, z.AsSpan(r * k3, k3));
+            if (outputBias.IsEmpty) for (int r = 0; r < rows; r++) bd.CopyTo(z.Slice(r * k3, k3));
+            else for (int r = 0; r < rows; r++) TensorPrimitives.Add(outputBias.Slice((r * D + d) * k3, k3), bd, z.Slice(r * k3, k3));
             Gemm.Multiply(false, false, rows, k3, h, 1f, hid, h, V.AsSpan(d * h * k3, h * k3), k3, 1f, z, k3, allowParallel: false);
             for (int r = 0; r < rows; r++)
             {
-                var zr = z.AsSpan(r * k3, k3);
+                var zr = z.Slice(r * k3, k3);
                 zr[..k].CopyTo(alpha);
                 RowOps.SoftmaxRows(alpha, 1, k);
                 var random = rowStreams[r];
@@ -472,8 +474,15 @@ internal sealed partial class RnadeNetwork
                 float v = zr[k + comp] + MathF.Exp(MathF.Min(zr[2 * k + comp], 80f)) * (float)random.NextGaussian();
                 v = Math.Clamp(v, -MaxStandardizedSample, MaxStandardizedSample);
                 x[r * D + d] = v;
-                if (d < D - 1) TensorPrimitives.MultiplyAdd(W.AsSpan(d * h, h), v, a.AsSpan(r * h, h), a.AsSpan(r * h, h));
+                if (d < D - 1) TensorPrimitives.MultiplyAdd(W.AsSpan(d * h, h), v, a.Slice(r * h, h), a.Slice(r * h, h));
             }
         }
+    }
+
+    /// <summary>The buffers of <see cref="Sample"/> for up to <c>rows</c> rows, for a caller that samples many times (the
+    /// RNN-RNADE draws a frame per step: fresh buffers every step were most of what a long draw allocated).</summary>
+    public sealed class SampleScratch(RnadeNetwork net, int rows)
+    {
+        public readonly float[] A = new float[rows * net.H], Hidden = new float[rows * net.H], Z = new float[rows * net.K3];
     }
 }

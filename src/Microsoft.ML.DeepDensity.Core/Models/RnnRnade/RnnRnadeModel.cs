@@ -193,28 +193,20 @@ public sealed class RnnRnadeModel : SequenceDensityModel
     protected override void SampleCore(SequenceBatch? prefixes, SequenceBatch destination, int newFrames, ulong seed)
         => SampleCore(prefixes, destination, newFrames, seed, CancellationToken.None);
 
+    /// <summary>
+    /// Fills the last <paramref name="newFrames"/> frames of every sequence of <paramref name="destination"/>, each
+    /// continuing the matching prefix when <paramref name="prefixes"/> is given. Sequence i draws only from (seed, i), so
+    /// it does not depend on how many are drawn or on the thread count. The token is checked before every block of
+    /// prefixes scored, every block of sequences and every frame step (one sequence can be millions of frames).
+    /// </summary>
     protected override void SampleCore(SequenceBatch? prefixes, SequenceBatch destination, int newFrames, ulong seed, CancellationToken cancellationToken)
     {
-        var drawn = Generate(destination.Count, newFrames, seed, prefixes, cancellationToken);
-        int d = FrameSize;
-        for (int i = 0; i < destination.Count; i++)
-            drawn.AsSpan(i * newFrames * d, newFrames * d).CopyTo(destination.Sequence(i)[^(newFrames * d)..]);
-    }
-
-    /// <summary>
-    /// <paramref name="count"/> sequences of <paramref name="length"/> frames, each continuing the matching prefix when
-    /// <paramref name="prefixes"/> is given (the result holds only the new frames). Sequence i draws only from
-    /// (seed, i), so it does not depend on how many are drawn or on the thread count. The token is checked before every
-    /// block of prefixes scored, every block of sequences and every frame step (one sequence can be millions of frames).
-    /// </summary>
-    private float[] Generate(int count, int length, ulong seed, SequenceBatch? prefixes, CancellationToken cancellationToken)
-    {
-        int d = FrameSize, r = Network.R;
+        int count = destination.Count, d = FrameSize, r = Network.R;
         var states = new float[count * r];
         if (prefixes is null) for (int i = 0; i < count; i++) Network.H0.CopyTo(states, i * r);
         else FinalStates(prefixes, states, cancellationToken);
         var root = new RandomStream(seed);
-        var output = new float[count * length * d];
+        var values = destination.Values;
         int blocks = (count + SamplingSequencesPerBlock - 1) / SamplingSequencesPerBlock;
         DeepDensityEnvironment.For(0, blocks, b =>
         {
@@ -223,11 +215,23 @@ public sealed class RnnRnadeModel : SequenceDensityModel
             var streams = new RandomStream[n];
             for (int i = 0; i < n; i++) streams[i] = root.Fork((ulong)(start + i));
             var state = states.AsSpan(start * r, n * r).ToArray();
-            var dst = output.AsSpan(start * length * d, n * length * d);
-            Network.Generate(n, length, state, streams, dst, cancellationToken);
-            _standardizer.Inverse(dst, n * length);
+            // Drawn from scratch, the destination holds only the new frames, sequence after sequence, as Generate writes
+            // them: draw straight into it (a draw-sized array copied in afterwards doubled a draw's memory). After
+            // prefixes the new frames lie between them: draw the block's into a pooled buffer (every element written),
+            // then copy them in.
+            int size = n * newFrames * d;
+            float[]? rented = prefixes is null ? null : System.Buffers.ArrayPool<float>.Shared.Rent(size);
+            try
+            {
+                Span<float> dst = rented is null ? values.AsSpan(destination.Offsets[start] * d, size) : rented.AsSpan(0, size);
+                Network.Generate(n, newFrames, state, streams, dst, cancellationToken);
+                _standardizer.Inverse(dst, n * newFrames);
+                if (rented is not null)
+                    for (int i = 0; i < n; i++)
+                        dst.Slice(i * newFrames * d, newFrames * d).CopyTo(destination.Sequence(start + i)[^(newFrames * d)..]);
+            }
+            finally { if (rented is not null) System.Buffers.ArrayPool<float>.Shared.Return(rented); }
         });
-        return output;
     }
 
     /// <summary>ĥ after the last frame of every prefix: the context the recurrence gives a frame appended to it.</summary>

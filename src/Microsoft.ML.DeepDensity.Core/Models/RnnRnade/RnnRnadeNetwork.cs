@@ -219,12 +219,13 @@ internal sealed class RnnRnadeNetwork
         var hidBias = ConditionsHiddenBias ? new float[rows * h] : Array.Empty<float>();
         var x = new float[rows * d];
         var pre = new float[rows * r];
+        var scratch = new RnadeNetwork.SampleScratch(Rnade, rows);
         for (int t = 0; t < steps; t++)
         {
             cancellationToken.ThrowIfCancellationRequested(); // a volatile read per step of up to 32 frames: free
             Gemm.Multiply(false, false, rows, ow, r, 1f, state, r, WOut, ow, 0f, outBias, ow, allowParallel: false);
             if (ConditionsHiddenBias) Gemm.Multiply(false, false, rows, h, r, 1f, state, r, WHid, h, 0f, hidBias, h, allowParallel: false);
-            Rnade.Sample(rows, streams, x, outBias, hidBias);
+            Rnade.Sample(rows, streams, x, outBias, hidBias, scratch);
             for (int i = 0; i < rows; i++) x.AsSpan(i * d, d).CopyTo(output.Slice((i * steps + t) * d, d));
             if (t + 1 == steps) break;
             Advance(rows, x, state, pre);
