@@ -49,7 +49,7 @@ public abstract class DensityModel : DensityModelBase
         var se = standardError.IsEmpty ? default : standardError[..count];
         se.Clear();
         // Without a token that can be cancelled: one call, as before the token existed.
-        int group = cancellationToken.CanBeCanceled ? RowsPerCancellationCheck : count;
+        int group = cancellationToken.CanBeCanceled ? Math.Clamp(RowsPerCancellationCheck, 1, DefaultRowsPerCancellationCheck) : count;
         int d = Dimension;
         for (int start = 0; start < count; start += group)
         {
@@ -61,9 +61,14 @@ public abstract class DensityModel : DensityModelBase
     }
 
     /// <summary>Rows <see cref="LogDensity(ReadOnlySpan{float}, Span{float}, Span{float}, CancellationToken)"/> scores
-    /// between two checks of its token (16,384: well under a second for every built-in model on one core, and a multiple
-    /// of their scoring blocks).</summary>
-    public const int RowsPerCancellationCheck = 1 << 14;
+    /// between two checks of its token: <see cref="DefaultRowsPerCancellationCheck"/>, or fewer for a model whose rows
+    /// cost more (an importance-sampled estimate with K samples per row: a power of two near 2^17 / K). A model
+    /// outside the library may override it; it must be a power of two (a whole number of every scoring block).</summary>
+    public virtual int RowsPerCancellationCheck => DefaultRowsPerCancellationCheck;
+
+    /// <summary>16,384 rows: well under a second on one core for every built-in model with an exact density, and a
+    /// multiple of their scoring blocks.</summary>
+    public const int DefaultRowsPerCancellationCheck = 1 << 14;
 
     /// <summary>Log-densities of <paramref name="rows"/> as a new array.</summary>
     public float[] LogDensity(RowMatrix rows) => LogDensity(rows, CancellationToken.None);

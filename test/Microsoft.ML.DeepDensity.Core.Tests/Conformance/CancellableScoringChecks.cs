@@ -16,7 +16,7 @@ public class CancellableScoringChecks
     {
         var c = ModelCases.Get(name);
         var model = ModelCases.Fitted(name).Model;
-        var data = c.MakeData(DensityModel.RowsPerCancellationCheck + 517, 77);
+        var data = c.MakeData(model.RowsPerCancellationCheck + 517, 77);
         var rows = data.Values.AsSpan(0, data.Rows * data.Columns);
         float[] ld1 = new float[data.Rows], se1 = new float[data.Rows], ld2 = new float[data.Rows], se2 = new float[data.Rows];
         model.LogDensity(rows, ld1, se1);
@@ -29,6 +29,21 @@ public class CancellableScoringChecks
         Assert.Equal(ld1, model.LogDensity(data, cts.Token));
     }
 
+    /// <summary>An importance-sampled model checks its token every few rows, since each row costs K samples: 16 rows at
+    /// the IWAE's K = 5,000 (16,384 rows there took minutes between checks), with the scores of one call.</summary>
+    [Fact]
+    public void ImportanceSampledModelsCheckEveryFewRows()
+    {
+        var iwae = (Models.Iwae.IwaeModel)ModelCases.Fitted("Iwae").Model;
+        Assert.Equal(4096, iwae.RowsPerCancellationCheck);   // K = 20
+        var precise = iwae.WithEvaluation(5000);
+        Assert.Equal(16, precise.RowsPerCancellationCheck);
+        Assert.Equal(1, iwae.WithEvaluation(1 << 18, samplesPerChunk: 1000).RowsPerCancellationCheck);
+        var data = ModelCases.Get("Iwae").MakeData(37, 5);
+        using var cts = new CancellationTokenSource();
+        ConformanceAssert.BitIdentical(precise.LogDensity(data), precise.LogDensity(data, cts.Token), "K = 5000 in groups of 16");
+    }
+
     /// <summary>A model written outside the library (only the protected contract it always had) gets the cancellable
     /// form too: cancelled while its first group is scored, the call stops before the second.</summary>
     [Fact]
@@ -36,10 +51,10 @@ public class CancellableScoringChecks
     {
         using var cts = new CancellationTokenSource();
         var model = new CountingModel(cts);
-        var rows = new float[(DensityModel.RowsPerCancellationCheck * 3 + 5) * model.Dimension];
+        var rows = new float[(DensityModel.DefaultRowsPerCancellationCheck * 3 + 5) * model.Dimension];
         Assert.ThrowsAny<OperationCanceledException>(() => model.LogDensity(rows, new float[rows.Length / model.Dimension], default, cts.Token));
         Assert.Equal(1, model.Calls);
-        Assert.Equal(DensityModel.RowsPerCancellationCheck, model.Rows);
+        Assert.Equal(DensityModel.DefaultRowsPerCancellationCheck, model.Rows);
     }
 
     /// <summary>Log-density 0 everywhere; cancels its token when first asked to score.</summary>
