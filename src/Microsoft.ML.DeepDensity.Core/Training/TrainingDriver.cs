@@ -249,11 +249,16 @@ public static class TrainingDriver
             }
             double seconds = epochClock.Elapsed.TotalSeconds;
             var figures = diverged ? null : model.EndEpoch(new TrainingEpoch(epoch, objectiveSum, n, root, step.LearningRate));
+            // An infinite training figure is a divergence too: a model under which some training row has density 0
+            // (Deep GMM's minibatch M-step at an absurd rate reached −∞ with finite steps) is not a fit. (NaN is a
+            // figure the model does not compute: the Gaussian RBM's pseudo-likelihood.)
+            if (figures is not null && double.IsInfinity(figures.Train)) figures = null;
             if (figures is null)
             {
                 model.Restore(lastGood);
                 if (options.OnDivergence == DivergencePolicy.Stop)
                 {
+                    stoppedByDivergence = true;
                     history.Add(new TrainingProgress(options.EpochNumberOffset + epoch, double.NaN, null, 0, clock.Elapsed, lr, options.StopNote, Unit: options.Unit));
                     progress?.Report(history[^1]);
                     break;

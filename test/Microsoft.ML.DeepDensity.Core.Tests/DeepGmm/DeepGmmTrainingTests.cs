@@ -110,6 +110,23 @@ public class DeepGmmTrainingTests
         Assert.Equal(DeepGmmPathProbabilities.Factorized, factorized.PathProbabilities);
     }
 
+    /// <summary>An absurd minibatch M-step rate made some training rows' density 0 while every step stayed finite: the
+    /// fit returned a model whose training log-likelihood was −∞ as if it had trained. A non-finite training figure is a
+    /// divergence: EM restores the previous iteration and stops, and the summary says so.</summary>
+    [Fact]
+    public void AMinibatchMStepThatReachesMinusInfinityIsADivergenceNotAModel()
+    {
+        var layers = new[] { 2, 2 };
+        var (_, train, _) = Synthetic(2, layers, seed: 4, 3000, 10);
+        var options = new DeepGmmOptions { Layers = layers, MStep = DeepGmmMStep.Minibatch, MinibatchEpochs = 3, MinibatchLearningRate = 1e30, MaxIterations = 5 };
+        var model = DeepGmmModel.Fit(train, options);
+        var summary = model.TrainingSummary!;
+        Assert.True(summary.StoppedByDivergence, "the summary does not say the run stopped by divergence");
+        Assert.False(double.IsNegativeInfinity(summary.FinalTrainLogLikelihood), "a training log-likelihood of −∞ was reported as a fit");
+        Assert.Contains("training log-likelihood", summary.History[^1].Note);
+        Assert.True(double.IsFinite(model.AverageLogDensity(train)), "the model kept does not score its training rows finitely");
+    }
+
     [Fact]
     public void DegenerateDataGivesFiniteParametersAndDensities()
     {

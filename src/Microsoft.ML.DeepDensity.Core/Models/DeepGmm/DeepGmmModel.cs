@@ -96,8 +96,10 @@ public sealed partial class DeepGmmModel : DensityModel
         Shuffle = false, // one step per iteration on all rows
         Root = random,
         EarlyStoppingPatience = options.EarlyStoppingPatience,
-        OnDivergence = DivergencePolicy.Stop, // cannot happen with a positive ridge, but parameters are never returned non-finite
-        StopNote = "non-finite parameters after the M-step: restored the previous iteration and stopped",
+        // The L-BFGS M-step cannot diverge with a positive ridge; the minibatch M-step can, at an absurd rate (non-finite
+        // parameters, or training rows of density 0). Parameters are never returned non-finite.
+        OnDivergence = DivergencePolicy.Stop,
+        StopNote = "non-finite parameters or training log-likelihood after the M-step: restored the previous iteration and stopped",
         StopToken = options.StopToken,
         Unit = EmUnit,
         EpochNumberOffset = numbering.Done, // reported iteration numbers keep rising across pretraining and initialisations
