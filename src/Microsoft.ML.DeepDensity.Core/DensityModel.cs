@@ -188,9 +188,12 @@ public abstract class DensityModel : DensityModelBase
         => model as DensityModel ?? throw new InvalidModelFileException(
             $"The file holds a {model.ModelKind} sequence model, not a row model; load it with {nameof(SequenceDensityModel)}.{nameof(SequenceDensityModel.Load)}.");
 
-    /// <summary>Loads and checks the model kind.</summary>
+    /// <summary>Loads and checks the model kind (another kind throws <see cref="InvalidModelFileException"/> naming both).</summary>
     public static T Load<T>(Stream stream) where T : DensityModel
-        => Load(stream) as T ?? throw new InvalidModelFileException($"The file does not hold a {typeof(T).Name}.");
+    {
+        var model = Load(stream);
+        return model as T ?? throw new InvalidModelFileException($"The file holds a model of kind {model.ModelKind}, not the {typeof(T).Name} asked for; load it with {nameof(DensityModel)}.{nameof(Load)}(stream).");
+    }
 
     /// <summary>Scores validated rows.</summary>
     protected abstract void LogDensityCore(ReadOnlySpan<float> rows, int count, Span<float> logDensity, Span<float> standardError);

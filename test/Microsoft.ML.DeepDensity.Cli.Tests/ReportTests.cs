@@ -111,6 +111,44 @@ public class ReportTests : IDisposable
         return document;
     }
 
+    /// <summary>docs/cli.md, "The report": the library call as the doc shows it (copied verbatim; the doc must still hold
+    /// these lines), on an ML.NET pipeline and a whole-sequence RNN-RNADE transformer.</summary>
+    [Fact]
+    public void TheDocsLibraryCallCompilesAndRuns()
+    {
+        var ml = new MLContext(seed: 1);
+        var rnd = new Random(2);
+        float[][] values = Enumerable.Range(0, 60).Select(_ => new[] { (float)rnd.NextDouble(), (float)rnd.NextDouble(), (float)rnd.NextDouble() }).ToArray();
+        ITransformer transformer = ml.DensityEstimation.Rnade(hiddenUnits: 2, components: 1, maxEpochs: 1)
+            .Fit(ml.Data.LoadFromEnumerable(values.Select(v => new DocRow { Features = v }).ToList()));
+        var rows = RowMatrix.FromRows(values);
+        var labels = values.Select((_, i) => i % 10 == 0).ToArray();
+        IReadOnlyList<Training.TrainingProgress>? history = null;
+        var seqs = Enumerable.Range(0, 8).Select(_ => Enumerable.Range(0, 8).Select(_ => (float)rnd.NextDouble()).ToArray()).ToList();
+        var sequenceTransformer = ml.DensityEstimation.RnnRnade(new Transforms.SequenceDensityEstimator.Options { FrameSize = 2 },
+            new Models.RnnRnade.RnnRnadeOptions { HiddenUnits = 2, RecurrentUnits = 2, MaxEpochs = 1 }).Fit(ml.Data.LoadFromEnumerable(seqs.Select(s => new DocSequence { Features = s }).ToList()));
+        var sequences = SequenceBatch.FromSequences(seqs, 2);
+        var frameLabels = new bool[sequences.TotalFrames];
+        // The doc's lines (report.html lands in the test's working directory, the build output).
+        var html = DensityReport.Create(transformer, rows, new DensityReportOptions { Labels = labels, TrainingHistory = history });
+        File.WriteAllText("report.html", html);
+        // a sequence model (live or loaded pipeline, or the engine SequenceDensityModel) on a SequenceBatch; labels per frame
+        var sequenceHtml = DensityReport.Create(sequenceTransformer, sequences, new DensityReportOptions { Labels = frameLabels });
+        Assert.Contains("<html", html);
+        Assert.Contains("<html", sequenceHtml);
+        string doc = File.ReadAllText(Path.Combine(CliHarness.RepoRoot(), "docs", "cli.md"));
+        foreach (var line in new[]
+        {
+            "var html = DensityReport.Create(transformer, rows, new DensityReportOptions { Labels = labels, TrainingHistory = history });",
+            "File.WriteAllText(\"report.html\", html);",
+            "var sequenceHtml = DensityReport.Create(sequenceTransformer, sequences, new DensityReportOptions { Labels = frameLabels });",
+        })
+            Assert.True(doc.Contains(line), $"docs/cli.md no longer shows `{line}`: copy the doc's call into TheDocsLibraryCallCompilesAndRuns.");
+    }
+
+    private sealed class DocRow { [Microsoft.ML.Data.VectorType(3)] public float[] Features { get; set; } = []; }
+    private sealed class DocSequence { public float[] Features { get; set; } = []; }
+
     /// <summary>A FeatureNames list of another length than the model's columns was accepted: shorter, the table of
     /// anomalous rows silently dropped columns; longer, its header and values no longer lined up. Negative counts are
     /// refused too. Both report kinds check, naming the setting.</summary>

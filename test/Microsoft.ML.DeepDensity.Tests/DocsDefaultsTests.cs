@@ -50,6 +50,53 @@ public class DocsDefaultsTests
         Assert.True(compared >= 5, $"docs/models/{chapter}: only {compared} option rows found; is the table still there?");
     }
 
+    // docs/mlnet.md's catalog table: | `Rnade(string featureColumnName = "Features", int hiddenUnits = 50, ...)` | ... |
+    private static readonly Regex CatalogRow = new(@"^\|\s*`(?<method>\w+)\((?<parameters>[^`]*)\)`\s*\|", RegexOptions.Multiline);
+    private static readonly Regex Parameter = new(@"^(?<type>\S+)\s+(?<name>\w+)(\s*=\s*(?<value>.+))?$");
+
+    /// <summary>Each catalog overload listed in docs/mlnet.md exists with those parameter names, in that order, and the
+    /// defaults the table quotes are the method's.</summary>
+    [Fact]
+    public void Mlnet_catalog_table_matches_the_catalog_methods()
+    {
+        string text = File.ReadAllText(Path.Combine(RepositoryRoot(), "docs", "mlnet.md"));
+        var methods = typeof(DensityEstimationCatalogExtensions).GetMethods(System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.Static);
+        int compared = 0;
+        foreach (Match row in CatalogRow.Matches(text))
+        {
+            string name = row.Groups["method"].Value;
+            // Comments and parenthesised notes after a default ("null /* {4, 4} */", "null ({200})") are prose.
+            string list = Regex.Replace(Regex.Replace(row.Groups["parameters"].Value, @"/\*.*?\*/", ""), @"\([^)]*\)", "");
+            var documented = list.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)
+                .Select(p => Parameter.Match(p)).ToList();
+            Assert.All(documented, m => Assert.True(m.Success, $"docs/mlnet.md: cannot read the parameters of `{name}(...)`."));
+            var names = documented.Select(m => m.Groups["name"].Value).ToArray();
+            var method = methods.SingleOrDefault(m => m.Name == name && m.GetParameters().Skip(1).Select(p => p.Name).SequenceEqual(names));
+            Assert.True(method is not null, $"docs/mlnet.md lists {name}({string.Join(", ", names)}), which the catalog does not have.");
+            var parameters = method!.GetParameters().Skip(1).ToArray();
+            for (int i = 0; i < documented.Count; i++)
+            {
+                var value = documented[i].Groups["value"];
+                Assert.True(value.Success == parameters[i].HasDefaultValue,
+                    $"docs/mlnet.md: {name}'s `{names[i]}` is documented {(value.Success ? "with" : "without")} a default.");
+                if (!value.Success) continue;
+                Assert.True(DefaultMatches(value.Value.Trim(), parameters[i]),
+                    $"docs/mlnet.md: {name}'s `{names[i]}` is documented as {value.Value.Trim()} but its default is {Convert.ToString(parameters[i].DefaultValue, CultureInfo.InvariantCulture) ?? "null"}.");
+            }
+            compared++;
+        }
+        Assert.True(compared >= 12, $"docs/mlnet.md: only {compared} catalog rows found; is the table still there?");
+    }
+
+    private static bool DefaultMatches(string documented, System.Reflection.ParameterInfo parameter)
+    {
+        object? actual = parameter.DefaultValue;
+        if (actual is null) return documented == "null";
+        if (actual is string s) return documented == "\"" + s + "\"";
+        if (parameter.ParameterType.IsEnum) return documented == Enum.ToObject(parameter.ParameterType, actual).ToString();
+        return Matches(documented, actual);
+    }
+
     private static bool Matches(string documented, object actual)
     {
         string first = documented.Split(' ', 2)[0].Trim('(', ')', ',', ';');

@@ -161,7 +161,8 @@ public class DeepGmmDataParallelEmTests(Xunit.Abstractions.ITestOutputHelper out
         Assert.Throws<ArgumentException>(() => DeepGmmEmStatistics.Merge(layerStats, DeepGmmEmStatistics.ComputeEStep(start, options, x)));
         Assert.Throws<ArgumentException>(() => new DeepGmmDataParallelEm(start, new DeepGmmOptions { Layers = new[] { 2, 3 } }));
         Assert.Throws<NotSupportedException>(() => new DeepGmmDataParallelEm(start, new DeepGmmOptions { Layers = new[] { 2, 2 }, MStep = DeepGmmMStep.Minibatch }));
-        Assert.Throws<NotSupportedException>(() => new DeepGmmDataParallelEm(start, new DeepGmmOptions { Layers = new[] { 2, 2 }, EStep = DeepGmmEStep.Heuristic }));
+        var heuristic = Assert.Throws<NotSupportedException>(() => new DeepGmmDataParallelEm(start, new DeepGmmOptions { Layers = new[] { 2, 2 }, EStep = DeepGmmEStep.Heuristic }));
+        Assert.Contains("EStep = Heuristic; set EStep = Exact or Auto", heuristic.Message); // not "more than ExactPathLimit paths": {2, 2} has 4
         run.Add(DeepGmmEmStatistics.ComputeEStep(start, options, x));
         Assert.Equal(1, run.PendingLayer);
         Assert.Throws<InvalidOperationException>(() => run.ToModel());          // the M-step is half done

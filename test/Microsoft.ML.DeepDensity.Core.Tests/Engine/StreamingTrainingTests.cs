@@ -163,7 +163,12 @@ public class StreamingTrainingTests
         DeepDensityEnvironment.MaxDegreeOfParallelism = 1;
         try { Assert.Equal(streamed.ToBytes(), DeepGmmModel.Fit(stream, o, null, streaming).ToBytes()); }
         finally { DeepDensityEnvironment.MaxDegreeOfParallelism = -1; }
-        Assert.Throws<NotSupportedException>(() => DeepGmmModel.Fit(stream, new DeepGmmOptions { Layers = new[] { 20, 20 } }, null, streaming));
+        var tooMany = Assert.Throws<NotSupportedException>(() => DeepGmmModel.Fit(stream, new DeepGmmOptions { Layers = new[] { 20, 20 } }, null, streaming));
+        Assert.Contains("the network has 400 paths, more than ExactPathLimit = 256", tooMany.Message);
+        // An explicit heuristic E-step is named as the reason (the network's 4 paths are within the limit).
+        var heuristic = Assert.Throws<NotSupportedException>(() => DeepGmmModel.Fit(stream, new DeepGmmOptions { Layers = new[] { 2, 2 }, EStep = DeepGmmEStep.Heuristic }, null, streaming));
+        Assert.Contains("EStep = Heuristic; set EStep = Exact or Auto", heuristic.Message);
+        Assert.DoesNotContain("more than ExactPathLimit", heuristic.Message);
     }
 
     [Fact]

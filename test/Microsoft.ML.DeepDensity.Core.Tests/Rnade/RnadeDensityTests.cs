@@ -92,6 +92,9 @@ public class RnadeDensityTests
         Assert.Equal(bytes, loaded.ToBytes());
         using var ms = new MemoryStream(bytes);
         Assert.IsType<RnadeModel>(DensityModel.Load<RnadeModel>(ms));
+        // Another kind is named with the one the file holds.
+        var wrongKind = Assert.Throws<Persistence.InvalidModelFileException>(() => DensityModel.Load<Models.Iwae.IwaeModel>(new MemoryStream(bytes)));
+        Assert.Equal("The file holds a model of kind Rnade, not the IwaeModel asked for; load it with DensityModel.Load(stream).", wrongKind.Message);
     }
 
     [Fact]

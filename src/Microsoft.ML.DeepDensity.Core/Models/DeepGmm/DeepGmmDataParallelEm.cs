@@ -40,8 +40,7 @@ public sealed class DeepGmmDataParallelEm
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
         if (!options.UsesExactEStep)
-            throw new NotSupportedException($"Data-parallel Deep GMM EM needs the exact E-step: the network has more than ExactPathLimit = " +
-                $"{options.ExactPathLimit} paths; raise ExactPathLimit or set EStep = Exact (the heuristic E-step keeps a path per row).");
+            throw new NotSupportedException($"Data-parallel Deep GMM EM needs the exact E-step: {options.WhyNotExactEStep}.");
         if (options.MStep != DeepGmmMStep.Lbfgs)
             throw new NotSupportedException("Data-parallel Deep GMM EM needs MStep = Lbfgs (the minibatch M-step keeps the rows of every path).");
         if (!options.Layers.AsSpan().SequenceEqual(net.Components) || (options.PathProbabilities == DeepGmmPathProbabilities.Factorized) != net.Factorized)

@@ -330,6 +330,13 @@ public sealed class DeepGmmOptions
     internal bool UsesExactEStep => Em == DeepGmmEmKind.Soft || EStep == DeepGmmEStep.Exact
         || (EStep == DeepGmmEStep.Auto && PathCount <= ExactPathLimit);
 
+    /// <summary>Why <see cref="UsesExactEStep"/> is false, and what to change: "EStep = Heuristic" when set so,
+    /// else the path count above <see cref="ExactPathLimit"/>; for the refusals of streamed and data-parallel EM.</summary>
+    internal string WhyNotExactEStep => EStep == DeepGmmEStep.Heuristic
+        ? "EStep = Heuristic; set EStep = Exact or Auto (the heuristic E-step keeps a path per row)"
+        : $"the network has {PathCount} paths, more than ExactPathLimit = {ExactPathLimit}; raise ExactPathLimit or set EStep = Exact " +
+          "(the heuristic E-step keeps a path per row)";
+
     private static void Check(bool ok, string name, object value, string rule)
     {
         if (!ok) throw new ArgumentOutOfRangeException(name, value, $"{name} {rule} (got {value}).");

@@ -23,8 +23,7 @@ public sealed partial class DeepGmmModel
         options ??= new DeepGmmOptions();
         options.Validate();
         if (!options.UsesExactEStep)
-            throw new NotSupportedException($"Streamed Deep GMM training needs the exact E-step: the network has more than ExactPathLimit = " +
-                $"{options.ExactPathLimit} paths; raise ExactPathLimit or set EStep = Exact (the heuristic E-step keeps a path per row).");
+            throw new NotSupportedException($"Streamed Deep GMM training needs the exact E-step: {options.WhyNotExactEStep}.");
         if (options.MStep != DeepGmmMStep.Lbfgs)
             throw new NotSupportedException("Streamed Deep GMM training needs MStep = Lbfgs (the minibatch M-step keeps the rows of every path).");
         var (train, valid) = StreamingTrainingData.CheckedSplit(data, validation, ref streaming, InputDomain.Real, options.ValidationFraction, options.Seed);
