@@ -12,7 +12,7 @@ namespace DeepDensity.Benchmarks;
 public sealed class RbmProfile : IBenchmark
 {
     public string Name => "rbm-profile";
-    public string Description => "RBM PCD-1 step time vs its products alone (--visible 784 --hidden 500 --batch 100 --steps 400 --threads -1 --density 0.4 [--float])";
+    public string Description => "RBM PCD-1 step time vs its products alone (--visible 784 --hidden 500 --batch 100 --steps 400 --threads -1 --density 0.4 [--float] [--step-only: the step alone, e.g. for perf])";
 
     public int Run(BenchmarkArgs args)
     {
@@ -54,6 +54,7 @@ public sealed class RbmProfile : IBenchmark
         proc.Refresh();
         double stepCpu = (proc.TotalProcessorTime - cpu0).TotalSeconds / steps;
         double flops = 2.0 * 4 * batch * d * h;
+        if (args.Flag("step-only")) { Console.WriteLine($"PCD-1 {d}x{h} batch {batch}: step {step * 1e6:F0} µs ({batch / step:F0} ex/s), CPU {stepCpu * 1e6:F0} µs"); return 0; }
 
         // The step's float products per block, each alone on one thread (as the step's regions run them).
         var shapes = new List<(bool ta, bool tb, int m, int n, int k, int count, string what)>
