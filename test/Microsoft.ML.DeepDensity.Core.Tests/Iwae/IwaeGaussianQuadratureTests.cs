@@ -1,6 +1,5 @@
 using Microsoft.ML.DeepDensity.Data;
 using Microsoft.ML.DeepDensity.Models.Iwae;
-using Microsoft.ML.DeepDensity.Numerics;
 
 namespace Microsoft.ML.DeepDensity.Tests.Iwae;
 
@@ -15,16 +14,7 @@ public class IwaeGaussianQuadratureTests
     private const int D = 3;
 
     /// <summary>A fixed model whose decoder's means and scales both depend strongly on z, with a mild encoder.</summary>
-    private static IwaeModel TinyModel(int evalSamples = 1000)
-    {
-        var net = IwaeGradientTests.RandomNetwork(D, new[] { 1 }, IwaeLikelihood.Gaussian, Activation.Tanh, seed: 41, std: 1.0f);
-        foreach (var layer in net.Encoders[0].Layers)
-        {
-            System.Numerics.Tensors.TensorPrimitives.Multiply(layer.Weight.Value, 0.25f, layer.Weight.Value);
-            System.Numerics.Tensors.TensorPrimitives.Multiply(layer.Bias.Value, 0.25f, layer.Bias.Value);
-        }
-        return new IwaeModel(net, 5, evalSamples, 100, 77);
-    }
+    private static IwaeModel TinyModel(int evalSamples = 1000) => IwaeModelTests.QuadratureModel(D, IwaeLikelihood.Gaussian, seed: 41, std: 1.0f, evalSamples);
 
     /// <summary>The decoder's [μ | log σ] on a trapezoid grid over z ∈ [−10, 10], with the prior's weight of each node.</summary>
     private static (float[] Parameters, double[] Weight, int Grid) Grid(IwaeModel model)

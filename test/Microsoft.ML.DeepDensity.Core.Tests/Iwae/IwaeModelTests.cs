@@ -10,10 +10,14 @@ public class IwaeModelTests
     private const int D = 5;
 
     /// <summary>A fixed Bernoulli model with a 1-D latent whose decoder depends strongly on z (so q is imperfect).</summary>
-    private static IwaeModel TinyModel(int evalSamples = 1000)
+    private static IwaeModel TinyModel(int evalSamples = 1000) => QuadratureModel(D, IwaeLikelihood.Bernoulli, seed: 31, std: 1.2f, evalSamples);
+
+    /// <summary>A fixed model with a 1-D latent (so its marginal is a quadrature over z): random weights of spread
+    /// <paramref name="std"/>, and a milder (prior-like) encoder, which keeps the importance weights' variance
+    /// finite-looking at moderate K.</summary>
+    internal static IwaeModel QuadratureModel(int d, IwaeLikelihood likelihood, ulong seed, float std, int evalSamples)
     {
-        var net = IwaeGradientTests.RandomNetwork(D, new[] { 1 }, IwaeLikelihood.Bernoulli, Activation.Tanh, seed: 31, std: 1.2f);
-        // A milder (prior-like) encoder keeps the importance weights' variance finite-looking at moderate K.
+        var net = IwaeGradientTests.RandomNetwork(d, new[] { 1 }, likelihood, Activation.Tanh, seed, std);
         foreach (var layer in net.Encoders[0].Layers)
         {
             System.Numerics.Tensors.TensorPrimitives.Multiply(layer.Weight.Value, 0.25f, layer.Weight.Value);
