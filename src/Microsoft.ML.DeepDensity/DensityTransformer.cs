@@ -455,7 +455,7 @@ public class DensityTransformer : ITransformer
         {
             long pos = _input.Position;
             if (_input is DataViewRowCursor && pos >= 0) return new DataValidationException(pos, column, problem, _b.FeatureColumn.Name);
-            string which = pos >= 0 ? string.Create(System.Globalization.CultureInfo.InvariantCulture, $"; this is the example of its prediction number {pos + 1}, counting from 1") : "";
+            string which = pos >= 0 ? string.Create(System.Globalization.CultureInfo.InvariantCulture, $": the input of its prediction number {pos + 1}, counting from 1") : "";
             return new DataValidationException(-1, column, problem + $" (in the input row of a PredictionEngine or row mapper{which}; not a row number of any data view)",
                 _b.FeatureColumn.Name);
         }

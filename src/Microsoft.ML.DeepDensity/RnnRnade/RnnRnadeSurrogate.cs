@@ -145,7 +145,7 @@ internal static class RnnRnadeSurrogate
             => !InRowMapper
                 ? new DataValidationException(row, column, problem, source)
                 : new DataValidationException(-1, column, problem + string.Create(System.Globalization.CultureInfo.InvariantCulture,
-                    $" (in the input row of a PredictionEngine or row mapper; this is the example of its prediction number {row + 1}, counting from 1; not a row number of any data view)"), source);
+                    $" (in the input row of a PredictionEngine or row mapper: the input of its prediction number {row + 1}, counting from 1; not a row number of any data view)"), source);
 
         /// <summary>
         /// Whether ML.NET is creating this state for a row mapper. The mapping sees neither the row nor its position, and
