@@ -31,7 +31,7 @@ using System.IO.Compression;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 using Microsoft.ML.DeepDensity;
-// 1. The packages: README, XML docs, licence expression and the dependency range on Microsoft.ML.
+// 1. The packages: README, XML docs, licence expression, symbols, single-word tags and the dependency range on Microsoft.ML.
 string feed = args[0], version = args[1];
 foreach (var id in new[] { "Microsoft.ML.DeepDensity.Core", "Microsoft.ML.DeepDensity" })
 {
@@ -43,6 +43,9 @@ foreach (var id in new[] { "Microsoft.ML.DeepDensity.Core", "Microsoft.ML.DeepDe
     foreach (var tfm in new[] { "net8.0", "net10.0" })
         if (!names.Contains($"lib/{tfm}/{id}.dll") || !names.Contains($"lib/{tfm}/{id}.xml")) problems.Add($"no {tfm} assembly with XML docs");
     if (!nuspec.Contains("<license type=\"expression\">MIT</license>")) problems.Add("no licence expression");
+    if (!File.Exists(Path.Combine(feed, $"{id}.{version}.snupkg"))) problems.Add("no symbols package (.snupkg)");
+    // NuGet splits tags at spaces: "density estimation" would be two tags, neither of them the one meant.
+    if (!nuspec.Contains("density-estimation") || nuspec.Contains(" estimation ")) problems.Add("tags are not single words");
     if (id == "Microsoft.ML.DeepDensity" && !nuspec.Contains("id=\"Microsoft.ML\" version=\"[5.0.1, 6.0.0)\""))
         problems.Add("dependency on Microsoft.ML is not [5.0.1, 6.0.0)");
     if (id == "Microsoft.ML.DeepDensity" && !nuspec.Contains($"id=\"Microsoft.ML.DeepDensity.Core\" version=\"{version}\""))

@@ -20,6 +20,7 @@ namespace Microsoft.ML;
 public sealed class DensityEstimationCatalog
 {
     /// <summary>Creates the catalog for <paramref name="mlContext"/> (its log receives training progress).</summary>
+    /// <param name="mlContext">The context the estimators are created in.</param>
     public DensityEstimationCatalog(MLContext mlContext) => Context = mlContext ?? throw new ArgumentNullException(nameof(mlContext));
 
     /// <summary>The context estimators are created in.</summary>
@@ -61,6 +62,9 @@ public static partial class DensityEstimationCatalogExtensions
     }
 
     /// <summary>RNADE density estimator with full options (columns, contamination, sample column, engine options).</summary>
+    /// <param name="catalog">The catalog.</param>
+    /// <param name="options">Columns, contamination, sample column and the engine's options (<c>ModelOptions</c>);
+    /// validated here and again at Fit (the object is kept, not copied).</param>
     public static RnadeEstimator Rnade(this DensityEstimationCatalog catalog, RnadeEstimator.Options options)
     {
         ArgumentNullException.ThrowIfNull(catalog);

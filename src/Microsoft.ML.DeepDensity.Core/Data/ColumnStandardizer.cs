@@ -22,6 +22,7 @@ public sealed class ColumnStandardizer
     /// which keeps 1/scale and standardised values far from float32 overflow.</summary>
     public const float MinimumScale = 1e-35f;
 
+    /// <summary>The map with the given per-column <paramref name="mean"/> and <paramref name="scale"/> (same length; every scale positive and finite). The arrays are kept, not copied.</summary>
     public ColumnStandardizer(float[] mean, float[] scale)
     {
         if (mean.Length != scale.Length) throw new ArgumentException("Mean and scale lengths differ.");
@@ -139,8 +140,11 @@ public sealed class ColumnStandardizer
         return new ColumnStandardizer(mean, Enumerable.Repeat(pooled, perColumn.Width).ToArray());
     }
 
+    /// <summary>Per-column mean subtracted by the forward map y = (x − mean) / scale (length <see cref="Width"/>). The live array: do not modify it.</summary>
     public float[] Mean { get; }
+    /// <summary>Per-column scale (positive, finite) divided by the forward map (length <see cref="Width"/>). The live array: do not modify it (<see cref="LogJacobian"/> is computed once).</summary>
     public float[] Scale { get; }
+    /// <summary>Number of columns.</summary>
     public int Width => Mean.Length;
     /// <summary>log |det ∂y/∂x| = −Σ log scale.</summary>
     public double LogJacobian { get; }
@@ -182,8 +186,10 @@ public sealed class ColumnStandardizer
             for (int c = 0; c < d; c++) y[r * d + c] = y[r * d + c] * Scale[c] + Mean[c];
     }
 
+    /// <summary>Writes <see cref="Mean"/> then <see cref="Scale"/> into a model payload (read back with <see cref="Read"/>).</summary>
     public void Write(ModelWriter w) { w.WriteSingles(Mean); w.WriteSingles(Scale); }
 
+    /// <summary>Reads a standardizer written by <see cref="Write"/> of <paramref name="width"/> columns; a non-finite mean or a scale that is not positive is a corrupt file.</summary>
     public static ColumnStandardizer Read(ModelReader r, int width)
     {
         var mean = r.ReadSingles("standardizer mean", width);

@@ -8,6 +8,7 @@ namespace Microsoft.ML.DeepDensity.Data;
 /// <summary>Bad input data: names the row, the column and the problem.</summary>
 public sealed class DataValidationException : ArgumentException
 {
+    /// <summary>A <paramref name="problem"/> at 0-based <paramref name="row"/> and <paramref name="column"/> (−1 when it is not about one row or one column); <paramref name="source"/> names the data (e.g. "training data"), or null.</summary>
     public DataValidationException(long row, int column, string problem, string? source)
         : this(row, column, problem, source, null) { }
 

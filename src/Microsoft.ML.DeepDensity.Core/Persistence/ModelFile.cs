@@ -6,7 +6,9 @@ namespace Microsoft.ML.DeepDensity.Persistence;
 /// <summary>A saved model that cannot be read: corrupt, truncated, of an unknown kind or an unsupported version.</summary>
 public sealed class InvalidModelFileException : IOException
 {
+    /// <summary>A model file that cannot be read, for the reason in <paramref name="message"/>.</summary>
     public InvalidModelFileException(string message) : base(message) { }
+    /// <summary>A model file that cannot be read, for the reason in <paramref name="message"/>, found through <paramref name="inner"/> (e.g. a truncated stream).</summary>
     public InvalidModelFileException(string message, Exception inner) : base(message, inner) { }
 }
 

@@ -9,16 +9,23 @@ public sealed class ModelWriter
 {
     private readonly MemoryStream _stream = new();
 
+    /// <summary>Writes a 32-bit integer (4 bytes, little-endian).</summary>
     public void WriteInt32(int value) { Span<byte> b = stackalloc byte[4]; BinaryPrimitives.WriteInt32LittleEndian(b, value); _stream.Write(b); }
+    /// <summary>Writes a 64-bit integer (8 bytes, little-endian).</summary>
     public void WriteInt64(long value) { Span<byte> b = stackalloc byte[8]; BinaryPrimitives.WriteInt64LittleEndian(b, value); _stream.Write(b); }
+    /// <summary>Writes an unsigned 64-bit integer (8 bytes, little-endian), e.g. a seed.</summary>
     public void WriteUInt64(ulong value) { Span<byte> b = stackalloc byte[8]; BinaryPrimitives.WriteUInt64LittleEndian(b, value); _stream.Write(b); }
+    /// <summary>Writes a float32 (4 bytes, little-endian IEEE 754).</summary>
     public void WriteSingle(float value) { Span<byte> b = stackalloc byte[4]; BinaryPrimitives.WriteSingleLittleEndian(b, value); _stream.Write(b); }
+    /// <summary>Writes a float64 (8 bytes, little-endian IEEE 754).</summary>
     public void WriteDouble(double value) { Span<byte> b = stackalloc byte[8]; BinaryPrimitives.WriteDoubleLittleEndian(b, value); _stream.Write(b); }
+    /// <summary>Writes a flag as one byte, 0 or 1 (<see cref="ModelReader.ReadBoolean"/> refuses any other byte).</summary>
     public void WriteBoolean(bool value) => _stream.WriteByte(value ? (byte)1 : (byte)0);
 
     /// <summary>Writes an enum (or small int) as Int32.</summary>
     public void WriteEnum<T>(T value) where T : struct, Enum => WriteInt32(Convert.ToInt32(value));
 
+    /// <summary>Writes a string as its UTF-8 byte count (Int32) followed by the bytes.</summary>
     public void WriteString(string value)
     {
         var bytes = Encoding.UTF8.GetBytes(value);
@@ -26,6 +33,7 @@ public sealed class ModelWriter
         _stream.Write(bytes);
     }
 
+    /// <summary>Writes a float32 array: its length (Int32), then the values; read back with <see cref="ModelReader.ReadSingles"/> or <see cref="ModelReader.ReadParameters"/>.</summary>
     public void WriteSingles(ReadOnlySpan<float> values)
     {
         WriteInt32(values.Length);
@@ -33,6 +41,7 @@ public sealed class ModelWriter
         else foreach (var v in values) WriteSingle(v);
     }
 
+    /// <summary>Writes a float64 array: its length (Int32), then the values; read back with <see cref="ModelReader.ReadDoubles"/>.</summary>
     public void WriteDoubles(ReadOnlySpan<double> values)
     {
         WriteInt32(values.Length);
@@ -40,6 +49,7 @@ public sealed class ModelWriter
         else foreach (var v in values) WriteDouble(v);
     }
 
+    /// <summary>Writes an Int32 array: its length (Int32), then the values; read back with <see cref="ModelReader.ReadInt32s"/>.</summary>
     public void WriteInt32s(ReadOnlySpan<int> values)
     {
         WriteInt32(values.Length);
@@ -73,12 +83,18 @@ public sealed class ModelReader
         return s;
     }
 
+    /// <summary>Reads a 32-bit integer written by <see cref="ModelWriter.WriteInt32"/>, unchecked; prefer <see cref="ReadInt32(string, int, int)"/> for a size or count.</summary>
     public int ReadInt32() => BinaryPrimitives.ReadInt32LittleEndian(Take(4, "an integer"));
+    /// <summary>Reads a 64-bit integer written by <see cref="ModelWriter.WriteInt64"/>.</summary>
     public long ReadInt64() => BinaryPrimitives.ReadInt64LittleEndian(Take(8, "an integer"));
+    /// <summary>Reads an unsigned 64-bit integer written by <see cref="ModelWriter.WriteUInt64"/>.</summary>
     public ulong ReadUInt64() => BinaryPrimitives.ReadUInt64LittleEndian(Take(8, "an integer"));
+    /// <summary>Reads a float32 written by <see cref="ModelWriter.WriteSingle"/>; not checked for finiteness.</summary>
     public float ReadSingle() => BinaryPrimitives.ReadSingleLittleEndian(Take(4, "a number"));
+    /// <summary>Reads a float64 written by <see cref="ModelWriter.WriteDouble"/>; not checked for finiteness.</summary>
     public double ReadDouble() => BinaryPrimitives.ReadDoubleLittleEndian(Take(8, "a number"));
 
+    /// <summary>Reads a flag written by <see cref="ModelWriter.WriteBoolean"/>; a byte other than 0 or 1 is a corrupt file.</summary>
     public bool ReadBoolean()
     {
         byte b = Take(1, "a flag")[0];
@@ -102,6 +118,7 @@ public sealed class ModelReader
         return e;
     }
 
+    /// <summary>Reads a string written by <see cref="ModelWriter.WriteString"/>; a UTF-8 length above <paramref name="maxLength"/> bytes (default 65,536) is a corrupt file.</summary>
     public string ReadString(int maxLength = 1 << 16)
     {
         int n = ReadInt32();
@@ -147,6 +164,7 @@ public sealed class ModelReader
         return result;
     }
 
+    /// <summary>Reads a float64 array written by <see cref="ModelWriter.WriteDoubles"/>; when <paramref name="expectedLength"/> is given the stored length must equal it. Values are not checked for finiteness. <paramref name="name"/> names the array in the error message.</summary>
     public double[] ReadDoubles(string name, int? expectedLength = null)
     {
         int n = ReadInt32();
@@ -157,6 +175,7 @@ public sealed class ModelReader
         return result;
     }
 
+    /// <summary>Reads an Int32 array written by <see cref="ModelWriter.WriteInt32s"/>; when <paramref name="expectedLength"/> is given the stored length must equal it. <paramref name="name"/> names the array in the error message.</summary>
     public int[] ReadInt32s(string name, int? expectedLength = null)
     {
         int n = ReadInt32();

@@ -62,6 +62,7 @@ public sealed class RandomStream
     /// <summary>Child for a two-part key (e.g. epoch and block).</summary>
     public RandomStream Fork(ulong key1, ulong key2) => Fork(key1).Fork(key2);
 
+    /// <summary>The next 64 uniformly distributed bits; advances this stream.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public ulong NextUInt64()
     {

@@ -143,7 +143,15 @@ public class GradientTrainingOptions
 
 /// <summary>One progress report of a training run (per epoch or per EM iteration).</summary>
 /// <param name="Epoch">Number of the step reported, counted in <paramref name="Unit"/>s.</param>
+/// <param name="TrainLogLikelihood">The training figure of the step, per example, in nats, higher is better: the
+/// average log-likelihood for the exact models, the model's own bound or proxy otherwise (see its options); NaN when
+/// not computed (e.g. the report of a stop).</param>
+/// <param name="ValidationLogLikelihood">The same figure on the validation data; null without validation data.</param>
+/// <param name="ExamplesPerSecond">Training throughput of the step: examples processed per wall-clock second.</param>
+/// <param name="Elapsed">Wall-clock time since training began.</param>
 /// <param name="LearningRate">Step size of a gradient trainer; 0 for trainers without one (EM), and then not printed.</param>
+/// <param name="Note">A remark of the trainer on this step (e.g. why training stopped), or null.</param>
+/// <param name="Metrics">Extra model-specific figures by name, or null.</param>
 /// <param name="Unit">What one step is: "epoch" (a pass of a gradient trainer over the data, the default), or e.g.
 /// "EM iteration" and "pretraining EM iteration" (Deep GMM: an E-step plus an M-step of the model, or of the
 /// top-layer GMM it is initialised from).</param>
@@ -158,6 +166,7 @@ public sealed record TrainingProgress(
     IReadOnlyDictionary<string, double>? Metrics = null,
     string Unit = "epoch")
 {
+    /// <inheritdoc />
     public override string ToString()
         => $"{Unit} {Epoch,4}  train {TrainLogLikelihood,10:F4}  valid {(ValidationLogLikelihood is double v ? v.ToString("F4") : "-"),10}  " +
            $"{ExamplesPerSecond,10:F0} ex/s  {Elapsed.TotalSeconds,7:F1} s" + (LearningRate != 0 ? $"  lr {LearningRate:G3}" : "") +
@@ -166,6 +175,18 @@ public sealed record TrainingProgress(
 }
 
 /// <summary>What a training run did.</summary>
+/// <param name="EpochsRun">Number of steps reported in <paramref name="History"/> (epochs, or EM iterations: see
+/// <see cref="TrainingProgress.Unit"/>).</param>
+/// <param name="BestEpoch">The step whose model was kept: the best by validation when that model was restored, else
+/// the last completed step.</param>
+/// <param name="BestValidationLogLikelihood">The best early-stopping score (validation log-likelihood per example, or
+/// the model's own score); −∞ when none was computed.</param>
+/// <param name="FinalTrainLogLikelihood">Training figure of the last completed step (see
+/// <see cref="TrainingProgress.TrainLogLikelihood"/>).</param>
+/// <param name="StoppedEarly">Training stopped because the validation score did not improve for
+/// <see cref="GradientTrainingOptions.EarlyStoppingPatience"/> steps.</param>
+/// <param name="DivergenceRecoveries">How many times a diverged step was undone and retried at a halved learning rate.</param>
+/// <param name="History">Every progress report of the run, in order.</param>
 public sealed record TrainingSummary(
     int EpochsRun,
     int BestEpoch,
@@ -184,5 +205,6 @@ public sealed record TrainingSummary(
 /// <summary>Training produced non-finite values and could not recover.</summary>
 public sealed class TrainingDivergedException : InvalidOperationException
 {
+    /// <summary>Training diverged, as described by <paramref name="message"/> (which epoch, and what to change).</summary>
     public TrainingDivergedException(string message) : base(message) { }
 }

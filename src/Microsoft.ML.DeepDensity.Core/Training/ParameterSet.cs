@@ -3,6 +3,7 @@ namespace Microsoft.ML.DeepDensity.Training;
 /// <summary>One learnable tensor: its values and a gradient buffer of the same length.</summary>
 public sealed class Parameter
 {
+    /// <summary>A tensor that trains <paramref name="value"/> in place (the array is kept, not copied) with a zeroed gradient buffer of the same length.</summary>
     public Parameter(string name, float[] value)
     {
         Name = name;
@@ -23,12 +24,16 @@ public sealed class ParameterSet
 {
     private readonly List<Parameter> _items = new();
 
+    /// <summary>A set of <paramref name="parameters"/>, in the given order (the order of snapshots and serialised gradients).</summary>
     public ParameterSet(params Parameter[] parameters) => _items.AddRange(parameters);
 
+    /// <summary>The tensors, in order.</summary>
     public IReadOnlyList<Parameter> Items => _items;
 
+    /// <summary>The first tensor named <paramref name="name"/>; <see cref="InvalidOperationException"/> if there is none.</summary>
     public Parameter this[string name] => _items.First(p => p.Name == name);
 
+    /// <summary>Appends <paramref name="p"/> at the end of the order.</summary>
     public void Add(Parameter p) { _items.Add(p); _chunks = null; }
 
     /// <summary>Scalars per chunk of <see cref="ForEachChunk"/> (128 KB of floats).</summary>
@@ -67,6 +72,7 @@ public sealed class ParameterSet
     /// <summary>Total number of scalars.</summary>
     public long Count => _items.Sum(p => (long)p.Value.Length);
 
+    /// <summary>Sets every gradient buffer to zero (before accumulating a new batch).</summary>
     public void ZeroGradients()
     {
         foreach (var p in _items) Array.Clear(p.Gradient);
@@ -75,6 +81,7 @@ public sealed class ParameterSet
     /// <summary>Copies all values (for restoring the best or last good state).</summary>
     public float[][] Snapshot() => _items.Select(p => (float[])p.Value.Clone()).ToArray();
 
+    /// <summary>Copies a <see cref="Snapshot"/> of this set back into the values (same tensors, same order and lengths).</summary>
     public void Restore(float[][] snapshot)
     {
         for (int i = 0; i < _items.Count; i++) snapshot[i].CopyTo(_items[i].Value, 0);

@@ -55,6 +55,9 @@ namespace Microsoft.ML
         }
 
         /// <summary>Deep GMM density estimator with full options (columns, contamination, sample column, engine options).</summary>
+        /// <param name="catalog">The catalog.</param>
+        /// <param name="options">Columns, contamination, sample column and the engine's options (<c>ModelOptions</c>);
+        /// validated here and again at Fit (the object is kept, not copied).</param>
         public static DeepGmmEstimator DeepGmm(this DensityEstimationCatalog catalog, DeepGmmEstimator.Options options)
         {
             ArgumentNullException.ThrowIfNull(catalog);

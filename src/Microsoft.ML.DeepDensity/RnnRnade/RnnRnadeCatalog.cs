@@ -11,7 +11,7 @@ public static partial class DensityEstimationCatalogExtensions
     /// (log p(x_t | x_&lt;t) per frame), Score (= −LogDensityPerFrame) and PredictedLabel.
     /// </summary>
     /// <param name="catalog">The catalog.</param>
-    /// <param name="featureColumnName">Input column (variable-size Single vector). Default <see cref="DensityEstimatorDefaults.FeatureColumnName"/>.</param>
+    /// <param name="featureColumnName">Input column: a Single vector (variable or known size) holding a sequence's frames back to back.</param>
     /// <param name="frameSize">Values per frame (time step).</param>
     /// <param name="hiddenUnits">RNADE hidden units. Default <see cref="RnnRnadeOptions.Defaults.HiddenUnits"/>.</param>
     /// <param name="recurrentUnits">Recurrent units. Default <see cref="RnnRnadeOptions.Defaults.RecurrentUnits"/>.</param>
@@ -29,6 +29,9 @@ public static partial class DensityEstimationCatalogExtensions
 
     /// <summary>RNN-RNADE on whole sequences with full options: the columns (<paramref name="options"/>, the generic
     /// sequence estimator's) and the engine's <paramref name="modelOptions"/> (null = defaults).</summary>
+    /// <param name="catalog">The catalog.</param>
+    /// <param name="options">Columns, <see cref="SequenceDensityEstimator.Options.FrameSize"/> (required) and contamination.</param>
+    /// <param name="modelOptions">The engine's options, validated here; null: <see cref="RnnRnadeOptions"/> defaults.</param>
     public static SequenceDensityEstimator RnnRnade(this DensityEstimationCatalog catalog, SequenceDensityEstimator.Options options,
         RnnRnadeOptions? modelOptions = null)
     {
@@ -44,6 +47,15 @@ public static partial class DensityEstimationCatalogExtensions
     /// LogDensity = log p(x_t | x_&lt;t) of its sequence, Score = −LogDensity and PredictedLabel; see
     /// <see cref="RnnRnadeFrameEstimator"/> for the grouping and ordering rule.
     /// </summary>
+    /// <param name="catalog">The catalog.</param>
+    /// <param name="featureColumnName">Input column: one frame per row, a known-size Single vector.</param>
+    /// <param name="sequenceIdColumnName">Input column: the sequence a row belongs to (text or numeric).</param>
+    /// <param name="orderColumnName">Input column: the row's position in time within its sequence (numeric, increasing).</param>
+    /// <param name="hiddenUnits">RNADE hidden units. Default <see cref="RnnRnadeOptions.Defaults.HiddenUnits"/>.</param>
+    /// <param name="recurrentUnits">Recurrent units. Default <see cref="RnnRnadeOptions.Defaults.RecurrentUnits"/>.</param>
+    /// <param name="maxEpochs">Maximum training epochs (early stopping on a held-out 10 % of the sequences). Default <see cref="Microsoft.ML.DeepDensity.Training.GradientTrainingOptions.Defaults.MaxEpochs"/>.</param>
+    /// <param name="contamination">Expected anomaly fraction of the training frames, for PredictedLabel. Default <see cref="DensityEstimatorDefaults.Contamination"/>.</param>
+    /// <param name="seed">Seed of initialisation, shuffling and the validation split. Default <see cref="Microsoft.ML.DeepDensity.Training.GradientTrainingOptions.Defaults.Seed"/>.</param>
     public static RnnRnadeFrameEstimator RnnRnade(this DensityEstimationCatalog catalog, string featureColumnName,
         string sequenceIdColumnName, string orderColumnName, int hiddenUnits = RnnRnadeOptions.Defaults.HiddenUnits, int recurrentUnits = RnnRnadeOptions.Defaults.RecurrentUnits,
         int maxEpochs = Microsoft.ML.DeepDensity.Training.GradientTrainingOptions.Defaults.MaxEpochs,
@@ -59,6 +71,8 @@ public static partial class DensityEstimationCatalogExtensions
     }
 
     /// <summary>RNN-RNADE on frame rows with full options.</summary>
+    /// <param name="catalog">The catalog.</param>
+    /// <param name="options">Columns, contamination and the engine's options (<see cref="RnnRnadeFrameEstimator.Options.ModelOptions"/>).</param>
     public static RnnRnadeFrameEstimator RnnRnade(this DensityEstimationCatalog catalog, RnnRnadeFrameEstimator.Options options)
     {
         ArgumentNullException.ThrowIfNull(catalog);

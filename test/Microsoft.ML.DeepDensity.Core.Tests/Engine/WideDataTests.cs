@@ -12,6 +12,9 @@ namespace Microsoft.ML.DeepDensity.Tests.Engine;
 /// of columns and the tensor that grows with them — not an <see cref="OverflowException"/> from a product of the width,
 /// nor an attempt to allocate tens of gigabytes (a 100,000-column Deep GMM asked for 43 GB).
 /// </summary>
+// Alone: StreamedFitOfAFewWideRows_AllocatesForTheRowsItReads reads the process-wide allocation counter, which tests
+// running beside it inflate (it failed once in a full run at 176 MB against 93 MB, and passes alone).
+[Collection(Conformance.EngineSettingsCollection.Name)]
 public class WideDataTests
 {
     private static RowMatrix Wide(int rows, int columns)

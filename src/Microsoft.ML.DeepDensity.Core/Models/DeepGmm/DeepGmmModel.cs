@@ -33,8 +33,11 @@ public sealed partial class DeepGmmModel : DensityModel
         _workspaces = new(() => new DeepGmmNetwork.ScoringWorkspace(Network, Network.ScoringBlockRows));
     }
 
+    /// <inheritdoc />
     public override string ModelKind => Kind;
+    /// <inheritdoc />
     public override int Dimension => Network.D;
+    /// <inheritdoc />
     public override DensityKind DensityKind => DensityKind.Exact;
 
     /// <summary>Components per layer (index 0 acts first on the noise; the last layer is nearest the data).</summary>
@@ -173,6 +176,7 @@ public sealed partial class DeepGmmModel : DensityModel
     /// released with the model (a thread-static cache would keep a large workspace alive after the model is gone).</summary>
     private readonly Numerics.ScratchPool<DeepGmmNetwork.ScoringWorkspace> _workspaces;
 
+    /// <inheritdoc />
     protected override void LogDensityCore(ReadOnlySpan<float> rows, int count, Span<float> logDensity, Span<float> standardError)
     {
         int d = Dimension, block = Network.ScoringBlockRows;
@@ -200,8 +204,10 @@ public sealed partial class DeepGmmModel : DensityModel
         for (int r = 0; r < m; r++) output[r] += logJacobian;
     }
 
+    /// <inheritdoc />
     protected override void SampleCore(int count, ulong seed, Span<float> destination) => SampleCore(count, seed, destination, default);
 
+    /// <inheritdoc />
     protected override void SampleCore(int count, ulong seed, Span<float> destination, CancellationToken cancellationToken)
     {
         int d = Dimension;
@@ -291,6 +297,7 @@ public sealed partial class DeepGmmModel : DensityModel
         return (weights, means, covs);
     }
 
+    /// <inheritdoc />
     protected internal override void WritePayload(ModelWriter w)
     {
         w.WriteInt32(Network.D);

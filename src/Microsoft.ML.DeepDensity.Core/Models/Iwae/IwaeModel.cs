@@ -40,8 +40,11 @@ public sealed class IwaeModel : ImportanceSampledModel
     private readonly ImportanceSampler.LogWeights<IwaeNetwork.Workspace> _logWeights;
     private readonly ImportanceSampler.ScratchPool<IwaeNetwork.Workspace> _scratch;
 
+    /// <inheritdoc />
     public override string ModelKind => Kind;
+    /// <inheritdoc />
     public override int Dimension => Network.D;
+    /// <inheritdoc />
     public override InputDomain InputDomain => Network.Likelihood == IwaeLikelihood.Bernoulli ? InputDomain.Binary : InputDomain.Real;
 
     /// <summary>Importance samples k the model was trained with.</summary>
@@ -194,6 +197,7 @@ public sealed class IwaeModel : ImportanceSampledModel
         { TrainingSummary = summary });
     }
 
+    /// <inheritdoc />
     protected internal override void WritePayload(ModelWriter w)
     {
         w.WriteInt32(Network.D);

@@ -94,6 +94,7 @@ public sealed class IwaeOptions : ImportanceSampledOptions
     /// OverflowException, and a size between the two trained to the end and failed its loadability check.</summary>
     public const int MaxLayerUnits = 1 << 20;
 
+    /// <inheritdoc />
     public override void Validate()
     {
         base.Validate();

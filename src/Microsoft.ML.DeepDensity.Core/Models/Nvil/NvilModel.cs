@@ -39,8 +39,11 @@ public sealed class NvilModel : ImportanceSampledModel
     private readonly ImportanceSampler.LogWeights<NvilNetwork.Workspace> _logWeights;
     private readonly ImportanceSampler.ScratchPool<NvilNetwork.Workspace> _scratch;
 
+    /// <inheritdoc />
     public override string ModelKind => Kind;
+    /// <inheritdoc />
     public override int Dimension => Network.D;
+    /// <inheritdoc />
     public override InputDomain InputDomain => InputDomain.Binary;
 
     /// <summary>Latent layer sizes, nearest the data first.</summary>
@@ -105,6 +108,7 @@ public sealed class NvilModel : ImportanceSampledModel
         return sum.Select(s => (float)(s / data.Rows)).ToArray();
     }
 
+    /// <inheritdoc />
     protected internal override void WritePayload(ModelWriter w)
     {
         w.WriteInt32(Network.D);

@@ -91,6 +91,7 @@ public sealed class NvilOptions : ImportanceSampledOptions
     /// model file's reader checks.</summary>
     public const int MaxLayerUnits = 1 << 16;
 
+    /// <inheritdoc />
     public override void Validate()
     {
         base.Validate();

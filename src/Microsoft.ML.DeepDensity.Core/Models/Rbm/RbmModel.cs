@@ -37,8 +37,11 @@ public sealed class RbmModel : DensityModel
         SamplingBurnIn = burnIn; SamplingThinning = thinning; SamplingChains = chains;
     }
 
+    /// <inheritdoc />
     public override string ModelKind => Kind;
+    /// <inheritdoc />
     public override int Dimension => Machine.D;
+    /// <inheritdoc />
     public override InputDomain InputDomain => Machine.Gaussian ? InputDomain.Real : InputDomain.Binary;
 
     /// <summary><see cref="DensityKind.Exact"/> when log Z was enumerated, <see cref="DensityKind.Estimate"/> (with the
@@ -242,6 +245,7 @@ public sealed class RbmModel : DensityModel
         return result;
     }
 
+    /// <inheritdoc />
     protected override void LogDensityCore(ReadOnlySpan<float> rows, int count, Span<float> logDensity, Span<float> standardError)
     {
         double offset = -LogPartition + (_standardizer?.LogJacobian ?? 0);
@@ -397,6 +401,7 @@ public sealed class RbmModel : DensityModel
         _standardizer?.Inverse(destination, count);
     }
 
+    /// <inheritdoc />
     protected internal override void WritePayload(ModelWriter w)
     {
         w.WriteEnum(Machine.VisibleType);

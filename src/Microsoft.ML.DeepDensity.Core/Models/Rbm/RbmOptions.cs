@@ -196,6 +196,7 @@ public sealed class RbmOptions : GradientTrainingOptions
     /// <summary>Upper bound on <see cref="AisTemperatures"/> (10,000,000).</summary>
     public const int MaxAisTemperatures = 10_000_000;
 
+    /// <inheritdoc />
     public override void Validate()
     {
         base.Validate();

@@ -32,8 +32,11 @@ public sealed class DeepRnadeModel : DensityModel
         _blockScratch = new(() => new ScoringScratch(Network, RowsPerScoringBlock));
     }
 
+    /// <inheritdoc />
     public override string ModelKind => Kind;
+    /// <inheritdoc />
     public override int Dimension => Network.D;
+    /// <inheritdoc />
     public override DensityKind DensityKind => DensityKind.Exact;
 
     /// <summary>Units per hidden layer.</summary>
@@ -131,6 +134,7 @@ public sealed class DeepRnadeModel : DensityModel
         return new DeepRnadeModel(network, orderings, standardizer) { TrainingSummary = summary };
     }
 
+    /// <inheritdoc />
     protected override void LogDensityCore(ReadOnlySpan<float> rows, int count, Span<float> logDensity, Span<float> standardError)
     {
         // One block (a PredictionEngine row, a model loaded into ML.NET): no closure, nothing allocated once warm.
@@ -195,6 +199,7 @@ public sealed class DeepRnadeModel : DensityModel
     /// <summary>Version 1: masked input (no connectivity field, as before it existed); version 2 writes the connectivity.</summary>
     protected internal override int PayloadVersion => Network.Connectivity == DeepRnadeConnectivity.MaskedInput ? 1 : 2;
 
+    /// <inheritdoc />
     protected internal override void WritePayload(ModelWriter w)
     {
         w.WriteInt32(Network.D); w.WriteInt32(Network.H); w.WriteInt32(Network.HiddenLayers); w.WriteInt32(Network.K);

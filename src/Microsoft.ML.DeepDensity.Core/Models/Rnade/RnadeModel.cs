@@ -32,8 +32,11 @@ public sealed class RnadeModel : DensityModel
         _scratch = new(() => new ScoringScratch(Network));
     }
 
+    /// <inheritdoc />
     public override string ModelKind => Kind;
+    /// <inheritdoc />
     public override int Dimension => Network.D;
+    /// <inheritdoc />
     public override DensityKind DensityKind => DensityKind.Exact;
 
     /// <summary>Hidden units H.</summary>
@@ -146,6 +149,7 @@ public sealed class RnadeModel : DensityModel
         }
     };
 
+    /// <inheritdoc />
     protected override void LogDensityCore(ReadOnlySpan<float> rows, int count, Span<float> logDensity, Span<float> standardError)
     {
         float logJacobian = (float)_standardizer.LogJacobian;
@@ -197,8 +201,10 @@ public sealed class RnadeModel : DensityModel
         for (int i = 0; i < n; i++) logDensity[i] += logJacobian;
     }
 
+    /// <inheritdoc />
     protected override void SampleCore(int count, ulong seed, Span<float> destination) => SampleCore(count, seed, destination, default);
 
+    /// <inheritdoc />
     protected override void SampleCore(int count, ulong seed, Span<float> destination, CancellationToken cancellationToken)
         => SampleInBlocks(count, seed, RowsPerScoringBlock, destination, (start, n, root, dst) =>
         {
@@ -271,6 +277,7 @@ public sealed class RnadeModel : DensityModel
         return q;
     }
 
+    /// <inheritdoc />
     protected internal override void WritePayload(ModelWriter w)
     {
         w.WriteInt32(Network.D); w.WriteInt32(Network.H); w.WriteInt32(Network.K);

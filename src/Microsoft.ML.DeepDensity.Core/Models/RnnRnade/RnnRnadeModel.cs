@@ -31,8 +31,11 @@ public sealed class RnnRnadeModel : SequenceDensityModel
         _scoringScratch = new(() => new ScoringScratch(Network));
     }
 
+    /// <inheritdoc />
     public override string ModelKind => Kind;
+    /// <inheritdoc />
     public override int FrameSize => Network.D;
+    /// <inheritdoc />
     public override DensityKind DensityKind => DensityKind.Exact;
 
     /// <summary>Hidden units H of the per-frame RNADE.</summary>
@@ -190,6 +193,7 @@ public sealed class RnnRnadeModel : SequenceDensityModel
         return new SequenceBatch(values, offsets, d);
     }
 
+    /// <inheritdoc />
     protected override void SampleCore(SequenceBatch? prefixes, SequenceBatch destination, int newFrames, ulong seed)
         => SampleCore(prefixes, destination, newFrames, seed, CancellationToken.None);
 
@@ -258,6 +262,7 @@ public sealed class RnnRnadeModel : SequenceDensityModel
         });
     }
 
+    /// <inheritdoc />
     protected internal override void WritePayload(ModelWriter w)
     {
         var rn = Network.Rnade;

@@ -34,6 +34,7 @@ public sealed class RnnRnadeOptions : GradientTrainingOptions
         public const int BatchSize = 32;
     }
 
+    /// <summary>Options with every default; <see cref="GradientTrainingOptions.BatchSize"/> is <see cref="Defaults.BatchSize"/> (sequences per batch) rather than the row models' default.</summary>
     public RnnRnadeOptions() => BatchSize = Defaults.BatchSize;
 
     /// <summary>Hidden units H of the per-frame RNADE. Default <see cref="Defaults.HiddenUnits"/>.</summary>
@@ -69,6 +70,7 @@ public sealed class RnnRnadeOptions : GradientTrainingOptions
     /// [1, <see cref="GradientTrainingOptions.MaxRowsPerBlock"/>]. Default <see cref="Defaults.FramesPerChunk"/>.</summary>
     public int FramesPerChunk { get; set; } = Defaults.FramesPerChunk;
 
+    /// <inheritdoc />
     public override void Validate()
     {
         base.Validate();
