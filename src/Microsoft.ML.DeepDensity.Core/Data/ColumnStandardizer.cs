@@ -22,12 +22,15 @@ public sealed class ColumnStandardizer
     /// which keeps 1/scale and standardised values far from float32 overflow.</summary>
     public const float MinimumScale = 1e-35f;
 
-    /// <summary>The map with the given per-column <paramref name="mean"/> and <paramref name="scale"/> (same length; every scale positive and finite). The arrays are kept, not copied.</summary>
+    /// <summary>The map with the given per-column <paramref name="mean"/> and <paramref name="scale"/> (same length; every
+    /// scale positive and finite). The values are copied: a fitted model's map cannot be changed from outside it.</summary>
     public ColumnStandardizer(float[] mean, float[] scale)
     {
+        ArgumentNullException.ThrowIfNull(mean);
+        ArgumentNullException.ThrowIfNull(scale);
         if (mean.Length != scale.Length) throw new ArgumentException("Mean and scale lengths differ.");
         foreach (var s in scale) if (!(s > 0) || !float.IsFinite(s)) throw new ArgumentException("Scales must be positive and finite.");
-        Mean = mean; Scale = scale;
+        _mean = (float[])mean.Clone(); _scale = (float[])scale.Clone();
         double lj = 0;
         foreach (var s in scale) lj -= Math.Log(s);
         LogJacobian = lj;
@@ -128,7 +131,6 @@ public sealed class ColumnStandardizer
     {
         double sumSquares = 0;
         int varying = 0;
-        var mean = perColumn.Mean;
         for (int c = 0; c < perColumn.Width; c++)
         {
             double s = perColumn.Scale[c];
@@ -137,15 +139,19 @@ public sealed class ColumnStandardizer
         }
         float pooled = varying == 0 ? 1f : (float)Math.Sqrt(sumSquares / varying);
         if (!(pooled > 0) || !float.IsFinite(pooled)) pooled = 1f;
-        return new ColumnStandardizer(mean, Enumerable.Repeat(pooled, perColumn.Width).ToArray());
+        return new ColumnStandardizer(perColumn._mean, Enumerable.Repeat(pooled, perColumn.Width).ToArray());
     }
 
-    /// <summary>Per-column mean subtracted by the forward map y = (x − mean) / scale (length <see cref="Width"/>). The live array: do not modify it.</summary>
-    public float[] Mean { get; }
-    /// <summary>Per-column scale (positive, finite) divided by the forward map (length <see cref="Width"/>). The live array: do not modify it (<see cref="LogJacobian"/> is computed once).</summary>
-    public float[] Scale { get; }
+    private readonly float[] _mean, _scale;
+
+    /// <summary>Per-column mean subtracted by the forward map y = (x − mean) / scale (length <see cref="Width"/>; read-only:
+    /// a model's standardizer is part of the fitted model).</summary>
+    public ReadOnlySpan<float> Mean => _mean;
+    /// <summary>Per-column scale (positive, finite) divided by the forward map (length <see cref="Width"/>; read-only, as
+    /// <see cref="Mean"/>).</summary>
+    public ReadOnlySpan<float> Scale => _scale;
     /// <summary>Number of columns.</summary>
-    public int Width => Mean.Length;
+    public int Width => _mean.Length;
     /// <summary>log |det ∂y/∂x| = −Σ log scale.</summary>
     public double LogJacobian { get; }
 
@@ -154,7 +160,7 @@ public sealed class ColumnStandardizer
     {
         int d = Width;
         for (int r = 0; r < rows; r++)
-            for (int c = 0; c < d; c++) y[r * d + c] = Standardize(x[r * d + c], Mean[c], Scale[c]);
+            for (int c = 0; c < d; c++) y[r * d + c] = Standardize(x[r * d + c], _mean[c], _scale[c]);
     }
 
     /// <summary>The standardised copy of <paramref name="data"/> (the models train and score in standardised units).</summary>
@@ -183,11 +189,11 @@ public sealed class ColumnStandardizer
     {
         int d = Width;
         for (int r = 0; r < rows; r++)
-            for (int c = 0; c < d; c++) y[r * d + c] = y[r * d + c] * Scale[c] + Mean[c];
+            for (int c = 0; c < d; c++) y[r * d + c] = y[r * d + c] * _scale[c] + _mean[c];
     }
 
     /// <summary>Writes <see cref="Mean"/> then <see cref="Scale"/> into a model payload (read back with <see cref="Read"/>).</summary>
-    public void Write(ModelWriter w) { w.WriteSingles(Mean); w.WriteSingles(Scale); }
+    public void Write(ModelWriter w) { w.WriteSingles(_mean); w.WriteSingles(_scale); }
 
     /// <summary>Reads a standardizer written by <see cref="Write"/> of <paramref name="width"/> columns; a non-finite mean or a scale that is not positive is a corrupt file.</summary>
     public static ColumnStandardizer Read(ModelReader r, int width)

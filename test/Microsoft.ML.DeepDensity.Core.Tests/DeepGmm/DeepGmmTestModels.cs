@@ -59,8 +59,9 @@ internal static class DeepGmmTestModels
             a[n] = q.Inverse();
             b[n] = -(a[n] * Vector<double>.Build.Dense(d, i => net.E[n][i]));
         }
-        var scale = Matrix<double>.Build.DenseOfDiagonalArray(s.Scale.Select(v => (double)v).ToArray());
-        var shift = Vector<double>.Build.Dense(d, i => s.Mean[i]);
+        var scale = Matrix<double>.Build.DenseOfDiagonalArray(s.Scale.ToArray().Select(v => (double)v).ToArray());
+        var shiftValues = s.Mean.ToArray();
+        var shift = Vector<double>.Build.Dense(d, i => shiftValues[i]);
         var result = new List<(double, Vector<double>, Matrix<double>)>();
         var logw = new double[net.PathCount];
         for (int p = 0; p < net.PathCount; p++)

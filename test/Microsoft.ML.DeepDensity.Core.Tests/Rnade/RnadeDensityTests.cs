@@ -18,6 +18,23 @@ public class RnadeDensityTests
         return new RnadeModel(net, order, new ColumnStandardizer(mean, scale));
     }
 
+    /// <summary>A fitted model's standardizer is part of the model: the arrays it was built from are copied (writing
+    /// them afterwards changed the model's densities, with a stale log-Jacobian), and it exposes read-only views.</summary>
+    [Fact]
+    public void TheStandardizerCannotBeChangedFromOutsideTheModel()
+    {
+        var mean = new float[] { 0.5f, -1f };
+        var scale = new float[] { 2f, 0.25f };
+        var model = new RnadeModel(RnadeGradientTests.RandomNetwork(2, 4, 3, Activation.Relu, 7), new[] { 0, 1 }, new ColumnStandardizer(mean, scale));
+        var row = new float[] { 0.3f, -0.7f };
+        float before = model.LogDensity(new RowMatrix(row, 1, 2))[0];
+        mean[0] = 100f; scale[1] = 1000f;
+        Assert.Equal(before, model.LogDensity(new RowMatrix(row, 1, 2))[0]);
+        Assert.Equal(0.5f, model.Standardizer.Mean[0]);
+        Assert.Equal(0.25f, model.Standardizer.Scale[1]);
+        Assert.Equal(-(Math.Log(2) + Math.Log(0.25)), model.Standardizer.LogJacobian, 12);
+    }
+
     [Theory]
     [InlineData(Activation.Relu)]
     [InlineData(Activation.Sigmoid)]
