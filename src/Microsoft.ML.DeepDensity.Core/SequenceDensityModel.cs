@@ -25,6 +25,18 @@ public abstract class SequenceDensityModel : DensityModelBase
     /// <paramref name="standardError"/> when that is non-empty (zeros for exact models).
     /// </summary>
     public void LogDensity(SequenceBatch sequences, Span<float> logDensity, Span<float> standardError = default)
+        => LogDensity(sequences, logDensity, standardError, CancellationToken.None);
+
+    /// <summary>
+    /// <see cref="LogDensity(SequenceBatch, Span{float}, Span{float})"/> that can be cancelled, as the row models'
+    /// <see cref="DensityModel.LogDensity(ReadOnlySpan{float}, Span{float}, Span{float}, CancellationToken)"/>: the
+    /// sequences are validated, then scored in groups of whole sequences of up to <see cref="FramesPerCancellationCheck"/>
+    /// frames (a longer sequence is a group of its own) with a check of <paramref name="cancellationToken"/> before each
+    /// (<see cref="OperationCanceledException"/>; the destination then holds the groups done). A sequence's score does not
+    /// depend on the sequences scored with it, so the scores are those of one call; the protected
+    /// <c>LogDensityCore</c> is unchanged, so a model written outside the library gets this too.
+    /// </summary>
+    public void LogDensity(SequenceBatch sequences, Span<float> logDensity, Span<float> standardError, CancellationToken cancellationToken)
     {
         Check(sequences);
         int count = sequences.Count;
@@ -32,19 +44,55 @@ public abstract class SequenceDensityModel : DensityModelBase
             throw new ArgumentException($"Destination has {logDensity.Length} slots for {count} sequences.", nameof(logDensity));
         if (!standardError.IsEmpty && standardError.Length < count)
             throw new ArgumentException($"Standard-error destination has {standardError.Length} slots for {count} sequences.", nameof(standardError));
+        cancellationToken.ThrowIfCancellationRequested();
         if (count == 0) return;
+        var ld = logDensity[..count];
         var se = standardError.IsEmpty ? default : standardError[..count];
         se.Clear();
-        LogDensityCore(sequences, logDensity[..count], se);
-        CheckOutputs(logDensity[..count], se, "sequence");
+        if (!cancellationToken.CanBeCanceled || sequences.TotalFrames <= FramesPerCancellationCheck)
+            LogDensityCore(sequences, ld, se);
+        else
+            for (int first = 0; first < count;)
+            {
+                if (first > 0) cancellationToken.ThrowIfCancellationRequested();
+                int end = first + 1;
+                while (end < count && sequences.Offsets[end + 1] - sequences.Offsets[first] <= FramesPerCancellationCheck) end++;
+                ScoreGroup(sequences, first, end, ld[first..end], se.IsEmpty ? default : se[first..end]);
+                first = end;
+            }
+        CheckOutputs(ld, se, "sequence");
+    }
+
+    /// <summary>Frames <see cref="LogDensity(SequenceBatch, Span{float}, Span{float}, CancellationToken)"/> scores between
+    /// two checks of its token, in whole sequences (65,536).</summary>
+    public const int FramesPerCancellationCheck = 1 << 16;
+
+    /// <summary>Sequences [<paramref name="first"/>, <paramref name="end"/>) as a batch of their own (their frames copied
+    /// into a pooled buffer), scored by <c>LogDensityCore</c>.</summary>
+    private void ScoreGroup(SequenceBatch sequences, int first, int end, Span<float> logDensity, Span<float> standardError)
+    {
+        int d = FrameSize, start = sequences.Offsets[first], frames = sequences.Offsets[end] - start;
+        var offsets = new int[end - first + 1];
+        for (int i = first; i <= end; i++) offsets[i - first] = sequences.Offsets[i] - start;
+        var values = System.Buffers.ArrayPool<float>.Shared.Rent(frames * d);
+        try
+        {
+            sequences.Values.AsSpan(start * d, frames * d).CopyTo(values);
+            LogDensityCore(new SequenceBatch(values, offsets, d), logDensity, standardError);
+        }
+        finally { System.Buffers.ArrayPool<float>.Shared.Return(values); }
     }
 
     /// <summary>Log-densities of the sequences as a new array.</summary>
-    public float[] LogDensity(SequenceBatch sequences)
+    public float[] LogDensity(SequenceBatch sequences) => LogDensity(sequences, CancellationToken.None);
+
+    /// <summary>Log-densities of the sequences as a new array; cancellable (see
+    /// <see cref="LogDensity(SequenceBatch, Span{float}, Span{float}, CancellationToken)"/>).</summary>
+    public float[] LogDensity(SequenceBatch sequences, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(sequences);
         var result = new float[sequences.Count];
-        LogDensity(sequences, result);
+        LogDensity(sequences, result, default, cancellationToken);
         return result;
     }
 
