@@ -52,35 +52,41 @@ public abstract class SequenceDensityModel : DensityModelBase
         if (!cancellationToken.CanBeCanceled || sequences.TotalFrames <= FramesPerCancellationCheck)
             LogDensityCore(sequences, ld, se);
         else
-            for (int first = 0; first < count;)
+            for (int first = 0, end; first < count; first = end)
             {
                 if (first > 0) cancellationToken.ThrowIfCancellationRequested();
-                int end = first + 1;
-                while (end < count && sequences.Offsets[end + 1] - sequences.Offsets[first] <= FramesPerCancellationCheck) end++;
-                ScoreGroup(sequences, first, end, ld[first..end], se.IsEmpty ? default : se[first..end]);
-                first = end;
+                end = GroupEnd(sequences, first);
+                var group = Group(sequences, first, end, out var rented);
+                try { LogDensityCore(group, ld[first..end], se.IsEmpty ? default : se[first..end]); }
+                finally { System.Buffers.ArrayPool<float>.Shared.Return(rented); }
             }
         CheckOutputs(ld, se, "sequence");
     }
 
-    /// <summary>Frames <see cref="LogDensity(SequenceBatch, Span{float}, Span{float}, CancellationToken)"/> scores between
-    /// two checks of its token, in whole sequences (65,536).</summary>
+    /// <summary>Frames the cancellable <c>LogDensity</c> and <c>FrameLogDensity</c> score between two checks of their
+    /// token, in whole sequences (65,536).</summary>
     public const int FramesPerCancellationCheck = 1 << 16;
 
-    /// <summary>Sequences [<paramref name="first"/>, <paramref name="end"/>) as a batch of their own (their frames copied
-    /// into a pooled buffer), scored by <c>LogDensityCore</c>.</summary>
-    private void ScoreGroup(SequenceBatch sequences, int first, int end, Span<float> logDensity, Span<float> standardError)
+    /// <summary>The end of the group of whole sequences from <paramref name="first"/>: up to
+    /// <see cref="FramesPerCancellationCheck"/> frames, or the one sequence if it is longer.</summary>
+    private static int GroupEnd(SequenceBatch sequences, int first)
+    {
+        int end = first + 1;
+        while (end < sequences.Count && sequences.Offsets[end + 1] - sequences.Offsets[first] <= FramesPerCancellationCheck) end++;
+        return end;
+    }
+
+    /// <summary>Sequences [<paramref name="first"/>, <paramref name="end"/>) as a batch of their own, their frames copied
+    /// into <paramref name="rented"/> (from the shared pool; the caller returns it). A sequence's scores do not depend on
+    /// the sequences scored with it, so a group scores as it would in the whole batch.</summary>
+    private SequenceBatch Group(SequenceBatch sequences, int first, int end, out float[] rented)
     {
         int d = FrameSize, start = sequences.Offsets[first], frames = sequences.Offsets[end] - start;
         var offsets = new int[end - first + 1];
         for (int i = first; i <= end; i++) offsets[i - first] = sequences.Offsets[i] - start;
-        var values = System.Buffers.ArrayPool<float>.Shared.Rent(frames * d);
-        try
-        {
-            sequences.Values.AsSpan(start * d, frames * d).CopyTo(values);
-            LogDensityCore(new SequenceBatch(values, offsets, d), logDensity, standardError);
-        }
-        finally { System.Buffers.ArrayPool<float>.Shared.Return(values); }
+        rented = System.Buffers.ArrayPool<float>.Shared.Rent(frames * d);
+        sequences.Values.AsSpan(start * d, frames * d).CopyTo(rented);
+        return new SequenceBatch(rented, offsets, d);
     }
 
     /// <summary>Log-densities of the sequences as a new array.</summary>
@@ -98,14 +104,32 @@ public abstract class SequenceDensityModel : DensityModelBase
 
     /// <summary>Writes log p(x_t | x_&lt;t) of every frame (TotalFrames values, in the batch's frame order).</summary>
     public void FrameLogDensity(SequenceBatch sequences, Span<float> frameLogDensity)
+        => FrameLogDensity(sequences, frameLogDensity, CancellationToken.None);
+
+    /// <summary><see cref="FrameLogDensity(SequenceBatch, Span{float})"/> that can be cancelled, in the groups of whole
+    /// sequences of <see cref="LogDensity(SequenceBatch, Span{float}, Span{float}, CancellationToken)"/>; bit for bit the
+    /// one-call values.</summary>
+    public void FrameLogDensity(SequenceBatch sequences, Span<float> frameLogDensity, CancellationToken cancellationToken)
     {
         Check(sequences);
         int frames = sequences.TotalFrames;
         if (frameLogDensity.Length < frames)
             throw new ArgumentException($"Destination has {frameLogDensity.Length} slots for {frames} frames.", nameof(frameLogDensity));
+        cancellationToken.ThrowIfCancellationRequested();
         if (frames == 0) return;
-        FrameLogDensityCore(sequences, frameLogDensity[..frames]);
-        CheckOutputs(frameLogDensity[..frames], default, "frame");
+        var destination = frameLogDensity[..frames];
+        if (!cancellationToken.CanBeCanceled || frames <= FramesPerCancellationCheck)
+            FrameLogDensityCore(sequences, destination);
+        else
+            for (int first = 0, end; first < sequences.Count; first = end)
+            {
+                if (first > 0) cancellationToken.ThrowIfCancellationRequested();
+                end = GroupEnd(sequences, first);
+                var group = Group(sequences, first, end, out var rented);
+                try { FrameLogDensityCore(group, destination[sequences.Offsets[first]..sequences.Offsets[end]]); }
+                finally { System.Buffers.ArrayPool<float>.Shared.Return(rented); }
+            }
+        CheckOutputs(destination, default, "frame");
     }
 
     /// <summary>Mean log-density per sequence (float64 accumulation).</summary>

@@ -27,25 +27,14 @@ internal static class RnnRnadeColumns
             throw new ArgumentOutOfRangeException("Contamination", contamination, $"Contamination must be in [0, 0.5] (got {contamination}).");
     }
 
-    /// <summary>Sequences scored between cancellation checks (a multiple of the engine's scoring blocks of sequences).</summary>
-    private const int SequencesPerCancellationCheck = 1024;
-
-    /// <summary>Log-density of every sequence (whole = false: of every frame) of the training data for the threshold, in
-    /// groups of sequences with a cancellation check between them: a Fit cancelled after its last epoch throws instead
-    /// of returning a model (issue 13).</summary>
+    /// <summary>Log-density of every sequence (whole = false: of every frame) of the training data for the threshold,
+    /// through the engine's cancellable scoring (a check between groups of whole sequences) and a last check: a Fit
+    /// cancelled after its last epoch throws instead of returning a model (issue 13).</summary>
     public static float[] ScoreCancellably(SequenceDensityModel model, Data.SequenceBatch data, bool whole, CancellationToken cancellationToken)
     {
         var result = new float[whole ? data.Count : data.TotalFrames];
-        var indices = new int[Math.Min(SequencesPerCancellationCheck, data.Count)];
-        for (int start = 0; start < data.Count; start += SequencesPerCancellationCheck)
-        {
-            cancellationToken.ThrowIfCancellationRequested();
-            int n = Math.Min(SequencesPerCancellationCheck, data.Count - start);
-            for (int i = 0; i < n; i++) indices[i] = start + i;
-            var part = data.Select(indices.AsSpan(0, n));
-            if (whole) model.LogDensity(part, result.AsSpan(start, n));
-            else model.FrameLogDensity(part, result.AsSpan(data.Offsets[start], part.TotalFrames));
-        }
+        if (whole) model.LogDensity(data, result, default, cancellationToken);
+        else model.FrameLogDensity(data, result, cancellationToken);
         cancellationToken.ThrowIfCancellationRequested();
         return result;
     }

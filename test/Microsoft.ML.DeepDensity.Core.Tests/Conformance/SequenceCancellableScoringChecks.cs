@@ -11,8 +11,9 @@ namespace Microsoft.ML.DeepDensity.Tests.Conformance;
 /// </summary>
 public class SequenceCancellableScoringChecks
 {
-    /// <summary>Every sequence model gives bit for bit the scores of the one-call form with a live token, over several
-    /// groups (one of them a single sequence longer than a group); an already-cancelled token throws before any work.</summary>
+    /// <summary>Every sequence model gives bit for bit the scores (whole sequences and frames) of the one-call form with a
+    /// live token, over several groups (one of them a single sequence longer than a group); an already-cancelled token
+    /// throws before any work.</summary>
     [Theory, MemberData(nameof(SequenceModelCases.Names), MemberType = typeof(SequenceModelCases))]
     public void ScoresAreThoseOfOneCall_AndACancelledTokenStopsBeforeAnyWork(string name)
     {
@@ -34,6 +35,11 @@ public class SequenceCancellableScoringChecks
         ConformanceAssert.BitIdentical(ld1, ld2, name + " log-densities with a live token");
         ConformanceAssert.BitIdentical(se1, se2, name + " standard errors with a live token");
         Assert.Equal(ld1, model.LogDensity(batch, cts.Token));
+        float[] frames1 = new float[batch.TotalFrames], frames2 = new float[batch.TotalFrames];
+        model.FrameLogDensity(batch, frames1);
+        model.FrameLogDensity(batch, frames2, cts.Token);
+        ConformanceAssert.BitIdentical(frames1, frames2, name + " frame log-densities with a live token");
+        Assert.ThrowsAny<OperationCanceledException>(() => model.FrameLogDensity(batch, frames2, new CancellationToken(true)));
         Assert.ThrowsAny<OperationCanceledException>(() => model.LogDensity(batch, ld2, default, new CancellationToken(true)));
     }
 
