@@ -36,6 +36,16 @@ public class ReservedColumnTests
     public sealed class FrameRow { [VectorType(2)] public float[] Features = new float[2]; public string SequenceId = ""; public float Order; }
 
     /// <summary>Every way a reserved input column reaches one of our stages throws an ArgumentException that names it.</summary>
+    /// <summary>The transformer saved to a zip and loaded with live density stages in a new MLContext.</summary>
+    private static (MLContext Context, ITransformer Live) SavedAndLoadedLive(MLContext ml, ITransformer transformer, DataViewSchema schema)
+    {
+        using var zip = new MemoryStream();
+        ml.Model.Save(transformer, schema, zip);
+        zip.Position = 0;
+        var ml2 = new MLContext(seed: 2);
+        return (ml2, ml2.Model.LoadWithLiveDensityModels(zip, out _));
+    }
+
     internal static void AssertRefused(string column, params Action[] uses)
     {
         foreach (var use in uses)
@@ -57,11 +67,7 @@ public class ReservedColumnTests
         var def = SchemaDefinition.Create(typeof(RowWithReserved));
         def["Features"].ColumnType = new VectorDataViewType(NumberDataViewType.Single, features[0].Length);
         var input = ml.Data.LoadFromEnumerable(rows, def);
-        using var zip = new MemoryStream();
-        ml.Model.Save(transformer, train.Schema, zip);
-        zip.Position = 0;
-        var ml2 = new MLContext(seed: 2);
-        var live = ml2.Model.LoadWithLiveDensityModels(zip, out _);
+        var (ml2, live) = SavedAndLoadedLive(ml, transformer, train.Schema);
         AssertRefused("__dd_score",
             () => estimator.GetOutputSchema(SchemaShapeFactory.FromType<RowWithReserved>(ml, def)),
             () => estimator.Fit(input),
@@ -95,11 +101,7 @@ public class ReservedColumnTests
         var transformer = estimator.Fit(ml.Data.LoadFromEnumerable(clean));
         var rows = clean.Select((r, i) => new SequenceWithReserved { Features = r.Features, UserModel = "mine" + i }).ToList();
         var input = ml.Data.LoadFromEnumerable(rows);
-        using var zip = new MemoryStream();
-        ml.Model.Save(transformer, ml.Data.LoadFromEnumerable(clean).Schema, zip);
-        zip.Position = 0;
-        var ml2 = new MLContext(seed: 2);
-        var live = ml2.Model.LoadWithLiveDensityModels(zip, out _);
+        var (ml2, live) = SavedAndLoadedLive(ml, transformer, ml.Data.LoadFromEnumerable(clean).Schema);
         AssertRefused("__dd_rr_model",
             () => estimator.GetOutputSchema(SchemaShapeFactory.FromType<SequenceWithReserved>(ml)),
             () => estimator.Fit(input),
@@ -128,11 +130,7 @@ public class ReservedColumnTests
         var transformer = estimator.Fit(ml.Data.LoadFromEnumerable(clean));
         var rows = clean.Select(r => new FrameWithReserved { Features = r.Features, SequenceId = r.SequenceId, Order = r.Order, UserId = "mine" }).ToList();
         var input = ml.Data.LoadFromEnumerable(rows);
-        using var zip = new MemoryStream();
-        ml.Model.Save(transformer, ml.Data.LoadFromEnumerable(clean).Schema, zip);
-        zip.Position = 0;
-        var ml2 = new MLContext(seed: 2);
-        var live = ml2.Model.LoadWithLiveDensityModels(zip, out _);
+        var (ml2, live) = SavedAndLoadedLive(ml, transformer, ml.Data.LoadFromEnumerable(clean).Schema);
         AssertRefused("__dd_rr_id",
             () => estimator.GetOutputSchema(SchemaShapeFactory.FromType<FrameWithReserved>(ml)),
             () => estimator.Fit(input),

@@ -65,20 +65,7 @@ public class IwaeGaussianQuadratureTests
     {
         var model = TinyModel();
         var rows = model.Sample(40, seed: 5);
-        var exact = QuadratureLogP(model, rows);
-        var precise = model.WithEvaluation(20_000);
-        var ld = new float[rows.Rows];
-        var se = new float[rows.Rows];
-        precise.LogDensity(rows.AsSpan(), ld, se);
-        for (int r = 0; r < rows.Rows; r++)
-        {
-            Assert.True(se[r] > 0 && se[r] < 0.15, $"row {r}: standard error {se[r]}");
-            Assert.True(Math.Abs(ld[r] - exact[r]) < 5 * se[r] + 2e-3, $"row {r}: estimate {ld[r]} ± {se[r]}, exact {exact[r]}");
-        }
-        var coarse = model.WithEvaluation(5).LogDensity(rows);
-        double errCoarse = coarse.Select((v, r) => Math.Abs(v - exact[r])).Average();
-        double errFine = ld.Select((v, r) => Math.Abs(v - exact[r])).Average();
-        Assert.True(errFine < errCoarse / 4, $"error with K=5 {errCoarse}, with K=20000 {errFine}");
+        IwaeModelTests.EstimateConverges(model, rows, QuadratureLogP(model, rows), coarseK: 5);
     }
 
     [Fact]
