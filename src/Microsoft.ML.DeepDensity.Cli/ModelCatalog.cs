@@ -46,6 +46,8 @@ public static class ModelCatalog
     {
         Entry<RnadeOptions, RnadeEstimator.Options>("rnade", "RNADE: exact log-density of real vectors",
             (ml, o) => ml.DensityEstimation.Rnade(o).Fit),
+        Entry<DeepRnadeOptions, DeepRnadeEstimator.Options>("deeprnade", "Deep RNADE: exact log-density of real vectors, averaged over orderings",
+            (ml, o) => ml.DensityEstimation.DeepRnade(o).Fit),
         Entry<DeepGmmOptions, DeepGmmEstimator.Options>("deepgmm", "Deep GMM (EM): exact log-density of real vectors",
             (ml, o) => ml.DensityEstimation.DeepGmm(o).Fit),
         Entry<RbmOptions, RbmEstimator.Options>("rbm", "RBM (PCD): binary units on 0/1 data, Gaussian units otherwise",

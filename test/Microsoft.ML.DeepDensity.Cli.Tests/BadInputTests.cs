@@ -295,7 +295,7 @@ public class BadInputTests : IDisposable
         r = _h.Run("fit", csv, "-m", "Rnadee", "-o", _h.PathOf("x.zip"));
         Assert.Equal(ExitCodes.UsageError, r.Exit);
         Assert.Contains("unknown model 'Rnadee'", r.Err);
-        Assert.Contains("rnade, deepgmm, rbm, iwae, nvil, rnnrnade", r.Err);
+        Assert.Contains("rnade, deeprnade, deepgmm, rbm, iwae, nvil, rnnrnade", r.Err);
     }
 
     [Fact]

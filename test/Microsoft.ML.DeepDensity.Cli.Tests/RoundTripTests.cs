@@ -14,6 +14,7 @@ public class RoundTripTests : IDisposable
     public static TheoryData<string, string[]> Models() => new()
     {
         { "rnade", new[] { "-p", "HiddenUnits=8", "-p", "Components=2" } },
+        { "deeprnade", new[] { "-p", "HiddenUnits=8", "-p", "Components=2", "-p", "Orderings=2" } },
         { "deepgmm", new[] { "-p", "Layers=2,2" } },
         { "rbm", new[] { "-p", "HiddenUnits=6" } },
         { "iwae", new[] { "-p", "LatentDimensions=2", "-p", "HiddenUnits=8,8", "-p", "EvaluationSamples=40", "-p", "EvaluationSamplesPerChunk=20" } },

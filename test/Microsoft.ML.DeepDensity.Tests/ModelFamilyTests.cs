@@ -19,6 +19,10 @@ public class ModelFamilyTests
         {
             ModelOptions = new RnadeOptions { HiddenUnits = 12, Components = 3, MaxEpochs = 15, BatchSize = 50, LearningRate = 5e-3f, Seed = 7 },
         })),
+        ["DeepRnade"] = (ml, configure) => ml.DensityEstimation.DeepRnade(PipelineChecks.With(configure, new Transforms.DeepRnadeEstimator.Options
+        {
+            ModelOptions = new DeepRnadeOptions { HiddenUnits = 12, Components = 3, Orderings = 2, MaxEpochs = 15, BatchSize = 50, LearningRate = 5e-3f, Seed = 7 },
+        })),
         ["RbmGaussian"] = (ml, configure) => ml.DensityEstimation.Rbm(PipelineChecks.With(configure, new Transforms.RbmEstimator.Options
         {
             ModelOptions = new RbmOptions { HiddenUnits = 8, VisibleType = RbmVisibleType.Gaussian, MaxEpochs = 15, LearningRate = 0.01f, SamplingBurnIn = 20, SamplingChains = 4, Seed = 7 },

@@ -43,6 +43,25 @@ public class StreamedTrainingTests
         Assert.Equal(memory.Threshold, streamed.Threshold);
     }
 
+    /// <summary>Deep RNADE streams through the same route (its engine Fit over a row stream): the in-memory model when
+    /// the buffer holds the data.</summary>
+    [Fact]
+    public void StreamedDeepRnadeWithABufferHoldingTheDataEqualsInMemory()
+    {
+        var ml = new MLContext(1);
+        var train = ml.Data.LoadFromEnumerable(Generated(300, 1));
+        DeepRnadeEstimator.Options Options(DensityTrainingData mode) => new()
+        {
+            TrainingData = mode,
+            ShuffleBufferRows = mode == DensityTrainingData.Streamed ? 300 : 0,
+            ModelOptions = new DeepRnadeOptions { HiddenUnits = 8, Components = 2, Orderings = 2, MaxEpochs = 2, BatchSize = 25, ValidationFraction = 0, Seed = 3 },
+        };
+        var memory = ml.DensityEstimation.DeepRnade(Options(DensityTrainingData.InMemory)).Fit(train);
+        var streamed = ml.DensityEstimation.DeepRnade(Options(DensityTrainingData.Streamed)).Fit(train);
+        Assert.Equal(memory.Model.ToBytes(), streamed.Model.ToBytes());
+        Assert.Equal(memory.Threshold, streamed.Threshold);
+    }
+
     [Fact]
     public void StreamedRbmAndDeepGmmTrainAndScore()
     {

@@ -2,7 +2,7 @@ namespace DeepDensity.Samples.Models;
 
 /// <summary>
 /// One runnable sample per model, all on the shipped 8×8 digits with the digit 4 as the anomaly:
-/// <c>dotnet run --project src/Samples/DeepDensity.Samples.Models -- rnade|deepgmm|rbm|iwae|nvil|rnnrnade [--small]</c>.
+/// <c>dotnet run --project src/Samples/DeepDensity.Samples.Models -- rnade|deeprnade|deepgmm|rbm|iwae|nvil|rnnrnade [--small]</c>.
 /// Each row model's file holds its pipeline; <see cref="AnomalyDemo"/> fits it on the normal digits, evaluates it, saves
 /// and loads the model zip and scores a row with a PredictionEngine. The sequence model (<see cref="RnnRnadeSample"/>)
 /// reads each digit as a sequence of its pixel rows and runs its own demo.
@@ -13,6 +13,7 @@ public static class Program
         new Dictionary<string, Func<Microsoft.ML.MLContext, DemoSize, Microsoft.ML.IEstimator<Microsoft.ML.ITransformer>>>
         {
             ["rnade"] = RnadeSample.Pipeline,
+            ["deeprnade"] = DeepRnadeSample.Pipeline,
             ["deepgmm"] = DeepGmmSample.Pipeline,
             ["rbm"] = RbmSample.Pipeline,
             ["iwae"] = IwaeSample.Pipeline,
