@@ -46,14 +46,7 @@ public class CancellableEngineCallChecks
     {
         var model = (RbmModel)ModelCases.Fitted("Rbm").Model;
         var data = ModelCases.Get("Rbm").MakeData(1000, 5);
-        using var cts = new CancellationTokenSource();
-        var f = new float[data.Rows];
-        Array.Fill(f, float.NaN);
-        int groups = 0;
-        Assert.ThrowsAny<OperationCanceledException>(() => model.FreeEnergy(data.AsSpan(), f, cts.Token, 256, _ => { groups++; cts.Cancel(); }));
-        Assert.Equal(1, groups);
-        Assert.DoesNotContain(f[..256], float.IsNaN);
-        Assert.All(f[256..], v => Assert.True(float.IsNaN(v)));
+        AssertStopsAfterFirstGroup(data.Rows, 256, (f, token, groupDone) => model.FreeEnergy(data.AsSpan(), f, token, 256, groupDone));
     }
 
     /// <summary>Rows between checks of the bound's token: the largest power of two at most 2^17 / k, at most 16,384.</summary>
@@ -104,14 +97,7 @@ public class CancellableEngineCallChecks
     {
         var model = (ImportanceSampledModel)ModelCases.Fitted("Iwae").Model;
         var data = ModelCases.Get("Iwae").MakeData(100, 5);
-        using var cts = new CancellationTokenSource();
-        var b = new float[data.Rows];
-        Array.Fill(b, float.NaN);
-        int groups = 0;
-        Assert.ThrowsAny<OperationCanceledException>(() => model.Bound(data.AsSpan(), 64, 3, b, cts.Token, 16, _ => { groups++; cts.Cancel(); }));
-        Assert.Equal(1, groups);
-        Assert.DoesNotContain(b[..16], float.IsNaN);
-        Assert.All(b[16..], v => Assert.True(float.IsNaN(v)));
+        AssertStopsAfterFirstGroup(data.Rows, 16, (b, token, groupDone) => model.Bound(data.AsSpan(), 64, 3, b, token, 16, groupDone));
     }
 
     /// <summary>One-step-ahead densities with a live token: the one-call bits over several groups of up to 65,536 frames
@@ -141,16 +127,28 @@ public class CancellableEngineCallChecks
         Assert.ThrowsAny<OperationCanceledException>(() => model.PredictiveLogDensity(prefixes, next, actual, new CancellationToken(true)));
     }
 
-    /// <summary>Cancelled while its first group is scored, the one-step-ahead density stops before the second.</summary>
+    /// <summary>Cancelled while its first group is scored, the one-step-ahead density stops before the second (it writes
+    /// its destination only at the end, so nothing is written).</summary>
     [Fact]
     public void PredictiveLogDensityIsCancelledBetweenGroups()
     {
         var (model, prefixes, next) = PredictiveCase(500, withLongPrefix: false);
+        AssertStopsAfterFirstGroup(prefixes.Count, 0, (ld, token, groupDone) => model.PredictiveLogDensity(prefixes, next, ld, token, 100, groupDone));
+    }
+
+    /// <summary>Runs <paramref name="call"/> (destination, token, hook after every group) with a token the hook cancels
+    /// after the first group: the call throws <see cref="OperationCanceledException"/> after that one group, with the
+    /// first <paramref name="written"/> slots of the destination written and the others untouched.</summary>
+    private static void AssertStopsAfterFirstGroup(int count, int written, Action<float[], CancellationToken, Action<int>> call)
+    {
         using var cts = new CancellationTokenSource();
+        var destination = new float[count];
+        Array.Fill(destination, float.NaN);
         int groups = 0;
-        Assert.ThrowsAny<OperationCanceledException>(() =>
-            model.PredictiveLogDensity(prefixes, next, new float[prefixes.Count], cts.Token, 100, _ => { groups++; cts.Cancel(); }));
+        Assert.ThrowsAny<OperationCanceledException>(() => call(destination, cts.Token, _ => { groups++; cts.Cancel(); }));
         Assert.Equal(1, groups);
+        Assert.DoesNotContain(destination[..written], float.IsNaN);
+        Assert.All(destination[written..], v => Assert.True(float.IsNaN(v)));
     }
 
     /// <summary>The standard RNN-RNADE case, <paramref name="count"/> of its sequences as prefixes (with one prefix longer
