@@ -70,6 +70,36 @@ public abstract class DensityModel : DensityModelBase
     /// multiple of their scoring blocks.</summary>
     public const int DefaultRowsPerCancellationCheck = 1 << 14;
 
+    /// <summary>Rows between two checks of the token when every row costs <paramref name="samplesPerRow"/> samples: the
+    /// largest power of two at most 2^17 / samples, and at most <see cref="DefaultRowsPerCancellationCheck"/>, so that
+    /// the time between checks stays bounded however many samples a row takes.</summary>
+    internal static int RowsPerCancellationCheckAt(int samplesPerRow)
+        => Math.Min(DefaultRowsPerCancellationCheck, 1 << System.Numerics.BitOperations.Log2((uint)Math.Max(1, (1 << 17) / Math.Max(1, samplesPerRow))));
+
+    /// <summary>Scores validated rows into one value per row (<paramref name="output"/> holds <paramref name="count"/> slots).</summary>
+    private protected delegate void RowGroupScorer(ReadOnlySpan<float> rows, int count, Span<float> output);
+
+    /// <summary>
+    /// The group loop of the cancellable calls besides <c>LogDensity</c> (an RBM's free energy, the k-sample bound):
+    /// <paramref name="count"/> validated rows scored by <paramref name="score"/> in groups of
+    /// <paramref name="rowsPerCheck"/> rows, <paramref name="cancellationToken"/> checked before every group but the first
+    /// (the caller checks it before any work). A token that cannot be cancelled scores all the rows in one call, as before
+    /// the token existed. <paramref name="groupDone"/>, when given, hears the rows done after every group (tests cancel
+    /// their token there, to see the call stop between groups).
+    /// </summary>
+    private protected void ScoreInGroups(ReadOnlySpan<float> rows, int count, Span<float> output, int rowsPerCheck,
+        CancellationToken cancellationToken, RowGroupScorer score, Action<int>? groupDone)
+    {
+        int d = Dimension, group = cancellationToken.CanBeCanceled ? Math.Max(1, rowsPerCheck) : Math.Max(1, count);
+        for (int start = 0; start < count; start += group)
+        {
+            if (start > 0) cancellationToken.ThrowIfCancellationRequested();
+            int n = Math.Min(group, count - start);
+            score(rows.Slice(start * d, n * d), n, output.Slice(start, n));
+            groupDone?.Invoke(start + n);
+        }
+    }
+
     /// <summary>Log-densities of <paramref name="rows"/> as a new array.</summary>
     public float[] LogDensity(RowMatrix rows) => LogDensity(rows, CancellationToken.None);
 

@@ -68,11 +68,12 @@ public abstract class SequenceDensityModel : DensityModelBase
     public const int FramesPerCancellationCheck = 1 << 16;
 
     /// <summary>The end of the group of whole sequences from <paramref name="first"/>: up to
-    /// <see cref="FramesPerCancellationCheck"/> frames, or the one sequence if it is longer.</summary>
-    private static int GroupEnd(SequenceBatch sequences, int first)
+    /// <paramref name="framesPerCheck"/> frames (<see cref="FramesPerCancellationCheck"/> in the public calls), or the one
+    /// sequence if it is longer.</summary>
+    private static int GroupEnd(SequenceBatch sequences, int first, int framesPerCheck = FramesPerCancellationCheck)
     {
         int end = first + 1;
-        while (end < sequences.Count && sequences.Offsets[end + 1] - sequences.Offsets[first] <= FramesPerCancellationCheck) end++;
+        while (end < sequences.Count && sequences.Offsets[end + 1] - sequences.Offsets[first] <= framesPerCheck) end++;
         return end;
     }
 
@@ -118,18 +119,36 @@ public abstract class SequenceDensityModel : DensityModelBase
         cancellationToken.ThrowIfCancellationRequested();
         if (frames == 0) return;
         var destination = frameLogDensity[..frames];
-        if (!cancellationToken.CanBeCanceled || frames <= FramesPerCancellationCheck)
-            FrameLogDensityCore(sequences, destination);
-        else
-            for (int first = 0, end; first < sequences.Count; first = end)
-            {
-                if (first > 0) cancellationToken.ThrowIfCancellationRequested();
-                end = GroupEnd(sequences, first);
-                var group = Group(sequences, first, end, out var rented);
-                try { FrameLogDensityCore(group, destination[sequences.Offsets[first]..sequences.Offsets[end]]); }
-                finally { System.Buffers.ArrayPool<float>.Shared.Return(rented); }
-            }
+        FrameLogDensityInGroups(sequences, destination, cancellationToken, FramesPerCancellationCheck, null);
         CheckOutputs(destination, default, "frame");
+    }
+
+    /// <summary>
+    /// The frame scores of validated <paramref name="sequences"/> into <paramref name="destination"/> (TotalFrames slots):
+    /// one call of <c>FrameLogDensityCore</c> when the token cannot be cancelled or the frames fit one group, else groups
+    /// of whole sequences of up to <paramref name="framesPerCheck"/> frames with a check of
+    /// <paramref name="cancellationToken"/> before every group but the first. <paramref name="groupDone"/>, when given,
+    /// hears the sequences done after every group (tests cancel their token there). Shared with the models' own
+    /// cancellable calls (RNN-RNADE's one-step-ahead density).
+    /// </summary>
+    private protected void FrameLogDensityInGroups(SequenceBatch sequences, Span<float> destination, CancellationToken cancellationToken,
+        int framesPerCheck, Action<int>? groupDone)
+    {
+        if (!cancellationToken.CanBeCanceled || sequences.TotalFrames <= framesPerCheck)
+        {
+            FrameLogDensityCore(sequences, destination);
+            groupDone?.Invoke(sequences.Count);
+            return;
+        }
+        for (int first = 0, end; first < sequences.Count; first = end)
+        {
+            if (first > 0) cancellationToken.ThrowIfCancellationRequested();
+            end = GroupEnd(sequences, first, framesPerCheck);
+            var group = Group(sequences, first, end, out var rented);
+            try { FrameLogDensityCore(group, destination[sequences.Offsets[first]..sequences.Offsets[end]]); }
+            finally { System.Buffers.ArrayPool<float>.Shared.Return(rented); }
+            groupDone?.Invoke(end);
+        }
     }
 
     /// <summary>Mean log-density per sequence (float64 accumulation).</summary>

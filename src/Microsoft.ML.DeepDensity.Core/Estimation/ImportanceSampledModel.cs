@@ -42,8 +42,7 @@ public abstract class ImportanceSampledModel : DensityModel
     public ulong EvaluationSeed { get; }
     /// <summary>The largest power of two at most 2^17 / K rows between cancellation checks (16 rows at K = 5,000, about a
     /// quarter of a second on one core for the IWAE benchmark's network), since each row costs K samples.</summary>
-    public override int RowsPerCancellationCheck
-        => Math.Min(DefaultRowsPerCancellationCheck, 1 << System.Numerics.BitOperations.Log2((uint)Math.Max(1, (1 << 17) / EvaluationSamples)));
+    public override int RowsPerCancellationCheck => RowsPerCancellationCheckAt(EvaluationSamples);
 
     /// <summary>What training did (null for a loaded model).</summary>
     public TrainingSummary? TrainingSummary { get; internal set; }
@@ -84,28 +83,65 @@ public abstract class ImportanceSampledModel : DensityModel
     /// per row (k = 1: the single-sample estimate of the variational bound, the VAE's ELBO). Its expectation is a lower
     /// bound on log p(x) that increases with k. Noise is derived from <paramref name="seed"/> and each row's values.
     /// </summary>
-    public float[] Bound(RowMatrix rows, int k, ulong seed)
+    public float[] Bound(RowMatrix rows, int k, ulong seed) => Bound(rows, k, seed, CancellationToken.None);
+
+    /// <summary>The k-sample bound of each row as a new array; cancellable (see
+    /// <see cref="Bound(ReadOnlySpan{float}, int, ulong, Span{float}, CancellationToken)"/>).</summary>
+    public float[] Bound(RowMatrix rows, int k, ulong seed, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(rows);
         var result = new float[rows.Rows];
-        Bound(rows.AsSpan(), k, seed, result);
+        Bound(rows.AsSpan(), k, seed, result, cancellationToken);
         return result;
     }
 
     /// <summary>Span form of <see cref="Bound(RowMatrix, int, ulong)"/>.</summary>
     public void Bound(ReadOnlySpan<float> rows, int k, ulong seed, Span<float> bound)
+        => Bound(rows, k, seed, bound, CancellationToken.None);
+
+    /// <summary>
+    /// <see cref="Bound(ReadOnlySpan{float}, int, ulong, Span{float})"/> that can be cancelled, as
+    /// <see cref="DensityModel.LogDensity(ReadOnlySpan{float}, Span{float}, Span{float}, CancellationToken)"/>: the rows
+    /// are validated first, then bounded in groups of the largest power of two at most 2^17 / k rows (each row costs k
+    /// samples, so the time between checks stays bounded at large k), with a check of <paramref name="cancellationToken"/>
+    /// before each (<see cref="OperationCanceledException"/>; the destination then holds the groups done). A row's noise
+    /// comes from the seed and its own values, not from its place or its neighbours, so the bounds are bit for bit those
+    /// of one call.
+    /// </summary>
+    public void Bound(ReadOnlySpan<float> rows, int k, ulong seed, Span<float> bound, CancellationToken cancellationToken)
+        => Bound(rows, k, seed, bound, cancellationToken, RowsPerCancellationCheckAt(k), null);
+
+    /// <summary>The cancellable bound with its group size and a hook after every group (<see cref="DensityModel.ScoreInGroups"/>;
+    /// tests use both).</summary>
+    internal void Bound(ReadOnlySpan<float> rows, int k, ulong seed, Span<float> bound, CancellationToken cancellationToken,
+        int rowsPerCheck, Action<int>? groupDone)
     {
         if (k < 1) throw new ArgumentOutOfRangeException(nameof(k), "k must be at least 1.");
         int count = DataValidation.CheckRows(rows, Dimension, InputDomain, "rows");
         if (bound.Length < count) throw new ArgumentException($"Destination has {bound.Length} slots for {count} rows.", nameof(bound));
-        ImportanceSample(rows, count, k, Math.Min(k, EvaluationSamplesPerChunk), seed, SampleRowsPerPass, bound, default);
+        cancellationToken.ThrowIfCancellationRequested();
+        // Without a token that can be cancelled: one call, as before the token existed.
+        if (!cancellationToken.CanBeCanceled) BoundCore(rows, count, k, seed, bound);
+        else BoundInGroups(rows, count, k, seed, bound, cancellationToken, rowsPerCheck, groupDone);
     }
 
+    private void BoundCore(ReadOnlySpan<float> rows, int count, int k, ulong seed, Span<float> bound)
+        => ImportanceSample(rows, count, k, Math.Min(k, EvaluationSamplesPerChunk), seed, SampleRowsPerPass, bound, default);
+
+    // Its own method: a lambda's captures are allocated on entry to the method that declares them, even on the one-call path.
+    private void BoundInGroups(ReadOnlySpan<float> rows, int count, int k, ulong seed, Span<float> bound, CancellationToken cancellationToken,
+        int rowsPerCheck, Action<int>? groupDone)
+        => ScoreInGroups(rows, count, bound, rowsPerCheck, cancellationToken, (group, n, output) => BoundCore(group, n, k, seed, output), groupDone);
+
     /// <summary>Mean of the k-sample bound over the rows (float64 accumulation).</summary>
-    public double AverageBound(RowMatrix rows, int k, ulong seed)
+    public double AverageBound(RowMatrix rows, int k, ulong seed) => AverageBound(rows, k, seed, CancellationToken.None);
+
+    /// <summary>Mean of the k-sample bound over the rows; cancellable (see
+    /// <see cref="Bound(ReadOnlySpan{float}, int, ulong, Span{float}, CancellationToken)"/>).</summary>
+    public double AverageBound(RowMatrix rows, int k, ulong seed, CancellationToken cancellationToken)
     {
         double s = 0;
-        foreach (var v in Bound(rows, k, seed)) s += v;
+        foreach (var v in Bound(rows, k, seed, cancellationToken)) s += v;
         return s / rows.Rows;
     }
 

@@ -227,21 +227,44 @@ public sealed class RbmModel : DensityModel
     /// Free energy F(x) of each row (the unnormalised score: log p(x) = −F(x) − log Z + log-Jacobian). For Gaussian units
     /// it is the free energy of the standardised row. Always exact, whatever the method of log Z.
     /// </summary>
-    public void FreeEnergy(ReadOnlySpan<float> rows, Span<float> freeEnergy)
+    public void FreeEnergy(ReadOnlySpan<float> rows, Span<float> freeEnergy) => FreeEnergy(rows, freeEnergy, CancellationToken.None);
+
+    /// <summary>
+    /// <see cref="FreeEnergy(ReadOnlySpan{float}, Span{float})"/> that can be cancelled, as
+    /// <see cref="DensityModel.LogDensity(ReadOnlySpan{float}, Span{float}, Span{float}, CancellationToken)"/>: the rows
+    /// are validated first, then scored in groups of <see cref="DensityModel.RowsPerCancellationCheck"/> rows with a check
+    /// of <paramref name="cancellationToken"/> before each (<see cref="OperationCanceledException"/>; the destination then
+    /// holds the groups done). A group is a whole number of scoring blocks and a row's free energy does not depend on the
+    /// rows around it, so the values are bit for bit those of one call.
+    /// </summary>
+    public void FreeEnergy(ReadOnlySpan<float> rows, Span<float> freeEnergy, CancellationToken cancellationToken)
+        => FreeEnergy(rows, freeEnergy, cancellationToken, RowsPerCancellationCheck, null);
+
+    /// <summary>The cancellable free energy with its group size and a hook after every group
+    /// (<see cref="DensityModel.ScoreInGroups"/>; tests use both).</summary>
+    internal void FreeEnergy(ReadOnlySpan<float> rows, Span<float> freeEnergy, CancellationToken cancellationToken,
+        int rowsPerCheck, Action<int>? groupDone)
     {
         int count = DataValidation.CheckRows(rows, Dimension, InputDomain, "rows");
         if (freeEnergy.Length < count) throw new ArgumentException($"Destination has {freeEnergy.Length} slots for {count} rows.", nameof(freeEnergy));
+        cancellationToken.ThrowIfCancellationRequested();
         if (count == 0) return;
-        RunBlocks(rows, count, freeEnergy[..count], 0f, 1f);
+        // Without a token that can be cancelled: one call, as before the token existed (and no delegate made).
+        if (!cancellationToken.CanBeCanceled) RunBlocks(rows, count, freeEnergy[..count], 0f, 1f);
+        else ScoreInGroups(rows, count, freeEnergy, rowsPerCheck, cancellationToken, (group, n, output) => RunBlocks(group, n, output, 0f, 1f), groupDone);
     }
 
     /// <summary>Free energies of the rows as a new array.</summary>
-    public float[] FreeEnergy(RowMatrix rows)
+    public float[] FreeEnergy(RowMatrix rows) => FreeEnergy(rows, CancellationToken.None);
+
+    /// <summary>Free energies of the rows as a new array; cancellable (see
+    /// <see cref="FreeEnergy(ReadOnlySpan{float}, Span{float}, CancellationToken)"/>).</summary>
+    public float[] FreeEnergy(RowMatrix rows, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(rows);
         if (rows.Columns != Dimension) throw new DataValidationException(-1, -1, $"the data has {rows.Columns} columns but the model expects {Dimension}", null);
         var result = new float[rows.Rows];
-        FreeEnergy(rows.AsSpan(), result);
+        FreeEnergy(rows.AsSpan(), result, cancellationToken);
         return result;
     }
 

@@ -163,6 +163,23 @@ public sealed class RnnRnadeModel : SequenceDensityModel
     /// (count × FrameSize, one per prefix) after each prefix.
     /// </summary>
     public void PredictiveLogDensity(SequenceBatch prefixes, ReadOnlySpan<float> nextFrames, Span<float> logDensity)
+        => PredictiveLogDensity(prefixes, nextFrames, logDensity, CancellationToken.None);
+
+    /// <summary>
+    /// <see cref="PredictiveLogDensity(SequenceBatch, ReadOnlySpan{float}, Span{float})"/> that can be cancelled, as
+    /// <see cref="SequenceDensityModel.LogDensity(SequenceBatch, Span{float}, Span{float}, CancellationToken)"/>: the
+    /// prefixes and frames are validated first, then scored in groups of whole prefixes (each with its candidate frame) of
+    /// up to <see cref="SequenceDensityModel.FramesPerCancellationCheck"/> frames, a longer one a group of its own, with a
+    /// check of <paramref name="cancellationToken"/> before each (<see cref="OperationCanceledException"/>). A prefix's
+    /// score does not depend on the prefixes scored with it, so the values are bit for bit those of one call.
+    /// </summary>
+    public void PredictiveLogDensity(SequenceBatch prefixes, ReadOnlySpan<float> nextFrames, Span<float> logDensity, CancellationToken cancellationToken)
+        => PredictiveLogDensity(prefixes, nextFrames, logDensity, cancellationToken, FramesPerCancellationCheck, null);
+
+    /// <summary>The cancellable one-step-ahead density with its group size in frames and a hook after every group
+    /// (<see cref="SequenceDensityModel.FrameLogDensityInGroups"/>; tests use both).</summary>
+    internal void PredictiveLogDensity(SequenceBatch prefixes, ReadOnlySpan<float> nextFrames, Span<float> logDensity,
+        CancellationToken cancellationToken, int framesPerCheck, Action<int>? groupDone)
     {
         ArgumentNullException.ThrowIfNull(prefixes);
         DataValidation.CheckSequences(prefixes, FrameSize, InputDomain.Real, "prefixes");
@@ -171,9 +188,10 @@ public sealed class RnnRnadeModel : SequenceDensityModel
         DataValidation.CheckRows(nextFrames, FrameSize, InputDomain.Real, "nextFrames");
         if (logDensity.Length < prefixes.Count)
             throw new ArgumentException($"Destination has {logDensity.Length} slots for {prefixes.Count} prefixes.", nameof(logDensity));
+        cancellationToken.ThrowIfCancellationRequested();
         var extended = Extend(prefixes, nextFrames);
         var frames = new float[extended.TotalFrames];
-        FrameLogDensityCore(extended, frames);
+        FrameLogDensityInGroups(extended, frames, cancellationToken, framesPerCheck, groupDone);
         for (int i = 0; i < prefixes.Count; i++) logDensity[i] = frames[extended.Offsets[i + 1] - 1];
     }
 
