@@ -87,6 +87,14 @@ public sealed class RbmBenchmark : IBenchmark
         double scoreSeconds = Peer.BestCallSeconds(() => model.LogDensity(train.AsSpan(), scores), minSeconds: 2.0);
         double ourScoring = train.Rows / scoreSeconds;
         Console.WriteLine($"DeepDensity: scoring {ourScoring:F0} rows/s ({train.Rows} training rows, best call of ≥ 2 s after a warm-up call)");
+        // --score-seconds S: keep scoring for S seconds more (a profile of scoring alone: perf record -D after the fit).
+        if (args.Double("score-seconds", 0) is > 0 and var extra)
+        {
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            int calls = 0;
+            while (clock.Elapsed.TotalSeconds < extra) { model.LogDensity(train.AsSpan(), scores); calls++; }
+            Console.WriteLine($"DeepDensity: scoring {calls * (double)train.Rows / clock.Elapsed.TotalSeconds:F0} rows/s over {calls} more calls");
+        }
         double peerScoring = 0;
         if (!peers) return 0;
 
