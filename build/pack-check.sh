@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Packs the engine and the ML.NET layer into a local folder, then builds and runs a throwaway console project that
-# references the packed Microsoft.ML.DeepDensity package (and, through it, the engine and Microsoft.ML from NuGet):
+# references the packed DeepDensity.ML package (the ML.NET layer, assembly Microsoft.ML.DeepDensity; through it the
+# engine package DeepDensity.ML.Core and Microsoft.ML from NuGet):
 # fit RNADE in an ML.NET pipeline, transform, and print the average LogDensity. Fails if any step fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,14 +11,14 @@ trap 'rm -rf "$work"' EXIT
 version=0.0.0-packcheck
 # A fixed throwaway version: drop it from the global package cache so that the packages just built are the ones used.
 cache=${NUGET_PACKAGES:-$HOME/.nuget/packages}
-rm -rf "$cache/microsoft.ml.deepdensity/$version" "$cache/microsoft.ml.deepdensity.core/$version"
+rm -rf "$cache/deepdensity.ml/$version" "$cache/deepdensity.ml.core/$version"
 dotnet pack DeepDensity.ML.sln -c "$config" -o "$work/feed" -p:Version="$version" --nologo -v q
 mkdir -p "$work/app"
 cat > "$work/app/app.csproj" <<XML
 <Project Sdk="Microsoft.NET.Sdk">
   <PropertyGroup><OutputType>Exe</OutputType><TargetFramework>net10.0</TargetFramework><ImplicitUsings>enable</ImplicitUsings>
     <ManagePackageVersionsCentrally>false</ManagePackageVersionsCentrally></PropertyGroup>
-  <ItemGroup><PackageReference Include="Microsoft.ML.DeepDensity" Version="$version" /></ItemGroup>
+  <ItemGroup><PackageReference Include="DeepDensity.ML" Version="$version" /></ItemGroup>
 </Project>
 XML
 cat > "$work/app/Directory.Build.props" <<'XML'
@@ -33,22 +34,24 @@ using Microsoft.ML.Data;
 using Microsoft.ML.DeepDensity;
 // 1. The packages: README, XML docs, licence expression, symbols, single-word tags and the dependency range on Microsoft.ML.
 string feed = args[0], version = args[1];
-foreach (var id in new[] { "Microsoft.ML.DeepDensity.Core", "Microsoft.ML.DeepDensity" })
+// Package ids outside nuget.org's reserved Microsoft.* prefix; the assemblies keep their names.
+foreach (var (id, assembly) in new[] { ("DeepDensity.ML.Core", "Microsoft.ML.DeepDensity.Core"), ("DeepDensity.ML", "Microsoft.ML.DeepDensity") })
 {
     using var zip = ZipFile.OpenRead(Path.Combine(feed, $"{id}.{version}.nupkg"));
     var names = zip.Entries.Select(e => e.FullName).ToHashSet();
     string nuspec = new StreamReader(zip.GetEntry($"{id}.nuspec")!.Open()).ReadToEnd();
     var problems = new List<string>();
     if (!names.Contains("README.md")) problems.Add("no README.md");
+    if (!nuspec.Contains($"<id>{id}</id>")) problems.Add($"the nuspec's id is not {id}");
     foreach (var tfm in new[] { "net8.0", "net10.0" })
-        if (!names.Contains($"lib/{tfm}/{id}.dll") || !names.Contains($"lib/{tfm}/{id}.xml")) problems.Add($"no {tfm} assembly with XML docs");
+        if (!names.Contains($"lib/{tfm}/{assembly}.dll") || !names.Contains($"lib/{tfm}/{assembly}.xml")) problems.Add($"no {tfm} assembly with XML docs");
     if (!nuspec.Contains("<license type=\"expression\">MIT</license>")) problems.Add("no licence expression");
     if (!File.Exists(Path.Combine(feed, $"{id}.{version}.snupkg"))) problems.Add("no symbols package (.snupkg)");
     // NuGet splits tags at spaces: "density estimation" would be two tags, neither of them the one meant.
     if (!nuspec.Contains("density-estimation") || nuspec.Contains(" estimation ")) problems.Add("tags are not single words");
-    if (id == "Microsoft.ML.DeepDensity" && !nuspec.Contains("id=\"Microsoft.ML\" version=\"[5.0.1, 6.0.0)\""))
+    if (id == "DeepDensity.ML" && !nuspec.Contains("id=\"Microsoft.ML\" version=\"[5.0.1, 6.0.0)\""))
         problems.Add("dependency on Microsoft.ML is not [5.0.1, 6.0.0)");
-    if (id == "Microsoft.ML.DeepDensity" && !nuspec.Contains($"id=\"Microsoft.ML.DeepDensity.Core\" version=\"{version}\""))
+    if (id == "DeepDensity.ML" && !nuspec.Contains($"id=\"DeepDensity.ML.Core\" version=\"{version}\""))
         problems.Add("no dependency on the engine package of the same version");
     if (problems.Count > 0) { Console.WriteLine($"{id}: {string.Join("; ", problems)}"); return 1; }
 }
