@@ -35,12 +35,13 @@ namespace Microsoft.ML
         /// <summary>
         /// Deep RNADE density estimator on a known-size Single vector column: an RNADE with several hidden layers trained
         /// over random orderings of the dimensions, whose exact log-density averages the densities of
-        /// <paramref name="orderings"/> orderings. Appends LogDensity, Score (= −LogDensity) and PredictedLabel (Score
+        /// <paramref name="orderings"/> orderings (one by default: at the default sizes one ordering trained alone beats an
+        /// ensemble whose orderings share the training). Appends LogDensity, Score (= −LogDensity) and PredictedLabel (Score
         /// above the (1 − contamination) quantile of training scores).
         /// </summary>
         /// <param name="catalog">The catalog.</param>
         /// <param name="featureColumnName">Input column. Default <see cref="DensityEstimatorDefaults.FeatureColumnName"/>.</param>
-        /// <param name="hiddenUnits">Units per hidden layer. Default <see cref="RnadeOptions.Defaults.HiddenUnits"/>.</param>
+        /// <param name="hiddenUnits">Units per hidden layer. Default <see cref="DeepRnadeOptions.Defaults.HiddenUnits"/>.</param>
         /// <param name="hiddenLayers">Hidden layers. Default <see cref="DeepRnadeOptions.Defaults.HiddenLayers"/>.</param>
         /// <param name="components">Gaussian components per conditional. Default <see cref="RnadeOptions.Defaults.Components"/>.</param>
         /// <param name="orderings">Orderings the density averages (scoring costs D network passes per ordering). Default <see cref="DeepRnadeOptions.Defaults.Orderings"/>.</param>
@@ -48,7 +49,7 @@ namespace Microsoft.ML
         /// <param name="contamination">Expected anomaly fraction of the training data, for PredictedLabel. Default <see cref="DensityEstimatorDefaults.Contamination"/>.</param>
         /// <param name="seed">Seed of initialisation, orderings, shuffling and the validation split. Default <see cref="Microsoft.ML.DeepDensity.Training.GradientTrainingOptions.Defaults.Seed"/>.</param>
         public static DeepRnadeEstimator DeepRnade(this DensityEstimationCatalog catalog, string featureColumnName = DensityEstimatorDefaults.FeatureColumnName,
-            int hiddenUnits = RnadeOptions.Defaults.HiddenUnits, int hiddenLayers = DeepRnadeOptions.Defaults.HiddenLayers,
+            int hiddenUnits = DeepRnadeOptions.Defaults.HiddenUnits, int hiddenLayers = DeepRnadeOptions.Defaults.HiddenLayers,
             int components = RnadeOptions.Defaults.Components, int orderings = DeepRnadeOptions.Defaults.Orderings,
             int maxEpochs = RnadeOptions.Defaults.MaxEpochs, double contamination = DensityEstimatorDefaults.Contamination,
             ulong seed = GradientTrainingOptions.Defaults.Seed)
