@@ -6,9 +6,10 @@ using Microsoft.ML.DeepDensity.Transforms;
 namespace Microsoft.ML.DeepDensity.Transforms
 {
 
-    /// <summary>Deep RNADE (several hidden layers, trained over random orderings, scored as an ensemble of orderings) as an
-    /// ML.NET estimator; see <see cref="DensityEstimator{TModel,TModelOptions}"/> for columns and training. Its density is
-    /// exact like RNADE's and usually higher on held-out data, at D network passes per ordering per scored row.</summary>
+    /// <summary>Deep RNADE (several MADE-masked hidden layers; one ordering by default, or an ensemble of orderings trained
+    /// together) as an ML.NET estimator; see <see cref="DensityEstimator{TModel,TModelOptions}"/> for columns and
+    /// training. Its density is exact like RNADE's and higher on held-out data at the defaults, at D network passes per
+    /// ordering per scored row.</summary>
     public sealed class DeepRnadeEstimator : DensityEstimator<DeepRnadeModel, DeepRnadeOptions>
     {
         /// <summary>Columns, contamination, sample settings and the engine's <see cref="DeepRnadeOptions"/> (<c>ModelOptions</c>).</summary>
@@ -33,10 +34,10 @@ namespace Microsoft.ML
     public static partial class DensityEstimationCatalogExtensions
     {
         /// <summary>
-        /// Deep RNADE density estimator on a known-size Single vector column: an RNADE with several hidden layers trained
-        /// over random orderings of the dimensions, whose exact log-density averages the densities of
-        /// <paramref name="orderings"/> orderings (one by default: at the default sizes one ordering trained alone beats an
-        /// ensemble whose orderings share the training). Appends LogDensity, Score (= −LogDensity) and PredictedLabel (Score
+        /// Deep RNADE density estimator on a known-size Single vector column: an RNADE with several MADE-masked hidden
+        /// layers whose exact log-density averages the densities of <paramref name="orderings"/> orderings trained together
+        /// (one by default: at the default sizes one ordering trained alone beats an ensemble whose orderings share the
+        /// training). Appends LogDensity, Score (= −LogDensity) and PredictedLabel (Score
         /// above the (1 − contamination) quantile of training scores).
         /// </summary>
         /// <param name="catalog">The catalog.</param>
