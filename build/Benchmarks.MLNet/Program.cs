@@ -17,11 +17,11 @@ using Microsoft.ML.DeepDensity.Transforms;
 // PredictionEngine on the live and on the loaded model. Targets: loaded ≤ 1.5× live (rows), PredictionEngine loaded ≤ 2× live.
 // Besides rows/s (best of the repeats), each path reports its CPU time per row summed over all threads and the bytes it
 // allocates per row (whole process: ML.NET's own cursors included): on a loaded machine the CPU ratios still mean something.
-//   dotnet run -c Release --project build/Benchmarks.MLNet -- [--family all|rnade|deepgmm|rbm|iwae] [--rows 10000]
+//   dotnet run -c Release --project build/Benchmarks.MLNet -- [--family all|rnade|deeprnade|deepgmm|rbm|iwae] [--rows 10000]
 //       [--predict 2000] [--epochs 10] [--repeat 3]
 // Smoke test (seconds): --rows 300 --predict 100 --epochs 1 --repeat 1
 // Anything else (--help, a misspelt option, a missing value) prints this usage instead of starting a minutes-long run.
-const string Usage = "usage: DeepDensity.Benchmarks.MLNet [--family all|rnade|deepgmm|rbm|iwae] [--rows 10000] [--predict 2000] [--epochs 10] [--repeat 3]\n" +
+const string Usage = "usage: DeepDensity.Benchmarks.MLNet [--family all|rnade|deeprnade|deepgmm|rbm|iwae] [--rows 10000] [--predict 2000] [--epochs 10] [--repeat 3]\n" +
     "  scoring rows/s, CPU and bytes per row of each family's engine, live, loaded and PredictionEngine paths on the shipped digits\n" +
     "  smoke test (seconds): --rows 300 --predict 100 --epochs 1 --repeat 1";
 string[] known = { "--family", "--rows", "--predict", "--epochs", "--repeat" };
@@ -36,7 +36,7 @@ for (int a = 0; a < args.Length; a += 2)
     }
 }
 string which = Text("--family", "all");
-if (which is not ("all" or "rnade" or "deepgmm" or "rbm" or "iwae")) { Console.Error.WriteLine($"unknown family '{which}'\n{Usage}"); return 2; }
+if (which is not ("all" or "rnade" or "deeprnade" or "deepgmm" or "rbm" or "iwae")) { Console.Error.WriteLine($"unknown family '{which}'\n{Usage}"); return 2; }
 int rows = Arg("--rows", 10000), predictRows = Arg("--predict", 2000), epochs = Arg("--epochs", 10), repeat = Arg("--repeat", 3);
 
 var digits = SampleData.LoadDigits();
@@ -48,6 +48,8 @@ var families = new (string Name, Func<MLContext, IEstimator<ITransformer>> Make)
 {
     ("rnade", ml => ml.DensityEstimation.Rnade(new RnadeEstimator.Options
         { ModelOptions = new RnadeOptions { HiddenUnits = 50, Components = 10, MaxEpochs = epochs, Seed = 3 } })),
+    ("deeprnade", ml => ml.DensityEstimation.DeepRnade(new DeepRnadeEstimator.Options
+        { ModelOptions = new DeepRnadeOptions { Components = 10, MaxEpochs = epochs, Seed = 3 } })),
     ("deepgmm", ml => ml.DensityEstimation.DeepGmm(new DeepGmmEstimator.Options
         { ModelOptions = new DeepGmmOptions { Layers = new[] { 4, 4 }, MaxIterations = epochs, Seed = 3 } })),
     ("rbm", ml => ml.DensityEstimation.Rbm(new RbmEstimator.Options

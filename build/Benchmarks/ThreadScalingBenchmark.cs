@@ -65,6 +65,8 @@ public sealed class ThreadScalingBenchmark : IBenchmark
         {
             Measure("RNADE", $"{n}×32, H=100, K=10, 2 epochs", Real(n, 32, 1), Real(2000, 32, 2),
                 (x, t) => RnadeModel.Fit(x, new RnadeOptions { HiddenUnits = 100, MaxEpochs = 2, ValidationFraction = 0, Seed = 1 })),
+            Measure("Deep RNADE", $"{n}×32, 2×100 (defaults), 2 epochs", Real(n, 32, 15), Real(2000, 32, 16),
+                (x, t) => DeepRnadeModel.Fit(x, new DeepRnadeOptions { MaxEpochs = 2, ValidationFraction = 0, Seed = 1 })),
             Measure("Deep GMM", $"{n}×16, layers {{4, 4}}, 5 EM iterations", Real(n, 16, 3), Real(2000, 16, 4),
                 (x, t) => DeepGmmModel.Fit(x, new DeepGmmOptions { Layers = new[] { 4, 4 }, MaxIterations = 5, PretrainIterations = 2, ValidationFraction = 0, Seed = 1 })),
             Measure("RBM", $"{n}×64 binary, H=200, 2 epochs, AIS 1000 temps", Binary(n, 64, 5), Binary(2000, 64, 6),

@@ -160,6 +160,37 @@ public class GemmTests
         for (int i = 0; i < m; i++) Assert.Equal(all.AsSpan(i * n + 17, 20).ToArray(), cols.AsSpan(i * 20, 20).ToArray());
     }
 
+    /// <summary>A product of one row takes its own loop (eight 8-lane sums along B's rows, not a 12-row tile with one real
+    /// row): its bits must be those of the same row inside a block (the kernels) and of the portable definition, across
+    /// k-blocks, the 64-, 8- and 1-column parts of the row, alpha, beta, a row bias, padded strides and a transposed A.</summary>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void OneRowProductsGiveTheKernelsBits(bool ta)
+    {
+        int m = 13, n = 203, k = 600, row = 6;
+        foreach (var (alpha, beta, biased, pad) in new[] { (1f, 0f, false, 0), (-0.7f, 0.3f, false, 3), (2f, 1f, false, 1), (1.3f, 0f, true, 2) })
+        {
+            int lda = (ta ? m : k) + pad, ldb = n + pad, ldc = n + pad;
+            var a = Random((ta ? k : m) * lda, 41); var b = Random(k * ldb, 42);
+            for (int i = 0; i < a.Length; i += 3) a[i] = 0f;
+            var bias = biased ? Random(n, 43) : Array.Empty<float>();
+            var c0 = Random(m * ldc, 44);
+            var block = (float[])c0.Clone();
+            Gemm.Multiply(ta, false, m, n, k, alpha, a, lda, b, ldb, beta, block, ldc, allowParallel: false, rowBias: bias);
+            foreach (var level in SupportedLevels())
+            {
+                var one = c0.AsSpan(row * ldc, n).ToArray();
+                var aRow = ta ? a.AsSpan(row) : a.AsSpan(row * lda);
+                using (KernelPath.Force(level))
+                    Gemm.Multiply(ta, false, 1, n, k, alpha, aRow, lda, b, ldb, beta, one, ldc, allowParallel: false, rowBias: bias);
+                for (int j = 0; j < n; j++)
+                    Assert.True(BitConverter.SingleToInt32Bits(one[j]) == BitConverter.SingleToInt32Bits(block[row * ldc + j]),
+                        $"{level} alpha={alpha} beta={beta} bias={biased}: C[{j}] = {one[j]:R} alone, {block[row * ldc + j]:R} in a block");
+            }
+        }
+    }
+
     [Theory]
     [MemberData(nameof(Transposes))]
     public void AllKernelPathsGiveBitIdenticalResults(bool ta, bool tb)
