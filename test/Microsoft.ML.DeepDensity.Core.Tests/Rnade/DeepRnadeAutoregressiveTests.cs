@@ -97,6 +97,28 @@ public class DeepRnadeAutoregressiveTests
         Assert.Equal(stream.ToArray(), again.ToArray());
     }
 
+    /// <summary>A row scored alone takes the one-row path (its D conditionals as the lanes of one mixture call, D not a
+    /// multiple of 8 here, and D above 8): the same bits as the row inside a block, for one ordering and for an
+    /// ensemble.</summary>
+    [Theory]
+    [InlineData(3, 1)]
+    [InlineData(11, 1)]
+    [InlineData(11, 3)]
+    public void ARowScoredAloneHasTheBitsOfTheRowInABlock(int d, int orderings)
+    {
+        var data = new RowMatrix(300, d);
+        new RandomStream(5).FillGaussian(data.Values);
+        for (int i = 0; i < data.Values.Length; i += d) data.Values[i + 1] += 0.8f * data.Values[i]; // a dependence to learn
+        var model = DeepRnadeModel.Fit(data, new DeepRnadeOptions { HiddenUnits = 12, Components = 3, Orderings = orderings, MaxEpochs = 3, Seed = 4 });
+        var block = model.LogDensity(data);
+        var one = new float[1];
+        for (int r = 0; r < data.Rows; r += 13)
+        {
+            model.LogDensity(data.Row(r), one);
+            Assert.True(BitConverter.SingleToInt32Bits(one[0]) == BitConverter.SingleToInt32Bits(block[r]), $"row {r}: alone {one[0]:R}, in a block {block[r]:R}");
+        }
+    }
+
     [Fact]
     public void TheDefaultsAreAutoregressiveWithDirectConnectionsWhichTheMaskedInputIgnores()
     {

@@ -156,6 +156,7 @@ internal sealed partial class DeepRnadeNetwork
         int d = D, k3 = K3, s = ws.Stride, width = d * k3;
         ws.View!.Apply(order);
         var output = ws.View.Forward(x, n, ws.Mlp);
+        if (n == 1 && ws.OneRowStride > 0) { logp[0] = OneRowLogDensity(x, output, ws); return; }
         var lp = ws.LogP.AsSpan();
         lp.Clear();
         for (int i = 0; i < d; i++)
@@ -165,6 +166,32 @@ internal sealed partial class DeepRnadeNetwork
             RnadeNetwork.Mixture(K, PortableMixture, ws.XColumn, ws.ZT, s, withGradient: false, default, 0f, false, lp, ws.Mixture);
         }
         lp[..n].CopyTo(logp);
+    }
+
+    /// <summary>
+    /// One row's D conditionals as the rows of one mixture call: the row's D·3K outputs transposed into 3K rows of D
+    /// (stride D rounded up to 8), so that the mixture's eight lanes hold eight dimensions instead of one row and seven
+    /// idle lanes (a PredictionEngine's row paid D calls of which 7/8 was padding). Each lane computes what it computes
+    /// for that dimension in its own call, and the conditionals are added in dimension order from 0, as the per-dimension
+    /// calls add them: the same bits as the row in a block.
+    /// </summary>
+    private float OneRowLogDensity(ReadOnlySpan<float> x, ReadOnlySpan<float> output, Workspace ws)
+    {
+        int d = D, k3 = K3, sd = ws.OneRowStride;
+        var zt = ws.OneRowZT.AsSpan(0, k3 * sd);
+        for (int i = 0; i < d; i++)
+        {
+            var z = output.Slice(i * k3, k3);
+            for (int j = 0; j < k3; j++) zt[j * sd + i] = z[j];
+        }
+        var xs = ws.OneRowX.AsSpan(0, sd);
+        x[..d].CopyTo(xs);
+        var lp = ws.OneRowLogP.AsSpan(0, sd);
+        lp.Clear();
+        RnadeNetwork.Mixture(K, PortableMixture, xs, zt, sd, withGradient: false, default, 0f, false, lp, ws.Mixture);
+        float total = 0f;
+        for (int i = 0; i < d; i++) total += lp[i];
+        return total;
     }
 
     /// <summary>Ancestral sampling along <paramref name="order"/>: D masked passes of the row sampled so far (the

@@ -97,6 +97,11 @@ internal sealed partial class DeepRnadeNetwork
         public readonly GradientBuffers? Gradients;
         /// <summary>An ensemble's per-ordering log-densities (orderings × rows, then one column), grown on first use.</summary>
         public float[] Ensemble = Array.Empty<float>();
+        /// <summary>One-row scoring of the autoregressive network (a one-row scoring workspace): the row's outputs
+        /// transposed with its dimensions as the mixture's rows (<see cref="OneRowStride"/> = D rounded up to 8), its
+        /// values and its D conditionals' log-densities. Empty otherwise.</summary>
+        public readonly float[] OneRowZT = [], OneRowX = [], OneRowLogP = [];
+        public readonly int OneRowStride;
 
         /// <param name="frozenWeights">The network's weights do not change while this workspace lives (a fitted model's
         /// scoring and sampling scratch): an autoregressive view then keeps the ordering it last masked.</param>
@@ -110,6 +115,13 @@ internal sealed partial class DeepRnadeNetwork
             Permutation = new int[d];
             if (net.Connectivity == DeepRnadeConnectivity.Autoregressive)
             {
+                if (rows == 1 && !forTraining)
+                {
+                    OneRowStride = (d + 7) / 8 * 8;
+                    OneRowZT = new float[k3 * OneRowStride];
+                    OneRowX = new float[OneRowStride];
+                    OneRowLogP = new float[OneRowStride];
+                }
                 View = new MaskedView(net, frozenWeights && !forTraining);
                 Mlp = View.Net.CreateWorkspace(rows);
                 Input = Weight = Pre = Z = Array.Empty<float>();
