@@ -42,6 +42,9 @@ foreach (var (id, assembly) in new[] { ("DeepDensity.ML.Core", "Microsoft.ML.Dee
     string nuspec = new StreamReader(zip.GetEntry($"{id}.nuspec")!.Open()).ReadToEnd();
     var problems = new List<string>();
     if (!names.Contains("README.md")) problems.Add("no README.md");
+    // A package page shows the README without the repository around it: a relative link there is a broken link.
+    else if (System.Text.RegularExpressions.Regex.IsMatch(new StreamReader(zip.GetEntry("README.md")!.Open()).ReadToEnd(), @"\]\((?!https?://|#)"))
+        problems.Add("README.md has a relative link");
     if (!nuspec.Contains($"<id>{id}</id>")) problems.Add($"the nuspec's id is not {id}");
     foreach (var tfm in new[] { "net8.0", "net10.0" })
         if (!names.Contains($"lib/{tfm}/{assembly}.dll") || !names.Contains($"lib/{tfm}/{assembly}.xml")) problems.Add($"no {tfm} assembly with XML docs");
