@@ -130,7 +130,7 @@ public class DocsDefaultsTests
 
     private static string Format(object v) => v is int[] a ? "{" + string.Join(", ", a) + "}" : Convert.ToString(v, CultureInfo.InvariantCulture)!;
 
-    private static string RepositoryRoot()
+    internal static string RepositoryRoot()
     {
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
             if (File.Exists(Path.Combine(dir.FullName, "DeepDensity.ML.sln"))) return dir.FullName;
