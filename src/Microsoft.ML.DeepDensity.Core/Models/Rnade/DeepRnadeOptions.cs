@@ -39,7 +39,7 @@ public sealed class DeepRnadeOptions : RnadeOptions
         public const bool OrderAgnostic = true;
         /// <summary>Default of <see cref="DeepRnadeOptions.Orderings"/>: one. At the default sizes and early stopping, an
         /// ensemble's orderings share the training and each stays weaker than one ordering trained alone (Fashion-MNIST
-        /// 8×8, `rnade-defaults`: 8 orderings 152.9 nats, 4 153.9, 2 162.6, 1 166.6 on test, where RNADE's defaults
+        /// 8×8, <c>rnade-defaults</c>: 8 orderings 152.9 nats, 4 153.9, 2 162.6, 1 166.6 on test, where RNADE's defaults
         /// reach 164.4); an ensemble pays with a larger network, a learning-rate decay and a longer patience.</summary>
         public const int Orderings = 1;
         /// <summary>Default of <see cref="RnadeOptions.HiddenUnits"/> for a deep RNADE: 100 units per layer (one
