@@ -312,10 +312,55 @@ internal static partial class Gemm
         {
             // Edge tile: acc·1 + (−0) = acc exactly (signed zeros included), then C = fma(alpha, acc, C) as in the
             // full kernels, so edge elements get the same bits as they would inside a full tile.
-            new Span<float>(s.Tile, MR * NR).Fill(-0f);
-            if (nr > NR / 2) TK.Full(kc, aPanel, ars, aks, bPanel, bks, s.Tile, NR, 1f, null);
-            else TK.Half(kc, aPanel, ars, aks, bPanel, bks, s.Tile, NR, 1f, null);
+            // A few rows (a block of 50 rows ends in a 2-row tile): their sums alone, not a 12-row tile of mostly
+            // padding (the tile's rows hold the same chains either way).
+            if (NR == SmallEdgeColumns && mr <= SmallEdgeRows) SmallEdgeRowSums(kc, mr, aPanel, ars, aks, bPanel, bks, s.Tile);
+            else
+            {
+                new Span<float>(s.Tile, MR * NR).Fill(-0f);
+                if (nr > NR / 2) TK.Full(kc, aPanel, ars, aks, bPanel, bks, s.Tile, NR, 1f, null);
+                else TK.Half(kc, aPanel, ars, aks, bPanel, bks, s.Tile, NR, 1f, null);
+            }
             EdgeStore(s.Tile, NR, cTile, ldc, job.Alpha, mr, nr, addend);
+        }
+    }
+
+    /// <summary>Edge tiles of at most this many rows take <see cref="SmallEdgeRowSums"/> (the AVX-512 kernel's 32-column
+    /// tiles only).</summary>
+    private const int SmallEdgeRows = 4, SmallEdgeColumns = 32;
+
+    /// <summary>
+    /// The sums of an edge tile's first <paramref name="mr"/> (≤ 4) rows over all 32 columns of its B panel (packed
+    /// panels are zero padded; an in-place one is whole), written to <paramref name="tile"/> (row stride 32) for
+    /// <see cref="EdgeStore"/>: per element the kernels' chain, fma(a_ip, b_pj, sum) from +0 in increasing p, two rows
+    /// at a time in eight 8-lane sums. A full tile's kernel would do the same work for twelve rows.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static unsafe void SmallEdgeRowSums(int kc, int mr, float* a, nint ars, nint aks, float* b, nint bks, float* tile)
+    {
+        for (int r = 0; r < mr; r += 2)
+        {
+            bool two = r + 1 < mr;
+            float* ar = a + r * ars;
+            Vector256<float> x0 = default, x1 = default, x2 = default, x3 = default, y0 = default, y1 = default, y2 = default, y3 = default;
+            float* bp = b;
+            for (int p = 0; p < kc; p++, bp += bks)
+            {
+                var b0 = Avx.LoadVector256(bp); var b1 = Avx.LoadVector256(bp + 8);
+                var b2 = Avx.LoadVector256(bp + 16); var b3 = Avx.LoadVector256(bp + 24);
+                var ax = Vector256.Create(ar[p * aks]);
+                x0 = Fma.MultiplyAdd(ax, b0, x0); x1 = Fma.MultiplyAdd(ax, b1, x1);
+                x2 = Fma.MultiplyAdd(ax, b2, x2); x3 = Fma.MultiplyAdd(ax, b3, x3);
+                if (!two) continue;
+                var ay = Vector256.Create(ar[ars + p * aks]);
+                y0 = Fma.MultiplyAdd(ay, b0, y0); y1 = Fma.MultiplyAdd(ay, b1, y1);
+                y2 = Fma.MultiplyAdd(ay, b2, y2); y3 = Fma.MultiplyAdd(ay, b3, y3);
+            }
+            float* t = tile + r * SmallEdgeColumns;
+            Avx.Store(t, x0); Avx.Store(t + 8, x1); Avx.Store(t + 16, x2); Avx.Store(t + 24, x3);
+            if (!two) continue;
+            t += SmallEdgeColumns;
+            Avx.Store(t, y0); Avx.Store(t + 8, y1); Avx.Store(t + 16, y2); Avx.Store(t + 24, y3);
         }
     }
 

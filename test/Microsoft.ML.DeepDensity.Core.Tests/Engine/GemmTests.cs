@@ -203,6 +203,8 @@ public class GemmTests
             (1, 1, 1, 1f, 0f, 0), (12, 32, 256, 1f, 0f, 0), (13, 33, 257, -0.5f, 0.25f, 3), (11, 16, 7, 2f, 1f, 1),
             (25, 17, 513, 1f, 1f, 0), (241, 47, 40, 0.75f, 0f, 2), (100, 63, 150, 1f, 0f, 0), (30, 520, 300, 1f, 0.5f, 5),
             (7, 4100, 9, 1f, 0f, 0), (145, 8, 600, -1f, 1f, 0), (50, 30, 50, 1f, 0f, 0),
+            // Edge tiles of 2, 3 and 4 rows (a block of 50 rows ends in one): their own sums, across k-blocks.
+            (50, 200, 300, 0.7f, 0f, 1), (15, 40, 300, 1.3f, 0.3f, 2), (16, 70, 520, -0.7f, 1f, 0),
         };
         int seed = 500;
         foreach (var (m, n, k, alpha, beta, pad) in shapes)
