@@ -80,11 +80,6 @@ internal static partial class Gemm
                 var job = new Job(pa, lda, transposeA, pb, ldb, transposeB, pc, ldc, alpha, firstAddend, biased);
                 bool parallel = allowParallel && (long)m * n * k >= ParallelThreshold && Environment.ProcessorCount > 1;
                 var level = KernelPath.Current;
-                if (m == 1 && !transposeB && !parallel && level != SimdLevel.Portable && Fma.IsSupported)
-                {
-                    OneRow(job, n, k);
-                    return;
-                }
                 if (packedB is not null && packedB.Fits(transposeB, k, n, level))
                 {
                     // Same bits on either kernel, so the one op(B) was packed for is used whatever the size.
@@ -314,7 +309,7 @@ internal static partial class Gemm
             // full kernels, so edge elements get the same bits as they would inside a full tile.
             // A few rows (a block of 50 rows ends in a 2-row tile): their sums alone, not a 12-row tile of mostly
             // padding (the tile's rows hold the same chains either way).
-            if (NR == SmallEdgeColumns && mr <= SmallEdgeRows) SmallEdgeRowSums(kc, mr, aPanel, ars, aks, bPanel, bks, s.Tile);
+            if (mr <= SmallEdgeRows && (NR == 16 || NR == 32) && Fma.IsSupported) SmallEdgeRowSums(kc, mr, NR, aPanel, ars, aks, bPanel, bks, s.Tile);
             else
             {
                 new Span<float>(s.Tile, MR * NR).Fill(-0f);
@@ -325,19 +320,21 @@ internal static partial class Gemm
         }
     }
 
-    /// <summary>Edge tiles of at most this many rows take <see cref="SmallEdgeRowSums"/> (the AVX-512 kernel's 32-column
-    /// tiles only).</summary>
-    private const int SmallEdgeRows = 4, SmallEdgeColumns = 32;
+    /// <summary>Edge tiles of at most this many rows take <see cref="SmallEdgeRowSums"/>.</summary>
+    private const int SmallEdgeRows = 4;
 
     /// <summary>
-    /// The sums of an edge tile's first <paramref name="mr"/> (≤ 4) rows over all 32 columns of its B panel (packed
-    /// panels are zero padded; an in-place one is whole), written to <paramref name="tile"/> (row stride 32) for
-    /// <see cref="EdgeStore"/>: per element the kernels' chain, fma(a_ip, b_pj, sum) from +0 in increasing p, two rows
-    /// at a time in eight 8-lane sums. A full tile's kernel would do the same work for twelve rows.
+    /// The sums of an edge tile's first <paramref name="mr"/> (≤ 4) rows over all <paramref name="nr"/> (16 or 32)
+    /// columns of its B panel (packed panels are zero padded; an in-place one is whole), written to
+    /// <paramref name="tile"/> (row stride <paramref name="nr"/>) for <see cref="EdgeStore"/>: per element the kernels'
+    /// chain, fma(a_ip, b_pj, sum) from +0 in increasing p, two rows at a time in up to eight 8-lane sums. A full tile's
+    /// kernel would do the same work for all its 6 or 12 rows (a block of 50 rows ends in a 2-row tile; a product of one
+    /// row, a PredictionEngine's, is nothing but one).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static unsafe void SmallEdgeRowSums(int kc, int mr, float* a, nint ars, nint aks, float* b, nint bks, float* tile)
+    private static unsafe void SmallEdgeRowSums(int kc, int mr, int nr, float* a, nint ars, nint aks, float* b, nint bks, float* tile)
     {
+        bool wide = nr == 32;
         for (int r = 0; r < mr; r += 2)
         {
             bool two = r + 1 < mr;
@@ -347,93 +344,30 @@ internal static partial class Gemm
             for (int p = 0; p < kc; p++, bp += bks)
             {
                 var b0 = Avx.LoadVector256(bp); var b1 = Avx.LoadVector256(bp + 8);
-                var b2 = Avx.LoadVector256(bp + 16); var b3 = Avx.LoadVector256(bp + 24);
                 var ax = Vector256.Create(ar[p * aks]);
                 x0 = Fma.MultiplyAdd(ax, b0, x0); x1 = Fma.MultiplyAdd(ax, b1, x1);
-                x2 = Fma.MultiplyAdd(ax, b2, x2); x3 = Fma.MultiplyAdd(ax, b3, x3);
+                Vector256<float> b2 = default, b3 = default;
+                if (wide)
+                {
+                    b2 = Avx.LoadVector256(bp + 16); b3 = Avx.LoadVector256(bp + 24);
+                    x2 = Fma.MultiplyAdd(ax, b2, x2); x3 = Fma.MultiplyAdd(ax, b3, x3);
+                }
                 if (!two) continue;
                 var ay = Vector256.Create(ar[ars + p * aks]);
                 y0 = Fma.MultiplyAdd(ay, b0, y0); y1 = Fma.MultiplyAdd(ay, b1, y1);
-                y2 = Fma.MultiplyAdd(ay, b2, y2); y3 = Fma.MultiplyAdd(ay, b3, y3);
+                if (wide) { y2 = Fma.MultiplyAdd(ay, b2, y2); y3 = Fma.MultiplyAdd(ay, b3, y3); }
             }
-            float* t = tile + r * SmallEdgeColumns;
-            Avx.Store(t, x0); Avx.Store(t + 8, x1); Avx.Store(t + 16, x2); Avx.Store(t + 24, x3);
+            float* t = tile + r * nr;
+            Avx.Store(t, x0); Avx.Store(t + 8, x1);
+            if (wide) { Avx.Store(t + 16, x2); Avx.Store(t + 24, x3); }
             if (!two) continue;
-            t += SmallEdgeColumns;
-            Avx.Store(t, y0); Avx.Store(t + 8, y1); Avx.Store(t + 16, y2); Avx.Store(t + 24, y3);
+            t += nr;
+            Avx.Store(t, y0); Avx.Store(t + 8, y1);
+            if (wide) { Avx.Store(t + 16, y2); Avx.Store(t + 24, y3); }
         }
     }
 
     /// <summary>Machines without FMA: same blocking and summation order, scalar fused multiply-adds.</summary>
-    /// <summary>
-    /// One row of op(A) times a row-major B: the micro-kernels would run it as a 12- or 6-row tile of which one row is
-    /// real (a PredictionEngine's row of a Deep RNADE: 88 µs, mostly multiplying zeros). Here eight 8-lane sums per pass
-    /// (64 columns of C) run along B's rows, each lane the kernels' chain: per k-block from +0, fma(a_p, b_pj, sum) in
-    /// increasing p, then C ← fma(sum, alpha, addend) (the first k-block's addend as the kernels take it). The same
-    /// bits as the kernels, so a row still scores the same alone or in a block.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static unsafe void OneRow(Job job, int n, int k)
-    {
-        const int Width = 8, Sums = 8, Pass = Width * Sums;
-        long aStep = job.TransA ? job.Lda : 1;
-        nint ldb = job.Ldb;
-        var alpha = Vector256.Create(job.Alpha);
-        for (int pc = 0; pc < k; pc += KC)
-        {
-            int kc = Math.Min(KC, k - pc);
-            bool first = job.FirstAddend != null && pc == 0;
-            float* a = job.A + pc * aStep, b0 = job.B + (long)pc * ldb;
-            int j = 0;
-            for (; j + Pass <= n; j += Pass)
-            {
-                Vector256<float> s0 = default, s1 = default, s2 = default, s3 = default, s4 = default, s5 = default, s6 = default, s7 = default;
-                float* b = b0 + j;
-                for (int p = 0; p < kc; p++, b += ldb)
-                {
-                    var ap = Vector256.Create(a[p * aStep]);
-                    s0 = Fma.MultiplyAdd(ap, Avx.LoadVector256(b), s0);
-                    s1 = Fma.MultiplyAdd(ap, Avx.LoadVector256(b + 8), s1);
-                    s2 = Fma.MultiplyAdd(ap, Avx.LoadVector256(b + 16), s2);
-                    s3 = Fma.MultiplyAdd(ap, Avx.LoadVector256(b + 24), s3);
-                    s4 = Fma.MultiplyAdd(ap, Avx.LoadVector256(b + 32), s4);
-                    s5 = Fma.MultiplyAdd(ap, Avx.LoadVector256(b + 40), s5);
-                    s6 = Fma.MultiplyAdd(ap, Avx.LoadVector256(b + 48), s6);
-                    s7 = Fma.MultiplyAdd(ap, Avx.LoadVector256(b + 56), s7);
-                }
-                float* c = job.C + j;
-                OneRowStore(job, first, j, c, s0, alpha); OneRowStore(job, first, j + 8, c + 8, s1, alpha);
-                OneRowStore(job, first, j + 16, c + 16, s2, alpha); OneRowStore(job, first, j + 24, c + 24, s3, alpha);
-                OneRowStore(job, first, j + 32, c + 32, s4, alpha); OneRowStore(job, first, j + 40, c + 40, s5, alpha);
-                OneRowStore(job, first, j + 48, c + 48, s6, alpha); OneRowStore(job, first, j + 56, c + 56, s7, alpha);
-            }
-            for (; j + Width <= n; j += Width)
-            {
-                Vector256<float> sum = default;
-                float* b = b0 + j;
-                for (int p = 0; p < kc; p++, b += ldb) sum = Fma.MultiplyAdd(Vector256.Create(a[p * aStep]), Avx.LoadVector256(b), sum);
-                OneRowStore(job, first, j, job.C + j, sum, alpha);
-            }
-            for (; j < n; j++)
-            {
-                float sum = 0f;
-                float* b = b0 + j;
-                for (int p = 0; p < kc; p++, b += ldb) sum = MathF.FusedMultiplyAdd(a[p * aStep], *b, sum);
-                float addend = !first ? job.C[j] : job.AddendIsRow ? job.FirstAddend[j] : 0f;
-                job.C[j] = MathF.FusedMultiplyAdd(sum, job.Alpha, addend);
-            }
-        }
-    }
-
-    /// <summary>C[j..j+8) ← fma(sum, alpha, addend): C itself, or in the first k-block of a beta = 0 product the row bias
-    /// (or zero) without reading C.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static unsafe void OneRowStore(in Job job, bool first, int j, float* c, Vector256<float> sum, Vector256<float> alpha)
-    {
-        var addend = !first ? Avx.LoadVector256(c) : job.AddendIsRow ? Avx.LoadVector256(job.FirstAddend + j) : Vector256<float>.Zero;
-        Avx.Store(c, Fma.MultiplyAdd(sum, alpha, addend));
-    }
-
     private static unsafe void Portable(Job job, int m, int n, int k)
     {
         for (int i = 0; i < m; i++)

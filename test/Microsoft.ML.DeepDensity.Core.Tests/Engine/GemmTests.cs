@@ -160,9 +160,9 @@ public class GemmTests
         for (int i = 0; i < m; i++) Assert.Equal(all.AsSpan(i * n + 17, 20).ToArray(), cols.AsSpan(i * 20, 20).ToArray());
     }
 
-    /// <summary>A product of one row takes its own loop (eight 8-lane sums along B's rows, not a 12-row tile with one real
-    /// row): its bits must be those of the same row inside a block (the kernels) and of the portable definition, across
-    /// k-blocks, the 64-, 8- and 1-column parts of the row, alpha, beta, a row bias, padded strides and a transposed A.</summary>
+    /// <summary>A product of one row is one small edge tile (its row's sums alone, not a 12- or 6-row tile with one real
+    /// row): its bits must be those of the same row inside a block (the kernels) on every path, across k-blocks, full and
+    /// partial column panels, alpha, beta, a row bias, padded strides and a transposed A.</summary>
     [Theory]
     [InlineData(false)]
     [InlineData(true)]
