@@ -49,18 +49,43 @@ public abstract class SequenceDensityModel : DensityModelBase
         var ld = logDensity[..count];
         var se = standardError.IsEmpty ? default : standardError[..count];
         se.Clear();
-        if (!cancellationToken.CanBeCanceled || sequences.TotalFrames <= FramesPerCancellationCheck)
-            LogDensityCore(sequences, ld, se);
-        else
-            for (int first = 0, end; first < count; first = end)
-            {
-                if (first > 0) cancellationToken.ThrowIfCancellationRequested();
-                end = GroupEnd(sequences, first);
-                var group = Group(sequences, first, end, out var rented);
-                try { LogDensityCore(group, ld[first..end], se.IsEmpty ? default : se[first..end]); }
-                finally { System.Buffers.ArrayPool<float>.Shared.Return(rented); }
-            }
+        InGroups(sequences, ld, se, perFrame: false, cancellationToken, FramesPerCancellationCheck, _sequenceScorer ??= LogDensityCore, null);
         CheckOutputs(ld, se, "sequence");
+    }
+
+    /// <summary>Scores a batch (or a group of its sequences) into its destinations: <c>LogDensityCore</c>, or the frame
+    /// scores with an empty second destination.</summary>
+    private protected delegate void GroupScorer(SequenceBatch group, Span<float> destination, Span<float> second);
+
+    // Made once per model: the one-call path allocates nothing.
+    private GroupScorer? _sequenceScorer, _frameScorer;
+
+    /// <summary>
+    /// The one group loop of the cancellable calls: <paramref name="score"/> on the whole batch when the token cannot be
+    /// cancelled or the frames fit one group, else on groups of whole sequences of up to <paramref name="framesPerCheck"/>
+    /// frames (a longer sequence a group of its own), with a check of <paramref name="cancellationToken"/> before every
+    /// group but the first. The destinations are sliced per sequence, or per frame with <paramref name="perFrame"/>.
+    /// <paramref name="groupDone"/>, when given, hears the sequences done after every group (tests cancel their token there).
+    /// </summary>
+    private void InGroups(SequenceBatch sequences, Span<float> destination, Span<float> second, bool perFrame, CancellationToken cancellationToken,
+        int framesPerCheck, GroupScorer score, Action<int>? groupDone)
+    {
+        if (!cancellationToken.CanBeCanceled || sequences.TotalFrames <= framesPerCheck)
+        {
+            score(sequences, destination, second);
+            groupDone?.Invoke(sequences.Count);
+            return;
+        }
+        for (int first = 0, end; first < sequences.Count; first = end)
+        {
+            if (first > 0) cancellationToken.ThrowIfCancellationRequested();
+            end = GroupEnd(sequences, first, framesPerCheck);
+            int from = perFrame ? sequences.Offsets[first] : first, to = perFrame ? sequences.Offsets[end] : end;
+            var group = Group(sequences, first, end, out var rented);
+            try { score(group, destination[from..to], second.IsEmpty ? default : second[from..to]); }
+            finally { System.Buffers.ArrayPool<float>.Shared.Return(rented); }
+            groupDone?.Invoke(end);
+        }
     }
 
     /// <summary>Frames the cancellable <c>LogDensity</c> and <c>FrameLogDensity</c> score between two checks of their
@@ -123,33 +148,13 @@ public abstract class SequenceDensityModel : DensityModelBase
         CheckOutputs(destination, default, "frame");
     }
 
-    /// <summary>
-    /// The frame scores of validated <paramref name="sequences"/> into <paramref name="destination"/> (TotalFrames slots):
-    /// one call of <c>FrameLogDensityCore</c> when the token cannot be cancelled or the frames fit one group, else groups
-    /// of whole sequences of up to <paramref name="framesPerCheck"/> frames with a check of
-    /// <paramref name="cancellationToken"/> before every group but the first. <paramref name="groupDone"/>, when given,
-    /// hears the sequences done after every group (tests cancel their token there). Shared with the models' own
-    /// cancellable calls (RNN-RNADE's one-step-ahead density).
-    /// </summary>
+    /// <summary>The frame scores of validated <paramref name="sequences"/> into <paramref name="destination"/> (TotalFrames
+    /// slots) through the one group loop (<see cref="InGroups"/>); shared with the models' own cancellable calls
+    /// (RNN-RNADE's one-step-ahead density).</summary>
     private protected void FrameLogDensityInGroups(SequenceBatch sequences, Span<float> destination, CancellationToken cancellationToken,
         int framesPerCheck, Action<int>? groupDone)
-    {
-        if (!cancellationToken.CanBeCanceled || sequences.TotalFrames <= framesPerCheck)
-        {
-            FrameLogDensityCore(sequences, destination);
-            groupDone?.Invoke(sequences.Count);
-            return;
-        }
-        for (int first = 0, end; first < sequences.Count; first = end)
-        {
-            if (first > 0) cancellationToken.ThrowIfCancellationRequested();
-            end = GroupEnd(sequences, first, framesPerCheck);
-            var group = Group(sequences, first, end, out var rented);
-            try { FrameLogDensityCore(group, destination[sequences.Offsets[first]..sequences.Offsets[end]]); }
-            finally { System.Buffers.ArrayPool<float>.Shared.Return(rented); }
-            groupDone?.Invoke(end);
-        }
-    }
+        => InGroups(sequences, destination, default, perFrame: true, cancellationToken, framesPerCheck,
+            _frameScorer ??= (group, frames, _) => FrameLogDensityCore(group, frames), groupDone);
 
     /// <summary>Mean log-density per sequence (float64 accumulation).</summary>
     public double AverageLogDensity(SequenceBatch sequences)
