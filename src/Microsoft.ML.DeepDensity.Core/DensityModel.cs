@@ -48,15 +48,8 @@ public abstract class DensityModel : DensityModelBase
         var ld = logDensity[..count];
         var se = standardError.IsEmpty ? default : standardError[..count];
         se.Clear();
-        // Without a token that can be cancelled: one call, as before the token existed.
-        int group = cancellationToken.CanBeCanceled ? Math.Clamp(RowsPerCancellationCheck, 1, DefaultRowsPerCancellationCheck) : count;
-        int d = Dimension;
-        for (int start = 0; start < count; start += group)
-        {
-            if (start > 0) cancellationToken.ThrowIfCancellationRequested();
-            int n = Math.Min(group, count - start);
-            LogDensityCore(rows.Slice(start * d, n * d), n, ld.Slice(start, n), se.IsEmpty ? default : se.Slice(start, n));
-        }
+        ScoreInGroups(rows, count, ld, se, Math.Clamp(RowsPerCancellationCheck, 1, DefaultRowsPerCancellationCheck), cancellationToken,
+            _logDensityScorer ??= LogDensityCore, null);
         CheckOutputs(ld, se, "row");
     }
 
@@ -76,18 +69,22 @@ public abstract class DensityModel : DensityModelBase
     internal static int RowsPerCancellationCheckAt(int samplesPerRow)
         => Math.Min(DefaultRowsPerCancellationCheck, 1 << System.Numerics.BitOperations.Log2((uint)Math.Max(1, (1 << 17) / Math.Max(1, samplesPerRow))));
 
-    /// <summary>Scores validated rows into one value per row (<paramref name="output"/> holds <paramref name="count"/> slots).</summary>
-    private protected delegate void RowGroupScorer(ReadOnlySpan<float> rows, int count, Span<float> output);
+    /// <summary>Scores validated rows into one value per row (<paramref name="output"/> holds <paramref name="count"/>
+    /// slots) and, when <paramref name="second"/> is non-empty, a second one (a log-density's standard error).</summary>
+    private protected delegate void RowGroupScorer(ReadOnlySpan<float> rows, int count, Span<float> output, Span<float> second);
+
+    // Made once per model: LogDensity's one-call path allocates nothing.
+    private RowGroupScorer? _logDensityScorer;
 
     /// <summary>
-    /// The group loop of the cancellable calls besides <c>LogDensity</c> (an RBM's free energy, the k-sample bound):
+    /// The one group loop of the cancellable calls (<c>LogDensity</c>, an RBM's free energy, the k-sample bound):
     /// <paramref name="count"/> validated rows scored by <paramref name="score"/> in groups of
     /// <paramref name="rowsPerCheck"/> rows, <paramref name="cancellationToken"/> checked before every group but the first
     /// (the caller checks it before any work). A token that cannot be cancelled scores all the rows in one call, as before
     /// the token existed. <paramref name="groupDone"/>, when given, hears the rows done after every group (tests cancel
     /// their token there, to see the call stop between groups).
     /// </summary>
-    private protected void ScoreInGroups(ReadOnlySpan<float> rows, int count, Span<float> output, int rowsPerCheck,
+    private protected void ScoreInGroups(ReadOnlySpan<float> rows, int count, Span<float> output, Span<float> second, int rowsPerCheck,
         CancellationToken cancellationToken, RowGroupScorer score, Action<int>? groupDone)
     {
         int d = Dimension, group = cancellationToken.CanBeCanceled ? Math.Max(1, rowsPerCheck) : Math.Max(1, count);
@@ -95,7 +92,7 @@ public abstract class DensityModel : DensityModelBase
         {
             if (start > 0) cancellationToken.ThrowIfCancellationRequested();
             int n = Math.Min(group, count - start);
-            score(rows.Slice(start * d, n * d), n, output.Slice(start, n));
+            score(rows.Slice(start * d, n * d), n, output.Slice(start, n), second.IsEmpty ? default : second.Slice(start, n));
             groupDone?.Invoke(start + n);
         }
     }

@@ -131,7 +131,7 @@ public abstract class ImportanceSampledModel : DensityModel
     // Its own method: a lambda's captures are allocated on entry to the method that declares them, even on the one-call path.
     private void BoundInGroups(ReadOnlySpan<float> rows, int count, int k, ulong seed, Span<float> bound, CancellationToken cancellationToken,
         int rowsPerCheck, Action<int>? groupDone)
-        => ScoreInGroups(rows, count, bound, rowsPerCheck, cancellationToken, (group, n, output) => BoundCore(group, n, k, seed, output), groupDone);
+        => ScoreInGroups(rows, count, bound, default, rowsPerCheck, cancellationToken, (group, n, output, _) => BoundCore(group, n, k, seed, output), groupDone);
 
     /// <summary>Mean of the k-sample bound over the rows (float64 accumulation).</summary>
     public double AverageBound(RowMatrix rows, int k, ulong seed) => AverageBound(rows, k, seed, CancellationToken.None);

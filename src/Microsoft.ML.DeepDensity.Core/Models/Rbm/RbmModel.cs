@@ -251,7 +251,7 @@ public sealed class RbmModel : DensityModel
         if (count == 0) return;
         // Without a token that can be cancelled: one call, as before the token existed (and no delegate made).
         if (!cancellationToken.CanBeCanceled) RunBlocks(rows, count, freeEnergy[..count], 0f, 1f);
-        else ScoreInGroups(rows, count, freeEnergy, rowsPerCheck, cancellationToken, (group, n, output) => RunBlocks(group, n, output, 0f, 1f), groupDone);
+        else ScoreInGroups(rows, count, freeEnergy, default, rowsPerCheck, cancellationToken, (group, n, output, _) => RunBlocks(group, n, output, 0f, 1f), groupDone);
     }
 
     /// <summary>Free energies of the rows as a new array.</summary>
