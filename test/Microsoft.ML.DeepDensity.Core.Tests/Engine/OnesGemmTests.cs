@@ -216,6 +216,7 @@ public class OnesGemmTests
     [Theory]
     [InlineData(90, 70, 50)]
     [InlineData(300, 130, 33)]
+    [InlineData(784, 130, 40)] // 80 stacked rows of 784: the index's rows are built in blocks on the worker team
     public void EveryRegionOfAStepGivesTheSameBitsWithTheProducts(int d, int h, int n)
     {
         var rng = new Random(d + h);

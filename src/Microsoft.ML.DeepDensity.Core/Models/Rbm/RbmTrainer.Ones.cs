@@ -30,18 +30,36 @@ internal sealed partial class RbmTrainer
 
     /// <summary>Indexes rows [first, + rows) of a row-major buffer of the given width, when the products are usable
     /// here and the rows are 0/1 with few enough ones.</summary>
-    /// <remarks>The index is built on the calling thread before the region starts, while the other cores wait: rows with
-    /// too many ones would pay for that whole pass and then take the GEMM anyway. So the first eighth of the rows decides
-    /// first (too many ones there: the GEMM, without indexing the rest). Either way the products have the GEMM's bits,
-    /// so this choice only moves time.</remarks>
+    /// <remarks>The index is built before the region starts: rows with too many ones would pay for that whole pass and
+    /// then take the GEMM anyway, so the first eighth of the rows decides first, on the calling thread (too many ones
+    /// there: the GEMM, without indexing the rest). The rest are indexed in <see cref="IndexBlocks"/> fixed blocks on
+    /// the worker team (each row's list has its own place in the index, so the blocks write apart and the index is the
+    /// same at any thread count); on one thread the serial pass had left the other core waiting for it. Either way the
+    /// products have the GEMM's bits, so this choice only moves time.</remarks>
     private bool TryIndex(OnesIndex index, float[] buffer, int first, int rows, int width)
     {
         if (_m.Gaussian || !OnesGemm.IsUsable || !index.Reset(rows, width)) return false;
-        var a = buffer.AsSpan(first * width);
         int lead = Math.Min(rows, Math.Max(8, rows / 8));
-        return index.TryIndexRows(a, width, 0, lead) && OnesGemm.Pays(index, lead)
-            && index.TryIndexRows(a, width, lead, rows - lead) && OnesGemm.Pays(index);
+        if (!index.TryIndexRows(buffer.AsSpan(first * width), width, 0, lead) || !OnesGemm.Pays(index, lead)) return false;
+        int rest = rows - lead;
+        if (rest == 0) return OnesGemm.Pays(index);
+        if ((long)rest * width < ParallelIndexValues)
+            return index.TryIndexRows(buffer.AsSpan(first * width), width, lead, rest) && OnesGemm.Pays(index);
+        bool binary = true;
+        DeepDensityEnvironment.For(0, IndexBlocks, b =>
+        {
+            int r0 = lead + (int)((long)rest * b / IndexBlocks), r1 = lead + (int)((long)rest * (b + 1) / IndexBlocks);
+            if (!index.TryIndexRows(buffer.AsSpan(first * width), width, r0, r1 - r0)) binary = false;
+        });
+        return binary && OnesGemm.Pays(index);
     }
+
+    /// <summary>Row blocks of the index's parallel part (fixed: the blocks' rows do not depend on the thread count).</summary>
+    private const int IndexBlocks = 4;
+
+    /// <summary>Values from which the index's rows are built on the worker team (the step's 200 × 784 visible rows and
+    /// 100 × 500 hidden samples are above it; below it a parallel region costs more than it saves).</summary>
+    private const long ParallelIndexValues = 1L << 15;
 
     /// <summary>Whether the weight update's blocks take Vᵀ's products: the last hidden region indexed all stacked rows
     /// (so they are 0/1 with few enough ones). Each block then indexes its own visible units (TryIndexColumns), in
