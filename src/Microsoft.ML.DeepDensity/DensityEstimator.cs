@@ -52,7 +52,7 @@ public abstract class DensityEstimator<TModel, TModelOptions> : IEstimator<Densi
 
     private NotSupportedException CannotStream()
         => new($"{Name} cannot train from a stream: set TrainingData = {nameof(DensityTrainingData.InMemory)} " +
-            "(streamed training covers RNADE, RBM, Deep GMM and IWAE).");
+            "(streamed training covers RNADE, Deep RNADE, RBM, Deep GMM and IWAE).");
 
     /// <summary>Checks the engine's options, throwing <see cref="ArgumentException"/> naming the first invalid one. The
     /// default runs the engine's own checks for gradient-trained models (<see cref="GradientTrainingOptions.Validate"/>,

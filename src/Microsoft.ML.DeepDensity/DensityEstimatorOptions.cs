@@ -90,7 +90,7 @@ public abstract class DensityEstimatorOptions
 
     /// <summary>How Fit reads the training (and validation) data: <see cref="DensityTrainingData.InMemory"/> copies the
     /// feature column once; <see cref="DensityTrainingData.Streamed"/> reads it through a cursor every pass with a
-    /// bounded shuffle buffer and never holds it whole (RNADE, RBM, Deep GMM and IWAE; docs/scaling.md: memory bound, local
+    /// bounded shuffle buffer and never holds it whole (RNADE, Deep RNADE, RBM, Deep GMM and IWAE; docs/scaling.md: memory bound, local
     /// shuffle, hashed validation split). Default <see cref="DensityEstimatorDefaults.TrainingData"/>.</summary>
     public DensityTrainingData TrainingData { get; set; } = DensityEstimatorDefaults.TrainingData;
 

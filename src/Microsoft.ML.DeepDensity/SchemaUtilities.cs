@@ -55,8 +55,9 @@ internal static class ReservedColumns
 /// <summary>Feature-column checks with messages that name the column.</summary>
 internal static class FeatureColumnCheck
 {
-    /// <summary>What to do with a variable-size column given to an estimator (a fitted model scores one).</summary>
-    private const string TrainingNeedsKnownSize = "training needs a known-size vector of Single " +
+    /// <summary>What to do with a variable-size column given to an estimator (a fitted model scores one); the frame-row
+    /// estimator says it too.</summary>
+    internal const string TrainingNeedsKnownSize = "training needs a known-size vector of Single " +
         "(e.g. [VectorType(n)] on the input class, or Concatenate of scalar columns).";
 
     /// <summary>Checks a runtime schema: the column exists and is a Single vector; to train (<paramref name="expectedSize"/>

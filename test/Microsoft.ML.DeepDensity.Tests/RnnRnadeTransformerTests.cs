@@ -634,4 +634,27 @@ public class RnnRnadeScoringErrorTests
     }
 
     public sealed class DoubleFrame { [VectorType(2)] public double[] Features = new double[2]; public int SequenceId; public float Order; }
+
+    /// <summary>A variable-size Single frame column (an input class without [VectorType]) was refused for training with
+    /// the advice for a column of another type, "convert it first, e.g. ml.Transforms.Conversion.ConvertType(...)", which
+    /// cannot give a column its width. The frame estimator says what the row estimators say: training needs the width.</summary>
+    [Fact]
+    public void FrameRows_VariableSizeFrameColumn_IsRefusedWithTheAdviceThatFixesIt()
+    {
+        var ml = new MLContext(seed: 1);
+        var estimator = ml.DensityEstimation.RnnRnade("Features", "SequenceId", "Order", maxEpochs: 1);
+        var view = ml.Data.LoadFromEnumerable(new[] { new VariableFrame { Features = new float[2], SequenceId = 1, Order = 0 } });
+        foreach (var refused in new Action[]
+        {
+            () => estimator.GetOutputSchema(SchemaShapeFactory.FromType<VariableFrame>(ml)),
+            () => estimator.Fit(view),
+        })
+        {
+            var message = Assert.ThrowsAny<ArgumentException>(refused).Message;
+            Assert.Contains("Frame column 'Features' is a variable-size vector; training needs a known-size vector", message);
+            Assert.DoesNotContain("ConvertType", message);
+        }
+    }
+
+    public sealed class VariableFrame { public float[] Features = Array.Empty<float>(); public int SequenceId; public float Order; }
 }

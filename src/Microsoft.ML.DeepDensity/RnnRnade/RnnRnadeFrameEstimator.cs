@@ -129,7 +129,10 @@ public sealed class RnnRnadeFrameEstimator : IEstimator<SequenceDensityTransform
         var frame = schema.GetColumnOrNull(featureColumnName)
             ?? throw new ArgumentOutOfRangeException(nameof(schema), $"Frame column '{featureColumnName}' not found in the input schema.");
         // Training needs the width from the schema; a fitted model knows it and, as it always has, checks a
-        // variable-size frame row by row (e.g. a PredictionEngine input class without [VectorType]).
+        // variable-size frame row by row (e.g. a PredictionEngine input class without [VectorType]). A variable-size
+        // Single frame gets its own advice: the other types' "convert it first" (ConvertType) cannot give it a width.
+        if (frame.Type is VectorDataViewType { IsKnownSize: false } variable && variable.ItemType == NumberDataViewType.Single && frameSize is null)
+            throw new ArgumentOutOfRangeException(nameof(schema), $"Frame column '{frame.Name}' is a variable-size vector; {FeatureColumnCheck.TrainingNeedsKnownSize}");
         if (frame.Type is not VectorDataViewType vt || vt.ItemType != NumberDataViewType.Single || (!vt.IsKnownSize && frameSize is null))
             throw new ArgumentOutOfRangeException(nameof(schema),
                 $"Frame column '{frame.Name}' must be a known-size vector of Single (one frame per row), but is {frame.Type}{FeatureColumnCheck.Remedy(frame.Name, frame.Type)}.");
@@ -217,6 +220,8 @@ public sealed class RnnRnadeFrameEstimator : IEstimator<SequenceDensityTransform
         // fits the stages upstream, so a wrong type is reported before they are trained, as the row estimators do.
         SchemaShape.Column Last(string name) => inputSchema.Last(c => c.Name == name);   // the last column of a name wins
         var frame = Last(o.FeatureColumnName);
+        if (!frame.IsKey && frame.ItemType == NumberDataViewType.Single && frame.Kind == SchemaShape.Column.VectorKind.VariableVector)
+            throw new ArgumentOutOfRangeException(nameof(inputSchema), $"Frame column '{frame.Name}' is a variable-size vector; {FeatureColumnCheck.TrainingNeedsKnownSize}");
         if (frame.IsKey || frame.ItemType != NumberDataViewType.Single || frame.Kind != SchemaShape.Column.VectorKind.Vector)
             throw new ArgumentOutOfRangeException(nameof(inputSchema),
                 $"Frame column '{frame.Name}' must be a known-size vector of Single (one frame per row), but is {FeatureColumnCheck.Found(frame)}.");
