@@ -75,3 +75,44 @@ cat > "$work/app/nuget.config" <<XML
 <configuration><packageSources><add key="local" value="$work/feed" /></packageSources></configuration>
 XML
 dotnet run --project "$work/app/app.csproj" -c Release -- "$work/feed" "$version"
+
+# 3. The package README's example, copied as a user copies it: on net10.0 as written, and on net8.0, whose default
+# language (C# 12) has no extension properties, with the README's own replacement for ml.DensityEstimation. The example
+# assumes views trainView and testView with Single columns A, B, C and Label: a second file provides them. Run on this
+# machine's runtime (rolled forward to a newer major version when no .NET 8 runtime is installed).
+readme=build/nuget/README.md
+net8_catalog='new DensityEstimationCatalog(ml)'
+grep -qF "$net8_catalog" "$readme" || { echo "$readme does not say what a net8.0 (C# 12) project writes for ml.DensityEstimation ($net8_catalog)"; exit 1; }
+for tfm in net10.0 net8.0; do
+  dir="$work/readme-$tfm"
+  mkdir -p "$dir"
+  cp "$work/app/Directory.Build.props" "$work/app/Directory.Packages.props" "$work/app/nuget.config" "$dir/"
+  cat > "$dir/readme.csproj" <<XML
+<Project Sdk="Microsoft.NET.Sdk">
+  <PropertyGroup><OutputType>Exe</OutputType><TargetFramework>$tfm</TargetFramework><ImplicitUsings>enable</ImplicitUsings>
+    <ManagePackageVersionsCentrally>false</ManagePackageVersionsCentrally></PropertyGroup>
+  <ItemGroup><PackageReference Include="DeepDensity.ML" Version="$version" /></ItemGroup>
+</Project>
+XML
+  awk '/^```csharp/ { on = 1; next } /^```/ { on = 0 } on' "$readme" > "$dir/Program.cs"
+  [ "$tfm" = net8.0 ] && sed -i "s/ml\.DensityEstimation/$net8_catalog/" "$dir/Program.cs"
+  cat > "$dir/Views.cs" <<'CS'
+global using static Views;
+using Microsoft.ML;
+public static class Views
+{
+    public static readonly IDataView trainView = Make(400, 1), testView = Make(100, 2);
+    private static IDataView Make(int rows, int seed)
+    {
+        var rng = new Random(seed);
+        return new MLContext(seed).Data.LoadFromEnumerable(Enumerable.Range(0, rows).Select(i => new Row
+        {
+            A = (float)rng.NextDouble() + (i % 10 == 0 ? 5 : 0), B = (float)rng.NextDouble(), C = (float)rng.NextDouble(), Label = i % 10 == 0 ? 1 : 0,
+        }).ToList());
+    }
+    public sealed class Row { public float A { get; set; } public float B { get; set; } public float C { get; set; } public float Label { get; set; } }
+}
+CS
+  (cd "$dir" && DOTNET_ROLL_FORWARD=Major dotnet run -c Release --nologo -v q) || { echo "the package README's example fails on $tfm"; exit 1; }
+  echo "the package README's example builds and runs on $tfm"
+done

@@ -13,7 +13,7 @@ public static class ExitCodes
     public const int BadData = 3;
     /// <summary>A model file cannot be used: missing, not a zip, not an ML.NET model, no DeepDensity model inside, corrupt.</summary>
     public const int BadModel = 4;
-    /// <summary>Training failed: invalid model options for this data, or training diverged.</summary>
+    /// <summary>Training failed: invalid model options for this data, training diverged, or the model is too large for ddml to read back.</summary>
     public const int TrainingFailed = 5;
     /// <summary>An output file could not be written (nothing is left half-written).</summary>
     public const int OutputError = 6;

@@ -149,7 +149,7 @@ public static class FitCommand
             MeanTrainLogDensity = meanTrain,
             CreatedUtc = DateTime.UtcNow,
         };
-        ModelZip.Save(ml, transformer, trainView.Schema, metadata, outFile);
+        ModelZip.Save(ml, transformer, transformer.Model, trainView.Schema, metadata, outFile);
         string best = (numberOffset > 0 ? $" numbered {numberOffset + 1}–{numberOffset + metadata.EpochsRun}" : "") +
                       (metadata.BestEpoch is int b ? $" (best {b})" : "");
         console.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,

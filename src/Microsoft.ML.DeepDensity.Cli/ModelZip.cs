@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.IO.Compression;
 using System.Text.Json;
 using Microsoft.ML.Data;
@@ -92,8 +93,16 @@ public static class ModelZip
     public const string MetadataEntry = "DeepDensity/ddml.json";
     private static readonly JsonSerializerOptions Json = new() { WriteIndented = true };
 
-    public static void Save(MLContext ml, ITransformer model, DataViewSchema inputSchema, ToolMetadata metadata, string path)
+    public static void Save(MLContext ml, ITransformer model, DensityModelBase engineModel, DataViewSchema inputSchema, ToolMetadata metadata, string path)
     {
+        // Training can make a model larger than any ddml reads (wide data: 45,000 columns make a 285 MB RNADE), and the
+        // zip written would be refused by every other command, with no option to raise the limit: say so instead of
+        // writing it. (The whole file is measured, its header included: at most a hundred bytes on the safe side.)
+        long bytes = engineModel.ToBytes().LongLength, limit = DeepDensityEnvironment.MaxModelFileBytes;
+        if (bytes > limit)
+            throw new CliException(ExitCodes.TrainingFailed, string.Create(CultureInfo.InvariantCulture,
+                $"the trained {engineModel.ModelKind} model is {bytes:N0} bytes, more than ddml reads ({limit:N0}; DeepDensityEnvironment.MaxModelFileBytes), " +
+                $"so {Path.GetFileName(path)} was not written: train on fewer columns (e.g. a PCA projection) or a smaller model (-p options such as HiddenUnits)."));
         using var buffer = new MemoryStream();
         ml.Model.Save(model, inputSchema, buffer);
         using (var zip = new ZipArchive(buffer, ZipArchiveMode.Update, leaveOpen: true))

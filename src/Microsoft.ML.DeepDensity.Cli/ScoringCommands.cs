@@ -221,6 +221,9 @@ public static class ScoringCommands
     /// <summary>Reads <paramref name="dataFile"/>, checks it has the model's columns, and scores it through the ML.NET transformer.</summary>
     public static ScoredTable ScoreTable(MLContext ml, LoadedModel loaded, string dataFile, string? labelColumn)
     {
+        // Before the CSV: a pipeline that cannot take the vector ddml would feed it fails whatever the file holds, and a
+        // file with the pipeline's own columns (A, B, C) was told it lacked 'f0', a column the model was never trained on.
+        CheckForeignPipelineInput(ml, loaded);
         var table = CsvTable.Read(dataFile);
         var names = loaded.FeatureColumns;
         var columns = new int[names.Length];
@@ -233,19 +236,9 @@ public static class ScoringCommands
         var features = table.Features(columns);
         var labels = labelColumn is null ? null : table.Labels(table.ColumnIndex(labelColumn, "label"));
         var input = DataViews.FromMatrix(ml, features, loaded.Density.FeatureColumnName);
-        IDataView view;
-        try { view = loaded.Transformer.Transform(input); }
-        catch (ArgumentException e) when (e is not DataValidationException && loaded.Metadata is null)
-        {
-            // A zip ddml did not write is given one feature vector; a pipeline that starts elsewhere (Concatenate of scalar
-            // columns, a text column) cannot bind it. ML.NET's binding error names an internal stage, so say what happened.
-            var inputs = string.Join(", ", loaded.InputSchema.Where(c => !c.IsHidden).Select(c => $"{c.Name} ({c.Type})"));
-            throw CliException.ModelError(loaded.File, $"the ML.NET pipeline in the zip has input columns {inputs}, and ddml feeds a zip it did not " +
-                $"write only the DeepDensity stage's '{loaded.Density.FeatureColumnName}' vector, read from the CSV columns {Abbreviate(names)} " +
-                $"({e.Message.Split('\n')[0]}); score this pipeline through ML.NET (mlContext.Model.LoadWithLiveDensityModels), or train it with 'ddml fit'.", e);
-        }
         try
         {
+            var view = loaded.Transformer.Transform(input);
             var logDensity = DataViews.Singles(view, loaded.Density.LogDensityColumnName);
             var standardError = loaded.Density.StandardErrorColumnName is string se ? DataViews.Singles(view, se) : new float[logDensity.Length];
             var score = DataViews.Singles(view, loaded.Density.ScoreColumnName);
@@ -255,6 +248,22 @@ public static class ScoringCommands
         catch (DataValidationException e)
         {
             throw FitCommand.MapDataError(e, table, columns, names);
+        }
+    }
+
+    /// <summary>A zip ddml did not write is given one feature vector; a pipeline that starts elsewhere (Concatenate of
+    /// scalar columns, a text column) cannot bind it. ML.NET's binding error names an internal stage, so say what happened.</summary>
+    private static void CheckForeignPipelineInput(MLContext ml, LoadedModel loaded)
+    {
+        if (loaded.Metadata is not null) return;
+        var vector = DataViews.FromMatrix(ml, new RowMatrix(0, loaded.Model.Dimension), loaded.Density.FeatureColumnName);
+        try { loaded.Transformer.GetOutputSchema(vector.Schema); }
+        catch (ArgumentException e) when (e is not DataValidationException)
+        {
+            var inputs = string.Join(", ", loaded.InputSchema.Where(c => !c.IsHidden).Select(c => $"{c.Name} ({c.Type})"));
+            throw CliException.ModelError(loaded.File, $"the ML.NET pipeline in the zip has input columns {inputs}, and ddml feeds a zip it did not " +
+                $"write only the DeepDensity stage's '{loaded.Density.FeatureColumnName}' vector, read from the CSV columns {Abbreviate(loaded.FeatureColumns)} " +
+                $"({e.Message.Split('\n')[0]}); score this pipeline through ML.NET (mlContext.Model.LoadWithLiveDensityModels), or train it with 'ddml fit'.", e);
         }
     }
 

@@ -75,7 +75,7 @@ public static class SequenceCommands
             EpochsRun = summary?.EpochsRun ?? history.Count, BestEpoch = summary?.BestEpoch, StoppedEarly = summary?.StoppedEarly ?? false,
             StoppedByUser = console.Interrupts.StopRequested, MeanTrainLogDensity = meanPerFrame, Contamination = contamination, CreatedUtc = DateTime.UtcNow,
         };
-        ModelZip.Save(ml, transformer, view.Schema, metadata, outFile);
+        ModelZip.Save(ml, transformer, transformer.Model, view.Schema, metadata, outFile);
         console.Out.WriteLine(string.Create(CultureInfo.InvariantCulture, $"saved {outFile}: {ModelName} (exact log-density per frame), {CsvTable.Count(names.Length, "feature")} per frame, " +
                                                                              $"{metadata.StepsRun}, mean training log-density {meanPerFrame:F4} per frame."));
         if (console.Interrupts.StopRequested)

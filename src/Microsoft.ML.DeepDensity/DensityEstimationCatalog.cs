@@ -30,6 +30,7 @@ public sealed class DensityEstimationCatalog
 /// <summary>Catalog extension members of the DeepDensity ML.NET layer.</summary>
 public static partial class DensityEstimationCatalogExtensions
 {
+    /// <param name="mlContext">The context the estimators are created in (its log receives training progress).</param>
     extension(MLContext mlContext)
     {
         /// <summary>DeepDensity density estimators (RNADE, ...): append LogDensity, Score and PredictedLabel columns.</summary>

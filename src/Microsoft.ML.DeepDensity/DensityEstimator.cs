@@ -59,6 +59,7 @@ public abstract class DensityEstimator<TModel, TModelOptions> : IEstimator<Densi
     /// overridden by each family's options) and the Deep GMM (<see cref="Models.DeepGmm.DeepGmmOptions.Validate"/>);
     /// a family with other options overrides it. Called from the base constructor, so an override must not depend on
     /// fields the derived constructor sets.</summary>
+    /// <param name="options">The engine's options.</param>
     protected virtual void ValidateModelOptions(TModelOptions options)
     {
         switch (options)
@@ -72,20 +73,36 @@ public abstract class DensityEstimator<TModel, TModelOptions> : IEstimator<Densi
     public string Name { get; }
 
     /// <summary>Trains the engine model on validated-shape data (values are validated by the engine).</summary>
+    /// <param name="data">The training rows.</param>
+    /// <param name="validation">Validation rows for early stopping, or null for the model's own held-out fraction.</param>
+    /// <param name="options">The engine's options.</param>
+    /// <param name="progress">Receives one report per epoch (or EM iteration).</param>
+    /// <param name="cancellationToken">Abandons training when cancelled.</param>
+    /// <returns>The trained engine model.</returns>
     protected abstract TModel Train(RowMatrix data, RowMatrix? validation, TModelOptions options,
         IProgress<TrainingProgress> progress, CancellationToken cancellationToken);
 
     /// <summary>Trains the engine model from streams of rows (<see cref="DensityTrainingData.Streamed"/>); families
     /// that cannot stream keep this default, which refuses with a message naming the setting.</summary>
+    /// <param name="data">The training rows, read pass by pass.</param>
+    /// <param name="validation">Validation rows for early stopping, or null for the model's own held-out fraction.</param>
+    /// <param name="options">The engine's options.</param>
+    /// <param name="streaming">The shuffle buffer's size.</param>
+    /// <param name="progress">Receives one report per epoch.</param>
+    /// <param name="cancellationToken">Abandons training when cancelled.</param>
+    /// <returns>The trained engine model.</returns>
     protected virtual TModel TrainStreamed(IRowStream data, IRowStream? validation, TModelOptions options, StreamingOptions streaming,
         IProgress<TrainingProgress> progress, CancellationToken cancellationToken)
         => throw CannotStream();
 
     /// <summary>Trains on <paramref name="input"/>.</summary>
+    /// <param name="input">The training data with the feature column.</param>
     public DensityTransformer<TModel> Fit(IDataView input) => Fit(input, null);
 
     /// <summary>Trains on <paramref name="trainData"/>, using <paramref name="validationData"/> (same feature column) for
     /// early stopping instead of a held-out fraction of the training rows.</summary>
+    /// <param name="trainData">The training data with the feature column.</param>
+    /// <param name="validationData">Validation data with the same feature column, or null for the model's own held-out fraction.</param>
     public DensityTransformer<TModel> Fit(IDataView trainData, IDataView? validationData)
     {
         ArgumentNullException.ThrowIfNull(trainData);
@@ -147,6 +164,8 @@ public abstract class DensityEstimator<TModel, TModelOptions> : IEstimator<Densi
 
     /// <summary>What a user whose values the model's input domain refuses can do (a binary model given real values):
     /// the option for real-valued data, if the family has one. Appended to the error's problem.</summary>
+    /// <param name="options">The engine's options.</param>
+    /// <returns>The remedy in words, or null when the family has none.</returns>
     protected virtual string? NonBinaryRemedy(TModelOptions options) => null;
 
     /// <summary>The engine's names for the rows it was given (it knows nothing of ML.NET columns).</summary>
@@ -180,6 +199,8 @@ public abstract class DensityEstimator<TModel, TModelOptions> : IEstimator<Densi
     }
 
     /// <summary>Checks the feature column of a runtime schema; returns it.</summary>
+    /// <param name="schema">The data view's schema.</param>
+    /// <param name="expectedSize">The vector size the column must have, or null for any known size.</param>
     protected virtual DataViewSchema.Column CheckInputShape(DataViewSchema schema, int? expectedSize)
         => FeatureColumnCheck.Check(schema, _options.FeatureColumnName, expectedSize);
 
@@ -202,6 +223,9 @@ public abstract class DensityEstimator<TModel, TModelOptions> : IEstimator<Densi
     }
 
     /// <summary>Copies the feature column into a row matrix through one cursor (sparse vectors are densified).</summary>
+    /// <param name="data">The data view.</param>
+    /// <param name="column">Its feature column.</param>
+    /// <param name="dimension">The column's vector size.</param>
     protected virtual RowMatrix ReadRows(IDataView data, DataViewSchema.Column column, int dimension)
     {
         long? known = data.GetRowCount();

@@ -11,6 +11,8 @@ public static class DensityModelExtensions
     /// included), in pipeline order. Works on live pipelines and on pipelines loaded with <c>mlContext.Model.Load</c>
     /// (where each model is rebuilt as a live, block-scoring <see cref="DensityTransformer"/> from the saved blob).
     /// </summary>
+    /// <param name="transformer">A fitted or loaded transformer: a single stage or a chain.</param>
+    /// <param name="mlContext">The context the stages of a loaded pipeline are rebuilt in; a new one when null.</param>
     public static IReadOnlyList<DensityTransformer> GetDensityTransformers(this ITransformer transformer, MLContext? mlContext = null)
     {
         ArgumentNullException.ThrowIfNull(transformer);
@@ -46,6 +48,8 @@ public static class DensityModelExtensions
     }
 
     /// <summary>The one density transformer in <paramref name="transformer"/>; throws if there is none or several.</summary>
+    /// <param name="transformer">A fitted or loaded transformer: a single stage or a chain.</param>
+    /// <param name="mlContext">The context the stages of a loaded pipeline are rebuilt in; a new one when null.</param>
     public static DensityTransformer GetDensityTransformer(this ITransformer transformer, MLContext? mlContext = null)
     {
         var all = GetDensityTransformers(transformer, mlContext);
@@ -70,15 +74,22 @@ public static class DensityModelExtensions
     }
 
     /// <summary>The engine model of the one density transformer in <paramref name="transformer"/> (live or loaded).</summary>
+    /// <param name="transformer">A fitted or loaded transformer: a single stage or a chain.</param>
     public static DensityModel GetDensityModel(this ITransformer transformer) => GetDensityTransformer(transformer).Model;
 
     /// <summary>The engine model, checked to be a <typeparamref name="TModel"/> (e.g. <c>RnadeModel</c>).</summary>
+    /// <typeparam name="TModel">The expected engine model type.</typeparam>
+    /// <param name="transformer">A fitted or loaded transformer: a single stage or a chain.</param>
     public static TModel GetDensityModel<TModel>(this ITransformer transformer) where TModel : DensityModel
         => GetDensityModel(transformer) as TModel
            ?? throw new InvalidOperationException($"The DeepDensity model is a {GetDensityModel(transformer).ModelKind}, not a {typeof(TModel).Name}.");
 
     /// <summary>Draws <paramref name="count"/> rows from the one density model in <paramref name="transformer"/> as a data view
     /// (one known-size vector column named like the model's feature column).</summary>
+    /// <param name="transformer">A fitted or loaded transformer: a single stage or a chain.</param>
+    /// <param name="mlContext">The context the data view is created in.</param>
+    /// <param name="count">Rows to draw (non-negative).</param>
+    /// <param name="seed">Seed of the draws: the same seed gives the same rows.</param>
     public static IDataView GenerateSamples(this ITransformer transformer, MLContext mlContext, int count, ulong seed)
         => GetDensityTransformer(transformer, mlContext).GenerateSamples(mlContext, count, seed);
 
@@ -88,6 +99,8 @@ public static class DensityModelExtensions
     /// <see cref="DensityTransformer"/> decoded from it — same columns and values, batched speed. Live stages and other
     /// transformers are kept as they are; the result saves like the original.
     /// </summary>
+    /// <param name="transformer">A fitted or loaded transformer: a single stage or a chain.</param>
+    /// <param name="mlContext">The context the stages of a loaded pipeline are rebuilt in; a new one when null.</param>
     public static ITransformer WithLiveDensityTransformers(this ITransformer transformer, MLContext? mlContext = null)
     {
         ArgumentNullException.ThrowIfNull(transformer);
@@ -138,6 +151,9 @@ public static class DensityModelExtensions
     /// row or sequence model, is decoded and validated here, so a damaged one throws
     /// <see cref="Persistence.InvalidModelFileException"/> now rather than at the first row read.
     /// </summary>
+    /// <param name="catalog">The context's model operations (<c>mlContext.Model</c>).</param>
+    /// <param name="filePath">The model zip written by <c>mlContext.Model.Save</c>.</param>
+    /// <param name="inputSchema">The input schema saved with the pipeline.</param>
     public static ITransformer LoadWithLiveDensityModels(this ModelOperationsCatalog catalog, string filePath, out DataViewSchema inputSchema)
     {
         ArgumentNullException.ThrowIfNull(catalog);
@@ -145,6 +161,7 @@ public static class DensityModelExtensions
     }
 
     /// <inheritdoc cref="LoadWithLiveDensityModels(ModelOperationsCatalog, string, out DataViewSchema)"/>
+    /// <param name="stream">A readable stream holding the model zip written by <c>mlContext.Model.Save</c>.</param>
     public static ITransformer LoadWithLiveDensityModels(this ModelOperationsCatalog catalog, Stream stream, out DataViewSchema inputSchema)
     {
         ArgumentNullException.ThrowIfNull(catalog);

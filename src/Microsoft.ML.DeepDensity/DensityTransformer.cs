@@ -57,6 +57,7 @@ public class DensityTransformer : ITransformer
     public DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => new Binding(this, inputSchema).OutputSchema;
 
     /// <summary>Lazily appends the output columns (nothing is read or scored until a cursor moves).</summary>
+    /// <param name="input">The data view with the feature column (a known-size Single vector of the model's dimension).</param>
     public IDataView Transform(IDataView input)
     {
         ArgumentNullException.ThrowIfNull(input);
@@ -74,6 +75,9 @@ public class DensityTransformer : ITransformer
 
     /// <summary>Draws <paramref name="count"/> rows from the model as a data view with one column named like the feature
     /// column (a known-size Single vector); the same seed gives the same rows.</summary>
+    /// <param name="mlContext">The context the data view is created in.</param>
+    /// <param name="count">Rows to draw (non-negative).</param>
+    /// <param name="seed">Seed of the draws.</param>
     public IDataView GenerateSamples(MLContext mlContext, int count, ulong seed)
     {
         ArgumentNullException.ThrowIfNull(mlContext);

@@ -157,6 +157,9 @@ internal static class ShapeColumns
 public static class SchemaShapeFactory
 {
     /// <summary>The shape of the columns of <typeparamref name="T"/> (optionally with a schema definition giving names and vector sizes).</summary>
+    /// <typeparam name="T">The row class (public properties or fields are the columns).</typeparam>
+    /// <param name="mlContext">The context the shape is made in.</param>
+    /// <param name="definition">Column names and vector sizes overriding the class's attributes, or null.</param>
     public static SchemaShape FromType<T>(MLContext mlContext, SchemaDefinition? definition = null) where T : class, new()
         => mlContext.Transforms.CustomMapping<ShapeColumns.NoColumns, T>((_, _) => { }, contractName: null, outputSchemaDefinition: definition)
              .GetOutputSchema(new SchemaShape(Array.Empty<SchemaShape.Column>()));

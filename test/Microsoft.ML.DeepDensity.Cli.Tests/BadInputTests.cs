@@ -451,6 +451,27 @@ public class BadInputTests : IDisposable
     public sealed class Scalars { public float A { get; set; } public float B { get; set; } }
 
     [Fact]
+    public void AForeignPipelineIsRefusedWhateverTheCsvHolds()
+    {
+        // A pipeline that starts from scalar columns, scored with a CSV of those very columns (A, B): the CSV was checked
+        // for f0, f1 first, so the user was told (exit 3) that 'f0', "the column the model was trained on", was missing.
+        // It is the model error naming the pipeline's input columns, as for a CSV of f0, f1, and for every command.
+        var ml = new MLContext(seed: 1);
+        var scalars = ml.Data.LoadFromEnumerable(Enumerable.Range(0, 40).Select(i => new Scalars { A = i % 7, B = i % 5 * 0.5f }));
+        var pipeline = ml.Transforms.Concatenate("Features", "A", "B").Append(ml.DensityEstimation.Rnade("Features", hiddenUnits: 2, maxEpochs: 1)).Fit(scalars);
+        var pipelineZip = _h.PathOf("pipeline.zip");
+        ml.Model.Save(pipeline, scalars.Schema, pipelineZip);
+        var ab = _h.Write("ab.csv", "A,B,label\n1,2,0\n3,4,1\n");
+        foreach (var args in new[] { new[] { "score", pipelineZip, ab }, new[] { "evaluate", pipelineZip, ab, "--label", "label" },
+                                     new[] { "report", pipelineZip, ab, "-o", _h.PathOf("r.html") } })
+        {
+            var r = _h.Run(args);
+            Assert.True(r.Exit == ExitCodes.BadModel, $"{args[0]}: {r.Err}");
+            AssertOneLine(r.Err, "pipeline.zip", "input columns A (Single), B (Single)", "'Features' vector");
+        }
+    }
+
+    [Fact]
     public void AnOutputThatCannotBeWrittenFailsBeforeTraining()
     {
         // fit checked its --out only when saving: a long fit trained to the end and then failed (exit 6) to write into a

@@ -81,6 +81,34 @@ public class HostileInputTests : IDisposable
         }
     }
 
+    /// <summary>Wide data trains a model larger than any ddml reads (3 rows × 45,000 columns: a 285 MB RNADE, over the
+    /// 256 MiB DeepDensityEnvironment.MaxModelFileBytes): fit saved it (exit 0) and every other command refused the zip as
+    /// "corrupt" with advice to raise a setting the tool has no option for. fit says so and writes nothing (exit 5). The
+    /// limit is lowered here so that a small model is over it (the tests run one at a time).</summary>
+    [Fact]
+    public void AModelTooLargeForDdmlToReadIsNotWritten()
+    {
+        var train = _h.Write("train.csv", Header + Good(60));
+        var zip = _h.PathOf("big.zip");
+        long saved = DeepDensityEnvironment.MaxModelFileBytes;
+        try
+        {
+            DeepDensityEnvironment.MaxModelFileBytes = 4096;
+            foreach (var args in new[] { new[] { "fit", train, "-m", "rnade", "--epochs", "1", "-o", zip },
+                                         new[] { "fit", _h.Write("frames.csv", "seq,t,a,b\n" + string.Concat(Enumerable.Range(0, 40).Select(i => $"s{i / 5},{i % 5},{i % 4 * 0.5:F1},{i % 3 * 0.4:F1}\n"))),
+                                                 "-m", "rnnrnade", "--sequence-id", "seq", "--order", "t", "--epochs", "1", "-o", zip } })
+            {
+                var r = _h.Run(args);
+                Assert.True(r.Exit == ExitCodes.TrainingFailed, $"{args[2]}: {r.Err}");
+                AssertOneLine(r.Err, "bytes, more than ddml reads (4,096", "big.zip was not written", "fewer columns");
+                _h.AssertNoPartialFiles(zip);
+            }
+        }
+        finally { DeepDensityEnvironment.MaxModelFileBytes = saved; }
+        Assert.Equal(0, _h.Run("fit", train, "-m", "rnade", "--epochs", "1", "-o", zip).Exit);
+        Assert.Equal(0, _h.Run("info", zip).Exit);
+    }
+
     /// <summary>The median training length in the metadata is sample's default length: a forged 0 said "--length must be at
     /// least 1 (got 0)" to a user who gave no --length, and a forged 2,000,000,000 was an internal error (or, below the
     /// array limit, minutes of sampling and gigabytes). A length the training data could not have had is a model error.</summary>

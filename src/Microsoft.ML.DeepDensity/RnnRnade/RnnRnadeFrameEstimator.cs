@@ -72,6 +72,7 @@ public sealed class RnnRnadeFrameEstimator : IEstimator<SequenceDensityTransform
     }
 
     /// <summary>Trains on the sequences formed by the rows of <paramref name="input"/> (see the grouping rule).</summary>
+    /// <param name="input">The frame rows: feature vector, sequence id and order columns.</param>
     public SequenceDensityTransformer Fit(IDataView input)
     {
         ArgumentNullException.ThrowIfNull(input);

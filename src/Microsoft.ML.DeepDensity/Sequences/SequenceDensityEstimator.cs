@@ -15,6 +15,11 @@ namespace Microsoft.ML.DeepDensity.Transforms;
 public sealed class SequenceDensityEstimator : IEstimator<SequenceDensityTransformer>
 {
     /// <summary>Trains the engine model on validated sequences (and optional validation sequences).</summary>
+    /// <param name="data">The training sequences.</param>
+    /// <param name="validation">Validation sequences for early stopping, or null.</param>
+    /// <param name="progress">Receives one report per epoch.</param>
+    /// <param name="cancellationToken">Abandons training when cancelled.</param>
+    /// <returns>The trained engine model.</returns>
     public delegate SequenceDensityModel Trainer(SequenceBatch data, SequenceBatch? validation, IProgress<TrainingProgress> progress, CancellationToken cancellationToken);
 
     /// <summary>Columns, frame size and contamination.</summary>
@@ -62,6 +67,10 @@ public sealed class SequenceDensityEstimator : IEstimator<SequenceDensityTransfo
     private readonly Trainer _trainer;
 
     /// <summary>An estimator training with <paramref name="trainer"/>; <paramref name="name"/> labels its log messages.</summary>
+    /// <param name="mlContext">The context whose log receives training progress.</param>
+    /// <param name="options">Columns, contamination and the sequence settings (validated here).</param>
+    /// <param name="name">Component name used in log messages (e.g. "RnnRnade").</param>
+    /// <param name="trainer">Trains the family's engine model.</param>
     public SequenceDensityEstimator(MLContext mlContext, Options options, string name, Trainer trainer)
     {
         _ml = mlContext ?? throw new ArgumentNullException(nameof(mlContext));
@@ -72,9 +81,12 @@ public sealed class SequenceDensityEstimator : IEstimator<SequenceDensityTransfo
     }
 
     /// <summary>Trains on the sequences of <paramref name="input"/>.</summary>
+    /// <param name="input">The training data, one sequence per row.</param>
     public SequenceDensityTransformer Fit(IDataView input) => Fit(input, null);
 
     /// <summary>Trains, with <paramref name="validationData"/> (same column) as the model's validation set.</summary>
+    /// <param name="trainData">The training data, one sequence per row.</param>
+    /// <param name="validationData">Validation sequences for early stopping, or null for the model's own held-out fraction.</param>
     public SequenceDensityTransformer Fit(IDataView trainData, IDataView? validationData)
     {
         ArgumentNullException.ThrowIfNull(trainData);
@@ -138,6 +150,7 @@ public sealed class SequenceDensityTransformer : ITransformer
     public IRowToRowMapper GetRowToRowMapper(DataViewSchema inputSchema) => _chain.GetRowToRowMapper(Checked(inputSchema));
 
     /// <summary>Lazily appends the output columns.</summary>
+    /// <param name="input">The data view with the sequence column (and, for frame rows, the sequence-id and order columns).</param>
     public IDataView Transform(IDataView input)
     {
         ArgumentNullException.ThrowIfNull(input);

@@ -12,6 +12,8 @@ public static class SequenceModelExtensions
     /// or batched scoring. Throws <see cref="InvalidOperationException"/> when there is none or several, and
     /// <see cref="Persistence.InvalidModelFileException"/> when the saved model is damaged.
     /// </summary>
+    /// <param name="transformer">A fitted or loaded transformer: a single stage or a chain.</param>
+    /// <param name="mlContext">The context a loaded stage is decoded in; a new one when null.</param>
     public static SequenceDensityModel GetSequenceDensityModel(this ITransformer transformer, MLContext? mlContext = null)
     {
         ArgumentNullException.ThrowIfNull(transformer);
@@ -33,6 +35,8 @@ public static class SequenceModelExtensions
     /// (of the training frames for frame rows, of the training sequences for whole sequences). Throws like
     /// <see cref="GetSequenceDensityModel"/>.
     /// </summary>
+    /// <param name="transformer">A fitted or loaded transformer: a single stage or a chain.</param>
+    /// <param name="mlContext">The context a loaded stage is decoded in; a new one when null.</param>
     public static float GetSequenceAnomalyThreshold(this ITransformer transformer, MLContext? mlContext = null)
     {
         ArgumentNullException.ThrowIfNull(transformer);
