@@ -57,6 +57,25 @@ public class RnnRnadeTransformerTests
 
     private static RnnRnadeOptions Small() => new() { HiddenUnits = 8, Components = 2, RecurrentUnits = 8, MaxEpochs = 60, LearningRate = 1e-2f, BatchSize = 16 };
 
+    /// <summary>Engine options changed after the whole-sequence estimator was made are refused at Fit before a row is
+    /// read, naming the setting (as the row estimators and the frame-row estimator do): they were refused by the
+    /// trainer only after the whole view had been read.</summary>
+    [Fact]
+    public void WholeSequences_EngineOptionsChangedAfterConstruction_AreRefusedBeforeARowIsRead()
+    {
+        var ml = new MLContext(seed: 1);
+        var bad = Assert.ThrowsAny<ArgumentException>(() => ml.DensityEstimation.RnnRnade(new SequenceDensityEstimator.Options { FrameSize = 2 }, new RnnRnadeOptions { RecurrentUnits = 0 }));
+        Assert.Contains("RecurrentUnits", bad.Message);
+        var modelOptions = Small();
+        var estimator = ml.DensityEstimation.RnnRnade(new SequenceDensityEstimator.Options { FrameSize = 2 }, modelOptions);
+        modelOptions.HiddenUnits = 0;
+        int rowsRead = 0;
+        IEnumerable<SequenceRow> Counting() { foreach (var s in ArSequences(20, 1)) { rowsRead++; yield return new SequenceRow { Features = s }; } }
+        var e = Assert.ThrowsAny<ArgumentException>(() => estimator.Fit(ml.Data.LoadFromEnumerable(Counting())));
+        Assert.Contains("HiddenUnits", e.Message);
+        Assert.Equal(0, rowsRead);
+    }
+
     [Fact]
     public void WholeSequences_ValuesEqualTheEngine_DetectTimeShuffledSequences_AndSurviveSaveLoad()
     {

@@ -31,15 +31,14 @@ public static partial class DensityEstimationCatalogExtensions
     /// sequence estimator's) and the engine's <paramref name="modelOptions"/> (null = defaults).</summary>
     /// <param name="catalog">The catalog.</param>
     /// <param name="options">Columns, <see cref="SequenceDensityEstimator.Options.FrameSize"/> (required) and contamination.</param>
-    /// <param name="modelOptions">The engine's options, validated here; null: <see cref="RnnRnadeOptions"/> defaults.</param>
+    /// <param name="modelOptions">The engine's options, validated here and again at Fit before a row is read; null: <see cref="RnnRnadeOptions"/> defaults.</param>
     public static SequenceDensityEstimator RnnRnade(this DensityEstimationCatalog catalog, SequenceDensityEstimator.Options options,
         RnnRnadeOptions? modelOptions = null)
     {
         ArgumentNullException.ThrowIfNull(catalog);
         var o = modelOptions ?? new RnnRnadeOptions();
-        o.Validate();
         return new SequenceDensityEstimator(catalog.Context, options, "RnnRnade",
-            (data, validation, progress, ct) => RnnRnadeModel.Fit(data, o, validation, progress, ct));
+            (data, validation, progress, ct) => RnnRnadeModel.Fit(data, o, validation, progress, ct), o.Validate);
     }
 
     /// <summary>

@@ -72,13 +72,30 @@ public sealed class SequenceDensityEstimator : IEstimator<SequenceDensityTransfo
     /// <param name="name">Component name used in log messages (e.g. "RnnRnade").</param>
     /// <param name="trainer">Trains the family's engine model.</param>
     public SequenceDensityEstimator(MLContext mlContext, Options options, string name, Trainer trainer)
+        : this(mlContext, options, name, trainer, validateModelOptions: null)
+    {
+    }
+
+    /// <summary>An estimator training with <paramref name="trainer"/>, whose engine options
+    /// <paramref name="validateModelOptions"/> checks here and again at every Fit before a row is read (options changed
+    /// after the estimator was made would otherwise be refused only by the trainer, after the whole view was read).</summary>
+    /// <param name="mlContext">The context whose log receives training progress.</param>
+    /// <param name="options">Columns, contamination and the sequence settings (validated here).</param>
+    /// <param name="name">Component name used in log messages (e.g. "RnnRnade").</param>
+    /// <param name="trainer">Trains the family's engine model.</param>
+    /// <param name="validateModelOptions">Throws an <see cref="ArgumentException"/> naming a bad engine setting, or null.</param>
+    public SequenceDensityEstimator(MLContext mlContext, Options options, string name, Trainer trainer, Action? validateModelOptions)
     {
         _ml = mlContext ?? throw new ArgumentNullException(nameof(mlContext));
         _options = options ?? throw new ArgumentNullException(nameof(options));
         _name = string.IsNullOrWhiteSpace(name) ? throw new ArgumentException("The model name must be non-empty.", nameof(name)) : name;
         _trainer = trainer ?? throw new ArgumentNullException(nameof(trainer));
+        _validateModelOptions = validateModelOptions;
         _options.Validate();
+        _validateModelOptions?.Invoke();
     }
+
+    private readonly Action? _validateModelOptions;
 
     /// <summary>Trains on the sequences of <paramref name="input"/>.</summary>
     /// <param name="input">The training data, one sequence per row.</param>
@@ -91,6 +108,7 @@ public sealed class SequenceDensityEstimator : IEstimator<SequenceDensityTransfo
     {
         ArgumentNullException.ThrowIfNull(trainData);
         _options.Validate();
+        _validateModelOptions?.Invoke();
         // Before training: the fitted model would refuse this schema at Transform (a saved one would lose the column).
         ReservedColumns.Check(trainData.Schema);
         var o = _options;
