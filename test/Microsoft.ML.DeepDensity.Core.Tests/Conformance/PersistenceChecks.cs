@@ -152,7 +152,7 @@ public class PersistenceChecks
         long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
         clock.Stop();
         string path = fromStream ? "stream" : "bytes";
-        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(1), $"{what} ({path}): loading took {clock.Elapsed}");
+        Assert.True(clock.Elapsed < TimeBounds.Within(1), $"{what} ({path}): loading took {clock.Elapsed}");
         Assert.True(allocated < budget, $"{what} ({path}): loading allocated {allocated:N0} bytes (budget {budget:N0})");
         if (error is not null)
         {
