@@ -140,6 +140,9 @@ public abstract class ImportanceSampledModel : DensityModel
     /// <see cref="Bound(ReadOnlySpan{float}, int, ulong, Span{float}, CancellationToken)"/>).</summary>
     public double AverageBound(RowMatrix rows, int k, ulong seed, CancellationToken cancellationToken)
     {
+        ArgumentNullException.ThrowIfNull(rows);
+        // As AverageLogDensity: the mean of no bounds is undefined, an error rather than 0 / 0 = NaN.
+        if (rows.Rows == 0) throw new DataValidationException(-1, -1, "the data has no rows (the average of no bounds is undefined)", null);
         double s = 0;
         foreach (var v in Bound(rows, k, seed, cancellationToken)) s += v;
         return s / rows.Rows;
@@ -152,6 +155,10 @@ public abstract class ImportanceSampledModel : DensityModel
     public RowMatrix DecoderMean(int count, ulong seed)
     {
         if (count < 0) throw new ArgumentOutOfRangeException(nameof(count), "Count must be non-negative.");
+        // As Sample: a draw larger than an array names the count (the matrix's size threw OverflowException).
+        if (count > Array.MaxLength / Math.Max(1, Dimension))
+            throw new ArgumentOutOfRangeException(nameof(count), count,
+                $"{count} rows of {Dimension} values exceed the largest array ({Array.MaxLength:N0} values); draw them in smaller batches.");
         var m = new RowMatrix(count, Dimension);
         if (count > 0) Generate(count, seed, m.Values, mean: true);
         return m;

@@ -142,13 +142,14 @@ public sealed class StreamingTrainingData : ITrainingSource
         if (data.Width < 1) throw new DataValidationException(-1, -1, "rows have no columns", DataValidation.TrainingData);
         if (validation is not null && validation.Width != data.Width)
             throw new DataValidationException(-1, -1, $"rows have {validation.Width} columns but {data.Width} are expected", DataValidation.ValidationData);
-        // An empty validation set is refused as in memory: its mean loss (0 / 0) read as a divergence in the gradient
-        // trainers ("standardise the inputs") and was silently ignored by the others. One row is read to know.
-        if (validation is not null && (validation.Count ?? RowStream.Head(validation, 1).Rows) == 0)
-            throw new DataValidationException(-1, -1, "the data has no rows", DataValidation.ValidationData);
         var train = RowStream.Checked(data, domain, DataValidation.TrainingData);
-        return validation is not null ? (train, RowStream.Checked(validation, domain, DataValidation.ValidationData))
-            : Split(train, validationFraction, seed);
+        var checkedValidation = validation is null ? null : RowStream.Checked(validation, domain, DataValidation.ValidationData);
+        // An empty validation set is refused as in memory: its mean loss (0 / 0) read as a divergence in the gradient
+        // trainers ("standardise the inputs") and was silently ignored by the others. One row is read to know (through
+        // the checks: a cursor's impossible row count is refused here too).
+        if (checkedValidation is not null && (validation!.Count ?? RowStream.Head(checkedValidation, 1).Rows) == 0)
+            throw new DataValidationException(-1, -1, "the data has no rows", DataValidation.ValidationData);
+        return checkedValidation is not null ? (train, checkedValidation) : Split(train, validationFraction, seed);
     }
 
     /// <summary>SplitMix64's finaliser: a bijective mix of 64 bits.</summary>

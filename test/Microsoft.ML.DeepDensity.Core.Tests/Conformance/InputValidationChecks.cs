@@ -174,6 +174,15 @@ public class InputValidationChecks
         f.Model.LogDensity(ReadOnlySpan<float>.Empty, Span<float>.Empty);
         Assert.Equal(0, f.Model.Sample(0, 1).Rows);
         RejectsData(() => f.Model.AverageLogDensity(new RowMatrix(0, f.Model.Dimension)), -1, -1, "no rows", "AverageLogDensity of no rows");
+        // The importance-sampled models' bound likewise: AverageBound of no rows returned NaN (0 / 0); a decoder-mean draw
+        // larger than an array threw OverflowException where Sample names the count.
+        if (f.Model is Microsoft.ML.DeepDensity.Estimation.ImportanceSampledModel sampled)
+        {
+            Assert.Empty(sampled.Bound(new RowMatrix(0, f.Model.Dimension), 3, 1));
+            RejectsData(() => sampled.AverageBound(new RowMatrix(0, f.Model.Dimension), 3, 1), -1, -1, "no rows", "AverageBound of no rows");
+            Assert.Equal(0, sampled.DecoderMean(0, 1).Rows);
+            Assert.Equal("count", Assert.Throws<ArgumentOutOfRangeException>(() => sampled.DecoderMean(int.MaxValue, 1)).ParamName);
+        }
     }
 
     /// <summary>

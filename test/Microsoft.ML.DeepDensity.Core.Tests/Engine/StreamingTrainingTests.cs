@@ -275,6 +275,54 @@ public class StreamingTrainingTests
         Assert.Equal(9, b.Column);
     }
 
+    /// <summary>A user's cursor that breaks <see cref="IRowCursor.Read"/>'s contract: after <paramref name="goodRows"/>
+    /// rows it returns <paramref name="badCount"/> (−1, as Java's readers do at the end; or more rows than fit).</summary>
+    private sealed class MisreportingRows(IRowStream inner, int goodRows, Func<int, int> badCount) : IRowStream
+    {
+        public int Width => inner.Width;
+        public long? Count => inner.Count;
+        public IRowCursor Open() => new Cursor(inner.Open(), goodRows, badCount, Width);
+
+        private sealed class Cursor(IRowCursor inner, int goodRows, Func<int, int> badCount, int width) : IRowCursor
+        {
+            private int _read;
+            public int Read(Span<float> destination)
+            {
+                if (_read >= goodRows) return badCount(destination.Length / width);
+                int n = inner.Read(destination[..(Math.Min(destination.Length / width, goodRows - _read) * width)]);
+                _read += n;
+                return n;
+            }
+            public void Dispose() => inner.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// A cursor that returns a negative count or more rows than its destination holds is refused, naming the data and
+    /// the count: a −1 (the end-of-stream value of Java's and C's readers) made a streamed Fit with a validation
+    /// fraction loop forever (the hashed split read again for a kept row), and a count beyond the destination trained
+    /// on whatever the buffer held past the rows read.
+    /// </summary>
+    [Theory]
+    [InlineData(-1, 0.1)]
+    [InlineData(-1, 0.0)]
+    [InlineData(+5, 0.1)]
+    [InlineData(+5, 0.0)]
+    public async Task ACursorReturningAnImpossibleRowCountIsRefused(int extra, double validationFraction)
+    {
+        var data = new MisreportingRows(new GeneratedRows(300, 4, 1), 300, room => extra < 0 ? extra : room + extra);
+        var fit = Task.Run(() => RnadeModel.Fit(data, Rnade(validation: validationFraction), null, null));
+        Assert.Same(fit, await Task.WhenAny(fit, Task.Delay(TimeSpan.FromSeconds(30)))); // else the Fit hung
+        var e = await Assert.ThrowsAsync<DataValidationException>(() => fit);
+        Assert.Equal(DataValidation.TrainingData, e.DataSource);
+        Assert.Equal(300, e.Row);
+        Assert.Contains($"the cursor returned {(extra < 0 ? extra : 4096 + extra)} rows", e.Message);
+        // The same for a validation stream.
+        var valid = new MisreportingRows(new GeneratedRows(50, 4, 2), 10, _ => -1);
+        var v = Assert.Throws<DataValidationException>(() => RnadeModel.Fit(new GeneratedRows(300, 4, 1), Rnade(), valid, null));
+        Assert.Equal(DataValidation.ValidationData, v.DataSource);
+    }
+
     [Fact]
     public void CancellationStopsAStreamedFit()
     {

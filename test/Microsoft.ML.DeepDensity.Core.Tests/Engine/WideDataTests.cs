@@ -89,6 +89,30 @@ public class WideDataTests
     }
 
     /// <summary>
+    /// The RBM's D×H weights are refused the same way: 2^20 columns at 4,096 hidden units (2^32 weights) wrapped the
+    /// weights' int length to 0 and failed in the GEMM ("an operand is shorter than its rows ..."), 3,000 hidden units threw
+    /// OverflowException, and more columns than an RBM file holds (2^24) trained to the end and were then reported as
+    /// "training diverged ... rescale the data". In memory and streamed.
+    /// </summary>
+    [Theory]
+    [InlineData(1 << 20, 4096, false)]
+    [InlineData(1 << 20, 3000, true)]
+    [InlineData((1 << 24) + 1, 1, false)]
+    public void RbmDataTooWideForAModelFile_IsRefusedBeforeTheMachineIsAllocated(int columns, int hidden, bool streamed)
+    {
+        var data = new RowMatrix(2, columns);
+        data[0, 0] = 1;
+        var options = new RbmOptions { HiddenUnits = hidden, MaxEpochs = 1, ValidationFraction = 0 };
+        var e = Assert.Throws<DataValidationException>(() => streamed
+            ? RbmModel.Fit(RowStream.From(data), options, null, null)
+            : RbmModel.Fit(data, options));
+        Assert.Equal(DataValidation.TrainingData, e.DataSource);
+        Assert.Contains(columns > 1 << 24
+            ? $"{columns:N0} columns are more than RBM model files hold ({1 << 24:N0})"
+            : $"{columns:N0} columns make an RBM of {hidden} hidden units (D×H weights)", e.Message);
+    }
+
+    /// <summary>
     /// A streamed fit of a few wide rows holds what the rows need, not the preparation sample's or the RBM monitor's full
     /// row count: RNADE's initial sample was allocated as <see cref="StreamingOptions.SampleRows"/> (65,536) × columns
     /// up front — 2.6 GB for 3 rows of 10,000 columns, an OverflowException from 32,768 columns — and the RBM's monitor

@@ -62,6 +62,31 @@ public class RnnRnadeContractTests
         Assert.Equal(head, all[..8]);
     }
 
+    /// <summary>
+    /// A frame so far from the data that its density underflows scores −∞, never NaN, in every scoring call, as the
+    /// batched LogDensity and FrameLogDensity already did: the online stream's Predict and Append and the one-step-ahead
+    /// PredictiveLogDensity returned NaN for a frame of 1e30 (∞ − ∞ in the mixture), which an anomaly threshold compares
+    /// as neither above nor below.
+    /// </summary>
+    [Fact]
+    public void AFarOutFrameScoresMinusInfinityInEveryCallNeverNaN()
+    {
+        var (model, data) = Fitted.Value;
+        float[] far = { 1e30f, 0f };
+        var batched = model.LogDensity(SequenceBatch.FromSequences(new[] { far }, 2));
+        Assert.Equal(float.NegativeInfinity, batched[0]);
+        var stream = model.StartStream();
+        Assert.Equal(float.NegativeInfinity, stream.Predict(far));
+        Assert.Equal(float.NegativeInfinity, stream.Append(far));
+        Assert.True(float.IsFinite(stream.Predict(new[] { 0.3f, -0.2f })));   // the state stays usable
+        var predictive = new float[data.Count];
+        var nextFrames = new float[data.Count * 2];
+        for (int i = 0; i < data.Count; i++) nextFrames[2 * i] = i % 2 == 0 ? 1e30f : 0.1f;
+        model.PredictiveLogDensity(data, nextFrames, predictive);
+        for (int i = 0; i < data.Count; i++)
+            Assert.True(i % 2 == 0 ? predictive[i] == float.NegativeInfinity : float.IsFinite(predictive[i]), $"prefix {i}: {predictive[i]}");
+    }
+
     [Fact]
     public void BadInputsAreReportedClearly()
     {

@@ -29,7 +29,17 @@ internal sealed class RbmMachine
     public readonly float[] W, B, C;
 
     public RbmMachine(int d, int h, RbmVisibleType visibleType)
-        : this(d, h, visibleType, new float[d * h], new float[d], new float[h]) { }
+        : this(d, h, visibleType, new float[NewWeightCount(d, h)], new float[d], new float[h]) { }
+
+    /// <summary>D·H for a machine about to be trained, refused (as the other models' networks are) when the data is
+    /// wider than an RBM file holds or the weights exceed what a file holds: the int product wrapped (2^20 columns ×
+    /// 4,096 units made a 0-length W, which failed in the GEMM; 3,000 units threw OverflowException), and more columns
+    /// than the reader's bound trained to the end and were then reported as a divergence.</summary>
+    private static int NewWeightCount(int d, int h)
+    {
+        Persistence.ModelFile.EnsureParametersFitAFile(d, (double)d * h + d + h, $"an RBM of {h} hidden units (D×H weights)", "RBM", RbmModel.MaxVisibleUnits);
+        return d * h;
+    }
 
     public RbmMachine(int d, int h, RbmVisibleType visibleType, float[] w, float[] b, float[] c)
     {

@@ -18,6 +18,10 @@ public sealed class RbmModel : DensityModel
 {
     /// <summary>Model-kind name in saved files.</summary>
     public const string Kind = "Rbm";
+
+    /// <summary>Most visible units (columns) an RBM file holds, 2^24: wider data is refused before training.</summary>
+    internal const int MaxVisibleUnits = 1 << 24;
+
     /// <summary>Registers this kind with the model file when the assembly loads (models register themselves; no central list).</summary>
     [ModuleInitializer]
     internal static void RegisterKind() => ModelRegistry.Register(Kind, ReadPayload);
@@ -443,7 +447,7 @@ public sealed class RbmModel : DensityModel
     {
         if (version != 1) throw r.Corrupt($"payload version {version} is not supported (expected 1)");
         var type = r.ReadEnum<RbmVisibleType>("visible type");
-        int d = r.ReadInt32("visible units", 1, 1 << 24);
+        int d = r.ReadInt32("visible units", 1, MaxVisibleUnits);
         int h = r.ReadInt32("hidden units", 1, RbmOptions.MaxHiddenUnits);
         if ((long)d * h * 4 > r.Remaining) throw r.Corrupt("declared sizes exceed the payload");
         var machine = new RbmMachine(d, h, type, r.ReadParameters("W", d * h), r.ReadParameters("b", d), r.ReadParameters("c", h));

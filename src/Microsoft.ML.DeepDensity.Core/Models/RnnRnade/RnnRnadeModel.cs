@@ -193,6 +193,8 @@ public sealed class RnnRnadeModel : SequenceDensityModel
         var frames = new float[extended.TotalFrames];
         FrameLogDensityInGroups(extended, frames, cancellationToken, framesPerCheck, groupDone);
         for (int i = 0; i < prefixes.Count; i++) logDensity[i] = frames[extended.Offsets[i + 1] - 1];
+        // The output contract of every scoring call (a NaN from a far-out frame is −∞), as FrameLogDensity applies it.
+        CheckOutputs(logDensity[..prefixes.Count], default, "prefix");
     }
 
     /// <summary>Each prefix followed by one frame of <paramref name="next"/>.</summary>

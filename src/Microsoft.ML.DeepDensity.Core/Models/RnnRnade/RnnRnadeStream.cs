@@ -29,7 +29,10 @@ public sealed class RnnRnadeStream
     public float Predict(ReadOnlySpan<float> frame)
     {
         Standardize(frame);
-        return _net.StepLogDensity(_x, _state, _scratch) + (float)_model.Standardizer.LogJacobian;
+        float lp = _net.StepLogDensity(_x, _state, _scratch) + (float)_model.Standardizer.LogJacobian;
+        // The engine's output contract, as the batched calls enforce it: a frame so far out that its density underflows
+        // (∞ − ∞ in the mixture, e.g. a value of 1e30) scores −∞, never NaN.
+        return float.IsNaN(lp) ? float.NegativeInfinity : lp;
     }
 
     /// <summary>log p(<paramref name="frame"/> | frames so far), then appends the frame to the sequence.</summary>
