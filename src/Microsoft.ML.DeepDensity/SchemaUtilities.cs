@@ -55,31 +55,38 @@ internal static class ReservedColumns
 /// <summary>Feature-column checks with messages that name the column.</summary>
 internal static class FeatureColumnCheck
 {
-    /// <summary>What to do with a variable-size column given to an estimator (a fitted model scores one); the frame-row
-    /// estimator says it too.</summary>
-    internal const string TrainingNeedsKnownSize = "training needs a known-size vector of Single " +
+    /// <summary>What to do with a variable-size column given to an estimator (a fitted model scores one).</summary>
+    private const string TrainingNeedsKnownSize = "training needs a known-size vector of Single " +
         "(e.g. [VectorType(n)] on the input class, or Concatenate of scalar columns).";
+
+    /// <summary>How the messages name the column: the row models' feature vector, or RNN-RNADE's frame, one per row.</summary>
+    internal sealed record Role(string Noun, string Shape, string ModelSize)
+    {
+        public static readonly Role Feature = new("Feature column", "", "the model was trained on");
+        public static readonly Role Frame = new("Frame column", " (one frame per row)", "the model's frames have");
+    }
 
     /// <summary>Checks a runtime schema: the column exists and is a Single vector; to train (<paramref name="expectedSize"/>
     /// null) of known size, for a fitted model (<paramref name="expectedSize"/> its dimension) of that size or of
     /// variable size (its rows' lengths are then checked one by one).</summary>
-    public static DataViewSchema.Column Check(DataViewSchema schema, string name, int? expectedSize)
+    public static DataViewSchema.Column Check(DataViewSchema schema, string name, int? expectedSize, Role? role = null)
     {
         ArgumentNullException.ThrowIfNull(schema);
+        role ??= Role.Feature;
         var col = schema.GetColumnOrNull(name)
-            ?? throw new ArgumentOutOfRangeException(nameof(schema), $"Feature column '{name}' not found in the input schema.");
+            ?? throw new ArgumentOutOfRangeException(nameof(schema), $"{role.Noun} '{name}' not found in the input schema.");
         if (col.Type is not VectorDataViewType vt || vt.ItemType != NumberDataViewType.Single)
             throw new ArgumentOutOfRangeException(nameof(schema),
-                $"Feature column '{name}' must be a known-size vector of Single, but is {col.Type}{Remedy(name, col.Type)}.");
+                $"{role.Noun} '{name}' must be a known-size vector of Single{role.Shape}, but is {col.Type}{Remedy(name, col.Type)}.");
         // A fitted model scores a variable-size column (a TextLoader range without an end, a PredictionEngine input class
         // without [VectorType]) as the plain Model.Load of its zip must, its CustomMapping taking any float[]: the row
         // cursors and the row mapper check each row's length, naming the column and the row.
         if (!vt.IsKnownSize && expectedSize is null)
             throw new ArgumentOutOfRangeException(nameof(schema),
-                $"Feature column '{name}' is a variable-size vector; {TrainingNeedsKnownSize}");
+                $"{role.Noun} '{name}' is a variable-size vector; {TrainingNeedsKnownSize}");
         if (expectedSize is int n && vt.IsKnownSize && vt.Size != n)
             throw new ArgumentOutOfRangeException(nameof(schema),
-                $"Feature column '{name}' has {vt.Size} slots but the model was trained on {n}.");
+                $"{role.Noun} '{name}' has {vt.Size} slots but {role.ModelSize} {n}.");
         return col;
     }
 
@@ -105,20 +112,21 @@ internal static class FeatureColumnCheck
     }
 
     /// <summary>Checks an estimator's input shape (sizes are not part of a <see cref="SchemaShape"/>).</summary>
-    public static void Check(SchemaShape shape, string name)
+    public static void Check(SchemaShape shape, string name, Role? role = null)
     {
         ArgumentNullException.ThrowIfNull(shape);
+        role ??= Role.Feature;
         SchemaShape.Column? found = null;
         foreach (var c in shape)
             if (c.Name == name) found = c; // the last column of a name wins, as in DataViewSchema
         if (found is not SchemaShape.Column col)
-            throw new ArgumentOutOfRangeException(nameof(shape), $"Feature column '{name}' not found in the input schema.");
+            throw new ArgumentOutOfRangeException(nameof(shape), $"{role.Noun} '{name}' not found in the input schema.");
         if (col.IsKey || col.ItemType != NumberDataViewType.Single || col.Kind == SchemaShape.Column.VectorKind.Scalar)
             throw new ArgumentOutOfRangeException(nameof(shape),
-                $"Feature column '{name}' must be a known-size vector of Single, but is {Found(col)}.");
+                $"{role.Noun} '{name}' must be a known-size vector of Single{role.Shape}, but is {Found(col)}.");
         if (col.Kind == SchemaShape.Column.VectorKind.VariableVector)
             throw new ArgumentOutOfRangeException(nameof(shape),
-                $"Feature column '{name}' is a variable-size vector; {TrainingNeedsKnownSize}");
+                $"{role.Noun} '{name}' is a variable-size vector; {TrainingNeedsKnownSize}");
     }
 }
 

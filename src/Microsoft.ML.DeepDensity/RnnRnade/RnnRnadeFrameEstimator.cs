@@ -127,18 +127,9 @@ public sealed class RnnRnadeFrameEstimator : IEstimator<SequenceDensityTransform
     internal static (DataViewSchema.Column Frame, DataViewSchema.Column Id, DataViewSchema.Column Order) CheckColumns(
         DataViewSchema schema, string featureColumnName, string sequenceIdColumnName, string orderColumnName, int? frameSize)
     {
-        var frame = schema.GetColumnOrNull(featureColumnName)
-            ?? throw new ArgumentOutOfRangeException(nameof(schema), $"Frame column '{featureColumnName}' not found in the input schema.");
         // Training needs the width from the schema; a fitted model knows it and, as it always has, checks a
-        // variable-size frame row by row (e.g. a PredictionEngine input class without [VectorType]). A variable-size
-        // Single frame gets its own advice: the other types' "convert it first" (ConvertType) cannot give it a width.
-        if (frame.Type is VectorDataViewType { IsKnownSize: false } variable && variable.ItemType == NumberDataViewType.Single && frameSize is null)
-            throw new ArgumentOutOfRangeException(nameof(schema), $"Frame column '{frame.Name}' is a variable-size vector; {FeatureColumnCheck.TrainingNeedsKnownSize}");
-        if (frame.Type is not VectorDataViewType vt || vt.ItemType != NumberDataViewType.Single || (!vt.IsKnownSize && frameSize is null))
-            throw new ArgumentOutOfRangeException(nameof(schema),
-                $"Frame column '{frame.Name}' must be a known-size vector of Single (one frame per row), but is {frame.Type}{FeatureColumnCheck.Remedy(frame.Name, frame.Type)}.");
-        if (frameSize is int size && vt.IsKnownSize && vt.Size != size)
-            throw new ArgumentOutOfRangeException(nameof(schema), $"Frame column '{frame.Name}' has {vt.Size} slots but the model's frames have {size}.");
+        // variable-size frame row by row (e.g. a PredictionEngine input class without [VectorType]): the row models' check.
+        var frame = FeatureColumnCheck.Check(schema, featureColumnName, frameSize, FeatureColumnCheck.Role.Frame);
         var id = schema.GetColumnOrNull(sequenceIdColumnName)
             ?? throw new ArgumentOutOfRangeException(nameof(schema), $"Sequence-id column '{sequenceIdColumnName}' not found in the input schema.");
         var order = schema.GetColumnOrNull(orderColumnName)
@@ -220,12 +211,7 @@ public sealed class RnnRnadeFrameEstimator : IEstimator<SequenceDensityTransform
         // The types Fit requires (CheckColumns), checked here too: EstimatorChain.Fit asks for the output schema before it
         // fits the stages upstream, so a wrong type is reported before they are trained, as the row estimators do.
         SchemaShape.Column Last(string name) => inputSchema.Last(c => c.Name == name);   // the last column of a name wins
-        var frame = Last(o.FeatureColumnName);
-        if (!frame.IsKey && frame.ItemType == NumberDataViewType.Single && frame.Kind == SchemaShape.Column.VectorKind.VariableVector)
-            throw new ArgumentOutOfRangeException(nameof(inputSchema), $"Frame column '{frame.Name}' is a variable-size vector; {FeatureColumnCheck.TrainingNeedsKnownSize}");
-        if (frame.IsKey || frame.ItemType != NumberDataViewType.Single || frame.Kind != SchemaShape.Column.VectorKind.Vector)
-            throw new ArgumentOutOfRangeException(nameof(inputSchema),
-                $"Frame column '{frame.Name}' must be a known-size vector of Single (one frame per row), but is {FeatureColumnCheck.Found(frame)}.");
+        FeatureColumnCheck.Check(inputSchema, o.FeatureColumnName, FeatureColumnCheck.Role.Frame);
         var id = Last(o.SequenceIdColumnName);
         if (id.IsKey || id.Kind != SchemaShape.Column.VectorKind.Scalar || id.ItemType is not (TextDataViewType or NumberDataViewType))
             throw new ArgumentOutOfRangeException(nameof(inputSchema),
