@@ -58,35 +58,9 @@ public static class RowStream
     /// <see cref="IRowCursor.Read"/> returns a negative count or more rows than the destination holds.
     /// </summary>
     public static IRowStream Checked(IRowStream stream, InputDomain domain, string source)
-        => new CheckedStream(stream ?? throw new ArgumentNullException(nameof(stream)), domain, source);
-
-    /// <summary>
-    /// <see cref="Checked"/>'s stream. The count a user's cursor returns is checked before anything uses it: a −1 (the
-    /// end-of-pass value of Java's and C's readers) made the hashed validation split read again forever, and a count
-    /// beyond the destination had the passes read the buffer past the rows written (stale rows trained on) or throw an
-    /// ArgumentOutOfRangeException that named nothing.
-    /// </summary>
-    private sealed class CheckedStream(IRowStream inner, InputDomain domain, string source) : IRowStream
     {
-        public int Width => inner.Width;
-        public long? Count => inner.Count;
-        public IRowCursor Open() => new Cursor(inner.Open(), inner.Width, domain, source);
-
-        private sealed class Cursor(IRowCursor inner, int width, InputDomain domain, string source) : IRowCursor
-        {
-            private long _position;
-            public int Read(Span<float> destination)
-            {
-                int n = inner.Read(destination), room = destination.Length / Math.Max(1, width);
-                if (n < 0 || n > room)
-                    throw new DataValidationException(_position, -1, string.Create(System.Globalization.CultureInfo.InvariantCulture,
-                        $"the cursor returned {n} rows for a destination of {room} rows (IRowCursor.Read returns the rows it wrote, 0 at the end of the pass)"), source);
-                if (n > 0) DataValidation.CheckRows(destination[..(n * width)], width, domain, source, _position);
-                _position += n;
-                return n;
-            }
-            public void Dispose() => inner.Dispose();
-        }
+        ArgumentNullException.ThrowIfNull(stream);
+        return new MappedStream(stream, (rows, count, first) => DataValidation.CheckRows(rows[..(count * stream.Width)], stream.Width, domain, source, first), source);
     }
 
     /// <summary>The rows of <paramref name="stream"/> transformed in place block by block (<paramref name="map"/> gets
@@ -194,18 +168,28 @@ public static class RowStream
         }
     }
 
-    private sealed class MappedStream(IRowStream inner, RowBlockMap map) : IRowStream
+    /// <summary>
+    /// <see cref="Map"/>'s stream, and <see cref="Checked"/>'s (<paramref name="source"/>: the data's name in errors).
+    /// The count the inner cursor returns is checked before anything uses it: a user's cursor returning −1 (the
+    /// end-of-pass value of Java's and C's readers) made the hashed validation split read again forever, and a count
+    /// beyond the destination had the passes read the buffer past the rows written (stale rows trained on) or throw an
+    /// ArgumentOutOfRangeException that named nothing.
+    /// </summary>
+    private sealed class MappedStream(IRowStream inner, RowBlockMap map, string? source = null) : IRowStream
     {
         public int Width => inner.Width;
         public long? Count => inner.Count;
-        public IRowCursor Open() => new Cursor(inner.Open(), map);
+        public IRowCursor Open() => new Cursor(inner.Open(), map, inner.Width, source);
 
-        private sealed class Cursor(IRowCursor inner, RowBlockMap map) : IRowCursor
+        private sealed class Cursor(IRowCursor inner, RowBlockMap map, int width, string? source) : IRowCursor
         {
             private long _position;
             public int Read(Span<float> destination)
             {
-                int n = inner.Read(destination);
+                int n = inner.Read(destination), room = destination.Length / Math.Max(1, width);
+                if (n < 0 || n > room)
+                    throw new DataValidationException(_position, -1, string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                        $"the cursor returned {n} rows for a destination of {room} rows (IRowCursor.Read returns the rows it wrote, 0 at the end of the pass)"), source);
                 if (n > 0) map(destination, n, _position);
                 _position += n;
                 return n;
