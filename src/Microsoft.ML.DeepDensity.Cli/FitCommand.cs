@@ -102,6 +102,7 @@ public static class FitCommand
         var request = new FitRequest(seed, epochs, contamination, parameters, console.Interrupts.Stop, console.Interrupts.Abort, forward, notes.Add);
         var (fit, engineOptions) = entry.Create(ml, request, data);
         foreach (var n in notes) console.Out.WriteLine(n);
+        ModelZip.EnsureReadable(engineOptions, data.Columns, outFile); // before training, not after it
         var epochsProperty = engineOptions.GetType().GetProperty("MaxEpochs") ?? engineOptions.GetType().GetProperty("MaxIterations");
         int maxEpochs = epochsProperty?.GetValue(engineOptions) as int? ?? 100;
         // The RBM's default length (MaxEpochs 0) follows the training rows: the bar's size is that many epochs.

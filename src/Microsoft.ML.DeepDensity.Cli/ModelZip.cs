@@ -97,8 +97,10 @@ public static class ModelZip
     {
         // Training can make a model larger than any ddml reads (wide data: 45,000 columns make a 285 MB RNADE), and the
         // zip written would be refused by every other command, with no option to raise the limit: say so instead of
-        // writing it. (The whole file is measured, its header included: at most a hundred bytes on the safe side.)
-        long bytes = engineModel.ToBytes().LongLength, limit = DeepDensityEnvironment.MaxModelFileBytes;
+        // writing it. (The whole file is measured, its header included: at most a hundred bytes on the safe side. It is
+        // counted as the model is written, not serialised into a model-sized array first.) Fit refuses most such models
+        // before training (EnsureReadable); this exact check catches one whose payload's extras pass the limit.
+        long bytes = engineModel.GetFileLength(), limit = DeepDensityEnvironment.MaxModelFileBytes;
         if (bytes > limit)
             throw new CliException(ExitCodes.TrainingFailed, string.Create(CultureInfo.InvariantCulture,
                 $"the trained {engineModel.ModelKind} model is {bytes:N0} bytes, more than ddml reads ({limit:N0}; DeepDensityEnvironment.MaxModelFileBytes), " +
@@ -112,6 +114,27 @@ public static class ModelZip
             JsonSerializer.Serialize(s, metadata, Json);
         }
         AtomicFile.Write(path, s => { buffer.Position = 0; buffer.CopyTo(s); });
+    }
+
+    /// <summary>
+    /// Refuses, before the data is trained on, a model that ddml could not read back: one whose parameters alone (the
+    /// family's exact count from the options and the width, <see cref="IModelSizeOptions.PredictModelSize"/>) exceed
+    /// <see cref="DeepDensityEnvironment.MaxModelFileBytes"/>, or with more columns than the family's files hold. Exit
+    /// code 5, as the check of the trained model in <see cref="Save"/> (a 45,000-column RNADE trained for the whole fit,
+    /// peaking at 5.6 GB, before that check refused its 285 MB).
+    /// </summary>
+    public static void EnsureReadable(object engineOptions, int columns, string path)
+    {
+        if (engineOptions is not IModelSizeOptions sized) return;
+        var size = sized.PredictModelSize(columns);
+        long limit = DeepDensityEnvironment.MaxModelFileBytes;
+        string? problem = size.Columns > size.MaxColumns
+            ? string.Create(CultureInfo.InvariantCulture, $"{size.Columns:N0} columns are more than {size.Model} model files hold ({size.MaxColumns:N0}); use fewer columns (e.g. a PCA projection)")
+            : size.ExceedsMessage(limit, "ddml reads", "DeepDensityEnvironment.MaxModelFileBytes");
+        if (problem is not null)
+            throw new CliException(ExitCodes.TrainingFailed,
+                $"the {size.Model} model would be too large for ddml to read back, so it was not trained and {Path.GetFileName(path)} was not written: " +
+                $"{problem} (options: -p Name=Value).");
     }
 
     public static LoadedModel Load(MLContext ml, string path)

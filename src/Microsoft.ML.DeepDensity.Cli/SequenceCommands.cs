@@ -39,6 +39,7 @@ public static class SequenceCommands
         var columns = table.NumericColumns(skip);
         if (columns.Length == 0) throw CliException.DataError(trainFile, 2, 0, null, $"no numeric feature columns (every column is excluded or text){CsvTable.SeparatorHint(table.Header)}.");
         FitCommand.CheckFeatureNames(table, columns.Append(idIndex).Append(orderIndex));
+        ModelZip.EnsureReadable(engine, columns.Length, outFile); // before the frames are grouped and trained on
         var names = columns.Select(c => table.Header[c]).ToArray();
         var data = SequenceFrames.Read(table, columns, idIndex, orderIndex);
         var frames = data.Frames;

@@ -49,6 +49,10 @@ public abstract class DensityModelBase
         ModelFile.Write(stream, this);
     }
 
+    /// <summary>The number of bytes <see cref="Save"/> writes (and <see cref="ToBytes"/> returns), counted as the model is
+    /// written without holding a copy of the file: nothing of the model's size is allocated.</summary>
+    public long GetFileLength() => ModelFile.Length(this);
+
     /// <summary>Saves to a byte array.</summary>
     public byte[] ToBytes()
     {

@@ -111,6 +111,13 @@ public abstract class DensityEstimator<TModel, TModelOptions> : IEstimator<Densi
         // Before training: the fitted model would refuse this schema at Transform (a saved one would lose the column).
         ReservedColumns.Check(trainData.Schema);
         int dim = ((VectorDataViewType)column.Type).Size;
+        // From the schema's width, before a row is read or copied (the in-memory path buffers the whole column first): a
+        // model no file could hold is known from the options and the width alone (the engine checks again at its Fit).
+        if (_options.ModelOptions is Persistence.IModelSizeOptions sized)
+        {
+            try { sized.PredictModelSize(dim).EnsureFitsAFile(); }
+            catch (DataValidationException e) when (IsEngineDataSource(e)) { throw InColumn(e, column.Name); }
+        }
         if (_options.TrainingData == DensityTrainingData.Streamed) return FitStreamed(trainData, column, validationData, dim);
         var data = ReadRows(trainData, column, dim);
         RowMatrix? validation = null;

@@ -83,24 +83,42 @@ public class HostileInputTests : IDisposable
 
     /// <summary>Wide data trains a model larger than any ddml reads (3 rows × 45,000 columns: a 285 MB RNADE, over the
     /// 256 MiB DeepDensityEnvironment.MaxModelFileBytes): fit saved it (exit 0) and every other command refused the zip as
-    /// "corrupt" with advice to raise a setting the tool has no option for. fit says so and writes nothing (exit 5). The
+    /// "corrupt" with advice to raise a setting the tool has no option for. fit says so and writes nothing (exit 5), and
+    /// it says so before training: the model's parameters are known from the options and the width (the 45,000-column
+    /// RNADE trained to the end, peaking at 5.6 GB, before its size was measured). A model whose parameters fit but whose
+    /// whole file does not is still refused after training, by the file's exact length (counted, not serialised). The
     /// limit is lowered here so that a small model is over it (the tests run one at a time).</summary>
     [Fact]
     public void AModelTooLargeForDdmlToReadIsNotWritten()
     {
         var train = _h.Write("train.csv", Header + Good(60));
+        var frames = _h.Write("frames.csv", "seq,t,a,b\n" + string.Concat(Enumerable.Range(0, 40).Select(i => $"s{i / 5},{i % 5},{i % 4 * 0.5:F1},{i % 3 * 0.4:F1}\n")));
         var zip = _h.PathOf("big.zip");
+        var rows = new[] { "fit", train, "-m", "rnade", "--epochs", "1", "-o", zip };
+        var sequences = new[] { "fit", frames, "-m", "rnnrnade", "--sequence-id", "seq", "--order", "t", "--epochs", "1", "-o", zip };
+        // The parameters' bytes at ddml's defaults (3 features; 2 per frame).
+        long rnade = new Models.Rnade.RnadeOptions().PredictModelSize(3).ParameterBytes;
+        long rnn = new Models.RnnRnade.RnnRnadeOptions().PredictModelSize(2).ParameterBytes;
         long saved = DeepDensityEnvironment.MaxModelFileBytes;
         try
         {
             DeepDensityEnvironment.MaxModelFileBytes = 4096;
-            foreach (var args in new[] { new[] { "fit", train, "-m", "rnade", "--epochs", "1", "-o", zip },
-                                         new[] { "fit", _h.Write("frames.csv", "seq,t,a,b\n" + string.Concat(Enumerable.Range(0, 40).Select(i => $"s{i / 5},{i % 5},{i % 4 * 0.5:F1},{i % 3 * 0.4:F1}\n"))),
-                                                 "-m", "rnnrnade", "--sequence-id", "seq", "--order", "t", "--epochs", "1", "-o", zip } })
+            foreach (var args in new[] { rows, sequences })
             {
                 var r = _h.Run(args);
                 Assert.True(r.Exit == ExitCodes.TrainingFailed, $"{args[2]}: {r.Err}");
-                AssertOneLine(r.Err, "bytes, more than ddml reads (4,096", "big.zip was not written", "fewer columns");
+                AssertOneLine(r.Err, "bytes, more than ddml reads (4,096 bytes", "so it was not trained and big.zip was not written", "fewer columns", "HiddenUnits");
+                Assert.DoesNotContain("saved", r.Out);
+                Assert.DoesNotContain("ex/s", r.Out); // no progress line: nothing was trained
+                _h.AssertNoPartialFiles(zip);
+            }
+            // Parameters exactly at the limit: trained, then refused by the file's exact length (header, sizes, standardisation).
+            foreach (var (args, limit) in new[] { (rows, rnade), (sequences, rnn) })
+            {
+                DeepDensityEnvironment.MaxModelFileBytes = limit;
+                var r = _h.Run(args);
+                Assert.True(r.Exit == ExitCodes.TrainingFailed, $"{args[2]}: {r.Err}");
+                AssertOneLine(r.Err, "the trained", "bytes, more than ddml reads (", "big.zip was not written", "fewer columns");
                 _h.AssertNoPartialFiles(zip);
             }
         }

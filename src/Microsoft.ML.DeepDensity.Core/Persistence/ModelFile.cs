@@ -31,33 +31,6 @@ public static class ModelFile
     public const long MaxPayloadLength = 0x7FFFFFC7 /* Array.MaxLength */ - (7 + MaxKindLength + 2 + 8) - 4;
     private const int ChunkBytes = 1 << 16;
 
-    /// <summary>
-    /// Refuses, before anything is allocated, to build a model whose parameters alone exceed what a model file holds
-    /// (<see cref="MaxPayloadLength"/> bytes): it could never be saved, and its tensor sizes, products of the width,
-    /// would overflow array lengths (silently wrapping to a wrong size, or asking for tens of gigabytes). The width of
-    /// the data is what makes such a model too large, so it is reported as a <see cref="Data.DataValidationException"/>
-    /// on the training data.
-    /// </summary>
-    /// <param name="columns">Values per row (or per frame) the model is built for.</param>
-    /// <param name="parameterFloats">The model's parameter count at that width (float64, so that it cannot overflow).</param>
-    /// <param name="architecture">The model and the tensor that grows with the width, in words.</param>
-    /// <param name="model">The model kind in words ("RNADE").</param>
-    /// <param name="maxColumns">The most columns the model's file holds (its reader's bound): wider data trained to the
-    /// end and then failed its loadability check as "training diverged".</param>
-    internal static void EnsureParametersFitAFile(int columns, double parameterFloats, string architecture, string model, int maxColumns)
-    {
-        if (columns > maxColumns)
-            throw new Data.DataValidationException(-1, -1,
-                $"{columns:N0} columns are more than {model} model files hold ({maxColumns:N0}); use fewer columns (e.g. a PCA projection)",
-                Data.DataValidation.TrainingData);
-        double bytes = parameterFloats * sizeof(float);
-        if (bytes <= MaxPayloadLength) return;
-        throw new Data.DataValidationException(-1, -1,
-            $"{columns:N0} columns make {architecture}: {parameterFloats:G3} parameters ({bytes / (1L << 30):N1} GiB), more than a model " +
-            $"file holds ({MaxPayloadLength:N0} bytes), so the model could never be saved; use fewer columns (e.g. a PCA projection) or a smaller model",
-            Data.DataValidation.TrainingData);
-    }
-
     internal static void Write(Stream stream, DensityModelBase model)
     {
         var payload = new ModelWriter();
@@ -80,6 +53,15 @@ public static class ModelFile
         stream.Write(header);
         stream.Write(body);
         stream.Write(tail);
+    }
+
+    /// <summary>The length of the file <see cref="Write"/> writes for <paramref name="model"/>: the payload is written
+    /// into a stream that only counts it, so nothing of the model's size is allocated.</summary>
+    internal static long Length(DensityModelBase model)
+    {
+        var counter = new CountingStream();
+        model.WritePayload(new ModelWriter(counter));
+        return 4 + 2 + 1 + Encoding.ASCII.GetByteCount(model.ModelKind) + 2 + 8 + counter.Length + 4;
     }
 
     internal static DensityModelBase Read(Stream stream)

@@ -7,7 +7,12 @@ namespace Microsoft.ML.DeepDensity.Persistence;
 /// <summary>Little-endian writer for a model payload. Arrays are length-prefixed.</summary>
 public sealed class ModelWriter
 {
-    private readonly MemoryStream _stream = new();
+    private readonly Stream _stream;
+
+    internal ModelWriter() : this(new MemoryStream()) { }
+
+    /// <summary>A writer into <paramref name="stream"/> (e.g. one that only counts the bytes).</summary>
+    internal ModelWriter(Stream stream) => _stream = stream;
 
     /// <summary>Writes a 32-bit integer (4 bytes, little-endian).</summary>
     public void WriteInt32(int value) { Span<byte> b = stackalloc byte[4]; BinaryPrimitives.WriteInt32LittleEndian(b, value); _stream.Write(b); }
@@ -57,7 +62,25 @@ public sealed class ModelWriter
         else foreach (var v in values) WriteInt32(v);
     }
 
-    internal byte[] ToArray() => _stream.ToArray();
+    internal byte[] ToArray() => ((MemoryStream)_stream).ToArray();
+}
+
+/// <summary>A write-only stream that keeps nothing and counts the bytes written to it (a model's file length without a copy of the file).</summary>
+internal sealed class CountingStream : Stream
+{
+    private long _length;
+    public override bool CanRead => false;
+    public override bool CanSeek => false;
+    public override bool CanWrite => true;
+    public override long Length => _length;
+    public override long Position { get => _length; set => throw new NotSupportedException(); }
+    public override void Flush() { }
+    public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+    public override void SetLength(long value) => throw new NotSupportedException();
+    public override void Write(byte[] buffer, int offset, int count) { ValidateBufferArguments(buffer, offset, count); _length += count; }
+    public override void Write(ReadOnlySpan<byte> buffer) => _length += buffer.Length;
+    public override void WriteByte(byte value) => _length++;
 }
 
 /// <summary>

@@ -81,6 +81,9 @@ public sealed class RnnRnadeFrameEstimator : IEstimator<SequenceDensityTransform
         ReservedColumns.Check(input.Schema);
         var o = _options;
         var inputs = Inputs(input.Schema).Fit(input).Transform(input);
+        // From the schema's frame width, before the frame rows are read and grouped (the engine checks again at its Fit).
+        if (inputs.Schema[RnnRnadeSurrogate.FeatureCol].Type is VectorDataViewType { Size: > 0 } frame)
+            o.ModelOptions.PredictModelSize(frame.Size).EnsureFitsAFile();
         var data = Read(inputs);
         using var channel = ((IHostEnvironment)_ml).Start("RnnRnade");
         channel.Info(MessageSensitivity.None, $"RnnRnade: training on {data.Count} sequences ({data.TotalFrames} frame rows).");

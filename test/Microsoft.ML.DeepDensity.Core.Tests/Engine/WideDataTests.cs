@@ -109,7 +109,7 @@ public class WideDataTests
         Assert.Equal(DataValidation.TrainingData, e.DataSource);
         Assert.Contains(columns > 1 << 24
             ? $"{columns:N0} columns are more than RBM model files hold ({1 << 24:N0})"
-            : $"{columns:N0} columns make an RBM of {hidden} hidden units (D×H weights)", e.Message);
+            : $"{columns:N0} columns make an RBM of {hidden} hidden units (D×H weights; HiddenUnits)", e.Message);
     }
 
     /// <summary>

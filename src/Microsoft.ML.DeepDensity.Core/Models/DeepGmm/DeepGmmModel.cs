@@ -61,6 +61,9 @@ public sealed partial class DeepGmmModel : DensityModel
     {
         options ??= new DeepGmmOptions();
         options.Validate();
+        // Before the data is read, copied or checked: a model no file could hold is known from the options and the width.
+        ArgumentNullException.ThrowIfNull(data);
+        options.PredictModelSize(data.Columns).EnsureFitsAFile();
         DataValidation.CheckTrainingData(data, InputDomain.Real, DataValidation.TrainingData, minRows: 2);
         if (validation is not null) DataValidation.CheckTrainingData(validation, InputDomain.Real, DataValidation.ValidationData, data.Columns);
         int d = data.Columns;

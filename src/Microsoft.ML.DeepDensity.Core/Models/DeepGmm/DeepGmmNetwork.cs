@@ -58,13 +58,33 @@ internal sealed partial class DeepGmmNetwork
         }
         NodeCount = NodeOffset[LayerCount];
         PathCount = Stride[LayerCount];
-        Persistence.ModelFile.EnsureParametersFitAFile(d, (double)NodeCount * d * (d + 1),
-            $"a Deep GMM whose {NodeCount} nodes each hold a {d:N0}×{d:N0} transform", "Deep GMM", DeepGmmModel.MaxDimension);
+        PredictSize(d, components, factorized).EnsureFitsAFile();
         Factorized = factorized;
         Q = new float[NodeCount][];
         E = new float[NodeCount][];
         for (int n = 0; n < NodeCount; n++) { Q[n] = new float[d * d]; E[n] = new float[d]; }
         LogPrior = new float[factorized ? NodeCount : PathCount];
+    }
+
+    /// <summary>Parameters of a Deep GMM of these sizes, exactly as laid out above: per node Q (D×D) and e (D), and the
+    /// log priors (one per node when factorised, one per path otherwise); checked 64-bit arithmetic,
+    /// <see cref="long.MaxValue"/> when it overflows.</summary>
+    internal static long ParameterCount(int d, IReadOnlyList<int> components, bool factorized) => Persistence.ModelSizePrediction.Saturating(() =>
+    {
+        long nodes = 0, paths = 1;
+        foreach (int c in components) { nodes = checked(nodes + c); paths = checked(paths * c); }
+        return checked(nodes * d * (d + 1L) + (factorized ? nodes : paths));
+    });
+
+    /// <summary>The size of a Deep GMM of these sizes (<see cref="DeepGmmOptions.PredictModelSize"/>, checked again before allocating).</summary>
+    internal static Persistence.ModelSizePrediction PredictSize(int d, IReadOnlyList<int> components, bool factorized)
+    {
+        long nodes = components.Sum(c => (long)c);
+        return new("Deep GMM", d, ParameterCount(d, components, factorized),
+            string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                $"a Deep GMM whose {nodes} nodes each hold a {d:N0}×{d:N0} transform (Layers = {{{string.Join(", ", components)}}}: D×D per node)"),
+            "use fewer columns (e.g. a PCA projection: the size grows with the square of the columns) or fewer Layers components",
+            DeepGmmModel.MaxDimension);
     }
 
     public int Node(int layer, int component) => NodeOffset[layer] + component;

@@ -76,8 +76,12 @@ public enum DeepGmmMStep
 /// Hyper-parameters of <see cref="DeepGmmModel.Fit(Data.RowMatrix, DeepGmmOptions?, Data.RowMatrix?, IProgress{Training.TrainingProgress}?, CancellationToken)"/>. Defaults are stated per property; <see cref="Validate"/> names
 /// the first bad setting.
 /// </summary>
-public sealed class DeepGmmOptions
+public sealed class DeepGmmOptions : Persistence.IModelSizeOptions
 {
+    /// <inheritdoc/>
+    public Persistence.ModelSizePrediction PredictModelSize(int columns)
+        => DeepGmmNetwork.PredictSize(columns, Layers, PathProbabilities == DeepGmmPathProbabilities.Factorized);
+
     /// <summary>The default of every setting DeepGmmOptions declares or changes (the one place they are written; the
     /// catalog's parameters and the docs refer here).</summary>
     public static class Defaults

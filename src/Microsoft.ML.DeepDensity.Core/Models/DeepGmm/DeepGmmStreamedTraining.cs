@@ -22,6 +22,9 @@ public sealed partial class DeepGmmModel
     {
         options ??= new DeepGmmOptions();
         options.Validate();
+        // Before the data is read, copied or checked: a model no file could hold is known from the options and the width.
+        ArgumentNullException.ThrowIfNull(data);
+        options.PredictModelSize(data.Width).EnsureFitsAFile();
         if (!options.UsesExactEStep)
             throw new NotSupportedException($"Streamed Deep GMM training needs the exact E-step: {options.WhyNotExactEStep}.");
         if (options.MStep != DeepGmmMStep.Lbfgs)

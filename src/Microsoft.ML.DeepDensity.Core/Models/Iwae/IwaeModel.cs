@@ -71,6 +71,9 @@ public sealed class IwaeModel : ImportanceSampledModel
     {
         options ??= new IwaeOptions();
         options.Validate();
+        // Before the data is read, copied or checked: a model no file could hold is known from the options and the width.
+        ArgumentNullException.ThrowIfNull(data);
+        options.PredictModelSize(data.Columns).EnsureFitsAFile();
         var domain = options.Likelihood == IwaeLikelihood.Bernoulli ? InputDomain.Binary : InputDomain.Real;
         DataValidation.CheckTrainingData(data, domain, DataValidation.TrainingData);
         if (validation is not null) DataValidation.CheckTrainingData(validation, domain, DataValidation.ValidationData, data.Columns);
@@ -182,6 +185,9 @@ public sealed class IwaeModel : ImportanceSampledModel
     {
         options ??= new IwaeOptions();
         options.Validate();
+        // Before the data is read, copied or checked: a model no file could hold is known from the options and the width.
+        ArgumentNullException.ThrowIfNull(data);
+        options.PredictModelSize(data.Width).EnsureFitsAFile();
         var domain = options.Likelihood == IwaeLikelihood.Bernoulli ? InputDomain.Binary : InputDomain.Real;
         var (train, valid) = StreamingTrainingData.CheckedSplit(data, validation, ref streaming, domain, options.ValidationFraction, options.Seed);
         var network = new IwaeNetwork(data.Width, options.LatentDimensions, options.HiddenUnits, options.DeepHiddenUnits,

@@ -36,9 +36,7 @@ internal sealed class IwaeNetwork
         Activation = activation; Likelihood = likelihood;
         int layers = Latent.Length;
         // In 64 bits, so that layer sizes whose products overflow an int are refused here rather than by an OverflowException.
-        Persistence.ModelFile.EnsureParametersFitAFile(D, ParameterCount(D, Latent, HiddenUnits, DeepHiddenUnits, likelihood),
-            $"an IWAE of hidden layers {{{string.Join(", ", HiddenUnits)}}}, latent layers {{{string.Join(", ", Latent)}}} and deep hidden layers {{{string.Join(", ", DeepHiddenUnits)}}}",
-            "IWAE", IwaeOptions.MaxDimension);
+        PredictSize(D, Latent, HiddenUnits, DeepHiddenUnits, likelihood).EnsureFitsAFile();
         Encoders = new Mlp[layers];
         Decoders = new Mlp[layers];
         for (int l = 0; l < layers; l++)
@@ -53,25 +51,35 @@ internal sealed class IwaeNetwork
         foreach (var d in Decoders) d.Register(Parameters);
     }
 
-    /// <summary>Number of parameters an architecture has (checked against a file's size before allocating).</summary>
+    /// <summary>Number of parameters an architecture has, exactly as its encoders and decoders hold them (weights and
+    /// biases of every layer); checked 64-bit arithmetic, <see cref="long.MaxValue"/> when it overflows. Checked against
+    /// a file's size before allocating.</summary>
     public static long ParameterCount(int dimension, int[] latent, int[] hidden, int[] deepHidden, IwaeLikelihood likelihood)
-    {
-        static long Chain(int input, IEnumerable<int> hidden, int output)
+        => Persistence.ModelSizePrediction.Saturating(() =>
         {
-            long n = 0; int prev = input;
-            foreach (var h in hidden.Append(output)) { n += (long)prev * h + h; prev = h; }
-            return n;
-        }
-        long total = 0;
-        for (int l = 0; l < latent.Length; l++)
-        {
-            var h = l == 0 ? hidden : deepHidden;
-            int below = l == 0 ? dimension : latent[l - 1];
-            total += Chain(below, h, 2 * latent[l]);
-            total += Chain(latent[l], Enumerable.Reverse(h), l == 0 && likelihood == IwaeLikelihood.Bernoulli ? dimension : 2 * below);
-        }
-        return total;
-    }
+            static long Chain(long input, IEnumerable<long> hidden, long output)
+            {
+                long n = 0, prev = input;
+                foreach (var h in hidden.Append(output)) { n = checked(n + prev * h + h); prev = h; }
+                return n;
+            }
+            long total = 0;
+            for (int l = 0; l < latent.Length; l++)
+            {
+                var h = (l == 0 ? hidden : deepHidden).Select(u => (long)u).ToArray();
+                long below = l == 0 ? dimension : latent[l - 1];
+                total = checked(total + Chain(below, h, 2L * latent[l]));
+                total = checked(total + Chain(latent[l], Enumerable.Reverse(h), l == 0 && likelihood == IwaeLikelihood.Bernoulli ? dimension : 2 * below));
+            }
+            return total;
+        });
+
+    /// <summary>The size of an IWAE of these sizes (<see cref="IwaeOptions.PredictModelSize"/>, checked again before allocating).</summary>
+    internal static Persistence.ModelSizePrediction PredictSize(int dimension, int[] latent, int[] hidden, int[] deepHidden, IwaeLikelihood likelihood)
+        => new("IWAE", dimension, ParameterCount(dimension, latent, hidden, deepHidden, likelihood),
+            $"an IWAE of hidden layers {{{string.Join(", ", hidden)}}}, latent layers {{{string.Join(", ", latent)}}} and deep hidden layers {{{string.Join(", ", deepHidden)}}} " +
+            "(HiddenUnits, LatentDimensions, DeepHiddenUnits: D×HiddenUnits[0] weights in the encoder and in the decoder)",
+            "use fewer columns (e.g. a PCA projection) or smaller HiddenUnits, LatentDimensions or DeepHiddenUnits", IwaeOptions.MaxDimension);
 
     public int Layers => Latent.Length;
     public int OutputWidth => Decoders[0].Outputs;

@@ -20,8 +20,12 @@ public enum IwaeLikelihood
 /// <see cref="Activation"/>). Two stochastic layers (their architecture 2:
 /// 784-100-100-100-50-50-50) are <c>LatentDimensions = {100, 50}, HiddenUnits = {100, 100}, DeepHiddenUnits = {50, 50}</c>.
 /// </remarks>
-public sealed class IwaeOptions : ImportanceSampledOptions
+public sealed class IwaeOptions : ImportanceSampledOptions, Persistence.IModelSizeOptions
 {
+    /// <inheritdoc/>
+    public Persistence.ModelSizePrediction PredictModelSize(int columns)
+        => IwaeNetwork.PredictSize(columns, LatentDimensions, HiddenUnits, DeepHiddenUnits, Likelihood);
+
     /// <summary>The default of every setting IwaeOptions declares or changes (the one place they are written; the
     /// catalog's parameters and the docs refer here). Settings not listed keep the base class's defaults.</summary>
     public new static class Defaults

@@ -64,6 +64,9 @@ public sealed class NvilModel : ImportanceSampledModel
     {
         options ??= new NvilOptions();
         options.Validate();
+        // Before the data is read, copied or checked: a model no file could hold is known from the options and the width.
+        ArgumentNullException.ThrowIfNull(data);
+        options.PredictModelSize(data.Columns).EnsureFitsAFile();
         DataValidation.CheckTrainingData(data, InputDomain.Binary, DataValidation.TrainingData);
         if (validation is not null) DataValidation.CheckTrainingData(validation, InputDomain.Binary, DataValidation.ValidationData, data.Columns);
         var (train, valid) = TrainingLoop.Split(data, validation, options.ValidationFraction, options.Seed);

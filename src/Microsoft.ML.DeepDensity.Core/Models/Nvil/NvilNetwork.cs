@@ -34,8 +34,7 @@ internal sealed class NvilNetwork
         D = dimension; Latent = (int[])latent.Clone();
         int layers = Latent.Length;
         // In 64 bits, so that layer sizes whose products overflow an int are refused here rather than by an OverflowException.
-        Persistence.ModelFile.EnsureParametersFitAFile(D, ParameterCount(D, Latent),
-            $"a sigmoid belief network of latent layers {{{string.Join(", ", Latent)}}}", "NVIL", NvilOptions.MaxDimension);
+        PredictSize(D, Latent).EnsureFitsAFile();
         Encoders = new Mlp[layers];
         Decoders = new Mlp[layers];
         for (int l = 0; l < layers; l++)
@@ -53,16 +52,23 @@ internal sealed class NvilNetwork
     public int Layers => Latent.Length;
 
     /// <summary>Number of parameters of an architecture (checked against a file's size before allocating).</summary>
-    public static long ParameterCount(int dimension, int[] latent)
+    public static long ParameterCount(int dimension, int[] latent) => Persistence.ModelSizePrediction.Saturating(() =>
     {
+        // The top prior, then per layer the encoder (below → latent, with biases) and the decoder (latent → below).
         long total = latent[^1];
         for (int l = 0; l < latent.Length; l++)
         {
             long below = l == 0 ? dimension : latent[l - 1];
-            total += 2 * below * latent[l] + below + latent[l];
+            total = checked(total + 2 * below * latent[l] + below + latent[l]);
         }
         return total;
-    }
+    });
+
+    /// <summary>The size of a sigmoid belief network of these sizes (<see cref="NvilOptions.PredictModelSize"/>, checked again before allocating).</summary>
+    internal static Persistence.ModelSizePrediction PredictSize(int dimension, int[] latent)
+        => new("NVIL", dimension, ParameterCount(dimension, latent),
+            $"a sigmoid belief network of latent layers {{{string.Join(", ", latent)}}} (LatentDimensions: 2·D×LatentDimensions[0] weights)",
+            "use fewer columns (e.g. a PCA projection) or smaller LatentDimensions", NvilOptions.MaxDimension);
 
     /// <summary>Glorot weights, zero biases and prior logits; optionally data-layer biases = logit of the pixel means.</summary>
     public void Initialize(RandomStream random, ReadOnlySpan<float> pixelMean)

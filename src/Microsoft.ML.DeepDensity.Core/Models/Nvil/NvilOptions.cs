@@ -11,8 +11,11 @@ namespace Microsoft.ML.DeepDensity.Models.Nvil;
 /// Setting <see cref="InputDependentBaseline"/>, <see cref="CenterSignal"/> and <see cref="NormalizeSignal"/> all to
 /// false gives plain REINFORCE (the ablation the paper compares against).
 /// </remarks>
-public sealed class NvilOptions : ImportanceSampledOptions
+public sealed class NvilOptions : ImportanceSampledOptions, Persistence.IModelSizeOptions
 {
+    /// <inheritdoc/>
+    public Persistence.ModelSizePrediction PredictModelSize(int columns) => NvilNetwork.PredictSize(columns, LatentDimensions);
+
     /// <summary>The default of every setting NvilOptions declares or changes (the one place they are written; the
     /// catalog's parameters and the docs refer here). Settings not listed keep the base class's defaults.</summary>
     public new static class Defaults

@@ -37,9 +37,17 @@ internal sealed class RbmMachine
     /// than the reader's bound trained to the end and were then reported as a divergence.</summary>
     private static int NewWeightCount(int d, int h)
     {
-        Persistence.ModelFile.EnsureParametersFitAFile(d, (double)d * h + d + h, $"an RBM of {h} hidden units (D×H weights)", "RBM", RbmModel.MaxVisibleUnits);
+        PredictSize(d, h).EnsureFitsAFile();
         return d * h;
     }
+
+    /// <summary>Parameters of an RBM of these sizes: W (D×H), b (D), c (H); checked 64-bit arithmetic.</summary>
+    internal static long ParameterCount(int d, int h) => Persistence.ModelSizePrediction.Saturating(() => checked((long)d * h + d + h));
+
+    /// <summary>The size of an RBM of these sizes (<see cref="RbmOptions.PredictModelSize"/>, checked again before allocating).</summary>
+    internal static Persistence.ModelSizePrediction PredictSize(int d, int h)
+        => new("RBM", d, ParameterCount(d, h), $"an RBM of {h} hidden units (D×H weights; HiddenUnits)",
+            "use fewer columns (e.g. a PCA projection) or fewer HiddenUnits", RbmModel.MaxVisibleUnits);
 
     public RbmMachine(int d, int h, RbmVisibleType visibleType, float[] w, float[] b, float[] c)
     {

@@ -92,6 +92,9 @@ public sealed class RbmModel : DensityModel
     {
         options ??= new RbmOptions();
         options.Validate();
+        // Before the data is read, copied or checked: a model no file could hold is known from the options and the width.
+        ArgumentNullException.ThrowIfNull(data);
+        options.PredictModelSize(data.Columns).EnsureFitsAFile();
         var domain = options.VisibleType == RbmVisibleType.Gaussian ? InputDomain.Real : InputDomain.Binary;
         DataValidation.CheckTrainingData(data, domain, DataValidation.TrainingData);
         if (validation is not null) DataValidation.CheckTrainingData(validation, domain, DataValidation.ValidationData, data.Columns);
@@ -130,6 +133,9 @@ public sealed class RbmModel : DensityModel
     {
         options ??= new RbmOptions();
         options.Validate();
+        // Before the data is read, copied or checked: a model no file could hold is known from the options and the width.
+        ArgumentNullException.ThrowIfNull(data);
+        options.PredictModelSize(data.Width).EnsureFitsAFile();
         var domain = options.VisibleType == RbmVisibleType.Gaussian ? InputDomain.Real : InputDomain.Binary;
         var (train, valid) = StreamingTrainingData.CheckedSplit(data, validation, ref streaming, domain, options.ValidationFraction, options.Seed);
         ColumnStandardizer? standardizer = null;

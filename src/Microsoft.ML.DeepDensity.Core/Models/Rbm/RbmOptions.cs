@@ -37,8 +37,11 @@ public enum LogPartitionMethod
 /// <c>Seed</c> and <c>MaxDivergenceRecoveries</c> are used; <c>Optimizer</c>, the Adam settings and
 /// <c>GradientClipNorm</c> are ignored. RBM defaults differ from the base class where stated.
 /// </summary>
-public sealed class RbmOptions : GradientTrainingOptions
+public sealed class RbmOptions : GradientTrainingOptions, Persistence.IModelSizeOptions
 {
+    /// <inheritdoc/>
+    public Persistence.ModelSizePrediction PredictModelSize(int columns) => RbmMachine.PredictSize(columns, HiddenUnits);
+
     /// <summary>The default of every setting RbmOptions declares or changes (the one place they are written; the
     /// catalog's parameters and the docs refer here). Settings not listed keep the base class's defaults.</summary>
     public new static class Defaults

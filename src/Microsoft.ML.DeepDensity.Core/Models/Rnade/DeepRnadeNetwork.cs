@@ -32,18 +32,33 @@ internal sealed partial class DeepRnadeNetwork
                directConnections ? new float[checked(dimension * dimension * 3 * components)] : null) { }
 
     /// <summary>Returns <paramref name="dimension"/> once the network of these sizes is known to fit a model file
-    /// (<see cref="Persistence.ModelFile.EnsureParametersFitAFile"/>); called in the constructor's arguments, because the
+    /// (<see cref="Persistence.ModelSizePrediction.EnsureFitsAFile"/>); called in the constructor's arguments, because the
     /// layers built there would overflow first.</summary>
     private static int WithinFileSize(int dimension, int hidden, int hiddenLayers, int components, DeepRnadeConnectivity connectivity, bool directConnections)
     {
-        double outputs = 3.0 * dimension * components;
-        double parameters = ((double)Inputs(dimension, connectivity) + 1) * hidden + (hiddenLayers - 1) * ((double)hidden + 1) * hidden
-            + (hidden + 1.0) * outputs + (directConnections ? dimension * outputs : 0);
-        Persistence.ModelFile.EnsureParametersFitAFile(dimension, parameters,
-            $"a deep RNADE of {hiddenLayers}×{hidden} hidden units and {components} components (H×D·3K output weights" +
-            (directConnections ? ", D×D·3K direct connections)" : ")"), "deep RNADE", RnadeOptions.MaxDimension);
+        PredictSize(dimension, hidden, hiddenLayers, components, connectivity, directConnections).EnsureFitsAFile();
         return dimension;
     }
+
+    /// <summary>Parameters of a deep RNADE of these sizes, exactly as its layers hold them: inputs (2D masked input, D
+    /// autoregressive) → H, HiddenLayers − 1 of H → H, H → D·3K, each with its biases, and the optional D × D·3K direct
+    /// weights (checked 64-bit arithmetic; <see cref="long.MaxValue"/> when it overflows).</summary>
+    internal static long ParameterCount(int dimension, int hidden, int hiddenLayers, int components, DeepRnadeConnectivity connectivity, bool directConnections)
+        => Persistence.ModelSizePrediction.Saturating(() =>
+        {
+            long d = dimension, h = hidden, outputs = checked(3L * dimension * components);
+            long inputs = connectivity == DeepRnadeConnectivity.Autoregressive ? d : 2 * d;
+            return checked((inputs + 1) * h + (hiddenLayers - 1L) * (h + 1) * h + (h + 1) * outputs + (directConnections ? d * outputs : 0));
+        });
+
+    /// <summary>The size of a deep RNADE of these sizes (<see cref="DeepRnadeOptions.PredictModelSize"/>, checked again before allocating).</summary>
+    internal static Persistence.ModelSizePrediction PredictSize(int dimension, int hidden, int hiddenLayers, int components,
+        DeepRnadeConnectivity connectivity, bool directConnections)
+        => new("deep RNADE", dimension, ParameterCount(dimension, hidden, hiddenLayers, components, connectivity, directConnections),
+            $"a deep RNADE of {hiddenLayers}×{hidden} hidden units and {components} components (HiddenLayers, HiddenUnits, Components: H×D·3K output weights" +
+            (directConnections ? "; DirectConnections: D×D·3K direct weights)" : ")"),
+            "use fewer columns (e.g. a PCA projection), fewer HiddenUnits or fewer Components" + (directConnections ? ", or DirectConnections = false" : ""),
+            RnadeOptions.MaxDimension);
 
     /// <summary>Wraps existing layers (a loaded model): 2D (masked input) or D (autoregressive) → H → … → H → D·3K.</summary>
     public DeepRnadeNetwork(int dimension, int components, Activation activation, DeepRnadeConnectivity connectivity, IReadOnlyList<DenseLayer> layers,

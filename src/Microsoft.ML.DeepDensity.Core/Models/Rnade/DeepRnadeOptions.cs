@@ -29,6 +29,11 @@ public enum DeepRnadeConnectivity
 /// </remarks>
 public sealed class DeepRnadeOptions : RnadeOptions
 {
+    /// <inheritdoc/>
+    public override Persistence.ModelSizePrediction PredictModelSize(int columns)
+        => DeepRnadeNetwork.PredictSize(columns, HiddenUnits, HiddenLayers, Components, Connectivity,
+            DirectConnections && Connectivity == DeepRnadeConnectivity.Autoregressive);
+
     /// <summary>The default of every setting DeepRnadeOptions declares or changes (the one place they are written; the
     /// catalog's parameters and the docs refer here). Settings not listed keep the base class's defaults.</summary>
     public new static class Defaults

@@ -60,6 +60,9 @@ public sealed class RnadeModel : DensityModel
         if (options is DeepRnadeOptions)
             throw new ArgumentException("DeepRnadeOptions describe a deep RNADE: train it with DeepRnadeModel.Fit.", nameof(options));
         options.Validate();
+        // Before the data is read, copied or checked: a model no file could hold is known from the options and the width.
+        ArgumentNullException.ThrowIfNull(data);
+        options.PredictModelSize(data.Columns).EnsureFitsAFile();
         DataValidation.CheckTrainingData(data, InputDomain.Real, DataValidation.TrainingData);
         if (validation is not null) DataValidation.CheckTrainingData(validation, InputDomain.Real, DataValidation.ValidationData, data.Columns);
         int d = data.Columns;
@@ -99,6 +102,9 @@ public sealed class RnadeModel : DensityModel
         if (options is DeepRnadeOptions)
             throw new ArgumentException("DeepRnadeOptions describe a deep RNADE: train it with DeepRnadeModel.Fit.", nameof(options));
         options.Validate();
+        // Before the data is read, copied or checked: a model no file could hold is known from the options and the width.
+        ArgumentNullException.ThrowIfNull(data);
+        options.PredictModelSize(data.Width).EnsureFitsAFile();
         var (train, valid) = StreamingTrainingData.CheckedSplit(data, validation, ref streaming, InputDomain.Real, options.ValidationFraction, options.Seed);
         int d = data.Width;
         var order = options.ResolveOrder(d);

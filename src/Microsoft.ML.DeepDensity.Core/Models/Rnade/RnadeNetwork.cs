@@ -38,8 +38,7 @@ internal sealed partial class RnadeNetwork
     public RnadeNetwork(int dimension, int hidden, int components, Activation activation)
     {
         D = dimension; H = hidden; K = components; Activation = activation;
-        Persistence.ModelFile.EnsureParametersFitAFile(D, (double)D * H * (1 + 3 * K) + H + (double)D * (1 + 3 * K),
-            $"an RNADE of {H} hidden units and {K} components (D×H·3K output weights)", "RNADE", RnadeOptions.MaxDimension);
+        PredictSize(D, H, K).EnsureFitsAFile();
         W = new float[Math.Max(0, D - 1) * H];
         C = new float[H];
         Rho = new float[D];
@@ -55,6 +54,20 @@ internal sealed partial class RnadeNetwork
     }
 
     public int K3 => 3 * K;
+
+    /// <summary>Parameters of an RNADE of these sizes, exactly as laid out above: W (D−1)×H, c H, ρ D, V D×H×3K, b D×3K
+    /// (checked 64-bit arithmetic; <see cref="long.MaxValue"/> when it overflows).</summary>
+    internal static long ParameterCount(int dimension, int hidden, int components) => Persistence.ModelSizePrediction.Saturating(() =>
+    {
+        long d = dimension, h = hidden, k3 = 3L * components;
+        return checked(Math.Max(0, d - 1) * h + h + d + d * h * k3 + d * k3);
+    });
+
+    /// <summary>The size of an RNADE of these sizes (<see cref="RnadeOptions.PredictModelSize"/>, checked again before allocating).</summary>
+    internal static Persistence.ModelSizePrediction PredictSize(int dimension, int hidden, int components)
+        => new("RNADE", dimension, ParameterCount(dimension, hidden, components),
+            $"an RNADE of {hidden} hidden units and {components} components (HiddenUnits, Components: D×H·3K output weights)",
+            "use fewer columns (e.g. a PCA projection), fewer HiddenUnits or fewer Components", RnadeOptions.MaxDimension);
 
     /// <summary>Use the scalar mixture code even when AVX2/FMA are available (tests of the portable path).</summary>
     internal bool PortableMixture { get; set; }

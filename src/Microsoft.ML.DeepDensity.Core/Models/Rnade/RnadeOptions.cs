@@ -11,8 +11,12 @@ namespace Microsoft.ML.DeepDensity.Models.Rnade;
 /// exact gradient, clipping at 10: 160.51; σ-scaled mean gradient, clipping at 10 (the defaults before): 155.44 (193 s);
 /// σ-scaled, no clipping: 155.30.
 /// </remarks>
-public class RnadeOptions : GradientTrainingOptions
+public class RnadeOptions : GradientTrainingOptions, Persistence.IModelSizeOptions
 {
+    /// <inheritdoc/>
+    public virtual Persistence.ModelSizePrediction PredictModelSize(int columns)
+        => RnadeNetwork.PredictSize(columns, HiddenUnits, Components);
+
     /// <summary>The default of every setting RnadeOptions declares or changes (the one place they are written; the
     /// catalog's parameters and the docs refer here). Settings not listed keep the base class's defaults.</summary>
     public new static class Defaults

@@ -62,6 +62,7 @@ public sealed class RnnRnadeModel : SequenceDensityModel
         options.Validate();
         ArgumentNullException.ThrowIfNull(data);
         int d = data.FrameSize;
+        options.PredictModelSize(d).EnsureFitsAFile(); // before the sequences are checked, copied and standardised
         DataValidation.CheckTrainingData(data, InputDomain.Real, "training sequences", d);
         if (validation is not null) DataValidation.CheckTrainingData(validation, InputDomain.Real, "validation sequences", d);
         var (trainPart, validPart) = TrainingLoop.Split(TrainingData.From(data),

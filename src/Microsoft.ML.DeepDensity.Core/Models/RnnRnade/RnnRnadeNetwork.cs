@@ -27,7 +27,7 @@ internal sealed class RnnRnadeNetwork
     public readonly float[] WIn, WRec, BRec, H0, WOut, WHid;
 
     public RnnRnadeNetwork(RnadeNetwork rnade, int recurrent, bool conditionHiddenBias)
-        : this(rnade, recurrent, new float[rnade.D * recurrent], new float[recurrent * recurrent], new float[recurrent],
+        : this(rnade, WithinFileSize(rnade, recurrent, conditionHiddenBias), new float[rnade.D * recurrent], new float[recurrent * recurrent], new float[recurrent],
             new float[recurrent], new float[recurrent * rnade.D * rnade.K3], conditionHiddenBias ? new float[recurrent * rnade.H] : Array.Empty<float>())
     { }
 
@@ -36,6 +36,32 @@ internal sealed class RnnRnadeNetwork
         Rnade = rnade; D = rnade.D; R = recurrent;
         WIn = wIn; WRec = wRec; BRec = bRec; H0 = h0; WOut = wOut; WHid = wHid;
     }
+
+    /// <summary>Returns <paramref name="recurrent"/> once the whole network (the RNADE and the recurrence) is known to
+    /// fit a model file; called in the constructor's arguments, before the recurrent weights are allocated.</summary>
+    private static int WithinFileSize(RnadeNetwork rnade, int recurrent, bool conditionHiddenBias)
+    {
+        PredictSize(rnade.D, rnade.H, rnade.K, recurrent, conditionHiddenBias).EnsureFitsAFile();
+        return recurrent;
+    }
+
+    /// <summary>Parameters of an RNN-RNADE of these sizes, exactly as laid out above: the RNADE's
+    /// (<see cref="RnadeNetwork.ParameterCount"/>), then W_in D×R, W_rec R×R, b_rec R, h₀ R, W_out R×D·3K and W_hid R×H
+    /// when the hidden bias is conditioned (checked 64-bit arithmetic; <see cref="long.MaxValue"/> when it overflows).</summary>
+    internal static long ParameterCount(int dimension, int hidden, int components, int recurrent, bool conditionHiddenBias)
+        => Persistence.ModelSizePrediction.Saturating(() =>
+        {
+            long d = dimension, h = hidden, r = recurrent, k3 = 3L * components;
+            long rnade = RnadeNetwork.ParameterCount(dimension, hidden, components);
+            return checked(rnade + d * r + r * r + 2 * r + r * d * k3 + (conditionHiddenBias ? r * h : 0));
+        });
+
+    /// <summary>The size of an RNN-RNADE of these sizes (<see cref="RnnRnadeOptions.PredictModelSize"/>, checked again before allocating).</summary>
+    internal static Persistence.ModelSizePrediction PredictSize(int dimension, int hidden, int components, int recurrent, bool conditionHiddenBias)
+        => new("RNN-RNADE", dimension, ParameterCount(dimension, hidden, components, recurrent, conditionHiddenBias),
+            $"an RNN-RNADE of {hidden} hidden units, {components} components and {recurrent} recurrent units " +
+            "(HiddenUnits, Components, RecurrentUnits: D×H·3K output weights and R×D·3K conditioning weights)",
+            "use fewer columns per frame (e.g. a PCA projection), fewer HiddenUnits, Components or RecurrentUnits", RnadeOptions.MaxDimension);
 
     public bool ConditionsHiddenBias => WHid.Length > 0;
     public int OutputWidth => D * Rnade.K3;

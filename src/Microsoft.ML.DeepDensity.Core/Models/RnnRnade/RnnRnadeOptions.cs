@@ -6,8 +6,12 @@ namespace Microsoft.ML.DeepDensity.Models.RnnRnade;
 
 /// <summary>Hyper-parameters of <see cref="RnnRnadeModel"/> (the training-loop settings are inherited; a training
 /// example is one sequence, so <see cref="GradientTrainingOptions.BatchSize"/> counts sequences).</summary>
-public sealed class RnnRnadeOptions : GradientTrainingOptions
+public sealed class RnnRnadeOptions : GradientTrainingOptions, Persistence.IModelSizeOptions
 {
+    /// <inheritdoc/>
+    public Persistence.ModelSizePrediction PredictModelSize(int columns)
+        => RnnRnadeNetwork.PredictSize(columns, HiddenUnits, Components, RecurrentUnits, ConditionHiddenBias);
+
     /// <summary>The default of every setting RnnRnadeOptions declares or changes (the one place they are written; the
     /// catalog's parameters and the docs refer here). Settings not listed keep the base class's defaults.</summary>
     public new static class Defaults
