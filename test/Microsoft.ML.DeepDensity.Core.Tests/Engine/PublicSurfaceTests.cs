@@ -90,6 +90,10 @@ public class PublicSurfaceTests
         // The model file (docs/engine.md, docs/architecture.md#persistence): its exception and limits, and what a model
         // family writes and reads its payload with and registers its kind in (docs/adding-a-model.md).
         "Persistence.InvalidModelFileException",
+        // A model's size before it is built, from its options and the width (every family's options implement it;
+        // ddml refuses a model it could not read back with it before training).
+        "Persistence.IModelSizeOptions",
+        "Persistence.ModelSizePrediction",
         "Persistence.ModelFile",
         "Persistence.ModelReader",
         "Persistence.ModelRegistry",
