@@ -13,7 +13,7 @@ namespace Microsoft.ML.DeepDensity.Tests;
 /// </summary>
 public class ModelFamilyTests
 {
-    private static readonly Dictionary<string, PipelineChecks.Family> Families = new()
+    internal static readonly Dictionary<string, PipelineChecks.Family> Families = new()
     {
         ["Rnade"] = (ml, configure) => ml.DensityEstimation.Rnade(PipelineChecks.With(configure, new Transforms.RnadeEstimator.Options
         {
@@ -84,6 +84,14 @@ public class ModelFamilyTests
         var ml = new MLContext(seed: 1);
         FamilyChecks.LoadedScorerAllocatesNothingPerRow(ml, Families[family](ml, null), ml.Data.LoadFromEnumerable(TestData.Blob(300, seed: 2)),
             TestData.Blob(64, seed: 4).Select(r => r.Features).ToList());
+    }
+
+    [Theory, MemberData(nameof(Names))]
+    public void ScoringFromSeveralThreadsEqualsOneThread(string family)
+    {
+        var ml = new MLContext(seed: 1);
+        ConcurrencyChecks.ScoringFromSeveralThreadsEqualsOneThread(family, Families[family](ml, ConcurrencyChecks.AllColumns),
+            ml.Data.LoadFromEnumerable(TestData.Blob(300, seed: 2)), TestData.Blob(150, seed: 3, outlierEvery: 10));
     }
 
     [Theory, MemberData(nameof(Names))]
