@@ -95,6 +95,41 @@ public class SequenceConcurrencyTests
             new[] { "LogDensity", "Score", "PredictedLabel" }, Fingerprint, cursorSets: true);
     }
 
+    /// <summary>A sequence Fit cancelled while it reads the training data stops reading (it read every row, then threw
+    /// from training); one whose token is already cancelled reads no row.</summary>
+    [Theory]
+    [InlineData("whole sequences")]
+    [InlineData("frame rows")]
+    public void FitCancelledWhileReadingTheDataStopsReading(string kind)
+    {
+        var ml = new MLContext(seed: 1);
+        using var cts = new CancellationTokenSource();
+        int read = 0, cancelAt = 500;
+        var sequences = Sequences(200, 1);
+        var frames = Frames(sequences);
+        IEnumerable<T> Source<T>(Func<int, T> row)
+        {
+            for (int i = 0; i < 100_000; i++)
+            {
+                if (++read == cancelAt) cts.Cancel();
+                yield return row(i);
+            }
+        }
+        IDataView Data() => kind == "frame rows"
+            ? ml.Data.LoadFromEnumerable(Source(i => new FrameRow { Features = frames[i % frames.Count].Features, SequenceId = i, Order = 0 }))
+            : ml.Data.LoadFromEnumerable(Source(i => new SequenceRow { Features = sequences[i % sequences.Count] }));
+        IEstimator<ITransformer> estimator = kind == "frame rows"
+            ? ml.DensityEstimation.RnnRnade(new RnnRnadeFrameEstimator.Options { ModelOptions = Small(), CancellationToken = cts.Token })
+            : ml.DensityEstimation.RnnRnade(new SequenceDensityEstimator.Options { FrameSize = 2, CancellationToken = cts.Token }, Small());
+        Assert.ThrowsAny<OperationCanceledException>(() => estimator.Fit(Data()));
+        // Frame rows pass through ML.NET's type conversions, whose cursor may read a few batches ahead.
+        Assert.True(read <= cancelAt + 4 * 1024, $"{kind}: {read} rows read after the token was cancelled at row {cancelAt}");
+        read = 0;
+        cancelAt = -1;
+        Assert.ThrowsAny<OperationCanceledException>(() => estimator.Fit(Data()));
+        Assert.True(read == 0, $"{kind}: a Fit whose token was already cancelled read {read} rows");
+    }
+
     private static string Fingerprint(SequenceScore s)
         => string.Join(" ", new[] { s.LogDensity, s.LogDensityPerFrame, s.Score }.Concat(s.FrameLogDensities).Select(Bits)) + " " + s.PredictedLabel;
     private static string Fingerprint(FrameScore s) => $"{Bits(s.LogDensity)} {Bits(s.Score)} {s.PredictedLabel}";
