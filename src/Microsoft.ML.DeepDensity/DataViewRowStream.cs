@@ -18,13 +18,14 @@ public enum DensityTrainingData
 /// <summary>
 /// The feature column of an <see cref="IDataView"/> as an engine <see cref="IRowStream"/>: every pass opens a new
 /// cursor, so the data is never copied whole. A vector of the wrong length throws
-/// <see cref="DataValidationException"/> naming the column and the row (its position in the cursor).
+/// <see cref="DataValidationException"/> naming the column and the row (its position in the cursor). Every read observes
+/// <paramref name="cancellationToken"/>: a pass that trains nothing (the standardiser's, the moments') reads the whole view.
 /// </summary>
-internal sealed class DataViewRowStream(IDataView data, DataViewSchema.Column column, int dimension) : IRowStream
+internal sealed class DataViewRowStream(IDataView data, DataViewSchema.Column column, int dimension, CancellationToken cancellationToken = default) : IRowStream
 {
     public int Width => dimension;
     public long? Count => data.GetRowCount();
-    public IRowCursor Open() => new Cursor(data.GetRowCursor(new[] { column }), column, dimension);
+    public IRowCursor Open() => new Cursor(data.GetRowCursor(new[] { column }), column, dimension, cancellationToken);
 
     private sealed class Cursor : IRowCursor
     {
@@ -33,18 +34,22 @@ internal sealed class DataViewRowStream(IDataView data, DataViewSchema.Column co
         private readonly string _name;
         private readonly int _dimension;
         private VBuffer<float> _buffer;
+        private readonly CancellationToken _cancellationToken;
         private long _row;
 
-        public Cursor(DataViewRowCursor cursor, DataViewSchema.Column column, int dimension)
+        public Cursor(DataViewRowCursor cursor, DataViewSchema.Column column, int dimension, CancellationToken cancellationToken)
         {
             _cursor = cursor; _getter = cursor.GetGetter<VBuffer<float>>(column); _name = column.Name; _dimension = dimension;
+            _cancellationToken = cancellationToken;
         }
 
         public int Read(Span<float> destination)
         {
             int rows = 0, capacity = destination.Length / _dimension;
+            _cancellationToken.ThrowIfCancellationRequested();
             while (rows < capacity && _cursor.MoveNext())
             {
+                if (rows % 1024 == 1023) _cancellationToken.ThrowIfCancellationRequested();
                 _getter(ref _buffer);
                 if (_buffer.Length != _dimension)
                     throw new DataValidationException(_row, -1, $"the vector has {_buffer.Length} values but {_dimension} are expected", _name);

@@ -148,8 +148,9 @@ public abstract class DensityEstimator<TModel, TModelOptions> : IEstimator<Densi
     /// scoring pass for the threshold) and never holds it whole.</summary>
     private DensityTransformer<TModel> FitStreamed(IDataView trainData, DataViewSchema.Column column, IDataView? validationData, int dim)
     {
-        var data = new DataViewRowStream(trainData, column, dim);
-        var validation = validationData is null ? null : new DataViewRowStream(validationData, CheckValidationShape(validationData.Schema, dim), dim);
+        var data = new DataViewRowStream(trainData, column, dim, _options.CancellationToken);
+        var validation = validationData is null ? null
+            : new DataViewRowStream(validationData, CheckValidationShape(validationData.Schema, dim), dim, _options.CancellationToken);
         using var channel = ((IHostEnvironment)_mlContext).Start(Name);
         channel.Info(MessageSensitivity.None, $"{Name}: training streamed from the cursor ({dim} columns" +
             (data.Count is long n ? $", {n} rows" : "") + $"; shuffle buffer {(_options.ShuffleBufferRows > 0 ? _options.ShuffleBufferRows.ToString() : "automatic")}).");
@@ -229,12 +230,16 @@ public abstract class DensityEstimator<TModel, TModelOptions> : IEstimator<Densi
         return column;
     }
 
-    /// <summary>Copies the feature column into a row matrix through one cursor (sparse vectors are densified).</summary>
+    /// <summary>Copies the feature column into a row matrix through one cursor (sparse vectors are densified), observing
+    /// the options' <see cref="DensityEstimatorOptions.CancellationToken"/> before the first row and every
+    /// <see cref="RowsPerCancellationCheck"/> rows: reading a large view through its upstream stages can take as long as training.</summary>
     /// <param name="data">The data view.</param>
     /// <param name="column">Its feature column.</param>
     /// <param name="dimension">The column's vector size.</param>
     protected virtual RowMatrix ReadRows(IDataView data, DataViewSchema.Column column, int dimension)
     {
+        var cancellationToken = _options.CancellationToken;
+        cancellationToken.ThrowIfCancellationRequested();
         long? known = data.GetRowCount();
         int capacity = known is long k && k > 0 && k < int.MaxValue / Math.Max(1, dimension) ? (int)k : 1024;
         var values = new float[(long)capacity * dimension];
@@ -255,10 +260,14 @@ public abstract class DensityEstimator<TModel, TModelOptions> : IEstimator<Densi
                     throw new DataValidationException(rows, -1, $"the vector has {buffer.Length} values but {dimension} are expected", column.Name);
                 Scoring.Densify(in buffer, values.AsSpan(rows * dimension, dimension));
                 rows++;
+                if (rows % RowsPerCancellationCheck == 0) cancellationToken.ThrowIfCancellationRequested();
             }
         }
         return new RowMatrix(values, rows, dimension);
     }
+
+    /// <summary>Rows read between two checks of the cancellation token while Fit copies the training (or validation) data.</summary>
+    internal const int RowsPerCancellationCheck = 1024;
 
     /// <inheritdoc/>
     public SchemaShape GetOutputSchema(SchemaShape inputSchema)

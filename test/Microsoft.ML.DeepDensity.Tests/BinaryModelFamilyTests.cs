@@ -20,7 +20,7 @@ public sealed class BitRow
 /// </summary>
 public class BinaryModelFamilyTests
 {
-    private static readonly Dictionary<string, PipelineChecks.Family> Families = new()
+    internal static readonly Dictionary<string, PipelineChecks.Family> Families = new()
     {
         ["RbmBernoulli"] = (ml, configure) => ml.DensityEstimation.Rbm(PipelineChecks.With(configure, new Transforms.RbmEstimator.Options
         {
@@ -47,7 +47,7 @@ public class BinaryModelFamilyTests
     public static TheoryData<string> Names() => new(Families.Keys);
 
     /// <summary>Two prototype bit patterns with 5% flipped bits; every <paramref name="outlierEvery"/>-th row is uniform random bits (label 1).</summary>
-    private static List<BitRow> Bits(int n, int seed, int outlierEvery = 0)
+    internal static List<BitRow> Bits(int n, int seed, int outlierEvery = 0)
     {
         var rnd = new Random(seed);
         var prototypes = new[] { new[] { 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0 }, new[] { 0, 0, 0, 1, 1, 1, 1, 1, 1, 0, 0, 0 } };
@@ -88,6 +88,14 @@ public class BinaryModelFamilyTests
         var ml = new MLContext(seed: 1);
         FamilyChecks.LoadedScorerAllocatesNothingPerRow(ml, Families[family](ml, null), ml.Data.LoadFromEnumerable(Bits(300, seed: 2)),
             Bits(64, seed: 4).Select(r => r.Features).ToList());
+    }
+
+    [Theory, MemberData(nameof(Names))]
+    public void ScoringFromSeveralThreadsEqualsOneThread(string family)
+    {
+        var ml = new MLContext(seed: 1);
+        ConcurrencyChecks.ScoringFromSeveralThreadsEqualsOneThread(family, Families[family](ml, ConcurrencyChecks.AllColumns),
+            ml.Data.LoadFromEnumerable(Bits(300, seed: 2)), Bits(150, seed: 3, outlierEvery: 8));
     }
 
     [Theory, MemberData(nameof(Names))]

@@ -13,7 +13,7 @@ namespace Microsoft.ML.DeepDensity.Tests;
 /// </summary>
 public class ModelFamilyTests
 {
-    private static readonly Dictionary<string, PipelineChecks.Family> Families = new()
+    internal static readonly Dictionary<string, PipelineChecks.Family> Families = new()
     {
         ["Rnade"] = (ml, configure) => ml.DensityEstimation.Rnade(PipelineChecks.With(configure, new Transforms.RnadeEstimator.Options
         {
@@ -73,6 +73,38 @@ public class ModelFamilyTests
         Assert.Equal(1, reports);
     }
 
+    /// <summary>A Fit cancelled while it copies (or, streamed, first passes over) the training data stops reading it: the
+    /// token was observed only by training, so Fit read every row of the view (here 100,000 rows; a large view through
+    /// its upstream stages reads for as long as an epoch takes) before it threw; and a Fit whose token is already
+    /// cancelled reads no row.</summary>
+    [Theory, MemberData(nameof(Names))]
+    public void FitCancelledWhileReadingTheDataStopsReading(string family)
+    {
+        foreach (var mode in new[] { Transforms.DensityTrainingData.InMemory, Transforms.DensityTrainingData.Streamed })
+        {
+            var ml = new MLContext(seed: 1);
+            using var cts = new CancellationTokenSource();
+            int read = 0, cancelAt = 500;
+            var rows = TestData.Blob(1000, seed: 2);
+            IEnumerable<Row> Source()
+            {
+                for (int i = 0; i < 100_000; i++)
+                {
+                    if (++read == cancelAt) cts.Cancel();
+                    yield return rows[i % rows.Count];
+                }
+            }
+            var estimator = Families[family](ml, o => { o.CancellationToken = cts.Token; o.TrainingData = mode; });
+            Assert.ThrowsAny<OperationCanceledException>(() => estimator.Fit(ml.Data.LoadFromEnumerable(Source())));
+            Assert.True(read <= cancelAt + 2 * 1024, $"{family} {mode}: {read} rows read after the token was cancelled at row {cancelAt}");
+
+            read = 0;
+            cancelAt = -1;
+            Assert.ThrowsAny<OperationCanceledException>(() => estimator.Fit(ml.Data.LoadFromEnumerable(Source())));
+            Assert.True(read == 0, $"{family} {mode}: a Fit whose token was already cancelled read {read} rows");
+        }
+    }
+
     private sealed class SynchronousProgress(Action<Training.TrainingProgress> report) : IProgress<Training.TrainingProgress>
     {
         public void Report(Training.TrainingProgress value) => report(value);
@@ -84,6 +116,14 @@ public class ModelFamilyTests
         var ml = new MLContext(seed: 1);
         FamilyChecks.LoadedScorerAllocatesNothingPerRow(ml, Families[family](ml, null), ml.Data.LoadFromEnumerable(TestData.Blob(300, seed: 2)),
             TestData.Blob(64, seed: 4).Select(r => r.Features).ToList());
+    }
+
+    [Theory, MemberData(nameof(Names))]
+    public void ScoringFromSeveralThreadsEqualsOneThread(string family)
+    {
+        var ml = new MLContext(seed: 1);
+        ConcurrencyChecks.ScoringFromSeveralThreadsEqualsOneThread(family, Families[family](ml, ConcurrencyChecks.AllColumns),
+            ml.Data.LoadFromEnumerable(TestData.Blob(300, seed: 2)), TestData.Blob(150, seed: 3, outlierEvery: 10));
     }
 
     [Theory, MemberData(nameof(Names))]

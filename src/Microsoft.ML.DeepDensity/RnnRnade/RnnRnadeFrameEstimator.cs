@@ -80,6 +80,7 @@ public sealed class RnnRnadeFrameEstimator : IEstimator<SequenceDensityTransform
         // Before training: the fitted model would refuse this schema at Transform (a saved one would lose the column).
         ReservedColumns.Check(input.Schema);
         var o = _options;
+        o.CancellationToken.ThrowIfCancellationRequested();
         var inputs = Inputs(input.Schema).Fit(input).Transform(input);
         // From the schema's frame width, before the frame rows are read and grouped (the engine checks again at its Fit).
         if (inputs.Schema[RnnRnadeSurrogate.FeatureCol].Type is VectorDataViewType { Size: > 0 } frame)
@@ -180,6 +181,7 @@ public sealed class RnnRnadeFrameEstimator : IEstimator<SequenceDensityTransform
                 list.Add((order, row));
                 frames.AddRange(dense);
                 row++;
+                if (row % SequenceColumn.RowsPerCancellationCheck == 0) _options.CancellationToken.ThrowIfCancellationRequested();
             }
             if (row == 0) throw new DataValidationException(-1, -1, "the data has no rows", _options.FeatureColumnName);
         }

@@ -112,8 +112,9 @@ public sealed class SequenceDensityEstimator : IEstimator<SequenceDensityTransfo
         // Before training: the fitted model would refuse this schema at Transform (a saved one would lose the column).
         ReservedColumns.Check(trainData.Schema);
         var o = _options;
-        var data = SequenceColumn.Read(trainData, o.FeatureColumnName, o.FrameSize, DataValidation.TrainingData);
-        var validation = validationData is null ? null : SequenceColumn.Read(validationData, o.FeatureColumnName, o.FrameSize, DataValidation.ValidationData);
+        var data = SequenceColumn.Read(trainData, o.FeatureColumnName, o.FrameSize, DataValidation.TrainingData, o.CancellationToken);
+        var validation = validationData is null ? null
+            : SequenceColumn.Read(validationData, o.FeatureColumnName, o.FrameSize, DataValidation.ValidationData, o.CancellationToken);
         using var channel = ((IHostEnvironment)_ml).Start(_name);
         channel.Info(MessageSensitivity.None, $"{_name}: training on {data.Count} sequences ({data.TotalFrames} frames of {o.FrameSize}).");
         var model = _trainer(data, validation, RnnRnadeColumns.Progress(channel, o.Progress, _name), o.CancellationToken)
@@ -190,17 +191,22 @@ public sealed class SequenceDensityTransformer : ITransformer
 /// <summary>Reading and checking a sequence column (frames back to back in a Single vector).</summary>
 internal static class SequenceColumn
 {
+    /// <summary>Rows read between two checks of the cancellation token while Fit copies the training data (as the row models).</summary>
+    public const int RowsPerCancellationCheck = 1024;
+
     /// <summary>Every row's sequence; a length that is not a positive multiple of the frame size, or a bad value, names the
     /// row and <paramref name="dataSet"/> (the training or the validation data: Fit reads both through the same column
-    /// name, so the row alone does not say which view it is in).</summary>
-    public static SequenceBatch Read(IDataView data, string columnName, int frameSize, string dataSet)
+    /// name, so the row alone does not say which view it is in). Observes <paramref name="cancellationToken"/> before the
+    /// first row and every <see cref="RowsPerCancellationCheck"/> rows.</summary>
+    public static SequenceBatch Read(IDataView data, string columnName, int frameSize, string dataSet, CancellationToken cancellationToken = default)
     {
         var column = Check(data.Schema, columnName);
-        try { return ReadChecked(data, column, frameSize); }
+        cancellationToken.ThrowIfCancellationRequested();
+        try { return ReadChecked(data, column, frameSize, cancellationToken); }
         catch (DataValidationException e) { throw new DataValidationException(e.Row, e.Column, $"{e.Problem} in the {dataSet}", e.DataSource, e); }
     }
 
-    private static SequenceBatch ReadChecked(IDataView data, DataViewSchema.Column column, int frameSize)
+    private static SequenceBatch ReadChecked(IDataView data, DataViewSchema.Column column, int frameSize, CancellationToken cancellationToken)
     {
         var values = new List<float>();
         var offsets = new List<int> { 0 };
@@ -220,6 +226,7 @@ internal static class SequenceColumn
             values.AddRange(dense);
             offsets.Add(offsets[^1] + one.TotalFrames);
             row++;
+            if (row % RowsPerCancellationCheck == 0) cancellationToken.ThrowIfCancellationRequested();
         }
         if (row == 0) throw new DataValidationException(-1, -1, "the data has no rows", column.Name);
         return new SequenceBatch(values.ToArray(), offsets.ToArray(), frameSize);
