@@ -17,11 +17,12 @@ internal static class Scoring
 
     /// <summary>Seed of the one sample drawn for a row: a hash of the row's feature bits mixed with the user's seed,
     /// so the draw depends only on (seed, row values) — identical in the live and the loaded transformer, whatever the
-    /// cursor order or thread count.</summary>
+    /// cursor order or thread count. −0 is hashed as +0: equal rows get the same draw (a row's −0 comes from arithmetic
+    /// upstream, e.g. a normalizer's −0 · scale, and scores as +0).</summary>
     public static ulong RowSampleSeed(ulong seed, ReadOnlySpan<float> row)
     {
         ulong h = Mix(seed ^ 0x9E3779B97F4A7C15UL);
-        foreach (var v in row) h = Mix(h ^ (uint)BitConverter.SingleToInt32Bits(v));
+        foreach (var v in row) h = Mix(h ^ (uint)BitConverter.SingleToInt32Bits(v == 0f ? 0f : v));
         return h;
     }
 
