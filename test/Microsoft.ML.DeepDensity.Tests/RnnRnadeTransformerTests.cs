@@ -166,6 +166,44 @@ public class RnnRnadeTransformerTests
         return rows;
     }
 
+    /// <summary>The row models' schema checks (<see cref="PipelineChecks.SchemaAgreesWith"/>) for both sequence forms: the
+    /// estimators' SchemaShape promises what the transformers deliver, also for outputs named like input columns (which take
+    /// the input column's place, as in ML.NET), and every load gives the live schema.</summary>
+    [Fact]
+    public void SequenceSchemasAgreeLiveAndLoaded()
+    {
+        var ml = new MLContext(seed: 1);
+        var sequences = ArSequences(30, 4);
+        var wholeRows = ml.Data.LoadFromEnumerable(sequences.Select((s, i) => new SequenceRow { Features = s, Label = i % 5 == 0 ? 1 : 0 }));
+        var frameRows = ml.Data.LoadFromEnumerable(Interleaved(sequences));
+        RnnRnadeOptions Quick() { var o = Small(); o.MaxEpochs = 2; return o; }
+        foreach (var (naming, configure) in new (string, Action<SequenceDensityEstimator.Options>)[]
+        {
+            ("defaults", _ => { }),
+            ("log-density named like the sequence column", o => o.LogDensityColumnName = "Features"),
+            ("score named like Label, frame log-densities like the sequence column", o => { o.ScoreColumnName = "Label"; o.FrameLogDensitiesColumnName = "Features"; }),
+            ("odd names", o => { o.LogDensityPerFrameColumnName = "per frame (nats)"; o.PredictedLabelColumnName = "is \"odd\", é"; }),
+        })
+        {
+            var options = new SequenceDensityEstimator.Options { FrameSize = 2 };
+            configure(options);
+            var estimator = ml.DensityEstimation.RnnRnade(options, Quick());
+            PipelineChecks.SchemaAgreesWith("whole sequences, " + naming, ml, estimator, estimator.Fit(wholeRows), wholeRows, wholeRows);
+        }
+        foreach (var (naming, configure) in new (string, Action<RnnRnadeFrameEstimator.Options>)[]
+        {
+            ("defaults", _ => { }),
+            ("log-density named like the frame column", o => o.LogDensityColumnName = "Features"),
+            ("score named like the order column, label like the sequence id", o => { o.ScoreColumnName = "Order"; o.PredictedLabelColumnName = "SequenceId"; }),
+        })
+        {
+            var options = new RnnRnadeFrameEstimator.Options { ModelOptions = Quick() };
+            configure(options);
+            var estimator = ml.DensityEstimation.RnnRnade(options);
+            PipelineChecks.SchemaAgreesWith("frame rows, " + naming, ml, estimator, estimator.Fit(frameRows), frameRows, frameRows);
+        }
+    }
+
     [Fact]
     public void FrameRows_EachRowGetsItsConditional_SpikesAreDetected_AndSaveLoadKeepsValues()
     {

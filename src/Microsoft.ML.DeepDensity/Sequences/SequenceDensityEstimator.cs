@@ -46,8 +46,6 @@ public sealed class SequenceDensityEstimator : IEstimator<SequenceDensityTransfo
         /// <summary>Cancels training. Default none.</summary>
         public CancellationToken CancellationToken { get; set; }
 
-        internal IEnumerable<string> Outputs => new[] { LogDensityColumnName, LogDensityPerFrameColumnName, FrameLogDensitiesColumnName, ScoreColumnName, PredictedLabelColumnName };
-
         /// <summary>Throws <see cref="ArgumentException"/> naming the first invalid setting.</summary>
         public void Validate()
         {
@@ -236,7 +234,8 @@ internal static class SequenceColumn
         return column;
     }
 
-    /// <summary>The input schema with the whole-sequence outputs appended (replacing same-named columns).</summary>
+    /// <summary>The input schema with the whole-sequence outputs added (a same-named column replaced in its place, as the
+    /// chain's CopyColumns puts it).</summary>
     public static SchemaShape OutputSchema(MLContext ml, SchemaShape inputSchema, SequenceDensityEstimator.Options o)
     {
         ArgumentNullException.ThrowIfNull(inputSchema);
@@ -248,13 +247,13 @@ internal static class SequenceColumn
         if (col.ItemType != NumberDataViewType.Single || col.Kind == SchemaShape.Column.VectorKind.Scalar)
             throw new ArgumentOutOfRangeException(nameof(inputSchema),
                 $"Sequence column '{o.FeatureColumnName}' must be a vector of Single (frames back to back), but is {FeatureColumnCheck.Found(col)}.");
-        var names = new HashSet<string>(o.Outputs, StringComparer.Ordinal);
-        var result = inputSchema.Where(c => !names.Contains(c.Name)).ToList();
-        result.Add(ShapeColumns.Single(ml, o.LogDensityColumnName));
-        result.Add(ShapeColumns.Single(ml, o.LogDensityPerFrameColumnName));
-        result.Add(ShapeColumns.VariableSingleVector(ml, o.FrameLogDensitiesColumnName));
-        result.Add(ShapeColumns.Single(ml, o.ScoreColumnName));
-        result.Add(ShapeColumns.Boolean(ml, o.PredictedLabelColumnName));
-        return new SchemaShape(result);
+        return ShapeColumns.WithOutputs(inputSchema, new[]
+        {
+            ShapeColumns.Single(ml, o.LogDensityColumnName),
+            ShapeColumns.Single(ml, o.LogDensityPerFrameColumnName),
+            ShapeColumns.VariableSingleVector(ml, o.FrameLogDensitiesColumnName),
+            ShapeColumns.Single(ml, o.ScoreColumnName),
+            ShapeColumns.Boolean(ml, o.PredictedLabelColumnName),
+        });
     }
 }
