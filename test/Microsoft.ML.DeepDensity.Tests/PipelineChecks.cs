@@ -147,7 +147,7 @@ internal static class PipelineChecks
     /// What ML.NET's own <c>TestEstimatorCore</c> checks of an estimator, and more, for each of <see cref="OutputNamings"/>:
     /// the estimator's <c>GetOutputSchema(SchemaShape)</c> promises the visible columns the transformer delivers (names in
     /// order, kind, item type, key-ness, annotation names); the transformer's <c>GetOutputSchema</c> is the schema of its
-    /// <c>Transform</c>; and the same pipeline saved (with and without the input schema) and loaded in a fresh context —
+    /// <c>Transform</c> and of its row-to-row mapper (what a PredictionEngine binds); and the same pipeline saved (with and without the input schema) and loaded in a fresh context —
     /// with the plain <c>Model.Load</c>, from a stream and from a path, and with <c>LoadWithLiveDensityModels</c> — gives
     /// the live output schema: every column, hidden ones included, in the same order, with the same types (the plain load's
     /// sample column is a variable-size vector, as documented).
@@ -173,6 +173,8 @@ internal static class PipelineChecks
     {
         var live = model.GetOutputSchema(test.Schema);
         AssertSameSchema(what + " (GetOutputSchema vs Transform)", live, model.Transform(test).Schema);
+        Assert.True(model.IsRowToRowMapper, what + ": not a row-to-row mapper");
+        AssertSameSchema(what + " (row-to-row mapper)", live, model.GetRowToRowMapper(test.Schema).OutputSchema);
         AssertPromised(what, estimator.GetOutputSchema(Shape(train.Schema)), live);
 
         var dir = Directory.CreateTempSubdirectory("dd-schema-").FullName;
@@ -186,8 +188,13 @@ internal static class PipelineChecks
                     ml2.Model.Load(stream, out _).Transform(test).Schema, variableSizeWhenLoaded ?? LiveSampleColumn(model));
             AssertSameSchema($"{what} (Model.Load from a path, input schema saved: {withSchema})", live,
                 ml2.Model.Load(path, out _).GetOutputSchema(test.Schema), variableSizeWhenLoaded ?? LiveSampleColumn(model));
-            AssertSameSchema($"{what} (LoadWithLiveDensityModels, input schema saved: {withSchema})", live,
-                ml2.Model.LoadWithLiveDensityModels(path, out _).Transform(test).Schema);
+            var loaded = ml2.Model.Load(path, out _);
+            AssertSameSchema($"{what} (Model.Load, row-to-row mapper, input schema saved: {withSchema})", live,
+                loaded.GetRowToRowMapper(test.Schema).OutputSchema, variableSizeWhenLoaded ?? LiveSampleColumn(model));
+            var liveLoaded = ml2.Model.LoadWithLiveDensityModels(path, out _);
+            AssertSameSchema($"{what} (LoadWithLiveDensityModels, input schema saved: {withSchema})", live, liveLoaded.Transform(test).Schema);
+            AssertSameSchema($"{what} (LoadWithLiveDensityModels, row-to-row mapper, input schema saved: {withSchema})", live,
+                liveLoaded.GetRowToRowMapper(test.Schema).OutputSchema);
         }
     }
 
