@@ -166,6 +166,50 @@ public class RnnRnadeTransformerTests
         return rows;
     }
 
+    /// <summary>Frame rows score through ML.NET's StatefulCustomMapping, whose cursor reads its inputs even when none of its
+    /// outputs is asked for, while its source gives them only when one is: a read of pass-through columns alone —
+    /// GetColumn("Label"), a second frame-row model or a normalizer fitted after the first — threw "Operation is not valid
+    /// due to the current state of the object". Live and loaded with LoadWithLiveDensityModels they now read.</summary>
+    [Fact]
+    public void FrameRows_ReadsOfPassThroughColumnsAloneWork_AndStagesAfterTheModelFit()
+    {
+        var ml = new MLContext(seed: 1);
+        var rows = Interleaved(ArSequences(30, 4));
+        var view = ml.Data.LoadFromEnumerable(rows);
+        RnnRnadeOptions Quick() { var o = Small(); o.MaxEpochs = 2; return o; }
+        var first = ml.DensityEstimation.RnnRnade(new RnnRnadeFrameEstimator.Options { ModelOptions = Quick() });
+        var transformer = first.Fit(view);
+        var expected = transformer.Transform(view).GetColumn<float>("LogDensity").ToArray();
+
+        var zip = Path.Combine(Directory.CreateTempSubdirectory("dd-frames-").FullName, "model.zip");
+        ml.Model.Save(transformer, view.Schema, zip);
+        foreach (var (what, model) in new (string, ITransformer)[] { ("live", transformer), ("LoadWithLiveDensityModels", new MLContext(seed: 2).Model.LoadWithLiveDensityModels(zip, out _)) })
+        {
+            var scored = model.Transform(view);
+            Assert.Equal(rows.Select(r => r.Label), scored.GetColumn<float>("Label"));
+            Assert.Equal(rows.Select(r => r.Order), scored.GetColumn<float>("Order"));
+            Assert.Equal(rows.Select(r => r.Features), scored.GetColumn<float[]>("Features"));
+            using (var cursor = scored.GetRowCursor(new[] { scored.Schema["Label"] }))
+            {
+                foreach (var c in scored.Schema) Assert.Equal(c.Name == "Label", cursor.IsColumnActive(c));
+                Assert.ThrowsAny<InvalidOperationException>(() => cursor.GetGetter<float>(scored.Schema["LogDensity"]));
+            }
+            Assert.Equal(expected, scored.GetColumn<float>("LogDensity"));
+            Assert.Equal(rows.Count, scored.GetRowCursorSet(new[] { scored.Schema["Order"] }, 2).Sum(c => { using (c) { long n = 0; while (c.MoveNext()) n++; return n; } }));
+        }
+
+        // Stages after the model that read only pass-through columns: a normalizer, a second frame-row model.
+        var pipeline = first
+            .Append(ml.Transforms.NormalizeMinMax("Scaled", "Features"))
+            .Append(ml.DensityEstimation.RnnRnade(new RnnRnadeFrameEstimator.Options
+            {
+                FeatureColumnName = "Scaled", LogDensityColumnName = "LogDensity2", ScoreColumnName = "Score2", PredictedLabelColumnName = "PredictedLabel2", ModelOptions = Quick(),
+            }));
+        var two = pipeline.Fit(view).Transform(view);
+        Assert.Equal(expected, two.GetColumn<float>("LogDensity"));
+        Assert.Equal(rows.Count, two.GetColumn<float>("LogDensity2").Count(v => float.IsFinite(v)));
+    }
+
     /// <summary>The row models' schema checks (<see cref="PipelineChecks.SchemaAgreesWith"/>) for both sequence forms: the
     /// estimators' SchemaShape promises what the transformers deliver, also for outputs named like input columns (which take
     /// the input column's place, as in ML.NET), and every load gives the live schema.</summary>

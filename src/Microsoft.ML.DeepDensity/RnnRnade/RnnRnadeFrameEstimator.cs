@@ -98,7 +98,7 @@ public sealed class RnnRnadeFrameEstimator : IEstimator<SequenceDensityTransform
         var (feature, id, order) = (o.FeatureColumnName, o.SequenceIdColumnName, o.OrderColumnName);
         int frameSize = model.FrameSize;
         return new SequenceDensityTransformer(chain.Fit(input), model, threshold, schema => CheckColumns(schema, feature, id, order, frameSize),
-            new[] { feature, id, order });
+            new[] { feature, id, order }, streamsRows: true);
     }
 
     /// <summary>Copies the frame, converts the id to text and the order to Double under internal names.</summary>
