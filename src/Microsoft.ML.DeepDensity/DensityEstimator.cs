@@ -275,17 +275,15 @@ public abstract class DensityEstimator<TModel, TModelOptions> : IEstimator<Densi
         FeatureColumnCheck.Check(inputSchema, _options.FeatureColumnName);
         ReservedColumns.Check(inputSchema);
         var o = _options;
-        var names = new HashSet<string>(StringComparer.Ordinal) { o.LogDensityColumnName, o.ScoreColumnName, o.PredictedLabelColumnName };
-        if (o.StandardErrorColumnName is not null) names.Add(o.StandardErrorColumnName);
-        if (o.SampleColumnName is not null) names.Add(o.SampleColumnName);
-        var result = new List<SchemaShape.Column>();
-        foreach (var c in inputSchema) if (!names.Contains(c.Name)) result.Add(c);
-        result.Add(ShapeColumns.Single(_mlContext, o.LogDensityColumnName));
-        result.Add(ShapeColumns.Single(_mlContext, o.ScoreColumnName));
-        result.Add(ShapeColumns.Boolean(_mlContext, o.PredictedLabelColumnName));
-        if (o.StandardErrorColumnName is not null) result.Add(ShapeColumns.Single(_mlContext, o.StandardErrorColumnName));
-        if (o.SampleColumnName is not null) result.Add(ShapeColumns.SingleVector(_mlContext, o.SampleColumnName));
-        return new SchemaShape(result);
+        var outputs = new List<SchemaShape.Column>
+        {
+            ShapeColumns.Single(_mlContext, o.LogDensityColumnName),
+            ShapeColumns.Single(_mlContext, o.ScoreColumnName),
+            ShapeColumns.Boolean(_mlContext, o.PredictedLabelColumnName),
+        };
+        if (o.StandardErrorColumnName is not null) outputs.Add(ShapeColumns.Single(_mlContext, o.StandardErrorColumnName));
+        if (o.SampleColumnName is not null) outputs.Add(ShapeColumns.SingleVector(_mlContext, o.SampleColumnName));
+        return ShapeColumns.WithOutputs(inputSchema, outputs);
     }
 
     /// <summary>The engine's cancellable scoring (a check every <see cref="DensityModel.RowsPerCancellationCheck"/> rows,

@@ -105,21 +105,59 @@ public class DensityTransformer : ITransformer
             var s = parent.Settings;
             FeatureColumn = FeatureColumnCheck.Check(inputSchema, s.FeatureColumnName, parent.Model.Dimension);
             ReservedColumns.Check(inputSchema, new[] { s.FeatureColumnName });
-            var b = new DataViewSchema.Builder();
-            b.AddColumns(inputSchema); // keeps the input's indices (and hidden columns)
-            int next = inputSchema.Count;
-            LogIndex = next++; b.AddColumn(s.LogDensityColumnName, NumberDataViewType.Single);
-            ScoreIndex = next++; b.AddColumn(s.ScoreColumnName, NumberDataViewType.Single);
-            PredictedIndex = next++; b.AddColumn(s.PredictedLabelColumnName, BooleanDataViewType.Instance);
-            StdErrIndex = SampleIndex = -1;
-            if (s.StandardErrorColumnName is not null) { StdErrIndex = next++; b.AddColumn(s.StandardErrorColumnName, NumberDataViewType.Single); }
-            if (s.SampleColumnName is not null)
+            // The output columns where ML.NET's own transforms put them (its ColumnBindings): after the input columns, or,
+            // for a name the input already has, right after the last input column of that name (which is hidden). The saved
+            // chain adds them with CopyColumns, which does the same, so a plain Model.Load gives this schema column for
+            // column; appending every output at the end, as before, put an output named like an input column (the feature
+            // column, Label) elsewhere in the loaded schema than in the live one.
+            var added = new List<(string Name, DataViewType Type)>
             {
-                SampleIndex = next++;
-                b.AddColumn(s.SampleColumnName, new VectorDataViewType(NumberDataViewType.Single, parent.Model.Dimension));
+                (s.LogDensityColumnName, NumberDataViewType.Single),
+                (s.ScoreColumnName, NumberDataViewType.Single),
+                (s.PredictedLabelColumnName, BooleanDataViewType.Instance),
+            };
+            if (s.StandardErrorColumnName is not null) added.Add((s.StandardErrorColumnName, NumberDataViewType.Single));
+            if (s.SampleColumnName is not null) added.Add((s.SampleColumnName, new VectorDataViewType(NumberDataViewType.Single, parent.Model.Dimension)));
+            var order = OutputOrder(inputSchema, added.ConvertAll(a => a.Name));
+            var b = new DataViewSchema.Builder();
+            var inputIndex = new int[order.Count];
+            var outputIndex = new int[added.Count];
+            for (int i = 0; i < order.Count; i++)
+            {
+                int k = order[i];
+                inputIndex[i] = k >= 0 ? k : -1;
+                if (k >= 0) b.AddColumn(inputSchema[k].Name, inputSchema[k].Type, inputSchema[k].Annotations);
+                else { outputIndex[~k] = i; b.AddColumn(added[~k].Name, added[~k].Type); }
             }
+            _inputIndex = inputIndex;
+            LogIndex = outputIndex[0];
+            ScoreIndex = outputIndex[1];
+            PredictedIndex = outputIndex[2];
+            StdErrIndex = s.StandardErrorColumnName is not null ? outputIndex[3] : -1;
+            SampleIndex = s.SampleColumnName is not null ? outputIndex[^1] : -1;
             OutputSchema = b.ToSchema();
         }
+
+        private readonly int[] _inputIndex;
+
+        /// <summary>ML.NET's ColumnBindings order: the input columns' indices k ≥ 0 and the added columns' ~i, each added
+        /// column appended, or inserted after the last column of its name when the name is taken.</summary>
+        internal static List<int> OutputOrder(DataViewSchema input, IReadOnlyList<string> added)
+        {
+            var order = new List<int>(input.Count + added.Count);
+            var names = new HashSet<string>(StringComparer.Ordinal);
+            for (int k = 0; k < input.Count; k++) { order.Add(k); names.Add(input[k].Name); }
+            for (int i = 0; i < added.Count; i++)
+            {
+                if (names.Add(added[i])) { order.Add(~i); continue; }
+                for (int j = order.Count - 1; j >= 0; j--)
+                    if ((order[j] >= 0 ? input[order[j]].Name : added[~order[j]]) == added[i]) { order.Insert(j + 1, ~i); break; }
+            }
+            return order;
+        }
+
+        /// <summary>The input column an output column passes through, or −1 for the transformer's own columns.</summary>
+        public int InputIndex(int outputIndex) => _inputIndex[outputIndex];
 
         public DensityTransformer Parent { get; }
         public DataViewSchema InputSchema { get; }
@@ -140,7 +178,7 @@ public class DensityTransformer : ITransformer
         {
             var set = new SortedSet<int>();
             foreach (var c in outputColumns)
-                set.Add(c.Index < InputSchema.Count ? c.Index : FeatureColumn.Index);
+                set.Add(InputIndex(c.Index) is int k and >= 0 ? k : FeatureColumn.Index);
             var result = new List<DataViewSchema.Column>(set.Count);
             foreach (var i in set) result.Add(InputSchema[i]);
             return result;
@@ -222,7 +260,7 @@ public class DensityTransformer : ITransformer
         public override ValueGetter<TValue> GetGetter<TValue>(DataViewSchema.Column column)
         {
             _b.CheckGetter<TValue>(column, _active);
-            return _input.GetGetter<TValue>(_b.InputSchema[column.Index]); // active ⇒ a pass-through column here
+            return _input.GetGetter<TValue>(_b.InputSchema[_b.InputIndex(column.Index)]); // active ⇒ a pass-through column here
         }
 
         protected override void Dispose(bool disposing)
@@ -277,8 +315,8 @@ public class DensityTransformer : ITransformer
             _ids = new DataViewRowId[_capacity];
             _inputId = input.GetIdGetter();
             _caches = new ColumnCache?[b.InputSchema.Count];
-            for (int i = 0; i < _caches.Length; i++)
-                if (active[i]) _caches[i] = ColumnCache.Create(input, b.InputSchema[i], _capacity);
+            for (int i = 0; i < active.Length; i++)
+                if (active[i] && b.InputIndex(i) is int k and >= 0) _caches[k] = ColumnCache.Create(input, b.InputSchema[k], _capacity);
         }
 
         public int Slot => _index;
@@ -367,8 +405,8 @@ public class DensityTransformer : ITransformer
         public override ValueGetter<TValue> GetGetter<TValue>(DataViewSchema.Column column)
         {
             _b.CheckGetter<TValue>(column, _active);
-            if (column.Index < _b.InputSchema.Count)
-                return (ValueGetter<TValue>)_caches[column.Index]!.MakeGetter(this);
+            if (_b.InputIndex(column.Index) is int k and >= 0)
+                return (ValueGetter<TValue>)_caches[k]!.MakeGetter(this);
             Delegate g;
             float threshold = _b.Parent.Threshold;
             if (column.Index == _b.LogIndex) g = (ValueGetter<float>)((ref float v) => v = _logDensity[Current()]);
@@ -494,7 +532,7 @@ public class DensityTransformer : ITransformer
         public override ValueGetter<TValue> GetGetter<TValue>(DataViewSchema.Column column)
         {
             _b.CheckGetter<TValue>(column, _active);
-            if (column.Index < _b.InputSchema.Count) return _input.GetGetter<TValue>(_b.InputSchema[column.Index]);
+            if (_b.InputIndex(column.Index) is int k and >= 0) return _input.GetGetter<TValue>(_b.InputSchema[k]);
             float threshold = _b.Parent.Threshold;
             Delegate g;
             if (column.Index == _b.LogIndex) g = (ValueGetter<float>)((ref float v) => v = Scores()[0]);
@@ -529,57 +567,4 @@ public sealed class DensityTransformer<TModel> : DensityTransformer where TModel
 
     /// <summary>The engine model.</summary>
     public new TModel Model => (TModel)base.Model;
-}
-
-/// <summary>Copies of one pass-through column's values for the rows of a block (the cursor reads ahead of the consumer).</summary>
-internal abstract class ColumnCache
-{
-    public interface ISlot { int Slot { get; } }
-
-    public static ColumnCache Create(DataViewRowCursor input, DataViewSchema.Column column, int capacity)
-    {
-        Type raw = column.Type.RawType;
-        Type type = raw.IsGenericType && raw.GetGenericTypeDefinition() == typeof(VBuffer<>)
-            ? typeof(VectorCache<>).MakeGenericType(raw.GetGenericArguments()[0])
-            : raw == typeof(ReadOnlyMemory<char>) ? typeof(TextCache) : typeof(ValueCache<>).MakeGenericType(raw);
-        return (ColumnCache)Activator.CreateInstance(type, input, column, capacity)!;
-    }
-
-    public abstract void Capture(int slot);
-    public abstract Delegate MakeGetter(ISlot cursor);
-
-    private static int Slot(ISlot c) => c.Slot >= 0 ? c.Slot : throw new InvalidOperationException("The cursor has no current row.");
-
-    private sealed class ValueCache<T> : ColumnCache
-    {
-        private readonly ValueGetter<T> _getter;
-        private readonly T[] _values;
-        public ValueCache(DataViewRowCursor input, DataViewSchema.Column column, int capacity)
-        { _getter = input.GetGetter<T>(column); _values = new T[capacity]; }
-        public override void Capture(int slot) => _getter(ref _values[slot]);
-        public override Delegate MakeGetter(ISlot cursor) => (ValueGetter<T>)((ref T v) => v = _values[Slot(cursor)]);
-    }
-
-    private sealed class VectorCache<T> : ColumnCache
-    {
-        private readonly ValueGetter<VBuffer<T>> _getter;
-        private readonly VBuffer<T>[] _values;
-        private VBuffer<T> _scratch;
-        public VectorCache(DataViewRowCursor input, DataViewSchema.Column column, int capacity)
-        { _getter = input.GetGetter<VBuffer<T>>(column); _values = new VBuffer<T>[capacity]; }
-        public override void Capture(int slot) { _getter(ref _scratch); _scratch.CopyTo(ref _values[slot]); }
-        public override Delegate MakeGetter(ISlot cursor) => (ValueGetter<VBuffer<T>>)((ref VBuffer<T> v) => _values[Slot(cursor)].CopyTo(ref v));
-    }
-
-    private sealed class TextCache : ColumnCache
-    {
-        private readonly ValueGetter<ReadOnlyMemory<char>> _getter;
-        private readonly ReadOnlyMemory<char>[] _values;
-        private ReadOnlyMemory<char> _scratch;
-        public TextCache(DataViewRowCursor input, DataViewSchema.Column column, int capacity)
-        { _getter = input.GetGetter<ReadOnlyMemory<char>>(column); _values = new ReadOnlyMemory<char>[capacity]; }
-        // The source may reuse the characters' buffer for the next row: keep a private copy.
-        public override void Capture(int slot) { _getter(ref _scratch); _values[slot] = _scratch.Length == 0 ? default : _scratch.ToArray(); }
-        public override Delegate MakeGetter(ISlot cursor) => (ValueGetter<ReadOnlyMemory<char>>)((ref ReadOnlyMemory<char> v) => v = _values[Slot(cursor)]);
-    }
 }

@@ -142,6 +142,21 @@ internal static class ShapeColumns
     public sealed class OneVector { [VectorType(1)] public float[] Value { get; set; } = new float[1]; }
     public sealed class OneVariableVector { public float[] Value { get; set; } = Array.Empty<float>(); }
 
+    /// <summary>The estimator's promise for its output columns <paramref name="outputs"/> added to <paramref name="input"/>,
+    /// where the transformer puts them (ML.NET's order, as its own estimators promise it): an output named like an input
+    /// column takes that column's place, any other is appended.</summary>
+    public static SchemaShape WithOutputs(SchemaShape input, IEnumerable<SchemaShape.Column> outputs)
+    {
+        var result = input.ToList();
+        foreach (var c in outputs)
+        {
+            int at = result.FindLastIndex(r => r.Name == c.Name);
+            if (at >= 0) result[at] = c;
+            else result.Add(c);
+        }
+        return new SchemaShape(result);
+    }
+
     public static SchemaShape.Column Single(MLContext ml, string name) => Make<OneSingle>(ml, name);
     public static SchemaShape.Column Boolean(MLContext ml, string name) => Make<OneBoolean>(ml, name);
     public static SchemaShape.Column SingleVector(MLContext ml, string name) => Make<OneVector>(ml, name);

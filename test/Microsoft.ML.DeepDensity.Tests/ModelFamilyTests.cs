@@ -118,6 +118,12 @@ public class ModelFamilyTests
             TestData.Blob(64, seed: 4).Select(r => r.Features).ToList());
     }
 
+    /// <summary>GetOutputSchema(SchemaShape) matches the transformer's schema, and every load gives the live schema (column
+    /// order included: an output named like an input column came back from the plain Model.Load elsewhere than live).</summary>
+    [Theory, MemberData(nameof(Names))]
+    public void SchemasAgreeLiveAndLoaded(string family)
+        => PipelineChecks.SchemasAgree(family, Families[family], TestData.Blob(300, seed: 2), TestData.Blob(40, seed: 3, outlierEvery: 10));
+
     [Theory, MemberData(nameof(Names))]
     public void ScoringFromSeveralThreadsEqualsOneThread(string family)
     {

@@ -130,6 +130,114 @@ internal static class PipelineChecks
         Assert.Equal(testRows.Count, ml2.Data.CreateEnumerable<LabelOnly>(loadedOut, reuseRowObject: true).Count());
     }
 
+    /// <summary>Output-name settings whose schemas <see cref="SchemasAgree"/> checks: the defaults; the optional columns;
+    /// outputs named like input columns (the feature column, Label: ML.NET puts such a column where the input column was,
+    /// the input one hidden); spaces and odd characters.</summary>
+    public static readonly (string Name, Action<DensityEstimatorOptions> Configure)[] OutputNamings =
+    {
+        ("defaults", _ => { }),
+        ("optional columns", o => { o.StandardErrorColumnName = "StdErr"; o.SampleColumnName = "Sample"; }),
+        ("log-density named like the feature column", o => o.LogDensityColumnName = "Features"),
+        ("score named like the feature column, label like Label", o => { o.ScoreColumnName = "Features"; o.PredictedLabelColumnName = "Label"; }),
+        ("optional columns named like input columns", o => { o.StandardErrorColumnName = "Features"; o.SampleColumnName = "Label"; }),
+        ("odd names", o => { o.LogDensityColumnName = "log density (nats)"; o.ScoreColumnName = "score, 1/é"; o.PredictedLabelColumnName = "is \"odd\" [x]"; }),
+    };
+
+    /// <summary>
+    /// What ML.NET's own <c>TestEstimatorCore</c> checks of an estimator, and more, for each of <see cref="OutputNamings"/>:
+    /// the estimator's <c>GetOutputSchema(SchemaShape)</c> promises the visible columns the transformer delivers (names in
+    /// order, kind, item type, key-ness, annotation names); the transformer's <c>GetOutputSchema</c> is the schema of its
+    /// <c>Transform</c> and of its row-to-row mapper (what a PredictionEngine binds); and the same pipeline saved (with and without the input schema) and loaded in a fresh context —
+    /// with the plain <c>Model.Load</c>, from a stream and from a path, and with <c>LoadWithLiveDensityModels</c> — gives
+    /// the live output schema: every column, hidden ones included, in the same order, with the same types (the plain load's
+    /// sample column is a variable-size vector, as documented).
+    /// </summary>
+    public static void SchemasAgree<TRow>(string family, Family make, List<TRow> trainRows, List<TRow> testRows) where TRow : class
+    {
+        foreach (var (naming, configure) in OutputNamings)
+        {
+            string what = $"{family}, {naming}";
+            var ml = new MLContext(seed: 1);
+            var train = ml.Data.LoadFromEnumerable(trainRows);
+            var test = ml.Data.LoadFromEnumerable(testRows);
+            // An upstream stage that annotates the feature column (NormalizeMinMax marks it normalized).
+            var estimator = ml.Transforms.NormalizeMinMax("Features").Append(make(ml, configure));
+            var model = estimator.Fit(train);
+            SchemaAgreesWith(what, ml, estimator, model, train, test);
+        }
+    }
+
+    /// <summary>The checks of <see cref="SchemasAgree"/> for one fitted estimator (also used by the sequence models).</summary>
+    public static void SchemaAgreesWith(string what, MLContext ml, IEstimator<ITransformer> estimator, ITransformer model, IDataView train, IDataView test,
+        string? variableSizeWhenLoaded = null)
+    {
+        var live = model.GetOutputSchema(test.Schema);
+        AssertSameSchema(what + " (GetOutputSchema vs Transform)", live, model.Transform(test).Schema);
+        Assert.True(model.IsRowToRowMapper, what + ": not a row-to-row mapper");
+        AssertSameSchema(what + " (row-to-row mapper)", live, model.GetRowToRowMapper(test.Schema).OutputSchema);
+        AssertPromised(what, estimator.GetOutputSchema(Shape(train.Schema)), live);
+
+        var dir = Directory.CreateTempSubdirectory("dd-schema-").FullName;
+        foreach (bool withSchema in new[] { true, false })
+        {
+            string path = Path.Combine(dir, $"model-{withSchema}.zip");
+            ml.Model.Save(model, withSchema ? train.Schema : null, path);
+            var ml2 = new MLContext(seed: 3);
+            using (var stream = File.OpenRead(path))
+                AssertSameSchema($"{what} (Model.Load from a stream, input schema saved: {withSchema})", live,
+                    ml2.Model.Load(stream, out _).Transform(test).Schema, variableSizeWhenLoaded ?? LiveSampleColumn(model));
+            AssertSameSchema($"{what} (Model.Load from a path, input schema saved: {withSchema})", live,
+                ml2.Model.Load(path, out _).GetOutputSchema(test.Schema), variableSizeWhenLoaded ?? LiveSampleColumn(model));
+            var loaded = ml2.Model.Load(path, out _);
+            AssertSameSchema($"{what} (Model.Load, row-to-row mapper, input schema saved: {withSchema})", live,
+                loaded.GetRowToRowMapper(test.Schema).OutputSchema, variableSizeWhenLoaded ?? LiveSampleColumn(model));
+            var liveLoaded = ml2.Model.LoadWithLiveDensityModels(path, out _);
+            AssertSameSchema($"{what} (LoadWithLiveDensityModels, input schema saved: {withSchema})", live, liveLoaded.Transform(test).Schema);
+            AssertSameSchema($"{what} (LoadWithLiveDensityModels, row-to-row mapper, input schema saved: {withSchema})", live,
+                liveLoaded.GetRowToRowMapper(test.Schema).OutputSchema);
+        }
+    }
+
+    private static string? LiveSampleColumn(ITransformer model)
+        => model.GetDensityTransformers().Select(t => t.SampleColumnName).SingleOrDefault(n => n is not null);
+
+    /// <summary>ML.NET's <c>SchemaShape.Create(DataViewSchema)</c> (internal; ML.NET's tests call it the same way).</summary>
+    public static SchemaShape Shape(DataViewSchema schema)
+        => (SchemaShape)typeof(SchemaShape).GetMethod("Create", System.Reflection.BindingFlags.Static | System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.NonPublic,
+            new[] { typeof(DataViewSchema) })!.Invoke(null, new object[] { schema })!;
+
+    /// <summary>The promised shape has the delivered schema's visible columns, in its order, each of the same kind, item
+    /// type, key-ness and annotation names (ML.NET's <c>CheckSameSchemaShape</c> asks for the names in any order and
+    /// compatible columns; <c>SchemaShape.Column.IsCompatibleWith</c> is internal).</summary>
+    private static void AssertPromised(string what, SchemaShape promised, DataViewSchema deliveredSchema)
+    {
+        var delivered = Shape(deliveredSchema);
+        Assert.True(promised.Select(c => c.Name).SequenceEqual(delivered.Select(c => c.Name)),
+            $"{what}: GetOutputSchema(SchemaShape) promises [{string.Join(", ", promised.Select(c => c.Name))}], the transformer delivers [{string.Join(", ", delivered.Select(c => c.Name))}]");
+        foreach (var (p, d) in promised.Zip(delivered))
+        {
+            Assert.True((p.Kind, p.ItemType, p.IsKey) == (d.Kind, d.ItemType, d.IsKey), $"{what}: column {p.Name}: promised {Describe(p)}, delivered {Describe(d)}");
+            Assert.Equal(p.Annotations.Select(a => a.Name).Order(), d.Annotations.Select(a => a.Name).Order());
+        }
+    }
+
+    private static string Describe(SchemaShape.Column c)
+        => $"{(c.IsKey ? "key " : "")}{c.ItemType} {c.Kind} [{string.Join(", ", c.Annotations.Select(a => a.Name))}]";
+
+    /// <summary>Every column (hidden ones included) in the same order, with the same name, hidden flag and type; the column
+    /// <paramref name="variableSize"/> may be a variable-size vector of the same item type.</summary>
+    private static void AssertSameSchema(string what, DataViewSchema expected, DataViewSchema actual, string? variableSize = null)
+    {
+        static string Names(DataViewSchema s) => string.Join(", ", s.Select(c => (c.IsHidden ? "~" : "") + c.Name));
+        Assert.True(Names(expected) == Names(actual), $"{what}: expected [{Names(expected)}], got [{Names(actual)}]");
+        foreach (var (e, a) in expected.Zip(actual))
+        {
+            bool sizeOnly = e.Name == variableSize && !e.IsHidden && a.Type is VectorDataViewType { IsKnownSize: false } va
+                && e.Type is VectorDataViewType ve && va.ItemType == ve.ItemType;
+            Assert.True(sizeOnly || e.Type.Equals(a.Type), $"{what}: column {e.Name} is {a.Type}, expected {e.Type}");
+        }
+    }
+
     /// <summary>Every subset of the visible columns (none of ours, only ours, mixed) read through its own cursor gives
     /// the reference values, bit for bit (the same blocks are scored).</summary>
     private static void EveryColumnSubsetAgrees(string what, IDataView view, List<RowValues> reference, string[]? names = null)

@@ -166,6 +166,88 @@ public class RnnRnadeTransformerTests
         return rows;
     }
 
+    /// <summary>Frame rows score through ML.NET's StatefulCustomMapping, whose cursor reads its inputs even when none of its
+    /// outputs is asked for, while its source gives them only when one is: a read of pass-through columns alone —
+    /// GetColumn("Label"), a second frame-row model or a normalizer fitted after the first — threw "Operation is not valid
+    /// due to the current state of the object". Live and loaded with LoadWithLiveDensityModels they now read.</summary>
+    [Fact]
+    public void FrameRows_ReadsOfPassThroughColumnsAloneWork_AndStagesAfterTheModelFit()
+    {
+        var ml = new MLContext(seed: 1);
+        var rows = Interleaved(ArSequences(30, 4));
+        var view = ml.Data.LoadFromEnumerable(rows);
+        RnnRnadeOptions Quick() { var o = Small(); o.MaxEpochs = 2; return o; }
+        var first = ml.DensityEstimation.RnnRnade(new RnnRnadeFrameEstimator.Options { ModelOptions = Quick() });
+        var transformer = first.Fit(view);
+        var expected = transformer.Transform(view).GetColumn<float>("LogDensity").ToArray();
+
+        var zip = Path.Combine(Directory.CreateTempSubdirectory("dd-frames-").FullName, "model.zip");
+        ml.Model.Save(transformer, view.Schema, zip);
+        foreach (var (what, model) in new (string, ITransformer)[] { ("live", transformer), ("LoadWithLiveDensityModels", new MLContext(seed: 2).Model.LoadWithLiveDensityModels(zip, out _)) })
+        {
+            var scored = model.Transform(view);
+            Assert.Equal(rows.Select(r => r.Label), scored.GetColumn<float>("Label"));
+            Assert.Equal(rows.Select(r => r.Order), scored.GetColumn<float>("Order"));
+            Assert.Equal(rows.Select(r => r.Features), scored.GetColumn<float[]>("Features"));
+            using (var cursor = scored.GetRowCursor(new[] { scored.Schema["Label"] }))
+            {
+                foreach (var c in scored.Schema) Assert.Equal(c.Name == "Label", cursor.IsColumnActive(c));
+                Assert.ThrowsAny<InvalidOperationException>(() => cursor.GetGetter<float>(scored.Schema["LogDensity"]));
+            }
+            Assert.Equal(expected, scored.GetColumn<float>("LogDensity"));
+            Assert.Equal(rows.Count, scored.GetRowCursorSet(new[] { scored.Schema["Order"] }, 2).Sum(c => { using (c) { long n = 0; while (c.MoveNext()) n++; return n; } }));
+        }
+
+        // Stages after the model that read only pass-through columns: a normalizer, a second frame-row model.
+        var pipeline = first
+            .Append(ml.Transforms.NormalizeMinMax("Scaled", "Features"))
+            .Append(ml.DensityEstimation.RnnRnade(new RnnRnadeFrameEstimator.Options
+            {
+                FeatureColumnName = "Scaled", LogDensityColumnName = "LogDensity2", ScoreColumnName = "Score2", PredictedLabelColumnName = "PredictedLabel2", ModelOptions = Quick(),
+            }));
+        var two = pipeline.Fit(view).Transform(view);
+        Assert.Equal(expected, two.GetColumn<float>("LogDensity"));
+        Assert.Equal(rows.Count, two.GetColumn<float>("LogDensity2").Count(v => float.IsFinite(v)));
+    }
+
+    /// <summary>The row models' schema checks (<see cref="PipelineChecks.SchemaAgreesWith"/>) for both sequence forms: the
+    /// estimators' SchemaShape promises what the transformers deliver, also for outputs named like input columns (which take
+    /// the input column's place, as in ML.NET), and every load gives the live schema.</summary>
+    [Fact]
+    public void SequenceSchemasAgreeLiveAndLoaded()
+    {
+        var ml = new MLContext(seed: 1);
+        var sequences = ArSequences(30, 4);
+        var wholeRows = ml.Data.LoadFromEnumerable(sequences.Select((s, i) => new SequenceRow { Features = s, Label = i % 5 == 0 ? 1 : 0 }));
+        var frameRows = ml.Data.LoadFromEnumerable(Interleaved(sequences));
+        RnnRnadeOptions Quick() { var o = Small(); o.MaxEpochs = 2; return o; }
+        foreach (var (naming, configure) in new (string, Action<SequenceDensityEstimator.Options>)[]
+        {
+            ("defaults", _ => { }),
+            ("log-density named like the sequence column", o => o.LogDensityColumnName = "Features"),
+            ("score named like Label, frame log-densities like the sequence column", o => { o.ScoreColumnName = "Label"; o.FrameLogDensitiesColumnName = "Features"; }),
+            ("odd names", o => { o.LogDensityPerFrameColumnName = "per frame (nats)"; o.PredictedLabelColumnName = "is \"odd\", é"; }),
+        })
+        {
+            var options = new SequenceDensityEstimator.Options { FrameSize = 2 };
+            configure(options);
+            var estimator = ml.DensityEstimation.RnnRnade(options, Quick());
+            PipelineChecks.SchemaAgreesWith("whole sequences, " + naming, ml, estimator, estimator.Fit(wholeRows), wholeRows, wholeRows);
+        }
+        foreach (var (naming, configure) in new (string, Action<RnnRnadeFrameEstimator.Options>)[]
+        {
+            ("defaults", _ => { }),
+            ("log-density named like the frame column", o => o.LogDensityColumnName = "Features"),
+            ("score named like the order column, label like the sequence id", o => { o.ScoreColumnName = "Order"; o.PredictedLabelColumnName = "SequenceId"; }),
+        })
+        {
+            var options = new RnnRnadeFrameEstimator.Options { ModelOptions = Quick() };
+            configure(options);
+            var estimator = ml.DensityEstimation.RnnRnade(options);
+            PipelineChecks.SchemaAgreesWith("frame rows, " + naming, ml, estimator, estimator.Fit(frameRows), frameRows, frameRows);
+        }
+    }
+
     [Fact]
     public void FrameRows_EachRowGetsItsConditional_SpikesAreDetected_AndSaveLoadKeepsValues()
     {

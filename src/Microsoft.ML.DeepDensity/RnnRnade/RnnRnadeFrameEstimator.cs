@@ -47,8 +47,6 @@ public sealed class RnnRnadeFrameEstimator : IEstimator<SequenceDensityTransform
         /// <summary>Cancels training. Default none.</summary>
         public CancellationToken CancellationToken { get; set; }
 
-        internal IEnumerable<string> Outputs => new[] { LogDensityColumnName, ScoreColumnName, PredictedLabelColumnName };
-
         /// <summary>Throws <see cref="ArgumentException"/> naming the first invalid setting.</summary>
         public void Validate()
         {
@@ -104,7 +102,7 @@ public sealed class RnnRnadeFrameEstimator : IEstimator<SequenceDensityTransform
         var (feature, id, order) = (o.FeatureColumnName, o.SequenceIdColumnName, o.OrderColumnName);
         int frameSize = model.FrameSize;
         return new SequenceDensityTransformer(chain.Fit(input), model, threshold, schema => CheckColumns(schema, feature, id, order, frameSize),
-            new[] { feature, id, order });
+            new[] { feature, id, order }, streamsRows: true);
     }
 
     /// <summary>Copies the frame, converts the id to text and the order to Double under internal names.</summary>
@@ -225,11 +223,11 @@ public sealed class RnnRnadeFrameEstimator : IEstimator<SequenceDensityTransform
         if (order.IsKey || order.Kind != SchemaShape.Column.VectorKind.Scalar || order.ItemType is not NumberDataViewType)
             throw new ArgumentOutOfRangeException(nameof(inputSchema),
                 $"Order column '{order.Name}' must be numeric, but is {(order.IsKey ? "a key of " : "")}{order.ItemType} ({order.Kind}).");
-        var names = new HashSet<string>(o.Outputs, StringComparer.Ordinal);
-        var result = inputSchema.Where(c => !names.Contains(c.Name)).ToList();
-        result.Add(ShapeColumns.Single(_ml, o.LogDensityColumnName));
-        result.Add(ShapeColumns.Single(_ml, o.ScoreColumnName));
-        result.Add(ShapeColumns.Boolean(_ml, o.PredictedLabelColumnName));
-        return new SchemaShape(result);
+        return ShapeColumns.WithOutputs(inputSchema, new[]
+        {
+            ShapeColumns.Single(_ml, o.LogDensityColumnName),
+            ShapeColumns.Single(_ml, o.ScoreColumnName),
+            ShapeColumns.Boolean(_ml, o.PredictedLabelColumnName),
+        });
     }
 }

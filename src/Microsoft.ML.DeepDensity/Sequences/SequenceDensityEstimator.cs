@@ -46,8 +46,6 @@ public sealed class SequenceDensityEstimator : IEstimator<SequenceDensityTransfo
         /// <summary>Cancels training. Default none.</summary>
         public CancellationToken CancellationToken { get; set; }
 
-        internal IEnumerable<string> Outputs => new[] { LogDensityColumnName, LogDensityPerFrameColumnName, FrameLogDensitiesColumnName, ScoreColumnName, PredictedLabelColumnName };
-
         /// <summary>Throws <see cref="ArgumentException"/> naming the first invalid setting.</summary>
         public void Validate()
         {
@@ -147,11 +145,15 @@ public sealed class SequenceDensityTransformer : ITransformer
     /// its internal columns, and a frame of the wrong width would only fail at the first row read).</param>
     /// <param name="inputs">The input column names (exempt from <see cref="ReservedColumns"/>: a model saved before such
     /// names were refused still scores its own columns).</param>
+    /// <param name="streamsRows">The chain scores rows in order with a StatefulCustomMapping (RNN-RNADE's frame rows): see
+    /// <see cref="Transform"/>.</param>
     internal SequenceDensityTransformer(ITransformer chain, SequenceDensityModel model, float threshold, Action<DataViewSchema> checkInput,
-        IReadOnlyList<string> inputs)
+        IReadOnlyList<string> inputs, bool streamsRows = false)
     {
-        _chain = chain; Model = model; Threshold = threshold; _checkInput = checkInput; _inputs = inputs;
+        _chain = chain; Model = model; Threshold = threshold; _checkInput = checkInput; _inputs = inputs; _streamsRows = streamsRows;
     }
+
+    private readonly bool _streamsRows;
 
     /// <summary>The engine model.</summary>
     public SequenceDensityModel Model { get; }
@@ -170,11 +172,74 @@ public sealed class SequenceDensityTransformer : ITransformer
 
     /// <summary>Lazily appends the output columns.</summary>
     /// <param name="input">The data view with the sequence column (and, for frame rows, the sequence-id and order columns).</param>
+    /// <remarks>Frame rows score through ML.NET's StatefulCustomMapping, whose cursor (ML.NET 5.0.1) reads its input
+    /// columns whether or not one of its outputs is asked for, but asks its source for them only when one is: a read of
+    /// pass-through columns alone (<c>GetColumn("Label")</c>, a second estimator or a normalizer fitted after this one)
+    /// failed with "Operation is not valid due to the current state of the object". Their cursors here also ask for one
+    /// of this transformer's output columns (not shown as active, and not read: nothing is scored for it).</remarks>
     public IDataView Transform(IDataView input)
     {
         ArgumentNullException.ThrowIfNull(input);
         Checked(input.Schema);
-        return _chain.Transform(input);
+        var output = _chain.Transform(input);
+        return _streamsRows && OwnColumn(input.Schema, output.Schema) is DataViewSchema.Column own ? new OutputActiveView(output, own) : output;
+    }
+
+    /// <summary>A visible column the chain added: the last column of a name that the output has more often than the
+    /// input (the chain keeps every input column and adds one column per output name).</summary>
+    private static DataViewSchema.Column? OwnColumn(DataViewSchema input, DataViewSchema output)
+    {
+        foreach (var c in output)
+            if (!c.IsHidden && output.Count(o => o.Name == c.Name) > input.Count(i => i.Name == c.Name)) return c;
+        return null;
+    }
+
+    /// <summary>The chain's output, every cursor of which also asks the chain for <see cref="_own"/>.</summary>
+    private sealed class OutputActiveView : IDataView
+    {
+        private readonly IDataView _inner;
+        private readonly DataViewSchema.Column _own;
+        public OutputActiveView(IDataView inner, DataViewSchema.Column own) { _inner = inner; _own = own; }
+
+        public bool CanShuffle => _inner.CanShuffle;
+        public DataViewSchema Schema => _inner.Schema;
+        public long? GetRowCount() => _inner.GetRowCount();
+
+        public DataViewRowCursor GetRowCursor(IEnumerable<DataViewSchema.Column> columnsNeeded, Random? rand = null)
+        {
+            var asked = columnsNeeded.ToList();
+            return asked.Any(c => c.Index == _own.Index) ? _inner.GetRowCursor(asked, rand)
+                : new Cursor(_inner.GetRowCursor(asked.Append(_own), rand), asked);
+        }
+
+        public DataViewRowCursor[] GetRowCursorSet(IEnumerable<DataViewSchema.Column> columnsNeeded, int n, Random? rand = null)
+        {
+            var asked = columnsNeeded.ToList();
+            if (asked.Any(c => c.Index == _own.Index)) return _inner.GetRowCursorSet(asked, n, rand);
+            return _inner.GetRowCursorSet(asked.Append(_own), n, rand).Select(c => (DataViewRowCursor)new Cursor(c, asked)).ToArray();
+        }
+
+        /// <summary>The chain's cursor, showing only the columns the caller asked for as active.</summary>
+        private sealed class Cursor : DataViewRowCursor
+        {
+            private readonly DataViewRowCursor _inner;
+            private readonly HashSet<int> _asked;
+            public Cursor(DataViewRowCursor inner, IEnumerable<DataViewSchema.Column> asked) { _inner = inner; _asked = asked.Select(c => c.Index).ToHashSet(); }
+            public override DataViewSchema Schema => _inner.Schema;
+            public override long Position => _inner.Position;
+            public override long Batch => _inner.Batch;
+            public override bool MoveNext() => _inner.MoveNext();
+            public override ValueGetter<DataViewRowId> GetIdGetter() => _inner.GetIdGetter();
+            public override bool IsColumnActive(DataViewSchema.Column column) => _asked.Contains(column.Index);
+            public override ValueGetter<TValue> GetGetter<TValue>(DataViewSchema.Column column)
+                => _asked.Contains(column.Index) ? _inner.GetGetter<TValue>(column)
+                    : throw new InvalidOperationException($"Column '{column.Name}' is not active.");
+            protected override void Dispose(bool disposing)
+            {
+                if (disposing) _inner.Dispose();
+                base.Dispose(disposing);
+            }
+        }
     }
 
     private DataViewSchema Checked(DataViewSchema schema)
@@ -243,7 +308,8 @@ internal static class SequenceColumn
         return column;
     }
 
-    /// <summary>The input schema with the whole-sequence outputs appended (replacing same-named columns).</summary>
+    /// <summary>The input schema with the whole-sequence outputs added (a same-named column replaced in its place, as the
+    /// chain's CopyColumns puts it).</summary>
     public static SchemaShape OutputSchema(MLContext ml, SchemaShape inputSchema, SequenceDensityEstimator.Options o)
     {
         ArgumentNullException.ThrowIfNull(inputSchema);
@@ -255,13 +321,13 @@ internal static class SequenceColumn
         if (col.ItemType != NumberDataViewType.Single || col.Kind == SchemaShape.Column.VectorKind.Scalar)
             throw new ArgumentOutOfRangeException(nameof(inputSchema),
                 $"Sequence column '{o.FeatureColumnName}' must be a vector of Single (frames back to back), but is {FeatureColumnCheck.Found(col)}.");
-        var names = new HashSet<string>(o.Outputs, StringComparer.Ordinal);
-        var result = inputSchema.Where(c => !names.Contains(c.Name)).ToList();
-        result.Add(ShapeColumns.Single(ml, o.LogDensityColumnName));
-        result.Add(ShapeColumns.Single(ml, o.LogDensityPerFrameColumnName));
-        result.Add(ShapeColumns.VariableSingleVector(ml, o.FrameLogDensitiesColumnName));
-        result.Add(ShapeColumns.Single(ml, o.ScoreColumnName));
-        result.Add(ShapeColumns.Boolean(ml, o.PredictedLabelColumnName));
-        return new SchemaShape(result);
+        return ShapeColumns.WithOutputs(inputSchema, new[]
+        {
+            ShapeColumns.Single(ml, o.LogDensityColumnName),
+            ShapeColumns.Single(ml, o.LogDensityPerFrameColumnName),
+            ShapeColumns.VariableSingleVector(ml, o.FrameLogDensitiesColumnName),
+            ShapeColumns.Single(ml, o.ScoreColumnName),
+            ShapeColumns.Boolean(ml, o.PredictedLabelColumnName),
+        });
     }
 }
