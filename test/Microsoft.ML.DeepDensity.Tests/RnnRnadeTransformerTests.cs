@@ -77,6 +77,26 @@ public class RnnRnadeTransformerTests
     }
 
     [Fact]
+    public void WholeSequences_AModelNoFileCouldHold_IsRefusedBeforeARowIsRead()
+    {
+        // The frame size and the engine's options fix the model's size: one too large for any model file is refused at
+        // Fit before the view is read (the engine would refuse it too, but only after the whole view had been read).
+        var ml = new MLContext(seed: 1);
+        var options = new SequenceDensityEstimator.Options { FrameSize = 2 };
+        var modelOptions = new RnnRnadeOptions { HiddenUnits = 1000 };   // 200,000 × 1,000 × (1 + 3K) weights: billions
+        var estimator = ml.DensityEstimation.RnnRnade(options, modelOptions);
+        options.FrameSize = 200_000;
+        int rowsRead = 0;
+        IEnumerable<SequenceRow> Counting() { foreach (var s in ArSequences(20, 1)) { rowsRead++; yield return new SequenceRow { Features = s }; } }
+        var e = Assert.Throws<DataValidationException>(() => estimator.Fit(ml.Data.LoadFromEnumerable(Counting())));
+        Assert.Contains("200,000", e.Message);
+        Assert.Contains("model file", e.Message);
+        Assert.Equal(0, rowsRead);
+        var refused = Assert.Throws<DataValidationException>(() => ml.DensityEstimation.RnnRnade(options, modelOptions));
+        Assert.Contains("200,000", refused.Message);
+    }
+
+    [Fact]
     public void WholeSequences_ValuesEqualTheEngine_DetectTimeShuffledSequences_AndSurviveSaveLoad()
     {
         var ml = new MLContext(seed: 1);

@@ -37,8 +37,12 @@ public static partial class DensityEstimationCatalogExtensions
     {
         ArgumentNullException.ThrowIfNull(catalog);
         var o = modelOptions ?? new RnnRnadeOptions();
+        ArgumentNullException.ThrowIfNull(options);
+        // Checked at construction and at every Fit before a sequence is read: the engine's settings, and a model no file
+        // could hold (known from them and the frame size alone; the engine checks again, but only after the whole view was read).
         return new SequenceDensityEstimator(catalog.Context, options, "RnnRnade",
-            (data, validation, progress, ct) => RnnRnadeModel.Fit(data, o, validation, progress, ct), o.Validate);
+            (data, validation, progress, ct) => RnnRnadeModel.Fit(data, o, validation, progress, ct),
+            () => { o.Validate(); o.PredictModelSize(options.FrameSize).EnsureFitsAFile(); });
     }
 
     /// <summary>
