@@ -23,6 +23,11 @@ public enum DensityTrainingData
 /// </summary>
 internal sealed class DataViewRowStream(IDataView data, DataViewSchema.Column column, int dimension, CancellationToken cancellationToken = default) : IRowStream
 {
+    /// <summary>Rows read between two checks of the cancellation token wherever Fit reads a view (this stream's passes,
+    /// the copies of the row models, sequences and frame rows): reading a large view through its upstream stages can take
+    /// as long as an epoch.</summary>
+    internal const int RowsPerCancellationCheck = 1024;
+
     public int Width => dimension;
     public long? Count => data.GetRowCount();
     public IRowCursor Open() => new Cursor(data.GetRowCursor(new[] { column }), column, dimension, cancellationToken);
@@ -49,7 +54,7 @@ internal sealed class DataViewRowStream(IDataView data, DataViewSchema.Column co
             _cancellationToken.ThrowIfCancellationRequested();
             while (rows < capacity && _cursor.MoveNext())
             {
-                if (rows % 1024 == 1023) _cancellationToken.ThrowIfCancellationRequested();
+                if (rows % RowsPerCancellationCheck == RowsPerCancellationCheck - 1) _cancellationToken.ThrowIfCancellationRequested();
                 _getter(ref _buffer);
                 if (_buffer.Length != _dimension)
                     throw new DataValidationException(_row, -1, $"the vector has {_buffer.Length} values but {_dimension} are expected", _name);

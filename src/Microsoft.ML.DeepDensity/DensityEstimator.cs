@@ -232,7 +232,7 @@ public abstract class DensityEstimator<TModel, TModelOptions> : IEstimator<Densi
 
     /// <summary>Copies the feature column into a row matrix through one cursor (sparse vectors are densified), observing
     /// the options' <see cref="DensityEstimatorOptions.CancellationToken"/> before the first row and every
-    /// <see cref="RowsPerCancellationCheck"/> rows: reading a large view through its upstream stages can take as long as training.</summary>
+    /// <see cref="DataViewRowStream.RowsPerCancellationCheck"/> rows: reading a large view through its upstream stages can take as long as training.</summary>
     /// <param name="data">The data view.</param>
     /// <param name="column">Its feature column.</param>
     /// <param name="dimension">The column's vector size.</param>
@@ -260,14 +260,11 @@ public abstract class DensityEstimator<TModel, TModelOptions> : IEstimator<Densi
                     throw new DataValidationException(rows, -1, $"the vector has {buffer.Length} values but {dimension} are expected", column.Name);
                 Scoring.Densify(in buffer, values.AsSpan(rows * dimension, dimension));
                 rows++;
-                if (rows % RowsPerCancellationCheck == 0) cancellationToken.ThrowIfCancellationRequested();
+                if (rows % DataViewRowStream.RowsPerCancellationCheck == 0) cancellationToken.ThrowIfCancellationRequested();
             }
         }
         return new RowMatrix(values, rows, dimension);
     }
-
-    /// <summary>Rows read between two checks of the cancellation token while Fit copies the training (or validation) data.</summary>
-    internal const int RowsPerCancellationCheck = 1024;
 
     /// <inheritdoc/>
     public SchemaShape GetOutputSchema(SchemaShape inputSchema)

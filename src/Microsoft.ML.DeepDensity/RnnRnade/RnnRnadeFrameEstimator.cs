@@ -179,7 +179,7 @@ public sealed class RnnRnadeFrameEstimator : IEstimator<SequenceDensityTransform
                 list.Add((order, row));
                 frames.AddRange(dense);
                 row++;
-                if (row % SequenceColumn.RowsPerCancellationCheck == 0) _options.CancellationToken.ThrowIfCancellationRequested();
+                if (row % DataViewRowStream.RowsPerCancellationCheck == 0) _options.CancellationToken.ThrowIfCancellationRequested();
             }
             if (row == 0) throw new DataValidationException(-1, -1, "the data has no rows", _options.FeatureColumnName);
         }

@@ -256,13 +256,10 @@ public sealed class SequenceDensityTransformer : ITransformer
 /// <summary>Reading and checking a sequence column (frames back to back in a Single vector).</summary>
 internal static class SequenceColumn
 {
-    /// <summary>Rows read between two checks of the cancellation token while Fit copies the training data (as the row models).</summary>
-    public const int RowsPerCancellationCheck = 1024;
-
     /// <summary>Every row's sequence; a length that is not a positive multiple of the frame size, or a bad value, names the
     /// row and <paramref name="dataSet"/> (the training or the validation data: Fit reads both through the same column
     /// name, so the row alone does not say which view it is in). Observes <paramref name="cancellationToken"/> before the
-    /// first row and every <see cref="RowsPerCancellationCheck"/> rows.</summary>
+    /// first row and every <see cref="DataViewRowStream.RowsPerCancellationCheck"/> rows.</summary>
     public static SequenceBatch Read(IDataView data, string columnName, int frameSize, string dataSet, CancellationToken cancellationToken = default)
     {
         var column = Check(data.Schema, columnName);
@@ -291,7 +288,7 @@ internal static class SequenceColumn
             values.AddRange(dense);
             offsets.Add(offsets[^1] + one.TotalFrames);
             row++;
-            if (row % RowsPerCancellationCheck == 0) cancellationToken.ThrowIfCancellationRequested();
+            if (row % DataViewRowStream.RowsPerCancellationCheck == 0) cancellationToken.ThrowIfCancellationRequested();
         }
         if (row == 0) throw new DataValidationException(-1, -1, "the data has no rows", column.Name);
         return new SequenceBatch(values.ToArray(), offsets.ToArray(), frameSize);
