@@ -164,6 +164,24 @@ public class FrameRowReadPatternTests
         }
     }
 
+    /// <summary>The plain Model.Load's documented behaviour for reads of pass-through columns alone (rnn-rnade.md): ML.NET's
+    /// StatefulCustomMapping binds its inputs, which its source does not give, so a cursor and a row mapper throw (a
+    /// PredictionEngine works: see the next test). Pinned so the documentation follows ML.NET.</summary>
+    [Fact]
+    public void FrameRows_PlainModelLoad_PassThroughReadsAloneThrowAsDocumented()
+    {
+        var (_, _, view, models) = Setup();
+        var loaded = models.Single(m => m.How == "Model.Load").Model;
+        var scored = loaded.Transform(view);
+        Assert.ThrowsAny<Exception>(() => scored.GetColumn<float>("Label").ToArray());
+        var mapper = loaded.GetRowToRowMapper(view.Schema);
+        Assert.ThrowsAny<Exception>(() =>
+        {
+            using var cursor = view.GetRowCursor(view.Schema);
+            using var row = mapper.GetRow(cursor, new[] { mapper.OutputSchema["Label"] });
+        });
+    }
+
     /// <summary>rnn-rnade.md: a frame-row PredictionEngine keeps the open sequences between Predict calls, one engine per
     /// stream. In every load path, with an output class of our columns, of ours and pass-through ones, or of pass-through
     /// ones only (the StatefulCustomMapping binds its inputs even when none of its outputs is read; this works through
