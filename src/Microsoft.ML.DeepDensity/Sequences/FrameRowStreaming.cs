@@ -8,7 +8,7 @@ namespace Microsoft.ML.DeepDensity.Transforms;
 /// row, and whose cursor binds its input columns even when none of its outputs is asked for.
 /// <list type="bullet">
 /// <item>Every cursor also asks the chain for one of the model's output columns, so a read of pass-through columns
-/// alone works (nothing is scored for it).</item>
+/// alone works (the cursor does not read that column itself).</item>
 /// <item>A cursor asked for one of the model's columns scores every row it moves over, in order, whether or not the
 /// consumer reads that row's columns: a row whose columns are not read (a filter placed after the model that reads
 /// <c>Label</c> for every row and the log-density only for the rows it keeps, a consumer reading every other row) stays
@@ -17,8 +17,8 @@ namespace Microsoft.ML.DeepDensity.Transforms;
 /// splitter off, and the later frames of such a sequence got the log-densities of a sequence without those rows.</item>
 /// <item>A row of a row-to-row mapper is built the same way (also asked for one of the model's columns, so a mapper of
 /// pass-through columns alone works; it threw a NullReferenceException from ML.NET's typed row); asked for one of the
-/// model's columns, it scores its row at the first read of any of its columns; a row moved over without any column read cannot be scored afterwards (its values are gone), so the next
-/// read throws <see cref="InvalidOperationException"/> instead of giving the log-density of a sequence without it.</item>
+/// model's columns, it scores its row at the first read of any of its columns; a row moved over without any column read
+/// cannot be scored afterwards (its values are gone), so the next read throws <see cref="InvalidOperationException"/> instead of giving the log-density of a sequence without it.</item>
 /// </list>
 /// </summary>
 internal static class FrameRowStreaming
