@@ -168,78 +168,30 @@ public sealed class SequenceDensityTransformer : ITransformer
     public DataViewSchema GetOutputSchema(DataViewSchema inputSchema) => _chain.GetOutputSchema(Checked(inputSchema));
 
     /// <inheritdoc/>
-    public IRowToRowMapper GetRowToRowMapper(DataViewSchema inputSchema) => _chain.GetRowToRowMapper(Checked(inputSchema));
+    /// <remarks>For frame rows, a row of the mapper asked for one of this transformer's columns scores its input row at the
+    /// first read of any of its columns, and throws <see cref="InvalidOperationException"/> at a read after input rows
+    /// were moved over without one (they would be missing from their sequences' histories): see <see cref="Transform"/>.</remarks>
+    public IRowToRowMapper GetRowToRowMapper(DataViewSchema inputSchema)
+    {
+        var mapper = _chain.GetRowToRowMapper(Checked(inputSchema));
+        return _streamsRows ? FrameRowStreaming.Wrap(mapper) : mapper;
+    }
 
     /// <summary>Lazily appends the output columns.</summary>
     /// <param name="input">The data view with the sequence column (and, for frame rows, the sequence-id and order columns).</param>
-    /// <remarks>Frame rows score through ML.NET's StatefulCustomMapping, whose cursor (ML.NET 5.0.1) reads its input
-    /// columns whether or not one of its outputs is asked for, but asks its source for them only when one is: a read of
-    /// pass-through columns alone (<c>GetColumn("Label")</c>, a second estimator or a normalizer fitted after this one)
-    /// failed with "Operation is not valid due to the current state of the object". Their cursors here also ask for one
-    /// of this transformer's output columns (not shown as active, and not read: nothing is scored for it).</remarks>
+    /// <remarks>Frame rows score through ML.NET's StatefulCustomMapping, which (ML.NET 5.0.1) scores a row only when one of
+    /// its outputs is read at that row, and whose cursor reads its input columns whether or not one of its outputs is
+    /// asked for, but asks its source for them only when one is. So every cursor here also asks for one of this
+    /// transformer's output columns (not shown as active: a read of pass-through columns alone works and scores nothing),
+    /// and a cursor asked for one of them scores every row it moves over, whether or not that row's columns are read: a
+    /// frame's log-density does not depend on which rows or columns the consumer reads (a filter after this transformer,
+    /// a consumer reading every other row).</remarks>
     public IDataView Transform(IDataView input)
     {
         ArgumentNullException.ThrowIfNull(input);
         Checked(input.Schema);
         var output = _chain.Transform(input);
-        return _streamsRows && OwnColumn(input.Schema, output.Schema) is DataViewSchema.Column own ? new OutputActiveView(output, own) : output;
-    }
-
-    /// <summary>A visible column the chain added: the last column of a name that the output has more often than the
-    /// input (the chain keeps every input column and adds one column per output name).</summary>
-    private static DataViewSchema.Column? OwnColumn(DataViewSchema input, DataViewSchema output)
-    {
-        foreach (var c in output)
-            if (!c.IsHidden && output.Count(o => o.Name == c.Name) > input.Count(i => i.Name == c.Name)) return c;
-        return null;
-    }
-
-    /// <summary>The chain's output, every cursor of which also asks the chain for <see cref="_own"/>.</summary>
-    private sealed class OutputActiveView : IDataView
-    {
-        private readonly IDataView _inner;
-        private readonly DataViewSchema.Column _own;
-        public OutputActiveView(IDataView inner, DataViewSchema.Column own) { _inner = inner; _own = own; }
-
-        public bool CanShuffle => _inner.CanShuffle;
-        public DataViewSchema Schema => _inner.Schema;
-        public long? GetRowCount() => _inner.GetRowCount();
-
-        public DataViewRowCursor GetRowCursor(IEnumerable<DataViewSchema.Column> columnsNeeded, Random? rand = null)
-        {
-            var asked = columnsNeeded.ToList();
-            return asked.Any(c => c.Index == _own.Index) ? _inner.GetRowCursor(asked, rand)
-                : new Cursor(_inner.GetRowCursor(asked.Append(_own), rand), asked);
-        }
-
-        public DataViewRowCursor[] GetRowCursorSet(IEnumerable<DataViewSchema.Column> columnsNeeded, int n, Random? rand = null)
-        {
-            var asked = columnsNeeded.ToList();
-            if (asked.Any(c => c.Index == _own.Index)) return _inner.GetRowCursorSet(asked, n, rand);
-            return _inner.GetRowCursorSet(asked.Append(_own), n, rand).Select(c => (DataViewRowCursor)new Cursor(c, asked)).ToArray();
-        }
-
-        /// <summary>The chain's cursor, showing only the columns the caller asked for as active.</summary>
-        private sealed class Cursor : DataViewRowCursor
-        {
-            private readonly DataViewRowCursor _inner;
-            private readonly HashSet<int> _asked;
-            public Cursor(DataViewRowCursor inner, IEnumerable<DataViewSchema.Column> asked) { _inner = inner; _asked = asked.Select(c => c.Index).ToHashSet(); }
-            public override DataViewSchema Schema => _inner.Schema;
-            public override long Position => _inner.Position;
-            public override long Batch => _inner.Batch;
-            public override bool MoveNext() => _inner.MoveNext();
-            public override ValueGetter<DataViewRowId> GetIdGetter() => _inner.GetIdGetter();
-            public override bool IsColumnActive(DataViewSchema.Column column) => _asked.Contains(column.Index);
-            public override ValueGetter<TValue> GetGetter<TValue>(DataViewSchema.Column column)
-                => _asked.Contains(column.Index) ? _inner.GetGetter<TValue>(column)
-                    : throw new InvalidOperationException($"Column '{column.Name}' is not active.");
-            protected override void Dispose(bool disposing)
-            {
-                if (disposing) _inner.Dispose();
-                base.Dispose(disposing);
-            }
-        }
+        return _streamsRows ? FrameRowStreaming.Wrap(output, input.Schema) : output;
     }
 
     private DataViewSchema Checked(DataViewSchema schema)

@@ -1,0 +1,212 @@
+using Microsoft.ML.Data;
+
+namespace Microsoft.ML.DeepDensity.Transforms;
+
+/// <summary>
+/// What the frame-row transformer (live, or loaded with <c>LoadWithLiveDensityModels</c>) puts around its chain of ML.NET
+/// stages, whose StatefulCustomMapping (ML.NET 5.0.1) scores a row only when one of its output getters is called at that
+/// row, and whose cursor binds its input columns even when none of its outputs is asked for.
+/// <list type="bullet">
+/// <item>Every cursor also asks the chain for one of the model's output columns, so a read of pass-through columns
+/// alone works (the cursor does not read that column itself).</item>
+/// <item>A cursor asked for one of the model's columns scores every row it moves over, in order, whether or not the
+/// consumer reads that row's columns: a row whose columns are not read (a filter placed after the model that reads
+/// <c>Label</c> for every row and the log-density only for the rows it keeps, a consumer reading every other row) stays
+/// in its sequence's history. ML.NET's splitter happened to read every row when all the columns asked for can be
+/// buffered (numbers, text, booleans, vectors); a column it cannot buffer (a custom type, e.g. an image) turned the
+/// splitter off, and the later frames of such a sequence got the log-densities of a sequence without those rows.</item>
+/// <item>A row of a row-to-row mapper is built the same way (also asked for one of the model's columns, so a mapper of
+/// pass-through columns alone works; it threw a NullReferenceException from ML.NET's typed row); asked for one of the
+/// model's columns, it scores its row at the first read of any of its columns; a row moved over without any column read
+/// cannot be scored afterwards (its values are gone), so the next read throws <see cref="InvalidOperationException"/> instead of giving the log-density of a sequence without it.</item>
+/// </list>
+/// </summary>
+internal static class FrameRowStreaming
+{
+    /// <summary>The visible columns the chain added: for each name the output has more often than the input, its last
+    /// column (the chain keeps every input column and adds one column per output name).</summary>
+    public static HashSet<int> OwnColumns(DataViewSchema input, DataViewSchema output)
+    {
+        var own = new HashSet<int>();
+        foreach (var c in output)
+            if (!c.IsHidden && output.Count(o => o.Name == c.Name) > input.Count(i => i.Name == c.Name)) own.Add(c.Index);
+        return own;
+    }
+
+    /// <summary>The output column read to score a row (the first added Single or Boolean column), or null.</summary>
+    private static DataViewSchema.Column? Scoring(DataViewSchema output, HashSet<int> own)
+    {
+        foreach (var c in output)
+            if (own.Contains(c.Index) && (c.Type.RawType == typeof(float) || c.Type.RawType == typeof(bool))) return c;
+        return null;
+    }
+
+    /// <summary>Reads <paramref name="column"/> of <paramref name="row"/> (which scores the row, once per position).</summary>
+    private static Action Reader(DataViewRow row, DataViewSchema.Column column)
+    {
+        if (column.Type.RawType == typeof(float)) { var g = row.GetGetter<float>(column); float v = 0; return () => g(ref v); }
+        var b = row.GetGetter<bool>(column); bool w = false; return () => b(ref w);
+    }
+
+    /// <summary>The chain's output view wrapped as described above, or the view itself when the chain added no column.</summary>
+    public static IDataView Wrap(IDataView output, DataViewSchema inputSchema)
+    {
+        var own = OwnColumns(inputSchema, output.Schema);
+        return Scoring(output.Schema, own) is DataViewSchema.Column scoring ? new View(output, own, scoring) : output;
+    }
+
+    /// <summary>The chain's row-to-row mapper wrapped as described above, or the mapper itself when it adds no column.</summary>
+    public static IRowToRowMapper Wrap(IRowToRowMapper mapper)
+    {
+        var own = OwnColumns(mapper.InputSchema, mapper.OutputSchema);
+        return Scoring(mapper.OutputSchema, own) is DataViewSchema.Column scoring ? new Mapper(mapper, own, scoring) : mapper;
+    }
+
+    private sealed class View : IDataView
+    {
+        private readonly IDataView _inner;
+        private readonly HashSet<int> _own;
+        private readonly DataViewSchema.Column _scoring;
+        public View(IDataView inner, HashSet<int> own, DataViewSchema.Column scoring) { _inner = inner; _own = own; _scoring = scoring; }
+
+        public bool CanShuffle => _inner.CanShuffle;
+        public DataViewSchema Schema => _inner.Schema;
+        public long? GetRowCount() => _inner.GetRowCount();
+
+        public DataViewRowCursor GetRowCursor(IEnumerable<DataViewSchema.Column> columnsNeeded, Random? rand = null)
+        {
+            var asked = columnsNeeded.ToList();
+            return new Cursor(_inner.GetRowCursor(WithScoring(asked), rand), asked, Scores(asked) ? _scoring : null);
+        }
+
+        /// <summary>The chain's cursor set: its StatefulCustomMapping gives one cursor whenever one of its outputs is asked
+        /// for (always, here), and ML.NET splits that one cursor after it with a splitter that reads every row in order
+        /// on one thread, so the parts hold the values of a single cursor (SequenceConcurrencyTests).</summary>
+        public DataViewRowCursor[] GetRowCursorSet(IEnumerable<DataViewSchema.Column> columnsNeeded, int n, Random? rand = null)
+        {
+            var asked = columnsNeeded.ToList();
+            bool scores = Scores(asked);
+            return _inner.GetRowCursorSet(WithScoring(asked), n, rand).Select(c => (DataViewRowCursor)new Cursor(c, asked, scores ? _scoring : null)).ToArray();
+        }
+
+        private bool Scores(List<DataViewSchema.Column> asked) => asked.Any(c => _own.Contains(c.Index));
+        private IEnumerable<DataViewSchema.Column> WithScoring(List<DataViewSchema.Column> asked)
+            => asked.Any(c => c.Index == _scoring.Index) ? asked : asked.Append(_scoring);
+    }
+
+    /// <summary>The chain's cursor, showing only the columns the caller asked for as active; with <c>scoring</c>, it scores
+    /// every row it moves to.</summary>
+    private sealed class Cursor : DataViewRowCursor
+    {
+        private readonly DataViewRowCursor _inner;
+        private readonly HashSet<int> _asked;
+        private readonly Action? _score;
+        public Cursor(DataViewRowCursor inner, IEnumerable<DataViewSchema.Column> asked, DataViewSchema.Column? scoring)
+        {
+            _inner = inner;
+            _asked = asked.Select(c => c.Index).ToHashSet();
+            _score = scoring is DataViewSchema.Column s ? Reader(inner, s) : null;
+        }
+        public override DataViewSchema Schema => _inner.Schema;
+        public override long Position => _inner.Position;
+        public override long Batch => _inner.Batch;
+        public override bool MoveNext()
+        {
+            if (!_inner.MoveNext()) return false;
+            _score?.Invoke();
+            return true;
+        }
+        public override ValueGetter<DataViewRowId> GetIdGetter() => _inner.GetIdGetter();
+        public override bool IsColumnActive(DataViewSchema.Column column) => _asked.Contains(column.Index);
+        public override ValueGetter<TValue> GetGetter<TValue>(DataViewSchema.Column column)
+            => _asked.Contains(column.Index) ? _inner.GetGetter<TValue>(column)
+                : throw new InvalidOperationException($"Column '{column.Name}' is not active.");
+        protected override void Dispose(bool disposing)
+        {
+            if (disposing) _inner.Dispose();
+            base.Dispose(disposing);
+        }
+    }
+
+    private sealed class Mapper : IRowToRowMapper
+    {
+        private readonly IRowToRowMapper _inner;
+        private readonly HashSet<int> _own;
+        private readonly DataViewSchema.Column _scoring;
+        public Mapper(IRowToRowMapper inner, HashSet<int> own, DataViewSchema.Column scoring) { _inner = inner; _own = own; _scoring = scoring; }
+
+        public DataViewSchema InputSchema => _inner.InputSchema;
+        public DataViewSchema OutputSchema => _inner.OutputSchema;
+
+        public IEnumerable<DataViewSchema.Column> GetDependencies(IEnumerable<DataViewSchema.Column> dependingColumns)
+        {
+            var asked = dependingColumns.ToList();
+            return _inner.GetDependencies(WithScoring(asked));
+        }
+
+        public DataViewRow GetRow(DataViewRow input, IEnumerable<DataViewSchema.Column> activeColumns)
+        {
+            var asked = activeColumns.ToList();
+            return new Row(input, _inner.GetRow(input, WithScoring(asked)), asked, Scores(asked) ? _scoring : null);
+        }
+
+        private bool Scores(List<DataViewSchema.Column> asked) => asked.Any(c => _own.Contains(c.Index));
+        private IEnumerable<DataViewSchema.Column> WithScoring(List<DataViewSchema.Column> asked)
+            => asked.Any(c => c.Index == _scoring.Index) ? asked : asked.Append(_scoring);
+    }
+
+    /// <summary>A mapped row showing only the columns asked for as active; with a scoring column, it scores its input row at
+    /// the first read of any of its columns, and refuses a row after a gap in the input's positions (rows moved over unread:
+    /// not in their sequences' histories).</summary>
+    private sealed class Row : DataViewRow
+    {
+        private readonly DataViewRow _input, _inner;
+        private readonly HashSet<int> _asked;
+        private readonly Action? _score;
+        private long _scored = -1;
+
+        public Row(DataViewRow input, DataViewRow inner, IEnumerable<DataViewSchema.Column> asked, DataViewSchema.Column? scoring)
+        {
+            _input = input; _inner = inner; _asked = asked.Select(c => c.Index).ToHashSet();
+            _score = scoring is DataViewSchema.Column s ? Reader(inner, s) : null;
+        }
+
+        public override DataViewSchema Schema => _inner.Schema;
+        public override long Position => _inner.Position;
+        public override long Batch => _inner.Batch;
+        public override ValueGetter<DataViewRowId> GetIdGetter() => _inner.GetIdGetter();
+        public override bool IsColumnActive(DataViewSchema.Column column) => _asked.Contains(column.Index);
+
+        public override ValueGetter<TValue> GetGetter<TValue>(DataViewSchema.Column column)
+        {
+            if (!_asked.Contains(column.Index)) throw new InvalidOperationException($"Column '{column.Name}' is not active.");
+            var getter = _inner.GetGetter<TValue>(column);
+            if (_score is null) return getter;
+            ValueGetter<TValue> scoring = (ref TValue value) =>
+            {
+                Score();
+                getter(ref value);
+            };
+            return scoring;
+        }
+
+        private void Score()
+        {
+            long position = _input.Position;
+            if (position == _scored) return;
+            if (_scored >= 0 && position != _scored + 1)
+                throw new InvalidOperationException(
+                    $"RNN-RNADE frame rows: this row mapper's input moved from row {_scored} to row {position} without a column of the rows " +
+                    "between being read, so those frames are missing from their sequences' histories and the later frames would get wrong " +
+                    "log-densities. Read a column of every row moved over (a PredictionEngine does), or score with Transform.");
+            _scored = position;   // before scoring: a row whose scoring threw (a bad value, reported) was read, not skipped
+            _score!();
+        }
+
+        protected override void Dispose(bool disposing)
+        {
+            if (disposing) _inner.Dispose();
+            base.Dispose(disposing);
+        }
+    }
+}
