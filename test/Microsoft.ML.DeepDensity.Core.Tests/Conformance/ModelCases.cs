@@ -34,6 +34,27 @@ public static class ModelCases
             with { PreciseDensity = m => ((Models.Iwae.IwaeModel)m).WithEvaluation(500) },
         ModelCase.Gradient("Nvil", InputDomain.Binary, DensityKind.Estimate, ConformanceData.Binary, () => new Models.Nvil.NvilOptions { LatentDimensions = new[] { 3, 2 }, BaselineHiddenUnits = 4, SamplesPerExample = 2, EvaluationSamples = 20, EvaluationSamplesPerChunk = 10 }, (d, v, o, p, ct) => Models.Nvil.NvilModel.Fit(d, o, v, p, ct))
             with { PreciseDensity = m => ((Models.Nvil.NvilModel)m).WithEvaluation(5000) },
+
+        // Variants: every option that changes a family's density, sampler or file layout runs the whole suite (the cases
+        // above are each family's standard configuration; docs/conformance.md lists which option each case covers).
+        ModelCase.Gradient("RnadeSigmoidOrdered", InputDomain.Real, DensityKind.Exact, ConformanceData.Real,
+            () => new RnadeOptions { HiddenUnits = 8, Components = 3, Activation = Numerics.Activation.Sigmoid, VariableOrder = new[] { 2, 0, 3, 1 } }, (data, valid, o, progress, ct) => RnadeModel.Fit(data, o, valid, progress, ct)) with { ScaleEquivarianceTolerance = 1e-4 },
+        ModelCase.Gradient("RnadeTanhRaw", InputDomain.Real, DensityKind.Exact, ConformanceData.Real,
+            () => new RnadeOptions { HiddenUnits = 8, Components = 1, Activation = Numerics.Activation.Tanh, Standardize = false }, (data, valid, o, progress, ct) => RnadeModel.Fit(data, o, valid, progress, ct)),
+        ModelCase.Gradient("DeepRnadeFixedOrder", InputDomain.Real, DensityKind.Exact, ConformanceData.Real,
+            () => new DeepRnadeOptions { HiddenUnits = 8, Components = 3, HiddenLayers = 1, OrderAgnostic = false, VariableOrder = new[] { 3, 1, 0, 2 }, Connectivity = DeepRnadeConnectivity.Autoregressive, DirectConnections = false },
+            (data, valid, o, progress, ct) => DeepRnadeModel.Fit(data, o, valid, progress, ct)) with { ScaleEquivarianceTolerance = 1e-4 },
+        ModelCase.Gradient("DeepRnadeMaskedOneOrdering", InputDomain.Real, DensityKind.Exact, ConformanceData.Real,
+            () => new DeepRnadeOptions { HiddenUnits = 8, Components = 2, HiddenLayers = 3, Orderings = 1, Activation = Numerics.Activation.Tanh, Connectivity = DeepRnadeConnectivity.MaskedInput },
+            (data, valid, o, progress, ct) => DeepRnadeModel.Fit(data, o, valid, progress, ct)) with { ScaleEquivarianceTolerance = 1e-4 },
+        new ModelCase("DeepGmmFactorizedSoft", InputDomain.Real, DensityKind.Exact, r => Models.DeepGmm.DeepGmmModel.Fit(r.Data, new Models.DeepGmm.DeepGmmOptions { Layers = new[] { 2, 3, 2 }, PathProbabilities = Models.DeepGmm.DeepGmmPathProbabilities.Factorized, Em = Models.DeepGmm.DeepGmmEmKind.Soft, Standardize = true, Seed = r.Seed, MaxIterations = r.Epochs, Tolerance = 0, EarlyStoppingPatience = 0 }, r.Validation, r.Progress, r.CancellationToken), ConformanceData.Real) { AcceptsValidation = true, MinimumTrainingRows = 2 },
+        new ModelCase("DeepGmmHeuristicGreedy", InputDomain.Real, DensityKind.Exact, r => Models.DeepGmm.DeepGmmModel.Fit(r.Data, new Models.DeepGmm.DeepGmmOptions { Layers = new[] { 3, 2 }, EStep = Models.DeepGmm.DeepGmmEStep.Heuristic, Initialization = Models.DeepGmm.DeepGmmInitialization.Greedy, NodeObjective = Models.DeepGmm.DeepGmmNodeObjective.PathSum, Seed = r.Seed, MaxIterations = r.Epochs, Tolerance = 0, EarlyStoppingPatience = 0 }, r.Validation, r.Progress, r.CancellationToken), ConformanceData.Real) { AcceptsValidation = true, MinimumTrainingRows = 2 },
+        ModelCase.Gradient("RbmVisibleEnumerated", InputDomain.Binary, DensityKind.Exact, ConformanceData.Binary, () => new Models.Rbm.RbmOptions { HiddenUnits = 12, Algorithm = Models.Rbm.RbmTrainingAlgorithm.ContrastiveDivergence, GibbsSteps = 2, SamplingBurnIn = 20, SamplingThinning = 3, SamplingChains = 4 }, (d, v, o, p, ct) => Models.Rbm.RbmModel.Fit(d, o, v, p, ct)) with { ZeroEpochsIsAutomatic = true },
+        ModelCase.Gradient("RbmGaussianAis", InputDomain.Real, DensityKind.Estimate, ConformanceData.Real, () => new Models.Rbm.RbmOptions { HiddenUnits = 6, VisibleType = Models.Rbm.RbmVisibleType.Gaussian, ExactLogPartitionMaxUnits = 0, AisRuns = 8, AisTemperatures = 50, SamplingBurnIn = 20, SamplingChains = 4 }, (d, v, o, p, ct) => Models.Rbm.RbmModel.Fit(d, o, v, p, ct)) with { ZeroEpochsIsAutomatic = true },
+        ModelCase.Gradient("IwaeTwoLayers", InputDomain.Binary, DensityKind.Estimate, ConformanceData.Binary, () => new Models.Iwae.IwaeOptions { LatentDimensions = new[] { 2, 1 }, HiddenUnits = new[] { 8 }, DeepHiddenUnits = new[] { 4 }, Samples = 3, EvaluationSamples = 20, EvaluationSamplesPerChunk = 10 }, (d, v, o, p, ct) => Models.Iwae.IwaeModel.Fit(d, o, v, p, ct))
+            with { PreciseDensity = m => ((Models.Iwae.IwaeModel)m).WithEvaluation(5000) },
+        ModelCase.Gradient("NvilOneLayer", InputDomain.Binary, DensityKind.Estimate, ConformanceData.Binary, () => new Models.Nvil.NvilOptions { LatentDimensions = new[] { 4 }, InputDependentBaseline = false, SamplesPerExample = 1, EvaluationSamples = 20, EvaluationSamplesPerChunk = 10 }, (d, v, o, p, ct) => Models.Nvil.NvilModel.Fit(d, o, v, p, ct))
+            with { PreciseDensity = m => ((Models.Nvil.NvilModel)m).WithEvaluation(5000) },
     };
 
     /// <summary>Case names for <c>[MemberData]</c> (names serialise, so every case is its own test in the runner).</summary>

@@ -19,6 +19,8 @@ public static class SequenceModelCases
         new("IidGaussianSequenceGradient", InputDomain.Real, DensityKind.Exact, r => IidGaussianSequenceModel.FitByGradient(r.Data,
             new GradientTrainingOptions { Seed = r.Seed, MaxEpochs = r.Epochs, LearningRate = 0.05f, BatchSize = r.BatchSize ?? 8, EarlyStoppingPatience = 0 }, r.Validation, null, r.CancellationToken), SequenceConformanceData.Real) { HasBatchSize = true },
         new("RnnRnade", InputDomain.Real, DensityKind.Exact, r => Models.RnnRnade.RnnRnadeModel.Fit(r.Data, new Models.RnnRnade.RnnRnadeOptions { HiddenUnits = 6, Components = 2, RecurrentUnits = 5, BatchSize = r.BatchSize ?? 8, SequencesPerBlock = 3, MaxEpochs = r.Epochs, Seed = r.Seed, EarlyStoppingPatience = 0 }, r.Validation, null, r.CancellationToken), SequenceConformanceData.Real) { HasBatchSize = true },
+        // Variant: the recurrent state also shifts the RNADE's hidden bias (another file layout), tanh units, raw frames.
+        new("RnnRnadeConditionedTanhRaw", InputDomain.Real, DensityKind.Exact, r => Models.RnnRnade.RnnRnadeModel.Fit(r.Data, new Models.RnnRnade.RnnRnadeOptions { HiddenUnits = 6, Components = 2, RecurrentUnits = 5, ConditionHiddenBias = true, Activation = Numerics.Activation.Tanh, Standardize = false, BatchSize = r.BatchSize ?? 8, SequencesPerBlock = 3, MaxEpochs = r.Epochs, Seed = r.Seed, EarlyStoppingPatience = 0 }, r.Validation, null, r.CancellationToken), SequenceConformanceData.Real) { HasBatchSize = true },
     };
 
     public static TheoryData<string> Names

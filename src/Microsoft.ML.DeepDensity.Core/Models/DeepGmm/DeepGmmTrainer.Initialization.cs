@@ -21,6 +21,10 @@ internal sealed partial class DeepGmmTrainer
     /// </summary>
     internal static void Initialize(DeepGmmNetwork net, RowMatrix x, DeepGmmOptions options, RandomStream random)
     {
+        static Training.TrainingDivergedException GreedyInitializationFailed(int layer, int cluster)
+            => new($"The greedy initialisation could not whiten cluster {cluster} of layer {layer} in float32 (its covariance is " +
+                   "singular or its inverse square root overflows). Data far from unit scale is a common cause (spreads below about " +
+                   "1e-35, where float32 loses precision): rescale the data.");
         int d = x.Columns, m = d + 1;
         var rng = random.Fork(0x1417);
         var columnVariance = ColumnVariances(x);
@@ -70,7 +74,12 @@ internal sealed partial class DeepGmmTrainer
                     blended[a * m + d] = blended[d * m + a] = s[a * m + d] + kappa * mean[a];
                 }
                 blended[m * m - 1] = nc + kappa;
-                var w = NodeObjective.ClosedForm(d, blended, RidgeFor(net, options, layer, columnVariance));
+                double[] w;
+                try { w = NodeObjective.ClosedForm(d, blended, RidgeFor(net, options, layer, columnVariance)); }
+                catch (InvalidOperationException) { throw GreedyInitializationFailed(layer, c); }
+                // A node that whitens rows on a subnormal scale (spreads ≲ 1e-38) has weights beyond float32: stop here with
+                // the clear error of a diverged fit, before its ∞ is pushed into the next layer's clustering.
+                foreach (var v in w) if (!float.IsFinite((float)v)) throw GreedyInitializationFailed(layer, c);
                 int node = net.Node(layer, c);
                 for (int a = 0; a < d; a++)
                 {
