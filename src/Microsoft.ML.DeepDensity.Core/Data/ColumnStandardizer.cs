@@ -11,15 +11,19 @@ namespace Microsoft.ML.DeepDensity.Data;
 /// </summary>
 public sealed class ColumnStandardizer
 {
-    /// <summary>
-    /// A column whose standard deviation is at most this fraction of its mean's magnitude (float32 round-off level) is
-    /// treated as constant and gets scale 1, so it does not blow up. Relative, so that data measured on a tiny scale
-    /// (e.g. 1e-12) is standardised like any other.
-    /// </summary>
+    /// <summary>No longer used: a column counted as constant when its standard deviation was at most this fraction of
+    /// its mean's magnitude, which mistook a varying column at a large offset for a constant one (see
+    /// <see cref="MinimumScale"/>). Kept so that code referring to it still compiles.</summary>
+    [Obsolete("Columns are constant only when their standard deviation is at most MinimumScale; this relative tolerance is no longer applied.")]
     public const double ConstantRelativeTolerance = 1e-6;
 
     /// <summary>Smallest scale used: a column whose standard deviation is at most this is treated as constant (scale 1),
-    /// which keeps 1/scale and standardised values far from float32 overflow.</summary>
+    /// which keeps 1/scale and standardised values far from float32 overflow. A column of one repeated value has a
+    /// standard deviation of exactly 0 (the float64 running moments of equal float32 values do not round), so every
+    /// other column — whatever its scale or offset — is standardised by its own standard deviation: a column at
+    /// 1e12 that varies by 3e5 (a spread of 3e-7 of its mean, still a few float32 steps) is a varying column. It once
+    /// counted as constant (standard deviation ≤ 1e-6·|mean|) and kept scale 1, so the models saw values of ±1e6:
+    /// RNADE's training diverged and the Gaussian RBM scored its own training rows at −3.6e10.</summary>
     public const float MinimumScale = 1e-35f;
 
     /// <summary>The map with the given per-column <paramref name="mean"/> and <paramref name="scale"/> (same length; every
@@ -41,7 +45,7 @@ public sealed class ColumnStandardizer
         => new(new float[width], Enumerable.Repeat(1f, width).ToArray());
 
     /// <summary>Column means and standard deviations (float64 accumulation; constant columns, see
-    /// <see cref="ConstantRelativeTolerance"/>, get scale 1).</summary>
+    /// <see cref="MinimumScale"/>, get scale 1).</summary>
     public static ColumnStandardizer Fit(RowMatrix data)
     {
         var moments = new Moments(data.Columns);
@@ -110,8 +114,7 @@ public sealed class ColumnStandardizer
             {
                 fm[c] = (float)_mean[c];
                 double sd = _n > 1 ? Math.Sqrt(_m2[c] / _n) : 0;
-                bool constant = sd <= MinimumScale || sd <= ConstantRelativeTolerance * Math.Abs(_mean[c]);
-                fs[c] = constant ? 1f : (float)sd;
+                fs[c] = sd <= MinimumScale ? 1f : (float)sd;
             }
             return new ColumnStandardizer(fm, fs);
         }
