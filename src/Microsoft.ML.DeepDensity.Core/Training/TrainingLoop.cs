@@ -51,6 +51,16 @@ public interface ITrainingStateOwner
 }
 
 /// <summary>
+/// An objective that knows what to change when its training diverges (replaces the driver's generic advice,
+/// <see cref="TrainingDriverOptions.DivergenceAdvice"/>, in the <see cref="TrainingDivergedException"/> and the history).
+/// </summary>
+internal interface IDivergenceAdvisor
+{
+    /// <summary>The advice sentence(s) that end the divergence message; null keeps the driver's.</summary>
+    string? DivergenceAdvice { get; }
+}
+
+/// <summary>
 /// Gradient training on the <see cref="TrainingDriver"/>: shuffled minibatches, the optimiser with gradient clipping
 /// and learning-rate decay, a validation set (given or split off) with early stopping and restore of the best
 /// parameters, and divergence handling (a non-finite loss or gradient restores the last good state and halves the
@@ -105,7 +115,9 @@ public static class TrainingLoop
     {
         options.Validate();
         var trainable = new GradientTrainable(model, validation, options);
-        return TrainingDriver.Run(trainable, train, TrainingDriverOptions.From(options, trainable.Root), progress, cancellationToken);
+        var driverOptions = TrainingDriverOptions.From(options, trainable.Root);
+        if ((model as IDivergenceAdvisor)?.DivergenceAdvice is string advice) driverOptions = driverOptions with { DivergenceAdvice = advice };
+        return TrainingDriver.Run(trainable, train, driverOptions, progress, cancellationToken);
     }
 
     /// <summary>Mean objective over all rows of <paramref name="data"/>, in blocks.</summary>
@@ -138,8 +150,9 @@ public static class TrainingLoop
     }
 
     /// <summary>A row objective seen as a batch objective.</summary>
-    private sealed class RowObjective(IGradientObjective rows) : IBatchGradientObjective, ITrainingStateOwner
+    private sealed class RowObjective(IGradientObjective rows) : IBatchGradientObjective, ITrainingStateOwner, IDivergenceAdvisor
     {
+        public string? DivergenceAdvice => (rows as IDivergenceAdvisor)?.DivergenceAdvice;
         public ParameterSet Parameters => rows.Parameters;
         public double ComputeGradient(TrainingBatch batch, RandomStream random) => rows.ComputeGradient(batch.Rows, batch.Count, random);
         public double Evaluate(TrainingBatch batch, RandomStream random) => rows.Evaluate(batch.Rows, batch.Count, random);

@@ -8,9 +8,10 @@ namespace Microsoft.ML.DeepDensity.Tests.Iwae;
 
 public class IwaeGradientTests
 {
-    internal static IwaeNetwork RandomNetwork(int d, int[] latent, IwaeLikelihood likelihood, Activation act, ulong seed, float std = 0.5f)
+    internal static IwaeNetwork RandomNetwork(int d, int[] latent, IwaeLikelihood likelihood, Activation act, ulong seed, float std = 0.5f,
+        int[]? hiddenUnits = null, int[]? deepHiddenUnits = null)
     {
-        var net = new IwaeNetwork(d, latent, new[] { 5 }, new[] { 4 }, act, likelihood);
+        var net = new IwaeNetwork(d, latent, hiddenUnits ?? new[] { 5 }, deepHiddenUnits ?? new[] { 4 }, act, likelihood);
         var rng = new RandomStream(seed);
         foreach (var p in net.Parameters.Items) rng.FillGaussian(p.Value, 0, std);
         return net;
@@ -41,6 +42,33 @@ public class IwaeGradientTests
         var objective = new IwaeObjective(net, k, rowsPerBlock: 3);
         var x = Data(rows, d, likelihood, 21);
         var worst = GradientCheck.Check(objective, x, rows, entriesPerTensor: 10, step: 5e-3f);
+        Assert.Equal(net.Parameters.Items.Count, worst.Count);
+    }
+
+    /// <summary>
+    /// Affine heads: with <c>HiddenUnits = {}</c> (and <c>DeepHiddenUnits = {}</c>) every encoder and decoder is a single
+    /// <c>DenseLayer</c> (no hidden activation), the path the checks above, which all have hidden layers,
+    /// never take; the first encoder then reads x directly and back-propagates into no input gradient. With ReLU (the
+    /// Bernoulli default) and tanh, one and two stochastic layers, k = 1 (the VAE) and k = 3.
+    /// </summary>
+    [Theory]
+    [InlineData(1, IwaeLikelihood.Bernoulli, 2, Activation.Relu, true)]
+    [InlineData(1, IwaeLikelihood.Bernoulli, 2, Activation.Relu, false)]
+    [InlineData(3, IwaeLikelihood.Bernoulli, 1, Activation.Tanh, false)]
+    [InlineData(1, IwaeLikelihood.Gaussian, 2, Activation.Tanh, true)]
+    [InlineData(3, IwaeLikelihood.Gaussian, 1, Activation.Relu, false)]
+    public void TheBoundGradientOfAffineHeadsMatchesFiniteDifferences(int k, IwaeLikelihood likelihood, int stochasticLayers, Activation act, bool deepHidden)
+    {
+        const int d = 6, rows = 7;
+        var latent = stochasticLayers == 1 ? new[] { 3 } : new[] { 3, 2 };
+        var net = RandomNetwork(d, latent, likelihood, act, seed: 17, std: 0.3f, hiddenUnits: Array.Empty<int>(),
+            deepHiddenUnits: deepHidden ? new[] { 4 } : Array.Empty<int>());
+        Assert.All(net.Encoders.Take(1).Concat(net.Decoders.Take(1)), m => Assert.Single(m.Layers));
+        var objective = new IwaeObjective(net, k, rowsPerBlock: 3);
+        var x = Data(rows, d, likelihood, 23);
+        // A step of 1e-3, not 5e-3: at 5e-3 a ReLU unit of decoder 1 changes sign inside the difference (the one-sided
+        // slope there is −29.7 against −57.7 on the other side), which is the kink, not the gradient.
+        var worst = GradientCheck.Check(objective, x, rows, entriesPerTensor: 10, step: 1e-3f);
         Assert.Equal(net.Parameters.Items.Count, worst.Count);
     }
 

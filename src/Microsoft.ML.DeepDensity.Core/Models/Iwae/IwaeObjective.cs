@@ -10,7 +10,7 @@ using Microsoft.ML.DeepDensity.Training;
 namespace Microsoft.ML.DeepDensity.Models.Iwae;
 
 /// <summary>The k-sample bound as a training objective: fixed blocks of rows in parallel, gradients reduced in block order.</summary>
-internal sealed class IwaeObjective : IGradientObjective
+internal sealed class IwaeObjective : IGradientObjective, IDivergenceAdvisor
 {
     private readonly IwaeNetwork _net;
     private readonly int _k, _rowsPerBlock;
@@ -26,6 +26,32 @@ internal sealed class IwaeObjective : IGradientObjective
     }
 
     public ParameterSet Parameters => _net.Parameters;
+
+    /// <summary>
+    /// The divergence advice for this architecture. With two or more stochastic layers whose networks between them are
+    /// unbounded (ReLU or Softplus hidden units, or no DeepHiddenUnits: affine), the log σ of q(z_l | z_{l−1}) and of
+    /// p(z_{l−1} | z_l) is an unbounded function of a sample whose own spread is e^{log σ}: single samples' log-weights
+    /// reach −1e30 or −∞ already at the initial parameters (4.6 % of them for LatentDimensions {2, 2},
+    /// HiddenUnits {}, DeepHiddenUnits {4}, ReLU, seed 1, on the conformance suite's binary data), so a lower learning rate
+    /// cannot help: restoring the last good state restores the initialisation. Burda et al. use tanh (bounded) layers
+    /// between the stochastic layers, where no such sample occurs (docs/models/iwae.md, "Two or more stochastic layers").
+    /// </summary>
+    public string? DivergenceAdvice
+    {
+        get
+        {
+            string generic = _net.Likelihood == IwaeLikelihood.Gaussian
+                ? "standardise the inputs (the IWAE does not) or lower LearningRate."
+                : "lower LearningRate.";
+            bool unboundedDeep = _net.Layers >= 2 && (_net.DeepHiddenUnits.Length == 0 || _net.Activation is Activation.Relu or Activation.Softplus);
+            if (!unboundedDeep) return generic;
+            return $"with {_net.Layers} stochastic layers and {(_net.DeepHiddenUnits.Length == 0 ? "no DeepHiddenUnits (affine networks)" : $"{_net.Activation} DeepHiddenUnits")} " +
+                   "between them, the log σ of each latent layer above the first is an unbounded function of the sample below it, whose spread is " +
+                   "itself e^(log σ), so single samples' log-weights can be -1e30 or -∞ even at the initial parameters, which a lower learning rate " +
+                   "does not fix: set Activation = Tanh with at least one DeepHiddenUnits layer (Burda et al.'s architecture), or use one stochastic " +
+                   $"layer{(_k == 1 ? "; Samples > 1 makes a rare such sample harmless to the bound" : "")}. Otherwise " + generic;
+        }
+    }
 
     public double ComputeGradient(ReadOnlySpan<float> rows, int count, RandomStream random) => Run(rows, count, random, withGradient: true);
 
