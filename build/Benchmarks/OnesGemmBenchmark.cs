@@ -1,4 +1,6 @@
 using System.Diagnostics;
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
 using Microsoft.ML.DeepDensity.Numerics;
 using Microsoft.ML.DeepDensity.Randomness;
 
@@ -25,6 +27,9 @@ public sealed class OnesGemmBenchmark : IBenchmark
             (false, false, 64, 500, 784, "scoring block: rows x W"),
         };
         Console.WriteLine($"machine: {Machine.Describe()}; OnesGemm usable: {OnesGemm.IsUsable}, used up to {OnesGemm.MaxDensity} ones");
+        double ceiling = LoadAddCeiling();
+        Console.WriteLine($"load-add ceiling: {ceiling / 1e9:F2} G AVX-512 load+adds/s on this core (L1-resident rows picked by data, 8 independent sums): " +
+                          "the rate no sum of selected rows can pass; OnesGemm's share of it is printed per shape (packed B)");
         foreach (var (ta, tb, m, n, k, what) in shapes)
         foreach (double density in new[] { 0.1, 0.2, 0.3, 0.5, 1.0 })
         {
@@ -52,9 +57,65 @@ public sealed class OnesGemmBenchmark : IBenchmark
             bool same = c1.AsSpan().SequenceEqual(c2) && (!packable || c1.AsSpan().SequenceEqual(c3));
             double td = Time(Dense, reps), tbuild = Time(Build, reps), ts = Time(Sparse, reps), tp = packable ? Time(Packed, reps) : double.NaN;
             Console.WriteLine($"{what,-40} {m}x{n}x{k}{(ta ? " (A^T)" : "")}{(tb ? " (B^T)" : "")} ones {density:F1}: Gemm {td * 1e6,7:F1} µs ({2.0 * m * n * k / td / 1e9,5:F1} GFLOP/s); " +
-                              $"index {tbuild * 1e6,6:F1} µs, OnesGemm {ts * 1e6,7:F1} µs (B packed once {tp * 1e6,7:F1}): Gemm's time x {(ts + tbuild) / td:F2} with the index; same bits: {same}");
+                              $"index {tbuild * 1e6,6:F1} µs, OnesGemm {ts * 1e6,7:F1} µs (B packed once {tp * 1e6,7:F1}): Gemm's time x {(ts + tbuild) / td:F2} with the index; same bits: {same}" +
+                              (packable ? $"; {OnesAdds(a, m, k, n, ta) / tp / ceiling:P0} of the load-add ceiling" : ""));
         }
         return 0;
+    }
+
+    /// <summary>Vector adds a sum of selected rows makes: one per one of A and 16 columns of B.</summary>
+    private static double OnesAdds(float[] a, int m, int k, int n, bool transposed)
+    {
+        long ones = 0;
+        foreach (float x in a) if (x == 1f) ones++;
+        return ones * (double)((n + 15) / 16);
+    }
+
+    /// <summary>
+    /// The one-core rate of the operation every sum of selected rows is made of: a 64-byte load from a row picked by the
+    /// data, added into an accumulator. Rows of a 32 KB block (in the L1 cache), picked 8 at a time by the nibbles of
+    /// random words, into 8 independent sums: no cache misses and no dependency chains, so nothing but the core limits it.
+    /// </summary>
+    private static unsafe double LoadAddCeiling()
+    {
+        const int Words = 4096, Rounds = 400;
+        int* rows = (int*)System.Runtime.InteropServices.NativeMemory.AlignedAlloc(32 * 1024, 64);
+        try
+        {
+            for (int i = 0; i < 8 * 1024; i++) rows[i] = i;
+            var words = new uint[Words];
+            var rng = new RandomStream(11);
+            for (int i = 0; i < Words; i++) words[i] = (uint)rng.NextUInt64();
+            double best = 0;
+            fixed (uint* w = words)
+                for (int round = 0; round < 5; round++)
+                {
+                    var clock = Stopwatch.StartNew();
+                    int sink = 0;
+                    for (int r = 0; r < Rounds; r++) sink += LoadAdds(rows, w, Words);
+                    best = Math.Max(best, (double)Rounds * Words * 32 / clock.Elapsed.TotalSeconds);
+                    if (sink == 42) Console.Write("");
+                }
+            return best;
+        }
+        finally { System.Runtime.InteropServices.NativeMemory.AlignedFree(rows); }
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    private static unsafe int LoadAdds(int* rows, uint* words, int count)
+    {
+        Vector512<int> a0 = default, a1 = default, a2 = default, a3 = default, b0 = default, b1 = default, b2 = default, b3 = default;
+        for (int i = 0; i < count; i++)
+        {
+            uint w = words[i];
+            for (int j = 0; j < 8; j += 2, w >>= 8)
+            {
+                int* e = rows + (int)(w & 31) * 256, f = rows + (int)((w >> 4) & 31) * 256;
+                a0 += Vector512.Load(e); a1 += Vector512.Load(e + 16); a2 += Vector512.Load(e + 32); a3 += Vector512.Load(e + 48);
+                b0 += Vector512.Load(f); b1 += Vector512.Load(f + 16); b2 += Vector512.Load(f + 32); b3 += Vector512.Load(f + 48);
+            }
+        }
+        return (a0 + a1 + a2 + a3 + b0 + b1 + b2 + b3).GetElement(0);
     }
 
     private static double Time(Action run, int reps)
