@@ -76,7 +76,8 @@ public abstract class DensityEstimatorOptions
     public ulong SampleSeed { get; set; } = DensityEstimatorDefaults.SampleSeed;
 
     /// <summary>Expected fraction of anomalies in the training data: the PredictedLabel threshold is the (1 − Contamination)
-    /// quantile of the training rows' scores. In [0, 0.5]; 0 = the largest training score. Default <see cref="DensityEstimatorDefaults.Contamination"/>.</summary>
+    /// quantile of the training rows' scores, the training score that ⌊Contamination · n⌋ of the n training rows exceed (fewer
+    /// when rows tie at it: PredictedLabel is Score &gt; threshold). In [0, 0.5]; 0 = the largest training score. Default <see cref="DensityEstimatorDefaults.Contamination"/>.</summary>
     public double Contamination { get; set; } = DensityEstimatorDefaults.Contamination;
 
     /// <summary>Rows the live transformer reads ahead and scores with one batched engine call (the engine parallelises

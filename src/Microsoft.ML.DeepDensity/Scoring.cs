@@ -35,14 +35,26 @@ internal static class Scoring
     }
 
     /// <summary>The (1 − contamination) quantile of the training scores: the smallest training score such that at most
-    /// a fraction <paramref name="contamination"/> of training rows score strictly above it.</summary>
+    /// ⌊<paramref name="contamination"/> · n⌋ of the n training rows score strictly above it (exactly that many when the
+    /// scores have no ties at the threshold).</summary>
     public static float Threshold(float[] scores, double contamination)
     {
         if (scores.Length == 0) return float.MaxValue;
         var sorted = (float[])scores.Clone();
         Array.Sort(sorted);
-        int above = (int)Math.Floor(contamination * sorted.Length); // rows allowed above the threshold
+        int above = RowsAllowedAbove(contamination, sorted.Length);
         return sorted[sorted.Length - 1 - Math.Min(above, sorted.Length - 1)];
+    }
+
+    /// <summary>⌊contamination · n⌋, the rows allowed above the threshold, for the contamination the user wrote: 0.29 is
+    /// stored as 0.28999999999999998 and 0.29 · 100 computes to 28.999999999999996, whose floor (28) flagged one training
+    /// row fewer than asked. A product within a relative 1e-9 of an integer is that integer.</summary>
+    internal static int RowsAllowedAbove(double contamination, int rows)
+    {
+        double x = contamination * rows;
+        double nearest = Math.Round(x);
+        double above = Math.Abs(x - nearest) <= 1e-9 * Math.Max(1.0, x) ? nearest : Math.Floor(x);
+        return (int)Math.Clamp(above, 0, rows);
     }
 
     /// <summary>Copies a (possibly sparse) vector into a dense destination of its length.</summary>
