@@ -128,7 +128,8 @@ public static class FitCommand
         var model = transformer.Model;
         var summary = model.GetType().GetProperty("TrainingSummary")?.GetValue(model) as TrainingSummary;
         var meanTrain = model.AverageLogDensity(data);
-        // The best step in the numbering of the progress lines (a Deep GMM numbers its EM iterations on from its pretraining).
+        // The numbering of the progress lines (a Deep GMM numbers its EM iterations on from its pretraining); the summary's
+        // BestEpoch is already in that numbering.
         int numberOffset = summary is { History.Count: > 0 } ? summary.History[0].Epoch - 1 : 0;
         var metadata = new ToolMetadata
         {
@@ -143,7 +144,7 @@ public static class FitCommand
             Options = EngineOptions.Describe(engineOptions),
             History = ToolMetadata.FromHistory(history),
             EpochsRun = summary?.EpochsRun ?? history.Count,
-            BestEpoch = summary?.BestEpoch + numberOffset,
+            BestEpoch = summary?.BestEpoch,
             Unit = summary?.History.LastOrDefault()?.Unit,
             StoppedEarly = summary?.StoppedEarly ?? false,
             StoppedByUser = console.Interrupts.StopRequested,

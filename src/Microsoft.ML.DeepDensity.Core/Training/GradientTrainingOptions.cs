@@ -79,13 +79,22 @@ public class GradientTrainingOptions
     /// <summary>L2 weight decay added to the gradient. Default <see cref="Defaults.WeightDecay"/>.</summary>
     public float WeightDecay { get; set; } = Defaults.WeightDecay;
 
-    /// <summary>Clip the global gradient norm to this value (0 = no clipping). Default <see cref="Defaults.GradientClipNorm"/>.</summary>
+    /// <summary>Clip the global gradient norm to this value (0 = no clipping; must be finite). Default <see cref="Defaults.GradientClipNorm"/>.</summary>
     public float GradientClipNorm { get; set; } = Defaults.GradientClipNorm;
 
-    /// <summary>Fraction of the training rows held out for early stopping when no validation set is given (0 = none). Default <see cref="Defaults.ValidationFraction"/>.</summary>
+    /// <summary>Fraction of the training rows held out for early stopping when no validation set is given (0 = none); a
+    /// validation set passed to <c>Fit</c> is used as it is and this is ignored. In memory, ⌊n · fraction⌋ of the n rows
+    /// (chosen by a shuffle seeded by <see cref="Seed"/>) are held out; when that is 0 (fewer than 1 / fraction rows) no row
+    /// is held out, all rows train and there is no validation (null validation figures, no early stopping), and a single
+    /// held-out row is a validation set of one row. A stream holds out each row with this probability by a seeded hash of
+    /// its position, so a few-row stream may hold out none (then likewise no validation) or more than the fraction, and
+    /// a stream all of whose rows are held out is refused. Default <see cref="Defaults.ValidationFraction"/>.</summary>
     public double ValidationFraction { get; set; } = Defaults.ValidationFraction;
 
-    /// <summary>Stop after this many epochs without a better validation log-likelihood (0 = never stop early). Default <see cref="Defaults.EarlyStoppingPatience"/>.</summary>
+    /// <summary>Stop after this many epochs without a better validation log-likelihood (0 = never stop early). With a
+    /// validation set the parameters of the best validation epoch are returned whether or not the run stops early (0
+    /// included), except for the RBM, whose validation score is a proxy: it returns its last epoch unless early stopping is
+    /// on (<see cref="TrainingSummary.BestEpoch"/> says which). Without validation, the last epoch. Default <see cref="Defaults.EarlyStoppingPatience"/>.</summary>
     public int EarlyStoppingPatience { get; set; } = Defaults.EarlyStoppingPatience;
 
     /// <summary>Seed of every random choice (initialisation, shuffling, splits, noise). Default <see cref="Defaults.Seed"/>.</summary>
@@ -128,7 +137,7 @@ public class GradientTrainingOptions
         Check(AdamBeta2 >= 0 && AdamBeta2 < 1, nameof(AdamBeta2), AdamBeta2, "must be in [0, 1)");
         Check(AdamEpsilon > 0 && float.IsFinite(AdamEpsilon), nameof(AdamEpsilon), AdamEpsilon, "must be positive and finite (an infinite ε makes every Adam step zero)");
         Check(WeightDecay >= 0 && float.IsFinite(WeightDecay), nameof(WeightDecay), WeightDecay, "must be non-negative and finite");
-        Check(GradientClipNorm >= 0, nameof(GradientClipNorm), GradientClipNorm, "must be non-negative");
+        Check(GradientClipNorm >= 0 && float.IsFinite(GradientClipNorm), nameof(GradientClipNorm), GradientClipNorm, "must be non-negative and finite (0 = no clipping)");
         Check(ValidationFraction >= 0 && ValidationFraction < 1, nameof(ValidationFraction), ValidationFraction, "must be in [0, 1)");
         Check(EarlyStoppingPatience >= 0, nameof(EarlyStoppingPatience), EarlyStoppingPatience, "must be non-negative");
         Check(MaxDivergenceRecoveries >= 0, nameof(MaxDivergenceRecoveries), MaxDivergenceRecoveries, "must be non-negative");
@@ -175,18 +184,24 @@ public sealed record TrainingProgress(
 }
 
 /// <summary>What a training run did.</summary>
-/// <param name="EpochsRun">Number of steps reported in <paramref name="History"/> (epochs, or EM iterations: see
-/// <see cref="TrainingProgress.Unit"/>).</param>
-/// <param name="BestEpoch">The step whose model was kept: the best by validation when that model was restored, else
-/// the last completed step.</param>
+/// <param name="EpochsRun">Number of entries in <paramref name="History"/>: the completed steps (epochs, or EM
+/// iterations: see <see cref="TrainingProgress.Unit"/>), plus one for the report of a divergence that ended the run.</param>
+/// <param name="BestEpoch">The step whose model was kept, numbered as <see cref="TrainingProgress.Epoch"/> in
+/// <paramref name="History"/>: the best by validation when that model was restored (every family with a validation set,
+/// whatever <see cref="GradientTrainingOptions.EarlyStoppingPatience"/>; the RBM only with early stopping on), else the
+/// last completed step; 0 when no step completed.</param>
 /// <param name="BestValidationLogLikelihood">The best early-stopping score (validation log-likelihood per example, or
-/// the model's own score); −∞ when none was computed.</param>
+/// the model's own score); −∞ when none was computed. It is the score of <paramref name="BestEpoch"/> except when the
+/// last step was kept instead (an RBM without early stopping), where it is still the best score seen.</param>
 /// <param name="FinalTrainLogLikelihood">Training figure of the last completed step (see
 /// <see cref="TrainingProgress.TrainLogLikelihood"/>).</param>
 /// <param name="StoppedEarly">Training stopped because the validation score did not improve for
 /// <see cref="GradientTrainingOptions.EarlyStoppingPatience"/> steps.</param>
 /// <param name="DivergenceRecoveries">How many times a diverged step was undone and retried at a halved learning rate.</param>
-/// <param name="History">Every progress report of the run, in order.</param>
+/// <param name="History">The per-step reports of the run, in order, and the report of a divergence that ended it. The
+/// progress callback also receives reports that are not kept here: a divergence retried at a halved learning rate
+/// (<see cref="DivergenceRecoveries"/> counts them), and Deep GMM's pretraining iterations and other initialisations
+/// (this is the summary of the chosen initialisation's run).</param>
 public sealed record TrainingSummary(
     int EpochsRun,
     int BestEpoch,
@@ -196,6 +211,17 @@ public sealed record TrainingSummary(
     int DivergenceRecoveries,
     IReadOnlyList<TrainingProgress> History)
 {
+    /// <summary>The run ended because the model converged (Deep GMM's EM: the training log-likelihood gained less than
+    /// <c>Tolerance</c> in an iteration) before its last allowed step.</summary>
+    public bool Converged { get; init; }
+
+    /// <summary>The run ended early because <see cref="GradientTrainingOptions.StopToken"/> (or the Deep GMM's) was
+    /// signalled: the model is the best (or, for the RBM without early stopping, the last) of the steps completed before
+    /// it. When none of <see cref="StoppedEarly"/>, <see cref="Converged"/>, <see cref="StoppedByRequest"/> and
+    /// <see cref="StoppedByDivergence"/> is set, the run used all its steps (<c>MaxEpochs</c>, <c>MaxIterations</c>). A
+    /// cancelled run (the cancellation token of <c>Fit</c>) has no summary: it throws <see cref="OperationCanceledException"/>.</summary>
+    public bool StoppedByRequest { get; init; }
+
     /// <summary>The run ended because an epoch diverged and did not recover within
     /// <see cref="GradientTrainingOptions.MaxDivergenceRecoveries"/> retries; the model is the one of the epochs before it
     /// (the best on validation when validating). The last entry of <see cref="History"/> says where.</summary>

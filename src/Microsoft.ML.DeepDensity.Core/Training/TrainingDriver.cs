@@ -208,7 +208,7 @@ public static class TrainingDriver
         // recoveries counts every retry of the run (it names the retries' random streams); retriesOfThisEpoch only those
         // since the last completed epoch, which is what MaxDivergenceRecoveries bounds.
         int bestEpoch = 0, sinceBest = 0, recoveries = 0, retriesOfThisEpoch = 0, completedEpochs = 0;
-        bool stoppedEarly = false, stoppedByDivergence = false;
+        bool stoppedEarly = false, stoppedByDivergence = false, converged = false;
         double lastTrain = double.NaN;
         var clock = Stopwatch.StartNew();
         int epoch = 1, maxEpochs = options.MaxEpochs;
@@ -307,15 +307,19 @@ public static class TrainingDriver
                     break;
                 }
             }
-            if (figures.Converged) break;
+            if (figures.Converged) { converged = true; break; }
             examplesBefore += n;
             if (!decay.PerExamples) lr *= options.LearningRateDecay;
             epoch++;
         }
         if (best is not null && (options.RestoreBestWithoutEarlyStopping || options.EarlyStoppingPatience > 0)) model.Restore(best);
         else bestEpoch = completedEpochs;
+        // The kept step in the numbering of the history's reports (a Deep GMM run after its pretraining iterations or
+        // another initialisation used to say 4 for the report numbered 16); 0 when no step completed.
+        if (bestEpoch > 0) bestEpoch += options.EpochNumberOffset;
+        bool requested = stop.IsCancellationRequested && epoch <= maxEpochs && !stoppedEarly && !stoppedByDivergence && !converged;
         return new TrainingSummary(history.Count, bestEpoch, bestScore, lastTrain, stoppedEarly, recoveries, history)
-            { StoppedByDivergence = stoppedByDivergence };
+            { StoppedByDivergence = stoppedByDivergence, Converged = converged, StoppedByRequest = requested };
     }
 
     /// <summary>

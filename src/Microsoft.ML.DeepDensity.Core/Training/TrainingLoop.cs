@@ -129,6 +129,14 @@ public static class TrainingLoop
     /// stream's windows (which hold whole blocks), so a stream gives the figure of the same rows in memory.</summary>
     public static double Evaluate(IBatchGradientObjective model, ITrainingSource data, RandomStream random, int blockSize = 1000)
     {
+        var (sum, total) = EvaluateSum(model, data, random, blockSize);
+        return sum / total;
+    }
+
+    /// <summary>The sum of the objective over all examples of <paramref name="data"/> and their number, as
+    /// <see cref="Evaluate(IBatchGradientObjective, ITrainingSource, RandomStream, int)"/> computes them.</summary>
+    private static (double Sum, long Total) EvaluateSum(IBatchGradientObjective model, ITrainingSource data, RandomStream random, int blockSize)
+    {
         double sum = 0;
         long total = 0;
         var batch = new TrainingBatch();
@@ -146,7 +154,7 @@ public static class TrainingLoop
             }
             total += window.Count;
         }
-        return sum / total;
+        return (sum, total);
     }
 
     /// <summary>A row objective seen as a batch objective.</summary>
@@ -193,9 +201,16 @@ public static class TrainingLoop
             double? valid = null;
             if (_validation is not null)
             {
-                double v = Evaluate(_model, _validation, epoch.Root.Fork(0xE7A1, (ulong)epoch.Epoch));
-                if (!double.IsFinite(v)) return null;
-                valid = v;
+                var (sum, total) = EvaluateSum(_model, _validation, epoch.Root.Fork(0xE7A1, (ulong)epoch.Epoch), 1000);
+                // A stream's hashed validation split can hold out no row of a few-row stream: then there is no
+                // validation, as in memory when ⌊n · ValidationFraction⌋ is 0 (its 0 / 0 used to read as a divergence,
+                // "standardise the inputs or lower LearningRate"). A given validation set always has rows (Fit checks).
+                if (total > 0)
+                {
+                    double v = sum / total;
+                    if (!double.IsFinite(v)) return null;
+                    valid = v;
+                }
             }
             return new EpochFigures(epoch.ObjectiveSum / epoch.Examples, valid);
         }

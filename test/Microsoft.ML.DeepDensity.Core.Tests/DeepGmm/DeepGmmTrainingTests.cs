@@ -110,6 +110,27 @@ public class DeepGmmTrainingTests
         Assert.Equal(DeepGmmPathProbabilities.Factorized, factorized.PathProbabilities);
     }
 
+    /// <summary>The model returned is the best EM iteration on validation, and <see cref="TrainingSummary.BestEpoch"/> names
+    /// its report in the history. With the top layer pretrained first (the default for several layers), the history's
+    /// iterations are numbered after the pretraining's, and BestEpoch used to count from 1 regardless: 7 for the report
+    /// numbered 10.</summary>
+    [Fact]
+    public void BestEpochNamesTheReportOfTheIterationKept()
+    {
+        var layers = new[] { 2, 2 };
+        var (_, train, valid) = Synthetic(3, layers, seed: 7, 300, 50);
+        foreach (int initializations in new[] { 1, 2 })
+        {
+            var model = DeepGmmModel.Fit(train, new DeepGmmOptions { Layers = layers, MaxIterations = 12, EarlyStoppingPatience = 0, Initializations = initializations }, valid);
+            var summary = model.TrainingSummary!;
+            Assert.True(summary.History[0].Epoch > 1, "expected the pretraining iterations to come first in the numbering");
+            var kept = Assert.Single(summary.History, p => p.Epoch == summary.BestEpoch);
+            Assert.Equal(summary.BestValidationLogLikelihood, kept.ValidationLogLikelihood);
+            Assert.Equal(summary.History.Max(p => p.ValidationLogLikelihood!.Value), summary.BestValidationLogLikelihood);
+            Assert.Equal(summary.BestValidationLogLikelihood, model.AverageLogDensity(valid), 6);
+        }
+    }
+
     /// <summary>An absurd minibatch M-step rate made some training rows' density 0 while every step stayed finite: the
     /// fit returned a model whose training log-likelihood was −∞ as if it had trained. A non-finite training figure is a
     /// divergence: EM restores the previous iteration and stops, and the summary says so.</summary>

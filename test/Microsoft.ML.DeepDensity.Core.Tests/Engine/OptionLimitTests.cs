@@ -65,6 +65,22 @@ public class OptionLimitTests
         Assert.Contains("finite", e.Message);
     }
 
+    /// <summary>An infinite gradient clip norm passed Validate (engine.md says a float option that is not finite is
+    /// refused, naming it); 0 is the documented "no clipping".</summary>
+    [Fact]
+    public void AnInfiniteGradientClipNormIsRefusedNamingTheOption()
+    {
+        foreach (float bad in new[] { float.PositiveInfinity, float.NaN, -1f })
+        {
+            var e = Assert.Throws<ArgumentOutOfRangeException>(() => new RnadeOptions { GradientClipNorm = bad }.Validate());
+            Assert.Equal(nameof(GradientTrainingOptions.GradientClipNorm), e.ParamName);
+            Assert.Contains("finite", e.Message);
+            Assert.Contains($"got {bad}", e.Message);
+        }
+        new RnadeOptions { GradientClipNorm = 0 }.Validate();
+        new RnadeOptions { GradientClipNorm = float.MaxValue }.Validate();
+    }
+
     /// <summary>Deep GMM's covariance ridge λ adds λ·var(column) to every covariance: 1e300 passed Validate and training
     /// then reported "diverged" (a singular node). Beyond <see cref="DeepGmmOptions.MaxCovarianceRidge"/> the ridge, not
     /// the data, sets the covariances; Validate refuses it naming the option, the value and the limit. At the limit a

@@ -251,6 +251,31 @@ public class StreamingTrainingTests
         Assert.NotEqual(v, Read(StreamingTrainingData.Split(RowStream.From(m), 0.1, 43).Validation!));
     }
 
+    /// <summary>On a stream of a few rows the hashed split can hold out none (12 rows, fraction 0.1, seed 4): the fit then
+    /// trains without validation, as in memory when ⌊n · fraction⌋ is 0. The gradient loop's 0 / 0 validation figure
+    /// used to read as a divergence ("did not recover after 3 restarts … standardise the inputs"), and the RBM reported a
+    /// NaN validation figure.</summary>
+    [Fact]
+    public void AHashSplitThatHoldsOutNoRowTrainsWithoutValidation()
+    {
+        const int n = 12;
+        const ulong seed = 4;
+        var rng = new RandomStream(seed);
+        var real = new RowMatrix(n, 3);
+        var binary = new RowMatrix(n, 3);
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < 3; j++) { real[i, j] = (float)rng.NextGaussian(); binary[i, j] = rng.NextDouble() < 0.5 ? 1 : 0; }
+        Assert.Empty(Read(StreamingTrainingData.Split(RowStream.From(real), 0.1, seed).Validation!));
+
+        var rnade = RnadeModel.Fit(RowStream.From(real), new RnadeOptions { HiddenUnits = 4, Components = 2, MaxEpochs = 2, Seed = seed }, null, null);
+        Assert.All(rnade.TrainingSummary!.History, p => Assert.Null(p.ValidationLogLikelihood));
+        Assert.Equal(0, rnade.TrainingSummary.DivergenceRecoveries);
+        var rbm = RbmModel.Fit(RowStream.From(binary), new RbmOptions { HiddenUnits = 4, MaxEpochs = 2, ValidationFraction = 0.1, Seed = seed }, null, null);
+        Assert.All(rbm.TrainingSummary!.History, p => Assert.Null(p.ValidationLogLikelihood));
+        var gmm = DeepGmmModel.Fit(RowStream.From(real), new DeepGmmOptions { Layers = new[] { 2 }, MaxIterations = 2, Seed = seed }, null, null);
+        Assert.All(gmm.TrainingSummary!.History, p => Assert.Null(p.ValidationLogLikelihood));
+    }
+
     private static List<float> Read(IRowStream s)
     {
         var result = new List<float>();

@@ -147,6 +147,54 @@ public class TrainingDriverTests
         Assert.Equal(5, twice.State);
     }
 
+    /// <summary>The summary says why the run ended: all its epochs, early stopping, convergence, the stop token or a
+    /// divergence, one flag each (before, convergence and the stop token were indistinguishable from the last epoch).</summary>
+    [Fact]
+    public void TheSummarySaysWhyTheRunEnded()
+    {
+        var all = TrainingDriver.Run(new Scripted(), Rows(4), Options(3), null, default);
+        Assert.False(all.StoppedEarly || all.Converged || all.StoppedByRequest || all.StoppedByDivergence);
+        Assert.Equal(3, all.EpochsRun);
+
+        var converged = TrainingDriver.Run(new Scripted { Figures = e => new EpochFigures(0, null, Converged: e == 2) }, Rows(4), Options(9), null, default);
+        Assert.True(converged.Converged);
+        Assert.False(converged.StoppedEarly || converged.StoppedByRequest || converged.StoppedByDivergence);
+
+        using var stop = new CancellationTokenSource();
+        var m = new Scripted { Figures = e => { if (e == 2) stop.Cancel(); return new EpochFigures(0, null); } };
+        var requested = TrainingDriver.Run(m, Rows(4), Options(9) with { StopToken = stop.Token }, null, default);
+        Assert.True(requested.StoppedByRequest);
+        Assert.Equal(2, requested.EpochsRun);
+        Assert.False(requested.StoppedEarly || requested.Converged || requested.StoppedByDivergence);
+
+        // A stop token signalled during the last epoch's report, after which no epoch was left, is not a stop by request.
+        using var late = new CancellationTokenSource();
+        var n = new Scripted { Figures = e => { if (e == 3) late.Cancel(); return new EpochFigures(0, null); } };
+        Assert.False(TrainingDriver.Run(n, Rows(4), Options(3) with { StopToken = late.Token }, null, default).StoppedByRequest);
+
+        var early = TrainingDriver.Run(new Scripted { Figures = e => new EpochFigures(0, Validation: e == 1 ? 5 : 1) }, Rows(4),
+            Options(50) with { EarlyStoppingPatience = 2 }, null, default);
+        Assert.True(early.StoppedEarly);
+        Assert.False(early.Converged || early.StoppedByRequest || early.StoppedByDivergence);
+    }
+
+    /// <summary>BestEpoch is numbered as the history's reports: a run whose numbering continues another's
+    /// (<see cref="TrainingDriverOptions.EpochNumberOffset"/>: Deep GMM after pretraining or another initialisation)
+    /// used to give the run's own count (2) for the report numbered 12.</summary>
+    [Fact]
+    public void BestEpochIsNumberedAsTheHistory()
+    {
+        var m = new Scripted { Figures = e => new EpochFigures(0, Validation: new[] { 1.0, 3, 2 }[e - 1]) };
+        var s = TrainingDriver.Run(m, Rows(4), Options(3) with { EpochNumberOffset = 10 }, null, default);
+        Assert.Equal(new[] { 11, 12, 13 }, s.History.Select(p => p.Epoch));
+        Assert.Equal(12, s.BestEpoch);
+        Assert.Equal(s.BestValidationLogLikelihood, s.History.Single(p => p.Epoch == s.BestEpoch).ValidationLogLikelihood);
+
+        // Without validation the last completed step, in the same numbering.
+        var last = TrainingDriver.Run(new Scripted(), Rows(4), Options(3) with { EpochNumberOffset = 10 }, null, default);
+        Assert.Equal(13, last.BestEpoch);
+    }
+
     [Fact]
     public void CancellationStopsTheRun()
     {

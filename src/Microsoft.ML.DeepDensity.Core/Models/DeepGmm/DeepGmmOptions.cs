@@ -258,11 +258,15 @@ public sealed class DeepGmmOptions : Persistence.IModelSizeOptions
     /// <summary>Seed of every random choice (split, initialisation, heuristic restarts). Default <see cref="Defaults.Seed"/>.</summary>
     public ulong Seed { get; set; } = Defaults.Seed;
 
-    /// <summary>Fraction of the training rows held out for early stopping when no validation set is given (0 = none). Default <see cref="Defaults.ValidationFraction"/>.</summary>
+    /// <summary>Fraction of the training rows held out for early stopping when no validation set is given (0 = none); a
+    /// validation set passed to <c>Fit</c> is used as it is. When ⌊n · fraction⌋ is 0 no row is held out and EM runs
+    /// without validation, keeping its last iteration (a stream holds rows out by a seeded hash of their position: see
+    /// <see cref="Training.GradientTrainingOptions.ValidationFraction"/>). Default <see cref="Defaults.ValidationFraction"/>.</summary>
     public double ValidationFraction { get; set; } = Defaults.ValidationFraction;
 
-    /// <summary>Stop after this many EM iterations without a better validation log-likelihood (0 = never); the best
-    /// iteration's parameters are returned. Default <see cref="Defaults.EarlyStoppingPatience"/>.</summary>
+    /// <summary>Stop after this many EM iterations without a better validation log-likelihood (0 = never); with a
+    /// validation set the best iteration's parameters are returned either way (0 included), without one the last
+    /// iteration's. Default <see cref="Defaults.EarlyStoppingPatience"/>.</summary>
     public int EarlyStoppingPatience { get; set; } = Defaults.EarlyStoppingPatience;
 
     /// <summary>

@@ -150,7 +150,7 @@ public sealed class RbmModel : DensityModel
         var baseBias = BaseRateBias(train, options.VisibleType, cancellationToken);
         if (options.VisibleType == RbmVisibleType.Bernoulli) baseBias.CopyTo(machine.B, 0);
         var summary = RbmTrainer.Train(machine, new StreamingTrainingData(train, streaming), RowStream.Head(train, RbmMonitor.MaxRows),
-            valid is null ? null : RowStream.Head(valid, RbmMonitor.MaxRows), options, progress, cancellationToken);
+            valid is null ? null : RowStream.Head(valid, RbmMonitor.MaxRows) is { Rows: > 0 } head ? head : null, options, progress, cancellationToken);
         var model = Normalize(machine, standardizer, baseBias, options, cancellationToken);
         model.TrainingSummary = summary;
         return ModelFile.EnsureTrainedModelLoadable(model);

@@ -32,10 +32,12 @@ public enum LogPartitionMethod
 /// <summary>
 /// Hyper-parameters of <see cref="RbmModel"/>. Training is contrastive divergence with SGD + momentum (not the gradient of
 /// a computable objective), so of the inherited <see cref="GradientTrainingOptions"/> only <c>MaxEpochs</c>,
-/// <c>BatchSize</c>, <c>LearningRate</c>, <c>LearningRateDecay</c> (per-epoch multiplicative schedule), <c>Momentum</c>,
+/// <c>BatchSize</c>, <c>LearningRate</c>, <c>LearningRateDecay</c> and <c>LearningRateDecayExamples</c> (the schedule), <c>Momentum</c>,
 /// <c>WeightDecay</c> (L2 on the weights, not the biases), <c>ValidationFraction</c>, <c>EarlyStoppingPatience</c>,
 /// <c>Seed</c> and <c>MaxDivergenceRecoveries</c> are used; <c>Optimizer</c>, the Adam settings and
-/// <c>GradientClipNorm</c> are ignored. RBM defaults differ from the base class where stated.
+/// <c>GradientClipNorm</c> are ignored (still validated). RBM defaults differ from the base class where stated. Its
+/// validation score is a proxy (pseudo-log-likelihood, or −reconstruction error for Gaussian units), so a fit returns its
+/// last epoch unless <c>EarlyStoppingPatience</c> is on, and then the best epoch by that score.
 /// </summary>
 public sealed class RbmOptions : GradientTrainingOptions, Persistence.IModelSizeOptions
 {
