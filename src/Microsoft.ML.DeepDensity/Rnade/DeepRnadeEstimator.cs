@@ -8,7 +8,7 @@ namespace Microsoft.ML.DeepDensity.Transforms
 
     /// <summary>Deep RNADE (several MADE-masked hidden layers; one ordering by default, or an ensemble of orderings trained
     /// together) as an ML.NET estimator; see <see cref="DensityEstimator{TModel,TModelOptions}"/> for columns and
-    /// training. Its density is exact like RNADE's and higher on held-out data at the defaults, at D network passes per
+    /// training. Its density is exact like RNADE's and higher on held-out data at the defaults, at one network pass per
     /// ordering per scored row.</summary>
     public sealed class DeepRnadeEstimator : DensityEstimator<DeepRnadeModel, DeepRnadeOptions>
     {
@@ -45,7 +45,7 @@ namespace Microsoft.ML
         /// <param name="hiddenUnits">Units per hidden layer. Default <see cref="DeepRnadeOptions.Defaults.HiddenUnits"/>.</param>
         /// <param name="hiddenLayers">Hidden layers. Default <see cref="DeepRnadeOptions.Defaults.HiddenLayers"/>.</param>
         /// <param name="components">Gaussian components per conditional. Default <see cref="RnadeOptions.Defaults.Components"/>.</param>
-        /// <param name="orderings">Orderings the density averages (scoring costs D network passes per ordering). Default <see cref="DeepRnadeOptions.Defaults.Orderings"/>.</param>
+        /// <param name="orderings">Orderings the density averages (scoring costs one network pass per ordering). Default <see cref="DeepRnadeOptions.Defaults.Orderings"/>.</param>
         /// <param name="maxEpochs">Maximum training epochs (early stopping on a held-out 10 %). Default <see cref="RnadeOptions.Defaults.MaxEpochs"/>.</param>
         /// <param name="contamination">Expected anomaly fraction of the training data, for PredictedLabel. Default <see cref="DensityEstimatorDefaults.Contamination"/>.</param>
         /// <param name="seed">Seed of initialisation, orderings, shuffling and the validation split. Default <see cref="Microsoft.ML.DeepDensity.Training.GradientTrainingOptions.Defaults.Seed"/>.</param>

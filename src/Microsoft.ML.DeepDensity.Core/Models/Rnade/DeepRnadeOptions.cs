@@ -26,6 +26,8 @@ public enum DeepRnadeConnectivity
 /// or, with a fixed order, of the log-likelihood of that order (D · log p(x_{o_d} | x_{o&lt;d})). The density is exact:
 /// for one ordering it is the product of its D conditionals (D passes of the network), and for an ensemble of
 /// <see cref="Orderings"/> orderings it is their mean, log p(x) = log (1/E) Σ_e p(x | o_e), a normalised density.
+/// That is the <see cref="DeepRnadeConnectivity.MaskedInput"/> network; the default, <see cref="DeepRnadeConnectivity.Autoregressive"/>,
+/// masks the weights instead, so one pass gives all D conditionals of an ordering (see <see cref="Connectivity"/>).
 /// </remarks>
 public sealed class DeepRnadeOptions : RnadeOptions
 {
@@ -81,7 +83,7 @@ public sealed class DeepRnadeOptions : RnadeOptions
 
     /// <summary>Orderings averaged by the model's density (order-agnostic training only, else 1; the first is
     /// <see cref="RnadeOptions.VariableOrder"/>, the others are drawn from <see cref="Training.GradientTrainingOptions.Seed"/>).
-    /// Scoring costs D network passes per ordering. <see cref="DeepRnadeModel.WithOrderings"/> uses fewer. Default <see cref="Defaults.Orderings"/>.</summary>
+    /// Scoring costs one network pass per ordering (D passes with <see cref="DeepRnadeConnectivity.MaskedInput"/>). <see cref="DeepRnadeModel.WithOrderings"/> uses fewer. Default <see cref="Defaults.Orderings"/>.</summary>
     public int Orderings { get; set; } = Defaults.Orderings;
 
     /// <summary>Orderings averaged for the validation log-likelihood of early stopping (the first ones of the ensemble).
