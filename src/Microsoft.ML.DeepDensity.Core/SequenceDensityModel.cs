@@ -192,6 +192,9 @@ public abstract class SequenceDensityModel : DensityModelBase
     /// <summary>
     /// Continues each of <paramref name="prefixes"/> by <paramref name="extraFrames"/> frames drawn from p(x_t | x_&lt;t);
     /// the result holds each prefix followed by its continuation. Continuation i depends only on (seed, i, prefix i).
+    /// Its noise is not that of a fresh draw with the same seed: continuing sequences drawn with seed s by more frames
+    /// with seed s again gives a valid draw of the longer sequences (not the same bits as drawing them at that length),
+    /// and so does a rolling forecast that continues its own output with one seed.
     /// </summary>
     public SequenceBatch Sample(SequenceBatch prefixes, int extraFrames, ulong seed) => Sample(prefixes, extraFrames, seed, CancellationToken.None);
 
@@ -256,7 +259,10 @@ public abstract class SequenceDensityModel : DensityModelBase
     /// <summary>
     /// Fills the last <paramref name="newFrames"/> frames of every sequence of <paramref name="destination"/> (whose
     /// earlier frames hold the prefix, if any): <paramref name="prefixes"/> is null when sampling from scratch. Must be a
-    /// pure function of (seed, sequence index, prefix), independent of the thread count.
+    /// pure function of (seed, sequence index, prefix), independent of the thread count. A continuation must not replay
+    /// the noise a fresh draw of the same seed and index used for the prefix's frames (key its stream by the prefix
+    /// length too, e.g. <c>root.Fork(i, prefixLength)</c>): else continuing a draw with its own seed correlates the new
+    /// frames with the old ones beyond the model (the conformance suite checks this).
     /// </summary>
     protected abstract void SampleCore(SequenceBatch? prefixes, SequenceBatch destination, int newFrames, ulong seed);
 

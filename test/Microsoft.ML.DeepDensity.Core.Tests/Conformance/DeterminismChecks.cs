@@ -122,6 +122,31 @@ public class DeterminismChecks
             BitIdentical(large.AsSpan()[..(n * f.Model.Dimension)], f.Model.Sample(n, 21).AsSpan(), $"a draw of {n} vs the first {n} rows of 700");
     }
 
+    /// <summary>The edges of a draw's arguments: seeds 0 and 2^64 − 1 are ordinary seeds (finite, in-domain draws that differ
+    /// from each other and from seed 1); a count of 0 gives an empty draw (matrix and span forms); a count whose values
+    /// exceed the largest array is refused with <see cref="ArgumentOutOfRangeException"/> naming the count, before any
+    /// allocation.</summary>
+    [Theory, MemberData(nameof(ModelCases.Names), MemberType = typeof(ModelCases))]
+    public void ExtremeSeedsAndCountsAreHandled(string name)
+    {
+        var f = ModelCases.Fitted(name);
+        int d = f.Model.Dimension;
+        var draws = new[] { 0UL, 1UL, ulong.MaxValue }.Select(seed => f.Model.Sample(20, seed).Values).ToArray();
+        foreach (var v in draws)
+        {
+            AllFinite(v, "samples of an extreme seed");
+            if (f.Model.InputDomain == InputDomain.Binary) Assert.All(v, x => Assert.True(x is 0f or 1f));
+        }
+        Assert.NotEqual(draws[0], draws[2]);
+        Assert.NotEqual(draws[0], draws[1]);
+        Assert.NotEqual(draws[1], draws[2]);
+        Assert.Equal(0, f.Model.Sample(0, 5).Rows);
+        f.Model.Sample(0, 5, Span<float>.Empty);
+        var ex = Assert.Throws<ArgumentOutOfRangeException>(() => f.Model.Sample(Array.MaxLength / d + 1, 5));
+        Assert.Equal("count", ex.ParamName);
+        Assert.Contains("smaller batches", ex.Message);
+    }
+
     /// <summary>Every trainer reports progress (finite training objective, increasing epochs).</summary>
     [Theory, MemberData(nameof(ModelCases.Names), MemberType = typeof(ModelCases))]
     public void FitReportsProgress(string name)

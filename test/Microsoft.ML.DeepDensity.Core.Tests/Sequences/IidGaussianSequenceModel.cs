@@ -154,7 +154,9 @@ public sealed class IidGaussianSequenceModel : SequenceDensityModel
         for (int i = 0; i < destination.Count; i++)
         {
             var frames = destination.Sequence(i)[((destination.Length(i) - newFrames) * d)..];
-            GaussianNoise.Fill(root.Fork((ulong)i), frames);
+            // Keyed by the prefix length too (as RNN-RNADE): a continuation must not replay the noise of its prefix's draw.
+            int prefixLength = destination.Length(i) - newFrames;
+            GaussianNoise.Fill(prefixes is null ? root.Fork((ulong)i) : root.Fork((ulong)i, (ulong)prefixLength), frames);
             for (int j = 0; j < frames.Length; j++) frames[j] = _mean[j % d] + _std[j % d] * frames[j];
         }
     }
