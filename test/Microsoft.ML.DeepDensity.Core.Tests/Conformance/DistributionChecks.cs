@@ -120,7 +120,7 @@ public class DistributionChecks
 
     /// <summary>Pearson's chi-square of the counts against n · p, cells in increasing expectation pooled until each holds
     /// at least 5 expected rows.</summary>
-    private static (double Chi2, int Cells) ChiSquare(double[] counts, double[] p, int n)
+    internal static (double Chi2, int Cells) ChiSquare(double[] counts, double[] p, int n)
     {
         var order = Enumerable.Range(0, p.Length).OrderBy(x => p[x]).ToArray();
         double chi2 = 0, expected = 0, observed = 0;
@@ -140,7 +140,7 @@ public class DistributionChecks
 
     /// <summary>The chi-square quantile with k degrees of freedom at the standard normal quantile z (Wilson–Hilferty;
     /// z = 4.7534 is p = 1e-6).</summary>
-    private static double ChiSquareQuantile(int k, double z)
+    internal static double ChiSquareQuantile(int k, double z)
     {
         double a = 2.0 / (9 * k);
         return k * Math.Pow(1 - a + z * Math.Sqrt(a), 3);

@@ -102,15 +102,8 @@ public class HistogramDistributionChecks(Xunit.Abstractions.ITestOutputHelper ou
             cells++;
         }
         if (restExpected >= 20) { chi2 += (restObserved - restExpected) * (restObserved - restExpected) / restExpected; cells++; }
-        double limit = ChiSquareQuantile(cells - 1, 4.7534);
+        double limit = DistributionChecks.ChiSquareQuantile(cells - 1, 4.7534);
         output.WriteLine($"{name}: chi-square {chi2:F1} on {cells - 1} degrees of freedom (limit {limit:F1}); {drawnInside / (double)n:F4} of the draws on the grid");
         Assert.True(chi2 <= limit, $"{name}: 8 × 8 binned draws against the integrated density: chi-square {chi2:F1} on {cells - 1} degrees of freedom, above {limit:F1} (p < 1e-6)");
-    }
-
-    /// <summary>The chi-square quantile with k degrees of freedom at the standard normal quantile z (Wilson–Hilferty; z = 4.7534 is p = 1e-6).</summary>
-    private static double ChiSquareQuantile(int k, double z)
-    {
-        double a = 2.0 / (9 * k);
-        return k * Math.Pow(1 - a + z * Math.Sqrt(a), 3);
     }
 }

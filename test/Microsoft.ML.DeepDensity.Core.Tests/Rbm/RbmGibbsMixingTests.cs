@@ -2,6 +2,7 @@ using System.Numerics;
 using Microsoft.ML.DeepDensity.Data;
 using Microsoft.ML.DeepDensity.Models.Rbm;
 using Microsoft.ML.DeepDensity.Randomness;
+using Microsoft.ML.DeepDensity.Tests.Conformance;
 
 namespace Microsoft.ML.DeepDensity.Tests.Rbm;
 
@@ -72,35 +73,10 @@ public class RbmGibbsMixingTests(Xunit.Abstractions.ITestOutputHelper output)
         var counts = new double[256];
         for (int r = 0; r < many; r++) counts[State(longRun, r)]++;
         double longRare = Enumerable.Range(0, 256).Where(SecondSide).Sum(x => counts[x]) / many;
-        var (chi2, cells) = ChiSquare(counts, p, many);
+        var (chi2, cells) = DistributionChecks.ChiSquare(counts, p, many);
         output.WriteLine($"burn-in 10,000: P(second side) {longRare:F5}, chi-square {chi2:F1} on {cells - 1} degrees of freedom");
-        double limit = ChiSquareQuantile(cells - 1, 4.7534); // p = 1e-6 for independent draws
+        double limit = DistributionChecks.ChiSquareQuantile(cells - 1, 4.7534); // p = 1e-6 for independent draws
         Assert.True(chi2 <= limit, $"burn-in 10,000: chi-square {chi2:F1} on {cells - 1} degrees of freedom, above {limit:F1} (p < 1e-6)");
         Assert.True(longRare <= 3 * rare, $"burn-in 10,000: {longRare:F5} of the draws on the side the density gives {rare:F5}");
-    }
-
-    /// <summary>Pearson's chi-square, cells in increasing expectation pooled until each expects at least 5 draws.</summary>
-    private static (double Chi2, int Cells) ChiSquare(double[] counts, double[] p, int n)
-    {
-        double chi2 = 0, expected = 0, observed = 0;
-        int cells = 0;
-        foreach (int x in Enumerable.Range(0, p.Length).OrderBy(x => p[x]))
-        {
-            expected += n * p[x];
-            observed += counts[x];
-            if (expected < 5) continue;
-            chi2 += (observed - expected) * (observed - expected) / expected;
-            cells++;
-            expected = observed = 0;
-        }
-        if (expected > 0 || observed > 0) chi2 += (observed - expected) * (observed - expected) / Math.Max(expected, 1e-12);
-        return (chi2, Math.Max(cells, 2));
-    }
-
-    /// <summary>The chi-square quantile with k degrees of freedom at the standard normal quantile z (Wilson–Hilferty).</summary>
-    private static double ChiSquareQuantile(int k, double z)
-    {
-        double a = 2.0 / (9 * k);
-        return k * Math.Pow(1 - a + z * Math.Sqrt(a), 3);
     }
 }
