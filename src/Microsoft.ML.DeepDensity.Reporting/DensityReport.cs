@@ -118,12 +118,16 @@ public static partial class DensityReport
 /// <summary>The ROC curve of anomaly scores against labels (ties handled as one step), and the area under it.</summary>
 public static class Roc
 {
-    /// <summary>Points from (0, 0) to (1, 1), higher score = more anomalous; the AUROC equals the Mann–Whitney statistic (ties count ½).</summary>
+    /// <summary>Points from (0, 0) to (1, 1), higher score = more anomalous; the AUROC equals the Mann–Whitney statistic (ties count ½).
+    /// A NaN score is an <see cref="ArgumentException"/> naming its index (±∞ are fine).</summary>
     public static (IReadOnlyList<(double Fpr, double Tpr)> Curve, double Auroc) Compute(IReadOnlyList<double> score, IReadOnlyList<bool> anomalous)
     {
         if (score.Count != anomalous.Count) throw new ArgumentException("score and labels differ in length.");
         int positives = anomalous.Count(b => b), negatives = anomalous.Count - positives;
         if (positives == 0 || negatives == 0) throw new ArgumentException("ROC needs both anomalous and normal rows.");
+        // A NaN never equals itself: the tie loop below would not advance past it (the call hung forever).
+        for (int i = 0; i < score.Count; i++)
+            if (double.IsNaN(score[i])) throw new ArgumentException($"score[{i}] is NaN: the ROC curve needs comparable scores.", nameof(score));
         var order = Enumerable.Range(0, score.Count).OrderByDescending(i => score[i]).ToArray();
         var curve = new List<(double, double)> { (0, 0) };
         double tp = 0, fp = 0, area = 0;

@@ -216,6 +216,19 @@ public class ReportTests : IDisposable
         Assert.Equal(ml.AnomalyDetection.Evaluate(view).AreaUnderRocCurve, auroc, 6);
     }
 
+    /// <summary>A NaN score (a model whose log-density is NaN) never equals itself, so the tie loop of Roc.Compute did
+    /// not advance and the call (and the report) hung forever; it is refused, naming the row.</summary>
+    [Fact]
+    public async Task RocOfANaNScoreIsRefusedNotAnEndlessLoop()
+    {
+        var call = Task.Run(() => Roc.Compute(new[] { 1.0, double.NaN, 0.5 }, new[] { true, false, false }));
+        var first = await Task.WhenAny(call, Task.Delay(TimeSpan.FromSeconds(10)));
+        Assert.True(first == call, "Roc.Compute did not return on a NaN score");
+        var e = await Assert.ThrowsAsync<ArgumentException>(() => call);
+        Assert.Contains("NaN", e.Message);
+        Assert.Contains("1", e.Message);
+    }
+
     /// <summary>Renders the reports (a row model's and the sequence model's) in headless Chromium and checks each screenshot
     /// is a real page (skipped without Chromium). DDML_SCREENSHOT_DIR=dir keeps the screenshots to look at.</summary>
     [ChromiumFact]
