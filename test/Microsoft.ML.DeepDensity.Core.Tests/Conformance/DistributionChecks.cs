@@ -48,7 +48,7 @@ public class DistributionChecks
         if (c.DensityKind == DensityKind.Exact)
         {
             var (chi2, cells) = ChiSquare(counts, p, Draws);
-            double limit = ChiSquareQuantile(cells - 1, 4.7534);
+            double limit = ChiSquareLimit(cells - 1);
             Assert.True(chi2 <= limit, $"{name}: draws against the density: chi-square {chi2:F1} on {cells - 1} degrees of freedom, above {limit:F1} (p < 1e-6).");
         }
         else
@@ -93,7 +93,7 @@ public class DistributionChecks
         var bad = rbm.Sample(Draws, seed: 31);
         for (int r = 0; r < Draws; r++) if (rng.NextDouble() < 0.05) bad[r, 3] = 1 - bad[r, 3];
         var (chi2, cells) = ChiSquare(Counts(bad), p, Draws);
-        Assert.True(chi2 > ChiSquareQuantile(cells - 1, 4.7534), $"a sampler flipping column 3 in 5 % of rows passed: chi-square {chi2:F1} on {cells - 1}.");
+        Assert.True(chi2 > ChiSquareLimit(cells - 1), $"a sampler flipping column 3 in 5 % of rows passed: chi-square {chi2:F1} on {cells - 1}.");
     }
 
     /// <summary>exp(log p) of the 2^D binary rows, row x having column c = bit c of x.</summary>
@@ -116,33 +116,5 @@ public class DistributionChecks
             counts[x]++;
         }
         return counts;
-    }
-
-    /// <summary>Pearson's chi-square of the counts against n · p, cells in increasing expectation pooled until each holds
-    /// at least 5 expected rows.</summary>
-    internal static (double Chi2, int Cells) ChiSquare(double[] counts, double[] p, int n)
-    {
-        var order = Enumerable.Range(0, p.Length).OrderBy(x => p[x]).ToArray();
-        double chi2 = 0, expected = 0, observed = 0;
-        int cells = 0;
-        foreach (int x in order)
-        {
-            expected += n * p[x];
-            observed += counts[x];
-            if (expected < 5) continue;
-            chi2 += (observed - expected) * (observed - expected) / expected;
-            cells++;
-            expected = observed = 0;
-        }
-        if (expected > 0 || observed > 0) chi2 += (observed - expected) * (observed - expected) / Math.Max(expected, 1e-12);
-        return (chi2, Math.Max(cells, 2));
-    }
-
-    /// <summary>The chi-square quantile with k degrees of freedom at the standard normal quantile z (Wilson–Hilferty;
-    /// z = 4.7534 is p = 1e-6).</summary>
-    internal static double ChiSquareQuantile(int k, double z)
-    {
-        double a = 2.0 / (9 * k);
-        return k * Math.Pow(1 - a + z * Math.Sqrt(a), 3);
     }
 }

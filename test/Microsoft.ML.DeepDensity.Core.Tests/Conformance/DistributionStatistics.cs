@@ -94,4 +94,36 @@ internal static class DistributionStatistics
             for (int e = 0; e <= c; e++) cov[e, c] = cov[c, e] /= total;
         return (mean, cov);
     }
+
+    /// <summary>Pearson's chi-square of the counts against n · p, cells in increasing expectation pooled until each holds
+    /// at least 5 expected rows.</summary>
+    public static (double Chi2, int Cells) ChiSquare(double[] counts, double[] p, int n)
+    {
+        var order = Enumerable.Range(0, p.Length).OrderBy(x => p[x]).ToArray();
+        double chi2 = 0, expected = 0, observed = 0;
+        int cells = 0;
+        foreach (int x in order)
+        {
+            expected += n * p[x];
+            observed += counts[x];
+            if (expected < 5) continue;
+            chi2 += (observed - expected) * (observed - expected) / expected;
+            cells++;
+            expected = observed = 0;
+        }
+        if (expected > 0 || observed > 0) chi2 += (observed - expected) * (observed - expected) / Math.Max(expected, 1e-12);
+        return (chi2, Math.Max(cells, 2));
+    }
+
+    /// <summary>The chi-square quantile with k degrees of freedom at the standard normal quantile z (Wilson–Hilferty;
+    /// z = 4.7534 is p = 1e-6).</summary>
+    public static double ChiSquareQuantile(int k, double z)
+    {
+        double a = 2.0 / (9 * k);
+        return k * Math.Pow(1 - a + z * Math.Sqrt(a), 3);
+    }
+
+    /// <summary>The chi-square limit that a correct sampler exceeds with probability 1e-6 on <paramref name="degrees"/>
+    /// degrees of freedom (z = 4.7534).</summary>
+    public static double ChiSquareLimit(int degrees) => ChiSquareQuantile(degrees, 4.7534);
 }

@@ -4,6 +4,7 @@ using Microsoft.ML.DeepDensity.Models.Iwae;
 using Microsoft.ML.DeepDensity.Models.Rbm;
 using Microsoft.ML.DeepDensity.Models.Rnade;
 using Microsoft.ML.DeepDensity.Randomness;
+using static Microsoft.ML.DeepDensity.Tests.Conformance.DistributionStatistics;
 
 namespace Microsoft.ML.DeepDensity.Tests.Conformance;
 
@@ -13,11 +14,11 @@ namespace Microsoft.ML.DeepDensity.Tests.Conformance;
 /// column at offset 50 and scale 10) each model's 100,000 draws are binned on an 8 × 8 grid over the central 99 % of
 /// each column, and the counts are compared by a chi-square with the bins' probabilities integrated from the density
 /// (midpoint rule on 24 × 24 points per bin; 8 × 8 for the importance-sampled IWAE estimate), both conditioned on the
-/// grid. Options that change the sampler have a case each: a variable order, raw (unstandardised) columns, masked-input
+/// grid, by the suite's chi-square (<see cref="DistributionStatistics.ChiSquare"/>: bins pooled to 5 expected draws). Options that change the sampler have a case each: a variable order, raw (unstandardised) columns, masked-input
 /// and autoregressive deep RNADE with two orderings, factorised deep GMM paths with standardisation, a Gaussian RBM
 /// (one Gibbs chain per draw, 100 sweeps of burn-in), the Gaussian IWAE. The limit is the chi-square's p = 1e-6 quantile, so a correct sampler
 /// fails with probability below 1e-6 per case; seeded, each case gives the same result every run (measured: chi-square
-/// 37 to 76 on 59 to 63 degrees of freedom, against limits of 126 to 132).
+/// 38 to 76 on 61 to 63 degrees of freedom, against limits of 129 to 132).
 /// </summary>
 public class HistogramDistributionChecks(Xunit.Abstractions.ITestOutputHelper output)
 {
@@ -91,18 +92,9 @@ public class HistogramDistributionChecks(Xunit.Abstractions.ITestOutputHelper ou
             drawnInside++;
             counts[Math.Min(bins - 1, (int)((x - x0) / (x1 - x0) * bins)) * bins + Math.Min(bins - 1, (int)((y - y0) / (y1 - y0) * bins))]++;
         }
-        // Bins expecting at least 20 draws (the chi-square approximation holds); the rest pooled into one cell.
-        double chi2 = 0, restExpected = 0, restObserved = 0;
-        int cells = 0;
-        for (int k = 0; k < p.Length; k++)
-        {
-            double expected = drawnInside * p[k] / inside;
-            if (expected < 20) { restExpected += expected; restObserved += counts[k]; continue; }
-            chi2 += (counts[k] - expected) * (counts[k] - expected) / expected;
-            cells++;
-        }
-        if (restExpected >= 20) { chi2 += (restObserved - restExpected) * (restObserved - restExpected) / restExpected; cells++; }
-        double limit = DistributionChecks.ChiSquareQuantile(cells - 1, 4.7534);
+        for (int k = 0; k < p.Length; k++) p[k] /= inside;
+        var (chi2, cells) = ChiSquare(counts, p, drawnInside);
+        double limit = ChiSquareLimit(cells - 1);
         output.WriteLine($"{name}: chi-square {chi2:F1} on {cells - 1} degrees of freedom (limit {limit:F1}); {drawnInside / (double)n:F4} of the draws on the grid");
         Assert.True(chi2 <= limit, $"{name}: 8 × 8 binned draws against the integrated density: chi-square {chi2:F1} on {cells - 1} degrees of freedom, above {limit:F1} (p < 1e-6)");
     }

@@ -2,7 +2,7 @@ using System.Numerics;
 using Microsoft.ML.DeepDensity.Data;
 using Microsoft.ML.DeepDensity.Models.Rbm;
 using Microsoft.ML.DeepDensity.Randomness;
-using Microsoft.ML.DeepDensity.Tests.Conformance;
+using static Microsoft.ML.DeepDensity.Tests.Conformance.DistributionStatistics;
 
 namespace Microsoft.ML.DeepDensity.Tests.Rbm;
 
@@ -73,9 +73,9 @@ public class RbmGibbsMixingTests(Xunit.Abstractions.ITestOutputHelper output)
         var counts = new double[256];
         for (int r = 0; r < many; r++) counts[State(longRun, r)]++;
         double longRare = Enumerable.Range(0, 256).Where(SecondSide).Sum(x => counts[x]) / many;
-        var (chi2, cells) = DistributionChecks.ChiSquare(counts, p, many);
+        var (chi2, cells) = ChiSquare(counts, p, many);
         output.WriteLine($"burn-in 10,000: P(second side) {longRare:F5}, chi-square {chi2:F1} on {cells - 1} degrees of freedom");
-        double limit = DistributionChecks.ChiSquareQuantile(cells - 1, 4.7534); // p = 1e-6 for independent draws
+        double limit = ChiSquareLimit(cells - 1); // p = 1e-6 for independent draws
         Assert.True(chi2 <= limit, $"burn-in 10,000: chi-square {chi2:F1} on {cells - 1} degrees of freedom, above {limit:F1} (p < 1e-6)");
         Assert.True(longRare <= 3 * rare, $"burn-in 10,000: {longRare:F5} of the draws on the side the density gives {rare:F5}");
     }
