@@ -97,8 +97,13 @@ internal static unsafe class OnesGemm
     /// </summary>
     /// <param name="transposeB">op(B) = Bᵀ: <paramref name="b"/> is stored n × k (row stride <paramref name="ldb"/>), and
     /// its panels are packed through 16 × 16 register transposes.</param>
+    /// <param name="weights">Optional, laid out as C: each element of C, once its last k-block is written, is also a
+    /// velocity step on it: <c>C += decay · w</c> when decay ≠ 0 (product and sum rounded separately), then
+    /// <c>w += C</c> — the RBM's weight step in the pass that writes its velocity, with the bits of the separate pass
+    /// it replaces. With <paramref name="storeC"/> false (only with weights) the final C is not written: a velocity
+    /// nothing reads (momentum 0).</param>
     public static bool TryMultiply(OnesIndex a, int firstRow, int rows, int n, float alpha, ReadOnlySpan<float> b, int ldb,
-        float beta, Span<float> c, int ldc, bool transposeB = false)
+        float beta, Span<float> c, int ldc, bool transposeB = false, Span<float> weights = default, float decay = 0f, bool storeC = true)
     {
         int k = a.Columns;
         int storedRows = transposeB ? n : k, storedColumns = transposeB ? k : n;
@@ -107,15 +112,17 @@ internal static unsafe class OnesGemm
         if (k > 0 && n > 0 && (ldb < storedColumns || b.Length < (long)(storedRows - 1) * ldb + storedColumns))
             throw new ArgumentException($"B needs {storedRows} rows of {storedColumns} values with stride {ldb}.", nameof(b));
         if (rows > 0 && n > 0 && (ldc < n || c.Length < (long)(rows - 1) * ldc + n)) throw new ArgumentException($"C needs {rows} rows of {n} values with stride {ldc}.", nameof(c));
+        if (!storeC && weights.IsEmpty) throw new ArgumentException("C may go unwritten only when it is a velocity nothing reads.", nameof(storeC));
+        if (!weights.IsEmpty && weights.Length < c.Length) throw new ArgumentException("The weights must be laid out as C.", nameof(weights));
         if (!IsUsable || !AllFinite(b, storedRows, storedColumns, ldb)) return false;
         if (rows == 0 || n == 0) return true;
-        fixed (float* pb = b, pc = c)
-            Multiply(a, firstRow, rows, n, alpha, pb, ldb, transposeB, null, beta, pc, ldc);
+        fixed (float* pb = b, pc = c, pw = weights)
+            Multiply(a, firstRow, rows, n, alpha, pb, ldb, transposeB, null, beta, pc, ldc, new Epilogue(pw, decay, storeC));
         return true;
     }
 
     /// <summary>
-    /// <see cref="TryMultiply(OnesIndex, int, int, int, float, ReadOnlySpan{float}, int, float, Span{float}, int, bool)"/> with
+    /// <see cref="TryMultiply(OnesIndex, int, int, int, float, ReadOnlySpan{float}, int, float, Span{float}, int, bool, Span{float}, float, bool)"/> with
     /// all n columns of a B packed once by <see cref="TryPack"/>; false (C untouched) if this product is not usable here,
     /// the panels do not fit (another k) or B was not all finite.
     /// </summary>
@@ -128,7 +135,7 @@ internal static unsafe class OnesGemm
         if (rows == 0) return true;
         fixed (float* pc = c)
         fixed (float* buffer = b.Buffer)
-            Multiply(a, firstRow, rows, n, alpha, null, 0, false, b.Start(buffer), beta, pc, ldc);
+            Multiply(a, firstRow, rows, n, alpha, null, 0, false, b.Start(buffer), beta, pc, ldc, default);
         return true;
     }
 
@@ -186,14 +193,19 @@ internal static unsafe class OnesGemm
     /// <summary>The product for B in place (<paramref name="b"/>, packed strip by strip here) or packed
     /// (<paramref name="packed"/>: all strips, one after another).</summary>
     private static void Multiply(OnesIndex a, int firstRow, int rows, int n, float alpha, float* b, long ldb, bool transposeB, float* packed,
-        float beta, float* c, long ldc)
+        float beta, float* c, long ldc, Epilogue epilogue)
     {
         int k = a.Columns;
         if (k == 0 || alpha == 0f)
         {
             // Gemm's result when no k-block runs: beta · C (beta = 0 writes zeros without reading C).
             for (int r = 0; r < rows; r++)
-                for (int j = 0; j < n; j++) c[r * ldc + j] = beta == 0f ? 0f : beta == 1f ? c[r * ldc + j] : c[r * ldc + j] * beta;
+                for (int j = 0; j < n; j++)
+                {
+                    float v = beta == 0f ? 0f : beta == 1f ? c[r * ldc + j] : c[r * ldc + j] * beta;
+                    epilogue.Apply(r * ldc + j, ref v);
+                    if (epilogue.StoreC) c[r * ldc + j] = v;
+                }
             return;
         }
         t_scratch ??= new float[RowGroup * Strip];
@@ -204,9 +216,8 @@ internal static unsafe class OnesGemm
             if (n < 16)
             {
                 // Column j of op(B) = Bᵀ is row j of B: stride 1 along k.
-                if (transposeB) { for (int j = 0; j < n; j++) Column(new Operands(bounds + firstRow * stride, stride, position, rows, k, 1, ldc, scratch, alpha, beta, 0), b + j * ldb, c + j); return; }
-                var s = new Operands(bounds + firstRow * stride, stride, position, rows, k, ldb, ldc, scratch, alpha, beta, 0);
-                for (int j = 0; j < n; j++) Column(s, b + j, c + j);
+                if (transposeB) { for (int j = 0; j < n; j++) Column(new Operands(bounds + firstRow * stride, stride, position, rows, k, 1, ldc, scratch, alpha, beta, 0, epilogue.At(j)), b + j * ldb, c + j); return; }
+                for (int j = 0; j < n; j++) Column(new Operands(bounds + firstRow * stride, stride, position, rows, k, ldb, ldc, scratch, alpha, beta, 0, epilogue.At(j)), b + j, c + j);
                 return;
             }
             float* panel = null;
@@ -223,7 +234,7 @@ internal static unsafe class OnesGemm
                 float* stripPanel = packed != null ? packed + (long)strip * k * Strip : panel;
                 if (packed == null && transposeB) PackPanelTransposed(b + j * ldb, ldb, k, vectors, lastColumn, stripPanel);
                 else if (packed == null) PackPanel(b + j, ldb, k, vectors, lastColumn, stripPanel);
-                var s = new Operands(bounds + firstRow * stride, stride, position, rows, k, Strip, ldc, scratch, alpha, beta, lastColumn);
+                var s = new Operands(bounds + firstRow * stride, stride, position, rows, k, Strip, ldc, scratch, alpha, beta, lastColumn, epilogue.At(j));
                 switch (vectors)
                 {
                     case 4: Run<Four>(s, stripPanel, c + j, keep); break;
@@ -368,9 +379,34 @@ internal static unsafe class OnesGemm
         return true;
     }
 
-    private readonly struct Operands(int* bounds, int stride, int* position, int rows, int k, long ldb, long ldc, float* scratch, float alpha, float beta,
-        int lastColumn)
+    /// <summary>The optional weight step applied to C's final values (see the weights parameter of TryMultiply):
+    /// <see cref="Weights"/> is laid out as C, from the same element.</summary>
+    private readonly struct Epilogue(float* weights, float decay, bool storeC)
     {
+        public readonly float* Weights = weights;
+        public readonly float Decay = decay;
+        /// <summary>C's final values are not written (held inverted so that default(Epilogue), no weight step, stores C).</summary>
+        private readonly bool _skipC = !storeC && weights != null;
+        public bool StoreC => !_skipC;
+
+        /// <summary>The epilogue for C from its element <paramref name="offset"/> on.</summary>
+        public Epilogue At(long offset) => Weights == null ? this : new Epilogue(Weights + offset, Decay, StoreC);
+
+        /// <summary>v ← v + decay · w (decay ≠ 0), then w ← w + v, for element <paramref name="offset"/> (scalar; the
+        /// same roundings as the vector form).</summary>
+        public void Apply(long offset, ref float v)
+        {
+            if (Weights == null) return;
+            float w = Weights[offset];
+            if (Decay != 0f) v = w * Decay + v;
+            Weights[offset] = w + v;
+        }
+    }
+
+    private readonly struct Operands(int* bounds, int stride, int* position, int rows, int k, long ldb, long ldc, float* scratch, float alpha, float beta,
+        int lastColumn, Epilogue epilogue)
+    {
+        public readonly Epilogue Epilogue = epilogue;
         /// <summary>Where the strip's last vector is in C (columns from the strip's start; in the panel it follows the others).</summary>
         public readonly int LastColumn = lastColumn;
         /// <summary>Row r's ones in block s: Position[Bounds[r·Stride + s] .. Bounds[r·Stride + s + 1]).</summary>
@@ -442,6 +478,48 @@ internal static unsafe class OnesGemm
             var addend = !firstBlock || beta == 1f ? old : beta == 0f ? Vector512<float>.Zero : old * Vector512.Create(beta);
             Vector512.ConditionalSelect(keep, old, Avx512F.FusedMultiplyAdd(sum, alpha, addend)).Store(c);
         }
+
+        /// <summary><see cref="Finish"/> on C's final values with the weight step of <see cref="Epilogue"/> (weights
+        /// <paramref name="w"/> laid out as C). Out of line and called on a copy of the sums, so that the sums of the
+        /// adding loops stay in registers (a call on them would make the JIT keep them in memory).</summary>
+        [MethodImpl(MethodImplOptions.NoInlining)]
+        public readonly void FinishWithWeightStep(float* c, int lastColumn, bool firstBlock, float beta, Vector512<float> alpha, Vector512<float> keep,
+            float* w, float decay, bool storeC)
+        {
+            var none = Vector512<float>.Zero;
+            if (TW.Vectors == 1) { WriteWithWeightStep(c, lastColumn, _0, firstBlock, beta, alpha, keep, w, decay, storeC); return; }
+            WriteWithWeightStep(c, 0, _0, firstBlock, beta, alpha, none, w, decay, storeC);
+            if (TW.Vectors == 2) { WriteWithWeightStep(c, lastColumn, _1, firstBlock, beta, alpha, keep, w, decay, storeC); return; }
+            WriteWithWeightStep(c, 16, _1, firstBlock, beta, alpha, none, w, decay, storeC);
+            if (TW.Vectors == 3) { WriteWithWeightStep(c, lastColumn, _2, firstBlock, beta, alpha, keep, w, decay, storeC); return; }
+            WriteWithWeightStep(c, 32, _2, firstBlock, beta, alpha, none, w, decay, storeC);
+            WriteWithWeightStep(c, lastColumn, _3, firstBlock, beta, alpha, keep, w, decay, storeC);
+        }
+
+        /// <summary>The vector at column <paramref name="j"/>; the weight step's expressions are RbmTrainer.WeightStep's
+        /// (no fused multiply-add), so the weights get that pass's bits. Kept lanes were written by the vector before.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static void WriteWithWeightStep(float* c, int j, Vector512<float> sum, bool firstBlock, float beta, Vector512<float> alpha,
+            Vector512<float> keep, float* w, float decay, bool storeC)
+        {
+            var old = storeC || !firstBlock || beta != 0f ? Vector512.Load(c + j) : Vector512<float>.Zero;
+            var addend = !firstBlock || beta == 1f ? old : beta == 0f ? Vector512<float>.Zero : old * Vector512.Create(beta);
+            var v = Avx512F.FusedMultiplyAdd(sum, alpha, addend);
+            var wj = Vector512.Load(w + j);
+            if (decay != 0f) v = wj * Vector512.Create(decay) + v;
+            Vector512.ConditionalSelect(keep, wj, wj + v).Store(w + j);
+            if (storeC) Vector512.ConditionalSelect(keep, old, v).Store(c + j);
+        }
+    }
+
+    /// <summary>Row r's final values: <see cref="Sums{TW}.Finish"/>, or with the weight step when <paramref name="weights"/> is set
+    /// (the sums passed by value: see <see cref="Sums{TW}.FinishWithWeightStep"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Finish<TW>(Sums<TW> sums, in Operands s, int r, float* c, bool firstBlock, Vector512<float> alpha, Vector512<float> keep,
+        float* weights, bool storeC) where TW : struct, IWidth
+    {
+        if (weights == null) sums.Finish(c + r * s.Ldc, s.LastColumn, firstBlock, s.Beta, alpha, keep);
+        else sums.FinishWithWeightStep(c + r * s.Ldc, s.LastColumn, firstBlock, s.Beta, alpha, keep, weights + r * s.Ldc, s.Epilogue.Decay, storeC);
     }
 
     /// <summary>
@@ -461,6 +539,10 @@ internal static unsafe class OnesGemm
         {
             int p0 = block * OnesIndex.SubBlock, pEnd = Math.Min(p0 + OnesIndex.SubBlock, s.K);
             bool fromZero = p0 % Gemm.KC == 0, last = pEnd % Gemm.KC == 0 || pEnd == s.K, firstBlock = p0 < Gemm.KC;
+            // The weight step runs on C's final values only (the last k-block); earlier k-blocks store C for the next.
+            bool final = pEnd == s.K;
+            float* weights = final ? s.Epilogue.Weights : null;
+            bool storeC = !final || s.Epilogue.StoreC;
             Sums<TW> x = default, y = default;
             int r = firstRow;
             for (; r + 2 <= endRow; r += 2)
@@ -483,8 +565,8 @@ internal static unsafe class OnesGemm
                 for (; tx < txEnd; tx++) x.Add(PanelRow(b, *tx));
                 for (; ty < tyEnd; ty++) y.Add(PanelRow(b, *ty));
                 if (!last) { x.Save(px); y.Save(py); continue; }
-                x.Finish(c + r * s.Ldc, s.LastColumn, firstBlock, s.Beta, alpha, keep);
-                y.Finish(c + (r + 1) * s.Ldc, s.LastColumn, firstBlock, s.Beta, alpha, keep);
+                Finish(x, s, r, c, firstBlock, alpha, keep, weights, storeC);
+                Finish(y, s, r + 1, c, firstBlock, alpha, keep, weights, storeC);
             }
             if (r < endRow)
             {
@@ -493,7 +575,7 @@ internal static unsafe class OnesGemm
                 x.Start(fromZero, px);
                 for (int* t = pos + bx[0], end = pos + bx[1]; t < end; t++) x.Add(PanelRow(b, *t));
                 if (!last) x.Save(px);
-                else x.Finish(c + r * s.Ldc, s.LastColumn, firstBlock, s.Beta, alpha, keep);
+                else Finish(x, s, r, c, firstBlock, alpha, keep, weights, storeC);
             }
         }
     }
@@ -517,7 +599,9 @@ internal static unsafe class OnesGemm
                 for (int t = bounds[0]; t < bounds[1]; t++) sum += b[s.Position[t] * s.Ldb];
                 if (pEnd % Gemm.KC != 0 && pEnd != s.K) continue;
                 float addend = p0 >= Gemm.KC || s.Beta == 1f ? *cr : s.Beta == 0f ? 0f : *cr * s.Beta;
-                *cr = MathF.FusedMultiplyAdd(sum, s.Alpha, addend);
+                float v = MathF.FusedMultiplyAdd(sum, s.Alpha, addend);
+                if (pEnd == s.K) s.Epilogue.Apply(r * s.Ldc, ref v);
+                if (pEnd != s.K || s.Epilogue.StoreC) *cr = v;
             }
         }
     }

@@ -250,6 +250,82 @@ public class OnesGemmTests
         finally { OnesGemm.Disabled = before; }
     }
 
+    /// <summary>The weight step fused into the product (the weights argument: v += decay · w, then w += v, on C's final
+    /// values) gives the bits of the product followed by the separate pass, for every shape (narrow C's single columns,
+    /// the last vector's overlap, k beyond one k-block), alpha 0, and with C's final values not stored.</summary>
+    [Theory]
+    [MemberData(nameof(Shapes))]
+    public void FusedWeightStepEqualsTheSeparatePass(int m, int n, int k)
+    {
+        if (!OnesGemm.IsUsable) return;
+        var rng = new Random(m * 7 + n * 3 + k);
+        foreach (var (alpha, beta, decay) in new[] { (0.05f, 0f, 0f), (0.05f, 0.5f, -1e-4f), (-1.3f, 1f, 0.01f), (0f, 0.7f, -1e-3f) })
+        foreach (bool storeC in new[] { true, false })
+        {
+            int ldb = n + 5, ldc = n + 2;
+            var a = Binary(m * k, rng, 0.3);
+            var b = Gaussian(k * ldb, rng);
+            var c0 = Gaussian(m * ldc, rng);
+            var w0 = Gaussian(m * ldc, rng);
+            var index = new OnesIndex();
+            Assert.True(index.TryBuild(false, m, k, a, k));
+            var expectedC = c0.ToArray();
+            var expectedW = w0.ToArray();
+            Assert.True(OnesGemm.TryMultiply(index, 0, m, n, alpha, b, ldb, beta, expectedC, ldc));
+            for (int r = 0; r < m; r++)
+                for (int j = 0; j < n; j++)
+                {
+                    int e = r * ldc + j;
+                    float v = expectedC[e];
+                    if (decay != 0f) v = expectedW[e] * decay + v;
+                    expectedC[e] = v;
+                    expectedW[e] += v;
+                }
+            var actualC = c0.ToArray();
+            var actualW = w0.ToArray();
+            Assert.True(OnesGemm.TryMultiply(index, 0, m, n, alpha, b, ldb, beta, actualC, ldc, weights: actualW, decay: decay, storeC: storeC));
+            Assert.Equal(Bits(expectedW), Bits(actualW));
+            // Not stored: C holds no final values (k-blocks before the last may leave their partial sums there).
+            if (storeC) Assert.Equal(Bits(expectedC), Bits(actualC));
+            else if (k <= Gemm.KC) Assert.Equal(Bits(c0), Bits(actualC));
+        }
+    }
+
+    /// <summary>A trainer's weight step fused into the sums of its weight update moves W to the bits of the separate
+    /// pass (FusePasses off) and of the float GEMM (products off): with momentum and decay, for a trainer made for
+    /// momentum 0 (velocity not stored), over one chunk and several (velocity carried between chunks), with more stacked
+    /// rows than one k-block, and with fewer hidden units than a vector.</summary>
+    [Theory]
+    [InlineData(90, 70, 50, false)]
+    [InlineData(90, 70, 50, true)]
+    [InlineData(60, 40, 150, true)]   // 300 stacked rows: two k-blocks of the update's sums
+    [InlineData(30, 20, 2100, true)]  // two chunks
+    [InlineData(30, 20, 2100, false)]
+    [InlineData(50, 12, 40, true)]    // 12 hidden units: the update's single columns
+    public void FusedWeightStepOfATrainerGivesTheSameBits(int d, int h, int n, bool momentumIsZero)
+    {
+        if (!OnesGemm.IsUsable) return;
+        var rows = Binary(n * d, new Random(d * h + n), 0.2);
+        float momentum = momentumIsZero ? 0f : 0.5f;
+        int[][] Train(bool fuse)
+        {
+            var m = new RbmMachine(d, h, RbmVisibleType.Bernoulli);
+            new RandomStream(8).FillGaussian(m.W, 0f, 0.05f);
+            m.B.AsSpan().Fill(MathF.Log(0.2f / 0.8f));
+            m.C.AsSpan().Fill(-2f);
+            var trainer = new RbmTrainer(m, n, gibbsSteps: 1, persistent: true, persistentChains: 0) { FusePasses = fuse, MomentumIsZero = momentumIsZero };
+            trainer.SetBatch(rows, n);
+            for (int s = 0; s < 3; s++) trainer.Step(n, 0.05f, momentum, s == 1 ? 0f : 1e-3f, new RandomStream(9).Fork((ulong)s));
+            return [Bits(m.W), Bits(m.B), Bits(m.C)];
+        }
+        var fused = Train(fuse: true);
+        Assert.Equal(Train(fuse: false), fused);
+        bool before = OnesGemm.Disabled;
+        OnesGemm.Disabled = true;
+        try { Assert.Equal(Train(fuse: true), fused); }
+        finally { OnesGemm.Disabled = before; }
+    }
+
     /// <summary>AIS on a machine whose hidden samples have few ones (hidden biases −2): its two parts of 50 runs, each
     /// on one thread, take the sums for both of a sweep's products, and log Z comes out the same bits as without them.</summary>
     [Fact]

@@ -68,9 +68,10 @@ internal sealed partial class RbmTrainer
     /// <summary>Rows per block of the persistent chains' initialisation (between cancellation checks).</summary>
     private const int RowsPerInitBlock = 4096;
 
-    /// <summary>Whether the exact path fuses the passes that follow a block's product: the weight step into the pass that
-    /// writes the velocity, and the quantization of W's new rows and of the statistics' columns into the blocks that have
-    /// just written them (the default; tests turn it off to check the separate passes give the same bits).</summary>
+    /// <summary>Whether the binary products fuse the passes that follow a block's product: the weight step into the pass
+    /// that writes the velocity (the exact path and the sums of selected rows), and, on the exact path, the quantization
+    /// of W's new rows and of the statistics' columns into the blocks that have just written them (the default; tests
+    /// turn it off to check the separate passes give the same bits).</summary>
     internal bool FusePasses { get; init; } = true;
 
     /// <summary>Every step of this trainer has momentum 0 (<see cref="Step"/> refuses another): no step reads the
@@ -333,9 +334,16 @@ internal sealed partial class RbmTrainer
                         var p = new ReadOnlySpan<float>((float*)hPtr, stacked * h);
                         var vel = _velW.AsSpan(i0 * h, rows * h);
                         var w = m.W.AsSpan(i0 * h, rows * h);
-                        if (!(ones && _visibleColumnOnes.TryIndexColumns(v, d, i0, rows)
-                              && OnesGemm.TryMultiply(_visibleColumnOnes, i0, rows, h, learningRate, p, h, beta, vel, h)))
-                            Gemm.Multiply(true, false, rows, h, stacked, learningRate, v[i0..], d, p, h, beta, vel, h, allowParallel: false, packedStatistics);
+                        // The last chunk's sums also move W (the weight step in the pass that writes the velocity).
+                        bool fuse = chunk.Last && FusePasses;
+                        if (ones && _visibleColumnOnes.TryIndexColumns(v, d, i0, rows)
+                            && OnesGemm.TryMultiply(_visibleColumnOnes, i0, rows, h, learningRate, p, h, beta, vel, h,
+                                weights: fuse ? w : default, decay: decay, storeC: !(fuse && MomentumIsZero)))
+                        {
+                            if (chunk.Last && !fuse) WeightStep(w, vel, decay);
+                            return;
+                        }
+                        Gemm.Multiply(true, false, rows, h, stacked, learningRate, v[i0..], d, p, h, beta, vel, h, allowParallel: false, packedStatistics);
                         if (chunk.Last) WeightStep(w, vel, decay);
                     });
                 }
