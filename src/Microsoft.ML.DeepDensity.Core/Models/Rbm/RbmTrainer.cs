@@ -484,36 +484,43 @@ internal sealed partial class RbmTrainer
                 Gemm.Multiply(false, false, rows, w, d, 1f, _visible.AsSpan(firstRow * d), d, m.W.AsSpan(j0), h, 0f,
                     _hidden.AsSpan(firstRow * h + j0), h, allowParallel: false);
             var bias = m.C.AsSpan(j0, w);
+            var u = sampleFirstRow >= 0 ? _uniform.AsSpan(negRows * j0, negRows * w) : default;
+            if (sampleFirstRow >= 0) random.Fork((ulong)blk).FillUniform(u);
+            var gc = _gc.AsSpan(j0, w);
+            if (final && chunk.First) gc.Clear();
+            // Each row's σ, the chains' draw from it and (when this region computes every stacked row) its statistic, one
+            // row at a time while the row is in L1: the same operations per element, and the same row order of the sums,
+            // as separate passes over the block.
+            bool statisticsHere = final && firstRow == 0 && rows == count + negRows;
             for (int r = firstRow; r < firstRow + rows; r++)
             {
                 var row = _hidden.AsSpan(r * h + j0, w);
                 VectorMath.Sigmoid(row, bias, 1f, row);
+                int chain = r - sampleFirstRow;
+                if (sampleFirstRow >= 0 && chain >= 0 && chain < negRows)
+                    RbmMachine.Bernoulli(row, u.Slice(chain * w, w), _chainHidden.AsSpan(chainOffset + chain * h + j0, w));
+                if (statisticsHere) AddStatistic(chunk, r, row, gc);
             }
-            if (sampleFirstRow >= 0)
-            {
-                var u = _uniform.AsSpan(negRows * j0, negRows * w);
-                random.Fork((ulong)blk).FillUniform(u);
-                for (int r = 0; r < negRows; r++)
-                    RbmMachine.Bernoulli(_hidden.AsSpan((sampleFirstRow + r) * h + j0, w), u.Slice(r * w, w), _chainHidden.AsSpan(chainOffset + r * h + j0, w));
-            }
+            if (final && !statisticsHere)
+                for (int r = 0; r < count + negRows; r++) AddStatistic(chunk, r, _hidden.AsSpan(r * h + j0, w), gc);
             if (!final) return;
-            var gc = _gc.AsSpan(j0, w);
-            if (chunk.First) gc.Clear();
-            for (int r = 0; r < count + negRows; r++)
-            {
-                var row = _hidden.AsSpan(r * h + j0, w);
-                TensorPrimitives.Multiply(row, r < count ? 1f / chunk.Count : -1f / chunk.NegRows, row);
-                // A saturated unit's σ below e^-87, or any σ below ~1e-36 times 1/count, is a subnormal float, and each
-                // is read by d multiply-adds of the weight update (a microcode assist each): on 784 binary inputs with
-                // 500 units it made that product 5× slower than the others. Flushed to 0 here (a change below 2^-126).
-                VectorMath.FlushSubnormals(row);
-                TensorPrimitives.Add(gc, row, gc);
-            }
             if (statistics is not null)
                 statisticsFinite![blk] = BinaryGemm.QuantizePanels(false, _hidden.AsSpan(0, (count + negRows) * h), h, statistics,
                     j0 / BinaryGemm.PanelWidth, (w + BinaryGemm.PanelWidth - 1) / BinaryGemm.PanelWidth);
         });
         if (final) _statisticsQuantized = statistics is not null && !statisticsFinite.AsSpan(0, blocks).Contains(false);
+    }
+
+    /// <summary>Stacked row r's hidden probabilities (a block's columns) become its statistic, scaled by 1/count (data
+    /// rows) or −1/negRows (chain rows), and are added to the hidden bias gradient.</summary>
+    private static void AddStatistic(Chunk chunk, int r, Span<float> row, Span<float> gc)
+    {
+        TensorPrimitives.Multiply(row, r < chunk.DataRows ? 1f / chunk.Count : -1f / chunk.NegRows, row);
+        // A saturated unit's σ below e^-87, or any σ below ~1e-36 times 1/count, is a subnormal float, and each is read
+        // by d multiply-adds of the weight update (a microcode assist each): on 784 binary inputs with 500 units it made
+        // that product 5× slower than the others. Flushed to 0 here (a change below 2^-126).
+        VectorMath.FlushSubnormals(row);
+        TensorPrimitives.Add(gc, row, gc);
     }
 
     // ------------------------------------------------------------------ training on the driver
