@@ -46,7 +46,9 @@ public static class ReportCommand
                     TopRows = topRows, Seed = parse.GetValue(seed), SampleLength = parse.GetValue(length),
                 };
                 if (parse.GetValue(samples) is int drawn) sequenceOptions.SequenceCount = drawn;
-                return Write(console, parse.GetValue(output)!, SequenceEvaluation.Report(loaded, dataFile, parse.GetValue(label), sequenceOptions));
+                string sequenceHtml = SequenceEvaluation.Report(loaded, dataFile, parse.GetValue(label), sequenceOptions);
+                WarnIfOneClass(console, sequenceOptions.Labels?.ToArray(), dataFile, parse.GetValue(label), "frame rows");
+                return Write(console, parse.GetValue(output)!, sequenceHtml);
             }
             if (parse.GetValue(length) is not null) throw new CliException(ExitCodes.UsageError, "--length is for the sequence model (rnnrnade).");
             int sampleCount = parse.GetValue(samples) ?? new DensityReportOptions().SampleCount;
@@ -69,8 +71,19 @@ public static class ReportCommand
             if (loaded.Metadata is { } meta)
                 options.Facts.Add(new("trained", $"ddml fit --model {meta.Model} on {meta.TrainFile} ({CsvTable.Count(meta.TrainRows, "row")}), {meta.StepsRun}" +
                                                  (meta.StoppedByUser ? ", stopped by the user" : "")));
-            return Write(console, parse.GetValue(output)!, DensityReport.Create(loaded.Model, scored.Features, options));
+            string html = DensityReport.Create(loaded.Model, scored.Features, options);
+            WarnIfOneClass(console, scored.Labels, dataFile, parse.GetValue(label), "rows");
+            return Write(console, parse.GetValue(output)!, html);
         });
+    }
+
+    /// <summary>As <c>evaluate</c>: a label column with one class has no ROC curve; the report says so in its page, and
+    /// the warning goes to standard error too (the run still succeeds).</summary>
+    private static void WarnIfOneClass(DdmlConsole console, bool[]? labels, string dataFile, string? labelColumn, string items)
+    {
+        if (labels is null || ScoringCommands.OneClass(labels, items) is not { } which) return;
+        console.Error.WriteLine($"ddml: warning: {Path.GetFileName(dataFile)}: the label column '{labelColumn}' has only one class ({which}), " +
+                                "so the report has no ROC curve; the other parts are written.");
     }
 
     private static int Write(DdmlConsole console, string outFile, string html)

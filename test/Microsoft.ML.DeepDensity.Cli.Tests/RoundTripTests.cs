@@ -126,6 +126,26 @@ public class RoundTripTests : IDisposable
         Assert.StartsWith("ddml: warning: clean.csv: the label column 'label' has only one class", warning);
     }
 
+    /// <summary>'report --label' with one class wrote its page (a note instead of the ROC curve) but said nothing on
+    /// standard error, where 'evaluate' warns: it now warns the same way and still succeeds; two classes give no warning.</summary>
+    [Fact]
+    public void ReportWithOneLabelClassWarnsAsEvaluateDoes()
+    {
+        var train = _h.Blob("train.csv", 120);
+        var zip = _h.PathOf("model.zip");
+        Assert.Equal(0, _h.Run("fit", train, "--model", "rnade", "--exclude", "id,label", "--epochs", "2", "-p", "HiddenUnits=4", "-p", "Components=1", "--out", zip).Exit);
+        var lines = File.ReadAllLines(train);
+        var test = _h.Write("clean.csv", string.Join("\n", lines.Take(41).Select((l, i) => i == 0 ? l : l[..l.LastIndexOf(',')] + ",0")) + "\n");
+        var report = _h.Run("report", zip, test, "--label", "label", "--out", _h.PathOf("clean.html"));
+        Assert.Equal(0, report.Exit);
+        Assert.Contains("only one class", File.ReadAllText(_h.PathOf("clean.html")));
+        var warning = Assert.Single(report.Err.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.StartsWith("ddml: warning: clean.csv: the label column 'label' has only one class (every one of the 40 rows is labelled normal)", warning);
+        var both = _h.Run("report", zip, train, "--label", "label", "--out", _h.PathOf("both.html"));
+        Assert.Equal(0, both.Exit);
+        Assert.DoesNotContain("warning", both.Err);
+    }
+
     /// <summary>A Gaussian RBM (real data) has no per-epoch likelihood: its progress lines showed "train - valid -" and
     /// a note pointing to Metrics, which the tool does not print. They now show the reconstruction error, labelled.</summary>
     [Fact]

@@ -85,6 +85,10 @@ public class SequenceTests : IDisposable
         Assert.DoesNotContain("detection rate", eval.Out);
         Assert.Contains("per sequence:           not computed", eval.Out);
         Assert.Contains("ddml: warning: train.csv: the label column 'anom' has only one class", eval.Err); // every label is 0
+        // 'report' warns the same way (it used to say so only in the page).
+        var report = _h.Run("report", zip, train, "--label", "anom", "--out", _h.PathOf("one-class.html"));
+        Assert.Equal(0, report.Exit);
+        Assert.Contains("ddml: warning: train.csv: the label column 'anom' has only one class (every one of the", report.Err);
     }
 
     [Fact]
