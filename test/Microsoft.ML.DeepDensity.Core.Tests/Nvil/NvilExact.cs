@@ -66,21 +66,31 @@ internal static class NvilExact
         }
     }
 
-    public static double LogJoint(NvilNetwork net, ReadOnlySpan<float> x, float[][] h)
+    public static double LogJoint(NvilNetwork net, ReadOnlySpan<float> x, float[][] h) => LogJointTerms(net, x, h).Sum();
+
+    public static double LogPosterior(NvilNetwork net, ReadOnlySpan<float> x, float[][] h) => LogPosteriorTerms(net, x, h).Sum();
+
+    /// <summary>The terms of log p(x, h): [log p(x | h_0), log p(h_0 | h_1), …, log p(h_{L−2} | h_{L−1}), log p(h_{L−1})].</summary>
+    public static double[] LogJointTerms(NvilNetwork net, ReadOnlySpan<float> x, float[][] h)
     {
-        double lp = LogBernoulli(x, Logits(net.Decoders[0].Layers[0], h[0]));
-        for (int l = 1; l < net.Layers; l++) lp += LogBernoulli(h[l - 1], Logits(net.Decoders[l].Layers[0], h[l]));
-        return lp + LogBernoulli(h[^1], net.Prior.Value.Select(v => (double)v).ToArray());
+        var terms = new double[net.Layers + 1];
+        terms[0] = LogBernoulli(x, Logits(net.Decoders[0].Layers[0], h[0]));
+        for (int l = 1; l < net.Layers; l++) terms[l] = LogBernoulli(h[l - 1], Logits(net.Decoders[l].Layers[0], h[l]));
+        terms[^1] = LogBernoulli(h[^1], net.Prior.Value.Select(v => (double)v).ToArray());
+        return terms;
     }
 
-    public static double LogPosterior(NvilNetwork net, ReadOnlySpan<float> x, float[][] h)
+    /// <summary>The terms of log q(h | x): [log q(h_0 | x), log q(h_1 | h_0), …].</summary>
+    public static double[] LogPosteriorTerms(NvilNetwork net, ReadOnlySpan<float> x, float[][] h)
     {
-        double lq = LogBernoulli(h[0], Logits(net.Encoders[0].Layers[0], x));
-        for (int l = 1; l < net.Layers; l++) lq += LogBernoulli(h[l], Logits(net.Encoders[l].Layers[0], h[l - 1]));
-        return lq;
+        var terms = new double[net.Layers];
+        terms[0] = LogBernoulli(h[0], Logits(net.Encoders[0].Layers[0], x));
+        for (int l = 1; l < net.Layers; l++) terms[l] = LogBernoulli(h[l], Logits(net.Encoders[l].Layers[0], h[l - 1]));
+        return terms;
     }
 
-    private static double[] Logits(DenseLayer layer, ReadOnlySpan<float> input)
+    /// <summary>The logits of a dense layer (float64), z = b + Wᵀ input.</summary>
+    public static double[] Logits(DenseLayer layer, ReadOnlySpan<float> input)
     {
         var w = layer.Weight.Value;
         var z = layer.Bias.Value.Select(v => (double)v).ToArray();
