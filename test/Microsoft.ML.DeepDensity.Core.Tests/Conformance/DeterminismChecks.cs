@@ -54,27 +54,7 @@ public class DeterminismChecks
         finally { DeepDensityEnvironment.MaxDegreeOfParallelism = -1; }
     }
 
-    /// <summary>A row's score does not depend on which other rows are scored with it.</summary>
-    [Theory, MemberData(nameof(ModelCases.Names), MemberType = typeof(ModelCases))]
-    public void ScoringARowAloneOrInABatchAgrees(string name)
-    {
-        var f = ModelCases.Fitted(name);
-        if (f.Case.BatchInvarianceTolerance is not double tol) return;
-        var batch = f.Model.LogDensity(f.Data);
-        int d = f.Model.Dimension;
-        var one = new float[1];
-        for (int r = 0; r < f.Data.Rows; r += 7)
-        {
-            f.Model.LogDensity(f.Data.Row(r), one);
-            Assert.True(Math.Abs(one[0] - batch[r]) <= tol * (1 + Math.Abs(batch[r])), $"row {r}: alone {one[0]}, in a batch {batch[r]}");
-        }
-        // Reversed order: each row's score moves with it.
-        var reversed = new Data.RowMatrix(f.Data.Rows, d);
-        for (int r = 0; r < f.Data.Rows; r++) f.Data.Row(r).CopyTo(reversed.Row(f.Data.Rows - 1 - r));
-        var rev = f.Model.LogDensity(reversed);
-        for (int r = 0; r < f.Data.Rows; r++)
-            Assert.True(Math.Abs(rev[f.Data.Rows - 1 - r] - batch[r]) <= tol * (1 + Math.Abs(batch[r])), $"row {r} reversed");
-    }
+    // A row's score alone, in batches of every size, order and company, bit for bit: BatchInvarianceChecks.
 
     [Theory, MemberData(nameof(ModelCases.Names), MemberType = typeof(ModelCases))]
     public void ModelDescribesItselfAndOutputsHonourItsKind(string name)
