@@ -5,8 +5,9 @@ using Microsoft.ML.DeepDensity.Randomness;
 namespace Microsoft.ML.DeepDensity.Tests.Conformance;
 
 /// <summary>
-/// The sequence models' form of <see cref="BatchInvarianceChecks"/>: a sequence's log-density, standard error and every
-/// frame's conditional log-density are the same bits alone and in batches of 2 to 5,000 sequences (across the
+/// The sequence models' form of <see cref="BatchInvarianceChecks"/>: a sequence's log-density, standard error, every
+/// frame's conditional log-density and (RNN-RNADE) the one-step-ahead density of a frame after it are the same bits
+/// alone and in batches of 2 to 5,000 sequences (across the
 /// models' blocks of sequences), at any position, beside short and long sequences, in any order, duplicated, on 1 and
 /// 2 threads and on every kernel path forced on the caller. Serial: it sets
 /// <see cref="DeepDensityEnvironment.MaxDegreeOfParallelism"/>.
@@ -24,7 +25,22 @@ public class SequenceBatchInvarianceChecks
         return SequenceBatch.FromSequences(seqs, data.FrameSize);
     }
 
-    private sealed record Alone(float[] LogDensity, float[] StandardError, float[][] Frames);
+    /// <summary>Each pool sequence's scores alone; <see cref="Predictive"/> is RNN-RNADE's one-step-ahead density of
+    /// <see cref="NextFrame"/> after the sequence (null for other models).</summary>
+    private sealed record Alone(float[] LogDensity, float[] StandardError, float[][] Frames, float[]? Predictive);
+
+    /// <summary>The candidate frame scored after pool sequence p: the first frame of sequence p + 1.</summary>
+    private static ReadOnlySpan<float> NextFrame(SequenceBatch pool, int p) => pool.Sequence((p + 1) % pool.Count)[..pool.FrameSize];
+
+    private static float[] Predictive(Models.RnnRnade.RnnRnadeModel m, SequenceBatch pool, int[] indices)
+    {
+        var prefixes = pool.Select(indices);
+        var next = new float[indices.Length * pool.FrameSize];
+        for (int i = 0; i < indices.Length; i++) NextFrame(pool, indices[i]).CopyTo(next.AsSpan(i * pool.FrameSize));
+        var result = new float[indices.Length];
+        m.PredictiveLogDensity(prefixes, next, result);
+        return result;
+    }
 
     private static Alone ScoreAlone(SequenceDensityModel m, SequenceBatch pool)
     {
@@ -38,7 +54,9 @@ public class SequenceBatchInvarianceChecks
             frames[i] = new float[one.TotalFrames];
             m.FrameLogDensity(one, frames[i]);
         }
-        return new Alone(ld, se, frames);
+        var predictive = m is Models.RnnRnade.RnnRnadeModel rnn
+            ? Enumerable.Range(0, pool.Count).Select(i => Predictive(rnn, pool, new[] { i })[0]).ToArray() : null;
+        return new Alone(ld, se, frames, predictive);
     }
 
     /// <summary>A seeded draw, reversed, sorted by length both ways (short sequences leading blocks and long ones), and
@@ -77,11 +95,14 @@ public class SequenceBatchInvarianceChecks
                     var frames = new float[batch.TotalFrames];
                     m.FrameLogDensity(batch, frames);
                     string where = $"{path}, {threads} thread(s), a batch of {n} ({what})";
+                    var predictive = m is Models.RnnRnade.RnnRnadeModel rnn ? Predictive(rnn, pool, indices) : null;
                     for (int i = 0; i < n; i++)
                     {
                         int p = indices[i];
                         Same(alone.LogDensity[p], ld[i], $"{where}: log-density of the sequence at position {i} (pool sequence {p})");
                         Same(alone.StandardError[p], se[i], $"{where}: standard error of the sequence at position {i} (pool sequence {p})");
+                        if (predictive is not null)
+                            Same(alone.Predictive![p], predictive[i], $"{where}: one-step-ahead density after the prefix at position {i} (pool sequence {p})");
                         for (int t = 0; t < alone.Frames[p].Length; t++)
                             Same(alone.Frames[p][t], frames[batch.Offsets[i] + t], $"{where}: frame {t} of the sequence at position {i} (pool sequence {p})");
                     }
