@@ -135,36 +135,4 @@ public class SequenceBatchInvarianceChecks
         }
         finally { DeepDensityEnvironment.MaxDegreeOfParallelism = -1; }
     }
-
-    /// <summary>Sampling is seeded per sequence (docs/models/rnn-rnade.md): sequence i of a draw of n sequences, and the
-    /// continuation of prefix i of n prefixes, do not depend on n (a smaller draw is a prefix of a larger one), on 1
-    /// and 2 threads.</summary>
-    [Theory, MemberData(nameof(SequenceModelCases.Names), MemberType = typeof(SequenceModelCases))]
-    public void SmallerSequenceDrawsArePrefixesOfLargerOnes(string name)
-    {
-        var c = SequenceModelCases.Get(name);
-        var m = c.FitStandard();
-        var prefixes = Pool(c);
-        int[] sizes = { 1, 2, 3, 5, 17, 33, 65, 129, 240 };
-        try
-        {
-            foreach (int threads in new[] { 1, 2 })
-            {
-                DeepDensityEnvironment.MaxDegreeOfParallelism = threads;
-                var large = m.Sample(sizes[^1], 5, 21);
-                var continued = m.Sample(prefixes.Select(Enumerable.Range(0, sizes[^1]).ToArray()), 3, 22);
-                foreach (int n in sizes)
-                {
-                    var small = m.Sample(n, 5, 21);
-                    var smallContinued = m.Sample(prefixes.Select(Enumerable.Range(0, n).ToArray()), 3, 22);
-                    for (int i = 0; i < n; i++)
-                    {
-                        ConformanceAssert.BitIdentical(large.Sequence(i), small.Sequence(i), $"{threads} thread(s): sequence {i} of a draw of {n} vs of {sizes[^1]}");
-                        ConformanceAssert.BitIdentical(continued.Sequence(i), smallContinued.Sequence(i), $"{threads} thread(s): continuation {i} of {n} prefixes vs of {sizes[^1]}");
-                    }
-                }
-            }
-        }
-        finally { DeepDensityEnvironment.MaxDegreeOfParallelism = -1; }
-    }
 }
