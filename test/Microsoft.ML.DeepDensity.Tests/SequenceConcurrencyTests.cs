@@ -180,7 +180,7 @@ public class SequenceConcurrencyTests
     }
 
     /// <summary>Each row's id and its values (float bit patterns) of <paramref name="columns"/>.</summary>
-    private static List<(DataViewRowId Id, string Values)> Read(IDataView view, DataViewRowCursor? cursor, string[] columns)
+    internal static List<(DataViewRowId Id, string Values)> Read(IDataView view, DataViewRowCursor? cursor, string[] columns)
     {
         var cols = columns.Select(c => view.Schema[c]).ToArray();
         cursor ??= view.GetRowCursor(cols);

@@ -36,14 +36,30 @@ internal static class KernelPath
 
     /// <summary>
     /// Forces <paramref name="level"/> (capped at <see cref="Best"/>) for kernels called on this thread until the
-    /// returned scope is disposed. A parallel kernel reads the level once on the calling thread, so its worker blocks
-    /// follow the forced path too.
+    /// returned scope is disposed. A parallel kernel reads the level once on the calling thread, and the blocks of
+    /// <see cref="DeepDensityEnvironment.For"/> and <see cref="DeepDensityEnvironment.ForRowBlocks"/> run under the
+    /// caller's forced level on whichever thread takes them (<see cref="Carried"/>), so a forced scoring call runs one
+    /// path in all its blocks. Loops on <c>Parallel.For</c> (Deep GMM's EM steps, the RBM's enumeration of log Z) do not
+    /// carry it: force a path for those with <see cref="DeepDensityEnvironment.MaxDegreeOfParallelism"/> = 1.
     /// </summary>
     public static Scope Force(SimdLevel level)
     {
         int previous = t_forcedPlusOne;
         t_forcedPlusOne = (int)(level < Best ? level : Best) + 1;
         return new Scope(previous);
+    }
+
+    /// <summary><paramref name="body"/> run under the calling thread's forced level on any thread (itself when nothing
+    /// is forced: no allocation on the engine's ordinary path).</summary>
+    public static Action<int> Carried(Action<int> body)
+    {
+        if (!IsForced) return body;
+        var level = Current;
+        return i =>
+        {
+            using var forced = Force(level);
+            body(i);
+        };
     }
 
     /// <summary>Restores the previous level when disposed.</summary>

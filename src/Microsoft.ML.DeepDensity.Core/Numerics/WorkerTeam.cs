@@ -42,6 +42,8 @@ internal static class WorkerTeam
             for (int i = from; i < to; i++) body(i);
             return;
         }
+        // A path forced on the caller (tests comparing paths) is thread-static: blocks on other threads must force it too.
+        body = KernelPath.Carried(body);
         if (Interlocked.CompareExchange(ref _busy, 1, 0) != 0)
         {
             RunOnThreadPool(from, to, threads, body);

@@ -54,27 +54,7 @@ public class DeterminismChecks
         finally { DeepDensityEnvironment.MaxDegreeOfParallelism = -1; }
     }
 
-    /// <summary>A row's score does not depend on which other rows are scored with it.</summary>
-    [Theory, MemberData(nameof(ModelCases.Names), MemberType = typeof(ModelCases))]
-    public void ScoringARowAloneOrInABatchAgrees(string name)
-    {
-        var f = ModelCases.Fitted(name);
-        if (f.Case.BatchInvarianceTolerance is not double tol) return;
-        var batch = f.Model.LogDensity(f.Data);
-        int d = f.Model.Dimension;
-        var one = new float[1];
-        for (int r = 0; r < f.Data.Rows; r += 7)
-        {
-            f.Model.LogDensity(f.Data.Row(r), one);
-            Assert.True(Math.Abs(one[0] - batch[r]) <= tol * (1 + Math.Abs(batch[r])), $"row {r}: alone {one[0]}, in a batch {batch[r]}");
-        }
-        // Reversed order: each row's score moves with it.
-        var reversed = new Data.RowMatrix(f.Data.Rows, d);
-        for (int r = 0; r < f.Data.Rows; r++) f.Data.Row(r).CopyTo(reversed.Row(f.Data.Rows - 1 - r));
-        var rev = f.Model.LogDensity(reversed);
-        for (int r = 0; r < f.Data.Rows; r++)
-            Assert.True(Math.Abs(rev[f.Data.Rows - 1 - r] - batch[r]) <= tol * (1 + Math.Abs(batch[r])), $"row {r} reversed");
-    }
+    // A row's score alone, in batches of every size, order and company, bit for bit: BatchInvarianceChecks.
 
     [Theory, MemberData(nameof(ModelCases.Names), MemberType = typeof(ModelCases))]
     public void ModelDescribesItselfAndOutputsHonourItsKind(string name)
@@ -111,15 +91,31 @@ public class DeterminismChecks
         AllFinite(f.Model.LogDensity(s), "log-densities of the model's own samples");
     }
 
-    /// <summary>Row i of a draw depends only on (seed, i): a smaller draw is a prefix of a larger one (across scoring blocks).</summary>
+    /// <summary>Row i of a draw depends only on (seed, i): a smaller draw is a prefix of a larger one, for draws of
+    /// every size of <see cref="BatchInvarianceChecks.BatchSizes"/> (across sampling blocks and the RBM's chains), on 1
+    /// and 2 threads.</summary>
     [Theory, MemberData(nameof(ModelCases.Names), MemberType = typeof(ModelCases))]
     public void SmallerDrawsArePrefixesOfLargerOnes(string name)
     {
         var f = ModelCases.Fitted(name);
         if (!f.Case.PrefixConsistentSampling) return;
-        var large = f.Model.Sample(700, 21);
-        foreach (int n in new[] { 1, 10, 300 })
-            BitIdentical(large.AsSpan()[..(n * f.Model.Dimension)], f.Model.Sample(n, 21).AsSpan(), $"a draw of {n} vs the first {n} rows of 700");
+        AssertDrawsArePrefixes(f.Model, 21, new[] { 1, 10, 300, 700 }.Concat(BatchInvarianceChecks.BatchSizes).Order().ToArray());
+    }
+
+    private static void AssertDrawsArePrefixes(DensityModel model, ulong seed, int[] sizes)
+    {
+        int d = model.Dimension, largest = sizes.Max();
+        try
+        {
+            foreach (int threads in new[] { 1, 2 })
+            {
+                DeepDensityEnvironment.MaxDegreeOfParallelism = threads;
+                var large = model.Sample(largest, seed);
+                foreach (int n in sizes)
+                    BitIdentical(large.AsSpan()[..(n * d)], model.Sample(n, seed).AsSpan(), $"{threads} thread(s): a draw of {n} vs the first {n} rows of {largest}");
+            }
+        }
+        finally { DeepDensityEnvironment.MaxDegreeOfParallelism = -1; }
     }
 
     /// <summary>The edges of a draw's arguments: seeds 0 and 2^64 − 1 are ordinary seeds (finite, in-domain draws that differ

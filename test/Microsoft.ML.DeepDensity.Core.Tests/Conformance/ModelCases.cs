@@ -128,9 +128,10 @@ public sealed record ModelCase(
     /// (a single row trains and scores finite values).</summary>
     public int MinimumTrainingRows { get; init; } = 1;
 
-    /// <summary>Scoring a row alone and in a batch agree to |a − b| ≤ tol·(1 + |a|). Default 1e-5; null skips the check
-    /// (only for a model whose estimate legitimately depends on the batch — document why).</summary>
-    public double? BatchInvarianceTolerance { get; init; } = 1e-5;
+    /// <summary>A row's log-density and standard error are the same bits alone and in any batch
+    /// (<see cref="BatchInvarianceChecks"/>). Default true; false skips those checks (only for a model whose estimate
+    /// legitimately depends on the batch — document why).</summary>
+    public bool ScoresIndependentOfTheBatch { get; init; } = true;
 
     /// <summary>The model standardises its inputs, so fitting data scaled by s gives log p(s·x) = log p(x) − D·log s to
     /// this relative tolerance (for s from 1e-30 to 1e30). Default null (not scale-equivariant; only finiteness is checked).</summary>

@@ -60,9 +60,6 @@ public sealed record SequenceModelCase(
     /// <summary>Sequences of the standard training set. Default 60.</summary>
     public int TrainingSequences { get; init; } = 60;
 
-    /// <summary>Scoring a sequence alone and in a batch agree to |a − b| ≤ tol·(1 + |a|). Default 1e-5.</summary>
-    public double BatchInvarianceTolerance { get; init; } = 1e-5;
-
     /// <summary>Fit honours <see cref="SequenceFitRequest.BatchSize"/> and <see cref="SequenceFitRequest.CancellationToken"/>
     /// (training memory bounded by the block, a huge minibatch cancelled within a second). Default false.</summary>
     public bool HasBatchSize { get; init; }

@@ -28,6 +28,45 @@ public class WorkerTeamTests
         }
     }
 
+    /// <summary>A kernel path forced on the calling thread (tests comparing paths) holds in every block of a region,
+    /// whichever thread runs it, also when the team is busy and the region falls back to the thread pool: a block on
+    /// a helper used to run the CPU's best path, so a forced multi-block scoring call mixed two paths' bits.</summary>
+    [Fact]
+    public async Task AForcedKernelPathHoldsInEveryBlock()
+    {
+        if (KernelPath.Best == SimdLevel.Portable) return; // nothing lower to force
+        var threads = new System.Collections.Concurrent.ConcurrentDictionary<int, byte>();
+        var levels = new SimdLevel[64];
+        void Region()
+        {
+            using var forced = KernelPath.Force(SimdLevel.Portable);
+            DeepDensityEnvironment.For(0, levels.Length, i =>
+            {
+                threads[Environment.CurrentManagedThreadId] = 0;
+                levels[i] = KernelPath.Current;
+                Thread.Sleep(1); // every thread gets blocks
+            });
+        }
+        Region();
+        Assert.True(threads.Count > 1 || Environment.ProcessorCount == 1, "the region ran on one thread");
+        Assert.All(levels, l => Assert.Equal(SimdLevel.Portable, l));
+        Assert.NotEqual(SimdLevel.Portable, KernelPath.Current); // the scope ended on the caller
+
+        // The thread-pool fallback (the team busy with another caller's region).
+        var teamBusy = new ManualResetEventSlim();
+        var release = new ManualResetEventSlim();
+        var other = Task.Run(() => WorkerTeam.Run(0, 2, int.MaxValue, i => { teamBusy.Set(); release.Wait(); }));
+        teamBusy.Wait();
+        try
+        {
+            Array.Clear(levels);
+            Region();
+            Assert.All(levels, l => Assert.Equal(SimdLevel.Portable, l));
+        }
+        finally { release.Set(); }
+        await other;
+    }
+
     [Fact]
     public void NonZeroStartAndThreadLimitAreHonoured()
     {

@@ -339,7 +339,8 @@ public class RbmTests
 
     /// <summary>Sample i depends only on (seed, i), whatever the draw's size: a draw of 1 (one chain) is the first row
     /// of a draw of 700 (100 chains), also where no unit is saturated (weights of scale 1, so every uniform decides a
-    /// unit). A fill of uniforms depends on its length, so the chains' uniforms are filled row by row.</summary>
+    /// unit). A fill of uniforms depends on its length, so the chains' uniforms are filled row by row. Sizes on both
+    /// sides of the 32-chain sampling blocks (a partial last block of min(chains, count) chains) and of the chain count.</summary>
     [Theory]
     [InlineData(8, 22)]
     [InlineData(70, 90)]
@@ -349,7 +350,7 @@ public class RbmTests
         var model = RbmModel.FromParameters(RbmVisibleType.Bernoulli, m.W, m.B, m.C,
             new RbmOptions { SamplingBurnIn = 5, SamplingThinning = 2, SamplingChains = 100, AisRuns = 4, AisTemperatures = 20 });
         var large = model.Sample(700, seed: 3);
-        foreach (int n in new[] { 1, 3, 40 })
+        foreach (int n in new[] { 1, 3, 31, 32, 33, 40, 64, 65, 99, 100, 101, 257 })
         {
             var small = model.Sample(n, seed: 3);
             Assert.Equal(large.AsSpan()[..(n * d)].ToArray(), small.AsSpan().ToArray());

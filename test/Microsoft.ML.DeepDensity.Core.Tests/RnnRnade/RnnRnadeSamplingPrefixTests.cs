@@ -19,7 +19,7 @@ public class RnnRnadeSamplingPrefixTests
         int d = m.FrameSize;
         // 70 sequences: three sampling blocks of 32.
         var large = m.Sample(70, 12, 17);
-        foreach (var (count, length) in new[] { (1, 1), (70, 5), (40, 12), (3, 11) })
+        foreach (var (count, length) in new[] { (1, 1), (70, 5), (40, 12), (3, 11), (2, 12), (5, 3), (17, 12), (31, 7), (32, 12), (33, 2), (64, 12), (65, 9) })
         {
             var small = m.Sample(count, length, 17);
             for (int i = 0; i < count; i++)
@@ -31,6 +31,10 @@ public class RnnRnadeSamplingPrefixTests
         Assert.NotEqual(large.Sequence(0)[(5 * d)..].ToArray(), continued.Sequence(0)[(5 * d)..].ToArray());
         // The same prefixes, seed and index give the same continuation; another number of prefixes does not change it.
         var prefixes = m.Sample(70, 5, 17);
-        Assert.Equal(continued.Sequence(3).ToArray(), m.Sample(prefixes.Select(Enumerable.Range(0, 4).ToArray()), 7, 17).Sequence(3).ToArray());
+        foreach (int count in new[] { 1, 2, 4, 31, 32, 33, 65 })
+        {
+            var fewer = m.Sample(prefixes.Select(Enumerable.Range(0, count).ToArray()), 7, 17);
+            for (int i = 0; i < count; i++) Assert.Equal(continued.Sequence(i).ToArray(), fewer.Sequence(i).ToArray());
+        }
     }
 }
