@@ -154,6 +154,29 @@ public class StreamedTrainingTests
         Assert.Contains("in the training data", e.Message);
     }
 
+    /// <summary>
+    /// A view whose passes differ (here a mapping that draws new noise on every cursor) is refused, naming the column and
+    /// what to do; it trained silently on other rows every epoch. ML.NET's ShuffleRows, with or without a seed, draws
+    /// its seed once, when the view is made, so its passes are the same and it streams (docs/scaling.md).
+    /// </summary>
+    [Fact]
+    public void AViewWhosePassesDifferIsRefused()
+    {
+        var ml = new MLContext(1);
+        var data = ml.Data.LoadFromEnumerable(Generated(300, 1));
+        var random = new Random(3);
+        var noisy = ml.Transforms.CustomMapping<Row, Row>((a, b) => b.Features = a.Features.Select(x => x + (float)random.NextDouble() * 1e-3f).ToArray(), null)
+            .Fit(data).Transform(data);
+        var o = Rnade(DensityTrainingData.Streamed);
+        var e = Assert.Throws<DataValidationException>(() => ml.DensityEstimation.Rnade(o).Fit(noisy));
+        Assert.Equal("Features", e.DataSource);
+        Assert.Contains("a pass over the data read other values than the first pass", e.Message);
+        Assert.Contains("TrainingData = InMemory", e.Message);
+        Assert.EndsWith("in the training data.", e.Message);
+        foreach (var shuffled in new[] { ml.Data.ShuffleRows(data), ml.Data.ShuffleRows(data, shufflePoolSize: 50, shuffleSource: true) })
+            Assert.Equal(ml.DensityEstimation.Rnade(o).Fit(shuffled).Model.ToBytes(), ml.DensityEstimation.Rnade(o).Fit(shuffled).Model.ToBytes());
+    }
+
     [Fact]
     public void AFamilyThatCannotStreamSaysSo()
     {
