@@ -177,6 +177,38 @@ public class StreamedTrainingTests
             Assert.Equal(ml.DensityEstimation.Rnade(o).Fit(shuffled).Model.ToBytes(), ml.DensityEstimation.Rnade(o).Fit(shuffled).Model.ToBytes());
     }
 
+    public sealed class WideRow
+    {
+        public float[] Features { get; set; } = Array.Empty<float>();
+    }
+
+    /// <summary>
+    /// The threshold's scoring pass reads blocks of at most 2^20 floats, as every other pass (docs/scaling.md): it read
+    /// 16,384 rows whatever their width, 16,384 × 784 floats (51 MB) for Fashion-MNIST's rows, and at 2^17 columns —
+    /// within what an RBM's file holds — 16,384 × 2^17 overflowed an int and the Fit failed with an OverflowException
+    /// after training.
+    /// </summary>
+    [Fact]
+    public void TheThresholdPassOfWideRowsReadsBoundedBlocks()
+    {
+        const int width = 1 << 17;
+        var ml = new MLContext(1);
+        IEnumerable<WideRow> Rows()
+        {
+            for (int i = 0; i < 3; i++)
+                yield return new WideRow { Features = Enumerable.Range(0, width).Select(j => (float)((i + j) % 2)).ToArray() };
+        }
+        var def = SchemaDefinition.Create(typeof(WideRow));
+        def["Features"].ColumnType = new VectorDataViewType(NumberDataViewType.Single, width);
+        var view = ml.Data.LoadFromEnumerable(Rows(), def);
+        var fitted = ml.DensityEstimation.Rbm(new RbmEstimator.Options
+        {
+            TrainingData = DensityTrainingData.Streamed,
+            ModelOptions = new RbmOptions { HiddenUnits = 1, MaxEpochs = 1, ValidationFraction = 0 },
+        }).Fit(view);
+        Assert.True(float.IsFinite(fitted.Threshold));
+    }
+
     [Fact]
     public void AFamilyThatCannotStreamSaysSo()
     {
