@@ -432,6 +432,41 @@ public class StreamingTrainingTests
             RnadeModel.Fit(new GeneratedRows(20_000, 4, 1), Rnade(50), null, new StreamingOptions { ShuffleBufferRows = 1000 }, progress, cts.Token));
     }
 
+    /// <summary>Rows of <paramref name="inner"/> that cancel <paramref name="cts"/> at the first read of their pass
+    /// <paramref name="pass"/> and count the rows that pass reads.</summary>
+    private sealed class CancellingRows(IRowStream inner, CancellationTokenSource cts, int pass) : IRowStream
+    {
+        private int _passes;
+        public long RowsOfThatPass;
+        public int Width => inner.Width;
+        public long? Count => inner.Count;
+        public IRowCursor Open() => ++_passes == pass ? new Cursor(inner.Open(), this, cts) : inner.Open();
+
+        private sealed class Cursor(IRowCursor inner, CancellingRows owner, CancellationTokenSource cts) : IRowCursor
+        {
+            public int Read(Span<float> destination)
+            {
+                cts.Cancel();
+                int n = inner.Read(destination);
+                owner.RowsOfThatPass += n;
+                return n;
+            }
+            public void Dispose() => inner.Dispose();
+        }
+    }
+
+    /// <summary>The validation pass of the gradient loop (RNADE, deep RNADE, IWAE) observes the Fit's token: it read its
+    /// stream to the end first (50,000 rows here; a hashed validation split reads the whole training stream).</summary>
+    [Fact]
+    public void CancellationStopsAStreamedValidationPass()
+    {
+        using var cts = new CancellationTokenSource();
+        var validation = new CancellingRows(new GeneratedRows(50_000, 2, 2), cts, pass: 1);
+        Assert.ThrowsAny<OperationCanceledException>(() =>
+            RnadeModel.Fit(new GeneratedRows(300, 2, 1), Rnade(3), validation, null, null, cts.Token));
+        Assert.InRange(validation.RowsOfThatPass, 1, RowStream.BlockRows);
+    }
+
     private sealed class Progress(Action onReport) : IProgress<TrainingProgress>
     {
         public void Report(TrainingProgress value) => onReport();
