@@ -6,7 +6,8 @@ namespace Microsoft.ML.DeepDensity.Training;
 /// <summary>
 /// Rows of a fixed width that can be read in passes, block by block, without holding them all: the engine's view of
 /// a data set too large for memory (an ML.NET <c>IDataView</c> cursor, a file, rows generated on the fly). Every pass
-/// must yield the same rows in the same order: reproducible training rests on it.
+/// must yield the same rows in the same order: reproducible training rests on it, and a streamed Fit refuses a pass
+/// that differs from the first (<see cref="RowStream.Checked"/>).
 /// </summary>
 public interface IRowStream
 {
