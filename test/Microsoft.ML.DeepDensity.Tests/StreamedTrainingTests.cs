@@ -154,6 +154,61 @@ public class StreamedTrainingTests
         Assert.Contains("in the training data", e.Message);
     }
 
+    /// <summary>
+    /// A view whose passes differ (here a mapping that draws new noise on every cursor) is refused, naming the column and
+    /// what to do; it trained silently on other rows every epoch. ML.NET's ShuffleRows, with or without a seed, draws
+    /// its seed once, when the view is made, so its passes are the same and it streams (docs/scaling.md).
+    /// </summary>
+    [Fact]
+    public void AViewWhosePassesDifferIsRefused()
+    {
+        var ml = new MLContext(1);
+        var data = ml.Data.LoadFromEnumerable(Generated(300, 1));
+        var random = new Random(3);
+        var noisy = ml.Transforms.CustomMapping<Row, Row>((a, b) => b.Features = a.Features.Select(x => x + (float)random.NextDouble() * 1e-3f).ToArray(), null)
+            .Fit(data).Transform(data);
+        var o = Rnade(DensityTrainingData.Streamed);
+        var e = Assert.Throws<DataValidationException>(() => ml.DensityEstimation.Rnade(o).Fit(noisy));
+        Assert.Equal("Features", e.DataSource);
+        Assert.Contains("a pass over the data read other values than the first pass", e.Message);
+        Assert.Contains("TrainingData = InMemory", e.Message);
+        Assert.EndsWith("in the training data.", e.Message);
+        foreach (var shuffled in new[] { ml.Data.ShuffleRows(data), ml.Data.ShuffleRows(data, shufflePoolSize: 50, shuffleSource: true) })
+            Assert.Equal(ml.DensityEstimation.Rnade(o).Fit(shuffled).Model.ToBytes(), ml.DensityEstimation.Rnade(o).Fit(shuffled).Model.ToBytes());
+    }
+
+    public sealed class WideRow
+    {
+        public float[] Features { get; set; } = Array.Empty<float>();
+    }
+
+    /// <summary>
+    /// The threshold's scoring pass reads blocks of at most 2^20 floats, as every other pass (docs/scaling.md): it read
+    /// 16,384 rows whatever their width, 16,384 × 784 floats (51 MB) for Fashion-MNIST's rows, and at 2^17 columns —
+    /// within what an RBM's file holds — 16,384 × 2^17 overflowed an int and the Fit failed with an OverflowException
+    /// after training.
+    /// </summary>
+    [Fact]
+    public void TheThresholdPassOfWideRowsReadsBoundedBlocks()
+    {
+        const int width = 1 << 17;
+        var ml = new MLContext(1);
+        IEnumerable<WideRow> Rows()
+        {
+            for (int i = 0; i < 3; i++)
+                yield return new WideRow { Features = Enumerable.Range(0, width).Select(j => (float)((i + j) % 2)).ToArray() };
+        }
+        var def = SchemaDefinition.Create(typeof(WideRow));
+        def["Features"].ColumnType = new VectorDataViewType(NumberDataViewType.Single, width);
+        var view = ml.Data.LoadFromEnumerable(Rows(), def);
+        var fitted = ml.DensityEstimation.Rbm(new RbmEstimator.Options
+        {
+            TrainingData = DensityTrainingData.Streamed,
+            ModelOptions = new RbmOptions { HiddenUnits = 1, MaxEpochs = 1, ValidationFraction = 0 },
+        }).Fit(view);
+        Assert.True(float.IsFinite(fitted.Threshold));
+    }
+
     [Fact]
     public void AFamilyThatCannotStreamSaysSo()
     {

@@ -6,7 +6,8 @@ namespace Microsoft.ML.DeepDensity.Training;
 /// <summary>
 /// Rows of a fixed width that can be read in passes, block by block, without holding them all: the engine's view of
 /// a data set too large for memory (an ML.NET <c>IDataView</c> cursor, a file, rows generated on the fly). Every pass
-/// must yield the same rows in the same order: reproducible training rests on it.
+/// must yield the same rows in the same order: reproducible training rests on it, and a streamed Fit refuses a pass
+/// that differs from the first (<see cref="RowStream.Checked"/>).
 /// </summary>
 public interface IRowStream
 {
@@ -55,12 +56,16 @@ public static class RowStream
     /// The rows of <paramref name="stream"/> checked as they are read (finite values; 0/1 for
     /// <see cref="InputDomain.Binary"/>): a bad value throws <see cref="DataValidationException"/> naming the row (its
     /// position in the pass), the column and <paramref name="source"/>. So does a cursor whose
-    /// <see cref="IRowCursor.Read"/> returns a negative count or more rows than the destination holds.
+    /// <see cref="IRowCursor.Read"/> returns a negative count or more rows than the destination holds, and a pass that
+    /// is not the first pass again: every complete pass must read as many rows as the first (and as
+    /// <see cref="IRowStream.Count"/> says, when it is known) and the same values in the same order (compared by a
+    /// fingerprint, nothing is kept per row).
     /// </summary>
     public static IRowStream Checked(IRowStream stream, InputDomain domain, string source)
     {
         ArgumentNullException.ThrowIfNull(stream);
-        return new MappedStream(stream, (rows, count, first) => DataValidation.CheckRows(rows[..(count * stream.Width)], stream.Width, domain, source, first), source);
+        return new MappedStream(stream, (rows, count, first) => DataValidation.CheckRows(rows[..(count * stream.Width)], stream.Width, domain, source, first), source,
+            new PassRecord(source));
     }
 
     /// <summary>The rows of <paramref name="stream"/> transformed in place block by block (<paramref name="map"/> gets
@@ -175,26 +180,88 @@ public static class RowStream
     /// beyond the destination had the passes read the buffer past the rows written (stale rows trained on) or throw an
     /// ArgumentOutOfRangeException that named nothing.
     /// </summary>
-    private sealed class MappedStream(IRowStream inner, RowBlockMap map, string? source = null) : IRowStream
+    private sealed class MappedStream(IRowStream inner, RowBlockMap map, string? source = null, PassRecord? passes = null) : IRowStream
     {
         public int Width => inner.Width;
         public long? Count => inner.Count;
-        public IRowCursor Open() => new Cursor(inner.Open(), map, inner.Width, source);
+        public IRowCursor Open() => new Cursor(inner.Open(), map, inner.Width, source, passes, passes is null ? null : inner.Count);
 
-        private sealed class Cursor(IRowCursor inner, RowBlockMap map, int width, string? source) : IRowCursor
+        private sealed class Cursor(IRowCursor inner, RowBlockMap map, int width, string? source, PassRecord? passes, long? declared) : IRowCursor
         {
             private long _position;
+            private ulong _fingerprint = PassRecord.EmptyFingerprint;
+            private bool _ended;
             public int Read(Span<float> destination)
             {
                 int n = inner.Read(destination), room = destination.Length / Math.Max(1, width);
                 if (n < 0 || n > room)
                     throw new DataValidationException(_position, -1, string.Create(System.Globalization.CultureInfo.InvariantCulture,
                         $"the cursor returned {n} rows for a destination of {room} rows (IRowCursor.Read returns the rows it wrote, 0 at the end of the pass)"), source);
-                if (n > 0) map(destination, n, _position);
+                if (n > 0)
+                {
+                    passes?.CheckLength(_position + n, declared);
+                    map(destination, n, _position);
+                    if (passes is not null) _fingerprint = PassRecord.Fingerprint(_fingerprint, destination[..(n * width)], width);
+                }
+                else if (passes is not null && !_ended) { _ended = true; passes.End(_position, _fingerprint, declared); }
                 _position += n;
                 return n;
             }
             public void Dispose() => inner.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// What the first complete pass of a checked stream read — its rows and a fingerprint of their values in order —
+    /// against which every later complete pass (and the length of every pass) is compared. Reproducible training, the
+    /// hashed validation split (by position) and the standardiser fitted in the first pass all rest on every pass
+    /// yielding the same rows in the same order; a source that broke it (a transform drawing new random values per
+    /// cursor, a file appended to while training, a view whose row count disagrees with its cursors) trained silently
+    /// on other rows every epoch, validating on rows that other epochs had trained on. A pass left before its end (the
+    /// head a Fit reads to know the data is not empty) is compared only as far as its length goes.
+    /// </summary>
+    private sealed class PassRecord(string? source)
+    {
+        internal const ulong EmptyFingerprint = 0xCBF29CE484222325UL;
+        private const ulong Prime = 0x100000001B3UL;
+        private long _rows = -1;
+        private ulong _fingerprint;
+
+        private const string Remedy = " (streamed training reads the data once per pass and needs every pass to yield the same rows in the same " +
+            "order: make the source deterministic — a transform seeded once, not per cursor; data that does not change while training — or train " +
+            "in memory: a RowMatrix, in ML.NET TrainingData = InMemory)";
+
+        /// <summary>A pass that has read <paramref name="rows"/> rows so far: refused as soon as it is longer than the
+        /// first pass or than the declared count.</summary>
+        public void CheckLength(long rows, long? declared)
+        {
+            if (declared is long d && rows > d) throw Changed(d, $"a pass over the data read more rows than the data says it has ({d:N0}: IRowStream.Count, through ML.NET the view's GetRowCount())");
+            if (_rows >= 0 && rows > _rows) throw Changed(_rows, $"a pass over the data read more rows than the first pass ({_rows:N0})");
+        }
+
+        /// <summary>The end of a pass that read <paramref name="rows"/> rows with <paramref name="fingerprint"/>.</summary>
+        public void End(long rows, ulong fingerprint, long? declared)
+        {
+            if (declared is long d && rows != d) throw Changed(rows, $"a pass over the data ended after {rows:N0} rows, but the data says it has {d:N0} (IRowStream.Count, through ML.NET the view's GetRowCount())");
+            if (_rows < 0) { _rows = rows; _fingerprint = fingerprint; return; }
+            if (rows != _rows) throw Changed(rows, $"a pass over the data ended after {rows:N0} rows, the first pass after {_rows:N0}");
+            if (fingerprint != _fingerprint) throw Changed(-1, $"a pass over the data read other values than the first pass: the same {rows:N0} rows, in another order or with other values");
+        }
+
+        private DataValidationException Changed(long row, string problem) => new(row, -1, problem + Remedy, source);
+
+        /// <summary>FNV-1a over the rows' bits, two floats at a time within a row (rows are never split across reads, so
+        /// the fingerprint does not depend on how a pass is cut into reads). Each step is a bijection of the running
+        /// value, so a single changed value always changes the fingerprint.</summary>
+        public static ulong Fingerprint(ulong h, ReadOnlySpan<float> rows, int width)
+        {
+            for (int start = 0; start < rows.Length; start += width)
+            {
+                var row = rows.Slice(start, width);
+                foreach (ulong pair in System.Runtime.InteropServices.MemoryMarshal.Cast<float, ulong>(row)) h = (h ^ pair) * Prime;
+                if ((width & 1) != 0) h = (h ^ BitConverter.SingleToUInt32Bits(row[^1])) * Prime;
+            }
+            return h;
         }
     }
 

@@ -114,7 +114,7 @@ public static class TrainingLoop
         GradientTrainingOptions options, IProgress<TrainingProgress>? progress, CancellationToken cancellationToken)
     {
         options.Validate();
-        var trainable = new GradientTrainable(model, validation, options);
+        var trainable = new GradientTrainable(model, validation, options, cancellationToken);
         var driverOptions = TrainingDriverOptions.From(options, trainable.Root);
         if ((model as IDivergenceAdvisor)?.DivergenceAdvice is string advice) driverOptions = driverOptions with { DivergenceAdvice = advice };
         return TrainingDriver.Run(trainable, train, driverOptions, progress, cancellationToken);
@@ -129,24 +129,28 @@ public static class TrainingLoop
     /// stream's windows (which hold whole blocks), so a stream gives the figure of the same rows in memory.</summary>
     public static double Evaluate(IBatchGradientObjective model, ITrainingSource data, RandomStream random, int blockSize = 1000)
     {
-        var (sum, total) = EvaluateSum(model, data, random, blockSize);
+        var (sum, total) = EvaluateSum(model, data, random, blockSize, CancellationToken.None);
         return sum / total;
     }
 
     /// <summary>The sum of the objective over all examples of <paramref name="data"/> and their number, as
-    /// <see cref="Evaluate(IBatchGradientObjective, ITrainingSource, RandomStream, int)"/> computes them.</summary>
-    private static (double Sum, long Total) EvaluateSum(IBatchGradientObjective model, ITrainingSource data, RandomStream random, int blockSize)
+    /// <see cref="Evaluate(IBatchGradientObjective, ITrainingSource, RandomStream, int)"/> computes them; <paramref name="cancellationToken"/>
+    /// is observed between blocks and while a stream's window is read (a stream's hashed validation split reads the whole
+    /// pass to find its rows, as long a read as an epoch's; the Fit's token used to wait for its end).</summary>
+    private static (double Sum, long Total) EvaluateSum(IBatchGradientObjective model, ITrainingSource data, RandomStream random, int blockSize,
+        CancellationToken cancellationToken)
     {
         double sum = 0;
         long total = 0;
         var batch = new TrainingBatch();
         int[] indices = [];
         int b = 0;
-        foreach (var window in data.ReadWindows(blockSize, CancellationToken.None))
+        foreach (var window in data.ReadWindows(blockSize, cancellationToken))
         {
             if (indices.Length < Math.Min(blockSize, window.Count)) indices = new int[Math.Min(blockSize, window.Count)];
             for (int start = 0; start < window.Count; start += blockSize, b++)
             {
+                cancellationToken.ThrowIfCancellationRequested();
                 int count = Math.Min(blockSize, window.Count - start);
                 for (int i = 0; i < count; i++) indices[i] = start + i;
                 window.CopyBatch(indices.AsSpan(0, count), batch);
@@ -176,10 +180,11 @@ public static class TrainingLoop
         private readonly ITrainingSource? _validation;
         private readonly GradientTrainingOptions _options;
         private readonly Optimizer _optimizer;
+        private readonly CancellationToken _cancellationToken;
 
-        public GradientTrainable(IBatchGradientObjective model, ITrainingSource? validation, GradientTrainingOptions options)
+        public GradientTrainable(IBatchGradientObjective model, ITrainingSource? validation, GradientTrainingOptions options, CancellationToken cancellationToken)
         {
-            _model = model; _validation = validation; _options = options;
+            _model = model; _validation = validation; _options = options; _cancellationToken = cancellationToken;
             if (!model.Parameters.AllFinite()) throw new InvalidOperationException("Initial parameters are not finite.");
             _optimizer = Optimizer.Create(options);
             Root = new RandomStream(options.Seed).Fork(0x7EA1_0000);
@@ -201,7 +206,7 @@ public static class TrainingLoop
             double? valid = null;
             if (_validation is not null)
             {
-                var (sum, total) = EvaluateSum(_model, _validation, epoch.Root.Fork(0xE7A1, (ulong)epoch.Epoch), 1000);
+                var (sum, total) = EvaluateSum(_model, _validation, epoch.Root.Fork(0xE7A1, (ulong)epoch.Epoch), 1000, _cancellationToken);
                 // A stream's hashed validation split can hold out no row of a few-row stream: then there is no
                 // validation, as in memory when ⌊n · ValidationFraction⌋ is 0 (its 0 / 0 used to read as a divergence,
                 // "standardise the inputs or lower LearningRate"). A given validation set always has rows (Fit checks).

@@ -348,6 +348,81 @@ public class StreamingTrainingTests
         Assert.Equal(DataValidation.ValidationData, v.DataSource);
     }
 
+    /// <summary>A stream that breaks "every pass yields the same rows in the same order" from its pass
+    /// <paramref name="fromPass"/> on (1-based): the rows of <paramref name="inner"/> with <paramref name="extraRows"/>
+    /// rows more (or fewer) and row <paramref name="changedRow"/> altered; its Count is the inner one's, or null.</summary>
+    private sealed class ChangingRows(GeneratedRows inner, int fromPass, int extraRows = 0, long changedRow = -1, bool counted = true) : IRowStream
+    {
+        private int _passes;
+        public int Width => inner.Width;
+        public long? Count => counted ? inner.Count : null;
+        public IRowCursor Open()
+        {
+            bool changed = ++_passes >= fromPass;
+            return new Cursor(inner.Open(), Width, inner.Count!.Value + (changed ? extraRows : 0), changed ? changedRow : -1);
+        }
+
+        private sealed class Cursor(IRowCursor inner, int width, long rows, long changedRow) : IRowCursor
+        {
+            private long _next;
+            public int Read(Span<float> destination)
+            {
+                int n = (int)Math.Min(rows - _next, destination.Length / width);
+                if (n <= 0) return 0;
+                int got = inner.Read(destination[..(n * width)]);
+                for (int r = got; r < n; r++) destination.Slice(r * width, width).Fill(0.25f); // rows beyond the inner stream's
+                if (changedRow >= _next && changedRow < _next + n) destination[(int)(changedRow - _next) * width] += 1;
+                _next += n;
+                return n;
+            }
+            public void Dispose() => inner.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// Every pass of a streamed Fit must be the first pass again; one that is not is refused, naming the data, what
+    /// changed and what to do. A stream whose passes differed (other values, more or fewer rows, or more rows than its
+    /// Count) trained silently on other rows every epoch, its hashed validation rows trained on in other epochs.
+    /// Checked by RNADE (the gradient loop) and Deep GMM (streamed EM's own passes); IWAE and the RBM go through the
+    /// same checked stream.
+    /// </summary>
+    [Theory]
+    [InlineData(0.0)]
+    [InlineData(0.1)]
+    public void APassThatDiffersFromTheFirstIsRefused(double validation)
+    {
+        var fits = new Func<IRowStream, DensityModel>[]
+        {
+            s => RnadeModel.Fit(s, Rnade(3, validation), null, new StreamingOptions { ShuffleBufferRows = 128 }),
+            s => DeepGmmModel.Fit(s, Gmm(validation: validation), null, new StreamingOptions { ShuffleBufferRows = 128 }),
+        };
+        foreach (var fit in fits)
+        {
+            void Refused(IRowStream s, string problem, long row)
+            {
+                var e = Assert.Throws<DataValidationException>(() => fit(s));
+                Assert.Equal(DataValidation.TrainingData, e.DataSource);
+                Assert.Contains(problem, e.Message);
+                Assert.Contains("needs every pass to yield the same rows in the same order", e.Message);
+                Assert.Equal(row, e.Row);
+            }
+            Refused(new ChangingRows(new GeneratedRows(500, 3, 1), fromPass: 3, changedRow: 321), "read other values than the first pass: the same 500 rows", -1);
+            Refused(new ChangingRows(new GeneratedRows(500, 3, 1), fromPass: 3, extraRows: -7), "ended after 493 rows, but the data says it has 500", 493);
+            Refused(new ChangingRows(new GeneratedRows(500, 3, 1), fromPass: 1, extraRows: 5), "read more rows than the data says it has (500", 500);
+            // Without a known count the first pass sets the length.
+            Refused(new ChangingRows(new GeneratedRows(500, 3, 1), fromPass: 3, changedRow: 0, counted: false), "read other values than the first pass", -1);
+            Refused(new ChangingRows(new GeneratedRows(500, 3, 1), fromPass: 3, extraRows: 5, counted: false), "read more rows than the first pass (500)", 500);
+            Refused(new ChangingRows(new GeneratedRows(500, 3, 1), fromPass: 3, extraRows: -5, counted: false), "ended after 495 rows, the first pass after 500", 495);
+            // Passes that are the same pass again train as before.
+            Assert.Equal(fit(new GeneratedRows(500, 3, 1)).ToBytes(), fit(new ChangingRows(new GeneratedRows(500, 3, 1), fromPass: 1)).ToBytes());
+        }
+        // The same for a validation stream.
+        var v = Assert.Throws<DataValidationException>(() => RnadeModel.Fit(new GeneratedRows(300, 3, 1), Rnade(3),
+            new ChangingRows(new GeneratedRows(100, 3, 2), fromPass: 3, changedRow: 50), null));
+        Assert.Equal(DataValidation.ValidationData, v.DataSource);
+        Assert.Contains("read other values than the first pass", v.Message);
+    }
+
     [Fact]
     public void CancellationStopsAStreamedFit()
     {
@@ -355,6 +430,41 @@ public class StreamingTrainingTests
         var progress = new Progress(() => cts.Cancel());
         Assert.ThrowsAny<OperationCanceledException>(() =>
             RnadeModel.Fit(new GeneratedRows(20_000, 4, 1), Rnade(50), null, new StreamingOptions { ShuffleBufferRows = 1000 }, progress, cts.Token));
+    }
+
+    /// <summary>Rows of <paramref name="inner"/> that cancel <paramref name="cts"/> at the first read of their pass
+    /// <paramref name="pass"/> and count the rows that pass reads.</summary>
+    private sealed class CancellingRows(IRowStream inner, CancellationTokenSource cts, int pass) : IRowStream
+    {
+        private int _passes;
+        public long RowsOfThatPass;
+        public int Width => inner.Width;
+        public long? Count => inner.Count;
+        public IRowCursor Open() => ++_passes == pass ? new Cursor(inner.Open(), this, cts) : inner.Open();
+
+        private sealed class Cursor(IRowCursor inner, CancellingRows owner, CancellationTokenSource cts) : IRowCursor
+        {
+            public int Read(Span<float> destination)
+            {
+                cts.Cancel();
+                int n = inner.Read(destination);
+                owner.RowsOfThatPass += n;
+                return n;
+            }
+            public void Dispose() => inner.Dispose();
+        }
+    }
+
+    /// <summary>The validation pass of the gradient loop (RNADE, deep RNADE, IWAE) observes the Fit's token: it read its
+    /// stream to the end first (50,000 rows here; a hashed validation split reads the whole training stream).</summary>
+    [Fact]
+    public void CancellationStopsAStreamedValidationPass()
+    {
+        using var cts = new CancellationTokenSource();
+        var validation = new CancellingRows(new GeneratedRows(50_000, 2, 2), cts, pass: 1);
+        Assert.ThrowsAny<OperationCanceledException>(() =>
+            RnadeModel.Fit(new GeneratedRows(300, 2, 1), Rnade(3), validation, null, null, cts.Token));
+        Assert.InRange(validation.RowsOfThatPass, 1, RowStream.BlockRows);
     }
 
     private sealed class Progress(Action onReport) : IProgress<TrainingProgress>
