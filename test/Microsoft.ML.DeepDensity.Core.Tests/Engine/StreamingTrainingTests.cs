@@ -423,6 +423,75 @@ public class StreamingTrainingTests
         Assert.Contains("read other values than the first pass", v.Message);
     }
 
+    /// <summary>The pass check's fingerprint on rows of every width it handles apart (scalar pairs and an odd tail; one,
+    /// several and a partial group of 64-byte pieces; 784 columns): a second pass with any one value changed, at the
+    /// first, last or any column of a row, or with two rows swapped, is refused; the same pass again is not.</summary>
+    [Theory]
+    [InlineData(1)]
+    [InlineData(3)]
+    [InlineData(16)]
+    [InlineData(17)]
+    [InlineData(64)]
+    [InlineData(100)]
+    [InlineData(784)]
+    public void TheFingerprintSeesAnyOneChangedValueOfAWideRow(int width)
+    {
+        var rng = new Random(width);
+        var rows = new float[5 * width];
+        for (int i = 0; i < rows.Length; i++) rows[i] = rng.Next(3) - 1;
+        static long ReadAll(IRowStream stream)
+        {
+            using var cursor = stream.Open();
+            var buffer = new float[2 * stream.Width];   // passes cut into reads of two rows
+            long total = 0;
+            for (int n; (n = cursor.Read(buffer)) > 0;) total += n;
+            return total;
+        }
+        IRowStream Checked(float[] second)
+        {
+            var passes = new[] { rows, second };
+            int pass = 0;
+            var stream = RowStream.Checked(new PassesOf(passes, width, () => pass++), InputDomain.Real, DataValidation.TrainingData);
+            Assert.Equal(5, ReadAll(stream));
+            return stream;
+        }
+        Assert.Equal(5, ReadAll(Checked(rows.ToArray())));
+        var columns = new[] { 0, 1, width / 2, 15, 16, 63, 64, 70, width - 1 }.Where(c => c < width).Distinct();
+        foreach (int column in columns)
+        {
+            var changed = rows.ToArray();
+            changed[3 * width + column] += 0.5f;
+            var e = Assert.Throws<DataValidationException>(() => ReadAll(Checked(changed)));
+            Assert.Contains("read other values than the first pass", e.Message);
+        }
+        var swapped = rows.ToArray();
+        rows.AsSpan(1 * width, width).CopyTo(swapped.AsSpan(2 * width));
+        rows.AsSpan(2 * width, width).CopyTo(swapped.AsSpan(1 * width));
+        if (!rows.AsSpan(width, width).SequenceEqual(rows.AsSpan(2 * width, width)))
+            Assert.Throws<DataValidationException>(() => ReadAll(Checked(swapped)));
+    }
+
+    /// <summary>A stream whose pass i reads <paramref name="passes"/>[i] (the callback counts the passes).</summary>
+    private sealed class PassesOf(float[][] passes, int width, Func<int> nextPass) : IRowStream
+    {
+        public int Width => width;
+        public long? Count => passes[0].Length / width;
+        public IRowCursor Open() => new RowMatrixCursor(passes[nextPass()], width);
+
+        private sealed class RowMatrixCursor(float[] values, int width) : IRowCursor
+        {
+            private int _next;
+            public int Read(Span<float> destination)
+            {
+                int n = Math.Min(values.Length / width - _next, destination.Length / width);
+                values.AsSpan(_next * width, n * width).CopyTo(destination);
+                _next += n;
+                return n;
+            }
+            public void Dispose() { }
+        }
+    }
+
     [Fact]
     public void CancellationStopsAStreamedFit()
     {
