@@ -13,7 +13,9 @@ internal sealed partial class DeepGmmTrainer
 
     /// <summary>
     /// Adam on each node's own rows: per row log|det Q| − ½‖R_b(Q·y + e) + s_b‖² (eq. 9 with biases), so no (D+1)²
-    /// statistics per folded path are formed. The ridge enters as ½λ·tr(Ω̄ Q Qᵀ) with Ω̄ the batch's mean Ω_b.
+    /// statistics per folded path are formed. The ridge enters as ½·tr(Ω̄ Q diag(λ) Qᵀ) with Ω̄ the batch's mean Ω_b and λ
+    /// the layer's per-dimension ridge (λ·var(column) on the top layer), as in the L-BFGS objective (it used the mean λ,
+    /// so a top layer over columns of unequal variance converged elsewhere than the L-BFGS M-step).
     /// </summary>
     private int MinibatchLayer(int layer, int[][] rows, float[][] weights, int iteration, CancellationToken ct)
     {
@@ -64,7 +66,8 @@ internal sealed partial class DeepGmmTrainer
             var adamM = new double[d * m]; var adamV = new double[d * m];
             var grad = new double[d * m];
             var z = new double[d]; var v = new double[d]; var back = new double[d];
-            double lr = _options.MinibatchLearningRate, ridge = RidgeFor(layer).Average();
+            double lr = _options.MinibatchLearningRate;
+            var ridge = RidgeFor(layer);
             double shrinkPerRow = ShrinkageFor(layer) / total;
             int step = 0;
             for (int epoch = 0; epoch < _options.MinibatchEpochs; epoch++)
@@ -112,7 +115,7 @@ internal sealed partial class DeepGmmTrainer
                     System.Numerics.Tensors.TensorPrimitives.Multiply(meanOmega, 1.0 / batchWeight, meanOmega);
                     var q = Matrix<double>.Build.Dense(d, d, (a, cc) => wParams[a * m + cc]);
                     var inv = q.Inverse();
-                    var ridgeGrad = Matrix<double>.Build.Dense(d, d, (a, cc) => meanOmega[a * d + cc]) * q * ridge;
+                    var ridgeGrad = Matrix<double>.Build.Dense(d, d, (a, cc) => meanOmega[a * d + cc]) * q * Matrix<double>.Build.DiagonalOfDiagonalArray(ridge);
                     for (int a = 0; a < d; a++)
                         for (int cc = 0; cc < d; cc++) grad[a * m + cc] += inv[cc, a] - ridgeGrad[a, cc];
                     // MAP prior toward [I | 0], per row of the node, as in the L-BFGS M-step.
