@@ -47,7 +47,7 @@ public static class ReportCommand
                 };
                 if (parse.GetValue(samples) is int drawn) sequenceOptions.SequenceCount = drawn;
                 string sequenceHtml = SequenceEvaluation.Report(loaded, dataFile, parse.GetValue(label), sequenceOptions);
-                WarnIfOneClass(console, sequenceOptions.Labels?.ToArray(), dataFile, parse.GetValue(label), "frame rows");
+                WarnIfOneClass(console, sequenceOptions.Labels, dataFile, parse.GetValue(label), "frame rows");
                 return Write(console, parse.GetValue(output)!, sequenceHtml);
             }
             if (parse.GetValue(length) is not null) throw new CliException(ExitCodes.UsageError, "--length is for the sequence model (rnnrnade).");
@@ -79,11 +79,10 @@ public static class ReportCommand
 
     /// <summary>As <c>evaluate</c>: a label column with one class has no ROC curve; the report says so in its page, and
     /// the warning goes to standard error too (the run still succeeds).</summary>
-    private static void WarnIfOneClass(DdmlConsole console, bool[]? labels, string dataFile, string? labelColumn, string items)
+    private static void WarnIfOneClass(DdmlConsole console, IReadOnlyList<bool>? labels, string dataFile, string? labelColumn, string items)
     {
-        if (labels is null || ScoringCommands.OneClass(labels, items) is not { } which) return;
-        console.Error.WriteLine($"ddml: warning: {Path.GetFileName(dataFile)}: the label column '{labelColumn}' has only one class ({which}), " +
-                                "so the report has no ROC curve; the other parts are written.");
+        if (labels is not null && ScoringCommands.OneClass(labels, items) is { } which)
+            ScoringCommands.WarnOneClass(console, dataFile, labelColumn!, which, "the report has no ROC curve; the other parts are written");
     }
 
     private static int Write(DdmlConsole console, string outFile, string html)

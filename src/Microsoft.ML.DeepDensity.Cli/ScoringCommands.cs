@@ -126,18 +126,22 @@ public static class ScoringCommands
         if (OneClass(labels, items) is not { } which) return false;
         console.Out.WriteLine($"{prefix}labelled anomalies".PadRight(24) + $"{labels.Count(b => b)} of {labels.Length} {items}");
         console.Out.WriteLine($"{prefix}AUROC".PadRight(24) + $"undefined: {which} (AUROC needs both classes)");
-        console.Error.WriteLine($"ddml: warning: {Path.GetFileName(dataFile)}: the label column '{labelColumn}' has only one class ({which}), " +
-                                "so AUROC and the detection rate are undefined and not printed; the other figures are.");
+        WarnOneClass(console, dataFile, labelColumn, which, "AUROC and the detection rate are undefined and not printed; the other figures are");
         return true;
     }
 
+    /// <summary>The standard-error warning of a one-class label column (<c>evaluate</c> and <c>report</c>), ending with
+    /// what the command does about it.</summary>
+    internal static void WarnOneClass(DdmlConsole console, string dataFile, string labelColumn, string which, string consequence)
+        => console.Error.WriteLine($"ddml: warning: {Path.GetFileName(dataFile)}: the label column '{labelColumn}' has only one class ({which}), so {consequence}.");
+
     /// <summary>What a label column with one class says ("every one of the N rows is labelled normal"), or null when
     /// both classes are present.</summary>
-    internal static string? OneClass(bool[] labels, string items)
+    internal static string? OneClass(IReadOnlyList<bool> labels, string items)
     {
         int positives = labels.Count(b => b);
-        if (positives > 0 && positives < labels.Length) return null;
-        return positives == 0 ? $"every one of the {labels.Length} {items} is labelled normal" : $"every one of the {labels.Length} {items} is labelled anomalous";
+        if (positives > 0 && positives < labels.Count) return null;
+        return positives == 0 ? $"every one of the {labels.Count} {items} is labelled normal" : $"every one of the {labels.Count} {items} is labelled anomalous";
     }
 
     /// <summary>ML.NET's anomaly-detection metrics (AUROC, detection rate at a number of false positives = a tenth of the

@@ -221,9 +221,7 @@ internal static unsafe partial class OnesGemm
         public void Apply(long offset, ref float v)
         {
             if (Weights == null) return;
-            float w = Weights[offset];
-            if (Decay != 0f) v = w * Decay + v;
-            Weights[offset] = w + v;
+            Weights[offset] = VectorMath.WeightStep(Weights[offset], ref v, Decay);
         }
     }
 
@@ -320,8 +318,8 @@ internal static unsafe partial class OnesGemm
             WriteWithWeightStep(c, lastColumn, _3, firstBlock, beta, alpha, keep, w, decay, storeC);
         }
 
-        /// <summary>The vector at column <paramref name="j"/>; the weight step's expressions are RbmTrainer.WeightStep's
-        /// (no fused multiply-add), so the weights get that pass's bits. Kept lanes were written by the vector before.</summary>
+        /// <summary>The vector at column <paramref name="j"/>, with <see cref="VectorMath.WeightStep(Vector512{float}, ref Vector512{float}, float)"/>
+        /// (the separate pass's roundings). Kept lanes were written by the vector before.</summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         private static void WriteWithWeightStep(float* c, int j, Vector512<float> sum, bool firstBlock, float beta, Vector512<float> alpha,
             Vector512<float> keep, float* w, float decay, bool storeC)
@@ -330,8 +328,7 @@ internal static unsafe partial class OnesGemm
             var addend = !firstBlock || beta == 1f ? old : beta == 0f ? Vector512<float>.Zero : old * Vector512.Create(beta);
             var v = Avx512F.FusedMultiplyAdd(sum, alpha, addend);
             var wj = Vector512.Load(w + j);
-            if (decay != 0f) v = wj * Vector512.Create(decay) + v;
-            Vector512.ConditionalSelect(keep, wj, wj + v).Store(w + j);
+            Vector512.ConditionalSelect(keep, wj, VectorMath.WeightStep(wj, ref v, decay)).Store(w + j);
             if (storeC) Vector512.ConditionalSelect(keep, old, v).Store(c + j);
         }
     }

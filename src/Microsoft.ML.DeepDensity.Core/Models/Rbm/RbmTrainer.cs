@@ -336,15 +336,11 @@ internal sealed partial class RbmTrainer
                         var w = m.W.AsSpan(i0 * h, rows * h);
                         // The last chunk's sums also move W (the weight step in the pass that writes the velocity).
                         bool fuse = chunk.Last && FusePasses;
-                        if (ones && _visibleColumnOnes.TryIndexColumns(v, d, i0, rows)
+                        bool summed = ones && _visibleColumnOnes.TryIndexColumns(v, d, i0, rows)
                             && OnesGemm.TryMultiply(_visibleColumnOnes, i0, rows, h, learningRate, p, h, beta, vel, h,
-                                weights: fuse ? w : default, decay: decay, storeC: !(fuse && MomentumIsZero)))
-                        {
-                            if (chunk.Last && !fuse) WeightStep(w, vel, decay);
-                            return;
-                        }
-                        Gemm.Multiply(true, false, rows, h, stacked, learningRate, v[i0..], d, p, h, beta, vel, h, allowParallel: false, packedStatistics);
-                        if (chunk.Last) WeightStep(w, vel, decay);
+                                weights: fuse ? w : default, decay: decay, storeC: !(fuse && MomentumIsZero));
+                        if (!summed) Gemm.Multiply(true, false, rows, h, stacked, learningRate, v[i0..], d, p, h, beta, vel, h, allowParallel: false, packedStatistics);
+                        if (chunk.Last && !(summed && fuse)) WeightStep(w, vel, decay);
                     });
                 }
             }
@@ -359,22 +355,20 @@ internal sealed partial class RbmTrainer
         int j = 0;
         if (Vector512.IsHardwareAccelerated)
         {
-            var dv = Vector512.Create(decay);
             for (; j + 16 <= w.Length; j += 16)
             {
                 var wj = Vector512.Create((ReadOnlySpan<float>)w.Slice(j, 16));
                 var vj = Vector512.Create((ReadOnlySpan<float>)velocity.Slice(j, 16));
-                if (decay != 0f) vj = wj * dv + vj;
+                var next = VectorMath.WeightStep(wj, ref vj, decay);
                 vj.CopyTo(velocity.Slice(j, 16));
-                (wj + vj).CopyTo(w.Slice(j, 16));
+                next.CopyTo(w.Slice(j, 16));
             }
         }
         for (; j < w.Length; j++)
         {
             float vj = velocity[j];
-            if (decay != 0f) vj = w[j] * decay + vj;
+            w[j] = VectorMath.WeightStep(w[j], ref vj, decay);
             velocity[j] = vj;
-            w[j] += vj;
         }
     }
 

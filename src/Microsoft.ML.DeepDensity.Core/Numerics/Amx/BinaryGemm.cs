@@ -169,9 +169,7 @@ internal static unsafe partial class BinaryGemm
                 if (beta != 0f) v += vb * Vector512.Load(c + j);
                 if (w != null)
                 {
-                    var wj = Vector512.Load(w + j);
-                    if (decay != 0f) v = wj * Vector512.Create(decay) + v;
-                    (wj + v).Store(w + j);
+                    VectorMath.WeightStep(Vector512.Load(w + j), ref v, decay).Store(w + j);
                     if (!storeC) continue;
                 }
                 v.Store(c + j);
@@ -192,9 +190,7 @@ internal static unsafe partial class BinaryGemm
                 if (beta != 0f) v += vb * Vector256.Load(c + j);
                 if (w != null)
                 {
-                    var wj = Vector256.Load(w + j);
-                    if (decay != 0f) v = wj * Vector256.Create(decay) + v;
-                    (wj + v).Store(w + j);
+                    VectorMath.WeightStep(Vector256.Load(w + j), ref v, decay).Store(w + j);
                     if (!storeC) continue;
                 }
                 v.Store(c + j);
@@ -206,8 +202,7 @@ internal static unsafe partial class BinaryGemm
             if (beta != 0f) v += beta * c[j];
             if (w != null)
             {
-                if (decay != 0f) v = w[j] * decay + v;
-                w[j] += v;
+                w[j] = VectorMath.WeightStep(w[j], ref v, decay);
                 if (!storeC) continue;
             }
             c[j] = v;
