@@ -122,7 +122,8 @@ public sealed class RbmBenchmark : IBenchmark
                 var r = Peer.RunTorchBest(Peer.Script(script), a, TimeSpan.FromMinutes(30), v => v["TRAIN_SECONDS"], (v, threads) =>
                 {
                     if (!v.TryGetValue("SCORE_ROWS_PER_SECOND", out var rows)) return;
-                    Console.WriteLine($"{name}: scoring on {threads} thread{(threads == 1 ? "" : "s")}: {rows:F0} rows/s");
+                    string block = v.TryGetValue("SCORE_BLOCK_ROWS", out var blockRows) ? $" (its fastest: blocks of {blockRows:F0} rows)" : "";
+                    Console.WriteLine($"{name}: scoring on {threads} thread{(threads == 1 ? "" : "s")}: {rows:F0} rows/s{block}");
                     peerScoring = Math.Max(peerScoring, rows);
                 });
                 result = (r.ExitCode, r.Stdout, r.Stderr);
