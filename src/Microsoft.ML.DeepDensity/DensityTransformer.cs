@@ -349,12 +349,16 @@ public class DensityTransformer : ITransformer
         /// A problem with block row <paramref name="slot"/>, at the user's row: the input cursor's position, which is the
         /// row's index in the data view for a cursor over it (not the count of rows this cursor read, nor the block's
         /// index). One of several parallel cursors (GetRowCursorSet) counts only its own rows, so its position is no
-        /// row number: the message says the row number is unknown rather than give a wrong one.
+        /// row number: the message says the row number is unknown rather than give a wrong one. ML.NET asks for such
+        /// cursors itself when a row-to-row transform follows this one (its consolidating cursor), even for GetColumn on
+        /// the whole pipeline, so the message says how to get one cursor over this stage.
         /// </summary>
         private DataValidationException RowError(int slot, int column, string problem)
             => _cursors > 1
                 ? new DataValidationException(-1, column, problem + $" (row number unknown: the row was read by one of {_cursors} parallel cursors, " +
-                    "whose positions count their own rows; a single cursor, e.g. GetColumn or CreateEnumerable, reports it)", _b.FeatureColumn.Name)
+                    "whose positions count their own rows. ML.NET reads a pipeline on parallel cursors when a transform after this stage " +
+                    "or a cache asks for it, and then wraps this exception in its \"Splitter/consolidator worker\" InvalidOperationException; " +
+                    "reading this stage's output with one cursor, e.g. GetColumn on the pipeline up to this stage, names the row)", _b.FeatureColumn.Name)
                 : new DataValidationException(_positions[slot], column, problem, _b.FeatureColumn.Name);
 
         private void Fill()

@@ -271,6 +271,23 @@ public class SchemaAndDataErrorTests
         Assert.Equal((-1L, 2), (error.Row, error.Column));
         Assert.Contains("row number unknown", error.Message);
         Assert.DoesNotContain("row 65", error.Message);
+
+        // An ML.NET transform after ours makes even GetColumn read our stage on parallel cursors (ML.NET's consolidating
+        // cursor), and ML.NET wraps our exception. The message used to tell the user that GetColumn would name the row;
+        // it now says why it did not and how to read this stage with one cursor, which does name it.
+        var source = ml.Data.LoadFromEnumerable(data);
+        var before = ml.Transforms.Concatenate("Features", "Features").Fit(source);   // our input made by an ML.NET mapper, as in a user pipeline
+        var chain = new TransformerChain<ITransformer>(before, transformer, ml.Transforms.CopyColumns("ScoreCopy", "Score").Fit(transformer.Transform(before.Transform(source))));
+        var piped = chain.Transform(ml.Data.LoadFromEnumerable(data));
+        var wrapped = Assert.Throws<InvalidOperationException>(() => piped.GetColumn<float>("ScoreCopy").ToArray());
+        Exception? e2 = wrapped;
+        while (e2 is not null and not DataValidationException) e2 = e2.InnerException;   // ML.NET may wrap it more than once
+        var inner = Assert.IsType<DataValidationException>(e2);
+        Assert.Contains("row number unknown", inner.Message);
+        Assert.Contains("Splitter/consolidator", inner.Message);
+        Assert.Contains("pipeline up to this stage", inner.Message);
+        var stageAlone = Assert.Throws<DataValidationException>(() => transformer.Transform(ml.Data.LoadFromEnumerable(data)).GetColumn<float>("Score").ToArray());
+        Assert.Equal(321L, stageAlone.Row);
     }
 
     [Fact]
