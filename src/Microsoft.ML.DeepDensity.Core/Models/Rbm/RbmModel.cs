@@ -137,7 +137,7 @@ public sealed class RbmModel : DensityModel
         ArgumentNullException.ThrowIfNull(data);
         options.PredictModelSize(data.Width).EnsureFitsAFile();
         var domain = options.VisibleType == RbmVisibleType.Gaussian ? InputDomain.Real : InputDomain.Binary;
-        var (train, valid) = StreamingTrainingData.CheckedSplit(data, validation, ref streaming, domain, options.ValidationFraction, options.Seed);
+        var (train, valid) = StreamingTrainingData.CheckedSplit(data, validation, ref streaming, domain, options.ValidationFraction, options.Seed, cancellationToken);
         ColumnStandardizer? standardizer = null;
         if (options.VisibleType == RbmVisibleType.Gaussian && options.Standardize)
         {
@@ -149,8 +149,8 @@ public sealed class RbmModel : DensityModel
         new RandomStream(options.Seed).Fork(0x1A17).FillGaussian(machine.W, 0f, 0.01f);
         var baseBias = BaseRateBias(train, options.VisibleType, cancellationToken);
         if (options.VisibleType == RbmVisibleType.Bernoulli) baseBias.CopyTo(machine.B, 0);
-        var summary = RbmTrainer.Train(machine, new StreamingTrainingData(train, streaming), RowStream.Head(train, RbmMonitor.MaxRows),
-            valid is null ? null : RowStream.Head(valid, RbmMonitor.MaxRows) is { Rows: > 0 } head ? head : null, options, progress, cancellationToken);
+        var summary = RbmTrainer.Train(machine, new StreamingTrainingData(train, streaming), RowStream.Head(train, RbmMonitor.MaxRows, cancellationToken),
+            valid is null ? null : RowStream.Head(valid, RbmMonitor.MaxRows, cancellationToken), options, progress, cancellationToken);
         var model = Normalize(machine, standardizer, baseBias, options, cancellationToken);
         model.TrainingSummary = summary;
         return ModelFile.EnsureTrainedModelLoadable(model);
