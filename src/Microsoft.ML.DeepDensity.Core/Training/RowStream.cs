@@ -166,7 +166,7 @@ public static class RowStream
     /// <paramref name="rowsNeeded"/> rows: twice the rows it held (at least 16), at most <paramref name="maxRows"/>. A
     /// size beyond the largest array is refused naming <paramref name="setting"/>, the number of rows asked for.
     /// </summary>
-    private static float[] Grown(float[] buffer, int rowsNeeded, int maxRows, int width, string setting)
+    internal static float[] Grown(float[] buffer, int rowsNeeded, int maxRows, int width, string setting)
     {
         int held = width == 0 ? 0 : buffer.Length / width;
         long rows = Math.Min(maxRows, Math.Max(rowsNeeded, Math.Max(16L, 2L * held)));
