@@ -145,10 +145,14 @@ public abstract class DensityEstimator<TModel, TModelOptions> : IEstimator<Densi
     }
 
     /// <summary>Fit through cursors: the engine reads the feature column pass by pass (training, validation, then one
-    /// scoring pass for the threshold) and never holds it whole.</summary>
+    /// scoring pass for the threshold) and never holds it whole; every complete pass over the training view, the
+    /// threshold's included, must be its first pass again (<see cref="RowStream.SamePasses"/>).</summary>
     private DensityTransformer<TModel> FitStreamed(IDataView trainData, DataViewSchema.Column column, IDataView? validationData, int dim)
     {
-        var data = new DataViewRowStream(trainData, column, dim, _options.CancellationToken);
+        // The threshold's scoring pass comes after the Fit: through SamePasses it is compared with the Fit's first pass
+        // like every pass of the Fit (the engine's checks share the record), so a view that changed only in that last
+        // pass is refused rather than setting the threshold from other rows.
+        var data = RowStream.SamePasses(new DataViewRowStream(trainData, column, dim, _options.CancellationToken), DataValidation.TrainingData);
         var validation = validationData is null ? null
             : new DataViewRowStream(validationData, CheckValidationShape(validationData.Schema, dim), dim, _options.CancellationToken);
         using var channel = ((IHostEnvironment)_mlContext).Start(Name);

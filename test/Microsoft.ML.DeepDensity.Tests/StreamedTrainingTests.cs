@@ -177,6 +177,49 @@ public class StreamedTrainingTests
             Assert.Equal(ml.DensityEstimation.Rnade(o).Fit(shuffled).Model.ToBytes(), ml.DensityEstimation.Rnade(o).Fit(shuffled).Model.ToBytes());
     }
 
+    /// <summary>The rows of <see cref="Generated"/>, counting the passes (enumerations); from pass
+    /// <see cref="ChangeFrom"/> on (1-based) row 7 has another first value.</summary>
+    private sealed class CountedPasses(int n) : IEnumerable<Row>
+    {
+        public int Passes;
+        public int ChangeFrom = int.MaxValue;
+        public IEnumerator<Row> GetEnumerator()
+        {
+            bool changed = ++Passes >= ChangeFrom;
+            return Generated(n, 1, (i, r) => { if (changed && i == 7) r.Features[0] += 1; return r; }).GetEnumerator();
+        }
+        System.Collections.IEnumerator System.Collections.IEnumerable.GetEnumerator() => GetEnumerator();
+    }
+
+    /// <summary>
+    /// The threshold's scoring pass, the last pass of a streamed Fit, is compared with the first like the Fit's own:
+    /// a view that changed only in that pass was read unchecked and the PredictedLabel threshold was learned from other
+    /// rows than the model's. Now refused with the same exception and words as a pass of the Fit.
+    /// </summary>
+    [Fact]
+    public void AViewThatChangesOnlyInTheThresholdPassIsRefused()
+    {
+        var ml = new MLContext(1);
+        var fits = new Func<IDataView, ITransformer>[]
+        {
+            view => ml.DensityEstimation.Rnade(Rnade(DensityTrainingData.Streamed)).Fit(view),
+            view => ml.DensityEstimation.Rbm(new RbmEstimator.Options { TrainingData = DensityTrainingData.Streamed,
+                ModelOptions = new RbmOptions { HiddenUnits = 3, VisibleType = RbmVisibleType.Gaussian, MaxEpochs = 2 } }).Fit(view),
+        };
+        foreach (var fit in fits)
+        {
+            var same = new CountedPasses(300);
+            fit(ml.Data.LoadFromEnumerable(same));
+            var changing = new CountedPasses(300) { ChangeFrom = same.Passes };  // the last pass: the threshold's
+            var e = Assert.Throws<DataValidationException>(() => fit(ml.Data.LoadFromEnumerable(changing)));
+            Assert.Equal(same.Passes, changing.Passes);
+            Assert.Equal("Features", e.DataSource);
+            Assert.Contains("a pass over the data read other values than the first pass", e.Message);
+            Assert.Contains("TrainingData = InMemory", e.Message);
+            Assert.EndsWith("in the training data.", e.Message);
+        }
+    }
+
     public sealed class WideRow
     {
         public float[] Features { get; set; } = Array.Empty<float>();

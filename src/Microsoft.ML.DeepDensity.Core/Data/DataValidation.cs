@@ -47,6 +47,9 @@ public static class DataValidation
     /// <summary>The <see cref="DataValidationException.DataSource"/> of a model's validation rows.</summary>
     public const string ValidationData = "validation data";
 
+    /// <summary>The problem of a data set without rows (training or validation, in memory or streamed).</summary>
+    internal const string NoRows = "the data has no rows";
+
     /// <summary>The words of a value outside a binary model's domain (callers that can suggest a remedy look for them).</summary>
     internal const string NotBinary = "is not binary (a binary model needs 0 or 1)";
 
@@ -122,7 +125,7 @@ public static class DataValidation
     public static void CheckTrainingData(RowMatrix data, InputDomain domain, string source, int? expectedWidth = null, int minRows = 1)
     {
         ArgumentNullException.ThrowIfNull(data);
-        if (data.Rows == 0) throw new DataValidationException(-1, -1, "the data has no rows", source);
+        if (data.Rows == 0) throw new DataValidationException(-1, -1, NoRows, source);
         if (data.Columns == 0) throw new DataValidationException(-1, -1, "rows have no columns", source);
         if (expectedWidth is int w && data.Columns != w)
             throw new DataValidationException(-1, -1, $"rows have {data.Columns} columns but {w} are expected", source);

@@ -67,8 +67,23 @@ public static class RowStream
     public static IRowStream Checked(IRowStream stream, InputDomain domain, string source)
     {
         ArgumentNullException.ThrowIfNull(stream);
+        // A stream whose passes are already compared (SamePasses: a layer above reads it after the Fit too) keeps its one
+        // record: the Fit's passes and the layer's are then all compared with the same first pass, fingerprinted once.
         return new MappedStream(stream, (rows, count, first) => DataValidation.CheckRows(rows[..(count * stream.Width)], stream.Width, domain, source, first), source,
-            new PassRecord(source));
+            stream is MappedStream { ComparesPasses: true } ? null : new PassRecord(source));
+    }
+
+    /// <summary>
+    /// The rows of <paramref name="stream"/> with every complete pass compared with the first, as <see cref="Checked"/>
+    /// compares them (length and fingerprint; a pass that differs throws <see cref="DataValidationException"/> naming
+    /// <paramref name="source"/>), without checking values. For a layer that reads the stream again after a streamed Fit
+    /// (the ML.NET threshold pass): given this stream, the Fit's <see cref="Checked"/> shares its record, so the layer's
+    /// pass is compared with the Fit's first pass, not read unchecked.
+    /// </summary>
+    internal static IRowStream SamePasses(IRowStream stream, string source)
+    {
+        ArgumentNullException.ThrowIfNull(stream);
+        return new MappedStream(stream, static (_, _, _) => { }, source, new PassRecord(source));
     }
 
     /// <summary>The rows of <paramref name="stream"/> transformed in place block by block (<paramref name="map"/> gets
@@ -76,8 +91,11 @@ public static class RowStream
     internal static IRowStream Map(IRowStream stream, RowBlockMap map) => new MappedStream(stream, map);
 
     /// <summary>The rows of <paramref name="stream"/> at whose pass position <paramref name="keep"/> is true;
-    /// <paramref name="atEnd"/> (optional) sees each completed pass's (rows read, rows kept), e.g. to explain an empty result.</summary>
-    internal static IRowStream Where(IRowStream stream, Func<long, bool> keep, Action<long, long>? atEnd = null) => new FilteredStream(stream, keep, atEnd);
+    /// <paramref name="atEnd"/> (optional) sees each completed pass's (rows read, rows kept), e.g. to explain an empty result;
+    /// <paramref name="cancellationToken"/> is checked between the inner reads a read makes to find a kept row (they can
+    /// be the whole pass).</summary>
+    internal static IRowStream Where(IRowStream stream, Func<long, bool> keep, Action<long, long>? atEnd = null, CancellationToken cancellationToken = default)
+        => new FilteredStream(stream, keep, atEnd, cancellationToken);
 
     /// <summary>Calls <paramref name="body"/> on every block of one pass (block, rows), checking cancellation between blocks.</summary>
     internal static long ForEachBlock(IRowStream stream, RowBlockVisitor body, CancellationToken cancellationToken)
@@ -124,8 +142,10 @@ public static class RowStream
         return result;
     }
 
-    /// <summary>The first <paramref name="maxRows"/> rows of a pass (fewer if the pass is shorter).</summary>
-    internal static RowMatrix Head(IRowStream stream, int maxRows)
+    /// <summary>The first <paramref name="maxRows"/> rows of a pass (fewer if the pass is shorter), checking cancellation
+    /// before every read: a user's stream gets no token, and the rows before the first one a filtered stream keeps (a
+    /// hashed validation split) can be the whole pass.</summary>
+    internal static RowMatrix Head(IRowStream stream, int maxRows, CancellationToken cancellationToken)
     {
         int d = stream.Width;
         var values = Array.Empty<float>(); // grown as rows arrive, as in Sample
@@ -133,9 +153,11 @@ public static class RowStream
         using (var cursor = stream.Open())
             for (int n = 1; rows < maxRows && n > 0; rows += n)
             {
+                cancellationToken.ThrowIfCancellationRequested();
                 if ((long)(rows + 1) * d > values.Length) values = Grown(values, rows + 1, maxRows, d, nameof(maxRows));
                 n = cursor.Read(values.AsSpan(rows * d));
             }
+        cancellationToken.ThrowIfCancellationRequested();
         return new RowMatrix(values, rows, d);
     }
 
@@ -144,7 +166,7 @@ public static class RowStream
     /// <paramref name="rowsNeeded"/> rows: twice the rows it held (at least 16), at most <paramref name="maxRows"/>. A
     /// size beyond the largest array is refused naming <paramref name="setting"/>, the number of rows asked for.
     /// </summary>
-    private static float[] Grown(float[] buffer, int rowsNeeded, int maxRows, int width, string setting)
+    internal static float[] Grown(float[] buffer, int rowsNeeded, int maxRows, int width, string setting)
     {
         int held = width == 0 ? 0 : buffer.Length / width;
         long rows = Math.Min(maxRows, Math.Max(rowsNeeded, Math.Max(16L, 2L * held)));
@@ -185,6 +207,8 @@ public static class RowStream
     /// </summary>
     private sealed class MappedStream(IRowStream inner, RowBlockMap map, string? source = null, PassRecord? passes = null) : IRowStream
     {
+        /// <summary>Whether every pass, this stream's or through a stream that maps it, is compared with the first.</summary>
+        public bool ComparesPasses => passes is not null || inner is MappedStream { ComparesPasses: true };
         public int Width => inner.Width;
         public long? Count => inner.Count;
         public IRowCursor Open() => new Cursor(inner.Open(), map, inner.Width, source, passes, passes is null ? null : inner.Count);
@@ -292,13 +316,13 @@ public static class RowStream
         private static readonly Vector512<ulong> LaneSeeds = Vector512.Create(1UL, 2, 3, 4, 5, 6, 7, 8);
     }
 
-    private sealed class FilteredStream(IRowStream inner, Func<long, bool> keep, Action<long, long>? atEnd) : IRowStream
+    private sealed class FilteredStream(IRowStream inner, Func<long, bool> keep, Action<long, long>? atEnd, CancellationToken cancellationToken) : IRowStream
     {
         public int Width => inner.Width;
         public long? Count => null;
-        public IRowCursor Open() => new Cursor(inner.Open(), keep, inner.Width, atEnd);
+        public IRowCursor Open() => new Cursor(inner.Open(), keep, inner.Width, atEnd, cancellationToken);
 
-        private sealed class Cursor(IRowCursor inner, Func<long, bool> keep, int width, Action<long, long>? atEnd) : IRowCursor
+        private sealed class Cursor(IRowCursor inner, Func<long, bool> keep, int width, Action<long, long>? atEnd, CancellationToken cancellationToken) : IRowCursor
         {
             private long _position, _kept;
             public int Read(Span<float> destination)
@@ -306,6 +330,7 @@ public static class RowStream
                 // Reads into the destination and compacts the kept rows to its front; reads again if none was kept.
                 while (true)
                 {
+                    cancellationToken.ThrowIfCancellationRequested();
                     int n = inner.Read(destination);
                     if (n == 0) { atEnd?.Invoke(_position, _kept); return 0; }
                     int kept = 0;

@@ -104,15 +104,22 @@ public sealed class StreamingTrainingData : ITrainingSource
     /// Splits a stream into training and validation rows by a seeded hash of each row's position in the pass: row i is
     /// a validation row when hash(seed, i) &lt; <paramref name="fraction"/> (about that fraction of the rows, chosen
     /// independently of the buffer and the thread count, the same rows every pass). Nothing is read here. With
-    /// <paramref name="fraction"/> ≤ 0 the whole stream trains and the validation is null.
+    /// <paramref name="fraction"/> ≤ 0 the whole stream trains and the validation is null. The validation part of a
+    /// few-row stream can be empty; a streamed Fit then trains without validation (<see cref="CheckedSplit"/> decides it).
     /// </summary>
     public static (IRowStream Train, IRowStream? Validation) Split(IRowStream stream, double fraction, ulong seed)
     {
         ArgumentNullException.ThrowIfNull(stream);
         if (!(fraction > 0)) return (stream, null);
         if (!(fraction < 1)) throw new ArgumentOutOfRangeException(nameof(fraction), fraction, "The validation fraction must be below 1.");
-        ulong key = Mix(seed ^ 0x5EED_5A11_0000_0000UL);
-        ulong threshold = (ulong)(fraction * 18446744073709551616.0);
+        return HashSplit(stream, fraction, seed, CancellationToken.None);
+    }
+
+    /// <summary><see cref="Split"/>'s two parts (0 &lt; <paramref name="fraction"/> &lt; 1), whose reads check
+    /// <paramref name="cancellationToken"/> while they skip the other part's rows (a pass can skip all of them).</summary>
+    private static (IRowStream Train, IRowStream Validation) HashSplit(IRowStream stream, double fraction, ulong seed, CancellationToken cancellationToken)
+    {
+        var heldOut = HeldOut(fraction, seed);
         // A few rows can all hash below the threshold: say so, rather than the model's "the data has no rows".
         void NoneLeft(long rows, long kept)
         {
@@ -122,8 +129,15 @@ public sealed class StreamingTrainingData : ITrainingSource
                     "chosen by a seeded hash of each row's position) took all of them: give more rows or a validation set, or set ValidationFraction = 0",
                     DataValidation.TrainingData);
         }
-        return (RowStream.Where(stream, i => Mix(key + (ulong)i * 0x9E3779B97F4A7C15UL) >= threshold, NoneLeft),
-                RowStream.Where(stream, i => Mix(key + (ulong)i * 0x9E3779B97F4A7C15UL) < threshold));
+        return (RowStream.Where(stream, i => !heldOut(i), NoneLeft, cancellationToken), RowStream.Where(stream, heldOut, cancellationToken: cancellationToken));
+    }
+
+    /// <summary>Whether the row at a pass position is a validation row of the hashed split.</summary>
+    private static Func<long, bool> HeldOut(double fraction, ulong seed)
+    {
+        ulong key = Mix(seed ^ 0x5EED_5A11_0000_0000UL);
+        ulong threshold = (ulong)(fraction * 18446744073709551616.0);
+        return i => Mix(key + (ulong)i * 0x9E3779B97F4A7C15UL) < threshold;
     }
 
     /// <summary>
@@ -132,9 +146,15 @@ public sealed class StreamingTrainingData : ITrainingSource
     /// hashed fraction of the rows is held out (<see cref="Split"/>).
     /// </summary>
     /// <remarks>Also the common start of every streamed Fit: <paramref name="data"/> must not be null, and
-    /// <paramref name="streaming"/> is set to the defaults when null and validated.</remarks>
+    /// <paramref name="streaming"/> is set to the defaults when null and validated.
+    /// <para>The one place that decides what an empty validation stream means, before any training pass: a given one is
+    /// refused ("the data has no rows", as in memory), and a hashed split that holds out no row (a few-row stream) is no
+    /// validation (null), as in memory when ⌊n · fraction⌋ is 0. The trainers therefore never see an empty validation
+    /// stream (the gradient loop refuses one with the same words). Without a known count this reads the first rows of a
+    /// pass (a hashed split: up to its first held-out row, the whole pass when there is none), cancellably.</para></remarks>
     internal static (IRowStream Train, IRowStream? Validation) CheckedSplit(IRowStream data, IRowStream? validation,
-        [System.Diagnostics.CodeAnalysis.NotNull] ref StreamingOptions? streaming, InputDomain domain, double validationFraction, ulong seed)
+        [System.Diagnostics.CodeAnalysis.NotNull] ref StreamingOptions? streaming, InputDomain domain, double validationFraction, ulong seed,
+        CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(data);
         streaming ??= new StreamingOptions();
@@ -143,14 +163,38 @@ public sealed class StreamingTrainingData : ITrainingSource
         if (validation is not null && validation.Width != data.Width)
             throw new DataValidationException(-1, -1, $"rows have {validation.Width} columns but {data.Width} are expected", DataValidation.ValidationData);
         var train = RowStream.Checked(data, domain, DataValidation.TrainingData);
-        var checkedValidation = validation is null ? null : RowStream.Checked(validation, domain, DataValidation.ValidationData);
-        // An empty validation set is refused as in memory: its mean loss (0 / 0) read as a divergence in the gradient
-        // trainers ("standardise the inputs") and was silently ignored by the others. One row is read to know (through
-        // the checks: a cursor's impossible row count is refused here too).
-        if (checkedValidation is not null && (validation!.Count ?? RowStream.Head(checkedValidation, 1).Rows) == 0)
-            throw new DataValidationException(-1, -1, "the data has no rows", DataValidation.ValidationData);
-        return checkedValidation is not null ? (train, checkedValidation) : Split(train, validationFraction, seed);
+        if (validation is not null)
+        {
+            var checkedValidation = RowStream.Checked(validation, domain, DataValidation.ValidationData);
+            // An empty validation set is refused as in memory: its mean loss (0 / 0) read as a divergence in the gradient
+            // trainers ("standardise the inputs") and was silently ignored by the others. One row is read to know (through
+            // the checks: a cursor's impossible row count is refused here too).
+            if ((validation.Count ?? RowStream.Head(checkedValidation, 1, cancellationToken).Rows) == 0) throw NoValidationRows();
+            return (train, checkedValidation);
+        }
+        if (!(validationFraction > 0)) return (train, null);
+        if (!(validationFraction < 1)) throw new ArgumentOutOfRangeException(nameof(validationFraction), validationFraction, "The validation fraction must be below 1.");
+        var (hashedTrain, hashedValidation) = HashSplit(train, validationFraction, seed, cancellationToken);
+        bool holdsOutARow = data.Count is long n ? HoldsOutARow(n, HeldOut(validationFraction, seed), cancellationToken)
+            : RowStream.Head(hashedValidation, 1, cancellationToken).Rows > 0;
+        return (hashedTrain, holdsOutARow ? hashedValidation : null);
     }
+
+    /// <summary>Whether a pass of <paramref name="rows"/> rows holds out a row: the first held-out position, found without
+    /// reading (about 1 / fraction hashes; all of them for a stream that holds out none).</summary>
+    private static bool HoldsOutARow(long rows, Func<long, bool> heldOut, CancellationToken cancellationToken)
+    {
+        for (long i = 0; i < rows; i++)
+        {
+            if (heldOut(i)) return true;
+            if ((i & 0xFFFFF) == 0xFFFFF) cancellationToken.ThrowIfCancellationRequested();
+        }
+        return false;
+    }
+
+    /// <summary>The refusal of an empty validation set: the same words as for one in memory
+    /// (<see cref="DataValidation.NoRows"/>, as <c>DataValidation.CheckTrainingData</c> says), wherever a streamed Fit or the gradient loop meets one.</summary>
+    internal static DataValidationException NoValidationRows() => new(-1, -1, DataValidation.NoRows, DataValidation.ValidationData);
 
     /// <summary>SplitMix64's finaliser: a bijective mix of 64 bits.</summary>
     private static ulong Mix(ulong z)

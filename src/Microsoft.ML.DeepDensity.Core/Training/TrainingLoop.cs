@@ -207,15 +207,13 @@ public static class TrainingLoop
             if (_validation is not null)
             {
                 var (sum, total) = EvaluateSum(_model, _validation, epoch.Root.Fork(0xE7A1, (ulong)epoch.Epoch), 1000, _cancellationToken);
-                // A stream's hashed validation split can hold out no row of a few-row stream: then there is no
-                // validation, as in memory when ⌊n · ValidationFraction⌋ is 0 (its 0 / 0 used to read as a divergence,
-                // "standardise the inputs or lower LearningRate"). A given validation set always has rows (Fit checks).
-                if (total > 0)
-                {
-                    double v = sum / total;
-                    if (!double.IsFinite(v)) return null;
-                    valid = v;
-                }
+                // An empty validation set is refused where it is made (the Fits' checks; a stream's hashed split that
+                // holds out no row is no validation, StreamingTrainingData.CheckedSplit); one given to the loop directly
+                // is refused in the same words here, not taken for a divergence (0 / 0, "standardise the inputs").
+                if (total == 0) throw StreamingTrainingData.NoValidationRows();
+                double v = sum / total;
+                if (!double.IsFinite(v)) return null;
+                valid = v;
             }
             return new EpochFigures(epoch.ObjectiveSum / epoch.Examples, valid);
         }

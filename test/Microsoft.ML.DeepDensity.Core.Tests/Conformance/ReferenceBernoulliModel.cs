@@ -89,7 +89,7 @@ internal sealed class ReferenceBernoulliModel : DensityModel
         return new ReferenceBernoulliModel(r.ReadSingles("logits", d));
     }
 
-    private sealed class Objective : IGradientObjective
+    internal sealed class Objective : IGradientObjective
     {
         private readonly float[] _logits;
         public Objective(float[] logits) { _logits = logits; Parameters = new ParameterSet(new Parameter("logits", logits)); }

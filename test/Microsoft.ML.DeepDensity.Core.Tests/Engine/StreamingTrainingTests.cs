@@ -15,7 +15,7 @@ namespace Microsoft.ML.DeepDensity.Tests.Engine;
 /// count every thread).
 /// </summary>
 [Collection(EngineSettingsCollection.Name)]
-public class StreamingTrainingTests
+public partial class StreamingTrainingTests
 {
     /// <summary>Rows generated from their index (two Gaussian clusters in <paramref name="width"/> columns), never held:
     /// counts how many passes were opened.</summary>
@@ -281,7 +281,7 @@ public class StreamingTrainingTests
         var result = new List<float>();
         var buf = new float[100];
         using var c = s.Open();
-        for (int n; (n = c.Read(buf)) > 0;) result.AddRange(buf.AsSpan(0, n).ToArray());
+        for (int n; (n = c.Read(buf)) > 0;) result.AddRange(buf.AsSpan(0, n * s.Width).ToArray());
         return result;
     }
 

@@ -29,7 +29,7 @@ public sealed partial class DeepGmmModel
             throw new NotSupportedException($"Streamed Deep GMM training needs the exact E-step: {options.WhyNotExactEStep}.");
         if (options.MStep != DeepGmmMStep.Lbfgs)
             throw new NotSupportedException("Streamed Deep GMM training needs MStep = Lbfgs (the minibatch M-step keeps the rows of every path).");
-        var (train, valid) = StreamingTrainingData.CheckedSplit(data, validation, ref streaming, InputDomain.Real, options.ValidationFraction, options.Seed);
+        var (train, valid) = StreamingTrainingData.CheckedSplit(data, validation, ref streaming, InputDomain.Real, options.ValidationFraction, options.Seed, cancellationToken);
         var standardizer = options.Standardize ? ColumnStandardizer.Fit(train, cancellationToken) : ColumnStandardizer.FitPooled(train, cancellationToken);
         var x = RowStream.Map(train, (rows, n, _) => standardizer.Forward(rows, rows, n));
         var xValid = valid is null ? null : RowStream.Map(valid, (rows, n, _) => standardizer.Forward(rows, rows, n));
@@ -144,6 +144,7 @@ internal sealed class StreamedEmTrainable : EmTrainable
             sum += DeepGmmModel.MeanLogDensity(_net, TrainingData.Matrix(window)!) * window.Count;
             n += window.Count;
         }
-        return n == 0 ? null : sum / n;
+        // Never empty: the split refuses an empty validation stream or drops an empty hashed one (StreamingTrainingData.CheckedSplit).
+        return n > 0 ? sum / n : throw StreamingTrainingData.NoValidationRows();
     }
 }

@@ -189,7 +189,7 @@ public sealed class IwaeModel : ImportanceSampledModel
         ArgumentNullException.ThrowIfNull(data);
         options.PredictModelSize(data.Width).EnsureFitsAFile();
         var domain = options.Likelihood == IwaeLikelihood.Bernoulli ? InputDomain.Binary : InputDomain.Real;
-        var (train, valid) = StreamingTrainingData.CheckedSplit(data, validation, ref streaming, domain, options.ValidationFraction, options.Seed);
+        var (train, valid) = StreamingTrainingData.CheckedSplit(data, validation, ref streaming, domain, options.ValidationFraction, options.Seed, cancellationToken);
         var network = new IwaeNetwork(data.Width, options.LatentDimensions, options.HiddenUnits, options.DeepHiddenUnits,
             options.EffectiveActivation, options.Likelihood);
         var (mean, std) = options.InitializeOutputBiasFromData ? ColumnMoments(train, cancellationToken) : (Array.Empty<float>(), Array.Empty<float>());

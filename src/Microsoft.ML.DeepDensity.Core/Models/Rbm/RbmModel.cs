@@ -137,7 +137,7 @@ public sealed class RbmModel : DensityModel
         ArgumentNullException.ThrowIfNull(data);
         options.PredictModelSize(data.Width).EnsureFitsAFile();
         var domain = options.VisibleType == RbmVisibleType.Gaussian ? InputDomain.Real : InputDomain.Binary;
-        var (train, valid) = StreamingTrainingData.CheckedSplit(data, validation, ref streaming, domain, options.ValidationFraction, options.Seed);
+        var (train, valid) = StreamingTrainingData.CheckedSplit(data, validation, ref streaming, domain, options.ValidationFraction, options.Seed, cancellationToken);
         ColumnStandardizer? standardizer = null;
         if (options.VisibleType == RbmVisibleType.Gaussian && options.Standardize)
         {
@@ -147,10 +147,11 @@ public sealed class RbmModel : DensityModel
         }
         var machine = new RbmMachine(data.Width, options.HiddenUnits, options.VisibleType);
         new RandomStream(options.Seed).Fork(0x1A17).FillGaussian(machine.W, 0f, 0.01f);
-        var baseBias = BaseRateBias(train, options.VisibleType, cancellationToken);
+        var (baseBias, monitorTrain) = BaseRateBiasAndHead(train, options.VisibleType, RbmMonitor.MaxRows, cancellationToken);
         if (options.VisibleType == RbmVisibleType.Bernoulli) baseBias.CopyTo(machine.B, 0);
-        var summary = RbmTrainer.Train(machine, new StreamingTrainingData(train, streaming), RowStream.Head(train, RbmMonitor.MaxRows),
-            valid is null ? null : RowStream.Head(valid, RbmMonitor.MaxRows) is { Rows: > 0 } head ? head : null, options, progress, cancellationToken);
+        // The validation stream's first (and only) read is its head: the monitor reads nothing else of it.
+        var summary = RbmTrainer.Train(machine, new StreamingTrainingData(train, streaming), monitorTrain,
+            valid is null ? null : RowStream.Head(valid, RbmMonitor.MaxRows, cancellationToken), options, progress, cancellationToken);
         var model = Normalize(machine, standardizer, baseBias, options, cancellationToken);
         model.TrainingSummary = summary;
         return ModelFile.EnsureTrainedModelLoadable(model);
@@ -212,11 +213,25 @@ public sealed class RbmModel : DensityModel
         return BaseRateBias(sums, data.Rows, type);
     }
 
-    private static float[] BaseRateBias(IRowStream data, RbmVisibleType type, CancellationToken cancellationToken)
+    /// <summary>The base rates of a stream, and its first <paramref name="headRows"/> rows (the monitor's training
+    /// rows) kept from the same pass. A pass of its own for those rows, left before its end, was compared with the first
+    /// pass only by its length: a source that changed in that pass alone gave the monitor other rows unnoticed.</summary>
+    private static (float[] Bias, RowMatrix Head) BaseRateBiasAndHead(IRowStream data, RbmVisibleType type, int headRows, CancellationToken cancellationToken)
     {
-        var sums = new double[data.Width];
-        long n = RowStream.ForEachBlock(data, (rows, count) => RowOps.AddColumnSumsAsDouble(rows, count, sums), cancellationToken);
-        return BaseRateBias(sums, n, type);
+        int d = data.Width;
+        var sums = new double[d];
+        var head = Array.Empty<float>();
+        int kept = 0;
+        long n = RowStream.ForEachBlock(data, (rows, count) =>
+        {
+            RowOps.AddColumnSumsAsDouble(rows, count, sums);
+            int take = Math.Min(count, headRows - kept);
+            if (take <= 0) return;
+            if ((long)(kept + take) * d > head.Length) head = RowStream.Grown(head, kept + take, headRows, d, nameof(headRows));
+            rows[..(take * d)].CopyTo(head.AsSpan(kept * d));
+            kept += take;
+        }, cancellationToken);
+        return (BaseRateBias(sums, n, type), new RowMatrix(head, kept, d));
     }
 
     private static float[] BaseRateBias(double[] sums, long n, RbmVisibleType type)

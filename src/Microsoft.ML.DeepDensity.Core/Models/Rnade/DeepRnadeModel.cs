@@ -105,7 +105,7 @@ public sealed class DeepRnadeModel : DensityModel
         // Before the data is read, copied or checked: a model no file could hold is known from the options and the width.
         ArgumentNullException.ThrowIfNull(data);
         options.PredictModelSize(data.Width).EnsureFitsAFile();
-        var (train, valid) = StreamingTrainingData.CheckedSplit(data, validation, ref streaming, InputDomain.Real, options.ValidationFraction, options.Seed);
+        var (train, valid) = StreamingTrainingData.CheckedSplit(data, validation, ref streaming, InputDomain.Real, options.ValidationFraction, options.Seed, cancellationToken);
         int d = data.Width;
         var firstOrder = options.ResolveOrder(d);
         var standardizer = options.Standardize ? ColumnStandardizer.Fit(train, cancellationToken) : ColumnStandardizer.Identity(d);
