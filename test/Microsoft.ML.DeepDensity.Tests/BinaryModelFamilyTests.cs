@@ -34,6 +34,15 @@ public class BinaryModelFamilyTests
                 EvaluationSamples = 100, MaxEpochs = 40, BatchSize = 50, LearningRate = 1e-2f, Seed = 7,
             },
         })),
+        // Variant: the IWAE with no deterministic hidden layer (affine encoder and decoder heads).
+        ["IwaeBernoulliAffine"] = (ml, configure) => ml.DensityEstimation.Iwae(PipelineChecks.With(configure, new Transforms.IwaeEstimator.Options
+        {
+            ModelOptions = new IwaeOptions
+            {
+                Likelihood = IwaeLikelihood.Bernoulli, LatentDimensions = new[] { 2 }, HiddenUnits = Array.Empty<int>(), Samples = 5,
+                EvaluationSamples = 100, MaxEpochs = 40, BatchSize = 50, LearningRate = 1e-2f, Seed = 7,
+            },
+        })),
         ["Nvil"] = (ml, configure) => ml.DensityEstimation.Nvil(PipelineChecks.With(configure, new Transforms.NvilEstimator.Options
         {
             ModelOptions = new NvilOptions
@@ -126,7 +135,7 @@ public class BinaryModelFamilyTests
         string? remedy = family switch
         {
             "RbmBernoulli" => "VisibleType = RbmVisibleType.Gaussian",
-            "IwaeBernoulli" => "Likelihood = IwaeLikelihood.Gaussian",
+            "IwaeBernoulli" or "IwaeBernoulliAffine" => "Likelihood = IwaeLikelihood.Gaussian",
             _ => null, // NVIL has no real-valued variant
         };
         if (remedy is not null) Assert.Contains(remedy, fitError.Message);

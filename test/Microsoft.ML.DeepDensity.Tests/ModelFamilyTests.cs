@@ -39,6 +39,15 @@ public class ModelFamilyTests
                 EvaluationSamples = 100, MaxEpochs = 30, BatchSize = 50, LearningRate = 5e-3f, Seed = 7,
             },
         })),
+        // Variant: the Gaussian VAE (k = 1, the ELBO), the same network trained by another bound.
+        ["IwaeGaussianVae"] = (ml, configure) => ml.DensityEstimation.Iwae(PipelineChecks.With(configure, new Transforms.IwaeEstimator.Options
+        {
+            ModelOptions = new IwaeOptions
+            {
+                Likelihood = IwaeLikelihood.Gaussian, LatentDimensions = new[] { 2 }, HiddenUnits = new[] { 16 }, Samples = 1,
+                EvaluationSamples = 100, MaxEpochs = 30, BatchSize = 50, LearningRate = 5e-3f, Seed = 7,
+            },
+        })),
     };
 
     public static TheoryData<string> Names() => new(Families.Keys);

@@ -164,6 +164,10 @@ public class PersistenceChecks
         // A forged-but-consistent payload is a valid model: it must score like one (no NaN, no exception).
         var rows = new Data.RowMatrix(scoreRows!.Rows, model!.Dimension);
         if (model.Dimension == scoreRows.Columns) scoreRows.AsSpan().CopyTo(rows.AsSpan());
+        // A forged setting can turn the file into a valid model of the other input domain (a raw Gaussian RBM whose visible
+        // type reads Bernoulli): score it with rows of its own domain.
+        if (model.InputDomain == InputDomain.Binary)
+            foreach (ref var v in rows.AsSpan()) v = v > 0.5f ? 1f : 0f;
         var ld = model.LogDensity(rows);
         Assert.DoesNotContain(ld, float.IsNaN);
         // ... and sample like one: the loader checks every invariant the sampler relies on (issue 13: biases of 1e30

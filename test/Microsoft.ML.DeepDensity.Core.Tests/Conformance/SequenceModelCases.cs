@@ -21,6 +21,8 @@ public static class SequenceModelCases
         new("RnnRnade", InputDomain.Real, DensityKind.Exact, r => Models.RnnRnade.RnnRnadeModel.Fit(r.Data, new Models.RnnRnade.RnnRnadeOptions { HiddenUnits = 6, Components = 2, RecurrentUnits = 5, BatchSize = r.BatchSize ?? 8, SequencesPerBlock = 3, MaxEpochs = r.Epochs, Seed = r.Seed, EarlyStoppingPatience = 0 }, r.Validation, null, r.CancellationToken), SequenceConformanceData.Real) { HasBatchSize = true },
         // Variant: the recurrent state also shifts the RNADE's hidden bias (another file layout), tanh units, raw frames.
         new("RnnRnadeConditionedTanhRaw", InputDomain.Real, DensityKind.Exact, r => Models.RnnRnade.RnnRnadeModel.Fit(r.Data, new Models.RnnRnade.RnnRnadeOptions { HiddenUnits = 6, Components = 2, RecurrentUnits = 5, ConditionHiddenBias = true, Activation = Numerics.Activation.Tanh, Standardize = false, BatchSize = r.BatchSize ?? 8, SequencesPerBlock = 3, MaxEpochs = r.Epochs, Seed = r.Seed, EarlyStoppingPatience = 0 }, r.Validation, null, r.CancellationToken), SequenceConformanceData.Real) { HasBatchSize = true },
+        // Variant: sigmoid units, one Gaussian per conditional.
+        new("RnnRnadeSigmoidOneComponent", InputDomain.Real, DensityKind.Exact, r => Models.RnnRnade.RnnRnadeModel.Fit(r.Data, new Models.RnnRnade.RnnRnadeOptions { HiddenUnits = 6, Components = 1, RecurrentUnits = 5, Activation = Numerics.Activation.Sigmoid, BatchSize = r.BatchSize ?? 8, SequencesPerBlock = 3, MaxEpochs = r.Epochs, Seed = r.Seed, EarlyStoppingPatience = 0 }, r.Validation, null, r.CancellationToken), SequenceConformanceData.Real) { HasBatchSize = true },
     };
 
     public static TheoryData<string> Names
