@@ -50,6 +50,10 @@ public static class DataValidation
     /// <summary>The problem of a data set without rows (training or validation, in memory or streamed).</summary>
     internal const string NoRows = "the data has no rows";
 
+    /// <summary>The exception for data with no rows, named by <paramref name="source"/> (the training data, the validation
+    /// data, or a column): one wording wherever a model, a split or the ML.NET layer meets an empty set.</summary>
+    internal static DataValidationException NoRowsIn(string? source) => new(-1, -1, NoRows, source);
+
     /// <summary>The words of a value outside a binary model's domain (callers that can suggest a remedy look for them).</summary>
     internal const string NotBinary = "is not binary (a binary model needs 0 or 1)";
 
@@ -125,7 +129,7 @@ public static class DataValidation
     public static void CheckTrainingData(RowMatrix data, InputDomain domain, string source, int? expectedWidth = null, int minRows = 1)
     {
         ArgumentNullException.ThrowIfNull(data);
-        if (data.Rows == 0) throw new DataValidationException(-1, -1, NoRows, source);
+        if (data.Rows == 0) throw NoRowsIn(source);
         if (data.Columns == 0) throw new DataValidationException(-1, -1, "rows have no columns", source);
         if (expectedWidth is int w && data.Columns != w)
             throw new DataValidationException(-1, -1, $"rows have {data.Columns} columns but {w} are expected", source);

@@ -194,7 +194,7 @@ public sealed class StreamingTrainingData : ITrainingSource
 
     /// <summary>The refusal of an empty validation set: the same words as for one in memory
     /// (<see cref="DataValidation.NoRows"/>, as <c>DataValidation.CheckTrainingData</c> says), wherever a streamed Fit or the gradient loop meets one.</summary>
-    internal static DataValidationException NoValidationRows() => new(-1, -1, DataValidation.NoRows, DataValidation.ValidationData);
+    internal static DataValidationException NoValidationRows() => DataValidation.NoRowsIn(DataValidation.ValidationData);
 
     /// <summary>SplitMix64's finaliser: a bijective mix of 64 bits.</summary>
     private static ulong Mix(ulong z)

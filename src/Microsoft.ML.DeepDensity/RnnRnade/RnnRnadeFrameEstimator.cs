@@ -181,7 +181,7 @@ public sealed class RnnRnadeFrameEstimator : IEstimator<SequenceDensityTransform
                 row++;
                 if (row % DataViewRowStream.RowsPerCancellationCheck == 0) _options.CancellationToken.ThrowIfCancellationRequested();
             }
-            if (row == 0) throw new DataValidationException(-1, -1, "the data has no rows", _options.FeatureColumnName);
+            if (row == 0) throw DataValidation.NoRowsIn(_options.FeatureColumnName);
         }
         var values = new float[frames.Count];
         var offsets = new int[firstSeen.Count + 1];

@@ -242,7 +242,7 @@ internal static class SequenceColumn
             row++;
             if (row % DataViewRowStream.RowsPerCancellationCheck == 0) cancellationToken.ThrowIfCancellationRequested();
         }
-        if (row == 0) throw new DataValidationException(-1, -1, "the data has no rows", column.Name);
+        if (row == 0) throw DataValidation.NoRowsIn(column.Name);
         return new SequenceBatch(values.ToArray(), offsets.ToArray(), frameSize);
     }
 

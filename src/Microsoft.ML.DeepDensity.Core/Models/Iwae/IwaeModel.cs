@@ -162,7 +162,7 @@ public sealed class IwaeModel : ImportanceSampledModel
     private static (float[] Mean, float[] Std) ColumnMoments(double[] sum, double[] sumSq, long n)
     {
         int d = sum.Length;
-        if (n == 0) throw new DataValidationException(-1, -1, "the data has no rows", DataValidation.TrainingData);
+        if (n == 0) throw DataValidation.NoRowsIn(DataValidation.TrainingData);
         var mean = new float[d]; var std = new float[d];
         for (int c = 0; c < d; c++)
         {

@@ -237,7 +237,7 @@ public sealed class RbmModel : DensityModel
     private static float[] BaseRateBias(double[] sums, long n, RbmVisibleType type)
     {
         int d = sums.Length;
-        if (n == 0) throw new DataValidationException(-1, -1, "the data has no rows", DataValidation.TrainingData);
+        if (n == 0) throw DataValidation.NoRowsIn(DataValidation.TrainingData);
         var bias = new float[d];
         for (int c = 0; c < d; c++)
         {

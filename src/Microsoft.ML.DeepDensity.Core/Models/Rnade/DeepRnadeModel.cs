@@ -112,7 +112,7 @@ public sealed class DeepRnadeModel : DensityModel
         var modelTrain = RowStream.Map(train, (rows, n, _) => standardizer.Forward(rows, rows, n));
         var modelValid = valid is null ? null : RowStream.Map(valid, (rows, n, _) => standardizer.Forward(rows, rows, n));
         var sample = RowStream.Sample(modelTrain, streaming.SampleRows, new RandomStream(options.Seed).Fork(0x5A3B1E), cancellationToken);
-        if (sample.Rows == 0) throw new DataValidationException(-1, -1, "the data has no rows", DataValidation.TrainingData);
+        if (sample.Rows == 0) throw DataValidation.NoRowsIn(DataValidation.TrainingData);
         return Train(options, d, firstOrder, standardizer, sample, new StreamingTrainingData(modelTrain, streaming),
             modelValid is null ? null : new StreamingTrainingData(modelValid, streaming), progress, cancellationToken);
     }
