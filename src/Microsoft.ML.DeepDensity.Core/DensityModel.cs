@@ -115,7 +115,7 @@ public abstract class DensityModel : DensityModelBase
     public double AverageLogDensity(RowMatrix rows)
     {
         ArgumentNullException.ThrowIfNull(rows);
-        if (rows.Rows == 0) throw new DataValidationException(-1, -1, "the data has no rows (the average of no log-densities is undefined)", null);
+        if (rows.Rows == 0) throw new DataValidationException(-1, -1, "there are no rows (the average of no log-densities is undefined)", null);
         var ld = LogDensity(rows);
         double s = 0;
         foreach (var v in ld) s += v;

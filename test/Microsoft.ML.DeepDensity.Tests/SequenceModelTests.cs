@@ -170,7 +170,7 @@ public class SequenceModelTests
             Assert.Contains($"NaN in the {dataSet}", e.Message);
         }
         var empty = Assert.Throws<DataValidationException>(() => estimator.Fit(train, ml.Data.LoadFromEnumerable(new List<Row>())));
-        Assert.Contains("the data has no rows in the validation data", empty.Message);
+        Assert.Contains("there are no rows in the validation data", empty.Message);
     }
 
     /// <summary>A saved sequence model carries its input column names; the reader refused names over 1024 UTF-8 bytes as

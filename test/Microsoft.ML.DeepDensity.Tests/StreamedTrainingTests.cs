@@ -109,7 +109,7 @@ public class StreamedTrainingTests
         o.ModelOptions.ValidationFraction = 0;
         Assert.NotNull(ml.DensityEstimation.Rnade(o).Fit(one).Model);
         // No rows at all is still just that.
-        Assert.Contains("the data has no rows", Assert.Throws<DataValidationException>(() => ml.DensityEstimation.Rnade(o).Fit(ml.Data.LoadFromEnumerable(Generated(0, 1)))).Message);
+        Assert.Contains("there are no rows", Assert.Throws<DataValidationException>(() => ml.DensityEstimation.Rnade(o).Fit(ml.Data.LoadFromEnumerable(Generated(0, 1)))).Message);
     }
 
     /// <summary>An empty validation view is refused as in memory, naming the column and the data set; streamed, RNADE
@@ -137,7 +137,7 @@ public class StreamedTrainingTests
             {
                 var e = Assert.Throws<DataValidationException>(() => fit(empty));
                 Assert.Equal("Features", e.DataSource);
-                Assert.Contains("the data has no rows in the validation data", e.Message);
+                Assert.Contains("there are no rows in the validation data", e.Message);
             }
     }
 

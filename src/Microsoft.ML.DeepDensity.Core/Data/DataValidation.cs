@@ -48,7 +48,7 @@ public static class DataValidation
     public const string ValidationData = "validation data";
 
     /// <summary>The problem of a data set without rows (training or validation, in memory or streamed).</summary>
-    internal const string NoRows = "the data has no rows";
+    internal const string NoRows = "there are no rows";
 
     /// <summary>The exception for data with no rows, named by <paramref name="source"/> (the training data, the validation
     /// data, or a column): one wording wherever a model, a split or the ML.NET layer meets an empty set.</summary>
@@ -161,7 +161,7 @@ public static class DataValidation
     public static void CheckTrainingData(SequenceBatch data, InputDomain domain, string source, int expectedFrameSize, int minSequences = 1)
     {
         ArgumentNullException.ThrowIfNull(data);
-        if (data.Count == 0) throw new DataValidationException(-1, -1, "the data has no sequences", source);
+        if (data.Count == 0) throw new DataValidationException(-1, -1, "there are no sequences", source);
         if (data.Count < minSequences)
             throw new DataValidationException(-1, -1, $"the data has {data.Count} sequence{(data.Count == 1 ? "" : "s")}; at least {minSequences} sequences are needed", source);
         CheckSequences(data, expectedFrameSize, domain, source);

@@ -120,7 +120,7 @@ public sealed class StreamingTrainingData : ITrainingSource
     private static (IRowStream Train, IRowStream Validation) HashSplit(IRowStream stream, double fraction, ulong seed, CancellationToken cancellationToken)
     {
         var heldOut = HeldOut(fraction, seed);
-        // A few rows can all hash below the threshold: say so, rather than the model's "the data has no rows".
+        // A few rows can all hash below the threshold: say so, rather than the model's "there are no rows".
         void NoneLeft(long rows, long kept)
         {
             if (rows > 0 && kept == 0)
@@ -148,7 +148,7 @@ public sealed class StreamingTrainingData : ITrainingSource
     /// <remarks>Also the common start of every streamed Fit: <paramref name="data"/> must not be null, and
     /// <paramref name="streaming"/> is set to the defaults when null and validated.
     /// <para>The one place that decides what an empty validation stream means, before any training pass: a given one is
-    /// refused ("the data has no rows", as in memory), and a hashed split that holds out no row (a few-row stream) is no
+    /// refused ("there are no rows", as in memory), and a hashed split that holds out no row (a few-row stream) is no
     /// validation (null), as in memory when ⌊n · fraction⌋ is 0. The trainers therefore never see an empty validation
     /// stream (the gradient loop refuses one with the same words). Without a known count this reads the first rows of a
     /// pass (a hashed split: up to its first held-out row, the whole pass when there is none), cancellably.</para></remarks>

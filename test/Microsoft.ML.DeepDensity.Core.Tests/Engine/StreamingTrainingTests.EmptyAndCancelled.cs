@@ -36,7 +36,7 @@ public partial class StreamingTrainingTests
         var e = Assert.Throws<DataValidationException>(() => TrainingLoop.Run(new ReferenceBernoulliModel.Objective(new float[3]), bits, new RowMatrix(0, 3),
             new GradientTrainingOptions { MaxEpochs = 1 }, null, default));
         Assert.Equal(DataValidation.ValidationData, e.DataSource);
-        Assert.Contains("the data has no rows", e.Message);
+        Assert.Contains("there are no rows", e.Message);
     }
 
     /// <summary>The RBM's monitor reads the first 1,000 validation rows of a streamed Fit: that read observes the Fit's
