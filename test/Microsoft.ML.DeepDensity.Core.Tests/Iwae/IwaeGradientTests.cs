@@ -72,6 +72,29 @@ public class IwaeGradientTests
         Assert.Equal(net.Parameters.Items.Count, worst.Count);
     }
 
+    /// <summary>
+    /// The soft log σ bound of a Gaussian IWAE with affine heads (<see cref="LogSigmaBound"/>, on q(z₁ | x) and p(x | z₁)):
+    /// log σ = c + L·tanh((a − c)/L), whose derivative the backward pass takes from the bounded output. A half-width of
+    /// 1.5 with centres away from 0 puts many heads on the curved part of the tanh, so a wrong or missing factor shows.
+    /// </summary>
+    [Theory]
+    [InlineData(1, 1)]
+    [InlineData(3, 1)]
+    [InlineData(3, 2)]
+    public void TheBoundGradientOfBoundedLogSigmaHeadsMatchesFiniteDifferences(int k, int stochasticLayers)
+    {
+        const int d = 6, rows = 7;
+        var latent = stochasticLayers == 1 ? new[] { 3 } : new[] { 3, 2 };
+        var bound = new LogSigmaBound(1.5f, new[] { 0.5f, -0.3f, 0f, 1f, -1f, 0.2f });
+        var net = new IwaeNetwork(d, latent, Array.Empty<int>(), new[] { 4 }, Activation.Tanh, IwaeLikelihood.Gaussian, bound);
+        var rng = new RandomStream(19);
+        foreach (var p in net.Parameters.Items) rng.FillGaussian(p.Value, 0, 0.6f);
+        var objective = new IwaeObjective(net, k, rowsPerBlock: 3);
+        var x = Data(rows, d, IwaeLikelihood.Gaussian, 29);
+        var worst = GradientCheck.Check(objective, x, rows, entriesPerTensor: 10, step: 1e-3f);
+        Assert.Equal(net.Parameters.Items.Count, worst.Count);
+    }
+
     [Fact]
     public void GradientIsTheWeightedSumOfPerSampleGradients()
     {

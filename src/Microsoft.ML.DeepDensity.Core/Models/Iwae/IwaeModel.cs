@@ -79,9 +79,9 @@ public sealed class IwaeModel : ImportanceSampledModel
         if (validation is not null) DataValidation.CheckTrainingData(validation, domain, DataValidation.ValidationData, data.Columns);
         var (train, valid) = TrainingLoop.Split(data, validation, options.ValidationFraction, options.Seed);
 
-        var network = new IwaeNetwork(data.Columns, options.LatentDimensions, options.HiddenUnits, options.DeepHiddenUnits,
-            options.EffectiveActivation, options.Likelihood);
-        var (mean, std) = options.InitializeOutputBiasFromData ? ColumnMoments(train) : (Array.Empty<float>(), Array.Empty<float>());
+        var (mean, std) = options.InitializeOutputBiasFromData || BoundsLogSigma(options) ? ColumnMoments(train) : (Array.Empty<float>(), Array.Empty<float>());
+        var network = CreateNetwork(options, data.Columns, std);
+        if (!options.InitializeOutputBiasFromData) (mean, std) = (Array.Empty<float>(), Array.Empty<float>());
         if (ImportanceSampler.ScratchProblem(options.EvaluationSamplesPerChunk, network.EvaluationFloatsPerSample) is string problem)
             throw new ArgumentOutOfRangeException(nameof(options), problem + $" (IwaeOptions.{nameof(IwaeOptions.EvaluationSamplesPerChunk)}).");
         network.Initialize(new RandomStream(options.Seed).Fork(0x1A17), mean, std);
@@ -90,6 +90,22 @@ public sealed class IwaeModel : ImportanceSampledModel
         return ModelFile.EnsureTrainedModelLoadable(new IwaeModel(network, options.Samples, options.EvaluationSamples, options.EvaluationSamplesPerChunk, options.EvaluationSeed)
         { TrainingSummary = summary });
     }
+
+    /// <summary>
+    /// Whether a fit with these options bounds log σ of q(z₁ | x) and p(x | z₁) (<see cref="LogSigmaBound"/>): with the
+    /// Gaussian likelihood and affine heads (<see cref="IwaeOptions.HiddenUnits"/> = {}), where both are affine functions
+    /// of unbounded inputs. Every other configuration keeps the unbounded heads (and its bits): with hidden layers the
+    /// suite's Gaussian models use tanh or sigmoid, which bound the heads' inputs; Bernoulli data are bounded and the
+    /// Bernoulli decoder has no σ.
+    /// </summary>
+    internal static bool BoundsLogSigma(IwaeOptions options)
+        => options.Likelihood == IwaeLikelihood.Gaussian && options.HiddenUnits.Length == 0;
+
+    /// <summary>The network a fit trains; <paramref name="columnStd"/> (the training columns' standard deviations) centres
+    /// the decoder's log σ bound when the options call for one.</summary>
+    private static IwaeNetwork CreateNetwork(IwaeOptions options, int width, float[] columnStd)
+        => new(width, options.LatentDimensions, options.HiddenUnits, options.DeepHiddenUnits, options.EffectiveActivation, options.Likelihood,
+            BoundsLogSigma(options) ? new LogSigmaBound(LogSigmaBound.DefaultHalfWidth, Array.ConvertAll(columnStd, LogSigmaBound.CentreFor)) : null);
 
     /// <summary>
     /// A trainable copy of this model's parameters as a gradient objective over its input rows, for data-parallel
@@ -190,9 +206,9 @@ public sealed class IwaeModel : ImportanceSampledModel
         options.PredictModelSize(data.Width).EnsureFitsAFile();
         var domain = options.Likelihood == IwaeLikelihood.Bernoulli ? InputDomain.Binary : InputDomain.Real;
         var (train, valid) = StreamingTrainingData.CheckedSplit(data, validation, ref streaming, domain, options.ValidationFraction, options.Seed, cancellationToken);
-        var network = new IwaeNetwork(data.Width, options.LatentDimensions, options.HiddenUnits, options.DeepHiddenUnits,
-            options.EffectiveActivation, options.Likelihood);
-        var (mean, std) = options.InitializeOutputBiasFromData ? ColumnMoments(train, cancellationToken) : (Array.Empty<float>(), Array.Empty<float>());
+        var (mean, std) = options.InitializeOutputBiasFromData || BoundsLogSigma(options) ? ColumnMoments(train, cancellationToken) : (Array.Empty<float>(), Array.Empty<float>());
+        var network = CreateNetwork(options, data.Width, std);
+        if (!options.InitializeOutputBiasFromData) (mean, std) = (Array.Empty<float>(), Array.Empty<float>());
         if (ImportanceSampler.ScratchProblem(options.EvaluationSamplesPerChunk, network.EvaluationFloatsPerSample) is string problem)
             throw new ArgumentOutOfRangeException(nameof(options), problem + $" (IwaeOptions.{nameof(IwaeOptions.EvaluationSamplesPerChunk)}).");
         network.Initialize(new RandomStream(options.Seed).Fork(0x1A17), mean, std);
@@ -202,6 +218,10 @@ public sealed class IwaeModel : ImportanceSampledModel
         return ModelFile.EnsureTrainedModelLoadable(new IwaeModel(network, options.Samples, options.EvaluationSamples, options.EvaluationSamplesPerChunk, options.EvaluationSeed)
         { TrainingSummary = summary });
     }
+
+    /// <summary>1, the layout of every model without a log σ bound (the bytes of the files before the bound); 2 adds the
+    /// bound (its half-width and the decoder's centres) after the evaluation seed.</summary>
+    protected internal override int PayloadVersion => Network.Bound is null ? 1 : 2;
 
     /// <inheritdoc />
     protected internal override void WritePayload(ModelWriter w)
@@ -216,12 +236,17 @@ public sealed class IwaeModel : ImportanceSampledModel
         w.WriteInt32(EvaluationSamples);
         w.WriteInt32(EvaluationSamplesPerChunk);
         w.WriteUInt64(EvaluationSeed);
+        if (Network.Bound is { } bound)
+        {
+            w.WriteSingle(bound.HalfWidth);
+            w.WriteSingles(bound.OutputCentre);
+        }
         foreach (var p in Network.Parameters.Items) w.WriteSingles(p.Value);
     }
 
     internal static DensityModel ReadPayload(ModelReader r, int version)
     {
-        if (version != 1) throw r.Corrupt($"payload version {version} is not supported (expected 1)");
+        if (version is not (1 or 2)) throw r.Corrupt($"payload version {version} is not supported (expected 1 or 2)");
         int d = r.ReadInt32("dimension", 1, IwaeOptions.MaxDimension);
         var latent = ReadSizes(r, "latent dimensions", 1, 8);
         var hidden = ReadSizes(r, "hidden units", 0, 16);
@@ -232,9 +257,19 @@ public sealed class IwaeModel : ImportanceSampledModel
         int evalK = r.ReadInt32("evaluation samples", 1, IwaeOptions.MaxEvaluationSamples);
         int chunk = r.ReadInt32("evaluation samples per chunk", 1, IwaeOptions.MaxEvaluationSamplesPerChunk);
         ulong seed = r.ReadUInt64();
+        LogSigmaBound? bound = null;
+        if (version == 2)
+        {
+            if (likelihood != IwaeLikelihood.Gaussian) throw r.Corrupt("a log σ bound (payload version 2) needs the Gaussian likelihood");
+            float halfWidth = r.ReadSingle();
+            if (!(halfWidth > 0f && halfWidth <= LogSigmaBound.MaxHalfWidth)) throw r.Corrupt($"log σ bound {halfWidth} is outside (0, {LogSigmaBound.MaxHalfWidth}]");
+            var centre = r.ReadParameters("log σ bound centres", d);
+            foreach (var c in centre) if (!float.IsFinite(c)) throw r.Corrupt("a log σ bound centre is not finite");
+            bound = new LogSigmaBound(halfWidth, centre);
+        }
         if (IwaeNetwork.ParameterCount(d, latent, hidden, deep, likelihood) * 4 > r.Remaining)
             throw r.Corrupt("declared sizes exceed the payload");
-        var net = new IwaeNetwork(d, latent, hidden, deep, act, likelihood);
+        var net = new IwaeNetwork(d, latent, hidden, deep, act, likelihood, bound);
         if (ImportanceSampler.ScratchProblem(chunk, net.EvaluationFloatsPerSample) is string problem) throw r.Corrupt(problem);
         foreach (var p in net.Parameters.Items) r.ReadParameters(p.Name, p.Value.Length).CopyTo(p.Value, 0);
         return new IwaeModel(net, k, evalK, chunk, seed);

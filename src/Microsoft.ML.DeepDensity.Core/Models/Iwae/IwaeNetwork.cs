@@ -29,11 +29,18 @@ internal sealed class IwaeNetwork
     /// <summary>Decoders[0]: z_0 → parameters of p(x | z_0); Decoders[l ≥ 1]: z_l → [μ | log σ] of z_{l−1}.</summary>
     public readonly Mlp[] Decoders;
     public readonly ParameterSet Parameters = new();
+    /// <summary>The soft bound on log σ of q(z₁ | x) and p(x | z₁) (<see cref="LogSigmaBound"/>), or null: unbounded (the
+    /// network's output is log σ itself, as in every model before the bound and every model with hidden layers).</summary>
+    public readonly LogSigmaBound? Bound;
 
-    public IwaeNetwork(int dimension, int[] latent, int[] hiddenUnits, int[] deepHiddenUnits, Activation activation, IwaeLikelihood likelihood)
+    public IwaeNetwork(int dimension, int[] latent, int[] hiddenUnits, int[] deepHiddenUnits, Activation activation, IwaeLikelihood likelihood,
+        LogSigmaBound? bound = null)
     {
         D = dimension; Latent = (int[])latent.Clone(); HiddenUnits = (int[])hiddenUnits.Clone(); DeepHiddenUnits = (int[])deepHiddenUnits.Clone();
         Activation = activation; Likelihood = likelihood;
+        if (bound is not null && (likelihood != IwaeLikelihood.Gaussian || bound.OutputCentre.Length != dimension))
+            throw new ArgumentException("A log σ bound needs the Gaussian likelihood and one centre per column.", nameof(bound));
+        Bound = bound;
         int layers = Latent.Length;
         // In 64 bits, so that layer sizes whose products overflow an int are refused here rather than by an OverflowException.
         PredictSize(D, Latent, HiddenUnits, DeepHiddenUnits, likelihood).EnsureFitsAFile();
@@ -92,6 +99,16 @@ internal sealed class IwaeNetwork
             Encoders[l].InitializeGlorot(random.Fork(1, (ulong)l));
             Decoders[l].InitializeGlorot(random.Fork(2, (ulong)l));
         }
+        if (Bound is not null)
+        {
+            // The bounded heads start with log σ independent of their input: q(z₁ | x) at the prior's σ = 1 and p(x | z₁)
+            // at the output bias (each column's standard deviation). With Glorot weights the affine encoder's log σ is
+            // ±5 at unit-scale data (σ up to e^5 = 150 times the prior's), its samples z₁ reach hundreds and the decoder's
+            // log σ, affine in z₁, sits at the bound for most of them: the conformance suite's model began with a training
+            // bound of −2e9 nats and had not left −1e7 after 30 epochs.
+            ZeroLogSigmaWeights(Encoders[0].Layers[^1], Latent[0]);
+            ZeroLogSigmaWeights(Decoders[0].Layers[^1], D);
+        }
         if (columnMean.IsEmpty) return;
         var bias = Decoders[0].Layers[^1].Bias.Value;
         for (int c = 0; c < D; c++)
@@ -107,6 +124,13 @@ internal sealed class IwaeNetwork
                 bias[D + c] = MathF.Log(MathF.Max(columnStd[c], 1e-3f));
             }
         }
+    }
+
+    /// <summary>Zeroes the weights into the log σ half [d, 2d) of a Gaussian head layer's outputs (W is inputs × outputs).</summary>
+    private static void ZeroLogSigmaWeights(DenseLayer head, int d)
+    {
+        var w = head.Weight.Value;
+        for (int i = 0; i < head.Inputs; i++) Array.Clear(w, i * head.Outputs + d, d);
     }
 
     /// <summary>Floats an evaluation <see cref="Workspace"/> holds per decoder row (one data row × one sample): every
@@ -188,8 +212,13 @@ internal sealed class IwaeNetwork
         for (int l = 0; l < Layers; l++)
         {
             int d = Latent[l], rep = l == 0 ? k : 1;
-            var pq = l == 0 && firstEncoderCurrent ? ws.Enc[0].Result.AsSpan(0, n * Encoders[0].Outputs)
-                : Encoders[l].Forward(l == 0 ? x : ws.Z[l - 1], l == 0 ? n : m, ws.Enc[l], allowParallel);
+            Span<float> pq;
+            if (l == 0 && firstEncoderCurrent) pq = ws.Enc[0].Result.AsSpan(0, n * Encoders[0].Outputs); // already bounded
+            else
+            {
+                pq = Encoders[l].Forward(l == 0 ? x : ws.Z[l - 1], l == 0 ? n : m, ws.Enc[l], allowParallel);
+                if (l == 0) Bound?.Apply(pq, n, d, default);
+            }
             DiagonalGaussianHead.Sample(pq, rep, ws.Noise[l], m, d, ws.Z[l]);
             DiagonalGaussianHead.AccumulateLogProb(ws.Z[l], 1, pq, rep, m, d, -1f, logW);
         }
@@ -200,6 +229,7 @@ internal sealed class IwaeNetwork
             DiagonalGaussianHead.AccumulateLogProb(ws.Z[l - 1], 1, pp, 1, m, Latent[l - 1], 1f, logW);
         }
         var output = Decoders[0].Forward(ws.Z[0], m, ws.Dec[0], allowParallel);
+        Bound?.Apply(output, m, D, Bound.OutputCentre);
         if (Likelihood == IwaeLikelihood.Bernoulli) BernoulliHead.AccumulateLogProb(x, k, output, m, D, 1f, logW);
         else DiagonalGaussianHead.AccumulateLogProb(x, k, output, 1, m, D, 1f, logW);
     }
@@ -221,6 +251,7 @@ internal sealed class IwaeNetwork
         var output = ws.Dec[0].Result;
         if (Likelihood == IwaeLikelihood.Bernoulli) BernoulliHead.Backward(x, k, output, m, D, s, dOut);
         else DiagonalGaussianHead.Backward(x, k, output, 1, m, D, s, default, dOut);
+        Bound?.MultiplyByDerivative(output, dOut, m, D, Bound.OutputCentre);
         Decoders[0].Backward(ws.Z[0], m, ws.Dec[0], dOut, gradients, ws.DZ[0].AsSpan(0, m * Latent[0]), accumulateInput: false, allowParallel, accumulateParameters: false);
 
         // log p(z_{l−1} | z_l): value gradient into dz_{l−1}, parameters back through decoder l into dz_l.
@@ -249,6 +280,7 @@ internal sealed class IwaeNetwork
             int d = Latent[l], rep = l == 0 ? k : 1, encRows = l == 0 ? n : m;
             var dpq = ws.DEnc[l].AsSpan(0, encRows * 2 * d);
             DiagonalGaussianHead.SampleBackward(ws.Z[l], ws.Enc[l].Result, rep, m, d, ws.DZ[l], dpq);
+            if (l == 0) Bound?.MultiplyByDerivative(ws.Enc[0].Result, dpq, encRows, d, default);
             Encoders[l].Backward(l == 0 ? x : ws.Z[l - 1], encRows, ws.Enc[l], dpq, gradients,
                 l == 0 ? default : ws.DZ[l - 1].AsSpan(0, m * Latent[l - 1]), accumulateInput: true, allowParallel, accumulateParameters: false);
         }
@@ -310,6 +342,7 @@ internal sealed class IwaeNetwork
         }
         var outWs = Decoders[0].CreateWorkspace(rows);
         var output = Decoders[0].Forward(z, rows, outWs);
+        Bound?.Apply(output, rows, D, Bound.OutputCentre);
         var dst = destination[..(rows * D)];
         if (Likelihood == IwaeLikelihood.Bernoulli)
         {
@@ -327,3 +360,66 @@ internal sealed class IwaeNetwork
     }
 }
 
+/// <summary>
+/// A soft bound on log σ of a diagonal-Gaussian head: log σ = c + L·tanh((a − c)/L) of the network output a, so σ stays
+/// within e^(c ± L) and equals e^a near the centre c. Used where log σ would otherwise be an affine function of an
+/// unbounded input (a Gaussian IWAE with affine heads, <c>HiddenUnits = {}</c>): q(z₁ | x)'s log σ is affine in x and
+/// p(x | z₁)'s affine in z₁, whose own spread is e^(log σ), so without it the tails are double-exponential (the
+/// conformance suite's model drew a sample x whose encoder σ made z₁ so large that p(x | z₁)'s σ overflowed: log-density
+/// −∞; docs/models/iwae.md, "Affine heads with the Gaussian likelihood"). The encoder's centre is 0 (the prior's scale),
+/// the decoder's the log standard deviation of each training column (its initial output bias).
+/// </summary>
+internal sealed class LogSigmaBound
+{
+    /// <summary>L of the automatic bound: σ within e^±10 (a factor of 22,026) of the prior's scale for z₁ and of each
+    /// column's standard deviation for x.</summary>
+    public const float DefaultHalfWidth = 10f;
+
+    /// <summary>Largest half-width a file may declare (beyond it the bound no longer keeps e^(c + L) finite in float).</summary>
+    public const float MaxHalfWidth = 40f;
+
+    public readonly float HalfWidth;
+    /// <summary>c of p(x | z₁)'s log σ, one per column.</summary>
+    public readonly float[] OutputCentre;
+
+    public LogSigmaBound(float halfWidth, float[] outputCentre)
+    {
+        if (!(halfWidth > 0f && halfWidth <= MaxHalfWidth)) throw new ArgumentOutOfRangeException(nameof(halfWidth));
+        foreach (var c in outputCentre) if (!float.IsFinite(c)) throw new ArgumentException("A centre is not finite.", nameof(outputCentre));
+        HalfWidth = halfWidth; OutputCentre = (float[])outputCentre.Clone();
+    }
+
+    /// <summary>The centre of a column's log σ bound for p(x | z₁): log of its standard deviation, at least 1e-3 (the
+    /// decoder's initial output bias, <see cref="IwaeNetwork.Initialize"/>).</summary>
+    public static float CentreFor(float columnStd) => MathF.Log(MathF.Max(columnStd, 1e-3f));
+
+    /// <summary>Bounds the log σ half of each of <paramref name="rows"/> head rows [μ (d) | log σ (d)] in place (centre
+    /// 0 when <paramref name="centre"/> is empty).</summary>
+    public void Apply(Span<float> heads, int rows, int d, ReadOnlySpan<float> centre)
+    {
+        float inv = 1f / HalfWidth;
+        for (int r = 0; r < rows; r++)
+        {
+            var logSigma = heads.Slice(r * 2 * d + d, d);
+            for (int c = 0; c < d; c++) logSigma[c] = (logSigma[c] - (centre.IsEmpty ? 0f : centre[c])) * inv;
+            Activations.Tanh(logSigma, logSigma); // the same bits on every kernel path
+            for (int c = 0; c < d; c++) logSigma[c] = (centre.IsEmpty ? 0f : centre[c]) + HalfWidth * logSigma[c];
+        }
+    }
+
+    /// <summary>Multiplies the log σ half of each gradient row by ∂(bounded)/∂a = 1 − t², t = (bounded − c)/L read back
+    /// from the bounded heads (so the network keeps only its outputs, as its layers do).</summary>
+    public void MultiplyByDerivative(ReadOnlySpan<float> boundedHeads, Span<float> gradient, int rows, int d, ReadOnlySpan<float> centre)
+    {
+        float inv = 1f / HalfWidth;
+        for (int r = 0; r < rows; r++)
+        {
+            int o = r * 2 * d + d;
+            for (int c = 0; c < d; c++)
+            {
+                float t = (boundedHeads[o + c] - (centre.IsEmpty ? 0f : centre[c])) * inv;
+                gradient[o + c] *= MathF.Max(0f, 1f - t * t);
+            }
+        }
+    }
+}
