@@ -105,7 +105,12 @@ public class InterruptTests : IDisposable
         var err = p.StandardError.ReadToEndAsync();
         try
         {
-            await Task.Delay(TimeSpan.FromSeconds(3)); // loaded and scoring
+            // Loaded and scoring: two seconds of the process's own CPU time, not of the clock. A fixed three-second wait
+            // could end, on a loaded machine, before the runtime had even run the tool's first line (which installs its
+            // Ctrl+C handler), and the signal then killed it without the message this test reads.
+            var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(2);
+            while (!p.HasExited && p.TotalProcessorTime < TimeSpan.FromSeconds(2) && DateTime.UtcNow < deadline)
+                await Task.Delay(TimeSpan.FromMilliseconds(100));
             Assert.False(p.HasExited, "score ended before the signal");
             using (var kill = Process.Start("kill", new[] { "-INT", p.Id.ToString(System.Globalization.CultureInfo.InvariantCulture) })!) kill.WaitForExit();
             Assert.True(p.WaitForExit(TimeSpan.FromSeconds(30)), "score did not end after SIGINT");
