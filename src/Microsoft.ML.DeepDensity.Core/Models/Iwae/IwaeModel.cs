@@ -79,12 +79,7 @@ public sealed class IwaeModel : ImportanceSampledModel
         if (validation is not null) DataValidation.CheckTrainingData(validation, domain, DataValidation.ValidationData, data.Columns);
         var (train, valid) = TrainingLoop.Split(data, validation, options.ValidationFraction, options.Seed);
 
-        var (mean, std) = options.InitializeOutputBiasFromData || BoundsLogSigma(options) ? ColumnMoments(train) : (Array.Empty<float>(), Array.Empty<float>());
-        var network = CreateNetwork(options, data.Columns, std);
-        if (!options.InitializeOutputBiasFromData) (mean, std) = (Array.Empty<float>(), Array.Empty<float>());
-        if (ImportanceSampler.ScratchProblem(options.EvaluationSamplesPerChunk, network.EvaluationFloatsPerSample) is string problem)
-            throw new ArgumentOutOfRangeException(nameof(options), problem + $" (IwaeOptions.{nameof(IwaeOptions.EvaluationSamplesPerChunk)}).");
-        network.Initialize(new RandomStream(options.Seed).Fork(0x1A17), mean, std);
+        var network = InitialNetwork(options, data.Columns, () => ColumnMoments(train));
         var objective = new IwaeObjective(network, options.Samples, options.RowsPerBlock, cancellationToken);
         var summary = TrainingLoop.Run(objective, train, valid, options, progress, cancellationToken);
         return ModelFile.EnsureTrainedModelLoadable(new IwaeModel(network, options.Samples, options.EvaluationSamples, options.EvaluationSamplesPerChunk, options.EvaluationSeed)
@@ -101,11 +96,23 @@ public sealed class IwaeModel : ImportanceSampledModel
     internal static bool BoundsLogSigma(IwaeOptions options)
         => options.Likelihood == IwaeLikelihood.Gaussian && options.HiddenUnits.Length == 0;
 
-    /// <summary>The network a fit trains; <paramref name="columnStd"/> (the training columns' standard deviations) centres
-    /// the decoder's log σ bound when the options call for one.</summary>
-    private static IwaeNetwork CreateNetwork(IwaeOptions options, int width, float[] columnStd)
-        => new(width, options.LatentDimensions, options.HiddenUnits, options.DeepHiddenUnits, options.EffectiveActivation, options.Likelihood,
-            BoundsLogSigma(options) ? new LogSigmaBound(LogSigmaBound.DefaultHalfWidth, Array.ConvertAll(columnStd, LogSigmaBound.CentreFor)) : null);
+    /// <summary>
+    /// The initialised network both Fits train (in memory and streamed): <paramref name="columnMoments"/> (the training
+    /// columns' means and standard deviations, one pass over the data) is read only when the output biases start from
+    /// the data or the decoder's log σ bound is centred on the columns' spread.
+    /// </summary>
+    private static IwaeNetwork InitialNetwork(IwaeOptions options, int width, Func<(float[] Mean, float[] Std)> columnMoments)
+    {
+        bool bounded = BoundsLogSigma(options);
+        var (mean, std) = options.InitializeOutputBiasFromData || bounded ? columnMoments() : ([], []);
+        var network = new IwaeNetwork(width, options.LatentDimensions, options.HiddenUnits, options.DeepHiddenUnits, options.EffectiveActivation,
+            options.Likelihood, bounded ? new LogSigmaBound(LogSigmaBound.DefaultHalfWidth, Array.ConvertAll(std, LogSigmaBound.CentreFor)) : null);
+        if (ImportanceSampler.ScratchProblem(options.EvaluationSamplesPerChunk, network.EvaluationFloatsPerSample) is string problem)
+            throw new ArgumentOutOfRangeException(nameof(options), problem + $" (IwaeOptions.{nameof(IwaeOptions.EvaluationSamplesPerChunk)}).");
+        if (!options.InitializeOutputBiasFromData) (mean, std) = ([], []);
+        network.Initialize(new RandomStream(options.Seed).Fork(0x1A17), mean, std);
+        return network;
+    }
 
     /// <summary>
     /// A trainable copy of this model's parameters as a gradient objective over its input rows, for data-parallel
@@ -206,12 +213,7 @@ public sealed class IwaeModel : ImportanceSampledModel
         options.PredictModelSize(data.Width).EnsureFitsAFile();
         var domain = options.Likelihood == IwaeLikelihood.Bernoulli ? InputDomain.Binary : InputDomain.Real;
         var (train, valid) = StreamingTrainingData.CheckedSplit(data, validation, ref streaming, domain, options.ValidationFraction, options.Seed, cancellationToken);
-        var (mean, std) = options.InitializeOutputBiasFromData || BoundsLogSigma(options) ? ColumnMoments(train, cancellationToken) : (Array.Empty<float>(), Array.Empty<float>());
-        var network = CreateNetwork(options, data.Width, std);
-        if (!options.InitializeOutputBiasFromData) (mean, std) = (Array.Empty<float>(), Array.Empty<float>());
-        if (ImportanceSampler.ScratchProblem(options.EvaluationSamplesPerChunk, network.EvaluationFloatsPerSample) is string problem)
-            throw new ArgumentOutOfRangeException(nameof(options), problem + $" (IwaeOptions.{nameof(IwaeOptions.EvaluationSamplesPerChunk)}).");
-        network.Initialize(new RandomStream(options.Seed).Fork(0x1A17), mean, std);
+        var network = InitialNetwork(options, data.Width, () => ColumnMoments(train, cancellationToken));
         var objective = new IwaeObjective(network, options.Samples, options.RowsPerBlock, cancellationToken);
         var summary = TrainingLoop.Run(objective, new StreamingTrainingData(train, streaming),
             valid is null ? null : new StreamingTrainingData(valid, streaming), options, progress, cancellationToken);
@@ -260,11 +262,9 @@ public sealed class IwaeModel : ImportanceSampledModel
         LogSigmaBound? bound = null;
         if (version == 2)
         {
-            if (likelihood != IwaeLikelihood.Gaussian) throw r.Corrupt("a log σ bound (payload version 2) needs the Gaussian likelihood");
             float halfWidth = r.ReadSingle();
-            if (!(halfWidth > 0f && halfWidth <= LogSigmaBound.MaxHalfWidth)) throw r.Corrupt($"log σ bound {halfWidth} is outside (0, {LogSigmaBound.MaxHalfWidth}]");
             var centre = r.ReadParameters("log σ bound centres", d);
-            foreach (var c in centre) if (!float.IsFinite(c)) throw r.Corrupt("a log σ bound centre is not finite");
+            if (LogSigmaBound.Problem(likelihood, d, halfWidth, centre) is string boundProblem) throw r.Corrupt(boundProblem + " (payload version 2)");
             bound = new LogSigmaBound(halfWidth, centre);
         }
         if (IwaeNetwork.ParameterCount(d, latent, hidden, deep, likelihood) * 4 > r.Remaining)

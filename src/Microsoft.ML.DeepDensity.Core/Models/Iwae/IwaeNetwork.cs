@@ -38,8 +38,8 @@ internal sealed class IwaeNetwork
     {
         D = dimension; Latent = (int[])latent.Clone(); HiddenUnits = (int[])hiddenUnits.Clone(); DeepHiddenUnits = (int[])deepHiddenUnits.Clone();
         Activation = activation; Likelihood = likelihood;
-        if (bound is not null && (likelihood != IwaeLikelihood.Gaussian || bound.OutputCentre.Length != dimension))
-            throw new ArgumentException("A log σ bound needs the Gaussian likelihood and one centre per column.", nameof(bound));
+        if (bound is not null && LogSigmaBound.Problem(likelihood, dimension, bound.HalfWidth, bound.OutputCentre) is string boundProblem)
+            throw new ArgumentException(boundProblem, nameof(bound));
         Bound = bound;
         int layers = Latent.Length;
         // In 64 bits, so that layer sizes whose products overflow an int are refused here rather than by an OverflowException.
@@ -382,11 +382,22 @@ internal sealed class LogSigmaBound
     /// <summary>c of p(x | z₁)'s log σ, one per column.</summary>
     public readonly float[] OutputCentre;
 
+    /// <summary>A bound of half-width <paramref name="halfWidth"/> with the decoder's centres <paramref name="outputCentre"/>
+    /// (checked, with the model's likelihood and width, by <see cref="Problem"/> where the network takes it).</summary>
     public LogSigmaBound(float halfWidth, float[] outputCentre)
     {
-        if (!(halfWidth > 0f && halfWidth <= MaxHalfWidth)) throw new ArgumentOutOfRangeException(nameof(halfWidth));
-        foreach (var c in outputCentre) if (!float.IsFinite(c)) throw new ArgumentException("A centre is not finite.", nameof(outputCentre));
         HalfWidth = halfWidth; OutputCentre = (float[])outputCentre.Clone();
+    }
+
+    /// <summary>Why these values make no bound for a model of this likelihood and width, or null: the one check of the
+    /// network's constructor (an argument error) and of a model file's payload (a corrupt file).</summary>
+    public static string? Problem(IwaeLikelihood likelihood, int dimension, float halfWidth, ReadOnlySpan<float> centre)
+    {
+        if (likelihood != IwaeLikelihood.Gaussian) return "a log σ bound needs the Gaussian likelihood";
+        if (!(halfWidth > 0f && halfWidth <= MaxHalfWidth)) return $"log σ bound {halfWidth} is outside (0, {MaxHalfWidth}]";
+        if (centre.Length != dimension) return $"a log σ bound has {centre.Length} centres for {dimension} columns";
+        foreach (var c in centre) if (!float.IsFinite(c)) return "a log σ bound centre is not finite";
+        return null;
     }
 
     /// <summary>The centre of a column's log σ bound for p(x | z₁): log of its standard deviation, at least 1e-3 (the
