@@ -53,9 +53,34 @@ public static class Peer
     /// </summary>
     public static (int ExitCode, string Stdout, string Stderr) RunPython(string script, string arguments, TimeSpan timeout, int threads = 2)
     {
+        using var p = Process.Start(PeerStartInfo(script, arguments, threads, interactive: false))!;
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        if (!p.WaitForExit((int)timeout.TotalMilliseconds)) { p.Kill(true); return (-1, stdout.Result, "timeout"); }
+        return (p.ExitCode, stdout.Result, ReportPeerInfo(script, threads, stderr.Result));
+    }
+
+    /// <summary>
+    /// Starts a Python peer that talks over its standard input and output (a serving peer, for paired rounds that
+    /// alternate its timings with ours), with the environment of <see cref="RunPython"/>. Close its standard input to
+    /// end it, then pass its standard error to <see cref="ReportPeerInfo"/>.
+    /// </summary>
+    public static Process StartPython(string script, string arguments, int threads = 2) =>
+        Process.Start(PeerStartInfo(script, arguments, threads, interactive: true))!;
+
+    /// <summary>Prints the peer's PEER_INFO line (libraries, kernels, threads) and returns the rest of its standard error.</summary>
+    public static string ReportPeerInfo(string script, int threads, string stderr)
+    {
+        var info = stderr.Split('\n').Where(l => l.StartsWith("PEER_INFO ", StringComparison.Ordinal)).Select(l => l[10..].Trim());
+        Console.WriteLine($"peer {Path.GetFileName(script)} ({threads} thread{(threads == 1 ? "" : "s")}): {string.Join(" | ", info)}");
+        return string.Join('\n', stderr.Split('\n').Where(l => !l.StartsWith("PEER_INFO ", StringComparison.Ordinal)));
+    }
+
+    private static ProcessStartInfo PeerStartInfo(string script, string arguments, int threads, bool interactive)
+    {
         var psi = new ProcessStartInfo(Python, $"\"{script}\" {arguments}")
         {
-            RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
+            RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = interactive, UseShellExecute = false,
         };
         string t = threads.ToString(CultureInfo.InvariantCulture);
         foreach (var v in new[] { "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "PEER_THREADS" }) psi.Environment[v] = t;
@@ -65,14 +90,7 @@ public static class Peer
         psi.Environment.Remove("OPENBLAS_L2_SIZE");
         if (OpenBlasCoreType.Value.CoreType is { } coreType) psi.Environment["OPENBLAS_CORETYPE"] = coreType;
         else psi.Environment.Remove("OPENBLAS_CORETYPE");
-        using var p = Process.Start(psi)!;
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
-        if (!p.WaitForExit((int)timeout.TotalMilliseconds)) { p.Kill(true); return (-1, stdout.Result, "timeout"); }
-        var info = stderr.Result.Split('\n').Where(l => l.StartsWith("PEER_INFO ", StringComparison.Ordinal)).Select(l => l[10..].Trim());
-        Console.WriteLine($"peer {Path.GetFileName(script)} ({threads} thread{(threads == 1 ? "" : "s")}): {string.Join(" | ", info)}");
-        var rest = string.Join('\n', stderr.Result.Split('\n').Where(l => !l.StartsWith("PEER_INFO ", StringComparison.Ordinal)));
-        return (p.ExitCode, stdout.Result, rest);
+        return psi;
     }
 
     /// <summary>

@@ -11,7 +11,7 @@ namespace DeepDensity.Benchmarks;
 public sealed class GemmBenchmark : IBenchmark
 {
     public string Name => "gemm";
-    public string Description => "SGEMM GFLOP/s vs OpenBLAS via numpy (--seconds per shape, --quick, --shapes m:n:k[:T|N:T|N],..., --no-peer, --serial [--cpu-time], --path avx512|avx2|portable)";
+    public string Description => "SGEMM GFLOP/s vs OpenBLAS via numpy (--seconds per shape, --quick, --shapes m:n:k[:T|N:T|N],..., --no-peer, --serial [--cpu-time], --path avx512|avx2|portable, --paired ROUNDS)";
 
     private static readonly int[] Squares = { 64, 128, 256, 512, 1024, 2048 };
     // (m, n, k) of the products the models run: RNADE blocks (rows × 3K × H and its backward), dense layers of the
@@ -52,8 +52,9 @@ public sealed class GemmBenchmark : IBenchmark
             }
         }
 
+        int pairedRounds = args.Int("paired", 0);
         Dictionary<string, double>? peer = null;
-        if (!args.Flag("no-peer"))
+        if (!args.Flag("no-peer") && pairedRounds == 0)
         {
             string spec = string.Join(",", shapes.Select(s => $"{s.M}:{s.N}:{s.K}:{(s.TA ? "T" : "N")}:{(s.TB ? "T" : "N")}"));
             var (code, stdout, stderr) = Peer.RunPython(Peer.Script("gemm_numpy.py"), $"{spec} {seconds.ToString(CultureInfo.InvariantCulture)}", TimeSpan.FromMinutes(15));
@@ -76,6 +77,7 @@ public sealed class GemmBenchmark : IBenchmark
         using var forced = level is { } pinned ? KernelPath.Force(pinned) : default;
         Console.WriteLine($"ours: Gemm.Multiply, {(level is null ? "automatic" : KernelPath.Current.ToString())} kernel (CPU best {KernelPath.Best}), " +
                           $"{(serial ? "serial" : $"parallel allowed, {Environment.ProcessorCount} cores")}");
+        if (pairedRounds > 0) return RunPaired(shapes, pairedRounds, args.Double("seconds", 0.1), !serial);
         // cpu% = process CPU time / wall time while timing ours: ~200% when both cores work, ~100% when one does.
         Console.WriteLine($"{"shape m×n×k",-18} {"op",-3} {"ours GFLOP/s",12} {"cpu%",5} {"OpenBLAS",10} {"ratio",7}");
         var ratios = new List<double>();
@@ -126,14 +128,94 @@ public sealed class GemmBenchmark : IBenchmark
         return times[repeats / 2];
     }
 
-    private static (double GFlops, double CpuShare) Measure(int m, int n, int k, bool ta, bool tb, double seconds, bool parallel, bool cpuTime)
+    /// <summary>One product C = op(A)·op(B) of the shape on random operands, as an action to time.</summary>
+    private static Action Product(int m, int n, int k, bool ta, bool tb, bool parallel)
     {
         var rng = new Random(1);
         var a = new float[m * k]; var b = new float[k * n]; var c = new float[m * n];
         for (int i = 0; i < a.Length; i++) a[i] = (float)(rng.NextDouble() - 0.5);
         for (int i = 0; i < b.Length; i++) b[i] = (float)(rng.NextDouble() - 0.5);
         int lda = ta ? m : k, ldb = tb ? k : n;
-        void Once() => Gemm.Multiply(ta, tb, m, n, k, 1f, a, lda, b, ldb, 0f, c, n, parallel);
+        return () => Gemm.Multiply(ta, tb, m, n, k, 1f, a, lda, b, ldb, 0f, c, n, parallel);
+    }
+
+    /// <summary>
+    /// --paired R: per shape, R rounds of one timed sample of ours and one of OpenBLAS's (numpy serving in a second
+    /// process), the same number of products each, in alternating order; each round's ratio, then their median and
+    /// quartiles. This VM's speed drifts by ±15 % over minutes, so best-of runs of the two sides minutes apart cannot
+    /// tell 0.85× from 0.95×; a pair's two samples, a fraction of a second apart, see the same machine.
+    /// </summary>
+    private static int RunPaired(List<(int M, int N, int K, bool TA, bool TB)> shapes, int rounds, double seconds, bool parallel)
+    {
+        string script = Peer.Script("gemm_numpy.py");
+        string spec = string.Join(",", shapes.Select(s => $"{s.M}:{s.N}:{s.K}:{(s.TA ? "T" : "N")}:{(s.TB ? "T" : "N")}"));
+        using var peer = Peer.StartPython(script, $"{spec} --serve");
+        var peerErrors = peer.StandardError.ReadToEndAsync();
+        if (peer.StandardOutput.ReadLine() != "READY")
+        {
+            peer.WaitForExit();
+            Console.WriteLine($"peer failed ({peer.ExitCode}): {peerErrors.Result.Trim()}");
+            return 1;
+        }
+        double PeerSeconds(int shape, int calls)
+        {
+            peer.StandardInput.WriteLine($"{shape} {calls}");
+            peer.StandardInput.Flush();
+            return double.Parse(peer.StandardOutput.ReadLine()!, CultureInfo.InvariantCulture);
+        }
+
+        Console.WriteLine($"paired rounds: {rounds} a shape, ~{seconds:G3} s a sample; GFLOP/s are the medians over the rounds, " +
+                          "ratio = median of the rounds' ours/OpenBLAS [quartiles]");
+        Console.WriteLine($"{"shape m×n×k",-18} {"op",-3} {"ours GFLOP/s",12} {"OpenBLAS",10} {"ratio",7}  quartiles");
+        var medians = new List<double>();
+        for (int i = 0; i < shapes.Count; i++)
+        {
+            var (m, n, k, ta, tb) = shapes[i];
+            var once = Product(m, n, k, ta, tb, parallel);
+            for (int w = 0; w < 3; w++) once();
+            PeerSeconds(i, 3);
+            var sw = Stopwatch.StartNew();
+            once();
+            int calls = Math.Max(1, (int)Math.Ceiling(seconds / Math.Max(sw.Elapsed.TotalSeconds, 1e-7)));
+            double Ours()
+            {
+                long t0 = Stopwatch.GetTimestamp();
+                for (int c = 0; c < calls; c++) once();
+                return Stopwatch.GetElapsedTime(t0).TotalSeconds;
+            }
+            var ours = new double[rounds]; var theirs = new double[rounds]; var ratio = new double[rounds];
+            for (int r = 0; r < rounds; r++)
+            {
+                if (r % 2 == 0) { ours[r] = Ours(); theirs[r] = PeerSeconds(i, calls); }
+                else { theirs[r] = PeerSeconds(i, calls); ours[r] = Ours(); }
+                ratio[r] = theirs[r] / ours[r];
+            }
+            double flops = 2.0 * m * n * k * calls / 1e9;
+            double median = Quantile(ratio, 0.5);
+            medians.Add(median);
+            Console.WriteLine($"{m}×{n}×{k}".PadRight(18) + $" {(ta ? "T" : "N") + (tb ? "T" : "N"),-3} {flops / Quantile(ours, 0.5),12:F1} " +
+                              $"{flops / Quantile(theirs, 0.5),10:F1} {median,7:F2}  {Quantile(ratio, 0.25):F2}–{Quantile(ratio, 0.75):F2}");
+        }
+        peer.StandardInput.Close();
+        peer.WaitForExit();
+        Peer.ReportPeerInfo(script, 2, peerErrors.Result);
+        Console.WriteLine($"geometric mean of the paired median ratios over {medians.Count} shapes: {Math.Exp(medians.Average(Math.Log)):F2}");
+        return 0;
+    }
+
+    /// <summary>The <paramref name="q"/>-quantile of <paramref name="values"/>, linear between order statistics.</summary>
+    private static double Quantile(double[] values, double q)
+    {
+        var sorted = values.Order().ToArray();
+        double position = q * (sorted.Length - 1);
+        int below = (int)Math.Floor(position);
+        int above = Math.Min(below + 1, sorted.Length - 1);
+        return sorted[below] + (position - below) * (sorted[above] - sorted[below]);
+    }
+
+    private static (double GFlops, double CpuShare) Measure(int m, int n, int k, bool ta, bool tb, double seconds, bool parallel, bool cpuTime)
+    {
+        var Once = Product(m, n, k, ta, tb, parallel);
         for (int i = 0; i < 3; i++) Once();
         int reps = 1;
         while (true)

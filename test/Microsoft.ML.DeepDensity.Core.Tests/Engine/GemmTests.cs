@@ -113,8 +113,10 @@ public class GemmTests
     [MemberData(nameof(Transposes))]
     public void ParallelAndSerialResultsAreBitIdentical(bool ta, bool tb)
     {
-        // Includes shapes for the cooperative path (shared packed B, several k-blocks, partial panels, more than NC columns).
-        foreach (var (m, n, k) in new[] { (301, 70, 300), (40, 900, 270), (128, 128, 128), (97, 4110, 520), (500, 37, 700) })
+        // Includes shapes for the cooperative path (shared packed B, several k-blocks, partial panels, more than NC columns)
+        // and, on AVX-512, one cut into row slabs as well as NC-column blocks (1001 rows: two slabs, the second ending in
+        // a partial panel; 1100 columns: three NC blocks, the last partial).
+        foreach (var (m, n, k) in new[] { (301, 70, 300), (40, 900, 270), (128, 128, 128), (97, 4110, 520), (500, 37, 700), (1001, 1100, 70) })
         {
             var a = Random(m * k, 1); var b = Random(k * n, 2);
             var serial = new float[m * n]; var parallel = new float[m * n];
@@ -122,9 +124,9 @@ public class GemmTests
             Gemm.Multiply(ta, tb, m, n, k, 1f, a, ta ? m : k, b, tb ? k : n, 0f, parallel, n, allowParallel: true);
             Assert.Equal(serial, parallel);
         }
-        // With alpha, beta and padded rows (ldc > n): the cooperative path must touch only C's m×n part.
+        // With alpha, beta and padded rows (ldc > n): the cooperative path and the row slabs must touch only C's m×n part.
+        foreach (var (m, n, k, ldc) in new[] { (150, 90, 600, 101), (999, 1030, 70, 1037) })
         {
-            int m = 150, n = 90, k = 600, ldc = 101;
             var a = Random(m * k, 3); var b = Random(k * n, 4);
             var serial = Random(m * ldc, 5); var parallel = (float[])serial.Clone();
             Gemm.Multiply(ta, tb, m, n, k, -0.5f, a, ta ? m : k, b, tb ? k : n, 0.25f, serial, ldc, allowParallel: false);
