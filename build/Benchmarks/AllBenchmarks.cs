@@ -20,7 +20,7 @@ public sealed class AllBenchmarks : IBenchmark
     /// <summary>The README's benchmarks: name, program ("bench" = this one, "mlnet" = build/Benchmarks.MLNet), arguments, smoke-test arguments.</summary>
     private static readonly (string Name, string Program, string Args, string Quick)[] Runs =
     {
-        ("gemm", "bench", "gemm", "gemm --quick --seconds 0.05 --no-peer"),
+        ("gemm", "bench", "gemm --paired 10", "gemm --quick --seconds 0.05 --no-peer"),
         ("rnade", "bench", "rnade --minutes 4", "rnade --dataset digits --minutes 0.2 --max-epochs 2 --no-peer"),
         ("deepgmm", "bench", "deepgmm", "deepgmm --dataset digits --digits-grid 2 --digits-layers 2,K --digits-deep-grid 2 " +
             "--digits-ridges 1e-1 --digits-shrinkages 0 --digits-n-init 1 --iters 3 --deep-iters 3 --no-peer"),

@@ -53,6 +53,7 @@ public sealed class GemmBenchmark : IBenchmark
         }
 
         int pairedRounds = args.Int("paired", 0);
+        if (pairedRounds > 0 && args.Flag("no-peer")) throw new ArgumentException("--paired alternates ours with the peer: it cannot run with --no-peer.");
         Dictionary<string, double>? peer = null;
         if (!args.Flag("no-peer") && pairedRounds == 0)
         {
