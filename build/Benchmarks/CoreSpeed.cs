@@ -45,7 +45,79 @@ public static class CoreSpeed
         if (!double.IsFinite(sgemm[0])) return "core speeds: not measured (could not pin a thread to a core)";
         string sgemmText = string.Join(", ", sgemm.Select((v, c) => $"core {c} {v:F0}"));
         string amxText = double.IsFinite(amx[0]) ? $"; AMX binary product G multiply-adds/s: {string.Join(", ", amx.Select((v, c) => $"core {c} {v:F0}"))}{Ratio(amx)}" : "";
-        return $"core speeds pinned, SGEMM GFLOP/s: {sgemmText}{Ratio(sgemm)}{amxText}";
+        return $"core speeds pinned, SGEMM GFLOP/s: {sgemmText}{Ratio(sgemm)}{amxText}; {CrossCore()}";
+    }
+
+    /// <summary>
+    /// What data moving between cores 0 and 1 costs: the one-way hand-off of a cache line (half a ping-pong's round trip
+    /// on one line) and the speed at which core 1 reads 1 MB that core 0 has just written, against reading it again once
+    /// it is in core 1's own caches. A parallel region that consumes what the previous region's blocks wrote on the
+    /// other core (a training step's weights, statistics and samples) pays this for every line; on this workplace's AMD
+    /// VM a line took about 220 ns one way.
+    /// </summary>
+    public static string CrossCore()
+    {
+        if (Environment.ProcessorCount < 2) return "cross-core: one core";
+        const int Lines = 1 << 14; // 1 MB
+        var flag = new long[32];   // the flag in the middle of its own lines
+        var data = new long[Lines * 8];
+        const int RoundTrips = 100_000, Handoffs = 20;
+        double oneWayNs = double.NaN, remoteGBs = double.NaN, localGBs = double.NaN;
+        bool pinnedBoth = true;
+        var other = new Thread(() =>
+        {
+            if (!Pin(1)) { pinnedBoth = false; Volatile.Write(ref flag[16], -1); return; }
+            for (long i = 0; i < RoundTrips; i++)
+            {
+                while (Volatile.Read(ref flag[16]) != 2 * i + 1) Thread.SpinWait(1);
+                Volatile.Write(ref flag[16], 2 * i + 2);
+            }
+            // Bulk: for each hand-off, wait for core 0's writes, read them all (remote), then read them again (local).
+            double remote = 0, local = 0;
+            long sink = 0;
+            for (int h = 0; h < Handoffs; h++)
+            {
+                while (Volatile.Read(ref flag[16]) != -(h + 2)) Thread.SpinWait(1);
+                long t0 = Stopwatch.GetTimestamp();
+                for (int l = 0; l < data.Length; l += 8) sink += data[l];
+                long t1 = Stopwatch.GetTimestamp();
+                for (int l = 0; l < data.Length; l += 8) sink += data[l];
+                long t2 = Stopwatch.GetTimestamp();
+                remote += t1 - t0; local += t2 - t1;
+                Volatile.Write(ref flag[16], -(h + 1000));
+            }
+            remoteGBs = data.Length * 8.0 * Handoffs / (remote / Stopwatch.Frequency) / 1e9;
+            localGBs = data.Length * 8.0 * Handoffs / (local / Stopwatch.Frequency) / 1e9;
+            GC.KeepAlive(sink);
+        });
+        var main = new Thread(() =>
+        {
+            if (!Pin(0)) { pinnedBoth = false; return; }
+            long start = Stopwatch.GetTimestamp();
+            for (long i = 0; i < RoundTrips; i++)
+            {
+                Volatile.Write(ref flag[16], 2 * i + 1);
+                while (Volatile.Read(ref flag[16]) != 2 * i + 2) { if (!pinnedBoth) return; Thread.SpinWait(1); }
+            }
+            oneWayNs = Stopwatch.GetElapsedTime(start).TotalNanoseconds / RoundTrips / 2;
+            for (int h = 0; h < Handoffs; h++)
+            {
+                for (int l = 0; l < data.Length; l++) data[l] = h + l; // every line modified in core 0's caches
+                Volatile.Write(ref flag[16], -(h + 2));
+                while (Volatile.Read(ref flag[16]) != -(h + 1000)) Thread.SpinWait(1);
+            }
+        });
+        other.Start(); main.Start();
+        main.Join(); other.Join();
+        if (!pinnedBoth || !double.IsFinite(oneWayNs)) return "cross-core: not measured (could not pin)";
+        return $"cross-core (0 → 1): a cache line {oneWayNs:F0} ns one way; 1 MB just written by core 0 read at {remoteGBs:F1} GB/s (again, from core 1's caches: {localGBs:F1})";
+    }
+
+    private static bool Pin(int core)
+    {
+        ulong mask = 1UL << core;
+        try { return sched_setaffinity(0, 8, ref mask) == 0; }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException) { return false; }
     }
 
     /// <summary>GFLOP/s of the engine's SGEMM on n × n × n, best of three rounds of <paramref name="repeats"/> products:
