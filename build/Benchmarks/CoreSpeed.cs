@@ -53,7 +53,7 @@ public static class CoreSpeed
     /// on one line) and the speed at which core 1 reads 1 MB that core 0 has just written, against reading it again once
     /// it is in core 1's own caches. A parallel region that consumes what the previous region's blocks wrote on the
     /// other core (a training step's weights, statistics and samples) pays this for every line; on this workplace's AMD
-    /// VM a line took about 220 ns one way.
+    /// VM a line took about 200 ns one way (session 26; not what limits the RBM's two-thread step, see benchmarks.md).
     /// </summary>
     public static string CrossCore()
     {
