@@ -21,7 +21,7 @@ public sealed class BenchmarkArgs
         var a = new BenchmarkArgs();
         for (int i = 0; i < args.Length; i++)
         {
-            if (!args[i].StartsWith("--", StringComparison.Ordinal)) throw new ArgumentException($"Unexpected argument '{args[i]}'.");
+            if (!args[i].StartsWith("--", StringComparison.Ordinal)) throw new UsageException($"Unexpected argument '{args[i]}'.");
             string key = args[i][2..];
             if (i + 1 < args.Length && !args[i + 1].StartsWith("--", StringComparison.Ordinal)) a._values[key] = args[++i];
             else a._values[key] = "true";
@@ -29,11 +29,16 @@ public sealed class BenchmarkArgs
         return a;
     }
 
-    public int Int(string key, int fallback) => _values.TryGetValue(key, out var v) ? int.Parse(v, CultureInfo.InvariantCulture) : fallback;
-    public double Double(string key, double fallback) => _values.TryGetValue(key, out var v) ? double.Parse(v, CultureInfo.InvariantCulture) : fallback;
+    public int Int(string key, int fallback) => !_values.TryGetValue(key, out var v) ? fallback
+        : int.TryParse(v, NumberStyles.Integer, CultureInfo.InvariantCulture, out int i) ? i : throw new UsageException($"--{key}: '{v}' is not a whole number.");
+    public double Double(string key, double fallback) => !_values.TryGetValue(key, out var v) ? fallback
+        : double.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture, out double x) ? x : throw new UsageException($"--{key}: '{v}' is not a number.");
     public string String(string key, string fallback) => _values.TryGetValue(key, out var v) ? v : fallback;
     public bool Flag(string key) => _values.TryGetValue(key, out var v) && v != "false";
 }
+
+/// <summary>A command line a benchmark cannot run: the program prints its message (no stack trace) and exits with 2.</summary>
+public sealed class UsageException(string message) : Exception(message);
 
 /// <summary>Runs peer programs (Python references) and times things.</summary>
 public static class Peer

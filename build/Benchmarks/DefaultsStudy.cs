@@ -32,7 +32,7 @@ public sealed class DefaultsStudy<TOptions>
         var all = args.String("grid", "") is { Length: > 0 } grid ? Grid(grid, gridKeys) : variants;
         Variants = all.Where(v => only.Length == 0 || only.Any(o => v.Name.StartsWith(o, StringComparison.OrdinalIgnoreCase))).ToArray();
         if (Variants.Length == 0)
-            throw new ArgumentException($"--only {string.Join(",", only)} matches no variant; the variants are: {string.Join("; ", all.Select(v => v.Name))}.");
+            throw new UsageException($"--only {string.Join(",", only)} matches no variant; the variants are: {string.Join("; ", all.Select(v => v.Name))}.");
     }
 
     /// <summary>The seeds of <c>--seeds</c>.</summary>
@@ -86,7 +86,7 @@ public sealed class DefaultsStudy<TOptions>
         {
             var parts = axis.Split('=', 2, StringSplitOptions.TrimEntries);
             if (parts.Length != 2 || !keys.TryGetValue(parts[0], out var set))
-                throw new ArgumentException($"--grid: '{axis}' is not key=value,value with a known key ({string.Join(", ", keys.Keys)}).");
+                throw new UsageException($"--grid: '{axis}' is not key=value,value with a known key ({string.Join(", ", keys.Keys)}).");
             var values = parts[1].Split(',', StringSplitOptions.TrimEntries);
             combos = combos.SelectMany(c => values.Select(value =>
             {

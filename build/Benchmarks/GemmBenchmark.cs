@@ -53,7 +53,7 @@ public sealed class GemmBenchmark : IBenchmark
         }
 
         int pairedRounds = args.Int("paired", 0);
-        if (pairedRounds > 0 && args.Flag("no-peer")) throw new ArgumentException("--paired alternates ours with the peer: it cannot run with --no-peer.");
+        if (pairedRounds > 0 && args.Flag("no-peer")) throw new UsageException("--paired alternates ours with the peer: it cannot run with --no-peer.");
         Dictionary<string, double>? peer = null;
         if (!args.Flag("no-peer") && pairedRounds == 0)
         {
@@ -73,7 +73,7 @@ public sealed class GemmBenchmark : IBenchmark
             "avx512" => SimdLevel.Avx512,
             "avx2" => SimdLevel.Avx2,
             "portable" => SimdLevel.Portable,
-            var other => throw new ArgumentException($"--path {other}: expected avx512, avx2 or portable."),
+            var other => throw new UsageException($"--path {other}: expected avx512, avx2 or portable."),
         };
         using var forced = level is { } pinned ? KernelPath.Force(pinned) : default;
         Console.WriteLine($"ours: Gemm.Multiply, {(level is null ? "automatic" : KernelPath.Current.ToString())} kernel (CPU best {KernelPath.Best}), " +

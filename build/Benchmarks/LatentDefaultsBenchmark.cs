@@ -69,7 +69,7 @@ public sealed class LatentDefaultsBenchmark : IBenchmark
                 o => $"{string.Join("-", o.HiddenUnits)} {o.EffectiveActivation}, latent {string.Join(",", o.LatentDimensions)}, k {o.Samples}"),
             "nvil" => Study(args, "NVIL", NvilVariants, GridKeys<NvilOptions>(("samples", (o, f) => o.SamplesPerExample = (int)f)), (x, o) => NvilModel.Fit(x, o),
                 o => $"latent {string.Join(",", o.LatentDimensions)}, baseline {o.BaselineHiddenUnits} tanh, α {o.SignalSmoothing}"),
-            var other => throw new ArgumentException($"--model must be iwae or nvil (got '{other}')."),
+            var other => throw new UsageException($"--model must be iwae or nvil (got '{other}')."),
         };
     }
 

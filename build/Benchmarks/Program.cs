@@ -15,4 +15,11 @@ if (args.Length == 0 || args[0] is "-h" or "--help" || benchmarks.All(b => b.Nam
     return args.Length == 0 || args[0] is "-h" or "--help" ? 0 : 2;
 }
 var chosen = benchmarks.First(b => b.Name == args[0]);
-return chosen.Run(BenchmarkArgs.Parse(args.Skip(1).ToArray()));
+try { return chosen.Run(BenchmarkArgs.Parse(args.Skip(1).ToArray())); }
+catch (UsageException e)
+{
+    // A command line the benchmark cannot run (a value that does not parse, options that do not go together): its
+    // message, not a stack trace.
+    Console.Error.WriteLine($"{chosen.Name}: {e.Message}");
+    return 2;
+}

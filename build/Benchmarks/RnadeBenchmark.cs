@@ -30,7 +30,7 @@ public sealed class RnadeBenchmark : IBenchmark
         {
             "digits" => SampleData.LoadDigits(),
             "fashion" => SampleData.LoadFashionMnist8x8(maxTrain: maxTrain),
-            _ => throw new ArgumentException($"--dataset must be digits or fashion (got '{dataset}')."),
+            _ => throw new UsageException($"--dataset must be digits or fashion (got '{dataset}')."),
         };
         var train = maxTrain is int mt && mt < split.Train.Rows ? split.Train.SelectRows(Enumerable.Range(0, mt).ToArray()) : split.Train;
         double minutes = args.Double("minutes", 10);

@@ -109,7 +109,7 @@ public sealed class ScaleBenchmark : IBenchmark
             TrainingData = DensityTrainingData.Streamed, ShuffleBufferRows = buffer,
             ModelOptions = new RbmOptions { HiddenUnits = 64, MaxEpochs = epochs, Seed = 3 },
         }),
-        _ => throw new ArgumentException($"Unknown model '{model}' (rnade, deepgmm, rbm)."),
+        _ => throw new UsageException($"Unknown model '{model}' (rnade, deepgmm, rbm)."),
     };
 
     private sealed class GeneratedRow
