@@ -63,10 +63,14 @@ public static class CoreSpeed
         var data = new long[Lines * 8];
         const int RoundTrips = 100_000, Handoffs = 20;
         double oneWayNs = double.NaN, remoteGBs = double.NaN, localGBs = double.NaN;
-        bool pinnedBoth = true;
+        // Both threads pin first and meet; if either could not pin, neither starts (so neither waits for the other).
+        var pinned = new bool[2];
+        using var ready = new Barrier(2);
         var other = new Thread(() =>
         {
-            if (!Pin(1)) { pinnedBoth = false; Volatile.Write(ref flag[16], -1); return; }
+            pinned[1] = Pin(1);
+            ready.SignalAndWait();
+            if (!pinned[0] || !pinned[1]) return;
             for (long i = 0; i < RoundTrips; i++)
             {
                 while (Volatile.Read(ref flag[16]) != 2 * i + 1) Thread.SpinWait(1);
@@ -92,12 +96,14 @@ public static class CoreSpeed
         });
         var main = new Thread(() =>
         {
-            if (!Pin(0)) { pinnedBoth = false; return; }
+            pinned[0] = Pin(0);
+            ready.SignalAndWait();
+            if (!pinned[0] || !pinned[1]) return;
             long start = Stopwatch.GetTimestamp();
             for (long i = 0; i < RoundTrips; i++)
             {
                 Volatile.Write(ref flag[16], 2 * i + 1);
-                while (Volatile.Read(ref flag[16]) != 2 * i + 2) { if (!pinnedBoth) return; Thread.SpinWait(1); }
+                while (Volatile.Read(ref flag[16]) != 2 * i + 2) Thread.SpinWait(1);
             }
             oneWayNs = Stopwatch.GetElapsedTime(start).TotalNanoseconds / RoundTrips / 2;
             for (int h = 0; h < Handoffs; h++)
@@ -109,7 +115,7 @@ public static class CoreSpeed
         });
         other.Start(); main.Start();
         main.Join(); other.Join();
-        if (!pinnedBoth || !double.IsFinite(oneWayNs)) return "cross-core: not measured (could not pin)";
+        if (!pinned[0] || !pinned[1]) return "cross-core: not measured (could not pin)";
         return $"cross-core (0 → 1): a cache line {oneWayNs:F0} ns one way; 1 MB just written by core 0 read at {remoteGBs:F1} GB/s (again, from core 1's caches: {localGBs:F1})";
     }
 

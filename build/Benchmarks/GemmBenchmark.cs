@@ -54,6 +54,7 @@ public sealed class GemmBenchmark : IBenchmark
 
         int pairedRounds = args.Int("paired", 0);
         if (pairedRounds > 0 && args.Flag("no-peer")) throw new UsageException("--paired alternates ours with the peer: it cannot run with --no-peer.");
+        if (pairedRounds > 0 && serial) throw new UsageException("--paired compares both sides on both cores: it cannot run with --serial.");
         Dictionary<string, double>? peer = null;
         if (!args.Flag("no-peer") && pairedRounds == 0)
         {
@@ -78,7 +79,7 @@ public sealed class GemmBenchmark : IBenchmark
         using var forced = level is { } pinned ? KernelPath.Force(pinned) : default;
         Console.WriteLine($"ours: Gemm.Multiply, {(level is null ? "automatic" : KernelPath.Current.ToString())} kernel (CPU best {KernelPath.Best}), " +
                           $"{(serial ? "serial" : $"parallel allowed, {Environment.ProcessorCount} cores")}");
-        if (pairedRounds > 0) return RunPaired(shapes, pairedRounds, args.Double("seconds", 0.1), !serial);
+        if (pairedRounds > 0) return RunPaired(shapes, pairedRounds, args.Double("seconds", 0.1));
         // cpu% = process CPU time / wall time while timing ours: ~200% when both cores work, ~100% when one does.
         Console.WriteLine($"{"shape m×n×k",-18} {"op",-3} {"ours GFLOP/s",12} {"cpu%",5} {"OpenBLAS",10} {"ratio",7}");
         var ratios = new List<double>();
@@ -146,7 +147,7 @@ public sealed class GemmBenchmark : IBenchmark
     /// quartiles. This VM's speed drifts by ±15 % over minutes, so best-of runs of the two sides minutes apart cannot
     /// tell 0.85× from 0.95×; a pair's two samples, a fraction of a second apart, see the same machine.
     /// </summary>
-    private static int RunPaired(List<(int M, int N, int K, bool TA, bool TB)> shapes, int rounds, double seconds, bool parallel)
+    private static int RunPaired(List<(int M, int N, int K, bool TA, bool TB)> shapes, int rounds, double seconds)
     {
         string script = Peer.Script("gemm_numpy.py");
         string spec = string.Join(",", shapes.Select(s => $"{s.M}:{s.N}:{s.K}:{(s.TA ? "T" : "N")}:{(s.TB ? "T" : "N")}"));
@@ -162,7 +163,10 @@ public sealed class GemmBenchmark : IBenchmark
         {
             peer.StandardInput.WriteLine($"{shape} {calls}");
             peer.StandardInput.Flush();
-            return double.Parse(peer.StandardOutput.ReadLine()!, CultureInfo.InvariantCulture);
+            string? answer = peer.StandardOutput.ReadLine();
+            if (answer is null || !double.TryParse(answer, NumberStyles.Float, CultureInfo.InvariantCulture, out double s))
+                throw new InvalidOperationException($"The numpy peer stopped answering ({answer ?? "end of output"}).");
+            return s;
         }
 
         Console.WriteLine($"paired rounds: {rounds} a shape, ~{seconds:G3} s a sample; GFLOP/s are the medians over the rounds, " +
@@ -172,7 +176,7 @@ public sealed class GemmBenchmark : IBenchmark
         for (int i = 0; i < shapes.Count; i++)
         {
             var (m, n, k, ta, tb) = shapes[i];
-            var once = Product(m, n, k, ta, tb, parallel);
+            var once = Product(m, n, k, ta, tb, parallel: true);
             for (int w = 0; w < 3; w++) once();
             PeerSeconds(i, 3);
             var sw = Stopwatch.StartNew();
