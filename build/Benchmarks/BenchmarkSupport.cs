@@ -227,10 +227,17 @@ public static class Peer
     }
 
     /// <summary>The median of <paramref name="values"/> (the mean of the middle two for an even count).</summary>
-    public static double Median(IEnumerable<double> values)
+    public static double Median(IEnumerable<double> values) => Quantile(values, 0.5);
+
+    /// <summary>The <paramref name="q"/>-quantile of <paramref name="values"/>, linear between order statistics (q = 0.5:
+    /// the median, the mean of the middle two for an even count).</summary>
+    public static double Quantile(IEnumerable<double> values, double q)
     {
-        var v = values.Order().ToArray();
-        return v.Length % 2 == 1 ? v[v.Length / 2] : (v[v.Length / 2 - 1] + v[v.Length / 2]) / 2;
+        var sorted = values.Order().ToArray();
+        double position = q * (sorted.Length - 1);
+        int below = (int)Math.Floor(position);
+        int above = Math.Min(below + 1, sorted.Length - 1);
+        return sorted[below] + (position - below) * (sorted[above] - sorted[below]);
     }
 
     /// <summary>Median wall time of <paramref name="repeats"/> runs of <paramref name="action"/>, in seconds.</summary>

@@ -30,11 +30,7 @@ public static class CoreSpeed
             int core = c;
             var thread = new Thread(() =>
             {
-                ulong mask = 1UL << core;
-                bool pinned;
-                try { pinned = sched_setaffinity(0, 8, ref mask) == 0; }
-                catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException) { pinned = false; }
-                if (!pinned) { sgemm[core] = amx[core] = double.NaN; return; }
+                if (!Pin(core)) { sgemm[core] = amx[core] = double.NaN; return; }
                 sgemm[core] = Sgemm(256, parallel: false, repeats: 20);
                 amx[core] = Amx();
             });
@@ -119,6 +115,7 @@ public static class CoreSpeed
         return $"cross-core (0 → 1): a cache line {oneWayNs:F0} ns one way; 1 MB just written by core 0 read at {remoteGBs:F1} GB/s (again, from core 1's caches: {localGBs:F1})";
     }
 
+    /// <summary>Pins the calling thread to <paramref name="core"/>; false where that cannot be done.</summary>
     private static bool Pin(int core)
     {
         ulong mask = 1UL << core;

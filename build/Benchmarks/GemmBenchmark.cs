@@ -58,8 +58,7 @@ public sealed class GemmBenchmark : IBenchmark
         Dictionary<string, double>? peer = null;
         if (!args.Flag("no-peer") && pairedRounds == 0)
         {
-            string spec = string.Join(",", shapes.Select(s => $"{s.M}:{s.N}:{s.K}:{(s.TA ? "T" : "N")}:{(s.TB ? "T" : "N")}"));
-            var (code, stdout, stderr) = Peer.RunPython(Peer.Script("gemm_numpy.py"), $"{spec} {seconds.ToString(CultureInfo.InvariantCulture)}", TimeSpan.FromMinutes(15));
+            var (code, stdout, stderr) = Peer.RunPython(Peer.Script("gemm_numpy.py"), $"{PeerShapes(shapes)} {seconds.ToString(CultureInfo.InvariantCulture)}", TimeSpan.FromMinutes(15));
             if (code != 0) Console.WriteLine($"peer failed ({code}): {stderr.Trim()}");
             else
             {
@@ -150,8 +149,7 @@ public sealed class GemmBenchmark : IBenchmark
     private static int RunPaired(List<(int M, int N, int K, bool TA, bool TB)> shapes, int rounds, double seconds)
     {
         string script = Peer.Script("gemm_numpy.py");
-        string spec = string.Join(",", shapes.Select(s => $"{s.M}:{s.N}:{s.K}:{(s.TA ? "T" : "N")}:{(s.TB ? "T" : "N")}"));
-        using var peer = Peer.StartPython(script, $"{spec} --serve");
+        using var peer = Peer.StartPython(script, $"{PeerShapes(shapes)} --serve");
         var peerErrors = peer.StandardError.ReadToEndAsync();
         if (peer.StandardOutput.ReadLine() != "READY")
         {
@@ -196,10 +194,10 @@ public sealed class GemmBenchmark : IBenchmark
                 ratio[r] = theirs[r] / ours[r];
             }
             double flops = 2.0 * m * n * k * calls / 1e9;
-            double median = Quantile(ratio, 0.5);
+            double median = Peer.Quantile(ratio, 0.5);
             medians.Add(median);
-            Console.WriteLine($"{m}×{n}×{k}".PadRight(18) + $" {(ta ? "T" : "N") + (tb ? "T" : "N"),-3} {flops / Quantile(ours, 0.5),12:F1} " +
-                              $"{flops / Quantile(theirs, 0.5),10:F1} {median,7:F2}  {Quantile(ratio, 0.25):F2}–{Quantile(ratio, 0.75):F2}");
+            Console.WriteLine($"{m}×{n}×{k}".PadRight(18) + $" {(ta ? "T" : "N") + (tb ? "T" : "N"),-3} {flops / Peer.Quantile(ours, 0.5),12:F1} " +
+                              $"{flops / Peer.Quantile(theirs, 0.5),10:F1} {median,7:F2}  {Peer.Quantile(ratio, 0.25):F2}–{Peer.Quantile(ratio, 0.75):F2}");
         }
         peer.StandardInput.Close();
         peer.WaitForExit();
@@ -208,25 +206,19 @@ public sealed class GemmBenchmark : IBenchmark
         return 0;
     }
 
-    /// <summary>The <paramref name="q"/>-quantile of <paramref name="values"/>, linear between order statistics.</summary>
-    private static double Quantile(double[] values, double q)
-    {
-        var sorted = values.Order().ToArray();
-        double position = q * (sorted.Length - 1);
-        int below = (int)Math.Floor(position);
-        int above = Math.Min(below + 1, sorted.Length - 1);
-        return sorted[below] + (position - below) * (sorted[above] - sorted[below]);
-    }
+    /// <summary>The shapes as gemm_numpy.py reads them: m:n:k:TA:TB, comma-separated.</summary>
+    private static string PeerShapes(List<(int M, int N, int K, bool TA, bool TB)> shapes)
+        => string.Join(",", shapes.Select(s => $"{s.M}:{s.N}:{s.K}:{(s.TA ? "T" : "N")}:{(s.TB ? "T" : "N")}"));
 
     private static (double GFlops, double CpuShare) Measure(int m, int n, int k, bool ta, bool tb, double seconds, bool parallel, bool cpuTime)
     {
-        var Once = Product(m, n, k, ta, tb, parallel);
-        for (int i = 0; i < 3; i++) Once();
+        var once = Product(m, n, k, ta, tb, parallel);
+        for (int i = 0; i < 3; i++) once();
         int reps = 1;
         while (true)
         {
             var sw = Stopwatch.StartNew();
-            for (int r = 0; r < reps; r++) Once();
+            for (int r = 0; r < reps; r++) once();
             if (sw.Elapsed.TotalSeconds > seconds / 10 || reps > 1 << 20) break;
             reps *= 2;
         }
@@ -235,8 +227,8 @@ public sealed class GemmBenchmark : IBenchmark
         var cpu0 = process.TotalProcessorTime;
         var wall = Stopwatch.StartNew();
         double t = cpuTime
-            ? MedianCpuSeconds(() => { for (int r = 0; r < reps; r++) Once(); }, 5) / reps
-            : BestSeconds(() => { for (int r = 0; r < reps; r++) Once(); }, 7) / reps;
+            ? MedianCpuSeconds(() => { for (int r = 0; r < reps; r++) once(); }, 5) / reps
+            : BestSeconds(() => { for (int r = 0; r < reps; r++) once(); }, 7) / reps;
         process.Refresh();
         double cpuShare = (process.TotalProcessorTime - cpu0).TotalSeconds / wall.Elapsed.TotalSeconds;
         return (2.0 * m * n * k / t / 1e9, cpuShare);
