@@ -398,10 +398,11 @@ public class EnvelopeTests
                 $"scoring through the loaded zip: {e}");
         }
     }
-    /// <summary>A Gaussian IWAE (which does not standardise its inputs) fitted on features offset by 1e7 — timestamps,
-    /// prices — diverged with the engine's generic advice, which spoke of spreads above 1e35 and named neither the column
-    /// nor the data; the error now names the feature column, its largest value with row and slot, and the ML.NET
-    /// normaliser that fixes it (and the fix works).</summary>
+    /// <summary>A Gaussian IWAE that does not standardise its inputs (Standardize = false; the default before session 27)
+    /// fitted on features offset by 1e7 — timestamps, prices — diverged with the engine's generic advice, which spoke of
+    /// spreads above 1e35 and named neither the column nor the data; the error now names the feature column, its largest
+    /// value with row and slot, and the ML.NET normaliser that fixes it (and the fix works). With the default
+    /// (standardised inputs) the same fit converges and scores the raw rows.</summary>
     [Fact]
     public void ADivergedFitNamesTheColumnAndItsLargestValue_AndSaysHowToStandardise()
     {
@@ -410,10 +411,12 @@ public class EnvelopeTests
         foreach (var r in rows) for (int c = 0; c < Row.D; c++) r.Features[c] += 1e7f;
         rows[37].Features[2] = 2e7f;
         var view = ml.Data.LoadFromEnumerable(rows);
-        IwaeEstimator Estimator() => ml.DensityEstimation.Iwae(new IwaeEstimator.Options
+        IwaeEstimator Estimator(bool standardize = false) => ml.DensityEstimation.Iwae(new IwaeEstimator.Options
         {
-            ModelOptions = new Models.Iwae.IwaeOptions { Likelihood = Models.Iwae.IwaeLikelihood.Gaussian, LatentDimensions = new[] { 2 }, HiddenUnits = new[] { 8 }, MaxEpochs = 3, EvaluationSamples = 10 },
+            ModelOptions = new Models.Iwae.IwaeOptions { Likelihood = Models.Iwae.IwaeLikelihood.Gaussian, LatentDimensions = new[] { 2 }, HiddenUnits = new[] { 8 }, MaxEpochs = 3, EvaluationSamples = 10, Standardize = standardize },
         });
+        var standardized = Estimator(standardize: true).Fit(view);
+        Assert.All(standardized.Transform(view).GetColumn<float>("LogDensity"), v => Assert.True(float.IsFinite(v)));
         var e = Assert.Throws<Training.TrainingDivergedException>(() => Estimator().Fit(view));
         Assert.Contains("feature column 'Features'", e.Message);
         Assert.Contains("is 2E+07 (row 37, slot 2)", e.Message);

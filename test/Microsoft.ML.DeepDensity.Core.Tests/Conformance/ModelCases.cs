@@ -12,6 +12,12 @@ namespace Microsoft.ML.DeepDensity.Tests.Conformance;
 /// </summary>
 public static class ModelCases
 {
+    /// <summary>The Gaussian IWAEs standardise their inputs, so they are scale-equivariant, but a row's estimate draws its
+    /// noise from the row's raw values: log p(s·x) and log p(x) are estimates with different noise (their networks are
+    /// the same up to the standardisation's rounding), compared on average over the rows. 1 % of |log p| covers that
+    /// noise; without the standardisation the difference was tens of nats.</summary>
+    private const double IwaeScaleTolerance = 0.01;
+
     public static readonly ModelCase[] All =
     {
         ModelCase.Gradient("Rnade", InputDomain.Real, DensityKind.Exact, ConformanceData.Real,
@@ -30,7 +36,14 @@ public static class ModelCases
         ModelCase.Gradient("RbmAis", InputDomain.Binary, DensityKind.Estimate, ConformanceData.Binary, () => new Models.Rbm.RbmOptions { HiddenUnits = 22, ExactLogPartitionMaxUnits = 0, AisRuns = 8, AisTemperatures = 50, SamplingBurnIn = 20, SamplingChains = 4 }, (d, v, o, p, ct) => Models.Rbm.RbmModel.Fit(d, o, v, p, ct)) with { ZeroEpochsIsAutomatic = true },
         ModelCase.Gradient("Iwae", InputDomain.Binary, DensityKind.Estimate, ConformanceData.Binary, () => new Models.Iwae.IwaeOptions { LatentDimensions = new[] { 2 }, HiddenUnits = new[] { 8 }, DeepHiddenUnits = new[] { 4 }, Samples = 3, EvaluationSamples = 20, EvaluationSamplesPerChunk = 10 }, (d, v, o, p, ct) => Models.Iwae.IwaeModel.Fit(d, o, v, p, ct))
             with { PreciseDensity = m => ((Models.Iwae.IwaeModel)m).WithEvaluation(5000) },
-        ModelCase.Gradient("IwaeGaussian", InputDomain.Real, DensityKind.Estimate, ConformanceData.Real, () => new Models.Iwae.IwaeOptions { Likelihood = Models.Iwae.IwaeLikelihood.Gaussian, LatentDimensions = new[] { 2 }, HiddenUnits = new[] { 8 }, DeepHiddenUnits = new[] { 4 }, Samples = 3, EvaluationSamples = 20, EvaluationSamplesPerChunk = 10 }, (d, v, o, p, ct) => Models.Iwae.IwaeModel.Fit(d, o, v, p, ct))
+        // One latent dimension, as the VAE case below: standardised, the 30-epoch fit of the distribution check learns the
+        // data well enough that with two the encoder's importance weights are heavy-tailed (its integral at K = 500 was
+        // 1.36 ± 0.33, at K = 2,000 1.04 ± 0.08; the raw-column case below, which learns less, keeps two); with one,
+        // 1.003 ± 0.004 (docs/conformance.md).
+        ModelCase.Gradient("IwaeGaussian", InputDomain.Real, DensityKind.Estimate, ConformanceData.Real, () => new Models.Iwae.IwaeOptions { Likelihood = Models.Iwae.IwaeLikelihood.Gaussian, LatentDimensions = new[] { 1 }, HiddenUnits = new[] { 8 }, DeepHiddenUnits = new[] { 4 }, Samples = 3, EvaluationSamples = 20, EvaluationSamplesPerChunk = 10 }, (d, v, o, p, ct) => Models.Iwae.IwaeModel.Fit(d, o, v, p, ct))
+            with { PreciseDensity = m => ((Models.Iwae.IwaeModel)m).WithEvaluation(500), ScaleEquivarianceTolerance = IwaeScaleTolerance },
+        // The same model on the raw columns (Standardize = false): the path every Gaussian IWAE took before the option.
+        ModelCase.Gradient("IwaeGaussianRaw", InputDomain.Real, DensityKind.Estimate, ConformanceData.Real, () => new Models.Iwae.IwaeOptions { Likelihood = Models.Iwae.IwaeLikelihood.Gaussian, Standardize = false, LatentDimensions = new[] { 2 }, HiddenUnits = new[] { 8 }, DeepHiddenUnits = new[] { 4 }, Samples = 3, EvaluationSamples = 20, EvaluationSamplesPerChunk = 10 }, (d, v, o, p, ct) => Models.Iwae.IwaeModel.Fit(d, o, v, p, ct))
             with { PreciseDensity = m => ((Models.Iwae.IwaeModel)m).WithEvaluation(500) },
         ModelCase.Gradient("Nvil", InputDomain.Binary, DensityKind.Estimate, ConformanceData.Binary, () => new Models.Nvil.NvilOptions { LatentDimensions = new[] { 3, 2 }, BaselineHiddenUnits = 4, SamplesPerExample = 2, EvaluationSamples = 20, EvaluationSamplesPerChunk = 10 }, (d, v, o, p, ct) => Models.Nvil.NvilModel.Fit(d, o, v, p, ct))
             with { PreciseDensity = m => ((Models.Nvil.NvilModel)m).WithEvaluation(5000) },
@@ -58,7 +71,7 @@ public static class ModelCases
         // The VAE (k = 1) with one latent dimension: with two, the k = 1 encoder's importance weights are heavy-tailed on this
         // data and the estimate's integral is 0.98 ± 0.17 (docs/conformance.md; IwaeGaussianVaeIntegralTests); with one, 1.004 ± 0.004.
         ModelCase.Gradient("IwaeGaussianVae", InputDomain.Real, DensityKind.Estimate, ConformanceData.Real, () => new Models.Iwae.IwaeOptions { Likelihood = Models.Iwae.IwaeLikelihood.Gaussian, Samples = 1, LatentDimensions = new[] { 1 }, HiddenUnits = new[] { 8 }, DeepHiddenUnits = new[] { 4 }, EvaluationSamples = 20, EvaluationSamplesPerChunk = 10 }, (d, v, o, p, ct) => Models.Iwae.IwaeModel.Fit(d, o, v, p, ct))
-            with { PreciseDensity = m => ((Models.Iwae.IwaeModel)m).WithEvaluation(500) },
+            with { PreciseDensity = m => ((Models.Iwae.IwaeModel)m).WithEvaluation(500), ScaleEquivarianceTolerance = IwaeScaleTolerance },
         ModelCase.Gradient("IwaeAffine", InputDomain.Binary, DensityKind.Estimate, ConformanceData.Binary, () => new Models.Iwae.IwaeOptions { LatentDimensions = new[] { 2 }, HiddenUnits = Array.Empty<int>(), DeepHiddenUnits = new[] { 4 }, Samples = 3, EvaluationSamples = 20, EvaluationSamplesPerChunk = 10 }, (d, v, o, p, ct) => Models.Iwae.IwaeModel.Fit(d, o, v, p, ct))
             with { PreciseDensity = m => ((Models.Iwae.IwaeModel)m).WithEvaluation(5000) },
         // Affine heads with the Gaussian likelihood (the one IWAE with a soft log σ bound, payload version 2), on the real
@@ -66,11 +79,11 @@ public static class ModelCases
         // check: its 30-epoch encoder is still about as wide as the prior, and at K = 500 the density's estimated spread
         // of column 0 was 7 % above its draws' (docs/conformance.md).
         ModelCase.Gradient("IwaeGaussianAffine", InputDomain.Real, DensityKind.Estimate, ConformanceData.RealUnitScale, () => new Models.Iwae.IwaeOptions { Likelihood = Models.Iwae.IwaeLikelihood.Gaussian, LatentDimensions = new[] { 2 }, HiddenUnits = Array.Empty<int>(), DeepHiddenUnits = new[] { 4 }, Samples = 3, EvaluationSamples = 20, EvaluationSamplesPerChunk = 10 }, (d, v, o, p, ct) => Models.Iwae.IwaeModel.Fit(d, o, v, p, ct))
-            with { PreciseDensity = m => ((Models.Iwae.IwaeModel)m).WithEvaluation(2000) },
+            with { PreciseDensity = m => ((Models.Iwae.IwaeModel)m).WithEvaluation(2000), ScaleEquivarianceTolerance = IwaeScaleTolerance },
         ModelCase.Gradient("IwaeSoftplusTwoHidden", InputDomain.Binary, DensityKind.Estimate, ConformanceData.Binary, () => new Models.Iwae.IwaeOptions { LatentDimensions = new[] { 2 }, HiddenUnits = new[] { 8, 6 }, DeepHiddenUnits = new[] { 4 }, Activation = Numerics.Activation.Softplus, Samples = 3, EvaluationSamples = 20, EvaluationSamplesPerChunk = 10 }, (d, v, o, p, ct) => Models.Iwae.IwaeModel.Fit(d, o, v, p, ct))
             with { PreciseDensity = m => ((Models.Iwae.IwaeModel)m).WithEvaluation(5000) },
         ModelCase.Gradient("IwaeGaussianSigmoidTwoLayers", InputDomain.Real, DensityKind.Estimate, ConformanceData.Real, () => new Models.Iwae.IwaeOptions { Likelihood = Models.Iwae.IwaeLikelihood.Gaussian, LatentDimensions = new[] { 2, 1 }, HiddenUnits = new[] { 8 }, DeepHiddenUnits = new[] { 4 }, Activation = Numerics.Activation.Sigmoid, Samples = 3, EvaluationSamples = 20, EvaluationSamplesPerChunk = 10 }, (d, v, o, p, ct) => Models.Iwae.IwaeModel.Fit(d, o, v, p, ct))
-            with { PreciseDensity = m => ((Models.Iwae.IwaeModel)m).WithEvaluation(100) },
+            with { PreciseDensity = m => ((Models.Iwae.IwaeModel)m).WithEvaluation(100), ScaleEquivarianceTolerance = IwaeScaleTolerance },
         new ModelCase("DeepGmmOneLayer", InputDomain.Real, DensityKind.Exact, r => Models.DeepGmm.DeepGmmModel.Fit(r.Data, new Models.DeepGmm.DeepGmmOptions { Layers = new[] { 3 }, Seed = r.Seed, MaxIterations = r.Epochs, Tolerance = 0, EarlyStoppingPatience = 0 }, r.Validation, r.Progress, r.CancellationToken), ConformanceData.Real) { AcceptsValidation = true, MinimumTrainingRows = 2 },
         ModelCase.Gradient("RbmGaussianRaw", InputDomain.Real, DensityKind.Exact, ConformanceData.Real, () => new Models.Rbm.RbmOptions { HiddenUnits = 6, VisibleType = Models.Rbm.RbmVisibleType.Gaussian, Standardize = false, SamplingBurnIn = 20, SamplingChains = 4 }, (d, v, o, p, ct) => Models.Rbm.RbmModel.Fit(d, o, v, p, ct)) with { ZeroEpochsIsAutomatic = true },
         ModelCase.Gradient("DeepRnadeSigmoidRaw", InputDomain.Real, DensityKind.Exact, ConformanceData.Real,

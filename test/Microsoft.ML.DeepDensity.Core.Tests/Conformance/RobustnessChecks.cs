@@ -57,7 +57,8 @@ public class RobustnessChecks
     /// <summary>
     /// Documented: training data of huge or tiny (finite) scale, or with one outlier row at ±float.MaxValue, fits and
     /// scores finite, or fails with a clear exception. A scale-equivariant case (one that standardises its inputs) must
-    /// fit and give log p(s·x) = log p(x) − D·log s (down to 1e-30; at subnormal scales such as 1e-39, where float32
+    /// fit and give log p(s·x) = log p(x) − D·log s (row by row for exact densities, on average over the rows for
+    /// importance-sampled estimates; down to 1e-30; at subnormal scales such as 1e-39, where float32
     /// itself loses precision, a clear error is allowed). Whatever fits must save and load again (issue 13: a Deep GMM
     /// fitted at 1e-39 saved a file that did not reload).
     /// </summary>
@@ -67,7 +68,9 @@ public class RobustnessChecks
         var c = ModelCases.Get(name);
         if (c.InputDomain == InputDomain.Binary) return; // not applicable: binary data has no scale
         var reference = ModelCases.Fitted(name);
-        var referenceScores = reference.Model.LogDensity(reference.Data);
+        // An estimated density is compared at its precise setting: a row and its scaled copy draw different noise.
+        Func<DensityModel, DensityModel> precise = c.PreciseDensity ?? (m => m);
+        var referenceScores = precise(reference.Model).LogDensity(reference.Data);
         foreach (float scale in new[] { 1e30f, 1e-30f, 1e12f, 1e-12f, 1e-39f, 1e-43f, float.NaN /* = one outlier row at ±float.MaxValue */ })
         {
             var data = c.MakeData(c.TrainingRows, 12345);
@@ -89,7 +92,17 @@ public class RobustnessChecks
             AllFinite(model.Sample(50, 1).AsSpan(), $"samples of a model of data scaled by {scale}");
             if (c.ScaleEquivarianceTolerance is double tol && Equivariant(scale))
             {
+                scores = precise(model).LogDensity(data);
                 double shift = data.Columns * Math.Log(scale);
+                if (c.DensityKind == DensityKind.Estimate)
+                {
+                    // A row and its scaled copy draw different noise (seeded by the row's values), and a row's estimate can
+                    // miss by a nat even at the precise setting: the average over the rows is compared.
+                    double mean = scores.Average(v => (double)v) + shift, referenceMean = referenceScores.Average(v => (double)v);
+                    Assert.True(Math.Abs(mean - referenceMean) <= tol * (1 + Math.Abs(referenceMean)),
+                        $"scale {scale}: mean log p(s·x) + D·log s = {mean}, mean log p(x) = {referenceMean}");
+                    continue;
+                }
                 for (int r = 0; r < scores.Length; r++)
                     Assert.True(Math.Abs(scores[r] + shift - referenceScores[r]) <= tol * (1 + Math.Abs(referenceScores[r])),
                         $"scale {scale}, row {r}: log p(s·x) + D·log s = {scores[r] + shift}, log p(x) = {referenceScores[r]}");

@@ -32,7 +32,7 @@ public class IwaeGaussianQuadratureTests
         return (dec.Forward(z, grid, dec.CreateWorkspace(grid)).ToArray(), weight, grid);
     }
 
-    private static double[] QuadratureLogP(IwaeModel model, RowMatrix rows)
+    internal static double[] QuadratureLogP(IwaeModel model, RowMatrix rows)
     {
         var (par, weight, grid) = Grid(model);
         var result = new double[rows.Rows];

@@ -15,7 +15,9 @@ namespace Microsoft.ML.DeepDensity.Models.Iwae;
 /// maximising the k-sample bound log (1/k) Σ_i p(x, z_i)/q(z_i | x) with a Gaussian inference network q.
 /// </summary>
 /// <remarks>The log-density is the importance-sampled estimate of <see cref="ImportanceSampledModel"/> with the
-/// Gaussian inference network as proposal, K = <see cref="ImportanceSampledModel.EvaluationSamples"/>.</remarks>
+/// Gaussian inference network as proposal, K = <see cref="ImportanceSampledModel.EvaluationSamples"/>. A Gaussian model
+/// fitted with <see cref="IwaeOptions.Standardize"/> runs its networks on standardised columns (<see cref="Standardizer"/>);
+/// its log-densities, bounds and samples are those of the raw columns.</remarks>
 public sealed class IwaeModel : ImportanceSampledModel
 {
     /// <summary>Model-kind name in saved files.</summary>
@@ -26,10 +28,13 @@ public sealed class IwaeModel : ImportanceSampledModel
 
     internal readonly IwaeNetwork Network;
 
-    internal IwaeModel(IwaeNetwork network, int samples, int evaluationSamples, int evaluationChunk, ulong evaluationSeed)
+    internal IwaeModel(IwaeNetwork network, int samples, int evaluationSamples, int evaluationChunk, ulong evaluationSeed,
+        ColumnStandardizer? standardizer = null)
         : base(evaluationSamples, evaluationChunk, evaluationSeed)
     {
-        Network = network; Samples = samples;
+        if (standardizer is not null && standardizer.Width != network.D)
+            throw new ArgumentException($"The standardizer has {standardizer.Width} columns; the network has {network.D}.", nameof(standardizer));
+        Network = network; Samples = samples; Standardizer = standardizer;
         _newWorkspace = (n, k) => new IwaeNetwork.Workspace(Network, n, k, forTraining: false);
         _logWeights = LogWeights;
         _scratch = new(_newWorkspace);
@@ -55,13 +60,17 @@ public sealed class IwaeModel : ImportanceSampledModel
     public IwaeLikelihood Likelihood => Network.Likelihood;
     /// <summary>Hidden non-linearity.</summary>
     public Activation Activation => Network.Activation;
+    /// <summary>The per-column standardisation the networks run behind (<see cref="IwaeOptions.Standardize"/>), fitted on the
+    /// training rows; null when the model reads its inputs as they are (Bernoulli data, Standardize = false, and models
+    /// saved before the option existed).</summary>
+    public ColumnStandardizer? Standardizer { get; }
 
     /// <summary>The same model with different log-density estimation settings (parameters shared, not copied).</summary>
     public IwaeModel WithEvaluation(int evaluationSamples, ulong? evaluationSeed = null, int? samplesPerChunk = null)
         => (IwaeModel)WithEvaluationChecked(evaluationSamples, evaluationSeed, samplesPerChunk);
 
     private protected override ImportanceSampledModel WithEvaluationCore(int evaluationSamples, int samplesPerChunk, ulong evaluationSeed)
-        => new IwaeModel(Network, Samples, evaluationSamples, samplesPerChunk, evaluationSeed);
+        => new IwaeModel(Network, Samples, evaluationSamples, samplesPerChunk, evaluationSeed, Standardizer);
 
     private protected override long EvaluationFloatsPerSample => Network.EvaluationFloatsPerSample;
 
@@ -78,12 +87,20 @@ public sealed class IwaeModel : ImportanceSampledModel
         DataValidation.CheckTrainingData(data, domain, DataValidation.TrainingData);
         if (validation is not null) DataValidation.CheckTrainingData(validation, domain, DataValidation.ValidationData, data.Columns);
         var (train, valid) = TrainingLoop.Split(data, validation, options.ValidationFraction, options.Seed);
+        // The networks train on standardised copies of the split (the raw rows are not changed).
+        var standardizer = options.StandardizesInputs ? ColumnStandardizer.Fit(train) : null;
+        cancellationToken.ThrowIfCancellationRequested();
+        if (standardizer is not null)
+        {
+            train = standardizer.Forward(train);
+            valid = valid is null ? null : standardizer.Forward(valid);
+        }
 
         var network = InitialNetwork(options, data.Columns, () => ColumnMoments(train));
-        var objective = new IwaeObjective(network, options.Samples, options.RowsPerBlock, cancellationToken);
+        var objective = new IwaeObjective(network, options.Samples, options.RowsPerBlock, standardizer?.LogJacobian ?? 0, cancellationToken);
         var summary = TrainingLoop.Run(objective, train, valid, options, progress, cancellationToken);
-        return ModelFile.EnsureTrainedModelLoadable(new IwaeModel(network, options.Samples, options.EvaluationSamples, options.EvaluationSamplesPerChunk, options.EvaluationSeed)
-        { TrainingSummary = summary });
+        return ModelFile.EnsureTrainedModelLoadable(new IwaeModel(network, options.Samples, options.EvaluationSamples, options.EvaluationSamplesPerChunk,
+            options.EvaluationSeed, standardizer) { TrainingSummary = summary });
     }
 
     /// <summary>
@@ -119,14 +136,16 @@ public sealed class IwaeModel : ImportanceSampledModel
     /// training (docs/scaling.md, "Beyond one machine"): the k-sample bound with the model's <see cref="Samples"/>,
     /// block b of a call drawing its noise from the call's stream's Fork(b) (so a worker given <c>firstBlock</c> draws the
     /// noise of its blocks in the whole batch). <paramref name="options"/> give <see cref="IwaeOptions.RowsPerBlock"/>
-    /// (default: the default); the architecture is the model's. This model is not changed.
+    /// (default: the default); the architecture and standardisation are the model's. This model is not changed.
     /// </summary>
     public ModelTrainingObjective<IwaeModel> CreateTrainingObjective(IwaeOptions? options = null)
     {
         options ??= new IwaeOptions();
         options.Validate();
         var copy = (IwaeModel)FromBytes(ToBytes());
-        return new ModelTrainingObjective<IwaeModel>(copy, new IwaeObjective(copy.Network, copy.Samples, options.RowsPerBlock), null);
+        var standardizer = copy.Standardizer;
+        return new ModelTrainingObjective<IwaeModel>(copy, new IwaeObjective(copy.Network, copy.Samples, options.RowsPerBlock, standardizer?.LogJacobian ?? 0),
+            standardizer is null ? null : (raw, modelSpace, n) => standardizer.Forward(raw, modelSpace, n));
     }
 
     // Numbers every scoring call. A workspace packs the decoders' weights once per call (on its first chunk) instead of
@@ -143,7 +162,8 @@ public sealed class IwaeModel : ImportanceSampledModel
     }
 
     /// <summary>Fills each row's noise for <paramref name="k"/> samples from its own stream, then one forward pass (its
-    /// first encoder once per block of rows: the later chunks of the same rows keep its output).</summary>
+    /// first encoder once per block of rows: the later chunks of the same rows keep its output). A standardising model
+    /// runs the networks on the standardised rows (in the workspace) and adds the map's log-Jacobian to every weight.</summary>
     private void LogWeights(IwaeNetwork.Workspace ws, ReadOnlySpan<float> x, int n, int k, ReadOnlySpan<RandomStream> rowStreams,
         Span<double> logW, bool allowParallel, bool sameRows)
     {
@@ -159,12 +179,25 @@ public sealed class IwaeModel : ImportanceSampledModel
                 int dl = Network.Latent[l];
                 GaussianNoise.Fill(rowStreams[r], ws.Noise[l].AsSpan(r * k * dl, k * dl));
             }
+        double logJacobian = 0;
+        if (Standardizer is { } standardizer)
+        {
+            // Allocated once per workspace (of at most its MaxRows rows): scoring then allocates nothing.
+            if (ws.StandardizedRows is null || ws.StandardizedRows.Length < n * Dimension) ws.StandardizedRows = new float[Math.Max(n, ws.MaxRows) * Dimension];
+            var y = ws.StandardizedRows.AsSpan(0, n * Dimension);
+            standardizer.Forward(x[..(n * Dimension)], y, n);
+            x = y;
+            logJacobian = standardizer.LogJacobian;
+        }
         Network.Forward(x, n, k, ws, allowParallel, firstEncoderCurrent: sameRows);
-        for (int i = 0; i < n * k; i++) logW[i] = ws.LogW[i];
+        for (int i = 0; i < n * k; i++) logW[i] = ws.LogW[i] + logJacobian;
     }
 
     private protected override void SampleBlock(RandomStream[] streams, Span<float> output, bool mean)
-        => Network.Sample(streams.Length, streams, output, mean);
+    {
+        Network.Sample(streams.Length, streams, output, mean);
+        Standardizer?.Inverse(output, streams.Length);
+    }
 
     /// <summary>The column moments of rows in memory, read in place (the bits of the streamed pass, which copies each
     /// block of rows first).</summary>
@@ -213,17 +246,26 @@ public sealed class IwaeModel : ImportanceSampledModel
         options.PredictModelSize(data.Width).EnsureFitsAFile();
         var domain = options.Likelihood == IwaeLikelihood.Bernoulli ? InputDomain.Binary : InputDomain.Real;
         var (train, valid) = StreamingTrainingData.CheckedSplit(data, validation, ref streaming, domain, options.ValidationFraction, options.Seed, cancellationToken);
+        // One more pass for the standardisation, whose map then runs on every block the later passes read.
+        var standardizer = options.StandardizesInputs ? ColumnStandardizer.Fit(train, cancellationToken) : null;
+        if (standardizer is not null)
+        {
+            train = RowStream.Map(train, (rows, n, _) => standardizer.Forward(rows, rows, n));
+            valid = valid is null ? null : RowStream.Map(valid, (rows, n, _) => standardizer.Forward(rows, rows, n));
+        }
         var network = InitialNetwork(options, data.Width, () => ColumnMoments(train, cancellationToken));
-        var objective = new IwaeObjective(network, options.Samples, options.RowsPerBlock, cancellationToken);
+        var objective = new IwaeObjective(network, options.Samples, options.RowsPerBlock, standardizer?.LogJacobian ?? 0, cancellationToken);
         var summary = TrainingLoop.Run(objective, new StreamingTrainingData(train, streaming),
             valid is null ? null : new StreamingTrainingData(valid, streaming), options, progress, cancellationToken);
-        return ModelFile.EnsureTrainedModelLoadable(new IwaeModel(network, options.Samples, options.EvaluationSamples, options.EvaluationSamplesPerChunk, options.EvaluationSeed)
-        { TrainingSummary = summary });
+        return ModelFile.EnsureTrainedModelLoadable(new IwaeModel(network, options.Samples, options.EvaluationSamples, options.EvaluationSamplesPerChunk,
+            options.EvaluationSeed, standardizer) { TrainingSummary = summary });
     }
 
-    /// <summary>1, the layout of every model without a log σ bound (the bytes of the files before the bound); 2 adds the
-    /// bound (its half-width and the decoder's centres) after the evaluation seed.</summary>
-    protected internal override int PayloadVersion => Network.Bound is null ? 1 : 2;
+    /// <summary>1, the layout of every model without a log σ bound or standardisation (the bytes of the files before
+    /// either); 2 adds the bound (its half-width and the decoder's centres) after the evaluation seed; 3, a standardising
+    /// model, writes after the evaluation seed whether a bound follows, the bound if so, then the standardizer (means,
+    /// scales). Models that do not standardise keep writing 1 or 2, byte for byte.</summary>
+    protected internal override int PayloadVersion => Standardizer is not null ? 3 : Network.Bound is null ? 1 : 2;
 
     /// <inheritdoc />
     protected internal override void WritePayload(ModelWriter w)
@@ -238,17 +280,19 @@ public sealed class IwaeModel : ImportanceSampledModel
         w.WriteInt32(EvaluationSamples);
         w.WriteInt32(EvaluationSamplesPerChunk);
         w.WriteUInt64(EvaluationSeed);
+        if (Standardizer is not null) w.WriteBoolean(Network.Bound is not null);
         if (Network.Bound is { } bound)
         {
             w.WriteSingle(bound.HalfWidth);
             w.WriteSingles(bound.OutputCentre);
         }
+        Standardizer?.Write(w);
         foreach (var p in Network.Parameters.Items) w.WriteSingles(p.Value);
     }
 
     internal static DensityModel ReadPayload(ModelReader r, int version)
     {
-        if (version is not (1 or 2)) throw r.Corrupt($"payload version {version} is not supported (expected 1 or 2)");
+        if (version is not (1 or 2 or 3)) throw r.Corrupt($"payload version {version} is not supported (expected 1, 2 or 3)");
         int d = r.ReadInt32("dimension", 1, IwaeOptions.MaxDimension);
         var latent = ReadSizes(r, "latent dimensions", 1, 8);
         var hidden = ReadSizes(r, "hidden units", 0, 16);
@@ -260,19 +304,25 @@ public sealed class IwaeModel : ImportanceSampledModel
         int chunk = r.ReadInt32("evaluation samples per chunk", 1, IwaeOptions.MaxEvaluationSamplesPerChunk);
         ulong seed = r.ReadUInt64();
         LogSigmaBound? bound = null;
-        if (version == 2)
+        if (version == 2 || (version == 3 && r.ReadBoolean()))
         {
             float halfWidth = r.ReadSingle();
             var centre = r.ReadParameters("log σ bound centres", d);
-            if (LogSigmaBound.Problem(likelihood, d, halfWidth, centre) is string boundProblem) throw r.Corrupt(boundProblem + " (payload version 2)");
+            if (LogSigmaBound.Problem(likelihood, d, halfWidth, centre) is string boundProblem) throw r.Corrupt(boundProblem + $" (payload version {version})");
             bound = new LogSigmaBound(halfWidth, centre);
+        }
+        ColumnStandardizer? standardizer = null;
+        if (version == 3)
+        {
+            if (likelihood != IwaeLikelihood.Gaussian) throw r.Corrupt("a standardizer is stored for Bernoulli data (payload version 3 is for Gaussian models)");
+            standardizer = ColumnStandardizer.Read(r, d);
         }
         if (IwaeNetwork.ParameterCount(d, latent, hidden, deep, likelihood) * 4 > r.Remaining)
             throw r.Corrupt("declared sizes exceed the payload");
         var net = new IwaeNetwork(d, latent, hidden, deep, act, likelihood, bound);
         if (ImportanceSampler.ScratchProblem(chunk, net.EvaluationFloatsPerSample) is string problem) throw r.Corrupt(problem);
         foreach (var p in net.Parameters.Items) r.ReadParameters(p.Name, p.Value.Length).CopyTo(p.Value, 0);
-        return new IwaeModel(net, k, evalK, chunk, seed);
+        return new IwaeModel(net, k, evalK, chunk, seed, standardizer);
     }
 
     private static int[] ReadSizes(ModelReader r, string name, int minCount, int maxCount)

@@ -156,6 +156,8 @@ internal sealed class IwaeNetwork
         public readonly bool ForTraining;
         /// <summary>The scoring call the decoders' weights were packed for (<see cref="PackDecoderWeights"/>; 0: none).</summary>
         public long PackedForCall;
+        /// <summary>A standardising model's rows in the networks' space (scoring; made on first use).</summary>
+        public float[]? StandardizedRows;
 
 
         public Workspace(IwaeNetwork net, int maxRows, int maxSamples, bool forTraining)

@@ -14,14 +14,17 @@ internal sealed class IwaeObjective : IGradientObjective, IDivergenceAdvisor
 {
     private readonly IwaeNetwork _net;
     private readonly int _k, _rowsPerBlock;
+    private readonly double _logJacobian;
     private readonly CancellationToken _cancellationToken;
     private readonly List<IwaeNetwork.Workspace> _workspaces = new();
     private readonly BlockGradients _gradients;
     private double[] _sums = Array.Empty<double>();
 
-    public IwaeObjective(IwaeNetwork net, int samples, int rowsPerBlock, CancellationToken cancellationToken = default)
+    /// <param name="logJacobian">The input standardisation's log-Jacobian, added per row so that reported bounds are
+    /// those of the raw columns (0 without standardisation). It does not change the gradients.</param>
+    public IwaeObjective(IwaeNetwork net, int samples, int rowsPerBlock, double logJacobian = 0, CancellationToken cancellationToken = default)
     {
-        _net = net; _k = samples; _rowsPerBlock = rowsPerBlock; _cancellationToken = cancellationToken;
+        _net = net; _k = samples; _rowsPerBlock = rowsPerBlock; _logJacobian = logJacobian; _cancellationToken = cancellationToken;
         _gradients = new BlockGradients(net.Parameters);
     }
 
@@ -41,7 +44,7 @@ internal sealed class IwaeObjective : IGradientObjective, IDivergenceAdvisor
         get
         {
             string generic = _net.Likelihood == IwaeLikelihood.Gaussian
-                ? "standardise the inputs (the IWAE does not) or lower LearningRate."
+                ? "lower LearningRate, or (if Standardize is off) standardise the inputs."
                 : "lower LearningRate.";
             bool unboundedDeep = _net.Layers >= 2 && (_net.DeepHiddenUnits.Length == 0 || _net.Activation is Activation.Relu or Activation.Softplus);
             if (!unboundedDeep) return generic;
@@ -90,7 +93,7 @@ internal sealed class IwaeObjective : IGradientObjective, IDivergenceAdvisor
                 if (withGradient) _net.Backward(x, n, k, ws, _gradients.For(slot, firstWave: b < BlockWaves.BlocksPerWave), parallelInside);
             }, withGradient ? _gradients.Reduce : null, _cancellationToken);
         }
-        double total = 0;
+        double total = count * _logJacobian;
         for (int b = 0; b < blocks; b++) total += sums[b];
         return total;
     }
