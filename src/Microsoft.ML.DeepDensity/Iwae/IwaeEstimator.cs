@@ -7,7 +7,8 @@ namespace Microsoft.ML.DeepDensity.Transforms
 {
     /// <summary>Importance-weighted auto-encoder (VAE when Samples = 1) as an ML.NET estimator; the LogDensity column is an
     /// importance-sampled estimate (set <c>StandardErrorColumnName</c> for its standard error). See
-    /// <see cref="DensityEstimator{TModel,TModelOptions}"/> for columns and training. The Bernoulli decoder needs 0/1 features.</summary>
+    /// <see cref="DensityEstimator{TModel,TModelOptions}"/> for columns and training. The Bernoulli decoder needs 0/1 features;
+    /// the Gaussian decoder takes real features at any scale (it standardises them itself, <see cref="IwaeOptions.Standardize"/>).</summary>
     public sealed class IwaeEstimator : DensityEstimator<IwaeModel, IwaeOptions>
     {
         /// <summary>Columns, contamination, sample settings and the engine's <see cref="IwaeOptions"/> (<c>ModelOptions</c>).</summary>
