@@ -35,7 +35,10 @@ public sealed class IwaeModel : ImportanceSampledModel
         if (standardizer is not null && standardizer.Width != network.D)
             throw new ArgumentException($"The standardizer has {standardizer.Width} columns; the network has {network.D}.", nameof(standardizer));
         Network = network; Samples = samples; Standardizer = standardizer;
-        _newWorkspace = (n, k) => new IwaeNetwork.Workspace(Network, n, k, forTraining: false);
+        _newWorkspace = (n, k) => new IwaeNetwork.Workspace(Network, n, k, forTraining: false)
+        {
+            StandardizedRows = Standardizer is null ? null : new float[n * Network.D],
+        };
         _logWeights = LogWeights;
         _scratch = new(_newWorkspace);
     }
@@ -182,10 +185,10 @@ public sealed class IwaeModel : ImportanceSampledModel
         double logJacobian = 0;
         if (Standardizer is { } standardizer)
         {
-            // Allocated once per workspace (of at most its MaxRows rows): scoring then allocates nothing.
-            if (ws.StandardizedRows is null || ws.StandardizedRows.Length < n * Dimension) ws.StandardizedRows = new float[Math.Max(n, ws.MaxRows) * Dimension];
-            var y = ws.StandardizedRows.AsSpan(0, n * Dimension);
-            standardizer.Forward(x[..(n * Dimension)], y, n);
+            // The workspace holds its rows standardised (made with it: scoring allocates nothing); the later chunks of the
+            // same rows find them there.
+            var y = ws.StandardizedRows!.AsSpan(0, n * Dimension);
+            if (!sameRows) standardizer.Forward(x[..(n * Dimension)], y, n);
             x = y;
             logJacobian = standardizer.LogJacobian;
         }

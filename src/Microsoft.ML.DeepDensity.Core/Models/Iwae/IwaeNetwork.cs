@@ -156,7 +156,7 @@ internal sealed class IwaeNetwork
         public readonly bool ForTraining;
         /// <summary>The scoring call the decoders' weights were packed for (<see cref="PackDecoderWeights"/>; 0: none).</summary>
         public long PackedForCall;
-        /// <summary>A standardising model's rows in the networks' space (scoring; made on first use).</summary>
+        /// <summary>A standardising model's rows in the networks' space (scoring workspaces of such a model only; MaxRows rows).</summary>
         public float[]? StandardizedRows;
 
 
