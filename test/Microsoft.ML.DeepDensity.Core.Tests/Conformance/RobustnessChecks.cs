@@ -138,7 +138,7 @@ public class RobustnessChecks
         var reference = ModelCases.Fitted(name);
         Func<DensityModel, DensityModel> precise = c.PreciseDensity ?? (m => m);
         var referenceScores = precise(reference.Model).LogDensity(reference.Data);
-        float[] scale = [1e-4f, 3e3f, 1e5f, 0.02f], offset = [5e-3f, -2e4f, 3e6f, 0.6f];
+        float[] scale = ConformanceData.TabularScales, offset = ConformanceData.TabularOffsets;
         var data = c.MakeData(c.TrainingRows, 12345);
         double shift = 0;
         for (int col = 0; col < data.Columns; col++) shift += Math.Log(scale[col % scale.Length]);

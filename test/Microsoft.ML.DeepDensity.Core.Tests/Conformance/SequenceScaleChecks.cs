@@ -17,10 +17,9 @@ public class SequenceScaleChecks
         if (c.ScaleEquivarianceTolerance is not double tol) return;
         var data = c.MakeData(c.TrainingSequences, 12345);
         var reference = c.Fit(new SequenceFitRequest(data, 1)).LogDensity(data);
-        float[] perComponentScale = [1e-4f, 3e3f, 1e5f], perComponentOffset = [5e-3f, -2e4f, 3e6f];
         var cases = new (string What, float[] Scale, float[] Offset)[]
         {
-            ("per-component scales and offsets", perComponentScale, perComponentOffset),
+            ("per-component scales and offsets", ConformanceData.TabularScales, ConformanceData.TabularOffsets),
             ("every value × 1e30", [1e30f], [0f]),
             ("every value × 1e-30", [1e-30f], [0f]),
         };
