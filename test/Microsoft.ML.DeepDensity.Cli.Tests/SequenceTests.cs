@@ -58,6 +58,56 @@ public class SequenceTests : IDisposable
         return (SequenceBatch.FromSequences(groups.Select(g => g.SelectMany(c => new[] { float.Parse(c[2], Ci), float.Parse(c[3], Ci) }).ToArray()).ToList(), 2), keys);
     }
 
+    /// <summary>The order column of a time-series CSV is usually a timestamp: it was refused as "not a number". A column
+    /// of times (ISO 8601 here, each sequence with its own UTC offset) orders the rows by their instants, so the model
+    /// and every score are those of the same file with the step numbers; a cell that is not a time in a time column,
+    /// and one instant twice in a sequence, are errors naming the line and quoting the cell.</summary>
+    [Fact]
+    public void TimeOrderColumnScoresAsItsStepNumbers()
+    {
+        var steps = Frames("steps.csv", 20, 3, shuffled: true);
+        var start = new DateTimeOffset(2026, 3, 29, 0, 30, 0, TimeSpan.Zero);
+        string Time(string seq, string t)
+        {
+            var offset = TimeSpan.FromHours(int.Parse(seq[1..], Ci) % 5 - 2);
+            return start.AddSeconds(double.Parse(t, Ci) * 6).ToOffset(offset).ToString("yyyy-MM-ddTHH:mm:ssK", Ci);
+        }
+        var lines = File.ReadAllLines(steps);
+        var timed = lines.Take(1).Concat(lines.Skip(1).Select(l => { var c = l.Split(','); c[1] = Time(c[0], c[1]); return string.Join(",", c); })).ToArray();
+        var times = _h.Write("times.csv", string.Join("\n", timed) + "\n");
+        Assert.Contains("+02:00", File.ReadAllText(times));
+
+        string Scores(string csv)
+        {
+            var zip = Fit(csv);
+            var output = _h.PathOf("scored.csv");
+            var r = _h.Run("score", zip, csv, "-o", output);
+            Assert.True(r.Exit == 0, r.Err);
+            return string.Join("\n", File.ReadAllLines(output).Select(l => string.Join(",", l.Split(',')[^3..])));
+        }
+        Assert.Equal(Scores(steps), Scores(times));
+
+        var zipOfTimes = Fit(times);
+        string Variant(string name, Func<string[], string[]> change) => _h.Write(name, string.Join("\n", change((string[])timed.Clone())) + "\n");
+        var notTime = Variant("nottime.csv", l => { var c = l[3].Split(','); c[1] = "soon"; l[3] = string.Join(",", c); return l; });
+        var r1 = _h.Run("score", zipOfTimes, notTime, "-o", _h.PathOf("x.csv"));
+        Assert.NotEqual(0, r1.Exit);
+        Assert.Contains("nottime.csv, line 4, column 2 ('t'): 'soon' is not a time, as the column's first value", r1.Err);
+        // Two rows of one sequence at the same instant (written with different offsets), named by the cell's text.
+        int a = Array.FindIndex(timed, 1, l => l.StartsWith("s1,")), b = Array.FindIndex(timed, a + 1, l => l.StartsWith("s1,"));
+        var twice = Variant("twice.csv", l =>
+        {
+            var c = l[b].Split(',');
+            c[1] = DateTimeOffset.Parse(l[a].Split(',')[1], Ci).ToOffset(TimeSpan.FromHours(5)).ToString("yyyy-MM-ddTHH:mm:ssK", Ci);
+            l[b] = string.Join(",", c);
+            return l;
+        });
+        var r2 = _h.Run("score", zipOfTimes, twice, "-o", _h.PathOf("y.csv"));
+        Assert.NotEqual(0, r2.Exit);
+        Assert.Contains("sequence 's1' has two rows with order", r2.Err);
+        Assert.Contains($"(lines {Math.Min(a, b) + 1} and {Math.Max(a, b) + 1})", r2.Err);
+    }
+
     /// <summary>'ddml info' on an rnnrnade zip showed no anomaly threshold (a row model's shows one), though the model stores it.</summary>
     [Fact]
     public void InfoShowsTheFrameThreshold()

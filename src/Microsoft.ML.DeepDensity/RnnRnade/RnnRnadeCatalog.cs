@@ -53,7 +53,8 @@ public static partial class DensityEstimationCatalogExtensions
     /// <param name="catalog">The catalog.</param>
     /// <param name="featureColumnName">Input column: one frame per row, a known-size Single vector.</param>
     /// <param name="sequenceIdColumnName">Input column: the sequence a row belongs to (text or numeric).</param>
-    /// <param name="orderColumnName">Input column: the row's position in time within its sequence (numeric, increasing).</param>
+    /// <param name="orderColumnName">Input column: the row's position in time within its sequence (numeric, or a DateTime,
+    /// DateTimeOffset or TimeSpan; increasing).</param>
     /// <param name="hiddenUnits">RNADE hidden units. Default <see cref="RnnRnadeOptions.Defaults.HiddenUnits"/>.</param>
     /// <param name="recurrentUnits">Recurrent units. Default <see cref="RnnRnadeOptions.Defaults.RecurrentUnits"/>.</param>
     /// <param name="maxEpochs">Maximum training epochs (early stopping on a held-out 10 % of the sequences). Default <see cref="Microsoft.ML.DeepDensity.Training.GradientTrainingOptions.Defaults.MaxEpochs"/>.</param>

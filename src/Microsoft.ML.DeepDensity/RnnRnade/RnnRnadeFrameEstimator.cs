@@ -30,7 +30,8 @@ public sealed class RnnRnadeFrameEstimator : IEstimator<SequenceDensityTransform
         public string FeatureColumnName { get; set; } = DensityEstimatorDefaults.FeatureColumnName;
         /// <summary>Input: the sequence a row belongs to (text or numeric). Default <see cref="DensityEstimatorDefaults.SequenceIdColumnName"/>.</summary>
         public string SequenceIdColumnName { get; set; } = DensityEstimatorDefaults.SequenceIdColumnName;
-        /// <summary>Input: the row's position in time within its sequence (numeric, increasing). Default <see cref="DensityEstimatorDefaults.OrderColumnName"/>.</summary>
+        /// <summary>Input: the row's position in time within its sequence (numeric, or a DateTime, DateTimeOffset or TimeSpan;
+        /// increasing). Default <see cref="DensityEstimatorDefaults.OrderColumnName"/>.</summary>
         public string OrderColumnName { get; set; } = DensityEstimatorDefaults.OrderColumnName;
         /// <summary>Output (Single): log p(x_t | x_&lt;t). Default <see cref="DensityEstimatorDefaults.LogDensityColumnName"/>.</summary>
         public string LogDensityColumnName { get; set; } = DensityEstimatorDefaults.LogDensityColumnName;
@@ -105,7 +106,7 @@ public sealed class RnnRnadeFrameEstimator : IEstimator<SequenceDensityTransform
             new[] { feature, id, order }, streamsRows: true);
     }
 
-    /// <summary>Copies the frame, converts the id to text and the order to Double under internal names.</summary>
+    /// <summary>Copies the frame, converts the id to text and the order to Double (a time: its ticks) under internal names.</summary>
     private EstimatorChain<ITransformer> Inputs(DataViewSchema schema)
     {
         var o = _options;
@@ -138,10 +139,20 @@ public sealed class RnnRnadeFrameEstimator : IEstimator<SequenceDensityTransform
             ?? throw new ArgumentOutOfRangeException(nameof(schema), $"Order column '{orderColumnName}' not found in the input schema.");
         if (id.Type is not (TextDataViewType or NumberDataViewType))
             throw new ArgumentOutOfRangeException(nameof(schema), $"Sequence-id column '{id.Name}' must be text or numeric, but is {id.Type}{KeyIdRemedy(id.Name, id.Type is KeyDataViewType)}.");
-        if (order.Type is not NumberDataViewType)
-            throw new ArgumentOutOfRangeException(nameof(schema), $"Order column '{order.Name}' must be numeric, but is {order.Type}.");
+        if (!IsOrderType(order.Type))
+            throw new ArgumentOutOfRangeException(nameof(schema), $"Order column '{order.Name}' must be {OrderTypes}, but is {order.Type}.");
         return (frame, id, order);
     }
+
+    /// <summary>What an order column may be, in messages.</summary>
+    private const string OrderTypes = "numeric or a time (DateTime, DateTimeOffset, TimeSpan)";
+
+    /// <summary>Numbers, and the times a time-series table orders its rows by: <see cref="Inputs"/> converts the order to
+    /// Double with ML.NET's own conversion, which gives a time its ticks (a DateTimeOffset's UTC instant), so rows sort by
+    /// time; present-day ticks (about 6.4e17) are Doubles 128 ticks (12.8 µs) apart, so two frames of a sequence closer
+    /// than that take the same order, which is refused as a repeated order naming both rows.</summary>
+    private static bool IsOrderType(DataViewType type)
+        => type is NumberDataViewType or DateTimeDataViewType or DateTimeOffsetDataViewType or TimeSpanDataViewType;
 
     /// <summary>A key id (MapValueToKey's output) names its sequence through the value it maps back to.</summary>
     private static string KeyIdRemedy(string name, bool isKey)
@@ -220,9 +231,9 @@ public sealed class RnnRnadeFrameEstimator : IEstimator<SequenceDensityTransform
             throw new ArgumentOutOfRangeException(nameof(inputSchema),
                 $"Sequence-id column '{id.Name}' must be text or numeric, but is {(id.IsKey ? "a key of " : "")}{id.ItemType} ({id.Kind}){KeyIdRemedy(id.Name, id.IsKey)}.");
         var order = Last(o.OrderColumnName);
-        if (order.IsKey || order.Kind != SchemaShape.Column.VectorKind.Scalar || order.ItemType is not NumberDataViewType)
+        if (order.IsKey || order.Kind != SchemaShape.Column.VectorKind.Scalar || !IsOrderType(order.ItemType))
             throw new ArgumentOutOfRangeException(nameof(inputSchema),
-                $"Order column '{order.Name}' must be numeric, but is {(order.IsKey ? "a key of " : "")}{order.ItemType} ({order.Kind}).");
+                $"Order column '{order.Name}' must be {OrderTypes}, but is {(order.IsKey ? "a key of " : "")}{order.ItemType} ({order.Kind}).");
         return ShapeColumns.WithOutputs(inputSchema, new[]
         {
             ShapeColumns.Single(_ml, o.LogDensityColumnName),

@@ -1,0 +1,120 @@
+using Microsoft.ML.Data;
+using Microsoft.ML.DeepDensity.Data;
+using Microsoft.ML.DeepDensity.Randomness;
+using Microsoft.ML.DeepDensity.Transforms;
+
+namespace Microsoft.ML.DeepDensity.Tests;
+
+/// <summary>
+/// Frame rows ordered by a time column, as time-series tables are: a DateTime, DateTimeOffset or TimeSpan order column
+/// orders the rows of a sequence by its ticks (a DateTimeOffset by its UTC instant). Only the order within a sequence
+/// reaches the model, so a model fitted on times is the model fitted on the step numbers, bit for bit; it saves, loads
+/// and scores through a PredictionEngine like any other. Before, a time column was refused as "must be numeric".
+/// </summary>
+public class FrameRowTimeOrderTests
+{
+    public sealed class StepFrame { [VectorType(2)] public float[] Features = new float[2]; public string SequenceId = ""; public int Order; }
+    public sealed class TimeFrame { [VectorType(2)] public float[] Features = new float[2]; public string SequenceId = ""; public DateTime Order; }
+    public sealed class OffsetFrame { [VectorType(2)] public float[] Features = new float[2]; public string SequenceId = ""; public DateTimeOffset Order; }
+    public sealed class ElapsedFrame { [VectorType(2)] public float[] Features = new float[2]; public string SequenceId = ""; public TimeSpan Order; }
+    public sealed class TextOrderFrame { [VectorType(2)] public float[] Features = new float[2]; public string SequenceId = ""; public string Order = ""; }
+    public sealed class Score { public float LogDensity; }
+
+    private static readonly DateTime Start = new(2026, 3, 29, 0, 30, 0, DateTimeKind.Utc);
+
+    /// <summary>Four sensors, 12 readings each a minute apart, in an order that interleaves them and reverses their steps
+    /// (training sorts each sequence by its order column).</summary>
+    private static List<(float[] Frame, string Id, int Step)> Readings()
+    {
+        var rng = new RandomStream(9);
+        var rows = new List<(float[], string, int)>();
+        for (int step = 11; step >= 0; step--)
+            foreach (var id in new[] { "north", "south", "east", "west" })
+            {
+                var frame = new float[2];
+                rng.FillGaussian(frame);
+                frame[0] += MathF.Sin(step * 0.5f);
+                rows.Add((frame, id, step));
+            }
+        return rows;
+    }
+
+    private static IEstimator<ITransformer> Estimator(MLContext ml)
+        => ml.DensityEstimation.RnnRnade("Features", "SequenceId", "Order", hiddenUnits: 4, recurrentUnits: 4, maxEpochs: 3);
+
+    /// <summary>The rows in time order (how a stream is scored): step 0 of every sensor, then step 1, ...</summary>
+    private static IEnumerable<(float[] Frame, string Id, int Step)> InTimeOrder(List<(float[] Frame, string Id, int Step)> rows)
+        => rows.OrderBy(r => r.Step);
+
+    [Fact]
+    public void TimeOrderColumns_GiveTheModelOfTheStepNumbers()
+    {
+        var ml = new MLContext(seed: 1);
+        var rows = Readings();
+        var steps = ml.Data.LoadFromEnumerable(rows.Select(r => new StepFrame { Features = r.Frame, SequenceId = r.Id, Order = r.Step }));
+        var reference = Estimator(ml).Fit(steps).Transform(
+            ml.Data.LoadFromEnumerable(InTimeOrder(rows).Select(r => new StepFrame { Features = r.Frame, SequenceId = r.Id, Order = r.Step })))
+            .GetColumn<float>("LogDensity").ToArray();
+        Assert.All(reference, v => Assert.True(float.IsFinite(v)));
+
+        // The same instants in three forms; the DateTimeOffsets of each sensor carry their own offset from UTC.
+        var offsets = new Dictionary<string, TimeSpan> { ["north"] = TimeSpan.FromHours(2), ["south"] = TimeSpan.FromHours(-5), ["east"] = TimeSpan.Zero, ["west"] = TimeSpan.FromHours(9.5) };
+        DateTime At(int step) => Start.AddMinutes(step);
+        DateTimeOffset Local(string id, int step) => new DateTimeOffset(At(step)).ToOffset(offsets[id]);
+        var forms = new (string Name, Func<IEnumerable<(float[] Frame, string Id, int Step)>, IDataView> View)[]
+        {
+            ("DateTime", rs => ml.Data.LoadFromEnumerable(rs.Select(r => new TimeFrame { Features = r.Frame, SequenceId = r.Id, Order = At(r.Step) }))),
+            ("DateTimeOffset", rs => ml.Data.LoadFromEnumerable(rs.Select(r => new OffsetFrame { Features = r.Frame, SequenceId = r.Id, Order = Local(r.Id, r.Step) }))),
+            ("TimeSpan", rs => ml.Data.LoadFromEnumerable(rs.Select(r => new ElapsedFrame { Features = r.Frame, SequenceId = r.Id, Order = TimeSpan.FromSeconds(90 * r.Step) }))),
+        };
+        foreach (var (name, view) in forms)
+        {
+            var estimator = Estimator(ml);
+            var shape = name switch
+            {
+                "DateTime" => SchemaShapeFactory.FromType<TimeFrame>(ml),
+                "DateTimeOffset" => SchemaShapeFactory.FromType<OffsetFrame>(ml),
+                _ => SchemaShapeFactory.FromType<ElapsedFrame>(ml),
+            };
+            Assert.Contains(estimator.GetOutputSchema(shape), c => c.Name == "LogDensity");
+            var model = estimator.Fit(view(rows));
+            var scored = model.Transform(view(InTimeOrder(rows))).GetColumn<float>("LogDensity").ToArray();
+            Assert.True(reference.SequenceEqual(scored), name);
+        }
+
+        // A DateTime model through a zip: loaded in a new context both ways, and a PredictionEngine fed the rows in time order.
+        var timeModel = Estimator(ml).Fit(forms[0].View(rows));
+        var path = Path.Combine(Path.GetTempPath(), $"dd-time-order-{Guid.NewGuid():N}.zip");
+        try
+        {
+            ml.Model.Save(timeModel, forms[0].View(rows).Schema, path);
+            var other = new MLContext();
+            foreach (var loaded in new[] { other.Model.LoadWithLiveDensityModels(path, out _), other.Model.Load(path, out _) })
+            {
+                Assert.True(reference.SequenceEqual(loaded.Transform(forms[0].View(InTimeOrder(rows))).GetColumn<float>("LogDensity")));
+                var engine = other.Model.CreatePredictionEngine<TimeFrame, Score>(loaded);
+                var streamed = InTimeOrder(rows).Select(r => engine.Predict(new TimeFrame { Features = r.Frame, SequenceId = r.Id, Order = At(r.Step) }).LogDensity);
+                Assert.True(reference.SequenceEqual(streamed));
+            }
+        }
+        finally { File.Delete(path); }
+    }
+
+    [Fact]
+    public void TimeOrderColumns_RefuseARepeatedInstant_AndOtherTypesStillNameTheTimes()
+    {
+        var ml = new MLContext(seed: 1);
+        var rows = Readings().Select(r => new TimeFrame { Features = r.Frame, SequenceId = r.Id, Order = Start.AddMinutes(r.Step) }).ToList();
+        rows[9].Order = rows[1].Order;   // "south" at step 11 and step 9: the same instant twice in one sequence
+        Assert.Equal(rows[1].SequenceId, rows[9].SequenceId);
+        var e = Assert.Throws<DataValidationException>(() => Estimator(ml).Fit(ml.Data.LoadFromEnumerable(rows)));
+        Assert.Equal("Order", e.DataSource);
+        Assert.Contains("rows 1 and 9", e.Message);
+
+        var text = ml.Data.LoadFromEnumerable(new[] { new TextOrderFrame { SequenceId = "a", Order = "2026-03-29" } });
+        Assert.Contains("Order column 'Order' must be numeric or a time (DateTime, DateTimeOffset, TimeSpan)",
+            Assert.ThrowsAny<ArgumentException>(() => Estimator(ml).Fit(text)).Message);
+        Assert.Contains("Order column 'Order' must be numeric or a time (DateTime, DateTimeOffset, TimeSpan)",
+            Assert.ThrowsAny<ArgumentException>(() => Estimator(ml).GetOutputSchema(SchemaShapeFactory.FromType<TextOrderFrame>(ml))).Message);
+    }
+}
