@@ -6,8 +6,9 @@ namespace Microsoft.ML.DeepDensity.Cli;
 
 /// <summary>
 /// The frame rows of a CSV for the sequence model: one row per time step, a sequence-id column (text) and an order
-/// column (numbers, or times such as 2026-03-29T00:30:00Z). Rows are grouped by id in order of first appearance and sorted by order within a sequence (the
-/// frame estimator's rule), in any file order; two rows of a sequence with the same order value name both lines.
+/// column (numbers, or times such as 2026-03-29T00:30:00Z). Rows are grouped by id in order of first appearance and
+/// sorted by order within a sequence (the frame estimator's rule), in any file order; two rows of a sequence with the
+/// same order value name both lines.
 /// </summary>
 public sealed class SequenceFrames
 {

@@ -112,8 +112,8 @@ internal sealed class AdamOptimizer : Optimizer
     /// <remarks>Sixteen lanes at a time on the AVX-512 path, eight on AVX2, then one: the same per-element operations on
     /// every path (no fused multiply-adds), so every path gives the same bits (<c>AdamPathsGiveTheSameBits</c>). The update
     /// is bound by its two divide-class operations per element (a division and a square root), not by memory, so the
-    /// 512-bit loop takes 0.13–0.22 ms against 0.30–0.38 ms for the 256-bit one on NVIL's 200-200 parameters
-    /// (`nvil-profile`, one thread, session 28).</remarks>
+    /// 512-bit loop takes 0.14–0.15 ms against 0.22–0.24 ms for the 256-bit one on NVIL's 200-200 parameters inside a
+    /// one-thread step (in-process A/B, docs/benchmarks.md, session 28).</remarks>
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     private static bool Update(Span<float> w, ReadOnlySpan<float> g, Span<float> m, Span<float> v,
         float b1, float b2, float c1, float c2, float eps, float wd, float learningRate)
