@@ -20,6 +20,9 @@ public static class AtomicFile
     {
         if (string.IsNullOrWhiteSpace(path)) throw new CliException(ExitCodes.UsageError, "--out: the output file name is empty.");
         string full = Path.GetFullPath(path);
+        // A device or a pipe is written to as it is (see Write): it replaces no input, and its directory (/dev/fd) need
+        // not take new files.
+        if (IsDeviceOrPipe(full)) return full;
         foreach (var (file, role) in inputs)
             if (file is not null && !string.IsNullOrWhiteSpace(file) && SameFile(full, Path.GetFullPath(file)))
                 throw new CliException(ExitCodes.UsageError, $"--out {path} is also the {role}: it would be overwritten; write to another file.");
@@ -59,9 +62,46 @@ public static class AtomicFile
         catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return false; }
     }
 
+    /// <summary>Whether <paramref name="path"/> (through symbolic links) is an existing file that is neither a regular
+    /// file nor a directory: a character device, a pipe or a socket. .NET has no public call for a file's type, so this
+    /// asks the runtime's own native shim (SystemNative_Stat, whose FileStatus has the same layout on every platform:
+    /// Flags, then Mode); where that is not available the path is taken for a regular file.</summary>
+    internal static bool IsDeviceOrPipe(string path)
+    {
+        if (OperatingSystem.IsWindows()) return false;
+        var status = new byte[256]; // FileStatus is about 130 bytes
+        try
+        {
+            if (NativeStat(path, status) != 0) return false; // missing: a new regular file
+        }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException) { return false; }
+        int type = BitConverter.ToInt32(status, 4) & 0xF000; // S_IFMT
+        return type is not (0x8000 or 0x4000); // S_IFREG, S_IFDIR
+    }
+
+    [System.Runtime.InteropServices.DllImport("libSystem.Native", EntryPoint = "SystemNative_Stat")]
+    private static extern int NativeStat([System.Runtime.InteropServices.MarshalAs(System.Runtime.InteropServices.UnmanagedType.LPUTF8Str)] string path, byte[] status);
+
     public static void Write(string path, Action<Stream> write)
     {
         string full = CheckTarget(path);
+        if (IsDeviceOrPipe(full))
+        {
+            // /dev/null, /dev/stdout, a named pipe, bash's >(gzip > f.gz) (/dev/fd/63): renaming a temporary file over it
+            // replaced the device or pipe with a regular file (as root, -o /dev/null replaced /dev/null; a pipe's reader
+            // waited forever). There is no half-written file to avoid: the output goes straight to it.
+            try
+            {
+                using var stream = new FileStream(full, FileMode.Open, FileAccess.Write, FileShare.ReadWrite);
+                write(stream);
+                stream.Flush();
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                throw new CliException(ExitCodes.OutputError, $"{path}: cannot write: {e.Message}", e);
+            }
+            return;
+        }
         string dir = Path.GetDirectoryName(full)!;
         string temp = Path.Combine(dir, $".{Path.GetFileName(full)}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp");
         Pending.TryAdd(temp, 0);

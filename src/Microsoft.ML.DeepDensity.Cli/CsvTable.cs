@@ -34,23 +34,35 @@ public sealed class CsvTable
         if (!System.IO.File.Exists(path)) throw CliException.DataError(path, 0, 0, null, "file not found.");
         try
         {
-            try
-            {
-                using var reader = new StreamReader(path, StrictUtf8, detectEncodingFromByteOrderMarks: true);
-                return Parse(reader, path);
-            }
-            catch (DecoderFallbackException)
-            {
-                // Not UTF-8 (a Latin-1 / Windows export, say): read as Latin-1, which maps every byte to a character, so a
-                // text column passed through by 'score' keeps "Müller" instead of "M\uFFFDller". (A byte-order mark still
-                // selects UTF-8/16/32.)
-                using var reader = new StreamReader(path, Encoding.Latin1, detectEncodingFromByteOrderMarks: true);
-                return Parse(reader, path);
-            }
+            using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
+            return Read(file, path);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             throw CliException.DataError(path, 0, 0, null, "cannot read: " + e.Message);
+        }
+    }
+
+    /// <summary>Reads a CSV from <paramref name="input"/> (named <paramref name="path"/> in messages): UTF-8, else
+    /// Latin-1 from the first byte again. A stream that cannot seek (a pipe: /dev/stdin, bash's &lt;(...), a named pipe)
+    /// cannot be opened again at its start, so the bytes of the UTF-8 attempt are kept for the Latin-1 one.</summary>
+    internal static CsvTable Read(Stream input, string path)
+    {
+        var replay = input.CanSeek ? null : new ReplayStream(input);
+        try
+        {
+            using var reader = new StreamReader(replay ?? input, StrictUtf8, detectEncodingFromByteOrderMarks: true, leaveOpen: true);
+            return Parse(reader, path);
+        }
+        catch (DecoderFallbackException)
+        {
+            // Not UTF-8 (a Latin-1 / Windows export, say): read as Latin-1, which maps every byte to a character, so a
+            // text column passed through by 'score' keeps "Müller" instead of "M\uFFFDller". (A byte-order mark still
+            // selects UTF-8/16/32.) Reopening a pipe read on from where the UTF-8 attempt stopped: a "ragged row" error
+            // about a line in the middle of the file, or a wait for a named pipe's next writer that never came.
+            if (replay is null) input.Position = 0;
+            using var reader = new StreamReader(replay?.Replay() ?? input, Encoding.Latin1, detectEncodingFromByteOrderMarks: true, leaveOpen: true);
+            return Parse(reader, path);
         }
     }
 

@@ -56,7 +56,7 @@ public static partial class DensityReport
         html.Append("</div>\n");
 
         var order = Enumerable.Range(0, rows.Rows).OrderBy(i => logDensity[i]).ThenBy(i => i).Take(Math.Min(options.TopRows, rows.Rows)).ToArray();
-        html.Append("<h2>Most anomalous rows</h2>\n<p>The ").Append(order.Length).Append(" rows with the lowest log-density.</p>\n");
+        html.Append("<h2>Most anomalous rows</h2>\n<p>").Append(ReportHtml.The(order.Length, "row")).Append(" with the lowest log-density.</p>\n");
         AnomalyTable(html, rows, logDensity, order, names, options);
 
         if (ImageShape(model.Dimension, options) is (int h, int w))
@@ -69,7 +69,7 @@ public static partial class DensityReport
             var real = rows.SelectRows(Enumerable.Range(0, Math.Min(n, rows.Rows)).ToArray());
             html.Append($"<h2>Images ({h}×{w})</h2>\n<div class=\"row\">");
             ReportHtml.Image(html, Plots.ImageGrid("Generated samples", samples, h, w, null, low, high), "Generated samples", $"{n} draws from the model (seed {options.Seed}).");
-            ReportHtml.Image(html, Plots.ImageGrid("Real rows", real, h, w, null, low, high), "Real rows", $"The first {real.Rows} scored rows.");
+            ReportHtml.Image(html, Plots.ImageGrid("Real rows", real, h, w, null, low, high), "Real rows", real.Rows == 1 ? "The first scored row." : $"The first {real.Rows} scored rows.");
             html.Append("</div>\n");
             var drawn = order.Take(DensityReportOptions.MaxImagesDrawn).ToArray();
             var captions = drawn.Select(i => logDensity[i].ToString("F1", Ci)).ToArray();

@@ -31,6 +31,7 @@ internal static partial class Plots
             var s = plot.Add.ScatterLine(points.Select(p => (double)p.Epoch).ToArray(), points.Select(p => p.Value!.Value).ToArray());
             s.LegendText = name;
             s.LineWidth = 2;
+            s.MarkerSize = SinglePointMarker(points.Length);
         }
         plot.Title("Training curves");
         plot.XLabel("epoch / EM iteration");
@@ -136,6 +137,10 @@ internal static partial class Plots
         int pixelWidth = Math.Max(240, perRow * 90), pixelHeight = 60 + gridRows * (int)(90 * cellH);
         return Png(plot, pixelWidth, pixelHeight);
     }
+
+    /// <summary>The marker size of a line plot of <paramref name="points"/> points: a line through one point draws
+    /// nothing (a one-epoch fit had an empty training-curves figure; a one-frame sequence no line), so it gets a dot.</summary>
+    private static float SinglePointMarker(int points) => points == 1 ? 7 : 0;
 
     /// <summary>Epochs and time steps are whole numbers: no ticks between them.</summary>
     private static void IntegerTicks(Plot plot)

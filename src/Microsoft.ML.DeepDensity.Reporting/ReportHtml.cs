@@ -67,5 +67,8 @@ internal static class ReportHtml
 
     public static string E(string s) => WebUtility.HtmlEncode(s);
 
+    /// <summary>"The 10 rows", or "The row" for one (a one-row report said "The 1 rows with the lowest log-density").</summary>
+    public static string The(int count, string noun) => count == 1 ? $"The {noun}" : $"The {count.ToString(Ci)} {noun}s";
+
     public static double Mean(float[] v) => v.Length == 0 ? double.NaN : v.Average(x => (double)x);
 }

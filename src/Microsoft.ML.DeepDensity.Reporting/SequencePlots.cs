@@ -19,6 +19,7 @@ internal static partial class Plots
                 var s = plot.Add.ScatterLine(Enumerable.Range(0, series[k].Length).Select(t => (double)t).ToArray(), series[k].Select(v => (double)v).ToArray());
                 s.Color = colors[k % colors.Length];
                 s.LineWidth = 1.5f;
+                s.MarkerSize = SinglePointMarker(series[k].Length);
                 if (dashed) s.LinePattern = LinePattern.Dashed;
                 if (k == 0) s.LegendText = legend;
             }

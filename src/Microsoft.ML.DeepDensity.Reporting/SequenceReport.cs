@@ -80,7 +80,7 @@ public static partial class DensityReport
         var sequenceOf = new int[frames];
         for (int i = 0; i < count; i++) sequenceOf.AsSpan(sequences.Offsets[i], sequences.Length(i)).Fill(i);
         var topSteps = Enumerable.Range(0, frames).OrderBy(f => step[f]).ThenBy(f => f).Take(Math.Min(options.TopRows, frames)).ToArray();
-        html.Append("<h2>Most anomalous steps</h2>\n<p>The ").Append(topSteps.Length).Append(" steps with the lowest log p(x_t | x_&lt;t).</p>\n<table>");
+        html.Append("<h2>Most anomalous steps</h2>\n<p>").Append(ReportHtml.The(topSteps.Length, "step")).Append(" with the lowest log p(x_t | x_&lt;t).</p>\n<table>");
         int shown = Math.Min(names.Count, 10);
         var more = shown < names.Count ? new[] { "…" } : Array.Empty<string>();
         var left = new[] { 1, 2 };
@@ -97,8 +97,8 @@ public static partial class DensityReport
         html.Append("</table>\n");
 
         var topSequences = Enumerable.Range(0, count).OrderBy(i => perFrame[i]).ThenBy(i => i).Take(Math.Min(options.TopRows, count)).ToArray();
-        html.Append("<h2>Most anomalous sequences</h2>\n<p>The ").Append(topSequences.Length)
-            .Append(" sequences with the lowest mean log-density per frame.</p>\n<table>");
+        html.Append("<h2>Most anomalous sequences</h2>\n<p>").Append(ReportHtml.The(topSequences.Length, "sequence"))
+            .Append(" with the lowest mean log-density per frame.</p>\n<table>");
         ReportHtml.TableRow(html, new[] { "rank", "sequence", "frames", "log-density per frame", "log-density", "lowest step", "its log-density" }
             .Concat(options.Labels is null ? Array.Empty<string>() : new[] { "label" }), new[] { 1, 7 }, header: true);
         foreach (var (i, k) in topSequences.Select((i, k) => (i, k)))

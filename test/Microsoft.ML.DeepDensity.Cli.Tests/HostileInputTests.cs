@@ -521,7 +521,10 @@ public class HostileInputTests : IDisposable
         Assert.Contains("median length 1 frame:", _h.Run("info", zip).Out);
         var html = _h.PathOf("r.html");
         Assert.Equal(0, _h.Run("report", zip, _h.Write("s.csv", "id,t,a\ns1,0,1\n"), "-o", html).Exit);
-        Assert.Contains("(1 sequence, 1 frame row;", File.ReadAllText(html));
+        var sequenceText = File.ReadAllText(html);
+        Assert.Contains("(1 sequence, 1 frame row;", sequenceText);
+        Assert.Contains("The step with the lowest", sequenceText); // not "The 1 steps"
+        Assert.Contains("The sequence with the lowest", sequenceText);
         var rows = _h.Write("r1.csv", "a,b\n1,2\n");
         var rowZip = _h.PathOf("r1.zip");
         Assert.Equal(0, _h.Run("fit", rows, "-m", "rnade", "--epochs", "1", "-o", rowZip).Exit);
@@ -529,6 +532,11 @@ public class HostileInputTests : IDisposable
         var text = File.ReadAllText(html);
         Assert.Contains("r1.csv (1 row)", text);
         Assert.Contains("r1.csv (1 row), 1 epoch", text);
+        Assert.Contains("The row with the lowest log-density.", text); // not "The 1 rows"
+        var square = _h.Write("sq.csv", "a,b,c,d\n1,2,3,4\n2,1,4,3\n");
+        Assert.Equal(0, _h.Run("fit", square, "-m", "rnade", "--epochs", "1", "-o", rowZip).Exit);
+        Assert.Equal(0, _h.Run("report", rowZip, _h.Write("sq1.csv", "a,b,c,d\n1,2,3,4\n"), "-o", html).Exit); // 2×2 images
+        Assert.Contains("The first scored row.", File.ReadAllText(html));
     }
     /// <summary>The validation file is read by column name, but an engine error in it (a 0.5 for NVIL) was reported at the
     /// training file's column position: with the columns in another order (and an id column first), "column 2 ('b')"

@@ -196,6 +196,33 @@ public class ReportTests : IDisposable
         Assert.Equal(SKColors.Black, bitmap.GetPixel(maxX - cell / 2, maxY - cell / 2));
     }
 
+    /// <summary>A line through one point draws nothing: a one-epoch fit (--epochs 1; the RBM's default on a million rows)
+    /// had an empty training-curves figure, and a one-frame sequence (or --length 1) no line in the sequence plots. A
+    /// single point is drawn as a dot.</summary>
+    [Fact]
+    public void ASinglePointIsDrawnNotLeftEmpty()
+    {
+        var history = new[] { new Training.TrainingProgress(1, -3.0, -3.5, 1000, TimeSpan.FromSeconds(1), 0.001f) };
+        Assert.True(ColouredPixelsInTheMiddle(Plots.TrainingCurves(history)) > 10, "the one epoch's point is not drawn");
+        var one = new[] { new[] { 0.5f } };
+        Assert.True(ColouredPixelsInTheMiddle(Plots.SequenceLines("a", one, Array.Empty<float[]>())) > 10, "the one-frame sequence is not drawn");
+    }
+
+    /// <summary>Pixels of a saturated colour (a series; grid lines and text are grey or black) in the middle of a figure,
+    /// away from its title, axes and legend.</summary>
+    private static int ColouredPixelsInTheMiddle(byte[] png)
+    {
+        using var bitmap = SKBitmap.Decode(png);
+        int count = 0;
+        for (int y = bitmap.Height / 10; y < bitmap.Height * 9 / 10; y++)
+            for (int x = bitmap.Width * 2 / 5; x < bitmap.Width * 3 / 5; x++)
+            {
+                var c = bitmap.GetPixel(x, y);
+                if (Math.Max(c.Red, Math.Max(c.Green, c.Blue)) - Math.Min(c.Red, Math.Min(c.Green, c.Blue)) > 80) count++;
+            }
+        return count;
+    }
+
     [Fact]
     public void RocAreaEqualsMlNetAndMannWhitney()
     {
