@@ -27,14 +27,13 @@ internal static class RnnRnadeColumns
             throw new ArgumentOutOfRangeException("Contamination", contamination, $"Contamination must be in [0, 0.5] (got {contamination}).");
     }
 
-    /// <summary>Log-density of every sequence (whole = false: of every frame) of the training data for the threshold,
-    /// through the engine's cancellable scoring (a check between groups of whole sequences) and a last check: a Fit
-    /// cancelled after its last epoch throws instead of returning a model (issue 13).</summary>
-    public static float[] ScoreCancellably(SequenceDensityModel model, Data.SequenceBatch data, bool whole, CancellationToken cancellationToken)
+    /// <summary>Log-density of every frame of the training data for the threshold (whole sequences sum them as their
+    /// scorer does), through the engine's cancellable scoring (a check between groups of whole sequences) and a last
+    /// check: a Fit cancelled after its last epoch throws instead of returning a model (issue 13).</summary>
+    public static float[] ScoreFramesCancellably(SequenceDensityModel model, Data.SequenceBatch data, CancellationToken cancellationToken)
     {
-        var result = new float[whole ? data.Count : data.TotalFrames];
-        if (whole) model.LogDensity(data, result, default, cancellationToken);
-        else model.FrameLogDensity(data, result, cancellationToken);
+        var result = new float[data.TotalFrames];
+        model.FrameLogDensity(data, result, cancellationToken);
         cancellationToken.ThrowIfCancellationRequested();
         return result;
     }

@@ -88,7 +88,7 @@ public sealed class RnnRnadeFrameEstimator : IEstimator<SequenceDensityTransform
         using var channel = ((IHostEnvironment)_ml).Start("RnnRnade");
         channel.Info(MessageSensitivity.None, $"RnnRnade: training on {data.Count} sequences ({data.TotalFrames} frame rows).");
         var model = RnnRnadeModel.Fit(data, o.ModelOptions, null, RnnRnadeColumns.Progress(channel, o.Progress), o.CancellationToken);
-        var frames = RnnRnadeColumns.ScoreCancellably(model, data, whole: false, o.CancellationToken);
+        var frames = RnnRnadeColumns.ScoreFramesCancellably(model, data, o.CancellationToken);
         var scores = frames.Select(Scoring.ScoreFromLogDensity).ToArray();
         float threshold = Scoring.Threshold(scores, o.Contamination);
         var chain = RnnRnadeSurrogate.AppendModel(_ml, Inputs(input.Schema), model, threshold, new[] { o.FeatureColumnName, o.SequenceIdColumnName, o.OrderColumnName })

@@ -83,12 +83,20 @@ internal static class RnnRnadeSurrogate
             model.FrameLogDensity(batch, dst.Frames);
         }
         catch (DataValidationException e) { throw WholeSequenceRowError(e, column); }
-        double sum = 0;
-        foreach (var v in dst.Frames) sum += v;
-        dst.LogDensity = (float)sum;
-        dst.PerFrame = (float)(sum / batch.TotalFrames);
+        (dst.LogDensity, dst.PerFrame) = Totals(dst.Frames);
         dst.Score = Scoring.ScoreFromLogDensity(dst.PerFrame);
         dst.PredictedLabel = dst.Score > threshold;
+    }
+
+    /// <summary>A sequence's log-density and log-density per frame from its frames' conditionals: the Double sum, each
+    /// rounded to Single once. The scorer reports these, and Fit learns the threshold from the same per-frame values
+    /// (the Single sequence log-density divided by the length differs in the last bit for some sequences, which flagged
+    /// a training sequence at the threshold).</summary>
+    internal static (float LogDensity, float PerFrame) Totals(ReadOnlySpan<float> frames)
+    {
+        double sum = 0;
+        foreach (var v in frames) sum += v;
+        return ((float)sum, (float)(sum / frames.Length));
     }
 
     /// <summary>

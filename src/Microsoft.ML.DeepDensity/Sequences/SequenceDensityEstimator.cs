@@ -119,9 +119,12 @@ public sealed class SequenceDensityEstimator : IEstimator<SequenceDensityTransfo
             ?? throw new InvalidOperationException($"The {_name} trainer returned no model.");
         if (model.FrameSize != o.FrameSize)
             throw new InvalidOperationException($"The {_name} trainer returned a model with frame size {model.FrameSize}, not {o.FrameSize}.");
-        var logDensity = RnnRnadeColumns.ScoreCancellably(model, data, whole: true, o.CancellationToken);
+        // The training sequences' scores exactly as the scorer computes them (from the frames' conditionals), so that
+        // ⌊Contamination · n⌋ training sequences score above the threshold, not one more when the last bit differs.
+        var frames = RnnRnadeColumns.ScoreFramesCancellably(model, data, o.CancellationToken);
         var scores = new float[data.Count];
-        for (int i = 0; i < scores.Length; i++) scores[i] = Scoring.ScoreFromLogDensity(logDensity[i] / data.Length(i));
+        for (int i = 0; i < scores.Length; i++)
+            scores[i] = Scoring.ScoreFromLogDensity(RnnRnadeSurrogate.Totals(frames.AsSpan(data.Offsets[i], data.Length(i))).PerFrame);
         float threshold = Scoring.Threshold(scores, o.Contamination);
         channel.Info(MessageSensitivity.None, $"{_name}: trained; score threshold {threshold:G6} (contamination {o.Contamination}).");
         string column = o.FeatureColumnName;
