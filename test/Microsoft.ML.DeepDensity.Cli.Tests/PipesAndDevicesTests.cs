@@ -10,7 +10,7 @@ public class PipesAndDevicesTests : IDisposable
     private readonly CliHarness _h = new();
     public void Dispose() => _h.Dispose();
 
-    [DllImport("libc", SetLastError = true)]
+    [DllImport("libc.so.6", SetLastError = true)] // glibc by its soname: a bare "libc" can need the development symlink (see AmxRuntime)
     private static extern int mkfifo([MarshalAs(UnmanagedType.LPUTF8Str)] string path, uint mode);
 
     private string RowModel()
