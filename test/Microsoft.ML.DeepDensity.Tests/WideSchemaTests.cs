@@ -93,4 +93,33 @@ public class WideSchemaTests
         Assert.Contains("TrainingData = DensityTrainingData.Streamed", e.Message);
         Assert.Contains("in memory only", Assert.Throws<DataValidationException>(() => TrainingRowBuffer.GrownRows(max, 784, "Features", canStream: false)).Message);
     }
+
+    /// <summary>Scoring wide rows: the live transformer's block held 2,048 rows whatever their width when the view does
+    /// not know its row count, 820 MB per cursor for 100,000 values, and at 1,100,000 values its size overflowed
+    /// (OverflowException from Transform's cursor). A block now holds at most 2^24 feature values; the scores are the
+    /// engine's.</summary>
+    [Theory]
+    [InlineData(100_000)]
+    [InlineData(1_100_000)]
+    public void WideRowsScoreInBlocksOfBoundedSize(int width)
+    {
+        var ml = new MLContext(seed: 1);
+        var def = SchemaDefinition.Create(typeof(Row));
+        def["Features"].ColumnType = new VectorDataViewType(NumberDataViewType.Single, width);
+        var rows = new List<float[]>();
+        var r = new Random(2);
+        for (int i = 0; i < 3; i++) rows.Add(Enumerable.Range(0, width).Select(_ => (float)r.NextDouble()).ToArray());
+        IEnumerable<Row> Rows() { foreach (var row in rows) yield return new Row { Features = row }; }
+        var view = ml.Data.LoadFromEnumerable(Rows(), def);
+        Assert.Null(view.GetRowCount());
+        var model = ml.DensityEstimation.Rbm(new RbmEstimator.Options
+        {
+            ModelOptions = new Models.Rbm.RbmOptions { HiddenUnits = 1, VisibleType = Models.Rbm.RbmVisibleType.Gaussian, MaxEpochs = 1, SamplingChains = 1 },
+        }).Fit(view);
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        var scored = model.Transform(view).GetColumn<float>("LogDensity").ToArray();
+        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        Assert.Equal(model.Model.LogDensity(RowMatrix.FromRows(rows)), scored);
+        Assert.True(allocated < 4L * ((1 << 24) + 4 * width), $"scoring 3 rows of {width} values allocated {allocated:N0} bytes");
+    }
 }
