@@ -244,9 +244,8 @@ public abstract class DensityEstimator<TModel, TModelOptions> : IEstimator<Densi
     {
         var cancellationToken = _options.CancellationToken;
         cancellationToken.ThrowIfCancellationRequested();
-        long? known = data.GetRowCount();
-        int capacity = known is long k && k > 0 && k < int.MaxValue / Math.Max(1, dimension) ? (int)k : 1024;
-        var values = new float[(long)capacity * dimension];
+        int capacity = TrainingRowBuffer.InitialRows(data.GetRowCount(), dimension);
+        var values = new float[capacity * dimension];
         int rows = 0;
         using (var cursor = data.GetRowCursor(new[] { column }))
         {
@@ -256,8 +255,8 @@ public abstract class DensityEstimator<TModel, TModelOptions> : IEstimator<Densi
             {
                 if (rows == capacity)
                 {
-                    capacity = checked(capacity * 2);
-                    Array.Resize(ref values, checked(capacity * dimension));
+                    capacity = TrainingRowBuffer.GrownRows(capacity, dimension, column.Name, CanStream);
+                    Array.Resize(ref values, capacity * dimension);
                 }
                 getter(ref buffer);
                 if (buffer.Length != dimension)
@@ -319,5 +318,39 @@ public abstract class DensityEstimator<TModel, TModelOptions> : IEstimator<Densi
             else _channel.Info(MessageSensitivity.None, $"{_name}: {value}");
             _user?.Report(value);
         }
+    }
+}
+
+/// <summary>How many rows the in-memory Fit's buffer holds: bounded by what one array holds, and, while the row count is
+/// unknown, started small in bytes rather than rows. A fixed start of 1,024 rows allocated 400 MB for ten rows of 100,000
+/// values, and for a column of 2,200,000 values (a width the RBM trains) threw an unexplained OverflowException before a
+/// row was read; doubling past the array limit threw the same for data that still fitted.</summary>
+internal static class TrainingRowBuffer
+{
+    /// <summary>Values of the first buffer when the row count is unknown: 2^20 (4 MiB), at least one row.</summary>
+    internal const int InitialValues = 1 << 20;
+
+    /// <summary>The most rows of <paramref name="dimension"/> values one array holds.</summary>
+    internal static int MaxRows(int dimension) => Array.MaxLength / Math.Max(1, dimension);
+
+    /// <summary>The first buffer's rows: the known row count when one array holds it, else 1,024 rows or 4 MiB, whichever is less.</summary>
+    internal static int InitialRows(long? knownRows, int dimension)
+    {
+        int max = MaxRows(dimension);
+        if (knownRows is long k && k > 0 && k <= max) return (int)k;
+        return Math.Clamp(InitialValues / Math.Max(1, dimension), 1, Math.Min(1024, max));
+    }
+
+    /// <summary>The buffer's rows after it filled at <paramref name="rows"/>: doubled, up to what one array holds; a full
+    /// buffer at that limit is an error naming the column, the sizes and what to do.</summary>
+    internal static int GrownRows(int rows, int dimension, string columnName, bool canStream)
+    {
+        int max = MaxRows(dimension);
+        if (rows >= max)
+            throw new DataValidationException(rows, -1,
+                $"the data has more than {max} rows of {dimension} values, more than one array holds in memory ({Array.MaxLength} values); " +
+                (canStream ? "set TrainingData = DensityTrainingData.Streamed to train through a cursor without holding the data"
+                           : "train on fewer rows (this model trains in memory only)"), columnName);
+        return (int)Math.Min((long)rows * 2, max);
     }
 }

@@ -276,6 +276,9 @@ public class DensityTransformer : ITransformer
     /// </summary>
     private sealed class BlockCursor : DataViewRowCursor, ColumnCache.ISlot
     {
+        /// <summary>Feature values a block holds at most: 2^24 (64 MiB), all of <see cref="ScoringBlockRows"/> up to 8,192 columns.</summary>
+        internal const int MaxBlockValues = 1 << 24;
+
         private readonly Binding _b;
         private readonly DataViewRowCursor _input;
         private readonly bool[] _active;
@@ -302,8 +305,11 @@ public class DensityTransformer : ITransformer
             _needScores = b.NeedsScores(active);
             _needStdErr = b.StdErrIndex >= 0 && active[b.StdErrIndex];
             _needSample = b.NeedsSample(active);
-            // Buffers for the rows there are, not for the setting: a block of 50 rows costs 50 rows.
-            _capacity = inputRows is long known && known < b.Parent.ScoringBlockRows ? (int)Math.Max(1, known) : b.Parent.ScoringBlockRows;
+            // Buffers for the rows there are, not for the setting: a block of 50 rows costs 50 rows. And for wide rows at most
+            // MaxBlockValues feature values: 2,048 rows of 100,000 values took 820 MB per cursor, and at 1,100,000 values
+            // the size overflowed (OverflowException). A row's scores do not depend on its block.
+            int rows = inputRows is long known && known < b.Parent.ScoringBlockRows ? (int)Math.Max(1, known) : b.Parent.ScoringBlockRows;
+            _capacity = Math.Min(rows, Math.Max(1, MaxBlockValues / _dim));
             bool needFeatures = _needScores || _needSample;
             _features = needFeatures ? input.GetGetter<VBuffer<float>>(b.FeatureColumn) : null;
             _block = needFeatures ? new float[_capacity * _dim] : Array.Empty<float>();
