@@ -118,11 +118,12 @@ public abstract class DensityEstimator<TModel, TModelOptions> : IEstimator<Densi
             try { sized.PredictModelSize(dim).EnsureFitsAFile(); }
             catch (DataValidationException e) when (IsEngineDataSource(e)) { throw InColumn(e, column.Name); }
         }
-        if (_options.TrainingData == DensityTrainingData.Streamed) return FitStreamed(trainData, column, validationData, dim);
+        // The validation view's schema before a row of either view is read: it was checked only after the training view
+        // had been copied, which for a large view meant minutes before a schema error.
+        DataViewSchema.Column? validationColumn = validationData is null ? null : CheckValidationShape(validationData.Schema, dim);
+        if (_options.TrainingData == DensityTrainingData.Streamed) return FitStreamed(trainData, column, validationData, validationColumn, dim);
         var data = ReadRows(trainData, column, dim);
-        RowMatrix? validation = null;
-        if (validationData is not null)
-            validation = ReadRows(validationData, CheckValidationShape(validationData.Schema, dim), dim);
+        RowMatrix? validation = validationData is null ? null : ReadRows(validationData, validationColumn!.Value, dim);
 
         using var channel = ((IHostEnvironment)_mlContext).Start(Name);
         channel.Info(MessageSensitivity.None,
@@ -147,14 +148,15 @@ public abstract class DensityEstimator<TModel, TModelOptions> : IEstimator<Densi
     /// <summary>Fit through cursors: the engine reads the feature column pass by pass (training, validation, then one
     /// scoring pass for the threshold) and never holds it whole; every complete pass over the training view, the
     /// threshold's included, must be its first pass again (<see cref="RowStream.SamePasses"/>).</summary>
-    private DensityTransformer<TModel> FitStreamed(IDataView trainData, DataViewSchema.Column column, IDataView? validationData, int dim)
+    private DensityTransformer<TModel> FitStreamed(IDataView trainData, DataViewSchema.Column column, IDataView? validationData,
+        DataViewSchema.Column? validationColumn, int dim)
     {
         // The threshold's scoring pass comes after the Fit: through SamePasses it is compared with the Fit's first pass
         // like every pass of the Fit (the engine's checks share the record), so a view that changed only in that last
         // pass is refused rather than setting the threshold from other rows.
         var data = RowStream.SamePasses(new DataViewRowStream(trainData, column, dim, _options.CancellationToken), DataValidation.TrainingData);
         var validation = validationData is null ? null
-            : new DataViewRowStream(validationData, CheckValidationShape(validationData.Schema, dim), dim, _options.CancellationToken);
+            : new DataViewRowStream(validationData, validationColumn!.Value, dim, _options.CancellationToken);
         using var channel = ((IHostEnvironment)_mlContext).Start(Name);
         channel.Info(MessageSensitivity.None, $"{Name}: training streamed from the cursor ({dim} columns" +
             (data.Count is long n ? $", {n} rows" : "") + $"; shuffle buffer {(_options.ShuffleBufferRows > 0 ? _options.ShuffleBufferRows.ToString() : "automatic")}).");

@@ -81,8 +81,9 @@ public abstract class DensityEstimatorOptions
     public double Contamination { get; set; } = DensityEstimatorDefaults.Contamination;
 
     /// <summary>Rows the live transformer reads ahead and scores with one batched engine call (the engine parallelises
-    /// inside a block); its buffers hold this many rows (features, pass-through columns, samples), fewer when the rows have
-    /// more than 8,192 values (a block holds at most 2^24 feature values, 64 MiB; scores do not depend on it). In [1,
+    /// inside a block); its buffers hold this many rows (features, pass-through columns, samples), fewer when a row holds
+    /// more than 8,192 values (a block holds at most 2^24 values of features, samples and known-size vector pass-through
+    /// columns, 64 MiB; scores do not depend on it). In [1,
     /// <see cref="MaxScoringBlockRows"/>]. Default <see cref="DensityEstimatorDefaults.ScoringBlockRows"/>.</summary>
     public int ScoringBlockRows { get; set; } = DensityEstimatorDefaults.ScoringBlockRows;
 

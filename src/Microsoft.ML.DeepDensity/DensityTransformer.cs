@@ -276,7 +276,8 @@ public class DensityTransformer : ITransformer
     /// </summary>
     private sealed class BlockCursor : DataViewRowCursor, ColumnCache.ISlot
     {
-        /// <summary>Feature values a block holds at most: 2^24 (64 MiB), all of <see cref="ScoringBlockRows"/> up to 8,192 columns.</summary>
+        /// <summary>Values a block holds at most (features, samples, known-size vector pass-through columns): 2^24 (64 MiB),
+        /// all of <see cref="ScoringBlockRows"/> up to 8,192 values per row.</summary>
         internal const int MaxBlockValues = 1 << 24;
 
         private readonly Binding _b;
@@ -305,12 +306,16 @@ public class DensityTransformer : ITransformer
             _needScores = b.NeedsScores(active);
             _needStdErr = b.StdErrIndex >= 0 && active[b.StdErrIndex];
             _needSample = b.NeedsSample(active);
-            // Buffers for the rows there are, not for the setting: a block of 50 rows costs 50 rows. And for wide rows at most
-            // MaxBlockValues feature values: 2,048 rows of 100,000 values took 820 MB per cursor, and at 1,100,000 values
-            // the size overflowed (OverflowException). A row's scores do not depend on its block.
-            int rows = inputRows is long known && known < b.Parent.ScoringBlockRows ? (int)Math.Max(1, known) : b.Parent.ScoringBlockRows;
-            _capacity = Math.Min(rows, Math.Max(1, MaxBlockValues / _dim));
             bool needFeatures = _needScores || _needSample;
+            // Buffers for the rows there are, not for the setting: a block of 50 rows costs 50 rows. And for wide rows at most
+            // MaxBlockValues values held per block (features, samples, known-size vector pass-through columns): 2,048 rows
+            // of 100,000 features took 820 MB per cursor, at 1,100,000 the size overflowed (OverflowException), and a
+            // 150,000-value image passing through beside 4 features held 1.2 GB. A row's scores do not depend on its block.
+            long rowValues = (needFeatures ? _dim : 0) + (_needSample ? _dim : 0);
+            for (int i = 0; i < active.Length; i++)
+                if (active[i] && b.InputIndex(i) is int k and >= 0 && b.InputSchema[k].Type is VectorDataViewType { Size: > 0 } passed) rowValues += passed.Size;
+            int rows = inputRows is long known && known < b.Parent.ScoringBlockRows ? (int)Math.Max(1, known) : b.Parent.ScoringBlockRows;
+            _capacity = (int)Math.Min(rows, Math.Max(1, MaxBlockValues / Math.Max(1, rowValues)));
             _features = needFeatures ? input.GetGetter<VBuffer<float>>(b.FeatureColumn) : null;
             _block = needFeatures ? new float[_capacity * _dim] : Array.Empty<float>();
             _logDensity = _needScores ? new float[_capacity] : Array.Empty<float>();

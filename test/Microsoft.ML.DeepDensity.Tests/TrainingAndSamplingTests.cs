@@ -43,6 +43,40 @@ public class TrainingAndSamplingTests
         Assert.Equal("validationData", e.ParamName);
     }
 
+    /// <summary>A validation view whose column is missing or of the wrong type is refused from its schema before a row of
+    /// either view is read, and the message says it is the validation view's: the row estimators checked it only after
+    /// copying the whole training view, and the whole-sequence one also said "Sequence column 'Features' not found in
+    /// the input schema", true only of the validation view.</summary>
+    [Theory]
+    [InlineData("rows", DensityTrainingData.InMemory)]
+    [InlineData("rows", DensityTrainingData.Streamed)]
+    [InlineData("sequences", DensityTrainingData.InMemory)]
+    public void AValidationViewWithABadSchemaIsRefusedBeforeARowIsRead(string form, DensityTrainingData training)
+    {
+        var ml = new MLContext(seed: 1);
+        int reads = 0;
+        IEnumerable<T> Counted<T>(IEnumerable<T> rows) { foreach (var row in rows) { reads++; yield return row; } }
+        foreach (var validation in new[]
+        {
+            ml.Data.LoadFromEnumerable(new[] { new SchemaAndDataErrorTests.OtherName() }),
+            ml.Data.LoadFromEnumerable(new[] { new SchemaAndDataErrorTests.Scalar() }),
+        })
+        {
+            var e = Assert.ThrowsAny<ArgumentException>(() =>
+            {
+                if (form == "rows")
+                    ml.DensityEstimation.Rnade(TestData.SmallRnade(o => o.TrainingData = training)).Fit(ml.Data.LoadFromEnumerable(Counted(TestData.Blob(50))), validation);
+                else
+                    ml.DensityEstimation.RnnRnade(new SequenceDensityEstimator.Options { FrameSize = 2 }, new() { HiddenUnits = 4, RecurrentUnits = 4, MaxEpochs = 1 })
+                        .Fit(ml.Data.LoadFromEnumerable(Counted(new[] { new RnnRnadeTransformerTests.SequenceRow { Features = new float[] { 1, 2, 3, 4 } } })), validation);
+            });
+            Assert.StartsWith("The validation data: ", e.Message);
+            Assert.Contains("'Features'", e.Message);
+            Assert.Equal("validationData", e.ParamName);
+            Assert.Equal(0, reads);
+        }
+    }
+
     /// <summary>Every epoch of an RBM with Gaussian units went to MLContext.Log as a warning (its training figure is NaN:
     /// it has no likelihood, and NaN meant "diverged"); its epochs are information, like every other model's.</summary>
     [Fact]

@@ -110,6 +110,10 @@ public sealed class SequenceDensityEstimator : IEstimator<SequenceDensityTransfo
         // Before training: the fitted model would refuse this schema at Transform (a saved one would lose the column).
         ReservedColumns.Check(trainData.Schema);
         var o = _options;
+        // Both views' columns before a row is read, the validation view's named as such (the message was the training
+        // view's, "Sequence column 'Features' not found", and came after the whole training view had been read).
+        SequenceColumn.Check(trainData.Schema, o.FeatureColumnName);
+        if (validationData is not null) SequenceColumn.CheckValidation(validationData.Schema, o.FeatureColumnName);
         var data = SequenceColumn.Read(trainData, o.FeatureColumnName, o.FrameSize, DataValidation.TrainingData, o.CancellationToken);
         var validation = validationData is null ? null
             : SequenceColumn.Read(validationData, o.FeatureColumnName, o.FrameSize, DataValidation.ValidationData, o.CancellationToken);
@@ -258,6 +262,18 @@ internal static class SequenceColumn
             throw new ArgumentOutOfRangeException(nameof(schema),
                 $"Sequence column '{column.Name}' must be a vector of Single (frames back to back), but is {column.Type}{FeatureColumnCheck.Remedy(column.Name, column.Type)}.");
         return column;
+    }
+
+    /// <summary><see cref="Check"/> for the validation view of a Fit, saying which view failed it (the user passed two),
+    /// as the row estimators do.</summary>
+    public static DataViewSchema.Column CheckValidation(DataViewSchema schema, string columnName)
+    {
+        try { return Check(schema, columnName); }
+        catch (ArgumentOutOfRangeException e)
+        {
+            string message = e.ParamName is string p && e.Message.IndexOf($" (Parameter '{p}')", StringComparison.Ordinal) is int cut and >= 0 ? e.Message[..cut] : e.Message;
+            throw new ArgumentOutOfRangeException("validationData", $"The validation data: {message}");
+        }
     }
 
     /// <summary>The input schema with the whole-sequence outputs added (a same-named column replaced in its place, as the
