@@ -117,4 +117,16 @@ public class FrameRowTimeOrderTests
         Assert.Contains("Order column 'Order' must be numeric or a time (DateTime, DateTimeOffset, TimeSpan)",
             Assert.ThrowsAny<ArgumentException>(() => Estimator(ml).GetOutputSchema(SchemaShapeFactory.FromType<TextOrderFrame>(ml))).Message);
     }
+
+    /// <summary>One column named as both sequence id and order was accepted, and every row became a one-frame sequence
+    /// of its own (found by a new-user trial); the options refuse it, as ddml does.</summary>
+    [Fact]
+    public void OneColumnAsBothIdAndOrderIsRefused()
+    {
+        var ml = new MLContext(seed: 1);
+        var e = Assert.ThrowsAny<ArgumentException>(() => ml.DensityEstimation.RnnRnade("Features", "Order", "Order"));
+        Assert.Contains("must name three columns", e.Message);
+        Assert.Equal("OrderColumnName", e.ParamName);
+        Assert.ThrowsAny<ArgumentException>(() => ml.DensityEstimation.RnnRnade(new RnnRnadeFrameEstimator.Options { SequenceIdColumnName = "Features" }));
+    }
 }
