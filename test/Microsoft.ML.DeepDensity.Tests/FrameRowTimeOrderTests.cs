@@ -125,7 +125,7 @@ public class FrameRowTimeOrderTests
     {
         var ml = new MLContext(seed: 1);
         var e = Assert.ThrowsAny<ArgumentException>(() => ml.DensityEstimation.RnnRnade("Features", "Order", "Order"));
-        Assert.Contains("must name three columns", e.Message);
+        Assert.Contains("Input column names must be distinct (got FeatureColumnName = Features, SequenceIdColumnName = Order, OrderColumnName = Order)", e.Message);
         Assert.Equal("OrderColumnName", e.ParamName);
         Assert.ThrowsAny<ArgumentException>(() => ml.DensityEstimation.RnnRnade(new RnnRnadeFrameEstimator.Options { SequenceIdColumnName = "Features" }));
     }

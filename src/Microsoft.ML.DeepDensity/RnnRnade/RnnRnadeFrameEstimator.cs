@@ -55,11 +55,6 @@ public sealed class RnnRnadeFrameEstimator : IEstimator<SequenceDensityTransform
                 new[] { (nameof(FeatureColumnName), FeatureColumnName), (nameof(SequenceIdColumnName), SequenceIdColumnName), (nameof(OrderColumnName), OrderColumnName) },
                 new[] { (nameof(LogDensityColumnName), LogDensityColumnName), (nameof(ScoreColumnName), ScoreColumnName), (nameof(PredictedLabelColumnName), PredictedLabelColumnName) },
                 Contamination);
-            // One column as both id and order was accepted: every row became a one-frame sequence of its own (ddml refuses it too).
-            if (string.Equals(SequenceIdColumnName, OrderColumnName, StringComparison.Ordinal) || string.Equals(FeatureColumnName, SequenceIdColumnName, StringComparison.Ordinal)
-                || string.Equals(FeatureColumnName, OrderColumnName, StringComparison.Ordinal))
-                throw new ArgumentException($"FeatureColumnName, SequenceIdColumnName and OrderColumnName must name three columns (got '{FeatureColumnName}', " +
-                    $"'{SequenceIdColumnName}' and '{OrderColumnName}'): with the id as the order, every row would be a one-frame sequence of its own.", nameof(OrderColumnName));
             ArgumentNullException.ThrowIfNull(ModelOptions, nameof(ModelOptions));
             ModelOptions.Validate();
         }
