@@ -52,10 +52,7 @@ public static class FitCommand
         });
 
         int Body(ParseResult parse) => parse.GetValue(model) == SequenceCommands.ModelName
-            ? parse.GetValue(validation) is not null
-                ? throw new CliException(ExitCodes.UsageError, "--validation is not available for rnnrnade: a seeded fraction of the training sequences " +
-                                                              "is held out for early stopping (-p ValidationFraction=F).")
-                : SequenceCommands.Fit(console, parse.GetValue(train)!, parse.GetValue(output)!, parse.GetValue(sequenceId), parse.GetValue(order),
+            ? SequenceCommands.Fit(console, parse.GetValue(train)!, parse.GetValue(output)!, parse.GetValue(validation), parse.GetValue(sequenceId), parse.GetValue(order),
                 parse.GetValue(label), Split(parse.GetValue(exclude)), parse.GetValue(seed), parse.GetValue(epochs), parse.GetValue(contamination),
                 parse.GetValue(parameters) ?? Array.Empty<string>())
             : Run(console,

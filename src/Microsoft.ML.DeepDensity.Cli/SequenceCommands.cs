@@ -3,6 +3,7 @@ using Microsoft.ML.Data;
 using Microsoft.ML.DeepDensity.Data;
 using Microsoft.ML.DeepDensity.Models.RnnRnade;
 using Microsoft.ML.DeepDensity.Training;
+using Microsoft.ML.DeepDensity.Transforms;
 
 namespace Microsoft.ML.DeepDensity.Cli;
 
@@ -19,7 +20,7 @@ public static class SequenceCommands
     /// <summary>Longest recorded median training length that 'sample' takes as its default length (a longer one needs --length).</summary>
     public const int MaxDefaultSampleLength = 1_000_000;
 
-    public static int Fit(DdmlConsole console, string trainFile, string outFile, string? sequenceId, string? orderName, string? labelColumn,
+    public static int Fit(DdmlConsole console, string trainFile, string outFile, string? validationFile, string? sequenceId, string? orderName, string? labelColumn,
         string[] excluded, ulong? seed, int? epochs, double contamination, string[] parameters)
     {
         if (sequenceId is null || orderName is null)
@@ -43,11 +44,18 @@ public static class SequenceCommands
         var names = columns.Select(c => table.Header[c]).ToArray();
         var data = SequenceFrames.Read(table, columns, idIndex, orderIndex);
         var frames = data.Frames;
+        // Validation frame rows (e.g. the later part of one long series), read by name like the row models' file.
+        CsvTable? validTable = validationFile is null ? null : CsvTable.Read(validationFile);
+        var validColumns = validTable is null ? null : names.Select(n => validTable.ColumnIndex(n, "feature")).ToArray();
+        var valid = validTable is null ? null
+            : SequenceFrames.Read(validTable, validColumns!, validTable.ColumnIndex(sequenceId, "sequence-id"), validTable.ColumnIndex(orderName, "order"));
 
         var ml = new MLContext(seed: 1);
         var history = new List<TrainingProgress>();
         var view = data.View(ml, Enumerable.Range(0, frames.Rows).ToArray());
-        console.Out.WriteLine($"fit {ModelName}: {CsvTable.Count(data.Sequences.Count, "sequence")}, {CsvTable.Count(frames.Rows, "frame")} × {CsvTable.Count(frames.Columns, "feature")} from {Path.GetFileName(trainFile)}.");
+        var validView = valid?.View(ml, Enumerable.Range(0, valid.Frames.Rows).ToArray());
+        console.Out.WriteLine($"fit {ModelName}: {CsvTable.Count(data.Sequences.Count, "sequence")}, {CsvTable.Count(frames.Rows, "frame")} × {CsvTable.Count(frames.Columns, "feature")} from {Path.GetFileName(trainFile)}" +
+                              (valid is null ? "" : $", {CsvTable.Count(valid.Sequences.Count, "validation sequence")} ({CsvTable.Count(valid.Frames.Rows, "frame")}) from {Path.GetFileName(validationFile)}") + ".");
         FitCommand.ReportTextColumns(console, table, columns, skip, labelColumn is not null);
         var display = new TrainingDisplay(console.Out, console.LiveProgress);
         var transformer = display.Run(ModelName, engine.MaxEpochs, progress =>
@@ -58,7 +66,10 @@ public static class SequenceCommands
                 Contamination = contamination, ModelOptions = engine, CancellationToken = console.Interrupts.Abort,
                 Progress = new Progress(history, progress),
             });
-            try { return estimator.Fit(view); }
+            try { return estimator.Fit(view, validView); }
+            catch (DataValidationException e) when (validTable is not null && e.InnerException is DataValidationException inner
+                                                    && e.Problem.EndsWith(RnnRnadeFrameEstimator.InTheValidationData, StringComparison.Ordinal))
+            { throw FitCommand.MapDataError(inner, validTable, validColumns!, names); }
             catch (DataValidationException e) { throw FitCommand.MapDataError(e, table, columns, names); }
             catch (ArgumentException e) { throw new CliException(ExitCodes.TrainingFailed, $"cannot train {ModelName} on this data: {e.Message}", e); }
         });

@@ -249,10 +249,28 @@ public class SequenceTests : IDisposable
         var r = _h.Run("fit", train, "-m", "rnnrnade", "--sequence-id", "seq", "--order", "nope", "-o", _h.PathOf("x.zip"));
         Assert.Equal(ExitCodes.BadData, r.Exit);
         Assert.Contains("the order column 'nope' is not in the header", r.Err);
-        var v = _h.Run("fit", train, "-m", "rnnrnade", "--sequence-id", "seq", "--order", "t", "--validation", train, "-o", _h.PathOf("x.zip"));
-        Assert.Equal(ExitCodes.UsageError, v.Exit);
-        Assert.Contains("ValidationFraction", v.Err);
+        // A validation file needs the sequence-id and order columns too, and says which file lacks them.
+        var noOrder = _h.Write("valid-no-order.csv", "seq,a,b,spike,anom\ns0,0.1,0.2,0,0\n");
+        var v = _h.Run("fit", train, "-m", "rnnrnade", "--sequence-id", "seq", "--order", "t", "--validation", noOrder, "-o", _h.PathOf("x.zip"));
+        Assert.Equal(ExitCodes.BadData, v.Exit);
+        Assert.Contains("valid-no-order.csv", v.Err);
+        Assert.Contains("the order column 't' is not in the header", v.Err);
         _h.AssertNoPartialFiles(_h.PathOf("x.zip"));
+    }
+
+    /// <summary>--validation with frame rows: the validation file's sequences are the engine's validation set (before,
+    /// rnnrnade refused --validation, so one long series had no held-out data).</summary>
+    [Fact]
+    public void ValidationFrameRowsAreTheEnginesValidationSet()
+    {
+        var train = Frames("train.csv", 12, 1);
+        var valid = Frames("valid.csv", 5, 2, shuffled: true);
+        var zip = Fit(train, "--validation", valid);
+        var model = new MLContext(seed: 1).Model.Load(zip, out _).GetSequenceDensityModel();
+        var options = new Models.RnnRnade.RnnRnadeOptions { HiddenUnits = 6, RecurrentUnits = 4, MaxEpochs = 4 };
+        var engine = Models.RnnRnade.RnnRnadeModel.Fit(Sequences(train).Batch, options, Sequences(valid).Batch);
+        Assert.Equal(engine.ToBytes(), model.ToBytes());
+        Assert.NotEqual(Models.RnnRnade.RnnRnadeModel.Fit(Sequences(train).Batch, options).ToBytes(), model.ToBytes());
     }
 
     /// <summary>Ctrl+C: the first stops training and saves the model so far (exit 130), the second writes nothing.</summary>

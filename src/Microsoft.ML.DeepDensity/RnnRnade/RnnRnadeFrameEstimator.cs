@@ -72,26 +72,53 @@ public sealed class RnnRnadeFrameEstimator : IEstimator<SequenceDensityTransform
 
     /// <summary>Trains on the sequences formed by the rows of <paramref name="input"/> (see the grouping rule).</summary>
     /// <param name="input">The frame rows: feature vector, sequence id and order columns.</param>
-    public SequenceDensityTransformer Fit(IDataView input)
+    public SequenceDensityTransformer Fit(IDataView input) => Fit(input, null);
+
+    /// <summary>Trains, with the sequences of <paramref name="validationData"/> (frame rows with the same columns) as the
+    /// validation set for early stopping, e.g. the later part of a single long series.</summary>
+    /// <param name="trainData">The training frame rows: feature vector, sequence id and order columns.</param>
+    /// <param name="validationData">Validation frame rows, or null for the model's own held-out fraction (of the sequences,
+    /// or of the training windows when there are too few sequences; see <see cref="RnnRnadeOptions.TrainingWindow"/>).</param>
+    public SequenceDensityTransformer Fit(IDataView trainData, IDataView? validationData)
     {
-        ArgumentNullException.ThrowIfNull(input);
+        ArgumentNullException.ThrowIfNull(trainData);
         _options.Validate();
         // Before training: the fitted model would refuse this schema at Transform (a saved one would lose the column).
-        ReservedColumns.Check(input.Schema);
+        ReservedColumns.Check(trainData.Schema);
         var o = _options;
         o.CancellationToken.ThrowIfCancellationRequested();
-        var inputs = Inputs(input.Schema).Fit(input).Transform(input);
+        var inputs = Inputs(trainData.Schema).Fit(trainData).Transform(trainData);
+        // The validation view's columns before a row of either view is read, and named as that view's.
+        IDataView? validationInputs = null;
+        if (validationData is not null)
+        {
+            try { validationInputs = Inputs(validationData.Schema).Fit(validationData).Transform(validationData); }
+            catch (ArgumentException e) when (e is not DataValidationException)
+            {
+                string message = e.ParamName is string p && e.Message.IndexOf($" (Parameter '{p}')", StringComparison.Ordinal) is int cut and >= 0 ? e.Message[..cut] : e.Message;
+                throw new ArgumentOutOfRangeException(nameof(validationData), $"The validation data: {message}");
+            }
+            if (validationInputs.Schema[RnnRnadeSurrogate.FeatureCol].Type is VectorDataViewType v && inputs.Schema[RnnRnadeSurrogate.FeatureCol].Type is VectorDataViewType t && v.Size != t.Size)
+                throw new ArgumentOutOfRangeException(nameof(validationData),
+                    $"Feature column '{o.FeatureColumnName}' of the validation data has {v.Size} slots but the training data's has {t.Size}.");
+        }
         // From the schema's frame width, before the frame rows are read and grouped (the engine checks again at its Fit).
         if (inputs.Schema[RnnRnadeSurrogate.FeatureCol].Type is VectorDataViewType { Size: > 0 } frame)
             o.ModelOptions.PredictModelSize(frame.Size).EnsureFitsAFile();
         var data = Read(inputs);
+        SequenceBatch? validation = null;
+        if (validationInputs is not null)
+        {
+            try { validation = Read(validationInputs); }
+            catch (DataValidationException e) { throw new DataValidationException(e.Row, e.Column, e.Problem + InTheValidationData, e.DataSource, e); }
+        }
         using var channel = ((IHostEnvironment)_ml).Start("RnnRnade");
         channel.Info(MessageSensitivity.None, $"RnnRnade: training on {data.Count} sequences ({data.TotalFrames} frame rows).");
-        var model = RnnRnadeModel.Fit(data, o.ModelOptions, null, RnnRnadeColumns.Progress(channel, o.Progress), o.CancellationToken);
+        var model = RnnRnadeModel.Fit(data, o.ModelOptions, validation, RnnRnadeColumns.Progress(channel, o.Progress), o.CancellationToken);
         var frames = RnnRnadeColumns.ScoreFramesCancellably(model, data, o.CancellationToken);
         var scores = frames.Select(Scoring.ScoreFromLogDensity).ToArray();
         float threshold = Scoring.Threshold(scores, o.Contamination);
-        var chain = RnnRnadeSurrogate.AppendModel(_ml, Inputs(input.Schema), model, threshold, new[] { o.FeatureColumnName, o.SequenceIdColumnName, o.OrderColumnName })
+        var chain = RnnRnadeSurrogate.AppendModel(_ml, Inputs(trainData.Schema), model, threshold, new[] { o.FeatureColumnName, o.SequenceIdColumnName, o.OrderColumnName })
             .Append<ITransformer>(_ml.Transforms.StatefulCustomMapping(new RnnRnadeSurrogate.FrameFactory().GetMapping(),
                 new RnnRnadeSurrogate.FrameFactory().GetStateInitAction(), RnnRnadeSurrogate.FrameFactory.ContractName));
         chain = RnnRnadeSurrogate.Finish(_ml, chain, new[]
@@ -102,7 +129,7 @@ public sealed class RnnRnadeFrameEstimator : IEstimator<SequenceDensityTransform
                    RnnRnadeSurrogate.ScoreCol, RnnRnadeSurrogate.PredictedCol });
         var (feature, id, order) = (o.FeatureColumnName, o.SequenceIdColumnName, o.OrderColumnName);
         int frameSize = model.FrameSize;
-        return new SequenceDensityTransformer(chain.Fit(input), model, threshold, schema => CheckColumns(schema, feature, id, order, frameSize),
+        return new SequenceDensityTransformer(chain.Fit(trainData), model, threshold, schema => CheckColumns(schema, feature, id, order, frameSize),
             new[] { feature, id, order }, streamsRows: true);
     }
 
@@ -143,6 +170,10 @@ public sealed class RnnRnadeFrameEstimator : IEstimator<SequenceDensityTransform
             throw new ArgumentOutOfRangeException(nameof(schema), $"Order column '{order.Name}' must be {OrderTypes}, but is {order.Type}.");
         return (frame, id, order);
     }
+
+    /// <summary>Ends the problem of an error about a row of Fit's validation view (whose row and column are that view's;
+    /// the inner exception states the problem as a training row's would be).</summary>
+    public const string InTheValidationData = " in the validation data";
 
     /// <summary>What an order column may be, in messages.</summary>
     private const string OrderTypes = "numeric or a time (DateTime, DateTimeOffset, TimeSpan)";

@@ -67,7 +67,14 @@ public sealed class RnnRnadeModel : SequenceDensityModel
         if (validation is not null) DataValidation.CheckTrainingData(validation, InputDomain.Real, "validation sequences", d);
         var (trainPart, validPart) = TrainingLoop.Split(TrainingData.From(data),
             validation is null ? null : TrainingData.From(validation), options.ValidationFraction, options.Seed);
-        var train = Gather(trainPart);
+        // Held-out sequences are whole ones when there are enough to split; too few (one long series) and the split is
+        // made among the training windows instead, so that early stopping still has held-out frames.
+        if (validation is null && validPart is null && options.TrainingWindow > 0)
+        {
+            var windows = InWindows(data, options.TrainingWindow);
+            if (windows.Count > data.Count) (trainPart, validPart) = TrainingLoop.Split(TrainingData.From(windows), null, options.ValidationFraction, options.Seed);
+        }
+        var train = InWindows(Gather(trainPart), options.TrainingWindow);
         var trainFrames = new RowMatrix(train.AsSpan().ToArray(), train.TotalFrames, d);
         var standardizer = options.Standardize ? ColumnStandardizer.Fit(trainFrames) : ColumnStandardizer.Identity(d);
         var modelTrain = Standardized(train, standardizer);
@@ -83,6 +90,28 @@ public sealed class RnnRnadeModel : SequenceDensityModel
         var summary = TrainingLoop.Run(new PerFrameObjective(objective), TrainingData.From(modelTrain),
             modelValid is null ? null : TrainingData.From(modelValid), options, progress, cancellationToken);
         return ModelFile.EnsureTrainedModelLoadable(new RnnRnadeModel(network, standardizer) { TrainingSummary = summary });
+    }
+
+    /// <summary>
+    /// The sequences cut into training windows of at most <paramref name="window"/> frames (0: the sequences as they are):
+    /// a sequence of L frames becomes ⌈L / window⌉ consecutive windows whose lengths differ by at most one (the longer
+    /// ones first), so no window is a stub of a frame or two. The windows share <paramref name="sequences"/>' values.
+    /// </summary>
+    internal static SequenceBatch InWindows(SequenceBatch sequences, int window)
+    {
+        if (window <= 0) return sequences;
+        long count = 0;
+        for (int i = 0; i < sequences.Count; i++) count += (sequences.Length(i) + (long)window - 1) / window;
+        if (count == sequences.Count) return sequences;
+        var offsets = new int[checked((int)count + 1)];
+        int k = 0;
+        for (int i = 0; i < sequences.Count; i++)
+        {
+            int length = sequences.Length(i), pieces = (int)((length + (long)window - 1) / window);
+            int shortLength = length / pieces, longer = length % pieces, at = sequences.Offsets[i];
+            for (int p = 0; p < pieces; p++) { at += shortLength + (p < longer ? 1 : 0); offsets[++k] = at; }
+        }
+        return new SequenceBatch(sequences.Values, offsets, sequences.FrameSize);
     }
 
     /// <summary>All examples of a training split as one sequence batch.</summary>

@@ -1,0 +1,85 @@
+using Microsoft.ML.DeepDensity.Data;
+using Microsoft.ML.DeepDensity.Models.RnnRnade;
+
+namespace Microsoft.ML.DeepDensity.Tests.RnnRnade;
+
+/// <summary>
+/// <see cref="RnnRnadeOptions.TrainingWindow"/>: long training sequences are cut into windows (truncated back-propagation
+/// through time), so a single long series trains on many examples with a held-out split instead of one sequence a step.
+/// </summary>
+public class RnnRnadeTrainingWindowTests
+{
+    private static RnnRnadeOptions Options(int window) => new()
+    {
+        HiddenUnits = 6, Components = 2, RecurrentUnits = 5, MaxEpochs = 3, BatchSize = 8, SequencesPerBlock = 3, TrainingWindow = window,
+    };
+
+    [Fact]
+    public void LongSequencesAreCutIntoEvenConsecutiveWindowsThatShareTheValues()
+    {
+        int[] lengths = { 1, 64, 65, 130, 200, 3 };
+        var offsets = new int[lengths.Length + 1];
+        for (int i = 0; i < lengths.Length; i++) offsets[i + 1] = offsets[i] + lengths[i];
+        var values = new float[offsets[^1] * 2];
+        for (int i = 0; i < values.Length; i++) values[i] = i;
+        var batch = new SequenceBatch(values, offsets, 2);
+
+        var windows = RnnRnadeModel.InWindows(batch, 64);
+        var windowLengths = Enumerable.Range(0, windows.Count).Select(windows.Length).ToArray();
+        // 65 → 33 + 32 (not 64 + a one-frame stub); 130 → 44 + 43 + 43; 200 → four of 50.
+        Assert.Equal(new[] { 1, 64, 33, 32, 44, 43, 43, 50, 50, 50, 50, 3 }, windowLengths);
+        Assert.Same(values, windows.Values);
+        Assert.Equal(batch.TotalFrames, windows.TotalFrames);
+        // Every window lies inside one sequence: no window crosses a sequence boundary.
+        var starts = new HashSet<int>(windows.Offsets);
+        Assert.All(offsets, o => Assert.Contains(o, starts));
+
+        Assert.Same(batch, RnnRnadeModel.InWindows(batch, 0));      // whole sequences
+        Assert.Same(batch, RnnRnadeModel.InWindows(batch, 200));    // nothing longer than the window
+    }
+
+    [Fact]
+    public void AWindowLongerThanEverySequenceChangesNothing()
+    {
+        var data = RnnRnadeModelTests.VarSequences(30, 8, 21);
+        byte[] whole = RnnRnadeModel.Fit(data, Options(0)).ToBytes();
+        Assert.Equal(whole, RnnRnadeModel.Fit(data, Options(8)).ToBytes());
+        Assert.Equal(whole, RnnRnadeModel.Fit(data, Options(RnnRnadeOptions.Defaults.TrainingWindow)).ToBytes());
+        Assert.NotEqual(whole, RnnRnadeModel.Fit(data, Options(5)).ToBytes());
+    }
+
+    [Fact]
+    public void ASingleLongSeriesTrainsOnWindowsWithAHeldOutSplit()
+    {
+        var series = RnnRnadeModelTests.VarSequences(1, 600, 5);
+
+        // Whole: one example, so no held-out split and one sequence per epoch.
+        var whole = RnnRnadeModel.Fit(series, Options(0)).TrainingSummary!;
+        Assert.All(whole.History, h => Assert.Null(h.ValidationLogLikelihood));
+
+        // Windows of 30: 20 examples, two held out (the validation fraction's 10 %), so early stopping has data.
+        var windowed = RnnRnadeModel.Fit(series, Options(30)).TrainingSummary!;
+        Assert.All(windowed.History, h => Assert.True(h.ValidationLogLikelihood is double v && double.IsFinite(v)));
+        Assert.True(double.IsFinite(windowed.BestValidationLogLikelihood));
+    }
+
+    [Fact]
+    public void ValidationSequencesGivenToFitAreNotCut()
+    {
+        // The validation figure is the model's log-likelihood per frame of the whole validation sequences.
+        var train = RnnRnadeModelTests.VarSequences(1, 300, 5);
+        var validation = RnnRnadeModelTests.VarSequences(2, 150, 6);
+        var o = Options(25);
+        o.EarlyStoppingPatience = 0;
+        var model = RnnRnadeModel.Fit(train, o, validation);
+        double perFrame = model.LogDensity(validation).Sum(v => (double)v) / validation.TotalFrames;
+        Assert.Equal(perFrame, model.TrainingSummary!.History[^1].ValidationLogLikelihood!.Value, 4);
+    }
+
+    [Fact]
+    public void ANegativeWindowIsRefusedByName()
+    {
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => Options(-1).Validate());
+        Assert.Contains(nameof(RnnRnadeOptions.TrainingWindow), e.Message);
+    }
+}

@@ -1,0 +1,89 @@
+using Microsoft.ML.Data;
+using Microsoft.ML.DeepDensity.Data;
+using Microsoft.ML.DeepDensity.Models.RnnRnade;
+using Microsoft.ML.DeepDensity.Randomness;
+using Microsoft.ML.DeepDensity.Transforms;
+
+namespace Microsoft.ML.DeepDensity.Tests;
+
+/// <summary>
+/// Frame rows with a validation view (<see cref="RnnRnadeFrameEstimator.Fit(IDataView, IDataView?)"/>), e.g. one long
+/// series whose later part is held out: the model is the engine's fitted with those validation sequences, and a bad
+/// validation view is refused naming it. Before, frame rows had no validation view at all.
+/// </summary>
+public class FrameRowValidationTests
+{
+    public sealed class Frame { [VectorType(2)] public float[] Features = new float[2]; public string SequenceId = ""; public int Order; }
+    public sealed class WideFrame { [VectorType(3)] public float[] Features = new float[3]; public string SequenceId = ""; public int Order; }
+    public sealed class NoOrderFrame { [VectorType(2)] public float[] Features = new float[2]; public string SequenceId = ""; }
+
+    /// <summary>One sensor's series of <paramref name="length"/> readings from step <paramref name="first"/> on.</summary>
+    private static List<Frame> Series(int first, int length, ulong seed)
+    {
+        var rng = new RandomStream(seed);
+        var rows = new List<Frame>();
+        for (int t = first; t < first + length; t++)
+        {
+            var f = new float[2];
+            rng.FillGaussian(f);
+            f[0] += MathF.Sin(t * 0.3f);
+            f[1] += MathF.Cos(t * 0.3f);
+            rows.Add(new Frame { Features = f, SequenceId = "pump", Order = t });
+        }
+        return rows;
+    }
+
+    private static RnnRnadeOptions ModelOptions() => new() { HiddenUnits = 4, Components = 2, RecurrentUnits = 4, MaxEpochs = 4, TrainingWindow = 40 };
+
+    private static RnnRnadeFrameEstimator Estimator(MLContext ml) => ml.DensityEstimation.RnnRnade(new RnnRnadeFrameEstimator.Options
+    {
+        FeatureColumnName = "Features", SequenceIdColumnName = "SequenceId", OrderColumnName = "Order", ModelOptions = ModelOptions(),
+    });
+
+    private static SequenceBatch AsSequence(List<Frame> rows)
+        => new(rows.SelectMany(r => r.Features).ToArray(), new[] { 0, rows.Count }, 2);
+
+    [Fact]
+    public void AValidationViewIsTheEnginesValidationSet()
+    {
+        var ml = new MLContext(seed: 1);
+        var train = Series(0, 400, 3);
+        var later = Series(400, 100, 4);
+        var fitted = Estimator(ml).Fit(ml.Data.LoadFromEnumerable(train), ml.Data.LoadFromEnumerable(later));
+
+        var engine = RnnRnadeModel.Fit(AsSequence(train), ModelOptions(), AsSequence(later));
+        Assert.Equal(engine.ToBytes(), fitted.Model.ToBytes());
+        var summary = ((RnnRnadeModel)fitted.Model).TrainingSummary!;
+        Assert.All(summary.History, h => Assert.NotNull(h.ValidationLogLikelihood));
+        // Not the held-out windows of the training series: that model differs.
+        Assert.NotEqual(RnnRnadeModel.Fit(AsSequence(train), ModelOptions()).ToBytes(), fitted.Model.ToBytes());
+    }
+
+    [Fact]
+    public void ABadValidationViewIsRefusedByNameBeforeTraining()
+    {
+        var ml = new MLContext(seed: 1);
+        var train = ml.Data.LoadFromEnumerable(Series(0, 100, 3));
+
+        var noOrder = ml.Data.LoadFromEnumerable(new[] { new NoOrderFrame { SequenceId = "pump" } });
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => Estimator(ml).Fit(train, noOrder));
+        Assert.StartsWith("The validation data: Order column 'Order' not found", e.Message);
+        Assert.Equal("validationData", e.ParamName);
+
+        var wide = ml.Data.LoadFromEnumerable(new[] { new WideFrame { SequenceId = "pump" } });
+        e = Assert.Throws<ArgumentOutOfRangeException>(() => Estimator(ml).Fit(train, wide));
+        Assert.Contains("of the validation data has 3 slots but the training data's has 2", e.Message);
+    }
+
+    [Fact]
+    public void ABadValidationRowNamesTheValidationDataAndItsRow()
+    {
+        var ml = new MLContext(seed: 1);
+        var later = Series(100, 30, 4);
+        later[7].Features[1] = float.NaN;
+        var e = Assert.Throws<DataValidationException>(() => Estimator(ml).Fit(ml.Data.LoadFromEnumerable(Series(0, 100, 3)), ml.Data.LoadFromEnumerable(later)));
+        Assert.Equal(7, e.Row);
+        Assert.EndsWith(RnnRnadeFrameEstimator.InTheValidationData, e.Problem);
+        Assert.Contains("'Features'", e.Message);
+    }
+}
