@@ -79,7 +79,7 @@ public sealed class CsvTable
         while (true)
         {
             long start = line;
-            if (!ReadRecord(reader, fields, cell, ref line, file)) break;
+            if (!ReadRecord(reader, fields, cell, ref line, file, header)) break;
             // What the table holds so far (each cell a string: its characters and an object header; each row an array),
             // bounded: an endless stream of valid rows (yes 1,2 | ddml fit /dev/stdin) grew until the machine ran out.
             held += 32 + 8L * fields.Count;
@@ -116,8 +116,9 @@ public sealed class CsvTable
     /// <summary>Reads one record; false at end of input. <paramref name="line"/> advances past the record's line breaks.
     /// Spaces and tabs before an opening quote or after a closing quote are not part of the field (<c>1, "a,b" ,3</c> has
     /// the three fields 1, a,b and 3, as Python's csv with skipinitialspace or CsvHelper with trimming reads it; RFC 4180 is
-    /// silent); other text after a closing quote is an error naming the line and column.</summary>
-    private static bool ReadRecord(TextReader r, List<string> fields, StringBuilder cell, ref long line, string file)
+    /// silent); other text after a closing quote is an error naming the line and column (and, past the header, the
+    /// column's name from <paramref name="header"/>).</summary>
+    private static bool ReadRecord(TextReader r, List<string> fields, StringBuilder cell, ref long line, string file, string[]? header)
     {
         fields.Clear();
         cell.Clear();
@@ -130,14 +131,14 @@ public sealed class CsvTable
             // A NUL character is in no text file: a binary file (a model zip given as the data, an image) or an endless
             // stream of zeros (/dev/zero), which would otherwise be read into one cell until memory runs out.
             if (ch == 0)
-                throw CliException.DataError(file, line, fields.Count + 1, null,
+                throw CliException.DataError(file, line, fields.Count + 1, NameOf(header, fields.Count),
                     "a NUL character: this is not a text (CSV) file (a binary file, or UTF-16 without a byte-order mark?).");
             if (cell.Length >= MaxCellChars)
-                throw CliException.DataError(file, startLine, fields.Count + 1, null,
+                throw CliException.DataError(file, startLine, fields.Count + 1, NameOf(header, fields.Count),
                     $"a field longer than {MaxCellChars:N0} characters (" + (quoted ? "a quote that is never closed?" : "is this a CSV file?") + ").");
             if (quoted)
             {
-                if (ch < 0) throw CliException.DataError(file, startLine, fields.Count + 1, null, "a quoted field is not closed before the end of the file.");
+                if (ch < 0) throw CliException.DataError(file, startLine, fields.Count + 1, NameOf(header, fields.Count), "a quoted field is not closed before the end of the file.");
                 if (ch == '"')
                 {
                     if (r.Peek() == '"') { r.Read(); cell.Append('"'); }
@@ -160,7 +161,7 @@ public sealed class CsvTable
             else if (wasQuoted)
             {
                 if (ch != ' ' && ch != '\t')
-                    throw CliException.DataError(file, line, fields.Count + 1, null,
+                    throw CliException.DataError(file, line, fields.Count + 1, NameOf(header, fields.Count),
                         $"'{(char)ch}' after the closing quote of a quoted field (a quote inside a quoted field is written \"\").");
             }
             else if (ch == '"' && blank) { cell.Clear(); quoted = wasQuoted = true; } // leading spaces before the quote are dropped
@@ -177,6 +178,10 @@ public sealed class CsvTable
     /// process (<see cref="GCMemoryInfo.TotalAvailableMemoryBytes"/>, which follows a container's or
     /// <c>DOTNET_GCHeapHardLimit</c>'s limit), so that the model's own buffers still fit.</summary>
     public static readonly long MaxTableBytes = Math.Max(1L << 26, GC.GetGCMemoryInfo().TotalAvailableMemoryBytes / 2);
+
+    /// <summary>The header's name of 0-based column <paramref name="column"/> while a record is read, or null (the header
+    /// itself, or a field beyond the header's columns).</summary>
+    private static string? NameOf(string[]? header, int column) => header is not null && column < header.Length ? header[column] : null;
 
     /// <summary>Longest field read (16 Mi characters): a longer one is a file that is not a CSV, or an unclosed quote in a
     /// huge one, and would otherwise grow one string until memory runs out.</summary>
