@@ -87,3 +87,63 @@ public class FrameRowValidationTests
         Assert.Contains("'Features'", e.Message);
     }
 }
+
+/// <summary>
+/// Sequence training data beyond what one array holds (2^31 values, which a test cannot allocate: the bound is lowered
+/// for the test's flow): both readers stop with an error naming the column and the row. Before, a List&lt;float&gt;
+/// threw an OutOfMemoryException that named neither.
+/// </summary>
+public class SequenceReadBoundTests
+{
+    public sealed class Window { [VectorType(6)] public float[] Features = new float[6]; }
+
+    [Fact]
+    public void FrameRowsBeyondTheBoundAreRefusedNamingTheColumnAndRow()
+    {
+        var ml = new MLContext(seed: 1);
+        var rows = Enumerable.Range(0, 50).Select(t => new FrameRowValidationTests.Frame { Features = new[] { t * 0.1f, 1f }, SequenceId = "pump", Order = t });
+        SequenceValueBuffer.TestMaxValues.Value = 61;                   // 30 frames of 2 values fit, the 31st does not
+        try
+        {
+            var e = Assert.Throws<DataValidationException>(() => ml.DensityEstimation.RnnRnade("Features", "SequenceId", "Order", maxEpochs: 1)
+                .Fit(ml.Data.LoadFromEnumerable(rows)));
+            Assert.Equal(30, e.Row);
+            Assert.Equal("Features", e.DataSource);
+            Assert.Contains("more than 61 values", e.Message);
+        }
+        finally { SequenceValueBuffer.TestMaxValues.Value = null; }
+    }
+
+    [Fact]
+    public void WholeSequencesBeyondTheBoundAreRefusedNamingTheColumnAndRow()
+    {
+        var ml = new MLContext(seed: 1);
+        var rows = Enumerable.Range(0, 20).Select(i => new Window { Features = Enumerable.Range(0, 6).Select(v => (float)(v + i)).ToArray() });
+        SequenceValueBuffer.TestMaxValues.Value = 60;                   // ten sequences of 6 values fit, the 11th does not
+        try
+        {
+            var e = Assert.Throws<DataValidationException>(() => ml.DensityEstimation.RnnRnade("Features", frameSize: 2, maxEpochs: 1)
+                .Fit(ml.Data.LoadFromEnumerable(rows)));
+            Assert.Equal(10, e.Row);
+            Assert.Equal("Features", e.DataSource);
+            Assert.Contains("more than 60 values", e.Message);
+        }
+        finally { SequenceValueBuffer.TestMaxValues.Value = null; }
+    }
+
+    [Fact]
+    public void TheBufferGrowsToExactlyTheBound()
+    {
+        SequenceValueBuffer.TestMaxValues.Value = 100_000;
+        try
+        {
+            var buffer = new SequenceValueBuffer();
+            var row = new float[1000];
+            for (int r = 0; r < 100; r++) { row[0] = r; buffer.Append(row, "x", r); }
+            Assert.Equal(100_000, buffer.Count);
+            Assert.Equal(99f, buffer.Values[99_000]);
+            Assert.Throws<DataValidationException>(() => buffer.Append(new float[1], "x", 100));
+        }
+        finally { SequenceValueBuffer.TestMaxValues.Value = null; }
+    }
+}

@@ -195,7 +195,7 @@ public sealed class RnnRnadeFrameEstimator : IEstimator<SequenceDensityTransform
         var s = view.Schema;
         var cols = new[] { s[RnnRnadeSurrogate.FeatureCol], s[RnnRnadeSurrogate.IdCol], s[RnnRnadeSurrogate.OrderCol] };
         int d = ((VectorDataViewType)cols[0].Type).Size;
-        var frames = new List<float>();
+        var frames = new SequenceValueBuffer();
         var groups = new Dictionary<string, List<(double Order, long Row)>>(StringComparer.Ordinal);
         var firstSeen = new List<string>();
         using (var cursor = view.GetRowCursor(cols))
@@ -219,13 +219,14 @@ public sealed class RnnRnadeFrameEstimator : IEstimator<SequenceDensityTransform
                     throw new DataValidationException(row, -1, "the sequence id is missing (every frame row needs its sequence's id)", _options.SequenceIdColumnName);
                 if (!groups.TryGetValue(key, out var list)) { groups[key] = list = new(); firstSeen.Add(key); }
                 list.Add((order, row));
-                frames.AddRange(dense);
+                frames.Append(dense, _options.FeatureColumnName, row);
                 row++;
                 if (row % DataViewRowStream.RowsPerCancellationCheck == 0) _options.CancellationToken.ThrowIfCancellationRequested();
             }
             if (row == 0) throw DataValidation.NoRowsIn(_options.FeatureColumnName);
         }
         var values = new float[frames.Count];
+        var read = frames.Values;
         var offsets = new int[firstSeen.Count + 1];
         int f = 0;
         for (int i = 0; i < firstSeen.Count; i++)
@@ -237,7 +238,7 @@ public sealed class RnnRnadeFrameEstimator : IEstimator<SequenceDensityTransform
                 if (j > 0 && list[j].Order == list[j - 1].Order)
                     throw new DataValidationException(list[j].Row, -1,
                         $"sequence '{firstSeen[i]}' has two rows with order {list[j].Order} (rows {list[j - 1].Row} and {list[j].Row})", _options.OrderColumnName);
-                for (int c = 0; c < d; c++) values[f * d + c] = frames[(int)(list[j].Row * d + c)];
+                read.AsSpan((int)(list[j].Row * d), d).CopyTo(values.AsSpan((int)((long)f * d)));
             }
             offsets[i + 1] = f;
         }

@@ -229,7 +229,7 @@ internal static class SequenceColumn
 
     private static SequenceBatch ReadChecked(IDataView data, DataViewSchema.Column column, int frameSize, CancellationToken cancellationToken)
     {
-        var values = new List<float>();
+        var values = new SequenceValueBuffer();
         var offsets = new List<int> { 0 };
         using var cursor = data.GetRowCursor(new[] { column });
         var getter = cursor.GetGetter<VBuffer<float>>(column);
@@ -244,13 +244,13 @@ internal static class SequenceColumn
             var one = RnnRnadeSurrogate.OneSequence(dense, frameSize, column.Name, row);
             try { DataValidation.CheckRows(dense, frameSize, InputDomain.Real, column.Name); }
             catch (DataValidationException e) { throw new DataValidationException(row, e.Column, $"frame {e.Row}: {e.Problem}", column.Name); }
-            values.AddRange(dense);
+            values.Append(dense, column.Name, row);
             offsets.Add(offsets[^1] + one.TotalFrames);
             row++;
             if (row % DataViewRowStream.RowsPerCancellationCheck == 0) cancellationToken.ThrowIfCancellationRequested();
         }
         if (row == 0) throw DataValidation.NoRowsIn(column.Name);
-        return new SequenceBatch(values.ToArray(), offsets.ToArray(), frameSize);
+        return new SequenceBatch(values.Values, offsets.ToArray(), frameSize);
     }
 
     /// <summary>The sequence column of a runtime schema: present and a vector of Single (either size), named in the errors.</summary>
