@@ -23,7 +23,7 @@ internal static class FamilyChecks
         var metrics = ml.AnomalyDetection.Evaluate(scored);
         Assert.True(metrics.AreaUnderRocCurve > 0.9, $"{family}: AUC {metrics.AreaUnderRocCurve}");
 
-        var zip = Path.Combine(Directory.CreateTempSubdirectory("dd-family-").FullName, "model.zip");
+        var zip = Path.Combine(TestTemp.Directory("dd-family-"), "model.zip");
         ml.Model.Save(transformer, train.Schema, zip);
         var ml2 = new MLContext(seed: 5);
         var loaded = ml2.Model.Load(zip, out _);

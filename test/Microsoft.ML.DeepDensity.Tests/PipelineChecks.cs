@@ -177,7 +177,7 @@ internal static class PipelineChecks
         AssertSameSchema(what + " (row-to-row mapper)", live, model.GetRowToRowMapper(test.Schema).OutputSchema);
         AssertPromised(what, estimator.GetOutputSchema(Shape(train.Schema)), live);
 
-        var dir = Directory.CreateTempSubdirectory("dd-schema-").FullName;
+        var dir = TestTemp.Directory("dd-schema-");
         foreach (bool withSchema in new[] { true, false })
         {
             string path = Path.Combine(dir, $"model-{withSchema}.zip");

@@ -123,7 +123,7 @@ public class RnnRnadeTransformerTests
         var metrics = ml.AnomalyDetection.Evaluate(scored);
         Assert.True(metrics.AreaUnderRocCurve > 0.9, $"AUC {metrics.AreaUnderRocCurve}");
 
-        var zip = Path.Combine(Directory.CreateTempSubdirectory("dd-rnnrnade-").FullName, "model.zip");
+        var zip = Path.Combine(TestTemp.Directory("dd-rnnrnade-"), "model.zip");
         ml.Model.Save(transformer, ml.Data.LoadFromEnumerable(train).Schema, zip);
         var ml2 = new MLContext(seed: 5);
         var loaded = ml2.Model.Load(zip, out _);
@@ -201,7 +201,7 @@ public class RnnRnadeTransformerTests
         var transformer = first.Fit(view);
         var expected = transformer.Transform(view).GetColumn<float>("LogDensity").ToArray();
 
-        var zip = Path.Combine(Directory.CreateTempSubdirectory("dd-frames-").FullName, "model.zip");
+        var zip = Path.Combine(TestTemp.Directory("dd-frames-"), "model.zip");
         ml.Model.Save(transformer, view.Schema, zip);
         foreach (var (what, model) in new (string, ITransformer)[] { ("live", transformer), ("LoadWithLiveDensityModels", new MLContext(seed: 2).Model.LoadWithLiveDensityModels(zip, out _)) })
         {
@@ -294,7 +294,7 @@ public class RnnRnadeTransformerTests
         var metrics = ml.AnomalyDetection.Evaluate(scored);
         Assert.True(metrics.AreaUnderRocCurve > 0.9, $"AUC {metrics.AreaUnderRocCurve}");
 
-        var zip = Path.Combine(Directory.CreateTempSubdirectory("dd-rnnrnade-").FullName, "model.zip");
+        var zip = Path.Combine(TestTemp.Directory("dd-rnnrnade-"), "model.zip");
         ml.Model.Save(transformer, ml.Data.LoadFromEnumerable(test).Schema, zip);
         var ml2 = new MLContext(seed: 5);
         var loaded = ml2.Model.Load(zip, out _);
@@ -404,7 +404,7 @@ public class RnnRnadeScoringErrorTests
         var rows = InterleavedFrames(Sequences(6, 1), 4);
         var view = ml.Data.LoadFromEnumerable(rows);
         var transformer = ml.DensityEstimation.RnnRnade("Features", "SequenceId", "Order", hiddenUnits: 4, recurrentUnits: 4, maxEpochs: 1).Fit(view);
-        var zip = Path.Combine(Directory.CreateTempSubdirectory("dd-frame-pe-").FullName, "model.zip");
+        var zip = Path.Combine(TestTemp.Directory("dd-frame-pe-"), "model.zip");
         ml.Model.Save(transformer, view.Schema, zip);
         var ml2 = new MLContext(seed: 2);
         var loaded = ml2.Model.Load(zip, out _);
@@ -515,7 +515,7 @@ public class RnnRnadeScoringErrorTests
         var view = ml.Data.LoadFromEnumerable(rows);
         var model = ml.DensityEstimation.RnnRnade("Features", "Id", "Order", hiddenUnits: 4, recurrentUnits: 4, maxEpochs: 1).Fit(view);
         var before = model.Transform(view).GetColumn<float>("LogDensity").ToArray();
-        var zip = Path.Combine(Directory.CreateTempSubdirectory("dd-nan-id-").FullName, "model.zip");
+        var zip = Path.Combine(TestTemp.Directory("dd-nan-id-"), "model.zip");
         ml.Model.Save(model, view.Schema, zip);
         var ml2 = new MLContext(seed: 2);
         var loaded = ml2.Model.Load(zip, out _);
@@ -579,7 +579,7 @@ public class RnnRnadeScoringErrorTests
         var rows = Sequences(6, 3).Select(s => new RnnRnadeTransformerTests.SequenceRow { Features = s }).ToList();
         var view = ml.Data.LoadFromEnumerable(rows);
         ITransformer sequence = ml.DensityEstimation.RnnRnade("Features", frameSize: 2, hiddenUnits: 4, recurrentUnits: 4, maxEpochs: 1).Fit(view);
-        var zip = Path.Combine(Directory.CreateTempSubdirectory("dd-lookup-").FullName, "model.zip");
+        var zip = Path.Combine(TestTemp.Directory("dd-lookup-"), "model.zip");
         ml.Model.Save(sequence, view.Schema, zip);
         foreach (var t in new[] { sequence, new MLContext().Model.Load(zip, out _) })
         {
@@ -671,7 +671,7 @@ public class RnnRnadeScoringErrorTests
         var textView = ml.Data.LoadFromEnumerable(text);
         var model = ml.DensityEstimation.RnnRnade("Features", "Id", "Order", hiddenUnits: 4, recurrentUnits: 4, maxEpochs: 1).Fit(textView);
         var expected = model.Transform(textView).GetColumn<float>("LogDensity").ToArray();
-        var zip = Path.Combine(Directory.CreateTempSubdirectory("dd-text-id-").FullName, "model.zip");
+        var zip = Path.Combine(TestTemp.Directory("dd-text-id-"), "model.zip");
         ml.Model.Save(model, textView.Schema, zip);
         var ml2 = new MLContext(seed: 2);
         foreach (var t in new[] { (ITransformer)model, ml2.Model.Load(zip, out _), ml2.Model.LoadWithLiveDensityModels(zip, out _) })
@@ -693,7 +693,7 @@ public class RnnRnadeScoringErrorTests
     public void LoadWithLiveDensityModels_SequenceModelsCheckTheInputSchema_NamingTheUsersColumns()
     {
         var ml = new MLContext(seed: 1);
-        var dir = Directory.CreateTempSubdirectory("dd-seq-check-").FullName;
+        var dir = TestTemp.Directory("dd-seq-check-");
         var rows = Sequences(6, 4).Select(s => new RnnRnadeTransformerTests.SequenceRow { Features = s }).ToList();
         var wholeView = ml.Data.LoadFromEnumerable(rows);
         var whole = ml.DensityEstimation.RnnRnade("Features", frameSize: 2, hiddenUnits: 4, recurrentUnits: 4, maxEpochs: 1).Fit(wholeView);
