@@ -179,13 +179,39 @@ public static class FitCommand
     internal static void ReportTextColumns(DdmlConsole console, CsvTable table, IReadOnlyCollection<int> features, IEnumerable<int> excluded, bool labelGiven)
     {
         var (names, warnings) = table.TextColumns(features, excluded);
+        // The features by name: a numeric column the user did not mean as one (an id, a row number) is seen here.
+        var featureNames = features.Select(c => CsvTable.Escape(table.Header[c])).ToList();
+        console.Out.WriteLine($"features: {(featureNames.Count <= 12 ? string.Join(", ", featureNames) : string.Join(", ", featureNames.Take(6)) + ", …, " + string.Join(", ", featureNames.TakeLast(2)))}");
         if (names.Length > 0) console.Out.WriteLine($"text columns (not features): {string.Join(", ", names.Select(CsvTable.Escape))}");
         foreach (var w in warnings) console.Error.WriteLine("ddml: warning: " + w);
+        foreach (int c in features)
+            if (IdLikeNames.Contains(table.Header[c]) || CountsTheRows(table, c))
+                console.Error.WriteLine($"ddml: note: {Path.GetFileName(table.File)}: the column '{table.Header[c]}' is a feature" +
+                                        (CountsTheRows(table, c) ? " and counts the rows (every row a new value)" : "") +
+                                        $"; if it identifies rows rather than describing them, --exclude {table.Header[c]}.");
         if (labelGiven) return;
         foreach (int c in features)
             if (LabelLikeNames.Contains(table.Header[c]))
                 console.Error.WriteLine($"ddml: note: {Path.GetFileName(table.File)}: the column '{table.Header[c]}' is a feature; if it is the anomaly label, " +
                                         $"pass --label {table.Header[c]} (a label is never a feature), or --exclude it.");
+    }
+
+    private static readonly HashSet<string> IdLikeNames = new(StringComparer.OrdinalIgnoreCase)
+        { "id", "ids", "index", "idx", "row", "rowid", "row_id", "rownum", "row_number", "record_id", "uuid", "key", "unnamed: 0" };
+
+    /// <summary>Whether column <paramref name="c"/> holds consecutive whole numbers, one more each row (a row number or a
+    /// sequential id: as a feature it makes every row look new), over at least three rows.</summary>
+    private static bool CountsTheRows(CsvTable table, int c)
+    {
+        if (table.Rows.Count < 3) return false;
+        double previous = double.NaN;
+        for (int r = 0; r < table.Rows.Count; r++)
+        {
+            if (!double.TryParse(table.Rows[r][c], System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out double v)
+                || v != Math.Floor(v) || (r > 0 && v != previous + 1)) return false;
+            previous = v;
+        }
+        return true;
     }
 
     private static readonly HashSet<string> LabelLikeNames = new(StringComparer.OrdinalIgnoreCase)

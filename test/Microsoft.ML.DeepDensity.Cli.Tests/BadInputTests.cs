@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.IO.Compression;
 
 namespace Microsoft.ML.DeepDensity.Cli.Tests;
@@ -104,6 +105,35 @@ public class BadInputTests : IDisposable
             Assert.True(r.Exit == 0, r.Err);
             Assert.Equal("", r.Err);
         }
+    }
+
+    /// <summary>A numeric id column became a feature with no word of it (documented, but fit did not name its features): fit
+    /// now lists the features, and points out a column named like an id or counting the rows.</summary>
+    [Fact]
+    public void FitNamesItsFeaturesAndPointsOutAnIdColumn()
+    {
+        var rows = Enumerable.Range(0, 12).Select(i => $"{1001 + i},{i % 4 * 0.5:F1},{i % 3 * 0.7:F1}\n");
+        var zip = _h.PathOf("ids.zip");
+        foreach (var name in new[] { "customer", "ID" })
+        {
+            var csv = _h.Write($"{name}.csv", $"{name},x1,x2\n" + string.Concat(rows));
+            var r = _h.Run("fit", csv, "-m", "rnade", "--epochs", "1", "-p", "HiddenUnits=4", "-o", zip);
+            Assert.True(r.Exit == 0, r.Err);
+            Assert.Contains($"features: {name}, x1, x2\n", r.Out.Replace("\r", ""));
+            AssertOneLine(r.Err, $"ddml: note: {name}.csv: the column '{name}' is a feature and counts the rows (every row a new value); " +
+                                 $"if it identifies rows rather than describing them, --exclude {name}.");
+            r = _h.Run("fit", csv, "-m", "rnade", "--exclude", name, "--epochs", "1", "-p", "HiddenUnits=4", "-o", zip);
+            Assert.True(r.Exit == 0, r.Err);
+            Assert.Equal("", r.Err);
+            Assert.Contains("features: x1, x2\n", r.Out.Replace("\r", ""));
+        }
+        // Named like an id without counting the rows; and a wide file's list is shortened.
+        var named = _h.Write("named.csv", "Id,x1\n" + string.Concat(Enumerable.Range(0, 12).Select(i => $"{i % 5},{i * 0.3:F1}\n")));
+        AssertOneLine(_h.Run("fit", named, "-m", "rnade", "--epochs", "1", "-p", "HiddenUnits=4", "-o", zip).Err,
+            "ddml: note: named.csv: the column 'Id' is a feature; if it identifies rows rather than describing them, --exclude Id.");
+        var wide = _h.Write("wide.csv", string.Join(",", Enumerable.Range(1, 20).Select(c => $"v{c}")) + "\n" +
+            string.Concat(Enumerable.Range(0, 12).Select(i => string.Join(",", Enumerable.Range(1, 20).Select(c => ((i * c) % 7 * 0.1).ToString("F1", CultureInfo.InvariantCulture))) + "\n")));
+        Assert.Contains("features: v1, v2, v3, v4, v5, v6, …, v19, v20\n", _h.Run("fit", wide, "-m", "rnade", "--epochs", "1", "-p", "HiddenUnits=4", "-o", zip).Out.Replace("\r", ""));
     }
 
     /// <summary>Counts in messages agree with their nouns ("the row has 1 fields", "the data has 1 rows", "1 rows × 1 features").</summary>
