@@ -34,9 +34,9 @@ public sealed class RnnRnadeOptions : GradientTrainingOptions, Persistence.IMode
         public const int SequencesPerBlock = 16;
         /// <summary>Default of <see cref="RnnRnadeOptions.FramesPerChunk"/>.</summary>
         public const int FramesPerChunk = 64;
-        /// <summary>Default of <see cref="RnnRnadeOptions.TrainingWindow"/>: on one long synthetic series (docs/models/rnn-rnade.md,
-        /// "Long sequences") windows of 64 frames reached the best converged held-out log-likelihood of 16–256, and whole
-        /// sequences the worst by far.</summary>
+        /// <summary>Default of <see cref="RnnRnadeOptions.TrainingWindow"/>: on one long series (docs/models/rnn-rnade.md,
+        /// "Long sequences") whole sequences lost about a nat per frame to every window; 16–64 frames converged alike, and
+        /// 64 is the longest of them (the gradient reaches furthest back).</summary>
         public const int TrainingWindow = 64;
         /// <summary>Default of <see cref="GradientTrainingOptions.BatchSize"/>.</summary>
         public const int BatchSize = 32;
