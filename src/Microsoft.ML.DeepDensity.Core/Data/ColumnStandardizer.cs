@@ -105,19 +105,39 @@ public sealed class ColumnStandardizer
             }
         }
 
-        public ColumnStandardizer ToStandardizer()
+        private double StandardDeviation(int c) => _n > 1 ? Math.Sqrt(_m2[c] / _n) : 0;
+
+        /// <summary>The per-column map. A column that varies, but by no more than <see cref="MinimumScale"/>, lives at the
+        /// bottom of float32's range (1e-40 is subnormal: a few significant bits); as a constant column its rows all
+        /// standardised to 0 and scored the same, silently. With <paramref name="refuseTinyScales"/> it is refused,
+        /// naming the column, since rescaling it is the user's call.</summary>
+        public ColumnStandardizer ToStandardizer(bool refuseTinyScales = true)
         {
+            if (refuseTinyScales && FirstTinyScaleColumn() is int tiny) throw TinyScale(tiny);
             int d = _mean.Length;
             var fm = new float[d];
             var fs = new float[d];
             for (int c = 0; c < d; c++)
             {
                 fm[c] = (float)_mean[c];
-                double sd = _n > 1 ? Math.Sqrt(_m2[c] / _n) : 0;
+                double sd = StandardDeviation(c);
                 fs[c] = sd <= MinimumScale ? 1f : (float)sd;
             }
             return new ColumnStandardizer(fm, fs);
         }
+
+        /// <summary>The first column whose standard deviation is positive but at most <see cref="MinimumScale"/>, or null.</summary>
+        public int? FirstTinyScaleColumn()
+        {
+            for (int c = 0; c < _mean.Length; c++)
+                if (StandardDeviation(c) is double sd && sd > 0 && sd <= MinimumScale) return c;
+            return null;
+        }
+
+        public DataValidationException TinyScale(int c)
+            => new(-1, c, $"the column varies by only {StandardDeviation(c):G3} (standard deviation; mean {_mean[c]:G3}), too little for " +
+                          $"float32 arithmetic (at most {MinimumScale:G3}, near float32's smallest normal number, 1.18E-38); multiply it by a " +
+                          "large constant (e.g. 1e30) before training, or drop it", DataValidation.TrainingData);
     }
 
     /// <summary>
@@ -125,10 +145,31 @@ public sealed class ColumnStandardizer
     /// standard deviations). Keeps the data's own metric (distances are only rescaled) while bringing any data scale into
     /// a numerically safe range, so a model trained on s·x is the model of x, rescaled.
     /// </summary>
-    public static ColumnStandardizer FitPooled(RowMatrix data) => Pooled(Fit(data));
+    public static ColumnStandardizer FitPooled(RowMatrix data)
+    {
+        var moments = new Moments(data.Columns);
+        moments.Add(data.AsSpan(), data.Rows);
+        return Pooled(moments);
+    }
 
     /// <summary><see cref="FitPooled(RowMatrix)"/> over one pass of a stream.</summary>
-    public static ColumnStandardizer FitPooled(Training.IRowStream data, CancellationToken cancellationToken = default) => Pooled(Fit(data, cancellationToken));
+    public static ColumnStandardizer FitPooled(Training.IRowStream data, CancellationToken cancellationToken = default)
+    {
+        var moments = new Moments(data.Width);
+        Training.RowStream.ForEachBlock(data, moments.Add, cancellationToken);
+        return Pooled(moments);
+    }
+
+    /// <summary>The pooled map; a column varying by at most <see cref="MinimumScale"/> beside columns that vary more is,
+    /// in the data's own metric, constant, so it is refused only when no column varies more (every row would map to the
+    /// same point).</summary>
+    private static ColumnStandardizer Pooled(Moments moments)
+    {
+        var perColumn = moments.ToStandardizer(refuseTinyScales: false);
+        if (moments.FirstTinyScaleColumn() is int tiny && Enumerable.Range(0, perColumn.Width).All(c => perColumn.Scale[c] == 1f))
+            throw moments.TinyScale(tiny);
+        return Pooled(perColumn);
+    }
 
     private static ColumnStandardizer Pooled(ColumnStandardizer perColumn)
     {

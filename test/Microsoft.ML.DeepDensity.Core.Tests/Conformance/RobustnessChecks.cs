@@ -94,6 +94,11 @@ public class RobustnessChecks
             BitIdentical(model.LogDensity(data), reloaded.LogDensity(data), $"log-densities of the reloaded model of data scaled by {scale}");
             var scores = model.LogDensity(data);
             AllFinite(scores, $"log-densities of data scaled by {scale}");
+            // A scale-equivariant (standardising) fit at a subnormal scale must still tell the rows apart: RNADE and the
+            // Gaussian RBM standardised such columns as constant and scored every row the same, silently (they now refuse
+            // the column, naming it). A case on raw values chose not to rescale.
+            if (c.ScaleEquivarianceTolerance is not null && !float.IsNaN(scale) && !float.IsNormal(scale))
+                Assert.True(scores.Distinct().Count() > 1, $"{name} fitted on data scaled by {scale} scores every row {scores[0]}");
             AllFinite(model.Sample(50, 1).AsSpan(), $"samples of a model of data scaled by {scale}");
             if (c.ScaleEquivarianceTolerance is double tol && Equivariant(scale))
             {

@@ -132,6 +132,8 @@ public class SequenceHostileFileChecks
             Assert.Equal(scores, reloaded.LogDensity(scaled));
             Assert.DoesNotContain(scores, float.IsNaN);
             Assert.DoesNotContain(model.Sample(3, 5, 1).Values, float.IsNaN);
+            if (!float.IsNormal(scale))   // the sequences must still be told apart (not standardised as constant)
+                Assert.True(scores.Distinct().Count() > 1, $"{name} fitted on frames scaled by {scale} scores every sequence {scores[0]}");
         }
     }
 
