@@ -287,6 +287,32 @@ public class GenerateSamplesMemoryTests
         finally { DeepDensityEnvironment.MaxDegreeOfParallelism = -1; }
     }
 
+    /// <summary>A cursor that only moves draws nothing: 200,000 rows passed without a getter call allocate nothing of
+    /// them (drawing them would allocate megabytes of block scratch), and the row it then reads is the draw's.</summary>
+    [Fact]
+    public void ACursorThatOnlyMovesDrawsNothing()
+    {
+        var t = GenerateSamplesTests.Fitted("Rnade");
+        int d = t.Model.Dimension, skip = 200_000;
+        var view = t.GenerateSamples(new MLContext(), 2_000_000, 6);
+        var col = view.Schema[0];
+        try
+        {
+            DeepDensityEnvironment.MaxDegreeOfParallelism = 1;
+            using var cursor = view.GetRowCursor(new[] { col });
+            var getter = cursor.GetGetter<VBuffer<float>>(col);
+            Assert.True(cursor.MoveNext());
+            long before = GC.GetAllocatedBytesForCurrentThread();
+            for (int i = 0; i < skip; i++) Assert.True(cursor.MoveNext());
+            long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+            Assert.True(allocated < 4096, $"moving a cursor over {skip:N0} rows allocated {allocated:N0} bytes");
+            VBuffer<float> v = default;
+            getter(ref v);
+            GenerateSamplesTests.Bits(t.Model.Sample(skip + 1, 6).Row(skip), v.DenseValues().ToArray(), $"row {skip} after moving without reading");
+        }
+        finally { DeepDensityEnvironment.MaxDegreeOfParallelism = -1; }
+    }
+
     private static float[] ReadFirst(IDataView view, int rows, int d)
     {
         var col = view.Schema[0];
