@@ -15,7 +15,7 @@ namespace Microsoft.ML.DeepDensity;
 /// the protected <c>…Core</c> members see only validated data. Scoring and sampling are thread-safe: a trained
 /// model is immutable and the cores must not share scratch state between calls.
 /// </remarks>
-public abstract class DensityModel : DensityModelBase
+public abstract partial class DensityModel : DensityModelBase
 {
     /// <summary>Number of floats in one input row.</summary>
     public abstract int Dimension { get; }
@@ -178,21 +178,44 @@ public abstract class DensityModel : DensityModelBase
     /// Checks <paramref name="cancellationToken"/> before every block, so a large draw stops within a block of being
     /// cancelled.
     /// </summary>
-    private protected unsafe void SampleInBlocks(int count, ulong seed, int blockRows, Span<float> destination, BlockSampler fill,
+    private protected void SampleInBlocks(int count, ulong seed, int blockRows, Span<float> destination, BlockSampler fill,
+        CancellationToken cancellationToken)
+        => SampleInBlocks(count, 0, count, seed, blockRows, destination, fill, cancellationToken);
+
+    /// <summary>
+    /// Rows [<paramref name="first"/>, first + <paramref name="n"/>) of the draw of <paramref name="count"/> rows above, into
+    /// <paramref name="destination"/> (n × Dimension): only the blocks of the fixed partition these rows fall in are
+    /// drawn, each exactly as in the whole draw (the same <paramref name="fill"/> call: its start, its row count — the last
+    /// block of the draw is short — and its streams), so the rows are the whole draw's bits whatever a model's block
+    /// arithmetic does with a row's place in its block, and however a model keys its streams (by row or, as Deep GMM, by
+    /// block). A block the range cuts is drawn whole into a scratch block and its part copied; a range made of whole
+    /// blocks writes straight into the destination.
+    /// </summary>
+    private protected unsafe void SampleInBlocks(int count, int first, int n, ulong seed, int blockRows, Span<float> destination, BlockSampler fill,
         CancellationToken cancellationToken)
     {
+        if (n <= 0) return;
         var root = new RandomStream(seed);
-        int d = Dimension, blocks = (count + blockRows - 1) / blockRows;
+        int d = Dimension, firstBlock = first / blockRows, endBlock = (first + n - 1) / blockRows + 1;
         // Blocks write straight into the destination (no second draw-sized array); a span cannot enter the lambda, so it
         // gets the pinned address (the caller's span outlives the loop).
         fixed (float* output = destination)
         {
             nint address = (nint)output;
-            DeepDensityEnvironment.For(0, blocks, b =>
+            DeepDensityEnvironment.For(firstBlock, endBlock, b =>
             {
                 cancellationToken.ThrowIfCancellationRequested();
-                int start = b * blockRows, n = Math.Min(blockRows, count - start);
-                fill(start, n, root, new Span<float>((float*)address + (long)start * d, n * d));
+                int start = b * blockRows, m = Math.Min(blockRows, count - start);
+                int lo = Math.Max(start, first), hi = Math.Min(start + m, first + n);
+                var target = new Span<float>((float*)address + (long)(lo - first) * d, (hi - lo) * d);
+                if (lo == start && hi == start + m)
+                {
+                    fill(start, m, root, target);
+                    return;
+                }
+                var whole = new float[m * d];
+                fill(start, m, root, whole);
+                whole.AsSpan((lo - start) * d, (hi - lo) * d).CopyTo(target);
             });
         }
     }

@@ -97,14 +97,15 @@ public abstract class DensityModelBase
         }
     }
 
-    /// <summary>Same contract for drawn values: no NaN, and a binary model draws only 0 or 1.</summary>
-    private protected void CheckSamples(ReadOnlySpan<float> samples, int width, string unit)
+    /// <summary>Same contract for drawn values: no NaN, and a binary model draws only 0 or 1. <paramref name="firstIndex"/>
+    /// numbers the first of the <paramref name="unit"/>s (a range of a larger draw starts there).</summary>
+    private protected void CheckSamples(ReadOnlySpan<float> samples, int width, string unit, long firstIndex = 0)
     {
         for (int i = 0; i < samples.Length; i++)
         {
             float v = samples[i];
             if (float.IsNaN(v) || (InputDomain == InputDomain.Binary && v != 0f && v != 1f))
-                throw new InvalidOperationException($"{ModelKind} drew an invalid value {v} at {unit} {i / width}, column {i % width}. This is a bug in the model.");
+                throw new InvalidOperationException($"{ModelKind} drew an invalid value {v} at {unit} {firstIndex + i / width}, column {i % width}. This is a bug in the model.");
         }
     }
 }

@@ -84,14 +84,26 @@ public static class DensityModelExtensions
         => GetDensityModel(transformer) as TModel
            ?? throw new InvalidOperationException($"The DeepDensity model is a {GetDensityModel(transformer).ModelKind}, not a {typeof(TModel).Name}.");
 
-    /// <summary>Draws <paramref name="count"/> rows from the one density model in <paramref name="transformer"/> as a data view
-    /// (one known-size vector column named like the model's feature column).</summary>
+    /// <summary>The rows of <c>Model.Sample(<paramref name="count"/>, <paramref name="seed"/>)</c> of the one density model in
+    /// <paramref name="transformer"/> as a lazy data view (one known-size vector column named like the model's feature
+    /// column), drawn a block at a time as cursors read it, so its memory does not grow with the count (see
+    /// <see cref="DensityTransformer.GenerateSamples(MLContext, int, ulong)"/>).</summary>
     /// <param name="transformer">A fitted or loaded transformer: a single stage or a chain.</param>
-    /// <param name="mlContext">The context the data view is created in.</param>
+    /// <param name="mlContext">The context the data view is used in.</param>
     /// <param name="count">Rows to draw (non-negative).</param>
     /// <param name="seed">Seed of the draws: the same seed gives the same rows.</param>
     public static IDataView GenerateSamples(this ITransformer transformer, MLContext mlContext, int count, ulong seed)
         => GetDensityTransformer(transformer, mlContext).GenerateSamples(mlContext, count, seed);
+
+    /// <summary><see cref="GenerateSamples(ITransformer, MLContext, int, ulong)"/> whose cursors observe
+    /// <paramref name="cancellationToken"/> (see <see cref="DensityTransformer.GenerateSamples(MLContext, int, ulong, CancellationToken)"/>).</summary>
+    /// <param name="transformer">A fitted or loaded transformer: a single stage or a chain.</param>
+    /// <param name="mlContext">The context the data view is used in.</param>
+    /// <param name="count">Rows to draw (non-negative).</param>
+    /// <param name="seed">Seed of the draws: the same seed gives the same rows.</param>
+    /// <param name="cancellationToken">Stops the cursors of the view.</param>
+    public static IDataView GenerateSamples(this ITransformer transformer, MLContext mlContext, int count, ulong seed, CancellationToken cancellationToken)
+        => GetDensityTransformer(transformer, mlContext).GenerateSamples(mlContext, count, seed, cancellationToken);
 
     /// <summary>
     /// Returns a pipeline equivalent to <paramref name="transformer"/> in which every saved-and-loaded DeepDensity stage

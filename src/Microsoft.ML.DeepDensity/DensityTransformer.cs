@@ -73,25 +73,36 @@ public class DensityTransformer : ITransformer
         ((ICanSaveModel)Surrogate.Build(_mlContext ?? new MLContext(), this)).Save(ctx);
     }
 
-    /// <summary>Draws <paramref name="count"/> rows from the model as a data view with one column named like the feature
-    /// column (a known-size Single vector); the same seed gives the same rows.</summary>
-    /// <param name="mlContext">The context the data view is created in.</param>
+    /// <summary>
+    /// The rows of the draw <c>Model.Sample(<paramref name="count"/>, <paramref name="seed"/>)</c>, bit for bit, as a lazy
+    /// data view with one column named like the feature column (a known-size Single vector); the same seed gives the same
+    /// rows. Nothing is drawn until a cursor asks for a value: a cursor draws the rows in blocks of up to 1,024 (fewer for
+    /// wide rows, so a block holds about 2^22 values), so its memory is one block whatever <paramref name="count"/> is —
+    /// any count up to <see cref="int.MaxValue"/>, not only what one array holds. The row count is known; the view does not
+    /// shuffle (append <c>mlContext.Data.ShuffleRows</c> for that).
+    /// </summary>
+    /// <param name="mlContext">The context the data view is used in.</param>
     /// <param name="count">Rows to draw (non-negative).</param>
     /// <param name="seed">Seed of the draws.</param>
     public IDataView GenerateSamples(MLContext mlContext, int count, ulong seed)
+        => GenerateSamples(mlContext, count, seed, CancellationToken.None);
+
+    /// <summary>
+    /// <see cref="GenerateSamples(MLContext, int, ulong)"/> whose cursors observe <paramref name="cancellationToken"/>
+    /// (ML.NET 5 has no public cancellation on <c>MLContext</c>): once it is cancelled, a cursor throws
+    /// <see cref="OperationCanceledException"/> from <c>MoveNext</c> at the next block's first row, or from a getter while
+    /// the engine draws a block (it checks the token every sampling block, an RBM every Gibbs sweep).
+    /// </summary>
+    /// <param name="mlContext">The context the data view is used in.</param>
+    /// <param name="count">Rows to draw (non-negative).</param>
+    /// <param name="seed">Seed of the draws.</param>
+    /// <param name="cancellationToken">Stops the cursors of the view.</param>
+    public IDataView GenerateSamples(MLContext mlContext, int count, ulong seed, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(mlContext);
-        ArgumentOutOfRangeException.ThrowIfNegative(count); // named here: the engine's check names its own parameter ("rows")
-        var m = Model.Sample(count, seed);
-        var rows = new SampleRow[count];
-        for (int i = 0; i < count; i++) rows[i] = new SampleRow { Features = m.Row(i).ToArray() };
-        var def = SchemaDefinition.Create(typeof(SampleRow));
-        def[0].ColumnName = FeatureColumnName;
-        def[0].ColumnType = new VectorDataViewType(NumberDataViewType.Single, Model.Dimension);
-        return mlContext.Data.LoadFromEnumerable(rows, def);
+        ArgumentOutOfRangeException.ThrowIfNegative(count); // named here: the engine's check names its own parameter
+        return new GeneratedSamplesView(Model, FeatureColumnName, count, seed, cancellationToken);
     }
-
-    private sealed class SampleRow { public float[] Features = Array.Empty<float>(); }
 
     // ------------------------------------------------------------------------------------------
     /// <summary>Input schema → output schema, and which input columns each output needs.</summary>

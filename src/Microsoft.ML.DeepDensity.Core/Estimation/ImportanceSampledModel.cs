@@ -160,7 +160,7 @@ public abstract class ImportanceSampledModel : DensityModel
             throw new ArgumentOutOfRangeException(nameof(count), count,
                 $"{count} rows of {Dimension} values exceed the largest array ({Array.MaxLength:N0} values); draw them in smaller batches.");
         var m = new RowMatrix(count, Dimension);
-        if (count > 0) Generate(count, seed, m.Values, mean: true);
+        if (count > 0) Generate(count, 0, count, seed, m.Values, mean: true);
         return m;
     }
 
@@ -173,7 +173,13 @@ public abstract class ImportanceSampledModel : DensityModel
 
     /// <inheritdoc/>
     protected sealed override void SampleCore(int count, ulong seed, Span<float> destination, CancellationToken cancellationToken)
-        => Generate(count, seed, destination, mean: false, cancellationToken);
+        => Generate(count, 0, count, seed, destination, mean: false, cancellationToken);
+
+    private protected sealed override int SamplingBlockRows => RowsPerSamplingBlock;
+
+    /// <summary>Rows [<paramref name="start"/>, start + <paramref name="n"/>) of the draw of <paramref name="count"/>: the blocks they fall in, drawn as in the whole draw.</summary>
+    private protected sealed override void SampleRangeCore(int count, int start, int n, ulong seed, Span<float> destination, CancellationToken cancellationToken)
+        => Generate(count, start, n, seed, destination, mean: false, cancellationToken);
 
     /// <summary>Rows × samples per scoring pass: the preferred 512, fewer for a very wide network. Computed once (it sums
     /// over the layers; a one-row scorer must not pay that per row); a race computes the same value twice.</summary>
@@ -181,11 +187,11 @@ public abstract class ImportanceSampledModel : DensityModel
         : _sampleRowsPerPass = ImportanceSampler.SampleRowsPerPass(EvaluationFloatsPerSample, PreferredSampleRowsPerPass);
     private int _sampleRowsPerPass;
 
-    private void Generate(int count, ulong seed, Span<float> destination, bool mean, CancellationToken cancellationToken = default)
-    {
-        // Fewer rows per block for a very wide network, so a block's scratch stays under the scratch limit.
-        int blockRows = ImportanceSampler.SampleRowsPerPass(EvaluationFloatsPerSample, PreferredRowsPerSamplingBlock);
-        SampleInBlocks(count, seed, blockRows, destination, (start, n, root, block) => SampleBlock(RowStreams(root, start, n), block, mean),
-            cancellationToken);
-    }
+    /// <summary>Rows per sampling block: fewer for a very wide network, so a block's scratch stays under the scratch limit.</summary>
+    private int RowsPerSamplingBlock => ImportanceSampler.SampleRowsPerPass(EvaluationFloatsPerSample, PreferredRowsPerSamplingBlock);
+
+    /// <summary>Rows [first, first + rows) of the draw of <paramref name="count"/> (of the decoder means when <paramref name="mean"/>).</summary>
+    private void Generate(int count, int first, int rows, ulong seed, Span<float> destination, bool mean, CancellationToken cancellationToken = default)
+        => SampleInBlocks(count, first, rows, seed, RowsPerSamplingBlock, destination,
+            (start, n, root, block) => SampleBlock(RowStreams(root, start, n), block, mean), cancellationToken);
 }

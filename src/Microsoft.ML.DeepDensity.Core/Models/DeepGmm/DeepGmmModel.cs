@@ -212,13 +212,21 @@ public sealed partial class DeepGmmModel : DensityModel
 
     /// <inheritdoc />
     protected override void SampleCore(int count, ulong seed, Span<float> destination, CancellationToken cancellationToken)
+        => SampleRangeCore(count, 0, count, seed, destination, cancellationToken);
+
+    private protected override int SamplingBlockRows => Block;
+
+    /// <summary>Rows [<paramref name="first"/>, first + <paramref name="rows"/>) of the draw of <paramref name="count"/>. This model's rows are keyed by block (one
+    /// stream per block, its rows drawn in turn), so a row depends on (seed, row) through its block: the blocks the rows
+    /// fall in are drawn whole, as in the whole draw, and a block the range cuts is drawn into a scratch block.</summary>
+    private protected override void SampleRangeCore(int count, int first, int rows, ulong seed, Span<float> destination, CancellationToken cancellationToken)
     {
         int d = Dimension;
         var prior = new float[Network.PathCount];
         float maxLog = float.NegativeInfinity;
         foreach (var v in Network.PathLogPrior) maxLog = Math.Max(maxLog, v);
         for (int p = 0; p < prior.Length; p++) prior[p] = MathF.Exp(Network.PathLogPrior[p] - maxLog);
-        SampleInBlocks(count, seed, Block, destination, (start, m, root, output) =>
+        SampleInBlocks(count, first, rows, seed, Block, destination, (start, m, root, output) =>
         {
             var rng = root.Fork((ulong)(start / Block)); // one stream per block (this model's draws are keyed by block)
             var y = new double[d]; var next = new double[d];

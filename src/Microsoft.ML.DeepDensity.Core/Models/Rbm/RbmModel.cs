@@ -14,7 +14,7 @@ namespace Microsoft.ML.DeepDensity.Models.Rbm;
 /// training, exactly by enumerating the smaller layer (≤ <see cref="RbmOptions.ExactLogPartitionMaxUnits"/> units) or by
 /// annealed importance sampling, and stored with the model. log p(x) = −F(x) − log Z (+ the standardisation Jacobian).
 /// </summary>
-public sealed class RbmModel : DensityModel
+public sealed partial class RbmModel : DensityModel
 {
     /// <summary>Model-kind name in saved files.</summary>
     public const string Kind = "Rbm";
@@ -26,7 +26,6 @@ public sealed class RbmModel : DensityModel
     [ModuleInitializer]
     internal static void RegisterKind() => ModelRegistry.Register(Kind, ReadPayload);
     private const int RowsPerScoringBlock = 256;
-    private const int ChainsPerSamplingBlock = 32;
 
     internal readonly RbmMachine Machine;
     private readonly ColumnStandardizer? _standardizer;
@@ -388,65 +387,6 @@ public sealed class RbmModel : DensityModel
         // Pre has a column more than H for the exact product's visible term (see RbmMachine.QuantizeForScoring).
         public readonly float[] Standardized = new float[rows * d], Pre = new float[rows * (m.H + 1)], Scratch = new float[Math.Max(m.H, d)];
         public readonly double[] FreeEnergy = new double[rows];
-    }
-
-    /// <summary>
-    /// Block Gibbs sampling: <see cref="SamplingChains"/> chains start from the visible-bias-only model, run
-    /// <see cref="SamplingBurnIn"/> sweeps, then yield a sample every <see cref="SamplingThinning"/> sweeps; sample i is
-    /// draw i / chains of chain i mod chains. Chains run in fixed blocks of 32 with a stream forked per block, so the
-    /// result is a pure function of the seed. The cancellation token is checked before every sweep.
-    /// </summary>
-    protected override void SampleCore(int count, ulong seed, Span<float> destination) => SampleCore(count, seed, destination, default);
-
-    /// <inheritdoc cref="SampleCore(int, ulong, Span{float})"/>
-    protected override unsafe void SampleCore(int count, ulong seed, Span<float> destination, CancellationToken cancellationToken)
-    {
-        var root = new RandomStream(seed);
-        int d = Dimension;
-        int chains = Math.Min(SamplingChains, count);
-        int draws = (count + chains - 1) / chains;
-        int blocks = (chains + ChainsPerSamplingBlock - 1) / ChainsPerSamplingBlock;
-        // Bernoulli units with AMX (decided here, on the calling thread): both products of a sweep are exact (0/1 samples).
-        BinaryGemm.QuantizedOperand? quantizedW = null, quantizedWt = null;
-        float[]? maxima = null;
-        if (!BinaryGemm.IsUsable || !Machine.QuantizeWeights(ref quantizedW, ref quantizedWt, ref maxima)) quantizedW = quantizedWt = null;
-        // The float GEMM's operands: W and Wᵀ packed once for every sweep.
-        var packed = quantizedW is null ? Machine.PackWeights() : null;
-        // Chains write their draws straight into the destination, as SampleInBlocks does (a draw-sized array copied into
-        // it at the end doubled the memory of a draw); a span cannot enter the lambda, so it gets the pinned address.
-        fixed (float* pinned = destination)
-        {
-            nint address = (nint)pinned;
-            DeepDensityEnvironment.For(0, blocks, b =>
-            {
-                var output = new Span<float>((float*)address, count * d);
-                int first = b * ChainsPerSamplingBlock, n = Math.Min(ChainsPerSamplingBlock, chains - first);
-                var rng = root.Fork((ulong)b);
-                var ch = new RbmMachine.Chains(Machine, n);
-                Machine.InitializeFromBias(ch, Machine.B, rng.Fork(0));
-                long sweep = 0;
-                for (int s = 0; s < SamplingBurnIn; s++)
-                {
-                    cancellationToken.ThrowIfCancellationRequested();
-                    Machine.GibbsSweep(ch, rng.Fork(1, (ulong)sweep++), parallel: false, quantizedW, quantizedWt, packed);
-                }
-                for (int t = 0; t < draws; t++)
-                {
-                    if (t > 0)
-                        for (int s = 0; s < SamplingThinning; s++)
-                        {
-                            cancellationToken.ThrowIfCancellationRequested();
-                            Machine.GibbsSweep(ch, rng.Fork(1, (ulong)sweep++), parallel: false, quantizedW, quantizedWt, packed);
-                        }
-                    for (int c = 0; c < n; c++)
-                    {
-                        long index = (long)t * chains + first + c;
-                        if (index < count) ch.V.AsSpan(c * d, d).CopyTo(output.Slice((int)index * d, d));
-                    }
-                }
-            });
-        }
-        _standardizer?.Inverse(destination, count);
     }
 
     /// <inheritdoc />

@@ -183,7 +183,13 @@ public sealed class DeepRnadeModel : DensityModel
 
     /// <inheritdoc cref="SampleCore(int, ulong, Span{float})"/>
     protected override void SampleCore(int count, ulong seed, Span<float> destination, CancellationToken cancellationToken)
-        => SampleInBlocks(count, seed, RowsPerScoringBlock, destination, (start, n, root, rows) =>
+        => SampleRangeCore(count, 0, count, seed, destination, cancellationToken);
+
+    private protected override int SamplingBlockRows => RowsPerScoringBlock;
+
+    /// <summary>Rows [<paramref name="first"/>, first + <paramref name="length"/>) of the draw of <paramref name="count"/>: the blocks they fall in, drawn as in the whole draw.</summary>
+    private protected override void SampleRangeCore(int count, int first, int length, ulong seed, Span<float> destination, CancellationToken cancellationToken)
+        => SampleInBlocks(count, first, length, seed, RowsPerScoringBlock, destination, (start, n, root, rows) =>
         {
             int d = Dimension;
             var ws = new DeepRnadeNetwork.Workspace(Network, 1, forTraining: false, frozenWeights: true);

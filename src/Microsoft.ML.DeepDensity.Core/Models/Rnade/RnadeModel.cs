@@ -212,7 +212,13 @@ public sealed class RnadeModel : DensityModel
 
     /// <inheritdoc />
     protected override void SampleCore(int count, ulong seed, Span<float> destination, CancellationToken cancellationToken)
-        => SampleInBlocks(count, seed, RowsPerScoringBlock, destination, (start, n, root, dst) =>
+        => SampleRangeCore(count, 0, count, seed, destination, cancellationToken);
+
+    private protected override int SamplingBlockRows => RowsPerScoringBlock;
+
+    /// <summary>Rows [<paramref name="first"/>, first + <paramref name="rows"/>) of the draw of <paramref name="count"/>: the blocks they fall in, drawn as in the whole draw.</summary>
+    private protected override void SampleRangeCore(int count, int first, int rows, ulong seed, Span<float> destination, CancellationToken cancellationToken)
+        => SampleInBlocks(count, first, rows, seed, RowsPerScoringBlock, destination, (start, n, root, dst) =>
         {
             int d = Dimension;
             var modelSpace = new float[n * d];
