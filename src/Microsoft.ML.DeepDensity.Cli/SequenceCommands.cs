@@ -57,6 +57,7 @@ public static class SequenceCommands
         console.Out.WriteLine($"fit {ModelName}: {CsvTable.Count(data.Sequences.Count, "sequence")}, {CsvTable.Count(frames.Rows, "frame")} × {CsvTable.Count(frames.Columns, "feature")} from {Path.GetFileName(trainFile)}" +
                               (valid is null ? "" : $", {CsvTable.Count(valid.Sequences.Count, "validation sequence")} ({CsvTable.Count(valid.Frames.Rows, "frame")}) from {Path.GetFileName(validationFile)}") + ".");
         FitCommand.ReportTextColumns(console, table, columns, skip, labelColumn is not null);
+        if (RnnRnadeModel.WindowsNote(data.Sequences, engine.TrainingWindow) is string windows) console.Out.WriteLine(windows);
         var display = new TrainingDisplay(console.Out, console.LiveProgress);
         var transformer = display.Run(ModelName, engine.MaxEpochs, progress =>
         {

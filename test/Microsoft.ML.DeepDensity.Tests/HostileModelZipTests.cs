@@ -131,9 +131,10 @@ public class HostileModelZipTests
         var estimator = Ml.DensityEstimation.DeepGmm(new DeepGmmEstimator.Options { ModelOptions = new DeepGmmOptions { Layers = new[] { 2, 2 }, MaxIterations = 3, Seed = 3 } });
         DensityTransformer t;
         try { t = estimator.Fit(Ml.Data.LoadFromEnumerable(rows)); }
-        catch (Training.TrainingDivergedException e)
+        catch (Exception e) when (e is Training.TrainingDivergedException or Data.DataValidationException)
         {
-            Assert.Contains("rescale", e.Message);
+            Assert.Contains("rescale", e.Message);   // since session 29 the standardiser refuses the column, naming it
+            if (e is Data.DataValidationException v) Assert.Contains("'Features', column 0", v.Message);
             return;
         }
         var zip = new MemoryStream();

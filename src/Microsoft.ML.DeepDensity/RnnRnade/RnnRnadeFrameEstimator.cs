@@ -114,6 +114,7 @@ public sealed class RnnRnadeFrameEstimator : IEstimator<SequenceDensityTransform
         }
         using var channel = ((IHostEnvironment)_ml).Start("RnnRnade");
         channel.Info(MessageSensitivity.None, $"RnnRnade: training on {data.Count} sequences ({data.TotalFrames} frame rows).");
+        if (RnnRnadeModel.WindowsNote(data, o.ModelOptions.TrainingWindow) is string windows) channel.Info(MessageSensitivity.None, "RnnRnade: " + windows + ".");
         var model = RnnRnadeModel.Fit(data, o.ModelOptions, validation, RnnRnadeColumns.Progress(channel, o.Progress), o.CancellationToken);
         var frames = RnnRnadeColumns.ScoreFramesCancellably(model, data, o.CancellationToken);
         var scores = frames.Select(Scoring.ScoreFromLogDensity).ToArray();

@@ -39,6 +39,19 @@ public class RnnRnadeTrainingWindowTests
     }
 
     [Fact]
+    public void TheNoteSaysWhatIsCut()
+    {
+        var batch = new SequenceBatch(new float[400], new[] { 0, 65, 195, 200 }, 1);   // 65, 130 and 5 frames
+        Assert.Equal("training windows: 2 sequences longer than 64 frames cut into 5 windows of 32–44 frames (TrainingWindow; 0 trains whole sequences)",
+            RnnRnadeModel.WindowsNote(batch, 64));
+        Assert.Equal(6, RnnRnadeModel.InWindows(batch, 64).Count);       // the five windows and the 5-frame sequence
+        Assert.Null(RnnRnadeModel.WindowsNote(batch, 0));
+        Assert.Null(RnnRnadeModel.WindowsNote(batch, 130));
+        Assert.StartsWith("training windows: 1 sequence longer than 100 frames cut into 2 windows of 65 frames",
+            RnnRnadeModel.WindowsNote(batch, 100));
+    }
+
+    [Fact]
     public void AWindowLongerThanEverySequenceChangesNothing()
     {
         var data = RnnRnadeModelTests.VarSequences(30, 8, 21);

@@ -114,6 +114,26 @@ public sealed class RnnRnadeModel : SequenceDensityModel
         return new SequenceBatch(sequences.Values, offsets, sequences.FrameSize);
     }
 
+    /// <summary>What <see cref="RnnRnadeOptions.TrainingWindow"/> does to <paramref name="sequences"/>, in words for a
+    /// log ("2 sequences longer than 64 frames are cut into 140 training windows of 62–64 frames"), or null when none is cut.</summary>
+    public static string? WindowsNote(SequenceBatch sequences, int window)
+    {
+        ArgumentNullException.ThrowIfNull(sequences);
+        if (window <= 0) return null;
+        int longer = 0, shortest = window, longest = 0;
+        long pieces = 0;
+        for (int i = 0; i < sequences.Count; i++)
+        {
+            int length = sequences.Length(i);
+            if (length <= window) continue;
+            int n = (int)((length + (long)window - 1) / window);   // as InWindows cuts it: lengths ⌊L/n⌋ and ⌈L/n⌉
+            longer++; pieces += n; shortest = Math.Min(shortest, length / n); longest = Math.Max(longest, (length + n - 1) / n);
+        }
+        if (longer == 0) return null;
+        return $"training windows: {longer} sequence{(longer == 1 ? "" : "s")} longer than {window} frames cut into {pieces} windows of " +
+               $"{(shortest == longest ? $"{longest}" : $"{shortest}–{longest}")} frames (TrainingWindow; 0 trains whole sequences)";
+    }
+
     /// <summary>All examples of a training split as one sequence batch.</summary>
     private static SequenceBatch Gather(ITrainingData part)
     {
