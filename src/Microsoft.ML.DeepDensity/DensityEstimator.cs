@@ -43,8 +43,20 @@ public abstract class DensityEstimator<TModel, TModelOptions> : IEstimator<Densi
         _options.Validate();
         if (_options.ModelOptions is null) throw new ArgumentNullException(nameof(DensityEstimatorOptions<TModelOptions>.ModelOptions), "ModelOptions must not be null.");
         ValidateModelOptions(_options.ModelOptions);
-        if (_options.TrainingData == DensityTrainingData.Streamed && !CanStream) throw CannotStream();
+        if (_options.TrainingData == DensityTrainingData.Streamed)
+        {
+            if (!CanStream) throw CannotStream();
+            ValidateStreamedModelOptions(_options.ModelOptions);
+        }
     }
+
+    /// <summary>Checks the engine's options against <see cref="DensityTrainingData.Streamed"/> training, throwing
+    /// <see cref="ArgumentException"/> naming the first setting a streamed Fit cannot use (the Deep GMM streams only with
+    /// its exact E-step and L-BFGS M-step): like every setting, at construction and again at Fit before any data is read,
+    /// rather than from the engine after the upstream stages were fitted. The default accepts every option. Called from
+    /// the base constructor, so an override must not depend on fields the derived constructor sets.</summary>
+    /// <param name="options">The engine's options.</param>
+    protected virtual void ValidateStreamedModelOptions(TModelOptions options) { }
 
     /// <summary>Whether the family overrides <see cref="TrainStreamed"/> (streamed training is per family).</summary>
     private bool CanStream => GetType().GetMethod(nameof(TrainStreamed), System.Reflection.BindingFlags.Instance | System.Reflection.BindingFlags.NonPublic)!

@@ -135,7 +135,9 @@ public static class DensityModelExtensions
             // is replaced, so every other stage is kept.
             mlContext ??= new MLContext();
             var reader = new SurrogateStageReader(mlContext);
+            var scopes = ScopesOf(t, stages);
             var replaced = new List<ITransformer>(stages.Count);
+            var replacedScopes = new List<TransformerScope>(stages.Count);
             for (int i = 0; i < stages.Count;)
             {
                 int modelStage = i + Surrogate.StagesBeforeModel;
@@ -144,16 +146,50 @@ public static class DensityModelExtensions
                     && LoadedModelStage(reader, stages[modelStage], mlContext) is DensityTransformer live)
                 {
                     replaced.Add(live);
+                    replacedScopes.Add(scopes[modelStage]);
                     i = end;
                     continue;
                 }
                 replaced.Add(Replace(stages[i]));
+                replacedScopes.Add(scopes[i]);
                 i++;
             }
             // The chain was one surrogate and nothing else (a DensityTransformer saved alone): the transformer itself.
-            if (replaced.Count == 1 && stages.Count > 1 && replaced[0] is DensityTransformer only) return only;
-            return new TransformerChain<ITransformer>(replaced.ToArray());
+            if (replaced.Count == 1 && stages.Count > 1 && replaced[0] is DensityTransformer only && replacedScopes[0] == TransformerScope.Everything) return only;
+            return new TransformerChain<ITransformer>(replaced, replacedScopes);
         }
+    }
+
+    /// <summary>
+    /// The <see cref="TransformerScope"/> of each of <paramref name="stages"/>, the stages of <paramref name="chain"/>.
+    /// ML.NET's <c>TransformerChain.Transform</c> and <c>GetOutputSchema</c> run only the stages in scope Scoring (a label
+    /// conversion appended with <c>TransformerScope.TrainTest</c> is skipped on data without the label), and
+    /// <c>GetModelFor(scope)</c> filters by it; rebuilding the chain with the one-argument constructor put every stage in
+    /// scope Everything, so a pipeline loaded with <c>LoadWithLiveDensityModels</c> ran its training-only stages and failed
+    /// on scoring data the live pipeline and the plain <c>Model.Load</c> scored. ML.NET exposes a chain's scopes only
+    /// through the public <c>GetModelFor</c> (a method of each <c>TransformerChain&lt;TLastTransformer&gt;</c>, hence reflection): a stage has
+    /// a scope's bit when it is among the stages <c>GetModelFor</c> keeps for that bit, matched in order.
+    /// Everything for a chain that is not a <c>TransformerChain</c>.
+    /// </summary>
+    internal static TransformerScope[] ScopesOf(ITransformer chain, IReadOnlyList<ITransformer> stages)
+    {
+        var scopes = new TransformerScope[stages.Count];
+        var type = chain.GetType();
+        var getModelFor = type.IsGenericType && type.GetGenericTypeDefinition() == typeof(TransformerChain<>)
+            ? type.GetMethod(nameof(TransformerChain<ITransformer>.GetModelFor), new[] { typeof(TransformerScope) })
+            : null;
+        if (getModelFor is null)
+        {
+            Array.Fill(scopes, TransformerScope.Everything);
+            return scopes;
+        }
+        foreach (var bit in new[] { TransformerScope.Training, TransformerScope.Testing, TransformerScope.Scoring })
+        {
+            var kept = ((IEnumerable<ITransformer>)getModelFor.Invoke(chain, new object[] { bit })!).ToList();
+            for (int i = 0, j = 0; i < stages.Count && j < kept.Count; i++)
+                if (ReferenceEquals(stages[i], kept[j])) { scopes[i] |= bit; j++; }
+        }
+        return scopes;
     }
 
     /// <summary>

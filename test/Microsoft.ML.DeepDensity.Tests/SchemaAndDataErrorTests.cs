@@ -188,6 +188,52 @@ public class SchemaAndDataErrorTests
         Assert.Equal(0, rowsRead);
     }
 
+    /// <summary>Settings that are valid alone but not together with an ML.NET-side setting, or not for this estimator,
+    /// are refused the same way, naming the setting, when the estimator is created: the Deep GMM streams only with its
+    /// exact E-step and L-BFGS M-step (a NotSupportedException from the engine, after a normalizer before it had read the
+    /// whole view), and RNADE's <c>ModelOptions</c> takes a <c>DeepRnadeOptions</c> (a subclass) that the engine
+    /// refused only after the training data was copied, naming the engine's call instead of the catalog's DeepRnade.</summary>
+    [Fact]
+    public void SettingsThatDoNotGoTogether_AreRefused_AtConstruction_AndAtFitBeforeReadingData()
+    {
+        var ml = new MLContext(seed: 1);
+        var c = ml.DensityEstimation;
+        foreach (var (setting, options) in new (string, Models.DeepGmm.DeepGmmOptions)[]
+        {
+            ("ExactPathLimit", new() { Layers = new[] { 8, 8, 8 } }),   // 512 paths, above the exact E-step's 256
+            ("EStep", new() { EStep = Models.DeepGmm.DeepGmmEStep.Heuristic }),
+            ("MStep", new() { MStep = Models.DeepGmm.DeepGmmMStep.Minibatch }),
+        })
+        {
+            var e = Assert.ThrowsAny<ArgumentException>(() => c.DeepGmm(new DeepGmmEstimator.Options { TrainingData = DensityTrainingData.Streamed, ModelOptions = options }));
+            Assert.Equal(setting, e.ParamName);
+            Assert.Contains("TrainingData = Streamed", e.Message);
+            Assert.NotNull(c.DeepGmm(new DeepGmmEstimator.Options { ModelOptions = options }));   // in memory they train
+        }
+        Assert.NotNull(c.DeepGmm(new DeepGmmEstimator.Options
+        {
+            TrainingData = DensityTrainingData.Streamed,
+            ModelOptions = new() { Layers = new[] { 8, 8, 8 }, EStep = Models.DeepGmm.DeepGmmEStep.Exact },
+        }));
+
+        var deep = Assert.ThrowsAny<ArgumentException>(() => c.Rnade(new RnadeEstimator.Options { ModelOptions = new Models.Rnade.DeepRnadeOptions() }));
+        Assert.Equal("ModelOptions", deep.ParamName);
+        Assert.Contains("mlContext.DensityEstimation.DeepRnade(", deep.Message);
+
+        // Changed after construction: refused by Fit before a row is read.
+        int rowsRead = 0;
+        IEnumerable<Row> Counting() { foreach (var r in TestData.Blob(50)) { rowsRead++; yield return r; } }
+        var gmmOptions = new DeepGmmEstimator.Options { TrainingData = DensityTrainingData.Streamed, ModelOptions = new() { MaxIterations = 1 } };
+        var gmm = c.DeepGmm(gmmOptions);
+        gmmOptions.ModelOptions.MStep = Models.DeepGmm.DeepGmmMStep.Minibatch;
+        Assert.Equal("MStep", Assert.ThrowsAny<ArgumentException>(() => gmm.Fit(ml.Data.LoadFromEnumerable(Counting()))).ParamName);
+        var rnadeOptions = TestData.SmallRnade();
+        var rnade = c.Rnade(rnadeOptions);
+        rnadeOptions.ModelOptions = new Models.Rnade.DeepRnadeOptions();
+        Assert.Equal("ModelOptions", Assert.ThrowsAny<ArgumentException>(() => rnade.Fit(ml.Data.LoadFromEnumerable(Counting()))).ParamName);
+        Assert.Equal(0, rowsRead);
+    }
+
     /// <summary>A validation view of another width is named as such: it said "the model was trained on 4" before any
     /// training, without saying that the validation view was the one at fault.</summary>
     [Fact]

@@ -128,8 +128,11 @@ public static class ModelFile
         try { model = reader(payload, payloadVersion); }
         catch (InvalidModelFileException) { throw; }
         // Catch-all: whatever a payload reader trips over on a damaged payload (a missed bounds check, an invalid
-        // argument to a constructor, ...) surfaces as one clear exception type, never as a crash of the caller.
-        catch (Exception e) when (e is not OutOfMemoryException)
+        // argument to a constructor, ...) surfaces as one clear exception type, never as a crash of the caller. Not code
+        // that could not be loaded: a file that passed its checksum is intact, and "Corrupt DeepGmm model: Could not load
+        // file or assembly 'MathNet.Numerics'" (the library's DLL copied next to a program without its dependencies) sent
+        // the user to the file instead of the deployment.
+        catch (Exception e) when (e is not OutOfMemoryException && !IsMissingCode(e))
         {
             throw new InvalidModelFileException($"Corrupt {kind} model: {e.Message}", e);
         }
@@ -138,6 +141,13 @@ public static class ModelFile
             throw new InvalidModelFileException($"The reader registered for '{kind}' returned a {model?.ModelKind ?? "null"} model.");
         return model;
     }
+
+    /// <summary>An assembly, type, member or native library the reader needs could not be loaded (missing from the
+    /// deployment, or another version): the program's problem, reported as itself rather than as a corrupt model. No
+    /// payload bytes can cause these: a reader reads from memory and loads no code by name.</summary>
+    private static bool IsMissingCode(Exception e)
+        => e is FileNotFoundException or FileLoadException or BadImageFormatException or TypeLoadException
+            or MissingMemberException or TypeInitializationException;
 
     /// <summary>
     /// Runs the model's own payload reader on its payload and returns the reader's objection, or null when the model

@@ -23,6 +23,20 @@ namespace Microsoft.ML.DeepDensity.Transforms
         protected override DeepGmmModel TrainStreamed(IRowStream data, IRowStream? validation, DeepGmmOptions options, StreamingOptions streaming,
             IProgress<TrainingProgress> progress, CancellationToken cancellationToken)
             => DeepGmmModel.Fit(data, options, validation, streaming, progress, cancellationToken);
+
+        /// <summary>The engine's streamed Fit needs the exact E-step and the L-BFGS M-step; said here, naming the setting,
+        /// when the estimator is created (it used to be a NotSupportedException from the engine, after the upstream
+        /// stages had read the whole view).</summary>
+        /// <param name="options">The engine's options.</param>
+        protected override void ValidateStreamedModelOptions(DeepGmmOptions options)
+        {
+            if (!options.UsesExactEStep)
+                throw new ArgumentOutOfRangeException(options.EStep == DeepGmmEStep.Heuristic ? nameof(DeepGmmOptions.EStep) : nameof(DeepGmmOptions.ExactPathLimit),
+                    $"TrainingData = Streamed trains the Deep GMM with the exact E-step only: {options.WhyNotExactEStep}; or train in memory.");
+            if (options.MStep != DeepGmmMStep.Lbfgs)
+                throw new ArgumentOutOfRangeException(nameof(DeepGmmOptions.MStep), options.MStep,
+                    $"TrainingData = Streamed trains the Deep GMM with MStep = {nameof(DeepGmmMStep.Lbfgs)} only (the minibatch M-step keeps the rows of every path); or train in memory.");
+        }
     }
 }
 

@@ -60,6 +60,43 @@ public class EngineContractTests
         Assert.IsType<BrokenModel>(DensityModel.FromBytes(new BrokenModel { PayloadMode = 0 }.ToBytes()));
     }
 
+    /// <summary>A dependency the reader could not load (the ML.NET layer's DLLs copied next to a program without
+    /// MathNet.Numerics) is the deployment's problem, not the file's: it was "Corrupt DeepGmm model: Could not load file
+    /// or assembly 'MathNet.Numerics'", an InvalidModelFileException for an intact file. (A kind of its own whose reader
+    /// simulates the failure only for its marker payload: the registry is global, and the damaged-file checks forge files
+    /// of every registered kind, which this reader must reject like any other.)</summary>
+    [Fact]
+    public void ADependencyThatCannotBeLoadedIsNotReportedAsACorruptModel()
+    {
+        ModelRegistry.Register(MissingDependencyModel.KindName, (r, v) => r.ReadInt64() != MissingDependencyModel.Marker
+            ? throw new InvalidOperationException("not the test's payload")
+            : r.ReadInt32() switch
+            {
+                0 => throw new FileNotFoundException("Could not load file or assembly 'MathNet.Numerics, Version=5.0.0.0'.", "MathNet.Numerics, Version=5.0.0.0"),
+                1 => throw new FileLoadException("Could not load file or assembly 'MathNet.Numerics, Version=5.0.0.0'."),
+                2 => throw new TypeLoadException("Could not load type 'MathNet.Numerics.LinearAlgebra.Matrix`1'."),
+                _ => throw new MissingMethodException("Method not found: 'MathNet.Numerics.LinearAlgebra.Matrix`1.Cholesky()'."),
+            });
+        Assert.Throws<FileNotFoundException>(() => DensityModel.FromBytes(new MissingDependencyModel(0).ToBytes()));
+        Assert.Throws<FileLoadException>(() => DensityModel.FromBytes(new MissingDependencyModel(1).ToBytes()));
+        Assert.Throws<TypeLoadException>(() => DensityModel.FromBytes(new MissingDependencyModel(2).ToBytes()));
+        Assert.Throws<MissingMethodException>(() => DensityModel.FromBytes(new MissingDependencyModel(3).ToBytes()));
+        // Any other payload of the kind is a corrupt file, as before.
+        Assert.Throws<InvalidModelFileException>(() => DensityModel.FromBytes(new MissingDependencyModel(0, marker: 7).ToBytes()));
+    }
+
+    private sealed class MissingDependencyModel(int failure, long marker = MissingDependencyModel.Marker) : DensityModel
+    {
+        public const string KindName = "ConformanceMissingDependency";
+        public const long Marker = 0x5EED_0D15_5A7E_D0C5;
+        public override string ModelKind => KindName;
+        public override int Dimension => 1;
+        public override DensityKind DensityKind => DensityKind.Exact;
+        protected internal override void WritePayload(ModelWriter writer) { writer.WriteInt64(marker); writer.WriteInt32(failure); }
+        protected override void LogDensityCore(ReadOnlySpan<float> rows, int count, Span<float> logDensity, Span<float> standardError) { }
+        protected override void SampleCore(int count, ulong seed, Span<float> destination) { }
+    }
+
     private sealed class BrokenModel : DensityModel
     {
         public const string KindName = "ConformanceBroken";
