@@ -83,6 +83,7 @@ public static class SequenceCommands
             Model = ModelName, FeatureColumns = names, LabelColumn = labelColumn, ExcludedColumns = excluded,
             SequenceIdColumn = sequenceId, OrderColumn = orderName,
             TrainFile = Path.GetFileName(trainFile), TrainRows = frames.Rows,
+            ValidationFile = validationFile is null ? null : Path.GetFileName(validationFile),
             TrainSequences = data.Sequences.Count, MedianSequenceLength = Reporting.DensityReport.MedianLength(data.Sequences),
             Options = EngineOptions.Describe(engine), History = ToolMetadata.FromHistory(history),
             EpochsRun = summary?.EpochsRun ?? history.Count, BestEpoch = summary?.BestEpoch, StoppedEarly = summary?.StoppedEarly ?? false,

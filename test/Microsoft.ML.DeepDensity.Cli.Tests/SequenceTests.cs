@@ -266,6 +266,7 @@ public class SequenceTests : IDisposable
         var train = Frames("train.csv", 12, 1);
         var valid = Frames("valid.csv", 5, 2, shuffled: true);
         var zip = Fit(train, "--validation", valid);
+        Assert.Contains("; validation valid.csv", _h.Run("info", zip).Out);
         var model = new MLContext(seed: 1).Model.Load(zip, out _).GetSequenceDensityModel();
         var options = new Models.RnnRnade.RnnRnadeOptions { HiddenUnits = 6, RecurrentUnits = 4, MaxEpochs = 4 };
         var engine = Models.RnnRnade.RnnRnadeModel.Fit(Sequences(train).Batch, options, Sequences(valid).Batch);
