@@ -59,7 +59,11 @@ public static class SequenceCommands
         FitCommand.ReportTextColumns(console, table, columns, skip, labelColumn is not null);
         if (RnnRnadeModel.WindowsNote(data.Sequences, engine.TrainingWindow) is string windows) console.Out.WriteLine(windows);
         var display = new TrainingDisplay(console.Out, console.LiveProgress);
-        var transformer = display.Run(ModelName, engine.MaxEpochs, progress =>
+        // The bar's length: the epochs the fit will run at most (MaxEpochs = 0 sets them from the training windows,
+        // a held-out tenth aside when there is no validation file).
+        long examples = RnnRnadeModel.TrainingExamples(data.Sequences, engine.TrainingWindow);
+        int maxEpochs = engine.EpochsFor(valid is null ? examples - (long)(examples * engine.ValidationFraction) : examples);
+        var transformer = display.Run(ModelName, maxEpochs, progress =>
         {
             var estimator = ml.DensityEstimation.RnnRnade(new Transforms.RnnRnadeFrameEstimator.Options
             {

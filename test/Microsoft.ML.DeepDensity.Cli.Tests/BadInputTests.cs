@@ -191,10 +191,12 @@ public class BadInputTests : IDisposable
         foreach (var model in new[] { "rnade", "deepgmm", "rnnrnade" })
         {
             var extra = model == "rnnrnade" ? new[] { "--sequence-id", "id", "--order", "x3" } : Array.Empty<string>();
-            var r = _h.Run(new[] { "fit", csv, "-m", model, "--epochs", "0", "-o", _h.PathOf("o.zip") }.Concat(extra).ToArray());
+            // rnnrnade takes --epochs 0 (epochs set from the training sequences, as the RBM's): -1 is its bad value.
+            string epochs = model == "rnnrnade" ? "-1" : "0";
+            var r = _h.Run(new[] { "fit", csv, "-m", model, "--epochs", epochs, "-o", _h.PathOf("o.zip") }.Concat(extra).ToArray());
             Assert.Equal(ExitCodes.UsageError, r.Exit);
             Assert.DoesNotContain("fit " + model, r.Out);
-            AssertOneLine(r.Err, "invalid model option: ", " must be at least 1 (got 0)", "(set by --epochs)");
+            AssertOneLine(r.Err, "invalid model option: ", model == "rnnrnade" ? " must be non-negative (0: set from the amount of training data) (got -1)" : " must be at least 1 (got 0)", "(set by --epochs)");
             Assert.DoesNotContain("Actual value", r.Err);
             Assert.DoesNotContain("(Parameter", r.Err);
         }

@@ -119,14 +119,15 @@ public class GradientTrainingOptions
     /// gains no speed.</summary>
     public const int MaxRowsPerBlock = 1 << 16;
 
-    /// <summary>Whether the model accepts <c>MaxEpochs</c> = 0, meaning a number of epochs it sets from the number of
-    /// training rows (the RBM's length of training, <see cref="Models.Rbm.RbmOptions.EpochsFor"/>).</summary>
+    /// <summary>Whether the model accepts <c>MaxEpochs</c> = 0, meaning a number of epochs it sets from the amount of
+    /// training data (the RBM's length of training, <see cref="Models.Rbm.RbmOptions.EpochsFor"/>; RNN-RNADE's,
+    /// <see cref="Models.RnnRnade.RnnRnadeOptions.EpochsFor"/>).</summary>
     protected virtual bool AutomaticEpochs => false;
 
     /// <summary>Throws <see cref="ArgumentOutOfRangeException"/> naming the first invalid setting.</summary>
     public virtual void Validate()
     {
-        if (AutomaticEpochs) Check(MaxEpochs >= 0, nameof(MaxEpochs), MaxEpochs, "must be non-negative (0: set from the number of training rows)");
+        if (AutomaticEpochs) Check(MaxEpochs >= 0, nameof(MaxEpochs), MaxEpochs, "must be non-negative (0: set from the amount of training data)");
         else Check(MaxEpochs >= 1, nameof(MaxEpochs), MaxEpochs, "must be at least 1");
         Check(BatchSize >= 1, nameof(BatchSize), BatchSize, "must be at least 1");
         Check(LearningRate > 0 && float.IsFinite(LearningRate), nameof(LearningRate), LearningRate, "must be positive and finite");

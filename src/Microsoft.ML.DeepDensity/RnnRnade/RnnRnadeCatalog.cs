@@ -15,12 +15,12 @@ public static partial class DensityEstimationCatalogExtensions
     /// <param name="frameSize">Values per frame (time step).</param>
     /// <param name="hiddenUnits">RNADE hidden units. Default <see cref="RnnRnadeOptions.Defaults.HiddenUnits"/>.</param>
     /// <param name="recurrentUnits">Recurrent units. Default <see cref="RnnRnadeOptions.Defaults.RecurrentUnits"/>.</param>
-    /// <param name="maxEpochs">Maximum training epochs (early stopping on a held-out 10 % of the sequences). Default <see cref="Microsoft.ML.DeepDensity.Training.GradientTrainingOptions.Defaults.MaxEpochs"/>.</param>
+    /// <param name="maxEpochs">Maximum training epochs (early stopping on a held-out 10 % of the sequences); 0 sets them from the number of training sequences (<see cref="RnnRnadeOptions.EpochsFor"/>). Default <see cref="RnnRnadeOptions.Defaults.MaxEpochs"/>.</param>
     /// <param name="contamination">Expected anomaly fraction of the training sequences, for PredictedLabel. Default <see cref="DensityEstimatorDefaults.Contamination"/>.</param>
     /// <param name="seed">Seed of initialisation, shuffling and the validation split. Default <see cref="Microsoft.ML.DeepDensity.Training.GradientTrainingOptions.Defaults.Seed"/>.</param>
     public static SequenceDensityEstimator RnnRnade(this DensityEstimationCatalog catalog, string featureColumnName, int frameSize,
         int hiddenUnits = RnnRnadeOptions.Defaults.HiddenUnits, int recurrentUnits = RnnRnadeOptions.Defaults.RecurrentUnits,
-        int maxEpochs = Microsoft.ML.DeepDensity.Training.GradientTrainingOptions.Defaults.MaxEpochs, double contamination = DensityEstimatorDefaults.Contamination, ulong seed = Microsoft.ML.DeepDensity.Training.GradientTrainingOptions.Defaults.Seed)
+        int maxEpochs = RnnRnadeOptions.Defaults.MaxEpochs, double contamination = DensityEstimatorDefaults.Contamination, ulong seed = Microsoft.ML.DeepDensity.Training.GradientTrainingOptions.Defaults.Seed)
     {
         ArgumentNullException.ThrowIfNull(catalog);
         return catalog.RnnRnade(new SequenceDensityEstimator.Options { FeatureColumnName = featureColumnName, FrameSize = frameSize, Contamination = contamination },
@@ -57,12 +57,12 @@ public static partial class DensityEstimationCatalogExtensions
     /// DateTimeOffset or TimeSpan; increasing).</param>
     /// <param name="hiddenUnits">RNADE hidden units. Default <see cref="RnnRnadeOptions.Defaults.HiddenUnits"/>.</param>
     /// <param name="recurrentUnits">Recurrent units. Default <see cref="RnnRnadeOptions.Defaults.RecurrentUnits"/>.</param>
-    /// <param name="maxEpochs">Maximum training epochs (early stopping on a held-out 10 % of the sequences). Default <see cref="Microsoft.ML.DeepDensity.Training.GradientTrainingOptions.Defaults.MaxEpochs"/>.</param>
+    /// <param name="maxEpochs">Maximum training epochs (early stopping on a held-out 10 % of the sequences); 0 sets them from the number of training sequences (<see cref="RnnRnadeOptions.EpochsFor"/>). Default <see cref="RnnRnadeOptions.Defaults.MaxEpochs"/>.</param>
     /// <param name="contamination">Expected anomaly fraction of the training frames, for PredictedLabel. Default <see cref="DensityEstimatorDefaults.Contamination"/>.</param>
     /// <param name="seed">Seed of initialisation, shuffling and the validation split. Default <see cref="Microsoft.ML.DeepDensity.Training.GradientTrainingOptions.Defaults.Seed"/>.</param>
     public static RnnRnadeFrameEstimator RnnRnade(this DensityEstimationCatalog catalog, string featureColumnName,
         string sequenceIdColumnName, string orderColumnName, int hiddenUnits = RnnRnadeOptions.Defaults.HiddenUnits, int recurrentUnits = RnnRnadeOptions.Defaults.RecurrentUnits,
-        int maxEpochs = Microsoft.ML.DeepDensity.Training.GradientTrainingOptions.Defaults.MaxEpochs,
+        int maxEpochs = RnnRnadeOptions.Defaults.MaxEpochs,
         double contamination = DensityEstimatorDefaults.Contamination, ulong seed = Microsoft.ML.DeepDensity.Training.GradientTrainingOptions.Defaults.Seed)
     {
         ArgumentNullException.ThrowIfNull(catalog);

@@ -88,7 +88,7 @@ public sealed class RnnRnadeModel : SequenceDensityModel
         var objective = new RnnRnadeObjective(network, options.SequencesPerBlock, options.FramesPerChunk,
             options.ScaleMeanGradientBySigma, standardizer.LogJacobian, cancellationToken);
         var summary = TrainingLoop.Run(new PerFrameObjective(objective), TrainingData.From(modelTrain),
-            modelValid is null ? null : TrainingData.From(modelValid), options, progress, cancellationToken);
+            modelValid is null ? null : TrainingData.From(modelValid), options.WithMaxEpochs(options.EpochsFor(modelTrain.Count)), progress, cancellationToken);
         return ModelFile.EnsureTrainedModelLoadable(new RnnRnadeModel(network, standardizer) { TrainingSummary = summary });
     }
 
@@ -100,8 +100,7 @@ public sealed class RnnRnadeModel : SequenceDensityModel
     internal static SequenceBatch InWindows(SequenceBatch sequences, int window)
     {
         if (window <= 0) return sequences;
-        long count = 0;
-        for (int i = 0; i < sequences.Count; i++) count += (sequences.Length(i) + (long)window - 1) / window;
+        long count = TrainingExamples(sequences, window);
         if (count == sequences.Count) return sequences;
         var offsets = new int[checked((int)count + 1)];
         int k = 0;
@@ -112,6 +111,17 @@ public sealed class RnnRnadeModel : SequenceDensityModel
             for (int p = 0; p < pieces; p++) { at += shortLength + (p < longer ? 1 : 0); offsets[++k] = at; }
         }
         return new SequenceBatch(sequences.Values, offsets, sequences.FrameSize);
+    }
+
+    /// <summary>The training examples <paramref name="sequences"/> make with <paramref name="window"/>: the sequences,
+    /// each longer one counted as the windows it is cut into.</summary>
+    public static long TrainingExamples(SequenceBatch sequences, int window)
+    {
+        ArgumentNullException.ThrowIfNull(sequences);
+        if (window <= 0) return sequences.Count;
+        long count = 0;
+        for (int i = 0; i < sequences.Count; i++) count += (sequences.Length(i) + (long)window - 1) / window;
+        return count;
     }
 
     /// <summary>What <see cref="RnnRnadeOptions.TrainingWindow"/> does to <paramref name="sequences"/>, in words for a
