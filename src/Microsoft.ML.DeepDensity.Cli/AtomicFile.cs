@@ -104,15 +104,28 @@ public static class AtomicFile
         }
         string dir = Path.GetDirectoryName(full)!;
         string temp = Path.Combine(dir, $".{Path.GetFileName(full)}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp");
-        Pending.TryAdd(temp, 0);
         try
         {
-            using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None))
+            FileStream stream;
+            lock (Gate)
+            {
+                // Ctrl+C ends the process (DeletePending) while a command may still be writing, for as long as 'sample'
+                // streams: no temporary file is started after it, nor renamed over the target once it was deleted.
+                if (_ending) throw new OperationCanceledException();
+                Pending.TryAdd(temp, 0);
+                // FileShare.Delete: on Windows DeletePending can delete the file while it is open (it goes when closed).
+                stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.Delete);
+            }
+            using (stream)
             {
                 write(stream);
                 stream.Flush(flushToDisk: true);
             }
-            File.Move(temp, full, overwrite: true);
+            lock (Gate)
+            {
+                if (_ending) throw new OperationCanceledException();
+                File.Move(temp, full, overwrite: true);
+            }
         }
         catch (Exception e)
         {
@@ -128,12 +141,19 @@ public static class AtomicFile
     }
 
     private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, byte> Pending = new();
+    private static readonly object Gate = new();
+    private static bool _ending;
 
-    /// <summary>Deletes the temporary files of writes in progress (the process is about to end: Ctrl+C).</summary>
+    /// <summary>Deletes the temporary files of writes in progress (the process is about to end: Ctrl+C); a write still
+    /// running then fails with <see cref="OperationCanceledException"/> instead of starting or renaming a file.</summary>
     public static void DeletePending()
     {
-        foreach (var temp in Pending.Keys)
-            try { File.Delete(temp); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+        lock (Gate)
+        {
+            _ending = true;
+            foreach (var temp in Pending.Keys)
+                try { File.Delete(temp); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+        }
     }
 
     public static void WriteText(string path, Action<TextWriter> write)

@@ -42,22 +42,4 @@ public static class DataViews
         while (cursor.MoveNext()) { getter(ref v); result.Add(v); }
         return result.ToArray();
     }
-
-    /// <summary>A Single vector column as a row matrix.</summary>
-    public static RowMatrix Vectors(IDataView view, string column, int width)
-    {
-        var col = view.Schema[column];
-        var rows = new List<float[]>();
-        using var cursor = view.GetRowCursor(new[] { col });
-        var getter = cursor.GetGetter<VBuffer<float>>(col);
-        VBuffer<float> v = default;
-        while (cursor.MoveNext())
-        {
-            getter(ref v);
-            var dense = new float[width];
-            v.CopyTo(dense);
-            rows.Add(dense);
-        }
-        return RowMatrix.FromRows(rows.ToArray());
-    }
 }

@@ -18,8 +18,9 @@ public sealed class Interrupts
 
     /// <summary>
     /// True while a command honours <see cref="Stop"/> and <see cref="Abort"/> (fit). Otherwise (score, sample, evaluate,
-    /// report, info: no cancellation points) the entry point ends the process at Ctrl+C, deleting any temporary
-    /// output, instead of swallowing the signal.
+    /// report, info) the entry point ends the process at Ctrl+C, deleting any temporary output, instead of swallowing the
+    /// signal: score, evaluate, report and info have no cancellation points, and sample, which abandons its draw at
+    /// <see cref="Stop"/> when run in-process, may be blocked writing to a pipe whose reader does not read.
     /// </summary>
     public bool CommandStopsCleanly { get; set; }
 

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
+using Microsoft.ML.Data;
 using Microsoft.ML.DeepDensity.Data;
 
 namespace Microsoft.ML.DeepDensity.Cli;
@@ -68,25 +69,67 @@ public static class ScoringCommands
                 return SequenceCommands.Sample(console, loaded, n, parse.GetValue(length), parse.GetValue(seed), parse.GetValue(output));
             if (parse.GetValue(length) is not null)
                 throw new CliException(ExitCodes.UsageError, "--length is for the sequence model (rnnrnade); this model draws rows.");
-            var density = loaded.Density;
-            long most = Array.MaxLength / Math.Max(1, density.Model.Dimension);
-            if (n > most)
-                throw new CliException(ExitCodes.UsageError, $"--count {n}: at most {most} rows of {density.Model.Dimension} values can be drawn at once " +
-                                                             "(draw fewer; row i depends only on --seed and i).");
-            var view = density.GenerateSamples(ml, n, parse.GetValue(seed));
-            var rows = DataViews.Vectors(view, density.FeatureColumnName, density.Model.Dimension);
-            WriteOutput(console, parse.GetValue(output), w =>
-            {
-                w.WriteLine(string.Join(",", loaded.FeatureColumns.Select(CsvTable.Escape)));
-                for (int r = 0; r < rows.Rows; r++)
-                {
-                    var row = rows.Row(r);
-                    var cells = new string[row.Length];
-                    for (int j = 0; j < row.Length; j++) cells[j] = CsvTable.Format(row[j]);
-                    w.WriteLine(string.Join(",", cells));
-                }
-            });
+            // The lazy view of the draw, read row by row as it is written (WriteSamples): any count up to int.MaxValue
+            // costs one block of rows. The first interrupt ends it (in-process; the tool's own Ctrl+C ends the process).
+            var view = loaded.Density.GenerateSamples(ml, n, parse.GetValue(seed), console.Interrupts.Stop);
+            WriteSamples(console, view, loaded.Density.FeatureColumnName, loaded.FeatureColumns, parse.GetValue(output));
             return ExitCodes.Success;
+        });
+    }
+
+    /// <summary>
+    /// Writes the rows of a <c>GenerateSamples</c> view under <paramref name="header"/> as one cursor draws them, each
+    /// value in round-trip format (<see cref="CsvTable.Format"/>), so memory is the view's block of rows and a chunk of
+    /// text whatever the count. The first row is drawn before the output is opened: a draw that fails at once leaves nothing,
+    /// not even a header on standard output. A file is written through <see cref="AtomicFile"/>: a draw that fails or is
+    /// interrupted part-way leaves no file (standard output, a pipe or a device has the lines written before).
+    /// </summary>
+    private static void WriteSamples(DdmlConsole console, IDataView view, string column, string[] header, string? outFile)
+    {
+        var col = view.Schema[column];
+        int width = ((VectorDataViewType)col.Type).Size;
+        using var cursor = view.GetRowCursor(new[] { col });
+        var getter = cursor.GetGetter<VBuffer<float>>(col);
+        VBuffer<float> buffer = default;
+        var row = new float[width];
+        bool Next()
+        {
+            if (!cursor.MoveNext()) return false;
+            getter(ref buffer);
+            buffer.CopyTo(row);
+            return true;
+        }
+        if (!Next()) throw new InvalidOperationException("The draw has no rows."); // --count is at least 1
+        WriteOutput(console, outFile, w =>
+        {
+            w.WriteLine(string.Join(",", header.Select(CsvTable.Escape)));
+            // The lines go out in chunks of 64 Ki characters: standard output flushes every write (a system call a line).
+            string newline = w.NewLine;
+            var chunk = new char[1 << 16];
+            var cell = new char[64]; // a value in round-trip format is at most 15 characters ("-1.2345679E-05")
+            int used = 0;
+            void Append(ReadOnlySpan<char> text)
+            {
+                if (chunk.Length - used < text.Length)
+                {
+                    w.Write(chunk, 0, used);
+                    used = 0;
+                }
+                text.CopyTo(chunk.AsSpan(used));
+                used += text.Length;
+            }
+            do
+            {
+                for (int j = 0; j < width; j++)
+                {
+                    if (j > 0) Append(",");
+                    if (row[j].TryFormat(cell, out int written, "R", Ci)) Append(cell.AsSpan(0, written));
+                    else Append(CsvTable.Format(row[j]));
+                }
+                Append(newline);
+            }
+            while (Next());
+            w.Write(chunk, 0, used);
         });
     }
 

@@ -125,6 +125,44 @@ public class InterruptTests : IDisposable
         _h.AssertNoPartialFiles(output);
     }
 
+    /// <summary>
+    /// A real SIGINT to 'ddml sample -o FILE' while it streams rows into its temporary file (megabytes of a draw of two
+    /// billion rows, which the eager command could not even hold): the process ends at once with 130, the temporary file
+    /// is deleted and no output file is left.
+    /// </summary>
+    [Fact]
+    public async Task SigintWhileSampleStreamsLeavesNoPartialFile()
+    {
+        if (OperatingSystem.IsWindows()) return; // kill -INT
+        var zip = _h.PathOf("m.zip");
+        var fit = _h.Run("fit", _h.Blob("train.csv", 60), "-m", "rnade", "--exclude", "id,label", "--epochs", "1", "-p", "HiddenUnits=4", "-o", zip);
+        Assert.True(fit.Exit == 0, fit.Err);
+        var output = _h.PathOf("samples.csv");
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in new[] { Path.Combine(AppContext.BaseDirectory, "ddml.dll"), "sample", zip, "-n", "2000000000", "-o", output })
+            psi.ArgumentList.Add(a);
+        using var p = Process.Start(psi)!;
+        var err = p.StandardError.ReadToEndAsync();
+        try
+        {
+            var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(2);
+            while (!p.HasExited && DateTime.UtcNow < deadline && !Directory.GetFiles(_h.Dir, ".samples.csv.*.tmp").Any(f => new FileInfo(f).Length > 1 << 20))
+                await Task.Delay(TimeSpan.FromMilliseconds(20));
+            Assert.False(p.HasExited, "sample ended before the signal");
+            Assert.True(DateTime.UtcNow < deadline, "sample wrote no rows into its temporary file");
+            using (var kill = Process.Start("kill", new[] { "-INT", p.Id.ToString(System.Globalization.CultureInfo.InvariantCulture) })!) kill.WaitForExit();
+            Assert.True(p.WaitForExit(TimeSpan.FromSeconds(30)), "sample did not end after SIGINT");
+        }
+        finally
+        {
+            if (!p.HasExited) p.Kill(entireProcessTree: true);
+        }
+        string stderr = await err;
+        Assert.True(p.ExitCode == ExitCodes.Interrupted, $"exit {p.ExitCode}: {stderr}");
+        Assert.Contains("interrupted; nothing was written", stderr);
+        _h.AssertNoPartialFiles(output);
+    }
+
     private (int Exit, string Zip, string Stdout) InterruptRealProcess()
     {
         // 20,000 rows and 64 hidden units make an epoch tens of milliseconds: on a loaded machine the signal can take seconds
