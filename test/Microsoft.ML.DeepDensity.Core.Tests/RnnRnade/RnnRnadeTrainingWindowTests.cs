@@ -89,6 +89,29 @@ public class RnnRnadeTrainingWindowTests
         Assert.Equal(perFrame, model.TrainingSummary!.History[^1].ValidationLogLikelihood!.Value, 4);
     }
 
+    /// <summary>MaxEpochs = 0 (the default): an epoch of sequences is few steps, so the epochs follow the training
+    /// sequences (windows): enough for 10,000 steps within [100, 1000]; a set value is kept.</summary>
+    [Fact]
+    public void TheDefaultEpochsFollowTheTrainingSequences()
+    {
+        var o = new RnnRnadeOptions();
+        Assert.Equal(0, o.MaxEpochs);
+        Assert.Equal(1000, o.EpochsFor(1));            // one step an epoch: the most
+        Assert.Equal(1000, o.EpochsFor(320));          // 10 steps
+        Assert.Equal(500, o.EpochsFor(625));           // 20 steps (the 40,000-frame series in windows of 64)
+        Assert.Equal(100, o.EpochsFor(1_000_000));     // the fewest: the row models' default
+        o.MaxEpochs = 7;
+        Assert.Equal(7, o.EpochsFor(1));
+
+        // A fit runs them: one series in 20 windows, two held out, 18 training windows a step: 1,000 epochs.
+        var series = RnnRnadeModelTests.VarSequences(1, 600, 5);
+        var fit = Options(30);
+        fit.MaxEpochs = 0;
+        fit.EarlyStoppingPatience = 0;
+        fit.BatchSize = 32;
+        Assert.Equal(1000, RnnRnadeModel.Fit(series, fit).TrainingSummary!.EpochsRun);
+    }
+
     [Fact]
     public void ANegativeWindowIsRefusedByName()
     {
