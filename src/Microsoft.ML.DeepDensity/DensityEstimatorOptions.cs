@@ -122,11 +122,14 @@ public abstract class DensityEstimatorOptions
         ReservedColumns.CheckSetting(nameof(PredictedLabelColumnName), PredictedLabelColumnName);
         ReservedColumns.CheckSetting(nameof(StandardErrorColumnName), StandardErrorColumnName);
         ReservedColumns.CheckSetting(nameof(SampleColumnName), SampleColumnName);
-        var outputs = new List<string> { LogDensityColumnName, ScoreColumnName, PredictedLabelColumnName };
-        if (StandardErrorColumnName is not null) outputs.Add(StandardErrorColumnName);
-        if (SampleColumnName is not null) outputs.Add(SampleColumnName);
-        if (outputs.Distinct(StringComparer.Ordinal).Count() != outputs.Count)
-            throw new ArgumentException($"Output column names must be distinct (got {string.Join(", ", outputs)}).");
+        var outputs = new List<(string Setting, string Value)>
+        {
+            (nameof(LogDensityColumnName), LogDensityColumnName), (nameof(ScoreColumnName), ScoreColumnName),
+            (nameof(PredictedLabelColumnName), PredictedLabelColumnName),
+        };
+        if (StandardErrorColumnName is not null) outputs.Add((nameof(StandardErrorColumnName), StandardErrorColumnName));
+        if (SampleColumnName is not null) outputs.Add((nameof(SampleColumnName), SampleColumnName));
+        ColumnSettings.CheckDistinct("Output", outputs);
         if (!(Contamination >= 0 && Contamination <= 0.5))
             throw new ArgumentOutOfRangeException(nameof(Contamination), Contamination, $"Contamination must be in [0, 0.5] (got {Contamination}).");
         if (!Enum.IsDefined(TrainingData))
@@ -167,3 +170,18 @@ internal sealed record TransformerSettings(
     double Contamination,
     float Threshold,
     int ScoringBlockRows);
+
+/// <summary>Checks on the column-name settings of the estimators' options.</summary>
+internal static class ColumnSettings
+{
+    /// <summary>Two of <paramref name="settings"/> naming one column is an <see cref="ArgumentException"/> that names both
+    /// settings and the column, its ParamName the later setting (it was "must be distinct (got a, b, a)", no ParamName).</summary>
+    public static void CheckDistinct(string kind, IReadOnlyList<(string Setting, string Value)> settings)
+    {
+        for (int j = 1; j < settings.Count; j++)
+            for (int i = 0; i < j; i++)
+                if (string.Equals(settings[i].Value, settings[j].Value, StringComparison.Ordinal))
+                    throw new ArgumentException($"{kind} column names must be distinct: {settings[i].Setting} and {settings[j].Setting} both name " +
+                        $"'{settings[j].Value}' (got {string.Join(", ", settings.Select(o => $"{o.Setting} = {o.Value}"))}).", settings[j].Setting);
+    }
+}

@@ -125,8 +125,23 @@ public class FrameRowTimeOrderTests
     {
         var ml = new MLContext(seed: 1);
         var e = Assert.ThrowsAny<ArgumentException>(() => ml.DensityEstimation.RnnRnade("Features", "Order", "Order"));
-        Assert.Contains("Input column names must be distinct (got FeatureColumnName = Features, SequenceIdColumnName = Order, OrderColumnName = Order)", e.Message);
+        Assert.Contains("Input column names must be distinct: SequenceIdColumnName and OrderColumnName both name 'Order' " +
+                        "(got FeatureColumnName = Features, SequenceIdColumnName = Order, OrderColumnName = Order)", e.Message);
         Assert.Equal("OrderColumnName", e.ParamName);
         Assert.ThrowsAny<ArgumentException>(() => ml.DensityEstimation.RnnRnade(new RnnRnadeFrameEstimator.Options { SequenceIdColumnName = "Features" }));
+    }
+
+    /// <summary>Two outputs named alike: the message names both settings and the column, and ParamName is the later
+    /// setting (it was "Output column names must be distinct (got LogDensity, LogDensity, PredictedLabel)", no ParamName).</summary>
+    [Fact]
+    public void TwoOutputsNamedAlikeAreNamedBySetting()
+    {
+        var ml = new MLContext(seed: 1);
+        var e = Assert.ThrowsAny<ArgumentException>(() => ml.DensityEstimation.Rnade(new RnadeEstimator.Options { ScoreColumnName = "LogDensity" }));
+        Assert.Contains("Output column names must be distinct: LogDensityColumnName and ScoreColumnName both name 'LogDensity'", e.Message);
+        Assert.Equal("ScoreColumnName", e.ParamName);
+        e = Assert.ThrowsAny<ArgumentException>(() => ml.DensityEstimation.RnnRnade(new RnnRnadeFrameEstimator.Options { PredictedLabelColumnName = "Score" }));
+        Assert.Contains("ScoreColumnName and PredictedLabelColumnName both name 'Score'", e.Message);
+        Assert.Equal("PredictedLabelColumnName", e.ParamName);
     }
 }

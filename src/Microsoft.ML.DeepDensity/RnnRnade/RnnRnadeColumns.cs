@@ -22,12 +22,8 @@ internal static class RnnRnadeColumns
                 throw new ArgumentException($"{setting} is {bytes} bytes long in UTF-8; a saved sequence model holds column names of up to " +
                     $"{SequenceSurrogate.MaxColumnNameBytes} bytes.", setting);
         // Inputs too: a frame-row model given one column as both id and order made every row a one-frame sequence.
-        var inputList = inputs.ToList();
-        if (inputList.Select(i => i.Value).Distinct(StringComparer.Ordinal).Count() != inputList.Count)
-            throw new ArgumentException($"Input column names must be distinct (got {string.Join(", ", inputList.Select(i => $"{i.Setting} = {i.Value}"))}).",
-                inputList[^1].Setting);
-        if (list.Select(o => o.Value).Distinct(StringComparer.Ordinal).Count() != list.Count)
-            throw new ArgumentException($"Output column names must be distinct (got {string.Join(", ", list.Select(o => $"{o.Setting} = {o.Value}"))}).");
+        ColumnSettings.CheckDistinct("Input", inputs.ToList());
+        ColumnSettings.CheckDistinct("Output", list);
         if (!(contamination >= 0 && contamination <= 0.5))
             throw new ArgumentOutOfRangeException("Contamination", contamination, $"Contamination must be in [0, 0.5] (got {contamination}).");
     }
