@@ -243,8 +243,8 @@ public abstract class DensityEstimator<TModel, TModelOptions> : IEstimator<Densi
             throw new ArgumentOutOfRangeException("validationData", $"The validation data: {message}");
         }
         if (column.Type is VectorDataViewType { Size: int size } && size != trainingSize)
-            throw new ArgumentOutOfRangeException(nameof(schema),
-                $"Feature column '{column.Name}' of the validation data has {size} slots but the training data's has {trainingSize}.");
+            throw new ArgumentOutOfRangeException("validationData",
+                $"The validation data: feature column '{column.Name}' has {size} slots but the training data's has {trainingSize}.");
         return column;
     }
 

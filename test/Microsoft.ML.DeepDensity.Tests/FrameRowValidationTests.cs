@@ -72,7 +72,8 @@ public class FrameRowValidationTests
 
         var wide = ml.Data.LoadFromEnumerable(new[] { new WideFrame { SequenceId = "pump" } });
         e = Assert.Throws<ArgumentOutOfRangeException>(() => Estimator(ml).Fit(train, wide));
-        Assert.Contains("of the validation data has 3 slots but the training data's has 2", e.Message);
+        Assert.StartsWith("The validation data: feature column 'Features' has 3 slots but the training data's has 2", e.Message);
+        Assert.Equal("validationData", e.ParamName);
     }
 
     [Fact]

@@ -246,7 +246,10 @@ public class SchemaAndDataErrorTests
         {
             var estimator = ml.DensityEstimation.Rnade(TestData.SmallRnade(o => { o.ModelOptions.MaxEpochs = 1; o.TrainingData = data; }));
             var e = Assert.Throws<ArgumentOutOfRangeException>(() => estimator.Fit(train, wrong));
-            Assert.Contains("'Features' of the validation data has 5 slots but the training data's has 4", e.Message);
+            // Like every other check of the validation view (docs/mlnet.md): the message starts "The validation data:" and
+            // ParamName names that argument (it used to be "schema", with the view named mid-sentence).
+            Assert.StartsWith("The validation data: feature column 'Features' has 5 slots but the training data's has 4", e.Message);
+            Assert.Equal("validationData", e.ParamName);
         }
     }
 

@@ -100,7 +100,7 @@ public sealed class RnnRnadeFrameEstimator : IEstimator<SequenceDensityTransform
             }
             if (validationInputs.Schema[RnnRnadeSurrogate.FeatureCol].Type is VectorDataViewType v && inputs.Schema[RnnRnadeSurrogate.FeatureCol].Type is VectorDataViewType t && v.Size != t.Size)
                 throw new ArgumentOutOfRangeException(nameof(validationData),
-                    $"Feature column '{o.FeatureColumnName}' of the validation data has {v.Size} slots but the training data's has {t.Size}.");
+                    $"The validation data: feature column '{o.FeatureColumnName}' has {v.Size} slots but the training data's has {t.Size}.");
         }
         // From the schema's frame width, before the frame rows are read and grouped (the engine checks again at its Fit).
         if (inputs.Schema[RnnRnadeSurrogate.FeatureCol].Type is VectorDataViewType { Size: > 0 } frame)
