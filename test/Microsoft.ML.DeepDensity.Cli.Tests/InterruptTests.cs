@@ -98,29 +98,12 @@ public class InterruptTests : IDisposable
         Assert.True(fit.Exit == 0, fit.Err);
         var data = _h.Blob("data.csv", 1000, seed: 3);
         var output = _h.PathOf("scores.csv");
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in new[] { Path.Combine(AppContext.BaseDirectory, "ddml.dll"), "score", zip, data, "-o", output, "--threads", "1" })
-            psi.ArgumentList.Add(a);
-        using var p = Process.Start(psi)!;
-        var err = p.StandardError.ReadToEndAsync();
-        try
-        {
-            // Loaded and scoring: two seconds of the process's own CPU time, not of the clock. A fixed three-second wait
-            // could end, on a loaded machine, before the runtime had even run the tool's first line (which installs its
-            // Ctrl+C handler), and the signal then killed it without the message this test reads.
-            var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(2);
-            while (!p.HasExited && p.TotalProcessorTime < TimeSpan.FromSeconds(2) && DateTime.UtcNow < deadline)
-                await Task.Delay(TimeSpan.FromMilliseconds(100));
-            Assert.False(p.HasExited, "score ended before the signal");
-            using (var kill = Process.Start("kill", new[] { "-INT", p.Id.ToString(System.Globalization.CultureInfo.InvariantCulture) })!) kill.WaitForExit();
-            Assert.True(p.WaitForExit(TimeSpan.FromSeconds(30)), "score did not end after SIGINT");
-        }
-        finally
-        {
-            if (!p.HasExited) p.Kill(entireProcessTree: true);
-        }
-        string stderr = await err;
-        Assert.True(p.ExitCode == ExitCodes.Interrupted, $"exit {p.ExitCode}: {stderr}");
+        // Loaded and scoring: two seconds of the process's own CPU time, not of the clock. A fixed three-second wait
+        // could end, on a loaded machine, before the runtime had even run the tool's first line (which installs its
+        // Ctrl+C handler), and the signal then killed it without the message this test reads.
+        var (exit, stderr) = await SigintWhen("score", p => p.TotalProcessorTime >= TimeSpan.FromSeconds(2), 100,
+            "score", zip, data, "-o", output, "--threads", "1");
+        Assert.True(exit == ExitCodes.Interrupted, $"exit {exit}: {stderr}");
         Assert.Contains("interrupted; nothing was written", stderr);
         _h.AssertNoPartialFiles(output);
     }
@@ -138,27 +121,9 @@ public class InterruptTests : IDisposable
         var fit = _h.Run("fit", _h.Blob("train.csv", 60), "-m", "rnade", "--exclude", "id,label", "--epochs", "1", "-p", "HiddenUnits=4", "-o", zip);
         Assert.True(fit.Exit == 0, fit.Err);
         var output = _h.PathOf("samples.csv");
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in new[] { Path.Combine(AppContext.BaseDirectory, "ddml.dll"), "sample", zip, "-n", "2000000000", "-o", output })
-            psi.ArgumentList.Add(a);
-        using var p = Process.Start(psi)!;
-        var err = p.StandardError.ReadToEndAsync();
-        try
-        {
-            var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(2);
-            while (!p.HasExited && DateTime.UtcNow < deadline && !Directory.GetFiles(_h.Dir, ".samples.csv.*.tmp").Any(f => new FileInfo(f).Length > 1 << 20))
-                await Task.Delay(TimeSpan.FromMilliseconds(20));
-            Assert.False(p.HasExited, "sample ended before the signal");
-            Assert.True(DateTime.UtcNow < deadline, "sample wrote no rows into its temporary file");
-            using (var kill = Process.Start("kill", new[] { "-INT", p.Id.ToString(System.Globalization.CultureInfo.InvariantCulture) })!) kill.WaitForExit();
-            Assert.True(p.WaitForExit(TimeSpan.FromSeconds(30)), "sample did not end after SIGINT");
-        }
-        finally
-        {
-            if (!p.HasExited) p.Kill(entireProcessTree: true);
-        }
-        string stderr = await err;
-        Assert.True(p.ExitCode == ExitCodes.Interrupted, $"exit {p.ExitCode}: {stderr}");
+        var (exit, stderr) = await SigintWhen("sample", _ => Directory.GetFiles(_h.Dir, ".samples.csv.*.tmp").Any(f => new FileInfo(f).Length > 1 << 20), 20,
+            "sample", zip, "-n", "2000000000", "-o", output);
+        Assert.True(exit == ExitCodes.Interrupted, $"exit {exit}: {stderr}");
         Assert.Contains("interrupted; nothing was written", stderr);
         _h.AssertNoPartialFiles(output);
     }
@@ -203,5 +168,32 @@ public class InterruptTests : IDisposable
             if (!p.HasExited) p.Kill(entireProcessTree: true);
         }
         lock (output) return (p.ExitCode, zip, output.ToString());
+    }
+
+    /// <summary>Runs ddml with <paramref name="args"/> in a process of its own, sends it SIGINT once <paramref name="ready"/>
+    /// holds (polled every <paramref name="pollMs"/> ms, for at most two minutes), and returns its exit code and standard
+    /// error; the command must still be running at the signal and must end within 30 s of it.</summary>
+    private static async Task<(int Exit, string Err)> SigintWhen(string what, Func<Process, bool> ready, int pollMs, params string[] args)
+    {
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "ddml.dll"));
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        using var p = Process.Start(psi)!;
+        var err = p.StandardError.ReadToEndAsync();
+        try
+        {
+            var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(2);
+            while (!p.HasExited && !ready(p) && DateTime.UtcNow < deadline)
+                await Task.Delay(TimeSpan.FromMilliseconds(pollMs));
+            Assert.False(p.HasExited, $"{what} ended before the signal");
+            Assert.True(DateTime.UtcNow < deadline, $"{what} was not ready for the signal within two minutes");
+            using (var kill = Process.Start("kill", new[] { "-INT", p.Id.ToString(System.Globalization.CultureInfo.InvariantCulture) })!) kill.WaitForExit();
+            Assert.True(p.WaitForExit(TimeSpan.FromSeconds(30)), $"{what} did not end after SIGINT");
+        }
+        finally
+        {
+            if (!p.HasExited) p.Kill(entireProcessTree: true);
+        }
+        return (p.ExitCode, await err);
     }
 }
