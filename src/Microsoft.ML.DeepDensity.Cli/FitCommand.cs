@@ -185,10 +185,13 @@ public static class FitCommand
         if (names.Length > 0) console.Out.WriteLine($"text columns (not features): {string.Join(", ", names.Select(CsvTable.Escape))}");
         foreach (var w in warnings) console.Error.WriteLine("ddml: warning: " + w);
         foreach (int c in features)
-            if (IdLikeNames.Contains(table.Header[c]) || CountsTheRows(table, c))
+        {
+            bool counts = CountsTheRows(table, c);
+            if (counts || IdLikeNames.Contains(table.Header[c]))
                 console.Error.WriteLine($"ddml: note: {Path.GetFileName(table.File)}: the column '{table.Header[c]}' is a feature" +
-                                        (CountsTheRows(table, c) ? " and counts the rows (every row a new value)" : "") +
+                                        (counts ? " and counts the rows (every row a new value)" : "") +
                                         $"; if it identifies rows rather than describing them, --exclude {table.Header[c]}.");
+        }
         if (labelGiven) return;
         foreach (int c in features)
             if (LabelLikeNames.Contains(table.Header[c]))

@@ -5,7 +5,7 @@ namespace Microsoft.ML.DeepDensity.Cli;
 /// once more from its first byte (<see cref="Replay"/>), then on from where the first reading stopped. The bytes kept are
 /// fewer than the cells <see cref="CsvTable"/> holds of them, so its memory bound bounds them too.
 /// </summary>
-internal sealed class ReplayStream(Stream inner) : Stream
+internal sealed class ReplayStream(Stream inner) : ForwardReadStream
 {
     private const int ChunkBytes = 1 << 16;
     private readonly List<byte[]?> _chunks = new();
@@ -58,13 +58,4 @@ internal sealed class ReplayStream(Stream inner) : Stream
     }
 
     public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
-    public override bool CanRead => true;
-    public override bool CanSeek => false;
-    public override bool CanWrite => false;
-    public override long Length => throw new NotSupportedException();
-    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-    public override void Flush() { }
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-    public override void SetLength(long value) => throw new NotSupportedException();
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 }

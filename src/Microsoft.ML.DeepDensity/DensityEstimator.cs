@@ -236,15 +236,9 @@ public abstract class DensityEstimator<TModel, TModelOptions> : IEstimator<Densi
     {
         DataViewSchema.Column column;
         try { column = CheckInputShape(schema, null); }
-        catch (ArgumentException e) when (e is not DataValidationException)
-        {
-            // The same check as the training data's, so say which view failed it (the user passed two).
-            string message = e.ParamName is string p && e.Message.IndexOf($" (Parameter '{p}')", StringComparison.Ordinal) is int cut and >= 0 ? e.Message[..cut] : e.Message;
-            throw new ArgumentOutOfRangeException("validationData", $"The validation data: {message}");
-        }
+        catch (ArgumentException e) when (e is not DataValidationException) { throw ValidationViewErrors.Restated(e); }
         if (column.Type is VectorDataViewType { Size: int size } && size != trainingSize)
-            throw new ArgumentOutOfRangeException("validationData",
-                $"The validation data: feature column '{column.Name}' has {size} slots but the training data's has {trainingSize}.");
+            throw ValidationViewErrors.Width(column.Name, size, trainingSize);
         return column;
     }
 

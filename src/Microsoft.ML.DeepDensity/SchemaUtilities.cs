@@ -1,4 +1,5 @@
 using Microsoft.ML.Data;
+using Microsoft.ML.DeepDensity.Data;
 
 namespace Microsoft.ML.DeepDensity.Transforms;
 
@@ -186,4 +187,29 @@ public static class SchemaShapeFactory
     public static SchemaShape FromType<T>(MLContext mlContext, SchemaDefinition? definition = null) where T : class, new()
         => mlContext.Transforms.CustomMapping<ShapeColumns.NoColumns, T>((_, _) => { }, contractName: null, outputSchemaDefinition: definition)
              .GetOutputSchema(new SchemaShape(Array.Empty<SchemaShape.Column>()));
+}
+
+/// <summary>
+/// Errors about the validation view of a <c>Fit(train, validation)</c>: the same schema checks as the training view's,
+/// restated so that the user, who passed two views, is told which one failed ("The validation data: …", ParamName
+/// validationData). One place for the row estimators, the whole-sequence estimator and the frame rows.
+/// </summary>
+internal static class ValidationViewErrors
+{
+    /// <summary><paramref name="e"/> (a training-view check run on the validation view) as the validation view's error.</summary>
+    public static ArgumentOutOfRangeException Restated(ArgumentException e)
+    {
+        string message = e.ParamName is string p && e.Message.IndexOf($" (Parameter '{p}')", StringComparison.Ordinal) is int cut and >= 0 ? e.Message[..cut] : e.Message;
+        return new ArgumentOutOfRangeException("validationData", $"The validation data: {message}");
+    }
+
+    /// <summary><paramref name="e"/>, about a row of <paramref name="dataSet"/> (the training or the validation data), with
+    /// the data set named at the end of its problem; the row and column are that data set's, and the inner exception
+    /// is <paramref name="e"/>.</summary>
+    public static DataValidationException InDataSet(DataValidationException e, string dataSet)
+        => new(e.Row, e.Column, $"{e.Problem} in the {dataSet}", e.DataSource, e);
+
+    /// <summary>The validation view's feature column is not as wide as the training view's.</summary>
+    public static ArgumentOutOfRangeException Width(string column, int size, int trainingSize)
+        => new("validationData", $"The validation data: feature column '{column}' has {size} slots but the training data's has {trainingSize}.");
 }

@@ -92,17 +92,8 @@ public class PipesAndDevicesTests : IDisposable
     }
 
     /// <summary>A stream that cannot seek, as a pipe.</summary>
-    private sealed class OneWayStream(Stream inner) : Stream
+    private sealed class OneWayStream(Stream inner) : ForwardReadStream
     {
         public override int Read(byte[] buffer, int offset, int count) => inner.Read(buffer, offset, Math.Min(count, 1000));
-        public override bool CanRead => true;
-        public override bool CanSeek => false;
-        public override bool CanWrite => false;
-        public override long Length => throw new NotSupportedException();
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-        public override void Flush() { }
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 }

@@ -103,16 +103,11 @@ public class SequenceReadBoundTests
     {
         var ml = new MLContext(seed: 1);
         var rows = Enumerable.Range(0, 50).Select(t => new FrameRowValidationTests.Frame { Features = new[] { t * 0.1f, 1f }, SequenceId = "pump", Order = t });
-        SequenceValueBuffer.TestMaxValues.Value = 61;                   // 30 frames of 2 values fit, the 31st does not
-        try
-        {
-            var e = Assert.Throws<DataValidationException>(() => ml.DensityEstimation.RnnRnade("Features", "SequenceId", "Order", maxEpochs: 1)
-                .Fit(ml.Data.LoadFromEnumerable(rows)));
-            Assert.Equal(30, e.Row);
-            Assert.Equal("Features", e.DataSource);
-            Assert.Contains("more than 61 values", e.Message);
-        }
-        finally { SequenceValueBuffer.TestMaxValues.Value = null; }
+        // 30 frames of 2 values fit in 61, the 31st does not.
+        var e = FitWithin(61, () => ml.DensityEstimation.RnnRnade("Features", "SequenceId", "Order", maxEpochs: 1).Fit(ml.Data.LoadFromEnumerable(rows)));
+        Assert.Equal(30, e.Row);
+        Assert.Equal("Features", e.DataSource);
+        Assert.Contains("more than 61 values", e.Message);
     }
 
     [Fact]
@@ -120,15 +115,18 @@ public class SequenceReadBoundTests
     {
         var ml = new MLContext(seed: 1);
         var rows = Enumerable.Range(0, 20).Select(i => new Window { Features = Enumerable.Range(0, 6).Select(v => (float)(v + i)).ToArray() });
-        SequenceValueBuffer.TestMaxValues.Value = 60;                   // ten sequences of 6 values fit, the 11th does not
-        try
-        {
-            var e = Assert.Throws<DataValidationException>(() => ml.DensityEstimation.RnnRnade("Features", frameSize: 2, maxEpochs: 1)
-                .Fit(ml.Data.LoadFromEnumerable(rows)));
-            Assert.Equal(10, e.Row);
-            Assert.Equal("Features", e.DataSource);
-            Assert.Contains("more than 60 values", e.Message);
-        }
+        // Ten sequences of 6 values fit in 60, the 11th does not.
+        var e = FitWithin(60, () => ml.DensityEstimation.RnnRnade("Features", frameSize: 2, maxEpochs: 1).Fit(ml.Data.LoadFromEnumerable(rows)));
+        Assert.Equal(10, e.Row);
+        Assert.Equal("Features", e.DataSource);
+        Assert.Contains("more than 60 values", e.Message);
+    }
+
+    /// <summary>The error of <paramref name="fit"/> with the read bound lowered to <paramref name="maxValues"/> for this flow.</summary>
+    private static DataValidationException FitWithin(int maxValues, Action fit)
+    {
+        SequenceValueBuffer.TestMaxValues.Value = maxValues;
+        try { return Assert.Throws<DataValidationException>(fit); }
         finally { SequenceValueBuffer.TestMaxValues.Value = null; }
     }
 

@@ -134,6 +134,13 @@ public sealed class ColumnStandardizer
             return null;
         }
 
+        /// <summary>Whether some column's standard deviation exceeds <see cref="MinimumScale"/> (it sets the pooled scale).</summary>
+        public bool AnyVariesBeyondMinimumScale()
+        {
+            for (int c = 0; c < _mean.Length; c++) if (StandardDeviation(c) > MinimumScale) return true;
+            return false;
+        }
+
         public DataValidationException TinyScale(int c)
             => new(-1, c, $"the column varies by only {StandardDeviation(c):G3} (standard deviation; mean {_mean[c]:G3}), too little for " +
                           $"float32 arithmetic (at most {MinimumScale:G3}, near float32's smallest normal number, 1.18E-38); rescale it (multiply it by a " +
@@ -165,10 +172,8 @@ public sealed class ColumnStandardizer
     /// same point).</summary>
     private static ColumnStandardizer Pooled(Moments moments)
     {
-        var perColumn = moments.ToStandardizer(refuseTinyScales: false);
-        if (moments.FirstTinyScaleColumn() is int tiny && Enumerable.Range(0, perColumn.Width).All(c => perColumn.Scale[c] == 1f))
-            throw moments.TinyScale(tiny);
-        return Pooled(perColumn);
+        if (moments.FirstTinyScaleColumn() is int tiny && !moments.AnyVariesBeyondMinimumScale()) throw moments.TinyScale(tiny);
+        return Pooled(moments.ToStandardizer(refuseTinyScales: false));
     }
 
     private static ColumnStandardizer Pooled(ColumnStandardizer perColumn)

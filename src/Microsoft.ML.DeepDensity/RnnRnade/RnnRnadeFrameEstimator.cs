@@ -93,14 +93,9 @@ public sealed class RnnRnadeFrameEstimator : IEstimator<SequenceDensityTransform
         if (validationData is not null)
         {
             try { validationInputs = Inputs(validationData.Schema).Fit(validationData).Transform(validationData); }
-            catch (ArgumentException e) when (e is not DataValidationException)
-            {
-                string message = e.ParamName is string p && e.Message.IndexOf($" (Parameter '{p}')", StringComparison.Ordinal) is int cut and >= 0 ? e.Message[..cut] : e.Message;
-                throw new ArgumentOutOfRangeException(nameof(validationData), $"The validation data: {message}");
-            }
+            catch (ArgumentException e) when (e is not DataValidationException) { throw ValidationViewErrors.Restated(e); }
             if (validationInputs.Schema[RnnRnadeSurrogate.FeatureCol].Type is VectorDataViewType v && inputs.Schema[RnnRnadeSurrogate.FeatureCol].Type is VectorDataViewType t && v.Size != t.Size)
-                throw new ArgumentOutOfRangeException(nameof(validationData),
-                    $"The validation data: feature column '{o.FeatureColumnName}' has {v.Size} slots but the training data's has {t.Size}.");
+                throw ValidationViewErrors.Width(o.FeatureColumnName, v.Size, t.Size);
         }
         // From the schema's frame width, before the frame rows are read and grouped (the engine checks again at its Fit).
         if (inputs.Schema[RnnRnadeSurrogate.FeatureCol].Type is VectorDataViewType { Size: > 0 } frame)
@@ -110,7 +105,7 @@ public sealed class RnnRnadeFrameEstimator : IEstimator<SequenceDensityTransform
         if (validationInputs is not null)
         {
             try { validation = Read(validationInputs); }
-            catch (DataValidationException e) { throw new DataValidationException(e.Row, e.Column, e.Problem + InTheValidationData, e.DataSource, e); }
+            catch (DataValidationException e) { throw ValidationViewErrors.InDataSet(e, DataValidation.ValidationData); }
         }
         using var channel = ((IHostEnvironment)_ml).Start("RnnRnade");
         channel.Info(MessageSensitivity.None, $"RnnRnade: training on {data.Count} sequences ({data.TotalFrames} frame rows).");
@@ -174,7 +169,7 @@ public sealed class RnnRnadeFrameEstimator : IEstimator<SequenceDensityTransform
 
     /// <summary>Ends the problem of an error about a row of Fit's validation view (whose row and column are that view's;
     /// the inner exception states the problem as a training row's would be).</summary>
-    public const string InTheValidationData = " in the validation data";
+    public const string InTheValidationData = " in the " + DataValidation.ValidationData;
 
     /// <summary>What an order column may be, in messages.</summary>
     private const string OrderTypes = "numeric or a time (DateTime, DateTimeOffset, TimeSpan)";

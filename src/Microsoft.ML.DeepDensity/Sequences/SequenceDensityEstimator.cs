@@ -224,7 +224,7 @@ internal static class SequenceColumn
         var column = Check(data.Schema, columnName);
         cancellationToken.ThrowIfCancellationRequested();
         try { return ReadChecked(data, column, frameSize, cancellationToken); }
-        catch (DataValidationException e) { throw new DataValidationException(e.Row, e.Column, $"{e.Problem} in the {dataSet}", e.DataSource, e); }
+        catch (DataValidationException e) { throw ValidationViewErrors.InDataSet(e, dataSet); }
     }
 
     private static SequenceBatch ReadChecked(IDataView data, DataViewSchema.Column column, int frameSize, CancellationToken cancellationToken)
@@ -269,11 +269,7 @@ internal static class SequenceColumn
     public static DataViewSchema.Column CheckValidation(DataViewSchema schema, string columnName)
     {
         try { return Check(schema, columnName); }
-        catch (ArgumentOutOfRangeException e)
-        {
-            string message = e.ParamName is string p && e.Message.IndexOf($" (Parameter '{p}')", StringComparison.Ordinal) is int cut and >= 0 ? e.Message[..cut] : e.Message;
-            throw new ArgumentOutOfRangeException("validationData", $"The validation data: {message}");
-        }
+        catch (ArgumentOutOfRangeException e) { throw ValidationViewErrors.Restated(e); }
     }
 
     /// <summary>The input schema with the whole-sequence outputs added (a same-named column replaced in its place, as the
