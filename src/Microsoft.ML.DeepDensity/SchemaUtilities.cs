@@ -53,6 +53,66 @@ internal static class ReservedColumns
     }
 }
 
+/// <summary>The error for an input column that is not in the schema: a misspelt name (a plural, a capital) is the usual
+/// cause, and ML.NET's names are case-sensitive, so the message offers the nearest visible column name, or lists them.</summary>
+internal static class MissingColumn
+{
+    /// <summary>How many visible column names the message lists before "and N more".</summary>
+    internal const int ListedNames = 12;
+
+    /// <summary>"{noun} '{name}' not found in the input schema; …" for a runtime schema.</summary>
+    public static ArgumentOutOfRangeException Error(string parameter, string noun, string name, DataViewSchema schema)
+        => Error(parameter, noun, name, schema.Where(c => !c.IsHidden).Select(c => c.Name));
+
+    /// <summary>"{noun} '{name}' not found in the input schema; …" for an estimator's input shape.</summary>
+    public static ArgumentOutOfRangeException Error(string parameter, string noun, string name, SchemaShape shape)
+        => Error(parameter, noun, name, shape.Select(c => c.Name));
+
+    private static ArgumentOutOfRangeException Error(string parameter, string noun, string name, IEnumerable<string> columns)
+        => new(parameter, $"{noun} '{name}' not found in the input schema{Hint(name, columns.Distinct().ToList())}.");
+
+    /// <summary>"; did you mean 'X'? …" when one visible name differs from <paramref name="name"/> only in case or by at
+    /// most two edits (names of four or more characters), else "; its columns are: A, B, …"; empty for an empty schema.</summary>
+    internal static string Hint(string name, IReadOnlyList<string> columns)
+    {
+        if (columns.Count == 0) return "; the input has no visible columns";
+        var sameLetters = columns.FirstOrDefault(c => string.Equals(c, name, StringComparison.OrdinalIgnoreCase));
+        if (sameLetters is not null) return $"; did you mean '{sameLetters}'? (column names are case-sensitive)";
+        if (name.Length >= 4)
+        {
+            var near = columns.Select(c => (Name: c, Distance: EditDistance(name.ToLowerInvariant(), c.ToLowerInvariant(), 2)))
+                .Where(c => c.Distance <= 2).OrderBy(c => c.Distance).ToList();
+            if (near.Count > 0 && (near.Count == 1 || near[0].Distance < near[1].Distance)) return $"; did you mean '{near[0].Name}'?";
+        }
+        string listed = string.Join(", ", columns.Take(ListedNames).Select(c => $"'{c}'"));
+        return $"; its columns are {listed}{(columns.Count > ListedNames ? $" and {columns.Count - ListedNames} more" : "")}";
+    }
+
+    /// <summary>Levenshtein distance of <paramref name="a"/> and <paramref name="b"/>, or <paramref name="limit"/> + 1 once
+    /// it is sure to exceed <paramref name="limit"/> (names may be long; only near ones matter).</summary>
+    internal static int EditDistance(string a, string b, int limit)
+    {
+        if (Math.Abs(a.Length - b.Length) > limit) return limit + 1;
+        var previous = new int[b.Length + 1];
+        var current = new int[b.Length + 1];
+        for (int j = 0; j <= b.Length; j++) previous[j] = j;
+        for (int i = 1; i <= a.Length; i++)
+        {
+            current[0] = i;
+            int rowMin = i;
+            for (int j = 1; j <= b.Length; j++)
+            {
+                int cost = a[i - 1] == b[j - 1] ? 0 : 1;
+                current[j] = Math.Min(Math.Min(previous[j] + 1, current[j - 1] + 1), previous[j - 1] + cost);
+                rowMin = Math.Min(rowMin, current[j]);
+            }
+            if (rowMin > limit) return limit + 1;
+            (previous, current) = (current, previous);
+        }
+        return Math.Min(previous[b.Length], limit + 1);
+    }
+}
+
 /// <summary>Feature-column checks with messages that name the column.</summary>
 internal static class FeatureColumnCheck
 {
@@ -75,7 +135,7 @@ internal static class FeatureColumnCheck
         ArgumentNullException.ThrowIfNull(schema);
         role ??= Role.Feature;
         var col = schema.GetColumnOrNull(name)
-            ?? throw new ArgumentOutOfRangeException(nameof(schema), $"{role.Noun} '{name}' not found in the input schema.");
+            ?? throw MissingColumn.Error(nameof(schema), role.Noun, name, schema);
         if (col.Type is not VectorDataViewType vt || vt.ItemType != NumberDataViewType.Single)
             throw new ArgumentOutOfRangeException(nameof(schema),
                 $"{role.Noun} '{name}' must be a known-size vector of Single{role.Shape}, but is {col.Type}{Remedy(name, col.Type)}.");
@@ -121,7 +181,7 @@ internal static class FeatureColumnCheck
         foreach (var c in shape)
             if (c.Name == name) found = c; // the last column of a name wins, as in DataViewSchema
         if (found is not SchemaShape.Column col)
-            throw new ArgumentOutOfRangeException(nameof(shape), $"{role.Noun} '{name}' not found in the input schema.");
+            throw MissingColumn.Error(nameof(shape), role.Noun, name, shape);
         if (col.IsKey || col.ItemType != NumberDataViewType.Single || col.Kind == SchemaShape.Column.VectorKind.Scalar)
             throw new ArgumentOutOfRangeException(nameof(shape),
                 $"{role.Noun} '{name}' must be a known-size vector of Single{role.Shape}, but is {Found(col)}.");

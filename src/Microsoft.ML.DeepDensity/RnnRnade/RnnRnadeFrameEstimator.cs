@@ -157,9 +157,9 @@ public sealed class RnnRnadeFrameEstimator : IEstimator<SequenceDensityTransform
         // variable-size frame row by row (e.g. a PredictionEngine input class without [VectorType]): the row models' check.
         var frame = FeatureColumnCheck.Check(schema, featureColumnName, frameSize, FeatureColumnCheck.Role.Frame);
         var id = schema.GetColumnOrNull(sequenceIdColumnName)
-            ?? throw new ArgumentOutOfRangeException(nameof(schema), $"Sequence-id column '{sequenceIdColumnName}' not found in the input schema.");
+            ?? throw MissingColumn.Error(nameof(schema), "Sequence-id column", sequenceIdColumnName, schema);
         var order = schema.GetColumnOrNull(orderColumnName)
-            ?? throw new ArgumentOutOfRangeException(nameof(schema), $"Order column '{orderColumnName}' not found in the input schema.");
+            ?? throw MissingColumn.Error(nameof(schema), "Order column", orderColumnName, schema);
         if (id.Type is not (TextDataViewType or NumberDataViewType))
             throw new ArgumentOutOfRangeException(nameof(schema), $"Sequence-id column '{id.Name}' must be text or numeric, but is {id.Type}{KeyIdRemedy(id.Name, id.Type is KeyDataViewType)}.");
         if (!IsOrderType(order.Type))
@@ -246,9 +246,9 @@ public sealed class RnnRnadeFrameEstimator : IEstimator<SequenceDensityTransform
     {
         ArgumentNullException.ThrowIfNull(inputSchema);
         var o = _options;
-        foreach (var name in new[] { o.FeatureColumnName, o.SequenceIdColumnName, o.OrderColumnName })
+        foreach (var (noun, name) in new[] { ("Frame column", o.FeatureColumnName), ("Sequence-id column", o.SequenceIdColumnName), ("Order column", o.OrderColumnName) })
             if (!inputSchema.Any(c => c.Name == name))
-                throw new ArgumentOutOfRangeException(nameof(inputSchema), $"Column '{name}' not found in the input schema.");
+                throw MissingColumn.Error(nameof(inputSchema), noun, name, inputSchema);
         ReservedColumns.Check(inputSchema);
         // The types Fit requires (CheckColumns), checked here too: EstimatorChain.Fit asks for the output schema before it
         // fits the stages upstream, so a wrong type is reported before they are trained, as the row estimators do.

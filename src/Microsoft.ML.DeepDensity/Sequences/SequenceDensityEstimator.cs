@@ -257,7 +257,7 @@ internal static class SequenceColumn
     public static DataViewSchema.Column Check(DataViewSchema schema, string columnName)
     {
         var column = schema.GetColumnOrNull(columnName)
-            ?? throw new ArgumentOutOfRangeException(nameof(schema), $"Sequence column '{columnName}' not found in the input schema.");
+            ?? throw MissingColumn.Error(nameof(schema), "Sequence column", columnName, schema);
         if (column.Type is not VectorDataViewType { ItemType: NumberDataViewType t } || t != NumberDataViewType.Single)
             throw new ArgumentOutOfRangeException(nameof(schema),
                 $"Sequence column '{column.Name}' must be a vector of Single (frames back to back), but is {column.Type}{FeatureColumnCheck.Remedy(column.Name, column.Type)}.");
@@ -279,7 +279,7 @@ internal static class SequenceColumn
         ArgumentNullException.ThrowIfNull(inputSchema);
         var matches = inputSchema.Where(c => c.Name == o.FeatureColumnName).ToList();
         if (matches.Count == 0)
-            throw new ArgumentOutOfRangeException(nameof(inputSchema), $"Sequence column '{o.FeatureColumnName}' not found in the input schema.");
+            throw MissingColumn.Error(nameof(inputSchema), "Sequence column", o.FeatureColumnName, inputSchema);
         var col = matches[^1];
         ReservedColumns.Check(inputSchema);
         if (col.ItemType != NumberDataViewType.Single || col.Kind == SchemaShape.Column.VectorKind.Scalar)
