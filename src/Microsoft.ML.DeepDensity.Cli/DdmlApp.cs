@@ -32,6 +32,7 @@ public static class DdmlApp
         if (parse.Errors.Count > 0)
         {
             foreach (var e in parse.Errors) error.WriteLine($"ddml: usage: {Friendly(e.Message)}");
+            if (ModelFlagHint(parse, args) is string hint) error.WriteLine($"ddml: usage: {hint}");
             error.WriteLine("Run 'ddml --help' (or 'ddml COMMAND --help') for usage.");
             return ExitCodes.UsageError;
         }
@@ -42,6 +43,22 @@ public static class DdmlApp
             EnableDefaultExceptionHandler = false,
             ProcessTerminationTimeout = null, // Ctrl+C is ours (Interrupts), not System.CommandLine's
         });
+    }
+
+    /// <summary>
+    /// <c>fit</c> names the model family with <c>-m</c>; the commands that read a trained model take its zip as their
+    /// first argument. A user who carries <c>-m model.zip</c> over from <c>fit</c> was told only that the data file was
+    /// an "unrecognized command or argument" (the flag had been taken as the model argument): say what the command takes.
+    /// </summary>
+    internal static string? ModelFlagHint(ParseResult parse, string[] args)
+    {
+        var command = parse.CommandResult.Command;
+        bool takesModelArgument = command.Arguments.Any(a => a.Name == "model");
+        bool hasModelOption = command.Options.Any(o => o.Name == "--model" || o.Aliases.Contains("-m"));
+        string? flag = args.FirstOrDefault(a => a is "-m" or "--model" || a.StartsWith("--model=", StringComparison.Ordinal) || a.StartsWith("-m:", StringComparison.Ordinal));
+        if (!takesModelArgument || hasModelOption || flag is null) return null;
+        string usage = string.Join(" ", command.Arguments.Select(a => a.Name.ToUpperInvariant() + (a.Name == "model" ? ".zip" : "")));
+        return $"'ddml {command.Name}' takes the model zip as its first argument, not {flag.Split('=', ':')[0]}: ddml {command.Name} {usage} [options].";
     }
 
     /// <summary>System.CommandLine names the .NET type a value failed to parse as ("Cannot parse argument '-5' for option

@@ -330,6 +330,27 @@ public class BadInputTests : IDisposable
         Assert.Contains("rnade, deeprnade, deepgmm, rbm, iwae, nvil, rnnrnade", r.Err);
     }
 
+    /// <summary>A user who carries fit's <c>-m</c> over to a command that takes the model zip as an argument was told
+    /// only that the data file was an "unrecognized command or argument": the usage error now says what the command takes.</summary>
+    [Fact]
+    public void TheModelFlagOfFitGivenToScoringCommandsIsExplained()
+    {
+        var csv = _h.Write("ok.csv", Header + Good(30));
+        foreach (var (command, usage) in new[] { ("score", "ddml score MODEL.zip DATA [options]"), ("evaluate", "ddml evaluate MODEL.zip TEST [options]"), ("info", "ddml info MODEL.zip [options]") })
+        {
+            var args = command == "info" ? new[] { command, "-m", "m.zip", "extra" } : new[] { command, "-m", "m.zip", csv };
+            var r = _h.Run(args);
+            Assert.Equal(ExitCodes.UsageError, r.Exit);
+            Assert.Contains($"ddml: usage: 'ddml {command}' takes the model zip as its first argument, not -m: {usage}.", r.Err);
+        }
+        var modelLong = _h.Run("sample", "--model", "m.zip", "-n", "3");
+        Assert.Contains("'ddml sample' takes the model zip as its first argument, not --model: ddml sample MODEL.zip [options].", modelLong.Err);
+        // fit has -m: its own usage errors get no such line.
+        var fit = _h.Run("fit", csv, "-m", "rnade", "--bogus");
+        Assert.Equal(ExitCodes.UsageError, fit.Exit);
+        Assert.DoesNotContain("takes the model zip", fit.Err);
+    }
+
     [Fact]
     public void EmptyMissingAndHeaderOnlyFiles()
     {
