@@ -35,9 +35,9 @@ public abstract class DensityEstimator<TModel, TModelOptions> : IEstimator<Densi
     }
 
     /// <summary>The ML.NET settings and the engine's options (<see cref="ValidateModelOptions"/>), each error naming its
-    /// setting: at construction, like ML.NET's own estimators, and again at Fit (the options object is mutable) before
-    /// any data is read — a bad engine option must not surface only after the upstream stages were fitted and the
-    /// training data copied.</summary>
+    /// setting, including settings set where they have no effect (<see cref="SettingEffects"/>): at construction, like
+    /// ML.NET's own estimators, and again at Fit (the options object is mutable) before any data is read — a bad engine
+    /// option must not surface only after the upstream stages were fitted and the training data copied.</summary>
     private void ValidateAll()
     {
         _options.Validate();
@@ -48,6 +48,7 @@ public abstract class DensityEstimator<TModel, TModelOptions> : IEstimator<Densi
             if (!CanStream) throw CannotStream();
             ValidateStreamedModelOptions(_options.ModelOptions);
         }
+        SettingEffects.CheckModelOptions(_options.ModelOptions);
     }
 
     /// <summary>Checks the engine's options against <see cref="DensityTrainingData.Streamed"/> training, throwing
@@ -123,6 +124,8 @@ public abstract class DensityEstimator<TModel, TModelOptions> : IEstimator<Densi
         // Before training: the fitted model would refuse this schema at Transform (a saved one would lose the column).
         ReservedColumns.Check(trainData.Schema);
         int dim = ((VectorDataViewType)column.Type).Size;
+        // The settings that a validation set or the column's width makes moot, before a row is read.
+        SettingEffects.CheckAtFit(_options.ModelOptions, validationData is not null, dim);
         // From the schema's width, before a row is read or copied (the in-memory path buffers the whole column first): a
         // model no file could hold is known from the options and the width alone (the engine checks again at its Fit).
         if (_options.ModelOptions is Persistence.IModelSizeOptions sized)

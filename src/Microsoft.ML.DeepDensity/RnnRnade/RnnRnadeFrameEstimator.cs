@@ -48,7 +48,8 @@ public sealed class RnnRnadeFrameEstimator : IEstimator<SequenceDensityTransform
         /// <summary>Cancels training. Default none.</summary>
         public CancellationToken CancellationToken { get; set; }
 
-        /// <summary>Throws <see cref="ArgumentException"/> naming the first invalid setting.</summary>
+        /// <summary>Throws <see cref="ArgumentException"/> naming the first invalid setting, or the first engine setting set
+        /// to a value other than its default where it has no effect (docs/mlnet.md).</summary>
         public void Validate()
         {
             RnnRnadeColumns.CheckNames(
@@ -57,6 +58,7 @@ public sealed class RnnRnadeFrameEstimator : IEstimator<SequenceDensityTransform
                 Contamination);
             ArgumentNullException.ThrowIfNull(ModelOptions, nameof(ModelOptions));
             ModelOptions.Validate();
+            SettingEffects.CheckModelOptions(ModelOptions);
         }
     }
 
@@ -83,6 +85,7 @@ public sealed class RnnRnadeFrameEstimator : IEstimator<SequenceDensityTransform
     {
         ArgumentNullException.ThrowIfNull(trainData);
         _options.Validate();
+        SettingEffects.CheckAtFit(_options.ModelOptions, validationData is not null, columns: null);
         // Before training: the fitted model would refuse this schema at Transform (a saved one would lose the column).
         ReservedColumns.Check(trainData.Schema);
         var o = _options;
