@@ -200,11 +200,12 @@ public abstract class DensityEstimator<TModel, TModelOptions> : IEstimator<Densi
     /// <summary>The engine's names for the rows it was given (it knows nothing of ML.NET columns).</summary>
     private static bool IsEngineDataSource(DataValidationException e) => e.DataSource is DataValidation.TrainingData or DataValidation.ValidationData;
 
-    /// <summary>The engine's data error restated for the ML.NET user: the feature column by name, which data set, and for
-    /// a value outside a binary model's domain what to do about it.</summary>
+    /// <summary>The engine's data error restated for the ML.NET user: the feature column by name, which data set, for a
+    /// value outside a binary model's domain what to do about it, and for a NaN or infinite value that an earlier stage
+    /// may have made it (<see cref="NonFiniteInput"/>).</summary>
     private DataValidationException InColumn(DataValidationException e, string columnName)
     {
-        string problem = $"{e.Problem} in the {e.DataSource}";
+        string problem = NonFiniteInput.WithHint($"{e.Problem} in the {e.DataSource}", columnName);
         if (e.Problem.EndsWith(DataValidation.NotBinary, StringComparison.Ordinal))
         {
             string binarise = $"binarise the column first, e.g. ml.Transforms.Expression(\"{columnName}01\", \"x => x >= 0.5f ? 1.0f : 0.0f\", \"{columnName}\")";

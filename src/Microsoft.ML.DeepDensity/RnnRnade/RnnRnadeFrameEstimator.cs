@@ -103,7 +103,9 @@ public sealed class RnnRnadeFrameEstimator : IEstimator<SequenceDensityTransform
         // From the schema's frame width, before the frame rows are read and grouped (the engine checks again at its Fit).
         if (inputs.Schema[RnnRnadeSurrogate.FeatureCol].Type is VectorDataViewType { Size: > 0 } frame)
             o.ModelOptions.PredictModelSize(frame.Size).EnsureFitsAFile();
-        var data = Read(inputs);
+        SequenceBatch data;
+        try { data = Read(inputs); }
+        catch (DataValidationException e) when (DataValidation.IsNonFiniteValue(e.Problem)) { throw NonFiniteInput.WithHint(e); }
         SequenceBatch? validation = null;
         if (validationInputs is not null)
         {
@@ -170,8 +172,9 @@ public sealed class RnnRnadeFrameEstimator : IEstimator<SequenceDensityTransform
         return (frame, id, order);
     }
 
-    /// <summary>Ends the problem of an error about a row of Fit's validation view (whose row and column are that view's;
-    /// the inner exception states the problem as a training row's would be).</summary>
+    /// <summary>Follows the problem of an error about a row of Fit's validation view (whose row and column are that view's;
+    /// the inner exception states the problem as a training row's would be): it ends the problem, but for a NaN or infinite
+    /// value, after which comes the hint that an earlier pipeline stage may have made it.</summary>
     public const string InTheValidationData = " in the " + DataValidation.ValidationData;
 
     /// <summary>What an order column may be, in messages.</summary>
