@@ -70,8 +70,9 @@ public static class FitCommand
         var entry = ModelCatalog.Find(modelName);
         // Options are checked before the data is read (a long read, then "MaxEpochs must be at least 1"); the model's
         // defaults adapt to the data later, on a fresh options object.
-        EngineOptions.Apply(Activator.CreateInstance(entry.EngineOptionsType)!,
-            new FitRequest(seed, epochs, contamination, parameters, default, default, null!, _ => { }));
+        var given = Activator.CreateInstance(entry.EngineOptionsType)!;
+        EngineOptions.Apply(given, new FitRequest(seed, epochs, contamination, parameters, default, default, null!, _ => { }));
+        EngineOptions.CheckValidationSettings(given, validationFile is not null);
         var table = CsvTable.Read(trainFile);
         var skip = excluded.Select(c => table.ColumnIndex(c, "excluded")).ToList();
         if (labelColumn is not null) skip.Add(table.ColumnIndex(labelColumn, "label"));
@@ -97,7 +98,12 @@ public static class FitCommand
         ReportTextColumns(console, table, columns, skip, labelColumn is not null);
         var forward = new Recording(history);
         var request = new FitRequest(seed, epochs, contamination, parameters, console.Interrupts.Stop, console.Interrupts.Abort, forward, notes.Add);
-        var (fit, engineOptions) = entry.Create(ml, request, data);
+        // The estimator refuses a setting set where it has no effect when it is created: after the defaults adapted to the
+        // data (a Gaussian IWAE standardises; a Bernoulli one does not), before training.
+        Func<IDataView, IDataView?, Transforms.DensityTransformer> fit;
+        object engineOptions;
+        try { (fit, engineOptions) = entry.Create(ml, request, data); }
+        catch (ArgumentException e) { throw EngineOptions.Refused(e); }
         foreach (var n in notes) console.Out.WriteLine(n);
         ModelZip.EnsureReadable(engineOptions, data.Columns, outFile); // before training, not after it
         var epochsProperty = engineOptions.GetType().GetProperty("MaxEpochs") ?? engineOptions.GetType().GetProperty("MaxIterations");

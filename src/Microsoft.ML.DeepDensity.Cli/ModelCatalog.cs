@@ -140,13 +140,40 @@ public static class EngineOptions
         try { type.GetMethod("Validate")?.Invoke(options, null); }
         catch (TargetInvocationException e) when (e.InnerException is ArgumentException a)
         {
-            // The options' own sentence, without .NET's " (Parameter 'X')" and "Actual value was" suffixes, which repeat it.
-            string message = a.ParamName is string p && a.Message.IndexOf($" (Parameter '{p}')", StringComparison.Ordinal) is int cut and >= 0
-                ? a.Message[..cut] : a.Message;
             bool byEpochs = request.Epochs is not null && a.ParamName is "MaxEpochs" or "MaxIterations";
-            throw new CliException(ExitCodes.UsageError, $"invalid model option: {message}" + (byEpochs ? " (set by --epochs)" : ""));
+            throw Refused(a, byEpochs ? " (set by --epochs)" : "");
         }
         return set;
+    }
+
+    /// <summary>An option the estimator refused (out of range, or set where it has no effect) as a usage error: the
+    /// options' own sentence, without .NET's " (Parameter 'X')" and "Actual value was" suffixes, which repeat it.</summary>
+    public static CliException Refused(ArgumentException a, string note = "")
+    {
+        string message = a.ParamName is string p && a.Message.IndexOf($" (Parameter '{p}')", StringComparison.Ordinal) is int cut and >= 0
+            ? a.Message[..cut] : a.Message;
+        return new CliException(ExitCodes.UsageError, $"invalid model option: {message}{note}", a);
+    }
+
+    /// <summary>The engine options that <c>--validation</c> makes moot or that need validation data, refused before the data
+    /// is read (the estimator refuses them too, but only at Fit, and in its own terms: "a validation set passed to Fit").
+    /// Only values other than the model's defaults are refused, and not one that asks for what happens anyway (a fraction
+    /// of 0 with --validation, a patience of 0 without validation data), as the estimator does.</summary>
+    /// <param name="options">The engine options, with the command line applied.</param>
+    /// <param name="validationFile">Whether --validation was given.</param>
+    public static void CheckValidationSettings(object options, bool validationFile)
+    {
+        var defaults = Activator.CreateInstance(options.GetType())!;
+        bool Changed(string name) => options.GetType().GetProperty(name) is { } p && !Equals(p.GetValue(options), p.GetValue(defaults));
+        double? fraction = options.GetType().GetProperty("ValidationFraction")?.GetValue(options) as double?;
+        if (validationFile && Changed("ValidationFraction") && fraction != 0)
+            throw new CliException(ExitCodes.UsageError, "--param ValidationFraction has no effect with --validation: the validation file replaces the held-out " +
+                "fraction, and no training row is held out; drop one of them.");
+        if (!validationFile && fraction == 0)
+            foreach (var name in new[] { "EarlyStoppingPatience", "ValidationOrderings" })
+                if (Changed(name) && !(name == "EarlyStoppingPatience" && options.GetType().GetProperty(name)!.GetValue(options) is 0))
+                    throw new CliException(ExitCodes.UsageError, $"--param {name} has no effect without validation data (ValidationFraction = 0 and no --validation): " +
+                        "it is a setting of the validation that early stopping watches; pass --validation FILE or set --param ValidationFraction above 0.");
     }
 
     /// <summary>The options a user can set: public read/write properties of a simple type.</summary>

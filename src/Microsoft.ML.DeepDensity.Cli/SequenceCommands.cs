@@ -32,6 +32,10 @@ public static class SequenceCommands
         var engine = new RnnRnadeOptions();
         var request = new FitRequest(seed, epochs, contamination, parameters, console.Interrupts.Stop, console.Interrupts.Abort, null!, _ => { });
         EngineOptions.Apply(engine, request); // a bad option is a usage error before the data is read
+        EngineOptions.CheckValidationSettings(engine, validationFile is not null);
+        // So is one set where it has no effect (the estimator's check; rnnrnade's defaults do not adapt to the data).
+        try { _ = new MLContext(1).DensityEstimation.RnnRnade(new RnnRnadeFrameEstimator.Options { ModelOptions = engine, Contamination = contamination }); }
+        catch (ArgumentException e) { throw EngineOptions.Refused(e); }
         var table = CsvTable.Read(trainFile);
         int idIndex = table.ColumnIndex(sequenceId, "sequence-id"), orderIndex = table.ColumnIndex(orderName, "order");
         var skip = excluded.Select(c => table.ColumnIndex(c, "excluded")).Append(idIndex).Append(orderIndex).ToList();
@@ -73,7 +77,7 @@ public static class SequenceCommands
             });
             try { return estimator.Fit(view, validView); }
             catch (DataValidationException e) when (validTable is not null && e.InnerException is DataValidationException inner
-                                                    && e.Problem.EndsWith(RnnRnadeFrameEstimator.InTheValidationData, StringComparison.Ordinal))
+                                                    && e.Problem.Contains(RnnRnadeFrameEstimator.InTheValidationData, StringComparison.Ordinal))
             { throw FitCommand.MapDataError(inner, validTable, validColumns!, names); }
             catch (DataValidationException e) { throw FitCommand.MapDataError(e, table, columns, names); }
             catch (ArgumentException e) { throw new CliException(ExitCodes.TrainingFailed, $"cannot train {ModelName} on this data: {e.Message}", e); }

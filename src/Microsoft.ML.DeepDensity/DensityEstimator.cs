@@ -35,9 +35,9 @@ public abstract class DensityEstimator<TModel, TModelOptions> : IEstimator<Densi
     }
 
     /// <summary>The ML.NET settings and the engine's options (<see cref="ValidateModelOptions"/>), each error naming its
-    /// setting: at construction, like ML.NET's own estimators, and again at Fit (the options object is mutable) before
-    /// any data is read — a bad engine option must not surface only after the upstream stages were fitted and the
-    /// training data copied.</summary>
+    /// setting, including settings set where they have no effect (<see cref="SettingEffects"/>): at construction, like
+    /// ML.NET's own estimators, and again at Fit (the options object is mutable) before any data is read — a bad engine
+    /// option must not surface only after the upstream stages were fitted and the training data copied.</summary>
     private void ValidateAll()
     {
         _options.Validate();
@@ -48,6 +48,7 @@ public abstract class DensityEstimator<TModel, TModelOptions> : IEstimator<Densi
             if (!CanStream) throw CannotStream();
             ValidateStreamedModelOptions(_options.ModelOptions);
         }
+        SettingEffects.CheckModelOptions(_options.ModelOptions);
     }
 
     /// <summary>Checks the engine's options against <see cref="DensityTrainingData.Streamed"/> training, throwing
@@ -123,6 +124,8 @@ public abstract class DensityEstimator<TModel, TModelOptions> : IEstimator<Densi
         // Before training: the fitted model would refuse this schema at Transform (a saved one would lose the column).
         ReservedColumns.Check(trainData.Schema);
         int dim = ((VectorDataViewType)column.Type).Size;
+        // The settings that a validation set or the column's width makes moot, before a row is read.
+        SettingEffects.CheckAtFit(_options.ModelOptions, validationData is not null, dim);
         // From the schema's width, before a row is read or copied (the in-memory path buffers the whole column first): a
         // model no file could hold is known from the options and the width alone (the engine checks again at its Fit).
         if (_options.ModelOptions is Persistence.IModelSizeOptions sized)
@@ -197,11 +200,12 @@ public abstract class DensityEstimator<TModel, TModelOptions> : IEstimator<Densi
     /// <summary>The engine's names for the rows it was given (it knows nothing of ML.NET columns).</summary>
     private static bool IsEngineDataSource(DataValidationException e) => e.DataSource is DataValidation.TrainingData or DataValidation.ValidationData;
 
-    /// <summary>The engine's data error restated for the ML.NET user: the feature column by name, which data set, and for
-    /// a value outside a binary model's domain what to do about it.</summary>
+    /// <summary>The engine's data error restated for the ML.NET user: the feature column by name, which data set, for a
+    /// value outside a binary model's domain what to do about it, and for a NaN or infinite value that an earlier stage
+    /// may have made it (<see cref="NonFiniteInput"/>).</summary>
     private DataValidationException InColumn(DataValidationException e, string columnName)
     {
-        string problem = $"{e.Problem} in the {e.DataSource}";
+        string problem = NonFiniteInput.WithHint($"{e.Problem} in the {e.DataSource}", columnName);
         if (e.Problem.EndsWith(DataValidation.NotBinary, StringComparison.Ordinal))
         {
             string binarise = $"binarise the column first, e.g. ml.Transforms.Expression(\"{columnName}01\", \"x => x >= 0.5f ? 1.0f : 0.0f\", \"{columnName}\")";

@@ -72,7 +72,8 @@ public abstract class DensityEstimatorOptions
     /// <see cref="SampleSeed"/> and the row's feature values; null = not produced. Default null.</summary>
     public string? SampleColumnName { get; set; }
 
-    /// <summary>Seed of the <see cref="SampleColumnName"/> draws. Default <see cref="DensityEstimatorDefaults.SampleSeed"/>.</summary>
+    /// <summary>Seed of the <see cref="SampleColumnName"/> draws; only with a sample column (a value other than the default
+    /// without one is refused). Default <see cref="DensityEstimatorDefaults.SampleSeed"/>.</summary>
     public ulong SampleSeed { get; set; } = DensityEstimatorDefaults.SampleSeed;
 
     /// <summary>Expected fraction of anomalies in the training data: the PredictedLabel threshold is the (1 − Contamination)
@@ -98,7 +99,7 @@ public abstract class DensityEstimatorOptions
     public DensityTrainingData TrainingData { get; set; } = DensityEstimatorDefaults.TrainingData;
 
     /// <summary>Rows of the shuffle buffer of a streamed Fit (rounded up to whole batches); 0 = automatic, 64 MiB of
-    /// rows. Ignored in memory. Default <see cref="DensityEstimatorDefaults.ShuffleBufferRows"/>.</summary>
+    /// rows. Streamed only: a value other than the default with <see cref="DensityTrainingData.InMemory"/> is refused. Default <see cref="DensityEstimatorDefaults.ShuffleBufferRows"/>.</summary>
     public int ShuffleBufferRows { get; set; } = DensityEstimatorDefaults.ShuffleBufferRows;
 
     /// <summary>Optional extra receiver of training progress (progress is always also written to the MLContext log). Default null.</summary>
@@ -107,7 +108,8 @@ public abstract class DensityEstimatorOptions
     /// <summary>Cancels training (the engine checks it between minibatches). Default none.</summary>
     public CancellationToken CancellationToken { get; set; }
 
-    /// <summary>Throws <see cref="ArgumentException"/> naming the first invalid setting.</summary>
+    /// <summary>Throws <see cref="ArgumentException"/> naming the first invalid setting, or the first set to a value other
+    /// than its default where it has no effect (docs/mlnet.md).</summary>
     public virtual void Validate()
     {
         NonEmpty(FeatureColumnName, nameof(FeatureColumnName));
@@ -138,6 +140,8 @@ public abstract class DensityEstimatorOptions
             throw new ArgumentOutOfRangeException(nameof(ShuffleBufferRows), ShuffleBufferRows, $"ShuffleBufferRows must be ≥ 0 (0 = automatic; got {ShuffleBufferRows}).");
         if (ScoringBlockRows < 1 || ScoringBlockRows > MaxScoringBlockRows)
             throw new ArgumentOutOfRangeException(nameof(ScoringBlockRows), ScoringBlockRows, $"ScoringBlockRows must be in [1, {MaxScoringBlockRows}] (got {ScoringBlockRows}).");
+        // A setting set where it has no effect (ShuffleBufferRows in memory, SampleSeed without a sample column) is refused.
+        SettingEffects.CheckEstimatorSettings(this);
     }
 
     private static void NonEmpty(string? value, string name)

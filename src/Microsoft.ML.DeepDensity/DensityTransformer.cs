@@ -377,11 +377,11 @@ public class DensityTransformer : ITransformer
         /// </summary>
         private DataValidationException RowError(int slot, int column, string problem)
             => _cursors > 1
-                ? new DataValidationException(-1, column, problem + $" (row number unknown: the row was read by one of {_cursors} parallel cursors, " +
+                ? NonFiniteInput.WithHint(new DataValidationException(-1, column, problem + $" (row number unknown: the row was read by one of {_cursors} parallel cursors, " +
                     "whose positions count their own rows. ML.NET reads a pipeline on parallel cursors when a transform after this stage " +
                     "or a cache asks for it, and then wraps this exception in its \"Splitter/consolidator worker\" InvalidOperationException; " +
-                    "reading this stage's output with one cursor, e.g. GetColumn on the pipeline up to this stage, names the row)", _b.FeatureColumn.Name)
-                : new DataValidationException(_positions[slot], column, problem, _b.FeatureColumn.Name);
+                    "reading this stage's output with one cursor, e.g. GetColumn on the pipeline up to this stage, names the row)", _b.FeatureColumn.Name))
+                : NonFiniteInput.WithHint(new DataValidationException(_positions[slot], column, problem, _b.FeatureColumn.Name));
 
         private void Fill()
         {
@@ -415,7 +415,7 @@ public class DensityTransformer : ITransformer
             {
                 // The engine numbers the rows of its block, not the user's.
                 if (e.Row >= 0 && e.Row < n) throw RowError((int)e.Row, e.Column, e.Problem);
-                throw new DataValidationException(-1, e.Column, e.Problem, _b.FeatureColumn.Name);
+                throw NonFiniteInput.WithHint(new DataValidationException(-1, e.Column, e.Problem, _b.FeatureColumn.Name));
             }
             if (_needSample)
             {
@@ -522,10 +522,10 @@ public class DensityTransformer : ITransformer
         private DataValidationException RowError(int column, string problem)
         {
             long pos = _input.Position;
-            if (_input is DataViewRowCursor && pos >= 0) return new DataValidationException(pos, column, problem, _b.FeatureColumn.Name);
+            if (_input is DataViewRowCursor && pos >= 0) return NonFiniteInput.WithHint(new DataValidationException(pos, column, problem, _b.FeatureColumn.Name));
             string which = pos >= 0 ? string.Create(System.Globalization.CultureInfo.InvariantCulture, $": the input of its prediction number {pos + 1}, counting from 1") : "";
-            return new DataValidationException(-1, column, problem + $" (in the input row of a PredictionEngine or row mapper{which}; not a row number of any data view)",
-                _b.FeatureColumn.Name);
+            return NonFiniteInput.WithHint(new DataValidationException(-1, column, problem + $" (in the input row of a PredictionEngine or row mapper{which}; not a row number of any data view)",
+                _b.FeatureColumn.Name));
         }
 
         private float[] Scores()

@@ -264,12 +264,38 @@ internal static class ValidationViewErrors
     }
 
     /// <summary><paramref name="e"/>, about a row of <paramref name="dataSet"/> (the training or the validation data), with
-    /// the data set named at the end of its problem; the row and column are that data set's, and the inner exception
-    /// is <paramref name="e"/>.</summary>
+    /// the data set named at the end of its problem (and for a NaN or infinite value the <see cref="NonFiniteInput"/>
+    /// hint after it); the row and column are that data set's, and the inner exception is <paramref name="e"/>.</summary>
     public static DataValidationException InDataSet(DataValidationException e, string dataSet)
-        => new(e.Row, e.Column, $"{e.Problem} in the {dataSet}", e.DataSource, e);
+        => new(e.Row, e.Column, e.DataSource is string column ? NonFiniteInput.WithHint($"{e.Problem} in the {dataSet}", column) : $"{e.Problem} in the {dataSet}",
+            e.DataSource, e);
 
     /// <summary>The validation view's feature column is not as wide as the training view's.</summary>
     public static ArgumentOutOfRangeException Width(string column, int size, int trainingSize)
         => new("validationData", $"The validation data: feature column '{column}' has {size} slots but the training data's has {trainingSize}.");
+}
+
+/// <summary>
+/// The hint that ends the refusal of a NaN or infinite value read from an ML.NET column. The column is read as the earlier
+/// stages of the pipeline leave it, so a user looking for the value in the loaded file may not find it there: the
+/// estimator cannot tell robustly whether a column was loaded or made by a transform (a data view does not say which
+/// stage made a column), so the hint is conditional. NormalizeRobustScaling is the example because, of ML.NET 5.0.1's
+/// normalizers, it is the one that makes such values: it divides a slot that is constant in the data it was fitted on by
+/// zero (NaN for that constant, ±infinity for any other value), where NormalizeMinMax and NormalizeMeanVariance give 0.
+/// </summary>
+internal static class NonFiniteInput
+{
+    /// <summary>The hint about column <paramref name="column"/>, to follow a "; ".</summary>
+    internal static string Hint(string column) => $"if an earlier pipeline stage made column '{column}', the value comes from it " +
+        "(e.g. NormalizeRobustScaling divides by zero a slot that is constant in the data it was fitted on, giving NaN or ±infinity)";
+
+    /// <summary><paramref name="problem"/> with the hint about <paramref name="column"/> when it is about a NaN or infinite
+    /// value, else unchanged.</summary>
+    public static string WithHint(string problem, string column) => DataValidation.IsNonFiniteValue(problem) ? $"{problem}; {Hint(column)}" : problem;
+
+    /// <summary><paramref name="e"/>, whose source is the column, with the hint when it is about a NaN or infinite value
+    /// (restated: the same row, column, source and inner exception), else <paramref name="e"/> itself.</summary>
+    public static DataValidationException WithHint(DataValidationException e)
+        => e.DataSource is string column && DataValidation.IsNonFiniteValue(e.Problem)
+            ? new DataValidationException(e.Row, e.Column, WithHint(e.Problem, column), column, e.InnerException) : e;
 }

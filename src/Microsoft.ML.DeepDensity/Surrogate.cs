@@ -227,8 +227,8 @@ internal static class Surrogate
     /// <summary>The engine's row error, restated for the user's feature column; the row number is unknown here (a mapping
     /// sees values, not positions), and saying so beats the engine's row 0 of a one-row call.</summary>
     private static DataValidationException RowProblem(DataValidationException e, TransformerSettings s)
-        => new(-1, e.Column, e.Problem + " (row number unknown: a model loaded with mlContext.Model.Load scores row by row without " +
-            "seeing row positions; read through a single cursor, WithLiveDensityTransformers or LoadWithLiveDensityModels reports it)", s.FeatureColumnName);
+        => NonFiniteInput.WithHint(new DataValidationException(-1, e.Column, e.Problem + " (row number unknown: a model loaded with mlContext.Model.Load scores row by row without " +
+            "seeing row positions; read through a single cursor, WithLiveDensityTransformers or LoadWithLiveDensityModels reports it)", s.FeatureColumnName));
 
     /// <summary>One decoded envelope per factory, keyed by the identity of the text backing it (string or char[]),
     /// so that the per-row cost is O(1) whatever the model size.</summary>

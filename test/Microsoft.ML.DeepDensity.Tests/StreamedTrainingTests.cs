@@ -84,7 +84,8 @@ public class StreamedTrainingTests
         var train = ml.Data.LoadFromEnumerable(Generated(300, 5));
         IwaeEstimator.Options Options(DensityTrainingData mode) => new()
         {
-            TrainingData = mode, ShuffleBufferRows = 300,
+            // A buffer of every row when streamed; in memory the setting has no effect and is refused (SettingEffects).
+            TrainingData = mode, ShuffleBufferRows = mode == DensityTrainingData.Streamed ? 300 : 0,
             ModelOptions = new IwaeOptions { Likelihood = IwaeLikelihood.Gaussian, LatentDimensions = new[] { 2 }, HiddenUnits = new[] { 8 },
                 MaxEpochs = 2, BatchSize = 30, ValidationFraction = 0, EvaluationSamples = 10 },
         };

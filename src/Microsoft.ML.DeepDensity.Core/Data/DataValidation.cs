@@ -57,6 +57,19 @@ public static class DataValidation
     /// <summary>The words of a value outside a binary model's domain (callers that can suggest a remedy look for them).</summary>
     internal const string NotBinary = "is not binary (a binary model needs 0 or 1)";
 
+    /// <summary>The problem of a NaN value (callers that know where the data came from look for it, and for
+    /// <see cref="InfiniteValue"/>'s).</summary>
+    internal const string NaNValue = "value is NaN";
+
+    /// <summary>The problem of an infinite value: "value is +infinity" or "value is -infinity".</summary>
+    internal static string InfiniteValue(float v) => $"value is {(v > 0 ? "+" : "-")}infinity";
+
+    /// <summary>Whether <paramref name="problem"/> (possibly restated, e.g. "frame 3: value is NaN in the training data")
+    /// is about a NaN or infinite value.</summary>
+    internal static bool IsNonFiniteValue(string problem)
+        => problem.Contains(NaNValue, StringComparison.Ordinal) || problem.Contains(InfiniteValue(1), StringComparison.Ordinal)
+           || problem.Contains(InfiniteValue(-1), StringComparison.Ordinal);
+
     /// <summary>
     /// Checks a row-major span of rows of width <paramref name="dimension"/>; returns the row count.
     /// <paramref name="firstRow"/> offsets reported row numbers (for data read in blocks).
@@ -81,8 +94,8 @@ public static class DataValidation
             for (int c = 0; c < dimension; c++)
             {
                 float v = row[c];
-                if (float.IsNaN(v)) throw new DataValidationException(firstRow + r, c, "value is NaN", source);
-                if (float.IsInfinity(v)) throw new DataValidationException(firstRow + r, c, $"value is {(v > 0 ? "+" : "-")}infinity", source);
+                if (float.IsNaN(v)) throw new DataValidationException(firstRow + r, c, NaNValue, source);
+                if (float.IsInfinity(v)) throw new DataValidationException(firstRow + r, c, InfiniteValue(v), source);
                 if (domain == InputDomain.Binary && v != 0f && v != 1f)
                     throw new DataValidationException(firstRow + r, c, $"value {v} {NotBinary}", source);
             }

@@ -38,11 +38,18 @@ public static partial class DensityEstimationCatalogExtensions
         ArgumentNullException.ThrowIfNull(catalog);
         var o = modelOptions ?? new RnnRnadeOptions();
         ArgumentNullException.ThrowIfNull(options);
-        // Checked at construction and at every Fit before a sequence is read: the engine's settings, and a model no file
-        // could hold (known from them and the frame size alone; the engine checks again, but only after the whole view was read).
+        // Checked at construction and at every Fit before a sequence is read: the engine's settings, a model no file could
+        // hold (known from them and the frame size alone; the engine checks again, but only after the whole view was read),
+        // and settings set where they have no effect (at Fit also those a validation set makes moot or needs).
         return new SequenceDensityEstimator(catalog.Context, options, "RnnRnade",
             (data, validation, progress, ct) => RnnRnadeModel.Fit(data, o, validation, progress, ct),
-            () => { o.Validate(); o.PredictModelSize(options.FrameSize).EnsureFitsAFile(); });
+            hasValidationSet =>
+            {
+                o.Validate();
+                o.PredictModelSize(options.FrameSize).EnsureFitsAFile();
+                SettingEffects.CheckModelOptions(o);
+                if (hasValidationSet is bool known) SettingEffects.CheckAtFit(o, known, columns: null);
+            });
     }
 
     /// <summary>

@@ -48,7 +48,8 @@ public sealed class RnnRnadeFrameEstimator : IEstimator<SequenceDensityTransform
         /// <summary>Cancels training. Default none.</summary>
         public CancellationToken CancellationToken { get; set; }
 
-        /// <summary>Throws <see cref="ArgumentException"/> naming the first invalid setting.</summary>
+        /// <summary>Throws <see cref="ArgumentException"/> naming the first invalid setting, or the first engine setting set
+        /// to a value other than its default where it has no effect (docs/mlnet.md).</summary>
         public void Validate()
         {
             RnnRnadeColumns.CheckNames(
@@ -57,6 +58,7 @@ public sealed class RnnRnadeFrameEstimator : IEstimator<SequenceDensityTransform
                 Contamination);
             ArgumentNullException.ThrowIfNull(ModelOptions, nameof(ModelOptions));
             ModelOptions.Validate();
+            SettingEffects.CheckModelOptions(ModelOptions);
         }
     }
 
@@ -83,6 +85,7 @@ public sealed class RnnRnadeFrameEstimator : IEstimator<SequenceDensityTransform
     {
         ArgumentNullException.ThrowIfNull(trainData);
         _options.Validate();
+        SettingEffects.CheckAtFit(_options.ModelOptions, validationData is not null, columns: null);
         // Before training: the fitted model would refuse this schema at Transform (a saved one would lose the column).
         ReservedColumns.Check(trainData.Schema);
         var o = _options;
@@ -100,7 +103,9 @@ public sealed class RnnRnadeFrameEstimator : IEstimator<SequenceDensityTransform
         // From the schema's frame width, before the frame rows are read and grouped (the engine checks again at its Fit).
         if (inputs.Schema[RnnRnadeSurrogate.FeatureCol].Type is VectorDataViewType { Size: > 0 } frame)
             o.ModelOptions.PredictModelSize(frame.Size).EnsureFitsAFile();
-        var data = Read(inputs);
+        SequenceBatch data;
+        try { data = Read(inputs); }
+        catch (DataValidationException e) when (DataValidation.IsNonFiniteValue(e.Problem)) { throw NonFiniteInput.WithHint(e); }
         SequenceBatch? validation = null;
         if (validationInputs is not null)
         {
@@ -167,8 +172,9 @@ public sealed class RnnRnadeFrameEstimator : IEstimator<SequenceDensityTransform
         return (frame, id, order);
     }
 
-    /// <summary>Ends the problem of an error about a row of Fit's validation view (whose row and column are that view's;
-    /// the inner exception states the problem as a training row's would be).</summary>
+    /// <summary>Follows the problem of an error about a row of Fit's validation view (whose row and column are that view's;
+    /// the inner exception states the problem as a training row's would be): it ends the problem, but for a NaN or infinite
+    /// value, after which comes the hint that an earlier pipeline stage may have made it.</summary>
     public const string InTheValidationData = " in the " + DataValidation.ValidationData;
 
     /// <summary>What an order column may be, in messages.</summary>

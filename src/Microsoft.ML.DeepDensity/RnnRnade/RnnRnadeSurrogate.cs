@@ -106,9 +106,9 @@ internal static class RnnRnadeSurrogate
     /// call stack says whether a PredictionEngine asked; a row mapper used directly gets the cursor's wording, still true.
     /// </summary>
     private static DataValidationException WholeSequenceRowError(DataValidationException e, string column)
-        => new(-1, e.Column, e.Problem + (CalledByPredictionEngine()
+        => NonFiniteInput.WithHint(new DataValidationException(-1, e.Column, e.Problem + (CalledByPredictionEngine()
             ? " (in the input row of a PredictionEngine or row mapper; not a row number of any data view; frames count from 0)"
-            : " (row number unknown: the whole-sequence scorer sees each row's values, not its position, live and after loading; frames count from 0)"), column);
+            : " (row number unknown: the whole-sequence scorer sees each row's values, not its position, live and after loading; frames count from 0)"), column));
 
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
     private static bool CalledByPredictionEngine()
@@ -150,10 +150,10 @@ internal static class RnnRnadeSurrogate
         /// <summary>A problem with the row being mapped: on a cursor at its row (counted from the cursor's start, the row's
         /// index in the view); in a row mapper as "the input row", with the prediction's number, as the row models say it.</summary>
         internal DataValidationException RowError(long row, int column, string problem, string source)
-            => !InRowMapper
+            => NonFiniteInput.WithHint(!InRowMapper
                 ? new DataValidationException(row, column, problem, source)
                 : new DataValidationException(-1, column, problem + string.Create(System.Globalization.CultureInfo.InvariantCulture,
-                    $" (in the input row of a PredictionEngine or row mapper: the input of its prediction number {row + 1}, counting from 1; not a row number of any data view)"), source);
+                    $" (in the input row of a PredictionEngine or row mapper: the input of its prediction number {row + 1}, counting from 1; not a row number of any data view)"), source));
 
         /// <summary>
         /// Whether ML.NET is creating this state for a row mapper. The mapping sees neither the row nor its position, and

@@ -70,7 +70,7 @@ public sealed class SequenceDensityEstimator : IEstimator<SequenceDensityTransfo
     /// <param name="name">Component name used in log messages (e.g. "RnnRnade").</param>
     /// <param name="trainer">Trains the family's engine model.</param>
     public SequenceDensityEstimator(MLContext mlContext, Options options, string name, Trainer trainer)
-        : this(mlContext, options, name, trainer, validateModelOptions: null)
+        : this(mlContext, options, name, trainer, (Action?)null)
     {
     }
 
@@ -83,6 +83,14 @@ public sealed class SequenceDensityEstimator : IEstimator<SequenceDensityTransfo
     /// <param name="trainer">Trains the family's engine model.</param>
     /// <param name="validateModelOptions">Throws an <see cref="ArgumentException"/> naming a bad engine setting, or null.</param>
     public SequenceDensityEstimator(MLContext mlContext, Options options, string name, Trainer trainer, Action? validateModelOptions)
+        : this(mlContext, options, name, trainer, validateModelOptions is null ? null : (Action<bool?>)(_ => validateModelOptions()))
+    {
+    }
+
+    /// <summary>As the public constructor, with a check of the engine options that also learns, at Fit, whether a
+    /// validation set was passed (null at construction): a family's settings that a validation set makes moot, or that
+    /// need one, are refused before a row is read (<see cref="SettingEffects.CheckAtFit"/>).</summary>
+    internal SequenceDensityEstimator(MLContext mlContext, Options options, string name, Trainer trainer, Action<bool?>? validateModelOptions)
     {
         _ml = mlContext ?? throw new ArgumentNullException(nameof(mlContext));
         _options = options ?? throw new ArgumentNullException(nameof(options));
@@ -90,10 +98,11 @@ public sealed class SequenceDensityEstimator : IEstimator<SequenceDensityTransfo
         _trainer = trainer ?? throw new ArgumentNullException(nameof(trainer));
         _validateModelOptions = validateModelOptions;
         _options.Validate();
-        _validateModelOptions?.Invoke();
+        _validateModelOptions?.Invoke(null);
     }
 
-    private readonly Action? _validateModelOptions;
+    /// <summary>Checks the engine options; its argument is whether Fit was given a validation set (null: not known yet).</summary>
+    private readonly Action<bool?>? _validateModelOptions;
 
     /// <summary>Trains on the sequences of <paramref name="input"/>.</summary>
     /// <param name="input">The training data, one sequence per row.</param>
@@ -106,7 +115,7 @@ public sealed class SequenceDensityEstimator : IEstimator<SequenceDensityTransfo
     {
         ArgumentNullException.ThrowIfNull(trainData);
         _options.Validate();
-        _validateModelOptions?.Invoke();
+        _validateModelOptions?.Invoke(validationData is not null);
         // Before training: the fitted model would refuse this schema at Transform (a saved one would lose the column).
         ReservedColumns.Check(trainData.Schema);
         var o = _options;

@@ -1,0 +1,76 @@
+namespace Microsoft.ML.DeepDensity.Cli.Tests;
+
+/// <summary>
+/// <c>ddml fit</c> refuses an engine option set where it has no effect (the ML.NET estimator's rule, docs/mlnet.md) as a
+/// usage error, one line, before training: it trained around it without a word, and the estimator's refusal, made when
+/// the tool builds it, surfaced as an internal error. The options that a validation file makes moot, or that need one,
+/// are refused in the tool's own terms (--param, --validation) before the data is read.
+/// </summary>
+public class SettingEffectTests : IDisposable
+{
+    private readonly CliHarness _h = new();
+    public void Dispose() => _h.Dispose();
+
+    private int _fits;
+
+    private (int Exit, string Out, string Err) Fit(string csv, string model, params string[] extra)
+    {
+        var output = _h.PathOf($"out{++_fits}.zip");
+        var r = _h.Run(new[] { "fit", csv, "-m", model, "--epochs", "1", "--exclude", "label", "-o", output }.Concat(extra).ToArray());
+        if (r.Exit != 0) _h.AssertNoPartialFiles(output);
+        return r;
+    }
+
+    private static void AssertOneLine(string err, params string[] fragments)
+    {
+        var lines = err.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Single(lines);
+        foreach (var f in fragments) Assert.Contains(f, lines[0]);
+        Assert.DoesNotContain("(Parameter", lines[0]);
+    }
+
+    [Fact]
+    public void An_engine_option_with_no_effect_is_a_usage_error()
+    {
+        var csv = _h.Blob("train.csv", 60);
+        var r = Fit(csv, "rnade", "-p", "HiddenUnits=4", "-p", "Momentum=0.5");
+        Assert.Equal(ExitCodes.UsageError, r.Exit);
+        AssertOneLine(r.Err, "ddml: error: invalid model option: Momentum = 0.5 has no effect with Optimizer = Adam", "set Optimizer = SgdMomentum");
+        Assert.Equal(ExitCodes.Success, Fit(csv, "rnade", "-p", "HiddenUnits=4", "-p", "Momentum=0.5", "-p", "Optimizer=SgdMomentum").Exit);
+
+        // After the defaults adapt to the data: real data makes the RBM Gaussian, whose units' count (3) settles an exact log Z.
+        r = Fit(csv, "rbm", "-p", "HiddenUnits=3", "-p", "AisRuns=20");
+        Assert.Equal(ExitCodes.UsageError, r.Exit);
+        AssertOneLine(r.Err, "invalid model option: AisRuns = 20 has no effect when log Z is exact (the smaller layer has 3 units");
+    }
+
+    [Fact]
+    public void Validation_options_that_the_validation_file_makes_moot_are_refused_before_the_data_is_read()
+    {
+        var missing = _h.PathOf("missing.csv");   // never read: the options are refused first
+        var r = Fit(missing, "rnade", "--validation", missing, "-p", "ValidationFraction=0.2");
+        Assert.Equal(ExitCodes.UsageError, r.Exit);
+        AssertOneLine(r.Err, "--param ValidationFraction has no effect with --validation: the validation file replaces the held-out fraction");
+
+        r = Fit(missing, "deepgmm", "-p", "ValidationFraction=0", "-p", "EarlyStoppingPatience=2");
+        Assert.Equal(ExitCodes.UsageError, r.Exit);
+        AssertOneLine(r.Err, "--param EarlyStoppingPatience has no effect without validation data (ValidationFraction = 0 and no --validation)",
+            "pass --validation FILE or set --param ValidationFraction above 0");
+
+        r = _h.Run("fit", missing, "-m", "rnnrnade", "--sequence-id", "seq", "--order", "t", "--validation", missing, "-p", "ValidationFraction=0.3", "-o", _h.PathOf("s.zip"));
+        Assert.Equal(ExitCodes.UsageError, r.Exit);
+        AssertOneLine(r.Err, "--param ValidationFraction has no effect with --validation");
+
+        // rnnrnade's own rules are checked before the data is read too (its defaults do not adapt to the data).
+        r = _h.Run("fit", missing, "-m", "rnnrnade", "--sequence-id", "seq", "--order", "t", "-p", "Optimizer=SgdMomentum", "-p", "AdamBeta1=0.8", "-o", _h.PathOf("s.zip"));
+        Assert.Equal(ExitCodes.UsageError, r.Exit);
+        AssertOneLine(r.Err, "invalid model option: AdamBeta1 = 0.8 has no effect with Optimizer = SgdMomentum: it is a setting of Adam");
+
+        // The defaults, and a fraction of 0 with a validation file (no row held out, as asked), train.
+        var csv = _h.Blob("train.csv", 60);
+        var valid = _h.Blob("valid.csv", 30, seed: 2);
+        var ok = Fit(csv, "rnade", "-p", "HiddenUnits=4", "--validation", valid);
+        Assert.True(ok.Exit == ExitCodes.Success, ok.Err);
+        Assert.Equal(ExitCodes.Success, Fit(csv, "rnade", "-p", "HiddenUnits=4", "--validation", valid, "-p", "ValidationFraction=0").Exit);
+    }
+}

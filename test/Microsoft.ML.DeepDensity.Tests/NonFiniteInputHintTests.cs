@@ -1,0 +1,77 @@
+using Microsoft.ML.Data;
+using Microsoft.ML.DeepDensity.Data;
+using Microsoft.ML.DeepDensity.Transforms;
+using Xunit;
+
+namespace Microsoft.ML.DeepDensity.Tests;
+
+/// <summary>
+/// A NaN or infinite value in the column an estimator reads may have been made by an earlier stage of the pipeline —
+/// NormalizeRobustScaling divides a slot that is constant in the data it was fitted on by zero — and then it is nowhere
+/// in the loaded file. The error named the column and the row but left the user searching the file; it now also says
+/// that an earlier stage that made the column made the value (conditionally: the estimator cannot tell which stage made
+/// a column), in Fit and in scoring alike.
+/// </summary>
+public class NonFiniteInputHintTests
+{
+    private const string Hint = "if an earlier pipeline stage made column 'Features', the value comes from it " +
+        "(e.g. NormalizeRobustScaling divides by zero a slot that is constant in the data it was fitted on, giving NaN or ±infinity)";
+
+    /// <summary>The raw rows with column C constant: after Concatenate(A, B, C, E), slot 2 of 'Features'.</summary>
+    private static List<RawRow> ConstantC(int n, int seed = 1)
+    {
+        var rows = TestData.Raw(n, seed);
+        foreach (var r in rows) r.C = 4f;
+        return rows;
+    }
+
+    [Fact]
+    public void NaN_made_by_a_normalizer_on_a_constant_column_names_the_column_the_row_and_the_earlier_stage()
+    {
+        var ml = new MLContext(seed: 1);
+        var data = ml.Data.LoadFromEnumerable(ConstantC(60));
+        var pipeline = ml.Transforms.Concatenate("Features", nameof(RawRow.A), nameof(RawRow.B), nameof(RawRow.C), nameof(RawRow.E))
+            .Append(ml.Transforms.NormalizeRobustScaling("Features"))
+            .Append(ml.DensityEstimation.Rnade(TestData.SmallRnade(o => o.ModelOptions.MaxEpochs = 1)));
+        var e = Assert.Throws<DataValidationException>(() => pipeline.Fit(data));
+        Assert.Equal("Features", e.DataSource);
+        Assert.Equal(0, e.Row);
+        Assert.Equal(2, e.Column);
+        Assert.Equal($"Invalid data at 'Features', row 0, column 2: value is NaN in the training data; {Hint}.", e.Message);
+    }
+
+    /// <summary>The same at scoring: a model fitted on clean rows scores a view whose normalizer (fitted where C was
+    /// constant) turns another value of C into +infinity; whole sequences and validation data say it too.</summary>
+    [Fact]
+    public void The_hint_follows_every_refusal_of_a_non_finite_input_value()
+    {
+        var ml = new MLContext(seed: 1);
+        var concat = ml.Transforms.Concatenate("Features", nameof(RawRow.A), nameof(RawRow.B), nameof(RawRow.C), nameof(RawRow.E));
+        var model = concat.Append(ml.DensityEstimation.Rnade(TestData.SmallRnade(o => o.ModelOptions.MaxEpochs = 1)))
+            .Fit(ml.Data.LoadFromEnumerable(TestData.Raw(60)));
+        var normalizer = concat.Append(ml.Transforms.NormalizeRobustScaling("Features")).Fit(ml.Data.LoadFromEnumerable(ConstantC(60)));
+        var test = TestData.Raw(5, seed: 2);   // C varies: (C − 4) / 0 is ±infinity
+        var scored = model.LastTransformer.Transform(normalizer.Transform(ml.Data.LoadFromEnumerable(test)));
+        var e = Assert.Throws<DataValidationException>(() => scored.GetColumn<float>("LogDensity").ToList());
+        Assert.Equal(0, e.Row);
+        Assert.Equal(2, e.Column);
+        Assert.Matches(@"value is [+-]infinity; if an earlier pipeline stage made column 'Features'", e.Message);
+
+        // Whole sequences (the estimator's own reader), naming the data set before the hint.
+        var sequences = ml.Data.LoadFromEnumerable(new[] { new RnnRnadeColumns.SequenceRow { Features = new[] { 1f, 2f, float.NaN, 4f } } });
+        var s = Assert.Throws<DataValidationException>(() => ml.DensityEstimation.RnnRnade("Features", 2, maxEpochs: 1).Fit(sequences));
+        Assert.Equal($"frame 1: value is NaN in the training data; {Hint}", s.Problem);
+
+        // A validation view's value: the data set, then the hint.
+        var valid = TestData.Blob(20);
+        valid[3].Features[1] = float.PositiveInfinity;
+        var v = Assert.Throws<DataValidationException>(() => ml.DensityEstimation.Rnade(TestData.SmallRnade(o => o.ModelOptions.MaxEpochs = 1))
+            .Fit(ml.Data.LoadFromEnumerable(TestData.Blob(50)), ml.Data.LoadFromEnumerable(valid)));
+        Assert.Equal(3, v.Row);
+        Assert.Equal($"value is +infinity in the validation data; {Hint}", v.Problem);
+
+        // A binary model's refusal of 0.34 is no NaN: no hint.
+        var binary = Assert.Throws<DataValidationException>(() => ml.DensityEstimation.Rbm(maxEpochs: 1).Fit(ml.Data.LoadFromEnumerable(TestData.Blob(20))));
+        Assert.DoesNotContain("earlier pipeline stage", binary.Message);
+    }
+}
