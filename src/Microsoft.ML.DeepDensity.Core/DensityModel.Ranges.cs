@@ -22,25 +22,27 @@ public abstract partial class DensityModel
     /// RBM's Gibbs chains) returns one that keeps that state, so that reading a draw in order costs the whole draw once.</summary>
     private protected virtual SampleReader CreateSampleReader(int count, ulong seed) => new RangeReader(this, count, seed);
 
-    /// <summary>Rows a model draws together (its fixed sampling block): a reader's parts that are whole, aligned multiples of
-    /// it draw no row twice. 1 when the model has no such block (or, as the RBM's chain reader, draws nothing twice anyway).</summary>
-    private protected virtual int SamplingBlockRows => 1;
-
-    /// <summary><see cref="SamplingBlockRows"/>, at least 1: parts of a <see cref="SampleReader"/> that start at a multiple
-    /// of it and hold a multiple of it (or end at the end of the draw) draw no row twice.</summary>
+    /// <summary><see cref="SamplingBlockRows"/>, at least 1 (a model without sampling blocks, or the RBM's chain reader,
+    /// draws nothing twice anyway): parts of a <see cref="SampleReader"/> that start at a multiple of it and hold a
+    /// multiple of it (or end at the end of the draw) draw no row twice.</summary>
     internal int SampleBlockRows => Math.Max(1, SamplingBlockRows);
 
     /// <summary>
     /// Draws rows [<paramref name="start"/>, start + <paramref name="n"/>) of the draw of <paramref name="count"/> rows with
     /// <paramref name="seed"/> (rows start … start + n − 1 of <c>SampleCore(count, seed, …)</c>, the same bits) into
     /// <paramref name="destination"/> (n × Dimension), checking <paramref name="cancellationToken"/> as
-    /// <c>SampleCore</c> does; arguments are validated. The built-in models draw only the blocks the rows fall in
-    /// (<c>SampleInBlocks</c>) or, the RBM, run their chains only as far as the rows. This default, for a model that does
-    /// not override it, draws the first start + n rows and keeps the last n: the same bits for a model whose smaller draws
-    /// are prefixes of larger ones (the contract's "should"), in memory and time growing with start.
+    /// <c>SampleCore</c> does; arguments are validated. A model with sampling blocks (<see cref="SamplingBlockRows"/>) draws
+    /// only the blocks the rows fall in (<c>SampleInBlocks</c>); the RBM runs its chains only as far as the rows. For any
+    /// other model this default draws the first start + n rows and keeps the last n: the same bits for a model whose
+    /// smaller draws are prefixes of larger ones (the contract's "should"), in memory and time growing with start.
     /// </summary>
     private protected virtual void SampleRangeCore(int count, int start, int n, ulong seed, Span<float> destination, CancellationToken cancellationToken)
     {
+        if (SamplesInBlocks)
+        {
+            SampleInBlocks(count, start, n, seed, destination, cancellationToken);
+            return;
+        }
         if (start == 0)
         {
             SampleCore(n, seed, destination, cancellationToken);

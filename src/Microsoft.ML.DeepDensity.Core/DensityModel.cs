@@ -1,7 +1,6 @@
 using Microsoft.ML.DeepDensity.Data;
 using Microsoft.ML.DeepDensity.Numerics;
 using Microsoft.ML.DeepDensity.Persistence;
-using Microsoft.ML.DeepDensity.Randomness;
 
 namespace Microsoft.ML.DeepDensity;
 
@@ -167,67 +166,6 @@ public abstract partial class DensityModel : DensityModelBase
         if (count < 0) throw new ArgumentOutOfRangeException(nameof(count), count, $"Sample count must be non-negative (got {count}).");
     }
 
-    /// <summary>Fills the rows [<paramref name="start"/>, start + n) of a draw into <paramref name="block"/> (n × Dimension
-    /// floats). Row start + r should draw only from <c>root.Fork(start + r)</c>, so that a row depends on (seed, row) alone.</summary>
-    private protected delegate void BlockSampler(int start, int n, RandomStream root, Span<float> block);
-
-    /// <summary>
-    /// The sampling skeleton of the row models: <paramref name="count"/> rows in fixed blocks of
-    /// <paramref name="blockRows"/> rows (a fixed partition, blocks in parallel through <see cref="DeepDensityEnvironment"/>),
-    /// all drawing from one root stream of <paramref name="seed"/>, so the result never depends on the thread count.
-    /// Checks <paramref name="cancellationToken"/> before every block, so a large draw stops within a block of being
-    /// cancelled.
-    /// </summary>
-    private protected void SampleInBlocks(int count, ulong seed, int blockRows, Span<float> destination, BlockSampler fill,
-        CancellationToken cancellationToken)
-        => SampleInBlocks(count, 0, count, seed, blockRows, destination, fill, cancellationToken);
-
-    /// <summary>
-    /// Rows [<paramref name="first"/>, first + <paramref name="n"/>) of the draw of <paramref name="count"/> rows above, into
-    /// <paramref name="destination"/> (n × Dimension): only the blocks of the fixed partition these rows fall in are
-    /// drawn, each exactly as in the whole draw (the same <paramref name="fill"/> call: its start, its row count — the last
-    /// block of the draw is short — and its streams), so the rows are the whole draw's bits whatever a model's block
-    /// arithmetic does with a row's place in its block, and however a model keys its streams (by row or, as Deep GMM, by
-    /// block). A block the range cuts is drawn whole into a scratch block and its part copied; a range made of whole
-    /// blocks writes straight into the destination.
-    /// </summary>
-    private protected unsafe void SampleInBlocks(int count, int first, int n, ulong seed, int blockRows, Span<float> destination, BlockSampler fill,
-        CancellationToken cancellationToken)
-    {
-        if (n <= 0) return;
-        var root = new RandomStream(seed);
-        int d = Dimension, firstBlock = first / blockRows, endBlock = (first + n - 1) / blockRows + 1;
-        // Blocks write straight into the destination (no second draw-sized array); a span cannot enter the lambda, so it
-        // gets the pinned address (the caller's span outlives the loop).
-        fixed (float* output = destination)
-        {
-            nint address = (nint)output;
-            DeepDensityEnvironment.For(firstBlock, endBlock, b =>
-            {
-                cancellationToken.ThrowIfCancellationRequested();
-                int start = b * blockRows, m = Math.Min(blockRows, count - start);
-                int lo = Math.Max(start, first), hi = Math.Min(start + m, first + n);
-                var target = new Span<float>((float*)address + (long)(lo - first) * d, (hi - lo) * d);
-                if (lo == start && hi == start + m)
-                {
-                    fill(start, m, root, target);
-                    return;
-                }
-                var whole = new float[m * d];
-                fill(start, m, root, whole);
-                whole.AsSpan((lo - start) * d, (hi - lo) * d).CopyTo(target);
-            });
-        }
-    }
-
-    /// <summary>The streams of rows start … start + n − 1 of a draw: <c>root.Fork(row)</c>.</summary>
-    private protected static RandomStream[] RowStreams(RandomStream root, int start, int n)
-    {
-        var streams = new RandomStream[n];
-        for (int r = 0; r < n; r++) streams[r] = root.Fork((ulong)(start + r));
-        return streams;
-    }
-
     /// <summary>Loads any registered row model kind; a corrupt, truncated or foreign file (or a sequence model) throws <see cref="InvalidModelFileException"/>.</summary>
     public static DensityModel Load(Stream stream) => AsRowModel(ModelFile.Read(stream));
 
@@ -251,10 +189,15 @@ public abstract partial class DensityModel : DensityModelBase
     /// <summary>Draws <paramref name="count"/> rows; must be a pure function of the seed (thread-count independent).</summary>
     protected abstract void SampleCore(int count, ulong seed, Span<float> destination);
 
-    /// <summary>Cancellable form of <see cref="SampleCore(int, ulong, Span{float})"/>; the built-in models override it and
-    /// check the token as they go (the default ignores it: the caller checked it before the call).</summary>
+    /// <summary>Cancellable form of <see cref="SampleCore(int, ulong, Span{float})"/>. The built-in models check the token
+    /// as they go: the RBM every Gibbs sweep, the others every sampling block (this default draws their blocks). For any
+    /// other model the default ignores it and calls <see cref="SampleCore(int, ulong, Span{float})"/> (the caller checked
+    /// it before the call).</summary>
     protected virtual void SampleCore(int count, ulong seed, Span<float> destination, CancellationToken cancellationToken)
-        => SampleCore(count, seed, destination);
+    {
+        if (SamplesInBlocks) SampleInBlocks(count, 0, count, seed, destination, cancellationToken);
+        else SampleCore(count, seed, destination);
+    }
 
     private void CheckWidth(RowMatrix rows)
     {

@@ -160,7 +160,10 @@ public abstract class ImportanceSampledModel : DensityModel
             throw new ArgumentOutOfRangeException(nameof(count), count,
                 $"{count} rows of {Dimension} values exceed the largest array ({Array.MaxLength:N0} values); draw them in smaller batches.");
         var m = new RowMatrix(count, Dimension);
-        if (count > 0) Generate(count, 0, count, seed, m.Values, mean: true);
+        // The sampling blocks of Sample, drawing each row's decoder mean instead of a sample of it.
+        if (count > 0)
+            SampleInBlocks(count, 0, count, seed, RowsPerSamplingBlock, m.Values,
+                (start, n, root, block) => SampleBlock(RowStreams(root, start, n), block, mean: true), CancellationToken.None);
         return m;
     }
 
@@ -171,15 +174,11 @@ public abstract class ImportanceSampledModel : DensityModel
     /// <inheritdoc/>
     protected sealed override void SampleCore(int count, ulong seed, Span<float> destination) => SampleCore(count, seed, destination, default);
 
-    /// <inheritdoc/>
-    protected sealed override void SampleCore(int count, ulong seed, Span<float> destination, CancellationToken cancellationToken)
-        => Generate(count, 0, count, seed, destination, mean: false, cancellationToken);
-
     private protected sealed override int SamplingBlockRows => RowsPerSamplingBlock;
 
-    /// <summary>Rows [<paramref name="start"/>, start + <paramref name="n"/>) of the draw of <paramref name="count"/>: the blocks they fall in, drawn as in the whole draw.</summary>
-    private protected sealed override void SampleRangeCore(int count, int start, int n, ulong seed, Span<float> destination, CancellationToken cancellationToken)
-        => Generate(count, start, n, seed, destination, mean: false, cancellationToken);
+    /// <summary>A block of samples x ~ p(x | h), h ~ p(h), each row from its own stream.</summary>
+    private protected sealed override void DrawSamplingBlock(int start, int n, RandomStream root, Span<float> block)
+        => SampleBlock(RowStreams(root, start, n), block, mean: false);
 
     /// <summary>Rows × samples per scoring pass: the preferred 512, fewer for a very wide network. Computed once (it sums
     /// over the layers; a one-row scorer must not pay that per row); a race computes the same value twice.</summary>
@@ -189,9 +188,4 @@ public abstract class ImportanceSampledModel : DensityModel
 
     /// <summary>Rows per sampling block: fewer for a very wide network, so a block's scratch stays under the scratch limit.</summary>
     private int RowsPerSamplingBlock => ImportanceSampler.SampleRowsPerPass(EvaluationFloatsPerSample, PreferredRowsPerSamplingBlock);
-
-    /// <summary>Rows [first, first + rows) of the draw of <paramref name="count"/> (of the decoder means when <paramref name="mean"/>).</summary>
-    private void Generate(int count, int first, int rows, ulong seed, Span<float> destination, bool mean, CancellationToken cancellationToken = default)
-        => SampleInBlocks(count, first, rows, seed, RowsPerSamplingBlock, destination,
-            (start, n, root, block) => SampleBlock(RowStreams(root, start, n), block, mean), cancellationToken);
 }

@@ -191,13 +191,21 @@ public sealed class RnnRnadeFrameEstimator : IEstimator<SequenceDensityTransform
     private static string KeyIdRemedy(string name, bool isKey)
         => isKey ? $"; map it back to its values first, e.g. ml.Transforms.Conversion.MapKeyToValue(\"{name}\")" : "";
 
-    /// <summary>Groups rows by id in order of first appearance, sorted by order within a sequence.</summary>
+    /// <summary>The sequences of frame rows as <see cref="Fit(IDataView, IDataView?)"/> reads them (for tests).</summary>
+    internal SequenceBatch ReadFrameRows(IDataView frameRows) => Read(Inputs(frameRows.Schema).Fit(frameRows).Transform(frameRows));
+
+    /// <summary>
+    /// Groups rows by id in order of first appearance, sorted by order within a sequence. The frames are read into one
+    /// buffer (as long as the rows when the view knows their count, so it is never regrown) and grouped in place: each
+    /// read row's place in the grouped layout, then the frames moved there (<see cref="SequenceValueBuffer.MoveFrames"/>),
+    /// so the peak is one copy of the frames and an int a row, not the read buffer and a grouped copy beside it.
+    /// </summary>
     private SequenceBatch Read(IDataView view)
     {
         var s = view.Schema;
         var cols = new[] { s[RnnRnadeSurrogate.FeatureCol], s[RnnRnadeSurrogate.IdCol], s[RnnRnadeSurrogate.OrderCol] };
         int d = ((VectorDataViewType)cols[0].Type).Size;
-        var frames = new SequenceValueBuffer();
+        var frames = new SequenceValueBuffer(view.GetRowCount() is long rowCount and > 0 && rowCount <= Array.MaxLength / d ? rowCount * d : 0);
         var groups = new Dictionary<string, List<(double Order, long Row)>>(StringComparer.Ordinal);
         var firstSeen = new List<string>();
         using (var cursor = view.GetRowCursor(cols))
@@ -227,8 +235,8 @@ public sealed class RnnRnadeFrameEstimator : IEstimator<SequenceDensityTransform
             }
             if (row == 0) throw DataValidation.NoRowsIn(_options.FeatureColumnName);
         }
-        var values = new float[frames.Count];
-        var read = frames.Values;
+        // Every row's frame in the grouped layout (rows fit an int: their frames fit one array).
+        var places = new int[frames.Count / d];
         var offsets = new int[firstSeen.Count + 1];
         int f = 0;
         for (int i = 0; i < firstSeen.Count; i++)
@@ -240,11 +248,12 @@ public sealed class RnnRnadeFrameEstimator : IEstimator<SequenceDensityTransform
                 if (j > 0 && list[j].Order == list[j - 1].Order)
                     throw new DataValidationException(list[j].Row, -1,
                         $"sequence '{firstSeen[i]}' has two rows with order {list[j].Order} (rows {list[j - 1].Row} and {list[j].Row})", _options.OrderColumnName);
-                read.AsSpan((int)(list[j].Row * d), d).CopyTo(values.AsSpan((int)((long)f * d)));
+                places[(int)list[j].Row] = f;
             }
             offsets[i + 1] = f;
         }
-        return new SequenceBatch(values, offsets, d);
+        frames.MoveFrames(places, d);
+        return new SequenceBatch(frames.Values, offsets, d);
     }
 
     /// <inheritdoc/>

@@ -14,7 +14,13 @@ internal sealed class SequenceValueBuffer
     internal static readonly AsyncLocal<int?> TestMaxValues = new();
 
     private readonly int _max = TestMaxValues.Value ?? Array.MaxLength;
-    private float[] _values = new float[1 << 16];
+    private float[] _values;
+
+    /// <summary>An empty buffer; <paramref name="expectedValues"/>, when known (the view's row count × the frame size)
+    /// and within the bound, is its first size, so that a read of that many values never regrows it (a regrowth holds the
+    /// old array and the new, twice as large, at once). Otherwise it starts at 2^16 values and doubles.</summary>
+    public SequenceValueBuffer(long expectedValues = 0)
+        => _values = new float[expectedValues > 0 && expectedValues <= _max ? expectedValues : 1 << 16];
 
     /// <summary>Values appended so far.</summary>
     public int Count { get; private set; }
@@ -33,5 +39,37 @@ internal sealed class SequenceValueBuffer
         if (needed > _values.Length) Array.Resize(ref _values, (int)Math.Min(_max, Math.Max(2L * _values.Length, needed)));
         values.CopyTo(_values.AsSpan(Count));
         Count = (int)needed;
+    }
+
+    /// <summary>
+    /// Moves frame r (of <paramref name="frameSize"/> values) to frame <paramref name="places"/>[r], for r below
+    /// places.Length, in place; <paramref name="places"/> must be a permutation and is consumed (its entries are marked as
+    /// their frames move). Each cycle of the permutation is followed once, carrying one frame, so grouping the frames
+    /// needs a frame of scratch instead of a second array of them. The values are moved, not computed: the same bits.
+    /// </summary>
+    public void MoveFrames(int[] places, int frameSize)
+    {
+        var values = _values;
+        var carried = new float[frameSize];
+        for (int first = 0; first < places.Length; first++)
+        {
+            if (places[first] < 0 || places[first] == first) continue; // moved already, or in its place
+            // Carry frame first along its cycle: the carried frame (from frame r) goes to places[r], whose own frame is
+            // carried on, until the cycle comes back to frame first.
+            values.AsSpan(first * frameSize, frameSize).CopyTo(carried);
+            for (int r = first; ;)
+            {
+                int place = places[r];
+                places[r] = -1;
+                var target = values.AsSpan(place * frameSize, frameSize);
+                if (place == first)
+                {
+                    carried.CopyTo(target);
+                    break;
+                }
+                for (int i = 0; i < frameSize; i++) (target[i], carried[i]) = (carried[i], target[i]);
+                r = place;
+            }
+        }
     }
 }

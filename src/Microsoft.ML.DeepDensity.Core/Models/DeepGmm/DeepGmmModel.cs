@@ -25,11 +25,14 @@ public sealed partial class DeepGmmModel : DensityModel
     private readonly ColumnStandardizer _standardizer;
     private readonly double[][] _forwardA;
     private readonly double[][] _forwardB;
+    /// <summary>The paths' prior probabilities, unnormalised (the largest 1), that sampling draws a path from.</summary>
+    private readonly float[] _samplingPathPrior;
 
     internal DeepGmmModel(DeepGmmNetwork network, ColumnStandardizer standardizer)
     {
         Network = network; _standardizer = standardizer;
         (_forwardA, _forwardB) = network.ForwardMaps();
+        _samplingPathPrior = SamplingPathPrior(network);
         _workspaces = new(() => new DeepGmmNetwork.ScoringWorkspace(Network, Network.ScoringBlockRows));
     }
 
@@ -210,47 +213,47 @@ public sealed partial class DeepGmmModel : DensityModel
     /// <inheritdoc />
     protected override void SampleCore(int count, ulong seed, Span<float> destination) => SampleCore(count, seed, destination, default);
 
-    /// <inheritdoc />
-    protected override void SampleCore(int count, ulong seed, Span<float> destination, CancellationToken cancellationToken)
-        => SampleRangeCore(count, 0, count, seed, destination, cancellationToken);
-
     private protected override int SamplingBlockRows => Block;
 
-    /// <summary>Rows [<paramref name="first"/>, first + <paramref name="rows"/>) of the draw of <paramref name="count"/>. This model's rows are keyed by block (one
-    /// stream per block, its rows drawn in turn), so a row depends on (seed, row) through its block: the blocks the rows
-    /// fall in are drawn whole, as in the whole draw, and a block the range cuts is drawn into a scratch block.</summary>
-    private protected override void SampleRangeCore(int count, int first, int rows, ulong seed, Span<float> destination, CancellationToken cancellationToken)
+    /// <summary>A block of rows from one stream, <c>root.Fork(block index)</c>, its rows drawn in turn: this model's draws
+    /// are keyed by block, so a row depends on (seed, row) through its block (a part of a draw that cuts a block draws
+    /// the whole block). A row: a path from the prior, Gaussian noise, the path's affine maps, the data's units.</summary>
+    private protected override void DrawSamplingBlock(int start, int m, RandomStream root, Span<float> block)
     {
         int d = Dimension;
-        var prior = new float[Network.PathCount];
-        float maxLog = float.NegativeInfinity;
-        foreach (var v in Network.PathLogPrior) maxLog = Math.Max(maxLog, v);
-        for (int p = 0; p < prior.Length; p++) prior[p] = MathF.Exp(Network.PathLogPrior[p] - maxLog);
-        SampleInBlocks(count, first, rows, seed, Block, destination, (start, m, root, output) =>
+        var rng = root.Fork((ulong)(start / Block));
+        var y = new double[d]; var next = new double[d];
+        var digits = new int[Network.LayerCount];
+        for (int r = 0; r < m; r++)
         {
-            var rng = root.Fork((ulong)(start / Block)); // one stream per block (this model's draws are keyed by block)
-            var y = new double[d]; var next = new double[d];
-            var digits = new int[Network.LayerCount];
-            for (int r = 0; r < m; r++)
+            Network.PathDigits(rng.NextCategorical(_samplingPathPrior), digits);
+            for (int a = 0; a < d; a++) y[a] = rng.NextGaussian();
+            for (int j = 0; j < Network.LayerCount; j++)
             {
-                Network.PathDigits(rng.NextCategorical(prior), digits);
-                for (int a = 0; a < d; a++) y[a] = rng.NextGaussian();
-                for (int j = 0; j < Network.LayerCount; j++)
+                int node = Network.Node(j, digits[j]);
+                var an = _forwardA[node]; var bn = _forwardB[node];
+                for (int a = 0; a < d; a++)
                 {
-                    int node = Network.Node(j, digits[j]);
-                    var an = _forwardA[node]; var bn = _forwardB[node];
-                    for (int a = 0; a < d; a++)
-                    {
-                        double s = bn[a];
-                        for (int c = 0; c < d; c++) s += an[a * d + c] * y[c];
-                        next[a] = s;
-                    }
-                    (y, next) = (next, y);
+                    double s = bn[a];
+                    for (int c = 0; c < d; c++) s += an[a * d + c] * y[c];
+                    next[a] = s;
                 }
-                var dst = output.Slice(r * d, d);
-                for (int a = 0; a < d; a++) dst[a] = (float)(y[a] * _standardizer.Scale[a] + _standardizer.Mean[a]);
+                (y, next) = (next, y);
             }
-        }, cancellationToken);
+            var dst = block.Slice(r * d, d);
+            for (int a = 0; a < d; a++) dst[a] = (float)(y[a] * _standardizer.Scale[a] + _standardizer.Mean[a]);
+        }
+    }
+
+    /// <summary>exp(log π_p − max log π) per path: the weights sampling draws a path with (computed once per model; the
+    /// network is fixed once a model holds it, as for its forward maps).</summary>
+    private static float[] SamplingPathPrior(DeepGmmNetwork network)
+    {
+        var prior = new float[network.PathCount];
+        float maxLog = float.NegativeInfinity;
+        foreach (var v in network.PathLogPrior) maxLog = Math.Max(maxLog, v);
+        for (int p = 0; p < prior.Length; p++) prior[p] = MathF.Exp(network.PathLogPrior[p] - maxLog);
+        return prior;
     }
 
     /// <summary>

@@ -1,3 +1,5 @@
+using System.Collections.Concurrent;
+using Microsoft.ML.DeepDensity.Numerics;
 using Microsoft.ML.DeepDensity.Numerics.Amx;
 using Microsoft.ML.DeepDensity.Randomness;
 
@@ -32,25 +34,42 @@ public sealed partial class RbmModel
     /// The Gibbs chains of one draw of <see cref="DensityModel.SampleReader.Count"/> rows: min(<see cref="SamplingChains"/>,
     /// count) chains in blocks of <see cref="ChainsPerSamplingBlock"/>, each block with its stream <c>root.Fork(block)</c>,
     /// its start <c>Fork(0)</c> and its sweeps <c>Fork(1, sweep)</c>, so that row i (draw i / chains of chain i mod chains)
-    /// is the whole draw's row. Each block keeps its chains at the last draw it reached: a part at later draws continues
-    /// them, a part at an earlier draw starts the block again. Memory: the chains' state (chains × (D + 2H + max(D, H))
-    /// floats) and the packed weights, whatever the count.
+    /// is the whole draw's row. A part at later draws of a block continues its chains; a part at an earlier draw starts
+    /// the block again.
     /// </summary>
+    /// <remarks>
+    /// Memory. Blocks are independent of each other, but a chain's draws are not: draw t continues draw t − 1, and the
+    /// rows put draw t of every chain before draw t + 1 of any. A reader that reads in order and runs each chain once
+    /// must therefore keep every chain that has draws to come, across the parts that read the other chains; it keeps only
+    /// what the next sweep reads, the chains' visible units (D floats a chain: a draw of count ≤ chains rows, up to
+    /// chains × D floats in all, the size of one draw of every chain), and drops a block at its last draw. So a draw of
+    /// count ≤ chains (one draw a chain) read in order holds only the blocks the current part cuts, and a whole draw
+    /// (<c>SampleCore</c>) none between its blocks. The sweeps' scratch (hidden units, uniforms: 32 × (2H + max(D, H))
+    /// floats) is one working set a thread, reused; the packed weights are the model's size.
+    /// </remarks>
     private sealed class ChainReader : SampleReader
     {
         private readonly RbmModel _rbm;
         private readonly RandomStream _root;
         private readonly int _chains;
-        private readonly ChainBlock[] _blocks;
+        /// <summary>Per block: its chains between parts, or null (not started, or past its last draw).</summary>
+        private readonly ChainBlock?[] _blocks;
         private readonly BinaryGemm.QuantizedOperand? _quantizedW, _quantizedWt;
         private readonly RbmMachine.PackedWeights? _packed;
+        /// <summary>Working sets of whole blocks, one per thread that sweeps at once.</summary>
+        private readonly ScratchPool<RbmMachine.Chains> _workingSets;
+        /// <summary>The working set of the last block when it is short (one block only: no pool).</summary>
+        private RbmMachine.Chains? _shortBlockWorkingSet;
+        /// <summary>Visible units of whole blocks past their last draw, for the next block that keeps its chains.</summary>
+        private readonly ConcurrentBag<float[]> _freeVisible = new();
 
         public ChainReader(RbmModel rbm, int count, ulong seed) : base(rbm, count, seed)
         {
             _rbm = rbm;
             _root = new RandomStream(seed);
             _chains = Math.Min(rbm.SamplingChains, count);
-            _blocks = new ChainBlock[(_chains + ChainsPerSamplingBlock - 1) / ChainsPerSamplingBlock];
+            _blocks = new ChainBlock?[(_chains + ChainsPerSamplingBlock - 1) / ChainsPerSamplingBlock];
+            _workingSets = new(() => new RbmMachine.Chains(rbm.Machine, ChainsPerSamplingBlock));
             if (_chains == 0) return;
             // Bernoulli units with AMX (decided here, on the calling thread): both products of a sweep are exact (0/1 samples).
             BinaryGemm.QuantizedOperand? quantizedW = null, quantizedWt = null;
@@ -69,74 +88,105 @@ public sealed partial class RbmModel
         public unsafe void Draw(int start, int n, Span<float> destination, CancellationToken cancellationToken)
         {
             if (n <= 0) return;
-            int d = _rbm.Dimension, chains = _chains, firstDraw = start / chains, lastDraw = (start + n - 1) / chains;
+            int d = _rbm.Dimension, firstDraw = start / _chains, lastDraw = (start + n - 1) / _chains;
             // Chains write their draws straight into the destination (a draw-sized array copied into it at the end doubled
             // the memory of a draw); a span cannot enter the lambda, so it gets the pinned address.
             fixed (float* pinned = destination)
             {
                 nint address = (nint)pinned;
-                DeepDensityEnvironment.For(0, _blocks.Length, b =>
-                {
-                    var output = new Span<float>((float*)address, n * d);
-                    int first = b * ChainsPerSamplingBlock, m = Math.Min(ChainsPerSamplingBlock, chains - first);
-                    for (int t = firstDraw; t <= lastDraw; t++)
-                    {
-                        // This block's rows at draw t: t·chains + first + c for its chains c, those of the part.
-                        long blockRow = (long)t * chains + first;
-                        long lo = Math.Max(blockRow, start), hi = Math.Min(blockRow + m, (long)start + n);
-                        if (lo >= hi) continue;
-                        var block = _blocks[b] ??= new ChainBlock(_rbm.Machine, m, _root.Fork((ulong)b));
-                        block.AdvanceTo(t, this, cancellationToken);
-                        block.Chains.V.AsSpan((int)(lo - blockRow) * d, (int)(hi - lo) * d).CopyTo(output.Slice((int)(lo - start) * d));
-                    }
-                });
+                DeepDensityEnvironment.For(0, _blocks.Length,
+                    b => DrawBlock(b, start, n, firstDraw, lastDraw, new Span<float>((float*)address, n * d), cancellationToken));
             }
             _rbm._standardizer?.Inverse(destination, n);
         }
 
-        /// <summary>One block of chains and the draw it holds (−1: not started).</summary>
-        private sealed class ChainBlock(RbmMachine machine, int chains, RandomStream random)
+        /// <summary>
+        /// Block <paramref name="b"/>'s rows of the part [start, start + n) (draws <paramref name="firstDraw"/> to
+        /// <paramref name="lastDraw"/>) into <paramref name="output"/>: its chains, kept or started, run in a working set
+        /// to each draw the part holds rows of. Only a run that succeeds is kept (the visible units and the draw and sweep
+        /// it reached), so a cancelled or failed part leaves the block at its last kept draw; a run that reached the
+        /// block's last draw of the whole draw drops the block.
+        /// </summary>
+        private void DrawBlock(int b, int start, int n, int firstDraw, int lastDraw, Span<float> output, CancellationToken cancellationToken)
         {
-            private long _sweep;
-            private int _draw = -1;
-            public RbmMachine.Chains Chains { get; private set; } = null!;
-
-            /// <summary>Runs the chains to draw <paramref name="t"/>: from their start (burn-in) when they are past it or not
-            /// started, then <see cref="SamplingThinning"/> sweeps a draw. A cancelled or failed run leaves the block not
-            /// started (its chains are somewhere between two draws), so the next part starts it again.</summary>
-            public void AdvanceTo(int t, ChainReader reader, CancellationToken cancellationToken)
+            int d = _rbm.Dimension, first = b * ChainsPerSamplingBlock, m = Math.Min(ChainsPerSamplingBlock, _chains - first);
+            // The block's rows at draw t are t·chains + first + c for its chains c; its last draw is the last with a row.
+            int finalDraw = (Count - 1 - first) / _chains;
+            long finalEnd = Math.Min((long)finalDraw * _chains + first + m, Count);
+            var block = _blocks[b] ??= new ChainBlock(_root.Fork((ulong)b));
+            RbmMachine.Chains? work = null;
+            int draw = block.Draw;
+            long sweep = block.Sweep;
+            bool finished = false;
+            try
             {
-                if (_draw == t) return;
-                var rbm = reader._rbm;
-                try
+                for (int t = firstDraw; t <= lastDraw; t++)
                 {
-                    if (_draw < 0 || _draw > t)
+                    long blockRow = (long)t * _chains + first;
+                    long lo = Math.Max(blockRow, start), hi = Math.Min(blockRow + m, (long)start + n);
+                    if (lo >= hi) continue;
+                    if (work is null)
                     {
-                        _draw = -1;
-                        _sweep = 0;
-                        Chains = new RbmMachine.Chains(machine, chains);
-                        machine.InitializeFromBias(Chains, machine.B, random.Fork(0));
-                        for (int s = 0; s < rbm.SamplingBurnIn; s++) Sweep(reader, cancellationToken);
-                        _draw = 0;
+                        work = RentWorkingSet(m);
+                        // Continue the kept chains when they are at or before t; else start them again.
+                        if (draw >= 0 && draw <= t) block.Visible.CopyTo(work.V, 0);
+                        else draw = -1;
                     }
-                    while (_draw < t)
+                    if (draw < 0)
                     {
-                        for (int s = 0; s < rbm.SamplingThinning; s++) Sweep(reader, cancellationToken);
-                        _draw++;
+                        sweep = 0;
+                        _rbm.Machine.InitializeFromBias(work, _rbm.Machine.B, block.Random.Fork(0));
+                        for (int s = 0; s < _rbm.SamplingBurnIn; s++) Sweep(work, block.Random, sweep++, cancellationToken);
+                        draw = 0;
                     }
+                    for (; draw < t; draw++)
+                        for (int s = 0; s < _rbm.SamplingThinning; s++) Sweep(work, block.Random, sweep++, cancellationToken);
+                    work.V.AsSpan((int)(lo - blockRow) * d, (int)(hi - lo) * d).CopyTo(output.Slice((int)(lo - start) * d));
+                    finished = t == finalDraw && hi == finalEnd;
                 }
-                catch
+                if (work is null) return; // the part holds no row of this block
+                if (finished)
                 {
-                    _draw = -1;
-                    throw;
+                    if (block.Visible.Length == ChainsPerSamplingBlock * d) _freeVisible.Add(block.Visible);
+                    _blocks[b] = null;
+                    return;
                 }
+                if (block.Visible.Length == 0)
+                    block.Visible = m == ChainsPerSamplingBlock && _freeVisible.TryTake(out var free) ? free : new float[m * d];
+                work.V.AsSpan(0, m * d).CopyTo(block.Visible);
+                block.Draw = draw;
+                block.Sweep = sweep;
             }
-
-            private void Sweep(ChainReader reader, CancellationToken cancellationToken)
+            finally
             {
-                cancellationToken.ThrowIfCancellationRequested();
-                machine.GibbsSweep(Chains, random.Fork(1, (ulong)_sweep++), parallel: false, reader._quantizedW, reader._quantizedWt, reader._packed);
+                if (work is not null) ReturnWorkingSet(work);
             }
+        }
+
+        private RbmMachine.Chains RentWorkingSet(int m)
+            => m == ChainsPerSamplingBlock ? _workingSets.Rent() : _shortBlockWorkingSet ??= new RbmMachine.Chains(_rbm.Machine, m);
+
+        private void ReturnWorkingSet(RbmMachine.Chains work)
+        {
+            if (work != _shortBlockWorkingSet) _workingSets.Return(work);
+        }
+
+        /// <summary>One Gibbs sweep of a block's chains with its stream for sweep <paramref name="sweep"/>; the token is
+        /// checked before every sweep.</summary>
+        private void Sweep(RbmMachine.Chains work, RandomStream random, long sweep, CancellationToken cancellationToken)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            _rbm.Machine.GibbsSweep(work, random.Fork(1, (ulong)sweep), parallel: false, _quantizedW, _quantizedWt, _packed);
+        }
+
+        /// <summary>A block of chains kept between parts: its stream, and the visible units of its chains at draw
+        /// <see cref="Draw"/> (−1: not started, no units) after <see cref="Sweep"/> sweeps.</summary>
+        private sealed class ChainBlock(RandomStream random)
+        {
+            public RandomStream Random { get; } = random;
+            public float[] Visible = Array.Empty<float>();
+            public int Draw = -1;
+            public long Sweep;
         }
     }
 }

@@ -181,25 +181,20 @@ public sealed class DeepRnadeModel : DensityModel
     /// <summary>Draws an ordering of the ensemble per row, then samples along it (a draw from the ensemble's density).</summary>
     protected override void SampleCore(int count, ulong seed, Span<float> destination) => SampleCore(count, seed, destination, default);
 
-    /// <inheritdoc cref="SampleCore(int, ulong, Span{float})"/>
-    protected override void SampleCore(int count, ulong seed, Span<float> destination, CancellationToken cancellationToken)
-        => SampleRangeCore(count, 0, count, seed, destination, cancellationToken);
-
     private protected override int SamplingBlockRows => RowsPerScoringBlock;
 
-    /// <summary>Rows [<paramref name="first"/>, first + <paramref name="length"/>) of the draw of <paramref name="count"/>: the blocks they fall in, drawn as in the whole draw.</summary>
-    private protected override void SampleRangeCore(int count, int first, int length, ulong seed, Span<float> destination, CancellationToken cancellationToken)
-        => SampleInBlocks(count, first, length, seed, RowsPerScoringBlock, destination, (start, n, root, rows) =>
+    /// <summary>A block of rows, each from its own stream: the row's ordering of the ensemble, then the row along it.</summary>
+    private protected override void DrawSamplingBlock(int start, int n, RandomStream root, Span<float> block)
+    {
+        int d = Dimension;
+        var ws = new DeepRnadeNetwork.Workspace(Network, 1, forTraining: false, frozenWeights: true);
+        for (int r = 0; r < n; r++)
         {
-            int d = Dimension;
-            var ws = new DeepRnadeNetwork.Workspace(Network, 1, forTraining: false, frozenWeights: true);
-            for (int r = 0; r < n; r++)
-            {
-                var random = root.Fork((ulong)(start + r));
-                Network.SampleRow(_orderings[random.NextInt(_orderings.Length)], ws, random, rows.Slice(r * d, d));
-            }
-            _standardizer.Inverse(rows, n);
-        }, cancellationToken);
+            var random = root.Fork((ulong)(start + r));
+            Network.SampleRow(_orderings[random.NextInt(_orderings.Length)], ws, random, block.Slice(r * d, d));
+        }
+        _standardizer.Inverse(block, n);
+    }
 
     private static RowMatrix ToModelSpace(RowMatrix raw, ColumnStandardizer s)
     {

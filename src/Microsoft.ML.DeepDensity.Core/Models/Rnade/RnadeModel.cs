@@ -210,23 +210,19 @@ public sealed class RnadeModel : DensityModel
     /// <inheritdoc />
     protected override void SampleCore(int count, ulong seed, Span<float> destination) => SampleCore(count, seed, destination, default);
 
-    /// <inheritdoc />
-    protected override void SampleCore(int count, ulong seed, Span<float> destination, CancellationToken cancellationToken)
-        => SampleRangeCore(count, 0, count, seed, destination, cancellationToken);
-
     private protected override int SamplingBlockRows => RowsPerScoringBlock;
 
-    /// <summary>Rows [<paramref name="first"/>, first + <paramref name="rows"/>) of the draw of <paramref name="count"/>: the blocks they fall in, drawn as in the whole draw.</summary>
-    private protected override void SampleRangeCore(int count, int first, int rows, ulong seed, Span<float> destination, CancellationToken cancellationToken)
-        => SampleInBlocks(count, first, rows, seed, RowsPerScoringBlock, destination, (start, n, root, dst) =>
-        {
-            int d = Dimension;
-            var modelSpace = new float[n * d];
-            Network.Sample(n, RowStreams(root, start, n), modelSpace);
-            _standardizer.Inverse(modelSpace, n);
-            for (int r = 0; r < n; r++)
-                for (int p = 0; p < d; p++) dst[r * d + _order[p]] = modelSpace[r * d + p];
-        }, cancellationToken);
+    /// <summary>A block of rows, each from its own stream, drawn in model space (standardised, in the model's column
+    /// order) and mapped back to the data's units and columns.</summary>
+    private protected override void DrawSamplingBlock(int start, int n, RandomStream root, Span<float> block)
+    {
+        int d = Dimension;
+        var modelSpace = new float[n * d];
+        Network.Sample(n, RowStreams(root, start, n), modelSpace);
+        _standardizer.Inverse(modelSpace, n);
+        for (int r = 0; r < n; r++)
+            for (int p = 0; p < d; p++) block[r * d + _order[p]] = modelSpace[r * d + p];
+    }
 
     internal void ToModelSpace(ReadOnlySpan<float> raw, Span<float> x, int n)
     {
