@@ -10,6 +10,8 @@ public static class FitCommand
 {
     public static System.CommandLine.Command Create(DdmlConsole console)
     {
+        // Standard output is fit's log; its output is the model zip, which a log reader gone away must not cost.
+        console = console with { Out = new LogWriter(console.Out) };
         var train = new Argument<string>("train") { Description = "Training CSV (header row; numeric columns are features unless excluded)." };
         var model = new Option<string>("--model", "-m") { Description = $"Model: {string.Join(" | ", ModelCatalog.AllNames)}.", Required = true };
         // Model names are case-insensitive (--model RNADE is rnade): the parser hands the body the canonical name, and an
