@@ -72,10 +72,7 @@ public static class SequenceCommands
                 Progress = new Progress(history, progress),
             });
             try { return estimator.Fit(view, validView); }
-            catch (DataValidationException e) when (validTable is not null && e.InnerException is DataValidationException inner
-                                                    && e.Problem.EndsWith(RnnRnadeFrameEstimator.InTheValidationData, StringComparison.Ordinal))
-            { throw FitCommand.MapDataError(inner, validTable, validColumns!, names); }
-            catch (DataValidationException e) { throw FitCommand.MapDataError(e, table, columns, names); }
+            catch (DataValidationException e) { throw FitCommand.MapFitDataError(e, (table, columns), validTable is null ? null : (validTable, validColumns!), names); }
             catch (ArgumentException e) { throw new CliException(ExitCodes.TrainingFailed, $"cannot train {ModelName} on this data: {e.Message}", e); }
         });
         console.Interrupts.Abort.ThrowIfCancellationRequested();

@@ -203,11 +203,20 @@ internal static class ValidationViewErrors
         return new ArgumentOutOfRangeException("validationData", $"The validation data: {message}");
     }
 
-    /// <summary><paramref name="e"/>, about a row of <paramref name="dataSet"/> (the training or the validation data), with
-    /// the data set named at the end of its problem; the row and column are that data set's, and the inner exception
-    /// is <paramref name="e"/>.</summary>
-    public static DataValidationException InDataSet(DataValidationException e, string dataSet)
-        => new(e.Row, e.Column, $"{e.Problem} in the {dataSet}", e.DataSource, e);
+    /// <summary><paramref name="e"/>, about a row of <paramref name="dataSet"/> (the training or the validation view), with
+    /// the data set named at the end of its problem for the reader and in <see cref="DataValidationException.DataSet"/>
+    /// for a caller that holds the two views' sources (ddml's two files); the row and column are that data set's, and the
+    /// inner exception is <paramref name="e"/>.</summary>
+    public static DataValidationException InDataSet(DataValidationException e, DataSetKind dataSet)
+        => new(e.Row, e.Column, $"{e.Problem} in the {Name(dataSet)}", e.DataSource, dataSet, e);
+
+    /// <summary>The words for a data set, as the engine names it (<see cref="DataValidation.TrainingData"/>, ...).</summary>
+    private static string Name(DataSetKind dataSet) => dataSet switch
+    {
+        DataSetKind.Training => DataValidation.TrainingData,
+        DataSetKind.Validation => DataValidation.ValidationData,
+        _ => throw new ArgumentOutOfRangeException(nameof(dataSet), dataSet, "a Fit's data set is the training or the validation data"),
+    };
 
     /// <summary>The validation view's feature column is not as wide as the training view's.</summary>
     public static ArgumentOutOfRangeException Width(string column, int size, int trainingSize)

@@ -274,6 +274,50 @@ public class SequenceTests : IDisposable
         Assert.NotEqual(Models.RnnRnade.RnnRnadeModel.Fit(Sequences(train).Batch, options).ToBytes(), model.ToBytes());
     }
 
+    /// <summary>
+    /// A bad frame row found by the ML.NET frame estimator is reported against the file it came from — the validation
+    /// file's against it, the training file's against that — by the error's DataSet, which the ML.NET layer sets (ddml
+    /// told them apart by the end of the message). The CSV reader refuses every bad cell before the estimator sees it, so
+    /// the estimator's own limit (the most values one array holds, 2^31) is lowered for the test to make one: 300 values,
+    /// which 12 sequences of at most 10 frames of 2 values keep under and 40 sequences pass at their 151st frame row.
+    /// </summary>
+    [Fact]
+    public void AFrameRowErrorIsReportedAgainstTheFileItCameFrom()
+    {
+        string[] Args(string train, params string[] extra) => new[] { "fit", train, "-m", "rnnrnade", "--sequence-id", "seq", "--order", "t",
+            "--exclude", "spike,anom", "--epochs", "1", "-p", "HiddenUnits=2", "-p", "RecurrentUnits=2", "-o", _h.PathOf("x.zip") }.Concat(extra).ToArray();
+        var small = Frames("small.csv", 12, 1);
+        var large = Frames("large.csv", 40, 2);
+        using (LowerFrameReadBound(300))
+        {
+            var r = _h.Run(Args(small, "--validation", large));
+            Assert.Equal(ExitCodes.BadData, r.Exit);
+            Assert.StartsWith("ddml: error: large.csv, line 152: the sequences read so far and this row hold more than 300 values", r.Err);
+            Assert.DoesNotContain("in the validation data", r.Err); // the file says which: not restated in the ML.NET layer's words
+            r = _h.Run(Args(large, "--validation", small));
+            Assert.Equal(ExitCodes.BadData, r.Exit);
+            Assert.StartsWith("ddml: error: large.csv, line 152: ", r.Err);
+            Assert.DoesNotContain("in the training data", r.Err);
+        }
+        _h.AssertNoPartialFiles(_h.PathOf("x.zip"));
+        Assert.Equal(0, _h.Run(Args(small, "--validation", large)).Exit); // the bound is back
+    }
+
+    /// <summary>Lowers the frame estimator's read bound (SequenceValueBuffer.TestMaxValues, internal to the ML.NET layer)
+    /// for this test's flow until disposed.</summary>
+    private static IDisposable LowerFrameReadBound(int values)
+    {
+        var type = typeof(Transforms.RnnRnadeFrameEstimator).Assembly.GetType("Microsoft.ML.DeepDensity.Transforms.SequenceValueBuffer", throwOnError: true)!;
+        var bound = (AsyncLocal<int?>)type.GetField("TestMaxValues", System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Static)!.GetValue(null)!;
+        bound.Value = values;
+        return new Restore(() => bound.Value = null);
+    }
+
+    private sealed class Restore(Action restore) : IDisposable
+    {
+        public void Dispose() => restore();
+    }
+
     /// <summary>Ctrl+C: the first stops training and saves the model so far (exit 130), the second writes nothing.</summary>
     [Fact]
     public void InterruptedFitSavesTheModelSoFarOrNothing()

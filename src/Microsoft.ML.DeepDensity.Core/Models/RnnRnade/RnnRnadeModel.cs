@@ -63,8 +63,8 @@ public sealed class RnnRnadeModel : SequenceDensityModel
         ArgumentNullException.ThrowIfNull(data);
         int d = data.FrameSize;
         options.PredictModelSize(d).EnsureFitsAFile(); // before the sequences are checked, copied and standardised
-        DataValidation.CheckTrainingData(data, InputDomain.Real, "training sequences", d);
-        if (validation is not null) DataValidation.CheckTrainingData(validation, InputDomain.Real, "validation sequences", d);
+        DataValidation.CheckTrainingData(data, InputDomain.Real, DataValidation.TrainingSequences, d);
+        if (validation is not null) DataValidation.CheckTrainingData(validation, InputDomain.Real, DataValidation.ValidationSequences, d);
         var (trainPart, validPart) = TrainingLoop.Split(TrainingData.From(data),
             validation is null ? null : TrainingData.From(validation), options.ValidationFraction, options.Seed);
         // Held-out sequences are whole ones when there are enough to split; too few (one long series) and the split is
