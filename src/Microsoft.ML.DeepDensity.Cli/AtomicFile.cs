@@ -96,7 +96,8 @@ public static class AtomicFile
                 write(stream);
                 stream.Flush();
             }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            // A pipe whose reader went away (-o /dev/stdout | head) is no failure to report: the caller stops quietly.
+            catch (Exception e) when ((e is IOException or UnauthorizedAccessException) && !StandardOutput.IsBrokenPipe(e))
             {
                 throw new CliException(ExitCodes.OutputError, $"{path}: cannot write: {e.Message}", e);
             }

@@ -36,13 +36,20 @@ public static class DdmlApp
             error.WriteLine("Run 'ddml --help' (or 'ddml COMMAND --help') for usage.");
             return ExitCodes.UsageError;
         }
-        return parse.Invoke(new InvocationConfiguration
+        try
         {
-            Output = output,
-            Error = error,
-            EnableDefaultExceptionHandler = false,
-            ProcessTerminationTimeout = null, // Ctrl+C is ours (Interrupts), not System.CommandLine's
-        });
+            return parse.Invoke(new InvocationConfiguration
+            {
+                Output = output,
+                Error = error,
+                EnableDefaultExceptionHandler = false,
+                ProcessTerminationTimeout = null, // Ctrl+C is ours (Interrupts), not System.CommandLine's
+            });
+        }
+        catch (IOException e) when (StandardOutput.IsBrokenPipe(e))
+        {
+            return ExitCodes.BrokenPipe; // --help into a reader that went away (the commands' own writes end in Guarded)
+        }
     }
 
     /// <summary>
@@ -89,6 +96,12 @@ public static class DdmlApp
         {
             console.Error.WriteLine($"ddml: error: {OneLine(e.Message)}");
             return e.ExitCode;
+        }
+        catch (IOException e) when (StandardOutput.IsBrokenPipe(e))
+        {
+            // The reader of standard output (or of an --out pipe) went away: the rest of the output is not wanted. Stop
+            // quietly, as seq or cat killed by SIGPIPE do: a message would only add noise to the reader's own output.
+            return ExitCodes.BrokenPipe;
         }
         catch (OperationCanceledException)
         {

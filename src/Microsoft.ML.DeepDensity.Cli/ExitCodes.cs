@@ -19,6 +19,9 @@ public static class ExitCodes
     public const int OutputError = 6;
     /// <summary>Stopped by Ctrl+C (SIGINT). After one Ctrl+C, fit still saves the best model so far; after a second, nothing is written.</summary>
     public const int Interrupted = 130;
+    /// <summary>The reader of the output went away (<c>ddml sample m.zip -n 100000000 | head</c>): the command stopped at its
+    /// next write, quietly. 128 + SIGPIPE, the status the shell reports for a program killed by a broken pipe.</summary>
+    public const int BrokenPipe = 141;
 }
 
 /// <summary>A failure with a one-line message for the user and the exit code that goes with it.</summary>

@@ -10,6 +10,8 @@ public static class FitCommand
 {
     public static System.CommandLine.Command Create(DdmlConsole console)
     {
+        // Standard output is fit's log; its output is the model zip, which a log reader gone away must not cost.
+        console = console with { Out = new LogWriter(console.Out) };
         var train = new Argument<string>("train") { Description = "Training CSV (header row; numeric columns are features unless excluded)." };
         var model = new Option<string>("--model", "-m") { Description = $"Model: {string.Join(" | ", ModelCatalog.AllNames)}.", Required = true };
         // Model names are case-insensitive (--model RNADE is rnade): the parser hands the body the canonical name, and an
@@ -115,15 +117,7 @@ public static class FitCommand
         {
             forward.Display = progress;
             try { return fit(trainView, validView); }
-            catch (DataValidationException e)
-            {
-                // The ML.NET layer restates the engine's error for pipeline users (column name, ML.NET remedies); the tool
-                // reports the engine's own, against the CSV file it came from.
-                var engine = e.InnerException as DataValidationException ?? e;
-                throw engine.DataSource == DataValidation.ValidationData
-                    ? MapDataError(engine, validTable!, validColumns!, names)
-                    : MapDataError(engine, table, columns, names);
-            }
+            catch (DataValidationException e) { throw MapFitDataError(e, (table, columns), validTable is null ? null : (validTable, validColumns!), names); }
             catch (ArgumentException e) { throw new CliException(ExitCodes.TrainingFailed, $"cannot train {entry.Name} on this data: {e.Message}", e); }
         });
         console.Interrupts.Abort.ThrowIfCancellationRequested();
@@ -225,6 +219,21 @@ public static class FitCommand
 
     private static readonly HashSet<string> LabelLikeNames = new(StringComparer.OrdinalIgnoreCase)
         { "label", "labels", "anomaly", "is_anomaly", "isanomaly", "anomalous", "outlier", "is_outlier", "target" };
+
+    /// <summary>
+    /// A bad row of a fit's data as an error against the file it came from: the training file, or the validation file
+    /// when the error's <see cref="DataValidationException.DataSet"/> says so (the ML.NET estimators set it on the errors
+    /// of both views; no message is read). The row, column and problem are the engine's or the view's own (the inner
+    /// exception), from before the ML.NET layer restated them for pipeline users (column name, data set in words, ML.NET
+    /// remedies).
+    /// </summary>
+    internal static CliException MapFitDataError(DataValidationException e, (CsvTable Table, int[] Columns) training,
+        (CsvTable Table, int[] Columns)? validation, IReadOnlyList<string> names)
+    {
+        var own = e.InnerException as DataValidationException ?? e;
+        var (table, columns) = e.DataSet == DataSetKind.Validation && validation is { } v ? v : training;
+        return MapDataError(own, table, columns, names);
+    }
 
     /// <summary>An engine data error (row/slot indices) as a CSV error (file, line, column).</summary>
     internal static CliException MapDataError(DataValidationException e, CsvTable table, IReadOnlyList<int> columns, IReadOnlyList<string> names)

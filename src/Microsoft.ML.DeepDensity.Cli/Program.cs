@@ -17,4 +17,5 @@ Console.CancelKeyPress += (_, e) =>
     Environment.Exit(ExitCodes.Interrupted);
 };
 bool live = !Console.IsOutputRedirected && !Console.IsErrorRedirected && Environment.GetEnvironmentVariable("DDML_PLAIN_PROGRESS") is null;
-return DdmlApp.Run(args, Console.Out, Console.Error, interrupts, live);
+// Standard output through a stream that reports a reader gone away (a pipe into head), which Console.Out ignores.
+return DdmlApp.Run(args, StandardOutput.Open(), Console.Error, interrupts, live);

@@ -10,6 +10,8 @@ public static class ReportCommand
 {
     public static System.CommandLine.Command Create(DdmlConsole console)
     {
+        // Standard output only says the HTML file was written (LogWriter): a reader gone away changes nothing.
+        console = console with { Out = new LogWriter(console.Out) };
         var model = ScoringCommands.ModelArgument();
         var data = new Argument<string>("data") { Description = "CSV to score and show (with the model's feature columns)." };
         var label = new Option<string?>("--label") { Description = "Anomaly label column: normal vs anomalous histogram and the ROC curve." };

@@ -63,10 +63,13 @@ public static class SequenceCommands
         FitCommand.ReportTextColumns(console, table, columns, skip, labelColumn is not null);
         if (RnnRnadeModel.WindowsNote(data.Sequences, engine.TrainingWindow) is string windows) console.Out.WriteLine(windows);
         var display = new TrainingDisplay(console.Out, console.LiveProgress);
-        // The bar's length: the epochs the fit will run at most (MaxEpochs = 0 sets them from the training windows,
-        // a held-out tenth aside when there is no validation file).
-        long examples = RnnRnadeModel.TrainingExamples(data.Sequences, engine.TrainingWindow);
-        int maxEpochs = engine.EpochsFor(valid is null ? examples - (long)(examples * engine.ValidationFraction) : examples);
+        // The bar's length: the epochs the fit runs at most, from the engine's own count of the sequences and windows it
+        // trains on (its seeded held-out split when there is no validation file; MaxEpochs 0 sets the epochs from it).
+        // The estimator groups the frame rows as SequenceFrames does, so the engine is given these very sequences.
+        long examples = RnnRnadeModel.TrainingExamples(data.Sequences, engine, withValidation: valid is not null);
+        int maxEpochs = engine.EpochsFor(examples);
+        console.Out.WriteLine($"training: {CsvTable.Count(examples, "training example")} an epoch (sequences, long ones as windows), at most {CsvTable.Count(maxEpochs, "epoch")}" +
+                              (engine.MaxEpochs == 0 ? " (MaxEpochs 0: set from them)." : "."));
         var transformer = display.Run(ModelName, maxEpochs, progress =>
         {
             var estimator = ml.DensityEstimation.RnnRnade(new Transforms.RnnRnadeFrameEstimator.Options
@@ -76,10 +79,7 @@ public static class SequenceCommands
                 Progress = new Progress(history, progress),
             });
             try { return estimator.Fit(view, validView); }
-            catch (DataValidationException e) when (validTable is not null && e.InnerException is DataValidationException inner
-                                                    && e.Problem.Contains(RnnRnadeFrameEstimator.InTheValidationData, StringComparison.Ordinal))
-            { throw FitCommand.MapDataError(inner, validTable, validColumns!, names); }
-            catch (DataValidationException e) { throw FitCommand.MapDataError(e, table, columns, names); }
+            catch (DataValidationException e) { throw FitCommand.MapFitDataError(e, (table, columns), validTable is null ? null : (validTable, validColumns!), names); }
             catch (ArgumentException e) { throw new CliException(ExitCodes.TrainingFailed, $"cannot train {ModelName} on this data: {e.Message}", e); }
         });
         console.Interrupts.Abort.ThrowIfCancellationRequested();

@@ -263,12 +263,24 @@ internal static class ValidationViewErrors
         return new ArgumentOutOfRangeException("validationData", $"The validation data: {message}");
     }
 
-    /// <summary><paramref name="e"/>, about a row of <paramref name="dataSet"/> (the training or the validation data), with
-    /// the data set named at the end of its problem (and for a NaN or infinite value the <see cref="NonFiniteInput"/>
-    /// hint after it); the row and column are that data set's, and the inner exception is <paramref name="e"/>.</summary>
-    public static DataValidationException InDataSet(DataValidationException e, string dataSet)
-        => new(e.Row, e.Column, e.DataSource is string column ? NonFiniteInput.WithHint($"{e.Problem} in the {dataSet}", column) : $"{e.Problem} in the {dataSet}",
-            e.DataSource, e);
+    /// <summary><paramref name="e"/>, about a row of <paramref name="dataSet"/> (the training or the validation view), with
+    /// the data set named at the end of its problem for the reader (and for a NaN or infinite value the
+    /// <see cref="NonFiniteInput"/> hint after it) and in <see cref="DataValidationException.DataSet"/> for a caller that
+    /// holds the two views' sources (ddml's two files); the row and column are that data set's, and the inner exception is
+    /// <paramref name="e"/>.</summary>
+    public static DataValidationException InDataSet(DataValidationException e, DataSetKind dataSet)
+    {
+        string problem = $"{e.Problem} in the {Name(dataSet)}";
+        return new(e.Row, e.Column, e.DataSource is string column ? NonFiniteInput.WithHint(problem, column) : problem, e.DataSource, dataSet, e);
+    }
+
+    /// <summary>The words for a data set, as the engine names it (<see cref="DataValidation.TrainingData"/>, ...).</summary>
+    private static string Name(DataSetKind dataSet) => dataSet switch
+    {
+        DataSetKind.Training => DataValidation.TrainingData,
+        DataSetKind.Validation => DataValidation.ValidationData,
+        _ => throw new ArgumentOutOfRangeException(nameof(dataSet), dataSet, "a Fit's data set is the training or the validation data"),
+    };
 
     /// <summary>The validation view's feature column is not as wide as the training view's.</summary>
     public static ArgumentOutOfRangeException Width(string column, int size, int trainingSize)
@@ -297,5 +309,5 @@ internal static class NonFiniteInput
     /// (restated: the same row, column, source and inner exception), else <paramref name="e"/> itself.</summary>
     public static DataValidationException WithHint(DataValidationException e)
         => e.DataSource is string column && DataValidation.IsNonFiniteValue(e.Problem)
-            ? new DataValidationException(e.Row, e.Column, WithHint(e.Problem, column), column, e.InnerException) : e;
+            ? new DataValidationException(e.Row, e.Column, WithHint(e.Problem, column), column, e.DataSet, e.InnerException) : e;
 }

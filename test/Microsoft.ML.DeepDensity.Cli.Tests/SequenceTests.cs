@@ -274,6 +274,87 @@ public class SequenceTests : IDisposable
         Assert.NotEqual(Models.RnnRnade.RnnRnadeModel.Fit(Sequences(train).Batch, options).ToBytes(), model.ToBytes());
     }
 
+    /// <summary>
+    /// A bad frame row found by the ML.NET frame estimator is reported against the file it came from — the validation
+    /// file's against it, the training file's against that — by the error's DataSet, which the ML.NET layer sets (ddml
+    /// told them apart by the end of the message). The CSV reader refuses every bad cell before the estimator sees it, so
+    /// the estimator's own limit (the most values one array holds, 2^31) is lowered for the test to make one: 300 values,
+    /// which 12 sequences of at most 10 frames of 2 values keep under and 40 sequences pass at their 151st frame row.
+    /// </summary>
+    [Fact]
+    public void AFrameRowErrorIsReportedAgainstTheFileItCameFrom()
+    {
+        string[] Args(string train, params string[] extra) => new[] { "fit", train, "-m", "rnnrnade", "--sequence-id", "seq", "--order", "t",
+            "--exclude", "spike,anom", "--epochs", "1", "-p", "HiddenUnits=2", "-p", "RecurrentUnits=2", "-o", _h.PathOf("x.zip") }.Concat(extra).ToArray();
+        var small = Frames("small.csv", 12, 1);
+        var large = Frames("large.csv", 40, 2);
+        using (LowerFrameReadBound(300))
+        {
+            var r = _h.Run(Args(small, "--validation", large));
+            Assert.Equal(ExitCodes.BadData, r.Exit);
+            Assert.StartsWith("ddml: error: large.csv, line 152: the sequences read so far and this row hold more than 300 values", r.Err);
+            Assert.DoesNotContain("in the validation data", r.Err); // the file says which: not restated in the ML.NET layer's words
+            r = _h.Run(Args(large, "--validation", small));
+            Assert.Equal(ExitCodes.BadData, r.Exit);
+            Assert.StartsWith("ddml: error: large.csv, line 152: ", r.Err);
+            Assert.DoesNotContain("in the training data", r.Err);
+        }
+        _h.AssertNoPartialFiles(_h.PathOf("x.zip"));
+        Assert.Equal(0, _h.Run(Args(small, "--validation", large)).Exit); // the bound is back
+    }
+
+    /// <summary>Lowers the frame estimator's read bound (SequenceValueBuffer.TestMaxValues, internal to the ML.NET layer)
+    /// for this test's flow until disposed.</summary>
+    private static IDisposable LowerFrameReadBound(int values)
+    {
+        var type = typeof(Transforms.RnnRnadeFrameEstimator).Assembly.GetType("Microsoft.ML.DeepDensity.Transforms.SequenceValueBuffer", throwOnError: true)!;
+        var bound = (AsyncLocal<int?>)type.GetField("TestMaxValues", System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Static)!.GetValue(null)!;
+        bound.Value = values;
+        return new Restore(() => bound.Value = null);
+    }
+
+    private sealed class Restore(Action restore) : IDisposable
+    {
+        public void Dispose() => restore();
+    }
+
+    /// <summary>
+    /// rnnrnade's progress bar is as long as the fit: the epochs ddml announces (and sizes the bar with) are the engine's
+    /// own count, which with early stopping off is exactly the epochs run. ddml approximated the engine's held-out split
+    /// (a tenth of all the windows aside), which is not the windows of the whole sequences the engine holds out when the
+    /// sequences differ in length: the bar's end and the fit's did not meet. Cases: fourteen sequences of 5–38 frames in
+    /// windows of 8 (whole sequences held out), and one long series (a tenth of its windows held out).
+    /// </summary>
+    [Theory]
+    [InlineData(14)]
+    [InlineData(1)]
+    public void TheProgressBarIsAsLongAsTheFit(int sequences)
+    {
+        var csv = new StringBuilder("seq,t,a,b\n");
+        for (int s = 0; s < sequences; s++)
+        {
+            int length = sequences == 1 ? 300 : 5 + s * 11 % 34;
+            for (int t = 0; t < length; t++) csv.Append(Ci, $"s{s},{t},{Math.Sin(0.4 * t + s):F3},{Math.Cos(0.3 * t - s):F3}\n");
+        }
+        var train = _h.Write("frames.csv", csv.ToString());
+        // Batches of one sequence: the automatic epochs (10,000 steps' worth) then differ for every count of training examples.
+        var options = new Models.RnnRnade.RnnRnadeOptions
+        {
+            TrainingWindow = 8, BatchSize = 1, EarlyStoppingPatience = 0, HiddenUnits = 2, RecurrentUnits = 2, Components = 1,
+        };
+        var fit = _h.Run("fit", train, "-m", "rnnrnade", "--sequence-id", "seq", "--order", "t", "-p", "TrainingWindow=8", "-p", "BatchSize=1",
+            "-p", "EarlyStoppingPatience=0", "-p", "HiddenUnits=2", "-p", "RecurrentUnits=2", "-p", "Components=1", "-o", _h.PathOf("seq.zip"));
+        Assert.True(fit.Exit == 0, fit.Err);
+        var announced = System.Text.RegularExpressions.Regex.Match(fit.Out, @"training: (\d+) training examples an epoch .*, at most (\d+) epochs");
+        Assert.True(announced.Success, fit.Out);
+        long examples = long.Parse(announced.Groups[1].Value, Ci);
+        int epochs = int.Parse(announced.Groups[2].Value, Ci);
+        Assert.Equal(Models.RnnRnade.RnnRnadeModel.TrainingExamples(Sequences(train).Batch, options, withValidation: false), examples);
+        Assert.Equal(options.EpochsFor(examples), epochs);
+        Assert.Equal(epochs, fit.Out.Split('\n').Count(l => l.StartsWith("epoch ", StringComparison.Ordinal))); // the epochs the fit ran
+        Assert.Contains($" per frame, {epochs} epochs, mean training log-density", fit.Out); // and what the zip records
+    }
+
     /// <summary>Ctrl+C: the first stops training and saves the model so far (exit 130), the second writes nothing.</summary>
     [Fact]
     public void InterruptedFitSavesTheModelSoFarOrNothing()

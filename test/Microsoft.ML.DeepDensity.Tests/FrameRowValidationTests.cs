@@ -76,17 +76,31 @@ public class FrameRowValidationTests
         Assert.Equal("validationData", e.ParamName);
     }
 
+    /// <summary>A bad frame row says which view it is in, typed (<see cref="DataValidationException.DataSet"/>: a caller
+    /// holding the two views' sources, such as ddml's two files, need not read it off the message) and in words; its row
+    /// is that view's, and the inner exception is the row's error as the view's reader found it. Before, the validation
+    /// view's errors said it only in words (ddml matched the message's end), and the training view's not at all.</summary>
     [Fact]
-    public void ABadValidationRowNamesTheValidationDataAndItsRow()
+    public void ABadRowNamesItsViewAndItsRow()
     {
         var ml = new MLContext(seed: 1);
         var later = Series(100, 30, 4);
         later[7].Features[1] = float.NaN;
         var e = Assert.Throws<DataValidationException>(() => Estimator(ml).Fit(ml.Data.LoadFromEnumerable(Series(0, 100, 3)), ml.Data.LoadFromEnumerable(later)));
-        Assert.Equal(7, e.Row);
+        Assert.Equal((7L, 1, DataSetKind.Validation), (e.Row, e.Column, e.DataSet));
         // The data set follows the problem; a NaN adds the hint that an earlier stage may have made it (NonFiniteInput).
-        Assert.StartsWith("value is NaN" + RnnRnadeFrameEstimator.InTheValidationData + "; if an earlier pipeline stage made column 'Features'", e.Problem);
+        Assert.StartsWith("value is NaN in the validation data; if an earlier pipeline stage made column 'Features'", e.Problem);
         Assert.Contains("'Features'", e.Message);
+        var own = Assert.IsType<DataValidationException>(e.InnerException);
+        Assert.Equal((7L, 1), (own.Row, own.Column));
+        Assert.DoesNotContain("validation", own.Problem);
+
+        var train = Series(0, 100, 3);
+        train[42].Order = train[41].Order; // two rows of the sequence at one time
+        e = Assert.Throws<DataValidationException>(() => Estimator(ml).Fit(ml.Data.LoadFromEnumerable(train), ml.Data.LoadFromEnumerable(Series(100, 30, 4))));
+        Assert.Equal((42L, DataSetKind.Training, "Order"), (e.Row, e.DataSet, e.DataSource));
+        Assert.EndsWith("(rows 41 and 42) in the training data", e.Problem);
+        Assert.Equal(42L, Assert.IsType<DataValidationException>(e.InnerException).Row);
     }
 }
 

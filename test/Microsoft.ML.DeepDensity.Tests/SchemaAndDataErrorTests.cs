@@ -349,6 +349,7 @@ public class SchemaAndDataErrorTests
         Assert.Equal(42, e.Row);
         Assert.Equal(1, e.Column);
         Assert.Equal("Features", e.DataSource);            // the ML.NET column, not the engine's "training data"
+        Assert.Equal(DataSetKind.Training, e.DataSet);      // which data set, typed: no need to read the message
         Assert.Contains("in the training data", e.Message);
         Assert.IsType<DataValidationException>(e.InnerException);
 
@@ -357,7 +358,7 @@ public class SchemaAndDataErrorTests
         valid[17].Features[0] = float.NaN;
         var ev = Assert.Throws<DataValidationException>(() =>
             ml.DensityEstimation.Rnade(TestData.SmallRnade()).Fit(ml.Data.LoadFromEnumerable(TestData.Blob(80)), ml.Data.LoadFromEnumerable(valid)));
-        Assert.Equal((17L, 0, "Features"), (ev.Row, ev.Column, ev.DataSource));
+        Assert.Equal((17L, 0, "Features", DataSetKind.Validation), (ev.Row, ev.Column, ev.DataSource, ev.DataSet));
         Assert.Contains("in the validation data", ev.Message);
     }
 }

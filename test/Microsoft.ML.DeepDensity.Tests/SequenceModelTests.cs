@@ -159,18 +159,19 @@ public class SequenceModelTests
         var train = ml.Data.LoadFromEnumerable(Sequences(30, 1));
         var withNaN = Sequences(5, 2);
         withNaN[2].Signal[1] = float.NaN;
-        foreach (var (fit, dataSet) in new (Action, string)[]
+        foreach (var (fit, dataSet, kind) in new (Action, string, DataSetKind)[]
         {
-            (() => estimator.Fit(ml.Data.LoadFromEnumerable(withNaN)), "training data"),
-            (() => estimator.Fit(train, ml.Data.LoadFromEnumerable(withNaN)), "validation data"),
+            (() => estimator.Fit(ml.Data.LoadFromEnumerable(withNaN)), "training data", DataSetKind.Training),
+            (() => estimator.Fit(train, ml.Data.LoadFromEnumerable(withNaN)), "validation data", DataSetKind.Validation),
         })
         {
             var e = Assert.Throws<DataValidationException>(fit);
-            Assert.Equal((2L, "Signal"), (e.Row, e.DataSource));
+            Assert.Equal((2L, "Signal", kind), (e.Row, e.DataSource, e.DataSet));
             Assert.Contains($"NaN in the {dataSet}", e.Message);
         }
         var empty = Assert.Throws<DataValidationException>(() => estimator.Fit(train, ml.Data.LoadFromEnumerable(new List<Row>())));
         Assert.Contains("there are no rows in the validation data", empty.Message);
+        Assert.Equal(DataSetKind.Validation, empty.DataSet);
     }
 
     /// <summary>A saved sequence model carries its input column names; the reader refused names over 1024 UTF-8 bytes as

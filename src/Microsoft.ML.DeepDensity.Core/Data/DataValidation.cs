@@ -5,18 +5,35 @@ using Microsoft.ML.DeepDensity.Numerics;
 
 namespace Microsoft.ML.DeepDensity.Data;
 
+/// <summary>Which of a Fit's data sets a <see cref="DataValidationException"/> is about.</summary>
+public enum DataSetKind
+{
+    /// <summary>Not known, or no Fit's data (rows being scored, a data set of the caller's own).</summary>
+    Unknown = 0,
+    /// <summary>The training data.</summary>
+    Training,
+    /// <summary>The validation data (given for early stopping).</summary>
+    Validation,
+}
+
 /// <summary>Bad input data: names the row, the column and the problem.</summary>
 public sealed class DataValidationException : ArgumentException
 {
-    /// <summary>A <paramref name="problem"/> at 0-based <paramref name="row"/> and <paramref name="column"/> (−1 when it is not about one row or one column); <paramref name="source"/> names the data (e.g. "training data"), or null.</summary>
+    /// <summary>A <paramref name="problem"/> at 0-based <paramref name="row"/> and <paramref name="column"/> (−1 when it is not about one row or one column); <paramref name="source"/> names the data (e.g. "training data"), or null.
+    /// <see cref="DataSet"/> follows from the engine's names for its data sets (<see cref="DataValidation.TrainingData"/>, <see cref="DataValidation.ValidationData"/>).</summary>
     public DataValidationException(long row, int column, string problem, string? source)
         : this(row, column, problem, source, null) { }
 
     /// <summary>The same problem reported by a caller that knows more about where the data came from (an ML.NET column).</summary>
     public DataValidationException(long row, int column, string problem, string? source, Exception? innerException)
+        : this(row, column, problem, source, DataValidation.DataSetNamed(source), innerException) { }
+
+    /// <summary>The problem reported by a caller that names the data by something else than its data set (an ML.NET layer
+    /// names the column in <paramref name="source"/>) and says which data set it is in <paramref name="dataSet"/>.</summary>
+    public DataValidationException(long row, int column, string problem, string? source, DataSetKind dataSet, Exception? innerException)
         : base(Format(row, column, problem, source), innerException)
     {
-        Row = row; Column = column; Problem = problem; DataSource = source;
+        Row = row; Column = column; Problem = problem; DataSource = source; DataSet = dataSet;
     }
 
     /// <summary>Zero-based row index, or −1 when the problem is not about one row.</summary>
@@ -27,6 +44,11 @@ public sealed class DataValidationException : ArgumentException
     public string Problem { get; }
     /// <summary>The data source / column name the caller gave, if any.</summary>
     public string? DataSource { get; }
+    /// <summary>Which of a Fit's data sets the problem is in, when the thrower knows: the engine for the data sets it names
+    /// (<see cref="DataValidation.TrainingData"/>, <see cref="DataValidation.ValidationData"/>, and its training and
+    /// validation sequences), the ML.NET estimators for their training and validation views (whose
+    /// <see cref="DataSource"/> is the column). <see cref="DataSetKind.Unknown"/> otherwise (scoring).</summary>
+    public DataSetKind DataSet { get; }
 
     private static string Format(long row, int column, string problem, string? source)
     {
@@ -46,6 +68,16 @@ public static class DataValidation
     public const string TrainingData = "training data";
     /// <summary>The <see cref="DataValidationException.DataSource"/> of a model's validation rows.</summary>
     public const string ValidationData = "validation data";
+    /// <summary>The <see cref="DataValidationException.DataSource"/> of RNN-RNADE's training and validation sequences.</summary>
+    internal const string TrainingSequences = "training sequences", ValidationSequences = "validation sequences";
+
+    /// <summary>The data set the engine's name <paramref name="source"/> stands for (<see cref="DataValidationException.DataSet"/>).</summary>
+    internal static DataSetKind DataSetNamed(string? source) => source switch
+    {
+        TrainingData or TrainingSequences => DataSetKind.Training,
+        ValidationData or ValidationSequences => DataSetKind.Validation,
+        _ => DataSetKind.Unknown,
+    };
 
     /// <summary>The problem of a data set without rows (training or validation, in memory or streamed).</summary>
     internal const string NoRows = "there are no rows";

@@ -85,7 +85,9 @@ public static class TrainingLoop
         return split is null ? (data, null) : (data.Select(split.Value.Train), data.Select(split.Value.Validation));
     }
 
-    private static (int[] Train, int[] Validation)? SplitIndices(int count, double fraction, ulong seed)
+    /// <summary>The seeded split of <paramref name="count"/> examples: ⌊count · fraction⌋ held out (sorted indices of
+    /// both parts), or null when that leaves no held-out or no training example.</summary>
+    internal static (int[] Train, int[] Validation)? SplitIndices(int count, double fraction, ulong seed)
     {
         int nValid = (int)Math.Floor(count * fraction);
         if (nValid < 1 || count - nValid < 1) return null;

@@ -103,14 +103,16 @@ public sealed class RnnRnadeFrameEstimator : IEstimator<SequenceDensityTransform
         // From the schema's frame width, before the frame rows are read and grouped (the engine checks again at its Fit).
         if (inputs.Schema[RnnRnadeSurrogate.FeatureCol].Type is VectorDataViewType { Size: > 0 } frame)
             o.ModelOptions.PredictModelSize(frame.Size).EnsureFitsAFile();
+        // A bad row names its view (DataSet, and in words), as the row and whole-sequence estimators' errors do: the row
+        // alone does not say which of the two views it is in.
         SequenceBatch data;
         try { data = Read(inputs); }
-        catch (DataValidationException e) when (DataValidation.IsNonFiniteValue(e.Problem)) { throw NonFiniteInput.WithHint(e); }
+        catch (DataValidationException e) { throw ValidationViewErrors.InDataSet(e, DataSetKind.Training); }
         SequenceBatch? validation = null;
         if (validationInputs is not null)
         {
             try { validation = Read(validationInputs); }
-            catch (DataValidationException e) { throw ValidationViewErrors.InDataSet(e, DataValidation.ValidationData); }
+            catch (DataValidationException e) { throw ValidationViewErrors.InDataSet(e, DataSetKind.Validation); }
         }
         using var channel = ((IHostEnvironment)_ml).Start("RnnRnade");
         channel.Info(MessageSensitivity.None, $"RnnRnade: training on {data.Count} sequences ({data.TotalFrames} frame rows).");
@@ -171,11 +173,6 @@ public sealed class RnnRnadeFrameEstimator : IEstimator<SequenceDensityTransform
             throw new ArgumentOutOfRangeException(nameof(schema), $"Order column '{order.Name}' must be {OrderTypes}, but is {order.Type}.");
         return (frame, id, order);
     }
-
-    /// <summary>Follows the problem of an error about a row of Fit's validation view (whose row and column are that view's;
-    /// the inner exception states the problem as a training row's would be): it ends the problem, but for a NaN or infinite
-    /// value, after which comes the hint that an earlier pipeline stage may have made it.</summary>
-    public const string InTheValidationData = " in the " + DataValidation.ValidationData;
 
     /// <summary>What an order column may be, in messages.</summary>
     private const string OrderTypes = "numeric or a time (DateTime, DateTimeOffset, TimeSpan)";

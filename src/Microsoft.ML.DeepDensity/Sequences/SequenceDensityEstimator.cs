@@ -123,9 +123,9 @@ public sealed class SequenceDensityEstimator : IEstimator<SequenceDensityTransfo
         // view's, "Sequence column 'Features' not found", and came after the whole training view had been read).
         SequenceColumn.Check(trainData.Schema, o.FeatureColumnName);
         if (validationData is not null) SequenceColumn.CheckValidation(validationData.Schema, o.FeatureColumnName);
-        var data = SequenceColumn.Read(trainData, o.FeatureColumnName, o.FrameSize, DataValidation.TrainingData, o.CancellationToken);
+        var data = SequenceColumn.Read(trainData, o.FeatureColumnName, o.FrameSize, DataSetKind.Training, o.CancellationToken);
         var validation = validationData is null ? null
-            : SequenceColumn.Read(validationData, o.FeatureColumnName, o.FrameSize, DataValidation.ValidationData, o.CancellationToken);
+            : SequenceColumn.Read(validationData, o.FeatureColumnName, o.FrameSize, DataSetKind.Validation, o.CancellationToken);
         using var channel = ((IHostEnvironment)_ml).Start(_name);
         channel.Info(MessageSensitivity.None, $"{_name}: training on {data.Count} sequences ({data.TotalFrames} frames of {o.FrameSize}).");
         var model = _trainer(data, validation, RnnRnadeColumns.Progress(channel, o.Progress, _name), o.CancellationToken)
@@ -228,7 +228,7 @@ internal static class SequenceColumn
     /// row and <paramref name="dataSet"/> (the training or the validation data: Fit reads both through the same column
     /// name, so the row alone does not say which view it is in). Observes <paramref name="cancellationToken"/> before the
     /// first row and every <see cref="DataViewRowStream.RowsPerCancellationCheck"/> rows.</summary>
-    public static SequenceBatch Read(IDataView data, string columnName, int frameSize, string dataSet, CancellationToken cancellationToken = default)
+    public static SequenceBatch Read(IDataView data, string columnName, int frameSize, DataSetKind dataSet, CancellationToken cancellationToken = default)
     {
         var column = Check(data.Schema, columnName);
         cancellationToken.ThrowIfCancellationRequested();

@@ -29,8 +29,9 @@ public class PublicSurfaceTests
         "SequenceDensityModel",
 
         // Data in and out, and the validation every Fit and every public scoring call does (docs/engine.md, `Data`).
-        // ColumnStandardizer is each model's Standardizer property.
+        // ColumnStandardizer is each model's Standardizer property; DataSetKind, DataValidationException's DataSet.
         "Data.ColumnStandardizer",
+        "Data.DataSetKind",
         "Data.DataValidation",
         "Data.DataValidationException",
         "Data.RowMatrix",

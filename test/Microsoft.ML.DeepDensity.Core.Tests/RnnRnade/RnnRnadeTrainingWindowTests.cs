@@ -112,6 +112,38 @@ public class RnnRnadeTrainingWindowTests
         Assert.Equal(1000, RnnRnadeModel.Fit(series, fit).TrainingSummary!.EpochsRun);
     }
 
+    /// <summary>
+    /// <see cref="RnnRnadeModel.TrainingExamples(SequenceBatch, RnnRnadeOptions, bool)"/> is the count Fit trains on, so
+    /// <c>EpochsFor</c> of it is the epochs a fit without early stopping runs (a progress bar's length): whole sequences
+    /// held out among sequences of different lengths (not a tenth of all windows), windows held out of one long series,
+    /// nothing held out with validation sequences or a fraction of 0, whole sequences without windows. Batches of one
+    /// example make the automatic epochs differ for every count.
+    /// </summary>
+    [Theory]
+    [InlineData(14, 8, false, 0.1)]
+    [InlineData(1, 8, false, 0.1)]
+    [InlineData(14, 8, true, 0.1)]
+    [InlineData(14, 8, false, 0.0)]
+    [InlineData(30, 0, false, 0.1)]
+    public void TheTrainingExamplesAreTheOnesFitTrainsOn(int sequences, int window, bool withValidation, double fraction)
+    {
+        var series = RnnRnadeModelTests.VarSequences(1, 700, 9);
+        var offsets = new int[sequences + 1];
+        for (int i = 0; i < sequences; i++) offsets[i + 1] = offsets[i] + (sequences == 1 ? 300 : 5 + i * 11 % 34);
+        var data = new SequenceBatch(series.Values, offsets, 2);
+        var o = new RnnRnadeOptions
+        {
+            HiddenUnits = 2, Components = 1, RecurrentUnits = 2, SequencesPerBlock = 3, BatchSize = 1, EarlyStoppingPatience = 0,
+            TrainingWindow = window, ValidationFraction = fraction,
+        };
+        long examples = RnnRnadeModel.TrainingExamples(data, o, withValidation);
+        var validation = withValidation ? RnnRnadeModelTests.VarSequences(2, 50, 10) : null;
+        Assert.Equal(o.EpochsFor(examples), RnnRnadeModel.Fit(data, o, validation).TrainingSummary!.EpochsRun);
+        long all = RnnRnadeModel.TrainingExamples(data, window);
+        if (withValidation || fraction == 0) Assert.Equal(all, examples);
+        else Assert.InRange(examples, 1, all - 1);
+    }
+
     [Fact]
     public void ANegativeWindowIsRefusedByName()
     {

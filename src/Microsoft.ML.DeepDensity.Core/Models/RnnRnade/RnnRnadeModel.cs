@@ -63,17 +63,12 @@ public sealed class RnnRnadeModel : SequenceDensityModel
         ArgumentNullException.ThrowIfNull(data);
         int d = data.FrameSize;
         options.PredictModelSize(d).EnsureFitsAFile(); // before the sequences are checked, copied and standardised
-        DataValidation.CheckTrainingData(data, InputDomain.Real, "training sequences", d);
-        if (validation is not null) DataValidation.CheckTrainingData(validation, InputDomain.Real, "validation sequences", d);
-        var (trainPart, validPart) = TrainingLoop.Split(TrainingData.From(data),
-            validation is null ? null : TrainingData.From(validation), options.ValidationFraction, options.Seed);
-        // Held-out sequences are whole ones when there are enough to split; too few (one long series) and the split is
-        // made among the training windows instead, so that early stopping still has held-out frames.
-        if (validation is null && validPart is null && options.TrainingWindow > 0)
-        {
-            var windows = InWindows(data, options.TrainingWindow);
-            if (windows.Count > data.Count) (trainPart, validPart) = TrainingLoop.Split(TrainingData.From(windows), null, options.ValidationFraction, options.Seed);
-        }
+        DataValidation.CheckTrainingData(data, InputDomain.Real, DataValidation.TrainingSequences, d);
+        if (validation is not null) DataValidation.CheckTrainingData(validation, InputDomain.Real, DataValidation.ValidationSequences, d);
+        var split = HeldOutSplit(data, validation is not null, options);
+        var examples = TrainingData.From(split.Examples);
+        var trainPart = split.Train is null ? examples : examples.Select(split.Train);
+        var validPart = validation is not null ? TrainingData.From(validation) : split.HeldOut is null ? null : examples.Select(split.HeldOut);
         var train = InWindows(Gather(trainPart), options.TrainingWindow);
         var trainFrames = new RowMatrix(train.AsSpan().ToArray(), train.TotalFrames, d);
         var standardizer = options.Standardize ? ColumnStandardizer.Fit(trainFrames) : ColumnStandardizer.Identity(d);
@@ -92,6 +87,51 @@ public sealed class RnnRnadeModel : SequenceDensityModel
         return ModelFile.EnsureTrainedModelLoadable(new RnnRnadeModel(network, standardizer) { TrainingSummary = summary });
     }
 
+    /// <summary>The training examples <see cref="Fit"/> on <paramref name="data"/> trains on in an epoch: the sequences,
+    /// each one longer than <see cref="RnnRnadeOptions.TrainingWindow"/> counted as the windows it is cut into, less those
+    /// held out for early stopping when no validation sequences are given (<paramref name="withValidation"/> false), by
+    /// the same seeded split Fit makes. <c>options.EpochsFor</c> of it is the most epochs the fit runs
+    /// (<see cref="RnnRnadeOptions.EpochsFor"/>), e.g. the length of a progress bar.</summary>
+    /// <param name="data">The training sequences, as Fit would be given them (the split depends on their order).</param>
+    /// <param name="options">The options Fit would be given (the split depends on the seed, the fraction and the window).</param>
+    /// <param name="withValidation">Whether Fit is given validation sequences (then nothing is held out).</param>
+    /// <returns>The number of training sequences and windows.</returns>
+    public static long TrainingExamples(SequenceBatch data, RnnRnadeOptions options, bool withValidation)
+    {
+        ArgumentNullException.ThrowIfNull(data);
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        var split = HeldOutSplit(data, withValidation, options);
+        if (split.Train is null) return TrainingExamples(split.Examples, options.TrainingWindow);
+        long count = 0;
+        foreach (int i in split.Train) count += Windows(split.Examples.Length(i), options.TrainingWindow);
+        return count;
+    }
+
+    /// <summary>The examples Fit splits for early stopping (the sequences, or their training windows) and the indices
+    /// among them of the training and the held-out ones (both null: every example trains).</summary>
+    private readonly record struct Split(SequenceBatch Examples, int[]? Train, int[]? HeldOut);
+
+    /// <summary>
+    /// Fit's held-out split, the one rule behind both Fit and <see cref="TrainingExamples(SequenceBatch, RnnRnadeOptions, bool)"/>:
+    /// nothing when validation sequences are given or <see cref="GradientTrainingOptions.ValidationFraction"/> is 0; else
+    /// a seeded fraction of whole sequences when there are enough to split (ten at the default tenth), and when there are
+    /// too few (one long series) of the training windows instead, so that early stopping still has held-out frames.
+    /// </summary>
+    private static Split HeldOutSplit(SequenceBatch data, bool withValidation, RnnRnadeOptions options)
+    {
+        if (withValidation || options.ValidationFraction <= 0) return new(data, null, null);
+        if (TrainingLoop.SplitIndices(data.Count, options.ValidationFraction, options.Seed) is { } sequences)
+            return new(data, sequences.Train, sequences.Validation);
+        if (options.TrainingWindow > 0)
+        {
+            var windows = InWindows(data, options.TrainingWindow);
+            if (windows.Count > data.Count && TrainingLoop.SplitIndices(windows.Count, options.ValidationFraction, options.Seed) is { } cut)
+                return new(windows, cut.Train, cut.Validation);
+        }
+        return new(data, null, null);
+    }
+
     /// <summary>
     /// The sequences cut into training windows of at most <paramref name="window"/> frames (0: the sequences as they are):
     /// a sequence of L frames becomes ⌈L / window⌉ consecutive windows whose lengths differ by at most one (the longer
@@ -106,7 +146,7 @@ public sealed class RnnRnadeModel : SequenceDensityModel
         int k = 0;
         for (int i = 0; i < sequences.Count; i++)
         {
-            int length = sequences.Length(i), pieces = (int)((length + (long)window - 1) / window);
+            int length = sequences.Length(i), pieces = (int)Windows(length, window);
             int shortLength = length / pieces, longer = length % pieces, at = sequences.Offsets[i];
             for (int p = 0; p < pieces; p++) { at += shortLength + (p < longer ? 1 : 0); offsets[++k] = at; }
         }
@@ -120,9 +160,12 @@ public sealed class RnnRnadeModel : SequenceDensityModel
         ArgumentNullException.ThrowIfNull(sequences);
         if (window <= 0) return sequences.Count;
         long count = 0;
-        for (int i = 0; i < sequences.Count; i++) count += (sequences.Length(i) + (long)window - 1) / window;
+        for (int i = 0; i < sequences.Count; i++) count += Windows(sequences.Length(i), window);
         return count;
     }
+
+    /// <summary>The training windows a sequence of <paramref name="length"/> frames is cut into (1 when it is not cut).</summary>
+    private static long Windows(int length, int window) => window <= 0 ? 1 : (length + (long)window - 1) / window;
 
     /// <summary>What <see cref="RnnRnadeOptions.TrainingWindow"/> does to <paramref name="sequences"/>, in words for a
     /// log ("2 sequences longer than 64 frames are cut into 140 training windows of 62–64 frames"), or null when none is cut.</summary>
@@ -136,7 +179,7 @@ public sealed class RnnRnadeModel : SequenceDensityModel
         {
             int length = sequences.Length(i);
             if (length <= window) continue;
-            int n = (int)((length + (long)window - 1) / window);   // as InWindows cuts it: lengths ⌊L/n⌋ and ⌈L/n⌉
+            int n = (int)Windows(length, window);   // as InWindows cuts it: lengths ⌊L/n⌋ and ⌈L/n⌉
             longer++; pieces += n; shortest = Math.Min(shortest, length / n); longest = Math.Max(longest, (length + n - 1) / n);
         }
         if (longer == 0) return null;

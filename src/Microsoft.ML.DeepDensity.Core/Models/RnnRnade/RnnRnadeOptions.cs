@@ -68,7 +68,7 @@ public sealed class RnnRnadeOptions : GradientTrainingOptions, Persistence.IMode
     protected override bool AutomaticEpochs => true;
 
     /// <summary>The epochs a fit on <paramref name="trainingExamples"/> training sequences (windows, after the held-out
-    /// split) runs at most: <c>MaxEpochs</c> when set, otherwise ⌈<see cref="Defaults.AutomaticEpochSteps"/> / steps per
+    /// split: <see cref="RnnRnadeModel.TrainingExamples(Data.SequenceBatch, RnnRnadeOptions, bool)"/>) runs at most: <c>MaxEpochs</c> when set, otherwise ⌈<see cref="Defaults.AutomaticEpochSteps"/> / steps per
     /// epoch⌉ clamped to [<see cref="Defaults.MinAutomaticEpochs"/>, <see cref="Defaults.MaxAutomaticEpochs"/>].</summary>
     public int EpochsFor(long trainingExamples)
     {
