@@ -95,7 +95,8 @@ internal static class SettingEffects
         if (o is RbmOptions)
         {
             const string where = "on the RBM", what = "the RBM trains by contrastive divergence with SGD and Momentum, whatever the optimiser settings say";
-            Unused(nameof(o.Optimizer), o.Optimizer, d.Optimizer, where, what, remedy: null);
+            // SgdMomentum (the one value besides the default, Adam) says what the RBM does: accepted, not "leave it at Adam".
+            Unused(nameof(o.Optimizer), o.Optimizer, d.Optimizer, where, what, remedy: null, offAnyway: o.Optimizer == OptimizerKind.SgdMomentum);
             Unused(nameof(o.AdamBeta1), o.AdamBeta1, d.AdamBeta1, where, what, remedy: null);
             Unused(nameof(o.AdamBeta2), o.AdamBeta2, d.AdamBeta2, where, what, remedy: null);
             Unused(nameof(o.AdamEpsilon), o.AdamEpsilon, d.AdamEpsilon, where, what, remedy: null);

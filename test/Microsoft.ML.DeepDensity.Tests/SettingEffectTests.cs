@@ -42,9 +42,9 @@ public class SettingEffectTests
         ["LearningRateDecayExamples without a decay"] = new("LearningRateDecayExamples", "with LearningRateDecay = 1: it spaces the steps of the decay, and a decay of 1 keeps the rate constant; set LearningRateDecay below 1",
             c => c.DeepRnade(new DeepRnadeEstimator.Options { ModelOptions = new() { LearningRateDecayExamples = 10_000 } }),
             c => c.DeepRnade(new DeepRnadeEstimator.Options { ModelOptions = new() { LearningRateDecayExamples = 10_000, LearningRateDecay = 0.9f } })),
-        ["Optimizer of the RBM"] = new("Optimizer", "Optimizer = SgdMomentum has no effect on the RBM: the RBM trains by contrastive divergence with SGD and Momentum, whatever the optimiser settings say; leave Optimizer at its default (Adam).",
-            c => c.Rbm(new RbmEstimator.Options { ModelOptions = new() { Optimizer = OptimizerKind.SgdMomentum } }),
-            c => c.Rbm(new RbmEstimator.Options { ModelOptions = new() { Momentum = 0.9f } })),
+        ["Adam settings of the RBM"] = new("AdamBeta1", "AdamBeta1 = 0.8 has no effect on the RBM: the RBM trains by contrastive divergence with SGD and Momentum, whatever the optimiser settings say; leave AdamBeta1 at its default (0.9).",
+            c => c.Rbm(new RbmEstimator.Options { ModelOptions = new() { AdamBeta1 = 0.8f } }),
+            c => c.Rbm(new RbmEstimator.Options { ModelOptions = new() { Optimizer = OptimizerKind.SgdMomentum } })),   // SGD with momentum: what the RBM does
         ["GradientClipNorm of the RBM"] = new("GradientClipNorm", "GradientClipNorm = 5 has no effect on the RBM",
             c => c.Rbm(new RbmEstimator.Options { ModelOptions = new() { GradientClipNorm = 5 } }),
             c => c.Rbm(new RbmEstimator.Options { ModelOptions = new() { GradientClipNorm = 0 } })),   // "no clipping": what the RBM does
@@ -150,6 +150,9 @@ public class SettingEffectTests
         Assert.NotNull(c.Rbm(new RbmEstimator.Options { ModelOptions = new() { Standardize = false } }));
         Assert.NotNull(c.DeepRnade(new DeepRnadeEstimator.Options { ModelOptions = new() { Connectivity = DeepRnadeConnectivity.MaskedInput, DirectConnections = false } }));
         Assert.NotNull(c.Nvil(new NvilEstimator.Options { ModelOptions = new() { LocalLearningSignals = false } }));
+        // The RBM trains by SGD with Momentum: Optimizer = SgdMomentum says what it does (it used to be refused with
+        // "leave Optimizer at its default (Adam)", as if the RBM used Adam), and Momentum is the RBM's own.
+        Assert.NotNull(c.Rbm(new RbmEstimator.Options { ModelOptions = new() { Optimizer = OptimizerKind.SgdMomentum, Momentum = 0.9f } }));
     }
 
     /// <summary>What only Fit knows — whether a validation set was passed, the feature column's width — is checked there,
