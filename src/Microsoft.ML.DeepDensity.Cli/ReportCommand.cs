@@ -56,6 +56,13 @@ public static class ReportCommand
             int sampleCount = parse.GetValue(samples) ?? new DensityReportOptions().SampleCount;
             if (sampleCount > DensityReportOptions.MaxImagesDrawn)
                 throw new CliException(ExitCodes.UsageError, $"--samples {sampleCount}: at most {DensityReportOptions.MaxImagesDrawn} generated samples are drawn (as images in one grid).");
+            var imageShape = ParseShape(parse.GetValue(shape), loaded.Model.Dimension);
+            // Generated samples are drawn only as images: on data that is not image-shaped --samples and --seed would be
+            // taken and do nothing (nothing is silently dropped), so they are refused before the data is scored.
+            if (DensityReport.ImageShape(loaded.Model.Dimension, new DensityReportOptions { ImageShape = imageShape }) is null)
+                foreach (var given in new Option[] { samples, seed }.Where(o => parse.GetResult(o) is { Implicit: false }))
+                    throw new CliException(ExitCodes.UsageError, $"{given.Name} has no effect here: generated samples are drawn as images, and the model's " +
+                        $"{loaded.Model.Dimension} columns are not image-shaped (not a perfect square); give --image-shape HxW to draw them, or drop {given.Name}.");
             var scored = ScoringCommands.ScoreTable(ml, loaded, dataFile, parse.GetValue(label));
             var options = new DensityReportOptions
             {
@@ -64,7 +71,7 @@ public static class ReportCommand
                 RowNames = scored.Table.Lines.Select(l => $"line {l}").ToArray(),
                 Labels = scored.Labels,
                 TrainingHistory = loaded.Metadata is { } m ? SequenceEvaluation.History(m) : null,
-                ImageShape = ParseShape(parse.GetValue(shape), loaded.Model.Dimension),
+                ImageShape = imageShape,
                 TopRows = topRows,
                 SampleCount = sampleCount,
                 Seed = parse.GetValue(seed),

@@ -146,6 +146,29 @@ public class RoundTripTests : IDisposable
         Assert.DoesNotContain("warning", both.Err);
     }
 
+    /// <summary>'report --samples/--seed' on data that is not image-shaped (the blob's columns are no perfect square) were
+    /// taken and did nothing: generated samples are drawn only as images. They are now a usage error naming the option and
+    /// the remedy (--image-shape), before the data is scored; the defaults and --image-shape with them still report.</summary>
+    [Fact]
+    public void ReportSampleOptionsOnDataThatIsNotImageShapedAreRefused()
+    {
+        // Three features (x4 excluded as well): not a perfect square, so no image is drawn.
+        var train = _h.Blob("train.csv", 120);
+        var zip = _h.PathOf("model.zip");
+        Assert.Equal(0, _h.Run("fit", train, "--model", "rnade", "--exclude", "id,label,x4", "--epochs", "2", "-p", "HiddenUnits=4", "-p", "Components=1", "--out", zip).Exit);
+        foreach (var (option, value) in new[] { ("--samples", "5"), ("--seed", "3") })
+        {
+            var r = _h.Run("report", zip, train, option, value, "--out", _h.PathOf("r.html"));
+            Assert.Equal(ExitCodes.UsageError, r.Exit);
+            Assert.Contains($"ddml: error: {option} has no effect here: generated samples are drawn as images, and the model's 3 columns are not image-shaped " +
+                            $"(not a perfect square); give --image-shape HxW to draw them, or drop {option}.", r.Err);
+            Assert.False(File.Exists(_h.PathOf("r.html")));
+        }
+        Assert.Equal(0, _h.Run("report", zip, train, "--out", _h.PathOf("plain.html")).Exit);
+        Assert.Equal(0, _h.Run("report", zip, train, "--image-shape", "1x3", "--samples", "5", "--seed", "3", "--out", _h.PathOf("image.html")).Exit);
+        Assert.Contains("Generated samples", File.ReadAllText(_h.PathOf("image.html")));
+    }
+
     /// <summary>A Gaussian RBM (real data) has no per-epoch likelihood: its progress lines showed "train - valid -" and
     /// a note pointing to Metrics, which the tool does not print. They now show the reconstruction error, labelled.</summary>
     [Fact]
