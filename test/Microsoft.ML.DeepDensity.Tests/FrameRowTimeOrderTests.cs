@@ -144,4 +144,29 @@ public class FrameRowTimeOrderTests
         Assert.Contains("ScoreColumnName and PredictedLabelColumnName both name 'Score'", e.Message);
         Assert.Equal("PredictedLabelColumnName", e.ParamName);
     }
+
+    /// <summary>Two rows of a sequence at the same time: the error gave the time as the Double the chain reads it as
+    /// ("order 6.3839664E+17", a user's trial); it now gives it as the column holds it, and a number in the invariant
+    /// culture.</summary>
+    [Fact]
+    public void ADuplicateTimeIsNamedAsATime()
+    {
+        var ml = new MLContext(seed: 1);
+        var rows = Readings().Select(r => new TimeFrame { Features = r.Frame, SequenceId = r.Id, Order = Start.AddMinutes(r.Step) }).ToList();
+        rows[5].Order = rows[1].Order; // "south" at step 11 and at step 10: the same minute twice
+        Assert.Equal(rows[5].SequenceId, rows[1].SequenceId);
+        var e = Assert.Throws<DataValidationException>(() => Estimator(ml).Fit(ml.Data.LoadFromEnumerable(rows)));
+        Assert.Contains("sequence 'south' has two rows with order 2026-03-29 00:41:00 (rows ", e.Message);
+
+        Assert.Equal("2026-03-29 00:30:00.25 UTC", RnnRnadeFrameEstimator.OrderText(new DateTimeOffset(Start).AddMilliseconds(250).UtcTicks, DateTimeOffsetDataViewType.Instance));
+        Assert.Equal("01:30:00", RnnRnadeFrameEstimator.OrderText(TimeSpan.FromMinutes(90).Ticks, TimeSpanDataViewType.Instance));
+        Assert.Equal("1.5", RnnRnadeFrameEstimator.OrderText(1.5, NumberDataViewType.Double));
+        var saved = System.Globalization.CultureInfo.CurrentCulture;
+        try
+        {
+            System.Globalization.CultureInfo.CurrentCulture = new System.Globalization.CultureInfo("de-DE");
+            Assert.Equal("1.5", RnnRnadeFrameEstimator.OrderText(1.5, null));
+        }
+        finally { System.Globalization.CultureInfo.CurrentCulture = saved; }
+    }
 }

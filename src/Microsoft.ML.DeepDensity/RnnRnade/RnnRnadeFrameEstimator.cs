@@ -1,3 +1,4 @@
+using System.Globalization;
 using Microsoft.ML.Data;
 using Microsoft.ML.DeepDensity.Data;
 using Microsoft.ML.DeepDensity.Models.RnnRnade;
@@ -174,6 +175,24 @@ public sealed class RnnRnadeFrameEstimator : IEstimator<SequenceDensityTransform
         return (frame, id, order);
     }
 
+    /// <summary>An order value as the user's column holds it: the chain reads every order as a Double (a time as its ticks,
+    /// a DateTimeOffset's UTC instant), which in a message would be "6.3839664E+17" for a date; a number round-trips in
+    /// the invariant culture (a message reads the same on every machine).</summary>
+    /// <remarks>A Double holds a date's ticks to 128 ticks (12.8 µs), so a time is shown to 10 µs, rounded.</remarks>
+    internal static string OrderText(double order, DataViewType? columnType)
+    {
+        long ticks = Math.Abs(order) < long.MaxValue / 2 ? (long)Math.Round(order / 100) * 100 : 0;
+        bool date = ticks >= DateTime.MinValue.Ticks && ticks <= DateTime.MaxValue.Ticks && Math.Abs(order) < long.MaxValue / 2;
+        const string Stamp = "yyyy-MM-dd HH:mm:ss.FFFFF";
+        return columnType switch
+        {
+            DateTimeDataViewType when date => new DateTime(ticks).ToString(Stamp, CultureInfo.InvariantCulture).TrimEnd('.'),
+            DateTimeOffsetDataViewType when date => new DateTimeOffset(ticks, TimeSpan.Zero).ToString(Stamp, CultureInfo.InvariantCulture).TrimEnd('.') + " UTC",
+            TimeSpanDataViewType when Math.Abs(order) < TimeSpan.MaxValue.Ticks / 2 => TimeSpan.FromTicks((long)order).ToString("c", CultureInfo.InvariantCulture),
+            _ => order.ToString("R", CultureInfo.InvariantCulture),
+        };
+    }
+
     /// <summary>What an order column may be, in messages.</summary>
     private const string OrderTypes = "numeric or a time (DateTime, DateTimeOffset, TimeSpan)";
 
@@ -205,6 +224,7 @@ public sealed class RnnRnadeFrameEstimator : IEstimator<SequenceDensityTransform
         var frames = new SequenceValueBuffer(view.GetRowCount() is long rowCount and > 0 && rowCount <= Array.MaxLength / d ? rowCount * d : 0);
         var groups = new Dictionary<string, List<(double Order, long Row)>>(StringComparer.Ordinal);
         var firstSeen = new List<string>();
+        var orderType = s.GetColumnOrNull(_options.OrderColumnName)?.Type;
         using (var cursor = view.GetRowCursor(cols))
         {
             var frameGetter = cursor.GetGetter<VBuffer<float>>(cols[0]);
@@ -244,7 +264,7 @@ public sealed class RnnRnadeFrameEstimator : IEstimator<SequenceDensityTransform
             {
                 if (j > 0 && list[j].Order == list[j - 1].Order)
                     throw new DataValidationException(list[j].Row, -1,
-                        $"sequence '{firstSeen[i]}' has two rows with order {list[j].Order} (rows {list[j - 1].Row} and {list[j].Row})", _options.OrderColumnName);
+                        $"sequence '{firstSeen[i]}' has two rows with order {OrderText(list[j].Order, orderType)} (rows {list[j - 1].Row} and {list[j].Row})", _options.OrderColumnName);
                 places[(int)list[j].Row] = f;
             }
             offsets[i + 1] = f;

@@ -204,7 +204,7 @@ internal static class RnnRnadeSurrogate
             if (!state.Open.TryGetValue(id, out var open)) open = (model.StartStream(), double.NegativeInfinity);
             else if (!(src.Order > open.Order))
                 throw state.RowError(row, -1,
-                    $"sequence '{id}' has order {src.Order} after {open.Order}: the rows of a sequence must arrive in increasing order " +
+                    $"sequence '{id}' has order {RnnRnadeFrameEstimator.OrderText(src.Order, null)} after {RnnRnadeFrameEstimator.OrderText(open.Order, null)}: the rows of a sequence must arrive in increasing order " +
                     "(scoring streams each sequence in row order, where training sorted it; sort the rows by order within each sequence before scoring)", orderColumn);
             float ld = open.Stream.Append(src.Frame);
             state.Open[id] = (open.Stream, src.Order);
