@@ -118,6 +118,8 @@ public static class FitCommand
             forward.Display = progress;
             try { return fit(trainView, validView); }
             catch (DataValidationException e) { throw MapFitDataError(e, (table, columns), validTable is null ? null : (validTable, validColumns!), names); }
+            // A setting refused at Fit (what the feature column's width settles: an RBM's exact log Z) is an option error.
+            catch (ArgumentException e) when (EngineOptions.IsOption(engineOptions, e.ParamName)) { throw EngineOptions.Refused(e); }
             catch (ArgumentException e) { throw new CliException(ExitCodes.TrainingFailed, $"cannot train {entry.Name} on this data: {e.Message}", e); }
         });
         console.Interrupts.Abort.ThrowIfCancellationRequested();

@@ -155,6 +155,12 @@ public static class EngineOptions
         return new CliException(ExitCodes.UsageError, $"invalid model option: {message}{note}", a);
     }
 
+    /// <summary>Whether <paramref name="name"/> (an <see cref="ArgumentException.ParamName"/>) is one of the options a user
+    /// sets (by its exact name): the estimator refuses a setting at Fit, where the data settles whether it has an effect,
+    /// naming it so; that is a usage error (exit 2), not "cannot train on this data" (exit 5).</summary>
+    public static bool IsOption(object options, string? name)
+        => name is not null && Settable(options.GetType()).Any(p => string.Equals(p.Name, name, StringComparison.Ordinal));
+
     /// <summary>The engine options that <c>--validation</c> makes moot or that need validation data, refused before the data
     /// is read (the estimator refuses them too, but only at Fit, and in its own terms: "a validation set passed to Fit").
     /// Only values other than the model's defaults are refused, and not one that asks for what happens anyway (a fraction
@@ -164,16 +170,23 @@ public static class EngineOptions
     public static void CheckValidationSettings(object options, bool validationFile)
     {
         var defaults = Activator.CreateInstance(options.GetType())!;
+        object? Value(string name) => options.GetType().GetProperty(name)?.GetValue(options);
         bool Changed(string name) => options.GetType().GetProperty(name) is { } p && !Equals(p.GetValue(options), p.GetValue(defaults));
-        double? fraction = options.GetType().GetProperty("ValidationFraction")?.GetValue(options) as double?;
+        string Shown(string name) => Value(name) is IFormattable f ? f.ToString(null, CultureInfo.InvariantCulture) : Value(name)?.ToString() ?? "";
+        string Default(string name) => options.GetType().GetProperty(name)!.GetValue(defaults) is IFormattable f ? f.ToString(null, CultureInfo.InvariantCulture) : "";
+        double? fraction = Value("ValidationFraction") as double?;
         if (validationFile && Changed("ValidationFraction") && fraction != 0)
-            throw new CliException(ExitCodes.UsageError, "--param ValidationFraction has no effect with --validation: the validation file replaces the held-out " +
-                "fraction, and no training row is held out; drop one of them.");
+            throw new CliException(ExitCodes.UsageError, $"--param ValidationFraction={Shown("ValidationFraction")} has no effect with --validation: the validation file " +
+                "replaces the held-out fraction, and no training row is held out; drop one of them.");
         if (!validationFile && fraction == 0)
-            foreach (var name in new[] { "EarlyStoppingPatience", "ValidationOrderings" })
-                if (Changed(name) && !(name == "EarlyStoppingPatience" && options.GetType().GetProperty(name)!.GetValue(options) is 0))
-                    throw new CliException(ExitCodes.UsageError, $"--param {name} has no effect without validation data (ValidationFraction = 0 and no --validation): " +
-                        "it is a setting of the validation that early stopping watches; pass --validation FILE or set --param ValidationFraction above 0.");
+            foreach (var (name, what) in new[]
+                     {
+                         ("EarlyStoppingPatience", "early stopping watches the validation log-likelihood"),
+                         ("ValidationOrderings", "it is the number of orderings the validation log-likelihood averages"),
+                     })
+                if (Changed(name) && !(name == "EarlyStoppingPatience" && Value(name) is 0))
+                    throw new CliException(ExitCodes.UsageError, $"--param {name}={Shown(name)} has no effect without validation data (ValidationFraction = 0 " +
+                        $"and no --validation): {what}; pass --validation FILE or set --param ValidationFraction above 0, or leave {name} at its default ({Default(name)}).");
     }
 
     /// <summary>The options a user can set: public read/write properties of a simple type.</summary>

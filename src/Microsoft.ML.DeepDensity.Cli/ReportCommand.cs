@@ -62,7 +62,8 @@ public static class ReportCommand
             if (DensityReport.ImageShape(loaded.Model.Dimension, new DensityReportOptions { ImageShape = imageShape }) is null)
                 foreach (var given in new Option[] { samples, seed }.Where(o => parse.GetResult(o) is { Implicit: false }))
                     throw new CliException(ExitCodes.UsageError, $"{given.Name} has no effect here: generated samples are drawn as images, and the model's " +
-                        $"{loaded.Model.Dimension} columns are not image-shaped (not a perfect square); give --image-shape HxW to draw them, or drop {given.Name}.");
+                        (loaded.Model.Dimension == 1 ? "one column is not image-shaped (one value is no image)" // 1 is a square, but not drawn
+                            : $"{loaded.Model.Dimension} columns are not image-shaped (not a perfect square)") + $"; give --image-shape HxW to draw them, or drop {given.Name}.");
             var scored = ScoringCommands.ScoreTable(ml, loaded, dataFile, parse.GetValue(label));
             var options = new DensityReportOptions
             {

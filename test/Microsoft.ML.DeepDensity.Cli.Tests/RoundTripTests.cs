@@ -167,6 +167,13 @@ public class RoundTripTests : IDisposable
         Assert.Equal(0, _h.Run("report", zip, train, "--out", _h.PathOf("plain.html")).Exit);
         Assert.Equal(0, _h.Run("report", zip, train, "--image-shape", "1x3", "--samples", "5", "--seed", "3", "--out", _h.PathOf("image.html")).Exit);
         Assert.Contains("Generated samples", File.ReadAllText(_h.PathOf("image.html")));
+
+        // One column is a perfect square (1×1) but is not drawn as an image: the refusal said "1 columns ... (not a perfect square)".
+        var one = _h.PathOf("one.zip");
+        Assert.Equal(0, _h.Run("fit", train, "--model", "rnade", "--exclude", "id,label,x2,x3,x4", "--epochs", "1", "-p", "HiddenUnits=4", "-p", "Components=1", "--out", one).Exit);
+        var single = _h.Run("report", one, train, "--samples", "5", "--out", _h.PathOf("r.html"));
+        Assert.Equal(ExitCodes.UsageError, single.Exit);
+        Assert.Contains("and the model's one column is not image-shaped (one value is no image); give --image-shape HxW to draw them, or drop --samples.", single.Err);
     }
 
     /// <summary>A Gaussian RBM (real data) has no per-epoch likelihood: its progress lines showed "train - valid -" and

@@ -44,22 +44,51 @@ public class SettingEffectTests : IDisposable
         AssertOneLine(r.Err, "invalid model option: AisRuns = 20 has no effect when log Z is exact (the smaller layer has 3 units");
     }
 
+    /// <summary>What only the data settles is refused at Fit (a binary RBM's log Z is exact when its visible layer, the
+    /// feature columns, is small): that refusal was turned into "cannot train rbm on this data: ... (Parameter 'AisRuns')"
+    /// with exit code 5, as if the data were at fault. It is an option error: exit 2, in the options' words.</summary>
+    [Fact]
+    public void An_engine_option_refused_at_fit_is_a_usage_error_too()
+    {
+        var csv = _h.Blob("binary.csv", 60, binary: true);   // four 0/1 columns: the smaller layer has 4 units, log Z is exact
+        var r = Fit(csv, "rbm", "-p", "AisRuns=20");
+        Assert.Equal(ExitCodes.UsageError, r.Exit);
+        AssertOneLine(r.Err, "ddml: error: invalid model option: AisRuns = 20 has no effect when log Z is exact (the smaller layer has 4 units",
+            "set ExactLogPartitionMaxUnits below 4, or leave AisRuns at its default (100).");
+        Assert.DoesNotContain("cannot train", r.Err);
+    }
+
+    /// <summary>The validation refusals name the value given (as the estimator's do), and ValidationOrderings says what it
+    /// is (it is not a setting of early stopping).</summary>
+    [Fact]
+    public void Validation_option_refusals_name_the_value()
+    {
+        var missing = _h.PathOf("missing.csv");
+        var r = Fit(missing, "deeprnade", "-p", "ValidationFraction=0", "-p", "ValidationOrderings=2", "-p", "Orderings=2");
+        Assert.Equal(ExitCodes.UsageError, r.Exit);
+        AssertOneLine(r.Err, "--param ValidationOrderings=2 has no effect without validation data", "the number of orderings the validation log-likelihood averages",
+            "leave ValidationOrderings at its default (1).");
+        r = Fit(missing, "rbm", "-p", "EarlyStoppingPatience=5");   // the RBM holds out no rows by default
+        Assert.Equal(ExitCodes.UsageError, r.Exit);
+        AssertOneLine(r.Err, "--param EarlyStoppingPatience=5 has no effect without validation data", "leave EarlyStoppingPatience at its default (0).");
+    }
+
     [Fact]
     public void Validation_options_that_the_validation_file_makes_moot_are_refused_before_the_data_is_read()
     {
         var missing = _h.PathOf("missing.csv");   // never read: the options are refused first
         var r = Fit(missing, "rnade", "--validation", missing, "-p", "ValidationFraction=0.2");
         Assert.Equal(ExitCodes.UsageError, r.Exit);
-        AssertOneLine(r.Err, "--param ValidationFraction has no effect with --validation: the validation file replaces the held-out fraction");
+        AssertOneLine(r.Err, "--param ValidationFraction=0.2 has no effect with --validation: the validation file replaces the held-out fraction");
 
         r = Fit(missing, "deepgmm", "-p", "ValidationFraction=0", "-p", "EarlyStoppingPatience=2");
         Assert.Equal(ExitCodes.UsageError, r.Exit);
-        AssertOneLine(r.Err, "--param EarlyStoppingPatience has no effect without validation data (ValidationFraction = 0 and no --validation)",
-            "pass --validation FILE or set --param ValidationFraction above 0");
+        AssertOneLine(r.Err, "--param EarlyStoppingPatience=2 has no effect without validation data (ValidationFraction = 0 and no --validation)",
+            "pass --validation FILE or set --param ValidationFraction above 0", "leave EarlyStoppingPatience at its default (5)");
 
         r = _h.Run("fit", missing, "-m", "rnnrnade", "--sequence-id", "seq", "--order", "t", "--validation", missing, "-p", "ValidationFraction=0.3", "-o", _h.PathOf("s.zip"));
         Assert.Equal(ExitCodes.UsageError, r.Exit);
-        AssertOneLine(r.Err, "--param ValidationFraction has no effect with --validation");
+        AssertOneLine(r.Err, "--param ValidationFraction=0.3 has no effect with --validation");
 
         // rnnrnade's own rules are checked before the data is read too (its defaults do not adapt to the data).
         r = _h.Run("fit", missing, "-m", "rnnrnade", "--sequence-id", "seq", "--order", "t", "-p", "Optimizer=SgdMomentum", "-p", "AdamBeta1=0.8", "-o", _h.PathOf("s.zip"));
