@@ -75,6 +75,13 @@ public static class FitCommand
         var given = Activator.CreateInstance(entry.EngineOptionsType)!;
         EngineOptions.Apply(given, new FitRequest(seed, epochs, contamination, parameters, default, default, null!, _ => { }));
         EngineOptions.CheckValidationSettings(given, validationFile is not null);
+        // A model whose defaults do not adapt to the data has its settings' effects checked now too (the estimator refuses
+        // them when it is created), not after a long read: -p Momentum=0.5 with Adam read the whole file first.
+        if (!entry.AdaptsToData)
+        {
+            try { _ = entry.Create(new MLContext(seed: 1), new FitRequest(seed, epochs, contamination, parameters, default, default, null!, _ => { }), null!); }
+            catch (ArgumentException e) { throw EngineOptions.Refused(e); }
+        }
         var table = CsvTable.Read(trainFile);
         var skip = excluded.Select(c => table.ColumnIndex(c, "excluded")).ToList();
         if (labelColumn is not null) skip.Add(table.ColumnIndex(labelColumn, "label"));

@@ -20,10 +20,14 @@ public sealed class ModelEntry
     private readonly Func<MLContext, FitRequest, RowMatrix, (Func<IDataView, IDataView?, DensityTransformer> Fit, object EngineOptions)> _create;
 
     internal ModelEntry(string name, string description, Type engineOptions,
-        Func<MLContext, FitRequest, RowMatrix, (Func<IDataView, IDataView?, DensityTransformer>, object)> create)
+        Func<MLContext, FitRequest, RowMatrix, (Func<IDataView, IDataView?, DensityTransformer>, object)> create, bool adaptsToData)
     {
-        Name = name; Description = description; EngineOptionsType = engineOptions; _create = create;
+        Name = name; Description = description; EngineOptionsType = engineOptions; _create = create; AdaptsToData = adaptsToData;
     }
+
+    /// <summary>Whether the model's defaults follow the data (rbm, iwae: binary or Gaussian); when not, <see cref="Create"/>
+    /// does not read its training matrix, and the settings can be checked before the data is read.</summary>
+    public bool AdaptsToData { get; }
 
     public string Name { get; }
     public string Description { get; }
@@ -96,7 +100,7 @@ public static class ModelCatalog
                 CancellationToken = request.Abort,
             };
             return (fit(ml, options), engine);
-        });
+        }, adaptsToData: adapt is not null);
 
     private static bool IsBinary(RowMatrix m)
     {

@@ -90,6 +90,15 @@ public class SettingEffectTests : IDisposable
         Assert.Equal(ExitCodes.UsageError, r.Exit);
         AssertOneLine(r.Err, "--param ValidationFraction=0.3 has no effect with --validation");
 
+        // So are the rules of a row model whose defaults do not adapt to the data: the whole file was read first.
+        foreach (var (model, option, with) in new[]
+                 { ("rnade", "Momentum=0.5", "Seed=3"), ("deepgmm", "MStep=Minibatch", "Layers=3"), ("nvil", "BaselineHiddenUnits=7", "InputDependentBaseline=false") })
+        {
+            r = Fit(missing, model, "-p", option, "-p", with);
+            Assert.Equal(ExitCodes.UsageError, r.Exit);
+            AssertOneLine(r.Err, $"ddml: error: invalid model option: {option.Replace("=", " = ")} has no effect");
+        }
+
         // rnnrnade's own rules are checked before the data is read too (its defaults do not adapt to the data).
         r = _h.Run("fit", missing, "-m", "rnnrnade", "--sequence-id", "seq", "--order", "t", "-p", "Optimizer=SgdMomentum", "-p", "AdamBeta1=0.8", "-o", _h.PathOf("s.zip"));
         Assert.Equal(ExitCodes.UsageError, r.Exit);
