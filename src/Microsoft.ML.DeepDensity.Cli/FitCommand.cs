@@ -162,12 +162,27 @@ public static class FitCommand
                       (metadata.BestEpoch is int b ? $" (best {b})" : "");
         console.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"saved {outFile}: {entry.Name} ({model.DensityKind} log-density), {CsvTable.Count(data.Columns, "feature")}, {metadata.StepsRun}{best}, mean training log-density {meanTrain:F4}."));
+        // The held-out split is ⌊rows · ValidationFraction⌋ rows: on a few rows none, and no validation, without a word.
+        if (valid is null && engineOptions.GetType().GetProperty("ValidationFraction")?.GetValue(engineOptions) is double f && f > 0 && Math.Floor(data.Rows * f) < 1)
+            console.Error.WriteLine(NoHeldOutNote(engineOptions, CsvTable.Count(data.Rows, "training row")));
         if (console.Interrupts.StopRequested)
         {
             console.Error.WriteLine($"ddml: interrupted: training was stopped early; the best model so far was saved to {outFile}.");
             return ExitCodes.Interrupted;
         }
         return ExitCodes.Success;
+    }
+
+    /// <summary>The note when the seeded held-out fraction of <paramref name="examples"/> rounds down to none: no validation
+    /// figure, and no early stopping, where the options (a default, or a ValidationFraction the user set) suggest both.</summary>
+    internal static string NoHeldOutNote(object options, string examples)
+    {
+        var type = options.GetType();
+        double fraction = (double)type.GetProperty("ValidationFraction")!.GetValue(options)!;
+        int patience = type.GetProperty("EarlyStoppingPatience")?.GetValue(options) as int? ?? 0;
+        return string.Create(CultureInfo.InvariantCulture, $"ddml: note: no validation data: ValidationFraction {fraction} of {examples} holds out none (the count rounds down), ") +
+               (patience > 0 ? $"so early stopping (EarlyStoppingPatience {patience}) is off" : "so no validation figure is computed") +
+               "; pass --validation FILE or raise --param ValidationFraction.";
     }
 
     /// <summary>The columns 'ddml score' appends to its output.</summary>

@@ -68,6 +68,8 @@ public static class SequenceCommands
         // The estimator groups the frame rows as SequenceFrames does, so the engine is given these very sequences.
         long examples = RnnRnadeModel.TrainingExamples(data.Sequences, engine, withValidation: valid is not null);
         int maxEpochs = engine.EpochsFor(examples);
+        // Nothing held out (a few short sequences: neither they nor their windows split): as many examples as with a file.
+        bool noneHeldOut = valid is null && engine.ValidationFraction > 0 && examples == RnnRnadeModel.TrainingExamples(data.Sequences, engine, withValidation: true);
         console.Out.WriteLine($"training: {CsvTable.Count(examples, "training example")} an epoch (sequences, long ones as windows), at most {CsvTable.Count(maxEpochs, "epoch")}" +
                               (engine.MaxEpochs == 0 ? " (MaxEpochs 0: set from them)." : "."));
         var transformer = display.Run(ModelName, maxEpochs, progress =>
@@ -101,6 +103,7 @@ public static class SequenceCommands
         ModelZip.Save(ml, transformer, transformer.Model, view.Schema, metadata, outFile);
         console.Out.WriteLine(string.Create(CultureInfo.InvariantCulture, $"saved {outFile}: {ModelName} (exact log-density per frame), {CsvTable.Count(names.Length, "feature")} per frame, " +
                                                                              $"{metadata.StepsRun}, mean training log-density {meanPerFrame:F4} per frame."));
+        if (noneHeldOut) console.Error.WriteLine(FitCommand.NoHeldOutNote(engine, CsvTable.Count(data.Sequences.Count, "training sequence") + " (or of their windows)"));
         if (console.Interrupts.StopRequested)
         {
             console.Error.WriteLine($"ddml: interrupted: training was stopped early; the best model so far was saved to {outFile}.");

@@ -73,6 +73,26 @@ public class SettingEffectTests : IDisposable
         AssertOneLine(r.Err, "--param EarlyStoppingPatience=5 has no effect without validation data", "leave EarlyStoppingPatience at its default (0).");
     }
 
+    /// <summary>A held-out fraction that rounds down to no row (five rows, or three short sequences) left the fit without
+    /// validation and early stopping without a word, even with -p ValidationFraction set: fit now notes it.</summary>
+    [Fact]
+    public void A_held_out_fraction_that_holds_out_nothing_is_noted()
+    {
+        var tiny = _h.Blob("tiny.csv", 5);
+        var r = Fit(tiny, "rnade", "--exclude", "id", "-p", "ValidationFraction=0.15");
+        Assert.Equal(ExitCodes.Success, r.Exit);
+        Assert.Contains("ddml: note: no validation data: ValidationFraction 0.15 of 5 training rows holds out none (the count rounds down), " +
+                        "so early stopping (EarlyStoppingPatience 10) is off; pass --validation FILE or raise --param ValidationFraction.", r.Err);
+        Assert.DoesNotContain("no validation data", Fit(_h.Blob("more.csv", 40), "rnade", "--exclude", "id").Err);   // 4 rows held out
+
+        var frames = new System.Text.StringBuilder("seq,t,v\n");
+        for (int q = 0; q < 3; q++) for (int t = 0; t < 12; t++) frames.Append($"s{q},{t},{(q + t * 0.37) % 2:F3}\n");
+        var csv = _h.Write("frames.csv", frames.ToString());
+        r = _h.Run("fit", csv, "-m", "rnnrnade", "--sequence-id", "seq", "--order", "t", "--epochs", "1", "-p", "HiddenUnits=4", "-o", _h.PathOf("s.zip"));
+        Assert.Equal(ExitCodes.Success, r.Exit);
+        Assert.Contains("ddml: note: no validation data: ValidationFraction 0.1 of 3 training sequences (or of their windows) holds out none", r.Err);
+    }
+
     [Fact]
     public void Validation_options_that_the_validation_file_makes_moot_are_refused_before_the_data_is_read()
     {
