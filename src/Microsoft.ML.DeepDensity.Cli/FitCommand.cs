@@ -74,14 +74,8 @@ public static class FitCommand
         // defaults adapt to the data later, on a fresh options object.
         var given = Activator.CreateInstance(entry.EngineOptionsType)!;
         EngineOptions.Apply(given, new FitRequest(seed, epochs, contamination, parameters, default, default, null!, _ => { }));
-        EngineOptions.CheckValidationSettings(given, validationFile is not null);
-        // A model whose defaults do not adapt to the data has its settings' effects checked now too (the estimator refuses
-        // them when it is created), not after a long read: -p Momentum=0.5 with Adam read the whole file first.
-        if (!entry.AdaptsToData)
-        {
-            try { _ = entry.Create(new MLContext(seed: 1), new FitRequest(seed, epochs, contamination, parameters, default, default, null!, _ => { }), null!); }
-            catch (ArgumentException e) { throw EngineOptions.Refused(e); }
-        }
+        // Settings set where they have no effect, before a long read (-p Momentum=0.5 with Adam read the whole file first).
+        EngineOptions.CheckSettingEffects(given, validationFile is not null, entry.AdaptsToData);
         var table = CsvTable.Read(trainFile);
         var skip = excluded.Select(c => table.ColumnIndex(c, "excluded")).ToList();
         if (labelColumn is not null) skip.Add(table.ColumnIndex(labelColumn, "label"));
@@ -162,8 +156,9 @@ public static class FitCommand
                       (metadata.BestEpoch is int b ? $" (best {b})" : "");
         console.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"saved {outFile}: {entry.Name} ({model.DensityKind} log-density), {CsvTable.Count(data.Columns, "feature")}, {metadata.StepsRun}{best}, mean training log-density {meanTrain:F4}."));
-        // The held-out split is ⌊rows · ValidationFraction⌋ rows: on a few rows none, and no validation, without a word.
-        if (valid is null && engineOptions.GetType().GetProperty("ValidationFraction")?.GetValue(engineOptions) is double f && f > 0 && Math.Floor(data.Rows * f) < 1)
+        // The engine's held-out split holds out none of a few rows: no validation, without a word.
+        if (valid is null && engineOptions.GetType().GetProperty("ValidationFraction")?.GetValue(engineOptions) is double f && f > 0
+            && TrainingLoop.HeldOutCount(data.Rows, f) == 0)
             console.Error.WriteLine(NoHeldOutNote(engineOptions, CsvTable.Count(data.Rows, "training row")));
         if (console.Interrupts.StopRequested)
         {

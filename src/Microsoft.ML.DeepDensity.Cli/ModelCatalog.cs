@@ -25,8 +25,8 @@ public sealed class ModelEntry
         Name = name; Description = description; EngineOptionsType = engineOptions; _create = create; AdaptsToData = adaptsToData;
     }
 
-    /// <summary>Whether the model's defaults follow the data (rbm, iwae: binary or Gaussian); when not, <see cref="Create"/>
-    /// does not read its training matrix, and the settings can be checked before the data is read.</summary>
+    /// <summary>Whether the model's defaults follow the data (rbm, iwae: binary or Gaussian); when not, every setting's
+    /// effect can be checked before the data is read (<see cref="EngineOptions.CheckSettingEffects"/>).</summary>
     public bool AdaptsToData { get; }
 
     public string Name { get; }
@@ -165,33 +165,29 @@ public static class EngineOptions
     public static bool IsOption(object options, string? name)
         => name is not null && Settable(options.GetType()).Any(p => string.Equals(p.Name, name, StringComparison.Ordinal));
 
-    /// <summary>The engine options that <c>--validation</c> makes moot or that need validation data, refused before the data
-    /// is read (the estimator refuses them too, but only at Fit, and in its own terms: "a validation set passed to Fit").
-    /// Only values other than the model's defaults are refused, and not one that asks for what happens anyway (a fraction
-    /// of 0 with --validation, a patience of 0 without validation data), as the estimator does.</summary>
+    /// <summary>The engine options set where they have no effect, refused before the data is read as usage errors: those
+    /// <c>--validation</c> makes moot or that need validation data (the estimator's own rule, <see cref="SettingEffects"/>,
+    /// in ddml's words), and, for a model whose defaults do not adapt to the data (<paramref name="adaptsToData"/> false),
+    /// the rest of the rules, which the estimator would otherwise apply only after the whole file was read.</summary>
     /// <param name="options">The engine options, with the command line applied.</param>
     /// <param name="validationFile">Whether --validation was given.</param>
-    public static void CheckValidationSettings(object options, bool validationFile)
+    /// <param name="adaptsToData">Whether the model's defaults follow the data (rbm, iwae): then the rules that depend on
+    /// those defaults wait for the estimator.</param>
+    public static void CheckSettingEffects(object options, bool validationFile, bool adaptsToData)
     {
-        var defaults = Activator.CreateInstance(options.GetType())!;
-        object? Value(string name) => options.GetType().GetProperty(name)?.GetValue(options);
-        bool Changed(string name) => options.GetType().GetProperty(name) is { } p && !Equals(p.GetValue(options), p.GetValue(defaults));
-        string Shown(string name) => Value(name) is IFormattable f ? f.ToString(null, CultureInfo.InvariantCulture) : Value(name)?.ToString() ?? "";
-        string Default(string name) => options.GetType().GetProperty(name)!.GetValue(defaults) is IFormattable f ? f.ToString(null, CultureInfo.InvariantCulture) : "";
-        double? fraction = Value("ValidationFraction") as double?;
-        if (validationFile && Changed("ValidationFraction") && fraction != 0)
-            throw new CliException(ExitCodes.UsageError, $"--param ValidationFraction={Shown("ValidationFraction")} has no effect with --validation: the validation file " +
-                "replaces the held-out fraction, and no training row is held out; drop one of them.");
-        if (!validationFile && fraction == 0)
-            foreach (var (name, what) in new[]
-                     {
-                         ("EarlyStoppingPatience", "early stopping watches the validation log-likelihood"),
-                         ("ValidationOrderings", "it is the number of orderings the validation log-likelihood averages"),
-                     })
-                if (Changed(name) && !(name == "EarlyStoppingPatience" && Value(name) is 0))
-                    throw new CliException(ExitCodes.UsageError, $"--param {name}={Shown(name)} has no effect without validation data (ValidationFraction = 0 " +
-                        $"and no --validation): {what}; pass --validation FILE or set --param ValidationFraction above 0, or leave {name} at its default ({Default(name)}).");
+        try
+        {
+            SettingEffects.CheckAtFit(options, validationFile, columns: null, DdmlTerms);
+            if (!adaptsToData) SettingEffects.CheckModelOptions(options);
+        }
+        catch (ArgumentException e) { throw Refused(e); }
     }
+
+    /// <summary>The validation rules' words on the command line.</summary>
+    private static readonly SettingEffects.ValidationTerms DdmlTerms = new("with --validation",
+        "the validation file replaces the held-out fraction, and no training row is held out", "drop --validation",
+        "without validation data (ValidationFraction = 0 and no --validation)", "pass --validation FILE or set --param ValidationFraction above 0",
+        (name, value) => $"--param {name}={value}");
 
     /// <summary>The options a user can set: public read/write properties of a simple type.</summary>
     public static IEnumerable<PropertyInfo> Settable(Type type)

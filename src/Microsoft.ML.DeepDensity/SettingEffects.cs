@@ -50,14 +50,27 @@ internal static class SettingEffects
         }
     }
 
+    /// <summary>How the validation rules name the validation data and a setting: in the ML.NET user's words (a validation
+    /// set passed to Fit, <c>Momentum = 0.5</c>) or in ddml's (<c>--validation</c>, <c>--param Momentum=0.5</c>), so that
+    /// the one rule serves both.</summary>
+    internal sealed record ValidationTerms(string Given, string Replaces, string DropIt, string Missing, string GiveIt, Func<string, string, string> Setting)
+    {
+        public static readonly ValidationTerms MLNet = new("with a validation set passed to Fit",
+            "the validation set replaces the held-out fraction, and no training row is held out", "call Fit without the validation set",
+            "without validation data (ValidationFraction = 0 and no validation set passed to Fit)",
+            "set ValidationFraction above 0 or pass a validation set to Fit", (name, value) => $"{name} = {value}");
+    }
+
     /// <summary>What only Fit knows: whether a validation set was passed (which makes the held-out fraction moot, and
     /// without which, at <c>ValidationFraction = 0</c>, the validation-only settings are), and the width of the feature
     /// column (whether an RBM's log Z is exact). Called before a row is read.</summary>
     /// <param name="options">The engine's options.</param>
     /// <param name="hasValidationSet">Whether Fit was given a validation view.</param>
     /// <param name="columns">The feature column's width, or null when it is not known (sequence models).</param>
-    public static void CheckAtFit(object options, bool hasValidationSet, int? columns)
+    /// <param name="terms">The words of the messages; null: <see cref="ValidationTerms.MLNet"/>.</param>
+    public static void CheckAtFit(object options, bool hasValidationSet, int? columns, ValidationTerms? terms = null)
     {
+        terms ??= ValidationTerms.MLNet;
         var (fraction, patience) = options switch
         {
             GradientTrainingOptions g => (g.ValidationFraction, g.EarlyStoppingPatience),
@@ -72,18 +85,14 @@ internal static class SettingEffects
             _ => (((DeepGmmOptions)defaults).ValidationFraction, ((DeepGmmOptions)defaults).EarlyStoppingPatience),
         };
         if (hasValidationSet)
-            Unused("ValidationFraction", fraction, defaultFraction, "with a validation set passed to Fit",
-                "the validation set replaces the held-out fraction, and no training row is held out", "call Fit without the validation set",
-                offAnyway: fraction == 0);
+            Unused("ValidationFraction", fraction, defaultFraction, terms.Given, terms.Replaces, terms.DropIt, offAnyway: fraction == 0, terms.Setting);
         else if (fraction == 0)
         {
-            const string without = "without validation data (ValidationFraction = 0 and no validation set passed to Fit)";
-            const string remedy = "set ValidationFraction above 0 or pass a validation set to Fit";
-            Unused("EarlyStoppingPatience", patience, defaultPatience, without, "early stopping watches the validation log-likelihood", remedy,
-                offAnyway: patience == 0);
+            Unused("EarlyStoppingPatience", patience, defaultPatience, terms.Missing, "early stopping watches the validation log-likelihood", terms.GiveIt,
+                offAnyway: patience == 0, terms.Setting);
             if (options is DeepRnadeOptions deep)
-                Unused(nameof(deep.ValidationOrderings), deep.ValidationOrderings, DeepRnadeOptions.Defaults.ValidationOrderings, without,
-                    "it is the number of orderings the validation log-likelihood averages", remedy);
+                Unused(nameof(deep.ValidationOrderings), deep.ValidationOrderings, DeepRnadeOptions.Defaults.ValidationOrderings, terms.Missing,
+                    "it is the number of orderings the validation log-likelihood averages", terms.GiveIt, named: terms.Setting);
         }
         if (options is RbmOptions rbm && columns is int d) CheckRbm(rbm, d);
     }
@@ -263,13 +272,17 @@ internal static class SettingEffects
     /// <param name="remedy">The setting that would make it count ("set TrainingData = Streamed"), or null when none would.</param>
     /// <param name="offAnyway">The value only switches off what this configuration does not do anyway (see the class
     /// remarks): accepted.</param>
-    private static void Unused<T>(string setting, T value, T defaultValue, string where, string what, string? remedy, bool offAnyway = false)
+    /// <param name="named">How the message names the setting and its value (<see cref="ValidationTerms.Setting"/>); null:
+    /// <c>Setting = value</c>.</param>
+    private static void Unused<T>(string setting, T value, T defaultValue, string where, string what, string? remedy, bool offAnyway = false,
+        Func<string, string, string>? named = null)
     {
-        if (!offAnyway && !EqualityComparer<T>.Default.Equals(value, defaultValue)) throw NoEffect(setting, Show(value), Show(defaultValue), where, what, remedy);
+        if (!offAnyway && !EqualityComparer<T>.Default.Equals(value, defaultValue)) throw NoEffect(setting, Show(value), Show(defaultValue), where, what, remedy, named);
     }
 
-    private static ArgumentException NoEffect(string setting, string value, string defaultValue, string where, string what, string? remedy)
-        => new($"{setting} = {value} has no effect {where}: {what}; {(remedy is null ? "" : remedy + ", or ")}leave {setting} at its default ({defaultValue}).", setting);
+    private static ArgumentException NoEffect(string setting, string value, string defaultValue, string where, string what, string? remedy,
+        Func<string, string, string>? named = null)
+        => new($"{(named ?? ValidationTerms.MLNet.Setting)(setting, value)} has no effect {where}: {what}; {(remedy is null ? "" : remedy + ", or ")}leave {setting} at its default ({defaultValue}).", setting);
 
     private static string Show(object? value) => value switch
     {

@@ -85,12 +85,21 @@ public static class TrainingLoop
         return split is null ? (data, null) : (data.Select(split.Value.Train), data.Select(split.Value.Validation));
     }
 
+    /// <summary>How many of <paramref name="count"/> examples <see cref="Split(RowMatrix, RowMatrix?, double, ulong)"/>
+    /// holds out at <paramref name="fraction"/>: ⌊count · fraction⌋, or 0 when that is none or would leave no training
+    /// example (then nothing is held out: no validation, no early stopping).</summary>
+    public static int HeldOutCount(int count, double fraction)
+    {
+        int nValid = fraction > 0 ? (int)Math.Floor(count * fraction) : 0;
+        return nValid < 1 || count - nValid < 1 ? 0 : nValid;
+    }
+
     /// <summary>The seeded split of <paramref name="count"/> examples: ⌊count · fraction⌋ held out (sorted indices of
     /// both parts), or null when that leaves no held-out or no training example.</summary>
     internal static (int[] Train, int[] Validation)? SplitIndices(int count, double fraction, ulong seed)
     {
-        int nValid = (int)Math.Floor(count * fraction);
-        if (nValid < 1 || count - nValid < 1) return null;
+        int nValid = HeldOutCount(count, fraction);
+        if (nValid == 0) return null;
         var order = new int[count];
         for (int i = 0; i < order.Length; i++) order[i] = i;
         new RandomStream(seed).Fork(0x5EED_5A11).Shuffle(order.AsSpan());
