@@ -294,6 +294,9 @@ internal static class ValidationViewErrors
 /// stage made a column), so the hint is conditional. NormalizeRobustScaling is the example because, of ML.NET 5.0.1's
 /// normalizers, it is the one that makes such values: it divides a slot that is constant in the data it was fitted on by
 /// zero (NaN for that constant, ±infinity for any other value), where NormalizeMinMax and NormalizeMeanVariance give 0.
+/// A NaN is also ML.NET's missing value — an empty field that <c>LoadFromTextFile</c> read with <c>MissingRealsAsNaNs</c>
+/// (which docs/mlnet.md advises for files with gaps), a <c>float.NaN</c> in a class — and then the value is in the data
+/// and no stage is to blame: the hint for a NaN also says how to replace missing values or drop their rows.
 /// </summary>
 internal static class NonFiniteInput
 {
@@ -301,9 +304,17 @@ internal static class NonFiniteInput
     internal static string Hint(string column) => $"if an earlier pipeline stage made column '{column}', the value comes from it " +
         "(e.g. NormalizeRobustScaling divides by zero a slot that is constant in the data it was fitted on, giving NaN or ±infinity)";
 
+    /// <summary>What to do about a NaN that is a missing value in the data, to follow a "; ".</summary>
+    internal static string MissingValueHint(string column) => "a NaN is also how ML.NET marks a missing value (an empty field read " +
+        $"with MissingRealsAsNaNs): replace missing values before this stage, e.g. ml.Transforms.ReplaceMissingValues(\"{column}\"), " +
+        "or drop their rows with ml.Data.FilterRowsByMissingValues";
+
     /// <summary><paramref name="problem"/> with the hint about <paramref name="column"/> when it is about a NaN or infinite
-    /// value, else unchanged.</summary>
-    public static string WithHint(string problem, string column) => DataValidation.IsNonFiniteValue(problem) ? $"{problem}; {Hint(column)}" : problem;
+    /// value (and for a NaN what to do about a missing value), else unchanged.</summary>
+    public static string WithHint(string problem, string column)
+        => !DataValidation.IsNonFiniteValue(problem) ? problem
+           : problem.Contains(DataValidation.NaNValue, StringComparison.Ordinal) ? $"{problem}; {Hint(column)}; {MissingValueHint(column)}"
+           : $"{problem}; {Hint(column)}";
 
     /// <summary><paramref name="e"/>, whose source is the column, with the hint when it is about a NaN or infinite value
     /// (restated: the same row, column, source and inner exception), else <paramref name="e"/> itself.</summary>
