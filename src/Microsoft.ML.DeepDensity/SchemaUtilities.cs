@@ -168,8 +168,15 @@ internal static class FeatureColumnCheck
             return $"; a key holds category indices, not values: encode it first, e.g. ml.Transforms.Conversion.MapKeyToVector(\"{name}\")";
         if (itemType is not (NumberDataViewType or BooleanDataViewType)) return "";
         if (isVector) return $"; convert it first, e.g. ml.Transforms.Conversion.ConvertType(\"{name}\", outputKind: DataKind.Single)";
-        return $"; put the scalar columns into one vector first, e.g. ml.Transforms.Concatenate(\"{name}\", \"A\", \"B\", \"C\")" +
-            (itemType == NumberDataViewType.Single ? "" : " after converting them to Single");
+        // A scalar: the example must run on the user's own columns. It used to be Concatenate("{name}", "A", "B", "C"),
+        // whose placeholder inputs are not the user's (ML.NET: "Could not find input column 'A'"), for a user with one
+        // feature column (a 1-D density) whose remedy is that column alone as a vector of one value.
+        string concatenate = $"ml.Transforms.Concatenate(\"{name}\", \"{name}\")";
+        return itemType == NumberDataViewType.Single
+            ? $"; put it into a vector first, e.g. {concatenate} for this column alone, or " +
+              $"ml.Transforms.Concatenate(\"Features\", \"{name}\", …) with the other scalar columns (then read 'Features')"
+            : $"; convert it to Single and put it into a vector first, e.g. ml.Transforms.Conversion.ConvertType(\"{name}\", " +
+              $"outputKind: DataKind.Single).Append({concatenate})";
     }
 
     /// <summary>Checks an estimator's input shape (sizes are not part of a <see cref="SchemaShape"/>).</summary>
