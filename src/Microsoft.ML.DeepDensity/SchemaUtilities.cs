@@ -168,8 +168,15 @@ internal static class FeatureColumnCheck
             return $"; a key holds category indices, not values: encode it first, e.g. ml.Transforms.Conversion.MapKeyToVector(\"{name}\")";
         if (itemType is not (NumberDataViewType or BooleanDataViewType)) return "";
         if (isVector) return $"; convert it first, e.g. ml.Transforms.Conversion.ConvertType(\"{name}\", outputKind: DataKind.Single)";
-        return $"; put the scalar columns into one vector first, e.g. ml.Transforms.Concatenate(\"{name}\", \"A\", \"B\", \"C\")" +
-            (itemType == NumberDataViewType.Single ? "" : " after converting them to Single");
+        // A scalar: the example must run on the user's own columns. It used to be Concatenate("{name}", "A", "B", "C"),
+        // whose placeholder inputs are not the user's (ML.NET: "Could not find input column 'A'"), for a user with one
+        // feature column (a 1-D density) whose remedy is that column alone as a vector of one value.
+        string concatenate = $"ml.Transforms.Concatenate(\"{name}\", \"{name}\")";
+        return itemType == NumberDataViewType.Single
+            ? $"; put it into a vector first, e.g. {concatenate} for this column alone, or " +
+              $"ml.Transforms.Concatenate(\"Features\", \"{name}\", …) with the other scalar columns (then read 'Features')"
+            : $"; convert it to Single and put it into a vector first, e.g. ml.Transforms.Conversion.ConvertType(\"{name}\", " +
+              $"outputKind: DataKind.Single).Append({concatenate})";
     }
 
     /// <summary>Checks an estimator's input shape (sizes are not part of a <see cref="SchemaShape"/>).</summary>
@@ -294,6 +301,9 @@ internal static class ValidationViewErrors
 /// stage made a column), so the hint is conditional. NormalizeRobustScaling is the example because, of ML.NET 5.0.1's
 /// normalizers, it is the one that makes such values: it divides a slot that is constant in the data it was fitted on by
 /// zero (NaN for that constant, ±infinity for any other value), where NormalizeMinMax and NormalizeMeanVariance give 0.
+/// A NaN is also ML.NET's missing value — an empty field that <c>LoadFromTextFile</c> read with <c>MissingRealsAsNaNs</c>
+/// (which docs/mlnet.md advises for files with gaps), a <c>float.NaN</c> in a class — and then the value is in the data
+/// and no stage is to blame: the hint for a NaN also says how to replace missing values or drop their rows.
 /// </summary>
 internal static class NonFiniteInput
 {
@@ -301,9 +311,17 @@ internal static class NonFiniteInput
     internal static string Hint(string column) => $"if an earlier pipeline stage made column '{column}', the value comes from it " +
         "(e.g. NormalizeRobustScaling divides by zero a slot that is constant in the data it was fitted on, giving NaN or ±infinity)";
 
+    /// <summary>What to do about a NaN that is a missing value in the data, to follow a "; ".</summary>
+    internal static string MissingValueHint(string column) => "a NaN is also how ML.NET marks a missing value (an empty field read " +
+        $"with MissingRealsAsNaNs): replace missing values before this stage, e.g. ml.Transforms.ReplaceMissingValues(\"{column}\"), " +
+        "or drop their rows with ml.Data.FilterRowsByMissingValues";
+
     /// <summary><paramref name="problem"/> with the hint about <paramref name="column"/> when it is about a NaN or infinite
-    /// value, else unchanged.</summary>
-    public static string WithHint(string problem, string column) => DataValidation.IsNonFiniteValue(problem) ? $"{problem}; {Hint(column)}" : problem;
+    /// value (and for a NaN what to do about a missing value), else unchanged.</summary>
+    public static string WithHint(string problem, string column)
+        => !DataValidation.IsNonFiniteValue(problem) ? problem
+           : problem.Contains(DataValidation.NaNValue, StringComparison.Ordinal) ? $"{problem}; {Hint(column)}; {MissingValueHint(column)}"
+           : $"{problem}; {Hint(column)}";
 
     /// <summary><paramref name="e"/>, whose source is the column, with the hint when it is about a NaN or infinite value
     /// (restated: the same row, column, source and inner exception), else <paramref name="e"/> itself.</summary>

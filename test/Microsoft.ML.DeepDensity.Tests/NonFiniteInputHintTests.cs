@@ -17,6 +17,11 @@ public class NonFiniteInputHintTests
     private const string Hint = "if an earlier pipeline stage made column 'Features', the value comes from it " +
         "(e.g. NormalizeRobustScaling divides by zero a slot that is constant in the data it was fitted on, giving NaN or ±infinity)";
 
+    /// <summary>What follows <see cref="Hint"/> for a NaN (not for ±infinity): a NaN may be a missing value of the data.</summary>
+    private const string MissingValueHint = "a NaN is also how ML.NET marks a missing value (an empty field read with " +
+        "MissingRealsAsNaNs): replace missing values before this stage, e.g. ml.Transforms.ReplaceMissingValues(\"Features\"), " +
+        "or drop their rows with ml.Data.FilterRowsByMissingValues";
+
     /// <summary>The raw rows with column C constant: after Concatenate(A, B, C, E), slot 2 of 'Features'.</summary>
     private static List<RawRow> ConstantC(int n, int seed = 1)
     {
@@ -37,7 +42,7 @@ public class NonFiniteInputHintTests
         Assert.Equal("Features", e.DataSource);
         Assert.Equal(0, e.Row);
         Assert.Equal(2, e.Column);
-        Assert.Equal($"Invalid data at 'Features', row 0, column 2: value is NaN in the training data; {Hint}.", e.Message);
+        Assert.Equal($"Invalid data at 'Features', row 0, column 2: value is NaN in the training data; {Hint}; {MissingValueHint}.", e.Message);
     }
 
     /// <summary>The same at scoring: a model fitted on clean rows scores a view whose normalizer (fitted where C was
@@ -56,11 +61,12 @@ public class NonFiniteInputHintTests
         Assert.Equal(0, e.Row);
         Assert.Equal(2, e.Column);
         Assert.Matches(@"value is [+-]infinity; if an earlier pipeline stage made column 'Features'", e.Message);
+        Assert.DoesNotContain("missing value", e.Message);   // an infinity is no missing value
 
         // Whole sequences (the estimator's own reader), naming the data set before the hint.
         var sequences = ml.Data.LoadFromEnumerable(new[] { new RnnRnadeColumns.SequenceRow { Features = new[] { 1f, 2f, float.NaN, 4f } } });
         var s = Assert.Throws<DataValidationException>(() => ml.DensityEstimation.RnnRnade("Features", 2, maxEpochs: 1).Fit(sequences));
-        Assert.Equal($"frame 1: value is NaN in the training data; {Hint}", s.Problem);
+        Assert.Equal($"frame 1: value is NaN in the training data; {Hint}; {MissingValueHint}", s.Problem);
 
         // A validation view's value: the data set, then the hint.
         var valid = TestData.Blob(20);
@@ -73,5 +79,54 @@ public class NonFiniteInputHintTests
         // A binary model's refusal of 0.34 is no NaN: no hint.
         var binary = Assert.Throws<DataValidationException>(() => ml.DensityEstimation.Rbm(maxEpochs: 1).Fit(ml.Data.LoadFromEnumerable(TestData.Blob(20))));
         Assert.DoesNotContain("earlier pipeline stage", binary.Message);
+    }
+    /// <summary>A CSV with an empty field, read with <c>MissingRealsAsNaNs = true</c> as docs/mlnet.md advises for files with
+    /// gaps: the NaN is in the data, not made by a stage, and the error said only that an earlier stage (such as
+    /// NormalizeRobustScaling) may have made it. It now also says that a NaN is ML.NET's missing value and how to replace
+    /// it or drop its rows, in Fit and in scoring (live and in a PredictionEngine), and the replacement it names works.</summary>
+    [Fact]
+    public void A_NaN_from_an_empty_csv_field_says_how_to_replace_missing_values_and_the_advice_works()
+    {
+        var ml = new MLContext(seed: 1);
+        string dir = TestTemp.Directory("dd-missing");
+        string path = Path.Combine(dir, "gaps.csv");
+        var lines = new List<string> { "A,B,C" };
+        var r = new Random(3);
+        for (int i = 0; i < 60; i++)
+            lines.Add(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{r.NextDouble()},{(i == 7 ? "" : r.NextDouble().ToString("R", System.Globalization.CultureInfo.InvariantCulture))},{r.NextDouble()}"));
+        File.WriteAllLines(path, lines);
+        var data = ml.Data.LoadFromTextFile<CsvRow>(path, new TextLoader.Options { HasHeader = true, Separators = new[] { ',' }, MissingRealsAsNaNs = true });
+        var concat = ml.Transforms.Concatenate("Features", nameof(CsvRow.A), nameof(CsvRow.B), nameof(CsvRow.C));
+        var rnade = ml.DensityEstimation.Rnade(TestData.SmallRnade(o => o.ModelOptions.MaxEpochs = 1));
+
+        var fit = Assert.Throws<DataValidationException>(() => concat.Append(rnade).Fit(data));
+        Assert.Equal(7, fit.Row);
+        Assert.Equal(1, fit.Column);
+        Assert.Equal($"value is NaN in the training data; {Hint}; {MissingValueHint}", fit.Problem);
+
+        // The replacement the message names, inserted before the estimator, trains on the same file.
+        var model = concat.Append(ml.Transforms.ReplaceMissingValues("Features")).Append(rnade).Fit(data);
+        Assert.Equal(60, model.Transform(data).GetColumn<float>("LogDensity").Count(float.IsFinite));
+
+        // Scoring the gap with a model that has no replacement stage: the cursor and a PredictionEngine say it too.
+        var plain = concat.Append(rnade).Fit(ml.Data.FilterRowsByMissingValues(data, nameof(CsvRow.A), nameof(CsvRow.B), nameof(CsvRow.C)));
+        var scoring = Assert.Throws<DataValidationException>(() => plain.Transform(data).GetColumn<float>("LogDensity").ToList());
+        Assert.Equal(7, scoring.Row);
+        Assert.EndsWith($"; {MissingValueHint}", scoring.Problem);
+        var engine = ml.Model.CreatePredictionEngine<CsvRow, LogDensityOnly>(plain);
+        var one = Assert.Throws<DataValidationException>(() => engine.Predict(new CsvRow { A = 0.5f, B = float.NaN, C = 0.5f }));
+        Assert.EndsWith($"; {MissingValueHint}", one.Problem);
+    }
+
+    public sealed class CsvRow
+    {
+        [LoadColumn(0)] public float A { get; set; }
+        [LoadColumn(1)] public float B { get; set; }
+        [LoadColumn(2)] public float C { get; set; }
+    }
+
+    public sealed class LogDensityOnly
+    {
+        public float LogDensity { get; set; }
     }
 }

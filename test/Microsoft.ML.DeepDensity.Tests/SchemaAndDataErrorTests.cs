@@ -90,6 +90,49 @@ public class SchemaAndDataErrorTests
         }
     }
 
+    public sealed class Scalars
+    {
+        public float Amount { get; set; }
+        public double D { get; set; }
+        public int I { get; set; }
+        public bool B { get; set; }
+    }
+
+    /// <summary>A scalar feature column — one feature, a 1-D density, is a natural first use: the remedy in the message used to
+    /// be <c>Concatenate("Amount", "A", "B", "C")</c>, whose placeholder columns the user's data does not have (copied as
+    /// written it failed with ML.NET's "Could not find input column 'A'"). It now names the column itself, and the remedy
+    /// as written — applied here — makes a column the estimator trains on, for Single, Double, Int32 and Boolean scalars.</summary>
+    [Fact]
+    public void AScalarFeatureColumn_IsRefusedWithARemedyThatRunsOnTheUsersOwnColumn()
+    {
+        var ml = new MLContext(seed: 1);
+        var rnd = new Random(4);
+        var view = ml.Data.LoadFromEnumerable(Enumerable.Range(0, 60).Select(i =>
+            new Scalars { Amount = (float)rnd.NextDouble(), D = rnd.NextDouble(), I = rnd.Next(10), B = rnd.Next(2) == 1 }).ToList());
+        var shape = SchemaShapeFactory.FromType<Scalars>(ml);
+        IEstimator<ITransformer> Vector(string c) => ml.Transforms.Concatenate(c, c);
+        IEstimator<ITransformer> SingleVector(string c) => ml.Transforms.Conversion.ConvertType(c, outputKind: DataKind.Single).Append(Vector(c));
+        foreach (var (column, remedy, fix) in new (string, string, IEstimator<ITransformer>)[]
+        {
+            ("Amount", "ml.Transforms.Concatenate(\"Amount\", \"Amount\") for this column alone", Vector("Amount")),
+            ("D", "ml.Transforms.Conversion.ConvertType(\"D\", outputKind: DataKind.Single).Append(ml.Transforms.Concatenate(\"D\", \"D\"))", SingleVector("D")),
+            ("I", "ml.Transforms.Conversion.ConvertType(\"I\", outputKind: DataKind.Single).Append(ml.Transforms.Concatenate(\"I\", \"I\"))", SingleVector("I")),
+            ("B", "ml.Transforms.Conversion.ConvertType(\"B\", outputKind: DataKind.Single).Append(ml.Transforms.Concatenate(\"B\", \"B\"))", SingleVector("B")),
+        })
+        {
+            var estimator = ml.DensityEstimation.Rnade(TestData.SmallRnade(o => { o.FeatureColumnName = column; o.ModelOptions.MaxEpochs = 1; }));
+            foreach (var refused in new Action[] { () => estimator.Fit(view), () => estimator.GetOutputSchema(shape) })
+            {
+                var e = Assert.ThrowsAny<ArgumentException>(refused);
+                Assert.Contains($"Feature column '{column}' must be a known-size vector of Single", e.Message);
+                Assert.Contains(remedy, e.Message);
+                Assert.DoesNotContain("\"A\", \"B\", \"C\"", e.Message);
+            }
+            var model = fix.Append(estimator).Fit(view);
+            Assert.Equal(60, model.Transform(view).GetColumn<float>("LogDensity").Count(float.IsFinite));
+        }
+    }
+
     /// <summary>A variable-size feature column (a TextLoader range without an end, an input class without
     /// [VectorType]): an estimator refuses it, training needs the width; a fitted model scores it, as the plain
     /// Model.Load of its zip always did — LoadWithLiveDensityModels and the live transformer used to refuse what the

@@ -36,7 +36,8 @@ public abstract class ImportanceSampledModel : DensityModel
 
     /// <summary>Importance samples K of the reported log-density estimate.</summary>
     public int EvaluationSamples { get; }
-    /// <summary>Samples per row per scoring pass (memory only; does not change results).</summary>
+    /// <summary>Samples per row per scoring pass (bounds memory; the noise is drawn per chunk, so another value is another
+    /// draw of the estimate, as another <see cref="EvaluationSeed"/> is).</summary>
     public int EvaluationSamplesPerChunk { get; }
     /// <summary>Seed of the log-density estimate's noise.</summary>
     public ulong EvaluationSeed { get; }

@@ -23,8 +23,10 @@ public abstract class ImportanceSampledOptions : GradientTrainingOptions
     /// <summary>Importance samples K of the log-density estimate the trained model reports. Default <see cref="Defaults.EvaluationSamples"/>.</summary>
     public int EvaluationSamples { get; set; } = Defaults.EvaluationSamples;
 
-    /// <summary>Samples per row processed in one pass when estimating log-densities (bounds memory; does not change
-    /// results). Default <see cref="Defaults.EvaluationSamplesPerChunk"/>.</summary>
+    /// <summary>Samples per row processed in one pass when estimating log-densities (bounds memory). A row's noise is
+    /// drawn chunk by chunk, so another value is another draw of the estimate, as another <see cref="EvaluationSeed"/> is:
+    /// the same K and as good an estimate, but not the same values (it is saved with the model, so a saved model scores as
+    /// it did). Default <see cref="Defaults.EvaluationSamplesPerChunk"/>.</summary>
     public int EvaluationSamplesPerChunk { get; set; } = Defaults.EvaluationSamplesPerChunk;
 
     /// <summary>Seed of the log-density estimate's noise (stored in the model). Default <see cref="Defaults.EvaluationSeed"/>.</summary>
