@@ -199,7 +199,7 @@ public sealed class SequenceDensityTransformer : ITransformer
     public IRowToRowMapper GetRowToRowMapper(DataViewSchema inputSchema)
     {
         var mapper = _chain.GetRowToRowMapper(Checked(inputSchema));
-        return _streamsRows ? FrameRowStreaming.Wrap(mapper) : mapper;
+        return _streamsRows ? FrameRowStreaming.Wrap(mapper, OrderType(mapper.InputSchema)) : mapper;
     }
 
     /// <summary>Lazily appends the output columns.</summary>
@@ -216,8 +216,12 @@ public sealed class SequenceDensityTransformer : ITransformer
         ArgumentNullException.ThrowIfNull(input);
         Checked(input.Schema);
         var output = _chain.Transform(input);
-        return _streamsRows ? FrameRowStreaming.Wrap(output, input.Schema) : output;
+        return _streamsRows ? FrameRowStreaming.Wrap(output, input.Schema, OrderType(input.Schema)) : output;
     }
+
+    /// <summary>Frame rows: the type of the input's order column (the last input column), in whose terms an out-of-order
+    /// row's error gives its times.</summary>
+    private DataViewType? OrderType(DataViewSchema input) => input.GetColumnOrNull(_inputs[^1])?.Type;
 
     private DataViewSchema Checked(DataViewSchema schema)
     {
