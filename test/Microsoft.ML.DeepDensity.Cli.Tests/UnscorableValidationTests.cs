@@ -5,7 +5,7 @@ namespace Microsoft.ML.DeepDensity.Cli.Tests;
 /// <summary>
 /// A validation row far off the training data's scale (a finite 3e38 among values of a few units): ddml fit said
 /// "training diverged … standardise the inputs" (exit 5), blaming the training file. It is a bad row of the file it is
-/// in: that file, its line and the column of the far-off value (exit 4).
+/// in: that file, its line and the column of the far-off value (exit 3, bad data).
 /// </summary>
 public class UnscorableValidationTests : IDisposable
 {
