@@ -17,7 +17,7 @@ public static class ReportCommand
         var label = new Option<string?>("--label") { Description = "Anomaly label column: normal vs anomalous histogram and the ROC curve." };
         var shape = new Option<string?>("--image-shape") { Description = "HxW: draw rows as H×W images (default: when the column count is a perfect square)." };
         var top = new Option<int>("--top") { Description = "Most anomalous rows to list and draw.", DefaultValueFactory = _ => 10 };
-        var samples = new Option<int?>("--samples") { Description = "Generated samples to draw for image-shaped data (default 24, at most 200); rnnrnade: real and generated sequences drawn as line plots (default 4, at most 200)." };
+        var samples = new Option<int?>("--samples") { Description = "Generated samples to draw for image-shaped data (default 24, at most 200); rnnrnade: real and generated sequences drawn as line plots (default 4, at most 200). 0 draws none: the report has no such section." };
         var length = new Option<int?>("--length") { Description = "rnnrnade: frames per generated sequence (default: the median training sequence length; at most 100000)." };
         var seed = new Option<ulong>("--seed") { Description = "Seed of the generated samples.", DefaultValueFactory = _ => 0 };
         var output = DdmlApp.OutOption("HTML file to write (self-contained: images are embedded).", required: true);
@@ -32,14 +32,24 @@ public static class ReportCommand
             var loaded = ModelZip.Load(ml, parse.GetValue(model)!);
             string dataFile = parse.GetValue(data)!;
             int topRows = parse.GetValue(top);
-            if (topRows < 1 || parse.GetValue(samples) < 1 || parse.GetValue(length) < 1)
-                throw new CliException(ExitCodes.UsageError, "--top, --samples and --length must be at least 1.");
+            if (topRows < 1 || parse.GetValue(length) < 1)
+                throw new CliException(ExitCodes.UsageError, "--top and --length must be at least 1.");
+            if (parse.GetValue(samples) is int negative and < 0)
+                throw new CliException(ExitCodes.UsageError, $"--samples {negative}: must not be negative (0 draws none, and the report has no samples section).");
+            // With --samples 0 nothing is drawn, so what shapes the draws would do nothing (nothing is silently dropped).
+            void NoDrawsToShape(params Option[] shaping)
+            {
+                if (parse.GetValue(samples) != 0) return;
+                foreach (var given in shaping.Where(o => parse.GetResult(o) is { Implicit: false }))
+                    throw new CliException(ExitCodes.UsageError, $"{given.Name} has no effect with --samples 0: no samples are drawn; drop {given.Name} or ask for samples.");
+            }
             string title = $"DeepDensity report: {Path.GetFileName(loaded.File)} on {Path.GetFileName(dataFile)}";
             if (loaded.IsSequenceModel)
             {
                 if (parse.GetValue(shape) is not null) throw new CliException(ExitCodes.UsageError, "--image-shape is for row models; rnnrnade draws sequences as line plots.");
                 if (parse.GetValue(samples) is int many && many > DensityReportOptions.MaxSequencesDrawn)
                     throw new CliException(ExitCodes.UsageError, $"--samples {many}: at most {DensityReportOptions.MaxSequencesDrawn} real and generated sequences are drawn (as lines of one plot).");
+                NoDrawsToShape(seed, length);
                 if (parse.GetValue(length) is int frames && frames > DensityReportOptions.MaxSampleLength)
                     throw new CliException(ExitCodes.UsageError, $"--length {frames}: generated sequences of at most {DensityReportOptions.MaxSampleLength} frames are drawn.");
                 var sequenceOptions = new DensityReportOptions
@@ -60,10 +70,12 @@ public static class ReportCommand
             // Generated samples are drawn only as images: on data that is not image-shaped --samples and --seed would be
             // taken and do nothing (nothing is silently dropped), so they are refused before the data is scored.
             if (DensityReport.ImageShape(loaded.Model.Dimension, new DensityReportOptions { ImageShape = imageShape }) is null)
-                foreach (var given in new Option[] { samples, seed }.Where(o => parse.GetResult(o) is { Implicit: false }))
+                // --samples 0 asks for what happens here anyway (no samples): accepted.
+                foreach (var given in new Option[] { samples, seed }.Where(o => parse.GetResult(o) is { Implicit: false } && !(o == samples && sampleCount == 0)))
                     throw new CliException(ExitCodes.UsageError, $"{given.Name} has no effect here: generated samples are drawn as images, and the model's " +
                         (loaded.Model.Dimension == 1 ? "one column is not image-shaped (one value is no image)" // 1 is a square, but not drawn
                             : $"{loaded.Model.Dimension} columns are not image-shaped (not a perfect square)") + $"; give --image-shape HxW to draw them, or drop {given.Name}.");
+            NoDrawsToShape(seed);
             var scored = ScoringCommands.ScoreTable(ml, loaded, dataFile, parse.GetValue(label));
             var options = new DensityReportOptions
             {

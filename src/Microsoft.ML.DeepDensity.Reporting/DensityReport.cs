@@ -64,13 +64,17 @@ public static partial class DensityReport
             var values = rows.Values.AsSpan(0, rows.Rows * rows.Columns);
             double low = values.Length == 0 ? 0 : TensorMin(values), high = values.Length == 0 ? 1 : TensorMax(values);
             if (!(high > low)) high = low + 1;
-            int n = Math.Max(1, options.SampleCount);
-            var samples = model.Sample(n, options.Seed);
-            var real = rows.SelectRows(Enumerable.Range(0, Math.Min(n, rows.Rows)).ToArray());
-            html.Append($"<h2>Images ({h}×{w})</h2>\n<div class=\"row\">");
-            ReportHtml.Image(html, Plots.ImageGrid("Generated samples", samples, h, w, null, low, high), "Generated samples", $"{n} draws from the model (seed {options.Seed}).");
-            ReportHtml.Image(html, Plots.ImageGrid("Real rows", real, h, w, null, low, high), "Real rows", real.Rows == 1 ? "The first scored row." : $"The first {real.Rows} scored rows.");
-            html.Append("</div>\n");
+            html.Append($"<h2>Images ({h}×{w})</h2>\n");
+            // SampleCount 0 draws no samples: no grid of them, nor of real rows to compare them with.
+            if (options.SampleCount is int n and > 0)
+            {
+                var samples = model.Sample(n, options.Seed);
+                var real = rows.SelectRows(Enumerable.Range(0, Math.Min(n, rows.Rows)).ToArray());
+                html.Append("<div class=\"row\">");
+                ReportHtml.Image(html, Plots.ImageGrid("Generated samples", samples, h, w, null, low, high), "Generated samples", $"{n} draws from the model (seed {options.Seed}).");
+                ReportHtml.Image(html, Plots.ImageGrid("Real rows", real, h, w, null, low, high), "Real rows", real.Rows == 1 ? "The first scored row." : $"The first {real.Rows} scored rows.");
+                html.Append("</div>\n");
+            }
             var drawn = order.Take(DensityReportOptions.MaxImagesDrawn).ToArray();
             var captions = drawn.Select(i => logDensity[i].ToString("F1", Ci)).ToArray();
             ReportHtml.Image(html, Plots.ImageGrid("Most anomalous rows", rows.SelectRows(drawn), h, w, captions, low, high), "Most anomalous rows",

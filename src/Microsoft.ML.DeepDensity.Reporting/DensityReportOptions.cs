@@ -36,7 +36,8 @@ public sealed class DensityReportOptions
     /// the plotting library cannot make.</summary>
     public const int MaxImagesDrawn = 200;
 
-    /// <summary>Generated samples drawn for image-shaped data (at most <see cref="MaxImagesDrawn"/>). Default 24.</summary>
+    /// <summary>Generated samples drawn for image-shaped data, beside as many real rows (0 to <see cref="MaxImagesDrawn"/>;
+    /// 0 draws none, and the report has no grids of generated and real rows). Default 24.</summary>
     public int SampleCount { get; set; } = 24;
 
     /// <summary>Seed of the generated samples. Default 0.</summary>
@@ -51,7 +52,8 @@ public sealed class DensityReportOptions
     /// <summary>Most frames per generated sequence (<see cref="SampleLength"/> at most): the line plots draw every one.</summary>
     public const int MaxSampleLength = 100_000;
 
-    /// <summary>Sequences only: real and generated sequences drawn as line plots (at most <see cref="MaxSequencesDrawn"/>). Default 4.</summary>
+    /// <summary>Sequences only: real and generated sequences drawn as line plots (0 to <see cref="MaxSequencesDrawn"/>; 0
+    /// draws none, and the report has no section of real and generated sequences). Default 4.</summary>
     public int SequenceCount { get; set; } = 4;
 
     /// <summary>Sequences only: frames of each generated sequence (at most <see cref="MaxSampleLength"/>); null = the median length of the scored sequences.</summary>

@@ -117,7 +117,9 @@ public static partial class DensityReport
         ReportHtml.Image(html, Plots.StepLogDensity(traced), "Per-step log-density along sequences",
             "log p(x_t | x_<t) at every step of the most anomalous sequences, and of the median sequence (grey) for comparison.");
 
-        int n = Math.Max(1, options.SequenceCount), length = options.SampleLength ?? Math.Min(MedianLength(sequences), DensityReportOptions.MaxSampleLength);
+        // SequenceCount 0 draws no sequences: the report has no section of real and generated ones.
+        if (options.SequenceCount == 0) return ReportHtml.End(html);
+        int n = options.SequenceCount, length = options.SampleLength ?? Math.Min(MedianLength(sequences), DensityReportOptions.MaxSampleLength);
         var generated = model.Sample(n, length, options.Seed);
         // Real sequences to compare the draws with: normal ones when the labels say which.
         var realIndices = Enumerable.Range(0, count).Where(i => sequenceLabels is null || !sequenceLabels[i]).Take(n).ToArray();

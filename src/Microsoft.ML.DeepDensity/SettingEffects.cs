@@ -284,14 +284,8 @@ internal static class SettingEffects
         Func<string, string, string>? named = null)
         => new($"{(named ?? ValidationTerms.MLNet.Setting)(setting, value)} has no effect {where}: {what}; {(remedy is null ? "" : remedy + ", or ")}leave {setting} at its default ({defaultValue}).", setting);
 
-    private static string Show(object? value) => value switch
-    {
-        null => "null",
-        int[] a => "{" + string.Join(", ", a) + "}",
-        bool b => b ? "true" : "false",
-        IFormattable f => f.ToString(null, CultureInfo.InvariantCulture),
-        _ => value.ToString() ?? "",
-    };
+    /// <summary>A value as every option message shows it (<see cref="OptionText"/>: an array as <c>[3, 4]</c>).</summary>
+    private static string Show(object? value) => OptionText.Show(value);
 
     private static string Invariant(FormattableString text) => text.ToString(CultureInfo.InvariantCulture);
 }

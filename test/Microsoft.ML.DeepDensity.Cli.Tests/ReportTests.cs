@@ -91,6 +91,55 @@ public class ReportTests : IDisposable
         Assert.Contains("3 sequences of 10 frames drawn from the model", document.Body!.TextContent); // median training length
     }
 
+    /// <summary>'report --samples 0' was refused ("--samples must be at least 1") although the library takes 0 (and then
+    /// drew one sample anyway). 0 draws none: the report has no grids of generated and real rows (rnnrnade: no section of
+    /// real and generated sequences), without a word on standard error; a negative count is a usage error, and --seed or
+    /// --length, which shape draws that are not made, are refused with --samples 0.</summary>
+    [Fact]
+    public void SamplesZeroLeavesOutTheSamples_NegativeIsAUsageError()
+    {
+        var train = _h.Blob("train.csv", 120);
+        var zip = _h.PathOf("model.zip");
+        Assert.Equal(0, _h.Run("fit", train, "-m", "rnade", "--exclude", "label", "--epochs", "1", "-p", "HiddenUnits=4", "-p", "Components=1", "-o", zip).Exit);
+        var html = _h.PathOf("none.html");
+        var r = _h.Run("report", zip, train, "--image-shape", "2x2", "--samples", "0", "-o", html);
+        Assert.Equal(0, r.Exit);
+        Assert.Equal("", r.Err);
+        var document = ParseAndCheckImages(html, new[] { "Training curves", "Log-densities", "Most anomalous rows", "Images (2×2)" }, 3); // curves, histogram, anomalous rows
+        Assert.DoesNotContain("Generated samples", document.Body!.TextContent);
+        Assert.DoesNotContain("Real rows", document.Body!.TextContent);
+        // Not image-shaped: no samples are drawn anyway, so 0 asks for nothing that is dropped.
+        Assert.Equal(0, _h.Run("report", zip, train, "--samples", "0", "-o", _h.PathOf("plain.html")).Exit);
+
+        r = _h.Run("report", zip, train, "--image-shape", "2x2", "--samples", "-1", "-o", _h.PathOf("bad.html"));
+        Assert.Equal(ExitCodes.UsageError, r.Exit);
+        Assert.Contains("ddml: error: --samples -1: must not be negative (0 draws none, and the report has no samples section).", r.Err);
+        r = _h.Run("report", zip, train, "--image-shape", "2x2", "--samples", "0", "--seed", "3", "-o", _h.PathOf("bad.html"));
+        Assert.Equal(ExitCodes.UsageError, r.Exit);
+        Assert.Contains("ddml: error: --seed has no effect with --samples 0: no samples are drawn; drop --seed or ask for samples.", r.Err);
+        Assert.False(File.Exists(_h.PathOf("bad.html")));
+
+        var frames = new System.Text.StringBuilder("unit,time,a,b\n");
+        var rnd = new Random(3);
+        for (int u = 0; u < 12; u++)
+            for (int t = 0; t < 8; t++)
+                frames.Append(System.Globalization.CultureInfo.InvariantCulture, $"u{u},{t},{CliHarness.Gauss(rnd):F4},{CliHarness.Gauss(rnd):F4}\n");
+        var csv = _h.Write("frames.csv", frames.ToString());
+        var seq = _h.PathOf("seq.zip");
+        Assert.Equal(0, _h.Run("fit", csv, "-m", "rnnrnade", "--sequence-id", "unit", "--order", "time", "--epochs", "1",
+            "-p", "HiddenUnits=2", "-p", "RecurrentUnits=2", "-o", seq).Exit);
+        var seqHtml = _h.PathOf("seq.html");
+        r = _h.Run("report", seq, csv, "--samples", "0", "-o", seqHtml);
+        Assert.Equal(0, r.Exit);
+        Assert.Equal("", r.Err);
+        var headings = new HtmlParser().ParseDocument(File.ReadAllText(seqHtml)).QuerySelectorAll("h2").Select(h => h.TextContent).ToArray();
+        Assert.Contains("Most anomalous sequences", headings);
+        Assert.DoesNotContain("Real and generated sequences", headings);
+        r = _h.Run("report", seq, csv, "--samples", "0", "--length", "5", "-o", _h.PathOf("bad.html"));
+        Assert.Equal(ExitCodes.UsageError, r.Exit);
+        Assert.Contains("ddml: error: --length has no effect with --samples 0", r.Err);
+    }
+
     /// <summary>Parses the report, checks its section headings, and that every image is an embedded PNG that decodes and is not blank.</summary>
     private static AngleSharp.Html.Dom.IHtmlDocument ParseAndCheckImages(string path, string[] headings, int imageCount)
     {

@@ -119,6 +119,14 @@ public class SettingEffectTests : IDisposable
             AssertOneLine(r.Err, $"ddml: error: invalid model option: {option.Replace("=", " = ")} has no effect");
         }
 
+        // An array-valued option is written as the docs write it, not as C#'s initialiser ("Layers = {3}").
+        r = Fit(missing, "deepgmm", "-p", "Layers=3", "-p", "MStep=Minibatch");
+        Assert.Equal(ExitCodes.UsageError, r.Exit);
+        AssertOneLine(r.Err, "invalid model option: MStep = Minibatch has no effect with one layer (Layers = [3])");
+        r = Fit(missing, "nvil", "-p", "LatentDimensions=5,0");
+        Assert.Equal(ExitCodes.UsageError, r.Exit);
+        AssertOneLine(r.Err, "invalid model option: LatentDimensions entries must be in [1, ", "(got [5, 0])");
+
         // rnnrnade's own rules are checked before the data is read too (its defaults do not adapt to the data).
         r = _h.Run("fit", missing, "-m", "rnnrnade", "--sequence-id", "seq", "--order", "t", "-p", "Optimizer=SgdMomentum", "-p", "AdamBeta1=0.8", "-o", _h.PathOf("s.zip"));
         Assert.Equal(ExitCodes.UsageError, r.Exit);

@@ -206,7 +206,7 @@ public class DocSnippetTests
         // snippet: docs/models/nvil.md
         var model = NvilModel.Fit(binaryTrain, new NvilOptions
         {
-            LatentDimensions = new[] { 200, 200 },   // two binary layers (default {200})
+            LatentDimensions = new[] { 200, 200 },   // two binary layers (default [200])
             SamplesPerExample = 1,                   // h ~ q per row per step
             EvaluationSamples = 1000,                // K of the reported log-density estimate
         }, validation: binaryValid, progress: new Progress<TrainingProgress>(Console.WriteLine));

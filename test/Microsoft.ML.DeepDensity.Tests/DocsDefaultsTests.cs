@@ -150,7 +150,7 @@ public class DocsDefaultsTests
         foreach (Match row in CatalogRow.Matches(text))
         {
             string name = row.Groups["method"].Value;
-            // Comments and parenthesised notes after a default ("null /* {4, 4} */", "null ({200})") are prose.
+            // Comments and parenthesised notes after a default ("null /* [4, 4] */", "null ([200])") are prose.
             string list = Regex.Replace(Regex.Replace(row.Groups["parameters"].Value, @"/\*.*?\*/", ""), @"\([^)]*\)", "");
             var documented = list.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)
                 .Select(p => Parameter.Match(p)).ToList();
@@ -188,7 +188,7 @@ public class DocsDefaultsTests
         switch (actual)
         {
             case int[] list:
-                var inner = Regex.Match(documented, @"\{([^}]*)\}");
+                var inner = Regex.Match(documented, @"^\[([^\]]*)\]");
                 return inner.Success && inner.Groups[1].Value.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)
                     .Select(int.Parse).SequenceEqual(list);
             case bool b: return first.Equals(b ? "true" : "false", StringComparison.Ordinal);
@@ -203,7 +203,7 @@ public class DocsDefaultsTests
         return Math.Abs(value - expected) <= 1e-6 * Math.Max(1, Math.Abs(expected));
     }
 
-    private static string Format(object v) => v is int[] a ? "{" + string.Join(", ", a) + "}" : Convert.ToString(v, CultureInfo.InvariantCulture)!;
+    private static string Format(object v) => v is int[] a ? "[" + string.Join(", ", a) + "]" : Convert.ToString(v, CultureInfo.InvariantCulture)!;
 
     internal static string RepositoryRoot()
     {

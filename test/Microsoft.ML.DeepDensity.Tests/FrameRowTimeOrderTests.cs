@@ -169,4 +169,57 @@ public class FrameRowTimeOrderTests
         }
         finally { System.Globalization.CultureInfo.CurrentCulture = saved; }
     }
+    /// <summary>A row whose time goes back within its sequence, at scoring: the error gave both times as the Doubles the
+    /// chain reads them as ("order 6.3839664E+17 after 6.3839688E+17"), since the scorer in the chain sees only those and a
+    /// saved model does not record the column's type. The transformer knows the type from the input it scores, so the
+    /// times read as the column holds them: live, through a PredictionEngine, and loaded with LoadWithLiveDensityModels.</summary>
+    [Fact]
+    public void ATimeGoingBackAtScoringIsNamedAsATime()
+    {
+        var ml = new MLContext(seed: 1);
+        var rows = Readings();
+        TimeFrame Frame((float[] Frame, string Id, int Step) r) => new() { Features = r.Frame, SequenceId = r.Id, Order = Start.AddMinutes(r.Step) };
+        var model = Estimator(ml).Fit(ml.Data.LoadFromEnumerable(rows.Select(Frame)));
+        // In time order, but "south" has its step 6 where its step 4 was: its step 5 then comes after its step 6.
+        var ordered = InTimeOrder(rows).ToList();
+        int four = ordered.FindIndex(r => r.Id == "south" && r.Step == 4), six = ordered.FindIndex(r => r.Id == "south" && r.Step == 6);
+        (ordered[four], ordered[six]) = (ordered[six], ordered[four]);
+        int five = ordered.FindIndex(r => r.Id == "south" && r.Step == 5);
+        const string Expected = "sequence 'south' has order 2026-03-29 00:35:00 after 2026-03-29 00:36:00: the rows of a sequence must arrive in increasing order";
+
+        // Through a cursor: ML.NET's splitter, which reads the scorer on a worker, wraps the error in its
+        // InvalidOperationExceptions (as before); the error inside them is restated.
+        static DataValidationException Inside(Exception e)
+        {
+            while (e is not DataValidationException && e.InnerException is { } inner) e = inner;
+            return Assert.IsType<DataValidationException>(e);
+        }
+        var e = Inside(Assert.ThrowsAny<InvalidOperationException>(() =>
+            model.Transform(ml.Data.LoadFromEnumerable(ordered.Select(Frame))).GetColumn<float>("LogDensity").ToArray()));
+        Assert.Contains(Expected, e.Message);
+        Assert.Equal((five, "Order"), ((int)e.Row, e.DataSource));
+        Assert.DoesNotContain("E+17", e.Message);
+
+        var engine = ml.Model.CreatePredictionEngine<TimeFrame, Score>(model);
+        e = Assert.Throws<DataValidationException>(() => { foreach (var r in ordered) engine.Predict(Frame(r)); });
+        Assert.Contains(Expected, e.Message);
+        Assert.Contains("in the input row of a PredictionEngine", e.Message);
+
+        var path = Path.Combine(Path.GetTempPath(), $"dd-time-back-{Guid.NewGuid():N}.zip");
+        try
+        {
+            ml.Model.Save(model, ml.Data.LoadFromEnumerable(rows.Select(Frame)).Schema, path);
+            var loaded = new MLContext().Model.LoadWithLiveDensityModels(path, out _);
+            var loadedEngine = new MLContext().Model.CreatePredictionEngine<TimeFrame, Score>(loaded);
+            e = Assert.Throws<DataValidationException>(() => { foreach (var r in ordered) loadedEngine.Predict(Frame(r)); });
+            Assert.Contains(Expected, e.Message);
+        }
+        finally { File.Delete(path); }
+
+        // A numeric order column keeps its numbers (in the invariant culture).
+        var steps = Estimator(ml).Fit(ml.Data.LoadFromEnumerable(rows.Select(r => new StepFrame { Features = r.Frame, SequenceId = r.Id, Order = r.Step })));
+        var stepEngine = ml.Model.CreatePredictionEngine<StepFrame, Score>(steps);
+        e = Assert.Throws<DataValidationException>(() => { foreach (var r in ordered) stepEngine.Predict(new StepFrame { Features = r.Frame, SequenceId = r.Id, Order = r.Step }); });
+        Assert.Contains("sequence 'south' has order 5 after 6:", e.Message);
+    }
 }

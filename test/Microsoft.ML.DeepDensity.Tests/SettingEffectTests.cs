@@ -60,7 +60,7 @@ public class SettingEffectTests
         ["ValidationOrderings beyond the orderings"] = new("ValidationOrderings", "ValidationOrderings = 3 has no effect beyond the model's 2 orderings (Orderings = 2)",
             c => c.DeepRnade(new DeepRnadeEstimator.Options { ModelOptions = new() { Orderings = 2, ValidationOrderings = 3 } }),
             c => c.DeepRnade(new DeepRnadeEstimator.Options { ModelOptions = new() { Orderings = 3, ValidationOrderings = 3 } })),
-        ["MStep of a one-layer Deep GMM"] = new("MStep", "MStep = Minibatch has no effect with one layer (Layers = {4}): a one-layer Deep GMM is a full-covariance GMM",
+        ["MStep of a one-layer Deep GMM"] = new("MStep", "MStep = Minibatch has no effect with one layer (Layers = [4]): a one-layer Deep GMM is a full-covariance GMM",
             c => c.DeepGmm(new DeepGmmEstimator.Options { ModelOptions = new() { Layers = new[] { 4 }, MStep = DeepGmmMStep.Minibatch } }),
             c => c.DeepGmm(new DeepGmmEstimator.Options { ModelOptions = new() { Layers = new[] { 4, 2 }, MStep = DeepGmmMStep.Minibatch } })),
         ["LowerLayerShrinkage of a one-layer Deep GMM"] = new("LowerLayerShrinkage", "give Layers two or more entries",
@@ -88,7 +88,7 @@ public class SettingEffectTests
         ["HeuristicWarmPasses with the exact E-step"] = new("HeuristicWarmPasses", "HeuristicWarmPasses = 2 has no effect when the E-step scores every path (the network has 16 paths, at most ExactPathLimit = 256): it is a setting of the heuristic E-step; set EStep = Heuristic",
             c => c.DeepGmm(new DeepGmmEstimator.Options { ModelOptions = new() { HeuristicWarmPasses = 2 } }),
             c => c.DeepGmm(new DeepGmmEstimator.Options { ModelOptions = new() { HeuristicWarmPasses = 2, EStep = DeepGmmEStep.Heuristic } })),
-        ["DeepHiddenUnits of one stochastic layer"] = new("DeepHiddenUnits", "DeepHiddenUnits = {10} has no effect with one stochastic layer (LatentDimensions = {50}): it shapes the networks between stochastic layers; give LatentDimensions two or more entries, or leave DeepHiddenUnits at its default ({100, 100}).",
+        ["DeepHiddenUnits of one stochastic layer"] = new("DeepHiddenUnits", "DeepHiddenUnits = [10] has no effect with one stochastic layer (LatentDimensions = [50]): it shapes the networks between stochastic layers; give LatentDimensions two or more entries, or leave DeepHiddenUnits at its default ([100, 100]).",
             c => c.Iwae(new IwaeEstimator.Options { ModelOptions = new() { DeepHiddenUnits = new[] { 10 } } }),
             c => c.Iwae(new IwaeEstimator.Options { ModelOptions = new() { DeepHiddenUnits = new[] { 10 }, LatentDimensions = new[] { 50, 20 } } })),
         ["BaselineHiddenUnits without the baseline"] = new("BaselineHiddenUnits", "with InputDependentBaseline = false: it sizes the hidden layer of the input-dependent baseline; set InputDependentBaseline = true",
@@ -224,5 +224,43 @@ public class SettingEffectTests
         options.ModelOptions.Optimizer = OptimizerKind.SgdMomentum;
         Assert.Equal("AdamEpsilon", Assert.ThrowsAny<ArgumentException>(() => estimator.Fit(ml.Data.LoadFromEnumerable(Rows()))).ParamName);
         Assert.Equal(0, rowsRead);
+    }
+    /// <summary>An array-valued setting in a refusal is written as the docs' option tables write it, "[3, 4]", in the
+    /// invariant culture: it read "Layers = {3}" (C#'s initialiser) in the settings rules, and a list passed to an option
+    /// check as its value would have read "System.Int32[]" in .NET's "Actual value was" suffix.</summary>
+    [Fact]
+    public void Array_values_are_written_in_brackets_in_every_refusal()
+    {
+        var saved = System.Globalization.CultureInfo.CurrentCulture;
+        try
+        {
+            System.Globalization.CultureInfo.CurrentCulture = new System.Globalization.CultureInfo("de-DE");
+            var ml = new MLContext(1);
+            var rule = Assert.ThrowsAny<ArgumentException>(() => ml.DensityEstimation.DeepGmm(new DeepGmmEstimator.Options
+                { ModelOptions = new() { Layers = new[] { 3 }, MStep = DeepGmmMStep.Minibatch } }));
+            Assert.Contains("MStep = Minibatch has no effect with one layer (Layers = [3])", rule.Message);
+            rule = Assert.ThrowsAny<ArgumentException>(() => ml.DensityEstimation.Iwae(new IwaeEstimator.Options
+                { ModelOptions = new() { LatentDimensions = new[] { 3 }, DeepHiddenUnits = new[] { 3, 4 } } }));
+            Assert.Contains("DeepHiddenUnits = [3, 4] has no effect with one stochastic layer (LatentDimensions = [3])", rule.Message);
+            Assert.Contains("leave DeepHiddenUnits at its default ([100, 100])", rule.Message);
+
+            var range = Assert.Throws<ArgumentOutOfRangeException>(() => new IwaeOptions { HiddenUnits = new[] { 3, 0 } }.Validate());
+            Assert.StartsWith("HiddenUnits entries must be in [1, ", range.Message);
+            Assert.Contains("(got [3, 0])", range.Message);
+            Assert.Equal("[3, 0]", range.ActualValue);
+            range = Assert.Throws<ArgumentOutOfRangeException>(() => new DeepGmmOptions { Layers = [] }.Validate());
+            Assert.StartsWith("Layers must list at least one layer (got [])", range.Message);
+            range = Assert.Throws<ArgumentOutOfRangeException>(() => new NvilOptions { LatentDimensions = new[] { 5, -1 } }.Validate());
+            Assert.Contains("(got [5, -1])", range.Message);
+            // A number in the invariant culture too (de-DE writes 1,5).
+            range = Assert.Throws<ArgumentOutOfRangeException>(() => new RnadeOptions { ValidationFraction = 1.5 }.Validate());
+            Assert.StartsWith("ValidationFraction must be in [0, 1) (got 1.5)", range.Message);
+            foreach (var e in new Exception[] { rule, range })
+            {
+                Assert.DoesNotContain("System.Int32[]", e.Message);
+                Assert.DoesNotContain("{", e.Message);
+            }
+        }
+        finally { System.Globalization.CultureInfo.CurrentCulture = saved; }
     }
 }

@@ -145,9 +145,9 @@ public class GradientTrainingOptions
     }
 
     /// <summary>Helper for <see cref="Validate"/> overrides.</summary>
-    protected static void Check(bool ok, string name, object value, string rule)
+    protected static void Check(bool ok, string name, object? value, string rule)
     {
-        if (!ok) throw new ArgumentOutOfRangeException(name, value, $"{name} {rule} (got {value}).");
+        if (!ok) throw OptionText.OutOfRange(name, value, rule);
     }
 }
 

@@ -132,6 +132,16 @@ public sealed class StreamingTrainingData : ITrainingSource
         return (RowStream.Where(stream, i => !heldOut(i), NoneLeft, cancellationToken), RowStream.Where(stream, heldOut, cancellationToken: cancellationToken));
     }
 
+    /// <summary>The pass position of the <paramref name="heldOutIndex"/>-th (0-based) row the hashed split of
+    /// <paramref name="fraction"/> and <paramref name="seed"/> holds out: the training stream's row a validation example
+    /// of the split is (about <paramref name="heldOutIndex"/> / <paramref name="fraction"/> hashes, nothing read).</summary>
+    internal static long HeldOutPosition(long heldOutIndex, double fraction, ulong seed)
+    {
+        var heldOut = HeldOut(fraction, seed);
+        for (long i = 0, found = -1; ; i++)
+            if (heldOut(i) && ++found == heldOutIndex) return i;
+    }
+
     /// <summary>Whether the row at a pass position is a validation row of the hashed split.</summary>
     private static Func<long, bool> HeldOut(double fraction, ulong seed)
     {

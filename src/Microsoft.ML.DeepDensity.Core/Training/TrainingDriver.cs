@@ -17,7 +17,9 @@ public interface ITrainableModel
     double Step(TrainingStep step);
 
     /// <summary>Measures the epoch after its steps; null when the state is unusable (non-finite parameters, training or
-    /// validation figure), which the driver treats as a divergence.</summary>
+    /// validation figure), which the driver treats as a divergence. A validation example the model cannot measure with
+    /// finite parameters and training figure is no divergence: the built-in trainers throw
+    /// <see cref="Data.DataValidationException"/> naming it instead (docs/engine.md).</summary>
     EpochFigures? EndEpoch(TrainingEpoch epoch);
 
     /// <summary>An independent copy of all training state.</summary>

@@ -65,7 +65,8 @@ internal interface IDivergenceAdvisor
 /// and learning-rate decay, a validation set (given or split off) with early stopping and restore of the best
 /// parameters, and divergence handling (a non-finite loss or gradient restores the last good state and halves the
 /// learning rate; after <see cref="GradientTrainingOptions.MaxDivergenceRecoveries"/> it throws — parameters are never
-/// left NaN).
+/// left NaN). A non-finite validation figure with finite parameters and training figure is a validation example the
+/// model cannot measure, not a divergence: <see cref="DataValidationException"/> names it.
 /// </summary>
 public static class TrainingLoop
 {
@@ -203,6 +204,9 @@ public static class TrainingLoop
 
         public RandomStream Root { get; }
 
+        /// <summary>Validation examples per evaluated block.</summary>
+        private const int ValidationBlock = 1000;
+
         public double Step(TrainingStep step)
         {
             double objective = _model.ComputeGradient(step.Batch, step.Random);
@@ -214,19 +218,29 @@ public static class TrainingLoop
         {
             // Diverged (restore the last good state, halve the rate): parameters not finite, or beyond what a model file holds.
             if (!_model.Parameters.WithinSavableRange()) return null;
+            double train = epoch.ObjectiveSum / epoch.Examples;
             double? valid = null;
             if (_validation is not null)
             {
-                var (sum, total) = EvaluateSum(_model, _validation, epoch.Root.Fork(0xE7A1, (ulong)epoch.Epoch), 1000, _cancellationToken);
+                var random = epoch.Root.Fork(0xE7A1, (ulong)epoch.Epoch);
+                var (sum, total) = EvaluateSum(_model, _validation, random, ValidationBlock, _cancellationToken);
                 // An empty validation set is refused where it is made (the Fits' checks; a stream's hashed split that
                 // holds out no row is no validation, StreamingTrainingData.CheckedSplit); one given to the loop directly
                 // is refused in the same words here, not taken for a divergence (0 / 0, "standardise the inputs").
                 if (total == 0) throw StreamingTrainingData.NoValidationRows();
                 double v = sum / total;
-                if (!double.IsFinite(v)) return null;
+                if (!double.IsFinite(v))
+                {
+                    // Finite parameters (checked above) and a finite training figure: a validation example the model
+                    // cannot measure (a row far off the training data's scale) is named, not taken for a divergence.
+                    if (double.IsFinite(train) && UnscorableValidation.Find(_validation, ValidationBlock,
+                            (batch, b) => _model.Evaluate(batch, random.Fork((ulong)b)), _cancellationToken) is { } bad)
+                        throw UnscorableValidation.Error(bad.Example, bad.Frame);
+                    return null;
+                }
                 valid = v;
             }
-            return new EpochFigures(epoch.ObjectiveSum / epoch.Examples, valid);
+            return new EpochFigures(train, valid);
         }
 
         public object Snapshot() => (_model.Parameters.Snapshot(), (_model as ITrainingStateOwner)?.CaptureState());

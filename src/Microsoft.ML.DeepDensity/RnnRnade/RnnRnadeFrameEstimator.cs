@@ -118,7 +118,12 @@ public sealed class RnnRnadeFrameEstimator : IEstimator<SequenceDensityTransform
         using var channel = ((IHostEnvironment)_ml).Start("RnnRnade");
         channel.Info(MessageSensitivity.None, $"RnnRnade: training on {data.Count} sequences ({data.TotalFrames} frame rows).");
         if (RnnRnadeModel.WindowsNote(data, o.ModelOptions.TrainingWindow) is string windows) channel.Info(MessageSensitivity.None, "RnnRnade: " + windows + ".");
-        var model = RnnRnadeModel.Fit(data, o.ModelOptions, validation, RnnRnadeColumns.Progress(channel, o.Progress), o.CancellationToken);
+        RnnRnadeModel model;
+        try { model = RnnRnadeModel.Fit(data, o.ModelOptions, validation, RnnRnadeColumns.Progress(channel, o.Progress), o.CancellationToken); }
+        catch (DataValidationException e) when (UnscorableValidation.Is(e) && e.DataSet != DataSetKind.Unknown)
+        {
+            throw UnscorableFrame(e, e.DataSet == DataSetKind.Validation ? validationInputs! : inputs, e.DataSet);
+        }
         var frames = RnnRnadeColumns.ScoreFramesCancellably(model, data, o.CancellationToken);
         var scores = frames.Select(Scoring.ScoreFromLogDensity).ToArray();
         float threshold = Scoring.Threshold(scores, o.Contamination);
@@ -206,6 +211,39 @@ public sealed class RnnRnadeFrameEstimator : IEstimator<SequenceDensityTransform
     /// <summary>A key id (MapValueToKey's output) names its sequence through the value it maps back to.</summary>
     private static string KeyIdRemedy(string name, bool isKey)
         => isKey ? $"; map it back to its values first, e.g. ml.Transforms.Conversion.MapKeyToValue(\"{name}\")" : "";
+
+    /// <summary>The engine's unmeasurable validation frame (<see cref="UnscorableValidation"/>: a sequence of the grouped
+    /// frames and a frame of it) as the row of <paramref name="view"/> it was read from, with the sequence's id. The grouping
+    /// is not kept through training (an int a row): the id and order columns are read again, only in this case.</summary>
+    private DataValidationException UnscorableFrame(DataValidationException e, IDataView view, DataSetKind dataSet)
+    {
+        var s = view.Schema;
+        var cols = new[] { s[RnnRnadeSurrogate.IdCol], s[RnnRnadeSurrogate.OrderCol] };
+        int sequence = (int)e.Row, frame = Math.Max(0, UnscorableValidation.Frame(e));
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        string? id = null;
+        var rows = new List<(double Order, long Row)>();
+        using (var cursor = view.GetRowCursor(cols))
+        {
+            var idGetter = cursor.GetGetter<ReadOnlyMemory<char>>(cols[0]);
+            var orderGetter = cursor.GetGetter<double>(cols[1]);
+            ReadOnlyMemory<char> value = default; double order = 0;
+            for (long row = 0; cursor.MoveNext(); row++)
+            {
+                idGetter(ref value);
+                string key = value.ToString();
+                // Sequences are numbered in order of their ids' first rows, as Read groups them.
+                if (id is null && seen.Add(key) && seen.Count == sequence + 1) id = key;
+                if (key != id) continue;
+                orderGetter(ref order);
+                rows.Add((order, row));
+            }
+        }
+        rows.Sort((a, b) => a.Order != b.Order ? a.Order.CompareTo(b.Order) : a.Row.CompareTo(b.Row));
+        if (id is null || frame >= rows.Count) return e;
+        var inner = new DataValidationException(rows[frame].Row, -1, $"sequence '{id}', {e.Problem}", _options.FeatureColumnName, dataSet, e);
+        return ValidationViewErrors.InDataSet(inner, dataSet);
+    }
 
     /// <summary>The sequences of frame rows as <see cref="Fit(IDataView, IDataView?)"/> reads them (for tests).</summary>
     internal SequenceBatch ReadFrameRows(IDataView frameRows) => Read(Inputs(frameRows.Schema).Fit(frameRows).Transform(frameRows));

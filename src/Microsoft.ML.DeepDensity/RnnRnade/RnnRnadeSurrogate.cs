@@ -203,15 +203,44 @@ internal static class RnnRnadeSurrogate
             catch (DataValidationException e) { throw state.RowError(row, e.Column, $"{e.Problem} (sequence '{id}')", frameColumn); }
             if (!state.Open.TryGetValue(id, out var open)) open = (model.StartStream(), double.NegativeInfinity);
             else if (!(src.Order > open.Order))
-                throw state.RowError(row, -1,
-                    $"sequence '{id}' has order {RnnRnadeFrameEstimator.OrderText(src.Order, null)} after {RnnRnadeFrameEstimator.OrderText(open.Order, null)}: the rows of a sequence must arrive in increasing order " +
+            {
+                var e = state.RowError(row, -1, $"sequence '{id}' has {OrderAfter(src.Order, open.Order, null)}: the rows of a sequence must arrive in increasing order " +
                     "(scoring streams each sequence in row order, where training sorted it; sort the rows by order within each sequence before scoring)", orderColumn);
+                e.Data[OrderValuesKey] = new[] { src.Order, open.Order };
+                throw e;
+            }
             float ld = open.Stream.Append(src.Frame);
             state.Open[id] = (open.Stream, src.Order);
             dst.LogDensity = ld;
             dst.Score = Scoring.ScoreFromLogDensity(ld);
             dst.PredictedLabel = dst.Score > threshold;
         }
+    }
+
+    /// <summary>Key in <see cref="Exception.Data"/> of an out-of-order row's error: its order value and the one before it
+    /// (a double[2], as the chain reads them: a time as its ticks), which the transformer words as the input's order column
+    /// holds them (<see cref="InOrderColumnTerms"/>).</summary>
+    internal const string OrderValuesKey = "DeepDensity.OrderValues";
+
+    /// <summary>"order X after Y", the values as a column of <paramref name="orderType"/> holds them (null: as numbers).</summary>
+    private static string OrderAfter(double order, double previous, DataViewType? orderType)
+        => $"order {RnnRnadeFrameEstimator.OrderText(order, orderType)} after {RnnRnadeFrameEstimator.OrderText(previous, orderType)}";
+
+    /// <summary>
+    /// An out-of-order row's error (<see cref="OrderValuesKey"/>) with its order values as the order column of the input
+    /// being scored holds them (<paramref name="orderType"/>: a DateTime as a date and time, not its ticks); null when
+    /// <paramref name="e"/> is no such error or the words do not change (a numeric column). The scorer in the chain sees
+    /// only the Double the chain converted the column to, and a saved model does not record the column's type; the
+    /// transformer scoring the input knows it from the input's schema, live and after LoadWithLiveDensityModels.
+    /// </summary>
+    internal static DataValidationException? InOrderColumnTerms(DataValidationException e, DataViewType? orderType)
+    {
+        if (orderType is null || e.Data[OrderValuesKey] is not double[] { Length: 2 } values) return null;
+        string raw = OrderAfter(values[0], values[1], null), shown = OrderAfter(values[0], values[1], orderType);
+        if (raw == shown || !e.Problem.Contains(raw, StringComparison.Ordinal)) return null;
+        var restated = new DataValidationException(e.Row, e.Column, e.Problem.Replace(raw, shown, StringComparison.Ordinal), e.DataSource, e.DataSet, e.InnerException);
+        restated.Data[OrderValuesKey] = values;
+        return restated;
     }
 
     /// <summary>One decoded envelope (<see cref="SequenceSurrogate"/>'s) per factory, keyed by the identity of the text backing it.</summary>

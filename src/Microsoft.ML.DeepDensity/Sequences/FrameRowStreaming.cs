@@ -19,6 +19,8 @@ namespace Microsoft.ML.DeepDensity.Transforms;
 /// pass-through columns alone works; it threw a NullReferenceException from ML.NET's typed row); asked for one of the
 /// model's columns, it scores its row at the first read of any of its columns; a row moved over without any column read
 /// cannot be scored afterwards (its values are gone), so the next read throws <see cref="InvalidOperationException"/> instead of giving the log-density of a sequence without it.</item>
+/// <item>A row out of order within its sequence is refused naming its order values as the input's order column holds
+/// them (a DateTime as a date and time; the scorer in the chain sees only its ticks): <see cref="RnnRnadeSurrogate.InOrderColumnTerms"/>.</item>
 /// </list>
 /// </summary>
 internal static class FrameRowStreaming
@@ -49,25 +51,50 @@ internal static class FrameRowStreaming
     }
 
     /// <summary>The chain's output view wrapped as described above, or the view itself when the chain added no column.</summary>
-    public static IDataView Wrap(IDataView output, DataViewSchema inputSchema)
+    /// <param name="orderType">The type of the input's order column (null: unknown).</param>
+    public static IDataView Wrap(IDataView output, DataViewSchema inputSchema, DataViewType? orderType)
     {
         var own = OwnColumns(inputSchema, output.Schema);
-        return Scoring(output.Schema, own) is DataViewSchema.Column scoring ? new View(output, own, scoring) : output;
+        return Scoring(output.Schema, own) is DataViewSchema.Column scoring ? new View(output, own, scoring, orderType) : output;
     }
 
     /// <summary>The chain's row-to-row mapper wrapped as described above, or the mapper itself when it adds no column.</summary>
-    public static IRowToRowMapper Wrap(IRowToRowMapper mapper)
+    /// <param name="orderType">The type of the input's order column (null: unknown).</param>
+    public static IRowToRowMapper Wrap(IRowToRowMapper mapper, DataViewType? orderType)
     {
         var own = OwnColumns(mapper.InputSchema, mapper.OutputSchema);
-        return Scoring(mapper.OutputSchema, own) is DataViewSchema.Column scoring ? new Mapper(mapper, own, scoring) : mapper;
+        return Scoring(mapper.OutputSchema, own) is DataViewSchema.Column scoring ? new Mapper(mapper, own, scoring, orderType) : mapper;
     }
+
+    /// <summary>Runs <paramref name="step"/> (a move or a scoring read), an out-of-order row's error restated in the terms of
+    /// the order column (<see cref="Restated"/>).</summary>
+    private static T Run<T>(Func<T> step, DataViewType? orderType)
+    {
+        try { return step(); }
+        catch (Exception e) when (Restated(e, orderType) is { } restated) { throw restated; }
+    }
+
+    /// <summary><paramref name="e"/> with the out-of-order row's error in it restated (<see cref="RnnRnadeSurrogate.InOrderColumnTerms"/>),
+    /// also inside the InvalidOperationExceptions ML.NET's splitter and consolidator wrap a worker's exception in (rebuilt
+    /// around it, so the caller meets the same exceptions as before); null when there is nothing to restate.</summary>
+    private static Exception? Restated(Exception e, DataViewType? orderType) => e switch
+    {
+        Data.DataValidationException d => RnnRnadeSurrogate.InOrderColumnTerms(d, orderType),
+        InvalidOperationException { InnerException: { } inner } when e.GetType() == typeof(InvalidOperationException)
+            => Restated(inner, orderType) is { } restated ? new InvalidOperationException(e.Message, restated) : null,
+        _ => null,
+    };
 
     private sealed class View : IDataView
     {
         private readonly IDataView _inner;
         private readonly HashSet<int> _own;
         private readonly DataViewSchema.Column _scoring;
-        public View(IDataView inner, HashSet<int> own, DataViewSchema.Column scoring) { _inner = inner; _own = own; _scoring = scoring; }
+        private readonly DataViewType? _orderType;
+        public View(IDataView inner, HashSet<int> own, DataViewSchema.Column scoring, DataViewType? orderType)
+        {
+            _inner = inner; _own = own; _scoring = scoring; _orderType = orderType;
+        }
 
         public bool CanShuffle => _inner.CanShuffle;
         public DataViewSchema Schema => _inner.Schema;
@@ -76,7 +103,7 @@ internal static class FrameRowStreaming
         public DataViewRowCursor GetRowCursor(IEnumerable<DataViewSchema.Column> columnsNeeded, Random? rand = null)
         {
             var asked = columnsNeeded.ToList();
-            return new Cursor(_inner.GetRowCursor(WithScoring(asked), rand), asked, Scores(asked) ? _scoring : null);
+            return new Cursor(_inner.GetRowCursor(WithScoring(asked), rand), asked, Scores(asked) ? _scoring : null, _orderType);
         }
 
         /// <summary>The chain's cursor set: its StatefulCustomMapping gives one cursor whenever one of its outputs is asked
@@ -86,7 +113,7 @@ internal static class FrameRowStreaming
         {
             var asked = columnsNeeded.ToList();
             bool scores = Scores(asked);
-            return _inner.GetRowCursorSet(WithScoring(asked), n, rand).Select(c => (DataViewRowCursor)new Cursor(c, asked, scores ? _scoring : null)).ToArray();
+            return _inner.GetRowCursorSet(WithScoring(asked), n, rand).Select(c => (DataViewRowCursor)new Cursor(c, asked, scores ? _scoring : null, _orderType)).ToArray();
         }
 
         private bool Scores(List<DataViewSchema.Column> asked) => asked.Any(c => _own.Contains(c.Index));
@@ -101,19 +128,21 @@ internal static class FrameRowStreaming
         private readonly DataViewRowCursor _inner;
         private readonly HashSet<int> _asked;
         private readonly Action? _score;
-        public Cursor(DataViewRowCursor inner, IEnumerable<DataViewSchema.Column> asked, DataViewSchema.Column? scoring)
+        private readonly DataViewType? _orderType;
+        public Cursor(DataViewRowCursor inner, IEnumerable<DataViewSchema.Column> asked, DataViewSchema.Column? scoring, DataViewType? orderType)
         {
             _inner = inner;
             _asked = asked.Select(c => c.Index).ToHashSet();
             _score = scoring is DataViewSchema.Column s ? Reader(inner, s) : null;
+            _orderType = orderType;
         }
         public override DataViewSchema Schema => _inner.Schema;
         public override long Position => _inner.Position;
         public override long Batch => _inner.Batch;
         public override bool MoveNext()
         {
-            if (!_inner.MoveNext()) return false;
-            _score?.Invoke();
+            if (!Run(_inner.MoveNext, _orderType)) return false;
+            if (_score is { } score) Run(() => { score(); return true; }, _orderType);
             return true;
         }
         public override ValueGetter<DataViewRowId> GetIdGetter() => _inner.GetIdGetter();
@@ -133,7 +162,11 @@ internal static class FrameRowStreaming
         private readonly IRowToRowMapper _inner;
         private readonly HashSet<int> _own;
         private readonly DataViewSchema.Column _scoring;
-        public Mapper(IRowToRowMapper inner, HashSet<int> own, DataViewSchema.Column scoring) { _inner = inner; _own = own; _scoring = scoring; }
+        private readonly DataViewType? _orderType;
+        public Mapper(IRowToRowMapper inner, HashSet<int> own, DataViewSchema.Column scoring, DataViewType? orderType)
+        {
+            _inner = inner; _own = own; _scoring = scoring; _orderType = orderType;
+        }
 
         public DataViewSchema InputSchema => _inner.InputSchema;
         public DataViewSchema OutputSchema => _inner.OutputSchema;
@@ -147,7 +180,7 @@ internal static class FrameRowStreaming
         public DataViewRow GetRow(DataViewRow input, IEnumerable<DataViewSchema.Column> activeColumns)
         {
             var asked = activeColumns.ToList();
-            return new Row(input, _inner.GetRow(input, WithScoring(asked)), asked, Scores(asked) ? _scoring : null);
+            return new Row(input, _inner.GetRow(input, WithScoring(asked)), asked, Scores(asked) ? _scoring : null, _orderType);
         }
 
         private bool Scores(List<DataViewSchema.Column> asked) => asked.Any(c => _own.Contains(c.Index));
@@ -163,12 +196,14 @@ internal static class FrameRowStreaming
         private readonly DataViewRow _input, _inner;
         private readonly HashSet<int> _asked;
         private readonly Action? _score;
+        private readonly DataViewType? _orderType;
         private long _scored = -1;
 
-        public Row(DataViewRow input, DataViewRow inner, IEnumerable<DataViewSchema.Column> asked, DataViewSchema.Column? scoring)
+        public Row(DataViewRow input, DataViewRow inner, IEnumerable<DataViewSchema.Column> asked, DataViewSchema.Column? scoring, DataViewType? orderType)
         {
             _input = input; _inner = inner; _asked = asked.Select(c => c.Index).ToHashSet();
             _score = scoring is DataViewSchema.Column s ? Reader(inner, s) : null;
+            _orderType = orderType;
         }
 
         public override DataViewSchema Schema => _inner.Schema;
@@ -200,7 +235,8 @@ internal static class FrameRowStreaming
                     "between being read, so those frames are missing from their sequences' histories and the later frames would get wrong " +
                     "log-densities. Read a column of every row moved over (a PredictionEngine does), or score with Transform.");
             _scored = position;   // before scoring: a row whose scoring threw (a bad value, reported) was read, not skipped
-            _score!();
+            var score = _score!;
+            Run(() => { score(); return true; }, _orderType);
         }
 
         protected override void Dispose(bool disposing)

@@ -128,8 +128,17 @@ public sealed class SequenceDensityEstimator : IEstimator<SequenceDensityTransfo
             : SequenceColumn.Read(validationData, o.FeatureColumnName, o.FrameSize, DataSetKind.Validation, o.CancellationToken);
         using var channel = ((IHostEnvironment)_ml).Start(_name);
         channel.Info(MessageSensitivity.None, $"{_name}: training on {data.Count} sequences ({data.TotalFrames} frames of {o.FrameSize}).");
-        var model = _trainer(data, validation, RnnRnadeColumns.Progress(channel, o.Progress, _name), o.CancellationToken)
-            ?? throw new InvalidOperationException($"The {_name} trainer returned no model.");
+        SequenceDensityModel model;
+        try
+        {
+            model = _trainer(data, validation, RnnRnadeColumns.Progress(channel, o.Progress, _name), o.CancellationToken)
+                ?? throw new InvalidOperationException($"The {_name} trainer returned no model.");
+        }
+        // A sequence the model cannot measure: the engine's row is the view's row (one sequence a row), named by the column.
+        catch (DataValidationException e) when (UnscorableValidation.Is(e) && e.DataSet != DataSetKind.Unknown)
+        {
+            throw ValidationViewErrors.InDataSet(new DataValidationException(e.Row, e.Column, e.Problem, o.FeatureColumnName, e.DataSet, e), e.DataSet);
+        }
         if (model.FrameSize != o.FrameSize)
             throw new InvalidOperationException($"The {_name} trainer returned a model with frame size {model.FrameSize}, not {o.FrameSize}.");
         // The training sequences' scores exactly as the scorer computes them (from the frames' conditionals), so that
@@ -190,7 +199,7 @@ public sealed class SequenceDensityTransformer : ITransformer
     public IRowToRowMapper GetRowToRowMapper(DataViewSchema inputSchema)
     {
         var mapper = _chain.GetRowToRowMapper(Checked(inputSchema));
-        return _streamsRows ? FrameRowStreaming.Wrap(mapper) : mapper;
+        return _streamsRows ? FrameRowStreaming.Wrap(mapper, OrderType(mapper.InputSchema)) : mapper;
     }
 
     /// <summary>Lazily appends the output columns.</summary>
@@ -207,8 +216,12 @@ public sealed class SequenceDensityTransformer : ITransformer
         ArgumentNullException.ThrowIfNull(input);
         Checked(input.Schema);
         var output = _chain.Transform(input);
-        return _streamsRows ? FrameRowStreaming.Wrap(output, input.Schema) : output;
+        return _streamsRows ? FrameRowStreaming.Wrap(output, input.Schema, OrderType(input.Schema)) : output;
     }
+
+    /// <summary>Frame rows: the type of the input's order column (the last input column), in whose terms an out-of-order
+    /// row's error gives its times.</summary>
+    private DataViewType? OrderType(DataViewSchema input) => input.GetColumnOrNull(_inputs[^1])?.Type;
 
     private DataViewSchema Checked(DataViewSchema schema)
     {

@@ -69,7 +69,7 @@ public class WideDataTests
         long before = GC.GetAllocatedBytesForCurrentThread();
         var e = Assert.Throws<DataValidationException>(fit);
         Assert.True(GC.GetAllocatedBytesForCurrentThread() - before < 64 << 20, "nothing of the model's size was allocated");
-        Assert.Contains(model == "IWAE" ? "an IWAE of hidden layers {100000, 100000}" : "latent layers {60000, 60000}", e.Message);
+        Assert.Contains(model == "IWAE" ? "an IWAE of hidden layers [100000, 100000]" : "latent layers [60000, 60000]", e.Message);
         Assert.Contains("more than a model file holds", e.Message);
     }
 

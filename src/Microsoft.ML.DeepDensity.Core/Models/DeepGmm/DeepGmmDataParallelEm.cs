@@ -1,5 +1,6 @@
 using Microsoft.ML.DeepDensity.Persistence;
 using Microsoft.ML.DeepDensity.Randomness;
+using Microsoft.ML.DeepDensity.Training;
 
 namespace Microsoft.ML.DeepDensity.Models.DeepGmm;
 
@@ -44,8 +45,8 @@ public sealed class DeepGmmDataParallelEm
         if (options.MStep != DeepGmmMStep.Lbfgs)
             throw new NotSupportedException("Data-parallel Deep GMM EM needs MStep = Lbfgs (the minibatch M-step keeps the rows of every path).");
         if (!options.Layers.AsSpan().SequenceEqual(net.Components) || (options.PathProbabilities == DeepGmmPathProbabilities.Factorized) != net.Factorized)
-            throw new ArgumentException($"The options describe layers {{{string.Join(", ", options.Layers)}}} ({options.PathProbabilities}); the model has " +
-                $"{{{string.Join(", ", net.Components)}}} ({(net.Factorized ? DeepGmmPathProbabilities.Factorized : DeepGmmPathProbabilities.Full)}).", nameof(options));
+            throw new ArgumentException($"The options describe layers {OptionText.Show(options.Layers)} ({options.PathProbabilities}); the model has " +
+                $"{OptionText.Show(net.Components)} ({(net.Factorized ? DeepGmmPathProbabilities.Factorized : DeepGmmPathProbabilities.Full)}).", nameof(options));
     }
 
     /// <summary>EM iterations whose M-step has begun (1 during the first M-step's layer rounds).</summary>

@@ -25,11 +25,17 @@ internal class EmTrainable : ITrainableModel
     private double _previous, _mSeconds, _eSeconds;
     private bool _started;
 
+    /// <param name="validationRows">Where a validation row the network cannot measure is looked for, in the user's
+    /// numbering: null for <paramref name="validation"/> itself; the whole validation stream when
+    /// <paramref name="validation"/> is a sample of it (a streamed Fit's pretraining).</param>
     public EmTrainable(DeepGmmNetwork net, DeepGmmTrainer trainer, DeepGmmOptions options, RowMatrix? validation,
-        double logJacobian, string? note, CancellationToken ct)
+        double logJacobian, string? note, CancellationToken ct, ITrainingSource? validationRows = null)
     {
         _net = net; _trainer = trainer; _options = options; _validation = validation; _logJacobian = logJacobian; _note = note; _ct = ct;
+        _validationRows = validationRows ?? (validation is null ? null : TrainingData.From(validation));
     }
+
+    private readonly ITrainingSource? _validationRows;
 
     /// <summary>The E-step of iteration <paramref name="iteration"/> (0: before the first M-step) on all rows.</summary>
     protected virtual DeepGmmTrainer.EStepResult EStep(int iteration) => _trainer.EStep(iteration, _ct);
@@ -57,6 +63,12 @@ internal class EmTrainable : ITrainableModel
     {
         double train = _estep.MeanLogLikelihood + _logJacobian;
         double? valid = ValidationLogDensity() + _logJacobian;
+        // A finite network and training figure with a validation figure that is not (−∞ for a row far off the training
+        // data's scale): the row is named; it used to leave early stopping without a best iteration, silently.
+        if (valid is double v && !double.IsFinite(v) && double.IsFinite(train) && _net.AllFinite() && _validationRows is not null
+            && UnscorableValidation.Find(_validationRows, DeepGmmNetwork.RowsPerBlock,
+                (batch, _) => DeepGmmModel.MeanLogDensity(_net, new RowMatrix(batch.Rows.ToArray(), batch.Count, batch.Width)), _ct) is { } bad)
+            throw UnscorableValidation.Error(bad.Example, -1);
         var metrics = new Dictionary<string, double>
         {
             ["switch_rate"] = _estep.SwitchRate,

@@ -78,21 +78,29 @@ public sealed partial class DeepGmmModel : DensityModel
 
         var root = new RandomStream(options.Seed).Fork(0xD6);
         var numbering = new IterationNumbering();
-        var (chosen, chosenSummary) = TrainingDriver.BestOfRestarts(options.Initializations, byValidation: xValid is not null,
-            init => RunEm(options, x, xValid, logJacobian, init == 0 ? root : root.Fork((ulong)init), init, numbering, progress, cancellationToken),
-            options.StopToken);
+        DeepGmmNetwork? chosen;
+        TrainingSummary chosenSummary;
+        try
+        {
+            (chosen, chosenSummary) = TrainingDriver.BestOfRestarts(options.Initializations, byValidation: xValid is not null,
+                init => RunEm(options, x, xValid, logJacobian, init == 0 ? root : root.Fork((ulong)init), init, numbering, progress, cancellationToken),
+                options.StopToken);
+        }
+        catch (DataValidationException e) when (UnscorableValidation.Is(e)) { throw UnscorableValidation.InUserRows(e, data, validation, options.ValidationFraction, options.Seed); }
         return ModelFile.EnsureTrainedModelLoadable(new DeepGmmModel(chosen!, standardizer) { TrainingSummary = chosenSummary });
     }
 
-    /// <summary>One EM run from one initialisation; returns the best (early-stopping) or last network.</summary>
+    /// <summary>One EM run from one initialisation; returns the best (early-stopping) or last network. A validation row the
+    /// network cannot measure is looked for in <paramref name="validationRows"/> (null: <paramref name="xValid"/>; a
+    /// streamed Fit's whole validation stream when <paramref name="xValid"/> is a sample of it).</summary>
     private static (DeepGmmNetwork Network, TrainingSummary Summary) RunEm(DeepGmmOptions options, RowMatrix x, RowMatrix? xValid,
         double logJacobian, RandomStream random, int init, IterationNumbering numbering, IProgress<TrainingProgress>? progress,
-        CancellationToken cancellationToken)
+        CancellationToken cancellationToken, ITrainingSource? validationRows = null)
     {
-        var net = InitialNetwork(options, x, xValid, logJacobian, random, init, numbering, progress, cancellationToken);
+        var net = InitialNetwork(options, x, xValid, logJacobian, random, init, numbering, progress, cancellationToken, validationRows);
         var trainer = new DeepGmmTrainer(net, options, x, random);
         var em = new EmTrainable(net, trainer, options, xValid, logJacobian,
-            options.Initializations > 1 ? $"initialisation {init + 1}/{options.Initializations}" : null, cancellationToken);
+            options.Initializations > 1 ? $"initialisation {init + 1}/{options.Initializations}" : null, cancellationToken, validationRows);
         var summary = TrainingDriver.Run(em, TrainingData.From(x), EmDriverOptions(options, random, numbering), progress, cancellationToken);
         numbering.Done += summary.EpochsRun;
         return (net, summary);
@@ -117,7 +125,8 @@ public sealed partial class DeepGmmModel : DensityModel
     /// <summary>A new network initialised from the rows <paramref name="x"/> (all rows in memory, a bounded sample when
     /// streamed): layer-wise clustering, or from the top layer pretrained as a GMM by EM on <paramref name="x"/>.</summary>
     private static DeepGmmNetwork InitialNetwork(DeepGmmOptions options, RowMatrix x, RowMatrix? xValid, double logJacobian,
-        RandomStream random, int init, IterationNumbering numbering, IProgress<TrainingProgress>? progress, CancellationToken cancellationToken)
+        RandomStream random, int init, IterationNumbering numbering, IProgress<TrainingProgress>? progress, CancellationToken cancellationToken,
+        ITrainingSource? validationRows = null)
     {
         var net = new DeepGmmNetwork(x.Columns, options.Layers, options.PathProbabilities == DeepGmmPathProbabilities.Factorized);
         if (PretrainsTopLayer(options))
@@ -128,7 +137,7 @@ public sealed partial class DeepGmmModel : DensityModel
             gmmOptions.EStep = DeepGmmEStep.Auto; // the GMM pretrains with the same EM variant as the deep model (soft EM: exact responsibilities)
             gmmOptions.MStep = DeepGmmMStep.Lbfgs;
             var pretrainProgress = progress is null ? null : new NotedProgress(progress, "pretraining the top layer as a GMM", PretrainingUnit);
-            var (gmm, _) = RunEm(gmmOptions, x, xValid, logJacobian, random.Fork(0x9E7), init, numbering, pretrainProgress, cancellationToken);
+            var (gmm, _) = RunEm(gmmOptions, x, xValid, logJacobian, random.Fork(0x9E7), init, numbering, pretrainProgress, cancellationToken, validationRows);
             DeepGmmTrainer.InitializeFromTopLayer(net, gmm, options, random);
         }
         else DeepGmmTrainer.Initialize(net, x, options, random);

@@ -82,7 +82,7 @@ internal sealed partial class DeepGmmNetwork
         long nodes = components.Sum(c => (long)c);
         return new("Deep GMM", d, ParameterCount(d, components, factorized),
             string.Create(System.Globalization.CultureInfo.InvariantCulture,
-                $"a Deep GMM whose {nodes} nodes each hold a {d:N0}×{d:N0} transform (Layers = {{{string.Join(", ", components)}}}: D×D per node)"),
+                $"a Deep GMM whose {nodes} nodes each hold a {d:N0}×{d:N0} transform (Layers = {Training.OptionText.Show(components)}: D×D per node)"),
             "use fewer columns (e.g. a PCA projection: the size grows with the square of the columns) or fewer Layers components",
             DeepGmmModel.MaxDimension);
     }

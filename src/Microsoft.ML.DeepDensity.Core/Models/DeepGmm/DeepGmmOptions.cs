@@ -293,10 +293,10 @@ public sealed class DeepGmmOptions : Persistence.IModelSizeOptions
     /// <summary>Throws <see cref="ArgumentOutOfRangeException"/> naming the first invalid setting.</summary>
     public void Validate()
     {
-        Check(Layers is { Length: > 0 }, nameof(Layers), Layers is null ? "null" : "{}", "must list at least one layer");
+        Check(Layers is { Length: > 0 }, nameof(Layers), Layers, "must list at least one layer");
         for (int j = 0; j < Layers!.Length; j++)
             Check(Layers[j] >= 1 && Layers[j] <= 4096, $"{nameof(Layers)}[{j}]", Layers[j], "must be in [1, 4096]");
-        Check(PathCount <= MaxPaths, nameof(Layers), "{" + string.Join(", ", Layers) + "}", $"has {PathCount} paths; at most {MaxPaths} are supported");
+        Check(PathCount <= MaxPaths, nameof(Layers), Layers, $"has {PathCount} paths; at most {MaxPaths} are supported");
         Check(Enum.IsDefined(PathProbabilities), nameof(PathProbabilities), PathProbabilities, "is not defined");
         Check(Enum.IsDefined(Em), nameof(Em), Em, "is not defined");
         Check(Enum.IsDefined(EStep), nameof(EStep), EStep, "is not defined");
@@ -345,8 +345,8 @@ public sealed class DeepGmmOptions : Persistence.IModelSizeOptions
         : $"the network has {PathCount} paths, more than ExactPathLimit = {ExactPathLimit}; raise ExactPathLimit or set EStep = Exact " +
           "(the heuristic E-step keeps a path per row)";
 
-    private static void Check(bool ok, string name, object value, string rule)
+    private static void Check(bool ok, string name, object? value, string rule)
     {
-        if (!ok) throw new ArgumentOutOfRangeException(name, value, $"{name} {rule} (got {value}).");
+        if (!ok) throw Training.OptionText.OutOfRange(name, value, rule);
     }
 }

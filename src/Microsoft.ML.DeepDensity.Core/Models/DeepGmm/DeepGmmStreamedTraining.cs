@@ -46,19 +46,23 @@ public sealed partial class DeepGmmModel
 
         var root = new RandomStream(options.Seed).Fork(0xD6);
         var numbering = new IterationNumbering();
-        var (chosen, chosenSummary) = TrainingDriver.BestOfRestarts(options.Initializations, byValidation: xValid is not null, init =>
+        (DeepGmmNetwork, TrainingSummary) Run(int init)
         {
             var random = init == 0 ? root : root.Fork((ulong)init);
-            var net = InitialNetwork(options, sample, validationSample, logJacobian, random, init, numbering, progress, cancellationToken);
+            var validationRows = xValid is null ? null : new StreamingTrainingData(xValid, streaming);
+            var net = InitialNetwork(options, sample, validationSample, logJacobian, random, init, numbering, progress, cancellationToken, validationRows);
             var trainer = new DeepGmmTrainer(net, options, columnVariance, random);
-            var em = new StreamedEmTrainable(net, trainer, options, new StreamingTrainingData(x, streaming),
-                xValid is null ? null : new StreamingTrainingData(xValid, streaming), rowCount, logJacobian,
+            var em = new StreamedEmTrainable(net, trainer, options, new StreamingTrainingData(x, streaming), validationRows, rowCount, logJacobian,
                 options.Initializations > 1 ? $"initialisation {init + 1}/{options.Initializations}" : null, cancellationToken);
             // The trainable reads the stream itself (several passes an iteration): the driver hands it one step per iteration.
             var summary = TrainingDriver.Run(em, TrainingData.From(new RowMatrix(1, net.D)), EmDriverOptions(options, random, numbering), progress, cancellationToken);
             numbering.Done += summary.EpochsRun;
             return (net, summary);
-        }, options.StopToken);
+        }
+        DeepGmmNetwork? chosen;
+        TrainingSummary chosenSummary;
+        try { (chosen, chosenSummary) = TrainingDriver.BestOfRestarts(options.Initializations, byValidation: xValid is not null, Run, options.StopToken); }
+        catch (DataValidationException e) when (UnscorableValidation.Is(e)) { throw UnscorableValidation.InUserRows(e, validation, options.ValidationFraction, options.Seed); }
         return ModelFile.EnsureTrainedModelLoadable(new DeepGmmModel(chosen!, standardizer) { TrainingSummary = chosenSummary });
     }
 }
@@ -81,7 +85,7 @@ internal sealed class StreamedEmTrainable : EmTrainable
 
     public StreamedEmTrainable(DeepGmmNetwork net, DeepGmmTrainer trainer, DeepGmmOptions options, ITrainingSource train,
         ITrainingSource? validation, long rows, double logJacobian, string? note, CancellationToken ct)
-        : base(net, trainer, options, null, logJacobian, note, ct)
+        : base(net, trainer, options, null, logJacobian, note, ct, validation)
     {
         _train = train; _validation = validation; _rows = rows;
     }

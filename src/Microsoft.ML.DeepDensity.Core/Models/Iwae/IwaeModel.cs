@@ -101,7 +101,9 @@ public sealed class IwaeModel : ImportanceSampledModel
 
         var network = InitialNetwork(options, data.Columns, () => ColumnMoments(train));
         var objective = new IwaeObjective(network, options.Samples, options.RowsPerBlock, standardizer?.LogJacobian ?? 0, cancellationToken);
-        var summary = TrainingLoop.Run(objective, train, valid, options, progress, cancellationToken);
+        TrainingSummary summary;
+        try { summary = TrainingLoop.Run(objective, train, valid, options, progress, cancellationToken); }
+        catch (DataValidationException e) when (UnscorableValidation.Is(e)) { throw UnscorableValidation.InUserRows(e, data, validation, options.ValidationFraction, options.Seed); }
         return ModelFile.EnsureTrainedModelLoadable(new IwaeModel(network, options.Samples, options.EvaluationSamples, options.EvaluationSamplesPerChunk,
             options.EvaluationSeed, standardizer) { TrainingSummary = summary });
     }
@@ -258,8 +260,13 @@ public sealed class IwaeModel : ImportanceSampledModel
         }
         var network = InitialNetwork(options, data.Width, () => ColumnMoments(train, cancellationToken));
         var objective = new IwaeObjective(network, options.Samples, options.RowsPerBlock, standardizer?.LogJacobian ?? 0, cancellationToken);
-        var summary = TrainingLoop.Run(objective, new StreamingTrainingData(train, streaming),
-            valid is null ? null : new StreamingTrainingData(valid, streaming), options, progress, cancellationToken);
+        TrainingSummary summary;
+        try
+        {
+            summary = TrainingLoop.Run(objective, new StreamingTrainingData(train, streaming),
+                valid is null ? null : new StreamingTrainingData(valid, streaming), options, progress, cancellationToken);
+        }
+        catch (DataValidationException e) when (UnscorableValidation.Is(e)) { throw UnscorableValidation.InUserRows(e, validation, options.ValidationFraction, options.Seed); }
         return ModelFile.EnsureTrainedModelLoadable(new IwaeModel(network, options.Samples, options.EvaluationSamples, options.EvaluationSamplesPerChunk,
             options.EvaluationSeed, standardizer) { TrainingSummary = summary });
     }

@@ -84,7 +84,7 @@ internal sealed class IwaeNetwork
     /// <summary>The size of an IWAE of these sizes (<see cref="IwaeOptions.PredictModelSize"/>, checked again before allocating).</summary>
     internal static Persistence.ModelSizePrediction PredictSize(int dimension, int[] latent, int[] hidden, int[] deepHidden, IwaeLikelihood likelihood)
         => new("IWAE", dimension, ParameterCount(dimension, latent, hidden, deepHidden, likelihood),
-            $"an IWAE of hidden layers {{{string.Join(", ", hidden)}}}, latent layers {{{string.Join(", ", latent)}}} and deep hidden layers {{{string.Join(", ", deepHidden)}}} " +
+            $"an IWAE of hidden layers {Training.OptionText.Show(hidden)}, latent layers {Training.OptionText.Show(latent)} and deep hidden layers {Training.OptionText.Show(deepHidden)} " +
             "(HiddenUnits, LatentDimensions, DeepHiddenUnits: D×HiddenUnits[0] weights in the encoder and in the decoder)",
             "use fewer columns (e.g. a PCA projection) or smaller HiddenUnits, LatentDimensions or DeepHiddenUnits", IwaeOptions.MaxDimension);
 

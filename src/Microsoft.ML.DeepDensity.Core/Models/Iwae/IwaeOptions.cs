@@ -117,12 +117,12 @@ public sealed class IwaeOptions : ImportanceSampledOptions, Persistence.IModelSi
     public override void Validate()
     {
         base.Validate();
-        Check(LatentDimensions is { Length: >= 1 and <= 8 }, nameof(LatentDimensions), Describe(LatentDimensions), "must list 1 to 8 layer sizes");
-        foreach (var v in LatentDimensions) Check(v >= 1 && v <= MaxLayerUnits, nameof(LatentDimensions), Describe(LatentDimensions), $"entries must be in [1, {MaxLayerUnits}]");
-        Check(HiddenUnits is { Length: <= 16 }, nameof(HiddenUnits), Describe(HiddenUnits), "must be a list of at most 16 layer sizes");
-        foreach (var v in HiddenUnits) Check(v >= 1 && v <= MaxLayerUnits, nameof(HiddenUnits), Describe(HiddenUnits), $"entries must be in [1, {MaxLayerUnits}]");
-        Check(DeepHiddenUnits is { Length: <= 16 }, nameof(DeepHiddenUnits), Describe(DeepHiddenUnits), "must be a list of at most 16 layer sizes");
-        foreach (var v in DeepHiddenUnits) Check(v >= 1 && v <= MaxLayerUnits, nameof(DeepHiddenUnits), Describe(DeepHiddenUnits), $"entries must be in [1, {MaxLayerUnits}]");
+        Check(LatentDimensions is { Length: >= 1 and <= 8 }, nameof(LatentDimensions), LatentDimensions, "must list 1 to 8 layer sizes");
+        foreach (var v in LatentDimensions) Check(v >= 1 && v <= MaxLayerUnits, nameof(LatentDimensions), LatentDimensions, $"entries must be in [1, {MaxLayerUnits}]");
+        Check(HiddenUnits is { Length: <= 16 }, nameof(HiddenUnits), HiddenUnits, "must be a list of at most 16 layer sizes");
+        foreach (var v in HiddenUnits) Check(v >= 1 && v <= MaxLayerUnits, nameof(HiddenUnits), HiddenUnits, $"entries must be in [1, {MaxLayerUnits}]");
+        Check(DeepHiddenUnits is { Length: <= 16 }, nameof(DeepHiddenUnits), DeepHiddenUnits, "must be a list of at most 16 layer sizes");
+        foreach (var v in DeepHiddenUnits) Check(v >= 1 && v <= MaxLayerUnits, nameof(DeepHiddenUnits), DeepHiddenUnits, $"entries must be in [1, {MaxLayerUnits}]");
         Check(Activation is null or Numerics.Activation.Tanh or Numerics.Activation.Relu or Numerics.Activation.Softplus or Numerics.Activation.Sigmoid,
             nameof(Activation), Activation?.ToString() ?? "null", "must be null (by likelihood), Tanh, Relu, Softplus or Sigmoid");
         Check(Enum.IsDefined(Likelihood), nameof(Likelihood), Likelihood, "must be Bernoulli or Gaussian");
@@ -130,5 +130,4 @@ public sealed class IwaeOptions : ImportanceSampledOptions, Persistence.IModelSi
         Check(RowsPerBlock >= 1 && RowsPerBlock <= MaxRowsPerBlock, nameof(RowsPerBlock), RowsPerBlock, $"must be in [1, {MaxRowsPerBlock}]");
     }
 
-    private static string Describe(int[]? v) => v is null ? "null" : "{" + string.Join(", ", v) + "}";
 }

@@ -67,7 +67,7 @@ internal sealed class NvilNetwork
     /// <summary>The size of a sigmoid belief network of these sizes (<see cref="NvilOptions.PredictModelSize"/>, checked again before allocating).</summary>
     internal static Persistence.ModelSizePrediction PredictSize(int dimension, int[] latent)
         => new("NVIL", dimension, ParameterCount(dimension, latent),
-            $"a sigmoid belief network of latent layers {{{string.Join(", ", latent)}}} (LatentDimensions: 2·D×LatentDimensions[0] weights)",
+            $"a sigmoid belief network of latent layers {Training.OptionText.Show(latent)} (LatentDimensions: 2·D×LatentDimensions[0] weights)",
             "use fewer columns (e.g. a PCA projection) or smaller LatentDimensions", NvilOptions.MaxDimension);
 
     /// <summary>Glorot weights, zero biases and prior logits; optionally data-layer biases = logit of the pixel means.</summary>

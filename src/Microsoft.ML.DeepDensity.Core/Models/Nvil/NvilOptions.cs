@@ -98,13 +98,12 @@ public sealed class NvilOptions : ImportanceSampledOptions, Persistence.IModelSi
     public override void Validate()
     {
         base.Validate();
-        Check(LatentDimensions is { Length: >= 1 and <= 8 }, nameof(LatentDimensions), Describe(LatentDimensions), "must list 1 to 8 layer sizes");
-        foreach (var v in LatentDimensions) Check(v >= 1 && v <= MaxLayerUnits, nameof(LatentDimensions), Describe(LatentDimensions), $"entries must be in [1, {MaxLayerUnits}]");
+        Check(LatentDimensions is { Length: >= 1 and <= 8 }, nameof(LatentDimensions), LatentDimensions, "must list 1 to 8 layer sizes");
+        foreach (var v in LatentDimensions) Check(v >= 1 && v <= MaxLayerUnits, nameof(LatentDimensions), LatentDimensions, $"entries must be in [1, {MaxLayerUnits}]");
         Check(SamplesPerExample >= 1 && SamplesPerExample <= 10_000, nameof(SamplesPerExample), SamplesPerExample, "must be in [1, 10000]");
         Check(BaselineHiddenUnits >= 1 && BaselineHiddenUnits <= MaxLayerUnits, nameof(BaselineHiddenUnits), BaselineHiddenUnits, $"must be in [1, {MaxLayerUnits}]");
         Check(SignalSmoothing >= 0 && SignalSmoothing < 1, nameof(SignalSmoothing), SignalSmoothing, "must be in [0, 1)");
         Check(RowsPerBlock >= 1 && RowsPerBlock <= MaxRowsPerBlock, nameof(RowsPerBlock), RowsPerBlock, $"must be in [1, {MaxRowsPerBlock}]");
     }
 
-    private static string Describe(int[]? v) => v is null ? "null" : "{" + string.Join(", ", v) + "}";
 }

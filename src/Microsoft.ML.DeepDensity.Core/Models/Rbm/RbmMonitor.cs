@@ -42,10 +42,13 @@ internal sealed class RbmMonitor
     }
 
     internal sealed record Figures(double TrainPseudoLogLikelihood, double ValidationPseudoLogLikelihood, double TrainReconstructionError,
-        double ValidationReconstructionError, double FreeEnergyGap, bool Gaussian)
+        double ValidationReconstructionError, double FreeEnergyGap, bool Gaussian, bool HasValidation)
     {
-        public bool AllFinite => double.IsFinite(TrainReconstructionError) && (double.IsNaN(ValidationReconstructionError) || double.IsFinite(ValidationReconstructionError))
-            && (Gaussian || double.IsFinite(TrainPseudoLogLikelihood));
+        public bool AllFinite => TrainFinite && (!HasValidation || double.IsFinite(ValidationReconstructionError) && double.IsFinite(FreeEnergyGap)
+            && (Gaussian || double.IsFinite(ValidationPseudoLogLikelihood)));
+
+        /// <summary>Whether the training rows' figures are finite.</summary>
+        public bool TrainFinite => double.IsFinite(TrainReconstructionError) && (Gaussian || double.IsFinite(TrainPseudoLogLikelihood));
 
         /// <summary>Early-stopping score: validation pseudo-log-likelihood (Bernoulli) or −reconstruction error (Gaussian).</summary>
         public double ValidationScore => Gaussian ? -ValidationReconstructionError : ValidationPseudoLogLikelihood;
@@ -74,7 +77,24 @@ internal sealed class RbmMonitor
             (validPll, validRecon, validF) = Measure(_valid, _validFlipped!, _nValid);
             gap = validF - trainF;
         }
-        return new Figures(trainPll, validPll, trainRecon, validRecon, gap, _m.Gaussian);
+        return new Figures(trainPll, validPll, trainRecon, validRecon, gap, _m.Gaussian, _valid is not null);
+    }
+
+    /// <summary>What <see cref="FirstUnmeasurableValidationRow"/> finds not finite, in words.</summary>
+    internal const string Figure = "free energy or reconstruction error";
+
+    /// <summary>The first monitored validation row (its index in the validation data: the monitor measures its first rows)
+    /// whose free energy or reconstruction error is not finite, or null.</summary>
+    public long? FirstUnmeasurableValidationRow(CancellationToken cancellationToken)
+    {
+        if (_valid is null) return null;
+        var rows = new RowMatrix(_valid, _nValid, _m.D);
+        return UnscorableValidation.Find(TrainingData.From(rows), MaxRows, (batch, _) =>
+        {
+            var values = batch.Rows.ToArray();
+            var (_, recon, meanF) = Measure(values, values, batch.Count);
+            return recon + meanF;
+        }, cancellationToken)?.Example;
     }
 
     private (double Pll, double Recon, double MeanF) Measure(float[] rows, float[] flipped, int n)

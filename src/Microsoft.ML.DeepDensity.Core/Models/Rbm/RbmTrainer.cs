@@ -549,10 +549,11 @@ internal sealed partial class RbmTrainer
         private readonly RbmOptions _o;
         private readonly RbmTrainer _trainer;
         private readonly RbmMonitor _monitor;
+        private readonly CancellationToken _cancellationToken;
 
         public Trainable(RbmMachine machine, int batchSize, RowMatrix train, RowMatrix? validation, RbmOptions o, CancellationToken cancellationToken)
         {
-            _machine = machine; _hasValidation = validation is not null; _o = o;
+            _machine = machine; _hasValidation = validation is not null; _o = o; _cancellationToken = cancellationToken;
             _trainer = new RbmTrainer(machine, batchSize, o.GibbsSteps,
                 o.Algorithm == RbmTrainingAlgorithm.PersistentContrastiveDivergence, o.PersistentChains, cancellationToken)
             { MomentumIsZero = o.Momentum == 0f };
@@ -574,7 +575,14 @@ internal sealed partial class RbmTrainer
         {
             if (!_machine.WithinSavableRange()) return null;   // diverged: restore the last good state, halve the rate
             var f = _monitor.Measure();
-            if (!f.AllFinite) return null;
+            if (!f.AllFinite)
+            {
+                // Finite parameters and training figures: a validation row the machine cannot measure (far off the
+                // training data's scale) is named, not taken for a divergence.
+                if (f.TrainFinite && _monitor.FirstUnmeasurableValidationRow(_cancellationToken) is long row)
+                    throw UnscorableValidation.Error(row, -1, RbmMonitor.Figure);
+                return null;
+            }
             return new EpochFigures(f.TrainPseudoLogLikelihood, _hasValidation ? f.ValidationPseudoLogLikelihood : null,
                 _hasValidation ? f.ValidationScore : null,
                 _machine.Gaussian ? "RBM: train/valid are not likelihoods for Gaussian units; see Metrics" : "RBM: train/valid are pseudo-log-likelihoods",

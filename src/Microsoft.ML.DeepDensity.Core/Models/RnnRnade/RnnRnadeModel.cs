@@ -82,9 +82,29 @@ public sealed class RnnRnadeModel : SequenceDensityModel
         network.InitializeRecurrence(root.Fork(0x2E7));
         var objective = new RnnRnadeObjective(network, options.SequencesPerBlock, options.FramesPerChunk,
             options.ScaleMeanGradientBySigma, standardizer.LogJacobian, cancellationToken);
-        var summary = TrainingLoop.Run(new PerFrameObjective(objective), TrainingData.From(modelTrain),
-            modelValid is null ? null : TrainingData.From(modelValid), options.WithMaxEpochs(options.EpochsFor(modelTrain.Count)), progress, cancellationToken);
+        TrainingSummary summary;
+        try
+        {
+            summary = TrainingLoop.Run(new PerFrameObjective(objective), TrainingData.From(modelTrain),
+                modelValid is null ? null : TrainingData.From(modelValid), options.WithMaxEpochs(options.EpochsFor(modelTrain.Count)), progress, cancellationToken);
+        }
+        catch (DataValidationException e) when (UnscorableValidation.Is(e) && validation is null) { throw HeldOutError(e, data, split, options.ValidationFraction); }
         return ModelFile.EnsureTrainedModelLoadable(new RnnRnadeModel(network, standardizer) { TrainingSummary = summary });
+    }
+
+    /// <summary>An unmeasurable held-out example (<see cref="UnscorableValidation"/>) as the training sequence and frame it
+    /// was taken from: a held-out sequence is itself, a held-out window the sequence it was cut from.</summary>
+    private static DataValidationException HeldOutError(DataValidationException e, SequenceBatch data, Split split, double fraction)
+    {
+        if (split.HeldOut is not { } heldOut || e.Row < 0 || e.Row >= heldOut.Length) return e;
+        int example = heldOut[e.Row], frame = Math.Max(0, UnscorableValidation.Frame(e));
+        if (ReferenceEquals(split.Examples, data))
+            return UnscorableValidation.HeldOutSequence(example, frame, fraction, "of a sequence held out for validation");
+        // Windows share the sequences' values: a window's first frame is a frame of the sequence that holds it.
+        int at = split.Examples.Offsets[example] + frame;
+        int sequence = Array.BinarySearch(data.Offsets, at);
+        sequence = sequence >= 0 ? sequence : ~sequence - 1;
+        return UnscorableValidation.HeldOutSequence(sequence, at - data.Offsets[sequence], fraction, "of a training window held out for validation");
     }
 
     /// <summary>The training examples <see cref="Fit"/> on <paramref name="data"/> trains on in an epoch: the sequences,
