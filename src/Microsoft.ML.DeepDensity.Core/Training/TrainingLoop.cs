@@ -155,8 +155,27 @@ public static class TrainingLoop
         double sum = 0;
         long total = 0;
         var batch = new TrainingBatch();
+        foreach (var block in Blocks(data, blockSize, batch, cancellationToken))
+        {
+            sum += model.Evaluate(batch, random.Fork((ulong)block.Number));
+            total += block.Count;
+        }
+        return (sum, total);
+    }
+
+    /// <summary>A block of a measured source (<see cref="Blocks"/>): its number across the windows (block b draws its noise
+    /// from fork b), the pass position of its first example, its size, and the window and offset it was copied from.</summary>
+    internal readonly record struct MeasuredBlock(int Number, long First, int Count, ITrainingData Window, int Start);
+
+    /// <summary>The blocks of <paramref name="blockSize"/> examples in which a measurement reads <paramref name="data"/>,
+    /// window by window, each copied into <paramref name="batch"/> before it is yielded: the one walk of the figure
+    /// (<see cref="EvaluateSum"/>) and of the search for an example it cannot measure (UnscorableValidation), so the
+    /// search's block b is the figure's.</summary>
+    internal static IEnumerable<MeasuredBlock> Blocks(ITrainingSource data, int blockSize, TrainingBatch batch, CancellationToken cancellationToken)
+    {
         int[] indices = [];
         int b = 0;
+        long before = 0;
         foreach (var window in data.ReadWindows(blockSize, cancellationToken))
         {
             if (indices.Length < Math.Min(blockSize, window.Count)) indices = new int[Math.Min(blockSize, window.Count)];
@@ -166,11 +185,10 @@ public static class TrainingLoop
                 int count = Math.Min(blockSize, window.Count - start);
                 for (int i = 0; i < count; i++) indices[i] = start + i;
                 window.CopyBatch(indices.AsSpan(0, count), batch);
-                sum += model.Evaluate(batch, random.Fork((ulong)b));
+                yield return new MeasuredBlock(b, before + start, count, window, start);
             }
-            total += window.Count;
+            before += window.Count;
         }
-        return (sum, total);
     }
 
     /// <summary>A row objective seen as a batch objective.</summary>

@@ -40,26 +40,14 @@ internal static class UnscorableValidation
     {
         var batch = new TrainingBatch();
         var one = new TrainingBatch();
-        int[] indices = [];
-        int b = 0;
-        long before = 0;
-        foreach (var window in validation.ReadWindows(blockSize, cancellationToken))
+        foreach (var block in TrainingLoop.Blocks(validation, blockSize, batch, cancellationToken))
         {
-            if (indices.Length < Math.Min(blockSize, window.Count)) indices = new int[Math.Min(blockSize, window.Count)];
-            for (int start = 0; start < window.Count; start += blockSize, b++)
+            if (double.IsFinite(figure(batch, block.Number))) continue;
+            for (int i = 0; i < block.Count; i++)
             {
-                cancellationToken.ThrowIfCancellationRequested();
-                int count = Math.Min(blockSize, window.Count - start);
-                for (int i = 0; i < count; i++) indices[i] = start + i;
-                window.CopyBatch(indices.AsSpan(0, count), batch);
-                if (double.IsFinite(figure(batch, b))) continue;
-                for (int i = 0; i < count; i++)
-                {
-                    window.CopyBatch([start + i], one);
-                    if (!double.IsFinite(figure(one, b))) return (before + start + i, FirstFrame(one, b, figure));
-                }
+                block.Window.CopyBatch([block.Start + i], one);
+                if (!double.IsFinite(figure(one, block.Number))) return (block.First + i, FirstFrame(one, block.Number, figure));
             }
-            before += window.Count;
         }
         return null;
     }
