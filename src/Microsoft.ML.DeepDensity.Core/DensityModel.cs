@@ -199,7 +199,9 @@ public abstract partial class DensityModel : DensityModelBase
         else SampleCore(count, seed, destination);
     }
 
-    private void CheckWidth(RowMatrix rows)
+    /// <summary>A matrix of rows must be as wide as the model (the span forms can only check that the values are whole
+    /// rows, so a matrix of another width would be read as other rows).</summary>
+    private protected void CheckWidth(RowMatrix rows)
     {
         if (rows.Columns != Dimension)
             throw new DataValidationException(-1, -1, $"the data has {rows.Columns} columns but the model expects {Dimension} (wrong vector size?)", null);

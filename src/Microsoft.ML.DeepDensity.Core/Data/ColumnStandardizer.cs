@@ -46,10 +46,14 @@ public sealed class ColumnStandardizer
 
     /// <summary>Column means and standard deviations (float64 accumulation; constant columns, see
     /// <see cref="MinimumScale"/>, get scale 1).</summary>
-    public static ColumnStandardizer Fit(RowMatrix data)
+    public static ColumnStandardizer Fit(RowMatrix data) => Fit(data, CancellationToken.None);
+
+    /// <summary><see cref="Fit(RowMatrix)"/> with <paramref name="cancellationToken"/> checked before every run of rows
+    /// (<see cref="Preparation"/>; the sums run row by row, so the runs change nothing).</summary>
+    internal static ColumnStandardizer Fit(RowMatrix data, CancellationToken cancellationToken)
     {
         var moments = new Moments(data.Columns);
-        moments.Add(data.AsSpan(), data.Rows);
+        moments.Add(data, cancellationToken);
         return moments.ToStandardizer();
     }
 
@@ -70,6 +74,19 @@ public sealed class ColumnStandardizer
         /// <summary>The running means and sums of squared deviations (tests compare them with the scalar recurrence).</summary>
         internal ReadOnlySpan<double> Mean => _mean;
         internal ReadOnlySpan<double> SumOfSquaredDeviations => _m2;
+
+        /// <summary>Every row of <paramref name="data"/>, in runs of rows with <paramref name="cancellationToken"/> checked
+        /// before each (the recurrence runs row by row: the same sums as one call).</summary>
+        public void Add(RowMatrix data, CancellationToken cancellationToken)
+        {
+            int d = data.Columns, run = Preparation.RowsPerCheck(d);
+            for (int start = 0; start < data.Rows; start += run)
+            {
+                Preparation.Check(cancellationToken);
+                int n = Math.Min(run, data.Rows - start);
+                Add(data.Values.AsSpan(start * d, n * d), n);
+            }
+        }
 
         /// <remarks>Vectorised across columns with each column's own sequence of operations (no fused multiply-adds), so
         /// it gives the scalar loop's bits; compiled optimised at once, as it is called once per block of a stream.</remarks>
@@ -152,10 +169,13 @@ public sealed class ColumnStandardizer
     /// standard deviations). Keeps the data's own metric (distances are only rescaled) while bringing any data scale into
     /// a numerically safe range, so a model trained on s·x is the model of x, rescaled.
     /// </summary>
-    public static ColumnStandardizer FitPooled(RowMatrix data)
+    public static ColumnStandardizer FitPooled(RowMatrix data) => FitPooled(data, CancellationToken.None);
+
+    /// <summary><see cref="FitPooled(RowMatrix)"/> with <paramref name="cancellationToken"/> checked before every run of rows.</summary>
+    internal static ColumnStandardizer FitPooled(RowMatrix data, CancellationToken cancellationToken)
     {
         var moments = new Moments(data.Columns);
-        moments.Add(data.AsSpan(), data.Rows);
+        moments.Add(data, cancellationToken);
         return Pooled(moments);
     }
 
@@ -213,11 +233,19 @@ public sealed class ColumnStandardizer
     }
 
     /// <summary>The standardised copy of <paramref name="data"/> (the models train and score in standardised units).</summary>
-    internal RowMatrix Forward(RowMatrix data)
+    internal RowMatrix Forward(RowMatrix data, CancellationToken cancellationToken = default)
     {
         var result = new RowMatrix(data.Rows, data.Columns);
-        Forward(data.AsSpan(), result.AsSpan(), data.Rows);
+        Forward(data.Values, result.Values, data.Rows, cancellationToken);
         return result;
+    }
+
+    /// <summary><see cref="Forward(ReadOnlySpan{float}, Span{float}, int)"/> of arrays, with <paramref name="cancellationToken"/>
+    /// checked before every run of rows (<see cref="Preparation"/>).</summary>
+    internal void Forward(float[] x, float[] y, int rows, CancellationToken cancellationToken)
+    {
+        int d = Width;
+        Preparation.InRuns(rows, d, cancellationToken, (start, n) => Forward(x.AsSpan(start * d, n * d), y.AsSpan(start * d, n * d), n));
     }
 
     /// <summary>

@@ -58,10 +58,19 @@ public sealed class RowMatrix
     }
 
     /// <summary>Copies the given rows (in order) into a new matrix.</summary>
-    public RowMatrix SelectRows(ReadOnlySpan<int> indices)
+    public RowMatrix SelectRows(ReadOnlySpan<int> indices) => SelectRows(indices, CancellationToken.None);
+
+    /// <summary><see cref="SelectRows(ReadOnlySpan{int})"/> with <paramref name="cancellationToken"/> checked before every
+    /// run of rows (<see cref="Preparation"/>).</summary>
+    internal RowMatrix SelectRows(ReadOnlySpan<int> indices, CancellationToken cancellationToken)
     {
         var m = new RowMatrix(indices.Length, Columns);
-        for (int i = 0; i < indices.Length; i++) Row(indices[i]).CopyTo(m.Row(i));
+        int run = Preparation.RowsPerCheck(Columns);
+        for (int i = 0; i < indices.Length; i++)
+        {
+            if (i % run == 0) Preparation.Check(cancellationToken);
+            Row(indices[i]).CopyTo(m.Row(i));
+        }
         return m;
     }
 

@@ -67,12 +67,21 @@ public sealed class SequenceBatch
     public Span<float> AsSpan() => Values.AsSpan(0, TotalFrames * FrameSize);
 
     /// <summary>Copies the given sequences (in order) into a new batch.</summary>
-    public SequenceBatch Select(ReadOnlySpan<int> indices)
+    public SequenceBatch Select(ReadOnlySpan<int> indices) => Select(indices, CancellationToken.None);
+
+    /// <summary><see cref="Select(ReadOnlySpan{int})"/> with <paramref name="cancellationToken"/> checked before the copy
+    /// and whenever a run of frames has been copied (a Fit's preparation, <see cref="Preparation"/>).</summary>
+    internal SequenceBatch Select(ReadOnlySpan<int> indices, CancellationToken cancellationToken)
     {
         var offsets = new int[indices.Length + 1];
         for (int i = 0; i < indices.Length; i++) offsets[i + 1] = offsets[i] + Length(indices[i]);
         var values = new float[offsets[^1] * FrameSize];
-        for (int i = 0; i < indices.Length; i++) Sequence(indices[i]).CopyTo(values.AsSpan(offsets[i] * FrameSize));
+        int run = Preparation.RowsPerCheck(FrameSize), next = 0;
+        for (int i = 0; i < indices.Length; i++)
+        {
+            if (offsets[i] >= next) { Preparation.Check(cancellationToken); next = offsets[i] + run; }
+            Sequence(indices[i]).CopyTo(values.AsSpan(offsets[i] * FrameSize));
+        }
         return new SequenceBatch(values, offsets, FrameSize);
     }
 }

@@ -91,6 +91,8 @@ public abstract class ImportanceSampledModel : DensityModel
     public float[] Bound(RowMatrix rows, int k, ulong seed, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(rows);
+        // As LogDensity(RowMatrix): the span form would read a narrower matrix's values as rows of the model's width.
+        CheckWidth(rows);
         var result = new float[rows.Rows];
         Bound(rows.AsSpan(), k, seed, result, cancellationToken);
         return result;

@@ -130,6 +130,7 @@ public class GradientTrainingOptions
         if (AutomaticEpochs) Check(MaxEpochs >= 0, nameof(MaxEpochs), MaxEpochs, "must be non-negative (0: set from the amount of training data)");
         else Check(MaxEpochs >= 1, nameof(MaxEpochs), MaxEpochs, "must be at least 1");
         Check(BatchSize >= 1, nameof(BatchSize), BatchSize, "must be at least 1");
+        Check(Enum.IsDefined(Optimizer), nameof(Optimizer), Optimizer, "must be Adam or SgdMomentum");
         Check(LearningRate > 0 && float.IsFinite(LearningRate), nameof(LearningRate), LearningRate, "must be positive and finite");
         Check(LearningRateDecay > 0 && LearningRateDecay <= 1, nameof(LearningRateDecay), LearningRateDecay, "must be in (0, 1]");
         Check(LearningRateDecayExamples >= 0, nameof(LearningRateDecayExamples), LearningRateDecayExamples, "must be non-negative (0: decay once per epoch)");

@@ -163,6 +163,15 @@ public class InputValidationChecks
         // A draw larger than an array: a clear error at once, not an overflow or an out-of-memory crash.
         Assert.Throws<ArgumentOutOfRangeException>(() => f.Model.Sample(int.MaxValue, 1));
         Assert.Throws<ArgumentNullException>(() => f.Model.LogDensity((RowMatrix)null!));
+        // The importance-sampled models' bound of a matrix checks its width as LogDensity does: it read the matrix's
+        // values as rows of the model's width, so a matrix of half the width gave half its bounds from rows made of two
+        // rows each and zeros for the rest (AverageBound a wrong mean, silently), and a wider one a destination-size error.
+        if (f.Model is Microsoft.ML.DeepDensity.Estimation.ImportanceSampledModel sampled && d % 2 == 0)
+        {
+            RejectsData(() => sampled.Bound(new RowMatrix(4, d / 2), 1, 1), -1, -1, "columns", "Bound of a matrix of half the width");
+            RejectsData(() => sampled.AverageBound(new RowMatrix(4, d / 2), 1, 1), -1, -1, "columns", "AverageBound of a matrix of half the width");
+            RejectsData(() => sampled.Bound(new RowMatrix(4, 2 * d), 1, 1), -1, -1, "columns", "Bound of a matrix of twice the width");
+        }
     }
 
     /// <summary>Documented: scoring zero rows returns zero results; the average of zero rows is an error (not NaN).</summary>

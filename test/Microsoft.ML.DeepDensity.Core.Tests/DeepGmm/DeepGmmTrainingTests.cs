@@ -270,4 +270,29 @@ public class DeepGmmTrainingTests
         public List<TrainingProgress> Reports { get; }
         public void Report(TrainingProgress value) { Reports.Add(value); _then?.Invoke(value); }
     }
+
+    /// <summary>Columns whose spreads differ by 38 orders of magnitude (3e38 beside 1) cannot share the default pooled
+    /// scale: the unit column is numerically constant and the greedy initialisation cannot whiten it. The error said
+    /// "rescale the data"; it also names Standardize = true, which trains on the same data.</summary>
+    [Fact]
+    public void AnUnwhitenableClusterUnderThePooledScaleNamesStandardize()
+    {
+        var r = new RandomStream(5);
+        var data = new RowMatrix(300, 2);
+        for (int i = 0; i < data.Rows; i++)
+        {
+            data[i, 0] = (float)r.NextDouble();
+            data[i, 1] = (i % 2 == 0 ? 3.3e38f : -3.3e38f) * (float)(0.5 + 0.5 * r.NextDouble());
+        }
+        var options = new DeepGmmOptions { Layers = new[] { 2 }, MaxIterations = 2 };
+        var e = Assert.Throws<TrainingDivergedException>(() => DeepGmmModel.Fit(data, options));
+        Assert.Contains("set Standardize = true", e.Message);
+        options.Standardize = true;
+        Assert.True(double.IsFinite(DeepGmmModel.Fit(data, options).AverageLogDensity(data)));
+        // With Standardize on, the message does not offer it again.
+        var flat = new RowMatrix(300, 2);
+        for (int i = 0; i < flat.Rows; i++) { flat[i, 0] = (float)r.NextDouble() * 1e-38f; flat[i, 1] = (float)r.NextDouble() * 1e-38f; }
+        if (Record.Exception(() => DeepGmmModel.Fit(flat, options)) is TrainingDivergedException other)
+            Assert.DoesNotContain("Standardize", other.Message);
+    }
 }

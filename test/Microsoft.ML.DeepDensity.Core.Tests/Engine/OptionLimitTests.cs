@@ -110,4 +110,28 @@ public class OptionLimitTests
         Assert.Equal(nameof(GradientTrainingOptions.AdamEpsilon), e.ParamName);
         Assert.Contains("finite", e.Message);
     }
+
+    /// <summary>An undefined optimizer passed Validate: a Fit standardised (a streamed one read two passes of) the data and
+    /// built the model before the optimiser's factory threw "Unknown optimizer" with the parameter "options". It is refused
+    /// by Validate, naming the setting, before a row is read, as every other enum setting is.</summary>
+    [Fact]
+    public void AnUndefinedOptimizerIsRefusedBeforeTheDataIsRead()
+    {
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => new RnadeOptions { Optimizer = (OptimizerKind)7 }.Validate());
+        Assert.Equal(nameof(GradientTrainingOptions.Optimizer), e.ParamName);
+        Assert.Contains("Adam or SgdMomentum", e.Message);
+        Assert.Contains("got 7", e.Message);
+        var stream = new NeverOpened();
+        e = Assert.Throws<ArgumentOutOfRangeException>(() => RnadeModel.Fit(stream, new RnadeOptions { Optimizer = (OptimizerKind)7 }, null, null));
+        Assert.Equal(nameof(GradientTrainingOptions.Optimizer), e.ParamName);
+        Assert.Equal(0, stream.Opened);
+    }
+
+    private sealed class NeverOpened : IRowStream
+    {
+        public int Opened;
+        public int Width => 3;
+        public long? Count => null;
+        public IRowCursor Open() { Opened++; throw new InvalidOperationException("the stream was opened"); }
+    }
 }

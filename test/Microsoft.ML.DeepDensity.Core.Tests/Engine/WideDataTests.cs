@@ -71,6 +71,21 @@ public class WideDataTests
         Assert.True(GC.GetAllocatedBytesForCurrentThread() - before < 64 << 20, "nothing of the model's size was allocated");
         Assert.Contains(model == "IWAE" ? "an IWAE of hidden layers [100000, 100000]" : "latent layers [60000, 60000]", e.Message);
         Assert.Contains("more than a model file holds", e.Message);
+        // One latent layer (the default [50]) has no deep hidden layers: the message named DeepHiddenUnits [100, 100]
+        // beside it and as a remedy, a setting that builds nothing there.
+        if (model == "IWAE") Assert.DoesNotContain("DeepHiddenUnits", e.Message);
+    }
+
+    /// <summary>With a second latent layer the deep hidden layers exist and are named, with their setting as a remedy.</summary>
+    [Fact]
+    public void AnIwaeSizeNamesDeepHiddenLayersOnlyWhenItHasThem()
+    {
+        var one = new Models.Iwae.IwaeOptions { LatentDimensions = new[] { 50 } }.PredictModelSize(8);
+        Assert.Equal("an IWAE of hidden layers [200, 200] and latent layers [50] (HiddenUnits, LatentDimensions: D×HiddenUnits[0] weights in the encoder and in the decoder)", one.Architecture);
+        Assert.DoesNotContain("DeepHiddenUnits", one.Remedy);
+        var two = new Models.Iwae.IwaeOptions { LatentDimensions = new[] { 50, 10 }, DeepHiddenUnits = new[] { 30 } }.PredictModelSize(8);
+        Assert.Contains("latent layers [50, 10] and deep hidden layers [30]", two.Architecture);
+        Assert.Contains("DeepHiddenUnits", two.Remedy);
     }
 
     /// <summary>More columns than an RNADE file holds (2^20) are refused before training, even for a model small enough

@@ -70,10 +70,11 @@ public sealed partial class DeepGmmModel : DensityModel
         DataValidation.CheckTrainingData(data, InputDomain.Real, DataValidation.TrainingData, minRows: 2);
         if (validation is not null) DataValidation.CheckTrainingData(validation, InputDomain.Real, DataValidation.ValidationData, data.Columns);
         int d = data.Columns;
-        var (train, valid) = TrainingLoop.Split(data, validation, options.ValidationFraction, options.Seed);
-        var standardizer = options.Standardize ? ColumnStandardizer.Fit(train) : ColumnStandardizer.FitPooled(train);
-        var x = standardizer.Forward(train);
-        var xValid = valid is null ? null : standardizer.Forward(valid);
+        // The preparation observes the token as it goes (every run of rows, Preparation), as EM does.
+        var (train, valid) = TrainingLoop.Split(data, validation, options.ValidationFraction, options.Seed, cancellationToken);
+        var standardizer = options.Standardize ? ColumnStandardizer.Fit(train, cancellationToken) : ColumnStandardizer.FitPooled(train, cancellationToken);
+        var x = standardizer.Forward(train, cancellationToken);
+        var xValid = valid is null ? null : standardizer.Forward(valid, cancellationToken);
         double logJacobian = standardizer.LogJacobian;
 
         var root = new RandomStream(options.Seed).Fork(0xD6);

@@ -21,10 +21,14 @@ internal sealed partial class DeepGmmTrainer
     /// </summary>
     internal static void Initialize(DeepGmmNetwork net, RowMatrix x, DeepGmmOptions options, RandomStream random)
     {
-        static Training.TrainingDivergedException GreedyInitializationFailed(int layer, int cluster)
+        // Without Standardize the columns share one pooled scale, so a column of unit spread beside one of 1e38 is
+        // numerically constant: per-column standardisation is then the remedy ("rescale the data" alone did not say so).
+        Training.TrainingDivergedException GreedyInitializationFailed(int layer, int cluster)
             => new($"The greedy initialisation could not whiten cluster {cluster} of layer {layer} in float32 (its covariance is " +
                    "singular or its inverse square root overflows). Data far from unit scale is a common cause (spreads below about " +
-                   "1e-35, where float32 loses precision): rescale the data.");
+                   "1e-35, where float32 loses precision): rescale the data" + (options.Standardize ? "." :
+                   $", or set {nameof(DeepGmmOptions.Standardize)} = true: without it every column is divided by one pooled scale, so a " +
+                   "column whose spread is tiny beside another column's (1 beside 1e38) is numerically constant."));
         int d = x.Columns, m = d + 1;
         var rng = random.Fork(0x1417);
         var columnVariance = ColumnVariances(x);

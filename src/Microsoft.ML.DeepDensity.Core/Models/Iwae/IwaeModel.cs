@@ -89,17 +89,17 @@ public sealed class IwaeModel : ImportanceSampledModel
         var domain = options.Likelihood == IwaeLikelihood.Bernoulli ? InputDomain.Binary : InputDomain.Real;
         DataValidation.CheckTrainingData(data, domain, DataValidation.TrainingData);
         if (validation is not null) DataValidation.CheckTrainingData(validation, domain, DataValidation.ValidationData, data.Columns);
-        var (train, valid) = TrainingLoop.Split(data, validation, options.ValidationFraction, options.Seed);
+        // The preparation observes the token as it goes (every run of rows, Preparation), as training does.
+        var (train, valid) = TrainingLoop.Split(data, validation, options.ValidationFraction, options.Seed, cancellationToken);
         // The networks train on standardised copies of the split (the raw rows are not changed).
-        var standardizer = options.StandardizesInputs ? ColumnStandardizer.Fit(train) : null;
-        cancellationToken.ThrowIfCancellationRequested();
+        var standardizer = options.StandardizesInputs ? ColumnStandardizer.Fit(train, cancellationToken) : null;
         if (standardizer is not null)
         {
-            train = standardizer.Forward(train);
-            valid = valid is null ? null : standardizer.Forward(valid);
+            train = standardizer.Forward(train, cancellationToken);
+            valid = valid is null ? null : standardizer.Forward(valid, cancellationToken);
         }
 
-        var network = InitialNetwork(options, data.Columns, () => ColumnMoments(train));
+        var network = InitialNetwork(options, data.Columns, () => ColumnMoments(train, cancellationToken));
         var objective = new IwaeObjective(network, options.Samples, options.RowsPerBlock, standardizer?.LogJacobian ?? 0, cancellationToken);
         TrainingSummary summary;
         try { summary = TrainingLoop.Run(objective, train, valid, options, progress, cancellationToken); }
@@ -206,10 +206,10 @@ public sealed class IwaeModel : ImportanceSampledModel
 
     /// <summary>The column moments of rows in memory, read in place (the bits of the streamed pass, which copies each
     /// block of rows first).</summary>
-    private static (float[] Mean, float[] Std) ColumnMoments(RowMatrix data)
+    private static (float[] Mean, float[] Std) ColumnMoments(RowMatrix data, CancellationToken cancellationToken)
     {
         var sum = new double[data.Columns]; var sumSq = new double[data.Columns];
-        RowOps.AddColumnSumsAsDouble(data.AsSpan(), data.Rows, sum, sumSq);
+        Preparation.AddColumnSums(data, sum, sumSq, cancellationToken);
         return ColumnMoments(sum, sumSq, data.Rows);
     }
 

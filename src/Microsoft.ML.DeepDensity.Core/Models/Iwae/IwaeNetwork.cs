@@ -82,11 +82,20 @@ internal sealed class IwaeNetwork
         });
 
     /// <summary>The size of an IWAE of these sizes (<see cref="IwaeOptions.PredictModelSize"/>, checked again before allocating).</summary>
+    /// <remarks>DeepHiddenUnits are named only when there is a second latent layer: with one they build nothing, and
+    /// naming them (the default [100, 100]) pointed a user at a setting that cannot make the model smaller.</remarks>
     internal static Persistence.ModelSizePrediction PredictSize(int dimension, int[] latent, int[] hidden, int[] deepHidden, IwaeLikelihood likelihood)
-        => new("IWAE", dimension, ParameterCount(dimension, latent, hidden, deepHidden, likelihood),
-            $"an IWAE of hidden layers {Training.OptionText.Show(hidden)}, latent layers {Training.OptionText.Show(latent)} and deep hidden layers {Training.OptionText.Show(deepHidden)} " +
-            "(HiddenUnits, LatentDimensions, DeepHiddenUnits: D×HiddenUnits[0] weights in the encoder and in the decoder)",
-            "use fewer columns (e.g. a PCA projection) or smaller HiddenUnits, LatentDimensions or DeepHiddenUnits", IwaeOptions.MaxDimension);
+    {
+        bool deep = latent.Length > 1;
+        return new("IWAE", dimension, ParameterCount(dimension, latent, hidden, deepHidden, likelihood),
+            $"an IWAE of hidden layers {Training.OptionText.Show(hidden)}" +
+            (deep ? $", latent layers {Training.OptionText.Show(latent)} and deep hidden layers {Training.OptionText.Show(deepHidden)} " +
+                    "(HiddenUnits, LatentDimensions, DeepHiddenUnits: "
+                  : $" and latent layers {Training.OptionText.Show(latent)} (HiddenUnits, LatentDimensions: ") +
+            "D×HiddenUnits[0] weights in the encoder and in the decoder)",
+            "use fewer columns (e.g. a PCA projection) or smaller HiddenUnits" + (deep ? ", LatentDimensions or DeepHiddenUnits" : " or LatentDimensions"),
+            IwaeOptions.MaxDimension);
+    }
 
     public int Layers => Latent.Length;
     public int OutputWidth => Decoders[0].Outputs;

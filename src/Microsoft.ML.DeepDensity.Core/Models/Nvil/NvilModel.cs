@@ -69,13 +69,14 @@ public sealed class NvilModel : ImportanceSampledModel
         options.PredictModelSize(data.Columns).EnsureFitsAFile();
         DataValidation.CheckTrainingData(data, InputDomain.Binary, DataValidation.TrainingData);
         if (validation is not null) DataValidation.CheckTrainingData(validation, InputDomain.Binary, DataValidation.ValidationData, data.Columns);
-        var (train, valid) = TrainingLoop.Split(data, validation, options.ValidationFraction, options.Seed);
+        // The preparation observes the token as it goes (every run of rows, Preparation), as training does.
+        var (train, valid) = TrainingLoop.Split(data, validation, options.ValidationFraction, options.Seed, cancellationToken);
 
         var network = new NvilNetwork(data.Columns, options.LatentDimensions);
         if (ImportanceSampler.ScratchProblem(options.EvaluationSamplesPerChunk, network.EvaluationFloatsPerSample) is string problem)
             throw new ArgumentOutOfRangeException(nameof(options), problem + $" (NvilOptions.{nameof(NvilOptions.EvaluationSamplesPerChunk)}).");
         var init = new RandomStream(options.Seed).Fork(0x4E71);
-        network.Initialize(init, options.InitializeOutputBiasFromData ? PixelMeans(train) : default);
+        network.Initialize(init, options.InitializeOutputBiasFromData ? PixelMeans(train, cancellationToken) : default);
         var objective = new NvilObjective(network, options, init.Fork(3), cancellationToken);
         TrainingSummary summary;
         try { summary = TrainingLoop.Run(objective, train, valid, options, progress, cancellationToken); }
@@ -106,10 +107,10 @@ public sealed class NvilModel : ImportanceSampledModel
     private protected override void SampleBlock(RandomStream[] streams, Span<float> output, bool mean)
         => Network.Sample(streams.Length, streams, output, mean);
 
-    private static float[] PixelMeans(RowMatrix data)
+    private static float[] PixelMeans(RowMatrix data, CancellationToken cancellationToken)
     {
         var sum = new double[data.Columns];
-        Numerics.RowOps.AddColumnSumsAsDouble(data.AsSpan(), data.Rows, sum);
+        Preparation.AddColumnSums(data, sum, null, cancellationToken);
         return sum.Select(s => (float)(s / data.Rows)).ToArray();
     }
 

@@ -98,20 +98,21 @@ public sealed partial class RbmModel : DensityModel
         DataValidation.CheckTrainingData(data, domain, DataValidation.TrainingData);
         if (validation is not null) DataValidation.CheckTrainingData(validation, domain, DataValidation.ValidationData, data.Columns);
         int d = data.Columns;
-        var (train, valid) = TrainingLoop.Split(data, validation, options.ValidationFraction, options.Seed);
+        // The preparation observes the token as it goes (every run of rows, Preparation), as training does.
+        var (train, valid) = TrainingLoop.Split(data, validation, options.ValidationFraction, options.Seed, cancellationToken);
 
         ColumnStandardizer? standardizer = null;
         if (options.VisibleType == RbmVisibleType.Gaussian && options.Standardize)
         {
-            standardizer = ColumnStandardizer.Fit(train);
-            train = standardizer.Forward(train);
-            if (valid is not null) valid = standardizer.Forward(valid);
+            standardizer = ColumnStandardizer.Fit(train, cancellationToken);
+            train = standardizer.Forward(train, cancellationToken);
+            if (valid is not null) valid = standardizer.Forward(valid, cancellationToken);
         }
 
         var machine = new RbmMachine(d, options.HiddenUnits, options.VisibleType);
         // Hinton's guide: small random weights, visible biases at the log-odds of the training marginals, hidden biases 0.
         new RandomStream(options.Seed).Fork(0x1A17).FillGaussian(machine.W, 0f, 0.01f);
-        var baseBias = BaseRateBias(train, options.VisibleType);
+        var baseBias = BaseRateBias(train, options.VisibleType, cancellationToken);
         if (options.VisibleType == RbmVisibleType.Bernoulli) baseBias.CopyTo(machine.B, 0);
         TrainingSummary summary;
         try { summary = RbmTrainer.Train(machine, TrainingData.From(train), train, valid, options, progress, cancellationToken); }
@@ -184,7 +185,7 @@ public sealed partial class RbmModel : DensityModel
         if (baseRateData is not null)
         {
             DataValidation.CheckTrainingData(baseRateData, visibleType == RbmVisibleType.Gaussian ? InputDomain.Real : InputDomain.Binary, "base-rate data", d);
-            baseBias = BaseRateBias(baseRateData, visibleType);
+            baseBias = BaseRateBias(baseRateData, visibleType, cancellationToken);
         }
         else baseBias = (float[])visibleBias.Clone();
         var model = Normalize(machine, null, baseBias, options, cancellationToken);
@@ -212,10 +213,10 @@ public sealed partial class RbmModel : DensityModel
     /// <summary>AIS base-rate visible biases: log-odds of smoothed training marginals (Bernoulli) or column means (Gaussian).</summary>
     /// <summary>The base rates of rows in memory, read in place (the bits of the streamed pass, which copies each block
     /// of rows first).</summary>
-    private static float[] BaseRateBias(RowMatrix data, RbmVisibleType type)
+    private static float[] BaseRateBias(RowMatrix data, RbmVisibleType type, CancellationToken cancellationToken)
     {
         var sums = new double[data.Columns];
-        RowOps.AddColumnSumsAsDouble(data.AsSpan(), data.Rows, sums);
+        Preparation.AddColumnSums(data, sums, null, cancellationToken);
         return BaseRateBias(sums, data.Rows, type);
     }
 

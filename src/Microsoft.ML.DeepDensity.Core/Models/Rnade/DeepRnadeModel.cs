@@ -82,10 +82,11 @@ public sealed class DeepRnadeModel : DensityModel
         if (validation is not null) DataValidation.CheckTrainingData(validation, InputDomain.Real, DataValidation.ValidationData, data.Columns);
         int d = data.Columns;
         var firstOrder = options.ResolveOrder(d);
-        var (train, valid) = TrainingLoop.Split(data, validation, options.ValidationFraction, options.Seed);
-        var standardizer = options.Standardize ? ColumnStandardizer.Fit(train) : ColumnStandardizer.Identity(d);
-        var modelTrain = ToModelSpace(train, standardizer);
-        var modelValid = valid is null ? null : ToModelSpace(valid, standardizer);
+        // The preparation observes the token as it goes (every run of rows, Preparation), as training does.
+        var (train, valid) = TrainingLoop.Split(data, validation, options.ValidationFraction, options.Seed, cancellationToken);
+        var standardizer = options.Standardize ? ColumnStandardizer.Fit(train, cancellationToken) : ColumnStandardizer.Identity(d);
+        var modelTrain = standardizer.Forward(train, cancellationToken);
+        var modelValid = valid is null ? null : standardizer.Forward(valid, cancellationToken);
 
         try
         {
@@ -140,7 +141,7 @@ public sealed class DeepRnadeModel : DensityModel
         }
         var network = new DeepRnadeNetwork(d, options.HiddenUnits, options.HiddenLayers, options.Components, options.Activation, options.Connectivity,
             options.DirectConnections && options.Connectivity == DeepRnadeConnectivity.Autoregressive);
-        network.Initialize(new RandomStream(options.Seed).Fork(0x1A17), RnadeModel.ColumnQuantiles(initialRows, options.Components));
+        network.Initialize(new RandomStream(options.Seed).Fork(0x1A17), RnadeModel.ColumnQuantiles(initialRows, options.Components, cancellationToken));
         var objective = new DeepRnadeObjective(network, options.RowsPerBlock, options.OrderAgnostic ? null : firstOrder,
             options.ScaleMeanGradientBySigma, standardizer.LogJacobian, orderings[..Math.Min(options.ValidationOrderings, orderings.Length)],
             orderings, cancellationToken);
@@ -202,13 +203,6 @@ public sealed class DeepRnadeModel : DensityModel
             Network.SampleRow(_orderings[random.NextInt(_orderings.Length)], ws, random, block.Slice(r * d, d));
         }
         _standardizer.Inverse(block, n);
-    }
-
-    private static RowMatrix ToModelSpace(RowMatrix raw, ColumnStandardizer s)
-    {
-        var result = new RowMatrix(raw.Rows, raw.Columns);
-        s.Forward(raw.AsSpan(), result.AsSpan(), raw.Rows);
-        return result;
     }
 
     /// <summary>Version 1: masked input (no connectivity field, as before it existed); version 2 writes the connectivity.</summary>

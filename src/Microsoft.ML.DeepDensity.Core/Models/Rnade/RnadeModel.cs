@@ -67,19 +67,16 @@ public sealed class RnadeModel : DensityModel
         if (validation is not null) DataValidation.CheckTrainingData(validation, InputDomain.Real, DataValidation.ValidationData, data.Columns);
         int d = data.Columns;
         var order = options.ResolveOrder(d);
-        var (train, valid) = TrainingLoop.Split(data, validation, options.ValidationFraction, options.Seed);
-
-        // The preparation passes over the data are checked for cancellation too: on a large data set each takes a while.
-        cancellationToken.ThrowIfCancellationRequested();
-        var permutedTrain = Permute(train, order);
-        var standardizer = options.Standardize ? ColumnStandardizer.Fit(permutedTrain) : ColumnStandardizer.Identity(d);
-        cancellationToken.ThrowIfCancellationRequested();
-        var modelTrain = ToModelSpace(permutedTrain, standardizer);
-        var modelValid = valid is null ? null : ToModelSpace(Permute(valid, order), standardizer);
-        cancellationToken.ThrowIfCancellationRequested();
+        // The preparation over the data observes the token as it goes (every run of rows, Preparation): on a large data
+        // set each step takes seconds.
+        var (train, valid) = TrainingLoop.Split(data, validation, options.ValidationFraction, options.Seed, cancellationToken);
+        var permutedTrain = Permute(train, order, cancellationToken);
+        var standardizer = options.Standardize ? ColumnStandardizer.Fit(permutedTrain, cancellationToken) : ColumnStandardizer.Identity(d);
+        var modelTrain = ToModelSpace(permutedTrain, standardizer, cancellationToken);
+        var modelValid = valid is null ? null : ToModelSpace(Permute(valid, order, cancellationToken), standardizer, cancellationToken);
 
         var network = new RnadeNetwork(d, options.HiddenUnits, options.Components, options.Activation);
-        network.Initialize(new RandomStream(options.Seed).Fork(0x1A17), ColumnQuantiles(modelTrain, options.Components));
+        network.Initialize(new RandomStream(options.Seed).Fork(0x1A17), ColumnQuantiles(modelTrain, options.Components, cancellationToken));
         cancellationToken.ThrowIfCancellationRequested();
         var objective = new RnadeObjective(network, options.RowsPerBlock, options.ScaleMeanGradientBySigma, standardizer.LogJacobian, cancellationToken);
         TrainingSummary summary;
@@ -242,26 +239,26 @@ public sealed class RnadeModel : DensityModel
         }
     }
 
-    private static RowMatrix Permute(RowMatrix m, int[] order)
+    private static RowMatrix Permute(RowMatrix m, int[] order, CancellationToken cancellationToken)
     {
         var result = new RowMatrix(m.Rows, m.Columns);
+        int run = Preparation.RowsPerCheck(m.Columns);
         for (int r = 0; r < m.Rows; r++)
         {
+            if (r % run == 0) Preparation.Check(cancellationToken);
             var src = m.Row(r); var dst = result.Row(r);
             for (int p = 0; p < order.Length; p++) dst[p] = src[order[p]];
         }
         return result;
     }
 
-    private static RowMatrix ToModelSpace(RowMatrix permuted, ColumnStandardizer s)
-    {
-        var result = new RowMatrix(permuted.Rows, permuted.Columns);
-        s.Forward(permuted.AsSpan(), result.AsSpan(), permuted.Rows);
-        return result;
-    }
+    private static RowMatrix ToModelSpace(RowMatrix permuted, ColumnStandardizer s, CancellationToken cancellationToken)
+        => s.Forward(permuted, cancellationToken);
 
     /// <summary>Quantiles (k+½)/K of each column: initial component means that cover the data.</summary>
-    internal static float[] ColumnQuantiles(RowMatrix data, int k)
+    /// <remarks><paramref name="cancellationToken"/> is checked before every run of rows copied and before every column's
+    /// selection (a Fit's preparation, <see cref="Preparation"/>).</remarks>
+    internal static float[] ColumnQuantiles(RowMatrix data, int k, CancellationToken cancellationToken = default)
     {
         int n = data.Rows, d = data.Columns;
         var q = new float[d * k];
@@ -279,13 +276,18 @@ public sealed class RnadeModel : DensityModel
             var columns = System.Buffers.ArrayPool<float>.Shared.Rent(width * n);
             try
             {
+                int run = Preparation.RowsPerCheck(width);
                 for (int r = 0; r < n; r++)
                 {
+                    if (r % run == 0) Preparation.Check(cancellationToken);
                     long row = (long)r * d + c0;
                     for (int j = 0; j < width; j++) columns[j * n + r] = values[row + j];
                 }
                 for (int j = 0; j < width; j++)
+                {
+                    Preparation.Check(cancellationToken);
                     OrderStatistics.Select(columns.AsSpan(j * n, n), positions, q.AsSpan((c0 + j) * k, k));
+                }
             }
             finally { System.Buffers.ArrayPool<float>.Shared.Return(columns); }
         });

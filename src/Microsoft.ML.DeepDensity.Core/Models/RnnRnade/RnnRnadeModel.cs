@@ -65,19 +65,22 @@ public sealed class RnnRnadeModel : SequenceDensityModel
         options.PredictModelSize(d).EnsureFitsAFile(); // before the sequences are checked, copied and standardised
         DataValidation.CheckTrainingData(data, InputDomain.Real, DataValidation.TrainingSequences, d);
         if (validation is not null) DataValidation.CheckTrainingData(validation, InputDomain.Real, DataValidation.ValidationSequences, d);
+        // The preparation observes the token as it goes (every run of frames, Preparation), as training does. The parts are
+        // read in place or selected once (they were selected, then copied again whole: two copies without a check).
+        Preparation.Check(cancellationToken);
         var split = HeldOutSplit(data, validation is not null, options);
-        var examples = TrainingData.From(split.Examples);
-        var trainPart = split.Train is null ? examples : examples.Select(split.Train);
-        var validPart = validation is not null ? TrainingData.From(validation) : split.HeldOut is null ? null : examples.Select(split.HeldOut);
-        var train = InWindows(Gather(trainPart), options.TrainingWindow);
-        var trainFrames = new RowMatrix(train.AsSpan().ToArray(), train.TotalFrames, d);
-        var standardizer = options.Standardize ? ColumnStandardizer.Fit(trainFrames) : ColumnStandardizer.Identity(d);
-        var modelTrain = Standardized(train, standardizer);
-        var modelValid = validPart is null ? null : Standardized(Gather(validPart), standardizer);
+        var trainSequences = split.Train is null ? split.Examples : split.Examples.Select(split.Train, cancellationToken);
+        var validSequences = validation ?? (split.HeldOut is null ? null : split.Examples.Select(split.HeldOut, cancellationToken));
+        var train = InWindows(trainSequences, options.TrainingWindow);
+        // The frames in place (a RowMatrix reads only its rows × columns values): the standardiser's sums read them once.
+        var trainFrames = new RowMatrix(train.Values, train.TotalFrames, d);
+        var standardizer = options.Standardize ? ColumnStandardizer.Fit(trainFrames, cancellationToken) : ColumnStandardizer.Identity(d);
+        var modelTrain = Standardized(train, standardizer, cancellationToken);
+        var modelValid = validSequences is null ? null : Standardized(validSequences, standardizer, cancellationToken);
 
         var rnade = new RnadeNetwork(d, options.HiddenUnits, options.Components, options.Activation);
         var root = new RandomStream(options.Seed);
-        rnade.Initialize(root.Fork(0x1A17), RnadeModel.ColumnQuantiles(new RowMatrix(modelTrain.Values, train.TotalFrames, d), options.Components));
+        rnade.Initialize(root.Fork(0x1A17), RnadeModel.ColumnQuantiles(new RowMatrix(modelTrain.Values, train.TotalFrames, d), options.Components, cancellationToken));
         var network = new RnnRnadeNetwork(rnade, options.RecurrentUnits, options.ConditionHiddenBias);
         network.InitializeRecurrence(root.Fork(0x2E7));
         var objective = new RnnRnadeObjective(network, options.SequencesPerBlock, options.FramesPerChunk,
@@ -207,18 +210,10 @@ public sealed class RnnRnadeModel : SequenceDensityModel
                $"{(shortest == longest ? $"{longest}" : $"{shortest}–{longest}")} frames (TrainingWindow; 0 trains whole sequences)";
     }
 
-    /// <summary>All examples of a training split as one sequence batch.</summary>
-    private static SequenceBatch Gather(ITrainingData part)
-    {
-        var batch = new TrainingBatch();
-        part.CopyBatch(Enumerable.Range(0, part.Count).ToArray(), batch);
-        return batch.Sequences!;
-    }
-
-    private static SequenceBatch Standardized(SequenceBatch raw, ColumnStandardizer standardizer)
+    private static SequenceBatch Standardized(SequenceBatch raw, ColumnStandardizer standardizer, CancellationToken cancellationToken)
     {
         var values = new float[raw.TotalFrames * raw.FrameSize];
-        standardizer.Forward(raw.AsSpan(), values, raw.TotalFrames);
+        standardizer.Forward(raw.Values, values, raw.TotalFrames, cancellationToken);
         return new SequenceBatch(values, raw.Offsets[..(raw.Count + 1)], raw.FrameSize);
     }
 
