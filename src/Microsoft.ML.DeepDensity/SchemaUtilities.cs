@@ -69,7 +69,11 @@ internal static class MissingColumn
         => Error(parameter, noun, name, shape.Select(c => c.Name));
 
     private static ArgumentOutOfRangeException Error(string parameter, string noun, string name, IEnumerable<string> columns)
-        => new(parameter, $"{noun} '{name}' not found in the input schema{Hint(name, columns.Distinct().ToList())}.");
+    {
+        // The message ends with a full stop, except after the question "did you mean 'X'?" ("'X'?." read as a typo).
+        string hint = Hint(name, columns.Distinct().ToList());
+        return new(parameter, $"{noun} '{name}' not found in the input schema{hint}{(hint.EndsWith('?') ? "" : ".")}");
+    }
 
     /// <summary>"; did you mean 'X'? …" when one visible name differs from <paramref name="name"/> only in case or by at
     /// most two edits (names of four or more characters), else "; its columns are: A, B, …"; empty for an empty schema.</summary>
