@@ -100,6 +100,21 @@ internal static class UnscorableValidation
     internal static string HeldOutWords(double fraction, string what = "held out for validation")
         => string.Create(CultureInfo.InvariantCulture, $"{what} (ValidationFraction = {fraction:R})");
 
+    /// <summary>Runs a Fit's training, restating an example it cannot measure (<see cref="InUserRows(DataValidationException, RowMatrix, RowMatrix?, double, ulong)"/>)
+    /// as a row of the caller's data: the one wrapper every in-memory Fit puts around its trainer.</summary>
+    internal static T NamingUserRows<T>(Func<T> train, RowMatrix data, RowMatrix? validation, double fraction, ulong seed)
+    {
+        try { return train(); }
+        catch (DataValidationException e) when (Is(e)) { throw InUserRows(e, data, validation, fraction, seed); }
+    }
+
+    /// <summary><see cref="NamingUserRows{T}(Func{T}, RowMatrix, RowMatrix?, double, ulong)"/> for a streamed Fit.</summary>
+    internal static T NamingUserRows<T>(Func<T> train, IRowStream? validation, double fraction, ulong seed)
+    {
+        try { return train(); }
+        catch (DataValidationException e) when (Is(e)) { throw InUserRows(e, validation, fraction, seed); }
+    }
+
     /// <summary>
     /// <paramref name="e"/> (from a Fit in memory on <paramref name="data"/>, with <paramref name="validation"/> or the
     /// seeded held-out split of <paramref name="fraction"/> and <paramref name="seed"/>) in the user's rows: the validation

@@ -79,15 +79,10 @@ public sealed partial class DeepGmmModel : DensityModel
 
         var root = new RandomStream(options.Seed).Fork(0xD6);
         var numbering = new IterationNumbering();
-        DeepGmmNetwork? chosen;
-        TrainingSummary chosenSummary;
-        try
-        {
-            (chosen, chosenSummary) = TrainingDriver.BestOfRestarts(options.Initializations, byValidation: xValid is not null,
+        var (chosen, chosenSummary) = UnscorableValidation.NamingUserRows(() => TrainingDriver.BestOfRestarts(options.Initializations, byValidation: xValid is not null,
                 init => RunEm(options, x, xValid, logJacobian, init == 0 ? root : root.Fork((ulong)init), init, numbering, progress, cancellationToken),
-                options.StopToken);
-        }
-        catch (DataValidationException e) when (UnscorableValidation.Is(e)) { throw UnscorableValidation.InUserRows(e, data, validation, options.ValidationFraction, options.Seed); }
+                options.StopToken),
+            data, validation, options.ValidationFraction, options.Seed);
         return ModelFile.EnsureTrainedModelLoadable(new DeepGmmModel(chosen!, standardizer) { TrainingSummary = chosenSummary });
     }
 

@@ -59,10 +59,9 @@ public sealed partial class DeepGmmModel
             numbering.Done += summary.EpochsRun;
             return (net, summary);
         }
-        DeepGmmNetwork? chosen;
-        TrainingSummary chosenSummary;
-        try { (chosen, chosenSummary) = TrainingDriver.BestOfRestarts(options.Initializations, byValidation: xValid is not null, Run, options.StopToken); }
-        catch (DataValidationException e) when (UnscorableValidation.Is(e)) { throw UnscorableValidation.InUserRows(e, validation, options.ValidationFraction, options.Seed); }
+        var (chosen, chosenSummary) = UnscorableValidation.NamingUserRows(
+            () => TrainingDriver.BestOfRestarts(options.Initializations, byValidation: xValid is not null, Run, options.StopToken),
+            validation, options.ValidationFraction, options.Seed);
         return ModelFile.EnsureTrainedModelLoadable(new DeepGmmModel(chosen!, standardizer) { TrainingSummary = chosenSummary });
     }
 }

@@ -101,9 +101,8 @@ public sealed class IwaeModel : ImportanceSampledModel
 
         var network = InitialNetwork(options, data.Columns, () => ColumnMoments(train, cancellationToken));
         var objective = new IwaeObjective(network, options.Samples, options.RowsPerBlock, standardizer?.LogJacobian ?? 0, cancellationToken);
-        TrainingSummary summary;
-        try { summary = TrainingLoop.Run(objective, train, valid, options, progress, cancellationToken); }
-        catch (DataValidationException e) when (UnscorableValidation.Is(e)) { throw UnscorableValidation.InUserRows(e, data, validation, options.ValidationFraction, options.Seed); }
+        var summary = UnscorableValidation.NamingUserRows(() => TrainingLoop.Run(objective, train, valid, options, progress, cancellationToken),
+            data, validation, options.ValidationFraction, options.Seed);
         return ModelFile.EnsureTrainedModelLoadable(new IwaeModel(network, options.Samples, options.EvaluationSamples, options.EvaluationSamplesPerChunk,
             options.EvaluationSeed, standardizer) { TrainingSummary = summary });
     }
@@ -260,13 +259,9 @@ public sealed class IwaeModel : ImportanceSampledModel
         }
         var network = InitialNetwork(options, data.Width, () => ColumnMoments(train, cancellationToken));
         var objective = new IwaeObjective(network, options.Samples, options.RowsPerBlock, standardizer?.LogJacobian ?? 0, cancellationToken);
-        TrainingSummary summary;
-        try
-        {
-            summary = TrainingLoop.Run(objective, new StreamingTrainingData(train, streaming),
-                valid is null ? null : new StreamingTrainingData(valid, streaming), options, progress, cancellationToken);
-        }
-        catch (DataValidationException e) when (UnscorableValidation.Is(e)) { throw UnscorableValidation.InUserRows(e, validation, options.ValidationFraction, options.Seed); }
+        var summary = UnscorableValidation.NamingUserRows(() => TrainingLoop.Run(objective, new StreamingTrainingData(train, streaming),
+            valid is null ? null : new StreamingTrainingData(valid, streaming), options, progress, cancellationToken),
+            validation, options.ValidationFraction, options.Seed);
         return ModelFile.EnsureTrainedModelLoadable(new IwaeModel(network, options.Samples, options.EvaluationSamples, options.EvaluationSamplesPerChunk,
             options.EvaluationSeed, standardizer) { TrainingSummary = summary });
     }

@@ -114,9 +114,8 @@ public sealed partial class RbmModel : DensityModel
         new RandomStream(options.Seed).Fork(0x1A17).FillGaussian(machine.W, 0f, 0.01f);
         var baseBias = BaseRateBias(train, options.VisibleType, cancellationToken);
         if (options.VisibleType == RbmVisibleType.Bernoulli) baseBias.CopyTo(machine.B, 0);
-        TrainingSummary summary;
-        try { summary = RbmTrainer.Train(machine, TrainingData.From(train), train, valid, options, progress, cancellationToken); }
-        catch (DataValidationException e) when (UnscorableValidation.Is(e)) { throw UnscorableValidation.InUserRows(e, data, validation, options.ValidationFraction, options.Seed); }
+        var summary = UnscorableValidation.NamingUserRows(() => RbmTrainer.Train(machine, TrainingData.From(train), train, valid, options, progress, cancellationToken),
+            data, validation, options.ValidationFraction, options.Seed);
         var model = Normalize(machine, standardizer, baseBias, options, cancellationToken);
         model.TrainingSummary = summary;
         return ModelFile.EnsureTrainedModelLoadable(model);
@@ -152,13 +151,9 @@ public sealed partial class RbmModel : DensityModel
         var (baseBias, monitorTrain) = BaseRateBiasAndHead(train, options.VisibleType, RbmMonitor.MaxRows, cancellationToken);
         if (options.VisibleType == RbmVisibleType.Bernoulli) baseBias.CopyTo(machine.B, 0);
         // The validation stream's first (and only) read is its head: the monitor reads nothing else of it.
-        TrainingSummary summary;
-        try
-        {
-            summary = RbmTrainer.Train(machine, new StreamingTrainingData(train, streaming), monitorTrain,
-                valid is null ? null : RowStream.Head(valid, RbmMonitor.MaxRows, cancellationToken), options, progress, cancellationToken);
-        }
-        catch (DataValidationException e) when (UnscorableValidation.Is(e)) { throw UnscorableValidation.InUserRows(e, validation, options.ValidationFraction, options.Seed); }
+        var summary = UnscorableValidation.NamingUserRows(() => RbmTrainer.Train(machine, new StreamingTrainingData(train, streaming), monitorTrain,
+            valid is null ? null : RowStream.Head(valid, RbmMonitor.MaxRows, cancellationToken), options, progress, cancellationToken),
+            validation, options.ValidationFraction, options.Seed);
         var model = Normalize(machine, standardizer, baseBias, options, cancellationToken);
         model.TrainingSummary = summary;
         return ModelFile.EnsureTrainedModelLoadable(model);

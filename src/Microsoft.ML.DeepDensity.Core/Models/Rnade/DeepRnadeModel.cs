@@ -88,12 +88,8 @@ public sealed class DeepRnadeModel : DensityModel
         var modelTrain = standardizer.Forward(train, cancellationToken);
         var modelValid = valid is null ? null : standardizer.Forward(valid, cancellationToken);
 
-        try
-        {
-            return Train(options, d, firstOrder, standardizer, modelTrain, TrainingData.From(modelTrain), modelValid is null ? null : TrainingData.From(modelValid),
-                progress, cancellationToken);
-        }
-        catch (DataValidationException e) when (UnscorableValidation.Is(e)) { throw UnscorableValidation.InUserRows(e, data, validation, options.ValidationFraction, options.Seed); }
+        return UnscorableValidation.NamingUserRows(() => Train(options, d, firstOrder, standardizer, modelTrain, TrainingData.From(modelTrain),
+            modelValid is null ? null : TrainingData.From(modelValid), progress, cancellationToken), data, validation, options.ValidationFraction, options.Seed);
     }
 
     /// <summary>
@@ -118,12 +114,8 @@ public sealed class DeepRnadeModel : DensityModel
         var modelValid = valid is null ? null : RowStream.Map(valid, (rows, n, _) => standardizer.Forward(rows, rows, n));
         var sample = RowStream.Sample(modelTrain, streaming.SampleRows, new RandomStream(options.Seed).Fork(0x5A3B1E), cancellationToken);
         if (sample.Rows == 0) throw DataValidation.NoRowsIn(DataValidation.TrainingData);
-        try
-        {
-            return Train(options, d, firstOrder, standardizer, sample, new StreamingTrainingData(modelTrain, streaming),
-                modelValid is null ? null : new StreamingTrainingData(modelValid, streaming), progress, cancellationToken);
-        }
-        catch (DataValidationException e) when (UnscorableValidation.Is(e)) { throw UnscorableValidation.InUserRows(e, validation, options.ValidationFraction, options.Seed); }
+        return UnscorableValidation.NamingUserRows(() => Train(options, d, firstOrder, standardizer, sample, new StreamingTrainingData(modelTrain, streaming),
+            modelValid is null ? null : new StreamingTrainingData(modelValid, streaming), progress, cancellationToken), validation, options.ValidationFraction, options.Seed);
     }
 
     /// <summary>Orderings, initialisation (component means from <paramref name="initialRows"/>) and the training loop,

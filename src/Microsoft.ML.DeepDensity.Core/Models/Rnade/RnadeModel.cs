@@ -79,9 +79,8 @@ public sealed class RnadeModel : DensityModel
         network.Initialize(new RandomStream(options.Seed).Fork(0x1A17), ColumnQuantiles(modelTrain, options.Components, cancellationToken));
         cancellationToken.ThrowIfCancellationRequested();
         var objective = new RnadeObjective(network, options.RowsPerBlock, options.ScaleMeanGradientBySigma, standardizer.LogJacobian, cancellationToken);
-        TrainingSummary summary;
-        try { summary = TrainingLoop.Run(objective, modelTrain, modelValid, options, progress, cancellationToken); }
-        catch (DataValidationException e) when (UnscorableValidation.Is(e)) { throw UnscorableValidation.InUserRows(e, data, validation, options.ValidationFraction, options.Seed); }
+        var summary = UnscorableValidation.NamingUserRows(() => TrainingLoop.Run(objective, modelTrain, modelValid, options, progress, cancellationToken),
+            data, validation, options.ValidationFraction, options.Seed);
         return ModelFile.EnsureTrainedModelLoadable(new RnadeModel(network, order, standardizer) { TrainingSummary = summary });
     }
 
@@ -118,13 +117,9 @@ public sealed class RnadeModel : DensityModel
         network.Initialize(new RandomStream(options.Seed).Fork(0x1A17), ColumnQuantiles(sample, options.Components));
         cancellationToken.ThrowIfCancellationRequested();
         var objective = new RnadeObjective(network, options.RowsPerBlock, options.ScaleMeanGradientBySigma, standardizer.LogJacobian, cancellationToken);
-        TrainingSummary summary;
-        try
-        {
-            summary = TrainingLoop.Run(objective, new StreamingTrainingData(modelTrain, streaming),
-                modelValid is null ? null : new StreamingTrainingData(modelValid, streaming), options, progress, cancellationToken);
-        }
-        catch (DataValidationException e) when (UnscorableValidation.Is(e)) { throw UnscorableValidation.InUserRows(e, validation, options.ValidationFraction, options.Seed); }
+        var summary = UnscorableValidation.NamingUserRows(() => TrainingLoop.Run(objective, new StreamingTrainingData(modelTrain, streaming),
+            modelValid is null ? null : new StreamingTrainingData(modelValid, streaming), options, progress, cancellationToken),
+            validation, options.ValidationFraction, options.Seed);
         return ModelFile.EnsureTrainedModelLoadable(new RnadeModel(network, order, standardizer) { TrainingSummary = summary });
     }
 
