@@ -114,7 +114,7 @@ public abstract partial class DensityModel : DensityModelBase
     public double AverageLogDensity(RowMatrix rows)
     {
         ArgumentNullException.ThrowIfNull(rows);
-        if (rows.Rows == 0) throw new DataValidationException(-1, -1, "there are no rows (the average of no log-densities is undefined)", null);
+        if (rows.Rows == 0) throw new DataValidationException(-1, -1, "there are no rows (the average of no log-densities is undefined)", null) { Kind = DataProblemKind.NotEnoughData };
         var ld = LogDensity(rows);
         double s = 0;
         foreach (var v in ld) s += v;
@@ -204,6 +204,6 @@ public abstract partial class DensityModel : DensityModelBase
     private protected void CheckWidth(RowMatrix rows)
     {
         if (rows.Columns != Dimension)
-            throw new DataValidationException(-1, -1, $"the data has {rows.Columns} columns but the model expects {Dimension} (wrong vector size?)", null);
+            throw new DataValidationException(-1, -1, $"the data has {rows.Columns} columns but the model expects {Dimension} (wrong vector size?)", null) { Kind = DataProblemKind.WrongSize };
     }
 }

@@ -160,7 +160,7 @@ public abstract class SequenceDensityModel : DensityModelBase
     public double AverageLogDensity(SequenceBatch sequences)
     {
         ArgumentNullException.ThrowIfNull(sequences);
-        if (sequences.Count == 0) throw new DataValidationException(-1, -1, "there are no sequences (the average of no log-densities is undefined)", null);
+        if (sequences.Count == 0) throw new DataValidationException(-1, -1, "there are no sequences (the average of no log-densities is undefined)", null) { Kind = DataProblemKind.NotEnoughData };
         double s = 0;
         foreach (var v in LogDensity(sequences)) s += v;
         return s / sequences.Count;

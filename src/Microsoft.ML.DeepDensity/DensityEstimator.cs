@@ -205,13 +205,13 @@ public abstract class DensityEstimator<TModel, TModelOptions> : IEstimator<Densi
     /// may have made it (<see cref="NonFiniteInput"/>).</summary>
     private DataValidationException InColumn(DataValidationException e, string columnName)
     {
-        string problem = NonFiniteInput.WithHint($"{e.Problem} in the {e.DataSource}", columnName);
-        if (e.Problem.EndsWith(DataValidation.NotBinary, StringComparison.Ordinal))
+        string problem = NonFiniteInput.WithHint($"{e.Problem} in the {e.DataSource}", columnName, e.Kind);
+        if (e.Kind == DataProblemKind.NotBinary)
         {
             string binarise = $"binarise the column first, e.g. ml.Transforms.Expression(\"{columnName}01\", \"x => x >= 0.5f ? 1.0f : 0.0f\", \"{columnName}\")";
             problem += NonBinaryRemedy(_options.ModelOptions) is string remedy ? $"; {remedy}, or {binarise}" : $"; {binarise}";
         }
-        return new DataValidationException(e.Row, e.Column, problem, columnName, e.DataSet, e);
+        return new DataValidationException(e.Row, e.Column, problem, columnName, e.DataSet, e) { Kind = e.Kind };
     }
 
     /// <summary>The engine's divergence restated for the ML.NET user: the feature column by name and where its largest
@@ -272,7 +272,7 @@ public abstract class DensityEstimator<TModel, TModelOptions> : IEstimator<Densi
                 }
                 getter(ref buffer);
                 if (buffer.Length != dimension)
-                    throw new DataValidationException(rows, -1, $"the vector has {buffer.Length} values but {dimension} are expected", column.Name);
+                    throw new DataValidationException(rows, -1, $"the vector has {buffer.Length} values but {dimension} are expected", column.Name) { Kind = DataProblemKind.WrongSize };
                 Scoring.Densify(in buffer, values.AsSpan(rows * dimension, dimension));
                 rows++;
                 if (rows % DataViewRowStream.RowsPerCancellationCheck == 0) cancellationToken.ThrowIfCancellationRequested();

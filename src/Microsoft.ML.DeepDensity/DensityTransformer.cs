@@ -375,13 +375,13 @@ public class DensityTransformer : ITransformer
         /// cursors itself when a row-to-row transform follows this one (its consolidating cursor), even for GetColumn on
         /// the whole pipeline, so the message says how to get one cursor over this stage.
         /// </summary>
-        private DataValidationException RowError(int slot, int column, string problem)
+        private DataValidationException RowError(int slot, int column, string problem, DataProblemKind kind)
             => _cursors > 1
                 ? NonFiniteInput.WithHint(new DataValidationException(-1, column, problem + $" (row number unknown: the row was read by one of {_cursors} parallel cursors, " +
                     "whose positions count their own rows. ML.NET reads a pipeline on parallel cursors when a transform after this stage " +
                     "or a cache asks for it, and then wraps this exception in its \"Splitter/consolidator worker\" InvalidOperationException; " +
-                    "reading this stage's output with one cursor, e.g. GetColumn on the pipeline up to this stage, names the row)", _b.FeatureColumn.Name))
-                : NonFiniteInput.WithHint(new DataValidationException(_positions[slot], column, problem, _b.FeatureColumn.Name));
+                    "reading this stage's output with one cursor, e.g. GetColumn on the pipeline up to this stage, names the row)", _b.FeatureColumn.Name) { Kind = kind })
+                : NonFiniteInput.WithHint(new DataValidationException(_positions[slot], column, problem, _b.FeatureColumn.Name) { Kind = kind });
 
         private void Fill()
         {
@@ -395,7 +395,7 @@ public class DensityTransformer : ITransformer
                 {
                     _features(ref _featureBuffer);
                     if (_featureBuffer.Length != _dim)
-                        throw RowError(n, -1, $"the vector has {_featureBuffer.Length} values but the model expects {_dim}");
+                        throw RowError(n, -1, $"the vector has {_featureBuffer.Length} values but the model expects {_dim}", DataProblemKind.WrongSize);
                     Scoring.Densify(in _featureBuffer, _block.AsSpan(n * _dim, _dim));
                 }
                 foreach (var c in _caches) c?.Capture(n);
@@ -414,8 +414,8 @@ public class DensityTransformer : ITransformer
             catch (DataValidationException e)
             {
                 // The engine numbers the rows of its block, not the user's.
-                if (e.Row >= 0 && e.Row < n) throw RowError((int)e.Row, e.Column, e.Problem);
-                throw NonFiniteInput.WithHint(new DataValidationException(-1, e.Column, e.Problem, _b.FeatureColumn.Name));
+                if (e.Row >= 0 && e.Row < n) throw RowError((int)e.Row, e.Column, e.Problem, e.Kind);
+                throw NonFiniteInput.WithHint(new DataValidationException(-1, e.Column, e.Problem, _b.FeatureColumn.Name) { Kind = e.Kind });
             }
             if (_needSample)
             {
@@ -509,7 +509,7 @@ public class DensityTransformer : ITransformer
         {
             _features!(ref _buffer);
             if (_buffer.Length != _row.Length)
-                throw RowError(-1, $"the vector has {_buffer.Length} values but the model expects {_row.Length}");
+                throw RowError(-1, $"the vector has {_buffer.Length} values but the model expects {_row.Length}", DataProblemKind.WrongSize);
             Scoring.Densify(in _buffer, _row);
         }
 
@@ -519,13 +519,13 @@ public class DensityTransformer : ITransformer
         /// Position counts the engine's predictions, so the message names it as the example of the Nth prediction instead
         /// (<see cref="DataValidationException.Row"/> −1).
         /// </summary>
-        private DataValidationException RowError(int column, string problem)
+        private DataValidationException RowError(int column, string problem, DataProblemKind kind)
         {
             long pos = _input.Position;
-            if (_input is DataViewRowCursor && pos >= 0) return NonFiniteInput.WithHint(new DataValidationException(pos, column, problem, _b.FeatureColumn.Name));
+            if (_input is DataViewRowCursor && pos >= 0) return NonFiniteInput.WithHint(new DataValidationException(pos, column, problem, _b.FeatureColumn.Name) { Kind = kind });
             string which = pos >= 0 ? string.Create(System.Globalization.CultureInfo.InvariantCulture, $": the input of its prediction number {pos + 1}, counting from 1") : "";
             return NonFiniteInput.WithHint(new DataValidationException(-1, column, problem + $" (in the input row of a PredictionEngine or row mapper{which}; not a row number of any data view)",
-                _b.FeatureColumn.Name));
+                _b.FeatureColumn.Name) { Kind = kind });
         }
 
         private float[] Scores()
@@ -535,7 +535,7 @@ public class DensityTransformer : ITransformer
             {
                 ReadFeatures();
                 try { _b.Parent.Model.LogDensity(_row, _ldse.AsSpan(0, 1), _ldse.AsSpan(1, 1)); }
-                catch (DataValidationException e) { throw RowError(e.Column, e.Problem); }
+                catch (DataValidationException e) { throw RowError(e.Column, e.Problem, e.Kind); }
                 _scoredPosition = pos;
             }
             return _ldse;
@@ -548,7 +548,7 @@ public class DensityTransformer : ITransformer
             {
                 ReadFeatures();
                 try { DataValidation.CheckRows(_row, _row.Length, _b.Parent.Model.InputDomain, _b.FeatureColumn.Name); }
-                catch (DataValidationException e) { throw RowError(e.Column, e.Problem); }
+                catch (DataValidationException e) { throw RowError(e.Column, e.Problem, e.Kind); }
                 _b.Parent.Model.Sample(1, Scoring.RowSampleSeed(_b.Parent.SampleSeed, _row), _sample);
                 _sampledPosition = pos;
             }

@@ -282,7 +282,7 @@ internal static class ValidationViewErrors
     public static DataValidationException InDataSet(DataValidationException e, DataSetKind dataSet)
     {
         string problem = $"{e.Problem} in the {Name(dataSet)}";
-        return new(e.Row, e.Column, e.DataSource is string column ? NonFiniteInput.WithHint(problem, column) : problem, e.DataSource, dataSet, e);
+        return new(e.Row, e.Column, e.DataSource is string column ? NonFiniteInput.WithHint(problem, column, e.Kind) : problem, e.DataSource, dataSet, e) { Kind = e.Kind };
     }
 
     /// <summary>The words for a data set, as the engine names it (<see cref="DataValidation.TrainingData"/>, ...).</summary>
@@ -321,15 +321,15 @@ internal static class NonFiniteInput
         "or drop their rows with ml.Data.FilterRowsByMissingValues";
 
     /// <summary><paramref name="problem"/> with the hint about <paramref name="column"/> when it is about a NaN or infinite
-    /// value (and for a NaN what to do about a missing value), else unchanged.</summary>
-    public static string WithHint(string problem, string column)
-        => !DataValidation.IsNonFiniteValue(problem) ? problem
+    /// value (<paramref name="kind"/>; and for a NaN what to do about a missing value), else unchanged.</summary>
+    public static string WithHint(string problem, string column, DataProblemKind kind)
+        => kind != DataProblemKind.NonFiniteValue ? problem
            : problem.Contains(DataValidation.NaNValue, StringComparison.Ordinal) ? $"{problem}; {Hint(column)}; {MissingValueHint(column)}"
            : $"{problem}; {Hint(column)}";
 
     /// <summary><paramref name="e"/>, whose source is the column, with the hint when it is about a NaN or infinite value
     /// (restated: the same row, column, source and inner exception), else <paramref name="e"/> itself.</summary>
     public static DataValidationException WithHint(DataValidationException e)
-        => e.DataSource is string column && DataValidation.IsNonFiniteValue(e.Problem)
-            ? new DataValidationException(e.Row, e.Column, WithHint(e.Problem, column), column, e.DataSet, e.InnerException) : e;
+        => e.DataSource is string column && e.Kind == DataProblemKind.NonFiniteValue
+            ? new DataValidationException(e.Row, e.Column, WithHint(e.Problem, column, e.Kind), column, e.DataSet, e.InnerException) { Kind = e.Kind } : e;
 }

@@ -221,14 +221,14 @@ internal static class Surrogate
     private static void CheckWidth(float[] features, DensityModel model, TransformerSettings s)
     {
         if (features.Length != model.Dimension)
-            throw RowProblem(new DataValidationException(-1, -1, $"the row has {features.Length} values but the model expects {model.Dimension}", null), s);
+            throw RowProblem(new DataValidationException(-1, -1, $"the row has {features.Length} values but the model expects {model.Dimension}", null) { Kind = DataProblemKind.WrongSize }, s);
     }
 
     /// <summary>The engine's row error, restated for the user's feature column; the row number is unknown here (a mapping
     /// sees values, not positions), and saying so beats the engine's row 0 of a one-row call.</summary>
     private static DataValidationException RowProblem(DataValidationException e, TransformerSettings s)
         => NonFiniteInput.WithHint(new DataValidationException(-1, e.Column, e.Problem + " (row number unknown: a model loaded with mlContext.Model.Load scores row by row without " +
-            "seeing row positions; read through a single cursor, WithLiveDensityTransformers or LoadWithLiveDensityModels reports it)", s.FeatureColumnName));
+            "seeing row positions; read through a single cursor, WithLiveDensityTransformers or LoadWithLiveDensityModels reports it)", s.FeatureColumnName) { Kind = e.Kind });
 
     /// <summary>One decoded envelope per factory, keyed by the identity of the text backing it (string or char[]),
     /// so that the per-row cost is O(1) whatever the model size.</summary>

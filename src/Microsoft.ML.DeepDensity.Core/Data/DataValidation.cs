@@ -16,6 +16,27 @@ public enum DataSetKind
     Validation,
 }
 
+/// <summary>What kind of problem a <see cref="DataValidationException"/> reports, for code that handles some problems and
+/// not others (impute or drop a missing value, binarise a value outside a binary model's domain, fix a vector size)
+/// without reading the message's words, which may change.</summary>
+public enum DataProblemKind
+{
+    /// <summary>Any other problem (offsets that decrease, a frame row's order going back in time, a cursor that returned
+    /// more rows than it was asked for, data too wide for a model file, ...).</summary>
+    Other = 0,
+    /// <summary>A value is NaN (also ML.NET's missing value) or ±infinity.</summary>
+    NonFiniteValue,
+    /// <summary>A value is neither 0 nor 1 where a binary model (Bernoulli RBM or IWAE, NVIL) needs 0 or 1.</summary>
+    NotBinary,
+    /// <summary>A row, vector, frame or sequence has another number of values than the model (or the other rows) has.</summary>
+    WrongSize,
+    /// <summary>A data set has no rows, columns or sequences, or fewer than the model needs, or a sequence has no frames.</summary>
+    NotEnoughData,
+    /// <summary>A validation example (row, or a sequence's frame) whose log-density under the model is not finite, so
+    /// early stopping cannot measure the model on the validation data: an example far outside the training data.</summary>
+    UnmeasurableValidationExample,
+}
+
 /// <summary>Bad input data: names the row, the column and the problem.</summary>
 public sealed class DataValidationException : ArgumentException
 {
@@ -42,6 +63,9 @@ public sealed class DataValidationException : ArgumentException
     public int Column { get; }
     /// <summary>The problem, in words.</summary>
     public string Problem { get; }
+    /// <summary>What kind of problem it is (<see cref="DataProblemKind.Other"/> unless the thrower says). A layer that
+    /// restates an error in its own terms (the ML.NET estimators name the column) keeps the kind.</summary>
+    public DataProblemKind Kind { get; init; }
     /// <summary>The data source / column name the caller gave, if any.</summary>
     public string? DataSource { get; }
     /// <summary>Which of a Fit's data sets the problem is in, when the thrower knows: the engine for the data sets it names
@@ -84,7 +108,7 @@ public static class DataValidation
 
     /// <summary>The exception for data with no rows, named by <paramref name="source"/> (the training data, the validation
     /// data, or a column): one wording wherever a model, a split or the ML.NET layer meets an empty set.</summary>
-    internal static DataValidationException NoRowsIn(string? source) => new(-1, -1, NoRows, source);
+    internal static DataValidationException NoRowsIn(string? source) => new(-1, -1, NoRows, source) { Kind = DataProblemKind.NotEnoughData };
 
     /// <summary>The words of a value outside a binary model's domain (callers that can suggest a remedy look for them).</summary>
     internal const string NotBinary = "is not binary (a binary model needs 0 or 1)";
@@ -96,12 +120,6 @@ public static class DataValidation
     /// <summary>The problem of an infinite value: "value is +infinity" or "value is -infinity".</summary>
     internal static string InfiniteValue(float v) => $"value is {(v > 0 ? "+" : "-")}infinity";
 
-    /// <summary>Whether <paramref name="problem"/> (possibly restated, e.g. "frame 3: value is NaN in the training data")
-    /// is about a NaN or infinite value.</summary>
-    internal static bool IsNonFiniteValue(string problem)
-        => problem.Contains(NaNValue, StringComparison.Ordinal) || problem.Contains(InfiniteValue(1), StringComparison.Ordinal)
-           || problem.Contains(InfiniteValue(-1), StringComparison.Ordinal);
-
     /// <summary>
     /// Checks a row-major span of rows of width <paramref name="dimension"/>; returns the row count.
     /// <paramref name="firstRow"/> offsets reported row numbers (for data read in blocks).
@@ -111,7 +129,7 @@ public static class DataValidation
         if (dimension <= 0) throw new ArgumentOutOfRangeException(nameof(dimension), "Dimension must be positive.");
         if (rows.Length % dimension != 0)
             throw new DataValidationException(-1, -1,
-                $"{rows.Length} values is not a whole number of rows of width {dimension} (wrong vector size?)", source);
+                $"{rows.Length} values is not a whole number of rows of width {dimension} (wrong vector size?)", source) { Kind = DataProblemKind.WrongSize };
         int count = rows.Length / dimension;
         int start = 0;
         // A large matrix (a whole training set, checked before every fit) is scanned by row blocks on the worker team,
@@ -126,10 +144,10 @@ public static class DataValidation
             for (int c = 0; c < dimension; c++)
             {
                 float v = row[c];
-                if (float.IsNaN(v)) throw new DataValidationException(firstRow + r, c, NaNValue, source);
-                if (float.IsInfinity(v)) throw new DataValidationException(firstRow + r, c, InfiniteValue(v), source);
+                if (float.IsNaN(v)) throw new DataValidationException(firstRow + r, c, NaNValue, source) { Kind = DataProblemKind.NonFiniteValue };
+                if (float.IsInfinity(v)) throw new DataValidationException(firstRow + r, c, InfiniteValue(v), source) { Kind = DataProblemKind.NonFiniteValue };
                 if (domain == InputDomain.Binary && v != 0f && v != 1f)
-                    throw new DataValidationException(firstRow + r, c, $"value {v} {NotBinary}", source);
+                    throw new DataValidationException(firstRow + r, c, $"value {v} {NotBinary}", source) { Kind = DataProblemKind.NotBinary };
             }
         }
         return count;
@@ -175,11 +193,11 @@ public static class DataValidation
     {
         ArgumentNullException.ThrowIfNull(data);
         if (data.Rows == 0) throw NoRowsIn(source);
-        if (data.Columns == 0) throw new DataValidationException(-1, -1, "rows have no columns", source);
+        if (data.Columns == 0) throw new DataValidationException(-1, -1, "rows have no columns", source) { Kind = DataProblemKind.NotEnoughData };
         if (expectedWidth is int w && data.Columns != w)
-            throw new DataValidationException(-1, -1, $"rows have {data.Columns} columns but {w} are expected", source);
+            throw new DataValidationException(-1, -1, $"rows have {data.Columns} columns but {w} are expected", source) { Kind = DataProblemKind.WrongSize };
         if (data.Rows < minRows)
-            throw new DataValidationException(-1, -1, $"the data has {data.Rows} row{(data.Rows == 1 ? "" : "s")}; at least {minRows} rows are needed", source);
+            throw new DataValidationException(-1, -1, $"the data has {data.Rows} row{(data.Rows == 1 ? "" : "s")}; at least {minRows} rows are needed", source) { Kind = DataProblemKind.NotEnoughData };
         CheckRows(data.AsSpan(), data.Columns, domain, source);
     }
 
@@ -191,13 +209,13 @@ public static class DataValidation
     {
         ArgumentNullException.ThrowIfNull(sequences);
         if (sequences.FrameSize != frameSize)
-            throw new DataValidationException(-1, -1, $"frames have {sequences.FrameSize} values but the model expects {frameSize} (wrong frame size?)", source);
+            throw new DataValidationException(-1, -1, $"frames have {sequences.FrameSize} values but the model expects {frameSize} (wrong frame size?)", source) { Kind = DataProblemKind.WrongSize };
         for (int i = 0; i < sequences.Count; i++)
         {
             try { CheckRows(sequences.Sequence(i), frameSize, domain, source); }
             catch (DataValidationException e)
             {
-                throw new DataValidationException(i, e.Column, $"frame {e.Row}: {e.Problem}", source);
+                throw new DataValidationException(i, e.Column, $"frame {e.Row}: {e.Problem}", source) { Kind = e.Kind };
             }
         }
     }
@@ -206,9 +224,9 @@ public static class DataValidation
     public static void CheckTrainingData(SequenceBatch data, InputDomain domain, string source, int expectedFrameSize, int minSequences = 1)
     {
         ArgumentNullException.ThrowIfNull(data);
-        if (data.Count == 0) throw new DataValidationException(-1, -1, "there are no sequences", source);
+        if (data.Count == 0) throw new DataValidationException(-1, -1, "there are no sequences", source) { Kind = DataProblemKind.NotEnoughData };
         if (data.Count < minSequences)
-            throw new DataValidationException(-1, -1, $"the data has {data.Count} sequence{(data.Count == 1 ? "" : "s")}; at least {minSequences} sequences are needed", source);
+            throw new DataValidationException(-1, -1, $"the data has {data.Count} sequence{(data.Count == 1 ? "" : "s")}; at least {minSequences} sequences are needed", source) { Kind = DataProblemKind.NotEnoughData };
         CheckSequences(data, expectedFrameSize, domain, source);
     }
 

@@ -31,7 +31,7 @@ public sealed class RowMatrix
         {
             var r = rows[i] ?? throw new ArgumentNullException(nameof(rows), $"Row {i} is null.");
             if (r.Length != cols)
-                throw new DataValidationException(i, -1, $"row has {r.Length} values but row 0 has {cols}", null);
+                throw new DataValidationException(i, -1, $"row has {r.Length} values but row 0 has {cols}", null) { Kind = DataProblemKind.WrongSize };
             r.CopyTo(m.Values, i * cols);
         }
         return m;

@@ -21,7 +21,7 @@ public sealed class SequenceBatch
             if (offsets[i + 1] <= offsets[i])
                 throw new DataValidationException(i, -1, offsets[i + 1] == offsets[i]
                     ? "sequence is empty (every sequence needs at least one frame)"
-                    : $"offsets decrease ({offsets[i]} then {offsets[i + 1]})", "sequences");
+                    : $"offsets decrease ({offsets[i]} then {offsets[i + 1]})", "sequences") { Kind = offsets[i + 1] == offsets[i] ? DataProblemKind.NotEnoughData : DataProblemKind.Other };
         int count = offsets.Length - 1;
         if ((long)offsets[count] * frameSize > values.Length)
             throw new ArgumentException($"{offsets[count]} frames of size {frameSize} need {(long)offsets[count] * frameSize} values; the array has {values.Length}.", nameof(values));
@@ -38,7 +38,7 @@ public sealed class SequenceBatch
         {
             var s = sequences[i] ?? throw new ArgumentNullException(nameof(sequences), $"Sequence {i} is null.");
             if (s.Length % frameSize != 0)
-                throw new DataValidationException(i, -1, $"{s.Length} values is not a whole number of frames of size {frameSize} (wrong frame size?)", "sequences");
+                throw new DataValidationException(i, -1, $"{s.Length} values is not a whole number of frames of size {frameSize} (wrong frame size?)", "sequences") { Kind = DataProblemKind.WrongSize };
             offsets[i + 1] = checked(offsets[i] + s.Length / frameSize);
         }
         var values = new float[checked(offsets[^1] * frameSize)];

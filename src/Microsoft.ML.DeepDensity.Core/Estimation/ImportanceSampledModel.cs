@@ -145,7 +145,7 @@ public abstract class ImportanceSampledModel : DensityModel
     {
         ArgumentNullException.ThrowIfNull(rows);
         // As AverageLogDensity: the mean of no bounds is undefined, an error rather than 0 / 0 = NaN.
-        if (rows.Rows == 0) throw new DataValidationException(-1, -1, "there are no rows (the average of no bounds is undefined)", null);
+        if (rows.Rows == 0) throw new DataValidationException(-1, -1, "there are no rows (the average of no bounds is undefined)", null) { Kind = DataProblemKind.NotEnoughData };
         double s = 0;
         foreach (var v in Bound(rows, k, seed, cancellationToken)) s += v;
         return s / rows.Rows;

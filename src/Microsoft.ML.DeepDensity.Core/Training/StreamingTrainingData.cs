@@ -127,7 +127,7 @@ public sealed class StreamingTrainingData : ITrainingSource
                 throw new DataValidationException(-1, -1, string.Create(System.Globalization.CultureInfo.InvariantCulture,
                     $"the data has {rows} row{(rows == 1 ? "" : "s")}, and the validation fraction held out of a stream (ValidationFraction = {fraction}, ") +
                     "chosen by a seeded hash of each row's position) took all of them: give more rows or a validation set, or set ValidationFraction = 0",
-                    DataValidation.TrainingData);
+                    DataValidation.TrainingData) { Kind = DataProblemKind.NotEnoughData };
         }
         return (RowStream.Where(stream, i => !heldOut(i), NoneLeft, cancellationToken), RowStream.Where(stream, heldOut, cancellationToken: cancellationToken));
     }
@@ -169,9 +169,9 @@ public sealed class StreamingTrainingData : ITrainingSource
         ArgumentNullException.ThrowIfNull(data);
         streaming ??= new StreamingOptions();
         streaming.Validate();
-        if (data.Width < 1) throw new DataValidationException(-1, -1, "rows have no columns", DataValidation.TrainingData);
+        if (data.Width < 1) throw new DataValidationException(-1, -1, "rows have no columns", DataValidation.TrainingData) { Kind = DataProblemKind.NotEnoughData };
         if (validation is not null && validation.Width != data.Width)
-            throw new DataValidationException(-1, -1, $"rows have {validation.Width} columns but {data.Width} are expected", DataValidation.ValidationData);
+            throw new DataValidationException(-1, -1, $"rows have {validation.Width} columns but {data.Width} are expected", DataValidation.ValidationData) { Kind = DataProblemKind.WrongSize };
         var train = RowStream.Checked(data, domain, DataValidation.TrainingData);
         if (validation is not null)
         {

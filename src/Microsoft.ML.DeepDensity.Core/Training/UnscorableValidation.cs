@@ -15,15 +15,29 @@ namespace Microsoft.ML.DeepDensity.Training;
 /// </summary>
 internal static class UnscorableValidation
 {
-    /// <summary>Words every such problem contains (how a caller recognises one).</summary>
+    /// <summary>Words every such problem contains.</summary>
     internal const string Marker = "under the model that is not finite";
 
     /// <summary>Key in <see cref="Exception.Data"/> of the frame (0-based, an int) from which a sequence's log-density is not
     /// finite; the exception's row is the sequence.</summary>
     internal const string FrameKey = "DeepDensity.UnscorableFrame";
 
+    /// <summary>Key in <see cref="Exception.Data"/> of the figure that was measured (a string: "log-density", the RBM
+    /// monitor's), which a restatement names again.</summary>
+    private const string FigureKey = "DeepDensity.UnscorableFigure";
+
     /// <summary>Whether <paramref name="e"/> is about an example the model cannot measure.</summary>
-    internal static bool Is(DataValidationException e) => e.Problem.Contains(Marker, StringComparison.Ordinal);
+    internal static bool Is(DataValidationException e) => e.Kind == DataProblemKind.UnmeasurableValidationExample;
+
+    /// <summary>The exception for such an example: row (or sequence) <paramref name="row"/>, from frame
+    /// <paramref name="frame"/> on for a sequence (−1: a row), of <paramref name="source"/>.</summary>
+    private static DataValidationException Create(long row, int column, int frame, string problem, string source, string figure)
+    {
+        var e = new DataValidationException(row, column, problem, source) { Kind = DataProblemKind.UnmeasurableValidationExample };
+        if (frame >= 0) e.Data[FrameKey] = frame;
+        e.Data[FigureKey] = figure;
+        return e;
+    }
 
     /// <summary>The frame of <paramref name="e"/>'s sequence from which its log-density is not finite, or −1 (rows).</summary>
     internal static int Frame(DataValidationException e) => e.Data[FrameKey] is int f ? f : -1;
@@ -75,12 +89,8 @@ internal static class UnscorableValidation
     /// (<see cref="InUserRows(DataValidationException, RowMatrix, RowMatrix?, double, ulong)"/>).</summary>
     /// <param name="figure">What was measured ("log-density"; the RBM monitor's "free energy or reconstruction error").</param>
     internal static DataValidationException Error(long example, int frame, string figure = "log-density")
-    {
-        var e = new DataValidationException(example, -1, Problem(frame, null, null, figure),
-            frame >= 0 ? DataValidation.ValidationSequences : DataValidation.ValidationData);
-        if (frame >= 0) e.Data[FrameKey] = frame;
-        return e;
-    }
+        => Create(example, -1, frame, Problem(frame, null, null, figure),
+            frame >= 0 ? DataValidation.ValidationSequences : DataValidation.ValidationData, figure);
 
     /// <summary>The problem in words: a row (or frame <paramref name="frame"/> of a sequence) of the validation data, or held
     /// out of the training data (<paramref name="heldOut"/>: the split in words), with <paramref name="detail"/> (its
@@ -137,26 +147,17 @@ internal static class UnscorableValidation
     internal static DataValidationException InUserRows(DataValidationException e, IRowStream? validation, double fraction, ulong seed)
     {
         if (!Is(e) || e.DataSource != DataValidation.ValidationData || e.Row < 0 || validation is not null) return e;
-        return new DataValidationException(StreamingTrainingData.HeldOutPosition(e.Row, fraction, seed), -1,
-            Problem(-1, HeldOutWords(fraction, "held out for validation by a seeded hash of its position"), null, FigureOf(e)), DataValidation.TrainingData);
+        return Create(StreamingTrainingData.HeldOutPosition(e.Row, fraction, seed), -1, -1,
+            Problem(-1, HeldOutWords(fraction, "held out for validation by a seeded hash of its position"), null, FigureOf(e)), DataValidation.TrainingData, FigureOf(e));
     }
 
     /// <summary>A held-out example restated as training sequence <paramref name="sequence"/> from frame
     /// <paramref name="frame"/> on (RNN-RNADE's held-out sequences or windows).</summary>
     internal static DataValidationException HeldOutSequence(int sequence, int frame, double fraction, string what)
-    {
-        var e = new DataValidationException(sequence, -1, Problem(frame, HeldOutWords(fraction, what), null), DataValidation.TrainingSequences);
-        e.Data[FrameKey] = frame;
-        return e;
-    }
+        => Create(sequence, -1, frame, Problem(frame, HeldOutWords(fraction, what), null), DataValidation.TrainingSequences, "log-density");
 
     /// <summary>The figure named in <paramref name="e"/>'s problem ("log-density", the RBM monitor's).</summary>
-    private static string FigureOf(DataValidationException e)
-    {
-        int end = e.Problem.IndexOf(" " + Marker, StringComparison.Ordinal);
-        int start = e.Problem.LastIndexOf(" has a ", end, StringComparison.Ordinal);
-        return end > 0 && start >= 0 ? e.Problem[(start + 7)..end] : "log-density";
-    }
+    private static string FigureOf(DataValidationException e) => e.Data[FigureKey] as string ?? "log-density";
 
     /// <summary>Row <paramref name="row"/> of <paramref name="raw"/> (the user's values) named with the value furthest
     /// beyond its column's largest magnitude in the training rows (<paramref name="trainRows"/> of <paramref name="data"/>,
@@ -182,6 +183,6 @@ internal static class UnscorableValidation
         }
         string? detail = column < 0 ? null : string.Create(CultureInfo.InvariantCulture,
             $"its value {values[column]:G6} is far beyond the largest magnitude of that column in the training rows, {trainLargest[column]:G6}");
-        return new DataValidationException(row, column, Problem(-1, heldOut, detail, FigureOf(e)), source);
+        return Create(row, column, -1, Problem(-1, heldOut, detail, FigureOf(e)), source, FigureOf(e));
     }
 }

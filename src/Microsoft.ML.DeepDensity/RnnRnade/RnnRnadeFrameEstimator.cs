@@ -241,7 +241,7 @@ public sealed class RnnRnadeFrameEstimator : IEstimator<SequenceDensityTransform
         }
         rows.Sort((a, b) => a.Order != b.Order ? a.Order.CompareTo(b.Order) : a.Row.CompareTo(b.Row));
         if (id is null || frame >= rows.Count) return e;
-        var inner = new DataValidationException(rows[frame].Row, -1, $"sequence '{id}', {e.Problem}", _options.FeatureColumnName, dataSet, e);
+        var inner = new DataValidationException(rows[frame].Row, -1, $"sequence '{id}', {e.Problem}", _options.FeatureColumnName, dataSet, e) { Kind = e.Kind };
         return ValidationViewErrors.InDataSet(inner, dataSet);
     }
 
@@ -276,7 +276,7 @@ public sealed class RnnRnadeFrameEstimator : IEstimator<SequenceDensityTransform
                 frameGetter(ref buffer); idGetter(ref id); orderGetter(ref order);
                 Scoring.Densify(in buffer, dense);
                 DataValidation.CheckRows(dense, d, InputDomain.Real, _options.FeatureColumnName, row);
-                if (double.IsNaN(order)) throw new DataValidationException(row, -1, "the order value is missing", _options.OrderColumnName);
+                if (double.IsNaN(order)) throw new DataValidationException(row, -1, "the order value is missing", _options.OrderColumnName) { Kind = DataProblemKind.NonFiniteValue };
                 string key = id.ToString();
                 // A missing id (empty text; a numeric NaN arrives as empty text, see Inputs) is no sequence: grouping every
                 // id-less row into one would train on a sequence that is not one.

@@ -48,7 +48,8 @@ internal static class RnnRnadeSurrogate
     {
         if (values.Length == 0 || values.Length % frameSize != 0)
             throw new DataValidationException(row, -1,
-                $"the sequence has {values.Length} values, which is not a positive multiple of the frame size {frameSize}", column);
+                $"the sequence has {values.Length} values, which is not a positive multiple of the frame size {frameSize}", column)
+            { Kind = values.Length == 0 ? DataProblemKind.NotEnoughData : DataProblemKind.WrongSize };
         return new SequenceBatch(values, new[] { 0, values.Length / frameSize }, frameSize);
     }
 
@@ -108,7 +109,7 @@ internal static class RnnRnadeSurrogate
     private static DataValidationException WholeSequenceRowError(DataValidationException e, string column)
         => NonFiniteInput.WithHint(new DataValidationException(-1, e.Column, e.Problem + (CalledByPredictionEngine()
             ? " (in the input row of a PredictionEngine or row mapper; not a row number of any data view; frames count from 0)"
-            : " (row number unknown: the whole-sequence scorer sees each row's values, not its position, live and after loading; frames count from 0)"), column));
+            : " (row number unknown: the whole-sequence scorer sees each row's values, not its position, live and after loading; frames count from 0)"), column) { Kind = e.Kind });
 
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
     private static bool CalledByPredictionEngine()
@@ -149,11 +150,11 @@ internal static class RnnRnadeSurrogate
 
         /// <summary>A problem with the row being mapped: on a cursor at its row (counted from the cursor's start, the row's
         /// index in the view); in a row mapper as "the input row", with the prediction's number, as the row models say it.</summary>
-        internal DataValidationException RowError(long row, int column, string problem, string source)
+        internal DataValidationException RowError(long row, int column, string problem, string source, DataProblemKind kind = DataProblemKind.Other)
             => NonFiniteInput.WithHint(!InRowMapper
-                ? new DataValidationException(row, column, problem, source)
+                ? new DataValidationException(row, column, problem, source) { Kind = kind }
                 : new DataValidationException(-1, column, problem + string.Create(System.Globalization.CultureInfo.InvariantCulture,
-                    $" (in the input row of a PredictionEngine or row mapper: the input of its prediction number {row + 1}, counting from 1; not a row number of any data view)"), source));
+                    $" (in the input row of a PredictionEngine or row mapper: the input of its prediction number {row + 1}, counting from 1; not a row number of any data view)"), source) { Kind = kind });
 
         /// <summary>
         /// Whether ML.NET is creating this state for a row mapper. The mapping sees neither the row nor its position, and
@@ -192,15 +193,15 @@ internal static class RnnRnadeSurrogate
             string frameColumn = columns.Column(0, "frame column"), orderColumn = columns.Column(2, "order column");
             long row = state.Rows++;
             if (src.Frame.Length != model.FrameSize)
-                throw state.RowError(row, -1, $"the frame has {src.Frame.Length} values but the model's frame size is {model.FrameSize}", frameColumn);
-            if (double.IsNaN(src.Order)) throw state.RowError(row, -1, "the order value is missing (NaN)", orderColumn);
+                throw state.RowError(row, -1, $"the frame has {src.Frame.Length} values but the model's frame size is {model.FrameSize}", frameColumn, DataProblemKind.WrongSize);
+            if (double.IsNaN(src.Order)) throw state.RowError(row, -1, "the order value is missing (NaN)", orderColumn, DataProblemKind.NonFiniteValue);
             if (src.SequenceId.Span.IsWhiteSpace())
                 throw state.RowError(row, -1, "the sequence id is missing (every frame row needs its sequence's id)", columns.Column(1, "sequence-id column"));
             string id = src.SequenceId.ToString();
             // Checked here, with the row's number, before the stream sees it: the stream counts frames of its own sequence,
             // and a NaN would otherwise be reported at that frame's index as if it were the row.
             try { DataValidation.CheckRows(src.Frame, model.FrameSize, InputDomain.Real, frameColumn, row); }
-            catch (DataValidationException e) { throw state.RowError(row, e.Column, $"{e.Problem} (sequence '{id}')", frameColumn); }
+            catch (DataValidationException e) { throw state.RowError(row, e.Column, $"{e.Problem} (sequence '{id}')", frameColumn, e.Kind); }
             if (!state.Open.TryGetValue(id, out var open)) open = (model.StartStream(), double.NegativeInfinity);
             else if (!(src.Order > open.Order))
             {
@@ -238,7 +239,7 @@ internal static class RnnRnadeSurrogate
         if (orderType is null || e.Data[OrderValuesKey] is not double[] { Length: 2 } values) return null;
         string raw = OrderAfter(values[0], values[1], null), shown = OrderAfter(values[0], values[1], orderType);
         if (raw == shown || !e.Problem.Contains(raw, StringComparison.Ordinal)) return null;
-        var restated = new DataValidationException(e.Row, e.Column, e.Problem.Replace(raw, shown, StringComparison.Ordinal), e.DataSource, e.DataSet, e.InnerException);
+        var restated = new DataValidationException(e.Row, e.Column, e.Problem.Replace(raw, shown, StringComparison.Ordinal), e.DataSource, e.DataSet, e.InnerException) { Kind = e.Kind };
         restated.Data[OrderValuesKey] = values;
         return restated;
     }

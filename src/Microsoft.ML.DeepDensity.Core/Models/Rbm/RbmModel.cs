@@ -289,7 +289,7 @@ public sealed partial class RbmModel : DensityModel
     public float[] FreeEnergy(RowMatrix rows, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(rows);
-        if (rows.Columns != Dimension) throw new DataValidationException(-1, -1, $"the data has {rows.Columns} columns but the model expects {Dimension}", null);
+        if (rows.Columns != Dimension) throw new DataValidationException(-1, -1, $"the data has {rows.Columns} columns but the model expects {Dimension}", null) { Kind = DataProblemKind.WrongSize };
         var result = new float[rows.Rows];
         FreeEnergy(rows.AsSpan(), result, cancellationToken);
         return result;

@@ -47,11 +47,11 @@ public sealed class RnnRnadeStream
     private void Standardize(ReadOnlySpan<float> frame)
     {
         if (frame.Length != _net.D)
-            throw new Data.DataValidationException(Length, -1, $"the frame has {frame.Length} values but the model's frame size is {_net.D}", null);
+            throw new Data.DataValidationException(Length, -1, $"the frame has {frame.Length} values but the model's frame size is {_net.D}", null) { Kind = Data.DataProblemKind.WrongSize };
         var mean = _model.Standardizer.Mean; var scale = _model.Standardizer.Scale;
         for (int i = 0; i < frame.Length; i++)
         {
-            if (!float.IsFinite(frame[i])) throw new Data.DataValidationException(Length, i, $"value {frame[i]} is not finite", null);
+            if (!float.IsFinite(frame[i])) throw new Data.DataValidationException(Length, i, $"value {frame[i]} is not finite", null) { Kind = Data.DataProblemKind.NonFiniteValue };
             _x[i] = Data.ColumnStandardizer.Standardize(frame[i], mean[i], scale[i]);
         }
     }
