@@ -266,6 +266,18 @@ public sealed class CsvTable
     /// <summary>A finite number written with digits that is too large for a float (1e39): a number, reported as out of range.</summary>
     private static bool Overflows(string s) => s.Any(char.IsAsciiDigit);
 
+    /// <summary>The message for an empty feature cell at row <paramref name="first"/>: how many rows have one and in which
+    /// columns, and what to do. It used to name only the first, so a file with gaps in several rows (cars.json's 8 missing
+    /// Miles_per_Gallon and 6 Horsepower) took one run per gap to find them all.</summary>
+    private string MissingCells(int first, IReadOnlyList<int> columns)
+    {
+        var perColumn = columns.Select(c => (Name: Header[c], Count: Rows.Skip(first).Count(row => row[c].Trim().Length == 0))).Where(x => x.Count > 0).ToArray();
+        int rows = Rows.Skip(first).Count(row => columns.Any(c => row[c].Trim().Length == 0));
+        string where = string.Join(", ", perColumn.Select(x => $"'{x.Name}' {x.Count}"));
+        return $"the cell is empty (missing values are not supported); {Count(rows, "row")} of the file {(rows == 1 ? "has" : "have")} an empty feature cell " +
+               $"({where}): remove or fill those rows, or --exclude the column.";
+    }
+
     /// <summary>The given columns as a row matrix; a missing, non-numeric or non-finite cell is an error naming line and column.</summary>
     public RowMatrix Features(IReadOnlyList<int> columns)
     {
@@ -279,7 +291,7 @@ public sealed class CsvTable
             {
                 int c = columns[j];
                 string s = row[c].Trim();
-                if (s.Length == 0) throw CliException.DataError(File, Lines[r], c + 1, Header[c], "the cell is empty (missing values are not supported).");
+                if (s.Length == 0) throw CliException.DataError(File, Lines[r], c + 1, Header[c], MissingCells(r, columns));
                 if (!TryNumber(s, out float v)) throw CliException.DataError(File, Lines[r], c + 1, Header[c], $"'{Shorten(s)}' is not a number.");
                 if (!float.IsFinite(v))
                     throw CliException.DataError(File, Lines[r], c + 1, Header[c], Overflows(s)

@@ -126,7 +126,7 @@ public static class FitCommand
         console.Interrupts.Abort.ThrowIfCancellationRequested();
 
         var model = transformer.Model;
-        var summary = model.GetType().GetProperty("TrainingSummary")?.GetValue(model) as TrainingSummary;
+        var summary = model.TrainingSummary;
         var meanTrain = model.AverageLogDensity(data);
         // The numbering of the progress lines (a Deep GMM numbers its EM iterations on from its pretraining); the summary's
         // BestEpoch is already in that numbering.

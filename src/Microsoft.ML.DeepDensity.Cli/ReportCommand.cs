@@ -15,7 +15,7 @@ public static class ReportCommand
         var model = ScoringCommands.ModelArgument();
         var data = new Argument<string>("data") { Description = "CSV to score and show (with the model's feature columns)." };
         var label = new Option<string?>("--label") { Description = "Anomaly label column: normal vs anomalous histogram and the ROC curve." };
-        var shape = new Option<string?>("--image-shape") { Description = "HxW: draw rows as H×W images (default: when the column count is a perfect square)." };
+        var shape = new Option<string?>("--image-shape") { Description = "HxW: draw rows as H×W images (default: when the column count is a perfect square of at least 8×8)." };
         var top = new Option<int>("--top") { Description = "Most anomalous rows to list and draw.", DefaultValueFactory = _ => 10 };
         var samples = new Option<int?>("--samples") { Description = "Generated samples to draw for image-shaped data (default 24, at most 200); rnnrnade: real and generated sequences drawn as line plots (default 4, at most 200). 0 draws none: the report has no such section." };
         var length = new Option<int?>("--length") { Description = "rnnrnade: frames per generated sequence (default: the median training sequence length; at most 100000)." };
@@ -74,7 +74,7 @@ public static class ReportCommand
                 foreach (var given in new Option[] { samples, seed }.Where(o => parse.GetResult(o) is { Implicit: false } && !(o == samples && sampleCount == 0)))
                     throw new CliException(ExitCodes.UsageError, $"{given.Name} has no effect here: generated samples are drawn as images, and the model's " +
                         (loaded.Model.Dimension == 1 ? "one column is not image-shaped (one value is no image)" // 1 is a square, but not drawn
-                            : $"{loaded.Model.Dimension} columns are not image-shaped (not a perfect square)") + $"; give --image-shape HxW to draw them, or drop {given.Name}.");
+                            : $"{loaded.Model.Dimension} columns are not image-shaped ({ImageShapeReason(loaded.Model.Dimension)})") + $"; give --image-shape HxW to draw them, or drop {given.Name}.");
             NoDrawsToShape(seed);
             var scored = ScoringCommands.ScoreTable(ml, loaded, dataFile, parse.GetValue(label));
             var options = new DensityReportOptions
@@ -112,6 +112,15 @@ public static class ReportCommand
         AtomicFile.WriteText(outFile, w => w.Write(html));
         console.Out.WriteLine($"wrote {outFile} ({html.Length / 1024} KiB)");
         return ExitCodes.Success;
+    }
+
+    /// <summary>Why a column count is not drawn as images without --image-shape: not a perfect square, or a square smaller than 8×8 (a table).</summary>
+    private static string ImageShapeReason(int dimension)
+    {
+        int side = (int)Math.Round(Math.Sqrt(dimension));
+        return side * side == dimension
+            ? $"a perfect square, but smaller than {DensityReportOptions.MinAutomaticImageSide}×{DensityReportOptions.MinAutomaticImageSide}: read as a table"
+            : "not a perfect square";
     }
 
     private static (int, int)? ParseShape(string? text, int dimension)

@@ -84,7 +84,7 @@ public static class SequenceCommands
             catch (ArgumentException e) { throw new CliException(ExitCodes.TrainingFailed, $"cannot train {ModelName} on this data: {e.Message}", e); }
         });
         console.Interrupts.Abort.ThrowIfCancellationRequested();
-        var summary = (transformer.Model as RnnRnadeModel)?.TrainingSummary;
+        var summary = transformer.Model.TrainingSummary;
         double meanPerFrame = transformer.Model.LogDensity(data.Sequences).Sum(v => (double)v) / data.Sequences.TotalFrames;
         var metadata = new ToolMetadata
         {

@@ -1,4 +1,5 @@
 using Microsoft.ML.DeepDensity.Persistence;
+using Microsoft.ML.DeepDensity.Training;
 
 namespace Microsoft.ML.DeepDensity;
 
@@ -41,6 +42,14 @@ public abstract class DensityModelBase
 
     /// <summary>What the model's log-density numbers are.</summary>
     public abstract DensityKind DensityKind { get; }
+
+    /// <summary>What training did: the steps run, the kept (best) step, why the run ended and the per-step history
+    /// (training and validation figures, for learning curves); log-likelihoods are per example (per frame for a sequence
+    /// model). Null for a model that was not trained in this process: one loaded from a file or an ML.NET zip (the
+    /// history is not saved with the model) or imported. On the base class so that every family's summary is read the
+    /// same way, e.g. <c>transformer.GetDensityModel().TrainingSummary</c> in ML.NET, whatever the family; a model family
+    /// of another assembly sets it from its own Fit.</summary>
+    public TrainingSummary? TrainingSummary { get; protected internal set; }
 
     /// <summary>Writes the model in the versioned, checksummed DeepDensity format.</summary>
     public void Save(Stream stream)

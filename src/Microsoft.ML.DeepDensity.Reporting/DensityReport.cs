@@ -84,7 +84,10 @@ public static partial class DensityReport
         return ReportHtml.End(html);
     }
 
-    /// <summary>(height, width) when the rows are image-shaped: the given shape, or a perfect square column count.</summary>
+    /// <summary>(height, width) when the rows are image-shaped: the given shape, or a perfect square column count of at
+    /// least <see cref="DensityReportOptions.MinAutomaticImageSide"/>² (8×8). Fewer columns are a table, not an image:
+    /// 4, 9 or 16 tabular columns (the Seattle weather's precipitation, temperatures and wind) used to be drawn as 2×2
+    /// "images"; give <see cref="DensityReportOptions.ImageShape"/> to draw them.</summary>
     public static (int Height, int Width)? ImageShape(int dimension, DensityReportOptions options)
     {
         if (options.ImageShape is (int h, int w))
@@ -94,7 +97,7 @@ public static partial class DensityReport
             return (h, w);
         }
         int side = (int)Math.Round(Math.Sqrt(dimension));
-        return side >= 2 && side * side == dimension ? (side, side) : null;
+        return side >= DensityReportOptions.MinAutomaticImageSide && side * side == dimension ? (side, side) : null;
     }
 
     private static void AnomalyTable(StringBuilder html, RowMatrix rows, float[] logDensity, int[] order, IReadOnlyList<string> names, DensityReportOptions options)

@@ -25,7 +25,8 @@ public sealed class DensityReportOptions
     /// <summary>Training progress per epoch or EM iteration, for the training curves. Default none (the section says so).</summary>
     public IReadOnlyList<TrainingProgress>? TrainingHistory { get; set; }
 
-    /// <summary>Height × width of image-shaped rows; null = square rows (a perfect-square column count) are drawn as images, others are not.</summary>
+    /// <summary>Height × width of image-shaped rows; null = square rows of at least <see cref="MinAutomaticImageSide"/>²
+    /// columns (a perfect square: 64, 81, …, 784) are drawn as images, others (a table of 4, 9 or 16 columns) are not.</summary>
     public (int Height, int Width)? ImageShape { get; set; }
 
     /// <summary>Rows listed (and drawn) as most anomalous. Default 10.</summary>
@@ -35,6 +36,10 @@ public sealed class DensityReportOptions
     /// anomalous rows, the first ones): a grid of tens of thousands is an image no one can read, and beyond about 40,000 one
     /// the plotting library cannot make.</summary>
     public const int MaxImagesDrawn = 200;
+
+    /// <summary>The smallest side of a square row drawn as an image without <see cref="ImageShape"/>: 8 (the 8×8 digits).
+    /// A perfect square of fewer columns is more often a table than an image.</summary>
+    public const int MinAutomaticImageSide = 8;
 
     /// <summary>Generated samples drawn for image-shaped data, beside as many real rows (0 to <see cref="MaxImagesDrawn"/>;
     /// 0 draws none, and the report has no grids of generated and real rows). Default 24.</summary>

@@ -50,6 +50,19 @@ public class BadInputTests : IDisposable
         AssertOneLine(err, "empty-cell.csv, line 12, column 3 ('x2')", "empty");
     }
 
+    /// <summary>A file with gaps in several rows (cars.json as CSV: 8 empty Miles_per_Gallon, 6 Horsepower) named only the
+    /// first empty cell, so finding them all took a run per gap, and said nothing of what to do. The error still names the
+    /// first cell, and now how many rows have an empty feature cell, in which columns, and the remedies.</summary>
+    [Fact]
+    public void EmptyCellsAreCountedOverTheFile_WithWhatToDo()
+    {
+        var csv = _h.Write("gaps.csv", Header + Good(10) + "r10,1,,1\nr11,,2,1\nr12,1,,\n" + Good(3));
+        var (exit, err) = Fit(csv);
+        Assert.Equal(ExitCodes.BadData, exit);
+        AssertOneLine(err, "gaps.csv, line 12, column 3 ('x2'): the cell is empty (missing values are not supported); " +
+                           "3 rows of the file have an empty feature cell ('x1' 1, 'x2' 2, 'x3' 1): remove or fill those rows, or --exclude the column.");
+    }
+
     /// <summary>A numeric column whose first cell is a missing-value marker ('?', 'n/a') became a text column and was
     /// silently left out of the features (fit trained on the others and said nothing). Fit now lists the text columns it
     /// passes over and warns about one that holds mostly numbers, naming the cell that made it text.</summary>

@@ -298,7 +298,7 @@ public class HostileInputTests : IDisposable
         var zip = _h.PathOf("four.zip");
         Assert.Equal(0, _h.Run("fit", csv, "-m", "rnade", "--epochs", "1", "-p", "HiddenUnits=4", "-o", zip).Exit);
         var html = _h.PathOf("r.html");
-        var r = _h.Run("report", zip, csv, "--top", "50000", "-o", html);
+        var r = _h.Run("report", zip, csv, "--top", "50000", "--image-shape", "2x2", "-o", html); // four columns: images only when asked
         Assert.True(r.Exit == 0, r.Err);
         var text = File.ReadAllText(html);
         Assert.Contains("The 50000 rows with the lowest log-density", text);
@@ -543,7 +543,7 @@ public class HostileInputTests : IDisposable
         Assert.Contains("The row with the lowest log-density.", text); // not "The 1 rows"
         var square = _h.Write("sq.csv", "a,b,c,d\n1,2,3,4\n2,1,4,3\n");
         Assert.Equal(0, _h.Run("fit", square, "-m", "rnade", "--epochs", "1", "-o", rowZip).Exit);
-        Assert.Equal(0, _h.Run("report", rowZip, _h.Write("sq1.csv", "a,b,c,d\n1,2,3,4\n"), "-o", html).Exit); // 2×2 images
+        Assert.Equal(0, _h.Run("report", rowZip, _h.Write("sq1.csv", "a,b,c,d\n1,2,3,4\n"), "--image-shape", "2x2", "-o", html).Exit); // 2×2 images (asked for: four columns are a table)
         Assert.Contains("The first scored row.", File.ReadAllText(html));
     }
     /// <summary>The validation file is read by column name, but an engine error in it (a 0.5 for NVIL) was reported at the

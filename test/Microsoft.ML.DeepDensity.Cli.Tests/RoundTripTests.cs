@@ -176,6 +176,24 @@ public class RoundTripTests : IDisposable
         Assert.Contains("and the model's one column is not image-shaped (one value is no image); give --image-shape HxW to draw them, or drop --samples.", single.Err);
     }
 
+    /// <summary>A table of four columns (a perfect square) was drawn as 2×2 "images" of generated and real rows: the
+    /// Seattle weather's precipitation, temperatures and wind as grey squares. A square smaller than 8×8 is now read as a
+    /// table: no image section, and --samples is refused saying why; --image-shape 2x2 still draws it.</summary>
+    [Fact]
+    public void AFourColumnTableIsNotDrawnAsImages()
+    {
+        var train = _h.Blob("train.csv", 120);
+        var zip = _h.PathOf("model.zip");
+        Assert.Equal(0, _h.Run("fit", train, "--model", "rnade", "--exclude", "id,label", "--epochs", "1", "-p", "HiddenUnits=4", "-p", "Components=1", "--out", zip).Exit);
+        Assert.Equal(0, _h.Run("report", zip, train, "--out", _h.PathOf("plain.html")).Exit);
+        Assert.DoesNotContain("<h2>Images", File.ReadAllText(_h.PathOf("plain.html")));
+        var r = _h.Run("report", zip, train, "--samples", "5", "--out", _h.PathOf("r.html"));
+        Assert.Equal(ExitCodes.UsageError, r.Exit);
+        Assert.Contains("the model's 4 columns are not image-shaped (a perfect square, but smaller than 8×8: read as a table); give --image-shape HxW to draw them, or drop --samples.", r.Err);
+        Assert.Equal(0, _h.Run("report", zip, train, "--image-shape", "2x2", "--out", _h.PathOf("image.html")).Exit);
+        Assert.Contains("<h2>Images (2×2)</h2>", File.ReadAllText(_h.PathOf("image.html")));
+    }
+
     /// <summary>A Gaussian RBM (real data) has no per-epoch likelihood: its progress lines showed "train - valid -" and
     /// a note pointing to Metrics, which the tool does not print. They now show the reconstruction error, labelled.</summary>
     [Fact]

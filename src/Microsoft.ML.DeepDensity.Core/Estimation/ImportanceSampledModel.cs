@@ -45,8 +45,6 @@ public abstract class ImportanceSampledModel : DensityModel
     /// quarter of a second on one core for the IWAE benchmark's network), since each row costs K samples.</summary>
     public override int RowsPerCancellationCheck => RowsPerCancellationCheckAt(EvaluationSamples);
 
-    /// <summary>What training did (null for a loaded model).</summary>
-    public TrainingSummary? TrainingSummary { get; internal set; }
 
     /// <summary>Scratch floats one importance sample needs in a scoring pass (activations of both networks).</summary>
     private protected abstract long EvaluationFloatsPerSample { get; }

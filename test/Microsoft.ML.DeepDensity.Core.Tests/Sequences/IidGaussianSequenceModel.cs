@@ -81,8 +81,7 @@ public sealed class IidGaussianSequenceModel : SequenceDensityModel
         return new IidGaussianSequenceModel((float[])objective.Mean.Value.Clone(), std) { TrainingSummary = summary, FramesSeen = objective.FramesSeen };
     }
 
-    /// <summary>What gradient training did (null for moment fits and loaded models).</summary>
-    public TrainingSummary? TrainingSummary { get; private init; }
+    // TrainingSummary is the base class's (DensityModelBase): null for moment fits and loaded models.
     /// <summary>Frames the gradient objective saw in the state that training kept.</summary>
     public long FramesSeen { get; private init; }
 

@@ -51,8 +51,6 @@ public sealed partial class DeepGmmModel : DensityModel
     public DeepGmmPathProbabilities PathProbabilities => Network.Factorized ? DeepGmmPathProbabilities.Factorized : DeepGmmPathProbabilities.Full;
     /// <summary>Input standardisation applied before the network.</summary>
     public ColumnStandardizer Standardizer => _standardizer;
-    /// <summary>What training did (null for a loaded model).</summary>
-    public TrainingSummary? TrainingSummary { get; internal set; }
 
     /// <summary>
     /// Trains a Deep GMM on <paramref name="data"/> (rows × D) by EM. Progress is reported once per EM iteration

@@ -75,8 +75,6 @@ public sealed partial class RbmModel : DensityModel
     public int SamplingChains { get; }
     /// <summary>Input standardisation of a Gaussian RBM (null for Bernoulli units or when disabled).</summary>
     public ColumnStandardizer? Standardizer => _standardizer;
-    /// <summary>What training did (null for a loaded or imported model).</summary>
-    public TrainingSummary? TrainingSummary { get; internal set; }
 
     /// <summary>Copy of the weights, D×H row-major (visible i, hidden j at i·H + j).</summary>
     public float[] GetWeights() => (float[])Machine.W.Clone();

@@ -57,8 +57,6 @@ public sealed class DeepRnadeModel : DensityModel
     public long ParameterCount => Network.Parameters.Count;
     /// <summary>Input standardisation (by input column).</summary>
     public ColumnStandardizer Standardizer => _standardizer;
-    /// <summary>What training did (null for a loaded model).</summary>
-    public TrainingSummary? TrainingSummary { get; internal set; }
 
     /// <summary>The same network with the ensemble cut to its first <paramref name="count"/> orderings (cheaper scoring;
     /// still an exact, normalised density).</summary>

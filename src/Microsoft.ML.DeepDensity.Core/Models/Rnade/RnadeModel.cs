@@ -49,8 +49,6 @@ public sealed class RnadeModel : DensityModel
     public IReadOnlyList<int> VariableOrder => _order;
     /// <summary>Input standardisation, indexed by model position (see <see cref="VariableOrder"/>).</summary>
     public ColumnStandardizer Standardizer => _standardizer;
-    /// <summary>What training did (null for a loaded model).</summary>
-    public TrainingSummary? TrainingSummary { get; internal set; }
 
     /// <summary>Trains an RNADE on <paramref name="data"/> (rows × D) with the shared training loop.</summary>
     public static RnadeModel Fit(RowMatrix data, RnadeOptions? options = null, RowMatrix? validation = null,

@@ -50,8 +50,6 @@ public sealed class RnnRnadeModel : SequenceDensityModel
     public bool ConditionsHiddenBias => Network.ConditionsHiddenBias;
     /// <summary>Per-component frame standardisation (fitted on the training frames).</summary>
     public ColumnStandardizer Standardizer => _standardizer;
-    /// <summary>What training did (null for a loaded model); log-likelihoods are per frame.</summary>
-    public TrainingSummary? TrainingSummary { get; internal set; }
 
     /// <summary>Trains on <paramref name="data"/>; without <paramref name="validation"/>, a seeded fraction of the
     /// sequences is held out for early stopping on the validation log-likelihood per frame.</summary>
@@ -89,7 +87,7 @@ public sealed class RnnRnadeModel : SequenceDensityModel
         try
         {
             summary = TrainingLoop.Run(new PerFrameObjective(objective), TrainingData.From(modelTrain),
-                modelValid is null ? null : TrainingData.From(modelValid), options.WithMaxEpochs(options.EpochsFor(modelTrain.Count)), progress, cancellationToken);
+                modelValid is null ? null : TrainingData.From(modelValid), options.Resolved(modelTrain.Count), progress, cancellationToken);
         }
         catch (DataValidationException e) when (UnscorableValidation.Is(e) && validation is null) { throw HeldOutError(e, data, split, options.ValidationFraction); }
         return ModelFile.EnsureTrainedModelLoadable(new RnnRnadeModel(network, standardizer) { TrainingSummary = summary });
