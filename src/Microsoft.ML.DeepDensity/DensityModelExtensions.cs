@@ -197,7 +197,10 @@ public static class DensityModelExtensions
     /// <paramref name="filePath"/> with every DeepDensity stage as the live, block-scoring transformer (the ordinary
     /// load scores one row per engine call, several times slower on large views). Every DeepDensity model in the file,
     /// row or sequence model, is decoded and validated here, so a damaged one throws
-    /// <see cref="Persistence.InvalidModelFileException"/> now rather than at the first row read.
+    /// <see cref="Persistence.InvalidModelFileException"/> now rather than at the first row read. Two failures of
+    /// ML.NET's own load are rethrown with their remedy, ML.NET's exception inside: no writable temporary directory
+    /// (<see cref="IOException"/> naming <c>mlContext.TempFilePath</c>) and too little memory for the load
+    /// (<see cref="InsufficientMemoryException"/>, about 25 times the zip's size of heap).
     /// </summary>
     /// <param name="catalog">The context's model operations (<c>mlContext.Model</c>).</param>
     /// <param name="filePath">The model zip written by <c>mlContext.Model.Save</c>.</param>
@@ -205,7 +208,11 @@ public static class DensityModelExtensions
     public static ITransformer LoadWithLiveDensityModels(this ModelOperationsCatalog catalog, string filePath, out DataViewSchema inputSchema)
     {
         ArgumentNullException.ThrowIfNull(catalog);
-        return LiveAndValidated(catalog.Load(filePath, out inputSchema));
+        DataViewSchema? schema = null;
+        long? bytes = File.Exists(filePath) ? new FileInfo(filePath).Length : null;
+        var loaded = ModelLoadFailures.Load(() => catalog.Load(filePath, out schema), bytes);
+        inputSchema = schema!;
+        return LiveAndValidated(loaded);
     }
 
     /// <inheritdoc cref="LoadWithLiveDensityModels(ModelOperationsCatalog, string, out DataViewSchema)"/>
@@ -213,7 +220,11 @@ public static class DensityModelExtensions
     public static ITransformer LoadWithLiveDensityModels(this ModelOperationsCatalog catalog, Stream stream, out DataViewSchema inputSchema)
     {
         ArgumentNullException.ThrowIfNull(catalog);
-        return LiveAndValidated(catalog.Load(stream, out inputSchema));
+        DataViewSchema? schema = null;
+        long? bytes = stream is { CanSeek: true } ? stream.Length - stream.Position : null;
+        var loaded = ModelLoadFailures.Load(() => catalog.Load(stream, out schema), bytes);
+        inputSchema = schema!;
+        return LiveAndValidated(loaded);
     }
 
     /// <summary>The row models become live transformers (decoded, so validated); the sequence models, whose live form is
