@@ -101,6 +101,29 @@ public class TrainingDriverTests
     }
 
     [Fact]
+    public void PatienceCountsEpochsSinceTheLastImprovementNotAllEpochsWithoutOne()
+    {
+        // Every second epoch improves: with patience 2 no two epochs in a row fail to improve, so the run goes to the end
+        // and keeps the last (best) epoch. A count of non-improving epochs that an improvement does not reset stopped
+        // this run at epoch 4, keeping epoch 3.
+        var validation = new[] { 1.0, 0.5, 2, 1.5, 3, 2.5, 4 };
+        var m = new Scripted { Figures = e => new EpochFigures(0, Validation: validation[e - 1]) };
+        var s = TrainingDriver.Run(m, Rows(4), Options(7) with { EarlyStoppingPatience = 2 }, null, default);
+        Assert.False(s.StoppedEarly);
+        Assert.Equal(7, s.EpochsRun);
+        Assert.Equal(7, s.BestEpoch);
+        Assert.Equal(7, m.State);
+        // Two in a row after the last improvement do stop it.
+        var two = new[] { 1.0, 0.5, 2, 1.5, 1.8, 9 };
+        var t = new Scripted { Figures = e => new EpochFigures(0, Validation: two[e - 1]) };
+        var st = TrainingDriver.Run(t, Rows(4), Options(6) with { EarlyStoppingPatience = 2 }, null, default);
+        Assert.True(st.StoppedEarly);
+        Assert.Equal(5, st.EpochsRun);
+        Assert.Equal(3, st.BestEpoch);
+        Assert.Equal(3, t.State);
+    }
+
+    [Fact]
     public void DivergenceRestoresHalvesTheRateAndRetriesThenGivesUp()
     {
         var m = new Scripted { Figures = e => e == 2 ? null : new EpochFigures(0, null) };

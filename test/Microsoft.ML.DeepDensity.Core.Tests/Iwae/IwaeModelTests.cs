@@ -10,7 +10,7 @@ public class IwaeModelTests
     private const int D = 5;
 
     /// <summary>A fixed Bernoulli model with a 1-D latent whose decoder depends strongly on z (so q is imperfect).</summary>
-    private static IwaeModel TinyModel(int evalSamples = 1000) => QuadratureModel(D, IwaeLikelihood.Bernoulli, seed: 31, std: 1.2f, evalSamples);
+    internal static IwaeModel TinyModel(int evalSamples = 1000) => QuadratureModel(D, IwaeLikelihood.Bernoulli, seed: 31, std: 1.2f, evalSamples);
 
     /// <summary>A fixed model with a 1-D latent (so its marginal is a quadrature over z): random weights of spread
     /// <paramref name="std"/>, and a milder (prior-like) encoder, which keeps the importance weights' variance
@@ -27,7 +27,7 @@ public class IwaeModelTests
     }
 
     /// <summary>All 2^D binary rows.</summary>
-    private static RowMatrix AllPatterns()
+    internal static RowMatrix AllPatterns()
     {
         var m = new RowMatrix(1 << D, D);
         for (int r = 0; r < m.Rows; r++) for (int c = 0; c < D; c++) m[r, c] = (r >> c) & 1;
@@ -35,7 +35,7 @@ public class IwaeModelTests
     }
 
     /// <summary>log p(x) = log ∫ N(z; 0, 1) Π_c Bernoulli(x_c; σ(l_c(z))) dz by the trapezoid rule on [−10, 10].</summary>
-    private static double[] QuadratureLogP(IwaeModel model, RowMatrix rows, out double[] pixelMarginals)
+    internal static double[] QuadratureLogP(IwaeModel model, RowMatrix rows, out double[] pixelMarginals)
     {
         const int grid = 8001;
         const double lo = -10, hi = 10, h = (hi - lo) / (grid - 1);

@@ -67,6 +67,12 @@ public class RbmPaperTests
         Assert.True(meanLog < exact - 10 * seLog, $"mean log Ẑ of single runs {meanLog} ± {seLog} is not below log Z = {exact}");
         Assert.True(Math.Abs(ais.LogZ - exact) < 4 * ais.StandardError, $"AIS {ais.LogZ} ± {ais.StandardError}, exact {exact}");
         Assert.True(ais.LogZLower < exact && exact < ais.LogZUpper, $"[{ais.LogZLower}, {ais.LogZUpper}] misses {exact}");
+        // The interval is log(mean(w) ± 3 se(mean(w))): with the delta-method standard error se = se(mean(w))/mean(w),
+        // its ends are log Z + log(1 ± 3 se) (a width taken from the relative se in place of se(mean(w)) passed the
+        // coverage check above, being only wider).
+        Assert.True(3 * ais.StandardError < 1, $"standard error {ais.StandardError}");
+        Assert.Equal(Math.Log(1 + 3 * ais.StandardError), ais.LogZUpper - ais.LogZ, 1e-6);
+        Assert.Equal(Math.Log(1 - 3 * ais.StandardError), ais.LogZLower - ais.LogZ, 1e-6);
     }
 
     /// <summary>The monitor's pseudo-log-likelihood is the mean over rows of D·log p(x_j | x_−j) for the row's flipped
