@@ -111,9 +111,11 @@ public static class FitCommand
         ModelZip.EnsureReadable(engineOptions, data.Columns, outFile); // before training, not after it
         var epochsProperty = engineOptions.GetType().GetProperty("MaxEpochs") ?? engineOptions.GetType().GetProperty("MaxIterations");
         int maxEpochs = epochsProperty?.GetValue(engineOptions) as int? ?? 100;
-        // The RBM's default length (MaxEpochs 0) follows the training rows: the bar's size is that many epochs.
+        // The RBM's, IWAE's and NVIL's default length (MaxEpochs 0) follows the training rows: the bar's size is that many epochs.
         if (engineOptions is Microsoft.ML.DeepDensity.Models.Rbm.RbmOptions rbm)
             maxEpochs = rbm.EpochsFor(valid is null ? data.Rows - (long)(data.Rows * rbm.ValidationFraction) : data.Rows);
+        else if (engineOptions is Microsoft.ML.DeepDensity.Estimation.ImportanceSampledOptions latent)
+            maxEpochs = latent.EpochsFor(valid is null ? data.Rows - (long)(data.Rows * latent.ValidationFraction) : data.Rows);
         var transformer = display.Run(entry.Name, maxEpochs, progress =>
         {
             forward.Display = progress;

@@ -219,7 +219,7 @@ public class SchemaAndDataErrorTests
         Named("Samples", () => c.Iwae(samples: 0));
         Named("EvaluationSamples", () => c.Iwae(evaluationSamples: 0));
         Named("LatentDimensions", () => c.Nvil(latentDimensions: new[] { 0 }));
-        Named("MaxEpochs", () => c.Nvil(maxEpochs: 0));
+        Named("MaxEpochs", () => c.Nvil(maxEpochs: -1));   // 0 is NVIL's (and IWAE's) automatic length
         Named("ModelOptions", () => c.Rnade(TestData.SmallRnade(o => o.ModelOptions = null!)));
 
         var options = TestData.SmallRnade();

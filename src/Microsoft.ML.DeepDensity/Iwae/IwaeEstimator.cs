@@ -44,13 +44,13 @@ namespace Microsoft.ML
         /// <param name="featureColumnName">Input column. Default <see cref="DensityEstimatorDefaults.FeatureColumnName"/>.</param>
         /// <param name="likelihood">Bernoulli (0/1 features) or Gaussian (real features) decoder. Default <see cref="IwaeOptions.Defaults.Likelihood"/>.</param>
         /// <param name="samples">Importance samples k of the training bound (1 = VAE). Default <see cref="IwaeOptions.Defaults.Samples"/>.</param>
-        /// <param name="maxEpochs">Maximum training epochs. Default <see cref="GradientTrainingOptions.Defaults.MaxEpochs"/>.</param>
+        /// <param name="maxEpochs">Maximum training epochs; 0 sets them from the training rows (100 on 10,000 rows or more, more on fewer: <see cref="Microsoft.ML.DeepDensity.Estimation.ImportanceSampledOptions.EpochsFor"/>). Default <see cref="Microsoft.ML.DeepDensity.Estimation.ImportanceSampledOptions.Defaults.MaxEpochs"/>.</param>
         /// <param name="evaluationSamples">Importance samples K of the log-density estimate. Default <see cref="Microsoft.ML.DeepDensity.Estimation.ImportanceSampledOptions.Defaults.EvaluationSamples"/>.</param>
         /// <param name="contamination">Expected anomaly fraction of the training data, for PredictedLabel. Default <see cref="DensityEstimatorDefaults.Contamination"/>.</param>
         /// <param name="seed">Seed of initialisation, noise, shuffling and the validation split. Default <see cref="Microsoft.ML.DeepDensity.Training.GradientTrainingOptions.Defaults.Seed"/>.</param>
         public static IwaeEstimator Iwae(this DensityEstimationCatalog catalog, string featureColumnName = DensityEstimatorDefaults.FeatureColumnName,
             IwaeLikelihood likelihood = IwaeOptions.Defaults.Likelihood, int samples = IwaeOptions.Defaults.Samples,
-            int maxEpochs = GradientTrainingOptions.Defaults.MaxEpochs, int evaluationSamples = Microsoft.ML.DeepDensity.Estimation.ImportanceSampledOptions.Defaults.EvaluationSamples,
+            int maxEpochs = Microsoft.ML.DeepDensity.Estimation.ImportanceSampledOptions.Defaults.MaxEpochs, int evaluationSamples = Microsoft.ML.DeepDensity.Estimation.ImportanceSampledOptions.Defaults.EvaluationSamples,
             double contamination = DensityEstimatorDefaults.Contamination, ulong seed = GradientTrainingOptions.Defaults.Seed)
         {
             ArgumentNullException.ThrowIfNull(catalog);

@@ -185,8 +185,9 @@ public sealed record ModelCase(
     /// bounded by the block, not the batch. Default true; false only with a reason (an open defect).</summary>
     public bool CancelsWithinAMinibatch { get; init; } = true;
 
-    /// <summary>Zero epochs asks the model for its own length of training (the RBM: a million examples), so only a
-    /// negative count must be refused. Default false.</summary>
+    /// <summary>Zero epochs asks the model for its own length of training (the RBM: a million examples; IWAE and NVIL:
+    /// 10,000 steps on small data), so only a negative count must be refused. Default false (true for the IWAE and NVIL
+    /// cases of <see cref="Gradient{TOptions}"/>).</summary>
     public bool ZeroEpochsIsAutomatic { get; init; }
 
     /// <summary>The same model with a more precise density, for <see cref="DistributionChecks"/> (null: the model as
@@ -211,7 +212,12 @@ public sealed record ModelCase(
             if (r.LearningRate is float lr) o.LearningRate = lr;
             if (r.BatchSize is int batch) o.BatchSize = batch;
             return fit(r.Data, r.Validation, o, r.Progress, r.CancellationToken);
-        }, makeData) { AcceptsValidation = true, HasLearningRate = true, HasBatchSize = true };
+        }, makeData)
+        {
+            AcceptsValidation = true, HasLearningRate = true, HasBatchSize = true,
+            // IWAE's and NVIL's 0 is their automatic length too (ImportanceSampledOptions.EpochsFor).
+            ZeroEpochsIsAutomatic = typeof(Microsoft.ML.DeepDensity.Estimation.ImportanceSampledOptions).IsAssignableFrom(typeof(TOptions)),
+        };
 
     public override string ToString() => Name;
 }

@@ -29,8 +29,10 @@ public class PublicSurfaceTests
         "SequenceDensityModel",
 
         // Data in and out, and the validation every Fit and every public scoring call does (docs/engine.md, `Data`).
-        // ColumnStandardizer is each model's Standardizer property; DataSetKind, DataValidationException's DataSet.
+        // ColumnStandardizer is each model's Standardizer property; DataSetKind, DataValidationException's DataSet;
+        // DataProblemKind, its Kind (what is wrong, for callers that handle one problem).
         "Data.ColumnStandardizer",
+        "Data.DataProblemKind",
         "Data.DataSetKind",
         "Data.DataValidation",
         "Data.DataValidationException",
