@@ -156,6 +156,10 @@ internal static class SettingEffects
                 "it is the number of PCD's persistent fantasy chains", $"set Algorithm = {nameof(RbmTrainingAlgorithm.PersistentContrastiveDivergence)}");
         // Standardize is read for Gaussian units only, but its one value other than the default, false, asks binary units
         // for what they do anyway (they are never standardised), so nothing is refused; likewise IWAE's.
+        // VisibleStdDev is the width of Gaussian units: binary units have none, so any other value is dropped.
+        if (o.VisibleType != RbmVisibleType.Gaussian)
+            Unused(nameof(o.VisibleStdDev), o.VisibleStdDev, RbmOptions.Defaults.VisibleStdDev, $"with VisibleType = {o.VisibleType}",
+                "it is the standard deviation of Gaussian visible units, and binary units have none", $"set VisibleType = {nameof(RbmVisibleType.Gaussian)}");
         int smaller = o.VisibleType == RbmVisibleType.Gaussian || columns is null ? o.HiddenUnits : Math.Min(columns.Value, o.HiddenUnits);
         if (smaller <= o.ExactLogPartitionMaxUnits)
         {

@@ -27,6 +27,11 @@ public class ModelFamilyTests
         {
             ModelOptions = new RbmOptions { HiddenUnits = 8, VisibleType = RbmVisibleType.Gaussian, MaxEpochs = 15, LearningRate = 0.01f, SamplingBurnIn = 20, SamplingChains = 4, Seed = 7 },
         })),
+        // Variant: a visible width below 1 (RbmOptions.VisibleStdDev through ModelOptions), kept by the saved model.
+        ["RbmGaussianNarrow"] = (ml, configure) => ml.DensityEstimation.Rbm(PipelineChecks.With(configure, new Transforms.RbmEstimator.Options
+        {
+            ModelOptions = new RbmOptions { HiddenUnits = 8, VisibleType = RbmVisibleType.Gaussian, VisibleStdDev = 0.5f, MaxEpochs = 15, LearningRate = 0.01f, SamplingBurnIn = 20, SamplingChains = 4, Seed = 7 },
+        })),
         ["DeepGmm"] = (ml, configure) => ml.DensityEstimation.DeepGmm(PipelineChecks.With(configure, new Transforms.DeepGmmEstimator.Options
         {
             ModelOptions = new DeepGmmOptions { Layers = new[] { 2, 2 }, MaxIterations = 10, Seed = 7 },

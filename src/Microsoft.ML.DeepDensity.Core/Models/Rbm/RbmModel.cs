@@ -9,8 +9,8 @@ using Microsoft.ML.DeepDensity.Training;
 namespace Microsoft.ML.DeepDensity.Models.Rbm;
 
 /// <summary>
-/// Restricted Boltzmann machine as a density model: Bernoulli–Bernoulli for binary data, Gaussian–Bernoulli (unit
-/// visible variance on standardised data) for real data. Trained by CD-k or persistent CD; log Z is computed once after
+/// Restricted Boltzmann machine as a density model: Bernoulli–Bernoulli for binary data, Gaussian–Bernoulli (visible
+/// standard deviation <see cref="RbmOptions.VisibleStdDev"/> on standardised data, folded into the stored map) for real data. Trained by CD-k or persistent CD; log Z is computed once after
 /// training, exactly by enumerating the smaller layer (≤ <see cref="RbmOptions.ExactLogPartitionMaxUnits"/> units) or by
 /// annealed importance sampling, and stored with the model. log p(x) = −F(x) − log Z (+ the standardisation Jacobian).
 /// </summary>
@@ -100,9 +100,10 @@ public sealed partial class RbmModel : DensityModel
         var (train, valid) = TrainingLoop.Split(data, validation, options.ValidationFraction, options.Seed, cancellationToken);
 
         ColumnStandardizer? standardizer = null;
-        if (options.VisibleType == RbmVisibleType.Gaussian && options.Standardize)
+        if (options.VisibleType == RbmVisibleType.Gaussian)
+            standardizer = VisibleMap(options.Standardize ? ColumnStandardizer.Fit(train, cancellationToken) : null, d, options.VisibleStdDev);
+        if (standardizer is not null)
         {
-            standardizer = ColumnStandardizer.Fit(train, cancellationToken);
             train = standardizer.Forward(train, cancellationToken);
             if (valid is not null) valid = standardizer.Forward(valid, cancellationToken);
         }
@@ -138,9 +139,10 @@ public sealed partial class RbmModel : DensityModel
         var domain = options.VisibleType == RbmVisibleType.Gaussian ? InputDomain.Real : InputDomain.Binary;
         var (train, valid) = StreamingTrainingData.CheckedSplit(data, validation, ref streaming, domain, options.ValidationFraction, options.Seed, cancellationToken);
         ColumnStandardizer? standardizer = null;
-        if (options.VisibleType == RbmVisibleType.Gaussian && options.Standardize)
+        if (options.VisibleType == RbmVisibleType.Gaussian)
+            standardizer = VisibleMap(options.Standardize ? ColumnStandardizer.Fit(train, cancellationToken) : null, data.Width, options.VisibleStdDev);
+        if (standardizer is { } s)
         {
-            var s = standardizer = ColumnStandardizer.Fit(train, cancellationToken);
             train = RowStream.Map(train, (rows, n, _) => s.Forward(rows, rows, n));
             if (valid is not null) valid = RowStream.Map(valid, (rows, n, _) => s.Forward(rows, rows, n));
         }
@@ -159,7 +161,9 @@ public sealed partial class RbmModel : DensityModel
 
     /// <summary>
     /// Builds a model from given parameters (e.g. trained elsewhere) and computes its log Z as the options say.
-    /// Weights are D×H row-major; a Gaussian model works in the units given (no standardisation). AIS starts from the
+    /// Weights are D×H row-major; a Gaussian model works in the units given, with the machine's unit visible variance
+    /// (neither <see cref="RbmOptions.Standardize"/> nor <see cref="RbmOptions.VisibleStdDev"/> is read: there are no
+    /// data to fit a map on, and the parameters are the model). AIS starts from the
     /// marginals of <paramref name="baseRateData"/> when given, otherwise from the visible biases.
     /// </summary>
     public static RbmModel FromParameters(RbmVisibleType visibleType, float[] weights, float[] visibleBias, float[] hiddenBias,
@@ -185,6 +189,28 @@ public sealed partial class RbmModel : DensityModel
         if (ModelFile.LoaderRejection(model) is string problem)
             throw new ArgumentException($"The parameters do not make a valid RBM ({problem}).");
         return model;
+    }
+
+    /// <summary>
+    /// The input map of a Gaussian RBM: the fitted standardisation (mean 0 and scale 1 without it) with every scale
+    /// multiplied by <see cref="RbmOptions.VisibleStdDev"/> σ, so the machine's unit-variance visible units have width
+    /// σ · scale in the data's units and the map's log-Jacobian carries −log σ per column. Null, as before σ existed,
+    /// when nothing is mapped (no standardisation and σ = 1); σ = 1 leaves a fitted map's bits unchanged.
+    /// </summary>
+    private static ColumnStandardizer? VisibleMap(ColumnStandardizer? standardization, int d, float sigma)
+    {
+        if (sigma == 1f) return standardization;
+        var mean = standardization?.Mean.ToArray() ?? new float[d];
+        var scale = new float[d];
+        for (int c = 0; c < d; c++)
+        {
+            float columnScale = standardization?.Scale[c] ?? 1f;
+            scale[c] = columnScale * sigma;
+            if (!(scale[c] > 0) || !float.IsFinite(scale[c]))
+                throw new ArgumentException(FormattableString.Invariant(
+                    $"VisibleStdDev = {sigma:R} times column {c}'s scale {columnScale:G6} is {scale[c]:G6}, outside float32's positive finite range; choose a VisibleStdDev nearer 1 or rescale the column."), "options");
+        }
+        return new ColumnStandardizer(mean, scale);
     }
 
     private static RbmModel Normalize(RbmMachine machine, ColumnStandardizer? standardizer, float[] baseBias, RbmOptions o, CancellationToken ct)
