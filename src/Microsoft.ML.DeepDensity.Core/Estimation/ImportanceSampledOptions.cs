@@ -45,22 +45,13 @@ public abstract class ImportanceSampledOptions : GradientTrainingOptions
     /// [<see cref="Defaults.MinAutomaticEpochs"/>, <see cref="Defaults.MaxAutomaticEpochs"/>]: 100 from 100 steps an epoch
     /// on (10,000 rows at batch 100), so large data trains as with a fixed 100.</summary>
     public int EpochsFor(long trainingRows)
-    {
-        if (MaxEpochs > 0) return MaxEpochs;
-        long stepsPerEpoch = (Math.Max(1, trainingRows) + BatchSize - 1) / BatchSize;
-        return (int)Math.Clamp((Defaults.AutomaticEpochSteps + stepsPerEpoch - 1) / stepsPerEpoch, Defaults.MinAutomaticEpochs, Defaults.MaxAutomaticEpochs);
-    }
+        => AutomaticEpochsFor(trainingRows, Defaults.AutomaticEpochSteps, Defaults.MinAutomaticEpochs, Defaults.MaxAutomaticEpochs);
 
     /// <summary>The early-stopping patience, in epochs, of a fit on <paramref name="trainingRows"/> training rows:
     /// <c>EarlyStoppingPatience</c> when <c>MaxEpochs</c> is set (or patience is 0), otherwise scaled with the automatic
     /// epochs, ⌈patience × <see cref="EpochsFor"/> / <see cref="Defaults.MinAutomaticEpochs"/>⌉ (10 of 100 epochs
     /// stays the same share of the run: 1,000 epochs of patience for a table of one batch).</summary>
-    public int PatienceFor(long trainingRows)
-    {
-        if (MaxEpochs > 0 || EarlyStoppingPatience == 0) return EarlyStoppingPatience;
-        long scaled = ((long)EarlyStoppingPatience * EpochsFor(trainingRows) + Defaults.MinAutomaticEpochs - 1) / Defaults.MinAutomaticEpochs;
-        return (int)Math.Min(Math.Max(scaled, EarlyStoppingPatience), int.MaxValue);
-    }
+    public int PatienceFor(long trainingRows) => AutomaticPatienceFor(EpochsFor(trainingRows), Defaults.MinAutomaticEpochs);
 
     /// <summary>A copy with the fit's length and patience resolved for <paramref name="trainingRows"/> training rows (a
     /// stream of unknown length: the row models' 100 epochs and the patience as set, since it is large data).</summary>

@@ -124,6 +124,27 @@ public class GradientTrainingOptions
     /// <see cref="Models.RnnRnade.RnnRnadeOptions.EpochsFor"/>).</summary>
     protected virtual bool AutomaticEpochs => false;
 
+    /// <summary>The automatic length of a model whose <c>MaxEpochs</c> = 0 aims at <paramref name="targetSteps"/> optimiser
+    /// steps (RNN-RNADE, IWAE, NVIL): <c>MaxEpochs</c> when set, otherwise ⌈<paramref name="targetSteps"/> / steps per
+    /// epoch⌉ of <paramref name="trainingExamples"/> at <see cref="BatchSize"/>, clamped to [<paramref name="minEpochs"/>,
+    /// <paramref name="maxEpochs"/>].</summary>
+    private protected int AutomaticEpochsFor(long trainingExamples, int targetSteps, int minEpochs, int maxEpochs)
+    {
+        if (MaxEpochs > 0) return MaxEpochs;
+        long stepsPerEpoch = (Math.Max(1, trainingExamples) + BatchSize - 1) / BatchSize;
+        return (int)Math.Clamp((targetSteps + stepsPerEpoch - 1) / stepsPerEpoch, minEpochs, maxEpochs);
+    }
+
+    /// <summary>The early-stopping patience that goes with <see cref="AutomaticEpochsFor"/>'s <paramref name="epochs"/>:
+    /// <see cref="EarlyStoppingPatience"/> when <c>MaxEpochs</c> is set (or patience is 0), otherwise scaled with the epochs,
+    /// ⌈patience × epochs / <paramref name="minEpochs"/>⌉, the same share of the run as 10 of the row models' 100 epochs.</summary>
+    private protected int AutomaticPatienceFor(int epochs, int minEpochs)
+    {
+        if (MaxEpochs > 0 || EarlyStoppingPatience == 0) return EarlyStoppingPatience;
+        long scaled = ((long)EarlyStoppingPatience * epochs + minEpochs - 1) / minEpochs;
+        return (int)Math.Min(Math.Max(scaled, EarlyStoppingPatience), int.MaxValue);
+    }
+
     /// <summary>Throws <see cref="ArgumentOutOfRangeException"/> naming the first invalid setting.</summary>
     public virtual void Validate()
     {

@@ -13,15 +13,6 @@ namespace Microsoft.ML.DeepDensity.Tests.Rbm;
 /// </summary>
 public class RbmGradientScaleTests
 {
-    private static double Sigmoid(double x) => 1 / (1 + Math.Exp(-x));
-
-    private static float[] Bits(long index, int width)
-    {
-        var v = new float[width];
-        for (int j = 0; j < width; j++) v[j] = (index >> j & 1) != 0 ? 1f : 0f;
-        return v;
-    }
-
     [Theory]
     [InlineData(4000)] // more chains than rows
     [InlineData(300)]  // fewer chains than rows
@@ -30,26 +21,7 @@ public class RbmGradientScaleTests
         int d = 6, h = 4, n = 1000;
         var m = RbmTests.RandomMachine(d, h, RbmVisibleType.Bernoulli, 0.5f, 21);
         var data = RbmTests.PrototypeData(n, d, 22);
-        double logZ = m.ExactLogPartition(true);
-        var gw = new double[d * h]; var gb = new double[d]; var gc = new double[h];
-        void Accumulate(float[] v, double weight)
-        {
-            for (int j = 0; j < h; j++)
-            {
-                double a = m.C[j];
-                for (int i = 0; i < d; i++) a += v[i] * m.W[i * h + j];
-                double p = Sigmoid(a);
-                gc[j] += weight * p;
-                for (int i = 0; i < d; i++) gw[i * h + j] += weight * v[i] * p;
-            }
-            for (int i = 0; i < d; i++) gb[i] += weight * v[i];
-        }
-        for (int r = 0; r < n; r++) Accumulate(data.Row(r).ToArray(), 1.0 / n);
-        var all = new float[(1 << d) * d];
-        for (int s = 0; s < 1 << d; s++) Bits(s, d).CopyTo(all, s * d);
-        var f = new double[1 << d];
-        m.FreeEnergy(all, 1 << d, f, false);
-        for (int s = 0; s < 1 << d; s++) Accumulate(Bits(s, d), -Math.Exp(-f[s] - logZ));
+        var (gw, gb, gc) = RbmTests.ExactGradient(m, data);
 
         var trainer = new RbmTrainer(m, n, gibbsSteps: 1, persistent: true, persistentChains: chains) { KeepGradient = true };
         Assert.Equal(chains, trainer.NegativeRows(n));

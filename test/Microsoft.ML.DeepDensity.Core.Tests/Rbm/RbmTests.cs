@@ -188,16 +188,12 @@ public class RbmTests
         }
         return data;
     }
-
-    [Theory]
-    [InlineData(false)]
-    [InlineData(true)]
-    public void CdDirectionHasPositiveInnerProductWithTheTrueGradient(bool persistent)
+    /// <summary>The exact gradient of the mean log-likelihood of <paramref name="data"/> for a Bernoulli machine small enough
+    /// to enumerate: E_data[v σ(c+vW)ᵀ] − E_model[v σ(c+vW)ᵀ] (and the bias terms), the model's expectation summed over
+    /// every visible state.</summary>
+    internal static (double[] W, double[] B, double[] C) ExactGradient(RbmMachine m, RowMatrix data)
     {
-        int d = 6, h = 4, n = 4000;
-        var m = RandomMachine(d, h, RbmVisibleType.Bernoulli, 0.5f, 21);
-        var data = PrototypeData(n, d, 22);
-        // True gradient of the mean log-likelihood: E_data[v σ(c+vW)ᵀ] − E_model[v σ(c+vW)ᵀ], model expectation exact.
+        int d = m.D, h = m.H, n = data.Rows;
         double logZ = m.ExactLogPartition(true);
         var gw = new double[d * h]; var gb = new double[d]; var gc = new double[h];
         void Accumulate(float[] v, double weight)
@@ -218,6 +214,20 @@ public class RbmTests
         var f = new double[1 << d];
         m.FreeEnergy(all, 1 << d, f, false);
         for (int s = 0; s < 1 << d; s++) Accumulate(Bits(s, d), -Math.Exp(-f[s] - logZ));
+        return (gw, gb, gc);
+    }
+
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void CdDirectionHasPositiveInnerProductWithTheTrueGradient(bool persistent)
+    {
+        int d = 6, h = 4, n = 4000;
+        var m = RandomMachine(d, h, RbmVisibleType.Bernoulli, 0.5f, 21);
+        var data = PrototypeData(n, d, 22);
+        // True gradient of the mean log-likelihood: E_data[v σ(c+vW)ᵀ] − E_model[v σ(c+vW)ᵀ], model expectation exact.
+        var (gw, gb, gc) = ExactGradient(m, data);
 
         var trainer = new RbmTrainer(m, n, gibbsSteps: 1, persistent, persistentChains: 0) { KeepGradient = true };
         trainer.SetBatch(data.Values, n);

@@ -71,11 +71,7 @@ public sealed class RnnRnadeOptions : GradientTrainingOptions, Persistence.IMode
     /// split: <see cref="RnnRnadeModel.TrainingExamples(Data.SequenceBatch, RnnRnadeOptions, bool)"/>) runs at most: <c>MaxEpochs</c> when set, otherwise ⌈<see cref="Defaults.AutomaticEpochSteps"/> / steps per
     /// epoch⌉ clamped to [<see cref="Defaults.MinAutomaticEpochs"/>, <see cref="Defaults.MaxAutomaticEpochs"/>].</summary>
     public int EpochsFor(long trainingExamples)
-    {
-        if (MaxEpochs > 0) return MaxEpochs;
-        long stepsPerEpoch = (Math.Max(1, trainingExamples) + BatchSize - 1) / BatchSize;
-        return (int)Math.Clamp((Defaults.AutomaticEpochSteps + stepsPerEpoch - 1) / stepsPerEpoch, Defaults.MinAutomaticEpochs, Defaults.MaxAutomaticEpochs);
-    }
+        => AutomaticEpochsFor(trainingExamples, Defaults.AutomaticEpochSteps, Defaults.MinAutomaticEpochs, Defaults.MaxAutomaticEpochs);
 
     /// <summary>The early-stopping patience, in epochs, of a fit on <paramref name="trainingExamples"/> training sequences
     /// (windows): <c>EarlyStoppingPatience</c> when <c>MaxEpochs</c> is set, otherwise scaled with the automatic epochs,
@@ -83,12 +79,7 @@ public sealed class RnnRnadeOptions : GradientTrainingOptions, Persistence.IMode
     /// the run as for the row models (10 of 100 epochs). An epoch of one long series is one or two optimiser steps, and a
     /// patience of 10 such epochs ended the daily Seattle weather (2012–2013, 12 windows) after about 100 steps at 0.88 nats
     /// per frame above an i.i.d. RNADE on 2015; scaled (100 epochs) it gained 1.36 (docs/models/rnn-rnade.md).</summary>
-    public int PatienceFor(long trainingExamples)
-    {
-        if (MaxEpochs > 0 || EarlyStoppingPatience == 0) return EarlyStoppingPatience;
-        long scaled = ((long)EarlyStoppingPatience * EpochsFor(trainingExamples) + Defaults.MinAutomaticEpochs - 1) / Defaults.MinAutomaticEpochs;
-        return (int)Math.Min(Math.Max(scaled, EarlyStoppingPatience), int.MaxValue);
-    }
+    public int PatienceFor(long trainingExamples) => AutomaticPatienceFor(EpochsFor(trainingExamples), Defaults.MinAutomaticEpochs);
 
     /// <summary>A copy with the fit's resolved length and patience (<see cref="EpochsFor"/>, <see cref="PatienceFor"/>).</summary>
     internal RnnRnadeOptions Resolved(long trainingExamples)
