@@ -107,6 +107,7 @@ public sealed class RbmDefaultsBenchmark : IBenchmark
         ["lrdecay"] = (o, f) => o.LearningRateDecay = f,
         ["batch"] = (o, f) => o.BatchSize = (int)f,
         ["hidden"] = (o, f) => o.HiddenUnits = (int)f,
+        ["sigma"] = (o, f) => o.VisibleStdDev = f,
     };
 
     /// <summary>The shipped 8×8 digits (1,797 rows, 64 pixels in 0–16) as 0/1 pixels (≥ 8), split 70/10/20 by a seeded shuffle.</summary>
