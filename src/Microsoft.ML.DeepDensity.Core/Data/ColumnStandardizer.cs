@@ -79,13 +79,8 @@ public sealed class ColumnStandardizer
         /// before each (the recurrence runs row by row: the same sums as one call).</summary>
         public void Add(RowMatrix data, CancellationToken cancellationToken)
         {
-            int d = data.Columns, run = Preparation.RowsPerCheck(d);
-            for (int start = 0; start < data.Rows; start += run)
-            {
-                Preparation.Check(cancellationToken);
-                int n = Math.Min(run, data.Rows - start);
-                Add(data.Values.AsSpan(start * d, n * d), n);
-            }
+            int d = data.Columns;
+            Preparation.InRuns(data.Rows, d, cancellationToken, (start, n) => Add(data.Values.AsSpan(start * d, n * d), n));
         }
 
         /// <remarks>Vectorised across columns with each column's own sequence of operations (no fused multiply-adds), so

@@ -226,10 +226,15 @@ public sealed class RandomStream
     }
 
     /// <summary>Fisher–Yates shuffle.</summary>
-    public void Shuffle<T>(Span<T> items)
+    public void Shuffle<T>(Span<T> items) => Shuffle(items, int.MaxValue, null);
+
+    /// <summary>The same shuffle (the same draws) with <paramref name="check"/> called every <paramref name="stepsPerCheck"/>
+    /// steps: a Fit's preparation observes its cancellation token there (a shuffle of ten million indices takes a second).</summary>
+    internal void Shuffle<T>(Span<T> items, int stepsPerCheck, Action? check)
     {
         for (int i = items.Length - 1; i > 0; i--)
         {
+            if (check is not null && i % stepsPerCheck == 0) check();
             int j = NextInt(i + 1);
             (items[i], items[j]) = (items[j], items[i]);
         }

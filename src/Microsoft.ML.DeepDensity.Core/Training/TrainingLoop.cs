@@ -106,22 +106,15 @@ public static class TrainingLoop
 
     /// <summary>The seeded split of <paramref name="count"/> examples: ⌊count · fraction⌋ held out (sorted indices of
     /// both parts), or null when that leaves no held-out or no training example.</summary>
-    /// <remarks><paramref name="cancellationToken"/> is checked every run of steps of the shuffle (<see cref="RandomStream.Shuffle{T}"/>'s
-    /// loop, the same draws), which takes a second on ten million rows (<see cref="Preparation"/>).</remarks>
+    /// <remarks><paramref name="cancellationToken"/> is checked every run of steps of the shuffle (the same draws), which
+    /// takes a second on ten million rows (<see cref="Preparation"/>).</remarks>
     internal static (int[] Train, int[] Validation)? SplitIndices(int count, double fraction, ulong seed, CancellationToken cancellationToken = default)
     {
         int nValid = HeldOutCount(count, fraction);
         if (nValid == 0) return null;
         var order = new int[count];
         for (int i = 0; i < order.Length; i++) order[i] = i;
-        var random = new RandomStream(seed).Fork(0x5EED_5A11);
-        int run = Preparation.RowsPerCheck(4);
-        for (int i = order.Length - 1; i > 0; i--)
-        {
-            if (i % run == 0) Preparation.Check(cancellationToken);
-            int j = random.NextInt(i + 1);
-            (order[i], order[j]) = (order[j], order[i]);
-        }
+        new RandomStream(seed).Fork(0x5EED_5A11).Shuffle(order.AsSpan(), Preparation.RowsPerCheck(4), () => Preparation.Check(cancellationToken));
         // Both parts in increasing order, read off a mask of the held-out rows: what sorting them gave, in linear time
         // (sorting 9 million indices took seconds of a Fit's preparation).
         var heldOut = new bool[count];

@@ -70,8 +70,8 @@ public sealed class RnadeModel : DensityModel
         var (train, valid) = TrainingLoop.Split(data, validation, options.ValidationFraction, options.Seed, cancellationToken);
         var permutedTrain = Permute(train, order, cancellationToken);
         var standardizer = options.Standardize ? ColumnStandardizer.Fit(permutedTrain, cancellationToken) : ColumnStandardizer.Identity(d);
-        var modelTrain = ToModelSpace(permutedTrain, standardizer, cancellationToken);
-        var modelValid = valid is null ? null : ToModelSpace(Permute(valid, order, cancellationToken), standardizer, cancellationToken);
+        var modelTrain = standardizer.Forward(permutedTrain, cancellationToken);
+        var modelValid = valid is null ? null : standardizer.Forward(Permute(valid, order, cancellationToken), cancellationToken);
 
         var network = new RnadeNetwork(d, options.HiddenUnits, options.Components, options.Activation);
         network.Initialize(new RandomStream(options.Seed).Fork(0x1A17), ColumnQuantiles(modelTrain, options.Components, cancellationToken));
@@ -244,9 +244,6 @@ public sealed class RnadeModel : DensityModel
         }
         return result;
     }
-
-    private static RowMatrix ToModelSpace(RowMatrix permuted, ColumnStandardizer s, CancellationToken cancellationToken)
-        => s.Forward(permuted, cancellationToken);
 
     /// <summary>Quantiles (k+½)/K of each column: initial component means that cover the data.</summary>
     /// <remarks><paramref name="cancellationToken"/> is checked before every run of rows copied and before every column's
