@@ -140,15 +140,20 @@ internal sealed class RbmMachine
     /// <summary><see cref="FreeEnergy(ReadOnlySpan{float}, int, Span{double}, bool)"/> in the caller's buffers: <paramref name="pre"/>
     /// (at least n·H) and <paramref name="scratch"/> (at least max(H, D)).</summary>
     /// <param name="pre">At least n·H floats, or n·(H + 1) with <paramref name="quantizedW"/>.</param>
-    /// <param name="quantizedW">[W | b] from <see cref="QuantizeForScoring"/> (Bernoulli units on a CPU with AMX; the
+    /// <param name="quantizedW">[W | b] from <see cref="QuantizeForScoring(ref BinaryGemm.QuantizedOperand?)"/> (Bernoulli units on a CPU with AMX; the
     /// caller decides, once per call, on its own thread): the product of binary rows is then the exact integer one, the
     /// same bits for a row alone or in any block. Rows that are not all 0/1 take the float GEMM.</param>
     /// <param name="onesW">W packed for OnesGemm (0/1 rows without AMX), or null: packed per product.</param>
+    /// <param name="tableW">[W | b] from <see cref="QuantizeForScoring(ref BinaryTableProduct.Operand?)"/> (Bernoulli units on an
+    /// AVX-512 CPU without AMX): the same exact product, with the same bits, on the vector unit.</param>
     public void FreeEnergy(ReadOnlySpan<float> v, int n, Span<double> f, bool parallel, Span<float> pre, Span<float> scratch,
-        Gemm.PackedOperand? packedW = null, BinaryGemm.QuantizedOperand? quantizedW = null, OnesGemm.Panels? onesW = null)
+        Gemm.PackedOperand? packedW = null, BinaryGemm.QuantizedOperand? quantizedW = null, OnesGemm.Panels? onesW = null,
+        BinaryTableProduct.Operand? tableW = null)
     {
         // The exact product's operand is [W | b] (see QuantizeForScoring): column H of its result is v·b.
-        if (quantizedW is not null && pre.Length >= n * (H + 1) && BinaryGemm.TryMultiply(n, D, 1f, v, D, quantizedW, 0f, pre, H + 1, parallel))
+        if (pre.Length >= n * (H + 1)
+            && ((quantizedW is not null && BinaryGemm.TryMultiply(n, D, 1f, v, D, quantizedW, 0f, pre, H + 1, parallel))
+                || (tableW is not null && BinaryTableProduct.TryMultiply(v, n, D, tableW, pre, H + 1))))
         {
             for (int r = 0; r < n; r++)
                 f[r] = -(double)pre[r * (H + 1) + H] - VectorMath.SumSoftplus(pre.Slice(r * (H + 1), H), C);
@@ -162,20 +167,27 @@ internal sealed class RbmMachine
     }
 
     /// <summary>
-    /// [W | b] (D × (H + 1)) quantized for <see cref="FreeEnergy(ReadOnlySpan{float}, int, Span{double}, bool, Span{float}, Span{float}, Gemm.PackedOperand?, BinaryGemm.QuantizedOperand?, OnesGemm.Panels?)"/>:
+    /// [W | b] (D × (H + 1)) quantized for <see cref="FreeEnergy(ReadOnlySpan{float}, int, Span{double}, bool, Span{float}, Span{float}, Gemm.PackedOperand?, BinaryGemm.QuantizedOperand?, OnesGemm.Panels?, BinaryTableProduct.Operand?)"/>:
     /// one exact product gives the hidden inputs and the visible term v·b (one more column, inside the last panel's
     /// padding when H is not a multiple of 32). Bernoulli units only; false if the parameters are not finite.
     /// </summary>
     public bool QuantizeForScoring(ref BinaryGemm.QuantizedOperand? result)
+        => !Gaussian && BinaryGemm.TryQuantize(false, D, H + 1, WeightsAndVisibleBias(), H + 1, ref result, parallel: true);
+
+    /// <summary>[W | b] quantized as <see cref="QuantizeForScoring(ref BinaryGemm.QuantizedOperand?)"/> does, for
+    /// <see cref="BinaryTableProduct"/> (AVX-512 without AMX).</summary>
+    public bool QuantizeForScoring(ref BinaryTableProduct.Operand? result)
+        => !Gaussian && BinaryTableProduct.TryQuantize(D, H + 1, WeightsAndVisibleBias(), H + 1, ref result);
+
+    private float[] WeightsAndVisibleBias()
     {
-        if (Gaussian) return false;
         var wb = new float[D * (H + 1)];
         for (int i = 0; i < D; i++)
         {
             W.AsSpan(i * H, H).CopyTo(wb.AsSpan(i * (H + 1), H));
             wb[i * (H + 1) + H] = B[i];
         }
-        return BinaryGemm.TryQuantize(false, D, H + 1, wb, H + 1, ref result, parallel: true);
+        return wb;
     }
 
     /// <summary>

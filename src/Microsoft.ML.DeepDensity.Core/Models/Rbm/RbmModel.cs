@@ -333,8 +333,42 @@ public sealed partial class RbmModel : DensityModel
         int d = Dimension;
         // One block (a PredictionEngine row, a model loaded into ML.NET): no closure, and the block may parallelise inside.
         var quantizedW = QuantizedWeights();
-        if (count <= RowsPerScoringBlock) ScoreBlock(rows[..(count * d)], count, dest, offset, sign, parallel: true, quantizedW: quantizedW);
+        var tableW = quantizedW is null ? TableWeights() : null;
+        if (count <= RowsPerScoringBlock) ScoreBlock(rows[..(count * d)], count, dest, offset, sign, parallel: true, quantizedW: quantizedW, tableW: tableW);
+        else if (tableW is not null) ScoreTableBlocks(rows, count, dest, offset, sign, tableW);
         else ScoreBlocks(rows, count, dest, offset, sign, quantizedW);
+    }
+
+    /// <summary>
+    /// [W | b] quantized once for <see cref="BinaryTableProduct"/>, when this is a Bernoulli RBM on an AVX-512 CPU without
+    /// AMX (decided on the calling thread, as <see cref="QuantizedWeights"/>); null otherwise.
+    /// </summary>
+    private BinaryTableProduct.Operand? TableWeights()
+    {
+        if (Machine.Gaussian || !BinaryTableProduct.IsUsable) return null;
+        var q = Volatile.Read(ref _tableW);
+        if (q is not null) return q;
+        BinaryTableProduct.Operand? made = null;
+        if (!Machine.QuantizeForScoring(ref made)) return null;
+        return Interlocked.CompareExchange(ref _tableW, made, null) ?? made;
+    }
+
+    private BinaryTableProduct.Operand? _tableW;
+
+    /// <summary>Rows per block of the table product at most: its tables are built once per block and strip, so blocks are
+    /// large (each thread takes about its share of the call), within a bounded scratch (2,048 rows of H + 1 floats).</summary>
+    private const int MaxRowsPerTableBlock = 2048;
+
+    // Its own method, as ScoreBlocks: the lambda's captures are allocated only here.
+    private void ScoreTableBlocks(ReadOnlySpan<float> rows, int count, Span<float> dest, double offset, float sign, BinaryTableProduct.Operand tableW)
+    {
+        // Equal blocks, a whole number of them per thread (the results do not depend on the partition: exact sums).
+        int threads = Math.Max(1, Environment.ProcessorCount);
+        int blocks = (count + MaxRowsPerTableBlock - 1) / MaxRowsPerTableBlock;
+        blocks = (blocks + threads - 1) / threads * threads;
+        int blockRows = Math.Max(BinaryTableProduct.TableRows, (count + blocks - 1) / blocks);
+        DeepDensityEnvironment.ForRowBlocks(rows, Dimension, count, dest, blockRows,
+            (_, block, n, output) => ScoreBlock(block, n, output, offset, sign, parallel: false, tableW: tableW));
     }
 
     /// <summary>
@@ -383,11 +417,13 @@ public sealed partial class RbmModel : DensityModel
     private Gemm.PackedOperand? _packedW;
 
     private void ScoreBlock(ReadOnlySpan<float> block, int n, Span<float> output, double offset, float sign, bool parallel,
-        Gemm.PackedOperand? packedW = null, BinaryGemm.QuantizedOperand? quantizedW = null, OnesGemm.Panels? onesW = null)
+        Gemm.PackedOperand? packedW = null, BinaryGemm.QuantizedOperand? quantizedW = null, OnesGemm.Panels? onesW = null,
+        BinaryTableProduct.Operand? tableW = null)
     {
         // Made for a whole block (one row's scratch would be dropped by the next block and made again).
         var s = _scratch.Rent(static (s, want) => s.Rows >= want.n,
-            static want => new ScoringScratch(want.model.Machine, want.model.Dimension, want.n == 1 ? 1 : RowsPerScoringBlock), (model: this, n));
+            static want => new ScoringScratch(want.model.Machine, want.model.Dimension, want.model._standardizer is not null,
+                want.n == 1 ? 1 : Math.Max(want.n, RowsPerScoringBlock)), (model: this, n));
         try
         {
             ReadOnlySpan<float> x = block;
@@ -398,7 +434,7 @@ public sealed partial class RbmModel : DensityModel
                 x = standardized;
             }
             var f = s.FreeEnergy.AsSpan(0, n);
-            Machine.FreeEnergy(x, n, f, parallel, s.Pre, s.Scratch, packedW, quantizedW, onesW);
+            Machine.FreeEnergy(x, n, f, parallel, s.Pre, s.Scratch, packedW, quantizedW, onesW, tableW);
             for (int i = 0; i < n; i++) output[i] = (float)(sign * f[i] + offset);
         }
         finally { _scratch.Return(s); }
@@ -408,11 +444,11 @@ public sealed partial class RbmModel : DensityModel
     /// allocates nothing) and released with the model.</summary>
     private readonly Numerics.ScratchPool<ScoringScratch> _scratch = new();
 
-    private sealed class ScoringScratch(RbmMachine m, int d, int rows)
+    private sealed class ScoringScratch(RbmMachine m, int d, bool standardized, int rows)
     {
         public readonly int Rows = rows;
         // Pre has a column more than H for the exact product's visible term (see RbmMachine.QuantizeForScoring).
-        public readonly float[] Standardized = new float[rows * d], Pre = new float[rows * (m.H + 1)], Scratch = new float[Math.Max(m.H, d)];
+        public readonly float[] Standardized = new float[standardized ? rows * d : 0], Pre = new float[rows * (m.H + 1)], Scratch = new float[Math.Max(m.H, d)];
         public readonly double[] FreeEnergy = new double[rows];
     }
 

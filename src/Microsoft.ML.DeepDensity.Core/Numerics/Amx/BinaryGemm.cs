@@ -50,6 +50,10 @@ internal static unsafe partial class BinaryGemm
 
     [ThreadStatic] private static int t_off;
 
+    /// <summary>Whether an <see cref="Off"/> scope is open on this thread (it turns <see cref="BinaryTableProduct"/>, the
+    /// same product without AMX, off too).</summary>
+    internal static bool IsOff => t_off != 0;
+
     /// <summary>Makes <see cref="IsUsable"/> false on this thread until the scope is disposed: for tests that compare
     /// with the float GEMM, and golden values that must hold on machines without AMX.</summary>
     public static OffScope Off()
