@@ -334,7 +334,9 @@ public sealed partial class RbmModel : DensityModel
         // One block (a PredictionEngine row, a model loaded into ML.NET): no closure, and the block may parallelise inside.
         var quantizedW = QuantizedWeights();
         var tableW = quantizedW is null ? TableWeights() : null;
-        if (count <= RowsPerScoringBlock) ScoreBlock(rows[..(count * d)], count, dest, offset, sign, parallel: true, quantizedW: quantizedW, tableW: tableW);
+        // The table product runs on the calling thread: from a few rows a thread, the rows are split between threads.
+        if (tableW is not null && count >= MinRowsPerTableBlock * 2 && Environment.ProcessorCount > 1) ScoreTableBlocks(rows, count, dest, offset, sign, tableW);
+        else if (count <= RowsPerScoringBlock) ScoreBlock(rows[..(count * d)], count, dest, offset, sign, parallel: true, quantizedW: quantizedW, tableW: tableW);
         else if (tableW is not null) ScoreTableBlocks(rows, count, dest, offset, sign, tableW);
         else ScoreBlocks(rows, count, dest, offset, sign, quantizedW);
     }
@@ -358,6 +360,8 @@ public sealed partial class RbmModel : DensityModel
     /// <summary>Rows per block of the table product at most: its tables are built once per block and strip, so blocks are
     /// large (each thread takes about its share of the call), within a bounded scratch (2,048 rows of H + 1 floats).</summary>
     private const int MaxRowsPerTableBlock = 2048;
+    /// <summary>Rows a thread takes at least (a split of fewer costs more in synchronisation than it saves).</summary>
+    private const int MinRowsPerTableBlock = 16;
 
     // Its own method, as ScoreBlocks: the lambda's captures are allocated only here.
     private void ScoreTableBlocks(ReadOnlySpan<float> rows, int count, Span<float> dest, double offset, float sign, BinaryTableProduct.Operand tableW)
@@ -366,7 +370,7 @@ public sealed partial class RbmModel : DensityModel
         int threads = Math.Max(1, Environment.ProcessorCount);
         int blocks = (count + MaxRowsPerTableBlock - 1) / MaxRowsPerTableBlock;
         blocks = (blocks + threads - 1) / threads * threads;
-        int blockRows = Math.Max(BinaryTableProduct.TableRows, (count + blocks - 1) / blocks);
+        int blockRows = Math.Max(MinRowsPerTableBlock, (count + blocks - 1) / blocks);
         DeepDensityEnvironment.ForRowBlocks(rows, Dimension, count, dest, blockRows,
             (_, block, n, output) => ScoreBlock(block, n, output, offset, sign, parallel: false, tableW: tableW));
     }
