@@ -47,7 +47,8 @@ public class GradientTrainingOptions
     /// <summary>Maximum passes over the training data. Default <see cref="Defaults.MaxEpochs"/>.</summary>
     public int MaxEpochs { get; set; } = Defaults.MaxEpochs;
 
-    /// <summary>Rows per minibatch. Default <see cref="Defaults.BatchSize"/>.</summary>
+    /// <summary>Rows per minibatch (Deep RNADE: 0, its default, sets it from the training rows,
+    /// <see cref="Models.Rnade.DeepRnadeOptions.BatchSizeFor"/>). Default <see cref="Defaults.BatchSize"/>.</summary>
     public int BatchSize { get; set; } = Defaults.BatchSize;
 
     /// <summary>Optimiser. Default <see cref="Defaults.Optimizer"/>.</summary>
@@ -124,6 +125,23 @@ public class GradientTrainingOptions
     /// <see cref="Models.RnnRnade.RnnRnadeOptions.EpochsFor"/>).</summary>
     protected virtual bool AutomaticEpochs => false;
 
+    /// <summary>Whether the model accepts <c>BatchSize</c> = 0, meaning a minibatch size it sets from the amount of
+    /// training data (Deep RNADE's, <see cref="Models.Rnade.DeepRnadeOptions.BatchSizeFor"/>).</summary>
+    protected virtual bool AutomaticBatchSize => false;
+
+    /// <summary>The automatic minibatch of a model whose <c>BatchSize</c> = 0 aims at <paramref name="stepsPerEpoch"/>
+    /// optimiser steps an epoch (Deep RNADE): <c>BatchSize</c> when set, otherwise ⌈<paramref name="trainingExamples"/> /
+    /// <paramref name="stepsPerEpoch"/>⌉ clamped to [<paramref name="minBatchSize"/>, <paramref name="maxBatchSize"/>], so
+    /// data of <paramref name="stepsPerEpoch"/> × <paramref name="maxBatchSize"/> examples or more trains at
+    /// <paramref name="maxBatchSize"/>, and a smaller table takes as many steps an epoch as that would, down to batches of
+    /// <paramref name="minBatchSize"/> (the counterpart of <see cref="AutomaticEpochsFor"/>, which adds epochs instead).</summary>
+    private protected int AutomaticBatchSizeFor(long trainingExamples, int stepsPerEpoch, int minBatchSize, int maxBatchSize)
+    {
+        if (BatchSize > 0) return BatchSize;
+        long batch = (Math.Max(1, trainingExamples) + stepsPerEpoch - 1) / stepsPerEpoch;
+        return (int)Math.Clamp(batch, minBatchSize, maxBatchSize);
+    }
+
     /// <summary>The automatic length of a model whose <c>MaxEpochs</c> = 0 aims at <paramref name="targetSteps"/> optimiser
     /// steps (RNN-RNADE, IWAE, NVIL): <c>MaxEpochs</c> when set, otherwise ⌈<paramref name="targetSteps"/> / steps per
     /// epoch⌉ of <paramref name="trainingExamples"/> at <see cref="BatchSize"/>, clamped to [<paramref name="minEpochs"/>,
@@ -150,7 +168,8 @@ public class GradientTrainingOptions
     {
         if (AutomaticEpochs) Check(MaxEpochs >= 0, nameof(MaxEpochs), MaxEpochs, "must be non-negative (0: set from the amount of training data)");
         else Check(MaxEpochs >= 1, nameof(MaxEpochs), MaxEpochs, "must be at least 1");
-        Check(BatchSize >= 1, nameof(BatchSize), BatchSize, "must be at least 1");
+        if (AutomaticBatchSize) Check(BatchSize >= 0, nameof(BatchSize), BatchSize, "must be non-negative (0: set from the amount of training data)");
+        else Check(BatchSize >= 1, nameof(BatchSize), BatchSize, "must be at least 1");
         Check(Enum.IsDefined(Optimizer), nameof(Optimizer), Optimizer, "must be Adam or SgdMomentum");
         Check(LearningRate > 0 && float.IsFinite(LearningRate), nameof(LearningRate), LearningRate, "must be positive and finite");
         Check(LearningRateDecay > 0 && LearningRateDecay <= 1, nameof(LearningRateDecay), LearningRateDecay, "must be in (0, 1]");

@@ -38,7 +38,9 @@ namespace Microsoft.ML
         /// layers whose exact log-density averages the densities of <paramref name="orderings"/> orderings trained together
         /// (one by default: at the default sizes one ordering trained alone beats an ensemble whose orderings share the
         /// training). Appends LogDensity, Score (= −LogDensity) and PredictedLabel (Score
-        /// above the (1 − contamination) quantile of training scores).
+        /// above the (1 − contamination) quantile of training scores). The minibatch follows the training rows
+        /// (<see cref="DeepRnadeOptions.Defaults.BatchSize"/>: 100 from 9,901 rows on, ⌈rows / 100⌉ down to 10 on fewer,
+        /// <see cref="DeepRnadeOptions.BatchSizeFor"/>), so a small table trains 100 optimiser steps an epoch.
         /// </summary>
         /// <param name="catalog">The catalog.</param>
         /// <param name="featureColumnName">Input column. Default <see cref="DensityEstimatorDefaults.FeatureColumnName"/>.</param>

@@ -105,6 +105,12 @@ public class BitIdentityTests(ITestOutputHelper output)
         {
             HiddenUnits = 6, Components = 2, MaxEpochs = 4, LearningRate = 1e3f, GradientClipNorm = 0, MaxDivergenceRecoveries = 40, Seed = 17,
         });
+        // Deep RNADE at its automatic batch (BatchSize = 0: 135 training rows, batches of 10; the suite's Deep RNADE
+        // cases train at 100), with early stopping: recorded in session 33 when the automatic batch became the default.
+        fits["DeepRnadeAutomaticBatch"] = () => DeepRnadeModel.Fit(real, new DeepRnadeOptions
+        {
+            HiddenUnits = 6, Components = 2, MaxEpochs = 6, EarlyStoppingPatience = 2, Seed = 19,
+        });
         fits["IwaeVaeEarlyStop"] = () => Models.Iwae.IwaeModel.Fit(binary, new Models.Iwae.IwaeOptions
         {
             LatentDimensions = new[] { 2 }, HiddenUnits = new[] { 6 }, DeepHiddenUnits = new[] { 3 }, Samples = 1, EvaluationSamples = 7,
@@ -124,6 +130,8 @@ public class BitIdentityTests(ITestOutputHelper output)
         ["DeepGmmRestartsSoft"] = "0D99991263159AE0|C6F2673AA47BDE93|44DA5835B20A2B89|053332A8AEAC7384",
         ["DeepRnade"] = "302D20E98AF22965|E76C291B570F8E6D|DF9288767D9F7C38|D42D554A98B49384",
         ["DeepRnadeAutoregressive"] = "204695F392683CF2|5345F1E0F7402497|2077A60CF7A060C0|0AD1A63DF6780237",
+        // Recorded when Deep RNADE's automatic batch became the default (session 33).
+        ["DeepRnadeAutomaticBatch"] = "DE93D5B09FE4108C|855D6C3D9DA85C20|9A533A465F5E833B|5909B1B5ACD64932",
         ["Iwae"] = "664469C805502C4C|2B0B31EDB72F4F26|1AC0D977D2E8CF1C|B2ADC4B03E987F80",
         ["IwaeGaussian"] = "DA8664FEDF287969|9D83AB8116AB786F|F0E494528D32517F|4BE774D94D29AF60",
         // The raw-column case keeps the numbers IwaeGaussian had before the standardisation (the same fit, bit for bit).
