@@ -282,7 +282,7 @@ internal static class ValidationViewErrors
     public static DataValidationException InDataSet(DataValidationException e, DataSetKind dataSet)
     {
         string problem = $"{e.Problem} in the {Name(dataSet)}";
-        return new(e.Row, e.Column, e.DataSource is string column ? NonFiniteInput.WithHint(problem, column, e.Kind) : problem, e.DataSource, dataSet, e) { Kind = e.Kind };
+        return e.Restated(e.Row, e.Column, e.DataSource is string column ? NonFiniteInput.WithHint(problem, column, e.Kind) : problem, e.DataSource, dataSet);
     }
 
     /// <summary>The words for a data set, as the engine names it (<see cref="DataValidation.TrainingData"/>, ...).</summary>
@@ -328,8 +328,7 @@ internal static class NonFiniteInput
            : $"{problem}; {Hint(column)}";
 
     /// <summary><paramref name="e"/>, whose source is the column, with the hint when it is about a NaN or infinite value
-    /// (restated: the same row, column, source and inner exception), else <paramref name="e"/> itself.</summary>
+    /// (<see cref="DataValidationException.Reworded"/>: the same row, column, source and inner exception), else <paramref name="e"/> itself.</summary>
     public static DataValidationException WithHint(DataValidationException e)
-        => e.DataSource is string column && e.Kind == DataProblemKind.NonFiniteValue
-            ? new DataValidationException(e.Row, e.Column, WithHint(e.Problem, column, e.Kind), column, e.DataSet, e.InnerException) { Kind = e.Kind } : e;
+        => e.DataSource is string column && e.Kind == DataProblemKind.NonFiniteValue ? e.Reworded(WithHint(e.Problem, column, e.Kind)) : e;
 }

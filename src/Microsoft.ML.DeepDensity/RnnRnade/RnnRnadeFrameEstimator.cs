@@ -241,7 +241,7 @@ public sealed class RnnRnadeFrameEstimator : IEstimator<SequenceDensityTransform
         }
         rows.Sort((a, b) => a.Order != b.Order ? a.Order.CompareTo(b.Order) : a.Row.CompareTo(b.Row));
         if (id is null || frame >= rows.Count) return e;
-        var inner = new DataValidationException(rows[frame].Row, -1, $"sequence '{id}', {e.Problem}", _options.FeatureColumnName, dataSet, e) { Kind = e.Kind };
+        var inner = e.Restated(rows[frame].Row, -1, $"sequence '{id}', {e.Problem}", _options.FeatureColumnName, dataSet);
         return ValidationViewErrors.InDataSet(inner, dataSet);
     }
 

@@ -137,7 +137,7 @@ public sealed class SequenceDensityEstimator : IEstimator<SequenceDensityTransfo
         // A sequence the model cannot measure: the engine's row is the view's row (one sequence a row), named by the column.
         catch (DataValidationException e) when (UnscorableValidation.Is(e) && e.DataSet != DataSetKind.Unknown)
         {
-            throw ValidationViewErrors.InDataSet(new DataValidationException(e.Row, e.Column, e.Problem, o.FeatureColumnName, e.DataSet, e) { Kind = e.Kind }, e.DataSet);
+            throw ValidationViewErrors.InDataSet(e.Restated(e.Row, e.Column, e.Problem, o.FeatureColumnName), e.DataSet);
         }
         if (model.FrameSize != o.FrameSize)
             throw new InvalidOperationException($"The {_name} trainer returned a model with frame size {model.FrameSize}, not {o.FrameSize}.");
@@ -265,7 +265,7 @@ internal static class SequenceColumn
             Scoring.Densify(in buffer, dense);
             var one = RnnRnadeSurrogate.OneSequence(dense, frameSize, column.Name, row);
             try { DataValidation.CheckRows(dense, frameSize, InputDomain.Real, column.Name); }
-            catch (DataValidationException e) { throw new DataValidationException(row, e.Column, $"frame {e.Row}: {e.Problem}", column.Name) { Kind = e.Kind }; }
+            catch (DataValidationException e) { throw e.Restated(row, e.Column, $"frame {e.Row}: {e.Problem}", column.Name, chain: false); }
             values.Append(dense, column.Name, row);
             offsets.Add(offsets[^1] + one.TotalFrames);
             row++;
