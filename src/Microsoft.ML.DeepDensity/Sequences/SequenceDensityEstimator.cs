@@ -279,9 +279,9 @@ internal static class SequenceColumn
     public static DataViewSchema.Column Check(DataViewSchema schema, string columnName)
     {
         var column = schema.GetColumnOrNull(columnName)
-            ?? throw MissingColumn.Error(nameof(schema), "Sequence column", columnName, schema);
+            ?? throw MissingColumn.Error("Sequence column", columnName, schema);
         if (column.Type is not VectorDataViewType { ItemType: NumberDataViewType t } || t != NumberDataViewType.Single)
-            throw new ArgumentOutOfRangeException(nameof(schema),
+            throw new ArgumentOutOfRangeException(MissingColumn.InputSchema,
                 $"Sequence column '{column.Name}' must be a vector of Single (frames back to back), but is {column.Type}{FeatureColumnCheck.Remedy(column.Name, column.Type)}.");
         return column;
     }
@@ -301,7 +301,7 @@ internal static class SequenceColumn
         ArgumentNullException.ThrowIfNull(inputSchema);
         var matches = inputSchema.Where(c => c.Name == o.FeatureColumnName).ToList();
         if (matches.Count == 0)
-            throw MissingColumn.Error(nameof(inputSchema), "Sequence column", o.FeatureColumnName, inputSchema);
+            throw MissingColumn.Error("Sequence column", o.FeatureColumnName, inputSchema);
         var col = matches[^1];
         ReservedColumns.Check(inputSchema);
         if (col.ItemType != NumberDataViewType.Single || col.Kind == SchemaShape.Column.VectorKind.Scalar)
