@@ -256,10 +256,12 @@ public static class FitCommand
         return MapDataError(own, table, columns, names);
     }
 
-    /// <summary>An engine data error (row/slot indices) as a CSV error (file, line, column).</summary>
-    internal static CliException MapDataError(DataValidationException e, CsvTable table, IReadOnlyList<int> columns, IReadOnlyList<string> names)
+    /// <summary>An engine data error (row/slot indices) as a CSV error (file, line, column); <paramref name="row"/>, when
+    /// given, is the table's row in place of <paramref name="e"/>'s (a view whose rows are in another order than the file's).</summary>
+    internal static CliException MapDataError(DataValidationException e, CsvTable table, IReadOnlyList<int> columns, IReadOnlyList<string> names, long? row = null)
     {
-        long line = e.Row >= 0 && e.Row < table.Lines.Count ? table.Lines[(int)e.Row] : 0;
+        long r = row ?? e.Row;
+        long line = r >= 0 && r < table.Lines.Count ? table.Lines[(int)r] : 0;
         int column = e.Column >= 0 && e.Column < columns.Count ? columns[e.Column] + 1 : 0;
         string? name = e.Column >= 0 && e.Column < names.Count ? names[e.Column] : null;
         return CliException.DataError(table.File, line, column, name, e.Problem + ".");

@@ -148,7 +148,7 @@ public sealed class SequenceFrames
         {
             // The view's rows are in sequence order: name the file row.
             long row = e.Row >= 0 && e.Row < RowOfFrame.Length ? RowOfFrame[e.Row] : -1;
-            throw FitCommand.MapDataError(new DataValidationException(row, e.Column, e.Problem, e.DataSource) { Kind = e.Kind }, Table, FeatureColumns, featureNames);
+            throw FitCommand.MapDataError(e, Table, FeatureColumns, featureNames, row);
         }
         var (ldRows, scoreRows, predictedRows) = (new float[ld.Length], new float[ld.Length], new bool[ld.Length]);
         for (int f = 0; f < ld.Length; f++)

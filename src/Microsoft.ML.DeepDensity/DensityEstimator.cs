@@ -211,7 +211,7 @@ public abstract class DensityEstimator<TModel, TModelOptions> : IEstimator<Densi
             string binarise = $"binarise the column first, e.g. ml.Transforms.Expression(\"{columnName}01\", \"x => x >= 0.5f ? 1.0f : 0.0f\", \"{columnName}\")";
             problem += NonBinaryRemedy(_options.ModelOptions) is string remedy ? $"; {remedy}, or {binarise}" : $"; {binarise}";
         }
-        return new DataValidationException(e.Row, e.Column, problem, columnName, e.DataSet, e) { Kind = e.Kind };
+        return e.Restated(e.Row, e.Column, problem, columnName);
     }
 
     /// <summary>The engine's divergence restated for the ML.NET user: the feature column by name and where its largest

@@ -373,15 +373,15 @@ public class DensityTransformer : ITransformer
         /// index). One of several parallel cursors (GetRowCursorSet) counts only its own rows, so its position is no
         /// row number: the message says the row number is unknown rather than give a wrong one. ML.NET asks for such
         /// cursors itself when a row-to-row transform follows this one (its consolidating cursor), even for GetColumn on
-        /// the whole pipeline, so the message says how to get one cursor over this stage.
+        /// the whole pipeline, so the message says how to get one cursor over this stage. Replaces <paramref name="e"/>, whose row is the block's.
         /// </summary>
-        private DataValidationException RowError(int slot, int column, string problem, DataProblemKind kind)
+        private DataValidationException RowError(int slot, DataValidationException e)
             => _cursors > 1
-                ? NonFiniteInput.WithHint(new DataValidationException(-1, column, problem + $" (row number unknown: the row was read by one of {_cursors} parallel cursors, " +
+                ? NonFiniteInput.WithHint(e.Restated(-1, e.Column, e.Problem + $" (row number unknown: the row was read by one of {_cursors} parallel cursors, " +
                     "whose positions count their own rows. ML.NET reads a pipeline on parallel cursors when a transform after this stage " +
                     "or a cache asks for it, and then wraps this exception in its \"Splitter/consolidator worker\" InvalidOperationException; " +
-                    "reading this stage's output with one cursor, e.g. GetColumn on the pipeline up to this stage, names the row)", _b.FeatureColumn.Name) { Kind = kind })
-                : NonFiniteInput.WithHint(new DataValidationException(_positions[slot], column, problem, _b.FeatureColumn.Name) { Kind = kind });
+                    "reading this stage's output with one cursor, e.g. GetColumn on the pipeline up to this stage, names the row)", _b.FeatureColumn.Name, chain: false))
+                : NonFiniteInput.WithHint(e.Restated(_positions[slot], e.Column, e.Problem, _b.FeatureColumn.Name, chain: false));
 
         private void Fill()
         {
@@ -395,7 +395,7 @@ public class DensityTransformer : ITransformer
                 {
                     _features(ref _featureBuffer);
                     if (_featureBuffer.Length != _dim)
-                        throw RowError(n, -1, $"the vector has {_featureBuffer.Length} values but the model expects {_dim}", DataProblemKind.WrongSize);
+                        throw RowError(n, new DataValidationException(-1, -1, $"the vector has {_featureBuffer.Length} values but the model expects {_dim}", null) { Kind = DataProblemKind.WrongSize });
                     Scoring.Densify(in _featureBuffer, _block.AsSpan(n * _dim, _dim));
                 }
                 foreach (var c in _caches) c?.Capture(n);
@@ -414,8 +414,8 @@ public class DensityTransformer : ITransformer
             catch (DataValidationException e)
             {
                 // The engine numbers the rows of its block, not the user's.
-                if (e.Row >= 0 && e.Row < n) throw RowError((int)e.Row, e.Column, e.Problem, e.Kind);
-                throw NonFiniteInput.WithHint(new DataValidationException(-1, e.Column, e.Problem, _b.FeatureColumn.Name) { Kind = e.Kind });
+                if (e.Row >= 0 && e.Row < n) throw RowError((int)e.Row, e);
+                throw NonFiniteInput.WithHint(e.Restated(-1, e.Column, e.Problem, _b.FeatureColumn.Name, chain: false));
             }
             if (_needSample)
             {
@@ -509,7 +509,7 @@ public class DensityTransformer : ITransformer
         {
             _features!(ref _buffer);
             if (_buffer.Length != _row.Length)
-                throw RowError(-1, $"the vector has {_buffer.Length} values but the model expects {_row.Length}", DataProblemKind.WrongSize);
+                throw RowError(new DataValidationException(-1, -1, $"the vector has {_buffer.Length} values but the model expects {_row.Length}", null) { Kind = DataProblemKind.WrongSize });
             Scoring.Densify(in _buffer, _row);
         }
 
@@ -517,15 +517,15 @@ public class DensityTransformer : ITransformer
         /// A problem with the one row being mapped, said truthfully: a cursor's row is at its position in the data view; the
         /// input row of a PredictionEngine (or of another mapper in its chain) has no row number in any data view, and its
         /// Position counts the engine's predictions, so the message names it as the example of the Nth prediction instead
-        /// (<see cref="DataValidationException.Row"/> −1).
+        /// (<see cref="DataValidationException.Row"/> −1). Replaces <paramref name="e"/>, whose row is the one-row call's 0.
         /// </summary>
-        private DataValidationException RowError(int column, string problem, DataProblemKind kind)
+        private DataValidationException RowError(DataValidationException e)
         {
             long pos = _input.Position;
-            if (_input is DataViewRowCursor && pos >= 0) return NonFiniteInput.WithHint(new DataValidationException(pos, column, problem, _b.FeatureColumn.Name) { Kind = kind });
+            if (_input is DataViewRowCursor && pos >= 0) return NonFiniteInput.WithHint(e.Restated(pos, e.Column, e.Problem, _b.FeatureColumn.Name, chain: false));
             string which = pos >= 0 ? string.Create(System.Globalization.CultureInfo.InvariantCulture, $": the input of its prediction number {pos + 1}, counting from 1") : "";
-            return NonFiniteInput.WithHint(new DataValidationException(-1, column, problem + $" (in the input row of a PredictionEngine or row mapper{which}; not a row number of any data view)",
-                _b.FeatureColumn.Name) { Kind = kind });
+            return NonFiniteInput.WithHint(e.Restated(-1, e.Column, e.Problem + $" (in the input row of a PredictionEngine or row mapper{which}; not a row number of any data view)",
+                _b.FeatureColumn.Name, chain: false));
         }
 
         private float[] Scores()
@@ -535,7 +535,7 @@ public class DensityTransformer : ITransformer
             {
                 ReadFeatures();
                 try { _b.Parent.Model.LogDensity(_row, _ldse.AsSpan(0, 1), _ldse.AsSpan(1, 1)); }
-                catch (DataValidationException e) { throw RowError(e.Column, e.Problem, e.Kind); }
+                catch (DataValidationException e) { throw RowError(e); }
                 _scoredPosition = pos;
             }
             return _ldse;
@@ -548,7 +548,7 @@ public class DensityTransformer : ITransformer
             {
                 ReadFeatures();
                 try { DataValidation.CheckRows(_row, _row.Length, _b.Parent.Model.InputDomain, _b.FeatureColumn.Name); }
-                catch (DataValidationException e) { throw RowError(e.Column, e.Problem, e.Kind); }
+                catch (DataValidationException e) { throw RowError(e); }
                 _b.Parent.Model.Sample(1, Scoring.RowSampleSeed(_b.Parent.SampleSeed, _row), _sample);
                 _sampledPosition = pos;
             }

@@ -31,7 +31,7 @@ internal static class ReservedColumns
     public static void Check(DataViewSchema schema, IReadOnlyList<string> own)
     {
         foreach (var c in schema)
-            if (!c.IsHidden && IsReserved(c.Name) && !own.Contains(c.Name)) throw Refused(c.Name, nameof(schema));
+            if (!c.IsHidden && IsReserved(c.Name) && !own.Contains(c.Name)) throw Refused(c.Name);
     }
 
     /// <summary>Throws <see cref="ArgumentOutOfRangeException"/> naming the first visible input column with the prefix.</summary>
@@ -41,13 +41,13 @@ internal static class ReservedColumns
     public static void Check(SchemaShape shape)
     {
         foreach (var c in shape)
-            if (IsReserved(c.Name)) throw Refused(c.Name, nameof(shape));
+            if (IsReserved(c.Name)) throw Refused(c.Name);
     }
 
-    private static ArgumentOutOfRangeException Refused(string name, string parameter)
+    private static ArgumentOutOfRangeException Refused(string name)
     {
         string renamed = "dd" + name[(Prefix.Length - 1)..]; // __dd_score -> dd_score
-        return new ArgumentOutOfRangeException(parameter, $"Input column '{name}': the column-name prefix '{Prefix}' is reserved for DeepDensity's " +
+        return new ArgumentOutOfRangeException(MissingColumn.InputSchema, $"Input column '{name}': the column-name prefix '{Prefix}' is reserved for DeepDensity's " +
             "internal columns, and a saved model would drop this column (mlContext.Model.Load would give it back missing). Rename it before " +
             $"this stage, e.g. ml.Transforms.CopyColumns(\"{renamed}\", \"{name}\").Append(ml.Transforms.DropColumns(\"{name}\")).");
     }
@@ -57,22 +57,28 @@ internal static class ReservedColumns
 /// cause, and ML.NET's names are case-sensitive, so the message offers the nearest visible column name, or lists them.</summary>
 internal static class MissingColumn
 {
+    /// <summary>The <see cref="ArgumentException.ParamName"/> of an input column that is missing or not as required, from
+    /// Fit, Transform and GetOutputSchema alike: ML.NET's own (its transforms and trainers throw
+    /// <see cref="ArgumentOutOfRangeException"/> "Could not find input column 'X'" with this ParamName), not the name of
+    /// the helper's parameter that happened to hold the schema ("schema", "shape").</summary>
+    internal const string InputSchema = "inputSchema";
+
     /// <summary>How many visible column names the message lists before "and N more".</summary>
     internal const int ListedNames = 12;
 
     /// <summary>"{noun} '{name}' not found in the input schema; …" for a runtime schema.</summary>
-    public static ArgumentOutOfRangeException Error(string parameter, string noun, string name, DataViewSchema schema)
-        => Error(parameter, noun, name, schema.Where(c => !c.IsHidden).Select(c => c.Name));
+    public static ArgumentOutOfRangeException Error(string noun, string name, DataViewSchema schema)
+        => Error(noun, name, schema.Where(c => !c.IsHidden).Select(c => c.Name));
 
     /// <summary>"{noun} '{name}' not found in the input schema; …" for an estimator's input shape.</summary>
-    public static ArgumentOutOfRangeException Error(string parameter, string noun, string name, SchemaShape shape)
-        => Error(parameter, noun, name, shape.Select(c => c.Name));
+    public static ArgumentOutOfRangeException Error(string noun, string name, SchemaShape shape)
+        => Error(noun, name, shape.Select(c => c.Name));
 
-    private static ArgumentOutOfRangeException Error(string parameter, string noun, string name, IEnumerable<string> columns)
+    private static ArgumentOutOfRangeException Error(string noun, string name, IEnumerable<string> columns)
     {
         // The message ends with a full stop, except after the question "did you mean 'X'?" ("'X'?." read as a typo).
         string hint = Hint(name, columns.Distinct().ToList());
-        return new(parameter, $"{noun} '{name}' not found in the input schema{hint}{(hint.EndsWith('?') ? "" : ".")}");
+        return new(InputSchema, $"{noun} '{name}' not found in the input schema{hint}{(hint.EndsWith('?') ? "" : ".")}");
     }
 
     /// <summary>"; did you mean 'X'? …" when one visible name differs from <paramref name="name"/> only in case or by at
@@ -139,18 +145,18 @@ internal static class FeatureColumnCheck
         ArgumentNullException.ThrowIfNull(schema);
         role ??= Role.Feature;
         var col = schema.GetColumnOrNull(name)
-            ?? throw MissingColumn.Error(nameof(schema), role.Noun, name, schema);
+            ?? throw MissingColumn.Error(role.Noun, name, schema);
         if (col.Type is not VectorDataViewType vt || vt.ItemType != NumberDataViewType.Single)
-            throw new ArgumentOutOfRangeException(nameof(schema),
+            throw new ArgumentOutOfRangeException(MissingColumn.InputSchema,
                 $"{role.Noun} '{name}' must be a known-size vector of Single{role.Shape}, but is {col.Type}{Remedy(name, col.Type)}.");
         // A fitted model scores a variable-size column (a TextLoader range without an end, a PredictionEngine input class
         // without [VectorType]) as the plain Model.Load of its zip must, its CustomMapping taking any float[]: the row
         // cursors and the row mapper check each row's length, naming the column and the row.
         if (!vt.IsKnownSize && expectedSize is null)
-            throw new ArgumentOutOfRangeException(nameof(schema),
+            throw new ArgumentOutOfRangeException(MissingColumn.InputSchema,
                 $"{role.Noun} '{name}' is a variable-size vector; {TrainingNeedsKnownSize}");
         if (expectedSize is int n && vt.IsKnownSize && vt.Size != n)
-            throw new ArgumentOutOfRangeException(nameof(schema),
+            throw new ArgumentOutOfRangeException(MissingColumn.InputSchema,
                 $"{role.Noun} '{name}' has {vt.Size} slots but {role.ModelSize} {n}.");
         return col;
     }
@@ -192,12 +198,12 @@ internal static class FeatureColumnCheck
         foreach (var c in shape)
             if (c.Name == name) found = c; // the last column of a name wins, as in DataViewSchema
         if (found is not SchemaShape.Column col)
-            throw MissingColumn.Error(nameof(shape), role.Noun, name, shape);
+            throw MissingColumn.Error(role.Noun, name, shape);
         if (col.IsKey || col.ItemType != NumberDataViewType.Single || col.Kind == SchemaShape.Column.VectorKind.Scalar)
-            throw new ArgumentOutOfRangeException(nameof(shape),
+            throw new ArgumentOutOfRangeException(MissingColumn.InputSchema,
                 $"{role.Noun} '{name}' must be a known-size vector of Single{role.Shape}, but is {Found(col)}.");
         if (col.Kind == SchemaShape.Column.VectorKind.VariableVector)
-            throw new ArgumentOutOfRangeException(nameof(shape),
+            throw new ArgumentOutOfRangeException(MissingColumn.InputSchema,
                 $"{role.Noun} '{name}' is a variable-size vector; {TrainingNeedsKnownSize}");
     }
 }
@@ -282,7 +288,7 @@ internal static class ValidationViewErrors
     public static DataValidationException InDataSet(DataValidationException e, DataSetKind dataSet)
     {
         string problem = $"{e.Problem} in the {Name(dataSet)}";
-        return new(e.Row, e.Column, e.DataSource is string column ? NonFiniteInput.WithHint(problem, column, e.Kind) : problem, e.DataSource, dataSet, e) { Kind = e.Kind };
+        return e.Restated(e.Row, e.Column, e.DataSource is string column ? NonFiniteInput.WithHint(problem, column, e.Kind) : problem, e.DataSource, dataSet);
     }
 
     /// <summary>The words for a data set, as the engine names it (<see cref="DataValidation.TrainingData"/>, ...).</summary>
@@ -328,8 +334,7 @@ internal static class NonFiniteInput
            : $"{problem}; {Hint(column)}";
 
     /// <summary><paramref name="e"/>, whose source is the column, with the hint when it is about a NaN or infinite value
-    /// (restated: the same row, column, source and inner exception), else <paramref name="e"/> itself.</summary>
+    /// (<see cref="DataValidationException.Reworded"/>: the same row, column, source and inner exception), else <paramref name="e"/> itself.</summary>
     public static DataValidationException WithHint(DataValidationException e)
-        => e.DataSource is string column && e.Kind == DataProblemKind.NonFiniteValue
-            ? new DataValidationException(e.Row, e.Column, WithHint(e.Problem, column, e.Kind), column, e.DataSet, e.InnerException) { Kind = e.Kind } : e;
+        => e.DataSource is string column && e.Kind == DataProblemKind.NonFiniteValue ? e.Reworded(WithHint(e.Problem, column, e.Kind)) : e;
 }

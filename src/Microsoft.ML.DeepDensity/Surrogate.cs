@@ -225,10 +225,10 @@ internal static class Surrogate
     }
 
     /// <summary>The engine's row error, restated for the user's feature column; the row number is unknown here (a mapping
-    /// sees values, not positions), and saying so beats the engine's row 0 of a one-row call.</summary>
+    /// sees values, not positions), and saying so beats the engine's row 0 of a one-row call (so it replaces the engine's).</summary>
     private static DataValidationException RowProblem(DataValidationException e, TransformerSettings s)
-        => NonFiniteInput.WithHint(new DataValidationException(-1, e.Column, e.Problem + " (row number unknown: a model loaded with mlContext.Model.Load scores row by row without " +
-            "seeing row positions; read through a single cursor, WithLiveDensityTransformers or LoadWithLiveDensityModels reports it)", s.FeatureColumnName) { Kind = e.Kind });
+        => NonFiniteInput.WithHint(e.Restated(-1, e.Column, e.Problem + " (row number unknown: a model loaded with mlContext.Model.Load scores row by row without " +
+            "seeing row positions; read through a single cursor, WithLiveDensityTransformers or LoadWithLiveDensityModels reports it)", s.FeatureColumnName, chain: false));
 
     /// <summary>One decoded envelope per factory, keyed by the identity of the text backing it (string or char[]),
     /// so that the per-row cost is O(1) whatever the model size.</summary>

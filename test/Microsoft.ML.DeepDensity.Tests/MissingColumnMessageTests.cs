@@ -69,6 +69,44 @@ public class MissingColumnMessageTests
             Assert.ThrowsAny<ArgumentException>(() => byOrder.Fit(frames)).Message);
     }
 
+    /// <summary>ML.NET's convention for an input column that is not there: <see cref="ArgumentOutOfRangeException"/> with
+    /// ParamName "inputSchema" (its trainers from Fit and GetOutputSchema, its transformers from Transform). Ours gave the
+    /// name of an internal helper's parameter ("schema", "shape"), which no public method of ours has.</summary>
+    [Fact]
+    public void AMissingColumn_HasMLNetsExceptionTypeAndParamName_OnEveryRoute()
+    {
+        var ml = new MLContext(seed: 1);
+        var plural = ml.Data.LoadFromEnumerable(new[] { new Plural() });
+        var shape = SchemaShapeFactory.FromType<Plural>(ml);
+        var pca = ml.AnomalyDetection.Trainers.RandomizedPca("Feature");
+        var mlnet = new[] { Assert.Throws<ArgumentOutOfRangeException>(() => pca.Fit(plural)), Assert.Throws<ArgumentOutOfRangeException>(() => pca.GetOutputSchema(shape)) };
+        Assert.All(mlnet, e => Assert.Equal("inputSchema", e.ParamName));
+
+        var trained = ml.DensityEstimation.Rnade(TestData.SmallRnade(o => o.ModelOptions.MaxEpochs = 1)).Fit(ml.Data.LoadFromEnumerable(TestData.Blob(50)));
+        var lower = ml.Data.LoadFromEnumerable(new[] { new Lower() });
+        var frames = ml.Data.LoadFromEnumerable(new[] { new Frame() });
+        var routes = new (string Route, Action Act)[]
+        {
+            ("Fit", () => ml.DensityEstimation.Rnade("Feature").Fit(plural)),
+            ("GetOutputSchema(SchemaShape)", () => ml.DensityEstimation.Rnade("Feature").GetOutputSchema(shape)),
+            ("Transform", () => trained.Transform(lower)),
+            ("GetOutputSchema(DataViewSchema)", () => trained.GetOutputSchema(lower.Schema)),
+            ("sequence Fit", () => ml.DensityEstimation.RnnRnade("Feature", frameSize: 2).Fit(frames)),
+            ("sequence GetOutputSchema", () => ml.DensityEstimation.RnnRnade("Feature", frameSize: 2).GetOutputSchema(SchemaShapeFactory.FromType<Frame>(ml))),
+            ("frame rows Fit", () => ml.DensityEstimation.RnnRnade("Features", "SequenceId", "Order").Fit(frames)),
+            ("frame rows GetOutputSchema", () => ml.DensityEstimation.RnnRnade("Features", "SequenceId", "Order").GetOutputSchema(SchemaShapeFactory.FromType<Frame>(ml))),
+        };
+        foreach (var (route, act) in routes)
+        {
+            var e = Assert.Throws<ArgumentOutOfRangeException>(act);
+            Assert.True(e.ParamName == mlnet[0].ParamName, $"{route}: ParamName {e.ParamName}, where ML.NET's is {mlnet[0].ParamName}");
+            Assert.Contains("not found in the input schema", e.Message);
+        }
+        // A wrong type is an input-schema error too, with the same ParamName.
+        Assert.Equal("inputSchema", Assert.Throws<ArgumentOutOfRangeException>(() => ml.DensityEstimation.Rnade("Label")
+            .Fit(ml.Data.LoadFromEnumerable(new[] { new Unrelated() }))).ParamName);
+    }
+
     [Theory]
     [InlineData("Feature", new[] { "Features", "Label" }, "; did you mean 'Features'?")]
     [InlineData("features", new[] { "Features", "Label" }, "; did you mean 'Features'? (column names are case-sensitive)")]

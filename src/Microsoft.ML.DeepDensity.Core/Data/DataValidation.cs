@@ -74,6 +74,27 @@ public sealed class DataValidationException : ArgumentException
     /// <see cref="DataSource"/> is the column). <see cref="DataSetKind.Unknown"/> otherwise (scoring).</summary>
     public DataSetKind DataSet { get; }
 
+    /// <summary>
+    /// This problem told again in a caller's terms (the user's row, the ML.NET column, the data set, a hint): the one way a
+    /// layer restates an error, so that none loses what it is. The new exception has this one's <see cref="Kind"/>, its
+    /// <see cref="DataSet"/> unless <paramref name="dataSet"/> says another, and its <see cref="Exception.Data"/> entries
+    /// (what a later restatement reads back: the unmeasurable frame and figure, a frame row's order values).
+    /// </summary>
+    /// <param name="chain">True: this exception is the new one's inner exception (the original as the engine said it).
+    /// False: the new one replaces this one and takes its inner exception instead — for an exception never thrown (a hint
+    /// added to one just made) and for an engine error whose row is no row the user has (row 0 of a one-row call, a row of
+    /// the scorer's block), which an unwrapping caller (<see cref="Exception.GetBaseException"/>) should not meet.</param>
+    internal DataValidationException Restated(long row, int column, string problem, string? source, DataSetKind? dataSet = null, bool chain = true)
+    {
+        var restated = new DataValidationException(row, column, problem, source, dataSet ?? DataSet, chain ? this : InnerException) { Kind = Kind };
+        foreach (System.Collections.DictionaryEntry entry in Data) restated.Data[entry.Key] = entry.Value;
+        return restated;
+    }
+
+    /// <summary>This problem with its words replaced by <paramref name="problem"/> (the row, column, source and data set
+    /// unchanged): <see cref="Restated"/> in place of this exception (<c>chain: false</c>).</summary>
+    internal DataValidationException Reworded(string problem) => Restated(Row, Column, problem, DataSource, chain: false);
+
     private static string Format(long row, int column, string problem, string? source)
     {
         var where = new List<string>();
@@ -213,10 +234,7 @@ public static class DataValidation
         for (int i = 0; i < sequences.Count; i++)
         {
             try { CheckRows(sequences.Sequence(i), frameSize, domain, source); }
-            catch (DataValidationException e)
-            {
-                throw new DataValidationException(i, e.Column, $"frame {e.Row}: {e.Problem}", source) { Kind = e.Kind };
-            }
+            catch (DataValidationException e) { throw e.Restated(i, e.Column, $"frame {e.Row}: {e.Problem}", source, chain: false); }
         }
     }
 

@@ -170,13 +170,13 @@ public sealed class RnnRnadeFrameEstimator : IEstimator<SequenceDensityTransform
         // variable-size frame row by row (e.g. a PredictionEngine input class without [VectorType]): the row models' check.
         var frame = FeatureColumnCheck.Check(schema, featureColumnName, frameSize, FeatureColumnCheck.Role.Frame);
         var id = schema.GetColumnOrNull(sequenceIdColumnName)
-            ?? throw MissingColumn.Error(nameof(schema), "Sequence-id column", sequenceIdColumnName, schema);
+            ?? throw MissingColumn.Error("Sequence-id column", sequenceIdColumnName, schema);
         var order = schema.GetColumnOrNull(orderColumnName)
-            ?? throw MissingColumn.Error(nameof(schema), "Order column", orderColumnName, schema);
+            ?? throw MissingColumn.Error("Order column", orderColumnName, schema);
         if (id.Type is not (TextDataViewType or NumberDataViewType))
-            throw new ArgumentOutOfRangeException(nameof(schema), $"Sequence-id column '{id.Name}' must be text or numeric, but is {id.Type}{KeyIdRemedy(id.Name, id.Type is KeyDataViewType)}.");
+            throw new ArgumentOutOfRangeException(MissingColumn.InputSchema, $"Sequence-id column '{id.Name}' must be text or numeric, but is {id.Type}{KeyIdRemedy(id.Name, id.Type is KeyDataViewType)}.");
         if (!IsOrderType(order.Type))
-            throw new ArgumentOutOfRangeException(nameof(schema), $"Order column '{order.Name}' must be {OrderTypes}, but is {order.Type}.");
+            throw new ArgumentOutOfRangeException(MissingColumn.InputSchema, $"Order column '{order.Name}' must be {OrderTypes}, but is {order.Type}.");
         return (frame, id, order);
     }
 
@@ -241,7 +241,7 @@ public sealed class RnnRnadeFrameEstimator : IEstimator<SequenceDensityTransform
         }
         rows.Sort((a, b) => a.Order != b.Order ? a.Order.CompareTo(b.Order) : a.Row.CompareTo(b.Row));
         if (id is null || frame >= rows.Count) return e;
-        var inner = new DataValidationException(rows[frame].Row, -1, $"sequence '{id}', {e.Problem}", _options.FeatureColumnName, dataSet, e) { Kind = e.Kind };
+        var inner = e.Restated(rows[frame].Row, -1, $"sequence '{id}', {e.Problem}", _options.FeatureColumnName, dataSet);
         return ValidationViewErrors.InDataSet(inner, dataSet);
     }
 
@@ -318,7 +318,7 @@ public sealed class RnnRnadeFrameEstimator : IEstimator<SequenceDensityTransform
         var o = _options;
         foreach (var (noun, name) in new[] { ("Frame column", o.FeatureColumnName), ("Sequence-id column", o.SequenceIdColumnName), ("Order column", o.OrderColumnName) })
             if (!inputSchema.Any(c => c.Name == name))
-                throw MissingColumn.Error(nameof(inputSchema), noun, name, inputSchema);
+                throw MissingColumn.Error(noun, name, inputSchema);
         ReservedColumns.Check(inputSchema);
         // The types Fit requires (CheckColumns), checked here too: EstimatorChain.Fit asks for the output schema before it
         // fits the stages upstream, so a wrong type is reported before they are trained, as the row estimators do.

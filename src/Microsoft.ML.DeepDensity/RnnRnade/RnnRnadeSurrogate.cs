@@ -107,9 +107,9 @@ internal static class RnnRnadeSurrogate
     /// call stack says whether a PredictionEngine asked; a row mapper used directly gets the cursor's wording, still true.
     /// </summary>
     private static DataValidationException WholeSequenceRowError(DataValidationException e, string column)
-        => NonFiniteInput.WithHint(new DataValidationException(-1, e.Column, e.Problem + (CalledByPredictionEngine()
+        => NonFiniteInput.WithHint(e.Restated(-1, e.Column, e.Problem + (CalledByPredictionEngine()
             ? " (in the input row of a PredictionEngine or row mapper; not a row number of any data view; frames count from 0)"
-            : " (row number unknown: the whole-sequence scorer sees each row's values, not its position, live and after loading; frames count from 0)"), column) { Kind = e.Kind });
+            : " (row number unknown: the whole-sequence scorer sees each row's values, not its position, live and after loading; frames count from 0)"), column, chain: false));
 
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
     private static bool CalledByPredictionEngine()
@@ -151,10 +151,15 @@ internal static class RnnRnadeSurrogate
         /// <summary>A problem with the row being mapped: on a cursor at its row (counted from the cursor's start, the row's
         /// index in the view); in a row mapper as "the input row", with the prediction's number, as the row models say it.</summary>
         internal DataValidationException RowError(long row, int column, string problem, string source, DataProblemKind kind = DataProblemKind.Other)
+            => RowError(row, new DataValidationException(-1, column, problem, source) { Kind = kind }, problem);
+
+        /// <summary><see cref="RowError(long, int, string, string, DataProblemKind)"/> for <paramref name="e"/>, a problem
+        /// found in the row (its own row is not the row's number), in the words <paramref name="problem"/>.</summary>
+        internal DataValidationException RowError(long row, DataValidationException e, string problem)
             => NonFiniteInput.WithHint(!InRowMapper
-                ? new DataValidationException(row, column, problem, source) { Kind = kind }
-                : new DataValidationException(-1, column, problem + string.Create(System.Globalization.CultureInfo.InvariantCulture,
-                    $" (in the input row of a PredictionEngine or row mapper: the input of its prediction number {row + 1}, counting from 1; not a row number of any data view)"), source) { Kind = kind });
+                ? e.Restated(row, e.Column, problem, e.DataSource, chain: false)
+                : e.Restated(-1, e.Column, problem + string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                    $" (in the input row of a PredictionEngine or row mapper: the input of its prediction number {row + 1}, counting from 1; not a row number of any data view)"), e.DataSource, chain: false));
 
         /// <summary>
         /// Whether ML.NET is creating this state for a row mapper. The mapping sees neither the row nor its position, and
@@ -201,7 +206,7 @@ internal static class RnnRnadeSurrogate
             // Checked here, with the row's number, before the stream sees it: the stream counts frames of its own sequence,
             // and a NaN would otherwise be reported at that frame's index as if it were the row.
             try { DataValidation.CheckRows(src.Frame, model.FrameSize, InputDomain.Real, frameColumn, row); }
-            catch (DataValidationException e) { throw state.RowError(row, e.Column, $"{e.Problem} (sequence '{id}')", frameColumn, e.Kind); }
+            catch (DataValidationException e) { throw state.RowError(row, e, $"{e.Problem} (sequence '{id}')"); }
             if (!state.Open.TryGetValue(id, out var open)) open = (model.StartStream(), double.NegativeInfinity);
             else if (!(src.Order > open.Order))
             {
@@ -239,9 +244,7 @@ internal static class RnnRnadeSurrogate
         if (orderType is null || e.Data[OrderValuesKey] is not double[] { Length: 2 } values) return null;
         string raw = OrderAfter(values[0], values[1], null), shown = OrderAfter(values[0], values[1], orderType);
         if (raw == shown || !e.Problem.Contains(raw, StringComparison.Ordinal)) return null;
-        var restated = new DataValidationException(e.Row, e.Column, e.Problem.Replace(raw, shown, StringComparison.Ordinal), e.DataSource, e.DataSet, e.InnerException) { Kind = e.Kind };
-        restated.Data[OrderValuesKey] = values;
-        return restated;
+        return e.Reworded(e.Problem.Replace(raw, shown, StringComparison.Ordinal));   // keeps the order values in its Data
     }
 
     /// <summary>One decoded envelope (<see cref="SequenceSurrogate"/>'s) per factory, keyed by the identity of the text backing it.</summary>

@@ -137,7 +137,7 @@ public sealed class SequenceDensityEstimator : IEstimator<SequenceDensityTransfo
         // A sequence the model cannot measure: the engine's row is the view's row (one sequence a row), named by the column.
         catch (DataValidationException e) when (UnscorableValidation.Is(e) && e.DataSet != DataSetKind.Unknown)
         {
-            throw ValidationViewErrors.InDataSet(new DataValidationException(e.Row, e.Column, e.Problem, o.FeatureColumnName, e.DataSet, e) { Kind = e.Kind }, e.DataSet);
+            throw ValidationViewErrors.InDataSet(e.Restated(e.Row, e.Column, e.Problem, o.FeatureColumnName), e.DataSet);
         }
         if (model.FrameSize != o.FrameSize)
             throw new InvalidOperationException($"The {_name} trainer returned a model with frame size {model.FrameSize}, not {o.FrameSize}.");
@@ -265,7 +265,7 @@ internal static class SequenceColumn
             Scoring.Densify(in buffer, dense);
             var one = RnnRnadeSurrogate.OneSequence(dense, frameSize, column.Name, row);
             try { DataValidation.CheckRows(dense, frameSize, InputDomain.Real, column.Name); }
-            catch (DataValidationException e) { throw new DataValidationException(row, e.Column, $"frame {e.Row}: {e.Problem}", column.Name) { Kind = e.Kind }; }
+            catch (DataValidationException e) { throw e.Restated(row, e.Column, $"frame {e.Row}: {e.Problem}", column.Name, chain: false); }
             values.Append(dense, column.Name, row);
             offsets.Add(offsets[^1] + one.TotalFrames);
             row++;
@@ -279,9 +279,9 @@ internal static class SequenceColumn
     public static DataViewSchema.Column Check(DataViewSchema schema, string columnName)
     {
         var column = schema.GetColumnOrNull(columnName)
-            ?? throw MissingColumn.Error(nameof(schema), "Sequence column", columnName, schema);
+            ?? throw MissingColumn.Error("Sequence column", columnName, schema);
         if (column.Type is not VectorDataViewType { ItemType: NumberDataViewType t } || t != NumberDataViewType.Single)
-            throw new ArgumentOutOfRangeException(nameof(schema),
+            throw new ArgumentOutOfRangeException(MissingColumn.InputSchema,
                 $"Sequence column '{column.Name}' must be a vector of Single (frames back to back), but is {column.Type}{FeatureColumnCheck.Remedy(column.Name, column.Type)}.");
         return column;
     }
@@ -301,7 +301,7 @@ internal static class SequenceColumn
         ArgumentNullException.ThrowIfNull(inputSchema);
         var matches = inputSchema.Where(c => c.Name == o.FeatureColumnName).ToList();
         if (matches.Count == 0)
-            throw MissingColumn.Error(nameof(inputSchema), "Sequence column", o.FeatureColumnName, inputSchema);
+            throw MissingColumn.Error("Sequence column", o.FeatureColumnName, inputSchema);
         var col = matches[^1];
         ReservedColumns.Check(inputSchema);
         if (col.ItemType != NumberDataViewType.Single || col.Kind == SchemaShape.Column.VectorKind.Scalar)
