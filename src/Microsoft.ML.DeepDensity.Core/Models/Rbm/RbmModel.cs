@@ -346,14 +346,7 @@ public sealed partial class RbmModel : DensityModel
     /// AMX (decided on the calling thread, as <see cref="QuantizedWeights"/>); null otherwise.
     /// </summary>
     private BinaryTableProduct.Operand? TableWeights()
-    {
-        if (Machine.Gaussian || !BinaryTableProduct.IsUsable) return null;
-        var q = Volatile.Read(ref _tableW);
-        if (q is not null) return q;
-        BinaryTableProduct.Operand? made = null;
-        if (!Machine.QuantizeForScoring(ref made)) return null;
-        return Interlocked.CompareExchange(ref _tableW, made, null) ?? made;
-    }
+        => QuantizedOnce(ref _tableW, BinaryTableProduct.IsUsable, static (RbmMachine m, ref BinaryTableProduct.Operand? r) => m.QuantizeForScoring(ref r));
 
     private BinaryTableProduct.Operand? _tableW;
 
@@ -381,14 +374,21 @@ public sealed partial class RbmModel : DensityModel
     /// never change after it is made, so one quantization serves every call.
     /// </summary>
     private BinaryGemm.QuantizedOperand? QuantizedWeights()
+        => QuantizedOnce(ref _quantizedW, BinaryGemm.IsUsable, static (RbmMachine m, ref BinaryGemm.QuantizedOperand? r) => m.QuantizeForScoring(ref r));
+
+    private delegate bool Quantize<T>(RbmMachine machine, ref T? result) where T : class;
+
+    /// <summary>The operand in <paramref name="field"/>, made by <paramref name="quantize"/> on first use: null for a
+    /// Gaussian RBM, when the product is not <paramref name="usable"/> on this thread, or when the weights are not finite.
+    /// Concurrent first calls may each quantize; the first stored wins (the values are the same).</summary>
+    private T? QuantizedOnce<T>(ref T? field, bool usable, Quantize<T> quantize) where T : class
     {
-        if (Machine.Gaussian || !BinaryGemm.IsUsable) return null;
-        var q = Volatile.Read(ref _quantizedW);
+        if (Machine.Gaussian || !usable) return null;
+        var q = Volatile.Read(ref field);
         if (q is not null) return q;
-        // Concurrent first calls may each quantize; the first stored wins (the values are the same).
-        BinaryGemm.QuantizedOperand? made = null;
-        if (!Machine.QuantizeForScoring(ref made)) return null;
-        return Interlocked.CompareExchange(ref _quantizedW, made, null) ?? made;
+        T? made = null;
+        if (!quantize(Machine, ref made)) return null;
+        return Interlocked.CompareExchange(ref field, made, null) ?? made;
     }
 
     private BinaryGemm.QuantizedOperand? _quantizedW;
