@@ -126,16 +126,16 @@ internal static unsafe class BinaryTableProduct
         {
             // Byte r·chunks + c: row r's ones among B's rows 8c..8c+7.
             for (int r = 0; r < m; r++)
-                if (!PackRow(pa + (long)r * lda, k, bits + (long)r * chunks, 1)) return false;
+                if (!PackRow(pa + (long)r * lda, k, bits + (long)r * chunks)) return false;
             if (m >= TableRows) Tables(b, bits, m, c, ldc, s);
             else Selected(b, bits, m, c, ldc, s);
         }
         return true;
     }
 
-    /// <summary>Row <paramref name="x"/>'s ones as bytes (bit i of byte c: x[8c + i] = 1) at <paramref name="dst"/>,
-    /// <paramref name="step"/> bytes apart; false if an entry is neither 0 nor 1.</summary>
-    private static bool PackRow(float* x, int k, byte* dst, int step)
+    /// <summary>Row <paramref name="x"/>'s ones as bytes (bit i of byte c: x[8c + i] = 1) at <paramref name="dst"/>; false if
+    /// an entry is neither 0 nor 1.</summary>
+    private static bool PackRow(float* x, int k, byte* dst)
     {
         int p = 0;
         var one = Vector512.Create(1f);
@@ -145,8 +145,8 @@ internal static unsafe class BinaryTableProduct
             uint ones = (uint)Vector512.Equals(v, one).ExtractMostSignificantBits();
             uint zeros = (uint)Vector512.Equals(v, Vector512<float>.Zero).ExtractMostSignificantBits();
             if ((ones | zeros) != 0xFFFF) return false;
-            dst[(long)(p / 8) * step] = (byte)ones;
-            dst[(long)(p / 8 + 1) * step] = (byte)(ones >> 8);
+            dst[p / 8] = (byte)ones;
+            dst[p / 8 + 1] = (byte)(ones >> 8);
         }
         for (; p < k; p += 8)
         {
@@ -157,7 +157,7 @@ internal static unsafe class BinaryTableProduct
                 if (v == 1f) bitsOfChunk |= 1 << i;
                 else if (v != 0f) return false;
             }
-            dst[(long)(p / 8) * step] = (byte)bitsOfChunk;
+            dst[p / 8] = (byte)bitsOfChunk;
         }
         return true;
     }
@@ -248,16 +248,7 @@ internal static unsafe class BinaryTableProduct
     /// <summary>segments[r] (+)= the int32 sums of one segment, in double (exact).</summary>
     private static void AddSegment(int* sums, double* segments, int m, bool first)
     {
-        for (int r = 0; r < m; r++)
-        {
-            var v = Vector512.Load(sums + r * Strip);
-            var lo = Avx512F.ConvertToVector512Double(v.GetLower());
-            var hi = Avx512F.ConvertToVector512Double(v.GetUpper());
-            double* d = segments + r * Strip;
-            if (!first) { lo += Vector512.Load(d); hi += Vector512.Load(d + 8); }
-            lo.Store(d);
-            hi.Store(d + 8);
-        }
+        for (int r = 0; r < m; r++) AddSegment(Vector512.Load(sums + r * Strip), segments + r * Strip, first);
     }
 
     /// <summary>16 sums in double precision at <paramref name="d"/> (set, or added to).</summary>

@@ -335,9 +335,8 @@ public sealed partial class RbmModel : DensityModel
         var quantizedW = QuantizedWeights();
         var tableW = quantizedW is null ? TableWeights() : null;
         // The table product runs on the calling thread: from a few rows a thread, the rows are split between threads.
-        if (tableW is not null && count >= MinRowsPerTableBlock * 2 && Environment.ProcessorCount > 1) ScoreTableBlocks(rows, count, dest, offset, sign, tableW);
+        if (tableW is not null && count >= MinRowsPerTableBlock * 2) ScoreTableBlocks(rows, count, dest, offset, sign, tableW);
         else if (count <= RowsPerScoringBlock) ScoreBlock(rows[..(count * d)], count, dest, offset, sign, parallel: true, quantizedW: quantizedW, tableW: tableW);
-        else if (tableW is not null) ScoreTableBlocks(rows, count, dest, offset, sign, tableW);
         else ScoreBlocks(rows, count, dest, offset, sign, quantizedW);
     }
 
