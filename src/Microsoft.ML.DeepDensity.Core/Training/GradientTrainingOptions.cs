@@ -166,12 +166,15 @@ public class GradientTrainingOptions
         int batch = BatchSize, epochs = MaxEpochs, patience = EarlyStoppingPatience;
         if (BatchRule is { } batchRule)
             batch = trainingExamples is long rows ? BatchSizeFor(rows, batchRule) : BatchSize > 0 ? BatchSize : batchRule.MaxBatchSize;
-        if (EpochRule is { } epochRule && trainingExamples is long n)
+        if (EpochRule is { } epochRule)
         {
-            epochs = EpochsFor(n, epochRule, batch);
-            patience = PatienceFor(epochs, epochRule);
+            if (trainingExamples is long n)
+            {
+                epochs = EpochsFor(n, epochRule, batch);
+                patience = PatienceFor(epochs, epochRule);
+            }
+            else epochs = MaxEpochs > 0 ? MaxEpochs : epochRule.MinEpochs;   // large data: the fewest epochs, the patience as set
         }
-        else if (EpochRule is { } streamRule) epochs = MaxEpochs > 0 ? MaxEpochs : streamRule.MinEpochs;
         if (batch == BatchSize && epochs == MaxEpochs && patience == EarlyStoppingPatience) return this;
         var copy = (GradientTrainingOptions)MemberwiseClone();
         copy.BatchSize = batch;
