@@ -37,31 +37,22 @@ public abstract class ImportanceSampledOptions : GradientTrainingOptions
     /// (set from the number of training rows).</summary>
     protected ImportanceSampledOptions() => MaxEpochs = Defaults.MaxEpochs;
 
-    /// <inheritdoc />
-    protected override bool AutomaticEpochs => true;
+    /// <summary>The automatic length (<see cref="EpochsFor"/>, <see cref="PatienceFor"/>), which the training loop resolves.</summary>
+    private protected override AutomaticEpochRule? EpochRule => Rule;
+
+    private static readonly AutomaticEpochRule Rule = new(Defaults.AutomaticEpochSteps, Defaults.MinAutomaticEpochs, Defaults.MaxAutomaticEpochs);
 
     /// <summary>The epochs a fit on <paramref name="trainingRows"/> training rows (after the held-out split) runs at most:
     /// <c>MaxEpochs</c> when set, otherwise ⌈<see cref="Defaults.AutomaticEpochSteps"/> / steps per epoch⌉ clamped to
     /// [<see cref="Defaults.MinAutomaticEpochs"/>, <see cref="Defaults.MaxAutomaticEpochs"/>]: 100 from 100 steps an epoch
     /// on (10,000 rows at batch 100), so large data trains as with a fixed 100.</summary>
-    public int EpochsFor(long trainingRows)
-        => AutomaticEpochsFor(trainingRows, Defaults.AutomaticEpochSteps, Defaults.MinAutomaticEpochs, Defaults.MaxAutomaticEpochs);
+    public int EpochsFor(long trainingRows) => AutomaticEpochsFor(trainingRows);
 
     /// <summary>The early-stopping patience, in epochs, of a fit on <paramref name="trainingRows"/> training rows:
     /// <c>EarlyStoppingPatience</c> when <c>MaxEpochs</c> is set (or patience is 0), otherwise scaled with the automatic
     /// epochs, ⌈patience × <see cref="EpochsFor"/> / <see cref="Defaults.MinAutomaticEpochs"/>⌉ (10 of 100 epochs
     /// stays the same share of the run: 1,000 epochs of patience for a table of one batch).</summary>
-    public int PatienceFor(long trainingRows) => AutomaticPatienceFor(EpochsFor(trainingRows), Defaults.MinAutomaticEpochs);
-
-    /// <summary>A copy with the fit's length and patience resolved for <paramref name="trainingRows"/> training rows (a
-    /// stream of unknown length: the row models' 100 epochs and the patience as set, since it is large data).</summary>
-    internal ImportanceSampledOptions Resolved(long? trainingRows)
-    {
-        var copy = (ImportanceSampledOptions)MemberwiseClone();
-        copy.MaxEpochs = trainingRows is long n ? EpochsFor(n) : MaxEpochs > 0 ? MaxEpochs : Defaults.MinAutomaticEpochs;
-        copy.EarlyStoppingPatience = trainingRows is long m ? PatienceFor(m) : EarlyStoppingPatience;
-        return copy;
-    }
+    public int PatienceFor(long trainingRows) => AutomaticPatienceFor(trainingRows);
 
     /// <summary>Importance samples K of the log-density estimate the trained model reports. Default <see cref="Defaults.EvaluationSamples"/>.</summary>
     public int EvaluationSamples { get; set; } = Defaults.EvaluationSamples;

@@ -121,45 +121,107 @@ public class GradientTrainingOptions
     public const int MaxRowsPerBlock = 1 << 16;
 
     /// <summary>Whether the model accepts <c>MaxEpochs</c> = 0, meaning a number of epochs it sets from the amount of
-    /// training data (the RBM's length of training, <see cref="Models.Rbm.RbmOptions.EpochsFor"/>; RNN-RNADE's,
-    /// <see cref="Models.RnnRnade.RnnRnadeOptions.EpochsFor"/>).</summary>
-    protected virtual bool AutomaticEpochs => false;
+    /// training data: by default, whether it declares an <see cref="EpochRule"/> that
+    /// <see cref="TrainingLoop"/> resolves (RNN-RNADE, <see cref="Models.RnnRnade.RnnRnadeOptions.EpochsFor"/>; IWAE and
+    /// NVIL, <see cref="Estimation.ImportanceSampledOptions.EpochsFor"/>); the RBM, whose own trainer sets its length
+    /// (<see cref="Models.Rbm.RbmOptions.EpochsFor"/>), says so itself.</summary>
+    protected virtual bool AutomaticEpochs => EpochRule is not null;
 
     /// <summary>Whether the model accepts <c>BatchSize</c> = 0, meaning a minibatch size it sets from the amount of
-    /// training data (Deep RNADE's, <see cref="Models.Rnade.DeepRnadeOptions.BatchSizeFor"/>).</summary>
-    protected virtual bool AutomaticBatchSize => false;
+    /// training data: by default, whether it declares a <see cref="BatchRule"/> (Deep RNADE's,
+    /// <see cref="Models.Rnade.DeepRnadeOptions.BatchSizeFor"/>).</summary>
+    protected virtual bool AutomaticBatchSize => BatchRule is not null;
 
-    /// <summary>The automatic minibatch of a model whose <c>BatchSize</c> = 0 aims at <paramref name="stepsPerEpoch"/>
-    /// optimiser steps an epoch (Deep RNADE): <c>BatchSize</c> when set, otherwise ⌈<paramref name="trainingExamples"/> /
-    /// <paramref name="stepsPerEpoch"/>⌉ clamped to [<paramref name="minBatchSize"/>, <paramref name="maxBatchSize"/>], so
-    /// data of <paramref name="stepsPerEpoch"/> × <paramref name="maxBatchSize"/> examples or more trains at
-    /// <paramref name="maxBatchSize"/>, and a smaller table takes as many steps an epoch as that would, down to batches of
-    /// <paramref name="minBatchSize"/> (the counterpart of <see cref="AutomaticEpochsFor"/>, which adds epochs instead).</summary>
-    private protected int AutomaticBatchSizeFor(long trainingExamples, int stepsPerEpoch, int minBatchSize, int maxBatchSize)
+    /// <summary>The automatic length of a model whose <c>MaxEpochs</c> = 0 aims at <see cref="TargetSteps"/> optimiser
+    /// steps (RNN-RNADE, IWAE, NVIL): ⌈TargetSteps / steps per epoch⌉ clamped to [<see cref="MinEpochs"/>,
+    /// <see cref="MaxEpochs"/>], with the early-stopping patience scaled alike; a stream of unknown length (large data)
+    /// runs <see cref="MinEpochs"/> with the patience as set.</summary>
+    private protected readonly record struct AutomaticEpochRule(int TargetSteps, int MinEpochs, int MaxEpochs);
+
+    /// <summary>The automatic minibatch of a model whose <c>BatchSize</c> = 0 aims at <see cref="StepsPerEpoch"/>
+    /// optimiser steps an epoch (Deep RNADE): ⌈examples / StepsPerEpoch⌉ clamped to [<see cref="MinBatchSize"/>,
+    /// <see cref="MaxBatchSize"/>]; a stream of unknown length (large data) trains at <see cref="MaxBatchSize"/>.</summary>
+    private protected readonly record struct AutomaticBatchRule(int StepsPerEpoch, int MinBatchSize, int MaxBatchSize);
+
+    /// <summary>The rule <c>MaxEpochs</c> = 0 follows in <see cref="Resolved"/>; null (the default): no automatic length
+    /// there. An options class states its rule here and nothing else: the loop applies it.</summary>
+    private protected virtual AutomaticEpochRule? EpochRule => null;
+
+    /// <summary>The rule <c>BatchSize</c> = 0 follows in <see cref="Resolved"/>; null (the default): no automatic batch.</summary>
+    private protected virtual AutomaticBatchRule? BatchRule => null;
+
+    /// <summary>
+    /// These options with their automatic settings resolved for a fit on <paramref name="trainingExamples"/> training
+    /// examples (rows, or RNN-RNADE's sequences and windows, after the held-out split; null: a stream of unknown length):
+    /// <c>BatchSize</c> by <see cref="BatchRule"/>, then <c>MaxEpochs</c> and <c>EarlyStoppingPatience</c> by
+    /// <see cref="EpochRule"/> (at the resolved batch). The one resolution of every options class:
+    /// <see cref="TrainingLoop"/>.Run applies it to the options it is given, with the count its training source knows
+    /// (<see cref="ITrainingSource.KnownCount"/>), so no model has to remember it.
+    /// </summary>
+    /// <returns>A copy with the resolved values, or these options themselves when nothing changes (no rule, or every
+    /// automatic setting already set): resolving resolved options returns them as they are, whatever the count. The
+    /// caller's options are never changed, so what it reads after training (e.g. <c>MaxEpochs</c> = 0) is what it set.</returns>
+    internal GradientTrainingOptions Resolved(long? trainingExamples)
+    {
+        int batch = BatchSize, epochs = MaxEpochs, patience = EarlyStoppingPatience;
+        if (BatchRule is { } batchRule)
+            batch = trainingExamples is long rows ? BatchSizeFor(rows, batchRule) : BatchSize > 0 ? BatchSize : batchRule.MaxBatchSize;
+        if (EpochRule is { } epochRule)
+        {
+            if (trainingExamples is long n)
+            {
+                epochs = EpochsFor(n, epochRule, batch);
+                patience = PatienceFor(epochs, epochRule);
+            }
+            else epochs = MaxEpochs > 0 ? MaxEpochs : epochRule.MinEpochs;   // large data: the fewest epochs, the patience as set
+        }
+        if (batch == BatchSize && epochs == MaxEpochs && patience == EarlyStoppingPatience) return this;
+        var copy = (GradientTrainingOptions)MemberwiseClone();
+        copy.BatchSize = batch;
+        copy.MaxEpochs = epochs;
+        copy.EarlyStoppingPatience = patience;
+        return copy;
+    }
+
+    /// <summary>The minibatch of a fit on <paramref name="trainingExamples"/> examples by <see cref="BatchRule"/>:
+    /// <c>BatchSize</c> when set (or no rule), otherwise ⌈examples / steps per epoch⌉ clamped to the rule's bounds, so
+    /// data of steps per epoch × the largest batch or more trains at the largest, and a smaller table takes as many
+    /// steps an epoch as that would, down to the smallest batch (the counterpart of <see cref="AutomaticEpochsFor"/>,
+    /// which adds epochs instead).</summary>
+    private protected int AutomaticBatchSizeFor(long trainingExamples)
+        => BatchRule is { } rule ? BatchSizeFor(trainingExamples, rule) : BatchSize;
+
+    /// <summary>The most epochs of a fit on <paramref name="trainingExamples"/> examples by <see cref="EpochRule"/>:
+    /// <c>MaxEpochs</c> when set (or no rule), otherwise ⌈target steps / steps per epoch⌉ of the examples at the fit's
+    /// batch, clamped to the rule's bounds.</summary>
+    private protected int AutomaticEpochsFor(long trainingExamples)
+        => EpochRule is { } rule ? EpochsFor(trainingExamples, rule, AutomaticBatchSizeFor(trainingExamples)) : MaxEpochs;
+
+    /// <summary>The early-stopping patience, in epochs, of a fit on <paramref name="trainingExamples"/> examples:
+    /// <see cref="EarlyStoppingPatience"/> when <c>MaxEpochs</c> is set (or patience is 0, or no rule), otherwise scaled
+    /// with <see cref="AutomaticEpochsFor"/>, ⌈patience × epochs / the rule's fewest epochs⌉, the same share of the run
+    /// as 10 of the row models' 100 epochs.</summary>
+    private protected int AutomaticPatienceFor(long trainingExamples)
+        => EpochRule is { } rule ? PatienceFor(AutomaticEpochsFor(trainingExamples), rule) : EarlyStoppingPatience;
+
+    private int BatchSizeFor(long trainingExamples, AutomaticBatchRule rule)
     {
         if (BatchSize > 0) return BatchSize;
-        long batch = (Math.Max(1, trainingExamples) + stepsPerEpoch - 1) / stepsPerEpoch;
-        return (int)Math.Clamp(batch, minBatchSize, maxBatchSize);
+        long batch = (Math.Max(1, trainingExamples) + rule.StepsPerEpoch - 1) / rule.StepsPerEpoch;
+        return (int)Math.Clamp(batch, rule.MinBatchSize, rule.MaxBatchSize);
     }
 
-    /// <summary>The automatic length of a model whose <c>MaxEpochs</c> = 0 aims at <paramref name="targetSteps"/> optimiser
-    /// steps (RNN-RNADE, IWAE, NVIL): <c>MaxEpochs</c> when set, otherwise ⌈<paramref name="targetSteps"/> / steps per
-    /// epoch⌉ of <paramref name="trainingExamples"/> at <see cref="BatchSize"/>, clamped to [<paramref name="minEpochs"/>,
-    /// <paramref name="maxEpochs"/>].</summary>
-    private protected int AutomaticEpochsFor(long trainingExamples, int targetSteps, int minEpochs, int maxEpochs)
+    private int EpochsFor(long trainingExamples, AutomaticEpochRule rule, int batchSize)
     {
         if (MaxEpochs > 0) return MaxEpochs;
-        long stepsPerEpoch = (Math.Max(1, trainingExamples) + BatchSize - 1) / BatchSize;
-        return (int)Math.Clamp((targetSteps + stepsPerEpoch - 1) / stepsPerEpoch, minEpochs, maxEpochs);
+        long stepsPerEpoch = (Math.Max(1, trainingExamples) + batchSize - 1) / batchSize;
+        return (int)Math.Clamp((rule.TargetSteps + stepsPerEpoch - 1) / stepsPerEpoch, rule.MinEpochs, rule.MaxEpochs);
     }
 
-    /// <summary>The early-stopping patience that goes with <see cref="AutomaticEpochsFor"/>'s <paramref name="epochs"/>:
-    /// <see cref="EarlyStoppingPatience"/> when <c>MaxEpochs</c> is set (or patience is 0), otherwise scaled with the epochs,
-    /// ⌈patience × epochs / <paramref name="minEpochs"/>⌉, the same share of the run as 10 of the row models' 100 epochs.</summary>
-    private protected int AutomaticPatienceFor(int epochs, int minEpochs)
+    private int PatienceFor(int epochs, AutomaticEpochRule rule)
     {
         if (MaxEpochs > 0 || EarlyStoppingPatience == 0) return EarlyStoppingPatience;
-        long scaled = ((long)EarlyStoppingPatience * epochs + minEpochs - 1) / minEpochs;
+        long scaled = ((long)EarlyStoppingPatience * epochs + rule.MinEpochs - 1) / rule.MinEpochs;
         return (int)Math.Min(Math.Max(scaled, EarlyStoppingPatience), int.MaxValue);
     }
 

@@ -141,10 +141,17 @@ public static class TrainingLoop
 
     /// <summary>Trains any objective (rows or sequences) on already validated data, held in memory or streamed
     /// (<see cref="StreamingTrainingData"/>).</summary>
+    /// <remarks>Every overload ends here, and here the options' automatic settings (a model's <c>MaxEpochs</c> = 0 or
+    /// <c>BatchSize</c> = 0, with the patience that goes with them) are resolved for the examples
+    /// <paramref name="train"/> knows it has (<see cref="ITrainingSource.KnownCount"/>: the rows or sequences in memory,
+    /// a stream's count when it declares one, else a stream of unknown length): the run uses a resolved copy
+    /// (<see cref="GradientTrainingOptions"/>.Resolved) and <paramref name="options"/> are left as they are.</remarks>
     public static TrainingSummary Run(IBatchGradientObjective model, ITrainingSource train, ITrainingSource? validation,
         GradientTrainingOptions options, IProgress<TrainingProgress>? progress, CancellationToken cancellationToken)
     {
+        ArgumentNullException.ThrowIfNull(train);
         options.Validate();
+        options = options.Resolved(train.KnownCount);
         var trainable = new GradientTrainable(model, validation, options, cancellationToken);
         var driverOptions = TrainingDriverOptions.From(options, trainable.Root);
         if ((model as IDivergenceAdvisor)?.DivergenceAdvice is string advice) driverOptions = driverOptions with { DivergenceAdvice = advice };

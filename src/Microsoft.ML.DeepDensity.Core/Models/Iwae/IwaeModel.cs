@@ -101,7 +101,7 @@ public sealed class IwaeModel : ImportanceSampledModel
 
         var network = InitialNetwork(options, data.Columns, () => ColumnMoments(train, cancellationToken));
         var objective = new IwaeObjective(network, options.Samples, options.RowsPerBlock, standardizer?.LogJacobian ?? 0, cancellationToken);
-        var summary = UnscorableValidation.NamingUserRows(() => TrainingLoop.Run(objective, train, valid, options.Resolved(train.Rows), progress, cancellationToken),
+        var summary = UnscorableValidation.NamingUserRows(() => TrainingLoop.Run(objective, train, valid, options, progress, cancellationToken),
             data, validation, options.ValidationFraction, options.Seed);
         return ModelFile.EnsureTrainedModelLoadable(new IwaeModel(network, options.Samples, options.EvaluationSamples, options.EvaluationSamplesPerChunk,
             options.EvaluationSeed, standardizer) { TrainingSummary = summary });
@@ -260,7 +260,7 @@ public sealed class IwaeModel : ImportanceSampledModel
         var network = InitialNetwork(options, data.Width, () => ColumnMoments(train, cancellationToken));
         var objective = new IwaeObjective(network, options.Samples, options.RowsPerBlock, standardizer?.LogJacobian ?? 0, cancellationToken);
         var summary = UnscorableValidation.NamingUserRows(() => TrainingLoop.Run(objective, new StreamingTrainingData(train, streaming),
-            valid is null ? null : new StreamingTrainingData(valid, streaming), options.Resolved(train.Count), progress, cancellationToken),
+            valid is null ? null : new StreamingTrainingData(valid, streaming), options, progress, cancellationToken),
             validation, options.ValidationFraction, options.Seed);
         return ModelFile.EnsureTrainedModelLoadable(new IwaeModel(network, options.Samples, options.EvaluationSamples, options.EvaluationSamplesPerChunk,
             options.EvaluationSeed, standardizer) { TrainingSummary = summary });

@@ -78,7 +78,7 @@ public sealed class NvilModel : ImportanceSampledModel
         var init = new RandomStream(options.Seed).Fork(0x4E71);
         network.Initialize(init, options.InitializeOutputBiasFromData ? PixelMeans(train, cancellationToken) : default);
         var objective = new NvilObjective(network, options, init.Fork(3), cancellationToken);
-        var summary = UnscorableValidation.NamingUserRows(() => TrainingLoop.Run(objective, train, valid, options.Resolved(train.Rows), progress, cancellationToken),
+        var summary = UnscorableValidation.NamingUserRows(() => TrainingLoop.Run(objective, train, valid, options, progress, cancellationToken),
             data, validation, options.ValidationFraction, options.Seed);
         return ModelFile.EnsureTrainedModelLoadable(new NvilModel(network, options.EvaluationSamples, options.EvaluationSamplesPerChunk, options.EvaluationSeed)
         { TrainingSummary = summary });

@@ -86,7 +86,7 @@ public sealed class DeepRnadeModel : DensityModel
         var modelTrain = standardizer.Forward(train, cancellationToken);
         var modelValid = valid is null ? null : standardizer.Forward(valid, cancellationToken);
 
-        return UnscorableValidation.NamingUserRows(() => Train(options.Resolved(modelTrain.Rows), d, firstOrder, standardizer, modelTrain, TrainingData.From(modelTrain),
+        return UnscorableValidation.NamingUserRows(() => Train(options, d, firstOrder, standardizer, modelTrain, TrainingData.From(modelTrain),
             modelValid is null ? null : TrainingData.From(modelValid), progress, cancellationToken), data, validation, options.ValidationFraction, options.Seed);
     }
 
@@ -112,7 +112,7 @@ public sealed class DeepRnadeModel : DensityModel
         var modelValid = valid is null ? null : RowStream.Map(valid, (rows, n, _) => standardizer.Forward(rows, rows, n));
         var sample = RowStream.Sample(modelTrain, streaming.SampleRows, new RandomStream(options.Seed).Fork(0x5A3B1E), cancellationToken);
         if (sample.Rows == 0) throw DataValidation.NoRowsIn(DataValidation.TrainingData);
-        return UnscorableValidation.NamingUserRows(() => Train(options.Resolved(train.Count), d, firstOrder, standardizer, sample, new StreamingTrainingData(modelTrain, streaming),
+        return UnscorableValidation.NamingUserRows(() => Train(options, d, firstOrder, standardizer, sample, new StreamingTrainingData(modelTrain, streaming),
             modelValid is null ? null : new StreamingTrainingData(modelValid, streaming), progress, cancellationToken), validation, options.ValidationFraction, options.Seed);
     }
 

@@ -86,25 +86,17 @@ public sealed class DeepRnadeOptions : RnadeOptions
         BatchSize = Defaults.BatchSize;
     }
 
-    /// <inheritdoc />
-    protected override bool AutomaticBatchSize => true;
+    /// <summary>The automatic minibatch (<see cref="BatchSizeFor"/>), which the training loop resolves.</summary>
+    private protected override AutomaticBatchRule? BatchRule => Rule;
+
+    private static readonly AutomaticBatchRule Rule = new(Defaults.AutomaticStepsPerEpoch, Defaults.MinAutomaticBatchSize, Defaults.MaxAutomaticBatchSize);
 
     /// <summary>The minibatch of a fit on <paramref name="trainingRows"/> training rows (after the held-out split):
     /// <c>BatchSize</c> when set, otherwise ⌈<paramref name="trainingRows"/> / <see cref="Defaults.AutomaticStepsPerEpoch"/>⌉
     /// clamped to [<see cref="Defaults.MinAutomaticBatchSize"/>, <see cref="Defaults.MaxAutomaticBatchSize"/>]: 100 from
     /// 9,901 rows on, 20 on 2,000, 10 below 1,000. <c>MaxEpochs</c> and <c>EarlyStoppingPatience</c> keep their meaning
     /// (an epoch is still a pass over the rows).</summary>
-    public int BatchSizeFor(long trainingRows)
-        => AutomaticBatchSizeFor(trainingRows, Defaults.AutomaticStepsPerEpoch, Defaults.MinAutomaticBatchSize, Defaults.MaxAutomaticBatchSize);
-
-    /// <summary>A copy with the fit's minibatch resolved for <paramref name="trainingRows"/> training rows (a stream of
-    /// unknown length: <see cref="Defaults.MaxAutomaticBatchSize"/> when automatic, since it is large data).</summary>
-    internal DeepRnadeOptions Resolved(long? trainingRows)
-    {
-        var copy = (DeepRnadeOptions)MemberwiseClone();
-        copy.BatchSize = trainingRows is long n ? BatchSizeFor(n) : BatchSize > 0 ? BatchSize : Defaults.MaxAutomaticBatchSize;
-        return copy;
-    }
+    public int BatchSizeFor(long trainingRows) => AutomaticBatchSizeFor(trainingRows);
 
     /// <summary>Autoregressive connectivity only (the masked-input network has none, and ignores it): direct input → output
     /// weights (MADE's direct connections), a masked linear autoregressive term added to every mixture output; they start

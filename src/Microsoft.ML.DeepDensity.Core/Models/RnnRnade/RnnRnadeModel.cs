@@ -87,7 +87,7 @@ public sealed class RnnRnadeModel : SequenceDensityModel
         try
         {
             summary = TrainingLoop.Run(new PerFrameObjective(objective), TrainingData.From(modelTrain),
-                modelValid is null ? null : TrainingData.From(modelValid), options.Resolved(modelTrain.Count), progress, cancellationToken);
+                modelValid is null ? null : TrainingData.From(modelValid), options, progress, cancellationToken);
         }
         catch (DataValidationException e) when (UnscorableValidation.Is(e) && validation is null) { throw HeldOutError(e, data, split, options.ValidationFraction); }
         return ModelFile.EnsureTrainedModelLoadable(new RnnRnadeModel(network, standardizer) { TrainingSummary = summary });
