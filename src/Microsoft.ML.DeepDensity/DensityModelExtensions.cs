@@ -29,23 +29,35 @@ public static class DensityModelExtensions
                     found.Add(d);
                     return;
                 case IEnumerable<ITransformer> chain:
-                    foreach (var inner in chain) Visit(inner);
+                    // By index: a loaded model's chunks are held by consecutive stages (one MapValue each).
+                    var stages = chain.ToList();
+                    for (int i = 0; i < stages.Count; i++)
+                    {
+                        if (stages[i] is DensityTransformer or IEnumerable<ITransformer>) { Visit(stages[i]); continue; }
+                        if (LoadedModelStages(Reader(), stages, i, mlContext!, out int used) is DensityTransformer inChain)
+                        {
+                            found.Add(inChain);
+                            i += used - 1;
+                        }
+                    }
                     return;
             }
+            if (LoadedModelStages(Reader(), new[] { t }, 0, mlContext!, out _) is DensityTransformer loaded) found.Add(loaded);
+        }
+
+        SurrogateStageReader Reader()
+        {
             mlContext ??= new MLContext();
-            reader ??= new SurrogateStageReader(mlContext);
-            if (LoadedModelStage(reader, t, mlContext) is DensityTransformer loaded) found.Add(loaded);
+            return reader ??= new SurrogateStageReader(mlContext);
         }
     }
 
-    /// <summary>The live transformer decoded from <paramref name="stage"/> when it is the model stage of a loaded
-    /// surrogate (the MapValue that turns the constant key into the model blob); null for any other stage.</summary>
-    private static DensityTransformer? LoadedModelStage(SurrogateStageReader reader, ITransformer stage, MLContext mlContext)
-    {
-        if (reader.ReadText(stage, Surrogate.ModelCol) is not string blob) return null;
-        var (model, settings) = ModelEnvelope.Decode(blob);
-        return new DensityTransformer(mlContext, model, settings);
-    }
+    /// <summary>The live transformer decoded from the model stages of a loaded surrogate starting at
+    /// <paramref name="stages"/>[<paramref name="index"/>] (the MapValue stages that turn the constant key into the
+    /// model's text), and how many stages hold it; null for any other stage.</summary>
+    private static DensityTransformer? LoadedModelStages(SurrogateStageReader reader, IReadOnlyList<ITransformer> stages, int index,
+        MLContext mlContext, out int modelStages)
+        => reader.ReadRowModel(stages, index, out modelStages) is var (model, settings) ? new DensityTransformer(mlContext, model, settings) : null;
 
     /// <summary>The one density transformer in <paramref name="transformer"/>; throws if there is none or several.</summary>
     /// <param name="transformer">A fitted or loaded transformer: a single stage or a chain.</param>
@@ -143,7 +155,7 @@ public static class DensityModelExtensions
                 int modelStage = i + Surrogate.StagesBeforeModel;
                 if (modelStage < stages.Count && stages[modelStage] is not IEnumerable<ITransformer>
                     && Surrogate.EndOfLoaded(stages, modelStage) is int end
-                    && LoadedModelStage(reader, stages[modelStage], mlContext) is DensityTransformer live)
+                    && LoadedModelStages(reader, stages, modelStage, mlContext, out _) is DensityTransformer live)
                 {
                     replaced.Add(live);
                     replacedScopes.Add(scopes[modelStage]);
