@@ -212,7 +212,8 @@ public static class DensityModelExtensions
     /// <see cref="Persistence.InvalidModelFileException"/> now rather than at the first row read. Two failures of
     /// ML.NET's own load are rethrown with their remedy, ML.NET's exception inside: no writable temporary directory
     /// (<see cref="IOException"/> naming <c>mlContext.TempFilePath</c>) and too little memory for the load
-    /// (<see cref="InsufficientMemoryException"/>, about 25 times the zip's size of heap).
+    /// (<see cref="InsufficientMemoryException"/>, naming the heap to allow: about 6 times the zip's size, 25 times for a
+    /// zip of an earlier version).
     /// </summary>
     /// <param name="catalog">The context's model operations (<c>mlContext.Model</c>).</param>
     /// <param name="filePath">The model zip written by <c>mlContext.Model.Save</c>.</param>
@@ -222,7 +223,11 @@ public static class DensityModelExtensions
         ArgumentNullException.ThrowIfNull(catalog);
         DataViewSchema? schema = null;
         long? bytes = File.Exists(filePath) ? new FileInfo(filePath).Length : null;
-        var loaded = ModelLoadFailures.Load(() => catalog.Load(filePath, out schema), bytes);
+        var loaded = ModelLoadFailures.Load(() => catalog.Load(filePath, out schema), bytes, () =>
+        {
+            using var zip = File.OpenRead(filePath);
+            return ModelLoadFailures.FormOf(zip);
+        });
         inputSchema = schema!;
         return LiveAndValidated(loaded);
     }
@@ -234,7 +239,14 @@ public static class DensityModelExtensions
         ArgumentNullException.ThrowIfNull(catalog);
         DataViewSchema? schema = null;
         long? bytes = stream is { CanSeek: true } ? stream.Length - stream.Position : null;
-        var loaded = ModelLoadFailures.Load(() => catalog.Load(stream, out schema), bytes);
+        long start = stream is { CanSeek: true } ? stream.Position : -1;
+        var loaded = ModelLoadFailures.Load(() => catalog.Load(stream, out schema), bytes,
+            () =>
+            {
+                if (start < 0) return ModelLoadFailures.ZipForm.Unknown;
+                stream.Position = start;
+                return ModelLoadFailures.FormOf(stream);
+            });
         inputSchema = schema!;
         return LiveAndValidated(loaded);
     }
