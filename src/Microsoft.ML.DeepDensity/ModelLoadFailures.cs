@@ -11,7 +11,7 @@ namespace Microsoft.ML.DeepDensity;
 /// like a problem with the model file.</item>
 /// <item>Not enough memory: ML.NET reads a DeepDensity model as text values of MapValue tables, decoding each table,
 /// saving it again and keeping it as UTF-16, and holds several copies of a table at once. A zip written before the
-/// chunked form (<see cref="Transforms.ModelTextChunks"/>; a sequence model still) holds the model as one table of base64:
+/// chunked form (<see cref="Transforms.ModelTextChunks"/>) holds the model as one table of base64:
 /// 31.5 MB of it (a 31.8 MB model) allocated about 1.4 GB during the load and failed under a 600 MB heap limit
 /// (<c>DOTNET_GCHeapHardLimit</c>), with an <see cref="OutOfMemoryException"/> three levels inside "Error during class
 /// instantiation". The chunked form of that model, a 37.8 MB zip, loads and scores under 200 MB: ML.NET's copies are of
@@ -28,9 +28,9 @@ internal static class ModelLoadFailures
     {
         /// <summary>Not known (a stream that cannot be read again, or no DeepDensity contract found).</summary>
         Unknown,
-        /// <summary>Every model in chunks ("DeepDensity.Score.v2"): this version's form.</summary>
+        /// <summary>Every model in chunks ("DeepDensity.Score.v2", "DeepDensity.Sequence.v2", ...): this version's form.</summary>
         Chunked,
-        /// <summary>A model as one text value: a zip of an earlier version ("DeepDensity.Score.v1"), or a sequence model.</summary>
+        /// <summary>A model as one text value: a zip of an earlier version ("DeepDensity.Score.v1", "DeepDensity.Sequence.v1", ...).</summary>
         SingleValue,
     }
 
@@ -57,7 +57,9 @@ internal static class ModelLoadFailures
     /// Model.key: UTF-16.</summary>
     private static readonly byte[][] SingleValueContracts = new[] { "DeepDensity.Score.v1", "DeepDensity.Sample.v1", "DeepDensity.Sequence.v1", "DeepDensity.RnnRnadeFrames.v1" }
         .Select(System.Text.Encoding.Unicode.GetBytes).ToArray();
-    private static readonly byte[] ChunkedContract = System.Text.Encoding.Unicode.GetBytes(Transforms.Surrogate.ScoreFactoryV2.ContractName);
+    private static readonly byte[][] ChunkedContracts = new[] { Transforms.Surrogate.ScoreFactoryV2.ContractName,
+        Transforms.SequenceSurrogate.SequenceFactoryV2.ContractName, Transforms.RnnRnadeSurrogate.FrameFactoryV2.ContractName }
+        .Select(System.Text.Encoding.Unicode.GetBytes).ToArray();
 
     /// <summary>The form of the zip in <paramref name="stream"/>, from its position (its small Model.key entries name the
     /// scorers' contracts; the stream is left open). Only after a failed load: it reads the zip's directory again.</summary>
@@ -72,7 +74,7 @@ internal static class ModelLoadFailures
             var bytes = new byte[entry.Length];
             s.ReadExactly(bytes);
             if (SingleValueContracts.Any(c => bytes.AsSpan().IndexOf(c) >= 0)) return ZipForm.SingleValue;
-            chunked |= bytes.AsSpan().IndexOf(ChunkedContract) >= 0;
+            chunked |= ChunkedContracts.Any(c => bytes.AsSpan().IndexOf(c) >= 0);
         }
         return chunked ? ZipForm.Chunked : ZipForm.Unknown;
     }
@@ -103,12 +105,12 @@ internal static class ModelLoadFailures
                     "which reads each DeepDensity model in it as MapValue tables of text and holds several copies of a table while it loads: " +
                     form switch
                     {
-                        ZipForm.SingleValue => "this zip holds a model as one table (written by an earlier version of DeepDensity, or a sequence model), " +
+                        ZipForm.SingleValue => "this zip holds a model as one table (written by an earlier version of DeepDensity), " +
                             "for which allow about 25 times the zip's size of managed heap (a 31.5 MB zip needed more than 600 MB). Loaded and " +
-                            "saved again by this version, a row model is written in chunks and loads in about 6 times its zip's size",
+                            "saved again by this version, it is written in chunks and loads in about 6 times its zip's size",
                         ZipForm.Chunked => "allow about 6 times the zip's size of managed heap for the load (a 37.8 MB zip loaded and scored under 200 MB of heap)",
                         _ => "allow about 6 times the zip's size of managed heap for the load (a 37.8 MB zip loaded and scored under 200 MB of heap), 25 times for " +
-                            "a zip that holds a model as one table (written by an earlier version of DeepDensity, or a sequence model)",
+                            "a zip that holds a model as one table (written by an earlier version of DeepDensity)",
                     } +
                     "; set DOTNET_GCHeapHardLimit or the container's memory limit accordingly, or load the model before other large allocations. " +
                     "Once loaded, the live model keeps little more than its own size.", e);

@@ -52,19 +52,41 @@ internal sealed class SurrogateStageReader
             modelStages = 1;
             return ModelEnvelope.Decode(v1.Span);
         }
-        if (ReadMemory(stages[index], ModelTextChunks.ChunkColumn(Surrogate.ModelCol, 0)) is not ReadOnlyMemory<char> first) return null;
+        if (ReadChunks(stages, index, Surrogate.ModelCol) is not { } chunks) return null;
+        var bytes = ModelTextChunks.Decode(chunks);
+        modelStages = chunks.Count;
+        return ModelEnvelope.Decode(bytes, bytes.Length);
+    }
+
+    /// <summary><see cref="ReadRowModel"/> for a sequence model's surrogate (its model column <c>__dd_rr_model</c>).</summary>
+    public SequenceSurrogate.Envelope? ReadSequenceModel(IReadOnlyList<ITransformer> stages, int index, out int modelStages)
+    {
+        modelStages = 0;
+        if (ReadMemory(stages[index], RnnRnadeSurrogate.ModelCol) is ReadOnlyMemory<char> v1)
+        {
+            modelStages = 1;
+            return SequenceSurrogate.Decode(v1.Span);
+        }
+        if (ReadChunks(stages, index, RnnRnadeSurrogate.ModelCol) is not { } chunks) return null;
+        modelStages = chunks.Count;
+        return SequenceSurrogate.Decode(chunks);
+    }
+
+    /// <summary>The chunks (<see cref="ModelTextChunks"/>) held by the MapValue stages from <paramref name="index"/> on,
+    /// chunk k in the column <paramref name="modelColumn"/>_k; null when that stage holds no chunk 0.</summary>
+    private List<ReadOnlyMemory<char>>? ReadChunks(IReadOnlyList<ITransformer> stages, int index, string modelColumn)
+    {
+        if (ReadMemory(stages[index], ModelTextChunks.ChunkColumn(modelColumn, 0)) is not ReadOnlyMemory<char> first) return null;
         int count = ModelTextChunks.CountOf(first.Span);
         var chunks = new List<ReadOnlyMemory<char>>(count) { first };
         for (int k = 1; k < count; k++)
         {
-            var next = index + k < stages.Count ? ReadMemory(stages[index + k], ModelTextChunks.ChunkColumn(Surrogate.ModelCol, k)) : null;
+            string column = ModelTextChunks.ChunkColumn(modelColumn, k);
+            var next = index + k < stages.Count ? ReadMemory(stages[index + k], column) : null;
             if (next is not ReadOnlyMemory<char> chunk)
-                throw new InvalidModelFileException($"Corrupt DeepDensity model in the ML.NET model: chunk {k} of {count} (the stage writing " +
-                    $"'{ModelTextChunks.ChunkColumn(Surrogate.ModelCol, k)}') is missing.");
+                throw new InvalidModelFileException($"Corrupt DeepDensity model in the ML.NET model: chunk {k} of {count} (the stage writing '{column}') is missing.");
             chunks.Add(chunk);
         }
-        var bytes = ModelTextChunks.Decode(chunks);
-        modelStages = count;
-        return ModelEnvelope.Decode(bytes, bytes.Length);
+        return chunks;
     }
 }

@@ -159,6 +159,64 @@ public class ChunkedModelZipTests
         if (damage != "chunk missing") Assert.Contains(says, atRead.Message);
         Assert.Throws<InvalidModelFileException>(() => ml2.Model.CreatePredictionEngine<Row, Scored>(loaded).Predict(TestData.Blob(1)[0]));
     }
+
+    // ---------------- sequence models ----------------
+    private static (MLContext Ml, IDataView Data, SequenceDensityEstimator.Options Options, SequenceDensityTransformer Live) SequenceTrained()
+    {
+        var ml = new MLContext(seed: 1);
+        var rng = new Randomness.RandomStream(4);
+        var rows = Enumerable.Range(0, 40).Select(_ => new HostileSequenceAndNvilZipTests.SequenceRow
+        {
+            Features = Enumerable.Range(0, 2 * (2 + rng.NextInt(5))).Select(_ => (float)rng.NextGaussian()).ToArray(),
+        }).ToList();
+        var data = ml.Data.LoadFromEnumerable(rows);
+        var options = new SequenceDensityEstimator.Options { FrameSize = 2 };
+        var live = ml.DensityEstimation.RnnRnade(options, new Models.RnnRnade.RnnRnadeOptions { HiddenUnits = 8, Components = 2, RecurrentUnits = 6, MaxEpochs = 1 }).Fit(data);
+        return (ml, data, options, live);
+    }
+
+    private static string[] SequenceChunks(SequenceDensityTransformer live, int size)
+        => ModelTextChunks.Encode(SequenceSurrogate.EncodeBytes(live.Model, live.Threshold, new[] { "Features" }), size);
+
+    [Fact]
+    public void ASequenceModelInChunks_ScoresTheLiveBits_ThroughBothLoads()
+    {
+        var (ml, data, options, live) = SequenceTrained();
+        var chunks = SequenceChunks(live, 100);
+        Assert.True(chunks.Length > 3, $"{chunks.Length} chunks");
+        var expected = live.Transform(data).GetColumn<float[]>("FrameLogDensities").ToArray();
+        foreach (var saved in new[] { live, SequenceSurrogate.BuildChain(ml, options, chunks) }) // the estimator's form (one chunk), and several
+        {
+            using var zip = new MemoryStream();
+            ml.Model.Save(saved, data.Schema, zip);
+            var ml2 = new MLContext(seed: 3);
+            var plain = ml2.Model.Load(new MemoryStream(zip.ToArray()), out _);
+            Assert.Contains(Leaves(plain), s => s is ColumnConcatenatingTransformer);
+            var fast = ml2.Model.LoadWithLiveDensityModels(new MemoryStream(zip.ToArray()), out _);
+            Assert.IsType<SequenceDensityTransformer>(fast);
+            foreach (var t in new[] { plain, fast })
+                Assert.Equal(expected, t.Transform(data).GetColumn<float[]>("FrameLogDensities").ToArray());
+            Assert.Equal(live.Threshold, plain.GetSequenceAnomalyThreshold(ml2));
+            Assert.Equal(live.Model.ToBytes(), plain.GetSequenceDensityModel(ml2).ToBytes());
+        }
+    }
+
+    [Fact]
+    public void ADamagedSequenceChunk_ThrowsInvalidModelFileException_AtLoadWithLiveDensityModels_OrAtTheFirstRead()
+    {
+        var (ml, data, options, live) = SequenceTrained();
+        var bad = SequenceChunks(live, 100);
+        bad[1] = bad[1][..20] + (char)(bad[1][20] ^ 0x100) + bad[1][21..];
+        using var zip = new MemoryStream();
+        ml.Model.Save(SequenceSurrogate.BuildChain(ml, options, bad), data.Schema, zip);
+        var ml2 = new MLContext(seed: 3);
+        var atLoad = Assert.Throws<InvalidModelFileException>(() => ml2.Model.LoadWithLiveDensityModels(new MemoryStream(zip.ToArray()), out _));
+        Assert.Contains("checksum mismatch of chunk 1 of", atLoad.Message);
+        var loaded = ml2.Model.Load(new MemoryStream(zip.ToArray()), out _);
+        Assert.Throws<InvalidModelFileException>(() => loaded.GetSequenceDensityModel(ml2));
+        var atRead = LoadedModelErrorTests.Innermost<InvalidModelFileException>(Assert.ThrowsAny<Exception>(() => loaded.Transform(data).GetColumn<float>("LogDensity").ToArray()));
+        Assert.Contains("checksum mismatch of chunk 1 of", atRead.Message);
+    }
 }
 
 /// <summary>What a load of the chunked form allocates, against the "v1" form of the same model: process-wide
