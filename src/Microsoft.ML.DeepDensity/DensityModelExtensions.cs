@@ -212,7 +212,7 @@ public static class DensityModelExtensions
     /// <see cref="Persistence.InvalidModelFileException"/> now rather than at the first row read. Two failures of
     /// ML.NET's own load are rethrown with their remedy, ML.NET's exception inside: no writable temporary directory
     /// (<see cref="IOException"/> naming <c>mlContext.TempFilePath</c>) and too little memory for the load
-    /// (<see cref="InsufficientMemoryException"/>, naming the heap to allow: about 6 times the zip's size, 25 times for a
+    /// (<see cref="InsufficientMemoryException"/>, naming the heap to allow: about 6 times the zip's size plus 25 MB, 25 times for a
     /// zip of an earlier version).
     /// </summary>
     /// <param name="catalog">The context's model operations (<c>mlContext.Model</c>).</param>

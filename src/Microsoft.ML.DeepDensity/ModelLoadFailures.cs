@@ -107,9 +107,11 @@ internal static class ModelLoadFailures
                     {
                         ZipForm.SingleValue => "this zip holds a model as one table (written by an earlier version of DeepDensity), " +
                             "for which allow about 25 times the zip's size of managed heap (a 31.5 MB zip needed more than 600 MB). Loaded and " +
-                            "saved again by this version, it is written in chunks and loads in about 6 times its zip's size",
-                        ZipForm.Chunked => "allow about 6 times the zip's size of managed heap for the load (a 37.8 MB zip loaded and scored under 200 MB of heap)",
-                        _ => "allow about 6 times the zip's size of managed heap for the load (a 37.8 MB zip loaded and scored under 200 MB of heap), 25 times for " +
+                            "saved again by this version, it is written in chunks and loads in about 6 times its zip's size plus 25 MB",
+                        ZipForm.Chunked => "allow about 6 times the zip's size plus 25 MB of managed heap for the load (a 37.8 MB zip loaded and scored " +
+                            "under 200 MB of heap, a 9.5 MB one under 75 MB of heap)",
+                        _ => "allow about 6 times the zip's size plus 25 MB of managed heap for the load (a 37.8 MB zip loaded and scored under 200 MB " +
+                            "of heap), 25 times the zip's size for " +
                             "a zip that holds a model as one table (written by an earlier version of DeepDensity)",
                     } +
                     "; set DOTNET_GCHeapHardLimit or the container's memory limit accordingly, or load the model before other large allocations. " +
