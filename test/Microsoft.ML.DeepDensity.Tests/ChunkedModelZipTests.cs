@@ -86,6 +86,9 @@ public class ChunkedModelZipTests
             var engine = ml2.Model.CreatePredictionEngine<Row, Scored>(t);
             for (int i = 0; i < 20; i++)
                 Assert.Equal(BitConverter.SingleToInt32Bits(expected[i]), BitConverter.SingleToInt32Bits(engine.Predict(rows[i]).LogDensity));
+            // Saved again (the loaded chain as ML.NET keeps it, or the live transformer), it still loads and scores the same.
+            var again = new MLContext(seed: 5).Model.Load(new MemoryStream(Zip(ml2, t)), out _);
+            Assert.Equal(expected, again.Transform(ml2.Data.LoadFromEnumerable(rows)).GetColumn<float>("LogDensity").ToArray());
         }
     }
 
