@@ -29,23 +29,35 @@ public static class DensityModelExtensions
                     found.Add(d);
                     return;
                 case IEnumerable<ITransformer> chain:
-                    foreach (var inner in chain) Visit(inner);
+                    // By index: a loaded model's chunks are held by consecutive stages (one MapValue each).
+                    var stages = chain.ToList();
+                    for (int i = 0; i < stages.Count; i++)
+                    {
+                        if (stages[i] is DensityTransformer or IEnumerable<ITransformer>) { Visit(stages[i]); continue; }
+                        if (LoadedModelStages(Reader(), stages, i, mlContext!, out int used) is DensityTransformer inChain)
+                        {
+                            found.Add(inChain);
+                            i += used - 1;
+                        }
+                    }
                     return;
             }
+            if (LoadedModelStages(Reader(), new[] { t }, 0, mlContext!, out _) is DensityTransformer loaded) found.Add(loaded);
+        }
+
+        SurrogateStageReader Reader()
+        {
             mlContext ??= new MLContext();
-            reader ??= new SurrogateStageReader(mlContext);
-            if (LoadedModelStage(reader, t, mlContext) is DensityTransformer loaded) found.Add(loaded);
+            return reader ??= new SurrogateStageReader(mlContext);
         }
     }
 
-    /// <summary>The live transformer decoded from <paramref name="stage"/> when it is the model stage of a loaded
-    /// surrogate (the MapValue that turns the constant key into the model blob); null for any other stage.</summary>
-    private static DensityTransformer? LoadedModelStage(SurrogateStageReader reader, ITransformer stage, MLContext mlContext)
-    {
-        if (reader.ReadText(stage, Surrogate.ModelCol) is not string blob) return null;
-        var (model, settings) = ModelEnvelope.Decode(blob);
-        return new DensityTransformer(mlContext, model, settings);
-    }
+    /// <summary>The live transformer decoded from the model stages of a loaded surrogate starting at
+    /// <paramref name="stages"/>[<paramref name="index"/>] (the MapValue stages that turn the constant key into the
+    /// model's text), and how many stages hold it; null for any other stage.</summary>
+    private static DensityTransformer? LoadedModelStages(SurrogateStageReader reader, IReadOnlyList<ITransformer> stages, int index,
+        MLContext mlContext, out int modelStages)
+        => reader.ReadRowModel(stages, index, out modelStages) is var (model, settings) ? new DensityTransformer(mlContext, model, settings) : null;
 
     /// <summary>The one density transformer in <paramref name="transformer"/>; throws if there is none or several.</summary>
     /// <param name="transformer">A fitted or loaded transformer: a single stage or a chain.</param>
@@ -143,7 +155,7 @@ public static class DensityModelExtensions
                 int modelStage = i + Surrogate.StagesBeforeModel;
                 if (modelStage < stages.Count && stages[modelStage] is not IEnumerable<ITransformer>
                     && Surrogate.EndOfLoaded(stages, modelStage) is int end
-                    && LoadedModelStage(reader, stages[modelStage], mlContext) is DensityTransformer live)
+                    && LoadedModelStages(reader, stages, modelStage, mlContext, out _) is DensityTransformer live)
                 {
                     replaced.Add(live);
                     replacedScopes.Add(scopes[modelStage]);
@@ -200,7 +212,8 @@ public static class DensityModelExtensions
     /// <see cref="Persistence.InvalidModelFileException"/> now rather than at the first row read. Two failures of
     /// ML.NET's own load are rethrown with their remedy, ML.NET's exception inside: no writable temporary directory
     /// (<see cref="IOException"/> naming <c>mlContext.TempFilePath</c>) and too little memory for the load
-    /// (<see cref="InsufficientMemoryException"/>, about 25 times the zip's size of heap).
+    /// (<see cref="InsufficientMemoryException"/>, naming the heap to allow: about 6 times the zip's size plus 25 MB, 25 times for a
+    /// zip of an earlier version).
     /// </summary>
     /// <param name="catalog">The context's model operations (<c>mlContext.Model</c>).</param>
     /// <param name="filePath">The model zip written by <c>mlContext.Model.Save</c>.</param>
@@ -210,7 +223,11 @@ public static class DensityModelExtensions
         ArgumentNullException.ThrowIfNull(catalog);
         DataViewSchema? schema = null;
         long? bytes = File.Exists(filePath) ? new FileInfo(filePath).Length : null;
-        var loaded = ModelLoadFailures.Load(() => catalog.Load(filePath, out schema), bytes);
+        var loaded = ModelLoadFailures.Load(() => catalog.Load(filePath, out schema), bytes, () =>
+        {
+            using var zip = File.OpenRead(filePath);
+            return ModelLoadFailures.FormOf(zip);
+        });
         inputSchema = schema!;
         return LiveAndValidated(loaded);
     }
@@ -222,7 +239,14 @@ public static class DensityModelExtensions
         ArgumentNullException.ThrowIfNull(catalog);
         DataViewSchema? schema = null;
         long? bytes = stream is { CanSeek: true } ? stream.Length - stream.Position : null;
-        var loaded = ModelLoadFailures.Load(() => catalog.Load(stream, out schema), bytes);
+        long start = stream is { CanSeek: true } ? stream.Position : -1;
+        var loaded = ModelLoadFailures.Load(() => catalog.Load(stream, out schema), bytes,
+            () =>
+            {
+                if (start < 0) return ModelLoadFailures.ZipForm.Unknown;
+                stream.Position = start;
+                return ModelLoadFailures.FormOf(stream);
+            });
         inputSchema = schema!;
         return LiveAndValidated(loaded);
     }

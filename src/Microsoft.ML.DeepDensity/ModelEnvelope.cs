@@ -4,8 +4,10 @@ using Microsoft.ML.DeepDensity.Persistence;
 namespace Microsoft.ML.DeepDensity.Transforms;
 
 /// <summary>
-/// The text value stored in the model zip (inside a MapValue table): base64 of
-/// <code>"DDMN" | u16 envelope version | transformer settings | u32 CRC-32 of the preceding bytes | i32 length | engine model file (DensityModel.ToBytes)</code>.
+/// The model as the surrogate stores it in the model zip:
+/// <code>"DDMN" | u16 envelope version | transformer settings | u32 CRC-32 of the preceding bytes | i32 length | engine model file (DensityModel.ToBytes)</code>;
+/// base64 in one MapValue text value in the "v1" surrogate, split into 15-bit text chunks (<see cref="ModelTextChunks"/>)
+/// since "v2".
 /// The engine file says its own kind, so one scorer serves every model family; it carries its own CRC. Version 1 had no
 /// CRC of the settings (still read).
 /// </summary>
@@ -17,9 +19,18 @@ internal static class ModelEnvelope
     public const ushort Version = 2;
     private static ReadOnlySpan<byte> Magic => "DDMN"u8;
 
+    /// <summary>The envelope as base64 text: the "v1" surrogate's single value (tests build v1 zips with it).</summary>
     public static string Encode(DensityModel model, TransformerSettings s)
     {
-        using var ms = new MemoryStream();
+        var bytes = EncodeBytes(model, s);
+        return Convert.ToBase64String(bytes);
+    }
+
+    /// <summary>The envelope's bytes.</summary>
+    public static byte[] EncodeBytes(DensityModel model, TransformerSettings s)
+    {
+        var engine = model.ToBytes();
+        using var ms = new MemoryStream(engine.Length + 1024);
         using (var w = new BinaryWriter(ms, Encoding.UTF8, leaveOpen: true))
         {
             w.Write(Magic);
@@ -36,18 +47,24 @@ internal static class ModelEnvelope
             w.Write(s.ScoringBlockRows);
             w.Flush();
             w.Write(Crc32.Append(0, ms.GetBuffer().AsSpan(0, (int)ms.Length)));
-            var engine = model.ToBytes();
             w.Write(engine.Length);
             w.Write(engine);
         }
-        return Convert.ToBase64String(ms.GetBuffer(), 0, (int)ms.Length);
+        return ms.ToArray();
     }
 
+    /// <summary>The envelope of a "v1" surrogate: base64 text.</summary>
     public static (DensityModel Model, TransformerSettings Settings) Decode(ReadOnlySpan<char> text)
     {
         byte[] bytes = new byte[text.Length * 3 / 4 + 3];
         if (!Convert.TryFromBase64Chars(text, bytes, out int length))
             throw new InvalidModelFileException("Corrupt DeepDensity model in the ML.NET model: the stored text is not base64.");
+        return Decode(bytes, length);
+    }
+
+    /// <summary>The envelope held in the first <paramref name="length"/> bytes of <paramref name="bytes"/>.</summary>
+    public static (DensityModel Model, TransformerSettings Settings) Decode(byte[] bytes, int length)
+    {
         try
         {
             using var r = new BinaryReader(new MemoryStream(bytes, 0, length, writable: false), Encoding.UTF8);
@@ -77,9 +94,10 @@ internal static class ModelEnvelope
                 throw new InvalidModelFileException($"Corrupt DeepDensity model in the ML.NET model: the threshold is {threshold}.");
             int engineLength = r.ReadInt32();
             if (engineLength < 0 || engineLength > length) throw new InvalidModelFileException("Corrupt DeepDensity model in the ML.NET model: bad engine length.");
-            var engine = r.ReadBytes(engineLength);
-            if (engine.Length != engineLength) throw new InvalidModelFileException("Truncated DeepDensity model in the ML.NET model.");
-            if (r.BaseStream.Position != length) throw new InvalidModelFileException("Corrupt DeepDensity model in the ML.NET model: trailing bytes after the engine model.");
+            int engineStart = (int)r.BaseStream.Position;
+            if (engineLength > length - engineStart) throw new InvalidModelFileException("Truncated DeepDensity model in the ML.NET model.");
+            if (engineStart + engineLength != length) throw new InvalidModelFileException("Corrupt DeepDensity model in the ML.NET model: trailing bytes after the engine model.");
+            var engine = bytes.AsSpan(engineStart, engineLength);
             var settings = new TransformerSettings(feature, logDensity, score, predicted,
                 stdErr.Length == 0 ? null : stdErr, sample.Length == 0 ? null : sample,
                 sampleSeed, contamination, threshold, blockRows);

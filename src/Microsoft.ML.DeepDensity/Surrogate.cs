@@ -14,14 +14,19 @@ namespace Microsoft.ML.DeepDensity.Transforms;
 /// <code>
 ///   CopyColumns   __dd_features &lt;- Features
 ///   CustomMapping "DeepDensity.ConstKey.v1"  -> __dd_key  (constant text "m")
-///   MapValue      __dd_key -> __dd_model     (table {"m": envelope}; ML.NET stores the table in the zip)
-///   CustomMapping "DeepDensity.Score.v1"     -> __dd_logdensity, __dd_score, __dd_predicted, __dd_stderr
-///   CustomMapping "DeepDensity.Sample.v1"    -> __dd_sample                (only with a sample column)
+///   MapValue      __dd_key -> __dd_model_0   (table {"m": chunk 0}; ML.NET stores the table in the zip)
+///   ...           one MapValue per chunk     (__dd_model_1, ...: <see cref="ModelTextChunks"/>)
+///   Concatenate   __dd_model &lt;- __dd_model_0, __dd_model_1, ...   (a vector of text: the chunks by reference)
+///   CustomMapping "DeepDensity.Score.v2"     -> __dd_logdensity, __dd_score, __dd_predicted, __dd_stderr
+///   CustomMapping "DeepDensity.Sample.v2"    -> __dd_sample                (only with a sample column)
 ///   CopyColumns   LogDensity &lt;- __dd_logdensity, Score &lt;- __dd_score, ...
 ///   DropColumns   __dd_*
 /// </code>
 /// The envelope (<see cref="ModelEnvelope"/>) holds the engine's own model file, which names its kind, so the same two
-/// scorers serve every model family. Contract names are versioned: a change of their columns gets a new name.
+/// scorers serve every model family. Contract names are versioned: a change of their columns gets a new name. The "v1"
+/// chain, which zips written before the chunks hold (and still load and score), has one MapValue __dd_key -> __dd_model
+/// whose table is {"m": the envelope in base64} and the "v1" scorers, whose model column is that one text; ML.NET held
+/// copies of 2.7 times the model at once while loading it (docs/mlnet.md, "Memory and time of a load").
 /// <para>What ML.NET 5.0.1 runs of ours at <c>Model.Load</c>: each factory's parameterless constructor and
 /// <c>GetMapping()</c> (LambdaTransform.Create → ComponentCatalog.GetExtensionValue → CustomMappingFactory.CreateTransformer),
 /// with neither the blob (ML.NET's MapValue loader reads it) nor the environment — so the blob is validated at the first
@@ -65,7 +70,7 @@ internal static class Surrogate
     public static ITransformer Build(MLContext ml, DensityTransformer t)
     {
         CheckSavable(t.Settings);
-        return Build(ml, t.Settings, t.Model.Dimension, ModelEnvelope.Encode(t.Model, t.Settings));
+        return Build(ml, t.Settings, t.Model.Dimension, ModelTextChunks.Encode(ModelEnvelope.EncodeBytes(t.Model, t.Settings)));
     }
 
     /// <summary>A transformer loaded from a zip written before <see cref="ReservedColumns"/> existed may name a column with
@@ -84,17 +89,41 @@ internal static class Surrogate
                     "that column. Fit the model again with another column name to save it; the file it came from still loads and scores.");
     }
 
-    /// <summary>The chain carrying <paramref name="envelope"/> as it is (tests pass damaged ones).</summary>
+    /// <summary>The "v1" chain carrying <paramref name="envelope"/> (base64) as it is: what earlier versions wrote (tests
+    /// pass damaged ones).</summary>
     internal static ITransformer Build(MLContext ml, TransformerSettings s, int dimension, string envelope)
+        => Build(ml, s, dimension, new[] { envelope }, chunked: false);
+
+    /// <summary>The "v2" chain carrying <paramref name="chunks"/> (<see cref="ModelTextChunks"/>) as they are (tests pass
+    /// damaged ones).</summary>
+    internal static ITransformer Build(MLContext ml, TransformerSettings s, int dimension, string[] chunks)
+        => Build(ml, s, dimension, chunks, chunked: true);
+
+    private static ITransformer Build(MLContext ml, TransformerSettings s, int dimension, IReadOnlyList<string> model, bool chunked)
     {
         // One flat EstimatorChain (IEstimator.Append would nest a chain per stage), so that a loaded surrogate is one
         // chain of leaves that GetDensityTransformers / WithLiveDensityTransformers can recognise and replace.
         var pipeline = new EstimatorChain<ITransformer>()
             .Append<ITransformer>(ml.Transforms.CopyColumns(FeatureCol, s.FeatureColumnName))
-            .Append<ITransformer>(ml.Transforms.CustomMapping(new ConstKeyFactory().GetMapping(), ConstKeyFactory.ContractName))
-            .Append<ITransformer>(ml.Transforms.Conversion.MapValue(ModelCol,
-                new[] { new KeyValuePair<string, string>(KeyValue, envelope) }, KeyCol))
-            .Append<ITransformer>(ml.Transforms.CustomMapping(new ScoreFactory().GetMapping(), ScoreFactory.ContractName));
+            .Append<ITransformer>(ml.Transforms.CustomMapping(new ConstKeyFactory().GetMapping(), ConstKeyFactory.ContractName));
+        var drop = new List<string> { FeatureCol, KeyCol, ModelCol, LogDensityCol, ScoreCol, PredictedCol, StdErrCol };
+        if (chunked)
+        {
+            var chunkColumns = new string[model.Count];
+            for (int k = 0; k < model.Count; k++)
+            {
+                chunkColumns[k] = ModelTextChunks.ChunkColumn(ModelCol, k);
+                pipeline = pipeline.Append<ITransformer>(ml.Transforms.Conversion.MapValue(chunkColumns[k],
+                    new[] { new KeyValuePair<string, string>(KeyValue, model[k]) }, KeyCol));
+            }
+            drop.AddRange(chunkColumns);
+            pipeline = pipeline.Append<ITransformer>(ml.Transforms.Concatenate(ModelCol, chunkColumns))
+                .Append<ITransformer>(ml.Transforms.CustomMapping(new ScoreFactoryV2().GetMapping(), ScoreFactoryV2.ContractName));
+        }
+        else
+            pipeline = pipeline
+                .Append<ITransformer>(ml.Transforms.Conversion.MapValue(ModelCol, new[] { new KeyValuePair<string, string>(KeyValue, model[0]) }, KeyCol))
+                .Append<ITransformer>(ml.Transforms.CustomMapping(new ScoreFactory().GetMapping(), ScoreFactory.ContractName));
         var copies = new List<(string Output, string Input)>
         {
             (s.LogDensityColumnName, LogDensityCol),
@@ -104,11 +133,12 @@ internal static class Surrogate
         if (s.StandardErrorColumnName is not null) copies.Add((s.StandardErrorColumnName, StdErrCol));
         if (s.SampleColumnName is not null)
         {
-            pipeline = pipeline.Append<ITransformer>(ml.Transforms.CustomMapping(new SampleFactory().GetMapping(), SampleFactory.ContractName));
+            pipeline = pipeline.Append<ITransformer>(chunked
+                ? ml.Transforms.CustomMapping(new SampleFactoryV2().GetMapping(), SampleFactoryV2.ContractName)
+                : ml.Transforms.CustomMapping(new SampleFactory().GetMapping(), SampleFactory.ContractName));
             copies.Add((s.SampleColumnName, SampleCol));
+            drop.Add(SampleCol);
         }
-        var drop = new List<string> { FeatureCol, KeyCol, ModelCol, LogDensityCol, ScoreCol, PredictedCol, StdErrCol };
-        if (s.SampleColumnName is not null) drop.Add(SampleCol);
         foreach (var (output, input) in copies) pipeline = pipeline.Append<ITransformer>(ml.Transforms.CopyColumns(output, input));
         pipeline = pipeline.Append<ITransformer>(ml.Transforms.DropColumns(drop.ToArray()));
 
@@ -175,19 +205,44 @@ internal static class Surrogate
 
         public override Action<ScoreInput, ScoreOutput> GetMapping() => Map;
 
-        private void Map(ScoreInput src, ScoreOutput dst)
-        {
-            var (model, s) = _cache.Resolve(src.Model);
-            Span<float> ld = stackalloc float[1];
-            Span<float> se = stackalloc float[1];
-            CheckWidth(src.Features, model, s);
-            try { model.LogDensity(src.Features, ld, se); }
-            catch (DataValidationException e) { throw RowProblem(e, s); }
-            dst.LogDensity = ld[0];
-            dst.Score = Scoring.ScoreFromLogDensity(ld[0]);
-            dst.PredictedLabel = dst.Score > s.Threshold;
-            dst.StandardError = se[0];
-        }
+        private void Map(ScoreInput src, ScoreOutput dst) => ScoreRow(_cache.Resolve(src.Model), src.Features, dst);
+    }
+
+    /// <summary>Scorer input of the "v2" chain: the features and the model's chunks (<see cref="ModelTextChunks"/>).</summary>
+    [EditorBrowsable(EditorBrowsableState.Never)]
+    public sealed class ScoreInputV2
+    {
+        [ColumnName(FeatureCol)] public float[] Features = Array.Empty<float>();
+        // ReadOnlyMemory<char>, not string: the chunks are passed by reference, not copied per row.
+        [ColumnName(ModelCol)] public ReadOnlyMemory<char>[] Model = Array.Empty<ReadOnlyMemory<char>>();
+    }
+
+    /// <summary>Instantiated by ML.NET on load of a "v2" chain; decodes the chunks once (cached by the identity of their
+    /// backing texts) and scores rows.</summary>
+    [CustomMappingFactoryAttribute(ContractName)]
+    [EditorBrowsable(EditorBrowsableState.Never)]
+    public sealed class ScoreFactoryV2 : CustomMappingFactory<ScoreInputV2, ScoreOutput>
+    {
+        public const string ContractName = "DeepDensity.Score.v2";
+        private readonly EnvelopeCache _cache = new();
+
+        public override Action<ScoreInputV2, ScoreOutput> GetMapping() => Map;
+
+        private void Map(ScoreInputV2 src, ScoreOutput dst) => ScoreRow(_cache.Resolve(src.Model), src.Features, dst);
+    }
+
+    private static void ScoreRow((DensityModel Model, TransformerSettings Settings) decoded, float[] features, ScoreOutput dst)
+    {
+        var (model, s) = decoded;
+        Span<float> ld = stackalloc float[1];
+        Span<float> se = stackalloc float[1];
+        CheckWidth(features, model, s);
+        try { model.LogDensity(features, ld, se); }
+        catch (DataValidationException e) { throw RowProblem(e, s); }
+        dst.LogDensity = ld[0];
+        dst.Score = Scoring.ScoreFromLogDensity(ld[0]);
+        dst.PredictedLabel = dst.Score > s.Threshold;
+        dst.StandardError = se[0];
     }
 
     /// <summary>Sampler input: the features (they seed the draw) and the model envelope.</summary>
@@ -207,15 +262,30 @@ internal static class Surrogate
 
         public override Action<ScoreInput, SampleOutput> GetMapping() => Map;
 
-        private void Map(ScoreInput src, SampleOutput dst)
-        {
-            var (model, s) = _cache.Resolve(src.Model);
-            CheckWidth(src.Features, model, s);
-            try { DataValidation.CheckRows(src.Features, model.Dimension, model.InputDomain, s.FeatureColumnName); }
-            catch (DataValidationException e) { throw RowProblem(e, s); }
-            if (dst.Sample.Length != model.Dimension) dst.Sample = new float[model.Dimension];
-            model.Sample(1, Scoring.RowSampleSeed(s.SampleSeed, src.Features), dst.Sample);
-        }
+        private void Map(ScoreInput src, SampleOutput dst) => SampleRow(_cache.Resolve(src.Model), src.Features, dst);
+    }
+
+    /// <summary>The sampler of the "v2" chain (<see cref="SampleFactory"/> over the model's chunks).</summary>
+    [CustomMappingFactoryAttribute(ContractName)]
+    [EditorBrowsable(EditorBrowsableState.Never)]
+    public sealed class SampleFactoryV2 : CustomMappingFactory<ScoreInputV2, SampleOutput>
+    {
+        public const string ContractName = "DeepDensity.Sample.v2";
+        private readonly EnvelopeCache _cache = new();
+
+        public override Action<ScoreInputV2, SampleOutput> GetMapping() => Map;
+
+        private void Map(ScoreInputV2 src, SampleOutput dst) => SampleRow(_cache.Resolve(src.Model), src.Features, dst);
+    }
+
+    private static void SampleRow((DensityModel Model, TransformerSettings Settings) decoded, float[] features, SampleOutput dst)
+    {
+        var (model, s) = decoded;
+        CheckWidth(features, model, s);
+        try { DataValidation.CheckRows(features, model.Dimension, model.InputDomain, s.FeatureColumnName); }
+        catch (DataValidationException e) { throw RowProblem(e, s); }
+        if (dst.Sample.Length != model.Dimension) dst.Sample = new float[model.Dimension];
+        model.Sample(1, Scoring.RowSampleSeed(s.SampleSeed, features), dst.Sample);
     }
 
     private static void CheckWidth(float[] features, DensityModel model, TransformerSettings s)
@@ -248,10 +318,71 @@ internal static class Surrogate
             }
         }
 
+        /// <summary>The chunks of a "v2" chain, decoded once per set of backing texts, damage reported as above.</summary>
+        private readonly ChunksIdentityCache<(DensityModel, TransformerSettings)> _chunks = new(chunks =>
+        {
+            try
+            {
+                var bytes = ModelTextChunks.Decode(chunks);
+                return ModelEnvelope.Decode(bytes, bytes.Length);
+            }
+            catch (InvalidModelFileException e)
+            {
+                throw new InvalidModelFileException(e.Message + " (found at the first row read: a model loaded with mlContext.Model.Load is " +
+                    "decoded when rows are read; mlContext.Model.LoadWithLiveDensityModels validates it at load)", e);
+            }
+        });
+
         /// <summary>Decodes so far (diagnostics: must stay tiny, not one per row).</summary>
-        public static int TotalDecodes => TextIdentityCache<(DensityModel, TransformerSettings)>.TotalDecodes;
+        public static int TotalDecodes => TextIdentityCache<(DensityModel, TransformerSettings)>.TotalDecodes
+                                          + ChunksIdentityCache<(DensityModel, TransformerSettings)>.TotalDecodes;
 
         public (DensityModel, TransformerSettings) Resolve(ReadOnlyMemory<char> text) => _inner.Resolve(text);
+
+        public (DensityModel, TransformerSettings) Resolve(ReadOnlyMemory<char>[] chunks) => _chunks.Resolve(chunks);
+    }
+
+    /// <summary><see cref="TextIdentityCache{T}"/> for several texts (a "v2" chain's chunks, which ML.NET hands a
+    /// CustomMapping by reference on every row): reused while every chunk has the same backing text and range.</summary>
+    internal sealed class ChunksIdentityCache<T>(Func<IReadOnlyList<ReadOnlyMemory<char>>, T> decode)
+    {
+        private sealed record Entry(ReadOnlyMemory<char>[] Chunks, T Value);
+        private volatile Entry? _entry;
+
+        /// <summary>Decodes so far of this value type (diagnostics).</summary>
+        public static int TotalDecodes;
+
+        public T Resolve(ReadOnlyMemory<char>[] chunks)
+        {
+            var e = _entry;
+            if (e is not null && SameTexts(e.Chunks, chunks)) return e.Value;
+            // The array is ML.NET's, refilled on every row: keep a copy of the (by-reference) chunks.
+            var kept = (ReadOnlyMemory<char>[])chunks.Clone();
+            var value = decode(kept);
+            Interlocked.Increment(ref TotalDecodes);
+            _entry = new Entry(kept, value);
+            return value;
+        }
+
+        private static bool SameTexts(ReadOnlyMemory<char>[] a, ReadOnlyMemory<char>[] b)
+        {
+            if (a.Length != b.Length) return false;
+            for (int i = 0; i < a.Length; i++)
+            {
+                var (x, y) = (a[i], b[i]);
+                if (x.Length != y.Length) return false;
+                if (MemoryMarshal.TryGetString(x, out var xs, out int xStart, out _) && MemoryMarshal.TryGetString(y, out var ys, out int yStart, out _))
+                {
+                    if (!ReferenceEquals(xs, ys) || xStart != yStart) return false;
+                }
+                else if (MemoryMarshal.TryGetArray(x, out ArraySegment<char> xa) && MemoryMarshal.TryGetArray(y, out ArraySegment<char> ya))
+                {
+                    if (!ReferenceEquals(xa.Array, ya.Array) || xa.Offset != ya.Offset) return false;
+                }
+                else return false;
+            }
+            return true;
+        }
     }
 
     /// <summary>The last value decoded from a text, reused while the same backing string or char[] (and range) comes back:

@@ -51,6 +51,23 @@ public class ModelLoadFailureTests
     }
 
     [Fact]
+    public void TheFormOfAZip_IsToldByItsScorersContracts()
+    {
+        string dir = Directory.CreateTempSubdirectory("dd-form").FullName;
+        try
+        {
+            using (var zip = File.OpenRead(SavedZip(dir))) Assert.Equal(ModelLoadFailures.ZipForm.Chunked, ModelLoadFailures.FormOf(zip));
+            var fixtures = Path.Combine(AppContext.BaseDirectory, "Fixtures", "vfb6c978");
+            foreach (var name in new[] { "rnade.zip", "iwae.zip", "rnnrnade-sequences.zip", "rnnrnade-frames.zip" })
+            {
+                using var zip = File.OpenRead(Path.Combine(fixtures, name));
+                Assert.Equal(ModelLoadFailures.ZipForm.SingleValue, ModelLoadFailures.FormOf(zip));
+            }
+        }
+        finally { Directory.Delete(dir, recursive: true); }
+    }
+
+    [Fact]
     public void ALoadThatRunsOutOfMemory_SaysHowMuchHeapItNeeds()
     {
         // What ML.NET 5.0.1 threw for a 31.5 MB zip under DOTNET_GCHeapHardLimit = 600 MB (its text codec's ReadString
@@ -65,6 +82,13 @@ public class ModelLoadFailureTests
         Assert.Contains("25 times", e.Message);
         Assert.Contains("DOTNET_GCHeapHardLimit", e.Message);
         Assert.DoesNotContain("MB)", ModelLoadFailures.Explain(thrown, null)!.Message); // a non-seekable stream: size unknown
+        // The heap asked for follows the zip's form: chunks (this version) or one table (earlier versions, sequence models).
+        var chunked = ModelLoadFailures.Explain(thrown, 37_800_000, ModelLoadFailures.ZipForm.Chunked)!.Message;
+        Assert.Contains("6 times", chunked);
+        Assert.DoesNotContain("25 times", chunked);
+        var single = ModelLoadFailures.Explain(thrown, 31_500_000, ModelLoadFailures.ZipForm.SingleValue)!.Message;
+        Assert.Contains("25 times", single);
+        Assert.Contains("earlier version", single);
 
         // Everything else passes through as ML.NET threw it: damaged zips, a missing file, a permission on the model itself.
         Assert.Null(ModelLoadFailures.Explain(new FormatException("Failed to open a zip archive"), 100));

@@ -127,15 +127,16 @@ public sealed class RnnRnadeFrameEstimator : IEstimator<SequenceDensityTransform
         var frames = RnnRnadeColumns.ScoreFramesCancellably(model, data, o.CancellationToken);
         var scores = frames.Select(Scoring.ScoreFromLogDensity).ToArray();
         float threshold = Scoring.Threshold(scores, o.Contamination);
-        var chain = RnnRnadeSurrogate.AppendModel(_ml, Inputs(trainData.Schema), model, threshold, new[] { o.FeatureColumnName, o.SequenceIdColumnName, o.OrderColumnName })
-            .Append<ITransformer>(_ml.Transforms.StatefulCustomMapping(new RnnRnadeSurrogate.FrameFactory().GetMapping(),
-                new RnnRnadeSurrogate.FrameFactory().GetStateInitAction(), RnnRnadeSurrogate.FrameFactory.ContractName));
+        var chain = RnnRnadeSurrogate.AppendModel(_ml, Inputs(trainData.Schema), model, threshold, new[] { o.FeatureColumnName, o.SequenceIdColumnName, o.OrderColumnName },
+                out var chunkColumns)
+            .Append<ITransformer>(_ml.Transforms.StatefulCustomMapping(new RnnRnadeSurrogate.FrameFactoryV2().GetMapping(),
+                new RnnRnadeSurrogate.FrameFactoryV2().GetStateInitAction(), RnnRnadeSurrogate.FrameFactoryV2.ContractName));
         chain = RnnRnadeSurrogate.Finish(_ml, chain, new[]
         {
             (o.LogDensityColumnName, RnnRnadeSurrogate.LogDensityCol), (o.ScoreColumnName, RnnRnadeSurrogate.ScoreCol),
             (o.PredictedLabelColumnName, RnnRnadeSurrogate.PredictedCol),
         }, new[] { RnnRnadeSurrogate.FeatureCol, RnnRnadeSurrogate.IdCol, RnnRnadeSurrogate.OrderCol, RnnRnadeSurrogate.LogDensityCol,
-                   RnnRnadeSurrogate.ScoreCol, RnnRnadeSurrogate.PredictedCol });
+                   RnnRnadeSurrogate.ScoreCol, RnnRnadeSurrogate.PredictedCol }.Concat(chunkColumns));
         var (feature, id, order) = (o.FeatureColumnName, o.SequenceIdColumnName, o.OrderColumnName);
         int frameSize = model.FrameSize;
         return new SequenceDensityTransformer(chain.Fit(trainData), model, threshold, schema => CheckColumns(schema, feature, id, order, frameSize),

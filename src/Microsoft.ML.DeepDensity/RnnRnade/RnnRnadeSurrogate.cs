@@ -16,10 +16,13 @@ namespace Microsoft.ML.DeepDensity.Transforms;
 /// <code>
 ///   CopyColumns   __dd_rr_features &lt;- Features  (and, for frame rows, __dd_rr_id / __dd_rr_order converted)
 ///   CustomMapping "DeepDensity.ConstKey.v1"     -> __dd_key
-///   MapValue      __dd_key -> __dd_rr_model     (table {"m": envelope})
-///   CustomMapping "DeepDensity.Sequence.v1"  or  StatefulCustomMapping "DeepDensity.RnnRnadeFrames.v1"
+///   MapValue      __dd_key -> __dd_rr_model_k   (one per chunk: table {"m": chunk k}, <see cref="ModelTextChunks"/>)
+///   Concatenate   __dd_rr_model &lt;- __dd_rr_model_0, ...
+///   CustomMapping "DeepDensity.Sequence.v2"  or  StatefulCustomMapping "DeepDensity.RnnRnadeFrames.v2"
 ///   CopyColumns   user output names &lt;- __dd_rr_*;  DropColumns __dd_*
 /// </code>
+/// Zips written before the chunks ("v1") hold the envelope as one base64 value (MapValue __dd_key -> __dd_rr_model) read
+/// by "DeepDensity.Sequence.v1" / "DeepDensity.RnnRnadeFrames.v1"; they still load and score.
 /// The live transformer is this same chain, so live and loaded scores are the same code.
 /// </summary>
 internal static class RnnRnadeSurrogate
@@ -27,13 +30,33 @@ internal static class RnnRnadeSurrogate
     public const string FeatureCol = "__dd_rr_features", ModelCol = "__dd_rr_model", IdCol = "__dd_rr_id", OrderCol = "__dd_rr_order";
     public const string LogDensityCol = "__dd_rr_logdensity", PerFrameCol = "__dd_rr_perframe", FramesCol = "__dd_rr_frames";
     public const string ScoreCol = "__dd_rr_score", PredictedCol = "__dd_rr_predicted";
-    /// <summary>Appends the constant key and the model text column (after the input copies).</summary>
+    /// <summary>Appends the constant key and the model's chunks, concatenated into the model column (after the input
+    /// copies); <paramref name="chunkColumns"/> are the chunks' columns, for the final DropColumns.</summary>
     public static EstimatorChain<ITransformer> AppendModel(MLContext ml, EstimatorChain<ITransformer> chain, SequenceDensityModel model, float threshold,
-        IReadOnlyList<string> columns)
-        => chain
-            .Append<ITransformer>(ml.Transforms.CustomMapping(new Surrogate.ConstKeyFactory().GetMapping(), Surrogate.ConstKeyFactory.ContractName))
-            .Append<ITransformer>(ml.Transforms.Conversion.MapValue(ModelCol,
-                new[] { new KeyValuePair<string, string>(Surrogate.KeyValue, SequenceSurrogate.Encode(model, threshold, columns)) }, Surrogate.KeyCol));
+        IReadOnlyList<string> columns, out string[] chunkColumns)
+        => AppendModel(ml, chain, ModelTextChunks.Encode(SequenceSurrogate.EncodeBytes(model, threshold, columns)), chunked: true, out chunkColumns);
+
+    /// <summary>Appends the constant key and <paramref name="model"/>: chunks concatenated into the model column, or (the
+    /// "v1" chain, <paramref name="chunked"/> false) one base64 envelope as the model column.</summary>
+    public static EstimatorChain<ITransformer> AppendModel(MLContext ml, EstimatorChain<ITransformer> chain, IReadOnlyList<string> model, bool chunked,
+        out string[] chunkColumns)
+    {
+        chain = chain.Append<ITransformer>(ml.Transforms.CustomMapping(new Surrogate.ConstKeyFactory().GetMapping(), Surrogate.ConstKeyFactory.ContractName));
+        if (!chunked)
+        {
+            chunkColumns = Array.Empty<string>();
+            return chain.Append<ITransformer>(ml.Transforms.Conversion.MapValue(ModelCol,
+                new[] { new KeyValuePair<string, string>(Surrogate.KeyValue, model[0]) }, Surrogate.KeyCol));
+        }
+        chunkColumns = new string[model.Count];
+        for (int k = 0; k < model.Count; k++)
+        {
+            chunkColumns[k] = ModelTextChunks.ChunkColumn(ModelCol, k);
+            chain = chain.Append<ITransformer>(ml.Transforms.Conversion.MapValue(chunkColumns[k],
+                new[] { new KeyValuePair<string, string>(Surrogate.KeyValue, model[k]) }, Surrogate.KeyCol));
+        }
+        return chain.Append<ITransformer>(ml.Transforms.Concatenate(ModelCol, chunkColumns));
+    }
 
     /// <summary>Copies the internal outputs to the user's names and drops every internal column.</summary>
     public static EstimatorChain<ITransformer> Finish(MLContext ml, EstimatorChain<ITransformer> chain,
@@ -59,6 +82,14 @@ internal static class RnnRnadeSurrogate
     {
         [ColumnName(FeatureCol)] public float[] Features = Array.Empty<float>();
         [ColumnName(ModelCol)] public ReadOnlyMemory<char> Model;
+    }
+
+    /// <summary><see cref="SequenceInput"/> of the "v2" chain: the model's chunks, by reference.</summary>
+    [EditorBrowsable(EditorBrowsableState.Never)]
+    public sealed class SequenceInputV2
+    {
+        [ColumnName(FeatureCol)] public float[] Features = Array.Empty<float>();
+        [ColumnName(ModelCol)] public ReadOnlyMemory<char>[] Model = Array.Empty<ReadOnlyMemory<char>>();
     }
 
     [EditorBrowsable(EditorBrowsableState.Never)]
@@ -130,6 +161,16 @@ internal static class RnnRnadeSurrogate
         [ColumnName(ModelCol)] public ReadOnlyMemory<char> Model;
     }
 
+    /// <summary><see cref="FrameInput"/> of the "v2" chain: the model's chunks, by reference.</summary>
+    [EditorBrowsable(EditorBrowsableState.Never)]
+    public sealed class FrameInputV2
+    {
+        [ColumnName(FeatureCol)] public float[] Frame = Array.Empty<float>();
+        [ColumnName(IdCol)] public ReadOnlyMemory<char> SequenceId;
+        [ColumnName(OrderCol)] public double Order;
+        [ColumnName(ModelCol)] public ReadOnlyMemory<char>[] Model = Array.Empty<ReadOnlyMemory<char>>();
+    }
+
     [EditorBrowsable(EditorBrowsableState.Never)]
     public sealed class FrameOutput
     {
@@ -192,35 +233,51 @@ internal static class RnnRnadeSurrogate
         public override Action<FrameInput, FrameOutput, FrameState> GetMapping() => Map;
         public override Action<FrameState> GetStateInitAction() => static state => state.InRowMapper = FrameState.CreatedByRowMapper();
 
-        private void Map(FrameInput src, FrameOutput dst, FrameState state)
+        private void Map(FrameInput src, FrameOutput dst, FrameState state) => MapFrame(_cache.Resolve(src.Model), src.Frame, src.SequenceId, src.Order, dst, state);
+    }
+
+    /// <summary><see cref="FrameFactory"/> over the model's chunks (the "v2" chain).</summary>
+    [CustomMappingFactoryAttribute(ContractName)]
+    [EditorBrowsable(EditorBrowsableState.Never)]
+    public sealed class FrameFactoryV2 : StatefulCustomMappingFactory<FrameInputV2, FrameOutput, FrameState>
+    {
+        public const string ContractName = "DeepDensity.RnnRnadeFrames.v2";
+        private readonly Cache _cache = new();
+        public override Action<FrameInputV2, FrameOutput, FrameState> GetMapping() => Map;
+        public override Action<FrameState> GetStateInitAction() => static state => state.InRowMapper = FrameState.CreatedByRowMapper();
+
+        private void Map(FrameInputV2 src, FrameOutput dst, FrameState state) => MapFrame(_cache.Resolve(src.Model), src.Frame, src.SequenceId, src.Order, dst, state);
+    }
+
+    private static void MapFrame((RnnRnadeModel Model, float Threshold, SequenceSurrogate.Envelope Columns) decoded, float[] frame,
+        ReadOnlyMemory<char> sequenceId, double order, FrameOutput dst, FrameState state)
+    {
+        var (model, threshold, columns) = decoded;
+        string frameColumn = columns.Column(0, "frame column"), orderColumn = columns.Column(2, "order column");
+        long row = state.Rows++;
+        if (frame.Length != model.FrameSize)
+            throw state.RowError(row, -1, $"the frame has {frame.Length} values but the model's frame size is {model.FrameSize}", frameColumn, DataProblemKind.WrongSize);
+        if (double.IsNaN(order)) throw state.RowError(row, -1, "the order value is missing (NaN)", orderColumn, DataProblemKind.NonFiniteValue);
+        if (sequenceId.Span.IsWhiteSpace())
+            throw state.RowError(row, -1, "the sequence id is missing (every frame row needs its sequence's id)", columns.Column(1, "sequence-id column"));
+        string id = sequenceId.ToString();
+        // Checked here, with the row's number, before the stream sees it: the stream counts frames of its own sequence,
+        // and a NaN would otherwise be reported at that frame's index as if it were the row.
+        try { DataValidation.CheckRows(frame, model.FrameSize, InputDomain.Real, frameColumn, row); }
+        catch (DataValidationException e) { throw state.RowError(row, e, $"{e.Problem} (sequence '{id}')"); }
+        if (!state.Open.TryGetValue(id, out var open)) open = (model.StartStream(), double.NegativeInfinity);
+        else if (!(order > open.Order))
         {
-            var (model, threshold, columns) = _cache.Resolve(src.Model);
-            string frameColumn = columns.Column(0, "frame column"), orderColumn = columns.Column(2, "order column");
-            long row = state.Rows++;
-            if (src.Frame.Length != model.FrameSize)
-                throw state.RowError(row, -1, $"the frame has {src.Frame.Length} values but the model's frame size is {model.FrameSize}", frameColumn, DataProblemKind.WrongSize);
-            if (double.IsNaN(src.Order)) throw state.RowError(row, -1, "the order value is missing (NaN)", orderColumn, DataProblemKind.NonFiniteValue);
-            if (src.SequenceId.Span.IsWhiteSpace())
-                throw state.RowError(row, -1, "the sequence id is missing (every frame row needs its sequence's id)", columns.Column(1, "sequence-id column"));
-            string id = src.SequenceId.ToString();
-            // Checked here, with the row's number, before the stream sees it: the stream counts frames of its own sequence,
-            // and a NaN would otherwise be reported at that frame's index as if it were the row.
-            try { DataValidation.CheckRows(src.Frame, model.FrameSize, InputDomain.Real, frameColumn, row); }
-            catch (DataValidationException e) { throw state.RowError(row, e, $"{e.Problem} (sequence '{id}')"); }
-            if (!state.Open.TryGetValue(id, out var open)) open = (model.StartStream(), double.NegativeInfinity);
-            else if (!(src.Order > open.Order))
-            {
-                var e = state.RowError(row, -1, $"sequence '{id}' has {OrderAfter(src.Order, open.Order, null)}: the rows of a sequence must arrive in increasing order " +
-                    "(scoring streams each sequence in row order, where training sorted it; sort the rows by order within each sequence before scoring)", orderColumn);
-                e.Data[OrderValuesKey] = new[] { src.Order, open.Order };
-                throw e;
-            }
-            float ld = open.Stream.Append(src.Frame);
-            state.Open[id] = (open.Stream, src.Order);
-            dst.LogDensity = ld;
-            dst.Score = Scoring.ScoreFromLogDensity(ld);
-            dst.PredictedLabel = dst.Score > threshold;
+            var e = state.RowError(row, -1, $"sequence '{id}' has {OrderAfter(order, open.Order, null)}: the rows of a sequence must arrive in increasing order " +
+                "(scoring streams each sequence in row order, where training sorted it; sort the rows by order within each sequence before scoring)", orderColumn);
+            e.Data[OrderValuesKey] = new[] { order, open.Order };
+            throw e;
         }
+        float ld = open.Stream.Append(frame);
+        state.Open[id] = (open.Stream, order);
+        dst.LogDensity = ld;
+        dst.Score = Scoring.ScoreFromLogDensity(ld);
+        dst.PredictedLabel = dst.Score > threshold;
     }
 
     /// <summary>Key in <see cref="Exception.Data"/> of an out-of-order row's error: its order value and the one before it
@@ -250,12 +307,16 @@ internal static class RnnRnadeSurrogate
     /// <summary>One decoded envelope (<see cref="SequenceSurrogate"/>'s) per factory, keyed by the identity of the text backing it.</summary>
     private sealed class Cache
     {
-        private readonly Surrogate.TextIdentityCache<(RnnRnadeModel, float, SequenceSurrogate.Envelope)> _inner = new(t =>
-        {
-            var e = SequenceSurrogate.Decode(t);
-            return (e.Model as RnnRnadeModel ?? throw new InvalidModelFileException($"The frame-row scorer holds a {e.Model.ModelKind} model, not an RNN-RNADE."), e.Threshold, e);
-        });
+        private readonly Surrogate.TextIdentityCache<(RnnRnadeModel, float, SequenceSurrogate.Envelope)> _inner = new(t => Frames(SequenceSurrogate.Decode(t)));
+        private readonly Surrogate.ChunksIdentityCache<(RnnRnadeModel, float, SequenceSurrogate.Envelope)> _chunks = new(c => Frames(SequenceSurrogate.Decode(c)));
+
+        private static (RnnRnadeModel, float, SequenceSurrogate.Envelope) Frames(SequenceSurrogate.Envelope e)
+            => (e.Model as RnnRnadeModel ?? throw new InvalidModelFileException($"The frame-row scorer holds a {e.Model.ModelKind} model, not an RNN-RNADE."), e.Threshold, e);
+
         /// <summary>The model, its threshold and the envelope (for the user's column names: frame, sequence id, order).</summary>
         public (RnnRnadeModel Model, float Threshold, SequenceSurrogate.Envelope Columns) Resolve(ReadOnlyMemory<char> text) => _inner.Resolve(text);
+
+        /// <summary><see cref="Resolve(ReadOnlyMemory{char})"/> for the chunks of a "v2" chain.</summary>
+        public (RnnRnadeModel Model, float Threshold, SequenceSurrogate.Envelope Columns) Resolve(ReadOnlyMemory<char>[] chunks) => _chunks.Resolve(chunks);
     }
 }

@@ -55,10 +55,9 @@ public static class SequenceModelExtensions
     internal static SequenceDensityTransformer? CheckedSequenceStage(ITransformer chain, IReadOnlyList<ITransformer> stages, MLContext? mlContext)
     {
         var reader = new SurrogateStageReader(mlContext ?? new MLContext());
-        foreach (var stage in stages)
+        for (int i = 0; i < stages.Count; i++)
         {
-            if (reader.ReadText(stage, RnnRnadeSurrogate.ModelCol) is not string text) continue;
-            var e = SequenceSurrogate.Decode(text);
+            if (reader.ReadSequenceModel(stages, i, out _) is not SequenceSurrogate.Envelope e) continue;
             var c = e.Columns;
             int frameSize = e.Model.FrameSize;
             Action<DataViewSchema>? check = c.Length switch
@@ -88,13 +87,27 @@ public static class SequenceModelExtensions
                     found.Add((s.Model, s.Threshold));
                     return;
                 case IEnumerable<ITransformer> chain:
-                    foreach (var inner in chain) Visit(inner);
+                    // By index: a loaded model's chunks are held by consecutive stages (one MapValue each).
+                    var stages = chain.ToList();
+                    for (int i = 0; i < stages.Count; i++)
+                    {
+                        if (stages[i] is SequenceDensityTransformer or IEnumerable<ITransformer>) { Visit(stages[i]); continue; }
+                        if (Reader().ReadSequenceModel(stages, i, out int used) is SequenceSurrogate.Envelope inChain)
+                        {
+                            found.Add((inChain.Model, inChain.Threshold));
+                            i += used - 1;
+                        }
+                    }
                     return;
             }
-            // A loaded stage: the MapValue of the surrogate chain turns the constant key into the model text (as for row models).
+            // A loaded stage: the MapValue stages of the surrogate chain turn the constant key into the model text (as for row models).
+            if (Reader().ReadSequenceModel(new[] { t }, 0, out _) is SequenceSurrogate.Envelope e) found.Add((e.Model, e.Threshold));
+        }
+
+        SurrogateStageReader Reader()
+        {
             mlContext ??= new MLContext();
-            reader ??= new SurrogateStageReader(mlContext);
-            if (reader.ReadText(t, RnnRnadeSurrogate.ModelCol) is string text) { var e = SequenceSurrogate.Decode(text); found.Add((e.Model, e.Threshold)); }
+            return reader ??= new SurrogateStageReader(mlContext);
         }
     }
 }

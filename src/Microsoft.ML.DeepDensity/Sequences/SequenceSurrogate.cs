@@ -10,10 +10,14 @@ namespace Microsoft.ML.DeepDensity.Transforms;
 /// loadable transformers carrying the engine model (any registered sequence kind) as data, like <see cref="Surrogate"/>:
 /// <code>
 ///   CopyColumns   __dd_rr_features &lt;- Features
-///   CustomMapping "DeepDensity.ConstKey.v1"  -> __dd_key;   MapValue __dd_key -> __dd_rr_model (table {"m": envelope})
-///   CustomMapping "DeepDensity.Sequence.v1"  -> __dd_rr_logdensity, __dd_rr_perframe, __dd_rr_frames, __dd_rr_score, __dd_rr_predicted
+///   CustomMapping "DeepDensity.ConstKey.v1"  -> __dd_key
+///   MapValue __dd_key -> __dd_rr_model_k     (one per chunk: table {"m": chunk k}, <see cref="ModelTextChunks"/>)
+///   Concatenate   __dd_rr_model &lt;- __dd_rr_model_0, ...
+///   CustomMapping "DeepDensity.Sequence.v2"  -> __dd_rr_logdensity, __dd_rr_perframe, __dd_rr_frames, __dd_rr_score, __dd_rr_predicted
 ///   CopyColumns   user output names &lt;- __dd_rr_*;  DropColumns __dd_*
 /// </code>
+/// Zips written before the chunks ("v1") have one MapValue __dd_key -> __dd_rr_model (table {"m": envelope in base64})
+/// and "DeepDensity.Sequence.v1"; they still load and score.
 /// The live transformer is this same chain, so live and loaded scores are the same code. A zip loads in a process
 /// where the model's kind is registered (built-in kinds always are).
 /// </summary>
@@ -38,11 +42,16 @@ internal static class SequenceSurrogate
         public string Column(int index, string fallback) => index < Columns.Length ? Columns[index] : fallback;
     }
 
-    /// <summary>base64 of "DDSQ" | u16 version | f32 threshold | u8 column count | per column: u16 length, UTF-8 name |
-    /// u32 CRC-32 of the preceding bytes | engine model file.</summary>
+    /// <summary>The envelope in base64: the "v1" chain's single value (tests build v1 zips with it).</summary>
     public static string Encode(SequenceDensityModel model, float threshold, IReadOnlyList<string> columns)
+        => Convert.ToBase64String(EncodeBytes(model, threshold, columns));
+
+    /// <summary>"DDSQ" | u16 version | f32 threshold | u8 column count | per column: u16 length, UTF-8 name |
+    /// u32 CRC-32 of the preceding bytes | engine model file.</summary>
+    public static byte[] EncodeBytes(SequenceDensityModel model, float threshold, IReadOnlyList<string> columns)
     {
-        using var ms = new MemoryStream();
+        var engine = model.ToBytes();
+        using var ms = new MemoryStream(engine.Length + 1024);
         ms.Write(Magic);
         ms.Write(BitConverter.GetBytes(Version));
         ms.Write(BitConverter.GetBytes(threshold));
@@ -54,14 +63,23 @@ internal static class SequenceSurrogate
             ms.Write(bytes);
         }
         ms.Write(BitConverter.GetBytes(Crc32.Append(0, ms.GetBuffer().AsSpan(0, (int)ms.Length))));
-        ms.Write(model.ToBytes());
-        return Convert.ToBase64String(ms.GetBuffer(), 0, (int)ms.Length);
+        ms.Write(engine);
+        return ms.ToArray();
     }
 
+    /// <summary>The envelope of a "v1" chain: base64 text.</summary>
     public static Envelope Decode(ReadOnlySpan<char> text)
     {
         var bytes = new byte[text.Length * 3 / 4 + 3];
-        if (!Convert.TryFromBase64Chars(text, bytes, out int length) || length < 10 || !bytes.AsSpan(0, 4).SequenceEqual(Magic))
+        if (!Convert.TryFromBase64Chars(text, bytes, out int length))
+            throw new InvalidModelFileException("Corrupt sequence model in the ML.NET model.");
+        return Decode(bytes, length);
+    }
+
+    /// <summary>The envelope held in the first <paramref name="length"/> bytes of <paramref name="bytes"/>.</summary>
+    public static Envelope Decode(byte[] bytes, int length)
+    {
+        if (length < 10 || !bytes.AsSpan(0, 4).SequenceEqual(Magic))
             throw new InvalidModelFileException("Corrupt sequence model in the ML.NET model.");
         ushort version = BitConverter.ToUInt16(bytes, 4);
         if (version is < 1 or > Version)
@@ -98,23 +116,31 @@ internal static class SequenceSurrogate
 
     /// <summary>The whole chain, fitted (every stage is trivial: fitted on an empty view with a variable-size feature column).</summary>
     public static ITransformer BuildChain(MLContext ml, SequenceDensityEstimator.Options o, SequenceDensityModel model, float threshold)
-        => BuildChain(ml, o, Encode(model, threshold, new[] { o.FeatureColumnName }));
+        => BuildChain(ml, o, ModelTextChunks.Encode(EncodeBytes(model, threshold, new[] { o.FeatureColumnName })));
 
-    /// <summary>The chain over an already encoded envelope (tests put damaged envelopes in zips through it).</summary>
+    /// <summary>The "v1" chain over an already encoded envelope, base64 (tests put damaged envelopes in zips through it).</summary>
     internal static ITransformer BuildChain(MLContext ml, SequenceDensityEstimator.Options o, string envelope)
+        => BuildChain(ml, o, new[] { envelope }, chunked: false);
+
+    /// <summary>The chain over already encoded chunks (<see cref="ModelTextChunks"/>; tests pass damaged ones).</summary>
+    internal static ITransformer BuildChain(MLContext ml, SequenceDensityEstimator.Options o, string[] chunks)
+        => BuildChain(ml, o, chunks, chunked: true);
+
+    private static ITransformer BuildChain(MLContext ml, SequenceDensityEstimator.Options o, IReadOnlyList<string> model, bool chunked)
     {
-        var chain = new EstimatorChain<ITransformer>().Append<ITransformer>(ml.Transforms.CopyColumns(RnnRnadeSurrogate.FeatureCol, o.FeatureColumnName))
-            .Append<ITransformer>(ml.Transforms.CustomMapping(new Surrogate.ConstKeyFactory().GetMapping(), Surrogate.ConstKeyFactory.ContractName))
-            .Append<ITransformer>(ml.Transforms.Conversion.MapValue(RnnRnadeSurrogate.ModelCol,
-                new[] { new KeyValuePair<string, string>(Surrogate.KeyValue, envelope) }, Surrogate.KeyCol))
-            .Append<ITransformer>(ml.Transforms.CustomMapping(new SequenceFactory().GetMapping(), SequenceFactory.ContractName));
+        var chain = RnnRnadeSurrogate.AppendModel(ml,
+            new EstimatorChain<ITransformer>().Append<ITransformer>(ml.Transforms.CopyColumns(RnnRnadeSurrogate.FeatureCol, o.FeatureColumnName)),
+            model, chunked, out var modelColumns);
+        chain = chain.Append<ITransformer>(chunked
+            ? ml.Transforms.CustomMapping(new SequenceFactoryV2().GetMapping(), SequenceFactoryV2.ContractName)
+            : ml.Transforms.CustomMapping(new SequenceFactory().GetMapping(), SequenceFactory.ContractName));
         chain = RnnRnadeSurrogate.Finish(ml, chain, new[]
         {
             (o.LogDensityColumnName, RnnRnadeSurrogate.LogDensityCol), (o.LogDensityPerFrameColumnName, RnnRnadeSurrogate.PerFrameCol),
             (o.FrameLogDensitiesColumnName, RnnRnadeSurrogate.FramesCol), (o.ScoreColumnName, RnnRnadeSurrogate.ScoreCol),
             (o.PredictedLabelColumnName, RnnRnadeSurrogate.PredictedCol),
         }, new[] { RnnRnadeSurrogate.FeatureCol, RnnRnadeSurrogate.LogDensityCol, RnnRnadeSurrogate.PerFrameCol, RnnRnadeSurrogate.FramesCol,
-                   RnnRnadeSurrogate.ScoreCol, RnnRnadeSurrogate.PredictedCol });
+                   RnnRnadeSurrogate.ScoreCol, RnnRnadeSurrogate.PredictedCol }.Concat(modelColumns));
         var def = SchemaDefinition.Create(typeof(RnnRnadeColumns.SequenceRow));
         def[0].ColumnName = o.FeatureColumnName;
         return chain.Fit(ml.Data.LoadFromEnumerable(new List<RnnRnadeColumns.SequenceRow>(), def));
@@ -130,6 +156,29 @@ internal static class SequenceSurrogate
         public override Action<RnnRnadeSurrogate.SequenceInput, RnnRnadeSurrogate.SequenceOutput> GetMapping() => Map;
 
         private void Map(RnnRnadeSurrogate.SequenceInput src, RnnRnadeSurrogate.SequenceOutput dst)
+        {
+            var e = _cache.Resolve(src.Model);
+            RnnRnadeSurrogate.ScoreSequence(e.Model, e.Threshold, src.Features, dst, e.Column(0, "sequence column"));
+        }
+    }
+
+    /// <summary>The envelope the chunks carry (<see cref="ModelTextChunks"/>), each checked.</summary>
+    internal static Envelope Decode(IReadOnlyList<ReadOnlyMemory<char>> chunks)
+    {
+        var bytes = ModelTextChunks.Decode(chunks);
+        return Decode(bytes, bytes.Length);
+    }
+
+    /// <summary><see cref="SequenceFactory"/> over the model's chunks (the "v2" chain).</summary>
+    [CustomMappingFactoryAttribute(ContractName)]
+    [EditorBrowsable(EditorBrowsableState.Never)]
+    public sealed class SequenceFactoryV2 : CustomMappingFactory<RnnRnadeSurrogate.SequenceInputV2, RnnRnadeSurrogate.SequenceOutput>
+    {
+        public const string ContractName = "DeepDensity.Sequence.v2";
+        private readonly Surrogate.ChunksIdentityCache<Envelope> _cache = new(Decode);
+        public override Action<RnnRnadeSurrogate.SequenceInputV2, RnnRnadeSurrogate.SequenceOutput> GetMapping() => Map;
+
+        private void Map(RnnRnadeSurrogate.SequenceInputV2 src, RnnRnadeSurrogate.SequenceOutput dst)
         {
             var e = _cache.Resolve(src.Model);
             RnnRnadeSurrogate.ScoreSequence(e.Model, e.Threshold, src.Features, dst, e.Column(0, "sequence column"));
