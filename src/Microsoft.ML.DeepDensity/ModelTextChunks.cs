@@ -114,14 +114,27 @@ internal static class ModelTextChunks
         if (first.Count != chunks.Count)
             throw Corrupt($"the model says it has {first.Count} chunks but {chunks.Count} were found");
         if (first.Total > (uint)Array.MaxLength) throw Corrupt($"the model's length {first.Total} is too large");
+        // The headers first: their lengths are the file's word, so each is held to what its chunk's text can carry
+        // (15 bits a character after the header) and their sum to the model's length before the payload is allocated;
+        // a forged length cannot ask for more memory than the zip brought.
+        var headers = new Header[chunks.Count];
+        long total = 0;
+        for (int k = 0; k < chunks.Count; k++)
+        {
+            var h = headers[k] = ReadHeader(chunks[k].Span, out _);
+            if (h.Index != k || h.Count != first.Count || h.Total != first.Total)
+                throw Corrupt($"chunk {k} of {chunks.Count} says it is chunk {h.Index} of {h.Count} of a {h.Total}-byte model (the first says {first.Total})");
+            long capacity = (long)chunks[k].Length * BitsPerChar / 8 - HeaderBytes;
+            if (h.Length > capacity) throw Corrupt($"chunk {k} of {chunks.Count} is truncated: it says it holds {h.Length} bytes, its text at most {capacity}");
+            total += h.Length;
+        }
+        if (total != first.Total) throw Corrupt($"the chunks hold {total} bytes but the model's length is {first.Total}");
         var payload = new byte[first.Total];
         long at = 0;
         for (int k = 0; k < chunks.Count; k++)
         {
-            var h = ReadHeader(chunks[k].Span, out var reader);
-            if (h.Index != k || h.Count != first.Count || h.Total != first.Total)
-                throw Corrupt($"chunk {k} of {chunks.Count} says it is chunk {h.Index} of {h.Count} of a {h.Total}-byte model (the first says {first.Total})");
-            if (h.Length > first.Total - at) throw Corrupt($"chunk {k} of {chunks.Count} holds more bytes than the model's length");
+            var h = headers[k];
+            ReadHeader(chunks[k].Span, out var reader);
             var dest = payload.AsSpan((int)at, (int)h.Length);
             if (!reader.TryRead(dest)) throw Corrupt($"chunk {k} of {chunks.Count} is truncated or not 15-bit text");
             if (!reader.AtPaddedEnd) throw Corrupt($"chunk {k} of {chunks.Count} is longer than its header says");
@@ -129,7 +142,6 @@ internal static class ModelTextChunks
                 throw Corrupt($"checksum mismatch of chunk {k} of {chunks.Count}; the file was modified or damaged");
             at += h.Length;
         }
-        if (at != first.Total) throw Corrupt($"the chunks hold {at} bytes but the model's length is {first.Total}");
         return payload;
     }
 

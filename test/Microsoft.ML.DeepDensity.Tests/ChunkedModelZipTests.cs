@@ -61,6 +61,65 @@ public class ChunkedModelZipTests
     }
 
     [Fact]
+    public void AForgedModelLength_IsRefusedBeforeItIsAllocated()
+    {
+        // A one-chunk model whose header claims 2^31 - 2 bytes, with a matching CRC, as a forger would write it: the length
+        // is checked against what the chunk's text can hold before the payload array exists.
+        var forged = ModelTextChunks.Encode(new byte[100], 4096)[0].ToCharArray();
+        var header = Unpack(forged, 22);
+        BitConverter.TryWriteBytes(header.AsSpan(10), (uint)Array.MaxLength);
+        BitConverter.TryWriteBytes(header.AsSpan(18), Crc(header.AsSpan(0, 18), new byte[100]));
+        var text = RePack(header, forged);
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        var e = Assert.Throws<InvalidModelFileException>(() => ModelTextChunks.Decode(new[] { text.AsMemory() }));
+        Assert.Contains("the chunks hold 100 bytes but the model's length is", e.Message);
+        Assert.True(GC.GetAllocatedBytesForCurrentThread() - before < 1 << 20, "allocated the forged length");
+    }
+
+    /// <summary>CRC-32 (IEEE, as the chunk header's) of <paramref name="a"/> then <paramref name="b"/>.</summary>
+    private static uint Crc(ReadOnlySpan<byte> a, ReadOnlySpan<byte> b)
+    {
+        uint c = ~0u;
+        foreach (var part in new[] { a.ToArray(), b.ToArray() })
+            foreach (byte x in part)
+            {
+                c ^= x;
+                for (int k = 0; k < 8; k++) c = (c & 1) != 0 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+            }
+        return ~c;
+    }
+
+    /// <summary>The first <paramref name="count"/> bytes packed in 15-bit <paramref name="text"/>.</summary>
+    private static byte[] Unpack(char[] text, int count)
+    {
+        var bytes = new byte[count];
+        uint acc = 0; int have = 0, at = 0;
+        for (int i = 0; i < count; i++)
+        {
+            if (have < 8) { acc = (acc << 15) | text[at++]; have += 15; }
+            have -= 8;
+            bytes[i] = (byte)(acc >> have);
+        }
+        return bytes;
+    }
+
+    /// <summary><paramref name="text"/> with its leading bytes replaced by <paramref name="header"/>.</summary>
+    private static string RePack(byte[] header, char[] text)
+    {
+        var all = Unpack(text, text.Length * 15 / 8);
+        header.CopyTo(all, 0);
+        var chars = new char[text.Length];
+        uint acc = 0; int have = 0, at = 0;
+        foreach (byte b in all)
+        {
+            acc = (acc << 8) | b; have += 8;
+            if (have >= 15) { have -= 15; chars[at++] = (char)((acc >> have) & 0x7FFF); }
+        }
+        if (have > 0 && at < chars.Length) chars[at++] = (char)((acc << (15 - have)) & 0x7FFF);
+        return new string(chars, 0, at);
+    }
+
+    [Fact]
     public void ANewZip_HoldsTheChunkedForm_AndScoresTheLiveBits_ThroughBothLoads()
     {
         var (ml, live) = Trained(sample: true);
