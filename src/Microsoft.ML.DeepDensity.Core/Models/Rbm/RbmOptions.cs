@@ -172,8 +172,24 @@ public sealed class RbmOptions : GradientTrainingOptions, Persistence.IModelSize
     /// in the data's units. The model is a mixture of Gaussians of this width, so a σ below 1 lets it be narrower than
     /// the data's marginals. It is folded into the stored input map (x − mean) / (scale · σ), whose log-Jacobian includes
     /// −log σ per column, so the log-density stays that of the raw columns and saved files need no field of their own.
-    /// Must be positive and finite; binary units ignore it. Default <see cref="Defaults.VisibleStdDev"/>.</summary>
+    /// 0 learns one σ per column with the other parameters (see <see cref="LearnedVisibleStdDevStart"/>), folded into the
+    /// map the same way. Must be 0 or positive and finite; binary units ignore it. Default <see cref="Defaults.VisibleStdDev"/>.</summary>
     public float VisibleStdDev { get; set; } = Defaults.VisibleStdDev;
+
+    /// <summary><see cref="VisibleStdDev"/> = 0: the σ every column's learning starts from (the width of the data's
+    /// marginal in standardised units; 1 in the data's units without <see cref="Standardize"/>). Each column's σ follows
+    /// the exact gradient of the log-likelihood (docs/models/rbm.md, "A learned visible width").</summary>
+    public const float LearnedVisibleStdDevStart = 1f;
+
+    /// <summary>The least learned σ, as a fraction of <see cref="LearnedVisibleStdDevStart"/>: a floor that keeps a
+    /// column of repeated values (a rain gauge's dry days) from narrowing onto them without limit.</summary>
+    public const float LearnedVisibleStdDevFloor = 0.1f;
+
+    /// <summary>The largest learned σ, as a multiple of <see cref="LearnedVisibleStdDevStart"/>.</summary>
+    public const float LearnedVisibleStdDevCeiling = 10f;
+
+    /// <summary>Whether σ is learned (Gaussian units and <see cref="VisibleStdDev"/> = 0).</summary>
+    internal bool LearnsVisibleStdDev => VisibleType == RbmVisibleType.Gaussian && VisibleStdDev == 0;
 
     /// <summary>Compute log Z exactly when the smaller layer (hidden, or visible for Bernoulli units) has at most this many
     /// units (2^units states are enumerated: 20 hidden units with 784 visible ones take a few seconds, 25 a few minutes).
@@ -225,7 +241,7 @@ public sealed class RbmOptions : GradientTrainingOptions, Persistence.IModelSize
         Check(HiddenUnits >= 1 && HiddenUnits <= MaxHiddenUnits, nameof(HiddenUnits), HiddenUnits, $"must be in [1, {MaxHiddenUnits}]");
         Check(Enum.IsDefined(VisibleType), nameof(VisibleType), VisibleType, "must be Bernoulli or Gaussian");
         Check(Enum.IsDefined(Algorithm), nameof(Algorithm), Algorithm, "must be ContrastiveDivergence or PersistentContrastiveDivergence");
-        Check(VisibleStdDev > 0 && float.IsFinite(VisibleStdDev), nameof(VisibleStdDev), VisibleStdDev, "must be positive and finite");
+        Check(VisibleStdDev >= 0 && float.IsFinite(VisibleStdDev), nameof(VisibleStdDev), VisibleStdDev, "must be 0 (learned) or positive and finite");
         Check(GibbsSteps >= 1 && GibbsSteps <= MaxGibbsSteps, nameof(GibbsSteps), GibbsSteps, $"must be in [1, {MaxGibbsSteps}]");
         Check(PersistentChains >= 0 && PersistentChains <= MaxPersistentChains, nameof(PersistentChains), PersistentChains, $"must be in [0, {MaxPersistentChains}]");
         Check(ExactLogPartitionMaxUnits >= 0 && ExactLogPartitionMaxUnits <= 30, nameof(ExactLogPartitionMaxUnits), ExactLogPartitionMaxUnits, "must be in [0, 30]");

@@ -1,0 +1,179 @@
+using Microsoft.ML.DeepDensity.Data;
+using Microsoft.ML.DeepDensity.Models.Rbm;
+using Microsoft.ML.DeepDensity.Randomness;
+
+namespace Microsoft.ML.DeepDensity.Tests.Rbm;
+
+/// <summary>
+/// A learned visible width (<see cref="RbmOptions.VisibleStdDev"/> = 0). A Gaussian RBM of per-column width σ is the
+/// unit-variance machine on u = v / σ with the Jacobian −Σ log σ_i, and log Z does not depend on σ, so the gradient in
+/// log σ is exact: u_i ∂F/∂u_i − 1. These check that gradient against finite differences of the exact log-likelihood,
+/// that the learned σ folded into the stored map leaves a normalised density that a saved file keeps, and that the
+/// learned widths follow the columns' noise.
+/// </summary>
+public class RbmLearnedVisibleStdDevTests
+{
+    private static RbmOptions Learned(bool standardize = true) => new()
+    {
+        VisibleType = RbmVisibleType.Gaussian, HiddenUnits = 4, MaxEpochs = 40, LearningRate = 0.01f, BatchSize = 20,
+        Standardize = standardize, VisibleStdDev = 0, SamplingBurnIn = 200, SamplingChains = 500, Seed = 3,
+    };
+
+    /// <summary>The model of a machine behind the map x → x / σ, with the machine's exact log Z (what a learned width's
+    /// fit stores).</summary>
+    private static RbmModel Behind(RbmMachine m, double[] sigma)
+    {
+        double logZ = m.ExactLogPartition(enumerateVisible: false);
+        var map = new ColumnStandardizer(new float[m.D], sigma.Select(s => (float)s).ToArray());
+        return new RbmModel(m, map, LogPartitionMethod.Exact, logZ, 0, logZ, logZ, 0, 0, 10, 1, 1);
+    }
+
+    /// <summary>Mean exact log p of the rows under the machine with widths exp(s), in float64 from the free energy.</summary>
+    private static double MeanLogLikelihood(RbmMachine m, double logZ, RowMatrix x, double[] s)
+    {
+        int n = x.Rows, d = x.Columns;
+        var u = new float[n * d];
+        for (int r = 0; r < n; r++) for (int i = 0; i < d; i++) u[r * d + i] = (float)(x[r, i] / Math.Exp(s[i]));
+        var f = new double[n];
+        m.FreeEnergy(u, n, f, parallel: false);
+        return f.Average(v => -v - logZ - s.Sum());
+    }
+
+    [Fact]
+    public void TheLogStdDevGradientIsTheDerivativeOfTheExactLogLikelihood()
+    {
+        int d = 3, h = 4, n = 40;
+        var m = RbmTests.RandomMachine(d, h, RbmVisibleType.Gaussian, 0.8f, 31);
+        double logZ = m.ExactLogPartition(enumerateVisible: false);
+        var rng = new RandomStream(32);
+        var x = new RowMatrix(n, d);
+        for (int i = 0; i < x.Values.Length; i++) x.Values[i] = (float)(1.5 * rng.NextGaussian());
+        var s = new[] { Math.Log(0.5), Math.Log(1.3), Math.Log(0.8) };
+        var sigma = s.Select(Math.Exp).ToArray();
+
+        // The exact log-likelihood through the stored map is the formula the finite differences use.
+        var model = Behind(m, sigma);
+        var scored = model.LogDensity(x);
+        Assert.Equal(MeanLogLikelihood(m, logZ, x, s), scored.Average(v => (double)v), 4);
+
+        // The trainer's gradient on the rows divided by σ, from the data rows its Gather selected.
+        var trainer = new RbmTrainer(m, n, gibbsSteps: 1, persistent: true, persistentChains: 0)
+        { InputScale = sigma.Select(v => (float)(1 / v)).ToArray() };
+        trainer.SetBatch(x.Values, n);
+        var gradient = new double[d];
+        trainer.LogStdDevGradient(gradient);
+
+        const double step = 1e-3;
+        for (int i = 0; i < d; i++)
+        {
+            var up = (double[])s.Clone(); up[i] += step;
+            var down = (double[])s.Clone(); down[i] -= step;
+            double numeric = (MeanLogLikelihood(m, logZ, x, up) - MeanLogLikelihood(m, logZ, x, down)) / (2 * step);
+            Assert.True(Math.Abs(numeric - gradient[i]) < 2e-3 * Math.Max(1, Math.Abs(numeric)),
+                $"column {i}: analytic {gradient[i]:G6}, finite differences {numeric:G6}");
+        }
+        // The static form (the same sums on the same rows) agrees.
+        var u = new float[n * d];
+        for (int r = 0; r < n; r++) for (int i = 0; i < d; i++) u[r * d + i] = x[r, i] * (float)(1 / sigma[i]);
+        var again = new double[d];
+        RbmTrainer.LogStdDevGradient(m, u, n, again);
+        for (int i = 0; i < d; i++) Assert.Equal(gradient[i], again[i], 10);
+    }
+
+    [Theory]
+    [InlineData(1, true)]
+    [InlineData(2, true)]
+    [InlineData(2, false)]
+    public void TheDensityWithALearnedWidthIntegratesToOne(int d, bool standardize)
+    {
+        var data = RbmVisibleStdDevTests.Clusters(400, d, 21);
+        var model = RbmModel.Fit(data, Learned(standardize));
+        Assert.Equal(LogPartitionMethod.Exact, model.LogPartitionMethod);
+        // σ was learned (not the start), and folded into the map.
+        var fitted = standardize ? ColumnStandardizer.Fit(data) : ColumnStandardizer.Identity(d);
+        for (int c = 0; c < d; c++)
+        {
+            double sigma = model.Standardizer!.Scale[c] / fitted.Scale[c];
+            Assert.True(Math.Abs(sigma - RbmOptions.LearnedVisibleStdDevStart) > 0.05, $"column {c}: σ {sigma} is still the start");
+            Assert.InRange(sigma, RbmOptions.LearnedVisibleStdDevFloor * 0.999, RbmOptions.LearnedVisibleStdDevCeiling * 1.001);
+        }
+        var (mass, _, _) = RbmVisibleStdDevTests.GridMoments(model, data, d == 1 ? 8000 : 500);
+        Assert.Equal(1.0, mass, 3);
+    }
+
+    /// <summary>Two clusters at ±2 in every column with noise of standard deviation 0.15, 0.5 and 1.2 (raw units, no
+    /// standardisation): the learned widths are those noises, and the held-out rows score higher than at a fixed width.</summary>
+    [Fact]
+    public void TheLearnedWidthsFollowTheColumnsNoise()
+    {
+        double[] noise = [0.15, 0.5, 1.2];
+        RowMatrix Make(int rows, ulong seed)
+        {
+            var rng = new RandomStream(seed);
+            var m = new RowMatrix(rows, noise.Length);
+            for (int r = 0; r < rows; r++)
+            {
+                double side = rng.NextDouble() < 0.5 ? -2 : 2;
+                for (int c = 0; c < noise.Length; c++) m[r, c] = (float)(side + noise[c] * rng.NextGaussian());
+            }
+            return m;
+        }
+        var train = Make(2000, 41);
+        var test = Make(2000, 42);
+        var options = new RbmOptions
+        {
+            VisibleType = RbmVisibleType.Gaussian, HiddenUnits = 3, Standardize = false, VisibleStdDev = 0, MaxEpochs = 60, Seed = 5,
+            LearningRate = 0.02f,
+        };
+        var learned = RbmModel.Fit(train, options);
+        var sigma = learned.Standardizer!.Scale.ToArray();
+        for (int c = 0; c < noise.Length; c++)
+            Assert.True(Math.Abs(sigma[c] / noise[c] - 1) < 0.15, $"column {c}: learned σ {sigma[c]:G4}, noise {noise[c]}");
+        options.VisibleStdDev = 0.5f;
+        var fixedWidth = RbmModel.Fit(train, options);
+        double gain = learned.LogDensity(test).Average(v => (double)v) - fixedWidth.LogDensity(test).Average(v => (double)v);
+        Assert.True(gain > 0.3, $"held-out gain over σ = 0.5: {gain:G4} nats per row");
+    }
+
+    [Fact]
+    public void ASavedModelKeepsTheLearnedWidths()
+    {
+        var data = RbmVisibleStdDevTests.Clusters(300, 2, 23);
+        var learned = RbmModel.Fit(data, Learned());
+        var options = Learned();
+        options.VisibleStdDev = 0.7f;
+        var fixedWidth = RbmModel.Fit(data, options);
+        var bytes = learned.ToBytes();
+        var loaded = Assert.IsType<RbmModel>(DensityModel.FromBytes(bytes));
+        Assert.Equal(bytes, loaded.ToBytes());
+        Assert.Equal(learned.Standardizer!.Scale.ToArray(), loaded.Standardizer!.Scale.ToArray());
+        Assert.Equal(learned.LogDensity(data), loaded.LogDensity(data));
+        Assert.Equal(learned.Sample(50, 9).Values, loaded.Sample(50, 9).Values);
+        // No field of its own: a file of a fixed-width model's size.
+        Assert.Equal(fixedWidth.ToBytes().Length, bytes.Length);
+    }
+
+    [Fact]
+    public void AStreamedFitLearnsTheWidthsOfTheInMemoryFit()
+    {
+        var data = RbmVisibleStdDevTests.Clusters(300, 2, 24);
+        var options = Learned();
+        options.MaxEpochs = 5;
+        var inMemory = RbmModel.Fit(data, options);
+        var streamed = RbmModel.Fit(Training.RowStream.From(data), options, null, new Training.StreamingOptions { ShuffleBufferRows = 1000 });
+        Assert.Equal(inMemory.Standardizer!.Scale.ToArray(), streamed.Standardizer!.Scale.ToArray());
+        Assert.Equal(inMemory.LogDensity(data), streamed.LogDensity(data));
+    }
+
+    [Fact]
+    public void BinaryUnitsIgnoreAZeroWidth()
+    {
+        var rng = new RandomStream(4);
+        var data = new RowMatrix(100, 6);
+        for (int i = 0; i < data.Values.Length; i++) data.Values[i] = rng.NextDouble() < 0.3 ? 1 : 0;
+        var a = RbmModel.Fit(data, new RbmOptions { HiddenUnits = 3, MaxEpochs = 2, VisibleStdDev = 0.7f });
+        var b = RbmModel.Fit(data, new RbmOptions { HiddenUnits = 3, MaxEpochs = 2, VisibleStdDev = 0 });
+        Assert.Null(b.Standardizer);
+        Assert.Equal(a.ToBytes(), b.ToBytes());
+    }
+}
