@@ -21,7 +21,7 @@ public sealed class RbmTablesBenchmark : IBenchmark
 
     public string Name => "rbm-tables";
     public string Description => "Gaussian RBM widths vs one full-covariance Gaussian and RNADE on iris, cars, Seattle weather 3/4 columns, 60/20/20 " +
-                                 "(--sigma 0.7,0 (0: learned) --seeds 1,2,3 --tables iris,cars,weather3,weather4 --hidden 100 --no-rnade --split-seed 42)";
+                                 "(--sigma 0.7,0 (0: learned) --seeds 1,2,3 --tables iris,cars,weather3,weather4 --hidden 100 --cd --gibbs K --no-rnade --split-seed 42)";
 
     public int Run(BenchmarkArgs args)
     {
@@ -31,9 +31,6 @@ public sealed class RbmTablesBenchmark : IBenchmark
         var tables = args.String("tables", "iris,cars,weather3,weather4").Split(',');
         int hidden = args.Int("hidden", RbmOptions.Defaults.HiddenUnits), splitSeed = args.Int("split-seed", 42);
         bool rnade = !args.Flag("no-rnade");
-        if (args.Double("floor", 0) > 0) RbmTrainer.ExperimentFloor = (float)args.Double("floor", 0);
-        if (args.Double("start", 0) > 0) RbmTrainer.ExperimentStart = (float)args.Double("start", 0);
-        RbmTrainer.ExperimentRateFactor = (float)args.Double("rate-factor", 1);
         var means = new List<(string Table, string Variant, double Valid, double Test)>();
         foreach (var table in tables)
         {
@@ -50,6 +47,8 @@ public sealed class RbmTablesBenchmark : IBenchmark
                 foreach (int seed in seeds)
                 {
                     var o = new RbmOptions { VisibleType = RbmVisibleType.Gaussian, HiddenUnits = hidden, VisibleStdDev = sigma, Seed = (ulong)seed };
+                    if (args.Flag("cd")) o.Algorithm = RbmTrainingAlgorithm.ContrastiveDivergence;
+                    if (args.Int("gibbs", 0) > 0) o.GibbsSteps = args.Int("gibbs", 1);
                     var clock = System.Diagnostics.Stopwatch.StartNew();
                     var model = RbmModel.Fit(tr, o);
                     double v = Mean(model.LogDensity(va)), t = Mean(model.LogDensity(te)), trainLl = Mean(model.LogDensity(tr));

@@ -219,7 +219,7 @@ public sealed partial class RbmModel : DensityModel
 
     /// <summary>The width the stored map starts from: <see cref="RbmOptions.VisibleStdDev"/>, or
     /// <see cref="RbmOptions.LearnedVisibleStdDevStart"/> when σ is learned.</summary>
-    private static float StartingStdDev(RbmOptions o) => o.LearnsVisibleStdDev ? RbmTrainer.ExperimentStart ?? RbmOptions.LearnedVisibleStdDevStart : o.VisibleStdDev;
+    private static float StartingStdDev(RbmOptions o) => o.LearnsVisibleStdDev ? RbmOptions.LearnedVisibleStdDevStart : o.VisibleStdDev;
 
     /// <summary>
     /// Folds a learned width into the input map: column c's scale is multiplied by σ_c = exp(<paramref name="logStdDev"/>[c])

@@ -18,11 +18,6 @@ internal sealed partial class RbmTrainer
     /// starting width), or null: the rows are copied as they are (a fixed width: the same bits as before).</summary>
     internal float[]? InputScale { get; set; }
 
-    // EXPERIMENT (to be removed): overrides for the benchmark.
-    internal static float? ExperimentFloor;
-    internal static float ExperimentRateFactor = 1f;
-    internal static float? ExperimentStart;
-
     private float[]? _widthRows, _widthHidden, _widthVisible;
 
     /// <summary>Copies one gathered row into the positive block, times <see cref="InputScale"/> when σ is learned.</summary>
@@ -90,7 +85,7 @@ internal sealed partial class RbmTrainer
     {
         private float[]? _logStdDev;
         private double[] _stdDevGradient = [];
-        private static float MinLogStdDev => MathF.Log(ExperimentFloor ?? RbmOptions.LearnedVisibleStdDevFloor);
+        private static readonly float MinLogStdDev = MathF.Log(RbmOptions.LearnedVisibleStdDevFloor);
         private static readonly float MaxLogStdDev = MathF.Log(RbmOptions.LearnedVisibleStdDevCeiling);
 
         /// <summary>Starts learning σ from <paramref name="logStdDev"/> (null: a fixed width); returns the input scale
@@ -117,7 +112,7 @@ internal sealed partial class RbmTrainer
             var t = _logStdDev!;
             for (int i = 0; i < t.Length; i++)
             {
-                float next = t[i] + (float)(ExperimentRateFactor * learningRate * _stdDevGradient[i]);
+                float next = t[i] + (float)(learningRate * _stdDevGradient[i]);
                 // NaN stays NaN (a divergence the epoch's end restores); a finite or infinite step is clamped.
                 t[i] = float.IsNaN(next) ? next : Math.Clamp(next, MinLogStdDev, MaxLogStdDev);
             }
