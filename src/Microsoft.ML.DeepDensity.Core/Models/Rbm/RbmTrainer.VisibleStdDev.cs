@@ -19,6 +19,7 @@ internal sealed partial class RbmTrainer
     internal float[]? InputScale { get; set; }
 
     private float[]? _widthRows, _widthHidden, _widthVisible;
+    private double[]? _widthSums;
 
     /// <summary>Copies one gathered row into the positive block, times <see cref="InputScale"/> when σ is learned.</summary>
     private void CopyDataRow(ReadOnlySpan<float> row, Span<float> destination)
@@ -38,8 +39,8 @@ internal sealed partial class RbmTrainer
         {
             _widthRows = new float[chunk * d]; _widthHidden = new float[chunk * h]; _widthVisible = new float[chunk * d];
         }
-        var sums = new double[d];
-        gradient[..d].Clear();
+        var sums = _widthSums ??= new double[d];
+        Array.Clear(sums);
         for (int r0 = 0; r0 < count; r0 += RowsPerChunk)
         {
             int n = Math.Min(RowsPerChunk, count - r0);
