@@ -91,9 +91,14 @@ public class RbmLearnedVisibleStdDevTests
         Assert.Equal(LogPartitionMethod.Exact, model.LogPartitionMethod);
         // σ was learned (not the start), and folded into the map.
         var fitted = standardize ? ColumnStandardizer.Fit(data) : ColumnStandardizer.Identity(d);
+        var sigmas = Enumerable.Range(0, d).Select(c => (double)model.Standardizer!.Scale[c] / fitted.Scale[c]).ToArray();
+        // The last epoch's metrics report the range of the widths that were folded.
+        var metrics = model.TrainingSummary!.History[^1].Metrics!;
+        Assert.Equal(sigmas.Min(), metrics["visible_std_min"], 1e-4 * sigmas.Min());
+        Assert.Equal(sigmas.Max(), metrics["visible_std_max"], 1e-4 * sigmas.Max());
         for (int c = 0; c < d; c++)
         {
-            double sigma = model.Standardizer!.Scale[c] / fitted.Scale[c];
+            double sigma = sigmas[c];
             Assert.True(Math.Abs(sigma - RbmOptions.LearnedVisibleStdDevStart) > 1e-3, $"column {c}: σ {sigma} is still the start");
             Assert.InRange(sigma, RbmOptions.LearnedVisibleStdDevFloor * 0.999, RbmOptions.LearnedVisibleStdDevCeiling * 1.001);
         }
@@ -153,6 +158,25 @@ public class RbmLearnedVisibleStdDevTests
         var streamed = RbmModel.Fit(Training.RowStream.From(data), options, null, new Training.StreamingOptions { ShuffleBufferRows = 1000 });
         Assert.Equal(inMemory.Standardizer!.Scale.ToArray(), streamed.Standardizer!.Scale.ToArray());
         Assert.Equal(inMemory.LogDensity(data), streamed.LogDensity(data));
+    }
+
+    /// <summary>A rate that blows the machine up: the driver restores the last good state, the learned widths with it
+    /// (they are in the snapshot), halves the rate and trains on to a normalised model.</summary>
+    [Fact]
+    public void ADivergedEpochRestoresTheWidthsWithTheMachine()
+    {
+        var data = RbmVisibleStdDevTests.Clusters(400, 2, 25);
+        var options = Learned();
+        options.LearningRate = 50f;
+        options.MaxEpochs = 6;
+        options.MaxDivergenceRecoveries = 40;
+        var model = RbmModel.Fit(data, options);
+        Assert.True(model.TrainingSummary!.DivergenceRecoveries > 0, "the rate did not diverge");
+        var fitted = ColumnStandardizer.Fit(data);
+        for (int c = 0; c < 2; c++)
+            Assert.InRange(model.Standardizer!.Scale[c] / fitted.Scale[c], RbmOptions.LearnedVisibleStdDevFloor * 0.999, RbmOptions.LearnedVisibleStdDevCeiling * 1.001);
+        var (mass, _, _) = RbmVisibleStdDevTests.GridMoments(model, data, 500);
+        Assert.Equal(1.0, mass, 2);
     }
 
     [Fact]

@@ -122,6 +122,19 @@ internal sealed partial class RbmTrainer
 
         private bool StdDevFinite() => _logStdDev is null || _logStdDev.All(float.IsFinite);
 
+        /// <summary>The epoch's metrics, with the learned widths' least and largest values (<c>visible_std_min</c>,
+        /// <c>visible_std_max</c>; in standardised units, or the data's without standardisation) when σ is learned.</summary>
+        private IReadOnlyDictionary<string, double> WithStdDev(IReadOnlyDictionary<string, double> metrics)
+        {
+            if (_logStdDev is null) return metrics;
+            var d = new Dictionary<string, double>(metrics)
+            {
+                ["visible_std_min"] = RbmOptions.LearnedVisibleStdDevStart * Math.Exp(_logStdDev.Min()),
+                ["visible_std_max"] = RbmOptions.LearnedVisibleStdDevStart * Math.Exp(_logStdDev.Max()),
+            };
+            return d;
+        }
+
         private object SnapshotWithStdDev() => (_machine.Clone(), (float[])_logStdDev!.Clone());
 
         private void RestoreWithStdDev(object snapshot)

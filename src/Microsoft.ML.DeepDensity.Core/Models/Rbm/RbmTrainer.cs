@@ -589,7 +589,7 @@ internal sealed partial class RbmTrainer
             return new EpochFigures(f.TrainPseudoLogLikelihood, _hasValidation ? f.ValidationPseudoLogLikelihood : null,
                 _hasValidation ? f.ValidationScore : null,
                 _machine.Gaussian ? "RBM: train/valid are not likelihoods for Gaussian units; see Metrics" : "RBM: train/valid are pseudo-log-likelihoods",
-                f.ToMetrics());
+                WithStdDev(f.ToMetrics()));
         }
 
         public object Snapshot() => _logStdDev is null ? _machine.Clone() : SnapshotWithStdDev();
