@@ -10,7 +10,7 @@ namespace Microsoft.ML.DeepDensity.Models.Rbm;
 
 /// <summary>
 /// Restricted Boltzmann machine as a density model: Bernoulli–Bernoulli for binary data, Gaussian–Bernoulli (visible
-/// standard deviation <see cref="RbmOptions.VisibleStdDev"/> on standardised data, folded into the stored map) for real data. Trained by CD-k or persistent CD; log Z is computed once after
+/// standard deviation <see cref="RbmOptions.VisibleStdDev"/>, fixed or learned per column, on standardised data, folded into the stored map) for real data. Trained by CD-k or persistent CD; log Z is computed once after
 /// training, exactly by enumerating the smaller layer (≤ <see cref="RbmOptions.ExactLogPartitionMaxUnits"/> units) or by
 /// annealed importance sampling, and stored with the model. log p(x) = −F(x) − log Z (+ the standardisation Jacobian).
 /// </summary>

@@ -7,7 +7,8 @@ public enum RbmVisibleType
 {
     /// <summary>Binary visible units (Bernoulli–Bernoulli RBM); input must be 0/1.</summary>
     Bernoulli = 0,
-    /// <summary>Real visible units of standard deviation <see cref="RbmOptions.VisibleStdDev"/> on standardised data (Gaussian–Bernoulli RBM).</summary>
+    /// <summary>Real visible units of standard deviation <see cref="RbmOptions.VisibleStdDev"/> (or one learned per column
+    /// when it is 0) on standardised data (Gaussian–Bernoulli RBM).</summary>
     Gaussian = 1,
 }
 
