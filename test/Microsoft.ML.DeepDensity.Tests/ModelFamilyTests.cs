@@ -32,6 +32,11 @@ public class ModelFamilyTests
         {
             ModelOptions = new RbmOptions { HiddenUnits = 8, VisibleType = RbmVisibleType.Gaussian, VisibleStdDev = 0.5f, MaxEpochs = 15, LearningRate = 0.01f, SamplingBurnIn = 20, SamplingChains = 4, Seed = 7 },
         })),
+        // Variant: a learned visible width (VisibleStdDev = 0), folded into the stored map like a fixed one.
+        ["RbmGaussianLearnedWidth"] = (ml, configure) => ml.DensityEstimation.Rbm(PipelineChecks.With(configure, new Transforms.RbmEstimator.Options
+        {
+            ModelOptions = new RbmOptions { HiddenUnits = 8, VisibleType = RbmVisibleType.Gaussian, VisibleStdDev = 0, MaxEpochs = 15, LearningRate = 0.01f, SamplingBurnIn = 20, SamplingChains = 4, Seed = 7 },
+        })),
         ["DeepGmm"] = (ml, configure) => ml.DensityEstimation.DeepGmm(PipelineChecks.With(configure, new Transforms.DeepGmmEstimator.Options
         {
             ModelOptions = new DeepGmmOptions { Layers = new[] { 2, 2 }, MaxIterations = 10, Seed = 7 },

@@ -13,7 +13,7 @@ namespace Microsoft.ML.DeepDensity.Tests.Rbm;
 public class RbmVisibleStdDevTests
 {
     /// <summary>Two separated, correlated clusters at an offset and with unequal column scales (d ≤ 2).</summary>
-    private static RowMatrix Clusters(int rows, int d, ulong seed)
+    internal static RowMatrix Clusters(int rows, int d, ulong seed)
     {
         var rng = new RandomStream(seed);
         var m = new RowMatrix(rows, d);
@@ -44,7 +44,7 @@ public class RbmVisibleStdDevTests
     }
 
     /// <summary>∫ p, ∫ x p and ∫ x² p per column on a grid over every column (1-D or 2-D).</summary>
-    private static (double Mass, double[] Mean, double[] Var) GridMoments(RbmModel model, RowMatrix data, int points)
+    internal static (double Mass, double[] Mean, double[] Var) GridMoments(RbmModel model, RowMatrix data, int points)
     {
         int d = data.Columns;
         var grids = Enumerable.Range(0, d).Select(c => Grid(data, c, points)).ToArray();
@@ -159,16 +159,16 @@ public class RbmVisibleStdDevTests
     }
 
     [Theory]
-    [InlineData(0f, "0")]
     [InlineData(-0.5f, "-0.5")]
+    [InlineData(float.NegativeInfinity, "-Infinity")]
     [InlineData(float.NaN, "NaN")]
     [InlineData(float.PositiveInfinity, "Infinity")]
-    public void AWidthThatIsNotPositiveAndFiniteIsRefused(float sigma, string shown)
+    public void AWidthThatIsNeitherZeroNorPositiveAndFiniteIsRefused(float sigma, string shown)
     {
         var o = new RbmOptions { VisibleType = RbmVisibleType.Gaussian, VisibleStdDev = sigma };
         var e = Assert.Throws<ArgumentOutOfRangeException>(o.Validate);
         Assert.Equal(nameof(RbmOptions.VisibleStdDev), e.ParamName);
-        Assert.StartsWith($"VisibleStdDev must be positive and finite (got ", e.Message);
+        Assert.StartsWith($"VisibleStdDev must be 0 (learned) or positive and finite (got ", e.Message);
         Assert.Contains(shown, e.Message);
         Assert.Throws<ArgumentOutOfRangeException>(() => RbmModel.Fit(Clusters(50, 1, 1), o));
     }

@@ -10,7 +10,7 @@ namespace Microsoft.ML.DeepDensity.Models.Rbm;
 
 /// <summary>
 /// Restricted Boltzmann machine as a density model: Bernoulli–Bernoulli for binary data, Gaussian–Bernoulli (visible
-/// standard deviation <see cref="RbmOptions.VisibleStdDev"/> on standardised data, folded into the stored map) for real data. Trained by CD-k or persistent CD; log Z is computed once after
+/// standard deviation <see cref="RbmOptions.VisibleStdDev"/>, fixed or learned per column, on standardised data, folded into the stored map) for real data. Trained by CD-k or persistent CD; log Z is computed once after
 /// training, exactly by enumerating the smaller layer (≤ <see cref="RbmOptions.ExactLogPartitionMaxUnits"/> units) or by
 /// annealed importance sampling, and stored with the model. log p(x) = −F(x) − log Z (+ the standardisation Jacobian).
 /// </summary>
@@ -101,7 +101,7 @@ public sealed partial class RbmModel : DensityModel
 
         ColumnStandardizer? standardizer = null;
         if (options.VisibleType == RbmVisibleType.Gaussian)
-            standardizer = VisibleMap(options.Standardize ? ColumnStandardizer.Fit(train, cancellationToken) : null, d, options.VisibleStdDev);
+            standardizer = VisibleMap(options.Standardize ? ColumnStandardizer.Fit(train, cancellationToken) : null, d, StartingStdDev(options));
         if (standardizer is not null)
         {
             train = standardizer.Forward(train, cancellationToken);
@@ -113,8 +113,10 @@ public sealed partial class RbmModel : DensityModel
         new RandomStream(options.Seed).Fork(0x1A17).FillGaussian(machine.W, 0f, 0.01f);
         var baseBias = BaseRateBias(train, options.VisibleType, cancellationToken);
         if (options.VisibleType == RbmVisibleType.Bernoulli) baseBias.CopyTo(machine.B, 0);
-        var summary = UnscorableValidation.NamingUserRows(() => RbmTrainer.Train(machine, TrainingData.From(train), train, valid, options, progress, cancellationToken),
+        var logStdDev = options.LearnsVisibleStdDev ? new float[d] : null;
+        var summary = UnscorableValidation.NamingUserRows(() => RbmTrainer.Train(machine, TrainingData.From(train), train, valid, options, progress, cancellationToken, logStdDev),
             data, validation, options.ValidationFraction, options.Seed);
+        if (logStdDev is not null) standardizer = FoldLearnedStdDev(standardizer, d, logStdDev, baseBias);
         var model = Normalize(machine, standardizer, baseBias, options, cancellationToken);
         model.TrainingSummary = summary;
         return ModelFile.EnsureTrainedModelLoadable(model);
@@ -140,7 +142,7 @@ public sealed partial class RbmModel : DensityModel
         var (train, valid) = StreamingTrainingData.CheckedSplit(data, validation, ref streaming, domain, options.ValidationFraction, options.Seed, cancellationToken);
         ColumnStandardizer? standardizer = null;
         if (options.VisibleType == RbmVisibleType.Gaussian)
-            standardizer = VisibleMap(options.Standardize ? ColumnStandardizer.Fit(train, cancellationToken) : null, data.Width, options.VisibleStdDev);
+            standardizer = VisibleMap(options.Standardize ? ColumnStandardizer.Fit(train, cancellationToken) : null, data.Width, StartingStdDev(options));
         if (standardizer is { } s)
         {
             train = RowStream.Map(train, (rows, n, _) => s.Forward(rows, rows, n));
@@ -151,9 +153,11 @@ public sealed partial class RbmModel : DensityModel
         var (baseBias, monitorTrain) = BaseRateBiasAndHead(train, options.VisibleType, RbmMonitor.MaxRows, cancellationToken);
         if (options.VisibleType == RbmVisibleType.Bernoulli) baseBias.CopyTo(machine.B, 0);
         // The validation stream's first (and only) read is its head: the monitor reads nothing else of it.
+        var logStdDev = options.LearnsVisibleStdDev ? new float[data.Width] : null;
         var summary = UnscorableValidation.NamingUserRows(() => RbmTrainer.Train(machine, new StreamingTrainingData(train, streaming), monitorTrain,
-            valid is null ? null : RowStream.Head(valid, RbmMonitor.MaxRows, cancellationToken), options, progress, cancellationToken),
+            valid is null ? null : RowStream.Head(valid, RbmMonitor.MaxRows, cancellationToken), options, progress, cancellationToken, logStdDev),
             validation, options.ValidationFraction, options.Seed);
+        if (logStdDev is not null) standardizer = FoldLearnedStdDev(standardizer, data.Width, logStdDev, baseBias);
         var model = Normalize(machine, standardizer, baseBias, options, cancellationToken);
         model.TrainingSummary = summary;
         return ModelFile.EnsureTrainedModelLoadable(model);
@@ -209,6 +213,32 @@ public sealed partial class RbmModel : DensityModel
             if (!(scale[c] > 0) || !float.IsFinite(scale[c]))
                 throw new ArgumentException(FormattableString.Invariant(
                     $"VisibleStdDev = {sigma:R} times column {c}'s scale {columnScale:G6} is {scale[c]:G6}, outside float32's positive finite range; choose a VisibleStdDev nearer 1 or rescale the column."), "options");
+        }
+        return new ColumnStandardizer(mean, scale);
+    }
+
+    /// <summary>The width the stored map starts from: <see cref="RbmOptions.VisibleStdDev"/>, or
+    /// <see cref="RbmOptions.LearnedVisibleStdDevStart"/> when σ is learned.</summary>
+    private static float StartingStdDev(RbmOptions o) => o.LearnsVisibleStdDev ? RbmOptions.LearnedVisibleStdDevStart : o.VisibleStdDev;
+
+    /// <summary>
+    /// Folds a learned width into the input map: column c's scale is multiplied by σ_c = exp(<paramref name="logStdDev"/>[c])
+    /// (relative to the map the machine was trained behind), exactly as a fixed σ is folded, so the machine sees the rows
+    /// divided by σ as in training and the map's log-Jacobian carries −log σ_c; the file, log Z, AIS and sampling are
+    /// those of a fixed width. AIS's base-rate biases (means of the mapped rows) are divided by σ the same way.
+    /// </summary>
+    private static ColumnStandardizer FoldLearnedStdDev(ColumnStandardizer? map, int d, float[] logStdDev, float[] baseBias)
+    {
+        var mean = map?.Mean.ToArray() ?? new float[d];
+        var scale = new float[d];
+        for (int c = 0; c < d; c++)
+        {
+            float sigma = MathF.Exp(logStdDev[c]), columnScale = map?.Scale[c] ?? 1f;
+            scale[c] = columnScale * sigma;
+            baseBias[c] /= sigma;
+            if (!(scale[c] > 0) || !float.IsFinite(scale[c]))
+                throw new ArgumentException(FormattableString.Invariant(
+                    $"The learned visible width {sigma:G6} of column {c} times its scale {columnScale:G6} is {scale[c]:G6}, outside float32's positive finite range; rescale the column or set VisibleStdDev."), "options");
         }
         return new ColumnStandardizer(mean, scale);
     }

@@ -20,10 +20,14 @@ internal sealed class RbmMonitor
     private readonly float[] _train, _trainFlipped;
     private readonly float[]? _valid, _validFlipped;
     private readonly int _nTrain, _nValid;
+    /// <summary>A learned width's 1/σ per column (the trainer's, updated in place), or null: rows are measured as
+    /// stored. With it, rows are divided by σ before the machine sees them and the reconstruction error is measured
+    /// back in the rows' units, so that a narrowing σ does not read as a growing error.</summary>
+    private readonly float[]? _inputScale;
 
-    public RbmMonitor(RbmMachine machine, RowMatrix train, RowMatrix? validation, RandomStream random)
+    public RbmMonitor(RbmMachine machine, RowMatrix train, RowMatrix? validation, RandomStream random, float[]? inputScale = null)
     {
-        _m = machine;
+        _m = machine; _inputScale = inputScale;
         (_train, _trainFlipped, _nTrain) = Subset(train, random.Fork(1));
         if (validation is not null) (_valid, _validFlipped, _nValid) = Subset(validation, random.Fork(2));
     }
@@ -100,6 +104,11 @@ internal sealed class RbmMonitor
     private (double Pll, double Recon, double MeanF) Measure(float[] rows, float[] flipped, int n)
     {
         int d = _m.D, h = _m.H;
+        if (_inputScale is { } scale)
+        {
+            rows = rows.AsSpan(0, n * d).ToArray();
+            for (int r = 0; r < n; r++) TensorPrimitives.Multiply(rows.AsSpan(r * d, d), scale, rows.AsSpan(r * d, d));
+        }
         var f = new double[n];
         _m.FreeEnergy(rows, n, f, parallel: true);
         double meanF = 0;
@@ -127,6 +136,8 @@ internal sealed class RbmMonitor
         RowOps.AddRowVector(recon, n, d, _m.B);
         if (!_m.Gaussian) VectorMath.Sigmoid(recon, default, 1f, recon);
         TensorPrimitives.Subtract(recon, rows.AsSpan(0, n * d), recon);
+        if (_inputScale is { } s)
+            for (int r = 0; r < n; r++) TensorPrimitives.Divide(recon.AsSpan(r * d, d), s, recon.AsSpan(r * d, d));
         double err = TensorPrimitives.SumOfSquares<float>(recon) / n;
         return (pll, err, meanF);
     }

@@ -7,7 +7,8 @@ public enum RbmVisibleType
 {
     /// <summary>Binary visible units (Bernoulli–Bernoulli RBM); input must be 0/1.</summary>
     Bernoulli = 0,
-    /// <summary>Real visible units of standard deviation <see cref="RbmOptions.VisibleStdDev"/> on standardised data (Gaussian–Bernoulli RBM).</summary>
+    /// <summary>Real visible units of standard deviation <see cref="RbmOptions.VisibleStdDev"/> (or one learned per column
+    /// when it is 0) on standardised data (Gaussian–Bernoulli RBM).</summary>
     Gaussian = 1,
 }
 
@@ -66,7 +67,9 @@ public sealed class RbmOptions : GradientTrainingOptions, Persistence.IModelSize
         /// higher on average (by 1 nat a table, 3 on digits, 6 on Fashion-MNIST 8×8) but one fit in three went wrong on
         /// small data (cars; and a 2,100-row anomaly table where its AUC fell to 0.78 from 1.000): 0.7 kept AUC 1.000 on
         /// every seed and the spread over seeds on digits at 0.44 nats against 3.9. It still loses to one full-covariance
-        /// Gaussian on three of the four small tables.</summary>
+        /// Gaussian on three of the four small tables. A learned width per column (0; session 34) lost to it on the same
+        /// tables (1.5 nats of validation summed over the four, worse on three) and spread far more over seeds on the
+        /// larger sets where its mean was higher, so 0.7 stays (docs/models/rbm.md, "A learned visible width").</summary>
         public const float VisibleStdDev = 0.7f;
         /// <summary>Default of <see cref="RbmOptions.ExactLogPartitionMaxUnits"/>.</summary>
         public const int ExactLogPartitionMaxUnits = 20;
@@ -172,8 +175,24 @@ public sealed class RbmOptions : GradientTrainingOptions, Persistence.IModelSize
     /// in the data's units. The model is a mixture of Gaussians of this width, so a σ below 1 lets it be narrower than
     /// the data's marginals. It is folded into the stored input map (x − mean) / (scale · σ), whose log-Jacobian includes
     /// −log σ per column, so the log-density stays that of the raw columns and saved files need no field of their own.
-    /// Must be positive and finite; binary units ignore it. Default <see cref="Defaults.VisibleStdDev"/>.</summary>
+    /// 0 learns one σ per column with the other parameters (see <see cref="LearnedVisibleStdDevStart"/>), folded into the
+    /// map the same way. Must be 0 or positive and finite; binary units ignore it. Default <see cref="Defaults.VisibleStdDev"/>.</summary>
     public float VisibleStdDev { get; set; } = Defaults.VisibleStdDev;
+
+    /// <summary><see cref="VisibleStdDev"/> = 0: the σ every column's learning starts from (the width of the data's
+    /// marginal in standardised units; 1 in the data's units without <see cref="Standardize"/>). Each column's σ follows
+    /// the exact gradient of the log-likelihood (docs/models/rbm.md, "A learned visible width").</summary>
+    public const float LearnedVisibleStdDevStart = 1f;
+
+    /// <summary>The least learned σ, as a fraction of <see cref="LearnedVisibleStdDevStart"/>: a floor that keeps a
+    /// column of repeated values (a rain gauge's dry days) from narrowing onto them without limit.</summary>
+    public const float LearnedVisibleStdDevFloor = 0.1f;
+
+    /// <summary>The largest learned σ, as a multiple of <see cref="LearnedVisibleStdDevStart"/>.</summary>
+    public const float LearnedVisibleStdDevCeiling = 10f;
+
+    /// <summary>Whether σ is learned (Gaussian units and <see cref="VisibleStdDev"/> = 0).</summary>
+    internal bool LearnsVisibleStdDev => VisibleType == RbmVisibleType.Gaussian && VisibleStdDev == 0;
 
     /// <summary>Compute log Z exactly when the smaller layer (hidden, or visible for Bernoulli units) has at most this many
     /// units (2^units states are enumerated: 20 hidden units with 784 visible ones take a few seconds, 25 a few minutes).
@@ -225,7 +244,7 @@ public sealed class RbmOptions : GradientTrainingOptions, Persistence.IModelSize
         Check(HiddenUnits >= 1 && HiddenUnits <= MaxHiddenUnits, nameof(HiddenUnits), HiddenUnits, $"must be in [1, {MaxHiddenUnits}]");
         Check(Enum.IsDefined(VisibleType), nameof(VisibleType), VisibleType, "must be Bernoulli or Gaussian");
         Check(Enum.IsDefined(Algorithm), nameof(Algorithm), Algorithm, "must be ContrastiveDivergence or PersistentContrastiveDivergence");
-        Check(VisibleStdDev > 0 && float.IsFinite(VisibleStdDev), nameof(VisibleStdDev), VisibleStdDev, "must be positive and finite");
+        Check(VisibleStdDev >= 0 && float.IsFinite(VisibleStdDev), nameof(VisibleStdDev), VisibleStdDev, "must be 0 (learned) or positive and finite");
         Check(GibbsSteps >= 1 && GibbsSteps <= MaxGibbsSteps, nameof(GibbsSteps), GibbsSteps, $"must be in [1, {MaxGibbsSteps}]");
         Check(PersistentChains >= 0 && PersistentChains <= MaxPersistentChains, nameof(PersistentChains), PersistentChains, $"must be in [0, {MaxPersistentChains}]");
         Check(ExactLogPartitionMaxUnits >= 0 && ExactLogPartitionMaxUnits <= 30, nameof(ExactLogPartitionMaxUnits), ExactLogPartitionMaxUnits, "must be in [0, 30]");

@@ -140,7 +140,7 @@ internal sealed partial class RbmTrainer
     private void CopyGatheredRows(int r0, int r1, int offset = 0)
     {
         int d = _m.D;
-        for (int r = r0; r < r1; r++) _gatherData!.Row(_gatherOrder![_gatherStart + r]).CopyTo(_visible.AsSpan((r - offset) * d, d));
+        for (int r = r0; r < r1; r++) CopyDataRow(_gatherData!.Row(_gatherOrder![_gatherStart + r]), _visible.AsSpan((r - offset) * d, d));
     }
 
     /// <summary>Loads rows directly (tests): every later <see cref="Step"/> trains on them until the next <see cref="Gather"/>.</summary>
@@ -521,12 +521,13 @@ internal sealed partial class RbmTrainer
 
     /// <summary>Runs epochs of CD/PCD on the <see cref="TrainingDriver"/> (monitoring, early stopping, cancellation,
     /// divergence recovery) over rows in memory or streamed; the monitor measures the first rows of
-    /// <paramref name="monitorTrain"/> and <paramref name="validation"/> (the training and validation data, or their first rows).</summary>
+    /// <paramref name="monitorTrain"/> and <paramref name="validation"/> (the training and validation data, or their first rows).
+    /// With <paramref name="logStdDev"/> (D, zeros to start) each column's log σ is learned too, relative to the rows' units.</summary>
     public static TrainingSummary Train(RbmMachine machine, ITrainingSource train, RowMatrix monitorTrain, RowMatrix? validation, RbmOptions o,
-        IProgress<TrainingProgress>? progress, CancellationToken cancellationToken)
+        IProgress<TrainingProgress>? progress, CancellationToken cancellationToken, float[]? logStdDev = null)
     {
         int batch = (int)Math.Min(o.BatchSize, Math.Max(1, train.KnownCount ?? long.MaxValue));
-        var trainable = new Trainable(machine, batch, monitorTrain, validation, o, cancellationToken);
+        var trainable = new Trainable(machine, batch, monitorTrain, validation, o, cancellationToken, logStdDev);
         return TrainingDriver.Run(trainable, train, TrainingDriverOptions.From(o, trainable.Root) with
         {
             // The default length follows the training rows; a stream of unknown length counts them in its first epoch.
@@ -542,7 +543,7 @@ internal sealed partial class RbmTrainer
 
     /// <summary>A CD/PCD step per batch; the epoch's figures from the <see cref="RbmMonitor"/>. Snapshots hold the
     /// machine; a divergence also drops momentum and the persistent chains (they restart from data).</summary>
-    private sealed class Trainable : ITrainableModel
+    private sealed partial class Trainable : ITrainableModel
     {
         private readonly RbmMachine _machine;
         private readonly bool _hasValidation;
@@ -551,14 +552,14 @@ internal sealed partial class RbmTrainer
         private readonly RbmMonitor _monitor;
         private readonly CancellationToken _cancellationToken;
 
-        public Trainable(RbmMachine machine, int batchSize, RowMatrix train, RowMatrix? validation, RbmOptions o, CancellationToken cancellationToken)
+        public Trainable(RbmMachine machine, int batchSize, RowMatrix train, RowMatrix? validation, RbmOptions o, CancellationToken cancellationToken, float[]? logStdDev)
         {
             _machine = machine; _hasValidation = validation is not null; _o = o; _cancellationToken = cancellationToken;
             _trainer = new RbmTrainer(machine, batchSize, o.GibbsSteps,
                 o.Algorithm == RbmTrainingAlgorithm.PersistentContrastiveDivergence, o.PersistentChains, cancellationToken)
             { MomentumIsZero = o.Momentum == 0f };
             Root = new RandomStream(o.Seed).Fork(0xC0DE_0000);
-            _monitor = new RbmMonitor(machine, train, validation, Root.Fork(0x3017));
+            _monitor = new RbmMonitor(machine, train, validation, Root.Fork(0x3017), StartLearningStdDev(logStdDev));
         }
 
         public RandomStream Root { get; }
@@ -566,14 +567,16 @@ internal sealed partial class RbmTrainer
         public double Step(TrainingStep step)
         {
             _trainer.Gather(TrainingData.Matrix(step.Data)!, step.Order, step.Start, step.Count);
+            if (_logStdDev is not null) _trainer.LogStdDevGradient(_stdDevGradient);
             _trainer.Step(step.Count, step.LearningRate, _o.Momentum, _o.WeightDecay, step.Random);
+            if (_logStdDev is not null) StepStdDev(step.LearningRate);
             // A cheap check every 64 batches stops a blow-up early; the epoch-end check is the authoritative one.
             return (step.Index & 63) == 63 && !float.IsFinite(TensorPrimitives.Sum<float>(_machine.C)) ? double.NaN : 0;
         }
 
         public EpochFigures? EndEpoch(TrainingEpoch epoch)
         {
-            if (!_machine.WithinSavableRange()) return null;   // diverged: restore the last good state, halve the rate
+            if (!_machine.WithinSavableRange() || !StdDevFinite()) return null;   // diverged: restore the last good state, halve the rate
             var f = _monitor.Measure();
             if (!f.AllFinite)
             {
@@ -586,11 +589,11 @@ internal sealed partial class RbmTrainer
             return new EpochFigures(f.TrainPseudoLogLikelihood, _hasValidation ? f.ValidationPseudoLogLikelihood : null,
                 _hasValidation ? f.ValidationScore : null,
                 _machine.Gaussian ? "RBM: train/valid are not likelihoods for Gaussian units; see Metrics" : "RBM: train/valid are pseudo-log-likelihoods",
-                f.ToMetrics());
+                WithStdDev(f.ToMetrics()));
         }
 
-        public object Snapshot() => _machine.Clone();
-        public void Restore(object snapshot) => ((RbmMachine)snapshot).CopyTo(_machine);
+        public object Snapshot() => _logStdDev is null ? _machine.Clone() : SnapshotWithStdDev();
+        public void Restore(object snapshot) { if (snapshot is RbmMachine m) m.CopyTo(_machine); else RestoreWithStdDev(snapshot); }
         public void ResetAfterDivergence() => _trainer.Reset();
     }
 }
