@@ -184,6 +184,9 @@ internal static class RnnRnadeSurrogate
     public sealed class FrameState
     {
         internal readonly Dictionary<string, (RnnRnadeStream Stream, double Order)> Open = new(StringComparer.Ordinal);
+        /// <summary>The scratch every open sequence's stream scores in (one cursor or engine scores one row at a time), so
+        /// that an open sequence holds its recurrent state alone: a stream of its own held about 6 KB a sequence id.</summary>
+        internal RnnRnadeStream.Workspace? Work;
         internal long Rows;
         /// <summary>True when the state belongs to a row mapper (a PredictionEngine) rather than a cursor: then
         /// <see cref="Rows"/> counts the engine's predictions, which are no rows of any data view.</summary>
@@ -265,7 +268,9 @@ internal static class RnnRnadeSurrogate
         // and a NaN would otherwise be reported at that frame's index as if it were the row.
         try { DataValidation.CheckRows(frame, model.FrameSize, InputDomain.Real, frameColumn, row); }
         catch (DataValidationException e) { throw state.RowError(row, e, $"{e.Problem} (sequence '{id}')"); }
-        if (!state.Open.TryGetValue(id, out var open)) open = (model.StartStream(), double.NegativeInfinity);
+        if (!state.Open.TryGetValue(id, out var open))
+            open = (model.StartStream(state.Work is { } w && ReferenceEquals(w.Network, model.Network) ? w : state.Work = model.NewStreamWorkspace()),
+                double.NegativeInfinity);
         else if (!(order > open.Order))
         {
             var e = state.RowError(row, -1, $"sequence '{id}' has {OrderAfter(order, open.Order, null)}: the rows of a sequence must arrive in increasing order " +

@@ -274,6 +274,13 @@ public sealed class RnnRnadeModel : SequenceDensityModel
     /// <summary>Starts scoring one sequence frame by frame (online scoring and one-step-ahead prediction).</summary>
     public RnnRnadeStream StartStream() => new(this);
 
+    /// <summary>A stream that scores in <paramref name="shared"/> (<see cref="NewStreamWorkspace"/>), which the streams one
+    /// thread scores in turn share: each then holds its recurrent state alone.</summary>
+    internal RnnRnadeStream StartStream(RnnRnadeStream.Workspace shared) => new(this, shared);
+
+    /// <summary>The scratch of <see cref="StartStream(RnnRnadeStream.Workspace)"/>.</summary>
+    internal RnnRnadeStream.Workspace NewStreamWorkspace() => new(Network);
+
     /// <summary>
     /// One-step-ahead predictive log-density log p(y_i | prefix_i) of candidate frames <paramref name="nextFrames"/>
     /// (count × FrameSize, one per prefix) after each prefix.

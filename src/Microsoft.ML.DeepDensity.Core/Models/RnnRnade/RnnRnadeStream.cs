@@ -5,21 +5,31 @@ namespace Microsoft.ML.DeepDensity.Models.RnnRnade;
 /// recurrent state after the frames seen so far. <see cref="Append"/> returns log p(x_t | x_&lt;t) and consumes the
 /// frame; <see cref="Predict"/> scores a candidate next frame without consuming it. The values equal
 /// <see cref="RnnRnadeModel"/>'s batched frame log-densities of the same sequence. Not thread-safe (one per sequence).
+/// A stream holds its recurrent state (the model's recurrent units, 4 bytes each) and a reference to the scratch a frame
+/// is scored in, which the streams one thread scores in turn can share (the ML.NET layer's open sequences share one).
 /// </summary>
 public sealed class RnnRnadeStream
 {
     private readonly RnnRnadeModel _model;
     private readonly RnnRnadeNetwork _net;
-    private readonly RnnRnadeNetwork.StepScratch _scratch;
-    private readonly float[] _state, _x, _pre;
+    private readonly Workspace _work;
+    private readonly float[] _state;
 
-    internal RnnRnadeStream(RnnRnadeModel model)
+    /// <summary>What scoring one frame needs besides the state (several KB: the RNADE's workspace and the recurrent
+    /// biases); shared by streams of one model that one thread scores in turn, so that an open sequence costs its state
+    /// alone (a service that keeps one stream per session id would otherwise hold several KB a session).</summary>
+    internal sealed class Workspace(RnnRnadeNetwork net)
+    {
+        public readonly RnnRnadeNetwork Network = net;
+        public readonly RnnRnadeNetwork.StepScratch Step = new(net);
+        public readonly float[] X = new float[net.D], Pre = new float[net.R];
+    }
+
+    internal RnnRnadeStream(RnnRnadeModel model, Workspace? shared = null)
     {
         _model = model; _net = model.Network;
-        _scratch = new RnnRnadeNetwork.StepScratch(_net);
+        _work = shared is not null && ReferenceEquals(shared.Network, _net) ? shared : new Workspace(_net);
         _state = (float[])_net.H0.Clone();
-        _x = new float[_net.D];
-        _pre = new float[_net.R];
     }
 
     /// <summary>Frames consumed so far.</summary>
@@ -29,7 +39,7 @@ public sealed class RnnRnadeStream
     public float Predict(ReadOnlySpan<float> frame)
     {
         Standardize(frame);
-        float lp = _net.StepLogDensity(_x, _state, _scratch) + (float)_model.Standardizer.LogJacobian;
+        float lp = _net.StepLogDensity(_work.X, _state, _work.Step) + (float)_model.Standardizer.LogJacobian;
         // The engine's output contract, as the batched calls enforce it: a frame so far out that its density underflows
         // (∞ − ∞ in the mixture, e.g. a value of 1e30) scores −∞, never NaN.
         return float.IsNaN(lp) ? float.NegativeInfinity : lp;
@@ -39,7 +49,7 @@ public sealed class RnnRnadeStream
     public float Append(ReadOnlySpan<float> frame)
     {
         float lp = Predict(frame);
-        _net.Advance(1, _x, _state, _pre);
+        _net.Advance(1, _work.X, _state, _work.Pre);
         Length++;
         return lp;
     }
@@ -52,7 +62,7 @@ public sealed class RnnRnadeStream
         for (int i = 0; i < frame.Length; i++)
         {
             if (!float.IsFinite(frame[i])) throw new Data.DataValidationException(Length, i, $"value {frame[i]} is not finite", null) { Kind = Data.DataProblemKind.NonFiniteValue };
-            _x[i] = Data.ColumnStandardizer.Standardize(frame[i], mean[i], scale[i]);
+            _work.X[i] = Data.ColumnStandardizer.Standardize(frame[i], mean[i], scale[i]);
         }
     }
 }
