@@ -234,7 +234,7 @@ public class HostileSequenceAndNvilZipTests
         Rejected(() => LoadLive(Named(new byte[] { 1, 0, 0 })), "an empty column name", "column names");
         Rejected(() => LoadLive(Named(new byte[] { 1, 0xff, 0xff })), "a column name longer than the file", "column names");
         Rejected(() => LoadLive(Named(new byte[] { 1, 1, 0, 0xff })), "a column name that is not UTF-8", "column names");
-        Rejected(() => LoadLive(Named(new byte[] { 0 }, version: 4)), "a newer envelope version", "version 4");
+        Rejected(() => LoadLive(Named(new byte[] { 0 }, version: 5)), "a newer envelope version", "version 5");
         // Version 3 adds a CRC of the threshold and the names (version 2 above, without it, still loads): a damaged
         // threshold byte used to load as another finite threshold, flagging other sequences. The byte is found by
         // encoding two thresholds, so this does not depend on the layout.

@@ -234,7 +234,6 @@ public class SequenceScoringRouteInvarianceTests
         var train = ml.Data.LoadFromEnumerable(SequenceConcurrencyTests.Frames(SequenceConcurrencyTests.Sequences(120, 1)));
         var live = SequenceConcurrencyTests.FrameRows(ml).Fit(train);
         var model = live.GetSequenceDensityModel(ml);
-        float threshold = live.GetSequenceAnomalyThreshold(ml);
         var pool = SequenceConcurrencyTests.Sequences(50, 2);
         var alone = Alone(model, pool);
         var routes = Routes(ml, live, train.Schema).ToArray();
@@ -256,7 +255,7 @@ public class SequenceScoringRouteInvarianceTests
                     {
                         int p = indices[frames[r].SequenceId], step = (int)frames[r].Order;
                         float expected = alone[p].Frames[step];
-                        string wanted = $"{Bits(expected)} {Bits(-expected)} {-expected > threshold}";
+                        string wanted = $"{Bits(expected)} {Bits(-expected)} {-expected > live.ThresholdAt(step)}";
                         Assert.True(wanted == rows[r].Values,
                             $"frame rows {how}, {threads} thread(s), {n} sequences ({what}, {layout}): row {r} (pool sequence {p}, step {step}) reads {rows[r].Values}, alone {wanted} ({expected:R})");
                     }

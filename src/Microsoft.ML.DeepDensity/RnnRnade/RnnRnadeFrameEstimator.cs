@@ -127,8 +127,9 @@ public sealed class RnnRnadeFrameEstimator : IEstimator<SequenceDensityTransform
         var frames = RnnRnadeColumns.ScoreFramesCancellably(model, data, o.CancellationToken);
         var scores = frames.Select(Scoring.ScoreFromLogDensity).ToArray();
         float threshold = Scoring.Threshold(scores, o.Contamination);
+        var startThresholds = StartThresholds(model, data, o.ModelOptions.TrainingWindow, o.Contamination, threshold, o.CancellationToken);
         var chain = RnnRnadeSurrogate.AppendModel(_ml, Inputs(trainData.Schema), model, threshold, new[] { o.FeatureColumnName, o.SequenceIdColumnName, o.OrderColumnName },
-                out var chunkColumns)
+                out var chunkColumns, startThresholds)
             .Append<ITransformer>(_ml.Transforms.StatefulCustomMapping(new RnnRnadeSurrogate.FrameFactoryV2().GetMapping(),
                 new RnnRnadeSurrogate.FrameFactoryV2().GetStateInitAction(), RnnRnadeSurrogate.FrameFactoryV2.ContractName));
         chain = RnnRnadeSurrogate.Finish(_ml, chain, new[]
@@ -140,7 +141,40 @@ public sealed class RnnRnadeFrameEstimator : IEstimator<SequenceDensityTransform
         var (feature, id, order) = (o.FeatureColumnName, o.SequenceIdColumnName, o.OrderColumnName);
         int frameSize = model.FrameSize;
         return new SequenceDensityTransformer(chain.Fit(trainData), model, threshold, schema => CheckColumns(schema, feature, id, order, frameSize),
-            new[] { feature, id, order }, streamsRows: true);
+            new[] { feature, id, order }, streamsRows: true, startThresholds);
+    }
+
+    /// <summary>Frames at one position that its own threshold needs at least (and 1 / contamination).</summary>
+    internal const int MinStartFrames = 100;
+
+    /// <summary>
+    /// PredictedLabel's thresholds of a sequence's first frames. A frame with no history (the first of a sequence, or of
+    /// a new PredictionEngine's or cursor's view of it) is predicted less sharply than one with context, so the one
+    /// threshold, a quantile of training frames nearly all of which have context, flagged the first frames of nearly every
+    /// normal sequence. Position p's threshold is the same quantile of the training frames at position p of the
+    /// training windows (as the model trained on them, each from the initial state), for p = 0, 1, … while it is above
+    /// <paramref name="threshold"/> and at least max(<see cref="MinStartFrames"/>, 1 / contamination) windows reach p;
+    /// later frames use <paramref name="threshold"/>. Empty when the first position has too few frames.
+    /// </summary>
+    internal static float[] StartThresholds(RnnRnadeModel model, SequenceBatch data, int window, double contamination, float threshold,
+        CancellationToken cancellationToken)
+    {
+        var windows = window > 0 ? RnnRnadeModel.InWindows(data, window) : data;
+        var logDensities = RnnRnadeColumns.ScoreFramesCancellably(model, windows, cancellationToken);
+        double needed = Math.Max(MinStartFrames, contamination > 0 ? Math.Ceiling(1 / contamination) : double.PositiveInfinity);
+        var result = new List<float>();
+        var atPosition = new List<float>();
+        for (int p = 0; p < SequenceSurrogate.MaxStartThresholds; p++)
+        {
+            atPosition.Clear();
+            for (int i = 0; i < windows.Count; i++)
+                if (windows.Length(i) > p) atPosition.Add(Scoring.ScoreFromLogDensity(logDensities[windows.Offsets[i] + p]));
+            if (atPosition.Count < needed) break;
+            float own = Scoring.Threshold(atPosition.ToArray(), contamination);
+            if (!(own > threshold)) break;
+            result.Add(own);
+        }
+        return result.ToArray();
     }
 
     /// <summary>Copies the frame, converts the id to text and the order to Double (a time: its ticks) under internal names.</summary>

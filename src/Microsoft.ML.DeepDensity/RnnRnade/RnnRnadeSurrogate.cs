@@ -33,8 +33,8 @@ internal static class RnnRnadeSurrogate
     /// <summary>Appends the constant key and the model's chunks, concatenated into the model column (after the input
     /// copies); <paramref name="chunkColumns"/> are the chunks' columns, for the final DropColumns.</summary>
     public static EstimatorChain<ITransformer> AppendModel(MLContext ml, EstimatorChain<ITransformer> chain, SequenceDensityModel model, float threshold,
-        IReadOnlyList<string> columns, out string[] chunkColumns)
-        => AppendModel(ml, chain, ModelTextChunks.Encode(SequenceSurrogate.EncodeBytes(model, threshold, columns)), chunked: true, out chunkColumns);
+        IReadOnlyList<string> columns, out string[] chunkColumns, float[]? startThresholds = null)
+        => AppendModel(ml, chain, ModelTextChunks.Encode(SequenceSurrogate.EncodeBytes(model, threshold, columns, startThresholds)), chunked: true, out chunkColumns);
 
     /// <summary>Appends the constant key and <paramref name="model"/>: chunks concatenated into the model column, or (the
     /// "v1" chain, <paramref name="chunked"/> false) one base64 envelope as the model column.</summary>
@@ -255,7 +255,7 @@ internal static class RnnRnadeSurrogate
     private static void MapFrame((RnnRnadeModel Model, float Threshold, SequenceSurrogate.Envelope Columns) decoded, float[] frame,
         ReadOnlyMemory<char> sequenceId, double order, FrameOutput dst, FrameState state)
     {
-        var (model, threshold, columns) = decoded;
+        var (model, _, columns) = decoded;
         string frameColumn = columns.Column(0, "frame column"), orderColumn = columns.Column(2, "order column");
         long row = state.Rows++;
         if (frame.Length != model.FrameSize)
@@ -278,11 +278,12 @@ internal static class RnnRnadeSurrogate
             e.Data[OrderValuesKey] = new[] { order, open.Order };
             throw e;
         }
+        int position = open.Stream.Length;   // the frame's place in its sequence, for its threshold
         float ld = open.Stream.Append(frame);
         state.Open[id] = (open.Stream, order);
         dst.LogDensity = ld;
         dst.Score = Scoring.ScoreFromLogDensity(ld);
-        dst.PredictedLabel = dst.Score > threshold;
+        dst.PredictedLabel = dst.Score > columns.ThresholdAt(position);
     }
 
     /// <summary>Key in <see cref="Exception.Data"/> of an out-of-order row's error: its order value and the one before it

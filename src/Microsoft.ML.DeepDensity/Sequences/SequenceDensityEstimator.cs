@@ -172,10 +172,12 @@ public sealed class SequenceDensityTransformer : ITransformer
     /// names were refused still scores its own columns).</param>
     /// <param name="streamsRows">The chain scores rows in order with a StatefulCustomMapping (RNN-RNADE's frame rows): see
     /// <see cref="Transform"/>.</param>
+    /// <param name="firstFrameThresholds">Frame rows: <see cref="FirstFrameThresholds"/>.</param>
     internal SequenceDensityTransformer(ITransformer chain, SequenceDensityModel model, float threshold, Action<DataViewSchema> checkInput,
-        IReadOnlyList<string> inputs, bool streamsRows = false)
+        IReadOnlyList<string> inputs, bool streamsRows = false, float[]? firstFrameThresholds = null)
     {
         _chain = chain; Model = model; Threshold = threshold; _checkInput = checkInput; _inputs = inputs; _streamsRows = streamsRows;
+        FirstFrameThresholds = firstFrameThresholds ?? [];
     }
 
     private readonly bool _streamsRows;
@@ -185,6 +187,15 @@ public sealed class SequenceDensityTransformer : ITransformer
 
     /// <summary>Score threshold of PredictedLabel, learned on the training data from the contamination.</summary>
     public float Threshold { get; }
+
+    /// <summary>Frame rows: PredictedLabel's thresholds of a sequence's frames 0, 1, … where they differ from
+    /// <see cref="Threshold"/> (a frame with no history is predicted less sharply; learned on the training windows' first
+    /// frames); later frames, and whole sequences, use <see cref="Threshold"/>. Empty when none was learned.</summary>
+    public IReadOnlyList<float> FirstFrameThresholds { get; }
+
+    /// <summary>PredictedLabel's threshold of the frame at <paramref name="position"/> of its sequence (frame rows).</summary>
+    /// <param name="position">The frame's place in its sequence, from 0 (as a new PredictionEngine or cursor counts it).</param>
+    public float ThresholdAt(int position) => position >= 0 && position < FirstFrameThresholds.Count ? FirstFrameThresholds[position] : Threshold;
 
     /// <inheritdoc/>
     public bool IsRowToRowMapper => _chain.IsRowToRowMapper;

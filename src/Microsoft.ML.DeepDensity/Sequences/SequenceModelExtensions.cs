@@ -66,7 +66,7 @@ public static class SequenceModelExtensions
                 3 => schema => RnnRnadeFrameEstimator.CheckColumns(schema, c[0], c[1], c[2], frameSize),   // frame rows: frame, id, order
                 _ => null,
             };
-            return check is null ? null : new SequenceDensityTransformer(chain, e.Model, e.Threshold, check, c, streamsRows: c.Length == 3);
+            return check is null ? null : new SequenceDensityTransformer(chain, e.Model, e.Threshold, check, c, streamsRows: c.Length == 3, e.StartThresholds);
         }
         return null;
     }

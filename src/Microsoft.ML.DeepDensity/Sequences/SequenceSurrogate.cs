@@ -25,8 +25,12 @@ internal static class SequenceSurrogate
 {
     private static ReadOnlySpan<byte> Magic => "DDSQ"u8;
     /// <summary>2 adds the user's input column names (version 1, without them, still loads); 3 the CRC of the threshold and
-    /// the names, which a damaged byte changed without a word (the engine file has its own CRC).</summary>
-    private const ushort Version = 3;
+    /// the names, which a damaged byte changed without a word (the engine file has its own CRC); 4 the thresholds of a
+    /// sequence's first frames (frame rows; none in earlier versions, which label every frame by the one threshold).</summary>
+    private const ushort Version = 4;
+
+    /// <summary>The most first-frame thresholds an envelope holds (a reader's bound).</summary>
+    internal const int MaxStartThresholds = 1024;
     private const int MaxColumns = 8;
 
     /// <summary>The longest input column name a saved model holds, in UTF-8 bytes: what its u16 length field can say. The
@@ -34,10 +38,14 @@ internal static class SequenceSurrogate
     /// (generated) name saved and then failed to load as "corrupt".</summary>
     internal const int MaxColumnNameBytes = ushort.MaxValue;
 
-    /// <summary>A decoded envelope: the model, its PredictedLabel threshold and the user's input column names (the
-    /// scorer sees only internal columns; its errors name these). Empty for a version-1 envelope.</summary>
-    internal sealed record Envelope(SequenceDensityModel Model, float Threshold, string[] Columns)
+    /// <summary>A decoded envelope: the model, its PredictedLabel threshold, the user's input column names (the
+    /// scorer sees only internal columns; its errors name these; empty for a version-1 envelope) and the thresholds of
+    /// frames 0, 1, … of a sequence where they differ from <see cref="Threshold"/> (frame rows; empty before version 4).</summary>
+    internal sealed record Envelope(SequenceDensityModel Model, float Threshold, string[] Columns, float[] StartThresholds)
     {
+        /// <summary>PredictedLabel's threshold for the frame at <paramref name="position"/> of its sequence.</summary>
+        public float ThresholdAt(int position) => position < StartThresholds.Length ? StartThresholds[position] : Threshold;
+
         /// <summary>The name of input column <paramref name="index"/>, or <paramref name="fallback"/> when the file has none.</summary>
         public string Column(int index, string fallback) => index < Columns.Length ? Columns[index] : fallback;
     }
@@ -47,9 +55,11 @@ internal static class SequenceSurrogate
         => Convert.ToBase64String(EncodeBytes(model, threshold, columns));
 
     /// <summary>"DDSQ" | u16 version | f32 threshold | u8 column count | per column: u16 length, UTF-8 name |
-    /// u32 CRC-32 of the preceding bytes | engine model file.</summary>
-    public static byte[] EncodeBytes(SequenceDensityModel model, float threshold, IReadOnlyList<string> columns)
+    /// u16 count of first-frame thresholds | f32 each | u32 CRC-32 of the preceding bytes | engine model file.</summary>
+    public static byte[] EncodeBytes(SequenceDensityModel model, float threshold, IReadOnlyList<string> columns, float[]? startThresholds = null)
     {
+        startThresholds ??= [];
+        if (startThresholds.Length > MaxStartThresholds) throw new ArgumentOutOfRangeException(nameof(startThresholds));
         var engine = model.ToBytes();
         using var ms = new MemoryStream(engine.Length + 1024);
         ms.Write(Magic);
@@ -62,6 +72,8 @@ internal static class SequenceSurrogate
             ms.Write(BitConverter.GetBytes((ushort)bytes.Length));
             ms.Write(bytes);
         }
+        ms.Write(BitConverter.GetBytes((ushort)startThresholds.Length));
+        foreach (float t in startThresholds) ms.Write(BitConverter.GetBytes(t));
         ms.Write(BitConverter.GetBytes(Crc32.Append(0, ms.GetBuffer().AsSpan(0, (int)ms.Length))));
         ms.Write(engine);
         return ms.ToArray();
@@ -101,7 +113,17 @@ internal static class SequenceSurrogate
                 at += 2 + n;
             }
         }
-        // Before the threshold is checked: a damaged byte is reported as damage, not as a strange threshold.
+        var start = Array.Empty<float>();
+        if (version >= 4)
+        {
+            int n = at + 2 <= length ? BitConverter.ToUInt16(bytes, at) : -1;
+            if (n < 0 || n > MaxStartThresholds || at + 2 + 4L * n > length)
+                throw new InvalidModelFileException("Corrupt sequence model in the ML.NET model: bad first-frame thresholds.");
+            start = new float[n];
+            for (int i = 0; i < n; i++) start[i] = BitConverter.ToSingle(bytes, at + 2 + 4 * i);
+            at += 2 + 4 * n;
+        }
+        // Before the thresholds are checked: a damaged byte is reported as damage, not as a strange threshold.
         if (version >= 3)
         {
             if (at + 4 > length || BitConverter.ToUInt32(bytes, at) != Crc32.Append(0, bytes.AsSpan(0, at)))
@@ -111,7 +133,9 @@ internal static class SequenceSurrogate
         }
         if (!float.IsFinite(threshold)) // scores are finite, so a learned threshold is too; NaN would label nothing
             throw new InvalidModelFileException($"Corrupt sequence model in the ML.NET model: the threshold is {threshold}.");
-        return new Envelope(SequenceDensityModel.FromBytes(bytes.AsSpan(at, length - at)), threshold, columns);
+        foreach (float t in start)
+            if (!float.IsFinite(t)) throw new InvalidModelFileException($"Corrupt sequence model in the ML.NET model: a first-frame threshold is {t}.");
+        return new Envelope(SequenceDensityModel.FromBytes(bytes.AsSpan(at, length - at)), threshold, columns, start);
     }
 
     /// <summary>The whole chain, fitted (every stage is trivial: fitted on an empty view with a variable-size feature column).</summary>
