@@ -62,6 +62,13 @@ internal static class ModelEnvelope
         return Decode(bytes, length);
     }
 
+    /// <summary>The envelope of a "v2" surrogate: its text chunks (<see cref="ModelTextChunks"/>).</summary>
+    public static (DensityModel Model, TransformerSettings Settings) Decode(IReadOnlyList<ReadOnlyMemory<char>> chunks)
+    {
+        var bytes = ModelTextChunks.Decode(chunks);
+        return Decode(bytes, bytes.Length);
+    }
+
     /// <summary>The envelope held in the first <paramref name="length"/> bytes of <paramref name="bytes"/>.</summary>
     public static (DensityModel Model, TransformerSettings Settings) Decode(byte[] bytes, int length)
     {

@@ -304,34 +304,24 @@ internal static class Surrogate
     /// so that the per-row cost is O(1) whatever the model size.</summary>
     internal sealed class EnvelopeCache
     {
-        private readonly TextIdentityCache<(DensityModel, TransformerSettings)> _inner = new(DecodeAtFirstRow);
-
-        /// <summary>The envelope decoded when the first row is read (ML.NET runs nothing of ours with it at load), a damaged
-        /// one reported with what the user can do about it.</summary>
-        private static (DensityModel, TransformerSettings) DecodeAtFirstRow(ReadOnlySpan<char> text)
+        private readonly TextIdentityCache<(DensityModel, TransformerSettings)> _inner = new(text =>
         {
             try { return ModelEnvelope.Decode(text); }
-            catch (InvalidModelFileException e)
-            {
-                throw new InvalidModelFileException(e.Message + " (found at the first row read: a model loaded with mlContext.Model.Load is " +
-                    "decoded when rows are read; mlContext.Model.LoadWithLiveDensityModels validates it at load)", e);
-            }
-        }
+            catch (InvalidModelFileException e) { throw AtFirstRow(e); }
+        });
 
-        /// <summary>The chunks of a "v2" chain, decoded once per set of backing texts, damage reported as above.</summary>
+        /// <summary>The chunks of a "v2" chain, decoded once per set of backing texts.</summary>
         private readonly ChunksIdentityCache<(DensityModel, TransformerSettings)> _chunks = new(chunks =>
         {
-            try
-            {
-                var bytes = ModelTextChunks.Decode(chunks);
-                return ModelEnvelope.Decode(bytes, bytes.Length);
-            }
-            catch (InvalidModelFileException e)
-            {
-                throw new InvalidModelFileException(e.Message + " (found at the first row read: a model loaded with mlContext.Model.Load is " +
-                    "decoded when rows are read; mlContext.Model.LoadWithLiveDensityModels validates it at load)", e);
-            }
+            try { return ModelEnvelope.Decode(chunks); }
+            catch (InvalidModelFileException e) { throw AtFirstRow(e); }
         });
+
+        /// <summary>A damaged envelope found when the first row is read (ML.NET runs nothing of ours with it at load),
+        /// reported with what the user can do about it.</summary>
+        private static InvalidModelFileException AtFirstRow(InvalidModelFileException e)
+            => new(e.Message + " (found at the first row read: a model loaded with mlContext.Model.Load is " +
+                "decoded when rows are read; mlContext.Model.LoadWithLiveDensityModels validates it at load)", e);
 
         /// <summary>Decodes so far (diagnostics: must stay tiny, not one per row).</summary>
         public static int TotalDecodes => TextIdentityCache<(DensityModel, TransformerSettings)>.TotalDecodes

@@ -45,31 +45,29 @@ internal sealed class SurrogateStageReader
     /// one MapValue per chunk (<see cref="ModelTextChunks"/>, "v2"). Null when that stage holds no model.
     /// </summary>
     public (DensityModel Model, TransformerSettings Settings)? ReadRowModel(IReadOnlyList<ITransformer> stages, int index, out int modelStages)
-    {
-        modelStages = 0;
-        if (ReadMemory(stages[index], Surrogate.ModelCol) is ReadOnlyMemory<char> v1)
-        {
-            modelStages = 1;
-            return ModelEnvelope.Decode(v1.Span);
-        }
-        if (ReadChunks(stages, index, Surrogate.ModelCol) is not { } chunks) return null;
-        var bytes = ModelTextChunks.Decode(chunks);
-        modelStages = chunks.Count;
-        return ModelEnvelope.Decode(bytes, bytes.Length);
-    }
+        => ReadModel(stages, index, Surrogate.ModelCol, text => ModelEnvelope.Decode(text), ModelEnvelope.Decode, out modelStages) is (true, var model) ? model : null;
 
     /// <summary><see cref="ReadRowModel"/> for a sequence model's surrogate (its model column <c>__dd_rr_model</c>).</summary>
     public SequenceSurrogate.Envelope? ReadSequenceModel(IReadOnlyList<ITransformer> stages, int index, out int modelStages)
+        => ReadModel(stages, index, RnnRnadeSurrogate.ModelCol, text => SequenceSurrogate.Decode(text), SequenceSurrogate.Decode, out modelStages) is (true, var envelope) ? envelope : null;
+
+    private delegate T TextDecoder<T>(ReadOnlySpan<char> text);
+
+    /// <summary>The model in <paramref name="column"/> of the stages from <paramref name="index"/> on, in either form:
+    /// one base64 value ("v1", <paramref name="fromText"/>) or one chunk a stage ("v2", <paramref name="fromChunks"/>);
+    /// (false, default) when that stage holds no model.</summary>
+    private (bool Found, T Value) ReadModel<T>(IReadOnlyList<ITransformer> stages, int index, string column, TextDecoder<T> fromText,
+        Func<IReadOnlyList<ReadOnlyMemory<char>>, T> fromChunks, out int modelStages)
     {
         modelStages = 0;
-        if (ReadMemory(stages[index], RnnRnadeSurrogate.ModelCol) is ReadOnlyMemory<char> v1)
+        if (ReadMemory(stages[index], column) is ReadOnlyMemory<char> v1)
         {
             modelStages = 1;
-            return SequenceSurrogate.Decode(v1.Span);
+            return (true, fromText(v1.Span));
         }
-        if (ReadChunks(stages, index, RnnRnadeSurrogate.ModelCol) is not { } chunks) return null;
+        if (ReadChunks(stages, index, column) is not { } chunks) return (false, default!);
         modelStages = chunks.Count;
-        return SequenceSurrogate.Decode(chunks);
+        return (true, fromChunks(chunks));
     }
 
     /// <summary>The chunks (<see cref="ModelTextChunks"/>) held by the MapValue stages from <paramref name="index"/> on,

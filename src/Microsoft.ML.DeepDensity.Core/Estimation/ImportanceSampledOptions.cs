@@ -46,13 +46,13 @@ public abstract class ImportanceSampledOptions : GradientTrainingOptions
     /// <c>MaxEpochs</c> when set, otherwise ⌈<see cref="Defaults.AutomaticEpochSteps"/> / steps per epoch⌉ clamped to
     /// [<see cref="Defaults.MinAutomaticEpochs"/>, <see cref="Defaults.MaxAutomaticEpochs"/>]: 100 from 100 steps an epoch
     /// on (10,000 rows at batch 100), so large data trains as with a fixed 100.</summary>
-    public int EpochsFor(long trainingRows) => AutomaticEpochsFor(trainingRows);
+    public int EpochsFor(long trainingRows) => Resolved(trainingRows).MaxEpochs;
 
     /// <summary>The early-stopping patience, in epochs, of a fit on <paramref name="trainingRows"/> training rows:
     /// <c>EarlyStoppingPatience</c> when <c>MaxEpochs</c> is set (or patience is 0), otherwise scaled with the automatic
     /// epochs, ⌈patience × <see cref="EpochsFor"/> / <see cref="Defaults.MinAutomaticEpochs"/>⌉ (10 of 100 epochs
     /// stays the same share of the run: 1,000 epochs of patience for a table of one batch).</summary>
-    public int PatienceFor(long trainingRows) => AutomaticPatienceFor(trainingRows);
+    public int PatienceFor(long trainingRows) => Resolved(trainingRows).EarlyStoppingPatience;
 
     /// <summary>Importance samples K of the log-density estimate the trained model reports. Default <see cref="Defaults.EvaluationSamples"/>.</summary>
     public int EvaluationSamples { get; set; } = Defaults.EvaluationSamples;

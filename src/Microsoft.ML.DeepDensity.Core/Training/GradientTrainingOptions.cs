@@ -183,27 +183,10 @@ public class GradientTrainingOptions
         return copy;
     }
 
-    /// <summary>The minibatch of a fit on <paramref name="trainingExamples"/> examples by <see cref="BatchRule"/>:
-    /// <c>BatchSize</c> when set (or no rule), otherwise ⌈examples / steps per epoch⌉ clamped to the rule's bounds, so
-    /// data of steps per epoch × the largest batch or more trains at the largest, and a smaller table takes as many
-    /// steps an epoch as that would, down to the smallest batch (the counterpart of <see cref="AutomaticEpochsFor"/>,
-    /// which adds epochs instead).</summary>
-    private protected int AutomaticBatchSizeFor(long trainingExamples)
-        => BatchRule is { } rule ? BatchSizeFor(trainingExamples, rule) : BatchSize;
-
-    /// <summary>The most epochs of a fit on <paramref name="trainingExamples"/> examples by <see cref="EpochRule"/>:
-    /// <c>MaxEpochs</c> when set (or no rule), otherwise ⌈target steps / steps per epoch⌉ of the examples at the fit's
-    /// batch, clamped to the rule's bounds.</summary>
-    private protected int AutomaticEpochsFor(long trainingExamples)
-        => EpochRule is { } rule ? EpochsFor(trainingExamples, rule, AutomaticBatchSizeFor(trainingExamples)) : MaxEpochs;
-
-    /// <summary>The early-stopping patience, in epochs, of a fit on <paramref name="trainingExamples"/> examples:
-    /// <see cref="EarlyStoppingPatience"/> when <c>MaxEpochs</c> is set (or patience is 0, or no rule), otherwise scaled
-    /// with <see cref="AutomaticEpochsFor"/>, ⌈patience × epochs / the rule's fewest epochs⌉, the same share of the run
-    /// as 10 of the row models' 100 epochs.</summary>
-    private protected int AutomaticPatienceFor(long trainingExamples)
-        => EpochRule is { } rule ? PatienceFor(AutomaticEpochsFor(trainingExamples), rule) : EarlyStoppingPatience;
-
+    /// <summary>The rule's minibatch for <paramref name="trainingExamples"/> examples: <c>BatchSize</c> when set, otherwise
+    /// ⌈examples / steps per epoch⌉ clamped to the rule's bounds, so data of steps per epoch × the largest batch or more
+    /// trains at the largest, and a smaller table takes as many steps an epoch as that would, down to the smallest batch
+    /// (the counterpart of the epoch rule, which adds epochs instead).</summary>
     private int BatchSizeFor(long trainingExamples, AutomaticBatchRule rule)
     {
         if (BatchSize > 0) return BatchSize;
@@ -211,6 +194,8 @@ public class GradientTrainingOptions
         return (int)Math.Clamp(batch, rule.MinBatchSize, rule.MaxBatchSize);
     }
 
+    /// <summary>The rule's most epochs: <c>MaxEpochs</c> when set, otherwise ⌈target steps / steps per epoch⌉ at
+    /// <paramref name="batchSize"/>, clamped to the rule's bounds.</summary>
     private int EpochsFor(long trainingExamples, AutomaticEpochRule rule, int batchSize)
     {
         if (MaxEpochs > 0) return MaxEpochs;
@@ -218,6 +203,9 @@ public class GradientTrainingOptions
         return (int)Math.Clamp((rule.TargetSteps + stepsPerEpoch - 1) / stepsPerEpoch, rule.MinEpochs, rule.MaxEpochs);
     }
 
+    /// <summary>The patience that goes with <paramref name="epochs"/>: <c>EarlyStoppingPatience</c> when <c>MaxEpochs</c>
+    /// is set (or patience is 0), otherwise ⌈patience × epochs / the rule's fewest epochs⌉, the same share of the run as
+    /// 10 of the row models' 100 epochs.</summary>
     private int PatienceFor(int epochs, AutomaticEpochRule rule)
     {
         if (MaxEpochs > 0 || EarlyStoppingPatience == 0) return EarlyStoppingPatience;

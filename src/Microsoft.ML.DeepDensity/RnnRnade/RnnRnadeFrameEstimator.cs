@@ -127,7 +127,7 @@ public sealed class RnnRnadeFrameEstimator : IEstimator<SequenceDensityTransform
         var frames = RnnRnadeColumns.ScoreFramesCancellably(model, data, o.CancellationToken);
         var scores = frames.Select(Scoring.ScoreFromLogDensity).ToArray();
         float threshold = Scoring.Threshold(scores, o.Contamination);
-        var startThresholds = StartThresholds(model, data, o.ModelOptions.TrainingWindow, o.Contamination, threshold, o.CancellationToken);
+        var startThresholds = StartThresholds(model, data, frames, o.ModelOptions.TrainingWindow, o.Contamination, threshold, o.CancellationToken);
         var chain = RnnRnadeSurrogate.AppendModel(_ml, Inputs(trainData.Schema), model, threshold, new[] { o.FeatureColumnName, o.SequenceIdColumnName, o.OrderColumnName },
                 out var chunkColumns, startThresholds)
             .Append<ITransformer>(_ml.Transforms.StatefulCustomMapping(new RnnRnadeSurrogate.FrameFactoryV2().GetMapping(),
@@ -155,12 +155,13 @@ public sealed class RnnRnadeFrameEstimator : IEstimator<SequenceDensityTransform
     /// training windows (as the model trained on them, each from the initial state), for p = 0, 1, … while it is above
     /// <paramref name="threshold"/> and at least max(<see cref="MinStartFrames"/>, 1 / contamination) windows reach p;
     /// later frames use <paramref name="threshold"/>. Empty when the first position has too few frames.
+    /// <paramref name="frameLogDensities"/> are <paramref name="data"/>'s, reused when no sequence is cut into windows.
     /// </summary>
-    internal static float[] StartThresholds(RnnRnadeModel model, SequenceBatch data, int window, double contamination, float threshold,
-        CancellationToken cancellationToken)
+    internal static float[] StartThresholds(RnnRnadeModel model, SequenceBatch data, float[] frameLogDensities, int window, double contamination,
+        float threshold, CancellationToken cancellationToken)
     {
-        var windows = window > 0 ? RnnRnadeModel.InWindows(data, window) : data;
-        var logDensities = RnnRnadeColumns.ScoreFramesCancellably(model, windows, cancellationToken);
+        var windows = RnnRnadeModel.InWindows(data, window);
+        var logDensities = ReferenceEquals(windows, data) ? frameLogDensities : RnnRnadeColumns.ScoreFramesCancellably(model, windows, cancellationToken);
         double needed = Math.Max(MinStartFrames, contamination > 0 ? Math.Ceiling(1 / contamination) : double.PositiveInfinity);
         var result = new List<float>();
         var atPosition = new List<float>();

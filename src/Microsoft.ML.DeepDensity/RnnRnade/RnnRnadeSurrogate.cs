@@ -252,25 +252,24 @@ internal static class RnnRnadeSurrogate
         private void Map(FrameInputV2 src, FrameOutput dst, FrameState state) => MapFrame(_cache.Resolve(src.Model), src.Frame, src.SequenceId, src.Order, dst, state);
     }
 
-    private static void MapFrame((RnnRnadeModel Model, float Threshold, SequenceSurrogate.Envelope Columns) decoded, float[] frame,
+    private static void MapFrame((RnnRnadeModel Model, SequenceSurrogate.Envelope Envelope) decoded, float[] frame,
         ReadOnlyMemory<char> sequenceId, double order, FrameOutput dst, FrameState state)
     {
-        var (model, _, columns) = decoded;
-        string frameColumn = columns.Column(0, "frame column"), orderColumn = columns.Column(2, "order column");
+        var (model, envelope) = decoded;
+        string frameColumn = envelope.Column(0, "frame column"), orderColumn = envelope.Column(2, "order column");
         long row = state.Rows++;
         if (frame.Length != model.FrameSize)
             throw state.RowError(row, -1, $"the frame has {frame.Length} values but the model's frame size is {model.FrameSize}", frameColumn, DataProblemKind.WrongSize);
         if (double.IsNaN(order)) throw state.RowError(row, -1, "the order value is missing (NaN)", orderColumn, DataProblemKind.NonFiniteValue);
         if (sequenceId.Span.IsWhiteSpace())
-            throw state.RowError(row, -1, "the sequence id is missing (every frame row needs its sequence's id)", columns.Column(1, "sequence-id column"));
+            throw state.RowError(row, -1, "the sequence id is missing (every frame row needs its sequence's id)", envelope.Column(1, "sequence-id column"));
         string id = sequenceId.ToString();
         // Checked here, with the row's number, before the stream sees it: the stream counts frames of its own sequence,
         // and a NaN would otherwise be reported at that frame's index as if it were the row.
         try { DataValidation.CheckRows(frame, model.FrameSize, InputDomain.Real, frameColumn, row); }
         catch (DataValidationException e) { throw state.RowError(row, e, $"{e.Problem} (sequence '{id}')"); }
         if (!state.Open.TryGetValue(id, out var open))
-            open = (model.StartStream(state.Work is { } w && ReferenceEquals(w.Network, model.Network) ? w : state.Work = model.NewStreamWorkspace()),
-                double.NegativeInfinity);
+            open = (model.StartStream(state.Work ??= model.NewStreamWorkspace()), double.NegativeInfinity);   // a stream checks it is its model's
         else if (!(order > open.Order))
         {
             var e = state.RowError(row, -1, $"sequence '{id}' has {OrderAfter(order, open.Order, null)}: the rows of a sequence must arrive in increasing order " +
@@ -283,7 +282,7 @@ internal static class RnnRnadeSurrogate
         state.Open[id] = (open.Stream, order);
         dst.LogDensity = ld;
         dst.Score = Scoring.ScoreFromLogDensity(ld);
-        dst.PredictedLabel = dst.Score > columns.ThresholdAt(position);
+        dst.PredictedLabel = dst.Score > envelope.ThresholdAt(position);
     }
 
     /// <summary>Key in <see cref="Exception.Data"/> of an out-of-order row's error: its order value and the one before it
@@ -313,16 +312,16 @@ internal static class RnnRnadeSurrogate
     /// <summary>One decoded envelope (<see cref="SequenceSurrogate"/>'s) per factory, keyed by the identity of the text backing it.</summary>
     private sealed class Cache
     {
-        private readonly Surrogate.TextIdentityCache<(RnnRnadeModel, float, SequenceSurrogate.Envelope)> _inner = new(t => Frames(SequenceSurrogate.Decode(t)));
-        private readonly Surrogate.ChunksIdentityCache<(RnnRnadeModel, float, SequenceSurrogate.Envelope)> _chunks = new(c => Frames(SequenceSurrogate.Decode(c)));
+        private readonly Surrogate.TextIdentityCache<(RnnRnadeModel, SequenceSurrogate.Envelope)> _inner = new(t => Frames(SequenceSurrogate.Decode(t)));
+        private readonly Surrogate.ChunksIdentityCache<(RnnRnadeModel, SequenceSurrogate.Envelope)> _chunks = new(c => Frames(SequenceSurrogate.Decode(c)));
 
-        private static (RnnRnadeModel, float, SequenceSurrogate.Envelope) Frames(SequenceSurrogate.Envelope e)
-            => (e.Model as RnnRnadeModel ?? throw new InvalidModelFileException($"The frame-row scorer holds a {e.Model.ModelKind} model, not an RNN-RNADE."), e.Threshold, e);
+        private static (RnnRnadeModel, SequenceSurrogate.Envelope) Frames(SequenceSurrogate.Envelope e)
+            => (e.Model as RnnRnadeModel ?? throw new InvalidModelFileException($"The frame-row scorer holds a {e.Model.ModelKind} model, not an RNN-RNADE."), e);
 
-        /// <summary>The model, its threshold and the envelope (for the user's column names: frame, sequence id, order).</summary>
-        public (RnnRnadeModel Model, float Threshold, SequenceSurrogate.Envelope Columns) Resolve(ReadOnlyMemory<char> text) => _inner.Resolve(text);
+        /// <summary>The model and its envelope (thresholds, and the user's column names: frame, sequence id, order).</summary>
+        public (RnnRnadeModel Model, SequenceSurrogate.Envelope Envelope) Resolve(ReadOnlyMemory<char> text) => _inner.Resolve(text);
 
         /// <summary><see cref="Resolve(ReadOnlyMemory{char})"/> for the chunks of a "v2" chain.</summary>
-        public (RnnRnadeModel Model, float Threshold, SequenceSurrogate.Envelope Columns) Resolve(ReadOnlyMemory<char>[] chunks) => _chunks.Resolve(chunks);
+        public (RnnRnadeModel Model, SequenceSurrogate.Envelope Envelope) Resolve(ReadOnlyMemory<char>[] chunks) => _chunks.Resolve(chunks);
     }
 }

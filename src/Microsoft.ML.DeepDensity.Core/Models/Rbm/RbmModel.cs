@@ -202,17 +202,22 @@ public sealed partial class RbmModel : DensityModel
     /// when nothing is mapped (no standardisation and σ = 1); σ = 1 leaves a fitted map's bits unchanged.
     /// </summary>
     private static ColumnStandardizer? VisibleMap(ColumnStandardizer? standardization, int d, float sigma)
+        => sigma == 1f ? standardization : WidenedMap(standardization, d, _ => sigma,
+            (c, columnScale, scale) => $"VisibleStdDev = {sigma:R} times column {c}'s scale {columnScale:G6} is {scale:G6}, outside float32's positive finite range; choose a VisibleStdDev nearer 1 or rescale the column.");
+
+    /// <summary><paramref name="map"/> (mean 0 and scale 1 when null) with column c's scale multiplied by
+    /// <paramref name="sigmaOf"/>(c): the one fold of a fixed and of a learned width; a product outside float32's positive
+    /// finite range is refused in the words of <paramref name="problem"/>(column, its scale, the product).</summary>
+    private static ColumnStandardizer WidenedMap(ColumnStandardizer? map, int d, Func<int, float> sigmaOf, Func<int, float, float, FormattableString> problem)
     {
-        if (sigma == 1f) return standardization;
-        var mean = standardization?.Mean.ToArray() ?? new float[d];
+        var mean = map?.Mean.ToArray() ?? new float[d];
         var scale = new float[d];
         for (int c = 0; c < d; c++)
         {
-            float columnScale = standardization?.Scale[c] ?? 1f;
-            scale[c] = columnScale * sigma;
+            float columnScale = map?.Scale[c] ?? 1f;
+            scale[c] = columnScale * sigmaOf(c);
             if (!(scale[c] > 0) || !float.IsFinite(scale[c]))
-                throw new ArgumentException(FormattableString.Invariant(
-                    $"VisibleStdDev = {sigma:R} times column {c}'s scale {columnScale:G6} is {scale[c]:G6}, outside float32's positive finite range; choose a VisibleStdDev nearer 1 or rescale the column."), "options");
+                throw new ArgumentException(FormattableString.Invariant(problem(c, columnScale, scale[c])), "options");
         }
         return new ColumnStandardizer(mean, scale);
     }
@@ -229,18 +234,9 @@ public sealed partial class RbmModel : DensityModel
     /// </summary>
     private static ColumnStandardizer FoldLearnedStdDev(ColumnStandardizer? map, int d, float[] logStdDev, float[] baseBias)
     {
-        var mean = map?.Mean.ToArray() ?? new float[d];
-        var scale = new float[d];
-        for (int c = 0; c < d; c++)
-        {
-            float sigma = MathF.Exp(logStdDev[c]), columnScale = map?.Scale[c] ?? 1f;
-            scale[c] = columnScale * sigma;
-            baseBias[c] /= sigma;
-            if (!(scale[c] > 0) || !float.IsFinite(scale[c]))
-                throw new ArgumentException(FormattableString.Invariant(
-                    $"The learned visible width {sigma:G6} of column {c} times its scale {columnScale:G6} is {scale[c]:G6}, outside float32's positive finite range; rescale the column or set VisibleStdDev."), "options");
-        }
-        return new ColumnStandardizer(mean, scale);
+        for (int c = 0; c < d; c++) baseBias[c] /= MathF.Exp(logStdDev[c]);
+        return WidenedMap(map, d, c => MathF.Exp(logStdDev[c]),
+            (c, columnScale, scale) => $"The learned visible width {MathF.Exp(logStdDev[c]):G6} of column {c} times its scale {columnScale:G6} is {scale:G6}, outside float32's positive finite range; rescale the column or set VisibleStdDev.");
     }
 
     private static RbmModel Normalize(RbmMachine machine, ColumnStandardizer? standardizer, float[] baseBias, RbmOptions o, CancellationToken ct)

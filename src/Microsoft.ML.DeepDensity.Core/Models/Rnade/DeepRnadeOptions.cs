@@ -96,7 +96,7 @@ public sealed class DeepRnadeOptions : RnadeOptions
     /// clamped to [<see cref="Defaults.MinAutomaticBatchSize"/>, <see cref="Defaults.MaxAutomaticBatchSize"/>]: 100 from
     /// 9,901 rows on, 20 on 2,000, 10 below 1,000. <c>MaxEpochs</c> and <c>EarlyStoppingPatience</c> keep their meaning
     /// (an epoch is still a pass over the rows).</summary>
-    public int BatchSizeFor(long trainingRows) => AutomaticBatchSizeFor(trainingRows);
+    public int BatchSizeFor(long trainingRows) => Resolved(trainingRows).BatchSize;
 
     /// <summary>Autoregressive connectivity only (the masked-input network has none, and ignores it): direct input → output
     /// weights (MADE's direct connections), a masked linear autoregressive term added to every mixture output; they start

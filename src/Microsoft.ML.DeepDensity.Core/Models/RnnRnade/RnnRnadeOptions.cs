@@ -72,7 +72,7 @@ public sealed class RnnRnadeOptions : GradientTrainingOptions, Persistence.IMode
     /// <summary>The epochs a fit on <paramref name="trainingExamples"/> training sequences (windows, after the held-out
     /// split: <see cref="RnnRnadeModel.TrainingExamples(Data.SequenceBatch, RnnRnadeOptions, bool)"/>) runs at most: <c>MaxEpochs</c> when set, otherwise ⌈<see cref="Defaults.AutomaticEpochSteps"/> / steps per
     /// epoch⌉ clamped to [<see cref="Defaults.MinAutomaticEpochs"/>, <see cref="Defaults.MaxAutomaticEpochs"/>].</summary>
-    public int EpochsFor(long trainingExamples) => AutomaticEpochsFor(trainingExamples);
+    public int EpochsFor(long trainingExamples) => Resolved(trainingExamples).MaxEpochs;
 
     /// <summary>The early-stopping patience, in epochs, of a fit on <paramref name="trainingExamples"/> training sequences
     /// (windows): <c>EarlyStoppingPatience</c> when <c>MaxEpochs</c> is set, otherwise scaled with the automatic epochs,
@@ -80,7 +80,7 @@ public sealed class RnnRnadeOptions : GradientTrainingOptions, Persistence.IMode
     /// the run as for the row models (10 of 100 epochs). An epoch of one long series is one or two optimiser steps, and a
     /// patience of 10 such epochs ended the daily Seattle weather (2012–2013, 12 windows) after about 100 steps at 0.88 nats
     /// per frame above an i.i.d. RNADE on 2015; scaled (100 epochs) it gained 1.36 (docs/models/rnn-rnade.md).</summary>
-    public int PatienceFor(long trainingExamples) => AutomaticPatienceFor(trainingExamples);
+    public int PatienceFor(long trainingExamples) => Resolved(trainingExamples).EarlyStoppingPatience;
 
     /// <summary>Hidden units H of the per-frame RNADE. Default <see cref="Defaults.HiddenUnits"/>.</summary>
     public int HiddenUnits { get; set; } = Defaults.HiddenUnits;
