@@ -44,13 +44,30 @@ internal abstract class Optimizer
     {
         if (clipNorm > 0)
         {
-            if (!double.IsFinite(parameters.ClipGradientNorm(clipNorm))) return false;
-            Step(parameters, learningRate);
+            double norm = parameters.GradientNorm();
+            if (!double.IsFinite(norm)) return false;
+            // The clipping factor goes into the step's own pass over the gradients (the buffers keep the unclipped
+            // values): the same float product as scaling them in place first, without that pass.
+            StepScaled(parameters, learningRate, norm > clipNorm ? (float)(clipNorm / norm) : 1f);
             return true;
         }
         // Without clipping the optimiser tests the gradients in its own pass; after a non-finite one the parameters
         // are not finite either, and the caller restores the last good state and resets the optimiser.
         return StepIfFinite(parameters, learningRate);
+    }
+
+    /// <summary>One update from the gradients times <paramref name="gradientScale"/> (global-norm clipping's factor; 1 leaves
+    /// them as they are). This default scales the buffers in place, then steps; an optimiser may fold the factor into
+    /// its own pass instead, with the same bits.</summary>
+    protected virtual void StepScaled(ParameterSet parameters, float learningRate, float gradientScale)
+    {
+        if (gradientScale != 1f)
+            parameters.ForEachChunk((i, start, length) =>
+            {
+                var g = parameters.Items[i].Gradient.AsSpan(start, length);
+                TensorPrimitives.Multiply(g, gradientScale, g);
+            });
+        Step(parameters, learningRate);
     }
 
     /// <summary>Creates the optimiser described by <paramref name="options"/>.</summary>
@@ -78,9 +95,14 @@ internal sealed class AdamOptimizer : Optimizer
 
     public override void Step(ParameterSet parameters, float learningRate) => StepIfFinite(parameters, learningRate);
 
+    protected override void StepScaled(ParameterSet parameters, float learningRate, float gradientScale) => Update(parameters, learningRate, gradientScale);
+
     /// <summary>The update, testing each gradient's exponent bits on the way (no extra pass over the gradients).</summary>
+    public override bool StepIfFinite(ParameterSet parameters, float learningRate) => Update(parameters, learningRate, 1f);
+
+    /// <summary>The update from the gradients times <paramref name="gradientScale"/>; false when a gradient was not finite.</summary>
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
-    public override bool StepIfFinite(ParameterSet parameters, float learningRate)
+    private bool Update(ParameterSet parameters, float learningRate, float gradientScale)
     {
         var items = parameters.Items;
         _m ??= items.Select(p => new float[p.Value.Length]).ToArray();
@@ -95,7 +117,7 @@ internal sealed class AdamOptimizer : Optimizer
         parameters.ForEachChunk((i, start, length) =>
         {
             if (!Update(items[i].Value.AsSpan(start, length), items[i].Gradient.AsSpan(start, length),
-                    ms[i].AsSpan(start, length), vs[i].AsSpan(start, length), b1, b2, c1, c2, eps, wd, learningRate))
+                    ms[i].AsSpan(start, length), vs[i].AsSpan(start, length), gradientScale, b1, b2, c1, c2, eps, wd, learningRate))
                 Volatile.Write(ref nonFinite, 1);
         });
         return nonFinite == 0;
@@ -115,20 +137,20 @@ internal sealed class AdamOptimizer : Optimizer
     /// 512-bit loop takes 0.14–0.15 ms against 0.22–0.24 ms for the 256-bit one on NVIL's 200-200 parameters inside a
     /// one-thread step (in-process A/B, docs/benchmarks.md, session 28).</remarks>
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
-    private static bool Update(Span<float> w, ReadOnlySpan<float> g, Span<float> m, Span<float> v,
+    private static bool Update(Span<float> w, ReadOnlySpan<float> g, Span<float> m, Span<float> v, float gs,
         float b1, float b2, float c1, float c2, float eps, float wd, float learningRate)
     {
         int j = 0;
         bool finite = true;
         var level = KernelPath.Current;
         if (level >= SimdLevel.Avx512 && Vector512.IsHardwareAccelerated)
-            finite = Update512(w, g, m, v, b1, b2, c1, c2, eps, wd, learningRate, ref j);
+            finite = Update512(w, g, m, v, gs, b1, b2, c1, c2, eps, wd, learningRate, ref j);
         if (level >= SimdLevel.Avx2 && Vector256.IsHardwareAccelerated)
-            finite &= Update256(w, g, m, v, b1, b2, c1, c2, eps, wd, learningRate, ref j);
+            finite &= Update256(w, g, m, v, gs, b1, b2, c1, c2, eps, wd, learningRate, ref j);
         for (; j < w.Length; j++)
         {
             finite &= float.IsFinite(g[j]);
-            float gj = g[j] + wd * w[j];
+            float gj = g[j] * gs + wd * w[j];
             m[j] = b1 * m[j] + (1 - b1) * gj;
             v[j] = b2 * v[j] + (1 - b2) * gj * gj;
             if (MathF.Abs(m[j]) < MinNormal) m[j] = 0f;
@@ -142,7 +164,7 @@ internal sealed class AdamOptimizer : Optimizer
     /// read was not finite. (Kept apart from <see cref="Update256"/>: .NET 8, a target of this assembly, has no common
     /// interface over the two vector widths.)</summary>
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
-    private static bool Update512(Span<float> w, ReadOnlySpan<float> g, Span<float> m, Span<float> v,
+    private static bool Update512(Span<float> w, ReadOnlySpan<float> g, Span<float> m, Span<float> v, float gs,
         float b1, float b2, float c1, float c2, float eps, float wd, float learningRate, ref int j)
     {
         var vb1 = Vector512.Create(b1); var vb2 = Vector512.Create(b2);
@@ -150,6 +172,7 @@ internal sealed class AdamOptimizer : Optimizer
         var v1b1 = Vector512.Create(1 - b1); var v1b2 = Vector512.Create(1 - b2);
         var veps = Vector512.Create(eps); var vlr = Vector512.Create(learningRate);
         var vwd = Vector512.Create(wd);
+        var vgs = Vector512.Create(gs);
         var exponent = Vector512.Create(0x7F800000u);
         var minNormal = Vector512.Create(MinNormal);
         var bad = Vector512<uint>.Zero;
@@ -158,7 +181,7 @@ internal sealed class AdamOptimizer : Optimizer
             var wj = Vector512.Create((ReadOnlySpan<float>)w.Slice(j, 16));
             var graw = Vector512.Create(g.Slice(j, 16));
             bad |= Vector512.Equals(graw.AsUInt32() & exponent, exponent);
-            var gj = graw + vwd * wj;
+            var gj = graw * vgs + vwd * wj;
             var mj = vb1 * Vector512.Create((ReadOnlySpan<float>)m.Slice(j, 16)) + v1b1 * gj;
             var vj = vb2 * Vector512.Create((ReadOnlySpan<float>)v.Slice(j, 16)) + v1b2 * gj * gj;
             mj = Vector512.AndNot(mj, Vector512.LessThan(Vector512.Abs(mj), minNormal)); // NaN stays NaN, as in the scalar loop
@@ -171,7 +194,7 @@ internal sealed class AdamOptimizer : Optimizer
 
     /// <summary><see cref="Update512"/> on 8 lanes.</summary>
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
-    private static bool Update256(Span<float> w, ReadOnlySpan<float> g, Span<float> m, Span<float> v,
+    private static bool Update256(Span<float> w, ReadOnlySpan<float> g, Span<float> m, Span<float> v, float gs,
         float b1, float b2, float c1, float c2, float eps, float wd, float learningRate, ref int j)
     {
         var vb1 = Vector256.Create(b1); var vb2 = Vector256.Create(b2);
@@ -179,6 +202,7 @@ internal sealed class AdamOptimizer : Optimizer
         var v1b1 = Vector256.Create(1 - b1); var v1b2 = Vector256.Create(1 - b2);
         var veps = Vector256.Create(eps); var vlr = Vector256.Create(learningRate);
         var vwd = Vector256.Create(wd);
+        var vgs = Vector256.Create(gs);
         var exponent = Vector256.Create(0x7F800000u);
         var minNormal = Vector256.Create(MinNormal);
         var bad = Vector256<uint>.Zero;
@@ -187,7 +211,7 @@ internal sealed class AdamOptimizer : Optimizer
             var wj = Vector256.Create((ReadOnlySpan<float>)w.Slice(j, 8));
             var graw = Vector256.Create(g.Slice(j, 8));
             bad |= Vector256.Equals(graw.AsUInt32() & exponent, exponent);
-            var gj = graw + vwd * wj;
+            var gj = graw * vgs + vwd * wj;
             var mj = vb1 * Vector256.Create((ReadOnlySpan<float>)m.Slice(j, 8)) + v1b1 * gj;
             var vj = vb2 * Vector256.Create((ReadOnlySpan<float>)v.Slice(j, 8)) + v1b2 * gj * gj;
             mj = Vector256.AndNot(mj, Vector256.LessThan(Vector256.Abs(mj), minNormal));

@@ -88,28 +88,40 @@ public sealed class ParameterSet
     }
 
     /// <summary>‖gradient‖₂ over all tensors, accumulated in float64; NaN/∞ if any entry is.</summary>
-    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
+    /// <remarks>Summed per fixed chunk of <see cref="ForEachChunk"/>'s split (on the engine's threads when the set is
+    /// large), the chunks' sums then added in chunk order: the same bits on any thread count. A serial pass here was one
+    /// core's work while the other waited, 4 % of a VAE step at the default clipping (docs/benchmarks.md, session 35).</remarks>
     public double GradientNorm()
     {
+        var chunks = _chunks ??= BuildChunks();
+        var partial = new double[chunks.Length];
+        if (Count < ParallelThreshold)
+            for (int c = 0; c < chunks.Length; c++) partial[c] = SumOfSquares(_items[chunks[c].Item].Gradient.AsSpan(chunks[c].Start, chunks[c].Length));
+        else
+            DeepDensityEnvironment.For(0, chunks.Length, c => partial[c] = SumOfSquares(_items[chunks[c].Item].Gradient.AsSpan(chunks[c].Start, chunks[c].Length)));
         double s = 0;
-        foreach (var p in _items)
-        {
-            var g = p.Gradient;
-            int i = 0;
-            if (System.Runtime.Intrinsics.Vector256.IsHardwareAccelerated)
-            {
-                // Widen to float64 before squaring, eight lanes at a time.
-                var acc = System.Runtime.Intrinsics.Vector256<double>.Zero;
-                for (; i + 8 <= g.Length; i += 8)
-                {
-                    var (lo, hi) = System.Runtime.Intrinsics.Vector256.Widen(System.Runtime.Intrinsics.Vector256.Create((ReadOnlySpan<float>)g.AsSpan(i, 8)));
-                    acc += lo * lo + hi * hi;
-                }
-                s += System.Runtime.Intrinsics.Vector256.Sum(acc);
-            }
-            for (; i < g.Length; i++) s += (double)g[i] * g[i];
-        }
+        foreach (double v in partial) s += v;
         return Math.Sqrt(s);
+    }
+
+    /// <summary>Σ g² of one chunk, each value widened to float64 before squaring, eight lanes at a time.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
+    private static double SumOfSquares(ReadOnlySpan<float> g)
+    {
+        double s = 0;
+        int i = 0;
+        if (System.Runtime.Intrinsics.Vector256.IsHardwareAccelerated)
+        {
+            var acc = System.Runtime.Intrinsics.Vector256<double>.Zero;
+            for (; i + 8 <= g.Length; i += 8)
+            {
+                var (lo, hi) = System.Runtime.Intrinsics.Vector256.Widen(System.Runtime.Intrinsics.Vector256.Create(g.Slice(i, 8)));
+                acc += lo * lo + hi * hi;
+            }
+            s += System.Runtime.Intrinsics.Vector256.Sum(acc);
+        }
+        for (; i < g.Length; i++) s += (double)g[i] * g[i];
+        return s;
     }
 
     /// <summary>True when every value is finite.</summary>
@@ -138,7 +150,11 @@ public sealed class ParameterSet
         if (maxNorm > 0 && norm > maxNorm && double.IsFinite(norm))
         {
             float scale = (float)(maxNorm / norm);
-            foreach (var p in _items) System.Numerics.Tensors.TensorPrimitives.Multiply(p.Gradient, scale, p.Gradient);
+            ForEachChunk((i, start, length) =>
+            {
+                var g = _items[i].Gradient.AsSpan(start, length);
+                System.Numerics.Tensors.TensorPrimitives.Multiply(g, scale, g);
+            });
         }
         return norm;
     }

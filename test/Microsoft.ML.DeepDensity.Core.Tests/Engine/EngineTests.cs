@@ -281,6 +281,84 @@ public class OptimizerTests
         Assert.Equal(1.3, p.GradientNorm(), 5);
         Assert.Equal(0.3f, p.Items[0].Gradient[0], 5);
     }
+
+    /// <summary>A set above ParameterSet.ParallelThreshold (its norm and updates run on the engine's threads).</summary>
+    private static ParameterSet LargeSet(int seed, float gradientScale)
+    {
+        var rng = new Microsoft.ML.DeepDensity.Randomness.RandomStream((ulong)seed);
+        var a = new float[70_001]; var b = new float[33];
+        rng.FillGaussian(a); rng.FillGaussian(b);
+        var set = new ParameterSet(new Parameter("a", a), new Parameter("b", b));
+        foreach (var p in set.Items) { rng.FillGaussian(p.Gradient); System.Numerics.Tensors.TensorPrimitives.Multiply(p.Gradient, gradientScale, p.Gradient); }
+        return set;
+    }
+
+    [Fact]
+    public void GradientNormIsTheSameOnAnyThreadCountAndExact()
+    {
+        var set = LargeSet(3, 1f);
+        double exact = Math.Sqrt(set.Items.Sum(p => p.Gradient.Sum(g => (double)g * g)));
+        int saved = DeepDensityEnvironment.MaxDegreeOfParallelism;
+        try
+        {
+            DeepDensityEnvironment.MaxDegreeOfParallelism = 1;
+            double one = set.GradientNorm();
+            DeepDensityEnvironment.MaxDegreeOfParallelism = -1;
+            for (int i = 0; i < 20; i++) Assert.Equal(BitConverter.DoubleToInt64Bits(one), BitConverter.DoubleToInt64Bits(set.GradientNorm()));
+            Assert.Equal(exact, one, exact * 1e-12);
+        }
+        finally { DeepDensityEnvironment.MaxDegreeOfParallelism = saved; }
+    }
+
+    /// <summary>The loop's clipped step folds the clipping factor into Adam's pass: the same bits as clipping the
+    /// buffers in place and then stepping (small and large sets, clipping active and not).</summary>
+    [Theory]
+    [InlineData(0.01f)]
+    [InlineData(1f)]
+    public void ClippedStepEqualsClippingThenStepping(float gradientScale)
+    {
+        foreach (bool large in new[] { false, true })
+        {
+            ParameterSet Make() => large ? LargeSet(7, gradientScale) : SmallSet(gradientScale);
+            var fused = Make(); var twoPass = Make();
+            var adamFused = new AdamOptimizer(weightDecay: 1e-3f); var adamTwoPass = new AdamOptimizer(weightDecay: 1e-3f);
+            const float clip = 10f;
+            for (int step = 0; step < 3; step++)
+            {
+                double norm = twoPass.ClipGradientNorm(clip);
+                Assert.True(gradientScale < 0.1f ? norm < clip : norm > clip, $"the case must {(gradientScale < 0.1f ? "not " : "")}clip (norm {norm})");
+                Assert.True(adamTwoPass.StepIfFinite(twoPass, 1e-2f));
+                Assert.True(adamFused.ClipAndStep(fused, clip, 1e-2f));
+                for (int i = 0; i < fused.Items.Count; i++)
+                {
+                    Assert.Equal(twoPass.Items[i].Value, fused.Items[i].Value);
+                    // The next step's gradients: the same on both sides (the two-pass side's buffers were scaled).
+                    var rng = new Microsoft.ML.DeepDensity.Randomness.RandomStream((ulong)(100 + step * 10 + i));
+                    rng.FillGaussian(fused.Items[i].Gradient);
+                    System.Numerics.Tensors.TensorPrimitives.Multiply(fused.Items[i].Gradient, gradientScale * (large ? 1f : 50f), fused.Items[i].Gradient);
+                    fused.Items[i].Gradient.CopyTo(twoPass.Items[i].Gradient, 0);
+                }
+            }
+        }
+
+        static ParameterSet SmallSet(float gradientScale)
+        {
+            var set = new ParameterSet(new Parameter("w", Enumerable.Range(0, 91).Select(i => MathF.Sin(i)).ToArray()));
+            var g = set.Items[0].Gradient;
+            for (int i = 0; i < g.Length; i++) g[i] = MathF.Cos(3 * i) * gradientScale * 100f;
+            return set;
+        }
+    }
+
+    [Fact]
+    public void NonFiniteGradientStopsTheClippedStep()
+    {
+        var set = LargeSet(9, 1f);
+        set.Items[1].Gradient[5] = float.NaN;
+        var before = set.Items[0].Value.ToArray();
+        Assert.False(new AdamOptimizer().ClipAndStep(set, 10f, 1e-2f));
+        Assert.Equal(before, set.Items[0].Value);
+    }
 }
 
 public class TrainingSplitTests
