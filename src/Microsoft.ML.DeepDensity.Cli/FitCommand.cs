@@ -32,7 +32,7 @@ public static class FitCommand
         var epochs = new Option<int?>("--epochs") { Description = "Maximum epochs (EM iterations for deepgmm)." };
         var contamination = new Option<double>("--contamination") { Description = "Expected anomaly fraction of the training data; sets the PredictedLabel threshold.", DefaultValueFactory = _ => 0.01 };
         var sequenceId = new Option<string?>("--sequence-id") { Description = "rnnrnade: the column naming each row's sequence (one row per time step)." };
-        var order = new Option<string?>("--order") { Description = "rnnrnade: the column ordering the rows of a sequence (numeric)." };
+        var order = new Option<string?>("--order") { Description = "rnnrnade: the column ordering the rows of a sequence (numbers, or times such as 2026-03-29T00:30:00Z)." };
         var parameters = new Option<string[]>("--param", "-p") { Description = "Any engine option as Name=Value (e.g. -p HiddenUnits=100 -p Layers=4,4). Repeatable." };
 
         var command = new System.CommandLine.Command("fit", "Train a density model on a CSV file and save it as an ML.NET model zip.")

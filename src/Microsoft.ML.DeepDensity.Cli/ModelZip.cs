@@ -81,6 +81,58 @@ public sealed record LoadedModel(string File, ITransformer Transformer, DensityT
 
     /// <summary>The feature columns to read from a CSV: as trained, or (for a zip ddml did not write) f0, f1, ...</summary>
     public string[] FeatureColumns => Metadata?.FeatureColumns ?? Enumerable.Range(0, Model.Dimension).Select(i => $"f{i}").ToArray();
+
+    /// <summary>The stages of the zip's pipeline before its DeepDensity stage, by type name (empty for a zip ddml wrote,
+    /// whose model reads the CSV's columns as they are). With any, the model's threshold, scores and samples are in the
+    /// units of its input vector after those stages (a normaliser's, a projection's), not of the pipeline's inputs.</summary>
+    public IReadOnlyList<string> StagesBeforeModel
+    {
+        get
+        {
+            var before = new List<string>();
+            bool found = false;
+            void Visit(ITransformer t)
+            {
+                if (found) return;
+                if (t is DensityTransformer) { found = true; return; }
+                if (t is IEnumerable<ITransformer> chain) { foreach (var stage in chain) Visit(stage); return; }
+                before.Add(t.GetType().Name.Split('`')[0]);
+            }
+            Visit(Transformer);
+            return found ? before : Array.Empty<string>();
+        }
+    }
+
+    /// <summary>The header of drawn rows: the feature columns, or for a zip ddml did not write, the slot names of the
+    /// model's input vector where the pipeline gives them (a Concatenate of named columns, kept by a normaliser), else
+    /// f0, f1, ...</summary>
+    public string[] SampleHeader
+    {
+        get
+        {
+            if (Metadata is not null) return FeatureColumns;
+            try
+            {
+                var column = Transformer.GetOutputSchema(InputSchema).GetColumnOrNull(Density.FeatureColumnName);
+                if (column is { } c && c.HasSlotNames())
+                {
+                    VBuffer<ReadOnlyMemory<char>> names = default;
+                    c.GetSlotNames(ref names);
+                    var header = names.DenseValues().Select(n => n.ToString()).ToArray();
+                    if (header.Length == Model.Dimension && header.All(h => h.Length > 0) && header.Distinct(StringComparer.Ordinal).Count() == header.Length)
+                        return header;
+                }
+            }
+            catch (ArgumentException) { } // a pipeline whose schema cannot be computed from its saved input: the numbered names
+            return FeatureColumns;
+        }
+    }
+
+    /// <summary>What <see cref="StagesBeforeModel"/> means for the model's numbers, in one sentence; null when there are none.</summary>
+    public string? UnitsNote(string what) => StagesBeforeModel is { Count: > 0 } stages
+        ? $"the zip's pipeline runs {string.Join(", ", stages)} before its DeepDensity stage, so {what} in the units of that stage's input vector " +
+          $"'{Density.FeatureColumnName}' after them, not of the pipeline's own input columns"
+        : null;
 }
 
 /// <summary>

@@ -71,8 +71,9 @@ public static class ScoringCommands
                 throw new CliException(ExitCodes.UsageError, "--length is for the sequence model (rnnrnade); this model draws rows.");
             // The lazy view of the draw, read row by row as it is written (WriteSamples): any count up to int.MaxValue
             // costs one block of rows. The first interrupt ends it (in-process; the tool's own Ctrl+C ends the process).
+            if (loaded.UnitsNote("the samples are") is string note) console.Error.WriteLine($"ddml: note: {note}.");
             var view = loaded.Density.GenerateSamples(ml, n, parse.GetValue(seed), console.Interrupts.Stop);
-            WriteSamples(console, view, loaded.Density.FeatureColumnName, loaded.FeatureColumns, parse.GetValue(output));
+            WriteSamples(console, view, loaded.Density.FeatureColumnName, loaded.SampleHeader, parse.GetValue(output));
             return ExitCodes.Success;
         });
     }
@@ -237,6 +238,7 @@ public static class ScoringCommands
             w.WriteLine($"input                   {m.InputDomain}, dimension {m.Dimension}");
             w.WriteLine($"features                {Abbreviate(loaded.FeatureColumns)}");
             w.WriteLine(string.Create(Ci, $"anomaly threshold       score > {loaded.Density.Threshold:G6} (contamination {loaded.Density.Contamination})"));
+            if (loaded.UnitsNote("the threshold, scores and samples are") is string note) w.WriteLine($"note                    {note}");
             w.WriteLine($"file format             engine format {format} (this build reads {ModelZip.CurrentEngineFormat}), {kind} payload version {payload}");
             if (meta is not null) WriteTraining(w, meta);
             return ExitCodes.Success;

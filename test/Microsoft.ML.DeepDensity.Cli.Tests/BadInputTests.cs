@@ -538,6 +538,35 @@ public class BadInputTests : IDisposable
     }
 
     [Fact]
+    public void SampleAndInfoSayAForeignPipelinesUnits()
+    {
+        // A trial's zip (Concatenate → normaliser → ours): score refuses it, but sample wrote normalised values under
+        // f0, f1 with no word and info printed the threshold as if in the columns' units. sample now names the columns
+        // (the vector's slot names) and both say the numbers are in the units after the earlier stages.
+        var ml = new MLContext(seed: 1);
+        var scalars = ml.Data.LoadFromEnumerable(Enumerable.Range(0, 40).Select(i => new Scalars { A = 100 + i % 7, B = i % 5 * 0.5f }));
+        var pipeline = ml.Transforms.Concatenate("Features", "A", "B").Append(ml.Transforms.NormalizeMeanVariance("Features"))
+            .Append(ml.DensityEstimation.Rnade("Features", hiddenUnits: 2, maxEpochs: 1)).Fit(scalars);
+        var pipelineZip = _h.PathOf("normalised.zip");
+        ml.Model.Save(pipeline, scalars.Schema, pipelineZip);
+        var r = _h.Run("sample", pipelineZip, "-n", "3");
+        Assert.True(r.Exit == 0, r.Err);
+        Assert.Equal("A,B", r.Out.Split('\n')[0].TrimEnd('\r'));
+        AssertOneLine(r.Err, "note", "ColumnConcatenatingTransformer", "NormalizingTransformer", "units of that stage's input vector 'Features'");
+        r = _h.Run("info", pipelineZip);
+        Assert.True(r.Exit == 0, r.Err);
+        Assert.Contains("before its DeepDensity stage, so the threshold, scores and samples are in the units", r.Out);
+
+        // A zip ddml wrote has no earlier stage: no note, its own column names.
+        var zip = _h.PathOf("own.zip");
+        Assert.Equal(0, _h.Run("fit", _h.Write("own.csv", Header + Good(40)), "-m", "rnade", "--epochs", "1", "-p", "HiddenUnits=2", "-o", zip).Exit);
+        r = _h.Run("sample", zip, "-n", "2");
+        Assert.Equal(0, r.Exit);
+        Assert.DoesNotContain("note", r.Err);
+        Assert.DoesNotContain("note ", _h.Run("info", zip).Out);
+    }
+
+    [Fact]
     public void AnOutputThatCannotBeWrittenFailsBeforeTraining()
     {
         // fit checked its --out only when saving: a long fit trained to the end and then failed (exit 6) to write into a
