@@ -163,7 +163,7 @@ public abstract partial class DensityModel : DensityModelBase
 
     private static void CheckSampleCount(int count)
     {
-        if (count < 0) throw new ArgumentOutOfRangeException(nameof(count), count, $"Sample count must be non-negative (got {count}).");
+        if (count < 0) throw new ArgumentOutOfRangeException(nameof(count), $"Sample count must be non-negative (got {count}).");
     }
 
     /// <summary>Loads any registered row model kind; a corrupt, truncated or foreign file (or a sequence model) throws <see cref="InvalidModelFileException"/>.</summary>

@@ -23,8 +23,9 @@ internal static class OptionText
     };
 
     /// <summary>The <see cref="ArgumentOutOfRangeException"/> of an option check: "<paramref name="name"/>
-    /// <paramref name="rule"/> (got value)", with the value as <see cref="Show"/> words it (also as the exception's actual
-    /// value when it is a list, whose own text is its type's name).</summary>
+    /// <paramref name="rule"/> (got value)", with the value as <see cref="Show"/> words it. The value is in the message
+    /// only: as the exception's actual value .NET would append it a second time ("… (got 0). (Parameter 'Orderings')
+    /// Actual value was 0.", as a trial read it).</summary>
     internal static ArgumentOutOfRangeException OutOfRange(string name, object? value, string rule)
-        => new(name, value is IEnumerable and not string ? Show(value) : value, $"{name} {rule} (got {Show(value)}).");
+        => new(name, $"{name} {rule} (got {Show(value)}).");
 }

@@ -49,7 +49,7 @@ public sealed class SequenceDensityEstimator : IEstimator<SequenceDensityTransfo
         /// <summary>Throws <see cref="ArgumentException"/> naming the first invalid setting.</summary>
         public void Validate()
         {
-            if (FrameSize < 1) throw new ArgumentOutOfRangeException(nameof(FrameSize), FrameSize, $"FrameSize must be at least 1 (got {FrameSize}): set it to the number of values per time step.");
+            if (FrameSize < 1) throw new ArgumentOutOfRangeException(nameof(FrameSize), $"FrameSize must be at least 1 (got {FrameSize}): set it to the number of values per time step.");
             RnnRnadeColumns.CheckNames(new[] { (nameof(FeatureColumnName), FeatureColumnName) }, new[]
             {
                 (nameof(LogDensityColumnName), LogDensityColumnName), (nameof(LogDensityPerFrameColumnName), LogDensityPerFrameColumnName),
