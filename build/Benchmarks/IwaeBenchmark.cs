@@ -69,9 +69,11 @@ public sealed class IwaeBenchmark : IBenchmark
             var se = new float[test.Rows];
             model.LogDensity(test.AsSpan(), ld, se);
             double evalSeconds = sw.Elapsed.TotalSeconds;
-            double ll = ld.Average(v => (double)v), meanSe = se.Average(v => (double)v);
+            // Rows whose standard error is unknown (+∞: fewer than 4 effective samples) are counted, not averaged.
+            double ll = ld.Average(v => (double)v), meanSe = se.Where(float.IsFinite).Select(v => (double)v).DefaultIfEmpty(double.NaN).Average();
+            int unknownSe = se.Count(float.IsPositiveInfinity);
             double trainBound = model.TrainingSummary!.FinalTrainLogLikelihood;
-            Console.WriteLine($"  C#    k={k}: {exs:F0} train ex/s ({cpuUs:F0} CPU-µs/example), final train bound {trainBound:F2}, test LL {ll:F2} (mean SE {meanSe:F3}), eval {evalSeconds:F1} s");
+            Console.WriteLine($"  C#    k={k}: {exs:F0} train ex/s ({cpuUs:F0} CPU-µs/example), final train bound {trainBound:F2}, test LL {ll:F2} (mean SE {meanSe:F3}{(unknownSe > 0 ? $", {unknownSe} rows' SE unknown" : "")}), eval {evalSeconds:F1} s");
 
             if (peer)
             {

@@ -98,11 +98,15 @@ public sealed class NvilBenchmark : IBenchmark
             var se = new float[test.Rows];
             model.LogDensity(test.AsSpan(), ld, se);
             double evalSeconds = sw.Elapsed.TotalSeconds;
-            double ll = ld.Average(v => (double)v), meanSe = se.Average(v => (double)v);
-            // Standard error of the mean over rows of the per-row estimates (each row's own SE is the IS error).
+            // Rows whose standard error is unknown (+∞: fewer than 4 effective samples) are counted, not averaged.
+            var knownSe = se.Where(float.IsFinite).Select(v => (double)v).ToArray();
+            int unknownSe = se.Length - knownSe.Length;
+            double ll = ld.Average(v => (double)v), meanSe = knownSe.DefaultIfEmpty(double.NaN).Average();
+            // Standard error of the mean over rows of the per-row estimates (each row's own SE is the IS error); unknown
+            // (+∞) when a row's is.
             double setSe = Math.Sqrt(se.Sum(v => (double)v * v)) / test.Rows;
             Console.WriteLine($"  C#    {arch}: {exs:F0} train ex/s ({cpuUs:F0} CPU-µs/example), best epoch {model.TrainingSummary!.BestEpoch}, " +
-                              $"test LL {ll:F2} (row SE {meanSe:F3}, SE of mean {setSe:F3}), eval {evalSeconds:F1} s; parameters {modelParams} + baseline {baselineParams}");
+                              $"test LL {ll:F2} (row SE {meanSe:F3}, SE of mean {setSe:F3}{(unknownSe > 0 ? $", {unknownSe} rows' SE unknown" : "")}), eval {evalSeconds:F1} s; parameters {modelParams} + baseline {baselineParams}");
 
             List<(double Seconds, double Bound)>? peerCurve = null;
             if (peer)

@@ -46,8 +46,30 @@ public static class ScoringCommands
                 }
             }
             WriteOutput(console, parse.GetValue(output), Write);
+            if (withError && UnknownStandardErrors(scored.StandardError) is string unknown)
+                console.Error.WriteLine($"ddml: note: {unknown}.");
             return ExitCodes.Success;
         });
+    }
+
+    /// <summary>"3 of 100 rows have StandardError Infinity (unknown: ...)", or null when every standard error is known.</summary>
+    internal static string? UnknownStandardErrors(float[] standardErrors)
+    {
+        int unknown = standardErrors.Count(float.IsPositiveInfinity);
+        return unknown == 0 ? null
+            : $"{unknown} of {CsvTable.Count(standardErrors.Length, "row")} {(unknown == 1 ? "has" : "have")} StandardError Infinity (unknown: the estimate rests on fewer than " +
+              $"{Microsoft.ML.DeepDensity.Estimation.ImportanceSampler.MinEffectiveSamples} effective importance samples, so it may be off by far more than its weights show; a larger EvaluationSamples may help)";
+    }
+
+    /// <summary>The mean of the known (finite) standard errors and how many are unknown (+∞).</summary>
+    internal static string MeanEstimateError(float[] standardErrors)
+    {
+        var known = standardErrors.Where(float.IsFinite).ToArray();
+        int unknown = standardErrors.Length - known.Length;
+        string mean = known.Length == 0 ? "unknown" : string.Create(Ci, $"{known.Average(x => (double)x):F4}");
+        return unknown == 0 ? $"{mean} (Monte Carlo standard error per row)"
+            : $"{mean} (Monte Carlo standard error per row{(known.Length == 0 ? "" : $", over the {CsvTable.Count(known.Length, "row")} where it is known")}; " +
+              $"{UnknownStandardErrors(standardErrors)})";
     }
 
     public static System.CommandLine.Command Sample(DdmlConsole console)
@@ -151,7 +173,7 @@ public static class ScoringCommands
             w.WriteLine($"rows                    {s.LogDensity.Length}");
             w.WriteLine(string.Create(Ci, $"average log-density     {mean:F4}{PlusMinus(se)} ({StandardErrorNote(s.LogDensity, "row")}; {loaded.Model.DensityKind})"));
             if (loaded.Model.DensityKind == DensityKind.Estimate)
-                w.WriteLine(string.Create(Ci, $"mean estimate error     {s.StandardError.Average(x => (double)x):F4} (Monte Carlo standard error per row)"));
+                w.WriteLine($"mean estimate error     {MeanEstimateError(s.StandardError)}");
             w.WriteLine(string.Create(Ci, $"predicted anomalies     {s.PredictedLabel.Count(b => b)} (threshold score {loaded.Density.Threshold:G6}, contamination {loaded.Density.Contamination})"));
             if (s.Labels is { } labels && !OneClassLabels(console, labels, parse.GetValue(data)!, parse.GetValue(label)!, "rows", ""))
                 WriteAnomalyMetrics(w, ml, labels, s.Score, s.PredictedLabel, "rows", "");

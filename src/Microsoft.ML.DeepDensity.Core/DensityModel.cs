@@ -22,7 +22,9 @@ public abstract partial class DensityModel : DensityModelBase
     /// <summary>
     /// Writes the log-density of each row of <paramref name="rows"/> (count × <see cref="Dimension"/>, row-major)
     /// into <paramref name="logDensity"/>. For <see cref="DensityKind.Estimate"/> models, the standard error of each
-    /// estimate goes into <paramref name="standardError"/> when it is non-empty (zeros for exact models).
+    /// estimate goes into <paramref name="standardError"/> when it is non-empty (zeros for exact models): +∞ when it is
+    /// unknown (an importance-sampled estimate resting on fewer than four effective samples, whose error cannot be
+    /// measured from its own weights; 0 for a row whose estimate is −∞).
     /// </summary>
     public void LogDensity(ReadOnlySpan<float> rows, Span<float> logDensity, Span<float> standardError = default)
         => LogDensity(rows, logDensity, standardError, CancellationToken.None);

@@ -86,9 +86,10 @@ public abstract class DensityModelBase
     /// The engine-wide output contract, enforced by the public members so that every model obeys it: a log-density is
     /// never NaN. Inputs are validated finite and parameters are checked finite when trained or loaded, so a NaN from a
     /// model's core can only come from float overflow (∞ − ∞, 0·∞) on an input so far from the data that its density
-    /// underflows float32: it is reported as −∞ (with standard error 0). A standard error must be finite and
-    /// non-negative, and zero unless the model is a <see cref="DensityKind.Estimate"/>; a violation is a model bug and
-    /// fails loudly. <paramref name="unit"/> names what one value is about ("row", "sequence", "frame").
+    /// underflows float32: it is reported as −∞ (with standard error 0). A standard error must be non-negative and
+    /// zero unless the model is a <see cref="DensityKind.Estimate"/>, whose standard error is finite or +∞ (unknown: an
+    /// importance-sampled estimate that rests on too few effective samples to say how far off it may be); NaN, a
+    /// negative value or a non-zero one from an exact model is a model bug and fails loudly. <paramref name="unit"/> names what one value is about ("row", "sequence", "frame").
     /// </summary>
     private protected void CheckOutputs(Span<float> logDensity, Span<float> standardError, string unit)
     {
@@ -101,8 +102,8 @@ public abstract class DensityModelBase
         for (int r = 0; r < standardError.Length; r++)
         {
             float se = standardError[r];
-            if (!(se >= 0) || !float.IsFinite(se) || (se != 0 && DensityKind != DensityKind.Estimate))
-                throw new InvalidOperationException($"{ModelKind} produced an invalid standard error {se} for {unit} {r} ({DensityKind} models report 0; estimates a finite non-negative value). This is a bug in the model.");
+            if (!(se >= 0) || (se != 0 && DensityKind != DensityKind.Estimate))
+                throw new InvalidOperationException($"{ModelKind} produced an invalid standard error {se} for {unit} {r} ({DensityKind} models report 0; estimates a non-negative value, +∞ when unknown). This is a bug in the model.");
         }
     }
 

@@ -461,6 +461,40 @@ public class BadInputTests : IDisposable
         Assert.Equal(0, _h.Run("evaluate", zip, data).Exit);
     }
 
+    /// <summary>
+    /// An importance-sampled row resting on fewer than 4 effective samples has an unknown standard error: 'score' writes
+    /// it as Infinity and says on standard error how many rows have one; 'evaluate' averages the known ones only and
+    /// counts the rest, never printing an average of ∞ or NaN. With EvaluationSamples = 2 every row is unknown (two
+    /// samples are never four effective ones).
+    /// </summary>
+    [Fact]
+    public void UnknownStandardErrorsAreWrittenAsInfinityAndCountedNotAveraged()
+    {
+        var zip = _h.PathOf("k2.zip");
+        var fit = _h.Run("fit", _h.Write("train.csv", Header + Good(60)), "-m", "iwae", "--epochs", "1", "-p", "EvaluationSamples=2", "-o", zip);
+        Assert.True(fit.Exit == 0, fit.Err);
+        var data = _h.Write("test.csv", Header + Good(5));
+        var output = _h.PathOf("scores.csv");
+        var r = _h.Run("score", zip, data, "-o", output);
+        Assert.True(r.Exit == 0, r.Err);
+        var lines = File.ReadAllLines(output);
+        Assert.Equal("StandardError", lines[0].Split(',')[5]);
+        Assert.All(lines[1..], line => Assert.Equal("Infinity", line.Split(',')[5]));
+        Assert.Contains("5 of 5 rows have StandardError Infinity (unknown", r.Err);
+        var e = _h.Run("evaluate", zip, data);
+        Assert.True(e.Exit == 0, e.Err);
+        var line = e.Out.Split('\n').Single(l => l.StartsWith("mean estimate error", StringComparison.Ordinal));
+        Assert.Contains("unknown (Monte Carlo standard error per row; 5 of 5 rows have StandardError Infinity", line);
+        Assert.DoesNotContain("NaN", e.Out);
+        Assert.DoesNotContain("∞", e.Out);
+        // Known and unknown together: the mean of the known ones, and the count of the others.
+        Assert.Equal("0.2000 (Monte Carlo standard error per row, over the 2 rows where it is known; 1 of 3 rows has StandardError Infinity (unknown: "
+                     + "the estimate rests on fewer than 4 effective importance samples, so it may be off by far more than its weights show; a larger EvaluationSamples may help))",
+            ScoringCommands.MeanEstimateError(new[] { 0.1f, float.PositiveInfinity, 0.3f }));
+        Assert.Equal("0.2000 (Monte Carlo standard error per row)", ScoringCommands.MeanEstimateError(new[] { 0.1f, 0.3f }));
+        Assert.Null(ScoringCommands.UnknownStandardErrors(new[] { 0f, 0.5f }));
+    }
+
     [Fact]
     public void ModelFilesThatAreNotOursOrCorrupt()
     {

@@ -52,7 +52,7 @@ public abstract class ImportanceSampledModel : DensityModel
     /// <summary>log (1/K) Σ w_i per row and its standard error with the given settings (the model calls
     /// <c>ImportanceSampler.Estimate</c> with its workspace and log-weights).</summary>
     private protected abstract void ImportanceSample(ReadOnlySpan<float> rows, int count, int samples, int samplesPerChunk, ulong seed,
-        int sampleRowsPerPass, Span<float> logMean, Span<float> standardError);
+        int sampleRowsPerPass, Span<float> logMean, Span<float> standardError, ImportanceSampler.RowWeightsInspector? inspect = null);
 
     /// <summary>Draws <paramref name="streams"/>.Length rows from the generative model into <paramref name="output"/>
     /// (row r from streams[r] only); with <paramref name="mean"/>, the mean of p(x | h) instead of a draw of x.</summary>
@@ -166,6 +166,16 @@ public abstract class ImportanceSampledModel : DensityModel
             SampleInBlocks(count, 0, count, seed, RowsPerSamplingBlock, m.Values,
                 (start, n, root, block) => SampleBlock(RowStreams(root, start, n), block, mean: true), CancellationToken.None);
         return m;
+    }
+
+    /// <summary>Each row's log-density estimate (as <see cref="DensityModel.LogDensity(ReadOnlySpan{float}, Span{float}, Span{float})"/>,
+    /// without the output checks), handing <paramref name="inspect"/> each row's K = <see cref="EvaluationSamples"/>
+    /// log-weights: the diagnostics behind the standard error, for tests and the <c>iwae-stderr</c> benchmark.</summary>
+    internal void LogDensityWithWeights(ReadOnlySpan<float> rows, Span<float> logDensity, ImportanceSampler.RowWeightsInspector inspect)
+    {
+        int count = DataValidation.CheckRows(rows, Dimension, InputDomain, "rows");
+        ImportanceSample(rows, count, EvaluationSamples, EvaluationSamplesPerChunk, EvaluationSeed, SampleRowsPerPass,
+            logDensity[..count], default, inspect);
     }
 
     /// <inheritdoc/>

@@ -57,6 +57,9 @@ namespace Microsoft.ML.DeepDensity.Tests.Conformance;
 /// cases have a second set for the AMX path (<c>AmxGolden</c>), checked where the machine has it. To print the current values, run with DEEPDENSITY_PRINT_GOLDEN=1 and read the failure messages.
 /// The values hold at any thread count (fixed block partitions) but assume this machine's SIMD width (Vector&lt;float&gt;
 /// size decides some summation orders): on a machine with another vector width, re-record them before a restructuring.
+/// The nine IWAE cases' second field (log-densities and standard errors) was re-recorded when a standard error resting
+/// on fewer than 4 effective samples became +∞ (unknown; <c>ImportanceSampler.MinEffectiveSamples</c>): with the
+/// floor set to 0 every golden value held, so the log-densities, saved bytes, samples and histories are unchanged.
 /// </remarks>
 public class BitIdentityTests(ITestOutputHelper output)
 {
@@ -132,10 +135,10 @@ public class BitIdentityTests(ITestOutputHelper output)
         ["DeepRnadeAutoregressive"] = "204695F392683CF2|5345F1E0F7402497|2077A60CF7A060C0|0AD1A63DF6780237",
         // Recorded when Deep RNADE's automatic batch became the default (session 33).
         ["DeepRnadeAutomaticBatch"] = "DE93D5B09FE4108C|855D6C3D9DA85C20|9A533A465F5E833B|5909B1B5ACD64932",
-        ["Iwae"] = "664469C805502C4C|2B0B31EDB72F4F26|1AC0D977D2E8CF1C|B2ADC4B03E987F80",
-        ["IwaeGaussian"] = "DA8664FEDF287969|9D83AB8116AB786F|F0E494528D32517F|4BE774D94D29AF60",
+        ["Iwae"] = "664469C805502C4C|4916922BC3FC7332|1AC0D977D2E8CF1C|B2ADC4B03E987F80",
+        ["IwaeGaussian"] = "DA8664FEDF287969|87E094C45488B067|F0E494528D32517F|4BE774D94D29AF60",
         // The raw-column case keeps the numbers IwaeGaussian had before the standardisation (the same fit, bit for bit).
-        ["IwaeGaussianRaw"] = "07DC12F48E2A04CA|B114E28BA2374243|A6A28C7768700E0C|76BBF1E2E6494E4A",
+        ["IwaeGaussianRaw"] = "07DC12F48E2A04CA|066550E70F71B87E|A6A28C7768700E0C|76BBF1E2E6494E4A",
         ["Nvil"] = "C0E5FEB98BC7E9F6|5C383D94F6B94111|A0A1BA8A865F445D|F726E4732C9E0F7F",
         ["IwaeVaeEarlyStop"] = "A6FBBC877A3B6BFF|3FA991C47F2C57BE|B0C1E06343F3E832|F88F87E700CFA0AB",
         ["Rbm"] = "7A621AE656B22DBA|02C22E88B250593A|5AA14A51DEE85AB4|F91C4B26B3AEC52A",
@@ -159,15 +162,15 @@ public class BitIdentityTests(ITestOutputHelper output)
         ["DeepGmmHeuristicGreedy"] = "9C547D9600DA12AD|144C4A96C04CC946|7849953F076BAE55|085AD2498995F839",
         ["RbmVisibleEnumerated"] = "97266A434AA9F23C|74ADAEDD3A8EEF77|33ADE34EEC909917|7839A7F1E8B27160",
         ["RbmGaussianAis"] = "C3911D1A9E029DEC|A3B7C9F427E5922D|6619DC1E46009FCD|C8F56F1A7C7B6A30",
-        ["IwaeTwoLayers"] = "909A9C17D8D172A1|0AE977AC63163EF5|FF20EFD07B792B37|207F53BCDF114D38",
+        ["IwaeTwoLayers"] = "909A9C17D8D172A1|38AD2F594DF8282E|FF20EFD07B792B37|207F53BCDF114D38",
         ["NvilOneLayer"] = "1958013BCE2ADA54|4775B1D830B2A9A0|6C23B68F42649FCB|C3AFA26DEB7582A9",
         ["RnnRnadeConditionedTanhRaw"] = "70F2903DEE557890|ECEC587382525922|BD047B8AEF9D1416|8062694EC3E7480D",
         ["RnnRnadeSigmoidOneComponent"] = "8499571F8B897C45|7CECE05F09AAB6EE|FB85D8643A832777|EAAE498016B4E701",
-        ["IwaeGaussianVae"] = "AED92D6666D3A197|760D8E1D9A0C086A|48CC5252AD0A6E6A|2BF853F8B2D72D88",
-        ["IwaeAffine"] = "732CFE66E784985D|C9D411AFA9C61660|8FE2145A31E8C8C3|1AEBE4F2C0CFB1B3",
-        ["IwaeSoftplusTwoHidden"] = "CB32F8DD1FC04916|50CAD67AD7CC68B9|9B542054A7E7D897|C0EF8F8E3A17DBA6",
-        ["IwaeGaussianAffine"] = "673B7BACB86259AC|08B9CB77D2290D57|F2D26FA95DE167DF|3A7A0C6101F3E208",
-        ["IwaeGaussianSigmoidTwoLayers"] = "29939D457B09F8EE|676E8373FCBB4C39|0CAF0F3776E19032|3130E059B0E60256",
+        ["IwaeGaussianVae"] = "AED92D6666D3A197|4DED128924BDA631|48CC5252AD0A6E6A|2BF853F8B2D72D88",
+        ["IwaeAffine"] = "732CFE66E784985D|228595ECA89CD49C|8FE2145A31E8C8C3|1AEBE4F2C0CFB1B3",
+        ["IwaeSoftplusTwoHidden"] = "CB32F8DD1FC04916|93A1ECE34F1BC61D|9B542054A7E7D897|C0EF8F8E3A17DBA6",
+        ["IwaeGaussianAffine"] = "673B7BACB86259AC|F7D4FDDCD8669198|F2D26FA95DE167DF|3A7A0C6101F3E208",
+        ["IwaeGaussianSigmoidTwoLayers"] = "29939D457B09F8EE|9362DDA1D318EA61|0CAF0F3776E19032|3130E059B0E60256",
         ["DeepGmmOneLayer"] = "1EA14902079889B6|3F4B334BC8F38248|BFC3B1266A0522DA|8F9436C79072820D",
         // The unit width keeps the numbers RbmGaussian had before the default width became 0.7 (session 32).
         ["RbmGaussianNarrow"] = "850376A6F0D6FDAD|6FC5CCDEA231B49C|FFC27312DEF3E7FC|6CC507AC0B0AC7AD",

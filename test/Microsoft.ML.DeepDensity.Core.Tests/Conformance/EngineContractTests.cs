@@ -21,15 +21,26 @@ public class EngineContractTests
         Assert.Equal(double.NegativeInfinity, new BrokenModel { NaNAtRow = 0 }.AverageLogDensity(new Data.RowMatrix(3, 3)));
     }
 
+    /// <summary>An estimate's standard error is finite and non-negative, or +∞ (unknown: an importance-sampled estimate
+    /// resting on too few effective samples); an exact model's is 0, never +∞; NaN and negative values are bugs.</summary>
     [Fact]
-    public void StandardErrorsMustBeZeroForExactModelsAndFiniteNonNegativeForEstimates()
+    public void StandardErrorsMustBeZeroForExactModelsAndNonNegativeOrUnknownForEstimates()
     {
         Assert.Throws<InvalidOperationException>(() => new BrokenModel { StandardError = 0.5f }.LogDensity(new float[3], new float[1], new float[1]));
+        Assert.Throws<InvalidOperationException>(() => new BrokenModel { StandardError = float.PositiveInfinity }.LogDensity(new float[3], new float[1], new float[1]));
+        Assert.Throws<InvalidOperationException>(() => new BrokenModel { Kind = DensityKind.Estimate, StandardError = float.NegativeInfinity }.LogDensity(new float[3], new float[1], new float[1]));
+        var unknown = new float[1];
+        new BrokenModel { Kind = DensityKind.Estimate, StandardError = float.PositiveInfinity }.LogDensity(new float[3], new float[1], unknown);
+        Assert.Equal(float.PositiveInfinity, unknown[0]);
+        // A NaN log-density becomes −∞ with standard error 0, also when the core reported +∞ for it.
+        var ld = new float[2]; var se = new float[2];
+        new BrokenModel { Kind = DensityKind.Estimate, NaNAtRow = 1, StandardError = float.PositiveInfinity }.LogDensity(new float[6], ld, se);
+        Assert.Equal(new[] { float.PositiveInfinity, 0f }, se);
         Assert.Throws<InvalidOperationException>(() => new BrokenModel { Kind = DensityKind.Estimate, StandardError = -1f }.LogDensity(new float[3], new float[1], new float[1]));
         Assert.Throws<InvalidOperationException>(() => new BrokenModel { Kind = DensityKind.Estimate, StandardError = float.NaN }.LogDensity(new float[3], new float[1], new float[1]));
-        var se = new float[1];
-        new BrokenModel { Kind = DensityKind.Estimate, StandardError = 0.25f }.LogDensity(new float[3], new float[1], se);
-        Assert.Equal(0.25f, se[0]);
+        var quarter = new float[1];
+        new BrokenModel { Kind = DensityKind.Estimate, StandardError = 0.25f }.LogDensity(new float[3], new float[1], quarter);
+        Assert.Equal(0.25f, quarter[0]);
     }
 
     [Fact]

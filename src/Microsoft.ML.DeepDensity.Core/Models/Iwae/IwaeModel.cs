@@ -158,11 +158,11 @@ public sealed class IwaeModel : ImportanceSampledModel
     private long _scoringCall;
 
     private protected override void ImportanceSample(ReadOnlySpan<float> rows, int count, int samples, int samplesPerChunk, ulong seed,
-        int sampleRowsPerPass, Span<float> logMean, Span<float> standardError)
+        int sampleRowsPerPass, Span<float> logMean, Span<float> standardError, ImportanceSampler.RowWeightsInspector? inspect = null)
     {
         Interlocked.Increment(ref _scoringCall);
         ImportanceSampler.Estimate(rows, count, Dimension, samples, samplesPerChunk, seed, sampleRowsPerPass,
-            _newWorkspace, _logWeights, logMean, standardError, _scratch);
+            _newWorkspace, _logWeights, logMean, standardError, inspect, _scratch);
     }
 
     /// <summary>Fills each row's noise for <paramref name="k"/> samples from its own stream, then one forward pass (its

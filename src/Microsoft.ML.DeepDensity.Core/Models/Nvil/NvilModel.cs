@@ -85,9 +85,9 @@ public sealed class NvilModel : ImportanceSampledModel
     }
 
     private protected override void ImportanceSample(ReadOnlySpan<float> rows, int count, int samples, int samplesPerChunk, ulong seed,
-        int sampleRowsPerPass, Span<float> logMean, Span<float> standardError)
+        int sampleRowsPerPass, Span<float> logMean, Span<float> standardError, ImportanceSampler.RowWeightsInspector? inspect = null)
         => ImportanceSampler.Estimate(rows, count, Dimension, samples, samplesPerChunk, seed, sampleRowsPerPass,
-            _newWorkspace, _logWeights, logMean, standardError, _scratch);
+            _newWorkspace, _logWeights, logMean, standardError, inspect, _scratch);
 
     /// <summary>Fills each row's uniforms for <paramref name="k"/> samples from its own stream, then one forward pass.</summary>
     private void LogWeights(NvilNetwork.Workspace ws, ReadOnlySpan<float> x, int n, int k, ReadOnlySpan<RandomStream> rowStreams,
