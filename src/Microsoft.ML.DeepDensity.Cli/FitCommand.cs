@@ -30,7 +30,7 @@ public static class FitCommand
         var exclude = new Option<string[]>("--exclude") { Description = "Columns that are not features (comma-separated or repeated: --exclude A,B or --exclude A --exclude B)." };
         var seed = new Option<ulong?>("--seed") { Description = "Seed of initialisation, shuffling and the validation split (default: the model's, 1)." };
         var epochs = new Option<int?>("--epochs") { Description = "Maximum epochs (EM iterations for deepgmm)." };
-        var contamination = new Option<double>("--contamination") { Description = "Expected anomaly fraction of the training data; sets the PredictedLabel threshold.", DefaultValueFactory = _ => 0.01 };
+        var contamination = new Option<double>("--contamination") { Description = "Expected anomaly fraction: the PredictedLabel threshold is the (1 - F) quantile of the scores of rows the model did not train on (the --validation rows, else the ones it held out), of the training rows when those are fewer than max(20, 1/F).", DefaultValueFactory = _ => 0.01 };
         var sequenceId = new Option<string?>("--sequence-id") { Description = "rnnrnade: the column naming each row's sequence (one row per time step)." };
         var order = new Option<string?>("--order") { Description = "rnnrnade: the column ordering the rows of a sequence (numeric)." };
         var parameters = new Option<string[]>("--param", "-p") { Description = "Any engine option as Name=Value (e.g. -p HiddenUnits=100 -p Layers=4,4). Repeatable." };
@@ -91,6 +91,9 @@ public static class FitCommand
         var valid = validTable?.Features(validColumns!);
 
         var ml = new MLContext(seed: 1);
+        // Which rows set the threshold, as the estimator's log says it ("score threshold X from 90 held-out rows (...").
+        string? thresholdRows = null;
+        ml.Log += (_, e) => { if (ThresholdLog.Match(e.Message) is { Success: true } m) thresholdRows = m.Groups[1].Value; };
         var history = new List<TrainingProgress>();
         var display = new TrainingDisplay(console.Out, console.LiveProgress);
         var notes = new List<string>();
@@ -158,6 +161,9 @@ public static class FitCommand
                       (metadata.BestEpoch is int b ? $" (best {b})" : "");
         console.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"saved {outFile}: {entry.Name} ({model.DensityKind} log-density), {CsvTable.Count(data.Columns, "feature")}, {metadata.StepsRun}{best}, mean training log-density {meanTrain:F4}."));
+        if (thresholdRows is not null)
+            console.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"anomaly threshold: score > {transformer.Threshold:G6}, the (1 - {contamination}) quantile of {thresholdRows}."));
         // The engine's held-out split holds out none of a few rows: no validation, without a word.
         if (valid is null && engineOptions.GetType().GetProperty("ValidationFraction")?.GetValue(engineOptions) is double f && f > 0
             && TrainingLoop.HeldOutCount(data.Rows, f) == 0)
@@ -169,6 +175,9 @@ public static class FitCommand
         }
         return ExitCodes.Success;
     }
+
+    /// <summary>The estimator's log line naming the rows that set the threshold.</summary>
+    private static readonly System.Text.RegularExpressions.Regex ThresholdLog = new(@"trained; score threshold \S+ from (.+?) \(contamination");
 
     /// <summary>The note when the seeded held-out fraction of <paramref name="examples"/> rounds down to none: no validation
     /// figure, and no early stopping, where the options (a default, or a ValidationFraction the user set) suggest both.</summary>
