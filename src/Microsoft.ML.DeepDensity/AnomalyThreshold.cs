@@ -98,10 +98,9 @@ internal static class AnomalyThreshold
     private static string Rows(long n, string kind) => $"{n} {kind} row{(n == 1 ? "" : "s")}";
 
     private static string TooFew(long training, long heldOut, string kind, int needed, double contamination)
-        => Rows(training, "training") + string.Create(CultureInfo.InvariantCulture,
-            $" ({heldOut} {kind} row{(heldOut == 1 ? "" : "s")}, fewer than the ") +
-            (needed == int.MaxValue ? "contamination 0 of a held-out threshold allows" : string.Create(CultureInfo.InvariantCulture,
-                $"{needed} a held-out threshold needs at contamination {contamination}")) + ")";
+        => Rows(training, "training") + (needed == int.MaxValue ? " (contamination 0: the largest training score)"
+            : string.Create(CultureInfo.InvariantCulture,
+                $" ({heldOut} {kind} row{(heldOut == 1 ? "" : "s")}, fewer than the {needed} a held-out threshold needs at contamination {contamination})"));
 
     /// <summary>Scores kept for a streamed threshold: 2^20 (4 MiB); beyond, a seeded uniform sample of them.</summary>
     internal const int MaxThresholdScores = 1 << 20;

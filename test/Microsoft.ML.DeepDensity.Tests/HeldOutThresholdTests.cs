@@ -152,6 +152,32 @@ public class HeldOutThresholdTests(ITestOutputHelper output)
         Assert.Equal(Fit(DensityThresholdRows.Training).Threshold, fitted.Threshold);
     }
 
+    /// <summary>The Fit's log line says which rows set the threshold (and why the training rows, when they do).</summary>
+    [Theory]
+    [InlineData(300, 0.05, DensityThresholdRows.HeldOut, "from 60 held-out rows (contamination 0.05;")]
+    [InlineData(300, 0.05, DensityThresholdRows.Training, "from 300 training rows (contamination 0.05;")]
+    [InlineData(95, 0.05, DensityThresholdRows.HeldOut, "from 95 training rows (19 held-out rows, fewer than the 20 a held-out threshold needs at contamination 0.05) (contamination 0.05;")]
+    [InlineData(300, 0.0, DensityThresholdRows.HeldOut, "from 300 training rows (contamination 0: the largest training score) (contamination 0;")]
+    public void TheLogSaysWhichRowsSetTheThreshold(int rows, double contamination, DensityThresholdRows choice, string expected)
+    {
+        var ml = new MLContext(1);
+        var lines = new List<string>();
+        ml.Log += (_, e) => { if (e.Message.Contains("score threshold")) lines.Add(e.Message); };
+        var o = OverfittingRnade(choice);
+        o.Contamination = contamination;
+        o.ModelOptions.MaxEpochs = 2;
+        foreach (var mode in new[] { DensityTrainingData.InMemory, DensityTrainingData.Streamed })
+        {
+            lines.Clear();
+            o.TrainingData = mode;
+            ml.DensityEstimation.Rnade(o).Fit(ml.Data.LoadFromEnumerable(Digits(rows).Train));
+            var line = Assert.Single(lines);
+            if (mode == DensityTrainingData.InMemory || choice == DensityThresholdRows.Training || contamination == 0) Assert.Contains(expected, line);
+            else Assert.Matches(rows == 300 ? @"score threshold \S+ from \d+ held-out rows \(contamination 0.05;" // the hashed split's count
+                : @"score threshold \S+ from (\d+ held-out rows|95 training rows \(\d+ held-out rows)", line);
+        }
+    }
+
     [Theory]
     [InlineData(0.05, 20)]
     [InlineData(0.1, 20)]
