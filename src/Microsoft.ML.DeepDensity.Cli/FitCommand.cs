@@ -30,20 +30,28 @@ public static class FitCommand
         var exclude = new Option<string[]>("--exclude") { Description = "Columns that are not features (comma-separated or repeated: --exclude A,B or --exclude A --exclude B)." };
         var seed = new Option<ulong?>("--seed") { Description = "Seed of initialisation, shuffling and the validation split (default: the model's, 1)." };
         var epochs = new Option<int?>("--epochs") { Description = "Maximum epochs (EM iterations for deepgmm)." };
-        var contamination = new Option<double>("--contamination") { Description = "Expected anomaly fraction of the training data; sets the PredictedLabel threshold.", DefaultValueFactory = _ => 0.01 };
+        var contamination = new Option<double>("--contamination") { Description = "Expected anomaly fraction: the PredictedLabel threshold is the (1 - F) quantile of the scores of rows the model did not train on (the --validation rows, else the ones it held out), of the training rows when those are fewer than max(20, 1/F).", DefaultValueFactory = _ => 0.01 };
+        var thresholdRows = new Option<Transforms.DensityThresholdRows>("--threshold-rows")
+        {
+            Description = "Rows whose scores set the PredictedLabel threshold: HeldOut (rows the model did not train on, as --contamination says) or Training (every training row; flags more of new rows the more the model overfits).",
+            DefaultValueFactory = _ => Transforms.DensityEstimatorDefaults.ThresholdRows,
+        };
         var sequenceId = new Option<string?>("--sequence-id") { Description = "rnnrnade: the column naming each row's sequence (one row per time step)." };
         var order = new Option<string?>("--order") { Description = "rnnrnade: the column ordering the rows of a sequence (numbers, or times such as 2026-03-29T00:30:00Z)." };
         var parameters = new Option<string[]>("--param", "-p") { Description = "Any engine option as Name=Value (e.g. -p HiddenUnits=100 -p Layers=4,4). Repeatable." };
 
         var command = new System.CommandLine.Command("fit", "Train a density model on a CSV file and save it as an ML.NET model zip.")
         {
-            train, model, output, validation, label, exclude, seed, epochs, contamination, parameters, sequenceId, order,
+            train, model, output, validation, label, exclude, seed, epochs, contamination, thresholdRows, parameters, sequenceId, order,
         };
         return command.WithBody(console, parse =>
         {
             // Before any work, for every model (rnnrnade's estimator refused it only after training, as an internal error).
             if (parse.GetValue(contamination) is var c && !(c >= 0 && c <= 0.5))
                 throw new CliException(ExitCodes.UsageError, $"--contamination must be in [0, 0.5] (got {c.ToString(CultureInfo.InvariantCulture)}).");
+            // The sequence model's frame threshold comes from its training frames (docs/models/rnn-rnade.md).
+            if (parse.GetValue(model) == SequenceCommands.ModelName && parse.GetResult(thresholdRows) is { Implicit: false })
+                throw new CliException(ExitCodes.UsageError, $"--threshold-rows is for row models: --model {SequenceCommands.ModelName} sets its thresholds from the training frames.");
             // A row model has no sequences: --sequence-id/--order were silently ignored (the order column became a feature).
             if (parse.GetValue(model) != SequenceCommands.ModelName && (parse.GetValue(sequenceId) is not null || parse.GetValue(order) is not null))
                 throw new CliException(ExitCodes.UsageError, $"--sequence-id and --order are for --model {SequenceCommands.ModelName} (frame rows); " +
@@ -60,14 +68,15 @@ public static class FitCommand
             : Run(console,
             parse.GetValue(train)!, parse.GetValue(model)!, parse.GetValue(output)!, parse.GetValue(validation), parse.GetValue(label),
             Split(parse.GetValue(exclude)), parse.GetValue(seed), parse.GetValue(epochs), parse.GetValue(contamination),
-            parse.GetValue(parameters) ?? Array.Empty<string>());
+            parse.GetValue(parameters) ?? Array.Empty<string>(), parse.GetValue(thresholdRows));
     }
 
     internal static string[] Split(string[]? values)
         => (values ?? Array.Empty<string>()).SelectMany(v => v.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)).ToArray();
 
     private static int Run(DdmlConsole console, string trainFile, string modelName, string outFile, string? validationFile,
-        string? labelColumn, string[] excluded, ulong? seed, int? epochs, double contamination, string[] parameters)
+        string? labelColumn, string[] excluded, ulong? seed, int? epochs, double contamination, string[] parameters,
+        Transforms.DensityThresholdRows thresholdRows)
     {
         var entry = ModelCatalog.Find(modelName);
         // Options are checked before the data is read (a long read, then "MaxEpochs must be at least 1"); the model's
@@ -91,6 +100,9 @@ public static class FitCommand
         var valid = validTable?.Features(validColumns!);
 
         var ml = new MLContext(seed: 1);
+        // Which rows set the threshold, as the estimator's log says it ("score threshold X from 90 held-out rows (...").
+        string? thresholdSource = null;
+        ml.Log += (_, e) => { if (ThresholdLog.Match(e.Message) is { Success: true } m) thresholdSource = m.Groups[1].Value; };
         var history = new List<TrainingProgress>();
         var display = new TrainingDisplay(console.Out, console.LiveProgress);
         var notes = new List<string>();
@@ -100,7 +112,10 @@ public static class FitCommand
                               (valid is null ? "" : $", {CsvTable.Count(valid.Rows, "validation row")} from {Path.GetFileName(validationFile)}") + ".");
         ReportTextColumns(console, table, columns, skip, labelColumn is not null);
         var forward = new Recording(history);
-        var request = new FitRequest(seed, epochs, contamination, parameters, console.Interrupts.Stop, console.Interrupts.Abort, forward, notes.Add);
+        var request = new FitRequest(seed, epochs, contamination, parameters, console.Interrupts.Stop, console.Interrupts.Abort, forward, notes.Add)
+        {
+            ThresholdRows = thresholdRows,
+        };
         // The estimator refuses a setting set where it has no effect when it is created: after the defaults adapted to the
         // data (a Gaussian IWAE standardises; a Bernoulli one does not), before training.
         Func<IDataView, IDataView?, Transforms.DensityTransformer> fit;
@@ -158,6 +173,9 @@ public static class FitCommand
                       (metadata.BestEpoch is int b ? $" (best {b})" : "");
         console.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"saved {outFile}: {entry.Name} ({model.DensityKind} log-density), {CsvTable.Count(data.Columns, "feature")}, {metadata.StepsRun}{best}, mean training log-density {meanTrain:F4}."));
+        if (thresholdSource is not null)
+            console.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"anomaly threshold: score > {transformer.Threshold:G6}, the (1 - {contamination}) quantile of {thresholdSource}."));
         // The engine's held-out split holds out none of a few rows: no validation, without a word.
         if (valid is null && engineOptions.GetType().GetProperty("ValidationFraction")?.GetValue(engineOptions) is double f && f > 0
             && TrainingLoop.HeldOutCount(data.Rows, f) == 0)
@@ -169,6 +187,9 @@ public static class FitCommand
         }
         return ExitCodes.Success;
     }
+
+    /// <summary>The estimator's log line naming the rows that set the threshold.</summary>
+    private static readonly System.Text.RegularExpressions.Regex ThresholdLog = new(@"trained; score threshold \S+ from (.+?) \(contamination");
 
     /// <summary>The note when the seeded held-out fraction of <paramref name="examples"/> rounds down to none: no validation
     /// figure, and no early stopping, where the options (a default, or a ValidationFraction the user set) suggest both.</summary>

@@ -12,7 +12,12 @@ namespace Microsoft.ML.DeepDensity.Cli;
 
 /// <summary>What <c>ddml fit</c> needs from the command line besides the model's own options.</summary>
 public sealed record FitRequest(ulong? Seed, int? Epochs, double Contamination, IReadOnlyList<string> Parameters,
-    CancellationToken Stop, CancellationToken Abort, IProgress<Training.TrainingProgress> Progress, Action<string> Note);
+    CancellationToken Stop, CancellationToken Abort, IProgress<Training.TrainingProgress> Progress, Action<string> Note)
+{
+    /// <summary>Which rows set a row model's PredictedLabel threshold (<c>--threshold-rows</c>): rows the model did not
+    /// train on by default (<see cref="DensityEstimatorOptions.ThresholdRows"/>).</summary>
+    public DensityThresholdRows ThresholdRows { get; init; } = DensityEstimatorDefaults.ThresholdRows;
+}
 
 /// <summary>One model of <c>ddml fit --model NAME</c>: builds its ML.NET estimator from a request and trains it.</summary>
 public sealed class ModelEntry
@@ -95,6 +100,7 @@ public static class ModelCatalog
             {
                 ModelOptions = engine,
                 Contamination = request.Contamination,
+                ThresholdRows = request.ThresholdRows,
                 StandardErrorColumnName = StandardErrorColumn,
                 Progress = request.Progress,
                 CancellationToken = request.Abort,

@@ -1,6 +1,5 @@
 using Microsoft.ML.Data;
 using Microsoft.ML.DeepDensity.Data;
-using Microsoft.ML.DeepDensity.Randomness;
 using Microsoft.ML.DeepDensity.Training;
 
 namespace Microsoft.ML.DeepDensity.Transforms;
@@ -65,43 +64,5 @@ internal sealed class DataViewRowStream(IDataView data, DataViewSchema.Column co
         }
 
         public void Dispose() => _cursor.Dispose();
-    }
-
-    /// <summary>Training scores kept for the streamed threshold: 2^20 (4 MiB); beyond, a seeded uniform sample of them.</summary>
-    internal const int MaxThresholdScores = 1 << 20;
-
-    /// <summary>
-    /// The PredictedLabel threshold of a streamed Fit and the mean training log-density, from one scoring pass: the
-    /// (1 − contamination) quantile of the training scores, exact up to <see cref="MaxThresholdScores"/> rows and of a
-    /// seeded reservoir sample of that many scores beyond (the quantile's standard error is then below 0.1 percentile).
-    /// </summary>
-    internal static (float Threshold, double MeanLogDensity) Threshold(DensityModel model, IRowStream rows, double contamination,
-        CancellationToken cancellationToken)
-    {
-        var kept = new float[(int)Math.Max(1, Math.Min(MaxThresholdScores, rows.Count ?? MaxThresholdScores))];
-        var random = new RandomStream(0x7E5E0);
-        long seen = 0;
-        double sum = 0;
-        // Blocks of at most 2^20 floats, as every pass (RowStream.RowsPerBlock): 16,384 rows whatever their width took 51 MB
-        // for rows of 784 columns and overflowed at 2^17 columns. A row's score does not depend on its block.
-        int block = RowStream.RowsPerBlock(rows.Width);
-        var values = new float[block * rows.Width];
-        var logDensity = new float[block];
-        using (var cursor = rows.Open())
-        {
-            for (int n; (n = cursor.Read(values)) > 0;)
-            {
-                cancellationToken.ThrowIfCancellationRequested();
-                model.LogDensity(values.AsSpan(0, n * rows.Width), logDensity.AsSpan(0, n));
-                for (int i = 0; i < n; i++, seen++)
-                {
-                    sum += logDensity[i];
-                    long slot = seen < kept.Length ? seen : (long)(random.NextUInt64() % (ulong)(seen + 1));
-                    if (slot < kept.Length) kept[slot] = Scoring.ScoreFromLogDensity(logDensity[i]);
-                }
-            }
-        }
-        cancellationToken.ThrowIfCancellationRequested();
-        return (Scoring.Threshold(kept.AsSpan(0, (int)Math.Min(seen, kept.Length)).ToArray(), contamination), seen == 0 ? double.NaN : sum / seen);
     }
 }

@@ -46,7 +46,7 @@ public static partial class DensityEstimationCatalogExtensions
     /// <param name="hiddenUnits">Hidden units. Default <see cref="RnadeOptions.Defaults.HiddenUnits"/>.</param>
     /// <param name="components">Gaussian components per conditional. Default <see cref="RnadeOptions.Defaults.Components"/>.</param>
     /// <param name="maxEpochs">Maximum training epochs (early stopping on a held-out 10 %). Default <see cref="RnadeOptions.Defaults.MaxEpochs"/>.</param>
-    /// <param name="contamination">Expected anomaly fraction of the training data, for PredictedLabel. Default <see cref="DensityEstimatorDefaults.Contamination"/>.</param>
+    /// <param name="contamination">Expected anomaly fraction, for PredictedLabel: the threshold is that quantile of the scores of rows the model did not train on (<see cref="DensityEstimatorOptions.ThresholdRows"/>). Default <see cref="DensityEstimatorDefaults.Contamination"/>.</param>
     /// <param name="seed">Seed of initialisation, shuffling and the validation split. Default <see cref="Microsoft.ML.DeepDensity.Training.GradientTrainingOptions.Defaults.Seed"/>.</param>
     public static RnadeEstimator Rnade(this DensityEstimationCatalog catalog, string featureColumnName = DensityEstimatorDefaults.FeatureColumnName,
         int hiddenUnits = RnadeOptions.Defaults.HiddenUnits, int components = RnadeOptions.Defaults.Components,

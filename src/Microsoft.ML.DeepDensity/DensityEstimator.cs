@@ -7,8 +7,8 @@ namespace Microsoft.ML.DeepDensity.Transforms;
 
 /// <summary>
 /// The generic ML.NET estimator over any DeepDensity model: reads the feature column through a cursor, trains the
-/// engine model (optionally with a validation view for early stopping), learns the PredictedLabel threshold on the
-/// training rows, and returns a <see cref="DensityTransformer{TModel}"/>. A model family plugs in by deriving and
+/// engine model (optionally with a validation view for early stopping), learns the PredictedLabel threshold on rows it
+/// did not train on (<see cref="DensityEstimatorOptions.ThresholdRows"/>), and returns a <see cref="DensityTransformer{TModel}"/>. A model family plugs in by deriving and
 /// implementing <see cref="Train"/> (one line calling its static <c>Fit</c>) — no other plumbing.
 /// </summary>
 /// <remarks>
@@ -149,19 +149,22 @@ public abstract class DensityEstimator<TModel, TModelOptions> : IEstimator<Densi
         catch (DataValidationException e) when (IsEngineDataSource(e)) { throw InColumn(e, column.Name); }
         catch (TrainingDivergedException e) { throw Diverged(e, data, column.Name); }
 
-        // The threshold: (1 − Contamination) quantile of the training rows' scores. Scoring the training set can take as
-        // long as an epoch (IWAE, AIS), so it observes the token too: a Fit cancelled after the last epoch returns no model.
-        var logDensity = ScoreCancellably(model, data, _options.CancellationToken);
+        // The threshold: (1 − Contamination) quantile of the scores of rows the model did not train on (the validation
+        // rows, else the engine's held-out rows), or of the training rows (too few of those, or ThresholdRows = Training).
+        // Scoring can take as long as an epoch (IWAE, AIS), so it observes the token too: a Fit cancelled after the last
+        // epoch returns no model.
+        var (rows, source) = AnomalyThreshold.InMemoryRows(_options.ThresholdRows, _options.Contamination, data, validation,
+            AnomalyThreshold.Split(_options.ModelOptions), _options.CancellationToken);
+        var logDensity = ScoreCancellably(model, rows, _options.CancellationToken);
         var scores = new float[logDensity.Length];
         for (int i = 0; i < scores.Length; i++) scores[i] = Scoring.ScoreFromLogDensity(logDensity[i]);
         float threshold = Scoring.Threshold(scores, _options.Contamination);
-        channel.Info(MessageSensitivity.None,
-            $"{Name}: trained; mean training log-density {Mean(logDensity):G6}, score threshold {threshold:G6} (contamination {_options.Contamination}).");
+        channel.Info(MessageSensitivity.None, Trained(threshold, source, Mean(logDensity)));
         return new DensityTransformer<TModel>(_mlContext, model, _options.ToSettings(threshold));
     }
 
     /// <summary>Fit through cursors: the engine reads the feature column pass by pass (training, validation, then one
-    /// scoring pass for the threshold) and never holds it whole; every complete pass over the training view, the
+    /// scoring pass for the threshold: the validation view's, or the training view's keeping the held-out rows apart) and never holds it whole; every complete pass over the training view, the
     /// threshold's included, must be its first pass again (<see cref="RowStream.SamePasses"/>).</summary>
     private DensityTransformer<TModel> FitStreamed(IDataView trainData, DataViewSchema.Column column, IDataView? validationData,
         DataViewSchema.Column? validationColumn, int dim)
@@ -179,17 +182,23 @@ public abstract class DensityEstimator<TModel, TModelOptions> : IEstimator<Densi
         TModel model;
         float threshold;
         double mean;
+        string source;
         try
         {
             model = TrainStreamed(data, validation, _options.ModelOptions, new StreamingOptions { ShuffleBufferRows = _options.ShuffleBufferRows },
                 progress, _options.CancellationToken);
-            (threshold, mean) = DataViewRowStream.Threshold(model, data, _options.Contamination, _options.CancellationToken);
+            (threshold, mean, source) = AnomalyThreshold.Streamed(model, data, validation, _options.ThresholdRows, _options.Contamination,
+                AnomalyThreshold.Split(_options.ModelOptions), _options.CancellationToken);
         }
         catch (DataValidationException e) when (IsEngineDataSource(e)) { throw InColumn(e, column.Name); }
-        channel.Info(MessageSensitivity.None,
-            $"{Name}: trained; mean training log-density {mean:G6}, score threshold {threshold:G6} (contamination {_options.Contamination}).");
+        channel.Info(MessageSensitivity.None, Trained(threshold, source, mean));
         return new DensityTransformer<TModel>(_mlContext, model, _options.ToSettings(threshold));
     }
+
+    /// <summary>The log's line at the end of Fit: the threshold and which rows set it (e.g. "from 180 held-out rows").</summary>
+    private string Trained(float threshold, string source, double meanLogDensity)
+        => string.Create(System.Globalization.CultureInfo.InvariantCulture,
+            $"{Name}: trained; score threshold {threshold:G6} from {source} (contamination {_options.Contamination}; their mean log-density {meanLogDensity:G6}).");
 
     /// <summary>What a user whose values the model's input domain refuses can do (a binary model given real values):
     /// the option for real-valued data, if the family has one. Appended to the error's problem.</summary>

@@ -28,6 +28,9 @@ public static class DensityEstimatorDefaults
     public const string OrderColumnName = "Order";
     /// <summary>Expected anomaly fraction of the training data: 0.01.</summary>
     public const double Contamination = 0.01;
+    /// <summary>Which rows' scores set the PredictedLabel threshold: <see cref="DensityThresholdRows.HeldOut"/> (rows the
+    /// model did not train on, when there are enough of them).</summary>
+    public const DensityThresholdRows ThresholdRows = DensityThresholdRows.HeldOut;
     /// <summary>Rows the live transformer scores per batched engine call: 2048.</summary>
     public const int ScoringBlockRows = 2048;
     /// <summary>Seed of the sample column's draws: 0.</summary>
@@ -61,7 +64,7 @@ public abstract class DensityEstimatorOptions
     /// clamped to ±<see cref="float.MaxValue"/>, NaN counting as most anomalous) so that ML.NET's anomaly evaluator keeps every row. Default <see cref="DensityEstimatorDefaults.ScoreColumnName"/>.</summary>
     public string ScoreColumnName { get; set; } = DensityEstimatorDefaults.ScoreColumnName;
 
-    /// <summary>Output column (Boolean): Score &gt; the threshold learned on the training data from <see cref="Contamination"/>. Default <see cref="DensityEstimatorDefaults.PredictedLabelColumnName"/>.</summary>
+    /// <summary>Output column (Boolean): Score &gt; the threshold learned at Fit from <see cref="Contamination"/> (on the rows <see cref="ThresholdRows"/> chooses). Default <see cref="DensityEstimatorDefaults.PredictedLabelColumnName"/>.</summary>
     public string PredictedLabelColumnName { get; set; } = DensityEstimatorDefaults.PredictedLabelColumnName;
 
     /// <summary>Optional output column (Single) with the standard error of the log-density (non-zero only for
@@ -76,10 +79,21 @@ public abstract class DensityEstimatorOptions
     /// without one is refused). Default <see cref="DensityEstimatorDefaults.SampleSeed"/>.</summary>
     public ulong SampleSeed { get; set; } = DensityEstimatorDefaults.SampleSeed;
 
-    /// <summary>Expected fraction of anomalies in the training data: the PredictedLabel threshold is the (1 − Contamination)
-    /// quantile of the training rows' scores, the training score that ⌊Contamination · n⌋ of the n training rows exceed (fewer
-    /// when rows tie at it: PredictedLabel is Score &gt; threshold). In [0, 0.5]; 0 = the largest training score. Default <see cref="DensityEstimatorDefaults.Contamination"/>.</summary>
+    /// <summary>Expected fraction of anomalies in the data: the PredictedLabel threshold is the (1 − Contamination)
+    /// quantile of the scores of the rows <see cref="ThresholdRows"/> chooses, the score that ⌊Contamination · n⌋ of those n
+    /// rows exceed (fewer when rows tie at it: PredictedLabel is Score &gt; threshold). By default these are rows the model
+    /// did not train on, so about Contamination of new rows of the training distribution are flagged; a threshold set on
+    /// the training rows flags about Contamination of them but more of new rows. In [0, 0.5]; 0 = the largest training
+    /// score. Default <see cref="DensityEstimatorDefaults.Contamination"/>.</summary>
     public double Contamination { get; set; } = DensityEstimatorDefaults.Contamination;
+
+    /// <summary>Which rows' scores set the PredictedLabel threshold. <see cref="DensityThresholdRows.HeldOut"/>: rows the
+    /// model did not train on: the validation view given to <c>Fit(train, validation)</c>, else the rows the model held out
+    /// of the training data (its own ValidationFraction and Seed); when those are fewer than max(20, ⌈1 / Contamination⌉)
+    /// (always with Contamination 0 or no held-out rows, e.g. the RBM's default ValidationFraction 0) the training rows.
+    /// <see cref="DensityThresholdRows.Training"/>: every training row, the rule before held-out rows were used.
+    /// The Fit's log says which rows set it. Default <see cref="DensityEstimatorDefaults.ThresholdRows"/>.</summary>
+    public DensityThresholdRows ThresholdRows { get; set; } = DensityEstimatorDefaults.ThresholdRows;
 
     /// <summary>Rows the live transformer reads ahead and scores with one batched engine call (the engine parallelises
     /// inside a block); its buffers hold this many rows (features, pass-through columns, samples), fewer when a row holds
@@ -134,6 +148,8 @@ public abstract class DensityEstimatorOptions
         ColumnSettings.CheckDistinct("Output", outputs);
         if (!(Contamination >= 0 && Contamination <= 0.5))
             throw new ArgumentOutOfRangeException(nameof(Contamination), $"Contamination must be in [0, 0.5] (got {Contamination}).");
+        if (!Enum.IsDefined(ThresholdRows))
+            throw new ArgumentOutOfRangeException(nameof(ThresholdRows), ThresholdRows, "ThresholdRows must be HeldOut or Training.");
         if (!Enum.IsDefined(TrainingData))
             throw new ArgumentOutOfRangeException(nameof(TrainingData), TrainingData, "TrainingData must be InMemory or Streamed.");
         if (ShuffleBufferRows < 0)

@@ -142,6 +142,12 @@ public sealed class StreamingTrainingData : ITrainingSource
             if (heldOut(i) && ++found == heldOutIndex) return i;
     }
 
+    /// <summary>Whether the row at a pass position is one the hashed split of <paramref name="fraction"/> and
+    /// <paramref name="seed"/> holds out (<see cref="Split"/>'s validation rows; none when <paramref name="fraction"/> ≤ 0):
+    /// the rows a streamed Fit without validation data never trained on, when <see cref="CheckedSplit"/> kept the split.</summary>
+    public static Func<long, bool> HeldOutPositions(double fraction, ulong seed)
+        => fraction > 0 && fraction < 1 ? HeldOut(fraction, seed) : static _ => false;
+
     /// <summary>Whether the row at a pass position is a validation row of the hashed split.</summary>
     private static Func<long, bool> HeldOut(double fraction, ulong seed)
     {

@@ -104,6 +104,14 @@ public static class TrainingLoop
         return nValid < 1 || count - nValid < 1 ? 0 : nValid;
     }
 
+    /// <summary>The examples <see cref="Split(RowMatrix, RowMatrix?, double, ulong)"/> holds out of <paramref name="count"/>
+    /// at <paramref name="fraction"/> and <paramref name="seed"/> (the model's own ValidationFraction and Seed), in
+    /// increasing order; empty when it holds out none (<see cref="HeldOutCount"/> is 0, or <paramref name="fraction"/> ≤ 0).
+    /// The rows a model trained without validation data never trained on: the ML.NET estimators learn the anomaly
+    /// threshold on them.</summary>
+    public static int[] HeldOutRows(int count, double fraction, ulong seed)
+        => fraction > 0 && SplitIndices(count, fraction, seed) is { } split ? split.Validation : Array.Empty<int>();
+
     /// <summary>The seeded split of <paramref name="count"/> examples: ⌊count · fraction⌋ held out (sorted indices of
     /// both parts), or null when that leaves no held-out or no training example.</summary>
     /// <remarks><paramref name="cancellationToken"/> is checked every run of steps of the shuffle (the same draws), which

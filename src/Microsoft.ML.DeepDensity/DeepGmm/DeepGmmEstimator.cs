@@ -52,7 +52,7 @@ namespace Microsoft.ML
         /// <param name="featureColumnName">Input column. Default <see cref="DensityEstimatorDefaults.FeatureColumnName"/>.</param>
         /// <param name="layers">Components per layer, bottom first. Default <see cref="DeepGmmOptions.Defaults.Layers"/>.</param>
         /// <param name="maxIterations">Maximum EM iterations. Default <see cref="DeepGmmOptions.Defaults.MaxIterations"/>.</param>
-        /// <param name="contamination">Expected anomaly fraction of the training data, for PredictedLabel. Default <see cref="DensityEstimatorDefaults.Contamination"/>.</param>
+        /// <param name="contamination">Expected anomaly fraction, for PredictedLabel: the threshold is that quantile of the scores of rows the model did not train on (<see cref="DensityEstimatorOptions.ThresholdRows"/>). Default <see cref="DensityEstimatorDefaults.Contamination"/>.</param>
         /// <param name="seed">Seed of initialisation, E-step restarts and the validation split. Default <see cref="DeepGmmOptions.Defaults.Seed"/>.</param>
         public static DeepGmmEstimator DeepGmm(this DensityEstimationCatalog catalog, string featureColumnName = DensityEstimatorDefaults.FeatureColumnName,
             int[]? layers = null, int maxIterations = DeepGmmOptions.Defaults.MaxIterations, double contamination = DensityEstimatorDefaults.Contamination, ulong seed = DeepGmmOptions.Defaults.Seed)

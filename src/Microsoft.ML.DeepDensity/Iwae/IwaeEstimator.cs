@@ -46,7 +46,7 @@ namespace Microsoft.ML
         /// <param name="samples">Importance samples k of the training bound (1 = VAE). Default <see cref="IwaeOptions.Defaults.Samples"/>.</param>
         /// <param name="maxEpochs">Maximum training epochs; 0 sets them from the training rows (100 on 10,000 rows or more, more on fewer: <see cref="Microsoft.ML.DeepDensity.Estimation.ImportanceSampledOptions.EpochsFor"/>). Default <see cref="Microsoft.ML.DeepDensity.Estimation.ImportanceSampledOptions.Defaults.MaxEpochs"/>.</param>
         /// <param name="evaluationSamples">Importance samples K of the log-density estimate. Default <see cref="Microsoft.ML.DeepDensity.Estimation.ImportanceSampledOptions.Defaults.EvaluationSamples"/>.</param>
-        /// <param name="contamination">Expected anomaly fraction of the training data, for PredictedLabel. Default <see cref="DensityEstimatorDefaults.Contamination"/>.</param>
+        /// <param name="contamination">Expected anomaly fraction, for PredictedLabel: the threshold is that quantile of the scores of rows the model did not train on (<see cref="DensityEstimatorOptions.ThresholdRows"/>). Default <see cref="DensityEstimatorDefaults.Contamination"/>.</param>
         /// <param name="seed">Seed of initialisation, noise, shuffling and the validation split. Default <see cref="Microsoft.ML.DeepDensity.Training.GradientTrainingOptions.Defaults.Seed"/>.</param>
         public static IwaeEstimator Iwae(this DensityEstimationCatalog catalog, string featureColumnName = DensityEstimatorDefaults.FeatureColumnName,
             IwaeLikelihood likelihood = IwaeOptions.Defaults.Likelihood, int samples = IwaeOptions.Defaults.Samples,

@@ -43,7 +43,7 @@ namespace Microsoft.ML
         /// <param name="hiddenUnits">Hidden units. Default <see cref="RbmOptions.Defaults.HiddenUnits"/>.</param>
         /// <param name="visibleType">Bernoulli (0/1 features) or Gaussian (real features). Default <see cref="RbmOptions.Defaults.VisibleType"/>.</param>
         /// <param name="maxEpochs">Training epochs; 0 (the default, <see cref="RbmOptions.Defaults.MaxEpochs"/>): as many as make a million training examples, between 1 and 1,000 (<see cref="RbmOptions.EpochsFor"/>).</param>
-        /// <param name="contamination">Expected anomaly fraction of the training data, for PredictedLabel. Default <see cref="DensityEstimatorDefaults.Contamination"/>.</param>
+        /// <param name="contamination">Expected anomaly fraction, for PredictedLabel: the threshold is that quantile of the scores of rows the model did not train on (<see cref="DensityEstimatorOptions.ThresholdRows"/>). Default <see cref="DensityEstimatorDefaults.Contamination"/>.</param>
         /// <param name="seed">Seed of initialisation, Gibbs sampling, shuffling and the validation split. Default <see cref="Microsoft.ML.DeepDensity.Training.GradientTrainingOptions.Defaults.Seed"/>.</param>
         public static RbmEstimator Rbm(this DensityEstimationCatalog catalog, string featureColumnName = DensityEstimatorDefaults.FeatureColumnName,
             int hiddenUnits = RbmOptions.Defaults.HiddenUnits, RbmVisibleType visibleType = RbmOptions.Defaults.VisibleType,
