@@ -100,9 +100,6 @@ public static class FitCommand
         var valid = validTable?.Features(validColumns!);
 
         var ml = new MLContext(seed: 1);
-        // Which rows set the threshold, as the estimator's log says it ("score threshold X from 90 held-out rows (...").
-        string? thresholdSource = null;
-        ml.Log += (_, e) => { if (ThresholdLog.Match(e.Message) is { Success: true } m) thresholdSource = m.Groups[1].Value; };
         var history = new List<TrainingProgress>();
         var display = new TrainingDisplay(console.Out, console.LiveProgress);
         var notes = new List<string>();
@@ -173,7 +170,7 @@ public static class FitCommand
                       (metadata.BestEpoch is int b ? $" (best {b})" : "");
         console.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"saved {outFile}: {entry.Name} ({model.DensityKind} log-density), {CsvTable.Count(data.Columns, "feature")}, {metadata.StepsRun}{best}, mean training log-density {meanTrain:F4}."));
-        if (thresholdSource is not null)
+        if (transformer.ThresholdSource is string thresholdSource)
             console.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"anomaly threshold: score > {transformer.Threshold:G6}, the (1 - {contamination}) quantile of {thresholdSource}."));
         // The engine's held-out split holds out none of a few rows: no validation, without a word.
@@ -187,9 +184,6 @@ public static class FitCommand
         }
         return ExitCodes.Success;
     }
-
-    /// <summary>The estimator's log line naming the rows that set the threshold.</summary>
-    private static readonly System.Text.RegularExpressions.Regex ThresholdLog = new(@"trained; score threshold \S+ from (.+?) \(contamination");
 
     /// <summary>The note when the seeded held-out fraction of <paramref name="examples"/> rounds down to none: no validation
     /// figure, and no early stopping, where the options (a default, or a ValidationFraction the user set) suggest both.</summary>

@@ -160,7 +160,7 @@ public abstract class DensityEstimator<TModel, TModelOptions> : IEstimator<Densi
         for (int i = 0; i < scores.Length; i++) scores[i] = Scoring.ScoreFromLogDensity(logDensity[i]);
         float threshold = Scoring.Threshold(scores, _options.Contamination);
         channel.Info(MessageSensitivity.None, Trained(threshold, source, Mean(logDensity)));
-        return new DensityTransformer<TModel>(_mlContext, model, _options.ToSettings(threshold));
+        return new DensityTransformer<TModel>(_mlContext, model, _options.ToSettings(threshold)) { ThresholdSource = source };
     }
 
     /// <summary>Fit through cursors: the engine reads the feature column pass by pass (training, validation, then one
@@ -192,7 +192,7 @@ public abstract class DensityEstimator<TModel, TModelOptions> : IEstimator<Densi
         }
         catch (DataValidationException e) when (IsEngineDataSource(e)) { throw InColumn(e, column.Name); }
         channel.Info(MessageSensitivity.None, Trained(threshold, source, mean));
-        return new DensityTransformer<TModel>(_mlContext, model, _options.ToSettings(threshold));
+        return new DensityTransformer<TModel>(_mlContext, model, _options.ToSettings(threshold)) { ThresholdSource = source };
     }
 
     /// <summary>The log's line at the end of Fit: the threshold and which rows set it (e.g. "from 180 held-out rows").</summary>

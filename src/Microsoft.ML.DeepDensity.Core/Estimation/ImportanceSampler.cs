@@ -200,13 +200,22 @@ public static class ImportanceSampler
     /// weight dominates; 0 when every weight is 0, NaN when a log-weight is +∞ or NaN.</summary>
     public static double EffectiveSampleSize(ReadOnlySpan<double> logWeights)
     {
-        double max = double.NegativeInfinity;
-        foreach (var v in logWeights) if (v > max) max = v;
+        var (max, sum, sumSq) = ShiftedSums(logWeights);
         if (double.IsNegativeInfinity(max)) return 0;
         if (!double.IsFinite(max)) return double.NaN;
+        return sum * sum / sumSq;
+    }
+
+    /// <summary>The largest log-weight a and, when it is finite, Σ w and Σ w² of the weights shifted by it, w = e^(a_i − a)
+    /// (so the largest is 1): the one pass behind the estimate, its standard error and the effective sample size.</summary>
+    private static (double Max, double Sum, double SumOfSquares) ShiftedSums(ReadOnlySpan<double> logWeights)
+    {
+        double max = double.NegativeInfinity;
+        foreach (var v in logWeights) if (v > max) max = v;
+        if (!double.IsFinite(max)) return (max, 0, 0);
         double sum = 0, sumSq = 0;
         foreach (var v in logWeights) { double w = Math.Exp(v - max); sum += w; sumSq += w * w; }
-        return sum * sum / sumSq;
+        return (max, sum, sumSq);
     }
 
     /// <summary>log mean(e^a) and the delta-method SE of it, sd(w)/(√K mean(w)) with w scaled by e^{−max a}; +∞ (unknown)
@@ -216,12 +225,9 @@ public static class ImportanceSampler
     public static (double LogMean, double StandardError) LogMeanAndStandardError(ReadOnlySpan<double> logWeights)
     {
         int k = logWeights.Length;
-        double max = double.NegativeInfinity;
-        foreach (var v in logWeights) if (v > max) max = v;
+        var (max, sum, sumSq) = ShiftedSums(logWeights);
         if (double.IsNegativeInfinity(max)) return (max, 0);
         if (!double.IsFinite(max)) return (max, double.PositiveInfinity);
-        double sum = 0, sumSq = 0;
-        foreach (var v in logWeights) { double w = Math.Exp(v - max); sum += w; sumSq += w * w; }
         double mean = sum / k;
         double se = 0;
         if (sum * sum / sumSq < MinEffectiveSamples) se = double.PositiveInfinity;

@@ -52,12 +52,18 @@ public sealed class ParameterSet
     internal void ForEachChunk(Action<int, int, int> body)
     {
         var chunks = _chunks ??= BuildChunks();
+        ForEachChunkIndex(c => body(chunks[c].Item, chunks[c].Start, chunks[c].Length));
+    }
+
+    /// <summary>Runs <paramref name="body"/>(chunk index) over the fixed chunks: on the calling thread below
+    /// <see cref="ParallelThreshold"/> scalars, else on the engine's threads. The chunks are the same either way.</summary>
+    private void ForEachChunkIndex(Action<int> body)
+    {
+        var chunks = _chunks ??= BuildChunks();
         if (Count < ParallelThreshold)
-        {
-            for (int i = 0; i < _items.Count; i++) body(i, 0, _items[i].Value.Length);
-            return;
-        }
-        DeepDensityEnvironment.For(0, chunks.Length, c => body(chunks[c].Item, chunks[c].Start, chunks[c].Length));
+            for (int c = 0; c < chunks.Length; c++) body(c);
+        else
+            DeepDensityEnvironment.For(0, chunks.Length, body);
     }
 
     private (int, int, int)[] BuildChunks()
@@ -90,15 +96,12 @@ public sealed class ParameterSet
     /// <summary>‖gradient‖₂ over all tensors, accumulated in float64; NaN/∞ if any entry is.</summary>
     /// <remarks>Summed per fixed chunk of <see cref="ForEachChunk"/>'s split (on the engine's threads when the set is
     /// large), the chunks' sums then added in chunk order: the same bits on any thread count. A serial pass here was one
-    /// core's work while the other waited, 4 % of a VAE step at the default clipping (docs/benchmarks.md, session 35).</remarks>
+    /// core's work while the other waited in every clipped step (docs/benchmarks.md, session 35).</remarks>
     public double GradientNorm()
     {
         var chunks = _chunks ??= BuildChunks();
         var partial = new double[chunks.Length];
-        if (Count < ParallelThreshold)
-            for (int c = 0; c < chunks.Length; c++) partial[c] = SumOfSquares(_items[chunks[c].Item].Gradient.AsSpan(chunks[c].Start, chunks[c].Length));
-        else
-            DeepDensityEnvironment.For(0, chunks.Length, c => partial[c] = SumOfSquares(_items[chunks[c].Item].Gradient.AsSpan(chunks[c].Start, chunks[c].Length)));
+        ForEachChunkIndex(c => partial[c] = SumOfSquares(_items[chunks[c].Item].Gradient.AsSpan(chunks[c].Start, chunks[c].Length)));
         double s = 0;
         foreach (double v in partial) s += v;
         return Math.Sqrt(s);
