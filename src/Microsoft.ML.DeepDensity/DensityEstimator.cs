@@ -131,7 +131,7 @@ public abstract class DensityEstimator<TModel, TModelOptions> : IEstimator<Densi
         if (_options.ModelOptions is Persistence.IModelSizeOptions sized)
         {
             try { sized.PredictModelSize(dim).EnsureFitsAFile(); }
-            catch (DataValidationException e) when (IsEngineDataSource(e)) { throw InColumn(e, column.Name); }
+            catch (DataValidationException e) when (IsEngineDataSource(e)) { throw InColumn(e, column); }
         }
         // The validation view's schema before a row of either view is read: it was checked only after the training view
         // had been copied, which for a large view meant minutes before a schema error.
@@ -146,7 +146,7 @@ public abstract class DensityEstimator<TModel, TModelOptions> : IEstimator<Densi
         var progress = new ChannelProgress(channel, Name, _options.Progress);
         TModel model;
         try { model = Train(data, validation, _options.ModelOptions, progress, _options.CancellationToken); }
-        catch (DataValidationException e) when (IsEngineDataSource(e)) { throw InColumn(e, column.Name); }
+        catch (DataValidationException e) when (IsEngineDataSource(e)) { throw InColumn(e, column); }
         catch (TrainingDivergedException e) { throw Diverged(e, data, column.Name); }
 
         // The threshold: (1 − Contamination) quantile of the scores of rows the model did not train on (the validation
@@ -190,7 +190,7 @@ public abstract class DensityEstimator<TModel, TModelOptions> : IEstimator<Densi
             (threshold, mean, source) = AnomalyThreshold.Streamed(model, data, validation, _options.ThresholdRows, _options.Contamination,
                 AnomalyThreshold.Split(_options.ModelOptions), _options.CancellationToken);
         }
-        catch (DataValidationException e) when (IsEngineDataSource(e)) { throw InColumn(e, column.Name); }
+        catch (DataValidationException e) when (IsEngineDataSource(e)) { throw InColumn(e, column); }
         channel.Info(MessageSensitivity.None, Trained(threshold, source, mean));
         return new DensityTransformer<TModel>(_mlContext, model, _options.ToSettings(threshold)) { ThresholdSource = source };
     }
@@ -212,9 +212,11 @@ public abstract class DensityEstimator<TModel, TModelOptions> : IEstimator<Densi
     /// <summary>The engine's data error restated for the ML.NET user: the feature column by name, which data set, for a
     /// value outside a binary model's domain what to do about it, and for a NaN or infinite value that an earlier stage
     /// may have made it (<see cref="NonFiniteInput"/>).</summary>
-    private DataValidationException InColumn(DataValidationException e, string columnName)
+    private DataValidationException InColumn(DataValidationException e, DataViewSchema.Column column)
     {
-        string problem = NonFiniteInput.WithHint($"{e.Problem} in the {e.DataSource}", columnName, e.Kind);
+        string columnName = column.Name;
+        // The validation view's column has the training view's name and width; its slot names are taken to be the same.
+        string problem = NonFiniteInput.WithHint($"{e.Problem} in the {e.DataSource}{NonFiniteInput.SlotName(column, e.Column)}", columnName, e.Kind);
         if (e.Kind == DataProblemKind.NotBinary)
         {
             string binarise = $"binarise the column first, e.g. ml.Transforms.Expression(\"{columnName}01\", \"x => x >= 0.5f ? 1.0f : 0.0f\", \"{columnName}\")";

@@ -384,8 +384,8 @@ public class DensityTransformer : ITransformer
                 ? NonFiniteInput.WithHint(e.Restated(-1, e.Column, e.Problem + $" (row number unknown: the row was read by one of {_cursors} parallel cursors, " +
                     "whose positions count their own rows. ML.NET reads a pipeline on parallel cursors when a transform after this stage " +
                     "or a cache asks for it, and then wraps this exception in its \"Splitter/consolidator worker\" InvalidOperationException; " +
-                    "reading this stage's output with one cursor, e.g. GetColumn on the pipeline up to this stage, names the row)", _b.FeatureColumn.Name, chain: false))
-                : NonFiniteInput.WithHint(e.Restated(_positions[slot], e.Column, e.Problem, _b.FeatureColumn.Name, chain: false));
+                    "reading this stage's output with one cursor, e.g. GetColumn on the pipeline up to this stage, names the row)", _b.FeatureColumn.Name, chain: false), _b.FeatureColumn)
+                : NonFiniteInput.WithHint(e.Restated(_positions[slot], e.Column, e.Problem, _b.FeatureColumn.Name, chain: false), _b.FeatureColumn);
 
         private void Fill()
         {
@@ -419,7 +419,7 @@ public class DensityTransformer : ITransformer
             {
                 // The engine numbers the rows of its block, not the user's.
                 if (e.Row >= 0 && e.Row < n) throw RowError((int)e.Row, e);
-                throw NonFiniteInput.WithHint(e.Restated(-1, e.Column, e.Problem, _b.FeatureColumn.Name, chain: false));
+                throw NonFiniteInput.WithHint(e.Restated(-1, e.Column, e.Problem, _b.FeatureColumn.Name, chain: false), _b.FeatureColumn);
             }
             if (_needSample)
             {
@@ -526,10 +526,10 @@ public class DensityTransformer : ITransformer
         private DataValidationException RowError(DataValidationException e)
         {
             long pos = _input.Position;
-            if (_input is DataViewRowCursor && pos >= 0) return NonFiniteInput.WithHint(e.Restated(pos, e.Column, e.Problem, _b.FeatureColumn.Name, chain: false));
+            if (_input is DataViewRowCursor && pos >= 0) return NonFiniteInput.WithHint(e.Restated(pos, e.Column, e.Problem, _b.FeatureColumn.Name, chain: false), _b.FeatureColumn);
             string which = pos >= 0 ? string.Create(System.Globalization.CultureInfo.InvariantCulture, $": the input of its prediction number {pos + 1}, counting from 1") : "";
             return NonFiniteInput.WithHint(e.Restated(-1, e.Column, e.Problem + $" (in the input row of a PredictionEngine or row mapper{which}; not a row number of any data view)",
-                _b.FeatureColumn.Name, chain: false));
+                _b.FeatureColumn.Name, chain: false), _b.FeatureColumn);
         }
 
         private float[] Scores()

@@ -311,8 +311,9 @@ internal static class ValidationViewErrors
 /// stage made a column), so the hint is conditional. NormalizeRobustScaling is the example because, of ML.NET 5.0.1's
 /// normalizers, it is the one that makes such values: it divides a slot that is constant in the data it was fitted on by
 /// zero (NaN for that constant, ±infinity for any other value), where NormalizeMinMax and NormalizeMeanVariance give 0.
-/// A NaN is also ML.NET's missing value — an empty field that <c>LoadFromTextFile</c> read with <c>MissingRealsAsNaNs</c>
-/// (which docs/mlnet.md advises for files with gaps), a <c>float.NaN</c> in a class — and then the value is in the data
+/// A NaN is also ML.NET's missing value — a field that <c>LoadFromTextFile</c> cannot read as a number (whatever its
+/// options), an empty field read with <c>MissingRealsAsNaNs</c> (which docs/mlnet.md advises for files with gaps), a
+/// <c>float.NaN</c> in a class — and then the value is in the data
 /// and no stage is to blame: the hint for a NaN also says how to replace missing values or drop their rows.
 /// </summary>
 internal static class NonFiniteInput
@@ -322,8 +323,9 @@ internal static class NonFiniteInput
         "(e.g. NormalizeRobustScaling divides by zero a slot that is constant in the data it was fitted on, giving NaN or ±infinity)";
 
     /// <summary>What to do about a NaN that is a missing value in the data, to follow a "; ".</summary>
-    internal static string MissingValueHint(string column) => "a NaN is also how ML.NET marks a missing value (an empty field read " +
-        $"with MissingRealsAsNaNs): replace missing values before this stage, e.g. ml.Transforms.ReplaceMissingValues(\"{column}\"), " +
+    internal static string MissingValueHint(string column) => "a NaN is also how ML.NET marks a missing value (LoadFromTextFile reads " +
+        "a field that is not a number as NaN, and an empty field too with MissingRealsAsNaNs): replace missing values before this " +
+        $"stage, e.g. ml.Transforms.ReplaceMissingValues(\"{column}\"), " +
         "or drop their rows with ml.Data.FilterRowsByMissingValues";
 
     /// <summary><paramref name="problem"/> with the hint about <paramref name="column"/> when it is about a NaN or infinite
@@ -333,8 +335,28 @@ internal static class NonFiniteInput
            : problem.Contains(DataValidation.NaNValue, StringComparison.Ordinal) ? $"{problem}; {Hint(column)}; {MissingValueHint(column)}"
            : $"{problem}; {Hint(column)}";
 
-    /// <summary><paramref name="e"/>, whose source is the column, with the hint when it is about a NaN or infinite value
-    /// (<see cref="DataValidationException.Reworded"/>: the same row, column, source and inner exception), else <paramref name="e"/> itself.</summary>
-    public static DataValidationException WithHint(DataValidationException e)
-        => e.DataSource is string column && e.Kind == DataProblemKind.NonFiniteValue ? e.Reworded(WithHint(e.Problem, column, e.Kind)) : e;
+    /// <summary><paramref name="e"/>, whose source is the column, with the name of its slot when <paramref name="column"/>
+    /// (that column in the schema) names its slots (<see cref="SlotName"/>), and with the hint when it is about a NaN or
+    /// infinite value (<see cref="DataValidationException.Reworded"/>: the same row, column, source and inner exception),
+    /// else <paramref name="e"/> itself.</summary>
+    public static DataValidationException WithHint(DataValidationException e, DataViewSchema.Column? column = null)
+    {
+        string problem = e.Problem + (column is { } c ? SlotName(c, e.Column) : "");
+        if (e.DataSource is string name && e.Kind == DataProblemKind.NonFiniteValue) problem = WithHint(problem, name, e.Kind);
+        return ReferenceEquals(problem, e.Problem) ? e : e.Reworded(problem);
+    }
+
+    /// <summary>" (slot 3 of 'Features' is 'x 2')" when <paramref name="column"/> names its slots (Concatenate,
+    /// LoadFromTextFile with a header and the featurizers give slot names) and names slot <paramref name="slot"/>, else "".
+    /// The engine's "column 3" is a slot of the ML.NET vector: without the name a user reading a file's columns would look
+    /// for it in the wrong place (the file's fourth column may be anything).</summary>
+    internal static string SlotName(DataViewSchema.Column column, int slot)
+    {
+        // HasSlotNames: a known-size vector whose annotation is as long as it (ML.NET's own rule for slot names).
+        if (slot < 0 || column.Type is not VectorDataViewType { Size: var size } || slot >= size || !column.HasSlotNames()) return "";
+        var names = default(VBuffer<ReadOnlyMemory<char>>);
+        column.GetSlotNames(ref names);
+        string name = slot < names.Length ? names.GetItemOrDefault(slot).ToString() : "";
+        return name.Length == 0 ? "" : $" (slot {slot} of '{column.Name}' is '{name}')";
+    }
 }

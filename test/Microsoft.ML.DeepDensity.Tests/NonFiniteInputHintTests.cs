@@ -18,9 +18,9 @@ public class NonFiniteInputHintTests
         "(e.g. NormalizeRobustScaling divides by zero a slot that is constant in the data it was fitted on, giving NaN or ±infinity)";
 
     /// <summary>What follows <see cref="Hint"/> for a NaN (not for ±infinity): a NaN may be a missing value of the data.</summary>
-    private const string MissingValueHint = "a NaN is also how ML.NET marks a missing value (an empty field read with " +
-        "MissingRealsAsNaNs): replace missing values before this stage, e.g. ml.Transforms.ReplaceMissingValues(\"Features\"), " +
-        "or drop their rows with ml.Data.FilterRowsByMissingValues";
+    private const string MissingValueHint = "a NaN is also how ML.NET marks a missing value (LoadFromTextFile reads a field that " +
+        "is not a number as NaN, and an empty field too with MissingRealsAsNaNs): replace missing values before this stage, " +
+        "e.g. ml.Transforms.ReplaceMissingValues(\"Features\"), or drop their rows with ml.Data.FilterRowsByMissingValues";
 
     /// <summary>The raw rows with column C constant: after Concatenate(A, B, C, E), slot 2 of 'Features'.</summary>
     private static List<RawRow> ConstantC(int n, int seed = 1)
@@ -42,7 +42,8 @@ public class NonFiniteInputHintTests
         Assert.Equal("Features", e.DataSource);
         Assert.Equal(0, e.Row);
         Assert.Equal(2, e.Column);
-        Assert.Equal($"Invalid data at 'Features', row 0, column 2: value is NaN in the training data; {Hint}; {MissingValueHint}.", e.Message);
+        // Concatenate names the slots after its scalar inputs: slot 2 is column C.
+        Assert.Equal($"Invalid data at 'Features', row 0, column 2: value is NaN in the training data (slot 2 of 'Features' is 'C'); {Hint}; {MissingValueHint}.", e.Message);
     }
 
     /// <summary>The same at scoring: a model fitted on clean rows scores a view whose normalizer (fitted where C was
@@ -60,7 +61,7 @@ public class NonFiniteInputHintTests
         var e = Assert.Throws<DataValidationException>(() => scored.GetColumn<float>("LogDensity").ToList());
         Assert.Equal(0, e.Row);
         Assert.Equal(2, e.Column);
-        Assert.Matches(@"value is [+-]infinity; if an earlier pipeline stage made column 'Features'", e.Message);
+        Assert.Matches(@"value is [+-]infinity \(slot 2 of 'Features' is 'C'\); if an earlier pipeline stage made column 'Features'", e.Message);
         Assert.DoesNotContain("missing value", e.Message);   // an infinity is no missing value
 
         // Whole sequences (the estimator's own reader), naming the data set before the hint.
@@ -102,7 +103,7 @@ public class NonFiniteInputHintTests
         var fit = Assert.Throws<DataValidationException>(() => concat.Append(rnade).Fit(data));
         Assert.Equal(7, fit.Row);
         Assert.Equal(1, fit.Column);
-        Assert.Equal($"value is NaN in the training data; {Hint}; {MissingValueHint}", fit.Problem);
+        Assert.Equal($"value is NaN in the training data (slot 1 of 'Features' is 'B'); {Hint}; {MissingValueHint}", fit.Problem);
 
         // The replacement the message names, inserted before the estimator, trains on the same file.
         var model = concat.Append(ml.Transforms.ReplaceMissingValues("Features")).Append(rnade).Fit(data);
@@ -116,6 +117,44 @@ public class NonFiniteInputHintTests
         var engine = ml.Model.CreatePredictionEngine<CsvRow, LogDensityOnly>(plain);
         var one = Assert.Throws<DataValidationException>(() => engine.Predict(new CsvRow { A = 0.5f, B = float.NaN, C = 0.5f }));
         Assert.EndsWith($"; {MissingValueHint}", one.Problem);
+    }
+
+    /// <summary>A new user's CSV (a new-user trial): a header whose names have spaces, a cell that is not a number. ML.NET
+    /// reads the cell as NaN whatever MissingRealsAsNaNs says, and the error said "row 100, column 1": slot 1 of the
+    /// concatenated vector, which the user looked for as the file's column 1 (another column), and its hint blamed an
+    /// empty field read with MissingRealsAsNaNs. The error now names the slot as the file's header does, and the hint
+    /// says a field that is not a number is read as NaN.</summary>
+    [Fact]
+    public void A_cell_that_is_not_a_number_is_named_by_the_header_of_its_column()
+    {
+        var ml = new MLContext(seed: 1);
+        string path = Path.Combine(TestTemp.Directory("dd-badcell"), "badcell.csv");
+        var lines = new List<string> { "id,x 1,x 2,x 3" };
+        var r = new Random(5);
+        string V() => r.NextDouble().ToString("R", System.Globalization.CultureInfo.InvariantCulture);
+        for (int i = 0; i < 60; i++) lines.Add($"{i},{V()},{(i == 40 ? "abc" : V())},{V()}");
+        File.WriteAllLines(path, lines);
+        // Without MissingRealsAsNaNs: the cell that is not a number is NaN all the same. The header names the range's slots.
+        var data = ml.Data.LoadFromTextFile(path, new TextLoader.Options
+        {
+            HasHeader = true, Separators = new[] { ',' },
+            Columns = new[] { new TextLoader.Column("Features", DataKind.Single, 1, 3) },
+        });
+        var rnade = ml.DensityEstimation.Rnade(TestData.SmallRnade(o => o.ModelOptions.MaxEpochs = 1));
+        var fit = Assert.Throws<DataValidationException>(() => rnade.Fit(data));
+        Assert.Equal(40, fit.Row);
+        Assert.Equal(1, fit.Column);
+        Assert.Equal($"value is NaN in the training data (slot 1 of 'Features' is 'x 2'); {Hint}; {MissingValueHint}", fit.Problem);
+
+        // Scoring names it too, and a vector without slot names keeps the plain words.
+        var model = rnade.Fit(ml.Data.FilterRowsByMissingValues(data, "Features"));
+        var scoring = Assert.Throws<DataValidationException>(() => model.Transform(data).GetColumn<float>("LogDensity").ToList());
+        Assert.Equal(40, scoring.Row);
+        Assert.StartsWith("value is NaN (slot 1 of 'Features' is 'x 2'); ", scoring.Problem);
+        var unnamed = TestData.Blob(20);
+        unnamed[4].Features[1] = float.NaN;
+        var plain = Assert.Throws<DataValidationException>(() => rnade.Fit(ml.Data.LoadFromEnumerable(unnamed)));
+        Assert.Equal($"value is NaN in the training data; {Hint}; {MissingValueHint}", plain.Problem);
     }
 
     public sealed class CsvRow

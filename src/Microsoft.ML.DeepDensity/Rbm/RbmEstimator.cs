@@ -36,7 +36,8 @@ namespace Microsoft.ML
     {
         /// <summary>
         /// RBM density estimator on a known-size Single vector column. Appends LogDensity (−F(x) − log Z; exact when the
-        /// smaller layer has at most 20 units, else an AIS estimate), Score (= −LogDensity) and PredictedLabel.
+        /// smaller layer — the hidden layer for Gaussian units — has at most <see cref="RbmOptions.ExactLogPartitionMaxUnits"/>
+        /// units, else an AIS estimate), Score (= −LogDensity) and PredictedLabel.
         /// </summary>
         /// <param name="catalog">The catalog.</param>
         /// <param name="featureColumnName">Input column. Default <see cref="DensityEstimatorDefaults.FeatureColumnName"/>.</param>

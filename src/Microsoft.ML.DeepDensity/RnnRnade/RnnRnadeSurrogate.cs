@@ -260,7 +260,7 @@ internal static class RnnRnadeSurrogate
         long row = state.Rows++;
         if (frame.Length != model.FrameSize)
             throw state.RowError(row, -1, $"the frame has {frame.Length} values but the model's frame size is {model.FrameSize}", frameColumn, DataProblemKind.WrongSize);
-        if (double.IsNaN(order)) throw state.RowError(row, -1, "the order value is missing (NaN)", orderColumn, DataProblemKind.NonFiniteValue);
+        if (double.IsNaN(order)) throw state.RowError(row, -1, "the order value is missing (NaN; the saved chain reads a text order column as a number, and text that is not one as NaN)", orderColumn, DataProblemKind.NonFiniteValue);
         if (sequenceId.Span.IsWhiteSpace())
             throw state.RowError(row, -1, "the sequence id is missing (every frame row needs its sequence's id)", envelope.Column(1, "sequence-id column"));
         string id = sequenceId.ToString();
