@@ -33,7 +33,7 @@ public static class FitCommand
         var contamination = new Option<double>("--contamination") { Description = "Expected anomaly fraction: the PredictedLabel threshold is the (1 - F) quantile of the scores of rows the model did not train on (the --validation rows, else the ones it held out), of the training rows when those are fewer than max(20, 1/F).", DefaultValueFactory = _ => 0.01 };
         var thresholdRows = new Option<Transforms.DensityThresholdRows>("--threshold-rows")
         {
-            Description = "Rows whose scores set the PredictedLabel threshold: HeldOut (rows the model did not train on, as --contamination says) or Training (every training row; flags more of new rows the more the model overfits).",
+            Description = "Rows whose scores set the PredictedLabel threshold: HeldOut (rows the model did not train on, as --contamination says; rnnrnade: frames of the held-out sequences) or Training (every training row; flags more of new rows the more the model overfits).",
             DefaultValueFactory = _ => Transforms.DensityEstimatorDefaults.ThresholdRows,
         };
         var sequenceId = new Option<string?>("--sequence-id") { Description = "rnnrnade: the column naming each row's sequence (one row per time step)." };
@@ -49,9 +49,6 @@ public static class FitCommand
             // Before any work, for every model (rnnrnade's estimator refused it only after training, as an internal error).
             if (parse.GetValue(contamination) is var c && !(c >= 0 && c <= 0.5))
                 throw new CliException(ExitCodes.UsageError, $"--contamination must be in [0, 0.5] (got {c.ToString(CultureInfo.InvariantCulture)}).");
-            // The sequence model's frame threshold comes from its training frames (docs/models/rnn-rnade.md).
-            if (parse.GetValue(model) == SequenceCommands.ModelName && parse.GetResult(thresholdRows) is { Implicit: false })
-                throw new CliException(ExitCodes.UsageError, $"--threshold-rows is for row models: --model {SequenceCommands.ModelName} sets its thresholds from the training frames.");
             // A row model has no sequences: --sequence-id/--order were silently ignored (the order column became a feature).
             if (parse.GetValue(model) != SequenceCommands.ModelName && (parse.GetValue(sequenceId) is not null || parse.GetValue(order) is not null))
                 throw new CliException(ExitCodes.UsageError, $"--sequence-id and --order are for --model {SequenceCommands.ModelName} (frame rows); " +
@@ -64,7 +61,7 @@ public static class FitCommand
         int Body(ParseResult parse) => parse.GetValue(model) == SequenceCommands.ModelName
             ? SequenceCommands.Fit(console, parse.GetValue(train)!, parse.GetValue(output)!, parse.GetValue(validation), parse.GetValue(sequenceId), parse.GetValue(order),
                 parse.GetValue(label), Split(parse.GetValue(exclude)), parse.GetValue(seed), parse.GetValue(epochs), parse.GetValue(contamination),
-                parse.GetValue(parameters) ?? Array.Empty<string>())
+                parse.GetValue(parameters) ?? Array.Empty<string>(), parse.GetValue(thresholdRows))
             : Run(console,
             parse.GetValue(train)!, parse.GetValue(model)!, parse.GetValue(output)!, parse.GetValue(validation), parse.GetValue(label),
             Split(parse.GetValue(exclude)), parse.GetValue(seed), parse.GetValue(epochs), parse.GetValue(contamination),

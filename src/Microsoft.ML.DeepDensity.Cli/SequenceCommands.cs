@@ -21,7 +21,8 @@ public static class SequenceCommands
     public const int MaxDefaultSampleLength = 1_000_000;
 
     public static int Fit(DdmlConsole console, string trainFile, string outFile, string? validationFile, string? sequenceId, string? orderName, string? labelColumn,
-        string[] excluded, ulong? seed, int? epochs, double contamination, string[] parameters)
+        string[] excluded, ulong? seed, int? epochs, double contamination, string[] parameters,
+        Transforms.DensityThresholdRows thresholdRows = Transforms.DensityEstimatorDefaults.ThresholdRows)
     {
         if (sequenceId is null || orderName is null)
             throw new CliException(ExitCodes.UsageError, "--model rnnrnade needs --sequence-id COL and --order COL (one row per time step).");
@@ -75,7 +76,7 @@ public static class SequenceCommands
             var estimator = ml.DensityEstimation.RnnRnade(new Transforms.RnnRnadeFrameEstimator.Options
             {
                 FeatureColumnName = ModelZip.FeatureColumn, SequenceIdColumnName = SequenceFrames.IdColumn, OrderColumnName = SequenceFrames.OrderColumn,
-                Contamination = contamination, ModelOptions = engine, CancellationToken = console.Interrupts.Abort,
+                Contamination = contamination, ThresholdRows = thresholdRows, ModelOptions = engine, CancellationToken = console.Interrupts.Abort,
                 Progress = new Progress(history, progress),
             });
             try { return estimator.Fit(view, validView); }
@@ -101,6 +102,9 @@ public static class SequenceCommands
         ModelZip.Save(ml, transformer, transformer.Model, view.Schema, metadata, outFile);
         console.Out.WriteLine(string.Create(CultureInfo.InvariantCulture, $"saved {outFile}: {ModelName} (exact log-density per frame), {CsvTable.Count(names.Length, "feature")} per frame, " +
                                                                              $"{metadata.StepsRun}, mean training log-density {meanPerFrame:F4} per frame."));
+        if (transformer.ThresholdSource is string thresholdSource)
+            console.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"anomaly threshold: score > {transformer.Threshold:G6} per frame row, the (1 - {contamination}) quantile of {thresholdSource}."));
         if (noneHeldOut) console.Error.WriteLine(FitCommand.NoHeldOutNote(engine, CsvTable.Count(data.Sequences.Count, "training sequence") + " (or of their windows)"));
         if (console.Interrupts.StopRequested)
         {

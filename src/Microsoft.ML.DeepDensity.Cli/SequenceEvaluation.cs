@@ -36,7 +36,7 @@ public static class SequenceEvaluation
         var (perSequence, perSequenceSe) = ScoringCommands.MeanAndStandardError(total.Select(v => (float)v).ToArray());
         w.WriteLine(string.Create(Ci, $"                        {perSequence:F4}{ScoringCommands.PlusMinus(perSequenceSe)} per sequence"));
         w.WriteLine($"predicted anomalies     {CsvTable.Count(predicted.Count(b => b), "frame row")} in {CsvTable.Count(anyFlagged.Count(b => b), "sequence")} " +
-                    string.Create(Ci, $"(frame threshold from the training frames, contamination {meta.Contamination})"));
+                    string.Create(Ci, $"(frame thresholds set at fit, contamination {meta.Contamination})"));
         if (labels is null) return ExitCodes.Success;
 
         w.WriteLine("per step (each frame row, score = −log p(x_t | x_<t)):");

@@ -57,19 +57,47 @@ internal static class AnomalyThreshold
         _ => (0, 0),
     };
 
+    /// <summary>The set of units (rows, sequences, frames) whose scores set a threshold.</summary>
+    internal enum ThresholdSet { Training, Validation, HeldOut }
+
+    /// <summary>The one rule of every Fit: which set of units sets the threshold and its description for the log ("180
+    /// held-out rows"): the training units with <see cref="DensityThresholdRows.Training"/>; else the validation units
+    /// (<paramref name="validation"/>: their count when Fit was given a validation view), else the held-out ones, when
+    /// there are at least <see cref="RowsNeeded"/> of them (or <paramref name="needed"/>); else the training units again.</summary>
+    /// <param name="unit">What is counted, singular: "row", "sequence", "frame".</param>
+    /// <param name="needed">The fewest units the set needs, when more than <see cref="RowsNeeded"/> (RNN-RNADE's
+    /// first-frame thresholds need 100 windows); null: <see cref="RowsNeeded"/>.</param>
+    internal static (ThresholdSet Set, string Description) Choose(DensityThresholdRows choice, double contamination, long training,
+        long? validation, long heldOut, string unit = "row", int? needed = null)
+    {
+        if (choice == DensityThresholdRows.Training) return (ThresholdSet.Training, Count(training, "training", unit));
+        needed ??= RowsNeeded(contamination);
+        var (set, n, kind) = validation is long v ? (ThresholdSet.Validation, v, "validation") : (ThresholdSet.HeldOut, heldOut, "held-out");
+        return n >= needed ? (set, Count(n, kind, unit)) : (ThresholdSet.Training, TooFew(training, n, kind, needed.Value, contamination, unit));
+    }
+
+    /// <summary>Throws when <paramref name="choice"/> is not a <see cref="DensityThresholdRows"/> value (every estimator's Validate).</summary>
+    internal static void Check(DensityThresholdRows choice)
+    {
+        if (!Enum.IsDefined(choice))
+            throw new ArgumentOutOfRangeException("ThresholdRows", choice, "ThresholdRows must be HeldOut or Training.");
+    }
+
     /// <summary>The rows whose scores set an in-memory Fit's threshold and their description for the log ("180 held-out
     /// rows"): the validation rows, the engine's held-out rows of <paramref name="data"/>, or all of <paramref name="data"/>.</summary>
     internal static (RowMatrix Rows, string Description) InMemoryRows(DensityThresholdRows choice, double contamination, RowMatrix data,
         RowMatrix? validation, (double Fraction, ulong Seed) split, CancellationToken cancellationToken)
     {
-        if (choice == DensityThresholdRows.Training) return (data, Rows(data.Rows, "training"));
-        int needed = RowsNeeded(contamination);
-        if (validation is not null)
-            return validation.Rows >= needed ? (validation, Rows(validation.Rows, "validation"))
-                : (data, TooFew(data.Rows, validation.Rows, "validation", needed, contamination));
-        var heldOut = TrainingLoop.HeldOutRows(data.Rows, split.Fraction, split.Seed);
-        return heldOut.Length >= needed ? (data.SelectRows(heldOut, cancellationToken), Rows(heldOut.Length, "held-out"))
-            : (data, TooFew(data.Rows, heldOut.Length, "held-out", needed, contamination));
+        // The split's shuffle only when its rows may be used.
+        var heldOut = choice == DensityThresholdRows.HeldOut && validation is null
+            ? TrainingLoop.HeldOutRows(data.Rows, split.Fraction, split.Seed) : Array.Empty<int>();
+        var (set, description) = Choose(choice, contamination, data.Rows, validation?.Rows, heldOut.Length);
+        return set switch
+        {
+            ThresholdSet.Validation => (validation!, description),
+            ThresholdSet.HeldOut => (data.SelectRows(heldOut, cancellationToken), description),
+            _ => (data, description),
+        };
     }
 
     /// <summary>A streamed Fit's threshold, the mean log-density of the rows that set it and their description: the
@@ -95,12 +123,15 @@ internal static class AnomalyThreshold
         (float, double, string) Result(ScoreSample s, string kind) => (s.Threshold(contamination), s.Mean, Rows(s.Seen, kind));
     }
 
-    private static string Rows(long n, string kind) => $"{n} {kind} row{(n == 1 ? "" : "s")}";
+    private static string Rows(long n, string kind) => Count(n, kind, "row");
 
-    private static string TooFew(long training, long heldOut, string kind, int needed, double contamination)
-        => Rows(training, "training") + (needed == int.MaxValue ? " (contamination 0: the largest training score)"
+    /// <summary>"180 held-out rows", "1 training sequence".</summary>
+    internal static string Count(long n, string kind, string unit) => $"{n} {kind} {unit}{(n == 1 ? "" : "s")}";
+
+    private static string TooFew(long training, long heldOut, string kind, int needed, double contamination, string unit = "row")
+        => Count(training, "training", unit) + (needed == int.MaxValue ? " (contamination 0: the largest training score)"
             : string.Create(CultureInfo.InvariantCulture,
-                $" ({heldOut} {kind} row{(heldOut == 1 ? "" : "s")}, fewer than the {needed} a held-out threshold needs at contamination {contamination})"));
+                $" ({Count(heldOut, kind, unit)}, fewer than the {needed} a held-out threshold needs at contamination {contamination})"));
 
     /// <summary>Scores kept for a streamed threshold: 2^20 (4 MiB); beyond, a seeded uniform sample of them.</summary>
     internal const int MaxThresholdScores = 1 << 20;

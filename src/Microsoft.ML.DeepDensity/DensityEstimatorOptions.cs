@@ -148,8 +148,7 @@ public abstract class DensityEstimatorOptions
         ColumnSettings.CheckDistinct("Output", outputs);
         if (!(Contamination >= 0 && Contamination <= 0.5))
             throw new ArgumentOutOfRangeException(nameof(Contamination), $"Contamination must be in [0, 0.5] (got {Contamination}).");
-        if (!Enum.IsDefined(ThresholdRows))
-            throw new ArgumentOutOfRangeException(nameof(ThresholdRows), ThresholdRows, "ThresholdRows must be HeldOut or Training.");
+        AnomalyThreshold.Check(ThresholdRows);
         if (!Enum.IsDefined(TrainingData))
             throw new ArgumentOutOfRangeException(nameof(TrainingData), TrainingData, "TrainingData must be InMemory or Streamed.");
         if (ShuffleBufferRows < 0)

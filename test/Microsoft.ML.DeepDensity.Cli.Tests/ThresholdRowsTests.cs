@@ -39,11 +39,33 @@ public class ThresholdRowsTests : IDisposable
         Assert.Contains("quantile of 100 training rows (10 held-out rows, fewer than the 20 a held-out threshold needs at contamination 0.05).", _lines[^1]);
     }
 
+    /// <summary>rnnrnade takes --threshold-rows too (it refused it while its thresholds came from the training frames):
+    /// by default the frames of the sequences it held out set the frame threshold, with Training every training frame.</summary>
     [Fact]
-    public void ThresholdRowsIsForRowModels()
+    public void RnnRnadeFitSaysWhichFramesSetTheThreshold()
     {
-        var r = _h.Run("fit", _h.Blob("train.csv", 40), "-m", "rnnrnade", "--threshold-rows", "training", "-o", _h.PathOf("m.zip"));
-        Assert.Equal(2, r.Exit);
-        Assert.Contains("--threshold-rows is for row models", r.Err);
+        var rnd = new Random(3);
+        var lines = new List<string> { "seq,t,a,b" };
+        int frames = 0;
+        for (int s = 0; s < 60; s++)
+        {
+            double x = CliHarness.Gauss(rnd), y = CliHarness.Gauss(rnd);
+            for (int t = 0; t < 8; t++, frames++)
+            {
+                (x, y) = (0.8 * x - 0.3 * y + 0.3 * CliHarness.Gauss(rnd), 0.3 * x + 0.8 * y + 0.3 * CliHarness.Gauss(rnd));
+                lines.Add(string.Create(CultureInfo.InvariantCulture, $"s{s},{t},{x:F4},{y:F4}"));
+            }
+        }
+        var train = _h.Write("frames.csv", string.Join("\n", lines) + "\n");
+        string Line(params string[] extra)
+        {
+            var fit = _h.Run(new[] { "fit", train, "-m", "rnnrnade", "--sequence-id", "seq", "--order", "t", "--epochs", "3", "--seed", "5",
+                "--contamination", "0.05", "-p", "HiddenUnits=6", "-p", "RecurrentUnits=4", "-o", _h.PathOf("m.zip") }.Concat(extra).ToArray());
+            Assert.True(fit.Exit == 0, fit.Err);
+            return fit.Out.Split('\n').Single(l => l.StartsWith("anomaly threshold: score > ", StringComparison.Ordinal)).TrimEnd();
+        }
+        // 6 of the 60 sequences held out (the default tenth): their 48 frames.
+        Assert.EndsWith("per frame row, the (1 - 0.05) quantile of 48 held-out frames.", Line());
+        Assert.EndsWith($"per frame row, the (1 - 0.05) quantile of {frames} training frames.", Line("--threshold-rows", "training"));
     }
 }

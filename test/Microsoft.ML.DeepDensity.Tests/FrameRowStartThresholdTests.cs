@@ -9,7 +9,7 @@ namespace Microsoft.ML.DeepDensity.Tests;
 /// of nearly every normal sequence: a new user's trial saw 200 of 200 first frames flagged. The first positions now
 /// have thresholds of their own, learned on the training windows' first frames, and saved with the model.
 /// </summary>
-public class FrameRowStartThresholdTests
+public class FrameRowStartThresholdTests(Xunit.Abstractions.ITestOutputHelper output)
 {
     public sealed class Row
     {
@@ -48,7 +48,7 @@ public class FrameRowStartThresholdTests
     {
         var ml = new MLContext(seed: 1);
         var train = ml.Data.LoadFromEnumerable(Rows(4, 2000, seed: 1));   // long series: trained on windows of 64 frames
-        var transformer = ml.DensityEstimation.RnnRnade("Features", "SequenceId", "Order", maxEpochs: 100).Fit(train);
+        var transformer = (Transforms.SequenceDensityTransformer)ml.DensityEstimation.RnnRnade("Features", "SequenceId", "Order", maxEpochs: 100).Fit(train);
         float global = transformer.GetSequenceAnomalyThreshold();
 
         var test = Rows(400, 12, seed: 2, firstId: 10_000);
@@ -60,7 +60,11 @@ public class FrameRowStartThresholdTests
         double flaggedLater = Enumerable.Range(0, test.Count).Where(i => test[i].Order >= 6).Count(i => scored[i].PredictedLabel)
             / (double)test.Count(r => r.Order >= 6);
         // The one threshold flags a large share of first frames; their own far fewer.
-        Assert.True(oneThreshold > 0.3, $"the one threshold flags {oneThreshold:P1} of first frames: the case does not test anything");
+        output.WriteLine($"first frames flagged: one threshold {oneThreshold:P1}, their own {flaggedFirst:P1}; later frames {flaggedLater:P1}; " +
+                         $"first-frame thresholds {transformer.FirstFrameThresholds.Count}");
+        // The one threshold comes from the held-out windows' frames (12 of 124), which score worse than the training
+        // frames it came from before, so it flags fewer first frames than then (24 %, was 40 %): still far too many.
+        Assert.True(oneThreshold > 0.2, $"the one threshold flags {oneThreshold:P1} of first frames: the case does not test anything");
         // Position 0's threshold is a quantile of the training windows' first frames (one per 64 frames, 124 here), so it is
         // rougher than the one threshold: 5 % of these first frames were flagged, against 40 % by the one threshold.
         Assert.True(flaggedFirst < 0.1 && flaggedFirst < oneThreshold / 4,

@@ -16,7 +16,7 @@ public static partial class DensityEstimationCatalogExtensions
     /// <param name="hiddenUnits">RNADE hidden units. Default <see cref="RnnRnadeOptions.Defaults.HiddenUnits"/>.</param>
     /// <param name="recurrentUnits">Recurrent units. Default <see cref="RnnRnadeOptions.Defaults.RecurrentUnits"/>.</param>
     /// <param name="maxEpochs">Maximum training epochs (early stopping on a held-out 10 % of the sequences); 0 sets them from the number of training sequences (<see cref="RnnRnadeOptions.EpochsFor"/>). Default <see cref="RnnRnadeOptions.Defaults.MaxEpochs"/>.</param>
-    /// <param name="contamination">Expected anomaly fraction of the training sequences, for PredictedLabel. Default <see cref="DensityEstimatorDefaults.Contamination"/>.</param>
+    /// <param name="contamination">Expected anomaly fraction, for PredictedLabel: the threshold is that quantile of the scores of sequences the model did not train on (<see cref="SequenceDensityEstimator.Options.ThresholdRows"/>). Default <see cref="DensityEstimatorDefaults.Contamination"/>.</param>
     /// <param name="seed">Seed of initialisation, shuffling and the validation split. Default <see cref="Microsoft.ML.DeepDensity.Training.GradientTrainingOptions.Defaults.Seed"/>.</param>
     public static SequenceDensityEstimator RnnRnade(this DensityEstimationCatalog catalog, string featureColumnName, int frameSize,
         int hiddenUnits = RnnRnadeOptions.Defaults.HiddenUnits, int recurrentUnits = RnnRnadeOptions.Defaults.RecurrentUnits,
@@ -49,7 +49,10 @@ public static partial class DensityEstimationCatalogExtensions
                 o.PredictModelSize(options.FrameSize).EnsureFitsAFile();
                 SettingEffects.CheckModelOptions(o);
                 if (hasValidationSet is bool known) SettingEffects.CheckAtFit(o, known, columns: null);
-            });
+            },
+            // The threshold's held-out sequences are the engine's own split; training windows held out of a few long
+            // sequences are no whole sequences (the training sequences set the threshold: they are fewer than 20 anyway).
+            data => RnnRnadeModel.HeldOutExamples(data, o) is var (examples, heldOut) && ReferenceEquals(examples, data) ? heldOut : []);
     }
 
     /// <summary>
@@ -65,7 +68,7 @@ public static partial class DensityEstimationCatalogExtensions
     /// <param name="hiddenUnits">RNADE hidden units. Default <see cref="RnnRnadeOptions.Defaults.HiddenUnits"/>.</param>
     /// <param name="recurrentUnits">Recurrent units. Default <see cref="RnnRnadeOptions.Defaults.RecurrentUnits"/>.</param>
     /// <param name="maxEpochs">Maximum training epochs (early stopping on a held-out 10 % of the sequences); 0 sets them from the number of training sequences (<see cref="RnnRnadeOptions.EpochsFor"/>). Default <see cref="RnnRnadeOptions.Defaults.MaxEpochs"/>.</param>
-    /// <param name="contamination">Expected anomaly fraction of the training frames, for PredictedLabel. Default <see cref="DensityEstimatorDefaults.Contamination"/>.</param>
+    /// <param name="contamination">Expected anomaly fraction, for PredictedLabel: the threshold is that quantile of the scores of frames the model did not train on (<see cref="RnnRnadeFrameEstimator.Options.ThresholdRows"/>). Default <see cref="DensityEstimatorDefaults.Contamination"/>.</param>
     /// <param name="seed">Seed of initialisation, shuffling and the validation split. Default <see cref="Microsoft.ML.DeepDensity.Training.GradientTrainingOptions.Defaults.Seed"/>.</param>
     public static RnnRnadeFrameEstimator RnnRnade(this DensityEstimationCatalog catalog, string featureColumnName,
         string sequenceIdColumnName, string orderColumnName, int hiddenUnits = RnnRnadeOptions.Defaults.HiddenUnits, int recurrentUnits = RnnRnadeOptions.Defaults.RecurrentUnits,

@@ -38,10 +38,18 @@ public sealed class RnnRnadeFrameEstimator : IEstimator<SequenceDensityTransform
         public string LogDensityColumnName { get; set; } = DensityEstimatorDefaults.LogDensityColumnName;
         /// <summary>Output (Single): −LogDensity, finite. Default <see cref="DensityEstimatorDefaults.ScoreColumnName"/>.</summary>
         public string ScoreColumnName { get; set; } = DensityEstimatorDefaults.ScoreColumnName;
-        /// <summary>Output (Boolean): Score above the (1 − Contamination) quantile of the training frames' scores. Default <see cref="DensityEstimatorDefaults.PredictedLabelColumnName"/>.</summary>
+        /// <summary>Output (Boolean): Score above the (1 − Contamination) quantile of the scores of the frames <see cref="ThresholdRows"/> chooses (a sequence's first frames: of the windows' first frames, <see cref="SequenceDensityTransformer.FirstFrameThresholds"/>). Default <see cref="DensityEstimatorDefaults.PredictedLabelColumnName"/>.</summary>
         public string PredictedLabelColumnName { get; set; } = DensityEstimatorDefaults.PredictedLabelColumnName;
-        /// <summary>Expected anomaly fraction of the training frames, in [0, 0.5]. Default <see cref="DensityEstimatorDefaults.Contamination"/>.</summary>
+        /// <summary>Expected anomaly fraction of the frames, in [0, 0.5]. Default <see cref="DensityEstimatorDefaults.Contamination"/>.</summary>
         public double Contamination { get; set; } = DensityEstimatorDefaults.Contamination;
+        /// <summary>Which frames' scores set the PredictedLabel thresholds. <see cref="DensityThresholdRows.HeldOut"/>: frames
+        /// the model did not train on: the validation view's, else those of the sequences the engine held out for early
+        /// stopping (or of its held-out training windows, when there are too few sequences to split); the training frames
+        /// when those are fewer than max(20, ⌈1 / Contamination⌉) frames. The first frames' thresholds likewise, from the
+        /// windows of those sequences when there are at least max(100, ⌈1 / Contamination⌉) of them, else from the training
+        /// windows. <see cref="DensityThresholdRows.Training"/>: the training frames and windows, the rule before held-out
+        /// frames were used. The Fit's log says which set them. Default <see cref="DensityEstimatorDefaults.ThresholdRows"/>.</summary>
+        public DensityThresholdRows ThresholdRows { get; set; } = DensityEstimatorDefaults.ThresholdRows;
         /// <summary>Engine hyper-parameters. Default: the engine's defaults.</summary>
         public RnnRnadeOptions ModelOptions { get; set; } = new();
         /// <summary>Optional extra receiver of training progress. Default null.</summary>
@@ -57,6 +65,7 @@ public sealed class RnnRnadeFrameEstimator : IEstimator<SequenceDensityTransform
                 new[] { (nameof(FeatureColumnName), FeatureColumnName), (nameof(SequenceIdColumnName), SequenceIdColumnName), (nameof(OrderColumnName), OrderColumnName) },
                 new[] { (nameof(LogDensityColumnName), LogDensityColumnName), (nameof(ScoreColumnName), ScoreColumnName), (nameof(PredictedLabelColumnName), PredictedLabelColumnName) },
                 Contamination);
+            AnomalyThreshold.Check(ThresholdRows);
             ArgumentNullException.ThrowIfNull(ModelOptions, nameof(ModelOptions));
             ModelOptions.Validate();
             SettingEffects.CheckModelOptions(ModelOptions);
@@ -124,10 +133,13 @@ public sealed class RnnRnadeFrameEstimator : IEstimator<SequenceDensityTransform
         {
             throw UnscorableFrame(e, e.DataSet == DataSetKind.Validation ? validationInputs! : inputs, e.DataSet);
         }
+        // The frames' scores each in its whole sequence, as the scorer streams them; the thresholds from the frames the
+        // model did not train on (the validation view's, else the engine's held-out ones) or the training frames.
         var frames = RnnRnadeColumns.ScoreFramesCancellably(model, data, o.CancellationToken);
-        var scores = frames.Select(Scoring.ScoreFromLogDensity).ToArray();
-        float threshold = Scoring.Threshold(scores, o.Contamination);
-        var startThresholds = StartThresholds(model, data, frames, o.ModelOptions.TrainingWindow, o.Contamination, threshold, o.CancellationToken);
+        var (threshold, startThresholds, source, startSource) = SequenceAnomalyThreshold.FrameRows(model, data, frames, validation, o.ModelOptions,
+            o.ThresholdRows, o.Contamination, o.CancellationToken);
+        channel.Info(MessageSensitivity.None, string.Create(CultureInfo.InvariantCulture,
+            $"RnnRnade: trained; score threshold {threshold:G6} from {source} (contamination {o.Contamination}); {startThresholds.Length} first-frame threshold{(startThresholds.Length == 1 ? "" : "s")} from {startSource}."));
         var chain = RnnRnadeSurrogate.AppendModel(_ml, Inputs(trainData.Schema), model, threshold, new[] { o.FeatureColumnName, o.SequenceIdColumnName, o.OrderColumnName },
                 out var chunkColumns, startThresholds)
             .Append<ITransformer>(_ml.Transforms.StatefulCustomMapping(new RnnRnadeSurrogate.FrameFactoryV2().GetMapping(),
@@ -141,41 +153,7 @@ public sealed class RnnRnadeFrameEstimator : IEstimator<SequenceDensityTransform
         var (feature, id, order) = (o.FeatureColumnName, o.SequenceIdColumnName, o.OrderColumnName);
         int frameSize = model.FrameSize;
         return new SequenceDensityTransformer(chain.Fit(trainData), model, threshold, schema => CheckColumns(schema, feature, id, order, frameSize),
-            new[] { feature, id, order }, streamsRows: true, startThresholds);
-    }
-
-    /// <summary>Frames at one position that its own threshold needs at least (and 1 / contamination).</summary>
-    internal const int MinStartFrames = 100;
-
-    /// <summary>
-    /// PredictedLabel's thresholds of a sequence's first frames. A frame with no history (the first of a sequence, or of
-    /// a new PredictionEngine's or cursor's view of it) is predicted less sharply than one with context, so the one
-    /// threshold, a quantile of training frames nearly all of which have context, flagged the first frames of nearly every
-    /// normal sequence. Position p's threshold is the same quantile of the training frames at position p of the
-    /// training windows (as the model trained on them, each from the initial state), for p = 0, 1, … while it is above
-    /// <paramref name="threshold"/> and at least max(<see cref="MinStartFrames"/>, 1 / contamination) windows reach p;
-    /// later frames use <paramref name="threshold"/>. Empty when the first position has too few frames.
-    /// <paramref name="frameLogDensities"/> are <paramref name="data"/>'s, reused when no sequence is cut into windows.
-    /// </summary>
-    internal static float[] StartThresholds(RnnRnadeModel model, SequenceBatch data, float[] frameLogDensities, int window, double contamination,
-        float threshold, CancellationToken cancellationToken)
-    {
-        var windows = RnnRnadeModel.InWindows(data, window);
-        var logDensities = ReferenceEquals(windows, data) ? frameLogDensities : RnnRnadeColumns.ScoreFramesCancellably(model, windows, cancellationToken);
-        double needed = Math.Max(MinStartFrames, contamination > 0 ? Math.Ceiling(1 / contamination) : double.PositiveInfinity);
-        var result = new List<float>();
-        var atPosition = new List<float>();
-        for (int p = 0; p < SequenceSurrogate.MaxStartThresholds; p++)
-        {
-            atPosition.Clear();
-            for (int i = 0; i < windows.Count; i++)
-                if (windows.Length(i) > p) atPosition.Add(Scoring.ScoreFromLogDensity(logDensities[windows.Offsets[i] + p]));
-            if (atPosition.Count < needed) break;
-            float own = Scoring.Threshold(atPosition.ToArray(), contamination);
-            if (!(own > threshold)) break;
-            result.Add(own);
-        }
-        return result.ToArray();
+            new[] { feature, id, order }, streamsRows: true, startThresholds) { ThresholdSource = source };
     }
 
     /// <summary>Copies the frame, converts the id to text and the order to Double (a time: its ticks) under internal names.</summary>

@@ -37,10 +37,17 @@ public sealed class SequenceDensityEstimator : IEstimator<SequenceDensityTransfo
         public string FrameLogDensitiesColumnName { get; set; } = DensityEstimatorDefaults.FrameLogDensitiesColumnName;
         /// <summary>Output (Single): −LogDensityPerFrame, finite. Default <see cref="DensityEstimatorDefaults.ScoreColumnName"/>.</summary>
         public string ScoreColumnName { get; set; } = DensityEstimatorDefaults.ScoreColumnName;
-        /// <summary>Output (Boolean): Score above the (1 − Contamination) quantile of the training sequences' scores. Default <see cref="DensityEstimatorDefaults.PredictedLabelColumnName"/>.</summary>
+        /// <summary>Output (Boolean): Score above the (1 − Contamination) quantile of the scores of the sequences <see cref="ThresholdRows"/> chooses. Default <see cref="DensityEstimatorDefaults.PredictedLabelColumnName"/>.</summary>
         public string PredictedLabelColumnName { get; set; } = DensityEstimatorDefaults.PredictedLabelColumnName;
-        /// <summary>Expected anomaly fraction of the training sequences, in [0, 0.5]. Default <see cref="DensityEstimatorDefaults.Contamination"/>.</summary>
+        /// <summary>Expected anomaly fraction of the sequences, in [0, 0.5]. Default <see cref="DensityEstimatorDefaults.Contamination"/>.</summary>
         public double Contamination { get; set; } = DensityEstimatorDefaults.Contamination;
+        /// <summary>Which sequences' scores set the PredictedLabel threshold. <see cref="DensityThresholdRows.HeldOut"/>:
+        /// sequences the model did not train on: the validation view's, else those the family's trainer held out for early
+        /// stopping (RNN-RNADE's ValidationFraction and Seed); the training sequences when those are fewer than max(20,
+        /// ⌈1 / Contamination⌉), or the trainer reports none (a trainer given to the public constructor).
+        /// <see cref="DensityThresholdRows.Training"/>: every training sequence, the rule before held-out sequences were
+        /// used. The Fit's log says which set it. Default <see cref="DensityEstimatorDefaults.ThresholdRows"/>.</summary>
+        public DensityThresholdRows ThresholdRows { get; set; } = DensityEstimatorDefaults.ThresholdRows;
         /// <summary>Optional extra receiver of training progress. Default null.</summary>
         public IProgress<TrainingProgress>? Progress { get; set; }
         /// <summary>Cancels training. Default none.</summary>
@@ -56,6 +63,7 @@ public sealed class SequenceDensityEstimator : IEstimator<SequenceDensityTransfo
                 (nameof(FrameLogDensitiesColumnName), FrameLogDensitiesColumnName), (nameof(ScoreColumnName), ScoreColumnName),
                 (nameof(PredictedLabelColumnName), PredictedLabelColumnName),
             }, Contamination);
+            AnomalyThreshold.Check(ThresholdRows);
         }
     }
 
@@ -83,15 +91,19 @@ public sealed class SequenceDensityEstimator : IEstimator<SequenceDensityTransfo
     /// <param name="trainer">Trains the family's engine model.</param>
     /// <param name="validateModelOptions">Throws an <see cref="ArgumentException"/> naming a bad engine setting, or null.</param>
     public SequenceDensityEstimator(MLContext mlContext, Options options, string name, Trainer trainer, Action? validateModelOptions)
-        : this(mlContext, options, name, trainer, validateModelOptions is null ? null : (Action<bool?>)(_ => validateModelOptions()))
+        : this(mlContext, options, name, trainer, validateModelOptions is null ? null : (Action<bool?>)(_ => validateModelOptions()), null)
     {
     }
 
     /// <summary>As the public constructor, with a check of the engine options that also learns, at Fit, whether a
     /// validation set was passed (null at construction): a family's settings that a validation set makes moot, or that
-    /// need one, are refused before a row is read (<see cref="SettingEffects.CheckAtFit"/>).</summary>
-    internal SequenceDensityEstimator(MLContext mlContext, Options options, string name, Trainer trainer, Action<bool?>? validateModelOptions)
+    /// need one, are refused before a row is read (<see cref="SettingEffects.CheckAtFit"/>); and the training sequences the
+    /// trainer holds out for early stopping when given no validation sequences (<paramref name="heldOutSequences"/>: their
+    /// indices; null: none), on which the threshold is learned.</summary>
+    internal SequenceDensityEstimator(MLContext mlContext, Options options, string name, Trainer trainer, Action<bool?>? validateModelOptions,
+        Func<SequenceBatch, int[]>? heldOutSequences)
     {
+        _heldOutSequences = heldOutSequences;
         _ml = mlContext ?? throw new ArgumentNullException(nameof(mlContext));
         _options = options ?? throw new ArgumentNullException(nameof(options));
         _name = string.IsNullOrWhiteSpace(name) ? throw new ArgumentException("The model name must be non-empty.", nameof(name)) : name;
@@ -100,6 +112,9 @@ public sealed class SequenceDensityEstimator : IEstimator<SequenceDensityTransfo
         _options.Validate();
         _validateModelOptions?.Invoke(null);
     }
+
+    /// <summary>The training sequences the trainer holds out (indices), or null when it reports none.</summary>
+    private readonly Func<SequenceBatch, int[]>? _heldOutSequences;
 
     /// <summary>Checks the engine options; its argument is whether Fit was given a validation set (null: not known yet).</summary>
     private readonly Action<bool?>? _validateModelOptions;
@@ -141,17 +156,17 @@ public sealed class SequenceDensityEstimator : IEstimator<SequenceDensityTransfo
         }
         if (model.FrameSize != o.FrameSize)
             throw new InvalidOperationException($"The {_name} trainer returned a model with frame size {model.FrameSize}, not {o.FrameSize}.");
-        // The training sequences' scores exactly as the scorer computes them (from the frames' conditionals), so that
-        // ⌊Contamination · n⌋ training sequences score above the threshold, not one more when the last bit differs.
+        // The threshold from sequences the model did not train on (the validation view's, else the trainer's held-out
+        // ones) or the training sequences, scored as the scorer scores them.
         var frames = RnnRnadeColumns.ScoreFramesCancellably(model, data, o.CancellationToken);
-        var scores = new float[data.Count];
-        for (int i = 0; i < scores.Length; i++)
-            scores[i] = Scoring.ScoreFromLogDensity(RnnRnadeSurrogate.Totals(frames.AsSpan(data.Offsets[i], data.Length(i))).PerFrame);
-        float threshold = Scoring.Threshold(scores, o.Contamination);
-        channel.Info(MessageSensitivity.None, $"{_name}: trained; score threshold {threshold:G6} (contamination {o.Contamination}).");
+        var heldOut = o.ThresholdRows == DensityThresholdRows.HeldOut && validation is null ? _heldOutSequences?.Invoke(data) ?? [] : [];
+        var (threshold, source) = SequenceAnomalyThreshold.WholeSequences(model, data, frames, validation, heldOut, o.ThresholdRows,
+            o.Contamination, o.CancellationToken);
+        channel.Info(MessageSensitivity.None, string.Create(System.Globalization.CultureInfo.InvariantCulture,
+            $"{_name}: trained; score threshold {threshold:G6} from {source} (contamination {o.Contamination})."));
         string column = o.FeatureColumnName;
         return new SequenceDensityTransformer(SequenceSurrogate.BuildChain(_ml, o, model, threshold), model, threshold,
-            schema => SequenceColumn.Check(schema, column), new[] { column });
+            schema => SequenceColumn.Check(schema, column), new[] { column }) { ThresholdSource = source };
     }
 
     /// <inheritdoc/>
@@ -185,12 +200,17 @@ public sealed class SequenceDensityTransformer : ITransformer
     /// <summary>The engine model.</summary>
     public SequenceDensityModel Model { get; }
 
-    /// <summary>Score threshold of PredictedLabel, learned on the training data from the contamination.</summary>
+    /// <summary>Score threshold of PredictedLabel, learned at Fit from the contamination (on the sequences or frames
+    /// the estimator's ThresholdRows chose).</summary>
     public float Threshold { get; }
 
+    /// <summary>Which sequences or frames set <see cref="Threshold"/> ("80 held-out frames"), for ddml fit's report; null
+    /// for a loaded model (the thresholds are saved, not where they came from).</summary>
+    internal string? ThresholdSource { get; init; }
+
     /// <summary>Frame rows: PredictedLabel's thresholds of a sequence's frames 0, 1, … where they differ from
-    /// <see cref="Threshold"/> (a frame with no history is predicted less sharply; learned on the training windows' first
-    /// frames); later frames, and whole sequences, use <see cref="Threshold"/>. Empty when none was learned.</summary>
+    /// <see cref="Threshold"/> (a frame with no history is predicted less sharply; learned on the first frames of the
+    /// windows the estimator's ThresholdRows chose); later frames, and whole sequences, use <see cref="Threshold"/>. Empty when none was learned.</summary>
     public IReadOnlyList<float> FirstFrameThresholds { get; }
 
     /// <summary>PredictedLabel's threshold of the frame at <paramref name="position"/> of its sequence (frame rows).</summary>

@@ -31,8 +31,9 @@ public static class SequenceModelExtensions
 
     /// <summary>
     /// The anomaly threshold of the one sequence density stage in <paramref name="transformer"/> (live or loaded): its
-    /// PredictedLabel is Score &gt; threshold, the threshold being the (1 − Contamination) quantile of the training scores
-    /// (of the training frames for frame rows, of the training sequences for whole sequences). Throws like
+    /// PredictedLabel is Score &gt; threshold, the threshold being the (1 − Contamination) quantile of the scores of the
+    /// frames (frame rows) or sequences (whole sequences) the estimator's ThresholdRows chose at Fit: by default those the
+    /// model did not train on. Throws like
     /// <see cref="GetSequenceDensityModel"/>.
     /// </summary>
     /// <param name="transformer">A fitted or loaded transformer: a single stage or a chain.</param>

@@ -129,6 +129,21 @@ public sealed class RnnRnadeModel : SequenceDensityModel
         return count;
     }
 
+    /// <summary>The examples <see cref="Fit"/> on <paramref name="data"/> holds out for early stopping when it is given no
+    /// validation sequences, by the one split Fit makes (<see cref="HeldOutSplit"/>, its ValidationFraction, Seed and
+    /// TrainingWindow): <c>Examples</c> is <paramref name="data"/> when whole sequences are held out, or its training
+    /// windows (<see cref="InWindows"/>: the same values and frame numbering) when there are too few sequences to split;
+    /// <c>HeldOut</c> the held-out examples' indices among them, in increasing order, empty when none is held out. The
+    /// frames a model trained without validation sequences never trained on: the ML.NET estimators learn the anomaly
+    /// thresholds on them, as on <see cref="TrainingLoop.HeldOutRows"/> for the row models.</summary>
+    internal static (SequenceBatch Examples, int[] HeldOut) HeldOutExamples(SequenceBatch data, RnnRnadeOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(data);
+        ArgumentNullException.ThrowIfNull(options);
+        var split = HeldOutSplit(data, withValidation: false, options);
+        return (split.Examples, split.HeldOut ?? Array.Empty<int>());
+    }
+
     /// <summary>The examples Fit splits for early stopping (the sequences, or their training windows) and the indices
     /// among them of the training and the held-out ones (both null: every example trains).</summary>
     private readonly record struct Split(SequenceBatch Examples, int[]? Train, int[]? HeldOut);
