@@ -127,18 +127,24 @@ public abstract class DensityEstimator<TModel, TModelOptions> : IEstimator<Densi
         // The settings that a validation set or the column's width makes moot, before a row is read.
         SettingEffects.CheckAtFit(_options.ModelOptions, validationData is not null, dim);
         // From the schema's width, before a row is read or copied (the in-memory path buffers the whole column first): a
-        // model no file could hold is known from the options and the width alone (the engine checks again at its Fit).
+        // model no file could hold, or no load would read back, is known from the options and the width alone.
         if (_options.ModelOptions is Persistence.IModelSizeOptions sized)
         {
-            try { sized.PredictModelSize(dim).EnsureFitsAFile(); }
+            try { sized.PredictModelSize(dim).EnsureLoadable(); }
             catch (DataValidationException e) when (IsEngineDataSource(e)) { throw InColumn(e, column); }
         }
         // The validation view's schema before a row of either view is read: it was checked only after the training view
         // had been copied, which for a large view meant minutes before a schema error.
         DataViewSchema.Column? validationColumn = validationData is null ? null : CheckValidationShape(validationData.Schema, dim);
         if (_options.TrainingData == DensityTrainingData.Streamed) return FitStreamed(trainData, column, validationData, validationColumn, dim);
-        var data = ReadRows(trainData, column, dim);
-        RowMatrix? validation = validationData is null ? null : ReadRows(validationData, validationColumn!.Value, dim);
+        RowMatrix data;
+        RowMatrix? validation;
+        try
+        {
+            data = ReadRows(trainData, column, dim);
+            validation = validationData is null ? null : ReadRows(validationData, validationColumn!.Value, dim);
+        }
+        catch (OutOfMemoryException e) when (CanStream) { throw InMemoryOutOfMemory(e, dim); }
 
         using var channel = ((IHostEnvironment)_mlContext).Start(Name);
         channel.Info(MessageSensitivity.None,
@@ -148,6 +154,7 @@ public abstract class DensityEstimator<TModel, TModelOptions> : IEstimator<Densi
         try { model = Train(data, validation, _options.ModelOptions, progress, _options.CancellationToken); }
         catch (DataValidationException e) when (IsEngineDataSource(e)) { throw InColumn(e, column); }
         catch (TrainingDivergedException e) { throw Diverged(e, data, column.Name); }
+        catch (OutOfMemoryException e) when (CanStream) { throw InMemoryOutOfMemory(e, dim); }
 
         // The threshold: (1 − Contamination) quantile of the scores of rows the model did not train on (the validation
         // rows, else the engine's held-out rows), or of the training rows (too few of those, or ThresholdRows = Training).
@@ -194,6 +201,13 @@ public abstract class DensityEstimator<TModel, TModelOptions> : IEstimator<Densi
         channel.Info(MessageSensitivity.None, Trained(threshold, source, mean));
         return new DensityTransformer<TModel>(_mlContext, model, _options.ToSettings(threshold)) { ThresholdSource = source };
     }
+
+    /// <summary>Out of memory in an in-memory Fit (the column copied whole, then the training's buffers), with the way out:
+    /// a bare OutOfMemoryException under a container's heap limit left a new user guessing (docs/scaling.md).</summary>
+    private OutOfMemoryException InMemoryOutOfMemory(OutOfMemoryException e, int dimension)
+        => new($"{Name}: out of memory training in memory (the feature column's {dimension} values a row are copied whole before " +
+               "training); TrainingData = DensityTrainingData.Streamed trains from the cursor in memory bounded by the shuffle buffer " +
+               "(ShuffleBufferRows; docs/scaling.md).", e);
 
     /// <summary>The log's line at the end of Fit: the threshold and which rows set it (e.g. "from 180 held-out rows").</summary>
     private string Trained(float threshold, string source, double meanLogDensity)

@@ -78,6 +78,22 @@ public sealed record ModelSizePrediction
             throw new Data.DataValidationException(-1, -1, problem, Data.DataValidation.TrainingData);
     }
 
+    /// <summary>
+    /// <see cref="EnsureFitsAFile"/>, and refuses a model whose parameters exceed
+    /// <see cref="DeepDensityEnvironment.MaxModelFileBytes"/> (the ML.NET estimators' Fit, as <c>ddml fit</c>): it would
+    /// train and save, and then no load would read the zip back until the setting is raised. At the widths where this
+    /// happens the train is long and large (a new user's 2,000-column deep RNADE at the defaults: 126 million parameters,
+    /// 6.4 GB of memory and a minute an epoch, for a zip no load would read). Raising the setting before Fit trains it.
+    /// </summary>
+    internal void EnsureLoadable()
+    {
+        EnsureFitsAFile();
+        if (ExceedsMessage(DeepDensityEnvironment.MaxModelFileBytes, "a saved model may have to load",
+                "DeepDensityEnvironment.MaxModelFileBytes: raise it before Fit to train, save and load a model this large",
+                ", so it was not trained") is string problem)
+            throw new Data.DataValidationException(-1, -1, problem, Data.DataValidation.TrainingData);
+    }
+
     /// <summary>The exact count of <paramref name="count"/> in checked 64-bit arithmetic; <see cref="long.MaxValue"/> when it overflows.</summary>
     internal static long Saturating(Func<long> count)
     {

@@ -80,15 +80,17 @@ public sealed class StreamingTrainingData : ITrainingSource
         int d = _stream.Width, capacity = _options.BufferRows(d, batchSize);
         if ((long)capacity * d > Array.MaxLength)
             throw new InvalidOperationException($"A shuffle buffer of {capacity} rows × {d} floats exceeds the largest array; lower ShuffleBufferRows.");
-        // The buffer grows (doubling) to the window size as rows arrive, so a short pass never pays for a large buffer.
-        var buffer = new float[(long)Math.Min(capacity, RowStream.RowsPerBlock(d)) * d];
+        // The buffer grows (doubling) to the window size as rows arrive, so a short pass never pays for a large buffer; a
+        // stream that knows its length takes its window at once (the last doubling holds 1.5 windows for a moment).
+        int first = _stream.Count is long known ? (int)Math.Clamp(known, 1, capacity) : Math.Min(capacity, RowStream.RowsPerBlock(d));
+        var buffer = Allocate(null, (long)first * d, capacity, d);
         using var cursor = _stream.Open();
         while (true)
         {
             int rows = 0;
             while (rows < capacity)
             {
-                if (rows * d == buffer.Length) Array.Resize(ref buffer, (int)Math.Min((long)capacity * d, 2L * buffer.Length));
+                if (rows * d == buffer.Length) buffer = Allocate(buffer, Math.Min((long)capacity * d, 2L * buffer.Length), capacity, d);
                 int n = cursor.Read(buffer.AsSpan(rows * d));
                 if (n == 0) break;
                 rows += n;
@@ -97,6 +99,26 @@ public sealed class StreamingTrainingData : ITrainingSource
             if (rows == 0) yield break;
             yield return TrainingData.From(new RowMatrix(buffer, rows, d));
             if (rows < capacity) yield break;
+        }
+    }
+
+    /// <summary>A buffer of <paramref name="floats"/> holding <paramref name="previous"/>'s values; out of memory, the
+    /// exception says which buffer and what to set (a heap limit of a container or a 32-bit process: a bare
+    /// OutOfMemoryException from a resize left a user guessing).</summary>
+    private float[] Allocate(float[]? previous, long floats, int capacity, int width)
+    {
+        try
+        {
+            var buffer = new float[floats];
+            if (previous is not null) Array.Copy(previous, buffer, previous.Length);
+            return buffer;
+        }
+        catch (OutOfMemoryException e)
+        {
+            var c = System.Globalization.CultureInfo.InvariantCulture;
+            string setting = _options.ShuffleBufferRows > 0 ? "ShuffleBufferRows"
+                : string.Create(c, $"ShuffleBufferRows 0: automatic, {StreamingOptions.Defaults.AutomaticBufferFloats * 4L >> 20} MiB");
+            throw new OutOfMemoryException(string.Create(c, $"Out of memory for the streamed training's shuffle buffer: {floats:N0} floats ({floats * 4.0 / (1 << 20):N1} MiB) of a window of {capacity:N0} rows × {width} values ({setting}), which holds up to 1.5 windows while it grows; set ShuffleBufferRows lower (e.g. 65,536 rows) to train in less memory."), e);
         }
     }
 

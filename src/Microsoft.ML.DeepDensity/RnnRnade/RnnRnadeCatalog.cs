@@ -46,7 +46,7 @@ public static partial class DensityEstimationCatalogExtensions
             hasValidationSet =>
             {
                 o.Validate();
-                o.PredictModelSize(options.FrameSize).EnsureFitsAFile();
+                o.PredictModelSize(options.FrameSize).EnsureLoadable();
                 SettingEffects.CheckModelOptions(o);
                 if (hasValidationSet is bool known) SettingEffects.CheckAtFit(o, known, columns: null);
             },

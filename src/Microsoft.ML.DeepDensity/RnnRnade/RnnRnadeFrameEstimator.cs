@@ -112,7 +112,7 @@ public sealed class RnnRnadeFrameEstimator : IEstimator<SequenceDensityTransform
         }
         // From the schema's frame width, before the frame rows are read and grouped (the engine checks again at its Fit).
         if (inputs.Schema[RnnRnadeSurrogate.FeatureCol].Type is VectorDataViewType { Size: > 0 } frame)
-            o.ModelOptions.PredictModelSize(frame.Size).EnsureFitsAFile();
+            o.ModelOptions.PredictModelSize(frame.Size).EnsureLoadable();
         // A bad row names its view (DataSet, and in words), as the row and whole-sequence estimators' errors do: the row
         // alone does not say which of the two views it is in.
         SequenceBatch data;
