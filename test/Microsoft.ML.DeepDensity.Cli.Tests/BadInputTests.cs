@@ -489,7 +489,7 @@ public class BadInputTests : IDisposable
         Assert.DoesNotContain("∞", e.Out);
         // Known and unknown together: the mean of the known ones, and the count of the others.
         Assert.Equal("0.2000 (Monte Carlo standard error per row, over the 2 rows where it is known; 1 of 3 rows has StandardError Infinity (unknown: "
-                     + "the estimate rests on fewer than 4 effective importance samples, so it may be off by far more than its weights show; a larger EvaluationSamples may help))",
+                     + "the estimate rests on fewer than 4 effective importance samples, so it may be off by far more than its weights show; a larger EvaluationSamples (IWAE, NVIL) or AisRuns (an RBM's log Z, shared by every row) may help))",
             ScoringCommands.MeanEstimateError(new[] { 0.1f, float.PositiveInfinity, 0.3f }));
         Assert.Equal("0.2000 (Monte Carlo standard error per row)", ScoringCommands.MeanEstimateError(new[] { 0.1f, 0.3f }));
         Assert.Null(ScoringCommands.UnknownStandardErrors(new[] { 0f, 0.5f }));
