@@ -103,6 +103,25 @@ public class RbmDivergenceTests
         Assert.Equal(two.History[1].LearningRate, 2 * three.History[2].LearningRate);
     }
 
+    /// <summary>Without recoveries left, the blown-up epoch ends the run as the driver ends any other model's: the
+    /// completed epochs are kept and the summary says why.</summary>
+    [Fact]
+    public void WithoutRecoveriesTheEpochsBeforeTheBlowUpAreTheModel()
+    {
+        var train = TrialRows(1500, 1, 0).Rows;
+        var options = TrialOptions(3, 1);
+        options.MaxDivergenceRecoveries = 0;
+        var model = RbmModel.Fit(train, options);
+        var summary = model.TrainingSummary!;
+        Assert.True(summary.StoppedByDivergence);
+        Assert.Equal(0, summary.DivergenceRecoveries);
+        Assert.Contains("reconstruction error", summary.History[^1].Note);
+        Assert.Equal(2, summary.History.Count(p => p.Metrics is not null));
+        var twoEpochs = RbmModel.Fit(train, TrialOptions(2, 1));
+        Assert.Equal(twoEpochs.GetWeights(), model.GetWeights());
+        Assert.Equal(twoEpochs.LogPartition, model.LogPartition);
+    }
+
     /// <summary>AIS weights dominated by one run (ESS &lt; 4): the delta-method error (at most about 1) says nothing, so the
     /// standard error is +∞ (unknown), as IWAE's and NVIL's; well-spread weights keep a finite one.</summary>
     [Fact]
