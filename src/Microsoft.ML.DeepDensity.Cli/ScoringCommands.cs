@@ -58,7 +58,7 @@ public static class ScoringCommands
         int unknown = standardErrors.Count(float.IsPositiveInfinity);
         return unknown == 0 ? null
             : $"{unknown} of {CsvTable.Count(standardErrors.Length, "row")} {(unknown == 1 ? "has" : "have")} StandardError Infinity (unknown: the estimate rests on fewer than " +
-              $"{Microsoft.ML.DeepDensity.Estimation.ImportanceSampler.MinEffectiveSamples} effective importance samples, so it may be off by far more than its weights show; a larger EvaluationSamples may help)";
+              $"{Microsoft.ML.DeepDensity.Estimation.ImportanceSampler.MinEffectiveSamples} effective importance samples, so it may be off by far more than its weights show; a larger EvaluationSamples (IWAE, NVIL) or AisRuns (an RBM's log Z, shared by every row) may help)";
     }
 
     /// <summary>The mean of the known (finite) standard errors and how many are unknown (+∞).</summary>

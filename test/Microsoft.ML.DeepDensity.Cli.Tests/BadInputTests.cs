@@ -489,10 +489,26 @@ public class BadInputTests : IDisposable
         Assert.DoesNotContain("∞", e.Out);
         // Known and unknown together: the mean of the known ones, and the count of the others.
         Assert.Equal("0.2000 (Monte Carlo standard error per row, over the 2 rows where it is known; 1 of 3 rows has StandardError Infinity (unknown: "
-                     + "the estimate rests on fewer than 4 effective importance samples, so it may be off by far more than its weights show; a larger EvaluationSamples may help))",
+                     + "the estimate rests on fewer than 4 effective importance samples, so it may be off by far more than its weights show; a larger EvaluationSamples (IWAE, NVIL) or AisRuns (an RBM's log Z, shared by every row) may help))",
             ScoringCommands.MeanEstimateError(new[] { 0.1f, float.PositiveInfinity, 0.3f }));
         Assert.Equal("0.2000 (Monte Carlo standard error per row)", ScoringCommands.MeanEstimateError(new[] { 0.1f, 0.3f }));
         Assert.Null(ScoringCommands.UnknownStandardErrors(new[] { 0f, 0.5f }));
+    }
+
+    /// <summary>An RBM's AIS log Z over 3 runs (never 4 effective samples) has an unknown standard error, which is every
+    /// row's: 'score' writes Infinity on each and counts them like an IWAE's.</summary>
+    [Fact]
+    public void AnRbmWhoseAisLogPartitionErrorIsUnknownCountsEveryRow()
+    {
+        var zip = _h.PathOf("rbm-ais3.zip");
+        var fit = _h.Run("fit", _h.Write("train.csv", Header + Good(60)), "-m", "rbm", "--epochs", "1", "-p", "VisibleType=Gaussian",
+            "-p", "HiddenUnits=4", "-p", "ExactLogPartitionMaxUnits=0", "-p", "AisRuns=3", "-p", "AisTemperatures=100", "-o", zip);
+        Assert.True(fit.Exit == 0, fit.Err);
+        var output = _h.PathOf("rbm-scores.csv");
+        var r = _h.Run("score", zip, _h.Write("rbm-test.csv", Header + Good(5)), "-o", output);
+        Assert.True(r.Exit == 0, r.Err);
+        Assert.All(File.ReadAllLines(output)[1..], line => Assert.Equal("Infinity", line.Split(',')[5]));
+        Assert.Contains("5 of 5 rows have StandardError Infinity (unknown", r.Err);
     }
 
     [Fact]

@@ -1,5 +1,6 @@
 using System.Numerics;
 using System.Numerics.Tensors;
+using Microsoft.ML.DeepDensity.Estimation;
 using Microsoft.ML.DeepDensity.Numerics;
 using Microsoft.ML.DeepDensity.Numerics.Amx;
 using Microsoft.ML.DeepDensity.Randomness;
@@ -480,7 +481,9 @@ internal sealed class RbmMachine
     /// <paramref name="baseBias"/> (e.g. from the training marginals); intermediate distributions
     /// p*_β(v) = exp(−[½‖v‖²] + ((1−β)b_A + βb)ᵀv) Π_j (1 + e^{β(c_j + vᵀW_{·j})}) with the transition a block Gibbs sweep of the
     /// tempered joint. Runs advance in fixed parts of 50 as one matrix each (one thread per part, parts in parallel).
-    /// The standard error of log Z is the delta-method sd(w)/(√M·mean(w)); the interval is log(mean(w) ± 3 se(mean(w))).
+    /// The standard error of log Z is the delta-method sd(w)/(√M·mean(w)), or +∞ (unknown) when the runs' weights have
+    /// fewer than <see cref="ImportanceSampler.MinEffectiveSamples"/> effective samples; the interval is
+    /// log(mean(w) ± 3 se(mean(w))).
     /// </summary>
     public AisResult EstimateLogPartitionAis(ReadOnlySpan<float> baseBias, int runs, double[] betas, RandomStream random, CancellationToken cancellationToken = default)
     {
@@ -554,7 +557,9 @@ internal sealed class RbmMachine
         double sd = Math.Sqrt(m2 / (n - 1));
         double seMean = sd / Math.Sqrt(n);
         double logZ = logZBase + offset + max + Math.Log(mean);
-        double se = seMean / mean;
+        // The delta method cannot exceed about 1 however wrong log Z is (a blown-up model read "1.27e14 ± 1"): when one
+        // run's weight dominates, the standard error is +∞, unknown, by IWAE's and NVIL's rule.
+        double se = ImportanceSampler.EffectiveSampleSize(logW) >= ImportanceSampler.MinEffectiveSamples ? seMean / mean : double.PositiveInfinity;
         double lower = mean - 3 * seMean > 0 ? logZBase + offset + max + Math.Log(mean - 3 * seMean) : double.NegativeInfinity;
         double upper = logZBase + offset + max + Math.Log(mean + 3 * seMean);
         return new AisResult(logZ, se, lower, upper, logW);

@@ -57,7 +57,9 @@ public sealed partial class RbmModel : DensityModel
     public RbmVisibleType VisibleType => Machine.VisibleType;
     /// <summary>log Z (of the model-space density).</summary>
     public double LogPartition { get; }
-    /// <summary>Standard error of <see cref="LogPartition"/> (0 when exact).</summary>
+    /// <summary>Standard error of <see cref="LogPartition"/> (0 when exact); +∞ (unknown) when the AIS runs' weights have
+    /// fewer than <see cref="Estimation.ImportanceSampler.MinEffectiveSamples"/> effective samples (one run dominates), where
+    /// the delta method's figure, never above about 1, says nothing about the actual error.</summary>
     public double LogPartitionStandardError { get; }
     /// <summary>log Z ± 3 standard errors of the mean importance weight, as in Salakhutdinov &amp; Murray (equal bounds when exact).</summary>
     public (double Lower, double Upper) LogPartitionInterval { get; }
@@ -508,9 +510,13 @@ public sealed partial class RbmModel : DensityModel
         if (std is not null && type != RbmVisibleType.Gaussian) throw r.Corrupt("a Bernoulli RBM cannot have a standardizer");
         var method = r.ReadEnum<LogPartitionMethod>("log-partition method");
         double logZ = r.ReadDouble(), se = r.ReadDouble(), lo = r.ReadDouble(), hi = r.ReadDouble();
-        // Scoring reports −log Z and the standard error as float32: both must be finite there, not only in float64.
+        // Scoring reports −log Z and the standard error as float32: both must be finite there, not only in float64,
+        // except an AIS standard error of +∞ (unknown: the runs' weights had too few effective samples; files before it
+        // hold a finite one).
         if (!float.IsFinite((float)logZ)) throw r.Corrupt($"log Z = {logZ} is not a finite float32");
-        if (!(se >= 0) || !float.IsFinite((float)se)) throw r.Corrupt($"the standard error of log Z = {se} is not a finite non-negative float32");
+        bool unknownError = double.IsPositiveInfinity(se) && method == LogPartitionMethod.AnnealedImportanceSampling;
+        if (!(se >= 0) || !(float.IsFinite((float)se) || unknownError))
+            throw r.Corrupt($"the standard error of log Z = {se} is neither a finite non-negative float32 nor +∞ (unknown) for an AIS estimate");
         if (!(lo <= logZ && logZ <= hi) || double.IsPositiveInfinity(hi)) throw r.Corrupt($"the log Z interval [{lo}, {hi}] does not contain log Z = {logZ}");
         int runs = r.ReadInt32("AIS runs", 0, RbmOptions.MaxAisRuns), temps = r.ReadInt32("AIS temperatures", 0, RbmOptions.MaxAisTemperatures);
         if (method == LogPartitionMethod.Exact && (se != 0 || lo != logZ || hi != logZ || runs != 0 || temps != 0))
