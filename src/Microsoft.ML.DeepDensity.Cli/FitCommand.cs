@@ -118,6 +118,9 @@ public static class FitCommand
         catch (ArgumentException e) { throw EngineOptions.Refused(e); }
         foreach (var n in notes) console.Out.WriteLine(n);
         ModelZip.EnsureReadable(engineOptions, data.Columns, outFile); // before training, not after it
+        if (engineOptions is Microsoft.ML.DeepDensity.Models.DeepGmm.DeepGmmOptions
+            && Microsoft.ML.DeepDensity.Models.DeepGmm.DeepGmmOptions.FewRowsWarning(data.Rows, data.Columns) is string fewRows)
+            console.Error.WriteLine($"ddml: warning: {fewRows}.");
         var epochsProperty = engineOptions.GetType().GetProperty("MaxEpochs") ?? engineOptions.GetType().GetProperty("MaxIterations");
         int maxEpochs = epochsProperty?.GetValue(engineOptions) as int? ?? 100;
         // The RBM's, IWAE's and NVIL's default length (MaxEpochs 0) follows the training rows: the bar's size is that many epochs.

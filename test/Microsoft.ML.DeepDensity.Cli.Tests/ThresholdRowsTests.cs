@@ -69,3 +69,25 @@ public class ThresholdRowsTests : IDisposable
         Assert.EndsWith($"per frame row, the (1 - 0.05) quantile of {frames} training frames.", Line("--threshold-rows", "training"));
     }
 }
+
+/// <summary><c>ddml fit -m deepgmm</c> on no more rows than columns warns before training (the Deep GMM then fits its
+/// training rows and little else), as the ML.NET estimator's log does; more rows than columns, no warning.</summary>
+public class DeepGmmFewRowsTests : IDisposable
+{
+    private readonly CliHarness _h = new();
+    public void Dispose() => _h.Dispose();
+
+    [Theory]
+    [InlineData(8, true)]
+    [InlineData(60, false)]
+    public void FitWarnsWhenTheRowsAreNoMoreThanTheColumns(int rows, bool warns)
+    {
+        var r = new Random(4);
+        var csv = _h.Write("wide.csv", string.Join(",", Enumerable.Range(0, 10).Select(j => $"c{j}")) + "\n" + string.Concat(Enumerable.Range(0, rows)
+            .Select(_ => string.Join(",", Enumerable.Range(0, 10).Select(_ => r.NextDouble().ToString("F4", CultureInfo.InvariantCulture))) + "\n")));
+        var fit = _h.Run("fit", csv, "-m", "deepgmm", "-p", "Layers=1", "-p", "MaxIterations=1", "-p", "ValidationFraction=0", "-o", _h.PathOf("g.zip"));
+        Assert.True(fit.Exit == 0, fit.Err);
+        if (warns) Assert.Contains($"ddml: warning: {rows} training rows for 10 columns: with no more rows than columns", fit.Err);
+        else Assert.DoesNotContain("ddml: warning:", fit.Err);
+    }
+}

@@ -276,6 +276,20 @@ public sealed class DeepGmmOptions : Persistence.IModelSizeOptions
     /// </summary>
     public CancellationToken StopToken { get; set; }
 
+    /// <summary>
+    /// The warning for <paramref name="rows"/> training rows of <paramref name="columns"/> columns when the rows are no
+    /// more than the columns, else null (the ML.NET estimator logs it, <c>ddml fit</c> prints it; nothing refuses such a
+    /// fit: the ridge keeps it finite). Every node's covariance is then the ridge in most directions, so the model fits
+    /// its training rows and nothing else, and an EM iteration costs O(N·D³) whatever the rows: a new user's 300 rows of
+    /// 2,000 columns trained 16–24 s an M-step to +12,227 nats a training row and −8.8e8 a validation row, without a word.
+    /// </summary>
+    public static string? FewRowsWarning(long rows, int columns)
+        => rows > columns ? null : string.Create(System.Globalization.CultureInfo.InvariantCulture,
+            $"{rows:N0} training rows for {columns:N0} columns") + ": with no more rows than columns every node's covariance is the " +
+            "ridge in most directions, so a Deep GMM fits its training rows and scores new rows far lower (docs/models/deep-gmm.md, " +
+            "\"More columns than rows\"), and each EM iteration costs O(N·D³); project the columns to fewer than the rows first " +
+            "(e.g. ProjectToPrincipalComponents), or use a model linear in the columns (IWAE, NVIL, the RBM)";
+
     /// <summary>Number of paths Π N_j.</summary>
     public long PathCount
     {
