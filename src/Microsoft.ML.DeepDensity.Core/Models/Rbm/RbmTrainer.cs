@@ -536,7 +536,7 @@ internal sealed partial class RbmTrainer
             // The monitor's score is a proxy (pseudo-likelihood or reconstruction error), so without early stopping the last epoch is kept.
             RestoreBestWithoutEarlyStopping = false,
             Name = "RBM training",
-            DivergenceDescription = $"parameters not finite or beyond ±{Persistence.ModelReader.MaxParameterMagnitude:G}",
+            DivergenceDescription = FormattableString.Invariant($"parameters not finite or beyond ±{Persistence.ModelReader.MaxParameterMagnitude:G}"),
             DivergenceAdvice = "lower LearningRate" + (machine.Gaussian ? " or standardise the inputs." : "."),
         }, progress, cancellationToken);
     }
