@@ -86,7 +86,7 @@ public sealed class CsvTable
             foreach (var f in fields) held += 24 + 2L * f.Length;
             if (held > limit)
                 throw CliException.DataError(file, start, 0, null,
-                    $"the data is larger than ddml holds in memory ({held / (1 << 20):N0} MiB by this line; the limit is {limit / (1 << 20):N0} MiB, " +
+                    FormattableString.Invariant($"the data is larger than ddml holds in memory ({held / (1 << 20):N0} MiB by this line; the limit is {limit / (1 << 20):N0} MiB, ") +
                     "half the memory available to the process). ddml reads the whole file: give it a sample of the rows, or train with the " +
                     "library's streamed training (docs/scaling.md).");
             if (fields.Count == 1 && fields[0].AsSpan().Trim(" \t").IsEmpty) continue; // blank line (or only spaces and tabs)
@@ -135,7 +135,7 @@ public sealed class CsvTable
                     "a NUL character: this is not a text (CSV) file (a binary file, or UTF-16 without a byte-order mark?).");
             if (cell.Length >= MaxCellChars)
                 throw CliException.DataError(file, startLine, fields.Count + 1, NameOf(header, fields.Count),
-                    $"a field longer than {MaxCellChars:N0} characters (" + (quoted ? "a quote that is never closed?" : "is this a CSV file?") + ").");
+                    FormattableString.Invariant($"a field longer than {MaxCellChars:N0} characters (") + (quoted ? "a quote that is never closed?" : "is this a CSV file?") + ").");
             if (quoted)
             {
                 if (ch < 0) throw CliException.DataError(file, startLine, fields.Count + 1, NameOf(header, fields.Count), "a quoted field is not closed before the end of the file.");

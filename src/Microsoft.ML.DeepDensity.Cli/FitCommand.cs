@@ -30,7 +30,7 @@ public static class FitCommand
         var exclude = new Option<string[]>("--exclude") { Description = "Columns that are not features (comma-separated or repeated: --exclude A,B or --exclude A --exclude B)." };
         var seed = new Option<ulong?>("--seed") { Description = "Seed of initialisation, shuffling and the validation split (default: the model's, 1)." };
         var epochs = new Option<int?>("--epochs") { Description = "Maximum epochs (EM iterations for deepgmm)." };
-        var contamination = new Option<double>("--contamination") { Description = "Expected anomaly fraction: the PredictedLabel threshold is the (1 - F) quantile of the scores of rows the model did not train on (the --validation rows, else the ones it held out), of the training rows when those are fewer than max(20, 1/F).", DefaultValueFactory = _ => 0.01 };
+        var contamination = new Option<double>("--contamination") { Description = "Expected anomaly fraction: the PredictedLabel threshold is the (1 - F) quantile of the scores of rows the model did not train on (the --validation rows, else the ones it held out), of the training rows when those are fewer than max(20, 1/F).", DefaultValueFactory = _ => 0.01 }.Invariant();
         var thresholdRows = new Option<Transforms.DensityThresholdRows>("--threshold-rows")
         {
             Description = "Rows whose scores set the PredictedLabel threshold: HeldOut (rows the model did not train on, as --contamination says; rnnrnade: frames of the held-out sequences) or Training (every training row; flags more of new rows the more the model overfits).",

@@ -238,11 +238,14 @@ public static class EngineOptions
                 throw new FormatException($"choose one of {string.Join(", ", Enum.GetNames(t))}");
             }
             if (t == typeof(bool)) return bool.Parse(text);
-            return System.Convert.ChangeType(text, t, CultureInfo.InvariantCulture);
+            if (t == typeof(char)) return char.Parse(text);
+            return InvariantNumbers.Parse(text, t);
         }
         catch (Exception e) when (e is FormatException or OverflowException or InvalidCastException)
         {
-            throw new CliException(ExitCodes.UsageError, $"--param {name}={text}: not a valid {t.Name} ({e.Message}).");
+            throw new CliException(ExitCodes.UsageError, text.Contains(',') && !t.IsArray && !t.IsEnum && t != typeof(bool)
+                ? $"--param {name}={text}: {name} is one number: {InvariantNumbers.CommaAdvice($"{name}={text.Trim()}", t != typeof(double) && t != typeof(float))}."
+                : $"--param {name}={text}: not a valid {t.Name} ({e.Message}).");
         }
     }
 }

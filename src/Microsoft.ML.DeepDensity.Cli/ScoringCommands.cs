@@ -58,7 +58,7 @@ public static class ScoringCommands
         int unknown = standardErrors.Count(float.IsPositiveInfinity);
         return unknown == 0 ? null
             : $"{unknown} of {CsvTable.Count(standardErrors.Length, "row")} {(unknown == 1 ? "has" : "have")} StandardError Infinity (unknown: the estimate rests on fewer than " +
-              $"{Microsoft.ML.DeepDensity.Estimation.ImportanceSampler.MinEffectiveSamples} effective importance samples, so it may be off by far more than its weights show; a larger EvaluationSamples (IWAE, NVIL) or AisRuns (an RBM's log Z, shared by every row) may help)";
+              FormattableString.Invariant($"{Microsoft.ML.DeepDensity.Estimation.ImportanceSampler.MinEffectiveSamples} effective importance samples, so it may be off by far more than its weights show; a larger EvaluationSamples (IWAE, NVIL) or AisRuns (an RBM's log Z, shared by every row) may help)");
     }
 
     /// <summary>The mean of the known (finite) standard errors and how many are unknown (+∞).</summary>
@@ -269,7 +269,7 @@ public static class ScoringCommands
 
     private static void WriteTraining(TextWriter w, ToolMetadata meta)
     {
-        w.WriteLine($"written by              {meta.Tool}, {meta.CreatedUtc:u}");
+        w.WriteLine(FormattableString.Invariant($"written by              {meta.Tool}, {meta.CreatedUtc:u}"));
         if (meta.LabelColumn is not null) w.WriteLine($"label column            {meta.LabelColumn}");
         if (meta.ExcludedColumns.Length > 0) w.WriteLine($"excluded columns        {string.Join(", ", meta.ExcludedColumns.Select(CsvTable.Escape))}");
         w.WriteLine($"training data           {meta.TrainFile}, {meta.TrainRows} {(meta.Model == SequenceCommands.ModelName ? "frame rows" : "rows")}" + (meta.ValidationFile is null ? "" : $"; validation {meta.ValidationFile}"));

@@ -157,7 +157,7 @@ public abstract partial class DensityModel : DensityModelBase
         CheckSampleCount(count);
         if (count > Array.MaxLength / Math.Max(1, Dimension))
             throw new ArgumentOutOfRangeException(nameof(count), count,
-                $"{count} samples of {Dimension} values exceed the largest array ({Array.MaxLength:N0} values); draw them in smaller batches.");
+                FormattableString.Invariant($"{count} samples of {Dimension} values exceed the largest array ({Array.MaxLength:N0} values); draw them in smaller batches."));
         var m = new RowMatrix(count, Dimension);
         Sample(count, seed, m.Values, cancellationToken);
         return m;

@@ -103,7 +103,7 @@ public abstract class DensityModelBase
         {
             float se = standardError[r];
             if (!(se >= 0) || (se != 0 && DensityKind != DensityKind.Estimate))
-                throw new InvalidOperationException($"{ModelKind} produced an invalid standard error {se} for {unit} {r} ({DensityKind} models report 0; estimates a non-negative value, +∞ when unknown). This is a bug in the model.");
+                throw new InvalidOperationException(FormattableString.Invariant($"{ModelKind} produced an invalid standard error {se} for {unit} {r} ({DensityKind} models report 0; estimates a non-negative value, +∞ when unknown). This is a bug in the model."));
         }
     }
 
@@ -115,7 +115,7 @@ public abstract class DensityModelBase
         {
             float v = samples[i];
             if (float.IsNaN(v) || (InputDomain == InputDomain.Binary && v != 0f && v != 1f))
-                throw new InvalidOperationException($"{ModelKind} drew an invalid value {v} at {unit} {firstIndex + i / width}, column {i % width}. This is a bug in the model.");
+                throw new InvalidOperationException(FormattableString.Invariant($"{ModelKind} drew an invalid value {v} at {unit} {firstIndex + i / width}, column {i % width}. This is a bug in the model."));
         }
     }
 }

@@ -220,7 +220,7 @@ public abstract class SequenceDensityModel : DensityModelBase
     {
         if (frames > Array.MaxLength / Math.Max(1, FrameSize))
             throw new ArgumentOutOfRangeException(nameof(count), count,
-                $"{count} sequences of {length} (new) frames of {FrameSize} values exceed the largest array ({Array.MaxLength:N0} values); draw them in smaller batches.");
+                FormattableString.Invariant($"{count} sequences of {length} (new) frames of {FrameSize} values exceed the largest array ({Array.MaxLength:N0} values); draw them in smaller batches."));
     }
 
     /// <summary>Loads a sequence model; a corrupt, truncated or foreign file (or a row model) throws <see cref="InvalidModelFileException"/>.</summary>

@@ -72,7 +72,7 @@ internal static partial class Plots
         }
         plot.Axes.Margins(bottom: 0);
         plot.Title($"Log-density of the scored {unit}s");
-        plot.XLabel(clipped > 0 ? $"log-density ({clipped} {unit}s below {min:G4} counted in the leftmost bin)" : "log-density");
+        plot.XLabel(clipped > 0 ? FormattableString.Invariant($"log-density ({clipped} {unit}s below {min:G4} counted in the leftmost bin)") : "log-density");
         plot.YLabel(unit + "s");
         return (Png(plot, Width, Height), clipped);
     }
@@ -89,7 +89,7 @@ internal static partial class Plots
         {
             var s = plot.Add.ScatterLine(curve.Select(p => p.Fpr).ToArray(), curve.Select(p => p.Tpr).ToArray());
             s.LineWidth = 2;
-            s.LegendText = curves.Count == 1 ? $"model (AUROC {auroc:F3})" : $"{name} (AUROC {auroc:F3})";
+            s.LegendText = curves.Count == 1 ? FormattableString.Invariant($"model (AUROC {auroc:F3})") : FormattableString.Invariant($"{name} (AUROC {auroc:F3})");
         }
         plot.Axes.SetLimits(0, 1, 0, 1);
         plot.Title("ROC curve (score = −log-density)");

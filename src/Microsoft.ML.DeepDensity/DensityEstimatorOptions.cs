@@ -147,7 +147,7 @@ public abstract class DensityEstimatorOptions
         if (SampleColumnName is not null) outputs.Add((nameof(SampleColumnName), SampleColumnName));
         ColumnSettings.CheckDistinct("Output", outputs);
         if (!(Contamination >= 0 && Contamination <= 0.5))
-            throw new ArgumentOutOfRangeException(nameof(Contamination), $"Contamination must be in [0, 0.5] (got {Contamination}).");
+            throw new ArgumentOutOfRangeException(nameof(Contamination), FormattableString.Invariant($"Contamination must be in [0, 0.5] (got {Contamination})."));
         AnomalyThreshold.Check(ThresholdRows);
         if (!Enum.IsDefined(TrainingData))
             throw new ArgumentOutOfRangeException(nameof(TrainingData), TrainingData, "TrainingData must be InMemory or Streamed.");

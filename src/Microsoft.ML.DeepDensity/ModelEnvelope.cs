@@ -96,9 +96,9 @@ internal static class ModelEnvelope
             if (blockRows < 1 || blockRows > DensityEstimatorOptions.MaxScoringBlockRows)
                 throw new InvalidModelFileException($"Corrupt DeepDensity model in the ML.NET model: ScoringBlockRows {blockRows} is outside [1, {DensityEstimatorOptions.MaxScoringBlockRows}].");
             if (!(contamination >= 0 && contamination <= 0.5))
-                throw new InvalidModelFileException($"Corrupt DeepDensity model in the ML.NET model: Contamination {contamination} is outside [0, 0.5].");
+                throw new InvalidModelFileException(FormattableString.Invariant($"Corrupt DeepDensity model in the ML.NET model: Contamination {contamination} is outside [0, 0.5]."));
             if (!float.IsFinite(threshold)) // scores are finite, so a learned threshold is too
-                throw new InvalidModelFileException($"Corrupt DeepDensity model in the ML.NET model: the threshold is {threshold}.");
+                throw new InvalidModelFileException(FormattableString.Invariant($"Corrupt DeepDensity model in the ML.NET model: the threshold is {threshold}."));
             int engineLength = r.ReadInt32();
             if (engineLength < 0 || engineLength > length) throw new InvalidModelFileException("Corrupt DeepDensity model in the ML.NET model: bad engine length.");
             int engineStart = (int)r.BaseStream.Position;

@@ -101,7 +101,7 @@ internal static class ModelLoadFailures
             if (inner is OutOfMemoryException)
                 // InsufficientMemoryException derives from OutOfMemoryException: a caller's handler for it still catches this.
                 return new InsufficientMemoryException(
-                    $"Loading the model zip{(zipBytes is long n ? $" ({n / 1e6:0.#} MB)" : "")} ran out of memory inside ML.NET's Model.Load, " +
+                    FormattableString.Invariant($"Loading the model zip{(zipBytes is long n ? FormattableString.Invariant($" ({n / 1e6:0.#} MB)") : "")} ran out of memory inside ML.NET's Model.Load, ") +
                     "which reads each DeepDensity model in it as MapValue tables of text and holds several copies of a table while it loads: " +
                     form switch
                     {

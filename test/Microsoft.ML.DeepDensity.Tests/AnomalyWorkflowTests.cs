@@ -1,3 +1,4 @@
+using System.Globalization;
 using Microsoft.ML.Data;
 using Microsoft.ML.DeepDensity.Models.RnnRnade;
 using Microsoft.ML.DeepDensity.Transforms;
@@ -154,10 +155,22 @@ public class AnomalyMetricsRecipeTests
         Assert.Equal(a.DetectionRateAtFalsePositiveCount, b.DetectionRateAtFalsePositiveCount);
         Assert.True(a.AreaUnderRocCurve > 0.99, $"AUC {a.AreaUnderRocCurve}");
 
-        string t = renamed.Threshold.ToString("R", System.Globalization.CultureInfo.InvariantCulture);
-        var withMargin = ml.Transforms.Conversion.ConvertType("IsAnomaly", "Label", DataKind.Boolean)
-            .Append(ml.Transforms.Expression("Margin", $"s => s - {t}", "S"))
-            .Fit(renamed.Transform(test)).Transform(renamed.Transform(test));
+        // The recipe as docs/mlnet.md writes it, under a decimal-comma culture: interpolated in the current culture it
+        // was "s => s - 61,78598", which Expression refuses.
+        var transformer = renamed;
+        IDataView withMargin;
+        var culture = CultureInfo.CurrentCulture;
+        try
+        {
+            CultureInfo.CurrentCulture = CultureInfo.GetCultureInfo("de-DE");
+            Assert.Contains(",", $"{transformer.Threshold:R}"); // the culture writes a comma: the recipe must not
+            string[] parts = transformer.Threshold.ToString("E8", CultureInfo.InvariantCulture).Split('E');
+            string threshold = parts[0].Replace(".", "") + "e" + (int.Parse(parts[1], CultureInfo.InvariantCulture) - 8).ToString(CultureInfo.InvariantCulture);
+            withMargin = ml.Transforms.Conversion.ConvertType("IsAnomaly", "Label", DataKind.Boolean)
+                .Append(ml.Transforms.Expression("Margin", $"s => s - ({threshold})", "S"))
+                .Fit(renamed.Transform(test)).Transform(renamed.Transform(test));
+        }
+        finally { CultureInfo.CurrentCulture = culture; }
         var m = ml.BinaryClassification.EvaluateNonCalibrated(withMargin, "IsAnomaly", "Margin", "P");
         var predicted = withMargin.GetColumn<bool>("P").ToArray();
         var actual = withMargin.GetColumn<bool>("IsAnomaly").ToArray();

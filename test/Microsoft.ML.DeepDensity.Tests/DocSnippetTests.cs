@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Text.RegularExpressions;
 using Microsoft.ML.Data;
 using Microsoft.ML.DeepDensity.Data;
@@ -39,7 +40,7 @@ public class DocSnippetTests
                 $"First line not found in order: '{lines.FirstOrDefault(l => !blocks.Any(b => b.Contains(l)))}'.");
             snippets++;
         }
-        Assert.Equal(9, snippets);
+        Assert.Equal(10, snippets);
     }
 
     // README.md, "In an ML.NET pipeline".
@@ -83,6 +84,33 @@ public class DocSnippetTests
         // end snippet
         Assert.Equal(3, rnade.Dimension);
         Assert.True(metrics.AreaUnderRocCurve > 0.9, $"AUC {metrics.AreaUnderRocCurve}");
+    }
+
+    // docs/mlnet.md, "Anomaly metrics": the margin recipe, under a decimal-comma culture (ML.NET's expression parser reads
+    // numbers in the current culture: the recipe's threshold interpolated with {transformer.Threshold:R} was refused).
+    [Fact]
+    public void Mlnet_margin_recipe_under_de_DE()
+    {
+        var ml = new MLContext(seed: 1);
+        var transformer = ml.Transforms.Concatenate("Features", "A", "B", "C").Append(ml.DensityEstimation.Rnade("Features", hiddenUnits: 8, components: 2))
+            .Fit(Abc(400, seed: 1, outliers: false)).LastTransformer;
+        var scored = transformer.Transform(ml.Transforms.Concatenate("Features", "A", "B", "C").Fit(Abc(200, seed: 2, outliers: true)).Transform(Abc(200, seed: 2, outliers: true)));
+        var culture = CultureInfo.CurrentCulture;
+        try
+        {
+            CultureInfo.CurrentCulture = CultureInfo.GetCultureInfo("de-DE");
+            // snippet: docs/mlnet.md
+            string[] parts = transformer.Threshold.ToString("E8", CultureInfo.InvariantCulture).Split('E');
+            string threshold = parts[0].Replace(".", "") + "e" + (int.Parse(parts[1], CultureInfo.InvariantCulture) - 8).ToString(CultureInfo.InvariantCulture);
+            var withMargin = ml.Transforms.Conversion.ConvertType("IsAnomaly", "Label", DataKind.Boolean)
+                .Append(ml.Transforms.Expression("Margin", $"s => s - ({threshold})", "Score"))
+                .Fit(scored).Transform(scored);
+            var labelMetrics = ml.BinaryClassification.EvaluateNonCalibrated(withMargin, "IsAnomaly", "Margin");
+            // end snippet
+            Assert.Equal(withMargin.GetColumn<float>("Margin").Select(x => x > 0), withMargin.GetColumn<bool>("PredictedLabel"));
+            Assert.True(labelMetrics.PositiveRecall > 0.5, $"recall {labelMetrics.PositiveRecall}");
+        }
+        finally { CultureInfo.CurrentCulture = culture; }
     }
 
     // docs/engine.md, the first example.

@@ -154,8 +154,8 @@ public sealed class ColumnStandardizer
         }
 
         public DataValidationException TinyScale(int c)
-            => new(-1, c, $"the column varies by only {StandardDeviation(c):G3} (standard deviation; mean {_mean[c]:G3}), too little for " +
-                          $"float32 arithmetic (at most {MinimumScale:G3}, near float32's smallest normal number, 1.18E-38); rescale it (multiply it by a " +
+            => new(-1, c, FormattableString.Invariant($"the column varies by only {StandardDeviation(c):G3} (standard deviation; mean {_mean[c]:G3}), too little for ") +
+                          FormattableString.Invariant($"float32 arithmetic (at most {MinimumScale:G3}, near float32's smallest normal number, 1.18E-38); rescale it (multiply it by a ") +
                           "large constant, e.g. 1e30) before training, or drop it", DataValidation.TrainingData);
     }
 

@@ -168,7 +168,7 @@ public static class DataValidation
                 if (float.IsNaN(v)) throw new DataValidationException(firstRow + r, c, NaNValue, source) { Kind = DataProblemKind.NonFiniteValue };
                 if (float.IsInfinity(v)) throw new DataValidationException(firstRow + r, c, InfiniteValue(v), source) { Kind = DataProblemKind.NonFiniteValue };
                 if (domain == InputDomain.Binary && v != 0f && v != 1f)
-                    throw new DataValidationException(firstRow + r, c, $"value {v} {NotBinary}", source) { Kind = DataProblemKind.NotBinary };
+                    throw new DataValidationException(firstRow + r, c, FormattableString.Invariant($"value {v} {NotBinary}"), source) { Kind = DataProblemKind.NotBinary };
             }
         }
         return count;

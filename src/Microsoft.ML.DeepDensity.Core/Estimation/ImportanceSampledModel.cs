@@ -159,7 +159,7 @@ public abstract class ImportanceSampledModel : DensityModel
         // As Sample: a draw larger than an array names the count (the matrix's size threw OverflowException).
         if (count > Array.MaxLength / Math.Max(1, Dimension))
             throw new ArgumentOutOfRangeException(nameof(count), count,
-                $"{count} rows of {Dimension} values exceed the largest array ({Array.MaxLength:N0} values); draw them in smaller batches.");
+                FormattableString.Invariant($"{count} rows of {Dimension} values exceed the largest array ({Array.MaxLength:N0} values); draw them in smaller batches."));
         var m = new RowMatrix(count, Dimension);
         // The sampling blocks of Sample, drawing each row's decoder mean instead of a sample of it.
         if (count > 0)

@@ -168,7 +168,7 @@ public sealed class ModelReader
     {
         var values = ReadSingles(name, expectedLength);
         for (int i = 0; i < values.Length; i++)
-            if (Math.Abs(values[i]) > MaxParameterMagnitude) throw Corrupt($"{name}[{i}] = {values[i]} is beyond ±{MaxParameterMagnitude:G}");
+            if (Math.Abs(values[i]) > MaxParameterMagnitude) throw Corrupt(FormattableString.Invariant($"{name}[{i}] = {values[i]} is beyond ±{MaxParameterMagnitude:G}"));
         return values;
     }
 

@@ -269,9 +269,9 @@ public sealed record TrainingProgress(
 {
     /// <inheritdoc />
     public override string ToString()
-        => $"{Unit} {Epoch,4}  train {TrainLogLikelihood,10:F4}  valid {(ValidationLogLikelihood is double v ? v.ToString("F4") : "-"),10}  " +
-           $"{ExamplesPerSecond,10:F0} ex/s  {Elapsed.TotalSeconds,7:F1} s" + (LearningRate != 0 ? $"  lr {LearningRate:G3}" : "") +
-           (Metrics is null ? "" : "  " + string.Join("  ", Metrics.Select(kv => $"{kv.Key} {kv.Value:G4}"))) +
+        => FormattableString.Invariant($"{Unit} {Epoch,4}  train {TrainLogLikelihood,10:F4}  valid {(ValidationLogLikelihood is double v ? v.ToString("F4", System.Globalization.CultureInfo.InvariantCulture) : "-"),10}  ") +
+           FormattableString.Invariant($"{ExamplesPerSecond,10:F0} ex/s  {Elapsed.TotalSeconds,7:F1} s") + (LearningRate != 0 ? FormattableString.Invariant($"  lr {LearningRate:G3}") : "") +
+           (Metrics is null ? "" : "  " + string.Join("  ", Metrics.Select(kv => FormattableString.Invariant($"{kv.Key} {kv.Value:G4}")))) +
            (Note is null ? "" : "  " + Note);
 }
 

@@ -172,7 +172,7 @@ public static class RowStream
         long rows = Math.Min(maxRows, Math.Max(rowsNeeded, Math.Max(16L, 2L * held)));
         if (rows * width > Array.MaxLength)
             throw new ArgumentOutOfRangeException(setting, maxRows,
-                $"{rows:N0} rows of {width:N0} columns exceed the largest array ({Array.MaxLength:N0} values); lower {setting} for data this wide.");
+                FormattableString.Invariant($"{rows:N0} rows of {width:N0} columns exceed the largest array ({Array.MaxLength:N0} values); lower {setting} for data this wide."));
         var grown = new float[rows * width];
         buffer.CopyTo(grown, 0);
         return grown;
@@ -262,17 +262,17 @@ public static class RowStream
         /// first pass or than the declared count.</summary>
         public void CheckLength(long rows, long? declared)
         {
-            if (declared is long d && rows > d) throw Changed(d, $"a pass over the data read more rows than the data says it has ({d:N0}: IRowStream.Count, through ML.NET the view's GetRowCount())");
-            if (_rows >= 0 && rows > _rows) throw Changed(_rows, $"a pass over the data read more rows than the first pass ({_rows:N0})");
+            if (declared is long d && rows > d) throw Changed(d, FormattableString.Invariant($"a pass over the data read more rows than the data says it has ({d:N0}: IRowStream.Count, through ML.NET the view's GetRowCount())"));
+            if (_rows >= 0 && rows > _rows) throw Changed(_rows, FormattableString.Invariant($"a pass over the data read more rows than the first pass ({_rows:N0})"));
         }
 
         /// <summary>The end of a pass that read <paramref name="rows"/> rows with <paramref name="fingerprint"/>.</summary>
         public void End(long rows, ulong fingerprint, long? declared)
         {
-            if (declared is long d && rows != d) throw Changed(rows, $"a pass over the data ended after {rows:N0} rows, but the data says it has {d:N0} (IRowStream.Count, through ML.NET the view's GetRowCount())");
+            if (declared is long d && rows != d) throw Changed(rows, FormattableString.Invariant($"a pass over the data ended after {rows:N0} rows, but the data says it has {d:N0} (IRowStream.Count, through ML.NET the view's GetRowCount())"));
             if (_rows < 0) { _rows = rows; _fingerprint = fingerprint; return; }
-            if (rows != _rows) throw Changed(rows, $"a pass over the data ended after {rows:N0} rows, the first pass after {_rows:N0}");
-            if (fingerprint != _fingerprint) throw Changed(-1, $"a pass over the data read other values than the first pass: the same {rows:N0} rows, in another order or with other values");
+            if (rows != _rows) throw Changed(rows, FormattableString.Invariant($"a pass over the data ended after {rows:N0} rows, the first pass after {_rows:N0}"));
+            if (fingerprint != _fingerprint) throw Changed(-1, FormattableString.Invariant($"a pass over the data read other values than the first pass: the same {rows:N0} rows, in another order or with other values"));
         }
 
         private DataValidationException Changed(long row, string problem) => new(row, -1, problem + Remedy, source);

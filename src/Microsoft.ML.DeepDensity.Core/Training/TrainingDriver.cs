@@ -269,7 +269,7 @@ public static class TrainingDriver
                 if (++retriesOfThisEpoch > options.MaxDivergenceRecoveries)
                 {
                     string what = $"{options.Name} diverged ({options.DivergenceDescription}) in epoch {options.EpochNumberOffset + epoch} and did not recover after " +
-                                  $"{options.MaxDivergenceRecoveries} restarts with halved learning rates (last {lr:G3})";
+                                  FormattableString.Invariant($"{options.MaxDivergenceRecoveries} restarts with halved learning rates (last {lr:G3})");
                     if (completedEpochs == 0)
                         throw new TrainingDivergedException($"{what}. Parameters were restored to the last finite state; {options.DivergenceAdvice}");
                     // Epochs that completed are not thrown away: the run ends here as if MaxEpochs had been reached (the
@@ -283,7 +283,7 @@ public static class TrainingDriver
                 recoveries++;
                 lr *= 0.5f;
                 progress?.Report(new TrainingProgress(options.EpochNumberOffset + epoch, double.NaN, null, 0, clock.Elapsed, lr,
-                    $"{options.DivergenceDescription}: restored the last good state, learning rate halved to {lr:G3}", Unit: options.Unit));
+                    FormattableString.Invariant($"{options.DivergenceDescription}: restored the last good state, learning rate halved to {lr:G3}"), Unit: options.Unit));
                 continue; // retry the same epoch
             }
 

@@ -25,7 +25,7 @@ internal static class RnnRnadeColumns
         ColumnSettings.CheckDistinct("Input", inputs.ToList());
         ColumnSettings.CheckDistinct("Output", list);
         if (!(contamination >= 0 && contamination <= 0.5))
-            throw new ArgumentOutOfRangeException("Contamination", $"Contamination must be in [0, 0.5] (got {contamination}).");
+            throw new ArgumentOutOfRangeException("Contamination", FormattableString.Invariant($"Contamination must be in [0, 0.5] (got {contamination})."));
     }
 
     /// <summary>Log-density of every frame of the training data for the threshold (whole sequences sum them as their

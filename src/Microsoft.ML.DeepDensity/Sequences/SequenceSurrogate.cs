@@ -132,9 +132,9 @@ internal static class SequenceSurrogate
             at += 4;
         }
         if (!float.IsFinite(threshold)) // scores are finite, so a learned threshold is too; NaN would label nothing
-            throw new InvalidModelFileException($"Corrupt sequence model in the ML.NET model: the threshold is {threshold}.");
+            throw new InvalidModelFileException(FormattableString.Invariant($"Corrupt sequence model in the ML.NET model: the threshold is {threshold}."));
         foreach (float t in start)
-            if (!float.IsFinite(t)) throw new InvalidModelFileException($"Corrupt sequence model in the ML.NET model: a first-frame threshold is {t}.");
+            if (!float.IsFinite(t)) throw new InvalidModelFileException(FormattableString.Invariant($"Corrupt sequence model in the ML.NET model: a first-frame threshold is {t}."));
         return new Envelope(SequenceDensityModel.FromBytes(bytes.AsSpan(at, length - at)), threshold, columns, start);
     }
 

@@ -34,7 +34,7 @@ internal sealed class SequenceValueBuffer
         long needed = (long)Count + values.Length;
         if (needed > _max)
             throw new DataValidationException(row, -1,
-                $"the sequences read so far and this row hold more than {_max:N0} values, the most one array holds; sequence " +
+                FormattableString.Invariant($"the sequences read so far and this row hold more than {_max:N0} values, the most one array holds; sequence ") +
                 "training keeps every frame in memory, so train on fewer or shorter sequences (a sample of the ids, or a window of time)", columnName);
         if (needed > _values.Length) Array.Resize(ref _values, (int)Math.Min(_max, Math.Max(2L * _values.Length, needed)));
         values.CopyTo(_values.AsSpan(Count));

@@ -372,6 +372,6 @@ public sealed partial class DeepGmmModel : DensityModel
     {
         double lse = Numerics.RowOps.LogSumExp(logProbabilities);
         if (!(Math.Abs(lse) <= 1e-3))
-            throw r.Corrupt($"{what} sum to {Math.Exp(lse):G6} (log {lse:G6}), not 1");
+            throw r.Corrupt(FormattableString.Invariant($"{what} sum to {Math.Exp(lse):G6} (log {lse:G6}), not 1"));
     }
 }

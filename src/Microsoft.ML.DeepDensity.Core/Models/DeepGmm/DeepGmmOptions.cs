@@ -332,7 +332,7 @@ public sealed class DeepGmmOptions : Persistence.IModelSizeOptions
         Check(MinibatchSize >= 1 && MinibatchSize <= 1 << 20, nameof(MinibatchSize), MinibatchSize, $"must be in [1, {1 << 20}]");
         Check(MinibatchLearningRate > 0 && double.IsFinite(MinibatchLearningRate), nameof(MinibatchLearningRate), MinibatchLearningRate, "must be positive and finite");
         Check(CovarianceRidge > 0 && CovarianceRidge <= MaxCovarianceRidge, nameof(CovarianceRidge), CovarianceRidge,
-            $"must be in (0, {MaxCovarianceRidge}] (it is the covariance floor, in units of each column's variance: the default is {Defaults.CovarianceRidge})");
+            FormattableString.Invariant($"must be in (0, {MaxCovarianceRidge}] (it is the covariance floor, in units of each column's variance: the default is {Defaults.CovarianceRidge})"));
         Check(LowerLayerShrinkage >= 0 && double.IsFinite(LowerLayerShrinkage), nameof(LowerLayerShrinkage), LowerLayerShrinkage, "must be non-negative and finite (0 = no shrinkage toward the identity)");
         Check(PathPseudoCount >= 0 && double.IsFinite(PathPseudoCount), nameof(PathPseudoCount), PathPseudoCount, "must be non-negative and finite");
         Check(MinNodeWeight >= 0 && double.IsFinite(MinNodeWeight), nameof(MinNodeWeight), MinNodeWeight, "must be non-negative and finite");

@@ -405,7 +405,7 @@ internal sealed class LogSigmaBound
     public static string? Problem(IwaeLikelihood likelihood, int dimension, float halfWidth, ReadOnlySpan<float> centre)
     {
         if (likelihood != IwaeLikelihood.Gaussian) return "a log σ bound needs the Gaussian likelihood";
-        if (!(halfWidth > 0f && halfWidth <= MaxHalfWidth)) return $"log σ bound {halfWidth} is outside (0, {MaxHalfWidth}]";
+        if (!(halfWidth > 0f && halfWidth <= MaxHalfWidth)) return FormattableString.Invariant($"log σ bound {halfWidth} is outside (0, {MaxHalfWidth}]");
         if (centre.Length != dimension) return $"a log σ bound has {centre.Length} centres for {dimension} columns";
         foreach (var c in centre) if (!float.IsFinite(c)) return "a log σ bound centre is not finite";
         return null;

@@ -513,11 +513,11 @@ public sealed partial class RbmModel : DensityModel
         // Scoring reports −log Z and the standard error as float32: both must be finite there, not only in float64,
         // except an AIS standard error of +∞ (unknown: the runs' weights had too few effective samples; files before it
         // hold a finite one).
-        if (!float.IsFinite((float)logZ)) throw r.Corrupt($"log Z = {logZ} is not a finite float32");
+        if (!float.IsFinite((float)logZ)) throw r.Corrupt(FormattableString.Invariant($"log Z = {logZ} is not a finite float32"));
         bool unknownError = double.IsPositiveInfinity(se) && method == LogPartitionMethod.AnnealedImportanceSampling;
         if (!(se >= 0) || !(float.IsFinite((float)se) || unknownError))
-            throw r.Corrupt($"the standard error of log Z = {se} is neither a finite non-negative float32 nor +∞ (unknown) for an AIS estimate");
-        if (!(lo <= logZ && logZ <= hi) || double.IsPositiveInfinity(hi)) throw r.Corrupt($"the log Z interval [{lo}, {hi}] does not contain log Z = {logZ}");
+            throw r.Corrupt(FormattableString.Invariant($"the standard error of log Z = {se} is neither a finite non-negative float32 nor +∞ (unknown) for an AIS estimate"));
+        if (!(lo <= logZ && logZ <= hi) || double.IsPositiveInfinity(hi)) throw r.Corrupt(FormattableString.Invariant($"the log Z interval [{lo}, {hi}] does not contain log Z = {logZ}"));
         int runs = r.ReadInt32("AIS runs", 0, RbmOptions.MaxAisRuns), temps = r.ReadInt32("AIS temperatures", 0, RbmOptions.MaxAisTemperatures);
         if (method == LogPartitionMethod.Exact && (se != 0 || lo != logZ || hi != logZ || runs != 0 || temps != 0))
             throw r.Corrupt("an exact log Z has a standard error, an interval or AIS settings");

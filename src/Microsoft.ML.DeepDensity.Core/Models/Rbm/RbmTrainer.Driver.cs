@@ -32,8 +32,8 @@ internal sealed partial class RbmTrainer
             // The monitor's score is a proxy (pseudo-likelihood or reconstruction error), so without early stopping the last epoch is kept.
             RestoreBestWithoutEarlyStopping = false,
             Name = "RBM training",
-            DivergenceDescription = $"parameters not finite or beyond ±{Persistence.ModelReader.MaxParameterMagnitude:G}" +
-                (machine.Gaussian ? $", or in the last epoch a training reconstruction error over {ReconstructionBlowUpFactor:G}× the largest before" : ""),
+            DivergenceDescription = FormattableString.Invariant($"parameters not finite or beyond ±{Persistence.ModelReader.MaxParameterMagnitude:G}") +
+                (machine.Gaussian ? FormattableString.Invariant($", or in the last epoch a training reconstruction error over {ReconstructionBlowUpFactor:G}× the largest before") : ""),
             DivergenceAdvice = "lower LearningRate" + (machine.Gaussian ? " or standardise the inputs." : "."),
         }, progress, cancellationToken);
     }
@@ -108,7 +108,7 @@ internal sealed partial class RbmTrainer
                     Restore(_lastSane!);
                     _trainer.Reset();
                     f = _monitor.Measure();
-                    note = $"RBM: epochs from {_lastSaneEpoch + 1} on blew up (reconstruction error over {ReconstructionBlowUpFactor:G}× the " +
+                    note = FormattableString.Invariant($"RBM: epochs from {_lastSaneEpoch + 1} on blew up (reconstruction error over {ReconstructionBlowUpFactor:G}× the ") +
                            $"largest before); the machine of {(_lastSaneEpoch == 0 ? "no epoch (the untrained one)" : $"epoch {_lastSaneEpoch}")} is kept. Lower LearningRate.";
                 }
             }

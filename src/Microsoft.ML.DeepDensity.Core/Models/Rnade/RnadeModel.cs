@@ -316,7 +316,7 @@ public sealed class RnadeModel : DensityModel
         for (int p = 0; p < d; p++)
             for (int i = 0; i < k; i++)
                 if (net.B[p * 3 * k + 2 * k + i] > MaxLogSigmaBias)
-                    throw r.Corrupt($"the log σ bias of component {i} at position {p} is {net.B[p * 3 * k + 2 * k + i]}, above {MaxLogSigmaBias}");
+                    throw r.Corrupt(FormattableString.Invariant($"the log σ bias of component {i} at position {p} is {net.B[p * 3 * k + 2 * k + i]}, above {MaxLogSigmaBias}"));
         return new RnadeModel(net, order, std);
     }
 }

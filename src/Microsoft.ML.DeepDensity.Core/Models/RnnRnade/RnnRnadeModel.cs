@@ -465,7 +465,7 @@ public sealed class RnnRnadeModel : SequenceDensityModel
                 double top = rnade.B[col];
                 for (int j = 0; j < rec; j++) top += Math.Max(0f, net.WOut[j * d * 3 * k + col]);
                 if (top > RnadeModel.MaxLogSigmaBias)
-                    throw r.Corrupt($"the log σ bias of component {i} at position {p} can reach {top}, above {RnadeModel.MaxLogSigmaBias}");
+                    throw r.Corrupt(FormattableString.Invariant($"the log σ bias of component {i} at position {p} can reach {top}, above {RnadeModel.MaxLogSigmaBias}"));
             }
         return new RnnRnadeModel(net, std);
     }

@@ -61,7 +61,7 @@ public sealed class RnnRnadeStream
         var mean = _model.Standardizer.Mean; var scale = _model.Standardizer.Scale;
         for (int i = 0; i < frame.Length; i++)
         {
-            if (!float.IsFinite(frame[i])) throw new Data.DataValidationException(Length, i, $"value {frame[i]} is not finite", null) { Kind = Data.DataProblemKind.NonFiniteValue };
+            if (!float.IsFinite(frame[i])) throw new Data.DataValidationException(Length, i, FormattableString.Invariant($"value {frame[i]} is not finite"), null) { Kind = Data.DataProblemKind.NonFiniteValue };
             _work.X[i] = Data.ColumnStandardizer.Standardize(frame[i], mean[i], scale[i]);
         }
     }
