@@ -91,7 +91,8 @@ public sealed class StreamingTrainingData : ITrainingSource
             while (rows < capacity)
             {
                 if (rows * d == buffer.Length) buffer = Allocate(buffer, Math.Min((long)capacity * d, 2L * buffer.Length), capacity, d);
-                int n = cursor.Read(buffer.AsSpan(rows * d));
+                // A block at a time, with a cancellation check between blocks, however large the window.
+                int n = cursor.Read(buffer.AsSpan(rows * d, Math.Min(buffer.Length - rows * d, RowStream.RowsPerBlock(d) * d)));
                 if (n == 0) break;
                 rows += n;
                 cancellationToken.ThrowIfCancellationRequested();
