@@ -17,13 +17,17 @@ public static class InvariantNumbers
         => (wholeNumber ? $"write it without a thousands separator (e.g. {text.Replace(",", "")})" : $"use '.' as the decimal separator (e.g. {text.Replace(',', '.')})") +
            "; ddml reads numbers the same in every culture, and a comma separates the items of a list";
 
+    /// <summary>Whether <paramref name="type"/> holds whole numbers only (a comma in one is a thousands separator, not a
+    /// decimal one).</summary>
+    public static bool IsWholeNumber(Type type) => type != typeof(double) && type != typeof(float) && type != typeof(decimal);
+
     /// <summary>Reads <paramref name="text"/> as a floating-point (<see cref="NumberStyles.Float"/>) or integer
     /// (<see cref="NumberStyles.Integer"/>) value of the numeric type <paramref name="type"/>, in the invariant culture.</summary>
     /// <exception cref="FormatException">Not a number of that type, or a number written with a comma.</exception>
     /// <exception cref="OverflowException">Out of the type's range.</exception>
     public static object Parse(string text, Type type)
     {
-        if (text.Contains(',')) throw new FormatException(CommaAdvice(text.Trim(), type != typeof(double) && type != typeof(float) && type != typeof(decimal)));
+        if (text.Contains(',')) throw new FormatException(CommaAdvice(text.Trim(), IsWholeNumber(type)));
         var ci = CultureInfo.InvariantCulture;
         const NumberStyles floating = NumberStyles.Float, integer = NumberStyles.Integer;
         return Type.GetTypeCode(type) switch

@@ -244,7 +244,7 @@ public static class EngineOptions
         catch (Exception e) when (e is FormatException or OverflowException or InvalidCastException)
         {
             throw new CliException(ExitCodes.UsageError, text.Contains(',') && !t.IsArray && !t.IsEnum && t != typeof(bool)
-                ? $"--param {name}={text}: {name} is one number: {InvariantNumbers.CommaAdvice($"{name}={text.Trim()}", t != typeof(double) && t != typeof(float))}."
+                ? $"--param {name}={text}: {name} is one number: {InvariantNumbers.CommaAdvice($"{name}={text.Trim()}", InvariantNumbers.IsWholeNumber(t))}."
                 : $"--param {name}={text}: not a valid {t.Name} ({e.Message}).");
         }
     }

@@ -47,8 +47,10 @@ internal sealed partial class RbmTrainer
         private double _largestAcceptedReconstructionError = double.NaN;
         private int? _lastEpoch;
         // The machine of the last epoch that did not blow up (the untrained one before any), its epoch, and whether the
-        // last accepted epoch (the driver's last good state) blew up (Gaussian units).
+        // last accepted epoch (the driver's last good state) blew up (Gaussian units). The machine is the snapshot the
+        // driver takes of that state (_saneSnapshotPending: its next Snapshot is of a sane state), not a second copy.
         private object? _lastSane;
+        private bool _saneSnapshotPending;
         private int _lastSaneEpoch;
         private bool _acceptedBlownUp;
         private readonly RbmMachine _machine;
@@ -96,6 +98,7 @@ internal sealed partial class RbmTrainer
                 return null;
             }
             _lastEpoch ??= _o.EpochsFor(epoch.Examples);   // a stream of unknown length: as the driver sets its length
+            _saneSnapshotPending = false;   // an epoch the driver did not accept leaves no pending mark
             string? note = null;
             if (BlewUp(f))
             {
@@ -115,7 +118,7 @@ internal sealed partial class RbmTrainer
             else if (_machine.Gaussian)
             {
                 _acceptedBlownUp = false;
-                _lastSane = Snapshot();
+                _saneSnapshotPending = true;   // the driver snapshots this accepted epoch next
                 _lastSaneEpoch = epoch.Epoch;
             }
             return new EpochFigures(f.TrainPseudoLogLikelihood, _hasValidation ? f.ValidationPseudoLogLikelihood : null,
@@ -130,7 +133,7 @@ internal sealed partial class RbmTrainer
         {
             if (!_machine.Gaussian) return;
             _largestAcceptedReconstructionError = _monitor.Measure().TrainReconstructionError;
-            _lastSane = Snapshot();
+            _saneSnapshotPending = true;   // the driver's first snapshot, of the untrained machine
         }
 
         /// <summary>
@@ -158,7 +161,14 @@ internal sealed partial class RbmTrainer
             return blewUp;
         }
 
-        public object Snapshot() => _logStdDev is null ? _machine.Clone() : SnapshotWithStdDev();
+        /// <summary>A copy of the state (never changed afterwards: Restore copies from it), kept as the last sane machine
+        /// too when the epoch just accepted did not blow up.</summary>
+        public object Snapshot()
+        {
+            object snapshot = _logStdDev is null ? _machine.Clone() : SnapshotWithStdDev();
+            if (_saneSnapshotPending) { _lastSane = snapshot; _saneSnapshotPending = false; }
+            return snapshot;
+        }
         public void Restore(object snapshot) { if (snapshot is RbmMachine m) m.CopyTo(_machine); else RestoreWithStdDev(snapshot); }
         public void ResetAfterDivergence() => _trainer.Reset();
     }
