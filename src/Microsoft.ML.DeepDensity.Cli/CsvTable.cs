@@ -9,9 +9,12 @@ namespace Microsoft.ML.DeepDensity.Cli;
 /// quotes as "" and line breaks; spaces before an opening or after a closing quote are ignored; blank lines are skipped).
 /// Every problem is reported as a <see cref="CliException"/> naming the file, the line (the header is line 1) and the column.
 /// </summary>
+/// <summary>The file and the line each data row of a <see cref="CsvTable"/> starts on: what an error about a row needs.</summary>
+public sealed record CsvPositions(string File, IReadOnlyList<long> Lines);
+
 public sealed class CsvTable
 {
-    private CsvTable(string file, string[] header, long headerLine, List<string[]> rows, List<long> lines)
+    private CsvTable(string file, string[] header, long headerLine, List<CsvRow> rows, List<long> lines)
     {
         File = file; Header = header; HeaderLine = headerLine; Rows = rows; Lines = lines;
     }
@@ -21,9 +24,12 @@ public sealed class CsvTable
     /// <summary>The file line of the header: 1, unless blank lines come first.</summary>
     public long HeaderLine { get; }
     /// <summary>Data rows, each with exactly <see cref="Header"/>.Length cells.</summary>
-    public IReadOnlyList<string[]> Rows { get; }
+    public IReadOnlyList<CsvRow> Rows { get; }
     /// <summary>The file line each data row starts on.</summary>
     public IReadOnlyList<long> Lines { get; }
+
+    /// <summary>Where the rows came from (the file and each row's line), for errors found after the cells are let go.</summary>
+    public CsvPositions Positions => new(File, Lines);
 
     private static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
 
@@ -71,28 +77,27 @@ public sealed class CsvTable
     {
         string[]? header = null;
         long headerLine = 0;
-        var rows = new List<string[]>();
+        var rows = new List<CsvRow>();
         var lines = new List<long>();
-        var fields = new List<string>();
-        var cell = new StringBuilder();
+        var record = new Record();
         long line = 1, held = 0, limit = maxBytes ?? MaxTableBytes;
         while (true)
         {
             long start = line;
-            if (!ReadRecord(reader, fields, cell, ref line, file, header)) break;
-            // What the table holds so far (each cell a string: its characters and an object header; each row an array),
-            // bounded: an endless stream of valid rows (yes 1,2 | ddml fit /dev/stdin) grew until the machine ran out.
-            held += 32 + 8L * fields.Count;
-            foreach (var f in fields) held += 24 + 2L * f.Length;
+            if (!ReadRecord(reader, record, ref line, file, header)) break;
+            // What the table holds so far (see CsvRow.BytesFor), bounded: an endless stream of valid rows
+            // (yes 1,2 | ddml fit /dev/stdin) grew until the machine ran out.
+            held += CsvRow.BytesFor(record.Text.Length, record.Ends.Count);
             if (held > limit)
                 throw CliException.DataError(file, start, 0, null,
                     FormattableString.Invariant($"the data is larger than ddml holds in memory ({held / (1 << 20):N0} MiB by this line; the limit is {limit / (1 << 20):N0} MiB, ") +
                     "half the memory available to the process). ddml reads the whole file: give it a sample of the rows, or train with the " +
                     "library's streamed training (docs/scaling.md).");
-            if (fields.Count == 1 && fields[0].AsSpan().Trim(" \t").IsEmpty) continue; // blank line (or only spaces and tabs)
+            if (record.IsBlank()) continue; // blank line (or only spaces and tabs)
             if (header is null)
             {
-                header = fields.Select(f => f.Trim()).ToArray();
+                var headerRow = record.Row();
+                header = Enumerable.Range(0, headerRow.Count).Select(c => headerRow.Cell(c).Trim().ToString()).ToArray();
                 headerLine = start;
                 var seen = new HashSet<string>(StringComparer.Ordinal);
                 for (int c = 0; c < header.Length; c++)
@@ -104,9 +109,9 @@ public sealed class CsvTable
                 }
                 continue;
             }
-            if (fields.Count != header.Length)
-                throw CliException.DataError(file, start, 0, null, $"the row has {Count(fields.Count, "field")} but the header has {header.Length} (ragged row){SeparatorHint(header)}.");
-            rows.Add(fields.ToArray());
+            if (record.Ends.Count != header.Length)
+                throw CliException.DataError(file, start, 0, null, $"the row has {Count(record.Ends.Count, "field")} but the header has {header.Length} (ragged row){SeparatorHint(header)}.");
+            rows.Add(record.Row());
             lines.Add(start);
         }
         if (header is null) throw CliException.DataError(file, 0, 0, null, "the file is empty (a header row is required).");
@@ -118,10 +123,9 @@ public sealed class CsvTable
     /// the three fields 1, a,b and 3, as Python's csv with skipinitialspace or CsvHelper with trimming reads it; RFC 4180 is
     /// silent); other text after a closing quote is an error naming the line and column (and, past the header, the
     /// column's name from <paramref name="header"/>).</summary>
-    private static bool ReadRecord(TextReader r, List<string> fields, StringBuilder cell, ref long line, string file, string[]? header)
+    private static bool ReadRecord(TextReader r, Record record, ref long line, string file, string[]? header)
     {
-        fields.Clear();
-        cell.Clear();
+        record.Clear();
         int ch = r.Read();
         if (ch < 0) return false;
         bool quoted = false, wasQuoted = false, blank = true; // blank: the unquoted cell so far is only spaces and tabs
@@ -131,47 +135,65 @@ public sealed class CsvTable
             // A NUL character is in no text file: a binary file (a model zip given as the data, an image) or an endless
             // stream of zeros (/dev/zero), which would otherwise be read into one cell until memory runs out.
             if (ch == 0)
-                throw CliException.DataError(file, line, fields.Count + 1, NameOf(header, fields.Count),
+                throw CliException.DataError(file, line, record.Ends.Count + 1, NameOf(header, record.Ends.Count),
                     "a NUL character: this is not a text (CSV) file (a binary file, or UTF-16 without a byte-order mark?).");
-            if (cell.Length >= MaxCellChars)
-                throw CliException.DataError(file, startLine, fields.Count + 1, NameOf(header, fields.Count),
+            if (record.Text.Length - record.CellStart >= MaxCellChars)
+                throw CliException.DataError(file, startLine, record.Ends.Count + 1, NameOf(header, record.Ends.Count),
                     FormattableString.Invariant($"a field longer than {MaxCellChars:N0} characters (") + (quoted ? "a quote that is never closed?" : "is this a CSV file?") + ").");
             if (quoted)
             {
-                if (ch < 0) throw CliException.DataError(file, startLine, fields.Count + 1, NameOf(header, fields.Count), "a quoted field is not closed before the end of the file.");
+                if (ch < 0) throw CliException.DataError(file, startLine, record.Ends.Count + 1, NameOf(header, record.Ends.Count), "a quoted field is not closed before the end of the file.");
                 if (ch == '"')
                 {
-                    if (r.Peek() == '"') { r.Read(); cell.Append('"'); }
+                    if (r.Peek() == '"') { r.Read(); record.Text.Append('"'); }
                     else quoted = false;
                 }
                 else
                 {
                     if (ch == '\n') line++;
-                    cell.Append((char)ch);
+                    record.Text.Append((char)ch);
                 }
             }
-            else if (ch == ',') { fields.Add(cell.ToString()); cell.Clear(); wasQuoted = false; blank = true; }
+            else if (ch == ',') { record.Ends.Add(record.Text.Length); wasQuoted = false; blank = true; }
             else if (ch == '\r' || ch == '\n' || ch < 0)
             {
                 if (ch == '\r' && r.Peek() == '\n') r.Read();
                 if (ch >= 0) line++;
-                fields.Add(cell.ToString());
+                record.Ends.Add(record.Text.Length);
                 return true;
             }
             else if (wasQuoted)
             {
                 if (ch != ' ' && ch != '\t')
-                    throw CliException.DataError(file, line, fields.Count + 1, NameOf(header, fields.Count),
+                    throw CliException.DataError(file, line, record.Ends.Count + 1, NameOf(header, record.Ends.Count),
                         $"'{(char)ch}' after the closing quote of a quoted field (a quote inside a quoted field is written \"\").");
             }
-            else if (ch == '"' && blank) { cell.Clear(); quoted = wasQuoted = true; } // leading spaces before the quote are dropped
+            else if (ch == '"' && blank) { record.Text.Length = record.CellStart; quoted = wasQuoted = true; } // leading spaces before the quote are dropped
             else
             {
                 if (ch != ' ' && ch != '\t') blank = false;
-                cell.Append((char)ch);
+                record.Text.Append((char)ch);
             }
             ch = r.Read();
         }
+    }
+
+    /// <summary>The record being read: its cells' characters one after another, and where each cell ends.</summary>
+    private sealed class Record
+    {
+        public readonly StringBuilder Text = new();
+        public readonly List<int> Ends = new();
+        public int CellStart => Ends.Count == 0 ? 0 : Ends[^1];
+        public void Clear() { Text.Clear(); Ends.Clear(); }
+        /// <summary>One cell of nothing but spaces and tabs: a blank line.</summary>
+        public bool IsBlank()
+        {
+            if (Ends.Count != 1) return false;
+            foreach (var chunk in Text.GetChunks())
+                foreach (char ch in chunk.Span) if (ch != ' ' && ch != '\t') return false;
+            return true;
+        }
+        public CsvRow Row() => new(Text.ToString(), Ends.ToArray());
     }
 
     /// <summary>Most memory the cells of one table may take (estimated as they are read): half the memory available to the
@@ -211,7 +233,7 @@ public sealed class CsvTable
             bool numeric = true;
             foreach (var row in Rows)
             {
-                string s = row[c].Trim();
+                var s = row.Cell(c).Trim();
                 if (s.Length == 0) continue;
                 bool number = TryNumber(s, out float v);
                 if (number && !float.IsFinite(v) && !Overflows(s)) continue; // NaN, ±Infinity: undecided
@@ -240,7 +262,7 @@ public sealed class CsvTable
             int cells = 0, numbers = 0, first = -1;
             for (int r = 0; r < Rows.Count; r++)
             {
-                string s = Rows[r][c].Trim();
+                var s = Rows[r].Cell(c).Trim();
                 if (s.Length == 0) continue;
                 cells++;
                 if (TryNumber(s, out float v) && float.IsFinite(v)) numbers++;
@@ -264,15 +286,15 @@ public sealed class CsvTable
     internal static string Count(long n, string noun) => n == 1 ? $"1 {noun}" : $"{n} {noun}s";
 
     /// <summary>A finite number written with digits that is too large for a float (1e39): a number, reported as out of range.</summary>
-    private static bool Overflows(string s) => s.Any(char.IsAsciiDigit);
+    private static bool Overflows(ReadOnlySpan<char> s) => s.IndexOfAnyInRange('0', '9') >= 0;
 
     /// <summary>The message for an empty feature cell at row <paramref name="first"/>: how many rows have one and in which
     /// columns, and what to do. It used to name only the first, so a file with gaps in several rows (cars.json's 8 missing
     /// Miles_per_Gallon and 6 Horsepower) took one run per gap to find them all.</summary>
     private string MissingCells(int first, IReadOnlyList<int> columns)
     {
-        var perColumn = columns.Select(c => (Name: Header[c], Count: Rows.Skip(first).Count(row => row[c].Trim().Length == 0))).Where(x => x.Count > 0).ToArray();
-        int rows = Rows.Skip(first).Count(row => columns.Any(c => row[c].Trim().Length == 0));
+        var perColumn = columns.Select(c => (Name: Header[c], Count: Rows.Skip(first).Count(row => row.Cell(c).Trim().Length == 0))).Where(x => x.Count > 0).ToArray();
+        int rows = Rows.Skip(first).Count(row => columns.Any(c => row.Cell(c).Trim().Length == 0));
         string where = string.Join(", ", perColumn.Select(x => $"'{x.Name}' {x.Count}"));
         return $"the cell is empty (missing values are not supported); {Count(rows, "row")} of the file {(rows == 1 ? "has" : "have")} an empty feature cell " +
                $"({where}): remove or fill those rows, or --exclude the column.";
@@ -290,13 +312,13 @@ public sealed class CsvTable
             for (int j = 0; j < columns.Count; j++)
             {
                 int c = columns[j];
-                string s = row[c].Trim();
+                var s = row.Cell(c).Trim();
                 if (s.Length == 0) throw CliException.DataError(File, Lines[r], c + 1, Header[c], MissingCells(r, columns));
-                if (!TryNumber(s, out float v)) throw CliException.DataError(File, Lines[r], c + 1, Header[c], $"'{Shorten(s)}' is not a number.");
+                if (!TryNumber(s, out float v)) throw CliException.DataError(File, Lines[r], c + 1, Header[c], $"'{Shorten(s.ToString())}' is not a number.");
                 if (!float.IsFinite(v))
                     throw CliException.DataError(File, Lines[r], c + 1, Header[c], Overflows(s)
-                        ? $"'{Shorten(s)}' is beyond the range of a 32-bit float (±3.4e38)."
-                        : $"'{Shorten(s)}' is not a finite number.");
+                        ? $"'{Shorten(s.ToString())}' is beyond the range of a 32-bit float (±3.4e38)."
+                        : $"'{Shorten(s.ToString())}' is not a finite number.");
                 dest[j] = v;
             }
         }
@@ -321,7 +343,9 @@ public sealed class CsvTable
         return result;
     }
 
-    public static bool TryNumber(string s, out float value)
+    public static bool TryNumber(string s, out float value) => TryNumber(s.AsSpan(), out value);
+
+    public static bool TryNumber(ReadOnlySpan<char> s, out float value)
         => float.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out value);
 
     private static string Shorten(string s) => s.Length <= 40 ? s : s[..37] + "...";

@@ -325,7 +325,7 @@ public static class ScoringCommands
         }
         catch (DataValidationException e)
         {
-            throw FitCommand.MapDataError(e, table, columns, names);
+            throw FitCommand.MapDataError(e, table.Positions, columns, names);
         }
     }
 

@@ -80,7 +80,7 @@ public static class SequenceCommands
                 Progress = new Progress(history, progress),
             });
             try { return estimator.Fit(view, validView); }
-            catch (DataValidationException e) { throw FitCommand.MapFitDataError(e, (table, columns), validTable is null ? null : (validTable, validColumns!), names); }
+            catch (DataValidationException e) { throw FitCommand.MapFitDataError(e, (table.Positions, columns), validTable is null ? null : (validTable.Positions, validColumns!), names); }
             catch (ArgumentException e) when (EngineOptions.IsOption(engine, e.ParamName)) { throw EngineOptions.Refused(e); }
             catch (ArgumentException e) { throw new CliException(ExitCodes.TrainingFailed, $"cannot train {ModelName} on this data: {e.Message}", e); }
         });

@@ -38,7 +38,7 @@ public sealed class SequenceFrames
     public static SequenceFrames Read(CsvTable table, int[] featureColumns, int idColumn, int orderColumn)
     {
         var frames = table.Features(featureColumns);
-        var ids = table.Rows.Select(r => r[idColumn].Trim()).ToArray();
+        var ids = table.Rows.Select(r => r.Cell(idColumn).Trim().ToString()).ToArray();
         var order = new double[table.Rows.Count];
         // The order is a number, or — when the first row's is a time and not a number — a time for the whole column
         // (e.g. 2026-03-29T00:30:00Z), compared by its UTC instant; a time without an offset is taken as UTC.
@@ -148,7 +148,7 @@ public sealed class SequenceFrames
         {
             // The view's rows are in sequence order: name the file row.
             long row = e.Row >= 0 && e.Row < RowOfFrame.Length ? RowOfFrame[e.Row] : -1;
-            throw FitCommand.MapDataError(e, Table, FeatureColumns, featureNames, row);
+            throw FitCommand.MapDataError(e, Table.Positions, FeatureColumns, featureNames, row);
         }
         var (ldRows, scoreRows, predictedRows) = (new float[ld.Length], new float[ld.Length], new bool[ld.Length]);
         for (int f = 0; f < ld.Length; f++)

@@ -19,9 +19,15 @@ public enum DensityTrainingData
 /// cursor, so the data is never copied whole. A vector of the wrong length throws
 /// <see cref="DataValidationException"/> naming the column and the row (its position in the cursor). Every read observes
 /// <paramref name="cancellationToken"/>: a pass that trains nothing (the standardiser's, the moments') reads the whole view.
+/// <paramref name="passRead"/>, when given, hears of every pass that ends (its number from 1, rows read, time taken): a
+/// streamed Fit's passes before the first epoch (counts, the standardiser, the moments) took minutes on a large view
+/// with nothing in the log.
 /// </summary>
-internal sealed class DataViewRowStream(IDataView data, DataViewSchema.Column column, int dimension, CancellationToken cancellationToken = default) : IRowStream
+internal sealed class DataViewRowStream(IDataView data, DataViewSchema.Column column, int dimension, CancellationToken cancellationToken = default,
+    Action<int, long, TimeSpan>? passRead = null) : IRowStream
 {
+    private int _passes;
+
     /// <summary>Rows read between two checks of the cancellation token wherever Fit reads a view (this stream's passes,
     /// the copies of the row models, sequences and frame rows): reading a large view through its upstream stages can take
     /// as long as an epoch.</summary>
@@ -29,7 +35,17 @@ internal sealed class DataViewRowStream(IDataView data, DataViewSchema.Column co
 
     public int Width => dimension;
     public long? Count => data.GetRowCount();
-    public IRowCursor Open() => new Cursor(data.GetRowCursor(new[] { column }), column, dimension, cancellationToken);
+    public IRowCursor Open()
+    {
+        var cursor = new Cursor(data.GetRowCursor(new[] { column }), column, dimension, cancellationToken);
+        if (passRead is not null)
+        {
+            int pass = Interlocked.Increment(ref _passes);
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            cursor.Ended = rows => passRead(pass, rows, clock.Elapsed);
+        }
+        return cursor;
+    }
 
     private sealed class Cursor : IRowCursor
     {
@@ -63,6 +79,15 @@ internal sealed class DataViewRowStream(IDataView data, DataViewSchema.Column co
             return rows;
         }
 
-        public void Dispose() => _cursor.Dispose();
+        /// <summary>Called once, at the first Dispose, with the rows read.</summary>
+        public Action<long>? Ended { get; set; }
+
+        public void Dispose()
+        {
+            _cursor.Dispose();
+            var ended = Ended;
+            Ended = null;
+            ended?.Invoke(_row);
+        }
     }
 }

@@ -55,6 +55,28 @@ public class StreamedTrainingTests
         Assert.Equal(memory.Threshold, streamed.Threshold);
     }
 
+    /// <summary>A streamed Fit logs every pass it reads (a trial's streamed Fit of a large CSV was silent for minutes in the
+    /// passes before its first epoch): the training view's passes numbered from 1 with their row counts, the first one
+    /// before the first epoch's report, and the validation view's passes apart.</summary>
+    [Fact]
+    public void AStreamedFitLogsEachPassItReads()
+    {
+        var ml = new MLContext(1);
+        var lines = new List<string>();
+        ml.Log += (_, e) => { if (e.Message.Contains(" over the ", StringComparison.Ordinal) || e.Message.Contains("epoch", StringComparison.Ordinal)) lock (lines) lines.Add(e.Message); };
+        ml.DensityEstimation.Rnade(Rnade(DensityTrainingData.Streamed, 100))
+            .Fit(ml.Data.LoadFromEnumerable(Generated(400, 1)), ml.Data.LoadFromEnumerable(Generated(100, 2)));
+        string[] log;
+        lock (lines) log = lines.ToArray();
+        var training = log.Where(l => l.Contains("over the training view", StringComparison.Ordinal)).ToArray();
+        Assert.Contains(training, l => l.Contains("pass 1 over the training view: 400 rows in ", StringComparison.Ordinal));
+        Assert.True(training.Length >= 3, "one pass an epoch at least: " + string.Join(" | ", log)); // MaxEpochs 3
+        Assert.Contains(log, l => l.Contains("over the validation view: 100 rows", StringComparison.Ordinal));
+        int firstPass = Array.FindIndex(log, l => l.Contains("pass 1 over the training view", StringComparison.Ordinal));
+        int firstEpoch = Array.FindIndex(log, l => l.Contains("epoch", StringComparison.Ordinal) && !l.Contains(" over the ", StringComparison.Ordinal));
+        Assert.True(firstEpoch < 0 || firstPass < firstEpoch, string.Join(" | ", log));
+    }
+
     [Fact]
     public void StreamedRbmAndDeepGmmTrainAndScore()
     {
