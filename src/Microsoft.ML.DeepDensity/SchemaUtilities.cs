@@ -95,7 +95,7 @@ internal static class MissingColumn
             if (near.Count > 0 && (near.Count == 1 || near[0].Distance < near[1].Distance)) return $"; did you mean '{near[0].Name}'?";
         }
         string listed = string.Join(", ", columns.Take(ListedNames).Select(c => $"'{c}'"));
-        return $"; its columns are {listed}{(columns.Count > ListedNames ? $" and {columns.Count - ListedNames} more" : "")}";
+        return $"; its columns are {listed}{(columns.Count > ListedNames ? FormattableString.Invariant($" and {columns.Count - ListedNames} more") : "")}";
     }
 
     /// <summary>Levenshtein distance of <paramref name="a"/> and <paramref name="b"/>, or <paramref name="limit"/> + 1 once
@@ -157,7 +157,7 @@ internal static class FeatureColumnCheck
                 $"{role.Noun} '{name}' is a variable-size vector; {TrainingNeedsKnownSize}");
         if (expectedSize is int n && vt.IsKnownSize && vt.Size != n)
             throw new ArgumentOutOfRangeException(MissingColumn.InputSchema,
-                $"{role.Noun} '{name}' has {vt.Size} slots but {role.ModelSize} {n}.");
+                FormattableString.Invariant($"{role.Noun} '{name}' has {vt.Size} slots but {role.ModelSize} {n}."));
         return col;
     }
 
@@ -301,7 +301,7 @@ internal static class ValidationViewErrors
 
     /// <summary>The validation view's feature column is not as wide as the training view's.</summary>
     public static ArgumentOutOfRangeException Width(string column, int size, int trainingSize)
-        => new("validationData", $"The validation data: feature column '{column}' has {size} slots but the training data's has {trainingSize}.");
+        => new("validationData", FormattableString.Invariant($"The validation data: feature column '{column}' has {size} slots but the training data's has {trainingSize}."));
 }
 
 /// <summary>
@@ -357,6 +357,6 @@ internal static class NonFiniteInput
         var names = default(VBuffer<ReadOnlyMemory<char>>);
         column.GetSlotNames(ref names);
         string name = slot < names.Length ? names.GetItemOrDefault(slot).ToString() : "";
-        return name.Length == 0 ? "" : $" (slot {slot} of '{column.Name}' is '{name}')";
+        return name.Length == 0 ? "" : FormattableString.Invariant($" (slot {slot} of '{column.Name}' is '{name}')");
     }
 }

@@ -231,7 +231,7 @@ internal static class FrameRowStreaming
             if (position == _scored) return;
             if (_scored >= 0 && position != _scored + 1)
                 throw new InvalidOperationException(
-                    $"RNN-RNADE frame rows: this row mapper's input moved from row {_scored} to row {position} without a column of the rows " +
+                    FormattableString.Invariant($"RNN-RNADE frame rows: this row mapper's input moved from row {_scored} to row {position} without a column of the rows ") +
                     "between being read, so those frames are missing from their sequences' histories and the later frames would get wrong " +
                     "log-densities. Read a column of every row moved over (a PredictionEngine does), or score with Transform.");
             _scored = position;   // before scoring: a row whose scoring threw (a bad value, reported) was read, not skipped

@@ -56,7 +56,7 @@ public sealed class SequenceDensityEstimator : IEstimator<SequenceDensityTransfo
         /// <summary>Throws <see cref="ArgumentException"/> naming the first invalid setting.</summary>
         public void Validate()
         {
-            if (FrameSize < 1) throw new ArgumentOutOfRangeException(nameof(FrameSize), $"FrameSize must be at least 1 (got {FrameSize}): set it to the number of values per time step.");
+            if (FrameSize < 1) throw new ArgumentOutOfRangeException(nameof(FrameSize), FormattableString.Invariant($"FrameSize must be at least 1 (got {FrameSize}): set it to the number of values per time step."));
             RnnRnadeColumns.CheckNames(new[] { (nameof(FeatureColumnName), FeatureColumnName) }, new[]
             {
                 (nameof(LogDensityColumnName), LogDensityColumnName), (nameof(LogDensityPerFrameColumnName), LogDensityPerFrameColumnName),
@@ -142,7 +142,7 @@ public sealed class SequenceDensityEstimator : IEstimator<SequenceDensityTransfo
         var validation = validationData is null ? null
             : SequenceColumn.Read(validationData, o.FeatureColumnName, o.FrameSize, DataSetKind.Validation, o.CancellationToken);
         using var channel = ((IHostEnvironment)_ml).Start(_name);
-        channel.Info(MessageSensitivity.None, $"{_name}: training on {data.Count} sequences ({data.TotalFrames} frames of {o.FrameSize}).");
+        channel.Info(MessageSensitivity.None, FormattableString.Invariant($"{_name}: training on {data.Count} sequences ({data.TotalFrames} frames of {o.FrameSize})."));
         SequenceDensityModel model;
         try
         {
@@ -155,7 +155,7 @@ public sealed class SequenceDensityEstimator : IEstimator<SequenceDensityTransfo
             throw ValidationViewErrors.InDataSet(e.Restated(e.Row, e.Column, e.Problem, o.FeatureColumnName), e.DataSet);
         }
         if (model.FrameSize != o.FrameSize)
-            throw new InvalidOperationException($"The {_name} trainer returned a model with frame size {model.FrameSize}, not {o.FrameSize}.");
+            throw new InvalidOperationException(FormattableString.Invariant($"The {_name} trainer returned a model with frame size {model.FrameSize}, not {o.FrameSize}."));
         // The threshold from sequences the model did not train on (the validation view's, else the trainer's held-out
         // ones) or the training sequences, scored as the scorer scores them.
         var frames = RnnRnadeColumns.ScoreFramesCancellably(model, data, o.CancellationToken);
@@ -296,7 +296,7 @@ internal static class SequenceColumn
             Scoring.Densify(in buffer, dense);
             var one = RnnRnadeSurrogate.OneSequence(dense, frameSize, column.Name, row);
             try { DataValidation.CheckRows(dense, frameSize, InputDomain.Real, column.Name); }
-            catch (DataValidationException e) { throw e.Restated(row, e.Column, $"frame {e.Row}: {e.Problem}", column.Name, chain: false); }
+            catch (DataValidationException e) { throw e.Restated(row, e.Column, FormattableString.Invariant($"frame {e.Row}: {e.Problem}"), column.Name, chain: false); }
             values.Append(dense, column.Name, row);
             offsets.Add(offsets[^1] + one.TotalFrames);
             row++;
