@@ -284,11 +284,14 @@ internal static class ValidationViewErrors
     /// the data set named at the end of its problem for the reader (and for a NaN or infinite value the
     /// <see cref="NonFiniteInput"/> hint after it) and in <see cref="DataValidationException.DataSet"/> for a caller that
     /// holds the two views' sources (ddml's two files); the row and column are that data set's, and the inner exception is
-    /// <paramref name="e"/>.</summary>
-    public static DataValidationException InDataSet(DataValidationException e, DataSetKind dataSet)
+    /// <paramref name="e"/>. With <paramref name="column"/> (the view's column that is <paramref name="e"/>'s source), a
+    /// bad value's slot is named after the data set when the column names its slots, as the row estimators name it
+    /// (<see cref="NonFiniteInput.SlotName"/>).</summary>
+    public static DataValidationException InDataSet(DataValidationException e, DataSetKind dataSet, DataViewSchema.Column? column = null)
     {
-        string problem = $"{e.Problem} in the {Name(dataSet)}";
-        return e.Restated(e.Row, e.Column, e.DataSource is string column ? NonFiniteInput.WithHint(problem, column, e.Kind) : problem, e.DataSource, dataSet);
+        string slot = column is { } c && e.DataSource == c.Name ? NonFiniteInput.SlotName(c, e.Column) : "";
+        string problem = $"{e.Problem} in the {Name(dataSet)}{slot}";
+        return e.Restated(e.Row, e.Column, e.DataSource is string source ? NonFiniteInput.WithHint(problem, source, e.Kind) : problem, e.DataSource, dataSet);
     }
 
     /// <summary>The words for a data set, as the engine names it (<see cref="DataValidation.TrainingData"/>, ...).</summary>

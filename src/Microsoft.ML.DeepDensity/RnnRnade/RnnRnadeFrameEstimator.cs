@@ -116,13 +116,14 @@ public sealed class RnnRnadeFrameEstimator : IEstimator<SequenceDensityTransform
         // A bad row names its view (DataSet, and in words), as the row and whole-sequence estimators' errors do: the row
         // alone does not say which of the two views it is in.
         SequenceBatch data;
+        // The user's frame column (not the chain's copy of it) names the bad value's slot.
         try { data = Read(inputs); }
-        catch (DataValidationException e) { throw ValidationViewErrors.InDataSet(e, DataSetKind.Training); }
+        catch (DataValidationException e) { throw ValidationViewErrors.InDataSet(e, DataSetKind.Training, trainData.Schema.GetColumnOrNull(o.FeatureColumnName)); }
         SequenceBatch? validation = null;
         if (validationInputs is not null)
         {
             try { validation = Read(validationInputs); }
-            catch (DataValidationException e) { throw ValidationViewErrors.InDataSet(e, DataSetKind.Validation); }
+            catch (DataValidationException e) { throw ValidationViewErrors.InDataSet(e, DataSetKind.Validation, validationData!.Schema.GetColumnOrNull(o.FeatureColumnName)); }
         }
         using var channel = ((IHostEnvironment)_ml).Start("RnnRnade");
         channel.Info(MessageSensitivity.None, FormattableString.Invariant($"RnnRnade: training on {data.Count} sequences ({data.TotalFrames} frame rows)."));

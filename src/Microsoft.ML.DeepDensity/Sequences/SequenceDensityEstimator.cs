@@ -230,7 +230,7 @@ public sealed class SequenceDensityTransformer : ITransformer
     public IRowToRowMapper GetRowToRowMapper(DataViewSchema inputSchema)
     {
         var mapper = _chain.GetRowToRowMapper(Checked(inputSchema));
-        return _streamsRows ? FrameRowStreaming.Wrap(mapper, OrderType(mapper.InputSchema)) : mapper;
+        return _streamsRows ? FrameRowStreaming.Wrap(mapper, Terms(mapper.InputSchema)) : mapper;
     }
 
     /// <summary>Lazily appends the output columns.</summary>
@@ -247,12 +247,13 @@ public sealed class SequenceDensityTransformer : ITransformer
         ArgumentNullException.ThrowIfNull(input);
         Checked(input.Schema);
         var output = _chain.Transform(input);
-        return _streamsRows ? FrameRowStreaming.Wrap(output, input.Schema, OrderType(input.Schema)) : output;
+        return _streamsRows ? FrameRowStreaming.Wrap(output, input.Schema, Terms(input.Schema)) : output;
     }
 
     /// <summary>Frame rows: the type of the input's order column (the last input column), in whose terms an out-of-order
-    /// row's error gives its times.</summary>
-    private DataViewType? OrderType(DataViewSchema input) => input.GetColumnOrNull(_inputs[^1])?.Type;
+    /// row's error gives its times, and its frame column (the first), whose slot names a bad value's error gives.</summary>
+    private FrameRowStreaming.InputTerms Terms(DataViewSchema input)
+        => new(input.GetColumnOrNull(_inputs[^1])?.Type, input.GetColumnOrNull(_inputs[0]));
 
     private DataViewSchema Checked(DataViewSchema schema)
     {
