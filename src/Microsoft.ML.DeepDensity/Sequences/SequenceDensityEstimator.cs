@@ -162,12 +162,27 @@ public sealed class SequenceDensityEstimator : IEstimator<SequenceDensityTransfo
         var heldOut = o.ThresholdRows == DensityThresholdRows.HeldOut && validation is null ? _heldOutSequences?.Invoke(data) ?? [] : [];
         var (threshold, source) = SequenceAnomalyThreshold.WholeSequences(model, data, frames, validation, heldOut, o.ThresholdRows,
             o.Contamination, o.CancellationToken);
+        // A trainer given to the public constructor reports no held-out sequences (the estimator cannot know which ones it
+        // kept apart, if any), so a held-out threshold falls back to the training sequences. The rule's own words ("0
+        // held-out sequences, fewer than the 20 ...") read as if the data were too small; say what happened and why.
+        bool noSplit = o.ThresholdRows == DensityThresholdRows.HeldOut && validation is null && _heldOutSequences is null;
+        if (noSplit) source = AnomalyThreshold.Count(data.Count, "training", "sequence") + " (the trainer reports no held-out sequences)";
         channel.Info(MessageSensitivity.None, string.Create(System.Globalization.CultureInfo.InvariantCulture,
             $"{_name}: trained; score threshold {threshold:G6} from {source} (contamination {o.Contamination})."));
+        if (noSplit) channel.Warning(MessageSensitivity.None, NoHeldOutSplitWarning(_name));
         string column = o.FeatureColumnName;
         return new SequenceDensityTransformer(SequenceSurrogate.BuildChain(_ml, o, model, threshold), model, threshold,
             schema => SequenceColumn.Check(schema, column), new[] { column }) { ThresholdSource = source };
     }
+
+    /// <summary>The Fit's warning when the threshold came from the training sequences because the trainer (one given to
+    /// the public constructor) reports no held-out split and Fit was given no validation view.</summary>
+    internal static string NoHeldOutSplitWarning(string name)
+        => $"{name}: the PredictedLabel threshold was learned on the training sequences: this estimator's trainer (given to the " +
+           "SequenceDensityEstimator constructor) reports no sequences it held out, and Fit was given no validation view. A " +
+           "model scores the sequences it trained on better than new ones of the same process, so this threshold flags more " +
+           "than the contamination of new normal sequences; pass validation sequences, Fit(trainData, validationData), to " +
+           "learn it on sequences the model did not train on.";
 
     /// <inheritdoc/>
     public SchemaShape GetOutputSchema(SchemaShape inputSchema) => SequenceColumn.OutputSchema(_ml, inputSchema, _options);
