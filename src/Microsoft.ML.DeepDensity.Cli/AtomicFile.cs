@@ -32,7 +32,7 @@ public static class AtomicFile
             throw new CliException(ExitCodes.OutputError, $"{path}: the directory {dir} does not exist.");
         // A directory that exists but takes no new file (read-only, no permission) is found now too, not after training:
         // the output is written as a temporary file next to the target, so that is what is tried.
-        string probe = Path.Combine(dir, $".{Path.GetFileName(full)}.{Environment.ProcessId}.{Guid.NewGuid():N}.probe.tmp");
+        string probe = Path.Combine(dir, FormattableString.Invariant($".{Path.GetFileName(full)}.{Environment.ProcessId}.{Guid.NewGuid():N}.probe.tmp"));
         try
         {
             using (new FileStream(probe, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1, FileOptions.DeleteOnClose)) { }
@@ -104,7 +104,7 @@ public static class AtomicFile
             return;
         }
         string dir = Path.GetDirectoryName(full)!;
-        string temp = Path.Combine(dir, $".{Path.GetFileName(full)}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp");
+        string temp = Path.Combine(dir, FormattableString.Invariant($".{Path.GetFileName(full)}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp"));
         try
         {
             FileStream stream;

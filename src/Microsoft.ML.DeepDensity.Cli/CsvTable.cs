@@ -110,7 +110,7 @@ public sealed class CsvTable
                 continue;
             }
             if (record.Ends.Count != header.Length)
-                throw CliException.DataError(file, start, 0, null, $"the row has {Count(record.Ends.Count, "field")} but the header has {header.Length} (ragged row){SeparatorHint(header)}.");
+                throw CliException.DataError(file, start, 0, null, FormattableString.Invariant($"the row has {Count(record.Ends.Count, "field")} but the header has {header.Length} (ragged row){SeparatorHint(header)}."));
             rows.Add(record.Row());
             lines.Add(start);
         }
@@ -269,8 +269,8 @@ public sealed class CsvTable
                 else if (first < 0) first = r;
             }
             if (first >= 0 && numbers > cells - numbers)
-                warnings.Add($"{System.IO.Path.GetFileName(File)}, line {Lines[first]}, column {c + 1} ('{Header[c]}'): '{Shorten(Rows[first][c].Trim())}' is not a number, " +
-                             $"so the column is read as text and is not a feature, though {numbers} of its {cells} non-empty cells are numbers " +
+                warnings.Add(FormattableString.Invariant($"{System.IO.Path.GetFileName(File)}, line {Lines[first]}, column {c + 1} ('{Header[c]}'): '{Shorten(Rows[first][c].Trim())}' is not a number, ") +
+                             FormattableString.Invariant($"so the column is read as text and is not a feature, though {numbers} of its {cells} non-empty cells are numbers ") +
                              "(missing values are not supported): fix the cell, or --exclude the column.");
         }
         return (names.ToArray(), warnings);
@@ -283,7 +283,7 @@ public sealed class CsvTable
             : header[0].Contains('\t') ? "; the header is one column and holds tabs: ddml reads comma-separated files, and this one looks tab-separated" : "";
 
     /// <summary>"1 row", "2 rows".</summary>
-    internal static string Count(long n, string noun) => n == 1 ? $"1 {noun}" : $"{n} {noun}s";
+    internal static string Count(long n, string noun) => n == 1 ? $"1 {noun}" : FormattableString.Invariant($"{n} {noun}s");
 
     /// <summary>A finite number written with digits that is too large for a float (1e39): a number, reported as out of range.</summary>
     private static bool Overflows(ReadOnlySpan<char> s) => s.IndexOfAnyInRange('0', '9') >= 0;
@@ -295,7 +295,7 @@ public sealed class CsvTable
     {
         var perColumn = columns.Select(c => (Name: Header[c], Count: Rows.Skip(first).Count(row => row.Cell(c).Trim().Length == 0))).Where(x => x.Count > 0).ToArray();
         int rows = Rows.Skip(first).Count(row => columns.Any(c => row.Cell(c).Trim().Length == 0));
-        string where = string.Join(", ", perColumn.Select(x => $"'{x.Name}' {x.Count}"));
+        string where = string.Join(", ", perColumn.Select(x => FormattableString.Invariant($"'{x.Name}' {x.Count}")));
         return $"the cell is empty (missing values are not supported); {Count(rows, "row")} of the file {(rows == 1 ? "has" : "have")} an empty feature cell " +
                $"({where}): remove or fill those rows, or --exclude the column.";
     }

@@ -87,7 +87,7 @@ public static class DdmlApp
         {
             if (parse.GetValue(Threads) is int threads)
             {
-                if (threads < 1) throw new CliException(ExitCodes.UsageError, $"--threads must be at least 1 (got {threads}).");
+                if (threads < 1) throw new CliException(ExitCodes.UsageError, FormattableString.Invariant($"--threads must be at least 1 (got {threads})."));
                 DeepDensityEnvironment.MaxDegreeOfParallelism = threads;
             }
             return body(parse);

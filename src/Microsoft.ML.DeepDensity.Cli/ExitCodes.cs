@@ -36,8 +36,8 @@ public sealed class CliException : Exception
     public static CliException DataError(string file, long line, int column, string? columnName, string problem)
     {
         var where = Path.GetFileName(file);
-        if (line > 0) where += $", line {line}";
-        if (column > 0) where += $", column {column}" + (columnName is null ? "" : $" ('{columnName}')");
+        if (line > 0) where += FormattableString.Invariant($", line {line}");
+        if (column > 0) where += FormattableString.Invariant($", column {column}") + (columnName is null ? "" : $" ('{columnName}')");
         return new CliException(ExitCodes.BadData, $"{where}: {problem}");
     }
 

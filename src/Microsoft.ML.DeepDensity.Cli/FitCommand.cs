@@ -156,8 +156,8 @@ public static class FitCommand
             CreatedUtc = DateTime.UtcNow,
         };
         ModelZip.Save(ml, transformer, transformer.Model, trainView.Schema, metadata, outFile);
-        string best = (numberOffset > 0 ? $" numbered {numberOffset + 1}–{numberOffset + metadata.EpochsRun}" : "") +
-                      (metadata.BestEpoch is int b ? $" (best {b})" : "");
+        string best = (numberOffset > 0 ? FormattableString.Invariant($" numbered {numberOffset + 1}–{numberOffset + metadata.EpochsRun}") : "") +
+                      (metadata.BestEpoch is int b ? FormattableString.Invariant($" (best {b})") : "");
         console.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"saved {outFile}: {entry.Name} ({model.DensityKind} log-density), {CsvTable.Count(data.Columns, "feature")}, {metadata.StepsRun}{best}, mean training log-density {meanTrain:F4}."));
         if (transformer.ThresholdSource is string thresholdSource)
@@ -207,7 +207,7 @@ public static class FitCommand
         double fraction = (double)type.GetProperty("ValidationFraction")!.GetValue(options)!;
         int patience = type.GetProperty("EarlyStoppingPatience")?.GetValue(options) as int? ?? 0;
         return string.Create(CultureInfo.InvariantCulture, $"ddml: note: no validation data: ValidationFraction {fraction} of {examples} holds out none (the count rounds down), ") +
-               (patience > 0 ? $"so early stopping (EarlyStoppingPatience {patience}) is off" : "so no validation figure is computed") +
+               (patience > 0 ? FormattableString.Invariant($"so early stopping (EarlyStoppingPatience {patience}) is off") : "so no validation figure is computed") +
                "; pass --validation FILE or raise --param ValidationFraction.";
     }
 

@@ -1,7 +1,7 @@
 namespace Microsoft.ML.DeepDensity.Cli;
 
 /// <summary>
-/// Ctrl+C handling: the first interrupt asks training to stop at the next minibatch and keep the best model so far
+/// Ctrl+C and SIGTERM handling: the first interrupt asks training to stop at the next minibatch and keep the best model so far
 /// (fit then saves it and exits with <see cref="ExitCodes.Interrupted"/>); a second one abandons the command, and
 /// nothing is written.
 /// </summary>
@@ -24,16 +24,26 @@ public sealed class Interrupts
     /// </summary>
     public bool CommandStopsCleanly { get; set; }
 
-    public void Signal(TextWriter? log = null)
+    /// <param name="log">Where the tool says what the signal does.</param>
+    /// <param name="sigterm">
+    /// The signal was SIGTERM (kill, timeout, docker stop), not Ctrl+C: whoever sent it is a process or a person at
+    /// another terminal, so the message names the signal and says what sending it again does instead of telling them to
+    /// press keys they have no way to press. A second signal of either kind abandons (Program.cs routes both here).
+    /// </param>
+    public void Signal(TextWriter? log = null, bool sigterm = false)
     {
         if (!_stop.IsCancellationRequested)
         {
-            log?.WriteLine("ddml: interrupt: stopping training and keeping the best model so far (press Ctrl+C again to abandon without writing).");
+            log?.WriteLine(sigterm
+                ? "ddml: received SIGTERM: stopping training and keeping the best model so far (send SIGTERM again to abandon without writing)."
+                : "ddml: interrupt: stopping training and keeping the best model so far (press Ctrl+C again to abandon without writing).");
             _stop.Cancel();
         }
         else
         {
-            log?.WriteLine("ddml: second interrupt: abandoning; nothing will be written.");
+            log?.WriteLine(sigterm
+                ? "ddml: second signal (SIGTERM): abandoning; nothing will be written."
+                : "ddml: second interrupt: abandoning; nothing will be written.");
             _abort.Cancel();
         }
     }

@@ -43,7 +43,7 @@ public sealed record ToolMetadata
     public string? Unit { get; init; }
 
     /// <summary>"6 epochs", "1 EM iteration": the run's length in its own unit.</summary>
-    public string StepsRun => $"{EpochsRun} {Unit ?? "epoch"}{(EpochsRun == 1 ? "" : "s")}";
+    public string StepsRun => FormattableString.Invariant($"{EpochsRun} {Unit ?? "epoch"}{(EpochsRun == 1 ? "" : "s")}");
     public bool StoppedEarly { get; init; }
     public bool StoppedByUser { get; init; }
     public double? MeanTrainLogDensity { get; init; }
@@ -80,7 +80,7 @@ public sealed record LoadedModel(string File, ITransformer Transformer, DensityT
     public DensityModel Model => Density.Model;
 
     /// <summary>The feature columns to read from a CSV: as trained, or (for a zip ddml did not write) f0, f1, ...</summary>
-    public string[] FeatureColumns => Metadata?.FeatureColumns ?? Enumerable.Range(0, Model.Dimension).Select(i => $"f{i}").ToArray();
+    public string[] FeatureColumns => Metadata?.FeatureColumns ?? Enumerable.Range(0, Model.Dimension).Select(i => FormattableString.Invariant($"f{i}")).ToArray();
 
     /// <summary>The stages of the zip's pipeline before its DeepDensity stage, by type name (empty for a zip ddml wrote,
     /// whose model reads the CSV's columns as they are). With any, the model's threshold, scores and samples are in the
@@ -154,9 +154,9 @@ public static class ModelZip
         // before training (EnsureReadable); this exact check catches one whose payload's extras pass the limit.
         long bytes = engineModel.GetFileLength(), limit = DeepDensityEnvironment.MaxModelFileBytes;
         if (bytes > limit)
-            throw new CliException(ExitCodes.TrainingFailed, string.Create(CultureInfo.InvariantCulture,
-                $"the trained {engineModel.ModelKind} model is {bytes:N0} bytes, more than ddml reads ({limit:N0}; DeepDensityEnvironment.MaxModelFileBytes), " +
-                $"so {Path.GetFileName(path)} was not written: train on fewer columns (e.g. a PCA projection) or a smaller model (-p options such as HiddenUnits)."));
+            throw new CliException(ExitCodes.TrainingFailed,
+                FormattableString.Invariant($"the trained {engineModel.ModelKind} model is {bytes:N0} bytes, more than ddml reads ({limit:N0}; DeepDensityEnvironment.MaxModelFileBytes), ") +
+                $"so {Path.GetFileName(path)} was not written: train on fewer columns (e.g. a PCA projection) or a smaller model (-p options such as HiddenUnits).");
         using var buffer = new MemoryStream();
         ml.Model.Save(model, inputSchema, buffer);
         using (var zip = new ZipArchive(buffer, ZipArchiveMode.Update, leaveOpen: true))
@@ -204,14 +204,14 @@ public static class ModelZip
                 // The metadata is small (names, options, a line per epoch): a forged entry that inflates to gigabytes (a
                 // zip bomb) is refused by its declared size, and read no further than the limit whatever it declares.
                 if (entry.Length > MaxMetadataBytes)
-                    throw CliException.ModelError(path, $"the ddml metadata entry {MetadataEntry} is larger than {MaxMetadataBytes >> 20} MiB ({entry.Length} bytes): not a file ddml wrote.");
+                    throw CliException.ModelError(path, FormattableString.Invariant($"the ddml metadata entry {MetadataEntry} is larger than {MaxMetadataBytes >> 20} MiB ({entry.Length} bytes): not a file ddml wrote."));
                 using var s = entry.Open();
                 var json = new MemoryStream();
                 var buffer = new byte[1 << 16];
                 for (int got; (got = s.Read(buffer)) > 0;)
                 {
                     if (json.Length + got > MaxMetadataBytes)
-                        throw CliException.ModelError(path, $"the ddml metadata entry {MetadataEntry} is larger than {MaxMetadataBytes >> 20} MiB: not a file ddml wrote.");
+                        throw CliException.ModelError(path, FormattableString.Invariant($"the ddml metadata entry {MetadataEntry} is larger than {MaxMetadataBytes >> 20} MiB: not a file ddml wrote."));
                     json.Write(buffer, 0, got);
                 }
                 json.Position = 0;
@@ -237,7 +237,7 @@ public static class ModelZip
             catch (InvalidModelFileException e) { throw CliException.ModelError(path, "corrupt DeepDensity model: " + e.Message, e); }
             catch (InvalidOperationException e) { throw CliException.ModelError(path, "the ddml metadata names a sequence model, but: " + e.Message, e); }
             if (metadata.FeatureColumns.Length != sequence.FrameSize)
-                throw CliException.ModelError(path, $"the metadata lists {metadata.FeatureColumns.Length} feature columns but the model's frames have {sequence.FrameSize} values.");
+                throw CliException.ModelError(path, FormattableString.Invariant($"the metadata lists {metadata.FeatureColumns.Length} feature columns but the model's frames have {sequence.FrameSize} values."));
             return new LoadedModel(path, transformer, null, metadata, schema, sequence);
         }
         DensityTransformer density;
@@ -254,7 +254,7 @@ public static class ModelZip
         }
         catch (InvalidOperationException e) when (CountDensityModels(ml, transformer) is int n and > 1)
         {
-            throw CliException.ModelError(path, $"an ML.NET model holding {n} DeepDensity models: ddml reads a zip holding one " +
+            throw CliException.ModelError(path, FormattableString.Invariant($"an ML.NET model holding {n} DeepDensity models: ddml reads a zip holding one ") +
                                                 "(score this pipeline through ML.NET: GetDensityTransformers).", e);
         }
         catch (InvalidOperationException e) { throw CliException.ModelError(path, "an ML.NET model, but not a DeepDensity one: " + e.Message, e); }
@@ -265,7 +265,7 @@ public static class ModelZip
             throw CliException.ModelError(path, $"the ddml metadata describes a '{named}' model, but the zip holds a {density.Model.ModelKind} model " +
                                                 "(metadata from another zip, or an edited one).");
         if (metadata is not null && metadata.FeatureColumns.Length != density.Model.Dimension)
-            throw CliException.ModelError(path, $"the metadata lists {metadata.FeatureColumns.Length} feature columns but the model has dimension {density.Model.Dimension}.");
+            throw CliException.ModelError(path, FormattableString.Invariant($"the metadata lists {metadata.FeatureColumns.Length} feature columns but the model has dimension {density.Model.Dimension}."));
         return new LoadedModel(path, transformer, density, metadata, schema);
     }
 
@@ -288,7 +288,7 @@ public static class ModelZip
             using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.SequentialScan);
             long limit = MaxZipBytes;
             if (stream.CanSeek && stream.Length > limit)
-                throw CliException.ModelError(path, $"the file is {stream.Length} bytes, larger than any model ddml reads ({limit} bytes; " +
+                throw CliException.ModelError(path, FormattableString.Invariant($"the file is {stream.Length} bytes, larger than any model ddml reads ({limit} bytes; ") +
                                                     "DeepDensityEnvironment.MaxModelFileBytes sets the engine model's limit).");
             var head = new byte[4];
             int n = stream.ReadAtLeast(head, head.Length, throwOnEndOfStream: false);
@@ -300,7 +300,7 @@ public static class ModelZip
             for (int got; (got = stream.Read(buffer)) > 0;)
             {
                 if (content.Length + got > limit)
-                    throw CliException.ModelError(path, $"the file is larger than any model ddml reads ({limit} bytes).");
+                    throw CliException.ModelError(path, FormattableString.Invariant($"the file is larger than any model ddml reads ({limit} bytes)."));
                 content.Write(buffer, 0, got);
             }
             return content.ToArray();
@@ -330,10 +330,10 @@ public static class ModelZip
             if (!names.Add(name)) throw CliException.ModelError(path, $"corrupt ddml metadata in the zip: the column '{name}' is named twice.");
         }
         if (m.TrainRows < 0 || m.TrainSequences is < 1 || m.TrainSequences > m.TrainRows)
-            throw CliException.ModelError(path, $"corrupt ddml metadata in the zip: TrainSequences {m.TrainSequences} for TrainRows {m.TrainRows}.");
+            throw CliException.ModelError(path, FormattableString.Invariant($"corrupt ddml metadata in the zip: TrainSequences {m.TrainSequences} for TrainRows {m.TrainRows}."));
         if (m.MedianSequenceLength is int median && (median < 1 || median > m.TrainRows))
-            throw CliException.ModelError(path, $"corrupt ddml metadata in the zip: MedianSequenceLength {median} is not the median length of sequences " +
-                                                $"with {m.TrainRows} frame rows in all.");
+            throw CliException.ModelError(path, FormattableString.Invariant($"corrupt ddml metadata in the zip: MedianSequenceLength {median} is not the median length of sequences ") +
+                                                FormattableString.Invariant($"with {m.TrainRows} frame rows in all."));
     }
 
     private static int CountDensityModels(MLContext ml, ITransformer transformer)

@@ -35,7 +35,7 @@ public static class ReportCommand
             if (topRows < 1 || parse.GetValue(length) < 1)
                 throw new CliException(ExitCodes.UsageError, "--top and --length must be at least 1.");
             if (parse.GetValue(samples) is int negative and < 0)
-                throw new CliException(ExitCodes.UsageError, $"--samples {negative}: must not be negative (0 draws none, and the report has no samples section).");
+                throw new CliException(ExitCodes.UsageError, FormattableString.Invariant($"--samples {negative}: must not be negative (0 draws none, and the report has no samples section)."));
             // With --samples 0 nothing is drawn, so what shapes the draws would do nothing (nothing is silently dropped).
             void NoDrawsToShape(params Option[] shaping)
             {
@@ -48,10 +48,10 @@ public static class ReportCommand
             {
                 if (parse.GetValue(shape) is not null) throw new CliException(ExitCodes.UsageError, "--image-shape is for row models; rnnrnade draws sequences as line plots.");
                 if (parse.GetValue(samples) is int many && many > DensityReportOptions.MaxSequencesDrawn)
-                    throw new CliException(ExitCodes.UsageError, $"--samples {many}: at most {DensityReportOptions.MaxSequencesDrawn} real and generated sequences are drawn (as lines of one plot).");
+                    throw new CliException(ExitCodes.UsageError, FormattableString.Invariant($"--samples {many}: at most {DensityReportOptions.MaxSequencesDrawn} real and generated sequences are drawn (as lines of one plot)."));
                 NoDrawsToShape(seed, length);
                 if (parse.GetValue(length) is int frames && frames > DensityReportOptions.MaxSampleLength)
-                    throw new CliException(ExitCodes.UsageError, $"--length {frames}: generated sequences of at most {DensityReportOptions.MaxSampleLength} frames are drawn.");
+                    throw new CliException(ExitCodes.UsageError, FormattableString.Invariant($"--length {frames}: generated sequences of at most {DensityReportOptions.MaxSampleLength} frames are drawn."));
                 var sequenceOptions = new DensityReportOptions
                 {
                     Title = title, FeatureNames = loaded.Metadata!.FeatureColumns, TrainingHistory = SequenceEvaluation.History(loaded.Metadata),
@@ -65,7 +65,7 @@ public static class ReportCommand
             if (parse.GetValue(length) is not null) throw new CliException(ExitCodes.UsageError, "--length is for the sequence model (rnnrnade).");
             int sampleCount = parse.GetValue(samples) ?? new DensityReportOptions().SampleCount;
             if (sampleCount > DensityReportOptions.MaxImagesDrawn)
-                throw new CliException(ExitCodes.UsageError, $"--samples {sampleCount}: at most {DensityReportOptions.MaxImagesDrawn} generated samples are drawn (as images in one grid).");
+                throw new CliException(ExitCodes.UsageError, FormattableString.Invariant($"--samples {sampleCount}: at most {DensityReportOptions.MaxImagesDrawn} generated samples are drawn (as images in one grid)."));
             var imageShape = ParseShape(parse.GetValue(shape), loaded.Model.Dimension);
             // Generated samples are drawn only as images: on data that is not image-shaped --samples and --seed would be
             // taken and do nothing (nothing is silently dropped), so they are refused before the data is scored.
@@ -74,14 +74,14 @@ public static class ReportCommand
                 foreach (var given in new Option[] { samples, seed }.Where(o => parse.GetResult(o) is { Implicit: false } && !(o == samples && sampleCount == 0)))
                     throw new CliException(ExitCodes.UsageError, $"{given.Name} has no effect here: generated samples are drawn as images, and the model's " +
                         (loaded.Model.Dimension == 1 ? "one column is not image-shaped (one value is no image)" // 1 is a square, but not drawn
-                            : $"{loaded.Model.Dimension} columns are not image-shaped ({ImageShapeReason(loaded.Model.Dimension)})") + $"; give --image-shape HxW to draw them, or drop {given.Name}.");
+                            : FormattableString.Invariant($"{loaded.Model.Dimension} columns are not image-shaped ({ImageShapeReason(loaded.Model.Dimension)})")) + $"; give --image-shape HxW to draw them, or drop {given.Name}.");
             NoDrawsToShape(seed);
             var scored = ScoringCommands.ScoreTable(ml, loaded, dataFile, parse.GetValue(label));
             var options = new DensityReportOptions
             {
                 Title = title,
                 FeatureNames = loaded.FeatureColumns,
-                RowNames = scored.Table.Lines.Select(l => $"line {l}").ToArray(),
+                RowNames = scored.Table.Lines.Select(l => FormattableString.Invariant($"line {l}")).ToArray(),
                 Labels = scored.Labels,
                 TrainingHistory = loaded.Metadata is { } m ? SequenceEvaluation.History(m) : null,
                 ImageShape = imageShape,
@@ -110,7 +110,7 @@ public static class ReportCommand
     private static int Write(DdmlConsole console, string outFile, string html)
     {
         AtomicFile.WriteText(outFile, w => w.Write(html));
-        console.Out.WriteLine($"wrote {outFile} ({html.Length / 1024} KiB)");
+        console.Out.WriteLine(FormattableString.Invariant($"wrote {outFile} ({html.Length / 1024} KiB)"));
         return ExitCodes.Success;
     }
 
@@ -119,7 +119,7 @@ public static class ReportCommand
     {
         int side = (int)Math.Round(Math.Sqrt(dimension));
         return side * side == dimension
-            ? $"a perfect square, but smaller than {DensityReportOptions.MinAutomaticImageSide}×{DensityReportOptions.MinAutomaticImageSide}: read as a table"
+            ? FormattableString.Invariant($"a perfect square, but smaller than {DensityReportOptions.MinAutomaticImageSide}×{DensityReportOptions.MinAutomaticImageSide}: read as a table")
             : "not a perfect square";
     }
 
@@ -131,7 +131,7 @@ public static class ReportCommand
             || !int.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out int w) || h < 1 || w < 1)
             throw new CliException(ExitCodes.UsageError, $"--image-shape '{text}': expected HxW, e.g. 28x28.");
         if ((long)h * w != dimension) // in long: 4 × 1073741840 overflowed an int to 64
-            throw new CliException(ExitCodes.UsageError, $"--image-shape {h}x{w} has {(long)h * w} pixels but the model has {dimension} features.");
+            throw new CliException(ExitCodes.UsageError, FormattableString.Invariant($"--image-shape {h}x{w} has {(long)h * w} pixels but the model has {dimension} features."));
         return (h, w);
     }
 }

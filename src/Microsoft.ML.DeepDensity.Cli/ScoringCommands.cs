@@ -57,7 +57,7 @@ public static class ScoringCommands
     {
         int unknown = standardErrors.Count(float.IsPositiveInfinity);
         return unknown == 0 ? null
-            : $"{unknown} of {CsvTable.Count(standardErrors.Length, "row")} {(unknown == 1 ? "has" : "have")} StandardError Infinity (unknown: the estimate rests on fewer than " +
+            : FormattableString.Invariant($"{unknown} of {CsvTable.Count(standardErrors.Length, "row")} {(unknown == 1 ? "has" : "have")} StandardError Infinity (unknown: the estimate rests on fewer than ") +
               FormattableString.Invariant($"{Microsoft.ML.DeepDensity.Estimation.ImportanceSampler.MinEffectiveSamples} effective importance samples, so it may be off by far more than its weights show; a larger EvaluationSamples (IWAE, NVIL) or AisRuns (an RBM's log Z, shared by every row) may help)");
     }
 
@@ -77,13 +77,13 @@ public static class ScoringCommands
         var model = ModelArgument();
         var count = new Option<int>("--count", "-n") { Description = "Number of rows (rnnrnade: sequences) to draw.", DefaultValueFactory = _ => 100 };
         var seed = new Option<ulong>("--seed") { Description = "Seed: the same seed gives the same rows (row or sequence i depends only on seed and i).", DefaultValueFactory = _ => 0 };
-        var length = new Option<int?>("--length") { Description = $"rnnrnade: frames per sequence (default: the median training sequence length, else {SequenceCommands.DefaultSampleLength})." };
+        var length = new Option<int?>("--length") { Description = FormattableString.Invariant($"rnnrnade: frames per sequence (default: the median training sequence length, else {SequenceCommands.DefaultSampleLength}).") };
         var output = DdmlApp.OutOption("Output CSV (default: standard output), with the model's feature columns (rnnrnade: sequence-id, order and feature columns, one row per frame).", required: false);
         var command = new System.CommandLine.Command("sample", "Draw rows (or sequences, as frame rows) from the model.") { model, count, seed, length, output };
         return command.WithBody(console, parse =>
         {
             int n = parse.GetValue(count);
-            if (n < 1) throw new CliException(ExitCodes.UsageError, $"--count must be at least 1 (got {n}).");
+            if (n < 1) throw new CliException(ExitCodes.UsageError, FormattableString.Invariant($"--count must be at least 1 (got {n})."));
             if (parse.GetValue(output) is string target) AtomicFile.CheckTarget(target, (parse.GetValue(model), "model file"));
             var ml = new MLContext(seed: 1);
             var loaded = ModelZip.Load(ml, parse.GetValue(model)!);
@@ -170,7 +170,7 @@ public static class ScoringCommands
             var s = ScoreTable(ml, loaded, parse.GetValue(data)!, parse.GetValue(label));
             var w = console.Out;
             var (mean, se) = MeanAndStandardError(s.LogDensity);
-            w.WriteLine($"rows                    {s.LogDensity.Length}");
+            w.WriteLine(FormattableString.Invariant($"rows                    {s.LogDensity.Length}"));
             w.WriteLine(string.Create(Ci, $"average log-density     {mean:F4}{PlusMinus(se)} ({StandardErrorNote(s.LogDensity, "row")}; {loaded.Model.DensityKind})"));
             if (loaded.Model.DensityKind == DensityKind.Estimate)
                 w.WriteLine($"mean estimate error     {MeanEstimateError(s.StandardError)}");
@@ -190,7 +190,7 @@ public static class ScoringCommands
     internal static bool OneClassLabels(DdmlConsole console, bool[] labels, string dataFile, string labelColumn, string items, string prefix)
     {
         if (OneClass(labels, items) is not { } which) return false;
-        console.Out.WriteLine($"{prefix}labelled anomalies".PadRight(24) + $"{labels.Count(b => b)} of {labels.Length} {items}");
+        console.Out.WriteLine($"{prefix}labelled anomalies".PadRight(24) + FormattableString.Invariant($"{labels.Count(b => b)} of {labels.Length} {items}"));
         console.Out.WriteLine($"{prefix}AUROC".PadRight(24) + $"undefined: {which} (AUROC needs both classes)");
         WarnOneClass(console, dataFile, labelColumn, which, "AUROC and the detection rate are undefined and not printed; the other figures are");
         return true;
@@ -207,7 +207,7 @@ public static class ScoringCommands
     {
         int positives = labels.Count(b => b);
         if (positives > 0 && positives < labels.Count) return null;
-        return positives == 0 ? $"every one of the {labels.Count} {items} is labelled normal" : $"every one of the {labels.Count} {items} is labelled anomalous";
+        return positives == 0 ? FormattableString.Invariant($"every one of the {labels.Count} {items} is labelled normal") : FormattableString.Invariant($"every one of the {labels.Count} {items} is labelled anomalous");
     }
 
     /// <summary>ML.NET's anomaly-detection metrics (AUROC, detection rate at a number of false positives = a tenth of the
@@ -220,7 +220,7 @@ public static class ScoringCommands
             Label = labels[i] ? 1f : 0f, Score = score[i], PredictedLabel = predicted[i],
         }));
         var metrics = ml.AnomalyDetection.Evaluate(view, falsePositiveCount: falsePositives);
-        w.WriteLine($"{prefix}labelled anomalies".PadRight(24) + $"{positives} of {labels.Length} {items}");
+        w.WriteLine($"{prefix}labelled anomalies".PadRight(24) + FormattableString.Invariant($"{positives} of {labels.Length} {items}"));
         w.WriteLine($"{prefix}AUROC".PadRight(24) + metrics.AreaUnderRocCurve.ToString("F4", Ci));
         w.WriteLine($"{prefix}detection rate at {CsvTable.Count(falsePositives, "false positive")}  " + metrics.DetectionRateAtFalsePositiveCount.ToString("F4", Ci));
     }
@@ -239,16 +239,16 @@ public static class ScoringCommands
             {
                 w.WriteLine($"file                    {Path.GetFileName(loaded.File)} (ML.NET model zip)");
                 w.WriteLine($"kind                    RnnRnade (ddml model '{meta!.Model}'): exact log-density of sequences, per frame row");
-                w.WriteLine($"input                   Real frames, dimension {meta.FeatureColumns.Length}; sequence id '{meta.SequenceIdColumn}', order '{meta.OrderColumn}'");
+                w.WriteLine(FormattableString.Invariant($"input                   Real frames, dimension {meta.FeatureColumns.Length}; sequence id '{meta.SequenceIdColumn}', order '{meta.OrderColumn}'"));
                 w.WriteLine($"features                {Abbreviate(meta.FeatureColumns)}");
                 // The frame rows' threshold (Score = −log p(x_t | x_<t) > it: PredictedLabel), stored in the model like a row model's.
                 float threshold = loaded.Transformer.GetSequenceAnomalyThreshold(ml);
                 w.WriteLine(string.Create(Ci, $"anomaly threshold       score > {threshold:G6} per frame row") +
                             (meta.Contamination is double c ? string.Create(Ci, $" (contamination {c})") : ""));
                 var (sformat, skind, spayload) = ModelZip.EngineFileVersion(loaded.SequenceModel!);
-                w.WriteLine($"file format             engine format {sformat} (this build reads {ModelZip.CurrentEngineFormat}), {skind} payload version {spayload}");
+                w.WriteLine(FormattableString.Invariant($"file format             engine format {sformat} (this build reads {ModelZip.CurrentEngineFormat}), {skind} payload version {spayload}"));
                 if (meta.TrainSequences is int sequences)
-                    w.WriteLine($"training sequences      {sequences} (median length {CsvTable.Count(meta.MedianSequenceLength ?? 0, "frame")}: the default length of 'ddml sample')");
+                    w.WriteLine(FormattableString.Invariant($"training sequences      {sequences} (median length {CsvTable.Count(meta.MedianSequenceLength ?? 0, "frame")}: the default length of 'ddml sample')"));
                 WriteTraining(w, meta);
                 return ExitCodes.Success;
             }
@@ -257,11 +257,11 @@ public static class ScoringCommands
             w.WriteLine($"file                    {Path.GetFileName(loaded.File)} (ML.NET model zip{(meta is null ? ", no ddml metadata" : "")})");
             w.WriteLine($"kind                    {kind}{(meta is null ? "" : $" (ddml model '{meta.Model}')")}");
             w.WriteLine($"log-density             {m.DensityKind}");
-            w.WriteLine($"input                   {m.InputDomain}, dimension {m.Dimension}");
+            w.WriteLine(FormattableString.Invariant($"input                   {m.InputDomain}, dimension {m.Dimension}"));
             w.WriteLine($"features                {Abbreviate(loaded.FeatureColumns)}");
             w.WriteLine(string.Create(Ci, $"anomaly threshold       score > {loaded.Density.Threshold:G6} (contamination {loaded.Density.Contamination})"));
             if (loaded.UnitsNote("the threshold, scores and samples are") is string note) w.WriteLine($"note                    {note}");
-            w.WriteLine($"file format             engine format {format} (this build reads {ModelZip.CurrentEngineFormat}), {kind} payload version {payload}");
+            w.WriteLine(FormattableString.Invariant($"file format             engine format {format} (this build reads {ModelZip.CurrentEngineFormat}), {kind} payload version {payload}"));
             if (meta is not null) WriteTraining(w, meta);
             return ExitCodes.Success;
         });
@@ -272,8 +272,8 @@ public static class ScoringCommands
         w.WriteLine(FormattableString.Invariant($"written by              {meta.Tool}, {meta.CreatedUtc:u}"));
         if (meta.LabelColumn is not null) w.WriteLine($"label column            {meta.LabelColumn}");
         if (meta.ExcludedColumns.Length > 0) w.WriteLine($"excluded columns        {string.Join(", ", meta.ExcludedColumns.Select(CsvTable.Escape))}");
-        w.WriteLine($"training data           {meta.TrainFile}, {meta.TrainRows} {(meta.Model == SequenceCommands.ModelName ? "frame rows" : "rows")}" + (meta.ValidationFile is null ? "" : $"; validation {meta.ValidationFile}"));
-        w.WriteLine($"training                {meta.StepsRun}" + (meta.BestEpoch is int b ? $", best {meta.Unit ?? "epoch"} {b}" : "") +
+        w.WriteLine(FormattableString.Invariant($"training data           {meta.TrainFile}, {meta.TrainRows} {(meta.Model == SequenceCommands.ModelName ? "frame rows" : "rows")}") + (meta.ValidationFile is null ? "" : $"; validation {meta.ValidationFile}"));
+        w.WriteLine($"training                {meta.StepsRun}" + (meta.BestEpoch is int b ? FormattableString.Invariant($", best {meta.Unit ?? "epoch"} {b}") : "") +
                     (meta.StoppedEarly ? ", stopped early (no validation gain)" : "") + (meta.StoppedByUser ? ", stopped by the user (Ctrl+C)" : "") +
                     LastFigures(meta));
         if (meta.MeanTrainLogDensity is double mean)
@@ -379,7 +379,7 @@ public static class ScoringCommands
     {
         int infinite = values.Count(v => !float.IsFinite(v));
         return values.Count < 2 ? $"one {item}: no standard error"
-            : infinite > 0 ? $"{CsvTable.Count(infinite, item)} of {values.Count} with log-density -Infinity, impossible under the model: no standard error"
+            : infinite > 0 ? FormattableString.Invariant($"{CsvTable.Count(infinite, item)} of {values.Count} with log-density -Infinity, impossible under the model: no standard error")
             : $"standard error over {item}s";
     }
 
@@ -396,7 +396,7 @@ public static class ScoringCommands
     internal static string Abbreviate(string[] names)
     {
         var n = names.Select(CsvTable.Escape).ToArray();
-        return n.Length <= 8 ? string.Join(", ", n) : string.Join(", ", n.Take(6)) + $", ... {n[^1]} ({n.Length} columns)";
+        return n.Length <= 8 ? string.Join(", ", n) : string.Join(", ", n.Take(6)) + FormattableString.Invariant($", ... {n[^1]} ({n.Length} columns)");
     }
 
     /// <summary>Writes to a file atomically, or to standard output.</summary>

@@ -100,8 +100,8 @@ public static class SequenceCommands
             StoppedByUser = console.Interrupts.StopRequested, MeanTrainLogDensity = meanPerFrame, Contamination = contamination, CreatedUtc = DateTime.UtcNow,
         };
         ModelZip.Save(ml, transformer, transformer.Model, view.Schema, metadata, outFile);
-        console.Out.WriteLine(string.Create(CultureInfo.InvariantCulture, $"saved {outFile}: {ModelName} (exact log-density per frame), {CsvTable.Count(names.Length, "feature")} per frame, " +
-                                                                             $"{metadata.StepsRun}, mean training log-density {meanPerFrame:F4} per frame."));
+        console.Out.WriteLine(FormattableString.Invariant($"saved {outFile}: {ModelName} (exact log-density per frame), {CsvTable.Count(names.Length, "feature")} per frame, ") +
+                              FormattableString.Invariant($"{metadata.StepsRun}, mean training log-density {meanPerFrame:F4} per frame."));
         if (transformer.ThresholdSource is string thresholdSource)
             console.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"anomaly threshold: score > {transformer.Threshold:G6} per frame row, the (1 - {contamination}) quantile of {thresholdSource}."));
@@ -143,21 +143,21 @@ public static class SequenceCommands
     {
         var meta = loaded.Metadata!;
         int frames = length ?? meta.MedianSequenceLength ?? DefaultSampleLength;
-        if (frames < 1) throw new CliException(ExitCodes.UsageError, $"--length must be at least 1 (got {frames}).");
+        if (frames < 1) throw new CliException(ExitCodes.UsageError, FormattableString.Invariant($"--length must be at least 1 (got {frames})."));
         // One draw is one array of count × frames × frame values (the engine's limit): say so in the options' terms.
         int d = loaded.SequenceModel!.FrameSize;
         long mostFrames = Array.MaxLength / Math.Max(1, d);
         // The default length is the zip's recorded median training length: a message about it must not blame --length.
-        string lengthIs = length is null ? $"the model's median training length {frames} (the default --length)" : $"--length {frames}";
+        string lengthIs = length is null ? FormattableString.Invariant($"the model's median training length {frames} (the default --length)") : FormattableString.Invariant($"--length {frames}");
         if (length is null && frames > MaxDefaultSampleLength) // a forged zip (a billion rows, median half of them) must not allocate gigabytes unasked
-            throw new CliException(ExitCodes.UsageError, $"{lengthIs} is the default only up to {MaxDefaultSampleLength} frames: give --length.");
+            throw new CliException(ExitCodes.UsageError, FormattableString.Invariant($"{lengthIs} is the default only up to {MaxDefaultSampleLength} frames: give --length."));
         if (frames > mostFrames)
-            throw new CliException(ExitCodes.UsageError, $"{lengthIs}: at most {mostFrames} frames of {d} values can be drawn at once; give a shorter --length.");
+            throw new CliException(ExitCodes.UsageError, FormattableString.Invariant($"{lengthIs}: at most {mostFrames} frames of {d} values can be drawn at once; give a shorter --length."));
         if (length is null && (long)count * frames > mostFrames)
-            throw new CliException(ExitCodes.UsageError, $"--count {count} sequences of {lengthIs} are more than one draw holds " +
-                                                         $"({mostFrames} frames of {d} values): give a shorter --length or a smaller --count.");
+            throw new CliException(ExitCodes.UsageError, FormattableString.Invariant($"--count {count} sequences of {lengthIs} are more than one draw holds ") +
+                                                         FormattableString.Invariant($"({mostFrames} frames of {d} values): give a shorter --length or a smaller --count."));
         if ((long)count * frames > mostFrames)
-            throw new CliException(ExitCodes.UsageError, $"--count {count}: at most {mostFrames / frames} sequences of {frames} frames of {d} values " +
+            throw new CliException(ExitCodes.UsageError, FormattableString.Invariant($"--count {count}: at most {mostFrames / frames} sequences of {frames} frames of {d} values ") +
                                                          "can be drawn at once (draw fewer; sequence i depends only on --seed and i).");
         var sequences = loaded.SequenceModel!.Sample(count, frames, seed);
         ScoringCommands.WriteOutput(console, outFile, w =>
@@ -169,7 +169,7 @@ public static class SequenceCommands
                 var s = sequences.Sequence(i);
                 for (int t = 0; t < frames; t++)
                 {
-                    cells[0] = $"sample{i}";
+                    cells[0] = FormattableString.Invariant($"sample{i}");
                     cells[1] = t.ToString(CultureInfo.InvariantCulture);
                     for (int j = 0; j < d; j++) cells[j + 2] = CsvTable.Format(s[t * d + j]);
                     w.WriteLine(string.Join(",", cells));

@@ -29,7 +29,7 @@ public static class SequenceEvaluation
         for (int i = 0; i < count; i++)
             for (int f = batch.Offsets[i]; f < batch.Offsets[i + 1]; f++) { total[i] += step[data.RowOfFrame[f]]; anyFlagged[i] |= predicted[data.RowOfFrame[f]]; }
         var w = console.Out;
-        w.WriteLine($"sequences               {count} ({CsvTable.Count(frames, "frame row")}; median length {DensityReport.MedianLength(batch)})");
+        w.WriteLine(FormattableString.Invariant($"sequences               {count} ({CsvTable.Count(frames, "frame row")}; median length {DensityReport.MedianLength(batch)})"));
         var (perFrame, perFrameSe) = RatioAndClusterStandardError(total, Enumerable.Range(0, count).Select(batch.Length).ToArray());
         w.WriteLine(string.Create(Ci, $"average log-density     {perFrame:F4}{ScoringCommands.PlusMinus(perFrameSe)} per frame ") +
                     $"({ScoringCommands.StandardErrorNote(total.Select(v => (float)v).ToArray(), "sequence")}; Exact)");
@@ -87,7 +87,7 @@ public static class SequenceEvaluation
             var labels = data.Table.Labels(data.Table.ColumnIndex(labelColumn, "label"));
             options.Labels = data.RowOfFrame.Select(r => labels[r]).ToArray();
         }
-        options.RowNames = data.RowOfFrame.Select(r => $"line {data.Table.Lines[r]}").ToArray();
+        options.RowNames = data.RowOfFrame.Select(r => FormattableString.Invariant($"line {data.Table.Lines[r]}")).ToArray();
         options.SequenceNames = data.SequenceIds.Select(id => $"{meta.SequenceIdColumn} = {id}").ToArray();
         // The recorded median (checked against the training rows, but a zip may claim a billion of them) is a default only
         // up to what the report draws.

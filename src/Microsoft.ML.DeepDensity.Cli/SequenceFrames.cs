@@ -83,7 +83,7 @@ public sealed class SequenceFrames
                 int r = list[j];
                 if (j > 0 && order[r] == order[list[j - 1]])
                     throw CliException.DataError(table.File, table.Lines[r], orderColumn + 1, table.Header[orderColumn],
-                        $"sequence '{firstSeen[i]}' has two rows with order {(times ? table.Rows[r][orderColumn].Trim() : order[r].ToString(CultureInfo.InvariantCulture))} (lines {table.Lines[list[j - 1]]} and {table.Lines[r]}).");
+                        FormattableString.Invariant($"sequence '{firstSeen[i]}' has two rows with order {(times ? table.Rows[r][orderColumn].Trim() : order[r].ToString(CultureInfo.InvariantCulture))} (lines {table.Lines[list[j - 1]]} and {table.Lines[r]})."));
                 rowOfFrame[f] = r;
                 frames.Row(r).CopyTo(values.AsSpan(f * d, d));
             }

@@ -24,7 +24,7 @@ public static class DeepDensityEnvironment
         set
         {
             if (value < 1 || value > Persistence.ModelFile.MaxPayloadLength)
-                throw new ArgumentOutOfRangeException(nameof(value), $"MaxModelFileBytes must be in [1, {Persistence.ModelFile.MaxPayloadLength}] (got {value}).");
+                throw new ArgumentOutOfRangeException(nameof(value), FormattableString.Invariant($"MaxModelFileBytes must be in [1, {Persistence.ModelFile.MaxPayloadLength}] (got {value})."));
             Volatile.Write(ref _maxModelFileBytes, value);
         }
     }
@@ -48,7 +48,7 @@ public static class DeepDensityEnvironment
         set
         {
             if (value < 1L << 20 || value > Array.MaxLength)
-                throw new ArgumentOutOfRangeException(nameof(value), $"MaxScoringScratchFloats must be in [{1L << 20}, {Array.MaxLength}] (got {value}).");
+                throw new ArgumentOutOfRangeException(nameof(value), FormattableString.Invariant($"MaxScoringScratchFloats must be in [{1L << 20}, {Array.MaxLength}] (got {value})."));
             Volatile.Write(ref _maxScoringScratchFloats, value);
         }
     }
@@ -65,7 +65,7 @@ public static class DeepDensityEnvironment
         set
         {
             if (value == 0 || value < -1)
-                throw new ArgumentOutOfRangeException(nameof(value), $"MaxDegreeOfParallelism must be -1 (no limit) or at least 1 (got {value}).");
+                throw new ArgumentOutOfRangeException(nameof(value), FormattableString.Invariant($"MaxDegreeOfParallelism must be -1 (no limit) or at least 1 (got {value})."));
             Volatile.Write(ref _maxDegreeOfParallelism, value);
         }
     }

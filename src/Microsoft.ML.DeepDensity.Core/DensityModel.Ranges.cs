@@ -87,10 +87,10 @@ public abstract partial class DensityModel
         public void Read(int start, int n, Span<float> destination, CancellationToken cancellationToken = default)
         {
             if (start < 0 || n < 0 || (long)start + n > Count)
-                throw new ArgumentOutOfRangeException(nameof(start), $"Rows [{start}, {(long)start + n}) are not rows of a draw of {Count}.");
+                throw new ArgumentOutOfRangeException(nameof(start), FormattableString.Invariant($"Rows [{start}, {(long)start + n}) are not rows of a draw of {Count}."));
             int d = Model.Dimension;
             if (destination.Length < (long)n * d)
-                throw new ArgumentException($"Destination has {destination.Length} floats; {n} samples need {(long)n * d}.", nameof(destination));
+                throw new ArgumentException(FormattableString.Invariant($"Destination has {destination.Length} floats; {n} samples need {(long)n * d}."), nameof(destination));
             cancellationToken.ThrowIfCancellationRequested();
             if (n == 0) return;
             var rows = destination[..(n * d)];

@@ -26,7 +26,7 @@ public abstract partial class DensityModel
     /// Called only for a model with <see cref="SamplingBlockRows"/> above 0, which must override it.
     /// </summary>
     private protected virtual void DrawSamplingBlock(int start, int n, RandomStream root, Span<float> block)
-        => throw new InvalidOperationException($"{GetType().Name} has sampling blocks of {SamplingBlockRows} rows but does not draw them.");
+        => throw new InvalidOperationException(FormattableString.Invariant($"{GetType().Name} has sampling blocks of {SamplingBlockRows} rows but does not draw them."));
 
     /// <summary>Rows [<paramref name="first"/>, first + <paramref name="n"/>) of the draw of <paramref name="count"/> rows
     /// with <paramref name="seed"/>, from the model's own sampling blocks (see the general overload).</summary>

@@ -41,9 +41,9 @@ public abstract partial class DensityModel : DensityModelBase
     {
         int count = DataValidation.CheckRows(rows, Dimension, InputDomain, "rows");
         if (logDensity.Length < count)
-            throw new ArgumentException($"Destination has {logDensity.Length} slots for {count} rows.", nameof(logDensity));
+            throw new ArgumentException(FormattableString.Invariant($"Destination has {logDensity.Length} slots for {count} rows."), nameof(logDensity));
         if (!standardError.IsEmpty && standardError.Length < count)
-            throw new ArgumentException($"Standard-error destination has {standardError.Length} slots for {count} rows.", nameof(standardError));
+            throw new ArgumentException(FormattableString.Invariant($"Standard-error destination has {standardError.Length} slots for {count} rows."), nameof(standardError));
         cancellationToken.ThrowIfCancellationRequested();
         if (count == 0) return;
         var ld = logDensity[..count];
@@ -140,7 +140,7 @@ public abstract partial class DensityModel : DensityModelBase
     {
         CheckSampleCount(count);
         if (destination.Length < (long)count * Dimension)
-            throw new ArgumentException($"Destination has {destination.Length} floats; {count} samples need {(long)count * Dimension}.", nameof(destination));
+            throw new ArgumentException(FormattableString.Invariant($"Destination has {destination.Length} floats; {count} samples need {(long)count * Dimension}."), nameof(destination));
         if (count == 0) return;
         cancellationToken.ThrowIfCancellationRequested();
         var samples = destination[..(count * Dimension)];
@@ -165,7 +165,7 @@ public abstract partial class DensityModel : DensityModelBase
 
     private static void CheckSampleCount(int count)
     {
-        if (count < 0) throw new ArgumentOutOfRangeException(nameof(count), $"Sample count must be non-negative (got {count}).");
+        if (count < 0) throw new ArgumentOutOfRangeException(nameof(count), FormattableString.Invariant($"Sample count must be non-negative (got {count})."));
     }
 
     /// <summary>Loads any registered row model kind; a corrupt, truncated or foreign file (or a sequence model) throws <see cref="InvalidModelFileException"/>.</summary>
@@ -206,6 +206,6 @@ public abstract partial class DensityModel : DensityModelBase
     private protected void CheckWidth(RowMatrix rows)
     {
         if (rows.Columns != Dimension)
-            throw new DataValidationException(-1, -1, $"the data has {rows.Columns} columns but the model expects {Dimension} (wrong vector size?)", null) { Kind = DataProblemKind.WrongSize };
+            throw new DataValidationException(-1, -1, FormattableString.Invariant($"the data has {rows.Columns} columns but the model expects {Dimension} (wrong vector size?)"), null) { Kind = DataProblemKind.WrongSize };
     }
 }

@@ -41,9 +41,9 @@ public abstract class SequenceDensityModel : DensityModelBase
         Check(sequences);
         int count = sequences.Count;
         if (logDensity.Length < count)
-            throw new ArgumentException($"Destination has {logDensity.Length} slots for {count} sequences.", nameof(logDensity));
+            throw new ArgumentException(FormattableString.Invariant($"Destination has {logDensity.Length} slots for {count} sequences."), nameof(logDensity));
         if (!standardError.IsEmpty && standardError.Length < count)
-            throw new ArgumentException($"Standard-error destination has {standardError.Length} slots for {count} sequences.", nameof(standardError));
+            throw new ArgumentException(FormattableString.Invariant($"Standard-error destination has {standardError.Length} slots for {count} sequences."), nameof(standardError));
         cancellationToken.ThrowIfCancellationRequested();
         if (count == 0) return;
         var ld = logDensity[..count];
@@ -140,7 +140,7 @@ public abstract class SequenceDensityModel : DensityModelBase
         Check(sequences);
         int frames = sequences.TotalFrames;
         if (frameLogDensity.Length < frames)
-            throw new ArgumentException($"Destination has {frameLogDensity.Length} slots for {frames} frames.", nameof(frameLogDensity));
+            throw new ArgumentException(FormattableString.Invariant($"Destination has {frameLogDensity.Length} slots for {frames} frames."), nameof(frameLogDensity));
         cancellationToken.ThrowIfCancellationRequested();
         if (frames == 0) return;
         var destination = frameLogDensity[..frames];

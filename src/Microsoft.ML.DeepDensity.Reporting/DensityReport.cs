@@ -26,14 +26,14 @@ public static partial class DensityReport
         options ??= new DensityReportOptions();
         options.CheckFor(model.Dimension, "columns");
         if (options.Labels is { } l && l.Count != rows.Rows)
-            throw new ArgumentException($"Labels has {l.Count} values for {rows.Rows} rows.", nameof(options));
+            throw new ArgumentException(FormattableString.Invariant($"Labels has {l.Count} values for {rows.Rows} rows."), nameof(options));
         if (options.RowNames is { } rn && rn.Count != rows.Rows)
-            throw new ArgumentException($"RowNames has {rn.Count} values for {rows.Rows} rows.", nameof(options));
+            throw new ArgumentException(FormattableString.Invariant($"RowNames has {rn.Count} values for {rows.Rows} rows."), nameof(options));
         var logDensity = model.LogDensity(rows);
-        var names = options.FeatureNames ?? Enumerable.Range(0, model.Dimension).Select(i => $"f{i}").ToArray();
+        var names = options.FeatureNames ?? Enumerable.Range(0, model.Dimension).Select(i => FormattableString.Invariant($"f{i}")).ToArray();
         var html = ReportHtml.Begin(options.Title, new List<KeyValuePair<string, string>>(options.Facts)
         {
-            new("model", $"{model.ModelKind}: {model.DensityKind} log-density, {model.InputDomain} input, dimension {model.Dimension}"),
+            new("model", FormattableString.Invariant($"{model.ModelKind}: {model.DensityKind} log-density, {model.InputDomain} input, dimension {model.Dimension}")),
             new("rows scored", rows.Rows.ToString(Ci)),
             new("mean log-density", ReportHtml.Mean(logDensity).ToString("F4", Ci)),
         });
@@ -49,7 +49,7 @@ public static partial class DensityReport
                 var score = logDensity.Select(v => -(double)v).ToArray();
                 var (curve, auroc) = Roc.Compute(score, labels);
                 ReportHtml.Image(html, Plots.Roc(new[] { ("rows", curve, auroc) }), "ROC curve",
-                    $"{positives} anomalous and {labels.Count - positives} normal rows; AUROC {auroc.ToString("F4", Ci)}.");
+                    FormattableString.Invariant($"{positives} anomalous and {labels.Count - positives} normal rows; AUROC {auroc.ToString("F4", Ci)}."));
             }
             else html.Append("<p class=\"note\">The labels hold only one class, so there is no ROC curve.</p>");
         }
@@ -64,21 +64,21 @@ public static partial class DensityReport
             var values = rows.Values.AsSpan(0, rows.Rows * rows.Columns);
             double low = values.Length == 0 ? 0 : TensorMin(values), high = values.Length == 0 ? 1 : TensorMax(values);
             if (!(high > low)) high = low + 1;
-            html.Append($"<h2>Images ({h}×{w})</h2>\n");
+            html.Append(FormattableString.Invariant($"<h2>Images ({h}×{w})</h2>\n"));
             // SampleCount 0 draws no samples: no grid of them, nor of real rows to compare them with.
             if (options.SampleCount is int n and > 0)
             {
                 var samples = model.Sample(n, options.Seed);
                 var real = rows.SelectRows(Enumerable.Range(0, Math.Min(n, rows.Rows)).ToArray());
                 html.Append("<div class=\"row\">");
-                ReportHtml.Image(html, Plots.ImageGrid("Generated samples", samples, h, w, null, low, high), "Generated samples", $"{n} draws from the model (seed {options.Seed}).");
-                ReportHtml.Image(html, Plots.ImageGrid("Real rows", real, h, w, null, low, high), "Real rows", real.Rows == 1 ? "The first scored row." : $"The first {real.Rows} scored rows.");
+                ReportHtml.Image(html, Plots.ImageGrid("Generated samples", samples, h, w, null, low, high), "Generated samples", FormattableString.Invariant($"{n} draws from the model (seed {options.Seed})."));
+                ReportHtml.Image(html, Plots.ImageGrid("Real rows", real, h, w, null, low, high), "Real rows", real.Rows == 1 ? "The first scored row." : FormattableString.Invariant($"The first {real.Rows} scored rows."));
                 html.Append("</div>\n");
             }
             var drawn = order.Take(DensityReportOptions.MaxImagesDrawn).ToArray();
             var captions = drawn.Select(i => logDensity[i].ToString("F1", Ci)).ToArray();
             ReportHtml.Image(html, Plots.ImageGrid("Most anomalous rows", rows.SelectRows(drawn), h, w, captions, low, high), "Most anomalous rows",
-                (drawn.Length < order.Length ? $"The first {drawn.Length} of the {order.Length} rows of the table above" : "The rows of the table above") +
+                (drawn.Length < order.Length ? FormattableString.Invariant($"The first {drawn.Length} of the {order.Length} rows of the table above") : "The rows of the table above") +
                 ", lowest log-density first (caption: log-density).");
         }
         return ReportHtml.End(html);
@@ -93,7 +93,7 @@ public static partial class DensityReport
         if (options.ImageShape is (int h, int w))
         {
             if (h < 1 || w < 1 || (long)h * w != dimension) // in long: an int product can overflow to the dimension
-                throw new ArgumentException($"The image shape {h}×{w} does not match the {dimension} columns.", nameof(options));
+                throw new ArgumentException(FormattableString.Invariant($"The image shape {h}×{w} does not match the {dimension} columns."), nameof(options));
             return (h, w);
         }
         int side = (int)Math.Round(Math.Sqrt(dimension));
@@ -111,7 +111,7 @@ public static partial class DensityReport
         {
             int i = order[k];
             var row = rows.Row(i).ToArray();
-            ReportHtml.TableRow(html, new[] { (k + 1).ToString(Ci), options.RowNames?[i] ?? $"row {i}", logDensity[i].ToString("F4", Ci) }
+            ReportHtml.TableRow(html, new[] { (k + 1).ToString(Ci), options.RowNames?[i] ?? FormattableString.Invariant($"row {i}"), logDensity[i].ToString("F4", Ci) }
                 .Concat(options.Labels is { } labels ? new[] { labels[i] ? "anomalous" : "normal" } : Array.Empty<string>())
                 .Concat(row.Take(shown).Select(v => v.ToString("G5", Ci))).Concat(shown < names.Count ? new[] { "…" } : Array.Empty<string>()), left);
         }
@@ -134,7 +134,7 @@ public static class Roc
         if (positives == 0 || negatives == 0) throw new ArgumentException("ROC needs both anomalous and normal rows.");
         // A NaN never equals itself: the tie loop below would not advance past it (the call hung forever).
         for (int i = 0; i < score.Count; i++)
-            if (double.IsNaN(score[i])) throw new ArgumentException($"score[{i}] is NaN: the ROC curve needs comparable scores.", nameof(score));
+            if (double.IsNaN(score[i])) throw new ArgumentException(FormattableString.Invariant($"score[{i}] is NaN: the ROC curve needs comparable scores."), nameof(score));
         var order = Enumerable.Range(0, score.Count).OrderByDescending(i => score[i]).ToArray();
         var curve = new List<(double, double)> { (0, 0) };
         double tp = 0, fp = 0, area = 0;

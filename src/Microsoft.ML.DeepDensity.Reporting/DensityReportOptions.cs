@@ -72,14 +72,14 @@ public sealed class DensityReportOptions
     internal void CheckFor(int columns, string what)
     {
         if (FeatureNames is { } names && names.Count != columns)
-            throw new ArgumentException($"FeatureNames has {names.Count} names for {columns} {what}.", "options");
+            throw new ArgumentException(FormattableString.Invariant($"FeatureNames has {names.Count} names for {columns} {what}."), "options");
         foreach (var (name, value) in new[] { (nameof(TopRows), TopRows), (nameof(SampleCount), SampleCount), (nameof(SequenceCount), SequenceCount) })
-            if (value < 0) throw new ArgumentOutOfRangeException("options", $"{name} must not be negative (got {value}).");
+            if (value < 0) throw new ArgumentOutOfRangeException("options", FormattableString.Invariant($"{name} must not be negative (got {value})."));
         if (SequenceCount > MaxSequencesDrawn)
-            throw new ArgumentOutOfRangeException("options", $"{nameof(SequenceCount)} must be at most {MaxSequencesDrawn} (got {SequenceCount}): the sequences are drawn as lines of one plot.");
+            throw new ArgumentOutOfRangeException("options", FormattableString.Invariant($"{nameof(SequenceCount)} must be at most {MaxSequencesDrawn} (got {SequenceCount}): the sequences are drawn as lines of one plot."));
         if (SampleLength is int length && (length < 1 || length > MaxSampleLength))
-            throw new ArgumentOutOfRangeException("options", $"{nameof(SampleLength)} must be in [1, {MaxSampleLength}] (got {length}).");
+            throw new ArgumentOutOfRangeException("options", FormattableString.Invariant($"{nameof(SampleLength)} must be in [1, {MaxSampleLength}] (got {length})."));
         if (SampleCount > MaxImagesDrawn)
-            throw new ArgumentOutOfRangeException("options", $"{nameof(SampleCount)} must be at most {MaxImagesDrawn} (got {SampleCount}): the samples are drawn as images in one grid.");
+            throw new ArgumentOutOfRangeException("options", FormattableString.Invariant($"{nameof(SampleCount)} must be at most {MaxImagesDrawn} (got {SampleCount}): the samples are drawn as images in one grid."));
     }
 }

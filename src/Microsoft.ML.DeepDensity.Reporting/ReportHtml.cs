@@ -46,8 +46,8 @@ internal static class ReportHtml
         int infinite = logDensity.Count(v => !float.IsFinite(v));
         Image(html, histogram, "Histogram of log-densities",
             (labels is null ? $"Log-density of every scored {unit}." : $"Log-density of normal and anomalous {unit}s (by the label column).") +
-            (clipped > 0 ? $" {clipped} far outliers are counted in the leftmost bin." : "") +
-            (infinite > 0 ? $" {infinite} {unit}s with log-density −∞ are not shown." : ""));
+            (clipped > 0 ? FormattableString.Invariant($" {clipped} far outliers are counted in the leftmost bin.") : "") +
+            (infinite > 0 ? FormattableString.Invariant($" {infinite} {unit}s with log-density −∞ are not shown.") : ""));
     }
 
     public static void Image(StringBuilder html, byte[] png, string alt, string caption)

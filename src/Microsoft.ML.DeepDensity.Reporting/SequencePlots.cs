@@ -24,8 +24,8 @@ internal static partial class Plots
                 if (k == 0) s.LegendText = legend;
             }
         }
-        Add(real, RealColors, false, $"real ({real.Count})");
-        Add(generated, GeneratedColors, true, $"generated ({generated.Count})");
+        Add(real, RealColors, false, FormattableString.Invariant($"real ({real.Count})"));
+        Add(generated, GeneratedColors, true, FormattableString.Invariant($"generated ({generated.Count})"));
         plot.Title(feature);
         plot.XLabel("step");
         IntegerTicks(plot);

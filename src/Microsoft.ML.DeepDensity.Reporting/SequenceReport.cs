@@ -26,24 +26,24 @@ public static partial class DensityReport
         options.CheckFor(model.FrameSize, "values per frame");
         int frames = sequences.TotalFrames, count = sequences.Count;
         if (options.Labels is { } l && l.Count != frames)
-            throw new ArgumentException($"Labels has {l.Count} values for {frames} frames.", nameof(options));
+            throw new ArgumentException(FormattableString.Invariant($"Labels has {l.Count} values for {frames} frames."), nameof(options));
         if (options.RowNames is { } rn && rn.Count != frames)
-            throw new ArgumentException($"RowNames has {rn.Count} values for {frames} frames.", nameof(options));
+            throw new ArgumentException(FormattableString.Invariant($"RowNames has {rn.Count} values for {frames} frames."), nameof(options));
         if (options.SequenceNames is { } sn && sn.Count != count)
-            throw new ArgumentException($"SequenceNames has {sn.Count} values for {count} sequences.", nameof(options));
+            throw new ArgumentException(FormattableString.Invariant($"SequenceNames has {sn.Count} values for {count} sequences."), nameof(options));
         var step = new float[frames];
         model.FrameLogDensity(sequences, step);
         var total = new double[count];
         for (int i = 0; i < count; i++)
             for (int f = sequences.Offsets[i]; f < sequences.Offsets[i + 1]; f++) total[i] += step[f];
         var perFrame = Enumerable.Range(0, count).Select(i => (float)(total[i] / sequences.Length(i))).ToArray();
-        string SequenceName(int i) => options.SequenceNames?[i] ?? $"sequence {i}";
+        string SequenceName(int i) => options.SequenceNames?[i] ?? FormattableString.Invariant($"sequence {i}");
         var lengths = Enumerable.Range(0, count).Select(sequences.Length).OrderBy(n => n).ToArray();
 
         var html = ReportHtml.Begin(options.Title, new List<KeyValuePair<string, string>>(options.Facts)
         {
-            new("model", $"{model.ModelKind}: {model.DensityKind} log-density of sequences, frame size {model.FrameSize}"),
-            new("sequences scored", $"{count} ({frames} frames; length {lengths[0]}–{lengths[^1]}, median {MedianLength(sequences)})"),
+            new("model", FormattableString.Invariant($"{model.ModelKind}: {model.DensityKind} log-density of sequences, frame size {model.FrameSize}")),
+            new("sequences scored", FormattableString.Invariant($"{count} ({frames} frames; length {lengths[0]}–{lengths[^1]}, median {MedianLength(sequences)})")),
             new("mean log-density per frame", (total.Sum() / frames).ToString("F4", Ci)),
             new("mean log-density per sequence", total.Average().ToString("F4", Ci)),
         });
@@ -62,13 +62,13 @@ public static partial class DensityReport
             {
                 var (curve, auroc) = Roc.Compute(step.Select(v => -(double)v).ToArray(), labels);
                 curves.Add(("per step", curve, auroc));
-                captions.Add($"per step: {positives} anomalous and {frames - positives} normal steps, AUROC {auroc.ToString("F4", Ci)}");
+                captions.Add(FormattableString.Invariant($"per step: {positives} anomalous and {frames - positives} normal steps, AUROC {auroc.ToString("F4", Ci)}"));
             }
             if (sequenceLabels is not null && sequenceLabels.Count(b => b) is int sp && sp > 0 && sp < count)
             {
                 var (curve, auroc) = Roc.Compute(perFrame.Select(v => -(double)v).ToArray(), sequenceLabels);
                 curves.Add(("per sequence", curve, auroc));
-                captions.Add($"per sequence (score = −mean log-density per frame): {sp} anomalous and {count - sp} normal sequences, AUROC {auroc.ToString("F4", Ci)}");
+                captions.Add(FormattableString.Invariant($"per sequence (score = −mean log-density per frame): {sp} anomalous and {count - sp} normal sequences, AUROC {auroc.ToString("F4", Ci)}"));
             }
             else if (sequenceLabels is null) captions.Add("no per-sequence curve: the label varies within a sequence");
             if (curves.Count > 0) ReportHtml.Image(html, Plots.Roc(curves), "ROC curve", string.Join("; ", captions) + ".");
@@ -76,7 +76,7 @@ public static partial class DensityReport
         }
         html.Append("</div>\n");
 
-        var names = options.FeatureNames ?? Enumerable.Range(0, model.FrameSize).Select(i => $"f{i}").ToArray();
+        var names = options.FeatureNames ?? Enumerable.Range(0, model.FrameSize).Select(i => FormattableString.Invariant($"f{i}")).ToArray();
         var sequenceOf = new int[frames];
         for (int i = 0; i < count; i++) sequenceOf.AsSpan(sequences.Offsets[i], sequences.Length(i)).Fill(i);
         var topSteps = Enumerable.Range(0, frames).OrderBy(f => step[f]).ThenBy(f => f).Take(Math.Min(options.TopRows, frames)).ToArray();
@@ -89,7 +89,7 @@ public static partial class DensityReport
         for (int k = 0; k < topSteps.Length; k++)
         {
             int f = topSteps[k], i = sequenceOf[f];
-            ReportHtml.TableRow(html, new[] { (k + 1).ToString(Ci), options.RowNames?[f] ?? $"frame {f}", SequenceName(i),
+            ReportHtml.TableRow(html, new[] { (k + 1).ToString(Ci), options.RowNames?[f] ?? FormattableString.Invariant($"frame {f}"), SequenceName(i),
                     (f - sequences.Offsets[i]).ToString(Ci), step[f].ToString("F4", Ci) }
                 .Concat(options.Labels is { } lb ? new[] { lb[f] ? "anomalous" : "normal" } : Array.Empty<string>())
                 .Concat(sequences.Sequence(i).Slice((f - sequences.Offsets[i]) * model.FrameSize, shown).ToArray().Select(v => v.ToString("G5", Ci))).Concat(more), left);
@@ -105,7 +105,7 @@ public static partial class DensityReport
         {
             int o = sequences.Offsets[i], lowest = Enumerable.Range(o, sequences.Length(i)).OrderBy(f => step[f]).First();
             string label = options.Labels is not { } lb ? "" : sequenceLabels is not null ? (sequenceLabels[i] ? "anomalous" : "normal")
-                : $"{Enumerable.Range(o, sequences.Length(i)).Count(f => lb[f])} of {sequences.Length(i)} steps anomalous";
+                : FormattableString.Invariant($"{Enumerable.Range(o, sequences.Length(i)).Count(f => lb[f])} of {sequences.Length(i)} steps anomalous");
             ReportHtml.TableRow(html, new[] { (k + 1).ToString(Ci), SequenceName(i), sequences.Length(i).ToString(Ci), perFrame[i].ToString("F4", Ci),
                     total[i].ToString("F4", Ci), (lowest - o).ToString(Ci), step[lowest].ToString("F4", Ci) }
                 .Concat(options.Labels is null ? Array.Empty<string>() : new[] { label }), new[] { 1, 7 });
@@ -127,7 +127,7 @@ public static partial class DensityReport
         html.Append("<h2>Real and generated sequences</h2>\n<p>The first ").Append(realCount).Append(sequenceLabels is null ? "" : " normal")
             .Append(" scored sequences (solid) and ").Append(n)
             .Append(" sequences of ").Append(length).Append(" frames drawn from the model (dashed, seed ").Append(options.Seed).Append(')')
-            .Append(drawn < model.FrameSize ? $"; the first {drawn} of {model.FrameSize} features" : "").Append(".</p>\n<div class=\"row\">");
+            .Append(drawn < model.FrameSize ? FormattableString.Invariant($"; the first {drawn} of {model.FrameSize} features") : "").Append(".</p>\n<div class=\"row\">");
         for (int j = 0; j < drawn; j++)
         {
             var real = realIndices.Select(i => Feature(sequences, i, j)).ToArray();

@@ -126,7 +126,7 @@ internal static class AnomalyThreshold
     private static string Rows(long n, string kind) => Count(n, kind, "row");
 
     /// <summary>"180 held-out rows", "1 training sequence".</summary>
-    internal static string Count(long n, string kind, string unit) => $"{n} {kind} {unit}{(n == 1 ? "" : "s")}";
+    internal static string Count(long n, string kind, string unit) => FormattableString.Invariant($"{n} {kind} {unit}{(n == 1 ? "" : "s")}");
 
     private static string TooFew(long training, long heldOut, string kind, int needed, double contamination, string unit = "row")
         => Count(training, "training", unit) + (needed == int.MaxValue ? " (contamination 0: the largest training score)"

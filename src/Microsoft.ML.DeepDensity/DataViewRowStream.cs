@@ -72,7 +72,7 @@ internal sealed class DataViewRowStream(IDataView data, DataViewSchema.Column co
                 if (rows % RowsPerCancellationCheck == RowsPerCancellationCheck - 1) _cancellationToken.ThrowIfCancellationRequested();
                 _getter(ref _buffer);
                 if (_buffer.Length != _dimension)
-                    throw new DataValidationException(_row, -1, $"the vector has {_buffer.Length} values but {_dimension} are expected", _name) { Kind = DataProblemKind.WrongSize };
+                    throw new DataValidationException(_row, -1, FormattableString.Invariant($"the vector has {_buffer.Length} values but {_dimension} are expected"), _name) { Kind = DataProblemKind.WrongSize };
                 Scoring.Densify(in _buffer, destination.Slice(rows * _dimension, _dimension));
                 rows++; _row++;
             }

@@ -148,7 +148,7 @@ public abstract class DensityEstimator<TModel, TModelOptions> : IEstimator<Densi
 
         using var channel = ((IHostEnvironment)_mlContext).Start(Name);
         channel.Info(MessageSensitivity.None,
-            $"{Name}: training on {data.Rows} rows × {dim} columns" + (validation is null ? "" : $", {validation.Rows} validation rows") + ".");
+            FormattableString.Invariant($"{Name}: training on {data.Rows} rows × {dim} columns") + (validation is null ? "" : FormattableString.Invariant($", {validation.Rows} validation rows")) + ".");
         if (TrainingDataWarning(_options.ModelOptions, data.Rows, dim) is string warning) channel.Warning(MessageSensitivity.None, $"{Name}: {warning}.");
         var progress = new ChannelProgress(channel, Name, _options.Progress);
         TModel model;
@@ -185,8 +185,8 @@ public abstract class DensityEstimator<TModel, TModelOptions> : IEstimator<Densi
             DataValidation.TrainingData);
         var validation = validationData is null ? null
             : new DataViewRowStream(validationData, validationColumn!.Value, dim, _options.CancellationToken, PassLog(channel, "validation"));
-        channel.Info(MessageSensitivity.None, $"{Name}: training streamed from the cursor ({dim} columns" +
-            (data.Count is long n ? $", {n} rows" : "") + $"; shuffle buffer {(_options.ShuffleBufferRows > 0 ? _options.ShuffleBufferRows.ToString() : "automatic")}).");
+        channel.Info(MessageSensitivity.None, FormattableString.Invariant($"{Name}: training streamed from the cursor ({dim} columns") +
+            (data.Count is long n ? FormattableString.Invariant($", {n} rows") : "") + $"; shuffle buffer {(_options.ShuffleBufferRows > 0 ? _options.ShuffleBufferRows.ToString(System.Globalization.CultureInfo.InvariantCulture) : "automatic")}).");
         var progress = new ChannelProgress(channel, Name, _options.Progress);
         TModel model;
         float threshold;
@@ -213,7 +213,7 @@ public abstract class DensityEstimator<TModel, TModelOptions> : IEstimator<Densi
     /// <summary>Out of memory in an in-memory Fit (the column copied whole, then the training's buffers), with the way out:
     /// a bare OutOfMemoryException under a container's heap limit left a new user guessing (docs/scaling.md).</summary>
     private OutOfMemoryException InMemoryOutOfMemory(OutOfMemoryException e, int dimension)
-        => new($"{Name}: out of memory training in memory (the feature column's {dimension} values a row are copied whole before " +
+        => new(FormattableString.Invariant($"{Name}: out of memory training in memory (the feature column's {dimension} values a row are copied whole before ") +
                "training); TrainingData = DensityTrainingData.Streamed trains from the cursor in memory bounded by the shuffle buffer " +
                "(ShuffleBufferRows; docs/scaling.md).", e);
 
@@ -263,9 +263,9 @@ public abstract class DensityEstimator<TModel, TModelOptions> : IEstimator<Densi
         if (values.IsEmpty) return e;
         int at = 0;
         for (int i = 1; i < values.Length; i++) if (Math.Abs(values[i]) > Math.Abs(values[at])) at = i;
-        return new TrainingDivergedException(e.Message + string.Create(System.Globalization.CultureInfo.InvariantCulture,
-            $" The largest value of feature column '{columnName}' in the training data is {values[at]:G6} (row {at / data.Columns}, slot {at % data.Columns}); " +
-            $"standardise the column before the estimator, e.g. ml.Transforms.NormalizeMeanVariance(\"{columnName}\")."));
+        return new TrainingDivergedException(e.Message +
+            FormattableString.Invariant($" The largest value of feature column '{columnName}' in the training data is {values[at]:G6} (row {at / data.Columns}, slot {at % data.Columns}); ") +
+            $"standardise the column before the estimator, e.g. ml.Transforms.NormalizeMeanVariance(\"{columnName}\").");
     }
 
     /// <summary>Checks the feature column of a runtime schema; returns it.</summary>
@@ -312,7 +312,7 @@ public abstract class DensityEstimator<TModel, TModelOptions> : IEstimator<Densi
                 }
                 getter(ref buffer);
                 if (buffer.Length != dimension)
-                    throw new DataValidationException(rows, -1, $"the vector has {buffer.Length} values but {dimension} are expected", column.Name) { Kind = DataProblemKind.WrongSize };
+                    throw new DataValidationException(rows, -1, FormattableString.Invariant($"the vector has {buffer.Length} values but {dimension} are expected"), column.Name) { Kind = DataProblemKind.WrongSize };
                 Scoring.Densify(in buffer, values.AsSpan(rows * dimension, dimension));
                 rows++;
                 if (rows % DataViewRowStream.RowsPerCancellationCheck == 0) cancellationToken.ThrowIfCancellationRequested();
@@ -400,7 +400,7 @@ internal static class TrainingRowBuffer
         int max = MaxRows(dimension);
         if (rows >= max)
             throw new DataValidationException(rows, -1,
-                $"the data has more than {max} rows of {dimension} values, more than one array holds in memory ({Array.MaxLength} values); " +
+                FormattableString.Invariant($"the data has more than {max} rows of {dimension} values, more than one array holds in memory ({Array.MaxLength} values); ") +
                 (canStream ? "set TrainingData = DensityTrainingData.Streamed to train through a cursor without holding the data"
                            : "train on fewer rows (this model trains in memory only)"), columnName);
         return (int)Math.Min((long)rows * 2, max);

@@ -152,9 +152,9 @@ public abstract class DensityEstimatorOptions
         if (!Enum.IsDefined(TrainingData))
             throw new ArgumentOutOfRangeException(nameof(TrainingData), TrainingData, "TrainingData must be InMemory or Streamed.");
         if (ShuffleBufferRows < 0)
-            throw new ArgumentOutOfRangeException(nameof(ShuffleBufferRows), $"ShuffleBufferRows must be ≥ 0 (0 = automatic; got {ShuffleBufferRows}).");
+            throw new ArgumentOutOfRangeException(nameof(ShuffleBufferRows), FormattableString.Invariant($"ShuffleBufferRows must be ≥ 0 (0 = automatic; got {ShuffleBufferRows})."));
         if (ScoringBlockRows < 1 || ScoringBlockRows > MaxScoringBlockRows)
-            throw new ArgumentOutOfRangeException(nameof(ScoringBlockRows), $"ScoringBlockRows must be in [1, {MaxScoringBlockRows}] (got {ScoringBlockRows}).");
+            throw new ArgumentOutOfRangeException(nameof(ScoringBlockRows), FormattableString.Invariant($"ScoringBlockRows must be in [1, {MaxScoringBlockRows}] (got {ScoringBlockRows})."));
         // A setting set where it has no effect (ShuffleBufferRows in memory, SampleSeed without a sample column) is refused.
         SettingEffects.CheckEstimatorSettings(this);
     }

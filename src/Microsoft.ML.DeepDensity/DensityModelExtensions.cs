@@ -69,7 +69,7 @@ public static class DensityModelExtensions
         {
             1 => all[0],
             0 => throw new InvalidOperationException("The transformer contains no DeepDensity model" + SequenceModelHint(transformer, mlContext) + "."),
-            _ => throw new InvalidOperationException($"The transformer contains {all.Count} DeepDensity models; use GetDensityTransformers."),
+            _ => throw new InvalidOperationException(FormattableString.Invariant($"The transformer contains {all.Count} DeepDensity models; use GetDensityTransformers.")),
         };
     }
 

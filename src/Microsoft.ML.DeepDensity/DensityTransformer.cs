@@ -381,7 +381,7 @@ public class DensityTransformer : ITransformer
         /// </summary>
         private DataValidationException RowError(int slot, DataValidationException e)
             => _cursors > 1
-                ? NonFiniteInput.WithHint(e.Restated(-1, e.Column, e.Problem + $" (row number unknown: the row was read by one of {_cursors} parallel cursors, " +
+                ? NonFiniteInput.WithHint(e.Restated(-1, e.Column, e.Problem + FormattableString.Invariant($" (row number unknown: the row was read by one of {_cursors} parallel cursors, ") +
                     "whose positions count their own rows. ML.NET reads a pipeline on parallel cursors when a transform after this stage " +
                     "or a cache asks for it, and then wraps this exception in its \"Splitter/consolidator worker\" InvalidOperationException; " +
                     "reading this stage's output with one cursor, e.g. GetColumn on the pipeline up to this stage, names the row)", _b.FeatureColumn.Name, chain: false), _b.FeatureColumn)
@@ -399,7 +399,7 @@ public class DensityTransformer : ITransformer
                 {
                     _features(ref _featureBuffer);
                     if (_featureBuffer.Length != _dim)
-                        throw RowError(n, new DataValidationException(-1, -1, $"the vector has {_featureBuffer.Length} values but the model expects {_dim}", null) { Kind = DataProblemKind.WrongSize });
+                        throw RowError(n, new DataValidationException(-1, -1, FormattableString.Invariant($"the vector has {_featureBuffer.Length} values but the model expects {_dim}"), null) { Kind = DataProblemKind.WrongSize });
                     Scoring.Densify(in _featureBuffer, _block.AsSpan(n * _dim, _dim));
                 }
                 foreach (var c in _caches) c?.Capture(n);
@@ -513,7 +513,7 @@ public class DensityTransformer : ITransformer
         {
             _features!(ref _buffer);
             if (_buffer.Length != _row.Length)
-                throw RowError(new DataValidationException(-1, -1, $"the vector has {_buffer.Length} values but the model expects {_row.Length}", null) { Kind = DataProblemKind.WrongSize });
+                throw RowError(new DataValidationException(-1, -1, FormattableString.Invariant($"the vector has {_buffer.Length} values but the model expects {_row.Length}"), null) { Kind = DataProblemKind.WrongSize });
             Scoring.Densify(in _buffer, _row);
         }
 

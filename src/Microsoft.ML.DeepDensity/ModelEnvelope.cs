@@ -79,7 +79,7 @@ internal static class ModelEnvelope
                 throw new InvalidModelFileException("Corrupt DeepDensity model in the ML.NET model: bad magic.");
             ushort version = r.ReadUInt16();
             if (version is < 1 or > Version)
-                throw new InvalidModelFileException($"DeepDensity ML.NET envelope version {version} is not supported (this library reads 1 to {Version}); upgrade the library.");
+                throw new InvalidModelFileException(FormattableString.Invariant($"DeepDensity ML.NET envelope version {version} is not supported (this library reads 1 to {Version}); upgrade the library."));
             string feature = r.ReadString(), logDensity = r.ReadString(), score = r.ReadString(), predicted = r.ReadString();
             string stdErr = r.ReadString(), sample = r.ReadString();
             ulong sampleSeed = r.ReadUInt64();
@@ -94,7 +94,7 @@ internal static class ModelEnvelope
             // The settings are checked like the options they came from: a forged zip must not make a cursor allocate
             // int.MaxValue rows or compare scores with a NaN threshold.
             if (blockRows < 1 || blockRows > DensityEstimatorOptions.MaxScoringBlockRows)
-                throw new InvalidModelFileException($"Corrupt DeepDensity model in the ML.NET model: ScoringBlockRows {blockRows} is outside [1, {DensityEstimatorOptions.MaxScoringBlockRows}].");
+                throw new InvalidModelFileException(FormattableString.Invariant($"Corrupt DeepDensity model in the ML.NET model: ScoringBlockRows {blockRows} is outside [1, {DensityEstimatorOptions.MaxScoringBlockRows}]."));
             if (!(contamination >= 0 && contamination <= 0.5))
                 throw new InvalidModelFileException(FormattableString.Invariant($"Corrupt DeepDensity model in the ML.NET model: Contamination {contamination} is outside [0, 0.5]."));
             if (!float.IsFinite(threshold)) // scores are finite, so a learned threshold is too

@@ -42,7 +42,7 @@ internal static class ModelTextChunks
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(size, 1);
         int count = Math.Max(1, (int)(((long)payload.Length + size - 1) / size));
-        if (count > MaxChunks) throw new ArgumentOutOfRangeException(nameof(size), $"{count} chunks: more than {MaxChunks}.");
+        if (count > MaxChunks) throw new ArgumentOutOfRangeException(nameof(size), FormattableString.Invariant($"{count} chunks: more than {MaxChunks}."));
         var texts = new string[count];
         Span<byte> header = stackalloc byte[HeaderBytes];
         for (int k = 0; k < count; k++)
@@ -102,7 +102,7 @@ internal static class ModelTextChunks
     public static int CountOf(ReadOnlySpan<char> first)
     {
         var h = ReadHeader(first, out _);
-        if (h.Index != 0) throw Corrupt($"the first model chunk says it is chunk {h.Index}");
+        if (h.Index != 0) throw Corrupt(FormattableString.Invariant($"the first model chunk says it is chunk {h.Index}"));
         return h.Count;
     }
 
@@ -112,8 +112,8 @@ internal static class ModelTextChunks
         if (chunks.Count == 0) throw Corrupt("no model chunk");
         var first = ReadHeader(chunks[0].Span, out _);
         if (first.Count != chunks.Count)
-            throw Corrupt($"the model says it has {first.Count} chunks but {chunks.Count} were found");
-        if (first.Total > (uint)Array.MaxLength) throw Corrupt($"the model's length {first.Total} is too large");
+            throw Corrupt(FormattableString.Invariant($"the model says it has {first.Count} chunks but {chunks.Count} were found"));
+        if (first.Total > (uint)Array.MaxLength) throw Corrupt(FormattableString.Invariant($"the model's length {first.Total} is too large"));
         // The headers first: their lengths are the file's word, so each is held to what its chunk's text can carry
         // (15 bits a character after the header) and their sum to the model's length before the payload is allocated;
         // a forged length cannot ask for more memory than the zip brought.
@@ -123,12 +123,12 @@ internal static class ModelTextChunks
         {
             var h = headers[k] = ReadHeader(chunks[k].Span, out _);
             if (h.Index != k || h.Count != first.Count || h.Total != first.Total)
-                throw Corrupt($"chunk {k} of {chunks.Count} says it is chunk {h.Index} of {h.Count} of a {h.Total}-byte model (the first says {first.Total})");
+                throw Corrupt(FormattableString.Invariant($"chunk {k} of {chunks.Count} says it is chunk {h.Index} of {h.Count} of a {h.Total}-byte model (the first says {first.Total})"));
             long capacity = (long)chunks[k].Length * BitsPerChar / 8 - HeaderBytes;
-            if (h.Length > capacity) throw Corrupt($"chunk {k} of {chunks.Count} is truncated: it says it holds {h.Length} bytes, its text at most {capacity}");
+            if (h.Length > capacity) throw Corrupt(FormattableString.Invariant($"chunk {k} of {chunks.Count} is truncated: it says it holds {h.Length} bytes, its text at most {capacity}"));
             total += h.Length;
         }
-        if (total != first.Total) throw Corrupt($"the chunks hold {total} bytes but the model's length is {first.Total}");
+        if (total != first.Total) throw Corrupt(FormattableString.Invariant($"the chunks hold {total} bytes but the model's length is {first.Total}"));
         var payload = new byte[first.Total];
         long at = 0;
         for (int k = 0; k < chunks.Count; k++)
@@ -136,10 +136,10 @@ internal static class ModelTextChunks
             var h = headers[k];
             ReadHeader(chunks[k].Span, out var reader);
             var dest = payload.AsSpan((int)at, (int)h.Length);
-            if (!reader.TryRead(dest)) throw Corrupt($"chunk {k} of {chunks.Count} is truncated or not 15-bit text");
-            if (!reader.AtPaddedEnd) throw Corrupt($"chunk {k} of {chunks.Count} is longer than its header says");
+            if (!reader.TryRead(dest)) throw Corrupt(FormattableString.Invariant($"chunk {k} of {chunks.Count} is truncated or not 15-bit text"));
+            if (!reader.AtPaddedEnd) throw Corrupt(FormattableString.Invariant($"chunk {k} of {chunks.Count} is longer than its header says"));
             if (Crc32.Append(Crc32.Append(0, h.Bytes.AsSpan(0, 18)), dest) != BitConverter.ToUInt32(h.Bytes, 18))
-                throw Corrupt($"checksum mismatch of chunk {k} of {chunks.Count}; the file was modified or damaged");
+                throw Corrupt(FormattableString.Invariant($"checksum mismatch of chunk {k} of {chunks.Count}; the file was modified or damaged"));
             at += h.Length;
         }
         return payload;
@@ -153,9 +153,9 @@ internal static class ModelTextChunks
         reader = new Reader(text);
         if (!reader.TryRead(h) || !h.AsSpan(0, 4).SequenceEqual(Magic)) throw Corrupt("a model chunk is not a DeepDensity chunk (bad magic or not 15-bit text)");
         ushort format = BitConverter.ToUInt16(h, 4);
-        if (format != Format) throw new InvalidModelFileException($"DeepDensity model chunk format {format} is not supported (this library reads {Format}); upgrade the library.");
+        if (format != Format) throw new InvalidModelFileException(FormattableString.Invariant($"DeepDensity model chunk format {format} is not supported (this library reads {Format}); upgrade the library."));
         int index = BitConverter.ToUInt16(h, 6), count = BitConverter.ToUInt16(h, 8);
-        if (count < 1 || count > MaxChunks || index >= count) throw Corrupt($"a model chunk says it is chunk {index} of {count}");
+        if (count < 1 || count > MaxChunks || index >= count) throw Corrupt(FormattableString.Invariant($"a model chunk says it is chunk {index} of {count}"));
         return new Header(index, count, BitConverter.ToUInt32(h, 10), BitConverter.ToUInt32(h, 14), h);
     }
 

@@ -95,7 +95,7 @@ internal static class MissingColumn
             if (near.Count > 0 && (near.Count == 1 || near[0].Distance < near[1].Distance)) return $"; did you mean '{near[0].Name}'?";
         }
         string listed = string.Join(", ", columns.Take(ListedNames).Select(c => $"'{c}'"));
-        return $"; its columns are {listed}{(columns.Count > ListedNames ? $" and {columns.Count - ListedNames} more" : "")}";
+        return $"; its columns are {listed}{(columns.Count > ListedNames ? FormattableString.Invariant($" and {columns.Count - ListedNames} more") : "")}";
     }
 
     /// <summary>Levenshtein distance of <paramref name="a"/> and <paramref name="b"/>, or <paramref name="limit"/> + 1 once
@@ -157,7 +157,7 @@ internal static class FeatureColumnCheck
                 $"{role.Noun} '{name}' is a variable-size vector; {TrainingNeedsKnownSize}");
         if (expectedSize is int n && vt.IsKnownSize && vt.Size != n)
             throw new ArgumentOutOfRangeException(MissingColumn.InputSchema,
-                $"{role.Noun} '{name}' has {vt.Size} slots but {role.ModelSize} {n}.");
+                FormattableString.Invariant($"{role.Noun} '{name}' has {vt.Size} slots but {role.ModelSize} {n}."));
         return col;
     }
 
@@ -284,11 +284,14 @@ internal static class ValidationViewErrors
     /// the data set named at the end of its problem for the reader (and for a NaN or infinite value the
     /// <see cref="NonFiniteInput"/> hint after it) and in <see cref="DataValidationException.DataSet"/> for a caller that
     /// holds the two views' sources (ddml's two files); the row and column are that data set's, and the inner exception is
-    /// <paramref name="e"/>.</summary>
-    public static DataValidationException InDataSet(DataValidationException e, DataSetKind dataSet)
+    /// <paramref name="e"/>. With <paramref name="column"/> (the view's column that is <paramref name="e"/>'s source), a
+    /// bad value's slot is named after the data set when the column names its slots, as the row estimators name it
+    /// (<see cref="NonFiniteInput.SlotName"/>).</summary>
+    public static DataValidationException InDataSet(DataValidationException e, DataSetKind dataSet, DataViewSchema.Column? column = null)
     {
-        string problem = $"{e.Problem} in the {Name(dataSet)}";
-        return e.Restated(e.Row, e.Column, e.DataSource is string column ? NonFiniteInput.WithHint(problem, column, e.Kind) : problem, e.DataSource, dataSet);
+        string slot = column is { } c && e.DataSource == c.Name ? NonFiniteInput.SlotName(c, e.Column) : "";
+        string problem = $"{e.Problem} in the {Name(dataSet)}{slot}";
+        return e.Restated(e.Row, e.Column, e.DataSource is string source ? NonFiniteInput.WithHint(problem, source, e.Kind) : problem, e.DataSource, dataSet);
     }
 
     /// <summary>The words for a data set, as the engine names it (<see cref="DataValidation.TrainingData"/>, ...).</summary>
@@ -301,7 +304,7 @@ internal static class ValidationViewErrors
 
     /// <summary>The validation view's feature column is not as wide as the training view's.</summary>
     public static ArgumentOutOfRangeException Width(string column, int size, int trainingSize)
-        => new("validationData", $"The validation data: feature column '{column}' has {size} slots but the training data's has {trainingSize}.");
+        => new("validationData", FormattableString.Invariant($"The validation data: feature column '{column}' has {size} slots but the training data's has {trainingSize}."));
 }
 
 /// <summary>
@@ -357,6 +360,6 @@ internal static class NonFiniteInput
         var names = default(VBuffer<ReadOnlyMemory<char>>);
         column.GetSlotNames(ref names);
         string name = slot < names.Length ? names.GetItemOrDefault(slot).ToString() : "";
-        return name.Length == 0 ? "" : $" (slot {slot} of '{column.Name}' is '{name}')";
+        return name.Length == 0 ? "" : FormattableString.Invariant($" (slot {slot} of '{column.Name}' is '{name}')");
     }
 }

@@ -291,7 +291,7 @@ internal static class Surrogate
     private static void CheckWidth(float[] features, DensityModel model, TransformerSettings s)
     {
         if (features.Length != model.Dimension)
-            throw RowProblem(new DataValidationException(-1, -1, $"the row has {features.Length} values but the model expects {model.Dimension}", null) { Kind = DataProblemKind.WrongSize }, s);
+            throw RowProblem(new DataValidationException(-1, -1, FormattableString.Invariant($"the row has {features.Length} values but the model expects {model.Dimension}"), null) { Kind = DataProblemKind.WrongSize }, s);
     }
 
     /// <summary>The engine's row error, restated for the user's feature column; the row number is unknown here (a mapping

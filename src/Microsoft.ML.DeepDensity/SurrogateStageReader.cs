@@ -82,7 +82,7 @@ internal sealed class SurrogateStageReader
             string column = ModelTextChunks.ChunkColumn(modelColumn, k);
             var next = index + k < stages.Count ? ReadMemory(stages[index + k], column) : null;
             if (next is not ReadOnlyMemory<char> chunk)
-                throw new InvalidModelFileException($"Corrupt DeepDensity model in the ML.NET model: chunk {k} of {count} (the stage writing '{column}') is missing.");
+                throw new InvalidModelFileException(FormattableString.Invariant($"Corrupt DeepDensity model in the ML.NET model: chunk {k} of {count} (the stage writing '{column}') is missing."));
             chunks.Add(chunk);
         }
         return chunks;

@@ -44,6 +44,26 @@ public class InterruptTests : IDisposable
         _h.AssertNoPartialFiles(zip);
     }
 
+    /// <summary>What each signal says: a second SIGTERM abandons (as a second Ctrl+C does), and the messages say so.</summary>
+    [Fact]
+    public void SigtermMessagesNameTheSignalAndWhatASecondOneDoes()
+    {
+        var log = new StringWriter();
+        var interrupts = new Interrupts();
+        interrupts.Signal(log, sigterm: true);
+        Assert.True(interrupts.Stop.IsCancellationRequested);
+        Assert.False(interrupts.Abort.IsCancellationRequested);
+        interrupts.Signal(log, sigterm: true);
+        Assert.True(interrupts.Abort.IsCancellationRequested);
+        Assert.Equal(
+            "ddml: received SIGTERM: stopping training and keeping the best model so far (send SIGTERM again to abandon without writing)." + Environment.NewLine +
+            "ddml: second signal (SIGTERM): abandoning; nothing will be written." + Environment.NewLine, log.ToString());
+
+        var ctrlC = new StringWriter();
+        new Interrupts().Signal(ctrlC);
+        Assert.Contains("press Ctrl+C again to abandon without writing", ctrlC.ToString());
+    }
+
     /// <summary>The engine's StopToken: a pre-signalled token ends every trainer at once with a finite, usable model.</summary>
     [Fact]
     public void StopTokenEndsEveryTrainerWithAUsableModel()
@@ -128,13 +148,18 @@ public class InterruptTests : IDisposable
         _h.AssertNoPartialFiles(output);
     }
 
-    /// <summary>SIGTERM (timeout, docker stop) is the first Ctrl+C: it ended the tool at once with 143, saving nothing.</summary>
+    /// <summary>
+    /// SIGTERM (timeout, docker stop) is the first Ctrl+C: it ended the tool at once with 143, saving nothing. Its message
+    /// told the sender (a process, or a person at another terminal) to "press Ctrl+C again"; it now names the signal.
+    /// </summary>
     [Fact]
     public void SigtermDuringTrainingSavesACompleteModel()
     {
         if (OperatingSystem.IsWindows()) return; // kill -TERM
         var (exit, zip, stdout) = InterruptRealProcess("TERM");
         Assert.True(exit == ExitCodes.Interrupted, $"exit {exit}, expected {ExitCodes.Interrupted}; output:\n{stdout}");
+        Assert.Contains("ddml: received SIGTERM: stopping training and keeping the best model so far (send SIGTERM again to abandon without writing).", stdout);
+        Assert.DoesNotContain("Ctrl+C", stdout);
         Assert.Contains("the best model so far was saved", stdout);
         var info = _h.Run("info", zip);
         Assert.Equal(0, info.Exit);

@@ -105,4 +105,37 @@ public class CultureInvariantMessageTests
         Assert.Contains("is 2.5E+07 (row 37, slot 2)", e.Message);
         AssertInvariant(e.Message, culture);
     }
+    /// <summary>
+    /// Integers in messages (a bad option's value, counts, rows) were written in the current culture where floats had been
+    /// made invariant: under sv-SE (minus sign U+2212) or fa-IR (a direction mark and U+2212) "FrameSize must be at least 1
+    /// (got −3)" could not be matched, searched for or pasted back as a number. Every interpolated message with a number
+    /// in it is now invariant.
+    /// </summary>
+    [Theory]
+    [InlineData("sv-SE")]
+    [InlineData("fa-IR")]
+    public void NegativeIntegersInMessagesUseTheAsciiMinus(string culture)
+    {
+        var ml = new MLContext(seed: 1);
+        var model = ml.DensityEstimation.Rnade(TestData.SmallRnade(o => o.ModelOptions.MaxEpochs = 1)).Fit(ml.Data.LoadFromEnumerable(TestData.Blob(50)));
+        var messages = new List<string>();
+        var previous = CultureInfo.CurrentCulture;
+        try
+        {
+            CultureInfo.CurrentCulture = CultureInfo.GetCultureInfo(culture);
+            Assert.NotEqual("-", CultureInfo.CurrentCulture.NumberFormat.NegativeSign);   // the culture does write another minus
+            messages.Add(Assert.Throws<ArgumentOutOfRangeException>(() => new SequenceDensityEstimator.Options { FrameSize = -3 }.Validate()).Message);
+            messages.Add(Assert.Throws<ArgumentOutOfRangeException>(() => ml.DensityEstimation.Rnade(new RnadeEstimator.Options { ShuffleBufferRows = -3 })).Message);
+            messages.Add(Assert.Throws<ArgumentOutOfRangeException>(() => ml.DensityEstimation.Rnade(new RnadeEstimator.Options { ScoringBlockRows = -3 })).Message);
+            messages.Add(Assert.Throws<ArgumentOutOfRangeException>(() => model.GetDensityModel().Sample(-3, seed: 1)).Message);
+        }
+        finally { CultureInfo.CurrentCulture = previous; }
+        Assert.All(messages, m =>
+        {
+            // Ordinal: a linguistic comparison ignores the zero-width direction mark fa-IR writes before its minus.
+            Assert.Contains("got -3)", m, StringComparison.Ordinal);
+            Assert.False(m.Contains('\u2212', StringComparison.Ordinal), m);
+            Assert.False(m.Contains('\u200E', StringComparison.Ordinal), m);
+        });
+    }
 }

@@ -99,8 +99,8 @@ public sealed class DataValidationException : ArgumentException
     {
         var where = new List<string>();
         if (source is not null) where.Add($"'{source}'");
-        if (row >= 0) where.Add($"row {row}");
-        if (column >= 0) where.Add($"column {column}");
+        if (row >= 0) where.Add(FormattableString.Invariant($"row {row}"));
+        if (column >= 0) where.Add(FormattableString.Invariant($"column {column}"));
         return where.Count == 0 ? $"Invalid data: {problem}." : $"Invalid data at {string.Join(", ", where)}: {problem}.";
     }
 }
@@ -150,7 +150,7 @@ public static class DataValidation
         if (dimension <= 0) throw new ArgumentOutOfRangeException(nameof(dimension), "Dimension must be positive.");
         if (rows.Length % dimension != 0)
             throw new DataValidationException(-1, -1,
-                $"{rows.Length} values is not a whole number of rows of width {dimension} (wrong vector size?)", source) { Kind = DataProblemKind.WrongSize };
+                FormattableString.Invariant($"{rows.Length} values is not a whole number of rows of width {dimension} (wrong vector size?)"), source) { Kind = DataProblemKind.WrongSize };
         int count = rows.Length / dimension;
         int start = 0;
         // A large matrix (a whole training set, checked before every fit) is scanned by row blocks on the worker team,
@@ -216,9 +216,9 @@ public static class DataValidation
         if (data.Rows == 0) throw NoRowsIn(source);
         if (data.Columns == 0) throw new DataValidationException(-1, -1, "rows have no columns", source) { Kind = DataProblemKind.NotEnoughData };
         if (expectedWidth is int w && data.Columns != w)
-            throw new DataValidationException(-1, -1, $"rows have {data.Columns} columns but {w} are expected", source) { Kind = DataProblemKind.WrongSize };
+            throw new DataValidationException(-1, -1, FormattableString.Invariant($"rows have {data.Columns} columns but {w} are expected"), source) { Kind = DataProblemKind.WrongSize };
         if (data.Rows < minRows)
-            throw new DataValidationException(-1, -1, $"the data has {data.Rows} row{(data.Rows == 1 ? "" : "s")}; at least {minRows} rows are needed", source) { Kind = DataProblemKind.NotEnoughData };
+            throw new DataValidationException(-1, -1, FormattableString.Invariant($"the data has {data.Rows} row{(data.Rows == 1 ? "" : "s")}; at least {minRows} rows are needed"), source) { Kind = DataProblemKind.NotEnoughData };
         CheckRows(data.AsSpan(), data.Columns, domain, source);
     }
 
@@ -230,11 +230,11 @@ public static class DataValidation
     {
         ArgumentNullException.ThrowIfNull(sequences);
         if (sequences.FrameSize != frameSize)
-            throw new DataValidationException(-1, -1, $"frames have {sequences.FrameSize} values but the model expects {frameSize} (wrong frame size?)", source) { Kind = DataProblemKind.WrongSize };
+            throw new DataValidationException(-1, -1, FormattableString.Invariant($"frames have {sequences.FrameSize} values but the model expects {frameSize} (wrong frame size?)"), source) { Kind = DataProblemKind.WrongSize };
         for (int i = 0; i < sequences.Count; i++)
         {
             try { CheckRows(sequences.Sequence(i), frameSize, domain, source); }
-            catch (DataValidationException e) { throw e.Restated(i, e.Column, $"frame {e.Row}: {e.Problem}", source, chain: false); }
+            catch (DataValidationException e) { throw e.Restated(i, e.Column, FormattableString.Invariant($"frame {e.Row}: {e.Problem}"), source, chain: false); }
         }
     }
 
@@ -244,7 +244,7 @@ public static class DataValidation
         ArgumentNullException.ThrowIfNull(data);
         if (data.Count == 0) throw new DataValidationException(-1, -1, "there are no sequences", source) { Kind = DataProblemKind.NotEnoughData };
         if (data.Count < minSequences)
-            throw new DataValidationException(-1, -1, $"the data has {data.Count} sequence{(data.Count == 1 ? "" : "s")}; at least {minSequences} sequences are needed", source) { Kind = DataProblemKind.NotEnoughData };
+            throw new DataValidationException(-1, -1, FormattableString.Invariant($"the data has {data.Count} sequence{(data.Count == 1 ? "" : "s")}; at least {minSequences} sequences are needed"), source) { Kind = DataProblemKind.NotEnoughData };
         CheckSequences(data, expectedFrameSize, domain, source);
     }
 

@@ -17,7 +17,7 @@ public sealed class RowMatrix
     {
         ArgumentNullException.ThrowIfNull(values);
         if (rows < 0 || columns < 0 || (long)rows * columns > values.Length)
-            throw new ArgumentException($"A {rows}×{columns} matrix needs {(long)rows * columns} values; the array has {values.Length}.");
+            throw new ArgumentException(FormattableString.Invariant($"A {rows}×{columns} matrix needs {(long)rows * columns} values; the array has {values.Length}."));
         Values = values; Rows = rows; Columns = columns;
     }
 
@@ -29,9 +29,9 @@ public sealed class RowMatrix
         var m = new RowMatrix(rows.Count, cols);
         for (int i = 0; i < rows.Count; i++)
         {
-            var r = rows[i] ?? throw new ArgumentNullException(nameof(rows), $"Row {i} is null.");
+            var r = rows[i] ?? throw new ArgumentNullException(nameof(rows), FormattableString.Invariant($"Row {i} is null."));
             if (r.Length != cols)
-                throw new DataValidationException(i, -1, $"row has {r.Length} values but row 0 has {cols}", null) { Kind = DataProblemKind.WrongSize };
+                throw new DataValidationException(i, -1, FormattableString.Invariant($"row has {r.Length} values but row 0 has {cols}"), null) { Kind = DataProblemKind.WrongSize };
             r.CopyTo(m.Values, i * cols);
         }
         return m;

@@ -16,15 +16,15 @@ public sealed class SequenceBatch
         ArgumentNullException.ThrowIfNull(offsets);
         if (frameSize <= 0) throw new ArgumentOutOfRangeException(nameof(frameSize), frameSize, "The frame size must be positive.");
         if (offsets.Length == 0) throw new ArgumentException("Offsets need at least one entry (Count + 1 entries, the first 0).", nameof(offsets));
-        if (offsets[0] != 0) throw new ArgumentException($"Offsets[0] must be 0 (got {offsets[0]}).", nameof(offsets));
+        if (offsets[0] != 0) throw new ArgumentException(FormattableString.Invariant($"Offsets[0] must be 0 (got {offsets[0]})."), nameof(offsets));
         for (int i = 0; i + 1 < offsets.Length; i++)
             if (offsets[i + 1] <= offsets[i])
                 throw new DataValidationException(i, -1, offsets[i + 1] == offsets[i]
                     ? "sequence is empty (every sequence needs at least one frame)"
-                    : $"offsets decrease ({offsets[i]} then {offsets[i + 1]})", "sequences") { Kind = offsets[i + 1] == offsets[i] ? DataProblemKind.NotEnoughData : DataProblemKind.Other };
+                    : FormattableString.Invariant($"offsets decrease ({offsets[i]} then {offsets[i + 1]})"), "sequences") { Kind = offsets[i + 1] == offsets[i] ? DataProblemKind.NotEnoughData : DataProblemKind.Other };
         int count = offsets.Length - 1;
         if ((long)offsets[count] * frameSize > values.Length)
-            throw new ArgumentException($"{offsets[count]} frames of size {frameSize} need {(long)offsets[count] * frameSize} values; the array has {values.Length}.", nameof(values));
+            throw new ArgumentException(FormattableString.Invariant($"{offsets[count]} frames of size {frameSize} need {(long)offsets[count] * frameSize} values; the array has {values.Length}."), nameof(values));
         Values = values; Offsets = offsets; FrameSize = frameSize; Count = count;
     }
 
@@ -36,9 +36,9 @@ public sealed class SequenceBatch
         var offsets = new int[sequences.Count + 1];
         for (int i = 0; i < sequences.Count; i++)
         {
-            var s = sequences[i] ?? throw new ArgumentNullException(nameof(sequences), $"Sequence {i} is null.");
+            var s = sequences[i] ?? throw new ArgumentNullException(nameof(sequences), FormattableString.Invariant($"Sequence {i} is null."));
             if (s.Length % frameSize != 0)
-                throw new DataValidationException(i, -1, $"{s.Length} values is not a whole number of frames of size {frameSize} (wrong frame size?)", "sequences") { Kind = DataProblemKind.WrongSize };
+                throw new DataValidationException(i, -1, FormattableString.Invariant($"{s.Length} values is not a whole number of frames of size {frameSize} (wrong frame size?)"), "sequences") { Kind = DataProblemKind.WrongSize };
             offsets[i + 1] = checked(offsets[i] + s.Length / frameSize);
         }
         var values = new float[checked(offsets[^1] * frameSize)];

@@ -66,9 +66,9 @@ public abstract class ImportanceSampledModel : DensityModel
     private protected ImportanceSampledModel WithEvaluationChecked(int evaluationSamples, ulong? evaluationSeed, int? samplesPerChunk)
     {
         if (evaluationSamples is < 1 or > ImportanceSampledOptions.MaxEvaluationSamples)
-            throw new ArgumentOutOfRangeException(nameof(evaluationSamples), $"Evaluation samples must be in [1, {ImportanceSampledOptions.MaxEvaluationSamples}].");
+            throw new ArgumentOutOfRangeException(nameof(evaluationSamples), FormattableString.Invariant($"Evaluation samples must be in [1, {ImportanceSampledOptions.MaxEvaluationSamples}]."));
         if (samplesPerChunk is < 1 or > ImportanceSampledOptions.MaxEvaluationSamplesPerChunk)
-            throw new ArgumentOutOfRangeException(nameof(samplesPerChunk), $"Samples per chunk must be in [1, {ImportanceSampledOptions.MaxEvaluationSamplesPerChunk}].");
+            throw new ArgumentOutOfRangeException(nameof(samplesPerChunk), FormattableString.Invariant($"Samples per chunk must be in [1, {ImportanceSampledOptions.MaxEvaluationSamplesPerChunk}]."));
         int chunk = samplesPerChunk ?? EvaluationSamplesPerChunk;
         if (ImportanceSampler.ScratchProblem(chunk, EvaluationFloatsPerSample) is string problem)
             throw new ArgumentOutOfRangeException(nameof(samplesPerChunk), problem + ".");
@@ -119,7 +119,7 @@ public abstract class ImportanceSampledModel : DensityModel
     {
         if (k < 1) throw new ArgumentOutOfRangeException(nameof(k), "k must be at least 1.");
         int count = DataValidation.CheckRows(rows, Dimension, InputDomain, "rows");
-        if (bound.Length < count) throw new ArgumentException($"Destination has {bound.Length} slots for {count} rows.", nameof(bound));
+        if (bound.Length < count) throw new ArgumentException(FormattableString.Invariant($"Destination has {bound.Length} slots for {count} rows."), nameof(bound));
         cancellationToken.ThrowIfCancellationRequested();
         // Without a token that can be cancelled: one call, as before the token existed.
         if (!cancellationToken.CanBeCanceled) BoundCore(rows, count, k, seed, bound);

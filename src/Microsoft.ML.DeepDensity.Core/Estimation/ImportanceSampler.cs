@@ -171,7 +171,7 @@ public static class ImportanceSampler
     {
         long floats = samplesPerChunk * floatsPerSample;
         return floats <= MaxScratchFloats ? null
-            : $"{samplesPerChunk} evaluation samples per chunk × {floatsPerSample} activations per sample = {floats} floats of scoring scratch, above the limit of {MaxScratchFloats} (the setting DeepDensityEnvironment.MaxScoringScratchFloats); use fewer samples per chunk, or raise the setting for a legitimately wide model";
+            : FormattableString.Invariant($"{samplesPerChunk} evaluation samples per chunk × {floatsPerSample} activations per sample = {floats} floats of scoring scratch, above the limit of {MaxScratchFloats} (the setting DeepDensityEnvironment.MaxScoringScratchFloats); use fewer samples per chunk, or raise the setting for a legitimately wide model");
     }
 
     /// <summary>Sample rows (data rows × samples) per pass: <paramref name="preferred"/>, or fewer when a sample's

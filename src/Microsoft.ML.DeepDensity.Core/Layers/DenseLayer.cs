@@ -23,8 +23,8 @@ internal sealed class DenseLayer
     {
         if (inputs < 1) throw new ArgumentOutOfRangeException(nameof(inputs), "A layer needs at least one input.");
         if (outputs < 1) throw new ArgumentOutOfRangeException(nameof(outputs), "A layer needs at least one output.");
-        if (weight.Length != inputs * outputs) throw new ArgumentException($"Weight has {weight.Length} values; {inputs}×{outputs} expected.", nameof(weight));
-        if (bias.Length != outputs) throw new ArgumentException($"Bias has {bias.Length} values; {outputs} expected.", nameof(bias));
+        if (weight.Length != inputs * outputs) throw new ArgumentException(FormattableString.Invariant($"Weight has {weight.Length} values; {inputs}×{outputs} expected."), nameof(weight));
+        if (bias.Length != outputs) throw new ArgumentException(FormattableString.Invariant($"Bias has {bias.Length} values; {outputs} expected."), nameof(bias));
         if (!Enum.IsDefined(activation)) throw new ArgumentOutOfRangeException(nameof(activation));
         Name = name; Inputs = inputs; Outputs = outputs; Activation = activation;
         Weight = new Parameter(name + ".W", weight);

@@ -21,7 +21,7 @@ internal sealed class Mlp
         widths.Add(outputs);
         _layers = new DenseLayer[widths.Count - 1];
         for (int i = 0; i < _layers.Length; i++)
-            _layers[i] = new DenseLayer($"{name}.{i}", widths[i], widths[i + 1], i == _layers.Length - 1 ? outputActivation : hiddenActivation);
+            _layers[i] = new DenseLayer(FormattableString.Invariant($"{name}.{i}"), widths[i], widths[i + 1], i == _layers.Length - 1 ? outputActivation : hiddenActivation);
         Name = name;
     }
 
@@ -31,7 +31,7 @@ internal sealed class Mlp
         if (layers.Count == 0) throw new ArgumentException("An MLP needs at least one layer.", nameof(layers));
         for (int i = 1; i < layers.Count; i++)
             if (layers[i].Inputs != layers[i - 1].Outputs)
-                throw new ArgumentException($"Layer {i} takes {layers[i].Inputs} inputs but layer {i - 1} gives {layers[i - 1].Outputs}.", nameof(layers));
+                throw new ArgumentException(FormattableString.Invariant($"Layer {i} takes {layers[i].Inputs} inputs but layer {i - 1} gives {layers[i - 1].Outputs}."), nameof(layers));
         _layers = layers.ToArray();
         Name = name;
     }
@@ -138,6 +138,6 @@ internal sealed class Mlp
     private static void CheckRows(int rows, Workspace workspace)
     {
         if (rows < 0 || rows > workspace.Rows)
-            throw new ArgumentOutOfRangeException(nameof(rows), $"The workspace holds {workspace.Rows} rows; {rows} were passed.");
+            throw new ArgumentOutOfRangeException(nameof(rows), FormattableString.Invariant($"The workspace holds {workspace.Rows} rows; {rows} were passed."));
     }
 }

@@ -66,8 +66,8 @@ internal static unsafe class BinaryTableProduct
     /// does; false when B has a NaN or an infinity.</summary>
     public static bool TryQuantize(int k, int n, ReadOnlySpan<float> b, int ldb, ref Operand? result)
     {
-        if (k < 1 || n < 1) throw new ArgumentOutOfRangeException(nameof(k), $"B is {k} × {n}.");
-        if (ldb < n || b.Length < (long)(k - 1) * ldb + n) throw new ArgumentException($"B needs {k} rows of {n} values with stride {ldb}.", nameof(b));
+        if (k < 1 || n < 1) throw new ArgumentOutOfRangeException(nameof(k), FormattableString.Invariant($"B is {k} × {n}."));
+        if (ldb < n || b.Length < (long)(k - 1) * ldb + n) throw new ArgumentException(FormattableString.Invariant($"B needs {k} rows of {n} values with stride {ldb}."), nameof(b));
         var op = result ??= new Operand();
         op.K = k; op.N = n; op.Strips = (n + Strip - 1) / Strip; op.Chunks = (k + ChunkRows - 1) / ChunkRows;
         int width = op.Strips * Strip;
@@ -115,8 +115,8 @@ internal static unsafe class BinaryTableProduct
     public static bool TryMultiply(ReadOnlySpan<float> a, int m, int lda, Operand b, Span<float> c, int ldc)
     {
         int k = b.K, n = b.N;
-        if (m < 0 || lda < k || (m > 0 && a.Length < (long)(m - 1) * lda + k)) throw new ArgumentException($"A needs {m} rows of {k} values with stride {lda}.", nameof(a));
-        if (ldc < n || (m > 0 && c.Length < (long)(m - 1) * ldc + n)) throw new ArgumentException($"C needs {m} rows of {n} values with stride {ldc}.", nameof(c));
+        if (m < 0 || lda < k || (m > 0 && a.Length < (long)(m - 1) * lda + k)) throw new ArgumentException(FormattableString.Invariant($"A needs {m} rows of {k} values with stride {lda}."), nameof(a));
+        if (ldc < n || (m > 0 && c.Length < (long)(m - 1) * ldc + n)) throw new ArgumentException(FormattableString.Invariant($"C needs {m} rows of {n} values with stride {ldc}."), nameof(c));
         if (m == 0) return true;
         var s = t_scratch ??= new Scratch();
         int chunks = b.Chunks;

@@ -129,9 +129,9 @@ internal static partial class Gemm
     private static void CheckOperand(ReadOnlySpan<float> s, int rows, int cols, int ld, string name)
     {
         if (rows == 0 || cols == 0) return;
-        if (ld < cols) throw new ArgumentOutOfRangeException(name, $"Leading dimension {ld} is smaller than the row length {cols}.");
+        if (ld < cols) throw new ArgumentOutOfRangeException(name, FormattableString.Invariant($"Leading dimension {ld} is smaller than the row length {cols}."));
         long need = (long)(rows - 1) * ld + cols;
-        if (s.Length < need) throw new ArgumentException($"Operand '{name}' has {s.Length} elements; {rows}×{cols} with stride {ld} needs {need}.", name);
+        if (s.Length < need) throw new ArgumentException(FormattableString.Invariant($"Operand '{name}' has {s.Length} elements; {rows}×{cols} with stride {ld} needs {need}."), name);
     }
 
     private static void ScaleC(Span<float> c, int m, int n, int ldc, float beta)

@@ -28,7 +28,7 @@ internal static unsafe partial class OnesGemm
         if (!IsUsable || n < 16 || k < 1) return false;
         int storedRows = transposeB ? n : k, storedColumns = transposeB ? k : n;
         if (ldb < storedColumns || b.Length < (long)(storedRows - 1) * ldb + storedColumns)
-            throw new ArgumentException($"B needs {storedRows} rows of {storedColumns} values with stride {ldb}.", nameof(b));
+            throw new ArgumentException(FormattableString.Invariant($"B needs {storedRows} rows of {storedColumns} values with stride {ldb}."), nameof(b));
         int strips = (n + Strip - 1) / Strip;
         panels ??= new Panels();
         long size = (long)strips * k * Strip + 16;

@@ -107,11 +107,11 @@ internal static unsafe partial class OnesGemm
     {
         int k = a.Columns;
         int storedRows = transposeB ? n : k, storedColumns = transposeB ? k : n;
-        if (firstRow < 0 || rows < 0 || firstRow + rows > a.Rows) throw new ArgumentOutOfRangeException(nameof(rows), $"Rows [{firstRow}, {firstRow + rows}) are not in the index's {a.Rows}.");
+        if (firstRow < 0 || rows < 0 || firstRow + rows > a.Rows) throw new ArgumentOutOfRangeException(nameof(rows), FormattableString.Invariant($"Rows [{firstRow}, {firstRow + rows}) are not in the index's {a.Rows}."));
         if (n < 0) throw new ArgumentOutOfRangeException(nameof(n));
         if (k > 0 && n > 0 && (ldb < storedColumns || b.Length < (long)(storedRows - 1) * ldb + storedColumns))
-            throw new ArgumentException($"B needs {storedRows} rows of {storedColumns} values with stride {ldb}.", nameof(b));
-        if (rows > 0 && n > 0 && (ldc < n || c.Length < (long)(rows - 1) * ldc + n)) throw new ArgumentException($"C needs {rows} rows of {n} values with stride {ldc}.", nameof(c));
+            throw new ArgumentException(FormattableString.Invariant($"B needs {storedRows} rows of {storedColumns} values with stride {ldb}."), nameof(b));
+        if (rows > 0 && n > 0 && (ldc < n || c.Length < (long)(rows - 1) * ldc + n)) throw new ArgumentException(FormattableString.Invariant($"C needs {rows} rows of {n} values with stride {ldc}."), nameof(c));
         if (!storeC && weights.IsEmpty) throw new ArgumentException("C may go unwritten only when it is a velocity nothing reads.", nameof(storeC));
         if (!weights.IsEmpty && weights.Length < c.Length) throw new ArgumentException("The weights must be laid out as C.", nameof(weights));
         if (!IsUsable || !AllFinite(b, storedRows, storedColumns, ldb)) return false;
@@ -129,8 +129,8 @@ internal static unsafe partial class OnesGemm
     public static bool TryMultiply(OnesIndex a, int firstRow, int rows, Panels b, float alpha, float beta, Span<float> c, int ldc)
     {
         int n = b.N;
-        if (firstRow < 0 || rows < 0 || firstRow + rows > a.Rows) throw new ArgumentOutOfRangeException(nameof(rows), $"Rows [{firstRow}, {firstRow + rows}) are not in the index's {a.Rows}.");
-        if (rows > 0 && (ldc < n || c.Length < (long)(rows - 1) * ldc + n)) throw new ArgumentException($"C needs {rows} rows of {n} values with stride {ldc}.", nameof(c));
+        if (firstRow < 0 || rows < 0 || firstRow + rows > a.Rows) throw new ArgumentOutOfRangeException(nameof(rows), FormattableString.Invariant($"Rows [{firstRow}, {firstRow + rows}) are not in the index's {a.Rows}."));
+        if (rows > 0 && (ldc < n || c.Length < (long)(rows - 1) * ldc + n)) throw new ArgumentException(FormattableString.Invariant($"C needs {rows} rows of {n} values with stride {ldc}."), nameof(c));
         if (!IsUsable || !b.Finite || b.K != a.Columns) return false;
         if (rows == 0) return true;
         fixed (float* pc = c)

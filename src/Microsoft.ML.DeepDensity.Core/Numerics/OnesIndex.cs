@@ -79,7 +79,7 @@ internal sealed class OnesIndex
         int k = Columns, stride = SubBlocks + 1;
         if (firstRow < 0 || rows < 0 || firstRow + rows > Rows) throw new ArgumentOutOfRangeException(nameof(rows));
         if (rows > 0 && k > 0 && (lda < k || a.Length < (long)(firstRow + rows - 1) * lda + k))
-            throw new ArgumentException($"The operand needs {firstRow + rows} rows of {k} values with stride {lda}.", nameof(a));
+            throw new ArgumentException(FormattableString.Invariant($"The operand needs {firstRow + rows} rows of {k} values with stride {lda}."), nameof(a));
         for (int i = firstRow; i < firstRow + rows; i++)
         {
             if (Append(a.Slice(i * lda, k), _position, i * k, _bounds.AsSpan(i * stride, stride)) < 0) return false;
@@ -105,7 +105,7 @@ internal sealed class OnesIndex
         int k = Columns, stride = SubBlocks + 1;
         if (first < 0 || count < 0 || first + count > Rows) throw new ArgumentOutOfRangeException(nameof(count));
         if (count > 0 && k > 0 && (lda < first + count || a.Length < (long)(k - 1) * lda + first + count))
-            throw new ArgumentException($"The operand needs {k} rows of {first + count} values with stride {lda}.", nameof(a));
+            throw new ArgumentException(FormattableString.Invariant($"The operand needs {k} rows of {first + count} values with stride {lda}."), nameof(a));
         Span<int> fill = count <= 1024 ? stackalloc int[count] : new int[count];
         fill.Clear();
         Span<int> ones = count + 16 <= 1024 ? stackalloc int[count + 16] : new int[count + 16];

@@ -20,7 +20,7 @@ internal static class OrderStatistics
         if (values.Length < positions.Length) throw new ArgumentException("Fewer values than positions.", nameof(values));
         for (int i = 0; i < positions.Length; i++)
         {
-            if ((uint)positions[i] >= (uint)data.Length) throw new ArgumentOutOfRangeException(nameof(positions), positions[i], $"A position is outside [0, {data.Length}).");
+            if ((uint)positions[i] >= (uint)data.Length) throw new ArgumentOutOfRangeException(nameof(positions), positions[i], FormattableString.Invariant($"A position is outside [0, {data.Length})."));
             if (i > 0 && positions[i] < positions[i - 1]) throw new ArgumentException("Positions must be ascending.", nameof(positions));
         }
         int depth = 2 * (int)Math.Log2(Math.Max(2, data.Length)) + 4;

@@ -207,6 +207,6 @@ internal static class RowOps
     private static void CheckShape(int length, int rows, int cols)
     {
         if (rows < 0 || cols < 0 || (long)rows * cols > length)
-            throw new ArgumentException($"A {rows}×{cols} matrix needs {(long)rows * cols} elements; the span has {length}.");
+            throw new ArgumentException(FormattableString.Invariant($"A {rows}×{cols} matrix needs {(long)rows * cols} elements; the span has {length}."));
     }
 }

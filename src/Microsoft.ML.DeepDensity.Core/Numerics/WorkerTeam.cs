@@ -144,7 +144,7 @@ internal static class WorkerTeam
 
         public Worker(int index)
         {
-            var thread = new Thread(Loop) { IsBackground = true, Name = $"DeepDensity worker {index + 1}" };
+            var thread = new Thread(Loop) { IsBackground = true, Name = FormattableString.Invariant($"DeepDensity worker {index + 1}") };
             thread.Start();
         }
 

@@ -36,7 +36,7 @@ public static class ModelFile
         var payload = new ModelWriter();
         model.WritePayload(payload);
         byte[] body = payload.ToArray();
-        if (body.Length > MaxPayloadLength) throw new InvalidOperationException($"The model's payload of {body.Length} bytes exceeds the format's limit of {MaxPayloadLength}.");
+        if (body.Length > MaxPayloadLength) throw new InvalidOperationException(FormattableString.Invariant($"The model's payload of {body.Length} bytes exceeds the format's limit of {MaxPayloadLength}."));
         byte[] kind = Encoding.ASCII.GetBytes(model.ModelKind);
         if (kind.Length is 0 or > MaxKindLength) throw new InvalidOperationException("Model kind name must be 1–64 ASCII characters.");
 
@@ -97,7 +97,7 @@ public static class ModelFile
     {
         long limit = DeepDensityEnvironment.MaxModelFileBytes; // ≤ MaxPayloadLength, so the file fits in one array
         if (payloadLength > (ulong)limit)
-            throw new InvalidModelFileException($"Model file too large: the header declares {payloadLength} payload bytes, more than the limit of {limit} (DeepDensityEnvironment.MaxModelFileBytes; raise it to load a legitimately larger model).");
+            throw new InvalidModelFileException(FormattableString.Invariant($"Model file too large: the header declares {payloadLength} payload bytes, more than the limit of {limit} (DeepDensityEnvironment.MaxModelFileBytes; raise it to load a legitimately larger model)."));
     }
 
     internal static DensityModelBase Read(ReadOnlySpan<byte> file)
@@ -110,7 +110,7 @@ public static class ModelFile
         ulong payloadLength = BinaryPrimitives.ReadUInt64LittleEndian(file.Slice(7 + kindLength + 2));
         CheckDeclaredLength(payloadLength);
         if (payloadLength > (ulong)(file.Length - fixedLength - 4))
-            throw new InvalidModelFileException($"Truncated model file: the header declares {payloadLength} payload bytes but only {file.Length - fixedLength - 4} are present.");
+            throw new InvalidModelFileException(FormattableString.Invariant($"Truncated model file: the header declares {payloadLength} payload bytes but only {file.Length - fixedLength - 4} are present."));
         int total = fixedLength + (int)payloadLength;
         if (file.Length > total + 4) throw new InvalidModelFileException("Corrupt model file: unexpected bytes after the checksum.");
         uint stored = BinaryPrimitives.ReadUInt32LittleEndian(file.Slice(total));
@@ -186,7 +186,7 @@ public static class ModelFile
         if (!prefix[..4].SequenceEqual(Magic)) throw new InvalidModelFileException("Not a DeepDensity model file (bad magic bytes).");
         ushort version = BinaryPrimitives.ReadUInt16LittleEndian(prefix[4..]);
         if (version != FormatVersion)
-            throw new InvalidModelFileException($"Unsupported model file format version {version} (this library reads version {FormatVersion}).");
+            throw new InvalidModelFileException(FormattableString.Invariant($"Unsupported model file format version {version} (this library reads version {FormatVersion})."));
     }
 
     private static byte[] ReadExactly(Stream s, int count, string what)

@@ -121,14 +121,14 @@ public sealed class ModelReader
     public bool ReadBoolean()
     {
         byte b = Take(1, "a flag")[0];
-        return b switch { 0 => false, 1 => true, _ => throw Corrupt($"flag byte {b} is neither 0 nor 1") };
+        return b switch { 0 => false, 1 => true, _ => throw Corrupt(FormattableString.Invariant($"flag byte {b} is neither 0 nor 1")) };
     }
 
     /// <summary>Reads an Int32 and checks it lies in [min, max].</summary>
     public int ReadInt32(string name, int min, int max)
     {
         int v = ReadInt32();
-        if (v < min || v > max) throw Corrupt($"{name} = {v} is outside [{min}, {max}]");
+        if (v < min || v > max) throw Corrupt(FormattableString.Invariant($"{name} = {v} is outside [{min}, {max}]"));
         return v;
     }
 
@@ -137,7 +137,7 @@ public sealed class ModelReader
     {
         int v = ReadInt32();
         var e = (T)Enum.ToObject(typeof(T), v);
-        if (!Enum.IsDefined(e)) throw Corrupt($"{name} = {v} is not a valid {typeof(T).Name}");
+        if (!Enum.IsDefined(e)) throw Corrupt(FormattableString.Invariant($"{name} = {v} is not a valid {typeof(T).Name}"));
         return e;
     }
 
@@ -145,7 +145,7 @@ public sealed class ModelReader
     public string ReadString(int maxLength = 1 << 16)
     {
         int n = ReadInt32();
-        if (n < 0 || n > maxLength) throw Corrupt($"string length {n} is invalid");
+        if (n < 0 || n > maxLength) throw Corrupt(FormattableString.Invariant($"string length {n} is invalid"));
         return Encoding.UTF8.GetString(Take(n, "a string"));
     }
 
@@ -176,14 +176,14 @@ public sealed class ModelReader
     public float[] ReadSingles(string name, int? expectedLength = null, bool requireFinite = true)
     {
         int n = ReadInt32();
-        if (n < 0 || (expectedLength is int e && n != e)) throw Corrupt($"{name} has length {n}{(expectedLength is int x ? $", expected {x}" : "")}");
+        if (n < 0 || (expectedLength is int e && n != e)) throw Corrupt(FormattableString.Invariant($"{name} has length {n}{(expectedLength is int x ? FormattableString.Invariant($", expected {x}") : "")}"));
         if ((long)n * 4 > Remaining) throw Corrupt($"{name} runs past the end of the payload");
         var result = new float[n];
         var bytes = Take(n * 4, name);
         if (BitConverter.IsLittleEndian) MemoryMarshal.Cast<byte, float>(bytes).CopyTo(result);
         else for (int i = 0; i < n; i++) result[i] = BinaryPrimitives.ReadSingleLittleEndian(bytes.Slice(4 * i));
         if (requireFinite)
-            for (int i = 0; i < n; i++) if (!float.IsFinite(result[i])) throw Corrupt($"{name}[{i}] is not finite");
+            for (int i = 0; i < n; i++) if (!float.IsFinite(result[i])) throw Corrupt(FormattableString.Invariant($"{name}[{i}] is not finite"));
         return result;
     }
 
@@ -191,7 +191,7 @@ public sealed class ModelReader
     public double[] ReadDoubles(string name, int? expectedLength = null)
     {
         int n = ReadInt32();
-        if (n < 0 || (expectedLength is int e && n != e)) throw Corrupt($"{name} has length {n}");
+        if (n < 0 || (expectedLength is int e && n != e)) throw Corrupt(FormattableString.Invariant($"{name} has length {n}"));
         if ((long)n * 8 > Remaining) throw Corrupt($"{name} runs past the end of the payload");
         var result = new double[n];
         MemoryMarshal.Cast<byte, double>(Take(n * 8, name)).CopyTo(result);
@@ -202,7 +202,7 @@ public sealed class ModelReader
     public int[] ReadInt32s(string name, int? expectedLength = null)
     {
         int n = ReadInt32();
-        if (n < 0 || (expectedLength is int e && n != e)) throw Corrupt($"{name} has length {n}");
+        if (n < 0 || (expectedLength is int e && n != e)) throw Corrupt(FormattableString.Invariant($"{name} has length {n}"));
         if ((long)n * 4 > Remaining) throw Corrupt($"{name} runs past the end of the payload");
         var result = new int[n];
         MemoryMarshal.Cast<byte, int>(Take(n * 4, name)).CopyTo(result);
@@ -214,7 +214,7 @@ public sealed class ModelReader
 
     internal void EnsureConsumed()
     {
-        if (Remaining != 0) throw Corrupt($"{Remaining} unread bytes after the model");
+        if (Remaining != 0) throw Corrupt(FormattableString.Invariant($"{Remaining} unread bytes after the model"));
     }
 }
 

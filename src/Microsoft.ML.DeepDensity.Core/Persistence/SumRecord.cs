@@ -34,19 +34,19 @@ internal static class SumRecord
     public static (int Tag, long Count, double Scalar, double[] Values) Read(ReadOnlySpan<byte> bytes, uint magic, string what,
         Func<int, (int Length, string? Problem)> expectedLength)
     {
-        if (bytes.Length < HeaderBytes + 4) throw Corrupt(what, $"{bytes.Length} bytes are shorter than the {HeaderBytes + 4}-byte header and checksum (truncated)");
+        if (bytes.Length < HeaderBytes + 4) throw Corrupt(what, FormattableString.Invariant($"{bytes.Length} bytes are shorter than the {HeaderBytes + 4}-byte header and checksum (truncated)"));
         if (BinaryPrimitives.ReadUInt32LittleEndian(bytes) != magic) throw Corrupt(what, "bad magic (not this kind of record)");
         ushort version = BinaryPrimitives.ReadUInt16LittleEndian(bytes[4..]);
-        if (version != FormatVersion) throw Corrupt(what, $"format version {version} is not supported (expected {FormatVersion})");
+        if (version != FormatVersion) throw Corrupt(what, FormattableString.Invariant($"format version {version} is not supported (expected {FormatVersion})"));
         int tag = BinaryPrimitives.ReadInt32LittleEndian(bytes[6..]);
         var (expected, problem) = expectedLength(tag);
         if (problem is not null) throw Corrupt(what, problem);
         long count = BinaryPrimitives.ReadInt64LittleEndian(bytes[10..]);
-        if (count < 0) throw Corrupt(what, $"negative count {count}");
+        if (count < 0) throw Corrupt(what, FormattableString.Invariant($"negative count {count}"));
         int length = BinaryPrimitives.ReadInt32LittleEndian(bytes[26..]);
-        if (length != expected) throw Corrupt(what, $"it holds {length} values where {expected} are expected (a record of another model?)");
+        if (length != expected) throw Corrupt(what, FormattableString.Invariant($"it holds {length} values where {expected} are expected (a record of another model?)"));
         long total = HeaderBytes + 8L * length + 4;
-        if (bytes.Length != total) throw Corrupt(what, $"{bytes.Length} bytes where {length} values take {total} ({(bytes.Length < total ? "truncated" : "trailing bytes")})");
+        if (bytes.Length != total) throw Corrupt(what, FormattableString.Invariant($"{bytes.Length} bytes where {length} values take {total} ({(bytes.Length < total ? "truncated" : "trailing bytes")})"));
         if (Crc32.Append(0, bytes[..^4]) != BinaryPrimitives.ReadUInt32LittleEndian(bytes[^4..])) throw Corrupt(what, "checksum mismatch");
         var values = new double[length];
         for (int i = 0; i < length; i++) values[i] = BinaryPrimitives.ReadDoubleLittleEndian(bytes[(HeaderBytes + 8 * i)..]);

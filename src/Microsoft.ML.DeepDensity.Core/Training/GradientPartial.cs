@@ -81,7 +81,7 @@ public sealed class GradientPartial
     {
         ArgumentNullException.ThrowIfNull(parameters);
         long n = parameters.Count;
-        if (n > Array.MaxLength) throw new NotSupportedException($"A gradient partial holds at most {Array.MaxLength} parameters; the model has {n}.");
+        if (n > Array.MaxLength) throw new NotSupportedException(FormattableString.Invariant($"A gradient partial holds at most {Array.MaxLength} parameters; the model has {n}."));
         return (int)n;
     }
 
@@ -92,7 +92,7 @@ public sealed class GradientPartial
         ArgumentNullException.ThrowIfNull(a);
         ArgumentNullException.ThrowIfNull(b);
         if (a._lossGradientSum.Length != b._lossGradientSum.Length)
-            throw new ArgumentException($"Gradient partials of different models: {a._lossGradientSum.Length} and {b._lossGradientSum.Length} parameters.", nameof(b));
+            throw new ArgumentException(FormattableString.Invariant($"Gradient partials of different models: {a._lossGradientSum.Length} and {b._lossGradientSum.Length} parameters."), nameof(b));
         var sum = new double[a._lossGradientSum.Length];
         System.Numerics.Tensors.TensorPrimitives.Add(a._lossGradientSum, b._lossGradientSum, sum);
         return new GradientPartial(checked(a.Count + b.Count), a.ObjectiveSum + b.ObjectiveSum, sum);
@@ -114,7 +114,7 @@ public sealed class GradientPartial
         ArgumentOutOfRangeException.ThrowIfNegative(expectedLength);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(expectedLength, (long)Array.MaxLength);
         var (_, count, objectiveSum, sum) = SumRecord.Read(bytes, Magic, "gradient partial",
-            tag => tag == 0 ? ((int)expectedLength, null) : (0, $"tag {tag} is not 0"));
+            tag => tag == 0 ? ((int)expectedLength, null) : (0, FormattableString.Invariant($"tag {tag} is not 0")));
         return new GradientPartial(count, objectiveSum, sum);
     }
 }
@@ -154,7 +154,7 @@ public sealed class DataParallelOptimizer
         ArgumentNullException.ThrowIfNull(merged);
         var sum = merged.LossGradientSum;
         if (sum.Length != Parameters.Count)
-            throw new ArgumentException($"The partial holds {sum.Length} parameters; the model has {Parameters.Count}.", nameof(merged));
+            throw new ArgumentException(FormattableString.Invariant($"The partial holds {sum.Length} parameters; the model has {Parameters.Count}."), nameof(merged));
         if (merged.Count == 0) throw new ArgumentException("The partial holds no examples.", nameof(merged));
         if (!double.IsFinite(merged.ObjectiveSum)) return false;
         double n = merged.Count;

@@ -40,7 +40,7 @@ public sealed class ModelTrainingObjective<TModel> : IGradientObjective where TM
     {
         int d = _copy.Dimension;
         ArgumentOutOfRangeException.ThrowIfNegative(count);
-        if (rows.Length != (long)count * d) throw new ArgumentException($"{count} rows of {d} values need {(long)count * d}; {rows.Length} were given.", nameof(rows));
+        if (rows.Length != (long)count * d) throw new ArgumentException(FormattableString.Invariant($"{count} rows of {d} values need {(long)count * d}; {rows.Length} were given."), nameof(rows));
         DataValidation.CheckRows(rows, d, _copy.InputDomain, DataValidation.TrainingData);
         if (_toModelSpace is null) return rows;
         if (_modelSpace.Length < rows.Length) _modelSpace = new float[rows.Length];

@@ -79,7 +79,7 @@ public sealed class StreamingTrainingData : ITrainingSource
     {
         int d = _stream.Width, capacity = _options.BufferRows(d, batchSize);
         if ((long)capacity * d > Array.MaxLength)
-            throw new InvalidOperationException($"A shuffle buffer of {capacity} rows × {d} floats exceeds the largest array; lower ShuffleBufferRows.");
+            throw new InvalidOperationException(FormattableString.Invariant($"A shuffle buffer of {capacity} rows × {d} floats exceeds the largest array; lower ShuffleBufferRows."));
         // The buffer grows (doubling) to the window size as rows arrive, so a short pass never pays for a large buffer; a
         // stream that knows its length takes its window at once (the last doubling holds 1.5 windows for a moment).
         int first = _stream.Count is long known ? (int)Math.Clamp(known, 1, capacity) : Math.Min(capacity, RowStream.RowsPerBlock(d));
@@ -200,7 +200,7 @@ public sealed class StreamingTrainingData : ITrainingSource
         streaming.Validate();
         if (data.Width < 1) throw new DataValidationException(-1, -1, "rows have no columns", DataValidation.TrainingData) { Kind = DataProblemKind.NotEnoughData };
         if (validation is not null && validation.Width != data.Width)
-            throw new DataValidationException(-1, -1, $"rows have {validation.Width} columns but {data.Width} are expected", DataValidation.ValidationData) { Kind = DataProblemKind.WrongSize };
+            throw new DataValidationException(-1, -1, FormattableString.Invariant($"rows have {validation.Width} columns but {data.Width} are expected"), DataValidation.ValidationData) { Kind = DataProblemKind.WrongSize };
         var train = RowStream.Checked(data, domain, DataValidation.TrainingData);
         if (validation is not null)
         {

@@ -243,7 +243,7 @@ public static class TrainingDriver
                 if (diverged || stop.IsCancellationRequested) break;
             }
             if (n == 0 && !diverged && !stop.IsCancellationRequested)
-                throw new InvalidOperationException($"{options.Name}: the training data yielded no examples in epoch {epoch}.");
+                throw new InvalidOperationException(FormattableString.Invariant($"{options.Name}: the training data yielded no examples in epoch {epoch}."));
             if (stop.IsCancellationRequested)
             {
                 model.Restore(lastGood); // a partly done epoch is discarded
@@ -268,7 +268,7 @@ public static class TrainingDriver
                 model.ResetAfterDivergence();
                 if (++retriesOfThisEpoch > options.MaxDivergenceRecoveries)
                 {
-                    string what = $"{options.Name} diverged ({options.DivergenceDescription}) in epoch {options.EpochNumberOffset + epoch} and did not recover after " +
+                    string what = FormattableString.Invariant($"{options.Name} diverged ({options.DivergenceDescription}) in epoch {options.EpochNumberOffset + epoch} and did not recover after ") +
                                   FormattableString.Invariant($"{options.MaxDivergenceRecoveries} restarts with halved learning rates (last {lr:G3})");
                     if (completedEpochs == 0)
                         throw new TrainingDivergedException($"{what}. Parameters were restored to the last finite state; {options.DivergenceAdvice}");

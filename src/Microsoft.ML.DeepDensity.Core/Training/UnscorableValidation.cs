@@ -100,7 +100,7 @@ internal static class UnscorableValidation
     {
         string noun = frame >= 0 ? "frame" : "row";
         string where = heldOut is null ? "the validation data" : frame >= 0 ? "the held-out sequences" : "the held-out rows";
-        return (frame >= 0 ? $"frame {frame}: " : "") +
+        return (frame >= 0 ? FormattableString.Invariant($"frame {frame}: ") : "") +
                $"this {noun}{(heldOut is null ? "" : $", {heldOut},")} has a {figure} {Marker}, so early stopping cannot measure the model on {where}: " +
                $"the {noun} lies far outside the {(heldOut is null ? "training data" : $"other training {noun}s")}{(detail is null ? "" : $" ({detail})")}; " +
                $"this is not a divergence of training — correct or remove the {noun}";

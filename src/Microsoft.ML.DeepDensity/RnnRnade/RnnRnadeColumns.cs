@@ -19,8 +19,8 @@ internal static class RnnRnadeColumns
         // The input names are saved with the model (its errors name them), each behind a u16 length.
         foreach (var (setting, value) in inputs)
             if (System.Text.Encoding.UTF8.GetByteCount(value) is int bytes and > SequenceSurrogate.MaxColumnNameBytes)
-                throw new ArgumentException($"{setting} is {bytes} bytes long in UTF-8; a saved sequence model holds column names of up to " +
-                    $"{SequenceSurrogate.MaxColumnNameBytes} bytes.", setting);
+                throw new ArgumentException(FormattableString.Invariant($"{setting} is {bytes} bytes long in UTF-8; a saved sequence model holds column names of up to ") +
+                    FormattableString.Invariant($"{SequenceSurrogate.MaxColumnNameBytes} bytes."), setting);
         // Inputs too: a frame-row model given one column as both id and order made every row a one-frame sequence.
         ColumnSettings.CheckDistinct("Input", inputs.ToList());
         ColumnSettings.CheckDistinct("Output", list);

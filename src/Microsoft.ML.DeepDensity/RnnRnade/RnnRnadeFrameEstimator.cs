@@ -116,16 +116,17 @@ public sealed class RnnRnadeFrameEstimator : IEstimator<SequenceDensityTransform
         // A bad row names its view (DataSet, and in words), as the row and whole-sequence estimators' errors do: the row
         // alone does not say which of the two views it is in.
         SequenceBatch data;
+        // The user's frame column (not the chain's copy of it) names the bad value's slot.
         try { data = Read(inputs); }
-        catch (DataValidationException e) { throw ValidationViewErrors.InDataSet(e, DataSetKind.Training); }
+        catch (DataValidationException e) { throw ValidationViewErrors.InDataSet(e, DataSetKind.Training, trainData.Schema.GetColumnOrNull(o.FeatureColumnName)); }
         SequenceBatch? validation = null;
         if (validationInputs is not null)
         {
             try { validation = Read(validationInputs); }
-            catch (DataValidationException e) { throw ValidationViewErrors.InDataSet(e, DataSetKind.Validation); }
+            catch (DataValidationException e) { throw ValidationViewErrors.InDataSet(e, DataSetKind.Validation, validationData!.Schema.GetColumnOrNull(o.FeatureColumnName)); }
         }
         using var channel = ((IHostEnvironment)_ml).Start("RnnRnade");
-        channel.Info(MessageSensitivity.None, $"RnnRnade: training on {data.Count} sequences ({data.TotalFrames} frame rows).");
+        channel.Info(MessageSensitivity.None, FormattableString.Invariant($"RnnRnade: training on {data.Count} sequences ({data.TotalFrames} frame rows)."));
         if (RnnRnadeModel.WindowsNote(data, o.ModelOptions.TrainingWindow) is string windows) channel.Info(MessageSensitivity.None, "RnnRnade: " + windows + ".");
         RnnRnadeModel model;
         try { model = RnnRnadeModel.Fit(data, o.ModelOptions, validation, RnnRnadeColumns.Progress(channel, o.Progress), o.CancellationToken); }
@@ -316,7 +317,7 @@ public sealed class RnnRnadeFrameEstimator : IEstimator<SequenceDensityTransform
             {
                 if (j > 0 && list[j].Order == list[j - 1].Order)
                     throw new DataValidationException(list[j].Row, -1,
-                        $"sequence '{firstSeen[i]}' has two rows with order {OrderText(list[j].Order, orderType)} (rows {list[j - 1].Row} and {list[j].Row})", _options.OrderColumnName);
+                        FormattableString.Invariant($"sequence '{firstSeen[i]}' has two rows with order {OrderText(list[j].Order, orderType)} (rows {list[j - 1].Row} and {list[j].Row})"), _options.OrderColumnName);
                 places[(int)list[j].Row] = f;
             }
             offsets[i + 1] = f;

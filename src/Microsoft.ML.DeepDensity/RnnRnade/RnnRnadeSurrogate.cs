@@ -71,7 +71,7 @@ internal static class RnnRnadeSurrogate
     {
         if (values.Length == 0 || values.Length % frameSize != 0)
             throw new DataValidationException(row, -1,
-                $"the sequence has {values.Length} values, which is not a positive multiple of the frame size {frameSize}", column)
+                FormattableString.Invariant($"the sequence has {values.Length} values, which is not a positive multiple of the frame size {frameSize}"), column)
             { Kind = values.Length == 0 ? DataProblemKind.NotEnoughData : DataProblemKind.WrongSize };
         return new SequenceBatch(values, new[] { 0, values.Length / frameSize }, frameSize);
     }
@@ -259,7 +259,7 @@ internal static class RnnRnadeSurrogate
         string frameColumn = envelope.Column(0, "frame column"), orderColumn = envelope.Column(2, "order column");
         long row = state.Rows++;
         if (frame.Length != model.FrameSize)
-            throw state.RowError(row, -1, $"the frame has {frame.Length} values but the model's frame size is {model.FrameSize}", frameColumn, DataProblemKind.WrongSize);
+            throw state.RowError(row, -1, FormattableString.Invariant($"the frame has {frame.Length} values but the model's frame size is {model.FrameSize}"), frameColumn, DataProblemKind.WrongSize);
         if (double.IsNaN(order)) throw state.RowError(row, -1, "the order value is missing (NaN; the saved chain reads a text order column as a number, and text that is not one as NaN)", orderColumn, DataProblemKind.NonFiniteValue);
         if (sequenceId.Span.IsWhiteSpace())
             throw state.RowError(row, -1, "the sequence id is missing (every frame row needs its sequence's id)", envelope.Column(1, "sequence-id column"));

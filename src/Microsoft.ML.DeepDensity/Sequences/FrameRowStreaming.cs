@@ -51,49 +51,68 @@ internal static class FrameRowStreaming
     }
 
     /// <summary>The chain's output view wrapped as described above, or the view itself when the chain added no column.</summary>
-    /// <param name="orderType">The type of the input's order column (null: unknown).</param>
-    public static IDataView Wrap(IDataView output, DataViewSchema inputSchema, DataViewType? orderType)
+    /// <param name="terms">The input's order and frame columns, in whose terms a row's error is said.</param>
+    public static IDataView Wrap(IDataView output, DataViewSchema inputSchema, InputTerms terms)
     {
         var own = OwnColumns(inputSchema, output.Schema);
-        return Scoring(output.Schema, own) is DataViewSchema.Column scoring ? new View(output, own, scoring, orderType) : output;
+        return Scoring(output.Schema, own) is DataViewSchema.Column scoring ? new View(output, own, scoring, terms) : output;
     }
 
     /// <summary>The chain's row-to-row mapper wrapped as described above, or the mapper itself when it adds no column.</summary>
-    /// <param name="orderType">The type of the input's order column (null: unknown).</param>
-    public static IRowToRowMapper Wrap(IRowToRowMapper mapper, DataViewType? orderType)
+    /// <param name="terms">The input's order and frame columns, in whose terms a row's error is said.</param>
+    public static IRowToRowMapper Wrap(IRowToRowMapper mapper, InputTerms terms)
     {
         var own = OwnColumns(mapper.InputSchema, mapper.OutputSchema);
-        return Scoring(mapper.OutputSchema, own) is DataViewSchema.Column scoring ? new Mapper(mapper, own, scoring, orderType) : mapper;
+        return Scoring(mapper.OutputSchema, own) is DataViewSchema.Column scoring ? new Mapper(mapper, own, scoring, terms) : mapper;
     }
 
     /// <summary>Runs <paramref name="step"/> (a move or a scoring read), an out-of-order row's error restated in the terms of
     /// the order column (<see cref="Restated"/>).</summary>
-    private static T Run<T>(Func<T> step, DataViewType? orderType)
+    private static T Run<T>(Func<T> step, InputTerms terms)
     {
         try { return step(); }
-        catch (Exception e) when (Restated(e, orderType) is { } restated) { throw restated; }
+        catch (Exception e) when (Restated(e, terms) is { } restated) { throw restated; }
     }
 
     /// <summary><paramref name="e"/> with the out-of-order row's error in it restated (<see cref="RnnRnadeSurrogate.InOrderColumnTerms"/>),
     /// also inside the InvalidOperationExceptions ML.NET's splitter and consolidator wrap a worker's exception in (rebuilt
     /// around it, so the caller meets the same exceptions as before); null when there is nothing to restate.</summary>
-    private static Exception? Restated(Exception e, DataViewType? orderType) => e switch
+    private static Exception? Restated(Exception e, InputTerms terms) => e switch
     {
-        Data.DataValidationException d => RnnRnadeSurrogate.InOrderColumnTerms(d, orderType),
+        Data.DataValidationException d => WithSlotName(RnnRnadeSurrogate.InOrderColumnTerms(d, terms.OrderType) ?? d, terms.Frame) is var r && !ReferenceEquals(r, d) ? r : null,
         InvalidOperationException { InnerException: { } inner } when e.GetType() == typeof(InvalidOperationException)
-            => Restated(inner, orderType) is { } restated ? new InvalidOperationException(e.Message, restated) : null,
+            => Restated(inner, terms) is { } restated ? new InvalidOperationException(e.Message, restated) : null,
         _ => null,
     };
+
+    /// <summary>The input columns a scoring error is restated in the terms of: the order column's type (null: unknown)
+    /// and the frame column (null: unknown), whose slot names the scorer in the chain never sees.</summary>
+    internal sealed record InputTerms(DataViewType? OrderType, DataViewSchema.Column? Frame);
+
+    /// <summary>
+    /// A bad frame value's error (its source the frame column, its column a slot) with the slot's name when the input's
+    /// frame column names its slots (<see cref="NonFiniteInput.SlotName"/>), placed as the row models place it: after the
+    /// value's words and the sequence, before the hint. The row models' errors say "(slot 1 of 'Features' is 'x 2')"; the
+    /// chain's scorer sees a float[] and not the schema, so a frame row's said only "column 1".
+    /// </summary>
+    private static Data.DataValidationException WithSlotName(Data.DataValidationException e, DataViewSchema.Column? frame)
+    {
+        if (frame is not { } column || e.DataSource != column.Name || e.Column < 0) return e;
+        string slot = NonFiniteInput.SlotName(column, e.Column);
+        if (slot.Length == 0 || e.Problem.Contains(slot, StringComparison.Ordinal)) return e;
+        int hint = e.Problem.IndexOf("; " + NonFiniteInput.Hint(column.Name), StringComparison.Ordinal);
+        return e.Reworded(hint < 0 ? e.Problem + slot : e.Problem.Insert(hint, slot));
+    }
 
     private sealed class View : IDataView
     {
         private readonly IDataView _inner;
         private readonly HashSet<int> _own;
         private readonly DataViewSchema.Column _scoring;
-        private readonly DataViewType? _orderType;
-        public View(IDataView inner, HashSet<int> own, DataViewSchema.Column scoring, DataViewType? orderType)
+        private readonly InputTerms _terms;
+        public View(IDataView inner, HashSet<int> own, DataViewSchema.Column scoring, InputTerms terms)
         {
-            _inner = inner; _own = own; _scoring = scoring; _orderType = orderType;
+            _inner = inner; _own = own; _scoring = scoring; _terms = terms;
         }
 
         public bool CanShuffle => _inner.CanShuffle;
@@ -103,7 +122,7 @@ internal static class FrameRowStreaming
         public DataViewRowCursor GetRowCursor(IEnumerable<DataViewSchema.Column> columnsNeeded, Random? rand = null)
         {
             var asked = columnsNeeded.ToList();
-            return new Cursor(_inner.GetRowCursor(WithScoring(asked), rand), asked, Scores(asked) ? _scoring : null, _orderType);
+            return new Cursor(_inner.GetRowCursor(WithScoring(asked), rand), asked, Scores(asked) ? _scoring : null, _terms);
         }
 
         /// <summary>The chain's cursor set: its StatefulCustomMapping gives one cursor whenever one of its outputs is asked
@@ -113,7 +132,7 @@ internal static class FrameRowStreaming
         {
             var asked = columnsNeeded.ToList();
             bool scores = Scores(asked);
-            return _inner.GetRowCursorSet(WithScoring(asked), n, rand).Select(c => (DataViewRowCursor)new Cursor(c, asked, scores ? _scoring : null, _orderType)).ToArray();
+            return _inner.GetRowCursorSet(WithScoring(asked), n, rand).Select(c => (DataViewRowCursor)new Cursor(c, asked, scores ? _scoring : null, _terms)).ToArray();
         }
 
         private bool Scores(List<DataViewSchema.Column> asked) => asked.Any(c => _own.Contains(c.Index));
@@ -128,21 +147,21 @@ internal static class FrameRowStreaming
         private readonly DataViewRowCursor _inner;
         private readonly HashSet<int> _asked;
         private readonly Action? _score;
-        private readonly DataViewType? _orderType;
-        public Cursor(DataViewRowCursor inner, IEnumerable<DataViewSchema.Column> asked, DataViewSchema.Column? scoring, DataViewType? orderType)
+        private readonly InputTerms _terms;
+        public Cursor(DataViewRowCursor inner, IEnumerable<DataViewSchema.Column> asked, DataViewSchema.Column? scoring, InputTerms terms)
         {
             _inner = inner;
             _asked = asked.Select(c => c.Index).ToHashSet();
             _score = scoring is DataViewSchema.Column s ? Reader(inner, s) : null;
-            _orderType = orderType;
+            _terms = terms;
         }
         public override DataViewSchema Schema => _inner.Schema;
         public override long Position => _inner.Position;
         public override long Batch => _inner.Batch;
         public override bool MoveNext()
         {
-            if (!Run(_inner.MoveNext, _orderType)) return false;
-            if (_score is { } score) Run(() => { score(); return true; }, _orderType);
+            if (!Run(_inner.MoveNext, _terms)) return false;
+            if (_score is { } score) Run(() => { score(); return true; }, _terms);
             return true;
         }
         public override ValueGetter<DataViewRowId> GetIdGetter() => _inner.GetIdGetter();
@@ -162,10 +181,10 @@ internal static class FrameRowStreaming
         private readonly IRowToRowMapper _inner;
         private readonly HashSet<int> _own;
         private readonly DataViewSchema.Column _scoring;
-        private readonly DataViewType? _orderType;
-        public Mapper(IRowToRowMapper inner, HashSet<int> own, DataViewSchema.Column scoring, DataViewType? orderType)
+        private readonly InputTerms _terms;
+        public Mapper(IRowToRowMapper inner, HashSet<int> own, DataViewSchema.Column scoring, InputTerms terms)
         {
-            _inner = inner; _own = own; _scoring = scoring; _orderType = orderType;
+            _inner = inner; _own = own; _scoring = scoring; _terms = terms;
         }
 
         public DataViewSchema InputSchema => _inner.InputSchema;
@@ -180,7 +199,7 @@ internal static class FrameRowStreaming
         public DataViewRow GetRow(DataViewRow input, IEnumerable<DataViewSchema.Column> activeColumns)
         {
             var asked = activeColumns.ToList();
-            return new Row(input, _inner.GetRow(input, WithScoring(asked)), asked, Scores(asked) ? _scoring : null, _orderType);
+            return new Row(input, _inner.GetRow(input, WithScoring(asked)), asked, Scores(asked) ? _scoring : null, _terms);
         }
 
         private bool Scores(List<DataViewSchema.Column> asked) => asked.Any(c => _own.Contains(c.Index));
@@ -196,14 +215,14 @@ internal static class FrameRowStreaming
         private readonly DataViewRow _input, _inner;
         private readonly HashSet<int> _asked;
         private readonly Action? _score;
-        private readonly DataViewType? _orderType;
+        private readonly InputTerms _terms;
         private long _scored = -1;
 
-        public Row(DataViewRow input, DataViewRow inner, IEnumerable<DataViewSchema.Column> asked, DataViewSchema.Column? scoring, DataViewType? orderType)
+        public Row(DataViewRow input, DataViewRow inner, IEnumerable<DataViewSchema.Column> asked, DataViewSchema.Column? scoring, InputTerms terms)
         {
             _input = input; _inner = inner; _asked = asked.Select(c => c.Index).ToHashSet();
             _score = scoring is DataViewSchema.Column s ? Reader(inner, s) : null;
-            _orderType = orderType;
+            _terms = terms;
         }
 
         public override DataViewSchema Schema => _inner.Schema;
@@ -231,12 +250,12 @@ internal static class FrameRowStreaming
             if (position == _scored) return;
             if (_scored >= 0 && position != _scored + 1)
                 throw new InvalidOperationException(
-                    $"RNN-RNADE frame rows: this row mapper's input moved from row {_scored} to row {position} without a column of the rows " +
+                    FormattableString.Invariant($"RNN-RNADE frame rows: this row mapper's input moved from row {_scored} to row {position} without a column of the rows ") +
                     "between being read, so those frames are missing from their sequences' histories and the later frames would get wrong " +
                     "log-densities. Read a column of every row moved over (a PredictionEngine does), or score with Transform.");
             _scored = position;   // before scoring: a row whose scoring threw (a bad value, reported) was read, not skipped
             var score = _score!;
-            Run(() => { score(); return true; }, _orderType);
+            Run(() => { score(); return true; }, _terms);
         }
 
         protected override void Dispose(bool disposing)

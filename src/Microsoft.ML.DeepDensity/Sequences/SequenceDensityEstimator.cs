@@ -56,7 +56,7 @@ public sealed class SequenceDensityEstimator : IEstimator<SequenceDensityTransfo
         /// <summary>Throws <see cref="ArgumentException"/> naming the first invalid setting.</summary>
         public void Validate()
         {
-            if (FrameSize < 1) throw new ArgumentOutOfRangeException(nameof(FrameSize), $"FrameSize must be at least 1 (got {FrameSize}): set it to the number of values per time step.");
+            if (FrameSize < 1) throw new ArgumentOutOfRangeException(nameof(FrameSize), FormattableString.Invariant($"FrameSize must be at least 1 (got {FrameSize}): set it to the number of values per time step."));
             RnnRnadeColumns.CheckNames(new[] { (nameof(FeatureColumnName), FeatureColumnName) }, new[]
             {
                 (nameof(LogDensityColumnName), LogDensityColumnName), (nameof(LogDensityPerFrameColumnName), LogDensityPerFrameColumnName),
@@ -142,7 +142,7 @@ public sealed class SequenceDensityEstimator : IEstimator<SequenceDensityTransfo
         var validation = validationData is null ? null
             : SequenceColumn.Read(validationData, o.FeatureColumnName, o.FrameSize, DataSetKind.Validation, o.CancellationToken);
         using var channel = ((IHostEnvironment)_ml).Start(_name);
-        channel.Info(MessageSensitivity.None, $"{_name}: training on {data.Count} sequences ({data.TotalFrames} frames of {o.FrameSize}).");
+        channel.Info(MessageSensitivity.None, FormattableString.Invariant($"{_name}: training on {data.Count} sequences ({data.TotalFrames} frames of {o.FrameSize})."));
         SequenceDensityModel model;
         try
         {
@@ -155,19 +155,34 @@ public sealed class SequenceDensityEstimator : IEstimator<SequenceDensityTransfo
             throw ValidationViewErrors.InDataSet(e.Restated(e.Row, e.Column, e.Problem, o.FeatureColumnName), e.DataSet);
         }
         if (model.FrameSize != o.FrameSize)
-            throw new InvalidOperationException($"The {_name} trainer returned a model with frame size {model.FrameSize}, not {o.FrameSize}.");
+            throw new InvalidOperationException(FormattableString.Invariant($"The {_name} trainer returned a model with frame size {model.FrameSize}, not {o.FrameSize}."));
         // The threshold from sequences the model did not train on (the validation view's, else the trainer's held-out
         // ones) or the training sequences, scored as the scorer scores them.
         var frames = RnnRnadeColumns.ScoreFramesCancellably(model, data, o.CancellationToken);
         var heldOut = o.ThresholdRows == DensityThresholdRows.HeldOut && validation is null ? _heldOutSequences?.Invoke(data) ?? [] : [];
         var (threshold, source) = SequenceAnomalyThreshold.WholeSequences(model, data, frames, validation, heldOut, o.ThresholdRows,
             o.Contamination, o.CancellationToken);
+        // A trainer given to the public constructor reports no held-out sequences (the estimator cannot know which ones it
+        // kept apart, if any), so a held-out threshold falls back to the training sequences. The rule's own words ("0
+        // held-out sequences, fewer than the 20 ...") read as if the data were too small; say what happened and why.
+        bool noSplit = o.ThresholdRows == DensityThresholdRows.HeldOut && validation is null && _heldOutSequences is null;
+        if (noSplit) source = AnomalyThreshold.Count(data.Count, "training", "sequence") + " (the trainer reports no held-out sequences)";
         channel.Info(MessageSensitivity.None, string.Create(System.Globalization.CultureInfo.InvariantCulture,
             $"{_name}: trained; score threshold {threshold:G6} from {source} (contamination {o.Contamination})."));
+        if (noSplit) channel.Warning(MessageSensitivity.None, NoHeldOutSplitWarning(_name));
         string column = o.FeatureColumnName;
         return new SequenceDensityTransformer(SequenceSurrogate.BuildChain(_ml, o, model, threshold), model, threshold,
             schema => SequenceColumn.Check(schema, column), new[] { column }) { ThresholdSource = source };
     }
+
+    /// <summary>The Fit's warning when the threshold came from the training sequences because the trainer (one given to
+    /// the public constructor) reports no held-out split and Fit was given no validation view.</summary>
+    internal static string NoHeldOutSplitWarning(string name)
+        => $"{name}: the PredictedLabel threshold was learned on the training sequences: this estimator's trainer (given to the " +
+           "SequenceDensityEstimator constructor) reports no sequences it held out, and Fit was given no validation view. A " +
+           "model scores the sequences it trained on better than new ones of the same process, so this threshold flags more " +
+           "than the contamination of new normal sequences; pass validation sequences, Fit(trainData, validationData), to " +
+           "learn it on sequences the model did not train on.";
 
     /// <inheritdoc/>
     public SchemaShape GetOutputSchema(SchemaShape inputSchema) => SequenceColumn.OutputSchema(_ml, inputSchema, _options);
@@ -230,7 +245,7 @@ public sealed class SequenceDensityTransformer : ITransformer
     public IRowToRowMapper GetRowToRowMapper(DataViewSchema inputSchema)
     {
         var mapper = _chain.GetRowToRowMapper(Checked(inputSchema));
-        return _streamsRows ? FrameRowStreaming.Wrap(mapper, OrderType(mapper.InputSchema)) : mapper;
+        return _streamsRows ? FrameRowStreaming.Wrap(mapper, Terms(mapper.InputSchema)) : mapper;
     }
 
     /// <summary>Lazily appends the output columns.</summary>
@@ -247,12 +262,13 @@ public sealed class SequenceDensityTransformer : ITransformer
         ArgumentNullException.ThrowIfNull(input);
         Checked(input.Schema);
         var output = _chain.Transform(input);
-        return _streamsRows ? FrameRowStreaming.Wrap(output, input.Schema, OrderType(input.Schema)) : output;
+        return _streamsRows ? FrameRowStreaming.Wrap(output, input.Schema, Terms(input.Schema)) : output;
     }
 
     /// <summary>Frame rows: the type of the input's order column (the last input column), in whose terms an out-of-order
-    /// row's error gives its times.</summary>
-    private DataViewType? OrderType(DataViewSchema input) => input.GetColumnOrNull(_inputs[^1])?.Type;
+    /// row's error gives its times, and its frame column (the first), whose slot names a bad value's error gives.</summary>
+    private FrameRowStreaming.InputTerms Terms(DataViewSchema input)
+        => new(input.GetColumnOrNull(_inputs[^1])?.Type, input.GetColumnOrNull(_inputs[0]));
 
     private DataViewSchema Checked(DataViewSchema schema)
     {
@@ -296,7 +312,7 @@ internal static class SequenceColumn
             Scoring.Densify(in buffer, dense);
             var one = RnnRnadeSurrogate.OneSequence(dense, frameSize, column.Name, row);
             try { DataValidation.CheckRows(dense, frameSize, InputDomain.Real, column.Name); }
-            catch (DataValidationException e) { throw e.Restated(row, e.Column, $"frame {e.Row}: {e.Problem}", column.Name, chain: false); }
+            catch (DataValidationException e) { throw e.Restated(row, e.Column, FormattableString.Invariant($"frame {e.Row}: {e.Problem}"), column.Name, chain: false); }
             values.Append(dense, column.Name, row);
             offsets.Add(offsets[^1] + one.TotalFrames);
             row++;

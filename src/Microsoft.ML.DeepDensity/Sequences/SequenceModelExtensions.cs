@@ -26,7 +26,7 @@ public static class SequenceModelExtensions
             1 => found[0],
             0 => throw new InvalidOperationException("The transformer contains no DeepDensity sequence model" +
                 (transformer.GetDensityTransformers(mlContext).Count > 0 ? "; its DeepDensity model scores rows: use GetDensityModel() or GetDensityTransformers()" : "") + "."),
-            _ => throw new InvalidOperationException($"The transformer contains {found.Count} DeepDensity sequence models."),
+            _ => throw new InvalidOperationException(FormattableString.Invariant($"The transformer contains {found.Count} DeepDensity sequence models.")),
         };
 
     /// <summary>

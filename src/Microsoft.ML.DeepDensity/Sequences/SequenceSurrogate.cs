@@ -95,7 +95,7 @@ internal static class SequenceSurrogate
             throw new InvalidModelFileException("Corrupt sequence model in the ML.NET model.");
         ushort version = BitConverter.ToUInt16(bytes, 4);
         if (version is < 1 or > Version)
-            throw new InvalidModelFileException($"Sequence-model ML.NET envelope version {version} is not supported (this library reads 1 to {Version}).");
+            throw new InvalidModelFileException(FormattableString.Invariant($"Sequence-model ML.NET envelope version {version} is not supported (this library reads 1 to {Version})."));
         float threshold = BitConverter.ToSingle(bytes, 6);
         int at = 10;
         var columns = Array.Empty<string>();

@@ -77,7 +77,7 @@ public sealed class DeepGmmDataParallelEm
         ArgumentNullException.ThrowIfNull(merged);
         int expected = PendingLayer ?? -1;
         if (merged.Layer != expected)
-            throw new ArgumentException($"Expected {(expected < 0 ? "E-step statistics" : $"statistics of layer {expected}")}, got {(merged.Layer < 0 ? "E-step statistics" : $"layer {merged.Layer}")}.", nameof(merged));
+            throw new ArgumentException($"Expected {(expected < 0 ? "E-step statistics" : FormattableString.Invariant($"statistics of layer {expected}"))}, got {(merged.Layer < 0 ? "E-step statistics" : FormattableString.Invariant($"layer {merged.Layer}"))}.", nameof(merged));
         if (merged.Count == 0) throw new ArgumentException("The statistics hold no rows.", nameof(merged));
         if (PendingLayer is not int layer)
         {
@@ -105,7 +105,7 @@ public sealed class DeepGmmDataParallelEm
     /// <summary>The model after the last complete iteration, checked by the model loader (as every Fit's result).</summary>
     public DeepGmmModel ToModel()
     {
-        if (PendingLayer is not null) throw new InvalidOperationException($"The M-step of iteration {Iteration} is not complete (layer {PendingLayer} pending).");
+        if (PendingLayer is not null) throw new InvalidOperationException(FormattableString.Invariant($"The M-step of iteration {Iteration} is not complete (layer {PendingLayer} pending)."));
         return ModelFile.EnsureTrainedModelLoadable(Current);
     }
 }

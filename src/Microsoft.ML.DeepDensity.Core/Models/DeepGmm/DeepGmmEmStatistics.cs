@@ -96,7 +96,7 @@ public sealed class DeepGmmEmStatistics
         ArgumentNullException.ThrowIfNull(a);
         ArgumentNullException.ThrowIfNull(b);
         if (a.Layer != b.Layer || a._values.Length != b._values.Length)
-            throw new ArgumentException($"Statistics of different rounds or models: layer {a.Layer} ({a._values.Length} values) and layer {b.Layer} ({b._values.Length}).", nameof(b));
+            throw new ArgumentException(FormattableString.Invariant($"Statistics of different rounds or models: layer {a.Layer} ({a._values.Length} values) and layer {b.Layer} ({b._values.Length})."), nameof(b));
         var values = new double[a._values.Length];
         System.Numerics.Tensors.TensorPrimitives.Add(a._values, b._values, values);
         return new DeepGmmEmStatistics(a.Layer, checked(a.Count + b.Count), a.LogLikelihoodSum + b.LogLikelihoodSum, values);
@@ -138,7 +138,7 @@ public sealed class DeepGmmEmStatistics
         var net = model.Network;
         const string what = "Deep GMM EM statistics";
         var (layer, count, logLikelihood, values) = SumRecord.Read(bytes, Magic, what, tag =>
-            tag < -1 || tag >= net.LayerCount ? (0, $"layer {tag} is not in [-1, {net.LayerCount - 1}]") : (ExpectedLength(net, tag), null));
+            tag < -1 || tag >= net.LayerCount ? (0, FormattableString.Invariant($"layer {tag} is not in [-1, {net.LayerCount - 1}]")) : (ExpectedLength(net, tag), null));
         if (!double.IsFinite(logLikelihood)) throw SumRecord.Corrupt(what, "non-finite log-likelihood sum");
         foreach (var v in values) if (!double.IsFinite(v)) throw SumRecord.Corrupt(what, "non-finite sums");
         return new DeepGmmEmStatistics(layer, count, logLikelihood, values);

@@ -94,7 +94,7 @@ public sealed partial class DeepGmmModel : DensityModel
         var net = InitialNetwork(options, x, xValid, logJacobian, random, init, numbering, progress, cancellationToken, validationRows);
         var trainer = new DeepGmmTrainer(net, options, x, random);
         var em = new EmTrainable(net, trainer, options, xValid, logJacobian,
-            options.Initializations > 1 ? $"initialisation {init + 1}/{options.Initializations}" : null, cancellationToken, validationRows);
+            options.Initializations > 1 ? FormattableString.Invariant($"initialisation {init + 1}/{options.Initializations}") : null, cancellationToken, validationRows);
         var summary = TrainingDriver.Run(em, TrainingData.From(x), EmDriverOptions(options, random, numbering), progress, cancellationToken);
         numbering.Done += summary.EpochsRun;
         return (net, summary);
@@ -327,17 +327,17 @@ public sealed partial class DeepGmmModel : DensityModel
 
     internal static DensityModel ReadPayload(ModelReader r, int version)
     {
-        if (version != 1) throw r.Corrupt($"payload version {version} is not supported (expected 1)");
+        if (version != 1) throw r.Corrupt(FormattableString.Invariant($"payload version {version} is not supported (expected 1)"));
         int d = r.ReadInt32("dimension", 1, MaxDimension);
         int layerCount = r.ReadInt32();
-        if (layerCount < 1 || layerCount > 64 || layerCount * 4 > r.Remaining) throw r.Corrupt($"layer count {layerCount} is invalid");
+        if (layerCount < 1 || layerCount > 64 || layerCount * 4 > r.Remaining) throw r.Corrupt(FormattableString.Invariant($"layer count {layerCount} is invalid"));
         var components = new int[layerCount];
         long paths = 1, nodes = 0;
         for (int j = 0; j < layerCount; j++)
         {
-            components[j] = r.ReadInt32($"layers[{j}]", 1, 4096);
+            components[j] = r.ReadInt32(FormattableString.Invariant($"layers[{j}]"), 1, 4096);
             paths *= components[j]; nodes += components[j];
-            if (paths > DeepGmmOptions.MaxPaths) throw r.Corrupt($"the network has more than {DeepGmmOptions.MaxPaths} paths");
+            if (paths > DeepGmmOptions.MaxPaths) throw r.Corrupt(FormattableString.Invariant($"the network has more than {DeepGmmOptions.MaxPaths} paths"));
         }
         bool factorized = r.ReadBoolean();
         var std = ColumnStandardizer.Read(r, d);
@@ -345,8 +345,8 @@ public sealed partial class DeepGmmModel : DensityModel
         var net = new DeepGmmNetwork(d, components, factorized);
         for (int n = 0; n < net.NodeCount; n++)
         {
-            r.ReadSingles($"Q[{n}]", d * d).CopyTo(net.Q[n], 0);
-            r.ReadSingles($"e[{n}]", d).CopyTo(net.E[n], 0);
+            r.ReadSingles(FormattableString.Invariant($"Q[{n}]"), d * d).CopyTo(net.Q[n], 0);
+            r.ReadSingles(FormattableString.Invariant($"e[{n}]"), d).CopyTo(net.E[n], 0);
         }
         var prior = r.ReadSingles("log path probabilities", net.LogPrior.Length, requireFinite: false);
         foreach (var v in prior) if (float.IsNaN(v) || v > 1e-3f) throw r.Corrupt("a log path probability is NaN or positive");
@@ -354,17 +354,17 @@ public sealed partial class DeepGmmModel : DensityModel
         // The density is Σ_p π_p N(x | path p) and is labelled Exact: the π must sum to 1 (per layer when factorised),
         // or every row is off by log Σπ (and all −∞ leaves nothing to sample).
         if (factorized)
-            for (int j = 0; j < layerCount; j++) CheckNormalized(r, prior.AsSpan(net.NodeOffset[j], components[j]), $"layer {j}'s log component probabilities");
+            for (int j = 0; j < layerCount; j++) CheckNormalized(r, prior.AsSpan(net.NodeOffset[j], components[j]), FormattableString.Invariant($"layer {j}'s log component probabilities"));
         else CheckNormalized(r, prior, "the log path probabilities");
         net.Refresh();
         for (int n = 0; n < net.NodeCount; n++)
-            if (!double.IsFinite(net.LogDet[n])) throw r.Corrupt($"node {n} has a singular transformation");
+            if (!double.IsFinite(net.LogDet[n])) throw r.Corrupt(FormattableString.Invariant($"node {n} has a singular transformation"));
         var model = new DeepGmmModel(net, std);
         // Sampling runs the forward maps A = Q⁻¹, b = −A·e: a nearly singular Q that passed the determinant check can
         // still give an infinite A.
         for (int n = 0; n < net.NodeCount; n++)
             if (!model._forwardA[n].All(double.IsFinite) || !model._forwardB[n].All(double.IsFinite))
-                throw r.Corrupt($"node {n}'s forward transformation is not finite");
+                throw r.Corrupt(FormattableString.Invariant($"node {n}'s forward transformation is not finite"));
         return model;
     }
 

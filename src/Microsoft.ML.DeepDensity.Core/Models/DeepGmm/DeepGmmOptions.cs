@@ -310,8 +310,8 @@ public sealed class DeepGmmOptions : Persistence.IModelSizeOptions
     {
         Check(Layers is { Length: > 0 }, nameof(Layers), Layers, "must list at least one layer");
         for (int j = 0; j < Layers!.Length; j++)
-            Check(Layers[j] >= 1 && Layers[j] <= 4096, $"{nameof(Layers)}[{j}]", Layers[j], "must be in [1, 4096]");
-        Check(PathCount <= MaxPaths, nameof(Layers), Layers, $"has {PathCount} paths; at most {MaxPaths} are supported");
+            Check(Layers[j] >= 1 && Layers[j] <= 4096, FormattableString.Invariant($"{nameof(Layers)}[{j}]"), Layers[j], "must be in [1, 4096]");
+        Check(PathCount <= MaxPaths, nameof(Layers), Layers, FormattableString.Invariant($"has {PathCount} paths; at most {MaxPaths} are supported"));
         Check(Enum.IsDefined(PathProbabilities), nameof(PathProbabilities), PathProbabilities, "is not defined");
         Check(Enum.IsDefined(Em), nameof(Em), Em, "is not defined");
         Check(Enum.IsDefined(EStep), nameof(EStep), EStep, "is not defined");
@@ -321,7 +321,7 @@ public sealed class DeepGmmOptions : Persistence.IModelSizeOptions
         Check(HeuristicWarmPasses >= 1, nameof(HeuristicWarmPasses), HeuristicWarmPasses, "must be at least 1");
         Check(HeuristicRandomPasses >= 0, nameof(HeuristicRandomPasses), HeuristicRandomPasses, "must be non-negative");
         Check(!(Em == DeepGmmEmKind.Soft && EStep == DeepGmmEStep.Heuristic), nameof(EStep), EStep, "cannot be Heuristic with soft EM (soft EM needs every path's responsibility)");
-        Check(!(Em == DeepGmmEmKind.Soft && PathCount > 4096), nameof(Em), Em, $"needs at most 4096 paths for its responsibility table (the network has {PathCount}); use hard EM");
+        Check(!(Em == DeepGmmEmKind.Soft && PathCount > 4096), nameof(Em), Em, FormattableString.Invariant($"needs at most 4096 paths for its responsibility table (the network has {PathCount}); use hard EM"));
         Check(Enum.IsDefined(Initialization), nameof(Initialization), Initialization, "is not defined");
         Check(PretrainIterations >= 1, nameof(PretrainIterations), PretrainIterations, "must be at least 1");
         Check(LowerLayerPerturbation >= 0 && LowerLayerPerturbation <= 1, nameof(LowerLayerPerturbation), LowerLayerPerturbation, "must be in [0, 1]");
@@ -330,7 +330,7 @@ public sealed class DeepGmmOptions : Persistence.IModelSizeOptions
         Check(Tolerance >= 0 && double.IsFinite(Tolerance), nameof(Tolerance), Tolerance, "must be non-negative and finite");
         Check(LbfgsIterations >= 1, nameof(LbfgsIterations), LbfgsIterations, "must be at least 1");
         Check(MinibatchEpochs >= 1, nameof(MinibatchEpochs), MinibatchEpochs, "must be at least 1");
-        Check(MinibatchSize >= 1 && MinibatchSize <= 1 << 20, nameof(MinibatchSize), MinibatchSize, $"must be in [1, {1 << 20}]");
+        Check(MinibatchSize >= 1 && MinibatchSize <= 1 << 20, nameof(MinibatchSize), MinibatchSize, FormattableString.Invariant($"must be in [1, {1 << 20}]"));
         Check(MinibatchLearningRate > 0 && double.IsFinite(MinibatchLearningRate), nameof(MinibatchLearningRate), MinibatchLearningRate, "must be positive and finite");
         Check(CovarianceRidge > 0 && CovarianceRidge <= MaxCovarianceRidge, nameof(CovarianceRidge), CovarianceRidge,
             FormattableString.Invariant($"must be in (0, {MaxCovarianceRidge}] (it is the covariance floor, in units of each column's variance: the default is {Defaults.CovarianceRidge})"));
@@ -357,7 +357,7 @@ public sealed class DeepGmmOptions : Persistence.IModelSizeOptions
     /// else the path count above <see cref="ExactPathLimit"/>; for the refusals of streamed and data-parallel EM.</summary>
     internal string WhyNotExactEStep => EStep == DeepGmmEStep.Heuristic
         ? "EStep = Heuristic; set EStep = Exact or Auto (the heuristic E-step keeps a path per row)"
-        : $"the network has {PathCount} paths, more than ExactPathLimit = {ExactPathLimit}; raise ExactPathLimit or set EStep = Exact " +
+        : FormattableString.Invariant($"the network has {PathCount} paths, more than ExactPathLimit = {ExactPathLimit}; raise ExactPathLimit or set EStep = Exact ") +
           "(the heuristic E-step keeps a path per row)";
 
     private static void Check(bool ok, string name, object? value, string rule)

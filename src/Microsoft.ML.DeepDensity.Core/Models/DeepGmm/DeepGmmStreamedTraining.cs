@@ -34,7 +34,7 @@ public sealed partial class DeepGmmModel
         var x = RowStream.Map(train, (rows, n, _) => standardizer.Forward(rows, rows, n));
         var xValid = valid is null ? null : RowStream.Map(valid, (rows, n, _) => standardizer.Forward(rows, rows, n));
         var (columnVariance, rowCount) = DeepGmmTrainer.ColumnVariances(x, cancellationToken);
-        if (rowCount < 2) throw new DataValidationException(-1, -1, $"the data has {rowCount} training row{(rowCount == 1 ? "" : "s")}; at least 2 training rows are needed", DataValidation.TrainingData) { Kind = DataProblemKind.NotEnoughData };
+        if (rowCount < 2) throw new DataValidationException(-1, -1, FormattableString.Invariant($"the data has {rowCount} training row{(rowCount == 1 ? "" : "s")}; at least 2 training rows are needed"), DataValidation.TrainingData) { Kind = DataProblemKind.NotEnoughData };
         var sample = RowStream.Sample(x, streaming.SampleRows, new RandomStream(options.Seed).Fork(0x5A3B1E), cancellationToken);
         // The pretrained top layer keeps its best pretraining iteration on validation, as in memory; without the validation
         // rows it would keep the last one (hard EM need not improve validation every iteration), so a streamed run with a
@@ -53,7 +53,7 @@ public sealed partial class DeepGmmModel
             var net = InitialNetwork(options, sample, validationSample, logJacobian, random, init, numbering, progress, cancellationToken, validationRows);
             var trainer = new DeepGmmTrainer(net, options, columnVariance, random);
             var em = new StreamedEmTrainable(net, trainer, options, new StreamingTrainingData(x, streaming), validationRows, rowCount, logJacobian,
-                options.Initializations > 1 ? $"initialisation {init + 1}/{options.Initializations}" : null, cancellationToken);
+                options.Initializations > 1 ? FormattableString.Invariant($"initialisation {init + 1}/{options.Initializations}") : null, cancellationToken);
             // The trainable reads the stream itself (several passes an iteration): the driver hands it one step per iteration.
             var summary = TrainingDriver.Run(em, TrainingData.From(new RowMatrix(1, net.D)), EmDriverOptions(options, random, numbering), progress, cancellationToken);
             numbering.Done += summary.EpochsRun;

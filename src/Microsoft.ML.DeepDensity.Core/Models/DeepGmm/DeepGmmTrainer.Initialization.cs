@@ -24,7 +24,7 @@ internal sealed partial class DeepGmmTrainer
         // Without Standardize the columns share one pooled scale, so a column of unit spread beside one of 1e38 is
         // numerically constant: per-column standardisation is then the remedy ("rescale the data" alone did not say so).
         Training.TrainingDivergedException GreedyInitializationFailed(int layer, int cluster)
-            => new($"The greedy initialisation could not whiten cluster {cluster} of layer {layer} in float32 (its covariance is " +
+            => new(FormattableString.Invariant($"The greedy initialisation could not whiten cluster {cluster} of layer {layer} in float32 (its covariance is ") +
                    "singular or its inverse square root overflows). Data far from unit scale is a common cause (spreads below about " +
                    "1e-35, where float32 loses precision): rescale the data" + (options.Standardize ? "." :
                    $", or set {nameof(DeepGmmOptions.Standardize)} = true: without it every column is divided by one pooled scale, so a " +

@@ -33,7 +33,7 @@ public sealed class IwaeModel : ImportanceSampledModel
         : base(evaluationSamples, evaluationChunk, evaluationSeed)
     {
         if (standardizer is not null && standardizer.Width != network.D)
-            throw new ArgumentException($"The standardizer has {standardizer.Width} columns; the network has {network.D}.", nameof(standardizer));
+            throw new ArgumentException(FormattableString.Invariant($"The standardizer has {standardizer.Width} columns; the network has {network.D}."), nameof(standardizer));
         Network = network; Samples = samples; Standardizer = standardizer;
         _newWorkspace = (n, k) => new IwaeNetwork.Workspace(Network, n, k, forTraining: false)
         {
@@ -297,7 +297,7 @@ public sealed class IwaeModel : ImportanceSampledModel
 
     internal static DensityModel ReadPayload(ModelReader r, int version)
     {
-        if (version is not (1 or 2 or 3)) throw r.Corrupt($"payload version {version} is not supported (expected 1, 2 or 3)");
+        if (version is not (1 or 2 or 3)) throw r.Corrupt(FormattableString.Invariant($"payload version {version} is not supported (expected 1, 2 or 3)"));
         int d = r.ReadInt32("dimension", 1, IwaeOptions.MaxDimension);
         var latent = ReadSizes(r, "latent dimensions", 1, 8);
         var hidden = ReadSizes(r, "hidden units", 0, 16);
@@ -313,7 +313,7 @@ public sealed class IwaeModel : ImportanceSampledModel
         {
             float halfWidth = r.ReadSingle();
             var centre = r.ReadParameters("log σ bound centres", d);
-            if (LogSigmaBound.Problem(likelihood, d, halfWidth, centre) is string boundProblem) throw r.Corrupt(boundProblem + $" (payload version {version})");
+            if (LogSigmaBound.Problem(likelihood, d, halfWidth, centre) is string boundProblem) throw r.Corrupt(boundProblem + FormattableString.Invariant($" (payload version {version})"));
             bound = new LogSigmaBound(halfWidth, centre);
         }
         ColumnStandardizer? standardizer = null;
@@ -333,8 +333,8 @@ public sealed class IwaeModel : ImportanceSampledModel
     private static int[] ReadSizes(ModelReader r, string name, int minCount, int maxCount)
     {
         var v = r.ReadInt32s(name);
-        if (v.Length < minCount || v.Length > maxCount) throw r.Corrupt($"{name} has {v.Length} entries, expected {minCount} to {maxCount}");
-        foreach (var s in v) if (s < 1 || s > IwaeOptions.MaxLayerUnits) throw r.Corrupt($"{name} entry {s} is outside [1, {IwaeOptions.MaxLayerUnits}]");
+        if (v.Length < minCount || v.Length > maxCount) throw r.Corrupt(FormattableString.Invariant($"{name} has {v.Length} entries, expected {minCount} to {maxCount}"));
+        foreach (var s in v) if (s < 1 || s > IwaeOptions.MaxLayerUnits) throw r.Corrupt(FormattableString.Invariant($"{name} entry {s} is outside [1, {IwaeOptions.MaxLayerUnits}]"));
         return v;
     }
 }

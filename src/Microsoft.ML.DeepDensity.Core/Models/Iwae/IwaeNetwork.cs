@@ -50,9 +50,9 @@ internal sealed class IwaeNetwork
         {
             var hidden = l == 0 ? HiddenUnits : DeepHiddenUnits;
             int below = l == 0 ? D : Latent[l - 1];
-            Encoders[l] = new Mlp($"enc{l}", below, hidden, 2 * Latent[l], activation);
+            Encoders[l] = new Mlp(FormattableString.Invariant($"enc{l}"), below, hidden, 2 * Latent[l], activation);
             int outWidth = l == 0 && likelihood == IwaeLikelihood.Bernoulli ? D : 2 * below;
-            Decoders[l] = new Mlp($"dec{l}", Latent[l], Enumerable.Reverse(hidden).ToArray(), outWidth, activation);
+            Decoders[l] = new Mlp(FormattableString.Invariant($"dec{l}"), Latent[l], Enumerable.Reverse(hidden).ToArray(), outWidth, activation);
         }
         foreach (var e in Encoders) e.Register(Parameters);
         foreach (var d in Decoders) d.Register(Parameters);
@@ -406,7 +406,7 @@ internal sealed class LogSigmaBound
     {
         if (likelihood != IwaeLikelihood.Gaussian) return "a log σ bound needs the Gaussian likelihood";
         if (!(halfWidth > 0f && halfWidth <= MaxHalfWidth)) return FormattableString.Invariant($"log σ bound {halfWidth} is outside (0, {MaxHalfWidth}]");
-        if (centre.Length != dimension) return $"a log σ bound has {centre.Length} centres for {dimension} columns";
+        if (centre.Length != dimension) return FormattableString.Invariant($"a log σ bound has {centre.Length} centres for {dimension} columns");
         foreach (var c in centre) if (!float.IsFinite(c)) return "a log σ bound centre is not finite";
         return null;
     }

@@ -48,7 +48,7 @@ internal sealed class IwaeObjective : IGradientObjective, IDivergenceAdvisor
                 : "lower LearningRate.";
             bool unboundedDeep = _net.Layers >= 2 && (_net.DeepHiddenUnits.Length == 0 || _net.Activation is Activation.Relu or Activation.Softplus);
             if (!unboundedDeep) return generic;
-            return $"with {_net.Layers} stochastic layers and {(_net.DeepHiddenUnits.Length == 0 ? "no DeepHiddenUnits (affine networks)" : $"{_net.Activation} DeepHiddenUnits")} " +
+            return FormattableString.Invariant($"with {_net.Layers} stochastic layers and {(_net.DeepHiddenUnits.Length == 0 ? "no DeepHiddenUnits (affine networks)" : $"{_net.Activation} DeepHiddenUnits")} ") +
                    "between them, the log σ of each latent layer above the first is an unbounded function of the sample below it, whose spread is " +
                    "itself e^(log σ), so single samples' log-weights can be -1e30 or -∞ even at the initial parameters, which a lower learning rate " +
                    "does not fix: set Activation = Tanh with at least one DeepHiddenUnits layer (Burda et al.'s architecture), or use one stochastic " +
@@ -65,7 +65,7 @@ internal sealed class IwaeObjective : IGradientObjective, IDivergenceAdvisor
         int d = _net.D, k = _k;
         int blocks = BlockWaves.BlockCount(count, _rowsPerBlock);
         // The blocks read the rows in place through a pointer: check the span holds them.
-        if (rows.Length < (long)count * d) throw new ArgumentException($"{count} rows of {d} values need {(long)count * d}; {rows.Length} were given.", nameof(rows));
+        if (rows.Length < (long)count * d) throw new ArgumentException(FormattableString.Invariant($"{count} rows of {d} values need {(long)count * d}; {rows.Length} were given."), nameof(rows));
         // Each block packs the weights it multiplies by itself: one pack shared by the blocks ran 4-5 % slower
         // per step (the other core reads it from this one's cache, and the shared pack was a region of its own).
         while (_workspaces.Count < Math.Min(blocks, BlockWaves.BlocksPerWave)) _workspaces.Add(new IwaeNetwork.Workspace(_net, _rowsPerBlock, k, forTraining: true));

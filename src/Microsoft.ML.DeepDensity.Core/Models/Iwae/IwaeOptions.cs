@@ -118,16 +118,16 @@ public sealed class IwaeOptions : ImportanceSampledOptions, Persistence.IModelSi
     {
         base.Validate();
         Check(LatentDimensions is { Length: >= 1 and <= 8 }, nameof(LatentDimensions), LatentDimensions, "must list 1 to 8 layer sizes");
-        foreach (var v in LatentDimensions) Check(v >= 1 && v <= MaxLayerUnits, nameof(LatentDimensions), LatentDimensions, $"entries must be in [1, {MaxLayerUnits}]");
+        foreach (var v in LatentDimensions) Check(v >= 1 && v <= MaxLayerUnits, nameof(LatentDimensions), LatentDimensions, FormattableString.Invariant($"entries must be in [1, {MaxLayerUnits}]"));
         Check(HiddenUnits is { Length: <= 16 }, nameof(HiddenUnits), HiddenUnits, "must be a list of at most 16 layer sizes");
-        foreach (var v in HiddenUnits) Check(v >= 1 && v <= MaxLayerUnits, nameof(HiddenUnits), HiddenUnits, $"entries must be in [1, {MaxLayerUnits}]");
+        foreach (var v in HiddenUnits) Check(v >= 1 && v <= MaxLayerUnits, nameof(HiddenUnits), HiddenUnits, FormattableString.Invariant($"entries must be in [1, {MaxLayerUnits}]"));
         Check(DeepHiddenUnits is { Length: <= 16 }, nameof(DeepHiddenUnits), DeepHiddenUnits, "must be a list of at most 16 layer sizes");
-        foreach (var v in DeepHiddenUnits) Check(v >= 1 && v <= MaxLayerUnits, nameof(DeepHiddenUnits), DeepHiddenUnits, $"entries must be in [1, {MaxLayerUnits}]");
+        foreach (var v in DeepHiddenUnits) Check(v >= 1 && v <= MaxLayerUnits, nameof(DeepHiddenUnits), DeepHiddenUnits, FormattableString.Invariant($"entries must be in [1, {MaxLayerUnits}]"));
         Check(Activation is null or Numerics.Activation.Tanh or Numerics.Activation.Relu or Numerics.Activation.Softplus or Numerics.Activation.Sigmoid,
             nameof(Activation), Activation?.ToString() ?? "null", "must be null (by likelihood), Tanh, Relu, Softplus or Sigmoid");
         Check(Enum.IsDefined(Likelihood), nameof(Likelihood), Likelihood, "must be Bernoulli or Gaussian");
         Check(Samples >= 1 && Samples <= 100_000, nameof(Samples), Samples, "must be in [1, 100000]");
-        Check(RowsPerBlock >= 1 && RowsPerBlock <= MaxRowsPerBlock, nameof(RowsPerBlock), RowsPerBlock, $"must be in [1, {MaxRowsPerBlock}]");
+        Check(RowsPerBlock >= 1 && RowsPerBlock <= MaxRowsPerBlock, nameof(RowsPerBlock), RowsPerBlock, FormattableString.Invariant($"must be in [1, {MaxRowsPerBlock}]"));
     }
 
 }

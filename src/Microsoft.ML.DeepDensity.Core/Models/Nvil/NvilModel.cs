@@ -126,11 +126,11 @@ public sealed class NvilModel : ImportanceSampledModel
 
     internal static DensityModel ReadPayload(ModelReader r, int version)
     {
-        if (version != 1) throw r.Corrupt($"payload version {version} is not supported (expected 1)");
+        if (version != 1) throw r.Corrupt(FormattableString.Invariant($"payload version {version} is not supported (expected 1)"));
         int d = r.ReadInt32("dimension", 1, NvilOptions.MaxDimension);
         var latent = r.ReadInt32s("latent dimensions");
-        if (latent.Length is < 1 or > 8) throw r.Corrupt($"latent dimensions has {latent.Length} entries, expected 1 to 8");
-        foreach (var s in latent) if (s < 1 || s > NvilOptions.MaxLayerUnits) throw r.Corrupt($"latent dimension {s} is outside [1, {NvilOptions.MaxLayerUnits}]");
+        if (latent.Length is < 1 or > 8) throw r.Corrupt(FormattableString.Invariant($"latent dimensions has {latent.Length} entries, expected 1 to 8"));
+        foreach (var s in latent) if (s < 1 || s > NvilOptions.MaxLayerUnits) throw r.Corrupt(FormattableString.Invariant($"latent dimension {s} is outside [1, {NvilOptions.MaxLayerUnits}]"));
         int evalK = r.ReadInt32("evaluation samples", 1, NvilOptions.MaxEvaluationSamples);
         int chunk = r.ReadInt32("evaluation samples per chunk", 1, NvilOptions.MaxEvaluationSamplesPerChunk);
         ulong seed = r.ReadUInt64();

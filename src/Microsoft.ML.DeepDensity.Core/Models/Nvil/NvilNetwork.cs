@@ -40,8 +40,8 @@ internal sealed class NvilNetwork
         for (int l = 0; l < layers; l++)
         {
             int below = l == 0 ? D : Latent[l - 1];
-            Encoders[l] = new Mlp($"enc{l}", below, Array.Empty<int>(), Latent[l], Activation.Identity);
-            Decoders[l] = new Mlp($"dec{l}", Latent[l], Array.Empty<int>(), below, Activation.Identity);
+            Encoders[l] = new Mlp(FormattableString.Invariant($"enc{l}"), below, Array.Empty<int>(), Latent[l], Activation.Identity);
+            Decoders[l] = new Mlp(FormattableString.Invariant($"dec{l}"), Latent[l], Array.Empty<int>(), below, Activation.Identity);
         }
         Prior = new Parameter("prior.b", new float[Latent[^1]]);
         foreach (var e in Encoders) e.Register(Parameters);

@@ -99,11 +99,11 @@ public sealed class NvilOptions : ImportanceSampledOptions, Persistence.IModelSi
     {
         base.Validate();
         Check(LatentDimensions is { Length: >= 1 and <= 8 }, nameof(LatentDimensions), LatentDimensions, "must list 1 to 8 layer sizes");
-        foreach (var v in LatentDimensions) Check(v >= 1 && v <= MaxLayerUnits, nameof(LatentDimensions), LatentDimensions, $"entries must be in [1, {MaxLayerUnits}]");
+        foreach (var v in LatentDimensions) Check(v >= 1 && v <= MaxLayerUnits, nameof(LatentDimensions), LatentDimensions, FormattableString.Invariant($"entries must be in [1, {MaxLayerUnits}]"));
         Check(SamplesPerExample >= 1 && SamplesPerExample <= 10_000, nameof(SamplesPerExample), SamplesPerExample, "must be in [1, 10000]");
-        Check(BaselineHiddenUnits >= 1 && BaselineHiddenUnits <= MaxLayerUnits, nameof(BaselineHiddenUnits), BaselineHiddenUnits, $"must be in [1, {MaxLayerUnits}]");
+        Check(BaselineHiddenUnits >= 1 && BaselineHiddenUnits <= MaxLayerUnits, nameof(BaselineHiddenUnits), BaselineHiddenUnits, FormattableString.Invariant($"must be in [1, {MaxLayerUnits}]"));
         Check(SignalSmoothing >= 0 && SignalSmoothing < 1, nameof(SignalSmoothing), SignalSmoothing, "must be in [0, 1)");
-        Check(RowsPerBlock >= 1 && RowsPerBlock <= MaxRowsPerBlock, nameof(RowsPerBlock), RowsPerBlock, $"must be in [1, {MaxRowsPerBlock}]");
+        Check(RowsPerBlock >= 1 && RowsPerBlock <= MaxRowsPerBlock, nameof(RowsPerBlock), RowsPerBlock, FormattableString.Invariant($"must be in [1, {MaxRowsPerBlock}]"));
     }
 
 }

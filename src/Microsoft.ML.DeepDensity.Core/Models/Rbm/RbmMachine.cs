@@ -47,7 +47,7 @@ internal sealed class RbmMachine
 
     /// <summary>The size of an RBM of these sizes (<see cref="RbmOptions.PredictModelSize"/>, checked again before allocating).</summary>
     internal static Persistence.ModelSizePrediction PredictSize(int d, int h)
-        => new("RBM", d, ParameterCount(d, h), $"an RBM of {h} hidden units (D×H weights; HiddenUnits)",
+        => new("RBM", d, ParameterCount(d, h), FormattableString.Invariant($"an RBM of {h} hidden units (D×H weights; HiddenUnits)"),
             "use fewer columns (e.g. a PCA projection) or fewer HiddenUnits", RbmModel.MaxVisibleUnits);
 
     public RbmMachine(int d, int h, RbmVisibleType visibleType, float[] w, float[] b, float[] c)
@@ -392,7 +392,7 @@ internal sealed class RbmMachine
     {
         if (enumerateVisible && Gaussian) throw new InvalidOperationException("Gaussian visible units cannot be enumerated.");
         int k = enumerateVisible ? D : H;
-        if (k > 30) throw new InvalidOperationException($"Enumerating 2^{k} states is not feasible.");
+        if (k > 30) throw new InvalidOperationException(FormattableString.Invariant($"Enumerating 2^{k} states is not feasible."));
         int blockBits = Math.Min(k, 10);
         int blockStates = 1 << blockBits;
         int blocks = 1 << (k - blockBits);

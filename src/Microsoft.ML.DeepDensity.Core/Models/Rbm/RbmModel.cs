@@ -180,7 +180,7 @@ public sealed partial class RbmModel : DensityModel
         options.Validate();
         int d = visibleBias.Length, h = hiddenBias.Length;
         if (d < 1 || h < 1 || weights.Length != (long)d * h)
-            throw new ArgumentException($"Weights have {weights.Length} values; {d} visible × {h} hidden units need {(long)d * h}.", nameof(weights));
+            throw new ArgumentException(FormattableString.Invariant($"Weights have {weights.Length} values; {d} visible × {h} hidden units need {(long)d * h}."), nameof(weights));
         foreach (var a in new[] { weights, visibleBias, hiddenBias })
             foreach (var v in a) if (!float.IsFinite(v)) throw new ArgumentException("Parameters must be finite.");
         var machine = new RbmMachine(d, h, visibleType, (float[])weights.Clone(), (float[])visibleBias.Clone(), (float[])hiddenBias.Clone());
@@ -325,7 +325,7 @@ public sealed partial class RbmModel : DensityModel
         int rowsPerCheck, Action<int>? groupDone)
     {
         int count = DataValidation.CheckRows(rows, Dimension, InputDomain, "rows");
-        if (freeEnergy.Length < count) throw new ArgumentException($"Destination has {freeEnergy.Length} slots for {count} rows.", nameof(freeEnergy));
+        if (freeEnergy.Length < count) throw new ArgumentException(FormattableString.Invariant($"Destination has {freeEnergy.Length} slots for {count} rows."), nameof(freeEnergy));
         cancellationToken.ThrowIfCancellationRequested();
         if (count == 0) return;
         // Without a token that can be cancelled: one call, as before the token existed (and no delegate made).
@@ -341,7 +341,7 @@ public sealed partial class RbmModel : DensityModel
     public float[] FreeEnergy(RowMatrix rows, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(rows);
-        if (rows.Columns != Dimension) throw new DataValidationException(-1, -1, $"the data has {rows.Columns} columns but the model expects {Dimension}", null) { Kind = DataProblemKind.WrongSize };
+        if (rows.Columns != Dimension) throw new DataValidationException(-1, -1, FormattableString.Invariant($"the data has {rows.Columns} columns but the model expects {Dimension}"), null) { Kind = DataProblemKind.WrongSize };
         var result = new float[rows.Rows];
         FreeEnergy(rows.AsSpan(), result, cancellationToken);
         return result;
@@ -500,7 +500,7 @@ public sealed partial class RbmModel : DensityModel
 
     internal static DensityModel ReadPayload(ModelReader r, int version)
     {
-        if (version != 1) throw r.Corrupt($"payload version {version} is not supported (expected 1)");
+        if (version != 1) throw r.Corrupt(FormattableString.Invariant($"payload version {version} is not supported (expected 1)"));
         var type = r.ReadEnum<RbmVisibleType>("visible type");
         int d = r.ReadInt32("visible units", 1, MaxVisibleUnits);
         int h = r.ReadInt32("hidden units", 1, RbmOptions.MaxHiddenUnits);
@@ -522,7 +522,7 @@ public sealed partial class RbmModel : DensityModel
         if (method == LogPartitionMethod.Exact && (se != 0 || lo != logZ || hi != logZ || runs != 0 || temps != 0))
             throw r.Corrupt("an exact log Z has a standard error, an interval or AIS settings");
         if (method == LogPartitionMethod.AnnealedImportanceSampling && (runs < 2 || temps < 2))
-            throw r.Corrupt($"an AIS estimate of log Z with {runs} runs and {temps} temperatures (at least 2 of each)");
+            throw r.Corrupt(FormattableString.Invariant($"an AIS estimate of log Z with {runs} runs and {temps} temperatures (at least 2 of each)"));
         int burnIn = r.ReadInt32("sampling burn-in", 0, RbmOptions.MaxSamplingBurnIn);
         int thinning = r.ReadInt32("sampling thinning", 1, RbmOptions.MaxSamplingThinning);
         int chains = r.ReadInt32("sampling chains", 1, RbmOptions.MaxSamplingChains);

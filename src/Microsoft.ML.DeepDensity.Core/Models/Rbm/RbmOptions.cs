@@ -241,17 +241,17 @@ public sealed class RbmOptions : GradientTrainingOptions, Persistence.IModelSize
     public override void Validate()
     {
         base.Validate();
-        Check(HiddenUnits >= 1 && HiddenUnits <= MaxHiddenUnits, nameof(HiddenUnits), HiddenUnits, $"must be in [1, {MaxHiddenUnits}]");
+        Check(HiddenUnits >= 1 && HiddenUnits <= MaxHiddenUnits, nameof(HiddenUnits), HiddenUnits, FormattableString.Invariant($"must be in [1, {MaxHiddenUnits}]"));
         Check(Enum.IsDefined(VisibleType), nameof(VisibleType), VisibleType, "must be Bernoulli or Gaussian");
         Check(Enum.IsDefined(Algorithm), nameof(Algorithm), Algorithm, "must be ContrastiveDivergence or PersistentContrastiveDivergence");
         Check(VisibleStdDev >= 0 && float.IsFinite(VisibleStdDev), nameof(VisibleStdDev), VisibleStdDev, "must be 0 (learned) or positive and finite");
-        Check(GibbsSteps >= 1 && GibbsSteps <= MaxGibbsSteps, nameof(GibbsSteps), GibbsSteps, $"must be in [1, {MaxGibbsSteps}]");
-        Check(PersistentChains >= 0 && PersistentChains <= MaxPersistentChains, nameof(PersistentChains), PersistentChains, $"must be in [0, {MaxPersistentChains}]");
+        Check(GibbsSteps >= 1 && GibbsSteps <= MaxGibbsSteps, nameof(GibbsSteps), GibbsSteps, FormattableString.Invariant($"must be in [1, {MaxGibbsSteps}]"));
+        Check(PersistentChains >= 0 && PersistentChains <= MaxPersistentChains, nameof(PersistentChains), PersistentChains, FormattableString.Invariant($"must be in [0, {MaxPersistentChains}]"));
         Check(ExactLogPartitionMaxUnits >= 0 && ExactLogPartitionMaxUnits <= 30, nameof(ExactLogPartitionMaxUnits), ExactLogPartitionMaxUnits, "must be in [0, 30]");
-        Check(AisRuns >= 2 && AisRuns <= MaxAisRuns, nameof(AisRuns), AisRuns, $"must be in [2, {MaxAisRuns}]");
-        Check(AisTemperatures >= 2 && AisTemperatures <= MaxAisTemperatures, nameof(AisTemperatures), AisTemperatures, $"must be in [2, {MaxAisTemperatures}]");
-        Check(SamplingBurnIn >= 0 && SamplingBurnIn <= MaxSamplingBurnIn, nameof(SamplingBurnIn), SamplingBurnIn, $"must be in [0, {MaxSamplingBurnIn}]");
-        Check(SamplingThinning >= 1 && SamplingThinning <= MaxSamplingThinning, nameof(SamplingThinning), SamplingThinning, $"must be in [1, {MaxSamplingThinning}]");
-        Check(SamplingChains >= 1 && SamplingChains <= MaxSamplingChains, nameof(SamplingChains), SamplingChains, $"must be in [1, {MaxSamplingChains}]");
+        Check(AisRuns >= 2 && AisRuns <= MaxAisRuns, nameof(AisRuns), AisRuns, FormattableString.Invariant($"must be in [2, {MaxAisRuns}]"));
+        Check(AisTemperatures >= 2 && AisTemperatures <= MaxAisTemperatures, nameof(AisTemperatures), AisTemperatures, FormattableString.Invariant($"must be in [2, {MaxAisTemperatures}]"));
+        Check(SamplingBurnIn >= 0 && SamplingBurnIn <= MaxSamplingBurnIn, nameof(SamplingBurnIn), SamplingBurnIn, FormattableString.Invariant($"must be in [0, {MaxSamplingBurnIn}]"));
+        Check(SamplingThinning >= 1 && SamplingThinning <= MaxSamplingThinning, nameof(SamplingThinning), SamplingThinning, FormattableString.Invariant($"must be in [1, {MaxSamplingThinning}]"));
+        Check(SamplingChains >= 1 && SamplingChains <= MaxSamplingChains, nameof(SamplingChains), SamplingChains, FormattableString.Invariant($"must be in [1, {MaxSamplingChains}]"));
     }
 }

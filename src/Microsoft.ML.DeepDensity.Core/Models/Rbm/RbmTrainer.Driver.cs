@@ -112,7 +112,7 @@ internal sealed partial class RbmTrainer
                     _trainer.Reset();
                     f = _monitor.Measure();
                     note = FormattableString.Invariant($"RBM: epochs from {_lastSaneEpoch + 1} on blew up (reconstruction error over {ReconstructionBlowUpFactor:G}× the ") +
-                           $"largest before); the machine of {(_lastSaneEpoch == 0 ? "no epoch (the untrained one)" : $"epoch {_lastSaneEpoch}")} is kept. Lower LearningRate.";
+                           $"largest before); the machine of {(_lastSaneEpoch == 0 ? "no epoch (the untrained one)" : FormattableString.Invariant($"epoch {_lastSaneEpoch}"))} is kept. Lower LearningRate.";
                 }
             }
             else if (_machine.Gaussian)

@@ -172,7 +172,7 @@ internal sealed partial class RbmTrainer
         if (MomentumIsZero && momentum != 0f) throw new ArgumentException("This trainer was made for momentum 0.", nameof(momentum));
         int negRows = NegativeRows(count);
         if (_gatherData is null) throw new InvalidOperationException("Step needs the rows of Gather or SetBatch.");
-        if (_gatherCount != count) throw new ArgumentException($"Gather selected {_gatherCount} rows, Step was given {count}.", nameof(count));
+        if (_gatherCount != count) throw new ArgumentException(FormattableString.Invariant($"Gather selected {_gatherCount} rows, Step was given {count}."), nameof(count));
         int chunks = (Math.Max(count, negRows) + RowsPerChunk - 1) / RowsPerChunk;
         // One chunk: the rows are copied inside the first region (spread over its blocks); CD and the first PCD step
         // need them before it. Several chunks: each copies its own rows.

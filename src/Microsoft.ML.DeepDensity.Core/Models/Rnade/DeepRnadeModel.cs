@@ -63,7 +63,7 @@ public sealed class DeepRnadeModel : DensityModel
     public DeepRnadeModel WithOrderings(int count)
     {
         if (count < 1 || count > _orderings.Length)
-            throw new ArgumentOutOfRangeException(nameof(count), count, $"count must be in 1…{_orderings.Length} (the model's orderings).");
+            throw new ArgumentOutOfRangeException(nameof(count), count, FormattableString.Invariant($"count must be in 1…{_orderings.Length} (the model's orderings)."));
         return new DeepRnadeModel(Network, _orderings[..count], _standardizer) { TrainingSummary = TrainingSummary };
     }
 
@@ -213,7 +213,7 @@ public sealed class DeepRnadeModel : DensityModel
 
     internal static DensityModel ReadPayload(ModelReader r, int version)
     {
-        if (version is not (1 or 2)) throw r.Corrupt($"payload version {version} is not supported (expected 1 or 2)");
+        if (version is not (1 or 2)) throw r.Corrupt(FormattableString.Invariant($"payload version {version} is not supported (expected 1 or 2)"));
         int d = r.ReadInt32("dimension", 1, RnadeOptions.MaxDimension);
         int h = r.ReadInt32("hidden units", 1, RnadeOptions.MaxHiddenUnits);
         int layers = r.ReadInt32("hidden layers", 1, DeepRnadeOptions.MaxHiddenLayers);
@@ -240,7 +240,7 @@ public sealed class DeepRnadeModel : DensityModel
         widths.Add(d * 3 * k);
         var dense = new DenseLayer[widths.Count - 1];
         for (int l = 0; l < dense.Length; l++)
-            dense[l] = new DenseLayer($"deep.{l}", widths[l], widths[l + 1], l == dense.Length - 1 ? Activation.Identity : act,
+            dense[l] = new DenseLayer(FormattableString.Invariant($"deep.{l}"), widths[l], widths[l + 1], l == dense.Length - 1 ? Activation.Identity : act,
                 r.ReadParameters("layer weights", widths[l] * widths[l + 1]), r.ReadParameters("layer biases", widths[l + 1]));
         var directWeights = direct ? r.ReadParameters("direct weights", d * d * 3 * k) : null;
         return new DeepRnadeModel(new DeepRnadeNetwork(d, k, act, connectivity, dense, directWeights), orderings, std);

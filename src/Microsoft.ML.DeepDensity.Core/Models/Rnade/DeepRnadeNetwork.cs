@@ -55,7 +55,7 @@ internal sealed partial class DeepRnadeNetwork
     internal static Persistence.ModelSizePrediction PredictSize(int dimension, int hidden, int hiddenLayers, int components,
         DeepRnadeConnectivity connectivity, bool directConnections)
         => new("deep RNADE", dimension, ParameterCount(dimension, hidden, hiddenLayers, components, connectivity, directConnections),
-            $"a deep RNADE of {hiddenLayers}×{hidden} hidden units and {components} components (HiddenLayers, HiddenUnits, Components: H×D·3K output weights" +
+            FormattableString.Invariant($"a deep RNADE of {hiddenLayers}×{hidden} hidden units and {components} components (HiddenLayers, HiddenUnits, Components: H×D·3K output weights") +
             (directConnections ? "; DirectConnections: D×D·3K direct weights)" : ")"),
             "use fewer columns (e.g. a PCA projection), fewer HiddenUnits or fewer Components" + (directConnections ? ", or DirectConnections = false" : ""),
             RnadeOptions.MaxDimension);
@@ -67,7 +67,7 @@ internal sealed partial class DeepRnadeNetwork
         D = dimension; K = components; Activation = activation; Connectivity = connectivity;
         Net = new Mlp("deep", layers);
         if (Net.Inputs != Inputs(D, connectivity) || Net.Outputs != D * K3 || layers.Count < 2)
-            throw new ArgumentException($"A deep RNADE ({connectivity}) needs {Inputs(D, connectivity)} inputs, at least one hidden layer and D·3K outputs.", nameof(layers));
+            throw new ArgumentException(FormattableString.Invariant($"A deep RNADE ({connectivity}) needs {Inputs(D, connectivity)} inputs, at least one hidden layer and D·3K outputs."), nameof(layers));
         H = layers[0].Outputs; HiddenLayers = layers.Count - 1;
         Net.Register(Parameters);
         if (direct is not null)

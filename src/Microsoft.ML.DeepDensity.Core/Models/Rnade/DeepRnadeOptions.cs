@@ -134,8 +134,8 @@ public sealed class DeepRnadeOptions : RnadeOptions
     public override void Validate()
     {
         base.Validate();
-        Check(HiddenLayers >= 1 && HiddenLayers <= MaxHiddenLayers, nameof(HiddenLayers), HiddenLayers, $"must be in [1, {MaxHiddenLayers}]");
-        Check(Orderings >= 1 && Orderings <= MaxOrderings, nameof(Orderings), Orderings, $"must be in [1, {MaxOrderings}]");
+        Check(HiddenLayers >= 1 && HiddenLayers <= MaxHiddenLayers, nameof(HiddenLayers), HiddenLayers, FormattableString.Invariant($"must be in [1, {MaxHiddenLayers}]"));
+        Check(Orderings >= 1 && Orderings <= MaxOrderings, nameof(Orderings), Orderings, FormattableString.Invariant($"must be in [1, {MaxOrderings}]"));
         Check(Enum.IsDefined(Connectivity), nameof(Connectivity), Connectivity, "is not a defined connectivity");
         Check(ValidationOrderings >= 1, nameof(ValidationOrderings), ValidationOrderings, "must be at least 1");
     }

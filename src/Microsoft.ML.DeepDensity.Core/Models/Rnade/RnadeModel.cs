@@ -297,7 +297,7 @@ public sealed class RnadeModel : DensityModel
 
     internal static DensityModel ReadPayload(ModelReader r, int version)
     {
-        if (version != 1) throw r.Corrupt($"payload version {version} is not supported (expected 1)");
+        if (version != 1) throw r.Corrupt(FormattableString.Invariant($"payload version {version} is not supported (expected 1)"));
         int d = r.ReadInt32("dimension", 1, RnadeOptions.MaxDimension);
         int h = r.ReadInt32("hidden units", 1, RnadeOptions.MaxHiddenUnits);
         int k = r.ReadInt32("components", 1, RnadeOptions.MaxComponents);

@@ -66,7 +66,7 @@ internal sealed partial class RnadeNetwork
     /// <summary>The size of an RNADE of these sizes (<see cref="RnadeOptions.PredictModelSize"/>, checked again before allocating).</summary>
     internal static Persistence.ModelSizePrediction PredictSize(int dimension, int hidden, int components)
         => new("RNADE", dimension, ParameterCount(dimension, hidden, components),
-            $"an RNADE of {hidden} hidden units and {components} components (HiddenUnits, Components: D×H·3K output weights)",
+            FormattableString.Invariant($"an RNADE of {hidden} hidden units and {components} components (HiddenUnits, Components: D×H·3K output weights)"),
             "use fewer columns (e.g. a PCA projection), fewer HiddenUnits or fewer Components", RnadeOptions.MaxDimension);
 
     /// <summary>Use the scalar mixture code even when AVX2/FMA are available (tests of the portable path).</summary>

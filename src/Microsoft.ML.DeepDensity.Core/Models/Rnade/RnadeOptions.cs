@@ -89,10 +89,10 @@ public class RnadeOptions : GradientTrainingOptions, Persistence.IModelSizeOptio
     public override void Validate()
     {
         base.Validate();
-        Check(HiddenUnits >= 1 && HiddenUnits <= MaxHiddenUnits, nameof(HiddenUnits), HiddenUnits, $"must be in [1, {MaxHiddenUnits}]");
-        Check(Components >= 1 && Components <= MaxComponents, nameof(Components), Components, $"must be in [1, {MaxComponents}]");
+        Check(HiddenUnits >= 1 && HiddenUnits <= MaxHiddenUnits, nameof(HiddenUnits), HiddenUnits, FormattableString.Invariant($"must be in [1, {MaxHiddenUnits}]"));
+        Check(Components >= 1 && Components <= MaxComponents, nameof(Components), Components, FormattableString.Invariant($"must be in [1, {MaxComponents}]"));
         Check(Activation is Activation.Relu or Activation.Sigmoid or Activation.Tanh, nameof(Activation), Activation, "must be Relu, Sigmoid or Tanh");
-        Check(RowsPerBlock >= 1 && RowsPerBlock <= MaxRowsPerBlock, nameof(RowsPerBlock), RowsPerBlock, $"must be in [1, {MaxRowsPerBlock}]");
+        Check(RowsPerBlock >= 1 && RowsPerBlock <= MaxRowsPerBlock, nameof(RowsPerBlock), RowsPerBlock, FormattableString.Invariant($"must be in [1, {MaxRowsPerBlock}]"));
     }
 
     /// <summary>Checks <see cref="VariableOrder"/> against the data width.</summary>
@@ -100,12 +100,12 @@ public class RnadeOptions : GradientTrainingOptions, Persistence.IModelSizeOptio
     {
         if (VariableOrder is null) return Enumerable.Range(0, dimension).ToArray();
         if (VariableOrder.Length != dimension)
-            throw new ArgumentOutOfRangeException(nameof(VariableOrder), $"VariableOrder has {VariableOrder.Length} entries but the data has {dimension} columns.");
+            throw new ArgumentOutOfRangeException(nameof(VariableOrder), FormattableString.Invariant($"VariableOrder has {VariableOrder.Length} entries but the data has {dimension} columns."));
         var seen = new bool[dimension];
         foreach (var v in VariableOrder)
         {
             if (v < 0 || v >= dimension || seen[v])
-                throw new ArgumentOutOfRangeException(nameof(VariableOrder), $"VariableOrder must be a permutation of 0..{dimension - 1}; entry {v} is out of range or repeated.");
+                throw new ArgumentOutOfRangeException(nameof(VariableOrder), FormattableString.Invariant($"VariableOrder must be a permutation of 0..{dimension - 1}; entry {v} is out of range or repeated."));
             seen[v] = true;
         }
         return (int[])VariableOrder.Clone();

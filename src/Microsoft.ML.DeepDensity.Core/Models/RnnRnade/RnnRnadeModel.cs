@@ -219,8 +219,8 @@ public sealed class RnnRnadeModel : SequenceDensityModel
             longer++; pieces += n; shortest = Math.Min(shortest, length / n); longest = Math.Max(longest, (length + n - 1) / n);
         }
         if (longer == 0) return null;
-        return $"training windows: {longer} sequence{(longer == 1 ? "" : "s")} longer than {window} frames cut into {pieces} windows of " +
-               $"{(shortest == longest ? $"{longest}" : $"{shortest}–{longest}")} frames (TrainingWindow; 0 trains whole sequences)";
+        return FormattableString.Invariant($"training windows: {longer} sequence{(longer == 1 ? "" : "s")} longer than {window} frames cut into {pieces} windows of ") +
+               $"{(shortest == longest ? FormattableString.Invariant($"{longest}") : FormattableString.Invariant($"{shortest}–{longest}"))} frames (TrainingWindow; 0 trains whole sequences)";
     }
 
     private static SequenceBatch Standardized(SequenceBatch raw, ColumnStandardizer standardizer, CancellationToken cancellationToken)
@@ -322,10 +322,10 @@ public sealed class RnnRnadeModel : SequenceDensityModel
         ArgumentNullException.ThrowIfNull(prefixes);
         DataValidation.CheckSequences(prefixes, FrameSize, InputDomain.Real, "prefixes");
         if (nextFrames.Length != prefixes.Count * FrameSize)
-            throw new ArgumentException($"nextFrames has {nextFrames.Length} values; {prefixes.Count} prefixes need one frame of {FrameSize} each.", nameof(nextFrames));
+            throw new ArgumentException(FormattableString.Invariant($"nextFrames has {nextFrames.Length} values; {prefixes.Count} prefixes need one frame of {FrameSize} each."), nameof(nextFrames));
         DataValidation.CheckRows(nextFrames, FrameSize, InputDomain.Real, "nextFrames");
         if (logDensity.Length < prefixes.Count)
-            throw new ArgumentException($"Destination has {logDensity.Length} slots for {prefixes.Count} prefixes.", nameof(logDensity));
+            throw new ArgumentException(FormattableString.Invariant($"Destination has {logDensity.Length} slots for {prefixes.Count} prefixes."), nameof(logDensity));
         cancellationToken.ThrowIfCancellationRequested();
         var extended = Extend(prefixes, nextFrames);
         var frames = new float[extended.TotalFrames];
@@ -439,7 +439,7 @@ public sealed class RnnRnadeModel : SequenceDensityModel
 
     internal static RnnRnadeModel ReadPayload(ModelReader r, int version)
     {
-        if (version != 1) throw r.Corrupt($"payload version {version} is not supported (expected 1)");
+        if (version != 1) throw r.Corrupt(FormattableString.Invariant($"payload version {version} is not supported (expected 1)"));
         int d = r.ReadInt32("frame size", 1, RnadeOptions.MaxDimension);
         int h = r.ReadInt32("hidden units", 1, RnadeOptions.MaxHiddenUnits);
         int k = r.ReadInt32("components", 1, RnadeOptions.MaxComponents);

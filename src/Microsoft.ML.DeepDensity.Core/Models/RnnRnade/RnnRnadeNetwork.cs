@@ -59,7 +59,7 @@ internal sealed class RnnRnadeNetwork
     /// <summary>The size of an RNN-RNADE of these sizes (<see cref="RnnRnadeOptions.PredictModelSize"/>, checked again before allocating).</summary>
     internal static Persistence.ModelSizePrediction PredictSize(int dimension, int hidden, int components, int recurrent, bool conditionHiddenBias)
         => new("RNN-RNADE", dimension, ParameterCount(dimension, hidden, components, recurrent, conditionHiddenBias),
-            $"an RNN-RNADE of {hidden} hidden units, {components} components and {recurrent} recurrent units " +
+            FormattableString.Invariant($"an RNN-RNADE of {hidden} hidden units, {components} components and {recurrent} recurrent units ") +
             "(HiddenUnits, Components, RecurrentUnits: D×H·3K output weights and R×D·3K conditioning weights)",
             "use fewer columns per frame (e.g. a PCA projection), fewer HiddenUnits, Components or RecurrentUnits", RnadeOptions.MaxDimension);
 

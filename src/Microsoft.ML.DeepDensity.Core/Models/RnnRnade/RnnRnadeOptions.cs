@@ -127,12 +127,12 @@ public sealed class RnnRnadeOptions : GradientTrainingOptions, Persistence.IMode
     {
         base.Validate();
         // The limits of a model file (RNADE's): beyond them a fit would train to the end and fail its loadability check.
-        Check(HiddenUnits >= 1 && HiddenUnits <= RnadeOptions.MaxHiddenUnits, nameof(HiddenUnits), HiddenUnits, $"must be in [1, {RnadeOptions.MaxHiddenUnits}]");
-        Check(Components >= 1 && Components <= RnadeOptions.MaxComponents, nameof(Components), Components, $"must be in [1, {RnadeOptions.MaxComponents}]");
-        Check(RecurrentUnits >= 1 && RecurrentUnits <= RnadeOptions.MaxHiddenUnits, nameof(RecurrentUnits), RecurrentUnits, $"must be in [1, {RnadeOptions.MaxHiddenUnits}]");
+        Check(HiddenUnits >= 1 && HiddenUnits <= RnadeOptions.MaxHiddenUnits, nameof(HiddenUnits), HiddenUnits, FormattableString.Invariant($"must be in [1, {RnadeOptions.MaxHiddenUnits}]"));
+        Check(Components >= 1 && Components <= RnadeOptions.MaxComponents, nameof(Components), Components, FormattableString.Invariant($"must be in [1, {RnadeOptions.MaxComponents}]"));
+        Check(RecurrentUnits >= 1 && RecurrentUnits <= RnadeOptions.MaxHiddenUnits, nameof(RecurrentUnits), RecurrentUnits, FormattableString.Invariant($"must be in [1, {RnadeOptions.MaxHiddenUnits}]"));
         Check(Activation is Activation.Relu or Activation.Sigmoid or Activation.Tanh, nameof(Activation), Activation, "must be Relu, Sigmoid or Tanh");
-        Check(SequencesPerBlock >= 1 && SequencesPerBlock <= MaxRowsPerBlock, nameof(SequencesPerBlock), SequencesPerBlock, $"must be in [1, {MaxRowsPerBlock}]");
-        Check(FramesPerChunk >= 1 && FramesPerChunk <= MaxRowsPerBlock, nameof(FramesPerChunk), FramesPerChunk, $"must be in [1, {MaxRowsPerBlock}]");
+        Check(SequencesPerBlock >= 1 && SequencesPerBlock <= MaxRowsPerBlock, nameof(SequencesPerBlock), SequencesPerBlock, FormattableString.Invariant($"must be in [1, {MaxRowsPerBlock}]"));
+        Check(FramesPerChunk >= 1 && FramesPerChunk <= MaxRowsPerBlock, nameof(FramesPerChunk), FramesPerChunk, FormattableString.Invariant($"must be in [1, {MaxRowsPerBlock}]"));
         Check(TrainingWindow >= 0, nameof(TrainingWindow), TrainingWindow, "must be 0 (whole sequences) or a positive number of frames");
     }
 }

@@ -57,7 +57,7 @@ public sealed class RnnRnadeStream
     private void Standardize(ReadOnlySpan<float> frame)
     {
         if (frame.Length != _net.D)
-            throw new Data.DataValidationException(Length, -1, $"the frame has {frame.Length} values but the model's frame size is {_net.D}", null) { Kind = Data.DataProblemKind.WrongSize };
+            throw new Data.DataValidationException(Length, -1, FormattableString.Invariant($"the frame has {frame.Length} values but the model's frame size is {_net.D}"), null) { Kind = Data.DataProblemKind.WrongSize };
         var mean = _model.Standardizer.Mean; var scale = _model.Standardizer.Scale;
         for (int i = 0; i < frame.Length; i++)
         {

@@ -60,13 +60,13 @@ internal static unsafe class AmxRuntime
         // arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA): the kernel refuses it (e.g. before 5.16) with -1.
         const long SysArchPrctl = 158, ArchReqXcompPerm = 0x1023, XFeatureXTileData = 18;
         if (syscall(SysArchPrctl, ArchReqXcompPerm, XFeatureXTileData) != 0)
-            return Off($"the kernel refused the AMX state (arch_prctl errno {Marshal.GetLastSystemError()})");
+            return Off(FormattableString.Invariant($"the kernel refused the AMX state (arch_prctl errno {Marshal.GetLastSystemError()})"));
 
         var code = AmxCode.Panel;
         const int ProtRead = 1, ProtWrite = 2, ProtExec = 4, MapPrivate = 2, MapAnonymous = 0x20;
         nuint pageBytes = 4096;
         IntPtr page = mmap(IntPtr.Zero, pageBytes, ProtRead | ProtWrite, MapPrivate | MapAnonymous, -1, 0);
-        if (page == new IntPtr(-1)) return Off($"mmap failed (errno {Marshal.GetLastSystemError()})");
+        if (page == new IntPtr(-1)) return Off(FormattableString.Invariant($"mmap failed (errno {Marshal.GetLastSystemError()})"));
         // The tile configuration lives on the same page, after the code (the page is read-only once executable).
         const int ConfigOffset = 2048;
         if (code.Length > ConfigOffset) return Off("the kernel does not fit its page");
@@ -80,7 +80,7 @@ internal static unsafe class AmxRuntime
             config[48 + t] = 16;                                         // rows
         }
         if (mprotect(page, pageBytes, ProtRead | ProtExec) != 0)
-            return Off($"mprotect failed (errno {Marshal.GetLastSystemError()})");
+            return Off(FormattableString.Invariant($"mprotect failed (errno {Marshal.GetLastSystemError()})"));
         var state = new State(true, "in use", page, page + ConfigOffset);
         return BinaryGemm.SelfTest(state.Code, state.Config) ? state with { Status = "in use (AMX-INT8)" }
             : Off("the self-test product differed from the exact reference");

@@ -51,7 +51,7 @@ internal static unsafe partial class BinaryGemm
         ReadOnlySpan<float> maxima = default, bool parallel = false)
     {
         int k = q.K, n = q.N;
-        if (!maxima.IsEmpty && maxima.Length < n) throw new ArgumentException($"{maxima.Length} maxima for {n} columns.", nameof(maxima));
+        if (!maxima.IsEmpty && maxima.Length < n) throw new ArgumentException(FormattableString.Invariant($"{maxima.Length} maxima for {n} columns."), nameof(maxima));
         if (firstPanel < 0 || panelCount < 0 || firstPanel + panelCount > q.Panels) throw new ArgumentOutOfRangeException(nameof(firstPanel));
         fixed (float* pb = b)
         fixed (byte* buffer = q.Buffer)
@@ -558,7 +558,7 @@ internal static unsafe partial class BinaryGemm
 
     private static void Reserve(ref byte[] buffer, ref int offset, long bytes)
     {
-        if (bytes > int.MaxValue - 128) throw new InvalidOperationException($"An operand of {bytes} bytes is too large for the AMX product.");
+        if (bytes > int.MaxValue - 128) throw new InvalidOperationException(FormattableString.Invariant($"An operand of {bytes} bytes is too large for the AMX product."));
         if (buffer.Length - offset >= bytes && offset >= 0 && buffer.Length > 0) return;
         buffer = GC.AllocateUninitializedArray<byte>((int)bytes + 64, pinned: true);
         fixed (byte* p = buffer) offset = (int)((64 - ((long)p & 63)) & 63);

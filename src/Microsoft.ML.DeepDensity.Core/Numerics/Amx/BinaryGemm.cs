@@ -111,7 +111,7 @@ internal static unsafe partial class BinaryGemm
         int firstRowBlock = 0, int rowBlockCount = -1, Span<float> weights = default, float decay = 0f, bool storeC = true)
     {
         if (!storeC && weights.IsEmpty) throw new ArgumentException("C may go unwritten only when it is a velocity nothing reads.", nameof(storeC));
-        if (a.K != b.K) throw new ArgumentException($"A has k = {a.K} and B has k = {b.K}.");
+        if (a.K != b.K) throw new ArgumentException(FormattableString.Invariant($"A has k = {a.K} and B has k = {b.K}."));
         if (!AmxRuntime.IsAvailable) throw new InvalidOperationException("AMX is not available: " + AmxRuntime.Status);
         int m = a.M, n = b.N;
         int endColumn = Math.Min(n, firstColumn + columns);
