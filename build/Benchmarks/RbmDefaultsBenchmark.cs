@@ -55,7 +55,7 @@ public sealed class RbmDefaultsBenchmark : IBenchmark
         // the tables (a checkpoint of 0 epochs is the library's default length).
         int defaultEpochs = defaults.EpochsFor(train.Rows);
         Console.WriteLine($"{dataName switch { "digits" => "binarized digits (pixel ≥ 8; 70/10/20, seed 42)", "digits-real" => "real digits (dequantised, 63 dims; Gaussian units)", "fmnist8" => "Fashion-MNIST 8×8 (real; Gaussian units)", _ => "binarized Fashion-MNIST (seed 1234)" }}: train {train.Rows}, validation {valid.Rows}, test {test.Rows}; library defaults: " +
-                          $"H {defaults.HiddenUnits}, {defaults.Algorithm}-{defaults.GibbsSteps}, batch {defaults.BatchSize}, lr {defaults.LearningRate}, " +
+                          $"H {defaults.HiddenUnits}, {defaults.Algorithm}-{defaults.GibbsSteps}, batch {defaults.BatchSize}, lr {defaults.LearningRateFor(defaults.VisibleType)}, " +
                           $"momentum {defaults.Momentum}, weight decay {defaults.WeightDecay}, {defaultEpochs} epochs (MaxEpochs {defaults.MaxEpochs}); AIS {defaults.AisRuns} runs × {defaults.AisTemperatures} β");
         Console.WriteLine($"seeds {string.Join(",", study.Seeds)}; checkpoints (epochs) {string.Join(",", checkpoints)}");
 

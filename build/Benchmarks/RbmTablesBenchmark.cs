@@ -21,7 +21,7 @@ public sealed class RbmTablesBenchmark : IBenchmark
 
     public string Name => "rbm-tables";
     public string Description => "Gaussian RBM widths vs one full-covariance Gaussian and RNADE on iris, cars, Seattle weather 3/4 columns, 60/20/20 " +
-                                 "(--sigma 0.7,0 (0: learned) --seeds 1,2,3 --tables iris,cars,weather3,weather4 --hidden 100 --cd --gibbs K --no-rnade --split-seed 42)";
+                                 "(--sigma 0.7,0 (0: learned) --seeds 1,2,3 --tables iris,cars,weather3,weather4 --hidden 100 --lr R --cd --gibbs K --no-rnade --split-seed 42)";
 
     public int Run(BenchmarkArgs args)
     {
@@ -47,6 +47,7 @@ public sealed class RbmTablesBenchmark : IBenchmark
                 foreach (int seed in seeds)
                 {
                     var o = new RbmOptions { VisibleType = RbmVisibleType.Gaussian, HiddenUnits = hidden, VisibleStdDev = sigma, Seed = (ulong)seed };
+                    if (args.Double("lr", 0) > 0) o.LearningRate = (float)args.Double("lr", 0);
                     if (args.Flag("cd")) o.Algorithm = RbmTrainingAlgorithm.ContrastiveDivergence;
                     if (args.Int("gibbs", 0) > 0) o.GibbsSteps = args.Int("gibbs", 1);
                     var clock = System.Diagnostics.Stopwatch.StartNew();

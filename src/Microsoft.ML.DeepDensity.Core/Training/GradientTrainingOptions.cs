@@ -132,6 +132,10 @@ public class GradientTrainingOptions
     /// <see cref="Models.Rnade.DeepRnadeOptions.BatchSizeFor"/>).</summary>
     protected virtual bool AutomaticBatchSize => BatchRule is not null;
 
+    /// <summary>Whether the model accepts <c>LearningRate</c> = 0, meaning a rate it chooses itself (the RBM's, by the
+    /// kind of its visible units: <see cref="Models.Rbm.RbmOptions.LearningRateFor"/>).</summary>
+    protected virtual bool AutomaticLearningRate => false;
+
     /// <summary>The automatic length of a model whose <c>MaxEpochs</c> = 0 aims at <see cref="TargetSteps"/> optimiser
     /// steps (RNN-RNADE, IWAE, NVIL): ⌈TargetSteps / steps per epoch⌉ clamped to [<see cref="MinEpochs"/>,
     /// <see cref="MaxEpochs"/>], with the early-stopping patience scaled alike; a stream of unknown length (large data)
@@ -221,7 +225,8 @@ public class GradientTrainingOptions
         if (AutomaticBatchSize) Check(BatchSize >= 0, nameof(BatchSize), BatchSize, "must be non-negative (0: set from the amount of training data)");
         else Check(BatchSize >= 1, nameof(BatchSize), BatchSize, "must be at least 1");
         Check(Enum.IsDefined(Optimizer), nameof(Optimizer), Optimizer, "must be Adam or SgdMomentum");
-        Check(LearningRate > 0 && float.IsFinite(LearningRate), nameof(LearningRate), LearningRate, "must be positive and finite");
+        if (AutomaticLearningRate) Check(LearningRate >= 0 && float.IsFinite(LearningRate), nameof(LearningRate), LearningRate, "must be non-negative and finite (0: set by the model)");
+        else Check(LearningRate > 0 && float.IsFinite(LearningRate), nameof(LearningRate), LearningRate, "must be positive and finite");
         Check(LearningRateDecay > 0 && LearningRateDecay <= 1, nameof(LearningRateDecay), LearningRateDecay, "must be in (0, 1]");
         Check(LearningRateDecayExamples >= 0, nameof(LearningRateDecayExamples), LearningRateDecayExamples, "must be non-negative (0: decay once per epoch)");
         Check(Momentum >= 0 && Momentum < 1, nameof(Momentum), Momentum, "must be in [0, 1)");

@@ -52,7 +52,11 @@ namespace Microsoft.ML.DeepDensity.Tests.Conformance;
 /// (Standardize = false, IwaeGaussian's former configuration) reproduces IwaeGaussian's previous values. RbmGaussian,
 /// RbmGaussianAis and RbmPcdGaussianValid were re-recorded when the Gaussian RBM's default visible width
 /// (VisibleStdDev) went from 1 to 0.7 (session 32), RbmGaussianAis also when its AIS went from 50 to 500 temperatures (50 left the narrower machine's integral at 1.11); the new RbmGaussianUnitWidth (VisibleStdDev = 1) reproduces
-/// RbmGaussian's previous values, and RbmGaussianRaw sets VisibleStdDev = 1 to keep its values and its file layout (no map). The float path's values are checked with
+/// RbmGaussian's previous values, and RbmGaussianRaw sets VisibleStdDev = 1 to keep its values and its file layout (no map). RbmGaussian and
+/// RbmGaussianAis were re-recorded when the Gaussian defaults became σ = 0.5 with Gaussian units' own rate 0.02 (session
+/// 37); the new RbmGaussianFormerDefaults (σ = 0.7, rate 0.05) reproduces RbmGaussian's previous values, and
+/// RbmGaussianNarrow, RbmGaussianUnitWidth and RbmGaussianRaw set the rate 0.05, and RbmPcdGaussianValid (its own rate)
+/// σ = 0.7, to keep theirs. The float path's values are checked with
 /// the AMX product turned off (<see cref="BinaryGemm.Off"/>), so they hold on machines without AMX; the Bernoulli RBM
 /// cases have a second set for the AMX path (<c>AmxGolden</c>), checked where the machine has it. To print the current values, run with DEEPDENSITY_PRINT_GOLDEN=1 and read the failure messages.
 /// The values hold at any thread count (fixed block partitions) but assume this machine's SIMD width (Vector&lt;float&gt;
@@ -102,6 +106,7 @@ public class BitIdentityTests(ITestOutputHelper output)
         fits["RbmPcdGaussianValid"] = () => RbmModel.Fit(real, new RbmOptions
         {
             HiddenUnits = 4, VisibleType = RbmVisibleType.Gaussian, MaxEpochs = 5, EarlyStoppingPatience = 2, PersistentChains = 7,
+            VisibleStdDev = 0.7f, // the Gaussian default width of sessions 32–36: this case's values
             LearningRate = 0.01f, BatchSize = 30, SamplingBurnIn = 10, SamplingChains = 3, Seed = 13,
         }, ConformanceData.Real(50, 4343));
         fits["RnadeDivergence"] = () => RnadeModel.Fit(real, new RnadeOptions
@@ -144,7 +149,7 @@ public class BitIdentityTests(ITestOutputHelper output)
         ["Rbm"] = "7A621AE656B22DBA|02C22E88B250593A|5AA14A51DEE85AB4|F91C4B26B3AEC52A",
         ["RbmAis"] = "18E49BADEAEC6FCB|AFA4E517275CB44B|5AA14A51DEE85AB4|D550CAFCA5513E73",
         ["RbmCdEarlyStop"] = "F522E0C503ACCA66|0A8E9E696BBF4317|55FDF016D3935576|10F5C8099E869FD7",
-        ["RbmGaussian"] = "87714D0B1687465D|CACBEB197D269566|6619DC1E46009FCD|C8F56F1A7C7B6A30",
+        ["RbmGaussian"] = "D3932036E18324C8|64F070202DBDC5FB|4E15663CD8454EA5|4F14E4F587F968C3",
         ["RbmPcdGaussianValid"] = "220BF6C7FE541A05|8FC2441741E7610F|7BC2C587517FCFEA|1951CF93A7516820",
         ["RnnRnade"] = "26DAC2BEC33E3A3E|A1D60DAB98D3E028|2D6D5F572E5D2B1C|BE5DD0479345EADA",
         ["ReferenceBernoulli"] = "C521846A2290C512|49D6581ECF6EC541|CDB65788851F33B1|140BEDBF9C3F6D56",
@@ -161,7 +166,7 @@ public class BitIdentityTests(ITestOutputHelper output)
         ["DeepGmmFactorizedSoft"] = "CCD66EE802CE7E9F|E2CC5A5ECA12F1EC|100D3E1CE94811FD|0C17F625C1C8AED0",
         ["DeepGmmHeuristicGreedy"] = "9C547D9600DA12AD|144C4A96C04CC946|7849953F076BAE55|085AD2498995F839",
         ["RbmVisibleEnumerated"] = "97266A434AA9F23C|74ADAEDD3A8EEF77|33ADE34EEC909917|7839A7F1E8B27160",
-        ["RbmGaussianAis"] = "C3911D1A9E029DEC|A3B7C9F427E5922D|6619DC1E46009FCD|C8F56F1A7C7B6A30",
+        ["RbmGaussianAis"] = "E0DABF0818CFD7F3|1C40527A1C0956A5|4E15663CD8454EA5|4F14E4F587F968C3",
         ["IwaeTwoLayers"] = "909A9C17D8D172A1|38AD2F594DF8282E|FF20EFD07B792B37|207F53BCDF114D38",
         ["NvilOneLayer"] = "1958013BCE2ADA54|4775B1D830B2A9A0|6C23B68F42649FCB|C3AFA26DEB7582A9",
         ["RnnRnadeConditionedTanhRaw"] = "70F2903DEE557890|ECEC587382525922|BD047B8AEF9D1416|8062694EC3E7480D",
@@ -176,6 +181,8 @@ public class BitIdentityTests(ITestOutputHelper output)
         ["RbmGaussianNarrow"] = "850376A6F0D6FDAD|6FC5CCDEA231B49C|FFC27312DEF3E7FC|6CC507AC0B0AC7AD",
         ["RbmGaussianUnitWidth"] = "2AB3E615AC6D52D7|6B52AB895067FC9A|349596E95AB74FF8|A763A3A6DBA36A98",
         ["RbmGaussianRaw"] = "4643CBF4A145C514|40034DEBAF2904C3|B3D6F314D53BE645|E4A68D1F37DB4855",
+        // The former Gaussian defaults keep the numbers RbmGaussian had before σ 0.5 and the Gaussian rate 0.02 (session 37).
+        ["RbmGaussianFormerDefaults"] = "87714D0B1687465D|CACBEB197D269566|6619DC1E46009FCD|C8F56F1A7C7B6A30",
         ["DeepRnadeSigmoidRaw"] = "6DE005DA6BD25724|7F3DD913F8C61F99|4E11ACFD3F0A27EB|430828248BDDD86C",
     };
 

@@ -51,7 +51,7 @@ public class InputValidationChecks
     }
 
     /// <summary>Settings are checked before any work: zero passes (unless zero is the model's automatic length) or a
-    /// negative count is an <see cref="ArgumentOutOfRangeException"/> naming the setting.</summary>
+    /// negative count, and a rate that is not positive (zero only where it is the model's automatic rate), is an <see cref="ArgumentOutOfRangeException"/> naming the setting.</summary>
     [Theory, MemberData(nameof(ModelCases.Names), MemberType = typeof(ModelCases))]
     public void FitRejectsInvalidSettingsNamingThem(string name)
     {
@@ -63,7 +63,7 @@ public class InputValidationChecks
             Assert.False(string.IsNullOrEmpty(e.ParamName), "the exception names the setting");
         }
         if (c.HasLearningRate)
-            foreach (float lr in new[] { 0f, -1f, float.NaN, float.PositiveInfinity })
+            foreach (float lr in c.ZeroLearningRateIsAutomatic ? new[] { -1f, float.NaN, float.PositiveInfinity } : new[] { 0f, -1f, float.NaN, float.PositiveInfinity })
                 Assert.Throws<ArgumentOutOfRangeException>(() => c.Fit(new FitRequest(data, 1) { LearningRate = lr }));
     }
 

@@ -90,12 +90,14 @@ public static class ModelCases
             with { PreciseDensity = m => ((Models.Iwae.IwaeModel)m).WithEvaluation(100), ScaleEquivarianceTolerance = IwaeScaleTolerance },
         new ModelCase("DeepGmmOneLayer", InputDomain.Real, DensityKind.Exact, r => Models.DeepGmm.DeepGmmModel.Fit(r.Data, new Models.DeepGmm.DeepGmmOptions { Layers = new[] { 3 }, Seed = r.Seed, MaxIterations = r.Epochs, Tolerance = 0, EarlyStoppingPatience = 0 }, r.Validation, r.Progress, r.CancellationToken), ConformanceData.Real) { AcceptsValidation = true, MinimumTrainingRows = 2 },
         // No map at all (Standardize = false at the unit width): the file layout without a standardizer.
-        ModelCase.Gradient("RbmGaussianRaw", InputDomain.Real, DensityKind.Exact, ConformanceData.Real, () => new Models.Rbm.RbmOptions { HiddenUnits = 6, VisibleType = Models.Rbm.RbmVisibleType.Gaussian, Standardize = false, VisibleStdDev = 1f, SamplingBurnIn = 20, SamplingChains = 4 }, (d, v, o, p, ct) => Models.Rbm.RbmModel.Fit(d, o, v, p, ct)) with { ZeroEpochsIsAutomatic = true },
+        ModelCase.Gradient("RbmGaussianRaw", InputDomain.Real, DensityKind.Exact, ConformanceData.Real, () => new Models.Rbm.RbmOptions { HiddenUnits = 6, VisibleType = Models.Rbm.RbmVisibleType.Gaussian, Standardize = false, VisibleStdDev = 1f, LearningRate = 0.05f, SamplingBurnIn = 20, SamplingChains = 4 }, (d, v, o, p, ct) => Models.Rbm.RbmModel.Fit(d, o, v, p, ct)) with { ZeroEpochsIsAutomatic = true },
         // A visible width σ = 0.3 (RbmOptions.VisibleStdDev), folded into the stored map: still normalised, its sampler
         // maps back with the same scale, its file keeps σ's effect.
-        ModelCase.Gradient("RbmGaussianNarrow", InputDomain.Real, DensityKind.Exact, ConformanceData.Real, () => new Models.Rbm.RbmOptions { HiddenUnits = 6, VisibleType = Models.Rbm.RbmVisibleType.Gaussian, VisibleStdDev = 0.3f, SamplingBurnIn = 20, SamplingChains = 4 }, (d, v, o, p, ct) => Models.Rbm.RbmModel.Fit(d, o, v, p, ct)) with { ZeroEpochsIsAutomatic = true, ScaleEquivarianceTolerance = 1e-4 },
+        ModelCase.Gradient("RbmGaussianNarrow", InputDomain.Real, DensityKind.Exact, ConformanceData.Real, () => new Models.Rbm.RbmOptions { HiddenUnits = 6, VisibleType = Models.Rbm.RbmVisibleType.Gaussian, VisibleStdDev = 0.3f, LearningRate = 0.05f, SamplingBurnIn = 20, SamplingChains = 4 }, (d, v, o, p, ct) => Models.Rbm.RbmModel.Fit(d, o, v, p, ct)) with { ZeroEpochsIsAutomatic = true, ScaleEquivarianceTolerance = 1e-4 },
         // The unit width (σ = 1), the default before session 32: it keeps RbmGaussian's numbers of that time, bit for bit.
-        ModelCase.Gradient("RbmGaussianUnitWidth", InputDomain.Real, DensityKind.Exact, ConformanceData.Real, () => new Models.Rbm.RbmOptions { HiddenUnits = 6, VisibleType = Models.Rbm.RbmVisibleType.Gaussian, VisibleStdDev = 1f, SamplingBurnIn = 20, SamplingChains = 4 }, (d, v, o, p, ct) => Models.Rbm.RbmModel.Fit(d, o, v, p, ct)) with { ZeroEpochsIsAutomatic = true, ScaleEquivarianceTolerance = 1e-4 },
+        ModelCase.Gradient("RbmGaussianUnitWidth", InputDomain.Real, DensityKind.Exact, ConformanceData.Real, () => new Models.Rbm.RbmOptions { HiddenUnits = 6, VisibleType = Models.Rbm.RbmVisibleType.Gaussian, VisibleStdDev = 1f, LearningRate = 0.05f, SamplingBurnIn = 20, SamplingChains = 4 }, (d, v, o, p, ct) => Models.Rbm.RbmModel.Fit(d, o, v, p, ct)) with { ZeroEpochsIsAutomatic = true, ScaleEquivarianceTolerance = 1e-4 },
+        // The Gaussian defaults of sessions 32–36 (σ = 0.7 and the binary units' rate 0.05): RbmGaussian's numbers of that time, bit for bit.
+        ModelCase.Gradient("RbmGaussianFormerDefaults", InputDomain.Real, DensityKind.Exact, ConformanceData.Real, () => new Models.Rbm.RbmOptions { HiddenUnits = 6, VisibleType = Models.Rbm.RbmVisibleType.Gaussian, VisibleStdDev = 0.7f, LearningRate = 0.05f, SamplingBurnIn = 20, SamplingChains = 4 }, (d, v, o, p, ct) => Models.Rbm.RbmModel.Fit(d, o, v, p, ct)) with { ZeroEpochsIsAutomatic = true, ScaleEquivarianceTolerance = 1e-4 },
         ModelCase.Gradient("DeepRnadeSigmoidRaw", InputDomain.Real, DensityKind.Exact, ConformanceData.Real,
             () => new DeepRnadeOptions { HiddenUnits = 8, Components = 1, Orderings = 2, Activation = Numerics.Activation.Sigmoid, Standardize = false, Connectivity = DeepRnadeConnectivity.MaskedInput, BatchSize = DeepRnadeBatch },
             (data, valid, o, progress, ct) => DeepRnadeModel.Fit(data, o, valid, progress, ct)),
@@ -200,6 +202,11 @@ public sealed record ModelCase(
     /// cases of <see cref="Gradient{TOptions}"/>).</summary>
     public bool ZeroEpochsIsAutomatic { get; init; }
 
+    /// <summary>A learning rate of zero asks the model for its own rate (the RBM: 0.05 for binary units, 0.02 for
+    /// Gaussian ones; <see cref="Models.Rbm.RbmOptions.LearningRateFor"/>), so only a negative or non-finite rate must be
+    /// refused. Default false (true for the RBM cases of <see cref="Gradient{TOptions}"/>).</summary>
+    public bool ZeroLearningRateIsAutomatic { get; init; }
+
     /// <summary>The same model with a more precise density, for <see cref="DistributionChecks"/> (null: the model as
     /// it is). For importance-sampled estimates: the suite's tiny K (20) is too noisy to hold a sum over every binary row
     /// or an integral to a few per cent.</summary>
@@ -227,6 +234,7 @@ public sealed record ModelCase(
             AcceptsValidation = true, HasLearningRate = true, HasBatchSize = true,
             // IWAE's and NVIL's 0 is their automatic length too (ImportanceSampledOptions.EpochsFor).
             ZeroEpochsIsAutomatic = typeof(Microsoft.ML.DeepDensity.Estimation.ImportanceSampledOptions).IsAssignableFrom(typeof(TOptions)),
+            ZeroLearningRateIsAutomatic = typeof(TOptions) == typeof(Models.Rbm.RbmOptions),
         };
 
     public override string ToString() => Name;

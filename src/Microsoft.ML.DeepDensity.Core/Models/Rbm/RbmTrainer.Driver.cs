@@ -26,6 +26,8 @@ internal sealed partial class RbmTrainer
         var trainable = new Trainable(machine, batch, monitorTrain, validation, o, cancellationToken, logStdDev, lastEpoch);
         return TrainingDriver.Run(trainable, train, TrainingDriverOptions.From(o, trainable.Root) with
         {
+            // LearningRate 0 (the default): the rate of the visible units' kind.
+            LearningRate = o.LearningRateFor(machine.VisibleType),
             // The default length follows the training rows; a stream of unknown length counts them in its first epoch.
             MaxEpochs = train.KnownCount is { } rows ? o.EpochsFor(rows) : o.MaxEpochs > 0 ? o.MaxEpochs : int.MaxValue,
             EpochsForRows = o.EpochsFor,
