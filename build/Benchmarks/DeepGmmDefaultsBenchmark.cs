@@ -61,7 +61,7 @@ public sealed class DeepGmmDefaultsBenchmark : IBenchmark
             if (peer)
             {
                 var (code, stdout, stderr) = Peer.RunPython(Peer.Script("deepgmm_defaults_sklearn.py"),
-                    $"fit {Peer.WriteMatrix(set.Train, "dd-train")} {Peer.WriteMatrix(set.Validation, "dd-valid")} {Peer.WriteMatrix(set.Test, "dd-test")} " +
+                    $"fit {Peer.WriteMatrix(set.Train, Own("train"))} {Peer.WriteMatrix(set.Validation, Own("valid"))} {Peer.WriteMatrix(set.Test, Own("test"))} " +
                     $"{set.Train.Columns} 1,2,3,4,6,8 {seed}", TimeSpan.FromMinutes(60));
                 var v = Peer.ReadValues(stdout);
                 if (code != 0 || !v.ContainsKey("BEST_TEST")) Console.WriteLine($"  scikit-learn peer failed ({code}): {stderr}");
@@ -102,6 +102,9 @@ public sealed class DeepGmmDefaultsBenchmark : IBenchmark
         return 0;
     }
 
+    /// <summary>A file name of this process's own (two runs at once must not read each other's splits).</summary>
+    private static string Own(string name) => $"dd-{Environment.ProcessId}-{name}";
+
     private static string Show(int[] layers) => "[" + string.Join(",", layers) + "]";
 
     private static IEnumerable<Set> Sets(string[] names, int[] sizes, BenchmarkArgs args)
@@ -140,7 +143,7 @@ public sealed class DeepGmmDefaultsBenchmark : IBenchmark
     /// <summary>A bundled scikit-learn table, seeded 60/20/20 split.</summary>
     private static Set Table(string label, string name, int split)
     {
-        string path = Path.Combine(Path.GetTempPath(), "deepdensity-bench", name + ".f32");
+        string path = Path.Combine(Path.GetTempPath(), "deepdensity-bench", Own(name) + ".f32");
         Directory.CreateDirectory(Path.GetDirectoryName(path)!);
         var (code, stdout, stderr) = Peer.RunPython(Peer.Script("deepgmm_defaults_sklearn.py"), $"dump {name} {path}", TimeSpan.FromMinutes(5));
         if (code != 0) throw new UsageException($"could not read scikit-learn's {name}: {stderr}");

@@ -70,6 +70,7 @@ public sealed partial class DeepGmmModel : DensityModel
         int d = data.Columns;
         // The preparation observes the token as it goes (every run of rows, Preparation), as EM does.
         var (train, valid) = TrainingLoop.Split(data, validation, options.ValidationFraction, options.Seed, cancellationToken);
+        options = options.ForTrainingRows(train.Rows, d); // Layers not set: chosen from the training rows (DeepGmmOptions.Defaults.LayersFor)
         var standardizer = options.Standardize ? ColumnStandardizer.Fit(train, cancellationToken) : ColumnStandardizer.FitPooled(train, cancellationToken);
         var x = standardizer.Forward(train, cancellationToken);
         var xValid = valid is null ? null : standardizer.Forward(valid, cancellationToken);

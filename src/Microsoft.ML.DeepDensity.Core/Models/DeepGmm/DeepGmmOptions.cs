@@ -86,8 +86,42 @@ public sealed class DeepGmmOptions : Persistence.IModelSizeOptions
     /// catalog's parameters and the docs refer here).</summary>
     public static class Defaults
     {
-        /// <summary>Default of <see cref="DeepGmmOptions.Layers"/>.</summary>
+        /// <summary>Default of <see cref="DeepGmmOptions.Layers"/> on enough rows (and what <see cref="DeepGmmOptions.Layers"/>
+        /// reads before it is set): Fit trains <see cref="LayersFor"/> of its training rows while Layers is not set.</summary>
         public static int[] Layers => new int[] { 4, 4 };
+        /// <summary>The automatic <see cref="DeepGmmOptions.Layers"/> from <see cref="SmallDataRowsPerParameter"/> to
+        /// <see cref="LayersRowsPerParameter"/> training rows per parameter of one full-covariance Gaussian.</summary>
+        public static int[] SmallDataLayers => new int[] { 2, 2 };
+        /// <summary>The automatic <see cref="DeepGmmOptions.Layers"/> below <see cref="SmallDataRowsPerParameter"/>: one
+        /// full-covariance Gaussian.</summary>
+        public static int[] FewRowsLayers => new int[] { 1 };
+        /// <summary>
+        /// Training rows per parameter of one full-covariance Gaussian, D(D+3)/2, from which the automatic
+        /// <see cref="DeepGmmOptions.Layers"/> is <see cref="Layers"/> (four full-covariance top-layer components). Chosen
+        /// in the session-37 study (docs/benchmarks.md): [4, 4]'s four top-layer components overfit wine (95 training rows
+        /// × 13, 0.92 a parameter), breast cancer (307 × 30, 0.62) and the digits (1,131 × 63, 0.54), where [2, 2] wins held
+        /// out, and win on 6-column mixtures from 100 rows (3.3) and on Fashion-MNIST 8×8 (9,000 × 63, 4.3).
+        /// </summary>
+        public const double LayersRowsPerParameter = 2;
+        /// <summary>
+        /// Training rows per parameter of one full-covariance Gaussian from which the automatic
+        /// <see cref="DeepGmmOptions.Layers"/> is <see cref="SmallDataLayers"/>; below it <see cref="FewRowsLayers"/>
+        /// ([1]): on 900 training rows of 100 or 200 i.i.d. columns (0.17 and 0.044 a parameter) [2, 2] scores 5 and 35
+        /// nats a row below one Gaussian, [4, 4] 17 and 27; on the digits (0.54) and breast cancer (0.62) [2, 2] beats it.
+        /// </summary>
+        public const double SmallDataRowsPerParameter = 0.25;
+
+        /// <summary>
+        /// The layers Fit trains while <see cref="DeepGmmOptions.Layers"/> is not set, from the training rows n (after the
+        /// held-out fraction) and the parameters of one full-covariance Gaussian of <paramref name="columns"/> = D columns,
+        /// P = D(D+3)/2: <see cref="Layers"/> when n ≥ <see cref="LayersRowsPerParameter"/>·P, <see cref="SmallDataLayers"/>
+        /// when n ≥ <see cref="SmallDataRowsPerParameter"/>·P, else <see cref="FewRowsLayers"/>.
+        /// </summary>
+        public static int[] LayersFor(long rows, int columns)
+        {
+            double parameters = columns * (columns + 3.0) / 2;
+            return rows >= LayersRowsPerParameter * parameters ? Layers : rows >= SmallDataRowsPerParameter * parameters ? SmallDataLayers : FewRowsLayers;
+        }
         /// <summary>Default of <see cref="DeepGmmOptions.PathProbabilities"/>.</summary>
         public const DeepGmmPathProbabilities PathProbabilities = DeepGmmPathProbabilities.Full;
         /// <summary>Default of <see cref="DeepGmmOptions.Em"/>.</summary>
@@ -146,9 +180,37 @@ public sealed class DeepGmmOptions : Persistence.IModelSizeOptions
 
     /// <summary>
     /// Components per layer, from the layer that acts first on the standard-normal noise (paper's layer 1) to the
-    /// layer nearest the data (the "top"). <c>{K}</c> is a full-covariance GMM with K components. Default <see cref="Defaults.Layers"/>.
+    /// layer nearest the data (the "top"). <c>{K}</c> is a full-covariance GMM with K components. Default automatic
+    /// (<see cref="LayersAutomatic"/>): while it is not set, Fit trains <see cref="Defaults.LayersFor"/> of its training
+    /// rows and columns, <see cref="Defaults.Layers"/> on enough rows (what this property reads until it is set),
+    /// <see cref="Defaults.SmallDataLayers"/> or <see cref="Defaults.FewRowsLayers"/> on fewer; a value set here, [4, 4]
+    /// included, is trained as it is.
     /// </summary>
-    public int[] Layers { get; set; } = Defaults.Layers;
+    public int[] Layers
+    {
+        get => _layers;
+        set { _layers = value; _layersSet = true; }
+    }
+
+    private int[] _layers = Defaults.Layers;
+    private bool _layersSet;
+
+    /// <summary>True while <see cref="Layers"/> has not been set: Fit then chooses the layers from its training rows
+    /// (<see cref="Defaults.LayersFor"/>); the trained model's network says which it chose.</summary>
+    public bool LayersAutomatic => !_layersSet;
+
+    /// <summary>These options with <see cref="Layers"/> as Fit trains them on <paramref name="rows"/> training rows of
+    /// <paramref name="columns"/> columns: this object when Layers is set or the automatic choice is what it reads, else a
+    /// copy with the automatic choice set.</summary>
+    internal DeepGmmOptions ForTrainingRows(long rows, int columns)
+    {
+        if (_layersSet) return this;
+        var chosen = Defaults.LayersFor(rows, columns);
+        if (chosen.AsSpan().SequenceEqual(_layers)) return this;
+        var c = Clone();
+        c.Layers = chosen;
+        return c;
+    }
 
     /// <summary>Full table or per-layer factorised path probabilities. Default <see cref="Defaults.PathProbabilities"/>.</summary>
     public DeepGmmPathProbabilities PathProbabilities { get; set; } = Defaults.PathProbabilities;
@@ -345,7 +407,7 @@ public sealed class DeepGmmOptions : Persistence.IModelSizeOptions
     internal DeepGmmOptions Clone()
     {
         var c = (DeepGmmOptions)MemberwiseClone();
-        c.Layers = (int[])Layers.Clone();
+        c._layers = (int[])_layers.Clone(); // an automatic choice stays automatic
         return c;
     }
 
