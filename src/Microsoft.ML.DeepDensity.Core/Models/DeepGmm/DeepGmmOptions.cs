@@ -86,42 +86,30 @@ public sealed class DeepGmmOptions : Persistence.IModelSizeOptions
     /// catalog's parameters and the docs refer here).</summary>
     public static class Defaults
     {
-        /// <summary>Default of <see cref="DeepGmmOptions.Layers"/> on enough rows (and what <see cref="DeepGmmOptions.Layers"/>
-        /// reads before it is set): Fit trains <see cref="LayersFor"/> of its training rows while Layers is not set.</summary>
+        /// <summary>Default of <see cref="DeepGmmOptions.Layers"/> (what it reads before it is set), and the automatic
+        /// choice on enough rows (<see cref="LayerCandidates"/>).</summary>
         public static int[] Layers => new int[] { 4, 4 };
-        /// <summary>The automatic <see cref="DeepGmmOptions.Layers"/> from <see cref="SmallDataRowsPerParameter"/> to
-        /// <see cref="LayersRowsPerParameter"/> training rows per parameter of one full-covariance Gaussian.</summary>
-        public static int[] SmallDataLayers => new int[] { 2, 2 };
-        /// <summary>The automatic <see cref="DeepGmmOptions.Layers"/> below <see cref="SmallDataRowsPerParameter"/>: one
-        /// full-covariance Gaussian.</summary>
-        public static int[] FewRowsLayers => new int[] { 1 };
         /// <summary>
-        /// Training rows per parameter of one full-covariance Gaussian, D(D+3)/2, from which the automatic
-        /// <see cref="DeepGmmOptions.Layers"/> is <see cref="Layers"/> (four full-covariance top-layer components). Chosen
-        /// in the session-37 study (docs/benchmarks.md): [4, 4]'s four top-layer components overfit wine (95 training rows
-        /// × 13, 0.92 a parameter), breast cancer (307 × 30, 0.62) and the digits (1,131 × 63, 0.54), where [2, 2] wins held
-        /// out, and win on 6-column mixtures from 100 rows (3.3) and on Fashion-MNIST 8×8 (9,000 × 63, 4.3).
+        /// Training rows per parameter of one full-covariance Gaussian, P = D(D+3)/2, from which an in-memory Fit with
+        /// <see cref="DeepGmmOptions.Layers"/> unset trains <see cref="Layers"/> alone; below it, it fits each of
+        /// <see cref="SmallDataLayerCandidates"/> and keeps the best on its held-out rows. Session-37 study
+        /// (docs/benchmarks.md): [4, 4] loses held out to [1] or [2, 2] on wine (95 training rows × 13, 0.92 a parameter),
+        /// breast cancer (307 × 30, 0.62), the digits (1,131 × 63, 0.54) and wide tables, and wins on Fashion-MNIST 8×8 at
+        /// 1,800 and 3,600 rows (0.87, 1.7) by 15–21 nats a row, so no rule on the size alone serves both.
         /// </summary>
         public const double LayersRowsPerParameter = 2;
-        /// <summary>
-        /// Training rows per parameter of one full-covariance Gaussian from which the automatic
-        /// <see cref="DeepGmmOptions.Layers"/> is <see cref="SmallDataLayers"/>; below it <see cref="FewRowsLayers"/>
-        /// ([1]): on 900 training rows of 100 or 200 i.i.d. columns (0.17 and 0.044 a parameter) [2, 2] scores 5 and 35
-        /// nats a row below one Gaussian, [4, 4] 17 and 27; on the digits (0.54) and breast cancer (0.62) [2, 2] beats it.
-        /// </summary>
-        public const double SmallDataRowsPerParameter = 0.25;
+        /// <summary>The architectures an in-memory Fit with <see cref="DeepGmmOptions.Layers"/> unset chooses among on its
+        /// held-out rows below <see cref="LayersRowsPerParameter"/>: one full-covariance Gaussian, [2, 2] and [4, 4].</summary>
+        public static int[][] SmallDataLayerCandidates => new[] { new[] { 1 }, new[] { 2, 2 }, new[] { 4, 4 } };
 
         /// <summary>
-        /// The layers Fit trains while <see cref="DeepGmmOptions.Layers"/> is not set, from the training rows n (after the
-        /// held-out fraction) and the parameters of one full-covariance Gaussian of <paramref name="columns"/> = D columns,
-        /// P = D(D+3)/2: <see cref="Layers"/> when n ≥ <see cref="LayersRowsPerParameter"/>·P, <see cref="SmallDataLayers"/>
-        /// when n ≥ <see cref="SmallDataRowsPerParameter"/>·P, else <see cref="FewRowsLayers"/>.
+        /// The architectures Fit tries while <see cref="DeepGmmOptions.Layers"/> is not set, for <paramref name="rows"/>
+        /// training rows (after the held-out fraction) of <paramref name="columns"/> = D columns: <see cref="Layers"/> alone
+        /// when rows ≥ <see cref="LayersRowsPerParameter"/>·D(D+3)/2, else <see cref="SmallDataLayerCandidates"/> (the one
+        /// best on the held-out rows is kept; without held-out rows Fit trains <see cref="Layers"/>).
         /// </summary>
-        public static int[] LayersFor(long rows, int columns)
-        {
-            double parameters = columns * (columns + 3.0) / 2;
-            return rows >= LayersRowsPerParameter * parameters ? Layers : rows >= SmallDataRowsPerParameter * parameters ? SmallDataLayers : FewRowsLayers;
-        }
+        public static int[][] LayerCandidates(long rows, int columns)
+            => rows >= LayersRowsPerParameter * (columns * (columns + 3.0) / 2) ? new[] { Layers } : SmallDataLayerCandidates;
         /// <summary>Default of <see cref="DeepGmmOptions.PathProbabilities"/>.</summary>
         public const DeepGmmPathProbabilities PathProbabilities = DeepGmmPathProbabilities.Full;
         /// <summary>Default of <see cref="DeepGmmOptions.Em"/>.</summary>
@@ -181,10 +169,10 @@ public sealed class DeepGmmOptions : Persistence.IModelSizeOptions
     /// <summary>
     /// Components per layer, from the layer that acts first on the standard-normal noise (paper's layer 1) to the
     /// layer nearest the data (the "top"). <c>{K}</c> is a full-covariance GMM with K components. Default automatic
-    /// (<see cref="LayersAutomatic"/>): while it is not set, Fit trains <see cref="Defaults.LayersFor"/> of its training
-    /// rows and columns, <see cref="Defaults.Layers"/> on enough rows (what this property reads until it is set),
-    /// <see cref="Defaults.SmallDataLayers"/> or <see cref="Defaults.FewRowsLayers"/> on fewer; a value set here, [4, 4]
-    /// included, is trained as it is.
+    /// (<see cref="LayersAutomatic"/>): while it is not set, an in-memory Fit tries <see cref="Defaults.LayerCandidates"/>
+    /// of its training rows and columns and keeps the best on its held-out rows: <see cref="Defaults.Layers"/> alone on
+    /// enough rows (what this property reads until it is set), [1], [2, 2] and [4, 4] on fewer; without held-out rows, and
+    /// in streamed training, <see cref="Defaults.Layers"/>. A value set here, [4, 4] included, is trained as it is.
     /// </summary>
     public int[] Layers
     {
@@ -195,20 +183,15 @@ public sealed class DeepGmmOptions : Persistence.IModelSizeOptions
     private int[] _layers = Defaults.Layers;
     private bool _layersSet;
 
-    /// <summary>True while <see cref="Layers"/> has not been set: Fit then chooses the layers from its training rows
-    /// (<see cref="Defaults.LayersFor"/>); the trained model's network says which it chose.</summary>
+    /// <summary>True while <see cref="Layers"/> has not been set: Fit then chooses the layers (<see cref="Defaults.LayerCandidates"/>);
+    /// the trained model's <see cref="DeepGmmModel.Layers"/> says which it chose.</summary>
     public bool LayersAutomatic => !_layersSet;
 
-    /// <summary>These options with <see cref="Layers"/> as Fit trains them on <paramref name="rows"/> training rows of
-    /// <paramref name="columns"/> columns: this object when Layers is set or the automatic choice is what it reads, else a
-    /// copy with the automatic choice set.</summary>
-    internal DeepGmmOptions ForTrainingRows(long rows, int columns)
+    /// <summary>A copy of these options with <see cref="Layers"/> set to <paramref name="layers"/>.</summary>
+    internal DeepGmmOptions WithLayers(int[] layers)
     {
-        if (_layersSet) return this;
-        var chosen = Defaults.LayersFor(rows, columns);
-        if (chosen.AsSpan().SequenceEqual(_layers)) return this;
         var c = Clone();
-        c.Layers = chosen;
+        c.Layers = (int[])layers.Clone();
         return c;
     }
 
