@@ -71,6 +71,17 @@ public static class FitCommand
     internal static string[] Split(string[]? values)
         => (values ?? Array.Empty<string>()).SelectMany(v => v.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)).ToArray();
 
+
+    /// <summary>The engine options as trained, for the model's metadata (<c>ddml info</c>): a Deep GMM's Layers left unset
+    /// is the trained network's automatic choice, e.g. "2,2 (automatic)", not the [4, 4] the unset property reads.</summary>
+    private static SortedDictionary<string, string> TrainedOptions(object engineOptions, object model)
+    {
+        var options = EngineOptions.Describe(engineOptions);
+        if (engineOptions is Microsoft.ML.DeepDensity.Models.DeepGmm.DeepGmmOptions { LayersAutomatic: true }
+            && model is Microsoft.ML.DeepDensity.Models.DeepGmm.DeepGmmModel gmm)
+            options[nameof(Microsoft.ML.DeepDensity.Models.DeepGmm.DeepGmmOptions.Layers)] = string.Join(",", gmm.Layers) + " (automatic)";
+        return options;
+    }
     private static int Run(DdmlConsole console, string trainFile, string modelName, string outFile, string? validationFile,
         string? labelColumn, string[] excluded, ulong? seed, int? epochs, double contamination, string[] parameters,
         Transforms.DensityThresholdRows thresholdRows)
@@ -145,7 +156,7 @@ public static class FitCommand
             TrainFile = Path.GetFileName(trainFile),
             TrainRows = data.Rows,
             ValidationFile = validationFile is null ? null : Path.GetFileName(validationFile),
-            Options = EngineOptions.Describe(engineOptions),
+            Options = TrainedOptions(engineOptions, model),
             History = ToolMetadata.FromHistory(history),
             EpochsRun = summary?.EpochsRun ?? history.Count,
             BestEpoch = summary?.BestEpoch,

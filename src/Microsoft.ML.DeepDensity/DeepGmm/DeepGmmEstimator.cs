@@ -53,7 +53,7 @@ namespace Microsoft.ML
         /// </summary>
         /// <param name="catalog">The catalog.</param>
         /// <param name="featureColumnName">Input column. Default <see cref="DensityEstimatorDefaults.FeatureColumnName"/>.</param>
-        /// <param name="layers">Components per layer, bottom first. Default <see cref="DeepGmmOptions.Defaults.Layers"/>.</param>
+        /// <param name="layers">Components per layer, bottom first. Default null: automatic (<see cref="DeepGmmOptions.Defaults.LayerCandidates"/>: <see cref="DeepGmmOptions.Defaults.Layers"/> on enough rows; on fewer the best of [1], [2, 2] and [4, 4] on the held-out rows); a value given is trained as it is.</param>
         /// <param name="maxIterations">Maximum EM iterations. Default <see cref="DeepGmmOptions.Defaults.MaxIterations"/>.</param>
         /// <param name="contamination">Expected anomaly fraction, for PredictedLabel: the threshold is that quantile of the scores of rows the model did not train on (<see cref="DensityEstimatorOptions.ThresholdRows"/>). Default <see cref="DensityEstimatorDefaults.Contamination"/>.</param>
         /// <param name="seed">Seed of initialisation, E-step restarts and the validation split. Default <see cref="DeepGmmOptions.Defaults.Seed"/>.</param>

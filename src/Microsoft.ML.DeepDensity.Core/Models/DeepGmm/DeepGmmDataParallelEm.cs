@@ -44,7 +44,8 @@ public sealed class DeepGmmDataParallelEm
             throw new NotSupportedException($"Data-parallel Deep GMM EM needs the exact E-step: {options.WhyNotExactEStep}.");
         if (options.MStep != DeepGmmMStep.Lbfgs)
             throw new NotSupportedException("Data-parallel Deep GMM EM needs MStep = Lbfgs (the minibatch M-step keeps the rows of every path).");
-        if (!options.Layers.AsSpan().SequenceEqual(net.Components) || (options.PathProbabilities == DeepGmmPathProbabilities.Factorized) != net.Factorized)
+        // Layers not set (automatic): the model's own layers, whichever Fit chose.
+        if ((!options.LayersAutomatic && !options.Layers.AsSpan().SequenceEqual(net.Components)) || (options.PathProbabilities == DeepGmmPathProbabilities.Factorized) != net.Factorized)
             throw new ArgumentException($"The options describe layers {OptionText.Show(options.Layers)} ({options.PathProbabilities}); the model has " +
                 $"{OptionText.Show(net.Components)} ({(net.Factorized ? DeepGmmPathProbabilities.Factorized : DeepGmmPathProbabilities.Full)}).", nameof(options));
     }

@@ -77,10 +77,22 @@ public sealed partial class DeepGmmModel : DensityModel
 
         var root = new RandomStream(options.Seed).Fork(0xD6);
         var numbering = new IterationNumbering();
-        var (chosen, chosenSummary) = UnscorableValidation.NamingUserRows(() => TrainingDriver.BestOfRestarts(options.Initializations, byValidation: xValid is not null,
-                init => RunEm(options, x, xValid, logJacobian, init == 0 ? root : root.Fork((ulong)init), init, numbering, progress, cancellationToken),
-                options.StopToken),
-            data, validation, options.ValidationFraction, options.Seed);
+        // Layers not set: the candidates of DeepGmmOptions.Defaults.LayerCandidates, each fitted as if set (same seeds, so
+        // the [4, 4] candidate is the fit of Layers = [4, 4]), the best on the held-out rows kept; one candidate, or no
+        // held-out rows: the default's own layers.
+        var candidates = options.LayersAutomatic && xValid is not null ? DeepGmmOptions.Defaults.LayerCandidates(x.Rows, d) : [options.Layers];
+        DeepGmmNetwork? chosen = null;
+        TrainingSummary? chosenSummary = null;
+        foreach (var layers in candidates)
+        {
+            if (chosen is not null && options.StopToken.IsCancellationRequested) break;
+            var o = candidates.Length == 1 ? options : options.WithLayers(layers);
+            var (net, summary) = UnscorableValidation.NamingUserRows(() => TrainingDriver.BestOfRestarts(o.Initializations, byValidation: xValid is not null,
+                    init => RunEm(o, x, xValid, logJacobian, init == 0 ? root : root.Fork((ulong)init), init, numbering, progress, cancellationToken),
+                    o.StopToken),
+                data, validation, o.ValidationFraction, o.Seed);
+            if (chosen is null || summary.BestValidationLogLikelihood > chosenSummary!.BestValidationLogLikelihood) { chosen = net; chosenSummary = summary; }
+        }
         return ModelFile.EnsureTrainedModelLoadable(new DeepGmmModel(chosen!, standardizer) { TrainingSummary = chosenSummary });
     }
 
