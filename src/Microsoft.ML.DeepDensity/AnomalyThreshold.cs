@@ -86,9 +86,8 @@ internal static class AnomalyThreshold
     {
         private string Units(long n) => FormattableString.Invariant($"{n} {Unit}{(n == 1 ? "" : "s")}");
 
-        private string Why => Kind == "validation"
-            ? string.Create(CultureInfo.InvariantCulture, $"only {Units(Kept)} were given for validation")
-            : string.Create(CultureInfo.InvariantCulture, $"only {Units(Kept)} were held out");
+        private string Why => string.Create(CultureInfo.InvariantCulture,
+            $"only {Units(Kept)} {(Kept == 1 ? "was" : "were")} {(Kind == "validation" ? "given for validation" : "held out")}");
 
         // RNN-RNADE's first-frame thresholds come from windows: say which thresholds.
         private string What(string threshold) => Unit == "window" ? $"first frames' {threshold}s were" : $"{threshold} was";

@@ -126,12 +126,13 @@ public class HeldOutThresholdTests(ITestOutputHelper output)
         return o;
     }
 
-    /// <summary>Too few rows not trained on (fewer than max(20, ⌈1/c⌉): 19 held out of 95 at c = 0.05; a validation view
-    /// of 40 rows at c = 0.01; contamination 0; no held-out fraction): the training rows set the threshold, as with
-    /// <see cref="DensityThresholdRows.Training"/>.</summary>
+    /// <summary>Too few rows not trained on for even the tail estimate (fewer than 10: 9 held out of 45 at c = 0.05; a
+    /// validation view of 8 rows at c = 0.01; contamination 0; no held-out fraction): the training rows set the threshold,
+    /// as with <see cref="DensityThresholdRows.Training"/>. (19 held out of 95 and a validation view of 40 at 0.01 were
+    /// cases here; from 10 rows on the tail estimate sets it now: <see cref="TooFewForTheQuantileTakeTheTailEstimate"/>.)</summary>
     [Theory]
-    [InlineData(95, 0.2, 0.05, 0)]
-    [InlineData(100, 0.2, 0.01, 40)]
+    [InlineData(45, 0.2, 0.05, 0)]
+    [InlineData(100, 0.2, 0.01, 8)]
     [InlineData(200, 0.2, 0.0, 0)]
     [InlineData(200, 0.0, 0.05, 0)]
     public void TooFewHeldOutRowsFallBackToTheTrainingRows(int rows, double fraction, double contamination, int validationRows)
@@ -150,6 +151,26 @@ public class HeldOutThresholdTests(ITestOutputHelper output)
         var fitted = Fit(DensityThresholdRows.HeldOut);
         Assert.Equal(Scoring.Threshold(Scores(fitted, ml, train), contamination), fitted.Threshold);
         Assert.Equal(Fit(DensityThresholdRows.Training).Threshold, fitted.Threshold);
+    }
+
+    /// <summary>Rows not trained on, fewer than the empirical quantile needs but at least 10 (19 held out of 95 at 0.05, a
+    /// validation view of 40 rows at 0.01): the threshold is the tail estimate of their scores, exactly.</summary>
+    [Theory]
+    [InlineData(95, 0.05, 0)]
+    [InlineData(100, 0.01, 40)]
+    public void TooFewForTheQuantileTakeTheTailEstimate(int rows, double contamination, int validationRows)
+    {
+        var ml = new MLContext(1);
+        var (train, fresh) = Digits(rows);
+        var valid = fresh.Take(validationRows).ToList();
+        var o = OverfittingRnade(DensityThresholdRows.HeldOut, validationRows == 0 ? 0.2 : GradientTrainingOptions.Defaults.ValidationFraction);
+        o.Contamination = contamination;
+        o.ModelOptions.MaxEpochs = 3;
+        var fitted = ml.DensityEstimation.Rnade(o).Fit(ml.Data.LoadFromEnumerable(train), validationRows == 0 ? null : ml.Data.LoadFromEnumerable(valid));
+        var kept = validationRows == 0 ? TrainingLoop.HeldOutRows(rows, 0.2, 5).Select(i => train[i]).ToList() : valid;
+        Assert.Equal(validationRows == 0 ? 19 : 40, kept.Count);
+        Assert.Equal(AnomalyThreshold.TailThreshold(Scores(fitted, ml, kept), contamination), fitted.Threshold);
+        Assert.Contains("by a normal approximation of their scores", fitted.ThresholdSource);
     }
 
     /// <summary>The Fit's log line says which rows set the threshold (and why the training rows, when they do).</summary>

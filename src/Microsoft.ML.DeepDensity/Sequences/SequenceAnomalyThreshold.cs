@@ -84,7 +84,8 @@ internal static class SequenceAnomalyThreshold
             : validation is not null ? RnnRnadeModel.InWindows(validation, window)
             : heldOut.Length == 0 ? null
             : ReferenceEquals(examples, data) ? RnnRnadeModel.InWindows(data.Select(heldOut, cancellationToken), window) : examples.Select(heldOut, cancellationToken);
-        var startPlan = Choose(choice, contamination, RnnRnadeModel.TrainingExamples(data, window), ownWindows?.Count, ownWindows?.Count ?? 0,
+        // The validation view's windows count as validation units, the held-out ones as held-out (the description and warning say which).
+        var startPlan = Choose(choice, contamination, RnnRnadeModel.TrainingExamples(data, window), validation is null ? null : ownWindows?.Count, ownWindows?.Count ?? 0,
             "window", StartWindowsNeeded(contamination));
         var windows = startPlan.Set == ThresholdSet.Training ? RnnRnadeModel.InWindows(data, window) : ownWindows!;
         // A window set that is not cut scores as its sequences: their frames' log-densities are already known.
