@@ -105,6 +105,7 @@ public static class SequenceCommands
         if (transformer.ThresholdSource is string thresholdSource)
             console.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"anomaly threshold: score > {transformer.Threshold:G6} per frame row, the (1 - {contamination}) quantile of {thresholdSource}."));
+        foreach (var fallback in transformer.ThresholdFallbacks) console.Error.WriteLine(fallback.CliMessage());
         if (noneHeldOut) console.Error.WriteLine(FitCommand.NoHeldOutNote(engine, CsvTable.Count(data.Sequences.Count, "training sequence") + " (or of their windows)"));
         if (console.Interrupts.StopRequested)
         {

@@ -13,9 +13,10 @@ public enum DensityThresholdRows
     /// the model held out of the training data for early stopping (its own ValidationFraction and Seed: the same rows). A
     /// density model scores its training rows better than new rows of the same distribution, so a threshold set on them
     /// flags far more than Contamination of new normal rows; one set on held-out rows flags about Contamination of them.
-    /// When those rows are fewer than max(20, ⌈1 / Contamination⌉) (too few for any row to lie above the quantile; always
-    /// with Contamination 0, or a ValidationFraction of 0 and no validation view) the training rows set it, as with
-    /// <see cref="Training"/>.</summary>
+    /// When those rows are fewer than max(20, ⌈1 / Contamination⌉) (too few for any row to lie above the empirical
+    /// quantile) but at least 10, the threshold is a normal approximation of their scores' quantile, mean + z · sd, and
+    /// never below their largest score. Below 10 (or always with Contamination 0) the training rows set it, as with
+    /// <see cref="Training"/>, and Fit logs a warning.</summary>
     HeldOut = 0,
 
     /// <summary>Every training row given to Fit (the held-out fraction included): the rule before held-out rows were
@@ -25,13 +26,14 @@ public enum DensityThresholdRows
 }
 
 /// <summary>The PredictedLabel threshold of a row model's Fit: the (1 − contamination) quantile
-/// (<see cref="Scoring.Threshold"/>) of the scores of the rows <see cref="DensityThresholdRows"/> chooses, in memory or
-/// streamed. The held-out rows are the engine's own (<see cref="TrainingLoop.HeldOutRows"/>,
+/// (<see cref="Scoring.Threshold"/>, or with too few rows for it <see cref="TailThreshold"/>) of the scores of the rows
+/// <see cref="DensityThresholdRows"/> chooses, in memory or streamed. The held-out rows are the engine's own (<see cref="TrainingLoop.HeldOutRows"/>,
 /// <see cref="StreamingTrainingData.HeldOutPositions"/>): no second definition of the split.</summary>
 internal static class AnomalyThreshold
 {
-    /// <summary>Fewest held-out rows that set the threshold, whatever the contamination: 20. Fewer rows (or fewer than
-    /// ⌈1 / contamination⌉, with which no row lies above the quantile) set it from the training rows.</summary>
+    /// <summary>Fewest held-out rows whose empirical quantile sets the threshold, whatever the contamination: 20. Fewer
+    /// rows (or fewer than ⌈1 / contamination⌉, with which no row lies above the quantile) set it by the tail estimate
+    /// (at least <see cref="MinimumTailRows"/> of them) or, fewer still, from the training rows.</summary>
     internal const int MinimumHeldOutRows = 20;
 
     /// <summary>The rows a held-out threshold needs at <paramref name="contamination"/>: the fewest n ≥
@@ -60,20 +62,86 @@ internal static class AnomalyThreshold
     /// <summary>The set of units (rows, sequences, frames) whose scores set a threshold.</summary>
     internal enum ThresholdSet { Training, Validation, HeldOut }
 
-    /// <summary>The one rule of every Fit: which set of units sets the threshold and its description for the log ("180
-    /// held-out rows"): the training units with <see cref="DensityThresholdRows.Training"/>; else the validation units
-    /// (<paramref name="validation"/>: their count when Fit was given a validation view), else the held-out ones, when
-    /// there are at least <see cref="RowsNeeded"/> of them (or <paramref name="needed"/>); else the training units again.</summary>
+    /// <summary>Fewest held-out (or validation) units whose scores set the threshold by the tail estimate
+    /// (<see cref="TailThreshold"/>) when they are fewer than the empirical quantile needs: 10. A new user's tables of
+    /// 100–1,000 rows hold out 10–100 at the default ValidationFraction 0.1, fewer than the 100 the (1 − 0.01) quantile
+    /// needs, and the training rows' threshold flagged 5–51 % of new normal rows. Ten scores give a mean and standard
+    /// deviation good to about a quarter of a standard deviation, and their maximum alone flags about 1/11 of new normal
+    /// rows; below ten the estimate is noise, and the training rows (with a warning) stay the fallback.</summary>
+    internal const int MinimumTailRows = 10;
+
+    /// <summary>How a Fit sets a threshold: from which <see cref="Set"/>, by the empirical quantile or (<see cref="Tail"/>)
+    /// the tail estimate, its description for the log and ddml ("180 held-out rows"), and when the training units set it
+    /// though the user asked for held-out ones, what to warn (<see cref="Fallback"/>).</summary>
+    internal sealed record ThresholdPlan(ThresholdSet Set, bool Tail, string Description, ThresholdFallback? Fallback)
+    {
+        /// <summary>The threshold of the scores of <see cref="Set"/>'s units by this plan's rule.</summary>
+        public float Threshold(float[] scores, double contamination)
+            => Tail ? TailThreshold(scores, contamination) : Scoring.Threshold(scores, contamination);
+    }
+
+    /// <summary>The training units set a threshold though <see cref="DensityThresholdRows.HeldOut"/> asked for others:
+    /// only <paramref name="Kept"/> units were held out (or given for validation), fewer than <see cref="MinimumTailRows"/>.</summary>
+    internal sealed record ThresholdFallback(long Training, long Kept, string Kind, string Unit, double Contamination, int Needed)
+    {
+        private string Units(long n) => FormattableString.Invariant($"{n} {Unit}{(n == 1 ? "" : "s")}");
+
+        private string Why => string.Create(CultureInfo.InvariantCulture,
+            $"only {Units(Kept)} {(Kept == 1 ? "was" : "were")} {(Kind == "validation" ? "given for validation" : "held out")}");
+
+        // RNN-RNADE's first-frame thresholds come from windows: say which thresholds.
+        private string What(string threshold) => Unit == "window" ? $"first frames' {threshold}s were" : $"{threshold} was";
+
+        /// <summary>The ML.NET log's warning, after the estimator's name.</summary>
+        public string Message(string name) => string.Create(CultureInfo.InvariantCulture,
+            $"{name}: the {What("PredictedLabel threshold")} set on the {Units(Training)} of the training data because {Why} (a threshold needs at least {MinimumTailRows}); expect more than {Contamination} of new normal {Unit}s to be flagged (the model scores its training {Unit}s better than new ones); pass a validation view, Fit(trainData, validationData), with at least {MinimumTailRows} {Unit}s ({Needed} for the empirical quantile), or raise ValidationFraction.");
+
+        /// <summary>ddml's warning (stderr), with its options.</summary>
+        public string CliMessage() => string.Create(CultureInfo.InvariantCulture,
+            $"ddml: warning: the {What("anomaly threshold")} set on the {Units(Training)} of the training data because {Why} (a threshold needs at least {MinimumTailRows}); expect more than {Contamination} of new normal {Unit}s to be flagged (the model scores its training {Unit}s better than new ones); pass --validation FILE with at least {MinimumTailRows} {Unit}s ({Needed} for the empirical quantile), or raise --param ValidationFraction.");
+    }
+
+    /// <summary>The one rule of every Fit: which set of units sets the threshold, by which estimate, and its description
+    /// for the log ("180 held-out rows"): the training units with <see cref="DensityThresholdRows.Training"/>; else the
+    /// validation units (<paramref name="validation"/>: their count when Fit was given a validation view), else the
+    /// held-out ones: their empirical quantile when there are at least <see cref="RowsNeeded"/> of them (or
+    /// <paramref name="needed"/>), the tail estimate when there are at least <see cref="MinimumTailRows"/>; else the
+    /// training units again, with a warning (none at contamination 0, whose threshold is the largest training score).</summary>
     /// <param name="unit">What is counted, singular: "row", "sequence", "frame".</param>
-    /// <param name="needed">The fewest units the set needs, when more than <see cref="RowsNeeded"/> (RNN-RNADE's
-    /// first-frame thresholds need 100 windows); null: <see cref="RowsNeeded"/>.</param>
-    internal static (ThresholdSet Set, string Description) Choose(DensityThresholdRows choice, double contamination, long training,
+    /// <param name="needed">The fewest units the empirical quantile needs, when more than <see cref="RowsNeeded"/>
+    /// (RNN-RNADE's first-frame thresholds need 100 windows); null: <see cref="RowsNeeded"/>.</param>
+    internal static ThresholdPlan Choose(DensityThresholdRows choice, double contamination, long training,
         long? validation, long heldOut, string unit = "row", int? needed = null)
     {
-        if (choice == DensityThresholdRows.Training) return (ThresholdSet.Training, Count(training, "training", unit));
-        needed ??= RowsNeeded(contamination);
+        if (choice == DensityThresholdRows.Training) return new(ThresholdSet.Training, false, Count(training, "training", unit), null);
+        int quantile = needed ?? RowsNeeded(contamination);
         var (set, n, kind) = validation is long v ? (ThresholdSet.Validation, v, "validation") : (ThresholdSet.HeldOut, heldOut, "held-out");
-        return n >= needed ? (set, Count(n, kind, unit)) : (ThresholdSet.Training, TooFew(training, n, kind, needed.Value, contamination, unit));
+        if (n >= quantile) return new(set, false, Count(n, kind, unit), null);
+        if (contamination > 0 && n >= MinimumTailRows)
+            return new(set, true, Count(n, kind, unit) + string.Create(CultureInfo.InvariantCulture,
+                $" by a normal approximation of their scores (mean + {Z(contamination):F3} sd, at least their largest; the empirical quantile needs {quantile})"), null);
+        return new(ThresholdSet.Training, false, TooFew(training, n, kind, quantile, contamination, unit),
+            contamination > 0 ? new ThresholdFallback(training, n, kind, unit, contamination, quantile) : null);
+    }
+
+    /// <summary>z of the (1 − contamination) quantile of the standard normal distribution.</summary>
+    internal static double Z(double contamination) => MathNet.Numerics.Distributions.Normal.InvCDF(0, 1, 1 - contamination);
+
+    /// <summary>
+    /// The tail estimate of the (1 − contamination) quantile of the scores of <paramref name="scores"/>' distribution,
+    /// for too few scores for the empirical quantile (which is then their maximum and flags about 1/(n + 1) of new
+    /// rows, not the contamination): mean + z · sd (the sample standard deviation), a normal approximation, but never
+    /// below the largest score, which guards a heavier tail than the normal's (negative log-densities are skewed right).
+    /// </summary>
+    internal static float TailThreshold(float[] scores, double contamination)
+    {
+        if (scores.Length == 0) return float.MaxValue;
+        double sum = 0, max = double.NegativeInfinity;
+        foreach (float s in scores) { sum += s; max = Math.Max(max, s); }
+        double mean = sum / scores.Length, squares = 0;
+        foreach (float s in scores) squares += (s - mean) * (s - mean);
+        double sd = scores.Length > 1 ? Math.Sqrt(squares / (scores.Length - 1)) : 0;
+        return (float)Math.Max(mean + Z(contamination) * sd, max);
     }
 
     /// <summary>Throws when <paramref name="choice"/> is not a <see cref="DensityThresholdRows"/> value (every estimator's Validate).</summary>
@@ -85,45 +153,47 @@ internal static class AnomalyThreshold
 
     /// <summary>The rows whose scores set an in-memory Fit's threshold and their description for the log ("180 held-out
     /// rows"): the validation rows, the engine's held-out rows of <paramref name="data"/>, or all of <paramref name="data"/>.</summary>
-    internal static (RowMatrix Rows, string Description) InMemoryRows(DensityThresholdRows choice, double contamination, RowMatrix data,
+    internal static (RowMatrix Rows, ThresholdPlan Plan) InMemoryRows(DensityThresholdRows choice, double contamination, RowMatrix data,
         RowMatrix? validation, (double Fraction, ulong Seed) split, CancellationToken cancellationToken)
     {
         // The split's shuffle only when its rows may be used.
         var heldOut = choice == DensityThresholdRows.HeldOut && validation is null
             ? TrainingLoop.HeldOutRows(data.Rows, split.Fraction, split.Seed) : Array.Empty<int>();
-        var (set, description) = Choose(choice, contamination, data.Rows, validation?.Rows, heldOut.Length);
-        return set switch
+        var plan = Choose(choice, contamination, data.Rows, validation?.Rows, heldOut.Length);
+        return plan.Set switch
         {
-            ThresholdSet.Validation => (validation!, description),
-            ThresholdSet.HeldOut => (data.SelectRows(heldOut, cancellationToken), description),
-            _ => (data, description),
+            ThresholdSet.Validation => (validation!, plan),
+            ThresholdSet.HeldOut => (data.SelectRows(heldOut, cancellationToken), plan),
+            _ => (data, plan),
         };
     }
 
     /// <summary>A streamed Fit's threshold, the mean log-density of the rows that set it and their description: the
     /// validation stream's rows (one pass; with too few, a second pass over the training rows), else one pass over the
     /// training stream keeping the scores of the rows the engine's hashed split held out apart from all of them.</summary>
-    internal static (float Threshold, double MeanLogDensity, string Description) Streamed(DensityModel model, IRowStream data, IRowStream? validation,
+    internal static (float Threshold, double MeanLogDensity, ThresholdPlan Plan) Streamed(DensityModel model, IRowStream data, IRowStream? validation,
         DensityThresholdRows choice, double contamination, (double Fraction, ulong Seed) split, CancellationToken cancellationToken)
     {
-        ScoreSample Training() => Score(model, data, null, cancellationToken).All;
-        if (choice == DensityThresholdRows.Training) return Result(Training(), "training");
-        int needed = RowsNeeded(contamination);
+        if (choice == DensityThresholdRows.Training)
+        {
+            var training = Score(model, data, null, cancellationToken).All;
+            return Result(training, Choose(choice, contamination, training.Seen, null, 0));
+        }
         if (validation is not null)
         {
             var valid = Score(model, validation, null, cancellationToken).All;
-            if (valid.Seen >= needed) return Result(valid, "validation");
-            var all = Training();
-            return (all.Threshold(contamination), all.Mean, TooFew(all.Seen, valid.Seen, "validation", needed, contamination));
+            // The training count only describes a fallback: the plan is chosen again with it when the training rows are used.
+            var plan = Choose(choice, contamination, 0, valid.Seen, 0);
+            if (plan.Set == ThresholdSet.Validation) return Result(valid, plan);
+            var all = Score(model, data, null, cancellationToken).All;
+            return Result(all, Choose(choice, contamination, all.Seen, valid.Seen, 0));
         }
         var (rows, heldOut) = Score(model, data, StreamingTrainingData.HeldOutPositions(split.Fraction, split.Seed), cancellationToken);
-        if (heldOut!.Seen >= needed) return Result(heldOut, "held-out");
-        return (rows.Threshold(contamination), rows.Mean, TooFew(rows.Seen, heldOut.Seen, "held-out", needed, contamination));
+        var chosen = Choose(choice, contamination, rows.Seen, null, heldOut!.Seen);
+        return Result(chosen.Set == ThresholdSet.HeldOut ? heldOut : rows, chosen);
 
-        (float, double, string) Result(ScoreSample s, string kind) => (s.Threshold(contamination), s.Mean, Rows(s.Seen, kind));
+        (float, double, ThresholdPlan) Result(ScoreSample s, ThresholdPlan p) => (p.Threshold(s.Kept(), contamination), s.Mean, p);
     }
-
-    private static string Rows(long n, string kind) => Count(n, kind, "row");
 
     /// <summary>"180 held-out rows", "1 training sequence".</summary>
     internal static string Count(long n, string kind, string unit) => FormattableString.Invariant($"{n} {kind} {unit}{(n == 1 ? "" : "s")}");
@@ -131,7 +201,7 @@ internal static class AnomalyThreshold
     private static string TooFew(long training, long heldOut, string kind, int needed, double contamination, string unit = "row")
         => Count(training, "training", unit) + (needed == int.MaxValue ? " (contamination 0: the largest training score)"
             : string.Create(CultureInfo.InvariantCulture,
-                $" ({Count(heldOut, kind, unit)}, fewer than the {needed} a held-out threshold needs at contamination {contamination})"));
+                $" ({Count(heldOut, kind, unit)}, fewer than the {MinimumTailRows} a {kind} threshold needs)"));
 
     /// <summary>Scores kept for a streamed threshold: 2^20 (4 MiB); beyond, a seeded uniform sample of them.</summary>
     internal const int MaxThresholdScores = 1 << 20;
@@ -186,6 +256,7 @@ internal static class AnomalyThreshold
             Seen++;
         }
 
-        public float Threshold(double contamination) => Scoring.Threshold(_kept.ToArray(), contamination);
+        /// <summary>The kept scores, in the order seen (exact for up to <see cref="MaxThresholdScores"/> rows).</summary>
+        public float[] Kept() => _kept.ToArray();
     }
 }

@@ -158,17 +158,27 @@ public abstract class DensityEstimator<TModel, TModelOptions> : IEstimator<Densi
         catch (OutOfMemoryException e) when (CanStream) { throw InMemoryOutOfMemory(e, dim); }
 
         // The threshold: (1 − Contamination) quantile of the scores of rows the model did not train on (the validation
-        // rows, else the engine's held-out rows), or of the training rows (too few of those, or ThresholdRows = Training).
+        // rows, else the engine's held-out rows; with too few for the empirical quantile, its normal approximation), or of
+        // the training rows (fewer than 10 of those, or ThresholdRows = Training).
         // Scoring can take as long as an epoch (IWAE, AIS), so it observes the token too: a Fit cancelled after the last
         // epoch returns no model.
-        var (rows, source) = AnomalyThreshold.InMemoryRows(_options.ThresholdRows, _options.Contamination, data, validation,
+        var (rows, plan) = AnomalyThreshold.InMemoryRows(_options.ThresholdRows, _options.Contamination, data, validation,
             AnomalyThreshold.Split(_options.ModelOptions), _options.CancellationToken);
         var logDensity = ScoreCancellably(model, rows, _options.CancellationToken);
         var scores = new float[logDensity.Length];
         for (int i = 0; i < scores.Length; i++) scores[i] = Scoring.ScoreFromLogDensity(logDensity[i]);
-        float threshold = Scoring.Threshold(scores, _options.Contamination);
-        channel.Info(MessageSensitivity.None, Trained(threshold, source, Mean(logDensity)));
-        return new DensityTransformer<TModel>(_mlContext, model, _options.ToSettings(threshold)) { ThresholdSource = source };
+        float threshold = plan.Threshold(scores, _options.Contamination);
+        return Fitted(channel, model, threshold, plan, Mean(logDensity));
+    }
+
+    /// <summary>The end of every Fit: the log's line (and warning, when the training rows set the threshold though held-out
+    /// ones were asked for) and the transformer.</summary>
+    private DensityTransformer<TModel> Fitted(IChannel channel, TModel model, float threshold, AnomalyThreshold.ThresholdPlan plan, double meanLogDensity)
+    {
+        channel.Info(MessageSensitivity.None, Trained(threshold, plan.Description, meanLogDensity));
+        if (plan.Fallback is { } fallback) channel.Warning(MessageSensitivity.None, fallback.Message(Name));
+        return new DensityTransformer<TModel>(_mlContext, model, _options.ToSettings(threshold))
+            { ThresholdSource = plan.Description, ThresholdFallbacks = plan.Fallback is { } f ? [f] : [] };
     }
 
     /// <summary>Fit through cursors: the engine reads the feature column pass by pass (training, validation, then one
@@ -191,17 +201,16 @@ public abstract class DensityEstimator<TModel, TModelOptions> : IEstimator<Densi
         TModel model;
         float threshold;
         double mean;
-        string source;
+        AnomalyThreshold.ThresholdPlan plan;
         try
         {
             model = TrainStreamed(data, validation, _options.ModelOptions, new StreamingOptions { ShuffleBufferRows = _options.ShuffleBufferRows },
                 progress, _options.CancellationToken);
-            (threshold, mean, source) = AnomalyThreshold.Streamed(model, data, validation, _options.ThresholdRows, _options.Contamination,
+            (threshold, mean, plan) = AnomalyThreshold.Streamed(model, data, validation, _options.ThresholdRows, _options.Contamination,
                 AnomalyThreshold.Split(_options.ModelOptions), _options.CancellationToken);
         }
         catch (DataValidationException e) when (IsEngineDataSource(e)) { throw InColumn(e, column); }
-        channel.Info(MessageSensitivity.None, Trained(threshold, source, mean));
-        return new DensityTransformer<TModel>(_mlContext, model, _options.ToSettings(threshold)) { ThresholdSource = source };
+        return Fitted(channel, model, threshold, plan, mean);
     }
 
     /// <summary>The log's line at the end of each pass a streamed Fit reads ("pass 2 over the training view: 1000000 rows in

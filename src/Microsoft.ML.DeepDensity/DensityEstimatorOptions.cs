@@ -89,8 +89,10 @@ public abstract class DensityEstimatorOptions
 
     /// <summary>Which rows' scores set the PredictedLabel threshold. <see cref="DensityThresholdRows.HeldOut"/>: rows the
     /// model did not train on: the validation view given to <c>Fit(train, validation)</c>, else the rows the model held out
-    /// of the training data (its own ValidationFraction and Seed); when those are fewer than max(20, ⌈1 / Contamination⌉)
-    /// (always with Contamination 0 or no held-out rows, e.g. the RBM's default ValidationFraction 0) the training rows.
+    /// of the training data (its own ValidationFraction and Seed); when those are fewer than max(20, ⌈1 / Contamination⌉),
+    /// but at least 10, a normal approximation of their scores' quantile (never below their largest); fewer than 10
+    /// (always with Contamination 0 or no held-out rows, e.g. the RBM's default ValidationFraction 0) the training rows,
+    /// with a warning in the log (not at Contamination 0).
     /// <see cref="DensityThresholdRows.Training"/>: every training row, the rule before held-out rows were used.
     /// The Fit's log says which rows set it. Default <see cref="DensityEstimatorDefaults.ThresholdRows"/>.</summary>
     public DensityThresholdRows ThresholdRows { get; set; } = DensityEstimatorDefaults.ThresholdRows;

@@ -45,10 +45,10 @@ public class DensityTransformer : ITransformer
     public ulong SampleSeed => Settings.SampleSeed;
     /// <summary>Score threshold for PredictedLabel, learned at Fit (on the rows <see cref="DensityEstimatorOptions.ThresholdRows"/> chose).</summary>
     public float Threshold => Settings.Threshold;
-
-    /// <summary>Which rows set <see cref="Threshold"/> in the Fit that made this transformer, as its log says it ("90 held-out
-    /// rows"); null for one loaded from a file (not saved: the threshold alone is the model's).</summary>
+    /// <summary>Which rows set <see cref="Threshold"/> in Fit, and how, as its log says ("90 held-out rows"); null once loaded.</summary>
     internal string? ThresholdSource { get; init; }
+    /// <summary>Fit's warning that the training rows set the threshold (for ddml); empty once loaded.</summary>
+    internal IReadOnlyList<AnomalyThreshold.ThresholdFallback> ThresholdFallbacks { get; init; } = [];
     /// <summary>The contamination the threshold was learned with.</summary>
     public double Contamination => Settings.Contamination;
     /// <summary>Rows read ahead and scored per engine call.</summary>

@@ -16,10 +16,12 @@ public class ThresholdRowsTests : IDisposable
         Assert.True(fit.Exit == 0, fit.Err);
         var line = fit.Out.Split('\n').Single(l => l.StartsWith("anomaly threshold: score > ", StringComparison.Ordinal));
         _lines.Add(line);
+        _stderr.Add(fit.Err);
         return float.Parse(line["anomaly threshold: score > ".Length..line.IndexOf(',')], CultureInfo.InvariantCulture);
     }
 
     private readonly List<string> _lines = new();
+    private readonly List<string> _stderr = new();
 
     [Fact]
     public void FitSaysWhichRowsSetTheThresholdAndInfoPrintsIt()
@@ -34,9 +36,21 @@ public class ThresholdRowsTests : IDisposable
         Assert.True(info.Exit == 0, info.Err);
         Assert.Contains(string.Create(CultureInfo.InvariantCulture, $"score > {heldOut:G6} (contamination 0.05)"), info.Out);
 
-        // Too few held-out rows (10 of 100 at 0.05, fewer than 20): the training rows, and the line says why.
+        // Too few held-out rows for the empirical quantile (10 of 100 at 0.05, fewer than 20): their normal approximation.
+        // It used to be the training rows, which flagged 5–51 % of new normal rows of a trial's small tables at 0.01.
         Fit(_h.Blob("small.csv", 100), _h.PathOf("s.zip"));
-        Assert.Contains("quantile of 100 training rows (10 held-out rows, fewer than the 20 a held-out threshold needs at contamination 0.05).", _lines[^1]);
+        Assert.EndsWith("quantile of 10 held-out rows by a normal approximation of their scores (mean + 1.645 sd, at least their largest; " +
+                        "the empirical quantile needs 20).", _lines[^1].TrimEnd());
+        Assert.DoesNotContain("warning", _stderr[^1], StringComparison.Ordinal);
+        // Fewer than 10 (9 of 90): the training rows, and a warning on stderr says what to expect and what to do.
+        Fit(_h.Blob("tiny.csv", 90), _h.PathOf("x.zip"));
+        Assert.Contains("quantile of 90 training rows (9 held-out rows, fewer than the 10 a held-out threshold needs).", _lines[^1]);
+        Assert.Contains("ddml: warning: the anomaly threshold was set on the 90 rows of the training data because only 9 rows were held out " +
+                        "(a threshold needs at least 10); expect more than 0.05 of new normal rows to be flagged (the model scores its training " +
+                        "rows better than new ones); pass --validation FILE with at least 10 rows (20 for the empirical quantile), or raise " +
+                        "--param ValidationFraction.", _stderr[^1]);
+        Fit(_h.Blob("tiny.csv", 90), _h.PathOf("y.zip"), "--threshold-rows", "training");   // asked for: no warning
+        Assert.DoesNotContain("warning", _stderr[^1], StringComparison.Ordinal);
     }
 
     /// <summary>rnnrnade takes --threshold-rows too (it refused it while its thresholds came from the training frames):
@@ -88,6 +102,6 @@ public class DeepGmmFewRowsTests : IDisposable
         var fit = _h.Run("fit", csv, "-m", "deepgmm", "-p", "Layers=1", "-p", "MaxIterations=1", "-p", "ValidationFraction=0", "-o", _h.PathOf("g.zip"));
         Assert.True(fit.Exit == 0, fit.Err);
         if (warns) Assert.Contains($"ddml: warning: {rows} training rows for 10 columns: with no more rows than columns", fit.Err);
-        else Assert.DoesNotContain("ddml: warning:", fit.Err);
+        else Assert.DoesNotContain("columns: with no more rows than columns", fit.Err);   // (ValidationFraction 0: the threshold's warning)
     }
 }

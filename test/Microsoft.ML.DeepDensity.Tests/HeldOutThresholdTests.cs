@@ -126,12 +126,13 @@ public class HeldOutThresholdTests(ITestOutputHelper output)
         return o;
     }
 
-    /// <summary>Too few rows not trained on (fewer than max(20, ⌈1/c⌉): 19 held out of 95 at c = 0.05; a validation view
-    /// of 40 rows at c = 0.01; contamination 0; no held-out fraction): the training rows set the threshold, as with
-    /// <see cref="DensityThresholdRows.Training"/>.</summary>
+    /// <summary>Too few rows not trained on for even the tail estimate (fewer than 10: 9 held out of 45 at c = 0.05; a
+    /// validation view of 8 rows at c = 0.01; contamination 0; no held-out fraction): the training rows set the threshold,
+    /// as with <see cref="DensityThresholdRows.Training"/>. (19 held out of 95 and a validation view of 40 at 0.01 were
+    /// cases here; from 10 rows on the tail estimate sets it now: <see cref="TooFewForTheQuantileTakeTheTailEstimate"/>.)</summary>
     [Theory]
-    [InlineData(95, 0.2, 0.05, 0)]
-    [InlineData(100, 0.2, 0.01, 40)]
+    [InlineData(45, 0.2, 0.05, 0)]
+    [InlineData(100, 0.2, 0.01, 8)]
     [InlineData(200, 0.2, 0.0, 0)]
     [InlineData(200, 0.0, 0.05, 0)]
     public void TooFewHeldOutRowsFallBackToTheTrainingRows(int rows, double fraction, double contamination, int validationRows)
@@ -152,11 +153,32 @@ public class HeldOutThresholdTests(ITestOutputHelper output)
         Assert.Equal(Fit(DensityThresholdRows.Training).Threshold, fitted.Threshold);
     }
 
+    /// <summary>Rows not trained on, fewer than the empirical quantile needs but at least 10 (19 held out of 95 at 0.05, a
+    /// validation view of 40 rows at 0.01): the threshold is the tail estimate of their scores, exactly.</summary>
+    [Theory]
+    [InlineData(95, 0.05, 0)]
+    [InlineData(100, 0.01, 40)]
+    public void TooFewForTheQuantileTakeTheTailEstimate(int rows, double contamination, int validationRows)
+    {
+        var ml = new MLContext(1);
+        var (train, fresh) = Digits(rows);
+        var valid = fresh.Take(validationRows).ToList();
+        var o = OverfittingRnade(DensityThresholdRows.HeldOut, validationRows == 0 ? 0.2 : GradientTrainingOptions.Defaults.ValidationFraction);
+        o.Contamination = contamination;
+        o.ModelOptions.MaxEpochs = 3;
+        var fitted = ml.DensityEstimation.Rnade(o).Fit(ml.Data.LoadFromEnumerable(train), validationRows == 0 ? null : ml.Data.LoadFromEnumerable(valid));
+        var kept = validationRows == 0 ? TrainingLoop.HeldOutRows(rows, 0.2, 5).Select(i => train[i]).ToList() : valid;
+        Assert.Equal(validationRows == 0 ? 19 : 40, kept.Count);
+        Assert.Equal(AnomalyThreshold.TailThreshold(Scores(fitted, ml, kept), contamination), fitted.Threshold);
+        Assert.Contains("by a normal approximation of their scores", fitted.ThresholdSource);
+    }
+
     /// <summary>The Fit's log line says which rows set the threshold (and why the training rows, when they do).</summary>
     [Theory]
     [InlineData(300, 0.05, DensityThresholdRows.HeldOut, "from 60 held-out rows (contamination 0.05;")]
     [InlineData(300, 0.05, DensityThresholdRows.Training, "from 300 training rows (contamination 0.05;")]
-    [InlineData(95, 0.05, DensityThresholdRows.HeldOut, "from 95 training rows (19 held-out rows, fewer than the 20 a held-out threshold needs at contamination 0.05) (contamination 0.05;")]
+    [InlineData(95, 0.05, DensityThresholdRows.HeldOut, "from 19 held-out rows by a normal approximation of their scores (mean + 1.645 sd, at least their largest; the empirical quantile needs 20) (contamination 0.05;")]
+    [InlineData(45, 0.05, DensityThresholdRows.HeldOut, "from 45 training rows (9 held-out rows, fewer than the 10 a held-out threshold needs) (contamination 0.05;")]
     [InlineData(300, 0.0, DensityThresholdRows.HeldOut, "from 300 training rows (contamination 0: the largest training score) (contamination 0;")]
     public void TheLogSaysWhichRowsSetTheThreshold(int rows, double contamination, DensityThresholdRows choice, string expected)
     {
@@ -174,7 +196,7 @@ public class HeldOutThresholdTests(ITestOutputHelper output)
             var line = Assert.Single(lines);
             if (mode == DensityTrainingData.InMemory || choice == DensityThresholdRows.Training || contamination == 0) Assert.Contains(expected, line);
             else Assert.Matches(rows == 300 ? @"score threshold \S+ from \d+ held-out rows \(contamination 0.05;" // the hashed split's count
-                : @"score threshold \S+ from (\d+ held-out rows|95 training rows \(\d+ held-out rows)", line);
+                : @"score threshold \S+ from (\d+ held-out rows|\d+ training rows \(\d+ held-out rows)", line);
         }
     }
 

@@ -168,29 +168,52 @@ public class SequenceHeldOutThresholdTests(ITestOutputHelper output)
             Assert.Equal(Scoring.Threshold(scores.Where((_, i) => validFrames[i].Order == 0).ToArray(), Contamination), frames.FirstFrameThresholds[0]);
     }
 
-    /// <summary>Too few units not trained on: 150 sequences hold out 15 (fewer than the 20 a threshold needs at 0.05), and
-    /// 20 sequences of 8 frames hold out 2 (16 frames); a validation view of 10 sequences. The training data sets the
-    /// thresholds, as with <see cref="DensityThresholdRows.Training"/>, and the source says why.</summary>
+    /// <summary>Too few units not trained on for the empirical quantile (20 at 0.05): 150 sequences hold out 15, a
+    /// validation view has 10, 20 sequences of 8 frames hold out 2 (16 frames): their scores' normal approximation sets
+    /// the threshold (it was the training data's, which flags more new normal sequences). Fewer than 10: 80 sequences hold
+    /// out 8, a validation view of 5, 10 sequences hold out 1 (8 frames): the training data sets the thresholds, as with
+    /// <see cref="DensityThresholdRows.Training"/>, the source says why and Fit warns (of the frames' and the first
+    /// frames' thresholds: 1 held-out window).</summary>
     [Fact]
-    public void TooFewHeldOutFallsBackToTheTrainingData()
+    public void TooFewHeldOutTakesTheTailEstimateOrTheTrainingData()
     {
         var ml = new MLContext(1);
+        var warnings = new List<string>();
+        ml.Log += (_, e) => { if (e.Kind == Runtime.ChannelMessageKind.Warning) lock (warnings) warnings.Add(e.Message); };
         var (train, fresh) = Digits(150);
         var view = ml.Data.LoadFromEnumerable(train);
-        var whole = WholeSequences(ml, DensityThresholdRows.HeldOut, Small()).Fit(view);
-        var wholeTraining = WholeSequences(ml, DensityThresholdRows.Training, Small()).Fit(view);
-        Assert.Equal("150 training sequences (15 held-out sequences, fewer than the 20 a held-out threshold needs at contamination 0.05)", whole.ThresholdSource);
-        Assert.Equal(wholeTraining.Threshold, whole.Threshold);
-        var validated = WholeSequences(ml, DensityThresholdRows.HeldOut, Small()).Fit(view, ml.Data.LoadFromEnumerable(fresh.Take(10)));
-        Assert.Equal("150 training sequences (10 validation sequences, fewer than the 20 a held-out threshold needs at contamination 0.05)", validated.ThresholdSource);
-        Assert.Equal(Scoring.Threshold(Scores(validated, view), Contamination), validated.Threshold);
-
+        const string Tail = " by a normal approximation of their scores (mean + 1.645 sd, at least their largest; the empirical quantile needs 20)";
+        Assert.Equal("15 held-out sequences" + Tail, WholeSequences(ml, DensityThresholdRows.HeldOut, Small()).Fit(view).ThresholdSource);
+        var validView = ml.Data.LoadFromEnumerable(fresh.Take(10));
+        var validated = WholeSequences(ml, DensityThresholdRows.HeldOut, Small()).Fit(view, validView);
+        Assert.Equal("10 validation sequences" + Tail, validated.ThresholdSource);
+        Assert.Equal(AnomalyThreshold.TailThreshold(Scores(validated, validView), Contamination), validated.Threshold);
         var frameView = Frames(ml, train.Take(20), 8).View;
-        var frames = FrameRows(ml, DensityThresholdRows.HeldOut, Small()).Fit(frameView);
-        var framesTraining = FrameRows(ml, DensityThresholdRows.Training, Small()).Fit(frameView);
-        Assert.Equal("160 training frames (16 held-out frames, fewer than the 20 a held-out threshold needs at contamination 0.05)", frames.ThresholdSource);
+        Assert.Equal("16 held-out frames" + Tail, FrameRows(ml, DensityThresholdRows.HeldOut, Small()).Fit(frameView).ThresholdSource);
+        Assert.True(warnings.Count == 1, string.Join(" | ", warnings));   // the first frames' thresholds: 2 held-out windows
+        Assert.True(warnings[0].Contains("RnnRnade: the first frames' PredictedLabel thresholds were set on the ", StringComparison.Ordinal)
+                    && warnings[0].Contains(" windows were held out (a threshold needs at least 10)", StringComparison.Ordinal), warnings[0]);
+
+        warnings.Clear();
+        var fewView = ml.Data.LoadFromEnumerable(train.Take(80));
+        var whole = WholeSequences(ml, DensityThresholdRows.HeldOut, Small()).Fit(fewView);
+        Assert.Equal("80 training sequences (8 held-out sequences, fewer than the 10 a held-out threshold needs)", whole.ThresholdSource);
+        Assert.Equal(WholeSequences(ml, DensityThresholdRows.Training, Small()).Fit(fewView).Threshold, whole.Threshold);
+        var fewValidated = WholeSequences(ml, DensityThresholdRows.HeldOut, Small()).Fit(view, ml.Data.LoadFromEnumerable(fresh.Take(5)));
+        Assert.Equal("150 training sequences (5 validation sequences, fewer than the 10 a validation threshold needs)", fewValidated.ThresholdSource);
+        Assert.Equal(Scoring.Threshold(Scores(fewValidated, view), Contamination), fewValidated.Threshold);
+        Assert.True(warnings.Count == 2, string.Join(" | ", warnings));
+        Assert.Contains(warnings, w => w.Contains("the PredictedLabel threshold was set on the 80 sequences of the training data because only 8 sequences were held out", StringComparison.Ordinal));
+        Assert.Contains(warnings, w => w.Contains("because only 5 sequences were given for validation", StringComparison.Ordinal));
+
+        warnings.Clear();
+        var fewFrameView = Frames(ml, train.Take(10), 8).View;
+        var frames = FrameRows(ml, DensityThresholdRows.HeldOut, Small()).Fit(fewFrameView);
+        var framesTraining = FrameRows(ml, DensityThresholdRows.Training, Small()).Fit(fewFrameView);
+        Assert.Equal("80 training frames (8 held-out frames, fewer than the 10 a held-out threshold needs)", frames.ThresholdSource);
         Assert.Equal(framesTraining.Threshold, frames.Threshold);
         Assert.Equal(framesTraining.FirstFrameThresholds, frames.FirstFrameThresholds);
+        Assert.True(warnings.Count == 2, string.Join(" | ", warnings));   // the frames' threshold and the first frames' (Training asked for: none)
     }
 
     /// <summary>The thresholds are the same on every run and engine thread count, follow the seed (another held-out

@@ -44,10 +44,11 @@ public sealed class RnnRnadeFrameEstimator : IEstimator<SequenceDensityTransform
         public double Contamination { get; set; } = DensityEstimatorDefaults.Contamination;
         /// <summary>Which frames' scores set the PredictedLabel thresholds. <see cref="DensityThresholdRows.HeldOut"/>: frames
         /// the model did not train on: the validation view's, else those of the sequences the engine held out for early
-        /// stopping (or of its held-out training windows, when there are too few sequences to split); the training frames
-        /// when those are fewer than max(20, ⌈1 / Contamination⌉) frames. The first frames' thresholds likewise, from the
-        /// windows of those sequences when there are at least max(100, ⌈1 / Contamination⌉) of them, else from the training
-        /// windows. <see cref="DensityThresholdRows.Training"/>: the training frames and windows, the rule before held-out
+        /// stopping (or of its held-out training windows, when there are too few sequences to split); with fewer than
+        /// max(20, ⌈1 / Contamination⌉) frames a normal approximation of their scores' quantile (never below their largest),
+        /// and the training frames (with a warning) below 10. The first frames' thresholds likewise, from the windows of
+        /// those sequences when there are at least max(100, ⌈1 / Contamination⌉) of them (the normal approximation from 10),
+        /// else from the training windows. <see cref="DensityThresholdRows.Training"/>: the training frames and windows, the rule before held-out
         /// frames were used. The Fit's log says which set them. Default <see cref="DensityEstimatorDefaults.ThresholdRows"/>.</summary>
         public DensityThresholdRows ThresholdRows { get; set; } = DensityEstimatorDefaults.ThresholdRows;
         /// <summary>Engine hyper-parameters. Default: the engine's defaults.</summary>
@@ -137,10 +138,12 @@ public sealed class RnnRnadeFrameEstimator : IEstimator<SequenceDensityTransform
         // The frames' scores each in its whole sequence, as the scorer streams them; the thresholds from the frames the
         // model did not train on (the validation view's, else the engine's held-out ones) or the training frames.
         var frames = RnnRnadeColumns.ScoreFramesCancellably(model, data, o.CancellationToken);
-        var (threshold, startThresholds, source, startSource) = SequenceAnomalyThreshold.FrameRows(model, data, frames, validation, o.ModelOptions,
+        var (threshold, startThresholds, plan, startPlan) = SequenceAnomalyThreshold.FrameRows(model, data, frames, validation, o.ModelOptions,
             o.ThresholdRows, o.Contamination, o.CancellationToken);
         channel.Info(MessageSensitivity.None, string.Create(CultureInfo.InvariantCulture,
-            $"RnnRnade: trained; score threshold {threshold:G6} from {source} (contamination {o.Contamination}); {startThresholds.Length} first-frame threshold{(startThresholds.Length == 1 ? "" : "s")} from {startSource}."));
+            $"RnnRnade: trained; score threshold {threshold:G6} from {plan.Description} (contamination {o.Contamination}); {startThresholds.Length} first-frame threshold{(startThresholds.Length == 1 ? "" : "s")} from {startPlan.Description}."));
+        var fallbacks = new[] { plan.Fallback, startPlan.Fallback }.OfType<AnomalyThreshold.ThresholdFallback>().ToArray();
+        foreach (var fallback in fallbacks) channel.Warning(MessageSensitivity.None, fallback.Message("RnnRnade"));
         var chain = RnnRnadeSurrogate.AppendModel(_ml, Inputs(trainData.Schema), model, threshold, new[] { o.FeatureColumnName, o.SequenceIdColumnName, o.OrderColumnName },
                 out var chunkColumns, startThresholds)
             .Append<ITransformer>(_ml.Transforms.StatefulCustomMapping(new RnnRnadeSurrogate.FrameFactoryV2().GetMapping(),
@@ -154,7 +157,7 @@ public sealed class RnnRnadeFrameEstimator : IEstimator<SequenceDensityTransform
         var (feature, id, order) = (o.FeatureColumnName, o.SequenceIdColumnName, o.OrderColumnName);
         int frameSize = model.FrameSize;
         return new SequenceDensityTransformer(chain.Fit(trainData), model, threshold, schema => CheckColumns(schema, feature, id, order, frameSize),
-            new[] { feature, id, order }, streamsRows: true, startThresholds) { ThresholdSource = source };
+            new[] { feature, id, order }, streamsRows: true, startThresholds) { ThresholdSource = plan.Description, ThresholdFallbacks = fallbacks };
     }
 
     /// <summary>Copies the frame, converts the id to text and the order to Double (a time: its ticks) under internal names.</summary>

@@ -8,7 +8,8 @@ namespace Microsoft.ML.DeepDensity.Transforms;
 /// The PredictedLabel thresholds of the sequence estimators, by the row models' rule (<see cref="AnomalyThreshold.Choose"/>)
 /// with sequences or frames in place of rows: the (1 − contamination) quantile of the scores of the validation view's
 /// sequences, else of those the engine held out for early stopping (<see cref="RnnRnadeModel.HeldOutExamples"/>: its
-/// own split, not a second one), else of the training data (too few of those, or <see cref="DensityThresholdRows.Training"/>).
+/// own split, not a second one; too few for the empirical quantile, its normal approximation), else of the training
+/// data (fewer than <see cref="AnomalyThreshold.MinimumTailRows"/> of those, or <see cref="DensityThresholdRows.Training"/>).
 /// A sequence model scores its training sequences better than new ones of the same process, as a row model does its rows,
 /// so a threshold set on them flags more than the contamination of new normal sequences.
 /// </summary>
@@ -23,17 +24,17 @@ internal static class SequenceAnomalyThreshold
     /// <param name="frameLogDensities"><paramref name="data"/>'s frames' log-densities (the scorer's values).</param>
     /// <param name="heldOut">The training sequences the trainer held out (indices into <paramref name="data"/>; empty when
     /// it held out none, or held out parts of sequences, which are no whole sequences).</param>
-    internal static (float Threshold, string Description) WholeSequences(SequenceDensityModel model, SequenceBatch data, float[] frameLogDensities,
+    internal static (float Threshold, ThresholdPlan Plan) WholeSequences(SequenceDensityModel model, SequenceBatch data, float[] frameLogDensities,
         SequenceBatch? validation, int[] heldOut, DensityThresholdRows choice, double contamination, CancellationToken cancellationToken)
     {
-        var (set, description) = Choose(choice, contamination, data.Count, validation?.Count, heldOut.Length, "sequence");
-        var scores = set switch
+        var plan = Choose(choice, contamination, data.Count, validation?.Count, heldOut.Length, "sequence");
+        var scores = plan.Set switch
         {
             ThresholdSet.Validation => SequenceScores(validation!, RnnRnadeColumns.ScoreFramesCancellably(model, validation!, cancellationToken), null),
             ThresholdSet.HeldOut => SequenceScores(data, frameLogDensities, heldOut),
             _ => SequenceScores(data, frameLogDensities, null),
         };
-        return (Scoring.Threshold(scores, contamination), description);
+        return (plan.Threshold(scores, contamination), plan);
     }
 
     /// <summary>Each sequence's score exactly as the scorer computes it (from the frames' conditionals,
@@ -58,7 +59,7 @@ internal static class SequenceAnomalyThreshold
     /// windows are those sequences cut as the model trained on them, or those windows.
     /// </summary>
     /// <param name="frameLogDensities"><paramref name="data"/>'s frames' log-densities, each in its whole sequence.</param>
-    internal static (float Threshold, float[] StartThresholds, string Description, string StartDescription) FrameRows(RnnRnadeModel model, SequenceBatch data,
+    internal static (float Threshold, float[] StartThresholds, ThresholdPlan Plan, ThresholdPlan StartPlan) FrameRows(RnnRnadeModel model, SequenceBatch data,
         float[] frameLogDensities, SequenceBatch? validation, RnnRnadeOptions options, DensityThresholdRows choice, double contamination,
         CancellationToken cancellationToken)
     {
@@ -69,29 +70,30 @@ internal static class SequenceAnomalyThreshold
         foreach (int i in heldOut) heldOutFrames += examples.Length(i);
         bool own = choice == DensityThresholdRows.HeldOut;
         var validationFrames = own && validation is not null ? RnnRnadeColumns.ScoreFramesCancellably(model, validation, cancellationToken) : null;
-        var (set, description) = Choose(choice, contamination, data.TotalFrames, validation?.TotalFrames, heldOutFrames, "frame");
-        float[] scores = set switch
+        var plan = Choose(choice, contamination, data.TotalFrames, validation?.TotalFrames, heldOutFrames, "frame");
+        float[] scores = plan.Set switch
         {
             ThresholdSet.Validation => validationFrames!.Select(Scoring.ScoreFromLogDensity).ToArray(),
             ThresholdSet.HeldOut => FrameScores(examples, frameLogDensities, heldOut),
             _ => frameLogDensities.Select(Scoring.ScoreFromLogDensity).ToArray(),
         };
-        float threshold = Scoring.Threshold(scores, contamination);
+        float threshold = plan.Threshold(scores, contamination);
 
         int window = options.TrainingWindow;
         var ownWindows = !own ? null
             : validation is not null ? RnnRnadeModel.InWindows(validation, window)
             : heldOut.Length == 0 ? null
             : ReferenceEquals(examples, data) ? RnnRnadeModel.InWindows(data.Select(heldOut, cancellationToken), window) : examples.Select(heldOut, cancellationToken);
-        var (startSet, startDescription) = Choose(choice, contamination, RnnRnadeModel.TrainingExamples(data, window), ownWindows?.Count, ownWindows?.Count ?? 0,
+        // The validation view's windows count as validation units, the held-out ones as held-out (the description and warning say which).
+        var startPlan = Choose(choice, contamination, RnnRnadeModel.TrainingExamples(data, window), validation is null ? null : ownWindows?.Count, ownWindows?.Count ?? 0,
             "window", StartWindowsNeeded(contamination));
-        var windows = startSet == ThresholdSet.Training ? RnnRnadeModel.InWindows(data, window) : ownWindows!;
+        var windows = startPlan.Set == ThresholdSet.Training ? RnnRnadeModel.InWindows(data, window) : ownWindows!;
         // A window set that is not cut scores as its sequences: their frames' log-densities are already known.
         var windowFrames = ReferenceEquals(windows, data) ? frameLogDensities
             : ReferenceEquals(windows, validation) ? validationFrames!
             : RnnRnadeColumns.ScoreFramesCancellably(model, windows, cancellationToken);
-        var start = StartThresholds(windows, windowFrames, contamination, threshold);
-        return (threshold, start, description, startDescription);
+        var start = StartThresholds(windows, windowFrames, contamination, threshold, startPlan.Tail);
+        return (threshold, start, plan, startPlan);
     }
 
     /// <summary>The scores of the frames of <paramref name="examples"/>' examples <paramref name="indices"/>, from
@@ -117,10 +119,12 @@ internal static class SequenceAnomalyThreshold
     /// <paramref name="windows"/> (windows as the model trains on them, each from the initial state), for p = 0, 1, …
     /// while it is above <paramref name="threshold"/> and at least max(<see cref="MinStartFrames"/>, 1 / contamination)
     /// windows reach p; later frames use <paramref name="threshold"/>. Empty when the first position has too few frames.
+    /// With <paramref name="tail"/> (held-out or validation windows too few for the empirical quantile at position 0) each
+    /// position's threshold is the tail estimate (<see cref="TailThreshold"/>) of at least <see cref="MinimumTailRows"/>.
     /// </summary>
-    internal static float[] StartThresholds(SequenceBatch windows, float[] logDensities, double contamination, float threshold)
+    internal static float[] StartThresholds(SequenceBatch windows, float[] logDensities, double contamination, float threshold, bool tail = false)
     {
-        int needed = StartWindowsNeeded(contamination);
+        int needed = tail ? MinimumTailRows : StartWindowsNeeded(contamination);
         var result = new List<float>();
         var atPosition = new List<float>();
         for (int p = 0; p < SequenceSurrogate.MaxStartThresholds; p++)
@@ -129,7 +133,7 @@ internal static class SequenceAnomalyThreshold
             for (int i = 0; i < windows.Count; i++)
                 if (windows.Length(i) > p) atPosition.Add(Scoring.ScoreFromLogDensity(logDensities[windows.Offsets[i] + p]));
             if (atPosition.Count < needed) break;
-            float own = Scoring.Threshold(atPosition.ToArray(), contamination);
+            float own = tail ? TailThreshold(atPosition.ToArray(), contamination) : Scoring.Threshold(atPosition.ToArray(), contamination);
             if (!(own > threshold)) break;
             result.Add(own);
         }

@@ -43,8 +43,9 @@ public sealed class SequenceDensityEstimator : IEstimator<SequenceDensityTransfo
         public double Contamination { get; set; } = DensityEstimatorDefaults.Contamination;
         /// <summary>Which sequences' scores set the PredictedLabel threshold. <see cref="DensityThresholdRows.HeldOut"/>:
         /// sequences the model did not train on: the validation view's, else those the family's trainer held out for early
-        /// stopping (RNN-RNADE's ValidationFraction and Seed); the training sequences when those are fewer than max(20,
-        /// ⌈1 / Contamination⌉), or the trainer reports none (a trainer given to the public constructor).
+        /// stopping (RNN-RNADE's ValidationFraction and Seed); with fewer than max(20, ⌈1 / Contamination⌉) of those but
+        /// at least 10 a normal approximation of their scores' quantile (never below their largest); the training sequences
+        /// (with a warning) when they are fewer than 10, or the trainer reports none (a trainer given to the public constructor).
         /// <see cref="DensityThresholdRows.Training"/>: every training sequence, the rule before held-out sequences were
         /// used. The Fit's log says which set it. Default <see cref="DensityEstimatorDefaults.ThresholdRows"/>.</summary>
         public DensityThresholdRows ThresholdRows { get; set; } = DensityEstimatorDefaults.ThresholdRows;
@@ -160,19 +161,23 @@ public sealed class SequenceDensityEstimator : IEstimator<SequenceDensityTransfo
         // ones) or the training sequences, scored as the scorer scores them.
         var frames = RnnRnadeColumns.ScoreFramesCancellably(model, data, o.CancellationToken);
         var heldOut = o.ThresholdRows == DensityThresholdRows.HeldOut && validation is null ? _heldOutSequences?.Invoke(data) ?? [] : [];
-        var (threshold, source) = SequenceAnomalyThreshold.WholeSequences(model, data, frames, validation, heldOut, o.ThresholdRows,
+        var (threshold, plan) = SequenceAnomalyThreshold.WholeSequences(model, data, frames, validation, heldOut, o.ThresholdRows,
             o.Contamination, o.CancellationToken);
         // A trainer given to the public constructor reports no held-out sequences (the estimator cannot know which ones it
         // kept apart, if any), so a held-out threshold falls back to the training sequences. The rule's own words ("0
         // held-out sequences, fewer than the 20 ...") read as if the data were too small; say what happened and why.
         bool noSplit = o.ThresholdRows == DensityThresholdRows.HeldOut && validation is null && _heldOutSequences is null;
-        if (noSplit) source = AnomalyThreshold.Count(data.Count, "training", "sequence") + " (the trainer reports no held-out sequences)";
+        string source = noSplit ? AnomalyThreshold.Count(data.Count, "training", "sequence") + " (the trainer reports no held-out sequences)" : plan.Description;
         channel.Info(MessageSensitivity.None, string.Create(System.Globalization.CultureInfo.InvariantCulture,
             $"{_name}: trained; score threshold {threshold:G6} from {source} (contamination {o.Contamination})."));
+        // With no split the fallback has its own warning (the trainer's, not the data's, cause).
+        var fallback = noSplit ? null : plan.Fallback;
         if (noSplit) channel.Warning(MessageSensitivity.None, NoHeldOutSplitWarning(_name));
+        else if (fallback is not null) channel.Warning(MessageSensitivity.None, fallback.Message(_name));
         string column = o.FeatureColumnName;
         return new SequenceDensityTransformer(SequenceSurrogate.BuildChain(_ml, o, model, threshold), model, threshold,
-            schema => SequenceColumn.Check(schema, column), new[] { column }) { ThresholdSource = source };
+            schema => SequenceColumn.Check(schema, column), new[] { column })
+            { ThresholdSource = source, ThresholdFallbacks = fallback is null ? [] : [fallback] };
     }
 
     /// <summary>The Fit's warning when the threshold came from the training sequences because the trainer (one given to
@@ -222,6 +227,9 @@ public sealed class SequenceDensityTransformer : ITransformer
     /// <summary>Which sequences or frames set <see cref="Threshold"/> ("80 held-out frames"), for ddml fit's report; null
     /// for a loaded model (the thresholds are saved, not where they came from).</summary>
     internal string? ThresholdSource { get; init; }
+
+    /// <summary>Fit's warnings that training sequences, frames or windows set a threshold (for ddml); empty once loaded.</summary>
+    internal IReadOnlyList<AnomalyThreshold.ThresholdFallback> ThresholdFallbacks { get; init; } = [];
 
     /// <summary>Frame rows: PredictedLabel's thresholds of a sequence's frames 0, 1, … where they differ from
     /// <see cref="Threshold"/> (a frame with no history is predicted less sharply; learned on the first frames of the
