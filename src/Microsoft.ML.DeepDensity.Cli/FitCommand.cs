@@ -124,8 +124,7 @@ public static class FitCommand
         {
             if (TrainingRowChecks.FewRowsWarning(engineOptions, data.Rows, data.Columns) is string fewRows)
                 console.Error.WriteLine($"ddml: warning: {fewRows}.");
-            bool holdsOut = valid is null && TrainingRowChecks.HoldsOutRows(engineOptions, data.Rows);
-            if (TrainingRowChecks.DuplicateRowsWarning(data, holdsOut) is string copies)
+            if (TrainingRowChecks.DuplicateRowsWarning(data, engineOptions, valid is not null) is string copies)
                 console.Error.WriteLine($"ddml: warning: {copies.Replace("pass a validation view", "pass --validation FILE", StringComparison.Ordinal)}.");
         }
         var epochsProperty = engineOptions.GetType().GetProperty("MaxEpochs") ?? engineOptions.GetType().GetProperty("MaxIterations");

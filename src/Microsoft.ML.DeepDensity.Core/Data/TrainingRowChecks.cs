@@ -6,7 +6,7 @@ namespace Microsoft.ML.DeepDensity.Data;
 /// The rules every row family's Fit shares about how many training rows it has and what they are: one minimum
 /// (<see cref="MinimumRows"/>, refused with a <see cref="DataValidationException"/> by the engine's training-data check
 /// every family's Fit passes), and the warnings the ML.NET estimator logs and <c>ddml fit</c> prints before training
-/// (<see cref="FewRowsWarning(long, int)"/>, <see cref="NoHeldOutWarning"/>, <see cref="DuplicateRowsWarning"/>). Nothing here
+/// (<see cref="FewRowsWarning(long, int)"/>, <see cref="NoHeldOutWarning"/>, <see cref="DuplicateRowsWarning(RowMatrix, object, bool)"/>). Nothing here
 /// refuses a fit it warns about.
 /// </summary>
 public static class TrainingRowChecks
@@ -15,7 +15,7 @@ public static class TrainingRowChecks
     /// Deep RNADE trained 200 epochs on one or two rows and then scored ordinary finite rows as −∞).</summary>
     public const int MinimumRows = 2;
 
-    /// <summary>The share of the training rows that are copies of other rows above which <see cref="DuplicateRowsWarning"/>
+    /// <summary>The share of the training rows that are copies of other rows above which <see cref="DuplicateRowsWarning(RowMatrix, bool)"/>
     /// warns (10 %).</summary>
     public const double DuplicateShareWarned = 0.1;
 
@@ -74,7 +74,7 @@ public static class TrainingRowChecks
     /// The warnings an in-memory Fit gives before it trains (the ML.NET estimator logs them; <c>ddml fit</c> prints the
     /// same rules): no more rows than columns (<see cref="FewRowsWarning(object, long, int)"/>); without validation data,
     /// a held-out fraction that holds out no row (<see cref="NoHeldOutWarning"/>); more than
-    /// <see cref="DuplicateShareWarned"/> of the rows exact copies of others (<see cref="DuplicateRowsWarning"/>). None for
+    /// <see cref="DuplicateShareWarned"/> of the rows exact copies of others (<see cref="DuplicateRowsWarning(RowMatrix, object, bool)"/>). None for
     /// fewer than <see cref="MinimumRows"/> rows, which the Fit refuses.
     /// </summary>
     /// <param name="data">The training rows.</param>
@@ -88,7 +88,7 @@ public static class TrainingRowChecks
         if (FewRowsWarning(options, data.Rows, data.Columns) is string few) warnings.Add(few);
         var (fraction, patience) = HeldOutSettings(options);
         if (!validationGiven && NoHeldOutWarning(data.Rows, fraction, patience) is string none) warnings.Add(none);
-        if (DuplicateRowsWarning(data, !validationGiven && HoldsOutRows(options, data.Rows)) is string copies) warnings.Add(copies);
+        if (DuplicateRowsWarning(data, options, validationGiven) is string copies) warnings.Add(copies);
         return warnings;
     }
 
@@ -149,6 +149,17 @@ public static class TrainingRowChecks
 
     private static bool SameBits(ReadOnlySpan<float> a, ReadOnlySpan<float> b)
         => System.Runtime.InteropServices.MemoryMarshal.AsBytes(a).SequenceEqual(System.Runtime.InteropServices.MemoryMarshal.AsBytes(b));
+
+    /// <summary><see cref="DuplicateRowsWarning(RowMatrix, bool)"/> for a Fit of a family with these engine options: none
+    /// for a binary family (NVIL, a Bernoulli RBM or IWAE), whose 0/1 rows repeat by nature and whose other values the Fit
+    /// refuses; the held-out wording when the Fit holds rows out (no validation data, <see cref="HoldsOutRows"/>).</summary>
+    /// <param name="data">The training rows.</param>
+    /// <param name="options">The engine's options (any family's).</param>
+    /// <param name="validationGiven">Whether the Fit has validation data.</param>
+    public static string? DuplicateRowsWarning(RowMatrix data, object? options, bool validationGiven)
+        => options is Models.Nvil.NvilOptions or Models.Rbm.RbmOptions { VisibleType: Models.Rbm.RbmVisibleType.Bernoulli }
+               or Models.Iwae.IwaeOptions { Likelihood: Models.Iwae.IwaeLikelihood.Bernoulli }
+            ? null : DuplicateRowsWarning(data, !validationGiven && HoldsOutRows(options, data.Rows));
 
     /// <summary>
     /// The warning when more than <see cref="DuplicateShareWarned"/> of <paramref name="data"/>'s rows are exact copies of
