@@ -168,6 +168,7 @@ public static class FitCommand
             Unit = summary?.History.LastOrDefault()?.Unit,
             StoppedEarly = summary?.StoppedEarly ?? false,
             StoppedByUser = console.Interrupts.StopRequested,
+            ThresholdSource = transformer.ThresholdSource,
             MeanTrainLogDensity = meanTrain,
             CreatedUtc = DateTime.UtcNow,
         };
