@@ -119,9 +119,15 @@ public static class FitCommand
         catch (ArgumentException e) { throw EngineOptions.Refused(e); }
         foreach (var n in notes) console.Out.WriteLine(n);
         ModelZip.EnsureReadable(engineOptions, data.Columns, outFile); // before training, not after it
-        if (engineOptions is Microsoft.ML.DeepDensity.Models.DeepGmm.DeepGmmOptions
-            && Microsoft.ML.DeepDensity.Models.DeepGmm.DeepGmmOptions.FewRowsWarning(data.Rows, data.Columns) is string fewRows)
-            console.Error.WriteLine($"ddml: warning: {fewRows}.");
+        // Every family's rules on the rows, as the estimator logs them (TrainingRowChecks); a held-out part of none is the
+        // note after training (NoHeldOutNote), in ddml's terms.
+        if (data.Rows >= TrainingRowChecks.MinimumRows)
+        {
+            if (TrainingRowChecks.FewRowsWarning(engineOptions, data.Rows, data.Columns) is string fewRows)
+                console.Error.WriteLine($"ddml: warning: {fewRows}.");
+            if (TrainingRowChecks.DuplicateRowsWarning(data, engineOptions, valid is not null) is string copies)
+                console.Error.WriteLine($"ddml: warning: {copies.Replace("pass a validation view", "pass --validation FILE", StringComparison.Ordinal)}.");
+        }
         var epochsProperty = engineOptions.GetType().GetProperty("MaxEpochs") ?? engineOptions.GetType().GetProperty("MaxIterations");
         int maxEpochs = epochsProperty?.GetValue(engineOptions) as int? ?? 100;
         // The RBM's, IWAE's and NVIL's default length (MaxEpochs 0) follows the training rows: the bar's size is that many epochs.
@@ -163,6 +169,7 @@ public static class FitCommand
             Unit = summary?.History.LastOrDefault()?.Unit,
             StoppedEarly = summary?.StoppedEarly ?? false,
             StoppedByUser = console.Interrupts.StopRequested,
+            ThresholdSource = transformer.ThresholdSource,
             MeanTrainLogDensity = meanTrain,
             CreatedUtc = DateTime.UtcNow,
         };

@@ -29,6 +29,9 @@ public sealed record ToolMetadata
     public int? MedianSequenceLength { get; init; }
     /// <summary>The --contamination of the fit (the sequence model's frame threshold; row models also keep it in the ML.NET model).</summary>
     public double? Contamination { get; init; }
+    /// <summary>Row models: the rows whose scores set the PredictedLabel threshold, as fit printed them ("100 held-out rows",
+    /// "the 106 training rows (fewer than 100 held-out rows …)"); absent in older files.</summary>
+    public string? ThresholdSource { get; init; }
     public string[] ExcludedColumns { get; init; } = Array.Empty<string>();
     public string TrainFile { get; init; } = "";
     public int TrainRows { get; init; }

@@ -93,10 +93,25 @@ public static class ReportCommand
             if (loaded.Metadata is { } meta)
                 options.Facts.Add(new("trained", $"ddml fit --model {meta.Model} on {meta.TrainFile} ({CsvTable.Count(meta.TrainRows, "row")}), {meta.StepsRun}" +
                                                  (meta.StoppedByUser ? ", stopped by the user" : "")));
+            options.Facts.Add(new("anomaly threshold", ThresholdFact(loaded, scored)));
             string html = DensityReport.Create(loaded.Model, scored.Features, options);
             WarnIfOneClass(console, scored.Labels, dataFile, parse.GetValue(label), "rows");
             return Write(console, parse.GetValue(output)!, html);
         });
+    }
+
+    /// <summary>The PredictedLabel threshold, the rows that set it (as <c>fit</c> printed them; zips from before it was
+    /// recorded say the contamination only) and how many of the report's rows it flags: "score &gt; 38.03 (the (1 - 0.01)
+    /// quantile of 100 held-out rows); flags 12 of 536 rows (2.2 %)".</summary>
+    internal static string ThresholdFact(LoadedModel loaded, ScoredTable scored)
+    {
+        var density = loaded.Density;
+        int flagged = scored.PredictedLabel.Count(b => b), rows = scored.PredictedLabel.Length;
+        string source = loaded.Metadata?.ThresholdSource is string from
+            ? string.Create(CultureInfo.InvariantCulture, $"the (1 - {density.Contamination}) quantile of {from}")
+            : string.Create(CultureInfo.InvariantCulture, $"contamination {density.Contamination}");
+        return string.Create(CultureInfo.InvariantCulture, $"score > {density.Threshold:G6} ({source}); flags {flagged} of {CsvTable.Count(rows, "row")}") +
+               (rows > 0 ? string.Create(CultureInfo.InvariantCulture, $" ({100.0 * flagged / rows:0.0} %)") : "");
     }
 
     /// <summary>As <c>evaluate</c>: a label column with one class has no ROC curve; the report says so in its page, and

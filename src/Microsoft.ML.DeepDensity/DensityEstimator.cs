@@ -149,7 +149,9 @@ public abstract class DensityEstimator<TModel, TModelOptions> : IEstimator<Densi
         using var channel = ((IHostEnvironment)_mlContext).Start(Name);
         channel.Info(MessageSensitivity.None,
             FormattableString.Invariant($"{Name}: training on {data.Rows} rows × {dim} columns") + (validation is null ? "" : FormattableString.Invariant($", {validation.Rows} validation rows")) + ".");
-        if (TrainingDataWarning(_options.ModelOptions, data.Rows, dim) is string warning) channel.Warning(MessageSensitivity.None, $"{Name}: {warning}.");
+        // Every family's rules on the rows (TrainingRowChecks): too few for the columns, none held out, many copies.
+        foreach (var warning in TrainingRowChecks.FitWarnings(data, _options.ModelOptions, validation is not null))
+            channel.Warning(MessageSensitivity.None, $"{Name}: {warning}.");
         var progress = new ChannelProgress(channel, Name, _options.Progress);
         TModel model;
         try { model = Train(data, validation, _options.ModelOptions, progress, _options.CancellationToken); }
@@ -236,13 +238,6 @@ public abstract class DensityEstimator<TModel, TModelOptions> : IEstimator<Densi
     /// <param name="options">The engine's options.</param>
     /// <returns>The remedy in words, or null when the family has none.</returns>
     protected virtual string? NonBinaryRemedy(TModelOptions options) => null;
-
-    /// <summary>A warning about the training rows' shape for this family (logged before an in-memory Fit trains), or null:
-    /// the Deep GMM warns when the rows are no more than the columns (<see cref="Models.DeepGmm.DeepGmmOptions.FewRowsWarning"/>).</summary>
-    /// <param name="options">The engine's options.</param>
-    /// <param name="rows">Training rows.</param>
-    /// <param name="dimension">Columns.</param>
-    protected virtual string? TrainingDataWarning(TModelOptions options, long rows, int dimension) => null;
 
     /// <summary>The engine's names for the rows it was given (it knows nothing of ML.NET columns).</summary>
     private static bool IsEngineDataSource(DataValidationException e) => e.DataSource is DataValidation.TrainingData or DataValidation.ValidationData;

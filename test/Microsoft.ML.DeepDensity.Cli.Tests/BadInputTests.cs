@@ -166,9 +166,13 @@ public class BadInputTests : IDisposable
         var r = _h.Run("fit", one, "-m", "deepgmm", "-o", _h.PathOf("one.zip"));
         Assert.Equal(ExitCodes.BadData, r.Exit);
         AssertOneLine(r.Err, "the data has 1 row; at least 2 rows are needed");
+        // Every family has the Deep GMM's minimum (RNADE trained 200 epochs on one row and said nothing).
         r = _h.Run("fit", one, "-m", "rnade", "--epochs", "1", "-p", "HiddenUnits=2", "-o", _h.PathOf("one.zip"));
+        Assert.Equal(ExitCodes.BadData, r.Exit);
+        AssertOneLine(r.Err, "the data has 1 row; at least 2 rows are needed");
+        r = _h.Run("fit", _h.Write("tworows.csv", "a\n1.5\n2.5\n"), "-m", "rnade", "--epochs", "1", "-p", "HiddenUnits=2", "-o", _h.PathOf("one.zip"));
         Assert.True(r.Exit == 0, r.Err);
-        Assert.Contains("fit rnade: 1 row × 1 feature from one.csv.", r.Out);
+        Assert.Contains("fit rnade: 2 rows × 1 feature from tworows.csv.", r.Out);
         Assert.Contains("rnade (Exact log-density), 1 feature, 1 epoch", r.Out);
         // Evaluating one row printed "± NaN"; the standard error of one row is undefined, and said so.
         var eval = _h.Run("evaluate", _h.PathOf("one.zip"), one);
@@ -182,6 +186,25 @@ public class BadInputTests : IDisposable
         // ML.NET's detection rate at one false positive (fewer than ten normal rows).
         var labelled = _h.Write("two.csv", "a,label\n1.5,0\n9,1\n");
         Assert.Contains("detection rate at 1 false positive  ", _h.Run("evaluate", _h.PathOf("one.zip"), labelled, "--label", "label").Out);
+    }
+
+    /// <summary>Every family's warnings on the rows, as the ML.NET estimator logs them: no more rows than columns (the
+    /// Deep GMM's alone before), and more than 10 % of the rows exact copies of others (held-out rows copies of training rows).</summary>
+    [Fact]
+    public void FewRowsAndDuplicatedRowsAreWarnedAbout()
+    {
+        var r = new Random(4);
+        string Row() => string.Join(",", Enumerable.Range(0, 3).Select(_ => r.NextDouble().ToString("F4", CultureInfo.InvariantCulture))) + "\n";
+        var few = _h.Run("fit", _h.Write("few.csv", "a,b,c\n" + Row() + Row() + Row()), "-m", "rnade", "--epochs", "1", "-p", "HiddenUnits=2", "-o", _h.PathOf("few.zip"));
+        Assert.True(few.Exit == 0, few.Err);
+        Assert.Contains("ddml: warning: 3 training rows for 3 columns: with no more rows than columns the model fits its training rows", few.Err);
+        var unique = Enumerable.Range(0, 30).Select(_ => Row()).ToList();
+        var copies = _h.Run("fit", _h.Write("copies.csv", "a,b,c\n" + string.Concat(Enumerable.Range(0, 10).SelectMany(_ => unique))),
+            "-m", "rnade", "--epochs", "1", "-p", "HiddenUnits=2", "-o", _h.PathOf("copies.zip"));
+        Assert.True(copies.Exit == 0, copies.Err);
+        Assert.Contains("ddml: warning: 270 of the 300 training rows (90 %) are exact copies of other rows: the rows held out for early stopping", copies.Err);
+        Assert.Contains("remove the duplicates, or pass --validation FILE of other rows.", copies.Err);
+        Assert.DoesNotContain("training rows for", copies.Err);
     }
 
     /// <summary>A semicolon- or tab-separated file (a European spreadsheet export) read as one column said only "the row

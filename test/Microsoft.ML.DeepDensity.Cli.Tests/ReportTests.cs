@@ -95,6 +95,29 @@ public class ReportTests : IDisposable
     /// drew one sample anyway). 0 draws none: the report has no grids of generated and real rows (rnnrnade: no section of
     /// real and generated sequences), without a word on standard error; a negative count is a usage error, and --seed or
     /// --length, which shape draws that are not made, are refused with --samples 0.</summary>
+    /// <summary>A user's trial: the report showed neither the PredictedLabel threshold nor how many rows it flags (the
+    /// way to see that a threshold from the training rows flags far more than the contamination of new rows). Its facts
+    /// now give both, the rows that set the threshold as fit printed them, and the count agrees with evaluate's.</summary>
+    [Fact]
+    public void FactsGiveTheThresholdAndHowManyRowsItFlags()
+    {
+        var train = _h.Blob("train.csv", 120);
+        var zip = _h.PathOf("model.zip");
+        var fit = _h.Run("fit", train, "-m", "rnade", "--exclude", "label", "--epochs", "2", "-p", "HiddenUnits=4", "-p", "Components=1", "--contamination", "0.05", "-o", zip);
+        Assert.True(fit.Exit == 0, fit.Err);
+        var printed = System.Text.RegularExpressions.Regex.Match(fit.Out, @"anomaly threshold: score > (\S+), the \(1 - 0\.05\) quantile of (.+)\.\r?\n");
+        Assert.True(printed.Success, fit.Out);
+        var test = _h.Blob("test.csv", 90, seed: 7);
+        var html = _h.PathOf("facts.html");
+        var r = _h.Run("report", zip, test, "-o", html);
+        Assert.True(r.Exit == 0, r.Err);
+        var document = new AngleSharp.Html.Parser.HtmlParser().ParseDocument(File.ReadAllText(html));
+        var fact = document.QuerySelectorAll("table.facts tr").Single(tr => tr.Children[0].TextContent == "anomaly threshold").Children[1].TextContent;
+        int flagged = int.Parse(System.Text.RegularExpressions.Regex.Match(_h.Run("evaluate", zip, test).Out, @"predicted anomalies\s+(\d+)").Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+        Assert.Equal(string.Create(System.Globalization.CultureInfo.InvariantCulture,
+            $"score > {printed.Groups[1].Value} (the (1 - 0.05) quantile of {printed.Groups[2].Value}); flags {flagged} of 90 rows ({100.0 * flagged / 90:0.0} %)"), fact);
+    }
+
     [Fact]
     public void SamplesZeroLeavesOutTheSamples_NegativeIsAUsageError()
     {

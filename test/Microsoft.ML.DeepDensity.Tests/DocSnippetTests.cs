@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Reflection;
 using System.Text.RegularExpressions;
 using Microsoft.ML.Data;
 using Microsoft.ML.DeepDensity.Data;
@@ -40,7 +41,7 @@ public class DocSnippetTests
                 $"First line not found in order: '{lines.FirstOrDefault(l => !blocks.Any(b => b.Contains(l)))}'.");
             snippets++;
         }
-        Assert.Equal(10, snippets);
+        Assert.Equal(12, snippets);
     }
 
     // README.md, "In an ML.NET pipeline".
@@ -111,6 +112,51 @@ public class DocSnippetTests
             Assert.True(labelMetrics.PositiveRecall > 0.5, $"recall {labelMetrics.PositiveRecall}");
         }
         finally { CultureInfo.CurrentCulture = culture; }
+    }
+
+    // docs/mlnet.md, "A trainer after ours": a trainer appended after the density stage writes its own Score and
+    // PredictedLabel; ours renamed stay readable (AnomalyDetection.Evaluate of "Score" evaluated SDCA's).
+    [Fact]
+    public void Mlnet_trainer_after_ours()
+    {
+        var ml = new MLContext(seed: 1);
+        IDataView trainView = Abc(400, seed: 1, outliers: true), testView = Abc(200, seed: 2, outliers: true);
+        // snippet: docs/mlnet.md
+        var withTrainer = ml.Transforms.Concatenate("Features", "A", "B", "C")
+            .Append(ml.DensityEstimation.Rnade(new RnadeEstimator.Options
+            {
+                ScoreColumnName = "DensityScore", PredictedLabelColumnName = "DensityLabel",   // not the trainer's Score
+            }))
+            .Append(ml.Transforms.Concatenate("Features2", "Features", "LogDensity"))
+            .Append(ml.Transforms.Conversion.ConvertType("IsAnomaly", "Label", DataKind.Boolean))
+            .Append(ml.BinaryClassification.Trainers.SdcaLogisticRegression("IsAnomaly", "Features2"));
+        var both = withTrainer.Fit(trainView).Transform(testView);
+        var densityMetrics = ml.AnomalyDetection.Evaluate(both, "Label", "DensityScore", "DensityLabel");
+        var trainerMetrics = ml.BinaryClassification.Evaluate(both, "IsAnomaly");    // the trainer's Score and Probability
+        // end snippet
+        Assert.True(densityMetrics.AreaUnderRocCurve > 0.9, $"AUC {densityMetrics.AreaUnderRocCurve}");
+        // The density's score is −log-density; the trainer's is its own margin.
+        Assert.Equal(both.GetColumn<float>("LogDensity").Select(x => -x), both.GetColumn<float>("DensityScore"));
+        Assert.NotEqual(both.GetColumn<float>("DensityScore"), both.GetColumn<float>("Score"));
+        Assert.InRange(trainerMetrics.AreaUnderRocCurve, 0, 1);
+    }
+
+    // docs/mlnet.md, "GetOutputSchema(SchemaShape) before Fit": SchemaShape.Create is internal in ML.NET 5.0.1 (found only
+    // with NonPublic), and the reflection line gives the pipeline's output shape without training.
+    [Fact]
+    public void Mlnet_output_schema_before_fit()
+    {
+        var ml = new MLContext(seed: 1);
+        IDataView trainView = Abc(50, seed: 1, outliers: false);
+        var pipeline = ml.Transforms.Concatenate("Features", "A", "B", "C").Append(ml.DensityEstimation.Rnade());
+        Assert.Null(typeof(SchemaShape).GetMethod("Create", System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.Static, new[] { typeof(DataViewSchema) }));
+        // snippet: docs/mlnet.md
+        var create = typeof(SchemaShape).GetMethod("Create", BindingFlags.NonPublic | BindingFlags.Static, new[] { typeof(DataViewSchema) })!;
+        var inputShape = (SchemaShape)create.Invoke(null, new object[] { trainView.Schema })!;
+        SchemaShape outputShape = pipeline.GetOutputSchema(inputShape);   // LogDensity, Score, PredictedLabel, … with their types
+        // end snippet
+        Assert.Contains(outputShape, c => c.Name == "LogDensity");
+        Assert.Contains(outputShape, c => c.Name == "PredictedLabel" && c.ItemType == BooleanDataViewType.Instance);
     }
 
     // docs/engine.md, the first example.

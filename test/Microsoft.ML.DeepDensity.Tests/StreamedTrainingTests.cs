@@ -130,7 +130,9 @@ public class StreamedTrainingTests
         var g = new DeepGmmEstimator.Options { TrainingData = DensityTrainingData.Streamed, ModelOptions = new DeepGmmOptions { MaxIterations = 1 } };
         Assert.Contains("took all of them", Assert.Throws<DataValidationException>(() => ml.DensityEstimation.DeepGmm(g).Fit(one)).Message);
         o.ModelOptions.ValidationFraction = 0;
-        Assert.NotNull(ml.DensityEstimation.Rnade(o).Fit(one).Model);
+        // One row is refused streamed as in memory (every family's minimum); two train.
+        Assert.Contains("the data has 1 row; at least 2 rows are needed", Assert.Throws<DataValidationException>(() => ml.DensityEstimation.Rnade(o).Fit(one)).Message);
+        Assert.NotNull(ml.DensityEstimation.Rnade(o).Fit(ml.Data.LoadFromEnumerable(Generated(2, 1))).Model);
         // No rows at all is still just that.
         Assert.Contains("there are no rows", Assert.Throws<DataValidationException>(() => ml.DensityEstimation.Rnade(o).Fit(ml.Data.LoadFromEnumerable(Generated(0, 1)))).Message);
     }

@@ -209,16 +209,18 @@ public static class DataValidation
         return count;
     }
 
-    /// <summary>Checks a training matrix: at least one row, the expected width (if given), valid values.</summary>
-    public static void CheckTrainingData(RowMatrix data, InputDomain domain, string source, int? expectedWidth = null, int minRows = 1)
+    /// <summary>Checks a training matrix: at least one row (the training data of every row family's Fit:
+    /// <see cref="TrainingRowChecks.MinimumRows"/>, unless <paramref name="minRows"/> says otherwise), the expected width
+    /// (if given), valid values.</summary>
+    public static void CheckTrainingData(RowMatrix data, InputDomain domain, string source, int? expectedWidth = null, int? minRows = null)
     {
+        int needed = minRows ?? (source == TrainingData ? TrainingRowChecks.MinimumRows : 1);
         ArgumentNullException.ThrowIfNull(data);
         if (data.Rows == 0) throw NoRowsIn(source);
         if (data.Columns == 0) throw new DataValidationException(-1, -1, "rows have no columns", source) { Kind = DataProblemKind.NotEnoughData };
         if (expectedWidth is int w && data.Columns != w)
             throw new DataValidationException(-1, -1, FormattableString.Invariant($"rows have {data.Columns} columns but {w} are expected"), source) { Kind = DataProblemKind.WrongSize };
-        if (data.Rows < minRows)
-            throw new DataValidationException(-1, -1, FormattableString.Invariant($"the data has {data.Rows} row{(data.Rows == 1 ? "" : "s")}; at least {minRows} rows are needed"), source) { Kind = DataProblemKind.NotEnoughData };
+        if (data.Rows < needed) throw TrainingRowChecks.TooFewRows(data.Rows, source);
         CheckRows(data.AsSpan(), data.Columns, domain, source);
     }
 

@@ -24,9 +24,6 @@ namespace Microsoft.ML.DeepDensity.Transforms
             IProgress<TrainingProgress> progress, CancellationToken cancellationToken)
             => DeepGmmModel.Fit(data, options, validation, streaming, progress, cancellationToken);
 
-        /// <inheritdoc/>
-        protected override string? TrainingDataWarning(DeepGmmOptions options, long rows, int dimension) => DeepGmmOptions.FewRowsWarning(rows, dimension);
-
         /// <summary>The engine's streamed Fit needs the exact E-step and the L-BFGS M-step; said here, naming the setting,
         /// when the estimator is created (it used to be a NotSupportedException from the engine, after the upstream
         /// stages had read the whole view).</summary>

@@ -195,8 +195,9 @@ public class InputValidationChecks
     }
 
     /// <summary>
-    /// Documented: a single training row fits (no validation split, the row's columns count as constant) and scores
-    /// finite values, unless the case declares a larger minimum, which must then be enforced with a clear exception.
+    /// Documented: fewer rows than the case's minimum (every row family's, 2, by default) are refused with a clear
+    /// exception; a case declaring 1 fits a single row (no validation split, the row's columns count as constant) and
+    /// scores finite values.
     /// </summary>
     [Theory, MemberData(nameof(ModelCases.Names), MemberType = typeof(ModelCases))]
     public void SingleRowFitsAndScoresFiniteOrIsRejected(string name)

@@ -170,9 +170,10 @@ public sealed record ModelCase(
     /// <summary>Rows of the standard training set. Default 200.</summary>
     public int TrainingRows { get; init; } = 200;
 
-    /// <summary>Fewest rows the model trains on; fewer must give <see cref="DataValidationException"/>. Default 1
-    /// (a single row trains and scores finite values).</summary>
-    public int MinimumTrainingRows { get; init; } = 1;
+    /// <summary>Fewest rows the model trains on; fewer must give <see cref="DataValidationException"/>. Default
+    /// <see cref="TrainingRowChecks.MinimumRows"/> (2), every row family's minimum; a model of one's own may declare 1
+    /// (a single row then trains and scores finite values).</summary>
+    public int MinimumTrainingRows { get; init; } = TrainingRowChecks.MinimumRows;
 
     /// <summary>A row's log-density and standard error are the same bits alone and in any batch
     /// (<see cref="BatchInvarianceChecks"/>). Default true; false skips those checks (only for a model whose estimate

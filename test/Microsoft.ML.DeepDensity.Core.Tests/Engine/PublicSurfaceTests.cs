@@ -38,6 +38,7 @@ public class PublicSurfaceTests
         "Data.DataValidationException",
         "Data.RowMatrix",
         "Data.SequenceBatch",
+        "Data.TrainingRowChecks",
 
         // IWAE's and NVIL's shared base (their Bound/AverageBound/WithEvaluation) and options base, and the documented
         // importance-sampling estimator (docs/engine.md, docs/adding-a-model.md).

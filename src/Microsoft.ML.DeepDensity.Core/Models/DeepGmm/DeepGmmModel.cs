@@ -65,7 +65,7 @@ public sealed partial class DeepGmmModel : DensityModel
         // Before the data is read, copied or checked: a model no file could hold is known from the options and the width.
         ArgumentNullException.ThrowIfNull(data);
         options.PredictModelSize(data.Columns).EnsureFitsAFile();
-        DataValidation.CheckTrainingData(data, InputDomain.Real, DataValidation.TrainingData, minRows: 2);
+        DataValidation.CheckTrainingData(data, InputDomain.Real, DataValidation.TrainingData);
         if (validation is not null) DataValidation.CheckTrainingData(validation, InputDomain.Real, DataValidation.ValidationData, data.Columns);
         int d = data.Columns;
         // The preparation observes the token as it goes (every run of rows, Preparation), as EM does.

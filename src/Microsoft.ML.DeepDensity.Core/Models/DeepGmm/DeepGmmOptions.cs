@@ -329,8 +329,8 @@ public sealed class DeepGmmOptions : Persistence.IModelSizeOptions
     /// 2,000 columns trained 16–24 s an M-step to +12,227 nats a training row and −8.8e8 a validation row, without a word.
     /// </summary>
     public static string? FewRowsWarning(long rows, int columns)
-        // A single row is refused (at least 2 are needed), not warned about.
-        => rows > columns || rows < 2 ? null : string.Create(System.Globalization.CultureInfo.InvariantCulture,
+        // Every family's rule (a single row is refused, not warned about), in the Deep GMM's terms.
+        => Data.TrainingRowChecks.FewRowsWarning(rows, columns) is null ? null : string.Create(System.Globalization.CultureInfo.InvariantCulture,
             $"{rows:N0} training rows for {columns:N0} columns") + ": with no more rows than columns every node's covariance is the " +
             "ridge in most directions, so a Deep GMM fits its training rows and scores new rows far lower (docs/models/deep-gmm.md, " +
             "\"More columns than rows\"), and each EM iteration costs O(N·D³); project the columns to fewer than the rows first " +

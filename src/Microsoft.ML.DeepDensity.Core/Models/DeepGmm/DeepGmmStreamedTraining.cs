@@ -34,7 +34,7 @@ public sealed partial class DeepGmmModel
         var x = RowStream.Map(train, (rows, n, _) => standardizer.Forward(rows, rows, n));
         var xValid = valid is null ? null : RowStream.Map(valid, (rows, n, _) => standardizer.Forward(rows, rows, n));
         var (columnVariance, rowCount) = DeepGmmTrainer.ColumnVariances(x, cancellationToken);
-        if (rowCount < 2) throw new DataValidationException(-1, -1, FormattableString.Invariant($"the data has {rowCount} training row{(rowCount == 1 ? "" : "s")}; at least 2 training rows are needed"), DataValidation.TrainingData) { Kind = DataProblemKind.NotEnoughData };
+        TrainingRowChecks.CheckStreamedRowCount(rowCount);
         var sample = RowStream.Sample(x, streaming.SampleRows, new RandomStream(options.Seed).Fork(0x5A3B1E), cancellationToken);
         // The pretrained top layer keeps its best pretraining iteration on validation, as in memory; without the validation
         // rows it would keep the last one (hard EM need not improve validation every iteration), so a streamed run with a

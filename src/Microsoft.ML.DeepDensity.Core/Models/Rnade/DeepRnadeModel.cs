@@ -111,7 +111,7 @@ public sealed class DeepRnadeModel : DensityModel
         var modelTrain = RowStream.Map(train, (rows, n, _) => standardizer.Forward(rows, rows, n));
         var modelValid = valid is null ? null : RowStream.Map(valid, (rows, n, _) => standardizer.Forward(rows, rows, n));
         var sample = RowStream.Sample(modelTrain, streaming.SampleRows, new RandomStream(options.Seed).Fork(0x5A3B1E), cancellationToken);
-        if (sample.Rows == 0) throw DataValidation.NoRowsIn(DataValidation.TrainingData);
+        if (sample.Rows < Math.Max(2, streaming.SampleRows)) TrainingRowChecks.CheckStreamedRowCount(sample.Rows); // the sample is the whole stream
         return UnscorableValidation.NamingUserRows(() => Train(options, d, firstOrder, standardizer, sample, new StreamingTrainingData(modelTrain, streaming),
             modelValid is null ? null : new StreamingTrainingData(modelValid, streaming), progress, cancellationToken), validation, options.ValidationFraction, options.Seed);
     }

@@ -109,7 +109,7 @@ public sealed class RnadeModel : DensityModel
         var modelTrain = RowStream.Map(permutedTrain, (rows, n, _) => standardizer.Forward(rows, rows, n));
         var modelValid = valid is null ? null : RowStream.Map(RowStream.Map(valid, Permuter(order)), (rows, n, _) => standardizer.Forward(rows, rows, n));
         var sample = RowStream.Sample(modelTrain, streaming.SampleRows, new RandomStream(options.Seed).Fork(0x5A3B1E), cancellationToken);
-        if (sample.Rows == 0) throw DataValidation.NoRowsIn(DataValidation.TrainingData);
+        if (sample.Rows < Math.Max(2, streaming.SampleRows)) TrainingRowChecks.CheckStreamedRowCount(sample.Rows); // the sample is the whole stream
 
         var network = new RnadeNetwork(d, options.HiddenUnits, options.Components, options.Activation);
         network.Initialize(new RandomStream(options.Seed).Fork(0x1A17), ColumnQuantiles(sample, options.Components));
