@@ -132,14 +132,26 @@ public static class TrainingRowChecks
         {
             int end = start + 1;
             while (end < n && hashes[end] == hashes[start]) end++;
-            // Rows of one hash: a row equal (bit for bit) to an earlier row of the run is a copy.
-            for (int j = start + 1; j < end; j++)
-                for (int k = start; k < j; k++)
-                    if (SameBits(data.Row(order[j]), data.Row(order[k]))) { copies++; break; }
+            // Rows of one hash: a row equal (bit for bit) to one of the run's distinct rows so far is a copy. Distinct rows
+            // sharing a hash are collisions, a handful at most in real data; rows made to collide (the hash is not
+            // cryptographic) could make this quadratic, so a run stops looking past MaxDistinctPerHash distinct rows and
+            // counts its other rows as distinct (the warning can only be missed, never given wrongly).
+            var distinct = new List<int>(1) { order[start] };
+            for (int j = start + 1; j < end && distinct.Count <= MaxDistinctPerHash; j++)
+            {
+                bool copy = false;
+                foreach (int k in distinct)
+                    if (SameBits(data.Row(order[j]), data.Row(k))) { copy = true; break; }
+                if (copy) copies++;
+                else distinct.Add(order[j]);
+            }
             start = end;
         }
         return copies;
     }
+
+    /// <summary>Distinct rows of one hash compared at most (see <see cref="CountDuplicateRows"/>).</summary>
+    private const int MaxDistinctPerHash = 32;
 
     private static bool AllBinary(RowMatrix data)
     {
