@@ -14,8 +14,8 @@ public enum DensityThresholdRows
     /// density model scores its training rows better than new rows of the same distribution, so a threshold set on them
     /// flags far more than Contamination of new normal rows; one set on held-out rows flags about Contamination of them.
     /// When those rows are fewer than max(20, ⌈1 / Contamination⌉) (too few for any row to lie above the empirical
-    /// quantile) but at least 10, the threshold is a normal approximation of their scores' quantile, mean + z · sd, and
-    /// never below their largest score. Below 10 (or always with Contamination 0) the training rows set it, as with
+    /// quantile) but at least 10, the threshold is the normal prediction bound of their scores, mean + t · √(1 + 1/n) · sd
+    /// (Student's t quantile for n − 1 degrees of freedom), and never below their largest score. Below 10 (or always with Contamination 0) the training rows set it, as with
     /// <see cref="Training"/>, and Fit logs a warning.</summary>
     HeldOut = 0,
 
@@ -119,19 +119,27 @@ internal static class AnomalyThreshold
         if (n >= quantile) return new(set, false, Count(n, kind, unit), null);
         if (contamination > 0 && n >= MinimumTailRows)
             return new(set, true, Count(n, kind, unit) + string.Create(CultureInfo.InvariantCulture,
-                $" by a normal approximation of their scores (mean + {Z(contamination):F3} sd, at least their largest; the empirical quantile needs {quantile})"), null);
+                $" by a normal approximation of their scores (mean + {TailFactor(contamination, n):F3} sd, at least their largest; the empirical quantile needs {quantile})"), null);
         return new(ThresholdSet.Training, false, TooFew(training, n, kind, quantile, contamination, unit),
             contamination > 0 ? new ThresholdFallback(training, n, kind, unit, contamination, quantile) : null);
     }
 
-    /// <summary>z of the (1 − contamination) quantile of the standard normal distribution.</summary>
-    internal static double Z(double contamination) => MathNet.Numerics.Distributions.Normal.InvCDF(0, 1, 1 - contamination);
+    /// <summary>
+    /// The multiple of the sample standard deviation that, added to the mean of <paramref name="n"/> scores, bounds a new
+    /// score from the same normal distribution with probability 1 − <paramref name="contamination"/>: Student's t quantile
+    /// with n − 1 degrees of freedom times √(1 + 1/n), the normal prediction bound. The plain normal quantile z (2.326 at
+    /// 0.01) ignores that the mean and sd are themselves estimated from few scores and sets the bound too low for them:
+    /// 2.959 is the exact factor for 10 scores, 2.480 for 34.
+    /// </summary>
+    internal static double TailFactor(double contamination, long n)
+        => MathNet.Numerics.Distributions.StudentT.InvCDF(0, 1, n - 1, 1 - contamination) * Math.Sqrt(1 + 1.0 / n);
 
     /// <summary>
     /// The tail estimate of the (1 − contamination) quantile of the scores of <paramref name="scores"/>' distribution,
     /// for too few scores for the empirical quantile (which is then their maximum and flags about 1/(n + 1) of new
-    /// rows, not the contamination): mean + z · sd (the sample standard deviation), a normal approximation, but never
-    /// below the largest score, which guards a heavier tail than the normal's (negative log-densities are skewed right).
+    /// rows, not the contamination): mean + <see cref="TailFactor"/> · sd (the sample standard deviation), the normal
+    /// prediction bound, but never below the largest score, which guards a heavier tail than the normal's (negative
+    /// log-densities are skewed right).
     /// </summary>
     internal static float TailThreshold(float[] scores, double contamination)
     {
@@ -141,7 +149,7 @@ internal static class AnomalyThreshold
         double mean = sum / scores.Length, squares = 0;
         foreach (float s in scores) squares += (s - mean) * (s - mean);
         double sd = scores.Length > 1 ? Math.Sqrt(squares / (scores.Length - 1)) : 0;
-        return (float)Math.Max(mean + Z(contamination) * sd, max);
+        return (float)Math.Max(scores.Length > 1 ? mean + TailFactor(contamination, scores.Length) * sd : mean, max);
     }
 
     /// <summary>Throws when <paramref name="choice"/> is not a <see cref="DensityThresholdRows"/> value (every estimator's Validate).</summary>

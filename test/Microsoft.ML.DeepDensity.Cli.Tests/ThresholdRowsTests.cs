@@ -39,7 +39,7 @@ public class ThresholdRowsTests : IDisposable
         // Too few held-out rows for the empirical quantile (10 of 100 at 0.05, fewer than 20): their normal approximation.
         // It used to be the training rows, which flagged 5–51 % of new normal rows of a trial's small tables at 0.01.
         Fit(_h.Blob("small.csv", 100), _h.PathOf("s.zip"));
-        Assert.EndsWith("quantile of 10 held-out rows by a normal approximation of their scores (mean + 1.645 sd, at least their largest; " +
+        Assert.EndsWith("quantile of 10 held-out rows by a normal approximation of their scores (mean + 1.923 sd, at least their largest; " +
                         "the empirical quantile needs 20).", _lines[^1].TrimEnd());
         Assert.DoesNotContain("warning", _stderr[^1], StringComparison.Ordinal);
         // Fewer than 10 (9 of 90): the training rows, and a warning on stderr says what to expect and what to do.

@@ -177,7 +177,7 @@ public class HeldOutThresholdTests(ITestOutputHelper output)
     [Theory]
     [InlineData(300, 0.05, DensityThresholdRows.HeldOut, "from 60 held-out rows (contamination 0.05;")]
     [InlineData(300, 0.05, DensityThresholdRows.Training, "from 300 training rows (contamination 0.05;")]
-    [InlineData(95, 0.05, DensityThresholdRows.HeldOut, "from 19 held-out rows by a normal approximation of their scores (mean + 1.645 sd, at least their largest; the empirical quantile needs 20) (contamination 0.05;")]
+    [InlineData(95, 0.05, DensityThresholdRows.HeldOut, "from 19 held-out rows by a normal approximation of their scores (mean + 1.779 sd, at least their largest; the empirical quantile needs 20) (contamination 0.05;")]
     [InlineData(45, 0.05, DensityThresholdRows.HeldOut, "from 45 training rows (9 held-out rows, fewer than the 10 a held-out threshold needs) (contamination 0.05;")]
     [InlineData(300, 0.0, DensityThresholdRows.HeldOut, "from 300 training rows (contamination 0: the largest training score) (contamination 0;")]
     public void TheLogSaysWhichRowsSetTheThreshold(int rows, double contamination, DensityThresholdRows choice, string expected)

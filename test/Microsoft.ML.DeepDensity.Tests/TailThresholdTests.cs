@@ -18,35 +18,41 @@ namespace Microsoft.ML.DeepDensity.Tests;
 [Collection(EngineSettingsCollection.Name)] // sets the engine's thread count
 public class TailThresholdTests(ITestOutputHelper output)
 {
+    /// <summary>Student's t quantile times √(1 + 1/n), from scipy.stats.t.ppf (MathNet's InvCDF agrees to about 1e-9): the normal prediction bound's factor,
+    /// above the plain normal quantile z (2.326 at 0.01, 1.645 at 0.05) and nearing it as n grows.</summary>
     [Fact]
-    public void TheNormalQuantilesZAreTheKnownValues()
+    public void TheTailFactorsAreTheKnownValues()
     {
-        Assert.Equal(2.3263478740408408, Z(0.01), 1e-12);
-        Assert.Equal(1.6448536269514722, Z(0.05), 1e-12);
-        Assert.Equal(1.2815515655446004, Z(0.1), 1e-12);
-        Assert.Equal(0.0, Z(0.5), 1e-12);
+        Assert.Equal(2.959149058520434, TailFactor(0.01, 10), 1e-6);
+        Assert.Equal(2.4804865140644146, TailFactor(0.01, 34), 1e-6);
+        Assert.Equal(1.7791117215282977, TailFactor(0.05, 19), 1e-6);
+        Assert.Equal(1.4505327781038433, TailFactor(0.1, 10), 1e-6);
+        Assert.Equal(0.0, TailFactor(0.5, 10), 1e-6);
+        Assert.InRange(TailFactor(0.01, 100_000), 2.3263, 2.3265);
     }
 
-    /// <summary>1…10: mean 5.5, sample sd √(82.5 / 9) = 3.0277: the normal quantile is above the largest score.</summary>
+    /// <summary>1…10: mean 5.5, sample sd √(82.5 / 9) = 3.0277: the prediction bound is above the largest score.</summary>
     [Fact]
-    public void TheTailEstimateIsMeanPlusZStandardDeviations()
+    public void TheTailEstimateIsMeanPlusTheFactorTimesTheStandardDeviation()
     {
         var scores = Enumerable.Range(1, 10).Select(i => (float)i).ToArray();
         double sd = Math.Sqrt(82.5 / 9);
-        Assert.Equal((float)(5.5 + 2.3263478740408408 * sd), TailThreshold(scores, 0.01));
-        Assert.Equal((float)(5.5 + 1.6448536269514722 * sd), TailThreshold(scores, 0.05));
-        Assert.Equal(12.5434f, TailThreshold(scores, 0.01), 3);
+        Assert.Equal((float)(5.5 + TailFactor(0.01, 10) * sd), TailThreshold(scores, 0.01));
+        Assert.Equal((float)(5.5 + TailFactor(0.05, 10) * sd), TailThreshold(scores, 0.05));
+        Assert.Equal(14.4594f, TailThreshold(scores, 0.01), 3);
     }
 
-    /// <summary>Nine scores of 0 and one of 100 (mean 10, sd 31.6): mean + 2.33 sd = 83.6, below the largest score,
-    /// which is the threshold (a heavy tail: the normal approximation would flag a score as high as a held-out row's).</summary>
+    /// <summary>Nine scores of 0 and one of 100 (mean 10, sd 31.6): at 0.1 mean + 1.45 sd = 55.9 and at 0.5 the mean,
+    /// both below the largest score, which is then the threshold (a heavy tail: the normal bound alone would flag a
+    /// score as high as a held-out row's); at 0.01 mean + 2.96 sd = 103.6, above it.</summary>
     [Fact]
     public void TheTailEstimateIsNeverBelowTheLargestScore()
     {
         var scores = new float[10];
         scores[3] = 100;
-        Assert.Equal(100f, TailThreshold(scores, 0.01));
-        Assert.Equal(100f, TailThreshold(scores, 0.5));   // z = 0: the mean, 10, and so the largest score
+        Assert.Equal(100f, TailThreshold(scores, 0.1));
+        Assert.Equal(100f, TailThreshold(scores, 0.5));   // factor 0: the mean, 10, and so the largest score
+        Assert.Equal(103.58f, TailThreshold(scores, 0.01), 2);
         var equal = Enumerable.Repeat(7f, 12).ToArray();
         Assert.Equal(7f, TailThreshold(equal, 0.01));
     }
@@ -65,7 +71,7 @@ public class TailThresholdTests(ITestOutputHelper output)
         var tail = Choose(DensityThresholdRows.HeldOut, 0.01, 106, null, 10);
         Assert.Equal((ThresholdSet.HeldOut, true), (tail.Set, tail.Tail));
         Assert.Null(tail.Fallback);
-        Assert.Equal("10 held-out rows by a normal approximation of their scores (mean + 2.326 sd, at least their largest; " +
+        Assert.Equal("10 held-out rows by a normal approximation of their scores (mean + 2.959 sd, at least their largest; " +
                      "the empirical quantile needs 100)", tail.Description);
         Assert.Equal(TailThreshold(scores[..10], 0.01), tail.Threshold(scores[..10], 0.01));
         Assert.Equal(ThresholdSet.Validation, Choose(DensityThresholdRows.HeldOut, 0.01, 106, 12, 0).Set);
