@@ -167,6 +167,34 @@ public class InterruptTests : IDisposable
         Assert.Empty(Directory.GetFiles(_h.Dir, "*.tmp"));
     }
 
+    /// <summary>
+    /// How the tests start ddml (then add "ddml.dll" and its arguments): <c>dotnet</c>, through coreutils'
+    /// <c>env --default-signal=INT</c> when this process ignores SIGINT. A shell without job control starts a background
+    /// command (<c>bash .ci/run &amp;</c>, <c>nohup</c>) with SIGINT and SIGQUIT ignored, every process below it inherits
+    /// that, and the runtime keeps an ignored SIGINT ignored: these tests then saw a ddml that never heard the signal
+    /// (fit ran to the end, score "did not end after SIGINT") on a tree that was right. A user's own background ddml is
+    /// left as the shell started it; only the tests restore the default, to test what a terminal's Ctrl+C does.
+    /// </summary>
+    private static ProcessStartInfo DdmlProcess()
+    {
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        if (SigintIgnoredHere.Value)
+        {
+            psi.FileName = "env";
+            psi.ArgumentList.Add("--default-signal=INT");
+            psi.ArgumentList.Add("dotnet");
+        }
+        return psi;
+    }
+
+    /// <summary>Whether this process ignores SIGINT (bit 2 of SigIgn in /proc/self/status).</summary>
+    private static readonly Lazy<bool> SigintIgnoredHere = new(() =>
+    {
+        if (!File.Exists("/proc/self/status")) return false;
+        var line = File.ReadLines("/proc/self/status").FirstOrDefault(l => l.StartsWith("SigIgn:", StringComparison.Ordinal));
+        return line is not null && (Convert.ToUInt64(line["SigIgn:".Length..].Trim(), 16) & 2UL) != 0;
+    });
+
     private (int Exit, string Zip, string Stdout) InterruptRealProcess(string signal = "INT")
     {
         // 20,000 rows and 64 hidden units make an epoch tens of milliseconds: on a loaded machine the signal can take seconds
@@ -174,7 +202,7 @@ public class InterruptTests : IDisposable
         var train = _h.Blob("train.csv", 20_000);
         var zip = _h.PathOf("m.zip");
         var tool = Path.Combine(AppContext.BaseDirectory, "ddml.dll");
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        var psi = DdmlProcess();
         // x3 = b − a + 1 is a linear function of x1 and x2 (CliHarness.Blob): with it the normal rows lie on a plane, the
         // likelihood is unbounded and, at ~3 ms an epoch on a quiet machine, the run can end in divergence before the
         // signal lands. Without x3 the density is proper and the run is still training when SIGINT arrives.
@@ -214,7 +242,7 @@ public class InterruptTests : IDisposable
     /// error; the command must still be running at the signal and must end within 30 s of it.</summary>
     private static async Task<(int Exit, string Err)> SigintWhen(string what, Func<Process, bool> ready, int pollMs, params string[] args)
     {
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        var psi = DdmlProcess();
         psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "ddml.dll"));
         foreach (var a in args) psi.ArgumentList.Add(a);
         using var p = Process.Start(psi)!;
